@@ -1,0 +1,65 @@
+"""The ``dcediff`` command: one subcommand per module in :mod:`DCEDiffLib.commands`.
+
+Every subcommand module defines ``register(subparsers)``, which adds its parser and sets ``func`` (a callable
+taking the parsed arguments and returning an exit code). Errors DCEDiff raises on purpose end with one line
+``dcediff <command>: error: <message>`` on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+from DCEDiffLib.errors import CancelledError, DCEDiffError
+
+# Order = order in --help.
+COMMAND_MODULES = ("demo", "synthesize", "preprocess", "phantom", "train", "evaluate", "benchmark")
+
+EXIT_ERROR = 2
+EXIT_CANCELLED = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every available subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="dcediff",
+        description="Synthesize early/late prostate DCE-MRI from T2W, PD, ADC and T1-pre (DCE-diff).")
+    from DCEDiffLib import __version__
+
+    parser.add_argument("--version", action="version", version=f"dcediff {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"DCEDiffLib.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"DCEDiffLib.commands.{name}":
+                continue  # command not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``dcediff`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        return int(args.func(args) or 0)
+    except CancelledError as exc:
+        print(f"dcediff {args.command}: cancelled: {exc}", file=sys.stderr)
+        return EXIT_CANCELLED
+    except DCEDiffError as exc:
+        print(f"dcediff {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"dcediff {args.command}: interrupted; no partial output was kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the dcediff command line tool."""

