@@ -1,0 +1,146 @@
+"""Tables (aggregation, metrics.json/.csv/.md) and the report PNG."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from DCEDiffLib.errors import InputError
+from DCEDiffLib.evaluation.case_evaluation import evaluate_case
+from DCEDiffLib.evaluation.report_figure import write_report_png
+from DCEDiffLib.evaluation.tables import aggregate, format_stat, write_metrics
+
+LEGEND = {"background": 0, "peripheral_zone": 7, "transition_zone": 8, "lesion": 9}
+
+
+def case_arrays(seed=0, K=4, H=40, W=40):
+    rng = np.random.default_rng(seed)
+    k, j, i = np.mgrid[0:K, 0:H, 0:W]
+    body = ((j - H / 2) / (0.42 * H)) ** 2 + ((i - W / 2) / (0.45 * W)) ** 2 <= 1
+    gland = ((j - H / 2) / 8.0) ** 2 + ((i - W / 2) / 9.0) ** 2 <= 1
+    lesion = gland & ((j - H / 2 - 5) ** 2 + (i - W / 2 - 2) ** 2 <= 4)
+    labels = (7 * gland + 2 * lesion).astype(np.int16)
+    labels[gland & (np.abs(j - H / 2) < 3)] = 8
+    labels[lesion] = 9
+    t1 = np.where(body, 300.0, 4.0) + 40 * gland + rng.normal(0, 5, (K, H, W))
+    early = t1 + 60.0 * gland + 100.0 * lesion + rng.normal(0, 5, (K, H, W))
+    late = t1 + 140.0 * gland + 40.0 * lesion + rng.normal(0, 5, (K, H, W))
+    inputs = {"t2w": np.where(body, 400.0, 3.0) - 200 * lesion + rng.normal(0, 10, (K, H, W)),
+              "pd": np.where(body, 700.0, 5.0) + rng.normal(0, 10, (K, H, W)),
+              "adc": np.where(body, 1500.0, 0.0) - 700 * lesion, "t1pre": t1}
+    f32 = lambda a: np.abs(a).astype(np.float32)  # noqa: E731
+    return ({m: f32(v) for m, v in inputs.items()}, {"early": f32(early), "late": f32(late)}, labels)
+
+
+def test_aggregate_mean_std_and_counts_on_known_values():
+    cases = [{"early": {"whole": {"psnr": 10.0, "mae": 0.1}}, "notes": ["x"], "info": {"voxels": 5}},
+             {"early": {"whole": {"psnr": 20.0, "mae": None}}, "notes": []},
+             {"early": {"whole": {"psnr": 30.0, "mae": 0.3}}},
+             {"early": {"whole": {"psnr": "inf", "mae": 0.0}}}]
+    summary = aggregate(cases)
+    psnr = summary["early"]["whole"]["psnr"]
+    assert psnr["mean"] == pytest.approx(20.0) and psnr["std"] == pytest.approx(math.sqrt(200 / 3))
+    assert (psnr["n"], psnr["n_none"], psnr["n_inf"]) == (3, 0, 1)
+    mae = summary["early"]["whole"]["mae"]
+    assert mae["mean"] == pytest.approx(0.4 / 3) and (mae["n"], mae["n_none"]) == (3, 1)
+    assert summary["n_cases"] == 4 and "info" not in summary and "notes" not in summary
+    assert format_stat(psnr, 2) == "20.00 ± 8.16 (1 perfect (∞))"
+    assert format_stat({"mean": None, "std": None, "n": 0, "n_none": 2, "n_inf": 0}) == "undefined"
+    with pytest.raises(InputError):
+        aggregate({"not": "a list"})
+
+
+@pytest.fixture(scope="module")
+def evaluated():
+    """Per-method case results for two cases: a noisy 'model', the identity baseline, a perfect prediction."""
+    from DCEDiffLib.evaluation.baselines import identity_baseline
+
+    results = {"model": [], "identity": [], "perfect": []}
+    for seed in (0, 1):
+        inputs, acquired, labels = case_arrays(seed)
+        rng = np.random.default_rng(seed + 10)
+        noisy = {t: (v + rng.normal(0, 15, v.shape)).astype(np.float32) for t, v in acquired.items()}
+        identity = identity_baseline(inputs["t1pre"], acquired["early"])
+        for method, prediction in (("model", noisy), ("identity", {"early": identity, "late": identity}),
+                                   ("perfect", acquired)):
+            row = evaluate_case(prediction, acquired, inputs["t1pre"], labels, LEGEND)
+            row["case"] = f"case{seed}"
+            results[method].append(row)
+    return results
+
+
+def test_write_metrics_writes_json_csv_and_markdown(tmp_path, evaluated):
+    meta = {"model": "tiny.safetensors", "sampler": "dpmpp", "steps": 20, "seed": 0, "not_json": tmp_path,
+            "fid": {"model": {"early": {"fid": 12.5, "kid": {"mean": 0.004, "std": 0.001}, "slices": 8}},
+                    "identity": {"early": {"fid": 30.25, "kid": {"mean": 0.02, "std": 0.002}, "slices": 8}}}}
+    paths = write_metrics(tmp_path / "eval", evaluated, meta)
+    assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == ["metrics.csv", "metrics.json", "metrics.md"]
+
+    def refuse_constant(name):
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    document = json.loads(paths["json"].read_text(), parse_constant=refuse_constant)
+    assert set(document) >= {"meta", "legend", "summary", "cases"}
+    assert document["cases"]["perfect"][0]["early"]["whole"]["psnr"] == "inf"
+    assert document["summary"]["perfect"]["early"]["whole"]["psnr"]["n_inf"] == 2
+    assert document["summary"]["identity"]["early"]["enhancement"]["body"]["pearson"]["n_none"] == 2
+    expected_psnr = np.mean([c["early"]["whole"]["psnr"] for c in evaluated["model"]])
+    assert document["summary"]["model"]["early"]["whole"]["psnr"]["mean"] == pytest.approx(expected_psnr)
+    assert document["meta"]["not_json"] == str(tmp_path)
+
+    with open(paths["csv"], newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and set(rows[0]) == {"method", "case", "target", "group", "region", "metric", "value", "note"}
+    first = evaluated["model"][0]["early"]["whole"]["psnr"]
+    match = [r for r in rows if (r["method"], r["case"], r["target"], r["group"], r["region"], r["metric"])
+             == ("model", "case0", "early", "image", "whole", "psnr")]
+    assert len(match) == 1 and float(match[0]["value"]) == pytest.approx(first)
+    perfect = [r for r in rows if r["method"] == "perfect" and r["metric"] == "psnr" and r["group"] == "image"]
+    assert perfect and all(r["value"] == "inf" for r in perfect)
+    undefined = [r for r in rows if r["method"] == "identity" and r["metric"] == "pearson"]
+    assert undefined and all(r["value"] == "" and "no enhancement" in r["note"] for r in undefined)
+    keys = {(r["method"], r["case"], r["target"], r["group"], r["region"], r["metric"]) for r in rows}
+    assert len(keys) == len(rows)  # one row per method × case × target × region × metric
+
+    markdown = paths["md"].read_text()
+    for method in ("model", "identity", "perfect"):
+        assert f"| {method} |" in markdown
+    assert "| method | early PSNR (dB) | early SSIM | early MAE | late PSNR (dB) | late SSIM | late MAE |" in markdown
+    assert "| identity | early |" in markdown and "undefined" in markdown and "∞" in markdown
+    assert "12.50" in markdown and "4.00 ± 1.00" in markdown  # FID and KID ×10³
+    assert "## Legend" in markdown and "- **psnr**" in markdown and "- **cnr**" in markdown
+    assert not list((tmp_path / "eval").glob("*.partial*"))
+
+
+def test_report_png_is_written_and_not_blank(tmp_path):
+    import matplotlib.image
+
+    inputs, acquired, labels = case_arrays(3)
+    rng = np.random.default_rng(4)
+    synthetic = {t: (v + rng.normal(0, 10, v.shape)).astype(np.float32) for t, v in acquired.items()}
+    rows = [{"title": "best: case3", "inputs": inputs, "synthetic": synthetic, "acquired": acquired,
+             "labels": labels, "legend": LEGEND},
+            {"title": "synthesis only", "inputs": inputs, "synthetic": synthetic, "acquired": None,
+             "uncertainty": {t: np.abs(v - acquired[t]) for t, v in synthetic.items()}}]
+    path = write_report_png(tmp_path / "report.png", rows,
+                            provenance="generated by DCEDiff (model tiny, sampler dpmpp, 20 steps, seed 0)")
+    assert path.stat().st_size > 50_000
+    pixels = matplotlib.image.imread(path)
+    assert pixels.shape[0] > 800 and pixels.shape[1] > 1000
+    assert pixels[..., :3].std() > 0.05  # not a blank canvas
+    orange = np.all(np.abs(pixels[..., :3] - np.array([1.0, 159 / 255, 28 / 255])) < 0.02, axis=-1)
+    assert orange.sum() > 2000  # the SYNTHETIC header and labels are there
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+def test_report_rejects_mismatched_volumes(tmp_path):
+    inputs, acquired, _ = case_arrays(5)
+    bad = {"early": acquired["early"][:, :20], "late": acquired["late"]}
+    with pytest.raises(InputError, match="shape"):
+        write_report_png(tmp_path / "r.png", [{"title": "x", "inputs": inputs, "synthetic": bad, "acquired": None}])
+    with pytest.raises(InputError, match="inputs lack"):
+        write_report_png(tmp_path / "r.png", [{"title": "x", "inputs": {"t2w": inputs["t2w"]},
+                                               "synthetic": acquired}])
+    assert not (tmp_path / "r.png").exists()
