@@ -1,0 +1,163 @@
+"""Model files that are safe to load: weights in safetensors, a JSON model card, a SHA-256 tying them together.
+
+Nothing is unpickled and no code from a model file runs. Loading refuses, with a message naming the file: a
+missing file, a pickled checkpoint, a truncated or altered weights file, a card of another format, version or
+architecture, unknown card fields, modalities other than DCE-diff's, weights that do not fit the card, NaN/Inf.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Tuple
+
+import torch
+
+from DCEDiffLib.atomic import atomic_path, write_text_atomic
+from DCEDiffLib.errors import ModelFileError
+from DCEDiffLib.modalities import INPUT_MODALITIES, TARGET_MODALITIES
+
+FORMAT_NAME = "dcediff-model"
+FORMAT_VERSION = 1
+ARCHITECTURE_NAME = "palette-guided-unet"
+REQUIRED_FIELDS = {"format", "format_version", "architecture", "objective", "schedules", "conditions", "targets",
+                   "normalization", "weights_sha256"}
+OPTIONAL_FIELDS = {"channel_meaning", "working_grid", "training", "metrics", "created_by", "description"}
+PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol ≥2, zip (torch.save)
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A network in eval mode with its card and the weights path."""
+
+    network: torch.nn.Module
+    card: dict
+    path: Path
+
+
+def model_paths(path: os.PathLike) -> Tuple[Path, Path]:
+    """(weights, card) paths from the .safetensors, the .json or the common stem."""
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
+    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_model(network: torch.nn.Module, card: dict, path: os.PathLike) -> Tuple[Path, Path]:
+    """Write weights and card atomically; the card gets the weights' SHA-256. Returns (weights, card) paths."""
+    from safetensors.torch import save_file
+
+    weights_path, card_path = model_paths(path)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+    with atomic_path(weights_path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT_NAME})
+        digest = sha256_of(tmp)
+    card = dict(card, weights_sha256=digest)
+    check_card(card, card_path)
+    write_text_atomic(card_path, json.dumps(card, indent=2))
+    return weights_path, card_path
+
+
+def check_card(card: dict, where: Path) -> None:
+    """Refuse a card that is not a DCEDiff model card of this version and architecture."""
+    if not isinstance(card, dict):
+        raise ModelFileError(f"model card {where}: expected a JSON object")
+    if card.get("format") != FORMAT_NAME:
+        raise ModelFileError(f"model card {where}: format {card.get('format')!r}; expected {FORMAT_NAME!r}")
+    if card.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"model card {where}: format_version {card.get('format_version')!r}; this DCEDiff "
+                             f"reads version {FORMAT_VERSION}")
+    missing = REQUIRED_FIELDS - set(card)
+    if missing:
+        raise ModelFileError(f"model card {where}: missing field(s) {sorted(missing)}")
+    unknown = set(card) - REQUIRED_FIELDS - OPTIONAL_FIELDS
+    if unknown:
+        raise ModelFileError(f"model card {where}: unknown field(s) {sorted(unknown)}; refusing a card this "
+                             "version does not understand")
+    arch = card["architecture"]
+    if not isinstance(arch, dict) or arch.get("name") != ARCHITECTURE_NAME or not isinstance(arch.get("config"), dict):
+        raise ModelFileError(f"model card {where}: architecture {arch.get('name') if isinstance(arch, dict) else arch!r}"
+                             f"; expected {ARCHITECTURE_NAME!r} with a network config")
+    if card["objective"] not in ("diffusion", "regression"):
+        raise ModelFileError(f"model card {where}: objective {card['objective']!r}; expected diffusion or regression")
+    conditions = card["conditions"]
+    if (not isinstance(conditions, list) or not conditions or len(set(conditions)) != len(conditions)
+            or any(m not in INPUT_MODALITIES for m in conditions)
+            or conditions != sorted(conditions, key=INPUT_MODALITIES.index)):
+        raise ModelFileError(f"model card {where}: conditions {conditions!r}; expected a subset of "
+                             f"{list(INPUT_MODALITIES)} in that order")
+    if card["targets"] != list(TARGET_MODALITIES):
+        raise ModelFileError(f"model card {where}: targets {card['targets']!r}; expected {list(TARGET_MODALITIES)}")
+    config = arch["config"]
+    expected_in = len(conditions) + len(TARGET_MODALITIES)
+    if config.get("in_channels") != expected_in or config.get("out_channels") != len(TARGET_MODALITIES):
+        raise ModelFileError(f"model card {where}: network has {config.get('in_channels')} inputs/"
+                             f"{config.get('out_channels')} outputs; {len(conditions)} conditions need "
+                             f"{expected_in}/{len(TARGET_MODALITIES)}")
+
+
+def _read_card(card_path: Path) -> dict:
+    if not card_path.is_file():
+        raise ModelFileError(f"model card {card_path} is missing; a model is a .safetensors file plus its .json card")
+    try:
+        return json.loads(card_path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"model card {card_path} is not valid JSON ({exc})") from None
+
+
+def load_model(path: os.PathLike, device: str = "cpu") -> LoadedModel:
+    """Load and check a model (path: the .safetensors, the .json or the stem); returns it in eval mode."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from DCEDiffLib.diffusion.presets import build_network
+
+    weights_path, card_path = model_paths(path)
+    if not weights_path.is_file():
+        raise ModelFileError(f"model weights {weights_path} are missing")
+    with open(weights_path, "rb") as handle:
+        head = handle.read(4)
+    if head.startswith(PICKLE_MAGIC):
+        raise ModelFileError(f"model weights {weights_path}: this looks like a pickled PyTorch checkpoint; DCEDiff "
+                             "only loads safetensors + JSON model cards (nothing is unpickled)")
+    card = _read_card(card_path)
+    check_card(card, card_path)
+    digest = sha256_of(weights_path)
+    if digest != card["weights_sha256"]:
+        raise ModelFileError(f"model weights {weights_path}: SHA-256 {digest[:16]}… does not match the card's "
+                             f"{str(card['weights_sha256'])[:16]}…; the file was altered or belongs to another card")
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"model weights {weights_path} are corrupt or truncated ({exc})") from None
+    try:
+        network = build_network(card["architecture"]["config"])
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"model card {card_path}: network config cannot be built ({exc})") from None
+    expected = network.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise ModelFileError(f"model weights {weights_path} do not fit the card's architecture: "
+                             f"{len(missing)} missing tensors (e.g. {missing[:2]}), {len(unexpected)} unexpected "
+                             f"(e.g. {unexpected[:2]})")
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            raise ModelFileError(f"model weights {weights_path}: tensor {name} has shape {tuple(tensor.shape)}, "
+                                 f"the card's architecture needs {tuple(expected[name].shape)}")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ModelFileError(f"model weights {weights_path}: tensor {name} contains NaN or Inf values")
+    network.load_state_dict(tensors)
+    network.eval()
+    return LoadedModel(network.to(device), card, weights_path)

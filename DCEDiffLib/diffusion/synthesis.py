@@ -1,0 +1,147 @@
+"""A whole volume through a model: every slice (and every sample) in one sampler batch, chunked for memory.
+
+The sampler sees all K slices × S samples as one batch, so the noise it draws does not depend on the chunk size;
+the network is evaluated chunk by chunk under ``torch.inference_mode`` in channels_last layout, with bf16 autocast
+on CUDA (and on CPU only when asked for). On CUDA out-of-memory the chunk is halved, then the CPU takes over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from DCEDiffLib.diffusion.model_files import LoadedModel
+from DCEDiffLib.diffusion.objectives import predict_regression
+from DCEDiffLib.diffusion.samplers import sample, sampler_levels
+from DCEDiffLib.errors import InputError
+from DCEDiffLib.progress import check_cancel
+
+
+@dataclasses.dataclass
+class SynthesisResult:
+    """``mean`` (2, K, H, W) in [-1, 1]; ``std`` (2, K, H, W) over samples, or None for one sample."""
+
+    mean: np.ndarray
+    std: Optional[np.ndarray]
+    nfe: int
+    seconds: float
+    device: str
+    precision: str
+    notes: list = dataclasses.field(default_factory=list)
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' → CUDA when available, else CPU; 'cuda' without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("device cuda requested, but torch sees no CUDA GPU; use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"device {device!r}: expected auto, cpu or cuda")
+    return torch.device(device)
+
+
+def _precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if precision not in ("fp32", "bf16"):
+        raise InputError(f"precision {precision!r}: expected auto, fp32 or bf16")
+    return precision
+
+
+class _ChunkedNetwork:
+    """eps_fn over a big batch: concatenates the matching condition rows and runs the network chunk by chunk."""
+
+    def __init__(self, network, cond: torch.Tensor, chunk: int, precision: str, notes: list):
+        self.network, self.cond, self.chunk = network, cond, chunk
+        self.precision, self.notes = precision, notes
+
+    def _run(self, x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        device = x.device
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            out = self.network(x.contiguous(memory_format=torch.channels_last), gamma)
+        return out.float()
+
+    def __call__(self, y: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        start = 0
+        while start < y.shape[0]:
+            stop = min(start + self.chunk, y.shape[0])
+            x = torch.cat([self.cond[start:stop], y[start:stop]], dim=1)
+            try:
+                outputs.append(self._run(x, gamma[start:stop]))
+            except torch.cuda.OutOfMemoryError:
+                if self.chunk == 1:
+                    raise
+                torch.cuda.empty_cache()
+                self.chunk = max(1, self.chunk // 2)
+                self.notes.append(f"GPU out of memory: retrying with chunks of {self.chunk} slices")
+                continue
+            start = stop
+        return torch.cat(outputs)
+
+
+def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: str = "dpmpp", steps: int = 20,
+                      samples: int = 1, seed: int = 0, device: str = "auto", batch_size: Optional[int] = None,
+                      precision: str = "auto", progress: Optional[Callable[[int, int], None]] = None,
+                      should_cancel: Optional[Callable[[], bool]] = None) -> SynthesisResult:
+    """Synthesize early/late for a volume of conditions (C, K, H, W), normalised, in the card's channel order."""
+    conditions = np.asarray(conditions, dtype=np.float32)
+    expected = len(model.card["conditions"])
+    if conditions.ndim != 4 or conditions.shape[0] != expected:
+        raise InputError(f"conditions: expected shape ({expected}, K, H, W) for {model.card['conditions']}, "
+                         f"got {conditions.shape}")
+    if not np.isfinite(conditions).all():
+        raise InputError("conditions contain NaN or Inf values")
+    if samples < 1:
+        raise InputError(f"samples {samples}: expected 1 or more")
+    dev = resolve_device(device)
+    try:
+        return _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_size,
+                           _precision(precision, dev), progress, should_cancel, [])
+    except torch.cuda.OutOfMemoryError:
+        notes = ["GPU out of memory even with chunks of 1 slice: fell back to the CPU"]
+        torch.cuda.empty_cache()
+        return _synthesize(model, conditions, sampler, steps, samples, seed, torch.device("cpu"), batch_size,
+                           "fp32", progress, should_cancel, notes)
+
+
+def _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_size, precision, progress,
+                should_cancel, notes) -> SynthesisResult:
+    started = time.perf_counter()
+    network = model.network.to(dev).to(memory_format=torch.channels_last)
+    slices = conditions.shape[1]
+    cond = torch.from_numpy(np.ascontiguousarray(np.clip(conditions, -1, 1).transpose(1, 0, 2, 3))).to(dev)
+    cond = cond.repeat(samples, 1, 1, 1)  # (S*K, C, H, W), sample-major
+    chunk = batch_size or (64 if dev.type == "cuda" else 16)
+    eps_fn = _ChunkedNetwork(network, cond, chunk, precision, notes)
+    shape = (cond.shape[0], len(model.card["targets"])) + tuple(cond.shape[2:])
+    with torch.inference_mode():
+        if model.card.get("objective", "diffusion") == "regression":
+            check_cancel(should_cancel)
+            outputs = []
+            for start in range(0, cond.shape[0], chunk):
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    outputs.append(predict_regression(network, cond[start:start + chunk]).float())
+            y0 = torch.cat(outputs).clamp(-1, 1)
+            nfe = 1
+            if progress is not None:
+                progress(1, 1)
+        else:
+            total = len(sampler_levels(sampler, steps))
+
+            def callback(info):
+                if progress is not None:
+                    progress(info["step"], total)
+
+            y0 = sample(eps_fn, shape, sampler=sampler, steps=steps, seed=seed, callback=callback,
+                        should_cancel=should_cancel, device=dev)
+            nfe = total
+    values = y0.float().reshape(samples, slices, shape[1], *shape[2:]).permute(0, 2, 1, 3, 4).cpu().numpy()
+    mean = values.mean(axis=0).astype(np.float32)
+    std = values.std(axis=0).astype(np.float32) if samples > 1 else None
+    return SynthesisResult(mean, std, nfe, time.perf_counter() - started, dev.type, precision, notes)
