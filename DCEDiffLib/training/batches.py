@@ -1,0 +1,87 @@
+"""Step-indexed training batches: what a step sees depends only on (seed, step, rank).
+
+That makes resuming from a checkpoint bit-identical to an uninterrupted run (no data-loader state to save) and
+splits data between DDP ranks like a distributed sampler: the global stream of shuffled (case, slice) items is
+cut into consecutive batches of ``batch_size`` per rank, each epoch a new permutation.
+"""
+
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from DCEDiffLib.modalities import INPUT_MODALITIES
+from DCEDiffLib.training.case_data import CaseArrays
+
+
+class SliceBatches:
+    """Random crops of training slices, addressed by step number.
+
+    ``conditions_kept`` selects condition channels (for modality ablations); values are clipped to [-1, 1].
+    """
+
+    def __init__(self, cases: Sequence[CaseArrays], batch_size: int, crop_size: int, seed: int,
+                 conditions_kept: Sequence[str] = INPUT_MODALITIES, flip_left_right: bool = True,
+                 rank: int = 0, world_size: int = 1):
+        usable = [c for c in cases if c.targets is not None]
+        if not usable:
+            raise ValueError("no training case has acquired early/late DCE targets")
+        self.cases: List[CaseArrays] = usable
+        self.items = [(ci, k) for ci, c in enumerate(usable) for k in range(c.num_slices)]
+        self.batch_size = int(batch_size)
+        self.crop_size = int(crop_size)
+        self.seed = int(seed)
+        self.channels = [INPUT_MODALITIES.index(m) for m in conditions_kept]
+        self.flip = flip_left_right
+        self.rank = rank
+        self.world_size = world_size
+        self._perm_cache = {}
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if epoch not in self._perm_cache:
+            self._perm_cache = {epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self.items))}
+        return self._perm_cache[epoch]
+
+    def item_indices(self, step: int) -> List[int]:
+        """Indices into ``items`` used by this rank at ``step``."""
+        n = len(self.items)
+        first = (step * self.world_size + self.rank) * self.batch_size
+        out = []
+        for position in range(first, first + self.batch_size):
+            out.append(int(self._permutation(position // n)[position % n]))
+        return out
+
+    def batch(self, step: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(conditions (B, C, S, S), targets (B, 2, S, S)) float32 for ``step``."""
+        rng = np.random.default_rng([self.seed, step, self.rank, 1])
+        conds, targets = [], []
+        for index in self.item_indices(step):
+            case_index, k = self.items[index]
+            case = self.cases[case_index]
+            cond = case.conditions[self.channels, k]
+            target = case.targets[:, k]
+            height, width = cond.shape[-2:]
+            top = int(rng.integers(0, height - self.crop_size + 1))
+            left = int(rng.integers(0, width - self.crop_size + 1))
+            window = (slice(None), slice(top, top + self.crop_size), slice(left, left + self.crop_size))
+            cond, target = cond[window], target[window]
+            if self.flip and rng.random() < 0.5:  # left-right is the column (i) axis of a T2W-oriented grid
+                cond, target = cond[..., ::-1], target[..., ::-1]
+            conds.append(np.clip(cond, -1, 1))
+            targets.append(np.clip(target, -1, 1))
+        return (torch.from_numpy(np.ascontiguousarray(np.stack(conds), dtype=np.float32)),
+                torch.from_numpy(np.ascontiguousarray(np.stack(targets), dtype=np.float32)))
+
+
+def fixed_slices(cases: Sequence[CaseArrays], count: int, conditions_kept: Sequence[str] = INPUT_MODALITIES,
+                 seed: int = 1234) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A fixed, reproducible set of whole slices (validation loss / sample images)."""
+    usable = [c for c in cases if c.targets is not None]
+    items = [(ci, k) for ci, c in enumerate(usable) for k in range(c.num_slices)]
+    chosen = np.random.default_rng(seed).permutation(len(items))[:count]
+    channels = [INPUT_MODALITIES.index(m) for m in conditions_kept]
+    conds = np.stack([np.clip(usable[items[i][0]].conditions[channels, items[i][1]], -1, 1) for i in chosen])
+    targets = np.stack([np.clip(usable[items[i][0]].targets[:, items[i][1]], -1, 1) for i in chosen])
+    return torch.from_numpy(conds.astype(np.float32)), torch.from_numpy(targets.astype(np.float32))

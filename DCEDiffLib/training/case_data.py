@@ -1,0 +1,189 @@
+"""One case as model-ready arrays: normalised conditions and targets on the working grid, plus labels.
+
+A data folder holds one sub-folder per patient/case, in any of the forms users have:
+- the output of ``dcediff preprocess`` (has ``preprocess.json``): read as is;
+- a raw case, e.g. from ``dcediff phantom`` (``t2w.nii.gz`` ... or one DICOM folder per modality): preprocessed
+  here (registration included, exactly as at inference) and cached as ``.npz`` so it is done once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from DCEDiffLib.errors import InputError
+from DCEDiffLib.modalities import INPUT_MODALITIES, TARGET_MODALITIES
+from DCEDiffLib.normalization import NormParams, normalize
+from DCEDiffLib.target_scale import target_norm_params
+
+VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+CACHE_VERSION = 1
+
+
+@dataclasses.dataclass
+class CaseArrays:
+    """Model-ready arrays of one case on the working grid (k, j, i).
+
+    ``conditions``: (4, K, H, W) float32 in INPUT_MODALITIES order, normalised (not clipped, so exact to invert);
+    ``targets``: (2, K, H, W) float32 on the T1-pre-relative scale (see ``target_scale``), or None if the case has
+    no acquired DCE; ``labels``: (K, H, W) int16 or None; ``legend``: label name → value; ``norm``: modality → params
+    (targets included); ``grid``: the working grid as a dict.
+    """
+
+    name: str
+    conditions: np.ndarray
+    targets: Optional[np.ndarray]
+    labels: Optional[np.ndarray]
+    legend: Optional[Dict[str, int]]
+    norm: Dict[str, NormParams]
+    grid: dict
+
+    @property
+    def num_slices(self) -> int:
+        return int(self.conditions.shape[1])
+
+    def raw(self, modality: str) -> np.ndarray:
+        """A modality back on its original intensity scale (exact inverse of the normalisation)."""
+        from DCEDiffLib.normalization import denormalize
+
+        if modality in INPUT_MODALITIES:
+            array = self.conditions[INPUT_MODALITIES.index(modality)]
+        else:
+            if self.targets is None:
+                raise InputError(f"case {self.name}: has no acquired {modality}")
+            array = self.targets[TARGET_MODALITIES.index(modality)]
+        return denormalize(array, self.norm[modality]).astype(np.float32)
+
+
+def find_case_inputs(case_dir: Path) -> Dict[str, Path]:
+    """Paths of the modalities present in a raw case folder (file ``<mod>.<ext>`` or DICOM folder ``<mod>/``)."""
+    found = {}
+    for modality in INPUT_MODALITIES + TARGET_MODALITIES + ("labels", "prostate_mask"):
+        for suffix in VOLUME_SUFFIXES:
+            candidate = case_dir / f"{modality}{suffix}"
+            if candidate.is_file():
+                found[modality] = candidate
+                break
+        else:
+            if (case_dir / modality).is_dir():
+                found[modality] = case_dir / modality
+    return found
+
+
+def list_case_dirs(data_dir: Path) -> List[Path]:
+    """Case folders of a data folder, sorted by name; a folder is a case if it has a T2W or a preprocess.json."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise InputError(f"data folder {data_dir} does not exist; expected a folder of case folders")
+    cases = [p for p in sorted(data_dir.iterdir())
+             if p.is_dir() and ((p / "preprocess.json").is_file() or "t2w" in find_case_inputs(p))]
+    if not cases:
+        raise InputError(f"data folder {data_dir} contains no cases; expected sub-folders with t2w/pd/adc/t1pre "
+                         "volumes (dcediff phantom) or preprocess.json (dcediff preprocess)")
+    return cases
+
+
+def _legend_from_case_json(case_dir: Path) -> Optional[Dict[str, int]]:
+    path = case_dir / "case.json"
+    if not path.is_file():
+        return None
+    meta = json.loads(path.read_text())
+    for key in ("label_legend", "labels_legend", "legend"):
+        if isinstance(meta.get(key), dict):
+            return {str(k): int(v) for k, v in meta[key].items()}
+    return None
+
+
+def _fingerprint(case_dir: Path) -> str:
+    digest = hashlib.sha256(f"v{CACHE_VERSION}".encode())
+    for path in sorted(case_dir.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{path.relative_to(case_dir)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def arrays_from_preprocessed(name: str, case, legend: Optional[Dict[str, int]] = None) -> CaseArrays:
+    """Build :class:`CaseArrays` from a ``PreprocessedCase`` (see ``DCEDiffLib.preprocess``)."""
+    import SimpleITK as sitk
+
+    norm = {m: case.norm[m] for m in INPUT_MODALITIES}
+    conditions = np.stack([case.normalized(m) for m in INPUT_MODALITIES]).astype(np.float32)
+    targets = None
+    if all(m in case.images for m in TARGET_MODALITIES):
+        tnorm = target_norm_params(case.norm["t1pre"])
+        targets = np.stack([normalize(sitk.GetArrayFromImage(case.images[m]), tnorm)
+                            for m in TARGET_MODALITIES]).astype(np.float32)
+        norm.update({m: tnorm for m in TARGET_MODALITIES})
+    labels = None
+    if "labels" in case.images:
+        labels = sitk.GetArrayFromImage(case.images["labels"]).astype(np.int16)
+    return CaseArrays(name, conditions, targets, labels, legend, norm, case.grid.to_dict())
+
+
+def load_case(case_dir: Path, cache_dir: Optional[Path] = None, register: bool = True) -> CaseArrays:
+    """Load one case folder as :class:`CaseArrays`, preprocessing (and caching) raw cases."""
+    from DCEDiffLib.preprocess import load_preprocessed, preprocess_case
+
+    case_dir = Path(case_dir)
+    legend = _legend_from_case_json(case_dir)
+    if (case_dir / "preprocess.json").is_file():
+        return arrays_from_preprocessed(case_dir.name, load_preprocessed(case_dir), legend)
+    cache_path = None
+    if cache_dir is not None:
+        cache_path = Path(cache_dir) / f"{case_dir.name}-{_fingerprint(case_dir)}.npz"
+        if cache_path.is_file():
+            return _read_cache(cache_path, case_dir.name)
+    inputs = find_case_inputs(case_dir)
+    missing = [m for m in INPUT_MODALITIES if m not in inputs]
+    if missing:
+        raise InputError(f"case folder {case_dir}: missing {', '.join(missing)}; expected files named "
+                         f"{', '.join(m + '.nii.gz' for m in INPUT_MODALITIES)} (or DICOM folders)")
+    arrays = arrays_from_preprocessed(case_dir.name, preprocess_case(inputs, register=register), legend)
+    if cache_path is not None:
+        _write_cache(cache_path, arrays)
+    return arrays
+
+
+def _write_cache(path: Path, arrays: CaseArrays) -> None:
+    from DCEDiffLib.atomic import atomic_path
+
+    meta = {"norm": {m: p.to_dict() for m, p in arrays.norm.items()}, "legend": arrays.legend, "grid": arrays.grid}
+    payload = {"conditions": arrays.conditions, "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
+    if arrays.targets is not None:
+        payload["targets"] = arrays.targets
+    if arrays.labels is not None:
+        payload["labels"] = arrays.labels
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **payload)
+
+
+def _read_cache(path: Path, name: str) -> CaseArrays:
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(bytes(data["meta"]).decode())
+        return CaseArrays(
+            name=name,
+            conditions=data["conditions"],
+            targets=data["targets"] if "targets" in data else None,
+            labels=data["labels"] if "labels" in data else None,
+            legend=meta["legend"],
+            norm={m: NormParams.from_dict(p) for m, p in meta["norm"].items()},
+            grid=meta["grid"])
+
+
+def load_cases(case_dirs: List[Path], cache_dir: Optional[Path] = None,
+               progress: Optional[Callable[[int, int], None]] = None) -> List[CaseArrays]:
+    """Load several cases (in order), reporting ``progress(done, total)``."""
+    cases = []
+    for index, case_dir in enumerate(case_dirs):
+        cases.append(load_case(case_dir, cache_dir))
+        if progress is not None:
+            progress(index + 1, len(case_dirs))
+    return cases

@@ -1,0 +1,64 @@
+"""Training checkpoints without pickle: tensors in safetensors, everything else in JSON, written atomically.
+
+A checkpoint holds the network, the EMA shadow, the Adam state and the step; with step-indexed batches and
+per-step seeds (see ``batches``), resuming from it reproduces an uninterrupted run exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from DCEDiffLib.atomic import atomic_path, write_text_atomic
+from DCEDiffLib.errors import InputError
+from DCEDiffLib.training.ema import EMA
+
+
+def save_checkpoint(path_stem: Path, step: int, network: torch.nn.Module, ema: EMA,
+                    optimizer: torch.optim.Optimizer, extra: dict) -> None:
+    """Write ``<stem>.safetensors`` and ``<stem>.json`` (tensors first, JSON last: the JSON marks completeness)."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+    tensors.update({f"ema/{k}": v.detach().cpu().contiguous() for k, v in ema.shadow.items()})
+    opt_state = optimizer.state_dict()
+    for index, state in opt_state["state"].items():
+        for key, value in state.items():
+            tensors[f"opt/{index}/{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in opt_state["param_groups"]]
+    meta = {"step": step, "ema_updates": ema.updates, "param_groups": groups, **extra}
+    path_stem = Path(path_stem)
+    with atomic_path(path_stem.with_suffix(".safetensors")) as tmp:
+        save_file(tensors, str(tmp))
+    write_text_atomic(path_stem.with_suffix(".json"), json.dumps(meta, indent=1))
+
+
+def load_checkpoint(path_stem: Path, network: torch.nn.Module, ema: EMA,
+                    optimizer: torch.optim.Optimizer) -> Optional[dict]:
+    """Restore a checkpoint into the given objects; returns its JSON metadata, or None if there is none."""
+    from safetensors.torch import load_file
+
+    path_stem = Path(path_stem)
+    meta_path, tensor_path = path_stem.with_suffix(".json"), path_stem.with_suffix(".safetensors")
+    if not meta_path.is_file() or not tensor_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        tensors = load_file(str(tensor_path))
+    except Exception as exc:  # a corrupt checkpoint must not be silently ignored
+        raise InputError(f"checkpoint {tensor_path} cannot be read ({exc}); delete it to start over") from exc
+    network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+    for name in ema.shadow:
+        ema.shadow[name].copy_(tensors[f"ema/{name}"])
+    ema.updates = int(meta["ema_updates"])
+    state = {}
+    for key, value in tensors.items():
+        if key.startswith("opt/"):
+            _, index, field = key.split("/", 2)
+            state.setdefault(int(index), {})[field] = value
+    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in meta["param_groups"]]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    return meta

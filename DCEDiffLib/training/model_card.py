@@ -1,0 +1,45 @@
+"""The JSON model card written next to trained weights (format: ``DCEDiffLib.diffusion.model_files``)."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from DCEDiffLib import __version__
+from DCEDiffLib.modalities import DESCRIPTIONS, TARGET_MODALITIES
+from DCEDiffLib.target_scale import RANGE_FACTOR
+
+
+def make_model_card(network_config: dict, objective: str, conditions: Sequence[str], preset: str,
+                    training: dict, metrics: Optional[dict] = None) -> dict:
+    """Everything a user (and the loader) needs to know about a model, except the weights' hash.
+
+    ``save_model`` adds ``weights_sha256``.
+    """
+    from DCEDiffLib.diffusion.model_files import FORMAT_NAME, FORMAT_VERSION
+    from DCEDiffLib.diffusion.schedules import INFERENCE_SCHEDULE, TRAIN_SCHEDULE
+
+    conditions = list(conditions)
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "architecture": {"name": "palette-guided-unet", "preset": preset, "config": dict(network_config)},
+        "objective": objective,
+        "schedules": {"train": dict(TRAIN_SCHEDULE), "inference": dict(INFERENCE_SCHEDULE)},
+        "conditions": conditions,
+        "targets": list(TARGET_MODALITIES),
+        "channel_meaning": {
+            "input": [f"{m}: {DESCRIPTIONS[m]} (condition)" for m in conditions]
+            + [f"noisy {t}: {DESCRIPTIONS[t]}" for t in TARGET_MODALITIES],
+            "output": [f"predicted noise of {t}" if objective == "diffusion" else f"predicted {t}"
+                       for t in TARGET_MODALITIES],
+        },
+        "normalization": {
+            "method": "percentile", "low_percentile": 0.5, "high_percentile": 99.5, "range": [-1, 1],
+            "targets": f"relative to T1-pre: its [p0.5, p99.5] maps to [-1, -1 + 2/{RANGE_FACTOR:g}]",
+            "target_range_factor": RANGE_FACTOR,
+        },
+        "working_grid": {"size": [160, 160, 16], "spacing": [1.5, 1.5, 3.0]},
+        "training": training,
+        "metrics": metrics or {},
+        "created_by": f"dcediff {__version__}",
+    }

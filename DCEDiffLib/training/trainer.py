@@ -1,0 +1,359 @@
+"""The training loop (paper Algorithm 1): Adam, linear warm-up, EMA, gradient clipping, checkpoints, resume, DDP.
+
+Run by ``dcediff train`` (one process) or ``torchrun --nproc_per_node=G -m DCEDiffLib.cli train`` (DDP).
+Outputs in the run folder: ``split.json``, ``config.json``, ``log.csv``, ``checkpoints/last.*`` (resume),
+``model.safetensors|json`` (EMA weights at the end) and ``best.safetensors|json`` (lowest validation loss),
+``samples/step_XXXXXX.png``, and ``tensorboard/`` when enabled.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import numpy as np
+import torch
+
+from DCEDiffLib.atomic import write_text_atomic
+from DCEDiffLib.errors import InputError
+from DCEDiffLib.modalities import TARGET_MODALITIES
+from DCEDiffLib.training import distributed
+from DCEDiffLib.training.batches import SliceBatches, fixed_slices
+from DCEDiffLib.training.case_data import CaseArrays, list_case_dirs, load_case
+from DCEDiffLib.training.checkpoint import load_checkpoint, save_checkpoint
+from DCEDiffLib.training.config import condition_modalities
+from DCEDiffLib.training.ema import EMA
+from DCEDiffLib.training.split import read_split, split_cases, write_split
+
+LOG_FIELDS = ["step", "loss", "lr", "val_loss", "seconds", "steps_per_second"]
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    return int(np.random.default_rng([seed, step, rank, 7]).integers(0, 2**62))
+
+
+def learning_rate(config: dict, step: int) -> float:
+    """Linear warm-up to ``lr`` over ``warmup_steps``, then constant (the paper's schedule)."""
+    warmup = int(config["warmup_steps"])
+    return config["lr"] * min(1.0, (step + 1) / warmup) if warmup > 0 else config["lr"]
+
+
+def load_split_cases(data_dir: Path, out_dir: Path, config: dict, ctx, workers: int = 1,
+                     report: Optional[Callable[[str], None]] = None, cache_dir: Optional[Path] = None) -> dict:
+    """Split the data folder by patient (or reuse ``split.json`` of a resumed run) and load every case."""
+    case_dirs = {p.name: p for p in list_case_dirs(data_dir)}
+    split_path = out_dir / "split.json"
+    if split_path.is_file():
+        split = read_split(split_path)
+        missing = [n for key in ("train", "validation") for n in split[key] if n not in case_dirs]
+        if missing:
+            raise InputError(f"{split_path} names cases missing from {data_dir}: {', '.join(missing[:5])}")
+    else:
+        split = split_cases(list(case_dirs), tuple(config["split"]), config["split_seed"])
+        if ctx.is_main:
+            write_split(split_path, split)
+    cache = Path(cache_dir) if cache_dir else out_dir / "cache"
+    names = split["train"] + split["validation"]
+    if ctx.is_main:  # rank 0 preprocesses and caches; the others then read the cache
+        _load_parallel([case_dirs[n] for n in names], cache, workers, report)
+    ctx.barrier()
+    loaded = {n: load_case(case_dirs[n], cache) for n in names}
+    return {"split": split, "train": [loaded[n] for n in split["train"]],
+            "validation": [loaded[n] for n in split["validation"]]}
+
+
+def _load_parallel(dirs: List[Path], cache: Path, workers: int, report) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    started = time.perf_counter()
+    if workers > 1 and len(dirs) > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            for index, _ in enumerate(pool.map(_cache_one, dirs, [cache] * len(dirs))):
+                if report and (index + 1) % 10 == 0:
+                    report(f"preprocessed {index + 1}/{len(dirs)} cases")
+    else:
+        for index, d in enumerate(dirs):
+            _cache_one(d, cache)
+            if report and (index + 1) % 10 == 0:
+                report(f"preprocessed {index + 1}/{len(dirs)} cases")
+    if report:
+        report(f"{len(dirs)} cases ready in {time.perf_counter() - started:.0f} s")
+
+
+def _cache_one(case_dir: Path, cache: Path) -> None:
+    torch.set_num_threads(1)
+    load_case(case_dir, cache)
+
+
+class Trainer:
+    """Holds the network, EMA, optimizer and data of one run; ``run()`` trains to ``config['iterations']``."""
+
+    def __init__(self, config: dict, out_dir: Path, data: dict, ctx: distributed.DistContext,
+                 show_progress: bool = True):
+        """``data``: {"split": dict, "train": [CaseArrays], "validation": [CaseArrays]} (see ``from_folder``)."""
+        from DCEDiffLib.diffusion.presets import build_network, network_config
+
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.ctx = ctx
+        if config["threads"]:
+            torch.set_num_threads(int(config["threads"]))
+        self.show_progress = show_progress and self.ctx.is_main
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.conditions = condition_modalities(config)
+        self.data = data
+        if not self.data["validation"]:
+            raise InputError("the split has no validation case; add cases or change 'split'")
+        model_overrides = {k: v for k, v in config["model"].items() if k != "preset"}
+        self.network_config = network_config(config["model"].get("preset", "paper"),
+                                             in_channels=len(self.conditions) + len(TARGET_MODALITIES),
+                                             out_channels=len(TARGET_MODALITIES), **model_overrides)
+        torch.manual_seed(config["seed"])  # identical initial weights on every rank
+        self.network = build_network(self.network_config).to(self.ctx.device)
+        self.ema = EMA(self.network, config["ema_decay"])
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config["lr"],
+                                          betas=tuple(config["adam_betas"]), weight_decay=config["weight_decay"])
+        self.batches = SliceBatches(self.data["train"], config["batch_size"], config["crop_size"], config["seed"],
+                                    self.conditions, config["flip_left_right"], self.ctx.rank, self.ctx.world_size)
+        self.val_cond, self.val_target = fixed_slices(self.data["validation"], config["validation_slices"],
+                                                      self.conditions)
+        self.step = 0
+        self.best_val = math.inf
+        self.train_model = self.network
+        if self.ctx.distributed:
+            self.train_model = torch.nn.parallel.DistributedDataParallel(
+                self.network, device_ids=[self.ctx.local_rank] if self.ctx.device.type == "cuda" else None)
+        precision = config["mixed_precision"]
+        self.autocast = (precision == "bf16") or (precision == "auto" and self.ctx.device.type == "cuda")
+        self.tensorboard = None
+
+    @classmethod
+    def from_folder(cls, config: dict, data_dir: Path, out_dir: Path, device: str = "auto",
+                    preprocess_workers: int = 1, show_progress: bool = True,
+                    cache_dir: Optional[Path] = None) -> "Trainer":
+        """Set up distribution, split ``data_dir`` by patient, load (and cache) its cases, build the trainer."""
+        ctx = distributed.setup(device)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        say = (lambda m: print(f"[dcediff train] {m}", flush=True)) if ctx.is_main else None
+        data = load_split_cases(Path(data_dir), out_dir, config, ctx, preprocess_workers, say, cache_dir)
+        return cls(config, out_dir, data, ctx, show_progress)
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    def _say(self, message: str) -> None:
+        if self.ctx.is_main:
+            from tqdm import tqdm
+
+            tqdm.write(f"[dcediff train] {message}")
+
+    def _loss(self, network, cond: torch.Tensor, target: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        from DCEDiffLib.diffusion.objectives import diffusion_loss, regression_loss
+
+        with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            if self.config["objective"] == "regression":
+                return regression_loss(network, cond, target)
+            return diffusion_loss(network, cond, target, generator=generator)
+
+    def _checkpoint_stem(self) -> Path:
+        return self.out_dir / "checkpoints" / "last"
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    def resume(self) -> bool:
+        """Continue from ``checkpoints/last`` if it exists; returns whether it did."""
+        meta = load_checkpoint(self._checkpoint_stem(), self.network, self.ema, self.optimizer)
+        if meta is None:
+            return False
+        self.step = int(meta["step"])
+        self.best_val = float(meta.get("best_val", math.inf))
+        self._say(f"resumed from step {self.step}")
+        return True
+
+    @torch.no_grad()
+    def validation_loss(self) -> float:
+        """Loss of the EMA weights on fixed validation slices with fixed noise (comparable across steps)."""
+        from DCEDiffLib.diffusion.presets import build_network
+
+        model = build_network(self.network_config).to(self.ctx.device)
+        self.ema.copy_to(model)
+        model.eval()
+        generator = torch.Generator(device=self.ctx.device).manual_seed(4321)
+        losses = []
+        for start in range(0, len(self.val_cond), 8):
+            cond = self.val_cond[start:start + 8].to(self.ctx.device)
+            target = self.val_target[start:start + 8].to(self.ctx.device)
+            losses.append(float(self._loss(model, cond, target, generator)) * len(cond))
+        return sum(losses) / len(self.val_cond)
+
+    def run(self, max_steps: Optional[int] = None) -> dict:
+        """Train until ``iterations`` (or ``max_steps`` more steps); returns a summary dict."""
+        from tqdm import tqdm
+
+        config = self.config
+        end = config["iterations"] if max_steps is None else min(config["iterations"], self.step + max_steps)
+        self._write_static_files()
+        log = self._open_log() if self.ctx.is_main else None
+        bar = tqdm(total=config["iterations"], initial=self.step, disable=not self.show_progress,
+                   desc="train", unit="step", dynamic_ncols=True)
+        t_last, s_last = time.perf_counter(), self.step
+        started = time.perf_counter()
+        loss_sum, loss_n = 0.0, 0
+        self.network.train()
+        while self.step < end:
+            seed = _step_seed(config["seed"], self.step, self.ctx.rank)
+            torch.manual_seed(seed)  # dropout: reproducible per step, so resume is exact
+            generator = torch.Generator(device=self.ctx.device).manual_seed(seed)
+            cond, target = self.batches.batch(self.step)
+            cond, target = cond.to(self.ctx.device), target.to(self.ctx.device)
+            lr = learning_rate(config, self.step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            loss = self._loss(self.train_model, cond, target, generator)
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"training diverged at step {self.step}: loss {float(loss)}")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config["grad_clip"]:
+                torch.nn.utils.clip_grad_norm_(self.network.parameters(), config["grad_clip"])
+            self.optimizer.step()
+            self.ema.update(self.network)
+            self.step += 1
+            loss_sum += loss.item()
+            loss_n += 1
+            bar.update(1)
+            val_loss = None
+            if self.step % config["validate_every"] == 0 or self.step == end:
+                val_loss = self.validation_loss()
+                if val_loss < self.best_val and self.ctx.is_main:
+                    self.best_val = val_loss
+                    self.export_model(self.out_dir / "best", {"validation_loss": val_loss})
+            if self.ctx.is_main and (self.step % config["log_every"] == 0 or val_loss is not None
+                                     or self.step == end):
+                now = time.perf_counter()
+                speed = (self.step - s_last) / max(now - t_last, 1e-9)
+                t_last, s_last = now, self.step
+                row = {"step": self.step, "loss": loss_sum / max(loss_n, 1), "lr": lr,
+                       "val_loss": "" if val_loss is None else val_loss,
+                       "seconds": round(now - started, 2), "steps_per_second": round(speed, 3)}
+                loss_sum, loss_n = 0.0, 0
+                log.writerow(row)
+                self._log_file.flush()
+                self._tensorboard(row)
+                bar.set_postfix(loss=f"{row['loss']:.4f}", val=f"{self.best_val:.4f}")
+            if config["sample_image_every"] and self.step % config["sample_image_every"] == 0 and self.ctx.is_main:
+                self.write_sample_image()
+            if self.step % config["checkpoint_every"] == 0 or self.step == end:
+                if self.ctx.is_main:
+                    save_checkpoint(self._checkpoint_stem(), self.step, self.network, self.ema, self.optimizer,
+                                    {"best_val": self.best_val, "config": config})
+                self.ctx.barrier()
+        bar.close()
+        if log is not None:
+            self._log_file.close()
+        summary = {"steps": self.step, "best_validation_loss": self.best_val,
+                   "seconds": round(time.perf_counter() - started, 1)}
+        if self.ctx.is_main:
+            self.export_model(self.out_dir / "model", {"validation_loss": self.validation_loss()})
+            write_text_atomic(self.out_dir / "summary.json", json.dumps(summary, indent=2))
+        return summary
+
+    # -- outputs -------------------------------------------------------------------------------------------
+    def _write_static_files(self) -> None:
+        if self.ctx.is_main:
+            write_text_atomic(self.out_dir / "config.json", json.dumps(self.config, indent=2))
+
+    def _open_log(self):
+        path = self.out_dir / "log.csv"
+        if path.is_file() and self.step > 0:  # drop rows beyond the resumed step
+            with open(path) as handle:
+                rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= self.step]
+        else:
+            rows = []
+        self._log_file = open(path, "w", newline="")
+        writer = csv.DictWriter(self._log_file, LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+        return writer
+
+    def _tensorboard(self, row: dict) -> None:
+        if not self.config["tensorboard"]:
+            return
+        if self.tensorboard is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tensorboard = SummaryWriter(str(self.out_dir / "tensorboard"))
+        for key in ("loss", "lr", "val_loss", "steps_per_second"):
+            if row[key] != "":
+                self.tensorboard.add_scalar(key, float(row[key]), row["step"])
+
+    def model_card(self, metrics: dict) -> dict:
+        """The JSON model card of the current weights."""
+        from DCEDiffLib.training.model_card import make_model_card
+
+        training = {
+            "data": "see split.json in the run folder",
+            "train_cases": len(self.data["train"]),
+            "validation_cases": len(self.data["validation"]),
+            "steps": self.step,
+            "recipe": {k: self.config[k] for k in ("batch_size", "crop_size", "lr", "warmup_steps", "ema_decay",
+                                                   "grad_clip", "flip_left_right", "objective", "without")},
+        }
+        return make_model_card(self.network_config, objective=self.config["objective"],
+                               conditions=self.conditions, preset=self.config["model"].get("preset", "paper"),
+                               training=training, metrics=metrics)
+
+    def export_model(self, stem: Path, metrics: dict) -> None:
+        """Save the EMA weights as a model (safetensors + card)."""
+        from DCEDiffLib.diffusion.model_files import save_model
+        from DCEDiffLib.diffusion.presets import build_network
+
+        model = build_network(self.network_config)
+        self.ema.copy_to(model)
+        save_model(model, self.model_card(metrics), stem.with_suffix(".safetensors"))
+
+    @torch.no_grad()
+    def write_sample_image(self) -> Path:
+        """PNG of validation slices: T2W, acquired early/late, EMA-model samples (DPM-Solver++, few steps)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from DCEDiffLib.diffusion.presets import build_network
+        from DCEDiffLib.diffusion.samplers import sample
+        from DCEDiffLib.diffusion.objectives import predict_regression
+
+        model = build_network(self.network_config).to(self.ctx.device)
+        self.ema.copy_to(model)
+        model.eval()
+        cond = self.val_cond[:2].to(self.ctx.device)
+        if self.config["objective"] == "regression":
+            synthetic = predict_regression(model, cond)
+        else:
+            synthetic = sample(lambda y, g: model(torch.cat([cond, y], 1), g), (len(cond), 2) + cond.shape[2:],
+                               sampler="dpmpp", steps=self.config["sample_steps"], seed=0,
+                               device=self.ctx.device)
+        fig, axes = plt.subplots(len(cond), 5, figsize=(12, 2.6 * len(cond)), squeeze=False)
+        for row in range(len(cond)):
+            panels = [(cond[row, 0], "T2W"), (self.val_target[row, 0], "acquired early"),
+                      (synthetic[row, 0], "synthetic early"), (self.val_target[row, 1], "acquired late"),
+                      (synthetic[row, 1], "synthetic late")]
+            for ax, (image, title) in zip(axes[row], panels):
+                ax.imshow(image.float().cpu().numpy(), cmap="gray", vmin=-1, vmax=1)
+                ax.set_title(title, fontsize=9)
+                ax.axis("off")
+        fig.suptitle(f"step {self.step} — SYNTHETIC images are model output", fontsize=10)
+        path = self.out_dir / "samples" / f"step_{self.step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        return path
+
+    def close(self) -> None:
+        """Release the process group."""
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        distributed.teardown(self.ctx)

@@ -1,0 +1,169 @@
+"""Training: patient split, config checks, step-indexed batches, EMA, checkpoints and exact resume."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from DCEDiffLib.errors import InputError
+from DCEDiffLib.normalization import NormParams
+from DCEDiffLib.training import distributed
+from DCEDiffLib.training.batches import SliceBatches
+from DCEDiffLib.training.case_data import CaseArrays
+from DCEDiffLib.training.config import PAPER_RECIPE, condition_modalities, load_config, make_config
+from DCEDiffLib.training.ema import EMA
+from DCEDiffLib.training.split import split_cases
+from DCEDiffLib.training.trainer import Trainer, learning_rate
+
+
+def tiny_case(name: str, seed: int, size: int = 32, slices: int = 4) -> CaseArrays:
+    """A small case whose targets depend on the conditions (so there is something to learn)."""
+    rng = np.random.default_rng(seed)
+    cond = rng.uniform(-1, 1, (4, slices, size, size)).astype(np.float32)
+    early = np.clip(0.5 * cond[3] + 0.3 * (cond[2] < 0), -1, 1)
+    late = np.clip(0.7 * cond[3] + 0.2, -1, 1)
+    norm = {m: NormParams(0.0, 100.0, 0.5, 99.5) for m in ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")}
+    return CaseArrays(name, cond, np.stack([early, late]).astype(np.float32), None, None, norm, {})
+
+
+def tiny_config(**overrides):
+    base = {"model": {"preset": "tiny"}, "iterations": 12, "batch_size": 2, "crop_size": 16, "warmup_steps": 4,
+            "checkpoint_every": 6, "validate_every": 6, "validation_slices": 4, "sample_image_every": 0,
+            "log_every": 3, "ema_decay": 0.99}
+    base.update(overrides)
+    return make_config(base)
+
+
+def make_trainer(tmp_path, config, name="run"):
+    cases = [tiny_case(f"p{i}", i) for i in range(4)]
+    data = {"split": {"train": ["p0", "p1", "p2"], "validation": ["p3"], "test": []},
+            "train": cases[:3], "validation": cases[3:]}
+    return Trainer(config, tmp_path / name, data, distributed.setup("cpu"), show_progress=False)
+
+
+def test_split_is_by_patient_reproducible_and_complete():
+    names = [f"case_{i:03d}" for i in range(23)]
+    a, b = split_cases(names, (0.8, 0.1, 0.1), seed=3), split_cases(names, (0.8, 0.1, 0.1), seed=3)
+    assert a == b
+    sets = [set(a[k]) for k in ("train", "validation", "test")]
+    assert sets[0] | sets[1] | sets[2] == set(names)
+    assert not (sets[0] & sets[1]) and not (sets[0] & sets[2]) and not (sets[1] & sets[2])
+    assert all(len(s) >= 1 for s in sets)
+    assert split_cases(names, (0.8, 0.1, 0.1), seed=4) != a
+    with pytest.raises(InputError, match="at least 2 cases"):
+        split_cases(["only"], seed=0)
+
+
+def test_config_defaults_are_the_paper_recipe_and_typos_are_refused(tmp_path):
+    config = make_config()
+    assert config["lr"] == 1e-4 and config["warmup_steps"] == 10000 and config["iterations"] == 260000
+    assert config["model"]["preset"] == "paper" and config["objective"] == "diffusion"
+    with pytest.raises(InputError, match="unknown key 'learning_rate'"):
+        make_config({"learning_rate": 1})
+    with pytest.raises(InputError, match="cannot drop"):
+        make_config({"without": ["dwi"]})
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"without": ["adc"], "iterations": 5}))
+    loaded = load_config(path)
+    assert condition_modalities(loaded) == ["t2w", "pd", "t1pre"] and loaded["iterations"] == 5
+    path.write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):
+        load_config(path)
+    assert set(PAPER_RECIPE) == set(config)
+
+
+def test_learning_rate_warms_up_linearly():
+    config = make_config({"warmup_steps": 10, "lr": 1e-3})
+    assert learning_rate(config, 0) == pytest.approx(1e-4)
+    assert learning_rate(config, 4) == pytest.approx(5e-4)
+    assert learning_rate(config, 9) == pytest.approx(1e-3) and learning_rate(config, 500) == pytest.approx(1e-3)
+
+
+def test_batches_depend_only_on_step_and_ranks_see_disjoint_items():
+    cases = [tiny_case(f"p{i}", i) for i in range(3)]
+    a = SliceBatches(cases, 3, 16, seed=5)
+    b = SliceBatches(cases, 3, 16, seed=5)
+    for step in (0, 7, 3):
+        ca, ta = a.batch(step)
+        cb, tb = b.batch(step)
+        assert torch.equal(ca, cb) and torch.equal(ta, tb)
+    assert ca.shape == (3, 4, 16, 16) and ta.shape == (3, 2, 16, 16)
+    rank0 = SliceBatches(cases, 2, 16, seed=5, rank=0, world_size=2)
+    rank1 = SliceBatches(cases, 2, 16, seed=5, rank=1, world_size=2)
+    n = len(rank0.items)  # one epoch = n items split between the two ranks
+    seen0 = [i for s in range(n // 4) for i in rank0.item_indices(s)]
+    seen1 = [i for s in range(n // 4) for i in rank1.item_indices(s)]
+    assert not set(seen0) & set(seen1)
+    dropped = SliceBatches(cases, 2, 16, seed=5, conditions_kept=("t2w", "pd", "t1pre"))
+    assert dropped.batch(0)[0].shape[1] == 3
+
+
+def test_flip_is_left_right_only():
+    case = tiny_case("p", 0, size=16, slices=1)
+    batches = SliceBatches([case], 1, 16, seed=0, flip_left_right=True)
+    original = torch.from_numpy(np.clip(case.conditions[:, 0], -1, 1))
+    seen = set()
+    for step in range(20):
+        cond = batches.batch(step)[0][0]
+        if torch.equal(cond, original):
+            seen.add("same")
+        elif torch.equal(cond, original.flip(-1)):
+            seen.add("lr")
+        else:
+            pytest.fail("a batch was neither the slice nor its left-right mirror")
+    assert seen == {"same", "lr"}
+
+
+def test_ema_warmup_and_average():
+    net = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        net.weight.fill_(0.0)
+    ema = EMA(net, decay=0.9)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    ema.update(net)  # d = min(0.9, 2/11)
+    d = 2 / 11
+    assert torch.allclose(ema.shadow["weight"], torch.full((1, 2), 1 - d))
+
+
+def test_training_writes_outputs_and_resume_is_exact(tmp_path):
+    config = tiny_config()
+    full = make_trainer(tmp_path, config, "full")
+    summary = full.run()
+    assert summary["steps"] == 12
+    out = tmp_path / "full"
+    for name in ("model.safetensors", "model.json", "best.safetensors", "best.json", "log.csv",
+                 "checkpoints/last.safetensors", "checkpoints/last.json", "config.json"):
+        assert (out / name).is_file(), name
+    card = json.loads((out / "model.json").read_text())
+    assert card["conditions"] == ["t2w", "pd", "adc", "t1pre"] and card["training"]["steps"] == 12
+    # interrupted after 6 steps (checkpoint), resumed in a new trainer: identical weights at the end
+    first = make_trainer(tmp_path, config, "resumed")
+    first.run(max_steps=6)
+    second = make_trainer(tmp_path, config, "resumed")
+    assert second.resume() and second.step == 6
+    second.run()
+    for (name, a), (_, b) in zip(full.network.state_dict().items(), second.network.state_dict().items()):
+        assert torch.equal(a, b), name
+    for name in full.ema.shadow:
+        assert torch.equal(full.ema.shadow[name], second.ema.shadow[name]), name
+    rows = (tmp_path / "resumed" / "log.csv").read_text().strip().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["3", "6", "9", "12"]
+
+
+def test_loss_decreases_on_a_learnable_tiny_problem(tmp_path):
+    config = tiny_config(iterations=150, lr=2e-3, warmup_steps=10, validate_every=150, checkpoint_every=150,
+                         log_every=25, objective="regression")
+    trainer = make_trainer(tmp_path, config)
+    before = trainer.validation_loss()
+    trainer.run()
+    after = trainer.validation_loss()
+    assert after < 0.7 * before, (before, after)
+
+
+def test_ablation_model_has_fewer_input_channels(tmp_path):
+    trainer = make_trainer(tmp_path, tiny_config(iterations=2, without=["adc"]))
+    trainer.run()
+    card = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert card["conditions"] == ["t2w", "pd", "t1pre"]
