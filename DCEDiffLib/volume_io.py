@@ -1,21 +1,284 @@
 """Reading and writing volumes: DICOM series folders, NIfTI, NRRD and MHA, with geometry kept exactly.
 
-Images are SimpleITK images in LPS physical space; arrays from them are (k, j, i).
+Images are SimpleITK images in LPS physical space; arrays from them are (k, j, i). Every volume that is read is
+checked (:func:`validate_volume`) and returned as float32, so bad input fails here with a message that names it,
+not deep inside registration or the model.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
+import numpy as np
 import SimpleITK as sitk
 
 from DCEDiffLib.atomic import atomic_path
 from DCEDiffLib.errors import InputError
 
 WRITABLE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+EXPECTED_INPUT = "a DICOM series folder or a NIfTI / NRRD / MHA file"
 
+# Slice positions may differ from a perfectly regular stack by this much (rounding of the position tags).
+SLICE_TOLERANCE_MM = 0.01
+SLICE_TOLERANCE_FRACTION = 0.01  # of the slice spacing
+ORIENTATION_TOLERANCE = 1e-4
+
+_TAG_SERIES_UID = "0020|000e"
+_TAG_SERIES_DESCRIPTION = "0008|103e"
+_TAG_SERIES_NUMBER = "0020|0011"
+_TAG_MODALITY = "0008|0060"
+_TAG_POSITION = "0020|0032"
+_TAG_ORIENTATION = "0020|0037"
+
+
+# ----------------------------------------------------------------------------------------------- validation
+
+def validate_volume(image: sitk.Image, name: str = "input", expect_3d: bool = True,
+                    allow_constant: bool = False) -> None:
+    """Raise :class:`InputError` naming ``name`` unless ``image`` is a usable scalar volume.
+
+    Checks: one component per voxel; 3D with at least two voxels along every axis (``expect_3d``); more than one
+    voxel; positive finite spacing and an invertible direction; no NaN/Inf voxels; not constant (unless
+    ``allow_constant``, e.g. for a label map: a constant intensity image cannot be normalised).
+    """
+    if not isinstance(image, sitk.Image):
+        raise InputError(f"{name}: expected a SimpleITK image, got {type(image).__name__}")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"{name}: has {image.GetNumberOfComponentsPerPixel()} components per voxel "
+                         "(colour or vector image); expected a scalar (grey-value) volume")
+    size = tuple(image.GetSize())
+    if int(np.prod(size)) == 0:
+        raise InputError(f"{name}: is empty (size {_size_text(size)}); expected a 3D volume")
+    if int(np.prod(size)) == 1:
+        raise InputError(f"{name}: has a single voxel; expected a 3D volume")
+    if expect_3d:
+        if image.GetDimension() == 2 or (image.GetDimension() == 3 and min(size) == 1):
+            raise InputError(f"{name}: is a 2D image (size {_size_text(size)}); expected a 3D volume "
+                             "with several slices")
+        if image.GetDimension() != 3:
+            raise InputError(f"{name}: is a {image.GetDimension()}D image (size {_size_text(size)}); "
+                             "expected a single 3D volume")
+    spacing = np.asarray(image.GetSpacing(), dtype=float)
+    if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+        raise InputError(f"{name}: has invalid voxel spacing {tuple(spacing)}; expected positive millimetres")
+    dim = image.GetDimension()
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(dim, dim)
+    if not np.all(np.isfinite(direction)) or abs(abs(np.linalg.det(direction)) - 1.0) > 1e-3:
+        raise InputError(f"{name}: has an invalid orientation (direction matrix not orthonormal); "
+                         "expected a volume with valid geometry")
+    if image.GetPixelID() in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
+        raise InputError(f"{name}: has complex voxels; expected real intensities (magnitude image)")
+    array = sitk.GetArrayViewFromImage(image)
+    if np.issubdtype(array.dtype, np.floating):
+        finite = np.isfinite(array)
+        if not finite.all():
+            bad = int(array.size - np.count_nonzero(finite))
+            raise InputError(f"{name}: has {bad} NaN or infinite voxels (of {array.size}); expected finite "
+                             "intensities everywhere")
+    if not allow_constant:
+        low, high = float(array.min()), float(array.max())
+        if low == high:
+            raise InputError(f"{name}: is constant (every voxel is {low:g}); expected an image with contrast "
+                             "(a constant image cannot be normalised)")
+
+
+def _size_text(size) -> str:
+    return "×".join(str(s) for s in size)
+
+
+def as_float32(image: sitk.Image) -> sitk.Image:
+    """A float32 copy of ``image`` with the same geometry (integer DICOM/NIfTI data included)."""
+    if image.GetPixelID() == sitk.sitkFloat32:
+        return sitk.Image(image)
+    return sitk.Cast(image, sitk.sitkFloat32)
+
+
+# ----------------------------------------------------------------------------------------------- files
+
+def read_volume(path, name: str = "input", series_uid: Optional[str] = None, expect_3d: bool = True,
+                allow_constant: bool = False) -> sitk.Image:
+    """Read one input volume as a validated float32 SimpleITK image (LPS geometry kept exactly).
+
+    ``path`` is a DICOM series folder (see :func:`read_dicom_series`; ``series_uid`` picks a series in a folder
+    that holds several) or a NIfTI / NRRD / MHA file. ``name`` (e.g. "T2W") names the input in error messages.
+    A 4D file with a single volume is accepted as 3D; ``expect_3d=False`` accepts 2D and 4D images too.
+    """
+    if isinstance(path, sitk.Image):
+        validate_volume(path, name, expect_3d, allow_constant)
+        return as_float32(path)
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{name}: {path} does not exist; expected {EXPECTED_INPUT}")
+    if path.is_dir():
+        return read_dicom_series(path, series_uid=series_uid, name=name, allow_constant=allow_constant)
+    image = _read_file(path, name, expect_3d)
+    validate_volume(image, f"{name} ({path})", expect_3d, allow_constant)
+    return as_float32(image)
+
+
+def _read_file(path: Path, name: str, expect_3d: bool) -> sitk.Image:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise InputError(f"{name}: {path} is not a readable image ({_itk_reason(exc)}); expected {EXPECTED_INPUT}"
+                         ) from exc
+    size = tuple(reader.GetSize())
+    is_dicom = reader.HasMetaDataKey(_TAG_SERIES_UID)
+    if is_dicom and reader.GetDimension() == 3 and size[2] == 1:
+        raise InputError(f"{name}: {path} is a single DICOM slice; expected the folder that holds the whole "
+                         f"series ({path.parent})")
+    if expect_3d and reader.GetDimension() == 4 and size[3] > 1:
+        raise InputError(f"{name}: {path} is a 4D image with {size[3]} volumes (size {_size_text(size)}); "
+                         "expected a single 3D volume (choose one time point or b-value)")
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(f"{name}: {path} could not be read ({_itk_reason(exc)}); expected {EXPECTED_INPUT}"
+                         ) from exc
+    if expect_3d and image.GetDimension() == 4 and image.GetSize()[3] == 1:
+        image = sitk.Extract(image, list(image.GetSize()[:3]) + [0], [0, 0, 0, 0])  # 3D stored as 4D
+    return image
+
+
+def _itk_reason(exc: Exception) -> str:
+    """The informative last line of an ITK exception message."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    reason = lines[-1] if lines else type(exc).__name__
+    return reason[:200]
+
+
+# ----------------------------------------------------------------------------------------------- DICOM
+
+def list_dicom_series(folder) -> List[Dict[str, object]]:
+    """The DICOM series in ``folder`` (not its sub-folders): one dict per series with ``series_uid``,
+    ``description``, ``number``, ``modality``, ``num_files`` and ``files`` (sorted as GDCM returns them)."""
+    folder = Path(folder)
+    series = []
+    for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)):
+        files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
+        info = {"series_uid": uid, "description": "", "number": "", "modality": "", "num_files": len(files),
+                "files": files}
+        if files:
+            header = _read_header(Path(files[0]))
+            if header is not None:
+                for key, tag in (("description", _TAG_SERIES_DESCRIPTION), ("number", _TAG_SERIES_NUMBER),
+                                 ("modality", _TAG_MODALITY)):
+                    if header.HasMetaDataKey(tag):
+                        info[key] = header.GetMetaData(tag).strip()
+        series.append(info)
+    return series
+
+
+def _read_header(path: Path) -> Optional[sitk.ImageFileReader]:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return None
+    return reader
+
+
+def _describe_series(series: List[Dict[str, object]]) -> str:
+    return "; ".join(f"{s['series_uid']} (#{s['number']} '{s['description']}', {s['num_files']} files)"
+                     for s in series)
+
+
+def read_dicom_series(folder, series_uid: Optional[str] = None, name: str = "input",
+                      allow_constant: bool = False) -> sitk.Image:
+    """Read one DICOM series from ``folder`` as a float32 image, slices sorted along the slice normal.
+
+    Refused with :class:`InputError`: a folder without DICOM, several series when ``series_uid`` does not name
+    one, slices with different orientations, duplicate slice positions (e.g. DWI with several b-values stacked in
+    one series), missing or unevenly spaced slices, and slices not stacked along their normal.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{name}: {folder} is not a folder; expected a DICOM series folder")
+    series = list_dicom_series(folder)
+    if not series:
+        hint = ""
+        if any(p.is_dir() for p in folder.iterdir()):
+            hint = " (it has sub-folders: give the folder of one series itself)"
+        raise InputError(f"{name}: folder {folder} contains no DICOM series{hint}; expected {EXPECTED_INPUT}")
+    if series_uid is not None:
+        chosen = [s for s in series if s["series_uid"] == series_uid]
+        if not chosen:
+            raise InputError(f"{name}: folder {folder} has no series {series_uid}; it holds "
+                             f"{_describe_series(series)}")
+    elif len(series) > 1:
+        raise InputError(f"{name}: folder {folder} holds {len(series)} DICOM series: {_describe_series(series)}; "
+                         "expected one series, or name one (series_uid / --series-uid MODALITY=UID)")
+    else:
+        chosen = series
+    files = _sorted_slice_files(chosen[0]["files"], folder, name)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames([str(f) for f in files])
+    try:
+        image = reader.Execute() if len(files) > 1 else sitk.ReadImage(str(files[0]))
+    except RuntimeError as exc:
+        raise InputError(f"{name}: DICOM series in {folder} could not be read ({_itk_reason(exc)})") from exc
+    validate_volume(image, f"{name} ({folder})", expect_3d=True, allow_constant=allow_constant)
+    return as_float32(image)
+
+
+def _sorted_slice_files(files: List[str], folder: Path, name: str) -> List[str]:
+    """The slice files ordered along the slice normal, after checking that they form one regular stack."""
+    if len(files) == 1:
+        return files  # a single (possibly multi-frame) file: validate_volume checks the result
+    positions, orientations = [], []
+    for path in files:
+        header = _read_header(Path(path))
+        if header is None or not (header.HasMetaDataKey(_TAG_POSITION) and header.HasMetaDataKey(_TAG_ORIENTATION)):
+            raise InputError(f"{name}: DICOM file {path} has no slice position/orientation; expected an image "
+                             f"series with geometry in {folder}")
+        try:
+            positions.append([float(v) for v in header.GetMetaData(_TAG_POSITION).split("\\")])
+            orientations.append([float(v) for v in header.GetMetaData(_TAG_ORIENTATION).split("\\")])
+        except ValueError as exc:
+            raise InputError(f"{name}: DICOM file {path} has an unreadable slice position or orientation") from exc
+    positions = np.asarray(positions, dtype=float)
+    orientations = np.asarray(orientations, dtype=float)
+    if positions.shape[1] != 3 or orientations.shape[1] != 6:
+        raise InputError(f"{name}: DICOM series in {folder} has malformed position/orientation tags")
+    if np.max(np.abs(orientations - orientations[0])) > ORIENTATION_TOLERANCE:
+        raise InputError(f"{name}: DICOM series in {folder} mixes slices of different orientations; expected one "
+                         "stack of parallel slices (a localizer series cannot be used)")
+    row, col = orientations[0, :3], orientations[0, 3:]
+    normal = np.cross(row, col)
+    normal /= np.linalg.norm(normal)
+    along = positions @ normal
+    order = np.argsort(along, kind="stable")
+    along, positions = along[order], positions[order]
+    gaps = np.diff(along)
+    distinct = int(np.sum(gaps > SLICE_TOLERANCE_MM)) + 1
+    if distinct < len(files):
+        raise InputError(f"{name}: DICOM series in {folder} has duplicate slice positions ({len(files)} images at "
+                         f"{distinct} distinct positions), e.g. several b-values, echoes or time points stacked in "
+                         "one series; expected one image per slice position (use a single-volume series such "
+                         "as the ADC map)")
+    spacing = float(np.median(gaps))
+    tolerance = max(SLICE_TOLERANCE_MM, SLICE_TOLERANCE_FRACTION * spacing)
+    worst = float(np.max(np.abs(gaps - spacing)))
+    if worst > tolerance:
+        big = gaps > spacing + tolerance
+        kind = "missing slices" if np.any(big) and np.all(np.abs(gaps[~big] - spacing) <= tolerance) else \
+            "unevenly spaced slices"
+        raise InputError(f"{name}: DICOM series in {folder} has {kind} (slice gaps from {gaps.min():.3f} to "
+                         f"{gaps.max():.3f} mm, expected {spacing:.3f} mm everywhere); expected a complete series "
+                         "with regular slice spacing")
+    lateral = positions - positions[0] - np.outer(along - along[0], normal)
+    if np.max(np.linalg.norm(lateral, axis=1)) > tolerance:
+        raise InputError(f"{name}: DICOM series in {folder} is not stacked along the slice normal (sheared or "
+                         "tilted stack); expected slices stacked perpendicular to their plane")
+    return [files[i] for i in order]
+
+
+# ----------------------------------------------------------------------------------------------- writing
 
 def write_volume(image: sitk.Image, path: str | os.PathLike,
                  metadata: Optional[Dict[str, str]] = None, compress: bool = True) -> Path:
@@ -30,8 +293,8 @@ def write_volume(image: sitk.Image, path: str | os.PathLike,
     image = sitk.Image(image)  # never modify the caller's image
     for key, value in (metadata or {}).items():
         if str(path).endswith((".nii", ".nii.gz")):
-            if key == "description":
-                image.SetMetaData("descrip", str(value)[:79])
+            if key == "description":  # ITK writes ITK_FileNotes into the NIfTI descrip field
+                image.SetMetaData("ITK_FileNotes", str(value)[:79])
         else:
             image.SetMetaData(key, str(value))
     try:

@@ -1,0 +1,74 @@
+"""Options shared by several subcommands (inputs, sampling, progress)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Dict, Optional
+
+from DCEDiffLib.errors import InputError
+from DCEDiffLib.progress import ProgressCallback, TqdmProgress, print_progress_lines
+
+SAMPLERS = ("dpmpp", "ddim", "ddpm", "x0")
+
+
+def add_input_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """--t2w --pd --adc --t1pre [--dce-early --dce-late] [--labels] [--center]."""
+    group = parser.add_argument_group("inputs (DICOM series folder, or NIfTI / NRRD / MHA file)")
+    for name, text in (("t2w", "T2-weighted"), ("pd", "proton density"), ("adc", "ADC map"),
+                       ("t1pre", "T1 pre-contrast (e.g. the first, pre-arrival DCE frame)")):
+        group.add_argument(f"--{name}", required=required, help=text)
+    group.add_argument("--dce-early", help="acquired early DCE (optional: residuals and metrics)")
+    group.add_argument("--dce-late", help="acquired late DCE (optional: residuals and metrics)")
+    group.add_argument("--labels", help="label map in T2W space (optional: region metrics)")
+    group.add_argument("--center", help="prostate centre x,y,z in LPS mm (default: T2W field-of-view centre)")
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model --sampler --steps --samples --seed --device."""
+    group = parser.add_argument_group("synthesis")
+    group.add_argument("--model", help="model .safetensors (with its .json card); default: the shipped model")
+    group.add_argument("--sampler", default="dpmpp", choices=SAMPLERS,
+                       help="dpmpp: DPM-Solver++(2M), the fast default; ddpm: the paper's ancestral sampler "
+                            "(use --steps 1000 for the paper's schedule); ddim; x0: one-step prediction")
+    group.add_argument("--steps", type=int, default=20, help="network evaluations of the sampler (default 20)")
+    group.add_argument("--samples", type=int, default=1,
+                       help="average K samples; K > 1 also writes an uncertainty (std) map")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+def add_progress_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--progress-lines", action="store_true",
+                        help="print machine-readable DCEDIFF_PROGRESS lines instead of a progress bar")
+
+
+def parse_center(text: Optional[str]):
+    """'x,y,z' → a tuple of three floats (LPS mm)."""
+    if not text:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise InputError(f"--center {text!r}: expected three numbers x,y,z in LPS millimetres")
+    return values
+
+
+def collect_inputs(args: argparse.Namespace) -> Dict[str, str]:
+    """The input paths given on the command line, by modality key."""
+    inputs = {m: getattr(args, m) for m in ("t2w", "pd", "adc", "t1pre")}
+    for key, attr in (("dce_early", "dce_early"), ("dce_late", "dce_late"), ("labels", "labels")):
+        if getattr(args, attr, None):
+            inputs[key] = getattr(args, attr)
+    if ("dce_early" in inputs) != ("dce_late" in inputs):
+        raise InputError("acquired DCE: give both --dce-early and --dce-late, or neither")
+    return inputs
+
+
+def progress_callback(args: argparse.Namespace, desc: str):
+    """(callback, closer) for --progress-lines or a tqdm bar."""
+    if getattr(args, "progress_lines", False):
+        return print_progress_lines, (lambda: None)
+    bar = TqdmProgress(desc)
+    return bar, bar.close

@@ -1,0 +1,199 @@
+"""Evaluate models and the trivial baselines on held-out cases, the same way for every method.
+
+Methods: the model; ``identity`` (T1-pre as the prediction: zero enhancement); ``mean_enhancement`` (T1-pre plus
+the training set's average enhancement per T1-pre intensity bin); any ``--compare`` models (e.g. the regression
+U-Net, the model trained without ADC).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from DCEDiffLib.errors import InputError
+from DCEDiffLib.modalities import TARGET_MODALITIES
+from DCEDiffLib.progress import TqdmProgress
+
+SHORT = {"dce_early": "early", "dce_late": "late"}
+
+
+def _spacing_kji(grid: dict):
+    """Voxel spacing in (k, j, i) order from a working-grid dict (None if unknown)."""
+    spacing = grid.get("spacing") if isinstance(grid, dict) else None
+    return tuple(reversed(spacing)) if spacing else None
+
+
+def _case_dirs(data_dir: Path, split_path: Optional[Path], key: str) -> List[Path]:
+    from DCEDiffLib.training.case_data import list_case_dirs
+    from DCEDiffLib.training.split import read_split
+
+    dirs = list_case_dirs(data_dir)
+    if split_path is None:
+        return dirs
+    names = set(read_split(split_path)[key])
+    chosen = [d for d in dirs if d.name in names]
+    if not chosen:
+        raise InputError(f"{split_path}: none of its {key} cases is in {data_dir}")
+    return chosen
+
+
+def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed: int, device: str) -> Dict[str, np.ndarray]:
+    """A model's early/late prediction for one case, on the acquired DCE's intensity scale."""
+    from DCEDiffLib.diffusion.synthesis import synthesize_volume
+    from DCEDiffLib.modalities import INPUT_MODALITIES
+    from DCEDiffLib.normalization import denormalize
+
+    channels = [INPUT_MODALITIES.index(m) for m in model.card["conditions"]]
+    result = synthesize_volume(model, case.conditions[channels], sampler=sampler, steps=steps, samples=samples,
+                               seed=seed, device=device)
+    return {SHORT[t]: denormalize(result.mean[i], case.norm[t]).astype(np.float32)
+            for i, t in enumerate(TARGET_MODALITIES)}
+
+
+def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: Optional[Path] = None,
+                    baseline_data: Optional[Path] = None, compare: Optional[Dict[str, str]] = None,
+                    sampler: str = "dpmpp", steps: int = 20, samples: int = 1, seed: int = 0,
+                    device: str = "auto", max_cases: Optional[int] = None, fid: bool = True,
+                    overwrite: bool = False, cache_dir: Optional[Path] = None) -> dict:
+    """Run the evaluation and write metrics.json/csv/md and report.png into ``out_dir``; returns the summary."""
+    from DCEDiffLib.atomic import atomic_directory
+    from DCEDiffLib.diffusion.model_files import load_model
+    from DCEDiffLib.evaluation.baselines import MeanEnhancementBaseline, identity_baseline
+    from DCEDiffLib.evaluation.case_evaluation import evaluate_case
+    from DCEDiffLib.evaluation.tables import aggregate, write_metrics
+    from DCEDiffLib.model_registry import resolve_model
+    from DCEDiffLib.training.case_data import load_case
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise InputError(f"output folder {out_dir} already exists and is not empty; pass --overwrite")
+    cache = Path(cache_dir) if cache_dir else out_dir.parent / f".{out_dir.name}.cache"
+    models = {"model": load_model(resolve_model(model_path))}
+    for name, path in (compare or {}).items():
+        models[name] = load_model(resolve_model(path))
+    eval_dirs = _case_dirs(Path(data_dir), split_path, "test")[:max_cases]
+    cases = [c for c in (load_case(d, cache) for d in eval_dirs) if c.targets is not None]
+    if not cases:
+        raise InputError(f"no evaluation case in {data_dir} has acquired early/late DCE")
+
+    baseline = None
+    fit_dirs = None
+    if baseline_data is not None:
+        fit_dirs = _case_dirs(Path(baseline_data), None, "train")
+    elif split_path is not None:
+        fit_dirs = _case_dirs(Path(data_dir), split_path, "train")
+    if fit_dirs:
+        fit_cases = [c for c in (load_case(d, cache) for d in fit_dirs) if c.targets is not None]
+        baseline = MeanEnhancementBaseline().fit(
+            [(c.raw("t1pre"), c.raw("dce_early"), c.raw("dce_late")) for c in fit_cases])
+
+    results: Dict[str, list] = {name: [] for name in models}
+    results["identity"] = []
+    if baseline is not None:
+        results["mean_enhancement"] = []
+    predictions: Dict[str, list] = {name: [] for name in results}
+    bar = TqdmProgress("evaluate")
+    started = time.perf_counter()
+    for index, case in enumerate(cases):
+        acquired = {SHORT[t]: case.raw(t) for t in TARGET_MODALITIES}
+        t1pre = case.raw("t1pre")
+        per_method = {name: synthesize_arrays(m, case, sampler, steps, samples, seed, device)
+                      for name, m in models.items()}
+        identity = identity_baseline(t1pre, acquired["early"])
+        per_method["identity"] = {"early": identity, "late": identity}
+        if baseline is not None:
+            early, late = baseline.predict(t1pre)
+            per_method["mean_enhancement"] = {"early": early, "late": late}
+        for name, prediction in per_method.items():
+            metrics = evaluate_case(prediction, acquired, t1pre, labels=case.labels, legend=case.legend,
+                                    spacing=_spacing_kji(case.grid))
+            metrics["case"] = case.name
+            results[name].append(metrics)
+            predictions[name].append(prediction)
+        from DCEDiffLib.progress import ProgressEvent
+
+        bar(ProgressEvent("evaluate", index + 1, len(cases), (index + 1) / len(cases),
+                          time.perf_counter() - started))
+    bar.close()
+
+    meta = {"model": str(resolve_model(model_path)), "compare": compare or {}, "sampler": sampler,
+            "steps": steps, "samples": samples, "seed": seed, "cases": [c.name for c in cases],
+            "data": str(data_dir), "split": str(split_path) if split_path else None,
+            "seconds": round(time.perf_counter() - started, 1)}
+    fid_results = _fid(predictions, cases) if fid else {"skipped": "disabled with --no-fid"}
+    meta["fid"] = fid_results
+    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+        write_metrics(tmp, results, meta)
+        _report(tmp / "report.png", results["model"], predictions["model"], cases, meta)
+    summary = {name: aggregate(rows) for name, rows in results.items()}
+    return {"out": str(out_dir), "cases": len(cases), "fid": fid_results,
+            "headline": _headline(summary)}
+
+
+def _headline(summary: dict) -> dict:
+    from DCEDiffLib.evaluation.tables import format_stat
+
+    out = {}
+    for name, agg in summary.items():
+        out[name] = {f"{target}_{metric}": format_stat(agg.get(target, {}).get("whole", {}).get(metric))
+                     for target in ("early", "late") for metric in ("psnr", "ssim", "mae")}
+    return out
+
+
+def _fid(predictions: Dict[str, list], cases) -> dict:
+    """FID/KID of each method's slices against the acquired slices (None with a reason when unavailable).
+
+    Each case's acquired and predicted volumes are scaled with the acquired volume's bounds, so brightness errors
+    count, then all slices are pooled.
+    """
+    from DCEDiffLib.evaluation import fid as fid_module
+    from DCEDiffLib.evaluation.metrics import apply_scale, scale_to_unit
+
+    extractor = fid_module.load_inception()
+    if extractor is None:
+        return {"skipped": fid_module.unavailable_reason()}
+    out = {}
+    for target in ("early", "late"):
+        scaled_real, bounds = [], []
+        for case in cases:
+            unit, bound = scale_to_unit(case.raw(f"dce_{target}"))
+            scaled_real.append(unit)
+            bounds.append(bound)
+        real_features = fid_module.features(extractor, np.concatenate(scaled_real), value_range=(0.0, 1.0))
+        for name, preds in predictions.items():
+            fake = np.concatenate([apply_scale(p[target], b) for p, b in zip(preds, bounds)])
+            fake_features = fid_module.features(extractor, fake, value_range=(0.0, 1.0))
+            out.setdefault(name, {})[target] = {
+                "fid": fid_module.frechet_distance(real_features, fake_features),
+                "kid": fid_module.kernel_inception_distance(real_features, fake_features),
+                "slices": int(len(real_features))}
+    return out
+
+
+def _report(path: Path, rows: list, predictions: list, cases, meta: dict) -> None:
+    """Best, median and worst case by early PSNR (whole grid)."""
+    from DCEDiffLib.evaluation.report_figure import write_report_png
+    from DCEDiffLib.modalities import INPUT_MODALITIES
+
+    from DCEDiffLib.evaluation.metrics import decode_value
+
+    scores = []
+    for row in rows:
+        value = decode_value(row.get("early", {}).get("whole", {}).get("psnr"))
+        scores.append(-np.inf if value is None else float(value))
+    order = np.argsort(scores)
+    picks = [("best", order[-1]), ("median", order[len(order) // 2]), ("worst", order[0])]
+    figure_rows = []
+    for label, index in picks:
+        case = cases[index]
+        figure_rows.append({
+            "title": f"{label}: {case.name} (early PSNR {scores[index]:.2f} dB)",
+            "inputs": {m: case.raw(m) for m in INPUT_MODALITIES},
+            "synthetic": predictions[index],
+            "acquired": {SHORT[t]: case.raw(t) for t in TARGET_MODALITIES},
+            "labels": case.labels, "legend": case.legend})
+    write_report_png(path, figure_rows, provenance=f"SYNTHETIC — DCEDiff evaluation, model {Path(meta['model']).stem}, "
+                                                   f"sampler {meta['sampler']}, {meta['steps']} steps, seed {meta['seed']}")

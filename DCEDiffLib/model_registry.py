@@ -1,0 +1,33 @@
+"""Where the shipped model lives, and how a model argument resolves to files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from DCEDiffLib.errors import ModelFileError
+
+# Resources/ sits next to DCEDiffLib/ both in the repository and in the installed Slicer extension.
+RESOURCES_DIR = Path(__file__).resolve().parent.parent / "Resources"
+SHIPPED_MODEL_NAME = "dcediff_cpu_phantom"
+SAMPLE_CASE_DIR = RESOURCES_DIR / "SampleData" / "phantom_case"
+
+
+def shipped_model_path() -> Path:
+    """The shipped model's weights file (the card is the same stem with .json)."""
+    return RESOURCES_DIR / "Models" / f"{SHIPPED_MODEL_NAME}.safetensors"
+
+
+def resolve_model(model: Optional[str]) -> Path:
+    """A model argument (None = the shipped model; a .safetensors/.json path or stem) → weights path."""
+    if model is None:
+        path = shipped_model_path()
+        if not path.is_file():
+            raise ModelFileError(f"the shipped model {path} is missing; reinstall DCEDiff or pass --model")
+        return path
+    path = Path(model)
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    elif path.suffix != ".safetensors":
+        path = path.with_name(path.name + ".safetensors")
+    return path

@@ -1,0 +1,311 @@
+"""One phantom case (all series on their own grids, labels, parameters), writing it, and whole datasets.
+
+A case is fully determined by (seed, domain): the seed fixes the patient (anatomy, tissues, lesions), the domain
+the acquisition. The same seed in domains A and B is the same patient scanned at two sites. Same seed and domain
+give identical arrays and identical files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import SimpleITK as sitk
+
+from DCEDiffLib.atomic import atomic_directory, write_text_atomic
+from DCEDiffLib.errors import InputError
+from DCEDiffLib.phantom import acquisition, imaging
+from DCEDiffLib.phantom.anatomy import LABEL_LEGEND, build_anatomy
+from DCEDiffLib.phantom.kinetics import HEMATOCRIT, PARKER_PARAMETERS, R1_RELAXIVITY_3T
+from DCEDiffLib.phantom.rasterize import Grid, rasterize
+from DCEDiffLib.phantom.tissues import sample_tissues
+from DCEDiffLib.progress import check_cancel
+
+GENERATOR_NAME = "DCEDiff phantom"
+GENERATOR_VERSION = 1
+FORMATS = ("nifti", "dicom")
+IMAGE_KEYS = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
+FILE_DESCRIPTIONS = {
+    "t2w": "T2-weighted TSE", "pd": "proton density (3D GRE)", "adc": "ADC map (1e-6 mm2/s)",
+    "t1pre": "T1 pre-contrast (DCE frame 0)", "dce_early": "DCE early (middle frame)",
+    "dce_late": "DCE late (last frame)", "dce_series": "DCE time series (4D)", "labels": "phantom label map",
+}
+
+
+@dataclasses.dataclass
+class PhantomCase:
+    """One synthetic exam.
+
+    ``images``: modality → ``sitk.Image`` (int16), each on its own grid (t2w, pd, adc, t1pre, dce_early,
+    dce_late; t1pre and the DCE frames share the DCE grid); ``dce_series``: the 4D DCE series (4th axis = time,
+    spacing = frame interval in s); ``labels``: uint8 label map on the T2W grid (legend in
+    ``params['label_legend']``); ``params``: everything that generated the case (written as case.json).
+    """
+
+    case_id: str
+    images: Dict[str, sitk.Image]
+    dce_series: sitk.Image
+    labels: sitk.Image
+    params: Dict[str, object]
+    generation_seconds: float = 0.0  # wall time of generate_case (not part of params: files stay deterministic)
+
+
+def case_seed(dataset_seed: int, index: int) -> int:
+    """The seed of case ``index`` of a dataset generated with ``dataset_seed`` (independent streams)."""
+    state = np.random.SeedSequence([int(dataset_seed), int(index)]).generate_state(1, dtype=np.uint32)[0]
+    return int(state) & 0x7FFFFFFF
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"phantom seed {seed!r}: expected a non-negative integer")
+    return int(seed)
+
+
+def _image(array: np.ndarray, grid: Grid) -> sitk.Image:
+    image = sitk.GetImageFromArray(array, isVector=False)
+    image.SetSpacing(grid.spacing)
+    image.SetOrigin(grid.origin)
+    image.SetDirection(tuple(np.asarray(grid.direction, dtype=np.float64).ravel()))
+    return image
+
+
+def _image_4d(frames: np.ndarray, grid: Grid, interval_s: float) -> sitk.Image:
+    image = sitk.GetImageFromArray(frames, isVector=False)
+    image.SetSpacing(tuple(grid.spacing) + (float(interval_s),))
+    image.SetOrigin(tuple(grid.origin) + (0.0,))
+    direction = np.eye(4)
+    direction[:3, :3] = np.asarray(grid.direction)
+    image.SetDirection(tuple(direction.ravel()))
+    return image
+
+
+def generate_case(seed: int, domain: str = "A", case_id: str = "case_000", *,
+                  lesion_count: Optional[int] = None) -> PhantomCase:
+    """Generate one phantom exam.
+
+    ``seed`` fixes the patient, ``domain`` ("A": ProstateX-like, "B": external site with endorectal coil) the
+    acquisition; ``lesion_count`` (0–3) forces the number of lesions instead of drawing it.
+    """
+    seed = _check_seed(seed)
+    proto = acquisition.check_domain(domain)
+    if lesion_count is not None and not (0 <= int(lesion_count) <= 3):
+        raise InputError(f"lesion_count {lesion_count!r}: expected 0 to 3")
+    domain_index = acquisition.DOMAINS.index(domain)
+    t_start = time.perf_counter()
+
+    patient_rng = np.random.default_rng([seed, 1])
+    tissues = sample_tissues(patient_rng)
+    anatomy = build_anatomy(patient_rng, tissues, endorectal_coil=proto.endorectal_coil, lesion_count=lesion_count)
+    plan = acquisition.plan_exam(np.random.default_rng([seed, 2, domain_index]), domain, anatomy)
+    noise_rng = np.random.default_rng([seed, 3, domain_index])
+    reference = anatomy.tissues["peripheral_zone"]
+    noise: Dict[str, Dict[str, float]] = {}
+
+    t2w = plan.series["t2w"]
+    maps, label_array = rasterize(anatomy, t2w.grid, t2w.motion, imaging.T2W_PROPERTIES, labels=True)
+    bias = acquisition.receive_bias(plan, t2w, anatomy)
+    t2w_array, noise["t2w"] = imaging.t2w_image(maps, t2w, bias, reference, noise_rng)
+
+    pd = plan.series["pd"]
+    maps, _ = rasterize(anatomy, pd.grid, pd.motion, imaging.PD_PROPERTIES)
+    pd_array, noise["pd"] = imaging.pd_image(maps, pd, acquisition.receive_bias(plan, pd, anatomy),
+                                             acquisition.transmit_field(plan, pd, anatomy), reference, noise_rng)
+
+    adc = plan.series["adc"]
+    maps, _ = rasterize(anatomy, adc.grid, adc.motion, imaging.ADC_PROPERTIES)
+    adc_array, noise["adc"] = imaging.adc_image(maps, adc, plan, acquisition.receive_bias(plan, adc, anatomy),
+                                                reference, noise_rng)
+
+    dce = plan.series["dce"]
+    maps, _ = rasterize(anatomy, dce.grid, dce.motion, imaging.DCE_PROPERTIES)
+    frames, noise["dce"] = imaging.dce_series(maps, dce, plan, acquisition.receive_bias(plan, dce, anatomy),
+                                              acquisition.transmit_field(plan, dce, anatomy), reference, noise_rng)
+    del maps
+
+    images = {"t2w": _image(t2w_array, t2w.grid), "pd": _image(pd_array, pd.grid),
+              "adc": _image(adc_array, adc.grid), "t1pre": _image(frames[0], dce.grid),
+              "dce_early": _image(frames[plan.early_frame], dce.grid),
+              "dce_late": _image(frames[plan.late_frame], dce.grid)}
+    series_4d = _image_4d(frames, dce.grid, float(plan.frame_times_s[1] - plan.frame_times_s[0]))
+    labels = _image(label_array, t2w.grid)
+    params = _parameters(seed, domain, case_id, anatomy, plan, noise)
+    return PhantomCase(case_id, images, series_4d, labels, params, time.perf_counter() - t_start)
+
+
+def _parameters(seed, domain, case_id, anatomy, plan: acquisition.ExamPlan, noise) -> Dict[str, object]:
+    tissue_table = {name: t.summary() for name, t in anatomy.tissues.items() if not name.startswith("lesion_")}
+    series = {}
+    for name in acquisition.SERIES:
+        series[name] = acquisition.series_summary(plan, anatomy, name, noise[name]["sigma"], noise[name]["reference"])
+    series["t1pre"] = {"same_series_as": "dce", "frame": 0}
+    times = [round(float(t), 4) for t in plan.frame_times_s]
+    return {
+        "generator": GENERATOR_NAME, "generator_version": GENERATOR_VERSION, "synthetic": True,
+        "case_id": case_id, "seed": seed, "domain": domain, "domain_description": plan.domain.description,
+        "label_legend": dict(LABEL_LEGEND),
+        "anatomy": anatomy.summary,
+        "tissues": tissue_table,
+        "lesions": anatomy.lesions,
+        "series": series,
+        "exam_orientation": [[round(v, 9) for v in row] for row in plan.orientation],
+        "diffusion": {"b_values": list(plan.domain.b_values),
+                      "tissue_adc_reference_b_values": list(plan.domain.reference_b_values),
+                      "model": "kurtosis S(b) = S0 exp(-bD + (bD)^2 K/6); ADC = log-linear fit, x1e6"},
+        "dce": {
+            "frame_times_s": times, "frames": len(times), "frame_interval_s": round(times[1] - times[0], 4),
+            "early_frame": plan.early_frame, "late_frame": plan.late_frame, "t1pre_frame": 0,
+            "early_time_s": times[plan.early_frame], "late_time_s": times[plan.late_frame],
+            "aif": "Parker 2006 population AIF (whole blood), zero before arrival",
+            "aif_parameters": PARKER_PARAMETERS, "aif_arrival_delay_s": round(plan.arrival_delay_s, 4),
+            "aif_scale": round(plan.aif_scale, 4), "hematocrit": HEMATOCRIT,
+            "venous_delay_s": round(plan.venous_delay_s, 4), "venous_dispersion_s": round(plan.venous_dispersion_s, 4),
+            "relaxivity_per_s_per_mM": R1_RELAXIVITY_3T, "model": "extended Tofts, Ct = vp Cp + Ktrans (Cp * exp(-kep t))",
+            "fat_saturation_residual": round(plan.fat_sat_residual, 4), "b1_mean": round(plan.b1_mean, 4),
+        },
+        "endorectal_coil": {"present": plan.domain.endorectal_coil, "gain": round(plan.coil_gain, 4),
+                            "length_constant_mm": round(plan.coil_length_mm, 4)},
+        "noise": "Rician (magnitude of complex Gaussian); sigma per series in 'series'",
+    }
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def case_json_text(params: Dict[str, object]) -> str:
+    """case.json content (deterministic)."""
+    return json.dumps(params, indent=1, default=_json_default) + "\n"
+
+
+def write_case(case: PhantomCase, out_dir, fmt: str = "nifti", *, overwrite: bool = False,
+               include_series: bool = True, progress: Optional[Callable[[int, int], None]] = None) -> Path:
+    """Write ``case`` into the folder ``out_dir`` (e.g. ``DIR/case_000``), atomically: the folder appears
+    complete or not at all. ``fmt`` "nifti" writes ``<modality>.nii.gz``; "dicom" one DICOM series folder per
+    modality (``dce_series/`` holds one sub-folder per frame); the label map is NIfTI in both. ``include_series``
+    False leaves out the 4D DCE series. Refuses an existing non-empty folder unless ``overwrite``."""
+    if fmt not in FORMATS:
+        raise InputError(f"phantom format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    from DCEDiffLib.volume_io import write_volume
+
+    out_dir = Path(out_dir)
+    keys = list(IMAGE_KEYS) + (["dce_series"] if include_series else [])
+    total = len(keys) + 2
+    params = dict(case.params)
+    files: Dict[str, str] = {}
+    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+        for step, key in enumerate(keys, start=1):
+            image = case.dce_series if key == "dce_series" else case.images[key]
+            if fmt == "nifti":
+                name = f"{key}.nii.gz"
+                write_volume(image, tmp / name, {"description": f"DCEDiff phantom (synthetic): {FILE_DESCRIPTIONS[key]}"})
+            else:
+                from DCEDiffLib.phantom.dicom_export import write_dicom_modality
+
+                name = f"{key}/"
+                write_dicom_modality(image, tmp / key, key, case)
+            files[key] = name
+            if progress:
+                progress(step, total)
+        write_volume(case.labels, tmp / "labels.nii.gz", {"description": "DCEDiff phantom (synthetic): labels"})
+        files["labels"] = "labels.nii.gz"
+        if progress:
+            progress(total - 1, total)
+        params["format"] = fmt
+        params["files"] = files
+        if not include_series:
+            params["dce_series_omitted"] = True
+        (tmp / "case.json").write_text(case_json_text(params))
+        _usual_permissions(tmp)
+        if progress:
+            progress(total, total)
+    return out_dir
+
+
+def _usual_permissions(folder: Path) -> None:
+    """Temporary files and folders are private (0600/0700); give the finished case the user's usual modes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+def _stale_phantom_cases(out_dir: Path, keep: List[str]) -> List[Path]:
+    stale = []
+    for path in out_dir.glob("case_*"):
+        if path.is_dir() and re.fullmatch(r"case_\d+", path.name) and path.name not in keep:
+            meta = path / "case.json"
+            try:
+                if json.loads(meta.read_text()).get("generator") == GENERATOR_NAME:
+                    stale.append(path)
+            except (OSError, ValueError):
+                continue
+    return stale
+
+
+def check_dataset_request(out_dir, cases: int, domain: str, seed: int, fmt: str, overwrite: bool) -> None:
+    """Raise InputError (naming the option) for a request :func:`generate_dataset` would refuse."""
+    if isinstance(cases, bool) or not isinstance(cases, (int, np.integer)) or cases < 1:
+        raise InputError(f"--cases {cases!r}: expected a positive integer")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"--seed {seed!r}: expected a non-negative integer")
+    if domain not in acquisition.DOMAINS:
+        raise InputError(f"--domain {domain!r}: expected one of {', '.join(acquisition.DOMAINS)}")
+    if fmt not in FORMATS:
+        raise InputError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"output folder {out_dir} is a file; expected a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise InputError(f"output folder {out_dir} already exists and is not empty; "
+                         "choose a new folder or pass --overwrite")
+
+
+def generate_dataset(out_dir, cases: int, domain: str = "A", seed: int = 0, fmt: str = "nifti",
+                     progress: Optional[Callable[[int, int], None]] = None, *, overwrite: bool = False,
+                     include_series: bool = True, should_cancel: Optional[Callable[[], bool]] = None,
+                     first_index: int = 0) -> List[Path]:
+    """Generate ``cases`` cases into ``out_dir/case_000``, ``case_001``, … (each written atomically) and
+    ``out_dir/dataset.json``. Case i uses :func:`case_seed` (seed, i). An existing non-empty ``out_dir`` is refused
+    unless ``overwrite`` (then its phantom cases are replaced and stale ones removed). ``progress(done, total)``
+    is called after each case; ``should_cancel`` is checked before each case (cases already written stay)."""
+    check_dataset_request(out_dir, cases, domain, seed, fmt, overwrite)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = [f"case_{first_index + i:03d}" for i in range(cases)]
+    written: List[Path] = []
+    entries = []
+    for i, name in enumerate(names):
+        check_cancel(should_cancel)
+        s = case_seed(seed, first_index + i)
+        case = generate_case(s, domain, name)
+        case.params["dataset"] = {"seed": seed, "index": first_index + i}
+        written.append(write_case(case, out_dir / name, fmt, overwrite=overwrite, include_series=include_series))
+        entries.append({"case_id": name, "seed": s,
+                        "lesions": [{"kind": l["kind"], "zone": l["zone"], "diameter_mm": l["diameter_mm"]}
+                                    for l in case.params["lesions"]]})
+        if progress:
+            progress(i + 1, cases)
+    for path in _stale_phantom_cases(out_dir, names):
+        shutil.rmtree(path)
+    summary = {"generator": GENERATOR_NAME, "generator_version": GENERATOR_VERSION, "synthetic": True,
+               "domain": domain, "seed": seed, "format": fmt, "dce_series": include_series, "cases": entries}
+    write_text_atomic(out_dir / "dataset.json", json.dumps(summary, indent=1) + "\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    (out_dir / "dataset.json").chmod(0o666 & ~umask)
+    return written

@@ -1,0 +1,219 @@
+"""Preprocessing of one exam, as the paper does it, made robust: read → register to T2W → working grid → normalise.
+
+:func:`preprocess_case` returns a :class:`PreprocessedCase` (everything on the 160×160×16 working grid, with the
+normalisation parameters and registration results); :func:`write_preprocessed` writes it as
+``<modality>.nii.gz``, ``transforms/<modality>.tfm`` and ``preprocess.json`` (``dcediff preprocess``), and
+:func:`load_preprocessed` reads such a folder back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Dict, Mapping, Optional, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from DCEDiffLib import __version__
+from DCEDiffLib.errors import InputError
+from DCEDiffLib.modalities import DESCRIPTIONS, INPUT_MODALITIES, TARGET_MODALITIES
+from DCEDiffLib.normalization import NormParams, fit_normalization, normalize
+from DCEDiffLib.progress import CancelHook, check_cancel
+from DCEDiffLib.registration import RegistrationResult, identity_result, register_rigid
+from DCEDiffLib.volume_io import read_volume, write_volume
+from DCEDiffLib.working_grid import (GRID_SIZE, GRID_SPACING, WorkingGrid, coverage_mask, make_working_grid,
+                                     resample_to_grid)
+
+REGISTERED = ("pd", "adc", "t1pre") + TARGET_MODALITIES   # everything but the T2W (the fixed image)
+LABEL_KEYS = ("labels", "prostate_mask")                   # label maps drawn in T2W space: no registration
+SPACING_RANGE_MM = (0.05, 20.0)                            # plausible MR voxel sizes
+MIN_COVERAGE = 0.10                                        # of the working grid, per input
+MAX_NEGATIVE_ADC_FRACTION = 0.01                           # ADC is ≥ 0; a few noisy voxels are tolerated
+NAMES = {**{m: DESCRIPTIONS[m] for m in INPUT_MODALITIES + TARGET_MODALITIES},
+         "labels": "label map", "prostate_mask": "prostate mask"}
+PREPROCESS_FORMAT = 1
+
+
+@dataclasses.dataclass
+class PreprocessedCase:
+    """One exam on the working grid.
+
+    ``images``: modality → image on the grid (float32 intensities on the original scale; label maps keep their
+    integer type); ``norm``: modality → normalisation parameters (the four inputs); ``registration``: modality →
+    :class:`RegistrationResult`; ``coverage``: modality → fraction of the grid inside that series' field of view;
+    ``t2w``: the original T2W (or, read back from disk, an empty image with its geometry) for pasting back.
+    """
+
+    grid: WorkingGrid
+    t2w: sitk.Image
+    images: Dict[str, sitk.Image]
+    norm: Dict[str, NormParams]
+    registration: Dict[str, RegistrationResult]
+    coverage: Dict[str, float]
+    sources: Dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def normalized(self, modality: str) -> np.ndarray:
+        """A condition modality normalised to [-1, 1] (float32 (k, j, i), not clipped)."""
+        if modality not in self.norm:
+            raise InputError(f"{modality}: not a normalised input of this case (has {', '.join(self.norm)})")
+        return normalize(sitk.GetArrayFromImage(self.images[modality]), self.norm[modality])
+
+    def to_dict(self) -> dict:
+        """The content of ``preprocess.json``."""
+        t2w = self.t2w
+        return {
+            "format": PREPROCESS_FORMAT, "dcediff_version": __version__,
+            "working_grid": self.grid.to_dict(),
+            "t2w_geometry": {"size": list(t2w.GetSize()), "spacing": list(t2w.GetSpacing()),
+                             "origin": list(t2w.GetOrigin()), "direction": list(t2w.GetDirection())},
+            "normalization": {m: p.to_dict() for m, p in self.norm.items()},
+            "registration": {m: r.to_dict() for m, r in self.registration.items()},
+            "coverage": {m: round(float(c), 4) for m, c in self.coverage.items()},
+            "modalities": sorted(self.images), "sources": self.sources,
+            "axis_order": "arrays are (k, j, i); coordinates LPS mm; transforms map T2W points to the series",
+        }
+
+
+def _name(key: str) -> str:
+    return f"{NAMES.get(key, key)} ({key})"
+
+
+def _check_spacing(image: sitk.Image, key: str) -> None:
+    spacing = np.asarray(image.GetSpacing(), dtype=float)
+    low, high = SPACING_RANGE_MM
+    if np.any(spacing < low) or np.any(spacing > high):
+        raise InputError(f"{_name(key)}: voxel spacing {tuple(round(s, 4) for s in spacing)} mm is outside "
+                         f"{low:g}–{high:g} mm; expected an MR volume with plausible voxel sizes (check the "
+                         "file's header units)")
+
+
+def _check_adc(image: sitk.Image) -> None:
+    values = sitk.GetArrayViewFromImage(image)
+    negative = float(np.mean(values < 0))
+    if negative > MAX_NEGATIVE_ADC_FRACTION:
+        raise InputError(f"{_name('adc')}: {negative:.1%} of the voxels are negative; expected an ADC map "
+                         "(apparent diffusion coefficient ≥ 0, e.g. in 10⁻⁶ mm²/s), not a DWI or a difference "
+                         "image")
+
+
+def read_inputs(inputs: Mapping[str, object]) -> Dict[str, sitk.Image]:
+    """Read and check every given input (paths or SimpleITK images) as float32, label maps as integers."""
+    unknown = sorted(set(inputs) - set(INPUT_MODALITIES + TARGET_MODALITIES + LABEL_KEYS))
+    if unknown:
+        raise InputError(f"unknown input(s) {', '.join(unknown)}; expected "
+                         f"{', '.join(INPUT_MODALITIES + TARGET_MODALITIES + LABEL_KEYS)}")
+    missing = [m for m in INPUT_MODALITIES if inputs.get(m) in (None, "")]
+    if missing:
+        raise InputError(f"missing input(s): {', '.join(_name(m) for m in missing)}; expected all four "
+                         "non-contrast inputs T2W, PD, ADC and T1 pre-contrast")
+    if (inputs.get("dce_early") is None) != (inputs.get("dce_late") is None):
+        raise InputError("acquired DCE: give both the early and the late image, or neither")
+    images = {}
+    for key, source in inputs.items():
+        if source is None or source == "":
+            continue
+        is_label = key in LABEL_KEYS
+        image = read_volume(source, name=_name(key), allow_constant=is_label)
+        if is_label:
+            image = sitk.Cast(sitk.Round(image), sitk.sitkInt16)
+        _check_spacing(image, key)
+        images[key] = image
+    _check_adc(images["adc"])
+    return images
+
+
+def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[float]] = None,
+                    register: bool = True, progress=None, should_cancel: Optional[CancelHook] = None,
+                    grid_size: Sequence[int] = GRID_SIZE, grid_spacing: Sequence[float] = GRID_SPACING
+                    ) -> PreprocessedCase:
+    """Register every series to the T2W, resample onto the working grid and fit the normalisation.
+
+    ``inputs`` maps ``t2w, pd, adc, t1pre`` (required), ``dce_early, dce_late`` (optional, together),
+    ``labels``/``prostate_mask`` (optional, in T2W space) to a path (DICOM folder, NIfTI/NRRD/MHA file) or a
+    SimpleITK image. ``center_lps`` is the prostate centre in LPS mm (default: the T2W field-of-view centre).
+    ``progress(step, total)`` is called after each registration. Inputs are never modified.
+    """
+    images = read_inputs(inputs)
+    t2w = images["t2w"]
+    grid = make_working_grid(t2w, center_lps, size=grid_size, spacing=grid_spacing)
+    to_register = [m for m in REGISTERED if m in images]
+    registration: Dict[str, RegistrationResult] = {}
+    for index, modality in enumerate(to_register):
+        check_cancel(should_cancel)
+        if register:
+            registration[modality] = register_rigid(t2w, images[modality], modality, grid.center_lps)
+        else:
+            registration[modality] = identity_result(modality, "registration skipped (scanner alignment used)")
+        if progress is not None:
+            progress(index + 1, len(to_register))
+    check_cancel(should_cancel)
+
+    on_grid: Dict[str, sitk.Image] = {}
+    coverage: Dict[str, float] = {}
+    norm: Dict[str, NormParams] = {}
+    for key, image in images.items():
+        transform = registration[key].transform if key in registration else None
+        interpolator = "nearest" if key in LABEL_KEYS else "linear"
+        on_grid[key] = resample_to_grid(image, grid, transform, interpolator=interpolator, name=_name(key))
+        inside = coverage_mask(grid, image, transform)
+        coverage[key] = float(np.mean(inside))
+        if key in LABEL_KEYS:
+            continue
+        if coverage[key] < MIN_COVERAGE:
+            raise InputError(f"{_name(key)}: covers only {coverage[key]:.1%} of the working grid around the prostate "
+                             f"centre {tuple(round(c, 1) for c in grid.center_lps)} LPS mm; expected a series of "
+                             f"the same exam covering the prostate (at least {MIN_COVERAGE:.0%})")
+        if key in INPUT_MODALITIES:
+            norm[key] = fit_normalization(sitk.GetArrayViewFromImage(on_grid[key]), mask=inside, name=_name(key))
+    sources = {k: str(v) for k, v in inputs.items() if isinstance(v, (str, Path))}
+    return PreprocessedCase(grid, t2w, on_grid, norm, registration, coverage, sources)
+
+
+def write_preprocessed(case: PreprocessedCase, out_dir, overwrite: bool = False) -> Path:
+    """Write ``<modality>.nii.gz`` (working grid), ``transforms/<modality>.tfm`` and ``preprocess.json``,
+    all or nothing."""
+    from DCEDiffLib.atomic import atomic_directory
+
+    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+        for key, image in case.images.items():
+            write_volume(image, tmp / f"{key}.nii.gz", {"description": f"DCEDiff working grid: {_name(key)}"})
+        (tmp / "transforms").mkdir()
+        for key, result in case.registration.items():
+            sitk.WriteTransform(result.transform, str(tmp / "transforms" / f"{key}.tfm"))
+        (tmp / "preprocess.json").write_text(json.dumps(case.to_dict(), indent=2))
+    return Path(out_dir)
+
+
+def load_preprocessed(case_dir) -> PreprocessedCase:
+    """Read a folder written by :func:`write_preprocessed` back into a :class:`PreprocessedCase`."""
+    case_dir = Path(case_dir)
+    meta_path = case_dir / "preprocess.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{meta_path}: not a readable preprocess.json ({exc}); expected the output of "
+                         "'dcediff preprocess'") from exc
+    if meta.get("format") != PREPROCESS_FORMAT:
+        raise InputError(f"{meta_path}: format {meta.get('format')!r}; expected {PREPROCESS_FORMAT}")
+    grid = WorkingGrid.from_dict(meta["working_grid"])
+    geometry = meta["t2w_geometry"]
+    t2w = sitk.Image([int(s) for s in geometry["size"]], sitk.sitkUInt8)
+    t2w.SetSpacing(geometry["spacing"])
+    t2w.SetOrigin(geometry["origin"])
+    t2w.SetDirection(geometry["direction"])
+    images = {}
+    for key in meta["modalities"]:
+        images[key] = read_volume(case_dir / f"{key}.nii.gz", name=_name(key), allow_constant=True)
+        if key in LABEL_KEYS:
+            images[key] = sitk.Cast(sitk.Round(images[key]), sitk.sitkInt16)
+    norm = {m: NormParams.from_dict(p) for m, p in meta["normalization"].items()}
+    registration = {}
+    for key, info in meta["registration"].items():
+        transform = sitk.ReadTransform(str(case_dir / "transforms" / f"{key}.tfm"))
+        registration[key] = RegistrationResult(key, transform, bool(info["applied"]), info.get("metric_before"),
+                                               info.get("metric_after"), float(info["translation_mm"]),
+                                               float(info["rotation_deg"]), str(info.get("reason", "")))
+    return PreprocessedCase(grid, t2w, images, norm, registration, dict(meta.get("coverage", {})),
+                            dict(meta.get("sources", {})))

@@ -1,0 +1,145 @@
+"""End to end through the `dcediff synthesize` and `demo` commands on the shipped phantom case.
+
+Uses a small random-weight model (tiny preset) so the suite does not depend on how well the shipped model is
+trained; one test runs the real shipped model with a few steps.
+"""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from DCEDiffLib.cli import main
+from DCEDiffLib.model_registry import SAMPLE_CASE_DIR, shipped_model_path
+from DCEDiffLib.progress import parse_progress_line
+
+CASE = SAMPLE_CASE_DIR
+pytestmark = pytest.mark.skipif(not (CASE / "t2w.nii.gz").is_file(), reason="shipped phantom case missing")
+
+
+def digest(folder: Path) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    import torch
+
+    from DCEDiffLib.diffusion.model_files import save_model
+    from DCEDiffLib.diffusion.presets import build_network, network_config
+    from DCEDiffLib.training.model_card import make_model_card
+
+    config = network_config("tiny", in_channels=6, out_channels=2)
+    torch.manual_seed(0)
+    network = build_network(config)
+    with torch.no_grad():  # zero-initialised outputs would make every prediction identical: perturb them
+        for p in network.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    card = make_model_card(config, "diffusion", ["t2w", "pd", "adc", "t1pre"], "tiny", {"data": "none (test)"})
+    save_model(network, card, path)
+    return path
+
+
+def args_for(case: Path, out: Path, *extra) -> list:
+    return ["synthesize", "--t2w", str(case / "t2w.nii.gz"), "--pd", str(case / "pd.nii.gz"),
+            "--adc", str(case / "adc.nii.gz"), "--t1pre", str(case / "t1pre.nii.gz"), "--out", str(out), *extra]
+
+
+def test_synthesize_writes_labelled_outputs_on_the_working_grid(tiny_model, tmp_path, capsys):
+    before = digest(CASE)
+    out = tmp_path / "out"
+    code = main(args_for(CASE, out, "--dce-early", str(CASE / "dce_early.nii.gz"), "--dce-late",
+                         str(CASE / "dce_late.nii.gz"), "--model", str(tiny_model), "--steps", "2",
+                         "--samples", "2", "--t2w-grid", "--progress-lines"))
+    assert code == 0
+    assert digest(CASE) == before  # inputs untouched
+    names = {p.name for p in out.iterdir()}
+    for name in ("synthetic_early.nii.gz", "synthetic_late.nii.gz", "uncertainty_early.nii.gz",
+                 "uncertainty_late.nii.gz", "residual_early.nii.gz", "residual_late.nii.gz", "metrics.json",
+                 "report.png", "synthesis.json", "t2w_grid"):
+        assert name in names, name
+    early = sitk.ReadImage(str(out / "synthetic_early.nii.gz"))
+    assert early.GetSize() == (160, 160, 16)
+    assert np.allclose(early.GetSpacing(), (1.5, 1.5, 3.0))
+    assert "SYNTHETIC" in early.GetMetaData("descrip")
+    values = sitk.GetArrayFromImage(early)
+    assert np.isfinite(values).all() and values.std() > 0
+    t2w = sitk.ReadImage(str(CASE / "t2w.nii.gz"))
+    pasted = sitk.ReadImage(str(out / "t2w_grid" / "synthetic_early.nii.gz"))
+    assert pasted.GetSize() == t2w.GetSize() and np.allclose(pasted.GetDirection(), t2w.GetDirection())
+    side = json.loads((out / "synthesis.json").read_text())
+    assert side["provenance"]["synthetic"] is True and side["provenance"]["seed"] == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"early", "late"} <= set(metrics)
+    events = [e for e in map(parse_progress_line, capsys.readouterr().out.splitlines()) if e]
+    stages = [e.stage for e in events]
+    assert {"register", "sample", "write"} <= set(stages)
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert sum(1 for e in events if e.stage == "sample") >= 2 * 2  # one per network evaluation
+
+
+def test_same_seed_gives_identical_bits_and_another_seed_differs(tiny_model, tmp_path):
+    outs = []
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        assert main(args_for(CASE, tmp_path / name, "--model", str(tiny_model), "--steps", "2", "--seed", seed,
+                             "--no-register")) == 0
+        outs.append(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / name / "synthetic_late.nii.gz"))))
+    assert np.array_equal(outs[0], outs[1])
+    assert not np.array_equal(outs[0], outs[2])
+
+
+def test_existing_output_folder_is_refused_and_left_alone(tiny_model, tmp_path, capsys):
+    out = tmp_path / "exists"
+    out.mkdir()
+    (out / "keep.txt").write_text("user data")
+    code = main(args_for(CASE, out, "--model", str(tiny_model), "--steps", "1"))
+    assert code == 2
+    assert "already exists" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_bad_input_gives_a_clear_error_and_writes_nothing(tiny_model, tmp_path, capsys):
+    flat = sitk.GetImageFromArray(np.zeros((8, 8), np.float32))
+    sitk.WriteImage(flat, str(tmp_path / "flat.nii.gz"))
+    out = tmp_path / "out"
+    args = args_for(CASE, out, "--model", str(tiny_model), "--steps", "1")
+    args[args.index("--adc") + 1] = str(tmp_path / "flat.nii.gz")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "ADC" in err.upper() and "error" in err
+    assert not out.exists()
+
+
+def test_cancel_stops_within_a_step_and_leaves_nothing(tiny_model, tmp_path):
+    from DCEDiffLib.errors import CancelledError
+    from DCEDiffLib.pipeline import synthesize_to_folder
+
+    calls = []
+
+    def cancel_during_sampling():
+        calls.append(1)
+        return len(calls) > 6
+
+    out = tmp_path / "cancelled"
+    inputs = {m: str(CASE / f"{m}.nii.gz") for m in ("t2w", "pd", "adc", "t1pre")}
+    with pytest.raises(CancelledError):
+        synthesize_to_folder(inputs, out, model_path=str(tiny_model), steps=50, register=False,
+                             should_cancel=cancel_during_sampling)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".cancelled*"))
+
+
+@pytest.mark.skipif(not shipped_model_path().is_file(), reason="shipped model not trained yet")
+def test_demo_with_the_shipped_model(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--steps", "3", "--samples", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "PSNR" in text and (out / "report.png").stat().st_size > 50_000
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["early"]["whole"]["psnr"] is not None
