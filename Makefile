@@ -8,6 +8,8 @@ PY     := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.dcediff-installed
 OUT    ?= out
+# e.g. make bench BENCH_ARGS=--quick (a few minutes, more extrapolation)
+BENCH_ARGS ?=
 
 .PHONY: demo test bench setup clean
 
@@ -32,7 +34,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider --timeout=900
 
 bench: $(STAMP)
-	$(VENV)/bin/dcediff benchmark --out $(OUT)/bench
+	$(VENV)/bin/dcediff benchmark --out $(OUT)/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(OUT) .pytest_cache

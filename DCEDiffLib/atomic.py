@@ -43,11 +43,12 @@ def atomic_directory(final_dir: str | os.PathLike, overwrite: bool = False) -> I
     if final.exists() and any(final.iterdir()) and not overwrite:
         raise InputError(f"output folder {final} already exists and is not empty; "
                          "choose a new folder or pass --overwrite")
-    final.parent.mkdir(parents=True, exist_ok=True)
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     except OSError as exc:
-        raise InputError(f"output folder {final}: cannot write there ({exc.strerror})") from exc
+        raise InputError(f"output folder {final}: cannot write there ({exc.strerror or exc}); expected a writable "
+                         "folder path (its parent must be a folder you may write to)") from exc
     try:
         yield tmp
         if final.exists():

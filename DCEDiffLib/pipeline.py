@@ -46,6 +46,19 @@ def provenance_text(provenance: dict) -> str:
             f"seed {provenance['seed']}, {provenance['samples']} sample(s); not an acquired image")
 
 
+def provenance_descrip(provenance: dict, limit: int = 79) -> str:
+    """The synthetic label in at most ``limit`` ASCII characters (NIfTI's ``descrip`` field): model, sampler,
+    steps and seed always fit; a long model name is shortened in the middle."""
+    tail = f" sampler={provenance['sampler']} steps={provenance['steps']} seed={provenance['seed']}"
+    head = "SYNTHETIC DCEDiff model="
+    model = str(provenance["model"]).encode("ascii", errors="replace").decode("ascii")
+    room = max(limit - len(head) - len(tail), 5)
+    if len(model) > room:
+        keep = room - 3
+        model = model[: (keep + 1) // 2] + "..." + model[len(model) - keep // 2:]
+    return (head + model + tail)[:limit]
+
+
 def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None, sampler: str = "dpmpp",
                     steps: int = 20, samples: int = 1, seed: int = 0, device: str = "auto",
                     center_lps: Optional[Sequence[float]] = None, register: bool = True,
@@ -145,7 +158,8 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
     from DCEDiffLib.working_grid import paste_back
 
     description = provenance_text(output.provenance)
-    keys = {"description": description, "DCEDiff_synthetic": "true",
+    keys = {"description": provenance_descrip(output.provenance), "DCEDiff_synthetic": "true",
+            "DCEDiff_label": description,
             **{f"DCEDiff_{k}": str(v) for k, v in output.provenance.items()}}
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         groups = [("synthetic", output.synthetic), ("uncertainty", output.uncertainty),

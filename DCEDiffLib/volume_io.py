@@ -294,7 +294,9 @@ def write_volume(image: sitk.Image, path: str | os.PathLike,
     for key, value in (metadata or {}).items():
         if str(path).endswith((".nii", ".nii.gz")):
             if key == "description":  # ITK writes ITK_FileNotes into the NIfTI descrip field
-                image.SetMetaData("ITK_FileNotes", str(value)[:79])
+                # the field holds 79 bytes (not characters): cut the UTF-8 text on a character boundary
+                notes = str(value).encode("utf-8")[:79].decode("utf-8", errors="ignore")
+                image.SetMetaData("ITK_FileNotes", notes)
         else:
             image.SetMetaData(key, str(value))
     try:

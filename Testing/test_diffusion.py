@@ -129,6 +129,30 @@ def test_dpm_solver_agrees_with_the_diffusers_scheduler_on_the_same_grid():
     assert torch.allclose(ours, x, atol=2e-3), float((ours - x).abs().max())
 
 
+def test_ddim_agrees_with_the_diffusers_scheduler_on_the_same_grid():
+    """An independent implementation: diffusers' DDIMScheduler (η = 0) whose alphas_cumprod are our log-SNR grid,
+    one training timestep per level (index 0 = the cleanest level; the final step goes to γ = 1)."""
+    pytest.importorskip("diffusers")
+    from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+
+    from DCEDiffLib.diffusion.schedules import log_snr_grid
+
+    steps = 15
+    levels = log_snr_grid(steps)  # noisiest first
+    noise = torch.randn(256, 1, generator=torch.Generator().manual_seed(4))
+    ours = sample(gaussian_eps, (256, 1), sampler="ddim", steps=steps, noise=noise, clamp=False)
+    scheduler = DDIMScheduler(num_train_timesteps=steps, clip_sample=False, set_alpha_to_one=True,
+                              timestep_spacing="leading", steps_offset=0)
+    scheduler.alphas_cumprod = torch.tensor(levels[::-1].copy(), dtype=torch.float64)
+    scheduler.set_timesteps(steps)
+    assert scheduler.timesteps.tolist() == list(range(steps - 1, -1, -1))
+    x = noise.clone().double()
+    for i, t in enumerate(scheduler.timesteps):
+        eps = gaussian_eps(x, torch.full((256,), float(levels[i]), dtype=torch.float64))
+        x = scheduler.step(eps, t, x, eta=0.0).prev_sample
+    assert torch.allclose(ours.double(), x, atol=1e-4), float((ours.double() - x).abs().max())
+
+
 def test_same_seed_same_bits_other_seed_differs_and_chunking_does_not_matter():
     a = sample(gaussian_eps, (8, 2, 4, 4), sampler="ddpm", steps=50, seed=3)
     b = sample(gaussian_eps, (8, 2, 4, 4), sampler="ddpm", steps=50, seed=3)

@@ -21,15 +21,17 @@ def generate_holdout_cases(out_dir: Path, count: int, seed: int = HOLDOUT_DATASE
     """Write ``count`` phantom cases (NIfTI, no 4D series) into ``out_dir``; returns the case folders."""
     from DCEDiffLib.phantom.generator import generate_dataset
 
-    return generate_dataset(Path(out_dir), count, domain=domain, seed=seed, fmt="nifti", include_series=False)
+    return generate_dataset(Path(out_dir), count, domain=domain, seed=seed, fmt="nifti", include_series=False,
+                            overwrite=True)
 
 
 def holdout_cases(work_dir: Path, count: int, data_dir: Optional[Path] = None,
-                  seed: int = HOLDOUT_DATASET_SEED) -> List[Tuple[Path, object]]:
+                  seed: int = HOLDOUT_DATASET_SEED, register: bool = True) -> List[Tuple[Path, object]]:
     """``count`` held-out cases as (case folder, ``CaseArrays``) pairs, each with acquired early/late DCE.
 
     From ``data_dir`` (its first ``count`` cases with acquired DCE) if given, else freshly generated phantom cases
-    in ``work_dir/holdout``. Preprocessing (registration included) is cached in ``work_dir/cache``.
+    in ``work_dir/holdout``. Preprocessing (registration included unless ``register`` is False, which only
+    tests use) is cached in ``work_dir/cache``.
     """
     from DCEDiffLib.training.case_data import list_case_dirs, load_case
 
@@ -39,10 +41,12 @@ def holdout_cases(work_dir: Path, count: int, data_dir: Optional[Path] = None,
     if data_dir is not None:
         case_dirs = list_case_dirs(Path(data_dir))
     else:
-        case_dirs = generate_holdout_cases(work_dir / "holdout", count, seed)
+        folder = work_dir / "holdout"  # reused by a later run into the same folder when it has enough cases
+        existing = list_case_dirs(folder) if (folder / "dataset.json").is_file() else []
+        case_dirs = existing if len(existing) >= count else generate_holdout_cases(folder, count, seed)
     cases = []
     for case_dir in case_dirs:
-        arrays = load_case(case_dir, work_dir / "cache")
+        arrays = load_case(case_dir, work_dir / "cache", register=register)
         if arrays.targets is not None:
             cases.append((case_dir, arrays))
         if len(cases) == count:

@@ -98,7 +98,8 @@ def naive_ddpm_volume(network: Callable, conditions: np.ndarray, seed: int = 0, 
 
 
 def time_naive_loop(network: Callable, conditions: np.ndarray, slices: list, iterations: int,
-                    total_slices: int = 16, total_steps: int = PAPER_STEPS, seed: int = 0) -> dict:
+                    total_slices: int = 16, total_steps: int = PAPER_STEPS, seed: int = 0,
+                    device: str = "cpu") -> dict:
     """Time ``iterations`` network evaluations of the loop on each of ``slices`` and extrapolate to
     ``total_slices`` × ``total_steps``; every step costs the same (one batch-1 forward and a few element-wise
     operations), so the extrapolation is linear.
@@ -109,12 +110,15 @@ def time_naive_loop(network: Callable, conditions: np.ndarray, slices: list, ite
     if iterations < 1 or not slices:
         raise ValueError("time_naive_loop: needs at least one slice and one iteration")
     iterations = min(int(iterations), total_steps)
-    conditions = torch.from_numpy(np.ascontiguousarray(conditions, dtype=np.float32))
+    from DCEDiffLib.benchmark.timing import synchronize
+
+    conditions = torch.from_numpy(np.ascontiguousarray(conditions, dtype=np.float32)).to(device)
     # One untimed evaluation first, as for every other measurement (oneDNN picks its kernels on the first call).
     naive_ddpm_slice(network, conditions[:, slices[0]], seed=seed, steps=total_steps, max_iterations=1)
     start = time.perf_counter()
     for k in slices:
         naive_ddpm_slice(network, conditions[:, k], seed=seed + k, steps=total_steps, max_iterations=iterations)
+    synchronize(device)
     measured = time.perf_counter() - start
     per_slice_step = measured / (len(slices) * iterations)
     return {"measured_s": round(measured, 4), "measured_slices": len(slices), "measured_steps": iterations,

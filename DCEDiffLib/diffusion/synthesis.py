@@ -88,8 +88,13 @@ class _ChunkedNetwork:
 def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: str = "dpmpp", steps: int = 20,
                       samples: int = 1, seed: int = 0, device: str = "auto", batch_size: Optional[int] = None,
                       precision: str = "auto", progress: Optional[Callable[[int, int], None]] = None,
-                      should_cancel: Optional[Callable[[], bool]] = None) -> SynthesisResult:
-    """Synthesize early/late for a volume of conditions (C, K, H, W), normalised, in the card's channel order."""
+                      should_cancel: Optional[Callable[[], bool]] = None,
+                      skip_below_train_min: bool = False) -> SynthesisResult:
+    """Synthesize early/late for a volume of conditions (C, K, H, W), normalised, in the card's channel order.
+
+    ``skip_below_train_min`` (ddpm only) drops the levels of the 1000-step schedule noisier than any level seen
+    in training (532 of the 1000; see ``schedules.ancestral_grid``).
+    """
     conditions = np.asarray(conditions, dtype=np.float32)
     expected = len(model.card["conditions"])
     if conditions.ndim != 4 or conditions.shape[0] != expected:
@@ -102,16 +107,16 @@ def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: st
     dev = resolve_device(device)
     try:
         return _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_size,
-                           _precision(precision, dev), progress, should_cancel, [])
+                           _precision(precision, dev), progress, should_cancel, [], skip_below_train_min)
     except torch.cuda.OutOfMemoryError:
         notes = ["GPU out of memory even with chunks of 1 slice: fell back to the CPU"]
         torch.cuda.empty_cache()
         return _synthesize(model, conditions, sampler, steps, samples, seed, torch.device("cpu"), batch_size,
-                           "fp32", progress, should_cancel, notes)
+                           "fp32", progress, should_cancel, notes, skip_below_train_min)
 
 
 def _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_size, precision, progress,
-                should_cancel, notes) -> SynthesisResult:
+                should_cancel, notes, skip_below_train_min=False) -> SynthesisResult:
     started = time.perf_counter()
     network = model.network.to(dev).to(memory_format=torch.channels_last)
     slices = conditions.shape[1]
@@ -132,14 +137,14 @@ def _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_siz
             if progress is not None:
                 progress(1, 1)
         else:
-            total = len(sampler_levels(sampler, steps))
+            total = len(sampler_levels(sampler, steps, skip_below_train_min))
 
             def callback(info):
                 if progress is not None:
                     progress(info["step"], total)
 
             y0 = sample(eps_fn, shape, sampler=sampler, steps=steps, seed=seed, callback=callback,
-                        should_cancel=should_cancel, device=dev)
+                        should_cancel=should_cancel, device=dev, skip_below_train_min=skip_below_train_min)
             nfe = total
     values = y0.float().reshape(samples, slices, shape[1], *shape[2:]).permute(0, 2, 1, 3, 4).cpu().numpy()
     mean = values.mean(axis=0).astype(np.float32)

@@ -1,0 +1,511 @@
+"""DCEDiff: synthetic early and late prostate DCE-MRI from T2W, PD, ADC and T1 pre-contrast (3D Slicer module).
+
+Thin on purpose: the engine is ``DCEDiffLib`` (run in a ``PythonSlicer`` subprocess, see ``docs/slicer.md``), the
+scene code is ``DCEDiffSlicerLib.scene_io``, the subprocess handling ``DCEDiffSlicerLib.process_runner``. Nothing
+heavy is imported when Slicer loads the module: no torch, no SimpleITK, no dependency installation.
+"""
+
+import dataclasses
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Callable, Dict, Optional, Union
+
+import qt
+import slicer
+import vtk
+from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsROINode, vtkMRMLScalarVolumeNode
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+
+MODULE_DIR = Path(__file__).resolve().parent
+
+
+def _engineRoot() -> Path:
+    """The folder holding DCEDiffLib/ and Resources/: this folder once installed (qt-scripted-modules/), the
+    repository root when the module is loaded from a source checkout (DCEDiff/ is then one level down)."""
+    for candidate in (MODULE_DIR, MODULE_DIR.parent):
+        if (candidate / "DCEDiffLib" / "__init__.py").is_file():
+            return candidate
+    return MODULE_DIR
+
+
+ENGINE_ROOT = _engineRoot()
+if str(ENGINE_ROOT) not in sys.path:
+    sys.path.append(str(ENGINE_ROOT))
+
+from DCEDiffSlicerLib import process_runner  # noqa: E402  (plain Python; imports DCEDiffLib.progress only)
+
+
+def resourceFile(relativePath: str) -> Path:
+    """A file under Resources/ (installed: next to DCEDiff.py; source checkout: the repository root)."""
+    return ENGINE_ROOT / "Resources" / relativePath
+
+
+SAMPLE_CASE = resourceFile("SampleData/phantom_case")
+SAMPLE_FILES = (("t2w", "T2W"), ("pd", "PD"), ("adc", "ADC"), ("t1pre", "T1pre"), ("dce_early", "DCE early"),
+                ("dce_late", "DCE late"))
+PAPER = ('"DCE-diff: Diffusion Model for Synthesis of Early and Late Dynamic Contrast-Enhanced MR Images from '
+         'Non-Contrast Multimodal Inputs", CVPR Workshops 2024, doi:10.1109/CVPRW63382.2024.00525')
+
+
+#
+# DCEDiff
+#
+
+
+class DCEDiff(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("DCEDiff")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Image Synthesis")]
+        self.parent.dependencies = []
+        self.parent.contributors = ["DCEDiff contributors"]
+        self.parent.helpText = _(
+            "Synthesizes early- and late-response DCE-MRI of the prostate from four non-contrast inputs (T2W, proton "
+            "density, ADC map, T1 pre-contrast) with a conditional diffusion model (DCE-diff). "
+            "Select the four inputs (optionally the acquired early and late DCE, to see residuals and PSNR/SSIM/MAE, "
+            "and a point or ROI at the prostate centre; default: the T2W centre), choose the sampler and press Apply. "
+            "Results are new volumes named after the T2W, e.g. '&lt;T2W&gt; synthetic early DCE', flagged as "
+            "synthetic (node attribute DCEDiff.Synthetic and the provenance: model, sampler, steps, seed). "
+            "<b>Synthetic images are not acquired images; research use only, not a medical device.</b> "
+            "Batch mode and details: docs/slicer.md in the DCEDiff repository.")
+        self.parent.acknowledgementText = _(
+            "DCEDiff implements and extends " + PAPER + ". The shipped model was trained on realistic synthetic "
+            "(phantom) cases only.")
+        icon = resourceFile("Icons/DCEDiff.png")
+        if icon.is_file() and MODULE_DIR != ENGINE_ROOT:  # installed modules get their icon from Resources/ already
+            self.parent.icon = qt.QIcon(str(icon))
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData():
+    """The shipped phantom exam as a Sample Data entry (local files; nothing is downloaded)."""
+    import SampleData
+
+    if not (SAMPLE_CASE / "t2w.nii.gz").is_file():
+        return
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(
+        category="DCEDiff",
+        sampleName="DCEDiffPhantom",
+        thumbnailFileName=str(resourceFile("Icons/DCEDiff.png")),
+        uris=[(SAMPLE_CASE / f"{key}.nii.gz").as_uri() for key, _label in SAMPLE_FILES],
+        fileNames=[f"DCEDiffPhantom_{key}.nii.gz" for key, _label in SAMPLE_FILES],
+        nodeNames=[f"DCEDiffPhantom {label}" for _key, label in SAMPLE_FILES],
+        loadFileType=["VolumeFile"] * len(SAMPLE_FILES),
+    )
+
+
+#
+# DCEDiffParameterNode
+#
+
+
+@parameterNodeWrapper
+class DCEDiffParameterNode:
+    """Inputs and settings of one synthesis. Empty ``modelFile`` = the shipped model."""
+
+    t2w: vtkMRMLScalarVolumeNode
+    pd: vtkMRMLScalarVolumeNode
+    adc: vtkMRMLScalarVolumeNode
+    t1pre: vtkMRMLScalarVolumeNode
+    dceEarly: vtkMRMLScalarVolumeNode
+    dceLate: vtkMRMLScalarVolumeNode
+    center: Union[vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsROINode]
+    modelFile: str = ""
+    sampler: Annotated[str, Choice(list(process_runner.SAMPLERS))] = "dpmpp"
+    steps: Annotated[int, WithinRange(1, 1000)] = 20
+    samples: Annotated[int, WithinRange(1, 16)] = 1
+    seed: Annotated[int, WithinRange(0, 2147483647)] = 0
+    device: Annotated[str, Choice(list(process_runner.DEVICES))] = "auto"
+
+
+#
+# DCEDiffWidget
+#
+
+
+class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(str(resourceFile("UI/DCEDiff.ui")))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = DCEDiffLogic()
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.importModelButton.connect("clicked(bool)", self.onImportModel)
+        self.ui.samplerComboBox.connect("currentIndexChanged(int)", self.onSamplerChanged)
+        self.ui.progressBar.setVisible(False)
+        self.ui.statusLabel.text = ""
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        if self.logic is not None:
+            self.logic.cancel()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateApplyButton)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.logic.cancel()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+
+    def setParameterNode(self, inputParameterNode: Optional[DCEDiffParameterNode]) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateApplyButton)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateApplyButton)
+            self._updateApplyButton()
+
+    def _updateApplyButton(self, caller=None, event=None) -> None:
+        if self.logic.isRunning:
+            self.ui.applyButton.text = _("Cancel")
+            self.ui.applyButton.toolTip = _("Stop the synthesis; no result is added to the scene")
+            self.ui.applyButton.enabled = True
+            return
+        self.ui.applyButton.text = _("Apply")
+        p = self._parameterNode
+        ready = bool(p and p.t2w and p.pd and p.adc and p.t1pre) and bool(p.dceEarly) == bool(p.dceLate)
+        self.ui.applyButton.enabled = ready
+        self.ui.applyButton.toolTip = _("Synthesize early and late DCE") if ready else _(
+            "Select T2W, PD, ADC and T1 pre-contrast (and both acquired DCE volumes, or neither)")
+
+    def onSamplerChanged(self, index) -> None:
+        """The paper's ancestral sampler runs 1000 steps; the fast samplers about 20."""
+        if not self._parameterNode:
+            return
+        if self._parameterNode.sampler == "ddpm" and self._parameterNode.steps < 1000:
+            self._parameterNode.steps = 1000
+        elif self._parameterNode.sampler != "ddpm" and self._parameterNode.steps == 1000:
+            self._parameterNode.steps = 20
+
+    def onImportModel(self) -> None:
+        path = qt.QFileDialog.getOpenFileName(self.parent, _("Import DCEDiff model file"), "",
+                                              _("DCEDiff model (*.safetensors)"))
+        if path:
+            if not Path(path).with_suffix(".json").is_file():
+                slicer.util.errorDisplay(_("The model card {card} is missing: a model is a .safetensors file with "
+                                           "its .json card next to it.").format(card=Path(path).with_suffix(".json")))
+                return
+            self._parameterNode.modelFile = path
+
+    def onApplyButton(self) -> None:
+        if self.logic.isRunning:
+            self.logic.cancel()
+            self.ui.statusLabel.text = _("Cancelling…")
+            return
+        with slicer.util.tryWithErrorDisplay(_("DCEDiff could not start."), waitCursor=True):
+            self.logic.setupPythonRequirements(parent=slicer.util.mainWindow())
+            p = self._parameterNode
+            self.ui.progressBar.setVisible(True)
+            self.ui.progressBar.value = 0
+            self.ui.statusLabel.text = _("Starting…")
+            self.logic.process(p.t2w, p.pd, p.adc, p.t1pre, p.dceEarly, p.dceLate, center=p.center,
+                               model=p.modelFile or None, sampler=p.sampler, steps=p.steps, samples=p.samples,
+                               seed=p.seed, device=p.device, waitForCompletion=False,
+                               progressCallback=self.onProgress, completedCallback=self.onCompleted)
+        self._updateApplyButton()
+
+    def onProgress(self, event) -> None:
+        self.ui.progressBar.value = int(round(1000 * event.fraction))
+        self.ui.statusLabel.text = process_runner.describe_event(event)
+
+    def onCompleted(self, outcome) -> None:
+        self._updateApplyButton()
+        self.ui.progressBar.setVisible(False)
+        if isinstance(outcome, Exception):
+            self.ui.statusLabel.text = _("Failed.")
+            slicer.util.errorDisplay(_("DCEDiff failed:\n\n{error}").format(error=outcome))
+        elif outcome is None or outcome.cancelled:
+            self.ui.statusLabel.text = _("Cancelled; nothing was added to the scene.")
+        else:
+            self.ui.statusLabel.text = _("Done in {seconds}. Results are labelled as synthetic.").format(
+                seconds=process_runner.format_seconds(outcome.seconds))
+
+
+#
+# DCEDiffLogic
+#
+
+
+@dataclasses.dataclass
+class DCEDiffResult:
+    """What one run added to the scene: ``nodes`` by role (``synthetic_early``, ``residual_late``,
+    ``uncertainty_early``, ``metrics``, ...), empty when ``cancelled``."""
+
+    nodes: Dict[str, object]
+    provenance: Dict[str, object]
+    seconds: float
+    cancelled: bool = False
+
+
+@dataclasses.dataclass
+class _Job:
+    runner: process_runner.ProcessRunner
+    workDir: Path
+    t2w: object
+    started: float
+    showResult: bool
+    completedCallback: Optional[Callable] = None
+    timer: Optional[object] = None
+
+
+class DCEDiffLogic(ScriptedLoadableModuleLogic):
+    """Runs the engine on volume nodes; usable without the widget (batch mode, tests)."""
+
+    POLL_MS = 200
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self._job: Optional[_Job] = None
+
+    def getParameterNode(self):
+        return DCEDiffParameterNode(super().getParameterNode())
+
+    @property
+    def isRunning(self) -> bool:
+        return self._job is not None
+
+    def setupPythonRequirements(self, parent=None) -> None:
+        """torch (PyTorch extension) and Resources/requirements.txt, asking the user first. Call on Apply."""
+        from DCEDiffSlicerLib import dependencies
+
+        dependencies.ensure_dependencies(resourceFile("requirements.txt"), parent=parent)
+
+    def process(self, t2w, pd, adc, t1pre, dceEarly=None, dceLate=None, center=None, model: Optional[str] = None,
+                sampler: str = "dpmpp", steps: int = 20, samples: int = 1, seed: int = 0, device: str = "auto",
+                waitForCompletion: bool = True, progressCallback: Optional[Callable] = None,
+                logCallback: Optional[Callable[[str], None]] = None,
+                completedCallback: Optional[Callable] = None, showResult: bool = True) -> Optional[DCEDiffResult]:
+        """Synthesize early and late DCE for the given volume nodes (inputs are never modified).
+
+        ``center``: a markups point list or ROI at the prostate (None: the T2W centre). ``model``: a .safetensors
+        path (None: the shipped model). Blocking (``waitForCompletion=True``): returns the :class:`DCEDiffResult`
+        (``cancelled`` set if cancelled) or raises with the engine's message. Non-blocking: returns None at once;
+        a QTimer polls the engine and calls ``completedCallback(result or exception)``. Raises ValueError naming
+        the input for bad input, before anything runs.
+        """
+        from DCEDiffSlicerLib import scene_io
+
+        if self._job is not None:
+            raise RuntimeError("DCEDiff is already running; cancel it first")
+        labels = process_runner.INPUT_LABELS
+        nodes = {"t2w": t2w, "pd": pd, "adc": adc, "t1pre": t1pre, "dce_early": dceEarly, "dce_late": dceLate}
+        for key in process_runner.REQUIRED_INPUTS:
+            if nodes[key] is None:
+                raise ValueError(f"{labels[key]}: no input volume selected")
+        if (dceEarly is None) != (dceLate is None):
+            raise ValueError("acquired DCE: select both the early and the late acquired DCE, or neither")
+        centerLps = scene_io.center_lps_from_markups(center)
+        workDir = Path(tempfile.mkdtemp(prefix="DCEDiff-", dir=slicer.app.temporaryPath))
+        try:
+            inputs = {}
+            for key, node in nodes.items():
+                if node is not None:
+                    inputs[key] = str(scene_io.write_volume_node(node, workDir / "inputs" / f"{key}.nrrd",
+                                                                 labels[key]))
+            request = process_runner.SynthesisRequest(
+                inputs=inputs, out_dir=str(workDir / "out"), model=model or None, sampler=sampler, steps=steps,
+                samples=samples, seed=seed, device=device, center_lps=centerLps, t2w_grid=True)
+            python = process_runner.python_slicer_executable(slicer.app.slicerHome)
+            command = process_runner.build_synthesize_command(python, request)
+            logging.info("DCEDiff: running %s", " ".join(command))
+            runner = process_runner.ProcessRunner(command, cwd=str(ENGINE_ROOT), launch=_launchInSlicer,
+                                                  on_progress=progressCallback, on_log=logCallback or _logLine)
+            runner.start()
+        except Exception:
+            shutil.rmtree(workDir, ignore_errors=True)
+            raise
+        self._job = _Job(runner, workDir, t2w, time.monotonic(), showResult, completedCallback)
+        if waitForCompletion:
+            return self._finish(runner.wait())
+        self._job.timer = qt.QTimer()
+        self._job.timer.setInterval(self.POLL_MS)
+        self._job.timer.connect("timeout()", self._poll)
+        self._job.timer.start()
+        return None
+
+    def cancel(self) -> None:
+        """Stop a running synthesis now (kills the engine's process tree); nothing is added to the scene."""
+        if self._job is not None:
+            self._job.runner.cancel()
+
+    def _poll(self) -> None:
+        job = self._job
+        if job is None:
+            return
+        result = job.runner.poll()
+        if result is None:
+            return
+        job.timer.stop()
+        try:
+            outcome = self._finish(result)
+        except Exception as exc:  # reported to the caller, not raised from a timer
+            outcome = exc
+        if job.completedCallback is not None:
+            job.completedCallback(outcome)
+
+    def _finish(self, result: process_runner.RunResult) -> DCEDiffResult:
+        from DCEDiffSlicerLib import scene_io
+
+        job, self._job = self._job, None
+        seconds = time.monotonic() - job.started
+        try:
+            if result.cancelled:
+                return DCEDiffResult({}, {}, seconds, cancelled=True)
+            if not result.ok:
+                raise RuntimeError(result.error)
+            created = scene_io.load_results(job.workDir / "out", job.t2w)
+            provenance = {k[len(scene_io.PROVENANCE_PREFIX):]: created["synthetic_early"].GetAttribute(k)
+                          for k in created["synthetic_early"].GetAttributeNames()
+                          if k.startswith(scene_io.PROVENANCE_PREFIX)}
+            if job.showResult:
+                self.showResult(created)
+            return DCEDiffResult(created, provenance, seconds)
+        finally:
+            shutil.rmtree(job.workDir, ignore_errors=True)
+
+    @staticmethod
+    def showResult(nodes: Dict[str, object]) -> None:
+        """Synthetic early DCE in the slice views, its residual (if any) as a coloured overlay on top."""
+        if slicer.app.layoutManager() is None:  # batch mode (--no-main-window)
+            return
+        residual = nodes.get("residual_early")
+        slicer.util.setSliceViewerLayers(background=nodes["synthetic_early"], foreground=residual,
+                                         foregroundOpacity=0.5 if residual is not None else None, fit=True)
+
+
+def _launchInSlicer(cmd, cwd=None, env_update=None):
+    """Start ``PythonSlicer`` with Slicer's startup environment (stdout and stderr merged)."""
+    return slicer.util.launchConsoleProcess(list(cmd), updateEnvironment=env_update, cwd=cwd)
+
+
+def _logLine(line: str) -> None:
+    logging.info("DCEDiff engine: %s", line)
+
+
+#
+# DCEDiffTest
+#
+
+
+class DCEDiffTest(ScriptedLoadableModuleTest):
+    """The whole path inside Slicer on the shipped phantom case with the shipped model and a few steps."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_DCEDiff_bad_input()
+        self.setUp()
+        self.test_DCEDiff_phantom()
+        self.setUp()
+        self.test_DCEDiff_cancel_leaves_no_nodes()
+
+    def _loadPhantom(self):
+        from DCEDiffLib.model_registry import shipped_model_path
+
+        self.assertTrue((SAMPLE_CASE / "t2w.nii.gz").is_file(), f"phantom sample case missing in {SAMPLE_CASE}")
+        self.assertTrue(shipped_model_path().is_file(), f"shipped model missing: {shipped_model_path()}")
+        return {key: slicer.util.loadVolume(str(SAMPLE_CASE / f"{key}.nii.gz"), {"name": f"phantom {label}",
+                                                                                 "show": False})
+                for key, label in SAMPLE_FILES}
+
+    def test_DCEDiff_bad_input(self):
+        logic = DCEDiffLogic()
+        with self.assertRaisesRegex(ValueError, "T2W: no input volume selected"):
+            logic.process(None, None, None, None)
+        self.assertFalse(logic.isRunning)
+
+    def test_DCEDiff_phantom(self):
+        import numpy as np
+
+        self.delayDisplay("Loading the phantom sample case")
+        v = self._loadPhantom()
+        before = {k: slicer.util.arrayFromVolume(n).copy() for k, n in v.items()}
+        logic = DCEDiffLogic()
+        logic.setupPythonRequirements()
+        self.delayDisplay("Synthesizing (3 steps, 2 samples)")
+        events = []
+        result = logic.process(v["t2w"], v["pd"], v["adc"], v["t1pre"], v["dce_early"], v["dce_late"],
+                               steps=3, samples=2, seed=1, device="cpu", progressCallback=events.append)
+        self.assertFalse(result.cancelled)
+        self.assertTrue(any(e.stage == "sample" for e in events))
+        t2wName = v["t2w"].GetName()
+        early, late = result.nodes["synthetic_early"], result.nodes["synthetic_late"]
+        self.assertEqual(early.GetName(), f"{t2wName} synthetic early DCE")
+        self.assertEqual(late.GetName(), f"{t2wName} synthetic late DCE")
+        for key in ("synthetic_early", "synthetic_late", "residual_early", "residual_late", "uncertainty_early",
+                    "uncertainty_late"):
+            node = result.nodes[key]
+            self.assertEqual(node.GetAttribute("DCEDiff.Synthetic"), "true")
+            self.assertEqual(node.GetImageData().GetDimensions(), v["t2w"].GetImageData().GetDimensions())
+            a, b = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
+            node.GetIJKToRASMatrix(a)
+            v["t2w"].GetIJKToRASMatrix(b)
+            np.testing.assert_allclose(slicer.util.arrayFromVTKMatrix(a), slicer.util.arrayFromVTKMatrix(b),
+                                       atol=1e-4)
+            values = slicer.util.arrayFromVolume(node)
+            self.assertEqual(values.dtype, np.float32)
+            self.assertTrue(np.isfinite(values).all())
+        self.assertGreater(float(slicer.util.arrayFromVolume(early).std()), 0.0)
+        self.assertEqual(result.provenance.get("steps"), "3")
+        self.assertGreater(result.nodes["metrics"].GetNumberOfRows(), 0)
+        for k, n in v.items():  # inputs untouched
+            np.testing.assert_array_equal(slicer.util.arrayFromVolume(n), before[k])
+        self.delayDisplay("Phantom synthesis passed")
+
+    def test_DCEDiff_cancel_leaves_no_nodes(self):
+        v = self._loadPhantom()
+        count = slicer.mrmlScene.GetNumberOfNodes()
+        logic = DCEDiffLogic()
+        outcomes, events = [], []
+        logic.process(v["t2w"], v["pd"], v["adc"], v["t1pre"], steps=200, device="cpu", waitForCompletion=False,
+                      progressCallback=events.append, completedCallback=outcomes.append)
+        deadline = time.monotonic() + 300
+        while not any(e.stage == "sample" for e in events) and not outcomes and time.monotonic() < deadline:
+            slicer.app.processEvents()
+            time.sleep(0.05)
+        logic.cancel()
+        while not outcomes and time.monotonic() < deadline:
+            slicer.app.processEvents()
+            time.sleep(0.05)
+        self.assertEqual(len(outcomes), 1)
+        self.assertTrue(outcomes[0].cancelled, f"expected a cancelled run, got {outcomes[0]!r}")
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), count)
+        self.assertFalse(logic.isRunning)

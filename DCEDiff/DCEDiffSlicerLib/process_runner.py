@@ -1,0 +1,334 @@
+"""Run the engine's ``synthesize`` command in a separate Python process, read its progress, stop it on cancel.
+
+No Slicer import here: the command line, the parsing of its output and the runner are plain Python, so they are
+tested with pytest outside Slicer (``Testing/test_slicer_process.py``). Inside Slicer the module passes
+``slicer.util.launchConsoleProcess`` as the ``launch`` function (it starts ``PythonSlicer`` with Slicer's startup
+environment); anywhere else :func:`default_launch` uses :class:`subprocess.Popen`.
+
+Why a subprocess and not a thread: see ``docs/slicer.md``. In short: torch stays out of Slicer's GUI process (crashes
+like Slicer#9275, VRAM released on exit), and cancel is a kill of the process tree, which takes effect at once,
+whatever the engine is doing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+from DCEDiffLib.progress import ProgressEvent, parse_progress_line
+
+SAMPLERS = ("dpmpp", "ddim", "ddpm", "x0")
+DEVICES = ("auto", "cpu", "cuda")
+EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 2, 3
+REQUIRED_INPUTS = ("t2w", "pd", "adc", "t1pre")
+OPTIONAL_INPUTS = ("dce_early", "dce_late")
+INPUT_LABELS = {"t2w": "T2W", "pd": "PD", "adc": "ADC", "t1pre": "T1 pre-contrast",
+                "dce_early": "acquired early DCE", "dce_late": "acquired late DCE"}
+STAGE_LABELS = {"load": "Loading the model", "register": "Registration", "sample": "Sampling",
+                "write": "Writing results"}
+_ERROR_LINE = re.compile(r"^dcediff \w+: (error|cancelled): (.*)$")
+
+
+@dataclasses.dataclass
+class SynthesisRequest:
+    """Everything one ``dcediff synthesize`` run needs. ``inputs`` maps modality key → file path
+    (``t2w, pd, adc, t1pre`` required; ``dce_early`` and ``dce_late`` together or not at all)."""
+
+    inputs: Dict[str, str]
+    out_dir: str
+    model: Optional[str] = None            # None or "": the shipped model
+    sampler: str = "dpmpp"
+    steps: int = 20
+    samples: int = 1
+    seed: int = 0
+    device: str = "auto"
+    center_lps: Optional[Sequence[float]] = None
+    t2w_grid: bool = True
+
+    def validate(self) -> None:
+        """Raise ValueError naming the bad option or input."""
+        for key in REQUIRED_INPUTS:
+            if not self.inputs.get(key):
+                raise ValueError(f"{INPUT_LABELS[key]}: no input volume selected")
+        if bool(self.inputs.get("dce_early")) != bool(self.inputs.get("dce_late")):
+            raise ValueError("acquired DCE: select both the early and the late acquired DCE, or neither")
+        unknown = set(self.inputs) - set(REQUIRED_INPUTS) - set(OPTIONAL_INPUTS)
+        if unknown:
+            raise ValueError(f"unknown input(s) {sorted(unknown)}; expected {REQUIRED_INPUTS + OPTIONAL_INPUTS}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler {self.sampler!r}: expected one of {', '.join(SAMPLERS)}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device {self.device!r}: expected one of {', '.join(DEVICES)}")
+        if int(self.steps) < 1:
+            raise ValueError(f"steps {self.steps}: expected 1 or more")
+        if int(self.samples) < 1:
+            raise ValueError(f"samples {self.samples}: expected 1 or more")
+        if self.center_lps is not None and len(self.center_lps) != 3:
+            raise ValueError(f"centre {self.center_lps}: expected three coordinates (LPS mm)")
+
+
+def engine_root() -> Path:
+    """The folder that holds ``DCEDiffLib/``: next to this module's folder once installed
+    (``qt-scripted-modules/``), the repository root in a source checkout."""
+    here = Path(__file__).resolve().parent.parent  # DCEDiff/ in the source tree, qt-scripted-modules/ installed
+    for candidate in (here, here.parent):
+        if (candidate / "DCEDiffLib" / "__init__.py").is_file():
+            return candidate
+    raise FileNotFoundError(f"DCEDiffLib not found next to {here}; reinstall the DCEDiff extension")
+
+
+def build_synthesize_command(python: str, request: SynthesisRequest) -> List[str]:
+    """The argument list of ``<python> -m DCEDiffLib.cli synthesize ... --progress-lines`` for ``request``.
+
+    Run it with the working directory :func:`engine_root` (``-m`` puts it on ``sys.path``)."""
+    request.validate()
+    cmd = [str(python), "-m", "DCEDiffLib.cli", "synthesize"]
+    for key in REQUIRED_INPUTS + OPTIONAL_INPUTS:
+        if request.inputs.get(key):
+            cmd += [f"--{key.replace('_', '-')}", str(request.inputs[key])]
+    if request.model:
+        cmd += ["--model", str(request.model)]
+    cmd += ["--sampler", request.sampler, "--steps", str(int(request.steps)), "--samples", str(int(request.samples)),
+            "--seed", str(int(request.seed)), "--device", request.device]
+    if request.center_lps is not None:
+        cmd += ["--center", ",".join(f"{float(v):.6g}" for v in request.center_lps)]
+    if request.t2w_grid:
+        cmd.append("--t2w-grid")
+    cmd += ["--progress-lines", "--out", str(request.out_dir)]
+    return cmd
+
+
+def describe_event(event: ProgressEvent) -> str:
+    """Progress-bar text, e.g. 'Sampling: step 5 of 20 — 12 s left'."""
+    label = STAGE_LABELS.get(event.stage, event.stage.capitalize())
+    text = f"{label}: step {event.step} of {event.total}" if event.total > 1 else label
+    if event.remaining is not None:
+        text += f" — {format_seconds(event.remaining)} left"
+    return text
+
+
+def format_seconds(seconds: float) -> str:
+    """'45 s', '3 min 05 s', '1 h 02 min'."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {(seconds % 3600) // 60:02d} min"
+
+
+def error_from_line(line: str) -> Optional[str]:
+    """The message of a ``dcediff <command>: error: <message>`` line, None for any other line."""
+    match = _ERROR_LINE.match(line.strip())
+    return match.group(2) if match else None
+
+
+@dataclasses.dataclass
+class RunResult:
+    """How a run ended: ``returncode``, whether it was ``cancelled``, the engine's ``error`` message if any,
+    and the last lines of its output (for the log)."""
+
+    returncode: Optional[int]
+    cancelled: bool
+    error: Optional[str]
+    log_tail: List[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == EXIT_OK and not self.cancelled
+
+
+def default_launch(cmd: Sequence[str], cwd: Optional[str] = None,
+                   env_update: Optional[Dict[str, str]] = None) -> subprocess.Popen:
+    """Start ``cmd`` with stdout and stderr merged into one text pipe (what ``launchConsoleProcess`` does)."""
+    env = dict(os.environ)
+    env.update(env_update or {})
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    kwargs = {}
+    if os.name == "nt":
+        kwargs["creationflags"] = subprocess.CREATE_NO_WINDOW  # type: ignore[attr-defined]
+    return subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, encoding="utf-8", errors="replace", bufsize=1, **kwargs)
+
+
+def descendant_pids(pid: int) -> List[int]:
+    """Every live descendant of ``pid`` (children first-level first). psutil when present; else /proc (Linux)
+    or ``ps`` (macOS)."""
+    try:
+        import psutil
+
+        try:
+            return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+    except ImportError:
+        pass
+    parents: Dict[int, List[int]] = {}
+    proc = Path("/proc")
+    if proc.is_dir():
+        for entry in proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # pid (comm) state ppid ...; comm may contain spaces and parentheses
+            fields = stat[stat.rfind(")") + 2:].split()
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    elif shutil.which("ps"):
+        out = subprocess.run(["ps", "-A", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
+        for row in out.splitlines():
+            child, parent = (int(v) for v in row.split())
+            parents.setdefault(parent, []).append(child)
+    result, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(0), []):
+            result.append(child)
+            todo.append(child)
+    return result
+
+
+def kill_process_tree(pid: int) -> None:
+    """Kill ``pid`` and every process below it. ``Popen.kill()`` alone would stop only the ``PythonSlicer``
+    launcher and leave the real Python (and torch) running."""
+    if os.name == "nt":
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(pid)], capture_output=True)
+        return
+    targets = [pid] + descendant_pids(pid)  # collect first: children of a killed parent get re-parented
+    for target in targets:
+        try:
+            os.kill(target, signal.SIGSTOP)  # freeze the tree so that nothing forks while we kill it
+        except OSError:
+            pass
+    for target in reversed(targets):
+        try:
+            os.kill(target, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+class ProcessRunner:
+    """One engine run in a child process, read without blocking.
+
+    ``start()`` launches; a reader thread queues the output lines. ``poll()`` (from a GUI timer) hands the new
+    progress events to ``on_progress`` and log lines to ``on_log``, and returns a :class:`RunResult` once the
+    process has ended, else None. ``wait()`` is the blocking mode (batch, tests). ``cancel()`` kills the tree.
+    """
+
+    def __init__(self, cmd: Sequence[str], cwd: Optional[str] = None, env_update: Optional[Dict[str, str]] = None,
+                 launch: Callable = default_launch,
+                 on_progress: Optional[Callable[[ProgressEvent], None]] = None,
+                 on_log: Optional[Callable[[str], None]] = None, tail_lines: int = 40):
+        self.cmd = list(cmd)
+        self.cwd = cwd
+        self.env_update = env_update
+        self._launch = launch
+        self.on_progress = on_progress
+        self.on_log = on_log
+        self._lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        self._tail: List[str] = []
+        self._tail_lines = tail_lines
+        self._error: Optional[str] = None
+        self._cancelled = False
+        self._reader_done = False
+        self.process = None
+        self.result: Optional[RunResult] = None
+        self.events: List[ProgressEvent] = []
+
+    def start(self) -> "ProcessRunner":
+        self.process = self._launch(self.cmd, cwd=self.cwd, env_update=self.env_update)
+        threading.Thread(target=self._read, daemon=True, name="DCEDiff-output-reader").start()
+        return self
+
+    def _read(self) -> None:
+        try:
+            for line in iter(self.process.stdout.readline, ""):
+                self._lines.put(line.rstrip("\r\n"))
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._lines.put(None)
+
+    def poll(self) -> Optional[RunResult]:
+        """Handle the lines read so far; a :class:`RunResult` once the process ended and its output is drained."""
+        if self.result is not None:
+            return self.result
+        while True:
+            try:
+                line = self._lines.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                self._reader_done = True
+                break
+            self._handle(line)
+        if self._reader_done and self.process.poll() is not None:
+            code = self.process.returncode
+            cancelled = self._cancelled or code == EXIT_CANCELLED
+            error = None if cancelled or code == EXIT_OK else (
+                self._error or f"the DCEDiff engine stopped with exit code {code}; last output:\n"
+                + "\n".join(self._tail[-10:]))
+            self.result = RunResult(code, cancelled, error, list(self._tail))
+        return self.result
+
+    def _handle(self, line: str) -> None:
+        event = parse_progress_line(line)
+        if event is not None:
+            self.events.append(event)
+            if self.on_progress is not None:
+                self.on_progress(event)
+            return
+        self._tail = (self._tail + [line])[-self._tail_lines:]
+        message = error_from_line(line)
+        if message is not None:
+            self._error = message
+        if self.on_log is not None:
+            self.on_log(line)
+
+    def wait(self, timeout: Optional[float] = None, interval: float = 0.1,
+             should_cancel: Optional[Callable[[], bool]] = None) -> RunResult:
+        """Block until the run ends (``timeout`` seconds at most, then it is cancelled)."""
+        started = time.monotonic()
+        while True:
+            result = self.poll()
+            if result is not None:
+                return result
+            if (should_cancel is not None and should_cancel()) or (
+                    timeout is not None and time.monotonic() - started > timeout):
+                self.cancel()
+            time.sleep(interval)
+
+    def cancel(self) -> None:
+        """Kill the whole process tree now; the run ends as cancelled."""
+        self._cancelled = True
+        if self.process is not None and self.process.poll() is None:
+            kill_process_tree(self.process.pid)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.result is None
+
+
+def python_slicer_executable(slicer_home: Optional[str] = None) -> str:
+    """``PythonSlicer`` of the running Slicer (on PATH inside Slicer; else under ``<slicer_home>/bin``);
+    outside Slicer, the current interpreter."""
+    found = shutil.which("PythonSlicer")
+    if found:
+        return found
+    if slicer_home:
+        for name in ("PythonSlicer.exe", "PythonSlicer"):
+            candidate = Path(slicer_home) / "bin" / name
+            if candidate.is_file():
+                return str(candidate)
+    return sys.executable

@@ -1,0 +1,303 @@
+"""MRML nodes <-> SimpleITK images and files, with exact geometry; the DCEDiff result nodes.
+
+Imports only ``slicer`` and ``slicer.util`` (plus numpy and SimpleITK), so it runs in Slicer and under the PyPI
+``slicer-core`` wheel (pytest, ``Testing/test_slicer_scene.py``).
+
+Conventions (``docs/architecture.md``):
+- A node's scalars, ``slicer.util.arrayFromVolume(node)``, and ``sitk.GetArrayFromImage(image)`` are all indexed
+  **(k, j, i)**; no transpose anywhere.
+- Slicer's geometry is IJK→RAS; SimpleITK's is IJK→LPS. LPS = diag(-1, -1, 1)·RAS, so the two matrices differ by
+  the sign of their first two rows.
+- A linear parent transform of an input node is folded into the exported geometry (the engine sees the volume
+  where Slicer shows it); the input node itself is never modified. Result nodes are created in world coordinates,
+  without a parent transform.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, Iterable, Optional
+
+import numpy as np
+import SimpleITK as sitk
+import slicer
+import slicer.util
+
+LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+SYNTHETIC_ATTRIBUTE = "DCEDiff.Synthetic"
+PROVENANCE_PREFIX = "DCEDiff.Provenance."
+ROLE_ATTRIBUTE = "DCEDiff.Role"
+RESIDUAL_COLOR_IDS = ("vtkMRMLColorTableNodeFileColdToHotRainbow.txt", "vtkMRMLColorTableNodeRainbow",
+                      "vtkMRMLColorTableNodeFileHotToColdRainbow.txt")
+UNCERTAINTY_COLOR_IDS = ("vtkMRMLColorTableNodeFileViridis.txt", "vtkMRMLColorTableNodeRainbow")
+VTK_DOUBLE = 11  # vtkType.h
+METRIC_COLUMNS = ("Target", "Region", "PSNR (dB)", "SSIM", "MAE", "Pearson r")
+
+
+def _scene(scene=None):
+    scene = scene if scene is not None else slicer.mrmlScene
+    if scene is None:
+        raise RuntimeError("no MRML scene (outside Slicer set slicer.mrmlScene = slicer.vtkMRMLScene())")
+    return scene
+
+
+def ijk_to_ras_from_image(image: sitk.Image) -> np.ndarray:
+    """The 4x4 IJK→RAS matrix of a SimpleITK image (whose geometry is LPS)."""
+    direction = np.array(image.GetDirection(), dtype=float).reshape(3, 3)
+    ijk_to_lps = np.eye(4)
+    ijk_to_lps[:3, :3] = direction @ np.diag(image.GetSpacing())
+    ijk_to_lps[:3, 3] = image.GetOrigin()
+    return LPS_FROM_RAS @ ijk_to_lps  # diag(-1,-1,1) is its own inverse
+
+
+def node_ijk_to_ras(node, world: bool = True) -> np.ndarray:
+    """The node's 4x4 IJK→RAS; with ``world`` its linear parent transform applied (non-linear: ValueError)."""
+    matrix = slicer.util.vtkMatrixFromArray(np.eye(4))  # a vtkMatrix4x4 without importing vtk here
+    node.GetIJKToRASMatrix(matrix)
+    ijk_to_ras = slicer.util.arrayFromVTKMatrix(matrix).copy()
+    transform = node.GetParentTransformNode() if world else None
+    if transform is not None:
+        if not transform.IsTransformToWorldLinear():
+            raise ValueError(f"{node.GetName()}: its parent transform is not linear; harden it first "
+                             "(Data module → right-click → Harden transform)")
+        to_world = slicer.util.vtkMatrixFromArray(np.eye(4))
+        transform.GetMatrixTransformToWorld(to_world)
+        ijk_to_ras = slicer.util.arrayFromVTKMatrix(to_world) @ ijk_to_ras
+    return ijk_to_ras
+
+
+def volume_node_to_image(node, name: Optional[str] = None) -> sitk.Image:
+    """A float32 SimpleITK copy of a scalar volume node, in LPS, parent transform applied.
+
+    ``name`` (e.g. "T2W") names the input in error messages. The node is not modified."""
+    label = name or (node.GetName() if node is not None else "input")
+    if node is None:
+        raise ValueError(f"{label}: no volume selected")
+    if not node.IsA("vtkMRMLScalarVolumeNode") or node.IsA("vtkMRMLLabelMapVolumeNode"):
+        raise ValueError(f"{label}: {node.GetName()} is a {node.GetClassName()}; expected a scalar volume")
+    if node.GetImageData() is None:
+        raise ValueError(f"{label}: {node.GetName()} has no image data")
+    array = slicer.util.arrayFromVolume(node)
+    if array.ndim != 3 or min(array.shape) < 1:
+        raise ValueError(f"{label}: {node.GetName()} has shape {array.shape}; expected a 3D scalar volume")
+    values = np.array(array, dtype=np.float32, copy=True)  # a copy: the node's memory is never shared or changed
+    if not np.isfinite(values).all():
+        raise ValueError(f"{label}: {node.GetName()} contains NaN or infinite values")
+    ijk_to_lps = LPS_FROM_RAS @ node_ijk_to_ras(node)
+    linear = ijk_to_lps[:3, :3]
+    spacing = np.linalg.norm(linear, axis=0)
+    if np.any(spacing <= 0):
+        raise ValueError(f"{label}: {node.GetName()} has a zero voxel spacing")
+    image = sitk.GetImageFromArray(values)
+    image.SetSpacing([float(s) for s in spacing])
+    image.SetDirection([float(v) for v in (linear / spacing).ravel()])
+    image.SetOrigin([float(v) for v in ijk_to_lps[:3, 3]])
+    return image
+
+
+def image_to_volume_node(image: sitk.Image, name: str, scene=None,
+                         node_class: str = "vtkMRMLScalarVolumeNode", unique: bool = True):
+    """A new float32 scalar volume node holding a copy of ``image`` with its geometry (LPS → RAS).
+
+    With ``unique`` the name is made unique in the scene, so that no existing node is ever shadowed."""
+    scene = _scene(scene)
+    array = sitk.GetArrayFromImage(image).astype(np.float32)  # (k, j, i), copied
+    if unique:
+        name = scene.GenerateUniqueName(name)
+    node = scene.AddNewNodeByClass(node_class, name)
+    slicer.util.updateVolumeFromArray(node, array)
+    node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(ijk_to_ras_from_image(image)))
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def write_volume_node(node, path, name: Optional[str] = None) -> Path:
+    """Write a scalar volume node (parent transform applied) to NRRD/NIfTI/MHA for the engine; uncompressed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(volume_node_to_image(node, name), str(path), False)
+    return path
+
+
+def read_volume_node(path, name: str, scene=None):
+    """A new node from a volume file (read with SimpleITK, geometry converted to RAS)."""
+    return image_to_volume_node(sitk.ReadImage(str(path), sitk.sitkFloat32), name, scene)
+
+
+def point_ras_to_lps(point) -> tuple:
+    """(x, y, z) RAS → LPS."""
+    return (-float(point[0]), -float(point[1]), float(point[2]))
+
+
+def center_lps_from_markups(node) -> Optional[tuple]:
+    """The prostate centre in LPS mm from a markups node: an ROI's centre or a point list's first point
+    (world coordinates). None when ``node`` is None."""
+    if node is None:
+        return None
+    position = [0.0, 0.0, 0.0]
+    if node.IsA("vtkMRMLMarkupsROINode"):
+        node.GetCenterWorld(position)
+    elif node.GetNumberOfControlPoints() > 0:
+        node.GetNthControlPointPositionWorld(0, position)
+    else:
+        raise ValueError(f"prostate centre: {node.GetName()} has no point; place one or clear the selection")
+    return point_ras_to_lps(position)
+
+
+def place_next_to(node, reference) -> None:
+    """Put ``node`` under the same subject-hierarchy parent (study/folder) as ``reference``."""
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(node.GetScene())
+    if sh is None:
+        return
+    reference_item = sh.GetItemByDataNode(reference)
+    parent = sh.GetItemParent(reference_item) if reference_item else sh.GetSceneItemID()
+    item = sh.GetItemByDataNode(node)
+    if item:
+        sh.SetItemParent(item, parent)
+    else:  # Slicer's subject-hierarchy logic creates items on NodeAdded; a bare slicer-core scene does not
+        sh.CreateItem(parent, node)
+
+
+def flag_synthetic(node, provenance: Dict[str, object], role: str) -> None:
+    """Mark a result node as synthetic, with its provenance, as node attributes."""
+    node.SetAttribute(SYNTHETIC_ATTRIBUTE, "true")
+    node.SetAttribute(ROLE_ATTRIBUTE, role)
+    for key, value in provenance.items():
+        node.SetAttribute(PROVENANCE_PREFIX + str(key), str(value))
+
+
+def _first_color_node_id(scene, ids: Iterable[str]) -> Optional[str]:
+    for node_id in ids:
+        if scene.GetNodeByID(node_id) is not None:
+            return node_id
+    return None
+
+
+def style_overlay(node, color_ids: Iterable[str], upper_percentile: float = 99.0) -> None:
+    """Colour map and window (0 .. upper percentile) for a residual or uncertainty map."""
+    display = node.GetDisplayNode()
+    if display is None:
+        node.CreateDefaultDisplayNodes()
+        display = node.GetDisplayNode()
+    color_id = _first_color_node_id(node.GetScene(), color_ids)
+    if color_id is not None:  # colour tables exist in Slicer, not in a bare slicer-core scene
+        display.SetAndObserveColorNodeID(color_id)
+    values = slicer.util.arrayFromVolume(node)
+    high = float(np.percentile(values, upper_percentile)) if values.size else 1.0
+    high = high if high > 0 else float(values.max()) or 1.0
+    display.SetAutoWindowLevel(False)
+    display.SetWindowLevelMinMax(0.0, high)
+    display.SetApplyThreshold(True)
+    display.SetLowerThreshold(high * 0.02)  # near-zero residual stays transparent over the synthetic image
+    display.SetUpperThreshold(float(values.max()) if values.size else high)
+
+
+def _number(value) -> float:
+    if value is None:
+        return float("nan")
+    if isinstance(value, str):
+        return float("inf") if value.lower() in ("inf", "infinity") else float("nan")
+    return float(value)
+
+
+def metrics_rows(metrics: dict) -> list:
+    """Rows (target, region, psnr, ssim, mae, pearson) from a ``metrics.json`` dict: image metrics for whole,
+    body and prostate; enhancement metrics (MAE/PSNR/Pearson of the enhancement maps) as "enhancement: <region>"."""
+    rows = []
+    for target in ("early", "late"):
+        per_target = metrics.get(target)
+        if not isinstance(per_target, dict):
+            continue
+        for region in ("whole", "body", "prostate"):
+            values = per_target.get(region)
+            if isinstance(values, dict):
+                rows.append((target, region, _number(values.get("psnr")), _number(values.get("ssim")),
+                             _number(values.get("mae")), float("nan")))
+        enhancement = per_target.get("enhancement")
+        if isinstance(enhancement, dict):
+            for region, values in enhancement.items():
+                if isinstance(values, dict):
+                    rows.append((target, f"enhancement: {region}", _number(values.get("psnr")), float("nan"),
+                                 _number(values.get("mae")), _number(values.get("pearson"))))
+    return rows
+
+
+def create_metrics_table(metrics: dict, name: str, scene=None):
+    """A table node with one row per target and region: PSNR (dB), SSIM, MAE, Pearson r (NaN = not defined)."""
+    scene = _scene(scene)
+    rows = metrics_rows(metrics)
+    if not rows:
+        raise ValueError("metrics: no early/late entries; expected the layout of metrics.json")
+    table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
+    for index, title in enumerate(METRIC_COLUMNS):
+        column = table_node.AddColumn()  # a string column
+        column.SetName(title)
+        if index >= 2:
+            table_node.SetColumnType(title, VTK_DOUBLE)
+    table = table_node.GetTable()
+    table.SetNumberOfRows(len(rows))
+    for c in range(len(METRIC_COLUMNS)):
+        column = table.GetColumn(c)
+        for r, row in enumerate(rows):
+            column.SetValue(r, row[c])
+    table_node.Modified()
+    return table_node
+
+
+def table_to_rows(table_node) -> list:
+    """The table's content as a list of tuples (strings, floats), for checks."""
+    table = table_node.GetTable()
+    return [tuple(table.GetColumn(c).GetValue(r) for c in range(table.GetNumberOfColumns()))
+            for r in range(table.GetNumberOfRows())]
+
+
+RESULT_KINDS = (("synthetic", "synthetic {target} DCE"), ("residual", "residual |synthetic - acquired| {target} DCE"),
+                ("uncertainty", "uncertainty {target} DCE"))
+
+
+def load_results(result_dir, t2w_node, scene=None) -> Dict[str, object]:
+    """Nodes for every result in an engine output folder (the ``t2w_grid/`` copies, aligned with the T2W):
+    ``{"synthetic_early": node, ..., "metrics": table node or absent}``. Named ``<T2W name> synthetic early DCE``
+    etc., flagged synthetic with provenance, placed next to the T2W. On any failure the nodes created so far are
+    removed again and the error is raised."""
+    scene = _scene(scene)
+    result_dir = Path(result_dir)
+    side = json.loads((result_dir / "synthesis.json").read_text())
+    provenance = dict(side.get("provenance", {}))
+    grid_dir = result_dir / "t2w_grid" if (result_dir / "t2w_grid").is_dir() else result_dir
+    base = t2w_node.GetName()
+    created: Dict[str, object] = {}
+    try:
+        for kind, pattern in RESULT_KINDS:
+            for target in ("early", "late"):
+                path = grid_dir / f"{kind}_{target}.nii.gz"
+                if not path.is_file():
+                    if kind == "synthetic":
+                        raise FileNotFoundError(f"engine output {path} is missing")
+                    continue
+                node = read_volume_node(path, f"{base} {pattern.format(target=target)}", scene)
+                flag_synthetic(node, provenance, f"{kind}_{target}")
+                if kind == "residual":
+                    style_overlay(node, RESIDUAL_COLOR_IDS)
+                elif kind == "uncertainty":
+                    style_overlay(node, UNCERTAINTY_COLOR_IDS)
+                place_next_to(node, t2w_node)
+                created[f"{kind}_{target}"] = node
+        metrics_path = result_dir / "metrics.json"
+        if metrics_path.is_file():
+            table = create_metrics_table(json.loads(metrics_path.read_text()), f"{base} DCEDiff metrics", scene)
+            flag_synthetic(table, provenance, "metrics")
+            place_next_to(table, t2w_node)
+            created["metrics"] = table
+    except Exception:
+        remove_nodes(created.values())
+        raise
+    return created
+
+
+def remove_nodes(nodes: Iterable) -> None:
+    """Remove nodes (and their display/storage nodes) from their scene."""
+    for node in list(nodes):
+        if node is not None and node.GetScene() is not None:
+            node.GetScene().RemoveNode(node)

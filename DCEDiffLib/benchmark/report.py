@@ -1,0 +1,133 @@
+"""benchmark.json (strict JSON) and benchmark.md (the same numbers as Markdown tables) from a result dict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+from DCEDiffLib.atomic import write_text_atomic
+
+
+def _f(value, digits: int = 3, suffix: str = "") -> str:
+    """A number with ``digits`` significant digits (large numbers in full), "–" for None."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return ("yes" if value else "no") + suffix
+    if isinstance(value, int):
+        return f"{value}{suffix}"
+    if isinstance(value, float):
+        return (f"{value:.0f}" if abs(value) >= 10 ** digits else f"{value:.{digits}g}") + suffix
+    return f"{value}{suffix}"
+
+
+def _table(header: List[str], rows: List[List[str]]) -> List[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _mark(row: dict) -> str:
+    return " *(extrapolated)*" if row.get("extrapolated") else ""
+
+
+def markdown(result: dict) -> str:
+    """benchmark.md: headline, targets, then one table per measurement."""
+    from DCEDiffLib.benchmark.machine import describe
+
+    lines = [f"# DCEDiff benchmark ({result['mode']})", "",
+             f"Machine: {describe(result['machine'])}; 1-min load average at start "
+             f"{result['machine'].get('load_average_1min')}.",
+             f"Model: `{result['model']['name']}` ({result['model']['preset']} preset, "
+             f"{result['model']['parameters']:,} parameters{', RANDOM WEIGHTS' if result['model']['random_weights'] else ''}).",
+             f"Volume: case {result['volume']['case']}, {' × '.join(map(str, result['volume']['shape_kji']))} "
+             "(k, j, i), early + late. Total run time "
+             f"{_f(result.get('total_seconds'), 1)} s.", ""]
+    ext = result.get("extrapolated", {})
+    lines += ["## Headline", ""]
+    lines += _table(["key", "value", "note"], [
+        ["speedup_vs_naive_ddpm1000", _f(result.get("speedup_vs_naive_ddpm1000"), 3, "×"),
+         "naive 1000-step loop time / default sampler time, same volume"
+         + (" (naive extrapolated)" if ext.get("naive_ddpm1000") else "")
+         + (" (default extrapolated)" if ext.get("default_volume") else "")],
+        ["psnr_gap_db_default_vs_ddpm1000", _f(result.get("psnr_gap_db_default_vs_ddpm1000"), 3, " dB"),
+         f"PSNR(1000 steps) − PSNR(default) vs acquired; {ext.get('quality_cases')} case(s) × "
+         f"{ext.get('quality_slices_per_case')} slice(s), reference {ext.get('quality_reference_steps')} steps"],
+        ["ssim_gap_default_vs_ddpm1000", _f(result.get("ssim_gap_default_vs_ddpm1000"), 4), "same, SSIM"],
+        ["default_nfe", _f(result.get("default_nfe")), f"{result.get('default_sampler')}, "
+                                                       f"{result.get('default_steps')} steps"],
+        ["default_volume_seconds", _f(result.get("default_volume_seconds"), 3, " s"), "sampling only"],
+        ["end_to_end_seconds", _f(result.get("end_to_end_seconds"), 3, " s"),
+         "load, registration, sampling, writing"],
+        ["peak_inference_memory_mb", _f(result.get("peak_inference_memory_mb"), 4, " MB"), "process RSS peak"],
+    ])
+    lines += ["", "Ratios: " + ", ".join(f"{k} = {_f(v, 3)}" for k, v in result.get("ratios", {}).items()), ""]
+    lines += ["## Targets", ""] + [f"- {t['line']}" for t in result.get("targets", [])] + [""]
+
+    if result.get("throughput"):
+        lines += ["## Forward-pass throughput", "",
+                  "GFLOP/s from `torch.utils.flop_counter` (convolutions, matmuls, attention) × batch / time.", ""]
+        rows = []
+        for entry in result["throughput"]:
+            for row in entry["rows"]:
+                rows.append([entry["preset"], f"{entry['parameters']:,}", _f(entry["gflops_per_forward"]),
+                             row["batch"], row["mode"], _f(row["seconds_per_forward"], 4),
+                             _f(row["slices_per_s"]), _f(row.get("gflops_per_s")),
+                             _f(row["memory"]["peak_mb"], 4)])
+        lines += _table(["preset", "params", "GFLOP/slice", "batch", "mode", "s/forward", "slices/s", "GFLOP/s",
+                         "peak MB"], rows) + [""]
+    if result.get("optimisations"):
+        lines += ["## Forward-pass optimisations (same network, same batch)", ""]
+        rows = [[r["variant"], r["batch"], _f(r["seconds_per_forward"], 4), _f(r["speedup"], 3, "×"),
+                 f"{r.get('relative_error', 0.0):.2e}"] for r in result["optimisations"]]
+        lines += _table(["variant", "batch", "s/forward", "speed-up", "rel. error"], rows) + [""]
+
+    naive = result["naive_reference"]
+    lines += ["## Whole-volume synthesis (sampling only)", "",
+              f"Naive reference: {naive['description']}: {_f(naive['seconds'], 4)} s for "
+              f"{naive['total_slices']} slices × {naive['total_steps']} steps ({_f(naive['seconds_per_slice_step'], 4)}"
+              f" s per slice-step; measured {naive['measured_slices']} slice(s) × {naive['measured_steps']} steps)"
+              f"{_mark(naive)}.", ""]
+    rows = [[r["label"], r["nfe"], r["forwards"], _f(r["seconds"], 4) + _mark(r),
+             _f(r.get("speedup_vs_naive"), 3, "×"), _f(r["memory"]["peak_mb"], 4),
+             f"{r['measured_slices']} sl × {r['measured_nfe']} NFE in {_f(r['measured_s'], 3)} s", r["precision"]]
+            for r in result["volume_timing"]]
+    lines += _table(["sampler", "NFE", "slice forwards", "seconds", "× naive", "peak MB", "measured", "precision"],
+                    rows) + [""]
+
+    quality = result["quality"]
+    ref = quality["reference"]
+    lines += ["## Quality against steps", "",
+              f"Cases {', '.join(quality['cases'])}; slices {quality['slices']}"
+              f"{'; central crop ' + str(quality['crop']) if quality.get('crop') else ''}; seed {quality['seed']}. "
+              "Mean over cases and early/late, intensities scaled to [0, 1] by the acquired volume's 0.5/99.5 "
+              f"percentiles. Reference = {ref['label']}.", ""]
+    rows = []
+    for r in [ref] + quality["runs"]:
+        a, b = r["vs_acquired"], r["vs_reference"]
+        rows.append([r["label"], r["nfe_total"], _f(a["psnr"], 4), _f(a["ssim"], 4), _f(a["mae"], 4),
+                     _f(b["psnr"], 4), _f(b["ssim"], 4), _f(b["mae"], 4)])
+    lines += _table(["sampler", "NFE × K", "PSNR acq", "SSIM acq", "MAE acq", f"PSNR vs {ref['label']}",
+                     "SSIM vs ref", "MAE vs ref"], rows) + [""]
+    end = result.get("end_to_end")
+    if end:
+        lines += ["## End to end", "",
+                  f"{end['case']}: {_f(end['seconds'], 4)} s in all ({_f(end['sampling_seconds'], 4)} s sampling, "
+                  f"{_f(end['other_seconds'], 4)} s loading/registration/writing), {end['nfe']} NFE, "
+                  f"{end['device']}/{end['precision']}, peak {_f(end['memory']['peak_mb'], 4)} MB.", ""]
+    if result.get("notes"):
+        lines += ["## Notes", ""] + [f"- {n}" for n in result["notes"]] + [""]
+    return "\n".join(lines)
+
+
+def write_report(result: dict, out_dir: Path) -> Optional[Path]:
+    """Write ``benchmark.json`` and ``benchmark.md`` atomically into ``out_dir``; returns the JSON path."""
+    from DCEDiffLib.evaluation.metrics import json_safe
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "benchmark.json"
+    write_text_atomic(path, json.dumps(json_safe(result), indent=1, allow_nan=False))
+    write_text_atomic(out_dir / "benchmark.md", markdown(result))
+    return path

@@ -1,0 +1,308 @@
+"""All benchmark measurements in one process, on the same inputs: the result dict behind benchmark.json.
+
+Order: machine → model → held-out cases → forward throughput (shipped preset, paper preset) → forward-pass
+optimisations → naive reference loop → whole-volume timing per sampler → quality per sampler → end to end →
+ratios, headline keys and targets. Every measurement that ran on fewer slices or fewer steps than it reports says
+``"extrapolated": true``; the top-level ``extrapolated`` dict collects those flags for the headline numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Tuple
+
+import torch
+
+from DCEDiffLib.benchmark import sampler_sweep as sweep
+from DCEDiffLib.errors import InputError
+
+SCHEMA = "dcediff-benchmark/1"
+SHIPPED = "shipped"
+
+
+@dataclasses.dataclass
+class BenchmarkSettings:
+    """What to measure and how much of it (see :func:`full_settings` and :func:`quick_settings`)."""
+
+    mode: str = "full"
+    model: Optional[str] = None            # None: the shipped model
+    random_preset: Optional[str] = None    # random weights of this preset instead of a model file (timing, tests)
+    device: str = "auto"
+    precision: str = "auto"                # synthesis precision (auto: bf16 on CUDA, fp32 on CPU; as the product)
+    data: Optional[Path] = None            # folder of held-out cases (default: generated phantom cases)
+    cases: int = 3
+    quality_slices: int = 2                # central slices per case scored (every sampler runs on the same ones)
+    ddpm_slices: int = 16                  # slices timed for the 1000-step sampler
+    ddpm_steps_measured: int = 20          # evaluations timed for the 1000-step sampler (then extrapolated)
+    fast_slices: Optional[int] = None      # slices timed for the fast samplers (None: all)
+    fast_steps_measured: Optional[int] = None  # evaluations timed for non-default fast runs (None: all)
+    k_steps_measured: int = 5              # evaluations timed for K > 1 runs
+    naive_slices: int = 2
+    naive_steps: int = 20
+    throughput_presets: Tuple[str, ...] = (SHIPPED, "paper")
+    batch_sizes: Tuple[int, ...] = (1, 4, 16)
+    paper_batch_sizes: Optional[Tuple[int, ...]] = None  # None: batch_sizes
+    repeats: int = 3
+    variants_batch: int = 4
+    variants: bool = True
+    end_to_end: bool = True
+    fast_steps: Tuple[int, ...] = sweep.FAST_STEPS
+    k_values: Tuple[int, ...] = sweep.K_VALUES
+    quality_ddim: bool = True
+    quality_skip: bool = True
+    seed: int = 0
+    # Tests only: a shorter reference than the paper's 1000 steps, a central crop, no registration, smaller
+    # throughput images.
+    reference_steps: int = sweep.PAPER_STEPS
+    crop: Optional[int] = None
+    register: bool = True
+    throughput_size: int = 160
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+def full_settings(**overrides) -> BenchmarkSettings:
+    return dataclasses.replace(BenchmarkSettings(), **overrides)
+
+
+def quick_settings(**overrides) -> BenchmarkSettings:
+    """A few minutes on 2 cores: 1 case, 1 slice, few repeats, heavy runs extrapolated."""
+    quick = BenchmarkSettings(mode="quick", cases=1, quality_slices=1, ddpm_slices=4, ddpm_steps_measured=3,
+                              fast_slices=4, fast_steps_measured=5, k_steps_measured=2, naive_slices=1,
+                              naive_steps=3, batch_sizes=(1, 4), paper_batch_sizes=(1,), repeats=1,
+                              variants_batch=1, quality_ddim=False, quality_skip=False)
+    return dataclasses.replace(quick, **overrides)
+
+
+def _log_default(message: str) -> None:
+    print(message, flush=True)
+
+
+def prepare_model(settings: BenchmarkSettings, work_dir: Path):
+    """(weights path, LoadedModel, description); a random-weight model is written into ``work_dir`` first."""
+    from DCEDiffLib.diffusion.model_files import load_model
+    from DCEDiffLib.model_registry import resolve_model
+
+    if settings.random_preset:
+        from DCEDiffLib.diffusion.model_files import save_model
+        from DCEDiffLib.diffusion.presets import build_network, network_config
+        from DCEDiffLib.modalities import INPUT_MODALITIES
+        from DCEDiffLib.training.model_card import make_model_card
+
+        config = network_config(settings.random_preset)
+        torch.manual_seed(settings.seed)
+        network = build_network(config)
+        with torch.no_grad():  # zero-initialised output layers would predict the same thing everywhere
+            for parameter in network.parameters():
+                parameter.add_(0.01 * torch.randn_like(parameter))
+        card = make_model_card(config, "diffusion", list(INPUT_MODALITIES), settings.random_preset,
+                               {"data": "none: random weights (benchmark timing only)"})
+        path = work_dir / f"random_{settings.random_preset}.safetensors"
+        save_model(network, card, path)
+    else:
+        path = resolve_model(settings.model)
+    model = load_model(path)
+    if model.card.get("objective", "diffusion") != "diffusion":
+        raise InputError(f"model {path}: objective {model.card.get('objective')!r}; the benchmark compares "
+                         "diffusion samplers and needs a diffusion model")
+    from DCEDiffLib.benchmark.throughput import parameter_count
+
+    info = {"path": str(path), "name": path.stem, "preset": model.card["architecture"].get("preset"),
+            "parameters": parameter_count(model.network), "sha256": model.card.get("weights_sha256"),
+            "random_weights": bool(settings.random_preset),
+            "quality_meaningful": not settings.random_preset}
+    return path, model, info
+
+
+def _throughput(settings: BenchmarkSettings, model, device: str, log) -> list:
+    from DCEDiffLib.benchmark.forward import ForwardMode
+    from DCEDiffLib.benchmark.throughput import preset_throughput
+    from DCEDiffLib.diffusion.presets import build_network, network_config
+
+    modes = [ForwardMode("fp32", True, "inference")]
+    if device.startswith("cuda") or _fast_bf16():
+        modes.append(ForwardMode("bf16", True, "inference"))
+    out = []
+    for preset in settings.throughput_presets:
+        if preset == SHIPPED:
+            name = f"{model.card['architecture'].get('preset', 'model')} (benchmarked model)"
+            network = copy.deepcopy(model.network).to(memory_format=torch.contiguous_format)
+            batches = settings.batch_sizes
+        else:
+            name = preset
+            torch.manual_seed(settings.seed)
+            network = build_network(network_config(preset)).eval()
+            batches = settings.paper_batch_sizes or settings.batch_sizes
+        log(f"throughput: {name}, batch {', '.join(map(str, batches))}")
+        out.append(preset_throughput(name, network, batches, modes, settings.throughput_size, device,
+                                     settings.repeats, 1))
+        del network
+    return out
+
+
+def _fast_bf16() -> bool:
+    from DCEDiffLib.benchmark.machine import has_fast_bf16
+
+    return has_fast_bf16()
+
+
+def _naive(settings: BenchmarkSettings, model, conditions, device: str) -> dict:
+    from DCEDiffLib.benchmark.naive_reference import time_naive_loop
+
+    network = copy.deepcopy(model.network).to(device).to(memory_format=torch.contiguous_format).float().eval()
+    slices = list(range(min(settings.naive_slices, conditions.shape[1])))
+    result = time_naive_loop(network, conditions, slices, settings.naive_steps, total_slices=conditions.shape[1],
+                             total_steps=sweep.PAPER_STEPS, seed=settings.seed, device=device)
+    result["description"] = ("paper's loop written plainly: one slice at a time, batch 1, float32, NCHW, "
+                             "torch.no_grad (no inference_mode), all 1000 steps")
+    return result
+
+
+def _volume_timings(settings: BenchmarkSettings, model, conditions, device: str, log) -> list:
+    default = sweep.default_run()
+    runs = [sweep.SamplerRun(sweep.DEFAULT_SAMPLER, s) for s in settings.fast_steps]
+    if default not in runs:
+        runs.append(default)
+    runs += [sweep.SamplerRun("x0", 1), sweep.paper_run(), sweep.SamplerRun("ddpm", sweep.PAPER_STEPS, skip=True)]
+    runs += [sweep.SamplerRun(sweep.DEFAULT_SAMPLER, sweep.DEFAULT_STEPS, samples=k)
+             for k in settings.k_values if k > 1]
+    rows = []
+    for run in runs:
+        if run.sampler == "ddpm":
+            slices, limit = settings.ddpm_slices, settings.ddpm_steps_measured
+        elif run.samples > 1:
+            slices, limit = settings.fast_slices, settings.k_steps_measured
+        elif run == default:
+            slices, limit = settings.fast_slices, None
+        else:
+            slices, limit = settings.fast_slices, settings.fast_steps_measured
+        log(f"volume timing: {run.label} ({run.nfe()} NFE)")
+        rows.append(sweep.time_volume(model, conditions, run, slices_measured=slices, max_evaluations=limit,
+                                      seed=settings.seed, device=device, precision=settings.precision))
+    return rows
+
+
+def _quality(settings: BenchmarkSettings, model, cases, device: str, log) -> dict:
+    runs = sweep.sweep_runs(settings.fast_steps, settings.k_values, include_skip=settings.quality_skip,
+                            include_ddim=settings.quality_ddim, paper_steps=settings.reference_steps)
+    k = cases[0][1].num_slices
+    n = max(1, min(settings.quality_slices, k))
+    slices = list(range(k // 2 - n // 2, k // 2 - n // 2 + n))
+    return sweep.quality_sweep(model, cases, runs, sweep.paper_run(settings.reference_steps), slices=slices,
+                               seed=settings.seed, device=device, precision=settings.precision,
+                               crop=settings.crop, log=log)
+
+
+def run_benchmark(settings: BenchmarkSettings, work_dir: Path, log: Optional[Callable[[str], None]] = None) -> dict:
+    """Every measurement (module docstring); returns the benchmark.json dict (targets included)."""
+    from DCEDiffLib.benchmark.end_to_end import time_end_to_end
+    from DCEDiffLib.benchmark.holdout import holdout_cases
+    from DCEDiffLib.benchmark.machine import machine_info
+    from DCEDiffLib.benchmark.targets import evaluate_targets
+    from DCEDiffLib.diffusion.synthesis import resolve_device
+
+    log = log or _log_default
+    started = time.perf_counter()
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(settings.device).type
+    result: dict = {"schema": SCHEMA, "mode": settings.mode, "settings": settings.to_dict(),
+                    "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "machine": machine_info(device), "notes": []}
+    model_path, model, result["model"] = prepare_model(settings, work_dir)
+    if settings.random_preset:
+        result["notes"].append(f"random weights ({settings.random_preset} preset): timings are real, quality "
+                               "numbers only test the machinery")
+    log(f"held-out cases: {settings.cases}")
+    cases = holdout_cases(work_dir, settings.cases, settings.data, register=settings.register)
+    case_dir, case = cases[0]
+    conditions = case.conditions
+    if settings.crop:
+        window = sweep._crop_window(conditions.shape[-1], settings.crop)
+        conditions = conditions[..., window, window]
+    conditions = conditions.copy()
+    result["volume"] = {"case": case.name, "shape_kji": list(conditions.shape[1:]), "targets": ["early", "late"]}
+
+    result["throughput"] = _throughput(settings, model, device, log) if settings.throughput_presets else []
+    if settings.variants:
+        from DCEDiffLib.benchmark.variants import measure_variants
+
+        log("forward-pass optimisations")
+        network = copy.deepcopy(model.network).to(memory_format=torch.contiguous_format)
+        result["optimisations"] = measure_variants(network, settings.variants_batch, settings.throughput_size,
+                                                   device, settings.repeats, 1)
+    else:
+        result["optimisations"] = []
+    log("naive reference loop")
+    naive = _naive(settings, model, conditions, device)
+    result["naive_reference"] = naive
+    rows = _volume_timings(settings, model, conditions, device, log)
+    for row in rows:
+        row["speedup_vs_naive"] = round(naive["seconds"] / row["seconds"], 2) if row["seconds"] > 0 else None
+    result["volume_timing"] = rows
+    quality = _quality(settings, model, cases, device, log)
+    result["quality"] = quality
+    if settings.end_to_end:
+        log("end to end (load, registration, sampling, writing)")
+        result["end_to_end"] = time_end_to_end(case_dir, work_dir / "end_to_end", str(model_path),
+                                               sampler=sweep.DEFAULT_SAMPLER, steps=sweep.DEFAULT_STEPS,
+                                               seed=settings.seed, device=settings.device)
+    else:
+        result["end_to_end"] = None
+    result.update(headline(result, settings))
+    result["targets"] = evaluate_targets(result)
+    result["total_seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def headline(result: dict, settings: BenchmarkSettings) -> dict:
+    """The top-level keys: speed-up, PSNR/SSIM gaps, default NFE, end to end, memory, ratios, extrapolation."""
+    rows = result["volume_timing"]
+    default = sweep.find_row(rows, sweep.default_run().label)
+    paper = sweep.find_row(rows, sweep.paper_run().label)
+    skip = sweep.find_row(rows, sweep.SamplerRun("ddpm", sweep.PAPER_STEPS, skip=True).label)
+    naive = result["naive_reference"]
+    quality = result["quality"]
+    q_default = sweep.find_row(quality["runs"], sweep.default_run().label)
+    q_reference = quality["reference"]
+    end = result.get("end_to_end")
+    memories = [default["memory"]["peak_mb"]] + ([end["memory"]["peak_mb"]] if end else [])
+
+    def ratio(a, b):
+        return round(a / b, 3) if a and b else None
+
+    out = {
+        "speedup_vs_naive_ddpm1000": ratio(naive["seconds"], default["seconds"]),
+        "psnr_gap_db_default_vs_ddpm1000": round(q_reference["vs_acquired"]["psnr"]
+                                                 - q_default["vs_acquired"]["psnr"], 4),
+        "ssim_gap_default_vs_ddpm1000": round(q_reference["vs_acquired"]["ssim"]
+                                              - q_default["vs_acquired"]["ssim"], 5),
+        "default_psnr_vs_ddpm1000_db": q_default["vs_reference"]["psnr"],
+        "default_sampler": sweep.DEFAULT_SAMPLER, "default_steps": sweep.DEFAULT_STEPS,
+        "default_nfe": default["nfe"],
+        "default_volume_seconds": default["seconds"],
+        "ddpm1000_volume_seconds": paper["seconds"],
+        "naive_ddpm1000_volume_seconds": naive["seconds"],
+        "end_to_end_seconds": end["seconds"] if end else None,
+        "peak_inference_memory_mb": max(memories),
+        "ratios": {
+            "naive_ddpm1000_over_default": ratio(naive["seconds"], default["seconds"]),
+            "naive_ddpm1000_over_end_to_end": ratio(naive["seconds"], end["seconds"]) if end else None,
+            "naive_ddpm1000_over_batched_ddpm1000": ratio(naive["seconds"], paper["seconds"]),
+            "batched_ddpm1000_over_default": ratio(paper["seconds"], default["seconds"]),
+            "ddpm1000_over_ddpm1000_skip": ratio(paper["seconds"], skip["seconds"]) if skip else None,
+        },
+        "extrapolated": {
+            "naive_ddpm1000": bool(naive["extrapolated"]),
+            "ddpm1000_volume": bool(paper["extrapolated"]),
+            "default_volume": bool(default["extrapolated"]),
+            "quality_reference_steps": settings.reference_steps,
+            "quality_slices_per_case": len(quality["slices"] or []),
+            "quality_cases": len(quality["cases"]),
+        },
+    }
+    return out

@@ -1,0 +1,236 @@
+"""Time and quality of each sampler and step count on the same inputs (the core of ``dcediff benchmark``).
+
+Timing (:func:`time_volume`): one volume (all slices of a case, early + late) through
+``synthesis.synthesize_volume`` — the code path users run (all slices in one batch, ``inference_mode``,
+channels_last). Long runs can be cut short: only ``slices_measured`` slices and only ``max_evaluations`` network
+evaluations are run, and the time is extrapolated linearly to the whole volume and the whole step count (every
+step of a sampler costs one batched forward plus a few element-wise operations). Extrapolated rows say so.
+
+Quality (:func:`quality_sweep`): on held-out cases, each sampler/step count and each K-sample average is scored
+(PSNR, SSIM, MAE; ``evaluation.metrics``, intensities scaled to [0, 1] by the acquired volume's own percentile
+bounds) against the acquired DCE and against the paper's 1000-step sampler run on the same slices with the same
+seed. The reported numbers are means over cases and over early/late.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from DCEDiffLib.benchmark.memory import PeakMemory
+from DCEDiffLib.benchmark.timing import synchronize
+from DCEDiffLib.modalities import TARGET_MODALITIES
+
+DEFAULT_SAMPLER = "dpmpp"
+DEFAULT_STEPS = 20
+PAPER_SAMPLER = "ddpm"
+PAPER_STEPS = 1000
+FAST_STEPS = (5, 10, 20, 50)
+K_VALUES = (1, 4, 8)
+METRICS = ("psnr", "ssim", "mae")
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerRun:
+    """One sampler setting: ``sampler`` with ``steps`` (ddpm: steps of the 1000-step schedule; ``skip``: drop the
+    levels below the smallest training noise level), averaged over ``samples`` samples."""
+
+    sampler: str
+    steps: int
+    samples: int = 1
+    skip: bool = False
+
+    @property
+    def label(self) -> str:
+        text = f"{self.sampler}-{self.steps}"
+        if self.skip:
+            text += "-skip"
+        if self.samples > 1:
+            text += f"-K{self.samples}"
+        return text
+
+    def nfe(self) -> int:
+        """Network evaluations per sample (each evaluates all slices × samples in one batch)."""
+        from DCEDiffLib.diffusion.samplers import sampler_levels
+
+        return len(sampler_levels(self.sampler, self.steps, self.skip))
+
+
+def default_run() -> SamplerRun:
+    return SamplerRun(DEFAULT_SAMPLER, DEFAULT_STEPS)
+
+
+def paper_run(steps: int = PAPER_STEPS) -> SamplerRun:
+    return SamplerRun(PAPER_SAMPLER, steps)
+
+
+def sweep_runs(fast_steps: Sequence[int] = FAST_STEPS, k_values: Sequence[int] = K_VALUES,
+               include_skip: bool = True, include_ddim: bool = True, include_x0: bool = True,
+               paper_steps: int = PAPER_STEPS) -> List[SamplerRun]:
+    """The settings the benchmark compares (the 1000-step reference itself is not in the list)."""
+    runs = [SamplerRun(DEFAULT_SAMPLER, s) for s in fast_steps]
+    if default_run() not in runs:
+        runs.append(default_run())
+    if include_ddim:
+        runs += [SamplerRun("ddim", s) for s in fast_steps]
+    if include_x0:
+        runs.append(SamplerRun("x0", 1))
+    if include_skip:
+        runs.append(SamplerRun(PAPER_SAMPLER, paper_steps, skip=True))
+    runs += [SamplerRun(DEFAULT_SAMPLER, DEFAULT_STEPS, samples=k) for k in k_values if k > 1]
+    return runs
+
+
+class _StopTiming(Exception):
+    """Raised from the progress callback to end a run after the evaluations to be timed."""
+
+
+def run_synthesis(model, conditions: np.ndarray, run: SamplerRun, *, seed: int = 0, device: str = "cpu",
+                  precision: str = "auto", max_evaluations: Optional[int] = None):
+    """``synthesize_volume`` for ``run``; with ``max_evaluations`` it stops after that many evaluations.
+
+    Returns (SynthesisResult or None when stopped early, evaluations done).
+    """
+    from DCEDiffLib.diffusion.synthesis import synthesize_volume
+
+    done = [0]
+
+    def progress(step: int, total: int) -> None:
+        done[0] = step
+        if max_evaluations is not None and step >= max_evaluations and step < total:
+            raise _StopTiming()
+
+    try:
+        result = synthesize_volume(model, conditions, sampler=run.sampler, steps=run.steps, samples=run.samples,
+                                   seed=seed, device=device, precision=precision, progress=progress,
+                                   skip_below_train_min=run.skip)
+    except _StopTiming:
+        return None, done[0]
+    return result, done[0]
+
+
+def time_volume(model, conditions: np.ndarray, run: SamplerRun, *, slices_measured: Optional[int] = None,
+                max_evaluations: Optional[int] = None, seed: int = 0, device: str = "cpu",
+                precision: str = "auto") -> dict:
+    """Wall time, NFE and peak memory of one volume (conditions (C, K, H, W)) with ``run``.
+
+    Only the first ``slices_measured`` slices and ``max_evaluations`` evaluations run when given; the time is then
+    extrapolated linearly to K slices and the full NFE, and ``extrapolated`` is True. Peak memory is that of the
+    measured batch (an underestimate when fewer slices ran; ``memory_slices`` says how many).
+    """
+    from DCEDiffLib.diffusion.synthesis import _precision, resolve_device
+
+    precision = _precision(precision, resolve_device(device))
+    total_slices = int(conditions.shape[1])
+    slices = total_slices if not slices_measured else max(1, min(int(slices_measured), total_slices))
+    part = np.ascontiguousarray(conditions[:, :slices])
+    nfe = run.nfe()
+    limit = None if not max_evaluations or max_evaluations >= nfe else int(max_evaluations)
+    # Untimed warm-up: one evaluation at the measured batch (oneDNN/cuDNN pick kernels on the first call).
+    run_synthesis(model, part, run, seed=seed, device=device, precision=precision, max_evaluations=1)
+    with PeakMemory(device) as peak:
+        start = time.perf_counter()
+        result, done = run_synthesis(model, part, run, seed=seed, device=device, precision=precision,
+                                     max_evaluations=limit)
+        synchronize(device)
+        measured = time.perf_counter() - start
+    done = nfe if result is not None else max(done, 1)
+    seconds = measured * (nfe / done) * (total_slices / slices)
+    return {"label": run.label, "sampler": run.sampler, "steps": run.steps, "samples": run.samples,
+            "skip_below_train_min": run.skip, "nfe": nfe, "slices": total_slices,
+            "forwards": nfe * total_slices * run.samples,
+            "measured_s": round(measured, 4), "measured_slices": slices, "measured_nfe": done,
+            "seconds": round(seconds, 3), "seconds_per_nfe": round(seconds / nfe, 5),
+            "extrapolated": bool(slices < total_slices or done < nfe),
+            "precision": precision,
+            "memory": peak.result(), "memory_slices": slices}
+
+
+def score(pred_unit: np.ndarray, ref_unit: np.ndarray) -> Dict[str, float]:
+    """PSNR (dB), SSIM and MAE of two (K, H, W) volumes on [0, 1]."""
+    from DCEDiffLib.evaluation.metrics import mae, psnr, ssim
+
+    value = psnr(pred_unit, ref_unit, data_range=1.0)
+    return {"psnr": float(min(value, 100.0)), "ssim": float(ssim(pred_unit, ref_unit, data_range=1.0)),
+            "mae": float(mae(pred_unit, ref_unit))}
+
+
+def _mean_scores(rows: List[Dict[str, float]]) -> Dict[str, float]:
+    return {m: round(float(np.mean([r[m] for r in rows])), 5) for m in METRICS}
+
+
+def quality_sweep(model, cases: Sequence, runs: Sequence[SamplerRun], reference: SamplerRun, *,
+                  slices: Optional[Sequence[int]] = None, seed: int = 0, device: str = "cpu",
+                  precision: str = "auto", crop: Optional[int] = None, log=None) -> dict:
+    """Score ``reference`` and every run on each case's ``slices`` (default: the middle slice).
+
+    ``cases``: (case folder, ``CaseArrays``) pairs. ``crop`` (tests only) keeps the central crop × crop pixels.
+    Returns ``{"reference": {...}, "runs": [...], "slices": [...], "cases": [...]}``; each run has
+    ``vs_acquired`` and ``vs_reference`` (means over cases and early/late), ``per_case`` and ``seconds``.
+    """
+    all_runs = [reference] + [r for r in runs if r != reference]
+    per_run: Dict[str, dict] = {r.label: {"acq": [], "ref": [], "seconds": 0.0, "per_case": []} for r in all_runs}
+    used_slices = None
+    for case_dir, case in cases:
+        k = case.num_slices
+        chosen = [k // 2] if not slices else [s for s in slices if 0 <= s < k]
+        used_slices = chosen
+        conditions = np.ascontiguousarray(case.conditions[:, chosen])
+        window = _crop_window(conditions.shape[-1], crop)
+        conditions = conditions[..., window, window]
+        reference_unit = None
+        for run in all_runs:
+            if log:
+                log(f"  quality: {case.name} {run.label} ({run.nfe()} NFE × {len(chosen)} slice(s))")
+            start = time.perf_counter()
+            result, _ = run_synthesis(model, conditions, run, seed=seed, device=device, precision=precision)
+            per_run[run.label]["seconds"] += time.perf_counter() - start
+            units = _to_unit_cropped(case, result.mean, chosen, window)
+            if reference_unit is None:
+                reference_unit = {t: units[t][0] for t in units}
+            acq = [score(units[t][0], units[t][1]) for t in units]
+            ref = [score(units[t][0], reference_unit[t]) for t in units]
+            per_run[run.label]["acq"] += acq
+            per_run[run.label]["ref"] += ref
+            per_run[run.label]["per_case"].append({"case": case.name, "vs_acquired": _mean_scores(acq),
+                                                   "vs_reference": _mean_scores(ref)})
+    rows = []
+    for run in all_runs:
+        data = per_run[run.label]
+        rows.append({"label": run.label, "sampler": run.sampler, "steps": run.steps, "samples": run.samples,
+                     "skip_below_train_min": run.skip, "nfe": run.nfe(), "nfe_total": run.nfe() * run.samples,
+                     "vs_acquired": _mean_scores(data["acq"]), "vs_reference": _mean_scores(data["ref"]),
+                     "per_case": data["per_case"], "seconds": round(data["seconds"], 3)})
+    return {"reference": rows[0], "runs": rows[1:], "slices": used_slices, "crop": crop,
+            "cases": [c.name for _, c in cases], "seed": seed}
+
+
+def _crop_window(size: int, crop: Optional[int]) -> slice:
+    if not crop or crop >= size:
+        return slice(None)
+    start = (size - crop) // 2
+    return slice(start, start + crop)
+
+
+def _to_unit_cropped(case, prediction: np.ndarray, slices: Sequence[int], window: slice) -> Dict[str, tuple]:
+    from DCEDiffLib.evaluation.metrics import apply_scale, robust_bounds
+    from DCEDiffLib.normalization import denormalize
+
+    out = {}
+    for index, target in enumerate(TARGET_MODALITIES):
+        acquired = case.raw(target)
+        bounds = robust_bounds(acquired)
+        synthetic = denormalize(prediction[index], case.norm[target])
+        out[target] = (apply_scale(synthetic, bounds),
+                       apply_scale(acquired[list(slices)][..., window, window], bounds))
+    return out
+
+
+def find_row(rows: Sequence[dict], label: str) -> Optional[dict]:
+    for row in rows:
+        if row.get("label") == label:
+            return row
+    return None

@@ -1,0 +1,153 @@
+"""``dcediff benchmark``: the machinery with tiny settings (tiny random network, 32-pixel crop, short reference).
+
+The numbers are meaningless here (random weights, shared CPU); what is checked is that every key exists, every
+number is finite and the numbers agree with each other (NFE = steps, extrapolation flags, ratios).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from DCEDiffLib.cli import main
+from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
+
+HEADLINE_KEYS = ("speedup_vs_naive_ddpm1000", "psnr_gap_db_default_vs_ddpm1000", "ssim_gap_default_vs_ddpm1000",
+                 "default_nfe", "default_volume_seconds", "ddpm1000_volume_seconds",
+                 "naive_ddpm1000_volume_seconds", "peak_inference_memory_mb")
+
+
+def _numbers(obj, path="$"):
+    """Every number in a JSON tree, with its path."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from _numbers(value, f"{path}.{key}")
+    elif isinstance(obj, list):
+        for index, value in enumerate(obj):
+            yield from _numbers(value, f"{path}[{index}]")
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        yield path, obj
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    code = main(["benchmark", "--out", str(out), "--quick", "--random-preset", "tiny",
+                 "--data", str(SAMPLE_CASE_DIR.parent), "--no-register", "--crop", "16", "--throughput-size", "16",
+                 "--throughput-presets", "shipped", "--reference-steps", "20", "--fast-steps", "2,5",
+                 "--k-values", "1,2", "--no-end-to-end", "--ddpm-slices", "2", "--fast-slices", "2",
+                 "--naive-steps", "2"])
+    assert code == 0
+    return out, json.loads((out / "benchmark.json").read_text())
+
+
+def test_benchmark_writes_every_key_with_finite_numbers(bench):
+    out, result = bench
+    for key in HEADLINE_KEYS:
+        assert isinstance(result[key], (int, float)) and math.isfinite(result[key]), key
+    for key in ("machine", "model", "throughput", "optimisations", "naive_reference", "volume_timing", "quality",
+                "targets", "ratios", "extrapolated", "settings"):
+        assert key in result, key
+    machine = result["machine"]
+    for key in ("cpu", "torch", "torch_threads", "torch_cpu_capability", "cpu_flags", "usable_cpus"):
+        assert key in machine, key
+    assert all(math.isfinite(v) for _, v in _numbers(result))
+    md = (out / "benchmark.md").read_text()
+    for heading in ("## Headline", "## Targets", "## Forward-pass throughput", "## Whole-volume synthesis",
+                    "## Quality against steps", "speedup_vs_naive_ddpm1000", "extrapolated"):
+        assert heading in md, heading
+    assert result["model"]["random_weights"] is True and result["mode"] == "quick"
+
+
+def test_nfe_and_extrapolation_are_consistent(bench):
+    _, result = bench
+    rows = {r["label"]: r for r in result["volume_timing"]}
+    assert {"dpmpp-2", "dpmpp-5", "dpmpp-20", "x0-1", "ddpm-1000", "ddpm-1000-skip", "dpmpp-20-K2"} <= set(rows)
+    for label, row in rows.items():
+        expected = {"ddpm-1000": 1000, "ddpm-1000-skip": 468, "x0-1": 1}.get(label, row["steps"])
+        assert row["nfe"] == expected, label
+        assert row["forwards"] == row["nfe"] * row["slices"] * row["samples"]
+        assert row["measured_nfe"] <= row["nfe"] and row["measured_slices"] <= row["slices"]
+        assert row["extrapolated"] == (row["measured_nfe"] < row["nfe"] or row["measured_slices"] < row["slices"])
+        assert row["seconds"] >= row["measured_s"] * 0.999
+    assert rows["ddpm-1000"]["extrapolated"] and rows["ddpm-1000"]["measured_slices"] == 2
+    assert rows["dpmpp-20"]["measured_nfe"] == 20 and rows["dpmpp-20"]["measured_slices"] == 2
+    assert result["default_nfe"] == 20
+    naive = result["naive_reference"]
+    assert naive["extrapolated"] and naive["total_steps"] == 1000 and naive["measured_steps"] == 2
+    assert naive["total_slices"] == 16
+    assert result["extrapolated"]["naive_ddpm1000"] and result["extrapolated"]["ddpm1000_volume"]
+    assert result["extrapolated"]["quality_reference_steps"] == 20
+
+
+def test_ratios_and_gaps_follow_from_the_tables(bench):
+    _, result = bench
+    default = next(r for r in result["volume_timing"] if r["label"] == "dpmpp-20")
+    assert result["speedup_vs_naive_ddpm1000"] == pytest.approx(
+        result["naive_reference"]["seconds"] / default["seconds"], rel=1e-2)
+    quality = result["quality"]
+    reference = quality["reference"]
+    q_default = next(r for r in quality["runs"] if r["label"] == "dpmpp-20")
+    assert result["psnr_gap_db_default_vs_ddpm1000"] == pytest.approx(
+        reference["vs_acquired"]["psnr"] - q_default["vs_acquired"]["psnr"], abs=1e-3)
+    assert reference["label"] == "ddpm-20" and reference["vs_reference"]["mae"] == 0.0
+    assert {r["label"] for r in quality["runs"]} >= {"dpmpp-2", "dpmpp-5", "dpmpp-20", "x0-1", "dpmpp-20-K2"}
+    k2 = next(r for r in quality["runs"] if r["label"] == "dpmpp-20-K2")
+    assert k2["nfe_total"] == 40
+    statuses = {t["key"]: t["status"] for t in result["targets"]}
+    assert statuses["end_to_end_seconds"] == "n/a"  # skipped: never PASS
+    assert statuses["default_nfe"] == "PASS"
+
+
+def test_time_volume_extrapolates_only_when_cut_short():
+    from DCEDiffLib.benchmark.gpu import random_model
+    from DCEDiffLib.benchmark.sampler_sweep import SamplerRun, time_volume
+
+    model = random_model("tiny")
+    conditions = np.random.default_rng(0).uniform(-1, 1, (4, 4, 16, 16)).astype(np.float32)
+    run = SamplerRun("dpmpp", 6)
+    full = time_volume(model, conditions, run, device="cpu")
+    assert not full["extrapolated"] and full["measured_nfe"] == 6 and full["nfe"] == 6
+    cut = time_volume(model, conditions, run, slices_measured=2, max_evaluations=2, device="cpu")
+    assert cut["extrapolated"] and cut["measured_nfe"] == 2 and cut["measured_slices"] == 2
+    assert cut["seconds"] == pytest.approx(cut["measured_s"] * 3 * 2, rel=1e-2)
+
+
+def test_gpu_paper_logic_runs_on_cpu_with_a_tiny_network(tmp_path):
+    from DCEDiffLib.benchmark.gpu import achieved, main as gpu_main
+
+    rates = achieved(1e9, 16, 1000, 10.0, 100.0)
+    assert rates["achieved_tflops"] == pytest.approx(1.6) and rates["fraction_of_matmul_peak"] == pytest.approx(0.016)
+    code = gpu_main(["--out", str(tmp_path), "--device", "cpu", "--preset", "tiny", "--slices", "2", "--size", "16",
+                     "--steps", "1000", "--measured-steps", "2", "--precision", "fp32", "--compile", "none",
+                     "--matmul-n", "64"])
+    assert code == 0
+    result = json.loads((tmp_path / "gpu_benchmark.json").read_text())["best"]
+    assert result["nfe"] == 1000 and result["extrapolated"] and result["measured_nfe"] == 2
+    assert 0 < result["fraction_of_matmul_peak"] and math.isfinite(result["achieved_tflops"])
+    assert result["matmul_peak"]["tflops"] > 0
+
+
+def test_gpu_paper_without_cuda_is_a_clean_error(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["benchmark", "--gpu-paper", "--out", str(tmp_path)]) == 2
+    assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_quick_and_full_settings_and_limits():
+    from DCEDiffLib.cli import build_parser
+    from DCEDiffLib.commands.benchmark import settings_from_args
+
+    parser = build_parser()
+    quick = settings_from_args(parser.parse_args(["benchmark", "--out", "x", "--quick", "--ddpm-slices", "2"]))
+    full = settings_from_args(parser.parse_args(["benchmark", "--out", "x"]))
+    assert quick.mode == "quick" and quick.ddpm_slices == 2 and quick.cases == 1
+    assert full.mode == "full" and full.batch_sizes == (1, 4, 16) and full.reference_steps == 1000
+    assert full.throughput_presets == ("shipped", "paper")

@@ -1,0 +1,173 @@
+"""The Slicer module's process runner (DCEDiff/DCEDiffSlicerLib/process_runner.py): command line, progress parsing,
+and real runs of the engine command in a subprocess (tiny random model, a few steps), including a cancel."""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "DCEDiff"))
+from DCEDiffSlicerLib import process_runner as pr  # noqa: E402
+from DCEDiffLib.model_registry import SAMPLE_CASE_DIR  # noqa: E402
+from DCEDiffLib.progress import ProgressEvent, format_progress_line  # noqa: E402
+
+CASE = SAMPLE_CASE_DIR
+needs_case = pytest.mark.skipif(not (CASE / "t2w.nii.gz").is_file(), reason="shipped phantom case missing")
+INPUTS = {k: str(CASE / f"{k}.nii.gz") for k in ("t2w", "pd", "adc", "t1pre")}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A small random-weight model (tiny preset), as in test_pipeline.py."""
+    import torch
+
+    from DCEDiffLib.diffusion.model_files import save_model
+    from DCEDiffLib.diffusion.presets import build_network, network_config
+    from DCEDiffLib.training.model_card import make_model_card
+
+    config = network_config("tiny", in_channels=6, out_channels=2)
+    torch.manual_seed(0)
+    network = build_network(config)
+    with torch.no_grad():
+        for p in network.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    card = make_model_card(config, "diffusion", ["t2w", "pd", "adc", "t1pre"], "tiny", {"data": "none (test)"})
+    save_model(network, card, path)
+    return path
+
+
+def test_command_line_has_every_option_in_the_engines_syntax(tmp_path):
+    request = pr.SynthesisRequest(inputs={**INPUTS, "dce_early": "/e.nrrd", "dce_late": "/l.nrrd"},
+                                  out_dir=str(tmp_path / "out"), model="/m/x.safetensors", sampler="ddpm",
+                                  steps=1000, samples=4, seed=9, device="cpu", center_lps=(1.5, -2, 30.25))
+    cmd = pr.build_synthesize_command("/opt/Slicer/bin/PythonSlicer", request)
+    assert cmd[:4] == ["/opt/Slicer/bin/PythonSlicer", "-m", "DCEDiffLib.cli", "synthesize"]
+    pairs = {cmd[i]: cmd[i + 1] for i in range(4, len(cmd) - 1) if cmd[i].startswith("--")
+             and not cmd[i + 1].startswith("--")}
+    assert pairs == {"--t2w": INPUTS["t2w"], "--pd": INPUTS["pd"], "--adc": INPUTS["adc"], "--t1pre": INPUTS["t1pre"],
+                     "--dce-early": "/e.nrrd", "--dce-late": "/l.nrrd", "--model": "/m/x.safetensors",
+                     "--sampler": "ddpm", "--steps": "1000", "--samples": "4", "--seed": "9", "--device": "cpu",
+                     "--center": "1.5,-2,30.25", "--out": str(tmp_path / "out")}
+    assert "--progress-lines" in cmd and "--t2w-grid" in cmd
+    # the engine's own parser accepts exactly this command line
+    from DCEDiffLib.cli import build_parser
+
+    args = build_parser().parse_args(cmd[3:])
+    assert args.sampler == "ddpm" and args.steps == 1000 and args.center == "1.5,-2,30.25" and args.progress_lines
+    minimal = pr.build_synthesize_command("py", pr.SynthesisRequest(inputs=INPUTS, out_dir="o"))
+    assert "--model" not in minimal and "--center" not in minimal and "--dce-early" not in minimal
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"inputs": {k: v for k, v in INPUTS.items() if k != "adc"}}, "ADC: no input volume selected"),
+    ({"inputs": {**INPUTS, "dce_early": "e.nrrd"}}, "acquired DCE: select both"),
+    ({"sampler": "euler"}, "sampler 'euler'"),
+    ({"steps": 0}, "steps 0"),
+    ({"samples": 0}, "samples 0"),
+    ({"device": "mps"}, "device 'mps'"),
+    ({"center_lps": (1, 2)}, "centre"),
+])
+def test_bad_requests_are_refused_with_a_message_naming_the_input(change, message):
+    request = pr.SynthesisRequest(**{"inputs": INPUTS, "out_dir": "o", **change})
+    with pytest.raises(ValueError, match=message):
+        pr.build_synthesize_command("py", request)
+
+
+def test_progress_and_error_lines_are_parsed_and_described():
+    event = ProgressEvent("sample", 5, 20, 0.5, 10.0, 75.0, "")
+    runner = pr.ProcessRunner(["unused"])
+    seen = []
+    runner.on_progress = seen.append
+    for line in ["some log line", format_progress_line(event), "DCEDIFF_PROGRESS {broken json",
+                 "dcediff synthesize: error: PD: /x.nrrd does not exist; expected a DICOM folder"]:
+        runner._handle(line)
+    assert seen == [event]
+    assert runner._error == "PD: /x.nrrd does not exist; expected a DICOM folder"
+    assert "DCEDIFF_PROGRESS {broken json" in runner._tail
+    assert pr.describe_event(event) == "Sampling: step 5 of 20 — 1 min 15 s left"
+    assert pr.describe_event(ProgressEvent("register", 0, 1, 0.0, 0.1, None)) == "Registration"
+    assert pr.describe_event(ProgressEvent("write", 1, 1, 1.0, 3.0, 0.0)) == "Writing results — 0 s left"
+    assert pr.format_seconds(3725) == "1 h 02 min"
+    assert pr.error_from_line("dcediff synthesize: cancelled: by the user") == "by the user"
+    assert pr.error_from_line("DCEDIFF_PROGRESS {}") is None
+
+
+def _command(tiny_model, out, steps, *extra_inputs):
+    inputs = dict(INPUTS)
+    for key in extra_inputs:
+        inputs[key] = str(CASE / f"{key}.nii.gz")
+    request = pr.SynthesisRequest(inputs=inputs, out_dir=str(out), model=str(tiny_model), steps=steps,
+                                  samples=2, seed=3, device="cpu")
+    return pr.build_synthesize_command(sys.executable, request)
+
+
+@needs_case
+@pytest.mark.slow  # a real registration + 3 sampling steps in a fresh Python with torch: ~1 min on an idle 2-core CPU
+def test_real_engine_run_reports_progress_and_writes_results_on_the_t2w_grid(tiny_model, tmp_path):
+    out = tmp_path / "out"
+    runner = pr.ProcessRunner(_command(tiny_model, out, 3, "dce_early", "dce_late"), cwd=str(pr.engine_root()))
+    result = runner.start().wait(timeout=800)
+    assert result.ok, result.error
+    stages = [e.stage for e in runner.events]
+    assert stages[0] == "load" and "register" in stages and stages[-1] == "write"
+    sample_steps = [e.step for e in runner.events if e.stage == "sample"]
+    assert sample_steps and max(sample_steps) >= 3  # a progress event per refinement step
+    fractions = [e.fraction for e in runner.events]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert any(e.remaining is not None for e in runner.events)
+    for name in ("synthetic_early", "synthetic_late", "residual_early", "uncertainty_late"):
+        assert (out / "t2w_grid" / f"{name}.nii.gz").is_file(), name
+    assert (out / "metrics.json").is_file() and (out / "synthesis.json").is_file()
+
+
+def test_engine_error_comes_back_as_one_message_naming_the_input(tmp_path):
+    missing = tmp_path / "no_such_model.safetensors"
+    request = pr.SynthesisRequest(inputs=INPUTS, out_dir=str(tmp_path / "out"), model=str(missing))
+    runner = pr.ProcessRunner(pr.build_synthesize_command(sys.executable, request), cwd=str(pr.engine_root()))
+    result = runner.start().wait(timeout=300)
+    assert result.returncode == pr.EXIT_ERROR and not result.cancelled and not result.ok
+    assert str(missing) in result.error and "missing" in result.error
+    assert [e.stage for e in runner.events] == ["load"]
+    assert not (tmp_path / "out").exists()
+
+
+# Test double: stands in for the PythonSlicer launcher, which starts the real Python as a child process (so that
+# killing only the direct child would leave the engine running).
+LAUNCHER_STAND_IN = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie (killed, not yet reaped) counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+@needs_case
+@pytest.mark.skipif(os.name == "nt", reason="uses /proc and POSIX signals to check the tree kill")
+def test_cancel_kills_the_whole_process_tree_and_leaves_no_output(tiny_model, tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-c", LAUNCHER_STAND_IN] + _command(tiny_model, out, 400)
+    runner = pr.ProcessRunner(cmd, cwd=str(pr.engine_root())).start()
+    deadline = time.monotonic() + 300
+    while not any(e.stage == "register" for e in runner.events):  # the engine is at work (torch loaded)
+        assert runner.poll() is None, f"the run ended early: {runner.result}"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    engine_pids = pr.descendant_pids(runner.process.pid)
+    assert engine_pids, "the launcher stand-in should have a child (the engine)"
+    runner.cancel()
+    result = runner.wait(timeout=30)
+    assert result.cancelled and not result.ok
+    time.sleep(0.2)
+    assert not any(_alive(pid) for pid in engine_pids), "the engine survived the cancel"
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out*")), "a partial output folder was left behind"

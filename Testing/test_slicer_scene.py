@@ -1,0 +1,229 @@
+"""The Slicer scene code (DCEDiff/DCEDiffSlicerLib/scene_io.py) under the PyPI slicer-core wheel: real MRML nodes,
+no Slicer application. Geometry round trips use the real, oblique ProstateX-0000 T2W and ADC series."""
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not installed")
+import slicer.util  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "DCEDiff"))
+from DCEDiffSlicerLib import scene_io  # noqa: E402
+from DCEDiffLib.volume_io import read_volume  # noqa: E402
+
+PROSTATEX = ROOT.parent / "shared" / "data" / "prostatex" / "ProstateX-0000"
+T2W_DIR = PROSTATEX / "4-t2tsetra"
+ADC_DIR = PROSTATEX / "7-ep2ddifftraDYNDISTADC"
+needs_data = pytest.mark.skipif(not T2W_DIR.is_dir() or not ADC_DIR.is_dir(),
+                                reason=f"ProstateX data not found at {PROSTATEX} (../shared/data is absent)")
+
+
+@pytest.fixture(autouse=True)
+def scene():
+    slicer.mrmlScene = slicer.vtkMRMLScene()
+    yield slicer.mrmlScene
+    slicer.mrmlScene.Clear(1)
+
+
+@pytest.fixture(scope="module")
+def t2w_image():
+    if not T2W_DIR.is_dir():
+        pytest.skip(f"ProstateX data not found at {PROSTATEX} (../shared/data is absent)")
+    return read_volume(T2W_DIR, "T2W")
+
+
+@pytest.fixture(scope="module")
+def adc_image():
+    if not ADC_DIR.is_dir():
+        pytest.skip(f"ProstateX data not found at {PROSTATEX} (../shared/data is absent)")
+    return read_volume(ADC_DIR, "ADC")
+
+
+def ras_of_index(node, ijk):
+    return (scene_io.node_ijk_to_ras(node) @ np.array([*ijk, 1.0]))[:3]
+
+
+def same_geometry(a: sitk.Image, b: sitk.Image, atol=1e-5):
+    assert a.GetSize() == b.GetSize()
+    assert np.allclose(a.GetOrigin(), b.GetOrigin(), atol=atol)
+    assert np.allclose(a.GetSpacing(), b.GetSpacing(), atol=atol)
+    assert np.allclose(a.GetDirection(), b.GetDirection(), atol=atol)
+
+
+def digest(node):
+    return hashlib.sha256(slicer.util.arrayFromVolume(node).tobytes()).hexdigest(), \
+        scene_io.node_ijk_to_ras(node).tobytes()
+
+
+@needs_data
+@pytest.mark.parametrize("which", ["t2w", "adc"])
+def test_real_oblique_volume_round_trips_through_a_node(which, t2w_image, adc_image):
+    image = {"t2w": t2w_image, "adc": adc_image}[which]
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    assert not np.allclose(np.abs(direction), np.eye(3), atol=1e-3), "ProstateX-0000 series are oblique"
+    node = scene_io.image_to_volume_node(image, which)
+    array = slicer.util.arrayFromVolume(node)
+    expected = sitk.GetArrayFromImage(image)
+    # (k, j, i) on both sides: same shape, same values, no transpose
+    assert array.shape == expected.shape == tuple(reversed(image.GetSize()))
+    assert array.dtype == np.float32
+    np.testing.assert_array_equal(array, expected)
+    # RAS vs LPS: a voxel's RAS position is its SimpleITK LPS position with x and y negated
+    size = image.GetSize()
+    for ijk in [(0, 0, 0), (size[0] - 1, 3, size[2] - 1), (17, size[1] - 2, 1)]:
+        lps = np.array(image.TransformIndexToPhysicalPoint([int(v) for v in ijk]))
+        np.testing.assert_allclose(ras_of_index(node, ijk), lps * [-1, -1, 1], atol=1e-4)
+        k, j, i = ijk[2], ijk[1], ijk[0]
+        assert array[k, j, i] == expected[k, j, i] == image.GetPixel(*[int(v) for v in ijk])
+    # origin and spacing as Slicer sees them
+    np.testing.assert_allclose(node.GetOrigin(), np.array(image.GetOrigin()) * [-1, -1, 1], atol=1e-4)
+    np.testing.assert_allclose(node.GetSpacing(), image.GetSpacing(), atol=1e-6)
+    # back to SimpleITK: identical geometry and values
+    back = scene_io.volume_node_to_image(node, which)
+    same_geometry(back, image)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(back), expected)
+
+
+@needs_data
+def test_node_written_for_the_engine_reads_back_identically(t2w_image, tmp_path):
+    node = scene_io.image_to_volume_node(t2w_image, "T2W")
+    before = digest(node)
+    for suffix in (".nrrd", ".nii.gz"):
+        path = scene_io.write_volume_node(node, tmp_path / f"t2w{suffix}", "T2W")
+        reread = read_volume(path, "T2W")
+        same_geometry(reread, t2w_image, atol=1e-4)
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(reread), sitk.GetArrayFromImage(t2w_image))
+    assert digest(node) == before  # input node untouched
+
+
+@needs_data
+def test_output_nodes_are_aligned_with_the_t2w_and_inputs_are_untouched(t2w_image, adc_image, tmp_path):
+    t2w = scene_io.image_to_volume_node(t2w_image, "ProstateX-0000 T2W")
+    adc = scene_io.image_to_volume_node(adc_image, "ADC")
+    before = {n.GetName(): digest(n) for n in (t2w, adc)}
+    # an engine-like result folder: results pasted onto the T2W grid (here: the ADC resampled onto it)
+    on_t2w = sitk.Resample(scene_io.volume_node_to_image(adc, "ADC"), t2w_image, sitk.Transform(), sitk.sitkLinear,
+                           0.0, sitk.sitkFloat32)
+    out = tmp_path / "result"
+    (out / "t2w_grid").mkdir(parents=True)
+    for kind in ("synthetic", "residual", "uncertainty"):
+        for target, scale in (("early", 1.0), ("late", 2.0)):
+            sitk.WriteImage(on_t2w * scale, str(out / "t2w_grid" / f"{kind}_{target}.nii.gz"))
+    provenance = {"synthetic": True, "model": "tiny", "sampler": "dpmpp", "steps": 3, "seed": 7, "samples": 2}
+    (out / "synthesis.json").write_text(json.dumps({"provenance": provenance}))
+    (out / "metrics.json").write_text(json.dumps(METRICS))
+
+    nodes = scene_io.load_results(out, t2w)
+    assert set(nodes) == {f"{k}_{t}" for k in ("synthetic", "residual", "uncertainty") for t in ("early", "late")} \
+        | {"metrics"}
+    early = nodes["synthetic_early"]
+    assert early.GetName() == "ProstateX-0000 T2W synthetic early DCE"
+    assert nodes["synthetic_late"].GetName() == "ProstateX-0000 T2W synthetic late DCE"
+    for key, node in nodes.items():
+        assert node.GetAttribute("DCEDiff.Synthetic") == "true", key
+        assert node.GetAttribute("DCEDiff.Provenance.seed") == "7"
+        if key == "metrics":
+            continue
+        np.testing.assert_allclose(scene_io.node_ijk_to_ras(node), scene_io.node_ijk_to_ras(t2w), atol=1e-5)
+        values = slicer.util.arrayFromVolume(node)
+        assert values.dtype == np.float32 and values.shape == slicer.util.arrayFromVolume(t2w).shape
+        assert np.isfinite(values).all()
+    np.testing.assert_allclose(slicer.util.arrayFromVolume(nodes["synthetic_late"]),
+                               2 * sitk.GetArrayFromImage(on_t2w), rtol=1e-6)
+    # placed next to the T2W in the subject hierarchy
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
+    study = sh.CreateStudyItem(sh.GetSceneItemID(), "study")
+    t2w_item = sh.GetItemByDataNode(t2w) or sh.CreateItem(study, t2w)  # Slicer's SH logic makes items itself
+    sh.SetItemParent(t2w_item, study)
+    again = scene_io.load_results(out, t2w)
+    assert again["synthetic_early"].GetName() != early.GetName()  # never overwrites or shadows a node
+    for node in again.values():
+        assert sh.GetItemParent(sh.GetItemByDataNode(node)) == study
+    assert {n.GetName(): digest(n) for n in (t2w, adc)} == before  # inputs untouched
+
+
+@needs_data
+def test_linear_parent_transform_is_applied_to_the_exported_volume_without_changing_the_node(t2w_image):
+    node = scene_io.image_to_volume_node(t2w_image, "T2W")
+    transform = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "shift")
+    shift = np.eye(4)
+    shift[:3, 3] = (10.0, -5.0, 2.5)  # RAS mm
+    transform.SetMatrixTransformToParent(slicer.util.vtkMatrixFromArray(shift))
+    node.SetAndObserveTransformNodeID(transform.GetID())
+    local = scene_io.node_ijk_to_ras(node, world=False).copy()
+    exported = scene_io.volume_node_to_image(node, "T2W")
+    np.testing.assert_allclose(exported.GetOrigin(), np.array(t2w_image.GetOrigin()) + [-10.0, 5.0, 2.5], atol=1e-4)
+    np.testing.assert_allclose(exported.GetDirection(), t2w_image.GetDirection(), atol=1e-6)
+    np.testing.assert_array_equal(scene_io.node_ijk_to_ras(node, world=False), local)
+
+
+def test_bad_inputs_raise_errors_naming_the_input():
+    with pytest.raises(ValueError, match="PD: no volume selected"):
+        scene_io.volume_node_to_image(None, "PD")
+    empty = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "empty")
+    with pytest.raises(ValueError, match="ADC: empty has no image data"):
+        scene_io.volume_node_to_image(empty, "ADC")
+    bad = slicer.util.addVolumeFromArray(np.full((2, 3, 4), np.nan, dtype=np.float32), name="nans")
+    with pytest.raises(ValueError, match="T1 pre-contrast: nans contains NaN"):
+        scene_io.volume_node_to_image(bad, "T1 pre-contrast")
+    label = slicer.util.addVolumeFromArray(np.ones((2, 3, 4), dtype=np.int16), name="seg",
+                                           nodeClassName="vtkMRMLLabelMapVolumeNode")
+    with pytest.raises(ValueError, match="T2W: seg is a vtkMRMLLabelMapVolumeNode"):
+        scene_io.volume_node_to_image(label, "T2W")
+
+
+def test_small_synthetic_geometry_matches_slicer_conventions():
+    # independent of ../shared/data: an oblique LPS image with distinct spacings and a known voxel
+    image = sitk.GetImageFromArray(np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4))
+    image.SetSpacing((0.5, 0.7, 3.0))
+    angle = np.deg2rad(20)
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    image.SetDirection(rot.ravel().tolist())
+    image.SetOrigin((100.0, 50.0, -20.0))
+    node = scene_io.image_to_volume_node(image, "small")
+    ijk_to_ras = slicer.util.arrayFromVTKMatrix(node.GetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(np.eye(4)))
+                                                or _ijk_to_ras(node))
+    assert node.GetImageData().GetDimensions() == (4, 3, 2)
+    assert slicer.util.arrayFromVolume(node)[1, 2, 3] == node.GetImageData().GetScalarComponentAsDouble(3, 2, 1, 0)
+    np.testing.assert_allclose(ijk_to_ras[:3, 3], (-100.0, -50.0, -20.0))
+    np.testing.assert_allclose(ijk_to_ras[:3, :3], np.diag([-1, -1, 1]) @ rot @ np.diag((0.5, 0.7, 3.0)), atol=1e-9)
+
+
+def _ijk_to_ras(node):
+    matrix = slicer.util.vtkMatrixFromArray(np.eye(4))
+    node.GetIJKToRASMatrix(matrix)
+    return matrix
+
+
+METRICS = {
+    "early": {"whole": {"psnr": 24.5, "ssim": 0.81, "mae": 0.031}, "body": {"psnr": 22.0, "ssim": 0.7, "mae": 0.05},
+              "prostate": {"psnr": None, "ssim": None, "mae": None},
+              "enhancement": {"whole": {"mae": 0.1, "psnr": 18.0, "pearson": 0.66},
+                              "lesion": {"mae": None, "psnr": None, "pearson": None, "pearson_reason": "no lesion"}},
+              "lesions": {"summary": {}, "per_lesion": []}},
+    "late": {"whole": {"psnr": "inf", "ssim": 1.0, "mae": 0.0}, "body": {"psnr": 30.0, "ssim": 0.9, "mae": 0.01},
+             "prostate": {"psnr": 28.0, "ssim": 0.88, "mae": 0.02}},
+    "info": {"settings": {}}, "notes": ["prostate mask is empty"],
+}
+
+
+def test_metrics_table_holds_psnr_ssim_mae_and_enhancement_rows():
+    table = scene_io.create_metrics_table(METRICS, "case metrics")
+    assert [table.GetColumnName(c) for c in range(table.GetNumberOfColumns())] == list(scene_io.METRIC_COLUMNS)
+    rows = scene_io.table_to_rows(table)
+    assert len(rows) == 3 + 2 + 3
+    by_key = {(r[0], r[1]): r[2:] for r in rows}
+    assert by_key[("early", "whole")][:3] == pytest.approx((24.5, 0.81, 0.031))
+    assert all(np.isnan(v) for v in by_key[("early", "prostate")])  # None → NaN, not 0
+    assert by_key[("early", "enhancement: whole")][0] == pytest.approx(18.0)
+    assert by_key[("early", "enhancement: whole")][3] == pytest.approx(0.66)
+    assert np.isinf(by_key[("late", "whole")][0])
+    with pytest.raises(ValueError, match="metrics"):
+        scene_io.create_metrics_table({"info": {}}, "empty")
