@@ -99,7 +99,6 @@ def registerSampleData():
         uris=[(SAMPLE_CASE / f"{key}.nii.gz").as_uri() for key, _label in SAMPLE_FILES],
         fileNames=[f"DCEDiffPhantom_{key}.nii.gz" for key, _label in SAMPLE_FILES],
         nodeNames=[f"DCEDiffPhantom {label}" for _key, label in SAMPLE_FILES],
-        loadFileType=["VolumeFile"] * len(SAMPLE_FILES),
     )
 
 

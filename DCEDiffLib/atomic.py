@@ -31,6 +31,28 @@ def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def check_output_folder(final_dir: str | os.PathLike, overwrite: bool = False) -> None:
+    """Raise :class:`InputError` if :func:`atomic_directory` would refuse ``final_dir``: an existing file, an
+    existing non-empty folder (unless ``overwrite``), or a path whose nearest existing parent is not a folder one
+    may write to. Cheap: call it before any slow work so that a bad output path is refused first."""
+    from DCEDiffLib.errors import InputError
+
+    final = Path(final_dir)
+    expected = "expected a writable folder path (its parent must be a folder you may write to)"
+    if final.exists() and not final.is_dir():
+        raise InputError(f"output folder {final} is an existing file; {expected}")
+    if final.is_dir() and any(final.iterdir()) and not overwrite:
+        raise InputError(f"output folder {final} already exists and is not empty; "
+                         "choose a new folder or pass --overwrite")
+    parent = final.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"output folder {final}: cannot write there ({parent} is a file, not a folder); {expected}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"output folder {final}: cannot write there (no write permission in {parent}); {expected}")
+
+
 @contextlib.contextmanager
 def atomic_directory(final_dir: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary directory; it becomes ``final_dir`` only if the block succeeds.
@@ -40,9 +62,7 @@ def atomic_directory(final_dir: str | os.PathLike, overwrite: bool = False) -> I
     from DCEDiffLib.errors import InputError
 
     final = Path(final_dir)
-    if final.exists() and any(final.iterdir()) and not overwrite:
-        raise InputError(f"output folder {final} already exists and is not empty; "
-                         "choose a new folder or pass --overwrite")
+    check_output_folder(final, overwrite=overwrite)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))

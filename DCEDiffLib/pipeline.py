@@ -198,7 +198,11 @@ def write_case_report(output: SynthesisOutput, path: Path) -> None:
 def synthesize_to_folder(inputs: Dict[str, object], out_dir: Path, *, t2w_grid: bool = False,
                          overwrite: bool = False, progress: Optional[ProgressCallback] = None,
                          should_cancel: Optional[CancelHook] = None, **options) -> SynthesisOutput:
-    """:func:`synthesize_case` then :func:`write_outputs`; reports the write stage too."""
+    """:func:`synthesize_case` then :func:`write_outputs`; reports the write stage too. An unusable ``out_dir``
+    is refused first, before any slow work."""
+    from DCEDiffLib.atomic import check_output_folder
+
+    check_output_folder(out_dir, overwrite=overwrite)
     started = time.perf_counter()
     tracker_progress = progress
     output = synthesize_case(inputs, progress=tracker_progress, should_cancel=should_cancel, **options)

@@ -23,11 +23,13 @@ MAX_TRANSLATION_MM = 15.0
 MAX_ROTATION_DEG = 10.0
 REGION_RADIUS_MM = 40.0          # the similarity is measured in this sphere around the gland centre
 HISTOGRAM_BINS = 32
-SAMPLING_FRACTION = 0.25
-SAMPLING_SEED = 20240617         # fixed: same inputs give the same transform, run after run
-SHRINK_FACTORS = (4, 2, 1)
-SMOOTHING_SIGMAS_MM = (2.0, 1.0, 0.0)
+SHRINK_FACTORS = (2, 1)          # on the fixed image resampled to the moving series' resolution
+SMOOTHING_SIGMAS_MM = (2.0, 0.0)
+QUANTITATIVE = ("adc",)          # maps without coil shading: not bias-flattened
 MIN_IMPROVEMENT = 1e-4           # Mattes metric must drop by at least this much to count as an improvement
+FLATTEN_SIGMA_MM = 15.0          # coil bias flattening: divide by a Gaussian-smoothed copy of the image
+FOV_MARGIN_MM = 6.0              # region samples stay this far inside the moving series' field of view
+LEARNING_RATE_MM = 0.5           # largest step of the optimiser (physical shift in mm)
 
 
 @dataclasses.dataclass
@@ -66,17 +68,76 @@ def identity_result(modality: str, reason: str) -> RegistrationResult:
     return RegistrationResult(modality, sitk.Euler3DTransform(), False, None, None, 0.0, 0.0, reason)
 
 
-def region_mask(fixed: sitk.Image, center_lps: Sequence[float], radius_mm: float = REGION_RADIUS_MM) -> sitk.Image:
-    """A uint8 mask on the fixed image's grid: 1 inside the sphere of ``radius_mm`` around ``center_lps``."""
+def region_mask(fixed: sitk.Image, center_lps: Sequence[float], radius_mm: float = REGION_RADIUS_MM,
+                moving: Optional[sitk.Image] = None, margin_mm: float = FOV_MARGIN_MM) -> sitk.Image:
+    """A uint8 mask on the fixed image's grid: 1 inside the sphere of ``radius_mm`` around ``center_lps`` and,
+    if ``moving`` is given, at least ``margin_mm`` inside the moving image's field of view.
+
+    Keeping the samples away from the moving series' edges matters: otherwise a small motion changes which
+    samples count, and mutual information can improve by sliding the series out of the region.
+    """
     size = fixed.GetSize()
     k, j, i = np.meshgrid(*(np.arange(n, dtype=np.float64) for n in reversed(size)), indexing="ij")
     index = np.stack([i.ravel(), j.ravel(), k.ravel()])
     matrix = np.asarray(fixed.GetDirection(), dtype=float).reshape(3, 3) @ np.diag(fixed.GetSpacing())
     points = (matrix @ index).T + np.asarray(fixed.GetOrigin())
     inside = np.linalg.norm(points - np.asarray(center_lps, dtype=float), axis=1) <= radius_mm
+    if moving is not None:
+        m_matrix = np.asarray(moving.GetDirection(), dtype=float).reshape(3, 3) @ np.diag(moving.GetSpacing())
+        m_index = np.linalg.solve(m_matrix, (points - np.asarray(moving.GetOrigin())).T).T
+        margin = margin_mm / np.asarray(moving.GetSpacing(), dtype=float)
+        upper = np.asarray(moving.GetSize(), dtype=float) - 1.0 - margin
+        inside &= np.all((m_index >= margin) & (m_index <= upper), axis=1)
     mask = sitk.GetImageFromArray(inside.reshape(tuple(reversed(size))).astype(np.uint8))
     mask.CopyInformation(fixed)
     return mask
+
+
+def flatten_bias(image: sitk.Image, sigma_mm: float = FLATTEN_SIGMA_MM) -> sitk.Image:
+    """``image`` divided by a Gaussian-smoothed copy of itself (float32 copy; the input is not modified).
+
+    Surface-coil shading (e.g. the bright anterior wall of a PD reference scan) varies slowly; dividing it out
+    leaves the tissue boundaries that mutual information can align. A floor keeps the air from blowing up.
+    """
+    image = sitk.Cast(image, sitk.sitkFloat32)
+    smooth = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(sigma_mm)))
+    values = sitk.GetArrayFromImage(image)
+    floor = max(0.05 * float(np.percentile(smooth, 99)), 1e-6)
+    flat = sitk.GetImageFromArray((values / np.maximum(smooth, floor)).astype(np.float32))
+    flat.CopyInformation(image)
+    return flat
+
+
+def _match_resolution(fixed: sitk.Image, moving: sitk.Image) -> sitk.Image:
+    """``fixed`` resampled (Gaussian-smoothed first) to voxels no finer than the moving series': detail the moving
+    image cannot show only adds noise to the metric, and costs time."""
+    spacing = np.maximum(np.asarray(fixed.GetSpacing(), dtype=float), min(moving.GetSpacing()))
+    if np.allclose(spacing, fixed.GetSpacing()):
+        return fixed
+    sigma = np.sqrt(np.maximum(spacing ** 2 - np.asarray(fixed.GetSpacing()) ** 2, 0.0)) / 2.3548
+    smooth = sitk.SmoothingRecursiveGaussian(sitk.Cast(fixed, sitk.sitkFloat32), [float(v) for v in sigma])
+    size = [max(1, int(round(n * old / new))) for n, old, new in zip(fixed.GetSize(), fixed.GetSpacing(), spacing)]
+    reference = sitk.Image(size, sitk.sitkFloat32)
+    reference.SetSpacing([float(v) for v in spacing])
+    reference.SetDirection(fixed.GetDirection())
+    # keep the physical box: the first voxel centre moves by half the change of voxel size
+    shift = np.asarray(fixed.GetDirection(), dtype=float).reshape(3, 3) @ ((spacing - fixed.GetSpacing()) / 2.0)
+    reference.SetOrigin([float(v) for v in np.asarray(fixed.GetOrigin()) + shift])
+    return sitk.Resample(smooth, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+
+
+def _crop_to_region(image: sitk.Image, center_lps: Sequence[float], radius_mm: float) -> sitk.Image:
+    """The part of ``image`` inside the bounding box of the region sphere (smaller pyramids: faster, same result
+    where the metric is measured)."""
+    matrix = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3) @ np.diag(image.GetSpacing())
+    center_index = np.linalg.solve(matrix, np.asarray(center_lps, dtype=float) - np.asarray(image.GetOrigin()))
+    half = radius_mm / np.asarray(image.GetSpacing(), dtype=float) + 2.0  # voxels, with a margin for smoothing
+    size = np.asarray(image.GetSize())
+    low = np.clip(np.floor(center_index - half), 0, size - 1).astype(int)
+    high = np.clip(np.ceil(center_index + half), 0, size - 1).astype(int)
+    if np.any(high < low):
+        return image
+    return sitk.RegionOfInterest(image, [int(v) for v in high - low + 1], [int(v) for v in low])
 
 
 def correction_size(transform: sitk.Euler3DTransform, center_lps: Sequence[float],
@@ -92,14 +153,13 @@ def correction_size(transform: sitk.Euler3DTransform, center_lps: Sequence[float
     return at_center, angle, shift
 
 
-def _method(mask: sitk.Image, fixed: sitk.Image, iterations: int) -> sitk.ImageRegistrationMethod:
+def _method(mask: sitk.Image, iterations: int, learning_rate: float) -> sitk.ImageRegistrationMethod:
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=HISTOGRAM_BINS)
-    method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(SAMPLING_FRACTION, SAMPLING_SEED)
+    method.SetMetricSamplingStrategy(method.NONE)  # every voxel of the region: a smooth, deterministic metric
     method.SetMetricFixedMask(mask)
     method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-3, numberOfIterations=iterations,
+    method.SetOptimizerAsRegularStepGradientDescent(learningRate=learning_rate, minStep=1e-3, numberOfIterations=iterations,
                                                     relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6)
     method.SetOptimizerScalesFromPhysicalShift()
     method.SetShrinkFactorsPerLevel(list(SHRINK_FACTORS))
@@ -124,26 +184,37 @@ def _metric_value(fixed: sitk.Image, moving: sitk.Image, mask: sitk.Image, trans
 
 def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_lps: Sequence[float],
                    radius_mm: float = REGION_RADIUS_MM, iterations: int = 100,
+                   learning_rate: float = LEARNING_RATE_MM,
                    max_translation_mm: float = MAX_TRANSLATION_MM,
                    max_rotation_deg: float = MAX_ROTATION_DEG) -> RegistrationResult:
     """Rigidly register ``moving`` to ``fixed`` (the T2W), starting from the scanner alignment.
 
-    The similarity is measured inside a sphere of ``radius_mm`` around ``center_lps`` (the gland). Returns a
-    :class:`RegistrationResult`; the correction is applied only when it is plausible (at most
+    The T2W is cropped around the gland and brought to the series' resolution; both images are bias-flattened
+    (:func:`flatten_bias`; not quantitative maps such as ADC); a translation is optimised first, then the rigid
+    transform. The similarity is measured inside a sphere of ``radius_mm`` around ``center_lps`` (the gland).
+    Returns a :class:`RegistrationResult`; the correction is applied only when it is plausible (at most
     ``max_translation_mm`` anywhere in the sphere and ``max_rotation_deg``) and lowers the metric.
     """
-    fixed32 = sitk.Cast(fixed, sitk.sitkFloat32)
-    moving32 = sitk.Cast(moving, sitk.sitkFloat32)
-    mask = region_mask(fixed32, center_lps, radius_mm)
-    if not np.any(sitk.GetArrayViewFromImage(mask)):
+    fixed32 = flatten_bias(_match_resolution(_crop_to_region(fixed, center_lps, radius_mm + 2 * FLATTEN_SIGMA_MM),
+                                             moving))
+    moving32 = sitk.Cast(moving, sitk.sitkFloat32) if modality in QUANTITATIVE else flatten_bias(moving)
+    mask = region_mask(fixed32, center_lps, radius_mm, moving32)
+    if np.count_nonzero(sitk.GetArrayViewFromImage(mask)) < 1000:
         return identity_result(modality, "the region around the gland centre is outside the T2W; alignment kept")
     initial = sitk.Euler3DTransform()
     initial.SetCenter(tuple(float(c) for c in center_lps))  # rotate about the gland, not the image corner
     before = _metric_value(fixed32, moving32, mask, initial)
-    method = _method(mask, fixed32, iterations)
     euler = sitk.Euler3DTransform(initial)
-    method.SetInitialTransform(euler, inPlace=True)  # the optimiser updates ``euler`` itself
     try:
+        # Translation first, then the full rigid transform from there: with low-contrast series (PD reference
+        # scans) a rigid optimiser started cold can trade rotation for overlap and drift away.
+        shift = sitk.TranslationTransform(3)
+        method = _method(mask, iterations, learning_rate)
+        method.SetInitialTransform(shift, inPlace=True)
+        method.Execute(fixed32, moving32)
+        euler.SetTranslation(shift.GetOffset())
+        method = _method(mask, iterations, learning_rate)
+        method.SetInitialTransform(euler, inPlace=True)  # the optimiser updates ``euler`` itself
         method.Execute(fixed32, moving32)
     except RuntimeError as exc:
         result = identity_result(modality, f"registration failed ({str(exc).strip().splitlines()[-1][:160]}); "

@@ -106,11 +106,15 @@ def _command(tiny_model, out, steps, *extra_inputs):
 
 
 @needs_case
-@pytest.mark.slow  # a real registration + 3 sampling steps in a fresh Python with torch: ~1 min on an idle 2-core CPU
+@pytest.mark.slow  # real registrations + 3 sampling steps in a fresh Python with torch: minutes on a busy 2-core CPU
 def test_real_engine_run_reports_progress_and_writes_results_on_the_t2w_grid(tiny_model, tmp_path):
     out = tmp_path / "out"
-    runner = pr.ProcessRunner(_command(tiny_model, out, 3, "dce_early", "dce_late"), cwd=str(pr.engine_root()))
+    # no acquired DCE: two registrations fewer (residuals and metrics are covered by test_pipeline.py and the
+    # module's DCEDiffTest); the run is still the full command: load, registration, sampling, writing
+    runner = pr.ProcessRunner(_command(tiny_model, out, 3), cwd=str(pr.engine_root()))
     result = runner.start().wait(timeout=800)
+    last = runner.events[-1].describe() if runner.events else "no progress event"
+    assert not result.cancelled, f"timed out after 800 s (CPU starved?); last progress: {last}"
     assert result.ok, result.error
     stages = [e.stage for e in runner.events]
     assert stages[0] == "load" and "register" in stages and stages[-1] == "write"
@@ -119,9 +123,9 @@ def test_real_engine_run_reports_progress_and_writes_results_on_the_t2w_grid(tin
     fractions = [e.fraction for e in runner.events]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert any(e.remaining is not None for e in runner.events)
-    for name in ("synthetic_early", "synthetic_late", "residual_early", "uncertainty_late"):
+    for name in ("synthetic_early", "synthetic_late", "uncertainty_early", "uncertainty_late"):
         assert (out / "t2w_grid" / f"{name}.nii.gz").is_file(), name
-    assert (out / "metrics.json").is_file() and (out / "synthesis.json").is_file()
+    assert (out / "synthesis.json").is_file() and not (out / "metrics.json").exists()
 
 
 def test_engine_error_comes_back_as_one_message_naming_the_input(tmp_path):

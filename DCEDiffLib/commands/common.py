@@ -56,7 +56,12 @@ def parse_center(text: Optional[str]):
 
 
 def collect_inputs(args: argparse.Namespace) -> Dict[str, str]:
-    """The input paths given on the command line, by modality key."""
+    """The input paths given on the command line, by modality key. A command with ``--out`` also has its output
+    folder checked here, so that an unusable one is refused before registration or sampling."""
+    if getattr(args, "out", None) is not None:
+        from DCEDiffLib.atomic import check_output_folder
+
+        check_output_folder(args.out, overwrite=getattr(args, "overwrite", False))
     inputs = {m: getattr(args, m) for m in ("t2w", "pd", "adc", "t1pre")}
     for key, attr in (("dce_early", "dce_early"), ("dce_late", "dce_late"), ("labels", "labels")):
         if getattr(args, attr, None):
