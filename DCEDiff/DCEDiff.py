@@ -120,7 +120,7 @@ class DCEDiffParameterNode:
     center: Union[vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsROINode]
     modelFile: str = ""
     sampler: Annotated[str, Choice(list(process_runner.SAMPLERS))] = "dpmpp"
-    steps: Annotated[int, WithinRange(1, 1000)] = 20
+    steps: Annotated[int, WithinRange(1, 1000)] = 10
     samples: Annotated[int, WithinRange(1, 16)] = 1
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0
     device: Annotated[str, Choice(list(process_runner.DEVICES))] = "auto"
@@ -210,7 +210,7 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode.sampler == "ddpm" and self._parameterNode.steps < 1000:
             self._parameterNode.steps = 1000
         elif self._parameterNode.sampler != "ddpm" and self._parameterNode.steps == 1000:
-            self._parameterNode.steps = 20
+            self._parameterNode.steps = 10
 
     def onImportModel(self) -> None:
         path = qt.QFileDialog.getOpenFileName(self.parent, _("Import DCEDiff model file"), "",
@@ -306,7 +306,7 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         dependencies.ensure_dependencies(resourceFile("requirements.txt"), parent=parent)
 
     def process(self, t2w, pd, adc, t1pre, dceEarly=None, dceLate=None, center=None, model: Optional[str] = None,
-                sampler: str = "dpmpp", steps: int = 20, samples: int = 1, seed: int = 0, device: str = "auto",
+                sampler: str = "dpmpp", steps: int = 10, samples: int = 1, seed: int = 0, device: str = "auto",
                 waitForCompletion: bool = True, progressCallback: Optional[Callable] = None,
                 logCallback: Optional[Callable[[str], None]] = None,
                 completedCallback: Optional[Callable] = None, showResult: bool = True) -> Optional[DCEDiffResult]:

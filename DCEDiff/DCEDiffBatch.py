@@ -46,7 +46,7 @@ def buildParser() -> argparse.ArgumentParser:
     parser.add_argument("--dce-late", help="acquired late DCE (optional: residuals and metrics)")
     parser.add_argument("--model", help="model .safetensors (with its .json card); default: the shipped model")
     parser.add_argument("--sampler", default="dpmpp", choices=["dpmpp", "ddim", "ddpm", "x0"])
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--samples", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

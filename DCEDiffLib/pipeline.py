@@ -60,9 +60,9 @@ def provenance_descrip(provenance: dict, limit: int = 79) -> str:
 
 
 def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None, sampler: str = "dpmpp",
-                    steps: int = 20, samples: int = 1, seed: int = 0, device: str = "auto",
+                    steps: int = 10, samples: int = 1, seed: int = 0, device: str = "auto",
                     center_lps: Optional[Sequence[float]] = None, register: bool = True,
-                    progress: Optional[ProgressCallback] = None,
+                    warm_start="auto", progress: Optional[ProgressCallback] = None,
                     should_cancel: Optional[CancelHook] = None) -> SynthesisOutput:
     """Synthesize early and late DCE for one exam.
 
@@ -91,6 +91,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
                            progress=tracker.stage_callback("register"), should_cancel=should_cancel)
     cond = np.stack([case.normalized(m) for m in conditions_order]).astype(np.float32)
     result = synthesize_volume(model, cond, sampler=sampler, steps=steps, samples=samples, seed=seed,
+                               warm_start=warm_start,
                                device=device, progress=tracker.stage_callback("sample"),
                                should_cancel=should_cancel)
     check_cancel(should_cancel)
@@ -101,7 +102,8 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
         "synthetic": True, "dcediff_version": __version__, "model": weights.stem,
         "model_sha256": model.card.get("weights_sha256"), "sampler": sampler,
         "steps": steps if model.card.get("objective", "diffusion") == "diffusion" else 1,
-        "seed": seed, "samples": samples, "nfe": result.nfe, "device": result.device,
+        "seed": seed, "samples": samples, "warm_start": result.warm_start, "nfe": result.nfe,
+        "device": result.device,
         "precision": result.precision, "sampling_seconds": round(result.seconds, 2),
         "intensity_scale": "T1-pre-relative (same scale as the acquired DCE of the same sequence)",
     }

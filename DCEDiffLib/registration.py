@@ -114,7 +114,7 @@ def _match_resolution(fixed: sitk.Image, moving: sitk.Image) -> sitk.Image:
     spacing = np.maximum(np.asarray(fixed.GetSpacing(), dtype=float), min(moving.GetSpacing()))
     if np.allclose(spacing, fixed.GetSpacing()):
         return fixed
-    sigma = np.sqrt(np.maximum(spacing ** 2 - np.asarray(fixed.GetSpacing()) ** 2, 0.0)) / 2.3548
+    sigma = np.sqrt(np.maximum(spacing ** 2 - np.asarray(fixed.GetSpacing()) ** 2, 1e-4)) / 2.3548  # ITK needs > 0
     smooth = sitk.SmoothingRecursiveGaussian(sitk.Cast(fixed, sitk.sitkFloat32), [float(v) for v in sigma])
     size = [max(1, int(round(n * old / new))) for n, old, new in zip(fixed.GetSize(), fixed.GetSpacing(), spacing)]
     reference = sitk.Image(size, sitk.sitkFloat32)
@@ -190,14 +190,15 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
     """Rigidly register ``moving`` to ``fixed`` (the T2W), starting from the scanner alignment.
 
     The T2W is cropped around the gland and brought to the series' resolution; both images are bias-flattened
-    (:func:`flatten_bias`; not quantitative maps such as ADC); a translation is optimised first, then the rigid
+    (:func:`flatten_bias`), except for quantitative maps such as ADC; a translation is optimised first, then the rigid
     transform. The similarity is measured inside a sphere of ``radius_mm`` around ``center_lps`` (the gland).
     Returns a :class:`RegistrationResult`; the correction is applied only when it is plausible (at most
     ``max_translation_mm`` anywhere in the sphere and ``max_rotation_deg``) and lowers the metric.
     """
-    fixed32 = flatten_bias(_match_resolution(_crop_to_region(fixed, center_lps, radius_mm + 2 * FLATTEN_SIGMA_MM),
-                                             moving))
-    moving32 = sitk.Cast(moving, sitk.sitkFloat32) if modality in QUANTITATIVE else flatten_bias(moving)
+    fixed32 = _match_resolution(_crop_to_region(fixed, center_lps, radius_mm + 2 * FLATTEN_SIGMA_MM), moving)
+    moving32 = sitk.Cast(moving, sitk.sitkFloat32)
+    if modality not in QUANTITATIVE:  # a shaded series is compared with a flattened T2W; ADC with the T2W as is
+        fixed32, moving32 = flatten_bias(fixed32), flatten_bias(moving32)
     mask = region_mask(fixed32, center_lps, radius_mm, moving32)
     if np.count_nonzero(sitk.GetArrayViewFromImage(mask)) < 1000:
         return identity_result(modality, "the region around the gland centre is outside the T2W; alignment kept")

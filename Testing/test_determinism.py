@@ -26,7 +26,8 @@ def tiny_model(tmp_path_factory):
     from DCEDiffLib.diffusion.presets import build_network, network_config
     from DCEDiffLib.training.model_card import make_model_card
 
-    config = network_config("tiny", in_channels=6, out_channels=2)
+    # Three downsamplings: the middle attention sees 20×20 positions (the tiny preset: 80×80, GBs and minutes).
+    config = network_config("tiny", in_channels=6, out_channels=2, inner_channels=8, channel_mults=[1, 1, 1, 1])
     torch.manual_seed(0)
     network = build_network(config)
     with torch.no_grad():

@@ -9,7 +9,7 @@ inside the volume, so values at matching physical points can be compared tightly
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from DCEDiffLib.errors import InputError
@@ -100,6 +100,8 @@ def interpolated_from(valid: np.ndarray, image_like, reference) -> np.ndarray:
 @SETTINGS
 @given(geometry=geometries)
 def test_geometry_survives_file_round_trip_resampling_and_paste_back(geometry, tmp_path):
+    # Volumes spanning less than two grid voxels along an axis may hold no grid voxel centre: nothing to compare.
+    assume(np.all((np.asarray(geometry["size"]) - 1) * geometry["spacing"] >= 2 * np.asarray(geometry["grid_spacing"])))
     original = linear_volume(geometry)
     path = tmp_path / f"volume{geometry['suffix']}"
     sitk.WriteImage(original, str(path))

@@ -171,15 +171,16 @@ def unperturbed(exams):
     return {(p, m): register_rigid(e["t2w"], e[m], m, e["center"]) for p, e in exams.items() for m in ("adc", "pd")}
 
 
-PD_DEFECT = pytest.mark.xfail(
-    reason="known engine defect: Mattes-MI registration of the real ProstateX PD (tfl3d PD reference scan, strong "
-           "coil bias field, low gland contrast) to the T2W diverges (≈60–110 mm, rejected by the plausibility "
-           "guard), so perturbations of the PD are not recovered", strict=False)
+PD_0001_LIMITATION = pytest.mark.xfail(
+    reason="known limitation: for ProstateX-0001 the registration of the PD reference scan (tfl3d, strong coil "
+           "shading, almost no gland contrast) drifts into a large rotation; the plausibility guard rejects it and "
+           "the scanner alignment is kept and reported (see docs/preprocessing.md)", strict=False)
+CASES = [pytest.param(p, m, marks=PD_0001_LIMITATION if (p, m) == ("ProstateX-0001", "pd") else ())
+         for p in sorted(EXAMS) for m in ("adc", "pd")]
 
 
 @needs_data
-@pytest.mark.parametrize("modality", ["adc", pytest.param("pd", marks=PD_DEFECT)])
-@pytest.mark.parametrize("patient", sorted(EXAMS))
+@pytest.mark.parametrize("patient, modality", CASES)
 def test_unperturbed_series_stay_near_the_scanner_alignment(exams, unperturbed, patient, modality):
     result = unperturbed[(patient, modality)]
     points = sphere_points(exams[patient]["center"])
@@ -191,8 +192,7 @@ def test_unperturbed_series_stay_near_the_scanner_alignment(exams, unperturbed, 
 
 @needs_data
 @pytest.mark.parametrize("perturbation", sorted(PERTURBATIONS))
-@pytest.mark.parametrize("modality", ["adc", pytest.param("pd", marks=PD_DEFECT)])
-@pytest.mark.parametrize("patient", sorted(EXAMS))
+@pytest.mark.parametrize("patient, modality", CASES)
 def test_registration_recovers_known_rigid_perturbations(exams, unperturbed, patient, modality, perturbation):
     exam = exams[patient]
     axis, angle, shift = PERTURBATIONS[perturbation]
@@ -223,7 +223,9 @@ def phantom_case():
 @pytest.mark.parametrize("modality, limit", [("pd", 1.5), ("t1pre", 1.5), ("adc", 2.5)])
 def test_phantom_registration_matches_the_true_motion(phantom_case, modality, limit):
     meta, images = phantom_case
-    motion = meta["series"][modality]["motion_relative_to_t2w"]
+    series = meta["series"]
+    # T1-pre is frame 0 of the DCE series: it moves with the DCE series
+    motion = (series[modality].get("motion_relative_to_t2w") or series["dce"]["motion_relative_to_t2w"])
     rotation = np.asarray(motion["rotation_matrix"], dtype=float)
     c = np.asarray(motion["centre_lps"], dtype=float)
     t = np.asarray(motion["translation_mm"], dtype=float)

@@ -12,7 +12,7 @@ mkdir -p "$W"
 [ -f "$W/phantomB/dataset.json" ] || $D phantom --cases 6 --domain B --seed 2 --no-dce-series --out "$W/phantomB" --overwrite
 # The model, the ADC ablation (same recipe and steps) and the deterministic regression baseline.
 $D train --config $CFG --data "$W/phantomA" --out "$W/cpu" --cache "$W/cacheA" --workers 2 --quiet
-$D train --config $CFG --without adc --data "$W/phantomA" --out "$W/cpu_noadc" --cache "$W/cacheA" --quiet
+$D train --config $CFG --without adc --iterations 1500 --data "$W/phantomA" --out "$W/cpu_noadc" --cache "$W/cacheA" --quiet
 $D train --config $CFG --objective regression --iterations 1000 --data "$W/phantomA" --out "$W/cpu_reg" --cache "$W/cacheA" --quiet
 # Held-out evaluation, default sampler (DPM-Solver++(2M), 20 steps): domain A test patients, then domain B.
 $D evaluate --model "$W/cpu/model.safetensors" --data "$W/phantomA" --split "$W/cpu/split.json" \

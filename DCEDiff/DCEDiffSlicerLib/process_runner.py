@@ -48,7 +48,7 @@ class SynthesisRequest:
     out_dir: str
     model: Optional[str] = None            # None or "": the shipped model
     sampler: str = "dpmpp"
-    steps: int = 20
+    steps: int = 10
     samples: int = 1
     seed: int = 0
     device: str = "auto"

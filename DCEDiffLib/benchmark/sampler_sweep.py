@@ -25,7 +25,7 @@ from DCEDiffLib.benchmark.timing import synchronize
 from DCEDiffLib.modalities import TARGET_MODALITIES
 
 DEFAULT_SAMPLER = "dpmpp"
-DEFAULT_STEPS = 20
+DEFAULT_STEPS = 10
 PAPER_SAMPLER = "ddpm"
 PAPER_STEPS = 1000
 FAST_STEPS = (5, 10, 20, 50)

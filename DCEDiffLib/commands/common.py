@@ -30,9 +30,14 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sampler", default="dpmpp", choices=SAMPLERS,
                        help="dpmpp: DPM-Solver++(2M), the fast default; ddpm: the paper's ancestral sampler "
                             "(use --steps 1000 for the paper's schedule); ddim; x0: one-step prediction")
-    group.add_argument("--steps", type=int, default=20, help="network evaluations of the sampler (default 20)")
+    group.add_argument("--steps", type=int, default=10,
+                       help="network evaluations of the sampler (default 10; use 1000 with --sampler ddpm for the "
+                            "paper)")
     group.add_argument("--samples", type=int, default=1,
                        help="average K samples; K > 1 also writes an uncertainty (std) map")
+    group.add_argument("--warm-start", default="auto", metavar="GAMMA|auto|none",
+                       help="start dpmpp/ddim from the T1-pre noised to this level instead of pure noise (auto: "
+                            "0.02 for dpmpp/ddim, pure noise for ddpm/x0; none: always pure noise)")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     parser.add_argument("--case", type=Path, help="another case folder (default: the shipped phantom case)")
     parser.add_argument("--model", help="default: the shipped model")
     parser.add_argument("--samples", type=int, default=2, help="samples averaged (≥ 2 gives an uncertainty map)")
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     add_progress_argument(parser)

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
                         help="another model evaluated the same way, e.g. regression=runs/reg/model.safetensors "
                              "or without_adc=runs/noadc/model.safetensors (repeatable)")
     parser.add_argument("--sampler", default="dpmpp", choices=SAMPLERS)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--samples", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
         output = synthesize_to_folder(
             inputs, args.out, t2w_grid=args.t2w_grid, overwrite=args.overwrite, progress=callback,
             model_path=args.model, sampler=args.sampler, steps=args.steps, samples=args.samples, seed=args.seed,
-            device=args.device, center_lps=parse_center(args.center), register=not args.no_register)
+            device=args.device, center_lps=parse_center(args.center), register=not args.no_register,
+            warm_start=args.warm_start)
     finally:
         close()
     summary = {"out": str(args.out), "seconds": output.provenance.get("total_seconds"),

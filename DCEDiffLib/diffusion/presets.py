@@ -13,8 +13,9 @@ PRESETS = {
     # The shipped CPU model: ≈3.5 M parameters, ≈16.9 GFLOP per 160×160 forward pass.
     "cpu": {"inner_channels": 32, "channel_mults": [1, 2, 2, 4], "res_blocks": 1, "dropout": 0.0,
             "attention_rates": [], "attention_heads": 1},
-    # Tests only.
-    "tiny": {"inner_channels": 16, "channel_mults": [1, 2], "res_blocks": 1, "dropout": 0.0,
+    # Tests only. Four levels, so the middle attention sees 20×20 positions on the 160×160 grid (with two levels
+    # it would be 80×80: gigabytes and minutes per step).
+    "tiny": {"inner_channels": 16, "channel_mults": [1, 1, 2, 2], "res_blocks": 1, "dropout": 0.0,
              "attention_rates": [], "attention_heads": 1},
 }
 CONFIG_KEYS = {"in_channels", "out_channels", "inner_channels", "channel_mults", "res_blocks", "dropout",

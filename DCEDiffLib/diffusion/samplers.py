@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Optional, Sequence, Union
 
+import numpy as np
 import torch
 
 from DCEDiffLib.diffusion.schedules import GAMMA_MIN_TRAIN, ancestral_grid, log_snr_grid
@@ -107,14 +108,25 @@ def _dpmpp_2m(evaluate: _Evaluator, y: torch.Tensor, levels) -> torch.Tensor:
     return y0
 
 
-def sampler_levels(sampler: str, steps: int, skip_below_train_min: bool = False):
-    """The noise levels (noisiest first) a sampler evaluates the network at; its length is the NFE."""
+def sampler_levels(sampler: str, steps: int, skip_below_train_min: bool = False,
+                   start_gamma: Optional[float] = None):
+    """The noise levels (noisiest first) a sampler evaluates the network at; its length is the NFE.
+
+    ``start_gamma`` (a warm start, see :func:`sample`) begins the grid at that noise level instead of pure noise.
+    """
+    if start_gamma is not None and not 0.0 < float(start_gamma) < 1.0:
+        raise ValueError(f"start_gamma {start_gamma}: expected a noise level between 0 and 1")
     if sampler == "ddpm":
-        return ancestral_grid(steps, skip_below_train_min)
+        levels = ancestral_grid(1000 if start_gamma is not None else steps, skip_below_train_min)
+        if start_gamma is not None:
+            levels = levels[levels >= float(start_gamma)]
+            if steps < len(levels):
+                levels = levels[np.round(np.linspace(0, len(levels) - 1, steps)).astype(int)]
+        return levels
     if sampler in ("ddim", "dpmpp"):
-        return log_snr_grid(steps)
+        return log_snr_grid(steps, gamma_min=GAMMA_MIN_TRAIN if start_gamma is None else float(start_gamma))
     if sampler == "x0":
-        return [GAMMA_MIN_TRAIN]
+        return [GAMMA_MIN_TRAIN if start_gamma is None else float(start_gamma)]
     raise ValueError(f"unknown sampler {sampler!r}; expected one of {', '.join(SAMPLERS)}")
 
 
@@ -122,15 +134,22 @@ def sample(eps_fn: EpsFn, shape: Sequence[int], *, sampler: str = "dpmpp", steps
            generator: Optional[torch.Generator] = None, clamp: bool = True, callback=None,
            should_cancel: Optional[Callable[[], bool]] = None, noise: Optional[torch.Tensor] = None,
            dtype: torch.dtype = torch.float32, device: Union[str, torch.device] = "cpu",
-           skip_below_train_min: bool = False) -> torch.Tensor:
+           skip_below_train_min: bool = False, start: Optional[torch.Tensor] = None,
+           start_gamma: Optional[float] = None) -> torch.Tensor:
     """Draw y0 of ``shape`` with ``sampler``; see the module docstring.
 
     ``steps`` is the number of network evaluations (ddpm with 1000 steps is the paper's inference schedule; fewer
     respace it). ``callback(info)`` runs after every evaluation with keys step, total, gamma, x0;
     ``should_cancel()`` is checked before every evaluation (raises ``CancelledError``). ``noise`` replaces the
     initial Gaussian draw.
+
+    Warm start (SDEdit-style): with ``start`` (an estimate of y0 of ``shape``) and ``start_gamma``, sampling begins
+    at ỹ = √γs·start + √(1−γs)·noise and runs the sampler's grid from γs onwards, so the coarse intensities come
+    from the estimate and the network refines the rest.
     """
-    levels = sampler_levels(sampler, steps, skip_below_train_min)
+    if (start is None) != (start_gamma is None):
+        raise ValueError("a warm start needs both start and start_gamma")
+    levels = sampler_levels(sampler, steps, skip_below_train_min, start_gamma)
     device = torch.device(device)
     if generator is None:
         generator = torch.Generator(device=device).manual_seed(int(seed))
@@ -138,6 +157,11 @@ def sample(eps_fn: EpsFn, shape: Sequence[int], *, sampler: str = "dpmpp", steps
         y = torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
     else:
         y = noise.to(device=device, dtype=dtype).clone()
+    if start is not None:
+        start = start.to(device=device, dtype=dtype)
+        if tuple(start.shape) != tuple(shape):
+            raise ValueError(f"warm start of shape {tuple(start.shape)}; expected {tuple(shape)}")
+        y = math.sqrt(float(levels[0])) * start + math.sqrt(1.0 - float(levels[0])) * y
     evaluate = _Evaluator(eps_fn, int(shape[0]), len(levels), clamp, callback, should_cancel, device)
     if sampler == "ddpm":
         return _ddpm(evaluate, y, levels, generator)

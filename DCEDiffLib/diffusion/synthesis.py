@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -19,6 +19,28 @@ from DCEDiffLib.diffusion.objectives import predict_regression
 from DCEDiffLib.diffusion.samplers import sample, sampler_levels
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.progress import check_cancel
+
+
+# The shipped model's fast samplers start from the T1-pre at this noise level (measured best on the phantom, see
+# docs/diffusion.md "Warm start"); the paper's ancestral sampler and x0 start from pure noise.
+DEFAULT_WARM_START = 0.02
+WARM_START_SAMPLERS = ("dpmpp", "ddim")
+
+
+def resolve_warm_start(sampler: str, warm_start: Union[str, float, None]) -> Optional[float]:
+    """'auto' → :data:`DEFAULT_WARM_START` for dpmpp/ddim, None (pure noise) otherwise; 'none' → None; a number
+    in (0, 1) → itself."""
+    if warm_start is None or (isinstance(warm_start, str) and warm_start.lower() == "none"):
+        return None
+    if isinstance(warm_start, str) and warm_start.lower() == "auto":
+        return DEFAULT_WARM_START if sampler in WARM_START_SAMPLERS else None
+    try:
+        value = float(warm_start)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 < value < 1.0:
+        raise InputError(f"warm start {warm_start!r}: expected 'auto', 'none' or a noise level between 0 and 1")
+    return value
 
 
 @dataclasses.dataclass
@@ -32,6 +54,7 @@ class SynthesisResult:
     device: str
     precision: str
     notes: list = dataclasses.field(default_factory=list)
+    warm_start: Optional[float] = None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -85,15 +108,19 @@ class _ChunkedNetwork:
         return torch.cat(outputs)
 
 
-def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: str = "dpmpp", steps: int = 20,
+def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: str = "dpmpp", steps: int = 10,
                       samples: int = 1, seed: int = 0, device: str = "auto", batch_size: Optional[int] = None,
                       precision: str = "auto", progress: Optional[Callable[[int, int], None]] = None,
                       should_cancel: Optional[Callable[[], bool]] = None,
-                      skip_below_train_min: bool = False) -> SynthesisResult:
+                      skip_below_train_min: bool = False, warm_start: Union[str, float, None] = "auto"
+                      ) -> SynthesisResult:
     """Synthesize early/late for a volume of conditions (C, K, H, W), normalised, in the card's channel order.
 
     ``skip_below_train_min`` (ddpm only) drops the levels of the 1000-step schedule noisier than any level seen
-    in training (532 of the 1000; see ``schedules.ancestral_grid``).
+    in training (532 of the 1000; see ``schedules.ancestral_grid``). ``warm_start`` = γs starts the sampler at
+    noise level γs from the T1-pre mapped to the targets' scale (zero enhancement) instead of pure noise (see
+    ``samplers.sample`` and docs/diffusion.md); None or 'none' samples from pure noise, as the paper does; 'auto'
+    (default) is :func:`resolve_warm_start`.
     """
     conditions = np.asarray(conditions, dtype=np.float32)
     expected = len(model.card["conditions"])
@@ -105,18 +132,31 @@ def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: st
     if samples < 1:
         raise InputError(f"samples {samples}: expected 1 or more")
     dev = resolve_device(device)
+    warm_start = resolve_warm_start(sampler, warm_start) if model.card.get("objective", "diffusion") == "diffusion" \
+        else None
     try:
         return _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_size,
-                           _precision(precision, dev), progress, should_cancel, [], skip_below_train_min)
+                           _precision(precision, dev), progress, should_cancel, [], skip_below_train_min, warm_start)
     except torch.cuda.OutOfMemoryError:
         notes = ["GPU out of memory even with chunks of 1 slice: fell back to the CPU"]
         torch.cuda.empty_cache()
         return _synthesize(model, conditions, sampler, steps, samples, seed, torch.device("cpu"), batch_size,
-                           "fp32", progress, should_cancel, notes, skip_below_train_min)
+                           "fp32", progress, should_cancel, notes, skip_below_train_min, warm_start)
+
+
+def t1pre_start(model: LoadedModel, cond: torch.Tensor) -> torch.Tensor:
+    """Zero enhancement as a first estimate of both targets: the T1-pre condition channel mapped to the targets'
+    T1-pre-relative scale (its [-1, 1] becomes [-1, -1 + 2/f], see ``target_scale``)."""
+    conditions = list(model.card["conditions"])
+    if "t1pre" not in conditions:
+        raise InputError(f"a warm start needs the T1-pre condition; this model's conditions are {conditions}")
+    factor = float(model.card.get("normalization", {}).get("target_range_factor", 3.0))
+    t1pre = cond[:, conditions.index("t1pre"):conditions.index("t1pre") + 1]
+    return ((t1pre + 1.0) / factor - 1.0).repeat(1, len(model.card["targets"]), 1, 1)
 
 
 def _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_size, precision, progress,
-                should_cancel, notes, skip_below_train_min=False) -> SynthesisResult:
+                should_cancel, notes, skip_below_train_min=False, warm_start=None) -> SynthesisResult:
     started = time.perf_counter()
     network = model.network.to(dev).to(memory_format=torch.channels_last)
     slices = conditions.shape[1]
@@ -137,16 +177,18 @@ def _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_siz
             if progress is not None:
                 progress(1, 1)
         else:
-            total = len(sampler_levels(sampler, steps, skip_below_train_min))
+            total = len(sampler_levels(sampler, steps, skip_below_train_min, warm_start))
+            start = t1pre_start(model, cond) if warm_start is not None else None
 
             def callback(info):
                 if progress is not None:
                     progress(info["step"], total)
 
             y0 = sample(eps_fn, shape, sampler=sampler, steps=steps, seed=seed, callback=callback,
-                        should_cancel=should_cancel, device=dev, skip_below_train_min=skip_below_train_min)
+                        should_cancel=should_cancel, device=dev, skip_below_train_min=skip_below_train_min,
+                        start=start, start_gamma=warm_start)
             nfe = total
     values = y0.float().reshape(samples, slices, shape[1], *shape[2:]).permute(0, 2, 1, 3, 4).cpu().numpy()
     mean = values.mean(axis=0).astype(np.float32)
     std = values.std(axis=0).astype(np.float32) if samples > 1 else None
-    return SynthesisResult(mean, std, nfe, time.perf_counter() - started, dev.type, precision, notes)
+    return SynthesisResult(mean, std, nfe, time.perf_counter() - started, dev.type, precision, notes, warm_start)
