@@ -15,10 +15,13 @@ import pytest
 
 from DCEDiffLib.cli import main
 from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
+from DCEDiffLib.benchmark.sampler_sweep import DEFAULT_STEPS
 
 HEADLINE_KEYS = ("speedup_vs_naive_ddpm1000", "psnr_gap_db_default_vs_ddpm1000", "ssim_gap_default_vs_ddpm1000",
                  "default_nfe", "default_volume_seconds", "ddpm1000_volume_seconds",
                  "naive_ddpm1000_volume_seconds", "peak_inference_memory_mb")
+
+DEFAULT = f"dpmpp-{DEFAULT_STEPS}"  # the default sampler's row label
 
 
 def _numbers(obj, path="$"):
@@ -66,7 +69,7 @@ def test_benchmark_writes_every_key_with_finite_numbers(bench):
 def test_nfe_and_extrapolation_are_consistent(bench):
     _, result = bench
     rows = {r["label"]: r for r in result["volume_timing"]}
-    assert {"dpmpp-2", "dpmpp-5", "dpmpp-20", "x0-1", "ddpm-1000", "ddpm-1000-skip", "dpmpp-20-K2"} <= set(rows)
+    assert {"dpmpp-2", "dpmpp-5", DEFAULT, "x0-1", "ddpm-1000", "ddpm-1000-skip", DEFAULT + "-K2"} <= set(rows)
     for label, row in rows.items():
         expected = {"ddpm-1000": 1000, "ddpm-1000-skip": 468, "x0-1": 1}.get(label, row["steps"])
         assert row["nfe"] == expected, label
@@ -75,8 +78,8 @@ def test_nfe_and_extrapolation_are_consistent(bench):
         assert row["extrapolated"] == (row["measured_nfe"] < row["nfe"] or row["measured_slices"] < row["slices"])
         assert row["seconds"] >= row["measured_s"] * 0.999
     assert rows["ddpm-1000"]["extrapolated"] and rows["ddpm-1000"]["measured_slices"] == 2
-    assert rows["dpmpp-20"]["measured_nfe"] == 20 and rows["dpmpp-20"]["measured_slices"] == 2
-    assert result["default_nfe"] == 20
+    assert rows[DEFAULT]["measured_nfe"] == DEFAULT_STEPS and rows[DEFAULT]["measured_slices"] == 2
+    assert result["default_nfe"] == DEFAULT_STEPS
     naive = result["naive_reference"]
     assert naive["extrapolated"] and naive["total_steps"] == 1000 and naive["measured_steps"] == 2
     assert naive["total_slices"] == 16
@@ -86,18 +89,18 @@ def test_nfe_and_extrapolation_are_consistent(bench):
 
 def test_ratios_and_gaps_follow_from_the_tables(bench):
     _, result = bench
-    default = next(r for r in result["volume_timing"] if r["label"] == "dpmpp-20")
+    default = next(r for r in result["volume_timing"] if r["label"] == DEFAULT)
     assert result["speedup_vs_naive_ddpm1000"] == pytest.approx(
         result["naive_reference"]["seconds"] / default["seconds"], rel=1e-2)
     quality = result["quality"]
     reference = quality["reference"]
-    q_default = next(r for r in quality["runs"] if r["label"] == "dpmpp-20")
+    q_default = next(r for r in quality["runs"] if r["label"] == DEFAULT)
     assert result["psnr_gap_db_default_vs_ddpm1000"] == pytest.approx(
         reference["vs_acquired"]["psnr"] - q_default["vs_acquired"]["psnr"], abs=1e-3)
     assert reference["label"] == "ddpm-20" and reference["vs_reference"]["mae"] == 0.0
-    assert {r["label"] for r in quality["runs"]} >= {"dpmpp-2", "dpmpp-5", "dpmpp-20", "x0-1", "dpmpp-20-K2"}
-    k2 = next(r for r in quality["runs"] if r["label"] == "dpmpp-20-K2")
-    assert k2["nfe_total"] == 40
+    assert {r["label"] for r in quality["runs"]} >= {"dpmpp-2", "dpmpp-5", DEFAULT, "x0-1", DEFAULT + "-K2"}
+    k2 = next(r for r in quality["runs"] if r["label"] == DEFAULT + "-K2")
+    assert k2["nfe_total"] == 2 * DEFAULT_STEPS
     statuses = {t["key"]: t["status"] for t in result["targets"]}
     assert statuses["end_to_end_seconds"] == "n/a"  # skipped: never PASS
     assert statuses["default_nfe"] == "PASS"

@@ -207,3 +207,29 @@ def test_diffusion_loss_decreases_on_a_tiny_problem():
         optimizer.step()
         losses.append(loss.item())
     assert np.mean(losses[-30:]) < 0.6 * np.mean(losses[:30])
+
+
+@pytest.mark.parametrize("sampler,steps", [("dpmpp", 10), ("ddim", 50), ("ddpm", 200)])
+def test_warm_start_from_data_keeps_the_data_distribution(sampler, steps):
+    """Started from real data noised to γs (SDEdit), an exact denoiser must return the data distribution."""
+    generator = torch.Generator().manual_seed(7)
+    start = MU + SIGMA * torch.randn(20000, 1, generator=generator)
+    seen = []
+    y = sample(gaussian_eps, (20000, 1), sampler=sampler, steps=steps, seed=3, clamp=False, start=start,
+               start_gamma=0.02, callback=lambda info: seen.append(info["gamma"]))
+    assert len(seen) == steps and seen[0] == pytest.approx(0.02, rel=0.05)
+    assert abs(float(y.mean()) - MU) < 0.01
+    assert abs(float(y.std()) / SIGMA - 1.0) < 0.10
+
+
+def test_warm_start_near_the_clean_end_returns_the_start_and_bad_requests_are_refused():
+    start = torch.linspace(-0.5, 0.5, 64).reshape(64, 1)
+    y = sample(gaussian_eps, (64, 1), sampler="dpmpp", steps=5, seed=0, start=start, start_gamma=0.999)
+    assert float((y - start).abs().mean()) < 0.05  # only a little noise was added, so little can change
+    with pytest.raises(ValueError, match="both start and start_gamma"):
+        sample(gaussian_eps, (64, 1), sampler="dpmpp", steps=5, start=start)
+    with pytest.raises(ValueError, match="shape"):
+        sample(gaussian_eps, (32, 1), sampler="dpmpp", steps=5, start=start, start_gamma=0.5)
+    for bad in (1.5, 0.99995):
+        with pytest.raises(ValueError, match="between 0 and"):
+            sample(gaussian_eps, (64, 1), sampler="dpmpp", steps=5, start=start, start_gamma=bad)

@@ -20,5 +20,5 @@ $D evaluate --model "$W/cpu/model.safetensors" --data "$W/phantomA" --split "$W/
     --cache "$W/cacheA" --out "$W/eval_A" --overwrite
 $D evaluate --model "$W/cpu/model.safetensors" --data "$W/phantomB" --baseline-data "$W/phantomA" \
     --compare without_adc="$W/cpu_noadc/model.safetensors" --compare regression="$W/cpu_reg/model.safetensors" \
-    --cache "$W/cacheA" --out "$W/eval_B" --overwrite
+    --cache "$W/cacheA" --max-cases 4 --out "$W/eval_B" --overwrite
 echo "Model: $W/cpu/model.safetensors (+ .json); tables: $W/eval_A/metrics.md, $W/eval_B/metrics.md"

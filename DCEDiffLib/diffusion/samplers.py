@@ -23,7 +23,7 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from DCEDiffLib.diffusion.schedules import GAMMA_MIN_TRAIN, ancestral_grid, log_snr_grid
+from DCEDiffLib.diffusion.schedules import GAMMA_MAX, GAMMA_MIN_TRAIN, ancestral_grid, log_snr_grid
 from DCEDiffLib.progress import check_cancel
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -124,6 +124,9 @@ def sampler_levels(sampler: str, steps: int, skip_below_train_min: bool = False,
                 levels = levels[np.round(np.linspace(0, len(levels) - 1, steps)).astype(int)]
         return levels
     if sampler in ("ddim", "dpmpp"):
+        if start_gamma is not None and float(start_gamma) >= GAMMA_MAX:
+            raise ValueError(f"start_gamma {start_gamma}: expected a noise level between 0 and {GAMMA_MAX} (the "
+                             "cleanest level of the grid)")
         return log_snr_grid(steps, gamma_min=GAMMA_MIN_TRAIN if start_gamma is None else float(start_gamma))
     if sampler == "x0":
         return [GAMMA_MIN_TRAIN if start_gamma is None else float(start_gamma)]
