@@ -82,4 +82,4 @@ def atomic_directory(final_dir: str | os.PathLike, overwrite: bool = False) -> I
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write a small text file atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")

@@ -145,7 +145,7 @@ def _legend(inputs: Dict[str, object]) -> Optional[dict]:
     case_json = Path(t2w).parent / "case.json"
     if not case_json.is_file():
         return None
-    meta = json.loads(case_json.read_text())
+    meta = json.loads(case_json.read_text(encoding="utf-8"))
     for key in ("label_legend", "labels_legend", "legend"):
         if isinstance(meta.get(key), dict):
             return {str(k): int(v) for k, v in meta[key].items()}
@@ -175,11 +175,11 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
         side = {"provenance": output.provenance, "label": description,
                 "working_grid": output.case.grid.to_dict(),
                 "registration": {m: r.to_dict() for m, r in output.case.registration.items()}}
-        (tmp / "synthesis.json").write_text(json.dumps(side, indent=2, default=str))
+        (tmp / "synthesis.json").write_text(json.dumps(side, indent=2, default=str), encoding="utf-8")
         if output.metrics is not None:
             from DCEDiffLib.evaluation.metrics import json_safe
 
-            (tmp / "metrics.json").write_text(json.dumps(json_safe(output.metrics), indent=2, allow_nan=False))
+            (tmp / "metrics.json").write_text(json.dumps(json_safe(output.metrics), indent=2, allow_nan=False), encoding="utf-8")
         if report:
             write_case_report(output, tmp / "report.png")
     return Path(out_dir)

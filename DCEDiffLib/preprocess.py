@@ -182,7 +182,7 @@ def write_preprocessed(case: PreprocessedCase, out_dir, overwrite: bool = False)
         (tmp / "transforms").mkdir()
         for key, result in case.registration.items():
             sitk.WriteTransform(result.transform, str(tmp / "transforms" / f"{key}.tfm"))
-        (tmp / "preprocess.json").write_text(json.dumps(case.to_dict(), indent=2))
+        (tmp / "preprocess.json").write_text(json.dumps(case.to_dict(), indent=2), encoding="utf-8")
     return Path(out_dir)
 
 
@@ -191,7 +191,7 @@ def load_preprocessed(case_dir) -> PreprocessedCase:
     case_dir = Path(case_dir)
     meta_path = case_dir / "preprocess.json"
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError(f"{meta_path}: not a readable preprocess.json ({exc}); expected the output of "
                          "'dcediff preprocess'") from exc

@@ -76,7 +76,7 @@ def check(root: Path) -> Tuple[List[str], Dict[str, str]]:
         if not cmake.is_file():
             problems.append(f"{cmake_rel}: missing")
             continue
-        text = cmake.read_text()
+        text = cmake.read_text(encoding="utf-8")
         base = posixpath.dirname(cmake_rel)
         for usage in usages:
             if usage not in text:

@@ -45,7 +45,7 @@ def bench(tmp_path_factory):
                  "--k-values", "1,2", "--no-end-to-end", "--ddpm-slices", "2", "--fast-slices", "2",
                  "--naive-steps", "2"])
     assert code == 0
-    return out, json.loads((out / "benchmark.json").read_text())
+    return out, json.loads((out / "benchmark.json").read_text(encoding="utf-8"))
 
 
 def test_benchmark_writes_every_key_with_finite_numbers(bench):
@@ -59,7 +59,7 @@ def test_benchmark_writes_every_key_with_finite_numbers(bench):
     for key in ("cpu", "torch", "torch_threads", "torch_cpu_capability", "cpu_flags", "usable_cpus"):
         assert key in machine, key
     assert all(math.isfinite(v) for _, v in _numbers(result))
-    md = (out / "benchmark.md").read_text()
+    md = (out / "benchmark.md").read_text(encoding="utf-8")
     for heading in ("## Headline", "## Targets", "## Forward-pass throughput", "## Whole-volume synthesis",
                     "## Quality against steps", "speedup_vs_naive_ddpm1000", "extrapolated"):
         assert heading in md, heading
@@ -129,7 +129,7 @@ def test_gpu_paper_logic_runs_on_cpu_with_a_tiny_network(tmp_path):
                      "--steps", "1000", "--measured-steps", "2", "--precision", "fp32", "--compile", "none",
                      "--matmul-n", "64"])
     assert code == 0
-    result = json.loads((tmp_path / "gpu_benchmark.json").read_text())["best"]
+    result = json.loads((tmp_path / "gpu_benchmark.json").read_text(encoding="utf-8"))["best"]
     assert result["nfe"] == 1000 and result["extrapolated"] and result["measured_nfe"] == 2
     assert 0 < result["fraction_of_matmul_peak"] and math.isfinite(result["achieved_tflops"])
     assert result["matmul_peak"]["tflops"] > 0

@@ -64,8 +64,8 @@ def test_same_inputs_model_and_seed_give_identical_bits_in_separate_processes(ti
         assert a.GetOrigin() == b.GetOrigin() and a.GetDirection() == b.GetDirection()
         assert hashlib.sha256(sitk.GetArrayViewFromImage(a).tobytes()).hexdigest() == \
             hashlib.sha256(sitk.GetArrayViewFromImage(b).tobytes()).hexdigest()
-    side_a = json.loads((first / "synthesis.json").read_text())
-    side_b = json.loads((second / "synthesis.json").read_text())
+    side_a = json.loads((first / "synthesis.json").read_text(encoding="utf-8"))
+    side_b = json.loads((second / "synthesis.json").read_text(encoding="utf-8"))
     for side in (side_a, side_b):
         side["provenance"].pop("sampling_seconds", None)
         side["provenance"].pop("total_seconds", None)

@@ -35,9 +35,9 @@ def copy_model(saved, folder, name="m"):
 
 
 def edit_card(card_path, change):
-    card = json.loads(card_path.read_text())
+    card = json.loads(card_path.read_text(encoding="utf-8"))
     change(card)
-    card_path.write_text(json.dumps(card))
+    card_path.write_text(json.dumps(card), encoding="utf-8")
 
 
 def test_a_good_model_loads(saved):
@@ -92,7 +92,7 @@ def _missing_card(weights, card):
 
 
 def _card_not_json(weights, card):
-    card.write_text("{not json")
+    card.write_text("{not json", encoding="utf-8")
 
 
 def _newer_format(weights, card):
@@ -144,7 +144,7 @@ def test_bad_model_files_are_refused(case, saved, tmp_path):
 
 def test_shape_mismatch_is_refused_when_the_config_changes(saved, tmp_path):
     weights, card = copy_model(saved, tmp_path)
-    config = json.loads(card.read_text())["architecture"]["config"]
+    config = json.loads(card.read_text(encoding="utf-8"))["architecture"]["config"]
     key = next(k for k, v in config.items() if isinstance(v, int) and k not in ("in_channels", "out_channels")
                and v > 1)
     edit_card(card, lambda c: c["architecture"]["config"].update({key: config[key] * 2}))

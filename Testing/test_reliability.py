@@ -125,7 +125,7 @@ def case_missing_file(tmp, good, model):
 def case_folder_without_dicom(tmp, good, model):
     folder = tmp / "notdicom"
     folder.mkdir()
-    (folder / "readme.txt").write_text("no images here")
+    (folder / "readme.txt").write_text("no images here", encoding="utf-8")
     return dict(inputs=_inputs(good, pd=folder), level="file", expect=["(pd)", "notdicom", "contains no DICOM series"])
 
 
@@ -153,7 +153,7 @@ def case_dicom_duplicated_slice(tmp, good, model):
 
 def case_not_an_image(tmp, good, model):
     path = tmp / "notes.nii.gz"
-    path.write_text("this is not an image")
+    path.write_text("this is not an image", encoding="utf-8")
     return dict(inputs=_inputs(good, t1pre=path), level="file", expect=["(t1pre)", "notes.nii.gz", "not a readable image"])
 
 
@@ -179,7 +179,7 @@ def case_zero_size(tmp, good, model):
     # A MetaImage header with an empty dimension (no data): readers must refuse it, not crash.
     header = tmp / "empty.mha"
     header.write_text("ObjectType = Image\nNDims = 3\nDimSize = 0 4 4\nElementSpacing = 1 1 1\n"
-                      "ElementType = MET_FLOAT\nElementDataFile = LOCAL\n")
+                      "ElementType = MET_FLOAT\nElementDataFile = LOCAL\n", encoding="utf-8")
     return dict(inputs=_inputs(good, t2w=header), level="file", expect=["(t2w)", "empty.mha"])
 
 
@@ -262,16 +262,16 @@ def case_card_wrong_modality_order(tmp, good, model):
     folder = tmp / "model"
     folder.mkdir()
     shutil.copy(model, folder / model.name)
-    card = json.loads(model.with_suffix(".json").read_text())
+    card = json.loads(model.with_suffix(".json").read_text(encoding="utf-8"))
     card["conditions"] = ["pd", "t2w", "adc", "t1pre"]
-    (folder / model.with_suffix(".json").name).write_text(json.dumps(card))
+    (folder / model.with_suffix(".json").name).write_text(json.dumps(card), encoding="utf-8")
     return dict(inputs=_inputs(good), model=folder / model.name, level="synthesize",
                 expect=["model card", "tiny.json", "conditions", "in that order"])
 
 
 def case_output_under_a_file(tmp, good, model):
     blocker = tmp / "a_file"
-    blocker.write_text("I am a file, not a folder")
+    blocker.write_text("I am a file, not a folder", encoding="utf-8")
     return dict(inputs=_inputs(good), out=blocker / "sub", level="output",
                 expect=["output folder", str(blocker / "sub"), "expected a writable folder"])
 
@@ -279,7 +279,7 @@ def case_output_under_a_file(tmp, good, model):
 def case_output_exists(tmp, good, model):
     out = tmp / "exists"
     out.mkdir()
-    (out / "keep.txt").write_text("user data")
+    (out / "keep.txt").write_text("user data", encoding="utf-8")
     return dict(inputs=_inputs(good), out=out, level="output", expect=["output folder", "already exists",
                                                                         "--overwrite"])
 
@@ -466,7 +466,7 @@ def test_every_output_is_labelled_synthetic_with_model_sampler_steps_and_seed(sy
         descrip = reader.GetMetaData("descrip")
         for fragment in compact:
             assert fragment in descrip, (path, descrip)
-    side = json.loads((out / "synthesis.json").read_text())
+    side = json.loads((out / "synthesis.json").read_text(encoding="utf-8"))
     assert side["provenance"]["synthetic"] is True
     assert {k: side["provenance"][k] for k in ("model", "sampler", "steps", "seed")} == \
         {"model": "tiny", "sampler": "dpmpp", "steps": 2, "seed": 7}
@@ -481,7 +481,7 @@ def test_overwrite_replaces_an_existing_folder_whole(synthesis_output, tmp_path)
 
     out = tmp_path / "out"
     out.mkdir()
-    (out / "old.txt").write_text("old result")
+    (out / "old.txt").write_text("old result", encoding="utf-8")
     write_outputs(synthesis_output, out, overwrite=True, report=False)
     names = {p.name for p in out.iterdir()}
     assert "old.txt" not in names and "synthetic_early.nii.gz" in names

@@ -150,7 +150,7 @@ def _alive(pid):
     except OSError:
         return False
     try:  # a zombie (killed, not yet reaped) counts as gone
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+        return Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
 

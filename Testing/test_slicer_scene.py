@@ -117,8 +117,8 @@ def test_output_nodes_are_aligned_with_the_t2w_and_inputs_are_untouched(t2w_imag
         for target, scale in (("early", 1.0), ("late", 2.0)):
             sitk.WriteImage(on_t2w * scale, str(out / "t2w_grid" / f"{kind}_{target}.nii.gz"))
     provenance = {"synthetic": True, "model": "tiny", "sampler": "dpmpp", "steps": 3, "seed": 7, "samples": 2}
-    (out / "synthesis.json").write_text(json.dumps({"provenance": provenance}))
-    (out / "metrics.json").write_text(json.dumps(METRICS))
+    (out / "synthesis.json").write_text(json.dumps({"provenance": provenance}), encoding="utf-8")
+    (out / "metrics.json").write_text(json.dumps(METRICS), encoding="utf-8")
 
     nodes = scene_io.load_results(out, t2w)
     assert set(nodes) == {f"{k}_{t}" for k in ("synthetic", "residual", "uncertainty") for t in ("early", "late")} \

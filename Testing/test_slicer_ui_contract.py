@@ -39,7 +39,7 @@ def ui_widgets():
 
 def parameter_fields():
     """{field: kind} of the class decorated with @parameterNodeWrapper in DCEDiff.py."""
-    tree = ast.parse(MODULE.read_text())
+    tree = ast.parse(MODULE.read_text(encoding="utf-8"))
     classes = [n for n in tree.body if isinstance(n, ast.ClassDef)
                and any(getattr(d, "id", None) == "parameterNodeWrapper" for d in n.decorator_list)]
     assert len(classes) == 1, "expected one @parameterNodeWrapper class in DCEDiff.py"
@@ -59,7 +59,7 @@ def parameter_fields():
 
 def test_widgets_used_by_the_module_exist_with_the_expected_class():
     _, widgets = ui_widgets()
-    used = set(re.findall(r"self\.ui\.(\w+)", MODULE.read_text()))
+    used = set(re.findall(r"self\.ui\.(\w+)", MODULE.read_text(encoding="utf-8")))
     assert used, "the module should use widgets from the .ui"
     for name in used:
         assert name in widgets, f"DCEDiff.py uses self.ui.{name}, which is not in {UI.name}"
@@ -123,10 +123,10 @@ def test_manifest_check_passes_here_and_catches_gaps(tmp_path):
                                                            **({"ignore": shutil.ignore_patterns("__pycache__",
                                                                                                "*.nii.gz")}
                                                               if src.is_dir() else {}))
-    (copy / "DCEDiffLib" / "brand_new.py").write_text("")
+    (copy / "DCEDiffLib" / "brand_new.py").write_text("", encoding="utf-8")
     (copy / "DCEDiff" / "DCEDiffSlicerLib" / "dependencies.py").unlink()
     cmake = copy / "DCEDiff" / "CMakeLists.txt"
-    cmake.write_text(cmake.read_text().replace("  DCEDiffBatch.py\n", "  DCEDiffBatch.py\n  ../DCEDiffLib/x.py\n"))
+    cmake.write_text(cmake.read_text(encoding="utf-8").replace("  DCEDiffBatch.py\n", "  DCEDiffBatch.py\n  ../DCEDiffLib/x.py\n"))
     problems, _ = check_manifest.check(copy)
     text = "\n".join(problems)
     assert "DCEDiffLib/brand_new.py: not listed" in text
@@ -138,16 +138,16 @@ def test_manifest_check_passes_here_and_catches_gaps(tmp_path):
 def test_extension_metadata_agrees():
     import json
 
-    cmake = (ROOT / "CMakeLists.txt").read_text()
+    cmake = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
     assert re.search(r"^project\(DCEDiff\)", cmake, re.M)
     assert 'set(EXTENSION_CATEGORY "Image Synthesis")' in cmake
     assert 'set(EXTENSION_DEPENDS "PyTorch")' in cmake
     for key in ("HOMEPAGE", "CONTRIBUTORS", "DESCRIPTION", "ICONURL", "SCREENSHOTURLS"):
         assert re.search(rf'set\(EXTENSION_{key} "[^"]+"\)', cmake), key
-    entry = json.loads((ROOT / "docs" / "DCEDiff.json").read_text())
+    entry = json.loads((ROOT / "docs" / "DCEDiff.json").read_text(encoding="utf-8"))
     assert entry["category"] == "Image Synthesis" and entry["build_dependencies"] == ["PyTorch"]
     assert {"$schema", "category", "scm_url"} <= set(entry)
-    s4ext = dict(line.split(" ", 1) for line in (ROOT / "DCEDiff.s4ext").read_text().splitlines()
+    s4ext = dict(line.split(" ", 1) for line in (ROOT / "DCEDiff.s4ext").read_text(encoding="utf-8").splitlines()
                  if line.strip() and not line.startswith("#"))
     assert s4ext["category"].strip() == "Image Synthesis" and s4ext["depends"].strip() == "PyTorch"
     assert s4ext["scmurl"].strip() == entry["scm_url"]

@@ -81,7 +81,7 @@ def test_write_metrics_writes_json_csv_and_markdown(tmp_path, evaluated):
     def refuse_constant(name):
         raise AssertionError(f"non-standard JSON constant {name}")
 
-    document = json.loads(paths["json"].read_text(), parse_constant=refuse_constant)
+    document = json.loads(paths["json"].read_text(encoding="utf-8"), parse_constant=refuse_constant)
     assert set(document) >= {"meta", "legend", "summary", "cases"}
     assert document["cases"]["perfect"][0]["early"]["whole"]["psnr"] == "inf"
     assert document["summary"]["perfect"]["early"]["whole"]["psnr"]["n_inf"] == 2
@@ -104,7 +104,7 @@ def test_write_metrics_writes_json_csv_and_markdown(tmp_path, evaluated):
     keys = {(r["method"], r["case"], r["target"], r["group"], r["region"], r["metric"]) for r in rows}
     assert len(keys) == len(rows)  # one row per method × case × target × region × metric
 
-    markdown = paths["md"].read_text()
+    markdown = paths["md"].read_text(encoding="utf-8")
     for method in ("model", "identity", "perfect"):
         assert f"| {method} |" in markdown
     assert "| method | early PSNR (dB) | early SSIM | early MAE | late PSNR (dB) | late SSIM | late MAE |" in markdown

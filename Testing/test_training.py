@@ -64,10 +64,10 @@ def test_config_defaults_are_the_paper_recipe_and_typos_are_refused(tmp_path):
     with pytest.raises(InputError, match="cannot drop"):
         make_config({"without": ["dwi"]})
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"without": ["adc"], "iterations": 5}))
+    path.write_text(json.dumps({"without": ["adc"], "iterations": 5}), encoding="utf-8")
     loaded = load_config(path)
     assert condition_modalities(loaded) == ["t2w", "pd", "t1pre"] and loaded["iterations"] == 5
-    path.write_text("{not json")
+    path.write_text("{not json", encoding="utf-8")
     with pytest.raises(InputError, match="not valid JSON"):
         load_config(path)
     assert set(PAPER_RECIPE) == set(config)
@@ -136,7 +136,7 @@ def test_training_writes_outputs_and_resume_is_exact(tmp_path):
     for name in ("model.safetensors", "model.json", "best.safetensors", "best.json", "log.csv",
                  "checkpoints/last.safetensors", "checkpoints/last.json", "config.json"):
         assert (out / name).is_file(), name
-    card = json.loads((out / "model.json").read_text())
+    card = json.loads((out / "model.json").read_text(encoding="utf-8"))
     assert card["conditions"] == ["t2w", "pd", "adc", "t1pre"] and card["training"]["steps"] == 12
     # interrupted after 6 steps (checkpoint), resumed in a new trainer: identical weights at the end
     first = make_trainer(tmp_path, config, "resumed")
@@ -148,7 +148,7 @@ def test_training_writes_outputs_and_resume_is_exact(tmp_path):
         assert torch.equal(a, b), name
     for name in full.ema.shadow:
         assert torch.equal(full.ema.shadow[name], second.ema.shadow[name]), name
-    rows = (tmp_path / "resumed" / "log.csv").read_text().strip().splitlines()
+    rows = (tmp_path / "resumed" / "log.csv").read_text(encoding="utf-8").strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["3", "6", "9", "12"]
 
 
@@ -165,5 +165,5 @@ def test_loss_decreases_on_a_learnable_tiny_problem(tmp_path):
 def test_ablation_model_has_fewer_input_channels(tmp_path):
     trainer = make_trainer(tmp_path, tiny_config(iterations=2, without=["adc"]))
     trainer.run()
-    card = json.loads((tmp_path / "run" / "model.json").read_text())
+    card = json.loads((tmp_path / "run" / "model.json").read_text(encoding="utf-8"))
     assert card["conditions"] == ["t2w", "pd", "t1pre"]

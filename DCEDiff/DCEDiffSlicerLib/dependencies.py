@@ -28,7 +28,7 @@ def _name(requirement: str) -> str:
 def read_requirements(path) -> List[str]:
     """The requirement lines of a requirements.txt (comments and blanks dropped), protected packages removed."""
     lines = []
-    for raw in Path(path).read_text().splitlines():
+    for raw in Path(path).read_text(encoding="utf-8").splitlines():
         line = raw.split("#", 1)[0].strip()
         if line and _name(line) not in PROTECTED:
             lines.append(line)

@@ -180,7 +180,7 @@ def descendant_pids(pid: int) -> List[int]:
             if not entry.name.isdigit():
                 continue
             try:
-                stat = (entry / "stat").read_text()
+                stat = (entry / "stat").read_text(encoding="utf-8")
             except OSError:
                 continue
             # pid (comm) state ppid ...; comm may contain spaces and parentheses

@@ -263,7 +263,7 @@ def load_results(result_dir, t2w_node, scene=None) -> Dict[str, object]:
     removed again and the error is raised."""
     scene = _scene(scene)
     result_dir = Path(result_dir)
-    side = json.loads((result_dir / "synthesis.json").read_text())
+    side = json.loads((result_dir / "synthesis.json").read_text(encoding="utf-8"))
     provenance = dict(side.get("provenance", {}))
     grid_dir = result_dir / "t2w_grid" if (result_dir / "t2w_grid").is_dir() else result_dir
     base = t2w_node.GetName()
@@ -286,7 +286,7 @@ def load_results(result_dir, t2w_node, scene=None) -> Dict[str, object]:
                 created[f"{kind}_{target}"] = node
         metrics_path = result_dir / "metrics.json"
         if metrics_path.is_file():
-            table = create_metrics_table(json.loads(metrics_path.read_text()), f"{base} DCEDiff metrics", scene)
+            table = create_metrics_table(json.loads(metrics_path.read_text(encoding="utf-8")), f"{base} DCEDiff metrics", scene)
             flag_synthetic(table, provenance, "metrics")
             place_next_to(table, t2w_node)
             created["metrics"] = table

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             lines.append(f"  {target}: PSNR {_fmt(whole.get('psnr'))} dB, SSIM {_fmt(whole.get('ssim'), 3)}, "
                          f"MAE {_fmt(whole.get('mae'), 3)} (whole grid, intensities scaled to [0, 1])")
     print("\n".join(lines))
-    (Path(args.out) / "demo_summary.txt").write_text("\n".join(lines) + "\n")
+    (Path(args.out) / "demo_summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return 0
 
 

@@ -111,7 +111,7 @@ def _read_card(card_path: Path) -> dict:
     if not card_path.is_file():
         raise ModelFileError(f"model card {card_path} is missing; a model is a .safetensors file plus its .json card")
     try:
-        return json.loads(card_path.read_text())
+        return json.loads(card_path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"model card {card_path} is not valid JSON ({exc})") from None
 

@@ -198,7 +198,7 @@ class MeanEnhancementBaseline:
         """Read a baseline written by :meth:`save`."""
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise InputError(f"baseline file {path}: cannot be read as JSON ({exc})") from exc
         return cls.from_dict(data)

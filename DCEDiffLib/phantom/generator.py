@@ -228,7 +228,7 @@ def write_case(case: PhantomCase, out_dir, fmt: str = "nifti", *, overwrite: boo
         params["files"] = files
         if not include_series:
             params["dce_series_omitted"] = True
-        (tmp / "case.json").write_text(case_json_text(params))
+        (tmp / "case.json").write_text(case_json_text(params), encoding="utf-8")
         _usual_permissions(tmp)
         if progress:
             progress(total, total)
@@ -250,7 +250,7 @@ def _stale_phantom_cases(out_dir: Path, keep: List[str]) -> List[Path]:
         if path.is_dir() and re.fullmatch(r"case_\d+", path.name) and path.name not in keep:
             meta = path / "case.json"
             try:
-                if json.loads(meta.read_text()).get("generator") == GENERATOR_NAME:
+                if json.loads(meta.read_text(encoding="utf-8")).get("generator") == GENERATOR_NAME:
                     stale.append(path)
             except (OSError, ValueError):
                 continue

@@ -92,7 +92,7 @@ def _legend_from_case_json(case_dir: Path) -> Optional[Dict[str, int]]:
     path = case_dir / "case.json"
     if not path.is_file():
         return None
-    meta = json.loads(path.read_text())
+    meta = json.loads(path.read_text(encoding="utf-8"))
     for key in ("label_legend", "labels_legend", "legend"):
         if isinstance(meta.get(key), dict):
             return {str(k): int(v) for k, v in meta[key].items()}

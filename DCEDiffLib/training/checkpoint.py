@@ -46,7 +46,7 @@ def load_checkpoint(path_stem: Path, network: torch.nn.Module, ema: EMA,
     if not meta_path.is_file() or not tensor_path.is_file():
         return None
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         tensors = load_file(str(tensor_path))
     except Exception as exc:  # a corrupt checkpoint must not be silently ignored
         raise InputError(f"checkpoint {tensor_path} cannot be read ({exc}); delete it to start over") from exc

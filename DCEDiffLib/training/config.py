@@ -75,7 +75,7 @@ def load_config(path: Optional[Path]) -> dict:
         return make_config()
     path = Path(path)
     try:
-        overrides = json.loads(path.read_text())
+        overrides = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"training config {path} does not exist") from None
     except ValueError as exc:

@@ -45,4 +45,4 @@ def write_split(path: Path, split: dict) -> None:
 
 def read_split(path: Path) -> dict:
     """Read a split written by :func:`write_split`."""
-    return json.loads(Path(path).read_text())
+    return json.loads(Path(path).read_text(encoding="utf-8"))
