@@ -90,7 +90,7 @@ def test_write_metrics_writes_json_csv_and_markdown(tmp_path, evaluated):
     assert document["summary"]["model"]["early"]["whole"]["psnr"]["mean"] == pytest.approx(expected_psnr)
     assert document["meta"]["not_json"] == str(tmp_path)
 
-    with open(paths["csv"], newline="") as handle:
+    with open(paths["csv"], newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert rows and set(rows[0]) == {"method", "case", "target", "group", "region", "metric", "value", "note"}
     first = evaluated["model"][0]["early"]["whole"]["psnr"]

@@ -154,6 +154,7 @@ def default_launch(cmd: Sequence[str], cwd: Optional[str] = None,
     env = dict(os.environ)
     env.update(env_update or {})
     env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("PYTHONIOENCODING", "utf-8")  # we decode the output as UTF-8, whatever the locale
     kwargs = {}
     if os.name == "nt":
         kwargs["creationflags"] = subprocess.CREATE_NO_WINDOW  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ REPORTED_FLAGS = ("avx2", "avx512f", "avx512_vnni") + BF16_FLAGS
 def cpu_flags(cpuinfo_path: str = "/proc/cpuinfo") -> List[str]:
     """The CPU feature flags (Linux ``/proc/cpuinfo``, the same list ``lscpu`` prints); empty elsewhere."""
     try:
-        with open(cpuinfo_path) as handle:
+        with open(cpuinfo_path, encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 if line.startswith("flags") and ":" in line:
                     return line.split(":", 1)[1].split()
@@ -26,7 +26,7 @@ def cpu_flags(cpuinfo_path: str = "/proc/cpuinfo") -> List[str]:
 def cpu_model_name(cpuinfo_path: str = "/proc/cpuinfo") -> str:
     """The CPU's model name, or ``platform.processor()`` where /proc/cpuinfo does not exist."""
     try:
-        with open(cpuinfo_path) as handle:
+        with open(cpuinfo_path, encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 if line.startswith("model name") and ":" in line:
                     return line.split(":", 1)[1].strip()

@@ -268,11 +268,11 @@ class Trainer:
     def _open_log(self):
         path = self.out_dir / "log.csv"
         if path.is_file() and self.step > 0:  # drop rows beyond the resumed step
-            with open(path) as handle:
+            with open(path, encoding="utf-8") as handle:
                 rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= self.step]
         else:
             rows = []
-        self._log_file = open(path, "w", newline="")
+        self._log_file = open(path, "w", newline="", encoding="utf-8")
         writer = csv.DictWriter(self._log_file, LOG_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
