@@ -13,6 +13,7 @@ import pytest
 import SimpleITK as sitk
 
 from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
+from random_model import save_random_model
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not (SAMPLE_CASE_DIR / "t2w.nii.gz").is_file(), reason="shipped phantom case missing")
@@ -20,23 +21,8 @@ pytestmark = pytest.mark.skipif(not (SAMPLE_CASE_DIR / "t2w.nii.gz").is_file(), 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    import torch
-
-    from DCEDiffLib.diffusion.model_files import save_model
-    from DCEDiffLib.diffusion.presets import build_network, network_config
-    from DCEDiffLib.training.model_card import make_model_card
-
-    # Three downsamplings: the middle attention sees 20×20 positions (the tiny preset: 80×80, GBs and minutes).
-    config = network_config("tiny", in_channels=6, out_channels=2, inner_channels=8, channel_mults=[1, 1, 1, 1])
-    torch.manual_seed(0)
-    network = build_network(config)
-    with torch.no_grad():
-        for p in network.parameters():
-            p.add_(0.01 * torch.randn_like(p))
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_model(network, make_model_card(config, "diffusion", ["t2w", "pd", "adc", "t1pre"], "tiny", {"data": "none"}),
-               path)
-    return path
+    """A smaller random-weight model (8 channels, four levels of equal width): quick enough for many runs."""
+    return save_random_model(tmp_path_factory.mktemp("model"), inner_channels=8, channel_mults=[1, 1, 1, 1])
 
 
 def run_synthesize(model: Path, out: Path, seed: int = 5) -> None:

@@ -16,6 +16,7 @@ import SimpleITK as sitk
 from DCEDiffLib.cli import main
 from DCEDiffLib.model_registry import SAMPLE_CASE_DIR, shipped_model_path
 from DCEDiffLib.progress import parse_progress_line
+from random_model import save_random_model
 
 CASE = SAMPLE_CASE_DIR
 pytestmark = pytest.mark.skipif(not (CASE / "t2w.nii.gz").is_file(), reason="shipped phantom case missing")
@@ -27,22 +28,8 @@ def digest(folder: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    import torch
-
-    from DCEDiffLib.diffusion.model_files import save_model
-    from DCEDiffLib.diffusion.presets import build_network, network_config
-    from DCEDiffLib.training.model_card import make_model_card
-
-    config = network_config("tiny", in_channels=6, out_channels=2)
-    torch.manual_seed(0)
-    network = build_network(config)
-    with torch.no_grad():  # zero-initialised outputs would make every prediction identical: perturb them
-        for p in network.parameters():
-            p.add_(0.01 * torch.randn_like(p))
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    card = make_model_card(config, "diffusion", ["t2w", "pd", "adc", "t1pre"], "tiny", {"data": "none (test)"})
-    save_model(network, card, path)
-    return path
+    """A small random-weight model (tiny preset)."""
+    return save_random_model(tmp_path_factory.mktemp("model"))
 
 
 def args_for(case: Path, out: Path, *extra) -> list:

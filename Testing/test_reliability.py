@@ -23,6 +23,7 @@ import SimpleITK as sitk
 from DCEDiffLib.cli import main
 from DCEDiffLib.errors import DCEDiffError, InputError
 from DCEDiffLib.volume_io import read_volume
+from random_model import save_random_model
 
 SIZE = (48, 48, 12)
 SPACING = (5.0, 5.0, 4.0)
@@ -80,22 +81,8 @@ def digest_tree(folder: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    import torch
-
-    from DCEDiffLib.diffusion.model_files import save_model
-    from DCEDiffLib.diffusion.presets import build_network, network_config
-    from DCEDiffLib.training.model_card import make_model_card
-
-    # Three downsamplings: the middle attention sees 20×20 positions, not the tiny preset's 80×80.
-    config = network_config("tiny", in_channels=6, out_channels=2, inner_channels=8, channel_mults=[1, 1, 1, 1])
-    torch.manual_seed(0)
-    network = build_network(config)
-    with torch.no_grad():
-        for p in network.parameters():
-            p.add_(0.01 * torch.randn_like(p))
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_model(network, make_model_card(config, "diffusion", list(MODALITIES), "tiny", {"data": "none (test)"}), path)
-    return path
+    """A smaller random-weight model (8 channels, four levels of equal width): quick enough for many runs."""
+    return save_random_model(tmp_path_factory.mktemp("model"), inner_channels=8, channel_mults=[1, 1, 1, 1])
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ sys.path.insert(0, str(ROOT / "DCEDiff"))
 from DCEDiffSlicerLib import process_runner as pr  # noqa: E402
 from DCEDiffLib.model_registry import SAMPLE_CASE_DIR  # noqa: E402
 from DCEDiffLib.progress import ProgressEvent, format_progress_line  # noqa: E402
+from random_model import save_random_model  # noqa: E402
 
 CASE = SAMPLE_CASE_DIR
 needs_case = pytest.mark.skipif(not (CASE / "t2w.nii.gz").is_file(), reason="shipped phantom case missing")
@@ -21,23 +22,8 @@ INPUTS = {k: str(CASE / f"{k}.nii.gz") for k in ("t2w", "pd", "adc", "t1pre")}
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    """A small random-weight model (tiny preset), as in test_pipeline.py."""
-    import torch
-
-    from DCEDiffLib.diffusion.model_files import save_model
-    from DCEDiffLib.diffusion.presets import build_network, network_config
-    from DCEDiffLib.training.model_card import make_model_card
-
-    config = network_config("tiny", in_channels=6, out_channels=2)
-    torch.manual_seed(0)
-    network = build_network(config)
-    with torch.no_grad():
-        for p in network.parameters():
-            p.add_(0.01 * torch.randn_like(p))
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    card = make_model_card(config, "diffusion", ["t2w", "pd", "adc", "t1pre"], "tiny", {"data": "none (test)"})
-    save_model(network, card, path)
-    return path
+    """A small random-weight model (tiny preset)."""
+    return save_random_model(tmp_path_factory.mktemp("model"))
 
 
 def test_command_line_has_every_option_in_the_engines_syntax(tmp_path):
