@@ -139,17 +139,10 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
 
 def _legend(inputs: Dict[str, object]) -> Optional[dict]:
     """Label legend from a phantom case's case.json next to the T2W file, if any."""
+    from DCEDiffLib.training.case_data import legend_from_case_json
+
     t2w = inputs.get("t2w")
-    if not isinstance(t2w, (str, Path)):
-        return None
-    case_json = Path(t2w).parent / "case.json"
-    if not case_json.is_file():
-        return None
-    meta = json.loads(case_json.read_text(encoding="utf-8"))
-    for key in ("label_legend", "labels_legend", "legend"):
-        if isinstance(meta.get(key), dict):
-            return {str(k): int(v) for k, v in meta[key].items()}
-    return None
+    return legend_from_case_json(Path(t2w).parent) if isinstance(t2w, (str, Path)) else None
 
 
 def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False, overwrite: bool = False,
@@ -179,7 +172,8 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
         if output.metrics is not None:
             from DCEDiffLib.evaluation.metrics import json_safe
 
-            (tmp / "metrics.json").write_text(json.dumps(json_safe(output.metrics), indent=2, allow_nan=False), encoding="utf-8")
+            metrics_text = json.dumps(json_safe(output.metrics), indent=2, allow_nan=False)
+            (tmp / "metrics.json").write_text(metrics_text, encoding="utf-8")
         if report:
             write_case_report(output, tmp / "report.png")
     return Path(out_dir)

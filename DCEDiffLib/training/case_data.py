@@ -88,7 +88,8 @@ def list_case_dirs(data_dir: Path) -> List[Path]:
     return cases
 
 
-def _legend_from_case_json(case_dir: Path) -> Optional[Dict[str, int]]:
+def legend_from_case_json(case_dir: Path) -> Optional[Dict[str, int]]:
+    """The label legend (name → value) of a phantom case folder's case.json, or None."""
     path = case_dir / "case.json"
     if not path.is_file():
         return None
@@ -131,7 +132,7 @@ def load_case(case_dir: Path, cache_dir: Optional[Path] = None, register: bool =
     from DCEDiffLib.preprocess import load_preprocessed, preprocess_case
 
     case_dir = Path(case_dir)
-    legend = _legend_from_case_json(case_dir)
+    legend = legend_from_case_json(case_dir)
     if (case_dir / "preprocess.json").is_file():
         return arrays_from_preprocessed(case_dir.name, load_preprocessed(case_dir), legend)
     cache_path = None
