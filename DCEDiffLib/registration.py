@@ -142,7 +142,8 @@ def _crop_to_region(image: sitk.Image, center_lps: Sequence[float], radius_mm: f
 
 def correction_size(transform: sitk.Euler3DTransform, center_lps: Sequence[float],
                     radius_mm: float = REGION_RADIUS_MM) -> tuple:
-    """(largest displacement in mm over the region sphere's surface and centre, rotation angle in degrees)."""
+    """(displacement at the centre in mm, rotation angle in degrees, largest displacement in mm over the centre and
+    six points of the region sphere's surface)."""
     rotation = np.asarray(transform.GetMatrix(), dtype=float).reshape(3, 3)
     angle = math.degrees(math.acos(max(-1.0, min(1.0, (np.trace(rotation) - 1.0) / 2.0))))
     center = np.asarray(center_lps, dtype=float)

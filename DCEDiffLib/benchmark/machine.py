@@ -11,28 +11,27 @@ BF16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
 REPORTED_FLAGS = ("avx2", "avx512f", "avx512_vnni") + BF16_FLAGS
 
 
-def cpu_flags(cpuinfo_path: str = "/proc/cpuinfo") -> List[str]:
-    """The CPU feature flags (Linux ``/proc/cpuinfo``, the same list ``lscpu`` prints); empty elsewhere."""
+def _cpuinfo_field(name: str, cpuinfo_path: str) -> Optional[str]:
+    """The value of the first ``name : value`` line of /proc/cpuinfo, or None (no such line, or no such file)."""
     try:
         with open(cpuinfo_path, encoding="utf-8", errors="replace") as handle:
             for line in handle:
-                if line.startswith("flags") and ":" in line:
-                    return line.split(":", 1)[1].split()
+                if line.startswith(name) and ":" in line:
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return []
+    return None
+
+
+def cpu_flags(cpuinfo_path: str = "/proc/cpuinfo") -> List[str]:
+    """The CPU feature flags (Linux ``/proc/cpuinfo``, the same list ``lscpu`` prints); empty elsewhere."""
+    flags = _cpuinfo_field("flags", cpuinfo_path)
+    return flags.split() if flags is not None else []
 
 
 def cpu_model_name(cpuinfo_path: str = "/proc/cpuinfo") -> str:
     """The CPU's model name, or ``platform.processor()`` where /proc/cpuinfo does not exist."""
-    try:
-        with open(cpuinfo_path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("model name") and ":" in line:
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo_field("model name", cpuinfo_path) or platform.processor() or platform.machine()
 
 
 def total_memory_gb() -> Optional[float]:
