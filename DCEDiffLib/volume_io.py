@@ -107,7 +107,7 @@ def read_volume(path, name: str = "input", series_uid: Optional[str] = None, exp
     """
     if isinstance(path, sitk.Image):
         validate_volume(path, name, expect_3d, allow_constant)
-        return as_float32(path)
+        return _without_subnormal_geometry(as_float32(path))
     path = Path(path)
     if not path.exists():
         raise InputError(f"{name}: {path} does not exist; expected {EXPECTED_INPUT}")
@@ -115,7 +115,25 @@ def read_volume(path, name: str = "input", series_uid: Optional[str] = None, exp
         return read_dicom_series(path, series_uid=series_uid, name=name, allow_constant=allow_constant)
     image = _read_file(path, name, expect_3d)
     validate_volume(image, f"{name} ({path})", expect_3d, allow_constant)
-    return as_float32(image)
+    return _without_subnormal_geometry(as_float32(image))
+
+
+def _without_subnormal_geometry(image: sitk.Image) -> sitk.Image:
+    """Zero subnormal (< 2.2e-308) origin/direction components in place and return ``image`` (a fresh copy).
+
+    Such values are floating-point dust (no scanner writes them), but ITK's SVD of a direction matrix that holds
+    them fails deep inside resampling and registration; zero is the same geometry to within 1e-308 mm.
+    """
+    tiny = np.finfo(float).tiny
+
+    def clean(values):
+        return tuple(0.0 if 0.0 < abs(v) < tiny else float(v) for v in values)
+
+    direction, origin = image.GetDirection(), image.GetOrigin()
+    if clean(direction) != tuple(direction) or clean(origin) != tuple(origin):
+        image.SetDirection(clean(direction))
+        image.SetOrigin(clean(origin))
+    return image
 
 
 def _read_file(path: Path, name: str, expect_3d: bool) -> sitk.Image:
@@ -223,7 +241,7 @@ def read_dicom_series(folder, series_uid: Optional[str] = None, name: str = "inp
     except RuntimeError as exc:
         raise InputError(f"{name}: DICOM series in {folder} could not be read ({_itk_reason(exc)})") from exc
     validate_volume(image, f"{name} ({folder})", expect_3d=True, allow_constant=allow_constant)
-    return as_float32(image)
+    return _without_subnormal_geometry(as_float32(image))
 
 
 def _sorted_slice_files(files: List[str], folder: Path, name: str) -> List[str]:
