@@ -41,6 +41,7 @@ ENGINE_ROOT = _engineRoot()
 if str(ENGINE_ROOT) not in sys.path:
     sys.path.append(str(ENGINE_ROOT))
 
+from DCEDiffLib import defaults  # noqa: E402  (plain constants, no torch)
 from DCEDiffSlicerLib import process_runner  # noqa: E402  (plain Python; imports DCEDiffLib.progress only)
 
 
@@ -119,9 +120,9 @@ class DCEDiffParameterNode:
     dceLate: vtkMRMLScalarVolumeNode
     center: Union[vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsROINode]
     modelFile: str = ""
-    sampler: Annotated[str, Choice(list(process_runner.SAMPLERS))] = "dpmpp"
-    steps: Annotated[int, WithinRange(1, 1000)] = 10
-    samples: Annotated[int, WithinRange(1, 16)] = 1
+    sampler: Annotated[str, Choice(list(process_runner.SAMPLERS))] = defaults.DEFAULT_SAMPLER
+    steps: Annotated[int, WithinRange(1, 1000)] = defaults.DEFAULT_STEPS
+    samples: Annotated[int, WithinRange(1, 16)] = defaults.DEFAULT_SAMPLES
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0
     device: Annotated[str, Choice(list(process_runner.DEVICES))] = "auto"
 
@@ -306,7 +307,8 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         dependencies.ensure_dependencies(resourceFile("requirements.txt"), parent=parent)
 
     def process(self, t2w, pd, adc, t1pre, dceEarly=None, dceLate=None, center=None, model: Optional[str] = None,
-                sampler: str = "dpmpp", steps: int = 10, samples: int = 1, seed: int = 0, device: str = "auto",
+                sampler: str = defaults.DEFAULT_SAMPLER, steps: int = defaults.DEFAULT_STEPS,
+                samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0, device: str = "auto",
                 waitForCompletion: bool = True, progressCallback: Optional[Callable] = None,
                 logCallback: Optional[Callable[[str], None]] = None,
                 completedCallback: Optional[Callable] = None, showResult: bool = True) -> Optional[DCEDiffResult]:

@@ -38,6 +38,9 @@ class DCEDiffBatch(ScriptedLoadableModule):
 
 
 def buildParser() -> argparse.ArgumentParser:
+    """The batch script's arguments; sampling defaults come from the engine (``DCEDiffLib.defaults``)."""
+    from DCEDiff import defaults  # importing the module puts the engine on sys.path first
+
     parser = argparse.ArgumentParser(prog="DCEDiffBatch", description="DCEDiff batch synthesis inside 3D Slicer")
     for name, text in (("t2w", "T2-weighted"), ("pd", "proton density"), ("adc", "ADC map"),
                        ("t1pre", "T1 pre-contrast")):
@@ -45,9 +48,9 @@ def buildParser() -> argparse.ArgumentParser:
     parser.add_argument("--dce-early", help="acquired early DCE (optional: residuals and metrics)")
     parser.add_argument("--dce-late", help="acquired late DCE (optional: residuals and metrics)")
     parser.add_argument("--model", help="model .safetensors (with its .json card); default: the shipped model")
-    parser.add_argument("--sampler", default="dpmpp", choices=["dpmpp", "ddim", "ddpm", "x0"])
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--samples", type=int, default=1)
+    parser.add_argument("--sampler", default=defaults.DEFAULT_SAMPLER, choices=["dpmpp", "ddim", "ddpm", "x0"])
+    parser.add_argument("--steps", type=int, default=defaults.DEFAULT_STEPS)
+    parser.add_argument("--samples", type=int, default=defaults.DEFAULT_SAMPLES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--out", required=True, help="output folder (created; must not exist or be empty)")

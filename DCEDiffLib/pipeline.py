@@ -14,7 +14,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from DCEDiffLib import __version__
+from DCEDiffLib import __version__, defaults
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.modalities import INPUT_MODALITIES, TARGET_MODALITIES
 from DCEDiffLib.progress import CancelHook, ProgressCallback, ProgressTracker, check_cancel
@@ -59,8 +59,9 @@ def provenance_descrip(provenance: dict, limit: int = 79) -> str:
     return (head + model + tail)[:limit]
 
 
-def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None, sampler: str = "dpmpp",
-                    steps: int = 10, samples: int = 1, seed: int = 0, device: str = "auto",
+def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
+                    sampler: str = defaults.DEFAULT_SAMPLER, steps: int = defaults.DEFAULT_STEPS,
+                    samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0, device: str = "auto",
                     center_lps: Optional[Sequence[float]] = None, register: bool = True,
                     warm_start="auto", progress: Optional[ProgressCallback] = None,
                     should_cancel: Optional[CancelHook] = None) -> SynthesisOutput:

@@ -20,12 +20,13 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from DCEDiffLib import defaults
 from DCEDiffLib.benchmark.memory import PeakMemory
 from DCEDiffLib.benchmark.timing import synchronize
 from DCEDiffLib.modalities import TARGET_MODALITIES
 
-DEFAULT_SAMPLER = "dpmpp"
-DEFAULT_STEPS = 10
+DEFAULT_SAMPLER = defaults.DEFAULT_SAMPLER
+DEFAULT_STEPS = defaults.DEFAULT_STEPS
 PAPER_SAMPLER = "ddpm"
 PAPER_STEPS = 1000
 FAST_STEPS = (5, 10, 20, 50)

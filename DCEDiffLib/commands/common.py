@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Dict, Optional
 
+from DCEDiffLib import defaults
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.progress import ProgressCallback, TqdmProgress, print_progress_lines
 
@@ -27,13 +28,13 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     """--model --sampler --steps --samples --seed --device."""
     group = parser.add_argument_group("synthesis")
     group.add_argument("--model", help="model .safetensors (with its .json card); default: the shipped model")
-    group.add_argument("--sampler", default="dpmpp", choices=SAMPLERS,
+    group.add_argument("--sampler", default=defaults.DEFAULT_SAMPLER, choices=SAMPLERS,
                        help="dpmpp: DPM-Solver++(2M), the fast default; ddpm: the paper's ancestral sampler "
                             "(use --steps 1000 for the paper's schedule); ddim; x0: one-step prediction")
-    group.add_argument("--steps", type=int, default=10,
-                       help="network evaluations of the sampler (default 10; use 1000 with --sampler ddpm for the "
-                            "paper)")
-    group.add_argument("--samples", type=int, default=1,
+    group.add_argument("--steps", type=int, default=defaults.DEFAULT_STEPS,
+                       help=f"network evaluations of the sampler (default {defaults.DEFAULT_STEPS}; use 1000 with "
+                            "--sampler ddpm for the paper)")
+    group.add_argument("--samples", type=int, default=defaults.DEFAULT_SAMPLES,
                        help="average K samples; K > 1 also writes an uncertainty (std) map")
     group.add_argument("--warm-start", default="auto", metavar="GAMMA|auto|none",
                        help="start dpmpp/ddim from the T1-pre noised to this level instead of pure noise (auto: "

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from DCEDiffLib import defaults
 from DCEDiffLib.commands.common import add_progress_argument, progress_callback
 
 MODALITY_FILES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late", "labels")
@@ -21,8 +22,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
     parser.add_argument("--case", type=Path, help="another case folder (default: the shipped phantom case)")
     parser.add_argument("--model", help="default: the shipped model")
-    parser.add_argument("--samples", type=int, default=2, help="samples averaged (≥ 2 gives an uncertainty map)")
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--samples", type=int, default=defaults.DEMO_SAMPLES, help="samples averaged (≥ 2 gives an uncertainty map)")
+    parser.add_argument("--steps", type=int, default=defaults.DEFAULT_STEPS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     add_progress_argument(parser)

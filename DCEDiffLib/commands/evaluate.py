@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from DCEDiffLib import defaults
 from DCEDiffLib.commands.common import SAMPLERS
 
 
@@ -26,8 +27,8 @@ def register(subparsers) -> None:
                         help="another model evaluated the same way, e.g. regression=runs/reg/model.safetensors "
                              "or without_adc=runs/noadc/model.safetensors (repeatable)")
     parser.add_argument("--sampler", default="dpmpp", choices=SAMPLERS)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--samples", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=defaults.DEFAULT_STEPS)
+    parser.add_argument("--samples", type=int, default=defaults.DEFAULT_SAMPLES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--max-cases", type=int, help="evaluate at most this many cases (quick checks)")
