@@ -5,6 +5,6 @@ docs/diffusion.md (warm start, steps) and docs/performance.md (time per volume).
 """
 
 DEFAULT_SAMPLER = "dpmpp"   # DPM-Solver++(2M)
-DEFAULT_STEPS = 10          # network evaluations per sample
+DEFAULT_STEPS = 5           # network evaluations per sample (with the warm start; 10 gain ≈ 0.4 dB at twice the time)
 DEFAULT_SAMPLES = 1         # samples averaged by `dcediff synthesize`, the Slicer module and `dcediff evaluate`
-DEMO_SAMPLES = 2            # `dcediff demo` averages more samples: a smoother result and an uncertainty map
+DEMO_SAMPLES = 4            # `dcediff demo` averages 4 samples: higher PSNR/SSIM and an uncertainty map, < 2 min

@@ -11,7 +11,7 @@ mkdir -p "$W"
 [ -f "$W/phantomA/dataset.json" ] || $D phantom --cases 48 --domain A --seed 1 --no-dce-series --out "$W/phantomA" --overwrite
 [ -f "$W/phantomB/dataset.json" ] || $D phantom --cases 6 --domain B --seed 2 --no-dce-series --out "$W/phantomB" --overwrite
 # The model, the ADC ablation (same recipe and steps) and the deterministic regression baseline.
-$D train --config $CFG --data "$W/phantomA" --out "$W/cpu" --cache "$W/cacheA" --workers 2 --quiet
+$D train --config $CFG --iterations 6000 --data "$W/phantomA" --out "$W/cpu" --cache "$W/cacheA" --workers 2 --quiet
 $D train --config $CFG --without adc --iterations 1500 --data "$W/phantomA" --out "$W/cpu_noadc" --cache "$W/cacheA" --quiet
 $D train --config $CFG --objective regression --iterations 1000 --data "$W/phantomA" --out "$W/cpu_reg" --cache "$W/cacheA" --quiet
 # Held-out evaluation, default sampler (DPM-Solver++(2M), 20 steps): domain A test patients, then domain B.
