@@ -30,6 +30,10 @@ MIN_IMPROVEMENT = 1e-4           # Mattes metric must drop by at least this much
 FLATTEN_SIGMA_MM = 15.0          # coil bias flattening: divide by a Gaussian-smoothed copy of the image
 FOV_MARGIN_MM = 6.0              # region samples stay this far inside the moving series' field of view
 LEARNING_RATE_MM = 0.5           # largest step of the optimiser (physical shift in mm)
+# Reference scans with little gland contrast: when the guard rejects their intensity registration, retry on
+# gradient magnitudes (edges), which ProstateX-0001's PD needs (docs/preprocessing.md).
+EDGE_FALLBACK = ("pd",)
+EDGE_SIGMA_MM = 1.5
 
 
 @dataclasses.dataclass
@@ -194,7 +198,9 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
     (:func:`flatten_bias`), except for quantitative maps such as ADC; a translation is optimised first, then the rigid
     transform. The similarity is measured inside a sphere of ``radius_mm`` around ``center_lps`` (the gland).
     Returns a :class:`RegistrationResult`; the correction is applied only when it is plausible (at most
-    ``max_translation_mm`` anywhere in the sphere and ``max_rotation_deg``) and lowers the metric.
+    ``max_translation_mm`` anywhere in the sphere and ``max_rotation_deg``) and lowers the metric. For series in
+    :data:`EDGE_FALLBACK` whose intensity registration the guard rejects, the registration is repeated on gradient
+    magnitudes (edges) under the same guard.
     """
     fixed32 = _match_resolution(_crop_to_region(fixed, center_lps, radius_mm + 2 * FLATTEN_SIGMA_MM), moving)
     moving32 = sitk.Cast(moving, sitk.sitkFloat32)
@@ -203,6 +209,23 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
     mask = region_mask(fixed32, center_lps, radius_mm, moving32)
     if np.count_nonzero(sitk.GetArrayViewFromImage(mask)) < 1000:
         return identity_result(modality, "the region around the gland centre is outside the T2W; alignment kept")
+    limits = (radius_mm, iterations, learning_rate, max_translation_mm, max_rotation_deg)
+    result = _guarded_attempt(fixed32, moving32, mask, modality, center_lps, *limits)
+    if result.applied or modality not in EDGE_FALLBACK or result.reason.startswith("registration failed"):
+        return result
+    edges = [sitk.GradientMagnitudeRecursiveGaussian(image, EDGE_SIGMA_MM) for image in (fixed32, moving32)]
+    retry = _guarded_attempt(edges[0], edges[1], mask, modality, center_lps, *limits)
+    if retry.applied:
+        retry.reason = (f"applied on edges (gradient magnitudes; metric values are of the edge images) after the "
+                        f"intensity registration was rejected: {result.reason}")
+        return retry
+    return result
+
+
+def _guarded_attempt(fixed32: sitk.Image, moving32: sitk.Image, mask: sitk.Image, modality: str,
+                     center_lps: Sequence[float], radius_mm: float, iterations: int, learning_rate: float,
+                     max_translation_mm: float, max_rotation_deg: float) -> RegistrationResult:
+    """Translation then rigid optimisation from the scanner alignment, and the plausibility guard."""
     initial = sitk.Euler3DTransform()
     initial.SetCenter(tuple(float(c) for c in center_lps))  # rotate about the gland, not the image corner
     before = _metric_value(fixed32, moving32, mask, initial)

@@ -172,15 +172,17 @@ def unperturbed(exams):
 
 
 PD_0001_LIMITATION = pytest.mark.xfail(
-    reason="known limitation: for ProstateX-0001 the registration of the PD reference scan (tfl3d, strong coil "
-           "shading, almost no gland contrast) drifts into a large rotation; the plausibility guard rejects it and "
-           "the scanner alignment is kept and reported (see docs/preprocessing.md)", strict=False)
-CASES = [pytest.param(p, m, marks=PD_0001_LIMITATION if (p, m) == ("ProstateX-0001", "pd") else ())
-         for p in sorted(EXAMS) for m in ("adc", "pd")]
+    reason="known limitation: the PD reference scan of ProstateX-0001 (tfl3d, strong coil shading, almost no gland "
+           "contrast) drifts under intensity MI; the guard rejects that and the edge (gradient-magnitude) retry "
+           "corrects it by 3.9 mm / 1.3°, beyond this test's 3 mm bound for an unperturbed series (whether that is "
+           "the scan's true motion is unknown; see docs/preprocessing.md)", strict=False)
+CASES = [(p, m) for p in sorted(EXAMS) for m in ("adc", "pd")]
+UNPERTURBED_CASES = [pytest.param(p, m, marks=PD_0001_LIMITATION if (p, m) == ("ProstateX-0001", "pd") else ())
+                     for p, m in CASES]
 
 
 @needs_data
-@pytest.mark.parametrize("patient, modality", CASES)
+@pytest.mark.parametrize("patient, modality", UNPERTURBED_CASES)
 def test_unperturbed_series_stay_near_the_scanner_alignment(exams, unperturbed, patient, modality):
     result = unperturbed[(patient, modality)]
     points = sphere_points(exams[patient]["center"])
