@@ -24,7 +24,7 @@ from DCEDiffLib.progress import check_cancel
 # The shipped model's fast samplers start from the T1-pre at this noise level (measured best on the phantom, see
 # docs/diffusion.md "Warm start"); the paper's ancestral sampler and x0 start from pure noise.
 DEFAULT_WARM_START = 0.02
-# Slices per network call. On a 2-core CPU 4 slices run about 1.3x faster per slice than 16 (the activations of
+# Slices per network call. On a 2-core CPU 4 slices run about 1.2x faster per slice than 16 (the activations of
 # 16 slices no longer fit the caches; docs/performance.md); a GPU wants large batches.
 CPU_CHUNK = 4
 GPU_CHUNK = 64
