@@ -211,7 +211,7 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode.sampler == "ddpm" and self._parameterNode.steps < 1000:
             self._parameterNode.steps = 1000
         elif self._parameterNode.sampler != "ddpm" and self._parameterNode.steps == 1000:
-            self._parameterNode.steps = 10
+            self._parameterNode.steps = defaults.DEFAULT_STEPS
 
     def onImportModel(self) -> None:
         path = qt.QFileDialog.getOpenFileName(self.parent, _("Import DCEDiff model file"), "",

@@ -48,7 +48,7 @@ def buildParser() -> argparse.ArgumentParser:
     parser.add_argument("--dce-early", help="acquired early DCE (optional: residuals and metrics)")
     parser.add_argument("--dce-late", help="acquired late DCE (optional: residuals and metrics)")
     parser.add_argument("--model", help="model .safetensors (with its .json card); default: the shipped model")
-    parser.add_argument("--sampler", default=defaults.DEFAULT_SAMPLER, choices=["dpmpp", "ddim", "ddpm", "x0"])
+    parser.add_argument("--sampler", default=defaults.DEFAULT_SAMPLER, choices=defaults.SAMPLERS)
     parser.add_argument("--steps", type=int, default=defaults.DEFAULT_STEPS)
     parser.add_argument("--samples", type=int, default=defaults.DEFAULT_SAMPLES)
     parser.add_argument("--seed", type=int, default=0)

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from DCEDiffLib import defaults
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.modalities import TARGET_MODALITIES
 from DCEDiffLib.progress import TqdmProgress
@@ -55,7 +56,8 @@ def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed:
 
 def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: Optional[Path] = None,
                     baseline_data: Optional[Path] = None, compare: Optional[Dict[str, str]] = None,
-                    sampler: str = "dpmpp", steps: int = 10, samples: int = 1, seed: int = 0,
+                    sampler: str = defaults.DEFAULT_SAMPLER, steps: int = defaults.DEFAULT_STEPS,
+                    samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0,
                     device: str = "auto", max_cases: Optional[int] = None, fid: bool = True,
                     overwrite: bool = False, cache_dir: Optional[Path] = None) -> dict:
     """Run the evaluation and write metrics.json/csv/md and report.png into ``out_dir``; returns the summary."""

@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
+from DCEDiffLib import defaults
 from DCEDiffLib.progress import ProgressEvent, parse_progress_line
 
-SAMPLERS = ("dpmpp", "ddim", "ddpm", "x0")
+SAMPLERS = defaults.SAMPLERS
 DEVICES = ("auto", "cpu", "cuda")
 EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 2, 3
 REQUIRED_INPUTS = ("t2w", "pd", "adc", "t1pre")
@@ -47,9 +48,9 @@ class SynthesisRequest:
     inputs: Dict[str, str]
     out_dir: str
     model: Optional[str] = None            # None or "": the shipped model
-    sampler: str = "dpmpp"
-    steps: int = 10
-    samples: int = 1
+    sampler: str = defaults.DEFAULT_SAMPLER
+    steps: int = defaults.DEFAULT_STEPS
+    samples: int = defaults.DEFAULT_SAMPLES
     seed: int = 0
     device: str = "auto"
     center_lps: Optional[Sequence[float]] = None

@@ -10,13 +10,15 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from DCEDiffLib import defaults
 from DCEDiffLib.benchmark.memory import PeakMemory
 
 CASE_FILES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late", "labels")
 
 
-def time_end_to_end(case_dir: Path, out_dir: Path, model_path: Optional[str], sampler: str = "dpmpp",
-                    steps: int = 10, samples: int = 1, seed: int = 0, device: str = "auto") -> dict:
+def time_end_to_end(case_dir: Path, out_dir: Path, model_path: Optional[str],
+                    sampler: str = defaults.DEFAULT_SAMPLER, steps: int = defaults.DEFAULT_STEPS,
+                    samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0, device: str = "auto") -> dict:
     """Run ``synthesize_to_folder`` once on ``case_dir`` into ``out_dir`` and time it.
 
     Returns wall seconds, the sampling seconds the pipeline itself recorded, the rest (load, registration,

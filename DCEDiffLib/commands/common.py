@@ -9,7 +9,7 @@ from DCEDiffLib import defaults
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.progress import ProgressCallback, TqdmProgress, print_progress_lines
 
-SAMPLERS = ("dpmpp", "ddim", "ddpm", "x0")
+SAMPLERS = defaults.SAMPLERS
 
 
 def add_input_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:

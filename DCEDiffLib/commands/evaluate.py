@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     parser.add_argument("--compare", action="append", default=[], metavar="NAME=MODEL",
                         help="another model evaluated the same way, e.g. regression=runs/reg/model.safetensors "
                              "or without_adc=runs/noadc/model.safetensors (repeatable)")
-    parser.add_argument("--sampler", default="dpmpp", choices=SAMPLERS)
+    parser.add_argument("--sampler", default=defaults.DEFAULT_SAMPLER, choices=SAMPLERS)
     parser.add_argument("--steps", type=int, default=defaults.DEFAULT_STEPS)
     parser.add_argument("--samples", type=int, default=defaults.DEFAULT_SAMPLES)
     parser.add_argument("--seed", type=int, default=0)

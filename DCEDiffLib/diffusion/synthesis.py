@@ -14,6 +14,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 import torch
 
+from DCEDiffLib import defaults
 from DCEDiffLib.diffusion.model_files import LoadedModel
 from DCEDiffLib.diffusion.objectives import predict_regression
 from DCEDiffLib.diffusion.samplers import sample, sampler_levels
@@ -112,8 +113,9 @@ class _ChunkedNetwork:
         return torch.cat(outputs)
 
 
-def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: str = "dpmpp", steps: int = 10,
-                      samples: int = 1, seed: int = 0, device: str = "auto", batch_size: Optional[int] = None,
+def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: str = defaults.DEFAULT_SAMPLER,
+                      steps: int = defaults.DEFAULT_STEPS, samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0,
+                      device: str = "auto", batch_size: Optional[int] = None,
                       precision: str = "auto", progress: Optional[Callable[[int, int], None]] = None,
                       should_cancel: Optional[Callable[[], bool]] = None,
                       skip_below_train_min: bool = False, warm_start: Union[str, float, None] = "auto"
