@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs, model)")
     parser.add_argument("--without", action="append", choices=INPUT_MODALITIES, default=None,
                         help="drop a condition modality (repeatable), e.g. --without adc for the ADC ablation")
-    parser.add_argument("--objective", choices=["diffusion", "regression"],
+    parser.add_argument("--objective", choices=["diffusion", "regression", "residual"],
                         help="override the config: 'regression' trains the deterministic L1 baseline")
     parser.add_argument("--iterations", type=int, help="override the config's number of iterations")
     parser.add_argument("--max-steps", type=int, help="stop after this many steps in this run (resume later)")

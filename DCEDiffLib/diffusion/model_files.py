@@ -25,7 +25,9 @@ FORMAT_VERSION = 1
 ARCHITECTURE_NAME = "palette-guided-unet"
 REQUIRED_FIELDS = {"format", "format_version", "architecture", "objective", "schedules", "conditions", "targets",
                    "normalization", "weights_sha256"}
-OPTIONAL_FIELDS = {"channel_meaning", "working_grid", "training", "metrics", "created_by", "description"}
+OPTIONAL_FIELDS = {"channel_meaning", "working_grid", "training", "metrics", "created_by", "description",
+                   "parameterization", "mean_network", "residual_scale", "input_statistics", "data_domain"}
+OBJECTIVES = ("diffusion", "regression", "residual")
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol ≥2, zip (torch.save)
 
 
@@ -89,8 +91,12 @@ def check_card(card: dict, where: Path) -> None:
     if not isinstance(arch, dict) or arch.get("name") != ARCHITECTURE_NAME or not isinstance(arch.get("config"), dict):
         raise ModelFileError(f"model card {where}: architecture {arch.get('name') if isinstance(arch, dict) else arch!r}"
                              f"; expected {ARCHITECTURE_NAME!r} with a network config")
-    if card["objective"] not in ("diffusion", "regression"):
-        raise ModelFileError(f"model card {where}: objective {card['objective']!r}; expected diffusion or regression")
+    if card["objective"] not in OBJECTIVES:
+        raise ModelFileError(f"model card {where}: objective {card['objective']!r}; expected one of "
+                             f"{', '.join(OBJECTIVES)}")
+    if card.get("parameterization", "image") not in ("image", "enhancement"):
+        raise ModelFileError(f"model card {where}: parameterization {card['parameterization']!r}; expected image or "
+                             "enhancement")
     conditions = card["conditions"]
     if (not isinstance(conditions, list) or not conditions or len(set(conditions)) != len(conditions)
             or any(m not in INPUT_MODALITIES for m in conditions)
@@ -101,10 +107,44 @@ def check_card(card: dict, where: Path) -> None:
         raise ModelFileError(f"model card {where}: targets {card['targets']!r}; expected {list(TARGET_MODALITIES)}")
     config = arch["config"]
     expected_in = len(conditions) + len(TARGET_MODALITIES)
+    if card["objective"] == "residual":
+        _check_residual_fields(card, where)
+        expected_in += len(TARGET_MODALITIES)  # the mean is a condition of the residual network
     if config.get("in_channels") != expected_in or config.get("out_channels") != len(TARGET_MODALITIES):
         raise ModelFileError(f"model card {where}: network has {config.get('in_channels')} inputs/"
                              f"{config.get('out_channels')} outputs; {len(conditions)} conditions need "
                              f"{expected_in}/{len(TARGET_MODALITIES)}")
+
+
+def _check_residual_fields(card: dict, where: Path) -> None:
+    mean = card.get("mean_network")
+    if not isinstance(mean, dict) or not isinstance(mean.get("config"), dict):
+        raise ModelFileError(f"model card {where}: a residual model needs 'mean_network' with a network config")
+    expected = len(card["conditions"]) + len(TARGET_MODALITIES)
+    if mean["config"].get("in_channels") != expected or mean["config"].get("out_channels") != len(TARGET_MODALITIES):
+        raise ModelFileError(f"model card {where}: mean network has {mean['config'].get('in_channels')} inputs/"
+                             f"{mean['config'].get('out_channels')} outputs; expected {expected}/"
+                             f"{len(TARGET_MODALITIES)}")
+    if mean.get("parameterization", "image") not in ("image", "enhancement"):
+        raise ModelFileError(f"model card {where}: mean network parameterization {mean.get('parameterization')!r}")
+    scale = card.get("residual_scale")
+    if not isinstance(scale, (int, float)) or not 0 < float(scale) < 10:
+        raise ModelFileError(f"model card {where}: residual_scale {scale!r}; expected a number in (0, 10)")
+
+
+def build_from_card(card: dict) -> torch.nn.Module:
+    """The (untrained) network a checked card describes: a U-Net, or a mean + residual pair."""
+    from DCEDiffLib.diffusion.presets import build_network
+
+    if card["objective"] == "residual":
+        from DCEDiffLib.diffusion.residual import ResidualDiffusionModel
+
+        build_network(card["mean_network"]["config"])  # validates the config's keys
+        build_network(card["architecture"]["config"])
+        return ResidualDiffusionModel(card["mean_network"]["config"], card["architecture"]["config"],
+                                      card["conditions"], card["normalization"].get("target_range_factor", 3.0),
+                                      card["residual_scale"], card["mean_network"].get("parameterization", "image"))
+    return build_network(card["architecture"]["config"])
 
 
 def _read_card(card_path: Path) -> dict:
@@ -120,8 +160,6 @@ def load_model(path: os.PathLike, device: str = "cpu") -> LoadedModel:
     """Load and check a model (path: the .safetensors, the .json or the stem); returns it in eval mode."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
-
-    from DCEDiffLib.diffusion.presets import build_network
 
     weights_path, card_path = model_paths(path)
     if not weights_path.is_file():
@@ -142,7 +180,7 @@ def load_model(path: os.PathLike, device: str = "cpu") -> LoadedModel:
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"model weights {weights_path} are corrupt or truncated ({exc})") from None
     try:
-        network = build_network(card["architecture"]["config"])
+        network = build_from_card(card)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"model card {card_path}: network config cannot be built ({exc})") from None
     expected = network.state_dict()

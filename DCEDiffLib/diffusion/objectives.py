@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 
 from DCEDiffLib.diffusion.schedules import TRAIN_SCHEDULE, gammas
 
@@ -24,15 +23,25 @@ def sample_training_gammas(batch: int, generator: Optional[torch.Generator] = No
     return (high - low) * u + low
 
 
+def _weighted_mean(values: torch.Tensor, weights: Optional[torch.Tensor]) -> torch.Tensor:
+    """Mean of ``values`` (B, C, H, W), weighted per pixel by ``weights`` (B, H, W) when given."""
+    if weights is None:
+        return values.mean()
+    w = weights[:, None].to(values.dtype).expand_as(values)
+    return (values * w).sum() / w.sum()
+
+
 def diffusion_loss(network, cond: torch.Tensor, target: torch.Tensor,
-                   generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Algorithm 1: ỹ = √γ·y0 + √(1−γ)·ε with ε shaped like the *target*; MSE between ε and the prediction."""
+                   generator: Optional[torch.Generator] = None,
+                   weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Algorithm 1: ỹ = √γ·y0 + √(1−γ)·ε with ε shaped like the *target*; MSE between ε and the prediction
+    (weighted per pixel by ``weights`` (B, H, W) when given)."""
     gamma = sample_training_gammas(target.shape[0], generator, target.device)
     noise = torch.randn(target.shape, generator=generator, device=target.device, dtype=target.dtype)
     g = gamma.to(target.dtype)[:, None, None, None]
     noisy = g.sqrt() * target + (1 - g).sqrt() * noise
     predicted = network(torch.cat([cond, noisy], dim=1), gamma.float())
-    return F.mse_loss(predicted.float(), noise.float())
+    return _weighted_mean((predicted.float() - noise.float()) ** 2, weights)
 
 
 def predict_regression(network, cond: torch.Tensor) -> torch.Tensor:
@@ -43,6 +52,11 @@ def predict_regression(network, cond: torch.Tensor) -> torch.Tensor:
     return network(torch.cat([cond, zeros], dim=1), gamma)
 
 
-def regression_loss(network, cond: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The deterministic baseline: the same network trained with L1 on y0 in one step."""
-    return F.l1_loss(predict_regression(network, cond).float(), target.float())
+def regression_loss(network, cond: torch.Tensor, target: torch.Tensor, base: Optional[torch.Tensor] = None,
+                    weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The deterministic baseline: the same network trained with L1 on y0 in one step. ``base`` is added to the
+    network's output (the enhancement parameterization); ``weights`` (B, H, W) weight the pixels."""
+    predicted = predict_regression(network, cond).float()
+    if base is not None:
+        predicted = predicted + base.float()
+    return _weighted_mean((predicted - target.float()).abs(), weights)

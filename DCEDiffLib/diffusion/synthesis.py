@@ -16,7 +16,7 @@ import torch
 
 from DCEDiffLib import defaults
 from DCEDiffLib.diffusion.model_files import LoadedModel
-from DCEDiffLib.diffusion.objectives import predict_regression
+from DCEDiffLib.diffusion.residual import predict_mean
 from DCEDiffLib.diffusion.samplers import sample, sampler_levels
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.progress import check_cancel
@@ -138,6 +138,7 @@ def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: st
     if samples < 1:
         raise InputError(f"samples {samples}: expected 1 or more")
     dev = resolve_device(device)
+    # A residual model samples the residual from pure noise (its start is the mean); a regression needs no sampler.
     warm_start = resolve_warm_start(sampler, warm_start) if model.card.get("objective", "diffusion") == "diffusion" \
         else None
     try:
@@ -161,6 +162,32 @@ def t1pre_start(model: LoadedModel, cond: torch.Tensor) -> torch.Tensor:
     return ((t1pre + 1.0) / factor - 1.0).repeat(1, len(model.card["targets"]), 1, 1)
 
 
+def _residual_sample(network, cond, samples, chunk, precision, sampler, steps, seed, dev, progress, should_cancel,
+                     notes, skip_below_train_min):
+    """μ once per slice (the same for every sample), then the residual sampled from pure noise; (y0, NFE)."""
+    check_cancel(should_cancel)
+    slices = cond.shape[0] // samples
+    means = []
+    for start in range(0, slices, chunk):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            means.append(network.mean(cond[start:start + chunk]).float())
+    mean = torch.cat(means).repeat(samples, 1, 1, 1)
+    total = len(sampler_levels(sampler, steps, skip_below_train_min)) + 1
+
+    def callback(info):
+        if progress is not None:
+            progress(info["step"] + 1, total)
+
+    if progress is not None:
+        progress(1, total)
+    residual_fn = _ChunkedNetwork(network, torch.cat([cond, mean], 1), chunk, precision, notes)
+    residual = sample(residual_fn, tuple(mean.shape), sampler=sampler, steps=steps, seed=seed, callback=callback,
+                      should_cancel=should_cancel, device=dev, skip_below_train_min=skip_below_train_min,
+                      clamp=False)
+    # The residual is unbounded in its own units; clamping its y0 estimate to [-1, 1] as for images would cut it.
+    return network.combine(mean, residual), total
+
+
 def _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_size, precision, progress,
                 should_cancel, notes, skip_below_train_min=False, warm_start=None) -> SynthesisResult:
     started = time.perf_counter()
@@ -171,17 +198,24 @@ def _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_siz
     chunk = batch_size or (GPU_CHUNK if dev.type == "cuda" else CPU_CHUNK)
     eps_fn = _ChunkedNetwork(network, cond, chunk, precision, notes)
     shape = (cond.shape[0], len(model.card["targets"])) + tuple(cond.shape[2:])
+    objective = model.card.get("objective", "diffusion")
     with torch.inference_mode():
-        if model.card.get("objective", "diffusion") == "regression":
+        if objective == "regression":
             check_cancel(should_cancel)
+            card = model.card
             outputs = []
             for start in range(0, cond.shape[0], chunk):
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                    outputs.append(predict_regression(network, cond[start:start + chunk]).float())
+                    outputs.append(predict_mean(network, cond[start:start + chunk],
+                                                card.get("parameterization", "image"), card["conditions"],
+                                                card["normalization"].get("target_range_factor", 3.0)).float())
             y0 = torch.cat(outputs).clamp(-1, 1)
             nfe = 1
             if progress is not None:
                 progress(1, 1)
+        elif objective == "residual":
+            y0, nfe = _residual_sample(network, cond, samples, chunk, precision, sampler, steps, seed, dev,
+                                       progress, should_cancel, notes, skip_below_train_min)
         else:
             total = len(sampler_levels(sampler, steps, skip_below_train_min, warm_start))
             start = t1pre_start(model, cond) if warm_start is not None else None

@@ -56,6 +56,9 @@ class DomainProtocol:
     endorectal_coil: bool
     coil_gain: Tuple[float, float] = (0.0, 0.0)
     coil_length_mm: Tuple[float, float] = (12.0, 20.0)
+    # Share of exams whose T1-weighted series (T1-pre and DCE) are fat suppressed. Real protocols differ: ProstateX's
+    # TWIST/VIBE are not (fat is bright on T1 and does not enhance), the I2CVB VIBE is; a model must meet both.
+    fat_suppressed_share: float = 0.5
 
 
 PROTOCOLS: Dict[str, DomainProtocol] = {
@@ -144,6 +147,7 @@ class ExamPlan:
     b1_coefficients: np.ndarray
     coil_gain: float
     coil_length_mm: float
+    fat_suppressed: bool = True
 
     @property
     def early_frame(self) -> int:
@@ -195,13 +199,18 @@ def plan_exam(rng: np.random.Generator, domain: str, anatomy: Anatomy) -> ExamPl
         bias = base_bias + rng.normal(0, 0.03, 9)
         series[name] = SeriesPlan(name, grid, motion, sequence, _draw(rng, sp.snr), _draw(rng, sp.gain), bias)
     dt = rng.uniform(*proto.frame_interval_s)
-    return ExamPlan(
+    plan = ExamPlan(
         domain=proto, orientation=orientation, series=series, frame_times_s=np.arange(proto.frames) * dt,
         arrival_delay_s=rng.uniform(*proto.arrival_delay_s), aif_scale=rng.uniform(*proto.aif_scale),
         venous_delay_s=rng.uniform(6, 10), venous_dispersion_s=rng.uniform(8, 15),
         fat_sat_residual=rng.uniform(*proto.fat_sat_residual), b1_mean=rng.uniform(0.85, 1.0),
         b1_coefficients=rng.normal(0, 0.04, 3), coil_gain=rng.uniform(*proto.coil_gain),
         coil_length_mm=rng.uniform(*proto.coil_length_mm))
+    # Drawn last so that every earlier draw of a seed stays what it was before fat suppression became random.
+    plan.fat_suppressed = bool(rng.random() < proto.fat_suppressed_share)
+    if not plan.fat_suppressed:
+        plan.fat_sat_residual = 1.0
+    return plan
 
 
 def _local_points(grid: Grid, anatomy: Anatomy, motion):

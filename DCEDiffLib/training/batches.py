@@ -7,7 +7,7 @@ cut into consecutive batches of ``batch_size`` per rank, each epoch a new permut
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ class SliceBatches:
 
     def __init__(self, cases: Sequence[CaseArrays], batch_size: int, crop_size: int, seed: int,
                  conditions_kept: Sequence[str] = INPUT_MODALITIES, flip_left_right: bool = True,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, region_weights: Optional[Dict[str, float]] = None):
         usable = [c for c in cases if c.targets is not None]
         if not usable:
             raise ValueError("no training case has acquired early/late DCE targets")
@@ -38,6 +38,7 @@ class SliceBatches:
         self.rank = rank
         self.world_size = world_size
         self._perm_cache = {}
+        self.weights = [region_weight_map(c, region_weights or {}) for c in usable]
 
     def _permutation(self, epoch: int) -> np.ndarray:
         if epoch not in self._perm_cache:
@@ -55,8 +56,14 @@ class SliceBatches:
 
     def batch(self, step: int) -> Tuple[torch.Tensor, torch.Tensor]:
         """(conditions (B, C, S, S), targets (B, 2, S, S)) float32 for ``step``."""
+        cond, target, _ = self.weighted_batch(step)
+        return cond, target
+
+    def weighted_batch(self, step: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(conditions, targets, per-pixel loss weights (B, S, S)) float32 for ``step``; the same crops as
+        :meth:`batch`."""
         rng = np.random.default_rng([self.seed, step, self.rank, 1])
-        conds, targets = [], []
+        conds, targets, weights = [], [], []
         for index in self.item_indices(step):
             case_index, k = self.items[index]
             case = self.cases[case_index]
@@ -66,13 +73,28 @@ class SliceBatches:
             top = int(rng.integers(0, height - self.crop_size + 1))
             left = int(rng.integers(0, width - self.crop_size + 1))
             window = (slice(None), slice(top, top + self.crop_size), slice(left, left + self.crop_size))
+            weight = self.weights[case_index][k][window[1:]]
             cond, target = cond[window], target[window]
             if self.flip and rng.random() < 0.5:  # left-right is the column (i) axis of a T2W-oriented grid
-                cond, target = cond[..., ::-1], target[..., ::-1]
+                cond, target, weight = cond[..., ::-1], target[..., ::-1], weight[..., ::-1]
             conds.append(np.clip(cond, -1, 1))
             targets.append(np.clip(target, -1, 1))
+            weights.append(weight)
         return (torch.from_numpy(np.ascontiguousarray(np.stack(conds), dtype=np.float32)),
-                torch.from_numpy(np.ascontiguousarray(np.stack(targets), dtype=np.float32)))
+                torch.from_numpy(np.ascontiguousarray(np.stack(targets), dtype=np.float32)),
+                torch.from_numpy(np.ascontiguousarray(np.stack(weights), dtype=np.float32)))
+
+
+def region_weight_map(case: CaseArrays, region_weights: Dict[str, float]) -> np.ndarray:
+    """Per-voxel loss weights (K, H, W): 1 everywhere plus ``region_weights[name]`` inside each named label of the
+    case's legend (e.g. the gland and the lesions of a phantom case); all ones without labels or weights."""
+    weight = np.ones(case.conditions.shape[1:], dtype=np.float32)
+    if not region_weights or case.labels is None or not case.legend:
+        return weight
+    for name, extra in region_weights.items():
+        if name in case.legend:
+            weight[case.labels == int(case.legend[name])] += np.float32(extra)
+    return weight
 
 
 def fixed_slices(cases: Sequence[CaseArrays], count: int, conditions_kept: Sequence[str] = INPUT_MODALITIES,

@@ -14,10 +14,15 @@ from typing import Optional
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.modalities import INPUT_MODALITIES
 
+OBJECTIVES = ("diffusion", "regression", "residual")
+
 # DCE-diff (CVPRW 2024) recipe on top of Palette's defaults.
 PAPER_RECIPE = {
     "model": {"preset": "paper"},          # network preset, plus any network-config overrides
-    "objective": "diffusion",              # "diffusion" (paper) or "regression" (deterministic L1 baseline)
+    "objective": "diffusion",              # "diffusion" (paper), "regression" (deterministic L1) or "residual"
+    "parameterization": "image",           # regression output: "image" (y0) or "enhancement" (y0 − zero enhancement)
+    "mean_model": "",                      # objective "residual": the trained regression model it diffuses around
+    "region_weights": {},                  # extra loss weight per phantom label, e.g. {"lesion": 4}
     "without": [],                         # condition modalities to drop, e.g. ["adc"] for the ADC ablation
     "iterations": 260000,
     "batch_size": 4,
@@ -49,7 +54,7 @@ def _merge(base: dict, override: dict, where: str) -> dict:
     for key, value in override.items():
         if key not in base:
             raise InputError(f"training config: unknown key '{where}{key}'; known keys: {', '.join(sorted(base))}")
-        if isinstance(base[key], dict) and key != "model":
+        if isinstance(base[key], dict) and key not in ("model", "region_weights"):
             merged[key] = _merge(base[key], value, f"{where}{key}.")
         else:
             merged[key] = copy.deepcopy(value)
@@ -62,8 +67,17 @@ def make_config(overrides: Optional[dict] = None) -> dict:
     bad = [m for m in config["without"] if m not in INPUT_MODALITIES]
     if bad:
         raise InputError(f"training config: cannot drop {bad}; expected a subset of {list(INPUT_MODALITIES)}")
-    if config["objective"] not in ("diffusion", "regression"):
-        raise InputError(f"training config: objective {config['objective']!r}; expected 'diffusion' or 'regression'")
+    if config["objective"] not in OBJECTIVES:
+        raise InputError(f"training config: objective {config['objective']!r}; expected one of {', '.join(OBJECTIVES)}")
+    if config["parameterization"] not in ("image", "enhancement"):
+        raise InputError(f"training config: parameterization {config['parameterization']!r}; expected 'image' or "
+                         "'enhancement'")
+    if config["objective"] == "residual" and not config["mean_model"]:
+        raise InputError("training config: objective 'residual' needs 'mean_model', the path of a trained "
+                         "regression model (dcediff train with objective 'regression')")
+    weights = config["region_weights"]
+    if not isinstance(weights, dict) or any(not isinstance(v, (int, float)) or v < 0 for v in weights.values()):
+        raise InputError(f"training config: region_weights {weights!r}; expected {{label name: extra weight ≥ 0}}")
     if not 16 <= int(config["crop_size"]) <= 160:
         raise InputError(f"training config: crop_size {config['crop_size']}; expected 16..160")
     return config

@@ -10,16 +10,28 @@ from DCEDiffLib.target_scale import RANGE_FACTOR
 
 
 def make_model_card(network_config: dict, objective: str, conditions: Sequence[str], preset: str,
-                    training: dict, metrics: Optional[dict] = None) -> dict:
+                    training: dict, metrics: Optional[dict] = None, parameterization: str = "image",
+                    residual: Optional[dict] = None) -> dict:
     """Everything a user (and the loader) needs to know about a model, except the weights' hash.
 
-    ``save_model`` adds ``weights_sha256``.
+    ``save_model`` adds ``weights_sha256``. ``residual`` ({"mean_network": ..., "residual_scale": s}) describes the
+    frozen mean network of a residual-diffusion model (objective "residual").
     """
     from DCEDiffLib.diffusion.model_files import FORMAT_NAME, FORMAT_VERSION
     from DCEDiffLib.diffusion.schedules import INFERENCE_SCHEDULE, TRAIN_SCHEDULE
 
     conditions = list(conditions)
-    return {
+    if objective == "residual":
+        outputs = [f"predicted noise of the residual ({t} − mean) / residual_scale" for t in TARGET_MODALITIES]
+        inputs = ([f"{m}: {DESCRIPTIONS[m]} (condition)" for m in conditions]
+                  + [f"mean {t} of the mean network (condition)" for t in TARGET_MODALITIES]
+                  + [f"noisy residual of {t}" for t in TARGET_MODALITIES])
+    else:
+        outputs = [f"predicted noise of {t}" if objective == "diffusion" else f"predicted {t}"
+                   for t in TARGET_MODALITIES]
+        inputs = ([f"{m}: {DESCRIPTIONS[m]} (condition)" for m in conditions]
+                  + [f"noisy {t}: {DESCRIPTIONS[t]}" for t in TARGET_MODALITIES])
+    card = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "architecture": {"name": "palette-guided-unet", "preset": preset, "config": dict(network_config)},
@@ -27,12 +39,7 @@ def make_model_card(network_config: dict, objective: str, conditions: Sequence[s
         "schedules": {"train": dict(TRAIN_SCHEDULE), "inference": dict(INFERENCE_SCHEDULE)},
         "conditions": conditions,
         "targets": list(TARGET_MODALITIES),
-        "channel_meaning": {
-            "input": [f"{m}: {DESCRIPTIONS[m]} (condition)" for m in conditions]
-            + [f"noisy {t}: {DESCRIPTIONS[t]}" for t in TARGET_MODALITIES],
-            "output": [f"predicted noise of {t}" if objective == "diffusion" else f"predicted {t}"
-                       for t in TARGET_MODALITIES],
-        },
+        "channel_meaning": {"input": inputs, "output": outputs},
         "normalization": {
             "method": "percentile", "low_percentile": 0.5, "high_percentile": 99.5, "range": [-1, 1],
             "targets": f"relative to T1-pre: its [p0.5, p99.5] maps to [-1, -1 + 2/{RANGE_FACTOR:g}]",
@@ -43,3 +50,8 @@ def make_model_card(network_config: dict, objective: str, conditions: Sequence[s
         "metrics": metrics or {},
         "created_by": f"dcediff {__version__}",
     }
+    if objective == "regression" and parameterization != "image":
+        card["parameterization"] = parameterization  # output + zero enhancement = y0 (see diffusion.residual)
+    if residual is not None:
+        card.update(residual)
+    return card

@@ -109,8 +109,15 @@ class Trainer:
         if not self.data["validation"]:
             raise InputError("the split has no validation case; add cases or change 'split'")
         model_overrides = {k: v for k, v in config["model"].items() if k != "preset"}
+        self.mean_model = None
+        self.residual_scale = None
+        extra_inputs = 0
+        if config["objective"] == "residual":
+            self.mean_model = self._load_mean_model(config["mean_model"])
+            extra_inputs = len(TARGET_MODALITIES)  # the mean μ is a condition of the residual network
         self.network_config = network_config(config["model"].get("preset", "paper"),
-                                             in_channels=len(self.conditions) + len(TARGET_MODALITIES),
+                                             in_channels=len(self.conditions) + extra_inputs
+                                             + len(TARGET_MODALITIES),
                                              out_channels=len(TARGET_MODALITIES), **model_overrides)
         torch.manual_seed(config["seed"])  # identical initial weights on every rank
         self.network = build_network(self.network_config).to(self.ctx.device)
@@ -118,9 +125,12 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config["lr"],
                                           betas=tuple(config["adam_betas"]), weight_decay=config["weight_decay"])
         self.batches = SliceBatches(self.data["train"], config["batch_size"], config["crop_size"], config["seed"],
-                                    self.conditions, config["flip_left_right"], self.ctx.rank, self.ctx.world_size)
+                                    self.conditions, config["flip_left_right"], self.ctx.rank, self.ctx.world_size,
+                                    config["region_weights"])
         self.val_cond, self.val_target = fixed_slices(self.data["validation"], config["validation_slices"],
                                                       self.conditions)
+        if self.mean_model is not None:
+            self.residual_scale = self._measure_residual_scale()
         self.step = 0
         self.best_val = math.inf
         self.train_model = self.network
@@ -150,13 +160,58 @@ class Trainer:
 
             tqdm.write(f"[dcediff train] {message}")
 
-    def _loss(self, network, cond: torch.Tensor, target: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _load_mean_model(self, path: str):
+        """The frozen regression model a residual run diffuses around (same conditions required)."""
+        from DCEDiffLib.diffusion.model_files import load_model
+
+        mean_model = load_model(path, device=str(self.ctx.device))
+        if mean_model.card["objective"] != "regression":
+            raise InputError(f"mean_model {path}: objective {mean_model.card['objective']!r}; a residual run needs "
+                             "a regression model (dcediff train with objective 'regression')")
+        if mean_model.card["conditions"] != self.conditions:
+            raise InputError(f"mean_model {path}: conditions {mean_model.card['conditions']}; this run uses "
+                             f"{self.conditions}")
+        for parameter in mean_model.network.parameters():
+            parameter.requires_grad_(False)
+        return mean_model
+
+    @torch.no_grad()
+    def _mean_of(self, cond: torch.Tensor) -> torch.Tensor:
+        from DCEDiffLib.diffusion.residual import predict_mean
+
+        card = self.mean_model.card
+        return predict_mean(self.mean_model.network, cond, card.get("parameterization", "image"),
+                            card["conditions"], card["normalization"]["target_range_factor"]).clamp(-1, 1)
+
+    def _measure_residual_scale(self) -> float:
+        """Std of (target − μ) over fixed training slices: the residual is divided by it to be of unit scale."""
+        cond, target = fixed_slices(self.data["train"], 64, self.conditions, seed=99)
+        residuals = []
+        for start in range(0, len(cond), 8):
+            c = cond[start:start + 8].to(self.ctx.device)
+            residuals.append((target[start:start + 8].to(self.ctx.device) - self._mean_of(c)).float().cpu())
+        return round(float(torch.cat(residuals).std()), 5)
+
+    def _zero_enhancement(self, cond: torch.Tensor) -> torch.Tensor:
+        from DCEDiffLib.diffusion.residual import zero_enhancement
+        from DCEDiffLib.target_scale import RANGE_FACTOR
+
+        return zero_enhancement(cond, self.conditions, RANGE_FACTOR, len(TARGET_MODALITIES))
+
+    def _loss(self, network, cond: torch.Tensor, target: torch.Tensor, generator: torch.Generator,
+              weights: Optional[torch.Tensor] = None) -> torch.Tensor:
         from DCEDiffLib.diffusion.objectives import diffusion_loss, regression_loss
 
         with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             if self.config["objective"] == "regression":
-                return regression_loss(network, cond, target)
-            return diffusion_loss(network, cond, target, generator=generator)
+                base = self._zero_enhancement(cond) if self.config["parameterization"] == "enhancement" else None
+                return regression_loss(network, cond, target, base, weights)
+            if self.config["objective"] == "residual":
+                mean = self._mean_of(cond).to(cond.dtype)
+                residual = (target - mean) / self.residual_scale
+                return diffusion_loss(network, torch.cat([cond, mean], 1), residual, generator=generator,
+                                      weights=weights)
+            return diffusion_loss(network, cond, target, generator=generator, weights=weights)
 
     def _checkpoint_stem(self) -> Path:
         return self.out_dir / "checkpoints" / "last"
@@ -206,12 +261,13 @@ class Trainer:
             seed = _step_seed(config["seed"], self.step, self.ctx.rank)
             torch.manual_seed(seed)  # dropout: reproducible per step, so resume is exact
             generator = torch.Generator(device=self.ctx.device).manual_seed(seed)
-            cond, target = self.batches.batch(self.step)
+            cond, target, weights = self.batches.weighted_batch(self.step)
             cond, target = cond.to(self.ctx.device), target.to(self.ctx.device)
+            weights = weights.to(self.ctx.device) if self.config["region_weights"] else None
             lr = learning_rate(config, self.step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            loss = self._loss(self.train_model, cond, target, generator)
+            loss = self._loss(self.train_model, cond, target, generator, weights)
             if not torch.isfinite(loss):
                 raise RuntimeError(f"training diverged at step {self.step}: loss {float(loss)}")
             self.optimizer.zero_grad(set_to_none=True)
@@ -299,11 +355,22 @@ class Trainer:
             "validation_cases": len(self.data["validation"]),
             "steps": self.step,
             "recipe": {k: self.config[k] for k in ("batch_size", "crop_size", "lr", "warmup_steps", "ema_decay",
-                                                   "grad_clip", "flip_left_right", "objective", "without")},
+                                                   "grad_clip", "flip_left_right", "objective", "without",
+                                                   "parameterization", "region_weights")},
         }
+        residual = None
+        if self.mean_model is not None:
+            mean_card = self.mean_model.card
+            residual = {"mean_network": {"preset": mean_card["architecture"].get("preset", ""),
+                                         "config": mean_card["architecture"]["config"],
+                                         "parameterization": mean_card.get("parameterization", "image"),
+                                         "training": mean_card.get("training", {}),
+                                         "metrics": mean_card.get("metrics", {})},
+                        "residual_scale": self.residual_scale}
         return make_model_card(self.network_config, objective=self.config["objective"],
                                conditions=self.conditions, preset=self.config["model"].get("preset", "paper"),
-                               training=training, metrics=metrics)
+                               training=training, metrics=metrics,
+                               parameterization=self.config["parameterization"], residual=residual)
 
     def export_model(self, stem: Path, metrics: dict) -> None:
         """Save the EMA weights as a model (safetensors + card)."""
@@ -312,6 +379,17 @@ class Trainer:
 
         model = build_network(self.network_config)
         self.ema.copy_to(model)
+        if self.mean_model is not None:  # one file holds the frozen mean network and the residual network
+            from DCEDiffLib.diffusion.residual import ResidualDiffusionModel
+
+            card = self.model_card(metrics)
+            combined = ResidualDiffusionModel(card["mean_network"]["config"], self.network_config, self.conditions,
+                                              card["normalization"]["target_range_factor"], self.residual_scale,
+                                              card["mean_network"]["parameterization"])
+            combined.mean_network.load_state_dict(self.mean_model.network.state_dict())
+            combined.residual_network.load_state_dict(model.state_dict())
+            save_model(combined, card, stem.with_suffix(".safetensors"))
+            return
         save_model(model, self.model_card(metrics), stem.with_suffix(".safetensors"))
 
     @torch.no_grad()
@@ -332,6 +410,13 @@ class Trainer:
         cond = self.val_cond[:2].to(self.ctx.device)
         if self.config["objective"] == "regression":
             synthetic = predict_regression(model, cond)
+            if self.config["parameterization"] == "enhancement":
+                synthetic = synthetic + self._zero_enhancement(cond)
+        elif self.config["objective"] == "residual":
+            mean = self._mean_of(cond)
+            residual = sample(lambda y, g: model(torch.cat([cond, mean, y], 1), g), (len(cond), 2) + cond.shape[2:],
+                              sampler="dpmpp", steps=self.config["sample_steps"], seed=0, device=self.ctx.device)
+            synthetic = (mean + self.residual_scale * residual).clamp(-1, 1)
         else:
             synthetic = sample(lambda y, g: model(torch.cat([cond, y], 1), g), (len(cond), 2) + cond.shape[2:],
                                sampler="dpmpp", steps=self.config["sample_steps"], seed=0,

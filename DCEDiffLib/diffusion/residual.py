@@ -1,0 +1,80 @@
+"""Residual diffusion over a regression mean (CorrDiff, Mardani et al. 2024) and the enhancement parameterization.
+
+- *Enhancement parameterization* of a regression network: it predicts the change from zero enhancement (the T1-pre
+  mapped to the targets' scale, see ``target_scale``), not the image, so an untrained network already returns
+  "no enhancement" and all its capacity goes to where contrast arrives.
+- *Residual diffusion*: a deterministic network predicts the conditional mean ``μ``; a diffusion network, given the
+  conditions and ``μ``, generates the normalised residual ``r = (y − μ) / s``; the output is ``μ + s·r``. The mean
+  carries the PSNR and the lesions; the residual carries the texture a mean blurs away and, over several samples,
+  the uncertainty. A residual of small variance needs few sampler steps.
+
+Both networks live in one :class:`ResidualDiffusionModel`, saved as one safetensors file (keys ``mean_network.*``
+and ``residual_network.*``) with one model card.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from DCEDiffLib.diffusion.objectives import predict_regression
+
+PARAMETERIZATIONS = ("image", "enhancement")
+
+
+def zero_enhancement(cond: torch.Tensor, conditions: Sequence[str], range_factor: float,
+                     targets: int = 2) -> torch.Tensor:
+    """Both targets as if nothing enhanced: the T1-pre condition channel on the targets' scale ([-1, 1] of the
+    T1-pre becomes [-1, -1 + 2/f], see ``target_scale``). ``cond`` (B, C, H, W) in the order of ``conditions``."""
+    conditions = list(conditions)
+    if "t1pre" not in conditions:
+        raise ValueError(f"the enhancement parameterization needs the T1-pre condition; got {conditions}")
+    index = conditions.index("t1pre")
+    t1pre = cond[:, index:index + 1]
+    return ((t1pre + 1.0) / float(range_factor) - 1.0).repeat(1, targets, 1, 1)
+
+
+def predict_mean(network: nn.Module, cond: torch.Tensor, parameterization: str, conditions: Sequence[str],
+                 range_factor: float) -> torch.Tensor:
+    """y0 of a regression network: its output, plus zero enhancement under the enhancement parameterization."""
+    out = predict_regression(network, cond)
+    if parameterization == "enhancement":
+        out = out + zero_enhancement(cond, conditions, range_factor, out.shape[1]).to(out.dtype)
+    elif parameterization != "image":
+        raise ValueError(f"parameterization {parameterization!r}; expected one of {PARAMETERIZATIONS}")
+    return out
+
+
+class ResidualDiffusionModel(nn.Module):
+    """A regression mean network and a residual diffusion network, used together.
+
+    ``forward(x, gamma)`` is the residual network's ε-prediction for x = [conditions, μ, noisy residual], so the
+    samplers can drive it like any diffusion network; :meth:`mean` gives μ.
+    """
+
+    def __init__(self, mean_config: dict, residual_config: dict, conditions: Sequence[str],
+                 range_factor: float, residual_scale: float, mean_parameterization: str = "enhancement"):
+        from DCEDiffLib.diffusion.unet import DenoisingUNet
+
+        super().__init__()
+        self.mean_network = DenoisingUNet(**mean_config)
+        self.residual_network = DenoisingUNet(**residual_config)
+        self.conditions = list(conditions)
+        self.range_factor = float(range_factor)
+        self.residual_scale = float(residual_scale)
+        self.mean_parameterization = mean_parameterization
+        self.out_channels = int(residual_config.get("out_channels", 2))
+
+    def mean(self, cond: torch.Tensor) -> torch.Tensor:
+        """The regression mean μ (B, 2, H, W), clamped to the targets' range."""
+        return predict_mean(self.mean_network, cond, self.mean_parameterization, self.conditions,
+                            self.range_factor).clamp(-1.0, 1.0)
+
+    def forward(self, x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        return self.residual_network(x, gamma)
+
+    def combine(self, mean: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """μ + s·r, clamped to the targets' range."""
+        return (mean + self.residual_scale * residual).clamp(-1.0, 1.0)
