@@ -7,8 +7,18 @@ from typing import Optional
 
 from DCEDiffLib.errors import ModelFileError
 
-# Resources/ sits next to DCEDiffLib/ both in the repository and in the installed Slicer extension.
-RESOURCES_DIR = Path(__file__).resolve().parent.parent / "Resources"
+
+def _resources_dir() -> Path:
+    """Where the shipped model and sample case are: inside the package (``DCEDiffLib/_resources``) when installed
+    from a wheel (``pip install .``, see pyproject.toml), else ``Resources/`` next to ``DCEDiffLib/`` (the
+    repository, an editable install, the installed Slicer extension)."""
+    packaged = Path(__file__).resolve().parent / "_resources"
+    if (packaged / "Models").is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "Resources"
+
+
+RESOURCES_DIR = _resources_dir()
 SHIPPED_MODEL_NAME = "dcediff_cpu_phantom"
 SAMPLE_CASE_DIR = RESOURCES_DIR / "SampleData" / "phantom_case"
 

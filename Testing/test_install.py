@@ -1,0 +1,82 @@
+"""A plain (non-editable) install ships what the commands need (issue 14): the shipped model(s) and the sample case
+travel inside the wheel and are found from the installed copy, not from the repository."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def listed_packages() -> list:
+    """The package names in pyproject.toml's [tool.setuptools] packages list."""
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    match = re.search(r"^packages\s*=\s*\[(.*?)\]", text, re.S | re.M)
+    assert match, "pyproject.toml: no [tool.setuptools] packages = [...] list"
+    return re.findall(r'"([^"]+)"', match.group(1))
+
+
+def test_every_engine_subpackage_is_listed_in_pyproject():
+    on_disk = sorted(".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "DCEDiffLib").rglob("__init__.py")
+                     if "__pycache__" not in p.parts)
+    missing = [name for name in on_disk if name not in listed_packages()]
+    assert not missing, f"pyproject.toml [tool.setuptools] packages lacks {missing}: a wheel would leave them out"
+
+
+def shipped_resources() -> list:
+    """Resources/ files a wheel must carry, relative to Resources/."""
+    res = ROOT / "Resources"
+    files = [p for pattern in ("Models/*.json", "Models/*.safetensors", "SampleData/phantom_case/*")
+             for p in res.glob(pattern) if p.is_file()]
+    return sorted(p.relative_to(res).as_posix() for p in files)
+
+
+@pytest.mark.skipif(not (ROOT / "Resources" / "Models").is_dir(), reason="no Resources/Models in this checkout")
+def test_wheel_ships_the_model_and_sample_case_and_an_installed_copy_finds_them(tmp_path):
+    pytest.importorskip("setuptools", reason="building a wheel without isolation needs setuptools (dev extra)")
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, source / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("DCEDiffLib", "Resources"):
+        shutil.copytree(ROOT / name, source / name, ignore=ignore)
+    wheels = tmp_path / "wheels"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    built = subprocess.run(pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
+    wheel = next(wheels.glob("dcediff-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = shipped_resources()
+    assert any(n.endswith(".safetensors") for n in expected) and any(n.endswith("t2w.nii.gz") for n in expected)
+    missing = [n for n in expected if f"DCEDiffLib/_resources/{n}" not in names]
+    assert not missing, f"the wheel lacks {missing}"
+
+    target = tmp_path / "site"
+    installed = subprocess.run(pip + ["install", "--no-deps", "--no-index", "--target", str(target), str(wheel)],
+                               capture_output=True, text=True, timeout=300)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    probe = ("import json, DCEDiffLib\n"
+             "from DCEDiffLib.model_registry import resolve_model, SAMPLE_CASE_DIR\n"
+             "from DCEDiffLib.training.case_data import find_case_inputs\n"
+             "weights = resolve_model(None)\n"
+             "print(json.dumps({'package': DCEDiffLib.__file__, 'weights': str(weights),\n"
+             "                  'card': json.loads(weights.with_suffix('.json').read_text())['architecture']['preset'],\n"
+             "                  'case': sorted(find_case_inputs(SAMPLE_CASE_DIR))}))\n")
+    env = dict(os.environ, PYTHONPATH=str(target))
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert Path(found["package"]).resolve().is_relative_to(target.resolve()), found  # the installed copy, not ROOT
+    assert Path(found["weights"]).resolve().is_relative_to(target.resolve()) and Path(found["weights"]).is_file()
+    assert found["card"]
+    assert {"t2w", "pd", "adc", "t1pre", "dce_early", "dce_late"} <= set(found["case"]), found["case"]
