@@ -161,3 +161,84 @@ def test_cancel_kills_the_whole_process_tree_and_leaves_no_output(tiny_model, tm
     assert not any(_alive(pid) for pid in engine_pids), "the engine survived the cancel"
     assert not out.exists()
     assert not list(tmp_path.glob(".out*")), "a partial output folder was left behind"
+
+
+# Test double: stands in for slicer.util.launchConsoleProcess (Slicer >= 5.10), which starts the child with Slicer's
+# *startup* environment plus ``updateEnvironment`` and opens the pipe as text in the locale's encoding
+# (universal_newlines=True). Here the "startup environment" has an ASCII-only stdout encoding, as a Windows code
+# page would, and the pipe is decoded as ASCII, so that any non-ASCII byte would be a decode error.
+def launch_console_process_stand_in(cmd, cwd=None, env_update=None):
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONIOENCODING"] = "ascii"
+    env.update(env_update or {})
+    return subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True, encoding="ascii")
+
+
+CHATTY_CHILD = r"""
+import sys
+print("step 1 → step 2", flush=True)               # non-ASCII through sys.stdout (crashes on an ASCII stdout)
+sys.stdout.buffer.write(b"bad byte \xff here\n")   # not UTF-8 at all
+sys.stdout.flush()
+for i in range(20000):                              # ~500 KB: far more than a pipe holds
+    print(f"line {i:05d} of the engine log")
+print("dcediff synthesize: error: T2W: caf\u00e9 is not a volume")
+sys.exit(2)
+"""
+
+
+def test_engine_output_is_utf8_unbuffered_and_undecodable_bytes_do_not_stop_the_reader():
+    runner = pr.ProcessRunner([sys.executable, "-c", CHATTY_CHILD], launch=launch_console_process_stand_in,
+                              tail_lines=20000 + 10)
+    for key, value in pr.ENGINE_ENVIRONMENT.items():
+        assert runner.env_update[key] == value
+    started = time.monotonic()
+    result = runner.start().wait(timeout=60)
+    assert not result.timed_out and time.monotonic() - started < 60, "the child blocked on a full pipe"
+    assert result.returncode == 2
+    assert result.log_tail[0] == "step 1 → step 2"
+    assert result.log_tail[1].startswith("bad byte ") and result.log_tail[1].endswith(" here")
+    assert sum(line.startswith("line ") for line in result.log_tail) == 20000
+    assert result.error == "T2W: café is not a volume"
+
+
+def test_wait_times_out_kills_the_engine_and_says_so():
+    runner = pr.ProcessRunner([sys.executable, "-c", "import time; print('working', flush=True); time.sleep(120)"])
+    started = time.monotonic()
+    result = runner.start().wait(timeout=1.5)
+    assert time.monotonic() - started < 15
+    assert result.timed_out and not result.ok and not result.cancelled
+    assert "did not finish within 2 s" in result.error
+    assert runner.process.poll() is not None
+
+
+ESCAPING_GRANDCHILD = r"""
+import os, sys, time
+if os.fork() == 0:          # a grandchild that leaves the tree (re-parented) and keeps the pipe open
+    os.setsid()
+    print(f"grandchild {os.getpid()}", flush=True)
+    time.sleep(60)
+    os._exit(0)
+time.sleep(0.5)
+print("engine done", flush=True)
+sys.exit(0)
+"""
+
+
+@pytest.mark.skipif(os.name == "nt", reason="os.fork")
+def test_run_ends_even_if_a_stray_process_keeps_the_output_pipe_open():
+    runner = pr.ProcessRunner([sys.executable, "-c", ESCAPING_GRANDCHILD], kill_grace=1.0)
+    started = time.monotonic()
+    try:
+        result = runner.start().wait(timeout=50)
+        assert time.monotonic() - started < 20, "waited for the stray process instead of the engine"
+        assert result.ok and "engine done" in result.log_tail
+    finally:
+        for line in runner._tail:
+            if line.startswith("grandchild "):
+                try:
+                    os.kill(int(line.split()[1]), 9)
+                except OSError:
+                    pass

@@ -38,6 +38,11 @@ INPUT_LABELS = {"t2w": "T2W", "pd": "PD", "adc": "ADC", "t1pre": "T1 pre-contras
 STAGE_LABELS = {"load": "Loading the model", "register": "Registration", "sample": "Sampling",
                 "write": "Writing results"}
 _ERROR_LINE = re.compile(r"^dcediff \w+: (error|cancelled): (.*)$")
+# Set for every engine run, whatever launches it (launchConsoleProcess passes Slicer's startup environment, which
+# has neither): unbuffered output, so progress lines arrive as they are printed; UTF-8 on the child's stdout/stderr,
+# so a non-ASCII message ("→", a patient name) cannot crash the child on a Windows code page, and is what we decode.
+ENGINE_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", "PYTHONUTF8": "1"}
+KILL_GRACE_SECONDS = 10.0  # after a kill or the process's exit: how long to wait for the last output at most
 
 
 @dataclasses.dataclass
@@ -143,6 +148,7 @@ class RunResult:
     cancelled: bool
     error: Optional[str]
     log_tail: List[str]
+    timed_out: bool = False
 
     @property
     def ok(self) -> bool:
@@ -153,9 +159,8 @@ def default_launch(cmd: Sequence[str], cwd: Optional[str] = None,
                    env_update: Optional[Dict[str, str]] = None) -> subprocess.Popen:
     """Start ``cmd`` with stdout and stderr merged into one text pipe (what ``launchConsoleProcess`` does)."""
     env = dict(os.environ)
+    env.update(ENGINE_ENVIRONMENT)
     env.update(env_update or {})
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    env.setdefault("PYTHONIOENCODING", "utf-8")  # we decode the output as UTF-8, whatever the locale
     kwargs = {}
     if os.name == "nt":
         kwargs["creationflags"] = subprocess.CREATE_NO_WINDOW  # type: ignore[attr-defined]
@@ -231,10 +236,14 @@ class ProcessRunner:
     def __init__(self, cmd: Sequence[str], cwd: Optional[str] = None, env_update: Optional[Dict[str, str]] = None,
                  launch: Callable = default_launch,
                  on_progress: Optional[Callable[[ProgressEvent], None]] = None,
-                 on_log: Optional[Callable[[str], None]] = None, tail_lines: int = 40):
+                 on_log: Optional[Callable[[str], None]] = None, tail_lines: int = 40,
+                 kill_grace: float = KILL_GRACE_SECONDS):
         self.cmd = list(cmd)
         self.cwd = cwd
-        self.env_update = env_update
+        self.env_update = {**ENGINE_ENVIRONMENT, **(env_update or {})}
+        self.kill_grace = kill_grace
+        self._ended_at: Optional[float] = None  # when the process was first seen ended (or killed)
+        self._timed_out: Optional[float] = None
         self._launch = launch
         self.on_progress = on_progress
         self.on_log = on_log
@@ -254,13 +263,41 @@ class ProcessRunner:
         return self
 
     def _read(self) -> None:
+        """Queue every output line until end of file. Reads bytes and decodes them as UTF-8 (bad bytes replaced):
+        ``launchConsoleProcess`` opens a text pipe in the locale's encoding, where one undecodable byte would raise
+        and end the reading, and a child whose pipe nobody drains blocks once the pipe is full. Whatever happens,
+        the pipe is drained to the end."""
+        stream = self.process.stdout
+        raw = getattr(stream, "buffer", None)
         try:
-            for line in iter(self.process.stdout.readline, ""):
-                self._lines.put(line.rstrip("\r\n"))
-        except (OSError, ValueError):
-            pass
+            if raw is not None or isinstance(stream.readline(0), bytes):
+                source = raw if raw is not None else stream
+                for data in iter(source.readline, b""):
+                    self._lines.put(data.decode("utf-8", errors="replace").rstrip("\r\n"))
+            else:  # a text stream without a byte buffer: decode errors are per line, reading goes on
+                while True:
+                    try:
+                        line = stream.readline()
+                    except UnicodeDecodeError as exc:
+                        self._lines.put(f"[DCEDiff: undecodable engine output skipped: {exc}]")
+                        continue
+                    if not line:
+                        break
+                    self._lines.put(line.rstrip("\r\n"))
+        except Exception as exc:  # noqa: BLE001  keep draining, never leave the child blocked on a full pipe
+            self._lines.put(f"[DCEDiff: reading the engine output failed: {exc!r}]")
+            self._drain(stream)
         finally:
             self._lines.put(None)
+
+    @staticmethod
+    def _drain(stream) -> None:
+        try:
+            fd = stream.fileno()
+            while os.read(fd, 65536):
+                pass
+        except Exception:  # noqa: BLE001
+            pass
 
     def poll(self) -> Optional[RunResult]:
         """Handle the lines read so far; a :class:`RunResult` once the process ended and its output is drained."""
@@ -275,8 +312,20 @@ class ProcessRunner:
                 self._reader_done = True
                 break
             self._handle(line)
-        if self._reader_done and self.process.poll() is not None:
+        ended = self.process.poll() is not None
+        if ended and self._ended_at is None:
+            self._ended_at = time.monotonic()
+        # The output ends when the reader reaches end of file; if a stray grandchild keeps the pipe open after the
+        # engine has ended (or was killed), stop waiting for it after ``kill_grace`` seconds.
+        drained = self._reader_done or (self._ended_at is not None
+                                        and time.monotonic() - self._ended_at > self.kill_grace)
+        if ended and drained:
             code = self.process.returncode
+            if self._timed_out is not None:
+                error = (f"the DCEDiff engine did not finish within {format_seconds(self._timed_out)} and was "
+                         "stopped; run it with fewer steps or samples, on a GPU, or allow more time")
+                self.result = RunResult(code, False, error, list(self._tail), timed_out=True)
+                return self.result
             cancelled = self._cancelled or code == EXIT_CANCELLED
             error = None if cancelled or code == EXIT_OK else (
                 self._error or f"the DCEDiff engine stopped with exit code {code}; last output:\n"
@@ -300,15 +349,31 @@ class ProcessRunner:
 
     def wait(self, timeout: Optional[float] = None, interval: float = 0.1,
              should_cancel: Optional[Callable[[], bool]] = None) -> RunResult:
-        """Block until the run ends (``timeout`` seconds at most, then it is cancelled)."""
+        """Block until the run ends. After ``timeout`` seconds the process tree is killed and the result is a
+        time-out error (``timed_out``); after a cancel (``should_cancel()`` true) it is cancelled. Either way this
+        returns within ``kill_grace`` seconds of the kill, even if the process or a stray child does not go away."""
         started = time.monotonic()
+        killed_at: Optional[float] = None
         while True:
             result = self.poll()
             if result is not None:
                 return result
-            if (should_cancel is not None and should_cancel()) or (
-                    timeout is not None and time.monotonic() - started > timeout):
-                self.cancel()
+            now = time.monotonic()
+            if killed_at is None:
+                if timeout is not None and now - started > timeout:
+                    self._timed_out = float(timeout)
+                    self.cancel()
+                    killed_at = now
+                elif should_cancel is not None and should_cancel():
+                    self.cancel()
+                    killed_at = now
+            elif now - killed_at > self.kill_grace:  # the tree would not die: give up waiting for it
+                code = self.process.poll()
+                self.result = RunResult(code, self._timed_out is None, None if self._timed_out is None else
+                                        f"the DCEDiff engine did not finish within {format_seconds(timeout)} "
+                                        "and could not be stopped", list(self._tail),
+                                        timed_out=self._timed_out is not None)
+                return self.result
             time.sleep(interval)
 
     def cancel(self) -> None:
@@ -316,6 +381,8 @@ class ProcessRunner:
         self._cancelled = True
         if self.process is not None and self.process.poll() is None:
             kill_process_tree(self.process.pid)
+        if self._ended_at is None:
+            self._ended_at = time.monotonic()  # start the grace period for the last output
 
     @property
     def running(self) -> bool:
