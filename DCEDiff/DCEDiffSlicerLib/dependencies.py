@@ -1,20 +1,38 @@
-"""Python packages the engine needs inside Slicer: torch through the PyTorch extension (PyTorchUtils), the rest
-from ``Resources/requirements.txt`` through Slicer's pip helpers.
+"""Python packages the engine needs inside Slicer: torch (a recent enough version) and the packages of
+``Resources/requirements.txt``.
 
-Called on Apply only, never at import; asks the user first; never installs or upgrades SimpleITK or numpy (Slicer
-ships its own, and replacing them breaks Slicer). Slicer is imported inside the functions, so
-:func:`read_requirements` and :func:`missing_requirements` are usable (and tested) outside Slicer.
+Called on Apply only, never at import. Rules:
+- torch is checked by its installed *version* (``importlib.metadata``), never by importing it: torch is not loaded
+  in Slicer's GUI process at all (crashes like Slicer#9275; the engine runs in a ``PythonSlicer`` child). A torch
+  older than :data:`TORCH_REQUIREMENT` (left by another extension) does not pass.
+- torch is installed the way the PyTorch extension does it (light-the-torch picks the CUDA or CPU wheel), but in a
+  ``PythonSlicer`` child, so that it is not imported here (``PyTorchUtilsLogic.installTorch`` imports it).
+- SimpleITK, numpy, requests, vtk and torch are never installed or upgraded through pip by DCEDiff, not even as a
+  dependency of a requirement: Slicer ≥ 5.12 gets them in ``skip_packages`` and a constraints file; Slicer 5.10 gets
+  the constraints file, which pins the installed versions (``pip install -c``).
+- Three modes: ``ask`` (the GUI: a confirmation first), ``install`` without asking (batch mode with
+  ``--install-dependencies``), and ``never`` (batch mode by default: fail at once with the command to run; no dialog
+  can block a headless Slicer).
+
+Slicer is imported inside the functions; everything above :func:`ensure_dependencies` is plain Python, tested in
+``Testing/test_slicer_dependencies.py``.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import re
+import sys
+import tempfile
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 PROTECTED = ("simpleitk", "numpy", "torch", "torchvision", "requests", "vtk")  # never installed by us through pip
+TORCH_MINIMUM = (2, 1)
 TORCH_REQUIREMENT = ">=2.1"
+LIGHT_THE_TORCH = "light-the-torch>=0.5"
+MODES = ("ask", "install", "never")
 
 
 class DependencyError(RuntimeError):
@@ -35,61 +53,180 @@ def read_requirements(path) -> List[str]:
     return lines
 
 
+def installed_version(name: str) -> Optional[str]:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def missing_requirements(requirements: List[str]) -> List[str]:
     """The requirements whose distribution is not installed at all (version bounds are left to pip)."""
-    missing = []
-    for requirement in requirements:
-        try:
-            importlib.metadata.version(_name(requirement))
-        except importlib.metadata.PackageNotFoundError:
-            missing.append(requirement)
-    return missing
+    return [r for r in requirements if installed_version(_name(r)) is None]
 
 
-def torch_installed() -> bool:
-    try:
-        importlib.metadata.version("torch")
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return False
+def version_tuple(version: str) -> Tuple[int, ...]:
+    """'2.1.0+cu121' → (2, 1, 0); '2.4.0a0' → (2, 4, 0); the leading numeric release only."""
+    parts = []
+    for piece in version.split("+", 1)[0].split("."):
+        match = re.match(r"\d+", piece)
+        if match is None:
+            break
+        parts.append(int(match.group()))
+        if match.end() < len(piece):  # '0a0', '1rc1': a pre-release ends the release part
+            break
+    return tuple(parts)
 
 
-def ensure_dependencies(requirements_path, parent=None) -> None:
-    """Make torch and the packages of ``requirements_path`` available in Slicer's Python, asking first.
+def torch_status(version: Optional[str] = None) -> Tuple[str, Optional[str]]:
+    """``("missing", None)``, ``("too_old", "1.13.1")`` or ``("ok", "2.4.0")``, from the installed metadata only
+    (``version`` overrides it, for tests). Never imports torch."""
+    version = installed_version("torch") if version is None else version
+    if version is None:
+        return "missing", None
+    return ("ok" if version_tuple(version) >= TORCH_MINIMUM else "too_old"), version
 
-    Raises :class:`DependencyError` if the PyTorch extension is absent or the user declines."""
+
+def protected_constraints(versions: Optional[Dict[str, Optional[str]]] = None) -> List[str]:
+    """pip constraint lines pinning every installed protected package to its installed version
+    (``numpy==2.0.2``, ...), so that no requirement can upgrade or downgrade them as a dependency. Protected
+    packages that are not installed are left out (Slicer ships all of them but torch, which is installed apart)."""
+    versions = versions if versions is not None else {n: installed_version(n) for n in PROTECTED}
+    return [f"{name}=={version}" for name, version in sorted(versions.items()) if version]
+
+
+def install_command_hint(requirements: List[str], torch: str) -> str:
+    """What to run by hand (batch mode without --install-dependencies)."""
+    steps = []
+    if torch != "ok":
+        steps.append(f"PythonSlicer -m pip install {LIGHT_THE_TORCH} && PythonSlicer -m light_the_torch install "
+                     f"'torch{TORCH_REQUIREMENT}'")
+    if requirements:
+        steps.append("PythonSlicer -m pip install " + " ".join(f"'{r}'" for r in requirements))
+    return " ; ".join(steps)
+
+
+def plan(requirements_path) -> dict:
+    """What is missing: ``{"torch": status, "torch_version": v, "missing": [...], "requirements": [...]}``."""
+    requirements = read_requirements(requirements_path)
+    status, version = torch_status()
+    return {"torch": status, "torch_version": version, "missing": missing_requirements(requirements),
+            "requirements": requirements}
+
+
+def ensure_dependencies(requirements_path, parent=None, mode: str = "ask",
+                        log: Optional[Callable[[str], None]] = None) -> None:
+    """Make a recent torch and the packages of ``requirements_path`` available to the engine.
+
+    ``mode``: "ask" (confirm in a dialog first), "install" (no dialog), "never" (raise with the command to run).
+    Raises :class:`DependencyError` with a message that says what to do."""
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: expected one of {MODES}")
+    state = plan(requirements_path)
+    if state["torch"] == "ok" and not state["missing"]:
+        return
+    if mode == "never":
+        what = []
+        if state["torch"] == "missing":
+            what.append(f"PyTorch ({TORCH_REQUIREMENT})")
+        elif state["torch"] == "too_old":
+            what.append(f"PyTorch {TORCH_REQUIREMENT} (installed: {state['torch_version']})")
+        what += state["missing"]
+        raise DependencyError(
+            f"missing Python packages: {', '.join(what)}. Run the batch script again with --install-dependencies, "
+            f"or install them first: {install_command_hint(state['missing'], state['torch'])}")
     import slicer
     import slicer.util
 
-    requirements = read_requirements(requirements_path)
-    missing = missing_requirements(requirements)
-    if not torch_installed():
+    if state["torch"] != "ok":
+        _ensure_torch(slicer, state, ask=(mode == "ask"), parent=parent)
+    if state["missing"]:
+        _install_requirements(slicer, state["requirements"], state["missing"], ask=(mode == "ask"), parent=parent)
+
+
+def _python_slicer(slicer) -> str:
+    from DCEDiffSlicerLib.process_runner import python_slicer_executable
+
+    return python_slicer_executable(getattr(slicer.app, "slicerHome", None))
+
+
+def _run_python_module(slicer, args: List[str]) -> None:
+    """``PythonSlicer -m <args>`` with Slicer's environment, its output in the log; raises on failure."""
+    import subprocess
+
+    proc = slicer.util.launchConsoleProcess([_python_slicer(slicer), "-m", *args],
+                                            updateEnvironment={"PYTHONIOENCODING": "utf-8", "PYTHONUTF8": "1"})
+    try:
+        slicer.util.logProcessOutput(proc)
+    except subprocess.CalledProcessError as exc:
+        raise DependencyError(f"'{' '.join(args)}' failed (exit code {exc.returncode}); see the Python console") \
+            from exc
+
+
+def _ensure_torch(slicer, state: dict, ask: bool, parent=None) -> None:
+    status, version = state["torch"], state["torch_version"]
+    if status == "too_old" and "torch" in sys.modules:
+        raise DependencyError(
+            f"PyTorch {version} is loaded in this Slicer session (by another module) and is older than DCEDiff needs "
+            f"({TORCH_REQUIREMENT}). Open the 'PyTorch Util' module, uninstall PyTorch, restart Slicer, then press "
+            "Apply again.")
+    if ask:
+        text = ("DCEDiff needs PyTorch, which is not installed yet." if status == "missing" else
+                f"DCEDiff needs PyTorch {TORCH_REQUIREMENT}; the installed version is {version}.")
+        if not slicer.util.confirmOkCancelDisplay(
+                text + " Install it now? This downloads about 1-3 GB and takes a few minutes (light-the-torch picks "
+                "the CUDA build that fits your GPU driver, else the CPU build).", "DCEDiff: install PyTorch",
+                parent=parent):
+            raise DependencyError("PyTorch was not installed (declined). DCEDiff cannot run without it; install it "
+                                  "from the 'PyTorch Util' module.")
+    if installed_version("light-the-torch") is None:
+        slicer.util.pip_install([LIGHT_THE_TORCH])
+    _run_python_module(slicer, ["light_the_torch", "install", f"torch{TORCH_REQUIREMENT}"])
+    importlib.invalidate_caches()
+    after, new_version = torch_status()
+    if after != "ok":
+        raise DependencyError(f"installing PyTorch {TORCH_REQUIREMENT} failed (found: {new_version or 'none'}); "
+                              "see the Python console, or use the 'PyTorch Util' module")
+
+
+def _constraints_file() -> str:
+    handle = tempfile.NamedTemporaryFile("w", suffix="-dcediff-constraints.txt", delete=False, encoding="utf-8")
+    with handle:
+        handle.write("\n".join(protected_constraints()) + "\n")
+    return handle.name
+
+
+def _install_requirements(slicer, requirements: List[str], missing: List[str], ask: bool, parent=None) -> None:
+    constraints = _constraints_file()
+    try:
         try:
-            import PyTorchUtils  # the PyTorch extension (EXTENSION_DEPENDS PyTorch); imported only here
-        except ModuleNotFoundError as exc:
-            raise DependencyError("DCEDiff needs the 'PyTorch' extension: install it from the Extensions Manager, "
-                                  "restart Slicer, then press Apply again.") from exc
-        torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True,
-                                                               torchVersionRequirement=TORCH_REQUIREMENT)
-        if torch is None:
-            raise DependencyError("PyTorch was not installed (declined). DCEDiff cannot run without it; "
-                                  "install it from the 'PyTorch Util' module.")
-    if not missing:
-        return
-    packaging = getattr(slicer, "packaging", None)
-    if packaging is not None and hasattr(packaging, "pip_ensure"):  # Slicer >= 5.12
-        try:
-            packaging.pip_ensure(requirements, skip_packages=list(PROTECTED), requester="DCEDiff")
-        except RuntimeError as exc:
-            raise DependencyError(f"DCEDiff needs these Python packages: {', '.join(missing)} ({exc})") from exc
-        return
-    if not slicer.util.confirmOkCancelDisplay(
-            "DCEDiff needs a few Python packages that are not installed yet. Install them now "
-            "(download from the Python Package Index)?", "DCEDiff: install Python packages",
-            detailedText="Packages that will be installed:\n" + "\n".join(missing), parent=parent):
-        raise DependencyError(f"DCEDiff needs these Python packages, which were not installed: {', '.join(missing)}")
-    for requirement in missing:  # one by one, so that the log shows which one failed
-        slicer.util.pip_install(requirement)
+            import slicer.packaging as slicer_packaging  # Slicer >= 5.12 (a submodule: getattr(slicer, ...) misses it)
+        except ImportError:
+            slicer_packaging = None
+        if slicer_packaging is not None and hasattr(slicer_packaging, "pip_ensure"):
+            from packaging.requirements import Requirement
+
+            try:
+                slicer_packaging.pip_ensure([Requirement(r) for r in requirements], constraints=constraints,
+                                     skip_packages=list(PROTECTED), prompt_install=ask, requester="DCEDiff")
+            except Exception as exc:  # noqa: BLE001  pip or the dialog: one message that says what to do
+                raise DependencyError(f"DCEDiff needs these Python packages: {', '.join(missing)} ({exc})") from exc
+        else:  # Slicer 5.10 / 5.11
+            if ask and not slicer.util.confirmOkCancelDisplay(
+                    "DCEDiff needs a few Python packages that are not installed yet. Install them now "
+                    "(download from the Python Package Index)?", "DCEDiff: install Python packages",
+                    detailedText="Packages that will be installed:\n" + "\n".join(missing), parent=parent):
+                raise DependencyError(
+                    f"DCEDiff needs these Python packages, which were not installed: {', '.join(missing)}")
+            for requirement in missing:  # one by one, so that the log shows which one failed
+                try:
+                    slicer.util.pip_install([requirement, "-c", constraints])
+                except Exception as exc:  # noqa: BLE001
+                    raise DependencyError(f"installing {requirement} failed ({exc}); see the Python console for "
+                                          "pip's output") from exc
+    finally:
+        Path(constraints).unlink(missing_ok=True)
+    importlib.invalidate_caches()
     still = missing_requirements(requirements)
     if still:
         raise DependencyError(f"installing {', '.join(still)} failed; see the Python console for pip's output")

@@ -1,0 +1,135 @@
+"""DCEDiff/DCEDiffSlicerLib/dependencies.py: the torch version check (metadata only, torch never imported in Slicer's
+GUI process), the protected packages (numpy, SimpleITK, ... pinned for pip), the three modes (ask / install /
+never) and the Slicer >= 5.12 (``import slicer.packaging``) and 5.10 (``slicer.util.pip_install``) install paths.
+
+Slicer's pip helpers and dialogs cannot run here; the tests replace them with recording stand-ins (named below) and
+use the real ``slicer`` package of the slicer-core wheel for the rest."""
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "DCEDiff"))
+from DCEDiffSlicerLib import dependencies as dep  # noqa: E402
+
+slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not installed")
+import slicer.util  # noqa: E402
+
+MISSING = "dcediff-no-such-package>=1.0"
+
+
+@pytest.fixture
+def requirements(tmp_path):
+    path = tmp_path / "requirements.txt"
+    path.write_text(f"# comment\nnumpy>=2\n{MISSING}\nSimpleITK\n", encoding="utf-8")
+    return path
+
+
+def test_versions_and_torch_status_never_import_torch():
+    assert dep.version_tuple("2.1.0+cu121") == (2, 1, 0)
+    assert dep.version_tuple("2.4.0a0") == (2, 4, 0)
+    assert dep.version_tuple("1.13.1") == (1, 13, 1)
+    assert dep.torch_status("1.13.1") == ("too_old", "1.13.1")
+    assert dep.torch_status("2.0.1") == ("too_old", "2.0.1")
+    assert dep.torch_status("2.5.1+cpu") == ("ok", "2.5.1+cpu")
+    assert dep.torch_status("10.0") == ("ok", "10.0")
+    source = (ROOT / "DCEDiff" / "DCEDiffSlicerLib" / "dependencies.py").read_text(encoding="utf-8")
+    import re
+
+    assert not re.search(r"^\s*(import torch|from torch)", source, re.M)
+    assert "installTorch(" not in source  # PyTorchUtilsLogic.installTorch imports torch in the calling process
+
+
+def test_protected_packages_are_dropped_from_requirements_and_pinned_for_pip(requirements):
+    assert dep.read_requirements(requirements) == [MISSING]
+    assert dep.protected_constraints({"numpy": "2.0.2", "simpleitk": "2.4.0", "torch": None}) == \
+        ["numpy==2.0.2", "simpleitk==2.4.0"]
+    pins = dep.protected_constraints()
+    import numpy
+
+    assert f"numpy=={numpy.__version__}" in pins
+
+
+def test_never_mode_fails_at_once_with_the_command_to_run(requirements, monkeypatch):
+    monkeypatch.setattr(dep, "installed_version", lambda name: "1.13.1" if name == "torch" else None)
+    with pytest.raises(dep.DependencyError) as info:
+        dep.ensure_dependencies(requirements, mode="never")
+    message = str(info.value)
+    assert "--install-dependencies" in message and MISSING in message
+    assert "PyTorch >=2.1 (installed: 1.13.1)" in message
+    assert "light_the_torch install 'torch>=2.1'" in message
+
+
+class PackagingStandIn(types.ModuleType):
+    """Test double of Slicer >= 5.12's ``slicer.packaging`` (pip_ensure records its arguments, installs nothing)."""
+
+    def __init__(self):
+        super().__init__("slicer.packaging")
+        self.calls = []
+
+    def pip_ensure(self, requirements, constraints=None, skip_packages=None, prompt_install=True, requester=None,
+                   **kwargs):
+        self.calls.append({"requirements": [str(r) for r in requirements],
+                           "types": {type(r).__name__ for r in requirements},
+                           "constraints": Path(constraints).read_text(encoding="utf-8"),
+                           "skip": list(skip_packages or []), "prompt": prompt_install, "requester": requester})
+
+
+def test_slicer_5_12_installs_through_import_slicer_packaging_with_protection(requirements, monkeypatch):
+    stand_in = PackagingStandIn()
+    monkeypatch.setitem(sys.modules, "slicer.packaging", stand_in)  # importable, yet not an attribute of slicer
+    monkeypatch.delattr(slicer, "packaging", raising=False)
+    monkeypatch.setattr(dep, "torch_status", lambda version=None: ("ok", "2.5.1"))
+    with pytest.raises(dep.DependencyError, match="installing dcediff-no-such-package>=1.0 failed"):
+        dep.ensure_dependencies(requirements, mode="install")  # the stand-in installs nothing, so it is still missing
+    assert len(stand_in.calls) == 1
+    call = stand_in.calls[0]
+    assert call["requirements"] == [MISSING] and call["types"] == {"Requirement"}
+    assert {"numpy", "simpleitk", "torch"} <= set(call["skip"])
+    assert "numpy==" in call["constraints"]
+    assert call["prompt"] is False and call["requester"] == "DCEDiff"
+
+
+def test_slicer_5_10_installs_each_package_with_the_constraints_file(requirements, monkeypatch):
+    monkeypatch.delitem(sys.modules, "slicer.packaging", raising=False)
+    monkeypatch.setattr(dep, "torch_status", lambda version=None: ("ok", "2.5.1"))
+    seen = []
+
+    def pip_install_stand_in(args):  # test double of slicer.util.pip_install (Slicer 5.10)
+        seen.append((list(args), Path(args[2]).read_text(encoding="utf-8")))
+
+    monkeypatch.setattr(slicer.util, "pip_install", pip_install_stand_in)
+    asked = []
+    monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", lambda *a, **k: asked.append(a) or False)
+    with pytest.raises(dep.DependencyError, match="were not installed"):
+        dep.ensure_dependencies(requirements, mode="ask")  # declined in the (stand-in) dialog
+    assert asked and not seen
+    with pytest.raises(dep.DependencyError, match="failed"):
+        dep.ensure_dependencies(requirements, mode="install")
+    assert len(asked) == 1  # no dialog in "install" mode
+    (args, constraints), = seen
+    assert args[:2] == [MISSING, "-c"] and "numpy==" in constraints
+    assert not Path(args[2]).exists()  # the temporary constraints file is removed
+
+
+def test_torch_is_installed_in_a_child_process_and_an_old_loaded_torch_asks_for_a_restart(requirements, monkeypatch):
+    versions = {"torch": "1.13.1", "light-the-torch": "0.7.5"}
+    monkeypatch.setattr(dep, "installed_version", lambda name: versions.get(name) or
+                        ("1.0" if name == MISSING.split(">")[0] else None))
+    monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))  # loaded by another module
+    with pytest.raises(dep.DependencyError, match="restart Slicer"):
+        dep.ensure_dependencies(requirements, mode="install")
+    monkeypatch.delitem(sys.modules, "torch")
+    ran = []
+
+    def run_stand_in(slicer_module, args):  # test double of the PythonSlicer child (launchConsoleProcess)
+        ran.append(args)
+        versions["torch"] = "2.5.1"
+
+    monkeypatch.setattr(dep, "_run_python_module", run_stand_in)
+    dep.ensure_dependencies(requirements, mode="install")
+    assert ran == [["light_the_torch", "install", "torch>=2.1"]]
+    assert "torch" not in sys.modules
