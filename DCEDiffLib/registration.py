@@ -11,6 +11,7 @@ Transforms follow the SimpleITK convention: they map a point of T2W (fixed) spac
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from typing import Optional, Sequence
@@ -34,6 +35,11 @@ LEARNING_RATE_MM = 0.5           # largest step of the optimiser (physical shift
 # gradient magnitudes (edges), which ProstateX-0001's PD needs (docs/preprocessing.md).
 EDGE_FALLBACK = ("pd",)
 EDGE_SIGMA_MM = 1.5
+# ITK's multi-threaded registration sums partial results in an order that varies from run to run: the same exam
+# registered twice gave T1-pre parameters differing by 0.002, enough to change the synthetic images (issue 16).
+# Registration runs its ITK filters on this many threads, which makes the correction bit-identical between runs
+# and independent of the machine's core count (all voxels are sampled: there is no random sampling to seed).
+REGISTRATION_THREADS = 1
 
 
 @dataclasses.dataclass
@@ -202,6 +208,25 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
     :data:`EDGE_FALLBACK` whose intensity registration the guard rejects, the registration is repeated on gradient
     magnitudes (edges) under the same guard.
     """
+    with _itk_threads(REGISTRATION_THREADS):
+        return _register(fixed, moving, modality, center_lps, radius_mm, iterations, learning_rate,
+                         max_translation_mm, max_rotation_deg)
+
+
+@contextlib.contextmanager
+def _itk_threads(count: int):
+    """ITK filters created inside use ``count`` threads; the previous default is restored afterwards."""
+    previous = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(count)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(previous)
+
+
+def _register(fixed: sitk.Image, moving: sitk.Image, modality: str, center_lps: Sequence[float], radius_mm: float,
+              iterations: int, learning_rate: float, max_translation_mm: float,
+              max_rotation_deg: float) -> RegistrationResult:
     fixed32 = _match_resolution(_crop_to_region(fixed, center_lps, radius_mm + 2 * FLATTEN_SIGMA_MM), moving)
     moving32 = sitk.Cast(moving, sitk.sitkFloat32)
     if modality not in QUANTITATIVE:  # a shaded series is compared with a flattened T2W; ADC with the T2W as is
