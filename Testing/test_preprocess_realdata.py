@@ -222,7 +222,10 @@ def phantom_case():
     return meta, images
 
 
-@pytest.mark.parametrize("modality, limit", [("pd", 1.5), ("t1pre", 2.5), ("adc", 2.5)])
+# Mean errors over the 40 mm sphere after registration (SimpleITK 2.5, deterministic since issue 16): PD 0.96,
+# T1-pre 2.14, ADC 1.42 mm; doing nothing (the scanner alignment): 1.25, 2.47, 1.79 mm. Every bound lies below the
+# error of doing nothing (asserted), so a registration that does nothing fails.
+@pytest.mark.parametrize("modality, limit", [("pd", 1.1), ("t1pre", 2.3), ("adc", 1.6)])
 def test_phantom_registration_matches_the_true_motion(phantom_case, modality, limit):
     meta, images = phantom_case
     series = meta["series"]
@@ -239,9 +242,8 @@ def test_phantom_registration_matches_the_true_motion(phantom_case, modality, li
     error = np.linalg.norm(apply(result.transform, points) - truth, axis=1)
     before = np.linalg.norm(points - truth, axis=1)
     RESULTS[f"phantom {modality}: mean error (scanner alignment {before.mean():.2f})"] = float(error.mean())
+    assert limit < before.mean(), f"{modality}: bound {limit} mm does not beat doing nothing ({before.mean():.2f} mm)"
     assert error.mean() < limit, f"{modality}: mean error {error.mean():.2f} mm (before {before.mean():.2f} mm)"
-    if modality != "adc":
-        assert error.mean() < before.mean()
 
 
 def teardown_module(module):
