@@ -16,6 +16,7 @@ import SimpleITK as sitk
 
 from DCEDiffLib import __version__, defaults
 from DCEDiffLib.errors import InputError
+from DCEDiffLib.extras import extra_available
 from DCEDiffLib.modalities import INPUT_MODALITIES, TARGET_MODALITIES
 from DCEDiffLib.progress import CancelHook, ProgressCallback, ProgressTracker, check_cancel
 
@@ -127,7 +128,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     metrics = None
     labels = sitk.GetArrayFromImage(case.images["labels"]) if "labels" in case.images else None
     legend = _legend(inputs)
-    if len(acquired) == 2:
+    if len(acquired) == 2 and extra_available("metrics"):
         from DCEDiffLib.evaluation.case_evaluation import evaluate_case
 
         metrics = evaluate_case({s: sitk.GetArrayFromImage(synthetic[s]) for s in synthetic}, acquired,
@@ -175,7 +176,7 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
 
             metrics_text = json.dumps(json_safe(output.metrics), indent=2, allow_nan=False)
             (tmp / "metrics.json").write_text(metrics_text, encoding="utf-8")
-        if report:
+        if report and extra_available("report"):
             write_case_report(output, tmp / "report.png")
     return Path(out_dir)
 
