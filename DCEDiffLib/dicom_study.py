@@ -1,0 +1,369 @@
+"""Scan a DICOM study folder: headers only, grouped into series and volumes; read back one chosen volume.
+
+A study folder may hold nested folders, any file names, and files of several series mixed in one folder (as a
+PACS export, a TCIA download or a scanner CD lays them out). :func:`scan_study` reads every file's header (no
+pixel data: about 1–2 ms per file), groups the files by SeriesInstanceUID and, inside a series, by volume (one
+volume per temporal position when a dynamic series stores many time points). Role recognition lives in
+:mod:`DCEDiffLib.study_roles`; this module only describes what is there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+
+from DCEDiffLib.errors import InputError
+
+# Header tags read from every file (SimpleITK/GDCM "gggg|eeee" keys).
+TAGS = {
+    "study_uid": "0020|000d", "series_uid": "0020|000e", "series_number": "0020|0011",
+    "description": "0008|103e", "protocol": "0018|1030", "sequence_name": "0018|0024", "image_type": "0008|0008",
+    "modality": "0008|0060", "patient_id": "0010|0020", "study_date": "0008|0020", "study_description": "0008|1030",
+    "flip_angle": "0018|1314", "repetition_time": "0018|0080", "echo_time": "0018|0081",
+    "b_value": "0018|9087", "position": "0020|0032", "orientation": "0020|0037",
+    "temporal_position": "0020|0100", "temporal_positions": "0020|0105", "trigger_time": "0018|1060",
+    "acquisition_time": "0008|0032", "content_time": "0008|0033", "series_time": "0008|0031",
+    "instance_number": "0020|0013", "rows": "0028|0010", "columns": "0028|0011", "pixel_spacing": "0028|0030",
+    "acquisition_type": "0018|0023",
+}
+SLICE_POSITION_DECIMALS = 2     # positions closer than 0.01 mm are the same slice position
+MAX_LISTED_WARNINGS = 10        # unreadable files named one by one; the rest are counted
+
+
+@dataclasses.dataclass
+class DicomFile:
+    """The header facts of one DICOM image file that grouping and ordering need."""
+
+    path: str
+    position: Optional[Tuple[float, float, float]]
+    orientation: Optional[Tuple[float, ...]]
+    temporal_position: Optional[int]
+    trigger_time_ms: Optional[float]
+    acquisition_time_s: Optional[float]
+    content_time_s: Optional[float]
+    b_value: Optional[float]
+    instance_number: Optional[int]
+
+
+@dataclasses.dataclass
+class Volume:
+    """One 3D volume of a series: its files and, for a dynamic series, its time point."""
+
+    files: List[DicomFile]
+    temporal_position: Optional[int] = None
+    time_s: Optional[float] = None         # seconds from the series' first volume (None: unknown)
+
+
+@dataclasses.dataclass
+class SeriesInfo:
+    """One DICOM series of a study, described from its headers (values of the first file unless noted)."""
+
+    uid: str
+    number: Optional[int]
+    description: str
+    protocol: str
+    sequence_name: str
+    image_type: Tuple[str, ...]             # upper case, e.g. ("DERIVED", "PRIMARY", "DIFFUSION", "ADC")
+    modality: str
+    study_uid: str
+    patient_id: str
+    study_date: str
+    flip_angle: Optional[float]
+    repetition_time: Optional[float]
+    echo_time: Optional[float]
+    acquisition_type: str                   # "2D" / "3D" / ""
+    rows: Optional[int]
+    columns: Optional[int]
+    pixel_spacing: Optional[Tuple[float, float]]
+    files: List[DicomFile]
+    b_values: Tuple[float, ...] = ()        # distinct DiffusionBValue values over the files
+    temporal_positions_declared: Optional[int] = None   # NumberOfTemporalPositions
+    series_time_s: Optional[float] = None   # earliest AcquisitionTime/ContentTime/SeriesTime of the series
+    orientation: str = "unknown"            # "axial" / "coronal" / "sagittal" / "mixed" / "unknown"
+    folders: Tuple[str, ...] = ()
+
+    @property
+    def num_files(self) -> int:
+        return len(self.files)
+
+    @property
+    def num_positions(self) -> int:
+        """Distinct slice positions (a dynamic or stacked-DWI series has fewer than files)."""
+        return len({_position_key(f) for f in self.files})
+
+    @property
+    def text(self) -> str:
+        """Description and protocol name in lower case (what name rules search)."""
+        return f"{self.description} {self.protocol}".lower()
+
+    def label(self) -> str:
+        """``#6 't2_tse_tra'``: how the series is named in messages."""
+        number = "?" if self.number is None else str(self.number)
+        return f"#{number} '{self.description}'"
+
+    def volumes(self) -> List[Volume]:
+        """The series split into 3D volumes: one per temporal position when slice positions repeat.
+
+        Splitting uses the first of TemporalPositionIdentifier, TriggerTime, AcquisitionTime, ContentTime that
+        gives volumes with one file per slice position; otherwise the whole series is one volume (the reader then
+        refuses duplicate positions, e.g. a DWI series with several b-values stacked)."""
+        if self.num_positions == self.num_files:
+            return [Volume(list(self.files))]
+        for key in ("temporal_position", "trigger_time_ms", "acquisition_time_s", "content_time_s"):
+            values = [getattr(f, key) for f in self.files]
+            if any(v is None for v in values):
+                continue
+            groups: Dict[float, List[DicomFile]] = {}
+            for f, v in zip(self.files, values):
+                groups.setdefault(v, []).append(f)
+            if len(groups) < 2:
+                continue
+            sizes = {len({_position_key(f) for f in g}) for g in groups.values()}
+            if all(len({_position_key(f) for f in g}) == len(g) for g in groups.values()) and len(sizes) == 1:
+                return _timed_volumes([groups[v] for v in sorted(groups)])
+        return [Volume(list(self.files))]
+
+    def summary(self) -> str:
+        """One line for listings: number, description, files, orientation, flip angle, image type."""
+        parts = [self.label(), f"{self.num_files} files", self.orientation]
+        if self.flip_angle is not None:
+            parts.append(f"flip {self.flip_angle:g}°")
+        if self.image_type:
+            parts.append("\\".join(self.image_type[:4]))
+        return ", ".join(parts)
+
+
+@dataclasses.dataclass
+class Study:
+    """The series of one DICOM study (one StudyInstanceUID) found under ``root``."""
+
+    root: str
+    study_uid: str
+    patient_id: str
+    study_date: str
+    series: List[SeriesInfo]
+    skipped: List[Tuple[str, str]] = dataclasses.field(default_factory=list)   # (file, reason)
+
+    def by_number(self, number: int) -> List[SeriesInfo]:
+        return [s for s in self.series if s.number == number]
+
+    def listing(self) -> str:
+        """Every series, one per line (for error messages)."""
+        return "\n".join("  " + s.summary() for s in self.series)
+
+
+# ----------------------------------------------------------------------------------------------- scanning
+
+def scan_folder(root, warn: Optional[Callable[[str], None]] = None) -> List[Study]:
+    """Every DICOM study under ``root`` (all sub-folders, any file names), from headers only.
+
+    Files that are not readable DICOM images are skipped; ``warn`` (default: :func:`warnings.warn`) gets one
+    message naming them. Hidden files and folders (names starting with a dot) are ignored."""
+    root = Path(root)
+    if not root.exists():
+        raise InputError(f"--study {root}: does not exist; expected a folder holding one DICOM study")
+    if not root.is_dir():
+        raise InputError(f"--study {root}: is a file; expected a folder holding one DICOM study")
+    warn = warn or (lambda message: warnings.warn(message, stacklevel=3))
+    headers: Dict[str, List[Tuple[DicomFile, sitk.ImageFileReader]]] = {}
+    skipped: List[Tuple[str, str]] = []
+    for path in _walk_files(root):
+        reader, reason = _read_header(path)
+        if reader is None:
+            skipped.append((str(path), reason))
+            continue
+        uid = _tag(reader, "series_uid")
+        headers.setdefault(uid, []).append((_file_facts(path, reader), reader))
+    if skipped:
+        listed = "; ".join(f"{p} ({r})" for p, r in skipped[:MAX_LISTED_WARNINGS])
+        more = f"; and {len(skipped) - MAX_LISTED_WARNINGS} more" if len(skipped) > MAX_LISTED_WARNINGS else ""
+        warn(f"--study {root}: skipped {len(skipped)} file(s) that are not readable DICOM images: {listed}{more}")
+    studies: Dict[str, Study] = {}
+    for uid, entries in headers.items():
+        series = _series_info(uid, entries)
+        study = studies.get(series.study_uid)
+        if study is None:
+            study = studies[series.study_uid] = Study(str(root), series.study_uid, series.patient_id,
+                                                      series.study_date, [], skipped)
+        study.series.append(series)
+    for study in studies.values():
+        study.series.sort(key=lambda s: (s.number is None, s.number or 0, s.series_time_s or 0.0, s.uid))
+    return sorted(studies.values(), key=lambda s: (s.patient_id, s.study_date, s.study_uid))
+
+
+def scan_study(root, warn: Optional[Callable[[str], None]] = None) -> Study:
+    """The one DICOM study under ``root``; :class:`InputError` when there is none or several (listed)."""
+    studies = scan_folder(root, warn)
+    if not studies:
+        raise InputError(f"--study {root}: holds no readable DICOM image files; expected a folder holding one "
+                         "DICOM study (nested folders and any file names are fine)")
+    if len(studies) > 1:
+        listed = "; ".join(f"patient {s.patient_id or '?'}, date {s.study_date or '?'}, study {s.study_uid} "
+                           f"({len(s.series)} series, in {_common_folder(s)})" for s in studies)
+        raise InputError(f"--study {root}: holds {len(studies)} DICOM studies: {listed}; expected one study "
+                         "(give the folder of one of them)")
+    return studies[0]
+
+
+def _walk_files(root: Path):
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(folder) / name
+
+
+def _read_header(path: Path):
+    """(reader, "") for a DICOM image file, else (None, reason)."""
+    reader = sitk.ImageFileReader()
+    reader.SetImageIO("GDCMImageIO")    # DICOM only: any file name, no guessing from the extension
+    reader.SetFileName(str(path))
+    reader.LoadPrivateTagsOn()
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return None, "not a readable DICOM image"
+    if not reader.HasMetaDataKey(TAGS["series_uid"]):
+        return None, "no SeriesInstanceUID"
+    return reader, ""
+
+
+def _tag(reader: sitk.ImageFileReader, name: str) -> str:
+    key = TAGS[name]
+    return reader.GetMetaData(key).strip().strip("\x00").strip() if reader.HasMetaDataKey(key) else ""
+
+
+def _float(text: str) -> Optional[float]:
+    try:
+        value = float(text.split("\\")[0])
+    except (ValueError, IndexError):
+        return None
+    return value if np.isfinite(value) else None
+
+
+def _int(text: str) -> Optional[int]:
+    value = _float(text)
+    return int(round(value)) if value is not None else None
+
+
+def _floats(text: str, count: int) -> Optional[Tuple[float, ...]]:
+    try:
+        values = tuple(float(v) for v in text.split("\\"))
+    except ValueError:
+        return None
+    return values if len(values) == count and all(np.isfinite(values)) else None
+
+
+def dicom_time_seconds(text: str) -> Optional[float]:
+    """DICOM TM ``hhmmss.ffffff`` (or ``hh:mm:ss``) → seconds after midnight; None when absent or malformed."""
+    text = text.strip().replace(":", "")
+    match = re.fullmatch(r"(\d{2})(\d{2})?(\d{2})?(\.\d+)?", text)
+    if not match:
+        return None
+    hours, minutes, seconds, fraction = match.groups()
+    return (int(hours) * 3600 + int(minutes or 0) * 60 + int(seconds or 0) + (float(fraction) if fraction else 0.0))
+
+
+def _file_facts(path: Path, reader: sitk.ImageFileReader) -> DicomFile:
+    return DicomFile(
+        path=str(path), position=_floats(_tag(reader, "position"), 3),
+        orientation=_floats(_tag(reader, "orientation"), 6),
+        temporal_position=_int(_tag(reader, "temporal_position")),
+        trigger_time_ms=_float(_tag(reader, "trigger_time")),
+        acquisition_time_s=dicom_time_seconds(_tag(reader, "acquisition_time")),
+        content_time_s=dicom_time_seconds(_tag(reader, "content_time")),
+        b_value=_float(_tag(reader, "b_value")), instance_number=_int(_tag(reader, "instance_number")))
+
+
+def _series_info(uid: str, entries: List[Tuple[DicomFile, sitk.ImageFileReader]]) -> SeriesInfo:
+    entries = sorted(entries, key=lambda e: (e[0].instance_number is None, e[0].instance_number or 0, e[0].path))
+    first = entries[0][1]
+    files = [f for f, _ in entries]
+    times = [t for f, r in entries for t in (f.acquisition_time_s, f.content_time_s,
+                                             dicom_time_seconds(_tag(r, "series_time"))) if t is not None]
+    spacing = _floats(_tag(first, "pixel_spacing"), 2)
+    return SeriesInfo(
+        uid=uid, number=_int(_tag(first, "series_number")), description=_tag(first, "description"),
+        protocol=_tag(first, "protocol"), sequence_name=_tag(first, "sequence_name"),
+        image_type=tuple(v.strip().upper() for v in _tag(first, "image_type").split("\\") if v.strip()),
+        modality=_tag(first, "modality").upper(), study_uid=_tag(first, "study_uid"),
+        patient_id=_tag(first, "patient_id"), study_date=_tag(first, "study_date"),
+        flip_angle=_float(_tag(first, "flip_angle")), repetition_time=_float(_tag(first, "repetition_time")),
+        echo_time=_float(_tag(first, "echo_time")), acquisition_type=_tag(first, "acquisition_type").upper(),
+        rows=_int(_tag(first, "rows")), columns=_int(_tag(first, "columns")),
+        pixel_spacing=spacing, files=files,
+        b_values=tuple(sorted({f.b_value for f in files if f.b_value is not None})),
+        temporal_positions_declared=_int(_tag(first, "temporal_positions")),
+        series_time_s=min(times) if times else None, orientation=_orientation_label(files),
+        folders=tuple(sorted({str(Path(f.path).parent) for f in files})))
+
+
+def _orientation_label(files: Sequence[DicomFile]) -> str:
+    """Plane of the slices from ImageOrientationPatient: the axis the slice normal is closest to."""
+    orientations = {tuple(np.round(f.orientation, 3)) for f in files if f.orientation is not None}
+    if not orientations:
+        return "unknown"
+    labels = set()
+    for o in orientations:
+        normal = np.cross(o[:3], o[3:])
+        labels.add(("sagittal", "coronal", "axial")[int(np.argmax(np.abs(normal)))])
+    return labels.pop() if len(labels) == 1 else "mixed"
+
+
+def _position_key(f: DicomFile):
+    return None if f.position is None else tuple(np.round(f.position, SLICE_POSITION_DECIMALS))
+
+
+def _timed_volumes(groups: List[List[DicomFile]]) -> List[Volume]:
+    """Volumes in temporal order, with times in seconds from the first (TriggerTime, else acquisition times)."""
+    def first(values):
+        values = [v for v in values if v is not None]
+        return min(values) if values else None
+
+    rows = []
+    for files in groups:
+        rows.append((first(f.temporal_position for f in files), first(f.trigger_time_ms for f in files),
+                     first(f.acquisition_time_s for f in files), first(f.content_time_s for f in files), files))
+    times: List[Optional[float]] = [None] * len(rows)
+    for column, scale in ((1, 1e-3), (2, 1.0), (3, 1.0)):
+        values = [r[column] for r in rows]
+        if all(v is not None for v in values) and len(set(values)) == len(values):
+            times = [(v - values[0]) * scale for v in values]
+            break
+    order = sorted(range(len(rows)), key=lambda i: (rows[i][0] is None, rows[i][0] or 0,
+                                                    times[i] if times[i] is not None else i))
+    base = times[order[0]] if times[order[0]] is not None else 0.0
+    return [Volume(rows[i][4], rows[i][0], None if times[i] is None else times[i] - base) for i in order]
+
+
+def _common_folder(study: Study) -> str:
+    folders = [f for s in study.series for f in s.folders]
+    return os.path.commonpath(folders) if folders else study.root
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+def read_study_volume(volume: Volume, name: str) -> sitk.Image:
+    """Read one volume (its files only) as a validated float32 image, slices sorted along the slice normal.
+
+    The same checks as a DICOM series folder (:func:`DCEDiffLib.volume_io.read_dicom_series`): one regular
+    stack of parallel slices; ``name`` (e.g. "T2W #6 't2_tse_tra'") names the input in errors."""
+    from DCEDiffLib.volume_io import _itk_reason, _sorted_slice_files, read_volume
+
+    paths = [f.path for f in volume.files]
+    folder = Path(os.path.commonpath(paths)) if paths else Path(".")
+    ordered = _sorted_slice_files(paths, folder, name)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames([str(p) for p in ordered])
+    try:
+        image = reader.Execute() if len(ordered) > 1 else sitk.ReadImage(str(ordered[0]))
+    except RuntimeError as exc:
+        raise InputError(f"{name}: DICOM files in {folder} could not be read ({_itk_reason(exc)})") from exc
+    return read_volume(image, name=name)

@@ -1,0 +1,577 @@
+"""Which series of a DICOM study is the T2W, PD, ADC, T1-pre and acquired DCE: rules on header attributes.
+
+Every role has an ordered list of rules; the first rule that some series satisfies decides, a fixed ranking picks
+among the series it matched, and every other series a rule of that role matched is reported as a losing
+candidate. Rules read DICOM attributes (:mod:`DCEDiffLib.dicom_study`), never folder names:
+
+- t2w: axial T2-weighted TSE (of several, the last acquired: a repeat is made when the first is degraded); a
+  sagittal/coronal T2W only when there is no axial one.
+- adc: ImageType ADC (else "ADC" in the description); axial first, "high b"/calculated maps last, then the most
+  slices, the finest pixels, the first acquired.
+- pd: a PD reference scan (the description names PD, e.g. ``tfl3d PD ref``); else the lowest-flip-angle
+  pre-contrast 3D gradient echo (VIBE) at ≤ 6°.
+- t1pre: the pre-contrast 3D gradient echo (VIBE) with the highest flip angle (≥ 8°, acquired before the DCE);
+  else the last DCE frame before contrast arrival (found on the mean DCE curve).
+- dce_early / dce_late (optional): the middle and the last time point of the DCE series (the paper's definition),
+  or the frames closest to ``early_time``/``late_time`` seconds after contrast arrival. The DCE is either one
+  series per time point (TCIA ProstateX: ``Twist_dynamic_..._TT=8.0s``) or one series with many temporal
+  positions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+
+from DCEDiffLib.dicom_study import SeriesInfo, Study, Volume, read_study_volume
+from DCEDiffLib.errors import InputError
+
+ROLES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
+REQUIRED_ROLES = ("t2w", "pd", "adc", "t1pre")
+OVERRIDE_ROLES = ROLES + ("dce",)
+ROLE_NAMES = {"t2w": "T2W", "pd": "PD", "adc": "ADC", "t1pre": "T1-pre", "dce_early": "DCE early",
+              "dce_late": "DCE late", "dce": "DCE"}
+
+PD_MAX_FLIP_DEG = 6.0       # a gradient echo at a flip angle this small is proton-density weighted
+T1_MIN_FLIP_DEG = 8.0       # ... and from this one on T1-weighted (VIBE T1 mapping sets: 2/5/10/15/20°)
+T2W_MIN_TE_MS = 60.0        # T2 weighting needs a long echo time (PD/T1 TSE have short ones)
+DCE_MIN_FRAMES = 3
+ARRIVAL_FRACTION = 0.05     # contrast has arrived once the mean curve rose by 5 % of its peak enhancement
+ONSET_FRACTION = 0.005      # ... and its onset is the first frame 0.5 % of it (and 5 noise levels) above baseline
+MIN_ENHANCEMENT = 0.01      # a mean curve rising by less than 1 % of its baseline shows no arrival
+
+
+def _word(pattern: str) -> str:
+    """``pattern`` not glued to other letters ("_adc" and "adc map" match, "radcliffe" does not)."""
+    return rf"(?<![a-z]){pattern}(?![a-z])"
+
+
+_LOCALIZER = re.compile(r"locali[sz]er|scout|survey|" + _word("loc") + "|" + _word("aa[a-z]*scout"))
+_DIFFUSION_TEXT = re.compile(r"diff|dwi|dti|mddw|trace|bval|" + _word("adc") + "|" + _word("fa"))
+_DIFFUSION_TYPES = {"DIFFUSION", "ADC", "TRACEW", "FA", "EADC", "EXP", "CALC_BVALUE"}
+_DCE_TEXT = re.compile(r"dyn|dce|twist|perfusion|" + _word("perf") + "|tricks|disco|4d")
+_T2_TEXT = re.compile(r"(?<![a-z0-9])t2(?![a-z0-9*]|_?star|_?map|\s?\*)")
+_TSE_SEQUENCE = re.compile(r"tse|fse|ts2d|ts3d|spc|space|cube|haste|h2d", re.IGNORECASE)
+_PD_TEXT = re.compile(_word("pd") + "|" + _word("pdw") + "|proton")
+_GRE_TEXT = re.compile(r"vibe|flash|fl3d|fl2d|tfl|gre|spgr|lava|thrive|ffe|" + _word("t1"))
+_POST_CONTRAST = re.compile(r"post|" + _word("gd") + r"|gad|contrast|kontrast|\+c|" + _word("ce"))
+_HIGH_B = re.compile(r"high|" + _word("hb") + r"|calc|b1[0-9]{3}|b2000|eadc|exp")
+_TT = re.compile(r"tt\s*=\s*([0-9]+(?:\.[0-9]+)?)\s*s")
+
+
+# ----------------------------------------------------------------------------------------------- results
+
+@dataclasses.dataclass
+class Pick:
+    """The series (and volume) chosen for one role, why, and which candidates lost."""
+
+    role: str
+    series: SeriesInfo
+    volume: Volume
+    rule: str
+    lost: List[Tuple[SeriesInfo, str]] = dataclasses.field(default_factory=list)   # (series, its rule)
+    frame_index: Optional[int] = None        # DCE frames: index in the DCE series (0-based)
+    time_s: Optional[float] = None           # DCE frames: seconds from the first frame
+    after_arrival_s: Optional[float] = None  # DCE frames: seconds after contrast arrival
+
+    def to_dict(self) -> dict:
+        """The JSON record of the pick (synthesis.json ``series``)."""
+        out = {"series_number": self.series.number, "series_description": self.series.description,
+               "series_instance_uid": self.series.uid, "rule": self.rule,
+               "lost": [{"series_number": s.number, "series_description": s.description,
+                         "series_instance_uid": s.uid, "rule": rule} for s, rule in self.lost]}
+        if self.frame_index is not None:
+            out["frame_index"] = self.frame_index
+            out["temporal_position"] = self.volume.temporal_position
+            out["time_s"] = None if self.time_s is None else round(self.time_s, 2)
+            out["time_after_arrival_s"] = None if self.after_arrival_s is None else round(self.after_arrival_s, 2)
+        return out
+
+    def line(self) -> str:
+        """One console line: role, series, rule, losers."""
+        frame = ""
+        if self.frame_index is not None:
+            frame = f" frame {self.frame_index}"
+            if self.time_s is not None:
+                frame += f" (t={self.time_s:.1f} s"
+                frame += f", {self.after_arrival_s:+.1f} s after arrival)" if self.after_arrival_s is not None \
+                    else ")"
+        lost = ""
+        if self.lost:
+            names = ", ".join(s.label() for s, _ in self.lost[:6])
+            lost = f"; lost: {names}" + (f" and {len(self.lost) - 6} more" if len(self.lost) > 6 else "")
+        return f"{self.role:9s} {self.series.label()}{frame} — {self.rule}{lost}"
+
+
+@dataclasses.dataclass
+class DceSeries:
+    """One DCE acquisition: its frames in temporal order (each a series volume) and their times."""
+
+    frames: List[Tuple[SeriesInfo, Volume]]
+    times_s: Optional[List[float]]           # seconds from the first frame; None when the headers give no times
+    layout: str                              # "one series per time point" / "one series, N temporal positions"
+    time_source: str
+    curve: Optional[List[float]] = None      # mean intensity per frame (read when needed)
+    arrival_index: Optional[int] = None      # first frame after contrast arrival
+
+    @property
+    def series(self) -> List[SeriesInfo]:
+        seen: Dict[str, SeriesInfo] = {}
+        for s, _ in self.frames:
+            seen.setdefault(s.uid, s)
+        return list(seen.values())
+
+    def label(self) -> str:
+        first = self.frames[0][0]
+        if len(self.series) == 1:
+            return f"{first.label()} ({len(self.frames)} temporal positions)"
+        last = self.frames[-1][0]
+        return f"{first.label()} … {last.label()} ({len(self.frames)} series, one per time point)"
+
+    @property
+    def arrival_time_s(self) -> Optional[float]:
+        """Contrast arrival: the time of the last frame before it (the end of the baseline)."""
+        if self.arrival_index is None or self.times_s is None:
+            return None
+        return self.times_s[self.arrival_index - 1]
+
+    def to_dict(self) -> dict:
+        return {"layout": self.layout, "frames": len(self.frames), "time_source": self.time_source,
+                "times_s": None if self.times_s is None else [round(t, 2) for t in self.times_s],
+                "series_numbers": [s.number for s in self.series],
+                "arrival_frame_index": self.arrival_index, "arrival_time_s": self.arrival_time_s,
+                "mean_curve": None if self.curve is None else [round(float(v), 4) for v in self.curve]}
+
+
+@dataclasses.dataclass
+class StudyPicks:
+    """The roles recognised in one study."""
+
+    study: Study
+    picks: Dict[str, Pick]
+    dce: Optional[DceSeries]
+    notes: List[str]
+
+    def to_dict(self) -> dict:
+        """``{"study": ..., "series": role → pick, "dce": ...}`` for synthesis.json."""
+        return {"study": {"root": self.study.root, "study_instance_uid": self.study.study_uid,
+                          "patient_id": self.study.patient_id, "study_date": self.study.study_date,
+                          "series_found": len(self.study.series), "files_skipped": len(self.study.skipped)},
+                "series": {role: self.picks[role].to_dict() for role in ROLES if role in self.picks},
+                "dce": None if self.dce is None else self.dce.to_dict(), "notes": list(self.notes)}
+
+    def lines(self) -> List[str]:
+        """Every pick, one line each, then notes (e.g. no acquired DCE)."""
+        return [self.picks[r].line() for r in ROLES if r in self.picks] + [f"note: {n}" for n in self.notes]
+
+    def load_inputs(self, read: Optional[Callable[[Volume, str], sitk.Image]] = None) -> Dict[str, sitk.Image]:
+        """Read the chosen volumes (pixel data of these series only): modality key → float32 image."""
+        read = read or read_study_volume
+        return {role: read(pick.volume, f"{ROLE_NAMES[role]} {pick.series.label()}")
+                for role, pick in self.picks.items()}
+
+
+# ----------------------------------------------------------------------------------------------- series facts
+
+def is_localizer(s: SeriesInfo) -> bool:
+    """A localizer/scout (by name), a series mixing slice planes, or too few slices to be a volume."""
+    return bool(_LOCALIZER.search(s.text)) or s.orientation == "mixed" or s.num_positions < 3
+
+
+def is_diffusion(s: SeriesInfo) -> bool:
+    """DWI and its derived maps (ADC, TRACEW, FA, calculated b-values)."""
+    return bool(_DIFFUSION_TYPES & set(s.image_type)) or bool(s.b_values) or \
+        bool(_DIFFUSION_TEXT.search(s.text)) or bool(re.search(r"ep_b|epse|ep2d|re_b", s.sequence_name.lower()))
+
+
+def is_dynamic(s: SeriesInfo) -> bool:
+    """A dynamic (DCE) acquisition: by name or sequence, or several temporal positions in the series."""
+    if is_diffusion(s) or is_localizer(s):
+        return False
+    return bool(_DCE_TEXT.search(s.text)) or "dyn" in s.sequence_name.lower() or \
+        (s.temporal_positions_declared or 0) > 1 or len(s.volumes()) > 1
+
+
+def is_adc(s: SeriesInfo) -> bool:
+    """An ADC map: ImageType ADC, or "ADC" in the name without FA/TRACEW/exponential image types."""
+    types = set(s.image_type)
+    if "ADC" in types:
+        return True
+    return bool(re.search(_word("adc"), s.text)) and not ({"FA", "TRACEW", "EADC", "EXP"} & types) and \
+        not re.search(_word("fa") + "|eadc|exp", s.text)
+
+
+def is_t2w(s: SeriesInfo) -> bool:
+    """A T2-weighted turbo spin echo (by name or sequence; long TE when the TE is given)."""
+    if is_localizer(s) or is_diffusion(s) or is_dynamic(s) or s.modality not in ("MR", ""):
+        return False
+    if not (_T2_TEXT.search(s.text) or _TSE_SEQUENCE.search(s.sequence_name)):
+        return False
+    return s.echo_time is None or s.echo_time >= T2W_MIN_TE_MS
+
+
+def is_pd_named(s: SeriesInfo) -> bool:
+    """A proton-density series named so (e.g. ``tfl3d PD ref``, ``vibe_2deg_PD``)."""
+    return bool(_PD_TEXT.search(s.text)) and not (is_localizer(s) or is_diffusion(s) or is_dynamic(s))
+
+
+def is_gradient_echo_t1(s: SeriesInfo) -> bool:
+    """A (3D) spoiled gradient echo with a flip angle: the VIBE/FLASH family used for T1 mapping and T1-pre."""
+    if s.flip_angle is None or is_localizer(s) or is_diffusion(s) or is_dynamic(s) or _T2_TEXT.search(s.text):
+        return False
+    return bool(_GRE_TEXT.search(s.text) or _GRE_TEXT.search(s.sequence_name.lower()))
+
+
+def is_post_contrast(s: SeriesInfo, dce: Optional[DceSeries]) -> bool:
+    """Named post-contrast, or acquired after the DCE series started."""
+    if _POST_CONTRAST.search(s.text) and not re.search(_word("pre"), s.text):
+        return True
+    if dce is not None and s.series_time_s is not None:
+        starts = [f.series_time_s for f in dce.series if f.series_time_s is not None]
+        return bool(starts) and s.series_time_s > min(starts)
+    return False
+
+
+# ----------------------------------------------------------------------------------------------- DCE
+
+def find_dce_series(study: Study) -> List[DceSeries]:
+    """The DCE acquisitions of the study, the one with most frames first.
+
+    A dynamic series with several temporal positions is one acquisition; single-volume dynamic series of the same
+    protocol, sequence and geometry (one series per time point) are grouped into one. Fewer than 3 frames is
+    not a DCE acquisition."""
+    found: List[DceSeries] = []
+    groups: Dict[tuple, List[SeriesInfo]] = {}
+    for s in study.series:
+        if not is_dynamic(s):
+            continue
+        volumes = s.volumes()
+        if len(volumes) > 1:
+            if len(volumes) >= DCE_MIN_FRAMES:
+                times = [v.time_s for v in volumes]
+                known = all(t is not None for t in times)
+                found.append(DceSeries([(s, v) for v in volumes], times if known else None,
+                                       f"one series, {len(volumes)} temporal positions",
+                                       "TriggerTime/AcquisitionTime/ContentTime" if known else "none"))
+            continue
+        key = (_TT.sub("", s.description.lower()).strip(" _-"), s.sequence_name, s.orientation, s.rows, s.columns,
+               s.num_positions)
+        groups.setdefault(key, []).append(s)
+    for members in groups.values():
+        if len(members) >= DCE_MIN_FRAMES:
+            found.append(_per_time_point(members))
+    found.sort(key=lambda d: (-len(d.frames), d.frames[0][0].orientation != "axial", d.frames[0][0].number or 0))
+    return found
+
+
+def _per_time_point(members: List[SeriesInfo]) -> DceSeries:
+    """Frames from one series per time point, ordered by the time in the description (Siemens ``TT=8.0s``),
+    TriggerTime, AcquisitionTime or ContentTime, whichever every series has (else by series number)."""
+    def first_file(s, key):
+        values = [getattr(f, key) for f in s.files if getattr(f, key) is not None]
+        return min(values) if values else None
+
+    sources = (("TT= in the description", lambda s: _tt(s.description)),
+               ("TriggerTime", lambda s: None if first_file(s, "trigger_time_ms") is None
+                else first_file(s, "trigger_time_ms") / 1000.0),
+               ("AcquisitionTime", lambda s: first_file(s, "acquisition_time_s")),
+               ("ContentTime", lambda s: first_file(s, "content_time_s")))
+    for source, get in sources:
+        values = [get(s) for s in members]
+        if all(v is not None for v in values) and len(set(values)) == len(values):
+            order = np.argsort(values, kind="stable")
+            members = [members[i] for i in order]
+            start = values[order[0]]
+            times = [values[i] - start for i in order]
+            return DceSeries([(s, s.volumes()[0]) for s in members], times, "one series per time point", source)
+    members = sorted(members, key=lambda s: (s.number or 0, s.uid))
+    return DceSeries([(s, s.volumes()[0]) for s in members], None, "one series per time point",
+                     "series number (no times in the headers)")
+
+
+def _tt(description: str) -> Optional[float]:
+    match = _TT.search(description.lower())
+    return float(match.group(1)) if match else None
+
+
+def find_arrival(dce: DceSeries, read: Callable[[Volume, str], sitk.Image]) -> DceSeries:
+    """Fill ``dce.curve`` (mean intensity of every frame) and ``dce.arrival_index`` (the first frame whose mean
+    rose above the first frame's by more than 5 % of the peak enhancement). Reads every frame's pixel data."""
+    if dce.curve is None:
+        curve = []
+        for index, (series, volume) in enumerate(dce.frames):
+            image = read(volume, f"DCE frame {index} {series.label()}")
+            curve.append(float(np.mean(sitk.GetArrayViewFromImage(image), dtype=np.float64)))
+        dce.curve = curve
+        dce.arrival_index = arrival_index(curve)
+    return dce
+
+
+def arrival_index(curve: Sequence[float]) -> Optional[int]:
+    """The first frame after contrast arrival on a mean DCE curve, or None when it shows no enhancement.
+
+    Coarse step: the first frame above the first frame's value by 5 % of the peak rise. The frames before it are
+    the baseline (median, noise from the median absolute deviation); arrival is the first frame above that
+    baseline by more than 5 × noise and 0.5 % of the rise: the first arrival frame often holds only a few percent
+    of the enhancement, and the frame before it must be free of contrast (it is the T1-pre candidate)."""
+    values = np.asarray(curve, dtype=np.float64)
+    rise = values.max() - values[0]
+    if not rise > MIN_ENHANCEMENT * abs(values[0]):
+        return None
+    coarse = int(np.nonzero(values - values[0] > ARRIVAL_FRACTION * rise)[0][0])
+    baseline = values[:coarse]
+    level = np.median(baseline)
+    noise = 1.4826 * np.median(np.abs(baseline - level))
+    threshold = max(5.0 * noise, ONSET_FRACTION * rise)
+    return int(np.nonzero(values[:coarse + 1] - level > threshold)[0][0]) if coarse > 0 else coarse
+
+
+# ----------------------------------------------------------------------------------------------- picking
+
+def parse_series_overrides(items: Optional[Iterable[str]]) -> Dict[str, object]:
+    """``["t2w=6", "t1pre=dce"]`` → ``{"t2w": 6, "t1pre": "dce"}``; :class:`InputError` on a malformed item."""
+    out: Dict[str, object] = {}
+    for item in items or ():
+        role, _, value = str(item).partition("=")
+        role = role.strip().lower().replace("-", "_")
+        value = value.strip()
+        if role not in OVERRIDE_ROLES or not value:
+            raise InputError(f"--series {item!r}: expected ROLE=NUMBER with ROLE one of {', '.join(OVERRIDE_ROLES)} "
+                             "and NUMBER a series number (t1pre=dce: the last DCE frame before contrast arrival)")
+        if role == "t1pre" and value.lower() == "dce":
+            out[role] = "dce"
+            continue
+        try:
+            out[role] = int(value)
+        except ValueError:
+            raise InputError(f"--series {item!r}: {value!r} is not a series number; expected an integer "
+                             "(SeriesNumber, as printed with every pick)") from None
+    return out
+
+
+def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, early_time: Optional[float] = None,
+               late_time: Optional[float] = None,
+               read: Optional[Callable[[Volume, str], sitk.Image]] = None) -> StudyPicks:
+    """Recognise every role in ``study`` (header rules; DCE frames are read only to find contrast arrival).
+
+    ``overrides`` (from :func:`parse_series_overrides`) replaces a pick by a series number. Raises one
+    :class:`InputError` naming every missing required role (t2w, pd, adc, t1pre) and listing the series found.
+    """
+    overrides = dict(overrides or {})
+    read = read or read_study_volume
+    notes: List[str] = []
+    picks: Dict[str, Pick] = {}
+    problems: List[str] = []
+
+    dce_all = find_dce_series(study)
+    dce = _choose_dce(study, dce_all, overrides.get("dce"))
+
+    for role, rules in (("t2w", _t2w_rules()), ("adc", _adc_rules()), ("pd", _pd_rules()),
+                        ("t1pre", _t1_rules(dce, picks))):
+        ranked = _apply_rules(study, rules)
+        if role in overrides and not (role == "t1pre" and overrides[role] == "dce"):
+            picks[role] = _override(study, role, overrides[role], ranked)
+        elif ranked and not (role == "t1pre" and overrides.get(role) == "dce"):
+            (series, rule), lost = ranked[0], ranked[1:]
+            picks[role] = Pick(role, series, series.volumes()[0], rule, lost)
+
+    if "t1pre" not in picks:
+        pick, why = _t1_from_dce(dce, read, ranked_lost=_apply_rules(study, _t1_rules(dce, picks)))
+        if pick is not None:
+            picks["t1pre"] = pick
+        elif overrides.get("t1pre") == "dce":
+            problems.append(f"T1-pre (--series t1pre=dce): {why}")
+
+    if dce is not None:
+        try:
+            _pick_dce_frames(dce, dce_all, picks, early_time, late_time, read)
+        except InputError as exc:
+            problems.append(str(exc))
+    elif early_time is not None or late_time is not None:
+        problems.append("--early-time/--late-time: the study has no DCE series (a dynamic series with several "
+                        "time points, or one series per time point)")
+    else:
+        notes.append("no acquired DCE series in the study: synthesis only (no residuals or metrics)")
+    for role in ("dce_early", "dce_late"):
+        if role in overrides:
+            picks[role] = _override(study, role, overrides[role], [])
+
+    missing = [r for r in REQUIRED_ROLES if r not in picks]
+    if missing or problems:
+        raise InputError(_missing_message(study, missing, problems, dce))
+    return StudyPicks(study, picks, dce, notes)
+
+
+Rule = Tuple[str, Callable[[SeriesInfo], bool], Callable[[SeriesInfo], tuple]]
+
+
+def _newest_first(s: SeriesInfo) -> tuple:
+    return (s.series_time_s is None, -(s.series_time_s or 0.0), -(s.number or 0))
+
+
+def _t2w_rules() -> List[Rule]:
+    return [
+        ("axial T2-weighted TSE (of several: the last acquired, a repeat is made when the first is degraded)",
+         lambda s: is_t2w(s) and s.orientation == "axial",
+         lambda s: ("DERIVED" in s.image_type,) + _newest_first(s)),
+        ("T2-weighted TSE, not axial (the study has no axial T2W)",
+         lambda s: is_t2w(s), lambda s: ("DERIVED" in s.image_type,) + _newest_first(s)),
+    ]
+
+
+def _adc_rank(s: SeriesInfo) -> tuple:
+    spacing = min(s.pixel_spacing) if s.pixel_spacing else 99.0
+    return (s.orientation != "axial", bool(_HIGH_B.search(s.text)), -s.num_positions, spacing, s.number or 0)
+
+
+def _adc_rules() -> List[Rule]:
+    tail = " (of several: axial, not high-b/calculated, most slices, finest pixels, first acquired)"
+    return [
+        ("ADC map: ImageType ADC" + tail, lambda s: "ADC" in s.image_type and len(s.volumes()) == 1, _adc_rank),
+        ("ADC map: 'ADC' in the description" + tail, lambda s: is_adc(s) and len(s.volumes()) == 1, _adc_rank),
+    ]
+
+
+def _pd_rules() -> List[Rule]:
+    return [
+        ("PD reference scan (PD in the description, e.g. 'tfl3d PD ref'; of several: axial, 'ref', lowest flip)",
+         lambda s: is_pd_named(s) and len(s.volumes()) == 1,
+         lambda s: (s.orientation != "axial", "ref" not in s.text, s.flip_angle or 0.0, s.number or 0)),
+        (f"lowest-flip-angle pre-contrast 3D gradient echo (VIBE, flip ≤ {PD_MAX_FLIP_DEG:g}°)",
+         lambda s: is_gradient_echo_t1(s) and s.flip_angle <= PD_MAX_FLIP_DEG and not _POST_CONTRAST.search(s.text),
+         lambda s: (s.flip_angle, s.orientation != "axial", s.number or 0)),
+    ]
+
+
+def _t1_rules(dce: Optional[DceSeries], picks: Dict[str, Pick]) -> List[Rule]:
+    def candidate(s: SeriesInfo) -> bool:
+        if not is_gradient_echo_t1(s) or is_pd_named(s) or s.flip_angle < T1_MIN_FLIP_DEG:
+            return False
+        if "pd" in picks and picks["pd"].series.uid == s.uid:
+            return False
+        return len(s.volumes()) == 1 and not is_post_contrast(s, dce)
+
+    return [(f"pre-contrast 3D gradient echo (VIBE) with the highest flip angle (≥ {T1_MIN_FLIP_DEG:g}°, "
+             "acquired before the DCE)", candidate,
+             lambda s: (-s.flip_angle, s.orientation != "axial") + _newest_first(s))]
+
+
+def _apply_rules(study: Study, rules: Sequence[Rule]) -> List[Tuple[SeriesInfo, str]]:
+    """Every series some rule matched, best first: by rule order, then the rule's ranking."""
+    ranked: List[Tuple[SeriesInfo, str]] = []
+    seen = set()
+    for name, match, rank in rules:
+        for s in sorted((s for s in study.series if s.uid not in seen and match(s)), key=rank):
+            ranked.append((s, name))
+            seen.add(s.uid)
+    return ranked
+
+
+def _find_number(study: Study, role: str, number: int) -> SeriesInfo:
+    matches = study.by_number(number)
+    if not matches:
+        raise InputError(f"--series {role}={number}: the study has no series number {number}; it holds:\n"
+                         f"{study.listing()}")
+    if len(matches) > 1:
+        raise InputError(f"--series {role}={number}: {len(matches)} series have number {number} "
+                         f"({', '.join(s.summary() for s in matches)}); series numbers must be unique to choose one")
+    return matches[0]
+
+
+def _override(study: Study, role: str, number: int, ranked: List[Tuple[SeriesInfo, str]]) -> Pick:
+    series = _find_number(study, role, number)
+    volumes = series.volumes()
+    if len(volumes) != 1:
+        raise InputError(f"--series {role}={number}: {series.summary()} holds {len(volumes)} volumes (time points "
+                         "or b-values); expected a single-volume series"
+                         + (" (choose DCE frames with --series dce=N and --early-time/--late-time)"
+                            if role.startswith("dce") else ""))
+    lost = [(s, rule) for s, rule in ranked if s.uid != series.uid]
+    return Pick(role, series, volumes[0], f"chosen with --series {role}={number}", lost)
+
+
+def _choose_dce(study: Study, dce_all: List[DceSeries], number) -> Optional[DceSeries]:
+    if number is None:
+        return dce_all[0] if dce_all else None
+    series = _find_number(study, "dce", number)
+    for dce in dce_all:
+        if any(s.uid == series.uid for s in dce.series):
+            return dce
+    raise InputError(f"--series dce={number}: {series.summary()} is not part of a DCE series (a dynamic series "
+                     f"with ≥ {DCE_MIN_FRAMES} time points, or ≥ {DCE_MIN_FRAMES} series of one dynamic protocol)")
+
+
+def _t1_from_dce(dce: Optional[DceSeries], read, ranked_lost) -> Tuple[Optional[Pick], str]:
+    """The last DCE frame before contrast arrival, or (None, why not)."""
+    if dce is None:
+        return None, "the study has no DCE series"
+    find_arrival(dce, read)
+    if dce.arrival_index is None:
+        return None, f"no contrast arrival visible on the mean curve of the DCE series {dce.label()}"
+    index = dce.arrival_index - 1
+    series, volume = dce.frames[index]
+    rule = (f"last DCE frame before contrast arrival (mean DCE curve rises from frame {dce.arrival_index}; "
+            "no pre-contrast T1 gradient echo series)")
+    pick = Pick("t1pre", series, volume, rule, [(s, r) for s, r in ranked_lost], frame_index=index,
+                time_s=None if dce.times_s is None else dce.times_s[index])
+    if dce.times_s is not None:
+        pick.after_arrival_s = pick.time_s - dce.arrival_time_s
+    return pick, ""
+
+
+def _pick_dce_frames(dce: DceSeries, dce_all: List[DceSeries], picks: Dict[str, Pick], early_time, late_time,
+                     read) -> None:
+    """dce_early/dce_late: the middle and last frames (paper), or the frames closest to the given times after
+    arrival."""
+    n = len(dce.frames)
+    lost = [(other.frames[0][0], f"DCE series {other.label()}") for other in dce_all if other is not dce]
+    if early_time is not None or late_time is not None:
+        if dce.times_s is None:
+            raise InputError(f"--early-time/--late-time: the DCE series {dce.label()} has no frame times in its "
+                             "headers (TriggerTime, AcquisitionTime, ContentTime or TT= in the description); "
+                             "leave them out to use the middle and last time points")
+        find_arrival(dce, read)
+        if dce.arrival_index is None:
+            raise InputError(f"--early-time/--late-time: no contrast arrival visible on the mean curve of the DCE "
+                             f"series {dce.label()}")
+    arrival = dce.arrival_time_s
+    for role, wanted, default_index, default_rule in (
+            ("dce_early", early_time, n // 2, "middle time point of the DCE series (paper)"),
+            ("dce_late", late_time, n - 1, "last time point of the DCE series (paper)")):
+        if wanted is None:
+            index, rule = default_index, default_rule
+        else:
+            if wanted < 0:
+                raise InputError(f"--{role.replace('dce_', '')}-time {wanted:g}: expected seconds after contrast "
+                                 "arrival (≥ 0)")
+            after = np.asarray(dce.times_s) - arrival
+            index = int(np.argmin(np.abs(after - wanted)))
+            rule = (f"DCE frame closest to {wanted:g} s after contrast arrival (arrival at t={arrival:.1f} s on the "
+                    "mean curve)")
+        series, volume = dce.frames[index]
+        time_s = None if dce.times_s is None else dce.times_s[index]
+        picks[role] = Pick(role, series, volume, rule, list(lost), frame_index=index, time_s=time_s,
+                           after_arrival_s=None if (time_s is None or arrival is None) else time_s - arrival)
+
+
+def _missing_message(study: Study, missing: List[str], problems: List[str], dce: Optional[DceSeries]) -> str:
+    needs = {
+        "t2w": "a T2-weighted TSE series (axial preferred)",
+        "adc": "an ADC map (ImageType ADC, or 'ADC' in the description)",
+        "pd": f"a PD reference scan (e.g. 'tfl3d PD ref') or a 3D gradient echo (VIBE) at flip ≤ {PD_MAX_FLIP_DEG:g}°",
+        "t1pre": f"a pre-contrast 3D gradient echo (VIBE) at flip ≥ {T1_MIN_FLIP_DEG:g}°, or a DCE series with "
+                 "frames before contrast arrival",
+    }
+    parts = []
+    if missing:
+        parts.append("no " + "; no ".join(f"{ROLE_NAMES[r]} found (expected {needs[r]})" for r in missing))
+    parts.extend(problems)
+    where = f"patient {study.patient_id or '?'}, study {study.study_uid}"
+    dce_text = f"DCE: {dce.label()}" if dce is not None else "DCE: none"
+    return (f"--study {study.root}: " + "; ".join(parts) + f" ({where}). Use --series ROLE=NUMBER to name a "
+            f"series, or give the inputs as files. Found {len(study.series)} series ({dce_text}):\n"
+            + study.listing())
