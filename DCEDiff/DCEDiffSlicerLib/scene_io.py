@@ -24,13 +24,12 @@ import SimpleITK as sitk
 import slicer
 import slicer.util
 
+from DCEDiffSlicerLib import result_display
+
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 SYNTHETIC_ATTRIBUTE = "DCEDiff.Synthetic"
 PROVENANCE_PREFIX = "DCEDiff.Provenance."
 ROLE_ATTRIBUTE = "DCEDiff.Role"
-RESIDUAL_COLOR_IDS = ("vtkMRMLColorTableNodeFileColdToHotRainbow.txt", "vtkMRMLColorTableNodeRainbow",
-                      "vtkMRMLColorTableNodeFileHotToColdRainbow.txt")
-UNCERTAINTY_COLOR_IDS = ("vtkMRMLColorTableNodeFileViridis.txt", "vtkMRMLColorTableNodeRainbow")
 VTK_DOUBLE = 11  # vtkType.h
 METRIC_COLUMNS = ("Target", "Region", "PSNR (dB)", "SSIM", "MAE", "Pearson r")
 
@@ -167,32 +166,6 @@ def flag_synthetic(node, provenance: Dict[str, object], role: str) -> None:
         node.SetAttribute(PROVENANCE_PREFIX + str(key), str(value))
 
 
-def _first_color_node_id(scene, ids: Iterable[str]) -> Optional[str]:
-    for node_id in ids:
-        if scene.GetNodeByID(node_id) is not None:
-            return node_id
-    return None
-
-
-def style_overlay(node, color_ids: Iterable[str], upper_percentile: float = 99.0) -> None:
-    """Colour map and window (0 .. upper percentile) for a residual or uncertainty map."""
-    display = node.GetDisplayNode()
-    if display is None:
-        node.CreateDefaultDisplayNodes()
-        display = node.GetDisplayNode()
-    color_id = _first_color_node_id(node.GetScene(), color_ids)
-    if color_id is not None:  # colour tables exist in Slicer, not in a bare slicer-core scene
-        display.SetAndObserveColorNodeID(color_id)
-    values = slicer.util.arrayFromVolume(node)
-    high = float(np.percentile(values, upper_percentile)) if values.size else 1.0
-    high = high if high > 0 else float(values.max()) or 1.0
-    display.SetAutoWindowLevel(False)
-    display.SetWindowLevelMinMax(0.0, high)
-    display.SetApplyThreshold(True)
-    display.SetLowerThreshold(high * 0.02)  # near-zero residual stays transparent over the synthetic image
-    display.SetUpperThreshold(float(values.max()) if values.size else high)
-
-
 def _number(value) -> float:
     if value is None:
         return float("nan")
@@ -278,10 +251,8 @@ def load_results(result_dir, t2w_node, scene=None) -> Dict[str, object]:
                     continue
                 node = read_volume_node(path, f"{base} {pattern.format(target=target)}", scene)
                 flag_synthetic(node, provenance, f"{kind}_{target}")
-                if kind == "residual":
-                    style_overlay(node, RESIDUAL_COLOR_IDS)
-                elif kind == "uncertainty":
-                    style_overlay(node, UNCERTAINTY_COLOR_IDS)
+                if kind in result_display.OVERLAY_MAPS:  # sequential colour map, 0..p99 window, zero transparent
+                    result_display.style_overlay(node, kind)
                 place_next_to(node, t2w_node)
                 created[f"{kind}_{target}"] = node
         metrics_path = result_dir / "metrics.json"

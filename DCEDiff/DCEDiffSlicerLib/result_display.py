@@ -1,0 +1,282 @@
+"""Show a DCEDiff result the way a radiologist reads it: acquired and synthetic side by side.
+
+A custom layout (registered with the scene's layout node, so Slicer's layout manager builds the views), one row per
+target (early, late), columns:
+
+    acquired (the acquired DCE; without it the T2W) | synthetic | synthetic + |residual| | synthetic + uncertainty
+
+(the last two only when the run produced them), and a table view with the metrics table below. All slice views are
+axial and linked (same slice, pan and zoom). The synthetic image of a row gets the window/level of the acquired DCE
+of that row, so that grey values compare directly. |residual| and uncertainty are non-negative: they get sequential
+colour maps (inferno and viridis: dark = small, bright = large, monotonic in luminance, readable in grey and by
+colour-blind readers), a 0..99th-percentile window, near-zero values transparent, and a colour legend in their views.
+
+Imports only ``slicer`` and ``slicer.util`` (plus numpy), so it runs under the slicer-core wheel in pytest
+(``Testing/test_slicer_display.py``); the view *widgets* are Slicer's (the layout manager creates them from the
+layout description and finds the view nodes made here by their singleton tags).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import slicer
+import slicer.util
+
+LAYOUT_ID = 49137  # a custom layout id (Slicer's own layouts are < 1000)
+VIEW_PREFIX = "DCEDiff"
+TABLE_VIEW = f"{VIEW_PREFIX}Metrics"
+TARGETS = ("early", "late")
+OVERLAY_OPACITY = 0.6
+COLOR_MAP_ATTRIBUTE = "DCEDiff.ColorMap"
+# 9 anchors (0, 1/8, ..., 1) of matplotlib's inferno and viridis; interpolated linearly to 256 entries
+COLOR_MAPS = {
+    "inferno": ((0.001, 0.0, 0.014), (0.129, 0.047, 0.291), (0.342, 0.062, 0.429), (0.541, 0.135, 0.415),
+                (0.736, 0.216, 0.33), (0.894, 0.353, 0.194), (0.978, 0.558, 0.035), (0.975, 0.798, 0.206),
+                (0.988, 0.998, 0.645)),
+    "viridis": ((0.267, 0.005, 0.329), (0.279, 0.175, 0.483), (0.23, 0.322, 0.546), (0.173, 0.449, 0.558),
+                (0.128, 0.567, 0.551), (0.158, 0.684, 0.502), (0.369, 0.789, 0.383), (0.678, 0.864, 0.19),
+                (0.993, 0.906, 0.144)),
+}
+OVERLAY_MAPS = {"residual": "inferno", "uncertainty": "viridis"}
+LEGEND_TITLES = {"residual": "|synthetic - acquired| {target}", "uncertainty": "uncertainty {target} (SD)"}
+COLUMN_LABELS = {"acquired": "A", "reference": "T", "synthetic": "S", "residual": "R", "uncertainty": "U"}
+VIEW_COLORS = {"early": "#E17012", "late": "#2A7AB0"}
+
+
+def _scene(scene=None):
+    scene = scene if scene is not None else slicer.mrmlScene
+    if scene is None:
+        raise RuntimeError("no MRML scene")
+    return scene
+
+
+def relative_luminance(rgb: Sequence[float]) -> float:
+    return float(0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2])
+
+
+def sequential_color_table(name: str, scene=None):
+    """The colour table ``DCEDiff <name>`` (inferno or viridis, 256 entries), created once per scene."""
+    scene = _scene(scene)
+    anchors = np.array(COLOR_MAPS[name], dtype=float)
+    title = f"DCEDiff {name}"
+    for index in range(scene.GetNumberOfNodesByClass("vtkMRMLColorTableNode")):
+        node = scene.GetNthNodeByClass(index, "vtkMRMLColorTableNode")
+        if node.GetAttribute(COLOR_MAP_ATTRIBUTE) == name:
+            return node
+    table = scene.AddNewNodeByClass("vtkMRMLColorTableNode", title)
+    table.SetAttribute(COLOR_MAP_ATTRIBUTE, name)
+    table.SetTypeToUser()
+    table.SetNumberOfColors(256)
+    positions = np.linspace(0.0, 1.0, len(anchors))
+    for i in range(256):
+        t = i / 255.0
+        r, g, b = (float(np.interp(t, positions, anchors[:, c])) for c in range(3))
+        table.SetColor(i, f"{name} {i}", r, g, b, 1.0)
+    table.SetHideFromEditors(False)
+    return table
+
+
+def table_colors(table) -> np.ndarray:
+    """(n, 4) RGBA of a colour table node."""
+    rgba = [0.0, 0.0, 0.0, 0.0]
+    out = []
+    for i in range(table.GetNumberOfColors()):
+        table.GetColor(i, rgba)
+        out.append(list(rgba))
+    return np.array(out)
+
+
+def _display(node):
+    display = node.GetDisplayNode()
+    if display is None:
+        node.CreateDefaultDisplayNodes()
+        display = node.GetDisplayNode()
+    return display
+
+
+def style_overlay(node, kind: str, upper_percentile: float = 99.0) -> None:
+    """|residual| or uncertainty: sequential colour map, window 0 .. upper percentile, near-zero transparent."""
+    display = _display(node)
+    display.SetAndObserveColorNodeID(sequential_color_table(OVERLAY_MAPS[kind], node.GetScene()).GetID())
+    values = slicer.util.arrayFromVolume(node)
+    high = float(np.percentile(values, upper_percentile)) if values.size else 1.0
+    high = high if high > 0 else float(values.max()) if values.size and values.max() > 0 else 1.0
+    display.SetAutoWindowLevel(False)
+    display.SetWindowLevelMinMax(0.0, high)
+    display.SetApplyThreshold(True)
+    display.SetLowerThreshold(high * 0.02)  # near-zero values stay transparent over the synthetic image
+    display.SetUpperThreshold(max(float(values.max()) if values.size else high, high))
+
+
+def robust_window_level(node, low: float = 0.5, high: float = 99.5) -> Tuple[float, float]:
+    """(window, level) from the ``low``..``high`` percentiles of the node's voxels."""
+    values = slicer.util.arrayFromVolume(node)
+    lo, hi = (float(v) for v in np.percentile(values, (low, high)))
+    if hi <= lo:
+        hi = lo + 1.0
+    return hi - lo, (hi + lo) / 2.0
+
+
+def shared_window_level(acquired, synthetic) -> Tuple[float, float]:
+    """Give ``synthetic`` the window/level of ``acquired``: the user's, if they set one on the acquired DCE (auto
+    window/level off), else a robust one computed from the acquired voxels, applied to both."""
+    acquired_display = _display(acquired)
+    if not acquired_display.GetAutoWindowLevel() and acquired_display.GetWindow() > 0:
+        window, level = acquired_display.GetWindow(), acquired_display.GetLevel()
+    else:
+        window, level = robust_window_level(acquired)
+        acquired_display.SetAutoWindowLevel(False)
+        acquired_display.SetWindowLevel(window, level)
+    synthetic_display = _display(synthetic)
+    synthetic_display.SetAutoWindowLevel(False)
+    synthetic_display.SetWindowLevel(window, level)
+    return window, level
+
+
+def add_color_legend(node, title: str, view_node_ids: List[str]):
+    """A colour legend for ``node``'s colour map, shown in the given views only (what Slicer's
+    ``colors.logic().AddDefaultColorLegendDisplayNode`` makes, plus a title and the views)."""
+    scene = node.GetScene()
+    display = _display(node)
+    for index in range(node.GetNumberOfDisplayNodes()):
+        existing = node.GetNthDisplayNode(index)
+        if existing is not None and existing.IsA("vtkMRMLColorLegendDisplayNode"):
+            legend = existing
+            break
+    else:
+        legend = scene.AddNewNodeByClass("vtkMRMLColorLegendDisplayNode", f"{node.GetName()} legend")
+        legend.SetAndObservePrimaryDisplayNode(display)
+        node.AddAndObserveDisplayNodeID(legend.GetID())
+    legend.SetTitleText(title)
+    legend.SetLabelFormat("%.3g")
+    legend.SetViewNodeIDs(view_node_ids)
+    legend.SetVisibility(True)
+    return legend
+
+
+def plan_views(nodes: Dict[str, object], acquired: Dict[str, object], reference=None) -> List[dict]:
+    """The slice views of the comparison layout, row by row: ``{"name", "target", "column", "background",
+    "foreground"}`` (nodes). ``nodes``: the result nodes by role; ``acquired``: ``{"early": node, "late": node}``
+    (may be empty); ``reference``: the T2W, shown in the first column when there is no acquired DCE."""
+    views = []
+    for target in TARGETS:
+        synthetic = nodes.get(f"synthetic_{target}")
+        if synthetic is None:
+            continue
+        first = acquired.get(target)
+        columns = [("acquired", first, None)] if first is not None else (
+            [("reference", reference, None)] if reference is not None else [])
+        columns.append(("synthetic", synthetic, None))
+        for kind in ("residual", "uncertainty"):
+            overlay = nodes.get(f"{kind}_{target}")
+            if overlay is not None:
+                columns.append((kind, synthetic, overlay))
+        for column, background, foreground in columns:
+            views.append({"name": f"{VIEW_PREFIX}{column.capitalize()}{target.capitalize()}", "target": target,
+                          "column": column, "background": background, "foreground": foreground})
+    return views
+
+
+def layout_xml(views: List[dict], with_table: bool) -> str:
+    rows = []
+    for target in TARGETS:
+        items = []
+        for view in (v for v in views if v["target"] == target):
+            label = COLUMN_LABELS[view["column"]] + target[0].upper()
+            items.append(
+                f'<item><view class="vtkMRMLSliceNode" singletontag="{view["name"]}">'
+                '<property name="orientation" action="default">Axial</property>'
+                f'<property name="viewlabel" action="default">{label}</property>'
+                f'<property name="viewcolor" action="default">{VIEW_COLORS[target]}</property>'
+                '<property name="viewgroup" action="default">0</property></view></item>')
+        if items:
+            rows.append(f'<item><layout type="horizontal">{"".join(items)}</layout></item>')
+    if with_table:
+        rows.append(f'<item splitSize="250"><view class="vtkMRMLTableViewNode" singletontag="{TABLE_VIEW}">'
+                    '<property name="viewlabel" action="default">M</property></view></item>')
+    return f'<layout type="vertical">{"".join(rows)}</layout>'
+
+
+def _view_node(scene, class_name: str, tag: str):
+    node = scene.GetSingletonNode(tag, class_name)
+    if node is None:
+        node = scene.CreateNodeByClass(class_name)
+        node.SetLayoutName(tag)  # also the singleton tag: Slicer's layout manager finds and reuses this node
+        node.SetName(tag)
+        scene.AddNode(node)
+        node.UnRegister(None)
+        node = scene.GetSingletonNode(tag, class_name) or node
+    return node
+
+
+def _composite_node(scene, slice_node):
+    composite = slicer.vtkMRMLSliceLogic.GetSliceCompositeNode(slice_node)
+    if composite is None:
+        for index in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")):
+            candidate = scene.GetNthNodeByClass(index, "vtkMRMLSliceCompositeNode")
+            if candidate.GetLayoutName() == slice_node.GetLayoutName():
+                return candidate
+        composite = scene.CreateNodeByClass("vtkMRMLSliceCompositeNode")
+        composite.SetLayoutName(slice_node.GetLayoutName())
+        scene.AddNode(composite)
+        composite.UnRegister(None)
+    return composite
+
+
+def layout_node(scene=None):
+    scene = _scene(scene)
+    node = scene.GetSingletonNode("vtkMRMLLayoutNode", "vtkMRMLLayoutNode") or \
+        scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
+    if node is None:  # a bare scene (no Slicer application): make one, as Slicer's layout logic would
+        node = scene.AddNewNodeByClass("vtkMRMLLayoutNode")
+    return node
+
+
+def show_comparison(nodes: Dict[str, object], acquired: Optional[Dict[str, object]] = None, reference=None,
+                    scene=None) -> dict:
+    """Register and switch to the comparison layout, fill its views and style the overlays.
+
+    Returns ``{"layout": id, "views": {view name: (background id, foreground id or None)}, "table_view": id}``.
+    Input nodes keep their data; only the acquired DCE's display window/level may be set (see
+    :func:`shared_window_level`)."""
+    scene = _scene(scene)
+    acquired = {k: v for k, v in (acquired or {}).items() if v is not None}
+    views = plan_views(nodes, acquired, reference)
+    table = nodes.get("metrics")
+    layout = layout_node(scene)
+    description = layout_xml(views, table is not None)
+    if layout.IsLayoutDescription(LAYOUT_ID):
+        layout.SetLayoutDescription(LAYOUT_ID, description)
+    else:
+        layout.AddLayoutDescription(LAYOUT_ID, description)
+    summary = {"layout": LAYOUT_ID, "views": {}, "table_view": None}
+    slice_ids: Dict[str, List[str]] = {}
+    for view in views:
+        slice_node = _view_node(scene, "vtkMRMLSliceNode", view["name"])
+        slice_node.SetOrientationToAxial()
+        composite = _composite_node(scene, slice_node)
+        composite.SetBackgroundVolumeID(view["background"].GetID() if view["background"] is not None else None)
+        composite.SetForegroundVolumeID(view["foreground"].GetID() if view["foreground"] is not None else None)
+        composite.SetForegroundOpacity(OVERLAY_OPACITY if view["foreground"] is not None else 0.0)
+        composite.SetLabelVolumeID(None)
+        composite.SetLinkedControl(True)
+        summary["views"][view["name"]] = (composite.GetBackgroundVolumeID(), composite.GetForegroundVolumeID())
+        if view["foreground"] is not None:
+            slice_ids.setdefault(view["foreground"].GetID(), []).append(slice_node.GetID())
+    for target in TARGETS:
+        if acquired.get(target) is not None and nodes.get(f"synthetic_{target}") is not None:
+            shared_window_level(acquired[target], nodes[f"synthetic_{target}"])
+        for kind in ("residual", "uncertainty"):
+            overlay = nodes.get(f"{kind}_{target}")
+            if overlay is not None:
+                style_overlay(overlay, kind)
+                add_color_legend(overlay, LEGEND_TITLES[kind].format(target=target),
+                                 slice_ids.get(overlay.GetID(), []))
+    if table is not None:
+        table_view = _view_node(scene, "vtkMRMLTableViewNode", TABLE_VIEW)
+        table_view.SetTableNodeID(table.GetID())
+        summary["table_view"] = table_view.GetID()
+    layout.SetViewArrangement(LAYOUT_ID)
+    return summary

@@ -1,0 +1,165 @@
+"""How the module shows a result (DCEDiff/DCEDiffSlicerLib/result_display.py), under the slicer-core wheel: real MRML
+layout, slice, composite, table-view, colour-table and colour-legend nodes (Slicer's layout manager builds the view
+widgets from these; it cannot run here)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not installed")
+import slicer.util  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "DCEDiff"))
+from DCEDiffSlicerLib import result_display as rd  # noqa: E402
+from DCEDiffSlicerLib import scene_io  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def scene():
+    """A scene set up as Slicer's application does at start-up: the slice orientation presets on the default slice
+    node (vtkMRMLApplicationLogic) and the colour-legend node class (registered by the Colors module logic)."""
+    slicer.mrmlScene = slicer.vtkMRMLScene()
+    default_slice = slicer.vtkMRMLSliceNode()
+    slicer.vtkMRMLSliceNode.AddDefaultSliceOrientationPresets(slicer.mrmlScene)
+    slicer.mrmlScene.RegisterNodeClass(slicer.vtkMRMLColorLegendDisplayNode())
+    del default_slice
+    yield slicer.mrmlScene
+    slicer.mrmlScene.Clear(1)
+
+
+def volume(name, values):
+    node = slicer.util.addVolumeFromArray(np.asarray(values, dtype=np.float32), name=name)
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def make_result(with_acquired=True, with_uncertainty=True):
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 800, size=(4, 16, 16)).astype(np.float32)
+    t2w = volume("T2W", base * 0.5)
+    nodes, acquired = {}, {}
+    for target, scale in (("early", 1.0), ("late", 1.3)):
+        nodes[f"synthetic_{target}"] = volume(f"T2W synthetic {target} DCE", base * scale)
+        if with_acquired:
+            acquired[target] = volume(f"DCE {target}", base * scale + rng.normal(0, 30, base.shape))
+            nodes[f"residual_{target}"] = volume(f"T2W residual {target}", np.abs(rng.normal(0, 30, base.shape)))
+        if with_uncertainty:
+            nodes[f"uncertainty_{target}"] = volume(f"T2W uncertainty {target}", np.abs(rng.normal(0, 5, base.shape)))
+    if with_acquired:
+        nodes["metrics"] = scene_io.create_metrics_table(
+            {"early": {"whole": {"psnr": 24.0, "ssim": 0.8, "mae": 0.03}}}, "T2W DCEDiff metrics")
+    return t2w, nodes, acquired
+
+
+def composite_of(name):
+    slice_node = slicer.mrmlScene.GetSingletonNode(name, "vtkMRMLSliceNode")
+    assert slice_node is not None, f"no slice view {name}"
+    for i in range(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")):
+        composite = slicer.mrmlScene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
+        if composite.GetLayoutName() == name:
+            return slice_node, composite
+    raise AssertionError(f"no composite node for {name}")
+
+
+def test_comparison_layout_puts_acquired_and_synthetic_side_by_side_with_overlays_and_the_table():
+    t2w, nodes, acquired = make_result()
+    summary = rd.show_comparison(nodes, acquired, reference=t2w)
+    layout = rd.layout_node()
+    assert layout.GetViewArrangement() == rd.LAYOUT_ID
+    description = layout.GetLayoutDescription(rd.LAYOUT_ID)
+    for target in ("Early", "Late"):
+        names = [f"DCEDiff{column}{target}" for column in ("Acquired", "Synthetic", "Residual", "Uncertainty")]
+        positions = [description.index(f'singletontag="{n}"') for n in names]
+        assert positions == sorted(positions)  # acquired | synthetic | residual | uncertainty, left to right
+    assert description.index("DCEDiffAcquiredLate") > description.index("DCEDiffUncertaintyEarly")  # late below
+    assert 'class="vtkMRMLTableViewNode" singletontag="DCEDiffMetrics"' in description
+    for target in ("early", "late"):
+        T = target.capitalize()
+        synthetic = nodes[f"synthetic_{target}"]
+        expected = {f"DCEDiffAcquired{T}": (acquired[target], None), f"DCEDiffSynthetic{T}": (synthetic, None),
+                    f"DCEDiffResidual{T}": (synthetic, nodes[f"residual_{target}"]),
+                    f"DCEDiffUncertainty{T}": (synthetic, nodes[f"uncertainty_{target}"])}
+        for name, (background, foreground) in expected.items():
+            slice_node, composite = composite_of(name)
+            assert slice_node.GetOrientation() == "Axial"
+            assert composite.GetBackgroundVolumeID() == background.GetID(), name
+            assert composite.GetForegroundVolumeID() == (foreground.GetID() if foreground else None), name
+            assert composite.GetLinkedControl()
+            assert composite.GetForegroundOpacity() == (pytest.approx(rd.OVERLAY_OPACITY) if foreground else 0.0)
+            assert summary["views"][name][0] == background.GetID()
+        # the synthetic image is shown with the acquired DCE's window/level
+        a, s = acquired[target].GetDisplayNode(), synthetic.GetDisplayNode()
+        assert not s.GetAutoWindowLevel()
+        assert (s.GetWindow(), s.GetLevel()) == pytest.approx((a.GetWindow(), a.GetLevel()))
+        assert a.GetWindow() > 0
+    table_view = slicer.mrmlScene.GetNodeByID(summary["table_view"])
+    assert table_view.IsA("vtkMRMLTableViewNode") and table_view.GetTableNodeID() == nodes["metrics"].GetID()
+    # shown again (a second run): the same views are reused, not duplicated
+    count = slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSliceNode")
+    rd.show_comparison(nodes, acquired, reference=t2w)
+    assert slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSliceNode") == count
+
+
+def test_user_window_level_of_the_acquired_dce_is_kept_and_copied():
+    t2w, nodes, acquired = make_result()
+    display = acquired["early"].GetDisplayNode()
+    display.SetAutoWindowLevel(False)
+    display.SetWindowLevel(321.0, 123.0)
+    rd.show_comparison(nodes, acquired, reference=t2w)
+    assert (display.GetWindow(), display.GetLevel()) == (321.0, 123.0)
+    synthetic = nodes["synthetic_early"].GetDisplayNode()
+    assert (synthetic.GetWindow(), synthetic.GetLevel()) == (321.0, 123.0)
+
+
+def test_without_acquired_dce_the_t2w_is_the_reference_and_uncertainty_the_overlay():
+    t2w, nodes, acquired = make_result(with_acquired=False)
+    rd.show_comparison(nodes, acquired, reference=t2w)
+    description = rd.layout_node().GetLayoutDescription(rd.LAYOUT_ID)
+    assert "DCEDiffResidual" not in description and "vtkMRMLTableViewNode" not in description
+    _, composite = composite_of("DCEDiffReferenceEarly")
+    assert composite.GetBackgroundVolumeID() == t2w.GetID()
+    _, composite = composite_of("DCEDiffUncertaintyLate")
+    assert composite.GetForegroundVolumeID() == nodes["uncertainty_late"].GetID()
+
+
+@pytest.mark.parametrize("kind", ["residual", "uncertainty"])
+def test_overlays_use_a_sequential_colour_map_with_a_legend(kind):
+    t2w, nodes, acquired = make_result()
+    rd.show_comparison(nodes, acquired, reference=t2w)
+    overlay = nodes[f"{kind}_early"]
+    display = overlay.GetDisplayNode()
+    table = display.GetColorNode()
+    assert table is not None and table.GetAttribute(rd.COLOR_MAP_ATTRIBUTE) == rd.OVERLAY_MAPS[kind]
+    colors = rd.table_colors(table)
+    assert colors.shape == (256, 4)
+    luminance = [rd.relative_luminance(c) for c in colors]
+    # sequential: luminance rises from dark (0) to bright (max); a diverging or rainbow map fails this
+    # (the table stores 8-bit colours: a step may drop by one quantum, 0.7152/255 at most)
+    assert all(b >= a - 0.003 for a, b in zip(luminance, luminance[1:]))
+    assert all(b > a for a, b in zip(luminance[::16], luminance[16::16]))
+    assert luminance[-1] - luminance[0] > 0.5
+    # window 0 .. p99, near-zero transparent
+    values = slicer.util.arrayFromVolume(overlay)
+    assert display.GetWindowLevelMin() == pytest.approx(0.0)
+    assert display.GetWindowLevelMax() == pytest.approx(np.percentile(values, 99), rel=1e-4)
+    assert display.GetApplyThreshold() and display.GetLowerThreshold() > 0
+    legends = [overlay.GetNthDisplayNode(i) for i in range(overlay.GetNumberOfDisplayNodes())
+               if overlay.GetNthDisplayNode(i).IsA("vtkMRMLColorLegendDisplayNode")]
+    assert len(legends) == 1
+    legend = legends[0]
+    assert legend.GetPrimaryDisplayNode() is display
+    assert legend.GetTitleText() == rd.LEGEND_TITLES[kind].format(target="early")
+    view = slicer.mrmlScene.GetSingletonNode(f"DCEDiff{kind.capitalize()}Early", "vtkMRMLSliceNode")
+    assert list(legend.GetViewNodeIDs()) == [view.GetID()]  # only where the overlay is shown
+    rd.show_comparison(nodes, acquired, reference=t2w)
+    assert sum(overlay.GetNthDisplayNode(i).IsA("vtkMRMLColorLegendDisplayNode")
+               for i in range(overlay.GetNumberOfDisplayNodes())) == 1  # not duplicated
+
+
+def test_colour_tables_are_made_once_per_scene():
+    first = rd.sequential_color_table("inferno")
+    assert rd.sequential_color_table("inferno") is first
+    assert rd.sequential_color_table("viridis") is not first
