@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from DCEDiffLib.commands.common import (add_input_arguments, add_progress_argument, add_sampling_arguments,
@@ -17,7 +18,8 @@ def register(subparsers) -> None:
                     "160x160x16 working grid, and writes synthetic_early/late.nii.gz (labelled synthetic), "
                     "uncertainty maps (--samples > 1), residuals and metrics.json (acquired DCE given), "
                     "report.png and synthesis.json.")
-    add_input_arguments(parser)
+    add_input_arguments(parser, required=False)  # required unless --study (checked in run)
+    add_study_arguments(parser)
     add_sampling_arguments(parser)
     parser.add_argument("--t2w-grid", action="store_true", help="also write the results resampled onto the T2W grid")
     parser.add_argument("--no-register", action="store_true", help="trust the scanner alignment (skip registration)")
@@ -27,10 +29,32 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    """--study DIR [--series ROLE=NUMBER ...] [--early-time S --late-time S]."""
+    group = parser.add_argument_group("a whole DICOM study instead of --t2w/--pd/--adc/--t1pre")
+    group.add_argument("--study", type=Path, metavar="DIR",
+                       help="folder holding one DICOM study (nested folders, any file names): the T2W, PD, ADC, "
+                            "T1-pre and acquired DCE series are recognised from their DICOM headers and printed")
+    group.add_argument("--series", action="append", metavar="ROLE=NUMBER",
+                       help="with --study: use series NUMBER for ROLE (t2w, pd, adc, t1pre, dce, dce_early, "
+                            "dce_late; t1pre=dce: the last DCE frame before contrast arrival); repeatable")
+    group.add_argument("--early-time", type=float, metavar="SECONDS",
+                       help="with --study: acquired early DCE = the frame closest to SECONDS after contrast "
+                            "arrival (default: the middle time point, as in the paper)")
+    group.add_argument("--late-time", type=float, metavar="SECONDS",
+                       help="with --study: acquired late DCE = the frame closest to SECONDS after contrast "
+                            "arrival (default: the last time point)")
+
+
 def run(args: argparse.Namespace) -> int:
     from DCEDiffLib.pipeline import synthesize_to_folder
 
-    inputs = collect_inputs(args)
+    picks = None
+    if args.study is not None:
+        inputs, picks = study_inputs(args)
+    else:
+        _check_file_inputs(args)
+        inputs = collect_inputs(args)
     callback, close = progress_callback(args, "synthesize")
     try:
         output = synthesize_to_folder(
@@ -40,8 +64,12 @@ def run(args: argparse.Namespace) -> int:
             warm_start=args.warm_start)
     finally:
         close()
+    if picks is not None:
+        record_picks(args.out, picks)
     summary = {"out": str(args.out), "seconds": output.provenance.get("total_seconds"),
                "nfe": output.provenance["nfe"], "device": output.provenance["device"]}
+    if picks is not None:
+        summary["series"] = {role: pick.series.number for role, pick in picks.picks.items()}
     if output.metrics is not None:
         summary["metrics"] = _headline(output.metrics)
     if not args.progress_lines:
@@ -57,3 +85,59 @@ def _headline(metrics: dict) -> dict:
         if isinstance(whole, dict):
             out[target] = {k: whole.get(k) for k in ("psnr", "ssim", "mae")}
     return out
+
+
+# ----------------------------------------------------------------------------------------------- --study
+
+def _check_file_inputs(args: argparse.Namespace) -> None:
+    """Without --study the four inputs are required, and the study-only options make no sense."""
+    from DCEDiffLib.errors import InputError
+
+    missing = [f"--{m}" for m in ("t2w", "pd", "adc", "t1pre") if not getattr(args, m)]
+    if missing:
+        raise InputError(f"missing inputs {', '.join(missing)}: expected --t2w, --pd, --adc and --t1pre "
+                         "(DICOM series folders or NIfTI/NRRD/MHA files), or --study DIR")
+    extra = [name for name, value in (("--series", args.series), ("--early-time", args.early_time),
+                                      ("--late-time", args.late_time)) if value is not None]
+    if extra:
+        raise InputError(f"{', '.join(extra)}: only with --study DIR")
+
+
+def study_inputs(args: argparse.Namespace):
+    """(inputs, picks) from ``--study``: scan headers, recognise the roles, print every pick, read the chosen
+    series. Errors (no study, several studies, a missing role, an explicit input given too) come before anything
+    is written."""
+    from DCEDiffLib.atomic import check_output_folder
+    from DCEDiffLib.dicom_study import scan_study
+    from DCEDiffLib.errors import InputError
+    from DCEDiffLib.study_roles import parse_series_overrides, pick_roles
+
+    given = [f"--{m.replace('_', '-')}" for m in ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
+             if getattr(args, m, None)]
+    if given:
+        raise InputError(f"--study with {', '.join(given)}: the study fills every input; give one or the other "
+                         "(--series ROLE=NUMBER changes a pick)")
+    check_output_folder(args.out, overwrite=args.overwrite)
+    overrides = parse_series_overrides(args.series)
+    study = scan_study(args.study, warn=lambda message: print(f"dcediff synthesize: warning: {message}",
+                                                             file=sys.stderr, flush=True))
+    picks = pick_roles(study, overrides, early_time=args.early_time, late_time=args.late_time)
+    print(f"study {study.study_uid} (patient {study.patient_id or '?'}, {len(study.series)} series):", flush=True)
+    for line in picks.lines():
+        print("  " + line, flush=True)
+    inputs = dict(picks.load_inputs())
+    if args.labels:
+        inputs["labels"] = args.labels
+    return inputs, picks
+
+
+def record_picks(out: Path, picks) -> None:
+    """Add the study picks to ``out/synthesis.json`` (``study``, ``series``, ``dce``), replacing it atomically."""
+    from DCEDiffLib.atomic import atomic_path
+
+    path = Path(out) / "synthesis.json"
+    side = json.loads(path.read_text(encoding="utf-8"))
+    side.update(picks.to_dict())
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(side, indent=2, default=str), encoding="utf-8")
+        tmp.chmod(path.stat().st_mode & 0o777)  # keep the mode the result folder gave it
