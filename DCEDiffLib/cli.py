@@ -31,13 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dcediff {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"DCEDiffLib.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"DCEDiffLib.commands.{name}":
-                continue  # command not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"DCEDiffLib.commands.{name}").register(subparsers)
     return parser
 
 
@@ -57,7 +51,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"dcediff {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print(f"dcediff {args.command}: interrupted; no partial output was kept", file=sys.stderr)
+        # A command that keeps something on Ctrl-C (train: its checkpoints; phantom: the finished cases) says
+        # what through ``interrupted``; the others write atomically, so nothing partial is left.
+        explain = getattr(args, "interrupted", None)
+        message = explain(args) if explain else "interrupted; no partial output was kept"
+        print(f"dcediff {args.command}: {message}", file=sys.stderr)
         return 130
 
 

@@ -55,6 +55,23 @@ def test_split_is_by_patient_reproducible_and_complete():
         split_cases(["only"], seed=0)
 
 
+@pytest.mark.parametrize("count", [2, 3, 4, 5, 9])
+def test_small_splits_always_train_and_validate(count):
+    """Issue 16: 2 cases split 0.8/0.1/0.1 gave an empty training set. From 2 cases on, training and validation
+    each get a case; the test set one from 3 cases on; the same names and seed give the same split as before."""
+    from DCEDiffLib.training.split import describe_split
+
+    names = [f"case_{i:03d}" for i in range(count)]
+    split = split_cases(names, (0.8, 0.1, 0.1), seed=0)
+    assert len(split["train"]) >= 1 and len(split["validation"]) >= 1
+    assert len(split["test"]) == (0 if count == 2 else 1)
+    assert sorted(split["train"] + split["validation"] + split["test"]) == names
+    line = describe_split(split)
+    assert f"{len(split['train'])} training" in line and ("no test case" in line) == (count == 2)
+    with pytest.raises(InputError, match="non-zero training fraction"):
+        split_cases(names, (0.0, 0.5, 0.5))
+
+
 def test_config_defaults_are_the_paper_recipe_and_typos_are_refused(tmp_path):
     config = make_config()
     assert config["lr"] == 1e-4 and config["warmup_steps"] == 10000 and config["iterations"] == 260000

@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="allow a non-empty output folder: its phantom cases are replaced")
     add_progress_argument(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, interrupted=interrupted_message)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     from DCEDiffLib.progress import ProgressTracker
 
     check_dataset_request(args.out, args.cases, args.domain, args.seed, args.format, args.overwrite)
+    out = Path(args.out)
+    created = not out.exists()
+    was_empty = created or not any(out.iterdir())
     callback, close = progress_callback(args, "phantom")
     tracker = ProgressTracker({"phantom": 1.0}, callback)
     start = time.perf_counter()
@@ -47,9 +50,32 @@ def run(args: argparse.Namespace) -> int:
         written = generate_dataset(args.out, args.cases, domain=args.domain, seed=args.seed, fmt=args.format,
                                    progress=tracker.stage_callback("phantom"), overwrite=args.overwrite,
                                    include_series=not args.no_dce_series)
+    except KeyboardInterrupt:
+        args.interrupted_note = _clean_after_interrupt(out, created, was_empty)
+        raise
     finally:
         close()
     seconds = time.perf_counter() - start
     print(f"DCEDiff phantom: wrote {len(written)} case(s), domain {args.domain}, seed {args.seed}, "
           f"format {args.format}, to {args.out}/ in {seconds:.1f} s ({seconds / len(written):.2f} s per case)")
     return 0
+
+
+def _clean_after_interrupt(out: Path, created: bool, was_empty: bool) -> str:
+    """Ctrl-C: a dataset started in a new or empty folder is removed, so that the same command runs again; in a
+    folder being overwritten, the finished cases stay (each is whole) and dataset.json is not updated."""
+    import shutil
+
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+        return f"interrupted; the unfinished dataset was removed ({out} does not exist): re-run the same command"
+    if was_empty:
+        for child in list(out.iterdir()):
+            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+        return f"interrupted; the unfinished dataset was removed ({out} is empty again): re-run the same command"
+    return (f"interrupted; {out}/dataset.json was not updated and only some cases were replaced (each case folder "
+            "is whole): re-run the same command with --overwrite to finish")
+
+
+def interrupted_message(args: argparse.Namespace) -> str:
+    return getattr(args, "interrupted_note", None) or "interrupted; no partial output was kept"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from DCEDiffLib.modalities import INPUT_MODALITIES
@@ -31,12 +32,12 @@ def register(subparsers) -> None:
                         help="folder for preprocessed-case caches, shareable between runs (default: OUT/cache)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint (start over)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, interrupted=interrupted_message)
 
 
 def run(args: argparse.Namespace) -> int:
     from DCEDiffLib.training.config import load_config, make_config
-    from DCEDiffLib.training.trainer import Trainer
+    from DCEDiffLib.training.config_checks import check_training_config
 
     config = load_config(args.config)
     overrides = {}
@@ -47,10 +48,28 @@ def run(args: argparse.Namespace) -> int:
     if args.iterations:
         overrides["iterations"] = args.iterations
     config = make_config({**config, **overrides})
+    check_training_config(config)  # every value, before any case is loaded or any folder made
+    _check_data_and_split(args)
+    created = not Path(args.out).exists()
+    try:
+        return _train(args, config)
+    except BaseException:
+        if created:
+            _remove_failed_run(Path(args.out))
+        raise
+
+
+def _train(args: argparse.Namespace, config: dict) -> int:
+    from DCEDiffLib.training.split import describe_split
+    from DCEDiffLib.training.trainer import Trainer
+
     trainer = Trainer.from_folder(config, args.data, args.out, device=args.device,
                                   preprocess_workers=args.workers, show_progress=not args.quiet,
                                   cache_dir=args.cache)
     try:
+        if trainer.ctx.is_main:
+            print(f"[dcediff train] {describe_split(trainer.data['split'])}; see {Path(args.out) / 'split.json'}",
+                  flush=True)
         if not args.fresh:
             trainer.resume()
         summary = trainer.run(max_steps=args.max_steps)
@@ -59,3 +78,53 @@ def run(args: argparse.Namespace) -> int:
     if trainer.ctx.is_main:
         print(json.dumps(summary))
     return 0
+
+
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _check_data_and_split(args: argparse.Namespace) -> None:
+    """Enough cases to train and validate; an existing split.json usable (or, with --fresh, removed so that the
+    split is made again from the data folder)."""
+    from DCEDiffLib.errors import InputError
+    from DCEDiffLib.training.case_data import list_case_dirs
+    from DCEDiffLib.training.split import read_split
+
+    cases = list_case_dirs(args.data)
+    if len(cases) < 2:
+        raise InputError(f"--data {args.data}: {len(cases)} case; training needs at least 2 (1 for training, 1 for "
+                         "validation), e.g. dcediff phantom --cases 3")
+    split_path = Path(args.out) / "split.json"
+    if not split_path.is_file():
+        return
+    if args.fresh:
+        if _is_main_process():
+            split_path.unlink()
+        return
+    try:
+        split = read_split(split_path)
+        sizes = {key: len(split[key]) for key in ("train", "validation")}
+    except (ValueError, KeyError, TypeError):
+        raise InputError(f"{split_path} is not a split written by dcediff train; remove it or use --fresh") from None
+    empty = [key for key, size in sizes.items() if size == 0]
+    if empty:
+        raise InputError(f"{split_path} has no {' and no '.join(empty)} case (made by an older version from "
+                         f"{len(cases)} cases); re-run with --fresh to split again")
+
+
+def _remove_failed_run(out: Path) -> None:
+    """A run folder this command created is removed when the run fails before its first checkpoint."""
+    import shutil
+
+    if _is_main_process() and out.is_dir() and not any((out / "checkpoints").glob("last*")):
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def interrupted_message(args: argparse.Namespace) -> str:
+    """What Ctrl-C leaves behind: the checkpoints written so far (the run resumes from the last one)."""
+    checkpoints = sorted((Path(args.out) / "checkpoints").glob("last*"))
+    if checkpoints:
+        return (f"interrupted; the last checkpoint in {Path(args.out) / 'checkpoints'} is kept (steps after it are "
+                "lost): re-run the same command to resume from it")
+    return "interrupted before the first checkpoint; nothing to resume (a new run folder is removed)"

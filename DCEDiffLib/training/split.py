@@ -14,26 +14,36 @@ from DCEDiffLib.errors import InputError
 def split_cases(names: Sequence[str], fractions=(0.8, 0.1, 0.1), seed: int = 0) -> Dict[str, List[str]]:
     """Split case names into train/validation/test by patient, reproducibly from ``seed``.
 
-    Every set with a non-zero fraction gets at least one case when there are enough cases.
+    Training always gets at least one case, and so does validation when its fraction is non-zero; the test set
+    gets one (when its fraction is non-zero) only from 3 cases on: 2 cases give 1 training + 1 validation case.
     """
     names = sorted(names)
     if len(names) < 2:
         raise InputError(f"need at least 2 cases to split into training and validation, got {len(names)}")
-    if abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0:
-        raise InputError(f"split fractions {fractions}: expected three non-negative numbers summing to 1")
+    fractions = tuple(fractions)
+    if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0 or fractions[0] <= 0:
+        raise InputError(f"split fractions {list(fractions)}: expected three non-negative numbers summing to 1 "
+                         "(train, validation, test), with a non-zero training fraction")
     order = np.random.default_rng(seed).permutation(len(names))
-    counts = [int(round(f * len(names))) for f in fractions]
-    for index, fraction in enumerate(fractions):  # at least one case in each requested set
-        if fraction > 0 and counts[index] == 0:
-            counts[index] = 1
-    while sum(counts) > len(names):
-        counts[int(np.argmax(counts))] -= 1
+    minimum = [1, 1 if fractions[1] > 0 else 0, 1 if fractions[2] > 0 and len(names) >= 3 else 0]
+    counts = [max(int(round(f * len(names))), low) for f, low in zip(fractions, minimum)]
+    while sum(counts) > len(names):  # take from the set with most cases above its minimum
+        counts[int(np.argmax([c - low for c, low in zip(counts, minimum)]))] -= 1
     counts[0] = len(names) - counts[1] - counts[2]
     shuffled = [names[i] for i in order]
     train = sorted(shuffled[:counts[0]])
     val = sorted(shuffled[counts[0]:counts[0] + counts[1]])
     test = sorted(shuffled[counts[0] + counts[1]:])
     return {"train": train, "validation": val, "test": test, "seed": seed}
+
+
+def describe_split(split: dict) -> str:
+    """One line: how many cases each set got (and why there is no test case, when there is none)."""
+    counts = {key: len(split.get(key, [])) for key in ("train", "validation", "test")}
+    text = f"split by patient: {counts['train']} training, {counts['validation']} validation, {counts['test']} test case(s)"
+    if counts["test"] == 0:
+        text += " (no test case: 3 or more cases and a non-zero test fraction give one)"
+    return text
 
 
 def write_split(path: Path, split: dict) -> None:

@@ -1,0 +1,125 @@
+"""Bad input and interruptions end with one clear line and leave nothing half-written (issues 14, 16)."""
+
+import json
+import shutil
+import types
+from pathlib import Path
+
+import pytest
+
+from DCEDiffLib.cli import main
+from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
+
+needs_case = pytest.mark.skipif(not (SAMPLE_CASE_DIR / "t2w.nii.gz").is_file(), reason="shipped phantom case missing")
+
+
+def two_cases(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    for name in ("case_a", "case_b"):
+        shutil.copytree(SAMPLE_CASE_DIR, data / name)
+    return data
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("config, expected", [
+    ({"preset": "nonexistent"}, "unknown key 'preset'"),
+    ({"model": {"preset": "nonexistent"}}, "model.preset 'nonexistent'"),
+    ({"model": {"preset": "tiny", "width": 3}}, "width"),
+    ({"lr": 0}, "lr 0"),
+    ({"split": [1.0, 0.0, 0.0]}, "split"),
+    ({"iterations": 2.5}, "iterations 2.5"),
+])
+def test_bad_training_configs_are_refused_up_front_in_one_line(tmp_path, capsys, config, expected):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    (tmp_path / "data").mkdir()
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(path), "--data", str(tmp_path / "data"), "--out", str(out)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith("dcediff train: error: training config") and expected in line, line
+    assert not out.exists()
+
+
+@needs_case
+def test_train_refuses_one_case_and_an_old_split_without_training_cases_and_fresh_redoes_it(tmp_path, capsys):
+    data = two_cases(tmp_path)
+    shutil.rmtree(data / "case_b")
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(out)]) == 2
+    assert "at least 2" in one_error_line(capsys.readouterr().err) and not out.exists()
+
+    data = two_cases(tmp_path / "two")
+    out.mkdir()
+    old = {"train": [], "validation": ["case_a"], "test": ["case_b"], "seed": 0}  # what 0.8/0.1/0.1 used to give
+    (out / "split.json").write_text(json.dumps(old), encoding="utf-8")
+    assert main(["train", "--data", str(data), "--out", str(out)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "split.json has no train case" in line and "--fresh" in line
+    assert json.loads((out / "split.json").read_text(encoding="utf-8")) == old  # refused, untouched
+
+    for case in data.iterdir():  # --fresh splits again (the run then stops early on unreadable images)
+        (case / "t2w.nii.gz").write_bytes(b"not an image")
+    assert main(["train", "--data", str(data), "--out", str(out), "--fresh", "--quiet"]) == 2
+    split = json.loads((out / "split.json").read_text(encoding="utf-8"))
+    assert len(split["train"]) == 1 and len(split["validation"]) == 1, split
+    assert out.is_dir()  # a folder the user made is never removed
+
+
+@needs_case
+def test_a_train_that_fails_before_its_first_checkpoint_leaves_no_run_folder(tmp_path, capsys):
+    data = two_cases(tmp_path)
+    for case in data.iterdir():
+        (case / "t2w.nii.gz").write_bytes(b"not an image")
+    out = tmp_path / "run"
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"model": {"preset": "tiny"}}), encoding="utf-8")
+    code = main(["train", "--config", str(config), "--data", str(data), "--out", str(out), "--fresh", "--quiet"])
+    assert code == 2
+    assert "t2w" in capsys.readouterr().err.lower()
+    assert not out.exists()
+
+
+def test_train_interrupt_says_the_checkpoint_is_kept(tmp_path):
+    from DCEDiffLib.commands.train import interrupted_message
+
+    args = types.SimpleNamespace(out=tmp_path / "run")
+    assert "nothing to resume" in interrupted_message(args)
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "last.pt").write_bytes(b"x")
+    text = interrupted_message(args)
+    assert "checkpoint" in text and "kept" in text and "resume" in text and "no partial output" not in text
+
+
+@pytest.mark.parametrize("existing", ["new", "empty"])
+def test_phantom_interrupted_leaves_the_folder_as_before_so_the_same_command_runs_again(tmp_path, capsys,
+                                                                                       monkeypatch, existing):
+    from DCEDiffLib.phantom import generator
+
+    calls = []
+
+    def fake_generate(seed, domain, name):
+        calls.append(name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return types.SimpleNamespace(params={"lesions": []})
+
+    def fake_write(case, folder, *args, **kwargs):
+        folder.mkdir(parents=True)
+        (folder / "t2w.nii.gz").write_bytes(b"x")
+        return folder
+
+    monkeypatch.setattr(generator, "generate_case", fake_generate)
+    monkeypatch.setattr(generator, "write_case", fake_write)
+    out = tmp_path / "X"
+    if existing == "empty":
+        out.mkdir()
+    assert main(["phantom", "--cases", "3", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "removed" in err and "re-run the same command" in err and "no partial output" not in err, err
+    assert (not out.exists()) if existing == "new" else (out.is_dir() and not any(out.iterdir()))
+    generator.check_dataset_request(out, 3, "A", 0, "nifti", False)  # the same command is accepted again
