@@ -7,6 +7,8 @@ number is finite and the numbers agree with each other (NFE = steps, extrapolati
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import math
 from pathlib import Path
 
@@ -141,7 +143,26 @@ def test_gpu_paper_without_cuda_is_a_clean_error(tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     assert main(["benchmark", "--gpu-paper", "--out", str(tmp_path)]) == 2
-    assert "no CUDA GPU" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no CUDA GPU" in err and "--preset tiny" in err
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_benchmark.py"
+    done = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "gpu")], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "no CUDA GPU" in done.stderr
+    assert not (tmp_path / "gpu").exists()
+
+
+def test_benchmark_preset_goes_to_the_gpu_run_and_is_refused_without_it(tmp_path, capsys, monkeypatch):
+    """Issue 16: the no-GPU message suggests --preset; `dcediff benchmark --gpu-paper` accepts it."""
+    from DCEDiffLib.benchmark import gpu
+
+    seen = {}
+    monkeypatch.setattr(gpu, "run_from_args", lambda args: seen.update(vars(args)) or 0)
+    assert main(["benchmark", "--gpu-paper", "--device", "cpu", "--preset", "tiny", "--out", str(tmp_path)]) == 0
+    assert seen["preset"] == "tiny" and seen["device"] == "cpu"
+    assert main(["benchmark", "--preset", "tiny", "--out", str(tmp_path / "b")]) == 2
+    assert "--gpu-paper only" in capsys.readouterr().err
 
 
 def test_quick_and_full_settings_and_limits():

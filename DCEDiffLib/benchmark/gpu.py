@@ -160,9 +160,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """``scripts/gpu_benchmark.py``: expected errors (no GPU, a bad model) end in one stderr line, exit code 2."""
+    import sys
+
+    from DCEDiffLib.errors import DCEDiffError
+
+    parser = argparse.ArgumentParser(prog="gpu_benchmark.py", description=" ".join(__doc__.split("\n\n")[0].split()))
     add_arguments(parser)
-    return run_from_args(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    try:
+        return run_from_args(args)
+    except DCEDiffError as exc:
+        print(f"gpu_benchmark.py: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -172,8 +182,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     if str(args.device).startswith("cuda") and not torch.cuda.is_available():
         from DCEDiffLib.errors import InputError
 
-        raise InputError("--gpu-paper: torch sees no CUDA GPU on this machine; run it on a GPU machine "
-                         "(or pass --device cpu for a dry run with a small --preset)")
+        raise InputError(f"--device {args.device}: torch sees no CUDA GPU on this machine; run it on a GPU machine "
+                         "(or pass --device cpu --preset tiny for a dry run of the machinery)")
     modes = ["none", "default", "reduce-overhead"] if args.compile == "all" else [args.compile]
     results = []
     for mode in modes:

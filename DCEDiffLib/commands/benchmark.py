@@ -52,6 +52,9 @@ def register(subparsers) -> None:
     parser.add_argument("--gpu-paper", action="store_true",
                         help="instead: the paper preset on a CUDA GPU, 1000 steps × 16 slices, bf16, and the "
                              "fraction of the GPU's measured matmul throughput (writes gpu_benchmark.json)")
+    parser.add_argument("--preset", choices=["paper", "cpu", "tiny"],
+                        help="--gpu-paper: the network preset timed with random weights (default paper; tiny with "
+                             "--device cpu for a dry run)")
     parser.add_argument("--gpu-compile", default="all", choices=["none", "default", "reduce-overhead", "all"],
                         help="--gpu-paper: torch.compile modes to time (default all; reduce-overhead = CUDA graphs)")
     # Tests and machinery checks only (hidden): random weights, a shorter reference, a crop, no registration.
@@ -98,11 +101,17 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.preset and not args.gpu_paper:
+        from DCEDiffLib.errors import InputError
+
+        raise InputError(f"--preset {args.preset}: applies to --gpu-paper only (the CPU benchmark times the model "
+                         "given by --model, default the shipped one)")
     if args.gpu_paper:
         from DCEDiffLib.benchmark.gpu import run_from_args
 
+        preset = args.preset or args.random_preset or "paper"
         gpu_args = argparse.Namespace(out=args.out, device="cuda" if args.device == "auto" else args.device,
-                                      model=args.model, preset=args.random_preset or "paper", slices=16, size=160,
+                                      model=args.model, preset=preset, slices=16, size=160,
                                       steps=args.reference_steps or 1000, precision="bf16",
                                       compile=args.gpu_compile, measured_steps=None, matmul_n=8192)
         return run_from_args(gpu_args)
