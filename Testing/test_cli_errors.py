@@ -123,3 +123,76 @@ def test_phantom_interrupted_leaves_the_folder_as_before_so_the_same_command_run
     assert "removed" in err and "re-run the same command" in err and "no partial output" not in err, err
     assert (not out.exists()) if existing == "new" else (out.is_dir() and not any(out.iterdir()))
     generator.check_dataset_request(out, 3, "A", 0, "nifti", False)  # the same command is accepted again
+
+
+def synthesize_args(out: Path, **roles) -> list:
+    paths = {key: str(SAMPLE_CASE_DIR / f"{key}.nii.gz") for key in ("t2w", "pd", "adc", "t1pre")}
+    paths.update(roles)
+    args = ["synthesize", "--out", str(out), "--model", "no-model-needed"]
+    for key, value in paths.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    return args
+
+
+@needs_case
+def test_one_series_in_two_roles_is_refused_before_any_work(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(synthesize_args(out, t1pre=SAMPLE_CASE_DIR / "pd.nii.gz")) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "--pd and --t1pre are the same series" in line, line
+    assert not out.exists()
+
+
+@needs_case
+def test_labels_without_acquired_dce_say_what_they_still_do(tmp_path, capsys):
+    from DCEDiffLib.cli import build_parser
+    from DCEDiffLib.commands.common import collect_inputs
+
+    args = build_parser().parse_args(synthesize_args(tmp_path / "out", labels=SAMPLE_CASE_DIR / "labels.nii.gz"))
+    collect_inputs(args)
+    err = capsys.readouterr().err
+    assert "no region metrics" in err and "--dce-early" in err  # the shipped case has a legend: outlines stay
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy2(SAMPLE_CASE_DIR / "t2w.nii.gz", lone / "t2w.nii.gz")
+    args = build_parser().parse_args(synthesize_args(tmp_path / "out", t2w=lone / "t2w.nii.gz",
+                                                     labels=SAMPLE_CASE_DIR / "labels.nii.gz"))
+    collect_inputs(args)
+    assert "--labels is ignored" in capsys.readouterr().err
+    args = build_parser().parse_args(synthesize_args(tmp_path / "out", labels=SAMPLE_CASE_DIR / "labels.nii.gz",
+                                                     dce_early=SAMPLE_CASE_DIR / "dce_early.nii.gz",
+                                                     dce_late=SAMPLE_CASE_DIR / "dce_late.nii.gz"))
+    collect_inputs(args)
+    assert capsys.readouterr().err == ""
+
+
+def test_registration_is_reported_in_words_with_one_size_per_correction():
+    import SimpleITK as sitk
+
+    from DCEDiffLib.commands.common import registration_notes, registration_words
+    from DCEDiffLib.registration import RegistrationResult, identity_result
+
+    reason = "correction implausibly large (44.2 mm, 16.9°; at most 15 mm and 10° expected within one exam); " \
+             "scanner alignment kept"
+    registration = {
+        "pd": RegistrationResult("pd", sitk.Euler3DTransform(), True, -0.5, -0.6, 1.25, 0.5, "applied"),
+        "adc": RegistrationResult("adc", sitk.Euler3DTransform(), False, -0.5, -0.6, 35.1, 16.9, reason),
+        "t1pre": identity_result("t1pre", "registration skipped (scanner alignment used)"),
+    }
+    words = registration_words(registration)
+    assert words["pd"].startswith("corrected by 1.2 mm") or words["pd"].startswith("corrected by 1.3 mm")
+    assert words["adc"] == reason and "35.1" not in words["adc"]
+    assert registration_notes(registration) == [f"ADC registration rejected: {reason}"]
+
+
+def test_demo_lists_only_the_files_it_wrote(tmp_path):
+    from DCEDiffLib.commands.demo import written_files
+
+    for name in ("synthetic_early.nii.gz", "synthetic_late.nii.gz", "residual_early.nii.gz", "synthesis.json"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "t2w_grid").mkdir()
+    listed = " ".join(written_files(tmp_path))
+    assert "synthetic_early/late" in listed and "residual" in listed and "t2w_grid/" in listed
+    assert "uncertainty" not in listed and "metrics.json" not in listed and "report.png" not in listed
+    (tmp_path / "uncertainty_early.nii.gz").write_bytes(b"")
+    assert "uncertainty" in " ".join(written_files(tmp_path))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Dict, Optional
 
 from DCEDiffLib import defaults
@@ -74,7 +76,44 @@ def collect_inputs(args: argparse.Namespace) -> Dict[str, str]:
             inputs[key] = getattr(args, attr)
     if ("dce_early" in inputs) != ("dce_late" in inputs):
         raise InputError("acquired DCE: give both --dce-early and --dce-late, or neither")
+    check_distinct_inputs(inputs)
+    if "labels" in inputs and "dce_early" not in inputs:
+        print(f"dcediff: note: {labels_without_dce_note(inputs)}", file=sys.stderr)
     return inputs
+
+
+def _option(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def check_distinct_inputs(inputs: Dict[str, str]) -> None:
+    """Refuse one file or DICOM folder given in two roles (e.g. the PD folder as --pd and --t1pre): the model would
+    read one series as two contrasts and say nothing."""
+    seen: Dict[str, str] = {}
+    for key, value in inputs.items():
+        path = Path(value)
+        if not path.exists():
+            continue  # reading it later names it as missing
+        identity = str(path.resolve())
+        if identity in seen:
+            raise InputError(f"{_option(seen[identity])} and {_option(key)} are the same series ({value}); each role "
+                             "needs its own series")
+        seen[identity] = key
+
+
+def labels_without_dce_note(inputs: Dict[str, str]) -> str:
+    """What --labels does when no acquired DCE is given (no region metrics)."""
+    from DCEDiffLib.training.case_data import legend_from_case_json
+
+    try:
+        legend = legend_from_case_json(Path(inputs["t2w"]).parent)
+    except (OSError, ValueError):
+        legend = None
+    if legend:
+        return ("--labels without --dce-early/--dce-late: no region metrics (they need the acquired DCE); the label "
+                "map only outlines the prostate and lesions in report.png")
+    return ("--labels is ignored: region metrics need --dce-early/--dce-late, and report.png outlines need a "
+            "case.json legend next to the T2W")
 
 
 def progress_callback(args: argparse.Namespace, desc: str):
@@ -83,3 +122,22 @@ def progress_callback(args: argparse.Namespace, desc: str):
         return print_progress_lines, (lambda: None)
     bar = TqdmProgress(desc)
     return bar, bar.close
+
+
+def registration_words(registration: dict) -> Dict[str, str]:
+    """modality → what registration did, in words: the correction applied, or why the scanner alignment was kept
+    (with the guard's own numbers, so one correction is never reported with two sizes)."""
+    words = {}
+    for modality, result in registration.items():
+        if result.applied:
+            words[modality] = (f"corrected by {result.translation_mm:.1f} mm at the gland centre, "
+                               f"{result.rotation_deg:.1f}°")
+        else:
+            words[modality] = result.reason or "scanner alignment kept"
+    return words
+
+
+def registration_notes(registration: dict) -> list:
+    """One line per series whose registration was rejected (not skipped on request), for the console."""
+    return [f"{modality.upper()} registration rejected: {result.reason}" for modality, result in registration.items()
+            if not result.applied and not result.reason.startswith("registration skipped")]

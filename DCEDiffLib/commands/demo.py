@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from DCEDiffLib import defaults
-from DCEDiffLib.commands.common import add_progress_argument, progress_callback
+from DCEDiffLib.commands.common import add_progress_argument, progress_callback, registration_words
 
 MODALITY_FILES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late", "labels")
 
@@ -51,12 +51,9 @@ def run(args: argparse.Namespace) -> int:
         close()
     lines = [f"done in {output.provenance['total_seconds']} s ({output.provenance['nfe']} network evaluations "
              f"on {output.provenance['device']}, {output.provenance['precision']})",
-             "  registered to T2W: " + ", ".join(
-                 f"{m} ({'corrected' if r.applied else 'scanner alignment kept'}: "
-                 f"{r.translation_mm:.1f} mm, {r.rotation_deg:.1f}°)"
-                 for m, r in output.case.registration.items()),
-             f"  wrote {args.out}/: synthetic_early/late.nii.gz (working grid 160x160x16), t2w_grid/ (on the T2W "
-             "grid), uncertainty_*.nii.gz, residual_*.nii.gz, metrics.json, report.png, synthesis.json"]
+             "  registered to T2W: " + "; ".join(f"{m}: {text}" for m, text in
+                                                 registration_words(output.case.registration).items()),
+             f"  wrote {args.out}/: " + ", ".join(written_files(Path(args.out)))]
     if output.metrics:
         for target in ("early", "late"):
             whole = output.metrics.get(target, {}).get("whole", {})
@@ -65,6 +62,20 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     (Path(args.out) / "demo_summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return 0
+
+
+def written_files(out: Path) -> list:
+    """What the demo wrote, described from the folder itself (e.g. no uncertainty maps with --samples 1)."""
+    names = {p.name for p in out.iterdir()}
+    described = []
+    for pattern, text in (("synthetic_", "synthetic_early/late.nii.gz (working grid 160x160x16)"),
+                          ("uncertainty_", "uncertainty_early/late.nii.gz"), ("residual_", "residual_early/late.nii.gz")):
+        if any(n.startswith(pattern) for n in names):
+            described.append(text)
+    if "t2w_grid" in names:
+        described.append("t2w_grid/ (on the T2W grid)")
+    described += [n for n in ("metrics.json", "report.png", "synthesis.json") if n in names]
+    return described
 
 
 def _fmt(value, digits: int = 2) -> str:

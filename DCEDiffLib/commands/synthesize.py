@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from DCEDiffLib.commands.common import (add_input_arguments, add_progress_argument, add_sampling_arguments,
-                                        collect_inputs, parse_center, progress_callback)
+                                        collect_inputs, parse_center, progress_callback,
+                                        registration_notes)
 
 
 def register(subparsers) -> None:
@@ -64,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
             warm_start=args.warm_start)
     finally:
         close()
+    for note in registration_notes(output.case.registration):  # said in words, not only in synthesis.json
+        print(f"dcediff synthesize: note: {note}", file=sys.stderr)
     if picks is not None:
         record_picks(args.out, picks)
     summary = {"out": str(args.out), "seconds": output.provenance.get("total_seconds"),
