@@ -53,6 +53,7 @@ def resourceFile(relativePath: str) -> Path:
 SAMPLE_CASE = resourceFile("SampleData/phantom_case")
 SAMPLE_FILES = (("t2w", "T2W"), ("pd", "PD"), ("adc", "ADC"), ("t1pre", "T1pre"), ("dce_early", "DCE early"),
                 ("dce_late", "DCE late"))
+DOCS_URL = "https://github.com/dcediff/SlicerDCEDiff/blob/main/docs/slicer.md"
 PAPER = ('"DCE-diff: Diffusion Model for Synthesis of Early and Late Dynamic Contrast-Enhanced MR Images from '
          'Non-Contrast Multimodal Inputs", CVPR Workshops 2024, doi:10.1109/CVPRW63382.2024.00525')
 
@@ -68,7 +69,7 @@ class DCEDiff(ScriptedLoadableModule):
         self.parent.title = _("DCEDiff")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Image Synthesis")]
         self.parent.dependencies = []
-        self.parent.contributors = ["DCEDiff contributors"]
+        self.parent.contributors = ["DCEDiff maintainers (DCEDiff project)"]
         self.parent.helpText = _(
             "Synthesizes early- and late-response DCE-MRI of the prostate from four non-contrast inputs (T2W, proton "
             "density, ADC map, T1 pre-contrast) with a conditional diffusion model (DCE-diff). "
@@ -77,10 +78,10 @@ class DCEDiff(ScriptedLoadableModule):
             "Results are new volumes named after the T2W, e.g. '&lt;T2W&gt; synthetic early DCE', flagged as "
             "synthetic (node attribute DCEDiff.Synthetic and the provenance: model, sampler, steps, seed). "
             "<b>Synthetic images are not acquired images; research use only, not a medical device.</b> "
-            "Batch mode and details: docs/slicer.md in the DCEDiff repository.")
+            "Batch mode and details: <a href=\"{url}\">the DCEDiff documentation</a>.").format(url=DOCS_URL)
         self.parent.acknowledgementText = _(
-            "DCEDiff implements and extends " + PAPER + ". The shipped model was trained on realistic synthetic "
-            "(phantom) cases only.")
+            "DCEDiff implements and extends {paper}. The shipped model was trained on realistic synthetic (phantom) "
+            "cases only.").format(paper=PAPER)
         icon = resourceFile("Icons/DCEDiff.png")
         if icon.is_file() and MODULE_DIR != ENGINE_ROOT:  # installed modules get their icon from Resources/ already
             self.parent.icon = qt.QIcon(str(icon))
@@ -139,6 +140,8 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
+        self._lastSampler = None
+        self._runStarted = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -151,14 +154,18 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.importModelButton.connect("clicked(bool)", self.onImportModel)
-        self.ui.samplerComboBox.connect("currentIndexChanged(int)", self.onSamplerChanged)
+        self.ui.shippedModelButton.connect("clicked(bool)", self.onUseShippedModel)
+        # No slot on the sampler combo box: the steps rule runs on the parameter node's ModifiedEvent
+        # (_onParameterNodeModified), after the wrapper has stored the new sampler, whatever the connection order.
         self.ui.progressBar.setVisible(False)
         self.ui.statusLabel.text = ""
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
+        """Module reload or application exit: stop the engine and detach every callback into this widget, so
+        that no timer calls a deleted widget."""
         if self.logic is not None:
-            self.logic.cancel()
+            self.logic.shutdown()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -168,7 +175,7 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateApplyButton)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
 
     def onSceneStartClose(self, caller, event) -> None:
         self.logic.cancel()
@@ -184,15 +191,38 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def setParameterNode(self, inputParameterNode: Optional[DCEDiffParameterNode]) -> None:
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateApplyButton)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
+            self._lastSampler = self._parameterNode.sampler
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateApplyButton)
-            self._updateApplyButton()
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+            self._onParameterNodeModified()
+
+    def _onParameterNodeModified(self, caller=None, event=None) -> None:
+        p = self._parameterNode
+        if p is None:
+            return
+        if p.sampler != self._lastSampler:
+            previous, self._lastSampler = self._lastSampler, p.sampler
+            steps = stepsAfterSamplerChange(previous, p.sampler, p.steps)
+            if steps != p.steps:
+                p.steps = steps  # re-enters this method once; the sampler no longer differs
+        self.ui.modelInfoLabel.text = describeModel(p.modelFile)
+        self.ui.shippedModelButton.enabled = bool(p.modelFile) and not self.logic.isRunning
+        self.ui.centerPlaceWidget.setCurrentNode(p.center)
+        self._updateApplyButton()
+
+    def _setInputsEnabled(self, enabled: bool) -> None:
+        """Inputs and settings are locked while the engine runs (it works on copies made at Apply; a change would
+        not be used, and a removed node would break the result placement)."""
+        self.ui.inputsCollapsibleButton.enabled = enabled
+        self.ui.settingsCollapsibleButton.enabled = enabled
 
     def _updateApplyButton(self, caller=None, event=None) -> None:
-        if self.logic.isRunning:
+        running = self.logic.isRunning
+        self._setInputsEnabled(not running)
+        if running:
             self.ui.applyButton.text = _("Cancel")
             self.ui.applyButton.toolTip = _("Stop the synthesis; no result is added to the scene")
             self.ui.applyButton.enabled = True
@@ -204,15 +234,6 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.toolTip = _("Synthesize early and late DCE") if ready else _(
             "Select T2W, PD, ADC and T1 pre-contrast (and both acquired DCE volumes, or neither)")
 
-    def onSamplerChanged(self, index) -> None:
-        """The paper's ancestral sampler runs 1000 steps; the fast samplers about 20."""
-        if not self._parameterNode:
-            return
-        if self._parameterNode.sampler == "ddpm" and self._parameterNode.steps < 1000:
-            self._parameterNode.steps = 1000
-        elif self._parameterNode.sampler != "ddpm" and self._parameterNode.steps == 1000:
-            self._parameterNode.steps = defaults.DEFAULT_STEPS
-
     def onImportModel(self) -> None:
         path = qt.QFileDialog.getOpenFileName(self.parent, _("Import DCEDiff model file"), "",
                                               _("DCEDiff model (*.safetensors)"))
@@ -223,38 +244,84 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 return
             self._parameterNode.modelFile = path
 
+    def onUseShippedModel(self) -> None:
+        """Back to the shipped model (an imported model is only remembered as a path)."""
+        if self._parameterNode:
+            self._parameterNode.modelFile = ""
+
     def onApplyButton(self) -> None:
         if self.logic.isRunning:
             self.logic.cancel()
             self.ui.statusLabel.text = _("Cancelling…")
             return
-        with slicer.util.tryWithErrorDisplay(_("DCEDiff could not start."), waitCursor=True):
-            self.logic.setupPythonRequirements(parent=slicer.util.mainWindow())
-            p = self._parameterNode
-            self.ui.progressBar.setVisible(True)
-            self.ui.progressBar.value = 0
-            self.ui.statusLabel.text = _("Starting…")
-            self.logic.process(p.t2w, p.pd, p.adc, p.t1pre, p.dceEarly, p.dceLate, center=p.center,
-                               model=p.modelFile or None, sampler=p.sampler, steps=p.steps, samples=p.samples,
-                               seed=p.seed, device=p.device, waitForCompletion=False,
-                               progressCallback=self.onProgress, completedCallback=self.onCompleted)
-        self._updateApplyButton()
+        p = self._parameterNode
+        self.ui.logTextEdit.clear()
+        self.ui.progressBar.value = 0
+        self.ui.progressBar.setVisible(True)
+        self.ui.statusLabel.text = _("Checking the Python packages…")
+        self._runStarted = time.monotonic()
+        started = False
+        try:
+            with slicer.util.tryWithErrorDisplay(_("DCEDiff could not start."), waitCursor=True):
+                self.logic.setupPythonRequirements(parent=slicer.util.mainWindow())
+                self.ui.statusLabel.text = _("Starting…")
+                self.logic.process(p.t2w, p.pd, p.adc, p.t1pre, p.dceEarly, p.dceLate, center=p.center,
+                                   model=p.modelFile or None, sampler=p.sampler, steps=p.steps, samples=p.samples,
+                                   seed=p.seed, device=p.device, waitForCompletion=False,
+                                   progressCallback=self.onProgress, logCallback=self.onLog,
+                                   completedCallback=self.onCompleted)
+                started = True
+        finally:
+            if not started:  # the error was shown; leave the panel as it was before Apply
+                self.ui.progressBar.setVisible(False)
+                self.ui.statusLabel.text = _("Not started: see the error message.")
+            self._updateApplyButton()
 
     def onProgress(self, event) -> None:
         self.ui.progressBar.value = int(round(1000 * event.fraction))
-        self.ui.statusLabel.text = process_runner.describe_event(event)
+        elapsed = time.monotonic() - self._runStarted if self._runStarted is not None else 0.0
+        self.ui.statusLabel.text = _("{stage} (elapsed {elapsed})").format(
+            stage=process_runner.describe_event(event), elapsed=process_runner.format_seconds(elapsed))
+
+    def onLog(self, line: str) -> None:
+        _logLine(line)
+        self.ui.logTextEdit.appendPlainText(line)
 
     def onCompleted(self, outcome) -> None:
         self._updateApplyButton()
         self.ui.progressBar.setVisible(False)
+        self._runStarted = None
         if isinstance(outcome, Exception):
-            self.ui.statusLabel.text = _("Failed.")
+            self.ui.statusLabel.text = _("Failed: {error}").format(error=outcome)
             slicer.util.errorDisplay(_("DCEDiff failed:\n\n{error}").format(error=outcome))
         elif outcome is None or outcome.cancelled:
             self.ui.statusLabel.text = _("Cancelled; nothing was added to the scene.")
         else:
             self.ui.statusLabel.text = _("Done in {seconds}. Results are labelled as synthetic.").format(
                 seconds=process_runner.format_seconds(outcome.seconds))
+        self._onParameterNodeModified()
+
+
+def stepsAfterSamplerChange(previous: Optional[str], sampler: str, steps: int) -> int:
+    """The paper's ancestral sampler (ddpm) runs 1000 steps; leaving it for a fast sampler goes back to the fast
+    default. Any other steps value the user chose is kept."""
+    if sampler == "ddpm" and steps < 1000:
+        return 1000
+    if previous == "ddpm" and sampler != "ddpm" and steps == 1000:
+        return defaults.DEFAULT_STEPS
+    return steps
+
+
+def describeModel(modelFile: str) -> str:
+    """One line about the model that will run: the shipped one or an imported file, with its card's training
+    data and test metrics (see DCEDiffSlicerLib.model_cards)."""
+    from DCEDiffSlicerLib import model_cards
+
+    from DCEDiffLib.model_registry import shipped_model_path
+
+    path = Path(modelFile) if modelFile else shipped_model_path()
+    prefix = _("Shipped model") if not modelFile else _("Imported model")
+    return f"{prefix}: {model_cards.summary(path)}"
 
 
 #
@@ -282,6 +349,7 @@ class _Job:
     showResult: bool
     completedCallback: Optional[Callable] = None
     timer: Optional[object] = None
+    acquired: Optional[Dict[str, object]] = None
 
 
 class DCEDiffLogic(ScriptedLoadableModuleLogic):
@@ -300,25 +368,29 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
     def isRunning(self) -> bool:
         return self._job is not None
 
-    def setupPythonRequirements(self, parent=None) -> None:
-        """torch (PyTorch extension) and Resources/requirements.txt, asking the user first. Call on Apply."""
+    def setupPythonRequirements(self, parent=None, mode: str = "ask") -> None:
+        """A recent torch and Resources/requirements.txt. ``mode``: "ask" (a dialog first; the GUI), "install"
+        (no dialog; batch --install-dependencies, self-tests), "never" (raise with the command to run). Call on
+        Apply, never at import; torch is not imported here (DCEDiffSlicerLib/dependencies.py)."""
         from DCEDiffSlicerLib import dependencies
 
-        dependencies.ensure_dependencies(resourceFile("requirements.txt"), parent=parent)
+        dependencies.ensure_dependencies(resourceFile("requirements.txt"), parent=parent, mode=mode)
 
     def process(self, t2w, pd, adc, t1pre, dceEarly=None, dceLate=None, center=None, model: Optional[str] = None,
                 sampler: str = defaults.DEFAULT_SAMPLER, steps: int = defaults.DEFAULT_STEPS,
                 samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0, device: str = "auto",
                 waitForCompletion: bool = True, progressCallback: Optional[Callable] = None,
                 logCallback: Optional[Callable[[str], None]] = None,
-                completedCallback: Optional[Callable] = None, showResult: bool = True) -> Optional[DCEDiffResult]:
+                completedCallback: Optional[Callable] = None, showResult: bool = True,
+                timeoutSeconds: Optional[float] = None) -> Optional[DCEDiffResult]:
         """Synthesize early and late DCE for the given volume nodes (inputs are never modified).
 
         ``center``: a markups point list or ROI at the prostate (None: the T2W centre). ``model``: a .safetensors
         path (None: the shipped model). Blocking (``waitForCompletion=True``): returns the :class:`DCEDiffResult`
         (``cancelled`` set if cancelled) or raises with the engine's message. Non-blocking: returns None at once;
         a QTimer polls the engine and calls ``completedCallback(result or exception)``. Raises ValueError naming
-        the input for bad input, before anything runs.
+        the input for bad input, before anything runs. ``timeoutSeconds`` (blocking mode): stop the engine after
+        that long and raise RuntimeError saying so.
         """
         from DCEDiffSlicerLib import scene_io
 
@@ -351,9 +423,10 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         except Exception:
             shutil.rmtree(workDir, ignore_errors=True)
             raise
-        self._job = _Job(runner, workDir, t2w, time.monotonic(), showResult, completedCallback)
+        self._job = _Job(runner, workDir, t2w, time.monotonic(), showResult, completedCallback,
+                         acquired={"early": dceEarly, "late": dceLate})
         if waitForCompletion:
-            return self._finish(runner.wait())
+            return self._finish(runner.wait(timeout=timeoutSeconds))
         self._job.timer = qt.QTimer()
         self._job.timer.setInterval(self.POLL_MS)
         self._job.timer.connect("timeout()", self._poll)
@@ -364,6 +437,24 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         """Stop a running synthesis now (kills the engine's process tree); nothing is added to the scene."""
         if self._job is not None:
             self._job.runner.cancel()
+
+    def shutdown(self) -> None:
+        """Stop a running synthesis for good, without calling anyone back (module reload, application exit):
+        callbacks dropped, timer stopped, engine killed, temporary folder removed."""
+        job = self._job
+        if job is None:
+            return
+        job.completedCallback = None
+        job.runner.on_progress = None
+        job.runner.on_log = None
+        if job.timer is not None:
+            job.timer.stop()
+        job.runner.cancel()
+        try:
+            job.runner.wait(timeout=job.runner.kill_grace)
+        finally:
+            self._job = None
+            shutil.rmtree(job.workDir, ignore_errors=True)
 
     def _poll(self) -> None:
         job = self._job
@@ -378,7 +469,10 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         except Exception as exc:  # reported to the caller, not raised from a timer
             outcome = exc
         if job.completedCallback is not None:
-            job.completedCallback(outcome)
+            try:
+                job.completedCallback(outcome)
+            except Exception:  # a callback must not break the timer (e.g. its widget is gone)
+                logging.exception("DCEDiff: the completion callback failed")
 
     def _finish(self, result: process_runner.RunResult) -> DCEDiffResult:
         from DCEDiffSlicerLib import scene_io
@@ -395,19 +489,26 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
                           for k in created["synthetic_early"].GetAttributeNames()
                           if k.startswith(scene_io.PROVENANCE_PREFIX)}
             if job.showResult:
-                self.showResult(created)
+                try:
+                    self.showResult(created, job.acquired, job.t2w)
+                except Exception:  # the nodes are there; a display problem must not lose them
+                    logging.exception("DCEDiff: could not set up the comparison layout")
             return DCEDiffResult(created, provenance, seconds)
         finally:
             shutil.rmtree(job.workDir, ignore_errors=True)
 
     @staticmethod
-    def showResult(nodes: Dict[str, object]) -> None:
-        """Synthetic early DCE in the slice views, its residual (if any) as a coloured overlay on top."""
+    def showResult(nodes: Dict[str, object], acquired: Optional[Dict[str, object]] = None, reference=None) -> None:
+        """The comparison layout (DCEDiffSlicerLib/result_display.py): acquired and synthetic early/late side by
+        side, linked, with the acquired DCE's window/level; |residual| and uncertainty as overlays with colour
+        legends; the metrics table in a table view. Nothing in batch mode (no layout manager)."""
+        from DCEDiffSlicerLib import result_display
+
         if slicer.app.layoutManager() is None:  # batch mode (--no-main-window)
             return
-        residual = nodes.get("residual_early")
-        slicer.util.setSliceViewerLayers(background=nodes["synthetic_early"], foreground=residual,
-                                         foregroundOpacity=0.5 if residual is not None else None, fit=True)
+        result_display.show_comparison(nodes, acquired or {}, reference=reference)
+        slicer.app.processEvents()  # let the layout manager build the views before fitting them
+        slicer.util.resetSliceViews()
 
 
 def _launchInSlicer(cmd, cwd=None, env_update=None):
@@ -425,18 +526,23 @@ def _logLine(line: str) -> None:
 
 
 class DCEDiffTest(ScriptedLoadableModuleTest):
-    """The whole path inside Slicer on the shipped phantom case with the shipped model and a few steps."""
+    """The whole path inside Slicer on the shipped phantom case with the shipped model and a few steps.
+
+    ctest (slicer_add_python_unittest) runs the test_* methods one by one, in alphabetical order, not runTest:
+    every method gets what it needs from setUp (an empty scene, the Python packages), none relies on another."""
+
+    _requirementsReady = False
 
     def setUp(self):
         slicer.mrmlScene.Clear()
+        if not DCEDiffTest._requirementsReady:  # once per session; no dialog under --testing
+            DCEDiffLogic().setupPythonRequirements(mode="install" if slicer.app.testingEnabled() else "ask")
+            DCEDiffTest._requirementsReady = True
 
     def runTest(self):
-        self.setUp()
-        self.test_DCEDiff_bad_input()
-        self.setUp()
-        self.test_DCEDiff_phantom()
-        self.setUp()
-        self.test_DCEDiff_cancel_leaves_no_nodes()
+        for name in sorted(n for n in dir(self) if n.startswith("test_")):
+            self.setUp()
+            getattr(self, name)()
 
     def _loadPhantom(self):
         from DCEDiffLib.model_registry import shipped_model_path
@@ -460,7 +566,6 @@ class DCEDiffTest(ScriptedLoadableModuleTest):
         v = self._loadPhantom()
         before = {k: slicer.util.arrayFromVolume(n).copy() for k, n in v.items()}
         logic = DCEDiffLogic()
-        logic.setupPythonRequirements()
         self.delayDisplay("Synthesizing (3 steps, 2 samples)")
         events = []
         result = logic.process(v["t2w"], v["pd"], v["adc"], v["t1pre"], v["dce_early"], v["dce_late"],
@@ -489,6 +594,17 @@ class DCEDiffTest(ScriptedLoadableModuleTest):
         self.assertGreater(result.nodes["metrics"].GetNumberOfRows(), 0)
         for k, n in v.items():  # inputs untouched
             np.testing.assert_array_equal(slicer.util.arrayFromVolume(n), before[k])
+        layoutManager = slicer.app.layoutManager()
+        if layoutManager is not None:  # the comparison layout, with its views built by Slicer
+            from DCEDiffSlicerLib import result_display
+
+            self.assertEqual(layoutManager.layout, result_display.LAYOUT_ID)
+            widget = layoutManager.sliceWidget("DCEDiffResidualEarly")
+            self.assertIsNotNone(widget)
+            composite = widget.mrmlSliceCompositeNode()
+            self.assertEqual(composite.GetBackgroundVolumeID(), early.GetID())
+            self.assertEqual(composite.GetForegroundVolumeID(), result.nodes["residual_early"].GetID())
+            self.assertIsNotNone(layoutManager.sliceWidget("DCEDiffAcquiredLate"))
         self.delayDisplay("Phantom synthesis passed")
 
     def test_DCEDiff_cancel_leaves_no_nodes(self):
@@ -507,6 +623,7 @@ class DCEDiffTest(ScriptedLoadableModuleTest):
             slicer.app.processEvents()
             time.sleep(0.05)
         self.assertEqual(len(outcomes), 1)
+        self.assertIsInstance(outcomes[0], DCEDiffResult, f"expected a cancelled run, got {outcomes[0]!r}")
         self.assertTrue(outcomes[0].cancelled, f"expected a cancelled run, got {outcomes[0]!r}")
         self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), count)
         self.assertFalse(logic.isRunning)

@@ -1,27 +1,49 @@
 """DCEDiff batch mode: run the module's logic on files, without the GUI.
 
-    Slicer --no-splash --no-main-window --python-script DCEDiff/DCEDiffBatch.py \
+    Slicer --no-splash --no-main-window --python-script <DCEDiffBatch.py> \
         --t2w T2W.nii.gz --pd PD.nii.gz --adc ADC.nii.gz --t1pre T1PRE.nii.gz \
-        [--dce-early EARLY --dce-late LATE] [--sampler dpmpp --steps 20 --samples 1 --seed 0 --device auto] \
-        [--model MODEL.safetensors] --out DIR
+        [--dce-early EARLY --dce-late LATE] [--center R,A,S] [--sampler dpmpp --steps 5 --samples 1 --seed 0]
+        [--device auto] [--model MODEL.safetensors] [--timeout SECONDS] [--install-dependencies] --out DIR
+
+``<DCEDiffBatch.py>``: ``DCEDiff/DCEDiffBatch.py`` in a source checkout; in an installed extension it sits next to
+``DCEDiff.py`` in the extension's ``qt-scripted-modules`` folder, which Slicer prints with
+``Slicer --no-splash --no-main-window --python-code "print(slicer.modules.dcediffbatch.path); slicer.util.exit(0)"``.
 
 Loads the inputs as volume nodes, runs ``DCEDiffLogic.process`` (blocking: the same code path as Apply), saves
 every result node as ``DIR/<role>.nrrd`` (``synthetic_early``, ``residual_late``, ...) and the metrics table as
-``DIR/metrics.tsv``, prints progress lines, and exits 0, or 2 with ``DCEDiffBatch: error: <message>`` on bad input
-or failure (3 if cancelled). Argument names avoid those Slicer parses itself (``--testing``, ``--version``, ...).
+``DIR/metrics.tsv``, prints progress lines. Always exits (a headless Slicer must never be left running): 0, 2 with
+``DCEDiffBatch: error: <message>`` on bad input or any failure, 3 if cancelled or interrupted. Missing Python
+packages are installed only with ``--install-dependencies`` (no dialog); otherwise the script stops at once with
+the command to run. Argument names avoid those Slicer parses itself (``--testing``, ``--version``, ...).
 
-The file is also a hidden Slicer module (class ``DCEDiffBatch``) because Slicer treats every ``.py`` file in
-``qt-scripted-modules/`` as a module; the batch job runs only when it is executed as a script.
+The file is also a hidden Slicer module (class ``DCEDiffBatch``, self-test ``DCEDiffBatchTest``) because Slicer
+treats every ``.py`` file in ``qt-scripted-modules/`` as a module; the batch job runs only when it is executed as a
+script.
 """
 
 import argparse
 import os
 import sys
+import traceback
 from pathlib import Path
 
-from slicer.ScriptedLoadableModule import ScriptedLoadableModule
+from slicer.ScriptedLoadableModule import ScriptedLoadableModule, ScriptedLoadableModuleTest
 
 EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 2, 3
+HERE = Path(__file__).resolve().parent
+
+
+def _engineRoot() -> Path:
+    """The folder holding DCEDiffLib/: this one once installed, the repository root in a source checkout."""
+    for candidate in (HERE, HERE.parent):
+        if (candidate / "DCEDiffLib" / "__init__.py").is_file():
+            return candidate
+    return HERE
+
+
+for _path in (str(HERE), str(_engineRoot())):
+    if _path not in sys.path:
+        sys.path.append(_path)
 
 
 class DCEDiffBatch(ScriptedLoadableModule):
@@ -33,13 +55,26 @@ class DCEDiffBatch(ScriptedLoadableModule):
         self.parent.categories = ["Image Synthesis"]
         self.parent.dependencies = ["DCEDiff"]
         self.parent.hidden = True
+        self.parent.contributors = ["DCEDiff maintainers (DCEDiff project)"]
         self.parent.helpText = "Batch script for DCEDiff; see docs/slicer.md."
         self.parent.acknowledgementText = ""
 
 
+def parseCenter(text: str):
+    """'R,A,S' (mm, Slicer's RAS, as the slice views show it) → (r, a, s)."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise ValueError(f"--center {text!r}: expected three numbers R,A,S in mm (RAS, as Slicer shows them)")
+    return values
+
+
 def buildParser() -> argparse.ArgumentParser:
-    """The batch script's arguments; sampling defaults come from the engine (``DCEDiffLib.defaults``)."""
-    from DCEDiff import defaults  # importing the module puts the engine on sys.path first
+    """The batch script's arguments; sampling defaults come from the engine (``DCEDiffLib.defaults``, plain
+    constants: parsing needs neither the GUI module nor torch)."""
+    from DCEDiffLib import defaults
 
     parser = argparse.ArgumentParser(prog="DCEDiffBatch", description="DCEDiff batch synthesis inside 3D Slicer")
     for name, text in (("t2w", "T2-weighted"), ("pd", "proton density"), ("adc", "ADC map"),
@@ -47,27 +82,34 @@ def buildParser() -> argparse.ArgumentParser:
         parser.add_argument(f"--{name}", required=True, help=f"{text} volume file (NIfTI/NRRD/MHA)")
     parser.add_argument("--dce-early", help="acquired early DCE (optional: residuals and metrics)")
     parser.add_argument("--dce-late", help="acquired late DCE (optional: residuals and metrics)")
+    parser.add_argument("--center", help="prostate centre R,A,S in mm (default: the T2W field-of-view centre)")
     parser.add_argument("--model", help="model .safetensors (with its .json card); default: the shipped model")
     parser.add_argument("--sampler", default=defaults.DEFAULT_SAMPLER, choices=defaults.SAMPLERS)
     parser.add_argument("--steps", type=int, default=defaults.DEFAULT_STEPS)
     parser.add_argument("--samples", type=int, default=defaults.DEFAULT_SAMPLES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="stop the engine after this many seconds (exit 2)")
+    parser.add_argument("--install-dependencies", action="store_true",
+                        help="install missing Python packages (torch, requirements.txt) without asking; without "
+                             "it the script stops with the command to run")
     parser.add_argument("--out", required=True, help="output folder (created; must not exist or be empty)")
     return parser
 
 
 def run(argv) -> int:
-    import slicer
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # source checkout: DCEDiff.py sits next to this file
-    from DCEDiff import DCEDiffLogic
-    from DCEDiffSlicerLib import process_runner
-
     args = buildParser().parse_args(argv)
+    center = parseCenter(args.center) if args.center else None
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"--out {out}: the folder exists and is not empty; choose a new folder")
+
+    import slicer
+
+    from DCEDiff import DCEDiffLogic
+    from DCEDiffSlicerLib import process_runner
+
     nodes = {}
     for key in ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late"):
         path = getattr(args, key)
@@ -80,16 +122,21 @@ def run(argv) -> int:
             nodes[key] = slicer.util.loadVolume(path, {"name": Path(path).name.split(".")[0], "show": False})
         except RuntimeError as exc:
             raise ValueError(f"{label} (--{key.replace('_', '-')}): cannot load {path}: {exc}") from exc
+    centerNode = None
+    if center is not None:
+        centerNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "DCEDiffBatch centre")
+        centerNode.AddControlPoint(*center)
     logic = DCEDiffLogic()
-    logic.setupPythonRequirements()
+    logic.setupPythonRequirements(mode="install" if args.install_dependencies else "never")
 
     def progress(event):
         print(f"DCEDiffBatch: {process_runner.describe_event(event)}", flush=True)
 
     result = logic.process(nodes["t2w"], nodes["pd"], nodes["adc"], nodes["t1pre"], nodes.get("dce_early"),
-                           nodes.get("dce_late"), model=args.model, sampler=args.sampler, steps=args.steps,
-                           samples=args.samples, seed=args.seed, device=args.device, waitForCompletion=True,
-                           progressCallback=progress, showResult=False)
+                           nodes.get("dce_late"), center=centerNode, model=args.model, sampler=args.sampler,
+                           steps=args.steps, samples=args.samples, seed=args.seed, device=args.device,
+                           waitForCompletion=True, progressCallback=progress, showResult=False,
+                           timeoutSeconds=args.timeout)
     if result.cancelled:
         return EXIT_CANCELLED
     out.mkdir(parents=True, exist_ok=True)
@@ -102,22 +149,71 @@ def run(argv) -> int:
 
 
 def main(argv) -> int:
+    """Run and turn *every* outcome into an exit code (never raises)."""
     try:
         return run(argv)
     except SystemExit as exc:  # argparse: usage error (2) or --help (0)
-        return int(exc.code or 0)
-    except (ValueError, RuntimeError, OSError) as exc:
-        print(f"DCEDiffBatch: error: {exc}", file=sys.stderr, flush=True)
+        return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_ERROR)
+    except KeyboardInterrupt:
+        print("DCEDiffBatch: cancelled", file=sys.stderr, flush=True)
+        return EXIT_CANCELLED
+    except Exception as exc:  # noqa: BLE001  an ImportError, a pip failure, a bug: report it and exit
+        known = isinstance(exc, (ValueError, RuntimeError, OSError))
+        if not known:
+            traceback.print_exc()
+        message = str(exc) if known else f"{type(exc).__name__}: {exc}"
+        print(f"DCEDiffBatch: error: {message}", file=sys.stderr, flush=True)
         return EXIT_ERROR
 
 
-if __name__ == "__main__":
-    code = main(sys.argv[1:])
+def exitSlicer(code: int) -> None:
+    """Leave Slicer with ``code``, whatever state it is in (``slicer.util.exit`` keeps the code; if even that
+    fails, end the process)."""
     sys.stdout.flush()
     sys.stderr.flush()
     try:
         import slicer
 
         slicer.util.exit(code)
-    except Exception:
+    except BaseException:  # noqa: BLE001
         os._exit(code)
+
+
+class DCEDiffBatchTest(ScriptedLoadableModuleTest):
+    """Self-test of the batch script (SelfTests, Reload and Test): argument handling and exit codes, without
+    running the engine (the full engine path is DCEDiffTest)."""
+
+    def setUp(self):
+        import slicer
+
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        for name in sorted(n for n in dir(self) if n.startswith("test_")):
+            self.setUp()
+            getattr(self, name)()
+
+    def test_DCEDiffBatch_center(self):
+        self.assertEqual(parseCenter("1.5,-2,30"), (1.5, -2.0, 30.0))
+        with self.assertRaisesRegex(ValueError, "--center"):
+            parseCenter("1,2")
+
+    def test_DCEDiffBatch_exit_codes(self):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            missing = str(Path(tmp) / "missing.nii.gz")
+            args = ["--t2w", missing, "--pd", missing, "--adc", missing, "--t1pre", missing,
+                    "--out", str(Path(tmp) / "out")]
+            self.assertEqual(main(args), EXIT_ERROR)  # the T2W is not a file
+            self.assertEqual(main(["--out", tmp]), EXIT_ERROR)  # usage error (required inputs)
+            self.assertEqual(main(args + ["--center", "x"]), EXIT_ERROR)
+            self.assertFalse((Path(tmp) / "out").exists())
+
+
+if __name__ == "__main__":
+    exitCode = EXIT_ERROR
+    try:
+        exitCode = main(sys.argv[1:])
+    finally:
+        exitSlicer(exitCode)

@@ -25,8 +25,10 @@ CONNECTABLE = {
     "qMRMLNodeComboBox": {"node"}, "QSpinBox": {"int"}, "QDoubleSpinBox": {"float"}, "ctkSliderWidget": {"float"},
     "QComboBox": {"choice"}, "QLineEdit": {"str"}, "QCheckBox": {"bool"}, "ctkPathLineEdit": {"Path"},
 }
-EXPECTED_USED = {"applyButton": "QPushButton", "importModelButton": "QPushButton", "samplerComboBox": "QComboBox",
-                 "progressBar": "QProgressBar", "statusLabel": "QLabel"}
+EXPECTED_USED = {"applyButton": "QPushButton", "importModelButton": "QPushButton", "shippedModelButton": "QPushButton",
+                 "modelInfoLabel": "QLabel", "progressBar": "QProgressBar", "statusLabel": "QLabel",
+                 "logTextEdit": "QPlainTextEdit", "centerPlaceWidget": "qSlicerMarkupsPlaceWidget",
+                 "inputsCollapsibleButton": "ctkCollapsibleButton", "settingsCollapsibleButton": "ctkCollapsibleButton"}
 
 
 def ui_widgets():
@@ -90,12 +92,12 @@ def test_every_parameter_name_is_a_field_and_every_field_is_bound_to_a_fitting_w
 
 def test_node_selectors_follow_the_scene():
     tree, widgets = ui_widgets()
-    selectors = {n for n, w in widgets.items() if w.get("class") == "qMRMLNodeComboBox"}
+    selectors = {n for n, w in widgets.items() if w.get("class") in ("qMRMLNodeComboBox", "qSlicerMarkupsPlaceWidget")}
     connected = {c.find("receiver").text for c in tree.getroot().iter("connection")
                  if c.find("signal").text == "mrmlSceneChanged(vtkMRMLScene*)"}
     assert selectors and selectors <= connected
     optional = {"dceEarlySelector", "dceLateSelector", "centerSelector"}
-    for name in selectors:
+    for name in selectors - {"centerPlaceWidget"}:
         none_enabled = widgets[name].find("property[@name='noneEnabled']/bool").text == "true"
         assert none_enabled == (name in optional), name
 
@@ -154,3 +156,18 @@ def test_extension_metadata_agrees():
     from PIL import Image
 
     assert Image.open(ROOT / "Resources" / "Icons" / "DCEDiff.png").size == (128, 128)
+    # every icon/screenshot URL points into this repository (raw GitHub URL of the main branch) at a real image:
+    # the ExtensionsIndex validator downloads each one
+    raw = "https://raw.githubusercontent.com/dcediff/SlicerDCEDiff/main/"
+    icon = re.search(r'set\(EXTENSION_ICONURL "([^"]+)"\)', cmake).group(1)
+    screenshots = re.search(r'set\(EXTENSION_SCREENSHOTURLS "([^"]+)"\)', cmake).group(1).split()
+    assert screenshots and s4ext["screenshoturls"].split() == screenshots and s4ext["iconurl"].strip() == icon
+    for url in [icon] + screenshots:
+        assert url.startswith(raw), url
+        path = ROOT / url[len(raw):]
+        assert path.is_file(), f"{url}: {path} does not exist"
+        with Image.open(path) as image:
+            image.verify()
+    for url in screenshots:
+        with Image.open(ROOT / url[len(raw):]) as image:
+            assert min(image.size) >= 400, "a screenshot should be readable in the catalog"

@@ -1,0 +1,309 @@
+"""DCEDiff/DCEDiff.py and DCEDiff/DCEDiffBatch.py outside Slicer: widget state (sampler/steps rule, GUI after a
+failed start, inputs locked while running, back to the shipped model), the logic's shutdown on module reload, the
+self-test set-up in any method order, and the batch script's exit codes.
+
+Slicer's Qt side cannot run here. These stand-ins replace it, and only it: ``QtStandIn`` (the ``qt`` module),
+``ScriptedLoadableModuleStandIn`` / ``ParameterNodeWrapperStandIn`` / ``I18nStandIn`` (Slicer's GUI-side Python
+modules), ``WidgetStandIn`` (the widgets of Resources/UI/DCEDiff.ui) and ``ParameterNodeStandIn``. MRML, VTK and
+``slicer.util`` are the real ones from the slicer-core wheel; subprocesses are real."""
+
+import os
+import subprocess
+import sys
+import time
+import types
+import unittest
+from pathlib import Path
+
+import pytest
+
+slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not installed")
+import slicer.util  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+MODULE_DIR = ROOT / "DCEDiff"
+CASE = ROOT / "Resources" / "SampleData" / "phantom_case"
+
+STAND_INS = r'''
+import sys, types, unittest
+
+class _Any:
+    def __init__(self, *a, **k): pass
+    def __call__(self, *a, **k): return _Any()
+    def __getattr__(self, name): return _Any()
+
+QtStandIn = types.ModuleType("qt")
+for _name in ("QIcon", "QTimer", "QFileDialog", "QWidget"):
+    setattr(QtStandIn, _name, type(_name, (_Any,), {}))
+
+ScriptedLoadableModuleStandIn = types.ModuleType("slicer.ScriptedLoadableModule")
+class ScriptedLoadableModule:
+    def __init__(self, parent): self.parent = parent
+class ScriptedLoadableModuleLogic:
+    def __init__(self, parent=None): pass
+    def getParameterNode(self): return None
+class ScriptedLoadableModuleWidget:
+    def __init__(self, parent=None): self.parent = parent
+class ScriptedLoadableModuleTest(unittest.TestCase):
+    def delayDisplay(self, message, msec=None): pass
+for _cls in (ScriptedLoadableModule, ScriptedLoadableModuleLogic, ScriptedLoadableModuleWidget,
+             ScriptedLoadableModuleTest):
+    setattr(ScriptedLoadableModuleStandIn, _cls.__name__, _cls)
+
+ParameterNodeWrapperStandIn = types.ModuleType("slicer.parameterNodeWrapper")
+ParameterNodeWrapperStandIn.parameterNodeWrapper = lambda cls: cls
+ParameterNodeWrapperStandIn.Choice = lambda *a, **k: None
+ParameterNodeWrapperStandIn.WithinRange = lambda *a, **k: None
+
+I18nStandIn = types.ModuleType("slicer.i18n")
+I18nStandIn.tr = lambda text: text
+I18nStandIn.translate = lambda context, text: text
+
+sys.modules.update({"qt": QtStandIn, "slicer.ScriptedLoadableModule": ScriptedLoadableModuleStandIn,
+                    "slicer.parameterNodeWrapper": ParameterNodeWrapperStandIn, "slicer.i18n": I18nStandIn})
+'''
+
+
+@pytest.fixture(scope="module")
+def modules():
+    saved = {k: sys.modules.get(k) for k in ("qt", "slicer.ScriptedLoadableModule", "slicer.parameterNodeWrapper",
+                                              "slicer.i18n", "DCEDiff", "DCEDiffBatch")}
+    exec(STAND_INS, {})
+    sys.path.insert(0, str(MODULE_DIR))
+    import DCEDiff
+    import DCEDiffBatch
+
+    yield DCEDiff, DCEDiffBatch
+    sys.path.remove(str(MODULE_DIR))
+    for key, value in saved.items():
+        if value is None:
+            sys.modules.pop(key, None)
+        else:
+            sys.modules[key] = value
+
+
+@pytest.fixture(autouse=True)
+def scene():
+    slicer.mrmlScene = slicer.vtkMRMLScene()
+    yield slicer.mrmlScene
+
+
+class WidgetStandIn:
+    """Test double of a Qt widget of DCEDiff.ui: the properties and slots the module uses."""
+
+    def __init__(self, name):
+        self.name, self.text, self.toolTip, self.enabled, self.value, self.visible = name, "", "", True, 0, True
+        self.lines, self.currentNode = [], None
+
+    def setVisible(self, visible):
+        self.visible = visible
+
+    def clear(self):
+        self.lines = []
+
+    def appendPlainText(self, line):
+        self.lines.append(line)
+
+    def setCurrentNode(self, node):
+        self.currentNode = node
+
+
+class UiStandIn:
+    def __init__(self):
+        self._widgets = {}
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._widgets.setdefault(name, WidgetStandIn(name))
+
+
+class ParameterNodeStandIn(types.SimpleNamespace):
+    """Test double of the @parameterNodeWrapper node: plain attributes, as the wrapper exposes them."""
+
+
+def make_widget(DCEDiff, monkeypatch):
+    widget = DCEDiff.DCEDiffWidget()
+    widget.ui = UiStandIn()
+    widget.logic = DCEDiff.DCEDiffLogic()
+    p = ParameterNodeStandIn(t2w=None, pd=None, adc=None, t1pre=None, dceEarly=None, dceLate=None, center=None,
+                             modelFile="", sampler="dpmpp", steps=DCEDiff.defaults.DEFAULT_STEPS, samples=1, seed=0,
+                             device="cpu")
+    widget._parameterNode = p
+    widget._lastSampler = p.sampler
+    return widget, p
+
+
+def test_sampler_change_sets_steps_after_the_parameter_node_holds_the_new_sampler(modules, monkeypatch):
+    DCEDiff, _ = modules
+    widget, p = make_widget(DCEDiff, monkeypatch)
+    p.sampler = "ddpm"  # what the wrapper stores before its ModifiedEvent
+    widget._onParameterNodeModified()
+    assert p.steps == 1000
+    p.sampler = "dpmpp"
+    widget._onParameterNodeModified()
+    assert p.steps == DCEDiff.defaults.DEFAULT_STEPS
+    p.steps = 50
+    p.sampler = "ddim"
+    widget._onParameterNodeModified()
+    assert p.steps == 50  # a user's choice between fast samplers is kept
+    assert DCEDiff.stepsAfterSamplerChange("ddim", "dpmpp", 1000) == 1000  # only leaving ddpm resets 1000
+    source = (MODULE_DIR / "DCEDiff.py").read_text(encoding="utf-8")
+    assert "samplerComboBox.connect" not in source  # no slot that could run before the wrapper's
+
+
+def test_failed_start_leaves_the_panel_usable_and_says_so(modules, monkeypatch):
+    DCEDiff, _ = modules
+    widget, p = make_widget(DCEDiff, monkeypatch)
+    shown = []
+
+    class TryWithErrorDisplayStandIn:  # test double of slicer.util.tryWithErrorDisplay (a Qt message box)
+        def __init__(self, message, waitCursor=False):
+            self.message = message
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, kind, exc, tb):
+            if exc is not None:
+                shown.append((self.message, str(exc)))
+            return True
+
+    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", TryWithErrorDisplayStandIn)
+    monkeypatch.setattr(slicer.util, "mainWindow", lambda: None)
+
+    def refuse(self, parent=None, mode="ask"):
+        raise RuntimeError("PyTorch was not installed (declined)")
+
+    monkeypatch.setattr(DCEDiff.DCEDiffLogic, "setupPythonRequirements", refuse)
+    widget.onApplyButton()
+    assert shown == [("DCEDiff could not start.", "PyTorch was not installed (declined)")]
+    assert widget.ui.progressBar.visible is False
+    assert "Starting" not in widget.ui.statusLabel.text and widget.ui.statusLabel.text
+    assert widget.ui.applyButton.text == "Apply" and widget.ui.inputsCollapsibleButton.enabled
+
+
+def test_inputs_are_locked_while_running_and_unlocked_after_failure_or_cancel(modules, monkeypatch):
+    DCEDiff, _ = modules
+    widget, p = make_widget(DCEDiff, monkeypatch)
+    monkeypatch.setattr(DCEDiff.DCEDiffLogic, "isRunning", property(lambda self: True))
+    widget._updateApplyButton()
+    assert widget.ui.applyButton.text == "Cancel" and widget.ui.applyButton.enabled
+    assert not widget.ui.inputsCollapsibleButton.enabled and not widget.ui.settingsCollapsibleButton.enabled
+    monkeypatch.setattr(DCEDiff.DCEDiffLogic, "isRunning", property(lambda self: False))
+    monkeypatch.setattr(slicer.util, "errorDisplay", lambda *a, **k: None)  # stand-in for the Qt message box
+    widget.ui.progressBar.setVisible(True)
+    widget.onCompleted(RuntimeError("T2W: broken"))
+    assert widget.ui.inputsCollapsibleButton.enabled and widget.ui.settingsCollapsibleButton.enabled
+    assert widget.ui.progressBar.visible is False and "T2W: broken" in widget.ui.statusLabel.text
+    widget.onCompleted(DCEDiff.DCEDiffResult({}, {}, 1.0, cancelled=True))
+    assert "Cancelled" in widget.ui.statusLabel.text
+
+
+def test_back_to_the_shipped_model_and_the_model_card_is_shown(modules, monkeypatch, tmp_path):
+    DCEDiff, _ = modules
+    widget, p = make_widget(DCEDiff, monkeypatch)
+    widget._onParameterNodeModified()
+    assert widget.ui.modelInfoLabel.text.startswith("Shipped model: dcediff_cpu_phantom; trained on")
+    assert not widget.ui.shippedModelButton.enabled
+    p.modelFile = str(tmp_path / "mine.safetensors")
+    widget._onParameterNodeModified()
+    assert widget.ui.modelInfoLabel.text.startswith("Imported model: mine.safetensors (model card mine.json missing")
+    assert widget.ui.shippedModelButton.enabled
+    widget.onUseShippedModel()
+    assert p.modelFile == ""
+
+
+class TimerStandIn:
+    """Test double of qt.QTimer."""
+
+    def __init__(self):
+        self.active = True
+
+    def stop(self):
+        self.active = False
+
+
+def test_shutdown_on_module_reload_kills_the_engine_and_never_calls_the_old_widget(modules, tmp_path):
+    DCEDiff, _ = modules
+    from DCEDiffSlicerLib import process_runner
+
+    logic = DCEDiff.DCEDiffLogic()
+    runner = process_runner.ProcessRunner([sys.executable, "-c", "import time; print('x', flush=True); "
+                                           "time.sleep(120)"]).start()
+    work = tmp_path / "DCEDiff-work"
+    work.mkdir()
+    called = []
+    logic._job = DCEDiff._Job(runner, work, None, time.monotonic(), True, called.append, TimerStandIn())
+    timer = logic._job.timer
+    started = time.monotonic()
+    logic.shutdown()
+    assert time.monotonic() - started < 15
+    assert not logic.isRunning and not timer.active and not work.exists()
+    assert runner.process.poll() is not None
+    logic._poll()  # a timer tick that was already queued
+    assert called == []
+
+
+def test_self_test_methods_set_up_what_they_need_in_any_order(modules, monkeypatch):
+    DCEDiff, _ = modules
+    modes = []
+    monkeypatch.setattr(DCEDiff.DCEDiffLogic, "setupPythonRequirements",
+                        lambda self, parent=None, mode="ask": modes.append(mode))
+    app = types.SimpleNamespace(testingEnabled=lambda: True)  # stand-in for slicer.app under --testing
+    monkeypatch.setattr(slicer, "app", app, raising=False)
+    monkeypatch.setattr(DCEDiff.DCEDiffTest, "_requirementsReady", False)
+    names = unittest.TestLoader().getTestCaseNames(DCEDiff.DCEDiffTest)  # ctest's order: alphabetical
+    assert names[0] == "test_DCEDiff_bad_input" and "test_DCEDiff_cancel_leaves_no_nodes" in names
+    DCEDiff.DCEDiffTest("test_DCEDiff_cancel_leaves_no_nodes").setUp()  # first to run a synthesis under ctest
+    assert modes == ["install"]  # packages ready before any synthesis; no dialog under --testing
+    DCEDiff.DCEDiffTest("test_DCEDiff_phantom").setUp()
+    assert modes == ["install"]  # once per session
+
+
+def test_batch_self_test_class_exists_and_passes(modules):
+    _, DCEDiffBatch = modules
+    suite = unittest.TestLoader().loadTestsFromTestCase(DCEDiffBatch.DCEDiffBatchTest)
+    assert suite.countTestCases() == 2
+    result = unittest.TextTestRunner(stream=open(os.devnull, "w")).run(suite)
+    assert result.wasSuccessful(), result.failures + result.errors
+
+
+def test_batch_main_turns_every_failure_into_exit_code_2(modules, monkeypatch, capsys):
+    _, DCEDiffBatch = modules
+
+    def broken(argv):
+        raise KeyError("something unexpected")
+
+    monkeypatch.setattr(DCEDiffBatch, "run", broken)
+    assert DCEDiffBatch.main([]) == DCEDiffBatch.EXIT_ERROR
+    assert "DCEDiffBatch: error: KeyError: 'something unexpected'" in capsys.readouterr().err
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DCEDiffBatch, "run", interrupted)
+    assert DCEDiffBatch.main([]) == DCEDiffBatch.EXIT_CANCELLED
+
+
+@pytest.mark.skipif(not (CASE / "t2w.nii.gz").is_file(), reason="shipped phantom case missing")
+def test_batch_script_always_exits_with_a_code_even_on_an_import_error(tmp_path):
+    # Run as Slicer runs it (__main__), with only the ScriptedLoadableModule stand-in: importing the GUI module
+    # then fails (no qt), an ImportError the old script did not catch, which left a headless Slicer running.
+    bootstrap = STAND_INS.replace('"qt": QtStandIn, ', "") + (
+        "import runpy, sys\n"
+        f"sys.argv = [{str(MODULE_DIR / 'DCEDiffBatch.py')!r}] + sys.argv[1:]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "print('still running after the script', flush=True)\n")
+    inputs = []
+    for key in ("t2w", "pd", "adc", "t1pre"):
+        inputs += [f"--{key}", str(CASE / f"{key}.nii.gz")]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", bootstrap, *inputs, "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path))
+    assert done.returncode == 2, done.stderr
+    assert "DCEDiffBatch: error: ModuleNotFoundError" in done.stderr and "qt" in done.stderr
+    assert "still running" not in done.stdout
+    help_run = subprocess.run([sys.executable, "-c", bootstrap, "--help"], capture_output=True, text=True,
+                              timeout=120, env=env, cwd=str(tmp_path))
+    assert help_run.returncode == 0 and "--install-dependencies" in help_run.stdout and "--center" in help_run.stdout
