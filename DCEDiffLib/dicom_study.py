@@ -88,6 +88,8 @@ class SeriesInfo:
     series_time_s: Optional[float] = None   # earliest AcquisitionTime/ContentTime/SeriesTime of the series
     orientation: str = "unknown"            # "axial" / "coronal" / "sagittal" / "mixed" / "unknown"
     folders: Tuple[str, ...] = ()
+    _volumes: Optional[List[Volume]] = dataclasses.field(default=None, repr=False, compare=False)
+    _num_positions: Optional[int] = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def num_files(self) -> int:
@@ -95,8 +97,10 @@ class SeriesInfo:
 
     @property
     def num_positions(self) -> int:
-        """Distinct slice positions (a dynamic or stacked-DWI series has fewer than files)."""
-        return len({_position_key(f) for f in self.files})
+        """Distinct slice positions (a dynamic or stacked-DWI series has fewer than files). Computed once."""
+        if self._num_positions is None:
+            self._num_positions = len({_position_key(f) for f in self.files})
+        return self._num_positions
 
     @property
     def text(self) -> str:
@@ -113,7 +117,12 @@ class SeriesInfo:
 
         Splitting uses the first of TemporalPositionIdentifier, TriggerTime, AcquisitionTime, ContentTime that
         gives volumes with one file per slice position; otherwise the whole series is one volume (the reader then
-        refuses duplicate positions, e.g. a DWI series with several b-values stacked)."""
+        refuses duplicate positions, e.g. a DWI series with several b-values stacked). Computed once."""
+        if self._volumes is None:
+            self._volumes = self._split_volumes()
+        return list(self._volumes)
+
+    def _split_volumes(self) -> List[Volume]:
         if self.num_positions == self.num_files:
             return [Volume(list(self.files))]
         for key in ("temporal_position", "trigger_time_ms", "acquisition_time_s", "content_time_s"):
@@ -216,7 +225,7 @@ def _walk_files(root: Path):
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if not name.startswith("."):
+            if not name.startswith(".") and name.upper() != "DICOMDIR":   # DICOMDIR: an index, no image
                 yield Path(folder) / name
 
 

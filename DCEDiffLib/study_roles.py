@@ -177,6 +177,11 @@ class StudyPicks:
 
 # ----------------------------------------------------------------------------------------------- series facts
 
+def is_single_volume(s: SeriesInfo) -> bool:
+    """One image per slice position (not several time points, b-values or echoes stacked in the series)."""
+    return s.num_positions == s.num_files
+
+
 def is_localizer(s: SeriesInfo) -> bool:
     """A localizer/scout (by name), a series mixing slice planes, or too few slices to be a volume."""
     return bool(_LOCALIZER.search(s.text)) or s.orientation == "mixed" or s.num_positions < 3
@@ -416,10 +421,10 @@ def _newest_first(s: SeriesInfo) -> tuple:
 def _t2w_rules() -> List[Rule]:
     return [
         ("axial T2-weighted TSE (of several: the last acquired, a repeat is made when the first is degraded)",
-         lambda s: is_t2w(s) and s.orientation == "axial",
+         lambda s: is_t2w(s) and s.orientation == "axial" and is_single_volume(s),
          lambda s: ("DERIVED" in s.image_type,) + _newest_first(s)),
         ("T2-weighted TSE, not axial (the study has no axial T2W)",
-         lambda s: is_t2w(s), lambda s: ("DERIVED" in s.image_type,) + _newest_first(s)),
+         lambda s: is_t2w(s) and is_single_volume(s), lambda s: ("DERIVED" in s.image_type,) + _newest_first(s)),
     ]
 
 
@@ -431,18 +436,19 @@ def _adc_rank(s: SeriesInfo) -> tuple:
 def _adc_rules() -> List[Rule]:
     tail = " (of several: axial, not high-b/calculated, most slices, finest pixels, first acquired)"
     return [
-        ("ADC map: ImageType ADC" + tail, lambda s: "ADC" in s.image_type and len(s.volumes()) == 1, _adc_rank),
-        ("ADC map: 'ADC' in the description" + tail, lambda s: is_adc(s) and len(s.volumes()) == 1, _adc_rank),
+        ("ADC map: ImageType ADC" + tail, lambda s: "ADC" in s.image_type and is_single_volume(s), _adc_rank),
+        ("ADC map: 'ADC' in the description" + tail, lambda s: is_adc(s) and is_single_volume(s), _adc_rank),
     ]
 
 
 def _pd_rules() -> List[Rule]:
     return [
         ("PD reference scan (PD in the description, e.g. 'tfl3d PD ref'; of several: axial, 'ref', lowest flip)",
-         lambda s: is_pd_named(s) and len(s.volumes()) == 1,
+         lambda s: is_pd_named(s) and is_single_volume(s),
          lambda s: (s.orientation != "axial", "ref" not in s.text, s.flip_angle or 0.0, s.number or 0)),
         (f"lowest-flip-angle pre-contrast 3D gradient echo (VIBE, flip ≤ {PD_MAX_FLIP_DEG:g}°)",
-         lambda s: is_gradient_echo_t1(s) and s.flip_angle <= PD_MAX_FLIP_DEG and not _POST_CONTRAST.search(s.text),
+         lambda s: is_gradient_echo_t1(s) and s.flip_angle <= PD_MAX_FLIP_DEG and is_single_volume(s)
+         and not _POST_CONTRAST.search(s.text),
          lambda s: (s.flip_angle, s.orientation != "axial", s.number or 0)),
     ]
 
@@ -453,7 +459,7 @@ def _t1_rules(dce: Optional[DceSeries], picks: Dict[str, Pick]) -> List[Rule]:
             return False
         if "pd" in picks and picks["pd"].series.uid == s.uid:
             return False
-        return len(s.volumes()) == 1 and not is_post_contrast(s, dce)
+        return is_single_volume(s) and not is_post_contrast(s, dce)
 
     return [(f"pre-contrast 3D gradient echo (VIBE) with the highest flip angle (≥ {T1_MIN_FLIP_DEG:g}°, "
              "acquired before the DCE)", candidate,
@@ -484,14 +490,14 @@ def _find_number(study: Study, role: str, number: int) -> SeriesInfo:
 
 def _override(study: Study, role: str, number: int, ranked: List[Tuple[SeriesInfo, str]]) -> Pick:
     series = _find_number(study, role, number)
-    volumes = series.volumes()
-    if len(volumes) != 1:
-        raise InputError(f"--series {role}={number}: {series.summary()} holds {len(volumes)} volumes (time points "
-                         "or b-values); expected a single-volume series"
+    if not is_single_volume(series):
+        raise InputError(f"--series {role}={number}: {series.summary()} holds {series.num_files} images at "
+                         f"{series.num_positions} slice positions (several time points, b-values or echoes); "
+                         "expected a single-volume series"
                          + (" (choose DCE frames with --series dce=N and --early-time/--late-time)"
                             if role.startswith("dce") else ""))
     lost = [(s, rule) for s, rule in ranked if s.uid != series.uid]
-    return Pick(role, series, volumes[0], f"chosen with --series {role}={number}", lost)
+    return Pick(role, series, series.volumes()[0], f"chosen with --series {role}={number}", lost)
 
 
 def _choose_dce(study: Study, dce_all: List[DceSeries], number) -> Optional[DceSeries]:

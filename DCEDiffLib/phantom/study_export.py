@@ -41,7 +41,6 @@ class _Writer:
         self.patient_id = patient_id
         self.number = 0
         self.clock = STUDY_START_S
-        self.expected: Dict[str, object] = {}
         params = case.params
         self.base = (params["seed"], params["domain"], case.case_id, study_key)
 

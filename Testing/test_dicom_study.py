@@ -1,0 +1,282 @@
+"""`dcediff synthesize --study DIR` (issue 15, part 1): a DICOM study folder → the right series for every role.
+
+- phantom exams exported as whole DICOM studies (DCEDiffLib/phantom/study_export.py) in both DCE layouts (one
+  series per time point, TCIA file layout; one series with temporal positions, opaque mixed file names), with
+  localizers, T2W in three planes and repeated, stacked DWI, TRACEW, FA, three ADC maps, a PD reference, a VIBE
+  flip-angle set and post-contrast T1 → the right picks, the losers listed, the pre-arrival DCE frame as T1-pre;
+- the real ProstateX-0000/0001 studies in ../shared/data (no T1-pre, no DCE): right T2W/ADC/PD, T1-pre named as
+  missing (skipped when the data are absent);
+- a missing role, two studies, a corrupt file, an empty folder, bad --series → clear errors, nothing written.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from DCEDiffLib.cli import main
+from DCEDiffLib.dicom_study import scan_folder, scan_study
+from DCEDiffLib.errors import InputError
+from DCEDiffLib.phantom.generator import generate_case
+from DCEDiffLib.phantom.study_export import write_phantom_study
+from DCEDiffLib.study_roles import arrival_index, parse_series_overrides, pick_roles
+
+REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "prostatex-studies"
+HAVE_REAL = (REAL / "ProstateX-0000").is_dir()
+needs_real = pytest.mark.skipif(not HAVE_REAL, reason=f"real ProstateX studies not found at {REAL} (read-only "
+                                                      "reference data outside the repository)")
+# T2W, ADC, PD series numbers (0001 has two axial T2W: the later one, as in Testing/test_preprocess_realdata.py)
+REAL_PICKS = {"ProstateX-0000": (4, 7, 9), "ProstateX-0001": (10, 8, 11)}
+SMALL = ("localizer", "t2_sag", "t2_cor", "dwi", "calc_bval", "mddw", "adc_hb", "dce", "t1_post")
+
+
+@pytest.fixture(scope="module")
+def case():
+    return generate_case(3)
+
+
+@pytest.fixture(scope="module")
+def tcia_study(case, tmp_path_factory):
+    """Every distractor, DCE as one series per time point, TCIA folder layout."""
+    root = tmp_path_factory.mktemp("tcia") / "PHANTOM-3"
+    return root, write_phantom_study(case, root, dce_layout="per_time_point", file_layout="tcia")
+
+
+@pytest.fixture(scope="module")
+def mixed_study(case, tmp_path_factory):
+    """DCE as one series with temporal positions, opaque file names mixed in nested folders, no VIBE series."""
+    root = tmp_path_factory.mktemp("mixed") / "exam"
+    return root, write_phantom_study(case, root, dce_layout="temporal", file_layout="mixed", omit=("vibe",))
+
+
+def small_study(case, root, omit=(), **options):
+    """A quick study without DCE and most distractors (error cases)."""
+    return write_phantom_study(case, root, omit=tuple(SMALL) + tuple(omit), **options)
+
+
+def numbers(pick):
+    return [s.number for s, _ in pick.lost]
+
+
+# ------------------------------------------------------------------------------------------------ phantom studies
+
+def test_tcia_layout_with_every_distractor_gives_the_right_picks(tcia_study):
+    root, expected = tcia_study
+    study = scan_study(root)
+    assert study.skipped == []
+    picks = pick_roles(study).picks
+    for role in ("t2w", "adc", "pd", "t1pre"):
+        assert picks[role].series.number == expected[role], (role, picks[role].line())
+    for role in ("dce_early", "dce_late"):
+        number, frame = expected[role]
+        assert (picks[role].series.number, picks[role].frame_index) == (number, frame), picks[role].line()
+    by_name = {s.description: s.number for s in study.series}
+    # the earlier axial T2W and the sagittal/coronal ones lost; localizers were never candidates
+    assert set(numbers(picks["t2w"])) == {by_name["t2_tse_sag"], by_name["t2_tse_cor"],
+                                          expected["t2w"] - 1}
+    assert by_name["t2_localizer"] not in numbers(picks["t2w"])
+    assert "axial" in picks["t2w"].rule
+    assert set(numbers(picks["adc"])) == {by_name["diff_mddw_12_tra_ADC"], by_name["ep2d_diff_tra_b1400_high_b_ADC"]}
+    assert "PD reference" in picks["pd"].rule
+    assert by_name["fl3d_vibe_pre_flip_2deg_tra_PD"] in numbers(picks["pd"])
+    # T1-pre: the highest pre-contrast flip angle; post-contrast series (named, or acquired after the DCE) never
+    assert numbers(picks["t1pre"]) == [by_name["fl3d_vibe_pre_flip_10deg_tra"]]
+    assert "highest flip angle" in picks["t1pre"].rule
+    assert "middle time point" in picks["dce_early"].rule and "last time point" in picks["dce_late"].rule
+    frames = expected["dce_frames"]
+    assert picks["dce_late"].time_s == pytest.approx(expected["frame_times_s"][frames - 1], abs=0.06)
+
+
+def test_picks_are_recorded_with_number_description_uid_rule_and_losers(tcia_study):
+    root, expected = tcia_study
+    result = pick_roles(scan_study(root))
+    record = json.loads(json.dumps(result.to_dict()))
+    t2w = record["series"]["t2w"]
+    assert t2w["series_number"] == expected["t2w"] and t2w["series_description"] == "t2_tse_tra"
+    assert t2w["series_instance_uid"].startswith("2.25.") and t2w["rule"]
+    assert {"series_number", "series_description", "series_instance_uid", "rule"} <= set(t2w["lost"][0])
+    assert record["dce"]["layout"] == "one series per time point"
+    assert record["dce"]["time_source"].startswith("TT=")
+    lines = result.lines()
+    assert len(lines) == 6 and lines[0].startswith("t2w") and "lost:" in lines[0]
+
+
+def test_mixed_file_names_and_one_temporal_dce_series(mixed_study, case):
+    root, expected = mixed_study
+    result = pick_roles(scan_study(root))
+    picks = result.picks
+    for role in ("t2w", "adc", "pd"):
+        assert picks[role].series.number == expected[role], picks[role].line()
+    number, _ = expected["dce_early"]
+    assert result.dce.layout == f"one series, {expected['dce_frames']} temporal positions"
+    assert (picks["dce_early"].series.number, picks["dce_early"].frame_index) == expected["dce_early"]
+    assert (picks["dce_late"].series.number, picks["dce_late"].frame_index) == expected["dce_late"]
+    # no VIBE: T1-pre is the last DCE frame before the contrast arrives (the phantom's AIF delay is known)
+    t1 = picks["t1pre"]
+    times = expected["frame_times_s"]
+    last_pre = max(i for i, t in enumerate(times) if t < expected["arrival_delay_s"])
+    assert (t1.series.number, t1.frame_index) == (number, last_pre), t1.line()
+    assert "before contrast arrival" in t1.rule
+    # the frames read back are the exported frames (shrunk like the export)
+    images = result.load_inputs()
+    exported = sitk.BinShrink(case.dce_series[:, :, :, last_pre], [4, 4, 1])
+    assert np.array_equal(sitk.GetArrayFromImage(images["t1pre"]), sitk.GetArrayFromImage(exported))
+    assert np.allclose(images["t1pre"].GetOrigin(), exported.GetOrigin(), atol=1e-3)
+    assert np.allclose(images["t2w"].GetDirection(), case.images["t2w"].GetDirection(), atol=1e-6)
+
+
+def test_early_and_late_time_choose_frames_after_the_arrival(mixed_study):
+    root, expected = mixed_study
+    picks = pick_roles(scan_study(root), early_time=60.0, late_time=200.0).picks
+    interval = expected["frame_times_s"][1] - expected["frame_times_s"][0]
+    assert abs(picks["dce_early"].after_arrival_s - 60.0) <= interval / 2
+    assert abs(picks["dce_late"].after_arrival_s - 200.0) <= interval / 2
+    assert "60 s after contrast arrival" in picks["dce_early"].rule
+    with pytest.raises(InputError, match="expected seconds after contrast arrival"):
+        pick_roles(scan_study(root), early_time=-5.0)
+
+
+def test_arrival_on_a_mean_curve():
+    baseline = [100.0, 100.01, 99.99, 100.0, 100.4, 110.0, 118.0, 120.0]
+    assert arrival_index(baseline) == 4            # the small first rise counts: frame 3 is the last clean one
+    assert arrival_index([100.0, 100.0, 100.001, 100.0]) is None
+
+
+def test_pd_falls_back_to_the_lowest_flip_vibe(case, tmp_path):
+    expected = small_study(case, tmp_path / "s", omit=("pd_ref",))
+    study = scan_study(tmp_path / "s")
+    picks = pick_roles(study).picks
+    by_name = {s.description: s.number for s in study.series}
+    assert picks["pd"].series.number == expected["pd"] == by_name["fl3d_vibe_pre_flip_2deg_tra_PD"]
+    assert picks["t1pre"].series.number == by_name["fl3d_vibe_pre_flip_20deg_tra"]
+    assert by_name["fl3d_vibe_pre_flip_5deg_tra"] in numbers(picks["pd"])
+
+
+def test_series_override_replaces_a_pick(tcia_study):
+    root, expected = tcia_study
+    study = scan_study(root)
+    first_t2w = expected["t2w"] - 1
+    picks = pick_roles(study, parse_series_overrides([f"t2w={first_t2w}", "t1pre=dce"])).picks
+    assert picks["t2w"].series.number == first_t2w and "--series t2w=" in picks["t2w"].rule
+    assert expected["t2w"] in numbers(picks["t2w"])
+    assert "before contrast arrival" in picks["t1pre"].rule and picks["t1pre"].frame_index is not None
+    with pytest.raises(InputError, match="no series number 999"):
+        pick_roles(study, {"adc": 999})
+    dwi = [s.number for s in study.series if s.description == "ep2d_diff_tra_DYNDIST"][0]
+    with pytest.raises(InputError, match="57 images at 19 slice positions"):
+        pick_roles(study, {"adc": dwi})
+    for bad in (["t2=4"], ["t2w=four"], ["t2w"]):
+        with pytest.raises(InputError, match="--series"):
+            parse_series_overrides(bad)
+
+
+# ------------------------------------------------------------------------------------------------ errors
+
+def test_missing_role_is_one_error_listing_what_was_found(case, tmp_path):
+    small_study(case, tmp_path / "s", omit=("adc", "vibe"))
+    with pytest.raises(InputError) as info:
+        pick_roles(scan_study(tmp_path / "s"))
+    message = str(info.value)
+    assert "no ADC found" in message and "no T1-pre found" in message and "no PD" not in message
+    assert "'t2_tse_tra'" in message and "'tfl_3d PD ref_tra_1.5x1.5_t3'" in message
+    assert "--series ROLE=NUMBER" in message
+
+
+def test_two_studies_in_one_folder_are_listed(case, tmp_path):
+    small_study(case, tmp_path / "root" / "a", patient_id="PAT-A")
+    small_study(case, tmp_path / "root" / "b", patient_id="PAT-B", study_key="second")
+    assert len(scan_folder(tmp_path / "root")) == 2
+    with pytest.raises(InputError, match="holds 2 DICOM studies") as info:
+        scan_study(tmp_path / "root")
+    assert "PAT-A" in str(info.value) and "PAT-B" in str(info.value)
+
+
+def test_corrupt_and_foreign_files_are_skipped_with_a_warning(case, tmp_path):
+    root = tmp_path / "s"
+    expected = small_study(case, root)
+    victim = next(root.rglob("*.dcm"))
+    (root / "broken.dcm").write_bytes(victim.read_bytes()[:300])
+    (root / "notes.txt").write_text("not DICOM", encoding="utf-8")
+    (root / ".DS_Store").write_bytes(b"\0\0")          # hidden: ignored silently
+    messages = []
+    study = scan_study(root, warn=messages.append)
+    assert len(messages) == 1 and "skipped 2 file(s)" in messages[0]
+    assert "broken.dcm" in messages[0] and "notes.txt" in messages[0]
+    picks = pick_roles(study).picks
+    assert picks["t2w"].series.number == expected["t2w"]
+
+
+def test_empty_or_missing_folder(tmp_path):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(InputError, match="holds no readable DICOM image files"):
+        scan_study(tmp_path / "empty")
+    with pytest.raises(InputError, match="does not exist"):
+        scan_study(tmp_path / "nowhere")
+
+
+def test_command_errors_write_nothing(case, tmp_path, capsys):
+    small_study(case, tmp_path / "s", omit=("adc",))
+    out = tmp_path / "out"
+    assert main(["synthesize", "--study", str(tmp_path / "s"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "no ADC found" in err and "Traceback" not in err
+    assert main(["synthesize", "--study", str(tmp_path / "s"), "--t2w", "x.nii.gz", "--out", str(out)]) == 2
+    assert "give one or the other" in capsys.readouterr().err
+    assert main(["synthesize", "--series", "t2w=3", "--out", str(out)]) == 2
+    assert "missing inputs --t2w, --pd, --adc, --t1pre" in capsys.readouterr().err
+    assert main(["synthesize", "--study", str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_command_synthesizes_from_a_study_and_records_the_picks(mixed_study, tmp_path, capsys):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from random_model import save_random_model
+
+    root, expected = mixed_study
+    model = save_random_model(tmp_path)
+    out = tmp_path / "out"
+    code = main(["synthesize", "--study", str(root), "--out", str(out), "--model", str(model), "--steps", "1",
+                 "--no-register", "--series", f"pd={expected['pd']}", "--progress-lines"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "t2w " in printed and "t1pre" in printed and f"--series pd={expected['pd']}" in printed
+    side = json.loads((out / "synthesis.json").read_text(encoding="utf-8"))
+    assert side["provenance"]["synthetic"] is True
+    assert side["series"]["t2w"]["series_number"] == expected["t2w"]
+    assert side["series"]["t1pre"]["frame_index"] is not None
+    assert side["dce"]["arrival_time_s"] is not None
+    assert (out / "metrics.json").is_file()        # the acquired DCE frames were used
+
+
+# ------------------------------------------------------------------------------------------------ real studies
+
+@pytest.mark.realdata
+@needs_real
+@pytest.mark.parametrize("patient", sorted(REAL_PICKS))
+def test_real_prostatex_study(patient):
+    root = next((REAL / patient).iterdir())
+    study = scan_study(root)
+    with pytest.raises(InputError) as info:
+        pick_roles(study)
+    message = str(info.value)
+    assert "no T1-pre found" in message and "DCE: none" in message
+    assert "no T2W" not in message and "no ADC" not in message and "no PD" not in message
+    t2w, adc, pd = REAL_PICKS[patient]
+    picks = pick_roles(study, {"t1pre": pd}).picks      # any series fills T1-pre: check the other picks
+    assert (picks["t2w"].series.number, picks["adc"].series.number, picks["pd"].series.number) == (t2w, adc, pd)
+    assert "dce_early" not in picks
+    if patient == "ProstateX-0001":
+        assert 6 in numbers(picks["t2w"])               # the first axial T2W lost to the repeat
+
+
+@pytest.mark.realdata
+@needs_real
+def test_real_root_with_two_patients_is_refused():
+    with pytest.raises(InputError, match="holds 2 DICOM studies") as info:
+        scan_study(REAL)
+    assert "ProstateX-0000" in str(info.value) and "ProstateX-0001" in str(info.value)
