@@ -10,7 +10,9 @@ mkdir -p "$W"
 # Data: 48 phantom patients of domain A (training/validation/test split by patient), 6 other patients in domain B.
 [ -f "$W/phantomA/dataset.json" ] || $D phantom --cases 48 --domain A --seed 1 --no-dce-series --out "$W/phantomA" --overwrite
 [ -f "$W/phantomB/dataset.json" ] || $D phantom --cases 6 --domain B --seed 2 --no-dce-series --out "$W/phantomB" --overwrite
-# The model, the ADC ablation (same recipe and steps) and the deterministic regression baseline.
+# The model (6000 steps), the ADC ablation (same recipe, 1500 steps) and the deterministic regression baseline
+# (1000 steps): the step counts differ, so comparisons with the ablation and the baseline are not at equal
+# training (docs/training.md).
 $D train --config $CFG --iterations 6000 --data "$W/phantomA" --out "$W/cpu" --cache "$W/cacheA" --workers 2 --quiet
 $D train --config $CFG --without adc --iterations 1500 --data "$W/phantomA" --out "$W/cpu_noadc" --cache "$W/cacheA" --quiet
 $D train --config $CFG --objective regression --iterations 1000 --data "$W/phantomA" --out "$W/cpu_reg" --cache "$W/cacheA" --quiet

@@ -280,10 +280,6 @@ class Anatomy:
     coil_axis_local: Optional[Tuple[np.ndarray, np.ndarray]] = None  # endorectal coil segment (local mm)
     body_axes: Tuple[float, float, float] = (170.0, 115.0, 20.0)     # body half-widths and centre y (local)
 
-    def to_lps(self, local_points: np.ndarray) -> np.ndarray:
-        """Local mm → scanner LPS mm (points as rows)."""
-        return np.asarray(local_points) @ self.rotation.T + self.centre_lps
-
 
 def _bumps(rng: np.random.Generator, modes: int, amplitude: float, frequency: Tuple[float, float] = (1.5, 3.0)):
     directions = rng.normal(size=(modes, 3))

@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -177,14 +177,3 @@ def _read_cache(path: Path, name: str) -> CaseArrays:
             legend=meta["legend"],
             norm={m: NormParams.from_dict(p) for m, p in meta["norm"].items()},
             grid=meta["grid"])
-
-
-def load_cases(case_dirs: List[Path], cache_dir: Optional[Path] = None,
-               progress: Optional[Callable[[int, int], None]] = None) -> List[CaseArrays]:
-    """Load several cases (in order), reporting ``progress(done, total)``."""
-    cases = []
-    for index, case_dir in enumerate(case_dirs):
-        cases.append(load_case(case_dir, cache_dir))
-        if progress is not None:
-            progress(index + 1, len(case_dirs))
-    return cases
