@@ -163,9 +163,6 @@ class Study:
     def by_number(self, number: int) -> List[SeriesInfo]:
         return [s for s in self.series if s.number == number]
 
-    def listing(self) -> str:
-        """Every series, one per line (for error messages)."""
-        return "\n".join("  " + s.summary() for s in self.series)
 
 
 # ----------------------------------------------------------------------------------------------- scanning

@@ -360,15 +360,20 @@ def parse_series_overrides(items: Optional[Iterable[str]]) -> Dict[str, object]:
 
 def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, early_time: Optional[float] = None,
                late_time: Optional[float] = None,
-               read: Optional[Callable[[Volume, str], sitk.Image]] = None) -> StudyPicks:
+               read: Optional[Callable[[Volume, str], sitk.Image]] = None, given: Iterable[str] = ()) -> StudyPicks:
     """Recognise every role in ``study`` (header rules; DCE frames are read only to find contrast arrival).
 
-    ``overrides`` (from :func:`parse_series_overrides`) replaces a pick by a series number. Raises one
+    ``overrides`` (from :func:`parse_series_overrides`) replaces a pick by a series number; roles in ``given``
+    come from elsewhere (files on the command line) and are neither picked nor required. Raises one
     :class:`InputError` naming every missing required role (t2w, pd, adc, t1pre) and listing the series found.
     """
     overrides = dict(overrides or {})
+    given = set(given)
+    both = sorted(given & set(overrides))
+    if both:
+        raise InputError(f"--series {', '.join(both)}: these roles are also given as files; give one or the other")
     read = read or read_study_volume
-    notes: List[str] = []
+    notes: List[str] = [f"{ROLE_NAMES[r]} given as a file, not taken from the study" for r in ROLES if r in given]
     picks: Dict[str, Pick] = {}
     problems: List[str] = []
 
@@ -377,6 +382,8 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
 
     for role, rules in (("t2w", _t2w_rules()), ("adc", _adc_rules()), ("pd", _pd_rules()),
                         ("t1pre", _t1_rules(dce, picks))):
+        if role in given:
+            continue
         ranked = _apply_rules(study, rules)
         if role in overrides and not (role == "t1pre" and overrides[role] == "dce"):
             picks[role] = _override(study, role, overrides[role], ranked)
@@ -384,14 +391,16 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
             (series, rule), lost = ranked[0], ranked[1:]
             picks[role] = Pick(role, series, series.volumes()[0], rule, lost)
 
-    if "t1pre" not in picks:
+    if "t1pre" not in picks and "t1pre" not in given:
         pick, why = _t1_from_dce(dce, read, ranked_lost=_apply_rules(study, _t1_rules(dce, picks)))
         if pick is not None:
             picks["t1pre"] = pick
         elif overrides.get("t1pre") == "dce":
             problems.append(f"T1-pre (--series t1pre=dce): {why}")
 
-    if dce is not None:
+    if {"dce_early", "dce_late"} & given:
+        pass                                  # the acquired DCE comes from files
+    elif dce is not None:
         try:
             _pick_dce_frames(dce, dce_all, picks, early_time, late_time, read)
         except InputError as exc:
@@ -405,7 +414,7 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
         if role in overrides:
             picks[role] = _override(study, role, overrides[role], [])
 
-    missing = [r for r in REQUIRED_ROLES if r not in picks]
+    missing = [r for r in REQUIRED_ROLES if r not in picks and r not in given]
     if missing or problems:
         raise InputError(_missing_message(study, missing, problems, dce))
     return StudyPicks(study, picks, dce, notes)
@@ -443,7 +452,7 @@ def _adc_rules() -> List[Rule]:
 
 def _pd_rules() -> List[Rule]:
     return [
-        ("PD reference scan (PD in the description, e.g. 'tfl3d PD ref'; of several: axial, 'ref', lowest flip)",
+        ("PD reference scan: PD in the description, e.g. 'tfl3d PD ref' (of several: axial, 'ref', lowest flip)",
          lambda s: is_pd_named(s) and is_single_volume(s),
          lambda s: (s.orientation != "axial", "ref" not in s.text, s.flip_angle or 0.0, s.number or 0)),
         (f"lowest-flip-angle pre-contrast 3D gradient echo (VIBE, flip ≤ {PD_MAX_FLIP_DEG:g}°)",
@@ -471,7 +480,10 @@ def _apply_rules(study: Study, rules: Sequence[Rule]) -> List[Tuple[SeriesInfo, 
     ranked: List[Tuple[SeriesInfo, str]] = []
     seen = set()
     for name, match, rank in rules:
-        for s in sorted((s for s in study.series if s.uid not in seen and match(s)), key=rank):
+        matched = sorted((s for s in study.series if s.uid not in seen and match(s)), key=rank)
+        if len(matched) == 1:
+            name = re.sub(r" \(of several:[^)]*\)", "", name)   # no tie to break
+        for s in matched:
             ranked.append((s, name))
             seen.add(s.uid)
     return ranked
@@ -480,8 +492,8 @@ def _apply_rules(study: Study, rules: Sequence[Rule]) -> List[Tuple[SeriesInfo, 
 def _find_number(study: Study, role: str, number: int) -> SeriesInfo:
     matches = study.by_number(number)
     if not matches:
-        raise InputError(f"--series {role}={number}: the study has no series number {number}; it holds:\n"
-                         f"{study.listing()}")
+        raise InputError(f"--series {role}={number}: the study has no series number {number}; it holds "
+                         f"{len(study.series)} series: {study_listing(study)}")
     if len(matches) > 1:
         raise InputError(f"--series {role}={number}: {len(matches)} series have number {number} "
                          f"({', '.join(s.summary() for s in matches)}); series numbers must be unique to choose one")
@@ -579,5 +591,24 @@ def _missing_message(study: Study, missing: List[str], problems: List[str], dce:
     where = f"patient {study.patient_id or '?'}, study {study.study_uid}"
     dce_text = f"DCE: {dce.label()}" if dce is not None else "DCE: none"
     return (f"--study {study.root}: " + "; ".join(parts) + f" ({where}). Use --series ROLE=NUMBER to name a "
-            f"series, or give the inputs as files. Found {len(study.series)} series ({dce_text}):\n"
-            + study.listing())
+            f"series, or give the inputs as files. Found {len(study.series)} series ({dce_text}): "
+            + study_listing(study))
+
+
+def study_listing(study: Study) -> str:
+    """Every series on one line (the CLI's error convention), a DCE stored as one series per time point
+    collapsed into one entry."""
+    grouped = {}
+    for dce in find_dce_series(study):
+        if len(dce.series) > 1:
+            for s in dce.series:
+                grouped[s.uid] = dce
+    entries, done = [], set()
+    for s in study.series:
+        dce = grouped.get(s.uid)
+        if dce is None:
+            entries.append(s.summary())
+        elif id(dce) not in done:
+            done.add(id(dce))
+            entries.append(f"DCE {dce.label()}")
+    return "; ".join(entries)

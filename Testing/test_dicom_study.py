@@ -222,8 +222,9 @@ def test_command_errors_write_nothing(case, tmp_path, capsys):
     assert main(["synthesize", "--study", str(tmp_path / "s"), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "no ADC found" in err and "Traceback" not in err
-    assert main(["synthesize", "--study", str(tmp_path / "s"), "--t2w", "x.nii.gz", "--out", str(out)]) == 2
-    assert "give one or the other" in capsys.readouterr().err
+    assert main(["synthesize", "--study", str(tmp_path / "s"), "--adc", "x.nii.gz", "--series", "adc=3",
+                 "--out", str(out)]) == 2
+    assert "also given as files" in capsys.readouterr().err
     assert main(["synthesize", "--series", "t2w=3", "--out", str(out)]) == 2
     assert "missing inputs --t2w, --pd, --adc, --t1pre" in capsys.readouterr().err
     assert main(["synthesize", "--study", str(tmp_path / "empty"), "--out", str(out)]) == 2
@@ -270,6 +271,8 @@ def test_real_prostatex_study(patient):
     picks = pick_roles(study, {"t1pre": pd}).picks      # any series fills T1-pre: check the other picks
     assert (picks["t2w"].series.number, picks["adc"].series.number, picks["pd"].series.number) == (t2w, adc, pd)
     assert "dce_early" not in picks
+    given = pick_roles(study, given=["t1pre"])           # a T1-pre from elsewhere completes the exam
+    assert "t1pre" not in given.picks and any("T1-pre given as a file" in n for n in given.notes)
     if patient == "ProstateX-0001":
         assert 6 in numbers(picks["t2w"])               # the first axial T2W lost to the repeat
 

@@ -35,7 +35,8 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("a whole DICOM study instead of --t2w/--pd/--adc/--t1pre")
     group.add_argument("--study", type=Path, metavar="DIR",
                        help="folder holding one DICOM study (nested folders, any file names): the T2W, PD, ADC, "
-                            "T1-pre and acquired DCE series are recognised from their DICOM headers and printed")
+                            "T1-pre and acquired DCE series are recognised from their DICOM headers and printed; "
+                            "--t2w/--pd/--adc/--t1pre/--dce-* given as well replace the study's series")
     group.add_argument("--series", action="append", metavar="ROLE=NUMBER",
                        help="with --study: use series NUMBER for ROLE (t2w, pd, adc, t1pre, dce, dce_early, "
                             "dce_late; t1pre=dce: the last DCE frame before contrast arrival); repeatable")
@@ -108,27 +109,28 @@ def _check_file_inputs(args: argparse.Namespace) -> None:
 
 def study_inputs(args: argparse.Namespace):
     """(inputs, picks) from ``--study``: scan headers, recognise the roles, print every pick, read the chosen
-    series. Errors (no study, several studies, a missing role, an explicit input given too) come before anything
-    is written."""
+    series; inputs also given as files (--t1pre ...) are used instead of the study's. Errors (no study, several
+    studies, a missing role) come before anything is written."""
     from DCEDiffLib.atomic import check_output_folder
     from DCEDiffLib.dicom_study import scan_study
     from DCEDiffLib.errors import InputError
     from DCEDiffLib.study_roles import parse_series_overrides, pick_roles
 
-    given = [f"--{m.replace('_', '-')}" for m in ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
-             if getattr(args, m, None)]
-    if given:
-        raise InputError(f"--study with {', '.join(given)}: the study fills every input; give one or the other "
-                         "(--series ROLE=NUMBER changes a pick)")
+    # inputs given as files take the place of the study's series (e.g. a T1-pre the study lacks)
+    files = {m: getattr(args, m) for m in ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
+             if getattr(args, m, None)}
+    if ("dce_early" in files) != ("dce_late" in files):
+        raise InputError("acquired DCE: give both --dce-early and --dce-late, or neither")
     check_output_folder(args.out, overwrite=args.overwrite)
     overrides = parse_series_overrides(args.series)
     study = scan_study(args.study, warn=lambda message: print(f"dcediff synthesize: warning: {message}",
                                                              file=sys.stderr, flush=True))
-    picks = pick_roles(study, overrides, early_time=args.early_time, late_time=args.late_time)
+    picks = pick_roles(study, overrides, early_time=args.early_time, late_time=args.late_time, given=files)
     print(f"study {study.study_uid} (patient {study.patient_id or '?'}, {len(study.series)} series):", flush=True)
     for line in picks.lines():
         print("  " + line, flush=True)
     inputs = dict(picks.load_inputs())
+    inputs.update(files)
     if args.labels:
         inputs["labels"] = args.labels
     return inputs, picks
