@@ -34,7 +34,7 @@ class DistContext:
 def setup(device: str = "auto") -> DistContext:
     """Initialise from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) if present.
 
-    Backend: NCCL with one GPU per process when CUDA is used, gloo on CPU (also how the DDP path is tested).
+    Backend: NCCL with one GPU per process when CUDA is used, gloo on CPU (Testing/test_ddp.py: 2 gloo processes).
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
