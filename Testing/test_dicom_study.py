@@ -172,6 +172,40 @@ def test_series_override_replaces_a_pick(tcia_study):
             parse_series_overrides(bad)
 
 
+def fake_series(number, description, positions, *, tp=None, trigger_ms=None, acq_s=None, sequence="*fldyn3d1"):
+    """A header-only series (no files on disk): one DicomFile per (time point, slice position)."""
+    from DCEDiffLib.dicom_study import DicomFile, SeriesInfo
+
+    files = []
+    for t in range(len(trigger_ms or acq_s or tp or [None])):
+        for z in range(positions):
+            files.append(DicomFile(f"/none/{number}/{t}/{z}", (0.0, 0.0, 3.0 * z), (1, 0, 0, 0, 1, 0),
+                                   None if tp is None else tp[t], None if trigger_ms is None else trigger_ms[t],
+                                   None if acq_s is None else acq_s[t], None, None, None))
+    files.reverse()   # file order must not matter
+    info = SeriesInfo(str(number), number, description, description, sequence, ("ORIGINAL", "PRIMARY"), "MR",
+                      "1.2", "P", "20000101", 12.0, 3.9, 1.4, "3D", 8, 8, (1.0, 1.0), files)
+    info.orientation = "axial"
+    info.series_time_s = min(acq_s) if acq_s else None
+    return info
+
+
+def test_dce_order_without_temporal_position_or_tt():
+    from DCEDiffLib.dicom_study import Study
+    from DCEDiffLib.study_roles import find_dce_series
+
+    # one series, frames told apart by TriggerTime only (no TemporalPositionIdentifier)
+    one = fake_series(30, "t1_dyn", 4, trigger_ms=[12000.0, 0.0, 24000.0, 6000.0, 18000.0])
+    volumes = one.volumes()
+    assert [v.time_s for v in volumes] == [0.0, 6.0, 12.0, 18.0, 24.0]
+    assert all(len(v.files) == 4 for v in volumes)
+    # one series per time point, numbered out of time order, no TT= in the description: AcquisitionTime decides
+    frames = [fake_series(40 + i, "perfusion_tra", 4, acq_s=[36000.0 + 5.0 * ((i * 3) % 5)]) for i in range(5)]
+    (dce,) = find_dce_series(Study("/none", "1.2", "P", "20000101", frames))
+    assert dce.time_source == "AcquisitionTime" and dce.times_s == [0.0, 5.0, 10.0, 15.0, 20.0]
+    assert [s.number for s, _ in dce.frames] == [40, 42, 44, 41, 43]
+
+
 # ------------------------------------------------------------------------------------------------ errors
 
 def test_missing_role_is_one_error_listing_what_was_found(case, tmp_path):
