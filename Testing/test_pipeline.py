@@ -129,4 +129,8 @@ def test_demo_with_the_shipped_model(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "PSNR" in text and (out / "report.png").stat().st_size > 50_000
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    assert metrics["early"]["whole"]["psnr"] is not None
+    # Floors (issue 14): measured 21.52 / 20.47 dB (early / late) with these settings; copying the T1-pre scores
+    # about 20 dB, an untrained (random) model far less. 19 dB fails a model that does not work.
+    assert metrics["early"]["whole"]["psnr"] > 19.0, metrics["early"]["whole"]
+    assert metrics["late"]["whole"]["psnr"] > 19.0, metrics["late"]["whole"]
+    assert metrics["early"]["whole"]["ssim"] > 0.5 and metrics["late"]["whole"]["ssim"] > 0.5
