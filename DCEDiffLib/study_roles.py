@@ -417,7 +417,23 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
     missing = [r for r in REQUIRED_ROLES if r not in picks and r not in given]
     if missing or problems:
         raise InputError(_missing_message(study, missing, problems, dce))
+    _refuse_shared_volumes(picks)
     return StudyPicks(study, picks, dce, notes)
+
+
+def _refuse_shared_volumes(picks: Dict[str, Pick]) -> None:
+    """One volume in two input roles (e.g. ``--series t1pre=N`` with N the PD) would feed the model one image as
+    two contrasts: refused, as for files given twice. DCE targets may share a series with T1-pre (other frames)."""
+    seen: Dict[Tuple[str, str], str] = {}
+    for role in REQUIRED_ROLES + ("dce_early", "dce_late"):
+        if role not in picks:
+            continue
+        pick = picks[role]
+        key = (pick.series.uid, pick.volume.files[0].path)
+        if key in seen and not (role.startswith("dce") and seen[key].startswith("dce")):
+            raise InputError(f"--study: {ROLE_NAMES[seen[key]]} and {ROLE_NAMES[role]} are the same series "
+                             f"{pick.series.label()}; each role needs its own series (--series ROLE=NUMBER)")
+        seen.setdefault(key, role)
 
 
 Rule = Tuple[str, Callable[[SeriesInfo], bool], Callable[[SeriesInfo], tuple]]

@@ -302,11 +302,14 @@ def test_real_prostatex_study(patient):
     assert "no T1-pre found" in message and "DCE: none" in message
     assert "no T2W" not in message and "no ADC" not in message and "no PD" not in message
     t2w, adc, pd = REAL_PICKS[patient]
-    picks = pick_roles(study, {"t1pre": pd}).picks      # any series fills T1-pre: check the other picks
+    result = pick_roles(study, given=["t1pre"])          # a T1-pre from elsewhere (a file) completes the exam
+    picks = result.picks
     assert (picks["t2w"].series.number, picks["adc"].series.number, picks["pd"].series.number) == (t2w, adc, pd)
-    assert "dce_early" not in picks
-    given = pick_roles(study, given=["t1pre"])           # a T1-pre from elsewhere completes the exam
-    assert "t1pre" not in given.picks and any("T1-pre given as a file" in n for n in given.notes)
+    assert "t1pre" not in picks and "dce_early" not in picks
+    assert any("T1-pre given as a file" in n for n in result.notes)
+    assert any("no acquired DCE" in n for n in result.notes)
+    with pytest.raises(InputError, match="PD and T1-pre are the same series"):
+        pick_roles(study, {"t1pre": pd})
     if patient == "ProstateX-0001":
         assert 6 in numbers(picks["t2w"])               # the first axial T2W lost to the repeat
 
