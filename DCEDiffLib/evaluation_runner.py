@@ -1,8 +1,12 @@
 """Evaluate models and the trivial baselines on held-out cases, the same way for every method.
 
-Methods: the model; ``identity`` (T1-pre as the prediction: zero enhancement); ``mean_enhancement`` (T1-pre plus
-the training set's average enhancement per T1-pre intensity bin); any ``--compare`` models (e.g. the regression
-U-Net, the model trained without ADC).
+Methods: the model; ``identity`` (T1-pre as the prediction: zero enhancement); ``t1pre_gain`` (T1-pre times the
+best global gain, an oracle); ``mean_enhancement`` (T1-pre plus the training set's average enhancement per T1-pre
+intensity bin); any ``--compare`` models (e.g. the regression U-Net, the model trained without ADC).
+
+Beside the tables, metrics.json gets ``protocol`` (see ``evaluation.protocol``): the single-input linear predictors'
+|r| with the acquired enhancement, the model's uncertainty calibration (with ``samples`` > 1), and paired bootstrap
+differences of the model against every other method over the same patients.
 """
 
 from __future__ import annotations
@@ -41,8 +45,10 @@ def _case_dirs(data_dir: Path, split_path: Optional[Path], key: str) -> List[Pat
     return chosen
 
 
-def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed: int, device: str) -> Dict[str, np.ndarray]:
-    """A model's early/late prediction for one case, on the acquired DCE's intensity scale."""
+def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed: int, device: str,
+                      std_out: Optional[dict] = None) -> Dict[str, np.ndarray]:
+    """A model's early/late prediction for one case, on the acquired DCE's intensity scale; the sample std on the
+    same scale goes into ``std_out`` (when given and ``samples`` > 1)."""
     from DCEDiffLib.diffusion.synthesis import synthesize_volume
     from DCEDiffLib.modalities import INPUT_MODALITIES
     from DCEDiffLib.normalization import denormalize
@@ -50,6 +56,10 @@ def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed:
     channels = [INPUT_MODALITIES.index(m) for m in model.card["conditions"]]
     result = synthesize_volume(model, case.conditions[channels], sampler=sampler, steps=steps, samples=samples,
                                seed=seed, device=device)
+    if std_out is not None and result.std is not None:
+        for i, t in enumerate(TARGET_MODALITIES):
+            params = case.norm[t]  # normalised [-1, 1] spans (high − low) on the intensity scale
+            std_out[SHORT[t]] = (result.std[i] * (params.high - params.low) / 2.0).astype(np.float32)
     return {SHORT[t]: denormalize(result.mean[i], case.norm[t]).astype(np.float32)
             for i, t in enumerate(TARGET_MODALITIES)}
 
@@ -64,6 +74,7 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
     from DCEDiffLib.atomic import atomic_directory
     from DCEDiffLib.diffusion.model_files import load_model
     from DCEDiffLib.evaluation.baselines import MeanEnhancementBaseline, identity_baseline
+    from DCEDiffLib.evaluation.protocol import best_gain_baseline
     from DCEDiffLib.evaluation.case_evaluation import evaluate_case
     from DCEDiffLib.evaluation.tables import aggregate, write_metrics
     from DCEDiffLib.model_registry import resolve_model
@@ -94,18 +105,24 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
 
     results: Dict[str, list] = {name: [] for name in models}
     results["identity"] = []
+    results["t1pre_gain"] = []
     if baseline is not None:
         results["mean_enhancement"] = []
     predictions: Dict[str, list] = {name: [] for name in results}
+    protocol_rows: list = []
     bar = TqdmProgress("evaluate")
     started = time.perf_counter()
     for index, case in enumerate(cases):
         acquired = {SHORT[t]: case.raw(t) for t in TARGET_MODALITIES}
         t1pre = case.raw("t1pre")
-        per_method = {name: synthesize_arrays(m, case, sampler, steps, samples, seed, device)
+        std: dict = {}
+        per_method = {name: synthesize_arrays(m, case, sampler, steps, samples, seed, device,
+                                              std if name == "model" else None)
                       for name, m in models.items()}
         identity = identity_baseline(t1pre, acquired["early"])
         per_method["identity"] = {"early": identity, "late": identity}
+        per_method["t1pre_gain"] = {k: best_gain_baseline(t1pre, acquired[k]) for k in ("early", "late")}
+        protocol_rows.append(_protocol_row(case, acquired, t1pre, per_method["model"], std))
         if baseline is not None:
             early, late = baseline.predict(t1pre)
             per_method["mean_enhancement"] = {"early": early, "late": late}
@@ -127,12 +144,75 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
             "seconds": round(time.perf_counter() - started, 1)}
     fid_results = _fid(predictions, cases) if fid else {"skipped": "disabled with --no-fid"}
     meta["fid"] = fid_results
+    meta["protocol"] = _protocol_summary(protocol_rows, results)
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         write_metrics(tmp, results, meta)
         _report(tmp / "report.png", results["model"], predictions["model"], cases, meta)
     summary = {name: aggregate(rows) for name, rows in results.items()}
     return {"out": str(out_dir), "cases": len(cases), "fid": fid_results,
             "headline": _headline(summary)}
+
+
+def _protocol_row(case, acquired: dict, t1pre: np.ndarray, prediction: dict, std: dict) -> dict:
+    """Linear-predictor |r| and (with several samples) calibration of one case."""
+    from DCEDiffLib.evaluation.case_evaluation import derive_body_mask, region_masks
+    from DCEDiffLib.evaluation.protocol import calibration, linear_predictor_r
+    from DCEDiffLib.modalities import INPUT_MODALITIES
+
+    masks, _ = region_masks(case.labels, case.legend, t1pre.shape)
+    regions = {"body": derive_body_mask(acquired["early"]), "prostate": masks["prostate"],
+               "lesion": masks["lesion"]}
+    inputs = {m: case.raw(m) for m in INPUT_MODALITIES}
+    row: dict = {"case": case.name, "linear_predictors": {}, "calibration": {}}
+    for target in ("early", "late"):
+        row["linear_predictors"][target] = linear_predictor_r(inputs, acquired[target] - t1pre, regions)
+        if target in std:
+            row["calibration"][target] = {
+                region: calibration(std[target], prediction[target] - acquired[target], regions[region])
+                for region in ("body", "prostate")}
+    return row
+
+
+def _protocol_summary(rows: list, results: Dict[str, list]) -> dict:
+    """Medians of the per-case protocol values and paired bootstrap differences (model − other method)."""
+    from DCEDiffLib.evaluation.metrics import decode_value
+    from DCEDiffLib.evaluation.protocol import paired_bootstrap
+
+    def median(values):
+        values = [v for v in values if v is not None]
+        return float(np.median(values)) if values else None
+
+    summary: dict = {"per_case": rows, "linear_predictors_median": {}, "calibration_median": {},
+                     "paired_differences": {}}
+    for target in ("early", "late"):
+        lp = {}
+        for region in ("body", "prostate", "lesion"):
+            lp[region] = {m: median([r["linear_predictors"][target][region][m] for r in rows])
+                          for m in rows[0]["linear_predictors"][target][region]} if rows else {}
+        summary["linear_predictors_median"][target] = lp
+        if rows and rows[0]["calibration"].get(target):
+            summary["calibration_median"][target] = {
+                region: median([r["calibration"][target][region]["spearman"] for r in rows])
+                for region in ("body", "prostate")}
+    paths = {"psnr_whole": ("whole", "psnr"), "ssim_whole": ("whole", "ssim"),
+             "r_body": ("enhancement", "body", "pearson"), "r_prostate": ("enhancement", "prostate", "pearson"),
+             "r_lesion": ("enhancement", "lesion", "pearson")}
+
+    def value(row, target, path):
+        node = row.get(target, {})
+        for key in path:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        return decode_value(node) if not isinstance(node, dict) else None
+
+    for other in results:
+        if other == "model":
+            continue
+        summary["paired_differences"][other] = {
+            target: {name: paired_bootstrap([value(r, target, p) for r in results["model"]],
+                                            [value(r, target, p) for r in results[other]])
+                     for name, p in paths.items()}
+            for target in ("early", "late")}
+    return summary
 
 
 def _headline(summary: dict) -> dict:

@@ -1,0 +1,109 @@
+"""What the model-quality protocol adds to the per-case metrics: the best-gain baseline, single-input linear
+predictors, uncertainty calibration and paired bootstrap intervals over patients.
+
+- ``best_gain_baseline``: the T1-pre times the one global gain that best fits the acquired target (least squares
+  over the whole grid). An oracle (it reads the acquired image), so it is an *upper* bound of what "copy the
+  pre-contrast image" can score; a model must beat it to show it synthesises enhancement.
+- ``linear_predictor_r``: |Pearson r| between each input and the acquired enhancement in a region. That is the
+  correlation the best linear predictor from that one input reaches (in-sample, so again an upper bound).
+- ``calibration``: does the sample spread say where the error is? Spearman correlation of the per-voxel sample std
+  with |error|, and a curve of RMSE per std decile (a calibrated model has RMSE ≈ std in every bin).
+- ``paired_bootstrap``: mean difference of two methods over the same patients and its 95 % percentile interval
+  from resampling patients.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+CALIBRATION_BINS = 10
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def best_gain_baseline(t1pre: np.ndarray, acquired: np.ndarray) -> np.ndarray:
+    """g·T1-pre with g = argmin ‖g·T1-pre − acquired‖² over the whole grid (float32)."""
+    t1 = np.asarray(t1pre, dtype=np.float64)
+    target = np.asarray(acquired, dtype=np.float64)
+    denominator = float((t1 * t1).sum())
+    gain = float((t1 * target).sum()) / denominator if denominator > 0 else 1.0
+    return (gain * t1).astype(np.float32)
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> Optional[float]:
+    x = x - x.mean()
+    y = y - y.mean()
+    denominator = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return None if denominator == 0 else float((x * y).sum() / denominator)
+
+
+def linear_predictor_r(inputs: Dict[str, np.ndarray], acquired_enhancement: np.ndarray,
+                       masks: Dict[str, Optional[np.ndarray]]) -> Dict[str, Dict[str, Optional[float]]]:
+    """region → input → |r| of that input with the acquired enhancement inside the region (None: empty mask)."""
+    out: Dict[str, Dict[str, Optional[float]]] = {}
+    enhancement = np.asarray(acquired_enhancement, dtype=np.float64)
+    for region, mask in masks.items():
+        if mask is None or not np.any(mask):
+            out[region] = {name: None for name in inputs}
+            continue
+        selected = np.asarray(mask, bool)
+        out[region] = {}
+        for name, volume in inputs.items():
+            r = _pearson(np.asarray(volume, dtype=np.float64)[selected], enhancement[selected])
+            out[region][name] = None if r is None else abs(r)
+    return out
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = np.arange(len(values), dtype=np.float64)
+    # ties get their mean rank
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    return (sums / counts)[inverse]
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> Optional[float]:
+    """Spearman rank correlation (ties: mean ranks); None when either side is constant."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    if len(x) < 3:
+        return None
+    return _pearson(_ranks(x), _ranks(y))
+
+
+def calibration(std: np.ndarray, error: np.ndarray, mask: Optional[np.ndarray] = None,
+                bins: int = CALIBRATION_BINS) -> dict:
+    """Spearman(std, |error|) and RMSE per std quantile bin; ``std``/``error`` on the same (acquired) scale."""
+    s = np.asarray(std, dtype=np.float64)
+    e = np.abs(np.asarray(error, dtype=np.float64))
+    if mask is not None:
+        s, e = s[np.asarray(mask, bool)], e[np.asarray(mask, bool)]
+    s, e = s.ravel(), e.ravel()
+    if len(s) < bins or not np.isfinite(s).all() or float(s.max() - s.min()) == 0:
+        return {"spearman": None, "curve": [], "reason": "too few voxels or a constant std"}
+    edges = np.quantile(s, np.linspace(0, 1, bins + 1))
+    index = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, bins - 1)
+    curve = []
+    for b in range(bins):
+        selected = index == b
+        if selected.any():
+            curve.append({"std_mean": float(s[selected].mean()), "rmse": float(np.sqrt((e[selected] ** 2).mean())),
+                          "voxels": int(selected.sum())})
+    return {"spearman": spearman(s, e), "curve": curve}
+
+
+def paired_bootstrap(a: Sequence[Optional[float]], b: Sequence[Optional[float]],
+                     resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
+    """Mean of a − b over patients with both values, and its 95 % bootstrap interval (patients resampled)."""
+    pairs = [(float(x), float(y)) for x, y in zip(a, b) if x is not None and y is not None
+             and np.isfinite(float(x)) and np.isfinite(float(y))]
+    if not pairs:
+        return {"mean": None, "ci95": None, "n": 0}
+    diff = np.array([x - y for x, y in pairs])
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
+    return {"mean": float(diff.mean()), "ci95": [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))],
+            "n": len(diff)}
