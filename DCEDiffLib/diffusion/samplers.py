@@ -7,7 +7,7 @@ so it can be tested against an analytic denoiser without any network:
   1000-step inference schedule, predicted y0 clamped to [-1, 1], fixed small posterior variance.
 - ``ddim``: deterministic DDIM (η = 0; Song et al. 2021) on a grid uniform in log-SNR.
 - ``dpmpp``: DPM-Solver++(2M) (Lu et al. 2022), data prediction with clamped y0, grid uniform in log-SNR,
-  first order at the first and the last step. The default (20 steps).
+  first order at the first and the last step. The default sampler (steps: ``defaults.DEFAULT_STEPS``).
 - ``x0``: one network evaluation at the noisiest training level, returning the predicted y0 (a regression-style
   baseline: the posterior mean).
 

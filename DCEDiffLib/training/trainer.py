@@ -298,7 +298,8 @@ class Trainer:
                 log.writerow(row)
                 self._log_file.flush()
                 self._tensorboard(row)
-                bar.set_postfix(loss=f"{row['loss']:.4f}", val=f"{self.best_val:.4f}")
+                bar.set_postfix(loss=f"{row['loss']:.4f}",  # "-" until the first validation, not "inf"
+                                val=f"{self.best_val:.4f}" if math.isfinite(self.best_val) else "-")
             if config["sample_image_every"] and self.step % config["sample_image_every"] == 0 and self.ctx.is_main:
                 self.write_sample_image()
             if self.step % config["checkpoint_every"] == 0 or self.step == end:
