@@ -15,7 +15,7 @@ from typing import List, Optional
 from DCEDiffLib.errors import CancelledError, DCEDiffError
 
 # Order = order in --help.
-COMMAND_MODULES = ("demo", "synthesize", "preprocess", "phantom", "train", "evaluate", "benchmark")
+COMMAND_MODULES = ("demo", "synthesize", "preprocess", "phantom", "dataset", "train", "evaluate", "benchmark")
 
 EXIT_ERROR = 2
 EXIT_CANCELLED = 3

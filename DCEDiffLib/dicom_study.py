@@ -14,7 +14,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -167,20 +167,33 @@ class Study:
 
 # ----------------------------------------------------------------------------------------------- scanning
 
-def scan_folder(root, warn: Optional[Callable[[str], None]] = None) -> List[Study]:
+def scan_folder(root, warn: Optional[Callable[[str], None]] = None, name: Optional[str] = None) -> List[Study]:
     """Every DICOM study under ``root`` (all sub-folders, any file names), from headers only.
 
     Files that are not readable DICOM images are skipped; ``warn`` (default: :func:`warnings.warn`) gets one
-    message naming them. Hidden files and folders (names starting with a dot) are ignored."""
+    message naming them (as ``name``, default ``--study ROOT``). Hidden files and folders (names starting with a
+    dot) are ignored."""
     root = Path(root)
     if not root.exists():
         raise InputError(f"--study {root}: does not exist; expected a folder holding one DICOM study")
     if not root.is_dir():
         raise InputError(f"--study {root}: is a file; expected a folder holding one DICOM study")
-    warn = warn or (lambda message: warnings.warn(message, stacklevel=3))
+    return _scan(_walk_files(root), str(root), warn, name or f"--study {root}")
+
+
+def scan_files(paths: Iterable, label: str, warn: Optional[Callable[[str], None]] = None) -> List[Study]:
+    """Every DICOM study among the given files (headers only), as :func:`scan_folder` groups a folder's files.
+
+    For files that are already known one by one, e.g. the files behind the volumes a DICOM browser loaded;
+    ``label`` names them in messages and becomes the studies' ``root``."""
+    return _scan((Path(p) for p in paths), label, warn, label)
+
+
+def _scan(paths: Iterable[Path], root: str, warn: Optional[Callable[[str], None]], name: str) -> List[Study]:
+    warn = warn or (lambda message: warnings.warn(message, stacklevel=4))
     headers: Dict[str, List[Tuple[DicomFile, sitk.ImageFileReader]]] = {}
     skipped: List[Tuple[str, str]] = []
-    for path in _walk_files(root):
+    for path in paths:
         reader, reason = _read_header(path)
         if reader is None:
             skipped.append((str(path), reason))
@@ -190,7 +203,7 @@ def scan_folder(root, warn: Optional[Callable[[str], None]] = None) -> List[Stud
     if skipped:
         listed = "; ".join(f"{p} ({r})" for p, r in skipped[:MAX_LISTED_WARNINGS])
         more = f"; and {len(skipped) - MAX_LISTED_WARNINGS} more" if len(skipped) > MAX_LISTED_WARNINGS else ""
-        warn(f"--study {root}: skipped {len(skipped)} file(s) that are not readable DICOM images: {listed}{more}")
+        warn(f"{name}: skipped {len(skipped)} file(s) that are not readable DICOM images: {listed}{more}")
     studies: Dict[str, Study] = {}
     for uid, entries in headers.items():
         series = _series_info(uid, entries)

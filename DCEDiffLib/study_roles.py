@@ -155,6 +155,8 @@ class StudyPicks:
     picks: Dict[str, Pick]
     dce: Optional[DceSeries]
     notes: List[str]
+    missing: List[str] = dataclasses.field(default_factory=list)   # required roles not found (require=False)
+    problem: str = ""                        # the error pick_roles would have raised (require=False), else ""
 
     def to_dict(self) -> dict:
         """``{"study": ..., "series": role → pick, "dce": ...}`` for synthesis.json."""
@@ -360,12 +362,15 @@ def parse_series_overrides(items: Optional[Iterable[str]]) -> Dict[str, object]:
 
 def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, early_time: Optional[float] = None,
                late_time: Optional[float] = None,
-               read: Optional[Callable[[Volume, str], sitk.Image]] = None, given: Iterable[str] = ()) -> StudyPicks:
+               read: Optional[Callable[[Volume, str], sitk.Image]] = None, given: Iterable[str] = (),
+               require: bool = True) -> StudyPicks:
     """Recognise every role in ``study`` (header rules; DCE frames are read only to find contrast arrival).
 
     ``overrides`` (from :func:`parse_series_overrides`) replaces a pick by a series number; roles in ``given``
     come from elsewhere (files on the command line) and are neither picked nor required. Raises one
-    :class:`InputError` naming every missing required role (t2w, pd, adc, t1pre) and listing the series found.
+    :class:`InputError` naming every missing required role (t2w, pd, adc, t1pre) and listing the series found;
+    with ``require=False`` it returns the roles it found instead, the missing ones in ``missing`` and that
+    message in ``problem`` (``dcediff dataset``'s manifest, the Slicer module's partial fill).
     """
     overrides = dict(overrides or {})
     given = set(given)
@@ -415,10 +420,11 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
             picks[role] = _override(study, role, overrides[role], [])
 
     missing = [r for r in REQUIRED_ROLES if r not in picks and r not in given]
-    if missing or problems:
-        raise InputError(_missing_message(study, missing, problems, dce))
+    problem = _missing_message(study, missing, problems, dce) if (missing or problems) else ""
+    if problem and require:
+        raise InputError(problem)
     _refuse_shared_volumes(picks)
-    return StudyPicks(study, picks, dce, notes)
+    return StudyPicks(study, picks, dce, notes, missing, problem)
 
 
 def _refuse_shared_volumes(picks: Dict[str, Pick]) -> None:
@@ -592,17 +598,25 @@ def _pick_dce_frames(dce: DceSeries, dce_all: List[DceSeries], picks: Dict[str, 
                            after_arrival_s=None if (time_s is None or arrival is None) else time_s - arrival)
 
 
+# What each required role needs (error messages, the dataset manifest).
+ROLE_NEEDS = {
+    "t2w": "a T2-weighted TSE series (axial preferred)",
+    "adc": "an ADC map (ImageType ADC, or 'ADC' in the description)",
+    "pd": f"a PD reference scan (e.g. 'tfl3d PD ref') or a 3D gradient echo (VIBE) at flip ≤ {PD_MAX_FLIP_DEG:g}°",
+    "t1pre": f"a pre-contrast 3D gradient echo (VIBE) at flip ≥ {T1_MIN_FLIP_DEG:g}°, or a DCE series with "
+             "frames before contrast arrival",
+}
+
+
+def missing_roles_text(missing: Sequence[str]) -> str:
+    """``no T1-pre found (expected ...); no ADC found (expected ...)`` for the given required roles."""
+    return "no " + "; no ".join(f"{ROLE_NAMES[r]} found (expected {ROLE_NEEDS[r]})" for r in missing)
+
+
 def _missing_message(study: Study, missing: List[str], problems: List[str], dce: Optional[DceSeries]) -> str:
-    needs = {
-        "t2w": "a T2-weighted TSE series (axial preferred)",
-        "adc": "an ADC map (ImageType ADC, or 'ADC' in the description)",
-        "pd": f"a PD reference scan (e.g. 'tfl3d PD ref') or a 3D gradient echo (VIBE) at flip ≤ {PD_MAX_FLIP_DEG:g}°",
-        "t1pre": f"a pre-contrast 3D gradient echo (VIBE) at flip ≥ {T1_MIN_FLIP_DEG:g}°, or a DCE series with "
-                 "frames before contrast arrival",
-    }
     parts = []
     if missing:
-        parts.append("no " + "; no ".join(f"{ROLE_NAMES[r]} found (expected {needs[r]})" for r in missing))
+        parts.append(missing_roles_text(missing))
     parts.extend(problems)
     where = f"patient {study.patient_id or '?'}, study {study.study_uid}"
     dce_text = f"DCE: {dce.label()}" if dce is not None else "DCE: none"

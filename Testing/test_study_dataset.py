@@ -1,0 +1,185 @@
+"""`dcediff dataset` (issue 15, part 2): a root of patient folders, one DICOM study each → training cases + manifest.
+
+The root holds phantom studies written by DCEDiffLib/phantom/study_export.py (small: few distractors, 10 DCE
+frames, in-plane shrink 4): two complete exams (DCE as one series per time point with a VIBE T1-pre; DCE as one
+series with temporal positions, T1-pre = the pre-arrival frame, opaque file names), one without ADC, one without
+DCE, and one folder of non-DICOM files. Checked: the cases and their picks, the manifest's skip reasons, the no-DCE
+policy, resuming (finished cases not rewritten, a killed run's temporary folder removed), loading with
+``load_case``, an interrupted write leaving no half case, and clear errors for bad --root/--out.
+"""
+
+import csv
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import SimpleITK as sitk
+
+from DCEDiffLib.cli import main
+from DCEDiffLib.errors import InputError
+from DCEDiffLib.phantom.generator import generate_case
+from DCEDiffLib.phantom.study_export import write_phantom_study
+from DCEDiffLib.study_dataset import build_dataset, read_manifest
+from DCEDiffLib.training.case_data import list_case_dirs, load_case
+
+FEW = ("localizer", "t2_sag", "t2_cor", "t2_tra_repeat", "dwi", "calc_bval", "mddw", "adc_hb", "t1_post")
+ROLES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
+
+
+def fewer_frames(case, step=8):
+    """The case with every ``step``-th DCE frame only (fewer files to write and scan)."""
+    keep = list(range(0, len(case.params["dce"]["frame_times_s"]), step))
+    params = json.loads(json.dumps(case.params))
+    params["dce"]["frame_times_s"] = [case.params["dce"]["frame_times_s"][i] for i in keep]
+    return dataclasses.replace(case, params=params,
+                               dce_series=sitk.JoinSeries([case.dce_series[:, :, :, i] for i in keep]))
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    case = fewer_frames(generate_case(3))
+    root = tmp_path_factory.mktemp("download") / "PROSTATEx"
+    expected = {
+        "P-A": write_phantom_study(case, root / "P-A", omit=FEW, study_key="a", patient_id="P-A"),
+        "P-B": write_phantom_study(case, root / "P-B", omit=FEW + ("vibe",), dce_layout="temporal",
+                                   file_layout="mixed", study_key="b", patient_id="P-B"),
+        "P-C": write_phantom_study(case, root / "P-C", omit=FEW + ("adc", "dce"), study_key="c", patient_id="P-C"),
+        "P-D": write_phantom_study(case, root / "P-D", omit=FEW + ("dce",), study_key="d", patient_id="P-D"),
+    }
+    broken = root / "P-E" / "study" / "series"
+    broken.mkdir(parents=True)
+    for i in range(3):
+        (broken / f"1-0{i}.dcm").write_bytes(b"not a DICOM file" * 10)
+    return root, expected
+
+
+@pytest.fixture(scope="module")
+def dataset(root, tmp_path_factory):
+    """The first run, through the command line, with two worker processes."""
+    root_dir, expected = root
+    out = tmp_path_factory.mktemp("datasets") / "prostatex"
+    code = main(["dataset", "--root", str(root_dir), "--out", str(out), "--workers", "2", "--progress-lines"])
+    return out, expected, code
+
+
+def rows(out):
+    with open(out / "manifest.csv", newline="", encoding="utf-8") as handle:
+        return {row["patient"]: row for row in csv.DictReader(handle)}
+
+
+def test_cases_manifest_and_skip_reasons(dataset, capsys):
+    out, expected, code = dataset
+    assert code == 0
+    for name in ("P-A", "P-B"):
+        assert sorted(p.name for p in (out / name).iterdir()) == sorted([f"{r}.nii.gz" for r in ROLES] + ["case.json"])
+    assert sorted(p.name for p in (out / "no_dce" / "P-D").iterdir()) == sorted(
+        [f"{r}.nii.gz" for r in ROLES[:4]] + ["case.json"])
+    assert not (out / "P-C").exists() and not (out / "P-E").exists()
+    assert not [p for p in out.rglob(".*")]                  # no temporary folder or file left
+
+    manifest = read_manifest(out)
+    assert manifest["counts"] == {"patients": 5, "ok_usable_for_training": 2, "ok_no_dce": 1, "skipped": 2}
+    assert "no_dce/" in manifest["no_dce_policy"]
+    table = rows(out)
+    assert [table[p]["status"] for p in sorted(table)] == ["ok", "ok", "skipped", "ok", "skipped"]
+    assert table["P-A"]["usable_for_training"] == "True" and table["P-D"]["usable_for_training"] == "False"
+    assert table["P-D"]["case_dir"] == "no_dce/P-D" and "no acquired DCE" in table["P-D"]["reason"]
+    assert table["P-C"]["reason"].startswith("missing ADC: no ADC found (expected an ADC map")
+    assert "Found" in table["P-C"]["reason"] and "'t2_tse_tra'" in table["P-C"]["reason"]
+    assert table["P-C"]["t2w_series_number"] == str(expected["P-C"]["t2w"])   # what was found is listed too
+    assert "holds no readable DICOM image files" in table["P-E"]["reason"] and "P-E" in table["P-E"]["reason"]
+
+    # the picks: series number, description, UID, rule, and the DCE frame
+    for name in ("P-A", "P-B"):
+        want = expected[name]
+        row = table[name]
+        for role in ("t2w", "pd", "adc"):
+            assert row[f"{role}_series_number"] == str(want[role]), (name, role)
+            assert row[f"{role}_series_instance_uid"].startswith("2.25.") and row[f"{role}_rule"]
+        for role in ("dce_early", "dce_late"):
+            number, frame = want[role]
+            assert (row[f"{role}_series_number"], row[f"{role}_frame_index"]) == (str(number), str(frame))
+    assert table["P-A"]["t1pre_series_number"] == str(expected["P-A"]["t1pre"])
+    assert table["P-B"]["t1pre_rule"].startswith("last DCE frame before contrast arrival")
+    assert table["P-B"]["dce_layout"] == "one series, 5 temporal positions"
+    case_json = json.loads((out / "P-B" / "case.json").read_text())
+    assert case_json["series"]["t1pre"]["frame_index"] == int(table["P-B"]["t1pre_frame_index"])
+    assert case_json["dataset"]["status"] == "ok"
+
+
+def test_second_run_resumes_without_rewriting_finished_cases(dataset, root, capsys):
+    out, _, _ = dataset
+    root_dir, _ = root
+    files = sorted(p for p in out.rglob("*") if p.is_file() and p.parent != out)
+    before = {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in files}
+    leftover = out / ".P-C.abc123.partial"      # what a killed run leaves behind
+    leftover.mkdir()
+    (leftover / "t2w.nii.gz").write_bytes(b"half")
+    capsys.readouterr()
+    assert main(["dataset", "--root", str(root_dir), "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "3 finished earlier" in printed.out and "skipped P-C: missing ADC" in printed.err
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in files} == before
+    assert not leftover.exists()
+    table = rows(out)
+    assert {p: table[p]["resumed"] for p in table} == {"P-A": "True", "P-B": "True", "P-C": "False", "P-D": "True",
+                                                       "P-E": "False"}
+    assert table["P-C"]["status"] == "skipped"                 # skipped patients are retried, and still skipped
+
+
+def test_written_cases_load_for_training(dataset):
+    out, _, _ = dataset
+    assert [p.name for p in list_case_dirs(out)] == ["P-A", "P-B"]   # no_dce/ is not a training case
+    for name in ("P-A", "P-B"):
+        arrays = load_case(out / name, register=False)
+        assert arrays.conditions.shape == (4, 16, 160, 160) and arrays.targets.shape == (2, 16, 160, 160)
+    no_dce = load_case(out / "no_dce" / "P-D", register=False)
+    assert no_dce.targets is None
+
+
+def test_an_interrupted_run_leaves_no_half_case(root, tmp_path, monkeypatch):
+    root_dir, _ = root
+    small = tmp_path / "root"
+    small.mkdir()
+    (small / "P-D").symlink_to(root_dir / "P-D", target_is_directory=True)
+    out = tmp_path / "out"
+    written = []
+
+    def write_then_interrupt(image, path, *args, **kwargs):
+        if written:
+            raise KeyboardInterrupt
+        written.append(path)
+        return real_write(image, path, *args, **kwargs)
+
+    real_write = sitk.WriteImage
+    monkeypatch.setattr(sitk, "WriteImage", write_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        build_dataset(small, out)
+    assert written and sorted(p.name for p in out.rglob("*") if p.is_file() or p.name.endswith(".partial")) == [
+        "manifest.csv", "manifest.json"]                              # no case file, no temporary folder
+    monkeypatch.setattr(sitk, "WriteImage", real_write)
+    result = build_dataset(small, out)
+    assert [r["status"] for r in result.records] == ["ok"] and (out / "no_dce" / "P-D" / "case.json").is_file()
+
+
+def test_bad_root_and_out_are_refused_with_clear_errors(root, tmp_path, capsys):
+    root_dir, _ = root
+    with pytest.raises(InputError, match="--root .*missing: does not exist; expected a folder with one sub-folder "
+                                         "per patient"):
+        build_dataset(tmp_path / "missing", tmp_path / "out")
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "1-01.dcm").write_bytes(b"x")
+    with pytest.raises(InputError, match="holds 1 file\\(s\\) but no patient folder"):
+        build_dataset(flat, tmp_path / "out")
+    with pytest.raises(InputError, match="lies inside --root"):
+        build_dataset(root_dir, root_dir / "P-A" / "cases")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    assert main(["dataset", "--root", str(root_dir), "--out", str(other)]) == 2
+    assert "has no manifest.json; expected a new folder or one made by dcediff dataset" in capsys.readouterr().err
+    assert main(["dataset", "--root", str(root_dir), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
+    assert "--workers 0: expected a whole number ≥ 1" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
