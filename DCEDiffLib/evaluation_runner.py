@@ -69,8 +69,11 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
                     sampler: str = defaults.DEFAULT_SAMPLER, steps: int = defaults.DEFAULT_STEPS,
                     samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0,
                     device: str = "auto", max_cases: Optional[int] = None, fid: bool = True,
-                    overwrite: bool = False, cache_dir: Optional[Path] = None) -> dict:
-    """Run the evaluation and write metrics.json/csv/md and report.png into ``out_dir``; returns the summary."""
+                    overwrite: bool = False, cache_dir: Optional[Path] = None, subset: str = "test") -> dict:
+    """Run the evaluation and write metrics.json/csv/md and report.png into ``out_dir``; returns the summary.
+
+    ``subset``: which cases of ``split_path`` to score — "test" (final numbers, once) or "validation" (tuning).
+    """
     from DCEDiffLib.atomic import atomic_directory
     from DCEDiffLib.diffusion.model_files import load_model
     from DCEDiffLib.evaluation.baselines import MeanEnhancementBaseline, identity_baseline
@@ -87,7 +90,9 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
     models = {"model": load_model(resolve_model(model_path))}
     for name, path in (compare or {}).items():
         models[name] = load_model(resolve_model(path))
-    eval_dirs = _case_dirs(Path(data_dir), split_path, "test")[:max_cases]
+    if subset not in ("test", "validation"):
+        raise InputError(f"evaluation subset {subset!r}: expected 'test' or 'validation'")
+    eval_dirs = _case_dirs(Path(data_dir), split_path, subset)[:max_cases]
     cases = [c for c in (load_case(d, cache) for d in eval_dirs) if c.targets is not None]
     if not cases:
         raise InputError(f"no evaluation case in {data_dir} has acquired early/late DCE")
@@ -141,6 +146,7 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
     meta = {"model": str(resolve_model(model_path)), "compare": compare or {}, "sampler": sampler,
             "steps": steps, "samples": samples, "seed": seed, "cases": [c.name for c in cases],
             "data": str(data_dir), "split": str(split_path) if split_path else None,
+            "subset": subset if split_path else "all cases",
             "seconds": round(time.perf_counter() - started, 1)}
     fid_results = _fid(predictions, cases) if fid else {"skipped": "disabled with --no-fid"}
     meta["fid"] = fid_results

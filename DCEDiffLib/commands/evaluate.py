@@ -21,6 +21,8 @@ def register(subparsers) -> None:
     parser.add_argument("--split", type=Path,
                         help="split.json of a training run: evaluate its test cases and fit the mean-enhancement "
                              "baseline on its training cases (default: evaluate every case in --data)")
+    parser.add_argument("--subset", choices=["test", "validation"], default="test",
+                        help="which cases of --split to score: test (final numbers, once) or validation (tuning)")
     parser.add_argument("--baseline-data", type=Path,
                         help="cases to fit the mean-enhancement baseline on (default: the split's training cases)")
     parser.add_argument("--compare", action="append", default=[], metavar="NAME=MODEL",
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         model_path=args.model, data_dir=args.data, out_dir=args.out, split_path=args.split,
         baseline_data=args.baseline_data, compare=compare, sampler=args.sampler, steps=args.steps,
         samples=args.samples, seed=args.seed, device=args.device, max_cases=args.max_cases,
-        fid=not args.no_fid, overwrite=args.overwrite, cache_dir=args.cache)
+        fid=not args.no_fid, overwrite=args.overwrite, cache_dir=args.cache,
+        subset=args.subset)
     print(json.dumps(summary, indent=1, default=str))
     return 0

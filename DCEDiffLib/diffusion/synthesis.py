@@ -168,9 +168,10 @@ def _residual_sample(network, cond, samples, chunk, precision, sampler, steps, s
     check_cancel(should_cancel)
     slices = cond.shape[0] // samples
     means = []
+    unique = cond[:slices]  # cond is sample-major: the first K rows are the K slices once
     for start in range(0, slices, chunk):
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            means.append(network.mean(cond[start:start + chunk]).float())
+            means.append(network.mean(unique[start:start + chunk]).float())
     mean = torch.cat(means).repeat(samples, 1, 1, 1)
     total = len(sampler_levels(sampler, steps, skip_below_train_min)) + 1
 

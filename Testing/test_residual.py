@@ -1,0 +1,175 @@
+"""Residual diffusion over a regression mean, the enhancement parameterization and region-weighted losses."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from DCEDiffLib.diffusion.model_files import load_model, save_model
+from DCEDiffLib.diffusion.objectives import diffusion_loss, regression_loss
+from DCEDiffLib.diffusion.presets import network_config
+from DCEDiffLib.diffusion.residual import ResidualDiffusionModel, predict_mean, zero_enhancement
+from DCEDiffLib.diffusion.synthesis import synthesize_volume
+from DCEDiffLib.errors import ModelFileError
+from DCEDiffLib.training.batches import SliceBatches, region_weight_map
+from DCEDiffLib.training.model_card import make_model_card
+from DCEDiffLib.training import distributed
+from DCEDiffLib.training.trainer import Trainer
+
+from test_training import make_trainer, tiny_case, tiny_config
+
+CONDITIONS = ["t2w", "pd", "adc", "t1pre"]
+
+
+class ZeroNetwork(torch.nn.Module):
+    """A regression network that predicts exactly zero (a stand-in with a known answer, not a mock of a part)."""
+
+    out_channels = 2
+
+    def forward(self, x, gamma):
+        return torch.zeros(x.shape[0], 2, *x.shape[2:])
+
+
+def test_zero_enhancement_maps_t1pre_onto_the_targets_scale():
+    cond = torch.linspace(-1, 1, 4 * 3 * 3).reshape(1, 4, 3, 3)
+    cond[:, 3] = torch.linspace(-1, 1, 9).reshape(3, 3)
+    base = zero_enhancement(cond, CONDITIONS, 3.0)
+    t1 = cond[:, 3]
+    assert base.shape == (1, 2, 3, 3)
+    assert torch.allclose(base[:, 0], (t1 + 1) / 3 - 1) and torch.allclose(base[:, 1], base[:, 0])
+    # T1-pre's -1..1 becomes -1..-1/3 (target_scale: [-1, -1 + 2/f])
+    assert math.isclose(float(base.min()), -1.0, abs_tol=1e-6) and math.isclose(float(base.max()), -1 / 3, abs_tol=1e-6)
+    with pytest.raises(ValueError, match="T1-pre"):
+        zero_enhancement(cond[:, :3], CONDITIONS[:3], 3.0)
+
+
+def test_enhancement_parameterization_adds_zero_enhancement_to_the_network_output():
+    cond = torch.rand(2, 4, 8, 8) * 2 - 1
+    image = predict_mean(ZeroNetwork(), cond, "image", CONDITIONS, 3.0)
+    enhancement = predict_mean(ZeroNetwork(), cond, "enhancement", CONDITIONS, 3.0)
+    assert torch.equal(image, torch.zeros_like(image))
+    assert torch.allclose(enhancement, zero_enhancement(cond, CONDITIONS, 3.0))
+    with pytest.raises(ValueError):
+        predict_mean(ZeroNetwork(), cond, "velocity", CONDITIONS, 3.0)
+
+
+def test_weighted_losses_equal_the_plain_ones_with_unit_weights_and_follow_the_weights():
+    torch.manual_seed(0)
+    cond, target = torch.rand(2, 4, 8, 8), torch.rand(2, 2, 8, 8)
+    net = ZeroNetwork()
+    plain = regression_loss(net, cond, target)
+    assert torch.allclose(plain, regression_loss(net, cond, target, weights=torch.ones(2, 8, 8)))
+    assert torch.allclose(plain, target.abs().mean())
+    # all the weight on one pixel: the loss is that pixel's error
+    w = torch.zeros(2, 8, 8)
+    w[0, 3, 4] = 1.0
+    assert torch.allclose(regression_loss(net, cond, target, weights=w), target[0, :, 3, 4].abs().mean())
+    g = torch.Generator().manual_seed(1)
+    eps_net = ZeroNetwork()
+    loss_w = diffusion_loss(eps_net, cond, target, generator=g, weights=torch.ones(2, 8, 8))
+    g = torch.Generator().manual_seed(1)
+    assert torch.allclose(loss_w, diffusion_loss(eps_net, cond, target, generator=g))
+
+
+def test_region_weight_map_adds_weight_inside_named_labels_only():
+    case = tiny_case("p", 0, size=8, slices=2)
+    case.labels = np.zeros((2, 8, 8), np.int16)
+    case.labels[0, 2:4, 2:4] = 7
+    case.labels[1, 5, 5] = 9
+    case.legend = {"peripheral_zone": 7, "lesion": 9, "fat": 1}
+    weights = region_weight_map(case, {"peripheral_zone": 1.0, "lesion": 3.0, "not_a_label": 5.0})
+    assert weights[0, 2, 2] == 2.0 and weights[1, 5, 5] == 4.0 and weights[0, 0, 0] == 1.0
+    assert weights.sum() == 2 * 8 * 8 + 4 * 1.0 + 3.0
+    assert np.array_equal(region_weight_map(case, {}), np.ones((2, 8, 8), np.float32))
+    batches = SliceBatches([case], 2, 8, 0, region_weights={"lesion": 3.0}, flip_left_right=False)
+    cond, target, w = batches.weighted_batch(0)
+    c2, t2 = batches.batch(0)
+    assert torch.equal(cond, c2) and torch.equal(target, t2) and float(w.max()) == 4.0
+
+
+class GaussianResidualDenoiser(torch.nn.Module):
+    """The exact ε-prediction for residuals r ~ N(0, σ²) per pixel: ε̂ = √(1−γ)·y / (γσ² + 1 − γ)."""
+
+    def __init__(self, sigma: float):
+        super().__init__()
+        self.sigma = sigma
+
+    def forward(self, x, gamma):
+        y = x[:, -2:]
+        g = gamma.float()[:, None, None, None]
+        return (1 - g).sqrt() * y / (g * self.sigma ** 2 + 1 - g)
+
+
+def _residual_model(tmp_path, sigma=None, scale=0.2):
+    from DCEDiffLib.training.model_card import make_model_card
+
+    mean_cfg = network_config("tiny", in_channels=6, out_channels=2)
+    res_cfg = network_config("tiny", in_channels=8, out_channels=2)
+    torch.manual_seed(0)
+    model = ResidualDiffusionModel(mean_cfg, res_cfg, CONDITIONS, 3.0, scale, "enhancement")
+    card = make_model_card(res_cfg, "residual", CONDITIONS, "tiny", {"data": "none (test)"},
+                           residual={"mean_network": {"preset": "tiny", "config": mean_cfg,
+                                                      "parameterization": "enhancement"},
+                                     "residual_scale": scale})
+    path = tmp_path / "residual.safetensors"
+    save_model(model, card, path)
+    loaded = load_model(path)
+    if sigma is not None:
+        loaded.network.residual_network = GaussianResidualDenoiser(sigma)
+    return loaded
+
+
+def test_residual_sampling_matches_the_analytic_gaussian_case(tmp_path):
+    """With the exact denoiser of N(0, σ²) residuals, 32 samples average to μ and spread s·σ around it."""
+    sigma, scale = 1.0, 0.1
+    model = _residual_model(tmp_path, sigma=sigma, scale=scale)
+    rng = np.random.default_rng(0)
+    conditions = rng.uniform(-0.6, 0.6, (4, 2, 16, 16)).astype(np.float32)
+    conditions[3] = rng.uniform(0.4, 1.0, (2, 16, 16))  # bright T1-pre: the mean stays away from the clamp at -1
+    result = synthesize_volume(model, conditions, sampler="dpmpp", steps=10, samples=32, seed=3, device="cpu")
+    with torch.no_grad():
+        mean = model.network.mean(torch.from_numpy(conditions.transpose(1, 0, 2, 3))).numpy().transpose(1, 0, 2, 3)
+    inside = np.abs(mean) < 1 - 4 * scale * sigma  # away from the clamp at ±1
+    assert inside.mean() > 0.5
+    assert np.abs(result.mean - mean)[inside].mean() < 0.25 * scale * sigma
+    assert abs(float(result.std[inside].mean()) - scale * sigma) < 0.15 * scale * sigma
+    assert result.nfe == 11  # one mean pass + 10 residual steps
+    # σ → 0: every sample is the mean itself
+    (tmp_path / "z").mkdir()
+    zero = _residual_model(tmp_path / "z", sigma=1e-6, scale=scale)
+    flat = synthesize_volume(zero, conditions, steps=5, samples=2, seed=0, device="cpu")
+    assert np.allclose(flat.mean, mean, atol=1e-4) and float(flat.std.max()) < 1e-4
+
+
+def test_residual_model_file_round_trip_and_refusals(tmp_path):
+    model = _residual_model(tmp_path)
+    assert model.card["objective"] == "residual" and model.card["residual_scale"] == 0.2
+    assert isinstance(model.network, ResidualDiffusionModel)
+    card_path = tmp_path / "residual.json"
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    for field, value, message in (("residual_scale", -1, "residual_scale"), ("mean_network", None, "mean_network")):
+        bad = dict(card, **{field: value})
+        card_path.write_text(json.dumps(bad), encoding="utf-8")
+        with pytest.raises(ModelFileError, match=message):
+            load_model(tmp_path / "residual.safetensors")
+
+
+def test_residual_training_run_exports_one_loadable_model(tmp_path):
+    mean_trainer = make_trainer(tmp_path, tiny_config(iterations=4, objective="regression",
+                                                      parameterization="enhancement"), "mean")
+    mean_trainer.run()
+    mean_card = json.loads((tmp_path / "mean" / "model.json").read_text(encoding="utf-8"))
+    assert mean_card["parameterization"] == "enhancement"
+    config = tiny_config(iterations=4, objective="residual", mean_model=str(tmp_path / "mean" / "model.safetensors"))
+    trainer = make_trainer(tmp_path, config, "residual")
+    assert 0 < trainer.residual_scale < 2
+    trainer.run()
+    loaded = load_model(tmp_path / "residual" / "model.safetensors")
+    assert loaded.card["objective"] == "residual" and loaded.card["architecture"]["config"]["in_channels"] == 8
+    # the frozen mean network is carried over unchanged
+    for name, tensor in mean_trainer.ema.shadow.items():
+        assert torch.equal(loaded.network.mean_network.state_dict()[name], tensor), name
+    result = synthesize_volume(loaded, tiny_case("q", 9, size=16, slices=2).conditions, steps=2, device="cpu")
+    assert result.mean.shape == (2, 2, 16, 16) and np.isfinite(result.mean).all()

@@ -1,0 +1,148 @@
+"""Print the model-quality tables of one or more `dcediff evaluate` outputs as Markdown.
+
+    python scripts/summarize_evaluation.py out/eval/metrics.json [--title "domain A, K=1"]
+
+Per method (rows) and target: whole-grid PSNR and SSIM (mean ± std over patients), enhancement Pearson r in the
+body, prostate and lesions (median over patients), lesion CNR agreement (share of lesions whose synthetic CNR has
+the acquired CNR's sign, and share within 50 % of its size), FID; then the model's paired differences against
+every other method with 95 % bootstrap intervals, the single-input linear predictors and the calibration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def _get(node, *path):
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _num(value):
+    if isinstance(value, (int, float)) and np.isfinite(value):
+        return float(value)
+    return None
+
+
+def _stat(values, digits=2):
+    values = [v for v in (_num(v) for v in values) if v is not None]
+    if not values:
+        return "–"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
+
+
+def _median(values, digits=2):
+    values = [v for v in (_num(v) for v in values) if v is not None]
+    return f"{np.median(values):.{digits}f}" if values else "–"
+
+
+def lesion_agreement(rows, target):
+    """(share with the right CNR sign, share within 50 % of the acquired CNR, lesions counted)."""
+    sign, size, n = 0, 0, 0
+    for row in rows:
+        for lesion in _get(row, target, "lesions", "per_lesion") or []:
+            syn, acq = _num(lesion.get("cnr_synthetic")), _num(lesion.get("cnr_acquired"))
+            if syn is None or acq is None or acq == 0:
+                continue
+            n += 1
+            sign += int(np.sign(syn) == np.sign(acq))
+            size += int(abs(syn - acq) <= 0.5 * abs(acq))
+    return (sign / n if n else None, size / n if n else None, n)
+
+
+def method_table(document: dict) -> str:
+    cases = document["cases"]
+    fid = _get(document, "meta", "fid") or {}
+    lines = ["| method | target | PSNR (dB) | SSIM | r body | r prostate | r lesion | CNR sign | CNR ±50 % | FID |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for method, rows in cases.items():
+        for target in ("early", "late"):
+            sign, size, n = lesion_agreement(rows, target)
+            f = _num(_get(fid, method, target, "fid"))
+            lines.append(" | ".join([
+                f"| {method}", target,
+                _stat([_get(r, target, "whole", "psnr") for r in rows]),
+                _stat([_get(r, target, "whole", "ssim") for r in rows], 3),
+                _median([_get(r, target, "enhancement", "body", "pearson") for r in rows]),
+                _median([_get(r, target, "enhancement", "prostate", "pearson") for r in rows]),
+                _median([_get(r, target, "enhancement", "lesion", "pearson") for r in rows]),
+                "–" if sign is None else f"{sign:.2f} (n={n})",
+                "–" if size is None else f"{size:.2f}",
+                "–" if f is None else f"{f:.0f}"]) + " |")
+    return "\n".join(lines)
+
+
+def paired_table(document: dict) -> str:
+    paired = _get(document, "meta", "protocol", "paired_differences") or {}
+    lines = ["| model − method | target | PSNR (dB) | SSIM | r body | r prostate | r lesion |", "|---|---|---|---|---|---|---|"]
+
+    def cell(d, digits=2):
+        if not d or d.get("mean") is None:
+            return "–"
+        low, high = d["ci95"]
+        return f"{d['mean']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+    for other, per_target in paired.items():
+        for target in ("early", "late"):
+            p = per_target[target]
+            lines.append(f"| {other} | {target} | {cell(p['psnr_whole'])} | {cell(p['ssim_whole'], 3)} | "
+                         f"{cell(p['r_body'])} | {cell(p['r_prostate'])} | {cell(p['r_lesion'])} |")
+    return "\n".join(lines)
+
+
+def predictor_table(document: dict) -> str:
+    lp = _get(document, "meta", "protocol", "linear_predictors_median") or {}
+    lines = ["| target | region | " + " | ".join(["t2w", "pd", "adc", "t1pre"]) + " |", "|---|---|---|---|---|---|"]
+    for target, regions in lp.items():
+        for region, values in regions.items():
+            cells = ["–" if values.get(m) is None else f"{values[m]:.2f}" for m in ("t2w", "pd", "adc", "t1pre")]
+            lines.append(f"| {target} | {region} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def calibration_text(document: dict) -> str:
+    cal = _get(document, "meta", "protocol", "calibration_median") or {}
+    if not cal:
+        return "(one sample: no uncertainty map)"
+    parts = [f"{t}: Spearman(std, |error|) body {_fmt(v.get('body'))}, prostate {_fmt(v.get('prostate'))}"
+             for t, v in cal.items()]
+    curve_lines = []
+    for row in (_get(document, "meta", "protocol", "per_case") or [])[:1]:
+        for t, regions in row.get("calibration", {}).items():
+            curve = regions.get("body", {}).get("curve", [])
+            pairs = ", ".join(f"{c['std_mean']:.0f}→{c['rmse']:.0f}" for c in curve)
+            curve_lines.append(f"calibration curve ({row['case']}, {t}, body; std → RMSE per std decile): {pairs}")
+    return "; ".join(parts) + "\n\n" + "\n\n".join(curve_lines)
+
+
+def _fmt(v):
+    return "–" if v is None else f"{v:.2f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("metrics", type=Path, nargs="+")
+    parser.add_argument("--title", default="")
+    args = parser.parse_args()
+    for path in args.metrics:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        meta = document["meta"]
+        print(f"### {args.title or path.parent.name}\n")
+        print(f"{len(meta['cases'])} patients ({', '.join(meta['cases'])}), data {meta['data']}, sampler "
+              f"{meta['sampler']} {meta['steps']} steps, {meta['samples']} sample(s), seed {meta['seed']}\n")
+        print(method_table(document), "\n")
+        print("Paired differences, model − method (mean over patients, 95 % bootstrap interval):\n")
+        print(paired_table(document), "\n")
+        print("Single-input linear predictors, |r| with the acquired enhancement (median over patients):\n")
+        print(predictor_table(document), "\n")
+        print("Uncertainty: " + calibration_text(document), "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
