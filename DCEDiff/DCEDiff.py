@@ -155,6 +155,7 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.importModelButton.connect("clicked(bool)", self.onImportModel)
         self.ui.shippedModelButton.connect("clicked(bool)", self.onUseShippedModel)
+        self.ui.fillFromStudyButton.connect("clicked(bool)", self.onFillFromStudy)
         # No slot on the sampler combo box: the steps rule runs on the parameter node's ModifiedEvent
         # (_onParameterNodeModified), after the wrapper has stored the new sampler, whatever the connection order.
         self.ui.progressBar.setVisible(False)
@@ -248,6 +249,18 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Back to the shipped model (an imported model is only remembered as a path)."""
         if self._parameterNode:
             self._parameterNode.modelFile = ""
+
+    def onFillFromStudy(self) -> None:
+        """Fill the input selectors from the DICOM study loaded into the scene (the engine's role rules)."""
+        if self._parameterNode is None or self.logic.isRunning:
+            return
+        with slicer.util.tryWithErrorDisplay(_("Could not fill the inputs from the loaded DICOM study."),
+                                             waitCursor=True):
+            fill = self.logic.fillFromStudy(self._parameterNode)
+            self.ui.logTextEdit.clear()
+            for line in fill.lines + [f"note: {note}" for note in fill.notes]:
+                self.onLog(line)
+            self.ui.statusLabel.text = fill.message()
 
     def onApplyButton(self) -> None:
         if self.logic.isRunning:
@@ -375,6 +388,16 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         from DCEDiffSlicerLib import dependencies
 
         dependencies.ensure_dependencies(resourceFile("requirements.txt"), parent=parent, mode=mode)
+
+    def fillFromStudy(self, parameterNode, fileForInstance: Optional[Callable[[str], str]] = None):
+        """Set the input nodes of ``parameterNode`` from the volumes loaded with the DICOM module, picked by the
+        engine's role rules on their DICOM headers; returns the ``StudyFill`` (picks, missing roles, notes).
+        ``fileForInstance``: SOP Instance UID → file (default: ``slicer.dicomDatabase.fileForInstance``)."""
+        from DCEDiffSlicerLib import study_fill
+
+        fill = study_fill.fill_from_study(slicer.mrmlScene, fileForInstance, preferred=parameterNode.t2w)
+        study_fill.apply_fill(parameterNode, fill)
+        return fill
 
     def process(self, t2w, pd, adc, t1pre, dceEarly=None, dceLate=None, center=None, model: Optional[str] = None,
                 sampler: str = defaults.DEFAULT_SAMPLER, steps: int = defaults.DEFAULT_STEPS,

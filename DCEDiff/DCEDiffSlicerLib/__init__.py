@@ -5,6 +5,8 @@
   PyPI ``slicer-core`` wheel in pytest.
 - ``process_runner``: the engine's ``synthesize`` command line, its progress lines, and a subprocess runner with a
   process-tree kill. No Slicer import at all.
+- ``study_fill``: "Fill from study": the engine's DICOM role rules on the volume nodes loaded with the DICOM module
+  (their ``DICOM.instanceUIDs`` → files → headers) → the input selectors. Runs under ``slicer-core``.
 - ``dependencies``: torch through PyTorchUtils and the other packages of ``Resources/requirements.txt``, only when
   the user agrees (imports Slicer lazily, inside functions).
 """

@@ -1,0 +1,136 @@
+"""Fill the input selectors from the DICOM study loaded into the scene ("Fill from study").
+
+The rules are the engine's (:mod:`DCEDiffLib.study_roles`, the same as ``dcediff synthesize --study``); this file
+only connects them to the scene: a volume node loaded by Slicer's DICOM module carries the SOP Instance UIDs of its
+files in the attribute ``DICOM.instanceUIDs``; the DICOM database gives each UID's file; the engine scans those
+files' headers (SimpleITK, no pixel data except the DCE frames when the T1-pre is the last frame before contrast
+arrival) and picks a series (and frame) per role; each pick is mapped back to the volume node loaded from exactly
+those files. Imports ``slicer`` only for the default scene; runs under the PyPI ``slicer-core`` wheel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+INSTANCE_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"
+# engine role → DCEDiffParameterNode attribute
+PARAMETERS = {"t2w": "t2w", "pd": "pd", "adc": "adc", "t1pre": "t1pre", "dce_early": "dceEarly",
+              "dce_late": "dceLate"}
+LABELS = {"t2w": "T2W", "pd": "PD", "adc": "ADC", "t1pre": "T1 pre-contrast", "dce_early": "acquired early DCE",
+          "dce_late": "acquired late DCE"}
+
+
+@dataclasses.dataclass
+class StudyFill:
+    """What "Fill from study" found: role → volume node, the engine's pick lines, what is missing, a summary."""
+
+    nodes: Dict[str, object]
+    lines: List[str]
+    missing: List[str]           # required roles (t2w, pd, adc, t1pre) with no pick or no loaded node
+    notes: List[str]
+    study: str                   # "patient P, study UID"
+
+    def message(self) -> str:
+        """One line for the status label."""
+        filled = ", ".join(LABELS[r] for r in PARAMETERS if r in self.nodes) or "nothing"
+        text = f"Filled from the study ({self.study}): {filled}."
+        if self.missing:
+            text += " Not found: " + ", ".join(LABELS[r] for r in self.missing) + " (select by hand)."
+        return text
+
+
+def dicom_volume_nodes(scene, file_for_instance: Callable[[str], str]) -> List[Tuple[object, List[str]]]:
+    """(volume node, its DICOM files) for every scalar volume node of ``scene`` loaded from DICOM. UIDs the
+    database has no file for are left out; a node with no file left is skipped."""
+    found = []
+    for index in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
+        node = scene.GetNthNodeByClass(index, "vtkMRMLScalarVolumeNode")
+        uids = (node.GetAttribute(INSTANCE_UIDS_ATTRIBUTE) or "").split()
+        files = [f for f in (file_for_instance(uid) for uid in uids) if f]
+        if files:
+            found.append((node, files))
+    return found
+
+
+def _key(path: str) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def fill_from_study(scene=None, file_for_instance: Optional[Callable[[str], str]] = None,
+                    preferred=None) -> StudyFill:
+    """Pick T2W, PD, ADC, T1-pre and the acquired DCE among the volume nodes loaded from DICOM.
+
+    ``file_for_instance(uid)`` → file path (default: ``slicer.dicomDatabase.fileForInstance``). When the scene holds
+    volumes of several studies, the study of ``preferred`` (e.g. the selected T2W) is used; without one that
+    decides, ValueError lists the studies. ValueError when no volume of the scene was loaded from DICOM."""
+    from DCEDiffLib.dicom_study import scan_files
+    from DCEDiffLib.study_roles import pick_roles
+
+    if scene is None:
+        import slicer
+
+        scene = slicer.mrmlScene
+    if file_for_instance is None:
+        file_for_instance = _database_lookup()
+    loaded = dicom_volume_nodes(scene, file_for_instance)
+    if not loaded:
+        raise ValueError("Fill from study: no volume in the scene was loaded from DICOM (attribute "
+                         f"{INSTANCE_UIDS_ATTRIBUTE}); expected a study loaded with the DICOM module")
+    warnings: List[str] = []
+    studies = scan_files(sorted({f for _, files in loaded for f in files}), "the loaded DICOM volumes",
+                         warn=warnings.append)
+    if not studies:
+        raise ValueError("Fill from study: the files of the loaded DICOM volumes are not readable DICOM images "
+                         f"({'; '.join(warnings) or 'no file'}); expected the files of a DICOM database")
+    study = _choose_study(studies, loaded, preferred)
+    picks = pick_roles(study, require=False)
+    by_files = {frozenset(_key(f) for f in files): node for node, files in loaded}
+    nodes: Dict[str, object] = {}
+    notes = list(picks.notes) + warnings
+    for role, pick in picks.picks.items():
+        node = by_files.get(frozenset(_key(f.path) for f in pick.volume.files))
+        if node is None:
+            where = f" frame {pick.frame_index}" if pick.frame_index is not None else ""
+            notes.append(f"{LABELS[role]}: series {pick.series.label()}{where} is not loaded as a volume of its own")
+            continue
+        nodes[role] = node
+    missing = [r for r in ("t2w", "pd", "adc", "t1pre") if r not in nodes]
+    label = f"patient {study.patient_id or '?'}, study {study.study_uid}"
+    return StudyFill(nodes, picks.lines(), missing, notes, label)
+
+
+def _choose_study(studies: Sequence, loaded, preferred):
+    if len(studies) == 1:
+        return studies[0]
+    if preferred is not None:
+        files = next((set(map(_key, f)) for node, f in loaded if node is preferred), set())
+        for study in studies:
+            if any(_key(d.path) in files for s in study.series for d in s.files):
+                return study
+    listed = "; ".join(f"patient {s.patient_id or '?'}, date {s.study_date or '?'} ({len(s.series)} series)"
+                       for s in studies)
+    raise ValueError(f"Fill from study: the scene holds volumes of {len(studies)} DICOM studies ({listed}); "
+                     "expected one, or select a T2W of the study to use first")
+
+
+def apply_fill(parameterNode, fill: StudyFill) -> None:
+    """Set the selectors to the filled nodes. Required roles not found keep their selection; the acquired DCE
+    selectors are cleared unless both were found (Apply needs both or neither)."""
+    for role in ("t2w", "pd", "adc", "t1pre"):
+        if role in fill.nodes:
+            setattr(parameterNode, PARAMETERS[role], fill.nodes[role])
+    both = "dce_early" in fill.nodes and "dce_late" in fill.nodes
+    for role in ("dce_early", "dce_late"):
+        setattr(parameterNode, PARAMETERS[role], fill.nodes[role] if both else None)
+
+
+def _database_lookup() -> Callable[[str], str]:
+    import slicer
+
+    database = getattr(slicer, "dicomDatabase", None)
+    if database is None:
+        raise ValueError("Fill from study: Slicer has no DICOM database open; expected a study loaded with the "
+                         "DICOM module")
+    return lambda uid: database.fileForInstance(uid) or ""
