@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -38,6 +39,7 @@ class SynthesisOutput:
     acquired: Dict[str, np.ndarray]
     labels: Optional[np.ndarray] = None         # phantom label map on the grid (report outlines)
     legend: Optional[dict] = None
+    out_of_distribution: Optional[dict] = None  # DCEDiffLib/ood.py result (or {"checked": False, ...})
 
 
 def provenance_text(provenance: dict) -> str:
@@ -47,11 +49,12 @@ def provenance_text(provenance: dict) -> str:
             f"seed {provenance['seed']}, {provenance['samples']} sample(s); not an acquired image")
 
 
-def provenance_descrip(provenance: dict, limit: int = 79) -> str:
+def provenance_descrip(provenance: dict, limit: int = 79, warning: Optional[str] = None) -> str:
     """The synthetic label in at most ``limit`` ASCII characters (NIfTI's ``descrip`` field): model, sampler,
-    steps and seed always fit; a long model name is shortened in the middle."""
+    steps and seed always fit; a long model name is shortened in the middle. ``warning`` (short, ASCII) goes
+    right after SYNTHETIC, e.g. the out-of-distribution flag."""
     tail = f" sampler={provenance['sampler']} steps={provenance['steps']} seed={provenance['seed']}"
-    head = "SYNTHETIC DCEDiff model="
+    head = f"SYNTHETIC {warning} DCEDiff model=" if warning else "SYNTHETIC DCEDiff model="
     model = str(provenance["model"]).encode("ascii", errors="replace").decode("ascii")
     room = max(limit - len(head) - len(tail), 5)
     if len(model) > room:
@@ -92,6 +95,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     case = preprocess_case(inputs, center_lps=center_lps, register=register,
                            progress=tracker.stage_callback("register"), should_cancel=should_cancel)
     cond = np.stack([case.normalized(m) for m in conditions_order]).astype(np.float32)
+    out_of_distribution = check_out_of_distribution(model.card, case, cond, conditions_order, inputs)
     result = synthesize_volume(model, cond, sampler=sampler, steps=steps, samples=samples, seed=seed,
                                warm_start=warm_start,
                                device=device, progress=tracker.stage_callback("sample"),
@@ -136,7 +140,45 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
                                 labels=labels, legend=legend, spacing=tuple(reversed(reference.GetSpacing())))
     condition_arrays = {m: sitk.GetArrayFromImage(case.images[m]).astype(np.float32) for m in INPUT_MODALITIES}
     return SynthesisOutput(synthetic, uncertainty, residual, metrics, provenance, case, condition_arrays, acquired,
-                           labels, legend)
+                           labels, legend, out_of_distribution)
+
+
+OOD_DESCRIP = "OOD-WARNING"  # in the 79-character NIfTI descrip of every output when the check flags the inputs
+
+
+def check_out_of_distribution(card: dict, case, conditions: np.ndarray, names: Sequence[str],
+                              inputs: Dict[str, object]) -> dict:
+    """Compare the inputs with the model card's training statistics (DCEDiffLib/ood.py); print one warning line
+    on stderr when flagged. A card without statistics (or with unusable ones) gives ``{"checked": False}``."""
+    from DCEDiffLib import ood
+
+    statistics = card.get("input_statistics")
+    if not statistics:
+        return ood.not_checked("the model card has no input_statistics (scripts/add_input_statistics.py adds "
+                               "them from the training cases)")
+    try:
+        mask = statistics.get("gland_region") == "prostate mask"  # measure the gland the way training did
+        result = ood.ood_score(ood.case_statistics(case, conditions, names, inputs, use_prostate_mask=mask),
+                               statistics)
+    except InputError as exc:  # a check that cannot run must not stop the synthesis, but must be said
+        result = ood.not_checked(str(exc))
+        print(f"DCEDiff warning: {ood.summary_line(result)}", file=sys.stderr, flush=True)
+        return result
+    result["data_domain"] = card.get("data_domain")
+    if result["flagged"]:
+        print(f"DCEDiff warning: {ood.summary_line(result)}", file=sys.stderr, flush=True)
+    return result
+
+
+def ood_warning(output: SynthesisOutput) -> Optional[str]:
+    """The out-of-distribution warning for labels and the report, or None when the inputs were not flagged."""
+    result = output.out_of_distribution or {}
+    if not result.get("flagged"):
+        return None
+    from DCEDiffLib.ood import summary_line
+
+    more = len(result.get("reasons", [])) - 1
+    return summary_line(result) + (f" (+{more} more reason(s) in synthesis.json)" if more > 0 else "")
 
 
 def _legend(inputs: Dict[str, object]) -> Optional[dict]:
@@ -154,10 +196,13 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
     from DCEDiffLib.volume_io import write_volume
     from DCEDiffLib.working_grid import paste_back
 
-    description = provenance_text(output.provenance)
-    keys = {"description": provenance_descrip(output.provenance), "DCEDiff_synthetic": "true",
-            "DCEDiff_label": description,
+    warning = ood_warning(output)
+    description = provenance_text(output.provenance) + (f". WARNING: {warning}" if warning else "")
+    keys = {"description": provenance_descrip(output.provenance, warning=OOD_DESCRIP if warning else None),
+            "DCEDiff_synthetic": "true", "DCEDiff_label": description,
             **{f"DCEDiff_{k}": str(v) for k, v in output.provenance.items()}}
+    if warning:
+        keys["DCEDiff_out_of_distribution"] = warning
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         groups = [("synthetic", output.synthetic), ("uncertainty", output.uncertainty),
                   ("residual", output.residual)]
@@ -169,7 +214,8 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
                                  keys)
         side = {"provenance": output.provenance, "label": description,
                 "working_grid": output.case.grid.to_dict(),
-                "registration": {m: r.to_dict() for m, r in output.case.registration.items()}}
+                "registration": {m: r.to_dict() for m, r in output.case.registration.items()},
+                "out_of_distribution": output.out_of_distribution or {"checked": False, "reason": "not computed"}}
         (tmp / "synthesis.json").write_text(json.dumps(side, indent=2, default=str), encoding="utf-8")
         if output.metrics is not None:
             from DCEDiffLib.evaluation.metrics import json_safe
@@ -190,7 +236,7 @@ def write_case_report(output: SynthesisOutput, path: Path) -> None:
            "acquired": output.acquired or None, "labels": output.labels, "legend": output.legend}
     if output.uncertainty:
         row["uncertainty"] = {s: sitk.GetArrayFromImage(i) for s, i in output.uncertainty.items()}
-    write_report_png(path, [row], provenance=provenance_text(output.provenance))
+    write_report_png(path, [row], provenance=provenance_text(output.provenance), warning=ood_warning(output))
 
 
 def synthesize_to_folder(inputs: Dict[str, object], out_dir: Path, *, t2w_grid: bool = False,
