@@ -6,6 +6,7 @@ heavy is imported when Slicer loads the module: no torch, no SimpleITK, no depen
 """
 
 import dataclasses
+import json
 import logging
 import shutil
 import sys
@@ -312,7 +313,21 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         else:
             self.ui.statusLabel.text = _("Done in {seconds}. Results are labelled as synthetic.").format(
                 seconds=process_runner.format_seconds(outcome.seconds))
+            if outcome.outOfDistribution:
+                self.ui.statusLabel.text = _("Done, but the inputs are OUT OF the model's training distribution "
+                                             "(score {score}): see the warning.").format(
+                    score=outcome.outOfDistribution.get("score"))
+                slicer.util.warningDisplay(outOfDistributionText(outcome.outOfDistribution),
+                                           windowTitle=_("DCEDiff: inputs out of distribution"))
         self._onParameterNodeModified()
+
+
+def outOfDistributionText(ood: dict) -> str:
+    """The warning shown (GUI) or printed (batch) when the engine flagged the inputs as out of distribution."""
+    reasons = "\n".join(f"- {r}" for r in ood.get("reasons", []))
+    return _("The inputs do not look like the data the model was trained on (out-of-distribution score {score}, "
+             "threshold {threshold}). The synthetic images may be wrong; every output says so.\n\n{reasons}").format(
+        score=ood.get("score"), threshold=ood.get("threshold"), reasons=reasons)
 
 
 def stepsAfterSamplerChange(previous: Optional[str], sampler: str, steps: int) -> int:
@@ -351,6 +366,7 @@ class DCEDiffResult:
     provenance: Dict[str, object]
     seconds: float
     cancelled: bool = False
+    outOfDistribution: Optional[dict] = None  # {"score", "threshold", "reasons"} when the engine flagged the inputs
 
 
 @dataclasses.dataclass
@@ -516,7 +532,8 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
                     self.showResult(created, job.acquired, job.t2w)
                 except Exception:  # the nodes are there; a display problem must not lose them
                     logging.exception("DCEDiff: could not set up the comparison layout")
-            return DCEDiffResult(created, provenance, seconds)
+            ood = created["synthetic_early"].GetAttribute(scene_io.OOD_ATTRIBUTE)
+            return DCEDiffResult(created, provenance, seconds, outOfDistribution=json.loads(ood) if ood else None)
         finally:
             shutil.rmtree(job.workDir, ignore_errors=True)
 

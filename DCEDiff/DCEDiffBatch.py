@@ -139,6 +139,10 @@ def run(argv) -> int:
                            timeoutSeconds=args.timeout)
     if result.cancelled:
         return EXIT_CANCELLED
+    if result.outOfDistribution:
+        from DCEDiff import outOfDistributionText
+
+        print(f"DCEDiffBatch: WARNING: {outOfDistributionText(result.outOfDistribution)}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     for role, node in result.nodes.items():
         path = out / (f"{role}.tsv" if node.IsA("vtkMRMLTableNode") else f"{role}.nrrd")

@@ -30,6 +30,7 @@ LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 SYNTHETIC_ATTRIBUTE = "DCEDiff.Synthetic"
 PROVENANCE_PREFIX = "DCEDiff.Provenance."
 ROLE_ATTRIBUTE = "DCEDiff.Role"
+OOD_ATTRIBUTE = "DCEDiff.OutOfDistribution"  # JSON {"score", "threshold", "reasons"}; only on flagged results
 VTK_DOUBLE = 11  # vtkType.h
 METRIC_COLUMNS = ("Target", "Region", "PSNR (dB)", "SSIM", "MAE", "Pearson r")
 
@@ -166,6 +167,16 @@ def flag_synthetic(node, provenance: Dict[str, object], role: str) -> None:
         node.SetAttribute(PROVENANCE_PREFIX + str(key), str(value))
 
 
+def out_of_distribution(side: dict) -> Optional[dict]:
+    """The engine's out-of-distribution verdict from a synthesis.json dict when it flagged the inputs
+    ({"score", "threshold", "reasons"}), else None (not flagged, or not checked)."""
+    result = side.get("out_of_distribution")
+    if not isinstance(result, dict) or not result.get("flagged"):
+        return None
+    return {"score": result.get("score"), "threshold": result.get("threshold"),
+            "reasons": list(result.get("reasons") or [])}
+
+
 def _number(value) -> float:
     if value is None:
         return float("nan")
@@ -232,12 +243,13 @@ RESULT_KINDS = (("synthetic", "synthetic {target} DCE"), ("residual", "residual 
 def load_results(result_dir, t2w_node, scene=None) -> Dict[str, object]:
     """Nodes for every result in an engine output folder (the ``t2w_grid/`` copies, aligned with the T2W):
     ``{"synthetic_early": node, ..., "metrics": table node or absent}``. Named ``<T2W name> synthetic early DCE``
-    etc., flagged synthetic with provenance, placed next to the T2W. On any failure the nodes created so far are
-    removed again and the error is raised."""
+    etc., flagged synthetic with provenance (and ``DCEDiff.OutOfDistribution`` when the engine flagged the inputs),
+    placed next to the T2W. On any failure the nodes created so far are removed again and the error is raised."""
     scene = _scene(scene)
     result_dir = Path(result_dir)
     side = json.loads((result_dir / "synthesis.json").read_text(encoding="utf-8"))
     provenance = dict(side.get("provenance", {}))
+    ood = out_of_distribution(side)
     grid_dir = result_dir / "t2w_grid" if (result_dir / "t2w_grid").is_dir() else result_dir
     base = t2w_node.GetName()
     created: Dict[str, object] = {}
@@ -251,6 +263,8 @@ def load_results(result_dir, t2w_node, scene=None) -> Dict[str, object]:
                     continue
                 node = read_volume_node(path, f"{base} {pattern.format(target=target)}", scene)
                 flag_synthetic(node, provenance, f"{kind}_{target}")
+                if ood is not None:
+                    node.SetAttribute(OOD_ATTRIBUTE, json.dumps(ood))
                 if kind in result_display.OVERLAY_MAPS:  # sequential colour map, 0..p99 window, zero transparent
                     result_display.style_overlay(node, kind)
                 place_next_to(node, t2w_node)
