@@ -90,7 +90,7 @@ def find_patients(root) -> List[Path]:
     return patients
 
 
-def check_output(out, root, patients: Sequence[Path]) -> None:
+def check_output(out, root) -> None:
     """Refuse an output folder that is a file, lies inside ``root`` (it would become a patient), holds something
     other than a ``dcediff dataset`` output, or was made from another root."""
     out, root = Path(out), Path(root)
@@ -243,7 +243,7 @@ def build_dataset(root, out, workers: int = 1,
         raise InputError(f"--workers {workers!r}: expected a whole number ≥ 1")
     root, out = Path(root), Path(out)
     patients = find_patients(root)
-    check_output(out, root, patients)
+    check_output(out, root)
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     remove_partial_folders(out)

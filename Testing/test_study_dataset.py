@@ -183,3 +183,16 @@ def test_bad_root_and_out_are_refused_with_clear_errors(root, tmp_path, capsys):
     assert main(["dataset", "--root", str(root_dir), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
     assert "--workers 0: expected a whole number ≥ 1" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "prostatex-studies"
+
+
+@pytest.mark.skipif(not (REAL / "ProstateX-0000").is_dir(), reason=f"real ProstateX studies not found at {REAL}")
+def test_real_prostatex_studies_are_skipped_for_their_missing_t1pre_with_the_right_picks(tmp_path):
+    result = build_dataset(REAL, tmp_path / "out")       # these two exams have no T1-pre series and no DCE
+    picks = {r["patient"]: tuple(r["series"][role]["series_number"] for role in ("t2w", "adc", "pd"))
+             for r in result.records}
+    assert picks == {"ProstateX-0000": (4, 7, 9), "ProstateX-0001": (10, 8, 11)}   # as in test_dicom_study.py
+    assert all(r["status"] == "skipped" and r["reason"].startswith("missing T1-pre: no T1-pre found")
+               for r in result.records)
