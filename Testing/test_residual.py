@@ -173,3 +173,27 @@ def test_residual_training_run_exports_one_loadable_model(tmp_path):
         assert torch.equal(loaded.network.mean_network.state_dict()[name], tensor), name
     result = synthesize_volume(loaded, tiny_case("q", 9, size=16, slices=2).conditions, steps=2, device="cpu")
     assert result.mean.shape == (2, 2, 16, 16) and np.isfinite(result.mean).all()
+
+
+def test_augmentation_keeps_the_enhancement_relative_to_t1pre_and_stays_reproducible():
+    from DCEDiffLib.training.augmentation import augment_slice, check_augmentation
+
+    rng = np.random.default_rng(0)
+    cond = rng.uniform(-1, 1, (4, 24, 24)).astype(np.float32)
+    target = np.clip(cond[3:4].repeat(2, 0) + 0.3, -1, 1)
+    settings = check_augmentation({"gamma": 0.4, "bias": 0.3, "adc_scale": 0.2})
+    new_cond, new_target = augment_slice(np.random.default_rng(5), cond, target, CONDITIONS, settings)
+    again = augment_slice(np.random.default_rng(5), cond, target, CONDITIONS, settings)
+    assert np.array_equal(new_cond, again[0]) and np.array_equal(new_target, again[1])
+    assert not np.allclose(new_cond[0], cond[0]) and not np.allclose(new_cond[3], cond[3])
+    # T1-pre and targets share one multiplicative field: (target + 1) / (t1pre + 1) is unchanged
+    field = (new_cond[3] + 1) / (cond[3] + 1)
+    assert np.allclose((new_target + 1), (target + 1) * field, atol=1e-4)
+    assert 0.7 < float(field.min()) and float(field.max()) < 1.35
+    # the ADC is scaled by one factor
+    adc_ratio = (new_cond[2] + 1) / (cond[2] + 1)
+    assert np.allclose(adc_ratio, adc_ratio.flat[0], atol=1e-4) and 0.8 <= adc_ratio.flat[0] <= 1.2
+    with pytest.raises(ValueError, match="unknown"):
+        check_augmentation({"rotation": 1})
+    with pytest.raises(ValueError, match="bias"):
+        check_augmentation({"bias": 3})

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from DCEDiffLib.modalities import INPUT_MODALITIES
+from DCEDiffLib.training.augmentation import augment_slice, check_augmentation
 from DCEDiffLib.training.case_data import CaseArrays
 
 
@@ -24,7 +25,8 @@ class SliceBatches:
 
     def __init__(self, cases: Sequence[CaseArrays], batch_size: int, crop_size: int, seed: int,
                  conditions_kept: Sequence[str] = INPUT_MODALITIES, flip_left_right: bool = True,
-                 rank: int = 0, world_size: int = 1, region_weights: Optional[Dict[str, float]] = None):
+                 rank: int = 0, world_size: int = 1, region_weights: Optional[Dict[str, float]] = None,
+                 augment: Optional[Dict[str, float]] = None):
         usable = [c for c in cases if c.targets is not None]
         if not usable:
             raise ValueError("no training case has acquired early/late DCE targets")
@@ -39,6 +41,9 @@ class SliceBatches:
         self.world_size = world_size
         self._perm_cache = {}
         self.weights = [region_weight_map(c, region_weights or {}) for c in usable]
+        self.conditions_kept = list(conditions_kept)
+        self.augment = check_augmentation(augment or {})
+        self.augmenting = any(self.augment.values())
 
     def _permutation(self, epoch: int) -> np.ndarray:
         if epoch not in self._perm_cache:
@@ -77,6 +82,8 @@ class SliceBatches:
             cond, target = cond[window], target[window]
             if self.flip and rng.random() < 0.5:  # left-right is the column (i) axis of a T2W-oriented grid
                 cond, target, weight = cond[..., ::-1], target[..., ::-1], weight[..., ::-1]
+            if self.augmenting:
+                cond, target = augment_slice(rng, cond, target, self.conditions_kept, self.augment)
             conds.append(np.clip(cond, -1, 1))
             targets.append(np.clip(target, -1, 1))
             weights.append(weight)

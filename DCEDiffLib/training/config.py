@@ -23,6 +23,7 @@ PAPER_RECIPE = {
     "parameterization": "image",           # regression output: "image" (y0) or "enhancement" (y0 − zero enhancement)
     "mean_model": "",                      # objective "residual": the trained regression model it diffuses around
     "region_weights": {},                  # extra loss weight per phantom label, e.g. {"lesion": 4}
+    "augment": {},                         # intensity randomization (training/augmentation.py), e.g. {"gamma": 0.3}
     "without": [],                         # condition modalities to drop, e.g. ["adc"] for the ADC ablation
     "iterations": 260000,
     "batch_size": 4,
@@ -54,7 +55,7 @@ def _merge(base: dict, override: dict, where: str) -> dict:
     for key, value in override.items():
         if key not in base:
             raise InputError(f"training config: unknown key '{where}{key}'; known keys: {', '.join(sorted(base))}")
-        if isinstance(base[key], dict) and key not in ("model", "region_weights"):
+        if isinstance(base[key], dict) and key not in ("model", "region_weights", "augment"):
             merged[key] = _merge(base[key], value, f"{where}{key}.")
         else:
             merged[key] = copy.deepcopy(value)
@@ -75,6 +76,12 @@ def make_config(overrides: Optional[dict] = None) -> dict:
     if config["objective"] == "residual" and not config["mean_model"]:
         raise InputError("training config: objective 'residual' needs 'mean_model', the path of a trained "
                          "regression model (dcediff train with objective 'regression')")
+    from DCEDiffLib.training.augmentation import check_augmentation
+
+    try:
+        check_augmentation(config["augment"] if isinstance(config["augment"], dict) else {"?": 0})
+    except ValueError as exc:
+        raise InputError(f"training config: {exc}") from None
     weights = config["region_weights"]
     if not isinstance(weights, dict) or any(not isinstance(v, (int, float)) or v < 0 for v in weights.values()):
         raise InputError(f"training config: region_weights {weights!r}; expected {{label name: extra weight ≥ 0}}")
