@@ -59,8 +59,10 @@ class ResidualDiffusionModel(nn.Module):
         from DCEDiffLib.diffusion.unet import DenoisingUNet
 
         super().__init__()
-        self.mean_network = DenoisingUNet(**mean_config)
+        # The residual network is registered first: forward() is its forward, and tools that look for the first
+        # convolution to learn the input width (benchmark.throughput) must find its input, not the mean's.
         self.residual_network = DenoisingUNet(**residual_config)
+        self.mean_network = DenoisingUNet(**mean_config)
         self.conditions = list(conditions)
         self.range_factor = float(range_factor)
         self.residual_scale = float(residual_scale)
