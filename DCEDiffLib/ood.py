@@ -45,6 +45,8 @@ KINDS = {
     "histogram": {"min_threshold": 0.1},      # earth mover's distance, normalised units
     "linear": {"min_scale": 0.05, "min_z": 3.0},
     "log": {"min_scale": 0.05, "min_z": 3.0},  # compared as log10(value): 0.05 ≈ a 12 % spread
+    "log_upper": {"min_scale": 0.05, "min_z": 3.0},  # the same, only values above the centre count (noise:
+                                                     # a cleaner image than any training case is no risk)
 }
 
 
@@ -216,7 +218,7 @@ def _features(statistics: Mapping) -> Dict[str, Tuple[str, object]]:
         for region in ("body", "gland"):
             if entry.get(f"hist_{region}") is not None:
                 out[f"{m}.hist_{region}"] = ("histogram", entry[f"hist_{region}"])
-        for key, kind in (("noise", "log"), ("bias_lr", "linear"), ("gland_contrast", "linear")):
+        for key, kind in (("noise", "log_upper"), ("bias_lr", "linear"), ("gland_contrast", "linear")):
             if entry.get(key) is not None:
                 out[f"{m}.{key}"] = (kind, entry[key])
     for pair, r in (statistics.get("correlations") or {}).items():
@@ -282,12 +284,12 @@ def training_statistics(cases: Sequence[Mapping], margin: float = MARGIN, percen
                               "training_distance_max": round(float(distances.max()), 6)}
         else:
             raw = np.asarray([float(v) for _, v in present])
-            values = np.asarray([_log(v) for v in raw]) if kind == "log" else raw
+            values = np.asarray([_log(v) for v in raw]) if kind.startswith("log") else raw
             z = []
             for i in range(len(values)):  # leave-one-out: a case is never its own reference
                 rest = np.delete(values, i)
                 centre, spread = _scalar_reference(rest, kind)
-                z.append(abs(values[i] - centre) / spread)
+                z.append(_z(values[i], centre, spread, kind))
             centre, spread = _scalar_reference(values, kind)
             threshold = margin * max(float(np.percentile(z, percentile)), KINDS[kind]["min_z"])
             features[name] = {"kind": kind, "centre": round(centre, 6), "scale": round(spread, 6),
@@ -302,11 +304,17 @@ def training_statistics(cases: Sequence[Mapping], margin: float = MARGIN, percen
 
 # ------------------------------------------------------------------------------------------------ scoring
 
+def _z(x: float, centre: float, spread: float, kind: str) -> float:
+    """Distance of a (log-)value from the centre in spreads; one-sided for ``log_upper``."""
+    deviation = x - centre
+    return (max(deviation, 0.0) if kind == "log_upper" else abs(deviation)) / spread
+
+
 def _distance(kind: str, value, reference: Mapping) -> float:
     if kind == "histogram":
         return _emd(value, reference["reference"])
-    x = _log(value) if kind == "log" else float(value)
-    return abs(x - float(reference["centre"])) / float(reference["scale"])
+    x = _log(value) if kind.startswith("log") else float(value)
+    return _z(x, float(reference["centre"]), float(reference["scale"]), kind)
 
 
 def _ratios(features: Mapping[str, Tuple[str, object]], card_features: Mapping[str, Mapping]
@@ -368,8 +376,8 @@ def _reason(name: str, value, reference: Mapping, distance: float) -> str:
                 f"{float(reference['training_distance_max']):.2f} of their mean): another contrast, anatomy or "
                 "sequence than the model was trained on")
     if feature == "noise":
-        return (f"{_name(modality)}: noise level {_fmt(value)} (normalised units); the training cases had "
-                f"{_range(reference)}")
+        return (f"{_name(modality)}: noise level {_fmt(value)} (normalised units), more than in the training cases "
+                f"({_range(reference)})")
     if feature == "bias_lr":
         return (f"{_name(modality)}: left–right intensity ramp {float(value):+.2f} (normalised units, centre to "
                 f"edge: a bias field / coil shading); the training cases had "
