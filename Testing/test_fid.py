@@ -101,3 +101,11 @@ def test_inception_features_run_offline_and_fid_of_a_set_with_itself_is_zero(ext
     # Scaling matters: the same slices twice as bright under a fixed range are not the same images.
     brighter = fid.features(extractor, blobs * 0.5, value_range=(0.0, 1.0))
     assert fid.frechet_distance(features_blobs, brighter) > 1.0
+
+
+def test_kid_std_is_not_zero_by_construction_on_small_sets():
+    """With fewer slices than subset_size, subsets are half the set, so they differ and the std is informative."""
+    rng = np.random.default_rng(3)
+    result = fid.kernel_inception_distance(rng.normal(size=(40, 8)), rng.normal(0.3, 1, size=(40, 8)), subsets=20)
+    assert result["subset_size"] == 20
+    assert result["std"] > 0

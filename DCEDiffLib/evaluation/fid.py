@@ -240,14 +240,16 @@ def kernel_inception_distance(features_a: np.ndarray, features_b: np.ndarray, su
                               coef0: float = 1.0, seed: int = 0) -> dict:
     """KID: the unbiased polynomial-kernel MMD², averaged over random subsets (Bińkowski et al. 2018).
 
-    Each of ``subsets`` draws ``min(subset_size, N_a, N_b)`` rows from each set without replacement (seeded).
+    Each of ``subsets`` draws ``min(subset_size, N/2)`` rows from each set without replacement (seeded; N the
+    smaller set, at least 2 rows): half, not all, of a small set, so the subsets differ and ``std`` says how much
+    KID moves with the slices drawn (with every row in every subset it would be 0 by construction).
     Returns ``{"mean", "std", "subsets", "subset_size"}``.
     """
     a = _check_features(features_a, "first feature set")
     b = _check_features(features_b, "second feature set")
     if a.shape[1] != b.shape[1]:
         raise InputError(f"KID: feature sizes differ ({a.shape[1]} vs {b.shape[1]})")
-    size = int(min(subset_size, a.shape[0], b.shape[0]))
+    size = int(min(subset_size, max(2, min(a.shape[0], b.shape[0]) // 2)))
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(int(subsets)):
