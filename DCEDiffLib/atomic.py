@@ -10,6 +10,31 @@ from pathlib import Path
 from typing import Iterator
 
 
+def current_umask() -> int:
+    """The process's umask: from /proc/self/status where Linux has it (no side effect), else by setting and
+    restoring it (the portable way; briefly changes it for other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _normal_mode(path: Path, directory: bool) -> None:
+    """Give ``path`` the mode a plain ``open``/``mkdir`` would have given it: 0o666 (files) or 0o777 (folders)
+    less the umask. ``tempfile.mkstemp``/``mkdtemp`` create 0600/0700, which would leave results that others
+    cannot read. A mode the writer chose itself (anything but those tempfile modes) is kept."""
+    if path.is_symlink() or not path.exists():
+        return
+    if (path.stat().st_mode & 0o777) == (0o700 if directory else 0o600):
+        os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``final_path``; rename it into place only if the block succeeds.
@@ -25,6 +50,7 @@ def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _normal_mode(tmp_path, directory=tmp_path.is_dir())
         os.replace(tmp_path, final)
     finally:
         if tmp_path.exists():
@@ -71,6 +97,7 @@ def atomic_directory(final_dir: str | os.PathLike, overwrite: bool = False) -> I
                          "folder path (its parent must be a folder you may write to)") from exc
     try:
         yield tmp
+        _normal_mode(tmp, directory=True)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

@@ -1,0 +1,79 @@
+"""Atomic writes give results the permissions a normal write would (issue 16): not tempfile's 0600/0700."""
+
+import os
+import stat
+
+import pytest
+
+from DCEDiffLib.atomic import atomic_directory, atomic_path, current_umask, write_text_atomic
+
+
+@pytest.fixture(params=[0o022, 0o027, 0o077])
+def umask(request):
+    old = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(old)
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_current_umask_reads_the_process_umask_without_changing_it(umask):
+    assert current_umask() == umask
+    assert current_umask() == umask
+
+
+def test_atomic_file_gets_the_mode_of_a_normal_write(tmp_path, umask):
+    with open(tmp_path / "normal.txt", "w") as handle:
+        handle.write("x")
+    write_text_atomic(tmp_path / "atomic.txt", "x")
+    with atomic_path(tmp_path / "sub" / "volume.nii.gz") as tmp:
+        tmp.write_bytes(b"\x1f\x8b")
+    assert mode(tmp_path / "atomic.txt") == mode(tmp_path / "normal.txt") == 0o666 & ~umask
+    assert mode(tmp_path / "sub" / "volume.nii.gz") == 0o666 & ~umask
+
+
+def test_atomic_directory_and_its_files_get_normal_modes(tmp_path, umask):
+    os.mkdir(tmp_path / "normal")
+    with atomic_directory(tmp_path / "out") as tmp:
+        (tmp / "synthesis.json").write_text("{}")
+        write_text_atomic(tmp / "nested" / "metrics.json", "{}")
+        with atomic_path(tmp / "report.png") as png:
+            png.write_bytes(b"\x89PNG")
+    out = tmp_path / "out"
+    assert mode(out) == mode(tmp_path / "normal") == 0o777 & ~umask
+    for name in ("synthesis.json", "nested/metrics.json", "report.png"):
+        assert mode(out / name) == 0o666 & ~umask, name
+    assert mode(out / "nested") == 0o777 & ~umask
+
+
+def test_a_mode_the_writer_chose_is_kept(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "script.sh") as tmp:
+            tmp.write_text("#!/bin/sh\n")
+            tmp.chmod(0o750)
+    finally:
+        os.umask(old)
+    assert mode(tmp_path / "script.sh") == 0o750
+
+
+def test_volume_and_png_outputs_are_readable_by_others_with_umask_022(tmp_path):
+    """What the issue saw: NIfTI and PNG written 0600 inside a 0700 folder."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from DCEDiffLib.volume_io import write_volume
+
+    old = os.umask(0o022)
+    try:
+        with atomic_directory(tmp_path / "result") as tmp:
+            write_volume(sitk.GetImageFromArray(np.zeros((2, 3, 4), np.float32)), tmp / "synthetic_early.nii.gz",
+                         {"description": "SYNTHETIC test"})
+    finally:
+        os.umask(old)
+    assert mode(tmp_path / "result") == 0o755
+    assert mode(tmp_path / "result" / "synthetic_early.nii.gz") == 0o644
