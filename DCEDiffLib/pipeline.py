@@ -40,6 +40,7 @@ class SynthesisOutput:
     labels: Optional[np.ndarray] = None         # phantom label map on the grid (report outlines)
     legend: Optional[dict] = None
     out_of_distribution: Optional[dict] = None  # DCEDiffLib/ood.py result (or {"checked": False, ...})
+    precision: Optional[dict] = None            # {"used", "requested", "reason"[, "warning"]} (DCEDiffLib/precision.py)
 
 
 def provenance_text(provenance: dict) -> str:
@@ -67,15 +68,17 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
                     sampler: str = defaults.DEFAULT_SAMPLER, steps: int = defaults.DEFAULT_STEPS,
                     samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0, device: str = "auto",
                     center_lps: Optional[Sequence[float]] = None, register: bool = True,
-                    warm_start="auto", progress: Optional[ProgressCallback] = None,
+                    warm_start="auto", precision: str = "auto", progress: Optional[ProgressCallback] = None,
                     should_cancel: Optional[CancelHook] = None) -> SynthesisOutput:
     """Synthesize early and late DCE for one exam.
 
     ``inputs`` maps modality → path or SimpleITK image: ``t2w, pd, adc, t1pre`` required; ``dce_early``,
     ``dce_late`` (acquired, for residuals and metrics), ``labels`` and ``prostate_mask`` optional.
+    ``precision`` auto/fp32/bf16: :func:`DCEDiffLib.precision.choose_precision` (the choice and why are kept).
     """
     from DCEDiffLib.diffusion.model_files import load_model
-    from DCEDiffLib.diffusion.synthesis import synthesize_volume
+    from DCEDiffLib.diffusion.synthesis import resolve_device, synthesize_volume
+    from DCEDiffLib.precision import choose_precision
     from DCEDiffLib.model_registry import resolve_model
     from DCEDiffLib.normalization import denormalize
     from DCEDiffLib.preprocess import preprocess_case
@@ -85,6 +88,9 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
         raise InputError(f"--samples {samples}: expected 1 or more")
     if steps < 1:
         raise InputError(f"--steps {steps}: expected 1 or more")
+    choice = choose_precision(precision, resolve_device(device).type)  # a bad value fails before any slow work
+    if choice.warning:
+        print(f"DCEDiff warning: {choice.warning}", file=sys.stderr, flush=True)
     tracker = ProgressTracker(STAGES, progress)
     tracker.report("load", 0, 1, "loading the model")
     weights = resolve_model(model_path)
@@ -92,12 +98,12 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     conditions_order = model.card["conditions"]
     tracker.report("load", 1, 1)
     check_cancel(should_cancel)
-    case = preprocess_case(inputs, center_lps=center_lps, register=register,
+    case = preprocess_case(inputs, center_lps=center_lps, register=register, find_prostate=True,
                            progress=tracker.stage_callback("register"), should_cancel=should_cancel)
     cond = np.stack([case.normalized(m) for m in conditions_order]).astype(np.float32)
     out_of_distribution = check_out_of_distribution(model.card, case, cond, conditions_order, inputs)
     result = synthesize_volume(model, cond, sampler=sampler, steps=steps, samples=samples, seed=seed,
-                               warm_start=warm_start,
+                               warm_start=warm_start, precision=choice.used,
                                device=device, progress=tracker.stage_callback("sample"),
                                should_cancel=should_cancel)
     check_cancel(should_cancel)
@@ -132,6 +138,8 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     metrics = None
     labels = sitk.GetArrayFromImage(case.images["labels"]) if "labels" in case.images else None
     legend = _legend(inputs)
+    if labels is None and "prostate_mask" in case.images:  # the prostate model's gland: the prostate region
+        labels, legend = sitk.GetArrayFromImage(case.images["prostate_mask"]), {"prostate": 1}
     if len(acquired) == 2 and extra_available("metrics"):
         from DCEDiffLib.evaluation.case_evaluation import evaluate_case
 
@@ -139,8 +147,11 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
                                 sitk.GetArrayFromImage(case.images["t1pre"]).astype(np.float32),
                                 labels=labels, legend=legend, spacing=tuple(reversed(reference.GetSpacing())))
     condition_arrays = {m: sitk.GetArrayFromImage(case.images[m]).astype(np.float32) for m in INPUT_MODALITIES}
+    used = choice.to_dict()
+    if result.precision != choice.used:  # e.g. the GPU ran out of memory and the CPU took over in fp32
+        used.update(used=result.precision, reason=f"{choice.reason}; then {'; '.join(result.notes)}")
     return SynthesisOutput(synthetic, uncertainty, residual, metrics, provenance, case, condition_arrays, acquired,
-                           labels, legend, out_of_distribution)
+                           labels, legend, out_of_distribution, precision=used)
 
 
 OOD_DESCRIP = "OOD-WARNING"  # in the 79-character NIfTI descrip of every output when the check flags the inputs
@@ -213,9 +224,10 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
                     write_volume(paste_back(image, output.case.t2w), tmp / "t2w_grid" / f"{prefix}_{short}.nii.gz",
                                  keys)
         side = {"provenance": output.provenance, "label": description,
-                "working_grid": output.case.grid.to_dict(),
+                "working_grid": output.case.grid.to_dict(), **getattr(output.case, "crop_centre", {}),
                 "registration": {m: r.to_dict() for m, r in output.case.registration.items()},
-                "out_of_distribution": output.out_of_distribution or {"checked": False, "reason": "not computed"}}
+                "out_of_distribution": output.out_of_distribution or {"checked": False, "reason": "not computed"},
+                "precision": output.precision or {"used": output.provenance.get("precision")}}
         (tmp / "synthesis.json").write_text(json.dumps(side, indent=2, default=str), encoding="utf-8")
         if output.metrics is not None:
             from DCEDiffLib.evaluation.metrics import json_safe
@@ -229,9 +241,10 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
 
 def write_case_report(output: SynthesisOutput, path: Path) -> None:
     """The PNG a radiologist looks at: inputs, synthetic and acquired early/late, residuals, enhancement."""
-    from DCEDiffLib.evaluation.report_figure import write_report_png
+    from DCEDiffLib.evaluation.report_figure import case_title, write_report_png
 
-    row = {"title": "case", "inputs": output.condition_arrays,
+    row = {"title": case_title(getattr(output.case, "sources", None)), "inputs": output.condition_arrays,
+           "grid": output.case.grid.to_dict(), "metrics": output.metrics,
            "synthetic": {s: sitk.GetArrayFromImage(i) for s, i in output.synthetic.items()},
            "acquired": output.acquired or None, "labels": output.labels, "legend": output.legend}
     if output.uncertainty:

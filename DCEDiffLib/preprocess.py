@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Callable, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -53,6 +54,7 @@ class PreprocessedCase:
     registration: Dict[str, RegistrationResult]
     coverage: Dict[str, float]
     sources: Dict[str, str] = dataclasses.field(default_factory=dict)
+    crop_centre: dict = dataclasses.field(default_factory=dict)  # crop_centre_lps, crop_centre_source, ...
 
     def normalized(self, modality: str) -> np.ndarray:
         """A condition modality normalised to [-1, 1] (float32 (k, j, i), not clipped)."""
@@ -71,7 +73,7 @@ class PreprocessedCase:
             "normalization": {m: p.to_dict() for m, p in self.norm.items()},
             "registration": {m: r.to_dict() for m, r in self.registration.items()},
             "coverage": {m: round(float(c), 4) for m, c in self.coverage.items()},
-            "modalities": sorted(self.images), "sources": self.sources,
+            "modalities": sorted(self.images), "sources": self.sources, **self.crop_centre,
             "axis_order": "arrays are (k, j, i); coordinates LPS mm; transforms map T2W points to the series",
         }
 
@@ -126,18 +128,27 @@ def read_inputs(inputs: Mapping[str, object]) -> Dict[str, sitk.Image]:
 
 def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[float]] = None,
                     register: bool = True, progress=None, should_cancel: Optional[CancelHook] = None,
-                    grid_size: Sequence[int] = GRID_SIZE, grid_spacing: Sequence[float] = GRID_SPACING
+                    grid_size: Sequence[int] = GRID_SIZE, grid_spacing: Sequence[float] = GRID_SPACING,
+                    find_prostate: bool = False, warn: Optional[Callable[[str], None]] = None
                     ) -> PreprocessedCase:
     """Register every series to the T2W, resample onto the working grid and fit the normalisation.
 
     ``inputs`` maps ``t2w, pd, adc, t1pre`` (required), ``dce_early, dce_late`` (optional, together),
     ``labels``/``prostate_mask`` (optional, in T2W space) to a path (DICOM folder, NIfTI/NRRD/MHA file) or a
-    SimpleITK image. ``center_lps`` is the prostate centre in LPS mm (default: the T2W field-of-view centre).
-    ``progress(step, total)`` is called after each registration. Inputs are never modified.
+    SimpleITK image. ``center_lps`` is the prostate centre in LPS mm. Without it the crop is centred on the T2W
+    field-of-view centre or, with ``find_prostate`` (what ``dcediff synthesize``/``preprocess`` do), on the gland
+    the TAPS model finds (:mod:`DCEDiffLib.prostate_localization`; its mask becomes ``prostate_mask`` on the grid
+    unless one was given); when the model is not installed or finds no gland, ``warn`` (default: stderr) says why
+    and the field-of-view centre is used. ``progress(step, total)`` is called after each registration. Inputs are
+    never modified.
     """
     images = read_inputs(inputs)
     t2w = images["t2w"]
-    grid = make_working_grid(t2w, center_lps, size=grid_size, spacing=grid_spacing)
+    location = _crop_centre(t2w, center_lps, find_prostate, should_cancel, warn)
+    grid = make_working_grid(t2w, center_lps if center_lps is not None else location.centre_lps,
+                             size=grid_size, spacing=grid_spacing)
+    if location.mask is not None and "prostate_mask" not in images:
+        images["prostate_mask"] = sitk.Cast(location.mask, sitk.sitkInt16)
     to_register = [m for m in REGISTERED if m in images]
     registration: Dict[str, RegistrationResult] = {}
     for index, modality in enumerate(to_register):
@@ -168,7 +179,24 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
         if key in INPUT_MODALITIES:
             norm[key] = fit_normalization(sitk.GetArrayViewFromImage(on_grid[key]), mask=inside, name=_name(key))
     sources = {k: str(v) for k, v in inputs.items() if isinstance(v, (str, Path))}
-    return PreprocessedCase(grid, t2w, on_grid, norm, registration, coverage, sources)
+    return PreprocessedCase(grid, t2w, on_grid, norm, registration, coverage, sources, location.to_dict())
+
+
+def _crop_centre(t2w: sitk.Image, center_lps, find_prostate: bool, should_cancel, warn):
+    """The :class:`~DCEDiffLib.prostate_localization.ProstateLocation` the crop is centred on."""
+    from DCEDiffLib.prostate_localization import SOURCE_FOV, SOURCE_USER, ProstateLocation, locate_prostate
+    from DCEDiffLib.working_grid import field_of_view_center
+
+    if center_lps is not None:  # checked by make_working_grid (a clear error names the centre)
+        try:
+            centre = tuple(float(c) for c in center_lps)
+        except (TypeError, ValueError):
+            centre = ()
+        return ProstateLocation(centre if len(centre) == 3 else (float("nan"),) * 3, SOURCE_USER)
+    if not find_prostate:
+        return ProstateLocation(field_of_view_center(t2w), SOURCE_FOV)
+    say = warn or (lambda text: print(f"dcediff: warning: {text}", file=sys.stderr, flush=True))
+    return locate_prostate(t2w, should_cancel=should_cancel, warn=say)
 
 
 def write_preprocessed(case: PreprocessedCase, out_dir, overwrite: bool = False) -> Path:
@@ -215,5 +243,6 @@ def load_preprocessed(case_dir) -> PreprocessedCase:
         registration[key] = RegistrationResult(key, transform, bool(info["applied"]), info.get("metric_before"),
                                                info.get("metric_after"), float(info["translation_mm"]),
                                                float(info["rotation_deg"]), str(info.get("reason", "")))
+    crop_centre = {k: v for k, v in meta.items() if k.startswith(("crop_centre", "prostate_"))}
     return PreprocessedCase(grid, t2w, images, norm, registration, dict(meta.get("coverage", {})),
-                            dict(meta.get("sources", {})))
+                            dict(meta.get("sources", {})), crop_centre)

@@ -87,10 +87,11 @@ import sys
 
 
 class Block:
-    """What the core install lacks (3D Slicer's install: no scipy, scikit-image or matplotlib)."""
+    """What the core install lacks (3D Slicer's install: no scipy, scikit-image, matplotlib, onnxruntime or the
+    TAPS prostate model)."""
 
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("scipy", "skimage", "matplotlib"):
+        if name.split(".")[0] in ("scipy", "skimage", "matplotlib", "onnxruntime", "taps"):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 
@@ -125,3 +126,6 @@ def test_core_install_synthesizes_with_acquired_dce_and_names_the_extra_for_what
     assert len(skipped) == 2, done.stderr
     assert any("metrics.json" in s and "scikit-image" in s and "dcediff[eval]" in s for s in skipped), skipped
     assert any("report.png" in s and "matplotlib" in s and "dcediff[eval]" in s for s in skipped), skipped
+    # no prostate model: the crop is centred on the field-of-view centre, said once, naming the extra
+    assert any("field-of-view centre" in line and "dcediff[prostate]" in line for line in done.stderr.splitlines())
+    assert json.loads((out / "synthesis.json").read_text())["crop_centre_source"] == "field-of-view centre"

@@ -23,7 +23,9 @@ def add_input_arguments(parser: argparse.ArgumentParser, required: bool = True) 
     group.add_argument("--dce-early", help="acquired early DCE (optional: residuals and metrics)")
     group.add_argument("--dce-late", help="acquired late DCE (optional: residuals and metrics)")
     group.add_argument("--labels", help="label map in T2W space (optional: region metrics)")
-    group.add_argument("--center", help="prostate centre x,y,z in LPS mm (default: T2W field-of-view centre)")
+    group.add_argument("--center", help="prostate centre x,y,z in LPS mm (default: the centre of the gland the TAPS "
+                                        "prostate model finds on the T2W, dcediff[prostate]; without it, or when it "
+                                        "finds no gland, the T2W field-of-view centre, with a warning)")
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:

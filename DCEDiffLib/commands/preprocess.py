@@ -27,9 +27,11 @@ def run(args: argparse.Namespace) -> int:
     from DCEDiffLib.preprocess import preprocess_case, write_preprocessed
 
     inputs = collect_inputs(args)
-    case = preprocess_case(inputs, center_lps=parse_center(args.center), register=not args.no_register)
+    case = preprocess_case(inputs, center_lps=parse_center(args.center), register=not args.no_register,
+                           find_prostate=True)
     write_preprocessed(case, args.out, overwrite=args.overwrite)
     summary = {"out": str(args.out), "working_grid_center_lps": [round(c, 2) for c in case.grid.center_lps],
+               "crop_centre_source": case.crop_centre.get("crop_centre_source"),
                "registration": {m: {"applied": r.applied, "translation_mm": round(r.translation_mm, 2),
                                     "rotation_deg": round(r.rotation_deg, 2), "reason": r.reason}
                                 for m, r in case.registration.items()},
