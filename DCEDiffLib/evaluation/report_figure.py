@@ -2,15 +2,24 @@
 
 Per case (three lines, one slice — the middle prostate slice when labels exist, else the middle slice):
 
-1. inputs: T2W (prostate and lesion outlined when labels exist), PD, ADC, T1-pre; a text panel with the case;
+1. inputs: T2W, PD, ADC, T1-pre, all at one size; a text panel with the case, the slice, its geometry, the
+   orientation convention and, when the acquired DCE is given, PSNR/SSIM and the prostate enhancement correlation
+   of each target (``evaluate_case``, the numbers of metrics.json);
 2. early: acquired, SYNTHETIC, |synthetic − acquired|, acquired enhancement, synthetic enhancement (+ uncertainty);
 3. late: the same.
 
 Windows: each input by its own 1st–99.5th percentile; acquired and synthetic DCE share one window (the acquired
-early and late volumes' 1st–99.5th percentile, as a viewer keeps one window across a DCE series); residuals 0 to a
-quarter of that window; both enhancement maps (target − T1-pre, T1-pre on the target's scale) share one colour
-scale from 0 to the acquired enhancement's 99.5th percentile, with a colour bar. Every synthetic panel and the
-figure's header say SYNTHETIC. Rendering uses matplotlib's Agg canvas (no display, no global pyplot state).
+early and late volumes' 1st–99.5th percentile, as a viewer keeps one window across a DCE series); residuals and
+uncertainty in % of that window (0–25 %); enhancement is relative to the T1-pre, 100 × (DCE − T1-pre) / T1-pre
+in % (T1-pre on the DCE's scale, as the pipeline's outputs are; blank where the T1-pre is below 5 % of its 99.5th
+percentile, i.e. air), both maps on one colour scale from 0 to the acquired enhancement's 99.5th percentile.
+The prostate (cyan) and lesion (yellow) outlines are drawn on the T2W and on every acquired, synthetic and
+enhancement panel. The first image of each line carries orientation letters and a millimetre scale bar: the
+letters come from the grid's direction (row ``grid``: LPS direction matrix and spacing, e.g.
+``WorkingGrid.to_dict()``); without it an axial slice of an LPS-aligned grid is assumed (DICOM axial, shown in the
+radiological convention: patient right on the viewer's left, anterior up) and the text panel says so. Every
+synthetic panel and the figure's header say SYNTHETIC. Rendering uses matplotlib's Agg canvas (no display, no
+global pyplot state).
 """
 
 from __future__ import annotations
@@ -30,6 +39,13 @@ SYNTHETIC_COLOUR = "#ff9f1c"
 WARNING_COLOUR = "#d62828"
 WARNING_INCHES = 0.55  # height of the red warning banner under the header
 PANEL_INCHES = 2.35
+PROSTATE_COLOUR = "#00d0ff"
+LESION_COLOUR = "#ffe600"
+# LPS axes: the letter of the patient side each axis points to (+) and away from (−)
+LPS_LETTERS = (("L", "R"), ("P", "A"), ("S", "I"))
+PLANES = {0: "sagittal", 1: "coronal", 2: "axial"}
+SCALE_BAR_MM = (5, 10, 20, 50, 100)
+T1_FLOOR = 0.05  # relative enhancement is blank where the T1-pre is below this fraction of its 99.5th percentile
 
 
 def _window(volumes: Sequence[np.ndarray], low: float = 1.0, high: float = 99.5) -> tuple:
@@ -51,6 +67,142 @@ def _prostate_slice(row: dict, depth: int) -> int:
             slices = np.flatnonzero(prostate.any(axis=(1, 2)))
             return int((slices[0] + slices[-1]) // 2)
     return depth // 2
+
+
+def orientation(grid: Optional[dict]) -> dict:
+    """Where the patient is on a displayed (j, i) slice of a grid: the letter at each panel edge (``left``,
+    ``right``, ``top``, ``bottom``), the ``plane`` (from the slice normal), ``oblique_deg`` (the largest angle
+    between an in-plane axis and its nearest patient axis) and whether it was ``assumed``.
+
+    ``grid['direction']``: row-major 3×3 LPS direction (columns = i, j, k axes), as SimpleITK and
+    ``WorkingGrid`` give it. A displayed slice has i to the right and j downwards, so the right edge shows the
+    side column i points to. Without a direction the identity (LPS-aligned axial) is assumed.
+    """
+    direction = None if not grid else grid.get("direction")
+    assumed = direction is None
+    matrix = np.eye(3) if assumed else np.asarray(direction, dtype=float).reshape(3, 3)
+
+    def letter(vector: np.ndarray) -> str:
+        axis = int(np.argmax(np.abs(vector)))
+        return LPS_LETTERS[axis][0 if vector[axis] > 0 else 1]
+
+    i_axis, j_axis = matrix[:, 0], matrix[:, 1]
+    normal = np.cross(i_axis, j_axis)
+    oblique = max(float(np.degrees(np.arccos(min(1.0, np.abs(v).max() / max(np.linalg.norm(v), 1e-12)))))
+                  for v in (i_axis, j_axis))
+    return {"left": letter(-i_axis), "right": letter(i_axis), "top": letter(-j_axis), "bottom": letter(j_axis),
+            "plane": PLANES[int(np.argmax(np.abs(normal)))], "oblique_deg": oblique, "assumed": assumed}
+
+
+def _spacing(grid: Optional[dict], shape: tuple) -> tuple:
+    """(spacing (i, j, k) in mm, assumed?): the grid's, else the working grid's when the shape is its shape."""
+    if grid and grid.get("spacing") is not None:
+        return tuple(float(v) for v in grid["spacing"]), False
+    from DCEDiffLib.working_grid import GRID_SIZE, GRID_SPACING
+
+    if tuple(shape) == tuple(reversed(GRID_SIZE)):
+        return tuple(GRID_SPACING), True
+    return None, True
+
+
+def orientation_words(marks: dict) -> str:
+    """One line for the text panel, e.g. 'axial, radiological (patient right on the left, anterior up)'."""
+    words = f"{marks['plane']}: left {marks['left']}, right {marks['right']}, top {marks['top']}, " \
+            f"bottom {marks['bottom']}"
+    if (marks["left"], marks["top"]) == ("R", "A"):
+        words = f"{marks['plane']}, radiological (patient right on the left, anterior up)"
+    if marks["oblique_deg"] > 10:
+        words += f", oblique by {marks['oblique_deg']:.0f}°"
+    if marks["assumed"]:
+        words += " — ASSUMED: no grid direction given (LPS-aligned axial grid)"
+    else:
+        words += ", from the grid's direction"
+    return words
+
+
+def _annotate(ax, marks: dict, spacing: Optional[tuple], shape: tuple) -> None:
+    """Orientation letters at the panel's edges and a millimetre scale bar (bottom right)."""
+    style = {"color": TEXT, "fontsize": 8, "fontweight": "bold", "transform": ax.transAxes}
+    ax.text(0.02, 0.5, marks["left"], ha="left", va="center", **style)
+    ax.text(0.98, 0.5, marks["right"], ha="right", va="center", **style)
+    ax.text(0.5, 0.98, marks["top"], ha="center", va="top", **style)
+    ax.text(0.5, 0.10, marks["bottom"], ha="center", va="bottom", **style)
+    if spacing is None:
+        return
+    height, width = shape[1], shape[2]
+    mm_per_pixel = float(spacing[0])
+    fitting = [mm for mm in SCALE_BAR_MM if mm / mm_per_pixel <= width / 4]
+    if not fitting:
+        return
+    length = fitting[-1] / mm_per_pixel
+    x1 = width - 1 - 0.04 * width
+    y = height - 1 - 0.05 * height
+    ax.plot([x1 - length, x1], [y, y], color=TEXT, linewidth=2, solid_capstyle="butt")
+    ax.text(x1 - length / 2, y - 0.02 * height, f"{fitting[-1]} mm", color=TEXT, fontsize=7, ha="center",
+            va="bottom")
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5)
+
+
+def _outline(ax, masks: Optional[dict], k: int) -> None:
+    if not masks:
+        return
+    for name, colour in (("prostate", PROSTATE_COLOUR), ("lesion", LESION_COLOUR)):
+        if masks.get(name) is not None and masks[name][k].any():
+            ax.contour(masks[name][k].astype(float), levels=[0.5], colors=colour, linewidths=0.8)
+
+
+def _relative_enhancement(dce: np.ndarray, t1pre: np.ndarray, floor: float) -> np.ndarray:
+    """100 × (DCE − T1-pre) / T1-pre, NaN where the T1-pre is below ``floor`` (air: no meaningful ratio)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 100.0 * (dce - t1pre) / t1pre
+    out[~(t1pre > floor)] = np.nan
+    return out
+
+
+def case_metrics(row: dict) -> Optional[dict]:
+    """The row's ``metrics`` (an ``evaluate_case`` result), else computed from its acquired DCE; None without it
+    (or when it cannot be scored)."""
+    if row.get("metrics"):
+        return row["metrics"]
+    acquired = row.get("acquired") or {}
+    if not acquired or set(acquired) != set(row["synthetic"]):
+        return None
+    from DCEDiffLib.evaluation.case_evaluation import evaluate_case
+
+    try:
+        return evaluate_case({t: np.asarray(v, np.float32) for t, v in row["synthetic"].items()},
+                             {t: np.asarray(v, np.float32) for t, v in acquired.items()},
+                             np.asarray(row["inputs"]["t1pre"], np.float32), labels=row.get("labels"),
+                             legend=row.get("legend"))
+    except (InputError, ImportError):
+        return None
+
+
+def metric_words(metrics: Optional[dict], target: str) -> Optional[str]:
+    """'PSNR 22.67 dB · SSIM 0.712 · prostate enh. r 0.81' for one target of an evaluate_case result."""
+    from DCEDiffLib.evaluation.metrics import decode_value
+
+    values = (metrics or {}).get(target)
+    if not isinstance(values, dict):
+        return None
+    whole = values.get("whole", {})
+    psnr, ssim = decode_value(whole.get("psnr")), decode_value(whole.get("ssim"))
+    r = decode_value(values.get("enhancement", {}).get("prostate", {}).get("pearson"))
+    parts = [f"PSNR {psnr:.2f} dB" if psnr is not None else "PSNR n/a",
+             f"SSIM {ssim:.3f}" if ssim is not None else "SSIM n/a"]
+    if r is not None:
+        parts.append(f"prostate enh. r {r:.2f}")
+    return " · ".join(parts)
+
+
+def case_title(sources: Optional[dict], fallback: str = "your exam") -> str:
+    """'case phantom_case (T2W: t2w.nii.gz)' from the input paths (``PreprocessedCase.sources``)."""
+    t2w = (sources or {}).get("t2w")
+    if not t2w:
+        return fallback
+    path = Path(str(t2w))
+    return f"case {path.parent.name or path.name} (T2W: {path.name})"
 
 
 def _check_row(row: dict, index: int) -> tuple:
@@ -88,6 +240,13 @@ def _panel(fig, spec, image, title, cmap="gray", vmin=None, vmax=None, synthetic
     return ax, artist
 
 
+def _cmap(name: str):
+    """A copy of a matplotlib colour map that shows NaN (no meaningful value) as the background."""
+    import matplotlib
+
+    return matplotlib.colormaps[name].with_extremes(bad=BACKGROUND)
+
+
 def _empty(fig, spec, text=""):
     ax = fig.add_subplot(spec)
     ax.set_facecolor(BACKGROUND)
@@ -109,19 +268,32 @@ def _colourbar(fig, spec, artist, label):
 
 def write_report_png(path, rows: List[dict], slice_index: Optional[int] = None,
                      provenance: str = "generated by DCEDiff", dpi: int = 110, warning: Optional[str] = None) -> Path:
-    """Write the report figure to ``path`` (PNG, atomically) and return the path.
+    """Write the report figure (:func:`report_figure`) to ``path`` (PNG, atomically) and return the path."""
+    from DCEDiffLib.atomic import atomic_path
 
-    Each row: ``title``; ``inputs`` {t2w, pd, adc, t1pre}; ``synthetic`` {early, late}; ``acquired`` {early, late}
-    or None; optional ``uncertainty`` {early, late}, ``labels`` + ``legend`` (for the slice choice and outlines) and
-    ``slice_index``. All volumes (K, H, W) on one grid. ``slice_index`` (argument) overrides every row's choice.
+    fig = report_figure(rows, slice_index=slice_index, provenance=provenance, warning=warning)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, facecolor=BACKGROUND)
+    return path
+
+
+def report_figure(rows: List[dict], slice_index: Optional[int] = None, provenance: str = "generated by DCEDiff",
+                  warning: Optional[str] = None):
+    """The report as a matplotlib ``Figure`` (Agg canvas).
+
+    Each row: ``title`` (the case line); ``inputs`` {t2w, pd, adc, t1pre}; ``synthetic`` {early, late};
+    ``acquired`` {early, late} or None; optional ``uncertainty`` {early, late}, ``labels`` + ``legend`` (for the
+    slice choice and outlines), ``slice_index``, ``grid`` (``direction`` and ``spacing`` of the volumes' grid, e.g.
+    ``WorkingGrid.to_dict()``: orientation letters and scale bar) and ``metrics`` (an ``evaluate_case`` result;
+    computed here when absent and the acquired DCE is given). All volumes (K, H, W) on one grid.
+    ``slice_index`` (argument) overrides every row's choice.
     ``provenance`` (model, sampler, steps, seed) is printed in the SYNTHETIC header. ``warning`` (e.g. the
     out-of-distribution check's verdict) is shown as a red banner under it, wrapped to the figure's width.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.gridspec import GridSpec
-
-    from DCEDiffLib.atomic import atomic_path
 
     if not rows:
         raise InputError("report: no case to show")
@@ -162,6 +334,14 @@ def write_report_png(path, rows: List[dict], slice_index: Optional[int] = None,
         synthetic = {t: np.asarray(v, dtype=np.float64) for t, v in row["synthetic"].items()}
         acquired = {t: np.asarray(v, dtype=np.float64) for t, v in (row.get("acquired") or {}).items()}
         uncertainty = {t: np.asarray(v, dtype=np.float64) for t, v in (row.get("uncertainty") or {}).items()}
+        masks = None
+        if row.get("labels") is not None and row.get("legend"):
+            from DCEDiffLib.evaluation.case_evaluation import region_masks
+
+            masks, _ = region_masks(row["labels"], row["legend"], shape)
+        marks = orientation(row.get("grid"))
+        spacing, spacing_assumed = _spacing(row.get("grid"), shape)
+        metrics = case_metrics(row)
 
         if index:  # a rule between cases
             from matplotlib.lines import Line2D
@@ -169,34 +349,46 @@ def write_report_png(path, rows: List[dict], slice_index: Optional[int] = None,
             top = grid[base, 0].get_position(fig).y1 + 0.3 / fig_height
             fig.add_artist(Line2D([0.02, 0.98], [top, top], color="#555555", linewidth=1.0))
 
-        # Line 1: the inputs, outlines on T2W, and a text panel.
-        input_columns = (0, 1, 2, 5)
+        # Line 1: the inputs (the same columns, hence the same size, as the images below), and a text panel.
+        input_columns = (col["acq"], col["syn"], col["res"], col["enh_acq"])
         for column, (modality, label) in zip(input_columns, INPUT_TITLES):
             lo, hi = _window([inputs[modality]])
             ax, _ = _panel(fig, grid[base, column], inputs[modality][k], label, vmin=lo, vmax=hi)
-            if modality == "t2w" and row.get("labels") is not None and row.get("legend"):
-                from DCEDiffLib.evaluation.case_evaluation import region_masks
-
-                masks, _ = region_masks(row["labels"], row["legend"], shape)
-                for name, colour in (("prostate", "#00d0ff"), ("lesion", "#ffe600")):
-                    if masks[name] is not None and masks[name][k].any():
-                        ax.contour(masks[name][k].astype(float), levels=[0.5], colors=colour, linewidths=0.8)
-        info = _empty(fig, grid[base, 6:])
-        lines = [str(row.get("title", f"case {index + 1}")), f"slice {k + 1} of {shape[0]}",
-                 "acquired DCE shown" if acquired else "no acquired DCE: synthetic only",
-                 "enhancement = DCE − T1-pre"]
-        info.text(0.02, 0.95, "\n".join(lines), color=TEXT, fontsize=9, va="top", ha="left",
-                  transform=info.transAxes, linespacing=1.5)
+            if modality == "t2w":
+                _outline(ax, masks, k)
+                _annotate(ax, marks, spacing, shape)
+        info = _empty(fig, grid[base, col["enh_syn"]:])
+        geometry = (f"{spacing[0]:g} × {spacing[1]:g} mm pixels, {spacing[2]:g} mm slices"
+                    + (" (working grid, assumed)" if spacing_assumed else "")) if spacing else "pixel size unknown"
+        lines = [str(row.get("title") or f"case {index + 1}"),
+                 f"{marks['plane']} slice {k + 1} of {shape[0]}; {geometry}",
+                 "orientation: " + orientation_words(marks)]
+        for target in synthetic:
+            words = metric_words(metrics, target)
+            if words:
+                lines.append(f"{TARGET_TITLES.get(target, target)}: {words}")
+        if metrics is not None:
+            lines.append("(whole grid, scaled by the acquired DCE's 0.5–99.5th percentiles, as metrics.json)")
+        elif not acquired:
+            lines.append("no acquired DCE: synthetic only, no metrics")
+        lines.append("enhancement = (DCE − T1-pre) / T1-pre, in %")
+        if masks is not None:
+            lines.append("outlines: prostate (cyan), lesion (yellow)")
+        info.text(0.0, 0.98, "\n".join(lines), color=TEXT, fontsize=8, va="top", ha="left",
+                  transform=info.transAxes, linespacing=1.45, wrap=True)
 
         # Shared windows of this case.
         reference = list(acquired.values()) or list(synthetic.values())
         lo, hi = _window(reference)
-        enhancement_ref = [acquired[t] - inputs["t1pre"] for t in acquired] or \
-                          [synthetic[t] - inputs["t1pre"] for t in synthetic]
-        enh_max = max(float(np.percentile(np.concatenate([e.ravel() for e in enhancement_ref]), 99.5)), 1e-6)
-        residual_max = 0.25 * (hi - lo)
-        unc_max = max(float(np.percentile(np.concatenate([u.ravel() for u in uncertainty.values()]), 99.5)),
-                      1e-6) if uncertainty else None
+        window = hi - lo
+        t1pre = inputs["t1pre"]
+        floor = T1_FLOOR * max(float(np.percentile(t1pre, 99.5)), 1e-6)
+        enh_source = acquired or synthetic
+        enh_ref = np.concatenate([_relative_enhancement(v, t1pre, floor).ravel() for v in enh_source.values()])
+        enh_ref = enh_ref[np.isfinite(enh_ref)]
+        enh_max = max(float(np.percentile(enh_ref, 99.5)), 1e-6) if enh_ref.size else 100.0
+        unc_max = max(float(np.percentile(np.concatenate([u.ravel() for u in uncertainty.values()]), 99.5))
+                      * 100.0 / window, 1e-6) if uncertainty else None
 
         targets = [t for t in ("early", "late") if t in synthetic] + \
                   [t for t in synthetic if t not in ("early", "late")]
@@ -209,32 +401,42 @@ def write_report_png(path, rows: List[dict], slice_index: Optional[int] = None,
             name = TARGET_TITLES.get(target, target)
             syn = synthetic[target][k]
             acq = acquired[target][k] if target in acquired else None
+            enhancement_cmap = _cmap("inferno")
             if acq is not None:
-                _panel(fig, cell("acq"), acq, f"acquired {name}", vmin=lo, vmax=hi)
-                _, art = _panel(fig, cell("res"), np.abs(syn - acq), f"|synthetic − acquired| {name}",
-                                cmap="magma", vmin=0, vmax=residual_max)
-                _colourbar(fig, cell("res_bar"), art, "abs. difference")
-                _panel(fig, cell("enh_acq"), acq - inputs["t1pre"][k], f"acquired enhancement {name}",
-                       cmap="inferno", vmin=0, vmax=enh_max)
+                ax, _ = _panel(fig, cell("acq"), acq, f"acquired {name}", vmin=lo, vmax=hi)
+                _outline(ax, masks, k)
+                _annotate(ax, marks, spacing, shape)
+                _, art = _panel(fig, cell("res"), 100.0 * np.abs(syn - acq) / window,
+                                f"|synthetic − acquired| {name}", cmap="magma", vmin=0, vmax=25)
+                _colourbar(fig, cell("res_bar"), art, "% of the DCE window")
+                ax, _ = _panel(fig, cell("enh_acq"), _relative_enhancement(acq, t1pre[k], floor),
+                               f"acquired enhancement {name}", cmap=enhancement_cmap, vmin=0, vmax=enh_max)
+                _outline(ax, masks, k)
             else:
                 _empty(fig, cell("acq"), f"acquired {name}:\nnot available")
                 _empty(fig, cell("res"), "no residual\n(no acquired DCE)")
                 _empty(fig, cell("res_bar"))
                 _empty(fig, cell("enh_acq"), "acquired enhancement:\nnot available")
-            _panel(fig, cell("syn"), syn, f"SYNTHETIC {name}", vmin=lo, vmax=hi, synthetic=True)
-            _, art = _panel(fig, cell("enh_syn"), syn - inputs["t1pre"][k], f"SYNTHETIC enhancement {name}",
-                            cmap="inferno", vmin=0, vmax=enh_max, synthetic=True)
-            _colourbar(fig, cell("enh_bar"), art, "DCE − T1-pre")
+            ax, _ = _panel(fig, cell("syn"), syn, f"SYNTHETIC {name}", vmin=lo, vmax=hi, synthetic=True)
+            _outline(ax, masks, k)
+            if acq is None:
+                _annotate(ax, marks, spacing, shape)
+            words = metric_words(metrics, target)
+            if words:
+                ax.text(0.98, 0.03, words.split(" · prostate")[0], transform=ax.transAxes, color=SYNTHETIC_COLOUR,
+                        fontsize=6.5, ha="right", va="bottom")
+            ax, art = _panel(fig, cell("enh_syn"), _relative_enhancement(syn, t1pre[k], floor),
+                             f"SYNTHETIC enhancement {name}", cmap=enhancement_cmap, vmin=0, vmax=enh_max,
+                             synthetic=True)
+            _outline(ax, masks, k)
+            _colourbar(fig, cell("enh_bar"), art, "enhancement, % of T1-pre")
             if with_uncertainty and target in uncertainty:
-                _, art = _panel(fig, cell("unc"), uncertainty[target][k], f"uncertainty {name} (sample std)",
-                                cmap="viridis", vmin=0, vmax=unc_max, synthetic=True)
-                _colourbar(fig, cell("unc_bar"), art, "std")
+                _, art = _panel(fig, cell("unc"), 100.0 * uncertainty[target][k] / window,
+                                f"uncertainty {name} (sample std)", cmap="viridis", vmin=0, vmax=unc_max,
+                                synthetic=True)
+                _colourbar(fig, cell("unc_bar"), art, "% of the DCE window")
             elif with_uncertainty:
                 _empty(fig, cell("unc"), "no uncertainty\n(one sample)")
                 _empty(fig, cell("unc_bar"))
 
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, facecolor=BACKGROUND)
-    return path
-
+    return fig
