@@ -61,6 +61,9 @@ def test_synthesize_writes_labelled_outputs_on_the_working_grid(tiny_model, tmp_
     assert pasted.GetSize() == t2w.GetSize() and np.allclose(pasted.GetDirection(), t2w.GetDirection())
     side = json.loads((out / "synthesis.json").read_text(encoding="utf-8"))
     assert side["provenance"]["synthetic"] is True and side["provenance"]["seed"] == 0
+    precision = side["precision"]  # what ran, what was asked for, and why (DCEDiffLib/precision.py)
+    assert precision["used"] == side["provenance"]["precision"] and precision["requested"] == "auto"
+    assert precision["reason"].startswith("auto")
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert {"early", "late"} <= set(metrics)
     events = [e for e in map(parse_progress_line, capsys.readouterr().out.splitlines()) if e]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from DCEDiffLib import defaults
 from DCEDiffLib.commands.common import add_progress_argument, progress_callback, registration_words
+from DCEDiffLib.precision import PRECISION_HELP, PRECISIONS
 
 MODALITY_FILES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late", "labels")
 
@@ -26,6 +27,7 @@ def register(subparsers) -> None:
     parser.add_argument("--steps", type=int, default=defaults.DEFAULT_STEPS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     add_progress_argument(parser)
     parser.set_defaults(func=run)
 
@@ -46,11 +48,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         output = synthesize_to_folder(inputs, args.out, overwrite=True, t2w_grid=True, progress=callback,
                                       model_path=args.model, sampler="dpmpp", steps=args.steps,
-                                      samples=args.samples, seed=args.seed, device=args.device)
+                                      samples=args.samples, seed=args.seed, device=args.device,
+                                      precision=args.precision)
     finally:
         close()
     lines = [f"done in {output.provenance['total_seconds']} s ({output.provenance['nfe']} network evaluations "
              f"on {output.provenance['device']}, {output.provenance['precision']})",
+             f"  precision {output.provenance['precision']}: "
+             f"{(output.precision or {}).get('reason', 'as requested')}",
              "  registered to T2W: " + "; ".join(f"{m}: {text}" for m, text in
                                                  registration_words(output.case.registration).items()),
              f"  wrote {args.out}/: " + ", ".join(written_files(Path(args.out)))]

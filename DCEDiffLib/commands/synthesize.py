@@ -10,6 +10,7 @@ from pathlib import Path
 from DCEDiffLib.commands.common import (add_input_arguments, add_progress_argument, add_sampling_arguments,
                                         collect_inputs, parse_center, progress_callback,
                                         registration_notes)
+from DCEDiffLib.precision import PRECISION_HELP, PRECISIONS
 
 
 def register(subparsers) -> None:
@@ -22,6 +23,7 @@ def register(subparsers) -> None:
     add_input_arguments(parser, required=False)  # required unless --study (checked in run)
     add_study_arguments(parser)
     add_sampling_arguments(parser)
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     parser.add_argument("--t2w-grid", action="store_true", help="also write the results resampled onto the T2W grid")
     parser.add_argument("--no-register", action="store_true", help="trust the scanner alignment (skip registration)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             inputs, args.out, t2w_grid=args.t2w_grid, overwrite=args.overwrite, progress=callback,
             model_path=args.model, sampler=args.sampler, steps=args.steps, samples=args.samples, seed=args.seed,
             device=args.device, center_lps=parse_center(args.center), register=not args.no_register,
-            warm_start=args.warm_start)
+            warm_start=args.warm_start, precision=args.precision)
     finally:
         close()
     for note in registration_notes(output.case.registration):  # said in words, not only in synthesis.json
@@ -71,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if picks is not None:
         record_picks(args.out, picks)
     summary = {"out": str(args.out), "seconds": output.provenance.get("total_seconds"),
-               "nfe": output.provenance["nfe"], "device": output.provenance["device"]}
+               "nfe": output.provenance["nfe"], "device": output.provenance["device"],
+               "precision": output.provenance["precision"]}
     if picks is not None:
         summary["series"] = {role: pick.series.number for role, pick in picks.picks.items()}
     if output.metrics is not None:
