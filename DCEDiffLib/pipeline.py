@@ -40,6 +40,7 @@ class SynthesisOutput:
     labels: Optional[np.ndarray] = None         # phantom label map on the grid (report outlines)
     legend: Optional[dict] = None
     out_of_distribution: Optional[dict] = None  # DCEDiffLib/ood.py result (or {"checked": False, ...})
+    precision: Optional[dict] = None            # {"used", "requested", "reason"[, "warning"]} (DCEDiffLib/precision.py)
 
 
 def provenance_text(provenance: dict) -> str:
@@ -67,15 +68,17 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
                     sampler: str = defaults.DEFAULT_SAMPLER, steps: int = defaults.DEFAULT_STEPS,
                     samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0, device: str = "auto",
                     center_lps: Optional[Sequence[float]] = None, register: bool = True,
-                    warm_start="auto", progress: Optional[ProgressCallback] = None,
+                    warm_start="auto", precision: str = "auto", progress: Optional[ProgressCallback] = None,
                     should_cancel: Optional[CancelHook] = None) -> SynthesisOutput:
     """Synthesize early and late DCE for one exam.
 
     ``inputs`` maps modality → path or SimpleITK image: ``t2w, pd, adc, t1pre`` required; ``dce_early``,
     ``dce_late`` (acquired, for residuals and metrics), ``labels`` and ``prostate_mask`` optional.
+    ``precision`` auto/fp32/bf16: :func:`DCEDiffLib.precision.choose_precision` (the choice and why are kept).
     """
     from DCEDiffLib.diffusion.model_files import load_model
-    from DCEDiffLib.diffusion.synthesis import synthesize_volume
+    from DCEDiffLib.diffusion.synthesis import resolve_device, synthesize_volume
+    from DCEDiffLib.precision import choose_precision
     from DCEDiffLib.model_registry import resolve_model
     from DCEDiffLib.normalization import denormalize
     from DCEDiffLib.preprocess import preprocess_case
@@ -85,6 +88,9 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
         raise InputError(f"--samples {samples}: expected 1 or more")
     if steps < 1:
         raise InputError(f"--steps {steps}: expected 1 or more")
+    choice = choose_precision(precision, resolve_device(device).type)  # a bad value fails before any slow work
+    if choice.warning:
+        print(f"DCEDiff warning: {choice.warning}", file=sys.stderr, flush=True)
     tracker = ProgressTracker(STAGES, progress)
     tracker.report("load", 0, 1, "loading the model")
     weights = resolve_model(model_path)
@@ -97,7 +103,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     cond = np.stack([case.normalized(m) for m in conditions_order]).astype(np.float32)
     out_of_distribution = check_out_of_distribution(model.card, case, cond, conditions_order, inputs)
     result = synthesize_volume(model, cond, sampler=sampler, steps=steps, samples=samples, seed=seed,
-                               warm_start=warm_start,
+                               warm_start=warm_start, precision=choice.used,
                                device=device, progress=tracker.stage_callback("sample"),
                                should_cancel=should_cancel)
     check_cancel(should_cancel)
@@ -141,8 +147,11 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
                                 sitk.GetArrayFromImage(case.images["t1pre"]).astype(np.float32),
                                 labels=labels, legend=legend, spacing=tuple(reversed(reference.GetSpacing())))
     condition_arrays = {m: sitk.GetArrayFromImage(case.images[m]).astype(np.float32) for m in INPUT_MODALITIES}
+    used = choice.to_dict()
+    if result.precision != choice.used:  # e.g. the GPU ran out of memory and the CPU took over in fp32
+        used.update(used=result.precision, reason=f"{choice.reason}; then {'; '.join(result.notes)}")
     return SynthesisOutput(synthetic, uncertainty, residual, metrics, provenance, case, condition_arrays, acquired,
-                           labels, legend, out_of_distribution)
+                           labels, legend, out_of_distribution, precision=used)
 
 
 OOD_DESCRIP = "OOD-WARNING"  # in the 79-character NIfTI descrip of every output when the check flags the inputs
@@ -217,7 +226,8 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
         side = {"provenance": output.provenance, "label": description,
                 "working_grid": output.case.grid.to_dict(), **getattr(output.case, "crop_centre", {}),
                 "registration": {m: r.to_dict() for m, r in output.case.registration.items()},
-                "out_of_distribution": output.out_of_distribution or {"checked": False, "reason": "not computed"}}
+                "out_of_distribution": output.out_of_distribution or {"checked": False, "reason": "not computed"},
+                "precision": output.precision or {"used": output.provenance.get("precision")}}
         (tmp / "synthesis.json").write_text(json.dumps(side, indent=2, default=str), encoding="utf-8")
         if output.metrics is not None:
             from DCEDiffLib.evaluation.metrics import json_safe
