@@ -23,6 +23,14 @@ SHIPPED_MODEL_NAME = "dcediff_cpu_phantom"
 SAMPLE_CASE_DIR = RESOURCES_DIR / "SampleData" / "phantom_case"
 
 
+REGRESSION_MODEL_NAME = "dcediff_cpu_phantom_regression"
+
+
+def shipped_regression_path() -> Path:
+    """The shipped regression U-Net (the learned baseline; also the mean network inside the shipped model)."""
+    return RESOURCES_DIR / "Models" / f"{REGRESSION_MODEL_NAME}.safetensors"
+
+
 def shipped_model_path() -> Path:
     """The shipped model's weights file (the card is the same stem with .json)."""
     return RESOURCES_DIR / "Models" / f"{SHIPPED_MODEL_NAME}.safetensors"

@@ -28,6 +28,8 @@ def register(subparsers) -> None:
     parser.add_argument("--compare", action="append", default=[], metavar="NAME=MODEL",
                         help="another model evaluated the same way, e.g. regression=runs/reg/model.safetensors "
                              "or without_adc=runs/noadc/model.safetensors (repeatable)")
+    parser.add_argument("--no-regression", action="store_true",
+                        help="do not add the shipped regression U-Net (the learned baseline) as method 'regression'")
     parser.add_argument("--sampler", default=defaults.DEFAULT_SAMPLER, choices=SAMPLERS)
     parser.add_argument("--steps", type=int, default=defaults.DEFAULT_STEPS)
     parser.add_argument("--samples", type=int, default=defaults.DEFAULT_SAMPLES)
@@ -52,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
 
             raise InputError(f"--compare {item!r}: expected NAME=MODEL_PATH")
         compare[name] = path
+    if "regression" not in compare and not args.no_regression:
+        from DCEDiffLib.model_registry import shipped_regression_path
+
+        if shipped_regression_path().is_file():  # the learned baseline always stands beside the model
+            compare["regression"] = str(shipped_regression_path())
     summary = evaluate_models(
         model_path=args.model, data_dir=args.data, out_dir=args.out, split_path=args.split,
         baseline_data=args.baseline_data, compare=compare, sampler=args.sampler, steps=args.steps,
