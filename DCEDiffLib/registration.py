@@ -40,6 +40,17 @@ EDGE_SIGMA_MM = 1.5
 # Registration runs its ITK filters on this many threads, which makes the correction bit-identical between runs
 # and independent of the machine's core count (all voxels are sampled: there is no random sampling to seed).
 REGISTRATION_THREADS = 1
+# Multi-start (only with the self-check, only after the guard rejected the scanner-alignment start): starting
+# positions (rotation axis index in LPS or None, degrees, shift in mm) about the gland centre, screened at the coarse
+# level; the best few are refined and, best metric first, self-checked (docs/preprocessing.md).
+MULTI_START_SHIFT_MM = 5.0
+MULTI_START_DEG = 3.0
+MULTI_STARTS = tuple([(None, 0.0, tuple(s * MULTI_START_SHIFT_MM * e for e in row))
+                      for row in np.eye(3).tolist() for s in (1.0, -1.0)] +
+                     [(axis, s * MULTI_START_DEG, (0.0, 0.0, 0.0)) for axis in range(3) for s in (1.0, -1.0)])
+MULTI_START_ITERATIONS = 50      # per stage, coarse level only
+MULTI_START_REFINED = 2          # best coarse starts refined at both levels
+MAX_CHECKED_CANDIDATES = 1       # guard-passing candidates self-checked, best metric first
 
 
 @dataclasses.dataclass
@@ -48,7 +59,10 @@ class RegistrationResult:
 
     ``transform`` maps T2W points to the moving series (identity when the correction was not applied);
     ``metric_before``/``metric_after`` are Mattes mutual information values (lower is better) at the scanner
-    alignment and at the found correction; ``translation_mm``/``rotation_deg`` are the size of that correction.
+    alignment and at the found correction; ``translation_mm``/``rotation_deg`` are the size of that correction
+    (displacement at the gland centre, rotation angle; of the rejected correction when it was not applied).
+    ``self_check``: the perturbation self-check (:mod:`DCEDiffLib.registration_check`), when it ran;
+    ``start``/``multi_start``: which start of the multi-start was applied and what was tried.
     """
 
     modality: str
@@ -59,14 +73,27 @@ class RegistrationResult:
     translation_mm: float
     rotation_deg: float
     reason: str
+    self_check: Optional[dict] = None
+    start: Optional[str] = None
+    multi_start: Optional[dict] = None
 
     def to_dict(self) -> dict:
         """JSON-ready summary (the transform itself is written as an ITK .tfm file)."""
-        return {"applied": self.applied, "metric": "Mattes mutual information (lower is better)",
-                "metric_before": _round(self.metric_before), "metric_after": _round(self.metric_after),
-                "translation_mm": round(float(self.translation_mm), 3),
-                "rotation_deg": round(float(self.rotation_deg), 3), "reason": self.reason,
-                "parameters": [float(p) for p in self.transform.GetParameters()]}
+        applied_mm, applied_deg = (self.translation_mm, self.rotation_deg) if self.applied else (0.0, 0.0)
+        summary = {"applied": self.applied, "metric": "Mattes mutual information (lower is better)",
+                   "metric_before": _round(self.metric_before), "metric_after": _round(self.metric_after),
+                   "translation_mm": round(float(self.translation_mm), 3),
+                   "rotation_deg": round(float(self.rotation_deg), 3), "reason": self.reason,
+                   "correction": {"at_gland_centre_mm": round(float(applied_mm), 3),
+                                  "rotation_deg": round(float(applied_deg), 3),
+                                  "meaning": "the applied correction (0 when the scanner alignment was kept): "
+                                             "displacement at the gland centre and rotation angle"},
+                   "parameters": [float(p) for p in self.transform.GetParameters()]}
+        if self.self_check is not None:
+            summary["self_check"] = self.self_check
+        if self.multi_start is not None:
+            summary["multi_start"] = self.multi_start
+        return summary
 
 
 def _round(value: Optional[float]) -> Optional[float]:
@@ -164,7 +191,9 @@ def correction_size(transform: sitk.Euler3DTransform, center_lps: Sequence[float
     return at_center, angle, shift
 
 
-def _method(mask: sitk.Image, iterations: int, learning_rate: float) -> sitk.ImageRegistrationMethod:
+def _method(mask: sitk.Image, iterations: int, learning_rate: float,
+            levels: int = 2) -> sitk.ImageRegistrationMethod:
+    """The optimiser set-up; ``levels`` = 1 runs only the coarse level (multi-start screening)."""
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=HISTOGRAM_BINS)
     method.SetMetricSamplingStrategy(method.NONE)  # every voxel of the region: a smooth, deterministic metric
@@ -173,8 +202,8 @@ def _method(mask: sitk.Image, iterations: int, learning_rate: float) -> sitk.Ima
     method.SetOptimizerAsRegularStepGradientDescent(learningRate=learning_rate, minStep=1e-3, numberOfIterations=iterations,
                                                     relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6)
     method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel(list(SHRINK_FACTORS))
-    method.SetSmoothingSigmasPerLevel(list(SMOOTHING_SIGMAS_MM))
+    method.SetShrinkFactorsPerLevel(list(SHRINK_FACTORS[:levels]))
+    method.SetSmoothingSigmasPerLevel(list(SMOOTHING_SIGMAS_MM[:levels]))
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     return method
 
@@ -197,7 +226,7 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
                    radius_mm: float = REGION_RADIUS_MM, iterations: int = 100,
                    learning_rate: float = LEARNING_RATE_MM,
                    max_translation_mm: float = MAX_TRANSLATION_MM,
-                   max_rotation_deg: float = MAX_ROTATION_DEG) -> RegistrationResult:
+                   max_rotation_deg: float = MAX_ROTATION_DEG, check: bool = False) -> RegistrationResult:
     """Rigidly register ``moving`` to ``fixed`` (the T2W), starting from the scanner alignment.
 
     The T2W is cropped around the gland and brought to the series' resolution; both images are bias-flattened
@@ -207,10 +236,55 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
     ``max_translation_mm`` anywhere in the sphere and ``max_rotation_deg``) and lowers the metric. For series in
     :data:`EDGE_FALLBACK` whose intensity registration the guard rejects, the registration is repeated on gradient
     magnitudes (edges) under the same guard.
+
+    ``check``: run the perturbation self-check (:mod:`DCEDiffLib.registration_check`) and put its result in
+    ``self_check``. Only with the check, a series whose registration the guard rejects is retried from
+    :data:`MULTI_STARTS` (a few rotated and shifted starting positions): the candidates that pass the guard are
+    tried best metric first, and the first that passes the self-check is applied (a candidate the check cannot
+    confirm is never applied).
     """
+    limits = (radius_mm, iterations, learning_rate, max_translation_mm, max_rotation_deg)
     with _itk_threads(REGISTRATION_THREADS):
-        return _register(fixed, moving, modality, center_lps, radius_mm, iterations, learning_rate,
-                         max_translation_mm, max_rotation_deg)
+        result, candidates = _register(fixed, moving, modality, center_lps, *limits, multi_start=check)
+        if not check:
+            return result
+        from DCEDiffLib.registration_check import CHECK_ANGLE_DEG, CHECK_SHIFT_MM, self_check
+
+        # The copy was moved by the known perturbation on top of the series' own motion: its guard allows that much
+        # more, so that a series that moved near the limits is not reported as failing the check.
+        extra_mm = CHECK_SHIFT_MM + radius_mm * math.sin(math.radians(CHECK_ANGLE_DEG))
+        copy_limits = (radius_mm, iterations, learning_rate, max_translation_mm + extra_mm,
+                       max_rotation_deg + CHECK_ANGLE_DEG)
+
+        def again(copy: sitk.Image, multi: bool) -> RegistrationResult:  # the same registration for the copy
+            found, others = _register(fixed, copy, modality, center_lps, *copy_limits, multi_start=multi)
+            return found if found.applied or not others else others[0]
+
+        if result.applied or not candidates:
+            # the series registered from the scanner alignment: so must its copy (no multi-start, which is cheap)
+            result.self_check = self_check(moving, center_lps, result.transform, lambda c: again(c, False),
+                                           radius_mm).to_dict()
+            return result
+        tried = []
+        for candidate in candidates[:MAX_CHECKED_CANDIDATES]:
+            outcome = self_check(moving, center_lps, candidate.transform, lambda c: again(c, True), radius_mm)
+            tried.append(f"{candidate.start}: metric {candidate.metric_after:.4f}, self-check "
+                         f"{outcome.mean_mm:.2f} mm")
+            if outcome.agrees:
+                candidate.self_check = outcome.to_dict()
+                candidate.reason = (f"applied from multi-start ({candidate.start}; best metric of the starts that "
+                                    f"passed the guard, confirmed by the self-check) after the scanner-alignment "
+                                    f"start was rejected: {result.reason}")
+                candidate.multi_start = {"rejected_default": result.reason, "tried": tried,
+                                         "passed_guard": len(candidates), "starts": len(MULTI_STARTS)}
+                return candidate
+            last = outcome
+        result.multi_start = {"tried": tried, "passed_guard": len(candidates), "starts": len(MULTI_STARTS)}
+        result.reason += (f"; multi-start: {len(candidates)} of {len(MULTI_STARTS)} starts passed the guard, the "
+                          f"best did not pass the self-check ({last.mean_mm:.2f} mm)")
+        result.self_check = self_check(moving, center_lps, result.transform, lambda c: again(c, False),
+                                       radius_mm).to_dict()
+        return result
 
 
 @contextlib.contextmanager
@@ -226,25 +300,90 @@ def _itk_threads(count: int):
 
 def _register(fixed: sitk.Image, moving: sitk.Image, modality: str, center_lps: Sequence[float], radius_mm: float,
               iterations: int, learning_rate: float, max_translation_mm: float,
-              max_rotation_deg: float) -> RegistrationResult:
+              max_rotation_deg: float, multi_start: bool = False) -> tuple:
+    """(result, multi-start candidates that passed the guard, best metric first; empty unless ``multi_start`` and
+    the scanner-alignment start was rejected)."""
     fixed32 = _match_resolution(_crop_to_region(fixed, center_lps, radius_mm + 2 * FLATTEN_SIGMA_MM), moving)
     moving32 = sitk.Cast(moving, sitk.sitkFloat32)
     if modality not in QUANTITATIVE:  # a shaded series is compared with a flattened T2W; ADC with the T2W as is
         fixed32, moving32 = flatten_bias(fixed32), flatten_bias(moving32)
     mask = region_mask(fixed32, center_lps, radius_mm, moving32)
     if np.count_nonzero(sitk.GetArrayViewFromImage(mask)) < 1000:
-        return identity_result(modality, "the region around the gland centre is outside the T2W; alignment kept")
+        return identity_result(modality, "the region around the gland centre is outside the T2W; alignment kept"), []
     limits = (radius_mm, iterations, learning_rate, max_translation_mm, max_rotation_deg)
     result = _guarded_attempt(fixed32, moving32, mask, modality, center_lps, *limits)
-    if result.applied or modality not in EDGE_FALLBACK or result.reason.startswith("registration failed"):
-        return result
-    edges = [sitk.GradientMagnitudeRecursiveGaussian(image, EDGE_SIGMA_MM) for image in (fixed32, moving32)]
-    retry = _guarded_attempt(edges[0], edges[1], mask, modality, center_lps, *limits)
-    if retry.applied:
-        retry.reason = (f"applied on edges (gradient magnitudes; metric values are of the edge images) after the "
-                        f"intensity registration was rejected: {result.reason}")
-        return retry
-    return result
+    if result.applied or result.reason.startswith("registration failed"):
+        return result, []
+    if modality in EDGE_FALLBACK:
+        edges = [sitk.GradientMagnitudeRecursiveGaussian(image, EDGE_SIGMA_MM) for image in (fixed32, moving32)]
+        retry = _guarded_attempt(edges[0], edges[1], mask, modality, center_lps, *limits)
+        if retry.applied:
+            retry.reason = (f"applied on edges (gradient magnitudes; metric values are of the edge images) after "
+                            f"the intensity registration was rejected: {result.reason}")
+            return retry, []
+        fixed32, moving32 = edges  # PD: the multi-start runs on edges too
+    if not multi_start:
+        return result, []
+    return result, _multi_start(fixed32, moving32, mask, modality, center_lps, *limits)
+
+
+def _start_transform(center_lps: Sequence[float], start: tuple) -> sitk.Euler3DTransform:
+    """An Euler3D start about the gland centre: ``start`` = (rotation axis index or None, degrees, shift mm)."""
+    euler = sitk.Euler3DTransform()
+    euler.SetCenter(tuple(float(c) for c in center_lps))
+    axis, degrees, shift = start
+    if axis is not None:
+        angles = [0.0, 0.0, 0.0]
+        angles[axis] = math.radians(degrees)
+        euler.SetRotation(*angles)
+    euler.SetTranslation(tuple(float(v) for v in shift))
+    return euler
+
+
+def _describe_start(start: tuple) -> str:
+    axis, degrees, shift = start
+    if axis is not None:
+        return f"start rotated {degrees:+g}° about the {'LPS'[axis]} axis"
+    return "start shifted by (" + ", ".join(f"{v:+g}" for v in shift) + ") mm (LPS)"
+
+
+def _multi_start(fixed32: sitk.Image, moving32: sitk.Image, mask: sitk.Image, modality: str,
+                 center_lps: Sequence[float], radius_mm: float, iterations: int, learning_rate: float,
+                 max_translation_mm: float, max_rotation_deg: float) -> list:
+    """Register from every start of :data:`MULTI_STARTS` at the coarse level only (translation with the start's
+    rotation held, then rigid), keep the :data:`MULTI_START_REFINED` best by the full-resolution metric, refine
+    them at both levels and return those that pass the guard, best metric first."""
+    identity = _start_transform(center_lps, (None, 0.0, (0.0, 0.0, 0.0)))
+    before = _metric_value(fixed32, moving32, mask, identity)
+    coarse = []
+    for start in MULTI_STARTS:
+        euler = _start_transform(center_lps, start)
+        try:
+            for weights in ((0.0, 0.0, 0.0, 1.0, 1.0, 1.0), None):  # rotation held first, then everything
+                method = _method(mask, MULTI_START_ITERATIONS, learning_rate, levels=1)
+                if weights is not None:
+                    method.SetOptimizerWeights(list(weights))
+                method.SetInitialTransform(euler, inPlace=True)
+                method.Execute(fixed32, moving32)
+        except RuntimeError:
+            continue
+        value = _metric_value(fixed32, moving32, mask, euler)
+        if math.isfinite(value):
+            coarse.append((value, len(coarse), start, euler))
+    candidates = []
+    for _, _, start, euler in sorted(coarse, key=lambda item: item[:2])[:MULTI_START_REFINED]:
+        try:
+            method = _method(mask, iterations, learning_rate)
+            method.SetInitialTransform(euler, inPlace=True)
+            method.Execute(fixed32, moving32)
+        except RuntimeError:
+            continue
+        result = _guard(fixed32, moving32, mask, modality, center_lps, euler, before, radius_mm,
+                        max_translation_mm, max_rotation_deg)
+        if result.applied:
+            result.start = _describe_start(start)
+            candidates.append(result)
+    return sorted(candidates, key=lambda r: r.metric_after)
 
 
 def _guarded_attempt(fixed32: sitk.Image, moving32: sitk.Image, mask: sitk.Image, modality: str,
@@ -271,6 +410,14 @@ def _guarded_attempt(fixed32: sitk.Image, moving32: sitk.Image, mask: sitk.Image
                                            "scanner alignment kept")
         result.metric_before = before
         return result
+    return _guard(fixed32, moving32, mask, modality, center_lps, euler, before, radius_mm, max_translation_mm,
+                  max_rotation_deg)
+
+
+def _guard(fixed32: sitk.Image, moving32: sitk.Image, mask: sitk.Image, modality: str,
+           center_lps: Sequence[float], euler: sitk.Euler3DTransform, before: float, radius_mm: float,
+           max_translation_mm: float, max_rotation_deg: float) -> RegistrationResult:
+    """The plausibility guard: ``euler`` is applied only when it is small enough and lowers the metric."""
     after = _metric_value(fixed32, moving32, mask, euler)
     at_center, angle, worst = correction_size(euler, center_lps, radius_mm)
     if worst > max_translation_mm or angle > max_rotation_deg:
