@@ -98,7 +98,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     conditions_order = model.card["conditions"]
     tracker.report("load", 1, 1)
     check_cancel(should_cancel)
-    case = preprocess_case(inputs, center_lps=center_lps, register=register, find_prostate=True,
+    case = preprocess_case(inputs, center_lps=center_lps, register=register, find_prostate=True, self_check=True,
                            progress=tracker.stage_callback("register"), should_cancel=should_cancel)
     cond = np.stack([case.normalized(m) for m in conditions_order]).astype(np.float32)
     out_of_distribution = check_out_of_distribution(model.card, case, cond, conditions_order, inputs)

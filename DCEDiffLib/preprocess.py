@@ -129,8 +129,8 @@ def read_inputs(inputs: Mapping[str, object]) -> Dict[str, sitk.Image]:
 def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[float]] = None,
                     register: bool = True, progress=None, should_cancel: Optional[CancelHook] = None,
                     grid_size: Sequence[int] = GRID_SIZE, grid_spacing: Sequence[float] = GRID_SPACING,
-                    find_prostate: bool = False, warn: Optional[Callable[[str], None]] = None
-                    ) -> PreprocessedCase:
+                    find_prostate: bool = False, warn: Optional[Callable[[str], None]] = None,
+                    self_check: bool = False) -> PreprocessedCase:
     """Register every series to the T2W, resample onto the working grid and fit the normalisation.
 
     ``inputs`` maps ``t2w, pd, adc, t1pre`` (required), ``dce_early, dce_late`` (optional, together),
@@ -139,8 +139,11 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
     field-of-view centre or, with ``find_prostate`` (what ``dcediff synthesize``/``preprocess`` do), on the gland
     the TAPS model finds (:mod:`DCEDiffLib.prostate_localization`; its mask becomes ``prostate_mask`` on the grid
     unless one was given); when the model is not installed or finds no gland, ``warn`` (default: stderr) says why
-    and the field-of-view centre is used. ``progress(step, total)`` is called after each registration. Inputs are
-    never modified.
+    and the field-of-view centre is used. ``progress(step, total)`` is called after each registration.
+    ``self_check`` (what ``dcediff synthesize``/``preprocess`` do): each registration is checked by registering a
+    copy of the series moved by a known 3°/5 mm (:mod:`DCEDiffLib.registration_check`; a rejected one is retried
+    from several starts); the result is in ``registration[m].self_check`` and a disagreement is also said through
+    ``warn``. Inputs are never modified.
     """
     images = read_inputs(inputs)
     t2w = images["t2w"]
@@ -154,7 +157,12 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
     for index, modality in enumerate(to_register):
         check_cancel(should_cancel)
         if register:
-            registration[modality] = register_rigid(t2w, images[modality], modality, grid.center_lps)
+            registration[modality] = register_rigid(t2w, images[modality], modality, grid.center_lps,
+                                                   check=self_check)
+            check = registration[modality].self_check or {}
+            if check.get("agrees") is False:
+                say = warn or (lambda text: print(f"dcediff: warning: {text}", file=sys.stderr, flush=True))
+                say(f"registration self-check of {_name(modality)}: {check['summary']}")
         else:
             registration[modality] = identity_result(modality, "registration skipped (scanner alignment used)")
         if progress is not None:
@@ -242,7 +250,8 @@ def load_preprocessed(case_dir) -> PreprocessedCase:
         transform = sitk.ReadTransform(str(case_dir / "transforms" / f"{key}.tfm"))
         registration[key] = RegistrationResult(key, transform, bool(info["applied"]), info.get("metric_before"),
                                                info.get("metric_after"), float(info["translation_mm"]),
-                                               float(info["rotation_deg"]), str(info.get("reason", "")))
+                                               float(info["rotation_deg"]), str(info.get("reason", "")),
+                                               info.get("self_check"), None, info.get("multi_start"))
     crop_centre = {k: v for k, v in meta.items() if k.startswith(("crop_centre", "prostate_"))}
     return PreprocessedCase(grid, t2w, images, norm, registration, dict(meta.get("coverage", {})),
                             dict(meta.get("sources", {})), crop_centre)

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     inputs = collect_inputs(args)
     case = preprocess_case(inputs, center_lps=parse_center(args.center), register=not args.no_register,
-                           find_prostate=True)
+                           find_prostate=True, self_check=True)
     write_preprocessed(case, args.out, overwrite=args.overwrite)
     summary = {"out": str(args.out), "working_grid_center_lps": [round(c, 2) for c in case.grid.center_lps],
                "crop_centre_source": case.crop_centre.get("crop_centre_source"),
