@@ -1,0 +1,105 @@
+"""The registration self-check (issue 15, part 4): a copy of the series moved by a known rigid perturbation must
+register to where the series did; an agreement on a phantom whose true motion is known (case.json), a
+disagreement, said in words, when the registration cannot hold (the series replaced by noise)."""
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
+from DCEDiffLib.registration import register_rigid
+from DCEDiffLib.registration_check import (AGREEMENT_MM, CHECK_ANGLE_DEG, CHECK_SHIFT_MM, check_perturbation,
+                                           perturbed_copy, sphere_points, transform_points)
+from DCEDiffLib.volume_io import read_volume
+from DCEDiffLib.working_grid import field_of_view_center
+
+pytestmark = pytest.mark.skipif(not (SAMPLE_CASE_DIR / "case.json").is_file(), reason="shipped phantom case missing")
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    meta = json.loads((SAMPLE_CASE_DIR / "case.json").read_text(encoding="utf-8"))
+    t2w = read_volume(SAMPLE_CASE_DIR / "t2w.nii.gz", name="t2w")
+    pd = read_volume(SAMPLE_CASE_DIR / "pd.nii.gz", name="pd")
+    return meta, t2w, pd, field_of_view_center(t2w)
+
+
+def test_the_perturbation_is_seeded_and_of_the_stated_size():
+    rotation, shift, described = check_perturbation()
+    again = check_perturbation()
+    assert np.array_equal(rotation, again[0]) and np.array_equal(shift, again[1])
+    angle = np.degrees(np.arccos((np.trace(rotation) - 1) / 2))
+    assert angle == pytest.approx(CHECK_ANGLE_DEG) and np.linalg.norm(shift) == pytest.approx(CHECK_SHIFT_MM)
+    assert described["seed"] == 15 and np.allclose(rotation @ rotation.T, np.eye(3))
+
+
+def test_perturbed_copy_moves_the_voxels_exactly_and_leaves_the_input_alone(phantom):
+    _, _, pd, center = phantom
+    origin = pd.GetOrigin()
+    rotation, shift, _ = check_perturbation()
+    moved = perturbed_copy(pd, rotation, shift, center)
+    assert pd.GetOrigin() == origin
+    index = (10, 20, 5)
+    before = np.asarray(pd.TransformIndexToPhysicalPoint(index))
+    after = np.asarray(moved.TransformIndexToPhysicalPoint(index))
+    c = np.asarray(center)
+    assert np.allclose(after, rotation @ (before - c) + c + shift, atol=1e-6)
+    assert moved[index] == pd[index]
+
+
+def test_self_check_agrees_on_the_phantom_and_the_correction_matches_its_true_motion(phantom):
+    meta, t2w, pd, center = phantom
+    result = register_rigid(t2w, pd, "pd", center, check=True)
+    plain = register_rigid(t2w, pd, "pd", center)
+    assert result.transform.GetParameters() == plain.transform.GetParameters()  # the check changes nothing
+    check = result.self_check
+    assert check["agrees"] is True, check["summary"]
+    assert check["mean_disagreement_mm"] <= AGREEMENT_MM and check["summary"].startswith("agrees")
+    motion = meta["series"]["pd"]["motion_relative_to_t2w"]
+    rotation = np.asarray(motion["rotation_matrix"], dtype=float)
+    c, t = np.asarray(motion["centre_lps"], dtype=float), np.asarray(motion["translation_mm"], dtype=float)
+    points = sphere_points(meta["anatomy"]["gland_centre_lps"], 40.0)
+    truth = (points - c) @ rotation.T + c + t
+    error = np.linalg.norm(transform_points(result.transform, points) - truth, axis=1).mean()
+    before = np.linalg.norm(points - truth, axis=1).mean()
+    assert error < 1.1 < before  # the same bound as Testing/test_preprocess_realdata.py
+    summary = result.to_dict()  # what preprocess.json and synthesis.json carry per series
+    assert summary["self_check"]["agrees"] is True and summary["self_check"]["perturbation"]["seed"] == 15
+    assert summary["correction"]["at_gland_centre_mm"] == pytest.approx(result.translation_mm, abs=1e-3)
+    assert summary["metric_after"] < summary["metric_before"]
+    json.dumps(summary)
+
+
+def test_self_check_reports_a_disagreement_when_the_series_is_noise(phantom):
+    _, t2w, pd, center = phantom
+    values = np.random.default_rng(0).random(sitk.GetArrayViewFromImage(pd).shape).astype(np.float32) * 100.0
+    noise = sitk.GetImageFromArray(values)
+    noise.CopyInformation(pd)
+    result = register_rigid(t2w, noise, "pd", center, check=True)
+    check = result.self_check
+    assert check["agrees"] is False
+    assert check["mean_disagreement_mm"] > 3.0
+    assert "DISAGREES" in check["summary"] and "cannot be trusted" in check["summary"]
+    assert result.to_dict()["self_check"]["agrees"] is False
+
+
+def test_preprocess_says_a_disagreement_and_keeps_it_in_preprocess_json(monkeypatch):
+    import DCEDiffLib.preprocess as preprocess
+    from DCEDiffLib.registration import identity_result
+
+    def fake(fixed, moving, modality, center, check=False):
+        result = identity_result(modality, "applied")
+        result.self_check = {"agrees": modality != "adc", "summary": f"DISAGREES: {modality} test"} if check else None
+        return result
+
+    monkeypatch.setattr(preprocess, "register_rigid", fake)
+    inputs = {m: SAMPLE_CASE_DIR / f"{m}.nii.gz" for m in ("t2w", "pd", "adc", "t1pre")}
+    said = []
+    case = preprocess.preprocess_case(inputs, self_check=True, warn=said.append)
+    assert said == ["registration self-check of " + preprocess._name("adc") + ": DISAGREES: adc test"]
+    assert case.to_dict()["registration"]["adc"]["self_check"]["agrees"] is False
+    said.clear()
+    case = preprocess.preprocess_case(inputs, warn=said.append)  # off by default (training's loader)
+    assert said == [] and "self_check" not in case.to_dict()["registration"]["adc"]
