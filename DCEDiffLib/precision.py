@@ -29,13 +29,15 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 # against the acquired DCE within 0.1 dB of fp32's, for early and late.
 BF16_BOUND = {"mean_abs_diff_fraction": 0.005, "psnr_db": 0.1}
 
-# The measurement behind ``auto`` (docs/performance.md, "bf16 on the CPU"; `scripts/bf16_quality_check.py`).
+# The measurement behind ``auto`` (docs/performance.md, "bf16 on the CPU"; `scripts/bf16_quality_check.py`):
+# shipped diffusion model c6ef46f1… on the shipped sample case, default sampler, seed 0, one sample, 2026-11-29.
+# Early/late: mean |Δ| 0.07 % / 0.13 % of the range, max |Δ| 2.9 % / 2.7 %, PSNR Δ +0.008 / +0.082 dB.
 BF16_CHECK: Dict[str, object] = {
-    "model_weights_sha256": None,
+    "model_weights_sha256": "c6ef46f168b2c7546951305b1a8f5273918647896391a22eb4d93568a2f7bd06",
     "case": "Resources/SampleData/phantom_case",
-    "mean_abs_diff_fraction": None,   # worst of early/late
-    "psnr_diff_db": None,             # worst |PSNR(bf16) − PSNR(fp32)| of early/late
-    "within_bound": False,
+    "mean_abs_diff_fraction": 0.0013,   # worst of early/late
+    "psnr_diff_db": 0.082,              # worst |PSNR(bf16) − PSNR(fp32)| of early/late
+    "within_bound": True,
 }
 
 

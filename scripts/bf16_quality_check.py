@@ -9,7 +9,7 @@ prostate enhancement correlation, and the sampling seconds of every round, wall-
 time (medians reported; CPU time is the fairer comparison on a machine shared with other work). The bound that
 ``--precision auto`` relies on is in DCEDiffLib/precision.py and docs/performance.md ("bf16 on the CPU").
 
-    nice -n 19 .venv/bin/python scripts/bf16_quality_check.py --rounds 3 [--samples 1] [--out check.json]
+    nice -n 19 .venv/bin/python scripts/bf16_quality_check.py --rounds 3 [--samples 1] [--threads 1] [--out X.json]
 """
 
 from __future__ import annotations
@@ -34,11 +34,16 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="fp32 + bf16 runs back to back, this many times")
     parser.add_argument("--samples", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's); with 1, CPU time is the "
+                                                     "work done, whatever else the machine runs")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args()
 
     import SimpleITK as sitk
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from DCEDiffLib import precision as precision_rules
     from DCEDiffLib.diffusion.model_files import load_model
