@@ -121,8 +121,10 @@ def _residual_model(tmp_path, sigma=None, scale=0.2):
     return loaded
 
 
-def test_residual_sampling_matches_the_analytic_gaussian_case(tmp_path):
-    """With the exact denoiser of N(0, σ²) residuals, 32 samples average to μ and spread s·σ around it."""
+@pytest.mark.parametrize("warm_start", ["auto", "none"])
+def test_residual_sampling_matches_the_analytic_gaussian_case(tmp_path, warm_start):
+    """With the exact denoiser of N(0, σ²) residuals, 32 samples average to μ and spread s·σ around it, whether the
+    sampler starts from unit noise at the default start level or from pure noise at the noisiest level."""
     sigma, scale = 1.0, 0.1
     model = _residual_model(tmp_path, sigma=sigma, scale=scale)
     rng = np.random.default_rng(0)
@@ -130,7 +132,7 @@ def test_residual_sampling_matches_the_analytic_gaussian_case(tmp_path):
     conditions[3] = rng.uniform(0.4, 1.0, (2, 16, 16))  # bright T1-pre: the mean stays away from the clamp at -1
     # fp32: the check is against an fp32 reference (auto may pick bf16 on a CPU with native bf16)
     result = synthesize_volume(model, conditions, sampler="dpmpp", steps=10, samples=32, seed=3, device="cpu",
-                               precision="fp32")
+                               precision="fp32", warm_start=warm_start)
     with torch.no_grad():
         mean = model.network.mean(torch.from_numpy(conditions.transpose(1, 0, 2, 3))).numpy().transpose(1, 0, 2, 3)
     inside = np.abs(mean) < 1 - 4 * scale * sigma  # away from the clamp at ±1
@@ -138,6 +140,12 @@ def test_residual_sampling_matches_the_analytic_gaussian_case(tmp_path):
     assert np.abs(result.mean - mean)[inside].mean() < 0.25 * scale * sigma
     assert abs(float(result.std[inside].mean()) - scale * sigma) < 0.15 * scale * sigma
     assert result.nfe == 11  # one mean pass + 10 residual steps
+    # a residual temperature of 0.5 halves the spread around the same mean
+    model.network.temperature = 0.5
+    cooled = synthesize_volume(model, conditions, sampler="dpmpp", steps=10, samples=32, seed=3, device="cpu",
+                               precision="fp32", warm_start=warm_start)
+    assert np.allclose(cooled.std[inside].mean(), 0.5 * result.std[inside].mean(), rtol=0.05)
+    model.network.temperature = 1.0
     # σ → 0: every sample is the mean itself
     (tmp_path / "z").mkdir()
     zero = _residual_model(tmp_path / "z", sigma=1e-6, scale=scale)

@@ -26,7 +26,8 @@ ARCHITECTURE_NAME = "palette-guided-unet"
 REQUIRED_FIELDS = {"format", "format_version", "architecture", "objective", "schedules", "conditions", "targets",
                    "normalization", "weights_sha256"}
 OPTIONAL_FIELDS = {"channel_meaning", "working_grid", "training", "metrics", "created_by", "description",
-                   "parameterization", "mean_network", "residual_scale", "input_statistics", "data_domain"}
+                   "parameterization", "mean_network", "residual_scale", "input_statistics", "data_domain",
+                   "sampling"}
 OBJECTIVES = ("diffusion", "regression", "residual")
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol ≥2, zip (torch.save)
 
@@ -127,6 +128,14 @@ def _check_residual_fields(card: dict, where: Path) -> None:
                              f"{len(TARGET_MODALITIES)}")
     if mean.get("parameterization", "image") not in ("image", "enhancement"):
         raise ModelFileError(f"model card {where}: mean network parameterization {mean.get('parameterization')!r}")
+    sampling = card.get("sampling", {})
+    temperature = sampling.get("residual_temperature", 1.0) if isinstance(sampling, dict) else None
+    start = sampling.get("residual_start", 0.5) if isinstance(sampling, dict) else None
+    if not isinstance(temperature, (int, float)) or not 0 <= float(temperature) <= 1:
+        raise ModelFileError(f"model card {where}: sampling.residual_temperature {temperature!r}; expected 0..1")
+    if start is not None and (not isinstance(start, (int, float)) or not 0 < float(start) < 1):
+        raise ModelFileError(f"model card {where}: sampling.residual_start {start!r}; expected a noise level in "
+                             "(0, 1) or null")
     scale = card.get("residual_scale")
     if not isinstance(scale, (int, float)) or not 0 < float(scale) < 10:
         raise ModelFileError(f"model card {where}: residual_scale {scale!r}; expected a number in (0, 10)")
@@ -141,9 +150,11 @@ def build_from_card(card: dict) -> torch.nn.Module:
 
         build_network(card["mean_network"]["config"])  # validates the config's keys
         build_network(card["architecture"]["config"])
-        return ResidualDiffusionModel(card["mean_network"]["config"], card["architecture"]["config"],
-                                      card["conditions"], card["normalization"].get("target_range_factor", 3.0),
-                                      card["residual_scale"], card["mean_network"].get("parameterization", "image"))
+        model = ResidualDiffusionModel(card["mean_network"]["config"], card["architecture"]["config"],
+                                       card["conditions"], card["normalization"].get("target_range_factor", 3.0),
+                                       card["residual_scale"], card["mean_network"].get("parameterization", "image"))
+        model.temperature = float(card.get("sampling", {}).get("residual_temperature", 1.0))
+        return model
     return build_network(card["architecture"]["config"])
 
 

@@ -68,6 +68,7 @@ class ResidualDiffusionModel(nn.Module):
         self.residual_scale = float(residual_scale)
         self.mean_parameterization = mean_parameterization
         self.out_channels = int(residual_config.get("out_channels", 2))
+        self.temperature = 1.0  # scales the sampled residual; the card's sampling.residual_temperature sets it
 
     def mean(self, cond: torch.Tensor) -> torch.Tensor:
         """The regression mean μ (B, 2, H, W), clamped to the targets' range."""

@@ -33,7 +33,7 @@ SAMPLERS = ("ddpm", "ddim", "dpmpp", "x0")
 class _Evaluator:
     """Calls ``eps_fn`` and derives y0; counts evaluations, checks cancel, reports progress."""
 
-    def __init__(self, eps_fn: EpsFn, batch: int, total: int, clamp: bool, callback, should_cancel, device):
+    def __init__(self, eps_fn: EpsFn, batch: int, total: int, clamp, callback, should_cancel, device):
         self.eps_fn, self.batch, self.total = eps_fn, batch, total
         self.clamp, self.callback, self.should_cancel = clamp, callback, should_cancel
         self.device = device
@@ -45,7 +45,10 @@ class _Evaluator:
         g = torch.full((self.batch,), gamma, dtype=torch.float32, device=self.device)
         eps = self.eps_fn(y, g).to(y.dtype)
         y0 = (y - math.sqrt(1.0 - gamma) * eps) / math.sqrt(gamma)
-        if self.clamp:
+        if isinstance(self.clamp, tuple):  # per-element bounds (e.g. a residual whose sum with a mean is an image)
+            y0 = torch.maximum(torch.minimum(y0, self.clamp[1]), self.clamp[0])
+            eps = (y - math.sqrt(gamma) * y0) / math.sqrt(1.0 - gamma)
+        elif self.clamp:
             y0 = y0.clamp(-1.0, 1.0)
             eps = (y - math.sqrt(gamma) * y0) / math.sqrt(1.0 - gamma)
         self.count += 1
@@ -134,7 +137,7 @@ def sampler_levels(sampler: str, steps: int, skip_below_train_min: bool = False,
 
 
 def sample(eps_fn: EpsFn, shape: Sequence[int], *, sampler: str = "dpmpp", steps: int = 20, seed: int = 0,
-           generator: Optional[torch.Generator] = None, clamp: bool = True, callback=None,
+           generator: Optional[torch.Generator] = None, clamp=True, callback=None,
            should_cancel: Optional[Callable[[], bool]] = None, noise: Optional[torch.Tensor] = None,
            dtype: torch.dtype = torch.float32, device: Union[str, torch.device] = "cpu",
            skip_below_train_min: bool = False, start: Optional[torch.Tensor] = None,
@@ -144,7 +147,8 @@ def sample(eps_fn: EpsFn, shape: Sequence[int], *, sampler: str = "dpmpp", steps
     ``steps`` is the number of network evaluations (ddpm with 1000 steps is the paper's inference schedule; fewer
     respace it). ``callback(info)`` runs after every evaluation with keys step, total, gamma, x0;
     ``should_cancel()`` is checked before every evaluation (raises ``CancelledError``). ``noise`` replaces the
-    initial Gaussian draw.
+    initial Gaussian draw. ``clamp``: True clamps each y0 estimate to [-1, 1] (images), False not at all, a pair
+    of tensors (low, high) of ``shape`` clamps element-wise (a residual whose sum with a mean must stay an image).
 
     Warm start (SDEdit-style): with ``start`` (an estimate of y0 of ``shape``) and ``start_gamma``, sampling begins
     at ỹ = √γs·start + √(1−γs)·noise and runs the sampler's grid from γs onwards, so the coarse intensities come

@@ -8,6 +8,7 @@ on CUDA (and on CPU only when asked for). On CUDA out-of-memory the chunk is hal
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import Callable, Optional, Union
 
@@ -25,6 +26,10 @@ from DCEDiffLib.progress import check_cancel
 # The shipped model's fast samplers start from the T1-pre at this noise level (measured best on the phantom, see
 # docs/diffusion.md "Warm start"); the paper's ancestral sampler and x0 start from pure noise.
 DEFAULT_WARM_START = 0.02
+# A residual model's sampler starts at this noise level from a zero residual, unless its card's
+# sampling.residual_start says otherwise (chosen on validation patients, docs/model_quality.md): from pure noise at
+# the noisiest training level the briefly trained residual network is far off (12 dB against 27 dB at 0.5).
+DEFAULT_RESIDUAL_START = 0.5
 # Slices per network call. On a 2-core CPU 4 slices run about 1.2x faster per slice than 16 (the activations of
 # 16 slices no longer fit the caches; docs/performance.md); a GPU wants large batches.
 CPU_CHUNK = 4
@@ -32,13 +37,16 @@ GPU_CHUNK = 64
 WARM_START_SAMPLERS = ("dpmpp", "ddim")
 
 
-def resolve_warm_start(sampler: str, warm_start: Union[str, float, None]) -> Optional[float]:
-    """'auto' → :data:`DEFAULT_WARM_START` for dpmpp/ddim, None (pure noise) otherwise; 'none' → None; a number
-    in (0, 1) → itself."""
+def resolve_warm_start(sampler: str, warm_start: Union[str, float, None],
+                       objective: str = "diffusion") -> Optional[float]:
+    """'auto' → :data:`DEFAULT_WARM_START` (:data:`DEFAULT_RESIDUAL_START` for a residual model) for dpmpp/ddim,
+    None (pure noise) otherwise; 'none' → None; a number in (0, 1) → itself."""
     if warm_start is None or (isinstance(warm_start, str) and warm_start.lower() == "none"):
         return None
     if isinstance(warm_start, str) and warm_start.lower() == "auto":
-        return DEFAULT_WARM_START if sampler in WARM_START_SAMPLERS else None
+        if sampler not in WARM_START_SAMPLERS:
+            return None
+        return DEFAULT_RESIDUAL_START if objective == "residual" else DEFAULT_WARM_START
     try:
         value = float(warm_start)
     except (TypeError, ValueError):
@@ -138,9 +146,13 @@ def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: st
     if samples < 1:
         raise InputError(f"samples {samples}: expected 1 or more")
     dev = resolve_device(device)
-    # A residual model samples the residual from pure noise (its start is the mean); a regression needs no sampler.
-    warm_start = resolve_warm_start(sampler, warm_start) if model.card.get("objective", "diffusion") == "diffusion" \
-        else None
+    # A regression needs no sampler; a residual model starts its residual at zero ("the mean is right") noised to the
+    # start level, as the image models start from the T1-pre (see resolve_warm_start).
+    objective = model.card.get("objective", "diffusion")
+    if objective == "residual" and isinstance(warm_start, str) and warm_start.lower() == "auto" \
+            and sampler in WARM_START_SAMPLERS:
+        warm_start = float(model.card.get("sampling", {}).get("residual_start", DEFAULT_RESIDUAL_START))
+    warm_start = resolve_warm_start(sampler, warm_start, objective) if objective != "regression" else None
     try:
         return _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_size,
                            _precision(precision, dev), progress, should_cancel, [], skip_below_train_min, warm_start)
@@ -163,7 +175,7 @@ def t1pre_start(model: LoadedModel, cond: torch.Tensor) -> torch.Tensor:
 
 
 def _residual_sample(network, cond, samples, chunk, precision, sampler, steps, seed, dev, progress, should_cancel,
-                     notes, skip_below_train_min):
+                     notes, skip_below_train_min, start_gamma=None):
     """μ once per slice (the same for every sample), then the residual sampled from pure noise; (y0, NFE)."""
     check_cancel(should_cancel)
     slices = cond.shape[0] // samples
@@ -173,7 +185,7 @@ def _residual_sample(network, cond, samples, chunk, precision, sampler, steps, s
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             means.append(network.mean(unique[start:start + chunk]).float())
     mean = torch.cat(means).repeat(samples, 1, 1, 1)
-    total = len(sampler_levels(sampler, steps, skip_below_train_min)) + 1
+    total = len(sampler_levels(sampler, steps, skip_below_train_min, start_gamma)) + 1
 
     def callback(info):
         if progress is not None:
@@ -182,11 +194,25 @@ def _residual_sample(network, cond, samples, chunk, precision, sampler, steps, s
     if progress is not None:
         progress(1, total)
     residual_fn = _ChunkedNetwork(network, torch.cat([cond, mean], 1), chunk, precision, notes)
+    # Each residual estimate is clamped so that μ + s·r̂ stays in the image range [-1, 1]: the image samplers'
+    # clamp, in the residual's units (unclamped, ε-prediction at the noisiest levels blows up, see docs/diffusion.md).
+    scale = network.residual_scale
+    bounds = ((-1.0 - mean) / scale, (1.0 - mean) / scale)
+    start, noise = None, None
+    if start_gamma is not None:
+        # The residual is scaled to unit variance, so its noised marginal at any level is ≈ N(0, 1): start from unit
+        # noise there (a zero "start" with the noise rescaled so the sampler's √γ·0 + √(1−γ)·n is exactly that).
+        first = float(sampler_levels(sampler, steps, skip_below_train_min, start_gamma)[0])
+        generator = torch.Generator(device=dev).manual_seed(int(seed) + 7919)  # not the sampler's own stream
+        noise = torch.randn(tuple(mean.shape), generator=generator, device=dev) / math.sqrt(1.0 - first)
+        start = torch.zeros_like(mean)
     residual = sample(residual_fn, tuple(mean.shape), sampler=sampler, steps=steps, seed=seed, callback=callback,
                       should_cancel=should_cancel, device=dev, skip_below_train_min=skip_below_train_min,
-                      clamp=False)
-    # The residual is unbounded in its own units; clamping its y0 estimate to [-1, 1] as for images would cut it.
-    return network.combine(mean, residual), total
+                      clamp=bounds, start=start, start_gamma=start_gamma, noise=noise)
+    # The card's residual_temperature (≤ 1, chosen on validation) scales the sampled residual: a calibrated sample
+    # adds as much variance as the error of the mean, which halves a correlation the mean already has.
+    temperature = float(getattr(network, "temperature", 1.0))
+    return network.combine(mean, temperature * residual), total
 
 
 def _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_size, precision, progress,
@@ -216,7 +242,7 @@ def _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_siz
                 progress(1, 1)
         elif objective == "residual":
             y0, nfe = _residual_sample(network, cond, samples, chunk, precision, sampler, steps, seed, dev,
-                                       progress, should_cancel, notes, skip_below_train_min)
+                                       progress, should_cancel, notes, skip_below_train_min, warm_start)
         else:
             total = len(sampler_levels(sampler, steps, skip_below_train_min, warm_start))
             start = t1pre_start(model, cond) if warm_start is not None else None
