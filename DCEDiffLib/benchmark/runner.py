@@ -31,7 +31,7 @@ class BenchmarkSettings:
     model: Optional[str] = None            # None: the shipped model
     random_preset: Optional[str] = None    # random weights of this preset instead of a model file (timing, tests)
     device: str = "auto"
-    precision: str = "auto"                # synthesis precision (auto: bf16 on CUDA, fp32 on CPU; as the product)
+    precision: str = "auto"                # synthesis precision (auto: as the product, DCEDiffLib/precision.py)
     data: Optional[Path] = None            # folder of held-out cases (default: generated phantom cases)
     cases: int = 3
     quality_slices: int = 2                # central slices per case scored (every sampler runs on the same ones)

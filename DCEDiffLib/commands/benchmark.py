@@ -33,7 +33,8 @@ def register(subparsers) -> None:
     parser.add_argument("--model", help="model .safetensors (with its .json card); default: the shipped model")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                        help="synthesis precision (auto: as `dcediff synthesize`, bf16 on CUDA, fp32 on CPU)")
+                        help="synthesis precision (auto: as `dcediff synthesize`: bf16 on CUDA and on CPUs "
+                             "with native bf16, fp32 elsewhere; DCEDiffLib/precision.py)")
     parser.add_argument("--data", type=Path, help="folder of held-out cases with acquired DCE "
                                                   "(default: freshly generated phantom cases, seed 9000)")
     parser.add_argument("--cases", type=_positive, help="held-out cases for quality (default 3; quick 1)")
