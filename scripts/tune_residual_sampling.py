@@ -1,9 +1,9 @@
 """Choose a residual model's sampling settings on VALIDATION patients (never the test set).
 
     python scripts/tune_residual_sampling.py MODEL --data runs/data_A --split runs/mean/split.json \
-        --cache runs/cache [--starts none,0.5,0.8] [--steps 3,5] [--cases 3]
+        --cache runs/cache [--starts none,0.5,0.8] [--steps 3,5] [--temperatures 1,0.5] [--cases 3]
 
-For each (start level, steps) it synthesizes every chosen validation case with one sample and prints whole-grid
+For each (start level, steps, residual temperature) it synthesizes every chosen validation case with one sample and prints whole-grid
 PSNR and enhancement Pearson r in the prostate and the lesions (means over cases and early/late), and the seconds.
 """
 
@@ -39,6 +39,7 @@ def main() -> int:
     parser.add_argument("--cache", type=Path)
     parser.add_argument("--starts", default="none,0.5,0.8")
     parser.add_argument("--steps", default="5")
+    parser.add_argument("--temperatures", default="1.0")
     parser.add_argument("--cases", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -48,31 +49,33 @@ def main() -> int:
     cases = [load_case(d, args.cache) for d in list_case_dirs(args.data) if d.name in names][:args.cases]
     channels = [INPUT_MODALITIES.index(m) for m in model.card["conditions"]]
     print(f"validation cases: {', '.join(c.name for c in cases)}")
-    print("start | steps | PSNR (dB) | r prostate | r lesion | seconds")
-    for start in args.starts.split(","):
-        for steps in (int(s) for s in args.steps.split(",")):
-            psnr, r_pro, r_les, seconds = [], [], [], 0.0
-            for case in cases:
-                began = time.perf_counter()
-                result = synthesize_volume(model, case.conditions[channels], steps=steps, samples=1, seed=args.seed,
-                                           device="cpu", warm_start=start)
-                seconds += time.perf_counter() - began
-                synthetic = {t.split("_")[1]: denormalize(result.mean[i], case.norm[t])
-                             for i, t in enumerate(TARGET_MODALITIES)}
-                acquired = {t.split("_")[1]: case.raw(t) for t in TARGET_MODALITIES}
-                metrics = evaluate_case(synthetic, acquired, case.raw("t1pre"), labels=case.labels,
-                                        legend=case.legend)
-                for target in ("early", "late"):
-                    psnr.append(decode_value(metrics[target]["whole"]["psnr"]))
-                    r_pro.append(decode_value(metrics[target]["enhancement"]["prostate"]["pearson"]))
-                    r_les.append(decode_value(metrics[target]["enhancement"]["lesion"]["pearson"]))
+    print("start | steps | temperature | PSNR (dB) | r prostate | r lesion | seconds")
+    settings = [(start, int(steps), float(t)) for start in args.starts.split(",")
+                for steps in args.steps.split(",") for t in args.temperatures.split(",")]
+    for start, steps, temperature in settings:
+        model.network.temperature = temperature
+        psnr, r_pro, r_les, seconds = [], [], [], 0.0
+        for case in cases:
+            began = time.perf_counter()
+            result = synthesize_volume(model, case.conditions[channels], steps=steps, samples=1, seed=args.seed,
+                                       device="cpu", warm_start=start)
+            seconds += time.perf_counter() - began
+            synthetic = {t.split("_")[1]: denormalize(result.mean[i], case.norm[t])
+                         for i, t in enumerate(TARGET_MODALITIES)}
+            acquired = {t.split("_")[1]: case.raw(t) for t in TARGET_MODALITIES}
+            metrics = evaluate_case(synthetic, acquired, case.raw("t1pre"), labels=case.labels,
+                                    legend=case.legend)
+            for target in ("early", "late"):
+                psnr.append(decode_value(metrics[target]["whole"]["psnr"]))
+                r_pro.append(decode_value(metrics[target]["enhancement"]["prostate"]["pearson"]))
+                r_les.append(decode_value(metrics[target]["enhancement"]["lesion"]["pearson"]))
 
-            def mean(values):
-                values = [v for v in values if v is not None]
-                return float(np.mean(values)) if values else float("nan")
+        def mean(values):
+            values = [v for v in values if v is not None]
+            return float(np.mean(values)) if values else float("nan")
 
-            print(f"{start} | {steps} | {mean(psnr):.2f} | {mean(r_pro):.3f} | {mean(r_les):.3f} | "
-                  f"{seconds / len(cases):.1f}", flush=True)
+        print(f"{start} | {steps} | {temperature:g} | {mean(psnr):.2f} | {mean(r_pro):.3f} | {mean(r_les):.3f} | "
+              f"{seconds / len(cases):.1f}", flush=True)
     return 0
 
 
