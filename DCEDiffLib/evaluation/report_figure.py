@@ -2,7 +2,8 @@
 
 Per case (three lines, one slice — the middle prostate slice when labels exist, else the middle slice):
 
-1. inputs: T2W, PD, ADC, T1-pre, all at one size; a text panel with the case, the slice, its geometry, the
+1. inputs: T2W, PD, ADC, T1-pre, all at one size (each panel framed: black inside the frame is outside that
+   series' field of view, not a smaller panel); a text panel with the case, the slice, its geometry, the
    orientation convention and, when the acquired DCE is given, PSNR/SSIM and the prostate enhancement correlation
    of each target (``evaluate_case``, the numbers of metrics.json);
 2. early: acquired, SYNTHETIC, |synthetic − acquired|, acquired enhancement, synthetic enhancement (+ uncertainty);
@@ -39,6 +40,7 @@ SYNTHETIC_COLOUR = "#ff9f1c"
 WARNING_COLOUR = "#d62828"
 WARNING_INCHES = 0.55  # height of the red warning banner under the header
 PANEL_INCHES = 2.35
+FRAME_COLOUR = "#3a3a3a"
 PROSTATE_COLOUR = "#00d0ff"
 LESION_COLOUR = "#ffe600"
 # LPS axes: the letter of the patient side each axis points to (+) and away from (−)
@@ -122,7 +124,10 @@ def orientation_words(marks: dict) -> str:
 
 def _annotate(ax, marks: dict, spacing: Optional[tuple], shape: tuple) -> None:
     """Orientation letters at the panel's edges and a millimetre scale bar (bottom right)."""
-    style = {"color": TEXT, "fontsize": 8, "fontweight": "bold", "transform": ax.transAxes}
+    from matplotlib import patheffects
+
+    halo = [patheffects.withStroke(linewidth=2, foreground=BACKGROUND)]  # legible on bright tissue too
+    style = {"color": TEXT, "fontsize": 8, "fontweight": "bold", "transform": ax.transAxes, "path_effects": halo}
     ax.text(0.02, 0.5, marks["left"], ha="left", va="center", **style)
     ax.text(0.98, 0.5, marks["right"], ha="right", va="center", **style)
     ax.text(0.5, 0.98, marks["top"], ha="center", va="top", **style)
@@ -137,9 +142,9 @@ def _annotate(ax, marks: dict, spacing: Optional[tuple], shape: tuple) -> None:
     length = fitting[-1] / mm_per_pixel
     x1 = width - 1 - 0.04 * width
     y = height - 1 - 0.05 * height
-    ax.plot([x1 - length, x1], [y, y], color=TEXT, linewidth=2, solid_capstyle="butt")
+    ax.plot([x1 - length, x1], [y, y], color=TEXT, linewidth=2, solid_capstyle="butt", path_effects=halo)
     ax.text(x1 - length / 2, y - 0.02 * height, f"{fitting[-1]} mm", color=TEXT, fontsize=7, ha="center",
-            va="bottom")
+            va="bottom", path_effects=halo)
     ax.set_xlim(-0.5, width - 0.5)
     ax.set_ylim(height - 0.5, -0.5)
 
@@ -235,8 +240,9 @@ def _panel(fig, spec, image, title, cmap="gray", vmin=None, vmax=None, synthetic
                 fontweight="bold", va="bottom", ha="left")
     ax.set_xticks([])
     ax.set_yticks([])
-    for side in ax.spines.values():
-        side.set_visible(False)
+    for side in ax.spines.values():  # a thin frame: the panel's extent shows where a series' coverage ends
+        side.set_color(FRAME_COLOUR)
+        side.set_linewidth(0.6)
     return ax, artist
 
 
