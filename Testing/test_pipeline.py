@@ -132,8 +132,12 @@ def test_demo_with_the_shipped_model(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "PSNR" in text and (out / "report.png").stat().st_size > 50_000
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    # Floors (issue 14): measured 21.52 / 20.47 dB (early / late) with these settings; copying the T1-pre scores
-    # about 20 dB, an untrained (random) model far less. 19 dB fails a model that does not work.
-    assert metrics["early"]["whole"]["psnr"] > 19.0, metrics["early"]["whole"]
-    assert metrics["late"]["whole"]["psnr"] > 19.0, metrics["late"]["whole"]
-    assert metrics["early"]["whole"]["ssim"] > 0.5 and metrics["late"]["whole"]["ssim"] > 0.5
+    # Quality floors for the shipped model, set below what it measured with these settings (2026-11-30, the
+    # residual model 81a3590f…: PSNR 25.12 / 25.60 dB, SSIM 0.766 / 0.771, prostate enhancement r 0.71 / 0.78,
+    # lesion r 0.64 / 0.67, early / late). Copying the T1-pre scores about 20 dB and has no enhancement; the
+    # replaced ε-prediction model scored 21.5 / 20.5 dB and r ≈ 0.4, so these floors fail it and any broken model.
+    for target in ("early", "late"):
+        assert metrics[target]["whole"]["psnr"] > 23.5, metrics[target]["whole"]
+        assert metrics[target]["whole"]["ssim"] > 0.7, metrics[target]["whole"]
+        assert metrics[target]["enhancement"]["prostate"]["pearson"] > 0.6, metrics[target]["enhancement"]
+        assert metrics[target]["enhancement"]["lesion"]["pearson"] > 0.45, metrics[target]["enhancement"]
