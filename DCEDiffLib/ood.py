@@ -112,11 +112,10 @@ def series_geometry(image) -> Optional[Dict[str, float]]:
         path = Path(image)
         if not path.is_file():
             return None
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(path))
-        try:
-            reader.ReadImageInformation()
-        except RuntimeError:
+        from DCEDiffLib.volume_io import read_header
+
+        reader = read_header(path)  # header only, no pixel data
+        if reader is None:
             return None
         spacing, size = reader.GetSpacing(), reader.GetSize()
     elif isinstance(image, sitk.Image):

@@ -181,7 +181,7 @@ def list_dicom_series(folder) -> List[Dict[str, object]]:
         info = {"series_uid": uid, "description": "", "number": "", "modality": "", "num_files": len(files),
                 "files": files}
         if files:
-            header = _read_header(Path(files[0]))
+            header = read_header(Path(files[0]))
             if header is not None:
                 for key, tag in (("description", _TAG_SERIES_DESCRIPTION), ("number", _TAG_SERIES_NUMBER),
                                  ("modality", _TAG_MODALITY)):
@@ -191,7 +191,8 @@ def list_dicom_series(folder) -> List[Dict[str, object]]:
     return series
 
 
-def _read_header(path: Path) -> Optional[sitk.ImageFileReader]:
+def read_header(path: Path) -> Optional[sitk.ImageFileReader]:
+    """A reader that has read only the header of ``path`` (geometry, tags), or None if it cannot be read."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -250,7 +251,7 @@ def _sorted_slice_files(files: List[str], folder: Path, name: str) -> List[str]:
         return files  # a single (possibly multi-frame) file: validate_volume checks the result
     positions, orientations = [], []
     for path in files:
-        header = _read_header(Path(path))
+        header = read_header(Path(path))
         if header is None or not (header.HasMetaDataKey(_TAG_POSITION) and header.HasMetaDataKey(_TAG_ORIENTATION)):
             raise InputError(f"{name}: DICOM file {path} has no slice position/orientation; expected an image "
                              f"series with geometry in {folder}")
