@@ -374,15 +374,8 @@ def read_study_volume(volume: Volume, name: str) -> sitk.Image:
 
     The same checks as a DICOM series folder (:func:`DCEDiffLib.volume_io.read_dicom_series`): one regular
     stack of parallel slices; ``name`` (e.g. "T2W #6 't2_tse_tra'") names the input in errors."""
-    from DCEDiffLib.volume_io import _itk_reason, _sorted_slice_files, read_volume
+    from DCEDiffLib.volume_io import read_slice_stack, read_volume
 
     paths = [f.path for f in volume.files]
     folder = Path(os.path.commonpath(paths)) if paths else Path(".")
-    ordered = _sorted_slice_files(paths, folder, name)
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames([str(p) for p in ordered])
-    try:
-        image = reader.Execute() if len(ordered) > 1 else sitk.ReadImage(str(ordered[0]))
-    except RuntimeError as exc:
-        raise InputError(f"{name}: DICOM files in {folder} could not be read ({_itk_reason(exc)})") from exc
-    return read_volume(image, name=name)
+    return read_volume(read_slice_stack(paths, folder, name), name=name)

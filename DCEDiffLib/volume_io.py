@@ -234,15 +234,21 @@ def read_dicom_series(folder, series_uid: Optional[str] = None, name: str = "inp
                          "expected one series, or name one (series_uid / --series-uid MODALITY=UID)")
     else:
         chosen = series
-    files = _sorted_slice_files(chosen[0]["files"], folder, name)
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames([str(f) for f in files])
-    try:
-        image = reader.Execute() if len(files) > 1 else sitk.ReadImage(str(files[0]))
-    except RuntimeError as exc:
-        raise InputError(f"{name}: DICOM series in {folder} could not be read ({_itk_reason(exc)})") from exc
+    image = read_slice_stack(chosen[0]["files"], folder, name)
     validate_volume(image, f"{name} ({folder})", expect_3d=True, allow_constant=allow_constant)
     return _without_subnormal_geometry(as_float32(image))
+
+
+def read_slice_stack(files: List[str], folder: Path, name: str) -> sitk.Image:
+    """The DICOM files of one series (checked to form one regular stack, read in slice order) as one image,
+    unvalidated; ``folder`` and ``name`` name them in errors."""
+    ordered = _sorted_slice_files(files, folder, name)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames([str(f) for f in ordered])
+    try:
+        return reader.Execute() if len(ordered) > 1 else sitk.ReadImage(str(ordered[0]))
+    except RuntimeError as exc:
+        raise InputError(f"{name}: DICOM series in {folder} could not be read ({_itk_reason(exc)})") from exc
 
 
 def _sorted_slice_files(files: List[str], folder: Path, name: str) -> List[str]:

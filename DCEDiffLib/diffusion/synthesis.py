@@ -17,7 +17,7 @@ import torch
 
 from DCEDiffLib import defaults
 from DCEDiffLib.diffusion.model_files import LoadedModel
-from DCEDiffLib.diffusion.residual import predict_mean
+from DCEDiffLib.diffusion.residual import predict_mean, zero_enhancement
 from DCEDiffLib.diffusion.samplers import sample, sampler_levels
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.progress import check_cancel
@@ -38,15 +38,13 @@ WARM_START_SAMPLERS = ("dpmpp", "ddim")
 
 
 def resolve_warm_start(sampler: str, warm_start: Union[str, float, None],
-                       objective: str = "diffusion") -> Optional[float]:
-    """'auto' → :data:`DEFAULT_WARM_START` (:data:`DEFAULT_RESIDUAL_START` for a residual model) for dpmpp/ddim,
-    None (pure noise) otherwise; 'none' → None; a number in (0, 1) → itself."""
+                       auto_level: Optional[float] = DEFAULT_WARM_START) -> Optional[float]:
+    """'auto' → ``auto_level`` (the model's default start level) for dpmpp/ddim, None (pure noise) otherwise;
+    'none' → None; a number in (0, 1) → itself."""
     if warm_start is None or (isinstance(warm_start, str) and warm_start.lower() == "none"):
         return None
     if isinstance(warm_start, str) and warm_start.lower() == "auto":
-        if sampler not in WARM_START_SAMPLERS:
-            return None
-        return DEFAULT_RESIDUAL_START if objective == "residual" else DEFAULT_WARM_START
+        return auto_level if sampler in WARM_START_SAMPLERS else None
     try:
         value = float(warm_start)
     except (TypeError, ValueError):
@@ -149,10 +147,10 @@ def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: st
     # A regression needs no sampler; a residual model starts its residual at zero ("the mean is right") noised to the
     # start level, as the image models start from the T1-pre (see resolve_warm_start).
     objective = model.card.get("objective", "diffusion")
-    if objective == "residual" and isinstance(warm_start, str) and warm_start.lower() == "auto" \
-            and sampler in WARM_START_SAMPLERS:
-        warm_start = float(model.card.get("sampling", {}).get("residual_start", DEFAULT_RESIDUAL_START))
-    warm_start = resolve_warm_start(sampler, warm_start, objective) if objective != "regression" else None
+    auto_level = DEFAULT_WARM_START
+    if objective == "residual":  # the card's level, chosen on validation patients; null there = pure noise
+        auto_level = model.card.get("sampling", {}).get("residual_start", DEFAULT_RESIDUAL_START)
+    warm_start = resolve_warm_start(sampler, warm_start, auto_level) if objective != "regression" else None
     try:
         return _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_size,
                            _precision(precision, dev), progress, should_cancel, [], skip_below_train_min, warm_start)
@@ -170,8 +168,7 @@ def t1pre_start(model: LoadedModel, cond: torch.Tensor) -> torch.Tensor:
     if "t1pre" not in conditions:
         raise InputError(f"a warm start needs the T1-pre condition; this model's conditions are {conditions}")
     factor = float(model.card.get("normalization", {}).get("target_range_factor", 3.0))
-    t1pre = cond[:, conditions.index("t1pre"):conditions.index("t1pre") + 1]
-    return ((t1pre + 1.0) / factor - 1.0).repeat(1, len(model.card["targets"]), 1, 1)
+    return zero_enhancement(cond, conditions, factor, len(model.card["targets"]))
 
 
 def _residual_sample(network, cond, samples, chunk, precision, sampler, steps, seed, dev, progress, should_cancel,
