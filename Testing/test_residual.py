@@ -207,3 +207,45 @@ def test_augmentation_keeps_the_enhancement_relative_to_t1pre_and_stays_reproduc
         check_augmentation({"rotation": 1})
     with pytest.raises(ValueError, match="bias"):
         check_augmentation({"bias": 3})
+
+
+def test_local_coil_field_is_shared_by_t1pre_and_targets_and_peaks_near_its_centre():
+    from DCEDiffLib.training.augmentation import augment_slice, check_augmentation
+
+    rng = np.random.default_rng(1)
+    cond = rng.uniform(-0.5, 0.5, (4, 32, 32)).astype(np.float32)
+    target = np.clip(cond[3:4].repeat(2, 0) + 0.2, -1, 1)
+    settings = check_augmentation({"coil": 3.0})
+    gains = []
+    for seed in range(12):
+        new_cond, new_target = augment_slice(np.random.default_rng(seed), cond, target, CONDITIONS, settings)
+        field = (new_cond[3] + 1) / (cond[3] + 1)
+        # the enhancement relative to T1-pre is unchanged by the coil
+        assert np.allclose(new_target + 1, (target + 1) * field, atol=1e-4)
+        assert float(field.min()) >= 1 - 1e-5 and float(field.max()) <= 4.0 + 1e-4
+        assert np.array_equal(new_cond[2], cond[2])  # the ADC is a ratio of signals: no coil gain
+        gains.append(float(field.max()))
+    # about half of the draws have a coil, and those are far from flat
+    assert sum(g > 1.05 for g in gains) >= 2 and sum(g < 1.0001 for g in gains) >= 2
+    with pytest.raises(ValueError, match="coil"):
+        check_augmentation({"coil": 9})
+
+
+def test_pd_dropout_sets_the_missing_value_at_the_requested_rate():
+    from DCEDiffLib.modalities import MISSING_INPUT_VALUE
+    from DCEDiffLib.training.augmentation import augment_slice, check_augmentation
+
+    cond = np.random.default_rng(2).uniform(-1, 1, (4, 16, 16)).astype(np.float32)
+    target = cond[3:4].repeat(2, 0)
+    settings = check_augmentation({"drop_pd": 0.3})
+    dropped = 0
+    for seed in range(400):
+        new_cond, new_target = augment_slice(np.random.default_rng(seed), cond, target, CONDITIONS, settings)
+        if np.all(new_cond[1] == MISSING_INPUT_VALUE):
+            dropped += 1
+            assert np.array_equal(new_cond[[0, 2, 3]], cond[[0, 2, 3]]) and np.array_equal(new_target, target)
+        else:
+            assert np.array_equal(new_cond, cond)
+    assert 90 <= dropped <= 150  # 0.3 of 400 = 120
+    with pytest.raises(ValueError, match="drop_pd"):
+        check_augmentation({"drop_pd": 0.9})
