@@ -184,3 +184,25 @@ def test_ablation_model_has_fewer_input_channels(tmp_path):
     trainer.run()
     card = json.loads((tmp_path / "run" / "model.json").read_text(encoding="utf-8"))
     assert card["conditions"] == ["t2w", "pd", "t1pre"]
+
+
+def test_lesion_slice_share_draws_crops_that_contain_a_lesion():
+    from DCEDiffLib.training.batches import SliceBatches
+
+    def with_lesion(name, seed, lesion_slice):
+        case = tiny_case(name, seed, size=48, slices=8)
+        labels = np.zeros(case.conditions.shape[1:], np.int16)
+        labels[lesion_slice, 40:43, 3:6] = 7  # a small lesion near a corner: random 16-crops rarely reach it
+        return CaseArrays(name, case.conditions, case.targets, labels, {"lesion": 7}, case.norm, {})
+
+    cases = [with_lesion("a", 1, 2), with_lesion("b", 2, 5), tiny_case("c", 3, size=48, slices=8)]
+
+    def lesion_crop_share(share):
+        batches = SliceBatches(cases, 4, 16, seed=0, region_weights={"lesion": 5.0}, lesion_slice_share=share)
+        hits = [float((w > 1).any()) for step in range(60) for w in batches.weighted_batch(step)[2]]
+        return float(np.mean(hits))
+
+    assert lesion_crop_share(0.0) < 0.1
+    assert 0.35 < lesion_crop_share(0.5) < 0.7
+    with pytest.raises(InputError, match="lesion_slice_share"):
+        make_config({"lesion_slice_share": 2})

@@ -26,7 +26,7 @@ class SliceBatches:
     def __init__(self, cases: Sequence[CaseArrays], batch_size: int, crop_size: int, seed: int,
                  conditions_kept: Sequence[str] = INPUT_MODALITIES, flip_left_right: bool = True,
                  rank: int = 0, world_size: int = 1, region_weights: Optional[Dict[str, float]] = None,
-                 augment: Optional[Dict[str, float]] = None):
+                 augment: Optional[Dict[str, float]] = None, lesion_slice_share: float = 0.0):
         usable = [c for c in cases if c.targets is not None]
         if not usable:
             raise ValueError("no training case has acquired early/late DCE targets")
@@ -44,6 +44,11 @@ class SliceBatches:
         self.conditions_kept = list(conditions_kept)
         self.augment = check_augmentation(augment or {})
         self.augmenting = any(self.augment.values())
+        # Foreground oversampling (as nnU-Net does): lesions fill a few percent of the slices, so a share of each
+        # batch is drawn from slices with a lesion and cropped around one of its voxels.
+        self.lesion_slice_share = float(lesion_slice_share)
+        self.lesion_voxels = [lesion_voxels(c) for c in usable]
+        self.lesion_items = [(ci, k) for ci, voxels in enumerate(self.lesion_voxels) for k in voxels]
 
     def _permutation(self, epoch: int) -> np.ndarray:
         if epoch not in self._perm_cache:
@@ -69,14 +74,23 @@ class SliceBatches:
         :meth:`batch`."""
         rng = np.random.default_rng([self.seed, step, self.rank, 1])
         conds, targets, weights = [], [], []
+        lesion_rng = np.random.default_rng([self.seed, step, self.rank, 2])  # separate: old runs stay identical
         for index in self.item_indices(step):
             case_index, k = self.items[index]
+            centre = None
+            if self.lesion_items and self.lesion_slice_share and lesion_rng.random() < self.lesion_slice_share:
+                case_index, k = self.lesion_items[int(lesion_rng.integers(len(self.lesion_items)))]
+                voxels = self.lesion_voxels[case_index][k]
+                centre = voxels[int(lesion_rng.integers(len(voxels)))]
             case = self.cases[case_index]
             cond = case.conditions[self.channels, k]
             target = case.targets[:, k]
             height, width = cond.shape[-2:]
             top = int(rng.integers(0, height - self.crop_size + 1))
             left = int(rng.integers(0, width - self.crop_size + 1))
+            if centre is not None:  # a window that contains the lesion voxel, placed at random around it
+                top = int(np.clip(centre[0] - lesion_rng.integers(0, self.crop_size), 0, height - self.crop_size))
+                left = int(np.clip(centre[1] - lesion_rng.integers(0, self.crop_size), 0, width - self.crop_size))
             window = (slice(None), slice(top, top + self.crop_size), slice(left, left + self.crop_size))
             weight = self.weights[case_index][k][window[1:]]
             cond, target = cond[window], target[window]
@@ -90,6 +104,14 @@ class SliceBatches:
         return (torch.from_numpy(np.ascontiguousarray(np.stack(conds), dtype=np.float32)),
                 torch.from_numpy(np.ascontiguousarray(np.stack(targets), dtype=np.float32)),
                 torch.from_numpy(np.ascontiguousarray(np.stack(weights), dtype=np.float32)))
+
+
+def lesion_voxels(case: CaseArrays) -> Dict[int, np.ndarray]:
+    """Slice index → (N, 2) in-plane indices of the lesion voxels of that slice; empty without a lesion label."""
+    if case.labels is None or not case.legend or "lesion" not in case.legend:
+        return {}
+    mask = case.labels == int(case.legend["lesion"])
+    return {int(k): np.argwhere(mask[k]) for k in range(mask.shape[0]) if mask[k].any()}
 
 
 def region_weight_map(case: CaseArrays, region_weights: Dict[str, float]) -> np.ndarray:

@@ -24,6 +24,7 @@ PAPER_RECIPE = {
     "mean_model": "",                      # objective "residual": the trained regression model it diffuses around
     "region_weights": {},                  # extra loss weight per phantom label, e.g. {"lesion": 4}
     "augment": {},                         # intensity randomization (training/augmentation.py), e.g. {"gamma": 0.3}
+    "lesion_slice_share": 0.0,             # share of batch items drawn from lesion slices, cropped around a lesion
     "without": [],                         # condition modalities to drop, e.g. ["adc"] for the ADC ablation
     "iterations": 260000,
     "batch_size": 4,
@@ -85,6 +86,9 @@ def make_config(overrides: Optional[dict] = None) -> dict:
     weights = config["region_weights"]
     if not isinstance(weights, dict) or any(not isinstance(v, (int, float)) or v < 0 for v in weights.values()):
         raise InputError(f"training config: region_weights {weights!r}; expected {{label name: extra weight ≥ 0}}")
+    share = config["lesion_slice_share"]
+    if not isinstance(share, (int, float)) or not 0 <= float(share) <= 0.9:
+        raise InputError(f"training config: lesion_slice_share {share!r}; expected a number in [0, 0.9]")
     if not 16 <= int(config["crop_size"]) <= 160:
         raise InputError(f"training config: crop_size {config['crop_size']}; expected 16..160")
     return config

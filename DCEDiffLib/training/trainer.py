@@ -126,7 +126,7 @@ class Trainer:
                                           betas=tuple(config["adam_betas"]), weight_decay=config["weight_decay"])
         self.batches = SliceBatches(self.data["train"], config["batch_size"], config["crop_size"], config["seed"],
                                     self.conditions, config["flip_left_right"], self.ctx.rank, self.ctx.world_size,
-                                    config["region_weights"], config["augment"])
+                                    config["region_weights"], config["augment"], config["lesion_slice_share"])
         self.val_cond, self.val_target = fixed_slices(self.data["validation"], config["validation_slices"],
                                                       self.conditions)
         if self.mean_model is not None:
@@ -357,7 +357,8 @@ class Trainer:
             "steps": self.step,
             "recipe": {k: self.config[k] for k in ("batch_size", "crop_size", "lr", "warmup_steps", "ema_decay",
                                                    "grad_clip", "flip_left_right", "objective", "without",
-                                                   "parameterization", "region_weights", "augment")},
+                                                   "parameterization", "region_weights", "augment",
+                                                   "lesion_slice_share")},
         }
         residual = None
         if self.mean_model is not None:
