@@ -7,19 +7,26 @@ intensity bin); any ``--compare`` models (e.g. the regression U-Net, the model t
 Beside the tables, metrics.json gets ``protocol`` (see ``evaluation.protocol``): the single-input linear predictors'
 |r| with the acquired enhancement, the model's uncertainty calibration (with ``samples`` > 1), and paired bootstrap
 differences of the model against every other method over the same patients.
+
+``missing`` (``dcediff evaluate --missing pd``): every method runs with that input missing, its normalised channel
+set to ``modalities.MISSING_INPUT_VALUE`` exactly as training's modality dropout and the pipeline do, so that the
+cost of a missing PD is measured with the same metrics. A model whose card does not list the input in
+``optional_inputs`` runs too (a warning; meta ``missing_inputs.models_trained_without`` says which did), and the
+linear predictors and the report leave the input out.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from DCEDiffLib import defaults
 from DCEDiffLib.errors import InputError
-from DCEDiffLib.modalities import TARGET_MODALITIES
+from DCEDiffLib.modalities import INPUT_MODALITIES, MISSING_INPUT_VALUE, OPTIONAL_INPUTS, TARGET_MODALITIES
 from DCEDiffLib.progress import TqdmProgress
 
 SHORT = {"dce_early": "early", "dce_late": "late"}
@@ -45,17 +52,40 @@ def _case_dirs(data_dir: Path, split_path: Optional[Path], key: str) -> List[Pat
     return chosen
 
 
+def check_missing(missing: Sequence[str]) -> List[str]:
+    """The inputs of ``--missing``, checked: only optional inputs (``modalities.OPTIONAL_INPUTS``) can be left out."""
+    out = []
+    for name in missing or ():
+        if name not in OPTIONAL_INPUTS:
+            raise InputError(f"--missing {name}: only {', '.join(OPTIONAL_INPUTS)} can be evaluated as missing (the "
+                             f"inputs a model can be trained to do without); expected one of "
+                             f"{', '.join(OPTIONAL_INPUTS)}")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def model_conditions(model, case, missing: Sequence[str] = ()) -> np.ndarray:
+    """The case's normalised conditions in the model's channel order; ``missing`` inputs are the constant
+    ``MISSING_INPUT_VALUE`` (a copy: the case is not modified)."""
+    names = model.card["conditions"]
+    cond = np.array(case.conditions[[INPUT_MODALITIES.index(m) for m in names]], dtype=np.float32, copy=True)
+    for i, name in enumerate(names):
+        if name in missing:
+            cond[i] = MISSING_INPUT_VALUE
+    return cond
+
+
 def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed: int, device: str,
-                      std_out: Optional[dict] = None) -> Dict[str, np.ndarray]:
+                      std_out: Optional[dict] = None, missing: Sequence[str] = ()) -> Dict[str, np.ndarray]:
     """A model's early/late prediction for one case, on the acquired DCE's intensity scale; the sample std on the
-    same scale goes into ``std_out`` (when given and ``samples`` > 1)."""
+    same scale goes into ``std_out`` (when given and ``samples`` > 1). ``missing``: inputs left out (their channel
+    is ``MISSING_INPUT_VALUE``)."""
     from DCEDiffLib.diffusion.synthesis import synthesize_volume
-    from DCEDiffLib.modalities import INPUT_MODALITIES
     from DCEDiffLib.normalization import denormalize
 
-    channels = [INPUT_MODALITIES.index(m) for m in model.card["conditions"]]
-    result = synthesize_volume(model, case.conditions[channels], sampler=sampler, steps=steps, samples=samples,
-                               seed=seed, device=device)
+    result = synthesize_volume(model, model_conditions(model, case, missing), sampler=sampler, steps=steps,
+                               samples=samples, seed=seed, device=device)
     if std_out is not None and result.std is not None:
         for i, t in enumerate(TARGET_MODALITIES):
             params = case.norm[t]  # normalised [-1, 1] spans (high − low) on the intensity scale
@@ -69,11 +99,15 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
                     sampler: str = defaults.DEFAULT_SAMPLER, steps: int = defaults.DEFAULT_STEPS,
                     samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0,
                     device: str = "auto", max_cases: Optional[int] = None, fid: bool = True,
-                    overwrite: bool = False, cache_dir: Optional[Path] = None, subset: str = "test") -> dict:
+                    overwrite: bool = False, cache_dir: Optional[Path] = None, subset: str = "test",
+                    missing: Sequence[str] = ()) -> dict:
     """Run the evaluation and write metrics.json/csv/md and report.png into ``out_dir``; returns the summary.
 
     ``subset``: which cases of ``split_path`` to score — "test" (final numbers, once) or "validation" (tuning).
+    ``missing``: inputs every method runs without (only ``pd``; see the module docstring).
     """
+    from DCEDiffLib.diffusion.model_files import missing_inputs_allowed
+
     from DCEDiffLib.atomic import atomic_directory
     from DCEDiffLib.diffusion.model_files import load_model
     from DCEDiffLib.evaluation.baselines import MeanEnhancementBaseline, identity_baseline
@@ -83,6 +117,7 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
     from DCEDiffLib.model_registry import resolve_model
     from DCEDiffLib.training.case_data import load_case
 
+    missing = check_missing(missing)
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise InputError(f"output folder {out_dir} already exists and is not empty; pass --overwrite")
@@ -90,6 +125,14 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
     models = {"model": load_model(resolve_model(model_path))}
     for name, path in (compare or {}).items():
         models[name] = load_model(resolve_model(path))
+    trained_without = {name: all(m in missing_inputs_allowed(loaded.card) for m in missing)
+                       for name, loaded in models.items()} if missing else {}
+    for name, ok in trained_without.items():
+        if not ok:
+            print(f"dcediff evaluate: warning: {name} ({Path(str(models[name].path)).stem}) was not trained to do "
+                  f"without {', '.join(missing)} (its card has no optional_inputs {missing}); it runs with the "
+                  f"channel set to {MISSING_INPUT_VALUE:g} all the same, to measure what that costs",
+                  file=sys.stderr, flush=True)
     if subset not in ("test", "validation"):
         raise InputError(f"evaluation subset {subset!r}: expected 'test' or 'validation'")
     eval_dirs = _case_dirs(Path(data_dir), split_path, subset)[:max_cases]
@@ -122,12 +165,12 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
         t1pre = case.raw("t1pre")
         std: dict = {}
         per_method = {name: synthesize_arrays(m, case, sampler, steps, samples, seed, device,
-                                              std if name == "model" else None)
+                                              std if name == "model" else None, missing)
                       for name, m in models.items()}
         identity = identity_baseline(t1pre, acquired["early"])
         per_method["identity"] = {"early": identity, "late": identity}
         per_method["t1pre_gain"] = {k: best_gain_baseline(t1pre, acquired[k]) for k in ("early", "late")}
-        protocol_rows.append(_protocol_row(case, acquired, t1pre, per_method["model"], std))
+        protocol_rows.append(_protocol_row(case, acquired, t1pre, per_method["model"], std, missing))
         if baseline is not None:
             early, late = baseline.predict(t1pre)
             per_method["mean_enhancement"] = {"early": early, "late": late}
@@ -147,7 +190,10 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
             "steps": steps, "samples": samples, "seed": seed, "cases": [c.name for c in cases],
             "data": str(data_dir), "split": str(split_path) if split_path else None,
             "subset": subset if split_path else "all cases",
-            "seconds": round(time.perf_counter() - started, 1)}
+            "seconds": round(time.perf_counter() - started, 1),
+            "missing_inputs": ({"inputs": missing, "value": MISSING_INPUT_VALUE,
+                                "applies_to": "every method (the baselines use only the T1-pre)",
+                                "models_trained_without": trained_without} if missing else None)}
     fid_results = _fid(predictions, cases) if fid else {"skipped": "disabled with --no-fid"}
     meta["fid"] = fid_results
     meta["protocol"] = _protocol_summary(protocol_rows, results)
@@ -159,16 +205,16 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
             "headline": _headline(summary)}
 
 
-def _protocol_row(case, acquired: dict, t1pre: np.ndarray, prediction: dict, std: dict) -> dict:
-    """Linear-predictor |r| and (with several samples) calibration of one case."""
+def _protocol_row(case, acquired: dict, t1pre: np.ndarray, prediction: dict, std: dict,
+                  missing: Sequence[str] = ()) -> dict:
+    """Linear-predictor |r| (of the inputs given) and (with several samples) calibration of one case."""
     from DCEDiffLib.evaluation.case_evaluation import derive_body_mask, region_masks
     from DCEDiffLib.evaluation.protocol import calibration, linear_predictor_r
-    from DCEDiffLib.modalities import INPUT_MODALITIES
 
     masks, _ = region_masks(case.labels, case.legend, t1pre.shape)
     regions = {"body": derive_body_mask(acquired["early"]), "prostate": masks["prostate"],
                "lesion": masks["lesion"]}
-    inputs = {m: case.raw(m) for m in INPUT_MODALITIES}
+    inputs = {m: case.raw(m) for m in INPUT_MODALITIES if m not in missing}
     row: dict = {"case": case.name, "linear_predictors": {}, "calibration": {}}
     for target in ("early", "late"):
         row["linear_predictors"][target] = linear_predictor_r(inputs, acquired[target] - t1pre, regions)
@@ -262,9 +308,9 @@ def _fid(predictions: Dict[str, list], cases) -> dict:
 
 
 def _report(path: Path, rows: list, predictions: list, cases, meta: dict) -> None:
-    """Best, median and worst case by early PSNR (whole grid)."""
+    """Best, median and worst case by early PSNR (whole grid); inputs left out (``--missing``) shown as such."""
+    missing = list((meta.get("missing_inputs") or {}).get("inputs") or [])
     from DCEDiffLib.evaluation.report_figure import write_report_png
-    from DCEDiffLib.modalities import INPUT_MODALITIES
 
     from DCEDiffLib.evaluation.metrics import decode_value
 
@@ -279,9 +325,12 @@ def _report(path: Path, rows: list, predictions: list, cases, meta: dict) -> Non
         case = cases[index]
         figure_rows.append({
             "title": f"{label}: {case.name} (early PSNR {scores[index]:.2f} dB)",
-            "inputs": {m: case.raw(m) for m in INPUT_MODALITIES},
+            "inputs": {m: case.raw(m) for m in INPUT_MODALITIES if m not in missing},
+            "missing_inputs": missing,
             "synthetic": predictions[index],
             "acquired": {SHORT[t]: case.raw(t) for t in TARGET_MODALITIES},
             "labels": case.labels, "legend": case.legend})
     write_report_png(path, figure_rows, provenance=f"SYNTHETIC — DCEDiff evaluation, model {Path(meta['model']).stem}, "
-                                                   f"sampler {meta['sampler']}, {meta['steps']} steps, seed {meta['seed']}")
+                                                   f"sampler {meta['sampler']}, {meta['steps']} steps, seed {meta['seed']}"
+                                                   + (f", WITHOUT {', '.join(m.upper() for m in missing)}"
+                                                      if missing else ""))

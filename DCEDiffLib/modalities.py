@@ -10,6 +10,17 @@ ALL_MODALITIES = INPUT_MODALITIES + TARGET_MODALITIES
 OPTIONAL_INPUTS = ("pd",)
 MISSING_INPUT_VALUE = 0.0
 
+
+def missing_inputs_allowed(card: dict) -> tuple:
+    """The inputs the model of a (checked) model card can run without, in input order: those its card lists in
+    ``optional_inputs`` (trained with modality dropout) and optional inputs that are not among its conditions.
+    Plain Python (Slicer's GUI process asks it too, see DCEDiffSlicerLib/model_cards.py)."""
+    listed = card.get("optional_inputs") if isinstance(card, dict) else None
+    listed = set(listed) if isinstance(listed, list) else set()
+    conditions = card.get("conditions") if isinstance(card, dict) else None
+    conditions = conditions if isinstance(conditions, list) else list(INPUT_MODALITIES)
+    return tuple(m for m in INPUT_MODALITIES if m in OPTIONAL_INPUTS and (m in listed or m not in conditions))
+
 DESCRIPTIONS = {
     "t2w": "T2-weighted",
     "pd": "proton density",

@@ -131,13 +131,15 @@ def series_geometry(image) -> Optional[Dict[str, float]]:
 def input_statistics(conditions: np.ndarray, condition_names: Sequence[str] = INPUT_MODALITIES, *,
                      adc_raw: Optional[np.ndarray] = None, geometry: Optional[Mapping[str, Mapping]] = None,
                      prostate_mask: Optional[np.ndarray] = None,
-                     spacing_mm: Sequence[float] = DEFAULT_SPACING_MM) -> dict:
+                     spacing_mm: Sequence[float] = DEFAULT_SPACING_MM, missing: Sequence[str] = ()) -> dict:
     """Statistics of one exam as the model sees it.
 
     ``conditions``: (C, K, H, W) normalised condition volumes in ``condition_names`` order (the model's input);
     ``adc_raw``: (K, H, W) ADC on its original scale (units); ``geometry``: modality → :func:`series_geometry`
     of the original series; ``prostate_mask``: (K, H, W) gland mask on the grid (default: the central
-    ellipsoid, :func:`gland_region`); ``spacing_mm``: the grid spacing (i, j, k). Returns a JSON-safe dict.
+    ellipsoid, :func:`gland_region`); ``spacing_mm``: the grid spacing (i, j, k); ``missing``: inputs that were
+    not given (their channel is a constant stand-in): left out of every statistic (histograms, noise, shading,
+    correlations, the body mask, geometry) and listed in ``missing_inputs``. Returns a JSON-safe dict.
     """
     conditions = np.asarray(conditions)
     names = list(condition_names)
@@ -145,7 +147,12 @@ def input_statistics(conditions: np.ndarray, condition_names: Sequence[str] = IN
         raise InputError(f"OOD check: conditions of shape {conditions.shape}; expected (C, K, H, W) with "
                          f"C = {len(names)} ({', '.join(names)})")
     shape = conditions.shape[1:]
-    volumes = {m: np.nan_to_num(conditions[i].astype(np.float64), nan=-1.0) for i, m in enumerate(names)}
+    missing = [m for m in names if m in set(missing)]
+    volumes = {m: np.nan_to_num(conditions[i].astype(np.float64), nan=-1.0) for i, m in enumerate(names)
+               if m not in missing}
+    if not volumes:
+        raise InputError(f"OOD check: every input ({', '.join(names)}) is missing; nothing to measure")
+    names = [m for m in names if m not in missing]
     # Body: not air in T2W or PD (muscle is almost as dark as air on T2W, urine on PD, never both); ADC is not
     # used (fat is dark there). The maximum is symmetric, so two swapped series keep the same body.
     anchors = [volumes[m] for m in ("t2w", "pd") if m in volumes] or list(volumes.values())
@@ -184,28 +191,33 @@ def input_statistics(conditions: np.ndarray, condition_names: Sequence[str] = IN
             adc = {"gland_median": float(np.median(gland_values)),
                    "gland_p5_p95": [float(v) for v in np.percentile(gland_values, [5, 95])],
                    "body_p99": float(np.percentile(body_values, 99)) if body_values.size >= MIN_VOXELS else None}
-    return {"version": STATISTICS_VERSION, "conditions": names, "gland_region": region,
-            "body_fraction": round(float(body.mean()), 4), "modalities": modalities,
-            "correlations": correlations, "adc": adc,
-            "geometry": {m: dict(g) for m, g in (geometry or {}).items() if g}}
+    out = {"version": STATISTICS_VERSION, "conditions": names, "gland_region": region,
+           "body_fraction": round(float(body.mean()), 4), "modalities": modalities,
+           "correlations": correlations, "adc": adc,
+           "geometry": {m: dict(g) for m, g in (geometry or {}).items() if g and m not in missing}}
+    if missing:
+        out["missing_inputs"] = missing
+    return out
 
 
 def case_statistics(case, conditions: np.ndarray, condition_names: Sequence[str],
-                    inputs: Optional[Mapping[str, object]] = None, use_prostate_mask: bool = False) -> dict:
+                    inputs: Optional[Mapping[str, object]] = None, use_prostate_mask: bool = False,
+                    missing: Sequence[str] = ()) -> dict:
     """:func:`input_statistics` of a ``PreprocessedCase`` (the pipeline's view): raw ADC and grid spacing from
-    the case, geometry from the original T2W and the other inputs' files/images where they are cheap to read."""
+    the case, geometry from the original T2W and the other inputs' files/images where they are cheap to read.
+    ``missing``: inputs not given, skipped (see :func:`input_statistics`)."""
     import SimpleITK as sitk
 
     geometry = {"t2w": series_geometry(case.t2w)}
     for m in condition_names:
-        if m != "t2w" and inputs is not None and m in inputs:
+        if m != "t2w" and m not in missing and inputs is not None and inputs.get(m) is not None:
             geometry[m] = series_geometry(inputs[m])
     mask = None
     if use_prostate_mask and "prostate_mask" in case.images:
         mask = sitk.GetArrayFromImage(case.images["prostate_mask"])
     adc = sitk.GetArrayFromImage(case.images["adc"]) if "adc" in case.images else None
     return input_statistics(conditions, condition_names, adc_raw=adc, geometry=geometry, prostate_mask=mask,
-                            spacing_mm=case.grid.spacing)
+                            spacing_mm=case.grid.spacing, missing=missing)
 
 
 # ------------------------------------------------------------------------------------------------ features
@@ -444,10 +456,22 @@ def ood_score(statistics: Mapping, card_statistics: Mapping) -> dict:
                                   f"data (score {swapped_score:.2f} instead of {score:.2f}); check which series "
                                   "was given for which input")
                 break
-    return {"checked": True, "score": round(float(score), 3), "threshold": 1.0, "flagged": bool(score > 1.0),
-            "reasons": reasons, "features": {name: round(float(r), 3) for name, (r, _) in worst},
-            "not_checked": sorted(set(card_features) - set(ratios)),
-            "gland_region": statistics.get("gland_region")}
+    result = {"checked": True, "score": round(float(score), 3), "threshold": 1.0, "flagged": bool(score > 1.0),
+              "reasons": reasons, "features": {name: round(float(r), 3) for name, (r, _) in worst},
+              "not_checked": sorted(set(card_features) - set(ratios)),
+              "gland_region": statistics.get("gland_region")}
+    missing = list(statistics.get("missing_inputs") or ())
+    if missing:
+        result["skipped_inputs"] = missing
+        result["note"] = missing_inputs_note(missing)
+    return result
+
+
+def missing_inputs_note(missing: Sequence[str]) -> str:
+    """What the check could not look at when inputs were not given."""
+    names = ", ".join(_name(m) for m in missing)
+    return (f"{names} not given: its statistics (histograms, noise, shading, correlations with the other inputs, "
+            "series geometry) were skipped; the other inputs were checked")
 
 
 def not_checked(reason: str) -> dict:
@@ -465,4 +489,6 @@ def summary_line(result: Mapping) -> str:
             f"{result['threshold']:.0f})")
     reasons: Iterable[str] = result.get("reasons") or []
     first = next(iter(reasons), None)
-    return head + (f": {first}" if first and result.get("flagged") else "")
+    skipped = result.get("skipped_inputs")
+    tail = f" ({', '.join(skipped)} not given: not checked)" if skipped else ""
+    return head + tail + (f": {first}" if first and result.get("flagged") else "")

@@ -12,14 +12,14 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Callable, Dict, Mapping, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
 from DCEDiffLib import __version__
 from DCEDiffLib.errors import InputError
-from DCEDiffLib.modalities import DESCRIPTIONS, INPUT_MODALITIES, TARGET_MODALITIES
+from DCEDiffLib.modalities import DESCRIPTIONS, INPUT_MODALITIES, OPTIONAL_INPUTS, TARGET_MODALITIES
 from DCEDiffLib.normalization import NormParams, fit_normalization, normalize
 from DCEDiffLib.progress import CancelHook, check_cancel
 from DCEDiffLib.registration import RegistrationResult, identity_result, register_rigid
@@ -62,6 +62,11 @@ class PreprocessedCase:
             raise InputError(f"{modality}: not a normalised input of this case (has {', '.join(self.norm)})")
         return normalize(sitk.GetArrayFromImage(self.images[modality]), self.norm[modality])
 
+    @property
+    def missing_inputs(self) -> List[str]:
+        """Non-contrast inputs this case was made without (only optional ones can be), in input order."""
+        return [m for m in INPUT_MODALITIES if m not in self.norm]
+
     def to_dict(self) -> dict:
         """The content of ``preprocess.json``."""
         t2w = self.t2w
@@ -73,7 +78,8 @@ class PreprocessedCase:
             "normalization": {m: p.to_dict() for m, p in self.norm.items()},
             "registration": {m: r.to_dict() for m, r in self.registration.items()},
             "coverage": {m: round(float(c), 4) for m, c in self.coverage.items()},
-            "modalities": sorted(self.images), "sources": self.sources, **self.crop_centre,
+            "modalities": sorted(self.images), "sources": self.sources, "missing_inputs": self.missing_inputs,
+            **self.crop_centre,
             "axis_order": "arrays are (k, j, i); coordinates LPS mm; transforms map T2W points to the series",
         }
 
@@ -100,21 +106,37 @@ def _check_adc(image: sitk.Image) -> None:
                          "image")
 
 
-def read_inputs(inputs: Mapping[str, object]) -> Dict[str, sitk.Image]:
-    """Read and check every given input (paths or SimpleITK images) as float32, label maps as integers."""
+def missing_inputs(inputs: Mapping[str, object]) -> List[str]:
+    """The non-contrast inputs not given (absent, None or empty), in input order."""
+    return [m for m in INPUT_MODALITIES if inputs.get(m) is None or (isinstance(inputs.get(m), str) and not
+                                                                    inputs.get(m))]
+
+
+def check_required_inputs(inputs: Mapping[str, object], optional: Sequence[str] = ()) -> None:
+    """Refuse unknown keys and missing inputs other than ``optional`` ones (those a model can do without)."""
     unknown = sorted(set(inputs) - set(INPUT_MODALITIES + TARGET_MODALITIES + LABEL_KEYS))
     if unknown:
         raise InputError(f"unknown input(s) {', '.join(unknown)}; expected "
                          f"{', '.join(INPUT_MODALITIES + TARGET_MODALITIES + LABEL_KEYS)}")
-    missing = [m for m in INPUT_MODALITIES if inputs.get(m) in (None, "")]
+    missing = [m for m in missing_inputs(inputs) if m not in optional]
     if missing:
         raise InputError(f"missing input(s): {', '.join(_name(m) for m in missing)}; expected all four "
                          "non-contrast inputs T2W, PD, ADC and T1 pre-contrast")
+
+
+def read_inputs(inputs: Mapping[str, object], optional: Sequence[str] = ()) -> Dict[str, sitk.Image]:
+    """Read and check every given input (paths or SimpleITK images) as float32, label maps as integers.
+    ``optional``: inputs that may be missing (``modalities.OPTIONAL_INPUTS`` a model was trained to do without)."""
+    unknown_optional = sorted(set(optional) - set(OPTIONAL_INPUTS))
+    if unknown_optional:
+        raise InputError(f"optional input(s) {', '.join(unknown_optional)}: only {', '.join(OPTIONAL_INPUTS)} can be "
+                         "left out")
+    check_required_inputs(inputs, optional)
     if (inputs.get("dce_early") is None) != (inputs.get("dce_late") is None):
         raise InputError("acquired DCE: give both the early and the late image, or neither")
     images = {}
     for key, source in inputs.items():
-        if source is None or source == "":
+        if source is None or (isinstance(source, str) and source == ""):
             continue
         is_label = key in LABEL_KEYS
         image = read_volume(source, name=_name(key), allow_constant=is_label)
@@ -130,7 +152,7 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
                     register: bool = True, progress=None, should_cancel: Optional[CancelHook] = None,
                     grid_size: Sequence[int] = GRID_SIZE, grid_spacing: Sequence[float] = GRID_SPACING,
                     find_prostate: bool = False, warn: Optional[Callable[[str], None]] = None,
-                    self_check: bool = False) -> PreprocessedCase:
+                    self_check: bool = False, optional: Sequence[str] = ()) -> PreprocessedCase:
     """Register every series to the T2W, resample onto the working grid and fit the normalisation.
 
     ``inputs`` maps ``t2w, pd, adc, t1pre`` (required), ``dce_early, dce_late`` (optional, together),
@@ -143,9 +165,11 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
     ``self_check`` (what ``dcediff synthesize``/``preprocess`` do): each registration is checked by registering a
     copy of the series moved by a known 3°/5 mm (:mod:`DCEDiffLib.registration_check`; a rejected one is retried
     from several starts); the result is in ``registration[m].self_check`` and a disagreement is also said through
-    ``warn``. Inputs are never modified.
+    ``warn``. Inputs are never modified. ``optional``: inputs that may be missing (``modalities.OPTIONAL_INPUTS``,
+    for a model trained to do without them): a missing one is not registered, resampled nor normalised
+    (``PreprocessedCase.missing_inputs`` lists it); the caller fills its channel (``pipeline.condition_array``).
     """
-    images = read_inputs(inputs)
+    images = read_inputs(inputs, optional)
     t2w = images["t2w"]
     location = _crop_centre(t2w, center_lps, find_prostate, should_cancel, warn)
     grid = make_working_grid(t2w, center_lps if center_lps is not None else location.centre_lps,

@@ -29,9 +29,11 @@ import SimpleITK as sitk
 
 from DCEDiffLib.dicom_study import SeriesInfo, Study, Volume, read_study_volume
 from DCEDiffLib.errors import InputError
+from DCEDiffLib.modalities import OPTIONAL_INPUTS
 
 ROLES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
 REQUIRED_ROLES = ("t2w", "pd", "adc", "t1pre")
+OPTIONAL_ROLES = OPTIONAL_INPUTS    # ("pd",): roles a model trained with modality dropout can do without
 OVERRIDE_ROLES = ROLES + ("dce",)
 ROLE_NAMES = {"t2w": "T2W", "pd": "PD", "adc": "ADC", "t1pre": "T1-pre", "dce_early": "DCE early",
               "dce_late": "DCE late", "dce": "DCE"}
@@ -157,6 +159,7 @@ class StudyPicks:
     notes: List[str]
     missing: List[str] = dataclasses.field(default_factory=list)   # required roles not found (require=False)
     problem: str = ""                        # the error pick_roles would have raised (require=False), else ""
+    absent: List[str] = dataclasses.field(default_factory=list)    # optional roles (``optional``) not found
 
     def to_dict(self) -> dict:
         """``{"study": ..., "series": role → pick, "dce": ...}`` for synthesis.json."""
@@ -363,15 +366,21 @@ def parse_series_overrides(items: Optional[Iterable[str]]) -> Dict[str, object]:
 def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, early_time: Optional[float] = None,
                late_time: Optional[float] = None,
                read: Optional[Callable[[Volume, str], sitk.Image]] = None, given: Iterable[str] = (),
-               require: bool = True) -> StudyPicks:
+               require: bool = True, optional: Iterable[str] = ()) -> StudyPicks:
     """Recognise every role in ``study`` (header rules; DCE frames are read only to find contrast arrival).
 
     ``overrides`` (from :func:`parse_series_overrides`) replaces a pick by a series number; roles in ``given``
     come from elsewhere (files on the command line) and are neither picked nor required. Raises one
     :class:`InputError` naming every missing required role (t2w, pd, adc, t1pre) and listing the series found;
     with ``require=False`` it returns the roles it found instead, the missing ones in ``missing`` and that
-    message in ``problem`` (``dcediff dataset``'s manifest, the Slicer module's partial fill).
+    message in ``problem`` (``dcediff dataset``'s manifest, the Slicer module's partial fill). Roles in
+    ``optional`` (only ``pd``: the model was trained to do without it) may be missing: they are then listed in
+    ``absent`` and said in a note, not in ``missing``.
     """
+    optional = set(optional)
+    if optional - set(OPTIONAL_ROLES):
+        raise InputError(f"optional roles {sorted(optional - set(OPTIONAL_ROLES))}: only "
+                         f"{', '.join(OPTIONAL_ROLES)} can be left out")
     overrides = dict(overrides or {})
     given = set(given)
     both = sorted(given & set(overrides))
@@ -419,12 +428,16 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
         if role in overrides:
             picks[role] = _override(study, role, overrides[role], [])
 
-    missing = [r for r in REQUIRED_ROLES if r not in picks and r not in given]
+    absent = [r for r in REQUIRED_ROLES if r not in picks and r not in given and r in optional]
+    for role in absent:
+        notes.append(f"no {ROLE_NAMES[role]} found (expected {ROLE_NEEDS[role]}): synthesizing without "
+                     f"{ROLE_NAMES[role]}, which the model was trained to do without")
+    missing = [r for r in REQUIRED_ROLES if r not in picks and r not in given and r not in optional]
     problem = _missing_message(study, missing, problems, dce) if (missing or problems) else ""
     if problem and require:
         raise InputError(problem)
     _refuse_shared_volumes(picks)
-    return StudyPicks(study, picks, dce, notes, missing, problem)
+    return StudyPicks(study, picks, dce, notes, missing, problem, absent)
 
 
 def _refuse_shared_volumes(picks: Dict[str, Pick]) -> None:

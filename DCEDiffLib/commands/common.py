@@ -72,7 +72,7 @@ def collect_inputs(args: argparse.Namespace) -> Dict[str, str]:
         from DCEDiffLib.atomic import check_output_folder
 
         check_output_folder(args.out, overwrite=getattr(args, "overwrite", False))
-    inputs = {m: getattr(args, m) for m in ("t2w", "pd", "adc", "t1pre")}
+    inputs = {m: getattr(args, m) for m in ("t2w", "pd", "adc", "t1pre") if getattr(args, m)}
     for key, attr in (("dce_early", "dce_early"), ("dce_late", "dce_late"), ("labels", "labels")):
         if getattr(args, attr, None):
             inputs[key] = getattr(args, attr)
@@ -93,6 +93,8 @@ def check_distinct_inputs(inputs: Dict[str, str]) -> None:
     read one series as two contrasts and say nothing."""
     seen: Dict[str, str] = {}
     for key, value in inputs.items():
+        if not value:
+            continue  # an input not given (e.g. PD, for a model trained without it)
         path = Path(value)
         if not path.exists():
             continue  # reading it later names it as missing

@@ -38,6 +38,10 @@ def register(subparsers) -> None:
     parser.add_argument("--max-cases", type=int, help="evaluate at most this many cases (quick checks)")
     parser.add_argument("--cache", type=Path, help="folder for preprocessed-case caches (shareable with training)")
     parser.add_argument("--no-fid", action="store_true", help="skip FID/KID")
+    parser.add_argument("--missing", action="append", default=[], metavar="INPUT",
+                        help="run every method with INPUT missing (only pd), its channel set as in training's "
+                             "modality dropout (augment.drop_pd), to measure what a missing PD costs; meta records "
+                             "it and which models were trained to do without it")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--overwrite", action="store_true")
     parser.set_defaults(func=run)
@@ -64,6 +68,6 @@ def run(args: argparse.Namespace) -> int:
         baseline_data=args.baseline_data, compare=compare, sampler=args.sampler, steps=args.steps,
         samples=args.samples, seed=args.seed, device=args.device, max_cases=args.max_cases,
         fid=not args.no_fid, overwrite=args.overwrite, cache_dir=args.cache,
-        subset=args.subset)
+        subset=args.subset, missing=args.missing)
     print(json.dumps(summary, indent=1, default=str))
     return 0

@@ -19,7 +19,9 @@ def register(subparsers) -> None:
         description="Registers PD/ADC/T1-pre (and acquired DCE) to the T2W, synthesizes early and late DCE on the "
                     "160x160x16 working grid, and writes synthetic_early/late.nii.gz (labelled synthetic), "
                     "uncertainty maps (--samples > 1), residuals and metrics.json (acquired DCE given), "
-                    "report.png and synthesis.json.")
+                    "report.png and synthesis.json. --pd may be left out (and a --study without a PD series is "
+                    "used) when the model's card lists pd in optional_inputs (a model trained with "
+                    "augment.drop_pd); the results then say they were made without PD.")
     add_input_arguments(parser, required=False)  # required unless --study (checked in run)
     add_study_arguments(parser)
     add_sampling_arguments(parser)
@@ -100,10 +102,12 @@ def _check_file_inputs(args: argparse.Namespace) -> None:
     """Without --study the four inputs are required, and the study-only options make no sense."""
     from DCEDiffLib.errors import InputError
 
+    # --pd may be left out for a model trained without it: the pipeline decides from the model's card
     missing = [f"--{m}" for m in ("t2w", "pd", "adc", "t1pre") if not getattr(args, m)]
-    if missing:
+    if set(missing) - {"--pd"}:
         raise InputError(f"missing inputs {', '.join(missing)}: expected --t2w, --pd, --adc and --t1pre "
-                         "(DICOM series folders or NIfTI/NRRD/MHA files), or --study DIR")
+                         "(DICOM series folders or NIfTI/NRRD/MHA files; --pd only when the model can do without "
+                         "it), or --study DIR")
     extra = [name for name, value in (("--series", args.series), ("--early-time", args.early_time),
                                       ("--late-time", args.late_time)) if value is not None]
     if extra:
@@ -115,9 +119,12 @@ def study_inputs(args: argparse.Namespace):
     series; inputs also given as files (--t1pre ...) are used instead of the study's. Errors (no study, several
     studies, a missing role) come before anything is written."""
     from DCEDiffLib.atomic import check_output_folder
+    from DCEDiffLib.diffusion.model_files import load_card, missing_inputs_allowed
     from DCEDiffLib.dicom_study import scan_study
     from DCEDiffLib.errors import InputError
-    from DCEDiffLib.study_roles import parse_series_overrides, pick_roles
+    from DCEDiffLib.modalities import OPTIONAL_INPUTS
+    from DCEDiffLib.model_registry import resolve_model
+    from DCEDiffLib.study_roles import ROLE_NAMES, parse_series_overrides, pick_roles
 
     # inputs given as files take the place of the study's series (e.g. a T1-pre the study lacks)
     files = {m: getattr(args, m) for m in ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
@@ -125,10 +132,19 @@ def study_inputs(args: argparse.Namespace):
     if ("dce_early" in files) != ("dce_late" in files):
         raise InputError("acquired DCE: give both --dce-early and --dce-late, or neither")
     check_output_folder(args.out, overwrite=args.overwrite)
+    weights = resolve_model(args.model)
+    allowed = missing_inputs_allowed(load_card(weights))  # which roles the study may lack (the card decides)
     overrides = parse_series_overrides(args.series)
     study = scan_study(args.study, warn=lambda message: print(f"dcediff synthesize: warning: {message}",
                                                              file=sys.stderr, flush=True))
-    picks = pick_roles(study, overrides, early_time=args.early_time, late_time=args.late_time, given=files)
+    picks = pick_roles(study, overrides, early_time=args.early_time, late_time=args.late_time, given=files,
+                       optional=allowed, require=False)
+    if picks.problem:
+        needed = [r for r in picks.missing if r in OPTIONAL_INPUTS]  # optional in general, but not for this model
+        hint = "".join(f" The model {weights.stem} needs {ROLE_NAMES[r]} (its card does not list {r!r} in "
+                       f"optional_inputs); a model trained with augment.drop_{r} > 0 can do without it."
+                       for r in needed)
+        raise InputError(picks.problem + hint)
     print(f"study {study.study_uid} (patient {study.patient_id or '?'}, {len(study.series)} series):", flush=True)
     for line in picks.lines():
         print("  " + line, flush=True)

@@ -3,6 +3,10 @@
 Nothing is unpickled and no code from a model file runs. Loading refuses, with a message naming the file: a
 missing file, a pickled checkpoint, a truncated or altered weights file, a card of another format, version or
 architecture, unknown card fields, modalities other than DCE-diff's, weights that do not fit the card, NaN/Inf.
+
+``optional_inputs`` (optional field): the inputs the model was trained to do without (modality dropout,
+``augment.drop_pd``), a subset of ``modalities.OPTIONAL_INPUTS`` among its conditions; without the field every
+condition is required. :func:`missing_inputs_allowed` is what the pipeline asks.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import torch
 
 from DCEDiffLib.atomic import atomic_path, write_text_atomic
 from DCEDiffLib.errors import ModelFileError
-from DCEDiffLib.modalities import INPUT_MODALITIES, TARGET_MODALITIES
+from DCEDiffLib.modalities import (DESCRIPTIONS, INPUT_MODALITIES, OPTIONAL_INPUTS, TARGET_MODALITIES,
+                                   missing_inputs_allowed)  # noqa: F401  (re-exported: the card's rule)
 
 FORMAT_NAME = "dcediff-model"
 FORMAT_VERSION = 1
@@ -27,7 +32,7 @@ REQUIRED_FIELDS = {"format", "format_version", "architecture", "objective", "sch
                    "normalization", "weights_sha256"}
 OPTIONAL_FIELDS = {"channel_meaning", "working_grid", "training", "metrics", "created_by", "description",
                    "parameterization", "mean_network", "residual_scale", "input_statistics", "data_domain",
-                   "sampling"}
+                   "sampling", "optional_inputs"}
 OBJECTIVES = ("diffusion", "regression", "residual")
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol ≥2, zip (torch.save)
 
@@ -106,6 +111,7 @@ def check_card(card: dict, where: Path) -> None:
                              f"{list(INPUT_MODALITIES)} in that order")
     if card["targets"] != list(TARGET_MODALITIES):
         raise ModelFileError(f"model card {where}: targets {card['targets']!r}; expected {list(TARGET_MODALITIES)}")
+    _check_optional_inputs(card, where)
     config = arch["config"]
     expected_in = len(conditions) + len(TARGET_MODALITIES)
     if card["objective"] == "residual":
@@ -115,6 +121,34 @@ def check_card(card: dict, where: Path) -> None:
         raise ModelFileError(f"model card {where}: network has {config.get('in_channels')} inputs/"
                              f"{config.get('out_channels')} outputs; {len(conditions)} conditions need "
                              f"{expected_in}/{len(TARGET_MODALITIES)}")
+
+
+def _check_optional_inputs(card: dict, where: Path) -> None:
+    if "optional_inputs" not in card:
+        return
+    value = card["optional_inputs"]
+    if (not isinstance(value, list) or len(set(map(str, value))) != len(value)
+            or any(not isinstance(m, str) or m not in OPTIONAL_INPUTS or m not in card["conditions"] for m in value)):
+        raise ModelFileError(f"model card {where}: optional_inputs {value!r}; expected a list of the inputs the model "
+                             f"was trained to do without (augment.drop_pd): a subset of {list(OPTIONAL_INPUTS)} "
+                             f"among its conditions {card['conditions']}")
+
+
+def missing_input_refusal(name: str, modality: str) -> str:
+    """Why model ``name`` cannot run without ``modality``, and what would work (the error's wording)."""
+    return (f"missing input {DESCRIPTIONS[modality]} ({modality}): the model {name} needs it (its card does not list "
+            f"{modality!r} in optional_inputs: it was not trained to do without it). Give the {modality.upper()} "
+            f"series, or use a model trained with modality dropout (augment.drop_{modality} > 0), whose card lists "
+            f"optional_inputs [{modality!r}]")
+
+
+def load_card(path: os.PathLike) -> dict:
+    """The checked card of a model (path: the .safetensors, the .json or the stem), without reading the weights:
+    for decisions before the slow work (which inputs a study must have)."""
+    card_path = model_paths(path)[1]
+    card = _read_card(card_path)
+    check_card(card, card_path)
+    return card
 
 
 def _check_residual_fields(card: dict, where: Path) -> None:

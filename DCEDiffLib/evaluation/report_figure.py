@@ -31,6 +31,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from DCEDiffLib.errors import InputError
+from DCEDiffLib.modalities import OPTIONAL_INPUTS
 
 INPUT_TITLES = (("t2w", "T2W"), ("pd", "PD"), ("adc", "ADC"), ("t1pre", "T1 pre-contrast"))
 TARGET_TITLES = {"early": "early", "late": "late"}
@@ -214,7 +215,12 @@ def _check_row(row: dict, index: int) -> tuple:
     if not isinstance(row, dict) or not isinstance(row.get("inputs"), dict) or not isinstance(row.get("synthetic"),
                                                                                                  dict):
         raise InputError(f"report row {index}: expected a dict with 'inputs' and 'synthetic' dicts")
-    missing = [m for m, _ in INPUT_TITLES if m not in row["inputs"]]
+    absent = set(row.get("missing_inputs") or ())
+    unknown = sorted(absent - set(OPTIONAL_INPUTS))
+    if unknown:
+        raise InputError(f"report row {index}: missing_inputs {unknown}; only {', '.join(OPTIONAL_INPUTS)} can be "
+                         "missing")
+    missing = [m for m, _ in INPUT_TITLES if m not in row["inputs"] and m not in absent]
     if missing:
         raise InputError(f"report row {index}: inputs lack {', '.join(missing)}")
     shape = np.shape(row["synthetic"][next(iter(row["synthetic"]))]) if row["synthetic"] else None
@@ -288,7 +294,8 @@ def report_figure(rows: List[dict], slice_index: Optional[int] = None, provenanc
                   warning: Optional[str] = None):
     """The report as a matplotlib ``Figure`` (Agg canvas).
 
-    Each row: ``title`` (the case line); ``inputs`` {t2w, pd, adc, t1pre}; ``synthetic`` {early, late};
+    Each row: ``title`` (the case line); ``inputs`` {t2w, pd, adc, t1pre} (an input named in the row's
+    ``missing_inputs``, e.g. ["pd"], may be absent: its panel says it was not given); ``synthetic`` {early, late};
     ``acquired`` {early, late} or None; optional ``uncertainty`` {early, late}, ``labels`` + ``legend`` (for the
     slice choice and outlines), ``slice_index``, ``grid`` (``direction`` and ``spacing`` of the volumes' grid, e.g.
     ``WorkingGrid.to_dict()``: orientation letters and scale bar) and ``metrics`` (an ``evaluate_case`` result;
@@ -358,6 +365,9 @@ def report_figure(rows: List[dict], slice_index: Optional[int] = None, provenanc
         # Line 1: the inputs (the same columns, hence the same size, as the images below), and a text panel.
         input_columns = (col["acq"], col["syn"], col["res"], col["enh_acq"])
         for column, (modality, label) in zip(input_columns, INPUT_TITLES):
+            if modality not in inputs:  # an optional input not given (row "missing_inputs")
+                _empty(fig, grid[base, column], f"{label}: not given\n(synthesized without {label})")
+                continue
             lo, hi = _window([inputs[modality]])
             ax, _ = _panel(fig, grid[base, column], inputs[modality][k], label, vmin=lo, vmax=hi)
             if modality == "t2w":
@@ -369,6 +379,10 @@ def report_figure(rows: List[dict], slice_index: Optional[int] = None, provenanc
         lines = [str(row.get("title") or f"case {index + 1}"),
                  f"{marks['plane']} slice {k + 1} of {shape[0]}; {geometry}",
                  "orientation: " + orientation_words(marks)]
+        if row.get("missing_inputs"):
+            given = dict(INPUT_TITLES)
+            lines.append("made WITHOUT " + " and ".join(given.get(m, m) for m in row["missing_inputs"])
+                         + " (the model was trained to do without it)")
         for target in synthetic:
             words = metric_words(metrics, target)
             if words:

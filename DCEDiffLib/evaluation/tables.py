@@ -220,6 +220,12 @@ def markdown_text(summary: Dict[str, dict], meta: Optional[dict] = None) -> str:
     for key in ("model", "sampler", "steps", "samples", "seed"):
         if key in meta:
             lines.append(f"- {key}: {meta[key]}")
+    missing = meta.get("missing_inputs")
+    if isinstance(missing, dict) and missing.get("inputs"):
+        without = [name for name, ok in (missing.get("models_trained_without") or {}).items() if not ok]
+        lines.append(f"- missing inputs: {', '.join(missing['inputs'])} — every method ran WITHOUT them (channel set "
+                     f"to {missing.get('value')}, as in training's modality dropout)"
+                     + (f"; not trained to do without them: {', '.join(without)}" if without else ""))
     lines += ["", "## Whole working grid (the paper's table)", ""]
     header = ["method"] + [f"{t} {label}" for t in targets
                            for label in ("PSNR (dB)", "SSIM", "MAE")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from DCEDiffLib import __version__
 from DCEDiffLib.modalities import DESCRIPTIONS, TARGET_MODALITIES
@@ -11,11 +11,13 @@ from DCEDiffLib.target_scale import RANGE_FACTOR
 
 def make_model_card(network_config: dict, objective: str, conditions: Sequence[str], preset: str,
                     training: dict, metrics: Optional[dict] = None, parameterization: str = "image",
-                    residual: Optional[dict] = None) -> dict:
+                    residual: Optional[dict] = None, optional_inputs: Sequence[str] = ()) -> dict:
     """Everything a user (and the loader) needs to know about a model, except the weights' hash.
 
     ``save_model`` adds ``weights_sha256``. ``residual`` ({"mean_network": ..., "residual_scale": s}) describes the
-    frozen mean network of a residual-diffusion model (objective "residual").
+    frozen mean network of a residual-diffusion model (objective "residual"). ``optional_inputs``: the inputs the
+    model was trained to do without (modality dropout, see :func:`optional_inputs_of_training`); written only when
+    not empty.
     """
     from DCEDiffLib.diffusion.model_files import FORMAT_NAME, FORMAT_VERSION
     from DCEDiffLib.diffusion.schedules import INFERENCE_SCHEDULE, TRAIN_SCHEDULE
@@ -54,4 +56,33 @@ def make_model_card(network_config: dict, objective: str, conditions: Sequence[s
         card["parameterization"] = parameterization  # output + zero enhancement = y0 (see diffusion.residual)
     if residual is not None:
         card.update(residual)
+    if optional_inputs:
+        card["optional_inputs"] = [m for m in conditions if m in set(optional_inputs)]
     return card
+
+
+def _recipe_drop(training: object, modality: str) -> float:
+    recipe = training.get("recipe") if isinstance(training, dict) else None
+    augment = recipe.get("augment") if isinstance(recipe, dict) else None
+    value = augment.get(f"drop_{modality}", 0.0) if isinstance(augment, dict) else 0.0
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def optional_inputs_of_training(augment: dict, conditions: Sequence[str],
+                                mean_card: Optional[dict] = None) -> List[str]:
+    """The inputs a model trained with ``augment`` can do without: each optional input (``modalities.OPTIONAL_INPUTS``)
+    among ``conditions`` whose ``augment.drop_<input>`` is > 0 (the channel was set to ``MISSING_INPUT_VALUE`` in
+    training). A residual model (``mean_card``: the card of the frozen mean network it wraps) needs it of both
+    networks: the mean network's card lists it in ``optional_inputs`` or, for a card written before that field
+    existed, its training recipe has ``augment.drop_<input>`` > 0."""
+    from DCEDiffLib.modalities import OPTIONAL_INPUTS
+
+    out = []
+    for modality in OPTIONAL_INPUTS:
+        if modality not in conditions or not float((augment or {}).get(f"drop_{modality}", 0.0) or 0.0) > 0:
+            continue
+        if mean_card is not None and modality not in (mean_card.get("optional_inputs") or ()) \
+                and not _recipe_drop(mean_card.get("training"), modality) > 0:
+            continue
+        out.append(modality)
+    return out

@@ -372,7 +372,24 @@ class Trainer:
         return make_model_card(self.network_config, objective=self.config["objective"],
                                conditions=self.conditions, preset=self.config["model"].get("preset", "paper"),
                                training=training, metrics=metrics,
-                               parameterization=self.config["parameterization"], residual=residual)
+                               parameterization=self.config["parameterization"], residual=residual,
+                               optional_inputs=self.optional_inputs())
+
+    def optional_inputs(self) -> list:
+        """The card's ``optional_inputs``: PD when this run drops it (``augment.drop_pd`` > 0) and, for a residual
+        run, the frozen mean network was trained so too (else only a warning: the mean never saw a missing PD)."""
+        from DCEDiffLib.training.model_card import optional_inputs_of_training
+
+        augment = self.config.get("augment") or {}
+        mean_card = self.mean_model.card if self.mean_model is not None else None
+        optional = optional_inputs_of_training(augment, self.conditions, mean_card)
+        if mean_card is not None:
+            for modality in sorted(set(optional_inputs_of_training(augment, self.conditions)) - set(optional)):
+                if not getattr(self, "_warned_optional", False):
+                    self._say(f"warning: augment.drop_{modality} > 0, but the mean model was not trained without "
+                              f"{modality} (its card has no optional_inputs); the exported model requires {modality}")
+                    self._warned_optional = True
+        return optional
 
     def export_model(self, stem: Path, metrics: dict) -> None:
         """Save the EMA weights as a model (safetensors + card)."""
