@@ -231,10 +231,18 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self.ui.applyButton.text = _("Apply")
         p = self._parameterNode
-        ready = bool(p and p.t2w and p.pd and p.adc and p.t1pre) and bool(p.dceEarly) == bool(p.dceLate)
+        pdOptional = bool(p) and "pd" in modelOptionalInputs(p.modelFile)
+        ready = (bool(p and p.t2w and (p.pd or pdOptional) and p.adc and p.t1pre)
+                 and bool(p.dceEarly) == bool(p.dceLate))
         self.ui.applyButton.enabled = ready
-        self.ui.applyButton.toolTip = _("Synthesize early and late DCE") if ready else _(
-            "Select T2W, PD, ADC and T1 pre-contrast (and both acquired DCE volumes, or neither)")
+        if ready:
+            self.ui.applyButton.toolTip = _("Synthesize early and late DCE") if p.pd else _(
+                "Synthesize early and late DCE without PD (the selected model was trained to do without it)")
+        else:
+            self.ui.applyButton.toolTip = _(
+                "Select T2W, ADC and T1 pre-contrast, and PD (optional for the selected model) "
+                "(and both acquired DCE volumes, or neither)") if pdOptional else _(
+                "Select T2W, PD, ADC and T1 pre-contrast (and both acquired DCE volumes, or neither)")
 
     def onImportModel(self) -> None:
         path = qt.QFileDialog.getOpenFileName(self.parent, _("Import DCEDiff model file"), "",
@@ -313,6 +321,10 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         else:
             self.ui.statusLabel.text = _("Done in {seconds}. Results are labelled as synthetic.").format(
                 seconds=process_runner.format_seconds(outcome.seconds))
+            if outcome.missingInputs:
+                self.ui.statusLabel.text += " " + _("Made without {inputs} (the model was trained to do without "
+                                                    "it).").format(inputs=", ".join(m.upper() for m in
+                                                                                    outcome.missingInputs))
             if outcome.outOfDistribution:
                 self.ui.statusLabel.text = _("Done, but the inputs are OUT OF the model's training distribution "
                                              "(score {score}): see the warning.").format(
@@ -338,6 +350,15 @@ def stepsAfterSamplerChange(previous: Optional[str], sampler: str, steps: int) -
     if previous == "ddpm" and sampler != "ddpm" and steps == 1000:
         return defaults.DEFAULT_STEPS
     return steps
+
+
+def modelOptionalInputs(modelFile: str) -> tuple:
+    """The inputs the model that will run can do without (its card's ``optional_inputs``, e.g. ("pd",))."""
+    from DCEDiffSlicerLib import model_cards
+
+    from DCEDiffLib.model_registry import shipped_model_path
+
+    return model_cards.optional_inputs(Path(modelFile) if modelFile else shipped_model_path())
 
 
 def describeModel(modelFile: str) -> str:
@@ -367,6 +388,7 @@ class DCEDiffResult:
     seconds: float
     cancelled: bool = False
     outOfDistribution: Optional[dict] = None  # {"score", "threshold", "reasons"} when the engine flagged the inputs
+    missingInputs: tuple = ()  # inputs the engine synthesized without (e.g. ("pd",)), from the result nodes
 
 
 @dataclasses.dataclass
@@ -425,7 +447,8 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         """Synthesize early and late DCE for the given volume nodes (inputs are never modified).
 
         ``center``: a markups point list or ROI at the prostate (None: the T2W centre). ``model``: a .safetensors
-        path (None: the shipped model). Blocking (``waitForCompletion=True``): returns the :class:`DCEDiffResult`
+        path (None: the shipped model). ``pd`` may be None when the model's card lists it in ``optional_inputs``
+        (trained with augment.drop_pd): the engine then synthesizes without PD and the results say so. Blocking (``waitForCompletion=True``): returns the :class:`DCEDiffResult`
         (``cancelled`` set if cancelled) or raises with the engine's message. Non-blocking: returns None at once;
         a QTimer polls the engine and calls ``completedCallback(result or exception)``. Raises ValueError naming
         the input for bad input, before anything runs. ``timeoutSeconds`` (blocking mode): stop the engine after
@@ -437,9 +460,10 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
             raise RuntimeError("DCEDiff is already running; cancel it first")
         labels = process_runner.INPUT_LABELS
         nodes = {"t2w": t2w, "pd": pd, "adc": adc, "t1pre": t1pre, "dce_early": dceEarly, "dce_late": dceLate}
+        allowed = modelOptionalInputs(model or "")  # pd may be None for a model trained without it
         for key in process_runner.REQUIRED_INPUTS:
-            if nodes[key] is None:
-                raise ValueError(f"{labels[key]}: no input volume selected")
+            if nodes[key] is None and key not in allowed:
+                raise ValueError(process_runner.missing_input_message(key))
         if (dceEarly is None) != (dceLate is None):
             raise ValueError("acquired DCE: select both the early and the late acquired DCE, or neither")
         centerLps = scene_io.center_lps_from_markups(center)
@@ -452,7 +476,8 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
                                                                  labels[key]))
             request = process_runner.SynthesisRequest(
                 inputs=inputs, out_dir=str(workDir / "out"), model=model or None, sampler=sampler, steps=steps,
-                samples=samples, seed=seed, device=device, center_lps=centerLps, t2w_grid=True)
+                samples=samples, seed=seed, device=device, center_lps=centerLps, t2w_grid=True,
+                missing_allowed=allowed)
             python = process_runner.python_slicer_executable(slicer.app.slicerHome)
             command = process_runner.build_synthesize_command(python, request)
             logging.info("DCEDiff: running %s", " ".join(command))
@@ -533,7 +558,9 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
                 except Exception:  # the nodes are there; a display problem must not lose them
                     logging.exception("DCEDiff: could not set up the comparison layout")
             ood = created["synthetic_early"].GetAttribute(scene_io.OOD_ATTRIBUTE)
-            return DCEDiffResult(created, provenance, seconds, outOfDistribution=json.loads(ood) if ood else None)
+            missing = created["synthetic_early"].GetAttribute(scene_io.MISSING_ATTRIBUTE)
+            return DCEDiffResult(created, provenance, seconds, outOfDistribution=json.loads(ood) if ood else None,
+                                 missingInputs=tuple(missing.split(",")) if missing else ())
         finally:
             shutil.rmtree(job.workDir, ignore_errors=True)
 

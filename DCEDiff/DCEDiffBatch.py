@@ -79,7 +79,9 @@ def buildParser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="DCEDiffBatch", description="DCEDiff batch synthesis inside 3D Slicer")
     for name, text in (("t2w", "T2-weighted"), ("pd", "proton density"), ("adc", "ADC map"),
                        ("t1pre", "T1 pre-contrast")):
-        parser.add_argument(f"--{name}", required=True, help=f"{text} volume file (NIfTI/NRRD/MHA)")
+        parser.add_argument(f"--{name}", required=name != "pd", help=f"{text} volume file (NIfTI/NRRD/MHA)" + (
+            "; may be left out when the model's card lists pd in optional_inputs (trained with augment.drop_pd)"
+            if name == "pd" else ""))
     parser.add_argument("--dce-early", help="acquired early DCE (optional: residuals and metrics)")
     parser.add_argument("--dce-late", help="acquired late DCE (optional: residuals and metrics)")
     parser.add_argument("--center", help="prostate centre R,A,S in mm (default: the T2W field-of-view centre)")
@@ -132,7 +134,7 @@ def run(argv) -> int:
     def progress(event):
         print(f"DCEDiffBatch: {process_runner.describe_event(event)}", flush=True)
 
-    result = logic.process(nodes["t2w"], nodes["pd"], nodes["adc"], nodes["t1pre"], nodes.get("dce_early"),
+    result = logic.process(nodes["t2w"], nodes.get("pd"), nodes["adc"], nodes["t1pre"], nodes.get("dce_early"),
                            nodes.get("dce_late"), center=centerNode, model=args.model, sampler=args.sampler,
                            steps=args.steps, samples=args.samples, seed=args.seed, device=args.device,
                            waitForCompletion=True, progressCallback=progress, showResult=False,

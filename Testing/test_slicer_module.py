@@ -307,3 +307,31 @@ def test_batch_script_always_exits_with_a_code_even_on_an_import_error(tmp_path)
     help_run = subprocess.run([sys.executable, "-c", bootstrap, "--help"], capture_output=True, text=True,
                               timeout=120, env=env, cwd=str(tmp_path))
     assert help_run.returncode == 0 and "--install-dependencies" in help_run.stdout and "--center" in help_run.stdout
+
+
+def test_pd_may_stay_empty_only_for_a_model_trained_without_it(modules, monkeypatch, tmp_path):
+    DCEDiff, _ = modules
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from random_model import save_random_model
+
+    widget, p = make_widget(DCEDiff, monkeypatch)
+    plain = save_random_model(tmp_path)
+    dropout = tmp_path / "dropout.safetensors"
+    dropout.write_bytes(plain.read_bytes())
+    card = plain.with_suffix(".json").read_text(encoding="utf-8")
+    dropout.with_suffix(".json").write_text(card.replace('"format": ', '"optional_inputs": ["pd"], "format": ', 1),
+                                            encoding="utf-8")
+    p.t2w, p.adc, p.t1pre = object(), object(), object()  # selected volumes (PD left empty)
+    for model, ready in ((str(plain), False), (str(dropout), True)):
+        p.modelFile = model
+        widget._updateApplyButton()
+        assert widget.ui.applyButton.enabled is ready, model
+    assert "without PD" in widget.ui.applyButton.toolTip
+    p.modelFile = str(plain)
+    widget._updateApplyButton()
+    assert widget.ui.applyButton.toolTip.startswith("Select T2W, PD, ADC and T1 pre-contrast")
+    # the logic refuses a missing PD for a model that needs it, naming PD and what would work, before any work
+    with pytest.raises(ValueError, match=r"PD: no input volume selected \(the model needs it; .*augment.drop_pd"):
+        widget.logic.process(object(), None, object(), object(), model=str(plain))
+    with pytest.raises(ValueError, match="ADC: no input volume selected"):
+        widget.logic.process(object(), None, None, object(), model=str(dropout))

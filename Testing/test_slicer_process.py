@@ -242,3 +242,25 @@ def test_run_ends_even_if_a_stray_process_keeps_the_output_pipe_open():
                     os.kill(int(line.split()[1]), 9)
                 except OSError:
                     pass
+
+
+def test_pd_may_be_left_out_only_when_the_model_allows_it(tmp_path):
+    from DCEDiffSlicerLib import model_cards
+
+    without_pd = {k: v for k, v in INPUTS.items() if k != "pd"}
+    with pytest.raises(ValueError, match=r"PD: no input volume selected \(the model needs it; .*augment.drop_pd"):
+        pr.build_synthesize_command("py", pr.SynthesisRequest(inputs=without_pd, out_dir="o"))
+    cmd = pr.build_synthesize_command("py", pr.SynthesisRequest(inputs=without_pd, out_dir="o",
+                                                                missing_allowed=("pd",)))
+    assert "--pd" not in cmd and "--t2w" in cmd and "--adc" in cmd and "--t1pre" in cmd
+    with pytest.raises(ValueError, match="ADC: no input volume selected"):  # only PD can be allowed to be missing
+        pr.build_synthesize_command("py", pr.SynthesisRequest(inputs={**INPUTS, "adc": ""}, out_dir="o",
+                                                              missing_allowed=("pd", "adc")))
+    # the model card decides (the engine's rule, read without torch)
+    model = save_random_model(tmp_path)
+    assert model_cards.optional_inputs(model) == ()
+    card = model.with_suffix(".json")
+    card.write_text(card.read_text(encoding="utf-8").replace('"format": ', '"optional_inputs": ["pd"], "format": ', 1),
+                    encoding="utf-8")
+    assert model_cards.optional_inputs(model) == ("pd",)
+    assert model_cards.optional_inputs(tmp_path / "absent.safetensors") == ()

@@ -227,3 +227,18 @@ def test_metrics_table_holds_psnr_ssim_mae_and_enhancement_rows():
     assert np.isinf(by_key[("late", "whole")][0])
     with pytest.raises(ValueError, match="metrics"):
         scene_io.create_metrics_table({"info": {}}, "empty")
+
+
+def test_results_made_without_pd_say_so_in_name_and_attribute(tmp_path):
+    image = sitk.Image(8, 8, 4, sitk.sitkFloat32) + 1.0
+    t2w = scene_io.image_to_volume_node(image, "T2W")
+    for missing, suffix in (([], ""), (["pd"], " (without PD)")):
+        out = tmp_path / f"result_{len(missing)}"
+        out.mkdir()
+        for target in ("early", "late"):
+            sitk.WriteImage(image, str(out / f"synthetic_{target}.nii.gz"))
+        (out / "synthesis.json").write_text(json.dumps({"provenance": {"model": "tiny"}, "missing_inputs": missing}))
+        nodes = scene_io.load_results(out, t2w)
+        assert nodes["synthetic_early"].GetName() == f"T2W synthetic early DCE{suffix}"
+        for node in nodes.values():
+            assert node.GetAttribute(scene_io.MISSING_ATTRIBUTE) == (",".join(missing) or None)

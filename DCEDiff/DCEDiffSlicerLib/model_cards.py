@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 
 def _first_test_metrics(metrics: dict) -> Optional[str]:
@@ -47,3 +47,17 @@ def summary(weights_path) -> str:
     if card.get("created_by"):
         parts.append(f"made by {card['created_by']}")
     return "; ".join(parts)
+
+
+def optional_inputs(weights_path) -> Tuple[str, ...]:
+    """The inputs the model can do without (``pd`` for a model trained with ``augment.drop_pd``), read from its
+    card with the engine's rule (``DCEDiffLib.modalities.missing_inputs_allowed``); () when the card is missing or
+    unreadable (the engine then refuses with the reason)."""
+    from DCEDiffLib.modalities import missing_inputs_allowed
+
+    card_path = Path(weights_path).with_suffix(".json")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ()
+    return missing_inputs_allowed(card) if isinstance(card, dict) else ()

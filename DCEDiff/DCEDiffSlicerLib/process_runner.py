@@ -33,6 +33,7 @@ DEVICES = ("auto", "cpu", "cuda")
 EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 2, 3
 REQUIRED_INPUTS = ("t2w", "pd", "adc", "t1pre")
 OPTIONAL_INPUTS = ("dce_early", "dce_late")
+MODEL_OPTIONAL_INPUTS = ("pd",)  # required unless the model's card allows it (SynthesisRequest.missing_allowed)
 INPUT_LABELS = {"t2w": "T2W", "pd": "PD", "adc": "ADC", "t1pre": "T1 pre-contrast",
                 "dce_early": "acquired early DCE", "dce_late": "acquired late DCE"}
 STAGE_LABELS = {"load": "Loading the model", "register": "Registration", "sample": "Sampling",
@@ -60,12 +61,13 @@ class SynthesisRequest:
     device: str = "auto"
     center_lps: Optional[Sequence[float]] = None
     t2w_grid: bool = True
+    missing_allowed: Sequence[str] = ()    # inputs the model can do without (model_cards.optional_inputs): pd
 
     def validate(self) -> None:
         """Raise ValueError naming the bad option or input."""
         for key in REQUIRED_INPUTS:
-            if not self.inputs.get(key):
-                raise ValueError(f"{INPUT_LABELS[key]}: no input volume selected")
+            if not self.inputs.get(key) and not (key in MODEL_OPTIONAL_INPUTS and key in self.missing_allowed):
+                raise ValueError(missing_input_message(key))
         if bool(self.inputs.get("dce_early")) != bool(self.inputs.get("dce_late")):
             raise ValueError("acquired DCE: select both the early and the late acquired DCE, or neither")
         unknown = set(self.inputs) - set(REQUIRED_INPUTS) - set(OPTIONAL_INPUTS)
@@ -81,6 +83,15 @@ class SynthesisRequest:
             raise ValueError(f"samples {self.samples}: expected 1 or more")
         if self.center_lps is not None and len(self.center_lps) != 3:
             raise ValueError(f"centre {self.center_lps}: expected three coordinates (LPS mm)")
+
+
+def missing_input_message(key: str) -> str:
+    """The error for an input not selected; for PD it also says which model could do without it."""
+    text = f"{INPUT_LABELS[key]}: no input volume selected"
+    if key in MODEL_OPTIONAL_INPUTS:
+        text += (f" (the model needs it; a model trained with augment.drop_{key}, whose card lists optional_inputs "
+                 f"['{key}'], can do without it)")
+    return text
 
 
 def engine_root() -> Path:

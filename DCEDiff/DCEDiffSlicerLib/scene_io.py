@@ -31,6 +31,7 @@ SYNTHETIC_ATTRIBUTE = "DCEDiff.Synthetic"
 PROVENANCE_PREFIX = "DCEDiff.Provenance."
 ROLE_ATTRIBUTE = "DCEDiff.Role"
 OOD_ATTRIBUTE = "DCEDiff.OutOfDistribution"  # JSON {"score", "threshold", "reasons"}; only on flagged results
+MISSING_ATTRIBUTE = "DCEDiff.MissingInputs"  # e.g. "pd": the engine synthesized without these inputs
 VTK_DOUBLE = 11  # vtkType.h
 METRIC_COLUMNS = ("Target", "Region", "PSNR (dB)", "SSIM", "MAE", "Pearson r")
 
@@ -243,13 +244,16 @@ RESULT_KINDS = (("synthetic", "synthetic {target} DCE"), ("residual", "residual 
 def load_results(result_dir, t2w_node, scene=None) -> Dict[str, object]:
     """Nodes for every result in an engine output folder (the ``t2w_grid/`` copies, aligned with the T2W):
     ``{"synthetic_early": node, ..., "metrics": table node or absent}``. Named ``<T2W name> synthetic early DCE``
-    etc., flagged synthetic with provenance (and ``DCEDiff.OutOfDistribution`` when the engine flagged the inputs),
-    placed next to the T2W. On any failure the nodes created so far are removed again and the error is raised."""
+    etc. (``... (without PD)`` and ``DCEDiff.MissingInputs`` when the engine ran without an input), flagged
+    synthetic with provenance (and ``DCEDiff.OutOfDistribution`` when the engine flagged the inputs), placed next to
+    the T2W. On any failure the nodes created so far are removed again and the error is raised."""
     scene = _scene(scene)
     result_dir = Path(result_dir)
     side = json.loads((result_dir / "synthesis.json").read_text(encoding="utf-8"))
     provenance = dict(side.get("provenance", {}))
     ood = out_of_distribution(side)
+    missing = [str(m) for m in side.get("missing_inputs") or ()]
+    without = f" (without {', '.join(m.upper() for m in missing)})" if missing else ""
     grid_dir = result_dir / "t2w_grid" if (result_dir / "t2w_grid").is_dir() else result_dir
     base = t2w_node.GetName()
     created: Dict[str, object] = {}
@@ -261,8 +265,10 @@ def load_results(result_dir, t2w_node, scene=None) -> Dict[str, object]:
                     if kind == "synthetic":
                         raise FileNotFoundError(f"engine output {path} is missing")
                     continue
-                node = read_volume_node(path, f"{base} {pattern.format(target=target)}", scene)
+                node = read_volume_node(path, f"{base} {pattern.format(target=target)}{without}", scene)
                 flag_synthetic(node, provenance, f"{kind}_{target}")
+                if missing:
+                    node.SetAttribute(MISSING_ATTRIBUTE, ",".join(missing))
                 if ood is not None:
                     node.SetAttribute(OOD_ATTRIBUTE, json.dumps(ood))
                 if kind in result_display.OVERLAY_MAPS:  # sequential colour map, 0..p99 window, zero transparent
