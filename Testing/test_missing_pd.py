@@ -295,3 +295,26 @@ def test_evaluate_with_pd_missing_runs_every_method_without_it(dropout_model, pl
     assert all("pd" not in r["linear_predictors"]["early"]["body"] for r in rows)
     assert "missing inputs: pd" in (out / "metrics.md").read_text(encoding="utf-8")
     assert (out / "report.png").is_file()
+
+
+def test_script_adds_optional_inputs_to_a_card_from_its_recipe_only(dropout_model, plain_model, tmp_path, capsys):
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.spec_from_file_location("add_optional_inputs", Path(__file__).resolve().parent.parent
+                                                  / "scripts" / "add_optional_inputs.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    # a card exported before the field existed: the same weights and recipe, no optional_inputs
+    old = tmp_path / "old.safetensors"
+    shutil.copy(dropout_model, old)
+    card = json.loads(dropout_model.with_suffix(".json").read_text(encoding="utf-8"))
+    card.pop("optional_inputs")
+    old.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
+    assert missing_inputs_allowed(load_card(old)) == ()
+    assert script.main([str(old)]) == 0
+    assert load_model(old).card["optional_inputs"] == ["pd"]
+    before = plain_model.with_suffix(".json").read_bytes()
+    assert script.main([str(plain_model)]) == 2
+    assert "not trained to do without PD" in capsys.readouterr().err
+    assert plain_model.with_suffix(".json").read_bytes() == before
