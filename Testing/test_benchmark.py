@@ -55,7 +55,7 @@ def test_benchmark_writes_every_key_with_finite_numbers(bench):
     for key in HEADLINE_KEYS:
         assert isinstance(result[key], (int, float)) and math.isfinite(result[key]), key
     for key in ("machine", "model", "throughput", "optimisations", "naive_reference", "volume_timing", "quality",
-                "targets", "ratios", "extrapolated", "settings"):
+                "targets", "ratios", "extrapolated", "settings", "regression_baseline", "regression_volume_seconds"):
         assert key in result, key
     machine = result["machine"]
     for key in ("cpu", "torch", "torch_threads", "torch_cpu_capability", "cpu_flags", "usable_cpus"):
@@ -106,6 +106,95 @@ def test_ratios_and_gaps_follow_from_the_tables(bench):
     statuses = {t["key"]: t["status"] for t in result["targets"]}
     assert statuses["end_to_end_seconds"] == "n/a"  # skipped: never PASS
     assert statuses["default_nfe"] == "PASS"
+
+
+def test_learned_baseline_row_beside_the_model(bench):
+    """The shipped regression U-Net (the learned baseline) is timed on the same volume and scored on the same
+    held-out slices by the same code as the model's rows; its numbers are the regression model's own."""
+    from DCEDiffLib.diffusion.model_files import load_model
+    from DCEDiffLib.diffusion.synthesis import synthesize_volume
+    from DCEDiffLib.evaluation.case_evaluation import evaluate_case
+    from DCEDiffLib.evaluation.metrics import apply_scale, mae, psnr, robust_bounds
+    from DCEDiffLib.model_registry import REGRESSION_MODEL_NAME, shipped_regression_path
+    from DCEDiffLib.normalization import denormalize
+    from DCEDiffLib.training.case_data import load_case
+
+    out, result = bench
+    base = result["regression_baseline"]
+    assert base["label"] == "regression (learned baseline)" and base["nfe"] == 1
+    assert base["model"]["objective"] == "regression" and base["model"]["name"] == REGRESSION_MODEL_NAME
+    quality = base["quality"]
+    assert quality["label"] == base["label"] and quality["nfe_total"] == 1
+    assert base["label"] not in {r["label"] for r in result["quality"]["runs"]}
+    for side in ("vs_acquired", "vs_reference"):
+        for metric in ("psnr", "ssim", "mae"):
+            assert math.isfinite(quality[side][metric]), (side, metric)
+    r = quality["vs_acquired"]["enhancement_r"]
+    assert isinstance(r, float) and -1.0 <= r <= 1.0
+    assert [c["case"] for c in quality["per_case"]] == result["quality"]["cases"]
+    for row in [result["quality"]["reference"]] + result["quality"]["runs"]:  # the model's rows have r too
+        assert "enhancement_r" in row["vs_acquired"], row["label"]
+    timing = base["volume_timing"]
+    assert timing["nfe"] == 1 and timing["forwards"] == timing["slices"] == 16 and not timing["extrapolated"]
+    assert 0 < base["seconds_per_volume"] == result["regression_volume_seconds"] == timing["seconds"]
+    assert math.isfinite(timing["speedup_vs_naive"])
+
+    # Recomputed here from the regression model on the same central slice and 16-pixel crop.
+    case = load_case(SAMPLE_CASE_DIR, out / "work" / "cache", register=False)
+    k = case.num_slices // 2
+    window = slice((case.conditions.shape[-1] - 16) // 2, (case.conditions.shape[-1] - 16) // 2 + 16)
+    model = load_model(shipped_regression_path())
+    prediction = synthesize_volume(model, case.conditions[:, [k]][..., window, window], device="cpu",
+                                   precision=timing["precision"]).mean
+    synthetic, acquired, psnrs, maes = {}, {}, [], []
+    for index, target in enumerate(("dce_early", "dce_late")):
+        bounds = robust_bounds(case.raw(target))
+        synthetic[target] = denormalize(prediction[index], case.norm[target])
+        acquired[target] = case.raw(target)[[k]][..., window, window]
+        psnrs.append(psnr(apply_scale(synthetic[target], bounds), apply_scale(acquired[target], bounds), 1.0))
+        maes.append(mae(apply_scale(synthetic[target], bounds), apply_scale(acquired[target], bounds)))
+    assert quality["vs_acquired"]["psnr"] == pytest.approx(np.mean(psnrs), abs=1e-3)
+    assert quality["vs_acquired"]["mae"] == pytest.approx(np.mean(maes), abs=1e-4)
+    evaluated = evaluate_case(synthetic, acquired, case.raw("t1pre")[[k]][..., window, window])
+    assert r == pytest.approx(np.mean([evaluated[t]["enhancement"]["body"]["pearson"]
+                                       for t in ("dce_early", "dce_late")]), abs=1e-4)
+
+    md = (out / "benchmark.md").read_text(encoding="utf-8")
+    rows = [line for line in md.splitlines() if line.startswith("| regression (learned baseline) |")]
+    assert len(rows) == 2  # whole-volume timing and quality tables
+    assert "regression_volume_seconds" in md
+
+
+def test_no_regression_omits_the_learned_baseline(tmp_path):
+    code = main(["benchmark", "--out", str(tmp_path), "--quick", "--random-preset", "tiny", "--no-regression",
+                 "--data", str(SAMPLE_CASE_DIR.parent), "--no-register", "--crop", "16", "--throughput-size", "16",
+                 "--throughput-presets", "", "--reference-steps", "5", "--fast-steps", "2", "--k-values", "1",
+                 "--no-end-to-end", "--ddpm-slices", "1", "--fast-slices", "1", "--naive-steps", "1"])
+    assert code == 0
+    result = json.loads((tmp_path / "benchmark.json").read_text(encoding="utf-8"))
+    assert result["regression_baseline"] is None and result["regression_volume_seconds"] is None
+    assert result["settings"]["regression"] is False
+    assert any("--no-regression" in note for note in result["notes"])
+    labels = {r["label"] for r in result["volume_timing"]} | {r["label"] for r in result["quality"]["runs"]}
+    assert not any("regression" in label for label in labels)
+    md = (tmp_path / "benchmark.md").read_text(encoding="utf-8")
+    assert "| regression (learned baseline) |" not in md
+
+
+def test_the_learned_baseline_is_never_measured_twice(tmp_path):
+    from DCEDiffLib.benchmark.runner import prepare_model, prepare_regression, quick_settings
+    from DCEDiffLib.errors import InputError
+    from DCEDiffLib.model_registry import shipped_regression_path
+
+    path = shipped_regression_path()
+    sha = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))["weights_sha256"]
+    model, why = prepare_regression(quick_settings(), {"objective": "regression", "sha256": sha})
+    assert model is None and "itself" in why
+    model, info = prepare_regression(quick_settings(), {"objective": "residual", "sha256": "0" * 64})
+    assert model is not None and info["objective"] == "regression"
+    assert prepare_regression(quick_settings(regression=False), {"sha256": "0" * 64})[0] is None
+    with pytest.raises(InputError, match="learned-baseline row"):
+        prepare_model(quick_settings(model=str(path)), tmp_path)
 
 
 def test_time_volume_extrapolates_only_when_cut_short():
@@ -172,6 +261,7 @@ def test_quick_and_full_settings_and_limits():
     parser = build_parser()
     quick = settings_from_args(parser.parse_args(["benchmark", "--out", "x", "--quick", "--ddpm-slices", "2"]))
     full = settings_from_args(parser.parse_args(["benchmark", "--out", "x"]))
-    assert quick.mode == "quick" and quick.ddpm_slices == 2 and quick.cases == 1
+    assert quick.mode == "quick" and quick.ddpm_slices == 2 and quick.cases == 1 and quick.regression
+    assert not settings_from_args(parser.parse_args(["benchmark", "--out", "x", "--no-regression"])).regression
     assert full.mode == "full" and full.batch_sizes == (1, 4, 16) and full.reference_steps == 1000
     assert full.throughput_presets == ("shipped", "paper")

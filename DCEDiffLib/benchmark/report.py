@@ -60,6 +60,9 @@ def markdown(result: dict) -> str:
         ["default_volume_seconds", _f(result.get("default_volume_seconds"), 3, " s"), "sampling only"],
         ["end_to_end_seconds", _f(result.get("end_to_end_seconds"), 3, " s"),
          "load, registration, sampling, writing"],
+        ["regression_volume_seconds", _f(result.get("regression_volume_seconds"), 3, " s"),
+         "learned baseline (shipped regression U-Net), one network pass, same volume, sampling only"
+         if result.get("regression_baseline") else "learned baseline not measured (see Notes)"],
         ["peak_inference_memory_mb", _f(result.get("peak_inference_memory_mb"), 4, " MB"), "process RSS peak"],
     ])
     lines += ["", "Ratios: " + ", ".join(f"{k} = {_f(v, 3)}" for k, v in result.get("ratios", {}).items()), ""]
@@ -89,10 +92,12 @@ def markdown(result: dict) -> str:
               f"{naive['total_slices']} slices × {naive['total_steps']} steps ({_f(naive['seconds_per_slice_step'], 4)}"
               f" s per slice-step; measured {naive['measured_slices']} slice(s) × {naive['measured_steps']} steps)"
               f"{_mark(naive)}.", ""]
+    baseline = result.get("regression_baseline")
+    timing_rows = result["volume_timing"] + ([baseline["volume_timing"]] if baseline else [])
     rows = [[r["label"], r["nfe"], r["forwards"], _f(r["seconds"], 4) + _mark(r),
              _f(r.get("speedup_vs_naive"), 3, "×"), _f(r["memory"]["peak_mb"], 4),
              f"{r['measured_slices']} sl × {r['measured_nfe']} NFE in {_f(r['measured_s'], 3)} s", r["precision"]]
-            for r in result["volume_timing"]]
+            for r in timing_rows]
     lines += _table(["sampler", "NFE", "slice forwards", "seconds", "× naive", "peak MB", "measured", "precision"],
                     rows) + [""]
 
@@ -102,20 +107,26 @@ def markdown(result: dict) -> str:
               f"Cases {', '.join(quality['cases'])}; slices {quality['slices']}"
               f"{'; central crop ' + str(quality['crop']) if quality.get('crop') else ''}; seed {quality['seed']}. "
               "Mean over cases and early/late, intensities scaled to [0, 1] by the acquired volume's 0.5/99.5 "
-              f"percentiles. Reference = {ref['label']}.", ""]
+              "percentiles; enh. r = Pearson r of synthetic and acquired enhancement (target − T1-pre) in the body. "
+              f"Reference = {ref['label']}. s/volume: sampling seconds for the whole volume (Whole-volume synthesis "
+              "table).", ""]
+    seconds = {r["label"]: r["seconds"] for r in timing_rows}
     rows = []
-    for r in [ref] + quality["runs"]:
+    for r in [ref] + quality["runs"] + ([dict(baseline["quality"], label=baseline["label"])] if baseline else []):
         a, b = r["vs_acquired"], r["vs_reference"]
         rows.append([r["label"], r["nfe_total"], _f(a["psnr"], 4), _f(a["ssim"], 4), _f(a["mae"], 4),
-                     _f(b["psnr"], 4), _f(b["ssim"], 4), _f(b["mae"], 4)])
-    lines += _table(["sampler", "NFE × K", "PSNR acq", "SSIM acq", "MAE acq", f"PSNR vs {ref['label']}",
-                     "SSIM vs ref", "MAE vs ref"], rows) + [""]
+                     _f(a.get("enhancement_r"), 3), _f(b["psnr"], 4), _f(b["ssim"], 4), _f(b["mae"], 4),
+                     _f(seconds.get(r["label"]), 4)])
+    lines += _table(["sampler", "NFE × K", "PSNR acq", "SSIM acq", "MAE acq", "enh. r acq",
+                     f"PSNR vs {ref['label']}", "SSIM vs ref", "MAE vs ref", "s/volume"], rows) + [""]
     end = result.get("end_to_end")
     if end:
         lines += ["## End to end", "",
                   f"{end['case']}: {_f(end['seconds'], 4)} s in all ({_f(end['sampling_seconds'], 4)} s sampling, "
                   f"{_f(end['other_seconds'], 4)} s loading/registration/writing), {end['nfe']} NFE, "
-                  f"{end['device']}/{end['precision']}, peak {_f(end['memory']['peak_mb'], 4)} MB.", ""]
+                  f"{end['device']}/{end['precision']}, peak {_f(end['memory']['peak_mb'], 4)} MB."
+                  + (f" Learned baseline ({baseline['label']}): {_f(baseline['seconds_per_volume'], 4)} s sampling "
+                     "per volume (one network pass; not run end to end)." if baseline else ""), ""]
     if result.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in result["notes"]] + [""]
     return "\n".join(lines)

@@ -2,7 +2,9 @@
 
 Order: machine → model → held-out cases → forward throughput (shipped preset, paper preset) → forward-pass
 optimisations → naive reference loop → whole-volume timing per sampler → quality per sampler → end to end →
-ratios, headline keys and targets. Every measurement that ran on fewer slices or fewer steps than it reports says
+ratios, headline keys and targets. Beside the model, the shipped regression U-Net (the learned baseline, as in
+``dcediff evaluate``) is timed on the same volume and scored in the same quality loop (``regression_baseline``)
+unless ``regression`` is False (``--no-regression``). Every measurement that ran on fewer slices or fewer steps than it reports says
 ``"extrapolated": true``; the top-level ``extrapolated`` dict collects those flags for the headline numbers.
 """
 
@@ -14,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 
 from DCEDiffLib.benchmark import sampler_sweep as sweep
@@ -21,6 +24,7 @@ from DCEDiffLib.errors import InputError
 
 SCHEMA = "dcediff-benchmark/1"
 SHIPPED = "shipped"
+SAMPLED_OBJECTIVES = ("diffusion", "residual")  # residual: a regression mean plus a sampled residual
 
 
 @dataclasses.dataclass
@@ -53,6 +57,7 @@ class BenchmarkSettings:
     k_values: Tuple[int, ...] = sweep.K_VALUES
     quality_ddim: bool = True
     quality_skip: bool = True
+    regression: bool = True                # the shipped regression U-Net beside the model (--no-regression: off)
     seed: int = 0
     # Tests only: a shorter reference than the paper's 1000 steps, a central crop, no registration, smaller
     # throughput images.
@@ -106,16 +111,41 @@ def prepare_model(settings: BenchmarkSettings, work_dir: Path):
     else:
         path = resolve_model(settings.model)
     model = load_model(path)
-    if model.card.get("objective", "diffusion") != "diffusion":
-        raise InputError(f"model {path}: objective {model.card.get('objective')!r}; the benchmark compares "
-                         "diffusion samplers and needs a diffusion model")
+    objective = model.card.get("objective", "diffusion")
+    if objective not in SAMPLED_OBJECTIVES:
+        hint = (" (a regression model is the benchmark's learned-baseline row, measured beside every model; "
+                "unless --no-regression)" if objective == "regression" else "")
+        raise InputError(f"model {path}: objective {objective!r}; the benchmark compares diffusion samplers and "
+                         f"needs a model sampled by them (objective {' or '.join(SAMPLED_OBJECTIVES)}){hint}")
+    info = _model_info(path, model)
+    info.update({"random_weights": bool(settings.random_preset), "quality_meaningful": not settings.random_preset})
+    return path, model, info
+
+
+def _model_info(path: Path, model) -> dict:
     from DCEDiffLib.benchmark.throughput import parameter_count
 
-    info = {"path": str(path), "name": path.stem, "preset": model.card["architecture"].get("preset"),
-            "parameters": parameter_count(model.network), "sha256": model.card.get("weights_sha256"),
-            "random_weights": bool(settings.random_preset),
-            "quality_meaningful": not settings.random_preset}
-    return path, model, info
+    return {"path": str(path), "name": path.stem, "preset": model.card["architecture"].get("preset"),
+            "objective": model.card.get("objective", "diffusion"), "parameters": parameter_count(model.network),
+            "sha256": model.card.get("weights_sha256")}
+
+
+def prepare_regression(settings: BenchmarkSettings, model_info: dict):
+    """(LoadedModel, info) of the learned baseline, or (None, why not): the shipped regression U-Net, as
+    ``dcediff evaluate`` adds it. Skipped with ``--no-regression``, when the file is missing, and when the
+    benchmarked model is that very model (never measured twice)."""
+    from DCEDiffLib.diffusion.model_files import load_model
+    from DCEDiffLib.model_registry import shipped_regression_path
+
+    if not settings.regression:
+        return None, "skipped (--no-regression)"
+    path = shipped_regression_path()
+    if not path.is_file():
+        return None, f"skipped: the shipped regression model {path} is missing"
+    model = load_model(path)
+    if model_info.get("sha256") == model.card.get("weights_sha256"):
+        return None, "skipped: the benchmarked model is the shipped regression model itself"
+    return model, _model_info(path, model)
 
 
 def _throughput(settings: BenchmarkSettings, model, device: str, log) -> list:
@@ -155,6 +185,11 @@ def _naive(settings: BenchmarkSettings, model, conditions, device: str) -> dict:
 
     network = copy.deepcopy(model.network).to(device).to(memory_format=torch.contiguous_format).float().eval()
     slices = list(range(min(settings.naive_slices, conditions.shape[1])))
+    if model.card.get("objective") == "residual":  # the loop samples the residual: its condition is [cond, μ]
+        with torch.no_grad():
+            cond = torch.from_numpy(np.ascontiguousarray(conditions.transpose(1, 0, 2, 3))).to(device)
+            mean = network.mean(cond).cpu().numpy().transpose(1, 0, 2, 3)
+        conditions = np.concatenate([conditions, mean]).astype(np.float32)
     result = time_naive_loop(network, conditions, slices, settings.naive_steps, total_slices=conditions.shape[1],
                              total_steps=sweep.PAPER_STEPS, seed=settings.seed, device=device)
     result["description"] = ("paper's loop written plainly: one slice at a time, batch 1, float32, NCHW, "
@@ -186,7 +221,7 @@ def _volume_timings(settings: BenchmarkSettings, model, conditions, device: str,
     return rows
 
 
-def _quality(settings: BenchmarkSettings, model, cases, device: str, log) -> dict:
+def _quality(settings: BenchmarkSettings, model, cases, device: str, log, baseline=None) -> dict:
     runs = sweep.sweep_runs(settings.fast_steps, settings.k_values, include_skip=settings.quality_skip,
                             include_ddim=settings.quality_ddim, paper_steps=settings.reference_steps)
     k = cases[0][1].num_slices
@@ -194,7 +229,7 @@ def _quality(settings: BenchmarkSettings, model, cases, device: str, log) -> dic
     slices = list(range(k // 2 - n // 2, k // 2 - n // 2 + n))
     return sweep.quality_sweep(model, cases, runs, sweep.paper_run(settings.reference_steps), slices=slices,
                                seed=settings.seed, device=device, precision=settings.precision,
-                               crop=settings.crop, log=log)
+                               crop=settings.crop, log=log, baseline=baseline)
 
 
 def run_benchmark(settings: BenchmarkSettings, work_dir: Path, log: Optional[Callable[[str], None]] = None) -> dict:
@@ -214,6 +249,9 @@ def run_benchmark(settings: BenchmarkSettings, work_dir: Path, log: Optional[Cal
                     "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "machine": machine_info(device), "notes": []}
     model_path, model, result["model"] = prepare_model(settings, work_dir)
+    regression, regression_info = prepare_regression(settings, result["model"])
+    if regression is None:
+        result["notes"].append(f"learned baseline (shipped regression U-Net): {regression_info}")
     if settings.random_preset:
         result["notes"].append(f"random weights ({settings.random_preset} preset): timings are real, quality "
                                "numbers only test the machinery")
@@ -244,8 +282,22 @@ def run_benchmark(settings: BenchmarkSettings, work_dir: Path, log: Optional[Cal
     for row in rows:
         row["speedup_vs_naive"] = round(naive["seconds"] / row["seconds"], 2) if row["seconds"] > 0 else None
     result["volume_timing"] = rows
-    quality = _quality(settings, model, cases, device, log)
+    if regression is not None:
+        log(f"volume timing: {sweep.REGRESSION_LABEL} (1 network pass)")
+        regression_timing = sweep.time_volume(regression, sweep.model_conditions(regression, conditions),
+                                              sweep.REGRESSION_RUN, seed=settings.seed, device=device,
+                                              precision=settings.precision)
+        regression_timing["speedup_vs_naive"] = (round(naive["seconds"] / regression_timing["seconds"], 2)
+                                                 if regression_timing["seconds"] > 0 else None)
+    quality = _quality(settings, model, cases, device, log, baseline=regression)
+    baseline_quality = quality.pop("baseline")
     result["quality"] = quality
+    result["regression_baseline"] = None if regression is None else {
+        "label": sweep.REGRESSION_LABEL, "model": regression_info, "nfe": 1,
+        "seconds_per_volume": regression_timing["seconds"], "volume_timing": regression_timing,
+        "quality": baseline_quality,
+        "description": "the shipped regression U-Net (objective regression): one network pass per slice batch, no "
+                       "sampler; the same volume, precision, held-out slices and scoring as the model's rows"}
     if settings.end_to_end:
         log("end to end (load, registration, sampling, writing)")
         result["end_to_end"] = time_end_to_end(case_dir, work_dir / "end_to_end", str(model_path),
@@ -288,6 +340,8 @@ def headline(result: dict, settings: BenchmarkSettings) -> dict:
         "ddpm1000_volume_seconds": paper["seconds"],
         "naive_ddpm1000_volume_seconds": naive["seconds"],
         "end_to_end_seconds": end["seconds"] if end else None,
+        "regression_volume_seconds": (result["regression_baseline"]["seconds_per_volume"]
+                                      if result.get("regression_baseline") else None),
         "peak_inference_memory_mb": max(memories),
         "ratios": {
             "naive_ddpm1000_over_default": ratio(naive["seconds"], default["seconds"]),

@@ -9,7 +9,11 @@ step of a sampler costs one batched forward plus a few element-wise operations).
 Quality (:func:`quality_sweep`): on held-out cases, each sampler/step count and each K-sample average is scored
 (PSNR, SSIM, MAE; ``evaluation.metrics``, intensities scaled to [0, 1] by the acquired volume's own percentile
 bounds) against the acquired DCE and against the paper's 1000-step sampler run on the same slices with the same
-seed. The reported numbers are means over cases and over early/late.
+seed, and its enhancement (target − T1-pre) is correlated with the acquired enhancement inside the body
+(``enhancement_r``; ``evaluation.enhancement``, the body mask of ``evaluation.case_evaluation``, as ``dcediff
+evaluate`` scores it). The reported numbers are means over cases and over early/late. A ``baseline`` model (the
+shipped regression U-Net, the learned baseline: one network pass, no sampler) is scored in the same loop, on the
+same slices, by the same function (:data:`REGRESSION_RUN`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ PAPER_STEPS = 1000
 FAST_STEPS = (5, 10, 20, 50)
 K_VALUES = (1, 4, 8)
 METRICS = ("psnr", "ssim", "mae")
+ENHANCEMENT_METRIC = "enhancement_r"  # vs acquired only: Pearson r of the enhancement maps in the body
+REGRESSION_LABEL = "regression (learned baseline)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +52,8 @@ class SamplerRun:
 
     @property
     def label(self) -> str:
+        if self.sampler == "regression":
+            return REGRESSION_LABEL
         text = f"{self.sampler}-{self.steps}"
         if self.skip:
             text += "-skip"
@@ -57,6 +65,8 @@ class SamplerRun:
         """Network evaluations per sample (each evaluates all slices × samples in one batch)."""
         from DCEDiffLib.diffusion.samplers import sampler_levels
 
+        if self.sampler == "regression":
+            return 1
         return len(sampler_levels(self.sampler, self.steps, self.skip))
 
 
@@ -66,6 +76,10 @@ def default_run() -> SamplerRun:
 
 def paper_run(steps: int = PAPER_STEPS) -> SamplerRun:
     return SamplerRun(PAPER_SAMPLER, steps)
+
+
+# A regression model (objective "regression") through ``synthesize_volume``: one network pass, the sampler unused.
+REGRESSION_RUN = SamplerRun("regression", 1)
 
 
 def sweep_runs(fast_steps: Sequence[int] = FAST_STEPS, k_values: Sequence[int] = K_VALUES,
@@ -159,21 +173,67 @@ def score(pred_unit: np.ndarray, ref_unit: np.ndarray) -> Dict[str, float]:
             "mae": float(mae(pred_unit, ref_unit))}
 
 
-def _mean_scores(rows: List[Dict[str, float]]) -> Dict[str, float]:
-    return {m: round(float(np.mean([r[m] for r in rows])), 5) for m in METRICS}
+def _mean_scores(rows: List[Dict[str, Optional[float]]]) -> Dict[str, Optional[float]]:
+    out: Dict[str, Optional[float]] = {m: round(float(np.mean([r[m] for r in rows])), 5) for m in METRICS}
+    if rows and ENHANCEMENT_METRIC in rows[0]:  # None (constant map) is left out of the mean
+        values = [r[ENHANCEMENT_METRIC] for r in rows if r[ENHANCEMENT_METRIC] is not None]
+        out[ENHANCEMENT_METRIC] = round(float(np.mean(values)), 5) if values else None
+    return out
+
+
+def score_prediction(case, prediction: np.ndarray, slices: Sequence[int], window: slice,
+                     reference_unit: Optional[Dict[str, np.ndarray]] = None):
+    """Scores of one prediction (2, len(slices), h, w; normalised) of ``case``'s ``slices`` (cropped to
+    ``window``): per target vs the acquired DCE (PSNR/SSIM/MAE on [0, 1], and ``enhancement_r``) and vs
+    ``reference_unit`` (default: itself). Every row of the quality table, the learned baseline's included, is
+    scored here.
+
+    ``enhancement_r``: Pearson r of synthetic and acquired enhancement (target − T1-pre, on the DCE's intensity
+    scale, T1-pre mapped as ``dcediff evaluate``'s default ``identity``) inside the body mask derived from the
+    acquired early frame's scored slices — ``evaluation.enhancement`` and ``evaluation.case_evaluation``, the
+    code behind ``dcediff evaluate``'s body enhancement r; None where undefined (a constant map).
+
+    Returns (vs-acquired rows, vs-reference rows, this prediction on [0, 1] per target).
+    """
+    from DCEDiffLib.evaluation.case_evaluation import derive_body_mask
+    from DCEDiffLib.evaluation.enhancement import compare_enhancement, enhancement_map
+    from DCEDiffLib.evaluation.metrics import apply_scale, robust_bounds
+    from DCEDiffLib.normalization import denormalize
+
+    chosen = list(slices)
+    t1pre = case.raw("t1pre")[chosen][..., window, window]
+    body = None
+    acq, ref, units = [], [], {}
+    for index, target in enumerate(TARGET_MODALITIES):
+        acquired_volume = case.raw(target)
+        bounds = robust_bounds(acquired_volume)  # the whole acquired volume's scale, not the scored slices'
+        acquired = acquired_volume[chosen][..., window, window]
+        synthetic = denormalize(prediction[index], case.norm[target])
+        if body is None:
+            body = derive_body_mask(acquired)
+        units[target] = apply_scale(synthetic, bounds)
+        row = score(units[target], apply_scale(acquired, bounds))
+        row[ENHANCEMENT_METRIC] = compare_enhancement(enhancement_map(synthetic, t1pre),
+                                                      enhancement_map(acquired, t1pre), None, body)["pearson"]
+        acq.append(row)
+        ref.append(score(units[target], (reference_unit or units)[target]))
+    return acq, ref, units
 
 
 def quality_sweep(model, cases: Sequence, runs: Sequence[SamplerRun], reference: SamplerRun, *,
                   slices: Optional[Sequence[int]] = None, seed: int = 0, device: str = "cpu",
-                  precision: str = "auto", crop: Optional[int] = None, log=None) -> dict:
+                  precision: str = "auto", crop: Optional[int] = None, log=None, baseline=None) -> dict:
     """Score ``reference`` and every run on each case's ``slices`` (default: the middle slice).
 
     ``cases``: (case folder, ``CaseArrays``) pairs. ``crop`` (tests only) keeps the central crop × crop pixels.
-    Returns ``{"reference": {...}, "runs": [...], "slices": [...], "cases": [...]}``; each run has
-    ``vs_acquired`` and ``vs_reference`` (means over cases and early/late), ``per_case`` and ``seconds``.
+    ``baseline``: a regression model (the learned baseline) scored the same way as :data:`REGRESSION_RUN`.
+    Returns ``{"reference": {...}, "runs": [...], "baseline": {...} or None, "slices": [...], "cases": [...]}``;
+    each row has ``vs_acquired`` (with ``enhancement_r``) and ``vs_reference`` (means over cases and early/late),
+    ``per_case`` and ``seconds``.
     """
     all_runs = [reference] + [r for r in runs if r != reference]
-    per_run: Dict[str, dict] = {r.label: {"acq": [], "ref": [], "seconds": 0.0, "per_case": []} for r in all_runs}
+    jobs = [(model, r) for r in all_runs] + ([(baseline, REGRESSION_RUN)] if baseline is not None else [])
+    per_run: Dict[str, dict] = {r.label: {"acq": [], "ref": [], "seconds": 0.0, "per_case": []} for _, r in jobs}
     used_slices = None
     for case_dir, case in cases:
         k = case.num_slices
@@ -183,30 +243,40 @@ def quality_sweep(model, cases: Sequence, runs: Sequence[SamplerRun], reference:
         window = _crop_window(conditions.shape[-1], crop)
         conditions = conditions[..., window, window]
         reference_unit = None
-        for run in all_runs:
+        for job_model, run in jobs:
             if log:
                 log(f"  quality: {case.name} {run.label} ({run.nfe()} NFE × {len(chosen)} slice(s))")
             start = time.perf_counter()
-            result, _ = run_synthesis(model, conditions, run, seed=seed, device=device, precision=precision)
+            result, _ = run_synthesis(job_model, model_conditions(job_model, conditions), run, seed=seed,
+                                      device=device, precision=precision)
             per_run[run.label]["seconds"] += time.perf_counter() - start
-            units = _to_unit_cropped(case, result.mean, chosen, window)
+            acq, ref, unit = score_prediction(case, result.mean, chosen, window, reference_unit)
             if reference_unit is None:
-                reference_unit = {t: units[t][0] for t in units}
-            acq = [score(units[t][0], units[t][1]) for t in units]
-            ref = [score(units[t][0], reference_unit[t]) for t in units]
+                reference_unit = unit
             per_run[run.label]["acq"] += acq
             per_run[run.label]["ref"] += ref
             per_run[run.label]["per_case"].append({"case": case.name, "vs_acquired": _mean_scores(acq),
                                                    "vs_reference": _mean_scores(ref)})
     rows = []
-    for run in all_runs:
+    for _, run in jobs:
         data = per_run[run.label]
         rows.append({"label": run.label, "sampler": run.sampler, "steps": run.steps, "samples": run.samples,
                      "skip_below_train_min": run.skip, "nfe": run.nfe(), "nfe_total": run.nfe() * run.samples,
                      "vs_acquired": _mean_scores(data["acq"]), "vs_reference": _mean_scores(data["ref"]),
                      "per_case": data["per_case"], "seconds": round(data["seconds"], 3)})
-    return {"reference": rows[0], "runs": rows[1:], "slices": used_slices, "crop": crop,
+    return {"reference": rows[0], "runs": rows[1:len(all_runs)],
+            "baseline": rows[len(all_runs)] if baseline is not None else None, "slices": used_slices, "crop": crop,
             "cases": [c.name for _, c in cases], "seed": seed}
+
+
+def model_conditions(model, conditions: np.ndarray) -> np.ndarray:
+    """The condition channels (all of ``INPUT_MODALITIES``, in that order) that ``model``'s card asks for."""
+    from DCEDiffLib.modalities import INPUT_MODALITIES
+
+    wanted = list(model.card["conditions"])
+    if wanted == list(INPUT_MODALITIES):
+        return conditions
+    return np.ascontiguousarray(conditions[[INPUT_MODALITIES.index(m) for m in wanted]])
 
 
 def _crop_window(size: int, crop: Optional[int]) -> slice:
@@ -214,20 +284,6 @@ def _crop_window(size: int, crop: Optional[int]) -> slice:
         return slice(None)
     start = (size - crop) // 2
     return slice(start, start + crop)
-
-
-def _to_unit_cropped(case, prediction: np.ndarray, slices: Sequence[int], window: slice) -> Dict[str, tuple]:
-    from DCEDiffLib.evaluation.metrics import apply_scale, robust_bounds
-    from DCEDiffLib.normalization import denormalize
-
-    out = {}
-    for index, target in enumerate(TARGET_MODALITIES):
-        acquired = case.raw(target)
-        bounds = robust_bounds(acquired)
-        synthetic = denormalize(prediction[index], case.norm[target])
-        out[target] = (apply_scale(synthetic, bounds),
-                       apply_scale(acquired[list(slices)][..., window, window], bounds))
-    return out
 
 
 def find_row(rows: Sequence[dict], label: str) -> Optional[dict]:

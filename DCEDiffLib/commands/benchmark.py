@@ -25,8 +25,10 @@ def register(subparsers) -> None:
         description="Measures, in one process and on the same inputs: forward-pass throughput (shipped and paper "
                     "presets), whole-volume synthesis time per sampler and step count, the naive 1000-step loop "
                     "(the baseline), quality against steps on held-out phantom cases (vs the acquired DCE and vs "
-                    "the 1000-step result, K-sample averages) and one volume end to end. Writes benchmark.json "
-                    "and benchmark.md. Measurements cut short by the limits below are extrapolated and marked.")
+                    "the 1000-step result, K-sample averages) and one volume end to end; beside the model, the "
+                    "shipped regression U-Net (the learned baseline: time per volume and quality on the same "
+                    "slices). Writes benchmark.json and benchmark.md. Measurements cut short by the limits below "
+                    "are extrapolated and marked.")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--quick", action="store_true",
                         help="a few minutes: 1 case, 1 slice, fewer batch sizes and repeats, more extrapolation")
@@ -49,6 +51,9 @@ def register(subparsers) -> None:
     parser.add_argument("--naive-steps", type=_positive, help="steps timed for the naive loop (default 20)")
     parser.add_argument("--repeats", type=_positive, help="timed repeats per forward-pass measurement (default 3)")
     parser.add_argument("--no-end-to-end", action="store_true", help="skip the end-to-end volume")
+    parser.add_argument("--no-regression", action="store_true",
+                        help="do not measure the shipped regression U-Net (the learned baseline) beside the model "
+                             "(as `dcediff evaluate --no-regression`)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gpu-paper", action="store_true",
                         help="instead: the paper preset on a CUDA GPU, 1000 steps × 16 slices, bf16, and the "
@@ -90,6 +95,8 @@ def settings_from_args(args: argparse.Namespace):
             overrides[field] = value
     if args.no_end_to_end:
         overrides["end_to_end"] = False
+    if args.no_regression:
+        overrides["regression"] = False
     if args.no_register:
         overrides["register"] = False
     if args.throughput_presets is not None:
@@ -125,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
     result = run_benchmark(settings, out / "work")
     path = write_report(result, out)
     keys = ("speedup_vs_naive_ddpm1000", "psnr_gap_db_default_vs_ddpm1000", "ssim_gap_default_vs_ddpm1000",
-            "default_nfe", "default_volume_seconds", "end_to_end_seconds", "peak_inference_memory_mb")
+            "default_nfe", "default_volume_seconds", "end_to_end_seconds", "regression_volume_seconds",
+            "peak_inference_memory_mb")
     print(json.dumps({k: result.get(k) for k in keys}, indent=1))
     for target in result["targets"]:
         print(target["line"])
