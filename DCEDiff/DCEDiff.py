@@ -321,16 +321,16 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         else:
             self.ui.statusLabel.text = _("Done in {seconds}. Results are labelled as synthetic.").format(
                 seconds=process_runner.format_seconds(outcome.seconds))
-            if outcome.missingInputs:
-                self.ui.statusLabel.text += " " + _("Made without {inputs} (the model was trained to do without "
-                                                    "it).").format(inputs=", ".join(m.upper() for m in
-                                                                                    outcome.missingInputs))
             if outcome.outOfDistribution:
                 self.ui.statusLabel.text = _("Done, but the inputs are OUT OF the model's training distribution "
                                              "(score {score}): see the warning.").format(
                     score=outcome.outOfDistribution.get("score"))
                 slicer.util.warningDisplay(outOfDistributionText(outcome.outOfDistribution),
                                            windowTitle=_("DCEDiff: inputs out of distribution"))
+            if outcome.missingInputs:
+                self.ui.statusLabel.text += " " + _("Made without {inputs} (the model was trained to do without "
+                                                    "it).").format(inputs=", ".join(m.upper() for m in
+                                                                                    outcome.missingInputs))
         self._onParameterNodeModified()
 
 

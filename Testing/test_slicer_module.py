@@ -335,3 +335,6 @@ def test_pd_may_stay_empty_only_for_a_model_trained_without_it(modules, monkeypa
         widget.logic.process(object(), None, object(), object(), model=str(plain))
     with pytest.raises(ValueError, match="ADC: no input volume selected"):
         widget.logic.process(object(), None, None, object(), model=str(dropout))
+    # a finished run without PD says so in the status line
+    widget.onCompleted(DCEDiff.DCEDiffResult({}, {}, 1.0, missingInputs=("pd",)))
+    assert "Made without PD" in widget.ui.statusLabel.text
