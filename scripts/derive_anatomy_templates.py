@@ -27,7 +27,8 @@ fat level and the PD's fat level, so they do not depend on the scanner's scaling
 - bone: femoral heads/acetabula — the part of the bright (fat-like) region that survives an in-plane opening with
   a 9 mm disk, more than 45 mm lateral of the gland centre, plus a 2 mm cortex rim where dark;
 - vessels: small dark spots in fat (T2W below 0.45 × fat, 3–60 mm² per slice, surrounded by fat) — flow voids;
-- muscle: every other body voxel (dark or intermediate soft tissue: muscles, levator ani, bowel wall, ...).
+- muscle: every other body voxel (dark or intermediate soft tissue: muscles, levator ani, bowel wall, ...);
+- the outermost 3 voxels of the field of view repeat the labels next to them (the body continues beyond it).
 
 Run: ``.venv/bin/python scripts/derive_anatomy_templates.py [--data ../shared/data/prostatex] [--preview DIR]``
 (needs scipy, onnxruntime and the TAPS model; about a minute per patient on 2 cores).
@@ -236,6 +237,11 @@ def derive_labels(t2: np.ndarray, adc: np.ndarray, pd: np.ndarray, gland: np.nda
     labels[pz] = L["peripheral_zone"]
     labels[tz] = L["transition_zone"]
     labels[~body] = L["background"]
+    # The closing above loses the outermost voxels where the field of view cuts through the body: continue the
+    # labels next to the border outwards (the phantom continues the border values beyond the template anyway).
+    b = 3
+    labels[:, :b, :], labels[:, -b:, :] = labels[:, b:b + 1, :], labels[:, -b - 1:-b, :]
+    labels[:, :, :b], labels[:, :, -b:] = labels[:, :, b:b + 1], labels[:, :, -b - 1:-b]
     levels = {"fat_t2": fat_t2, "fat_pd": fat_pd}
     return labels, levels
 

@@ -177,11 +177,16 @@ def _random_motion(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
     return rot, trans
 
 
+def draw_orientation(rng: np.random.Generator) -> np.ndarray:
+    """The exam's slice orientation (columns = grid axes in LPS), the first draw of :func:`plan_exam`: oblique
+    slices shared by the whole exam, mostly a tilt about the left-right axis (ProstateX: up to ~20°)."""
+    return rotation_matrix([rng.uniform(-20, 5), rng.uniform(-4, 4), rng.uniform(-3, 3)])
+
+
 def plan_exam(rng: np.random.Generator, domain: str, anatomy: Anatomy) -> ExamPlan:
     """Draw grids, orientation, motion, sequence parameters, noise, gains, bias and DCE timing of one exam."""
     proto = check_domain(domain)
-    # Oblique slices shared by the whole exam: mostly a tilt about the left-right axis (ProstateX: up to ~20°).
-    orientation = rotation_matrix([rng.uniform(-20, 5), rng.uniform(-4, 4), rng.uniform(-3, 3)])
+    orientation = draw_orientation(rng)
     base_bias = rng.normal(0, 0.08, 9)
     base_bias[7] = rng.uniform(0.15, 0.4)   # phased-array: brighter towards anterior and posterior coils
     base_bias[6] = rng.uniform(0.0, 0.2)    # and towards the sides

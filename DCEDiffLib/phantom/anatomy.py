@@ -279,6 +279,7 @@ class Anatomy:
     lesions: List[Dict[str, object]]
     coil_axis_local: Optional[Tuple[np.ndarray, np.ndarray]] = None  # endorectal coil segment (local mm)
     body_axes: Tuple[float, float, float] = (170.0, 115.0, 20.0)     # body half-widths and centre y (local)
+    template_warp: Optional[object] = None  # real-anatomy family: the TemplateWarp its TemplateShapes share
 
 
 def _bumps(rng: np.random.Generator, modes: int, amplitude: float, frequency: Tuple[float, float] = (1.5, 3.0)):
@@ -511,17 +512,51 @@ def build_anatomy(rng: np.random.Generator, tissues: Dict[str, Tissue], endorect
                             _u(rng, 0.3, 1.0)))
 
     # --- lesions: 0–3, mostly in the PZ, mostly of the textbook kind
-    if lesion_count is None:
-        lesion_count = int(rng.choice([0, 1, 2, 3], p=[0.12, 0.5, 0.26, 0.12]))
     pz_region = lambda p: _inside(gland, p, 2.0) and not _inside(Offset(tz_ellipsoid, -1.0), p) \
         and not _inside(afs_plane, p, -1.0)
     tz_region = lambda p: _inside(tz, p, 2.5)
+    sampler = lambda: gland_rot @ (rng.uniform(-1, 1, 3) * [ax, ay, az] * 0.95)
+    lesions = place_lesions(rng, tissues, layers, lesion_count, gland, pz_region, tz_region, sampler,
+                            deform=deform, compression=compression, patient_rotation=patient_rotation,
+                            centre_lps=centre_lps)
+
+    summary = {
+        "gland_centre_lps": [round(v, 3) for v in centre_lps],
+        "patient_rotation": [[round(v, 6) for v in row] for row in patient_rotation],
+        "gland_semi_axes_mm": [round(ax, 2), round(ay * flatten, 2), round(az, 2)],
+        "gland_tilt_deg": [round(v, 2) for v in gland_tilt],
+        "gland_volume_ml": round(4 / 3 * np.pi * ax * ay * flatten * az / 1000, 1),
+        "bph_grade": round(bph, 3), "transition_zone_fraction": round(tz_frac, 3), "bph_nodules": n_nodules,
+        "bladder_semi_axes_mm": [round(v, 1) for v in rb], "rectum_semi_axes_mm": [round(v, 1) for v in radii],
+        "endorectal_coil": bool(endorectal_coil), "periprostatic_vessels": n_pp, "large_vessels": vessel_summary,
+        "body_semi_axes_mm": [round(v, 1) for v in body_axes[:2]],
+    }
+    return Anatomy(layers, tissues, centre_lps, patient_rotation, summary, lesions, coil_axis,
+                   (body_axes[0], body_axes[1], body_c[1]))
+
+
+def place_lesions(rng: np.random.Generator, tissues: Dict[str, Tissue], layers: List[Layer],
+                  lesion_count: Optional[int], gland: Shape, pz_region, tz_region, sampler, *,
+                  deform=lambda shape: shape, compression=None, patient_rotation=None,
+                  centre_lps=None) -> List[Dict[str, object]]:
+    """Draw 0–3 lesions (mostly one, mostly in the peripheral zone, mostly of the textbook kind) inside ``gland``
+    and append their layers and tissues; shared by every anatomy family so lesions are drawn the same way.
+
+    ``pz_region(p)`` / ``tz_region(p)`` tell whether a local point may hold a lesion centre of that zone;
+    ``sampler()`` draws a candidate centre (local mm); ``deform`` maps a shape to its final form (the endorectal
+    coil's compression, whose matrix ``compression`` moves the recorded centre); ``patient_rotation`` and
+    ``centre_lps`` place the recorded centre in scanner LPS. Returns the lesion descriptions of case.json.
+    """
+    compression = np.eye(3) if compression is None else compression
+    patient_rotation = np.eye(3) if patient_rotation is None else patient_rotation
+    centre_lps = np.zeros(3) if centre_lps is None else centre_lps
+    if lesion_count is None:
+        lesion_count = int(rng.choice([0, 1, 2, 3], p=[0.12, 0.5, 0.26, 0.12]))
     lesions: List[Dict[str, object]] = []
     for i in range(lesion_count):
         zone = "peripheral_zone" if rng.uniform() < 0.75 else "transition_zone"
         kind = LESION_KINDS[0] if rng.uniform() < 0.7 else LESION_KINDS[1]
         diameter = _u(rng, 3.0, 15.0)
-        sampler = lambda: gland_rot @ (rng.uniform(-1, 1, 3) * [ax, ay, az] * 0.95)
         # Lesions do not touch each other (each stays one connected region of the label map).
         apart = lambda p: all(np.linalg.norm(p - o["_nominal"]) > (diameter + o["diameter_mm"]) * 0.65 + 3.0
                               for o in lesions)
@@ -550,16 +585,4 @@ def build_anatomy(rng: np.random.Generator, tissues: Dict[str, Tissue], endorect
 
     for info in lesions:
         info.pop("_nominal")
-    summary = {
-        "gland_centre_lps": [round(v, 3) for v in centre_lps],
-        "patient_rotation": [[round(v, 6) for v in row] for row in patient_rotation],
-        "gland_semi_axes_mm": [round(ax, 2), round(ay * flatten, 2), round(az, 2)],
-        "gland_tilt_deg": [round(v, 2) for v in gland_tilt],
-        "gland_volume_ml": round(4 / 3 * np.pi * ax * ay * flatten * az / 1000, 1),
-        "bph_grade": round(bph, 3), "transition_zone_fraction": round(tz_frac, 3), "bph_nodules": n_nodules,
-        "bladder_semi_axes_mm": [round(v, 1) for v in rb], "rectum_semi_axes_mm": [round(v, 1) for v in radii],
-        "endorectal_coil": bool(endorectal_coil), "periprostatic_vessels": n_pp, "large_vessels": vessel_summary,
-        "body_semi_axes_mm": [round(v, 1) for v in body_axes[:2]],
-    }
-    return Anatomy(layers, tissues, centre_lps, patient_rotation, summary, lesions, coil_axis,
-                   (body_axes[0], body_axes[1], body_c[1]))
+    return lesions

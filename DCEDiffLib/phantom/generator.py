@@ -14,7 +14,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -26,6 +26,11 @@ from DCEDiffLib.phantom.anatomy import LABEL_LEGEND, build_anatomy
 from DCEDiffLib.phantom.kinetics import HEMATOCRIT, PARKER_PARAMETERS, R1_RELAXIVITY_3T
 from DCEDiffLib.phantom.rasterize import Grid, rasterize
 from DCEDiffLib.phantom.tissues import sample_tissues
+
+# Anatomy families: "procedural" (analytic shapes, phantom/anatomy.py; the default, what the shipped model was
+# trained and evaluated on), "prostatex" (warped label maps of real exams, phantom/template_anatomy.py) and
+# "mixed" (each case draws one of the two from its seed).
+ANATOMY_FAMILIES = ("procedural", "prostatex", "mixed")
 from DCEDiffLib.progress import check_cancel
 
 GENERATOR_NAME = "DCEDiff phantom"
@@ -87,23 +92,57 @@ def _image_4d(frames: np.ndarray, grid: Grid, interval_s: float) -> sitk.Image:
     return image
 
 
+def check_anatomy(anatomy: str, option: str = "anatomy") -> str:
+    """``anatomy`` if it names an anatomy family (:data:`ANATOMY_FAMILIES`); InputError naming ``option``
+    otherwise."""
+    if anatomy not in ANATOMY_FAMILIES:
+        raise InputError(f"{option} {anatomy!r}: expected one of {', '.join(ANATOMY_FAMILIES)}")
+    return anatomy
+
+
+def case_anatomy(seed: int, anatomy: str = "procedural") -> Tuple[str, Optional[str]]:
+    """(family, template) of the case with ``seed``: "mixed" draws the family, "prostatex" the template, each
+    from its own stream of the seed (so the patient's other draws do not depend on them)."""
+    from DCEDiffLib.phantom.templates import TEMPLATE_NAMES
+
+    family = check_anatomy(anatomy)
+    if family == "mixed":
+        family = "prostatex" if np.random.default_rng([seed, 5]).random() < 0.5 else "procedural"
+    if family == "procedural":
+        return family, None
+    return family, TEMPLATE_NAMES[int(np.random.default_rng([seed, 4]).integers(len(TEMPLATE_NAMES)))]
+
+
 def generate_case(seed: int, domain: str = "A", case_id: str = "case_000", *,
-                  lesion_count: Optional[int] = None) -> PhantomCase:
+                  lesion_count: Optional[int] = None, anatomy: str = "procedural") -> PhantomCase:
     """Generate one phantom exam.
 
     ``seed`` fixes the patient, ``domain`` ("A": ProstateX-like, "B": external site with endorectal coil) the
-    acquisition; ``lesion_count`` (0–3) forces the number of lesions instead of drawing it.
+    acquisition; ``lesion_count`` (0–3) forces the number of lesions instead of drawing it; ``anatomy`` the
+    anatomy family: "procedural" (analytic shapes, default), "prostatex" (a warped real label map) or "mixed"
+    (drawn from the seed). case.json records the family (``anatomy_family``) and template (``anatomy.template``).
     """
     seed = _check_seed(seed)
     proto = acquisition.check_domain(domain)
     if lesion_count is not None and not (0 <= int(lesion_count) <= 3):
         raise InputError(f"lesion_count {lesion_count!r}: expected 0 to 3")
+    family, template = case_anatomy(seed, anatomy)
     domain_index = acquisition.DOMAINS.index(domain)
     t_start = time.perf_counter()
 
     patient_rng = np.random.default_rng([seed, 1])
     tissues = sample_tissues(patient_rng)
-    anatomy = build_anatomy(patient_rng, tissues, endorectal_coil=proto.endorectal_coil, lesion_count=lesion_count)
+    if family == "procedural":
+        anatomy = build_anatomy(patient_rng, tissues, endorectal_coil=proto.endorectal_coil,
+                                lesion_count=lesion_count)
+    else:
+        from DCEDiffLib.phantom.template_anatomy import build_template_anatomy
+
+        # The template's anatomy is placed relative to the exam's slices as it was to the real exam's slices (the
+        # orientation is the plan's first draw: the same rng stream gives it before the plan is made).
+        orientation = acquisition.draw_orientation(np.random.default_rng([seed, 2, domain_index]))
+        anatomy = build_template_anatomy(patient_rng, tissues, template, endorectal_coil=proto.endorectal_coil,
+                                         lesion_count=lesion_count, slice_orientation=orientation)
     plan = acquisition.plan_exam(np.random.default_rng([seed, 2, domain_index]), domain, anatomy)
     noise_rng = np.random.default_rng([seed, 3, domain_index])
     reference = anatomy.tissues["peripheral_zone"]
@@ -137,6 +176,8 @@ def generate_case(seed: int, domain: str = "A", case_id: str = "case_000", *,
     series_4d = _image_4d(frames, dce.grid, float(plan.frame_times_s[1] - plan.frame_times_s[0]))
     labels = _image(label_array, t2w.grid)
     params = _parameters(seed, domain, case_id, anatomy, plan, noise)
+    params = {**{k: v for k, v in params.items() if k != "anatomy"}, "anatomy_family": family,
+              "anatomy": params["anatomy"]}
     return PhantomCase(case_id, images, series_4d, labels, params, time.perf_counter() - t_start)
 
 
@@ -258,8 +299,10 @@ def _stale_phantom_cases(out_dir: Path, keep: List[str]) -> List[Path]:
     return stale
 
 
-def check_dataset_request(out_dir, cases: int, domain: str, seed: int, fmt: str, overwrite: bool) -> None:
+def check_dataset_request(out_dir, cases: int, domain: str, seed: int, fmt: str, overwrite: bool,
+                          anatomy: str = "procedural") -> None:
     """Raise InputError (naming the option) for a request :func:`generate_dataset` would refuse."""
+    check_anatomy(anatomy, "--anatomy")
     if isinstance(cases, bool) or not isinstance(cases, (int, np.integer)) or cases < 1:
         raise InputError(f"--cases {cases!r}: expected a positive integer")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -279,12 +322,13 @@ def check_dataset_request(out_dir, cases: int, domain: str, seed: int, fmt: str,
 def generate_dataset(out_dir, cases: int, domain: str = "A", seed: int = 0, fmt: str = "nifti",
                      progress: Optional[Callable[[int, int], None]] = None, *, overwrite: bool = False,
                      include_series: bool = True, should_cancel: Optional[Callable[[], bool]] = None,
-                     first_index: int = 0) -> List[Path]:
+                     first_index: int = 0, anatomy: str = "procedural") -> List[Path]:
     """Generate ``cases`` cases into ``out_dir/case_000``, ``case_001``, … (each written atomically) and
     ``out_dir/dataset.json``. Case i uses :func:`case_seed` (seed, i). An existing non-empty ``out_dir`` is refused
     unless ``overwrite`` (then its phantom cases are replaced and stale ones removed). ``progress(done, total)``
-    is called after each case; ``should_cancel`` is checked before each case (cases already written stay)."""
-    check_dataset_request(out_dir, cases, domain, seed, fmt, overwrite)
+    is called after each case; ``should_cancel`` is checked before each case (cases already written stay).
+    ``anatomy``: the anatomy family of every case ("procedural", "prostatex") or "mixed" (per case, by its seed)."""
+    check_dataset_request(out_dir, cases, domain, seed, fmt, overwrite, anatomy)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [f"case_{first_index + i:03d}" for i in range(cases)]
@@ -293,10 +337,13 @@ def generate_dataset(out_dir, cases: int, domain: str = "A", seed: int = 0, fmt:
     for i, name in enumerate(names):
         check_cancel(should_cancel)
         s = case_seed(seed, first_index + i)
-        case = generate_case(s, domain, name)
+        case = generate_case(s, domain, name, anatomy=anatomy)
         case.params["dataset"] = {"seed": seed, "index": first_index + i}
         written.append(write_case(case, out_dir / name, fmt, overwrite=overwrite, include_series=include_series))
-        entries.append({"case_id": name, "seed": s,
+        entry = {"case_id": name, "seed": s, "anatomy_family": case.params["anatomy_family"]}
+        if case.params["anatomy"].get("template"):
+            entry["anatomy_template"] = case.params["anatomy"]["template"]
+        entries.append({**entry,
                         "lesions": [{"kind": l["kind"], "zone": l["zone"], "diameter_mm": l["diameter_mm"]}
                                     for l in case.params["lesions"]]})
         if progress:
@@ -304,7 +351,8 @@ def generate_dataset(out_dir, cases: int, domain: str = "A", seed: int = 0, fmt:
     for path in _stale_phantom_cases(out_dir, names):
         shutil.rmtree(path)
     summary = {"generator": GENERATOR_NAME, "generator_version": GENERATOR_VERSION, "synthetic": True,
-               "domain": domain, "seed": seed, "format": fmt, "dce_series": include_series, "cases": entries}
+               "domain": domain, "seed": seed, "format": fmt, "dce_series": include_series, "anatomy": anatomy,
+               "cases": entries}
     write_text_atomic(out_dir / "dataset.json", json.dumps(summary, indent=1) + "\n")
     umask = os.umask(0)
     os.umask(umask)
