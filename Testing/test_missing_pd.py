@@ -170,7 +170,7 @@ def test_a_model_without_optional_inputs_refuses_a_missing_pd_by_name(plain_mode
 def test_other_inputs_stay_required_even_for_a_dropout_model(dropout_model, centre, tmp_path, capsys):
     out = tmp_path / "out"
     args = no_pd_args(out, dropout_model, centre)
-    without_adc = args[:5] + args[7:]
+    without_adc = args[:3] + args[5:]
     assert without_adc[1:5] == ["--t2w", str(CASE / "t2w.nii.gz"), "--t1pre", str(CASE / "t1pre.nii.gz")]
     assert main(without_adc) == 2
     assert "missing inputs --pd, --adc" in capsys.readouterr().err
