@@ -33,7 +33,7 @@ def test_every_engine_subpackage_is_listed_in_pyproject():
 def shipped_resources() -> list:
     """Resources/ files a wheel must carry, relative to Resources/."""
     res = ROOT / "Resources"
-    files = [p for pattern in ("Models/*.json", "Models/*.safetensors", "SampleData/phantom_case/*")
+    files = [p for pattern in ("Models/*.json", "Models/*.safetensors", "SampleData/phantom_case/*", "Anatomy/*")
              for p in res.glob(pattern) if p.is_file()]
     return sorted(p.relative_to(res).as_posix() for p in files)
 
@@ -67,8 +67,10 @@ def test_wheel_ships_the_model_and_sample_case_and_an_installed_copy_finds_them(
     probe = ("import json, DCEDiffLib\n"
              "from DCEDiffLib.model_registry import resolve_model, SAMPLE_CASE_DIR\n"
              "from DCEDiffLib.training.case_data import find_case_inputs\n"
+             "from DCEDiffLib.phantom.templates import TEMPLATE_NAMES, template_path\n"
              "weights = resolve_model(None)\n"
              "print(json.dumps({'package': DCEDiffLib.__file__, 'weights': str(weights),\n"
+             "                  'templates': [str(template_path(n)) for n in TEMPLATE_NAMES],\n"
              "                  'card': json.loads(weights.with_suffix('.json').read_text())['architecture']['preset'],\n"
              "                  'case': sorted(find_case_inputs(SAMPLE_CASE_DIR))}))\n")
     env = dict(os.environ, PYTHONPATH=str(target))
@@ -79,6 +81,7 @@ def test_wheel_ships_the_model_and_sample_case_and_an_installed_copy_finds_them(
     assert Path(found["package"]).resolve().is_relative_to(target.resolve()), found  # the installed copy, not ROOT
     assert Path(found["weights"]).resolve().is_relative_to(target.resolve()) and Path(found["weights"]).is_file()
     assert found["card"]
+    assert all(Path(t).resolve().is_relative_to(target.resolve()) for t in found["templates"]), found["templates"]
     assert {"t2w", "pd", "adc", "t1pre", "dce_early", "dce_late"} <= set(found["case"]), found["case"]
 
 

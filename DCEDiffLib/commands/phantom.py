@@ -21,6 +21,10 @@ def register(subparsers) -> None:
     parser.add_argument("--cases", type=int, default=1, help="number of cases (default 1)")
     parser.add_argument("--domain", default="A", choices=["A", "B"],
                         help="A: ProstateX-like (default); B: external site with endorectal coil, other b-values")
+    parser.add_argument("--anatomy", default="procedural",
+                        help="anatomy family: procedural (analytic shapes, default; what the shipped model was "
+                             "trained on), prostatex (label maps of two real ProstateX exams, randomly warped per "
+                             "case) or mixed (each case draws one of the two from its seed)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0); case i uses a seed derived "
                                                             "from it, recorded in case.json")
     parser.add_argument("--out", type=Path, required=True, help="output folder (must be new or empty)")
@@ -39,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from DCEDiffLib.phantom.generator import check_dataset_request
     from DCEDiffLib.progress import ProgressTracker
 
-    check_dataset_request(args.out, args.cases, args.domain, args.seed, args.format, args.overwrite)
+    check_dataset_request(args.out, args.cases, args.domain, args.seed, args.format, args.overwrite, args.anatomy)
     out = Path(args.out)
     created = not out.exists()
     was_empty = created or not any(out.iterdir())
@@ -49,14 +53,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         written = generate_dataset(args.out, args.cases, domain=args.domain, seed=args.seed, fmt=args.format,
                                    progress=tracker.stage_callback("phantom"), overwrite=args.overwrite,
-                                   include_series=not args.no_dce_series)
+                                   include_series=not args.no_dce_series, anatomy=args.anatomy)
     except KeyboardInterrupt:
         args.interrupted_note = _clean_after_interrupt(out, created, was_empty)
         raise
     finally:
         close()
     seconds = time.perf_counter() - start
-    print(f"DCEDiff phantom: wrote {len(written)} case(s), domain {args.domain}, seed {args.seed}, "
+    print(f"DCEDiff phantom: wrote {len(written)} case(s), domain {args.domain}, anatomy {args.anatomy}, "
+          f"seed {args.seed}, "
           f"format {args.format}, to {args.out}/ in {seconds:.1f} s ({seconds / len(written):.2f} s per case)")
     return 0
 

@@ -22,22 +22,25 @@ from DCEDiffLib.phantom.tissues import Tissue
 
 FAMILY = "prostatex"
 
-# T2W contrast of the source exams: median N4-corrected T2W of each template label relative to fat, measured on
-# ProstateX-0000 / -0001 (peripheral zone 0.74 / 0.52, transition zone 0.36 / 0.38, "muscle" — all non-fat soft
-# tissue — 0.23 / 0.30, bone (mostly marrow) 0.93 / 0.98, bladder 1.21 / 1.48). The analytic family's T2 values
-# (literature T2, tissues.py) make the gland brighter than fat and muscle darker than this; TSE fat is brighter
-# than its T2 suggests (J-coupling). This family draws each tissue's T2 so that its TSE signal relative to fat
-# (nominal TR 5000 ms, TE 105 ms) falls in these ranges (slightly widened); T2 only enters the T2W (and the
-# unweighted DWI), so kinetics, T1 and ADC stay those of the shared tables.
+# T2W contrast. Measured on the source exams (median N4-corrected T2W of each template label relative to fat,
+# ProstateX-0000 / -0001): peripheral zone 0.74 / 0.52, transition zone 0.36 / 0.38, "muscle" — all non-fat soft
+# tissue — 0.23 / 0.30, bone (mostly marrow) 0.93 / 0.98, bladder 1.21 / 1.48, rectum 0.33 / 0.24. The analytic
+# family's T2 values (literature T2, tissues.py) make the gland brighter than fat (TSE fat is brighter than its T2
+# suggests: J-coupling). This family draws each tissue's T2 so that its TSE signal relative to fat (nominal TR
+# 5000 ms, TE 105 ms) falls in the ranges below. Peripheral zone and muscle were then tuned against the TAPS
+# prostate model on seed 500 (docs/phantom.md, "Real-anatomy family"): a brighter PZ (0.72–0.95, the upper part
+# of the real PZ's spread — its label median includes the darker zone boundary) and darker muscle (0.12–0.2, the
+# real label mixes muscle with brighter soft tissue) turned most blank TAPS masks into found glands. T2 only
+# enters the T2W (and the unweighted DWI), so kinetics, T1 and ADC stay those of the shared tables.
 T2W_RATIO_TO_FAT = {
-    "peripheral_zone": (0.5, 0.78), "transition_zone": (0.3, 0.45), "bph_glandular": (0.45, 0.7),
-    "bph_stromal": (0.22, 0.32), "muscle": (0.2, 0.32), "marrow": (0.85, 1.0), "urine": (1.15, 1.5),
-    "anterior_fibromuscular_stroma": (0.18, 0.28), "seminal_vesicle": (0.8, 1.1),
+    "peripheral_zone": (0.72, 0.95), "transition_zone": (0.33, 0.45), "bph_glandular": (0.6, 0.85),
+    "bph_stromal": (0.22, 0.32), "muscle": (0.12, 0.2), "marrow": (0.85, 1.0), "urine": (1.15, 1.5),
+    "anterior_fibromuscular_stroma": (0.18, 0.28), "seminal_vesicle": (0.8, 1.1), "rectal_content": (0.1, 0.35),
 }
 NOMINAL_TR_S, NOMINAL_TE_S = 5.0, 0.105
-# Heterogeneity of the template's "muscle" (every non-fat soft tissue: muscles, bowel, nerves, ligaments):
-# stronger and finer than a single muscle's (the source exams: spread ≈ 0.28 of fat within the label).
-OTHER_SOFT_TISSUE_TEXTURE = {"pd": (0.0, 0.10, 0.0), "t2": (0.25, 0.2, 0.0), "ktrans": (0.0, 0.1, 0.0)}
+# The template's rectum label is the whole rectum as seen on the source T2W: stool and gas, not the analytic
+# family's air-filled lumen; its content gets a proton density to match.
+RECTAL_CONTENT_PD = (0.25, 0.6)
 
 
 def _tse(values: Dict[str, float]) -> float:
@@ -45,17 +48,18 @@ def _tse(values: Dict[str, float]) -> float:
 
 
 def match_source_t2w_contrast(rng: np.random.Generator, tissues: Dict[str, Tissue]) -> Dict[str, Tissue]:
-    """The tissues with T2 redrawn so that the T2W contrast relative to fat matches :data:`T2W_RATIO_TO_FAT`,
-    and the soft-tissue texture of :data:`OTHER_SOFT_TISSUE_TEXTURE`."""
+    """The tissues with T2 redrawn so that the T2W contrast relative to fat matches :data:`T2W_RATIO_TO_FAT`, and the
+    rectal content's proton density (:data:`RECTAL_CONTENT_PD`)."""
     out = dict(tissues)
     fat = _tse(tissues["fat"].values)
+    content = dict(tissues["rectal_content"].values, pd=float(rng.uniform(*RECTAL_CONTENT_PD)))
+    tissues = dict(tissues, rectal_content=dataclasses.replace(tissues["rectal_content"], values=content))
     for name, (low, high) in T2W_RATIO_TO_FAT.items():
         values = dict(tissues[name].values)
         ratio = float(rng.uniform(low, high))
         decay = ratio * fat / (values["pd"] * (1.0 - np.exp(-NOMINAL_TR_S / values["t1"])))
         values["t2"] = float(np.clip(-NOMINAL_TE_S / np.log(min(decay, 0.97)), 0.02, 3.0))
         out[name] = dataclasses.replace(tissues[name], values=values)
-    out["muscle"] = dataclasses.replace(out["muscle"], texture=dict(OTHER_SOFT_TISSUE_TEXTURE))
     return out
 
 

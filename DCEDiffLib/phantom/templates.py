@@ -157,8 +157,8 @@ class TemplateWarp:
     translation ±``translation_mm``, displacement of about ``elastic_mm`` (RMS per component)."""
 
     def __init__(self, template: AnatomyTemplate, rng: np.random.Generator, scale: float = 0.10,
-                 rotation_deg: float = 4.0, translation_mm: float = 3.0, elastic_mm: float = 2.5,
-                 elastic_length_mm: float = 45.0, modes: int = 4):
+                 rotation_deg: float = 4.0, translation_mm: float = 3.0, elastic_mm: float = 1.5,
+                 elastic_length_mm: float = 60.0, modes: int = 4):
         from DCEDiffLib.phantom.anatomy import rotation_matrix
 
         self.template = template
