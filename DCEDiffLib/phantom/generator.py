@@ -337,12 +337,14 @@ def generate_dataset(out_dir, cases: int, domain: str = "A", seed: int = 0, fmt:
     for i, name in enumerate(names):
         check_cancel(should_cancel)
         s = case_seed(seed, first_index + i)
-        case = generate_case(s, domain, name, anatomy=anatomy)
+        # A procedural dataset calls generate_case exactly as before the anatomy families existed.
+        case = generate_case(s, domain, name, **({} if anatomy == "procedural" else {"anatomy": anatomy}))
         case.params["dataset"] = {"seed": seed, "index": first_index + i}
         written.append(write_case(case, out_dir / name, fmt, overwrite=overwrite, include_series=include_series))
-        entry = {"case_id": name, "seed": s, "anatomy_family": case.params["anatomy_family"]}
-        if case.params["anatomy"].get("template"):
-            entry["anatomy_template"] = case.params["anatomy"]["template"]
+        entry = {"case_id": name, "seed": s, "anatomy_family": case.params.get("anatomy_family", "procedural")}
+        template = case.params.get("anatomy", {}).get("template")
+        if template:
+            entry["anatomy_template"] = template
         entries.append({**entry,
                         "lesions": [{"kind": l["kind"], "zone": l["zone"], "diameter_mm": l["diameter_mm"]}
                                     for l in case.params["lesions"]]})
