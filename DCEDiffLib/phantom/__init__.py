@@ -5,7 +5,8 @@ time series, each on its own oblique grid in one frame of reference, plus a labe
 generating parameter — and ``write_case`` / ``generate_dataset`` write cases as NIfTI or DICOM. See docs/phantom.md
 for the model (anatomy, tissue values with sources, AIF/Tofts/signal equations, acquisition realism, domains).
 
-Modules: ``tissues`` (property tables, texture), ``anatomy`` (shapes and layout), ``rasterize`` (anatomy → grid),
+Modules: ``tissues`` (property tables, texture), ``anatomy`` (shapes and layout), ``templates`` and
+``template_anatomy`` (the real-anatomy family: warped label maps of real exams), ``rasterize`` (anatomy → grid),
 ``kinetics`` (AIF, Tofts, concentration ↔ signal), ``sequences`` (signal equations, ADC fit), ``acquisition``
 (protocols, grids, motion, bias, noise), ``imaging`` (maps → images), ``generator`` (cases and datasets),
 ``dicom_export`` (DICOM series).

@@ -9,8 +9,9 @@ drawn from the case's random generator. A :class:`TemplateShape` is one structur
 rasteriser and the lesion placement treat it like the analytic shapes.
 
 The distance maps are sampled with ``torch.nn.functional.grid_sample`` (all structures in one call; ``torch`` is
-imported only when a template is used). Outside the template's field of view the edge values continue (the real
-exams' fields of view cut through the body), which extends the anatomy along the slice axis and laterally.
+imported only when a template is used). Outside the template's field of view (the real exams' fields of view cut
+through the body, and the phantom's DCE field of view is larger) the anatomy is mirrored at the border: continuing
+the border values instead drew long streaks across the wide DCE and PD fields of view.
 """
 
 from __future__ import annotations
@@ -213,7 +214,7 @@ class TemplateWarp:
                         axis=-1).reshape(1, 1, 1, -1, 3)
         with torch.no_grad():
             out = F.grid_sample(self.template.stack(), torch.from_numpy(np.ascontiguousarray(grid)),
-                                mode="bilinear", padding_mode="border", align_corners=True)
+                                mode="bilinear", padding_mode="reflection", align_corners=True)
         values = out.numpy().reshape(len(STRUCTURES), *shape)
         # Distances are in template mm; the local scale differs by the warp's scaling (mean factor).
         factor = np.float32(np.cbrt(np.prod(self.scale)))
