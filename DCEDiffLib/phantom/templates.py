@@ -16,7 +16,6 @@ the border values instead drew long streaks across the wide DCE and PD fields of
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from pathlib import Path
 from typing import Dict, Optional, Tuple
