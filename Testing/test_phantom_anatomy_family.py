@@ -78,7 +78,8 @@ def test_gland_volume_is_plausible(case):
 def test_two_seeds_deform_differently_and_one_seed_is_reproducible(case):
     same = generate_case(11, "A", anatomy="prostatex", lesion_count=2)
     assert np.array_equal(sitk.GetArrayViewFromImage(same.labels), sitk.GetArrayViewFromImage(case.labels))
-    assert np.array_equal(sitk.GetArrayViewFromImage(same.images["t2w"]), sitk.GetArrayViewFromImage(case.images["t2w"]))
+    assert np.array_equal(sitk.GetArrayViewFromImage(same.images["t2w"]),
+                          sitk.GetArrayViewFromImage(case.images["t2w"]))
     seeds = [s for s in range(40) if case_anatomy(s, "prostatex")[1] == case.params["anatomy"]["template"]
              and s != 11][:1]
     other = generate_case(seeds[0], "A", anatomy="prostatex", lesion_count=2)
