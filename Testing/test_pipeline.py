@@ -133,9 +133,9 @@ def test_demo_with_the_shipped_model(tmp_path, capsys):
     assert "PSNR" in text and (out / "report.png").stat().st_size > 50_000
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     # Quality floors for the shipped model, set below what it measured with these settings (2026-11-30, the
-    # residual model 9019b238…: PSNR 25.36 / 25.89 dB, SSIM 0.780 / 0.785, prostate enhancement r 0.77 / 0.83,
-    # lesion r 0.89 / 0.87, early / late; the model before it, 81a3590f…: 25.12 / 25.60, 0.766 / 0.771,
-    # 0.71 / 0.78, 0.64 / 0.67). Copying the T1-pre scores about 20 dB and has no enhancement; the
+    # residual model bc8581bf…: PSNR 24.69 / 25.25 dB, SSIM 0.777 / 0.784, prostate enhancement r 0.75 / 0.80,
+    # lesion r 0.89 / 0.86, early / late; earlier models: 9019b238… 25.36 / 25.89, 0.780 / 0.785, 0.77 / 0.83,
+    # 0.89 / 0.87; 81a3590f… 25.12 / 25.60, 0.766 / 0.771, 0.71 / 0.78, 0.64 / 0.67). Copying the T1-pre scores about 20 dB and has no enhancement; the
     # replaced ε-prediction model scored 21.5 / 20.5 dB and r ≈ 0.4, so these floors fail it and any broken model.
     for target in ("early", "late"):
         assert metrics[target]["whole"]["psnr"] > 23.5, metrics[target]["whole"]
