@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the shipped model (docs/model_quality.md) on a 2-core CPU in about 2 h 30 min; re-running resumes.
+# Reproduces the shipped model (docs/model_quality.md) on a 2-core CPU in about 3 h; re-running resumes.
 # Usage: scripts/train_shipped_model.sh [WORK_DIR]   (default: runs). Then scripts/evaluate_model_quality.sh.
 #   1. 64 phantom patients of domain A (seed 2026), split by patient 52 / 6 / 6 (split.json of the mean run);
 #   2. the mean: regression U-Net (cpu preset), enhancement parameterization, gland/lesion-weighted L1, 2400 steps
@@ -11,7 +11,9 @@
 #      (configs/cpu_residual_mean_finetune.json: lesion oversampling, coil field, PD dropout), then the residual
 #      network resumed around it to 3700 steps (configs/cpu_residual_finetune.json);
 #   5. sampling settings chosen on the 12 validation patients (scripts/tune_residual_sampling.py), written into the card;
-#   6. the out-of-distribution reference statistics of the training patients, written into both cards.
+#   6. real-anatomy patients (2026-11-30): 72 of the prostatex family (seed 2028, as case_2NN), 64 to training and 8 to
+#      validation; the mean resumed to 10000 steps, the residual to 4400 (configs/cpu_residual_*mixed.json);
+#   7. the out-of-distribution reference statistics of the training patients, written into both cards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-runs}
@@ -66,6 +68,33 @@ EOF
 $D train --config "$W/residual2.json" --data "$W/data_big" --out "$W/residual2" --cache "$W/cache" --quiet
 $PY scripts/tune_residual_sampling.py "$W/residual2/model" --data "$W/data_big" --split "$W/mean2/split.json" \
     --cache "$W/cache" --starts 0.5 --steps 5 --temperatures 1.0,0.5,0.25 --cases 12
-echo "Copy $W/residual2/model.* to Resources/Models/dcediff_cpu_phantom.* and $W/mean2/model.* to"
-echo "Resources/Models/dcediff_cpu_phantom_regression.*, set the card's sampling from the table above, then:"
-echo "  $PY scripts/add_input_statistics.py Resources/Models/dcediff_cpu_phantom --data $W/data_big --split $W/mean2/split.json --cache $W/cache"
+# --- real-anatomy patients (the shipped model)
+[ -f "$W/data_P/dataset.json" ] || $D phantom --cases 72 --domain A --seed 2028 --anatomy prostatex --out "$W/data_P"
+mkdir -p "$W/data_big2"
+for d in "$W"/data_big/case_*; do ln -sfn "$(realpath "$d")" "$W/data_big2/$(basename "$d")"; done
+for d in "$W"/data_P/case_*; do n=$(basename "$d"); ln -sfn "$(realpath "$d")" "$W/data_big2/case_2${n#case_0}"; done
+for run in mean3 residual3; do
+  src=${run%3}2
+  if [ ! -f "$W/$run/checkpoints/last.json" ]; then
+    mkdir -p "$W/$run/checkpoints" && cp "$W/$src"/checkpoints/last.* "$W/$run/checkpoints/"
+    $PY - "$W" "$run" <<'EOF'
+import json, sys
+w, run = sys.argv[1:3]
+s = json.load(open(w + "/mean2/split.json"))
+new = [f"case_2{i:02d}" for i in range(72)]
+json.dump({"train": sorted(s["train"] + new[:64]), "validation": sorted(s["validation"] + new[64:]), "test": [],
+           "seed": s.get("seed", 0)}, open(f"{w}/{run}/split.json", "w"), indent=1)
+EOF
+  fi
+done
+$D train --config configs/cpu_residual_mean_mixed.json --data "$W/data_big2" --out "$W/mean3" --cache "$W/cache" --quiet
+$PY - "$W" <<'EOF'
+import json, sys
+c = json.load(open("configs/cpu_residual_mixed.json"))
+c["mean_model"] = sys.argv[1] + "/mean3/model.safetensors"
+json.dump(c, open(sys.argv[1] + "/residual3.json", "w"), indent=2)
+EOF
+$D train --config "$W/residual3.json" --data "$W/data_big2" --out "$W/residual3" --cache "$W/cache" --quiet
+echo "Copy $W/residual3/model.* to Resources/Models/dcediff_cpu_phantom.* and $W/mean3/model.* to"
+echo "Resources/Models/dcediff_cpu_phantom_regression.*, set the card's sampling (start 0.5, temperature 0.25), then:"
+echo "  $PY scripts/add_input_statistics.py Resources/Models/dcediff_cpu_phantom --data $W/data_big2 --split $W/mean3/split.json --cache $W/cache"
