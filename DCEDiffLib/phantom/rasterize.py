@@ -109,13 +109,19 @@ def rasterize(anatomy: Anatomy, grid: Grid, motion, properties: Iterable[str],
         touched = alpha > 0
         if not touched.any():
             continue
-        values = anatomy.tissues[layer.tissue].values_at(x, y, z, properties)
-        for p in properties:
-            target = maps[p][block]
-            target += alpha * (values[p] - target)
-        if label_map is not None:
-            label_map[block][alpha >= 0.5] = LABEL_LEGEND[layer.label]
+        _blend(anatomy, layer, maps, label_map, block, alpha, (x, y, z), properties)
     return maps, label_map
+
+
+def _blend(anatomy: Anatomy, layer, maps, label_map, block, alpha, coords, properties) -> None:
+    """Paint ``layer``'s tissue over ``block`` of the maps with partial-volume weight ``alpha``; the label map gets
+    the layer's label where it covers at least half a voxel. Shared by the analytic and the template paths."""
+    values = anatomy.tissues[layer.tissue].values_at(*coords, properties)
+    for p in properties:
+        target = maps[p][block]
+        target += alpha * (values[p] - target)
+    if label_map is not None:
+        label_map[block][alpha >= 0.5] = LABEL_LEGEND[layer.label]
 
 
 class _TemplateSampler:
@@ -157,10 +163,4 @@ class _TemplateSampler:
         block = tuple(slice(int(np.argmax(a)), len(a) - int(np.argmax(a[::-1])))
                       for a in (touched.any(axis=(1, 2)), touched.any(axis=(0, 2)), touched.any(axis=(0, 1))))
         alpha = alpha[block]
-        x, y, z = (c[block] for c in self._coords)
-        values = anatomy.tissues[layer.tissue].values_at(x, y, z, properties)
-        for p in properties:
-            target = maps[p][block]
-            target += alpha * (values[p] - target)
-        if label_map is not None:
-            label_map[block][alpha >= 0.5] = LABEL_LEGEND[layer.label]
+        _blend(anatomy, layer, maps, label_map, block, alpha, tuple(c[block] for c in self._coords), properties)
