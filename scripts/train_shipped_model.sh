@@ -17,8 +17,46 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-runs}
-D=.venv/bin/dcediff
+D=${D:-.venv/bin/dcediff}
 PY=.venv/bin/python
+# The residual network's config for stage STAGE: CONFIG with the stage's mean network filled in.
+write_residual_config() {
+  $PY - "$W" "$1" "$2" <<'EOF'
+import json, sys
+w, config, stage = sys.argv[1:4]
+c = json.load(open(config))
+c["mean_model"] = f"{w}/mean{stage}/model.safetensors"
+json.dump(c, open(f"{w}/residual{stage}.json", "w"), indent=2)
+EOF
+}
+
+# One resumption stage (STAGE 2, 3, ...): NEW_DATA's cases join PREV_DATA's in DATA as case_<PREFIX>NN; the first
+# N_TRAIN of them go to training, the rest and the previous split's test cases to validation; the mean and the
+# residual networks resume from stage PREV's checkpoints with the stage's configs.
+resume_stage() {
+  local stage=$1 prev=$2 prev_data=$3 new_data=$4 data=$5 prefix=$6 n_train=$7 mean_config=$8 residual_config=$9
+  mkdir -p "$W/$data"
+  for d in "$W/$prev_data"/case_*; do ln -sfn "$(realpath "$d")" "$W/$data/$(basename "$d")"; done
+  for d in "$W/$new_data"/case_*; do n=$(basename "$d"); ln -sfn "$(realpath "$d")" "$W/$data/case_$prefix${n#case_0}"; done
+  for net in mean residual; do
+    if [ ! -f "$W/$net$stage/checkpoints/last.json" ]; then
+      mkdir -p "$W/$net$stage/checkpoints" && cp "$W/$net$prev"/checkpoints/last.* "$W/$net$stage/checkpoints/"
+      $PY - "$W/mean$prev/split.json" "$W/$new_data" "$prefix" "$n_train" "$W/$net$stage/split.json" <<'EOF'
+import json, pathlib, sys
+previous, new_data, prefix, n_train, out = sys.argv[1:6]
+s = json.load(open(previous))
+new = sorted(f"case_{prefix}{p.name[len('case_0'):]}" for p in pathlib.Path(new_data).glob("case_*") if p.is_dir())
+n = int(n_train)
+json.dump({"train": sorted(s["train"] + new[:n]), "validation": sorted(s["validation"] + s["test"] + new[n:]),
+           "test": [], "seed": s.get("seed", 0)}, open(out, "w"), indent=1)
+EOF
+    fi
+  done
+  $D train --config "$mean_config" --data "$W/$data" --out "$W/mean$stage" --cache "$W/cache" --quiet
+  write_residual_config "$residual_config" "$stage"
+  $D train --config "$W/residual$stage.json" --data "$W/$data" --out "$W/residual$stage" --cache "$W/cache" --quiet
+}
+
 mkdir -p "$W"
 [ -f "$W/data_A/dataset.json" ] || $D phantom --cases 64 --domain A --seed 2026 --out "$W/data_A"
 if [ ! -f "$W/mean/checkpoints/last.json" ]; then
@@ -32,69 +70,17 @@ EOF
   $D train --config "$W/mean_first.json" --data "$W/data_A" --out "$W/mean" --cache "$W/cache" --workers 2 --quiet
 fi
 $D train --config configs/cpu_residual_mean.json --data "$W/data_A" --out "$W/mean" --cache "$W/cache" --quiet
-$PY - "$W" <<'EOF'
-import json, sys
-c = json.load(open("configs/cpu_residual.json"))
-c["mean_model"] = sys.argv[1] + "/mean/model.safetensors"
-json.dump(c, open(sys.argv[1] + "/residual.json", "w"), indent=2)
-EOF
+write_residual_config configs/cpu_residual.json ""
 $D train --config "$W/residual.json" --data "$W/data_A" --out "$W/residual" --cache "$W/cache" --quiet
 # --- fine-tuning on 116 patients
 [ -f "$W/data_A2/dataset.json" ] || $D phantom --cases 64 --domain A --seed 2027 --out "$W/data_A2"
-mkdir -p "$W/data_big"
-for d in "$W"/data_A/case_*; do ln -sfn "$(realpath "$d")" "$W/data_big/$(basename "$d")"; done
-for d in "$W"/data_A2/case_*; do n=$(basename "$d"); ln -sfn "$(realpath "$d")" "$W/data_big/case_1${n#case_0}"; done
-for run in mean2 residual2; do
-  src=${run%2}
-  if [ ! -f "$W/$run/checkpoints/last.json" ]; then
-    mkdir -p "$W/$run/checkpoints" && cp "$W/$src"/checkpoints/last.* "$W/$run/checkpoints/"
-    $PY - "$W" "$run" <<'EOF'
-import json, sys
-w, run = sys.argv[1:3]
-s = json.load(open(w + "/mean/split.json"))
-json.dump({"train": sorted(s["train"] + [f"case_1{i:02d}" for i in range(64)]),
-           "validation": sorted(s["validation"] + s["test"]), "test": [], "seed": s.get("seed", 0)},
-          open(f"{w}/{run}/split.json", "w"), indent=1)
-EOF
-  fi
-done
-$D train --config configs/cpu_residual_mean_finetune.json --data "$W/data_big" --out "$W/mean2" --cache "$W/cache" --quiet
-$PY - "$W" <<'EOF'
-import json, sys
-c = json.load(open("configs/cpu_residual_finetune.json"))
-c["mean_model"] = sys.argv[1] + "/mean2/model.safetensors"
-json.dump(c, open(sys.argv[1] + "/residual2.json", "w"), indent=2)
-EOF
-$D train --config "$W/residual2.json" --data "$W/data_big" --out "$W/residual2" --cache "$W/cache" --quiet
+resume_stage 2 "" data_A data_A2 data_big 1 64 configs/cpu_residual_mean_finetune.json configs/cpu_residual_finetune.json
 $PY scripts/tune_residual_sampling.py "$W/residual2/model" --data "$W/data_big" --split "$W/mean2/split.json" \
     --cache "$W/cache" --starts 0.5 --steps 5 --temperatures 1.0,0.5,0.25 --cases 12
 # --- real-anatomy patients (the shipped model)
 [ -f "$W/data_P/dataset.json" ] || $D phantom --cases 72 --domain A --seed 2028 --anatomy prostatex --out "$W/data_P"
-mkdir -p "$W/data_big2"
-for d in "$W"/data_big/case_*; do ln -sfn "$(realpath "$d")" "$W/data_big2/$(basename "$d")"; done
-for d in "$W"/data_P/case_*; do n=$(basename "$d"); ln -sfn "$(realpath "$d")" "$W/data_big2/case_2${n#case_0}"; done
-for run in mean3 residual3; do
-  src=${run%3}2
-  if [ ! -f "$W/$run/checkpoints/last.json" ]; then
-    mkdir -p "$W/$run/checkpoints" && cp "$W/$src"/checkpoints/last.* "$W/$run/checkpoints/"
-    $PY - "$W" "$run" <<'EOF'
-import json, sys
-w, run = sys.argv[1:3]
-s = json.load(open(w + "/mean2/split.json"))
-new = [f"case_2{i:02d}" for i in range(72)]
-json.dump({"train": sorted(s["train"] + new[:64]), "validation": sorted(s["validation"] + new[64:]), "test": [],
-           "seed": s.get("seed", 0)}, open(f"{w}/{run}/split.json", "w"), indent=1)
-EOF
-  fi
-done
-$D train --config configs/cpu_residual_mean_mixed.json --data "$W/data_big2" --out "$W/mean3" --cache "$W/cache" --quiet
-$PY - "$W" <<'EOF'
-import json, sys
-c = json.load(open("configs/cpu_residual_mixed.json"))
-c["mean_model"] = sys.argv[1] + "/mean3/model.safetensors"
-json.dump(c, open(sys.argv[1] + "/residual3.json", "w"), indent=2)
-EOF
-$D train --config "$W/residual3.json" --data "$W/data_big2" --out "$W/residual3" --cache "$W/cache" --quiet
+resume_stage 3 2 data_big data_P data_big2 2 64 configs/cpu_residual_mean_mixed.json configs/cpu_residual_mixed.json
 echo "Copy $W/residual3/model.* to Resources/Models/dcediff_cpu_phantom.* and $W/mean3/model.* to"
 echo "Resources/Models/dcediff_cpu_phantom_regression.*, set the card's sampling (start 0.5, temperature 0.25), then:"
 echo "  $PY scripts/add_input_statistics.py Resources/Models/dcediff_cpu_phantom --data $W/data_big2 --split $W/mean3/split.json --cache $W/cache"
+echo "  (and the same for Resources/Models/dcediff_cpu_phantom_regression)"
