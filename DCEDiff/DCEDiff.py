@@ -430,10 +430,13 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
     def fillFromStudy(self, parameterNode, fileForInstance: Optional[Callable[[str], str]] = None):
         """Set the input nodes of ``parameterNode`` from the volumes loaded with the DICOM module, picked by the
         engine's role rules on their DICOM headers; returns the ``StudyFill`` (picks, missing roles, notes).
-        ``fileForInstance``: SOP Instance UID → file (default: ``slicer.dicomDatabase.fileForInstance``)."""
+        ``fileForInstance``: SOP Instance UID → file (default: ``slicer.dicomDatabase.fileForInstance``). A study
+        without PD leaves PD empty when the selected model's card lists it in ``optional_inputs`` (Apply then runs
+        without PD); otherwise PD is named as missing, with why the model needs it."""
         from DCEDiffSlicerLib import study_fill
 
-        fill = study_fill.fill_from_study(slicer.mrmlScene, fileForInstance, preferred=parameterNode.t2w)
+        fill = study_fill.fill_from_study(slicer.mrmlScene, fileForInstance, preferred=parameterNode.t2w,
+                                          optional=modelOptionalInputs(parameterNode.modelFile))
         study_fill.apply_fill(parameterNode, fill)
         return fill
 

@@ -19,7 +19,8 @@ import SimpleITK as sitk
 
 from DCEDiffLib import __version__
 from DCEDiffLib.errors import InputError
-from DCEDiffLib.modalities import DESCRIPTIONS, INPUT_MODALITIES, OPTIONAL_INPUTS, TARGET_MODALITIES
+from DCEDiffLib.modalities import (DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT_VALUE, OPTIONAL_INPUTS,
+                                   TARGET_MODALITIES)
 from DCEDiffLib.normalization import NormParams, fit_normalization, normalize
 from DCEDiffLib.progress import CancelHook, check_cancel
 from DCEDiffLib.registration import RegistrationResult, identity_result, register_rigid
@@ -79,9 +80,23 @@ class PreprocessedCase:
             "registration": {m: r.to_dict() for m, r in self.registration.items()},
             "coverage": {m: round(float(c), 4) for m, c in self.coverage.items()},
             "modalities": sorted(self.images), "sources": self.sources, "missing_inputs": self.missing_inputs,
+            **({"missing_inputs_note": missing_inputs_note(self.missing_inputs)} if self.missing_inputs else {}),
             **self.crop_centre,
             "axis_order": "arrays are (k, j, i); coordinates LPS mm; transforms map T2W points to the series",
         }
+
+
+def missing_inputs_note(missing: Sequence[str]) -> str:
+    """What a case preprocessed without some (optional) inputs holds, and who can use it (``preprocess.json``
+    ``missing_inputs_note``, ``dcediff preprocess``'s note). No model is consulted here: the model that reads the
+    case decides (its card's ``optional_inputs``)."""
+    names = " and ".join(_name(m) for m in missing)
+    files = ", ".join(f"{m}.nii.gz" for m in missing)
+    dropout = ", ".join(f"augment.drop_{m}" for m in missing)
+    return (f"preprocessed WITHOUT {names}: not given, so not registered, resampled or normalised (no {files}); a "
+            f"model whose card lists {', '.join(missing)} in optional_inputs gets the constant MISSING_INPUT_VALUE "
+            f"({MISSING_INPUT_VALUE:g}, normalised units) in that channel, as in training with {dropout} "
+            "(pipeline.condition_array); other models, dcediff train and dcediff evaluate need every input")
 
 
 def _name(key: str) -> str:

@@ -1,7 +1,7 @@
 """A missing PD at inference: the model card's ``optional_inputs`` (written by training with ``augment.drop_pd``),
 the pipeline and ``dcediff synthesize`` without ``--pd`` (and a ``--study`` without a PD series), the PD channel
-set to ``MISSING_INPUT_VALUE`` exactly as training did, the out-of-distribution check skipping PD, the report, and
-``dcediff evaluate --missing pd``.
+set to ``MISSING_INPUT_VALUE`` exactly as training did, the out-of-distribution check skipping PD, the report,
+``dcediff evaluate --missing pd`` and ``dcediff preprocess`` without ``--pd``.
 
 The model that synthesizes without PD is exported by a short real training run (tiny preset) with drop_pd; a
 random-weight model without the field is the one that must refuse. Registration is skipped and the crop centre
@@ -318,3 +318,58 @@ def test_script_adds_optional_inputs_to_a_card_from_its_recipe_only(dropout_mode
     assert script.main([str(plain_model)]) == 2
     assert "not trained to do without PD" in capsys.readouterr().err
     assert plain_model.with_suffix(".json").read_bytes() == before
+
+
+# ------------------------------------------------------------------------------------------------ dcediff preprocess
+
+@needs_case
+def test_preprocess_without_pd_records_it_and_the_pd_channel_is_filled_as_in_training(centre, tmp_path, capsys):
+    from DCEDiffLib.pipeline import condition_array
+    from DCEDiffLib.preprocess import load_preprocessed
+    from DCEDiffLib.training.case_data import load_case
+
+    common = ["--t2w", str(CASE / "t2w.nii.gz"), "--adc", str(CASE / "adc.nii.gz"), "--t1pre",
+              str(CASE / "t1pre.nii.gz"), "--no-register", f"--center={centre}"]
+    out = tmp_path / "no_pd"
+    assert main(["preprocess", *common, "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "dcediff preprocess: note: preprocessed WITHOUT proton density (pd)" in captured.err
+    assert "Traceback" not in captured.err
+    assert json.loads(captured.out)["missing_inputs"] == ["pd"]
+    # no PD image, transform or normalisation: nothing that could be mistaken for a PD series
+    assert not (out / "pd.nii.gz").exists() and not (out / "transforms" / "pd.tfm").exists()
+    for modality in ("t2w", "adc", "t1pre"):
+        assert (out / f"{modality}.nii.gz").is_file(), modality
+    meta = json.loads((out / "preprocess.json").read_text(encoding="utf-8"))
+    assert meta["missing_inputs"] == ["pd"] and "pd" not in meta["normalization"] and "pd" not in meta["modalities"]
+    note = meta["missing_inputs_note"]
+    assert "WITHOUT proton density (pd)" in note and "optional_inputs" in note and "MISSING_INPUT_VALUE (0," in note
+    # read back: the case says what it lacks, and the model's PD channel is the training value
+    case = load_preprocessed(out)
+    assert case.missing_inputs == ["pd"]
+    cond = condition_array(case, INPUT_MODALITIES)
+    assert np.all(cond[1] == MISSING_INPUT_VALUE)
+    for index, modality in ((0, "t2w"), (2, "adc"), (3, "t1pre")):
+        assert cond[index].std() > 0.1 and np.array_equal(cond[index], case.normalized(modality)), modality
+    # training and evaluation read every input: refused by name, not a KeyError
+    with pytest.raises(InputError, match=r"case no_pd: preprocessed without pd .*--pd"):
+        load_case(out)
+
+    # with --pd: every input, no note, and the same T2W/ADC/T1-pre on the grid
+    full = tmp_path / "full"
+    assert main(["preprocess", *common, "--pd", str(CASE / "pd.nii.gz"), "--out", str(full)]) == 0
+    assert "WITHOUT" not in capsys.readouterr().err
+    meta = json.loads((full / "preprocess.json").read_text(encoding="utf-8"))
+    assert meta["missing_inputs"] == [] and "missing_inputs_note" not in meta and (full / "pd.nii.gz").is_file()
+    full_case = load_preprocessed(full)
+    assert np.array_equal(condition_array(full_case, INPUT_MODALITIES)[[0, 2, 3]], cond[[0, 2, 3]])
+
+
+def test_preprocess_still_requires_t2w_adc_and_t1pre(tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["preprocess", "--t2w", "t2w.nii.gz", "--t1pre", "t1pre.nii.gz", "--out", str(out)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "the following arguments are required: --adc" in err and "--pd" not in err.split("required:")[1]
+    assert not out.exists()

@@ -4,12 +4,17 @@ A phantom exam is exported as a DICOM study (DCEDiffLib/phantom/study_export.py:
 no VIBE, so the T1-pre is the last DCE frame before contrast arrival), and every series becomes a real MRML scalar
 volume node carrying ``DICOM.instanceUIDs`` as Slicer's DICOM module sets it. Test doubles, named as such:
 ``DicomDatabaseStandIn`` for ctkDICOMDatabase (a Qt object; it maps SOP Instance UIDs to the exported files, read
-from their headers) and, for the button, the Qt widget stand-ins of Testing/test_slicer_module.py.
+from their headers) and, for the button, the Qt widget stand-ins of Testing/test_slicer_module.py. A study without a
+PD series is filled for a model that needs PD and for one that does not, and then run through Apply: the real
+engine in a subprocess, started by the real ``slicer.util.launchConsoleProcess`` with ``SlicerAppStandIn`` (test
+double of ``slicer.app``, a Qt object) and ``ProcessEnvironmentStandIn`` (of QProcessEnvironment).
 """
 
 import dataclasses
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "DCEDiff"))
 from DCEDiffSlicerLib import study_fill  # noqa: E402
 from DCEDiffLib.dicom_study import scan_study  # noqa: E402
+from DCEDiffLib.errors import InputError  # noqa: E402
 from DCEDiffLib.phantom.generator import generate_case  # noqa: E402
 from DCEDiffLib.phantom.study_export import write_phantom_study  # noqa: E402
 from test_slicer_module import ParameterNodeStandIn, make_widget, modules  # noqa: E402,F401  (fixture)
@@ -58,16 +64,46 @@ class TryWithErrorDisplayStandIn:
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def phantom_case():
     case = generate_case(3)
     keep = list(range(0, len(case.params["dce"]["frame_times_s"]), 8))      # 5 DCE frames: fewer files
     params = json.loads(json.dumps(case.params))
     params["dce"]["frame_times_s"] = [case.params["dce"]["frame_times_s"][i] for i in keep]
-    case = dataclasses.replace(case, params=params,
+    return dataclasses.replace(case, params=params,
                                dce_series=sitk.JoinSeries([case.dce_series[:, :, :, i] for i in keep]))
+
+
+@pytest.fixture(scope="module")
+def study(phantom_case, tmp_path_factory):
     root = tmp_path_factory.mktemp("study") / "P-1"
-    expected = write_phantom_study(case, root, omit=FEW, patient_id="P-1")
+    expected = write_phantom_study(phantom_case, root, omit=FEW, patient_id="P-1")
     return root, expected, DicomDatabaseStandIn(root)
+
+
+@pytest.fixture(scope="module")
+def study_without_pd(phantom_case, tmp_path_factory):
+    """The same exam as a study with no PD series (many PI-RADS protocols; the VIBE is left out by FEW too)."""
+    root = tmp_path_factory.mktemp("study_no_pd") / "P-2"
+    expected = write_phantom_study(phantom_case, root, omit=FEW + ("pd_ref",), patient_id="P-2")
+    assert "pd" not in expected
+    return root, expected, DicomDatabaseStandIn(root)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """(plain, dropout): a random-weight model whose card requires PD, and the same weights with a card listing
+    optional_inputs ["pd"] (what training with augment.drop_pd writes)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from random_model import save_random_model
+
+    folder = tmp_path_factory.mktemp("models")
+    plain = save_random_model(folder)
+    dropout = folder / "dropout.safetensors"
+    dropout.write_bytes(plain.read_bytes())
+    card = plain.with_suffix(".json").read_text(encoding="utf-8")
+    dropout.with_suffix(".json").write_text(card.replace('"format": ', '"optional_inputs": ["pd"], "format": ', 1),
+                                            encoding="utf-8")
+    return plain, dropout
 
 
 @pytest.fixture(autouse=True)
@@ -77,15 +113,23 @@ def scene():
     slicer.mrmlScene.Clear(1)
 
 
-def load_as_slicer_does(root, database, scene, skip=()):
+def load_as_slicer_does(root, database, scene, skip=(), pixels=False):
     """One scalar volume node per series, named like Slicer's DICOM loader names them, with DICOM.instanceUIDs
-    (plus a volume that did not come from DICOM). Returns series number → node."""
+    (plus a volume that did not come from DICOM). ``pixels``: the nodes also hold the series' voxels and geometry
+    (for a run of the engine). Returns series number → node."""
+    from DCEDiffLib.dicom_study import read_study_volume
+    from DCEDiffSlicerLib import scene_io
+
     uid_of = {path: uid for uid, path in database.files.items()}
     nodes = {}
     for series in scan_study(root).series:
         if series.description in skip:
             continue
-        node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"{series.number}: {series.description}")
+        name = f"{series.number}: {series.description}"
+        if pixels:
+            node = scene_io.image_to_volume_node(read_study_volume(series.volumes()[0], name), name, scene)
+        else:
+            node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
         node.SetAttribute(study_fill.INSTANCE_UIDS_ATTRIBUTE, " ".join(uid_of[f.path] for f in series.files))
         nodes[series.number] = node
     scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "a NIfTI file")
@@ -138,3 +182,121 @@ def test_the_button_fills_the_selectors_through_the_logic(modules, study, scene,
     assert p.dceLate is nodes[expected["dce_late"][0]] and p.t1pre is not None
     assert widget.ui.statusLabel.text.startswith("Filled from the study")
     assert any(line.startswith("t2w") for line in widget.ui.logTextEdit.lines)
+
+
+def test_a_study_without_pd_fills_the_rest_and_leaves_pd_empty_only_for_a_model_that_can_do_without_it(
+        study_without_pd, scene):
+    root, expected, database = study_without_pd
+    nodes = load_as_slicer_does(root, database, scene)
+    other_exam = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "PD of another exam")
+    # a model that needs PD (no optional inputs): the rest is filled, PD is named with why the model needs it
+    strict = study_fill.fill_from_study(scene, database.fileForInstance)
+    assert strict.missing == ["pd"] and strict.absent == [] and "pd" not in strict.nodes
+    assert ("Not found: PD (select by hand). PD is required by the selected model (the model needs it; a model "
+            "trained with augment.drop_pd") in strict.message()
+    p = ParameterNodeStandIn(t2w=None, pd=other_exam, adc=None, t1pre=None, dceEarly=None, dceLate=None)
+    study_fill.apply_fill(p, strict)
+    assert p.pd is other_exam and p.t2w is nodes[expected["t2w"]]  # a required role keeps its selection
+    # a model trained without PD: PD is absent, not missing, and its selector is left empty
+    fill = study_fill.fill_from_study(scene, database.fileForInstance, optional=("pd",))
+    assert fill.missing == [] and fill.absent == ["pd"] and "pd" not in fill.nodes
+    assert fill.nodes["t2w"] is nodes[expected["t2w"]] and fill.nodes["adc"] is nodes[expected["adc"]]
+    assert fill.nodes["t1pre"].GetName().startswith(f"{expected['dce_numbers'][0]}: Twist_dynamic")
+    assert any(line.startswith("note: no PD found") and "without PD" in line for line in fill.lines)
+    message = fill.message()
+    assert "No PD in the study: left empty; the selected model runs without it." in message
+    assert "Not found" not in message and "required" not in message
+    p = ParameterNodeStandIn(t2w=None, pd=other_exam, adc=None, t1pre=None, dceEarly=None, dceLate=None)
+    study_fill.apply_fill(p, fill)
+    assert p.pd is None and p.adc is nodes[expected["adc"]] and p.t1pre is fill.nodes["t1pre"]
+    # a study that has a PD series fills it whatever the model allows
+    with pytest.raises(InputError, match="only pd can be left out"):
+        study_fill.fill_from_study(scene, database.fileForInstance, optional=("adc",))
+
+
+class ProcessEnvironmentStandIn:
+    """Test double of QProcessEnvironment (what slicer.app.startupEnvironment() returns): this process's."""
+
+    def __init__(self, environ):
+        self.environ = dict(environ)
+
+    def keys(self):
+        return list(self.environ)
+
+    def value(self, key):
+        return self.environ[key]
+
+
+class SlicerAppStandIn:
+    """Test double of slicer.app (qSlicerApplication, a Qt object): a temporary folder, no Slicer home (the engine
+    then runs in this Python), no layout manager (as in batch mode), the startup environment for the real
+    slicer.util.launchConsoleProcess."""
+
+    def __init__(self, temporary):
+        self.temporaryPath, self.slicerHome = str(temporary), ""
+
+    def layoutManager(self):
+        return None
+
+    def startupEnvironment(self):
+        return ProcessEnvironmentStandIn(os.environ)
+
+
+@pytest.mark.slow  # a real engine run (registration of ADC and T1-pre, one sampling step) in a fresh Python
+def test_fill_from_a_study_without_pd_then_apply_runs_the_engine_without_pd(modules, study_without_pd, models,
+                                                                            scene, monkeypatch, tmp_path, caplog):
+    import logging
+
+    from DCEDiffSlicerLib import scene_io
+
+    DCEDiff, _ = modules
+    plain, dropout = models
+    root, expected, database = study_without_pd
+    nodes = load_as_slicer_does(root, database, scene, pixels=True)
+    monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
+    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", TryWithErrorDisplayStandIn)
+    errors = []
+    monkeypatch.setattr(slicer.util, "errorDisplay", lambda text, *a, **k: errors.append(text))  # Qt message box
+    widget, p = make_widget(DCEDiff, monkeypatch)
+
+    # the selected model needs PD: T2W, ADC and T1-pre are filled, PD is named, Apply stays disabled
+    p.modelFile = str(plain)
+    widget.onFillFromStudy()
+    assert p.t2w is nodes[expected["t2w"]] and p.adc is nodes[expected["adc"]] and p.t1pre is not None
+    assert p.pd is None
+    assert "Not found: PD" in widget.ui.statusLabel.text and "augment.drop_pd" in widget.ui.statusLabel.text
+    widget._updateApplyButton()
+    assert not widget.ui.applyButton.enabled
+
+    # a model trained without PD: the same study fills without complaint and Apply runs without PD
+    p.modelFile = str(dropout)
+    widget.onFillFromStudy()
+    status = widget.ui.statusLabel.text
+    assert "No PD in the study" in status and "Not found" not in status and p.pd is None
+    assert any("no PD found" in line for line in widget.ui.logTextEdit.lines)
+    widget._updateApplyButton()
+    assert widget.ui.applyButton.enabled and "without PD" in widget.ui.applyButton.toolTip
+    p.dceEarly = p.dceLate = None  # two registrations fewer (residuals and metrics are covered elsewhere)
+    p.steps = 1
+    monkeypatch.setattr(slicer, "app", SlicerAppStandIn(tmp_path), raising=False)
+    monkeypatch.setattr(slicer.util, "mainWindow", lambda: None)
+    with caplog.at_level(logging.INFO):
+        widget.onApplyButton()
+    assert widget.logic.isRunning, (widget.ui.statusLabel.text, errors)
+    (command,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("DCEDiff: running ")]
+    assert " --t2w " in command and " --adc " in command and " --t1pre " in command and " --pd " not in command
+    assert f"--model {dropout}" in command
+    deadline = time.monotonic() + 600
+    while widget.logic.isRunning:  # what the module's QTimer does every 200 ms
+        widget.logic._poll()
+        assert time.monotonic() < deadline, "the engine did not finish in 600 s"
+        time.sleep(0.2)
+    log = "\n".join(widget.ui.logTextEdit.lines)
+    assert errors == [] and widget.ui.statusLabel.text.startswith("Done"), (widget.ui.statusLabel.text, log)
+    assert "Made without PD" in widget.ui.statusLabel.text
+    assert "made WITHOUT proton density (PD)" in log
+    made = [scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
+            for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]
+    synthetic = [n for n in made if n.GetAttribute(scene_io.MISSING_ATTRIBUTE) == "pd"]
+    assert synthetic and all("(without PD)" in n.GetName() for n in synthetic)
+    assert any("early" in n.GetName() for n in synthetic) and any("late" in n.GetName() for n in synthetic)

@@ -89,9 +89,14 @@ def missing_input_message(key: str) -> str:
     """The error for an input not selected; for PD it also says which model could do without it."""
     text = f"{INPUT_LABELS[key]}: no input volume selected"
     if key in MODEL_OPTIONAL_INPUTS:
-        text += (f" (the model needs it; a model trained with augment.drop_{key}, whose card lists optional_inputs "
-                 f"['{key}'], can do without it)")
+        text += f" ({model_needs_input(key)})"
     return text
+
+
+def model_needs_input(key: str) -> str:
+    """Why a model needs ``key`` (PD) and which model would not (the Apply error, *Fill from study*'s status)."""
+    return (f"the model needs it; a model trained with augment.drop_{key}, whose card lists optional_inputs "
+            f"['{key}'], can do without it")
 
 
 def engine_root() -> Path:

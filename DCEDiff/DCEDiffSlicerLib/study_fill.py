@@ -31,13 +31,23 @@ class StudyFill:
     missing: List[str]           # required roles (t2w, pd, adc, t1pre) with no pick or no loaded node
     notes: List[str]
     study: str                   # "patient P, study UID"
+    absent: List[str] = dataclasses.field(default_factory=list)   # optional roles the study lacks (PD), allowed
+    optional: Tuple[str, ...] = ()  # the roles the selected model can do without (its card's optional_inputs)
 
     def message(self) -> str:
         """One line for the status label."""
+        from DCEDiffSlicerLib.process_runner import MODEL_OPTIONAL_INPUTS, model_needs_input
+
         filled = ", ".join(LABELS[r] for r in PARAMETERS if r in self.nodes) or "nothing"
         text = f"Filled from the study ({self.study}): {filled}."
+        if self.absent:
+            text += (" No " + " or ".join(LABELS[r] for r in self.absent) + " in the study: left empty; the "
+                     "selected model runs without it.")
         if self.missing:
             text += " Not found: " + ", ".join(LABELS[r] for r in self.missing) + " (select by hand)."
+        for role in self.missing:  # PD for a model that was not trained without it
+            if role in MODEL_OPTIONAL_INPUTS and role not in self.optional:
+                text += f" {LABELS[role]} is required by the selected model ({model_needs_input(role)})."
         return text
 
 
@@ -59,12 +69,15 @@ def _key(path: str) -> str:
 
 
 def fill_from_study(scene=None, file_for_instance: Optional[Callable[[str], str]] = None,
-                    preferred=None) -> StudyFill:
+                    preferred=None, optional: Sequence[str] = ()) -> StudyFill:
     """Pick T2W, PD, ADC, T1-pre and the acquired DCE among the volume nodes loaded from DICOM.
 
     ``file_for_instance(uid)`` → file path (default: ``slicer.dicomDatabase.fileForInstance``). When the scene holds
     volumes of several studies, the study of ``preferred`` (e.g. the selected T2W) is used; without one that
-    decides, ValueError lists the studies. ValueError when no volume of the scene was loaded from DICOM."""
+    decides, ValueError lists the studies. ValueError when no volume of the scene was loaded from DICOM.
+    ``optional``: the roles the selected model can do without (``model_cards.optional_inputs``: PD for a model
+    trained with augment.drop_pd); a study without such a series is then not missing it but ``absent`` (the engine's
+    ``pick_roles(optional=...)``, as ``dcediff synthesize --study``)."""
     from DCEDiffLib.dicom_study import scan_files
     from DCEDiffLib.study_roles import pick_roles
 
@@ -85,7 +98,7 @@ def fill_from_study(scene=None, file_for_instance: Optional[Callable[[str], str]
         raise ValueError("Fill from study: the files of the loaded DICOM volumes are not readable DICOM images "
                          f"({'; '.join(warnings) or 'no file'}); expected the files of a DICOM database")
     study = _choose_study(studies, loaded, preferred)
-    picks = pick_roles(study, require=False)
+    picks = pick_roles(study, require=False, optional=optional)
     by_files = {frozenset(_key(f) for f in files): node for node, files in loaded}
     nodes: Dict[str, object] = {}
     notes = list(picks.notes) + warnings
@@ -96,9 +109,9 @@ def fill_from_study(scene=None, file_for_instance: Optional[Callable[[str], str]
             notes.append(f"{LABELS[role]}: series {pick.series.label()}{where} is not loaded as a volume of its own")
             continue
         nodes[role] = node
-    missing = [r for r in ("t2w", "pd", "adc", "t1pre") if r not in nodes]
+    missing = [r for r in ("t2w", "pd", "adc", "t1pre") if r not in nodes and r not in picks.absent]
     label = f"patient {study.patient_id or '?'}, study {study.study_uid}"
-    return StudyFill(nodes, picks.lines(), missing, notes, label)
+    return StudyFill(nodes, picks.lines(), missing, notes, label, list(picks.absent), tuple(optional))
 
 
 def _choose_study(studies: Sequence, loaded, preferred):
@@ -116,11 +129,15 @@ def _choose_study(studies: Sequence, loaded, preferred):
 
 
 def apply_fill(parameterNode, fill: StudyFill) -> None:
-    """Set the selectors to the filled nodes. Required roles not found keep their selection; the acquired DCE
-    selectors are cleared unless both were found (Apply needs both or neither)."""
+    """Set the selectors to the filled nodes. Required roles not found keep their selection; an optional role the
+    study lacks (``absent``: PD, for a model that can do without it) is cleared, so that no series of another exam
+    is used in its place; the acquired DCE selectors are cleared unless both were found (Apply needs both or
+    neither)."""
     for role in ("t2w", "pd", "adc", "t1pre"):
         if role in fill.nodes:
             setattr(parameterNode, PARAMETERS[role], fill.nodes[role])
+        elif role in fill.absent:
+            setattr(parameterNode, PARAMETERS[role], None)
     both = "dce_early" in fill.nodes and "dce_late" in fill.nodes
     for role in ("dce_early", "dce_late"):
         setattr(parameterNode, PARAMETERS[role], fill.nodes[role] if both else None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 from DCEDiffLib import defaults
 from DCEDiffLib.errors import InputError
@@ -14,12 +14,16 @@ from DCEDiffLib.progress import ProgressCallback, TqdmProgress, print_progress_l
 SAMPLERS = defaults.SAMPLERS
 
 
-def add_input_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    """--t2w --pd --adc --t1pre [--dce-early --dce-late] [--labels] [--center]."""
+def add_input_arguments(parser: argparse.ArgumentParser, required: bool = True,
+                        optional: Sequence[str] = ()) -> None:
+    """--t2w --pd --adc --t1pre [--dce-early --dce-late] [--labels] [--center]. ``optional``: inputs that are never
+    required (``modalities.OPTIONAL_INPUTS``, e.g. ``dcediff preprocess`` without ``--pd``)."""
     group = parser.add_argument_group("inputs (DICOM series folder, or NIfTI / NRRD / MHA file)")
     for name, text in (("t2w", "T2-weighted"), ("pd", "proton density"), ("adc", "ADC map"),
                        ("t1pre", "T1 pre-contrast (e.g. the first, pre-arrival DCE frame)")):
-        group.add_argument(f"--{name}", required=required, help=text)
+        if name in optional:
+            text += " (optional: may be left out when the exam has none)"
+        group.add_argument(f"--{name}", required=required and name not in optional, help=text)
     group.add_argument("--dce-early", help="acquired early DCE (optional: residuals and metrics)")
     group.add_argument("--dce-late", help="acquired late DCE (optional: residuals and metrics)")
     group.add_argument("--labels", help="label map in T2W space (optional: region metrics)")

@@ -110,9 +110,17 @@ def _fingerprint(case_dir: Path) -> str:
 
 
 def arrays_from_preprocessed(name: str, case, legend: Optional[Dict[str, int]] = None) -> CaseArrays:
-    """Build :class:`CaseArrays` from a ``PreprocessedCase`` (see ``DCEDiffLib.preprocess``)."""
+    """Build :class:`CaseArrays` from a ``PreprocessedCase`` (see ``DCEDiffLib.preprocess``). A case preprocessed
+    without PD (``dcediff preprocess`` without ``--pd``) is refused by name: training and evaluation read every
+    input of every case (``dcediff evaluate --missing pd`` measures a missing PD on complete cases)."""
     import SimpleITK as sitk
 
+    if case.missing_inputs:
+        missing = ", ".join(case.missing_inputs)
+        raise InputError(f"case {name}: preprocessed without {missing} (preprocess.json missing_inputs "
+                         f"{case.missing_inputs}); training and evaluation need every input of every case: run "
+                         f"'dcediff preprocess' with --{' --'.join(case.missing_inputs)} (dcediff evaluate "
+                         "--missing pd measures a missing PD on complete cases)")
     norm = {m: case.norm[m] for m in INPUT_MODALITIES}
     conditions = np.stack([case.normalized(m) for m in INPUT_MODALITIES]).astype(np.float32)
     targets = None
