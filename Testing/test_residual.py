@@ -12,7 +12,7 @@ from DCEDiffLib.diffusion.objectives import diffusion_loss, regression_loss
 from DCEDiffLib.diffusion.presets import network_config
 from DCEDiffLib.diffusion.residual import ResidualDiffusionModel, predict_mean, zero_enhancement
 from DCEDiffLib.diffusion.synthesis import synthesize_volume
-from DCEDiffLib.errors import ModelFileError
+from DCEDiffLib.errors import InputError, ModelFileError
 from DCEDiffLib.training.batches import SliceBatches, region_weight_map
 from DCEDiffLib.training.model_card import make_model_card
 from DCEDiffLib.training import distributed
@@ -249,3 +249,31 @@ def test_pd_dropout_sets_the_missing_value_at_the_requested_rate():
     assert 90 <= dropped <= 150  # 0.3 of 400 = 120
     with pytest.raises(ValueError, match="drop_pd"):
         check_augmentation({"drop_pd": 0.9})
+
+
+def test_init_weights_starts_a_run_from_a_trained_model_and_refuses_a_different_one(tmp_path):
+    """Fine-tuning without the run's checkpoint: the new run's network starts equal to the model file's weights
+    (regression, and the residual network of a residual model); a model of another objective is refused."""
+    base = dict(objective="regression", parameterization="enhancement")
+    first = make_trainer(tmp_path, tiny_config(iterations=3, **base), "mean")
+    first.run()
+    mean_path = str(tmp_path / "mean" / "model.safetensors")
+    exported = load_model(mean_path).network.state_dict()
+    fresh = make_trainer(tmp_path, tiny_config(iterations=3, seed=5, **base), "fresh")
+    tuned = make_trainer(tmp_path, tiny_config(iterations=3, seed=5, init_weights=mean_path, **base), "tuned")
+    differs = [name for name, tensor in exported.items() if not torch.equal(fresh.network.state_dict()[name], tensor)]
+    assert differs, "a fresh run with another seed should not already hold the trained weights"
+    for name, tensor in exported.items():
+        assert torch.equal(tuned.network.state_dict()[name], tensor), name
+        assert torch.equal(tuned.ema.shadow[name], tensor), name  # the EMA starts there too
+
+    residual_config = tiny_config(iterations=3, objective="residual", mean_model=mean_path)
+    make_trainer(tmp_path, residual_config, "residual").run()
+    residual_path = str(tmp_path / "residual" / "model.safetensors")
+    trained = load_model(residual_path).network.residual_network.state_dict()
+    again = make_trainer(tmp_path, dict(residual_config, seed=7, init_weights=residual_path), "residual2")
+    for name, tensor in trained.items():
+        assert torch.equal(again.network.state_dict()[name], tensor), name
+
+    with pytest.raises(InputError, match="init_weights .*objective 'residual'"):
+        make_trainer(tmp_path, tiny_config(iterations=3, init_weights=residual_path, **base), "wrong")

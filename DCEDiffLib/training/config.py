@@ -22,6 +22,8 @@ PAPER_RECIPE = {
     "objective": "diffusion",              # "diffusion" (paper), "regression" (deterministic L1) or "residual"
     "parameterization": "image",           # regression output: "image" (y0) or "enhancement" (y0 − zero enhancement)
     "mean_model": "",                      # objective "residual": the trained regression model it diffuses around
+    "init_weights": "",                    # a trained model file whose network weights start this run (fine-tuning
+                                           # without the run's checkpoint; same objective and network config)
     "region_weights": {},                  # extra loss weight per phantom label, e.g. {"lesion": 4}
     "augment": {},                         # intensity randomization (training/augmentation.py), e.g. {"gamma": 0.3}
     "lesion_slice_share": 0.0,             # share of batch items drawn from lesion slices, cropped around a lesion

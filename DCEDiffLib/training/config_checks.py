@@ -91,3 +91,6 @@ def check_training_config(config: dict) -> None:
     if config["objective"] == "residual" and not resolve_model(str(config["mean_model"])).is_file():
         raise InputError(f"training config: mean_model {config['mean_model']!r} does not exist; expected a trained "
                          "regression model (.safetensors with its .json card)")
+    if config["init_weights"] and not resolve_model(str(config["init_weights"])).is_file():
+        raise InputError(f"training config: init_weights {config['init_weights']!r} does not exist; expected a "
+                         "trained model of the same objective (.safetensors with its .json card)")

@@ -121,6 +121,8 @@ class Trainer:
                                              out_channels=len(TARGET_MODALITIES), **model_overrides)
         torch.manual_seed(config["seed"])  # identical initial weights on every rank
         self.network = build_network(self.network_config).to(self.ctx.device)
+        if config["init_weights"]:
+            self._load_initial_weights(config["init_weights"])
         self.ema = EMA(self.network, config["ema_decay"])
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config["lr"],
                                           betas=tuple(config["adam_betas"]), weight_decay=config["weight_decay"])
@@ -174,6 +176,26 @@ class Trainer:
         for parameter in mean_model.network.parameters():
             parameter.requires_grad_(False)
         return mean_model
+
+    @torch.no_grad()
+    def _load_initial_weights(self, path: str) -> None:
+        """Start from a trained model's weights (``init_weights``): the same objective, conditions and network
+        config are required, so a fine-tuning run cannot silently start from a different network. For a residual
+        model file the residual network's weights are taken (its mean comes from ``mean_model``)."""
+        from DCEDiffLib.diffusion.model_files import load_model
+
+        model = load_model(path, device="cpu")
+        card = model.card
+        if card["objective"] != self.config["objective"]:
+            raise InputError(f"init_weights {path}: objective {card['objective']!r}; this run trains "
+                             f"{self.config['objective']!r}")
+        if card["conditions"] != self.conditions:
+            raise InputError(f"init_weights {path}: conditions {card['conditions']}; this run uses {self.conditions}")
+        if json.loads(json.dumps(card["architecture"]["config"])) != json.loads(json.dumps(self.network_config)):
+            raise InputError(f"init_weights {path}: its network config differs from this run's "
+                             f"(preset {self.config['model'].get('preset', 'paper')!r} and overrides); expected the same")
+        source = model.network.residual_network if card["objective"] == "residual" else model.network
+        self.network.load_state_dict(source.state_dict())
 
     @torch.no_grad()
     def _mean_of(self, cond: torch.Tensor) -> torch.Tensor:
