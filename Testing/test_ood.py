@@ -239,6 +239,30 @@ def test_script_writes_statistics_and_domain_into_the_card(model_with_statistics
     assert load_model(model).card["input_statistics"]["version"] == ood.STATISTICS_VERSION  # still loads
 
 
+def test_script_takes_the_data_kind_from_the_training_cases_not_the_folder(tmp_path):
+    """A folder merging phantom runs (links to their cases, no dataset.json) is phantom data, not real exams."""
+    merged = tmp_path / "merged"
+    records = [{"synthetic": True, "generator": "DCEDiff phantom", "generator_version": 1, "domain": "A",
+                "anatomy": {"family": "procedural"}},
+               {"synthetic": True, "generator": "DCEDiff phantom", "generator_version": 1, "domain": "B",
+                "anatomy": {"family": "prostatex"}}]
+    dirs = []
+    for index, record in enumerate(records + [None]):
+        case_dir = merged / f"case_{index:03d}"
+        case_dir.mkdir(parents=True)
+        if record is not None:
+            (case_dir / "case.json").write_text(json.dumps(record))
+        dirs.append(case_dir)
+    phantom = _script().data_domain(merged, None, None, dirs[:2])
+    assert phantom["kind"] == "phantom" and phantom["phantom_cases"] == 2 and phantom["training_cases"] == 2
+    assert phantom["phantom_domains"] == ["A", "B"] and phantom["anatomy_families"] == ["procedural", "prostatex"]
+    assert "no real exam" in phantom["description"] and "domain A and B" in phantom["description"]
+    mixed = _script().data_domain(merged, None, None, dirs)
+    assert mixed["kind"] == "mixed" and "1 real exams" in mixed["description"]
+    assert _script().data_domain(merged, None, None, dirs[2:])["kind"] == "real"
+    assert _script().data_domain(merged, "real", "site X", dirs[:2])["description"] == "site X"  # the user decides
+
+
 def test_script_refuses_a_split_naming_missing_cases(training, model_with_statistics, tmp_path, capsys):
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"train": ["case_000", "case_999"]}))

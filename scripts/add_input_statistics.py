@@ -65,21 +65,51 @@ def training_case_dirs(data_dir: Path, split_path) -> list:
     return [by_name[n] for n in names]
 
 
-def data_domain(data_dir: Path, kind, description, cases: int) -> dict:
-    """What the model was trained on, for the card (kind, description, where, how many cases)."""
+def _case_record(case_dir: Path) -> dict:
+    """What a training case says of itself: a phantom case's case.json (generator, domain, anatomy family)."""
+    path = case_dir / "case.json"
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def data_domain(data_dir: Path, kind, description, case_dirs) -> dict:
+    """What the model was trained on, for the card (kind, description, where, how many cases).
+
+    The kind comes from the training cases themselves (a phantom case's case.json says ``synthetic``), not from
+    the data folder: a folder that merges several phantom runs (links to their cases) has no dataset.json, and
+    guessing "real" there once labelled a phantom-only model as trained on real exams.
+    """
     dataset = {}
     if (data_dir / "dataset.json").is_file():
         dataset = json.loads((data_dir / "dataset.json").read_text(encoding="utf-8"))
-    synthetic = bool(dataset.get("synthetic"))
-    kind = kind or ("phantom" if synthetic else "real")
+    records = [_case_record(Path(d)) for d in case_dirs]
+    synthetic = [r for r in records if r.get("synthetic")]
+    if not kind:
+        kind = "phantom" if len(synthetic) == len(records) else ("real" if not synthetic else "mixed")
+    generators = sorted({f"{r.get('generator', 'DCEDiff phantom')} v{r.get('generator_version', '?')}"
+                         for r in synthetic})
+    domains = sorted({str(r.get("domain", "?")) for r in synthetic})
+    families = sorted({str(r.get("anatomy", {}).get("family", "procedural")) for r in synthetic
+                       if isinstance(r.get("anatomy"), dict)})
     if not description:
-        if synthetic:
-            description = (f"{dataset.get('generator', 'DCEDiff phantom')} v{dataset.get('generator_version', '?')}, "
-                           f"domain {dataset.get('domain', '?')} (see docs/phantom.md): simulated prostate MRI, no "
-                           "real exam; real exams differ and are expected to be flagged")
+        if kind == "phantom":
+            description = (f"{', '.join(generators)}, domain {' and '.join(domains)}, anatomy "
+                           f"{' and '.join(families)} (see docs/phantom.md): simulated prostate MRI, no real exam; "
+                           "real exams differ and are expected to be flagged")
+        elif kind == "mixed":
+            description = (f"{len(synthetic)} phantom cases ({', '.join(generators)}) and "
+                           f"{len(records) - len(synthetic)} real exams (no scanner/site description given)")
         else:
             description = "real exams (no scanner/site description given)"
-    domain = {"kind": kind, "description": description, "training_cases": cases, "data": data_dir.name}
+    domain = {"kind": kind, "description": description, "training_cases": len(records), "data": data_dir.name,
+              "phantom_cases": len(synthetic)}
+    if synthetic:
+        domain.update(phantom_domains=domains, anatomy_families=families)
     for key in ("generator", "generator_version", "domain", "seed"):
         if key in dataset:
             domain[key] = dataset[key]
@@ -133,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
             spacing_mm=arrays.grid.get("spacing", ood.DEFAULT_SPACING_MM)))
         print(f"\r{index + 1}/{len(case_dirs)} cases measured", end="", file=sys.stderr, flush=True)
     print("", file=sys.stderr)
-    domain = data_domain(data_dir, args.kind, args.description, len(per_case))
+    domain = data_domain(data_dir, args.kind, args.description, case_dirs)
     statistics = ood.training_statistics(per_case, data_description=domain["description"])
     scores = [ood.ood_score(s, statistics)["score"] for s in per_case]  # in-sample: how tight the thresholds are
     updated = dict(card, input_statistics=statistics, data_domain=domain)
