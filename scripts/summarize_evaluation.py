@@ -1,6 +1,7 @@
 """Print the model-quality tables of one or more `dcediff evaluate` outputs as Markdown.
 
-    python scripts/summarize_evaluation.py out/eval/metrics.json [--title "domain A, K=1"]
+    python scripts/summarize_evaluation.py out/eval/metrics.json [--title "domain A, K=1"] \
+        [--families "A=case_4,B=case_6"]   # also one method table per family of cases (case-name prefix)
 
 Per method (rows) and target: whole-grid PSNR and SSIM (mean ± std over patients), enhancement Pearson r in the
 body, prostate and lesions (median over patients), lesion CNR agreement (share of lesions whose synthetic CNR has
@@ -128,6 +129,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("metrics", type=Path, nargs="+")
     parser.add_argument("--title", default="")
+    parser.add_argument("--families", default="", help="NAME=PREFIX,...: a method table per group of cases whose "
+                        "names start with PREFIX (e.g. validation patients of several phantom families)")
     args = parser.parse_args()
     for path in args.metrics:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -141,6 +144,12 @@ def main() -> int:
         print("Single-input linear predictors, |r| with the acquired enhancement (median over patients):\n")
         print(predictor_table(document), "\n")
         print("Uncertainty: " + calibration_text(document), "\n")
+        for family, prefix in (item.split("=", 1) for item in filter(None, args.families.split(","))):
+            subset = {m: [r for r in rows if str(r.get("case", "")).startswith(prefix)]
+                      for m, rows in document["cases"].items()}
+            count = len(next(iter(subset.values()), []))
+            print(f"Family {family} ({count} patients named {prefix}*):\n")
+            print(method_table(dict(document, cases=subset)), "\n")
     return 0
 
 
