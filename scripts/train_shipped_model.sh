@@ -13,7 +13,9 @@
 #   5. sampling settings chosen on the 12 validation patients (scripts/tune_residual_sampling.py), written into the card;
 #   6. real-anatomy patients (2026-11-30): 72 of the prostatex family (seed 2028, as case_2NN), 64 to training and 8 to
 #      validation; the mean resumed to 10000 steps, the residual to 4400 (configs/cpu_residual_*mixed.json);
-#   7. the out-of-distribution reference statistics of the training patients, written into both cards.
+#   7. widened fine-tune (2026-11-30): 128 new patients incl. domain B and 48 more real-anatomy ones, both networks
+#      starting from the stage-6 model files (init_weights), mean +1500, residual +400 steps;
+#   8. the out-of-distribution reference statistics of the widened step's training patients, written into both cards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-runs}
@@ -80,7 +82,36 @@ $PY scripts/tune_residual_sampling.py "$W/residual2/model" --data "$W/data_big" 
 # --- real-anatomy patients (the shipped model)
 [ -f "$W/data_P/dataset.json" ] || $D phantom --cases 72 --domain A --seed 2028 --anatomy prostatex --out "$W/data_P"
 resume_stage 3 2 data_big data_P data_big2 2 64 configs/cpu_residual_mean_mixed.json configs/cpu_residual_mixed.json
-echo "Copy $W/residual3/model.* to Resources/Models/dcediff_cpu_phantom.* and $W/mean3/model.* to"
+# --- widened fine-tune (2026-11-30, third step): domain B and more real anatomy; both networks start from the stage-3
+# model files (init_weights: this step was run on a machine without the earlier checkpoints), 128 new training and
+# 18 new validation patients in their own folder (case_1NN A seed 2040, 2NN real-anatomy 2041, 3NN B 2042;
+# validation 4NN A 2043, 5NN real-anatomy 2044, 6NN B 2045)
+mkdir -p "$W/ft" "$W/data_wide" "$W/mean4" "$W/residual4"
+i=1
+for spec in "A 2040 40 procedural A" "P 2041 48 prostatex A" "B 2042 40 procedural B" "vA 2043 6 procedural A" \
+            "vP 2044 6 prostatex A" "vB 2045 6 procedural B"; do
+  set -- $spec
+  [ -f "$W/ft/$1/dataset.json" ] || $D phantom --cases "$3" --seed "$2" --anatomy "$4" --domain "$5" --out "$W/ft/$1"
+  for d in "$W/ft/$1"/case_*; do n=$(basename "$d"); ln -sfn "$(realpath "$d")" "$W/data_wide/case_$i${n#case_0}"; done
+  i=$((i + 1))
+done
+$PY - "$W" <<'EOF2'
+import json, pathlib, sys
+w = sys.argv[1]
+names = sorted(p.name for p in pathlib.Path(f"{w}/data_wide").iterdir())
+split = {"train": [n for n in names if n[5] in "123"], "validation": [n for n in names if n[5] in "456"], "test": []}
+for run, config, init in (("mean4", "configs/cpu_residual_mean_widened.json", f"{w}/mean3/model.safetensors"),
+                          ("residual4", "configs/cpu_residual_widened.json", f"{w}/residual3/model.safetensors")):
+    json.dump(split, open(f"{w}/{run}/split.json", "w"), indent=1)
+    c = json.load(open(config))
+    c["init_weights"] = init
+    if run == "residual4":
+        c["mean_model"] = f"{w}/mean4/model.safetensors"
+    json.dump(c, open(f"{w}/{run}.json", "w"), indent=2)
+EOF2
+$D train --config "$W/mean4.json" --data "$W/data_wide" --out "$W/mean4" --cache "$W/cache" --quiet
+$D train --config "$W/residual4.json" --data "$W/data_wide" --out "$W/residual4" --cache "$W/cache" --quiet
+echo "Copy $W/residual4/model.* to Resources/Models/dcediff_cpu_phantom.* and $W/mean4/model.* to"
 echo "Resources/Models/dcediff_cpu_phantom_regression.*, set the card's sampling (start 0.5, temperature 0.25), then:"
-echo "  $PY scripts/add_input_statistics.py Resources/Models/dcediff_cpu_phantom --data $W/data_big2 --split $W/mean3/split.json --cache $W/cache"
+echo "  $PY scripts/add_input_statistics.py Resources/Models/dcediff_cpu_phantom --data $W/data_wide --split $W/mean4/split.json --cache $W/cache"
 echo "  (and the same for Resources/Models/dcediff_cpu_phantom_regression)"
