@@ -25,3 +25,15 @@ def save_random_model(directory: Path, **config_overrides) -> Path:
     path = Path(directory) / "tiny.safetensors"
     save_model(network, make_model_card(config, "diffusion", CONDITIONS, "tiny", {"data": "none (test)"}), path)
     return path
+
+
+def save_copy_allowing_missing_pd(model: Path, name: str = "dropout") -> Path:
+    """A copy of ``model`` (same weights) whose card lists ``"optional_inputs": ["pd"]``, as training with
+    ``augment.drop_pd`` writes it; returns the copy's .safetensors path (beside ``model``)."""
+    model = Path(model)
+    copy = model.with_name(f"{name}.safetensors")
+    copy.write_bytes(model.read_bytes())
+    card = model.with_suffix(".json").read_text(encoding="utf-8")
+    copy.with_suffix(".json").write_text(card.replace('"format": ', '"optional_inputs": ["pd"], "format": ', 1),
+                                         encoding="utf-8")
+    return copy

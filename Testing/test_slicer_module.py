@@ -312,15 +312,11 @@ def test_batch_script_always_exits_with_a_code_even_on_an_import_error(tmp_path)
 def test_pd_may_stay_empty_only_for_a_model_trained_without_it(modules, monkeypatch, tmp_path):
     DCEDiff, _ = modules
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from random_model import save_random_model
+    from random_model import save_copy_allowing_missing_pd, save_random_model
 
     widget, p = make_widget(DCEDiff, monkeypatch)
     plain = save_random_model(tmp_path)
-    dropout = tmp_path / "dropout.safetensors"
-    dropout.write_bytes(plain.read_bytes())
-    card = plain.with_suffix(".json").read_text(encoding="utf-8")
-    dropout.with_suffix(".json").write_text(card.replace('"format": ', '"optional_inputs": ["pd"], "format": ', 1),
-                                            encoding="utf-8")
+    dropout = save_copy_allowing_missing_pd(plain)
     p.t2w, p.adc, p.t1pre = object(), object(), object()  # selected volumes (PD left empty)
     for model, ready in ((str(plain), False), (str(dropout), True)):
         p.modelFile = model

@@ -94,16 +94,10 @@ def models(tmp_path_factory):
     """(plain, dropout): a random-weight model whose card requires PD, and the same weights with a card listing
     optional_inputs ["pd"] (what training with augment.drop_pd writes)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from random_model import save_random_model
+    from random_model import save_copy_allowing_missing_pd, save_random_model
 
-    folder = tmp_path_factory.mktemp("models")
-    plain = save_random_model(folder)
-    dropout = folder / "dropout.safetensors"
-    dropout.write_bytes(plain.read_bytes())
-    card = plain.with_suffix(".json").read_text(encoding="utf-8")
-    dropout.with_suffix(".json").write_text(card.replace('"format": ', '"optional_inputs": ["pd"], "format": ', 1),
-                                            encoding="utf-8")
-    return plain, dropout
+    plain = save_random_model(tmp_path_factory.mktemp("models"))
+    return plain, save_copy_allowing_missing_pd(plain)
 
 
 @pytest.fixture(autouse=True)
