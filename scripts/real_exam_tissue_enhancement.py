@@ -33,22 +33,17 @@ import SimpleITK as sitk
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 from DCEDiffLib.phantom.anatomy import LABEL_LEGEND  # noqa: E402
+# the series each label map was derived from (0001 has two transversal T2W: the same one as the template)
+from derive_anatomy_templates import PATIENTS  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "prostatex"
 # realism-targets.md (I2CVB exam, RE at the middle frame and at the last frame = the phantom's early and late)
 TARGET_RE = {"transition_zone": (1.15, 1.21), "peripheral_zone": (0.93, 1.07), "fat": (0.0, 0.0),
              "bladder": (0.0, None)}
 RELATIVE_TOLERANCE = 0.3  # the sim-to-real issue's "prostate relative enhancement within ±30 %"
-
-
-def series_folder(patient_dir: Path, pattern: str) -> Path:
-    """The one folder of a patient whose name matches ``pattern`` (first, sorted: 0001 has two T2W series)."""
-    matches = sorted(p for p in patient_dir.glob(pattern) if p.is_dir())
-    if not matches:
-        raise SystemExit(f"{patient_dir}: no series folder matching {pattern!r}")
-    return matches[-1] if "t2tsetra" in pattern else matches[0]
 
 
 def tissue_statistics(t1pre: np.ndarray, synthetic: Dict[str, np.ndarray], labels: np.ndarray) -> dict:
@@ -111,8 +106,8 @@ def tissue_target_r(t1pre: np.ndarray, synthetic: Dict[str, np.ndarray], labels:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--patient", choices=("0000", "0001"), required=True)
-    parser.add_argument("--t1pre-series", default="*tfl3d_PD*",
-                        help="glob of the series that stands in for the missing T1-pre (default: the PD)")
+    parser.add_argument("--t1pre-series", default=None,
+                        help="series folder name that stands in for the missing T1-pre (default: the PD series)")
     parser.add_argument("--with-pd", action="store_true", help="give the PD series as PD too (default: left out)")
     parser.add_argument("--model", default=None, help="model file (default: the shipped model)")
     parser.add_argument("--out", default=None, help="write the result as JSON here")
@@ -123,11 +118,11 @@ def main() -> int:
     patient = DATA / f"ProstateX-{args.patient}"
     if not patient.is_dir():
         raise SystemExit(f"{patient}: not found (the reference data ../shared/data/prostatex is needed)")
-    inputs = {"t2w": str(series_folder(patient, "*t2tsetra")), "adc": str(series_folder(patient, "*ADC")),
-              "t1pre": str(series_folder(patient, args.t1pre_series)),
+    t2w, adc, pd = PATIENTS[args.patient]
+    inputs = {"t2w": str(patient / t2w), "adc": str(patient / adc), "t1pre": str(patient / (args.t1pre_series or pd)),
               "labels": str(ROOT / "Resources" / "Anatomy" / f"prostatex_{args.patient}_labels.nii.gz")}
     if args.with_pd:
-        inputs["pd"] = str(series_folder(patient, "*tfl3d_PD*"))
+        inputs["pd"] = str(patient / pd)
     output = synthesize_case(inputs, model_path=args.model, seed=0)
     t1pre = sitk.GetArrayFromImage(output.case.images["t1pre"]).astype(np.float64)
     synthetic = {p: sitk.GetArrayFromImage(output.synthetic[p]).astype(np.float64) for p in ("early", "late")}
