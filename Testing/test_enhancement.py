@@ -54,6 +54,10 @@ def test_compare_enhancement_hand_example():
     assert out["mae"] == pytest.approx(0.1)  # |±2| / 20
     assert out["psnr"] == pytest.approx(10 * math.log10(1 / 0.01))  # MSE of (±0.1)² = 0.01 → 20 dB
     assert out["pearson"] == pytest.approx(np.corrcoef(synthetic, acquired)[0, 1])
+    assert out["mean_ratio"] == pytest.approx(1.0)  # the ±2 cancel: the mean enhancement is right
+    half = compare_enhancement(0.5 * acquired, acquired, 20.0, mask=np.array([False, True, True, False]))
+    assert half["mean_ratio"] == pytest.approx(0.5) and half["pearson"] == pytest.approx(1.0)
+    assert compare_enhancement(acquired, -acquired, 20.0)["mean_ratio"] is None  # acquired mean not positive
     empty = compare_enhancement(synthetic, acquired, 20.0, mask=np.zeros(4, bool))
     assert empty["mae"] is None and empty["pearson"] is None and "empty" in empty["pearson_reason"]
 

@@ -59,8 +59,8 @@ def lesion_agreement(rows, target):
 def method_table(document: dict) -> str:
     cases = document["cases"]
     fid = _get(document, "meta", "fid") or {}
-    lines = ["| method | target | PSNR (dB) | SSIM | r body | r prostate | r lesion | CNR sign | CNR ±50 % | FID |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | target | PSNR (dB) | SSIM | r body | r prostate | r lesion | prostate enh. ratio | CNR sign | "
+             "CNR ±50 % | FID |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for method, rows in cases.items():
         for target in ("early", "late"):
             sign, size, n = lesion_agreement(rows, target)
@@ -72,6 +72,7 @@ def method_table(document: dict) -> str:
                 _median([_get(r, target, "enhancement", "body", "pearson") for r in rows]),
                 _median([_get(r, target, "enhancement", "prostate", "pearson") for r in rows]),
                 _median([_get(r, target, "enhancement", "lesion", "pearson") for r in rows]),
+                _median([_get(r, target, "enhancement", "prostate", "mean_ratio") for r in rows]),
                 "–" if sign is None else f"{sign:.2f} (n={n})",
                 "–" if size is None else f"{size:.2f}",
                 "–" if f is None else f"{f:.0f}"]) + " |")

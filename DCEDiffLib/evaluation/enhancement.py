@@ -135,15 +135,22 @@ def compare_enhancement(synthetic_enhancement: np.ndarray, acquired_enhancement:
                         data_range: Optional[float], mask: Optional[np.ndarray] = None) -> dict:
     """MAE and PSNR (as fractions of ``data_range``) and Pearson r of two enhancement maps inside ``mask``.
 
-    Returns ``{"mae", "psnr", "pearson"}`` plus ``"pearson_reason"`` when the correlation is undefined. MAE and PSNR
-    are None for an empty region or without a usable ``data_range``; PSNR is ``math.inf`` for a perfect match.
+    Returns ``{"mae", "psnr", "pearson", "mean_ratio"}`` plus ``"pearson_reason"`` when the correlation is
+    undefined. MAE and PSNR are None for an empty region or without a usable ``data_range``; PSNR is ``math.inf`` for
+    a perfect match. ``mean_ratio`` = mean synthetic / mean acquired enhancement in the region: the relative
+    enhancement's scale error (both share the T1-pre), the sim-to-real issue's "within ±30 %"; None when the
+    acquired mean is not positive.
     """
     from DCEDiffLib.evaluation.metrics import mae, psnr
 
-    out = {"mae": None, "psnr": None, "pearson": None}
+    out = {"mae": None, "psnr": None, "pearson": None, "mean_ratio": None}
     if mask is not None and not np.asarray(mask, bool).any():
         out["pearson_reason"] = "correlation undefined: the region is empty"
         return out
+    selected = np.asarray(mask, bool) if mask is not None else slice(None)
+    acquired_mean = float(np.mean(np.asarray(acquired_enhancement, dtype=np.float64)[selected]))
+    if acquired_mean > 0:
+        out["mean_ratio"] = float(np.mean(np.asarray(synthetic_enhancement, dtype=np.float64)[selected])) / acquired_mean
     if data_range is not None and data_range > 0:
         syn = np.asarray(synthetic_enhancement, dtype=np.float64) / data_range
         acq = np.asarray(acquired_enhancement, dtype=np.float64) / data_range

@@ -34,6 +34,8 @@ METRIC_LEGEND = {
                    "enh. MAE/PSNR use the acquired enhancement's 0.5–99.5 percentile range (body) as data range.",
     "pearson": "enh. r: Pearson correlation of synthetic and acquired enhancement in the region; undefined when either "
                "is constant (the identity baseline predicts no enhancement).",
+    "mean_ratio": "enh. ratio: mean synthetic / mean acquired enhancement in the region (1 = the right scale; "
+                  "the relative enhancement's error, since both share the T1-pre).",
     "cnr": "CNR = (mean lesion − mean ring) / std ring, ring = lesion dilated in-plane by 4 mm (3 voxels without "
            "spacing) minus lesions, within the prostate; rel. error = (CNR_syn − CNR_acq) / |CNR_acq|.",
     "above_gland_median": "above median: fraction of lesions whose median enhancement exceeds the gland's median "
@@ -134,7 +136,7 @@ def _target_rows(target_result: dict) -> Iterator[Tuple[str, str, str, object, s
     for key, section in target_result.items():
         if key == "enhancement":
             for region, values in section.items():
-                for metric in ("mae", "psnr", "pearson"):
+                for metric in ("mae", "psnr", "pearson", "mean_ratio"):
                     note = values.get(f"{metric}_reason") or ""
                     yield "enhancement", region, metric, values.get(metric), note
         elif key == "lesions":
