@@ -34,7 +34,7 @@ ANATOMY_FAMILIES = ("procedural", "prostatex", "mixed")
 from DCEDiffLib.progress import check_cancel
 
 GENERATOR_NAME = "DCEDiff phantom"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: gland Ktrans 0.7× of version 1 (real gland enhancement; tissues.py)
 FORMATS = ("nifti", "dicom")
 IMAGE_KEYS = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
 FILE_DESCRIPTIONS = {

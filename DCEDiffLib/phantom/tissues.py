@@ -28,6 +28,8 @@ PLASMA_FRACTION_OF_BLOOD = 0.58  # 1 − Hct (Hct 0.42 as with the Parker AIF)
 # Sources (see docs/phantom.md): de Bazelaire 2004 (T1/T2 at 3T: prostate, muscle, fat, marrow), Stanisz 2005
 # (blood, muscle), Gibbs 2001 / Liu 2011 (zonal T2), Tamada 2008 and ProstateX measurements (ADC), Rosenkrantz
 # 2012 (kurtosis), Langer 2010 and Vos 2013 (Ktrans/ve), calibrated to the I2CVB relative enhancement table.
+# Generator version 2 lowered the gland's Ktrans (PZ, TZ, BPH) to 0.7× of version 1: version 1's gland enhanced
+# ~30 % above the real figures (PZ RE 1.24 / 1.29 against 0.93 / 1.07) and plateaued; see docs/phantom.md.
 TISSUE_RANGES: Dict[str, Dict[str, object]] = {
     "fat": dict(t1=(350, 420), t2=(120, 150), pd=(0.9, 1.0), adc=(100, 250), kurt=0.0,
                 ktrans=(0.005, 0.02), ve=(0.05, 0.1), fat=1.0),
@@ -51,13 +53,13 @@ TISSUE_RANGES: Dict[str, Dict[str, object]] = {
                                  ktrans=(0.15, 0.3), ve=(0.15, 0.25), vpa=(0.15, 0.3), vpv=(0.15, 0.3),
                                  flow=(0.8, 1.0), inflow=(1.1, 1.3)),
     "peripheral_zone": dict(t1=(1550, 1800), t2=(140, 200), pd=1.0, adc=(1450, 1900), kurt=(0.5, 0.7),
-                            ktrans=(0.07, 0.16), ve=(0.25, 0.4)),
+                            ktrans=(0.05, 0.11), ve=(0.25, 0.4)),
     "transition_zone": dict(t1=(1500, 1700), t2=(85, 115), pd=(0.93, 0.98), adc=(1150, 1450), kurt=(0.6, 0.8),
-                            ktrans=(0.1, 0.22), ve=(0.3, 0.45)),
+                            ktrans=(0.07, 0.15), ve=(0.3, 0.45)),
     "bph_stromal": dict(t1=(1450, 1600), t2=(65, 85), pd=(0.88, 0.93), adc=(950, 1200), kurt=(0.8, 0.9),
-                        ktrans=(0.2, 0.4), ve=(0.3, 0.4)),
+                        ktrans=(0.14, 0.28), ve=(0.3, 0.4)),
     "bph_glandular": dict(t1=(1600, 1800), t2=(140, 200), pd=(0.97, 1.0), adc=(1500, 1900), kurt=(0.5, 0.6),
-                          ktrans=(0.12, 0.25), ve=(0.35, 0.5)),
+                          ktrans=(0.08, 0.17), ve=(0.35, 0.5)),
     "anterior_fibromuscular_stroma": dict(t1=(1400, 1550), t2=(45, 60), pd=(0.78, 0.85), adc=(1100, 1350),
                                           kurt=0.8, ktrans=(0.04, 0.08), ve=(0.12, 0.2)),
     "seminal_vesicle": dict(t1=(2000, 2600), t2=(200, 350), pd=1.0, adc=(1600, 2200), kurt=0.3,
