@@ -77,10 +77,12 @@ def model_conditions(model, case, missing: Sequence[str] = ()) -> np.ndarray:
 
 
 def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed: int, device: str,
-                      std_out: Optional[dict] = None, missing: Sequence[str] = ()) -> Dict[str, np.ndarray]:
+                      std_out: Optional[dict] = None, missing: Sequence[str] = (),
+                      expected_error_out: Optional[dict] = None) -> Dict[str, np.ndarray]:
     """A model's early/late prediction for one case, on the acquired DCE's intensity scale; the sample std on the
-    same scale goes into ``std_out`` (when given and ``samples`` > 1). ``missing``: inputs left out (their channel
-    is ``MISSING_INPUT_VALUE``)."""
+    same scale goes into ``std_out`` (when given and ``samples`` > 1), the card's expected-error map into
+    ``expected_error_out`` (when given and the card has one). ``missing``: inputs left out (their channel is
+    ``MISSING_INPUT_VALUE``)."""
     from DCEDiffLib.diffusion.synthesis import synthesize_volume
     from DCEDiffLib.normalization import denormalize
 
@@ -90,6 +92,11 @@ def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed:
         for i, t in enumerate(TARGET_MODALITIES):
             params = case.norm[t]  # normalised [-1, 1] spans (high − low) on the intensity scale
             std_out[SHORT[t]] = (result.std[i] * (params.high - params.low) / 2.0).astype(np.float32)
+    if expected_error_out is not None and result.expected_error is not None:
+        for i, t in enumerate(TARGET_MODALITIES):
+            params = case.norm[t]
+            expected_error_out[SHORT[t]] = (result.expected_error[i] * (params.high - params.low) / 2.0
+                                            ).astype(np.float32)
     return {SHORT[t]: denormalize(result.mean[i], case.norm[t]).astype(np.float32)
             for i, t in enumerate(TARGET_MODALITIES)}
 
@@ -164,13 +171,15 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
         acquired = {SHORT[t]: case.raw(t) for t in TARGET_MODALITIES}
         t1pre = case.raw("t1pre")
         std: dict = {}
+        expected: dict = {}
         per_method = {name: synthesize_arrays(m, case, sampler, steps, samples, seed, device,
-                                              std if name == "model" else None, missing)
+                                              std if name == "model" else None, missing,
+                                              expected if name == "model" else None)
                       for name, m in models.items()}
         identity = identity_baseline(t1pre, acquired["early"])
         per_method["identity"] = {"early": identity, "late": identity}
         per_method["t1pre_gain"] = {k: best_gain_baseline(t1pre, acquired[k]) for k in ("early", "late")}
-        protocol_rows.append(_protocol_row(case, acquired, t1pre, per_method["model"], std, missing))
+        protocol_rows.append(_protocol_row(case, acquired, t1pre, per_method["model"], std, missing, expected))
         if baseline is not None:
             early, late = baseline.predict(t1pre)
             per_method["mean_enhancement"] = {"early": early, "late": late}
@@ -206,21 +215,27 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
 
 
 def _protocol_row(case, acquired: dict, t1pre: np.ndarray, prediction: dict, std: dict,
-                  missing: Sequence[str] = ()) -> dict:
-    """Linear-predictor |r| (of the inputs given) and (with several samples) calibration of one case."""
+                  missing: Sequence[str] = (), expected: Optional[dict] = None) -> dict:
+    """Linear-predictor |r| (of the inputs given), (with several samples) calibration of the sample std and (when
+    the card has an error model) of the expected-error map, for one case."""
     from DCEDiffLib.evaluation.case_evaluation import derive_body_mask, region_masks
-    from DCEDiffLib.evaluation.protocol import calibration, linear_predictor_r
+    from DCEDiffLib.evaluation.protocol import calibration, expected_error_calibration, linear_predictor_r
 
     masks, _ = region_masks(case.labels, case.legend, t1pre.shape)
     regions = {"body": derive_body_mask(acquired["early"]), "prostate": masks["prostate"],
                "lesion": masks["lesion"]}
     inputs = {m: case.raw(m) for m in INPUT_MODALITIES if m not in missing}
-    row: dict = {"case": case.name, "linear_predictors": {}, "calibration": {}}
+    row: dict = {"case": case.name, "linear_predictors": {}, "calibration": {}, "expected_error_calibration": {}}
     for target in ("early", "late"):
         row["linear_predictors"][target] = linear_predictor_r(inputs, acquired[target] - t1pre, regions)
         if target in std:
             row["calibration"][target] = {
                 region: calibration(std[target], prediction[target] - acquired[target], regions[region])
+                for region in ("body", "prostate")}
+        if expected and target in expected:
+            row["expected_error_calibration"][target] = {
+                region: expected_error_calibration(expected[target], prediction[target] - acquired[target],
+                                                   regions[region])
                 for region in ("body", "prostate")}
     return row
 
@@ -245,6 +260,11 @@ def _protocol_summary(rows: list, results: Dict[str, list]) -> dict:
         if rows and rows[0]["calibration"].get(target):
             summary["calibration_median"][target] = {
                 region: median([r["calibration"][target][region]["spearman"] for r in rows])
+                for region in ("body", "prostate")}
+        if rows and rows[0].get("expected_error_calibration", {}).get(target):
+            summary.setdefault("expected_error_calibration_median", {})[target] = {
+                region: {key: median([r["expected_error_calibration"][target][region][key] for r in rows])
+                         for key in ("spearman", "ratio")}
                 for region in ("body", "prostate")}
     paths = {"psnr_whole": ("whole", "psnr"), "ssim_whole": ("whole", "ssim"),
              "r_body": ("enhancement", "body", "pearson"), "r_prostate": ("enhancement", "prostate", "pearson"),

@@ -42,6 +42,8 @@ class SynthesisOutput:
     out_of_distribution: Optional[dict] = None  # DCEDiffLib/ood.py result (or {"checked": False, ...})
     precision: Optional[dict] = None            # {"used", "requested", "reason"[, "warning"]} (DCEDiffLib/precision.py)
     missing_inputs: Sequence[str] = ()         # inputs the model ran without (its card allows it), e.g. ("pd",)
+    # expected |error| per voxel from the card's error model (diffusion/error_map.py); empty when the card has none
+    expected_error: Dict[str, sitk.Image] = dataclasses.field(default_factory=dict)
 
 
 def provenance_text(provenance: dict) -> str:
@@ -163,13 +165,15 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
         image.CopyInformation(reference)
         return image
 
-    synthetic, uncertainty, residual, acquired = {}, {}, {}, {}
+    synthetic, uncertainty, residual, acquired, expected_error = {}, {}, {}, {}, {}
     for index, target in enumerate(TARGET_MODALITIES):
         short = SHORT[target]
         values = denormalize(result.mean[index], tnorm)
         synthetic[short] = to_image(values)
         if result.std is not None:
             uncertainty[short] = to_image(result.std[index] * (tnorm.high - tnorm.low) / 2.0)
+        if result.expected_error is not None:
+            expected_error[short] = to_image(result.expected_error[index] * (tnorm.high - tnorm.low) / 2.0)
         if target in case.images:
             acquired[short] = sitk.GetArrayFromImage(case.images[target]).astype(np.float32)
             residual[short] = to_image(np.abs(values - acquired[short]))
@@ -190,7 +194,8 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     if result.precision != choice.used:  # e.g. the GPU ran out of memory and the CPU took over in fp32
         used.update(used=result.precision, reason=f"{choice.reason}; then {'; '.join(result.notes)}")
     return SynthesisOutput(synthetic, uncertainty, residual, metrics, provenance, case, condition_arrays, acquired,
-                           labels, legend, out_of_distribution, precision=used, missing_inputs=tuple(missing))
+                           labels, legend, out_of_distribution, precision=used, missing_inputs=tuple(missing),
+                           expected_error=expected_error)
 
 
 OOD_DESCRIP = "OOD-WARNING"  # in the 79-character NIfTI descrip of every output when the check flags the inputs
@@ -260,7 +265,7 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
         keys["DCEDiff_out_of_distribution"] = warning
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         groups = [("synthetic", output.synthetic), ("uncertainty", output.uncertainty),
-                  ("residual", output.residual)]
+                  ("residual", output.residual), ("expected_error", output.expected_error)]
         for prefix, images in groups:
             for short, image in images.items():
                 write_volume(image, tmp / f"{prefix}_{short}.nii.gz", keys)

@@ -122,6 +122,24 @@ def calibration_text(document: dict) -> str:
     return "; ".join(parts) + "\n\n" + "\n\n".join(curve_lines)
 
 
+def expected_error_text(document: dict) -> str:
+    """The card's expected-error map against the actual error (median over patients, and one case's curve)."""
+    cal = _get(document, "meta", "protocol", "expected_error_calibration_median") or {}
+    if not cal:
+        return "(the model card has no error model)"
+    parts = [f"{t}: Spearman(expected, |error|) body {_fmt(v['body']['spearman'])}, prostate "
+             f"{_fmt(v['prostate']['spearman'])}; mean |error| / mean expected body {_fmt(v['body']['ratio'])}, "
+             f"prostate {_fmt(v['prostate']['ratio'])}" for t, v in cal.items()]
+    curve_lines = []
+    for row in (_get(document, "meta", "protocol", "per_case") or [])[:1]:
+        for t, regions in row.get("expected_error_calibration", {}).items():
+            curve = regions.get("body", {}).get("curve", [])
+            pairs = ", ".join(f"{c['expected_mean']:.0f}→{c['abs_error_mean']:.0f}" for c in curve)
+            curve_lines.append(f"expected-error curve ({row['case']}, {t}, body; expected → mean |error| per "
+                               f"decile): {pairs}")
+    return "; ".join(parts) + "\n\n" + "\n\n".join(curve_lines)
+
+
 def _fmt(v):
     return "–" if v is None else f"{v:.2f}"
 
@@ -145,6 +163,7 @@ def main() -> int:
         print("Single-input linear predictors, |r| with the acquired enhancement (median over patients):\n")
         print(predictor_table(document), "\n")
         print("Uncertainty: " + calibration_text(document), "\n")
+        print("Expected error: " + expected_error_text(document), "\n")
         for family, prefix in (item.split("=", 1) for item in filter(None, args.families.split(","))):
             subset = {m: [r for r in rows if str(r.get("case", "")).startswith(prefix)]
                       for m, rows in document["cases"].items()}

@@ -21,6 +21,7 @@ from typing import Tuple
 import torch
 
 from DCEDiffLib.atomic import atomic_path, write_text_atomic
+from DCEDiffLib.diffusion.error_map import error_models_of_card
 from DCEDiffLib.errors import ModelFileError
 from DCEDiffLib.modalities import (DESCRIPTIONS, INPUT_MODALITIES, OPTIONAL_INPUTS, TARGET_MODALITIES,
                                    missing_inputs_allowed)  # noqa: F401  (re-exported: the card's rule)
@@ -32,7 +33,7 @@ REQUIRED_FIELDS = {"format", "format_version", "architecture", "objective", "sch
                    "normalization", "weights_sha256"}
 OPTIONAL_FIELDS = {"channel_meaning", "working_grid", "training", "metrics", "created_by", "description",
                    "parameterization", "mean_network", "residual_scale", "input_statistics", "data_domain",
-                   "sampling", "optional_inputs"}
+                   "sampling", "optional_inputs", "error_model"}
 OBJECTIVES = ("diffusion", "regression", "residual")
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol ≥2, zip (torch.save)
 
@@ -112,6 +113,10 @@ def check_card(card: dict, where: Path) -> None:
     if card["targets"] != list(TARGET_MODALITIES):
         raise ModelFileError(f"model card {where}: targets {card['targets']!r}; expected {list(TARGET_MODALITIES)}")
     _check_optional_inputs(card, where)
+    try:  # the expected-error tables (diffusion/error_map.py), checked here so a bad card fails at load time
+        error_models_of_card(card, card["targets"])
+    except ModelFileError as error:
+        raise ModelFileError(f"{where}: {error}") from None
     config = arch["config"]
     expected_in = len(conditions) + len(TARGET_MODALITIES)
     if card["objective"] == "residual":

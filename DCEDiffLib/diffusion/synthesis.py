@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from DCEDiffLib import defaults
+from DCEDiffLib.diffusion.error_map import error_models_of_card, expected_error
 from DCEDiffLib.diffusion.model_files import LoadedModel
 from DCEDiffLib.diffusion.residual import predict_mean, zero_enhancement
 from DCEDiffLib.diffusion.samplers import sample, sampler_levels
@@ -56,7 +57,9 @@ def resolve_warm_start(sampler: str, warm_start: Union[str, float, None],
 
 @dataclasses.dataclass
 class SynthesisResult:
-    """``mean`` (2, K, H, W) in [-1, 1]; ``std`` (2, K, H, W) over samples, or None for one sample."""
+    """``mean`` (2, K, H, W) in [-1, 1]; ``std`` (2, K, H, W) over samples, or None for one sample;
+    ``expected_error`` (2, K, H, W), normalised units: the card's error model applied to ``mean``, or None when the
+    card has none (see :mod:`DCEDiffLib.diffusion.error_map`)."""
 
     mean: np.ndarray
     std: Optional[np.ndarray]
@@ -66,6 +69,7 @@ class SynthesisResult:
     precision: str
     notes: list = dataclasses.field(default_factory=list)
     warm_start: Optional[float] = None
+    expected_error: Optional[np.ndarray] = None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -152,13 +156,18 @@ def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: st
         auto_level = model.card.get("sampling", {}).get("residual_start", DEFAULT_RESIDUAL_START)
     warm_start = resolve_warm_start(sampler, warm_start, auto_level) if objective != "regression" else None
     try:
-        return _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_size,
-                           _precision(precision, dev), progress, should_cancel, [], skip_below_train_min, warm_start)
+        result = _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_size,
+                             _precision(precision, dev), progress, should_cancel, [], skip_below_train_min, warm_start)
     except torch.cuda.OutOfMemoryError:
         notes = ["GPU out of memory even with chunks of 1 slice: fell back to the CPU"]
         torch.cuda.empty_cache()
-        return _synthesize(model, conditions, sampler, steps, samples, seed, torch.device("cpu"), batch_size,
-                           "fp32", progress, should_cancel, notes, skip_below_train_min, warm_start)
+        result = _synthesize(model, conditions, sampler, steps, samples, seed, torch.device("cpu"), batch_size,
+                             "fp32", progress, should_cancel, notes, skip_below_train_min, warm_start)
+    tables = error_models_of_card(model.card, model.card["targets"])
+    if tables is not None:
+        result.expected_error = np.stack([expected_error(result.mean[i], tables[t])
+                                          for i, t in enumerate(model.card["targets"])])
+    return result
 
 
 def t1pre_start(model: LoadedModel, cond: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,8 @@ predictors, uncertainty calibration and paired bootstrap intervals over patients
   correlation the best linear predictor from that one input reaches (in-sample, so again an upper bound).
 - ``calibration``: does the sample spread say where the error is? Spearman correlation of the per-voxel sample std
   with |error|, and a curve of RMSE per std decile (a calibrated model has RMSE ≈ std in every bin).
+- ``expected_error_calibration``: the same question for the card's expected-error map, which also claims a size:
+  Spearman, mean |error| / mean expected, and mean |error| per expected-error decile.
 - ``paired_bootstrap``: mean difference of two methods over the same patients and its 95 % percentile interval
   from resampling patients.
 """
@@ -93,6 +95,27 @@ def calibration(std: np.ndarray, error: np.ndarray, mask: Optional[np.ndarray] =
             curve.append({"std_mean": float(s[selected].mean()), "rmse": float(np.sqrt((e[selected] ** 2).mean())),
                           "voxels": int(selected.sum())})
     return {"spearman": spearman(s, e), "curve": curve}
+
+
+def expected_error_calibration(expected: np.ndarray, error: np.ndarray, mask: Optional[np.ndarray] = None,
+                               bins: int = CALIBRATION_BINS) -> dict:
+    """Does an expected-error map (diffusion/error_map.py) say where and how large the error is?
+
+    Spearman(expected, |error|), the ratio mean |error| / mean expected (1 = right on average), and per expected
+    decile the mean expected against the mean |error| (a calibrated map has them equal in every bin).
+    """
+    x = np.asarray(expected, dtype=np.float64)
+    e = np.abs(np.asarray(error, dtype=np.float64))
+    if mask is not None:
+        x, e = x[np.asarray(mask, bool)], e[np.asarray(mask, bool)]
+    x, e = x.ravel(), e.ravel()
+    if len(x) < bins or not np.isfinite(x).all() or float(x.max() - x.min()) == 0 or float(x.mean()) <= 0:
+        return {"spearman": None, "ratio": None, "curve": [], "reason": "too few voxels or a constant map"}
+    edges = np.quantile(x, np.linspace(0, 1, bins + 1))
+    index = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, bins - 1)
+    curve = [{"expected_mean": float(x[index == b].mean()), "abs_error_mean": float(e[index == b].mean()),
+              "voxels": int((index == b).sum())} for b in range(bins) if (index == b).any()]
+    return {"spearman": spearman(x, e), "ratio": float(e.mean() / x.mean()), "curve": curve}
 
 
 def paired_bootstrap(a: Sequence[Optional[float]], b: Sequence[Optional[float]],

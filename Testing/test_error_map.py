@@ -1,0 +1,138 @@
+"""The expected-error map (DCEDiffLib/diffusion/error_map.py): fitting, applying, the card field, the pipeline's
+output files and the evaluation's calibration of it."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from DCEDiffLib.diffusion.error_map import (ERROR_MODEL_VERSION, edge_feature, error_models_of_card,
+                                            expected_error, fit_error_model)
+from DCEDiffLib.errors import ModelFileError
+from DCEDiffLib.evaluation.protocol import expected_error_calibration, spearman
+from Testing.random_model import save_random_model
+
+CASE = Path(__file__).resolve().parents[1] / "Resources" / "SampleData" / "phantom_case"
+
+
+def test_edge_feature_is_the_in_plane_gradient_magnitude():
+    volume = np.zeros((2, 8, 8), np.float32)
+    volume[:, :, 4:] = 1.0  # a vertical edge between columns 3 and 4
+    feature = edge_feature(volume)
+    assert feature.shape == volume.shape
+    np.testing.assert_allclose(feature[:, :, 3], 0.5)  # central difference (1 − 0) / 2
+    np.testing.assert_allclose(feature[:, :, 0], 0.0)
+    ramp = np.tile(np.arange(8, dtype=np.float32), (3, 8, 1))  # along x only; constant through slices
+    np.testing.assert_allclose(edge_feature(ramp), 1.0)
+    with pytest.raises(ValueError):
+        edge_feature(np.zeros((8, 8)))
+
+
+def test_fit_recovers_a_monotone_error_relation_and_ranks_the_error():
+    rng = np.random.default_rng(0)
+    feature = rng.gamma(2.0, 0.05, size=20000)
+    error = np.abs(0.02 + 0.5 * feature + rng.normal(0, 0.02, feature.size))
+    table = fit_error_model([feature[:10000], feature[10000:]], [error[:10000], error[10000:]], bins=10)
+    assert table["version"] == ERROR_MODEL_VERSION and len(table["nodes"]) == 10
+    assert np.all(np.diff(table["nodes"]) > 0) and np.all(np.diff(table["mean_abs_error"]) >= 0)
+    # each bin's value is the mean error there: at a node the relation 0.02 + 0.5 f holds within noise
+    for node, value in zip(table["nodes"], table["mean_abs_error"]):
+        assert value == pytest.approx(0.02 + 0.5 * node, abs=0.01)
+    predicted = np.interp(feature, table["nodes"], table["mean_abs_error"])
+    assert spearman(predicted, error) > 0.8
+    assert np.mean(error) / np.mean(predicted) == pytest.approx(1.0, abs=0.05)
+
+
+def test_fit_refuses_too_few_or_unequal_voxels():
+    with pytest.raises(ValueError):
+        fit_error_model([np.ones(50)], [np.ones(50)], bins=10)
+    with pytest.raises(ValueError):
+        fit_error_model([np.ones(500)], [np.ones(400)], bins=10)
+
+
+def test_expected_error_is_larger_at_edges():
+    volume = np.zeros((1, 16, 16), np.float32)
+    volume[:, 4:12, 4:12] = 1.0
+    table = {"nodes": [0.0, 0.5], "mean_abs_error": [0.01, 0.2]}
+    out = expected_error(volume, table)
+    assert out[0, 8, 8] == pytest.approx(0.01) and out[0, 0, 0] == pytest.approx(0.01)
+    assert out[0, 8, 4] > 0.15  # on the square's border
+
+
+def card_with(block):
+    return {"targets": ["dce_early", "dce_late"], "error_model": block}
+
+
+def good_block():
+    table = {"nodes": [0.0, 0.1, 0.3], "mean_abs_error": [0.01, 0.02, 0.05]}
+    return {"version": ERROR_MODEL_VERSION, "feature": "x", "targets": {"dce_early": table, "dce_late": table}}
+
+
+def test_card_error_model_is_checked():
+    assert error_models_of_card({"targets": ["dce_early"]}, ["dce_early"]) is None
+    assert set(error_models_of_card(card_with(good_block()), ["dce_early", "dce_late"])) == {"dce_early", "dce_late"}
+    bad = good_block()
+    bad["targets"]["dce_late"] = {"nodes": [0.3, 0.1], "mean_abs_error": [0.01, 0.02]}  # not increasing
+    with pytest.raises(ModelFileError, match="dce_late"):
+        error_models_of_card(card_with(bad), ["dce_early", "dce_late"])
+    missing = good_block()
+    del missing["targets"]["dce_late"]
+    with pytest.raises(ModelFileError, match="malformed"):
+        error_models_of_card(card_with(missing), ["dce_early", "dce_late"])
+    future = dict(good_block(), version=ERROR_MODEL_VERSION + 1)
+    with pytest.raises(ModelFileError, match="version"):
+        error_models_of_card(card_with(future), ["dce_early"])
+
+
+def with_error_model(model: Path, block: dict) -> Path:
+    card_path = model.with_suffix(".json")
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card["error_model"] = block
+    card_path.write_text(json.dumps(card), encoding="utf-8")
+    return model
+
+
+def test_a_model_with_an_error_model_writes_expected_error_maps(tmp_path):
+    from DCEDiffLib.diffusion.model_files import load_model
+    from DCEDiffLib.pipeline import synthesize_to_folder
+
+    model = with_error_model(save_random_model(tmp_path / "m"), good_block())
+    assert load_model(model).card["error_model"]["version"] == ERROR_MODEL_VERSION
+    inputs = {m: str(CASE / f"{m}.nii.gz") for m in ("t2w", "pd", "adc", "t1pre")}
+    out = tmp_path / "out"
+    output = synthesize_to_folder(inputs, out, model_path=str(model), steps=2, register=False)
+    for short in ("early", "late"):
+        path = out / f"expected_error_{short}.nii.gz"
+        assert path.is_file()
+        values = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+        synthetic = sitk.ReadImage(str(out / f"synthetic_{short}.nii.gz"))
+        assert values.shape == sitk.GetArrayFromImage(synthetic).shape
+        assert values.min() >= 0 and values.max() > values.min()  # edges predict more error than flat regions
+        assert set(output.expected_error) == {"early", "late"}
+
+
+def test_a_corrupt_error_model_fails_at_load_time(tmp_path):
+    from DCEDiffLib.diffusion.model_files import load_model
+
+    bad = good_block()
+    bad["targets"]["dce_early"]["mean_abs_error"] = [0.01, float("nan"), 0.05]
+    model = with_error_model(save_random_model(tmp_path / "m"), bad)
+    with pytest.raises(ModelFileError, match="error_model"):
+        load_model(model)
+
+
+def test_expected_error_calibration():
+    rng = np.random.default_rng(1)
+    expected = rng.uniform(0.01, 0.2, 5000)
+    error = expected * rng.choice([-1.0, 1.0], expected.size)  # |error| equals the expected error exactly
+    perfect = expected_error_calibration(expected, error)
+    assert perfect["spearman"] == pytest.approx(1.0) and perfect["ratio"] == pytest.approx(1.0)
+    assert all(math.isclose(c["expected_mean"], c["abs_error_mean"], rel_tol=1e-9) for c in perfect["curve"])
+    twice = expected_error_calibration(expected, 2 * error)
+    assert twice["ratio"] == pytest.approx(2.0)  # the map claims half the error there is
+    unrelated = expected_error_calibration(expected, rng.normal(0, 0.1, expected.size))
+    assert abs(unrelated["spearman"]) < 0.1
+    assert expected_error_calibration(np.full(100, 0.1), error[:100])["spearman"] is None
