@@ -36,7 +36,7 @@ def volume(name, values):
     return node
 
 
-def make_result(with_acquired=True, with_uncertainty=True):
+def make_result(with_acquired=True, with_uncertainty=True, with_expected_error=False):
     rng = np.random.default_rng(0)
     base = rng.uniform(0, 800, size=(4, 16, 16)).astype(np.float32)
     t2w = volume("T2W", base * 0.5)
@@ -48,6 +48,9 @@ def make_result(with_acquired=True, with_uncertainty=True):
             nodes[f"residual_{target}"] = volume(f"T2W residual {target}", np.abs(rng.normal(0, 30, base.shape)))
         if with_uncertainty:
             nodes[f"uncertainty_{target}"] = volume(f"T2W uncertainty {target}", np.abs(rng.normal(0, 5, base.shape)))
+        if with_expected_error:
+            nodes[f"expected_error_{target}"] = volume(f"T2W expected error {target}",
+                                                       np.abs(rng.normal(0, 20, base.shape)))
     if with_acquired:
         nodes["metrics"] = scene_io.create_metrics_table(
             {"early": {"whole": {"psnr": 24.0, "ssim": 0.8, "mae": 0.03}}}, "T2W DCEDiff metrics")
@@ -125,9 +128,24 @@ def test_without_acquired_dce_the_t2w_is_the_reference_and_uncertainty_the_overl
     assert composite.GetForegroundVolumeID() == nodes["uncertainty_late"].GetID()
 
 
-@pytest.mark.parametrize("kind", ["residual", "uncertainty"])
+def test_with_one_sample_the_expected_error_map_takes_the_uncertainty_column():
+    t2w, nodes, acquired = make_result(with_uncertainty=False, with_expected_error=True)
+    rd.show_comparison(nodes, acquired, reference=t2w)
+    _, composite = composite_of("DCEDiffExpected_errorLate")
+    assert composite.GetForegroundVolumeID() == nodes["expected_error_late"].GetID()
+    assert composite.GetBackgroundVolumeID() == nodes["synthetic_late"].GetID()
+    # with several samples the sample spread keeps the column and the expected error stays a plain node
+    t2w, nodes, acquired = make_result(with_uncertainty=True, with_expected_error=True)
+    rd.show_comparison(nodes, acquired, reference=t2w)
+    assert "DCEDiffExpected_error" not in rd.layout_node().GetLayoutDescription(rd.LAYOUT_ID)
+    _, composite = composite_of("DCEDiffUncertaintyEarly")
+    assert composite.GetForegroundVolumeID() == nodes["uncertainty_early"].GetID()
+
+
+@pytest.mark.parametrize("kind", ["residual", "uncertainty", "expected_error"])
 def test_overlays_use_a_sequential_colour_map_with_a_legend(kind):
-    t2w, nodes, acquired = make_result()
+    t2w, nodes, acquired = make_result(with_uncertainty=kind != "expected_error",
+                                       with_expected_error=kind == "expected_error")
     rd.show_comparison(nodes, acquired, reference=t2w)
     overlay = nodes[f"{kind}_early"]
     display = overlay.GetDisplayNode()

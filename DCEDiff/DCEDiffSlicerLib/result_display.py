@@ -39,9 +39,13 @@ COLOR_MAPS = {
                 (0.128, 0.567, 0.551), (0.158, 0.684, 0.502), (0.369, 0.789, 0.383), (0.678, 0.864, 0.19),
                 (0.993, 0.906, 0.144)),
 }
-OVERLAY_MAPS = {"residual": "inferno", "uncertainty": "viridis"}
-LEGEND_TITLES = {"residual": "|synthetic - acquired| {target}", "uncertainty": "uncertainty {target} (SD)"}
-COLUMN_LABELS = {"acquired": "A", "reference": "T", "synthetic": "S", "residual": "R", "uncertainty": "U"}
+# expected_error (the card's expected-error map, one per run even with one sample) shares the uncertainty's map:
+# both say where the synthesis is less trustworthy
+OVERLAY_MAPS = {"residual": "inferno", "uncertainty": "viridis", "expected_error": "viridis"}
+LEGEND_TITLES = {"residual": "|synthetic - acquired| {target}", "uncertainty": "uncertainty {target} (SD)",
+                 "expected_error": "expected |error| {target}"}
+COLUMN_LABELS = {"acquired": "A", "reference": "T", "synthetic": "S", "residual": "R", "uncertainty": "U",
+                 "expected_error": "E"}
 VIEW_COLORS = {"early": "#E17012", "late": "#2A7AB0"}
 
 
@@ -169,7 +173,9 @@ def plan_views(nodes: Dict[str, object], acquired: Dict[str, object], reference=
         columns = [("acquired", first, None)] if first is not None else (
             [("reference", reference, None)] if reference is not None else [])
         columns.append(("synthetic", synthetic, None))
-        for kind in ("residual", "uncertainty"):
+        # the last column: the sample spread when several samples ran, else the card's expected-error map
+        spread = "uncertainty" if nodes.get(f"uncertainty_{target}") is not None else "expected_error"
+        for kind in ("residual", spread):
             overlay = nodes.get(f"{kind}_{target}")
             if overlay is not None:
                 columns.append((kind, synthetic, overlay))
@@ -268,7 +274,7 @@ def show_comparison(nodes: Dict[str, object], acquired: Optional[Dict[str, objec
     for target in TARGETS:
         if acquired.get(target) is not None and nodes.get(f"synthetic_{target}") is not None:
             shared_window_level(acquired[target], nodes[f"synthetic_{target}"])
-        for kind in ("residual", "uncertainty"):
+        for kind in ("residual", "uncertainty", "expected_error"):
             overlay = nodes.get(f"{kind}_{target}")
             if overlay is not None:
                 style_overlay(overlay, kind)

@@ -238,7 +238,7 @@ def table_to_rows(table_node) -> list:
 
 
 RESULT_KINDS = (("synthetic", "synthetic {target} DCE"), ("residual", "residual |synthetic - acquired| {target} DCE"),
-                ("uncertainty", "uncertainty {target} DCE"))
+                ("uncertainty", "uncertainty {target} DCE"), ("expected_error", "expected error {target} DCE"))
 
 
 def load_results(result_dir, t2w_node, scene=None) -> Dict[str, object]:
