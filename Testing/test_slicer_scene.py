@@ -113,7 +113,8 @@ def test_output_nodes_are_aligned_with_the_t2w_and_inputs_are_untouched(t2w_imag
                            0.0, sitk.sitkFloat32)
     out = tmp_path / "result"
     (out / "t2w_grid").mkdir(parents=True)
-    for kind in ("synthetic", "residual", "uncertainty"):
+    kinds = ("synthetic", "residual", "uncertainty", "expected_error")
+    for kind in kinds:
         for target, scale in (("early", 1.0), ("late", 2.0)):
             sitk.WriteImage(on_t2w * scale, str(out / "t2w_grid" / f"{kind}_{target}.nii.gz"))
     provenance = {"synthetic": True, "model": "tiny", "sampler": "dpmpp", "steps": 3, "seed": 7, "samples": 2}
@@ -121,8 +122,8 @@ def test_output_nodes_are_aligned_with_the_t2w_and_inputs_are_untouched(t2w_imag
     (out / "metrics.json").write_text(json.dumps(METRICS), encoding="utf-8")
 
     nodes = scene_io.load_results(out, t2w)
-    assert set(nodes) == {f"{k}_{t}" for k in ("synthetic", "residual", "uncertainty") for t in ("early", "late")} \
-        | {"metrics"}
+    assert set(nodes) == {f"{k}_{t}" for k in kinds for t in ("early", "late")} | {"metrics"}
+    assert nodes["expected_error_late"].GetName() == "ProstateX-0000 T2W expected error late DCE"
     early = nodes["synthetic_early"]
     assert early.GetName() == "ProstateX-0000 T2W synthetic early DCE"
     assert nodes["synthetic_late"].GetName() == "ProstateX-0000 T2W synthetic late DCE"
