@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -274,6 +275,17 @@ def test_init_weights_starts_a_run_from_a_trained_model_and_refuses_a_different_
     again = make_trainer(tmp_path, dict(residual_config, seed=7, init_weights=residual_path), "residual2")
     for name, tensor in trained.items():
         assert torch.equal(again.network.state_dict()[name], tensor), name
+    assert "sampling" not in again.model_card({})  # the source card had no sampling settings: none invented
+    # a source card with sampling settings (chosen on validation): the fine-tuned card keeps them, saying whence
+    card_path = Path(residual_path).with_suffix(".json")
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card["sampling"] = {"residual_start": 0.5, "residual_temperature": 0.25, "chosen_on": "validation"}
+    card_path.write_text(json.dumps(card), encoding="utf-8")
+    tuned_residual = make_trainer(tmp_path, dict(residual_config, seed=7, init_weights=residual_path), "residual3")
+    tuned_residual.run()
+    sampling = load_model(str(tmp_path / "residual3" / "model.safetensors")).card["sampling"]
+    assert sampling["residual_temperature"] == 0.25 and sampling["residual_start"] == 0.5
+    assert "carried over from init_weights" in sampling["chosen_on"] and "validation" in sampling["chosen_on"]
 
     with pytest.raises(InputError, match="init_weights .*objective 'residual'"):
         make_trainer(tmp_path, tiny_config(iterations=3, init_weights=residual_path, **base), "wrong")

@@ -44,6 +44,8 @@ EOF2
 [ "${GENERATE_ONLY:-0}" = 1 ] && exit 0
 $D train --config "$W/mean5.json" --data "$W/data_physiology" --out "$W/mean5" --cache "$W/cache" --quiet
 $D train --config "$W/residual5.json" --data "$W/data_physiology" --out "$W/residual5" --cache "$W/cache" --quiet
+# The residual card keeps the stage-7 card's sampling settings (start 0.5, temperature 0.25): `dcediff train` carries
+# them over from init_weights since 2026-11-30 (this run was made before that, and they were set by hand).
 echo "Then ship as stage 7 was (docs/model_quality.md): copy $W/residual5/model.* and $W/mean5/model.* to"
 echo "Resources/Models/dcediff_cpu_phantom{,_regression}.*, card sampling start 0.5, temperature 0.25, and"
 echo "  $PY scripts/add_input_statistics.py Resources/Models/dcediff_cpu_phantom --data $W/data_physiology --split $W/mean5/split.json --cache $W/cache"

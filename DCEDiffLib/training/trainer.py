@@ -196,6 +196,13 @@ class Trainer:
                              f"(preset {self.config['model'].get('preset', 'paper')!r} and overrides); expected the same")
         source = model.network.residual_network if card["objective"] == "residual" else model.network
         self.network.load_state_dict(source.state_dict())
+        # A residual card's sampling settings (temperature, start) were chosen for the network being fine-tuned; a
+        # card without them means temperature 1, which was −1.5 dB on validation once (docs/model_quality.md)
+        if card["objective"] == "residual" and isinstance(card.get("sampling"), dict):
+            sampling = dict(card["sampling"])
+            sampling["chosen_on"] = (f"carried over from init_weights {path} (there: "
+                                     f"{card['sampling'].get('chosen_on', 'no note')}); not re-tuned for this run")
+            self.initial_sampling = sampling
 
     @torch.no_grad()
     def _mean_of(self, cond: torch.Tensor) -> torch.Tensor:
@@ -391,11 +398,14 @@ class Trainer:
                                          "training": mean_card.get("training", {}),
                                          "metrics": mean_card.get("metrics", {})},
                         "residual_scale": self.residual_scale}
-        return make_model_card(self.network_config, objective=self.config["objective"],
+        card = make_model_card(self.network_config, objective=self.config["objective"],
                                conditions=self.conditions, preset=self.config["model"].get("preset", "paper"),
                                training=training, metrics=metrics,
                                parameterization=self.config["parameterization"], residual=residual,
                                optional_inputs=self.optional_inputs())
+        if getattr(self, "initial_sampling", None):
+            card["sampling"] = dict(self.initial_sampling)
+        return card
 
     def optional_inputs(self) -> list:
         """The card's ``optional_inputs``: PD when this run drops it (``augment.drop_pd`` > 0) and, for a residual
