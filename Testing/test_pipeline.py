@@ -132,9 +132,11 @@ def test_demo_with_the_shipped_model(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "PSNR" in text and (out / "report.png").stat().st_size > 50_000
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    # Quality floors for the shipped model (3d58c39d…, the widened fine-tune, passes them; on the sample case with the
-    # default sampler and 1 sample it measured PSNR 24.72 / 25.15 dB, SSIM 0.768 / 0.772, prostate r 0.76 / 0.81 in fp32,
-    # scripts/bf16_quality_check.py), set below what earlier models measured with these settings (2026-11-30, the
+    # Quality floors for the shipped model (7638fb0a…, the generator-version-2 fine-tune, passes them; on the sample
+    # case with the default sampler and 1 sample, `dcediff demo --samples 1`, it measured PSNR 25.12 / 25.48 dB, SSIM
+    # 0.767 / 0.773, prostate r 0.77 / 0.82, lesion r 0.89 / 0.87 — the sample case is a version-1 phantom; 3d58c39d…
+    # measured 24.72 / 25.15 dB, SSIM 0.768 / 0.772, prostate r 0.76 / 0.81 in fp32, scripts/bf16_quality_check.py),
+    # set below what earlier models measured with these settings (2026-11-30, the
     # residual model bc8581bf…: PSNR 24.69 / 25.25 dB, SSIM 0.777 / 0.784, prostate enhancement r 0.75 / 0.80,
     # lesion r 0.89 / 0.86, early / late; earlier models: 9019b238… 25.36 / 25.89, 0.780 / 0.785, 0.77 / 0.83,
     # 0.89 / 0.87; 81a3590f… 25.12 / 25.60, 0.766 / 0.771, 0.71 / 0.78, 0.64 / 0.67). Copying the T1-pre scores about 20 dB and has no enhancement; the
