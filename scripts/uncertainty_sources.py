@@ -30,13 +30,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def gradient_magnitude(volume: np.ndarray) -> np.ndarray:
-    """In-plane gradient magnitude of a (K, H, W) volume (slices are 2–3× thicker than the pixels)."""
-    gy, gx = np.gradient(volume.astype(np.float64), axis=(1, 2))
-    return np.hypot(gy, gx)
-
-
 def main() -> int:
+    from DCEDiffLib.diffusion.error_map import edge_feature
     from DCEDiffLib.diffusion.model_files import load_model
     from DCEDiffLib.diffusion.synthesis import synthesize_volume
     from DCEDiffLib.evaluation.case_evaluation import derive_body_mask, region_masks
@@ -78,7 +73,7 @@ def main() -> int:
             scale = float(denormalize(np.ones(1), case.norm[target])[0] - denormalize(np.zeros(1), case.norm[target])[0])
             maps = {f"std@{t:g}": results[t].std[index] * scale for t in temperatures}
             maps["|enhancement|"] = np.abs(mean - t1pre)
-            maps["gradient"] = gradient_magnitude(mean)
+            maps["gradient"] = edge_feature(mean)
             regions = {"body": derive_body_mask(acquired), "prostate": masks["prostate"]}
             for name, values in maps.items():
                 for region, mask in regions.items():
