@@ -84,19 +84,14 @@ def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed:
     ``expected_error_out`` (when given and the card has one). ``missing``: inputs left out (their channel is
     ``MISSING_INPUT_VALUE``)."""
     from DCEDiffLib.diffusion.synthesis import synthesize_volume
-    from DCEDiffLib.normalization import denormalize
+    from DCEDiffLib.normalization import denormalize, spread_to_intensity
 
     result = synthesize_volume(model, model_conditions(model, case, missing), sampler=sampler, steps=steps,
                                samples=samples, seed=seed, device=device)
-    if std_out is not None and result.std is not None:
-        for i, t in enumerate(TARGET_MODALITIES):
-            params = case.norm[t]  # normalised [-1, 1] spans (high − low) on the intensity scale
-            std_out[SHORT[t]] = (result.std[i] * (params.high - params.low) / 2.0).astype(np.float32)
-    if expected_error_out is not None and result.expected_error is not None:
-        for i, t in enumerate(TARGET_MODALITIES):
-            params = case.norm[t]
-            expected_error_out[SHORT[t]] = (result.expected_error[i] * (params.high - params.low) / 2.0
-                                            ).astype(np.float32)
+    for out, spread in ((std_out, result.std), (expected_error_out, result.expected_error)):
+        if out is not None and spread is not None:
+            for i, t in enumerate(TARGET_MODALITIES):
+                out[SHORT[t]] = spread_to_intensity(spread[i], case.norm[t])
     return {SHORT[t]: denormalize(result.mean[i], case.norm[t]).astype(np.float32)
             for i, t in enumerate(TARGET_MODALITIES)}
 

@@ -91,6 +91,13 @@ def denormalize(array: np.ndarray, params: NormParams) -> np.ndarray:
     return ((values + 1.0) * ((params.high - params.low) / 2.0) + params.low).astype(np.float32)
 
 
+def spread_to_intensity(array: np.ndarray, params: NormParams) -> np.ndarray:
+    """A spread in normalised units (a sample std, an expected error) on the intensity scale of ``params``: the
+    [-1, 1] range spans ``high − low``, so only the slope of :func:`denormalize` applies (float32)."""
+    _check_range(params, "normalisation parameters")
+    return (np.asarray(array, dtype=np.float64) * ((params.high - params.low) / 2.0)).astype(np.float32)
+
+
 def clip_for_model(array: np.ndarray) -> np.ndarray:
     """Clip normalised values to [-1, 1] (float32 copy) for a model that expects a bounded input."""
     return np.clip(np.asarray(array, dtype=np.float32), -1.0, 1.0)

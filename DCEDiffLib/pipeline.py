@@ -107,7 +107,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     from DCEDiffLib.diffusion.synthesis import resolve_device, synthesize_volume
     from DCEDiffLib.precision import choose_precision
     from DCEDiffLib.model_registry import resolve_model
-    from DCEDiffLib.normalization import denormalize
+    from DCEDiffLib.normalization import denormalize, spread_to_intensity
     from DCEDiffLib.modalities import OPTIONAL_INPUTS
     from DCEDiffLib.preprocess import check_required_inputs, missing_inputs, preprocess_case
     from DCEDiffLib.target_scale import target_norm_params
@@ -171,9 +171,9 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
         values = denormalize(result.mean[index], tnorm)
         synthetic[short] = to_image(values)
         if result.std is not None:
-            uncertainty[short] = to_image(result.std[index] * (tnorm.high - tnorm.low) / 2.0)
+            uncertainty[short] = to_image(spread_to_intensity(result.std[index], tnorm))
         if result.expected_error is not None:
-            expected_error[short] = to_image(result.expected_error[index] * (tnorm.high - tnorm.low) / 2.0)
+            expected_error[short] = to_image(spread_to_intensity(result.expected_error[index], tnorm))
         if target in case.images:
             acquired[short] = sitk.GetArrayFromImage(case.images[target]).astype(np.float32)
             residual[short] = to_image(np.abs(values - acquired[short]))

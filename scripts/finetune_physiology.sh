@@ -47,5 +47,8 @@ $D train --config "$W/residual5.json" --data "$W/data_physiology" --out "$W/resi
 # The residual card keeps the stage-7 card's sampling settings (start 0.5, temperature 0.25): `dcediff train` carries
 # them over from init_weights since 2026-11-30 (this run was made before that, and they were set by hand).
 echo "Then ship as stage 7 was (docs/model_quality.md): copy $W/residual5/model.* and $W/mean5/model.* to"
-echo "Resources/Models/dcediff_cpu_phantom{,_regression}.*, card sampling start 0.5, temperature 0.25, and"
+echo "Resources/Models/dcediff_cpu_phantom{,_regression}.* (the residual card already has its sampling settings), then"
 echo "  $PY scripts/add_input_statistics.py Resources/Models/dcediff_cpu_phantom --data $W/data_physiology --split $W/mean5/split.json --cache $W/cache"
+echo "  (the same for dcediff_cpu_phantom_regression) and the expected-error model on 6 validation patients:"
+echo "  $PY scripts/fit_error_model.py Resources/Models/dcediff_cpu_phantom --data $W/data_physiology --split SPLIT --cache $W/cache"
+echo "  with SPLIT a copy of $W/mean5/split.json whose validation list is case_400, 401, 500, 501, 600, 601"

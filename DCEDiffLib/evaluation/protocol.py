@@ -76,18 +76,28 @@ def spearman(x: np.ndarray, y: np.ndarray) -> Optional[float]:
     return _pearson(_ranks(x), _ranks(y))
 
 
+def _masked_pair(values: np.ndarray, error: np.ndarray, mask: Optional[np.ndarray]):
+    """(map values, |error|) as flat float64 arrays, restricted to ``mask`` when given."""
+    x = np.asarray(values, dtype=np.float64)
+    e = np.abs(np.asarray(error, dtype=np.float64))
+    if mask is not None:
+        x, e = x[np.asarray(mask, bool)], e[np.asarray(mask, bool)]
+    return x.ravel(), e.ravel()
+
+
+def _quantile_bins(values: np.ndarray, bins: int) -> np.ndarray:
+    """Each value's quantile bin 0 … bins − 1 (edges: the values' own quantiles)."""
+    edges = np.quantile(values, np.linspace(0, 1, bins + 1))
+    return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, bins - 1)
+
+
 def calibration(std: np.ndarray, error: np.ndarray, mask: Optional[np.ndarray] = None,
                 bins: int = CALIBRATION_BINS) -> dict:
     """Spearman(std, |error|) and RMSE per std quantile bin; ``std``/``error`` on the same (acquired) scale."""
-    s = np.asarray(std, dtype=np.float64)
-    e = np.abs(np.asarray(error, dtype=np.float64))
-    if mask is not None:
-        s, e = s[np.asarray(mask, bool)], e[np.asarray(mask, bool)]
-    s, e = s.ravel(), e.ravel()
+    s, e = _masked_pair(std, error, mask)
     if len(s) < bins or not np.isfinite(s).all() or float(s.max() - s.min()) == 0:
         return {"spearman": None, "curve": [], "reason": "too few voxels or a constant std"}
-    edges = np.quantile(s, np.linspace(0, 1, bins + 1))
-    index = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, bins - 1)
+    index = _quantile_bins(s, bins)
     curve = []
     for b in range(bins):
         selected = index == b
@@ -104,15 +114,10 @@ def expected_error_calibration(expected: np.ndarray, error: np.ndarray, mask: Op
     Spearman(expected, |error|), the ratio mean |error| / mean expected (1 = right on average), and per expected
     decile the mean expected against the mean |error| (a calibrated map has them equal in every bin).
     """
-    x = np.asarray(expected, dtype=np.float64)
-    e = np.abs(np.asarray(error, dtype=np.float64))
-    if mask is not None:
-        x, e = x[np.asarray(mask, bool)], e[np.asarray(mask, bool)]
-    x, e = x.ravel(), e.ravel()
+    x, e = _masked_pair(expected, error, mask)
     if len(x) < bins or not np.isfinite(x).all() or float(x.max() - x.min()) == 0 or float(x.mean()) <= 0:
         return {"spearman": None, "ratio": None, "curve": [], "reason": "too few voxels or a constant map"}
-    edges = np.quantile(x, np.linspace(0, 1, bins + 1))
-    index = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, bins - 1)
+    index = _quantile_bins(x, bins)
     curve = [{"expected_mean": float(x[index == b].mean()), "abs_error_mean": float(e[index == b].mean()),
               "voxels": int((index == b).sum())} for b in range(bins) if (index == b).any()]
     return {"spearman": spearman(x, e), "ratio": float(e.mean() / x.mean()), "curve": curve}

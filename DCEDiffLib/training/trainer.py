@@ -111,6 +111,7 @@ class Trainer:
         model_overrides = {k: v for k, v in config["model"].items() if k != "preset"}
         self.mean_model = None
         self.residual_scale = None
+        self.initial_sampling: Optional[dict] = None  # a residual init_weights card's sampling settings (kept)
         extra_inputs = 0
         if config["objective"] == "residual":
             self.mean_model = self._load_mean_model(config["mean_model"])
@@ -403,7 +404,7 @@ class Trainer:
                                training=training, metrics=metrics,
                                parameterization=self.config["parameterization"], residual=residual,
                                optional_inputs=self.optional_inputs())
-        if getattr(self, "initial_sampling", None):
+        if self.initial_sampling:
             card["sampling"] = dict(self.initial_sampling)
         return card
 
