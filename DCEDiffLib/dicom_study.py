@@ -376,6 +376,11 @@ def read_study_volume(volume: Volume, name: str) -> sitk.Image:
     stack of parallel slices; ``name`` (e.g. "T2W #6 't2_tse_tra'") names the input in errors."""
     from DCEDiffLib.volume_io import read_slice_stack, read_volume
 
+    from DCEDiffLib.data_source import PHANTOM, input_source, mark_phantom
+
     paths = [f.path for f in volume.files]
     folder = Path(os.path.commonpath(paths)) if paths else Path(".")
-    return read_volume(read_slice_stack(paths, folder, name), name=name)
+    image = read_volume(read_slice_stack(paths, folder, name), name=name)
+    if paths and input_source(paths[0]) == PHANTOM:  # the series reader drops tags: keep the phantom mark
+        mark_phantom(image)
+    return image

@@ -14,6 +14,8 @@ working grid), so that what is compared is what the network sees:
 3. :func:`ood_score` compares an exam with the card: every feature's distance divided by its threshold; the score
    is the largest of these ratios, flagged above 1, with one human-readable reason per feature beyond its
    threshold (and a guess at swapped series when exchanging two inputs makes the exam fit).
+4. :func:`apply_data_domain` adds the rule statistics cannot promise: a phantom-only model flags every exam whose
+   inputs are not marked as DCEDiff phantoms (DCEDiffLib/data_source.py).
 
 No torch here: this runs in the pipeline after preprocessing and in ``scripts/add_input_statistics.py``.
 """
@@ -443,6 +445,7 @@ def ood_score(statistics: Mapping, card_statistics: Mapping) -> dict:
     score = worst[0][1][0]
     reasons = [_reason(name, features[name][1], card_features[name], distance)
                for name, (ratio, distance) in worst if ratio > 1.0]
+    swapped_pair = None
     if score > 1.0:
         present = set((statistics.get("modalities") or {}))
         for a, b in SWAP_CANDIDATES:
@@ -455,15 +458,57 @@ def ood_score(statistics: Mapping, card_statistics: Mapping) -> dict:
                 reasons.insert(0, f"{_name(a)} and {_name(b)} look swapped: exchanged, the exam fits the training "
                                   f"data (score {swapped_score:.2f} instead of {score:.2f}); check which series "
                                   "was given for which input")
+                swapped_pair = [a, b]
                 break
     result = {"checked": True, "score": round(float(score), 3), "threshold": 1.0, "flagged": bool(score > 1.0),
               "reasons": reasons, "features": {name: round(float(r), 3) for name, (r, _) in worst},
               "not_checked": sorted(set(card_features) - set(ratios)),
               "gland_region": statistics.get("gland_region")}
+    if swapped_pair:
+        result["swapped"] = swapped_pair
     missing = list(statistics.get("missing_inputs") or ())
     if missing:
         result["skipped_inputs"] = missing
         result["note"] = missing_inputs_note(missing)
+    return result
+
+
+DOMAIN_FEATURE = "data_domain"
+DOMAIN_MISMATCH_RATIO = 2.0   # a phantom-only model on an exam that is not a phantom: flagged, whatever the
+                              # statistics say (twice the threshold, so no statistical margin hides it)
+
+
+def apply_data_domain(result: dict, data_domain: Optional[Mapping], sources: Mapping[str, str]) -> dict:
+    """The data-domain rule: a model whose card says it was trained on phantoms only (``data_domain.kind`` =
+    "phantom") flags every exam whose inputs are not all marked as DCEDiff phantoms (``sources``: modality →
+    :func:`DCEDiffLib.data_source.input_source`). The statistics cannot promise this on their own: a real exam
+    can fall inside the thresholds (docs/ood.md). Adds ``input_sources`` and, on a mismatch, the feature
+    ``DOMAIN_FEATURE`` (ratio ``DOMAIN_MISMATCH_RATIO``) and the first reason; the statistical score is kept as
+    ``statistical_score``. ``result`` is a :func:`ood_score` result, changed in place and returned."""
+    from DCEDiffLib.data_source import PHANTOM
+
+    if not result.get("checked"):
+        return result
+    result["input_sources"] = dict(sources)
+    result["statistical_score"] = result["score"]
+    kind = (data_domain or {}).get("kind")
+    foreign = [m for m, source in sources.items() if source != PHANTOM]
+    if kind != "phantom" or not foreign:
+        return result
+    description = (data_domain or {}).get("description") or "DCEDiff phantoms"
+    names = ", ".join(_name(m) for m in foreign)
+    reason = (f"{names}: not a DCEDiff phantom (no phantom mark in the header), but the model was trained on "
+              f"phantoms only ({description.split(':')[0]}) and has never seen a real exam: its synthesis of a "
+              "real exam is not validated")
+    features = dict(result.get("features") or {})
+    # worst first, like the statistical reasons (a swapped-series guess stays first)
+    position = sum(1 for ratio in features.values() if ratio > DOMAIN_MISMATCH_RATIO) + bool(result.get("swapped"))
+    reasons = list(result.get("reasons") or [])
+    result["reasons"] = reasons[:position] + [reason] + reasons[position:]
+    features[DOMAIN_FEATURE] = DOMAIN_MISMATCH_RATIO
+    result["features"] = dict(sorted(features.items(), key=lambda item: -item[1]))
+    result["score"] = round(max(float(result["score"]), DOMAIN_MISMATCH_RATIO), 3)
+    result["flagged"] = True
     return result
 
 

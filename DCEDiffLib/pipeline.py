@@ -206,8 +206,10 @@ def check_out_of_distribution(card: dict, case, conditions: np.ndarray, names: S
     """Compare the inputs with the model card's training statistics (DCEDiffLib/ood.py); print one warning line
     on stderr when flagged. A card without statistics (or with unusable ones) gives ``{"checked": False}``.
     ``missing``: inputs not given (their channel is a constant): their statistics are skipped, and the result
-    says so."""
+    says so. A phantom-only card also flags inputs that are not marked as DCEDiff phantoms
+    (:func:`DCEDiffLib.ood.apply_data_domain`)."""
     from DCEDiffLib import ood
+    from DCEDiffLib.data_source import input_sources
 
     statistics = card.get("input_statistics")
     if not statistics:
@@ -222,6 +224,7 @@ def check_out_of_distribution(card: dict, case, conditions: np.ndarray, names: S
         print(f"DCEDiff warning: {ood.summary_line(result)}", file=sys.stderr, flush=True)
         return result
     result["data_domain"] = card.get("data_domain")
+    ood.apply_data_domain(result, card.get("data_domain"), input_sources(inputs, names))
     if result["flagged"]:
         print(f"DCEDiff warning: {ood.summary_line(result)}", file=sys.stderr, flush=True)
     return result

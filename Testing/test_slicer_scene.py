@@ -103,6 +103,27 @@ def test_node_written_for_the_engine_reads_back_identically(t2w_image, tmp_path)
     assert digest(node) == before  # input node untouched
 
 
+def test_a_node_loaded_from_a_phantom_file_keeps_the_phantom_mark_for_the_engine(tmp_path):
+    """The engine's data-domain rule (DCEDiffLib/data_source.py) needs to know a phantom when Slicer hands it one:
+    the mark travels from the file the node was loaded from (or the node's attribute) into the exported NRRD."""
+    from DCEDiffLib.data_source import NOT_MARKED, PHANTOM, input_source
+
+    sample = ROOT / "Resources" / "SampleData" / "phantom_case" / "t2w.nii.gz"
+    node = scene_io.read_volume_node(sample, "phantom T2W")
+    assert scene_io.node_source(node) == NOT_MARKED  # no file behind it yet: not known to be a phantom
+    storage = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(str(sample))
+    node.SetAndObserveStorageNodeID(storage.GetID())  # what loading the file in Slicer leaves behind
+    assert scene_io.node_source(node) == PHANTOM
+    before = digest(node)
+    assert input_source(scene_io.write_volume_node(node, tmp_path / "t2w.nrrd", "T2W")) == PHANTOM
+    assert digest(node) == before and node.GetAttribute(scene_io.SOURCE_ATTRIBUTE) is None  # node untouched
+    storage.SetFileName(str(tmp_path / "elsewhere.nii.gz"))  # a file that is not a phantom's
+    assert input_source(scene_io.write_volume_node(node, tmp_path / "other.nrrd", "T2W")) == NOT_MARKED
+    node.SetAttribute(scene_io.SOURCE_ATTRIBUTE, PHANTOM)  # a module or script may say so explicitly
+    assert input_source(scene_io.write_volume_node(node, tmp_path / "attr.nrrd", "T2W")) == PHANTOM
+
+
 @needs_data
 def test_output_nodes_are_aligned_with_the_t2w_and_inputs_are_untouched(t2w_image, adc_image, tmp_path):
     t2w = scene_io.image_to_volume_node(t2w_image, "ProstateX-0000 T2W")

@@ -6,7 +6,7 @@ Usage: .venv/bin/python scripts/ood_scores.py --model MODEL [--model MODEL2 ...]
 Each exam is preprocessed once the way ``dcediff synthesize`` does it (``pipeline.synthesize_case``: registration
 with self-check, the grid centred on the gland TAPS finds, a PD left out when the card allows it) and scored with
 ``pipeline.check_out_of_distribution`` against every ``--model``'s card: the same score, flag and reasons that
-synthesis.json's ``out_of_distribution`` gets, without the sampling. ``--case``: phantom case folders (inputs found
+synthesis.json's ``out_of_distribution`` gets (the data-domain rule included), without the sampling. ``--case``: phantom case folders (inputs found
 as ``dcediff demo`` finds them). ``--perturb`` (on the case's inputs, from docs/ood.md and Testing/test_ood.py):
 ``adc_mm2`` (ADC × 0.001), ``swap_t2w_pd``, ``bias`` (T2W × exp(0.5·(x + 0.5·y)), x, y ∈ [−1, 1] over the image),
 ``smooth_random`` (Testing/test_ood.py ``_smooth_random`` on the T2W geometry, seed = the case's position).
@@ -51,6 +51,12 @@ def perturb(inputs: dict, name: str, seed: int) -> dict:
         images = module._smooth_random(images["t2w"], seed)
     else:
         raise SystemExit(f"--perturb {name}: expected adc_mm2, swap_t2w_pd, bias or smooth_random")
+    if name != "smooth_random":  # a damaged phantom is still a phantom: keep the mark arithmetic drops
+        from DCEDiffLib.data_source import PHANTOM, input_source, mark_phantom
+
+        for m, image in images.items():
+            if input_source(inputs[m]) == PHANTOM:
+                mark_phantom(image)
     return images
 
 
@@ -91,7 +97,7 @@ def main(argv=None) -> int:
         for model, result in score(inputs, cards).items():
             top = sorted((result.get("features") or {}).items(), key=lambda kv: -kv[1])[:4]
             print(json.dumps({"exam": exam, "perturb": args.perturb, "model": model, "score": result.get("score"),
-                              "flagged": result.get("flagged"), "reasons": result.get("reasons", []),
+                              "statistical_score": result.get("statistical_score"), "flagged": result.get("flagged"), "reasons": result.get("reasons", []),
                               "top_features": dict(top), "skipped": result.get("skipped_inputs")}), flush=True)
     return 0
 

@@ -1,6 +1,7 @@
 """MRML nodes <-> SimpleITK images and files, with exact geometry; the DCEDiff result nodes.
 
-Imports only ``slicer`` and ``slicer.util`` (plus numpy and SimpleITK), so it runs in Slicer and under the PyPI
+Imports only ``slicer`` and ``slicer.util`` (plus numpy, SimpleITK and the engine's torch-free
+``DCEDiffLib.data_source``), so it runs in Slicer and under the PyPI
 ``slicer-core`` wheel (pytest, ``Testing/test_slicer_scene.py``).
 
 Conventions (``docs/architecture.md``):
@@ -24,6 +25,7 @@ import SimpleITK as sitk
 import slicer
 import slicer.util
 
+from DCEDiffLib.data_source import NOT_MARKED, PHANTOM, input_source, mark_phantom
 from DCEDiffSlicerLib import result_display
 
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -31,6 +33,7 @@ SYNTHETIC_ATTRIBUTE = "DCEDiff.Synthetic"
 PROVENANCE_PREFIX = "DCEDiff.Provenance."
 ROLE_ATTRIBUTE = "DCEDiff.Role"
 OOD_ATTRIBUTE = "DCEDiff.OutOfDistribution"  # JSON {"score", "threshold", "reasons"}; only on flagged results
+SOURCE_ATTRIBUTE = "DCEDiff.Source"  # "DCEDiff phantom" on a node holding a phantom volume (else: its file decides)
 MISSING_ATTRIBUTE = "DCEDiff.MissingInputs"  # e.g. "pd": the engine synthesized without these inputs
 VTK_DOUBLE = 11  # vtkType.h
 METRIC_COLUMNS = ("Target", "Region", "PSNR (dB)", "SSIM", "MAE", "Pearson r")
@@ -113,11 +116,26 @@ def image_to_volume_node(image: sitk.Image, name: str, scene=None,
     return node
 
 
+def node_source(node) -> str:
+    """Where a volume node's data come from, for the engine's data-domain rule (DCEDiffLib/data_source.py):
+    the node's ``SOURCE_ATTRIBUTE`` if set, else the phantom mark of the file it was loaded from."""
+    attribute = node.GetAttribute(SOURCE_ATTRIBUTE)
+    if attribute:
+        return attribute
+    storage = node.GetStorageNode()
+    file_name = storage.GetFileName() if storage is not None else None
+    return input_source(file_name) if file_name else NOT_MARKED
+
+
 def write_volume_node(node, path, name: Optional[str] = None) -> Path:
-    """Write a scalar volume node (parent transform applied) to NRRD/NIfTI/MHA for the engine; uncompressed."""
+    """Write a scalar volume node (parent transform applied) to NRRD/NIfTI/MHA for the engine; uncompressed.
+    A node that holds a DCEDiff phantom (:func:`node_source`) keeps the phantom mark in the file (NRRD/MHA)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(volume_node_to_image(node, name), str(path), False)
+    image = volume_node_to_image(node, name)
+    if node_source(node) == PHANTOM:
+        mark_phantom(image)
+    sitk.WriteImage(image, str(path), False)
     return path
 
 

@@ -18,6 +18,8 @@ from typing import Dict, Optional
 import numpy as np
 import SimpleITK as sitk
 
+from DCEDiffLib.data_source import PHANTOM_MARK
+
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 SERIES_NUMBERS = {"t2w": 1, "pd": 2, "adc": 3, "t1pre": 4, "dce_series": 5, "dce_early": 6, "dce_late": 7}
 SERIES_SOURCE = {"t2w": "t2w", "pd": "pd", "adc": "adc", "t1pre": "dce", "dce_early": "dce", "dce_late": "dce",
@@ -50,7 +52,7 @@ def _series_tags(case, key: str, frame: Optional[int] = None) -> Dict[str, str]:
         "0008|0016": MR_IMAGE_STORAGE,
         "0008|0020": "20000101", "0008|0021": "20000101", "0008|0030": "120000", "0008|0031": "120000",
         "0008|0060": "MR",
-        "0008|0070": "DCEDiff phantom (synthetic)",
+        "0008|0070": PHANTOM_MARK,  # the data-domain rule reads it (DCEDiffLib/data_source.py)
         "0008|103e": f"PHANTOM {description} (synthetic)"[:64],
         "0008|1030": "DCEDiff phantom prostate mpMRI (synthetic)",
         "0010|0010": f"PHANTOM^{case.case_id}",

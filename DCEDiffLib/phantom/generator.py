@@ -20,6 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from DCEDiffLib.atomic import atomic_directory, write_text_atomic
+from DCEDiffLib.data_source import PHANTOM_MARK, mark_phantom
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.phantom import acquisition, imaging
 from DCEDiffLib.phantom.anatomy import LABEL_LEGEND, build_anatomy
@@ -175,6 +176,8 @@ def generate_case(seed: int, domain: str = "A", case_id: str = "case_000", *,
               "dce_late": _image(frames[plan.late_frame], dce.grid)}
     series_4d = _image_4d(frames, dce.grid, float(plan.frame_times_s[1] - plan.frame_times_s[0]))
     labels = _image(label_array, t2w.grid)
+    for image in (*images.values(), series_4d, labels):  # in memory too: the OOD check's data-domain rule
+        mark_phantom(image)
     params = _parameters(seed, domain, case_id, anatomy, plan, noise)
     params = {**{k: v for k, v in params.items() if k != "anatomy"}, "anatomy_family": family,
               "anatomy": params["anatomy"]}
@@ -253,7 +256,7 @@ def write_case(case: PhantomCase, out_dir, fmt: str = "nifti", *, overwrite: boo
             image = case.dce_series if key == "dce_series" else case.images[key]
             if fmt == "nifti":
                 name = f"{key}.nii.gz"
-                write_volume(image, tmp / name, {"description": f"DCEDiff phantom (synthetic): {FILE_DESCRIPTIONS[key]}"})
+                write_volume(image, tmp / name, {"description": f"{PHANTOM_MARK}: {FILE_DESCRIPTIONS[key]}"})
             else:
                 from DCEDiffLib.phantom.dicom_export import write_dicom_modality
 
@@ -262,7 +265,7 @@ def write_case(case: PhantomCase, out_dir, fmt: str = "nifti", *, overwrite: boo
             files[key] = name
             if progress:
                 progress(step, total)
-        write_volume(case.labels, tmp / "labels.nii.gz", {"description": "DCEDiff phantom (synthetic): labels"})
+        write_volume(case.labels, tmp / "labels.nii.gz", {"description": f"{PHANTOM_MARK}: labels"})
         files["labels"] = "labels.nii.gz"
         if progress:
             progress(total - 1, total)

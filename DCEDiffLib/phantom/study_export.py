@@ -23,6 +23,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 import numpy as np
 import SimpleITK as sitk
 
+from DCEDiffLib.data_source import PHANTOM_MARK
 from DCEDiffLib.phantom.dicom_export import MR_IMAGE_STORAGE, _ds, phantom_uid
 
 DCE_LAYOUTS = ("per_time_point", "temporal")
@@ -54,7 +55,7 @@ class _Writer:
         common = {
             "0008|0008": ORIGINAL, "0008|0016": MR_IMAGE_STORAGE, "0008|0020": "20000101", "0008|0021": "20000101",
             "0008|0030": _tm(STUDY_START_S), "0008|0031": _tm(start), "0008|0060": "MR",
-            "0008|0070": "DCEDiff phantom (synthetic)", "0008|103e": description[:64], "0018|1030": description[:64],
+            "0008|0070": PHANTOM_MARK, "0008|103e": description[:64], "0018|1030": description[:64],
             "0008|1030": "PROSTATE MR (synthetic phantom)", "0010|0010": f"PHANTOM^{self.patient_id}",
             "0010|0020": self.patient_id, "0018|0015": "PROSTATE", "0018|0023": "2D",
             "0020|000d": phantom_uid(*self.base, "study"), "0020|000e": uid,
