@@ -58,14 +58,21 @@ def _name(modality: str) -> str:
     return f"{DESCRIPTIONS.get(modality, modality)} ({modality})"
 
 
-def gland_region(shape: Sequence[int], spacing_mm: Sequence[float] = DEFAULT_SPACING_MM) -> np.ndarray:
-    """A central ellipsoid (semi-axes ``GLAND_SEMI_AXES_MM``) on a (K, H, W) grid with ``spacing_mm`` (i, j, k):
-    the working grid is centred on the prostate, so this is mostly gland when no prostate mask is given."""
+def gland_radius(shape: Sequence[int], spacing_mm: Sequence[float] = DEFAULT_SPACING_MM) -> np.ndarray:
+    """Each voxel's distance from the centre of a (K, H, W) grid with ``spacing_mm`` (i, j, k), in units of the
+    central ellipsoid's semi-axes ``GLAND_SEMI_AXES_MM`` (1 = on the ellipsoid; the grid centres the prostate)."""
     k, h, w = (int(s) for s in shape)
     zz, yy, xx = np.ogrid[:k, :h, :w]
     ax, ay, az = (a / float(s) for a, s in zip(GLAND_SEMI_AXES_MM, spacing_mm))
-    return (((xx - (w - 1) / 2) / ax) ** 2 + ((yy - (h - 1) / 2) / ay) ** 2
-            + ((zz - (k - 1) / 2) / max(az, 0.5)) ** 2) <= 1.0
+    squared = (((xx - (w - 1) / 2) / ax) ** 2 + ((yy - (h - 1) / 2) / ay) ** 2
+               + ((zz - (k - 1) / 2) / max(az, 0.5)) ** 2)
+    return np.sqrt(squared).astype(np.float32)
+
+
+def gland_region(shape: Sequence[int], spacing_mm: Sequence[float] = DEFAULT_SPACING_MM) -> np.ndarray:
+    """A central ellipsoid (semi-axes ``GLAND_SEMI_AXES_MM``) on a (K, H, W) grid with ``spacing_mm`` (i, j, k):
+    the working grid is centred on the prostate, so this is mostly gland when no prostate mask is given."""
+    return gland_radius(shape, spacing_mm) <= 1.0
 
 
 def _histogram(values: np.ndarray) -> Optional[List[float]]:

@@ -62,6 +62,33 @@ def test_expected_error_is_larger_at_edges():
     assert out[0, 8, 4] > 0.15  # on the square's border
 
 
+def test_radial_factor_recovers_a_larger_error_near_the_centre():
+    """Errors twice the edge-based estimate inside the central ellipsoid and equal to it outside: the fitted factor
+    says so, and the map applies it by distance from the grid centre (with a stated radius or the default)."""
+    from DCEDiffLib.diffusion.error_map import fit_radial_factor
+    from DCEDiffLib.ood import gland_radius
+
+    rng = np.random.default_rng(3)
+    radius = gland_radius((16, 160, 160))
+    estimate = rng.uniform(0.01, 0.05, radius.shape)
+    error = estimate * np.where(radius < 1.0, 2.0, 1.0) * rng.uniform(0.5, 1.5, radius.shape)
+    radial = fit_radial_factor([estimate], [error], [radius])
+    factor = dict(zip(radial["nodes"], radial["factor"]))
+    inner = [f for r, f in factor.items() if r < 1.0]
+    outer = [f for r, f in factor.items() if r > 1.5]
+    assert inner and outer and all(f == pytest.approx(2.0, rel=0.05) for f in inner)
+    assert all(f == pytest.approx(1.0, rel=0.05) for f in outer)
+    flat = np.full((16, 160, 160), 0.5, np.float32)  # no edges: the table's first value everywhere
+    table = {"nodes": [0.0, 0.5], "mean_abs_error": [0.01, 0.2], "radial": radial}
+    out = expected_error(flat, table)
+    assert out[8, 80, 80] == pytest.approx(0.01 * np.interp(radius[8, 80, 80], radial["nodes"], radial["factor"]))
+    assert out[8, 80, 80] > 1.8 * out[8, 5, 5] and out[8, 5, 5] == pytest.approx(0.01, rel=0.06)
+    np.testing.assert_allclose(expected_error(flat, table, radius=np.zeros_like(radius)),
+                               0.01 * radial["factor"][0], rtol=1e-5)
+    with pytest.raises(ValueError):
+        fit_radial_factor([estimate[:1]], [error[:1]], [radius[:1, :2, :2]])
+
+
 def card_with(block):
     return {"targets": ["dce_early", "dce_late"], "error_model": block}
 
@@ -73,6 +100,12 @@ def good_block():
 
 def test_card_error_model_is_checked():
     assert error_models_of_card({"targets": ["dce_early"]}, ["dce_early"]) is None
+    radial = good_block()
+    radial["targets"]["dce_early"] = dict(radial["targets"]["dce_early"], radial={"nodes": [0.4, 1.2], "factor": [2.0, 1.0]})
+    assert error_models_of_card(card_with(radial), ["dce_early"])["dce_early"]["radial"]["factor"] == [2.0, 1.0]
+    radial["targets"]["dce_early"]["radial"] = {"nodes": [0.4, 1.2], "factor": [2.0, -1.0]}
+    with pytest.raises(ModelFileError, match="radial"):
+        error_models_of_card(card_with(radial), ["dce_early"])
     assert set(error_models_of_card(card_with(good_block()), ["dce_early", "dce_late"])) == {"dce_early", "dce_late"}
     bad = good_block()
     bad["targets"]["dce_late"] = {"nodes": [0.3, 0.1], "mean_abs_error": [0.01, 0.02]}  # not increasing

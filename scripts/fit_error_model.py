@@ -3,7 +3,9 @@
 
 For each validation case the model synthesizes early/late at its default settings (1 sample); per target, the
 in-plane gradient magnitude of the synthetic image (normalised units) is binned by its quantiles over the body
-voxels of all cases, and each bin gets the mean |synthetic − acquired| seen there (DCEDiffLib/diffusion/error_map.py).
+voxels of all cases, and each bin gets the mean |synthetic − acquired| seen there (DCEDiffLib/diffusion/error_map.py);
+then the radial factor: mean |error| over the mean edge-based estimate in shells of distance from the grid centre
+(``--no-radial`` leaves it out).
 The card is rewritten atomically; the weights are not touched. Never run it on test patients.
 
     .venv/bin/python scripts/fit_error_model.py MODEL --data DATA_DIR --split RUN/split.json [--cache DIR] [--cases N]
@@ -25,7 +27,9 @@ if str(ROOT) not in sys.path:
 
 def main() -> int:
     from DCEDiffLib.atomic import write_text_atomic
-    from DCEDiffLib.diffusion.error_map import ERROR_MODEL_VERSION, FEATURE, edge_feature, fit_error_model
+    from DCEDiffLib.diffusion.error_map import (ERROR_MODEL_VERSION, FEATURE, edge_feature, expected_error,
+                                                fit_error_model, fit_radial_factor)
+    from DCEDiffLib.ood import gland_radius
     from DCEDiffLib.diffusion.model_files import check_card, load_model, model_paths
     from DCEDiffLib.diffusion.synthesis import synthesize_volume
     from DCEDiffLib.evaluation.case_evaluation import derive_body_mask
@@ -41,6 +45,7 @@ def main() -> int:
     parser.add_argument("--cache", type=Path)
     parser.add_argument("--cases", type=int, default=0, help="at most this many validation cases (0: all)")
     parser.add_argument("--bins", type=int, default=10)
+    parser.add_argument("--no-radial", action="store_true", help="edges only (the version of 2026-11-30, step 4)")
     args = parser.parse_args()
 
     names = json.loads(args.split.read_text(encoding="utf-8"))["validation"]
@@ -51,6 +56,7 @@ def main() -> int:
     targets = model.card["targets"]
     features = {t: [] for t in targets}
     errors = {t: [] for t in targets}
+    means = {t: [] for t in targets}  # (synthetic, body mask, |error|) per case, for the radial factor
     for name in names:
         case = load_case(args.data / name, args.cache)
         result = synthesize_volume(model, model_conditions(model, case), samples=1, seed=0, device="cpu")
@@ -61,8 +67,11 @@ def main() -> int:
             error = np.abs(result.mean[i] - normalize(acquired, case.norm[t]))
             features[t].append(feature[body])
             errors[t].append(error[body])
+            means[t].append((result.mean[i], body, error))
         print(f"{name} done", flush=True)
-    block = {"version": ERROR_MODEL_VERSION, "feature": FEATURE, "region": "body", "targets": {},
+    block = {"version": ERROR_MODEL_VERSION, "feature": FEATURE, "region": "body",
+             "radial": None if args.no_radial else "factor per shell of distance from the grid centre (ood.gland_radius)",
+             "targets": {},
              "fitted_on": f"{len(names)} validation patients of {args.data} ({args.split}), 1 sample, default "
                           "settings; scripts/fit_error_model.py"}
     for t in targets:
@@ -71,6 +80,12 @@ def main() -> int:
         predicted = np.interp(f, table["nodes"], table["mean_abs_error"])
         block["targets"][t] = {"nodes": table["nodes"], "mean_abs_error": table["mean_abs_error"],
                                "spearman_on_fit": round(float(spearman(predicted, e)), 4)}
+        if not args.no_radial:
+            radius = gland_radius(means[t][0][0].shape)
+            radial = fit_radial_factor([expected_error(m, table)[b] for m, b, _ in means[t]],
+                                       [err[b] for _, b, err in means[t]], [radius[b] for _, b, _ in means[t]])
+            block["targets"][t]["radial"] = {k: [round(v, 4) for v in values] for k, values in radial.items()}
+            print(f"{t}: radial factor {block['targets'][t]['radial']}")
         print(f"{t}: Spearman(expected, |error|) on the fitted voxels {block['targets'][t]['spearman_on_fit']:+.3f}")
     card = dict(model.card, error_model=block)
     check_card(card, card_path)

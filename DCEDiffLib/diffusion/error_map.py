@@ -9,6 +9,11 @@ an error estimate in intensity units: a monotone lookup table from the feature's
 seen there on validation patients (fitted by scripts/fit_error_model.py, stored in the model card as
 ``error_model``), so that inside each bin the map says, on average, the error the validation patients had.
 
+Edges alone promise the gland about half the error it has (fresh test, docs/model_quality.md): lesions and the
+gland's enhancement are harder than the body's. So a table may carry a ``radial`` factor: the mean |error| over the
+mean edge-based estimate in shells of distance from the grid's centre (the working grid centres the prostate;
+distance in units of the central ellipsoid, ``ood.gland_radius``), interpolated between the shells' mean radii.
+
 Everything is in the model's normalised units ([-1, 1] targets); callers scale the map as they scale the sample
 std (``(high − low) / 2`` of the target's normalisation).
 """
@@ -58,11 +63,49 @@ def fit_error_model(features: Sequence[np.ndarray], abs_errors: Sequence[np.ndar
     return {"version": ERROR_MODEL_VERSION, "feature": FEATURE, "nodes": nodes, "mean_abs_error": values}
 
 
-def expected_error(volume: np.ndarray, table: dict) -> np.ndarray:
-    """The expected |error| map (normalised units) of a (K, H, W) synthetic volume under a fitted ``table``."""
+RADIAL_SHELLS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, np.inf)  # shells of ood.gland_radius for the radial factor
+
+
+def _edge_estimate(volume: np.ndarray, table: dict) -> np.ndarray:
     nodes = np.asarray(table["nodes"], np.float64)
     values = np.asarray(table["mean_abs_error"], np.float64)
-    return np.interp(edge_feature(volume), nodes, values).astype(np.float32)
+    return np.interp(edge_feature(volume), nodes, values)
+
+
+def fit_radial_factor(estimates: Sequence[np.ndarray], abs_errors: Sequence[np.ndarray],
+                      radii: Sequence[np.ndarray], shells: Sequence[float] = RADIAL_SHELLS,
+                      min_voxels: int = 200) -> dict:
+    """Per shell of ``radii`` (``ood.gland_radius`` of the voxels): mean |error| / mean edge-based estimate, with
+    the shell's mean radius as its node. Shells with fewer than ``min_voxels`` voxels are left out."""
+    e = np.concatenate([np.asarray(a, np.float64).ravel() for a in abs_errors])
+    x = np.concatenate([np.asarray(a, np.float64).ravel() for a in estimates])
+    r = np.concatenate([np.asarray(a, np.float64).ravel() for a in radii])
+    if not (e.shape == x.shape == r.shape):
+        raise ValueError(f"fit_radial_factor: need as many estimates, errors and radii, got {x.size}, {e.size}, {r.size}")
+    nodes, factors = [], []
+    for low, high in zip(shells[:-1], shells[1:]):
+        selected = (r >= low) & (r < high)
+        if selected.sum() >= min_voxels and x[selected].mean() > 0:
+            nodes.append(float(r[selected].mean()))
+            factors.append(float(e[selected].mean() / x[selected].mean()))
+    if len(nodes) < 2:
+        raise ValueError(f"fit_radial_factor: fewer than 2 shells with {min_voxels}+ voxels")
+    return {"nodes": nodes, "factor": factors}
+
+
+def expected_error(volume: np.ndarray, table: dict, radius: Optional[np.ndarray] = None) -> np.ndarray:
+    """The expected |error| map (normalised units) of a (K, H, W) synthetic volume under a fitted ``table``;
+    with a ``radial`` factor in the table, scaled by it at each voxel's ``radius`` (default: ``ood.gland_radius``
+    of the volume's grid at the working grid's spacing)."""
+    estimate = _edge_estimate(volume, table)
+    radial = table.get("radial")
+    if radial:
+        if radius is None:
+            from DCEDiffLib.ood import gland_radius
+
+            radius = gland_radius(np.shape(volume))
+        estimate = estimate * np.interp(radius, radial["nodes"], radial["factor"])
+    return estimate.astype(np.float32)
 
 
 def error_models_of_card(card: dict, targets: Sequence[str]) -> Optional[Dict[str, dict]]:
@@ -81,6 +124,13 @@ def error_models_of_card(card: dict, targets: Sequence[str]) -> Optional[Dict[st
                     not np.all(np.isfinite(values)) or np.any(np.asarray(values) < 0):
                 raise ModelFileError(f"model card error_model.targets.{t}: expected ≥ 2 increasing nodes and as many "
                                      f"finite non-negative mean_abs_error values")
+            radial = table.get("radial")
+            if radial is not None:
+                r_nodes, factors = radial["nodes"], radial["factor"]
+                if len(r_nodes) < 2 or len(r_nodes) != len(factors) or np.any(np.diff(r_nodes) <= 0) or \
+                        not np.all(np.isfinite(factors)) or np.any(np.asarray(factors) <= 0):
+                    raise ModelFileError(f"model card error_model.targets.{t}.radial: expected ≥ 2 increasing nodes "
+                                         "and as many finite positive factors")
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"model card error_model: malformed ({error!r}); expected version, targets.<target>."
                              f"nodes and .mean_abs_error") from error
