@@ -60,9 +60,9 @@ def _file_marked(path: Path) -> bool:
 
 def _dicom_folder_marked(folder: Path) -> bool:
     """The first file of the folder that reads as an image decides (a phantom writes one series per folder)."""
-    for path in sorted(p for p in folder.rglob("*") if p.is_file())[:20]:
-        from DCEDiffLib.volume_io import read_header
+    from DCEDiffLib.volume_io import read_header
 
+    for path in sorted(p for p in folder.rglob("*") if p.is_file())[:20]:
         header = read_header(path)
         if header is not None:
             return _metadata_marked(header)

@@ -374,9 +374,8 @@ def read_study_volume(volume: Volume, name: str) -> sitk.Image:
 
     The same checks as a DICOM series folder (:func:`DCEDiffLib.volume_io.read_dicom_series`): one regular
     stack of parallel slices; ``name`` (e.g. "T2W #6 't2_tse_tra'") names the input in errors."""
-    from DCEDiffLib.volume_io import read_slice_stack, read_volume
-
     from DCEDiffLib.data_source import PHANTOM, input_source, mark_phantom
+    from DCEDiffLib.volume_io import read_slice_stack, read_volume
 
     paths = [f.path for f in volume.files]
     folder = Path(os.path.commonpath(paths)) if paths else Path(".")

@@ -3,10 +3,8 @@
 statistics of its inputs fall inside the thresholds (docs/ood.md: ProstateX-0001 without PD scored 0.93)."""
 
 import json
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import SimpleITK as sitk
 
