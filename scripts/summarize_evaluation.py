@@ -2,6 +2,7 @@
 
     python scripts/summarize_evaluation.py out/eval/metrics.json [--title "domain A, K=1"] \
         [--families "A=case_4,B=case_6"]   # also one method table per family of cases (case-name prefix)
+        [--against shipped=out/eval_before/metrics.json]   # paired differences against another run's model
 
 Per method (rows) and target: whole-grid PSNR and SSIM (mean ± std over patients), enhancement Pearson r in the
 body, prostate and lesions (median over patients), lesion CNR agreement (share of lesions whose synthetic CNR has
@@ -140,6 +141,45 @@ def expected_error_text(document: dict) -> str:
     return "; ".join(parts) + "\n\n" + "\n\n".join(curve_lines)
 
 
+def paired_against(document: dict, other: dict, label: str) -> str:
+    """Paired differences of this run's model against ``other``'s model on the patients both scored.
+
+    For two `dcediff evaluate` runs of different models on the same cases with the same seed, sampler and samples
+    (checked): the same numbers ``--compare`` would give, without synthesizing the other model again.
+    """
+    from DCEDiffLib.evaluation.metrics import decode_value
+    from DCEDiffLib.evaluation.protocol import paired_bootstrap
+
+    for key in ("seed", "sampler", "steps", "samples", "data"):
+        if _get(document, "meta", key) != _get(other, "meta", key):
+            raise SystemExit(f"--against {label}: meta.{key} differs ({_get(document, 'meta', key)!r} here, "
+                             f"{_get(other, 'meta', key)!r} there); expected two runs of the same protocol")
+    theirs = {row["case"]: row for row in other["cases"]["model"]}
+    pairs = [(row, theirs[row["case"]]) for row in document["cases"]["model"] if row["case"] in theirs]
+    if not pairs:
+        raise SystemExit(f"--against {label}: no patient in common")
+    paths = {"PSNR (dB)": ("whole", "psnr"), "r body": ("enhancement", "body", "pearson"),
+             "r prostate": ("enhancement", "prostate", "pearson"), "r lesion": ("enhancement", "lesion", "pearson"),
+             "prostate enh. ratio": ("enhancement", "prostate", "mean_ratio")}
+
+    def value(row, target, path):
+        node = row.get(target, {})
+        for key in path:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        return None if isinstance(node, dict) else decode_value(node)
+
+    lines = [f"Paired differences, model − {label} ({len(pairs)} patients in common; mean, 95 % bootstrap "
+             "interval):\n", "| target | " + " | ".join(paths) + " |", "|---|" + "---|" * len(paths)]
+    for target in ("early", "late"):
+        cells = []
+        for path in paths.values():
+            d = paired_bootstrap([value(a, target, path) for a, _ in pairs], [value(b, target, path) for _, b in pairs])
+            cells.append("–" if d["mean"] is None else
+                         f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]")
+        lines.append(f"| {target} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _fmt(v):
     return "–" if v is None else f"{v:.2f}"
 
@@ -150,6 +190,9 @@ def main() -> int:
     parser.add_argument("--title", default="")
     parser.add_argument("--families", default="", help="NAME=PREFIX,...: a method table per group of cases whose "
                         "names start with PREFIX (e.g. validation patients of several phantom families)")
+    parser.add_argument("--against", action="append", default=[], metavar="LABEL=METRICS_JSON",
+                        help="paired differences of the model against the model of another evaluate run on the same "
+                        "patients (same seed, sampler and samples)")
     args = parser.parse_args()
     for path in args.metrics:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -164,6 +207,9 @@ def main() -> int:
         print(predictor_table(document), "\n")
         print("Uncertainty: " + calibration_text(document), "\n")
         print("Expected error: " + expected_error_text(document), "\n")
+        for item in args.against:
+            label, _, other_path = item.partition("=")
+            print(paired_against(document, json.loads(Path(other_path).read_text(encoding="utf-8")), label), "\n")
         for family, prefix in (item.split("=", 1) for item in filter(None, args.families.split(","))):
             subset = {m: [r for r in rows if str(r.get("case", "")).startswith(prefix)]
                       for m, rows in document["cases"].items()}

@@ -1,0 +1,45 @@
+"""scripts/summarize_evaluation.py --against: paired differences between the models of two evaluate runs."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "summarize_evaluation.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("summarize_evaluation", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(psnr_by_case, seed=0):
+    """A metrics.json document as `dcediff evaluate` writes it, reduced to what the paired table reads."""
+    rows = []
+    for case, psnr in psnr_by_case.items():
+        target = {"whole": {"psnr": psnr}, "enhancement": {"prostate": {"pearson": psnr / 100.0}}}
+        rows.append({"case": case, "early": target, "late": target})
+    return {"meta": {"seed": seed, "sampler": "dpmpp", "steps": 5, "samples": 1, "data": "d"},
+            "cases": {"model": rows}}
+
+
+def test_paired_against_uses_only_common_patients_and_their_differences():
+    script = _load_script()
+    new = _run({"case_1": 30.0, "case_2": 31.0, "case_3": 29.0})
+    old = _run({"case_1": 29.0, "case_2": 30.0, "case_9": 10.0})  # case_9 is not in the new run: left out
+    text = script.paired_against(new, old, "previous")
+    assert "2 patients in common" in text
+    early = next(line for line in text.splitlines() if line.startswith("| early"))
+    assert "+1.00 [+1.00, +1.00]" in early            # PSNR: +1 dB on both common patients
+    assert "+0.01 [+0.01, +0.01]" in early            # prostate r follows the same rows
+    assert early.count("–") == 3                        # body, lesion, ratio absent in both runs: no number made up
+
+
+def test_paired_against_refuses_runs_of_different_protocols():
+    script = _load_script()
+    with pytest.raises(SystemExit, match="meta.seed differs"):
+        script.paired_against(_run({"case_1": 30.0}, seed=0), _run({"case_1": 29.0}, seed=1), "previous")
+    with pytest.raises(SystemExit, match="no patient in common"):
+        script.paired_against(_run({"case_1": 30.0}), _run({"case_2": 29.0}), "previous")
