@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -235,9 +235,18 @@ def _protocol_row(case, acquired: dict, t1pre: np.ndarray, prediction: dict, std
     return row
 
 
+def case_metric(row: dict, target: str, path: Tuple[str, ...]) -> Optional[float]:
+    """One number of a case's metrics row (``row[target][path...]``), decoded; None where the row lacks it."""
+    from DCEDiffLib.evaluation.metrics import decode_value
+
+    node = row.get(target, {})
+    for key in path:
+        node = node.get(key, {}) if isinstance(node, dict) else {}
+    return decode_value(node) if not isinstance(node, dict) else None
+
+
 def _protocol_summary(rows: list, results: Dict[str, list]) -> dict:
     """Medians of the per-case protocol values and paired bootstrap differences (model − other method)."""
-    from DCEDiffLib.evaluation.metrics import decode_value
     from DCEDiffLib.evaluation.protocol import paired_bootstrap
 
     def median(values):
@@ -265,18 +274,12 @@ def _protocol_summary(rows: list, results: Dict[str, list]) -> dict:
              "r_body": ("enhancement", "body", "pearson"), "r_prostate": ("enhancement", "prostate", "pearson"),
              "r_lesion": ("enhancement", "lesion", "pearson")}
 
-    def value(row, target, path):
-        node = row.get(target, {})
-        for key in path:
-            node = node.get(key, {}) if isinstance(node, dict) else {}
-        return decode_value(node) if not isinstance(node, dict) else None
-
     for other in results:
         if other == "model":
             continue
         summary["paired_differences"][other] = {
-            target: {name: paired_bootstrap([value(r, target, p) for r in results["model"]],
-                                            [value(r, target, p) for r in results[other]])
+            target: {name: paired_bootstrap([case_metric(r, target, p) for r in results["model"]],
+                                            [case_metric(r, target, p) for r in results[other]])
                      for name, p in paths.items()}
             for target in ("early", "late")}
     return summary

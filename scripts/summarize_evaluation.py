@@ -147,8 +147,8 @@ def paired_against(document: dict, other: dict, label: str) -> str:
     For two `dcediff evaluate` runs of different models on the same cases with the same seed, sampler and samples
     (checked): the same numbers ``--compare`` would give, without synthesizing the other model again.
     """
-    from DCEDiffLib.evaluation.metrics import decode_value
     from DCEDiffLib.evaluation.protocol import paired_bootstrap
+    from DCEDiffLib.evaluation_runner import case_metric as value
 
     for key in ("seed", "sampler", "steps", "samples", "data"):
         if _get(document, "meta", key) != _get(other, "meta", key):
@@ -161,12 +161,6 @@ def paired_against(document: dict, other: dict, label: str) -> str:
     paths = {"PSNR (dB)": ("whole", "psnr"), "r body": ("enhancement", "body", "pearson"),
              "r prostate": ("enhancement", "prostate", "pearson"), "r lesion": ("enhancement", "lesion", "pearson"),
              "prostate enh. ratio": ("enhancement", "prostate", "mean_ratio")}
-
-    def value(row, target, path):
-        node = row.get(target, {})
-        for key in path:
-            node = node.get(key, {}) if isinstance(node, dict) else {}
-        return None if isinstance(node, dict) else decode_value(node)
 
     lines = [f"Paired differences, model − {label} ({len(pairs)} patients in common; mean, 95 % bootstrap "
              "interval):\n", "| target | " + " | ".join(paths) + " |", "|---|" + "---|" * len(paths)]
