@@ -53,10 +53,39 @@ def predict_regression(network, cond: torch.Tensor) -> torch.Tensor:
 
 
 def regression_loss(network, cond: torch.Tensor, target: torch.Tensor, base: Optional[torch.Tensor] = None,
-                    weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+                    weights: Optional[torch.Tensor] = None, contrast_masks: Optional[torch.Tensor] = None,
+                    contrast_weight: float = 0.0) -> torch.Tensor:
     """The deterministic baseline: the same network trained with L1 on y0 in one step. ``base`` is added to the
-    network's output (the enhancement parameterization); ``weights`` (B, H, W) weight the pixels."""
+    network's output (the enhancement parameterization); ``weights`` (B, H, W) weight the pixels. With
+    ``contrast_masks`` (B, 2, H, W: lesion, ring) and ``contrast_weight`` > 0, plus that weight times
+    :func:`lesion_contrast_loss`."""
     predicted = predict_regression(network, cond).float()
     if base is not None:
         predicted = predicted + base.float()
-    return _weighted_mean((predicted - target.float()).abs(), weights)
+    loss = _weighted_mean((predicted - target.float()).abs(), weights)
+    if contrast_masks is not None and contrast_weight > 0:
+        loss = loss + contrast_weight * lesion_contrast_loss(predicted, target.float(), contrast_masks)
+    return loss
+
+
+def lesion_contrast(image: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Per crop and channel, mean inside the lesion minus mean in the ring of gland around it: (B, C) from an
+    image (B, C, H, W) and masks (B, 2, H, W) (lesion, ring); 0 where a crop lacks either."""
+    lesion, ring = masks[:, :1].to(image.dtype), masks[:, 1:2].to(image.dtype)
+    inside = (image * lesion).sum((2, 3)) / lesion.sum((2, 3)).clamp(min=1)
+    around = (image * ring).sum((2, 3)) / ring.sum((2, 3)).clamp(min=1)
+    return inside - around
+
+
+def lesion_contrast_loss(predicted: torch.Tensor, target: torch.Tensor, masks: torch.Tensor,
+                         min_voxels: int = 4) -> torch.Tensor:
+    """L1 between the predicted and the acquired lesion contrast (:func:`lesion_contrast`), averaged over the crops
+    with at least ``min_voxels`` lesion and ring pixels; 0 (with a gradient path) when no crop has them.
+
+    Why: a per-voxel loss lets a lesion of ~100 voxels fade to the gland's level at little cost (the fifth and
+    sixth steps of docs/model_quality.md); this term prices the lesion's level against its surroundings directly.
+    """
+    counts = masks.sum((2, 3))  # (B, 2)
+    valid = ((counts[:, 0] >= min_voxels) & (counts[:, 1] >= min_voxels)).to(predicted.dtype)[:, None]
+    error = (lesion_contrast(predicted, masks) - lesion_contrast(target, masks)).abs() * valid
+    return error.sum() / (valid.sum() * predicted.shape[1]).clamp(min=1)

@@ -26,7 +26,8 @@ class SliceBatches:
     def __init__(self, cases: Sequence[CaseArrays], batch_size: int, crop_size: int, seed: int,
                  conditions_kept: Sequence[str] = INPUT_MODALITIES, flip_left_right: bool = True,
                  rank: int = 0, world_size: int = 1, region_weights: Optional[Dict[str, float]] = None,
-                 augment: Optional[Dict[str, float]] = None, lesion_slice_share: float = 0.0):
+                 augment: Optional[Dict[str, float]] = None, lesion_slice_share: float = 0.0,
+                 lesion_ring_px: int = 0):
         usable = [c for c in cases if c.targets is not None]
         if not usable:
             raise ValueError("no training case has acquired early/late DCE targets")
@@ -49,6 +50,10 @@ class SliceBatches:
         self.lesion_slice_share = float(lesion_slice_share)
         self.lesion_voxels = [lesion_voxels(c) for c in usable]
         self.lesion_items = [(ci, k) for ci, voxels in enumerate(self.lesion_voxels) for k in voxels]
+        # For a loss on the lesion's contrast against the gland around it (contrast_batch): per case, the lesion
+        # mask and a ring of gland ``lesion_ring_px`` pixels wide around it, in-plane, as uint8 (2, K, H, W).
+        self.lesion_ring_px = int(lesion_ring_px)
+        self.contrast_masks = [lesion_and_ring(c, self.lesion_ring_px) for c in usable] if self.lesion_ring_px else None
 
     def _permutation(self, epoch: int) -> np.ndarray:
         if epoch not in self._perm_cache:
@@ -72,8 +77,19 @@ class SliceBatches:
     def weighted_batch(self, step: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(conditions, targets, per-pixel loss weights (B, S, S)) float32 for ``step``; the same crops as
         :meth:`batch`."""
+        cond, target, weights, _ = self._crops(step, with_masks=False)
+        return cond, target, weights
+
+    def contrast_batch(self, step: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`weighted_batch` plus the lesion and ring masks of the same crops, float32 (B, 2, S, S)
+        (channel 0 lesion, 1 ring; zeros where a crop has none). Needs ``lesion_ring_px`` > 0."""
+        if not self.contrast_masks:
+            raise ValueError("contrast_batch needs lesion_ring_px > 0")
+        return self._crops(step, with_masks=True)
+
+    def _crops(self, step: int, with_masks: bool):
         rng = np.random.default_rng([self.seed, step, self.rank, 1])
-        conds, targets, weights = [], [], []
+        conds, targets, weights, masks = [], [], [], []
         lesion_rng = np.random.default_rng([self.seed, step, self.rank, 2])  # separate: old runs stay identical
         for index in self.item_indices(step):
             case_index, k = self.items[index]
@@ -93,17 +109,22 @@ class SliceBatches:
                 left = int(np.clip(centre[1] - lesion_rng.integers(0, self.crop_size), 0, width - self.crop_size))
             window = (slice(None), slice(top, top + self.crop_size), slice(left, left + self.crop_size))
             weight = self.weights[case_index][k][window[1:]]
+            mask = self.contrast_masks[case_index][:, k][window] if with_masks else None
             cond, target = cond[window], target[window]
             if self.flip and rng.random() < 0.5:  # left-right is the column (i) axis of a T2W-oriented grid
                 cond, target, weight = cond[..., ::-1], target[..., ::-1], weight[..., ::-1]
+                mask = mask[..., ::-1] if mask is not None else None
             if self.augmenting:
                 cond, target = augment_slice(rng, cond, target, self.conditions_kept, self.augment)
             conds.append(np.clip(cond, -1, 1))
             targets.append(np.clip(target, -1, 1))
             weights.append(weight)
-        return (torch.from_numpy(np.ascontiguousarray(np.stack(conds), dtype=np.float32)),
-                torch.from_numpy(np.ascontiguousarray(np.stack(targets), dtype=np.float32)),
-                torch.from_numpy(np.ascontiguousarray(np.stack(weights), dtype=np.float32)))
+            masks.append(mask)
+        return _stacked(conds), _stacked(targets), _stacked(weights), _stacked(masks) if with_masks else None
+
+
+def _stacked(arrays: Sequence[np.ndarray]) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(np.stack(arrays), dtype=np.float32))
 
 
 def lesion_voxels(case: CaseArrays) -> Dict[int, np.ndarray]:
@@ -112,6 +133,24 @@ def lesion_voxels(case: CaseArrays) -> Dict[int, np.ndarray]:
         return {}
     mask = case.labels == int(case.legend["lesion"])
     return {int(k): np.argwhere(mask[k]) for k in range(mask.shape[0]) if mask[k].any()}
+
+
+def lesion_and_ring(case: CaseArrays, ring_px: int) -> np.ndarray:
+    """uint8 (2, K, H, W): the case's lesion label, and the gland (peripheral and transition zone) within
+    ``ring_px`` pixels of it in-plane, lesions excluded; zeros without a lesion label."""
+    from scipy.ndimage import binary_dilation
+
+    out = np.zeros((2,) + case.conditions.shape[1:], dtype=np.uint8)
+    if case.labels is None or not case.legend or "lesion" not in case.legend:
+        return out
+    lesion = case.labels == int(case.legend["lesion"])
+    gland = np.isin(case.labels, [int(case.legend[z]) for z in ("peripheral_zone", "transition_zone")
+                                  if z in case.legend])
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = True  # in-plane only: slices are thick
+    ring = binary_dilation(lesion, structure, iterations=ring_px) & gland & ~lesion
+    out[0], out[1] = lesion, ring
+    return out
 
 
 def region_weight_map(case: CaseArrays, region_weights: Dict[str, float]) -> np.ndarray:

@@ -27,6 +27,8 @@ PAPER_RECIPE = {
     "region_weights": {},                  # extra loss weight per phantom label, e.g. {"lesion": 4}
     "augment": {},                         # intensity randomization (training/augmentation.py), e.g. {"gamma": 0.3}
     "lesion_slice_share": 0.0,             # share of batch items drawn from lesion slices, cropped around a lesion
+    "lesion_contrast_weight": 0.0,         # regression only: weight of the L1 on lesion-minus-ring contrast per crop
+    "lesion_ring_px": 3,                   # width of that ring of gland around the lesions, in-plane pixels
     "without": [],                         # condition modalities to drop, e.g. ["adc"] for the ADC ablation
     "iterations": 260000,
     "batch_size": 4,
@@ -91,6 +93,15 @@ def make_config(overrides: Optional[dict] = None) -> dict:
     share = config["lesion_slice_share"]
     if not isinstance(share, (int, float)) or not 0 <= float(share) <= 0.9:
         raise InputError(f"training config: lesion_slice_share {share!r}; expected a number in [0, 0.9]")
+    contrast = config["lesion_contrast_weight"]
+    if not isinstance(contrast, (int, float)) or contrast < 0:
+        raise InputError(f"training config: lesion_contrast_weight {contrast!r}; expected a number ≥ 0")
+    if contrast and config["objective"] != "regression":
+        raise InputError(f"training config: lesion_contrast_weight {contrast!r} needs objective 'regression' (the "
+                         f"contrast of a sample is not trained); this run's objective is {config['objective']!r}")
+    ring = config["lesion_ring_px"]
+    if not isinstance(ring, int) or not 1 <= ring <= 16:
+        raise InputError(f"training config: lesion_ring_px {ring!r}; expected an integer in 1..16")
     if not 16 <= int(config["crop_size"]) <= 160:
         raise InputError(f"training config: crop_size {config['crop_size']}; expected 16..160")
     return config

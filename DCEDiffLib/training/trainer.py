@@ -129,7 +129,8 @@ class Trainer:
                                           betas=tuple(config["adam_betas"]), weight_decay=config["weight_decay"])
         self.batches = SliceBatches(self.data["train"], config["batch_size"], config["crop_size"], config["seed"],
                                     self.conditions, config["flip_left_right"], self.ctx.rank, self.ctx.world_size,
-                                    config["region_weights"], config["augment"], config["lesion_slice_share"])
+                                    config["region_weights"], config["augment"], config["lesion_slice_share"],
+                                    config["lesion_ring_px"] if config["lesion_contrast_weight"] else 0)
         self.val_cond, self.val_target = fixed_slices(self.data["validation"], config["validation_slices"],
                                                       self.conditions)
         if self.mean_model is not None:
@@ -229,13 +230,15 @@ class Trainer:
         return zero_enhancement(cond, self.conditions, RANGE_FACTOR, len(TARGET_MODALITIES))
 
     def _loss(self, network, cond: torch.Tensor, target: torch.Tensor, generator: torch.Generator,
-              weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+              weights: Optional[torch.Tensor] = None, contrast_masks: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The training loss of this objective; ``contrast_masks`` (training only) add the lesion-contrast term."""
         from DCEDiffLib.diffusion.objectives import diffusion_loss, regression_loss
 
         with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             if self.config["objective"] == "regression":
                 base = self._zero_enhancement(cond) if self.config["parameterization"] == "enhancement" else None
-                return regression_loss(network, cond, target, base, weights)
+                return regression_loss(network, cond, target, base, weights, contrast_masks,
+                                       self.config["lesion_contrast_weight"])
             if self.config["objective"] == "residual":
                 mean = self._mean_of(cond).to(cond.dtype)
                 residual = (target - mean) / self.residual_scale
@@ -291,13 +294,18 @@ class Trainer:
             seed = _step_seed(config["seed"], self.step, self.ctx.rank)
             torch.manual_seed(seed)  # dropout: reproducible per step, so resume is exact
             generator = torch.Generator(device=self.ctx.device).manual_seed(seed)
-            cond, target, weights = self.batches.weighted_batch(self.step)
+            masks = None
+            if config["lesion_contrast_weight"]:
+                cond, target, weights, masks = self.batches.contrast_batch(self.step)
+                masks = masks.to(self.ctx.device)
+            else:
+                cond, target, weights = self.batches.weighted_batch(self.step)
             cond, target = cond.to(self.ctx.device), target.to(self.ctx.device)
             weights = weights.to(self.ctx.device) if self.config["region_weights"] else None
             lr = learning_rate(config, self.step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            loss = self._loss(self.train_model, cond, target, generator, weights)
+            loss = self._loss(self.train_model, cond, target, generator, weights, masks)
             if not torch.isfinite(loss):
                 raise RuntimeError(f"training diverged at step {self.step}: loss {float(loss)}")
             self.optimizer.zero_grad(set_to_none=True)
@@ -388,7 +396,8 @@ class Trainer:
             "recipe": {k: self.config[k] for k in ("batch_size", "crop_size", "lr", "warmup_steps", "ema_decay",
                                                    "grad_clip", "flip_left_right", "objective", "without",
                                                    "parameterization", "region_weights", "augment",
-                                                   "lesion_slice_share")},
+                                                   "lesion_slice_share", "lesion_contrast_weight",
+                                                   "lesion_ring_px")},
         }
         residual = None
         if self.mean_model is not None:
