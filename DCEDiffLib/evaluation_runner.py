@@ -235,6 +235,12 @@ def _protocol_row(case, acquired: dict, t1pre: np.ndarray, prediction: dict, std
     return row
 
 
+# The per-case numbers compared pairwise between methods: name → path below a case row's target.
+PAIRED_METRICS = {"psnr_whole": ("whole", "psnr"), "ssim_whole": ("whole", "ssim"),
+                  "r_body": ("enhancement", "body", "pearson"), "r_prostate": ("enhancement", "prostate", "pearson"),
+                  "r_lesion": ("enhancement", "lesion", "pearson")}
+
+
 def case_metric(row: dict, target: str, path: Tuple[str, ...]) -> Optional[float]:
     """One number of a case's metrics row (``row[target][path...]``), decoded; None where the row lacks it."""
     from DCEDiffLib.evaluation.metrics import decode_value
@@ -270,17 +276,13 @@ def _protocol_summary(rows: list, results: Dict[str, list]) -> dict:
                 region: {key: median([r["expected_error_calibration"][target][region][key] for r in rows])
                          for key in ("spearman", "ratio")}
                 for region in ("body", "prostate")}
-    paths = {"psnr_whole": ("whole", "psnr"), "ssim_whole": ("whole", "ssim"),
-             "r_body": ("enhancement", "body", "pearson"), "r_prostate": ("enhancement", "prostate", "pearson"),
-             "r_lesion": ("enhancement", "lesion", "pearson")}
-
     for other in results:
         if other == "model":
             continue
         summary["paired_differences"][other] = {
             target: {name: paired_bootstrap([case_metric(r, target, p) for r in results["model"]],
                                             [case_metric(r, target, p) for r in results[other]])
-                     for name, p in paths.items()}
+                     for name, p in PAIRED_METRICS.items()}
             for target in ("early", "late")}
     return summary
 

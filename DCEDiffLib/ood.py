@@ -491,7 +491,8 @@ def apply_data_domain(result: dict, data_domain: Optional[Mapping], sources: Map
     :func:`DCEDiffLib.data_source.input_source`). The statistics cannot promise this on their own: a real exam
     can fall inside the thresholds (docs/ood.md). Adds ``input_sources`` and, on a mismatch, the feature
     ``DOMAIN_FEATURE`` (ratio ``DOMAIN_MISMATCH_RATIO``) and its reason, placed among the others by its ratio
-    (a swapped-series guess stays first); the statistical score is kept as ``statistical_score``. ``result`` is a :func:`ood_score` result, changed in place and returned."""
+    (a swapped-series guess stays first); the statistical score is kept as ``statistical_score``. ``result`` is
+    a :func:`ood_score` result, changed in place and returned."""
     from DCEDiffLib.data_source import PHANTOM
 
     if not result.get("checked"):

@@ -148,7 +148,7 @@ def paired_against(document: dict, other: dict, label: str) -> str:
     (checked): the same numbers ``--compare`` would give, without synthesizing the other model again.
     """
     from DCEDiffLib.evaluation.protocol import paired_bootstrap
-    from DCEDiffLib.evaluation_runner import case_metric as value
+    from DCEDiffLib.evaluation_runner import PAIRED_METRICS, case_metric
 
     for key in ("seed", "sampler", "steps", "samples", "data"):
         if _get(document, "meta", key) != _get(other, "meta", key):
@@ -158,8 +158,8 @@ def paired_against(document: dict, other: dict, label: str) -> str:
     pairs = [(row, theirs[row["case"]]) for row in document["cases"]["model"] if row["case"] in theirs]
     if not pairs:
         raise SystemExit(f"--against {label}: no patient in common")
-    paths = {"PSNR (dB)": ("whole", "psnr"), "r body": ("enhancement", "body", "pearson"),
-             "r prostate": ("enhancement", "prostate", "pearson"), "r lesion": ("enhancement", "lesion", "pearson"),
+    paths = {"PSNR (dB)": PAIRED_METRICS["psnr_whole"], "r body": PAIRED_METRICS["r_body"],
+             "r prostate": PAIRED_METRICS["r_prostate"], "r lesion": PAIRED_METRICS["r_lesion"],
              "prostate enh. ratio": ("enhancement", "prostate", "mean_ratio")}
 
     lines = [f"Paired differences, model − {label} ({len(pairs)} patients in common; mean, 95 % bootstrap "
@@ -167,7 +167,8 @@ def paired_against(document: dict, other: dict, label: str) -> str:
     for target in ("early", "late"):
         cells = []
         for path in paths.values():
-            d = paired_bootstrap([value(a, target, path) for a, _ in pairs], [value(b, target, path) for _, b in pairs])
+            d = paired_bootstrap([case_metric(a, target, path) for a, _ in pairs],
+                                 [case_metric(b, target, path) for _, b in pairs])
             cells.append("–" if d["mean"] is None else
                          f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]")
         lines.append(f"| {target} | " + " | ".join(cells) + " |")
