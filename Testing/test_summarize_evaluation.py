@@ -43,3 +43,16 @@ def test_paired_against_refuses_runs_of_different_protocols():
         script.paired_against(_run({"case_1": 30.0}, seed=0), _run({"case_1": 29.0}, seed=1), "previous")
     with pytest.raises(SystemExit, match="no patient in common"):
         script.paired_against(_run({"case_1": 30.0}), _run({"case_2": 29.0}), "previous")
+
+
+def test_paired_against_takes_a_relative_and_an_absolute_name_of_one_data_folder(tmp_path, monkeypatch):
+    script = _load_script()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path)
+    relative, absolute = _run({"case_1": 30.0}), _run({"case_1": 29.0})
+    relative["meta"]["data"], absolute["meta"]["data"] = "data", str(tmp_path / "data")
+    assert "+1.00" in script.paired_against(relative, absolute, "previous")
+    absolute["meta"]["data"] = str(tmp_path / "other")
+    with pytest.raises(SystemExit, match="meta.data differs"):
+        script.paired_against(relative, absolute, "previous")

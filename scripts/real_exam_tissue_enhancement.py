@@ -18,6 +18,12 @@ zone, bladder): what r would be if the real DCE followed the published tissue av
 not the real-exam r of the sim-to-real issue.
 
     .venv/bin/python scripts/real_exam_tissue_enhancement.py --patient 0000 [--with-pd] [--out result.json]
+
+``--t1pre-stand-in vibe20`` replaces the PD stand-in by a T1-weighted one made from it: each voxel of the real PD
+turbo-FLASH (TR 800 ms, 14°) is multiplied by the ratio of the spoiled-gradient-echo signal of its tissue (T1 from
+the phantom's tissue table, the middle of its range) in a VIBE at 20° (TR 4 ms; the T1-pre of the exams the
+sim-to-real issue names) to its signal in the PD series. Texture, noise and bias stay the real ones; urine turns
+dark and fat bright against muscle, as on a real T1-weighted VIBE. It is still a stand-in, built from labels.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Dict
 
@@ -36,6 +43,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from DCEDiffLib.phantom.anatomy import LABEL_LEGEND  # noqa: E402
+from DCEDiffLib.phantom.sequences import spgr_signal  # noqa: E402
+from DCEDiffLib.phantom.tissues import TISSUE_RANGES  # noqa: E402
 # the series each label map was derived from (0001 has two transversal T2W: the same one as the template)
 from derive_anatomy_templates import PATIENTS  # noqa: E402
 
@@ -44,6 +53,45 @@ DATA = ROOT.parent / "shared" / "data" / "prostatex"
 TARGET_RE = {"transition_zone": (1.15, 1.21), "peripheral_zone": (0.93, 1.07), "fat": (0.0, 0.0),
              "bladder": (0.0, None)}
 RELATIVE_TOLERANCE = 0.3  # the sim-to-real issue's "prostate relative enhancement within ±30 %"
+# Label of the template → the phantom tissue whose T1 it takes (bone: mostly marrow; rectum: its wall; a lesion
+# and unlabelled voxels: like the peripheral zone and muscle).
+STAND_IN_TISSUE = {"fat": "fat", "muscle": "muscle", "bone": "marrow", "bladder": "urine", "rectum": "rectal_wall",
+                   "vessel": "vein", "peripheral_zone": "peripheral_zone", "transition_zone": "transition_zone",
+                   "lesion": "peripheral_zone", "seminal_vesicle": "seminal_vesicle",
+                   "anterior_fibromuscular_stroma": "anterior_fibromuscular_stroma", "background": "muscle"}
+PD_SERIES_SEQUENCE = {"tr_s": 0.8, "flip_deg": 14.0}   # the ProstateX tfl3d PD reference (DICOM header)
+VIBE20_SEQUENCE = {"tr_s": 0.004, "flip_deg": 20.0}
+
+
+def _middle_t1_s(tissue: str) -> float:
+    t1 = TISSUE_RANGES[tissue]["t1"]
+    return float(np.mean(t1)) / 1000.0
+
+
+def vibe20_factors() -> Dict[str, float]:
+    """Per template label: VIBE-20° signal / PD-series signal of its tissue, relative to muscle (PD cancels)."""
+    def ratio(tissue):
+        r1 = 1.0 / _middle_t1_s(tissue)
+        return float(spgr_signal(1.0, r1, VIBE20_SEQUENCE["tr_s"], VIBE20_SEQUENCE["flip_deg"])
+                     / spgr_signal(1.0, r1, PD_SERIES_SEQUENCE["tr_s"], PD_SERIES_SEQUENCE["flip_deg"]))
+    muscle = ratio("muscle")
+    return {label: ratio(tissue) / muscle for label, tissue in STAND_IN_TISSUE.items()}
+
+
+def t1_weighted_stand_in(pd: sitk.Image, labels: sitk.Image) -> sitk.Image:
+    """The PD series made T1-weighted tissue by tissue (VIBE 20°): labels resampled onto its grid (nearest),
+    the factor map smoothed by one voxel in-plane (partial volume at tissue borders). ``pd`` is not modified."""
+    on_pd = sitk.Resample(labels, pd, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    label_array = sitk.GetArrayFromImage(on_pd)
+    factors = vibe20_factors()
+    log_factor = np.zeros(label_array.shape, dtype=np.float32)
+    for name, value in LABEL_LEGEND.items():
+        log_factor[label_array == value] = np.log(factors[name])
+    smooth = sitk.SmoothingRecursiveGaussian(sitk.GetImageFromArray(log_factor), [1.0, 1.0, 0.01])
+    factor = np.exp(sitk.GetArrayFromImage(smooth))
+    out = sitk.GetImageFromArray((sitk.GetArrayFromImage(pd).astype(np.float32) * factor).astype(np.float32))
+    out.CopyInformation(pd)
+    return out
 
 
 def tissue_statistics(t1pre: np.ndarray, synthetic: Dict[str, np.ndarray], labels: np.ndarray) -> dict:
@@ -108,6 +156,8 @@ def main() -> int:
     parser.add_argument("--patient", choices=("0000", "0001"), required=True)
     parser.add_argument("--t1pre-series", default=None,
                         help="series folder name that stands in for the missing T1-pre (default: the PD series)")
+    parser.add_argument("--t1pre-stand-in", choices=("pd", "vibe20"), default="pd",
+                        help="pd: the PD series as it is (default); vibe20: made T1-weighted by tissue (see above)")
     parser.add_argument("--with-pd", action="store_true", help="give the PD series as PD too (default: left out)")
     parser.add_argument("--model", default=None, help="model file (default: the shipped model)")
     parser.add_argument("--out", default=None, help="write the result as JSON here")
@@ -123,7 +173,14 @@ def main() -> int:
               "labels": str(ROOT / "Resources" / "Anatomy" / f"prostatex_{args.patient}_labels.nii.gz")}
     if args.with_pd:
         inputs["pd"] = str(patient / pd)
-    output = synthesize_case(inputs, model_path=args.model, seed=0)
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.t1pre_stand_in == "vibe20":
+            reader = sitk.ImageSeriesReader()
+            reader.SetFileNames(reader.GetGDCMSeriesFileNames(inputs["t1pre"]))
+            stand_in = t1_weighted_stand_in(reader.Execute(), sitk.ReadImage(inputs["labels"]))
+            inputs["t1pre"] = str(Path(scratch) / "t1pre_vibe20_from_pd.nii.gz")
+            sitk.WriteImage(stand_in, inputs["t1pre"])
+        output = synthesize_case(inputs, model_path=args.model, seed=0)
     t1pre = sitk.GetArrayFromImage(output.case.images["t1pre"]).astype(np.float64)
     synthetic = {p: sitk.GetArrayFromImage(output.synthetic[p]).astype(np.float64) for p in ("early", "late")}
     labels = output.labels
@@ -131,11 +188,11 @@ def main() -> int:
     checks = plausibility(stats)
     r = tissue_target_r(t1pre, synthetic, labels)
     ood = output.out_of_distribution or {}
-    result = {"patient": f"ProstateX-{args.patient}", "inputs": {k: Path(v).name for k, v in inputs.items()},
+    result = {"patient": f"ProstateX-{args.patient}", "t1pre_stand_in": args.t1pre_stand_in, "inputs": {k: Path(v).name for k, v in inputs.items()},
               "model_sha256": output.provenance.get("model_sha256"), "tissues": stats,
               "checks": [{"check": c, "value": round(float(v), 3), "passed": bool(p)} for c, v, p in checks],
               "tissue_target_r": r, "ood_score": ood.get("score"), "ood_flagged": ood.get("flagged")}
-    print(f"{result['patient']}  (T1-pre stand-in: {result['inputs']['t1pre']}; PD {'given' if args.with_pd else 'left out'})")
+    print(f"{result['patient']}  (T1-pre stand-in: {result['inputs']['t1pre']} [{args.t1pre_stand_in}]; PD {'given' if args.with_pd else 'left out'})")
     print(f"{'tissue':<18}{'voxels':>8}{'T1-pre':>10}{'RE early':>10}{'RE late':>10}")
     for name, row in stats.items():
         print(f"{name:<18}{row['voxels']:>8}{row['t1pre_median']:>10.1f}{row['re_early']:>10.2f}{row['re_late']:>10.2f}")

@@ -151,7 +151,11 @@ def paired_against(document: dict, other: dict, label: str) -> str:
     from DCEDiffLib.evaluation_runner import PAIRED_METRICS, case_metric
 
     for key in ("seed", "sampler", "steps", "samples", "data"):
-        if _get(document, "meta", key) != _get(other, "meta", key):
+        mine, yours = _get(document, "meta", key), _get(other, "meta", key)
+        if key == "data" and isinstance(mine, str) and isinstance(yours, str):
+            # one run may name the folder relative to the working directory, the other absolute
+            mine, yours = str(Path(mine).resolve()), str(Path(yours).resolve())
+        if mine != yours:
             raise SystemExit(f"--against {label}: meta.{key} differs ({_get(document, 'meta', key)!r} here, "
                              f"{_get(other, 'meta', key)!r} there); expected two runs of the same protocol")
     theirs = {row["case"]: row for row in other["cases"]["model"]}

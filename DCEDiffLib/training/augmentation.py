@@ -11,6 +11,16 @@ it rely on structure more than on the exact intensities of the phantom:
 - ``noise``: Gaussian noise of std up to ``noise`` (normalised units) on every condition;
 - ``coil``: a local receive coil (endorectal or a close surface element): 1 + a·exp(−distance/L) around a random
   point, a up to ``coil``; like ``bias``, one field shared by T1-pre and the DCE, its own for T2W and PD;
+- ``centre_dark``: the receive profile of a pelvic phased array: the grid's centre (the prostate) darker than its
+  edges by a factor up to 1 + ``centre_dark``, stronger front–back than left–right, drawn in working-grid
+  coordinates (the crop's place in the grid is passed in). Real PD series show the gland at 0.63–0.75 of the fat
+  where the phantom has 0.89–0.99 (docs/model_quality.md, eighth step). One field for T1-pre and the DCE, its own
+  for T2W and PD;
+- ``fat_gain``: fat (the label map's fat, borders softened over ~2 pixels) up to 1 + ``fat_gain`` times brighter.
+  On the real ProstateX PD series fat stands at 1.46 and 2.12 × muscle and the gland at 0.76 and 0.58 of the fat,
+  where the phantom has fat 1.3 × muscle and the gland at 0.89–0.99 of the fat (docs/model_quality.md, eighth step);
+  a brighter fat pushes the rest of a T1-pre down the percentile scale. One gain for T1-pre and the DCE (fat does
+  not enhance, so the pre and post signal scale together), its own for T2W and PD;
 - ``drop_pd``: the probability that the PD channel is missing (set to ``modalities.MISSING_INPUT_VALUE``), so a
   model also works for protocols without PD (modality dropout).
 
@@ -26,7 +36,8 @@ import numpy as np
 
 from DCEDiffLib.modalities import MISSING_INPUT_VALUE
 
-DEFAULTS = {"gamma": 0.0, "bias": 0.0, "adc_scale": 0.0, "noise": 0.0, "coil": 0.0, "drop_pd": 0.0}
+DEFAULTS = {"gamma": 0.0, "bias": 0.0, "adc_scale": 0.0, "noise": 0.0, "coil": 0.0, "drop_pd": 0.0, "centre_dark": 0.0,
+            "fat_gain": 0.0}
 
 
 def check_augmentation(settings: Dict[str, float]) -> Dict[str, float]:
@@ -35,7 +46,8 @@ def check_augmentation(settings: Dict[str, float]) -> Dict[str, float]:
     if unknown:
         raise ValueError(f"augment: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     out = dict(DEFAULTS, **settings)
-    limits = {"gamma": 1.0, "bias": 0.5, "adc_scale": 0.5, "noise": 0.2, "coil": 4.0, "drop_pd": 0.5}
+    limits = {"gamma": 1.0, "bias": 0.5, "adc_scale": 0.5, "noise": 0.2, "coil": 4.0, "drop_pd": 0.5,
+              "centre_dark": 2.0, "fat_gain": 2.0}
     for key, value in out.items():
         if not isinstance(value, (int, float)) or not 0 <= float(value) <= limits[key]:
             raise ValueError(f"augment.{key} = {value!r}; expected a number in [0, {limits[key]}]")
@@ -63,9 +75,41 @@ def _coil_field(rng: np.random.Generator, shape, amplitude: float) -> np.ndarray
     return (1 + gain * np.exp(-np.hypot(y - cy, x - cx) / length)).astype(np.float32)
 
 
+def centre_dark_field(rng: np.random.Generator, grid_shape, window, amplitude: float) -> np.ndarray:
+    """exp(−s·(1 − q)) on the ``window`` (row slice, column slice) of a ``grid_shape`` grid: q = 0 at a centre
+    drawn near the grid's, 1 at and beyond its front/back edges (left–right weighted 0.3–1); s up to
+    log(1 + amplitude), so the centre is up to 1 + amplitude times darker than the edges. The draws do not depend
+    on the window, so crops of one grid see one field."""
+    strength = np.float32(np.log1p(amplitude) * rng.uniform(0, 1))
+    lr_weight = np.float32(rng.uniform(0.3, 1.0))
+    cy, cx = (np.float32(v) for v in rng.uniform(-0.15, 0.15, 2))
+    y = np.linspace(-1, 1, grid_shape[0], dtype=np.float32)[window[0]]
+    x = np.linspace(-1, 1, grid_shape[1], dtype=np.float32)[window[1]]
+    q = np.minimum((y[:, None] - cy) ** 2 + lr_weight * (x[None, :] - cx) ** 2, np.float32(1.0))
+    return np.exp(-strength * (1 - q)).astype(np.float32)
+
+
+def soft_mask(mask: np.ndarray) -> np.ndarray:
+    """A 2D boolean mask blurred twice by a 3×3 box (borders ramp over ~2 pixels, like partial volume)."""
+    out = mask.astype(np.float32)
+    for _ in range(2):
+        padded = np.pad(out, 1, mode="edge")
+        out = sum(padded[dy:dy + out.shape[0], dx:dx + out.shape[1]] for dy in range(3) for dx in range(3)) / 9.0
+    return out.astype(np.float32)
+
+
+def _fat_field(rng: np.random.Generator, fat: np.ndarray, amplitude: float) -> np.ndarray:
+    gain = np.float32(np.expm1(np.log1p(amplitude) * rng.uniform(0, 1)))   # 0 … amplitude, log-uniform in 1 + g
+    return (1 + gain * fat).astype(np.float32)
+
+
 def augment_slice(rng: np.random.Generator, cond: np.ndarray, target: np.ndarray, channels: Sequence[str],
-                  settings: Dict[str, float]):
-    """Randomize one (C, H, W) condition slice and its (2, H, W) target slice; returns new arrays."""
+                  settings: Dict[str, float], grid_shape=None, window=None, fat_mask=None):
+    """Randomize one (C, H, W) condition slice and its (2, H, W) target slice; returns new arrays.
+
+    ``grid_shape`` and ``window`` (row slice, column slice): where the slice was cropped from its working grid,
+    for ``centre_dark`` (default: the slice is the whole grid); ``fat_mask``: (H, W) bool, the slice's fat, for
+    ``fat_gain`` (None: no gain)."""
     cond = np.array(cond, dtype=np.float32, copy=True)
     target = np.array(target, dtype=np.float32, copy=True)
     index = {name: i for i, name in enumerate(channels)}
@@ -90,6 +134,27 @@ def augment_slice(rng: np.random.Generator, cond: np.ndarray, target: np.ndarray
             field = field * _coil_field(rng, cond.shape[1:], coil)
         cond[index["t1pre"]] = (cond[index["t1pre"]] + 1) * field - 1
         target = (target + 1) * field - 1
+    centre_dark = settings.get("centre_dark", 0.0)
+    if centre_dark:  # drawn after the others, so runs without it keep their batches
+        grid_shape = tuple(grid_shape) if grid_shape is not None else tuple(cond.shape[1:])
+        window = window if window is not None else (slice(None), slice(None))
+        for name in ("t2w", "pd"):
+            if name in index:
+                cond[index[name]] = (cond[index[name]] + 1) * centre_dark_field(rng, grid_shape, window, centre_dark) - 1
+        if "t1pre" in index:
+            field = centre_dark_field(rng, grid_shape, window, centre_dark)
+            cond[index["t1pre"]] = (cond[index["t1pre"]] + 1) * field - 1
+            target = (target + 1) * field - 1
+    fat_gain = settings.get("fat_gain", 0.0)
+    if fat_gain and fat_mask is not None and fat_mask.any():
+        fat = soft_mask(fat_mask)
+        for name in ("t2w", "pd"):
+            if name in index:
+                cond[index[name]] = (cond[index[name]] + 1) * _fat_field(rng, fat, fat_gain) - 1
+        if "t1pre" in index:
+            field = _fat_field(rng, fat, fat_gain)
+            cond[index["t1pre"]] = (cond[index["t1pre"]] + 1) * field - 1
+            target = (target + 1) * field - 1
     if adc_scale and "adc" in index:
         cond[index["adc"]] = (cond[index["adc"]] + 1) * np.float32(rng.uniform(1 - adc_scale, 1 + adc_scale)) - 1
     if noise:

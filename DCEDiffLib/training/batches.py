@@ -111,16 +111,25 @@ class SliceBatches:
             weight = self.weights[case_index][k][window[1:]]
             mask = self.contrast_masks[case_index][:, k][window] if with_masks else None
             cond, target = cond[window], target[window]
+            fat = self._fat_mask(case, k, window[1:])
             if self.flip and rng.random() < 0.5:  # left-right is the column (i) axis of a T2W-oriented grid
                 cond, target, weight = cond[..., ::-1], target[..., ::-1], weight[..., ::-1]
                 mask = mask[..., ::-1] if mask is not None else None
+                fat = fat[..., ::-1] if fat is not None else None
             if self.augmenting:
-                cond, target = augment_slice(rng, cond, target, self.conditions_kept, self.augment)
+                cond, target = augment_slice(rng, cond, target, self.conditions_kept, self.augment,
+                                             grid_shape=(height, width), window=window[1:], fat_mask=fat)
             conds.append(np.clip(cond, -1, 1))
             targets.append(np.clip(target, -1, 1))
             weights.append(weight)
             masks.append(mask)
         return _stacked(conds), _stacked(targets), _stacked(weights), _stacked(masks) if with_masks else None
+
+    def _fat_mask(self, case: CaseArrays, k: int, window) -> Optional[np.ndarray]:
+        """The crop's fat label (for the ``fat_gain`` augmentation); None without labels or without that key."""
+        if not self.augment.get("fat_gain") or case.labels is None or not case.legend or "fat" not in case.legend:
+            return None
+        return case.labels[k][window] == case.legend["fat"]
 
 
 def _stacked(arrays: Sequence[np.ndarray]) -> torch.Tensor:
