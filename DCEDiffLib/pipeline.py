@@ -159,6 +159,14 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     }
     if missing:
         provenance["missing_inputs"] = list(missing)
+    if case.intensity_notes:
+        provenance["intensity_notes"] = dict(case.intensity_notes)
+    # A T1-pre whose range was set from the bulk (intensity_tail.py) clips its hot spot for the model; those voxels
+    # get their own T1-pre back, plus what the model drew at the clip level.
+    t1pre_excess = None
+    if "t1pre" in case.intensity_notes:
+        t1pre_excess = np.maximum(sitk.GetArrayFromImage(case.images["t1pre"]).astype(np.float32)
+                                  - np.float32(case.norm["t1pre"].high), 0)
 
     def to_image(array: np.ndarray) -> sitk.Image:
         image = sitk.GetImageFromArray(array.astype(np.float32))
@@ -169,6 +177,8 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     for index, target in enumerate(TARGET_MODALITIES):
         short = SHORT[target]
         values = denormalize(result.mean[index], tnorm)
+        if t1pre_excess is not None:
+            values = values + t1pre_excess
         synthetic[short] = to_image(values)
         if result.std is not None:
             uncertainty[short] = to_image(spread_to_intensity(result.std[index], tnorm))

@@ -21,6 +21,7 @@ from DCEDiffLib import __version__
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.modalities import (DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT_VALUE, OPTIONAL_INPUTS,
                                    TARGET_MODALITIES)
+from DCEDiffLib.intensity_tail import tame_heavy_tail
 from DCEDiffLib.normalization import NormParams, fit_normalization, normalize
 from DCEDiffLib.progress import CancelHook, check_cancel
 from DCEDiffLib.registration import RegistrationResult, identity_result, register_rigid
@@ -56,6 +57,8 @@ class PreprocessedCase:
     coverage: Dict[str, float]
     sources: Dict[str, str] = dataclasses.field(default_factory=dict)
     crop_centre: dict = dataclasses.field(default_factory=dict)  # crop_centre_lps, crop_centre_source, ...
+    # modality → why its intensity range was set from the bulk (intensity_tail.py); empty for phantom-like exams
+    intensity_notes: Dict[str, str] = dataclasses.field(default_factory=dict)
 
     def normalized(self, modality: str) -> np.ndarray:
         """A condition modality normalised to [-1, 1] (float32 (k, j, i), not clipped)."""
@@ -82,6 +85,7 @@ class PreprocessedCase:
             "modalities": sorted(self.images), "sources": self.sources, "missing_inputs": self.missing_inputs,
             **({"missing_inputs_note": missing_inputs_note(self.missing_inputs)} if self.missing_inputs else {}),
             **self.crop_centre,
+            **({"intensity_notes": dict(self.intensity_notes)} if self.intensity_notes else {}),
             "axis_order": "arrays are (k, j, i); coordinates LPS mm; transforms map T2W points to the series",
         }
 
@@ -211,6 +215,7 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
     on_grid: Dict[str, sitk.Image] = {}
     coverage: Dict[str, float] = {}
     norm: Dict[str, NormParams] = {}
+    intensity_notes: Dict[str, str] = {}
     for key, image in images.items():
         transform = registration[key].transform if key in registration else None
         interpolator = "nearest" if key in LABEL_KEYS else "linear"
@@ -224,9 +229,15 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
                              f"centre {tuple(round(c, 1) for c in grid.center_lps)} LPS mm; expected a series of "
                              f"the same exam covering the prostate (at least {MIN_COVERAGE:.0%})")
         if key in INPUT_MODALITIES:
-            norm[key] = fit_normalization(sitk.GetArrayViewFromImage(on_grid[key]), mask=inside, name=_name(key))
+            values = sitk.GetArrayViewFromImage(on_grid[key])
+            norm[key] = fit_normalization(values, mask=inside, name=_name(key))
+            norm[key], note = tame_heavy_tail(values, norm[key], key, mask=inside)
+            if note:
+                intensity_notes[key] = note
+                (warn or (lambda text: print(f"dcediff: note: {text}", file=sys.stderr, flush=True)))(note)
     sources = {k: str(v) for k, v in inputs.items() if isinstance(v, (str, Path))}
-    return PreprocessedCase(grid, t2w, on_grid, norm, registration, coverage, sources, location.to_dict())
+    return PreprocessedCase(grid, t2w, on_grid, norm, registration, coverage, sources, location.to_dict(),
+                            intensity_notes)
 
 
 def _crop_centre(t2w: sitk.Image, center_lps, find_prostate: bool, should_cancel, warn):
@@ -293,4 +304,4 @@ def load_preprocessed(case_dir) -> PreprocessedCase:
                                                info.get("self_check"), None, info.get("multi_start"))
     crop_centre = {k: v for k, v in meta.items() if k.startswith(("crop_centre", "prostate_"))}
     return PreprocessedCase(grid, t2w, images, norm, registration, dict(meta.get("coverage", {})),
-                            dict(meta.get("sources", {})), crop_centre)
+                            dict(meta.get("sources", {})), crop_centre, dict(meta.get("intensity_notes", {})))

@@ -159,11 +159,17 @@ def main() -> int:
     parser.add_argument("--t1pre-stand-in", choices=("pd", "vibe20"), default="pd",
                         help="pd: the PD series as it is (default); vibe20: made T1-weighted by tissue (see above)")
     parser.add_argument("--with-pd", action="store_true", help="give the PD series as PD too (default: left out)")
+    parser.add_argument("--plain-percentiles", action="store_true",
+                        help="switch off the heavy-tail rule of DCEDiffLib/intensity_tail.py (as before 2026-11-30)")
     parser.add_argument("--model", default=None, help="model file (default: the shipped model)")
     parser.add_argument("--out", default=None, help="write the result as JSON here")
     args = parser.parse_args()
 
+    import DCEDiffLib.intensity_tail as intensity_tail
     from DCEDiffLib.pipeline import synthesize_case
+
+    if args.plain_percentiles:
+        intensity_tail.TAIL_LIMITS = {}
 
     patient = DATA / f"ProstateX-{args.patient}"
     if not patient.is_dir():
@@ -188,7 +194,8 @@ def main() -> int:
     checks = plausibility(stats)
     r = tissue_target_r(t1pre, synthetic, labels)
     ood = output.out_of_distribution or {}
-    result = {"patient": f"ProstateX-{args.patient}", "t1pre_stand_in": args.t1pre_stand_in, "inputs": {k: Path(v).name for k, v in inputs.items()},
+    result = {"patient": f"ProstateX-{args.patient}", "t1pre_stand_in": args.t1pre_stand_in,
+              "intensity_notes": output.provenance.get("intensity_notes", {}), "inputs": {k: Path(v).name for k, v in inputs.items()},
               "model_sha256": output.provenance.get("model_sha256"), "tissues": stats,
               "checks": [{"check": c, "value": round(float(v), 3), "passed": bool(p)} for c, v, p in checks],
               "tissue_target_r": r, "ood_score": ood.get("score"), "ood_flagged": ood.get("flagged")}

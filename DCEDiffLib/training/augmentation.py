@@ -140,7 +140,8 @@ def augment_slice(rng: np.random.Generator, cond: np.ndarray, target: np.ndarray
         window = window if window is not None else (slice(None), slice(None))
         for name in ("t2w", "pd"):
             if name in index:
-                cond[index[name]] = (cond[index[name]] + 1) * centre_dark_field(rng, grid_shape, window, centre_dark) - 1
+                field = centre_dark_field(rng, grid_shape, window, centre_dark)
+                cond[index[name]] = (cond[index[name]] + 1) * field - 1
         if "t1pre" in index:
             field = centre_dark_field(rng, grid_shape, window, centre_dark)
             cond[index["t1pre"]] = (cond[index["t1pre"]] + 1) * field - 1
