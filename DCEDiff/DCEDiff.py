@@ -331,6 +331,8 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.statusLabel.text += " " + _("Made without {inputs} (the model was trained to do without "
                                                     "it).").format(inputs=", ".join(m.upper() for m in
                                                                                     outcome.missingInputs))
+            if outcome.intensityNotes:
+                self.ui.statusLabel.text += " " + intensityNotesText(outcome.intensityNotes)
         self._onParameterNodeModified()
 
 
@@ -340,6 +342,14 @@ def outOfDistributionText(ood: dict) -> str:
     return _("The inputs do not look like the data the model was trained on (out-of-distribution score {score}, "
              "threshold {threshold}). The synthetic images may be wrong; every output says so.\n\n{reasons}").format(
         score=ood.get("score"), threshold=ood.get("threshold"), reasons=reasons)
+
+
+def intensityNotesText(notes: Dict[str, str]) -> str:
+    """One line for the status (GUI) or the log (batch) when the engine set an input's intensity range from the
+    bulk of the image (a bright coil hot spot; the details are the node attribute DCEDiff.Provenance.intensity_notes)."""
+    return _("The intensity range of {inputs} was set from the bulk of the image (a bright hot spot, likely a "
+             "receive coil's near field): see the node attribute DCEDiff.Provenance.intensity_notes.").format(
+        inputs=", ".join(m.upper() for m in sorted(notes)))
 
 
 def stepsAfterSamplerChange(previous: Optional[str], sampler: str, steps: int) -> int:
@@ -389,6 +399,8 @@ class DCEDiffResult:
     cancelled: bool = False
     outOfDistribution: Optional[dict] = None  # {"score", "threshold", "reasons"} when the engine flagged the inputs
     missingInputs: tuple = ()  # inputs the engine synthesized without (e.g. ("pd",)), from the result nodes
+    # input → why its intensity range was set from the bulk of the image (engine's intensity_tail.py), if it was
+    intensityNotes: Dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -562,8 +574,10 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
                     logging.exception("DCEDiff: could not set up the comparison layout")
             ood = created["synthetic_early"].GetAttribute(scene_io.OOD_ATTRIBUTE)
             missing = created["synthetic_early"].GetAttribute(scene_io.MISSING_ATTRIBUTE)
+            notes = provenance.get("intensity_notes")
             return DCEDiffResult(created, provenance, seconds, outOfDistribution=json.loads(ood) if ood else None,
-                                 missingInputs=tuple(missing.split(",")) if missing else ())
+                                 missingInputs=tuple(missing.split(",")) if missing else (),
+                                 intensityNotes=json.loads(notes) if notes else {})
         finally:
             shutil.rmtree(job.workDir, ignore_errors=True)
 

@@ -145,6 +145,12 @@ def run(argv) -> int:
         from DCEDiff import outOfDistributionText
 
         print(f"DCEDiffBatch: WARNING: {outOfDistributionText(result.outOfDistribution)}", flush=True)
+    if result.intensityNotes:
+        from DCEDiff import intensityNotesText
+
+        print(f"DCEDiffBatch: note: {intensityNotesText(result.intensityNotes)}", flush=True)
+        for note in result.intensityNotes.values():
+            print(f"DCEDiffBatch: note: {note}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     for role, node in result.nodes.items():
         path = out / (f"{role}.tsv" if node.IsA("vtkMRMLTableNode") else f"{role}.nrrd")

@@ -334,3 +334,14 @@ def test_pd_may_stay_empty_only_for_a_model_trained_without_it(modules, monkeypa
     # a finished run without PD says so in the status line
     widget.onCompleted(DCEDiff.DCEDiffResult({}, {}, 1.0, missingInputs=("pd",)))
     assert "Made without PD" in widget.ui.statusLabel.text
+
+
+def test_a_run_whose_intensity_range_was_set_from_the_bulk_says_so(modules, monkeypatch):
+    DCEDiff, _ = modules
+    widget, _ = make_widget(DCEDiff, monkeypatch)
+    widget.onCompleted(DCEDiff.DCEDiffResult({}, {}, 1.0))
+    assert "intensity range" not in widget.ui.statusLabel.text
+    widget.onCompleted(DCEDiff.DCEDiffResult({}, {}, 1.0, intensityNotes={"t1pre": "t1pre: bright tail 3.1×",
+                                                                           "pd": "pd: bright tail 2.4×"}))
+    assert "intensity range of PD, T1PRE was set from the bulk" in widget.ui.statusLabel.text
+    assert "DCEDiff.Provenance.intensity_notes" in widget.ui.statusLabel.text

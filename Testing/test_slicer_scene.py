@@ -138,7 +138,8 @@ def test_output_nodes_are_aligned_with_the_t2w_and_inputs_are_untouched(t2w_imag
     for kind in kinds:
         for target, scale in (("early", 1.0), ("late", 2.0)):
             sitk.WriteImage(on_t2w * scale, str(out / "t2w_grid" / f"{kind}_{target}.nii.gz"))
-    provenance = {"synthetic": True, "model": "tiny", "sampler": "dpmpp", "steps": 3, "seed": 7, "samples": 2}
+    provenance = {"synthetic": True, "model": "tiny", "sampler": "dpmpp", "steps": 3, "seed": 7, "samples": 2,
+                  "intensity_notes": {"t1pre": "t1pre: bright tail 3.13× the bulk"}}
     (out / "synthesis.json").write_text(json.dumps({"provenance": provenance}), encoding="utf-8")
     (out / "metrics.json").write_text(json.dumps(METRICS), encoding="utf-8")
 
@@ -151,6 +152,8 @@ def test_output_nodes_are_aligned_with_the_t2w_and_inputs_are_untouched(t2w_imag
     for key, node in nodes.items():
         assert node.GetAttribute("DCEDiff.Synthetic") == "true", key
         assert node.GetAttribute("DCEDiff.Provenance.seed") == "7"
+        # nested provenance reads back as JSON (the module's DCEDiffResult.intensityNotes parses it)
+        assert json.loads(node.GetAttribute("DCEDiff.Provenance.intensity_notes")) == provenance["intensity_notes"]
         if key == "metrics":
             continue
         np.testing.assert_allclose(scene_io.node_ijk_to_ras(node), scene_io.node_ijk_to_ras(t2w), atol=1e-5)

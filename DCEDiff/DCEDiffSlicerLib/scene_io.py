@@ -182,8 +182,9 @@ def flag_synthetic(node, provenance: Dict[str, object], role: str) -> None:
     """Mark a result node as synthetic, with its provenance, as node attributes."""
     node.SetAttribute(SYNTHETIC_ATTRIBUTE, "true")
     node.SetAttribute(ROLE_ATTRIBUTE, role)
-    for key, value in provenance.items():
-        node.SetAttribute(PROVENANCE_PREFIX + str(key), str(value))
+    for key, value in provenance.items():  # nested values (e.g. intensity_notes) as JSON, so they read back
+        text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        node.SetAttribute(PROVENANCE_PREFIX + str(key), text)
 
 
 def out_of_distribution(side: dict) -> Optional[dict]:
