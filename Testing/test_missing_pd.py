@@ -298,13 +298,11 @@ def test_evaluate_with_pd_missing_runs_every_method_without_it(dropout_model, pl
 
 
 def test_script_adds_optional_inputs_to_a_card_from_its_recipe_only(dropout_model, plain_model, tmp_path, capsys):
-    import importlib.util
     import shutil
 
-    spec = importlib.util.spec_from_file_location("add_optional_inputs", Path(__file__).resolve().parent.parent
-                                                  / "scripts" / "add_optional_inputs.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    from script_module import load_script
+
+    script = load_script("add_optional_inputs")
     # a card exported before the field existed: the same weights and recipe, no optional_inputs
     old = tmp_path / "old.safetensors"
     shutil.copy(dropout_model, old)

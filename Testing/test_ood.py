@@ -8,7 +8,6 @@ Then: the card script, the pipeline's outputs (synthesis.json, NIfTI description
 and the Slicer node attribute. Registration is skipped (the phantom's series share one frame): fast.
 """
 
-import importlib.util
 import json
 import shutil
 import sys
@@ -204,10 +203,9 @@ def test_missing_modality_is_skipped_and_bad_input_is_refused(card, training):
 # ------------------------------------------------------------------------------------------------ the card script
 
 def _script():
-    spec = importlib.util.spec_from_file_location("add_input_statistics", ROOT / "scripts" / "add_input_statistics.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from script_module import load_script
+
+    return load_script("add_input_statistics")
 
 
 @pytest.fixture(scope="module")

@@ -2,20 +2,14 @@
 made T1-weighted tissue by tissue must turn fat bright and urine dark against muscle, follow the labels through
 physical space (labels on another grid), and leave the PD image untouched."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import SimpleITK as sitk
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "real_exam_tissue_enhancement.py"
+from script_module import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("real_exam_tissue_enhancement", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("real_exam_tissue_enhancement")
 
 
 def test_vibe20_factors_order_tissues_as_a_t1_weighted_gre():

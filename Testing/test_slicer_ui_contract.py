@@ -8,7 +8,6 @@
 """
 
 import ast
-import importlib.util
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -103,10 +102,9 @@ def test_node_selectors_follow_the_scene():
 
 
 def _load_check_manifest():
-    spec = importlib.util.spec_from_file_location("check_manifest", ROOT / "Testing" / "check_manifest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from script_module import load_file
+
+    return load_file(ROOT / "Testing" / "check_manifest.py")
 
 
 def test_manifest_check_passes_here_and_catches_gaps(tmp_path):

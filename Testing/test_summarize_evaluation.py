@@ -1,18 +1,12 @@
 """scripts/summarize_evaluation.py --against: paired differences between the models of two evaluate runs."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "summarize_evaluation.py"
+from script_module import load_script
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("summarize_evaluation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("summarize_evaluation")
 
 
 def _run(psnr_by_case, seed=0):
