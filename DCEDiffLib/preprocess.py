@@ -19,9 +19,9 @@ import SimpleITK as sitk
 
 from DCEDiffLib import __version__
 from DCEDiffLib.errors import InputError
+from DCEDiffLib.intensity_tail import tame_heavy_tail
 from DCEDiffLib.modalities import (DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT_VALUE, OPTIONAL_INPUTS,
                                    TARGET_MODALITIES)
-from DCEDiffLib.intensity_tail import tame_heavy_tail
 from DCEDiffLib.normalization import NormParams, fit_normalization, normalize
 from DCEDiffLib.progress import CancelHook, check_cancel
 from DCEDiffLib.registration import RegistrationResult, identity_result, register_rigid
