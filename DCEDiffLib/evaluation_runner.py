@@ -92,7 +92,12 @@ def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed:
         if out is not None and spread is not None:
             for i, t in enumerate(TARGET_MODALITIES):
                 out[SHORT[t]] = spread_to_intensity(spread[i], case.norm[t])
-    return {SHORT[t]: denormalize(result.mean[i], case.norm[t]).astype(np.float32)
+    # as synthesis does (pipeline.synthesize_case): a T1-pre whose range was set from the bulk gets the excess of
+    # its clipped voxels back
+    excess = 0.0
+    if "t1pre" in case.intensity_notes:
+        excess = np.maximum(case.raw("t1pre") - np.float32(case.norm["t1pre"].high), 0)
+    return {SHORT[t]: (denormalize(result.mean[i], case.norm[t]) + excess).astype(np.float32)
             for i, t in enumerate(TARGET_MODALITIES)}
 
 

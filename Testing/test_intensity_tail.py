@@ -109,3 +109,37 @@ def test_shipped_model_keeps_the_gland_enhancement_under_a_hot_coil_band(monkeyp
 
     assert relative_error(rule_gland) < relative_error(plain_gland)
     assert relative_error(rule_gland) < 0.3
+
+
+def _case_arrays(notes):
+    from DCEDiffLib.normalization import NormParams
+    from DCEDiffLib.training.case_data import CaseArrays
+
+    rng = np.random.default_rng(3)
+    conditions = rng.uniform(-1, 1, (4, 2, 16, 16)).astype(np.float32)
+    conditions[3, :, :2, :] = 3.0                       # a hot band above the T1-pre's range (normalised > 1)
+    norm = {m: NormParams(0.0, 100.0) for m in ("t2w", "pd", "adc", "t1pre")}
+    norm.update({m: NormParams(0.0, 300.0) for m in ("dce_early", "dce_late")})
+    return CaseArrays("c", conditions, None, None, None, norm, {}, notes)
+
+
+def test_cached_cases_keep_their_notes(tmp_path):
+    from DCEDiffLib.training.case_data import _read_cache, _write_cache
+
+    arrays = _case_arrays({"t1pre": "t1pre: bright tail"})
+    _write_cache(tmp_path / "c.npz", arrays)
+    assert _read_cache(tmp_path / "c.npz", "c").intensity_notes == {"t1pre": "t1pre: bright tail"}
+
+
+def test_evaluation_adds_the_clipped_t1pre_excess_back_like_synthesis(tmp_path):
+    from DCEDiffLib.diffusion.model_files import load_model
+    from DCEDiffLib.evaluation_runner import synthesize_arrays
+    from random_model import save_random_model
+
+    model = load_model(save_random_model(tmp_path))
+    plain = synthesize_arrays(model, _case_arrays({}), "ddim", 2, 1, 0, "cpu")
+    noted = synthesize_arrays(model, _case_arrays({"t1pre": "t1pre: bright tail"}), "ddim", 2, 1, 0, "cpu")
+    excess = np.zeros((2, 16, 16), np.float32)
+    excess[:, :2, :] = 3.0 * 50 + 50 - 100             # raw T1-pre 200 (normalised 3 on [0, 100]) minus high 100
+    for target in ("early", "late"):
+        np.testing.assert_allclose(noted[target] - plain[target], excess, atol=1e-3)

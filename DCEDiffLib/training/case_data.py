@@ -22,7 +22,7 @@ from DCEDiffLib.normalization import NormParams, normalize
 from DCEDiffLib.target_scale import target_norm_params
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the heavy-tail rule of intensity_tail.py (a case it fires on is normalised differently)
 
 
 @dataclasses.dataclass
@@ -42,6 +42,8 @@ class CaseArrays:
     legend: Optional[Dict[str, int]]
     norm: Dict[str, NormParams]
     grid: dict
+    # modality → why its range was set from the bulk (preprocess's intensity_notes); empty for phantom-like cases
+    intensity_notes: Dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def num_slices(self) -> int:
@@ -132,7 +134,8 @@ def arrays_from_preprocessed(name: str, case, legend: Optional[Dict[str, int]] =
     labels = None
     if "labels" in case.images:
         labels = sitk.GetArrayFromImage(case.images["labels"]).astype(np.int16)
-    return CaseArrays(name, conditions, targets, labels, legend, norm, case.grid.to_dict())
+    return CaseArrays(name, conditions, targets, labels, legend, norm, case.grid.to_dict(),
+                      dict(case.intensity_notes))
 
 
 def load_case(case_dir: Path, cache_dir: Optional[Path] = None, register: bool = True) -> CaseArrays:
@@ -162,7 +165,8 @@ def load_case(case_dir: Path, cache_dir: Optional[Path] = None, register: bool =
 def _write_cache(path: Path, arrays: CaseArrays) -> None:
     from DCEDiffLib.atomic import atomic_path
 
-    meta = {"norm": {m: p.to_dict() for m, p in arrays.norm.items()}, "legend": arrays.legend, "grid": arrays.grid}
+    meta = {"norm": {m: p.to_dict() for m, p in arrays.norm.items()}, "legend": arrays.legend, "grid": arrays.grid,
+            "intensity_notes": arrays.intensity_notes}
     payload = {"conditions": arrays.conditions, "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
     if arrays.targets is not None:
         payload["targets"] = arrays.targets
@@ -184,4 +188,4 @@ def _read_cache(path: Path, name: str) -> CaseArrays:
             labels=data["labels"] if "labels" in data else None,
             legend=meta["legend"],
             norm={m: NormParams.from_dict(p) for m, p in meta["norm"].items()},
-            grid=meta["grid"])
+            grid=meta["grid"], intensity_notes=dict(meta.get("intensity_notes") or {}))
