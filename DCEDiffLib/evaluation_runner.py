@@ -84,6 +84,7 @@ def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed:
     ``expected_error_out`` (when given and the card has one). ``missing``: inputs left out (their channel is
     ``MISSING_INPUT_VALUE``)."""
     from DCEDiffLib.diffusion.synthesis import synthesize_volume
+    from DCEDiffLib.intensity_tail import clipped_t1pre_excess
     from DCEDiffLib.normalization import denormalize, spread_to_intensity
 
     result = synthesize_volume(model, model_conditions(model, case, missing), sampler=sampler, steps=steps,
@@ -94,11 +95,11 @@ def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed:
                 out[SHORT[t]] = spread_to_intensity(spread[i], case.norm[t])
     # as synthesis does (pipeline.synthesize_case): a T1-pre whose range was set from the bulk gets the excess of
     # its clipped voxels back
-    excess = 0.0
-    if "t1pre" in case.intensity_notes:
-        excess = np.maximum(case.raw("t1pre") - np.float32(case.norm["t1pre"].high), 0)
-    return {SHORT[t]: (denormalize(result.mean[i], case.norm[t]) + excess).astype(np.float32)
-            for i, t in enumerate(TARGET_MODALITIES)}
+    excess = None
+    if case.intensity_notes:
+        excess = clipped_t1pre_excess(case.raw("t1pre"), case.norm["t1pre"], case.intensity_notes)
+    return {SHORT[t]: (denormalize(result.mean[i], case.norm[t]) + (0.0 if excess is None else excess))
+            .astype(np.float32) for i, t in enumerate(TARGET_MODALITIES)}
 
 
 def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: Optional[Path] = None,

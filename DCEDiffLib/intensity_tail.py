@@ -32,7 +32,10 @@ TAIL_PERCENTILE = 90.0
 
 def tail_spread(values: np.ndarray, params: NormParams) -> float:
     """(high − low) / (p90 − low): how far the top of the range lies beyond the bulk (inf if p90 == low)."""
-    p90 = float(np.percentile(values, TAIL_PERCENTILE))
+    return _spread(float(np.percentile(values, TAIL_PERCENTILE)), params)
+
+
+def _spread(p90: float, params: NormParams) -> float:
     return float((params.high - params.low) / (p90 - params.low)) if p90 > params.low else float("inf")
 
 
@@ -50,10 +53,10 @@ def tame_heavy_tail(array: np.ndarray, params: NormParams, modality: str,
     values = values[np.isfinite(values)]
     if values.size == 0:
         return params, None
-    spread = tail_spread(values, params)
+    p90 = float(np.percentile(values, TAIL_PERCENTILE))
+    spread = _spread(p90, params)
     if not np.isfinite(spread) or spread <= TAIL_LIMITS[modality]:
         return params, None
-    p90 = float(np.percentile(values, TAIL_PERCENTILE))
     tamed = NormParams(params.low, params.low + TAIL_TYPICAL[modality] * (p90 - params.low),
                        params.low_percentile, params.high_percentile)
     share = float(np.mean(values > tamed.high))
@@ -61,3 +64,11 @@ def tame_heavy_tail(array: np.ndarray, params: NormParams, modality: str,
             f"reach {TAIL_LIMITS[modality]:g}), likely a receive coil's near field: intensity range set from the "
             f"90th percentile ({params.high:.6g} → {tamed.high:.6g}); {share:.1%} of the voxels lie above it")
     return tamed, note
+
+
+def clipped_t1pre_excess(t1pre: np.ndarray, params: NormParams, notes) -> Optional[np.ndarray]:
+    """What the T1-pre (original intensities) has above its range where the rule set that range (``"t1pre"`` in
+    ``notes``), to be added back to the synthetic images: those voxels were clipped for the model. None otherwise."""
+    if "t1pre" not in notes:
+        return None
+    return np.maximum(np.asarray(t1pre, dtype=np.float32) - np.float32(params.high), 0)

@@ -18,6 +18,7 @@ import SimpleITK as sitk
 from DCEDiffLib import __version__, defaults
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.extras import extra_available
+from DCEDiffLib.intensity_tail import clipped_t1pre_excess
 from DCEDiffLib.modalities import DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT_VALUE, TARGET_MODALITIES
 from DCEDiffLib.progress import CancelHook, ProgressCallback, ProgressTracker, check_cancel
 
@@ -161,12 +162,12 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
         provenance["missing_inputs"] = list(missing)
     if case.intensity_notes:
         provenance["intensity_notes"] = dict(case.intensity_notes)
-    # A T1-pre whose range was set from the bulk (intensity_tail.py) clips its hot spot for the model; those voxels
-    # get their own T1-pre back, plus what the model drew at the clip level.
+    # A T1-pre whose range was set from the bulk clips its hot spot for the model; those voxels get their own
+    # T1-pre back, plus what the model drew at the clip level.
     t1pre_excess = None
-    if "t1pre" in case.intensity_notes:
-        t1pre_excess = np.maximum(sitk.GetArrayFromImage(case.images["t1pre"]).astype(np.float32)
-                                  - np.float32(case.norm["t1pre"].high), 0)
+    if case.intensity_notes:  # (reading the T1-pre array only then)
+        t1pre_excess = clipped_t1pre_excess(sitk.GetArrayFromImage(case.images["t1pre"]), case.norm["t1pre"],
+                                            case.intensity_notes)
 
     def to_image(array: np.ndarray) -> sitk.Image:
         image = sitk.GetImageFromArray(array.astype(np.float32))

@@ -103,6 +103,19 @@ def _fat_field(rng: np.random.Generator, fat: np.ndarray, amplitude: float) -> n
     return (1 + gain * fat).astype(np.float32)
 
 
+def _scale_each_series(cond: np.ndarray, target: np.ndarray, index: Dict[str, int], draw_field) -> np.ndarray:
+    """Multiply intensities (normalised + 1) by fields from ``draw_field()``: one each for T2W and PD, one shared by
+    the T1-pre and the DCE targets (drawn in that order). ``cond`` changes in place; returns the new target."""
+    for name in ("t2w", "pd"):
+        if name in index:
+            cond[index[name]] = (cond[index[name]] + 1) * draw_field() - 1
+    if "t1pre" in index:
+        field = draw_field()
+        cond[index["t1pre"]] = (cond[index["t1pre"]] + 1) * field - 1
+        target = (target + 1) * field - 1
+    return target
+
+
 def augment_slice(rng: np.random.Generator, cond: np.ndarray, target: np.ndarray, channels: Sequence[str],
                   settings: Dict[str, float], grid_shape=None, window=None, fat_mask=None):
     """Randomize one (C, H, W) condition slice and its (2, H, W) target slice; returns new arrays.
@@ -138,24 +151,12 @@ def augment_slice(rng: np.random.Generator, cond: np.ndarray, target: np.ndarray
     if centre_dark:  # drawn after the others, so runs without it keep their batches
         grid_shape = tuple(grid_shape) if grid_shape is not None else tuple(cond.shape[1:])
         window = window if window is not None else (slice(None), slice(None))
-        for name in ("t2w", "pd"):
-            if name in index:
-                field = centre_dark_field(rng, grid_shape, window, centre_dark)
-                cond[index[name]] = (cond[index[name]] + 1) * field - 1
-        if "t1pre" in index:
-            field = centre_dark_field(rng, grid_shape, window, centre_dark)
-            cond[index["t1pre"]] = (cond[index["t1pre"]] + 1) * field - 1
-            target = (target + 1) * field - 1
+        target = _scale_each_series(cond, target, index, lambda: centre_dark_field(rng, grid_shape, window,
+                                                                                   centre_dark))
     fat_gain = settings.get("fat_gain", 0.0)
     if fat_gain and fat_mask is not None and fat_mask.any():
         fat = soft_mask(fat_mask)
-        for name in ("t2w", "pd"):
-            if name in index:
-                cond[index[name]] = (cond[index[name]] + 1) * _fat_field(rng, fat, fat_gain) - 1
-        if "t1pre" in index:
-            field = _fat_field(rng, fat, fat_gain)
-            cond[index["t1pre"]] = (cond[index["t1pre"]] + 1) * field - 1
-            target = (target + 1) * field - 1
+        target = _scale_each_series(cond, target, index, lambda: _fat_field(rng, fat, fat_gain))
     if adc_scale and "adc" in index:
         cond[index["adc"]] = (cond[index["adc"]] + 1) * np.float32(rng.uniform(1 - adc_scale, 1 + adc_scale)) - 1
     if noise:
