@@ -4,9 +4,9 @@
 # of a batch) on 2.5× the patients: the 96 training patients of scripts/finetune_physiology.sh plus 144 new ones of
 # generator version 2 (64 procedural domain A, seed 2060; 48 real-anatomy, 2061; 32 procedural domain B, 2062).
 # Validation stays the same 18 patients (seeds 2053–2055), so the result pairs with runs/val6.
-# Mean +2000 steps, residual +200 around the new mean. Re-running resumes.
-# Usage: bash scripts/finetune_more_patients.sh [WORK_DIR=runs]   (about 85 min on a 2-core CPU: generation and
-#   preprocessing ~20, mean ~55, residual ~8)
+# Mean +1500 steps, residual +200 around the new mean. Re-running resumes.
+# Usage: bash scripts/finetune_more_patients.sh [WORK_DIR=runs]   (about 95 min on a 2-core CPU: generation
+#   ~8, preprocessing the 258 cases ~35, mean ~45, residual ~8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-runs}
