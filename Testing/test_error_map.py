@@ -89,31 +89,6 @@ def test_radial_factor_recovers_a_larger_error_near_the_centre():
         fit_radial_factor([estimate[:1]], [error[:1]], [radius[:1, :2, :2]])
 
 
-def test_level_factor_recovers_an_error_that_grows_with_the_synthetic_value():
-    """Errors proportional to the synthetic value (a multiplicative error) over a flat edge-based estimate: the
-    fitted factor rises with the value as the truth does, and the map applies it voxel by voxel."""
-    from DCEDiffLib.diffusion.error_map import fit_level_factor
-
-    rng = np.random.default_rng(5)
-    level = rng.uniform(-1.0, 1.0, 40000)
-    estimate = np.full(level.shape, 0.02)
-    truth = 1.0 + (level + 1.0)  # factor 1 at −1, 3 at +1
-    error = estimate * truth * rng.uniform(0.5, 1.5, level.shape)
-    fitted = fit_level_factor([estimate], [error], [level], bins=8)
-    assert len(fitted["nodes"]) == 8 and np.all(np.diff(fitted["nodes"]) > 0)
-    for node, factor in zip(fitted["nodes"], fitted["factor"]):
-        assert factor == pytest.approx(2.0 + node, rel=0.05)
-    volume = np.linspace(-1.0, 1.0, 16 * 16, dtype=np.float32).reshape(1, 16, 16)  # edges equal everywhere
-    table = {"nodes": [0.0, 0.5], "mean_abs_error": [0.02, 0.02], "level": fitted}
-    out = expected_error(volume, table)
-    assert spearman(out.ravel(), volume.ravel()) > 0.99
-    assert out[0, -1, -1] / out[0, 0, 0] == pytest.approx(fitted["factor"][-1] / fitted["factor"][0], rel=1e-4)
-    with pytest.raises(ValueError):
-        fit_level_factor([estimate], [error[:10]], [level])
-    with pytest.raises(ValueError, match="fewer than 2"):
-        fit_level_factor([estimate], [error], [np.zeros_like(level)])  # one value: one bin
-
-
 def card_with(block):
     return {"targets": ["dce_early", "dce_late"], "error_model": block}
 
@@ -131,12 +106,6 @@ def test_card_error_model_is_checked():
     radial["targets"]["dce_early"]["radial"] = {"nodes": [0.4, 1.2], "factor": [2.0, -1.0]}
     with pytest.raises(ModelFileError, match="radial"):
         error_models_of_card(card_with(radial), ["dce_early"])
-    level = good_block()
-    level["targets"]["dce_early"] = dict(level["targets"]["dce_early"], level={"nodes": [-0.5, 0.5], "factor": [0.8, 1.6]})
-    assert error_models_of_card(card_with(level), ["dce_early"])["dce_early"]["level"]["factor"] == [0.8, 1.6]
-    level["targets"]["dce_early"]["level"] = {"nodes": [0.5, -0.5], "factor": [0.8, 1.6]}  # not increasing
-    with pytest.raises(ModelFileError, match="level"):
-        error_models_of_card(card_with(level), ["dce_early"])
     assert set(error_models_of_card(card_with(good_block()), ["dce_early", "dce_late"])) == {"dce_early", "dce_late"}
     bad = good_block()
     bad["targets"]["dce_late"] = {"nodes": [0.3, 0.1], "mean_abs_error": [0.01, 0.02]}  # not increasing

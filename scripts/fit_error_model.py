@@ -5,13 +5,12 @@ For each validation case the model synthesizes early/late at its default setting
 in-plane gradient magnitude of the synthetic image (normalised units) is binned by its quantiles over the body
 voxels of all cases, and each bin gets the mean |synthetic − acquired| seen there (DCEDiffLib/diffusion/error_map.py);
 then the radial factor: mean |error| over the mean edge-based estimate in shells of distance from the grid centre
-(``--no-radial`` leaves it out), then the level factor: the same ratio per quantile bin of the synthetic's value
-(``--no-level`` leaves it out). The card is rewritten atomically; the weights are not touched. Never run it on test
+(``--no-radial`` leaves it out). The card is rewritten atomically; the weights are not touched. Never run it on test
 patients.
 
 ``--cross-validate K`` first scores the recipe on held-out validation patients (K folds by case; median over the
 held-out patients of Spearman(expected, |error|) and mean |error| / mean expected, in the body and in the prostate
-label), for the edges alone, with the radial factor and with both factors; ``--dry-run`` stops there without writing the card.
+label), for the edges alone and with the radial factor; ``--dry-run`` stops there without writing the card.
 
     .venv/bin/python scripts/fit_error_model.py MODEL --data DATA_DIR --split RUN/split.json [--cache DIR] [--cases N]
         [--cross-validate 3] [--dry-run]
@@ -33,10 +32,9 @@ if str(ROOT) not in sys.path:
 PROSTATE_LABELS = ("peripheral_zone", "transition_zone", "lesion")
 
 
-def fit_tables(cases, bins: int, radial: bool, level: bool = False) -> dict:
+def fit_tables(cases, bins: int, radial: bool) -> dict:
     """One target's table from ``cases`` = [(synthetic, body mask, |error|, prostate mask or None), ...]."""
-    from DCEDiffLib.diffusion.error_map import (edge_feature, expected_error, fit_error_model, fit_level_factor,
-                                                fit_radial_factor)
+    from DCEDiffLib.diffusion.error_map import edge_feature, expected_error, fit_error_model, fit_radial_factor
     from DCEDiffLib.ood import gland_radius
 
     table = fit_error_model([edge_feature(m)[b] for m, b, _, _ in cases], [e[b] for _, b, e, _ in cases], bins=bins)
@@ -45,10 +43,6 @@ def fit_tables(cases, bins: int, radial: bool, level: bool = False) -> dict:
         fitted = fit_radial_factor([expected_error(m, table)[b] for m, b, _, _ in cases],
                                    [e[b] for _, b, e, _ in cases], [radius[b] for _, b, _, _ in cases])
         table["radial"] = {key: [round(v, 4) for v in values] for key, values in fitted.items()}
-    if level:
-        fitted = fit_level_factor([expected_error(m, table)[b] for m, b, _, _ in cases],
-                                  [e[b] for _, b, e, _ in cases], [m[b] for m, b, _, _ in cases])
-        table["level"] = {key: [round(v, 4) for v in values] for key, values in fitted.items()}
     return table
 
 
@@ -57,12 +51,11 @@ def held_out_scores(cases, bins: int, folds: int) -> dict:
     from DCEDiffLib.diffusion.error_map import expected_error
     from DCEDiffLib.evaluation.protocol import spearman
 
-    rows = {"edges": [], "edges + radial": [], "edges + radial + level": []}
+    rows = {"edges": [], "edges + radial": []}
     for fold in range(folds):
         train = [c for i, c in enumerate(cases) if i % folds != fold]
-        for variant, radial, level in (("edges", False, False), ("edges + radial", True, False),
-                                       ("edges + radial + level", True, True)):
-            table = fit_tables(train, bins, radial, level)
+        for variant, radial in (("edges", False), ("edges + radial", True)):
+            table = fit_tables(train, bins, radial)
             for i, (mean, body, error, prostate) in enumerate(cases):
                 if i % folds != fold:
                     continue
@@ -104,8 +97,6 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=0, help="at most this many validation cases (0: all)")
     parser.add_argument("--bins", type=int, default=10)
     parser.add_argument("--no-radial", action="store_true", help="edges only (the version of 2026-11-30, step 4)")
-    parser.add_argument("--no-level", action="store_true",
-                        help="no level factor (the version of 2026-11-30, step 6)")
     parser.add_argument("--cross-validate", type=int, default=0, metavar="K",
                         help="first score the recipe on held-out validation patients (K folds)")
     parser.add_argument("--dry-run", action="store_true", help="do not write the card")
@@ -137,22 +128,20 @@ def main() -> int:
         return 0
     block = {"version": ERROR_MODEL_VERSION, "feature": FEATURE, "region": "body",
              "radial": None if args.no_radial else "factor per shell of distance from the grid centre (ood.gland_radius)",
-             "level": None if args.no_level else "factor per quantile bin of the synthetic image's value",
              "targets": {},
              "fitted_on": f"{len(names)} validation patients of {args.data} ({args.split}), 1 sample, default "
                           "settings; scripts/fit_error_model.py"}
     for t in targets:
-        table = fit_tables(cases[t], args.bins, radial=not args.no_radial, level=not args.no_level)
+        table = fit_tables(cases[t], args.bins, radial=not args.no_radial)
         f = np.concatenate([edge_feature(m)[b] for m, b, _, _ in cases[t]])
         e = np.concatenate([err[b] for _, b, err, _ in cases[t]])
         predicted = np.interp(f, table["nodes"], table["mean_abs_error"])
         block["targets"][t] = {"nodes": table["nodes"], "mean_abs_error": table["mean_abs_error"],
                                "spearman_on_fit": round(float(spearman(predicted, e)), 4)}
-        for key in ("radial", "level"):
-            if key in table:
-                block["targets"][t][key] = table[key]
+        if "radial" in table:
+            block["targets"][t]["radial"] = table["radial"]
         print(f"{t}: Spearman(edge estimate, |error|) on the fitted voxels {block['targets'][t]['spearman_on_fit']:+.3f}"
-              + "".join(f"; {key} factor {table[key]}" for key in ("radial", "level") if key in table))
+              + (f"; radial factor {table['radial']}" if "radial" in table else ""))
     card = dict(model.card, error_model=block)
     check_card(card, card_path)
     write_text_atomic(card_path, json.dumps(card, indent=2))

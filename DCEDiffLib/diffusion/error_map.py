@@ -14,12 +14,6 @@ gland's enhancement are harder than the body's. So a table may carry a ``radial`
 mean edge-based estimate in shells of distance from the grid's centre (the working grid centres the prostate;
 distance in units of the central ellipsoid, ``ood.gland_radius``), interpolated between the shells' mean radii.
 
-Edges and distance do not rank the error *inside* the gland (Spearman ≈ 0 on validation and fresh patients): there
-the error grows with the synthetic image's own level (a brighter gland is off by more, as a multiplicative error
-would be; Spearman +0.2 … +0.6 in 5 of 7 validation patients). So a table may also carry a ``level`` factor: the
-mean |error| over the mean edge × radial estimate per quantile bin of the synthetic's level (normalised units),
-interpolated between the bins' median levels.
-
 Everything is in the model's normalised units ([-1, 1] targets); callers scale the map as they scale the sample
 std (``(high − low) / 2`` of the target's normalisation).
 """
@@ -99,36 +93,10 @@ def fit_radial_factor(estimates: Sequence[np.ndarray], abs_errors: Sequence[np.n
     return {"nodes": nodes, "factor": factors}
 
 
-def fit_level_factor(estimates: Sequence[np.ndarray], abs_errors: Sequence[np.ndarray],
-                     levels: Sequence[np.ndarray], bins: int = 8, min_voxels: int = 200) -> dict:
-    """Per quantile bin of ``levels`` (the synthetic image's values at the voxels): mean |error| / mean estimate,
-    with the bin's median level as its node. Bins with fewer than ``min_voxels`` voxels are left out."""
-    e = np.concatenate([np.asarray(a, np.float64).ravel() for a in abs_errors])
-    x = np.concatenate([np.asarray(a, np.float64).ravel() for a in estimates])
-    v = np.concatenate([np.asarray(a, np.float64).ravel() for a in levels])
-    if not (e.shape == x.shape == v.shape):
-        raise ValueError(f"fit_level_factor: need as many estimates, errors and levels, got {x.size}, {e.size}, {v.size}")
-    edges = np.unique(np.quantile(v, np.linspace(0.0, 1.0, bins + 1)))
-    which = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, len(edges) - 2)
-    nodes, factors = [], []
-    for b in range(len(edges) - 1):
-        selected = which == b
-        if selected.sum() >= min_voxels and x[selected].mean() > 0:
-            node = float(np.median(v[selected]))
-            if nodes and node <= nodes[-1]:
-                continue  # a bin of tied levels: keep the nodes increasing for np.interp
-            nodes.append(node)
-            factors.append(float(e[selected].mean() / x[selected].mean()))
-    if len(nodes) < 2:
-        raise ValueError(f"fit_level_factor: fewer than 2 level bins with {min_voxels}+ voxels")
-    return {"nodes": nodes, "factor": factors}
-
-
 def expected_error(volume: np.ndarray, table: dict, radius: Optional[np.ndarray] = None) -> np.ndarray:
     """The expected |error| map (normalised units) of a (K, H, W) synthetic volume under a fitted ``table``;
     with a ``radial`` factor in the table, scaled by it at each voxel's ``radius`` (default: ``ood.gland_radius``
-    of the volume's grid at the working grid's spacing); with a ``level`` factor, scaled by it at each voxel's
-    synthetic value."""
+    of the volume's grid at the working grid's spacing)."""
     estimate = _edge_estimate(volume, table)
     radial = table.get("radial")
     if radial:
@@ -137,9 +105,6 @@ def expected_error(volume: np.ndarray, table: dict, radius: Optional[np.ndarray]
 
             radius = gland_radius(np.shape(volume))
         estimate = estimate * np.interp(radius, radial["nodes"], radial["factor"])
-    level = table.get("level")
-    if level:
-        estimate = estimate * np.interp(np.asarray(volume, np.float64), level["nodes"], level["factor"])
     return estimate.astype(np.float32)
 
 
@@ -159,14 +124,12 @@ def error_models_of_card(card: dict, targets: Sequence[str]) -> Optional[Dict[st
                     not np.all(np.isfinite(values)) or np.any(np.asarray(values) < 0):
                 raise ModelFileError(f"model card error_model.targets.{t}: expected ≥ 2 increasing nodes and as many "
                                      f"finite non-negative mean_abs_error values")
-            for key in ("radial", "level"):
-                factor_table = table.get(key)
-                if factor_table is None:
-                    continue
-                f_nodes, factors = factor_table["nodes"], factor_table["factor"]
-                if len(f_nodes) < 2 or len(f_nodes) != len(factors) or np.any(np.diff(f_nodes) <= 0) or \
+            radial = table.get("radial")
+            if radial is not None:
+                r_nodes, factors = radial["nodes"], radial["factor"]
+                if len(r_nodes) < 2 or len(r_nodes) != len(factors) or np.any(np.diff(r_nodes) <= 0) or \
                         not np.all(np.isfinite(factors)) or np.any(np.asarray(factors) <= 0):
-                    raise ModelFileError(f"model card error_model.targets.{t}.{key}: expected ≥ 2 increasing nodes "
+                    raise ModelFileError(f"model card error_model.targets.{t}.radial: expected ≥ 2 increasing nodes "
                                          "and as many finite positive factors")
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"model card error_model: malformed ({error!r}); expected version, targets.<target>."
