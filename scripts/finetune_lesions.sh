@@ -4,7 +4,9 @@
 # with a heavier lesion loss: mean +1500 steps (lesion weight +30, lesion slices 0.6 of a batch), residual +200 around
 # the new mean. The data and the split are those of scripts/finetune_physiology.sh (generated here if absent).
 # Usage: bash scripts/finetune_lesions.sh [WORK_DIR=runs]   (about 45 min on a 2-core CPU)
-# The sixth step (scripts/finetune_lesions_longer.sh) runs this recipe with other SHIPPED/INIT/runs/configs.
+# Later steps run this recipe with other SHIPPED/INIT/runs/configs (scripts/finetune_lesions_longer.sh and others), and
+# with other training data: DATA (a folder of WORK_DIR, default data_physiology) and SPLIT (its split.json, relative
+# to WORK_DIR, default mean5/split.json; scripts/finetune_more_patients.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-runs}
@@ -15,6 +17,7 @@ INIT=${INIT:-lesions}          # $W/$INIT/init/: its files, as the configs' init
 MEAN_RUN=${MEAN_RUN:-mean6} RESIDUAL_RUN=${RESIDUAL_RUN:-residual6}
 MEAN_CONFIG=${MEAN_CONFIG:-configs/cpu_residual_mean_lesions.json}
 RESIDUAL_CONFIG=${RESIDUAL_CONFIG:-configs/cpu_residual_lesions.json}
+DATA=${DATA:-data_physiology} SPLIT=${SPLIT:-mean5/split.json}
 GENERATE_ONLY=1 bash scripts/finetune_physiology.sh "$W"   # data_physiology/ and mean5/split.json
 mkdir -p "$W/$INIT/init" "$W/$MEAN_RUN" "$W/$RESIDUAL_RUN"
 for f in dcediff_cpu_phantom dcediff_cpu_phantom_regression; do
@@ -22,8 +25,8 @@ for f in dcediff_cpu_phantom dcediff_cpu_phantom_regression; do
     [ -f "$W/$INIT/init/$f.$ext" ] || git show "$SHIPPED:Resources/Models/$f.$ext" > "$W/$INIT/init/$f.$ext"
   done
 done
-cp "$W/mean5/split.json" "$W/$MEAN_RUN/split.json"
-cp "$W/mean5/split.json" "$W/$RESIDUAL_RUN/split.json"
+cp "$W/$SPLIT" "$W/$MEAN_RUN/split.json"
+cp "$W/$SPLIT" "$W/$RESIDUAL_RUN/split.json"
 for run in "$MEAN_RUN:$MEAN_CONFIG" "$RESIDUAL_RUN:$RESIDUAL_CONFIG"; do
   $PY - "$W" "${run%%:*}" "${run#*:}" <<'EOF2'
 import json, sys
@@ -35,6 +38,6 @@ if "mean_model" in c:
 json.dump(c, open(f"{w}/{run}.json", "w"), indent=2)
 EOF2
 done
-$D train --config "$W/$MEAN_RUN.json" --data "$W/data_physiology" --out "$W/$MEAN_RUN" --cache "$W/cache" --quiet
-$D train --config "$W/$RESIDUAL_RUN.json" --data "$W/data_physiology" --out "$W/$RESIDUAL_RUN" --cache "$W/cache" --quiet
+$D train --config "$W/$MEAN_RUN.json" --data "$W/$DATA" --out "$W/$MEAN_RUN" --cache "$W/cache" --quiet
+$D train --config "$W/$RESIDUAL_RUN.json" --data "$W/$DATA" --out "$W/$RESIDUAL_RUN" --cache "$W/cache" --quiet
 echo "Then ship as the fourth step was (scripts/finetune_physiology.sh's closing lines, with $MEAN_RUN/$RESIDUAL_RUN)."
