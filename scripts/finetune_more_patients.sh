@@ -10,19 +10,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-runs}
-D=${D:-.venv/bin/dcediff}
 PY=.venv/bin/python
 GENERATE_ONLY=1 bash scripts/finetune_physiology.sh "$W"   # data_physiology/ (groups 1–6) and mean5/split.json
 mkdir -p "$W/data_more" "$W/more"
 for d in "$W/data_physiology"/case_*; do ln -sfn "$(realpath "$d")" "$W/data_more/$(basename "$d")"; done
-i=7   # groups 7–9 follow finetune_physiology.sh's 1–6 (case_<group><two digits>)
-for spec in "A2 2060 64 procedural A" "P2 2061 48 prostatex A" "B2 2062 32 procedural B"; do
-  set -- $spec
-  [ -f "$W/physiology/$1/dataset.json" ] || \
-    $D phantom --cases "$3" --seed "$2" --anatomy "$4" --domain "$5" --no-dce-series --out "$W/physiology/$1"
-  for d in "$W/physiology/$1"/case_*; do n=$(basename "$d"); ln -sfn "$(realpath "$d")" "$W/data_more/case_$i${n#case_0}"; done
-  i=$((i + 1))
-done
+# groups 7–9 follow finetune_physiology.sh's 1–6
+bash scripts/generate_phantom_groups.sh "$W" "$W/data_more" 7 "A2 2060 64 procedural A" "P2 2061 48 prostatex A" \
+  "B2 2062 32 procedural B"
 $PY - "$W" <<'EOF2'
 import json, pathlib, sys
 w = sys.argv[1]

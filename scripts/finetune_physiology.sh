@@ -19,15 +19,8 @@ for f in dcediff_cpu_phantom dcediff_cpu_phantom_regression; do
     [ -f "$W/physiology/init/$f.$ext" ] || git show "$STAGE7:Resources/Models/$f.$ext" > "$W/physiology/init/$f.$ext"
   done
 done
-i=1
-for spec in "A 2050 32 procedural A" "P 2051 32 prostatex A" "B 2052 32 procedural B" "vA 2053 6 procedural A" \
-            "vP 2054 6 prostatex A" "vB 2055 6 procedural B"; do
-  set -- $spec
-  [ -f "$W/physiology/$1/dataset.json" ] || \
-    $D phantom --cases "$3" --seed "$2" --anatomy "$4" --domain "$5" --no-dce-series --out "$W/physiology/$1"
-  for d in "$W/physiology/$1"/case_*; do n=$(basename "$d"); ln -sfn "$(realpath "$d")" "$W/data_physiology/case_$i${n#case_0}"; done
-  i=$((i + 1))
-done
+bash scripts/generate_phantom_groups.sh "$W" "$W/data_physiology" 1 "A 2050 32 procedural A" "P 2051 32 prostatex A" \
+  "B 2052 32 procedural B" "vA 2053 6 procedural A" "vP 2054 6 prostatex A" "vB 2055 6 procedural B"
 $PY - "$W" <<'EOF2'
 import json, pathlib, sys
 w = sys.argv[1]
