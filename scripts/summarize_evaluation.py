@@ -7,7 +7,8 @@
 Per method (rows) and target: whole-grid PSNR and SSIM (mean ± std over patients), enhancement Pearson r in the
 body, prostate and lesions (median over patients), lesion CNR agreement (share of lesions whose synthetic CNR has
 the acquired CNR's sign, and share within 50 % of its size), FID; then the model's paired differences against
-every other method with 95 % bootstrap intervals, the single-input linear predictors and the calibration.
+every other method with 95 % bootstrap intervals, the single-input linear predictors, the calibration and the
+through-plane consistency.
 """
 
 from __future__ import annotations
@@ -141,6 +142,19 @@ def expected_error_text(document: dict) -> str:
     return "; ".join(parts) + "\n\n" + "\n\n".join(curve_lines)
 
 
+def through_plane_text(document: dict) -> str:
+    """Per method and target: median over patients of the body's through-plane roughness ratio and difference r."""
+    parts = []
+    for method, rows in document["cases"].items():
+        cells = []
+        for target in ("early", "late"):
+            ratio = _median([_get(r, target, "through_plane", "roughness_ratio") for r in rows])
+            r = _median([_get(r, target, "through_plane", "pearson") for r in rows])
+            cells.append(f"{target} ratio {ratio}, r {r}")
+        parts.append(f"{method}: " + "; ".join(cells))
+    return " | ".join(parts)
+
+
 def paired_against(document: dict, other: dict, label: str) -> str:
     """Paired differences of this run's model against ``other``'s model on the patients both scored.
 
@@ -206,6 +220,8 @@ def main() -> int:
         print(predictor_table(document), "\n")
         print("Uncertainty: " + calibration_text(document), "\n")
         print("Expected error: " + expected_error_text(document), "\n")
+        print("Through-plane consistency in the body (median over patients; roughness ratio 1 = as the scan, "
+              "> 1 flicker; r of the slice-to-slice differences): " + through_plane_text(document), "\n")
         for item in args.against:
             label, _, other_path = item.partition("=")
             print(paired_against(document, json.loads(Path(other_path).read_text(encoding="utf-8")), label), "\n")

@@ -4,7 +4,8 @@ Result layout (JSON-serialisable, see ``docs/evaluation.md``)::
 
     {"early": {"whole": {"psnr", "ssim", "mae"}, "body": {...}, "prostate": {...},
                "enhancement": {"whole"|"body"|"prostate"|"lesion": {"mae", "psnr", "pearson"[, "pearson_reason"]}},
-               "lesions": {"summary": {...}, "per_lesion": [...]}},
+               "lesions": {"summary": {...}, "per_lesion": [...]},
+               "through_plane": {"roughness_ratio", "pearson", "pairs"}},   # in the body, evaluation/consistency.py
      "late": {...},
      "info": {"scaling", "enhancement_mapping", "masks", "settings"},
      "notes": ["why a value is None", ...]}
@@ -147,6 +148,7 @@ def evaluate_case(synthetic: Dict[str, np.ndarray], acquired: Dict[str, np.ndarr
     """
     from DCEDiffLib.evaluation.enhancement import compare_enhancement, enhancement_map, enhancement_range, \
         fit_target_scale
+    from DCEDiffLib.evaluation.consistency import through_plane_consistency
     from DCEDiffLib.evaluation.lesions import lesion_conspicuity
     from DCEDiffLib.evaluation.metrics import SSIM_WINDOW, apply_scale, check_mask, check_volume, json_safe, \
         scale_to_unit
@@ -217,6 +219,7 @@ def evaluate_case(synthetic: Dict[str, np.ndarray], acquired: Dict[str, np.ndarr
         else:
             lesions = _empty_lesions()
         per_target["lesions"] = lesions
+        per_target["through_plane"] = through_plane_consistency(syn[t], acq[t], body if body.any() else None)
         result[t] = per_target
         scaling[t] = {"low": bounds[0], "high": bounds[1], "enhancement_range": data_range}
 
