@@ -99,8 +99,12 @@ def test_write_metrics_writes_json_csv_and_markdown(tmp_path, evaluated):
     assert len(match) == 1 and float(match[0]["value"]) == pytest.approx(first)
     perfect = [r for r in rows if r["method"] == "perfect" and r["metric"] == "psnr" and r["group"] == "image"]
     assert perfect and all(r["value"] == "inf" for r in perfect)
-    undefined = [r for r in rows if r["method"] == "identity" and r["metric"] == "pearson"]
+    undefined = [r for r in rows if r["method"] == "identity" and r["metric"] == "pearson" and r["group"] == "enhancement"]
     assert undefined and all(r["value"] == "" and "no enhancement" in r["note"] for r in undefined)
+    through = [r for r in rows if r["group"] == "through_plane" and r["method"] == "perfect" and r["target"] == "early"]
+    assert {r["metric"] for r in through} == {"roughness_ratio", "pearson", "pairs"}
+    assert all(r["region"] == "body" for r in through)
+    assert float(next(r["value"] for r in through if r["metric"] == "roughness_ratio")) == pytest.approx(1.0)
     keys = {(r["method"], r["case"], r["target"], r["group"], r["region"], r["metric"]) for r in rows}
     assert len(keys) == len(rows)  # one row per method × case × target × region × metric
 

@@ -146,6 +146,9 @@ def _target_rows(target_result: dict) -> Iterator[Tuple[str, str, str, object, s
                 for metric, value in lesion.items():
                     if metric != "lesion" and not isinstance(value, (list, dict)):
                         yield "lesions", f"lesion_{lesion.get('lesion')}", metric, value, ""
+        elif key == "through_plane":  # slice-to-slice consistency in the body (evaluation/consistency.py)
+            for metric, value in section.items():
+                yield "through_plane", "body", metric, value, ""
         elif isinstance(section, dict):
             for metric, value in section.items():
                 yield "image", key, metric, value, ""
