@@ -39,6 +39,14 @@ def _spread(p90: float, params: NormParams) -> float:
     return float((params.high - params.low) / (p90 - params.low)) if p90 > params.low else float("inf")
 
 
+def coverage_values(array: np.ndarray, mask: Optional[np.ndarray] = None) -> np.ndarray:
+    """The finite values of ``array`` inside ``mask`` (all of them without one), flattened: what the spread is
+    measured on."""
+    values = np.asarray(array)
+    values = values[np.asarray(mask, dtype=bool)] if mask is not None else values.ravel()
+    return values[np.isfinite(values)]
+
+
 def tame_heavy_tail(array: np.ndarray, params: NormParams, modality: str,
                     mask: Optional[np.ndarray] = None) -> Tuple[NormParams, Optional[str]]:
     """``params`` unchanged with ``None``, or the range set from the 90th percentile with a note saying why.
@@ -47,10 +55,7 @@ def tame_heavy_tail(array: np.ndarray, params: NormParams, modality: str,
     Only modalities in :data:`TAIL_LIMITS` are considered."""
     if modality not in TAIL_LIMITS:
         return params, None
-    values = np.asarray(array)
-    if mask is not None:
-        values = values[np.asarray(mask, dtype=bool)]
-    values = values[np.isfinite(values)]
+    values = coverage_values(array, mask)
     if values.size == 0:
         return params, None
     p90 = float(np.percentile(values, TAIL_PERCENTILE))

@@ -160,12 +160,11 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     }
     if missing:
         provenance["missing_inputs"] = list(missing)
+    t1pre_excess = None
     if case.intensity_notes:
         provenance["intensity_notes"] = dict(case.intensity_notes)
-    # A T1-pre whose range was set from the bulk clips its hot spot for the model; those voxels get their own
-    # T1-pre back, plus what the model drew at the clip level.
-    t1pre_excess = None
-    if case.intensity_notes:  # (reading the T1-pre array only then)
+        # A T1-pre whose range was set from the bulk clips its hot spot for the model; those voxels get their own
+        # T1-pre back, plus what the model drew at the clip level (the T1-pre array is read only here).
         t1pre_excess = clipped_t1pre_excess(sitk.GetArrayFromImage(case.images["t1pre"]), case.norm["t1pre"],
                                             case.intensity_notes)
 

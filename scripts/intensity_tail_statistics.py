@@ -38,8 +38,7 @@ def main() -> int:
     original = intensity_tail.tame_heavy_tail
 
     def measure(array, params, modality, mask=None):  # record, never change: the plain percentile range
-        values = np.asarray(array)[np.asarray(mask, bool)] if mask is not None else np.asarray(array).ravel()
-        measured[modality] = intensity_tail.tail_spread(values[np.isfinite(values)], params)
+        measured[modality] = intensity_tail.tail_spread(intensity_tail.coverage_values(array, mask), params)
         return params, None
 
     import DCEDiffLib.preprocess as preprocess

@@ -33,7 +33,8 @@ def through_plane_consistency(synthetic: np.ndarray, acquired: np.ndarray, mask:
     empty = {"roughness_ratio": None, "pearson": None, "pairs": 0}
     if syn.shape[0] < 2:
         return empty
-    pairs = np.ones(syn[1:].shape, bool) if mask is None else (np.asarray(mask, bool)[1:] & np.asarray(mask, bool)[:-1])
+    inside = np.ones(syn.shape, bool) if mask is None else np.asarray(mask, bool)
+    pairs = inside[1:] & inside[:-1]  # both voxels of a neighbouring-slice pair inside
     n = int(pairs.sum())
     if n < MIN_PAIRS:
         return dict(empty, pairs=n)
