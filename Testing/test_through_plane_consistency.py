@@ -51,3 +51,11 @@ def test_evaluate_case_reports_it_per_target():
     assert result["early"]["through_plane"]["roughness_ratio"] == pytest.approx(1.0)
     assert result["late"]["through_plane"]["roughness_ratio"] > 3.0
     assert result["late"]["through_plane"]["pairs"] > 0
+
+
+def test_an_empty_body_gives_no_through_plane_numbers():
+    """Like every body metric: an empty body mask is reported as None, not as a whole-grid value labelled body."""
+    acquired = smooth_volume()
+    result = evaluate_case({"early": acquired}, {"early": acquired}, acquired * 0.8,
+                           body_mask=np.zeros(acquired.shape, bool))
+    assert result["early"]["through_plane"] == {"roughness_ratio": None, "pearson": None, "pairs": 0}

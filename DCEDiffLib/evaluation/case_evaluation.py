@@ -219,7 +219,7 @@ def evaluate_case(synthetic: Dict[str, np.ndarray], acquired: Dict[str, np.ndarr
         else:
             lesions = _empty_lesions()
         per_target["lesions"] = lesions
-        per_target["through_plane"] = through_plane_consistency(syn[t], acq[t], body if body.any() else None)
+        per_target["through_plane"] = through_plane_consistency(syn[t], acq[t], body)  # None values if body empty
         result[t] = per_target
         scaling[t] = {"low": bounds[0], "high": bounds[1], "enhancement_range": data_range}
 
