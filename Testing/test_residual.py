@@ -1,4 +1,5 @@
-"""Residual diffusion over a regression mean, the enhancement parameterization and region-weighted losses."""
+"""Residual diffusion over a regression mean, the enhancement and relative parameterizations and region-weighted
+losses."""
 
 import json
 import math
@@ -11,7 +12,8 @@ import torch
 from DCEDiffLib.diffusion.model_files import load_model, save_model
 from DCEDiffLib.diffusion.objectives import diffusion_loss, regression_loss
 from DCEDiffLib.diffusion.presets import network_config
-from DCEDiffLib.diffusion.residual import ResidualDiffusionModel, predict_mean, zero_enhancement
+from DCEDiffLib.diffusion.residual import (RELATIVE_FLOOR, RELATIVE_REFERENCE, ResidualDiffusionModel,
+                                          parameterization_terms, predict_mean, zero_enhancement)
 from DCEDiffLib.diffusion.synthesis import synthesize_volume
 from DCEDiffLib.errors import InputError, ModelFileError
 from DCEDiffLib.training.batches import SliceBatches, region_weight_map
@@ -54,6 +56,56 @@ def test_enhancement_parameterization_adds_zero_enhancement_to_the_network_outpu
     assert torch.allclose(enhancement, zero_enhancement(cond, CONDITIONS, 3.0))
     with pytest.raises(ValueError):
         predict_mean(ZeroNetwork(), cond, "velocity", CONDITIONS, 3.0)
+
+
+class ConstantNetwork(torch.nn.Module):
+    """A regression network whose output is one known constant (a stand-in with a known answer)."""
+
+    out_channels = 2
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = value
+
+    def forward(self, x, gamma):
+        return torch.full((x.shape[0], 2, *x.shape[2:]), self.value)
+
+
+def test_relative_parameterization_scales_the_output_by_the_t1pre_signal():
+    """Analytic case: y0 = zero + (zero + 1 + floor) / (reference + floor) · output, so a constant output is a
+    constant relative enhancement wherever the signal is well above the floor, and 0 stays no enhancement."""
+    cond = torch.rand(2, 4, 8, 8) * 2 - 1
+    zero = zero_enhancement(cond, CONDITIONS, 3.0)
+    assert torch.allclose(predict_mean(ZeroNetwork(), cond, "relative", CONDITIONS, 3.0), zero)
+    y = predict_mean(ConstantNetwork(0.6), cond, "relative", CONDITIONS, 3.0)
+    expected = zero + (zero + 1 + RELATIVE_FLOOR) / (RELATIVE_REFERENCE + RELATIVE_FLOOR) * 0.6
+    assert torch.allclose(y, expected, atol=1e-6)
+    # at the reference level the relative and the additive parameterizations agree (a shipped additive mean is a
+    # sensible start for fine-tuning)
+    cond[:, 3] = RELATIVE_REFERENCE * 3.0 - 1.0  # zero + 1 = reference on the targets' scale
+    assert torch.allclose(zero_enhancement(cond, CONDITIONS, 3.0) + 1, torch.full((2, 2, 8, 8), RELATIVE_REFERENCE))
+    assert torch.allclose(predict_mean(ConstantNetwork(0.2), cond, "relative", CONDITIONS, 3.0),
+                          predict_mean(ConstantNetwork(0.2), cond, "enhancement", CONDITIONS, 3.0), atol=1e-6)
+    with pytest.raises(ValueError, match="T1-pre"):
+        parameterization_terms(cond[:, :3], "relative", CONDITIONS[:3], 3.0)
+
+
+def test_relative_parameterization_makes_one_tissue_one_output_whatever_its_t1pre_level():
+    """The point of it: a tissue with relative enhancement ρ needs (nearly) the same network output whether its
+    pre-contrast signal sits low or high on the normalised scale (fat-suppressed or not, a receive bias); the
+    additive parameterization needs an output that grows with the signal."""
+    rho = 1.0
+    signal = torch.tensor([0.12, 0.25, 0.5])  # zero + 1 over a fourfold range (the validation glands: 0.13–0.62)
+    cond = torch.zeros(1, 4, 1, 3)
+    cond[0, 3, 0] = signal * 3.0 - 1.0
+    target = (zero_enhancement(cond, CONDITIONS, 3.0) + 1) * (1 + rho) - 1
+    needed = {}
+    for parameterization in ("enhancement", "relative"):
+        base, gain = parameterization_terms(cond, parameterization, CONDITIONS, 3.0)
+        output = (target - base) / (gain if gain is not None else 1.0)
+        needed[parameterization] = float(output.max() / output.min())
+    assert math.isclose(needed["enhancement"], 0.5 / 0.12, rel_tol=1e-4)
+    assert needed["relative"] < 1.35  # only the floor keeps it from 1
 
 
 def test_weighted_losses_equal_the_plain_ones_with_unit_weights_and_follow_the_weights():
@@ -160,19 +212,22 @@ def test_residual_model_file_round_trip_and_refusals(tmp_path):
     assert isinstance(model.network, ResidualDiffusionModel)
     card_path = tmp_path / "residual.json"
     card = json.loads(card_path.read_text(encoding="utf-8"))
-    for field, value, message in (("residual_scale", -1, "residual_scale"), ("mean_network", None, "mean_network")):
+    foreign = dict(card["mean_network"], parameterization="velocity")
+    for field, value, message in (("residual_scale", -1, "residual_scale"), ("mean_network", None, "mean_network"),
+                                  ("mean_network", foreign, "mean network parameterization 'velocity'")):
         bad = dict(card, **{field: value})
         card_path.write_text(json.dumps(bad), encoding="utf-8")
         with pytest.raises(ModelFileError, match=message):
             load_model(tmp_path / "residual.safetensors")
 
 
-def test_residual_training_run_exports_one_loadable_model(tmp_path):
+@pytest.mark.parametrize("parameterization", ["enhancement", "relative"])
+def test_residual_training_run_exports_one_loadable_model(tmp_path, parameterization):
     mean_trainer = make_trainer(tmp_path, tiny_config(iterations=4, objective="regression",
-                                                      parameterization="enhancement"), "mean")
+                                                      parameterization=parameterization), "mean")
     mean_trainer.run()
     mean_card = json.loads((tmp_path / "mean" / "model.json").read_text(encoding="utf-8"))
-    assert mean_card["parameterization"] == "enhancement"
+    assert mean_card["parameterization"] == parameterization
     config = tiny_config(iterations=4, objective="residual", mean_model=str(tmp_path / "mean" / "model.safetensors"))
     trainer = make_trainer(tmp_path, config, "residual")
     assert 0 < trainer.residual_scale < 2

@@ -22,6 +22,7 @@ import torch
 
 from DCEDiffLib.atomic import atomic_path, write_text_atomic
 from DCEDiffLib.diffusion.error_map import error_models_of_card
+from DCEDiffLib.diffusion.residual import PARAMETERIZATIONS
 from DCEDiffLib.errors import ModelFileError
 from DCEDiffLib.modalities import (DESCRIPTIONS, INPUT_MODALITIES, OPTIONAL_INPUTS, TARGET_MODALITIES,
                                    missing_inputs_allowed)  # noqa: F401  (re-exported: the card's rule)
@@ -101,9 +102,9 @@ def check_card(card: dict, where: Path) -> None:
     if card["objective"] not in OBJECTIVES:
         raise ModelFileError(f"model card {where}: objective {card['objective']!r}; expected one of "
                              f"{', '.join(OBJECTIVES)}")
-    if card.get("parameterization", "image") not in ("image", "enhancement"):
-        raise ModelFileError(f"model card {where}: parameterization {card['parameterization']!r}; expected image or "
-                             "enhancement")
+    if card.get("parameterization", "image") not in PARAMETERIZATIONS:
+        raise ModelFileError(f"model card {where}: parameterization {card['parameterization']!r}; expected one of "
+                             f"{', '.join(PARAMETERIZATIONS)}")
     conditions = card["conditions"]
     if (not isinstance(conditions, list) or not conditions or len(set(conditions)) != len(conditions)
             or any(m not in INPUT_MODALITIES for m in conditions)
@@ -165,7 +166,7 @@ def _check_residual_fields(card: dict, where: Path) -> None:
         raise ModelFileError(f"model card {where}: mean network has {mean['config'].get('in_channels')} inputs/"
                              f"{mean['config'].get('out_channels')} outputs; expected {expected}/"
                              f"{len(TARGET_MODALITIES)}")
-    if mean.get("parameterization", "image") not in ("image", "enhancement"):
+    if mean.get("parameterization", "image") not in PARAMETERIZATIONS:
         raise ModelFileError(f"model card {where}: mean network parameterization {mean.get('parameterization')!r}")
     sampling = card.get("sampling", {})
     temperature = sampling.get("residual_temperature", 1.0) if isinstance(sampling, dict) else None

@@ -54,12 +54,15 @@ def predict_regression(network, cond: torch.Tensor) -> torch.Tensor:
 
 def regression_loss(network, cond: torch.Tensor, target: torch.Tensor, base: Optional[torch.Tensor] = None,
                     weights: Optional[torch.Tensor] = None, contrast_masks: Optional[torch.Tensor] = None,
-                    contrast_weight: float = 0.0) -> torch.Tensor:
-    """The deterministic baseline: the same network trained with L1 on y0 in one step. ``base`` is added to the
-    network's output (the enhancement parameterization); ``weights`` (B, H, W) weight the pixels. With
+                    contrast_weight: float = 0.0, gain: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The deterministic baseline: the same network trained with L1 on y0 in one step. y0 = base + gain × the
+    network's output (the enhancement and relative parameterizations; None: 0 and 1); ``weights`` (B, H, W) weight
+    the pixels. With
     ``contrast_masks`` (B, 2, H, W: lesion, ring) and ``contrast_weight`` > 0, plus that weight times
     :func:`lesion_contrast_loss`."""
     predicted = predict_regression(network, cond).float()
+    if gain is not None:
+        predicted = predicted * gain.float()
     if base is not None:
         predicted = predicted + base.float()
     loss = _weighted_mean((predicted - target.float()).abs(), weights)

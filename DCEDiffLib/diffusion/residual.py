@@ -3,6 +3,13 @@
 - *Enhancement parameterization* of a regression network: it predicts the change from zero enhancement (the T1-pre
   mapped to the targets' scale, see ``target_scale``), not the image, so an untrained network already returns
   "no enhancement" and all its capacity goes to where contrast arrives.
+- *Relative-enhancement parameterization*: the network's output is scaled per pixel by the T1-pre's own signal,
+  ``y0 = zero + (zero + 1 + floor) / (reference + floor) · output``, so it predicts something proportional to the
+  relative enhancement (S_post − S_pre) / S_pre. Why: what contrast does to a tissue is relative to its
+  pre-contrast signal, and that signal's place on the normalised scale changes from exam to exam (fat-suppressed or
+  not, a bright coil hot spot, a real exam's heavy tail): on the validation phantoms the gland's T1-pre sits at
+  0.13–0.62 of the targets' unit while its relative enhancement stays 0.8–1.3 (docs/model_quality.md, tenth step).
+  A receive bias multiplies pre- and post-contrast signal alike, and so cancels from this output as well.
 - *Residual diffusion*: a deterministic network predicts the conditional mean ``μ``; a diffusion network, given the
   conditions and ``μ``, generates the normalised residual ``r = (y − μ) / s``; the output is ``μ + s·r``. The mean
   carries the PSNR and the lesions; the residual carries the texture a mean blurs away and, over several samples,
@@ -21,7 +28,12 @@ from torch import nn
 
 from DCEDiffLib.diffusion.objectives import predict_regression
 
-PARAMETERIZATIONS = ("image", "enhancement")
+PARAMETERIZATIONS = ("image", "enhancement", "relative")
+# The relative parameterization's constants (targets' units, where zero signal is 0 after "+ 1"): the floor keeps
+# dark tissue able to enhance; the reference (a typical gland's T1-pre level) makes the scale 1 there, so a network
+# trained under the enhancement parameterization is a sensible start for fine-tuning under this one.
+RELATIVE_FLOOR = 0.05
+RELATIVE_REFERENCE = 0.25
 
 
 def zero_enhancement(cond: torch.Tensor, conditions: Sequence[str], range_factor: float,
@@ -36,15 +48,38 @@ def zero_enhancement(cond: torch.Tensor, conditions: Sequence[str], range_factor
     return ((t1pre + 1.0) / float(range_factor) - 1.0).repeat(1, targets, 1, 1)
 
 
+def parameterization_terms(cond: torch.Tensor, parameterization: str, conditions: Sequence[str],
+                           range_factor: float, targets: int = 2):
+    """``(base, gain)`` such that y0 = base + gain · network output (either may be None: 0 and 1).
+
+    image: (None, None); enhancement: (zero enhancement, None); relative: (zero enhancement,
+    (zero + 1 + RELATIVE_FLOOR) / (RELATIVE_REFERENCE + RELATIVE_FLOOR))."""
+    if parameterization == "image":
+        return None, None
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(f"parameterization {parameterization!r}; expected one of {PARAMETERIZATIONS}")
+    base = zero_enhancement(cond, conditions, range_factor, targets)
+    if parameterization == "enhancement":
+        return base, None
+    return base, (base + 1.0 + RELATIVE_FLOOR) / (RELATIVE_REFERENCE + RELATIVE_FLOOR)
+
+
+def apply_parameterization(out: torch.Tensor, cond: torch.Tensor, parameterization: str, conditions: Sequence[str],
+                           range_factor: float) -> torch.Tensor:
+    """y0 from a regression network's raw output ``out`` (B, T, H, W) under ``parameterization``."""
+    base, gain = parameterization_terms(cond, parameterization, conditions, range_factor, out.shape[1])
+    if gain is not None:
+        out = out * gain.to(out.dtype)
+    if base is not None:
+        out = out + base.to(out.dtype)
+    return out
+
+
 def predict_mean(network: nn.Module, cond: torch.Tensor, parameterization: str, conditions: Sequence[str],
                  range_factor: float) -> torch.Tensor:
-    """y0 of a regression network: its output, plus zero enhancement under the enhancement parameterization."""
-    out = predict_regression(network, cond)
-    if parameterization == "enhancement":
-        out = out + zero_enhancement(cond, conditions, range_factor, out.shape[1]).to(out.dtype)
-    elif parameterization != "image":
-        raise ValueError(f"parameterization {parameterization!r}; expected one of {PARAMETERIZATIONS}")
-    return out
+    """y0 of a regression network: its output under ``parameterization`` (see :func:`parameterization_terms`)."""
+    return apply_parameterization(predict_regression(network, cond), cond, parameterization, conditions,
+                                  range_factor)
 
 
 class ResidualDiffusionModel(nn.Module):

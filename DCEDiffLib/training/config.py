@@ -20,7 +20,9 @@ OBJECTIVES = ("diffusion", "regression", "residual")
 PAPER_RECIPE = {
     "model": {"preset": "paper"},          # network preset, plus any network-config overrides
     "objective": "diffusion",              # "diffusion" (paper), "regression" (deterministic L1) or "residual"
-    "parameterization": "image",           # regression output: "image" (y0) or "enhancement" (y0 − zero enhancement)
+    # regression output: "image" (y0), "enhancement" (y0 − zero enhancement) or "relative" (the enhancement over
+    # the T1-pre's own signal; diffusion.residual)
+    "parameterization": "image",
     "mean_model": "",                      # objective "residual": the trained regression model it diffuses around
     "init_weights": "",                    # a trained model file whose network weights start this run (fine-tuning
                                            # without the run's checkpoint; same objective and network config)
@@ -75,9 +77,9 @@ def make_config(overrides: Optional[dict] = None) -> dict:
         raise InputError(f"training config: cannot drop {bad}; expected a subset of {list(INPUT_MODALITIES)}")
     if config["objective"] not in OBJECTIVES:
         raise InputError(f"training config: objective {config['objective']!r}; expected one of {', '.join(OBJECTIVES)}")
-    if config["parameterization"] not in ("image", "enhancement"):
-        raise InputError(f"training config: parameterization {config['parameterization']!r}; expected 'image' or "
-                         "'enhancement'")
+    if config["parameterization"] not in ("image", "enhancement", "relative"):
+        raise InputError(f"training config: parameterization {config['parameterization']!r}; expected 'image', "
+                         "'enhancement' or 'relative'")
     if config["objective"] == "residual" and not config["mean_model"]:
         raise InputError("training config: objective 'residual' needs 'mean_model', the path of a trained "
                          "regression model (dcediff train with objective 'regression')")

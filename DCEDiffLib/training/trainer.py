@@ -223,11 +223,13 @@ class Trainer:
             residuals.append((target[start:start + 8].to(self.ctx.device) - self._mean_of(c)).float().cpu())
         return round(float(torch.cat(residuals).std()), 5)
 
-    def _zero_enhancement(self, cond: torch.Tensor) -> torch.Tensor:
-        from DCEDiffLib.diffusion.residual import zero_enhancement
+    def _parameterization_terms(self, cond: torch.Tensor):
+        """(base, gain) of this regression's parameterization: y0 = base + gain × output (None: 0 and 1)."""
+        from DCEDiffLib.diffusion.residual import parameterization_terms
         from DCEDiffLib.target_scale import RANGE_FACTOR
 
-        return zero_enhancement(cond, self.conditions, RANGE_FACTOR, len(TARGET_MODALITIES))
+        return parameterization_terms(cond, self.config["parameterization"], self.conditions, RANGE_FACTOR,
+                                      len(TARGET_MODALITIES))
 
     def _loss(self, network, cond: torch.Tensor, target: torch.Tensor, generator: torch.Generator,
               weights: Optional[torch.Tensor] = None, contrast_masks: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -236,9 +238,9 @@ class Trainer:
 
         with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             if self.config["objective"] == "regression":
-                base = self._zero_enhancement(cond) if self.config["parameterization"] == "enhancement" else None
+                base, gain = self._parameterization_terms(cond)
                 return regression_loss(network, cond, target, base, weights, contrast_masks,
-                                       self.config["lesion_contrast_weight"])
+                                       self.config["lesion_contrast_weight"], gain)
             if self.config["objective"] == "residual":
                 mean = self._mean_of(cond).to(cond.dtype)
                 residual = (target - mean) / self.residual_scale
@@ -470,9 +472,11 @@ class Trainer:
         model.eval()
         cond = self.val_cond[:2].to(self.ctx.device)
         if self.config["objective"] == "regression":
-            synthetic = predict_regression(model, cond)
-            if self.config["parameterization"] == "enhancement":
-                synthetic = synthetic + self._zero_enhancement(cond)
+            from DCEDiffLib.diffusion.residual import apply_parameterization
+            from DCEDiffLib.target_scale import RANGE_FACTOR
+
+            synthetic = apply_parameterization(predict_regression(model, cond), cond, self.config["parameterization"],
+                                               self.conditions, RANGE_FACTOR)
         elif self.config["objective"] == "residual":
             mean = self._mean_of(cond)
             residual = sample(lambda y, g: model(torch.cat([cond, mean, y], 1), g), (len(cond), 2) + cond.shape[2:],
