@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Where does the lesion r go? Per-patient lesion enhancement r of a `dcediff evaluate` metrics.json, grouped by the
 patients' lesions (from each phantom case's case.json and the per-lesion voxel counts of the evaluation): all lesions
-smaller than 20 voxels on the working grid (r over so few voxels is mostly noise), at least one less-enhancing lesion
+smaller than 20 voxels on the working grid (a pattern of partial volume only; not noise, see
+lesion_r_ceiling.py), at least one less-enhancing lesion
 (drawn brighter than the gland by a model that cannot tell the kind), or textbook lesions of 20 voxels or more.
 Prints the median lesion r (early, late) per group and the patients in it.
 
