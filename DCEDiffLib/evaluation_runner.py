@@ -204,7 +204,7 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
             "missing_inputs": ({"inputs": missing, "value": MISSING_INPUT_VALUE,
                                 "applies_to": "every method (the baselines use only the T1-pre)",
                                 "models_trained_without": trained_without} if missing else None)}
-    fid_results = _fid(predictions, cases) if fid else {"skipped": "disabled with --no-fid"}
+    fid_results = fid_of_predictions(predictions, cases) if fid else {"skipped": "disabled with --no-fid"}
     meta["fid"] = fid_results
     meta["protocol"] = _protocol_summary(protocol_rows, results)
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
@@ -303,7 +303,7 @@ def _headline(summary: dict) -> dict:
     return out
 
 
-def _fid(predictions: Dict[str, list], cases) -> dict:
+def fid_of_predictions(predictions: Dict[str, list], cases) -> dict:
     """FID/KID of each method's slices against the acquired slices (None with a reason when unavailable).
 
     Each case's acquired and predicted volumes are scaled with the acquired volume's bounds, so brightness errors

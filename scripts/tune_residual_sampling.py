@@ -1,10 +1,12 @@
 """Choose a residual model's sampling settings on VALIDATION patients (never the test set).
 
     python scripts/tune_residual_sampling.py MODEL --data runs/data_A --split runs/mean/split.json \
-        --cache runs/cache [--starts none,0.5,0.8] [--steps 3,5] [--temperatures 1,0.5] [--cases 3]
+        --cache runs/cache [--starts none,0.5,0.8] [--steps 3,5] [--temperatures 1,0.5] [--cases 3] [--fid]
 
 For each (start level, steps, residual temperature) it synthesizes every chosen validation case with one sample and prints whole-grid
-PSNR and enhancement Pearson r in the prostate and the lesions (means over cases and early/late), and the seconds.
+PSNR and enhancement Pearson r in the prostate and the lesions (means over cases and early/late), and the seconds;
+with ``--fid`` also each setting's FID and KID against the acquired slices (as ``dcediff evaluate`` computes them),
+once all settings are synthesized.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ def main() -> int:
     parser.add_argument("--temperatures", default="1.0")
     parser.add_argument("--cases", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fid", action="store_true", help="also FID/KID of every setting (slow on a CPU)")
     args = parser.parse_args()
+    predictions = {}
 
     model = load_model(resolve_model(args.model))
     names = set(read_split(args.split)["validation"])
@@ -63,6 +67,8 @@ def main() -> int:
             synthetic = {t.split("_")[1]: denormalize(result.mean[i], case.norm[t])
                          for i, t in enumerate(TARGET_MODALITIES)}
             acquired = {t.split("_")[1]: case.raw(t) for t in TARGET_MODALITIES}
+            if args.fid:
+                predictions.setdefault(f"start {start}, steps {steps}, temperature {temperature:g}", []).append(synthetic)
             metrics = evaluate_case(synthetic, acquired, case.raw("t1pre"), labels=case.labels,
                                     legend=case.legend)
             for target in ("early", "late"):
@@ -76,6 +82,15 @@ def main() -> int:
 
         print(f"{start} | {steps} | {temperature:g} | {mean(psnr):.2f} | {mean(r_pro):.3f} | {mean(r_les):.3f} | "
               f"{seconds / len(cases):.1f}", flush=True)
+    if args.fid:
+        from DCEDiffLib.evaluation_runner import fid_of_predictions
+
+        for name, scores in fid_of_predictions(predictions, cases).items():
+            if name == "skipped":
+                print(f"FID/KID skipped: {scores}")
+                continue
+            print(name + ": " + "; ".join(f"{t} FID {v['fid']:.1f} KID {v['kid']['mean']:.4f} ± {v['kid']['std']:.4f}"
+                                          for t, v in scores.items()), flush=True)
     return 0
 
 
