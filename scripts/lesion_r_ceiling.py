@@ -109,9 +109,9 @@ def ceiling_metrics(case_dir: Path, cache: Path | None, hidden_texture: bool = T
     import SimpleITK as sitk
 
     from DCEDiffLib.evaluation.case_evaluation import evaluate_case
-    from DCEDiffLib.evaluation_runner import _spacing_kji
+    from DCEDiffLib.evaluation_runner import SHORT, _spacing_kji
     from DCEDiffLib.modalities import TARGET_MODALITIES
-    from DCEDiffLib.training.case_data import find_case_inputs, load_case
+    from DCEDiffLib.training.case_data import load_case
 
     case_json = json.loads((case_dir / "case.json").read_text(encoding="utf-8"))
     clean = noise_free_case(case_json, hidden_texture, patient_kinetics)
@@ -120,19 +120,16 @@ def ceiling_metrics(case_dir: Path, cache: Path | None, hidden_texture: bool = T
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / case_dir.name
         shutil.copytree(case_dir, copy, ignore=shutil.ignore_patterns("dce_series*"))
-        inputs = find_case_inputs(copy)
         for modality in TARGET_MODALITIES:
             target = copy / f"{modality}.nii.gz"
             if not target.is_file():
                 raise SystemExit(f"{case_dir.name}: expected {target.name} (a NIfTI phantom case)")
             sitk.WriteImage(clean.images[modality], str(target))
-        del inputs
         clean_case = load_case(copy, None)
     if not np.array_equal(clean_case.conditions, acquired_case.conditions):
         raise SystemExit(f"{case_dir.name}: the inputs on the working grid differ between the two loads")
-    short = {"dce_early": "early", "dce_late": "late"}
-    acquired = {short[t]: acquired_case.raw(t) for t in TARGET_MODALITIES}
-    noise_free = {short[t]: clean_case.raw(t) for t in TARGET_MODALITIES}
+    acquired = {SHORT[t]: acquired_case.raw(t) for t in TARGET_MODALITIES}
+    noise_free = {SHORT[t]: clean_case.raw(t) for t in TARGET_MODALITIES}
     return evaluate_case(noise_free, acquired, acquired_case.raw("t1pre"), labels=acquired_case.labels,
                          legend=acquired_case.legend, spacing=_spacing_kji(acquired_case.grid))
 
@@ -151,6 +148,8 @@ def main(argv=None) -> int:
     parser.add_argument("--population-kinetics", action="store_true",
                         help="with --without-hidden-texture: normal tissues' kinetics at their population middle")
     args = parser.parse_args(argv)
+    if args.population_kinetics and not args.without_hidden_texture:
+        parser.error("--population-kinetics goes with --without-hidden-texture")
 
     rows = []
     for name in args.cases:
@@ -158,8 +157,6 @@ def main(argv=None) -> int:
         case_json = json.loads((case_dir / "case.json").read_text(encoding="utf-8"))
         if not case_json.get("lesions"):
             continue
-        if args.population_kinetics and not args.without_hidden_texture:
-            parser.error("--population-kinetics goes with --without-hidden-texture")
         metrics = ceiling_metrics(case_dir, args.cache, not args.without_hidden_texture, not args.population_kinetics)
         per_lesion = metrics["early"]["lesions"]["per_lesion"]
         row = {"case": name, "group": group_of(case_json, per_lesion),
