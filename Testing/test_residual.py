@@ -221,6 +221,33 @@ def test_residual_model_file_round_trip_and_refusals(tmp_path):
             load_model(tmp_path / "residual.safetensors")
 
 
+def test_mean_flip_average_makes_the_mean_mirror_symmetric_and_is_read_from_the_card(tmp_path):
+    torch.manual_seed(3)
+    model = _residual_model(tmp_path)
+    card_path = tmp_path / "residual.json"
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    network = model.network
+    assert network.mean_flip_average is False  # a card without the field keeps the single pass
+    for parameter in network.mean_network.parameters():  # the output layer starts at zero: give it something to say
+        parameter.data.normal_(0.0, 0.05)
+    cond = torch.rand(2, 4, 16, 16) * 2 - 1
+    with torch.no_grad():
+        single = network.mean(cond)
+        # a randomly initialised network is not mirror symmetric: the single pass is not equivariant
+        assert not torch.allclose(network.mean(cond.flip(-1)), single.flip(-1), atol=1e-5)
+        network.mean_flip_average = True
+        averaged = network.mean(cond)
+        assert torch.allclose(network.mean(cond.flip(-1)), averaged.flip(-1), atol=1e-5)
+        raw = predict_mean(network.mean_network, cond, "enhancement", CONDITIONS, 3.0)
+        mirrored = predict_mean(network.mean_network, cond.flip(-1), "enhancement", CONDITIONS, 3.0).flip(-1)
+    assert torch.allclose(averaged, (0.5 * (raw + mirrored)).clamp(-1, 1), atol=1e-5)
+    card_path.write_text(json.dumps(dict(card, sampling={"mean_flip_average": True})), encoding="utf-8")
+    assert load_model(tmp_path / "residual.safetensors").network.mean_flip_average is True
+    card_path.write_text(json.dumps(dict(card, sampling={"mean_flip_average": "yes"})), encoding="utf-8")
+    with pytest.raises(ModelFileError, match="mean_flip_average 'yes'; expected true or false"):
+        load_model(tmp_path / "residual.safetensors")
+
+
 @pytest.mark.parametrize("parameterization", ["enhancement", "relative"])
 def test_residual_training_run_exports_one_loadable_model(tmp_path, parameterization):
     mean_trainer = make_trainer(tmp_path, tiny_config(iterations=4, objective="regression",

@@ -176,6 +176,9 @@ def _check_residual_fields(card: dict, where: Path) -> None:
     if start is not None and (not isinstance(start, (int, float)) or not 0 < float(start) < 1):
         raise ModelFileError(f"model card {where}: sampling.residual_start {start!r}; expected a noise level in "
                              "(0, 1) or null")
+    flip = sampling.get("mean_flip_average", False) if isinstance(sampling, dict) else None
+    if not isinstance(flip, bool):
+        raise ModelFileError(f"model card {where}: sampling.mean_flip_average {flip!r}; expected true or false")
     scale = card.get("residual_scale")
     if not isinstance(scale, (int, float)) or not 0 < float(scale) < 10:
         raise ModelFileError(f"model card {where}: residual_scale {scale!r}; expected a number in (0, 10)")
@@ -194,6 +197,7 @@ def build_from_card(card: dict) -> torch.nn.Module:
                                        card["conditions"], card["normalization"].get("target_range_factor", 3.0),
                                        card["residual_scale"], card["mean_network"].get("parameterization", "image"))
         model.temperature = float(card.get("sampling", {}).get("residual_temperature", 1.0))
+        model.mean_flip_average = bool(card.get("sampling", {}).get("mean_flip_average", False))
         return model
     return build_network(card["architecture"]["config"])
 

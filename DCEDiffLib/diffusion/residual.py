@@ -104,11 +104,21 @@ class ResidualDiffusionModel(nn.Module):
         self.mean_parameterization = mean_parameterization
         self.out_channels = int(residual_config.get("out_channels", 2))
         self.temperature = 1.0  # scales the sampled residual; the card's sampling.residual_temperature sets it
+        self.mean_flip_average = False  # the card's sampling.mean_flip_average sets it
 
     def mean(self, cond: torch.Tensor) -> torch.Tensor:
-        """The regression mean μ (B, 2, H, W), clamped to the targets' range."""
-        return predict_mean(self.mean_network, cond, self.mean_parameterization, self.conditions,
-                            self.range_factor).clamp(-1.0, 1.0)
+        """The regression mean μ (B, 2, H, W), clamped to the targets' range.
+
+        With ``mean_flip_average`` it is the average of the network on the slice and on its left-right mirror image
+        (mirrored back): the mean network was trained with left-right flips, so both are estimates of the same
+        conditional mean, and their average keeps what they agree on and halves what they draw at random."""
+        mu = predict_mean(self.mean_network, cond, self.mean_parameterization, self.conditions, self.range_factor)
+        if self.mean_flip_average:
+            # Left-right is the column (last) axis of a T2W-oriented working grid (training.batches flips it too).
+            mirrored = predict_mean(self.mean_network, cond.flip(-1), self.mean_parameterization, self.conditions,
+                                    self.range_factor).flip(-1)
+            mu = 0.5 * (mu + mirrored)
+        return mu.clamp(-1.0, 1.0)
 
     def forward(self, x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
         return self.residual_network(x, gamma)
