@@ -166,9 +166,10 @@ def main(argv=None) -> int:
             row[f"lesion_r_{target}"] = enhancement["lesion"]["pearson"]
             row[f"prostate_r_{target}"] = enhancement["prostate"]["pearson"]
         rows.append(row)
+        shown = {k: "–" if v is None else f"{v:.2f}" for k, v in row.items() if k.endswith(("_early", "_late"))}
         print(f"{name} ({row['group']}, {row['lesion_voxels']} lesion voxels): lesion r "
-              f"{row['lesion_r_early']:.2f} / {row['lesion_r_late']:.2f}, prostate r "
-              f"{row['prostate_r_early']:.2f} / {row['prostate_r_late']:.2f}", flush=True)
+              f"{shown['lesion_r_early']} / {shown['lesion_r_late']}, prostate r "
+              f"{shown['prostate_r_early']} / {shown['prostate_r_late']}", flush=True)
 
     def median(values):
         values = [v for v in values if v is not None]

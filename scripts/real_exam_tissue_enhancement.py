@@ -161,6 +161,9 @@ def main() -> int:
     parser.add_argument("--with-pd", action="store_true", help="give the PD series as PD too (default: left out)")
     parser.add_argument("--plain-percentiles", action="store_true",
                         help="switch off the heavy-tail rule of DCEDiffLib/intensity_tail.py (as before 2026-11-30)")
+    parser.add_argument("--candidate-gland-rule", action="store_true",
+                        help="apply the candidate gland-level rule of scripts/gland_level_statistics.py (not in the "
+                             "engine; docs/preprocessing.md)")
     parser.add_argument("--model", default=None, help="model file (default: the shipped model)")
     parser.add_argument("--out", default=None, help="write the result as JSON here")
     args = parser.parse_args()
@@ -170,6 +173,11 @@ def main() -> int:
 
     if args.plain_percentiles:
         intensity_tail.TAIL_LIMITS = {}
+    if args.candidate_gland_rule:
+        import DCEDiffLib.preprocess as preprocess
+        from gland_level_statistics import with_gland_rule
+
+        preprocess.tame_heavy_tail = with_gland_rule(preprocess.tame_heavy_tail)
 
     patient = DATA / f"ProstateX-{args.patient}"
     if not patient.is_dir():
