@@ -97,6 +97,18 @@ def test_learning_rate_warms_up_linearly():
     assert learning_rate(config, 9) == pytest.approx(1e-3) and learning_rate(config, 500) == pytest.approx(1e-3)
 
 
+def test_cosine_schedule_anneals_from_lr_to_zero_after_the_warm_up():
+    config = make_config({"warmup_steps": 10, "lr": 1e-3, "iterations": 110, "lr_schedule": "cosine"})
+    assert learning_rate(config, 4) == pytest.approx(5e-4)              # the warm-up is unchanged
+    assert learning_rate(config, 9) == pytest.approx(1e-3)
+    assert learning_rate(config, 59) == pytest.approx(5e-4)             # halfway: half the rate
+    assert learning_rate(config, 109) == pytest.approx(0.0, abs=1e-12)  # the last step: nothing left
+    rates = [learning_rate(config, step) for step in range(9, 110)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    with pytest.raises(InputError, match="lr_schedule 'linear'"):
+        make_config({"lr_schedule": "linear"})
+
+
 def test_batches_depend_only_on_step_and_ranks_see_disjoint_items():
     cases = [tiny_case(f"p{i}", i) for i in range(3)]
     a = SliceBatches(cases, 3, 16, seed=5)

@@ -37,6 +37,7 @@ PAPER_RECIPE = {
     "crop_size": 160,                      # random square crop of the 160x160 slices
     "lr": 1e-4,
     "warmup_steps": 10000,                 # linear learning-rate warm-up
+    "lr_schedule": "constant",             # after the warm-up: "constant" (the paper) or "cosine" (down to 0 at the end)
     "adam_betas": [0.9, 0.999],
     "weight_decay": 0.0,
     "grad_clip": 1.0,                      # max global gradient norm; 0 disables
@@ -80,6 +81,8 @@ def make_config(overrides: Optional[dict] = None) -> dict:
     if config["parameterization"] not in ("image", "enhancement", "relative"):
         raise InputError(f"training config: parameterization {config['parameterization']!r}; expected 'image', "
                          "'enhancement' or 'relative'")
+    if config["lr_schedule"] not in ("constant", "cosine"):
+        raise InputError(f"training config: lr_schedule {config['lr_schedule']!r}; expected 'constant' or 'cosine'")
     if config["objective"] == "residual" and not config["mean_model"]:
         raise InputError("training config: objective 'residual' needs 'mean_model', the path of a trained "
                          "regression model (dcediff train with objective 'regression')")

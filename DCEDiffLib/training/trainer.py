@@ -37,9 +37,17 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
 
 
 def learning_rate(config: dict, step: int) -> float:
-    """Linear warm-up to ``lr`` over ``warmup_steps``, then constant (the paper's schedule)."""
+    """Linear warm-up to ``lr`` over ``warmup_steps``, then constant (``lr_schedule`` "constant", the paper's
+    schedule) or a half cosine from ``lr`` down to 0 at ``iterations`` ("cosine": an annealing fine-tune; a run at a
+    constant rate ends wherever its noise leaves it)."""
     warmup = int(config["warmup_steps"])
-    return config["lr"] * min(1.0, (step + 1) / warmup) if warmup > 0 else config["lr"]
+    if warmup > 0 and step + 1 < warmup:
+        return config["lr"] * (step + 1) / warmup
+    if config.get("lr_schedule", "constant") != "cosine":
+        return config["lr"]
+    span = max(int(config["iterations"]) - warmup, 1)
+    progress = min(max(step + 1 - warmup, 0) / span, 1.0)
+    return config["lr"] * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def load_split_cases(data_dir: Path, out_dir: Path, config: dict, ctx, workers: int = 1,
@@ -395,7 +403,8 @@ class Trainer:
             "train_cases": len(self.data["train"]),
             "validation_cases": len(self.data["validation"]),
             "steps": self.step,
-            "recipe": {k: self.config[k] for k in ("batch_size", "crop_size", "lr", "warmup_steps", "ema_decay",
+            "recipe": {k: self.config[k] for k in ("batch_size", "crop_size", "lr", "lr_schedule", "warmup_steps",
+                                                   "ema_decay",
                                                    "grad_clip", "flip_left_right", "objective", "without",
                                                    "parameterization", "region_weights", "augment",
                                                    "lesion_slice_share", "lesion_contrast_weight",
