@@ -78,3 +78,20 @@ def test_population_kinetics_sets_the_normal_tissues_to_their_middle_and_keeps_t
     # everything that is not kinetic is the same draw
     assert middle["peripheral_zone"].values["t2"] == drawn["peripheral_zone"].values["t2"]
     assert middle["muscle"].values["t1"] == drawn["muscle"].values["t1"]
+
+
+def test_lesion_kinetics_from_inputs_follow_what_the_adc_shows_and_keep_the_patient(written_case):
+    ceiling = load_script("lesion_r_ceiling")
+    table = ceiling.LesionKineticsFromInputs(draws=1500, seed=1)
+    # a dark-ADC, dark-T2 lesion is mostly textbook (strong wash-in); a brighter one mostly less enhancing
+    dense, mild = table.expected("peripheral_zone", 700.0, 60.0), table.expected("peripheral_zone", 1150.0, 84.0)
+    assert dense["ktrans"] > 2 * mild["ktrans"] and dense["vpa"] > mild["vpa"]
+    folder, case = written_case
+    case_json = json.loads((folder / "case.json").read_text(encoding="utf-8"))
+    expected_case = ceiling.noise_free_case(case_json, False, False, table)
+    plain = ceiling.noise_free_case(case_json, False, False)
+    # the same patient (anatomy and lesions), other lesion enhancement
+    assert np.array_equal(sitk.GetArrayFromImage(expected_case.labels), sitk.GetArrayFromImage(plain.labels))
+    early = [sitk.GetArrayFromImage(c.images["dce_early"]) for c in (expected_case, plain)]
+    lesion = sitk.GetArrayFromImage(expected_case.labels) == case_json["label_legend"]["lesion"]
+    assert not np.allclose(early[0], early[1]) and lesion.any()

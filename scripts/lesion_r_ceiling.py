@@ -20,8 +20,14 @@ even that part only through their own noise and resolution.
 phantom draws per patient and no input shows, to the middle of their population range; the lesions keep their own
 (partly shown by the ADC): the r of a model that knows the anatomy and the lesion but not this patient's gland.
 
+``--lesion-kinetics-from-inputs`` (with both above) also replaces each lesion's kinetic values by their expectation
+given what the inputs show of the lesion — its ADC and T2 — over the phantom's lesion population (both kinds at
+their prior 0.7 / 0.3, the zone at its population middle; a nearest-neighbour average over Monte-Carlo draws of
+``tissues.sample_lesion_tissue``): the r and the lesion CNR of a model that reads the lesion's ADC and T2 exactly and
+draws the best guess of its enhancement — what the inputs allow at best, the kind included.
+
     .venv/bin/python scripts/lesion_r_ceiling.py --data runs/data_physiology --cases case_400 ... [--json OUT]
-        [--without-hidden-texture [--population-kinetics]]
+        [--without-hidden-texture [--population-kinetics [--lesion-kinetics-from-inputs]]]
 """
 
 from __future__ import annotations
@@ -75,18 +81,70 @@ def population_kinetics(draw):
     return sample
 
 
-def noise_free_case(case_json: dict, hidden_texture: bool = True, patient_kinetics: bool = True):
+LESION_KIND_PRIOR = 0.7      # anatomy.place_lesions: textbook with this probability, else less enhancing
+NEIGHBOURS = 50
+
+
+class LesionKineticsFromInputs:
+    """E[(ktrans, ve, vpa) | ADC, T2] of a lesion, per zone, by a nearest-neighbour average over ``draws`` Monte-Carlo
+    lesions (features scaled by their within-kind scatter: ADC 60, T2 5 ms)."""
+
+    def __init__(self, draws: int = 4000, seed: int = 0):
+        from DCEDiffLib.phantom.tissues import LESION_KINDS, TISSUE_RANGES, sample_lesion_tissue, sample_tissues
+
+        rng = np.random.default_rng(seed)
+        zones = sample_tissues(rng)
+        self.table = {}
+        for zone_name in ("peripheral_zone", "transition_zone"):
+            zone = zones[zone_name]
+            for key in KINETIC_VALUES:
+                spec = TISSUE_RANGES[zone_name].get(key)
+                if isinstance(spec, tuple):
+                    zone.values[key] = 0.5 * (spec[0] + spec[1])
+            features, kinetics = [], []
+            for _ in range(draws):
+                kind = LESION_KINDS[0] if rng.uniform() < LESION_KIND_PRIOR else LESION_KINDS[1]
+                tissue, info = sample_lesion_tissue(rng, "lesion", kind, zone)
+                features.append((info["adc"] / 60.0, info["t2_ms"] / 5.0))
+                kinetics.append([tissue.values[k] for k in ("ktrans", "ve", "vpa")])
+            self.table[zone_name] = (np.array(features), np.array(kinetics))
+
+    def expected(self, zone_name: str, adc: float, t2_ms: float) -> dict:
+        """The expected ktrans, ve and vpa of a lesion in ``zone_name`` showing ``adc`` and ``t2_ms``."""
+        features, kinetics = self.table[zone_name]
+        distance = np.hypot(features[:, 0] - adc / 60.0, features[:, 1] - t2_ms / 5.0)
+        nearest = np.argsort(distance)[:NEIGHBOURS]
+        return dict(zip(("ktrans", "ve", "vpa"), kinetics[nearest].mean(axis=0).tolist()))
+
+
+def lesion_kinetics_from_inputs(draw, table: LesionKineticsFromInputs):
+    """``anatomy.sample_lesion_tissue`` with the lesion's kinetic values replaced by ``table``'s expectation (the
+    random draws stay the same)."""
+    def sample(rng, name, kind, zone):
+        tissue, info = draw(rng, name, kind, zone)
+        zone_name = zone.name if zone.name in table.table else "peripheral_zone"
+        tissue.values.update(table.expected(zone_name, info["adc"], info["t2_ms"]))
+        return tissue, info
+    return sample
+
+
+def noise_free_case(case_json: dict, hidden_texture: bool = True, patient_kinetics: bool = True,
+                    lesion_table: "LesionKineticsFromInputs | None" = None):
     """The phantom case of ``case_json`` generated again with the Rician noise switched off (same seed, domain,
     anatomy family; every other draw is the same because the noise has its own random stream); without the hidden
     part of the Ktrans texture when ``hidden_texture`` is False, with population kinetics for the normal tissues when
     ``patient_kinetics`` is False."""
-    from DCEDiffLib.phantom import generator, imaging, tissues
+    from DCEDiffLib.phantom import anatomy, generator, imaging, tissues
 
     lesion_count = None  # the data folders of this project draw the count from the seed
     textures = tissues.TEXTURES if hidden_texture else visible_textures()
     draw = generator.sample_tissues if patient_kinetics else population_kinetics(generator.sample_tissues)
+    lesion_draw = anatomy.sample_lesion_tissue
+    if lesion_table is not None:
+        lesion_draw = lesion_kinetics_from_inputs(lesion_draw, lesion_table)
     with mock.patch.object(imaging, "add_rician_noise", lambda signal, sigma, rng: signal), \
-            mock.patch.dict(tissues.TEXTURES, textures), mock.patch.object(generator, "sample_tissues", draw):
+            mock.patch.dict(tissues.TEXTURES, textures), mock.patch.object(generator, "sample_tissues", draw), \
+            mock.patch.object(anatomy, "sample_lesion_tissue", lesion_draw):
         return generator.generate_case(int(case_json["seed"]), case_json["domain"], case_json["case_id"],
                                        lesion_count=lesion_count, anatomy=case_json.get("anatomy_family",
                                                                                         "procedural"))
@@ -104,7 +162,7 @@ def check_same_patient(case_dir: Path, clean) -> None:
 
 
 def ceiling_metrics(case_dir: Path, cache: Path | None, hidden_texture: bool = True,
-                    patient_kinetics: bool = True) -> dict:
+                    patient_kinetics: bool = True, lesion_table: "LesionKineticsFromInputs | None" = None) -> dict:
     """evaluate_case's metrics of the noise-free early/late against the acquired case."""
     import SimpleITK as sitk
 
@@ -114,7 +172,7 @@ def ceiling_metrics(case_dir: Path, cache: Path | None, hidden_texture: bool = T
     from DCEDiffLib.training.case_data import load_case
 
     case_json = json.loads((case_dir / "case.json").read_text(encoding="utf-8"))
-    clean = noise_free_case(case_json, hidden_texture, patient_kinetics)
+    clean = noise_free_case(case_json, hidden_texture, patient_kinetics, lesion_table)
     check_same_patient(case_dir, clean)
     acquired_case = load_case(case_dir, cache)
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,9 +205,16 @@ def main(argv=None) -> int:
                         help="also switch off the Ktrans texture that no input shows (see above)")
     parser.add_argument("--population-kinetics", action="store_true",
                         help="with --without-hidden-texture: normal tissues' kinetics at their population middle")
+    parser.add_argument("--lesion-kinetics-from-inputs", action="store_true",
+                        help="with --population-kinetics: each lesion's kinetics at their expectation given its "
+                             "ADC and T2 (see above)")
     args = parser.parse_args(argv)
     if args.population_kinetics and not args.without_hidden_texture:
         parser.error("--population-kinetics goes with --without-hidden-texture")
+    if args.lesion_kinetics_from_inputs and not args.population_kinetics:
+        parser.error("--lesion-kinetics-from-inputs goes with --population-kinetics")
+    lesion_table = LesionKineticsFromInputs() if args.lesion_kinetics_from_inputs else None
+    from summarize_evaluation import lesion_agreement
 
     rows = []
     for name in args.cases:
@@ -157,7 +222,8 @@ def main(argv=None) -> int:
         case_json = json.loads((case_dir / "case.json").read_text(encoding="utf-8"))
         if not case_json.get("lesions"):
             continue
-        metrics = ceiling_metrics(case_dir, args.cache, not args.without_hidden_texture, not args.population_kinetics)
+        metrics = ceiling_metrics(case_dir, args.cache, not args.without_hidden_texture, not args.population_kinetics,
+                                  lesion_table)
         per_lesion = metrics["early"]["lesions"]["per_lesion"]
         row = {"case": name, "group": group_of(case_json, per_lesion),
                "lesion_voxels": sum(p["voxels"] for p in per_lesion)}
@@ -165,8 +231,10 @@ def main(argv=None) -> int:
             enhancement = metrics[target]["enhancement"]
             row[f"lesion_r_{target}"] = enhancement["lesion"]["pearson"]
             row[f"prostate_r_{target}"] = enhancement["prostate"]["pearson"]
+            row[f"lesions_{target}"] = metrics[target]["lesions"]["per_lesion"]
         rows.append(row)
-        shown = {k: "–" if v is None else f"{v:.2f}" for k, v in row.items() if k.endswith(("_early", "_late"))}
+        shown = {k: "–" if v is None else f"{v:.2f}" for k, v in row.items()
+                 if k.startswith(("lesion_r_", "prostate_r_"))}
         print(f"{name} ({row['group']}, {row['lesion_voxels']} lesion voxels): lesion r "
               f"{shown['lesion_r_early']} / {shown['lesion_r_late']}, prostate r "
               f"{shown['prostate_r_early']} / {shown['prostate_r_late']}", flush=True)
@@ -182,6 +250,11 @@ def main(argv=None) -> int:
               f"{median(r['lesion_r_early'] for r in members):.2f} late {median(r['lesion_r_late'] for r in members):.2f}"
               f"; prostate r {median(r['prostate_r_early'] for r in members):.2f} / "
               f"{median(r['prostate_r_late'] for r in members):.2f}")
+    for target in ("early", "late"):  # the evaluation's lesion CNR agreement (scripts/summarize_evaluation.py)
+        sign, size, n = lesion_agreement([{target: {"lesions": {"per_lesion": r[f"lesions_{target}"]}}}
+                                           for r in rows], target)
+        if n:
+            print(f"lesion CNR {target}: sign agrees {sign:.2f}, within 50 % {size:.2f} ({n} lesions)")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
     return 0
