@@ -9,9 +9,8 @@ bright, in the T1-pre and both DCE targets alike (fat does not enhance; one fact
 every darker tissue keep their signal and partial-volume voxels get part of the gain), and scores the shipped model
 on it with the candidate gland-level rule (``place_gland`` of ``scripts/gland_level_statistics.py``, applied to the
 T1-pre after the heavy-tail rule, as it would run inside ``preprocess_case``) off and on, next to the unperturbed
-exam. Reported:
-PSNR, body and prostate enhancement r, and the gland's relative enhancement RE = (S − S_T1pre) / S_T1pre (median over the
-PZ + TZ labels) of the synthetic against the acquired. Inputs are read, never modified.
+exam. Reported: PSNR, body and prostate enhancement r, and the gland's relative enhancement RE = (S − S_T1pre) /
+S_T1pre (median over the PZ + TZ labels) of the synthetic against the acquired. Inputs are read, never modified.
 
 Meant for non-fat-suppressed phantom exams (``case.json`` ``dce.t1_fat_suppressed`` false; others are skipped).
 

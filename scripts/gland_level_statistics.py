@@ -60,8 +60,8 @@ def gland_level(t1pre: np.ndarray, params: NormParams, spacing_mm: Sequence[floa
 def place_gland(t1pre: np.ndarray, params: NormParams, spacing_mm: Sequence[float],
                 mask: Optional[np.ndarray] = None) -> Tuple[NormParams, Optional[str]]:
     """``params`` unchanged with ``None``, or the range whose top puts the gland at :data:`GLAND_LEVEL_TYPICAL`,
-    with a note saying why (the candidate rule, see the module docstring). ``t1pre``/``mask``: the T1-pre on the working grid and its
-    coverage, as the normalisation was fitted on."""
+    with a note saying why (the candidate rule, see the module docstring). ``t1pre``/``mask``: the T1-pre on the
+    working grid and its coverage, as the normalisation was fitted on."""
     level = gland_level(t1pre, params, spacing_mm, mask)
     if level is None or level <= 0 or level >= GLAND_LEVEL_LIMIT:
         return params, None

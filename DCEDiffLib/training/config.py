@@ -37,7 +37,7 @@ PAPER_RECIPE = {
     "crop_size": 160,                      # random square crop of the 160x160 slices
     "lr": 1e-4,
     "warmup_steps": 10000,                 # linear learning-rate warm-up
-    "lr_schedule": "constant",             # after the warm-up: "constant" (the paper) or "cosine" (down to 0 at the end)
+    "lr_schedule": "constant",             # after the warm-up: "constant" (the paper) or "cosine" (to 0 at the end)
     "adam_betas": [0.9, 0.999],
     "weight_decay": 0.0,
     "grad_clip": 1.0,                      # max global gradient norm; 0 disables
