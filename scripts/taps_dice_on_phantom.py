@@ -10,6 +10,11 @@ the phantom's T2W looks like a pelvis to it.
 
 Example: ``OMP_NUM_THREADS=1 .venv/bin/python scripts/taps_dice_on_phantom.py --anatomy prostatex --cases 10
 --seed 7301`` (about 30 s per case on 2 busy cores). Needs the ``prostate`` extra (onnxruntime + the TAPS model).
+
+Diagnostics for the procedural family (what would make TAPS see its gland; the generator itself is unchanged):
+``--real-t2w-contrast`` redraws each tissue's T2 so that the T2W contrast to fat is the real exams' (the
+real-anatomy family's ``match_source_t2w_contrast``); ``--muscle-body`` paints the body's filling tissue as muscle
+instead of fat (a real pelvis around the prostate is mostly muscle; the procedural one mostly fat).
 """
 
 from __future__ import annotations
@@ -52,6 +57,32 @@ def gland_dice(case) -> dict:
             "label_ml": round(float(gland.sum()) * voxel_ml, 1), "taps_seconds": round(seconds, 1)}
 
 
+def procedural_variant(real_t2w_contrast: bool, muscle_body: bool):
+    """A context that makes ``generate_case``'s procedural anatomy follow the diagnostic options (no-op if both are
+    off): wraps ``generator.build_anatomy``; the other random draws stay the same."""
+    import contextlib
+    from unittest import mock
+
+    from DCEDiffLib.phantom import generator
+    from DCEDiffLib.phantom.template_anatomy import match_source_t2w_contrast
+
+    if not (real_t2w_contrast or muscle_body):
+        return contextlib.nullcontext()
+    build = generator.build_anatomy
+
+    def variant(rng, tissues, **kwargs):
+        anatomy = build(rng, tissues, **kwargs)
+        if muscle_body:
+            for layer in anatomy.layers:
+                if layer.name == "body":
+                    layer.tissue = "muscle"
+        if real_t2w_contrast:  # its own stream: the case's later draws are unchanged
+            anatomy.tissues = match_source_t2w_contrast(np.random.default_rng([int(rng.integers(1 << 30)), 6]),
+                                                        anatomy.tissues)
+        return anatomy
+    return mock.patch.object(generator, "build_anatomy", variant)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--anatomy", default="prostatex", choices=ANATOMY_FAMILIES)
@@ -59,6 +90,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=7301, help="dataset seed (case i uses case_seed(seed, i))")
     parser.add_argument("--domain", default="A", choices=["A", "B"])
     parser.add_argument("--json", type=Path, default=None, help="also write the per-case results here")
+    parser.add_argument("--real-t2w-contrast", action="store_true", help="procedural diagnostic (see above)")
+    parser.add_argument("--muscle-body", action="store_true", help="procedural diagnostic (see above)")
     args = parser.parse_args(argv)
     reason = prostate_localization.unavailable_reason()
     if reason is not None:
@@ -73,7 +106,8 @@ def main(argv=None) -> int:
     rows = []
     for index in range(args.cases):
         seed = case_seed(args.seed, index)
-        case = generate_case(seed, args.domain, f"case_{index:03d}", anatomy=args.anatomy)
+        with procedural_variant(args.real_t2w_contrast, args.muscle_body):
+            case = generate_case(seed, args.domain, f"case_{index:03d}", anatomy=args.anatomy)
         row = {"index": index, "case_seed": seed, "family": case.params["anatomy_family"],
                "template": case.params["anatomy"].get("template"),
                "generation_seconds": round(case.generation_seconds, 2), **gland_dice(case)}
