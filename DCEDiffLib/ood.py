@@ -49,6 +49,9 @@ KINDS = {
     "log": {"min_scale": 0.05, "min_z": 3.0},  # compared as log10(value): 0.05 ≈ a 12 % spread
     "log_upper": {"min_scale": 0.05, "min_z": 3.0},  # the same, only values above the centre count (noise:
                                                      # a cleaner image than any training case is no risk)
+    # a level (0–1 of the normalised range) that matters only below the training cases' lowest: distance =
+    # log(lowest / value), so the floor log(1.25) flags a level a fifth or more below every training case
+    "level_lower": {"min_threshold": math.log(1.25)},
 }
 
 
@@ -178,9 +181,12 @@ def input_statistics(conditions: np.ndarray, condition_names: Sequence[str] = IN
     for m, volume in volumes.items():
         in_body, in_gland = volume[body], volume[gland]
         entry = {"hist_body": _histogram(in_body), "hist_gland": _histogram(in_gland),
-                 "noise": _noise(volume, body), "bias_lr": _lr_ramp(volume, body), "gland_contrast": None}
+                 "noise": _noise(volume, body), "bias_lr": _lr_ramp(volume, body), "gland_contrast": None,
+                 "gland_level": None}
         if in_body.size >= MIN_VOXELS and in_gland.size >= MIN_VOXELS:
             entry["gland_contrast"] = float(np.median(in_gland) - np.median(in_body))
+        if in_gland.size >= MIN_VOXELS:  # where the gland sits in the normalised range, 0 (bottom) to 1 (top)
+            entry["gland_level"] = float((np.median(in_gland) + 1.0) / 2.0)
         modalities[m] = entry
     correlations = {}
     if body.sum() >= MIN_VOXELS:
@@ -241,6 +247,10 @@ def _features(statistics: Mapping) -> Dict[str, Tuple[str, object]]:
         for key, kind in (("noise", "log_upper"), ("bias_lr", "linear"), ("gland_contrast", "linear")):
             if entry.get(key) is not None:
                 out[f"{m}.{key}"] = (kind, entry[key])
+        # The T1-pre's gland level sets the scale of the drawn enhancement (docs/preprocessing.md, "The gland as
+        # the T1-pre's reference tissue"): below every training exam, the relative enhancement comes out too high.
+        if m == "t1pre" and entry.get("gland_level") is not None:
+            out["t1pre.gland_level"] = ("level_lower", entry["gland_level"])
     for pair, r in (statistics.get("correlations") or {}).items():
         out[f"corr.{pair}"] = ("linear", r)
     adc = statistics.get("adc") or {}
@@ -293,7 +303,13 @@ def training_statistics(cases: Sequence[Mapping], margin: float = MARGIN, percen
         if len(present) < 2:
             continue
         kind = present[0][0]
-        if kind == "histogram":
+        if kind == "level_lower":
+            raw = np.asarray([float(v) for _, v in present])
+            distances = [_level_below(raw[i], float(np.delete(raw, i).min())) for i in range(len(raw))]
+            threshold = max(margin * float(np.percentile(distances, percentile)), KINDS[kind]["min_threshold"])
+            features[name] = {"kind": kind, "minimum": round(float(raw.min()), 6), "threshold": round(threshold, 6),
+                              "training_range": [round(float(raw.min()), 6), round(float(raw.max()), 6)]}
+        elif kind == "histogram":
             hists = np.asarray([v for _, v in present], dtype=np.float64)
             total = hists.sum(axis=0)
             n = len(hists)
@@ -330,9 +346,19 @@ def _z(x: float, centre: float, spread: float, kind: str) -> float:
     return (max(deviation, 0.0) if kind == "log_upper" else abs(deviation)) / spread
 
 
+def _level_below(value: float, minimum: float) -> float:
+    """How far a level lies below ``minimum``: log(minimum / value), 0 at or above it (a level at the very bottom
+    counts as 1e-4, so the distance stays finite)."""
+    if value >= minimum:
+        return 0.0
+    return math.log(minimum / max(value, 1e-4))
+
+
 def _distance(kind: str, value, reference: Mapping) -> float:
     if kind == "histogram":
         return _emd(value, reference["reference"])
+    if kind == "level_lower":
+        return _level_below(float(value), float(reference["minimum"]))
     x = _log(value) if kind.startswith("log") else float(value)
     return _z(x, float(reference["centre"]), float(reference["scale"]), kind)
 
@@ -398,6 +424,12 @@ def _reason(name: str, value, reference: Mapping, distance: float) -> str:
     if feature == "noise":
         return (f"{_name(modality)}: noise level {_fmt(value)} (normalised units), more than in the training cases "
                 f"({_range(reference)})")
+    if feature == "gland_level":
+        return (f"{_name(modality)}: the central gland region lies at {float(value):.2f} of the normalised intensity "
+                f"range, below every training case ({_fmt(reference['minimum'])} or above): something else — fat on "
+                "a T1-weighted series without fat suppression, a hot spot — is far brighter than the gland compared "
+                "with the training exams, and the synthetic relative enhancement is then likely too high (1.3–3× on "
+                "phantoms made so; docs/preprocessing.md)")
     if feature == "bias_lr":
         return (f"{_name(modality)}: left–right intensity ramp {float(value):+.2f} (normalised units, centre to "
                 f"edge: a bias field / coil shading); the training cases had "

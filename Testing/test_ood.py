@@ -82,7 +82,7 @@ def test_training_statistics_hold_references_and_thresholds(card, training):
     assert card["cases"] == TRAINING_CASES and card["conditions"] == list(INPUT_MODALITIES)
     features = card["features"]
     for name in ("t2w.hist_body", "adc.hist_gland", "t1pre.noise", "pd.bias_lr", "corr.t2w|pd",
-                 "adc_raw.gland_median", "geometry.t2w.inplane_mm", "geometry.adc.fov_mm"):
+                 "adc_raw.gland_median", "geometry.t2w.inplane_mm", "geometry.adc.fov_mm", "t1pre.gland_level"):
         assert name in features, name
         assert features[name]["threshold"] > 0
     assert abs(sum(features["t2w.hist_gland"]["reference"]) - 1) < 1e-3
@@ -130,6 +130,26 @@ def test_heavy_bias_field_is_named(card):
     mild = sample_inputs()
     mild["t2w"] = _left_right_bias(mild["t2w"], 0.05)  # a few per cent, as real coils leave: not flagged
     assert not score(mild, card)["flagged"]
+
+
+def test_a_gland_low_on_the_t1pre_is_named_with_what_it_does_to_the_enhancement(card):
+    """Fat made as bright as on a real non-fat-suppressed VIBE (12× the shipped case's suppressed fat) puts the
+    gland below every training case's level on the normalised T1-pre: flagged, naming the T1-pre and the consequence."""
+    inputs = sample_inputs()
+    legend = json.loads((SAMPLE_CASE_DIR / "case.json").read_text(encoding="utf-8"))["label_legend"]
+    t1pre = inputs["t1pre"]
+    labels = sitk.Resample(sitk.ReadImage(str(SAMPLE_CASE_DIR / "labels.nii.gz")), t1pre, sitk.Transform(),
+                           sitk.sitkNearestNeighbor)
+    array = sitk.GetArrayFromImage(t1pre)
+    array[sitk.GetArrayFromImage(labels) == legend["fat"]] *= 12.0
+    bright = sitk.GetImageFromArray(array)
+    bright.CopyInformation(t1pre)
+    assert score(sample_inputs(), card)["features"]["t1pre.gland_level"] == 0.0   # the plain exam: no distance
+    result = score(dict(inputs, t1pre=bright), card)
+    assert result["features"]["t1pre.gland_level"] > 1.0, result["features"]
+    reason = next((r for r in result["reasons"] if "central gland region lies at" in r), None)
+    assert reason is not None and reason.startswith("T1 pre-contrast (t1pre)"), reasons_text(result)
+    assert "relative enhancement is then likely too high" in reason
 
 
 def _on_geometry(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
