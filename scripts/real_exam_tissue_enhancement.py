@@ -206,14 +206,18 @@ def main() -> int:
               "intensity_notes": output.provenance.get("intensity_notes", {}), "inputs": {k: Path(v).name for k, v in inputs.items()},
               "model_sha256": output.provenance.get("model_sha256"), "tissues": stats,
               "checks": [{"check": c, "value": round(float(v), 3), "passed": bool(p)} for c, v, p in checks],
-              "tissue_target_r": r, "ood_score": ood.get("score"), "ood_flagged": ood.get("flagged")}
+              "tissue_target_r": r, "ood_score": ood.get("score"), "ood_flagged": ood.get("flagged"),
+              "ood_statistical_score": ood.get("statistical_score"), "ood_reasons": ood.get("reasons", [])}
     print(f"{result['patient']}  (T1-pre stand-in: {result['inputs']['t1pre']} [{args.t1pre_stand_in}]; PD {'given' if args.with_pd else 'left out'})")
     print(f"{'tissue':<18}{'voxels':>8}{'T1-pre':>10}{'RE early':>10}{'RE late':>10}")
     for name, row in stats.items():
         print(f"{name:<18}{row['voxels']:>8}{row['t1pre_median']:>10.1f}{row['re_early']:>10.2f}{row['re_late']:>10.2f}")
     for row in result["checks"]:
         print(f"{'PASS' if row['passed'] else 'FAIL'}  {row['check']}: {row['value']:+.2f}")
-    print(f"tissue-target r: early {r['early']:+.2f}, late {r['late']:+.2f}; OOD score {result['ood_score']}")
+    print(f"tissue-target r: early {r['early']:+.2f}, late {r['late']:+.2f}; OOD score {result['ood_score']} "
+          f"(statistics alone {result['ood_statistical_score']})")
+    for reason in result["ood_reasons"]:
+        print(f"  OOD: {reason}")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
     return 0
