@@ -65,18 +65,24 @@ def visible_textures() -> dict:
 KINETIC_VALUES = ("ktrans", "ve", "vpa", "vpv")
 
 
+def set_population_kinetics(name: str, tissue) -> None:
+    """Set ``tissue``'s kinetic values (those drawn from a range in tissues.TISSUE_RANGES[name]) to the middle of
+    their range, in place."""
+    from DCEDiffLib.phantom.tissues import TISSUE_RANGES
+
+    for key in KINETIC_VALUES:
+        spec = TISSUE_RANGES.get(name, {}).get(key)
+        if isinstance(spec, tuple):
+            tissue.values[key] = 0.5 * (spec[0] + spec[1])
+
+
 def population_kinetics(draw):
     """``sample_tissues`` with each tissue's kinetic values set to the middle of their range afterwards (the random
     draws stay the same)."""
-    from DCEDiffLib.phantom.tissues import TISSUE_RANGES
-
     def sample(rng):
         tissues = draw(rng)
         for name, tissue in tissues.items():
-            for key in KINETIC_VALUES:
-                spec = TISSUE_RANGES.get(name, {}).get(key)
-                if isinstance(spec, tuple):
-                    tissue.values[key] = 0.5 * (spec[0] + spec[1])
+            set_population_kinetics(name, tissue)
         return tissues
     return sample
 
@@ -90,17 +96,14 @@ class LesionKineticsFromInputs:
     lesions (features scaled by their within-kind scatter: ADC 60, T2 5 ms)."""
 
     def __init__(self, draws: int = 4000, seed: int = 0):
-        from DCEDiffLib.phantom.tissues import LESION_KINDS, TISSUE_RANGES, sample_lesion_tissue, sample_tissues
+        from DCEDiffLib.phantom.tissues import LESION_KINDS, sample_lesion_tissue, sample_tissues
 
         rng = np.random.default_rng(seed)
         zones = sample_tissues(rng)
         self.table = {}
         for zone_name in ("peripheral_zone", "transition_zone"):
             zone = zones[zone_name]
-            for key in KINETIC_VALUES:
-                spec = TISSUE_RANGES[zone_name].get(key)
-                if isinstance(spec, tuple):
-                    zone.values[key] = 0.5 * (spec[0] + spec[1])
+            set_population_kinetics(zone_name, zone)
             features, kinetics = [], []
             for _ in range(draws):
                 kind = LESION_KINDS[0] if rng.uniform() < LESION_KIND_PRIOR else LESION_KINDS[1]
