@@ -183,3 +183,24 @@ def test_bad_model_through_the_command_exits_2_with_one_line(saved, tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("dcediff synthesize: error: model weights") and "SHA-256" in err[0]
     assert not out.exists()
+
+
+def test_a_safetensors_header_whose_length_ends_in_0x80_is_not_taken_for_pickle(tmp_path):
+    """The first byte of a safetensors file is its header length's low byte: 0x80 (pickle's PROTO opcode) for one
+    header in 256. Found by a 2.5D training run whose model file was refused as pickled (2026-12-01)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from DCEDiffLib.diffusion.model_files import looks_pickled
+
+    path = tmp_path / "w.safetensors"
+    for padding in range(300):  # lengthen the metadata until the header's length ends in 0x80
+        save_file({"x": torch.zeros(2)}, str(path), metadata={"pad": "p" * padding})
+        if path.read_bytes()[0] == 0x80:
+            break
+    head = path.read_bytes()[:9]
+    assert head[0] == 0x80 and not looks_pickled(head)
+    assert looks_pickled(pickle.dumps({"weights": [1, 2, 3]}, protocol=2)[:9])
+    zipped = tmp_path / "z.pt"
+    torch.save({"a": 1}, zipped)
+    assert looks_pickled(zipped.read_bytes()[:9])

@@ -182,13 +182,15 @@ def _fast_bf16() -> bool:
 
 def _naive(settings: BenchmarkSettings, model, conditions, device: str) -> dict:
     from DCEDiffLib.benchmark.naive_reference import time_naive_loop
+    from DCEDiffLib.diffusion.slice_context import volume_with_context
 
     network = copy.deepcopy(model.network).to(device).to(memory_format=torch.contiguous_format).float().eval()
     slices = list(range(min(settings.naive_slices, conditions.shape[1])))
     if model.card.get("objective") == "residual":  # the loop samples the residual: its condition is [cond, μ]
         with torch.no_grad():
             cond = torch.from_numpy(np.ascontiguousarray(conditions.transpose(1, 0, 2, 3))).to(device)
-            mean = network.mean(cond).cpu().numpy().transpose(1, 0, 2, 3)
+            mean = network.mean(volume_with_context(cond, network.mean_context_slices)).cpu().numpy()
+            mean = mean.transpose(1, 0, 2, 3)
         conditions = np.concatenate([conditions, mean]).astype(np.float32)
     result = time_naive_loop(network, conditions, slices, settings.naive_steps, total_slices=conditions.shape[1],
                              total_steps=sweep.PAPER_STEPS, seed=settings.seed, device=device)

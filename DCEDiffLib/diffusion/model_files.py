@@ -34,9 +34,19 @@ REQUIRED_FIELDS = {"format", "format_version", "architecture", "objective", "sch
                    "normalization", "weights_sha256"}
 OPTIONAL_FIELDS = {"channel_meaning", "working_grid", "training", "metrics", "created_by", "description",
                    "parameterization", "mean_network", "residual_scale", "input_statistics", "data_domain",
-                   "sampling", "optional_inputs", "error_model"}
+                   "sampling", "optional_inputs", "error_model", "context_slices"}
 OBJECTIVES = ("diffusion", "regression", "residual")
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol ≥2, zip (torch.save)
+
+
+def looks_pickled(head: bytes) -> bool:
+    """Whether a file's first 9 bytes are those of a pickle or a torch.save zip rather than a safetensors file.
+
+    A safetensors file starts with its JSON header's length (8 bytes, little-endian) and then "{": that length's
+    low byte is 0x80 for one header in 256, which must not pass for pickle's opcode PROTO 0x80."""
+    if len(head) >= 9 and head[8:9] == b"{":
+        return False
+    return head.startswith(PICKLE_MAGIC)
 
 
 @dataclasses.dataclass
@@ -119,7 +129,11 @@ def check_card(card: dict, where: Path) -> None:
     except ModelFileError as error:
         raise ModelFileError(f"{where}: {error}") from None
     config = arch["config"]
-    expected_in = len(conditions) + len(TARGET_MODALITIES)
+    context = card.get("context_slices", 0)
+    if "context_slices" in card and card["objective"] != "regression":
+        raise ModelFileError(f"model card {where}: context_slices belongs to a regression card (a residual card keeps "
+                             f"its mean network's in mean_network); this card's objective is {card['objective']!r}")
+    expected_in = len(conditions) * (2 * _checked_context(context, where, "") + 1) + len(TARGET_MODALITIES)
     if card["objective"] == "residual":
         _check_residual_fields(card, where)
         expected_in += len(TARGET_MODALITIES)  # the mean is a condition of the residual network
@@ -161,7 +175,8 @@ def _check_residual_fields(card: dict, where: Path) -> None:
     mean = card.get("mean_network")
     if not isinstance(mean, dict) or not isinstance(mean.get("config"), dict):
         raise ModelFileError(f"model card {where}: a residual model needs 'mean_network' with a network config")
-    expected = len(card["conditions"]) + len(TARGET_MODALITIES)
+    context = _checked_context(mean.get("context_slices", 0), where, "mean_network.")
+    expected = len(card["conditions"]) * (2 * context + 1) + len(TARGET_MODALITIES)
     if mean["config"].get("in_channels") != expected or mean["config"].get("out_channels") != len(TARGET_MODALITIES):
         raise ModelFileError(f"model card {where}: mean network has {mean['config'].get('in_channels')} inputs/"
                              f"{mean['config'].get('out_channels')} outputs; expected {expected}/"
@@ -184,6 +199,23 @@ def _check_residual_fields(card: dict, where: Path) -> None:
         raise ModelFileError(f"model card {where}: residual_scale {scale!r}; expected a number in (0, 10)")
 
 
+def _checked_context(value, where: Path, prefix: str) -> int:
+    from DCEDiffLib.diffusion.slice_context import check_context_slices
+
+    try:
+        return check_context_slices(value)
+    except ValueError as exc:
+        raise ModelFileError(f"model card {where}: {prefix}{exc}") from None
+
+
+def mean_context_slices(card: dict) -> int:
+    """How many neighbouring slices on each side the card's regression network reads (0: a 2D network): a
+    regression card's ``context_slices``, a residual card's ``mean_network.context_slices``, 0 for diffusion."""
+    if card.get("objective") == "residual":
+        return int(card.get("mean_network", {}).get("context_slices", 0))
+    return int(card.get("context_slices", 0)) if card.get("objective") == "regression" else 0
+
+
 def build_from_card(card: dict) -> torch.nn.Module:
     """The (untrained) network a checked card describes: a U-Net, or a mean + residual pair."""
     from DCEDiffLib.diffusion.presets import build_network
@@ -198,6 +230,7 @@ def build_from_card(card: dict) -> torch.nn.Module:
                                        card["residual_scale"], card["mean_network"].get("parameterization", "image"))
         model.temperature = float(card.get("sampling", {}).get("residual_temperature", 1.0))
         model.mean_flip_average = bool(card.get("sampling", {}).get("mean_flip_average", False))
+        model.mean_context_slices = mean_context_slices(card)
         return model
     return build_network(card["architecture"]["config"])
 
@@ -220,8 +253,8 @@ def load_model(path: os.PathLike, device: str = "cpu") -> LoadedModel:
     if not weights_path.is_file():
         raise ModelFileError(f"model weights {weights_path} are missing")
     with open(weights_path, "rb") as handle:
-        head = handle.read(4)
-    if head.startswith(PICKLE_MAGIC):
+        head = handle.read(9)
+    if looks_pickled(head):
         raise ModelFileError(f"model weights {weights_path}: this looks like a pickled PyTorch checkpoint; DCEDiff "
                              "only loads safetensors + JSON model cards (nothing is unpickled)")
     card = _read_card(card_path)

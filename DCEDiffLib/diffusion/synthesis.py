@@ -17,9 +17,10 @@ import torch
 
 from DCEDiffLib import defaults
 from DCEDiffLib.diffusion.error_map import error_models_of_card, expected_error
-from DCEDiffLib.diffusion.model_files import LoadedModel
+from DCEDiffLib.diffusion.model_files import LoadedModel, mean_context_slices
 from DCEDiffLib.diffusion.residual import predict_mean, zero_enhancement
 from DCEDiffLib.diffusion.samplers import sample, sampler_levels
+from DCEDiffLib.diffusion.slice_context import volume_with_context
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.progress import check_cancel
 
@@ -186,7 +187,8 @@ def _residual_sample(network, cond, samples, chunk, precision, sampler, steps, s
     check_cancel(should_cancel)
     slices = cond.shape[0] // samples
     means = []
-    unique = cond[:slices]  # cond is sample-major: the first K rows are the K slices once
+    # cond is sample-major: the first K rows are the K slices once (in order, so the neighbours are at hand)
+    unique = volume_with_context(cond[:slices], getattr(network, "mean_context_slices", 0))
     for start in range(0, slices, chunk):
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             means.append(network.mean(unique[start:start + chunk]).float())
@@ -237,9 +239,10 @@ def _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_siz
             check_cancel(should_cancel)
             card = model.card
             outputs = []
+            wide = volume_with_context(cond[:slices], mean_context_slices(card)).repeat(samples, 1, 1, 1)
             for start in range(0, cond.shape[0], chunk):
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                    outputs.append(predict_mean(network, cond[start:start + chunk],
+                    outputs.append(predict_mean(network, wide[start:start + chunk],
                                                 card.get("parameterization", "image"), card["conditions"],
                                                 card["normalization"].get("target_range_factor", 3.0)).float())
             y0 = torch.cat(outputs).clamp(-1, 1)

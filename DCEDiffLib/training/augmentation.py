@@ -120,12 +120,17 @@ def augment_slice(rng: np.random.Generator, cond: np.ndarray, target: np.ndarray
                   settings: Dict[str, float], grid_shape=None, window=None, fat_mask=None):
     """Randomize one (C, H, W) condition slice and its (2, H, W) target slice; returns new arrays.
 
-    ``grid_shape`` and ``window`` (row slice, column slice): where the slice was cropped from its working grid,
-    for ``centre_dark`` (default: the slice is the whole grid); ``fat_mask``: (H, W) bool, the slice's fat, for
-    ``fat_gain`` (None: no gain)."""
+    ``cond`` may hold G groups of the ``channels`` (G·C channels: a slice and its neighbours, see
+    ``diffusion.slice_context``): each draw then applies to a modality's channel in every group alike (one scanner
+    setting per series; the fields vary in-plane only). ``grid_shape`` and ``window`` (row slice, column slice):
+    where the slice was cropped from its working grid, for ``centre_dark`` (default: the slice is the whole grid);
+    ``fat_mask``: (H, W) bool, the slice's fat, for ``fat_gain`` (None: no gain; the neighbours get the slice's)."""
     cond = np.array(cond, dtype=np.float32, copy=True)
     target = np.array(target, dtype=np.float32, copy=True)
-    index = {name: i for i, name in enumerate(channels)}
+    if cond.shape[0] % len(channels):
+        raise ValueError(f"augment: {cond.shape[0]} condition channels are not groups of {list(channels)}")
+    groups = cond.shape[0] // len(channels)
+    index = {name: [i + g * len(channels) for g in range(groups)] for i, name in enumerate(channels)}
     gamma, bias, adc_scale, noise, coil = (settings[k] for k in ("gamma", "bias", "adc_scale", "noise", "coil"))
     # a local coil, when drawn, reaches every series of the exam (each through its own receive profile)
     coil_present = bool(coil) and rng.uniform() < 0.5

@@ -27,7 +27,7 @@ class SliceBatches:
                  conditions_kept: Sequence[str] = INPUT_MODALITIES, flip_left_right: bool = True,
                  rank: int = 0, world_size: int = 1, region_weights: Optional[Dict[str, float]] = None,
                  augment: Optional[Dict[str, float]] = None, lesion_slice_share: float = 0.0,
-                 lesion_ring_px: int = 0):
+                 lesion_ring_px: int = 0, context_slices: int = 0):
         usable = [c for c in cases if c.targets is not None]
         if not usable:
             raise ValueError("no training case has acquired early/late DCE targets")
@@ -43,6 +43,7 @@ class SliceBatches:
         self._perm_cache = {}
         self.weights = [region_weight_map(c, region_weights or {}) for c in usable]
         self.conditions_kept = list(conditions_kept)
+        self.context_slices = int(context_slices)  # 2.5D: the neighbours' conditions follow the slice's own
         self.augment = check_augmentation(augment or {})
         self.augmenting = any(self.augment.values())
         # Foreground oversampling (as nnU-Net does): lesions fill a few percent of the slices, so a share of each
@@ -99,7 +100,7 @@ class SliceBatches:
                 voxels = self.lesion_voxels[case_index][k]
                 centre = voxels[int(lesion_rng.integers(len(voxels)))]
             case = self.cases[case_index]
-            cond = case.conditions[self.channels, k]
+            cond = conditions_with_context(case, self.channels, k, self.context_slices)
             target = case.targets[:, k]
             height, width = cond.shape[-2:]
             top = int(rng.integers(0, height - self.crop_size + 1))
@@ -174,13 +175,27 @@ def region_weight_map(case: CaseArrays, region_weights: Dict[str, float]) -> np.
     return weight
 
 
+def conditions_with_context(case: CaseArrays, channels: Sequence[int], k: int, context_slices: int) -> np.ndarray:
+    """The condition ``channels`` of slice ``k`` (C, H, W), followed by those of its neighbours when
+    ``context_slices`` > 0 (C·(2n+1), H, W; see ``diffusion.slice_context``)."""
+    if not context_slices:
+        return case.conditions[channels, k]
+    from DCEDiffLib.diffusion.slice_context import context_offsets
+
+    last = case.num_slices - 1
+    return np.concatenate([case.conditions[channels, min(max(k + offset, 0), last)]
+                           for offset in context_offsets(context_slices)])
+
+
 def fixed_slices(cases: Sequence[CaseArrays], count: int, conditions_kept: Sequence[str] = INPUT_MODALITIES,
-                 seed: int = 1234) -> Tuple[torch.Tensor, torch.Tensor]:
-    """A fixed, reproducible set of whole slices (validation loss / sample images)."""
+                 seed: int = 1234, context_slices: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A fixed, reproducible set of whole slices (validation loss / sample images); with ``context_slices`` the
+    conditions carry the neighbours' channels after the slice's own."""
     usable = [c for c in cases if c.targets is not None]
     items = [(ci, k) for ci, c in enumerate(usable) for k in range(c.num_slices)]
     chosen = np.random.default_rng(seed).permutation(len(items))[:count]
     channels = [INPUT_MODALITIES.index(m) for m in conditions_kept]
-    conds = np.stack([np.clip(usable[items[i][0]].conditions[channels, items[i][1]], -1, 1) for i in chosen])
+    conds = np.stack([np.clip(conditions_with_context(usable[items[i][0]], channels, items[i][1], context_slices), -1, 1)
+                      for i in chosen])
     targets = np.stack([np.clip(usable[items[i][0]].targets[:, items[i][1]], -1, 1) for i in chosen])
     return torch.from_numpy(conds.astype(np.float32)), torch.from_numpy(targets.astype(np.float32))

@@ -32,6 +32,9 @@ PAPER_RECIPE = {
     "lesion_contrast_weight": 0.0,         # regression only: weight of the L1 on lesion-minus-ring contrast per crop
     "lesion_ring_px": 3,                   # width of that ring of gland around the lesions, in-plane pixels
     "without": [],                         # condition modalities to drop, e.g. ["adc"] for the ADC ablation
+    "context_slices": 0,                   # regression only: the conditions of ±n neighbouring slices as extra
+                                           # inputs (2.5D, diffusion/slice_context.py); a residual run takes its
+                                           # mean network's
     "iterations": 260000,
     "batch_size": 4,
     "crop_size": 160,                      # random square crop of the 160x160 slices
@@ -104,6 +107,16 @@ def make_config(overrides: Optional[dict] = None) -> dict:
     if contrast and config["objective"] != "regression":
         raise InputError(f"training config: lesion_contrast_weight {contrast!r} needs objective 'regression' (the "
                          f"contrast of a sample is not trained); this run's objective is {config['objective']!r}")
+    from DCEDiffLib.diffusion.slice_context import check_context_slices
+
+    try:
+        context = check_context_slices(config["context_slices"])
+    except ValueError as exc:
+        raise InputError(f"training config: {exc}") from None
+    if context and config["objective"] != "regression":
+        raise InputError(f"training config: context_slices {context} needs objective 'regression' (the mean network "
+                         f"of a residual model; the residual network takes its mean's context); this run's objective "
+                         f"is {config['objective']!r}")
     ring = config["lesion_ring_px"]
     if not isinstance(ring, int) or not 1 <= ring <= 16:
         raise InputError(f"training config: lesion_ring_px {ring!r}; expected an integer in 1..16")

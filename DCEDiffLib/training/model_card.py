@@ -11,13 +11,15 @@ from DCEDiffLib.target_scale import RANGE_FACTOR
 
 def make_model_card(network_config: dict, objective: str, conditions: Sequence[str], preset: str,
                     training: dict, metrics: Optional[dict] = None, parameterization: str = "image",
-                    residual: Optional[dict] = None, optional_inputs: Sequence[str] = ()) -> dict:
+                    residual: Optional[dict] = None, optional_inputs: Sequence[str] = (),
+                    context_slices: int = 0) -> dict:
     """Everything a user (and the loader) needs to know about a model, except the weights' hash.
 
     ``save_model`` adds ``weights_sha256``. ``residual`` ({"mean_network": ..., "residual_scale": s}) describes the
     frozen mean network of a residual-diffusion model (objective "residual"). ``optional_inputs``: the inputs the
     model was trained to do without (modality dropout, see :func:`optional_inputs_of_training`); written only when
-    not empty.
+    not empty. ``context_slices`` (regression only): the network also reads the conditions of ±n neighbouring
+    slices (``diffusion.slice_context``); written only when > 0.
     """
     from DCEDiffLib.diffusion.model_files import FORMAT_NAME, FORMAT_VERSION
     from DCEDiffLib.diffusion.schedules import INFERENCE_SCHEDULE, TRAIN_SCHEDULE
@@ -31,8 +33,13 @@ def make_model_card(network_config: dict, objective: str, conditions: Sequence[s
     else:
         outputs = [f"predicted noise of {t}" if objective == "diffusion" else f"predicted {t}"
                    for t in TARGET_MODALITIES]
-        inputs = ([f"{m}: {DESCRIPTIONS[m]} (condition)" for m in conditions]
-                  + [f"noisy {t}: {DESCRIPTIONS[t]}" for t in TARGET_MODALITIES])
+        inputs = [f"{m}: {DESCRIPTIONS[m]} (condition)" for m in conditions]
+        if context_slices:
+            from DCEDiffLib.diffusion.slice_context import context_offsets
+
+            inputs += [f"{m} of the slice {offset:+d} (condition, 2.5D context)"
+                       for offset in context_offsets(context_slices)[1:] for m in conditions]
+        inputs += [f"noisy {t}: {DESCRIPTIONS[t]}" for t in TARGET_MODALITIES]
     card = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -54,6 +61,8 @@ def make_model_card(network_config: dict, objective: str, conditions: Sequence[s
     }
     if objective == "regression" and parameterization != "image":
         card["parameterization"] = parameterization  # output + zero enhancement = y0 (see diffusion.residual)
+    if objective == "regression" and context_slices:
+        card["context_slices"] = int(context_slices)
     if residual is not None:
         card.update(residual)
     if optional_inputs:

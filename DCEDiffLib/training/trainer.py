@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from DCEDiffLib.atomic import write_text_atomic
+from DCEDiffLib.diffusion.model_files import mean_context_slices
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.modalities import TARGET_MODALITIES
 from DCEDiffLib.training import distributed
@@ -121,11 +122,17 @@ class Trainer:
         self.residual_scale = None
         self.initial_sampling: Optional[dict] = None  # a residual init_weights card's sampling settings (kept)
         extra_inputs = 0
+        # 2.5D (diffusion/slice_context.py): a regression run's own context; a residual run reads its mean's, and
+        # its batches carry the neighbours for the mean alone (the residual network sees the first C channels)
+        self.context_slices = int(config["context_slices"])
+        condition_channels = len(self.conditions) * (2 * self.context_slices + 1)
         if config["objective"] == "residual":
             self.mean_model = self._load_mean_model(config["mean_model"])
             extra_inputs = len(TARGET_MODALITIES)  # the mean μ is a condition of the residual network
+            self.context_slices = mean_context_slices(self.mean_model.card)
+            condition_channels = len(self.conditions)
         self.network_config = network_config(config["model"].get("preset", "paper"),
-                                             in_channels=len(self.conditions) + extra_inputs
+                                             in_channels=condition_channels + extra_inputs
                                              + len(TARGET_MODALITIES),
                                              out_channels=len(TARGET_MODALITIES), **model_overrides)
         torch.manual_seed(config["seed"])  # identical initial weights on every rank
@@ -138,9 +145,10 @@ class Trainer:
         self.batches = SliceBatches(self.data["train"], config["batch_size"], config["crop_size"], config["seed"],
                                     self.conditions, config["flip_left_right"], self.ctx.rank, self.ctx.world_size,
                                     config["region_weights"], config["augment"], config["lesion_slice_share"],
-                                    config["lesion_ring_px"] if config["lesion_contrast_weight"] else 0)
+                                    config["lesion_ring_px"] if config["lesion_contrast_weight"] else 0,
+                                    self.context_slices)
         self.val_cond, self.val_target = fixed_slices(self.data["validation"], config["validation_slices"],
-                                                      self.conditions)
+                                                      self.conditions, context_slices=self.context_slices)
         if self.mean_model is not None:
             self.residual_scale = self._measure_residual_scale()
         self.step = 0
@@ -201,11 +209,26 @@ class Trainer:
                              f"{self.config['objective']!r}")
         if card["conditions"] != self.conditions:
             raise InputError(f"init_weights {path}: conditions {card['conditions']}; this run uses {self.conditions}")
-        if json.loads(json.dumps(card["architecture"]["config"])) != json.loads(json.dumps(self.network_config)):
+        source_context = mean_context_slices(card) if card["objective"] == "regression" else 0
+        widen = card["objective"] == "regression" and source_context == 0 and self.context_slices > 0
+        own_config = dict(self.network_config)
+        if widen:  # a 2D mean network starts a 2.5D run: compare all but the input width
+            own_config["in_channels"] = card["architecture"]["config"].get("in_channels")
+        elif card["objective"] == "regression" and source_context != self.context_slices:
+            raise InputError(f"init_weights {path}: it reads {source_context} context slices, this run "
+                             f"{self.context_slices}; expected the same, or a 2D network (0) to widen")
+        if json.loads(json.dumps(card["architecture"]["config"])) != json.loads(json.dumps(own_config)):
             raise InputError(f"init_weights {path}: its network config differs from this run's "
                              f"(preset {self.config['model'].get('preset', 'paper')!r} and overrides); expected the same")
         source = model.network.residual_network if card["objective"] == "residual" else model.network
-        self.network.load_state_dict(source.state_dict())
+        if widen:
+            from DCEDiffLib.diffusion.slice_context import widen_first_convolution
+
+            widen_first_convolution(source, self.network, len(self.conditions), self.context_slices)
+            self._say(f"init_weights {path}: a 2D network widened to {self.context_slices} context slices a side "
+                      "(the neighbours' weights start at zero: the same function)")
+        else:
+            self.network.load_state_dict(source.state_dict())
         # A residual card's sampling settings (temperature, start) were chosen for the network being fine-tuned; a
         # card without them means temperature 1, which was −1.5 dB on validation once (docs/model_quality.md)
         if card["objective"] == "residual" and isinstance(card.get("sampling"), dict):
@@ -224,7 +247,8 @@ class Trainer:
 
     def _measure_residual_scale(self) -> float:
         """Std of (target − μ) over fixed training slices: the residual is divided by it to be of unit scale."""
-        cond, target = fixed_slices(self.data["train"], 64, self.conditions, seed=99)
+        cond, target = fixed_slices(self.data["train"], 64, self.conditions, seed=99,
+                                    context_slices=self.context_slices)
         residuals = []
         for start in range(0, len(cond), 8):
             c = cond[start:start + 8].to(self.ctx.device)
@@ -252,8 +276,8 @@ class Trainer:
             if self.config["objective"] == "residual":
                 mean = self._mean_of(cond).to(cond.dtype)
                 residual = (target - mean) / self.residual_scale
-                return diffusion_loss(network, torch.cat([cond, mean], 1), residual, generator=generator,
-                                      weights=weights)
+                return diffusion_loss(network, torch.cat([cond[:, :len(self.conditions)], mean], 1), residual,
+                                      generator=generator, weights=weights)
             return diffusion_loss(network, cond, target, generator=generator, weights=weights)
 
     def _checkpoint_stem(self) -> Path:
@@ -407,7 +431,7 @@ class Trainer:
                                                    "ema_decay", "grad_clip", "flip_left_right", "objective", "without",
                                                    "parameterization", "region_weights", "augment",
                                                    "lesion_slice_share", "lesion_contrast_weight",
-                                                   "lesion_ring_px")},
+                                                   "lesion_ring_px", "context_slices")},
         }
         residual = None
         if self.mean_model is not None:
@@ -418,11 +442,14 @@ class Trainer:
                                          "training": mean_card.get("training", {}),
                                          "metrics": mean_card.get("metrics", {})},
                         "residual_scale": self.residual_scale}
+            if self.context_slices:
+                residual["mean_network"]["context_slices"] = self.context_slices
         card = make_model_card(self.network_config, objective=self.config["objective"],
                                conditions=self.conditions, preset=self.config["model"].get("preset", "paper"),
                                training=training, metrics=metrics,
                                parameterization=self.config["parameterization"], residual=residual,
-                               optional_inputs=self.optional_inputs())
+                               optional_inputs=self.optional_inputs(),
+                               context_slices=self.context_slices if self.config["objective"] == "regression" else 0)
         if self.initial_sampling:
             card["sampling"] = dict(self.initial_sampling)
         return card
@@ -458,6 +485,7 @@ class Trainer:
                                               card["normalization"]["target_range_factor"], self.residual_scale,
                                               card["mean_network"]["parameterization"])
             combined.mean_network.load_state_dict(self.mean_model.network.state_dict())
+            combined.mean_context_slices = self.context_slices
             combined.residual_network.load_state_dict(model.state_dict())
             save_model(combined, card, stem.with_suffix(".safetensors"))
             return
@@ -487,7 +515,8 @@ class Trainer:
                                                self.conditions, RANGE_FACTOR)
         elif self.config["objective"] == "residual":
             mean = self._mean_of(cond)
-            residual = sample(lambda y, g: model(torch.cat([cond, mean, y], 1), g), (len(cond), 2) + cond.shape[2:],
+            own = cond[:, :len(self.conditions)]
+            residual = sample(lambda y, g: model(torch.cat([own, mean, y], 1), g), (len(cond), 2) + cond.shape[2:],
                               sampler="dpmpp", steps=self.config["sample_steps"], seed=0, device=self.ctx.device)
             synthetic = (mean + self.residual_scale * residual).clamp(-1, 1)
         else:
