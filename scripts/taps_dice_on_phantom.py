@@ -14,7 +14,8 @@ Example: ``OMP_NUM_THREADS=1 .venv/bin/python scripts/taps_dice_on_phantom.py --
 Diagnostics for the procedural family (what would make TAPS see its gland; the generator itself is unchanged):
 ``--real-t2w-contrast`` redraws each tissue's T2 so that the T2W contrast to fat is the real exams' (the
 real-anatomy family's ``match_source_t2w_contrast``); ``--muscle-body`` paints the body's filling tissue as muscle
-instead of fat (a real pelvis around the prostate is mostly muscle; the procedural one mostly fat).
+instead of fat (a real pelvis around the prostate is mostly muscle; the procedural one mostly fat);
+``--pelvis-compartments`` paints a muscular pelvis with fat in compartments (:func:`pelvis_compartments`).
 """
 
 from __future__ import annotations
@@ -57,8 +58,33 @@ def gland_dice(case) -> dict:
             "label_ml": round(float(gland.sum()) * voxel_ml, 1), "taps_seconds": round(seconds, 1)}
 
 
-def procedural_variant(real_t2w_contrast: bool, muscle_body: bool):
-    """A context that makes ``generate_case``'s procedural anatomy follow the diagnostic options (no-op if both are
+def pelvis_compartments(rng: np.random.Generator, anatomy) -> None:
+    """A muscular pelvis with fat in compartments, painted into a procedural anatomy in place: inside the
+    subcutaneous fat the body is muscle; fat fills the periprostatic space, the mesorectum, the ischiorectal fossae
+    and the space of Retzius; every later structure (named muscles, bones, vessels, bladder, rectum, gland) is
+    painted over as before."""
+    from DCEDiffLib.phantom.anatomy import Ellipsoid, EllipticCylinder, Layer, Offset, rotation_matrix
+
+    u = lambda low, high: float(rng.uniform(low, high))  # noqa: E731
+    names = [layer.name for layer in anatomy.layers]
+    shape_of = {layer.name: layer.shape for layer in anatomy.layers}
+    ax, ay, az = anatomy.summary["gland_semi_axes_mm"]
+    tilt = rotation_matrix(anatomy.summary["gland_tilt_deg"])
+    added = [Layer("pelvic_muscle", Offset(shape_of["body"], u(12, 25)), "muscle", "muscle")]
+    for s in (-1.0, 1.0):
+        fossa = EllipticCylinder([s * (ax + u(18, 30)), ay + u(18, 32)], [u(14, 22), u(22, 32)], s * u(-25, 5))
+        added.append(Layer(f"ischiorectal_fat_{s:+.0f}", fossa, "fat", "fat"))
+    added.append(Layer("retzius_fat", Ellipsoid([0, -(ay + u(6, 12)), u(-5, 15)], [ax * u(0.9, 1.3), u(6, 10),
+                                                                                    az * u(1.2, 1.8)]), "fat", "fat"))
+    added.append(Layer("mesorectal_fat", Offset(shape_of["rectal_wall"], -u(5, 12)), "fat", "fat"))
+    added.append(Layer("periprostatic_fat", Ellipsoid([0, 0, 0], [ax + u(3, 7), ay + u(3, 6), az + u(3, 7)], tilt),
+                       "fat", "fat"))
+    at = names.index("body") + 1
+    anatomy.layers[at:at] = added
+
+
+def procedural_variant(real_t2w_contrast: bool, muscle_body: bool, compartments: bool = False):
+    """A context that makes ``generate_case``'s procedural anatomy follow the diagnostic options (no-op if all are
     off): wraps ``generator.build_anatomy``; the other random draws stay the same."""
     import contextlib
     from unittest import mock
@@ -66,12 +92,14 @@ def procedural_variant(real_t2w_contrast: bool, muscle_body: bool):
     from DCEDiffLib.phantom import generator
     from DCEDiffLib.phantom.template_anatomy import match_source_t2w_contrast
 
-    if not (real_t2w_contrast or muscle_body):
+    if not (real_t2w_contrast or muscle_body or compartments):
         return contextlib.nullcontext()
     build = generator.build_anatomy
 
     def variant(rng, tissues, **kwargs):
         anatomy = build(rng, tissues, **kwargs)
+        if compartments:  # its own stream, as below
+            pelvis_compartments(np.random.default_rng([int(rng.integers(1 << 30)), 7]), anatomy)
         if muscle_body:
             for layer in anatomy.layers:
                 if layer.name == "body":
@@ -92,6 +120,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the per-case results here")
     parser.add_argument("--real-t2w-contrast", action="store_true", help="procedural diagnostic (see above)")
     parser.add_argument("--muscle-body", action="store_true", help="procedural diagnostic (see above)")
+    parser.add_argument("--pelvis-compartments", action="store_true", help="procedural diagnostic (see above)")
     args = parser.parse_args(argv)
     reason = prostate_localization.unavailable_reason()
     if reason is not None:
@@ -106,7 +135,7 @@ def main(argv=None) -> int:
     rows = []
     for index in range(args.cases):
         seed = case_seed(args.seed, index)
-        with procedural_variant(args.real_t2w_contrast, args.muscle_body):
+        with procedural_variant(args.real_t2w_contrast, args.muscle_body, args.pelvis_compartments):
             case = generate_case(seed, args.domain, f"case_{index:03d}", anatomy=args.anatomy)
         row = {"index": index, "case_seed": seed, "family": case.params["anatomy_family"],
                "template": case.params["anatomy"].get("template"),
