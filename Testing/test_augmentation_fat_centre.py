@@ -96,3 +96,26 @@ def test_batches_give_the_fat_of_each_crop_and_old_runs_keep_their_batches():
         matches = [i for i in range(len(base)) if np.allclose(base[i][3][:, 20:], t1[:, 20:], atol=1e-6)]
         assert matches, "columns away from the fat must be unchanged"
     assert not torch.equal(cond, SliceBatches(cases, 8, 32, seed=5, flip_left_right=False).batch(0)[0])
+
+
+def test_t1_level_lowers_t1pre_and_targets_together_in_about_half_the_slices():
+    settings = check_augmentation({"t1_level": 0.6})
+    factors = []
+    for seed in range(200):
+        cond, target = augment_slice(np.random.default_rng(seed), *_flat(0.2), CHANNELS, settings)
+        factor = float(cond[3, 0, 0] + 1) / 1.2
+        assert np.allclose(cond[:3], 0.2)                                # T2W, PD, ADC untouched
+        assert np.allclose((target + 1) / (cond[3] + 1), 1.5 / 1.2, atol=1e-5)  # the relative step stays
+        assert 0.4 - 1e-6 <= factor <= 1.0 + 1e-6
+        factors.append(factor)
+    lowered = np.array(factors) < 1 - 1e-6
+    assert 0.35 < lowered.mean() < 0.65 and min(factors) < 0.5
+    # the other draws are those of a run without it: a slice left at factor 1 is the unaugmented one exactly
+    plain = check_augmentation({"gamma": 0.3, "noise": 0.02})
+    both = check_augmentation({"gamma": 0.3, "noise": 0.02, "t1_level": 0.6})
+    for seed in range(10):
+        a = augment_slice(np.random.default_rng(seed), *_flat(0.1), CHANNELS, plain)
+        b = augment_slice(np.random.default_rng(seed), *_flat(0.1), CHANNELS, both)
+        assert np.array_equal(a[0][:3], b[0][:3])
+    with pytest.raises(ValueError, match="t1_level"):
+        check_augmentation({"t1_level": 1.0})

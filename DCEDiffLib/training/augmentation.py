@@ -21,6 +21,11 @@ it rely on structure more than on the exact intensities of the phantom:
   where the phantom has fat 1.3 × muscle and the gland at 0.89–0.99 of the fat (docs/model_quality.md, eighth step);
   a brighter fat pushes the rest of a T1-pre down the percentile scale. One gain for T1-pre and the DCE (fat does
   not enhance, so the pre and post signal scale together), its own for T2W and PD;
+- ``t1_level``: in half of the slices, the T1-pre and the DCE targets times one factor drawn uniformly in
+  [1 − ``t1_level``, 1] (normalised value + 1): the whole exam sits lower on its normalised scale, as a real
+  non-fat-suppressed gradient echo does when its range is set by bright fat (the central gland at 0.10 of the
+  range on the real exams' stand-ins, at 0.154 and above in every phantom exam; docs/ood.md). The relative
+  enhancement is unchanged, so the model learns that a lower T1-pre means a smaller step;
 - ``drop_pd``: the probability that the PD channel is missing (set to ``modalities.MISSING_INPUT_VALUE``), so a
   model also works for protocols without PD (modality dropout).
 
@@ -37,7 +42,7 @@ import numpy as np
 from DCEDiffLib.modalities import MISSING_INPUT_VALUE
 
 DEFAULTS = {"gamma": 0.0, "bias": 0.0, "adc_scale": 0.0, "noise": 0.0, "coil": 0.0, "drop_pd": 0.0, "centre_dark": 0.0,
-            "fat_gain": 0.0}
+            "fat_gain": 0.0, "t1_level": 0.0}
 
 
 def check_augmentation(settings: Dict[str, float]) -> Dict[str, float]:
@@ -47,7 +52,7 @@ def check_augmentation(settings: Dict[str, float]) -> Dict[str, float]:
         raise ValueError(f"augment: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     out = dict(DEFAULTS, **settings)
     limits = {"gamma": 1.0, "bias": 0.5, "adc_scale": 0.5, "noise": 0.2, "coil": 4.0, "drop_pd": 0.5,
-              "centre_dark": 2.0, "fat_gain": 2.0}
+              "centre_dark": 2.0, "fat_gain": 2.0, "t1_level": 0.9}
     for key, value in out.items():
         if not isinstance(value, (int, float)) or not 0 <= float(value) <= limits[key]:
             raise ValueError(f"augment.{key} = {value!r}; expected a number in [0, {limits[key]}]")
@@ -168,4 +173,9 @@ def augment_slice(rng: np.random.Generator, cond: np.ndarray, target: np.ndarray
         cond += rng.normal(0.0, rng.uniform(0, noise), cond.shape).astype(np.float32)
     if settings["drop_pd"] and "pd" in index and rng.uniform() < settings["drop_pd"]:
         cond[index["pd"]] = MISSING_INPUT_VALUE
+    t1_level = settings.get("t1_level", 0.0)
+    if t1_level and "t1pre" in index and rng.uniform() < 0.5:  # drawn last, so runs without it keep their batches
+        factor = np.float32(rng.uniform(1.0 - t1_level, 1.0))
+        cond[index["t1pre"]] = (cond[index["t1pre"]] + 1) * factor - 1
+        target = (target + 1) * factor - 1
     return cond, target
