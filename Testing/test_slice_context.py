@@ -34,6 +34,7 @@ def test_context_channels_are_the_slice_then_its_neighbours_with_the_ends_repeat
     volume = _volume()
     middle = slice_with_context(volume, 2, 1)[:, 0, 0]
     assert middle.tolist() == [2, 12, 22, 32, 1, 11, 21, 31, 3, 13, 23, 33]
+    assert slice_with_context(volume, 2, 1, channels=[3, 0])[:, 0, 0].tolist() == [32, 2, 31, 1, 33, 3]
     first = slice_with_context(volume, 0, 2)[:, 0, 0]  # below slice 0 the volume repeats slice 0
     assert first[:4].tolist() == [0, 10, 20, 30] and first[4:8].tolist() == [0, 10, 20, 30]
     assert first[12:16].tolist() == [0, 10, 20, 30] and first[16:].tolist() == [2, 12, 22, 32]

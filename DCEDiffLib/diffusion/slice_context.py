@@ -14,7 +14,7 @@ network's function and learns only how much the neighbours add.
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -39,11 +39,14 @@ def check_context_slices(value) -> int:
     return value
 
 
-def slice_with_context(volume: np.ndarray, k: int, context_slices: int) -> np.ndarray:
+def slice_with_context(volume: np.ndarray, k: int, context_slices: int,
+                       channels: Optional[Sequence[int]] = None) -> np.ndarray:
     """Slice ``k`` of ``volume`` (C, K, H, W) with its neighbours: (C·(2n+1), H, W), groups in
-    :func:`context_offsets` order, the end slice repeated beyond the volume."""
+    :func:`context_offsets` order, the end slice repeated beyond the volume; ``channels`` selects and orders the
+    channels (default: all)."""
     last = volume.shape[1] - 1
-    return np.concatenate([volume[:, min(max(k + offset, 0), last)] for offset in context_offsets(context_slices)])
+    rows = slice(None) if channels is None else list(channels)
+    return np.concatenate([volume[rows, min(max(k + offset, 0), last)] for offset in context_offsets(context_slices)])
 
 
 def volume_with_context(slices: torch.Tensor, context_slices: int) -> torch.Tensor:

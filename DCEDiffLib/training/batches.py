@@ -180,11 +180,9 @@ def conditions_with_context(case: CaseArrays, channels: Sequence[int], k: int, c
     ``context_slices`` > 0 (C·(2n+1), H, W; see ``diffusion.slice_context``)."""
     if not context_slices:
         return case.conditions[channels, k]
-    from DCEDiffLib.diffusion.slice_context import context_offsets
+    from DCEDiffLib.diffusion.slice_context import slice_with_context
 
-    last = case.num_slices - 1
-    return np.concatenate([case.conditions[channels, min(max(k + offset, 0), last)]
-                           for offset in context_offsets(context_slices)])
+    return slice_with_context(case.conditions, k, context_slices, channels)
 
 
 def fixed_slices(cases: Sequence[CaseArrays], count: int, conditions_kept: Sequence[str] = INPUT_MODALITIES,
