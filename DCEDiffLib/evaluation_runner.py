@@ -86,9 +86,13 @@ def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed:
     from DCEDiffLib.diffusion.synthesis import synthesize_volume
     from DCEDiffLib.intensity_tail import clipped_t1pre_excess
     from DCEDiffLib.normalization import denormalize, spread_to_intensity
+    from DCEDiffLib.t1pre_level import rescale_low_t1pre
 
-    result = synthesize_volume(model, model_conditions(model, case, missing), sampler=sampler, steps=steps,
-                               samples=samples, seed=seed, device=device)
+    conditions = model_conditions(model, case, missing)
+    result = synthesize_volume(model, conditions, sampler=sampler, steps=steps, samples=samples, seed=seed,
+                               device=device)
+    # as synthesis does: a T1-pre lower on its scale than any training exam gets its enhancement scaled down
+    rescale_low_t1pre(result, conditions, model.card["conditions"], model.card)
     for out, spread in ((std_out, result.std), (expected_error_out, result.expected_error)):
         if out is not None and spread is not None:
             for i, t in enumerate(TARGET_MODALITIES):

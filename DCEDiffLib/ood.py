@@ -429,7 +429,8 @@ def _reason(name: str, value, reference: Mapping, distance: float) -> str:
                 f"range, below every training case ({_fmt(reference['minimum'])} or above): something else — fat on "
                 "a T1-weighted series without fat suppression, a hot spot — is far brighter than the gland compared "
                 "with the training exams, and the synthetic relative enhancement is then likely too high (1.3–3× on "
-                "phantoms made so; docs/preprocessing.md)")
+                "phantoms made so; docs/preprocessing.md); synthesis scales the enhancement down by level / minimum "
+                "for it (DCEDiffLib/t1pre_level.py), which brings it back near, not onto, the true one")
     if feature == "bias_lr":
         return (f"{_name(modality)}: left–right intensity ramp {float(value):+.2f} (normalised units, centre to "
                 f"edge: a bias field / coil shading); the training cases had "

@@ -111,6 +111,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     from DCEDiffLib.normalization import denormalize, spread_to_intensity
     from DCEDiffLib.modalities import OPTIONAL_INPUTS
     from DCEDiffLib.preprocess import check_required_inputs, missing_inputs, preprocess_case
+    from DCEDiffLib.t1pre_level import rescale_low_t1pre
     from DCEDiffLib.target_scale import target_norm_params
 
     if samples < 1:
@@ -146,6 +147,10 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
                                device=device, progress=tracker.stage_callback("sample"),
                                should_cancel=should_cancel)
     check_cancel(should_cancel)
+    # a T1-pre lower on its scale than any training exam: the enhancement scaled down (DCEDiffLib/t1pre_level.py)
+    rescaled = rescale_low_t1pre(result, cond, conditions_order, model.card)
+    if rescaled is not None:
+        print(f"DCEDiff note: {rescaled['note']}", file=sys.stderr, flush=True)
     tracker.report("write", 0, 1, "mapping back to the DCE intensity scale")
     tnorm = target_norm_params(case.norm["t1pre"])
     reference = case.grid.reference_image()
@@ -160,6 +165,8 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     }
     if missing:
         provenance["missing_inputs"] = list(missing)
+    if rescaled is not None:
+        provenance["enhancement_rescaled"] = rescaled
     t1pre_excess = None
     if case.intensity_notes:
         provenance["intensity_notes"] = dict(case.intensity_notes)

@@ -59,13 +59,36 @@ def gland_re(output, legend) -> tuple:
     return tuple(out)
 
 
+def gland_level_of(output) -> float:
+    """The exam's T1-pre gland level as the OOD check measures it (normalised T1-pre, central ellipsoid, 0–1)."""
+    from DCEDiffLib.ood import gland_region
+    from DCEDiffLib.pipeline import condition_array
+
+    t1pre = condition_array(output.case, ["t1pre"])[0]
+    return float((np.median(t1pre[gland_region(t1pre.shape)]) + 1.0) / 2.0)
+
+
+def output_rescale_factor(level: float, card: dict) -> float:
+    """The output-rescale candidate: the synthetic enhancement times min(1, level / the lowest training level)
+    (the card's ``t1pre.gland_level`` minimum), floored at 0.3. A global factor: every r stays as it is."""
+    minimum = float(card["input_statistics"]["features"]["t1pre.gland_level"]["minimum"])
+    return float(np.clip(level / minimum, 0.3, 1.0))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("cases", nargs="+", type=Path, help="non-fat-suppressed phantom case folders")
     parser.add_argument("--gain", type=float, default=2.5, help="fat's factor (default 2.5)")
     parser.add_argument("--model", default=None)
+    parser.add_argument("--output-rescale", action="store_true",
+                        help="also report the output-rescale candidate on the bright-fat exam (rule off): RE times "
+                             "min(1, gland level / the card's lowest training level); r unchanged by construction")
     args = parser.parse_args()
+    from DCEDiffLib.diffusion.model_files import load_card
+    from DCEDiffLib.model_registry import resolve_model
     from DCEDiffLib.pipeline import synthesize_case
+
+    card = load_card(resolve_model(args.model))
 
     plain = preprocess.tame_heavy_tail
     print("| case | exam | rule | fired | PSNR early / late (dB) | body r early / late | prostate r early / late | "
@@ -102,6 +125,11 @@ def main() -> int:
                 m = out.metrics
                 fired = "the gland" in out.provenance.get("intensity_notes", {}).get("t1pre", "")
                 (se, ae), (sl, al) = gland_re(out, legend)
+                if exam == "bright fat" and rule == "off" and args.output_rescale:
+                    rescale = output_rescale_factor(gland_level_of(out), card)
+                    print(f"| {case_dir.name} | {exam} | output × {rescale:.2f} (gland level "
+                          f"{gland_level_of(out):.3f}) | {'yes' if rescale < 1 else 'no'} | – | as off | as off | "
+                          f"{rescale * se:.2f} ({ae:.2f}) | {rescale * sl:.2f} ({al:.2f}) |", flush=True)
                 print(f"| {case_dir.name} | {exam} | {rule} | {'yes' if fired else 'no'} | "
                       f"{m['early']['whole']['psnr']:.2f} / {m['late']['whole']['psnr']:.2f} | "
                       f"{m['early']['enhancement']['body']['pearson']:.2f} / "
