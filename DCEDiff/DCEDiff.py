@@ -333,6 +333,8 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                                                                     outcome.missingInputs))
             if outcome.intensityNotes:
                 self.ui.statusLabel.text += " " + intensityNotesText(outcome.intensityNotes)
+            if outcome.enhancementRescaled:
+                self.ui.statusLabel.text += " " + enhancementRescaledText(outcome.enhancementRescaled)
         self._onParameterNodeModified()
 
 
@@ -350,6 +352,16 @@ def intensityNotesText(notes: Dict[str, str]) -> str:
     return _("The intensity range of {inputs} was set from the bulk of the image (a bright hot spot, likely a "
              "receive coil's near field): see the node attribute DCEDiff.Provenance.intensity_notes.").format(
         inputs=", ".join(m.upper() for m in sorted(notes)))
+
+
+def enhancementRescaledText(rescaled: dict) -> str:
+    """One line for the status (GUI) or the log (batch) when the engine scaled the synthetic enhancement down for a
+    T1-pre whose gland lies lower on its scale than in any training exam (node attribute
+    DCEDiff.Provenance.enhancement_rescaled)."""
+    return _("The T1-pre's gland lies lower on its intensity scale than in any training exam ({level} against "
+             "{minimum}): the synthetic enhancement was scaled by {factor} (see the node attribute "
+             "DCEDiff.Provenance.enhancement_rescaled).").format(
+        level=rescaled.get("gland_level"), minimum=rescaled.get("training_minimum"), factor=rescaled.get("factor"))
 
 
 def stepsAfterSamplerChange(previous: Optional[str], sampler: str, steps: int) -> int:
@@ -401,6 +413,9 @@ class DCEDiffResult:
     missingInputs: tuple = ()  # inputs the engine synthesized without (e.g. ("pd",)), from the result nodes
     # input → why its intensity range was set from the bulk of the image (engine's intensity_tail.py), if it was
     intensityNotes: Dict[str, str] = dataclasses.field(default_factory=dict)
+    # {"factor", "gland_level", "training_minimum", "note"} when the engine scaled the synthetic enhancement down
+    # for a T1-pre lower on its scale than any training exam (engine's t1pre_level.py), else None
+    enhancementRescaled: Optional[dict] = None
 
 
 @dataclasses.dataclass
@@ -575,9 +590,11 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
             ood = created["synthetic_early"].GetAttribute(scene_io.OOD_ATTRIBUTE)
             missing = created["synthetic_early"].GetAttribute(scene_io.MISSING_ATTRIBUTE)
             notes = provenance.get("intensity_notes")
+            rescaled = provenance.get("enhancement_rescaled")
             return DCEDiffResult(created, provenance, seconds, outOfDistribution=json.loads(ood) if ood else None,
                                  missingInputs=tuple(missing.split(",")) if missing else (),
-                                 intensityNotes=json.loads(notes) if notes else {})
+                                 intensityNotes=json.loads(notes) if notes else {},
+                                 enhancementRescaled=json.loads(rescaled) if rescaled else None)
         finally:
             shutil.rmtree(job.workDir, ignore_errors=True)
 

@@ -151,6 +151,10 @@ def run(argv) -> int:
         print(f"DCEDiffBatch: note: {intensityNotesText(result.intensityNotes)}", flush=True)
         for note in result.intensityNotes.values():
             print(f"DCEDiffBatch: note: {note}", flush=True)
+    if result.enhancementRescaled:
+        from DCEDiff import enhancementRescaledText
+
+        print(f"DCEDiffBatch: note: {enhancementRescaledText(result.enhancementRescaled)}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     for role, node in result.nodes.items():
         path = out / (f"{role}.tsv" if node.IsA("vtkMRMLTableNode") else f"{role}.nrrd")

@@ -345,3 +345,14 @@ def test_a_run_whose_intensity_range_was_set_from_the_bulk_says_so(modules, monk
                                                                            "pd": "pd: bright tail 2.4×"}))
     assert "intensity range of PD, T1PRE was set from the bulk" in widget.ui.statusLabel.text
     assert "DCEDiff.Provenance.intensity_notes" in widget.ui.statusLabel.text
+
+
+def test_a_run_whose_enhancement_was_rescaled_says_so(modules, monkeypatch):
+    DCEDiff, _ = modules
+    widget, _ = make_widget(DCEDiff, monkeypatch)
+    widget.onCompleted(DCEDiff.DCEDiffResult({}, {}, 1.0))
+    assert "scaled by" not in widget.ui.statusLabel.text
+    rescaled = {"factor": 0.64, "gland_level": 0.1, "training_minimum": 0.153946, "note": "…"}
+    widget.onCompleted(DCEDiff.DCEDiffResult({}, {}, 1.0, enhancementRescaled=rescaled))
+    assert "synthetic enhancement was scaled by 0.64" in widget.ui.statusLabel.text
+    assert "DCEDiff.Provenance.enhancement_rescaled" in widget.ui.statusLabel.text
