@@ -72,6 +72,12 @@ def gland_radius(shape: Sequence[int], spacing_mm: Sequence[float] = DEFAULT_SPA
     return np.sqrt(squared).astype(np.float32)
 
 
+def range_level(values: np.ndarray) -> float:
+    """Where the median of normalised values lies in their [-1, 1] range, 0 (bottom) to 1 (top): the
+    ``gland_level`` feature when the values are a T1-pre's gland region."""
+    return float((np.median(values) + 1.0) / 2.0)
+
+
 def gland_region(shape: Sequence[int], spacing_mm: Sequence[float] = DEFAULT_SPACING_MM) -> np.ndarray:
     """A central ellipsoid (semi-axes ``GLAND_SEMI_AXES_MM``) on a (K, H, W) grid with ``spacing_mm`` (i, j, k):
     the working grid is centred on the prostate, so this is mostly gland when no prostate mask is given."""
@@ -186,7 +192,7 @@ def input_statistics(conditions: np.ndarray, condition_names: Sequence[str] = IN
         if in_body.size >= MIN_VOXELS and in_gland.size >= MIN_VOXELS:
             entry["gland_contrast"] = float(np.median(in_gland) - np.median(in_body))
         if in_gland.size >= MIN_VOXELS:  # where the gland sits in the normalised range, 0 (bottom) to 1 (top)
-            entry["gland_level"] = float((np.median(in_gland) + 1.0) / 2.0)
+            entry["gland_level"] = range_level(in_gland)
         modalities[m] = entry
     correlations = {}
     if body.sum() >= MIN_VOXELS:

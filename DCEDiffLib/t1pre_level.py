@@ -29,10 +29,10 @@ DEAD_BAND = 0.995  # the lowest training exam itself (its level is the minimum, 
 def gland_level(t1pre: np.ndarray) -> float:
     """Where the central gland region (``ood.gland_region``) of a normalised (K, H, W) T1-pre lies, 0 (bottom of
     the range) to 1 (top): the OOD check's ``gland_level``."""
-    from DCEDiffLib.ood import gland_region
+    from DCEDiffLib.ood import gland_region, range_level
 
     t1pre = np.asarray(t1pre, dtype=np.float32)
-    return float((np.median(t1pre[gland_region(t1pre.shape)]) + 1.0) / 2.0)
+    return range_level(t1pre[gland_region(t1pre.shape)])
 
 
 def training_minimum(card: dict) -> Optional[float]:

@@ -32,11 +32,15 @@ import SimpleITK as sitk
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import DCEDiffLib.preprocess as preprocess  # noqa: E402
+import DCEDiffLib.t1pre_level as t1pre_level  # noqa: E402
 from DCEDiffLib.training.case_data import find_case_inputs  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gland_level_statistics import with_gland_rule  # noqa: E402
 
+# Every row is synthesized with the engine's output rescale switched off (this script measured it before the engine
+# had it; the rescale row applies it to the "off" synthesis, so both stay comparable with the gland rule's rows).
+ENGINE_ENHANCEMENT_FACTOR = t1pre_level.enhancement_factor
 SCALED_KEYS = ("t1pre", "dce_early", "dce_late")  # on one grid in the phantom (the T1-pre is the DCE's frame 0)
 
 
@@ -59,20 +63,13 @@ def gland_re(output, legend) -> tuple:
     return tuple(out)
 
 
-def gland_level_of(output) -> float:
-    """The exam's T1-pre gland level as the OOD check measures it (normalised T1-pre, central ellipsoid, 0–1)."""
-    from DCEDiffLib.ood import gland_region
+def output_rescale_factor(output, card: dict) -> tuple:
+    """(gland level, factor) of the engine's output rescale (``DCEDiffLib/t1pre_level.py``) for a synthesis made
+    with it switched off: the factor is 1 where the engine would leave the exam as it is."""
     from DCEDiffLib.pipeline import condition_array
 
-    t1pre = condition_array(output.case, ["t1pre"])[0]
-    return float((np.median(t1pre[gland_region(t1pre.shape)]) + 1.0) / 2.0)
-
-
-def output_rescale_factor(level: float, card: dict) -> float:
-    """The output-rescale candidate: the synthetic enhancement times min(1, level / the lowest training level)
-    (the card's ``t1pre.gland_level`` minimum), floored at 0.3. A global factor: every r stays as it is."""
-    minimum = float(card["input_statistics"]["features"]["t1pre.gland_level"]["minimum"])
-    return float(np.clip(level / minimum, 0.3, 1.0))
+    level = t1pre_level.gland_level(condition_array(output.case, ["t1pre"])[0])
+    return level, ENGINE_ENHANCEMENT_FACTOR(card, level) or 1.0
 
 
 def main() -> int:
@@ -81,8 +78,9 @@ def main() -> int:
     parser.add_argument("--gain", type=float, default=2.5, help="fat's factor (default 2.5)")
     parser.add_argument("--model", default=None)
     parser.add_argument("--output-rescale", action="store_true",
-                        help="also report the output-rescale candidate on the bright-fat exam (rule off): RE times "
-                             "min(1, gland level / the card's lowest training level); r unchanged by construction")
+                        help="also report the engine's output rescale (DCEDiffLib/t1pre_level.py) on the bright-fat "
+                             "exam (rule off): RE times min(1, gland level / the card's lowest training level); r "
+                             "unchanged by construction")
     args = parser.parse_args()
     from DCEDiffLib.diffusion.model_files import load_card
     from DCEDiffLib.model_registry import resolve_model
@@ -91,6 +89,7 @@ def main() -> int:
     card = load_card(resolve_model(args.model))
 
     plain = preprocess.tame_heavy_tail
+    t1pre_level.enhancement_factor = lambda card, level: None  # the engine's rescale off (ENGINE_ENHANCEMENT_FACTOR)
     print("| case | exam | rule | fired | PSNR early / late (dB) | body r early / late | prostate r early / late | "
           "gland RE synthetic (acquired) early | late |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -126,9 +125,9 @@ def main() -> int:
                 fired = "the gland" in out.provenance.get("intensity_notes", {}).get("t1pre", "")
                 (se, ae), (sl, al) = gland_re(out, legend)
                 if exam == "bright fat" and rule == "off" and args.output_rescale:
-                    rescale = output_rescale_factor(gland_level_of(out), card)
+                    level, rescale = output_rescale_factor(out, card)
                     print(f"| {case_dir.name} | {exam} | output × {rescale:.2f} (gland level "
-                          f"{gland_level_of(out):.3f}) | {'yes' if rescale < 1 else 'no'} | – | as off | as off | "
+                          f"{level:.3f}) | {'yes' if rescale < 1 else 'no'} | – | as off | as off | "
                           f"{rescale * se:.2f} ({ae:.2f}) | {rescale * sl:.2f} ({al:.2f}) |", flush=True)
                 print(f"| {case_dir.name} | {exam} | {rule} | {'yes' if fired else 'no'} | "
                       f"{m['early']['whole']['psnr']:.2f} / {m['late']['whole']['psnr']:.2f} | "
@@ -138,6 +137,7 @@ def main() -> int:
                       f"{m['late']['enhancement']['prostate']['pearson']:.2f} | {se:.2f} ({ae:.2f}) | "
                       f"{sl:.2f} ({al:.2f}) |", flush=True)
     preprocess.tame_heavy_tail = plain
+    t1pre_level.enhancement_factor = ENGINE_ENHANCEMENT_FACTOR
     return 0
 
 
