@@ -24,12 +24,12 @@ from DCEDiffLib.modalities import (DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT
                                    TARGET_MODALITIES)
 from DCEDiffLib.normalization import NormParams, fit_normalization, normalize
 from DCEDiffLib.progress import CancelHook, check_cancel
-from DCEDiffLib.registration import RegistrationResult, identity_result, register_rigid
+from DCEDiffLib.registration import RegistrationResult, identity_result, register_rigid, register_through
 from DCEDiffLib.volume_io import read_volume, write_volume
 from DCEDiffLib.working_grid import (GRID_SIZE, GRID_SPACING, WorkingGrid, coverage_mask, make_working_grid,
                                      resample_to_grid)
 
-REGISTERED = ("pd", "adc", "t1pre") + TARGET_MODALITIES   # everything but the T2W (the fixed image)
+REGISTERED = ("pd", "adc", "t1pre") + TARGET_MODALITIES   # all but the T2W; the T1-pre before the DCE frames
 LABEL_KEYS = ("labels", "prostate_mask")                   # label maps drawn in T2W space: no registration
 SPACING_RANGE_MM = (0.05, 20.0)                            # plausible MR voxel sizes
 MIN_COVERAGE = 0.10                                        # of the working grid, per input
@@ -199,7 +199,11 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
     registration: Dict[str, RegistrationResult] = {}
     for index, modality in enumerate(to_register):
         check_cancel(should_cancel)
-        if register:
+        if register and modality in TARGET_MODALITIES and "t1pre" in registration:
+            # the enhancement is frame − T1-pre: the frames are registered to the T1-pre, not each to the T2W
+            registration[modality] = register_through(images["t1pre"], registration["t1pre"], images[modality],
+                                                      modality, grid.center_lps, check=self_check)
+        elif register:
             registration[modality] = register_rigid(t2w, images[modality], modality, grid.center_lps,
                                                    check=self_check)
             check = registration[modality].self_check or {}
@@ -301,7 +305,8 @@ def load_preprocessed(case_dir) -> PreprocessedCase:
         registration[key] = RegistrationResult(key, transform, bool(info["applied"]), info.get("metric_before"),
                                                info.get("metric_after"), float(info["translation_mm"]),
                                                float(info["rotation_deg"]), str(info.get("reason", "")),
-                                               info.get("self_check"), None, info.get("multi_start"))
+                                               info.get("self_check"), None, info.get("multi_start"),
+                                               str(info.get("registered_to", "t2w")))
     crop_centre = {k: v for k, v in meta.items() if k.startswith(("crop_centre", "prostate_"))}
     return PreprocessedCase(grid, t2w, images, norm, registration, dict(meta.get("coverage", {})),
                             dict(meta.get("sources", {})), crop_centre, dict(meta.get("intensity_notes", {})))

@@ -19,6 +19,8 @@ from typing import Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from DCEDiffLib.modalities import DESCRIPTIONS
+
 # Within one exam the patient moves a few millimetres and degrees; more than this is a failed registration.
 MAX_TRANSLATION_MM = 15.0
 MAX_ROTATION_DEG = 10.0
@@ -76,6 +78,7 @@ class RegistrationResult:
     self_check: Optional[dict] = None
     start: Optional[str] = None
     multi_start: Optional[dict] = None
+    registered_to: str = "t2w"   # "t1pre" for the DCE frames (register_through): the correction is relative to it
 
     def to_dict(self) -> dict:
         """JSON-ready summary (the transform itself is written as an ITK .tfm file)."""
@@ -88,7 +91,8 @@ class RegistrationResult:
                                   "rotation_deg": round(float(applied_deg), 3),
                                   "meaning": "the applied correction (0 when the scanner alignment was kept): "
                                              "displacement at the gland centre and rotation angle"},
-                   "parameters": [float(p) for p in self.transform.GetParameters()]}
+                   "parameters": [float(p) for p in self.transform.GetParameters()],
+                   "registered_to": self.registered_to}
         if self.self_check is not None:
             summary["self_check"] = self.self_check
         if self.multi_start is not None:
@@ -103,6 +107,27 @@ def _round(value: Optional[float]) -> Optional[float]:
 def identity_result(modality: str, reason: str) -> RegistrationResult:
     """A result that keeps the scanner alignment (registration skipped)."""
     return RegistrationResult(modality, sitk.Euler3DTransform(), False, None, None, 0.0, 0.0, reason)
+
+
+def register_through(reference: sitk.Image, reference_result: RegistrationResult, moving: sitk.Image, modality: str,
+                     center_lps: Sequence[float], check: bool = False) -> RegistrationResult:
+    """Register ``moving`` to ``reference`` — a series already registered to the T2W by ``reference_result`` — and
+    compose the two, so that the result maps T2W points to ``moving`` like :func:`register_rigid`'s.
+
+    What the DCE frames need: the enhancement is a frame minus the T1-pre, so a frame must sit on the T1-pre to
+    within a fraction of a voxel, which two independent registrations to the T2W do not give (on phantom exams
+    whose T1-pre and frames share one motion they disagreed by 0.9–1.2 mm, up to 3 mm; docs/preprocessing.md).
+    Between two T1-weighted gradient echoes the registration is nearly exact, and frames of the T1-pre's own series
+    come out at its transform. ``center_lps`` is in T2W space; the similarity is measured around its image in the
+    reference. The reported correction (``translation_mm``, ``rotation_deg``, ``applied``, ``self_check``) is the
+    step from the reference to ``moving``; ``registered_to`` names the reference.
+    """
+    centre = reference_result.transform.TransformPoint(tuple(float(c) for c in center_lps))
+    step = register_rigid(reference, moving, modality, centre, check=check)
+    composite = sitk.CompositeTransform([step.transform, reference_result.transform])  # reference's applied first
+    name = DESCRIPTIONS.get(reference_result.modality, reference_result.modality)
+    reason = f"registered to the {name} (then its registration to the T2W): {step.reason}"
+    return dataclasses.replace(step, transform=composite, reason=reason, registered_to=reference_result.modality)
 
 
 def region_mask(fixed: sitk.Image, center_lps: Sequence[float], radius_mm: float = REGION_RADIUS_MM,
