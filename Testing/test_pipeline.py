@@ -132,6 +132,10 @@ def test_demo_with_the_shipped_model(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "PSNR" in text and (out / "report.png").stat().st_size > 50_000
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    # Since 2026-12-01 the DCE frames are registered through the T1-pre and the ADC/T1-pre in an 80 mm sphere
+    # (docs/preprocessing.md): with this test's settings bda323aa… measures PSNR 30.20 / 30.09 dB, SSIM 0.883 / 0.872,
+    # prostate r 0.83 / 0.89, lesion r 0.87 / 0.91 (each frame registered to the T2W on its own: 25.06 / 25.52 dB);
+    # the PSNR floor of 27 dB fails a preprocessing that shifts the frames off the T1-pre again.
     # Quality floors for the shipped model (bda323aa…, the lesion-weighted fine-tune, passes them; on the sample case
     # with the default sampler and 1 sample, `dcediff demo --samples 1`, it measured PSNR 25.04 / 25.50 dB, SSIM
     # 0.771 / 0.778, prostate r 0.75 / 0.79, lesion r 0.90 / 0.84; with this test's settings 25.06 / 25.52 dB; before
@@ -144,7 +148,7 @@ def test_demo_with_the_shipped_model(tmp_path, capsys):
     # 0.89 / 0.87; 81a3590f… 25.12 / 25.60, 0.766 / 0.771, 0.71 / 0.78, 0.64 / 0.67). Copying the T1-pre scores about 20 dB and has no enhancement; the
     # replaced ε-prediction model scored 21.5 / 20.5 dB and r ≈ 0.4, so these floors fail it and any broken model.
     for target in ("early", "late"):
-        assert metrics[target]["whole"]["psnr"] > 23.5, metrics[target]["whole"]
+        assert metrics[target]["whole"]["psnr"] > 27.0, metrics[target]["whole"]
         assert metrics[target]["whole"]["ssim"] > 0.7, metrics[target]["whole"]
         assert metrics[target]["enhancement"]["prostate"]["pearson"] > 0.6, metrics[target]["enhancement"]
         assert metrics[target]["enhancement"]["lesion"]["pearson"] > 0.45, metrics[target]["enhancement"]
