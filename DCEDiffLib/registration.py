@@ -128,7 +128,9 @@ def register_through(reference: sitk.Image, reference_result: RegistrationResult
     step from the reference to ``moving``; ``registered_to`` names the reference.
     """
     centre = reference_result.transform.TransformPoint(tuple(float(c) for c in center_lps))
-    step = register_rigid(reference, moving, modality, centre, check=check)
+    # No multi-start: a frame of the reference's own series finds no better similarity than the identity, which the
+    # guard counts as a rejection, and 12 starts cost ~6 s a frame for nothing (the self-check still runs).
+    step = register_rigid(reference, moving, modality, centre, check=check, multi_start=False)
     composite = sitk.CompositeTransform([step.transform, reference_result.transform])  # reference's applied first
     name = DESCRIPTIONS.get(reference_result.modality, reference_result.modality)
     reason = f"registered to the {name} (then its registration to the T2W): {step.reason}"
@@ -261,13 +263,15 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
                    radius_mm: Optional[float] = None, iterations: int = 100,
                    learning_rate: float = LEARNING_RATE_MM,
                    max_translation_mm: float = MAX_TRANSLATION_MM,
-                   max_rotation_deg: float = MAX_ROTATION_DEG, check: bool = False) -> RegistrationResult:
+                   max_rotation_deg: float = MAX_ROTATION_DEG, check: bool = False,
+                   multi_start: bool = True) -> RegistrationResult:
     """Rigidly register ``moving`` to ``fixed`` (the T2W), starting from the scanner alignment.
 
     The T2W is cropped around the gland and brought to the series' resolution; both images are bias-flattened
     (:func:`flatten_bias`), except for quantitative maps such as ADC; a translation is optimised first, then the rigid
     transform. The similarity is measured inside a sphere of ``radius_mm`` around ``center_lps`` (the gland;
-    default :func:`region_radius` of the modality). Returns a :class:`RegistrationResult`; the correction is applied only when it is plausible (at most
+    default :func:`region_radius` of the modality). Returns a :class:`RegistrationResult`; the correction is applied
+    only when it is plausible (at most
     ``max_translation_mm`` anywhere in the sphere and ``max_rotation_deg``) and lowers the metric. For series in
     :data:`EDGE_FALLBACK` whose intensity registration the guard rejects, the registration is repeated on gradient
     magnitudes (edges) under the same guard.
@@ -276,12 +280,13 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
     ``self_check``. Only with the check, a series whose registration the guard rejects is retried from
     :data:`MULTI_STARTS` (a few rotated and shifted starting positions): the candidates that pass the guard are
     tried best metric first, and the first that passes the self-check is applied (a candidate the check cannot
-    confirm is never applied).
+    confirm is never applied). ``multi_start=False`` leaves the multi-start out (the self-check still runs).
     """
     radius_mm = region_radius(modality) if radius_mm is None else float(radius_mm)
     limits = (radius_mm, iterations, learning_rate, max_translation_mm, max_rotation_deg)
     with _itk_threads(REGISTRATION_THREADS):
-        result, candidates = _register(fixed, moving, modality, center_lps, *limits, multi_start=check)
+        result, candidates = _register(fixed, moving, modality, center_lps, *limits,
+                                       multi_start=check and multi_start)
         if not check:
             return result
         from DCEDiffLib.registration_check import CHECK_ANGLE_DEG, CHECK_SHIFT_MM, self_check

@@ -104,3 +104,15 @@ def test_independent_registration_of_a_frame_would_disagree_with_the_t1pre(sampl
         alone = register_rigid(t2w, sitk.ReadImage(str(inputs[frame]), sitk.sitkFloat32), frame, case.grid.center_lps)
         gaps.append(np.linalg.norm(transform_points(alone.transform, points) - t1pre, axis=1).mean())
     assert max(gaps) > 0.3, gaps
+
+
+def test_a_checked_frame_gets_the_self_check_but_no_multi_start(sample):
+    """With the self-check (what dcediff synthesize does), a frame of the T1-pre's own series is checked, and the
+    multi-start — which the guard's 'no better than the identity' would otherwise trigger, at ~6 s a frame — is not
+    run."""
+    _, inputs, case = sample
+    t1pre = sitk.ReadImage(str(inputs["t1pre"]), sitk.sitkFloat32)
+    frame = sitk.ReadImage(str(inputs["dce_early"]), sitk.sitkFloat32)
+    result = register_through(t1pre, case.registration["t1pre"], frame, "dce_early", case.grid.center_lps, check=True)
+    assert result.self_check is not None and result.self_check.get("agrees") is True, result.self_check
+    assert result.multi_start is None, result.multi_start
