@@ -199,19 +199,20 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
     registration: Dict[str, RegistrationResult] = {}
     for index, modality in enumerate(to_register):
         check_cancel(should_cancel)
-        if register and modality in TARGET_MODALITIES and "t1pre" in registration:
-            # the enhancement is frame − T1-pre: the frames are registered to the T1-pre, not each to the T2W
-            registration[modality] = register_through(images["t1pre"], registration["t1pre"], images[modality],
-                                                      modality, grid.center_lps, check=self_check)
-        elif register:
-            registration[modality] = register_rigid(t2w, images[modality], modality, grid.center_lps,
-                                                   check=self_check)
+        if not register:
+            registration[modality] = identity_result(modality, "registration skipped (scanner alignment used)")
+        else:
+            if modality in TARGET_MODALITIES and "t1pre" in registration:
+                # the enhancement is frame − T1-pre: the frames are registered to the T1-pre, not each to the T2W
+                registration[modality] = register_through(images["t1pre"], registration["t1pre"], images[modality],
+                                                          modality, grid.center_lps, check=self_check)
+            else:
+                registration[modality] = register_rigid(t2w, images[modality], modality, grid.center_lps,
+                                                       check=self_check)
             check = registration[modality].self_check or {}
-            if check.get("agrees") is False:
+            if check.get("agrees") is False:  # said for the frames too, whose check is of their step to the T1-pre
                 say = warn or (lambda text: print(f"dcediff: warning: {text}", file=sys.stderr, flush=True))
                 say(f"registration self-check of {_name(modality)}: {check['summary']}")
-        else:
-            registration[modality] = identity_result(modality, "registration skipped (scanner alignment used)")
         if progress is not None:
             progress(index + 1, len(to_register))
     check_cancel(should_cancel)

@@ -49,6 +49,7 @@ def measure_case(case_dir: Path, independent: bool) -> dict:
     points = sphere_points(meta["anatomy"]["gland_centre_lps"], REGION_RADIUS_MM, 5.0)
     mapped = {m: transform_points(case.registration[m].transform, points) for m in SERIES}
     row = {"case": case_dir.name}
+    t2w = sitk.ReadImage(str(inputs["t2w"]), sitk.sitkFloat32) if independent else None
     for m in SERIES:
         truth = true_points(meta, m, points)
         row[m] = float(np.linalg.norm(mapped[m] - truth, axis=1).mean())
@@ -56,7 +57,6 @@ def measure_case(case_dir: Path, independent: bool) -> dict:
     for m in FRAMES:
         row[f"{m}_vs_t1pre"] = float(np.linalg.norm(mapped[m] - mapped["t1pre"], axis=1).mean())
         if independent:
-            t2w = sitk.ReadImage(str(inputs["t2w"]), sitk.sitkFloat32)
             alone = register_rigid(t2w, sitk.ReadImage(str(inputs[m]), sitk.sitkFloat32), m,
                                    case.grid.center_lps)
             alone_points = transform_points(alone.transform, points)
