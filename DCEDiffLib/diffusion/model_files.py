@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -34,7 +34,7 @@ REQUIRED_FIELDS = {"format", "format_version", "architecture", "objective", "sch
                    "normalization", "weights_sha256"}
 OPTIONAL_FIELDS = {"channel_meaning", "working_grid", "training", "metrics", "created_by", "description",
                    "parameterization", "mean_network", "residual_scale", "input_statistics", "data_domain",
-                   "sampling", "optional_inputs", "error_model", "context_slices"}
+                   "sampling", "optional_inputs", "error_model", "context_slices", "voxel_corrector"}
 OBJECTIVES = ("diffusion", "regression", "residual")
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol ≥2, zip (torch.save)
 
@@ -56,6 +56,7 @@ class LoadedModel:
     network: torch.nn.Module
     card: dict
     path: Path
+    corrector: Optional[object] = None  # voxel_corrector.VoxelCorrector when the card names one
 
 
 def model_paths(path: os.PathLike) -> Tuple[Path, Path]:
@@ -286,4 +287,6 @@ def load_model(path: os.PathLike, device: str = "cpu") -> LoadedModel:
             raise ModelFileError(f"model weights {weights_path}: tensor {name} contains NaN or Inf values")
     network.load_state_dict(tensors)
     network.eval()
-    return LoadedModel(network.to(device), card, weights_path)
+    from DCEDiffLib.diffusion.voxel_corrector import load_corrector
+
+    return LoadedModel(network.to(device), card, weights_path, load_corrector(card, card_path))

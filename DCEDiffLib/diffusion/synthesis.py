@@ -129,15 +129,16 @@ def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: st
                       device: str = "auto", batch_size: Optional[int] = None,
                       precision: str = "auto", progress: Optional[Callable[[int, int], None]] = None,
                       should_cancel: Optional[Callable[[], bool]] = None,
-                      skip_below_train_min: bool = False, warm_start: Union[str, float, None] = "auto"
-                      ) -> SynthesisResult:
+                      skip_below_train_min: bool = False, warm_start: Union[str, float, None] = "auto",
+                      voxel_corrector: bool = True) -> SynthesisResult:
     """Synthesize early/late for a volume of conditions (C, K, H, W), normalised, in the card's channel order.
 
     ``skip_below_train_min`` (ddpm only) drops the levels of the 1000-step schedule noisier than any level seen
     in training (532 of the 1000; see ``schedules.ancestral_grid``). ``warm_start`` = γs starts the sampler at
     noise level γs from the T1-pre mapped to the targets' scale (zero enhancement) instead of pure noise (see
     ``samplers.sample`` and docs/diffusion.md); None or 'none' samples from pure noise, as the paper does; 'auto'
-    (default) is :func:`resolve_warm_start`.
+    (default) is :func:`resolve_warm_start`. ``voxel_corrector`` False leaves out the card's voxel corrector
+    (``voxel_corrector.py``; its fitting needs the output without it).
     """
     conditions = np.asarray(conditions, dtype=np.float32)
     expected = len(model.card["conditions"])
@@ -164,11 +165,27 @@ def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: st
         torch.cuda.empty_cache()
         result = _synthesize(model, conditions, sampler, steps, samples, seed, torch.device("cpu"), batch_size,
                              "fp32", progress, should_cancel, notes, skip_below_train_min, warm_start)
+    if voxel_corrector and getattr(model, "corrector", None) is not None:
+        result.mean = apply_voxel_corrector(model, conditions, result.mean)
+        result.notes.append("voxel corrector applied around the prostate")
     tables = error_models_of_card(model.card, model.card["targets"])
     if tables is not None:
         result.expected_error = np.stack([expected_error(result.mean[i], tables[t])
                                           for i, t in enumerate(model.card["targets"])])
     return result
+
+
+def apply_voxel_corrector(model: LoadedModel, conditions: np.ndarray, synthetic: np.ndarray) -> np.ndarray:
+    """The card's voxel corrector on a synthesis: ``conditions`` (C, K, H, W) in the card's order (clipped here as
+    the networks see them), ``synthetic`` (2, K, H, W) on the targets' scale."""
+    names = list(model.card["conditions"])
+    missing = [m for m in ("t2w", "pd", "adc", "t1pre") if m not in names]
+    if missing:
+        raise InputError(f"the voxel corrector needs the conditions t2w, pd, adc and t1pre; the card lacks {missing}")
+    ordered = np.clip(np.stack([conditions[names.index(m)] for m in ("t2w", "pd", "adc", "t1pre")]), -1, 1)
+    factor = float(model.card.get("normalization", {}).get("target_range_factor", 3.0))
+    zero = (ordered[3] + 1.0) / factor - 1.0  # residual.zero_enhancement, on numpy
+    return model.corrector.correct(synthetic, ordered, zero)
 
 
 def t1pre_start(model: LoadedModel, cond: torch.Tensor) -> torch.Tensor:

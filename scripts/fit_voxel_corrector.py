@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Fit the voxel corrector (DCEDiffLib/diffusion/voxel_corrector.py) of a model card on phantom patients.
+
+For each patient the card synthesizes early/late without a corrector (1 sample, seed 0; PD left out for a share of
+the patients, as in training); per voxel of the corrected region the features of ``voxel_corrector.voxel_features``
+are paired with what the synthesis missed (acquired − synthetic, the targets' scale). One
+``HistGradientBoostingRegressor`` (squared error) per target; the trees are flattened into a safetensors file and the
+card copied into OUT with a ``voxel_corrector`` entry (the weights are copied unchanged). Use patients the card's
+networks were not trained on where there are enough, and never validation or test patients.
+
+    .venv/bin/python scripts/fit_voxel_corrector.py MODEL --data DIR [DIR ...] --cache DIR --out OUT_STEM
+        [--iterations 300] [--pd-dropout 0.2] [--seed 0]
+
+Needs scikit-learn (fitting only; synthesis evaluates the stored trees with numpy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def case_samples(model, case, leave_out_pd: bool, lesion_weight: float):
+    """(features, residual per target, sample weights) over the corrected region of one case."""
+    from DCEDiffLib import ood
+    from DCEDiffLib.diffusion import voxel_corrector as vc
+    from DCEDiffLib.diffusion.synthesis import synthesize_volume
+    from DCEDiffLib.evaluation_runner import model_conditions
+
+    cond = model_conditions(model, case, missing=("pd",) if leave_out_pd else ())
+    synthetic = synthesize_volume(model, cond, samples=1, seed=0, device="cpu", voxel_corrector=False).mean
+    names = list(model.card["conditions"])
+    ordered = np.clip(np.stack([cond[names.index(m)] for m in ("t2w", "pd", "adc", "t1pre")]), -1, 1)
+    factor = float(model.card.get("normalization", {}).get("target_range_factor", 3.0))
+    zero = (ordered[3] + 1.0) / factor - 1.0
+    radius = ood.gland_radius(synthetic.shape[1:])
+    region = radius <= vc.REGION_RADIUS
+    features = vc.voxel_features(ordered, synthetic - zero[None], radius, region)
+    residuals = [(case.targets[i] - synthetic[i])[region] for i in range(len(model.card["targets"]))]
+    weights = np.ones(int(region.sum()), np.float32)
+    if case.labels is not None and case.legend and "lesion" in case.legend:
+        weights += lesion_weight * (case.labels[region] == case.legend["lesion"])
+    return features, residuals, weights
+
+
+def main(argv=None) -> int:
+    from safetensors.numpy import save_file
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from DCEDiffLib.diffusion import voxel_corrector as vc
+    from DCEDiffLib.diffusion.model_files import load_model, model_paths, sha256_of
+    from DCEDiffLib.training.case_data import list_case_dirs, load_case
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--data", type=Path, nargs="+", required=True)
+    parser.add_argument("--cache", type=Path)
+    parser.add_argument("--out", type=Path, required=True, help="stem of the new card (OUT.json, OUT.safetensors)")
+    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--pd-dropout", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lesion-weight", type=float, default=4.0,
+                        help="extra weight of lesion voxels (1 + this; 4 chosen on validation, docs/model_quality.md)")
+    args = parser.parse_args(argv)
+
+    model = load_model(args.model)
+    targets = list(model.card["targets"])
+    rng = np.random.default_rng(args.seed)
+    dirs = [d for folder in args.data for d in list_case_dirs(folder)]
+    features, residuals, weights, names = [], {t: [] for t in targets}, [], []
+    started = time.time()
+    for number, case_dir in enumerate(dirs, start=1):
+        case = load_case(case_dir, args.cache)
+        if case.targets is None:
+            continue
+        x, ys, w = case_samples(model, case, bool(rng.random() < args.pd_dropout), args.lesion_weight)
+        features.append(x)
+        weights.append(w)
+        for t, y in zip(targets, ys):
+            residuals[t].append(y)
+        names.append(case_dir.name)
+        print(f"{number}/{len(dirs)} {case_dir} ({time.time() - started:.0f} s)", flush=True)
+    x = np.concatenate(features)
+    ensembles, baseline = {}, {}
+    for t in targets:
+        regressor = HistGradientBoostingRegressor(max_iter=args.iterations, learning_rate=0.1, max_leaf_nodes=31,
+                                                  min_samples_leaf=200, l2_regularization=1.0, early_stopping=False,
+                                                  random_state=args.seed)
+        regressor.fit(x, np.concatenate(residuals[t]), sample_weight=np.concatenate(weights))
+        ensemble = vc.ensemble_from_sklearn(regressor)
+        check = x[:: max(1, len(x) // 5000)]
+        gap = float(np.abs(ensemble.predict(check) - regressor.predict(check)).max())
+        if gap > 1e-6:
+            raise SystemExit(f"flattened trees of {t} disagree with scikit-learn by {gap}")
+        ensembles[t], baseline[t] = ensemble, ensemble.baseline
+        print(f"{t}: {len(ensemble.roots)} trees, {len(ensemble.feature)} nodes ({time.time() - started:.0f} s)",
+              flush=True)
+
+    weights_path, card_path = model_paths(args.model)
+    out_weights, out_card = model_paths(args.out)
+    out_card.parent.mkdir(parents=True, exist_ok=True)
+    corrector_file = out_card.with_name(out_card.stem + ".corrector.safetensors")
+    tensors = {}
+    for t in targets:
+        tensors.update(ensembles[t].tensors(t))
+    save_file(tensors, str(corrector_file))
+    if weights_path.resolve() != out_weights.resolve():
+        shutil.copyfile(weights_path, out_weights)
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card["voxel_corrector"] = {
+        "version": vc.CORRECTOR_VERSION, "file": corrector_file.name, "sha256": sha256_of(corrector_file),
+        "baseline": baseline, "features": vc.feature_names(), "region_radius": vc.REGION_RADIUS,
+        "fitted_on": {"cases": len(names), "data": [str(d) for d in args.data], "pd_dropout": args.pd_dropout,
+                      "seed": args.seed, "iterations": args.iterations, "voxels": int(len(x)),
+                      "lesion_weight": args.lesion_weight,
+                      "learner": "sklearn HistGradientBoostingRegressor, squared error, lr 0.1, 31 leaves, "
+                                 "min 200 per leaf, l2 1.0"},
+    }
+    out_card.write_text(json.dumps(card, indent=1), encoding="utf-8")
+    print(f"wrote {out_card}, {corrector_file}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
