@@ -9,7 +9,7 @@ card copied into OUT with a ``voxel_corrector`` entry (the weights are copied un
 networks were not trained on where there are enough, and never validation or test patients.
 
     .venv/bin/python scripts/fit_voxel_corrector.py MODEL --data DIR [DIR ...] --cache DIR --out OUT_STEM
-        [--iterations 300] [--pd-dropout 0.2] [--seed 0]
+        [--iterations 300] [--pd-dropout 0.2] [--seed 0] [--lesion-weight 0] [--samples-file F.npz]
 
 Needs scikit-learn (fitting only; synthesis evaluates the stored trees with numpy).
 """
@@ -30,8 +30,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def case_samples(model, case, leave_out_pd: bool, lesion_weight: float):
-    """(features, residual per target, sample weights) over the corrected region of one case."""
+def case_samples(model, case, leave_out_pd: bool):
+    """(features, residual per target, lesion mask) over the corrected region of one case."""
     from DCEDiffLib import ood
     from DCEDiffLib.diffusion import voxel_corrector as vc
     from DCEDiffLib.diffusion.synthesis import synthesize_volume
@@ -47,10 +47,10 @@ def case_samples(model, case, leave_out_pd: bool, lesion_weight: float):
     region = radius <= vc.REGION_RADIUS
     features = vc.voxel_features(ordered, synthetic - zero[None], radius, region)
     residuals = [(case.targets[i] - synthetic[i])[region] for i in range(len(model.card["targets"]))]
-    weights = np.ones(int(region.sum()), np.float32)
+    lesion = np.zeros(int(region.sum()), bool)
     if case.labels is not None and case.legend and "lesion" in case.legend:
-        weights += lesion_weight * (case.labels[region] == case.legend["lesion"])
-    return features, residuals, weights
+        lesion = case.labels[region] == case.legend["lesion"]
+    return features, residuals, lesion
 
 
 def main(argv=None) -> int:
@@ -69,34 +69,48 @@ def main(argv=None) -> int:
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--pd-dropout", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lesion-weight", type=float, default=4.0,
-                        help="extra weight of lesion voxels (1 + this; 4 chosen on validation, docs/model_quality.md)")
+    parser.add_argument("--lesion-weight", type=float, default=0.0,
+                        help="extra weight of lesion voxels (1 + this); 0: the plain conditional mean")
+    parser.add_argument("--samples-file", type=Path,
+                        help="an .npz of the per-voxel samples: read when it exists, written otherwise (the "
+                             "syntheses take most of the time; a refit with other tree settings needs none)")
     args = parser.parse_args(argv)
 
     model = load_model(args.model)
     targets = list(model.card["targets"])
     rng = np.random.default_rng(args.seed)
     dirs = [d for folder in args.data for d in list_case_dirs(folder)]
-    features, residuals, weights, names = [], {t: [] for t in targets}, [], []
+    features, residuals, lesions, names = [], {t: [] for t in targets}, [], []
     started = time.time()
+    if args.samples_file and args.samples_file.is_file():
+        stored = np.load(args.samples_file)
+        features, lesions, names = [stored["features"]], [stored["lesion"].astype(bool)], list(stored["names"])
+        for t in targets:
+            residuals[t] = [stored[f"residual_{t}"]]
+        dirs = []
     for number, case_dir in enumerate(dirs, start=1):
         case = load_case(case_dir, args.cache)
         if case.targets is None:
             continue
-        x, ys, w = case_samples(model, case, bool(rng.random() < args.pd_dropout), args.lesion_weight)
+        x, ys, lesion = case_samples(model, case, bool(rng.random() < args.pd_dropout))
         features.append(x)
-        weights.append(w)
+        lesions.append(lesion)
         for t, y in zip(targets, ys):
             residuals[t].append(y)
         names.append(case_dir.name)
         print(f"{number}/{len(dirs)} {case_dir} ({time.time() - started:.0f} s)", flush=True)
     x = np.concatenate(features)
+    lesion = np.concatenate(lesions)
+    if args.samples_file and not args.samples_file.is_file():
+        np.savez(args.samples_file, features=x, lesion=lesion.astype(np.uint8), names=np.array(names),
+                 **{f"residual_{t}": np.concatenate(residuals[t]) for t in targets})
+    sample_weight = 1.0 + args.lesion_weight * lesion
     ensembles, baseline = {}, {}
     for t in targets:
         regressor = HistGradientBoostingRegressor(max_iter=args.iterations, learning_rate=0.1, max_leaf_nodes=31,
                                                   min_samples_leaf=200, l2_regularization=1.0, early_stopping=False,
                                                   random_state=args.seed)
-        regressor.fit(x, np.concatenate(residuals[t]), sample_weight=np.concatenate(weights))
+        regressor.fit(x, np.concatenate(residuals[t]), sample_weight=sample_weight)
         ensemble = vc.ensemble_from_sklearn(regressor)
         check = x[:: max(1, len(x) // 5000)]
         gap = float(np.abs(ensemble.predict(check) - regressor.predict(check)).max())
