@@ -34,15 +34,12 @@ def case_samples(model, case, leave_out_pd: bool):
     """(features, residual per target, lesion mask) over the corrected region of one case."""
     from DCEDiffLib import ood
     from DCEDiffLib.diffusion import voxel_corrector as vc
-    from DCEDiffLib.diffusion.synthesis import synthesize_volume
+    from DCEDiffLib.diffusion.synthesis import synthesize_volume, voxel_corrector_inputs
     from DCEDiffLib.evaluation_runner import model_conditions
 
     cond = model_conditions(model, case, missing=("pd",) if leave_out_pd else ())
     synthetic = synthesize_volume(model, cond, samples=1, seed=0, device="cpu", voxel_corrector=False).mean
-    names = list(model.card["conditions"])
-    ordered = np.clip(np.stack([cond[names.index(m)] for m in ("t2w", "pd", "adc", "t1pre")]), -1, 1)
-    factor = float(model.card.get("normalization", {}).get("target_range_factor", 3.0))
-    zero = (ordered[3] + 1.0) / factor - 1.0
+    ordered, zero = voxel_corrector_inputs(model.card, cond)
     radius = ood.gland_radius(synthetic.shape[1:])
     region = radius <= vc.REGION_RADIUS
     features = vc.voxel_features(ordered, synthetic - zero[None], radius, region)

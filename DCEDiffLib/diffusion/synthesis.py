@@ -175,16 +175,22 @@ def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: st
     return result
 
 
-def apply_voxel_corrector(model: LoadedModel, conditions: np.ndarray, synthetic: np.ndarray) -> np.ndarray:
-    """The card's voxel corrector on a synthesis: ``conditions`` (C, K, H, W) in the card's order (clipped here as
-    the networks see them), ``synthetic`` (2, K, H, W) on the targets' scale."""
-    names = list(model.card["conditions"])
+def voxel_corrector_inputs(card: dict, conditions: np.ndarray):
+    """(t2w, pd, adc, t1pre) from ``conditions`` (C, K, H, W) in the card's order, clipped as the networks see them,
+    and the zero enhancement (K, H, W): the T1-pre on the targets' scale (``residual.zero_enhancement``)."""
+    names = list(card["conditions"])
     missing = [m for m in ("t2w", "pd", "adc", "t1pre") if m not in names]
     if missing:
         raise InputError(f"the voxel corrector needs the conditions t2w, pd, adc and t1pre; the card lacks {missing}")
     ordered = np.clip(np.stack([conditions[names.index(m)] for m in ("t2w", "pd", "adc", "t1pre")]), -1, 1)
-    factor = float(model.card.get("normalization", {}).get("target_range_factor", 3.0))
-    zero = (ordered[3] + 1.0) / factor - 1.0  # residual.zero_enhancement, on numpy
+    factor = float(card.get("normalization", {}).get("target_range_factor", 3.0))
+    return ordered, (ordered[3] + 1.0) / factor - 1.0
+
+
+def apply_voxel_corrector(model: LoadedModel, conditions: np.ndarray, synthetic: np.ndarray) -> np.ndarray:
+    """The card's voxel corrector on a synthesis: ``conditions`` (C, K, H, W) in the card's order, ``synthetic``
+    (2, K, H, W) on the targets' scale."""
+    ordered, zero = voxel_corrector_inputs(model.card, conditions)
     return model.corrector.correct(synthetic, ordered, zero)
 
 
