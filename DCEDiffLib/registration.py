@@ -271,10 +271,9 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
     (:func:`flatten_bias`), except for quantitative maps such as ADC; a translation is optimised first, then the rigid
     transform. The similarity is measured inside a sphere of ``radius_mm`` around ``center_lps`` (the gland;
     default :func:`region_radius` of the modality). Returns a :class:`RegistrationResult`; the correction is applied
-    only when it is plausible (at most
-    ``max_translation_mm`` anywhere in the sphere and ``max_rotation_deg``) and lowers the metric. For series in
-    :data:`EDGE_FALLBACK` whose intensity registration the guard rejects, the registration is repeated on gradient
-    magnitudes (edges) under the same guard.
+    only when it is plausible (at most ``max_translation_mm`` anywhere in the sphere and ``max_rotation_deg``) and
+    lowers the metric. For series in :data:`EDGE_FALLBACK` whose intensity registration the guard rejects, the
+    registration is repeated on gradient magnitudes (edges) under the same guard.
 
     ``check``: run the perturbation self-check (:mod:`DCEDiffLib.registration_check`) and put its result in
     ``self_check``. Only with the check, a series whose registration the guard rejects is retried from

@@ -32,7 +32,6 @@ if str(ROOT) not in sys.path:
 
 def case_samples(model, case, leave_out_pd: bool):
     """(features, residual per target, lesion mask) over the corrected region of one case."""
-    from DCEDiffLib import ood
     from DCEDiffLib.diffusion import voxel_corrector as vc
     from DCEDiffLib.diffusion.synthesis import synthesize_volume, voxel_corrector_inputs
     from DCEDiffLib.evaluation_runner import model_conditions
@@ -40,9 +39,7 @@ def case_samples(model, case, leave_out_pd: bool):
     cond = model_conditions(model, case, missing=("pd",) if leave_out_pd else ())
     synthetic = synthesize_volume(model, cond, samples=1, seed=0, device="cpu", voxel_corrector=False).mean
     ordered, zero = voxel_corrector_inputs(model.card, cond)
-    radius = ood.gland_radius(synthetic.shape[1:])
-    region = radius <= vc.REGION_RADIUS
-    features = vc.voxel_features(ordered, synthetic - zero[None], radius, region)
+    features, region, _ = vc.region_features(synthetic, ordered, zero)
     residuals = [(case.targets[i] - synthetic[i])[region] for i in range(len(model.card["targets"]))]
     lesion = np.zeros(int(region.sum()), bool)
     if case.labels is not None and case.legend and "lesion" in case.legend:
@@ -54,8 +51,9 @@ def main(argv=None) -> int:
     from safetensors.numpy import save_file
     from sklearn.ensemble import HistGradientBoostingRegressor
 
+    from DCEDiffLib.atomic import atomic_path, write_text_atomic
     from DCEDiffLib.diffusion import voxel_corrector as vc
-    from DCEDiffLib.diffusion.model_files import load_model, model_paths, sha256_of
+    from DCEDiffLib.diffusion.model_files import check_card, load_model, model_paths, sha256_of
     from DCEDiffLib.training.case_data import list_case_dirs, load_case
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -124,9 +122,11 @@ def main(argv=None) -> int:
     tensors = {}
     for t in targets:
         tensors.update(ensembles[t].tensors(t))
-    save_file(tensors, str(corrector_file))
+    with atomic_path(corrector_file) as tmp:
+        save_file(tensors, str(tmp))
     if weights_path.resolve() != out_weights.resolve():
-        shutil.copyfile(weights_path, out_weights)
+        with atomic_path(out_weights) as tmp:
+            shutil.copyfile(weights_path, tmp)
     card = json.loads(card_path.read_text(encoding="utf-8"))
     card["voxel_corrector"] = {
         "version": vc.CORRECTOR_VERSION, "file": corrector_file.name, "sha256": sha256_of(corrector_file),
@@ -137,7 +137,8 @@ def main(argv=None) -> int:
                       "learner": "sklearn HistGradientBoostingRegressor, squared error, lr 0.1, 31 leaves, "
                                  "min 200 per leaf, l2 1.0"},
     }
-    out_card.write_text(json.dumps(card, indent=1), encoding="utf-8")
+    check_card(card, out_card)
+    write_text_atomic(out_card, json.dumps(card, indent=2))
     print(f"wrote {out_card}, {corrector_file}")
     return 0
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -76,6 +76,18 @@ def _gradient(volume: torch.Tensor) -> torch.Tensor:
 def region_weight(radius: np.ndarray) -> np.ndarray:
     """1 inside the corrected region, fading linearly to 0 over its outer :data:`TAPER` radii."""
     return np.clip((REGION_RADIUS - radius) / TAPER, 0.0, 1.0).astype(np.float32)
+
+
+def region_features(synthetic: np.ndarray, conditions: np.ndarray, zero_enhancement: np.ndarray):
+    """(features, region, weight) of a synthesis: :func:`voxel_features` of the voxels in the corrected region
+    (``weight`` > 0, see :func:`region_weight`), that region as a (K, H, W) mask, and the weight map. The fitting
+    script and :meth:`VoxelCorrector.correct` both take their voxels from here."""
+    from DCEDiffLib import ood
+
+    radius = ood.gland_radius(synthetic.shape[1:])
+    weight = region_weight(radius)
+    region = weight > 0
+    return voxel_features(conditions, synthetic - zero_enhancement[None], radius, region), region, weight
 
 
 def voxel_features(conditions: np.ndarray, enhancement: np.ndarray, radius: np.ndarray,
@@ -199,16 +211,10 @@ class VoxelCorrector:
     ensembles: Dict[str, TreeEnsemble]
     targets: Tuple[str, ...]
 
-    def correct(self, synthetic: np.ndarray, conditions: np.ndarray, zero_enhancement: np.ndarray,
-                spacing_mm: Optional[Sequence[float]] = None) -> np.ndarray:
+    def correct(self, synthetic: np.ndarray, conditions: np.ndarray, zero_enhancement: np.ndarray) -> np.ndarray:
         """``synthetic`` (2, K, H, W) plus the predicted correction (tapered at the region's edge), clipped to
         [-1, 1]; ``zero_enhancement`` (K, H, W) is the T1-pre on the targets' scale. Inputs are not modified."""
-        from DCEDiffLib import ood
-
-        radius = ood.gland_radius(synthetic.shape[1:], *(() if spacing_mm is None else (spacing_mm,)))
-        weight = region_weight(radius)
-        region = weight > 0
-        features = voxel_features(conditions, synthetic - zero_enhancement[None], radius, region)
+        features, region, weight = region_features(synthetic, conditions, zero_enhancement)
         out = np.array(synthetic, dtype=np.float32, copy=True)
         for index, target in enumerate(self.targets):
             out[index][region] += (weight[region] * self.ensembles[target].predict(features)).astype(np.float32)
