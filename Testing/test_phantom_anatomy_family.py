@@ -133,3 +133,42 @@ def test_taps_finds_the_gland_of_a_prostatex_case():
     gland = np.isin(sitk.GetArrayViewFromImage(phantom.labels), GLAND)
     dice = 2.0 * np.logical_and(mask, gland).sum() / (mask.sum() + gland.sum())
     assert dice > 0.7, dice
+
+
+def test_lesions_keep_their_zone_contrast_when_the_zones_are_redrawn():
+    """Unit: each lesion's TSE signal stands to its zone's as with the shared tables; nothing else moves."""
+    import dataclasses
+
+    from DCEDiffLib.phantom.template_anatomy import _tse, lesions_keep_zone_contrast
+    from DCEDiffLib.phantom.tissues import Tissue
+
+    def tissue(name, t2, pd=0.8, t1=1.6):
+        return Tissue(name, {"t1": t1, "t2": t2, "pd": pd}, {}, ())
+
+    shared = {"transition_zone": tissue("transition_zone", 0.100), "peripheral_zone": tissue("peripheral_zone", 0.150),
+              "lesion_1": tissue("lesion_1", 0.060, pd=0.7, t1=1.5), "lesion_2": tissue("lesion_2", 0.080)}
+    # The transition zone darkened (as match_source_t2w_contrast does), the peripheral zone left as it was.
+    matched = dict(shared, transition_zone=dataclasses.replace(shared["transition_zone"],
+                                                               values={"t1": 1.6, "t2": 0.055, "pd": 0.8}))
+    lesions = [{"id": 1, "zone": "transition_zone", "t2_ms": 60.0}, {"id": 2, "zone": "peripheral_zone", "t2_ms": 80.0}]
+    out = lesions_keep_zone_contrast(shared, matched, lesions)
+    for info in lesions:
+        name, zone = f"lesion_{info['id']}", info["zone"]
+        before = _tse(shared[name].values) / _tse(shared[zone].values)
+        assert _tse(out[name].values) / _tse(out[zone].values) == pytest.approx(before, rel=1e-9)
+        assert info["t2_ms"] == pytest.approx(out[name].values["t2"] * 1000, abs=0.01)
+        assert {k: v for k, v in out[name].values.items() if k != "t2"} == \
+            {k: v for k, v in shared[name].values.items() if k != "t2"}
+    assert out["lesion_1"].values["t2"] < shared["lesion_1"].values["t2"]  # darker zone, darker lesion
+    assert out["lesion_2"].values["t2"] == pytest.approx(shared["lesion_2"].values["t2"])  # zone unchanged
+    assert out["transition_zone"] is matched["transition_zone"] and shared["lesion_1"].values["t2"] == 0.060
+
+
+def test_transition_zone_lesions_are_darker_than_their_zone_on_t2w():
+    """Generator version 3: a real-anatomy TZ lesion is darker than the TZ around it on the T2W, as the analytic
+    family's are (version 2 drew them as bright as their zone: 0.93 and 0.98 for this case)."""
+    from DCEDiffLib.phantom.realism import measure_case
+
+    measured = measure_case(generate_case(20, "A", anatomy="prostatex", lesion_count=3))
+    ratios = [lesion["t2w_ratio"] for lesion in measured["lesions"] if lesion["zone"] == "transition_zone"]
+    assert len(ratios) == 2 and all(0.3 < r < 0.8 for r in ratios), ratios

@@ -35,7 +35,9 @@ ANATOMY_FAMILIES = ("procedural", "prostatex", "mixed")
 from DCEDiffLib.progress import check_cancel
 
 GENERATOR_NAME = "DCEDiff phantom"
-GENERATOR_VERSION = 2  # 2: gland Ktrans 0.7× of version 1 (real gland enhancement; tissues.py)
+# 2: gland Ktrans 0.7× of version 1 (real gland enhancement; tissues.py); 3: real-anatomy lesions as dark against
+# their zone on T2W as the analytic family's (template_anatomy.lesions_keep_zone_contrast)
+GENERATOR_VERSION = 3
 FORMATS = ("nifti", "dicom")
 IMAGE_KEYS = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
 FILE_DESCRIPTIONS = {

@@ -47,6 +47,12 @@ def _tse(values: Dict[str, float]) -> float:
     return values["pd"] * (1.0 - np.exp(-NOMINAL_TR_S / values["t1"])) * np.exp(-NOMINAL_TE_S / values["t2"])
 
 
+def _t2_for_signal(signal: float, values: Dict[str, float]) -> float:
+    """The T2 (s) that gives a tissue of these proton density and T1 the nominal TSE ``signal``."""
+    decay = signal / (values["pd"] * (1.0 - np.exp(-NOMINAL_TR_S / values["t1"])))
+    return float(np.clip(-NOMINAL_TE_S / np.log(min(decay, 0.97)), 0.02, 3.0))
+
+
 def match_source_t2w_contrast(rng: np.random.Generator, tissues: Dict[str, Tissue]) -> Dict[str, Tissue]:
     """The tissues with T2 redrawn so that the T2W contrast relative to fat matches :data:`T2W_RATIO_TO_FAT`, and the
     rectal content's proton density (:data:`RECTAL_CONTENT_PD`)."""
@@ -56,10 +62,28 @@ def match_source_t2w_contrast(rng: np.random.Generator, tissues: Dict[str, Tissu
     tissues = dict(tissues, rectal_content=dataclasses.replace(tissues["rectal_content"], values=content))
     for name, (low, high) in T2W_RATIO_TO_FAT.items():
         values = dict(tissues[name].values)
-        ratio = float(rng.uniform(low, high))
-        decay = ratio * fat / (values["pd"] * (1.0 - np.exp(-NOMINAL_TR_S / values["t1"])))
-        values["t2"] = float(np.clip(-NOMINAL_TE_S / np.log(min(decay, 0.97)), 0.02, 3.0))
+        values["t2"] = _t2_for_signal(float(rng.uniform(low, high)) * fat, values)
         out[name] = dataclasses.replace(tissues[name], values=values)
+    return out
+
+
+def lesions_keep_zone_contrast(shared: Dict[str, Tissue], matched: Dict[str, Tissue],
+                               lesions: List[Dict[str, object]]) -> Dict[str, Tissue]:
+    """The lesions' T2 redrawn so that each lesion's TSE signal stands to its zone's as it did with the shared tables.
+
+    :func:`match_source_t2w_contrast` darkens the transition zone to the source exams' 0.33–0.45 of fat; lesions kept
+    their shared T2 draws (50–95 ms), which left a TZ lesion as bright as its zone on T2W (median ratio 1.0, where
+    the analytic family's are 0.6–0.95 and a real cancer is darker than its zone; docs/phantom.md). Deterministic (no
+    draw), so every other draw of a seed is unchanged; ``lesions`` (case.json's descriptions) get the new ``t2_ms``.
+    """
+    out = dict(matched)
+    for info in lesions:
+        name, zone = f"lesion_{info['id']}", str(info["zone"])
+        values = dict(matched[name].values)
+        ratio = _tse(shared[name].values) / _tse(shared[zone].values)
+        values["t2"] = _t2_for_signal(ratio * _tse(matched[zone].values), values)
+        out[name] = dataclasses.replace(matched[name], values=values)
+        info["t2_ms"] = round(values["t2"] * 1000, 2)
     return out
 
 
@@ -134,7 +158,8 @@ def build_template_anatomy(rng: np.random.Generator, tissues: Dict[str, Tissue],
     lesions = place_lesions(rng, tissues, layers, lesion_count, gland, pz_region, tz_region, sampler,
                             patient_rotation=patient_rotation, centre_lps=centre_lps)
 
-    tissues = match_source_t2w_contrast(rng, tissues)  # after the lesions: their tissues keep the shared draws
+    shared = tissues
+    tissues = lesions_keep_zone_contrast(shared, match_source_t2w_contrast(rng, shared), lesions)
     coil_axis = None
     rect = tpl.structure_box("rectum")
     if endorectal_coil:
