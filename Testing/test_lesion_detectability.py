@@ -14,20 +14,19 @@ def script():
 
 
 def test_lesion_rows_measure_each_lesion_against_its_gland_ring(script):
-    shape = (3, 40, 40)
-    gland = np.zeros(shape, bool)
-    gland[:, 5:35, 5:35] = True
-    lesion = np.zeros(shape, bool)
-    lesion[1, 10:14, 10:14] = True  # lesion 1: 16 voxels
-    lesion[1, 25:28, 25:28] = True  # lesion 2: 9 voxels
-    lesion[0, 30:31, 30:32] = True  # 2 voxels: too small, left out
-    acquired = np.where(gland, 1.0, 0.0)
+    legend = {"peripheral_zone": 7, "transition_zone": 8, "lesion": 9}
+    labels = np.zeros((3, 40, 40), np.int16)
+    labels[:, 5:35, 5:35] = legend["peripheral_zone"]
+    labels[1, 10:14, 10:14] = legend["lesion"]  # lesion 1: 16 voxels
+    labels[1, 25:28, 25:28] = legend["lesion"]  # lesion 2: 9 voxels
+    labels[0, 30:31, 30:32] = legend["lesion"]  # 2 voxels: too small, left out
+    acquired = np.where(labels > 0, 1.0, 0.0)
     acquired[1, 10:14, 10:14] = 3.0  # +2 against the ring
     acquired[1, 25:28, 25:28] = 0.5  # −0.5
-    drawn = np.where(gland, 1.0, 0.0)
+    drawn = np.where(labels > 0, 1.0, 0.0)
     drawn[1, 10:14, 10:14] = 2.0  # +1: half strength
     drawn[1, 25:28, 25:28] = 1.25  # +0.25: the wrong sign
-    rows = script.lesion_rows(drawn, acquired, lesion, gland & ~lesion)
+    rows = script.lesion_rows(drawn, acquired, labels, legend)
     assert rows == [pytest.approx((2.0, 1.0)), pytest.approx((-0.5, 0.25))]
     summary = script.contrast_summary(rows)
     assert summary["lesions"] == 2

@@ -29,8 +29,9 @@ MIN_VOXELS = 15
 RING_PIXELS = 3
 
 
-def lesion_contrasts(image: np.ndarray, labels: np.ndarray, legend: dict) -> list:
-    """(voxels, contrast) per lesion of a (K, H, W) image."""
+def lesion_contrasts(image: np.ndarray, labels: np.ndarray, legend: dict, min_voxels: int = MIN_VOXELS) -> list:
+    """(voxels, contrast, lesion mask, ring mask) per lesion of a (K, H, W) image whose lesion and ring both have
+    ``min_voxels`` or more voxels."""
     from scipy import ndimage
 
     lesions = labels == legend.get("lesion", -1)
@@ -40,7 +41,7 @@ def lesion_contrasts(image: np.ndarray, labels: np.ndarray, legend: dict) -> lis
     for index in range(1, count + 1):
         lesion = components == index
         ring = ndimage.binary_dilation(lesion, np.ones((1, 2 * RING_PIXELS + 1, 2 * RING_PIXELS + 1))) & gland
-        if lesion.sum() >= MIN_VOXELS and ring.sum() >= MIN_VOXELS:
+        if lesion.sum() >= min_voxels and ring.sum() >= min_voxels:
             out.append((int(lesion.sum()), float(image[lesion].mean() - image[ring].mean()), lesion, ring))
     return out
 

@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for folder in (ROOT, ROOT / "scripts"):  # the engine, and lesion_contrast.py beside this script
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
-RING_PX = 3
 MIN_LESION_VOXELS = 4
 
 
@@ -48,7 +48,7 @@ def input_columns() -> list:
 
 
 def case_arrays(case, range_factor: float):
-    """(features of the prostate voxels, prostate mask, gland mask, lesion mask, zero enhancement (K, H, W))."""
+    """(features of the prostate voxels, prostate mask, lesion mask, zero enhancement (K, H, W))."""
     from DCEDiffLib import ood
     from DCEDiffLib.diffusion import voxel_corrector as vc
 
@@ -60,24 +60,16 @@ def case_arrays(case, range_factor: float):
     zero = (conditions[3] + 1.0) / range_factor - 1.0
     radius = ood.gland_radius(prostate.shape)
     features = vc.voxel_features(conditions, np.zeros((2,) + prostate.shape, np.float32), radius, prostate)
-    return features[:, input_columns()], prostate, gland, lesion, zero
+    return features[:, input_columns()], prostate, lesion, zero
 
 
-def lesion_rows(drawn: np.ndarray, acquired: np.ndarray, lesion: np.ndarray, gland: np.ndarray) -> list:
-    """(acquired contrast, drawn contrast) per lesion component of one image pair (K, H, W)."""
-    from scipy import ndimage
+def lesion_rows(drawn: np.ndarray, acquired: np.ndarray, labels: np.ndarray, legend: dict) -> list:
+    """(acquired contrast, drawn contrast) per lesion of one image pair (K, H, W): the lesion and its ring of gland
+    as ``scripts/lesion_contrast.py`` draws them (3 px in-plane), lesions of :data:`MIN_LESION_VOXELS` or more."""
+    from lesion_contrast import lesion_contrasts
 
-    components, count = ndimage.label(lesion)
-    footprint = np.ones((1, 2 * RING_PX + 1, 2 * RING_PX + 1), bool)
-    rows = []
-    for index in range(1, count + 1):
-        one = components == index
-        ring = ndimage.binary_dilation(one, structure=footprint) & gland
-        if one.sum() < MIN_LESION_VOXELS or ring.sum() < MIN_LESION_VOXELS:
-            continue
-        rows.append((float(acquired[one].mean() - acquired[ring].mean()),
-                     float(drawn[one].mean() - drawn[ring].mean())))
-    return rows
+    return [(contrast, float(drawn[lesion].mean() - drawn[ring].mean()))
+            for _, contrast, lesion, ring in lesion_contrasts(acquired, labels, legend, MIN_LESION_VOXELS)]
 
 
 def contrast_summary(rows: list) -> dict:
@@ -130,7 +122,7 @@ def main(argv=None) -> int:
             case = load_case(case_dir, args.cache)
             if case.labels is None or case.targets is None or "lesion" not in (case.legend or {}):
                 continue
-            x, prostate, _, lesion, zero = case_arrays(case, range_factor)
+            x, prostate, lesion, zero = case_arrays(case, range_factor)
             features.append(x)
             is_lesion.append(lesion[prostate])
             enhancement.append(np.stack([(case.targets[i] - zero)[prostate] for i in range(len(targets))], 1))
@@ -148,7 +140,7 @@ def main(argv=None) -> int:
     lesion_r = {(who, t): [] for who in ("acquired_vs_trees", "acquired_vs_unet") for t in targets}
     for name in args.cases:
         case = load_case(args.validation / name, args.cache)
-        x, prostate, gland, lesion, zero = case_arrays(case, range_factor)
+        x, prostate, lesion, zero = case_arrays(case, range_factor)
         probabilities.append(classifier.predict_proba(x)[:, 1])
         labels.append(lesion[prostate])
         unet = synthesize_volume(model, model_conditions(model, case), samples=1, seed=0, device="cpu").mean
@@ -157,7 +149,7 @@ def main(argv=None) -> int:
             trees[prostate] += regressors[i].predict(x)
             acquired = case.targets[i]
             for who, drawn in (("trees", trees), ("unet", unet[i])):
-                rows[(who, target)] += lesion_rows(drawn, acquired, lesion, gland)
+                rows[(who, target)] += lesion_rows(drawn, acquired, case.labels, case.legend)
                 if lesion.sum() >= MIN_LESION_VOXELS:
                     lesion_r[(f"acquired_vs_{who}", target)].append(
                         float(np.corrcoef(acquired[lesion], drawn[lesion])[0, 1]))
