@@ -47,19 +47,20 @@ def input_columns() -> list:
     return [i for i, name in enumerate(vc.feature_names()) if not name.startswith("enh_")]
 
 
-def case_arrays(case, range_factor: float):
-    """(features of the prostate voxels, prostate mask, lesion mask, zero enhancement (K, H, W))."""
+def case_arrays(model, case):
+    """(features of the prostate voxels, prostate mask, lesion mask, zero enhancement (K, H, W)); the inputs and the
+    zero enhancement as the voxel corrector takes them (``synthesis.voxel_corrector_inputs``)."""
     from DCEDiffLib import ood
     from DCEDiffLib.diffusion import voxel_corrector as vc
+    from DCEDiffLib.diffusion.synthesis import voxel_corrector_inputs
+    from DCEDiffLib.evaluation_runner import model_conditions
 
     legend = case.legend
     lesion = case.labels == legend["lesion"]
-    gland = np.isin(case.labels, [legend["peripheral_zone"], legend["transition_zone"]]) & ~lesion
-    prostate = gland | lesion
-    conditions = np.clip(case.conditions, -1, 1).astype(np.float32)  # INPUT_MODALITIES: t2w, pd, adc, t1pre
-    zero = (conditions[3] + 1.0) / range_factor - 1.0
+    prostate = np.isin(case.labels, [legend["peripheral_zone"], legend["transition_zone"], legend["lesion"]])
+    ordered, zero = voxel_corrector_inputs(model.card, model_conditions(model, case))
     radius = ood.gland_radius(prostate.shape)
-    features = vc.voxel_features(conditions, np.zeros((2,) + prostate.shape, np.float32), radius, prostate)
+    features = vc.voxel_features(ordered, np.zeros((2,) + prostate.shape, np.float32), radius, prostate)
     return features[:, input_columns()], prostate, lesion, zero
 
 
@@ -108,7 +109,6 @@ def main(argv=None) -> int:
         parser.error(f"{args.mean_model}: a regression card is expected (the U-Net mean), got "
                      f"{model.card.get('objective')!r}")
     targets = list(model.card["targets"])
-    range_factor = float(model.card["normalization"].get("target_range_factor", 3.0))
     excluded = set(args.cases)
     if args.exclude_split:
         split = json.loads(args.exclude_split.read_text())
@@ -122,7 +122,7 @@ def main(argv=None) -> int:
             case = load_case(case_dir, args.cache)
             if case.labels is None or case.targets is None or "lesion" not in (case.legend or {}):
                 continue
-            x, prostate, lesion, zero = case_arrays(case, range_factor)
+            x, prostate, lesion, zero = case_arrays(model, case)
             features.append(x)
             is_lesion.append(lesion[prostate])
             enhancement.append(np.stack([(case.targets[i] - zero)[prostate] for i in range(len(targets))], 1))
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     lesion_r = {(who, t): [] for who in ("acquired_vs_trees", "acquired_vs_unet") for t in targets}
     for name in args.cases:
         case = load_case(args.validation / name, args.cache)
-        x, prostate, lesion, zero = case_arrays(case, range_factor)
+        x, prostate, lesion, zero = case_arrays(model, case)
         probabilities.append(classifier.predict_proba(x)[:, 1])
         labels.append(lesion[prostate])
         unet = synthesize_volume(model, model_conditions(model, case), samples=1, seed=0, device="cpu").mean
