@@ -57,6 +57,7 @@ class LoadedModel:
     card: dict
     path: Path
     corrector: Optional[object] = None  # voxel_corrector.VoxelCorrector when the card names one
+    learned_error_map: Optional[object] = None  # learned_error_map.LearnedErrorMap when the card's error_model has one
 
 
 def model_paths(path: os.PathLike) -> Tuple[Path, Path]:
@@ -287,6 +288,8 @@ def load_model(path: os.PathLike, device: str = "cpu") -> LoadedModel:
             raise ModelFileError(f"model weights {weights_path}: tensor {name} contains NaN or Inf values")
     network.load_state_dict(tensors)
     network.eval()
+    from DCEDiffLib.diffusion.learned_error_map import load_learned_error_map
     from DCEDiffLib.diffusion.voxel_corrector import load_corrector
 
-    return LoadedModel(network.to(device), card, weights_path, load_corrector(card, card_path))
+    return LoadedModel(network.to(device), card, weights_path, load_corrector(card, card_path),
+                       load_learned_error_map(card, card_path))

@@ -60,7 +60,8 @@ def resolve_warm_start(sampler: str, warm_start: Union[str, float, None],
 class SynthesisResult:
     """``mean`` (2, K, H, W) in [-1, 1]; ``std`` (2, K, H, W) over samples, or None for one sample;
     ``expected_error`` (2, K, H, W), normalised units: the card's error model applied to ``mean``, or None when the
-    card has none (see :mod:`DCEDiffLib.diffusion.error_map`)."""
+    card has none (see :mod:`DCEDiffLib.diffusion.error_map`; around the prostate, when the card has trees for it,
+    :mod:`DCEDiffLib.diffusion.learned_error_map`)."""
 
     mean: np.ndarray
     std: Optional[np.ndarray]
@@ -172,6 +173,9 @@ def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: st
     if tables is not None:
         result.expected_error = np.stack([expected_error(result.mean[i], tables[t])
                                           for i, t in enumerate(model.card["targets"])])
+        if getattr(model, "learned_error_map", None) is not None:  # trees around the prostate, edges elsewhere
+            ordered, zero = voxel_corrector_inputs(model.card, conditions)
+            result.expected_error = model.learned_error_map.blend(result.mean, ordered, zero, result.expected_error)
     return result
 
 

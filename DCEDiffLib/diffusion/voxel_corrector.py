@@ -221,33 +221,39 @@ class VoxelCorrector:
         return np.clip(out, -1.0, 1.0)
 
 
-def corrector_path(card_path: Path, entry: dict) -> Path:
-    """The corrector's safetensors file, named in the card relative to the card's folder."""
+def tree_file_path(card_path: Path, entry: dict) -> Path:
+    """A tree file (the corrector's, the learned error map's), named in the card relative to the card's folder."""
     return Path(card_path).parent / str(entry["file"])
 
 
-def load_corrector(card: dict, card_path: Path) -> Optional[VoxelCorrector]:
-    """The card's ``voxel_corrector`` (None when it has none), its file checked against the card's SHA-256."""
+def load_tree_file(card_path: Path, entry: dict, targets, what: str) -> Dict[str, TreeEnsemble]:
+    """One tree ensemble per target from the safetensors file a card ``entry`` names (``file``, ``sha256``,
+    ``baseline``), the file checked against the card's SHA-256; ``what`` names the entry in error messages."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     from DCEDiffLib.diffusion.model_files import sha256_of
 
+    path = tree_file_path(card_path, entry)
+    if not path.is_file():
+        raise ModelFileError(f"{what} {path} is missing (named by the card {card_path})")
+    if sha256_of(path) != entry.get("sha256"):
+        raise ModelFileError(f"{what} {path}: SHA-256 does not match the card's; the file was altered or belongs to "
+                             "another card")
+    try:
+        tensors = load_file(str(path))
+        return {t: TreeEnsemble.from_tensors(tensors, t, entry["baseline"][t]) for t in targets}
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"{what} {path} is corrupt or does not fit its card ({exc})") from None
+
+
+def load_corrector(card: dict, card_path: Path) -> Optional[VoxelCorrector]:
+    """The card's ``voxel_corrector`` (None when it has none), its file checked against the card's SHA-256."""
     entry = card.get("voxel_corrector")
     if not entry:
         return None
-    path = corrector_path(card_path, entry)
     if entry.get("version") != CORRECTOR_VERSION or entry.get("features") != feature_names():
         raise ModelFileError(f"model card {card_path}: voxel_corrector version {entry.get('version')} or its feature "
                              f"list is not the one this DCEDiff computes (version {CORRECTOR_VERSION})")
-    if not path.is_file():
-        raise ModelFileError(f"voxel corrector {path} is missing (named by the card {card_path})")
-    if sha256_of(path) != entry.get("sha256"):
-        raise ModelFileError(f"voxel corrector {path}: SHA-256 does not match the card's; the file was altered or "
-                             "belongs to another card")
-    try:
-        tensors = load_file(str(path))
-        ensembles = {t: TreeEnsemble.from_tensors(tensors, t, entry["baseline"][t]) for t in card["targets"]}
-    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelFileError(f"voxel corrector {path} is corrupt or does not fit its card ({exc})") from None
+    ensembles = load_tree_file(card_path, entry, card["targets"], "voxel corrector")
     return VoxelCorrector(ensembles, tuple(card["targets"]))

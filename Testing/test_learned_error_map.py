@@ -1,0 +1,173 @@
+"""The learned expected-error map (DCEDiffLib/diffusion/learned_error_map.py): blend, card files, synthesis, fitting."""
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from DCEDiffLib import ood
+from DCEDiffLib.diffusion import learned_error_map as lem
+from DCEDiffLib.diffusion import voxel_corrector as vc
+from DCEDiffLib.diffusion.model_files import load_model, model_paths, sha256_of
+from DCEDiffLib.errors import ModelFileError
+from DCEDiffLib.model_registry import SAMPLE_CASE_DIR, shipped_model_path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = ("dce_early", "dce_late")
+
+
+def _constant_tree(value: float) -> vc.TreeEnsemble:
+    """A one-leaf tree: every voxel gets ``value``."""
+    return vc.TreeEnsemble(feature=np.array([0]), threshold=np.array([0.0]), left=np.array([0]), right=np.array([0]),
+                           is_leaf=np.array([True]), missing_left=np.array([False]), value=np.array([value]),
+                           roots=np.array([0]), baseline=0.0)
+
+
+def _split_tree(feature: str, threshold: float, low: float, high: float) -> vc.TreeEnsemble:
+    """One split on the named feature: ≤ threshold → low, else high."""
+    return vc.TreeEnsemble(feature=np.array([vc.feature_names().index(feature), 0, 0]),
+                           threshold=np.array([threshold, 0.0, 0.0]), left=np.array([1, 0, 0]),
+                           right=np.array([2, 0, 0]), is_leaf=np.array([False, True, True]),
+                           missing_left=np.array([False, False, False]), value=np.array([0.0, low, high]),
+                           roots=np.array([0]), baseline=0.0)
+
+
+def test_the_trees_hold_inside_the_region_the_edge_map_outside_and_the_rim_blends():
+    rng = np.random.default_rng(0)
+    conditions = rng.uniform(-1, 1, size=(4, 16, 96, 96)).astype(np.float32)
+    synthetic = rng.uniform(-0.6, 0.2, size=(2, 16, 96, 96)).astype(np.float32)
+    zero = np.full(conditions.shape[1:], -0.5, np.float32)
+    edge = rng.uniform(0.01, 0.05, size=synthetic.shape).astype(np.float32)
+    kept = (conditions.copy(), synthetic.copy(), edge.copy())
+    learned = lem.LearnedErrorMap({"dce_early": _constant_tree(0.2), "dce_late": _constant_tree(-0.3)}, TARGETS)
+    out = learned.blend(synthetic, conditions, zero, edge)
+    for before, after in zip(kept, (conditions, synthetic, edge)):
+        np.testing.assert_array_equal(before, after)
+    radius = ood.gland_radius(conditions.shape[1:])
+    inside, outside = radius <= vc.REGION_RADIUS - vc.TAPER, radius >= vc.REGION_RADIUS
+    np.testing.assert_allclose(out[0][inside], 0.2, atol=1e-6)
+    np.testing.assert_allclose(out[1][inside], lem.FLOOR, atol=1e-9)  # a negative prediction is floored
+    np.testing.assert_array_equal(out[:, outside], edge[:, outside])
+    rim = (radius > vc.REGION_RADIUS - vc.TAPER) & (radius < vc.REGION_RADIUS)
+    between = out[0][rim]
+    assert (between > np.minimum(edge[0][rim], 0.2) - 1e-6).all() and (between < 0.2 + 1e-6).all()
+    assert (between > edge[0][rim] + 1e-4).mean() > 0.9  # pulled up toward the trees, not left at the edge map
+
+
+def test_the_map_follows_what_the_trees_read():
+    """A tree that expects larger errors where the ADC is dark says so voxel by voxel."""
+    rng = np.random.default_rng(1)
+    conditions = rng.uniform(-0.2, 0.2, size=(4, 8, 64, 64)).astype(np.float32)
+    conditions[2, :, 28:36, 28:36] = -0.9  # a dark ADC spot at the centre
+    synthetic = np.full((2, 8, 64, 64), -0.4, np.float32)
+    edge = np.full_like(synthetic, 0.02)
+    tree = _split_tree("adc_value", -0.5, 0.03, 0.01)
+    out = lem.LearnedErrorMap({t: tree for t in TARGETS}, TARGETS).blend(
+        synthetic, conditions, np.full((8, 64, 64), -0.5, np.float32), edge)
+    assert np.allclose(out[:, :, 28:36, 28:36], 0.03)
+    inside = ood.gland_radius(conditions.shape[1:]) <= vc.REGION_RADIUS - vc.TAPER
+    bright = inside & (conditions[2] > -0.5)
+    assert bright.sum() > 1000 and np.allclose(out[:, bright], 0.01)
+
+
+def _copy_of_the_shipped_card(tmp_path: Path, with_trees: bool = True) -> Path:
+    """The shipped weights and card copied (real files), with a learned map of constant trees beside them."""
+    from safetensors.numpy import save_file
+
+    weights, card_path = model_paths(shipped_model_path())
+    shutil.copyfile(weights, tmp_path / "m.safetensors")
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    if with_trees:
+        tensors = {}
+        for target, value in zip(TARGETS, (0.3, 0.4)):
+            tensors.update(_constant_tree(value).tensors(target))
+        save_file(tensors, str(tmp_path / "m.error_trees.safetensors"))
+        card["error_model"]["learned"] = {"version": lem.LEARNED_MAP_VERSION, "file": "m.error_trees.safetensors",
+                                          "sha256": sha256_of(tmp_path / "m.error_trees.safetensors"),
+                                          "baseline": {t: 0.0 for t in TARGETS}, "features": vc.feature_names()}
+    else:
+        card["error_model"].pop("learned", None)
+    (tmp_path / "m.json").write_text(json.dumps(card), encoding="utf-8")
+    return tmp_path / "m"
+
+
+def test_a_card_loads_its_trees_and_refuses_altered_missing_or_foreign_ones(tmp_path):
+    stem = _copy_of_the_shipped_card(tmp_path)
+    assert isinstance(load_model(stem).learned_error_map, lem.LearnedErrorMap)
+    trees = tmp_path / "m.error_trees.safetensors"
+    data = bytearray(trees.read_bytes())
+    data[-1] ^= 0xFF
+    trees.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="learned error map.*SHA-256"):
+        load_model(stem)
+    trees.unlink()
+    with pytest.raises(ModelFileError, match="learned error map.*missing"):
+        load_model(stem)
+    card = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+    card["error_model"]["learned"]["features"] = card["error_model"]["learned"]["features"][1:]
+    stem.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
+    with pytest.raises(ModelFileError, match="feature list"):
+        load_model(stem)
+
+
+def test_synthesis_reports_the_trees_around_the_prostate_and_the_edges_elsewhere(tmp_path):
+    from DCEDiffLib.diffusion.synthesis import synthesize_volume
+
+    rng = np.random.default_rng(2)
+    conditions = rng.uniform(-1, 1, size=(4, 4, 64, 64)).astype(np.float32)
+    kept = conditions.copy()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with_trees = synthesize_volume(load_model(_copy_of_the_shipped_card(tmp_path / "a")), conditions, samples=1,
+                                   seed=0, device="cpu")
+    edges_only = synthesize_volume(load_model(_copy_of_the_shipped_card(tmp_path / "b", with_trees=False)),
+                                   conditions, samples=1, seed=0, device="cpu")
+    np.testing.assert_array_equal(conditions, kept)
+    np.testing.assert_array_equal(with_trees.mean, edges_only.mean)  # the synthesis itself is untouched
+    radius = ood.gland_radius(conditions.shape[1:])
+    inside, outside = radius <= vc.REGION_RADIUS - vc.TAPER, radius >= vc.REGION_RADIUS
+    np.testing.assert_allclose(with_trees.expected_error[0][inside], 0.3, atol=1e-6)
+    np.testing.assert_allclose(with_trees.expected_error[1][inside], 0.4, atol=1e-6)
+    np.testing.assert_array_equal(with_trees.expected_error[:, outside], edges_only.expected_error[:, outside])
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_fitting_script_writes_a_card_that_loads_and_refuses_samples_of_other_data(tmp_path):
+    """scripts/fit_learned_error_map.py end to end on the shipped sample case (its samples made as
+    scripts/fit_voxel_corrector.py makes them; a few trees)."""
+    from DCEDiffLib.training.case_data import load_case
+
+    model = load_model(shipped_model_path())
+    features, residuals, lesion = _script("fit_voxel_corrector").case_samples(
+        model, load_case(SAMPLE_CASE_DIR, tmp_path / "cache"), leave_out_pd=False)
+    samples = tmp_path / "samples.npz"
+    np.savez(samples, features=features, lesion=lesion.astype(np.uint8), names=np.array([SAMPLE_CASE_DIR.name]),
+             **{f"residual_{t}": r for t, r in zip(TARGETS, residuals)})
+    fit = _script("fit_learned_error_map")
+    assert fit.main([str(_copy_of_the_shipped_card(tmp_path, with_trees=False)), "--samples", str(samples),
+                     "--check-case", str(SAMPLE_CASE_DIR), "--cache", str(tmp_path / "cache"), "--out",
+                     str(tmp_path / "fitted"), "--iterations", "4"]) == 0
+    fitted = load_model(tmp_path / "fitted")
+    assert len(fitted.learned_error_map.ensembles["dce_late"].roots) == 4
+    card = json.loads((tmp_path / "fitted.json").read_text(encoding="utf-8"))
+    assert card["error_model"]["learned"]["fitted_on"]["cases"] == 1
+    assert set(card["error_model"]["targets"]) == set(TARGETS)  # the edge-based tables stay beside the trees
+
+    # The check that passed above refuses residuals of some other synthesis (no second synthesis needed: the
+    # recomputed residuals are the ones it just matched).
+    other = dict(np.load(samples))
+    other["residual_dce_early"] = other["residual_dce_early"] + 0.05
+    with pytest.raises(SystemExit, match="another card or other data"):
+        fit.check_residuals(other, 0, TARGETS, residuals, SAMPLE_CASE_DIR)
+    assert fit.check_residuals(dict(np.load(samples)), 0, TARGETS, residuals, SAMPLE_CASE_DIR) < 1e-6
+    with pytest.raises(SystemExit, match="expected the folder of"):
+        fit.recomputed_residuals(model, other, 0, SAMPLE_CASE_DIR.parent, tmp_path / "cache")

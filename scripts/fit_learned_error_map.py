@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Fit the learned expected-error map (DCEDiffLib/diffusion/learned_error_map.py) of a model card.
+
+Reads the per-voxel samples that ``scripts/fit_voxel_corrector.py MODEL --samples-file F.npz`` wrote for this card
+(the voxel corrector's features over its region and the residual acquired − synthetic of the card's synthesis, 1
+sample, seed 0, no corrector), keeps the patients whose names start with ``--patients-prefix`` (use those no network
+of the card saw in training; never validation or test patients), and fits per target one
+``HistGradientBoostingRegressor`` (squared error) on the absolute residual. The trees are flattened into
+``OUT.error_trees.safetensors`` and the card copied to ``OUT.json`` with ``error_model.learned`` (the weights are
+copied unchanged). The card must already have an edge-based ``error_model`` (``scripts/fit_error_model.py``) and no
+voxel corrector (the samples are of the output without one).
+
+Before fitting, ``--check-case`` re-synthesizes one kept patient from its folder and requires the stored residual
+back: samples of another card, or of other data, are refused.
+
+    .venv/bin/python scripts/fit_learned_error_map.py MODEL --samples F.npz --check-case DIR/case_700 --out OUT_STEM
+        [--patients-prefix case_7 case_8 case_9] [--cache DIR] [--iterations 150] [--seed 0]
+
+Needs scikit-learn (fitting only; synthesis evaluates the stored trees with numpy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+LEARNER = dict(learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=20, l2_regularization=0.0)
+
+
+def kept_patients(names, prefixes) -> list:
+    """Indices of the patients whose names start with one of ``prefixes`` (all of them for None)."""
+    return [i for i, n in enumerate(names) if prefixes is None or any(str(n).startswith(p) for p in prefixes)]
+
+
+def patient_block(samples, index: int) -> slice:
+    """The rows of patient ``index`` in a samples file (every patient has as many region voxels)."""
+    per_patient = samples["features"].shape[0] // len(samples["names"])
+    return slice(index * per_patient, (index + 1) * per_patient)
+
+
+def recomputed_residuals(model, samples, index: int, case_dir: Path, cache) -> list:
+    """Patient ``index``'s residual per target, synthesized again from ``case_dir`` as the samples were made (PD
+    left out where the stored PD features are NaN); SystemExit when the folder is not that patient."""
+    from DCEDiffLib.diffusion import voxel_corrector as vc
+    from DCEDiffLib.training.case_data import load_case
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from fit_voxel_corrector import case_samples
+
+    name = str(samples["names"][index])
+    if case_dir.name != name:
+        raise SystemExit(f"--check-case {case_dir}: expected the folder of {name}, a patient of the samples")
+    pd_values = samples["features"][patient_block(samples, index), vc.feature_names().index("pd_value")]
+    return case_samples(model, load_case(case_dir, cache), bool(np.isnan(pd_values).all()))[1]
+
+
+def check_residuals(samples, index: int, targets, residuals, case_dir: Path) -> float:
+    """Largest |stored − recomputed| residual of patient ``index``; SystemExit when they differ (samples of another
+    card or of other data)."""
+    gap = 0.0
+    for target, residual in zip(targets, residuals):
+        stored = samples[f"residual_{target}"][patient_block(samples, index)]
+        if stored.shape != residual.shape:
+            raise SystemExit(f"--check-case {case_dir}: {residual.size} region voxels, the samples hold {stored.size}")
+        gap = max(gap, float(np.abs(stored - residual).max()))
+    if gap > 1e-3:
+        raise SystemExit(f"--check-case {case_dir}: the card's synthesis differs from the stored residual by up to "
+                         f"{gap:.4f}; the samples were made with another card or other data")
+    return gap
+
+
+def main(argv=None) -> int:
+    from safetensors.numpy import save_file
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from DCEDiffLib.atomic import atomic_path, write_text_atomic
+    from DCEDiffLib.diffusion import learned_error_map as lem
+    from DCEDiffLib.diffusion import voxel_corrector as vc
+    from DCEDiffLib.diffusion.model_files import check_card, load_model, model_paths, sha256_of
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--samples", type=Path, required=True, help="the .npz of scripts/fit_voxel_corrector.py")
+    parser.add_argument("--check-case", type=Path, required=True, help="the folder of one kept patient")
+    parser.add_argument("--out", type=Path, required=True, help="stem of the new card (OUT.json, OUT.safetensors)")
+    parser.add_argument("--patients-prefix", nargs="+", default=None)
+    parser.add_argument("--cache", type=Path)
+    parser.add_argument("--iterations", type=int, default=150)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    started = time.time()
+    model = load_model(args.model)
+    targets = list(model.card["targets"])
+    if model.card.get("voxel_corrector"):
+        raise SystemExit(f"{args.model}: the card has a voxel corrector; the samples are of the output without one")
+    if not model.card.get("error_model"):
+        raise SystemExit(f"{args.model}: the card has no edge-based error_model (scripts/fit_error_model.py first)")
+    samples = np.load(args.samples)
+    names = [str(n) for n in samples["names"]]
+    features = samples["features"]
+    if features.shape[1] != len(vc.feature_names()) or features.shape[0] % len(names):
+        raise SystemExit(f"{args.samples}: expected {len(vc.feature_names())} features and an equal number of voxels "
+                         "per patient")
+    kept = kept_patients(names, args.patients_prefix)
+    if not kept:
+        raise SystemExit(f"{args.samples}: no patient's name starts with {args.patients_prefix}")
+    check_index = names.index(args.check_case.name) if args.check_case.name in names else -1
+    if check_index not in kept:
+        raise SystemExit(f"--check-case {args.check_case}: not one of the kept patients of {args.samples}")
+    residuals = recomputed_residuals(model, samples, check_index, args.check_case, args.cache)
+    gap = check_residuals(samples, check_index, targets, residuals, args.check_case)
+    print(f"{args.check_case.name} re-synthesized: stored residual back within {gap:.2e} "
+          f"({time.time() - started:.0f} s)", flush=True)
+
+    patient = np.repeat(np.arange(len(names)), features.shape[0] // len(names))
+    rows = np.isin(patient, kept)
+    x = features[rows]
+    ensembles, baseline = {}, {}
+    for t in targets:
+        error = np.abs(samples[f"residual_{t}"][rows])
+        regressor = HistGradientBoostingRegressor(max_iter=args.iterations, early_stopping=False,
+                                                  random_state=args.seed, **LEARNER).fit(x, error)
+        ensemble = vc.ensemble_from_sklearn(regressor)
+        check = x[:: max(1, len(x) // 5000)]
+        flattened_gap = float(np.abs(ensemble.predict(check) - regressor.predict(check)).max())
+        if flattened_gap > 1e-6:
+            raise SystemExit(f"flattened trees of {t} disagree with scikit-learn by {flattened_gap}")
+        ensembles[t], baseline[t] = ensemble, ensemble.baseline
+        print(f"{t}: {len(ensemble.roots)} trees, {len(ensemble.feature)} nodes, mean |error| {error.mean():.4f} "
+              f"({time.time() - started:.0f} s)", flush=True)
+
+    weights_path, card_path = model_paths(args.model)
+    out_weights, out_card = model_paths(args.out)
+    out_card.parent.mkdir(parents=True, exist_ok=True)
+    trees_file = out_card.with_name(out_card.stem + ".error_trees.safetensors")
+    tensors = {}
+    for t in targets:
+        tensors.update(ensembles[t].tensors(t))
+    with atomic_path(trees_file) as tmp:
+        save_file(tensors, str(tmp))
+    if weights_path.resolve() != out_weights.resolve():
+        with atomic_path(out_weights) as tmp:
+            shutil.copyfile(weights_path, tmp)
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card["error_model"]["learned"] = {
+        "version": lem.LEARNED_MAP_VERSION, "file": trees_file.name, "sha256": sha256_of(trees_file),
+        "baseline": baseline, "features": vc.feature_names(), "region_radius": vc.REGION_RADIUS,
+        "fitted_on": {"cases": len(kept), "samples": str(args.samples), "patients_prefix": args.patients_prefix,
+                      "check_case": str(args.check_case), "seed": args.seed, "iterations": args.iterations,
+                      "voxels": int(len(x)), "target": "|acquired − synthetic|, normalised units",
+                      "learner": "sklearn HistGradientBoostingRegressor, squared error, "
+                                 + ", ".join(f"{k} {v}" for k, v in LEARNER.items())},
+    }
+    check_card(card, out_card)
+    write_text_atomic(out_card, json.dumps(card, indent=2))
+    print(f"wrote {out_card}, {trees_file}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
