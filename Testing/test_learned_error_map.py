@@ -113,6 +113,26 @@ def test_a_card_loads_its_trees_and_refuses_altered_missing_or_foreign_ones(tmp_
         load_model(stem)
 
 
+def test_a_card_whose_trees_read_the_output_without_its_corrector_is_refused(tmp_path):
+    from safetensors.numpy import save_file
+
+    stem = _copy_of_the_shipped_card(tmp_path)
+    tensors = {}
+    for target in TARGETS:
+        tensors.update(_constant_tree(0.0).tensors(target))
+    save_file(tensors, str(tmp_path / "m.corrector.safetensors"))
+    card = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+    card["voxel_corrector"] = {"version": vc.CORRECTOR_VERSION, "file": "m.corrector.safetensors",
+                               "sha256": sha256_of(tmp_path / "m.corrector.safetensors"),
+                               "baseline": {t: 0.0 for t in TARGETS}, "features": vc.feature_names()}
+    stem.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
+    with pytest.raises(ModelFileError, match="without the voxel corrector"):
+        load_model(stem)
+    card["error_model"]["learned"]["fitted_with_corrector"] = True
+    stem.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
+    assert load_model(stem).learned_error_map is not None
+
+
 def test_synthesis_reports_the_trees_around_the_prostate_and_the_edges_elsewhere(tmp_path):
     from DCEDiffLib.diffusion.synthesis import synthesize_volume
 

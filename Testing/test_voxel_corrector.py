@@ -51,6 +51,22 @@ def test_tree_arrays_that_point_outside_are_refused():
     tensors["t.left"] = np.array([7, 0, 0])
     with pytest.raises(ValueError, match="left"):
         vc.TreeEnsemble.from_tensors(tensors, "t", 0.0)
+    tensors["t.left"] = np.array([0, 0, 0])  # the root's left child is the root: a path that never ends
+    with pytest.raises(ValueError, match="cycle"):
+        vc.TreeEnsemble.from_tensors(tensors, "t", 0.0)
+
+
+def test_many_voxels_and_trees_predict_as_one_voxel_at_a_time():
+    """The chunked traversal (more voxels than one chunk, trees of different depths) gives each voxel's own sum."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(vc.PREDICT_CHUNK * 2 + 37, 4))
+    y = np.sin(3 * x[:, 0]) + x[:, 1] * x[:, 2] + 0.1 * rng.normal(size=len(x))
+    ensemble = vc.ensemble_from_sklearn(HistGradientBoostingRegressor(max_iter=12, random_state=0).fit(x, y))
+    together = ensemble.predict(x)
+    one_by_one = np.array([ensemble.predict(row[None])[0] for row in x[::97]])
+    np.testing.assert_allclose(together[::97], one_by_one, rtol=0, atol=1e-12)
 
 
 def _volumes(seed=0, k=8, size=48):
@@ -123,6 +139,7 @@ def _card_with_corrector(tmp_path: Path) -> Path:
         tensors.update(tree.tensors(target))
     save_file(tensors, str(tmp_path / "m.corrector.safetensors"))
     card = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
+    card["error_model"].pop("learned", None)  # fitted without a corrector: a card with one refuses it
     card["voxel_corrector"] = {"version": vc.CORRECTOR_VERSION, "file": "m.corrector.safetensors",
                                "sha256": sha256_of(tmp_path / "m.corrector.safetensors"),
                                "baseline": {"dce_early": 0.0, "dce_late": 0.0}, "features": vc.feature_names()}

@@ -142,6 +142,9 @@ def main() -> int:
             block["targets"][t]["radial"] = table["radial"]
         print(f"{t}: Spearman(edge estimate, |error|) on the fitted voxels {block['targets'][t]['spearman_on_fit']:+.3f}"
               + (f"; radial factor {table['radial']}" if "radial" in table else ""))
+    learned = (model.card.get("error_model") or {}).get("learned")
+    if learned:  # the trees around the prostate do not read the edge tables: they stay
+        block["learned"] = learned
     card = dict(model.card, error_model=block)
     check_card(card, card_path)
     write_text_atomic(card_path, json.dumps(card, indent=2))

@@ -128,6 +128,8 @@ def main(argv=None) -> int:
         with atomic_path(out_weights) as tmp:
             shutil.copyfile(weights_path, tmp)
     card = json.loads(card_path.read_text(encoding="utf-8"))
+    if (card.get("error_model") or {}).pop("learned", None):  # it read the output without a corrector
+        print("left out the card's learned error map (error_model.learned): refit it on the corrected output")
     card["voxel_corrector"] = {
         "version": vc.CORRECTOR_VERSION, "file": corrector_file.name, "sha256": sha256_of(corrector_file),
         "baseline": baseline, "features": vc.feature_names(), "region_radius": vc.REGION_RADIUS,

@@ -63,5 +63,8 @@ def load_learned_error_map(card: dict, card_path: Path) -> Optional[LearnedError
         version = entry.get("version") if isinstance(entry, dict) else None
         raise ModelFileError(f"model card {card_path}: error_model.learned version {version} or its feature list is "
                              f"not the one this DCEDiff computes (version {LEARNED_MAP_VERSION})")
+    if card.get("voxel_corrector") and not entry.get("fitted_with_corrector", False):
+        raise ModelFileError(f"model card {card_path}: error_model.learned was fitted on the synthesis without the "
+                             "voxel corrector the card now has; refit it (scripts/fit_learned_error_map.py)")
     ensembles = load_tree_file(card_path, entry, card["targets"], "learned error map")
     return LearnedErrorMap(ensembles, tuple(card["targets"]))

@@ -32,6 +32,7 @@ TAPER = 0.25  # the correction fades to zero over the outer 0.25 radii, so the r
 SCALES_PX = (1.0, 3.0, 7.0)  # in-plane Gaussian sigmas
 WINDOW_PX = 5  # local minimum / maximum window
 CHANNELS = ("t2w", "pd", "adc", "t1pre", "enh_early", "enh_late")
+PREDICT_CHUNK = 1024  # voxels a tree-traversal pass takes at a time
 TREE_ARRAYS = ("feature", "threshold", "left", "right", "is_leaf", "missing_left", "value", "roots")
 
 
@@ -146,16 +147,29 @@ class TreeEnsemble:
         if features.ndim != 2 or (features.shape[1] <= int(self.feature.max(initial=0))):
             raise ValueError(f"TreeEnsemble.predict: (N, F) features with F > {int(self.feature.max(initial=0))} "
                              f"expected, got {features.shape}")
-        rows = np.arange(features.shape[0])[:, None]
-        node = np.broadcast_to(self.roots[None, :], (features.shape[0], len(self.roots))).copy()
-        for _ in range(len(self.feature)):
-            active = ~self.is_leaf[node]
-            if not active.any():
-                break
-            x = features[rows, self.feature[node]]
-            left = (x <= self.threshold[node]) | (np.isnan(x) & self.missing_left[node])
-            node = np.where(active, np.where(left, self.left[node], self.right[node]), node)
-        return self.baseline + self.value[node].sum(axis=1)
+        out = np.empty(features.shape[0])
+        trees = len(self.roots)
+        # Only the (voxel, tree) pairs still inside a tree take the next step: the average path is far shorter than
+        # the deepest (a step for every pair at every level cost 5–7× more, docs/performance.md); voxels go in
+        # chunks so the index arrays stay small.
+        for start in range(0, features.shape[0], PREDICT_CHUNK):
+            x = features[start:start + PREDICT_CHUNK]
+            row = np.repeat(np.arange(x.shape[0]), trees)
+            node = np.tile(self.roots, x.shape[0])
+            active = np.flatnonzero(~self.is_leaf[node])
+            for _ in range(len(self.feature)):  # no path is longer than the nodes; a corrupt file must not loop
+                if not active.size:
+                    break
+                current = node[active]
+                value = x[row[active], self.feature[current]]
+                go_left = (value <= self.threshold[current]) | (np.isnan(value) & self.missing_left[current])
+                current = np.where(go_left, self.left[current], self.right[current])
+                node[active] = current
+                active = active[~self.is_leaf[current]]
+            if active.size:
+                raise ValueError("TreeEnsemble.predict: a path through the trees never reaches a leaf (a cycle)")
+            out[start:start + x.shape[0]] = self.value[node].reshape(x.shape[0], trees).sum(axis=1)
+        return self.baseline + out
 
     def tensors(self, prefix: str) -> Dict[str, np.ndarray]:
         """The arrays under ``prefix.name`` for a safetensors file."""
@@ -176,6 +190,10 @@ class TreeEnsemble:
                 raise ValueError(f"tree array {name} points outside the {nodes} nodes")
         if not np.isfinite(arrays["value"]).all():
             raise ValueError("tree leaf values contain NaN or Inf")
+        split = ~arrays["is_leaf"].astype(bool)
+        index = np.arange(nodes)
+        if (arrays["left"][split] <= index[split]).any() or (arrays["right"][split] <= index[split]).any():
+            raise ValueError("tree arrays point a split back to itself or an earlier node (a cycle)")
         return cls(feature=arrays["feature"].astype(np.int64), threshold=arrays["threshold"].astype(np.float64),
                    left=arrays["left"].astype(np.int64), right=arrays["right"].astype(np.int64),
                    is_leaf=arrays["is_leaf"].astype(bool), missing_left=arrays["missing_left"].astype(bool),
