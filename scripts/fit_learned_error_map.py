@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -31,8 +30,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "scripts"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 # chosen on the 72 patients no network saw, 18 of them held out (docs/model_quality.md, twentieth step)
 LEARNER = dict(learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=200, l2_regularization=1.0)
@@ -55,7 +55,6 @@ def recomputed_residuals(model, samples, index: int, case_dir: Path, cache) -> l
     from DCEDiffLib.diffusion import voxel_corrector as vc
     from DCEDiffLib.training.case_data import load_case
 
-    sys.path.insert(0, str(ROOT / "scripts"))
     from fit_voxel_corrector import case_samples
 
     name = str(samples["names"][index])
@@ -81,13 +80,11 @@ def check_residuals(samples, index: int, targets, residuals, case_dir: Path) -> 
 
 
 def main(argv=None) -> int:
-    from safetensors.numpy import save_file
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    from DCEDiffLib.atomic import atomic_path, write_text_atomic
+    from DCEDiffLib.atomic import write_text_atomic
     from DCEDiffLib.diffusion import learned_error_map as lem
     from DCEDiffLib.diffusion import voxel_corrector as vc
-    from DCEDiffLib.diffusion.model_files import check_card, load_model, model_paths, sha256_of
+    from DCEDiffLib.diffusion.model_files import check_card, load_model, sha256_of
+    from tree_fitting import fit_flattened, write_trees_beside_card_copy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
@@ -130,30 +127,13 @@ def main(argv=None) -> int:
     ensembles, baseline = {}, {}
     for t in targets:
         error = np.abs(samples[f"residual_{t}"][rows])
-        regressor = HistGradientBoostingRegressor(max_iter=args.iterations, early_stopping=False,
-                                                  random_state=args.seed, **LEARNER).fit(x, error)
-        ensemble = vc.ensemble_from_sklearn(regressor)
-        check = x[:: max(1, len(x) // 5000)]
-        flattened_gap = float(np.abs(ensemble.predict(check) - regressor.predict(check)).max())
-        if flattened_gap > 1e-6:
-            raise SystemExit(f"flattened trees of {t} disagree with scikit-learn by {flattened_gap}")
-        ensembles[t], baseline[t] = ensemble, ensemble.baseline
-        print(f"{t}: {len(ensemble.roots)} trees, {len(ensemble.feature)} nodes, mean |error| {error.mean():.4f} "
-              f"({time.time() - started:.0f} s)", flush=True)
+        ensembles[t] = fit_flattened(x, error, t, args.iterations, args.seed, **LEARNER)
+        baseline[t] = ensembles[t].baseline
+        print(f"{t}: {len(ensembles[t].roots)} trees, {len(ensembles[t].feature)} nodes, mean |error| "
+              f"{error.mean():.4f} ({time.time() - started:.0f} s)", flush=True)
 
-    weights_path, card_path = model_paths(args.model)
-    out_weights, out_card = model_paths(args.out)
-    out_card.parent.mkdir(parents=True, exist_ok=True)
-    trees_file = out_card.with_name(out_card.stem + ".error_trees.safetensors")
-    tensors = {}
-    for t in targets:
-        tensors.update(ensembles[t].tensors(t))
-    with atomic_path(trees_file) as tmp:
-        save_file(tensors, str(tmp))
-    if weights_path.resolve() != out_weights.resolve():
-        with atomic_path(out_weights) as tmp:
-            shutil.copyfile(weights_path, tmp)
-    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card, out_card, trees_file = write_trees_beside_card_copy(args.model, args.out, ".error_trees.safetensors",
+                                                              ensembles)
     card["error_model"]["learned"] = {
         "version": lem.LEARNED_MAP_VERSION, "file": trees_file.name, "sha256": sha256_of(trees_file),
         "baseline": baseline, "features": vc.feature_names(), "region_radius": vc.REGION_RADIUS,

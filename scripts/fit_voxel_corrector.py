@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -26,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "scripts"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 
 def case_samples(model, case, leave_out_pd: bool):
@@ -48,13 +48,11 @@ def case_samples(model, case, leave_out_pd: bool):
 
 
 def main(argv=None) -> int:
-    from safetensors.numpy import save_file
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    from DCEDiffLib.atomic import atomic_path, write_text_atomic
+    from DCEDiffLib.atomic import write_text_atomic
     from DCEDiffLib.diffusion import voxel_corrector as vc
-    from DCEDiffLib.diffusion.model_files import check_card, load_model, model_paths, sha256_of
+    from DCEDiffLib.diffusion.model_files import check_card, load_model, sha256_of
     from DCEDiffLib.training.case_data import list_case_dirs, load_case
+    from tree_fitting import fit_flattened, write_trees_beside_card_copy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
@@ -102,32 +100,15 @@ def main(argv=None) -> int:
     sample_weight = 1.0 + args.lesion_weight * lesion
     ensembles, baseline = {}, {}
     for t in targets:
-        regressor = HistGradientBoostingRegressor(max_iter=args.iterations, learning_rate=0.1, max_leaf_nodes=31,
-                                                  min_samples_leaf=200, l2_regularization=1.0, early_stopping=False,
-                                                  random_state=args.seed)
-        regressor.fit(x, np.concatenate(residuals[t]), sample_weight=sample_weight)
-        ensemble = vc.ensemble_from_sklearn(regressor)
-        check = x[:: max(1, len(x) // 5000)]
-        gap = float(np.abs(ensemble.predict(check) - regressor.predict(check)).max())
-        if gap > 1e-6:
-            raise SystemExit(f"flattened trees of {t} disagree with scikit-learn by {gap}")
-        ensembles[t], baseline[t] = ensemble, ensemble.baseline
-        print(f"{t}: {len(ensemble.roots)} trees, {len(ensemble.feature)} nodes ({time.time() - started:.0f} s)",
-              flush=True)
+        ensembles[t] = fit_flattened(x, np.concatenate(residuals[t]), t, args.iterations, args.seed,
+                                     sample_weight=sample_weight, learning_rate=0.1, max_leaf_nodes=31,
+                                     min_samples_leaf=200, l2_regularization=1.0)
+        baseline[t] = ensembles[t].baseline
+        print(f"{t}: {len(ensembles[t].roots)} trees, {len(ensembles[t].feature)} nodes "
+              f"({time.time() - started:.0f} s)", flush=True)
 
-    weights_path, card_path = model_paths(args.model)
-    out_weights, out_card = model_paths(args.out)
-    out_card.parent.mkdir(parents=True, exist_ok=True)
-    corrector_file = out_card.with_name(out_card.stem + ".corrector.safetensors")
-    tensors = {}
-    for t in targets:
-        tensors.update(ensembles[t].tensors(t))
-    with atomic_path(corrector_file) as tmp:
-        save_file(tensors, str(tmp))
-    if weights_path.resolve() != out_weights.resolve():
-        with atomic_path(out_weights) as tmp:
-            shutil.copyfile(weights_path, tmp)
-    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card, out_card, corrector_file = write_trees_beside_card_copy(args.model, args.out, ".corrector.safetensors",
+                                                                  ensembles)
     if (card.get("error_model") or {}).pop("learned", None):  # it read the output without a corrector
         print("left out the card's learned error map (error_model.learned): refit it on the corrected output")
     card["voxel_corrector"] = {

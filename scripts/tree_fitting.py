@@ -1,0 +1,54 @@
+"""What the tree-fitting scripts share (``fit_voxel_corrector.py``, ``fit_learned_error_map.py``): fit one
+scikit-learn ``HistGradientBoostingRegressor``, flatten it into a ``voxel_corrector.TreeEnsemble`` checked against
+scikit-learn, and write a card copy with its tree file beside it (the weights copied unchanged). Not a command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+
+def fit_flattened(x: np.ndarray, y: np.ndarray, name: str, iterations: int, seed: int,
+                  sample_weight: Optional[np.ndarray] = None, **learner):
+    """Trees fitted on (x, y) (squared error, no early stopping), flattened; SystemExit when the flattened trees do
+    not predict as scikit-learn does on a subsample (``name`` says which in the message)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from DCEDiffLib.diffusion import voxel_corrector as vc
+
+    regressor = HistGradientBoostingRegressor(max_iter=iterations, early_stopping=False, random_state=seed, **learner)
+    regressor.fit(x, y, sample_weight=sample_weight)
+    ensemble = vc.ensemble_from_sklearn(regressor)
+    check = x[:: max(1, len(x) // 5000)]
+    gap = float(np.abs(ensemble.predict(check) - regressor.predict(check)).max())
+    if gap > 1e-6:
+        raise SystemExit(f"flattened trees of {name} disagree with scikit-learn by {gap}")
+    return ensemble
+
+
+def write_trees_beside_card_copy(model: str, out: Path, suffix: str, ensembles: Dict[str, object]) -> Tuple[dict, Path,
+                                                                                                          Path]:
+    """Write ``OUT<suffix>`` (the ensembles per target, safetensors) and copy the weights of ``model`` to OUT's;
+    returns (the card of ``model`` as a dict, to be given its entry, OUT's card path, the tree file)."""
+    from safetensors.numpy import save_file
+
+    from DCEDiffLib.atomic import atomic_path
+    from DCEDiffLib.diffusion.model_files import model_paths
+
+    weights_path, card_path = model_paths(model)
+    out_weights, out_card = model_paths(out)
+    out_card.parent.mkdir(parents=True, exist_ok=True)
+    trees_file = out_card.with_name(out_card.stem + suffix)
+    tensors = {}
+    for target, ensemble in ensembles.items():
+        tensors.update(ensemble.tensors(target))
+    with atomic_path(trees_file) as tmp:
+        save_file(tensors, str(tmp))
+    if weights_path.resolve() != out_weights.resolve():
+        with atomic_path(out_weights) as tmp:
+            shutil.copyfile(weights_path, tmp)
+    return json.loads(card_path.read_text(encoding="utf-8")), out_card, trees_file
