@@ -107,6 +107,10 @@ def test_a_card_loads_its_trees_and_refuses_altered_missing_or_foreign_ones(tmp_
     with pytest.raises(ModelFileError, match="learned error map.*missing"):
         load_model(stem)
     card = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+    del card["error_model"]["learned"]["file"]
+    stem.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
+    with pytest.raises(ModelFileError, match="names no file"):
+        load_model(stem)
     card["error_model"]["learned"]["features"] = card["error_model"]["learned"]["features"][1:]
     stem.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
     with pytest.raises(ModelFileError, match="feature list"):

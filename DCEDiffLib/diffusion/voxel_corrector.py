@@ -252,6 +252,9 @@ def load_tree_file(card_path: Path, entry: dict, targets, what: str) -> Dict[str
 
     from DCEDiffLib.diffusion.model_files import sha256_of
 
+    if not isinstance(entry.get("file"), str) or not entry["file"]:
+        raise ModelFileError(f"model card {card_path}: the {what} entry names no file (expected 'file': "
+                             "'<name>.safetensors' beside the card)")
     path = tree_file_path(card_path, entry)
     if not path.is_file():
         raise ModelFileError(f"{what} {path} is missing (named by the card {card_path})")
