@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "scripts"):  # the engine, and tree_fitting.py beside this script
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 TARGETS = ("dce_early", "dce_late")
 
@@ -51,6 +52,7 @@ def main(argv=None) -> int:
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     from DCEDiffLib.diffusion import voxel_corrector as vc
+    from tree_fitting import kept_patients, read_samples
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("samples", type=Path)
@@ -60,15 +62,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    data = np.load(args.samples)
-    names = [str(n) for n in data["names"]]
+    data, names, patient = read_samples(args.samples)
     columns = vc.feature_names()
     features = data["features"]
-    if features.shape[1] != len(columns) or features.shape[0] % len(names):
-        raise SystemExit(f"{args.samples}: expected {len(columns)} features and an equal number of voxels per patient")
-    patient = np.repeat(np.arange(len(names)), features.shape[0] // len(names))
-    kept = [i for i, n in enumerate(names) if args.patients_prefix is None
-            or any(n.startswith(p) for p in args.patients_prefix)]
+    kept = kept_patients(names, args.patients_prefix)
     if len(kept) <= args.held_out:
         raise SystemExit(f"{len(kept)} patients kept; more than --held-out {args.held_out} are needed")
     held_out = np.random.default_rng(args.seed).choice(kept, args.held_out, replace=False)

@@ -38,11 +38,6 @@ for _path in (ROOT, ROOT / "scripts"):
 LEARNER = dict(learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=200, l2_regularization=1.0)
 
 
-def kept_patients(names, prefixes) -> list:
-    """Indices of the patients whose names start with one of ``prefixes`` (all of them for None)."""
-    return [i for i, n in enumerate(names) if prefixes is None or any(str(n).startswith(p) for p in prefixes)]
-
-
 def patient_block(samples, index: int) -> slice:
     """The rows of patient ``index`` in a samples file (every patient has as many region voxels)."""
     per_patient = samples["features"].shape[0] // len(samples["names"])
@@ -84,7 +79,7 @@ def main(argv=None) -> int:
     from DCEDiffLib.diffusion import learned_error_map as lem
     from DCEDiffLib.diffusion import voxel_corrector as vc
     from DCEDiffLib.diffusion.model_files import check_card, load_model, sha256_of
-    from tree_fitting import fit_flattened, write_trees_beside_card_copy
+    from tree_fitting import fit_flattened, kept_patients, read_samples, write_trees_beside_card_copy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
@@ -104,12 +99,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"{args.model}: the card has a voxel corrector; the samples are of the output without one")
     if not model.card.get("error_model"):
         raise SystemExit(f"{args.model}: the card has no edge-based error_model (scripts/fit_error_model.py first)")
-    samples = np.load(args.samples)
-    names = [str(n) for n in samples["names"]]
-    features = samples["features"]
-    if features.shape[1] != len(vc.feature_names()) or features.shape[0] % len(names):
-        raise SystemExit(f"{args.samples}: expected {len(vc.feature_names())} features and an equal number of voxels "
-                         "per patient")
+    samples, names, patient = read_samples(args.samples)
     kept = kept_patients(names, args.patients_prefix)
     if not kept:
         raise SystemExit(f"{args.samples}: no patient's name starts with {args.patients_prefix}")
@@ -121,9 +111,8 @@ def main(argv=None) -> int:
     print(f"{args.check_case.name} re-synthesized: stored residual back within {gap:.2e} "
           f"({time.time() - started:.0f} s)", flush=True)
 
-    patient = np.repeat(np.arange(len(names)), features.shape[0] // len(names))
     rows = np.isin(patient, kept)
-    x = features[rows]
+    x = samples["features"][rows]
     ensembles, baseline = {}, {}
     for t in targets:
         error = np.abs(samples[f"residual_{t}"][rows])

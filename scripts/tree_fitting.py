@@ -1,6 +1,8 @@
 """What the tree-fitting scripts share (``fit_voxel_corrector.py``, ``fit_learned_error_map.py``): fit one
 scikit-learn ``HistGradientBoostingRegressor``, flatten it into a ``voxel_corrector.TreeEnsemble`` checked against
-scikit-learn, and write a card copy with its tree file beside it (the weights copied unchanged). Not a command."""
+scikit-learn, and write a card copy with its tree file beside it (the weights copied unchanged); and read the
+per-voxel samples file of ``fit_voxel_corrector.py --samples-file`` (also read by ``error_rankability.py``). Not a
+command."""
 
 from __future__ import annotations
 
@@ -10,6 +12,25 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import numpy as np
+
+
+def read_samples(path: Path):
+    """(samples, patient names, patient index per row) of a samples file, checked: the voxel corrector's feature
+    count and as many region voxels for every patient (SystemExit otherwise)."""
+    from DCEDiffLib.diffusion import voxel_corrector as vc
+
+    samples = np.load(path)
+    names = [str(n) for n in samples["names"]]
+    features = samples["features"]
+    if features.shape[1] != len(vc.feature_names()) or features.shape[0] % len(names):
+        raise SystemExit(f"{path}: expected {len(vc.feature_names())} features and an equal number of voxels per "
+                         "patient")
+    return samples, names, np.repeat(np.arange(len(names)), features.shape[0] // len(names))
+
+
+def kept_patients(names, prefixes) -> list:
+    """Indices of the patients whose names start with one of ``prefixes`` (all of them for None)."""
+    return [i for i, n in enumerate(names) if prefixes is None or any(str(n).startswith(p) for p in prefixes)]
 
 
 def fit_flattened(x: np.ndarray, y: np.ndarray, name: str, iterations: int, seed: int,

@@ -23,7 +23,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from DCEDiffLib.diffusion.voxel_corrector import TreeEnsemble, feature_names, load_tree_file, region_features
+from DCEDiffLib.diffusion.voxel_corrector import TreeEnsemble, load_tree_file, region_features
 from DCEDiffLib.errors import ModelFileError
 
 LEARNED_MAP_VERSION = 1
@@ -58,13 +58,11 @@ def load_learned_error_map(card: dict, card_path: Path) -> Optional[LearnedError
     entry = (card.get("error_model") or {}).get("learned")
     if not entry:
         return None
-    if not isinstance(entry, dict) or entry.get("version") != LEARNED_MAP_VERSION or \
-            entry.get("features") != feature_names():
-        version = entry.get("version") if isinstance(entry, dict) else None
-        raise ModelFileError(f"model card {card_path}: error_model.learned version {version} or its feature list is "
-                             f"not the one this DCEDiff computes (version {LEARNED_MAP_VERSION})")
+    if not isinstance(entry, dict):
+        raise ModelFileError(f"model card {card_path}: error_model.learned is malformed (expected an object with "
+                             "version, file, sha256, baseline and features)")
     if card.get("voxel_corrector") and not entry.get("fitted_with_corrector", False):
         raise ModelFileError(f"model card {card_path}: error_model.learned was fitted on the synthesis without the "
                              "voxel corrector the card now has; refit it (scripts/fit_learned_error_map.py)")
-    ensembles = load_tree_file(card_path, entry, card["targets"], "learned error map")
+    ensembles = load_tree_file(card_path, entry, card["targets"], "learned error map", LEARNED_MAP_VERSION)
     return LearnedErrorMap(ensembles, tuple(card["targets"]))

@@ -244,14 +244,18 @@ def tree_file_path(card_path: Path, entry: dict) -> Path:
     return Path(card_path).parent / str(entry["file"])
 
 
-def load_tree_file(card_path: Path, entry: dict, targets, what: str) -> Dict[str, TreeEnsemble]:
+def load_tree_file(card_path: Path, entry: dict, targets, what: str, version: int) -> Dict[str, TreeEnsemble]:
     """One tree ensemble per target from the safetensors file a card ``entry`` names (``file``, ``sha256``,
-    ``baseline``), the file checked against the card's SHA-256; ``what`` names the entry in error messages."""
+    ``baseline``): the entry's ``version`` and feature list checked against what this DCEDiff computes, the file
+    against the card's SHA-256; ``what`` names the entry in error messages."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     from DCEDiffLib.diffusion.model_files import sha256_of
 
+    if entry.get("version") != version or entry.get("features") != feature_names():
+        raise ModelFileError(f"model card {card_path}: {what} version {entry.get('version')} or its feature list is "
+                             f"not the one this DCEDiff computes (version {version})")
     if not isinstance(entry.get("file"), str) or not entry["file"]:
         raise ModelFileError(f"model card {card_path}: the {what} entry names no file (expected 'file': "
                              "'<name>.safetensors' beside the card)")
@@ -273,8 +277,5 @@ def load_corrector(card: dict, card_path: Path) -> Optional[VoxelCorrector]:
     entry = card.get("voxel_corrector")
     if not entry:
         return None
-    if entry.get("version") != CORRECTOR_VERSION or entry.get("features") != feature_names():
-        raise ModelFileError(f"model card {card_path}: voxel_corrector version {entry.get('version')} or its feature "
-                             f"list is not the one this DCEDiff computes (version {CORRECTOR_VERSION})")
-    ensembles = load_tree_file(card_path, entry, card["targets"], "voxel corrector")
+    ensembles = load_tree_file(card_path, entry, card["targets"], "voxel corrector", CORRECTOR_VERSION)
     return VoxelCorrector(ensembles, tuple(card["targets"]))
