@@ -24,7 +24,8 @@ from DCEDiffLib.modalities import (DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT
                                    TARGET_MODALITIES)
 from DCEDiffLib.normalization import NormParams, fit_normalization, normalize
 from DCEDiffLib.progress import CancelHook, check_cancel
-from DCEDiffLib.registration import RegistrationResult, identity_result, register_rigid, register_through
+from DCEDiffLib.registration import RegistrationResult
+from DCEDiffLib.registration_schedule import register_series, unregistered
 from DCEDiffLib.volume_io import read_volume, write_volume
 from DCEDiffLib.working_grid import (GRID_SIZE, GRID_SPACING, WorkingGrid, coverage_mask, make_working_grid,
                                      resample_to_grid)
@@ -196,25 +197,17 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
     if location.mask is not None and "prostate_mask" not in images:
         images["prostate_mask"] = sitk.Cast(location.mask, sitk.sitkInt16)
     to_register = [m for m in REGISTERED if m in images]
-    registration: Dict[str, RegistrationResult] = {}
-    for index, modality in enumerate(to_register):
-        check_cancel(should_cancel)
-        if not register:
-            registration[modality] = identity_result(modality, "registration skipped (scanner alignment used)")
-        else:
-            if modality in TARGET_MODALITIES and "t1pre" in registration:
-                # the enhancement is frame − T1-pre: the frames are registered to the T1-pre, not each to the T2W
-                registration[modality] = register_through(images["t1pre"], registration["t1pre"], images[modality],
-                                                          modality, grid.center_lps, check=self_check)
-            else:
-                registration[modality] = register_rigid(t2w, images[modality], modality, grid.center_lps,
-                                                       check=self_check)
-            check = registration[modality].self_check or {}
-            if check.get("agrees") is False:  # said for the frames too, whose check is of their step to the T1-pre
-                say = warn or (lambda text: print(f"dcediff: warning: {text}", file=sys.stderr, flush=True))
-                say(f"registration self-check of {_name(modality)}: {check['summary']}")
-        if progress is not None:
-            progress(index + 1, len(to_register))
+    check_cancel(should_cancel)
+    if register:  # side by side where the cores allow; the DCE frames through the T1-pre (registration_schedule)
+        registration = register_series(t2w, images, to_register, grid.center_lps, self_check=self_check,
+                                       should_cancel=should_cancel, progress=progress)
+    else:
+        registration = unregistered(to_register, progress, should_cancel)
+    for modality in to_register:
+        check = registration[modality].self_check or {}
+        if check.get("agrees") is False:  # said for the frames too, whose check is of their step to the T1-pre
+            say = warn or (lambda text: print(f"dcediff: warning: {text}", file=sys.stderr, flush=True))
+            say(f"registration self-check of {_name(modality)}: {check['summary']}")
     check_cancel(should_cancel)
 
     on_grid: Dict[str, sitk.Image] = {}

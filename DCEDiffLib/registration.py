@@ -283,7 +283,7 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
     """
     radius_mm = region_radius(modality) if radius_mm is None else float(radius_mm)
     limits = (radius_mm, iterations, learning_rate, max_translation_mm, max_rotation_deg)
-    with _itk_threads(REGISTRATION_THREADS):
+    with itk_threads(REGISTRATION_THREADS):
         result, candidates = _register(fixed, moving, modality, center_lps, *limits,
                                        multi_start=check and multi_start)
         if not check:
@@ -328,7 +328,7 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
 
 
 @contextlib.contextmanager
-def _itk_threads(count: int):
+def itk_threads(count: int):
     """ITK filters created inside use ``count`` threads; the previous default is restored afterwards."""
     previous = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(count)

@@ -324,13 +324,13 @@ def test_bad_input_matrix(case, entry, tmp_path, good_case, tiny_model, capsys, 
         pytest.skip(f"{case} does not apply to {entry}")
     if spec["expect"] is not None:  # bad input is refused before any slow work: no registration, no sampling
         import DCEDiffLib.diffusion.synthesis as synthesis
-        import DCEDiffLib.preprocess as preprocess
+        import DCEDiffLib.registration_schedule as registration_schedule
 
         def too_late(*args, **kwargs):
             raise AssertionError(f"{case}: slow work started before the bad input was refused")
 
         monkeypatch.setattr(synthesis, "synthesize_volume", too_late)
-        monkeypatch.setattr(preprocess, "register_rigid", too_late)
+        monkeypatch.setattr(registration_schedule, "register_rigid", too_late)
     out = spec.get("out", tmp_path / "results" / "out")
     before_inputs = {**digest_tree(good_case), **digest_tree(work)}
     code, message = _run(entry, spec, out, tiny_model, capsys)
