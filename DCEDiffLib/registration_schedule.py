@@ -22,14 +22,24 @@ from DCEDiffLib.registration import (REGISTRATION_THREADS, RegistrationResult, i
                                      register_rigid, register_through)
 
 POLL_SECONDS = 0.2  # how often a cancel request is looked at while registrations run
+_process_limit: Optional[int] = None  # set by limit_workers() in worker processes that share the cores
 
 
 def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS says, else the machine's count)."""
+    """Cores this process may run on (its CPU affinity where the OS says, else the machine's count), at most the
+    limit a worker process was given (:func:`limit_workers`)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    return cores if _process_limit is None else max(1, min(cores, _process_limit))
+
+
+def limit_workers(count: int) -> None:
+    """At most ``count`` registrations at a time in this process: for pools of worker processes that each
+    preprocess an exam and already share the cores between them."""
+    global _process_limit
+    _process_limit = max(1, int(count))
 
 
 def register_series(t2w: sitk.Image, images: Mapping[str, sitk.Image], modalities: Sequence[str],

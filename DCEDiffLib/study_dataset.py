@@ -280,7 +280,10 @@ def build_dataset(root, out, workers: int = 1,
 def _worker_init(threads: int) -> None:
     import SimpleITK as sitk
 
+    from DCEDiffLib.registration_schedule import limit_workers
+
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, threads))
+    limit_workers(threads)  # the workers already share the cores: no more registrations at a time than their share
 
 
 def _run_parallel(todo: List[Path], out: Path, workers: int, finish: Callable[[dict], None]) -> None:

@@ -88,3 +88,14 @@ def test_without_registration_every_series_keeps_the_scanner_alignment():
     results = unregistered(MODALITIES, progress=lambda d, t: calls.append((d, t)))
     assert list(results) == list(MODALITIES) and not any(r.applied for r in results.values())
     assert calls == [(i, 5) for i in range(1, 6)]
+
+
+def test_a_worker_process_limit_caps_the_registrations_at_a_time(monkeypatch):
+    import DCEDiffLib.registration_schedule as schedule
+
+    monkeypatch.setattr(schedule, "_process_limit", None)
+    cores = schedule.available_cores()
+    schedule.limit_workers(1)
+    assert schedule.available_cores() == 1
+    schedule.limit_workers(cores + 5)
+    assert schedule.available_cores() == cores

@@ -78,9 +78,12 @@ def load_split_cases(data_dir: Path, out_dir: Path, config: dict, ctx, workers: 
 def _load_parallel(dirs: List[Path], cache: Path, workers: int, report) -> None:
     from concurrent.futures import ProcessPoolExecutor
 
+    from DCEDiffLib.registration_schedule import limit_workers
+
     started = time.perf_counter()
     if workers > 1 and len(dirs) > 1:
-        with ProcessPoolExecutor(workers) as pool:
+        # the worker processes share the cores: one registration at a time in each
+        with ProcessPoolExecutor(workers, initializer=limit_workers, initargs=(1,)) as pool:
             for index, _ in enumerate(pool.map(_cache_one, dirs, [cache] * len(dirs))):
                 if report and (index + 1) % 10 == 0:
                     report(f"preprocessed {index + 1}/{len(dirs)} cases")
