@@ -151,6 +151,22 @@ def tissue_target_r(t1pre: np.ndarray, synthetic: Dict[str, np.ndarray], labels:
     return out
 
 
+def annotated_lesion(reference: sitk.Image, t1pre: np.ndarray, synthetic: Dict[str, np.ndarray], labels: np.ndarray,
+                     mask_path: Path) -> dict:
+    """Median synthetic RE (early, late) in the exam's annotated lesion (``mask_path``, resampled nearest-neighbour
+    onto ``reference``'s working grid) and in the peripheral and transition zone outside it."""
+    mask = sitk.Resample(sitk.ReadImage(str(mask_path)), reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    lesion = sitk.GetArrayFromImage(mask) > 0
+    gland = np.isin(labels, [LABEL_LEGEND["peripheral_zone"], LABEL_LEGEND["transition_zone"]]) & ~lesion
+    usable = t1pre > np.percentile(t1pre, 5) + 1e-6
+    out = {"voxels": int((lesion & usable).sum())}
+    for phase, image in synthetic.items():
+        re = (image - t1pre) / np.where(usable, t1pre, 1.0)
+        out[f"re_{phase}"] = round(float(np.median(re[lesion & usable])), 3) if (lesion & usable).any() else None
+        out[f"gland_re_{phase}"] = round(float(np.median(re[gland & usable])), 3)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--patient", choices=("0000", "0001"), required=True)
@@ -166,6 +182,8 @@ def main() -> int:
                              "engine; docs/preprocessing.md)")
     parser.add_argument("--model", default=None, help="model file (default: the shipped model)")
     parser.add_argument("--out", default=None, help="write the result as JSON here")
+    parser.add_argument("--annotated-lesion", action="store_true",
+                        help="also the synthetic RE in the exam's annotated lesion (lesion_mask.nii.gz; ProstateX-0000)")
     args = parser.parse_args()
 
     import DCEDiffLib.intensity_tail as intensity_tail
@@ -218,6 +236,14 @@ def main() -> int:
           f"(statistics alone {result['ood_statistical_score']})")
     for reason in result["ood_reasons"]:
         print(f"  OOD: {reason}")
+    if args.annotated_lesion:
+        mask_path = patient / "lesion_mask.nii.gz"
+        if not mask_path.is_file():
+            raise SystemExit(f"{mask_path}: no lesion annotation for this exam")
+        row = annotated_lesion(output.synthetic["early"], t1pre, synthetic, labels, mask_path)
+        result["annotated_lesion"] = row
+        print(f"annotated lesion ({row['voxels']} voxels on the working grid): RE early {row['re_early']:.2f} / late "
+              f"{row['re_late']:.2f}; the rest of the gland {row['gland_re_early']:.2f} / {row['gland_re_late']:.2f}")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
     return 0
