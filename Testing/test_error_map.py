@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from DCEDiffLib.diffusion.error_map import (ERROR_MODEL_VERSION, edge_feature, error_models_of_card,
-                                            expected_error, fit_error_model)
+from DCEDiffLib.diffusion.error_map import (ERROR_MODEL_VERSION, LEVEL_FEATURE, edge_feature, error_models_of_card,
+                                            expected_error, fit_error_model, level_factor)
 from DCEDiffLib.errors import ModelFileError
 from DCEDiffLib.evaluation.protocol import expected_error_calibration, spearman
 from Testing.random_model import save_random_model
@@ -169,3 +169,53 @@ def test_expected_error_calibration():
     unrelated = expected_error_calibration(expected, rng.normal(0, 0.1, expected.size))
     assert abs(unrelated["spearman"]) < 0.1
     assert expected_error_calibration(np.full(100, 0.1), error[:100])["spearman"] is None
+
+
+def level_block(factors=(0.5, 1.5)):
+    block = good_block()
+    level = {"feature": LEVEL_FEATURE, "nodes": [0.376, 0.472], "factor": list(factors)}
+    block["targets"] = {t: dict(table, t1pre_level_factor=level) for t, table in block["targets"].items()}
+    return block
+
+
+def test_the_t1pre_level_factor_scales_each_exam_by_its_protocol():
+    volume = np.zeros((2, 32, 32), np.float32)
+    volume[:, 8:24, 8:24] = 0.5  # edges, so the estimate varies
+    table = level_block()["targets"]["dce_early"]
+    plain = expected_error(volume, good_block()["targets"]["dce_early"])
+    assert np.allclose(expected_error(volume, table), plain)  # level unknown: as without the factor
+    assert np.allclose(expected_error(volume, table, t1pre_level=0.2), 0.5 * plain)   # bright fat: below the gap
+    assert np.allclose(expected_error(volume, table, t1pre_level=0.9), 1.5 * plain)   # fat suppressed: above it
+    assert np.allclose(expected_error(volume, table, t1pre_level=0.424), 1.0 * plain, atol=1e-6)  # mid-gap
+    assert level_factor(table, float("nan")) == 1.0
+
+
+def test_a_malformed_t1pre_level_factor_is_refused():
+    assert error_models_of_card(card_with(level_block()), ["dce_early"])["dce_early"]["t1pre_level_factor"]
+    for bad in ({"feature": "something else", "nodes": [0.3, 0.5], "factor": [0.5, 1.5]},
+                {"feature": LEVEL_FEATURE, "nodes": [0.5, 0.3], "factor": [0.5, 1.5]},
+                {"feature": LEVEL_FEATURE, "nodes": [0.3, 0.5], "factor": [0.0, 1.5]}):
+        block = good_block()
+        block["targets"]["dce_early"] = dict(block["targets"]["dce_early"], t1pre_level_factor=bad)
+        with pytest.raises(ModelFileError, match="t1pre_level_factor"):
+            error_models_of_card(card_with(block), ["dce_early"])
+
+
+def test_synthesis_applies_the_factor_of_the_exams_t1pre_level(tmp_path):
+    from DCEDiffLib.diffusion.model_files import load_model
+    from DCEDiffLib.diffusion.synthesis import synthesize_volume
+    from DCEDiffLib.t1pre_level import gland_level
+
+    plain = load_model(with_error_model(save_random_model(tmp_path / "plain"), good_block()))
+    scaled = load_model(with_error_model(save_random_model(tmp_path / "scaled"), level_block((0.5, 1.5))))
+    rng = np.random.default_rng(0)
+    conditions = rng.uniform(-1, 1, (4, 3, 32, 32)).astype(np.float32)
+    t1pre = list(plain.card["conditions"]).index("t1pre")
+    conditions[t1pre] = -0.9  # a dark T1-pre ...
+    conditions[t1pre, :, 12:20, 12:20] = 0.9  # ... whose central region is bright: a high gland level
+    level = gland_level(conditions[t1pre])
+    a = synthesize_volume(plain, conditions, steps=2, seed=0, device="cpu")
+    b = synthesize_volume(scaled, conditions, steps=2, seed=0, device="cpu")
+    assert np.array_equal(a.mean, b.mean)  # the synthesis itself is untouched
+    factor = float(np.interp(level, [0.376, 0.472], [0.5, 1.5]))
+    assert np.allclose(b.expected_error, factor * a.expected_error, rtol=1e-5, atol=1e-7)

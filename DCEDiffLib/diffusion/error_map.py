@@ -14,6 +14,12 @@ gland's enhancement are harder than the body's. So a table may carry a ``radial`
 mean edge-based estimate in shells of distance from the grid's centre (the working grid centres the prostate;
 distance in units of the central ellipsoid, ``ood.gland_radius``), interpolated between the shells' mean radii.
 
+An exam's error level also depends on its T1 protocol: on phantoms, exams with a fat-suppressed T1-pre and DCE have
+about 2.5× the body error of those without, relative to the edge estimate (docs/model_quality.md, twenty-second
+step). A table may carry a ``t1pre_level_factor``: the whole edge estimate of an exam multiplied by a factor
+interpolated in the T1-pre's central gland level (``t1pre_level.gland_level``), which separates the two protocols
+(low: bright fat on top of the range; high: fat suppressed).
+
 Everything is in the model's normalised units ([-1, 1] targets); callers scale the map as they scale the sample
 std (``(high − low) / 2`` of the target's normalisation).
 """
@@ -28,6 +34,7 @@ from DCEDiffLib.errors import ModelFileError
 
 FEATURE = "in-plane gradient magnitude of the synthetic image (normalised units per pixel)"
 ERROR_MODEL_VERSION = 1
+LEVEL_FEATURE = "t1pre.gland_level"  # what t1pre_level_factor is interpolated in (t1pre_level.gland_level)
 
 
 def edge_feature(volume: np.ndarray) -> np.ndarray:
@@ -93,11 +100,22 @@ def fit_radial_factor(estimates: Sequence[np.ndarray], abs_errors: Sequence[np.n
     return {"nodes": nodes, "factor": factors}
 
 
-def expected_error(volume: np.ndarray, table: dict, radius: Optional[np.ndarray] = None) -> np.ndarray:
+def level_factor(table: dict, t1pre_level: Optional[float]) -> float:
+    """The table's ``t1pre_level_factor`` at an exam's T1-pre gland level (held constant beyond the nodes); 1 when
+    the table has none or the level is unknown."""
+    block = table.get("t1pre_level_factor")
+    if not block or t1pre_level is None or not np.isfinite(t1pre_level):
+        return 1.0
+    return float(np.interp(float(t1pre_level), block["nodes"], block["factor"]))
+
+
+def expected_error(volume: np.ndarray, table: dict, radius: Optional[np.ndarray] = None,
+                   t1pre_level: Optional[float] = None) -> np.ndarray:
     """The expected |error| map (normalised units) of a (K, H, W) synthetic volume under a fitted ``table``;
     with a ``radial`` factor in the table, scaled by it at each voxel's ``radius`` (default: ``ood.gland_radius``
-    of the volume's grid at the working grid's spacing)."""
-    estimate = _edge_estimate(volume, table)
+    of the volume's grid at the working grid's spacing); with a ``t1pre_level_factor``, scaled by it at the exam's
+    ``t1pre_level`` (:func:`level_factor`)."""
+    estimate = _edge_estimate(volume, table) * level_factor(table, t1pre_level)
     radial = table.get("radial")
     if radial:
         if radius is None:
@@ -131,6 +149,15 @@ def error_models_of_card(card: dict, targets: Sequence[str]) -> Optional[Dict[st
                         not np.all(np.isfinite(factors)) or np.any(np.asarray(factors) <= 0):
                     raise ModelFileError(f"model card error_model.targets.{t}.radial: expected ≥ 2 increasing nodes "
                                          "and as many finite positive factors")
+            level = table.get("t1pre_level_factor")
+            if level is not None:
+                l_nodes, factors = level["nodes"], level["factor"]
+                if level.get("feature") != LEVEL_FEATURE or len(l_nodes) < 2 or len(l_nodes) != len(factors) or \
+                        np.any(np.diff(l_nodes) <= 0) or not np.all(np.isfinite(factors)) or \
+                        np.any(np.asarray(factors) <= 0):
+                    raise ModelFileError(f"model card error_model.targets.{t}.t1pre_level_factor: expected feature "
+                                         f"{LEVEL_FEATURE!r}, ≥ 2 increasing nodes and as many finite positive "
+                                         "factors")
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"model card error_model: malformed ({error!r}); expected version, targets.<target>."
                              f"nodes and .mean_abs_error") from error
