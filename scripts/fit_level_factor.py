@@ -12,7 +12,8 @@ that node: an exam's edge estimate is then multiplied by the factor interpolated
     .venv/bin/python scripts/fit_level_factor.py MODEL --evaluation EVAL/metrics.json --data DATA_DIR \\
         [--cache DIR] [--gap 0.376 0.472]
 
-Refuses an evaluation of other weights (the evaluated model's SHA-256) or one whose patients' groups hold fewer than 3 patients.
+Refuses an evaluation of other weights (the evaluated model's SHA-256), patients whose level lies inside the gap, and
+sides with fewer than 3 patients.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def main(argv=None) -> int:
     meta = metrics["meta"]
     evaluated = Path(meta.get("model", ""))
     if not evaluated.is_file() or load_model(evaluated).card.get("weights_sha256") != model.card.get("weights_sha256"):
-        raise SystemExit(f"{args.evaluation}: an evaluation of {evaluated}, whose weights are not those of {args.model}")
+        raise SystemExit(f"{args.evaluation}: an evaluation of {evaluated}, whose weights are not those of "
+                         f"{args.model}")
     names, per_case = meta["cases"], meta["protocol"]["per_case"]
     t1pre = list(model.card["conditions"]).index("t1pre")
     levels = [gland_level(model_conditions(model, load_case(args.data / n, args.cache))[t1pre]) for n in names]
