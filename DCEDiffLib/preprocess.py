@@ -197,7 +197,6 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
     if location.mask is not None and "prostate_mask" not in images:
         images["prostate_mask"] = sitk.Cast(location.mask, sitk.sitkInt16)
     to_register = [m for m in REGISTERED if m in images]
-    check_cancel(should_cancel)
     if register:  # side by side where the cores allow; the DCE frames through the T1-pre (registration_schedule)
         registration = register_series(t2w, images, to_register, grid.center_lps, self_check=self_check,
                                        should_cancel=should_cancel, progress=progress)

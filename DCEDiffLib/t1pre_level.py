@@ -35,6 +35,15 @@ def gland_level(t1pre: np.ndarray) -> float:
     return range_level(t1pre[gland_region(t1pre.shape)])
 
 
+def conditions_gland_level(conditions: np.ndarray, names: Sequence[str]) -> Optional[float]:
+    """:func:`gland_level` of the T1-pre channel of ``conditions`` (C, K, H, W, in ``names`` order), or None when
+    there is no T1-pre channel."""
+    names = list(names)
+    if "t1pre" not in names:
+        return None
+    return gland_level(conditions[names.index("t1pre")])
+
+
 def training_minimum(card: dict) -> Optional[float]:
     """The lowest T1-pre gland level of the card's training exams, or None when the card does not record it."""
     feature = ((card.get("input_statistics") or {}).get("features") or {}).get(FEATURE)
@@ -56,11 +65,10 @@ def rescale_low_t1pre(result, conditions: np.ndarray, names: Sequence[str], card
     """Scale ``result``'s synthetic enhancement (a ``synthesis.SynthesisResult``; changed in place) when the
     T1-pre of ``conditions`` (C, K, H, W, in ``names`` order) lies below the card's training minimum. Returns what
     was done ({"factor", "gland_level", "training_minimum", "note"}) or None (nothing to do)."""
-    names = list(names)
-    if "t1pre" not in names:
+    level = conditions_gland_level(conditions, names)
+    if level is None:
         return None
-    t1pre = np.asarray(conditions[names.index("t1pre")], dtype=np.float32)
-    level = gland_level(t1pre)
+    t1pre = np.asarray(conditions[list(names).index("t1pre")], dtype=np.float32)
     factor = enhancement_factor(card, level)
     if factor is None:
         return None

@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     from DCEDiffLib.diffusion.error_map import LEVEL_FEATURE
     from DCEDiffLib.diffusion.model_files import check_card, load_model, model_paths
     from DCEDiffLib.evaluation_runner import model_conditions
-    from DCEDiffLib.t1pre_level import gland_level
+    from DCEDiffLib.t1pre_level import conditions_gland_level
     from DCEDiffLib.training.case_data import load_case
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -83,8 +83,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"{args.evaluation}: an evaluation of {evaluated}, whose weights are not those of "
                          f"{args.model}")
     names, per_case = meta["cases"], meta["protocol"]["per_case"]
-    t1pre = list(model.card["conditions"]).index("t1pre")
-    levels = [gland_level(model_conditions(model, load_case(args.data / n, args.cache))[t1pre]) for n in names]
+    levels = [conditions_gland_level(model_conditions(model, load_case(args.data / n, args.cache)),
+                                     model.card["conditions"]) for n in names]
     card = json.loads(json.dumps(model.card))
     block = card["error_model"]
     for target, phase in zip(model.card["targets"], ("early", "late")):

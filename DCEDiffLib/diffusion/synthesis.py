@@ -23,6 +23,7 @@ from DCEDiffLib.diffusion.samplers import sample, sampler_levels
 from DCEDiffLib.diffusion.slice_context import volume_with_context
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.progress import check_cancel
+from DCEDiffLib.t1pre_level import conditions_gland_level
 
 
 # The shipped model's fast samplers start from the T1-pre at this noise level (measured best on the phantom, see
@@ -171,23 +172,14 @@ def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: st
         result.notes.append("voxel corrector applied around the prostate")
     tables = error_models_of_card(model.card, model.card["targets"])
     if tables is not None:
-        level = _t1pre_gland_level(model.card, conditions)  # the T1 protocol sets the error level (error_map)
+        # the T1 protocol sets the error level (error_map); measured as t1pre_level.rescale_low_t1pre measures it
+        level = conditions_gland_level(conditions, model.card["conditions"])
         result.expected_error = np.stack([expected_error(result.mean[i], tables[t], t1pre_level=level)
                                           for i, t in enumerate(model.card["targets"])])
         if getattr(model, "learned_error_map", None) is not None:  # trees around the prostate, edges elsewhere
             ordered, zero = voxel_corrector_inputs(model.card, conditions)
             result.expected_error = model.learned_error_map.blend(result.mean, ordered, zero, result.expected_error)
     return result
-
-
-def _t1pre_gland_level(card: dict, conditions: np.ndarray) -> Optional[float]:
-    """The T1-pre condition's central gland level (``t1pre_level.gland_level``), or None without a T1-pre."""
-    from DCEDiffLib.t1pre_level import gland_level
-
-    names = list(card["conditions"])
-    if "t1pre" not in names:
-        return None
-    return gland_level(conditions[names.index("t1pre")])  # as t1pre_level.rescale_low_t1pre measures it
 
 
 def voxel_corrector_inputs(card: dict, conditions: np.ndarray):
