@@ -94,9 +94,14 @@ def t1_weighted_stand_in(pd: sitk.Image, labels: sitk.Image) -> sitk.Image:
     return out
 
 
+def usable_baseline(t1pre: np.ndarray) -> np.ndarray:
+    """Voxels whose T1-pre is above its 5th percentile: RE is meaningless where the baseline is ~0 (air)."""
+    return t1pre > np.percentile(t1pre, 5) + 1e-6
+
+
 def tissue_statistics(t1pre: np.ndarray, synthetic: Dict[str, np.ndarray], labels: np.ndarray) -> dict:
     """Median T1-pre and median synthetic RE (early, late) per label, over voxels with a usable T1-pre."""
-    usable = t1pre > np.percentile(t1pre, 5) + 1e-6  # RE is meaningless where the baseline is ~0 (air)
+    usable = usable_baseline(t1pre)
     out = {}
     for name, value in LABEL_LEGEND.items():
         mask = (labels == value) & usable
@@ -158,7 +163,7 @@ def annotated_lesion(reference: sitk.Image, t1pre: np.ndarray, synthetic: Dict[s
     mask = sitk.Resample(sitk.ReadImage(str(mask_path)), reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
     lesion = sitk.GetArrayFromImage(mask) > 0
     gland = np.isin(labels, [LABEL_LEGEND["peripheral_zone"], LABEL_LEGEND["transition_zone"]]) & ~lesion
-    usable = t1pre > np.percentile(t1pre, 5) + 1e-6
+    usable = usable_baseline(t1pre)
     out = {"voxels": int((lesion & usable).sum())}
     for phase, image in synthetic.items():
         re = (image - t1pre) / np.where(usable, t1pre, 1.0)
