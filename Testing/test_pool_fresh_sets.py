@@ -71,3 +71,18 @@ def test_lesion_groups_read_each_case_json_and_are_skipped_without_them(tmp_path
     table = script.lesion_group_table([document])
     assert "| a less-enhancing lesion | 1 | 0.30 | 0.30 |" in table
     assert "| textbook, >= 20 voxels | 1 | 0.90 | 0.90 |" in table
+
+
+def test_difference_of_two_pooled_families_is_this_minus_other(tmp_path):
+    script = load_script("pool_fresh_sets")
+    this = [_set(tmp_path / "b", [0.8, 0.9, 0.7], prostate_r=0.9)]
+    other = [_set(tmp_path / "a", [0.2, 0.3, 0.4], prostate_r=0.7)]
+    for document, psnr in ((this[0], 29.0), (other[0], 30.0)):
+        for entry in document["cases"]["model"]:
+            entry["early"] = {**entry["early"], "whole": {"psnr": psnr}}
+            entry["late"] = entry["early"]
+    table = script.difference_table(this, other)
+    assert "| whole-grid PSNR (dB, mean) | early | -1.00 [-1.00, -1.00] | 29.00 (n 3) | 30.00 (n 3) |" in table
+    assert "| prostate r (median) | late | +0.20 [+0.20, +0.20] |" in table
+    lesion = next(line for line in table.splitlines() if line.startswith("| lesion r (median) | early"))
+    assert lesion.split("|")[3].strip().startswith("+0.50 [")      # median 0.8 − median 0.3

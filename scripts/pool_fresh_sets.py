@@ -11,7 +11,8 @@ Refuses sets scored with another model, sampler, step count, sample count or see
 (the same patients counted twice). Prints, per region and phase, the number of patients, the median over patients
 with a 95 % percentile-bootstrap interval (resampling patients), the share of patients at or above the goal, and
 each set's own median; then the lesion r per lesion group (lesion_r_by_group.py's groups) where the data folders
-are there to read each case.json.
+are there to read each case.json. ``--minus OTHER ...`` adds these sets minus other pooled sets (e.g. domain B − A):
+whole-grid PSNR and the prostate / lesion r, with bootstrap intervals over the patients of each side.
 """
 
 from __future__ import annotations
@@ -59,6 +60,40 @@ def patient_r(document: dict, region: str, phase: str, method: str = "model") ->
         r = entry[phase]["enhancement"].get(region, {}).get("pearson")
         values.append(float(r) if isinstance(r, (int, float)) and np.isfinite(r) else None)
     return values
+
+
+def patient_psnr(document: dict, phase: str, method: str = "model") -> List[float]:
+    """Whole-grid PSNR (dB) per patient of one set."""
+    return [float(entry[phase]["whole"]["psnr"]) for entry in document["cases"][method]
+            if isinstance(entry[phase]["whole"].get("psnr"), (int, float))]
+
+
+def difference_table(documents: List[dict], others: List[dict], method: str = "model",
+                     resamples: int = 4000, seed: int = 0) -> str:
+    """Markdown: pooled sets minus other pooled sets (e.g. domain B − A, other patients: unpaired), whole-grid PSNR
+    (difference of means) and prostate / lesion r (difference of medians), with percentile-bootstrap intervals that
+    resample the patients of each side."""
+    rng = np.random.default_rng(seed)
+    lines = ["| quantity | phase | this − other [95 % interval] | this | other |", "|---|---|---|---|---|"]
+    for name in ("psnr", "prostate", "lesion"):
+        for phase in PHASES:
+            sides = []
+            for docs in (documents, others):
+                if name == "psnr":
+                    sides.append(np.array([v for d in docs for v in patient_psnr(d, phase, method)]))
+                else:
+                    sides.append(np.array([v for d in docs for v in patient_r(d, name, phase, method)
+                                           if v is not None]))
+            if not all(side.size for side in sides):
+                continue
+            stat = np.mean if name == "psnr" else np.median
+            draws = [stat(rng.choice(sides[0], sides[0].size)) - stat(rng.choice(sides[1], sides[1].size))
+                     for _ in range(resamples)]
+            low, high = np.percentile(draws, [2.5, 97.5])
+            label = "whole-grid PSNR (dB, mean)" if name == "psnr" else f"{name} r (median)"
+            lines.append(f"| {label} | {phase} | {stat(sides[0]) - stat(sides[1]):+.2f} [{low:+.2f}, {high:+.2f}] | "
+                         f"{stat(sides[0]):.2f} (n {sides[0].size}) | {stat(sides[1]):.2f} (n {sides[1].size}) |")
+    return "\n".join(lines)
 
 
 def median_interval(values: np.ndarray, resamples: int = 4000, seed: int = 0) -> tuple:
@@ -113,6 +148,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("metrics", type=Path, nargs="+", help="metrics.json of `dcediff evaluate`, one per set")
     parser.add_argument("--method", default="model")
+    parser.add_argument("--minus", type=Path, nargs="+", metavar="METRICS",
+                        help="other sets (e.g. domain A's, when the positional ones are domain B's): print this − "
+                             "other for PSNR and the prostate / lesion r")
     parser.add_argument("--goal", action="append", default=[], metavar="REGION=R",
                         help="the r a patient should reach (default body/prostate 0.7, lesion 0.5)")
     args = parser.parse_args(argv)
@@ -129,6 +167,12 @@ def main(argv=None) -> int:
     groups = lesion_group_table(documents, args.method)
     if groups is not None:
         print("\n" + groups)
+    if args.minus:
+        others = load_sets(args.minus)
+        if documents[0]["meta"].get("model") != others[0]["meta"].get("model"):
+            raise SystemExit("--minus: the other sets were scored with another model")
+        print(f"\nThese sets − {', '.join(d['meta'].get('data', '?') for d in others)}:\n")
+        print(difference_table(documents, others, args.method))
     return 0
 
 
