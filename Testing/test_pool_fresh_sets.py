@@ -86,3 +86,17 @@ def test_difference_of_two_pooled_families_is_this_minus_other(tmp_path):
     assert "| prostate r (median) | late | +0.20 [+0.20, +0.20] |" in table
     lesion = next(line for line in table.splitlines() if line.startswith("| lesion r (median) | early"))
     assert lesion.split("|")[3].strip().startswith("+0.50 [")      # median 0.8 − median 0.3
+
+
+def test_predictor_table_compares_the_model_with_the_best_single_input(tmp_path):
+    script = load_script("pool_fresh_sets")
+    document = _set(tmp_path / "a", [0.6, 0.2])
+    assert script.predictor_table([document]) is None                  # no protocol rows: no table
+    linear = [{"t2w": 0.1, "pd": 0.2, "adc": 0.5, "t1pre": 0.3}, {"t2w": 0.4, "pd": 0.1, "adc": 0.1, "t1pre": 0.1}]
+    document["meta"]["protocol"] = {"per_case": [
+        {"case": f"case_{i:03d}", "linear_predictors": {p: {"lesion": linear[i]} for p in ("early", "late")}}
+        for i in range(2)]}
+    table = script.predictor_table([document])
+    row = next(line for line in table.splitlines() if line.startswith("| lesion | early"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:] == ["2", "0.40", "0.25", "0.15", "0.30", "0.20", "0.45", "0.50"]  # ahead on 1 of 2 (0.6 > 0.5)

@@ -11,7 +11,8 @@ Refuses sets scored with another model, sampler, step count, sample count or see
 (the same patients counted twice). Prints, per region and phase, the number of patients, the median over patients
 with a 95 % percentile-bootstrap interval (resampling patients), the share of patients at or above the goal, and
 each set's own median; then the lesion r per lesion group (lesion_r_by_group.py's groups) where the data folders
-are there to read each case.json. ``--minus OTHER ...`` adds these sets minus other pooled sets (e.g. domain B − A):
+are there to read each case.json; then the model against the single-input linear predictors of the evaluation's
+protocol (issue 17 asks the model to beat them widely). ``--minus OTHER ...`` adds these sets minus other pooled sets (e.g. domain B − A):
 whole-grid PSNR and the prostate / lesion r, with bootstrap intervals over the patients of each side.
 """
 
@@ -122,6 +123,36 @@ def pooled_table(documents: List[dict], goals: Dict[str, float], method: str = "
     return "\n".join(lines)
 
 
+def predictor_table(documents: List[dict], method: str = "model") -> Optional[str]:
+    """Markdown: the model's r against the single-input linear predictors of the evaluation's protocol (|r| fitted on
+    the patient itself, so an upper bound for them), pooled: medians and the share of patients the model beats the
+    best of the four on. None when the sets carry no protocol rows."""
+    inputs = ("t2w", "pd", "adc", "t1pre")
+    lines = ["| region | phase | patients | model | " + " | ".join(inputs) + " | best input | model ahead |",
+             "|---|---|---|---|" + "---|" * len(inputs) + "---|---|"]
+    for region in REGIONS:
+        for phase in PHASES:
+            rows = []
+            for document in documents:
+                per_case = (document["meta"].get("protocol") or {}).get("per_case")
+                if not per_case:
+                    return None
+                by_case = {row["case"]: row for row in per_case}
+                for entry in document["cases"][method]:
+                    r = entry[phase]["enhancement"].get(region, {}).get("pearson")
+                    linear = (by_case.get(entry["case"], {}).get("linear_predictors", {}).get(phase) or {}).get(region)
+                    if isinstance(r, (int, float)) and linear and all(linear.get(i) is not None for i in inputs):
+                        rows.append([r] + [linear[i] for i in inputs] + [max(linear[i] for i in inputs)])
+            if not rows:
+                continue
+            values = np.array(rows, dtype=float)
+            medians = np.median(values, axis=0)
+            lines.append(f"| {region} | {phase} | {len(values)} | {medians[0]:.2f} | "
+                         + " | ".join(f"{m:.2f}" for m in medians[1:-1])
+                         + f" | {medians[-1]:.2f} | {np.mean(values[:, 0] > values[:, -1]):.2f} |")
+    return "\n".join(lines)
+
+
 def lesion_group_table(documents: List[dict], method: str = "model") -> Optional[str]:
     """Markdown: pooled median lesion r per lesion group; None when a set's data folder is not there."""
     groups: Dict[str, List[List[Optional[float]]]] = {}
@@ -167,6 +198,10 @@ def main(argv=None) -> int:
     groups = lesion_group_table(documents, args.method)
     if groups is not None:
         print("\n" + groups)
+    predictors = predictor_table(documents, args.method)
+    if predictors is not None:
+        print("\nAgainst the single-input linear predictors (in-sample |r|, an upper bound for them):\n")
+        print(predictors)
     if args.minus:
         others = load_sets(args.minus)
         if documents[0]["meta"].get("model") != others[0]["meta"].get("model"):
