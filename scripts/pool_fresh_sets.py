@@ -156,6 +156,7 @@ def predictor_table(documents: List[dict], method: str = "model") -> Optional[st
 def lesion_group_table(documents: List[dict], method: str = "model") -> Optional[str]:
     """Markdown: pooled median lesion r per lesion group; None when a set's data folder is not there."""
     groups: Dict[str, List[List[Optional[float]]]] = {}
+    sizes = []
     for document in documents:
         data = Path(document["meta"].get("data", ""))
         for entry in document["cases"][method]:
@@ -168,10 +169,21 @@ def lesion_group_table(documents: List[dict], method: str = "model") -> Optional
             per_lesion = entry["early"].get("lesions", {}).get("per_lesion", [])
             r = [entry[p]["enhancement"].get("lesion", {}).get("pearson") for p in PHASES]
             groups.setdefault(group_of(case_json, per_lesion), []).append(r)
+            sizes.append((sum(p["voxels"] for p in per_lesion), r))
     lines = ["| lesion group | patients | median lesion r early | late |", "|---|---|---|---|"]
     for group, rows in sorted(groups.items()):
         medians = [np.median([r[i] for r in rows if r[i] is not None] or [np.nan]) for i in (0, 1)]
         lines.append(f"| {group} | {len(rows)} | {medians[0]:.2f} | {medians[1]:.2f} |")
+    voxels = np.array([v for v, _ in sizes], dtype=float)
+    size_r = []
+    for i in (0, 1):  # does the lesion r follow the lesions' size? (rank correlation over patients)
+        keep = np.array([r[i] is not None for _, r in sizes])
+        if keep.sum() > 2:
+            lesion_r = np.array([r[i] for _, r in sizes if r[i] is not None])
+            ranks = [np.argsort(np.argsort(x)) for x in (voxels[keep], lesion_r)]
+            size_r.append(f"{np.corrcoef(*ranks)[0, 1]:+.2f}")
+    lines.append(f"\nLesion voxels per patient: median {np.median(voxels):.0f}; Spearman (voxels, lesion r) early / late "
+                 f"{' / '.join(size_r) or '–'}")
     return "\n".join(lines)
 
 
