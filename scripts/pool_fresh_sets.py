@@ -12,8 +12,9 @@ Refuses sets scored with another model, sampler, step count, sample count or see
 with a 95 % percentile-bootstrap interval (resampling patients), the share of patients at or above the goal, and
 each set's own median; then the lesion r per lesion group (lesion_r_by_group.py's groups) where the data folders
 are there to read each case.json; then the model against the single-input linear predictors of the evaluation's
-protocol (issue 17 asks the model to beat them widely). ``--minus OTHER ...`` adds these sets minus other pooled sets (e.g. domain B − A):
-whole-grid PSNR and the prostate / lesion r, with bootstrap intervals over the patients of each side.
+protocol (issue 17 asks the model to beat them widely). ``--minus OTHER ...`` adds these sets minus other pooled
+sets (e.g. domain B − A): whole-grid PSNR and the prostate / lesion r, with bootstrap intervals over the patients of
+each side.
 """
 
 from __future__ import annotations
@@ -182,8 +183,8 @@ def lesion_group_table(documents: List[dict], method: str = "model") -> Optional
             lesion_r = np.array([r[i] for _, r in sizes if r[i] is not None])
             ranks = [np.argsort(np.argsort(x)) for x in (voxels[keep], lesion_r)]
             size_r.append(f"{np.corrcoef(*ranks)[0, 1]:+.2f}")
-    lines.append(f"\nLesion voxels per patient: median {np.median(voxels):.0f}; Spearman (voxels, lesion r) early / late "
-                 f"{' / '.join(size_r) or '–'}")
+    lines.append(f"\nLesion voxels per patient: median {np.median(voxels):.0f}; Spearman (voxels, lesion r) "
+                 f"early / late {' / '.join(size_r) or '–'}")
     return "\n".join(lines)
 
 
