@@ -126,6 +126,19 @@ def expected_error(volume: np.ndarray, table: dict, radius: Optional[np.ndarray]
     return estimate.astype(np.float32)
 
 
+def _check_factor_table(block: Optional[dict], where: str, feature: Optional[str] = None) -> None:
+    """A ``{"nodes", "factor"[, "feature"]}`` table interpolated by ``np.interp`` (absent is fine): ≥ 2 increasing
+    nodes, as many finite positive factors and, when ``feature`` is given, that feature; ModelFileError otherwise."""
+    if block is None:
+        return
+    nodes, factors = block["nodes"], block["factor"]
+    if (feature is not None and block.get("feature") != feature) or len(nodes) < 2 or len(nodes) != len(factors) or \
+            np.any(np.diff(nodes) <= 0) or not np.all(np.isfinite(factors)) or np.any(np.asarray(factors) <= 0):
+        expected = f"feature {feature!r}, " if feature is not None else ""
+        raise ModelFileError(f"model card {where}: expected {expected}≥ 2 increasing nodes and as many finite "
+                             "positive factors")
+
+
 def error_models_of_card(card: dict, targets: Sequence[str]) -> Optional[Dict[str, dict]]:
     """The card's ``error_model`` tables per target, checked; None when the card has none."""
     block = card.get("error_model")
@@ -142,22 +155,9 @@ def error_models_of_card(card: dict, targets: Sequence[str]) -> Optional[Dict[st
                     not np.all(np.isfinite(values)) or np.any(np.asarray(values) < 0):
                 raise ModelFileError(f"model card error_model.targets.{t}: expected ≥ 2 increasing nodes and as many "
                                      f"finite non-negative mean_abs_error values")
-            radial = table.get("radial")
-            if radial is not None:
-                r_nodes, factors = radial["nodes"], radial["factor"]
-                if len(r_nodes) < 2 or len(r_nodes) != len(factors) or np.any(np.diff(r_nodes) <= 0) or \
-                        not np.all(np.isfinite(factors)) or np.any(np.asarray(factors) <= 0):
-                    raise ModelFileError(f"model card error_model.targets.{t}.radial: expected ≥ 2 increasing nodes "
-                                         "and as many finite positive factors")
-            level = table.get("t1pre_level_factor")
-            if level is not None:
-                l_nodes, factors = level["nodes"], level["factor"]
-                if level.get("feature") != LEVEL_FEATURE or len(l_nodes) < 2 or len(l_nodes) != len(factors) or \
-                        np.any(np.diff(l_nodes) <= 0) or not np.all(np.isfinite(factors)) or \
-                        np.any(np.asarray(factors) <= 0):
-                    raise ModelFileError(f"model card error_model.targets.{t}.t1pre_level_factor: expected feature "
-                                         f"{LEVEL_FEATURE!r}, ≥ 2 increasing nodes and as many finite positive "
-                                         "factors")
+            _check_factor_table(table.get("radial"), f"error_model.targets.{t}.radial")
+            _check_factor_table(table.get("t1pre_level_factor"), f"error_model.targets.{t}.t1pre_level_factor",
+                                feature=LEVEL_FEATURE)
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"model card error_model: malformed ({error!r}); expected version, targets.<target>."
                              f"nodes and .mean_abs_error") from error
