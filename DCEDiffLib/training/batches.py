@@ -14,6 +14,7 @@ import torch
 
 from DCEDiffLib.modalities import INPUT_MODALITIES
 from DCEDiffLib.training.augmentation import augment_slice, check_augmentation
+from DCEDiffLib.training.auxiliary_segmentation import segmentation_class_map
 from DCEDiffLib.training.case_data import CaseArrays
 
 
@@ -27,7 +28,7 @@ class SliceBatches:
                  conditions_kept: Sequence[str] = INPUT_MODALITIES, flip_left_right: bool = True,
                  rank: int = 0, world_size: int = 1, region_weights: Optional[Dict[str, float]] = None,
                  augment: Optional[Dict[str, float]] = None, lesion_slice_share: float = 0.0,
-                 lesion_ring_px: int = 0, context_slices: int = 0):
+                 lesion_ring_px: int = 0, context_slices: int = 0, segmentation: bool = False):
         usable = [c for c in cases if c.targets is not None]
         if not usable:
             raise ValueError("no training case has acquired early/late DCE targets")
@@ -55,6 +56,9 @@ class SliceBatches:
         # mask and a ring of gland ``lesion_ring_px`` pixels wide around it, in-plane, as uint8 (2, K, H, W).
         self.lesion_ring_px = int(lesion_ring_px)
         self.contrast_masks = [lesion_and_ring(c, self.lesion_ring_px) for c in usable] if self.lesion_ring_px else None
+        # For an auxiliary segmentation head (training/auxiliary_segmentation.py): per case, its zone/lesion classes.
+        self.class_maps = [segmentation_class_map(c.labels, c.legend, c.targets.shape[1:]) for c in usable] \
+            if segmentation else None
 
     def _permutation(self, epoch: int) -> np.ndarray:
         if epoch not in self._perm_cache:
@@ -88,9 +92,17 @@ class SliceBatches:
             raise ValueError("contrast_batch needs lesion_ring_px > 0")
         return self._crops(step, with_masks=True)
 
-    def _crops(self, step: int, with_masks: bool):
+    def segmentation_batch(self, step: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`weighted_batch` plus the segmentation classes of the same crops, int64 (B, S, S)
+        (``auxiliary_segmentation.segmentation_class_map``). Needs ``segmentation=True``."""
+        if self.class_maps is None:
+            raise ValueError("segmentation_batch needs segmentation=True")
+        cond, target, weights, _, classes = self._crops(step, with_masks=False, with_classes=True)
+        return cond, target, weights, classes
+
+    def _crops(self, step: int, with_masks: bool, with_classes: bool = False):
         rng = np.random.default_rng([self.seed, step, self.rank, 1])
-        conds, targets, weights, masks = [], [], [], []
+        conds, targets, weights, masks, classes = [], [], [], [], []
         lesion_rng = np.random.default_rng([self.seed, step, self.rank, 2])  # separate: old runs stay identical
         for index in self.item_indices(step):
             case_index, k = self.items[index]
@@ -111,12 +123,14 @@ class SliceBatches:
             window = (slice(None), slice(top, top + self.crop_size), slice(left, left + self.crop_size))
             weight = self.weights[case_index][k][window[1:]]
             mask = self.contrast_masks[case_index][:, k][window] if with_masks else None
+            labels = self.class_maps[case_index][k][window[1:]] if with_classes else None
             cond, target = cond[window], target[window]
             fat = self._fat_mask(case, k, window[1:])
             if self.flip and rng.random() < 0.5:  # left-right is the column (i) axis of a T2W-oriented grid
                 cond, target, weight = cond[..., ::-1], target[..., ::-1], weight[..., ::-1]
                 mask = mask[..., ::-1] if mask is not None else None
                 fat = fat[..., ::-1] if fat is not None else None
+                labels = labels[..., ::-1] if labels is not None else None
             if self.augmenting:
                 cond, target = augment_slice(rng, cond, target, self.conditions_kept, self.augment,
                                              grid_shape=(height, width), window=window[1:], fat_mask=fat)
@@ -124,7 +138,11 @@ class SliceBatches:
             targets.append(np.clip(target, -1, 1))
             weights.append(weight)
             masks.append(mask)
-        return _stacked(conds), _stacked(targets), _stacked(weights), _stacked(masks) if with_masks else None
+            classes.append(labels)
+        stacked = (_stacked(conds), _stacked(targets), _stacked(weights), _stacked(masks) if with_masks else None)
+        if with_classes:
+            return stacked + (torch.from_numpy(np.ascontiguousarray(np.stack(classes))),)
+        return stacked
 
     def _fat_mask(self, case: CaseArrays, k: int, window) -> Optional[np.ndarray]:
         """The crop's fat label (for the ``fat_gain`` augmentation); None without labels or without that key."""

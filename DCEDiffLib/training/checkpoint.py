@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 
@@ -18,11 +18,16 @@ from DCEDiffLib.training.ema import EMA
 
 
 def save_checkpoint(path_stem: Path, step: int, network: torch.nn.Module, ema: EMA,
-                    optimizer: torch.optim.Optimizer, extra: dict) -> None:
-    """Write ``<stem>.safetensors`` and ``<stem>.json`` (tensors first, JSON last: the JSON marks completeness)."""
+                    optimizer: torch.optim.Optimizer, extra: dict,
+                    companions: Optional[Dict[str, torch.nn.Module]] = None) -> None:
+    """Write ``<stem>.safetensors`` and ``<stem>.json`` (tensors first, JSON last: the JSON marks completeness).
+    ``companions``: modules trained beside the network but not part of the model (an auxiliary head), by name."""
     from safetensors.torch import save_file
 
     tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+    for name, module in (companions or {}).items():
+        tensors.update({f"companion/{name}/{k}": v.detach().cpu().contiguous()
+                        for k, v in module.state_dict().items()})
     tensors.update({f"ema/{k}": v.detach().cpu().contiguous() for k, v in ema.shadow.items()})
     opt_state = optimizer.state_dict()
     for index, state in opt_state["state"].items():
@@ -37,8 +42,10 @@ def save_checkpoint(path_stem: Path, step: int, network: torch.nn.Module, ema: E
 
 
 def load_checkpoint(path_stem: Path, network: torch.nn.Module, ema: EMA,
-                    optimizer: torch.optim.Optimizer) -> Optional[dict]:
-    """Restore a checkpoint into the given objects; returns its JSON metadata, or None if there is none."""
+                    optimizer: torch.optim.Optimizer,
+                    companions: Optional[Dict[str, torch.nn.Module]] = None) -> Optional[dict]:
+    """Restore a checkpoint into the given objects; returns its JSON metadata, or None if there is none. Each of
+    ``companions`` must have been saved with the checkpoint."""
     from safetensors.torch import load_file
 
     path_stem = Path(path_stem)
@@ -51,6 +58,13 @@ def load_checkpoint(path_stem: Path, network: torch.nn.Module, ema: EMA,
     except Exception as exc:  # a corrupt checkpoint must not be silently ignored
         raise InputError(f"checkpoint {tensor_path} cannot be read ({exc}); delete it to start over") from exc
     network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+    for name, module in (companions or {}).items():
+        prefix = f"companion/{name}/"
+        saved = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if not saved:
+            raise InputError(f"checkpoint {tensor_path} has no {name!r} weights; this run trains one (it was "
+                             "started with another configuration): delete the checkpoint or use that configuration")
+        module.load_state_dict(saved)
     for name in ema.shadow:
         ema.shadow[name].copy_(tensors[f"ema/{name}"])
     ema.updates = int(meta["ema_updates"])

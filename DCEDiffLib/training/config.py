@@ -31,6 +31,8 @@ PAPER_RECIPE = {
     "lesion_slice_share": 0.0,             # share of batch items drawn from lesion slices, cropped around a lesion
     "lesion_contrast_weight": 0.0,         # regression only: weight of the L1 on lesion-minus-ring contrast per crop
     "lesion_ring_px": 3,                   # width of that ring of gland around the lesions, in-plane pixels
+    "aux_segmentation_weight": 0.0,        # regression only: weight of an auxiliary zone/lesion segmentation loss
+                                           # on the network's last features (training/auxiliary_segmentation.py)
     "without": [],                         # condition modalities to drop, e.g. ["adc"] for the ADC ablation
     "context_slices": 0,                   # regression only: the conditions of ±n neighbouring slices as extra
                                            # inputs (2.5D, diffusion/slice_context.py); a residual run takes its
@@ -107,6 +109,15 @@ def make_config(overrides: Optional[dict] = None) -> dict:
     if contrast and config["objective"] != "regression":
         raise InputError(f"training config: lesion_contrast_weight {contrast!r} needs objective 'regression' (the "
                          f"contrast of a sample is not trained); this run's objective is {config['objective']!r}")
+    segmentation = config["aux_segmentation_weight"]
+    if not isinstance(segmentation, (int, float)) or isinstance(segmentation, bool) or segmentation < 0:
+        raise InputError(f"training config: aux_segmentation_weight {segmentation!r}; expected a number ≥ 0")
+    if segmentation and config["objective"] != "regression":
+        raise InputError(f"training config: aux_segmentation_weight {segmentation!r} needs objective 'regression' "
+                         f"(the mean network); this run's objective is {config['objective']!r}")
+    if segmentation and contrast:
+        raise InputError("training config: aux_segmentation_weight and lesion_contrast_weight together; expected "
+                         "one of them (their batches differ)")
     from DCEDiffLib.diffusion.slice_context import check_context_slices
 
     try:

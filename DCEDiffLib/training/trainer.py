@@ -143,13 +143,23 @@ class Trainer:
         if config["init_weights"]:
             self._load_initial_weights(config["init_weights"])
         self.ema = EMA(self.network, config["ema_decay"])
-        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config["lr"],
+        # A training-only head on the network's last features (never exported; auxiliary_segmentation.py)
+        self.segmentation_head = None
+        self.companions = {}
+        parameters = list(self.network.parameters())
+        if config["aux_segmentation_weight"]:
+            from DCEDiffLib.training.auxiliary_segmentation import AuxiliarySegmentationHead
+
+            self.segmentation_head = AuxiliarySegmentationHead.for_network(self.network).to(self.ctx.device)
+            self.companions = {"segmentation_head": self.segmentation_head}
+            parameters += list(self.segmentation_head.parameters())
+        self.optimizer = torch.optim.Adam(parameters, lr=config["lr"],
                                           betas=tuple(config["adam_betas"]), weight_decay=config["weight_decay"])
         self.batches = SliceBatches(self.data["train"], config["batch_size"], config["crop_size"], config["seed"],
                                     self.conditions, config["flip_left_right"], self.ctx.rank, self.ctx.world_size,
                                     config["region_weights"], config["augment"], config["lesion_slice_share"],
                                     config["lesion_ring_px"] if config["lesion_contrast_weight"] else 0,
-                                    self.context_slices)
+                                    self.context_slices, segmentation=self.segmentation_head is not None)
         self.val_cond, self.val_target = fixed_slices(self.data["validation"], config["validation_slices"],
                                                       self.conditions, context_slices=self.context_slices)
         if self.mean_model is not None:
@@ -289,7 +299,7 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------------------
     def resume(self) -> bool:
         """Continue from ``checkpoints/last`` if it exists; returns whether it did."""
-        meta = load_checkpoint(self._checkpoint_stem(), self.network, self.ema, self.optimizer)
+        meta = load_checkpoint(self._checkpoint_stem(), self.network, self.ema, self.optimizer, self.companions)
         if meta is None:
             return False
         self.step = int(meta["step"])
@@ -331,10 +341,13 @@ class Trainer:
             seed = _step_seed(config["seed"], self.step, self.ctx.rank)
             torch.manual_seed(seed)  # dropout: reproducible per step, so resume is exact
             generator = torch.Generator(device=self.ctx.device).manual_seed(seed)
-            masks = None
+            masks = classes = None
             if config["lesion_contrast_weight"]:
                 cond, target, weights, masks = self.batches.contrast_batch(self.step)
                 masks = masks.to(self.ctx.device)
+            elif self.segmentation_head is not None:
+                cond, target, weights, classes = self.batches.segmentation_batch(self.step)
+                classes = classes.to(self.ctx.device)
             else:
                 cond, target, weights = self.batches.weighted_batch(self.step)
             cond, target = cond.to(self.ctx.device), target.to(self.ctx.device)
@@ -343,6 +356,9 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             loss = self._loss(self.train_model, cond, target, generator, weights, masks)
+            if classes is not None:  # the head scores the features of the forward pass just made
+                with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                    loss = loss + config["aux_segmentation_weight"] * self.segmentation_head.loss(classes)
             if not torch.isfinite(loss):
                 raise RuntimeError(f"training diverged at step {self.step}: loss {float(loss)}")
             self.optimizer.zero_grad(set_to_none=True)
@@ -380,7 +396,7 @@ class Trainer:
             if self.step % config["checkpoint_every"] == 0 or self.step == end:
                 if self.ctx.is_main:
                     save_checkpoint(self._checkpoint_stem(), self.step, self.network, self.ema, self.optimizer,
-                                    {"best_val": self.best_val, "config": config})
+                                    {"best_val": self.best_val, "config": config}, self.companions)
                 self.ctx.barrier()
         bar.close()
         if log is not None:
@@ -434,7 +450,7 @@ class Trainer:
                                                    "ema_decay", "grad_clip", "flip_left_right", "objective", "without",
                                                    "parameterization", "region_weights", "augment",
                                                    "lesion_slice_share", "lesion_contrast_weight",
-                                                   "lesion_ring_px", "context_slices")},
+                                                   "lesion_ring_px", "context_slices", "aux_segmentation_weight")},
         }
         residual = None
         if self.mean_model is not None:
