@@ -176,6 +176,10 @@ def test_training_with_the_head_exports_a_plain_model_and_resumes_exactly(tmp_pa
             (plain_dir / "checkpoints" / f"last.{suffix}").read_bytes())
     with pytest.raises(InputError, match="has no 'segmentation_head' weights"):
         _trainer(tmp_path, config, "mixed").resume()
+    # nor the other way round: a run without the head refuses a checkpoint that trained one
+    plain_config = tiny_config(objective="regression", parameterization="enhancement")
+    with pytest.raises(InputError, match=r"also trains \['segmentation_head'\]"):
+        _trainer(tmp_path, plain_config, "resumed").resume()
 
 
 @pytest.mark.parametrize("overrides, message", [

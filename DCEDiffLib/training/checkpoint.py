@@ -58,6 +58,11 @@ def load_checkpoint(path_stem: Path, network: torch.nn.Module, ema: EMA,
     except Exception as exc:  # a corrupt checkpoint must not be silently ignored
         raise InputError(f"checkpoint {tensor_path} cannot be read ({exc}); delete it to start over") from exc
     network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+    saved_names = sorted({k.split("/")[1] for k in tensors if k.startswith("companion/")})
+    unexpected = [name for name in saved_names if name not in (companions or {})]
+    if unexpected:
+        raise InputError(f"checkpoint {tensor_path} also trains {unexpected}, which this run does not (it was started "
+                         "with another configuration): delete the checkpoint or use that configuration")
     for name, module in (companions or {}).items():
         prefix = f"companion/{name}/"
         saved = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
