@@ -52,20 +52,27 @@ def predict_regression(network, cond: torch.Tensor) -> torch.Tensor:
     return network(torch.cat([cond, zeros], dim=1), gamma)
 
 
+REGRESSION_NORMS = ("l1", "l2")
+
+
 def regression_loss(network, cond: torch.Tensor, target: torch.Tensor, base: Optional[torch.Tensor] = None,
                     weights: Optional[torch.Tensor] = None, contrast_masks: Optional[torch.Tensor] = None,
-                    contrast_weight: float = 0.0, gain: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """The deterministic baseline: the same network trained with L1 on y0 in one step. y0 = base + gain × the
+                    contrast_weight: float = 0.0, gain: Optional[torch.Tensor] = None, norm: str = "l1") -> torch.Tensor:
+    """The deterministic baseline: the same network trained with L1 (``norm`` "l1", the default: its optimum is the
+    conditional median) or the squared error ("l2": the conditional mean) on y0 in one step. y0 = base + gain × the
     network's output (the enhancement and relative parameterizations; None: 0 and 1); ``weights`` (B, H, W) weight
     the pixels. With
     ``contrast_masks`` (B, 2, H, W: lesion, ring) and ``contrast_weight`` > 0, plus that weight times
     :func:`lesion_contrast_loss`."""
+    if norm not in REGRESSION_NORMS:
+        raise ValueError(f"regression norm {norm!r}; expected one of {REGRESSION_NORMS}")
     predicted = predict_regression(network, cond).float()
     if gain is not None:
         predicted = predicted * gain.float()
     if base is not None:
         predicted = predicted + base.float()
-    loss = _weighted_mean((predicted - target.float()).abs(), weights)
+    error = predicted - target.float()
+    loss = _weighted_mean(error.abs() if norm == "l1" else error ** 2, weights)
     if contrast_masks is not None and contrast_weight > 0:
         loss = loss + contrast_weight * lesion_contrast_loss(predicted, target.float(), contrast_masks)
     return loss

@@ -31,6 +31,8 @@ PAPER_RECIPE = {
     "lesion_slice_share": 0.0,             # share of batch items drawn from lesion slices, cropped around a lesion
     "lesion_contrast_weight": 0.0,         # regression only: weight of the L1 on lesion-minus-ring contrast per crop
     "lesion_ring_px": 3,                   # width of that ring of gland around the lesions, in-plane pixels
+    "regression_norm": "l1",               # regression only: "l1" (conditional median) or "l2" (squared error:
+                                           # the conditional mean)
     "aux_segmentation_weight": 0.0,        # regression only: weight of an auxiliary zone/lesion segmentation loss
                                            # on the network's last features (training/auxiliary_segmentation.py)
     "without": [],                         # condition modalities to drop, e.g. ["adc"] for the ADC ablation
@@ -109,6 +111,14 @@ def make_config(overrides: Optional[dict] = None) -> dict:
     if contrast and config["objective"] != "regression":
         raise InputError(f"training config: lesion_contrast_weight {contrast!r} needs objective 'regression' (the "
                          f"contrast of a sample is not trained); this run's objective is {config['objective']!r}")
+    from DCEDiffLib.diffusion.objectives import REGRESSION_NORMS
+
+    if config["regression_norm"] not in REGRESSION_NORMS:
+        raise InputError(f"training config: regression_norm {config['regression_norm']!r}; expected one of "
+                         f"{list(REGRESSION_NORMS)}")
+    if config["regression_norm"] != "l1" and config["objective"] != "regression":
+        raise InputError(f"training config: regression_norm {config['regression_norm']!r} needs objective "
+                         f"'regression'; this run's objective is {config['objective']!r}")
     segmentation = config["aux_segmentation_weight"]
     if not isinstance(segmentation, (int, float)) or isinstance(segmentation, bool) or segmentation < 0:
         raise InputError(f"training config: aux_segmentation_weight {segmentation!r}; expected a number ≥ 0")

@@ -285,7 +285,7 @@ class Trainer:
             if self.config["objective"] == "regression":
                 base, gain = self._parameterization_terms(cond)
                 return regression_loss(network, cond, target, base, weights, contrast_masks,
-                                       self.config["lesion_contrast_weight"], gain)
+                                       self.config["lesion_contrast_weight"], gain, self.config["regression_norm"])
             if self.config["objective"] == "residual":
                 mean = self._mean_of(cond).to(cond.dtype)
                 residual = (target - mean) / self.residual_scale
@@ -450,7 +450,8 @@ class Trainer:
                                                    "ema_decay", "grad_clip", "flip_left_right", "objective", "without",
                                                    "parameterization", "region_weights", "augment",
                                                    "lesion_slice_share", "lesion_contrast_weight",
-                                                   "lesion_ring_px", "context_slices", "aux_segmentation_weight")},
+                                                   "lesion_ring_px", "context_slices", "aux_segmentation_weight",
+                                                   "regression_norm")},
         }
         residual = None
         if self.mean_model is not None:
