@@ -25,6 +25,11 @@ for f in dcediff_cpu_phantom dcediff_cpu_phantom_regression; do
     [ -f "$W/$INIT/init/$f.$ext" ] || git show "$SHIPPED:Resources/Models/$f.$ext" > "$W/$INIT/init/$f.$ext"
   done
 done
+# A card that names a learned expected-error map needs its tree file beside it (shipped since the twentieth step)
+T=dcediff_cpu_phantom.error_trees.safetensors
+if [ ! -f "$W/$INIT/init/$T" ] && git cat-file -e "$SHIPPED:Resources/Models/$T" 2>/dev/null; then
+  git show "$SHIPPED:Resources/Models/$T" > "$W/$INIT/init/$T"
+fi
 cp "$W/$SPLIT" "$W/$MEAN_RUN/split.json"
 cp "$W/$SPLIT" "$W/$RESIDUAL_RUN/split.json"
 for run in "$MEAN_RUN:$MEAN_CONFIG" "$RESIDUAL_RUN:$RESIDUAL_CONFIG"; do
