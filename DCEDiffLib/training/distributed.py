@@ -30,6 +30,16 @@ class DistContext:
         if self.distributed:
             torch.distributed.barrier()
 
+    def average_gradients(self, parameters) -> None:
+        """Average the gradients of parameters DDP does not manage (a training-only head) over the ranks, as DDP
+        does for the network's, so every rank takes the same step (no-op when not distributed)."""
+        if not self.distributed:
+            return
+        for parameter in parameters:
+            if parameter.grad is not None:
+                torch.distributed.all_reduce(parameter.grad)
+                parameter.grad /= self.world_size
+
 
 def setup(device: str = "auto") -> DistContext:
     """Initialise from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) if present.

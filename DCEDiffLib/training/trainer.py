@@ -363,6 +363,8 @@ class Trainer:
                 raise RuntimeError(f"training diverged at step {self.step}: loss {float(loss)}")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if self.segmentation_head is not None:
+                self.ctx.average_gradients(self.segmentation_head.parameters())
             if config["grad_clip"]:
                 torch.nn.utils.clip_grad_norm_(self.network.parameters(), config["grad_clip"])
             self.optimizer.step()
