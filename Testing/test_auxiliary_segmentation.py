@@ -116,7 +116,7 @@ def test_the_head_teaches_the_network_through_the_hook():
         if step == 0:  # the segmentation loss alone reaches the network's first layer
             assert first_layer.grad is not None and float(first_layer.grad.abs().sum()) > 0
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0], (losses[0], losses[-1])
 
 
