@@ -105,8 +105,9 @@ class AuxiliarySegmentationHead(nn.Module):
         one_hot = F.one_hot(classes.clamp(min=0), self.classes).permute(0, 3, 1, 2).to(logits.dtype)
         one_hot = one_hot * valid[:, None]
         overlap = (probabilities * one_hot).sum((0, 2, 3))[1:]
-        sizes = probabilities.sum((0, 2, 3))[1:] + one_hot.sum((0, 2, 3))[1:]
-        present = one_hot.sum((0, 2, 3))[1:] > 0
+        counts = one_hot.sum((0, 2, 3))[1:]
+        sizes = probabilities.sum((0, 2, 3))[1:] + counts
+        present = counts > 0
         if not bool(present.any()):
             return cross_entropy
         dice = (2 * overlap + 1.0) / (sizes + 1.0)

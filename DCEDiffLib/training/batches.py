@@ -82,7 +82,7 @@ class SliceBatches:
     def weighted_batch(self, step: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(conditions, targets, per-pixel loss weights (B, S, S)) float32 for ``step``; the same crops as
         :meth:`batch`."""
-        cond, target, weights, _ = self._crops(step, with_masks=False)
+        cond, target, weights, _, _ = self._crops(step, with_masks=False)
         return cond, target, weights
 
     def contrast_batch(self, step: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -90,7 +90,8 @@ class SliceBatches:
         (channel 0 lesion, 1 ring; zeros where a crop has none). Needs ``lesion_ring_px`` > 0."""
         if not self.contrast_masks:
             raise ValueError("contrast_batch needs lesion_ring_px > 0")
-        return self._crops(step, with_masks=True)
+        cond, target, weights, masks, _ = self._crops(step, with_masks=True)
+        return cond, target, weights, masks
 
     def segmentation_batch(self, step: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """:meth:`weighted_batch` plus the segmentation classes of the same crops, int64 (B, S, S)
@@ -101,6 +102,7 @@ class SliceBatches:
         return cond, target, weights, classes
 
     def _crops(self, step: int, with_masks: bool, with_classes: bool = False):
+        """(conditions, targets, weights, masks or None, classes or None) of this step's crops."""
         rng = np.random.default_rng([self.seed, step, self.rank, 1])
         conds, targets, weights, masks, classes = [], [], [], [], []
         lesion_rng = np.random.default_rng([self.seed, step, self.rank, 2])  # separate: old runs stay identical
@@ -139,10 +141,8 @@ class SliceBatches:
             weights.append(weight)
             masks.append(mask)
             classes.append(labels)
-        stacked = (_stacked(conds), _stacked(targets), _stacked(weights), _stacked(masks) if with_masks else None)
-        if with_classes:
-            return stacked + (torch.from_numpy(np.ascontiguousarray(np.stack(classes))),)
-        return stacked
+        return (_stacked(conds), _stacked(targets), _stacked(weights), _stacked(masks) if with_masks else None,
+                torch.from_numpy(np.ascontiguousarray(np.stack(classes))) if with_classes else None)
 
     def _fat_mask(self, case: CaseArrays, k: int, window) -> Optional[np.ndarray]:
         """The crop's fat label (for the ``fat_gain`` augmentation); None without labels or without that key."""

@@ -77,6 +77,14 @@ def _merge(base: dict, override: dict, where: str) -> dict:
     return merged
 
 
+def _regression_only(config: dict, key: str, why: str = "") -> None:
+    """Refuse a key set away from its default (PAPER_RECIPE) unless the run trains a regression (mean) network."""
+    value = config[key]
+    if value != PAPER_RECIPE[key] and config["objective"] != "regression":
+        raise InputError(f"training config: {key} {value!r} needs objective 'regression'{why}; this run's objective "
+                         f"is {config['objective']!r}")
+
+
 def make_config(overrides: Optional[dict] = None) -> dict:
     """The paper recipe with ``overrides`` applied and checked."""
     config = _merge(PAPER_RECIPE, overrides or {}, "")
@@ -108,36 +116,28 @@ def make_config(overrides: Optional[dict] = None) -> dict:
     contrast = config["lesion_contrast_weight"]
     if not isinstance(contrast, (int, float)) or contrast < 0:
         raise InputError(f"training config: lesion_contrast_weight {contrast!r}; expected a number ≥ 0")
-    if contrast and config["objective"] != "regression":
-        raise InputError(f"training config: lesion_contrast_weight {contrast!r} needs objective 'regression' (the "
-                         f"contrast of a sample is not trained); this run's objective is {config['objective']!r}")
+    _regression_only(config, "lesion_contrast_weight", " (the contrast of a sample is not trained)")
     from DCEDiffLib.diffusion.objectives import REGRESSION_NORMS
 
     if config["regression_norm"] not in REGRESSION_NORMS:
         raise InputError(f"training config: regression_norm {config['regression_norm']!r}; expected one of "
                          f"{list(REGRESSION_NORMS)}")
-    if config["regression_norm"] != "l1" and config["objective"] != "regression":
-        raise InputError(f"training config: regression_norm {config['regression_norm']!r} needs objective "
-                         f"'regression'; this run's objective is {config['objective']!r}")
+    _regression_only(config, "regression_norm")
     segmentation = config["aux_segmentation_weight"]
     if not isinstance(segmentation, (int, float)) or isinstance(segmentation, bool) or segmentation < 0:
         raise InputError(f"training config: aux_segmentation_weight {segmentation!r}; expected a number ≥ 0")
-    if segmentation and config["objective"] != "regression":
-        raise InputError(f"training config: aux_segmentation_weight {segmentation!r} needs objective 'regression' "
-                         f"(the mean network); this run's objective is {config['objective']!r}")
+    _regression_only(config, "aux_segmentation_weight", " (the mean network)")
     if segmentation and contrast:
         raise InputError("training config: aux_segmentation_weight and lesion_contrast_weight together; expected "
                          "one of them (their batches differ)")
     from DCEDiffLib.diffusion.slice_context import check_context_slices
 
     try:
-        context = check_context_slices(config["context_slices"])
+        check_context_slices(config["context_slices"])
     except ValueError as exc:
         raise InputError(f"training config: {exc}") from None
-    if context and config["objective"] != "regression":
-        raise InputError(f"training config: context_slices {context} needs objective 'regression' (the mean network "
-                         f"of a residual model; the residual network takes its mean's context); this run's objective "
-                         f"is {config['objective']!r}")
+    _regression_only(config, "context_slices", " (the mean network of a residual model; the residual network takes "
+                     "its mean's context)")
     ring = config["lesion_ring_px"]
     if not isinstance(ring, int) or not 1 <= ring <= 16:
         raise InputError(f"training config: lesion_ring_px {ring!r}; expected an integer in 1..16")
