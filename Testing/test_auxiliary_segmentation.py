@@ -18,7 +18,7 @@ from DCEDiffLib.training.batches import SliceBatches
 from DCEDiffLib.training.case_data import CaseArrays
 from DCEDiffLib.training.trainer import Trainer
 
-from test_training import tiny_case, tiny_config
+from test_training import assert_same_training_state, resumed_run, tiny_case, tiny_config
 
 LEGEND = {"fat": 1, "peripheral_zone": 2, "transition_zone": 3, "lesion": 4}
 
@@ -158,13 +158,8 @@ def test_training_with_the_head_exports_a_plain_model_and_resumes_exactly(tmp_pa
     assert not all(torch.equal(a, b) for a, b in zip(full.network.state_dict().values(),
                                                      plain.network.state_dict().values()))
     # interrupted after 6 steps, resumed: identical network, EMA and head at the end
-    first = _trainer(tmp_path, config, "resumed")
-    first.run(max_steps=6)
-    second = _trainer(tmp_path, config, "resumed")
-    assert second.resume() and second.step == 6
-    second.run()
-    for (name, a), (_, b) in zip(full.network.state_dict().items(), second.network.state_dict().items()):
-        assert torch.equal(a, b), name
+    second = resumed_run(lambda: _trainer(tmp_path, config, "resumed"), 6)
+    assert_same_training_state(full, second)
     for name, a in full.segmentation_head.state_dict().items():
         assert torch.equal(a, second.segmentation_head.state_dict()[name]), name
     # a checkpoint of a run without the head cannot resume a run with one

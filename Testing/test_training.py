@@ -42,6 +42,24 @@ def make_trainer(tmp_path, config, name="run"):
     return Trainer(config, tmp_path / name, data, distributed.setup("cpu"), show_progress=False)
 
 
+def resumed_run(make, steps: int) -> Trainer:
+    """A run interrupted after ``steps`` (at its checkpoint) and resumed to the end by a new trainer; ``make()``
+    builds a trainer on the run's folder. Returns the resumed trainer."""
+    make().run(max_steps=steps)
+    second = make()
+    assert second.resume() and second.step == steps
+    second.run()
+    return second
+
+
+def assert_same_training_state(a: Trainer, b: Trainer) -> None:
+    """The two trainers hold bit-identical network weights and EMA shadows."""
+    for (name, x), (_, y) in zip(a.network.state_dict().items(), b.network.state_dict().items()):
+        assert torch.equal(x, y), name
+    for name in a.ema.shadow:
+        assert torch.equal(a.ema.shadow[name], b.ema.shadow[name]), name
+
+
 def test_split_is_by_patient_reproducible_and_complete():
     names = [f"case_{i:03d}" for i in range(23)]
     a, b = split_cases(names, (0.8, 0.1, 0.1), seed=3), split_cases(names, (0.8, 0.1, 0.1), seed=3)
@@ -168,15 +186,7 @@ def test_training_writes_outputs_and_resume_is_exact(tmp_path):
     card = json.loads((out / "model.json").read_text(encoding="utf-8"))
     assert card["conditions"] == ["t2w", "pd", "adc", "t1pre"] and card["training"]["steps"] == 12
     # interrupted after 6 steps (checkpoint), resumed in a new trainer: identical weights at the end
-    first = make_trainer(tmp_path, config, "resumed")
-    first.run(max_steps=6)
-    second = make_trainer(tmp_path, config, "resumed")
-    assert second.resume() and second.step == 6
-    second.run()
-    for (name, a), (_, b) in zip(full.network.state_dict().items(), second.network.state_dict().items()):
-        assert torch.equal(a, b), name
-    for name in full.ema.shadow:
-        assert torch.equal(full.ema.shadow[name], second.ema.shadow[name]), name
+    assert_same_training_state(full, resumed_run(lambda: make_trainer(tmp_path, config, "resumed"), 6))
     rows = (tmp_path / "resumed" / "log.csv").read_text(encoding="utf-8").strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["3", "6", "9", "12"]
 
