@@ -214,6 +214,7 @@ class Trainer:
         config are required, so a fine-tuning run cannot silently start from a different network. For a residual
         model file the residual network's weights are taken (its mean comes from ``mean_model``)."""
         from DCEDiffLib.diffusion.model_files import load_model
+        from DCEDiffLib.diffusion.network_growth import deepen_res_blocks, growth_difference
 
         model = load_model(path, device="cpu")
         card = model.card
@@ -230,11 +231,22 @@ class Trainer:
         elif card["objective"] == "regression" and source_context != self.context_slices:
             raise InputError(f"init_weights {path}: it reads {source_context} context slices, this run "
                              f"{self.context_slices}; expected the same, or a 2D network (0) to widen")
+        deepen = False
         if json.loads(json.dumps(card["architecture"]["config"])) != json.loads(json.dumps(own_config)):
-            raise InputError(f"init_weights {path}: its network config differs from this run's "
-                             f"(preset {self.config['model'].get('preset', 'paper')!r} and overrides); expected the same")
+            try:  # a 1-block-per-level network may start a deeper one (network_growth.py); nothing else may differ
+                deepen = not widen and growth_difference(card["architecture"]["config"], own_config)
+            except ValueError:
+                deepen = False
+            if not deepen:
+                raise InputError(f"init_weights {path}: its network config differs from this run's (preset "
+                                 f"{self.config['model'].get('preset', 'paper')!r} and overrides); expected the same, "
+                                 "or the same with more residual blocks per level than its 1")
         source = model.network.residual_network if card["objective"] == "residual" else model.network
-        if widen:
+        if deepen:
+            deepen_res_blocks(source, self.network)
+            self._say(f"init_weights {path}: deepened from 1 to {own_config['res_blocks']} residual blocks per level "
+                      "(the added blocks start as identities: the same function)")
+        elif widen:
             from DCEDiffLib.diffusion.slice_context import widen_first_convolution
 
             widen_first_convolution(source, self.network, len(self.conditions), self.context_slices)
