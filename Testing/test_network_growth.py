@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from DCEDiffLib.diffusion.model_files import load_model
-from DCEDiffLib.diffusion.network_growth import deepen_res_blocks, growth_difference
+from DCEDiffLib.diffusion.network_growth import deepen_res_blocks, is_deepened
 from DCEDiffLib.diffusion.presets import build_network, network_config
 from DCEDiffLib.diffusion.residual import predict_mean
 from DCEDiffLib.errors import InputError
@@ -62,16 +62,16 @@ def test_the_check_can_fail_added_decoder_blocks_left_as_built_change_the_functi
 
 def test_only_more_residual_blocks_on_a_one_block_network_count_as_growth():
     base = network_config("cpu")
-    assert growth_difference(base, network_config("cpu", res_blocks=2)) is True
-    assert growth_difference(base, dict(base)) is False
+    assert is_deepened(base, network_config("cpu", res_blocks=2)) is True
+    assert is_deepened(base, dict(base)) is False
     with pytest.raises(ValueError, match="more than the residual blocks"):
-        growth_difference(base, network_config("cpu", res_blocks=2, inner_channels=48))
+        is_deepened(base, network_config("cpu", res_blocks=2, inner_channels=48))
     with pytest.raises(ValueError, match="only a network with 1 residual block"):
-        growth_difference(network_config("cpu", res_blocks=2), network_config("cpu", res_blocks=3))
+        is_deepened(network_config("cpu", res_blocks=2), network_config("cpu", res_blocks=3))
     with pytest.raises(ValueError, match="only a network with 1 residual block"):
-        growth_difference(network_config("cpu", res_blocks=2), base)
+        is_deepened(network_config("cpu", res_blocks=2), base)
     with pytest.raises(ValueError, match="attention"):
-        growth_difference(network_config("cpu", attention_rates=[8]),
+        is_deepened(network_config("cpu", attention_rates=[8]),
                           network_config("cpu", attention_rates=[8], res_blocks=2))
     with pytest.raises(ValueError, match="1 residual block per level"):
         deepen_res_blocks(build_network(network_config("cpu", res_blocks=2)),
@@ -98,5 +98,5 @@ def test_a_regression_run_starts_a_deeper_mean_from_a_trained_one_and_refuses_ot
     # anything else that differs is still refused, with the reason
     wider = tiny_config(iterations=3, init_weights=path, **base)
     wider["model"] = {"preset": "tiny", "inner_channels": 24}
-    with pytest.raises(InputError, match="its network config differs"):
+    with pytest.raises(InputError, match="its network config differs.*more than the residual blocks"):
         make_trainer(tmp_path, wider, "wider")

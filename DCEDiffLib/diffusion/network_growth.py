@@ -23,7 +23,7 @@ from torch import nn
 GROWABLE_KEY = "res_blocks"
 
 
-def growth_difference(source_config: dict, target_config: dict) -> bool:
+def is_deepened(source_config: dict, target_config: dict) -> bool:
     """True when ``target_config`` is ``source_config`` with more residual blocks per level (a network
     :func:`deepen_res_blocks` can load); False when the two are the same; ValueError for any other difference."""
     source = {k: v for k, v in source_config.items() if k != GROWABLE_KEY}

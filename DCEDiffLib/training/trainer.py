@@ -214,7 +214,7 @@ class Trainer:
         config are required, so a fine-tuning run cannot silently start from a different network. For a residual
         model file the residual network's weights are taken (its mean comes from ``mean_model``)."""
         from DCEDiffLib.diffusion.model_files import load_model
-        from DCEDiffLib.diffusion.network_growth import deepen_res_blocks, growth_difference
+        from DCEDiffLib.diffusion.network_growth import deepen_res_blocks, is_deepened
 
         model = load_model(path, device="cpu")
         card = model.card
@@ -233,14 +233,15 @@ class Trainer:
                              f"{self.context_slices}; expected the same, or a 2D network (0) to widen")
         deepen = False
         if json.loads(json.dumps(card["architecture"]["config"])) != json.loads(json.dumps(own_config)):
+            reason = "a network widened to context slices is not also deepened" if widen else ""
             try:  # a 1-block-per-level network may start a deeper one (network_growth.py); nothing else may differ
-                deepen = not widen and growth_difference(card["architecture"]["config"], own_config)
-            except ValueError:
-                deepen = False
+                deepen = not widen and is_deepened(card["architecture"]["config"], own_config)
+            except ValueError as exc:
+                reason = str(exc)
             if not deepen:
                 raise InputError(f"init_weights {path}: its network config differs from this run's (preset "
-                                 f"{self.config['model'].get('preset', 'paper')!r} and overrides); expected the same, "
-                                 "or the same with more residual blocks per level than its 1")
+                                 f"{self.config['model'].get('preset', 'paper')!r} and overrides: {reason}); expected "
+                                 "the same, or the same with more residual blocks per level than its 1")
         source = model.network.residual_network if card["objective"] == "residual" else model.network
         if deepen:
             deepen_res_blocks(source, self.network)
