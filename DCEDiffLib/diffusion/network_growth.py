@@ -56,7 +56,6 @@ def deepen_res_blocks(source: nn.Module, target: nn.Module) -> None:
     blocks = (len(target.output_blocks) // levels) - 1
     if target.downsamplings + 1 != levels or blocks < 2 or len(target.output_blocks) != levels * (blocks + 1):
         raise ValueError("the target network is not the source's config with 2 or more residual blocks per level")
-    fresh_state = target.state_dict()
     mapping = {"cond_embed": "cond_embed", "middle_block": "middle_block", "out": "out",
                "input_blocks.0": "input_blocks.0"}
     for level in range(levels):
@@ -68,10 +67,9 @@ def deepen_res_blocks(source: nn.Module, target: nn.Module) -> None:
     for rank in range(levels):  # decoder order: deepest level first
         mapping[f"output_blocks.{2 * rank}"] = f"output_blocks.{(blocks + 1) * rank}"
         mapping[f"output_blocks.{2 * rank + 1}"] = f"output_blocks.{(blocks + 1) * rank + blocks}"
-    state = dict(fresh_state)
-    for name, value in source.state_dict().items():
-        prefix = next((p for p in sorted(mapping, key=len, reverse=True) if name == p or name.startswith(p + ".")),
-                      None)
+    state = target.state_dict()  # the added blocks keep their fresh weights
+    for name, value in source.state_dict().items():  # a weight's module is one mapped prefix, whole dotted parts
+        prefix = next((p for p in mapping if name.startswith(p + ".")), None)
         if prefix is None:
             raise ValueError(f"source weight {name!r} has no place in the deeper network")
         new_name = mapping[prefix] + name[len(prefix):]
