@@ -90,7 +90,7 @@ def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed:
 
     conditions = model_conditions(model, case, missing)
     result = synthesize_volume(model, conditions, sampler=sampler, steps=steps, samples=samples, seed=seed,
-                               device=device)
+                               device=device, adc_norm=case.norm.get("adc"))
     # as synthesis does: a T1-pre lower on its scale than any training exam gets its enhancement scaled down
     rescale_low_t1pre(result, conditions, model.card["conditions"], model.card)
     for out, spread in ((std_out, result.std), (expected_error_out, result.expected_error)):

@@ -145,7 +145,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     result = synthesize_volume(model, cond, sampler=sampler, steps=steps, samples=samples, seed=seed,
                                warm_start=warm_start, precision=choice.used,
                                device=device, progress=tracker.stage_callback("sample"),
-                               should_cancel=should_cancel)
+                               should_cancel=should_cancel, adc_norm=case.norm.get("adc"))
     check_cancel(should_cancel)
     # a T1-pre lower on its scale than any training exam: the enhancement scaled down (DCEDiffLib/t1pre_level.py)
     rescaled = rescale_low_t1pre(result, cond, conditions_order, model.card)

@@ -111,7 +111,8 @@ def main() -> int:
     cases = {t: [] for t in targets}  # per target: (synthetic, body mask, |error|, prostate mask or None) per case
     for name in names:
         case = load_case(args.data / name, args.cache)
-        result = synthesize_volume(model, model_conditions(model, case), samples=1, seed=0, device="cpu")
+        result = synthesize_volume(model, model_conditions(model, case), samples=1, seed=0, device="cpu",
+                                   adc_norm=case.norm.get("adc"))
         prostate = None
         if case.labels is not None and case.legend:
             prostate = np.isin(case.labels, [case.legend[k] for k in PROSTATE_LABELS if k in case.legend])

@@ -21,6 +21,7 @@ from typing import Optional, Tuple
 import torch
 
 from DCEDiffLib.atomic import atomic_path, write_text_atomic
+from DCEDiffLib.diffusion.absolute_adc import reads_absolute_adc
 from DCEDiffLib.diffusion.error_map import error_models_of_card
 from DCEDiffLib.diffusion.residual import PARAMETERIZATIONS
 from DCEDiffLib.errors import ModelFileError
@@ -34,7 +35,8 @@ REQUIRED_FIELDS = {"format", "format_version", "architecture", "objective", "sch
                    "normalization", "weights_sha256"}
 OPTIONAL_FIELDS = {"channel_meaning", "working_grid", "training", "metrics", "created_by", "description",
                    "parameterization", "mean_network", "residual_scale", "input_statistics", "data_domain",
-                   "sampling", "optional_inputs", "error_model", "context_slices", "voxel_corrector"}
+                   "sampling", "optional_inputs", "error_model", "context_slices", "voxel_corrector",
+                   "absolute_adc"}
 OBJECTIVES = ("diffusion", "regression", "residual")
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol ≥2, zip (torch.save)
 
@@ -135,7 +137,8 @@ def check_card(card: dict, where: Path) -> None:
     if "context_slices" in card and card["objective"] != "regression":
         raise ModelFileError(f"model card {where}: context_slices belongs to a regression card (a residual card keeps "
                              f"its mean network's in mean_network); this card's objective is {card['objective']!r}")
-    expected_in = len(conditions) * (2 * _checked_context(context, where, "") + 1) + len(TARGET_MODALITIES)
+    expected_in = (len(conditions) * (2 * _checked_context(context, where, "") + 1) + len(TARGET_MODALITIES)
+                   + _checked_absolute_adc(card, card.get("absolute_adc", False), card["objective"], where, ""))
     if card["objective"] == "residual":
         _check_residual_fields(card, where)
         expected_in += len(TARGET_MODALITIES)  # the mean is a condition of the residual network
@@ -178,7 +181,8 @@ def _check_residual_fields(card: dict, where: Path) -> None:
     if not isinstance(mean, dict) or not isinstance(mean.get("config"), dict):
         raise ModelFileError(f"model card {where}: a residual model needs 'mean_network' with a network config")
     context = _checked_context(mean.get("context_slices", 0), where, "mean_network.")
-    expected = len(card["conditions"]) * (2 * context + 1) + len(TARGET_MODALITIES)
+    expected = (len(card["conditions"]) * (2 * context + 1) + len(TARGET_MODALITIES)
+                + _checked_absolute_adc(card, mean.get("absolute_adc", False), "regression", where, "mean_network."))
     if mean["config"].get("in_channels") != expected or mean["config"].get("out_channels") != len(TARGET_MODALITIES):
         raise ModelFileError(f"model card {where}: mean network has {mean['config'].get('in_channels')} inputs/"
                              f"{mean['config'].get('out_channels')} outputs; expected {expected}/"
@@ -210,6 +214,20 @@ def _checked_context(value, where: Path, prefix: str) -> int:
         raise ModelFileError(f"model card {where}: {prefix}{exc}") from None
 
 
+def _checked_absolute_adc(card: dict, value, objective: str, where: Path, prefix: str) -> int:
+    """The extra input channels of an ``absolute_adc`` field (0 or 1; diffusion/absolute_adc.py)."""
+    from DCEDiffLib.diffusion.absolute_adc import check_card_field
+
+    try:
+        extra = check_card_field(value, objective)
+    except ValueError as exc:
+        raise ModelFileError(f"model card {where}: {prefix}{exc}") from None
+    if extra and "adc" not in card["conditions"]:
+        raise ModelFileError(f"model card {where}: {prefix}absolute_adc needs the ADC among the conditions "
+                             f"{card['conditions']}")
+    return extra
+
+
 def mean_context_slices(card: dict) -> int:
     """How many neighbouring slices on each side the card's regression network reads (0: a 2D network): a
     regression card's ``context_slices``, a residual card's ``mean_network.context_slices``, 0 for diffusion."""
@@ -233,6 +251,7 @@ def build_from_card(card: dict) -> torch.nn.Module:
         model.temperature = float(card.get("sampling", {}).get("residual_temperature", 1.0))
         model.mean_flip_average = bool(card.get("sampling", {}).get("mean_flip_average", False))
         model.mean_context_slices = mean_context_slices(card)
+        model.mean_absolute_adc = reads_absolute_adc(card)
         return model
     return build_network(card["architecture"]["config"])
 

@@ -94,3 +94,24 @@ def _pass_features_through(block: nn.Module) -> None:
     weight[:, :skip.out_channels, 0, 0] = torch.eye(skip.out_channels, dtype=weight.dtype)
     skip.weight.copy_(weight)
     nn.init.zeros_(skip.bias)
+
+
+@torch.no_grad()
+def insert_zero_input_channels(source: nn.Module, target: nn.Module, position: int, count: int = 1) -> None:
+    """Load ``source`` into ``target``, a copy of its network that reads ``count`` more input channels inserted
+    before input channel ``position``: every tensor is copied, the input convolution's weights for the new channels
+    are zero, so ``target`` computes the same function and learns the new channels' use from the first step
+    (diffusion/absolute_adc.py). ``source`` is not modified."""
+    from DCEDiffLib.diffusion.slice_context import first_convolution
+
+    old, new = first_convolution(source), first_convolution(target)
+    if new.in_channels != old.in_channels + count or not 0 <= position <= old.in_channels:
+        raise ValueError(f"the target network reads {new.in_channels} channels; the source's {old.in_channels} with "
+                         f"{count} inserted at {position} need {old.in_channels + count}")
+    name = next(key for key, value in source.named_parameters() if value is old.weight)
+    weight = torch.zeros_like(new.weight)
+    weight[:, :position] = old.weight[:, :position]
+    weight[:, position + count:] = old.weight[:, position:]
+    state = source.state_dict()
+    state[name] = weight
+    target.load_state_dict(state)

@@ -106,11 +106,12 @@ class ResidualDiffusionModel(nn.Module):
         self.temperature = 1.0  # scales the sampled residual; the card's sampling.residual_temperature sets it
         self.mean_flip_average = False  # the card's sampling.mean_flip_average sets it
         self.mean_context_slices = 0  # the card's mean_network.context_slices (2.5D mean, diffusion/slice_context)
+        self.mean_absolute_adc = False  # the card's mean_network.absolute_adc (diffusion/absolute_adc.py)
 
     def mean(self, cond: torch.Tensor) -> torch.Tensor:
         """The regression mean μ (B, 2, H, W), clamped to the targets' range. ``cond``: the slices' conditions
-        followed by their neighbours' when ``mean_context_slices`` > 0 (``slice_context.volume_with_context``);
-        the residual network itself reads only the first C channels.
+        followed by their neighbours' when ``mean_context_slices`` > 0 (``slice_context.volume_with_context``)
+        and by the absolute-ADC channel when ``mean_absolute_adc``; the residual network reads only the first C.
 
         With ``mean_flip_average`` it is the average of the network on the slice and on its left-right mirror image
         (mirrored back): the mean network was trained with left-right flips, so both are estimates of the same

@@ -16,12 +16,14 @@ import numpy as np
 import torch
 
 from DCEDiffLib import defaults
+from DCEDiffLib.diffusion.absolute_adc import absolute_adc_channel, adc_index, reads_absolute_adc
 from DCEDiffLib.diffusion.error_map import error_models_of_card, expected_error
 from DCEDiffLib.diffusion.model_files import LoadedModel, mean_context_slices
 from DCEDiffLib.diffusion.residual import predict_mean, zero_enhancement
 from DCEDiffLib.diffusion.samplers import sample, sampler_levels
 from DCEDiffLib.diffusion.slice_context import volume_with_context
 from DCEDiffLib.errors import InputError
+from DCEDiffLib.normalization import NormParams
 from DCEDiffLib.progress import check_cancel
 from DCEDiffLib.t1pre_level import conditions_gland_level
 
@@ -132,7 +134,7 @@ def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: st
                       precision: str = "auto", progress: Optional[Callable[[int, int], None]] = None,
                       should_cancel: Optional[Callable[[], bool]] = None,
                       skip_below_train_min: bool = False, warm_start: Union[str, float, None] = "auto",
-                      voxel_corrector: bool = True) -> SynthesisResult:
+                      voxel_corrector: bool = True, adc_norm: Optional[NormParams] = None) -> SynthesisResult:
     """Synthesize early/late for a volume of conditions (C, K, H, W), normalised, in the card's channel order.
 
     ``skip_below_train_min`` (ddpm only) drops the levels of the 1000-step schedule noisier than any level seen
@@ -140,7 +142,8 @@ def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: st
     noise level γs from the T1-pre mapped to the targets' scale (zero enhancement) instead of pure noise (see
     ``samplers.sample`` and docs/diffusion.md); None or 'none' samples from pure noise, as the paper does; 'auto'
     (default) is :func:`resolve_warm_start`. ``voxel_corrector`` False leaves out the card's voxel corrector
-    (``voxel_corrector.py``; its fitting needs the output without it).
+    (``voxel_corrector.py``; its fitting needs the output without it). ``adc_norm``: the ADC's normalisation,
+    needed by a model whose mean network reads the ADC in absolute units (``absolute_adc.py``).
     """
     conditions = np.asarray(conditions, dtype=np.float32)
     expected = len(model.card["conditions"])
@@ -151,6 +154,7 @@ def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: st
         raise InputError("conditions contain NaN or Inf values")
     if samples < 1:
         raise InputError(f"samples {samples}: expected 1 or more")
+    mean_extra = _absolute_adc_input(model.card, conditions, adc_norm)
     dev = resolve_device(device)
     # A regression needs no sampler; a residual model starts its residual at zero ("the mean is right") noised to the
     # start level, as the image models start from the T1-pre (see resolve_warm_start).
@@ -161,12 +165,13 @@ def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: st
     warm_start = resolve_warm_start(sampler, warm_start, auto_level) if objective != "regression" else None
     try:
         result = _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_size,
-                             _precision(precision, dev), progress, should_cancel, [], skip_below_train_min, warm_start)
+                             _precision(precision, dev), progress, should_cancel, [], skip_below_train_min, warm_start,
+                             mean_extra)
     except torch.cuda.OutOfMemoryError:
         notes = ["GPU out of memory even with chunks of 1 slice: fell back to the CPU"]
         torch.cuda.empty_cache()
         result = _synthesize(model, conditions, sampler, steps, samples, seed, torch.device("cpu"), batch_size,
-                             "fp32", progress, should_cancel, notes, skip_below_train_min, warm_start)
+                             "fp32", progress, should_cancel, notes, skip_below_train_min, warm_start, mean_extra)
     if voxel_corrector and getattr(model, "corrector", None) is not None:
         result.mean = apply_voxel_corrector(model, conditions, result.mean)
         result.notes.append("voxel corrector applied around the prostate")
@@ -211,14 +216,31 @@ def t1pre_start(model: LoadedModel, cond: torch.Tensor) -> torch.Tensor:
     return zero_enhancement(cond, conditions, factor, len(model.card["targets"]))
 
 
+def _absolute_adc_input(card: dict, conditions: np.ndarray, adc_norm: Optional[NormParams]) -> Optional[np.ndarray]:
+    """The absolute-ADC channel (1, K, H, W) a card's mean network reads after its conditions, or None."""
+    if not reads_absolute_adc(card):
+        return None
+    if adc_norm is None:
+        raise InputError("this model's mean network reads the ADC in absolute units: its normalisation (adc_norm) "
+                         "is needed with the conditions; expected the case's NormParams of the ADC")
+    return absolute_adc_channel(conditions[adc_index(card["conditions"])], adc_norm)[None]
+
+
+def _mean_input(cond: torch.Tensor, context_slices: int, extra: Optional[torch.Tensor]) -> torch.Tensor:
+    """The mean network's input for the K slices ``cond`` (K, C, H, W): the conditions, their neighbours' (2.5D) and
+    the absolute-ADC channel ``extra`` (K, 1, H, W) when the network reads it."""
+    wide = volume_with_context(cond, context_slices)
+    return wide if extra is None else torch.cat([wide, extra.to(wide.dtype)], 1)
+
+
 def _residual_sample(network, cond, samples, chunk, precision, sampler, steps, seed, dev, progress, should_cancel,
-                     notes, skip_below_train_min, start_gamma=None):
+                     notes, skip_below_train_min, start_gamma=None, mean_extra=None):
     """μ once per slice (the same for every sample), then the residual sampled from pure noise; (y0, NFE)."""
     check_cancel(should_cancel)
     slices = cond.shape[0] // samples
     means = []
     # cond is sample-major: the first K rows are the K slices once (in order, so the neighbours are at hand)
-    unique = volume_with_context(cond[:slices], getattr(network, "mean_context_slices", 0))
+    unique = _mean_input(cond[:slices], getattr(network, "mean_context_slices", 0), mean_extra)
     for start in range(0, slices, chunk):
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             means.append(network.mean(unique[start:start + chunk]).float())
@@ -254,13 +276,15 @@ def _residual_sample(network, cond, samples, chunk, precision, sampler, steps, s
 
 
 def _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_size, precision, progress,
-                should_cancel, notes, skip_below_train_min=False, warm_start=None) -> SynthesisResult:
+                should_cancel, notes, skip_below_train_min=False, warm_start=None, mean_extra=None) -> SynthesisResult:
     started = time.perf_counter()
     network = model.network.to(dev).to(memory_format=torch.channels_last)
     slices = conditions.shape[1]
     cond = torch.from_numpy(np.ascontiguousarray(np.clip(conditions, -1, 1).transpose(1, 0, 2, 3))).to(dev)
     cond = cond.repeat(samples, 1, 1, 1)  # (S*K, C, H, W), sample-major
     chunk = batch_size or (GPU_CHUNK if dev.type == "cuda" else CPU_CHUNK)
+    if mean_extra is not None:  # (1, K, H, W) → (K, 1, H, W), the slices' order of cond
+        mean_extra = torch.from_numpy(np.ascontiguousarray(mean_extra.transpose(1, 0, 2, 3))).to(dev)
     eps_fn = _ChunkedNetwork(network, cond, chunk, precision, notes)
     shape = (cond.shape[0], len(model.card["targets"])) + tuple(cond.shape[2:])
     objective = model.card.get("objective", "diffusion")
@@ -269,7 +293,7 @@ def _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_siz
             check_cancel(should_cancel)
             card = model.card
             outputs = []
-            wide = volume_with_context(cond[:slices], mean_context_slices(card)).repeat(samples, 1, 1, 1)
+            wide = _mean_input(cond[:slices], mean_context_slices(card), mean_extra).repeat(samples, 1, 1, 1)
             for start in range(0, cond.shape[0], chunk):
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                     outputs.append(predict_mean(network, wide[start:start + chunk],
@@ -281,7 +305,7 @@ def _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_siz
                 progress(1, 1)
         elif objective == "residual":
             y0, nfe = _residual_sample(network, cond, samples, chunk, precision, sampler, steps, seed, dev,
-                                       progress, should_cancel, notes, skip_below_train_min, warm_start)
+                                       progress, should_cancel, notes, skip_below_train_min, warm_start, mean_extra)
         else:
             total = len(sampler_levels(sampler, steps, skip_below_train_min, warm_start))
             start = t1pre_start(model, cond) if warm_start is not None else None

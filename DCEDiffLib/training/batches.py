@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from DCEDiffLib.diffusion.absolute_adc import absolute_adc_channel, adc_index
 from DCEDiffLib.modalities import INPUT_MODALITIES
 from DCEDiffLib.training.augmentation import augment_slice, check_augmentation
 from DCEDiffLib.training.auxiliary_segmentation import segmentation_class_map
@@ -28,7 +29,8 @@ class SliceBatches:
                  conditions_kept: Sequence[str] = INPUT_MODALITIES, flip_left_right: bool = True,
                  rank: int = 0, world_size: int = 1, region_weights: Optional[Dict[str, float]] = None,
                  augment: Optional[Dict[str, float]] = None, lesion_slice_share: float = 0.0,
-                 lesion_ring_px: int = 0, context_slices: int = 0, segmentation: bool = False):
+                 lesion_ring_px: int = 0, context_slices: int = 0, segmentation: bool = False,
+                 absolute_adc: bool = False):
         usable = [c for c in cases if c.targets is not None]
         if not usable:
             raise ValueError("no training case has acquired early/late DCE targets")
@@ -45,6 +47,8 @@ class SliceBatches:
         self.weights = [region_weight_map(c, region_weights or {}) for c in usable]
         self.conditions_kept = list(conditions_kept)
         self.context_slices = int(context_slices)  # 2.5D: the neighbours' conditions follow the slice's own
+        # the ADC in absolute units after them (diffusion/absolute_adc.py), from the augmented ADC of the slice
+        self.absolute_adc_at = adc_index(self.conditions_kept) if absolute_adc else None
         self.augment = check_augmentation(augment or {})
         self.augmenting = any(self.augment.values())
         # Foreground oversampling (as nnU-Net does): lesions fill a few percent of the slices, so a share of each
@@ -136,7 +140,11 @@ class SliceBatches:
             if self.augmenting:
                 cond, target = augment_slice(rng, cond, target, self.conditions_kept, self.augment,
                                              grid_shape=(height, width), window=window[1:], fat_mask=fat)
-            conds.append(np.clip(cond, -1, 1))
+            clipped = np.clip(cond, -1, 1)
+            if self.absolute_adc_at is not None:
+                absolute = absolute_adc_channel(cond[self.absolute_adc_at], case.norm["adc"])
+                clipped = np.concatenate([clipped, absolute[None]])
+            conds.append(clipped)
             targets.append(np.clip(target, -1, 1))
             weights.append(weight)
             masks.append(mask)
@@ -204,14 +212,23 @@ def conditions_with_context(case: CaseArrays, channels: Sequence[int], k: int, c
 
 
 def fixed_slices(cases: Sequence[CaseArrays], count: int, conditions_kept: Sequence[str] = INPUT_MODALITIES,
-                 seed: int = 1234, context_slices: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+                 seed: int = 1234, context_slices: int = 0,
+                 absolute_adc: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
     """A fixed, reproducible set of whole slices (validation loss / sample images); with ``context_slices`` the
-    conditions carry the neighbours' channels after the slice's own."""
+    conditions carry the neighbours' channels after the slice's own, with ``absolute_adc`` the ADC in absolute
+    units after those (``diffusion.absolute_adc``)."""
     usable = [c for c in cases if c.targets is not None]
     items = [(ci, k) for ci, c in enumerate(usable) for k in range(c.num_slices)]
     chosen = np.random.default_rng(seed).permutation(len(items))[:count]
     channels = [INPUT_MODALITIES.index(m) for m in conditions_kept]
-    conds = np.stack([np.clip(conditions_with_context(usable[items[i][0]], channels, items[i][1], context_slices), -1, 1)
-                      for i in chosen])
+    conds = []
+    for i in chosen:
+        case, k = usable[items[i][0]], items[i][1]
+        cond = np.clip(conditions_with_context(case, channels, k, context_slices), -1, 1)
+        if absolute_adc:
+            adc = case.conditions[INPUT_MODALITIES.index("adc"), k]
+            cond = np.concatenate([cond, absolute_adc_channel(adc, case.norm["adc"])[None]])
+        conds.append(cond)
+    conds = np.stack(conds)
     targets = np.stack([np.clip(usable[items[i][0]].targets[:, items[i][1]], -1, 1) for i in chosen])
     return torch.from_numpy(conds.astype(np.float32)), torch.from_numpy(targets.astype(np.float32))

@@ -39,6 +39,8 @@ PAPER_RECIPE = {
     "context_slices": 0,                   # regression only: the conditions of ±n neighbouring slices as extra
                                            # inputs (2.5D, diffusion/slice_context.py); a residual run takes its
                                            # mean network's
+    "absolute_adc": False,                 # regression only: the ADC in absolute units as one more input
+                                           # channel (diffusion/absolute_adc.py); a residual run takes its mean's
     "iterations": 260000,
     "batch_size": 4,
     "crop_size": 160,                      # random square crop of the 160x160 slices
@@ -138,6 +140,12 @@ def make_config(overrides: Optional[dict] = None) -> dict:
         raise InputError(f"training config: {exc}") from None
     _regression_only(config, "context_slices", " (the mean network of a residual model; the residual network takes "
                      "its mean's context)")
+    if not isinstance(config["absolute_adc"], bool):
+        raise InputError(f"training config: absolute_adc {config['absolute_adc']!r}; expected true or false")
+    _regression_only(config, "absolute_adc", " (the mean network of a residual model; the residual network takes "
+                     "its mean's)")
+    if config["absolute_adc"] and "adc" in config["without"]:
+        raise InputError("training config: absolute_adc with the ADC among 'without'; expected the ADC as a condition")
     ring = config["lesion_ring_px"]
     if not isinstance(ring, int) or not 1 <= ring <= 16:
         raise InputError(f"training config: lesion_ring_px {ring!r}; expected an integer in 1..16")

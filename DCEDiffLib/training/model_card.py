@@ -12,14 +12,15 @@ from DCEDiffLib.target_scale import RANGE_FACTOR
 def make_model_card(network_config: dict, objective: str, conditions: Sequence[str], preset: str,
                     training: dict, metrics: Optional[dict] = None, parameterization: str = "image",
                     residual: Optional[dict] = None, optional_inputs: Sequence[str] = (),
-                    context_slices: int = 0) -> dict:
+                    context_slices: int = 0, absolute_adc: bool = False) -> dict:
     """Everything a user (and the loader) needs to know about a model, except the weights' hash.
 
     ``save_model`` adds ``weights_sha256``. ``residual`` ({"mean_network": ..., "residual_scale": s}) describes the
     frozen mean network of a residual-diffusion model (objective "residual"). ``optional_inputs``: the inputs the
     model was trained to do without (modality dropout, see :func:`optional_inputs_of_training`); written only when
     not empty. ``context_slices`` (regression only): the network also reads the conditions of ±n neighbouring
-    slices (``diffusion.slice_context``); written only when > 0.
+    slices (``diffusion.slice_context``); written only when > 0. ``absolute_adc`` (regression only): it also reads
+    the ADC in absolute units (``diffusion.absolute_adc``); written only when true.
     """
     from DCEDiffLib.diffusion.model_files import FORMAT_NAME, FORMAT_VERSION
     from DCEDiffLib.diffusion.schedules import INFERENCE_SCHEDULE, TRAIN_SCHEDULE
@@ -39,6 +40,8 @@ def make_model_card(network_config: dict, objective: str, conditions: Sequence[s
 
             inputs += [f"{m} of the slice {offset:+d} (condition, 2.5D context)"
                        for offset in context_offsets(context_slices)[1:] for m in conditions]
+        if absolute_adc:
+            inputs.append("adc in absolute units: ADC / 1000 (10^-6 mm^2/s) - 1, clipped to [-1, 2] (condition)")
         inputs += [f"noisy {t}: {DESCRIPTIONS[t]}" for t in TARGET_MODALITIES]
     card = {
         "format": FORMAT_NAME,
@@ -63,6 +66,8 @@ def make_model_card(network_config: dict, objective: str, conditions: Sequence[s
         card["parameterization"] = parameterization  # output + zero enhancement = y0 (see diffusion.residual)
     if objective == "regression" and context_slices:
         card["context_slices"] = int(context_slices)
+    if objective == "regression" and absolute_adc:
+        card["absolute_adc"] = True
     if residual is not None:
         card.update(residual)
     if optional_inputs:

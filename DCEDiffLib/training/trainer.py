@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from DCEDiffLib.atomic import write_text_atomic
+from DCEDiffLib.diffusion.absolute_adc import reads_absolute_adc
 from DCEDiffLib.diffusion.model_files import mean_context_slices
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.modalities import TARGET_MODALITIES
@@ -128,11 +129,14 @@ class Trainer:
         # 2.5D (diffusion/slice_context.py): a regression run's own context; a residual run reads its mean's, and
         # its batches carry the neighbours for the mean alone (the residual network sees the first C channels)
         self.context_slices = int(config["context_slices"])
-        condition_channels = len(self.conditions) * (2 * self.context_slices + 1)
+        # likewise the ADC in absolute units (diffusion/absolute_adc.py), one channel after the conditions
+        self.absolute_adc = bool(config["absolute_adc"])
+        condition_channels = len(self.conditions) * (2 * self.context_slices + 1) + int(self.absolute_adc)
         if config["objective"] == "residual":
             self.mean_model = self._load_mean_model(config["mean_model"])
             extra_inputs = len(TARGET_MODALITIES)  # the mean μ is a condition of the residual network
             self.context_slices = mean_context_slices(self.mean_model.card)
+            self.absolute_adc = reads_absolute_adc(self.mean_model.card)
             condition_channels = len(self.conditions)
         self.network_config = network_config(config["model"].get("preset", "paper"),
                                              in_channels=condition_channels + extra_inputs
@@ -159,9 +163,11 @@ class Trainer:
                                     self.conditions, config["flip_left_right"], self.ctx.rank, self.ctx.world_size,
                                     config["region_weights"], config["augment"], config["lesion_slice_share"],
                                     config["lesion_ring_px"] if config["lesion_contrast_weight"] else 0,
-                                    self.context_slices, segmentation=self.segmentation_head is not None)
+                                    self.context_slices, segmentation=self.segmentation_head is not None,
+                                    absolute_adc=self.absolute_adc)
         self.val_cond, self.val_target = fixed_slices(self.data["validation"], config["validation_slices"],
-                                                      self.conditions, context_slices=self.context_slices)
+                                                      self.conditions, context_slices=self.context_slices,
+                                                      absolute_adc=self.absolute_adc)
         if self.mean_model is not None:
             self.residual_scale = self._measure_residual_scale()
         self.step = 0
@@ -214,7 +220,7 @@ class Trainer:
         config are required, so a fine-tuning run cannot silently start from a different network. For a residual
         model file the residual network's weights are taken (its mean comes from ``mean_model``)."""
         from DCEDiffLib.diffusion.model_files import load_model
-        from DCEDiffLib.diffusion.network_growth import deepen_res_blocks, is_deepened
+        from DCEDiffLib.diffusion.network_growth import deepen_res_blocks, insert_zero_input_channels, is_deepened
 
         model = load_model(path, device="cpu")
         card = model.card
@@ -225,17 +231,25 @@ class Trainer:
             raise InputError(f"init_weights {path}: conditions {card['conditions']}; this run uses {self.conditions}")
         source_context = mean_context_slices(card) if card["objective"] == "regression" else 0
         widen = card["objective"] == "regression" and source_context == 0 and self.context_slices > 0
+        # a mean network without the absolute-ADC channel may start one with it (never the other way round)
+        add_absolute = card["objective"] == "regression" and self.absolute_adc and not reads_absolute_adc(card)
+        if card["objective"] == "regression" and reads_absolute_adc(card) and not self.absolute_adc:
+            raise InputError(f"init_weights {path}: it reads the ADC in absolute units, this run does not; expected "
+                             "absolute_adc true in the training config")
+        if widen and add_absolute:
+            raise InputError(f"init_weights {path}: widening to context slices and adding the absolute-ADC channel "
+                             "in one run is not supported; expected one change at a time")
         own_config = dict(self.network_config)
-        if widen:  # a 2D mean network starts a 2.5D run: compare all but the input width
+        if widen or add_absolute:  # a narrower mean network starts this run: compare all but the input width
             own_config["in_channels"] = card["architecture"]["config"].get("in_channels")
         elif card["objective"] == "regression" and source_context != self.context_slices:
             raise InputError(f"init_weights {path}: it reads {source_context} context slices, this run "
                              f"{self.context_slices}; expected the same, or a 2D network (0) to widen")
         deepen = False
         if json.loads(json.dumps(card["architecture"]["config"])) != json.loads(json.dumps(own_config)):
-            reason = "a network widened to context slices is not also deepened" if widen else ""
+            reason = "a network widened by input channels is not also deepened" if widen or add_absolute else ""
             try:  # a 1-block-per-level network may start a deeper one (network_growth.py); nothing else may differ
-                deepen = not widen and is_deepened(card["architecture"]["config"], own_config)
+                deepen = not (widen or add_absolute) and is_deepened(card["architecture"]["config"], own_config)
             except ValueError as exc:
                 reason = str(exc)
             if not deepen:
@@ -253,6 +267,10 @@ class Trainer:
             widen_first_convolution(source, self.network, len(self.conditions), self.context_slices)
             self._say(f"init_weights {path}: a 2D network widened to {self.context_slices} context slices a side "
                       "(the neighbours' weights start at zero: the same function)")
+        elif add_absolute:
+            insert_zero_input_channels(source, self.network, len(self.conditions) * (2 * self.context_slices + 1))
+            self._say(f"init_weights {path}: the absolute-ADC channel added (its weights start at zero: the same "
+                      "function)")
         else:
             self.network.load_state_dict(source.state_dict())
         # A residual card's sampling settings (temperature, start) were chosen for the network being fine-tuned; a
@@ -274,7 +292,7 @@ class Trainer:
     def _measure_residual_scale(self) -> float:
         """Std of (target − μ) over fixed training slices: the residual is divided by it to be of unit scale."""
         cond, target = fixed_slices(self.data["train"], 64, self.conditions, seed=99,
-                                    context_slices=self.context_slices)
+                                    context_slices=self.context_slices, absolute_adc=self.absolute_adc)
         residuals = []
         for start in range(0, len(cond), 8):
             c = cond[start:start + 8].to(self.ctx.device)
@@ -466,7 +484,7 @@ class Trainer:
                                                    "parameterization", "region_weights", "augment",
                                                    "lesion_slice_share", "lesion_contrast_weight",
                                                    "lesion_ring_px", "context_slices", "aux_segmentation_weight",
-                                                   "regression_norm")},
+                                                   "regression_norm", "absolute_adc")},
         }
         residual = None
         if self.mean_model is not None:
@@ -479,12 +497,15 @@ class Trainer:
                         "residual_scale": self.residual_scale}
             if self.context_slices:
                 residual["mean_network"]["context_slices"] = self.context_slices
+            if self.absolute_adc:
+                residual["mean_network"]["absolute_adc"] = True
         card = make_model_card(self.network_config, objective=self.config["objective"],
                                conditions=self.conditions, preset=self.config["model"].get("preset", "paper"),
                                training=training, metrics=metrics,
                                parameterization=self.config["parameterization"], residual=residual,
                                optional_inputs=self.optional_inputs(),
-                               context_slices=self.context_slices if self.config["objective"] == "regression" else 0)
+                               context_slices=self.context_slices if self.config["objective"] == "regression" else 0,
+                               absolute_adc=self.absolute_adc and self.config["objective"] == "regression")
         if self.initial_sampling:
             card["sampling"] = dict(self.initial_sampling)
         return card
@@ -521,6 +542,7 @@ class Trainer:
                                               card["mean_network"]["parameterization"])
             combined.mean_network.load_state_dict(self.mean_model.network.state_dict())
             combined.mean_context_slices = self.context_slices
+            combined.mean_absolute_adc = self.absolute_adc
             combined.residual_network.load_state_dict(model.state_dict())
             save_model(combined, card, stem.with_suffix(".safetensors"))
             return
