@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from DCEDiffLib.benchmark.sampler_sweep import REGRESSION_RUN, time_volume
 from DCEDiffLib.diffusion.absolute_adc import absolute_adc_channel, reads_absolute_adc
 from DCEDiffLib.diffusion.model_files import load_model
 from DCEDiffLib.diffusion.network_growth import insert_zero_input_channels
@@ -86,6 +87,9 @@ def test_a_mean_with_the_channel_trains_exports_and_serves_a_residual_model(tmp_
     low = synthesize_volume(loaded, case.conditions, device="cpu", precision="fp32", adc_norm=NormParams(0.0, 100.0))
     high = synthesize_volume(loaded, case.conditions, device="cpu", precision="fp32", adc_norm=NormParams(0.0, 3000.0))
     assert not np.allclose(low.mean, high.mean, atol=1e-5)
+    # the benchmark times such a model without a case's normalisation (timing needs the shapes only)
+    timed = time_volume(loaded, case.conditions, REGRESSION_RUN, device="cpu", precision="fp32")
+    assert timed["nfe"] == 1 and timed["seconds"] > 0
 
     residual_trainer = make_trainer(tmp_path, tiny_config(iterations=3, objective="residual",
                                                           mean_model=str(mean_path)), "residual")

@@ -28,6 +28,7 @@ from DCEDiffLib import defaults
 from DCEDiffLib.benchmark.memory import PeakMemory
 from DCEDiffLib.benchmark.timing import synchronize
 from DCEDiffLib.modalities import TARGET_MODALITIES
+from DCEDiffLib.normalization import NormParams
 
 DEFAULT_SAMPLER = defaults.DEFAULT_SAMPLER
 DEFAULT_STEPS = defaults.DEFAULT_STEPS
@@ -99,13 +100,20 @@ def sweep_runs(fast_steps: Sequence[int] = FAST_STEPS, k_values: Sequence[int] =
     return runs
 
 
+# An ADC normalisation for timing runs of a model that reads the ADC in absolute units (diffusion/absolute_adc.py):
+# the time does not depend on the values (0..3000 × 10⁻⁶ mm²/s, the span of a prostate exam's ADC).
+TIMING_ADC_NORM = NormParams(0.0, 3000.0)
+
+
 class _StopTiming(Exception):
     """Raised from the progress callback to end a run after the evaluations to be timed."""
 
 
 def run_synthesis(model, conditions: np.ndarray, run: SamplerRun, *, seed: int = 0, device: str = "cpu",
-                  precision: str = "auto", max_evaluations: Optional[int] = None):
+                  precision: str = "auto", max_evaluations: Optional[int] = None, adc_norm=None):
     """``synthesize_volume`` for ``run``; with ``max_evaluations`` it stops after that many evaluations.
+    ``adc_norm``: the case's ADC normalisation, for a model that reads the ADC in absolute units (timing runs, which
+    need only the shapes, get :data:`TIMING_ADC_NORM`).
 
     Returns (SynthesisResult or None when stopped early, evaluations done).
     """
@@ -121,7 +129,7 @@ def run_synthesis(model, conditions: np.ndarray, run: SamplerRun, *, seed: int =
     try:
         result = synthesize_volume(model, conditions, sampler=run.sampler, steps=run.steps, samples=run.samples,
                                    seed=seed, device=device, precision=precision, progress=progress,
-                                   skip_below_train_min=run.skip)
+                                   skip_below_train_min=run.skip, adc_norm=adc_norm or TIMING_ADC_NORM)
     except _StopTiming:
         return None, done[0]
     return result, done[0]
@@ -248,7 +256,7 @@ def quality_sweep(model, cases: Sequence, runs: Sequence[SamplerRun], reference:
                 log(f"  quality: {case.name} {run.label} ({run.nfe()} NFE × {len(chosen)} slice(s))")
             start = time.perf_counter()
             result, _ = run_synthesis(job_model, model_conditions(job_model, conditions), run, seed=seed,
-                                      device=device, precision=precision)
+                                      device=device, precision=precision, adc_norm=case.norm.get("adc"))
             per_run[run.label]["seconds"] += time.perf_counter() - start
             acq, ref, unit = score_prediction(case, result.mean, chosen, window, reference_unit)
             if reference_unit is None:
