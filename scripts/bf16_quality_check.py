@@ -78,7 +78,7 @@ def main() -> int:
         for name in order:
             cpu_started = time.process_time()
             result = synthesize_volume(model, cond, samples=args.samples, seed=args.seed, device="cpu",
-                                       precision=name)
+                                       precision=name, adc_norm=case.norm.get("adc"))
             cpu_seconds[name].append(round(time.process_time() - cpu_started, 2))
             seconds[name].append(round(result.seconds, 2))
             values = {s: denormalize(result.mean[i], tnorm) for i, s in enumerate(("early", "late"))}

@@ -37,7 +37,8 @@ def case_samples(model, case, leave_out_pd: bool):
     from DCEDiffLib.evaluation_runner import model_conditions
 
     cond = model_conditions(model, case, missing=("pd",) if leave_out_pd else ())
-    synthetic = synthesize_volume(model, cond, samples=1, seed=0, device="cpu", voxel_corrector=False).mean
+    synthetic = synthesize_volume(model, cond, samples=1, seed=0, device="cpu", voxel_corrector=False,
+                                  adc_norm=case.norm.get("adc")).mean
     ordered, zero = voxel_corrector_inputs(model.card, cond)
     features, region, _ = vc.region_features(synthetic, ordered, zero)
     residuals = [(case.targets[i] - synthetic[i])[region] for i in range(len(model.card["targets"]))]

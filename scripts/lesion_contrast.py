@@ -68,7 +68,8 @@ def main(argv=None) -> int:
         case = load_case(args.data / name, args.cache)
         if case.labels is None or "lesion" not in case.legend:
             continue
-        result = synthesize_volume(model, model_conditions(model, case), samples=1, seed=0, device="cpu")
+        result = synthesize_volume(model, model_conditions(model, case), samples=1, seed=0, device="cpu",
+                                   adc_norm=case.norm.get("adc"))
         for i, target in enumerate(targets):
             acquired = normalize(case.raw(target), case.norm[target])
             lesions = case.labels == case.legend["lesion"]

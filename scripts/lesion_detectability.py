@@ -143,7 +143,8 @@ def main(argv=None) -> int:
         x, prostate, lesion, zero = case_arrays(model, case)
         probabilities.append(classifier.predict_proba(x)[:, 1])
         labels.append(lesion[prostate])
-        unet = synthesize_volume(model, model_conditions(model, case), samples=1, seed=0, device="cpu").mean
+        unet = synthesize_volume(model, model_conditions(model, case), samples=1, seed=0, device="cpu",
+                                 adc_norm=case.norm.get("adc")).mean
         for i, target in enumerate(targets):
             trees = zero.copy()
             trees[prostate] += regressors[i].predict(x)

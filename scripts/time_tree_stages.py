@@ -36,8 +36,10 @@ def main(argv=None) -> int:
         stages["learned error map, blend()"] = lambda s, o, z, e: model.learned_error_map.blend(s, o, z, e)
     if not stages:
         raise SystemExit(f"{args.model}: the card names no voxel corrector and no learned error map")
-    conditions = model_conditions(model, load_case(args.case, args.cache))
-    result = synthesize_volume(model, conditions, samples=1, seed=0, device="cpu", voxel_corrector=False)
+    case = load_case(args.case, args.cache)
+    conditions = model_conditions(model, case)
+    result = synthesize_volume(model, conditions, samples=1, seed=0, device="cpu", voxel_corrector=False,
+                               adc_norm=case.norm.get("adc"))
     ordered, zero = voxel_corrector_inputs(model.card, conditions)
     edge = result.expected_error if result.expected_error is not None else result.mean * 0
     for name, stage in stages.items():

@@ -62,7 +62,7 @@ def main() -> int:
         for case in cases:
             began = time.perf_counter()
             result = synthesize_volume(model, case.conditions[channels], steps=steps, samples=1, seed=args.seed,
-                                       device="cpu", warm_start=start)
+                                       device="cpu", warm_start=start, adc_norm=case.norm.get("adc"))
             seconds += time.perf_counter() - began
             synthetic = {t.split("_")[1]: denormalize(result.mean[i], case.norm[t])
                          for i, t in enumerate(TARGET_MODALITIES)}

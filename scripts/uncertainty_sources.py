@@ -61,7 +61,8 @@ def main() -> int:
         results = {}
         for temperature in sorted(set(temperatures) | {shipped_temperature}):
             model.network.temperature = temperature
-            results[temperature] = synthesize_volume(model, conditions, samples=args.samples, seed=0, device="cpu")
+            results[temperature] = synthesize_volume(model, conditions, samples=args.samples, seed=0, device="cpu",
+                                                     adc_norm=case.norm.get("adc"))
         masks, _ = region_masks(case.labels, case.legend, conditions.shape[1:])
         t1pre = case.raw("t1pre")
         for index, target in enumerate(TARGET_MODALITIES):
