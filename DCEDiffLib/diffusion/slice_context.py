@@ -71,7 +71,8 @@ def widen_first_convolution(source: nn.Module, target: nn.Module, conditions: in
     """Load a 2D network's weights (``source``, input [C conditions, T targets]) into a network built for
     ``context_slices`` (``target``, input [C·(2n+1) conditions, T targets]) so that it computes the same function:
     every tensor is copied, the input convolution's weights for the neighbours' channels are zero."""
-    state = source.state_dict()
+    from DCEDiffLib.diffusion.network_growth import insert_zero_input_channels
+
     old = first_convolution(source)
     new = first_convolution(target)
     expected = conditions * (2 * context_slices + 1) + (old.in_channels - conditions)
@@ -79,9 +80,5 @@ def widen_first_convolution(source: nn.Module, target: nn.Module, conditions: in
         raise ValueError(f"the widened network reads {new.in_channels} channels; {conditions} conditions with "
                          f"{context_slices} context slices and {old.in_channels - conditions} target channels need "
                          f"{expected}")
-    name = next(key for key, value in source.named_parameters() if value is old.weight)
-    weight = torch.zeros_like(new.weight)
-    weight[:, :conditions] = old.weight[:, :conditions]
-    weight[:, new.in_channels - (old.in_channels - conditions):] = old.weight[:, conditions:]
-    state[name] = weight
-    target.load_state_dict(state)
+    # the neighbours' channels go between the slice's own conditions and the target channels
+    insert_zero_input_channels(source, target, position=conditions, count=conditions * 2 * context_slices)
