@@ -18,6 +18,7 @@ from DCEDiffLib.diffusion.synthesis import synthesize_volume
 from DCEDiffLib.errors import InputError, ModelFileError
 from DCEDiffLib.normalization import NormParams, fit_normalization, normalize
 
+from test_slice_context import random_tiny_network
 from test_training import make_trainer, tiny_case, tiny_config
 
 CONDITIONS = ["t2w", "pd", "adc", "t1pre"]
@@ -35,10 +36,7 @@ def test_the_channel_is_the_adc_in_absolute_units_whatever_the_percentiles():
 
 
 def test_inserting_a_zero_channel_keeps_the_function_and_lets_the_channel_in():
-    torch.manual_seed(0)
-    narrow = build_network(network_config("tiny", in_channels=6, out_channels=2))
-    for parameter in narrow.parameters():  # the output layer starts at zero: give the network something to say
-        parameter.data.normal_(0.0, 0.05)
+    narrow = random_tiny_network()
     wide = build_network(network_config("tiny", in_channels=7, out_channels=2))
     insert_zero_input_channels(narrow, wide, position=4)
     cond = torch.rand(3, 4, 16, 16) * 2 - 1

@@ -46,11 +46,18 @@ def test_context_channels_are_the_slice_then_its_neighbours_with_the_ends_repeat
         context_offsets(3)
 
 
-def test_widening_a_2d_network_keeps_its_function_and_lets_the_neighbours_in():
+def random_tiny_network(in_channels: int = 6):
+    """A tiny U-Net with every weight drawn at random (seed 0): as built, its output layer is zero and it would
+    say nothing a widening could change."""
     torch.manual_seed(0)
-    narrow = build_network(network_config("tiny", in_channels=6, out_channels=2))
-    for parameter in narrow.parameters():  # the output layer starts at zero: give the network something to say
+    network = build_network(network_config("tiny", in_channels=in_channels, out_channels=2))
+    for parameter in network.parameters():
         parameter.data.normal_(0.0, 0.05)
+    return network
+
+
+def test_widening_a_2d_network_keeps_its_function_and_lets_the_neighbours_in():
+    narrow = random_tiny_network()
     wide = build_network(network_config("tiny", in_channels=14, out_channels=2))
     widen_first_convolution(narrow, wide, 4, 1)
     volume = torch.rand(3, 4, 16, 16) * 2 - 1

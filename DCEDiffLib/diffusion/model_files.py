@@ -21,7 +21,7 @@ from typing import Optional, Tuple
 import torch
 
 from DCEDiffLib.atomic import atomic_path, write_text_atomic
-from DCEDiffLib.diffusion.absolute_adc import reads_absolute_adc
+from DCEDiffLib.diffusion.absolute_adc import check_card_field, reads_absolute_adc
 from DCEDiffLib.diffusion.error_map import error_models_of_card
 from DCEDiffLib.diffusion.residual import PARAMETERIZATIONS
 from DCEDiffLib.errors import ModelFileError
@@ -216,8 +216,6 @@ def _checked_context(value, where: Path, prefix: str) -> int:
 
 def _checked_absolute_adc(card: dict, value, objective: str, where: Path, prefix: str) -> int:
     """The extra input channels of an ``absolute_adc`` field (0 or 1; diffusion/absolute_adc.py)."""
-    from DCEDiffLib.diffusion.absolute_adc import check_card_field
-
     try:
         extra = check_card_field(value, objective)
     except ValueError as exc:

@@ -217,13 +217,14 @@ def t1pre_start(model: LoadedModel, cond: torch.Tensor) -> torch.Tensor:
 
 
 def _absolute_adc_input(card: dict, conditions: np.ndarray, adc_norm: Optional[NormParams]) -> Optional[np.ndarray]:
-    """The absolute-ADC channel (1, K, H, W) a card's mean network reads after its conditions, or None."""
+    """The absolute-ADC channel a card's mean network reads after its conditions, as (K, 1, H, W) — the slices' order
+    of the network input — or None."""
     if not reads_absolute_adc(card):
         return None
     if adc_norm is None:
         raise InputError("this model's mean network reads the ADC in absolute units: its normalisation (adc_norm) "
                          "is needed with the conditions; expected the case's NormParams of the ADC")
-    return absolute_adc_channel(conditions[adc_index(card["conditions"])], adc_norm)[None]
+    return absolute_adc_channel(conditions[adc_index(card["conditions"])], adc_norm)[:, None]
 
 
 def _mean_input(cond: torch.Tensor, context_slices: int, extra: Optional[torch.Tensor]) -> torch.Tensor:
@@ -283,8 +284,8 @@ def _synthesize(model, conditions, sampler, steps, samples, seed, dev, batch_siz
     cond = torch.from_numpy(np.ascontiguousarray(np.clip(conditions, -1, 1).transpose(1, 0, 2, 3))).to(dev)
     cond = cond.repeat(samples, 1, 1, 1)  # (S*K, C, H, W), sample-major
     chunk = batch_size or (GPU_CHUNK if dev.type == "cuda" else CPU_CHUNK)
-    if mean_extra is not None:  # (1, K, H, W) → (K, 1, H, W), the slices' order of cond
-        mean_extra = torch.from_numpy(np.ascontiguousarray(mean_extra.transpose(1, 0, 2, 3))).to(dev)
+    if mean_extra is not None:
+        mean_extra = torch.from_numpy(np.ascontiguousarray(mean_extra)).to(dev)
     eps_fn = _ChunkedNetwork(network, cond, chunk, precision, notes)
     shape = (cond.shape[0], len(model.card["targets"])) + tuple(cond.shape[2:])
     objective = model.card.get("objective", "diffusion")

@@ -232,8 +232,9 @@ class Trainer:
         source_context = mean_context_slices(card) if card["objective"] == "regression" else 0
         widen = card["objective"] == "regression" and source_context == 0 and self.context_slices > 0
         # a mean network without the absolute-ADC channel may start one with it (never the other way round)
-        add_absolute = card["objective"] == "regression" and self.absolute_adc and not reads_absolute_adc(card)
-        if card["objective"] == "regression" and reads_absolute_adc(card) and not self.absolute_adc:
+        source_absolute = reads_absolute_adc(card)  # False for any card but a regression one
+        add_absolute = card["objective"] == "regression" and self.absolute_adc and not source_absolute
+        if source_absolute and not self.absolute_adc:
             raise InputError(f"init_weights {path}: it reads the ADC in absolute units, this run does not; expected "
                              "absolute_adc true in the training config")
         if widen and add_absolute:
