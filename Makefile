@@ -45,7 +45,9 @@ test: $(STAMP)
 	$(PY) Testing/check_manifest.py
 	# Two workers, each test file on one of them (module fixtures built once): 625 s -> 503 s on the 2-core machine,
 	# whose second core idles through most of a one-worker run (docs/performance.md, "The test suite on two workers").
-	$(PY) -m pytest -q -p no:cacheprovider --timeout=900 -n 2 --dist loadfile
+	# One OpenMP thread per worker: two workers each running torch on 2 threads oversubscribe the 2 cores
+	# (871 s -> 695 s on the 2-core machine; docs/performance.md, "One thread per test worker").
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider --timeout=900 -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(VENV)/bin/dcediff benchmark --out $(OUT)/bench $(BENCH_ARGS)

@@ -86,7 +86,7 @@ def test_shipped_model_keeps_the_gland_enhancement_under_a_hot_coil_band(monkeyp
     gland_index = np.argwhere(np.isin(sitk.GetArrayFromImage(labels),
                                       [legend["peripheral_zone"], legend["transition_zone"]])).mean(axis=0)
     centre = labels.TransformContinuousIndexToPhysicalPoint([float(v) for v in gland_index[::-1]])
-    run = dict(seed=0, register=False, center_lps=centre, steps=2)  # scanner alignment, the gland centre, 2 steps: fast
+    run = dict(seed=0, register=False, center_lps=centre, steps=1)  # scanner alignment, the gland centre, 1 step: fast
 
     clean = synthesize_case(inputs, **run)
     assert "intensity_notes" not in clean.provenance          # a phantom exam is normalised as in training
