@@ -98,9 +98,7 @@ def main(argv=None) -> int:
     if args.samples_file and not args.samples_file.is_file():
         np.savez(args.samples_file, features=x, lesion=lesion.astype(np.uint8), names=np.array(names),
                  **{f"residual_{t}": np.concatenate(residuals[t]) for t in targets})
-    # No weights at all when every voxel weighs the same: scikit-learn bins weighted data with a weighted percentile
-    # per bin edge, ~10× slower than its unweighted binning (16 s per target on one case).
-    sample_weight = 1.0 + args.lesion_weight * lesion if args.lesion_weight else None
+    sample_weight = 1.0 + args.lesion_weight * lesion
     ensembles, baseline = {}, {}
     for t in targets:
         ensembles[t] = fit_flattened(x, np.concatenate(residuals[t]), t, args.iterations, args.seed,
