@@ -90,7 +90,8 @@ def _medians(rows: Sequence[dict]) -> str:
     def med(values):
         values = [v for v in values if v == v]
         return f"{np.median(values):.2f}" if values else "-"
-    parts = [f"prostate r {med([r['prostate_r'] for r in rows])}", f"zone share {med([r['zone_share_r'] for r in rows])}"]
+    parts = [f"prostate r {med([r['prostate_r'] for r in rows])}",
+             f"zone share {med([r['zone_share_r'] for r in rows])}"]
     for zone in ZONES[:2]:
         inside = [r["zones"][zone] for r in rows if zone in r["zones"]]
         parts.append(f"{zone}: model {med([z['model_r'] for z in inside])}, oracle-linear "
