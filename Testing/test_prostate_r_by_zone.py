@@ -33,7 +33,7 @@ def test_a_model_that_draws_only_the_zone_means_scores_the_zone_share_and_nothin
     drawn = np.zeros_like(acquired)
     for value in level:
         drawn[labels == value] = acquired[labels == value].mean()  # the acquired zone means, exactly
-    result = probe.zone_decomposition(drawn, acquired, labels, LEGEND, inputs)
+    result = probe.zone_decomposition(drawn, acquired, labels, LEGEND, probe.smoothed_inputs(inputs))
     # The model's r over the gland is exactly the zone share: it draws the zone means and nothing else.
     assert result["prostate_r"] == pytest.approx(result["zone_share_r"], abs=1e-9)
     assert 0.5 < result["zone_share_r"] < 0.95
@@ -49,7 +49,7 @@ def test_the_oracle_cannot_find_a_pattern_that_no_input_carries():
     labels = _gland()
     inputs = rng.normal(size=(2,) + labels.shape)
     hidden = rng.normal(size=labels.shape)
-    result = probe.zone_decomposition(hidden.copy(), hidden, labels, LEGEND, inputs)
+    result = probe.zone_decomposition(hidden.copy(), hidden, labels, LEGEND, probe.smoothed_inputs(inputs))
     assert result["prostate_r"] == pytest.approx(1.0)
     for zone in ("peripheral_zone", "transition_zone"):
         assert result["zones"][zone]["model_r"] == pytest.approx(1.0)

@@ -42,26 +42,28 @@ def _r(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(x, y)[0, 1]) if x.size > 2 and np.std(x) > 0 and np.std(y) > 0 else float("nan")
 
 
-def oracle_linear_r(inputs: np.ndarray, acquired: np.ndarray, mask: np.ndarray) -> float:
-    """r of the least-squares fit of ``acquired`` on ``inputs`` (C, K, H, W), each smoothed in-plane at
-    :data:`SMOOTHING_PIXELS`, inside ``mask`` — fitted on the same voxels it is scored on (an upper bound)."""
+def smoothed_inputs(inputs: np.ndarray) -> np.ndarray:
+    """The oracle's features: each of ``inputs`` (C, K, H, W) smoothed in-plane at :data:`SMOOTHING_PIXELS`,
+    (C × 3, K, H, W). Computed once per case: they depend on neither the zone nor the target."""
     from scipy import ndimage
 
-    columns = [np.ones(int(mask.sum()))]
-    for channel in inputs:
-        for sigma in SMOOTHING_PIXELS:
-            smooth = ndimage.gaussian_filter(channel, (0, sigma, sigma)) if sigma else channel
-            columns.append(smooth[mask])
-    design = np.stack(columns, axis=1).astype(np.float64)
+    return np.stack([ndimage.gaussian_filter(channel, (0, sigma, sigma)) if sigma else channel
+                     for channel in inputs for sigma in SMOOTHING_PIXELS])
+
+
+def oracle_linear_r(features: np.ndarray, acquired: np.ndarray, mask: np.ndarray) -> float:
+    """r of the least-squares fit of ``acquired`` on ``features`` (:func:`smoothed_inputs`) plus a constant inside
+    ``mask`` — fitted on the same voxels it is scored on (an upper bound)."""
+    design = np.stack([np.ones(int(mask.sum()))] + [f[mask] for f in features], axis=1).astype(np.float64)
     coefficients, *_ = np.linalg.lstsq(design, acquired[mask], rcond=None)
     return _r(design @ coefficients, acquired[mask])
 
 
 def zone_decomposition(synthetic: np.ndarray, acquired: np.ndarray, labels: np.ndarray, legend: Dict[str, int],
-                       inputs: np.ndarray) -> dict:
+                       features: np.ndarray) -> dict:
     """Split one target's gland enhancement by zone (see the module docstring). ``synthetic``/``acquired``:
-    (K, H, W) enhancement maps; ``inputs``: (C, K, H, W) conditions. Zones under :data:`MIN_ZONE_VOXELS` are left
-    out of the per-zone rows (they still count in the gland)."""
+    (K, H, W) enhancement maps; ``features``: :func:`smoothed_inputs` of the (C, K, H, W) conditions. Zones under
+    :data:`MIN_ZONE_VOXELS` are left out of the per-zone rows (they still count in the gland)."""
     present = [z for z in ZONES if z in legend]
     gland = np.isin(labels, [legend[z] for z in present])
     zone_means = np.zeros_like(acquired, dtype=np.float64)
@@ -73,7 +75,7 @@ def zone_decomposition(synthetic: np.ndarray, acquired: np.ndarray, labels: np.n
         zone_means[mask] = acquired[mask].mean()
         if mask.sum() >= MIN_ZONE_VOXELS:
             zones[zone] = {"voxels": int(mask.sum()), "model_r": _r(synthetic[mask], acquired[mask]),
-                           "oracle_linear_r": oracle_linear_r(inputs, acquired, mask),
+                           "oracle_linear_r": oracle_linear_r(features, acquired, mask),
                            "acquired_std": float(acquired[mask].std()), "synthetic_std": float(synthetic[mask].std())}
     return {"prostate_r": _r(synthetic[gland], acquired[gland]),
             "zone_share_r": _r(zone_means[gland], acquired[gland]), "zones": zones}
@@ -125,11 +127,12 @@ def main(argv=None) -> int:
                                    adc_norm=case.norm.get("adc"))
         t1pre = case.raw("t1pre").astype(np.float64)
         family = _family(args.data / name)
+        features = smoothed_inputs(case.conditions)
         for i, target in enumerate(targets):
             synthetic = denormalize(result.mean[i], case.norm[target]).astype(np.float64) - t1pre
             acquired = case.raw(target).astype(np.float64) - t1pre
             row = {"case": name, "family": family, "target": target,
-                   **zone_decomposition(synthetic, acquired, case.labels, case.legend, case.conditions)}
+                   **zone_decomposition(synthetic, acquired, case.labels, case.legend, features)}
             rows.append(row)
             zones = " | ".join(f"{z[:2]} {v['voxels']}: model {v['model_r']:.2f} oracle-linear "
                                f"{v['oracle_linear_r']:.2f} (std acq {v['acquired_std']:.0f}, syn "
