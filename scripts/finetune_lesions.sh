@@ -18,6 +18,7 @@ MEAN_RUN=${MEAN_RUN:-mean6} RESIDUAL_RUN=${RESIDUAL_RUN:-residual6}
 MEAN_CONFIG=${MEAN_CONFIG:-configs/cpu_residual_mean_lesions.json}
 RESIDUAL_CONFIG=${RESIDUAL_CONFIG:-configs/cpu_residual_lesions.json}
 DATA=${DATA:-data_physiology} SPLIT=${SPLIT:-mean5/split.json}
+WORKERS=${WORKERS:-1}   # processes that preprocess (register and cache) the raw cases before training
 GENERATE_ONLY=1 bash scripts/finetune_physiology.sh "$W"   # data_physiology/ and mean5/split.json
 mkdir -p "$W/$INIT/init" "$W/$MEAN_RUN" "$W/$RESIDUAL_RUN"
 for f in dcediff_cpu_phantom dcediff_cpu_phantom_regression; do
@@ -43,6 +44,6 @@ if "mean_model" in c:
 json.dump(c, open(f"{w}/{run}.json", "w"), indent=2)
 EOF2
 done
-$D train --config "$W/$MEAN_RUN.json" --data "$W/$DATA" --out "$W/$MEAN_RUN" --cache "$W/cache" --quiet
+$D train --config "$W/$MEAN_RUN.json" --data "$W/$DATA" --out "$W/$MEAN_RUN" --cache "$W/cache" --workers "$WORKERS" --quiet
 $D train --config "$W/$RESIDUAL_RUN.json" --data "$W/$DATA" --out "$W/$RESIDUAL_RUN" --cache "$W/cache" --quiet
 echo "Then ship as the fourth step was (scripts/finetune_physiology.sh's closing lines, with $MEAN_RUN/$RESIDUAL_RUN)."
