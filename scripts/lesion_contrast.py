@@ -14,7 +14,6 @@ acquired (1 = drawn at full strength, 0 = not drawn), and the share with the acq
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # model_case_options beside it
 
 MIN_VOXELS = 15
 RING_PIXELS = 3
@@ -47,19 +47,15 @@ def lesion_contrasts(image: np.ndarray, labels: np.ndarray, legend: dict, min_vo
 
 
 def main(argv=None) -> int:
+    from model_case_options import model_on_cases_parser
+
     from DCEDiffLib.diffusion.model_files import load_model
     from DCEDiffLib.diffusion.synthesis import synthesize_volume
     from DCEDiffLib.evaluation_runner import model_conditions
     from DCEDiffLib.normalization import normalize
     from DCEDiffLib.training.case_data import load_case
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model")
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--cases", nargs="+", required=True)
-    parser.add_argument("--cache", type=Path)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args(argv)
+    args = model_on_cases_parser(__doc__).parse_args(argv)
 
     model = load_model(args.model)
     targets = model.card["targets"]

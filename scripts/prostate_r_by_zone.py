@@ -21,7 +21,6 @@ Medians per anatomy family (procedural / prostatex) close the output. Use valida
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # model_case_options beside it
 
 ZONES = ("peripheral_zone", "transition_zone", "lesion")
 SMOOTHING_PIXELS = (0.0, 1.5, 3.0)
@@ -102,19 +102,15 @@ def _medians(rows: Sequence[dict]) -> str:
 
 
 def main(argv=None) -> int:
+    from model_case_options import model_on_cases_parser
+
     from DCEDiffLib.diffusion.model_files import load_model
     from DCEDiffLib.diffusion.synthesis import synthesize_volume
     from DCEDiffLib.evaluation_runner import model_conditions
     from DCEDiffLib.normalization import denormalize
     from DCEDiffLib.training.case_data import load_case
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model")
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--cases", nargs="+", required=True)
-    parser.add_argument("--cache", type=Path)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args(argv)
+    args = model_on_cases_parser(__doc__).parse_args(argv)
 
     model = load_model(args.model)
     targets = model.card["targets"]
