@@ -39,7 +39,11 @@ MIN_ZONE_VOXELS = 30
 
 
 def _r(x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.corrcoef(x, y)[0, 1]) if x.size > 2 and np.std(x) > 0 and np.std(y) > 0 else float("nan")
+    """The evaluation's Pearson r (its rule for a constant map), NaN where undefined so that medians skip it."""
+    from DCEDiffLib.evaluation.enhancement import pearson
+
+    r, _ = pearson(x, y)
+    return float("nan") if r is None else float(r)
 
 
 def smoothed_inputs(inputs: np.ndarray) -> np.ndarray:
