@@ -43,8 +43,9 @@ def carried_card(candidate: dict, shipped: dict, trees_present: bool) -> dict:
 
 
 def main(argv=None) -> int:
-    from DCEDiffLib.atomic import write_text_atomic
+    from DCEDiffLib.atomic import atomic_directory, check_output_folder
     from DCEDiffLib.diffusion.model_files import load_model
+    from DCEDiffLib.errors import InputError
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("residual_run", type=Path)
@@ -53,22 +54,27 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
-    if args.out.exists() and any(args.out.iterdir()):
-        raise SystemExit(f"--out {args.out}: expected an empty or new folder")
-    args.out.mkdir(parents=True, exist_ok=True)
-    shipped = json.loads((args.shipped / f"{STEM}.json").read_text(encoding="utf-8"))
-    trees_name = shipped.get("error_model", {}).get("learned", {}).get("file")
+    try:
+        check_output_folder(args.out)
+    except InputError as exc:
+        raise SystemExit(f"--out {args.out}: expected an empty or new folder ({exc})") from exc
+    runs = {STEM: args.residual_run, f"{STEM}_regression": args.mean_run}
+    shipped = {stem: json.loads((args.shipped / f"{stem}.json").read_text(encoding="utf-8")) for stem in runs}
+    trees_name = shipped[STEM].get("error_model", {}).get("learned", {}).get("file")
     trees = args.shipped / trees_name if trees_name else None
-    for run, stem in ((args.residual_run, STEM), (args.mean_run, f"{STEM}_regression")):
-        shutil.copyfile(run / "model.safetensors", args.out / f"{stem}.safetensors")
-        candidate = json.loads((run / "model.json").read_text(encoding="utf-8"))
-        shipped_card = json.loads((args.shipped / f"{stem}.json").read_text(encoding="utf-8"))
-        card = carried_card(candidate, shipped_card, trees is not None and trees.is_file())
-        write_text_atomic(args.out / f"{stem}.json", json.dumps(card, indent=2))
-    if trees is not None:
-        shutil.copyfile(trees, args.out / trees_name)
-    for stem in (STEM, f"{STEM}_regression"):
-        load_model(args.out / stem)  # the card, the weights' hash and the tree file check out
+    # every card is built (and refused) before anything is written
+    cards = {stem: carried_card(json.loads((run / "model.json").read_text(encoding="utf-8")), shipped[stem],
+                                trees is not None and trees.is_file())
+             for stem, run in runs.items()}
+    # the folder appears only once every file is there and both models load from it
+    with atomic_directory(args.out) as tmp:
+        for stem, run in runs.items():
+            shutil.copyfile(run / "model.safetensors", tmp / f"{stem}.safetensors")
+            (tmp / f"{stem}.json").write_text(json.dumps(cards[stem], indent=2), encoding="utf-8")
+        if trees is not None:
+            shutil.copyfile(trees, tmp / trees_name)
+        for stem in runs:
+            load_model(tmp / stem)  # the card, the weights' hash and the tree file check out
     print(f"candidate model folder: {args.out}")
     return 0
 
