@@ -15,9 +15,11 @@ D=${D:-.venv/bin/dcediff}
 BASELINE_DATA=${BASELINE_DATA:-runs/physiology/A}
 COMPARE=()
 for c in "$@"; do COMPARE+=(--compare "$c"); done
+for set in A P B; do  # all three sets are there before any is scored
+  [ -d "$FRESH/$set" ] || { echo "no $FRESH/$set: expected a dcediff phantom folder" >&2; exit 2; }
+done
 mkdir -p "$OUT"
 for set in A P B; do
-  [ -d "$FRESH/$set" ] || { echo "no $FRESH/$set: expected a dcediff phantom folder" >&2; exit 2; }
   if [ -f "$OUT/${set}_K1/metrics.json" ]; then
     echo "$OUT/${set}_K1 already scored: not scoring it again" >&2
     continue
