@@ -220,15 +220,19 @@ def fixed_slices(cases: Sequence[CaseArrays], count: int, conditions_kept: Seque
     usable = [c for c in cases if c.targets is not None]
     items = [(ci, k) for ci, c in enumerate(usable) for k in range(c.num_slices)]
     chosen = np.random.default_rng(seed).permutation(len(items))[:count]
-    channels = [INPUT_MODALITIES.index(m) for m in conditions_kept]
-    conds = []
-    for i in chosen:
-        case, k = usable[items[i][0]], items[i][1]
-        cond = np.clip(conditions_with_context(case, channels, k, context_slices), -1, 1)
-        if absolute_adc:
-            adc = case.conditions[INPUT_MODALITIES.index("adc"), k]
-            cond = np.concatenate([cond, absolute_adc_channel(adc, case.norm["adc"])[None]])
-        conds.append(cond)
-    conds = np.stack(conds)
+    conds = np.stack([slice_conditions(usable[items[i][0]], items[i][1], conditions_kept, context_slices, absolute_adc)
+                      for i in chosen])
     targets = np.stack([np.clip(usable[items[i][0]].targets[:, items[i][1]], -1, 1) for i in chosen])
     return torch.from_numpy(conds.astype(np.float32)), torch.from_numpy(targets.astype(np.float32))
+
+
+def slice_conditions(case: CaseArrays, k: int, conditions_kept: Sequence[str] = INPUT_MODALITIES,
+                     context_slices: int = 0, absolute_adc: bool = False) -> np.ndarray:
+    """The network's condition channels for whole slice ``k`` of ``case`` (C', H, W), clipped to [-1, 1] as in
+    training: the kept conditions, the neighbours' with ``context_slices``, the absolute ADC with ``absolute_adc``."""
+    channels = [INPUT_MODALITIES.index(m) for m in conditions_kept]
+    cond = np.clip(conditions_with_context(case, channels, k, context_slices), -1, 1)
+    if absolute_adc:
+        adc = case.conditions[INPUT_MODALITIES.index("adc"), k]
+        cond = np.concatenate([cond, absolute_adc_channel(adc, case.norm["adc"])[None]])
+    return cond

@@ -58,6 +58,8 @@ PAPER_RECIPE = {
     "checkpoint_every": 1000,
     "validate_every": 1000,
     "validation_slices": 32,               # fixed validation slices for the validation loss
+    "lesion_validation": False,            # regression only: also score the lesion r of the predicted enhancement
+                                           # on the validation lesion slices; export best_lesion (lesion_validation.py)
     "sample_image_every": 5000,            # PNG of a validation sample (0 disables)
     "sample_steps": 10,
     "log_every": 50,
@@ -119,6 +121,12 @@ def make_config(overrides: Optional[dict] = None) -> dict:
     if not isinstance(contrast, (int, float)) or contrast < 0:
         raise InputError(f"training config: lesion_contrast_weight {contrast!r}; expected a number ≥ 0")
     _regression_only(config, "lesion_contrast_weight", " (the contrast of a sample is not trained)")
+    if not isinstance(config["lesion_validation"], bool):
+        raise InputError(f"training config: lesion_validation {config['lesion_validation']!r}; expected true or false")
+    _regression_only(config, "lesion_validation", " (a sample's lesion r is noise from step to step)")
+    if config["lesion_validation"] and "t1pre" in config["without"]:
+        raise InputError("training config: lesion_validation measures the enhancement over the T1-pre; it cannot "
+                         "be used with 't1pre' in 'without'")
     from DCEDiffLib.diffusion.objectives import REGRESSION_NORMS
 
     if config["regression_norm"] not in REGRESSION_NORMS:

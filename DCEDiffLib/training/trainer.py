@@ -3,6 +3,7 @@
 Run by ``dcediff train`` (one process) or ``torchrun --nproc_per_node=G -m DCEDiffLib.cli train`` (DDP).
 Outputs in the run folder: ``split.json``, ``config.json``, ``log.csv``, ``checkpoints/last.*`` (resume),
 ``model.safetensors|json`` (EMA weights at the end) and ``best.safetensors|json`` (lowest validation loss),
+``best_lesion.safetensors|json`` (highest validation lesion r, with ``lesion_validation``; lesion_validation.py),
 ``samples/step_XXXXXX.png``, and ``tensorboard/`` when enabled.
 """
 
@@ -31,11 +32,15 @@ from DCEDiffLib.training.config import condition_modalities
 from DCEDiffLib.training.ema import EMA
 from DCEDiffLib.training.split import read_split, split_cases, write_split
 
-LOG_FIELDS = ["step", "loss", "lr", "val_loss", "seconds", "steps_per_second"]
+LOG_FIELDS = ["step", "loss", "lr", "val_loss", "val_lesion_r", "val_gland_r", "seconds", "steps_per_second"]
 
 
 def _step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.default_rng([seed, step, rank, 7]).integers(0, 2**62))
+
+
+def _blank_if_none(value: Optional[float]):
+    return "" if value is None else value
 
 
 def learning_rate(config: dict, step: int) -> float:
@@ -168,10 +173,21 @@ class Trainer:
         self.val_cond, self.val_target = fixed_slices(self.data["validation"], config["validation_slices"],
                                                       self.conditions, context_slices=self.context_slices,
                                                       absolute_adc=self.absolute_adc)
+        # The lesion r of the predicted enhancement on the validation lesion slices (regression runs that ask)
+        self.lesion_slices = None
+        if config["lesion_validation"]:
+            from DCEDiffLib.training.lesion_validation import lesion_slices
+
+            self.lesion_slices = lesion_slices(self.data["validation"], self.conditions, self.context_slices,
+                                               self.absolute_adc)
+            if self.lesion_slices is None:
+                raise InputError("training config: lesion_validation needs validation cases with acquired DCE and a "
+                                 "lesion label; no validation case of this split has both")
         if self.mean_model is not None:
             self.residual_scale = self._measure_residual_scale()
         self.step = 0
         self.best_val = math.inf
+        self.best_lesion_r = -math.inf
         self.train_model = self.network
         if self.ctx.distributed:
             self.train_model = torch.nn.parallel.DistributedDataParallel(
@@ -336,17 +352,22 @@ class Trainer:
             return False
         self.step = int(meta["step"])
         self.best_val = float(meta.get("best_val", math.inf))
+        self.best_lesion_r = float(meta.get("best_lesion_r", -math.inf))
         self._say(f"resumed from step {self.step}")
         return True
 
-    @torch.no_grad()
-    def validation_loss(self) -> float:
-        """Loss of the EMA weights on fixed validation slices with fixed noise (comparable across steps)."""
+    def _ema_network(self) -> torch.nn.Module:
+        """A copy of the network holding the EMA weights, in eval mode, on the run's device."""
         from DCEDiffLib.diffusion.presets import build_network
 
         model = build_network(self.network_config).to(self.ctx.device)
         self.ema.copy_to(model)
-        model.eval()
+        return model.eval()
+
+    @torch.no_grad()
+    def validation_loss(self) -> float:
+        """Loss of the EMA weights on fixed validation slices with fixed noise (comparable across steps)."""
+        model = self._ema_network()
         generator = torch.Generator(device=self.ctx.device).manual_seed(4321)
         losses = []
         for start in range(0, len(self.val_cond), 8):
@@ -354,6 +375,28 @@ class Trainer:
             target = self.val_target[start:start + 8].to(self.ctx.device)
             losses.append(float(self._loss(model, cond, target, generator)) * len(cond))
         return sum(losses) / len(self.val_cond)
+
+    @torch.no_grad()
+    def lesion_validation(self) -> dict:
+        """``{"lesion_r", "gland_r"}`` of the EMA weights on the validation lesion slices (lesion_validation.py)."""
+        from DCEDiffLib.diffusion.objectives import predict_regression
+        from DCEDiffLib.diffusion.residual import apply_parameterization, zero_enhancement
+        from DCEDiffLib.target_scale import RANGE_FACTOR
+        from DCEDiffLib.training.lesion_validation import score_regression_network
+
+        model = self._ema_network()
+        device = self.ctx.device
+
+        def predict(cond: torch.Tensor) -> torch.Tensor:
+            cond = cond.to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                out = predict_regression(model, cond).float()
+            return apply_parameterization(out, cond, self.config["parameterization"], self.conditions, RANGE_FACTOR)
+
+        def zero(cond: torch.Tensor) -> torch.Tensor:
+            return zero_enhancement(cond.to(device), self.conditions, RANGE_FACTOR, len(TARGET_MODALITIES))
+
+        return score_regression_network(predict, self.lesion_slices, zero)
 
     def run(self, max_steps: Optional[int] = None) -> dict:
         """Train until ``iterations`` (or ``max_steps`` more steps); returns a summary dict."""
@@ -406,11 +449,20 @@ class Trainer:
             loss_n += 1
             bar.update(1)
             val_loss = None
+            region_r = {}
             if self.step % config["validate_every"] == 0 or self.step == end:
                 val_loss = self.validation_loss()
                 if val_loss < self.best_val and self.ctx.is_main:
                     self.best_val = val_loss
                     self.export_model(self.out_dir / "best", {"validation_loss": val_loss})
+                if self.lesion_slices is not None:
+                    region_r = self.lesion_validation()
+                    lesion_r = region_r["lesion_r"]
+                    if lesion_r is not None and lesion_r > self.best_lesion_r and self.ctx.is_main:
+                        self.best_lesion_r = lesion_r
+                        self.export_model(self.out_dir / "best_lesion",
+                                          {"validation_loss": val_loss, "validation_lesion_r": lesion_r,
+                                           "validation_gland_r": region_r["gland_r"], "step": self.step})
             if self.ctx.is_main and (self.step % config["log_every"] == 0 or val_loss is not None
                                      or self.step == end):
                 now = time.perf_counter()
@@ -418,6 +470,8 @@ class Trainer:
                 t_last, s_last = now, self.step
                 row = {"step": self.step, "loss": loss_sum / max(loss_n, 1), "lr": lr,
                        "val_loss": "" if val_loss is None else val_loss,
+                       "val_lesion_r": _blank_if_none(region_r.get("lesion_r")),
+                       "val_gland_r": _blank_if_none(region_r.get("gland_r")),
                        "seconds": round(now - started, 2), "steps_per_second": round(speed, 3)}
                 loss_sum, loss_n = 0.0, 0
                 log.writerow(row)
@@ -430,12 +484,14 @@ class Trainer:
             if self.step % config["checkpoint_every"] == 0 or self.step == end:
                 if self.ctx.is_main:
                     save_checkpoint(self._checkpoint_stem(), self.step, self.network, self.ema, self.optimizer,
-                                    {"best_val": self.best_val, "config": config}, self.companions)
+                                    {"best_val": self.best_val, "best_lesion_r": self.best_lesion_r,
+                                     "config": config}, self.companions)
                 self.ctx.barrier()
         bar.close()
         if log is not None:
             self._log_file.close()
         summary = {"steps": self.step, "best_validation_loss": self.best_val,
+                   "best_validation_lesion_r": self.best_lesion_r if math.isfinite(self.best_lesion_r) else None,
                    "seconds": round(time.perf_counter() - started, 1)}
         if self.ctx.is_main:
             self.export_model(self.out_dir / "model", {"validation_loss": self.validation_loss()})
