@@ -15,6 +15,7 @@ from DCEDiffLib.training import distributed
 from DCEDiffLib.training.lesion_validation import lesion_slices, region_correlations, score_regression_network
 from DCEDiffLib.training.trainer import Trainer
 
+from script_module import load_script
 from test_auxiliary_segmentation import LEGEND, labelled_case
 from test_training import tiny_case, tiny_config
 
@@ -95,6 +96,13 @@ def _trainer(tmp_path, config, name, labelled=True):
     return Trainer(config, tmp_path / name, data, distributed.setup("cpu"), show_progress=False)
 
 
+def _diffusion_model(tmp_path):
+    from random_model import save_random_model
+
+    (tmp_path / "diffusion").mkdir()
+    return save_random_model(tmp_path / "diffusion")
+
+
 def test_the_trainer_logs_the_lesion_r_exports_its_best_checkpoint_and_resumes_it(tmp_path):
     config = tiny_config(objective="regression", parameterization="enhancement", lesion_validation=True,
                          iterations=12, validate_every=3, checkpoint_every=3)
@@ -114,6 +122,13 @@ def test_the_trainer_logs_the_lesion_r_exports_its_best_checkpoint_and_resumes_i
     # resumed: the best so far comes back from the checkpoint, so a worse later value does not replace it
     again = _trainer(tmp_path, config, "run")
     assert again.resume() and again.best_lesion_r == pytest.approx(max(logged))
+    # scripts/lesion_validation_of_models.py, reading the exported file, gives the value logged for its step
+    script = load_script("lesion_validation_of_models")
+    scored = script.score_model(str(tmp_path / "run" / "best_lesion.safetensors"), trainer.data["validation"])
+    assert scored["lesion_r"] == pytest.approx(max(logged), abs=1e-6)
+    assert scored["cases"] == 1 and scored["slices"] == len(trainer.lesion_slices.cond)
+    with pytest.raises(InputError, match="expected a regression"):
+        script.score_model(str(_diffusion_model(tmp_path)), trainer.data["validation"])
 
 
 def test_lesion_validation_is_refused_where_it_cannot_measure(tmp_path):
