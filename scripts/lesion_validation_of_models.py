@@ -43,10 +43,9 @@ def score_model(path: str, cases) -> dict:
         return predict_mean(network, cond, card.get("parameterization", "image"), conditions, factor)
 
     def zero(cond: torch.Tensor) -> torch.Tensor:
-        return zero_enhancement(cond, conditions, factor, 2)
+        return zero_enhancement(cond, conditions, factor)
 
-    with torch.no_grad():
-        scores = score_regression_network(predict, slices, zero)
+    scores = score_regression_network(predict, slices, zero)  # runs under torch.no_grad itself
     return {**scores, "slices": int(len(slices.cond)), "cases": len(slices.names)}
 
 

@@ -469,7 +469,7 @@ class Trainer:
                 speed = (self.step - s_last) / max(now - t_last, 1e-9)
                 t_last, s_last = now, self.step
                 row = {"step": self.step, "loss": loss_sum / max(loss_n, 1), "lr": lr,
-                       "val_loss": "" if val_loss is None else val_loss,
+                       "val_loss": _blank_if_none(val_loss),
                        "val_lesion_r": _blank_if_none(region_r.get("lesion_r")),
                        "val_gland_r": _blank_if_none(region_r.get("gland_r")),
                        "seconds": round(now - started, 2), "steps_per_second": round(speed, 3)}
