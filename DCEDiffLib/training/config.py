@@ -30,6 +30,8 @@ PAPER_RECIPE = {
     "augment": {},                         # intensity randomization (training/augmentation.py), e.g. {"gamma": 0.3}
     "lesion_slice_share": 0.0,             # share of batch items drawn from lesion slices, cropped around a lesion
     "lesion_contrast_weight": 0.0,         # regression only: weight of the L1 on lesion-minus-ring contrast per crop
+    "lesion_correlation_weight": 0.0,      # regression only: weight of 1 − Pearson r of the enhancement inside
+                                           # the lesion per crop (diffusion/objectives.py lesion_correlation_loss)
     "lesion_ring_px": 3,                   # width of that ring of gland around the lesions, in-plane pixels
     "regression_norm": "l1",               # regression only: "l1" (conditional median) or "l2" (squared error:
                                            # the conditional mean)
@@ -121,6 +123,10 @@ def make_config(overrides: Optional[dict] = None) -> dict:
     if not isinstance(contrast, (int, float)) or contrast < 0:
         raise InputError(f"training config: lesion_contrast_weight {contrast!r}; expected a number ≥ 0")
     _regression_only(config, "lesion_contrast_weight", " (the contrast of a sample is not trained)")
+    correlation = config["lesion_correlation_weight"]
+    if not isinstance(correlation, (int, float)) or isinstance(correlation, bool) or correlation < 0:
+        raise InputError(f"training config: lesion_correlation_weight {correlation!r}; expected a number ≥ 0")
+    _regression_only(config, "lesion_correlation_weight", " (the pattern of a sample is not trained)")
     if not isinstance(config["lesion_validation"], bool):
         raise InputError(f"training config: lesion_validation {config['lesion_validation']!r}; expected true or false")
     _regression_only(config, "lesion_validation", " (a sample's lesion r is noise from step to step)")
@@ -137,9 +143,9 @@ def make_config(overrides: Optional[dict] = None) -> dict:
     if not isinstance(segmentation, (int, float)) or isinstance(segmentation, bool) or segmentation < 0:
         raise InputError(f"training config: aux_segmentation_weight {segmentation!r}; expected a number ≥ 0")
     _regression_only(config, "aux_segmentation_weight", " (the mean network)")
-    if segmentation and contrast:
-        raise InputError("training config: aux_segmentation_weight and lesion_contrast_weight together; expected "
-                         "one of them (their batches differ)")
+    if segmentation and (contrast or correlation):
+        raise InputError("training config: aux_segmentation_weight together with lesion_contrast_weight or "
+                         "lesion_correlation_weight; expected one of them (their batches differ)")
     from DCEDiffLib.diffusion.slice_context import check_context_slices
 
     try:

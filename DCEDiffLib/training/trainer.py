@@ -167,7 +167,7 @@ class Trainer:
         self.batches = SliceBatches(self.data["train"], config["batch_size"], config["crop_size"], config["seed"],
                                     self.conditions, config["flip_left_right"], self.ctx.rank, self.ctx.world_size,
                                     config["region_weights"], config["augment"], config["lesion_slice_share"],
-                                    config["lesion_ring_px"] if config["lesion_contrast_weight"] else 0,
+                                    config["lesion_ring_px"] if self._needs_lesion_masks() else 0,
                                     self.context_slices, segmentation=self.segmentation_head is not None,
                                     absolute_adc=self.absolute_adc)
         self.val_cond, self.val_target = fixed_slices(self.data["validation"], config["validation_slices"],
@@ -316,6 +316,10 @@ class Trainer:
             residuals.append((target[start:start + 8].to(self.ctx.device) - self._mean_of(c)).float().cpu())
         return round(float(torch.cat(residuals).std()), 5)
 
+    def _needs_lesion_masks(self) -> bool:
+        """Whether the batches carry lesion masks: the lesion-contrast and lesion-correlation terms read them."""
+        return bool(self.config["lesion_contrast_weight"] or self.config["lesion_correlation_weight"])
+
     def _parameterization_terms(self, cond: torch.Tensor):
         """(base, gain) of this regression's parameterization: y0 = base + gain × output (None: 0 and 1)."""
         from DCEDiffLib.diffusion.residual import parameterization_terms
@@ -333,7 +337,8 @@ class Trainer:
             if self.config["objective"] == "regression":
                 base, gain = self._parameterization_terms(cond)
                 return regression_loss(network, cond, target, base, weights, contrast_masks,
-                                       self.config["lesion_contrast_weight"], gain, self.config["regression_norm"])
+                                       self.config["lesion_contrast_weight"], gain, self.config["regression_norm"],
+                                       self.config["lesion_correlation_weight"])
             if self.config["objective"] == "residual":
                 mean = self._mean_of(cond).to(cond.dtype)
                 residual = (target - mean) / self.residual_scale
@@ -417,7 +422,7 @@ class Trainer:
             torch.manual_seed(seed)  # dropout: reproducible per step, so resume is exact
             generator = torch.Generator(device=self.ctx.device).manual_seed(seed)
             masks = classes = None
-            if config["lesion_contrast_weight"]:
+            if self._needs_lesion_masks():
                 cond, target, weights, masks = self.batches.contrast_batch(self.step)
                 masks = masks.to(self.ctx.device)
             elif self.segmentation_head is not None:
@@ -540,6 +545,7 @@ class Trainer:
                                                    "ema_decay", "grad_clip", "flip_left_right", "objective", "without",
                                                    "parameterization", "region_weights", "augment",
                                                    "lesion_slice_share", "lesion_contrast_weight",
+                                                   "lesion_correlation_weight",
                                                    "lesion_ring_px", "context_slices", "aux_segmentation_weight",
                                                    "regression_norm", "absolute_adc")},
         }
