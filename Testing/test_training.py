@@ -228,3 +228,19 @@ def test_lesion_slice_share_draws_crops_that_contain_a_lesion():
     assert 0.35 < lesion_crop_share(0.5) < 0.7
     with pytest.raises(InputError, match="lesion_slice_share"):
         make_config({"lesion_slice_share": 2})
+
+
+def test_loading_cases_in_the_training_process_keeps_its_torch_threads(tmp_path):
+    """With one preprocessing worker the cases load in the training process itself; the one-thread limit of the
+    worker processes must not stay behind there (it once made every later training step run on one core)."""
+    from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
+    from DCEDiffLib.training.trainer import _load_parallel
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the suite runs with OMP_NUM_THREADS=1: a limit to 1 must be visible
+    try:
+        _load_parallel([SAMPLE_CASE_DIR], tmp_path / "cache", workers=1, report=None)
+        assert torch.get_num_threads() == 2
+        assert any((tmp_path / "cache").iterdir())  # the case was really preprocessed and cached
+    finally:
+        torch.set_num_threads(before)

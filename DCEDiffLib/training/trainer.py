@@ -84,12 +84,10 @@ def load_split_cases(data_dir: Path, out_dir: Path, config: dict, ctx, workers: 
 def _load_parallel(dirs: List[Path], cache: Path, workers: int, report) -> None:
     from concurrent.futures import ProcessPoolExecutor
 
-    from DCEDiffLib.registration_schedule import limit_workers
-
     started = time.perf_counter()
     if workers > 1 and len(dirs) > 1:
         # the worker processes share the cores: one registration at a time in each
-        with ProcessPoolExecutor(workers, initializer=limit_workers, initargs=(1,)) as pool:
+        with ProcessPoolExecutor(workers, initializer=_one_thread_worker) as pool:
             for index, _ in enumerate(pool.map(_cache_one, dirs, [cache] * len(dirs))):
                 if report and (index + 1) % 10 == 0:
                     report(f"preprocessed {index + 1}/{len(dirs)} cases")
@@ -102,8 +100,17 @@ def _load_parallel(dirs: List[Path], cache: Path, workers: int, report) -> None:
         report(f"{len(dirs)} cases ready in {time.perf_counter() - started:.0f} s")
 
 
-def _cache_one(case_dir: Path, cache: Path) -> None:
+def _one_thread_worker() -> None:
+    """Initializer of the preprocessing pool's processes: one registration and one torch thread each (they share
+    the cores). Only there: set in the training process itself, the thread limit would outlive the loading and slow
+    every training step (a run with --workers 1 trained on one core)."""
+    from DCEDiffLib.registration_schedule import limit_workers
+
+    limit_workers(1)
     torch.set_num_threads(1)
+
+
+def _cache_one(case_dir: Path, cache: Path) -> None:
     load_case(case_dir, cache)
 
 
