@@ -111,6 +111,7 @@ def _one_thread_worker() -> None:
 
 
 def _cache_one(case_dir: Path, cache: Path) -> None:
+    # Returns nothing on purpose: a pool worker would otherwise send every case's arrays back to be thrown away
     load_case(case_dir, cache)
 
 
