@@ -100,3 +100,48 @@ def test_config_checks_and_a_training_run_with_the_term(tmp_path):
     trainer.run()
     card = json.loads((tmp_path / "run" / "model.json").read_text(encoding="utf-8"))
     assert card["training"]["recipe"]["lesion_correlation_weight"] == 0.5
+
+
+def test_the_lesion_and_ring_region_prices_the_lesion_level_against_its_ring():
+    rng = np.random.default_rng(4)
+    base = torch.zeros(1, 2, 12, 12)
+    lesion = _lesion()
+    ring = _lesion(box=(slice(1, 11), slice(1, 11))) - lesion
+    masks = torch.cat([lesion, ring], 1)
+    # Acquired: the lesion enhances 1.0 above its ring, with an inner pattern; the ring has its own texture
+    target = 0.1 * torch.from_numpy(rng.normal(size=(1, 2, 12, 12))).float() + lesion
+    # Predicted: the same inner pattern, but the lesion drawn 1.0 *below* its ring (the CNR sign wrong)
+    predicted = target - 2 * lesion
+    cond = torch.zeros(1, 4, 12, 12)
+    net = ConstantNetwork(predicted)
+    plain = regression_loss(net, cond, target, base)
+
+    def term(region):
+        return float(regression_loss(net, cond, target, base, contrast_masks=masks, correlation_weight=1.0,
+                                     correlation_region=region) - plain)
+
+    assert term("lesion") < 1e-4                     # the inner pattern is right: blind to the level
+    assert term("lesion_and_ring") > 1.0             # over lesion and ring the flipped level is anti-correlated
+    exact = ConstantNetwork(0.5 * target + 0.2)
+    for region in ("lesion", "lesion_and_ring"):
+        assert float(regression_loss(exact, cond, target, base, contrast_masks=masks, correlation_weight=1.0,
+                                     correlation_region=region)
+                     - regression_loss(exact, cond, target, base)) < 1e-4
+    with pytest.raises(ValueError, match="correlation region"):
+        regression_loss(net, cond, target, base, contrast_masks=masks, correlation_weight=1.0,
+                        correlation_region="ring")
+
+
+def test_the_region_is_checked_in_the_config_and_recorded_on_the_card(tmp_path):
+    with pytest.raises(InputError, match="lesion_correlation_region"):
+        make_config({"objective": "regression", "lesion_correlation_weight": 0.5,
+                     "lesion_correlation_region": "gland"})
+    config = tiny_config(iterations=2, objective="regression", parameterization="enhancement",
+                         lesion_correlation_weight=0.5, lesion_correlation_region="lesion_and_ring",
+                         lesion_slice_share=0.5)
+    trainer = make_trainer(tmp_path, config)
+    trainer.batches = SliceBatches([_case_with_lesion(f"p{i}", i) for i in range(3)], 2, 16, seed=0,
+                                   lesion_slice_share=0.5, lesion_ring_px=3)
+    trainer.run()
+    card = json.loads((tmp_path / "run" / "model.json").read_text(encoding="utf-8"))
+    assert card["training"]["recipe"]["lesion_correlation_region"] == "lesion_and_ring"

@@ -53,21 +53,27 @@ def predict_regression(network, cond: torch.Tensor) -> torch.Tensor:
 
 
 REGRESSION_NORMS = ("l1", "l2")
+# Where the lesion-correlation term takes its r: inside the lesion (its inner pattern only), or over the lesion and
+# the ring of gland around it (the pattern and the lesion's level against its surroundings: the CNR's sign)
+CORRELATION_REGIONS = ("lesion", "lesion_and_ring")
 
 
 def regression_loss(network, cond: torch.Tensor, target: torch.Tensor, base: Optional[torch.Tensor] = None,
                     weights: Optional[torch.Tensor] = None, contrast_masks: Optional[torch.Tensor] = None,
                     contrast_weight: float = 0.0, gain: Optional[torch.Tensor] = None, norm: str = "l1",
-                    correlation_weight: float = 0.0) -> torch.Tensor:
+                    correlation_weight: float = 0.0, correlation_region: str = "lesion") -> torch.Tensor:
     """The deterministic baseline: the same network trained with L1 (``norm`` "l1", the default: its optimum is the
     conditional median) or the squared error ("l2": the conditional mean) on y0 in one step. y0 = base + gain × the
     network's output (the enhancement and relative parameterizations; None: 0 and 1); ``weights`` (B, H, W) weight
     the pixels. With
     ``contrast_masks`` (B, 2, H, W: lesion, ring) and ``contrast_weight`` > 0, plus that weight times
     :func:`lesion_contrast_loss`; with ``correlation_weight`` > 0, plus that weight times
-    :func:`lesion_correlation_loss` of the enhancement (y0 − base) inside the lesion mask."""
+    :func:`lesion_correlation_loss` of the enhancement (y0 − base) inside the lesion mask, or inside the lesion and
+    its ring (``correlation_region`` "lesion_and_ring")."""
     if norm not in REGRESSION_NORMS:
         raise ValueError(f"regression norm {norm!r}; expected one of {REGRESSION_NORMS}")
+    if correlation_region not in CORRELATION_REGIONS:
+        raise ValueError(f"correlation region {correlation_region!r}; expected one of {CORRELATION_REGIONS}")
     predicted = predict_regression(network, cond).float()
     if gain is not None:
         predicted = predicted * gain.float()
@@ -79,8 +85,10 @@ def regression_loss(network, cond: torch.Tensor, target: torch.Tensor, base: Opt
         loss = loss + contrast_weight * lesion_contrast_loss(predicted, target.float(), contrast_masks)
     if contrast_masks is not None and correlation_weight > 0:
         zero = base.float() if base is not None else 0.0
+        region = contrast_masks[:, :1] if correlation_region == "lesion" else contrast_masks.amax(1, keepdim=True)
+        # min_voxels counts the lesion's own pixels in both regions, so the same crops count
         loss = loss + correlation_weight * lesion_correlation_loss(predicted - zero, target.float() - zero,
-                                                                   contrast_masks[:, :1])
+                                                                   region, counted=contrast_masks[:, :1])
     return loss
 
 
@@ -121,15 +129,16 @@ def masked_correlation(predicted: torch.Tensor, target: torch.Tensor, mask: torc
 
 
 def lesion_correlation_loss(predicted: torch.Tensor, target: torch.Tensor, lesion: torch.Tensor,
-                            min_voxels: int = 16) -> torch.Tensor:
+                            min_voxels: int = 16, counted: Optional[torch.Tensor] = None) -> torch.Tensor:
     """1 − Pearson r (:func:`masked_correlation`) between the predicted and the acquired enhancement inside the
-    lesion, averaged over the crops with at least ``min_voxels`` lesion pixels and both channels; 0 (with a gradient
-    path) when no crop has them. 0 for a prediction that follows the acquired pattern up to scale and offset, 2 for
-    its negative.
+    mask ``lesion`` (B, 1, H, W), averaged over the crops with at least ``min_voxels`` pixels in ``counted`` (default:
+    that mask) and both channels; 0 (with a gradient path) when no crop has them. 0 for a prediction that follows the
+    acquired pattern up to scale and offset, 2 for its negative.
 
     Why: the per-voxel L1 prices a lesion's level; the lesion r of issue 12 measures its pattern, which L1 lets a
     network flatten where it is unsure. This term is blind to level and scale, so it adds what L1 does not.
     """
-    valid = (lesion.sum((2, 3))[:, 0] >= min_voxels).to(predicted.dtype)[:, None]  # (B, 1)
+    counted = lesion if counted is None else counted
+    valid = (counted.sum((2, 3))[:, 0] >= min_voxels).to(predicted.dtype)[:, None]  # (B, 1)
     error = (1 - masked_correlation(predicted, target, lesion)) * valid
     return error.sum() / (valid.sum() * predicted.shape[1]).clamp(min=1)

@@ -32,6 +32,9 @@ PAPER_RECIPE = {
     "lesion_contrast_weight": 0.0,         # regression only: weight of the L1 on lesion-minus-ring contrast per crop
     "lesion_correlation_weight": 0.0,      # regression only: weight of 1 − Pearson r of the enhancement inside
                                            # the lesion per crop (diffusion/objectives.py lesion_correlation_loss)
+    "lesion_correlation_region": "lesion",  # where that r is taken: "lesion", or "lesion_and_ring" (the lesion and
+                                           # the ring of gland around it, so the lesion's level against its
+                                           # surroundings is part of the pattern)
     "lesion_ring_px": 3,                   # width of that ring of gland around the lesions, in-plane pixels
     "regression_norm": "l1",               # regression only: "l1" (conditional median) or "l2" (squared error:
                                            # the conditional mean)
@@ -127,6 +130,11 @@ def make_config(overrides: Optional[dict] = None) -> dict:
     if not isinstance(correlation, (int, float)) or isinstance(correlation, bool) or correlation < 0:
         raise InputError(f"training config: lesion_correlation_weight {correlation!r}; expected a number ≥ 0")
     _regression_only(config, "lesion_correlation_weight", " (the pattern of a sample is not trained)")
+    from DCEDiffLib.diffusion.objectives import CORRELATION_REGIONS
+
+    if config["lesion_correlation_region"] not in CORRELATION_REGIONS:
+        raise InputError(f"training config: lesion_correlation_region {config['lesion_correlation_region']!r}; "
+                         f"expected one of {list(CORRELATION_REGIONS)}")
     if not isinstance(config["lesion_validation"], bool):
         raise InputError(f"training config: lesion_validation {config['lesion_validation']!r}; expected true or false")
     _regression_only(config, "lesion_validation", " (a sample's lesion r is noise from step to step)")

@@ -346,7 +346,8 @@ class Trainer:
                 base, gain = self._parameterization_terms(cond)
                 return regression_loss(network, cond, target, base, weights, contrast_masks,
                                        self.config["lesion_contrast_weight"], gain, self.config["regression_norm"],
-                                       self.config["lesion_correlation_weight"])
+                                       self.config["lesion_correlation_weight"],
+                                       self.config["lesion_correlation_region"])
             if self.config["objective"] == "residual":
                 mean = self._mean_of(cond).to(cond.dtype)
                 residual = (target - mean) / self.residual_scale
@@ -553,7 +554,7 @@ class Trainer:
                                                    "ema_decay", "grad_clip", "flip_left_right", "objective", "without",
                                                    "parameterization", "region_weights", "augment",
                                                    "lesion_slice_share", "lesion_contrast_weight",
-                                                   "lesion_correlation_weight",
+                                                   "lesion_correlation_weight", "lesion_correlation_region",
                                                    "lesion_ring_px", "context_slices", "aux_segmentation_weight",
                                                    "regression_norm", "absolute_adc")},
         }
