@@ -1,0 +1,59 @@
+"""scripts/judge_candidate.py: the validation rule of docs/model_quality.md on hand-made metrics whose paired
+differences and CNR counts are known, each criterion failing on its own."""
+
+import pytest
+
+from script_module import load_script
+
+
+@pytest.fixture(scope="module")
+def script():
+    return load_script("judge_candidate")
+
+
+def _row(lesion_r, prostate_r, psnr, cnr_pairs):
+    """One patient's metrics.json row: the same numbers early and late; cnr_pairs (synthetic, acquired) early."""
+    phase = {"whole": {"psnr": psnr}, "enhancement": {"lesion": {"pearson": lesion_r},
+                                                      "prostate": {"pearson": prostate_r}}}
+    early = dict(phase, lesions={"per_lesion": [{"cnr_synthetic": s, "cnr_acquired": a} for s, a in cnr_pairs]})
+    return {"early": early, "late": phase}
+
+
+def _document(candidate_rows, reference_rows):
+    return {"cases": {"model": candidate_rows, "shipped": reference_rows}}
+
+
+def test_a_candidate_that_gains_everywhere_passes(script):
+    reference = [_row(0.50, 0.70, 30.0, [(1.0, 1.0), (-1.0, 1.0)]), _row(0.40, 0.80, 29.0, [(1.0, 1.0)])]
+    candidate = [_row(0.55, 0.71, 30.1, [(1.0, 1.0), (1.0, 1.0)]), _row(0.45, 0.80, 29.0, [(1.0, 1.0)])]
+    result = script.judge([_document(candidate, reference)])
+    assert result["lesion_r"]["both"] == pytest.approx(0.05)
+    assert result["prostate_r"]["both"] == pytest.approx(0.005)
+    assert result["psnr_db"]["early"] == pytest.approx(0.05)
+    assert result["early_cnr_sign"]["lesions_right"] == [3, 2]
+    assert result["passes"]
+
+
+@pytest.mark.parametrize("change, failing", [
+    (dict(lesion_r=0.52), "lesion_r"),            # +0.02 < +0.03
+    (dict(prostate_r=0.68), "prostate_r"),        # −0.02 < −0.01
+    (dict(psnr=29.7), "psnr"),                    # −0.3 dB
+    (dict(cnr=[(-1.0, 1.0)] * 10), "early_cnr_sign"),
+])
+def test_each_criterion_fails_on_its_own(script, change, failing):
+    cnr = [(1.0, 1.0)] * 10
+    reference = [_row(0.50, 0.70, 30.0, cnr)]
+    candidate = [_row(change.get("lesion_r", 0.55), change.get("prostate_r", 0.70), change.get("psnr", 30.0),
+                      change.get("cnr", cnr))]
+    verdicts = script.judge([_document(candidate, reference)])["verdicts"]
+    assert [k for k, v in verdicts.items() if not v] == [failing]
+
+
+def test_documents_pool_their_patients_and_missing_values_are_skipped(script):
+    a = _document([_row(0.6, 0.7, 30.0, [(1.0, 1.0)])], [_row(0.5, 0.7, 30.0, [(1.0, 1.0)])])
+    b = _document([_row(None, 0.7, 30.0, [])], [_row(0.4, 0.7, 30.0, [])])   # no lesion r for the candidate
+    result = script.judge([a, b])
+    assert result["patients"] == 2
+    assert result["lesion_r"]["early"] == pytest.approx(0.1)   # the second patient does not count
+    with pytest.raises(KeyError, match="other"):
+        script.judge([a], candidate="other")

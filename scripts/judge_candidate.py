@@ -1,0 +1,110 @@
+"""Judge a candidate against the shipped model on validation patients, by the rule docs/model_quality.md has used
+since its thirty-second step (written before each run; paired per patient, mean networks alone):
+
+- lesion enhancement r: mean paired gain over patients, averaged over early and late, ≥ +0.03;
+- prostate enhancement r: the same, ≥ −0.01;
+- whole-grid PSNR: mean paired difference ≥ −0.2 dB in each phase;
+- early lesion CNR sign: the share of lesions with the acquired sign not more than 0.05 below the reference's.
+
+Usage: python scripts/judge_candidate.py METRICS_JSON [METRICS_JSON ...] [--candidate model] [--reference shipped]
+  (several metrics.json of `dcediff evaluate` pool their patients; the names are methods of their "cases")
+Prints the four measurements and the verdict; exit status 0 whether it passes or not (2 on bad input).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from summarize_evaluation import lesion_agreement  # noqa: E402
+
+PHASES = ("early", "late")
+MIN_LESION_R_GAIN = 0.03
+MIN_PROSTATE_R_GAIN = -0.01
+MIN_PSNR_DIFFERENCE_DB = -0.2
+MAX_CNR_SIGN_LOSS = 0.05
+
+
+def _value(row, phase, *path):
+    node = row.get(phase, {})
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return None if node is None or not np.isfinite(float(node)) else float(node)
+
+
+def paired_mean(candidate_rows, reference_rows, phase, *path):
+    """Mean over patients of candidate − reference for one measurement (patients where both have it), and the count."""
+    differences = []
+    for c, r in zip(candidate_rows, reference_rows):
+        a, b = _value(c, phase, *path), _value(r, phase, *path)
+        if a is not None and b is not None:
+            differences.append(a - b)
+    return (float(np.mean(differences)) if differences else None), len(differences)
+
+
+def judge(documents, candidate="model", reference="shipped") -> dict:
+    """The rule's four measurements and verdicts over the pooled patients of ``documents`` (metrics.json dicts)."""
+    cand_rows, ref_rows = [], []
+    for document in documents:
+        cases = document["cases"]
+        for name in (candidate, reference):
+            if name not in cases:
+                raise KeyError(f"method {name!r} not in this metrics.json; it has {sorted(cases)}")
+        if len(cases[candidate]) != len(cases[reference]):
+            raise ValueError(f"{candidate} and {reference} were scored on different patients")
+        cand_rows += cases[candidate]
+        ref_rows += cases[reference]
+    lesion = [paired_mean(cand_rows, ref_rows, p, "enhancement", "lesion", "pearson")[0] for p in PHASES]
+    prostate = [paired_mean(cand_rows, ref_rows, p, "enhancement", "prostate", "pearson")[0] for p in PHASES]
+    psnr = [paired_mean(cand_rows, ref_rows, p, "whole", "psnr")[0] for p in PHASES]
+    sign_c, _, n = lesion_agreement(cand_rows, "early")
+    sign_r, _, _ = lesion_agreement(ref_rows, "early")
+    result = {
+        "patients": len(cand_rows), "lesions_early": n,
+        "lesion_r": {"early": lesion[0], "late": lesion[1], "both": float(np.mean(lesion))},
+        "prostate_r": {"early": prostate[0], "late": prostate[1], "both": float(np.mean(prostate))},
+        "psnr_db": {"early": psnr[0], "late": psnr[1]},
+        "early_cnr_sign": {"candidate": sign_c, "reference": sign_r,
+                           "lesions_right": [round(sign_c * n), round(sign_r * n)]},
+    }
+    result["verdicts"] = {
+        "lesion_r": result["lesion_r"]["both"] >= MIN_LESION_R_GAIN,
+        "prostate_r": result["prostate_r"]["both"] >= MIN_PROSTATE_R_GAIN,
+        "psnr": min(psnr) >= MIN_PSNR_DIFFERENCE_DB,
+        "early_cnr_sign": sign_c >= sign_r - MAX_CNR_SIGN_LOSS,
+    }
+    result["passes"] = all(result["verdicts"].values())
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("metrics", nargs="+", type=Path)
+    parser.add_argument("--candidate", default="model")
+    parser.add_argument("--reference", default="shipped")
+    args = parser.parse_args()
+    try:
+        documents = [json.loads(p.read_text(encoding="utf-8")) for p in args.metrics]
+        result = judge(documents, args.candidate, args.reference)
+    except (OSError, ValueError, KeyError) as error:
+        print(f"judge_candidate: {error}", file=sys.stderr)
+        return 2
+    v, lr, pr, ps, cnr = result["verdicts"], result["lesion_r"], result["prostate_r"], result["psnr_db"], \
+        result["early_cnr_sign"]
+    mark = {True: "pass", False: "FAIL"}
+    print(f"{args.candidate} − {args.reference}, {result['patients']} patients:")
+    print(f"  lesion r    {lr['early']:+.3f} / {lr['late']:+.3f}, both {lr['both']:+.4f}  {mark[v['lesion_r']]}")
+    print(f"  prostate r  {pr['early']:+.3f} / {pr['late']:+.3f}, both {pr['both']:+.4f}  {mark[v['prostate_r']]}")
+    print(f"  PSNR        {ps['early']:+.2f} / {ps['late']:+.2f} dB  {mark[v['psnr']]}")
+    right = cnr["lesions_right"]
+    print(f"  early CNR sign {right[0]} against {right[1]} of {result['lesions_early']} "
+          f"({cnr['candidate'] - cnr['reference']:+.3f})  {mark[v['early_cnr_sign']]}")
+    print("  passes the rule" if result["passes"] else "  does not pass the rule")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
