@@ -57,3 +57,11 @@ def test_documents_pool_their_patients_and_missing_values_are_skipped(script):
     assert result["lesion_r"]["early"] == pytest.approx(0.1)   # the second patient does not count
     with pytest.raises(KeyError, match="other"):
         script.judge([a], candidate="other")
+
+
+def test_the_bootstrap_interval_holds_the_mean_and_is_reproducible(script):
+    differences = [0.1, 0.2, 0.3, 0.0, 0.15]
+    low, high = script.bootstrap_interval(differences)
+    assert low < 0.15 < high and low >= 0.0 and high <= 0.3
+    assert script.bootstrap_interval(differences) == [low, high]
+    assert script.bootstrap_interval([0.1]) is None

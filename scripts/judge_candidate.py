@@ -8,7 +8,7 @@ since its thirty-second step (written before each run; paired per patient, mean 
 
 Usage: python scripts/judge_candidate.py METRICS_JSON [METRICS_JSON ...] [--candidate model] [--reference shipped]
   (several metrics.json of `dcediff evaluate` pool their patients; the names are methods of their "cases")
-Prints the four measurements and the verdict; exit status 0 whether it passes or not (2 on bad input).
+Prints the four measurements (paired means with 95 % bootstrap intervals over patients) and the verdict; exit status 0 whether it passes or not (2 on bad input).
 """
 
 import argparse
@@ -35,14 +35,30 @@ def _value(row, phase, *path):
     return None if node is None or not np.isfinite(float(node)) else float(node)
 
 
-def paired_mean(candidate_rows, reference_rows, phase, *path):
-    """Mean over patients of candidate − reference for one measurement (patients where both have it), and the count."""
+def paired_differences(candidate_rows, reference_rows, phase, *path):
+    """Candidate − reference per patient for one measurement (the patients where both have it)."""
     differences = []
     for c, r in zip(candidate_rows, reference_rows):
         a, b = _value(c, phase, *path), _value(r, phase, *path)
         if a is not None and b is not None:
             differences.append(a - b)
-    return (float(np.mean(differences)) if differences else None), len(differences)
+    return np.asarray(differences, float)
+
+
+def paired_mean(candidate_rows, reference_rows, phase, *path):
+    """Mean over patients of candidate − reference for one measurement (patients where both have it), and the count."""
+    differences = paired_differences(candidate_rows, reference_rows, phase, *path)
+    return (float(differences.mean()) if differences.size else None), int(differences.size)
+
+
+def bootstrap_interval(differences, resamples: int = 4000, seed: int = 0):
+    """95 % percentile bootstrap interval of the mean over patients (a fixed seed: the same input, the same interval)."""
+    differences = np.asarray(differences, float)
+    if differences.size < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    means = differences[rng.integers(0, differences.size, (resamples, differences.size))].mean(1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
 def judge(documents, candidate="model", reference="shipped") -> dict:
@@ -60,6 +76,10 @@ def judge(documents, candidate="model", reference="shipped") -> dict:
     lesion = [paired_mean(cand_rows, ref_rows, p, "enhancement", "lesion", "pearson")[0] for p in PHASES]
     prostate = [paired_mean(cand_rows, ref_rows, p, "enhancement", "prostate", "pearson")[0] for p in PHASES]
     psnr = [paired_mean(cand_rows, ref_rows, p, "whole", "psnr")[0] for p in PHASES]
+    intervals = {name: {p: bootstrap_interval(paired_differences(cand_rows, ref_rows, p, *path)) for p in PHASES}
+                 for name, path in (("lesion_r", ("enhancement", "lesion", "pearson")),
+                                    ("prostate_r", ("enhancement", "prostate", "pearson")),
+                                    ("psnr_db", ("whole", "psnr")))}
     sign_c, _, n = lesion_agreement(cand_rows, "early")
     sign_r, _, _ = lesion_agreement(ref_rows, "early")
     result = {
@@ -69,6 +89,7 @@ def judge(documents, candidate="model", reference="shipped") -> dict:
         "psnr_db": {"early": psnr[0], "late": psnr[1]},
         "early_cnr_sign": {"candidate": sign_c, "reference": sign_r,
                            "lesions_right": [round(sign_c * n), round(sign_r * n)]},
+        "ci95": intervals,
     }
     result["verdicts"] = {
         "lesion_r": result["lesion_r"]["both"] >= MIN_LESION_R_GAIN,
@@ -96,9 +117,19 @@ def main() -> int:
         result["early_cnr_sign"]
     mark = {True: "pass", False: "FAIL"}
     print(f"{args.candidate} − {args.reference}, {result['patients']} patients:")
-    print(f"  lesion r    {lr['early']:+.3f} / {lr['late']:+.3f}, both {lr['both']:+.4f}  {mark[v['lesion_r']]}")
-    print(f"  prostate r  {pr['early']:+.3f} / {pr['late']:+.3f}, both {pr['both']:+.4f}  {mark[v['prostate_r']]}")
-    print(f"  PSNR        {ps['early']:+.2f} / {ps['late']:+.2f} dB  {mark[v['psnr']]}")
+    ci = result["ci95"]
+
+    def interval(name, phase, digits):
+        low_high = ci[name][phase]
+        return "" if low_high is None else f" [{low_high[0]:+.{digits}f}, {low_high[1]:+.{digits}f}]"
+
+    print(f"  lesion r    {lr['early']:+.3f}{interval('lesion_r', 'early', 3)} / {lr['late']:+.3f}"
+          f"{interval('lesion_r', 'late', 3)}, both {lr['both']:+.4f}  {mark[v['lesion_r']]}")
+    print(f"  prostate r  {pr['early']:+.3f}{interval('prostate_r', 'early', 3)} / {pr['late']:+.3f}"
+          f"{interval('prostate_r', 'late', 3)}, both {pr['both']:+.4f}  {mark[v['prostate_r']]}")
+    print(f"  PSNR        {ps['early']:+.2f}{interval('psnr_db', 'early', 2)} / {ps['late']:+.2f}"
+          f"{interval('psnr_db', 'late', 2)} dB  {mark[v['psnr']]}")
+    print("  (95 % bootstrap intervals over patients)")
     right = cnr["lesions_right"]
     print(f"  early CNR sign {right[0]} against {right[1]} of {result['lesions_early']} "
           f"({cnr['candidate'] - cnr['reference']:+.3f})  {mark[v['early_cnr_sign']]}")
