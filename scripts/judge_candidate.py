@@ -8,7 +8,8 @@ since its thirty-second step (written before each run; paired per patient, mean 
 
 Usage: python scripts/judge_candidate.py METRICS_JSON [METRICS_JSON ...] [--candidate model] [--reference shipped]
   (several metrics.json of `dcediff evaluate` pool their patients; the names are methods of their "cases")
-Prints the four measurements (paired means with 95 % bootstrap intervals over patients) and the verdict; exit status 0 whether it passes or not (2 on bad input).
+Prints the four measurements (paired means with 95 % bootstrap intervals over patients) and the verdict; exit
+status 0 whether it passes or not (2 on bad input).
 """
 
 import argparse
@@ -52,7 +53,8 @@ def paired_mean(candidate_rows, reference_rows, phase, *path):
 
 
 def bootstrap_interval(differences, resamples: int = 4000, seed: int = 0):
-    """95 % percentile bootstrap interval of the mean over patients (a fixed seed: the same input, the same interval)."""
+    """95 % percentile bootstrap interval of the mean over patients (a fixed seed: the same input, the same
+    interval)."""
     differences = np.asarray(differences, float)
     if differences.size < 2:
         return None
