@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from summarize_evaluation import lesion_agreement  # noqa: E402
+from summarize_evaluation import _get, _num, lesion_agreement  # noqa: E402
 
 PHASES = ("early", "late")
 MIN_LESION_R_GAIN = 0.03
@@ -29,27 +29,14 @@ MIN_PSNR_DIFFERENCE_DB = -0.2
 MAX_CNR_SIGN_LOSS = 0.05
 
 
-def _value(row, phase, *path):
-    node = row.get(phase, {})
-    for key in path:
-        node = node.get(key) if isinstance(node, dict) else None
-    return None if node is None or not np.isfinite(float(node)) else float(node)
-
-
 def paired_differences(candidate_rows, reference_rows, phase, *path):
     """Candidate − reference per patient for one measurement (the patients where both have it)."""
     differences = []
     for c, r in zip(candidate_rows, reference_rows):
-        a, b = _value(c, phase, *path), _value(r, phase, *path)
+        a, b = _num(_get(c, phase, *path)), _num(_get(r, phase, *path))
         if a is not None and b is not None:
             differences.append(a - b)
     return np.asarray(differences, float)
-
-
-def paired_mean(candidate_rows, reference_rows, phase, *path):
-    """Mean over patients of candidate − reference for one measurement (patients where both have it), and the count."""
-    differences = paired_differences(candidate_rows, reference_rows, phase, *path)
-    return (float(differences.mean()) if differences.size else None), int(differences.size)
 
 
 def bootstrap_interval(differences, resamples: int = 4000, seed: int = 0):
@@ -75,13 +62,14 @@ def judge(documents, candidate="model", reference="shipped") -> dict:
             raise ValueError(f"{candidate} and {reference} were scored on different patients")
         cand_rows += cases[candidate]
         ref_rows += cases[reference]
-    lesion = [paired_mean(cand_rows, ref_rows, p, "enhancement", "lesion", "pearson")[0] for p in PHASES]
-    prostate = [paired_mean(cand_rows, ref_rows, p, "enhancement", "prostate", "pearson")[0] for p in PHASES]
-    psnr = [paired_mean(cand_rows, ref_rows, p, "whole", "psnr")[0] for p in PHASES]
-    intervals = {name: {p: bootstrap_interval(paired_differences(cand_rows, ref_rows, p, *path)) for p in PHASES}
-                 for name, path in (("lesion_r", ("enhancement", "lesion", "pearson")),
-                                    ("prostate_r", ("enhancement", "prostate", "pearson")),
-                                    ("psnr_db", ("whole", "psnr")))}
+    # each measurement's per-patient differences once; its mean and its interval both come from them
+    differences = {name: {p: paired_differences(cand_rows, ref_rows, p, *path) for p in PHASES}
+                   for name, path in (("lesion_r", ("enhancement", "lesion", "pearson")),
+                                      ("prostate_r", ("enhancement", "prostate", "pearson")),
+                                      ("psnr_db", ("whole", "psnr")))}
+    means = {name: [float(d[p].mean()) if d[p].size else None for p in PHASES] for name, d in differences.items()}
+    lesion, prostate, psnr = means["lesion_r"], means["prostate_r"], means["psnr_db"]
+    intervals = {name: {p: bootstrap_interval(d[p]) for p in PHASES} for name, d in differences.items()}
     sign_c, _, n = lesion_agreement(cand_rows, "early")
     sign_r, _, _ = lesion_agreement(ref_rows, "early")
     result = {
