@@ -49,6 +49,16 @@ def test_each_criterion_fails_on_its_own(script, change, failing):
     assert [k for k, v in verdicts.items() if not v] == [failing]
 
 
+def test_a_lower_lesion_bar_lets_a_small_lesion_loss_pass_and_not_a_larger_one(script):
+    cnr = [(1.0, 1.0)] * 10
+    reference = [_row(0.50, 0.70, 30.0, cnr)]
+    slightly_worse = _document([_row(0.495, 0.70, 30.0, cnr)], reference)
+    worse = _document([_row(0.48, 0.70, 30.0, cnr)], reference)
+    assert not script.judge([slightly_worse])["passes"]
+    assert script.judge([slightly_worse], min_lesion_gain=-0.01)["passes"]
+    assert not script.judge([worse], min_lesion_gain=-0.01)["verdicts"]["lesion_r"]
+
+
 def test_documents_pool_their_patients_and_missing_values_are_skipped(script):
     a = _document([_row(0.6, 0.7, 30.0, [(1.0, 1.0)])], [_row(0.5, 0.7, 30.0, [(1.0, 1.0)])])
     b = _document([_row(None, 0.7, 30.0, [])], [_row(0.4, 0.7, 30.0, [])])   # no lesion r for the candidate
