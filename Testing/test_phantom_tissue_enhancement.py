@@ -36,3 +36,18 @@ def test_median_relative_enhancement(script):
     small = np.zeros_like(mask)
     small[0, 0, :3] = True                                # below MIN_VOXELS
     assert np.isnan(script.median_relative_enhancement(image, t1pre, small))
+
+
+def test_ratio_comparison_pairs_the_cases_both_models_have(script):
+    this = {"a": {"dce_early": {"vessel": [1.0, 2.0], "fat": [0.06, 0.05]}},
+            "b": {"dce_early": {"vessel": [1.5, 2.0]}}}
+    other = {"a": {"dce_early": {"vessel": [0.5, 2.0], "fat": [0.04, 0.05]}},
+             "c": {"dce_early": {"vessel": [9.0, 2.0]}}}          # case c: not in this, left out
+    summary = script.ratio_comparison(this, other)
+    assert summary["dce_early vessel"]["ratio_this"] == pytest.approx(0.5)
+    assert summary["dce_early vessel"]["ratio_other"] == pytest.approx(0.25)
+    assert summary["dce_early vessel"]["re_difference"] == pytest.approx(0.5)
+    assert summary["dce_early vessel"]["cases"] == 1
+    # an acquired RE below 0.1 gives no ratio, the paired difference still counts
+    assert summary["dce_early fat"]["ratio_this"] is None
+    assert summary["dce_early fat"]["re_difference"] == pytest.approx(0.02)

@@ -8,11 +8,16 @@ medians over cases at the end. Tissues: urine (the bladder label deeper than
 fewer than :data:`MIN_VOXELS` voxels in a case's crop is left out there.
 
     .venv/bin/python scripts/phantom_tissue_enhancement.py MODEL --data runs/data_val5 --cache runs/cache \
-        --cases case_8100 case_8101 …
+        --cases case_8100 case_8101 … [--json OUT] [--against OTHER_JSON]
+
+``--json`` writes the per-case medians; ``--against`` a --json of another model on the same cases prints, per target
+and tissue, the median over cases of this model's RE ratio (model / acquired) beside the other's, and the mean paired
+difference of the model RE.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Dict, Sequence
@@ -47,6 +52,28 @@ def median_relative_enhancement(image: np.ndarray, t1pre: np.ndarray, mask: np.n
     return float(np.median((image[mask].astype(np.float64) - pre) / np.maximum(pre, 1e-6)))
 
 
+def ratio_comparison(this: Dict[str, dict], other: Dict[str, dict]) -> Dict[str, dict]:
+    """Per "target tissue": the median over the cases both have of the RE ratio (model / acquired, cases whose
+    acquired RE is at least 0.1) for ``this`` and ``other`` (--json documents: case → target → tissue → [model,
+    acquired]), and the mean paired difference of the model RE (this − other)."""
+    summary = {}
+    for case, targets in this.items():
+        for target, tissues in targets.items():
+            for tissue, (s, a) in tissues.items():
+                theirs = other.get(case, {}).get(target, {}).get(tissue)
+                if theirs is None:
+                    continue
+                row = summary.setdefault(f"{target} {tissue}", {"ratio": ([], []), "difference": []})
+                if a >= 0.1:
+                    row["ratio"][0].append(s / a)
+                    row["ratio"][1].append(theirs[0] / theirs[1])
+                row["difference"].append(s - theirs[0])
+    return {key: {"ratio_this": float(np.median(r["ratio"][0])) if r["ratio"][0] else None,
+                  "ratio_other": float(np.median(r["ratio"][1])) if r["ratio"][1] else None,
+                  "re_difference": float(np.mean(r["difference"])), "cases": len(r["difference"])}
+            for key, r in summary.items()}
+
+
 def main(argv=None) -> int:
     from model_case_options import model_on_cases_parser
 
@@ -56,10 +83,13 @@ def main(argv=None) -> int:
     from DCEDiffLib.normalization import denormalize
     from DCEDiffLib.training.case_data import load_case
 
-    args = model_on_cases_parser(__doc__).parse_args(argv)
+    parser = model_on_cases_parser(__doc__)
+    parser.add_argument("--against", type=Path, help="a --json of another model on the same cases")
+    args = parser.parse_args(argv)
     model = load_model(args.model)
     targets = model.card["targets"]
     rows = {(t, tissue): ([], []) for t in targets for tissue in TISSUES}
+    per_case: Dict[str, dict] = {}
     for name in args.cases:
         case = load_case(args.data / name, args.cache)
         if case.labels is None or case.targets is None:
@@ -81,12 +111,21 @@ def main(argv=None) -> int:
                     rows[(target, tissue)][0].append(s)
                     rows[(target, tissue)][1].append(a)
                     cells.append(f"{target} {tissue} {s:.2f} / {a:.2f}")
+                    per_case.setdefault(name, {}).setdefault(target, {})[tissue] = [s, a]
         print(f"{name} (RE model / acquired): " + "; ".join(cells), flush=True)
     print("medians over cases (RE model / acquired, cases):")
     for (target, tissue), (synthetic, acquired) in rows.items():
         if synthetic:
             print(f"  {target:<10} {tissue:<7} {np.median(synthetic):5.2f} / {np.median(acquired):5.2f}  "
                   f"({len(synthetic)})")
+    if args.json:
+        args.json.write_text(json.dumps(per_case, indent=1), encoding="utf-8")
+    if args.against:
+        other = json.loads(args.against.read_text(encoding="utf-8"))
+        print(f"against {args.against} (median RE ratio this / other; mean paired RE difference, cases):")
+        for key, row in ratio_comparison(per_case, other).items():
+            ratios = " / ".join("  —" if v is None else f"{v:.2f}" for v in (row["ratio_this"], row["ratio_other"]))
+            print(f"  {key:<18} ratio {ratios}  RE {row['re_difference']:+.3f}  ({row['cases']})")
     return 0
 
 
