@@ -10,7 +10,9 @@ fewer than :data:`MIN_VOXELS` voxels in a case's crop is left out there.
     .venv/bin/python scripts/phantom_tissue_enhancement.py MODEL --data runs/data_val5 --cache runs/cache \
         --cases case_8100 case_8101 … [--json OUT] [--against OTHER_JSON]
 
-``--json`` writes the per-case medians; ``--against`` a --json of another model on the same cases prints, per target
+``--clipped`` also prints the acquired RE with the acquired DCE clipped at the top of the targets' range (what
+training sees and the most the model can draw; scripts/target_range_exceedance.py). ``--json`` writes the per-case
+medians; ``--against`` a --json of another model on the same cases prints, per target
 and tissue, the median over cases of this model's RE ratio (model / acquired) beside the other's, and the mean paired
 difference of the model RE.
 """
@@ -85,6 +87,8 @@ def main(argv=None) -> int:
 
     parser = model_on_cases_parser(__doc__)
     parser.add_argument("--against", type=Path, help="a --json of another model on the same cases")
+    parser.add_argument("--clipped", action="store_true",
+                        help="also the acquired RE clipped at the top of the targets' range")
     args = parser.parse_args(argv)
     model = load_model(args.model)
     targets = model.card["targets"]
@@ -104,13 +108,15 @@ def main(argv=None) -> int:
         for i, target in enumerate(targets):
             synthetic = denormalize(result.mean[i], case.norm[target])
             acquired = case.raw(target)
+            clipped = denormalize(np.clip(case.targets[i], -1.0, 1.0), case.norm[target]) if args.clipped else None
             for tissue, mask in masks.items():
                 s = median_relative_enhancement(synthetic, t1pre, mask)
                 a = median_relative_enhancement(acquired, t1pre, mask)
                 if np.isfinite(s) and np.isfinite(a):
                     rows[(target, tissue)][0].append(s)
                     rows[(target, tissue)][1].append(a)
-                    cells.append(f"{target} {tissue} {s:.2f} / {a:.2f}")
+                    cells.append(f"{target} {tissue} {s:.2f} / {a:.2f}" + (
+                        "" if clipped is None else f" (clipped {median_relative_enhancement(clipped, t1pre, mask):.2f})"))
                     per_case.setdefault(name, {}).setdefault(target, {})[tissue] = [s, a]
         print(f"{name} (RE model / acquired): " + "; ".join(cells), flush=True)
     print("medians over cases (RE model / acquired, cases):")
