@@ -46,3 +46,18 @@ def test_stand_in_follows_labels_on_another_grid_and_keeps_the_pd():
     # at the fat/muscle border the smoothed factor lies between the two (partial volume)
     border = out[1, 20, 13]
     assert 100.0 < border < 100.0 * factors["fat"]
+
+
+def test_urine_row_is_the_bladder_without_its_wall():
+    module = _script()
+    legend = module.LABEL_LEGEND
+    labels = np.full((5, 40, 40), legend["muscle"], dtype=np.uint8)
+    labels[:, 5:35, 5:35] = legend["bladder"]                  # 30 × 30 voxels of 1 mm: depth up to 15 mm in-plane
+    t1pre = np.where(labels == legend["bladder"], 100.0, 50.0)  # the muscle below the 5th percentile: not usable
+    early = t1pre.copy()
+    wall = (labels == legend["bladder"]) & ~np.pad(np.ones((5, 18, 18), bool), ((0, 0), (11, 11), (11, 11)))
+    early[wall] = 200.0                                         # the outer 6 mm of the bladder enhances (RE 1)
+    stats = module.tissue_statistics(t1pre, {"early": early, "late": t1pre}, labels, (100.0, 1.0, 1.0))
+    assert stats["bladder"]["re_early"] == 1.0                  # the wall is most of the label
+    assert stats["urine"]["re_early"] == 0.0                    # deeper than 6 mm: none of it
+    assert "urine" not in module.tissue_statistics(t1pre, {"early": early, "late": t1pre}, labels)

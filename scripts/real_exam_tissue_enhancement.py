@@ -37,12 +37,14 @@ from typing import Dict
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from DCEDiffLib.phantom.anatomy import LABEL_LEGEND  # noqa: E402
+from DCEDiffLib.phantom.realism import URINE_DEPTH_MM  # noqa: E402
 from DCEDiffLib.phantom.sequences import spgr_signal  # noqa: E402
 from DCEDiffLib.phantom.tissues import TISSUE_RANGES  # noqa: E402
 # the series each label map was derived from (0001 has two transversal T2W: the same one as the template)
@@ -99,12 +101,19 @@ def usable_baseline(t1pre: np.ndarray) -> np.ndarray:
     return t1pre > np.percentile(t1pre, 5) + 1e-6
 
 
-def tissue_statistics(t1pre: np.ndarray, synthetic: Dict[str, np.ndarray], labels: np.ndarray) -> dict:
-    """Median T1-pre and median synthetic RE (early, late) per label, over voxels with a usable T1-pre."""
+def tissue_statistics(t1pre: np.ndarray, synthetic: Dict[str, np.ndarray], labels: np.ndarray,
+                      spacing_kji=None) -> dict:
+    """Median T1-pre and median synthetic RE (early, late) per label, over voxels with a usable T1-pre; with
+    ``spacing_kji`` (mm) also "urine": the bladder label deeper than ``URINE_DEPTH_MM`` from its edge (the label holds
+    the enhancing wall too, as the phantom's urine row leaves it out; scripts/phantom_tissue_enhancement.py)."""
     usable = usable_baseline(t1pre)
+    masks = {name: labels == value for name, value in LABEL_LEGEND.items()}
+    if spacing_kji is not None:
+        depth = ndimage.distance_transform_edt(masks["bladder"], sampling=list(spacing_kji))
+        masks["urine"] = masks["bladder"] & (depth > URINE_DEPTH_MM)
     out = {}
-    for name, value in LABEL_LEGEND.items():
-        mask = (labels == value) & usable
+    for name, label_mask in masks.items():
+        mask = label_mask & usable
         if name == "background" or mask.sum() < 20:
             continue
         row = {"voxels": int(mask.sum()), "t1pre_median": round(float(np.median(t1pre[mask])), 2)}
@@ -221,7 +230,7 @@ def main() -> int:
     t1pre = sitk.GetArrayFromImage(output.case.images["t1pre"]).astype(np.float64)
     synthetic = {p: sitk.GetArrayFromImage(output.synthetic[p]).astype(np.float64) for p in ("early", "late")}
     labels = output.labels
-    stats = tissue_statistics(t1pre, synthetic, labels)
+    stats = tissue_statistics(t1pre, synthetic, labels, output.synthetic["early"].GetSpacing()[::-1])
     checks = plausibility(stats)
     r = tissue_target_r(t1pre, synthetic, labels)
     ood = output.out_of_distribution or {}
