@@ -96,6 +96,27 @@ def t1_weighted_stand_in(pd: sitk.Image, labels: sitk.Image) -> sitk.Image:
     return out
 
 
+def exam_inputs(patient_id: str, stand_in: str, with_pd: bool, scratch: Path, t1pre_series=None) -> Dict[str, str]:
+    """The synthesis inputs of ProstateX-``patient_id`` with its template labels: T2W, ADC, the T1-pre stand-in
+    ("pd": the PD series itself; "vibe20": it made T1-weighted, written into ``scratch``) and the PD series as PD
+    when ``with_pd``."""
+    patient = DATA / f"ProstateX-{patient_id}"
+    if not patient.is_dir():
+        raise SystemExit(f"{patient}: not found (the reference data ../shared/data/prostatex is needed)")
+    t2w, adc, pd = PATIENTS[patient_id]
+    inputs = {"t2w": str(patient / t2w), "adc": str(patient / adc), "t1pre": str(patient / (t1pre_series or pd)),
+              "labels": str(ROOT / "Resources" / "Anatomy" / f"prostatex_{patient_id}_labels.nii.gz")}
+    if with_pd:
+        inputs["pd"] = str(patient / pd)
+    if stand_in == "vibe20":
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames(reader.GetGDCMSeriesFileNames(inputs["t1pre"]))
+        t1_weighted = t1_weighted_stand_in(reader.Execute(), sitk.ReadImage(inputs["labels"]))
+        inputs["t1pre"] = str(scratch / "t1pre_vibe20_from_pd.nii.gz")
+        sitk.WriteImage(t1_weighted, inputs["t1pre"])
+    return inputs
+
+
 def usable_baseline(t1pre: np.ndarray) -> np.ndarray:
     """Voxels whose T1-pre is above its 5th percentile: RE is meaningless where the baseline is ~0 (air)."""
     return t1pre > np.percentile(t1pre, 5) + 1e-6
@@ -212,20 +233,8 @@ def main() -> int:
         preprocess.tame_heavy_tail = with_gland_rule(preprocess.tame_heavy_tail)
 
     patient = DATA / f"ProstateX-{args.patient}"
-    if not patient.is_dir():
-        raise SystemExit(f"{patient}: not found (the reference data ../shared/data/prostatex is needed)")
-    t2w, adc, pd = PATIENTS[args.patient]
-    inputs = {"t2w": str(patient / t2w), "adc": str(patient / adc), "t1pre": str(patient / (args.t1pre_series or pd)),
-              "labels": str(ROOT / "Resources" / "Anatomy" / f"prostatex_{args.patient}_labels.nii.gz")}
-    if args.with_pd:
-        inputs["pd"] = str(patient / pd)
     with tempfile.TemporaryDirectory() as scratch:
-        if args.t1pre_stand_in == "vibe20":
-            reader = sitk.ImageSeriesReader()
-            reader.SetFileNames(reader.GetGDCMSeriesFileNames(inputs["t1pre"]))
-            stand_in = t1_weighted_stand_in(reader.Execute(), sitk.ReadImage(inputs["labels"]))
-            inputs["t1pre"] = str(Path(scratch) / "t1pre_vibe20_from_pd.nii.gz")
-            sitk.WriteImage(stand_in, inputs["t1pre"])
+        inputs = exam_inputs(args.patient, args.t1pre_stand_in, args.with_pd, Path(scratch), args.t1pre_series)
         output = synthesize_case(inputs, model_path=args.model, seed=0)
     t1pre = sitk.GetArrayFromImage(output.case.images["t1pre"]).astype(np.float64)
     synthetic = {p: sitk.GetArrayFromImage(output.synthetic[p]).astype(np.float64) for p in ("early", "late")}
