@@ -126,6 +126,20 @@ def test_weighted_losses_equal_the_plain_ones_with_unit_weights_and_follow_the_w
     assert torch.allclose(loss_w, diffusion_loss(eps_net, cond, target, generator=g))
 
 
+def test_region_weight_map_urine_is_the_bladder_without_its_wall():
+    case = tiny_case("p", 0, size=32, slices=2)
+    case.grid = dict(case.grid, spacing=[1.0, 1.0, 50.0])          # 1 mm in-plane; thick slices
+    case.labels = np.zeros((2, 32, 32), np.int16)
+    case.labels[:, 4:28, 4:28] = 4                                  # a 24 mm bladder
+    case.legend = {"bladder": 4, "fat": 1}
+    weights = region_weight_map(case, {"urine": 2.0})
+    # deeper than 6 mm from the edge (rows 4–27: depth 1 mm at row 4, 7 mm at row 10): rows and columns 10–21
+    assert weights[0, 16, 16] == 3.0 and weights[0, 6, 16] == 1.0 and weights[0, 0, 0] == 1.0
+    assert weights.sum() == 2 * 32 * 32 + 2 * 12 * 12 * 2.0
+    case.legend = {"fat": 1}                                        # no bladder: no urine, nothing added
+    assert region_weight_map(case, {"urine": 2.0}).sum() == 2 * 32 * 32
+
+
 def test_region_weight_map_adds_weight_inside_named_labels_only():
     case = tiny_case("p", 0, size=8, slices=2)
     case.labels = np.zeros((2, 8, 8), np.int16)

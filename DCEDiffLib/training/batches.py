@@ -191,14 +191,30 @@ def lesion_and_ring(case: CaseArrays, ring_px: int) -> np.ndarray:
 
 def region_weight_map(case: CaseArrays, region_weights: Dict[str, float]) -> np.ndarray:
     """Per-voxel loss weights (K, H, W): 1 everywhere plus ``region_weights[name]`` inside each named label of the
-    case's legend (e.g. the gland and the lesions of a phantom case); all ones without labels or weights."""
+    case's legend (e.g. the gland and the lesions of a phantom case), and inside the derived region "urine" (the
+    bladder label deeper than ``URINE_DEPTH_MM`` from its edge: urine, not its enhancing wall); all ones without
+    labels or weights."""
     weight = np.ones(case.conditions.shape[1:], dtype=np.float32)
     if not region_weights or case.labels is None or not case.legend:
         return weight
     for name, extra in region_weights.items():
         if name in case.legend:
             weight[case.labels == int(case.legend[name])] += np.float32(extra)
+        elif name == "urine" and "bladder" in case.legend:
+            weight[urine_mask(case)] += np.float32(extra)
     return weight
+
+
+def urine_mask(case: CaseArrays) -> np.ndarray:
+    """The case's bladder label deeper than ``URINE_DEPTH_MM`` from its edge (K, H, W), in millimetres of its grid."""
+    from scipy.ndimage import distance_transform_edt
+
+    from DCEDiffLib.phantom.realism import URINE_DEPTH_MM
+
+    bladder = case.labels == int(case.legend["bladder"])
+    spacing_xyz = case.grid["spacing"]
+    depth = distance_transform_edt(bladder, sampling=[spacing_xyz[2], spacing_xyz[1], spacing_xyz[0]])
+    return bladder & (depth > URINE_DEPTH_MM)
 
 
 def conditions_with_context(case: CaseArrays, channels: Sequence[int], k: int, context_slices: int) -> np.ndarray:

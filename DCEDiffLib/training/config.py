@@ -26,7 +26,8 @@ PAPER_RECIPE = {
     "mean_model": "",                      # objective "residual": the trained regression model it diffuses around
     "init_weights": "",                    # a trained model file whose network weights start this run (fine-tuning
                                            # without the run's checkpoint; same objective and network config)
-    "region_weights": {},                  # extra loss weight per phantom label, e.g. {"lesion": 4}
+    "region_weights": {},                  # extra loss weight per phantom label, e.g. {"lesion": 4}; "urine": the
+                                           # bladder deeper than URINE_DEPTH_MM (batches.urine_mask)
     "augment": {},                         # intensity randomization (training/augmentation.py), e.g. {"gamma": 0.3}
     "lesion_slice_share": 0.0,             # share of batch items drawn from lesion slices, cropped around a lesion
     "lesion_contrast_weight": 0.0,         # regression only: weight of the L1 on lesion-minus-ring contrast per crop
