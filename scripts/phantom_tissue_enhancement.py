@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Dict, Sequence
 
 import numpy as np
-from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from DCEDiffLib.phantom.realism import URINE_DEPTH_MM  # noqa: E402
+from DCEDiffLib.phantom.realism import urine_mask  # noqa: E402
 
 MIN_VOXELS = 20
 TISSUES = ("urine", "fat", "muscle", "vessel", "gland")
@@ -39,9 +38,7 @@ TISSUES = ("urine", "fat", "muscle", "vessel", "gland")
 
 def tissue_masks(labels: np.ndarray, legend: Dict[str, int], spacing_kji: Sequence[float]) -> Dict[str, np.ndarray]:
     """Boolean masks of :data:`TISSUES` on a label volume (k, j, i) with voxel spacing ``spacing_kji`` in mm."""
-    bladder = labels == legend["bladder"]
-    depth = ndimage.distance_transform_edt(bladder, sampling=list(spacing_kji))
-    return {"urine": bladder & (depth > URINE_DEPTH_MM), "fat": labels == legend["fat"],
+    return {"urine": urine_mask(labels == legend["bladder"], spacing_kji), "fat": labels == legend["fat"],
             "muscle": labels == legend["muscle"], "vessel": labels == legend["vessel"],
             "gland": np.isin(labels, [legend["peripheral_zone"], legend["transition_zone"]])}
 

@@ -37,14 +37,13 @@ from typing import Dict
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from DCEDiffLib.phantom.anatomy import LABEL_LEGEND  # noqa: E402
-from DCEDiffLib.phantom.realism import URINE_DEPTH_MM  # noqa: E402
+from DCEDiffLib.phantom.realism import urine_mask  # noqa: E402
 from DCEDiffLib.phantom.sequences import spgr_signal  # noqa: E402
 from DCEDiffLib.phantom.tissues import TISSUE_RANGES  # noqa: E402
 # the series each label map was derived from (0001 has two transversal T2W: the same one as the template)
@@ -130,8 +129,7 @@ def tissue_statistics(t1pre: np.ndarray, synthetic: Dict[str, np.ndarray], label
     usable = usable_baseline(t1pre)
     masks = {name: labels == value for name, value in LABEL_LEGEND.items()}
     if spacing_kji is not None:
-        depth = ndimage.distance_transform_edt(masks["bladder"], sampling=list(spacing_kji))
-        masks["urine"] = masks["bladder"] & (depth > URINE_DEPTH_MM)
+        masks["urine"] = urine_mask(masks["bladder"], spacing_kji)
     out = {}
     for name, label_mask in masks.items():
         mask = label_mask & usable

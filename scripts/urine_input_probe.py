@@ -20,19 +20,17 @@ from pathlib import Path
 from typing import Dict, Sequence
 
 import numpy as np
-from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from DCEDiffLib.phantom.realism import URINE_DEPTH_MM  # noqa: E402
+from DCEDiffLib.phantom.realism import urine_mask as urine_of_bladder  # noqa: E402
 
 
 def urine_mask(labels: np.ndarray, bladder_value: int, spacing_kji: Sequence[float]) -> np.ndarray:
     """The bladder label deeper than ``URINE_DEPTH_MM`` from its edge (its wall enhances; urine does not)."""
-    bladder = labels == bladder_value
-    return bladder & (ndimage.distance_transform_edt(bladder, sampling=list(spacing_kji)) > URINE_DEPTH_MM)
+    return urine_of_bladder(labels == bladder_value, spacing_kji)
 
 
 def with_channel_replaced(conditions: np.ndarray, channel: int, mask: np.ndarray, value: float) -> np.ndarray:

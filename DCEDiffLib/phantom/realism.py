@@ -227,6 +227,13 @@ def _series_masks(params, images, labels: sitk.Image, series_names) -> Dict[str,
 Regions = Dict[str, Tuple[str, Tuple[int, ...]]]
 
 
+def urine_mask(bladder: np.ndarray, spacing_kji: Sequence[float]) -> np.ndarray:
+    """The urine of a bladder label: its voxels deeper than :data:`URINE_DEPTH_MM` from its edge (``bladder`` a
+    boolean (k, j, i) mask, ``spacing_kji`` in mm); the outer margin holds the enhancing wall."""
+    depth = ndimage.distance_transform_edt(bladder, sampling=list(spacing_kji))
+    return bladder & (depth > URINE_DEPTH_MM)
+
+
 def _region_codes(labels: np.ndarray, image: sitk.Image, legend: Dict[str, int],
                   lesions: Sequence[Mapping[str, object]]) -> Tuple[np.ndarray, Dict[str, int], Regions]:
     """(combined code map on the T2W grid, code counts {"base": Nb, "lesion": Nl}, regions).
@@ -241,8 +248,7 @@ def _region_codes(labels: np.ndarray, image: sitk.Image, legend: Dict[str, int],
     bladder = labels == legend["bladder"]
     if bladder.any():
         box = _bounding_box(bladder, 1)
-        depth = ndimage.distance_transform_edt(bladder[box], sampling=spacing_kji)
-        base[box][bladder[box] & (depth > URINE_DEPTH_MM)] = urine_code
+        base[box][urine_mask(bladder[box], spacing_kji)] = urine_code
     regions: Regions = {name: ("base", (value,)) for name, value in legend.items() if name != "background"}
     regions["gland"] = ("base", (legend["peripheral_zone"], legend["transition_zone"]))
     regions["urine"] = ("base", (urine_code,))

@@ -207,14 +207,10 @@ def region_weight_map(case: CaseArrays, region_weights: Dict[str, float]) -> np.
 
 def urine_mask(case: CaseArrays) -> np.ndarray:
     """The case's bladder label deeper than ``URINE_DEPTH_MM`` from its edge (K, H, W), in millimetres of its grid."""
-    from scipy.ndimage import distance_transform_edt
+    from DCEDiffLib.phantom.realism import urine_mask as urine_of_bladder
 
-    from DCEDiffLib.phantom.realism import URINE_DEPTH_MM
-
-    bladder = case.labels == int(case.legend["bladder"])
     spacing_xyz = case.grid["spacing"]
-    depth = distance_transform_edt(bladder, sampling=[spacing_xyz[2], spacing_xyz[1], spacing_xyz[0]])
-    return bladder & (depth > URINE_DEPTH_MM)
+    return urine_of_bladder(case.labels == int(case.legend["bladder"]), spacing_xyz[::-1])
 
 
 def conditions_with_context(case: CaseArrays, channels: Sequence[int], k: int, context_slices: int) -> np.ndarray:
