@@ -118,8 +118,8 @@ def main() -> int:
         low_high = ci[name][phase]
         return "" if low_high is None else f" [{low_high[0]:+.{digits}f}, {low_high[1]:+.{digits}f}]"
 
-    print(f"  lesion r    (bar {args.min_lesion_gain:+.3f})  {lr['early']:+.3f}{interval('lesion_r', 'early', 3)} / {lr['late']:+.3f}"
-          f"{interval('lesion_r', 'late', 3)}, both {lr['both']:+.4f}  {mark[v['lesion_r']]}")
+    print(f"  lesion r    (bar {args.min_lesion_gain:+.3f})  {lr['early']:+.3f}{interval('lesion_r', 'early', 3)} / "
+          f"{lr['late']:+.3f}{interval('lesion_r', 'late', 3)}, both {lr['both']:+.4f}  {mark[v['lesion_r']]}")
     print(f"  prostate r  {pr['early']:+.3f}{interval('prostate_r', 'early', 3)} / {pr['late']:+.3f}"
           f"{interval('prostate_r', 'late', 3)}, both {pr['both']:+.4f}  {mark[v['prostate_r']]}")
     print(f"  PSNR        {ps['early']:+.2f}{interval('psnr_db', 'early', 2)} / {ps['late']:+.2f}"

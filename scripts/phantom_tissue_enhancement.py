@@ -44,7 +44,8 @@ def tissue_masks(labels: np.ndarray, legend: Dict[str, int], spacing_kji: Sequen
 
 
 def median_relative_enhancement(image: np.ndarray, t1pre: np.ndarray, mask: np.ndarray) -> float:
-    """Median over ``mask`` of (image − t1pre) / t1pre; NaN where the mask has fewer than :data:`MIN_VOXELS` voxels."""
+    """Median over ``mask`` of (image − t1pre) / t1pre; NaN where the mask has fewer than :data:`MIN_VOXELS`
+    voxels."""
     if int(mask.sum()) < MIN_VOXELS:
         return float("nan")
     pre = t1pre[mask].astype(np.float64)
@@ -112,8 +113,10 @@ def main(argv=None) -> int:
                 if np.isfinite(s) and np.isfinite(a):
                     rows[(target, tissue)][0].append(s)
                     rows[(target, tissue)][1].append(a)
-                    cells.append(f"{target} {tissue} {s:.2f} / {a:.2f}" + (
-                        "" if clipped is None else f" (clipped {median_relative_enhancement(clipped, t1pre, mask):.2f})"))
+                    cell = f"{target} {tissue} {s:.2f} / {a:.2f}"
+                    if clipped is not None:
+                        cell += f" (clipped {median_relative_enhancement(clipped, t1pre, mask):.2f})"
+                    cells.append(cell)
                     per_case.setdefault(name, {}).setdefault(target, {})[tissue] = [s, a]
         print(f"{name} (RE model / acquired): " + "; ".join(cells), flush=True)
     print("medians over cases (RE model / acquired, cases):")

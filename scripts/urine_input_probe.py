@@ -47,7 +47,8 @@ def main(argv=None) -> int:
     from DCEDiffLib.diffusion.synthesis import synthesize_volume
     from DCEDiffLib.normalization import denormalize
     from DCEDiffLib.phantom.anatomy import LABEL_LEGEND
-    from DCEDiffLib.pipeline import condition_array, synthesize_case
+    from DCEDiffLib.pipeline import condition_array
+    from DCEDiffLib.preprocess import preprocess_case
     from DCEDiffLib.target_scale import target_norm_params
     from DCEDiffLib.training.case_data import load_case
     from real_exam_tissue_enhancement import exam_inputs
@@ -74,10 +75,10 @@ def main(argv=None) -> int:
         for index, modality in enumerate(names):
             phantom[modality].append(float(np.median(case.conditions[index][mask])))
 
+    # the exam preprocessed as synthesize_case does it (registration, prostate crop, normalisation), without a synthesis
     with tempfile.TemporaryDirectory() as scratch:
         inputs = exam_inputs(args.patient, args.t1pre_stand_in, True, Path(scratch))
-        output = synthesize_case(inputs, model_path=args.model, seed=0)
-    case = output.case
+        case = preprocess_case(inputs, find_prostate=True, self_check=True)
     conditions = condition_array(case, names)
     labels = sitk.GetArrayFromImage(case.images["labels"])
     spacing_kji = case.images["t2w"].GetSpacing()[::-1]
