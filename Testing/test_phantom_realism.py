@@ -34,8 +34,9 @@ RANGES = (
     ("re_early.gland", 0.6, 1.55, 1.0),
     ("re_late.gland", 0.7, 1.7, 1.0),
     ("re_late_minus_early.gland", -0.05, 0.4, 1.0),
-    ("re_early.fat", -0.05, 0.15, 1.0),
-    ("re_late.fat", -0.05, 0.15, 1.0),
+    # generator version 4: the lipid protons do not enhance (version 3 drew fat at RE 0.02–0.07)
+    ("re_early.fat", -0.02, 0.03, 1.0),
+    ("re_late.fat", -0.02, 0.03, 1.0),
     ("re_late.fat_minus_gland", -INF, -0.6, 1.0),
     ("re_early.muscle", 0.2, 0.8, 1.0),
     ("re_early.vessel_minus_strongest_other", 0.2, INF, 1.0),
@@ -141,3 +142,17 @@ def test_docs_list_the_ranges_this_test_asserts():
     assert len(section) == 2, "docs/phantom.md has no section 'What the randomization produces'"
     for entry in RANGES:
         assert range_row(*entry) in section[1], range_row(*entry)
+
+
+def test_body_enhancement_t1pre_r_reads_the_sign_of_fat_enhancement():
+    from DCEDiffLib.phantom.realism import body_enhancement_t1pre_r
+
+    rng = np.random.default_rng(0)
+    t1pre = np.concatenate([np.full(300, 5.0), rng.uniform(300, 400, 700), rng.uniform(1000, 3000, 300)])
+    muscle = (t1pre > 100) & (t1pre < 500)
+    fat = t1pre >= 1000
+    no_fat_enhancement = t1pre + np.where(muscle, 0.4 * t1pre, 0.0)        # fat bright and not enhancing
+    fat_enhancing = t1pre + np.where(muscle | fat, 0.1 * t1pre, 0.0)       # the same relative enhancement everywhere
+    assert body_enhancement_t1pre_r(t1pre, no_fat_enhancement) < -0.5
+    assert body_enhancement_t1pre_r(t1pre, fat_enhancing) > 0.5
+    assert np.isnan(body_enhancement_t1pre_r(t1pre, t1pre))                 # no enhancement anywhere

@@ -36,8 +36,9 @@ from DCEDiffLib.progress import check_cancel
 
 GENERATOR_NAME = "DCEDiff phantom"
 # 2: gland Ktrans 0.7× of version 1 (real gland enhancement; tissues.py); 3: real-anatomy lesions as dark against
-# their zone on T2W as the analytic family's (template_anatomy.lesions_keep_zone_contrast)
-GENERATOR_VERSION = 3
+# their zone on T2W as the analytic family's (template_anatomy.lesions_keep_zone_contrast); 4: the lipid protons do not
+# enhance (imaging.dce_series: fat RE ≈ 0, as on real exams; inputs and T1-pre bit-identical to version 3)
+GENERATOR_VERSION = 4
 FORMATS = ("nifti", "dicom")
 IMAGE_KEYS = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
 FILE_DESCRIPTIONS = {

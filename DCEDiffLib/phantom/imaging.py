@@ -5,8 +5,10 @@ Rician noise, receiver gain, 12-bit integers).
 - PD: the ProstateX 3D turbo-FLASH reference (TR 800 ms, TE 1.5 ms, flip 14°): proton-density dominated.
 - ADC: diffusion-weighted EPI at each b-value (kurtosis signal, fat suppressed, own noise) and the scanner's
   log-linear fit in 10⁻⁶ mm²/s; voxels without signal are set to 0 as scanners do.
-- DCE: VIBE spoiled gradient echo (fat suppressed) of R1(t) = R10 + r1·Ct(t), Ct from the (extended) Tofts
-  model with the Parker AIF; T1-pre is the first (pre-arrival) frame of the same series.
+- DCE: VIBE spoiled gradient echo (fat suppressed or not) of R1(t) = R10 + r1·Ct(t), Ct from the (extended) Tofts
+  model with the Parker AIF, for the water protons; the lipid protons' signal (fat fraction × the fat-suppression
+  residual) keeps its pre-contrast value, since gadolinium does not reach them. T1-pre is the first (pre-arrival)
+  frame of the same series.
 The noise σ of a series is set from its SNR relative to the noise-free peripheral-zone signal.
 """
 
@@ -95,8 +97,14 @@ def dce_series(maps: Dict[str, np.ndarray], series: SeriesPlan, plan: ExamPlan, 
     fat_factor = 1.0 - maps["fat"] * np.float32(1.0 - plan.fat_sat_residual)
     angle = np.deg2rad(np.float32(flip)) * b1
     m0_sin = maps["pd"] * maps["inflow"] * fat_factor * bias * np.sin(angle)
+    # The lipid protons' share of it (the fat fraction, times what fat suppression leaves of them): the contrast
+    # agent stays in the water spaces and does not relax lipid protons (generator version 4).
+    lipid_share = maps["fat"] * np.float32(plan.fat_sat_residual)
+    lipid_m0_sin = maps["pd"] * maps["inflow"] * lipid_share * bias * np.sin(angle)
     cos_a = np.cos(angle)
     r10 = 1.0 / maps["t1"]
+    e10 = np.exp(np.float32(-tr) * r10)
+    lipid_baseline = (1 - e10) / (1 - cos_a * e10)
     ktrans = maps["ktrans"]
     index = table.kep_index(ktrans / np.maximum(maps["ve"], np.float32(0.02)))
     rv = reference.values
@@ -109,6 +117,9 @@ def dce_series(maps: Dict[str, np.ndarray], series: SeriesPlan, plan: ExamPlan, 
     for f in range(len(plan.frame_times_s)):
         conc = table.concentration(f, ktrans, index, maps["vpa"], maps["vpv"])
         e1 = np.exp(neg_tr * (r10 + r1 * conc))
-        signal = m0_sin * (1 - e1) / (1 - cos_a * e1)
+        signal = m0_sin * (1 - e1) / (1 - cos_a * e1)  # every proton relaxed as water (version 3)
+        # less what the lipid protons gained that way; exactly 0 where the concentration is (the T1-pre frame stays
+        # bit-identical to version 3's)
+        signal = signal - lipid_m0_sin * ((1 - e1) / (1 - cos_a * e1) - lipid_baseline)
         frames[f] = _finish(signal, sigma, gain, rng)
     return frames, {"sigma": sigma, "reference": ref}

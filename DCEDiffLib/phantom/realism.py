@@ -126,7 +126,7 @@ def measure_case(case: CaseLike) -> Dict[str, object]:
         "adc_centre_box": _centre_box_median(arrays["adc"]),
         "fat_t1pre_rank": order.index("fat") + 1 if "fat" in order else None,
         "fat_to_muscle_t1pre": _ratio(ranked.get("fat", np.nan), ranked.get("muscle", np.nan)),
-        "body_enhancement_t1pre_r": _body_correlation(arrays["t1pre"], arrays["dce_late"]),
+        "body_enhancement_t1pre_r": body_enhancement_t1pre_r(arrays["t1pre"], arrays["dce_late"]),
     }
 
 
@@ -375,9 +375,13 @@ def _centre_box_median(adc: np.ndarray) -> float:
     return float(np.median(adc[box]))
 
 
-def _body_correlation(t1pre: np.ndarray, late: np.ndarray) -> float:
+def body_enhancement_t1pre_r(t1pre: np.ndarray, image: np.ndarray) -> float:
+    """Pearson r of the enhancement (``image`` − T1-pre) with the T1-pre over the body (T1-pre above its 30th
+    percentile); NaN where either is constant. Real non-fat-suppressed exams: negative (fat bright, not enhancing)."""
+    t1pre = np.asarray(t1pre, dtype=np.float64)
+    image = np.asarray(image, dtype=np.float64)
     body = t1pre > np.percentile(t1pre, 30)
-    x, y = t1pre[body], late[body] - t1pre[body]
+    x, y = t1pre[body], image[body] - t1pre[body]
     if x.size < 3 or x.std() == 0 or y.std() == 0:
         return float("nan")
     return float(np.corrcoef(x, y)[0, 1])
