@@ -247,7 +247,8 @@ def main() -> int:
               "intensity_notes": output.provenance.get("intensity_notes", {}), "inputs": {k: Path(v).name for k, v in inputs.items()},
               "model_sha256": output.provenance.get("model_sha256"), "tissues": stats,
               "checks": [{"check": c, "value": round(float(v), 3), "passed": bool(p)} for c, v, p in checks],
-              "tissue_target_r": r, "body_enhancement_t1pre_r": t1pre_r, "ood_score": ood.get("score"), "ood_flagged": ood.get("flagged"),
+              "tissue_target_r": r, "body_enhancement_t1pre_r": t1pre_r,
+              "ood_score": ood.get("score"), "ood_flagged": ood.get("flagged"),
               "ood_statistical_score": ood.get("statistical_score"), "ood_reasons": ood.get("reasons", [])}
     print(f"{result['patient']}  (T1-pre stand-in: {result['inputs']['t1pre']} [{args.t1pre_stand_in}]; PD {'given' if args.with_pd else 'left out'})")
     print(f"{'tissue':<18}{'voxels':>8}{'T1-pre':>10}{'RE early':>10}{'RE late':>10}")

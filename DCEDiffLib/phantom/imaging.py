@@ -96,14 +96,15 @@ def dce_series(maps: Dict[str, np.ndarray], series: SeriesPlan, plan: ExamPlan, 
     table = ToftsTable(plan.frame_times_s, fine_t, cp_a, cp_v)
     fat_factor = 1.0 - maps["fat"] * np.float32(1.0 - plan.fat_sat_residual)
     angle = np.deg2rad(np.float32(flip)) * b1
-    m0_sin = maps["pd"] * maps["inflow"] * fat_factor * bias * np.sin(angle)
+    pd_inflow, sin_a = maps["pd"] * maps["inflow"], np.sin(angle)
+    m0_sin = pd_inflow * fat_factor * bias * sin_a
     # The lipid protons' share of it (the fat fraction, times what fat suppression leaves of them): the contrast
     # agent stays in the water spaces and does not relax lipid protons (generator version 4).
-    lipid_share = maps["fat"] * np.float32(plan.fat_sat_residual)
-    lipid_m0_sin = maps["pd"] * maps["inflow"] * lipid_share * bias * np.sin(angle)
+    lipid_m0_sin = pd_inflow * (maps["fat"] * np.float32(plan.fat_sat_residual)) * bias * sin_a
     cos_a = np.cos(angle)
     r10 = 1.0 / maps["t1"]
-    e10 = np.exp(np.float32(-tr) * r10)
+    neg_tr = np.float32(-tr)
+    e10 = np.exp(neg_tr * r10)
     lipid_baseline = (1 - e10) / (1 - cos_a * e10)
     ktrans = maps["ktrans"]
     index = table.kep_index(ktrans / np.maximum(maps["ve"], np.float32(0.02)))
@@ -112,14 +113,14 @@ def dce_series(maps: Dict[str, np.ndarray], series: SeriesPlan, plan: ExamPlan, 
     sigma = ref / series.snr
     gain = np.float32(series.gain / ref)
     frames = np.empty((len(plan.frame_times_s),) + r10.shape, dtype=np.int16)
-    neg_tr = np.float32(-tr)
     r1 = np.float32(R1_RELAXIVITY_3T)
     for f in range(len(plan.frame_times_s)):
         conc = table.concentration(f, ktrans, index, maps["vpa"], maps["vpv"])
         e1 = np.exp(neg_tr * (r10 + r1 * conc))
-        signal = m0_sin * (1 - e1) / (1 - cos_a * e1)  # every proton relaxed as water (version 3)
+        spgr_num, spgr_den = 1 - e1, 1 - cos_a * e1  # the SPGR factor (1 − E1) / (1 − cos α E1), in parts
+        signal = m0_sin * spgr_num / spgr_den  # every proton relaxed as water (version 3)
         # less what the lipid protons gained that way; exactly 0 where the concentration is (the T1-pre frame stays
         # bit-identical to version 3's)
-        signal = signal - lipid_m0_sin * ((1 - e1) / (1 - cos_a * e1) - lipid_baseline)
+        signal = signal - lipid_m0_sin * (spgr_num / spgr_den - lipid_baseline)
         frames[f] = _finish(signal, sigma, gain, rng)
     return frames, {"sigma": sigma, "reference": ref}
