@@ -85,6 +85,7 @@ def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed:
     ``MISSING_INPUT_VALUE``)."""
     from DCEDiffLib.diffusion.synthesis import synthesize_volume
     from DCEDiffLib.intensity_tail import clipped_t1pre_excess
+    from DCEDiffLib.training.clipped_t1pre import adds_excess_back
     from DCEDiffLib.normalization import denormalize, spread_to_intensity
     from DCEDiffLib.t1pre_level import rescale_low_t1pre
 
@@ -100,8 +101,9 @@ def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed:
     # as synthesis does (pipeline.synthesize_case): a T1-pre whose range was set from the bulk gets the excess of
     # its clipped voxels back
     excess = None
-    if case.intensity_notes:
-        excess = clipped_t1pre_excess(case.raw("t1pre"), case.norm["t1pre"], case.intensity_notes)
+    if case.intensity_notes or adds_excess_back(model.card):
+        excess = clipped_t1pre_excess(case.raw("t1pre"), case.norm["t1pre"], case.intensity_notes,
+                                      always=adds_excess_back(model.card))
     return {SHORT[t]: (denormalize(result.mean[i], case.norm[t]) + (0.0 if excess is None else excess))
             .astype(np.float32) for i, t in enumerate(TARGET_MODALITIES)}
 

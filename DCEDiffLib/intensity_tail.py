@@ -71,9 +71,11 @@ def tame_heavy_tail(array: np.ndarray, params: NormParams, modality: str,
     return tamed, note
 
 
-def clipped_t1pre_excess(t1pre: np.ndarray, params: NormParams, notes) -> Optional[np.ndarray]:
+def clipped_t1pre_excess(t1pre: np.ndarray, params: NormParams, notes, always: bool = False) -> Optional[np.ndarray]:
     """What the T1-pre (original intensities) has above its range where the rule set that range (``"t1pre"`` in
-    ``notes``), to be added back to the synthetic images: those voxels were clipped for the model. None otherwise."""
-    if "t1pre" not in notes:
+    ``notes``), or wherever it is clipped with ``always`` (a model trained on targets over the clipped T1-pre,
+    training/clipped_t1pre.py), to be added back to the synthetic images: those voxels were clipped for the model.
+    None otherwise."""
+    if "t1pre" not in (notes or {}) and not always:
         return None
     return np.maximum(np.asarray(t1pre, dtype=np.float32) - np.float32(params.high), 0)

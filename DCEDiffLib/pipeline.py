@@ -19,6 +19,7 @@ from DCEDiffLib import __version__, defaults
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.extras import extra_available
 from DCEDiffLib.intensity_tail import clipped_t1pre_excess
+from DCEDiffLib.training.clipped_t1pre import adds_excess_back
 from DCEDiffLib.modalities import DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT_VALUE, TARGET_MODALITIES
 from DCEDiffLib.progress import CancelHook, ProgressCallback, ProgressTracker, check_cancel
 
@@ -170,10 +171,12 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     t1pre_excess = None
     if case.intensity_notes:
         provenance["intensity_notes"] = dict(case.intensity_notes)
-        # A T1-pre whose range was set from the bulk clips its hot spot for the model; those voxels get their own
-        # T1-pre back, plus what the model drew at the clip level (the T1-pre array is read only here).
+    if case.intensity_notes or adds_excess_back(model.card):
+        # A T1-pre whose range was set from the bulk clips its hot spot for the model (and a model trained on
+        # targets over the clipped T1-pre, any clipped voxel); those voxels get their own T1-pre back, plus what
+        # the model drew at the clip level (the T1-pre array is read only here).
         t1pre_excess = clipped_t1pre_excess(sitk.GetArrayFromImage(case.images["t1pre"]), case.norm["t1pre"],
-                                            case.intensity_notes)
+                                            case.intensity_notes, always=adds_excess_back(model.card))
 
     def to_image(array: np.ndarray) -> sitk.Image:
         image = sitk.GetImageFromArray(array.astype(np.float32))

@@ -36,7 +36,7 @@ REQUIRED_FIELDS = {"format", "format_version", "architecture", "objective", "sch
 OPTIONAL_FIELDS = {"channel_meaning", "working_grid", "training", "metrics", "created_by", "description",
                    "parameterization", "mean_network", "residual_scale", "input_statistics", "data_domain",
                    "sampling", "optional_inputs", "error_model", "context_slices", "voxel_corrector",
-                   "absolute_adc"}
+                   "absolute_adc", "t1pre_excess_added_back"}
 OBJECTIVES = ("diffusion", "regression", "residual")
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol ≥2, zip (torch.save)
 

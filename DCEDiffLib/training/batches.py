@@ -17,6 +17,7 @@ from DCEDiffLib.modalities import INPUT_MODALITIES
 from DCEDiffLib.training.augmentation import augment_slice, check_augmentation
 from DCEDiffLib.training.auxiliary_segmentation import segmentation_class_map
 from DCEDiffLib.training.case_data import CaseArrays
+from DCEDiffLib.training.clipped_t1pre import targets_over_clipped_t1pre
 
 
 class SliceBatches:
@@ -30,7 +31,7 @@ class SliceBatches:
                  rank: int = 0, world_size: int = 1, region_weights: Optional[Dict[str, float]] = None,
                  augment: Optional[Dict[str, float]] = None, lesion_slice_share: float = 0.0,
                  lesion_ring_px: int = 0, context_slices: int = 0, segmentation: bool = False,
-                 absolute_adc: bool = False):
+                 absolute_adc: bool = False, t1pre_clip_range_factor: Optional[float] = None):
         usable = [c for c in cases if c.targets is not None]
         if not usable:
             raise ValueError("no training case has acquired early/late DCE targets")
@@ -49,6 +50,9 @@ class SliceBatches:
         self.context_slices = int(context_slices)  # 2.5D: the neighbours' conditions follow the slice's own
         # the ADC in absolute units after them (diffusion/absolute_adc.py), from the augmented ADC of the slice
         self.absolute_adc_at = adc_index(self.conditions_kept) if absolute_adc else None
+        # targets over the T1-pre as the network reads it, clipped (training/clipped_t1pre.py); None: as acquired
+        self.t1pre_clip_range_factor = t1pre_clip_range_factor
+        self.t1pre_at = self.conditions_kept.index("t1pre") if t1pre_clip_range_factor else None
         self.augment = check_augmentation(augment or {})
         self.augmenting = any(self.augment.values())
         # Foreground oversampling (as nnU-Net does): lesions fill a few percent of the slices, so a share of each
@@ -140,6 +144,8 @@ class SliceBatches:
             if self.augmenting:
                 cond, target = augment_slice(rng, cond, target, self.conditions_kept, self.augment,
                                              grid_shape=(height, width), window=window[1:], fat_mask=fat)
+            if self.t1pre_at is not None:  # the slice's own T1-pre, augmented and not yet clipped
+                target = targets_over_clipped_t1pre(cond[self.t1pre_at], target, self.t1pre_clip_range_factor)
             clipped = np.clip(cond, -1, 1)
             if self.absolute_adc_at is not None:
                 absolute = absolute_adc_channel(cond[self.absolute_adc_at], case.norm["adc"])
@@ -224,18 +230,29 @@ def conditions_with_context(case: CaseArrays, channels: Sequence[int], k: int, c
 
 
 def fixed_slices(cases: Sequence[CaseArrays], count: int, conditions_kept: Sequence[str] = INPUT_MODALITIES,
-                 seed: int = 1234, context_slices: int = 0,
-                 absolute_adc: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+                 seed: int = 1234, context_slices: int = 0, absolute_adc: bool = False,
+                 t1pre_clip_range_factor: Optional[float] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """A fixed, reproducible set of whole slices (validation loss / sample images); with ``context_slices`` the
     conditions carry the neighbours' channels after the slice's own, with ``absolute_adc`` the ADC in absolute
-    units after those (``diffusion.absolute_adc``)."""
+    units after those (``diffusion.absolute_adc``); with ``t1pre_clip_range_factor`` the targets lie over the
+    clipped T1-pre as in :class:`SliceBatches`."""
     usable = [c for c in cases if c.targets is not None]
     items = [(ci, k) for ci, c in enumerate(usable) for k in range(c.num_slices)]
     chosen = np.random.default_rng(seed).permutation(len(items))[:count]
     conds = np.stack([slice_conditions(usable[items[i][0]], items[i][1], conditions_kept, context_slices, absolute_adc)
                       for i in chosen])
-    targets = np.stack([np.clip(usable[items[i][0]].targets[:, items[i][1]], -1, 1) for i in chosen])
+    targets = np.stack([np.clip(_slice_targets(usable[items[i][0]], items[i][1], t1pre_clip_range_factor), -1, 1)
+                        for i in chosen])
     return torch.from_numpy(conds.astype(np.float32)), torch.from_numpy(targets.astype(np.float32))
+
+
+def _slice_targets(case: CaseArrays, k: int, t1pre_clip_range_factor: Optional[float]) -> np.ndarray:
+    """Slice ``k``'s targets, over the clipped T1-pre when ``t1pre_clip_range_factor`` is given."""
+    targets = case.targets[:, k]
+    if not t1pre_clip_range_factor:
+        return targets
+    t1pre = case.conditions[INPUT_MODALITIES.index("t1pre"), k]
+    return targets_over_clipped_t1pre(t1pre, targets, t1pre_clip_range_factor)
 
 
 def slice_conditions(case: CaseArrays, k: int, conditions_kept: Sequence[str] = INPUT_MODALITIES,

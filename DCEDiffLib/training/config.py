@@ -47,6 +47,9 @@ PAPER_RECIPE = {
                                            # mean network's
     "absolute_adc": False,                 # regression only: the ADC in absolute units as one more input
                                            # channel (diffusion/absolute_adc.py); a residual run takes its mean's
+    "t1pre_clip_consistent": False,        # targets relative to the T1-pre as the model sees it (clipped at the top
+                                           # of its range); the card then has synthesis add the clipped excess back
+                                           # (training/clipped_t1pre.py)
     "iterations": 260000,
     "batch_size": 4,
     "crop_size": 160,                      # random square crop of the 160x160 slices
@@ -169,6 +172,12 @@ def make_config(overrides: Optional[dict] = None) -> dict:
                      "its mean's)")
     if config["absolute_adc"] and "adc" in config["without"]:
         raise InputError("training config: absolute_adc with the ADC among 'without'; expected the ADC as a condition")
+    if not isinstance(config["t1pre_clip_consistent"], bool):
+        raise InputError(f"training config: t1pre_clip_consistent {config['t1pre_clip_consistent']!r}; expected true "
+                         "or false")
+    if config["t1pre_clip_consistent"] and "t1pre" in config["without"]:
+        raise InputError("training config: t1pre_clip_consistent with the T1-pre among 'without'; expected the T1-pre "
+                         "as a condition")
     ring = config["lesion_ring_px"]
     if not isinstance(ring, int) or not 1 <= ring <= 16:
         raise InputError(f"training config: lesion_ring_px {ring!r}; expected an integer in 1..16")

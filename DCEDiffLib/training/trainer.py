@@ -177,10 +177,11 @@ class Trainer:
                                     config["region_weights"], config["augment"], config["lesion_slice_share"],
                                     config["lesion_ring_px"] if self._needs_lesion_masks() else 0,
                                     self.context_slices, segmentation=self.segmentation_head is not None,
-                                    absolute_adc=self.absolute_adc)
+                                    absolute_adc=self.absolute_adc, t1pre_clip_range_factor=self._t1pre_clip_factor())
         self.val_cond, self.val_target = fixed_slices(self.data["validation"], config["validation_slices"],
                                                       self.conditions, context_slices=self.context_slices,
-                                                      absolute_adc=self.absolute_adc)
+                                                      absolute_adc=self.absolute_adc,
+                                                      t1pre_clip_range_factor=self._t1pre_clip_factor())
         # The lesion r of the predicted enhancement on the validation lesion slices (regression runs that ask)
         self.lesion_slices = None
         if config["lesion_validation"]:
@@ -556,7 +557,7 @@ class Trainer:
                                                    "lesion_slice_share", "lesion_contrast_weight",
                                                    "lesion_correlation_weight", "lesion_correlation_region",
                                                    "lesion_ring_px", "context_slices", "aux_segmentation_weight",
-                                                   "regression_norm", "absolute_adc")},
+                                                   "regression_norm", "absolute_adc", "t1pre_clip_consistent")},
         }
         residual = None
         if self.mean_model is not None:
@@ -580,7 +581,26 @@ class Trainer:
                                absolute_adc=self.absolute_adc and self.config["objective"] == "regression")
         if self.initial_sampling:
             card["sampling"] = dict(self.initial_sampling)
+        if self._t1pre_clip_consistent():
+            from DCEDiffLib.training.clipped_t1pre import CARD_FIELD
+
+            card[CARD_FIELD] = True
         return card
+
+    def _t1pre_clip_consistent(self) -> bool:
+        """Whether the targets lie over the clipped T1-pre: the config's ``t1pre_clip_consistent``, or a residual
+        run's mean network trained so (the residual must not learn back the excess its mean left out)."""
+        from DCEDiffLib.training.clipped_t1pre import adds_excess_back
+
+        mean_model = getattr(self, "mean_model", None)
+        return bool(self.config["t1pre_clip_consistent"]) or (mean_model is not None
+                                                             and adds_excess_back(mean_model.card))
+
+    def _t1pre_clip_factor(self):
+        """The targets' range factor when the targets lie over the clipped T1-pre, else None."""
+        from DCEDiffLib.target_scale import RANGE_FACTOR
+
+        return RANGE_FACTOR if self._t1pre_clip_consistent() else None
 
     def optional_inputs(self) -> list:
         """The card's ``optional_inputs``: PD when this run drops it (``augment.drop_pd`` > 0) and, for a residual
