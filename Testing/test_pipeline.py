@@ -140,9 +140,10 @@ def test_demo_with_the_shipped_model(tmp_path, capsys):
     # 2026-12-03, passes them: on the sample case with the default sampler and 1 sample, `python -m DCEDiffLib.cli
     # demo --samples 1`, it measured PSNR 30.85 / 30.45 dB, SSIM 0.888 / 0.875, prostate r 0.84 / 0.91, lesion r
     # 0.82 / 0.90; before it 8bc747b0…, its mean fine-tuned on phantom version 4, 30.75 / 30.39 dB, SSIM 0.889 /
-    # 0.876, prostate r 0.83 / 0.91, lesion r 0.82 / 0.90; before it df73aafc…, the weight-averaged mean, 30.70 / 30.67 dB, SSIM 0.893 / 0.880, prostate r 0.84 / 0.91, lesion r
-    # 0.82 / 0.90; before it 3032d5ac…, the deeper mean, 30.82 / 30.75 dB, SSIM 0.892 / 0.880,
-    # prostate r 0.85 / 0.91, lesion r 0.79 / 0.89; before it bda323aa…, the lesion-weighted fine-tune, on the sample case
+    # 0.876, prostate r 0.83 / 0.91, lesion r 0.82 / 0.90; before it df73aafc…, the weight-averaged mean, 30.70 /
+    # 30.67 dB, SSIM 0.893 / 0.880, prostate r 0.84 / 0.91, lesion r 0.82 / 0.90; before it 3032d5ac…, the deeper
+    # mean, 30.82 / 30.75 dB, SSIM 0.892 / 0.880, prostate r 0.85 / 0.91, lesion r 0.79 / 0.89; before it bda323aa…,
+    # the lesion-weighted fine-tune, on the sample case
     # with the default sampler and 1 sample, `dcediff demo --samples 1`, it measured PSNR 25.04 / 25.50 dB, SSIM
     # 0.771 / 0.778, prostate r 0.75 / 0.79, lesion r 0.90 / 0.84; with this test's settings 25.06 / 25.52 dB; before
     # it 7638fb0a… measured PSNR 25.12 / 25.48 dB, SSIM
