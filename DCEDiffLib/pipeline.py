@@ -171,6 +171,8 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     t1pre_excess = None
     if case.intensity_notes:
         provenance["intensity_notes"] = dict(case.intensity_notes)
+    if adds_excess_back(model.card):  # the card's networks drew the enhancement over the clipped T1-pre
+        provenance["t1pre_excess_added_back"] = True
     if case.intensity_notes or adds_excess_back(model.card):
         # A T1-pre whose range was set from the bulk clips its hot spot for the model (and a model trained on
         # targets over the clipped T1-pre, any clipped voxel); those voxels get their own T1-pre back, plus what
