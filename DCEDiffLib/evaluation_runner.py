@@ -84,8 +84,7 @@ def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed:
     ``expected_error_out`` (when given and the card has one). ``missing``: inputs left out (their channel is
     ``MISSING_INPUT_VALUE``)."""
     from DCEDiffLib.diffusion.synthesis import synthesize_volume
-    from DCEDiffLib.intensity_tail import clipped_t1pre_excess
-    from DCEDiffLib.training.clipped_t1pre import adds_excess_back
+    from DCEDiffLib.intensity_tail import adds_excess_back, clipped_t1pre_excess
     from DCEDiffLib.normalization import denormalize, spread_to_intensity
     from DCEDiffLib.t1pre_level import rescale_low_t1pre
 
@@ -100,10 +99,11 @@ def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed:
                 out[SHORT[t]] = spread_to_intensity(spread[i], case.norm[t])
     # as synthesis does (pipeline.synthesize_case): a T1-pre whose range was set from the bulk gets the excess of
     # its clipped voxels back
+    every_clipped_voxel = adds_excess_back(model.card)
     excess = None
-    if case.intensity_notes or adds_excess_back(model.card):
+    if case.intensity_notes or every_clipped_voxel:  # the T1-pre is read only when its excess can be needed
         excess = clipped_t1pre_excess(case.raw("t1pre"), case.norm["t1pre"], case.intensity_notes,
-                                      always=adds_excess_back(model.card))
+                                      always=every_clipped_voxel)
     return {SHORT[t]: (denormalize(result.mean[i], case.norm[t]) + (0.0 if excess is None else excess))
             .astype(np.float32) for i, t in enumerate(TARGET_MODALITIES)}
 

@@ -28,6 +28,9 @@ from DCEDiffLib.normalization import NormParams
 TAIL_LIMITS = {"pd": 2.2, "t1pre": 2.2}     # above the phantom's largest (2.10 PD, 2.02 T1-pre, 114 cases)
 TAIL_TYPICAL = {"pd": 1.26, "t1pre": 1.26}  # the phantom's median spread (both 1.26)
 TAIL_PERCENTILE = 90.0
+# A model card field: its networks were trained on targets over the clipped T1-pre (training/clipped_t1pre.py), so
+# synthesis adds the excess back at every clipped voxel, not only where the heavy-tail rule set the range.
+CARD_FIELD = "t1pre_excess_added_back"
 
 
 def tail_spread(values: np.ndarray, params: NormParams) -> float:
@@ -69,6 +72,12 @@ def tame_heavy_tail(array: np.ndarray, params: NormParams, modality: str,
             f"reach {TAIL_LIMITS[modality]:g}), likely a receive coil's near field: intensity range set from the "
             f"90th percentile ({params.high:.6g} → {tamed.high:.6g}); {share:.1%} of the voxels lie above it")
     return tamed, note
+
+
+def adds_excess_back(card: dict) -> bool:
+    """Whether a model card was trained on targets over the clipped T1-pre (its synthesis adds the excess back at
+    every clipped voxel)."""
+    return bool(card.get(CARD_FIELD, False))
 
 
 def clipped_t1pre_excess(t1pre: np.ndarray, params: NormParams, notes, always: bool = False) -> Optional[np.ndarray]:

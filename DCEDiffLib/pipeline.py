@@ -18,8 +18,7 @@ import SimpleITK as sitk
 from DCEDiffLib import __version__, defaults
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.extras import extra_available
-from DCEDiffLib.intensity_tail import clipped_t1pre_excess
-from DCEDiffLib.training.clipped_t1pre import adds_excess_back
+from DCEDiffLib.intensity_tail import adds_excess_back, clipped_t1pre_excess
 from DCEDiffLib.modalities import DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT_VALUE, TARGET_MODALITIES
 from DCEDiffLib.progress import CancelHook, ProgressCallback, ProgressTracker, check_cancel
 
@@ -171,14 +170,15 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     t1pre_excess = None
     if case.intensity_notes:
         provenance["intensity_notes"] = dict(case.intensity_notes)
-    if adds_excess_back(model.card):  # the card's networks drew the enhancement over the clipped T1-pre
+    every_clipped_voxel = adds_excess_back(model.card)  # its networks drew the enhancement over the clipped T1-pre
+    if every_clipped_voxel:
         provenance["t1pre_excess_added_back"] = True
-    if case.intensity_notes or adds_excess_back(model.card):
+    if case.intensity_notes or every_clipped_voxel:
         # A T1-pre whose range was set from the bulk clips its hot spot for the model (and a model trained on
         # targets over the clipped T1-pre, any clipped voxel); those voxels get their own T1-pre back, plus what
         # the model drew at the clip level (the T1-pre array is read only here).
         t1pre_excess = clipped_t1pre_excess(sitk.GetArrayFromImage(case.images["t1pre"]), case.norm["t1pre"],
-                                            case.intensity_notes, always=adds_excess_back(model.card))
+                                            case.intensity_notes, always=every_clipped_voxel)
 
     def to_image(array: np.ndarray) -> sitk.Image:
         image = sitk.GetImageFromArray(array.astype(np.float32))

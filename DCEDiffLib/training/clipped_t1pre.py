@@ -8,15 +8,16 @@ every clipped voxel. On a real exam whose bright fat is clipped (``intensity_tai
 excess back on top of what the network drew there, and the brightest fat comes out enhancing (docs/real_exams.md).
 
 With ``t1pre_clip_consistent`` the training targets have that excess taken out (the network learns the enhancement
-over the clipped T1-pre), and the card says so (:data:`CARD_FIELD`): synthesis and evaluation then add the excess
-back at every clipped voxel, not only where the heavy-tail rule set the range.
+over the clipped T1-pre), and the card says so (``intensity_tail.CARD_FIELD``): synthesis and evaluation then add the
+excess back at every clipped voxel, not only where the heavy-tail rule set the range (``intensity_tail``, the
+inference side, owns the field and its reading).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-CARD_FIELD = "t1pre_excess_added_back"
+from DCEDiffLib.intensity_tail import CARD_FIELD, adds_excess_back  # noqa: F401 (the card field, read at inference)
 
 
 def targets_over_clipped_t1pre(t1pre: np.ndarray, targets: np.ndarray, range_factor: float) -> np.ndarray:
@@ -24,9 +25,3 @@ def targets_over_clipped_t1pre(t1pre: np.ndarray, targets: np.ndarray, range_fac
     not clipped), converted to the targets' scale (``range_factor`` times the T1-pre's span: excess / factor)."""
     excess = np.maximum(np.asarray(t1pre, dtype=np.float32) - np.float32(1.0), np.float32(0.0))
     return (np.asarray(targets, dtype=np.float32) - excess[None] / np.float32(range_factor)).astype(np.float32)
-
-
-def adds_excess_back(card: dict) -> bool:
-    """Whether a model card was trained on targets over the clipped T1-pre (its synthesis adds the excess back at
-    every clipped voxel)."""
-    return bool(card.get(CARD_FIELD, False))

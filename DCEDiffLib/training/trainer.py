@@ -172,16 +172,17 @@ class Trainer:
             parameters += list(self.segmentation_head.parameters())
         self.optimizer = torch.optim.Adam(parameters, lr=config["lr"],
                                           betas=tuple(config["adam_betas"]), weight_decay=config["weight_decay"])
+        t1pre_clip_factor = self._t1pre_clip_factor()
         self.batches = SliceBatches(self.data["train"], config["batch_size"], config["crop_size"], config["seed"],
                                     self.conditions, config["flip_left_right"], self.ctx.rank, self.ctx.world_size,
                                     config["region_weights"], config["augment"], config["lesion_slice_share"],
                                     config["lesion_ring_px"] if self._needs_lesion_masks() else 0,
                                     self.context_slices, segmentation=self.segmentation_head is not None,
-                                    absolute_adc=self.absolute_adc, t1pre_clip_range_factor=self._t1pre_clip_factor())
+                                    absolute_adc=self.absolute_adc, t1pre_clip_range_factor=t1pre_clip_factor)
         self.val_cond, self.val_target = fixed_slices(self.data["validation"], config["validation_slices"],
                                                       self.conditions, context_slices=self.context_slices,
                                                       absolute_adc=self.absolute_adc,
-                                                      t1pre_clip_range_factor=self._t1pre_clip_factor())
+                                                      t1pre_clip_range_factor=t1pre_clip_factor)
         # The lesion r of the predicted enhancement on the validation lesion slices (regression runs that ask)
         self.lesion_slices = None
         if config["lesion_validation"]:
@@ -582,7 +583,7 @@ class Trainer:
         if self.initial_sampling:
             card["sampling"] = dict(self.initial_sampling)
         if self._t1pre_clip_consistent():
-            from DCEDiffLib.training.clipped_t1pre import CARD_FIELD
+            from DCEDiffLib.intensity_tail import CARD_FIELD
 
             card[CARD_FIELD] = True
         return card
@@ -590,11 +591,10 @@ class Trainer:
     def _t1pre_clip_consistent(self) -> bool:
         """Whether the targets lie over the clipped T1-pre: the config's ``t1pre_clip_consistent``, or a residual
         run's mean network trained so (the residual must not learn back the excess its mean left out)."""
-        from DCEDiffLib.training.clipped_t1pre import adds_excess_back
+        from DCEDiffLib.intensity_tail import adds_excess_back
 
-        mean_model = getattr(self, "mean_model", None)
-        return bool(self.config["t1pre_clip_consistent"]) or (mean_model is not None
-                                                             and adds_excess_back(mean_model.card))
+        return bool(self.config["t1pre_clip_consistent"]) or (self.mean_model is not None
+                                                             and adds_excess_back(self.mean_model.card))
 
     def _t1pre_clip_factor(self):
         """The targets' range factor when the targets lie over the clipped T1-pre, else None."""
