@@ -22,8 +22,8 @@ def register(subparsers) -> None:
     parser.add_argument("--domain", default="A", choices=["A", "B"],
                         help="A: ProstateX-like (default); B: external site with endorectal coil, other b-values")
     parser.add_argument("--anatomy", default="procedural",
-                        help="anatomy family: procedural (analytic shapes, default; what the shipped model was "
-                             "trained on), prostatex (label maps of two real ProstateX exams, randomly warped per "
+                        help="anatomy family: procedural (analytic shapes, default; the shipped model is "
+                             "trained on it and on prostatex), prostatex (label maps of two real ProstateX exams, randomly warped per "
                              "case) or mixed (each case draws one of the two from its seed)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0); case i uses a seed derived "
                                                             "from it, recorded in case.json")
