@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The forty-fourth step (docs/model_quality.md): the element-wise average of the shipped mean (002004ce…, commit
+# 307b25f) and the forty-third step's mean (scripts/finetune_deep360.sh), then the shipped residual network +200 steps
+# around the average (configs/cpu_residual_deep360.json with mean_model set to it).
+# Usage: bash scripts/finetune_average360.sh [WORK_DIR=runs]   (the forty-third step's ~60 min on a fresh WORK_DIR,
+# then about 3 min). Then build and complete the card as scripts/finetune_lipid.sh says, with WORK_DIR/residual44
+# WORK_DIR/mean44 and --data WORK_DIR/data_deep360 --split WORK_DIR/deep360/split.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+W=${1:-runs}
+PY=.venv/bin/python
+[ -f "$W/mean43/model.safetensors" ] || bash scripts/finetune_deep360.sh "$W"
+mkdir -p "$W/mean44" "$W/residual44"
+$PY scripts/average_weights.py "$W/ship42/init/dcediff_cpu_phantom_regression.safetensors" \
+  "$W/mean43/model.safetensors" "$W/mean44/model.safetensors" --alpha 0.5
+$PY - "$W" <<'EOF2'
+import json, sys
+w = sys.argv[1]
+c = json.load(open("configs/cpu_residual_deep360.json"))
+c["mean_model"] = f"{w}/mean44/model.safetensors"
+c["init_weights"] = c["init_weights"].replace("runs/", f"{w}/", 1)
+json.dump(c, open(f"{w}/residual44.json", "w"), indent=2)
+EOF2
+cp "$W/deep360/split.json" "$W/residual44/split.json"
+.venv/bin/dcediff train --config "$W/residual44.json" --data "$W/data_deep360" --out "$W/residual44" --cache "$W/cache" \
+  --quiet
