@@ -16,13 +16,4 @@ mkdir -p "$W/data_deep240" "$W/deep240"
 for src in data_physiology data_stack data_stack2; do
   for d in "$W/$src"/case_*; do ln -sfn "$(realpath "$d")" "$W/data_deep240/$(basename "$d")"; done
 done
-.venv/bin/python - "$W" <<'EOF2'
-import json, pathlib, sys
-w = sys.argv[1]
-base = json.load(open(f"{w}/mean5/split.json"))
-names = sorted(p.name for p in pathlib.Path(f"{w}/data_deep240").iterdir())
-extra = [n for n in names if n not in base["train"] and n not in base["validation"]]
-split = {"train": base["train"] + extra, "validation": base["validation"], "test": []}
-assert len(split["train"]) == 240 and len(split["validation"]) == 18, {k: len(v) for k, v in split.items()}
-json.dump(split, open(f"{w}/deep240/split.json", "w"), indent=1)
-EOF2
+.venv/bin/python scripts/extend_split.py "$W/mean5/split.json" "$W/data_deep240" "$W/deep240/split.json" --train 240 --validation 18
