@@ -8,11 +8,11 @@ import pytest
 
 from DCEDiffLib.diffusion.model_files import load_model
 from DCEDiffLib.errors import InputError
-from DCEDiffLib.intensity_tail import clipped_t1pre_excess
+from DCEDiffLib.intensity_tail import CARD_FIELD, adds_excess_back, clipped_t1pre_excess
 from DCEDiffLib.normalization import NormParams
 from DCEDiffLib.training.batches import SliceBatches, fixed_slices
 from DCEDiffLib.training.case_data import CaseArrays
-from DCEDiffLib.training.clipped_t1pre import CARD_FIELD, adds_excess_back, targets_over_clipped_t1pre
+from DCEDiffLib.training.clipped_t1pre import targets_over_clipped_t1pre
 
 from test_training import make_trainer, tiny_config
 

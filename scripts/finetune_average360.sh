@@ -22,5 +22,5 @@ c["init_weights"] = c["init_weights"].replace("runs/", f"{w}/", 1)
 json.dump(c, open(f"{w}/residual44.json", "w"), indent=2)
 EOF2
 cp "$W/deep360/split.json" "$W/residual44/split.json"
-.venv/bin/dcediff train --config "$W/residual44.json" --data "$W/data_deep360" --out "$W/residual44" --cache "$W/cache" \
-  --quiet
+.venv/bin/dcediff train --config "$W/residual44.json" --data "$W/data_deep360" --out "$W/residual44" \
+  --cache "$W/cache" --quiet

@@ -16,4 +16,5 @@ mkdir -p "$W/data_deep240" "$W/deep240"
 for src in data_physiology data_stack data_stack2; do
   for d in "$W/$src"/case_*; do ln -sfn "$(realpath "$d")" "$W/data_deep240/$(basename "$d")"; done
 done
-.venv/bin/python scripts/extend_split.py "$W/mean5/split.json" "$W/data_deep240" "$W/deep240/split.json" --train 240 --validation 18
+.venv/bin/python scripts/extend_split.py "$W/mean5/split.json" "$W/data_deep240" "$W/deep240/split.json" \
+  --train 240 --validation 18

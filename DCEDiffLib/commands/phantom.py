@@ -23,8 +23,8 @@ def register(subparsers) -> None:
                         help="A: ProstateX-like (default); B: external site with endorectal coil, other b-values")
     parser.add_argument("--anatomy", default="procedural",
                         help="anatomy family: procedural (analytic shapes, default; the shipped model is "
-                             "trained on it and on prostatex), prostatex (label maps of two real ProstateX exams, randomly warped per "
-                             "case) or mixed (each case draws one of the two from its seed)")
+                             "trained on it and on prostatex), prostatex (label maps of two real ProstateX exams, "
+                             "randomly warped per case) or mixed (each case draws one of the two from its seed)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0); case i uses a seed derived "
                                                             "from it, recorded in case.json")
     parser.add_argument("--out", type=Path, required=True, help="output folder (must be new or empty)")

@@ -29,8 +29,8 @@ from DCEDiffLib.phantom.rasterize import Grid, rasterize
 from DCEDiffLib.phantom.tissues import sample_tissues
 
 # Anatomy families: "procedural" (analytic shapes, phantom/anatomy.py; the default, on which issue 12's goals are
-# measured; the shipped model is trained on both families), "prostatex" (warped label maps of real exams, phantom/template_anatomy.py) and
-# "mixed" (each case draws one of the two from its seed).
+# measured; the shipped model is trained on both families), "prostatex" (warped label maps of real exams,
+# phantom/template_anatomy.py) and "mixed" (each case draws one of the two from its seed).
 ANATOMY_FAMILIES = ("procedural", "prostatex", "mixed")
 from DCEDiffLib.progress import check_cancel
 

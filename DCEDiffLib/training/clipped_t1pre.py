@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from DCEDiffLib.intensity_tail import CARD_FIELD, adds_excess_back  # noqa: F401 (the card field, read at inference)
-
 
 def targets_over_clipped_t1pre(t1pre: np.ndarray, targets: np.ndarray, range_factor: float) -> np.ndarray:
     """``targets`` (T, H, W, on the targets' scale) less the normalised T1-pre's excess above 1 (``t1pre`` (H, W),
