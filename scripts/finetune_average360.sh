@@ -8,19 +8,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-runs}
-PY=.venv/bin/python
 [ -f "$W/mean43/model.safetensors" ] || bash scripts/finetune_deep360.sh "$W"
-mkdir -p "$W/mean44" "$W/residual44"
-$PY scripts/average_weights.py "$W/ship42/init/dcediff_cpu_phantom_regression.safetensors" \
-  "$W/mean43/model.safetensors" "$W/mean44/model.safetensors" --alpha 0.5
-$PY - "$W" <<'EOF2'
-import json, sys
-w = sys.argv[1]
-c = json.load(open("configs/cpu_residual_deep360.json"))
-c["mean_model"] = f"{w}/mean44/model.safetensors"
-c["init_weights"] = c["init_weights"].replace("runs/", f"{w}/", 1)
-json.dump(c, open(f"{w}/residual44.json", "w"), indent=2)
-EOF2
-cp "$W/deep360/split.json" "$W/residual44/split.json"
-.venv/bin/dcediff train --config "$W/residual44.json" --data "$W/data_deep360" --out "$W/residual44" \
-  --cache "$W/cache" --quiet
+exec bash scripts/average_then_residual.sh "$W" "$W/ship42/init/dcediff_cpu_phantom_regression.safetensors" \
+  "$W/mean43/model.safetensors" mean44 residual44 configs/cpu_residual_deep360.json data_deep360 deep360/split.json

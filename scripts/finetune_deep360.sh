@@ -17,6 +17,7 @@ for d in "$W/data_deep240"/case_*; do ln -sfn "$(realpath "$d")" "$W/data_deep36
 mkdir -p "$W/deep360"
 .venv/bin/python scripts/extend_split.py "$W/deep240/split.json" "$W/data_deep360" "$W/deep360/split.json" \
   --train 360 --validation 18
+[ "${GENERATE_ONLY:-0}" = 1 ] && exit 0   # the data alone (scripts/finetune_deep480.sh)
 SHIPPED=307b25f INIT=ship42 MEAN_RUN=mean43 RESIDUAL_RUN=residual43 DATA=data_deep360 SPLIT=deep360/split.json \
   MEAN_CONFIG=configs/cpu_residual_mean_deep360.json RESIDUAL_CONFIG=configs/cpu_residual_deep360.json \
   WORKERS=${WORKERS:-2} exec bash scripts/finetune_lesions.sh "$W"

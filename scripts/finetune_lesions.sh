@@ -6,7 +6,8 @@
 # Usage: bash scripts/finetune_lesions.sh [WORK_DIR=runs]   (about 45 min on a 2-core CPU)
 # Later steps run this recipe with other SHIPPED/INIT/runs/configs (scripts/finetune_lesions_longer.sh and others), and
 # with other training data: DATA (a folder of WORK_DIR, default data_physiology) and SPLIT (its split.json, relative
-# to WORK_DIR, default mean5/split.json; scripts/finetune_more_patients.sh).
+# to WORK_DIR, default mean5/split.json; scripts/finetune_more_patients.sh). MEAN_ONLY=1 stops after the mean (for the
+# steps that train their residual around an average of means: scripts/average_then_residual.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-runs}
@@ -45,5 +46,6 @@ json.dump(c, open(f"{w}/{run}.json", "w"), indent=2)
 EOF2
 done
 $D train --config "$W/$MEAN_RUN.json" --data "$W/$DATA" --out "$W/$MEAN_RUN" --cache "$W/cache" --workers "$WORKERS" --quiet
+[ "${MEAN_ONLY:-0}" = 1 ] && exit 0
 $D train --config "$W/$RESIDUAL_RUN.json" --data "$W/$DATA" --out "$W/$RESIDUAL_RUN" --cache "$W/cache" --quiet
 echo "Then ship as the fourth step was (scripts/finetune_physiology.sh's closing lines, with $MEAN_RUN/$RESIDUAL_RUN)."
