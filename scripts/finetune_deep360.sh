@@ -11,12 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-runs}
 bash scripts/make_data_deep240.sh "$W"
-bash scripts/generate_phantom_groups.sh "$W" "$W/data_deep360" 73 "m3A 2070 48 procedural A" \
-  "m3P 2071 48 prostatex A" "m3B 2072 24 procedural B"
-for d in "$W/data_deep240"/case_*; do ln -sfn "$(realpath "$d")" "$W/data_deep360/$(basename "$d")"; done
-mkdir -p "$W/deep360"
-.venv/bin/python scripts/extend_split.py "$W/deep240/split.json" "$W/data_deep360" "$W/deep360/split.json" \
-  --train 360 --validation 18
+bash scripts/extend_patient_set.sh "$W" "$W/data_deep240" "$W/deep240/split.json" deep360 360 18 73 \
+  "m3A 2070 48 procedural A" "m3P 2071 48 prostatex A" "m3B 2072 24 procedural B"
 [ "${GENERATE_ONLY:-0}" = 1 ] && exit 0   # the data alone (scripts/finetune_deep480.sh)
 SHIPPED=307b25f INIT=ship42 MEAN_RUN=mean43 RESIDUAL_RUN=residual43 DATA=data_deep360 SPLIT=deep360/split.json \
   MEAN_CONFIG=configs/cpu_residual_mean_deep360.json RESIDUAL_CONFIG=configs/cpu_residual_deep360.json \

@@ -12,12 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-runs}
 [ -f "$W/deep360/split.json" ] || GENERATE_ONLY=1 bash scripts/finetune_deep360.sh "$W"
-bash scripts/generate_phantom_groups.sh "$W" "$W/data_deep480" 76 "m4A 2080 40 procedural A" \
-  "m4P 2081 40 prostatex A" "m4B 2082 40 procedural B"
-for d in "$W/data_deep360"/case_*; do ln -sfn "$(realpath "$d")" "$W/data_deep480/$(basename "$d")"; done
-mkdir -p "$W/deep480"
-.venv/bin/python scripts/extend_split.py "$W/deep360/split.json" "$W/data_deep480" "$W/deep480/split.json" \
-  --train 480 --validation 18
+bash scripts/extend_patient_set.sh "$W" "$W/data_deep360" "$W/deep360/split.json" deep480 480 18 76 \
+  "m4A 2080 40 procedural A" "m4P 2081 40 prostatex A" "m4B 2082 40 procedural B"
 MEAN_ONLY=1 SHIPPED=dbdb837 INIT=ship44 MEAN_RUN=mean45 RESIDUAL_RUN=residual45 DATA=data_deep480 SPLIT=deep480/split.json \
   MEAN_CONFIG=configs/cpu_residual_mean_deep480.json RESIDUAL_CONFIG=configs/cpu_residual_deep480.json \
   WORKERS=${WORKERS:-2} bash scripts/finetune_lesions.sh "$W"
