@@ -75,3 +75,42 @@ def test_the_bootstrap_interval_holds_the_mean_and_is_reproducible(script):
     assert low < 0.15 < high and low >= 0.0 and high <= 0.3
     assert script.bootstrap_interval(differences) == [low, high]
     assert script.bootstrap_interval([0.1]) is None
+
+
+def _phantom_folder(tmp_path, families):
+    """A phantom folder whose case_NNN/case.json hold the given (anatomy family, domain) pairs."""
+    import json
+    for index, (family, domain) in enumerate(families):
+        case = tmp_path / f"case_{index:03d}"
+        case.mkdir()
+        (case / "case.json").write_text(json.dumps({"anatomy_family": family, "domain": domain}))
+    return tmp_path
+
+
+def test_one_family_losing_prostate_r_fails_the_family_condition_while_the_pooled_rule_passes(script, tmp_path):
+    cnr = [(1.0, 1.0)] * 4
+    families = [("procedural", "A")] * 3 + [("prostatex", "A")]
+    folder = _phantom_folder(tmp_path, families)
+    reference = [_row(0.50, 0.70, 30.0, cnr) for _ in families]
+    # procedural patients +0.01 prostate r each, the real-anatomy one −0.02: pooled −0.0025, family −0.02
+    candidate = [_row(0.55, 0.71, 30.0, cnr) for _ in range(3)] + [_row(0.55, 0.68, 30.0, cnr)]
+    document = dict(_document(candidate, reference), meta={"data": str(folder)})
+    for index, row in enumerate(document["cases"]["model"]):
+        row["case"] = f"case_{index:03d}"
+    assert script.judge([document])["passes"]
+    by_family = script.judge_families([document], [script._families_of(document)])
+    assert sorted(by_family) == ["procedural A", "prostatex A"]
+    assert by_family["procedural A"]["patients"] == 3 and by_family["procedural A"]["passes"]
+    assert by_family["prostatex A"]["prostate_r"] == pytest.approx(-0.02)
+    assert not by_family["prostatex A"]["passes"]
+
+
+def test_a_family_losing_psnr_fails_and_a_case_without_case_json_is_unknown(script, tmp_path):
+    folder = _phantom_folder(tmp_path, [("procedural", "B")])
+    assert script.family_of_case(folder, "case_000") == "procedural B"
+    assert script.family_of_case(folder, "case_404") == "unknown"
+    document = _document([_row(0.5, 0.7, 29.7, [])], [_row(0.5, 0.7, 30.0, [])])
+    result = script.judge_families([document], [["procedural B"]])
+    assert result["procedural B"]["psnr_db"][0] == pytest.approx(-0.3) and not result["procedural B"]["passes"]
+    with pytest.raises(ValueError, match="meta.data"):
+        script._families_of(document)

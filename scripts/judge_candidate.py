@@ -7,8 +7,14 @@ since its thirty-second step (written before each run; paired per patient, mean 
 - whole-grid PSNR: mean paired difference ≥ −0.2 dB in each phase;
 - early lesion CNR sign: the share of lesions with the acquired sign not more than 0.05 below the reference's.
 
+With ``--by-family`` it also judges each phantom family (anatomy family and domain, read from each patient's case.json
+under the ``meta.data`` folder of its metrics.json) by the condition the fresh sets are shipped on since the
+forty-fourth step: prostate r over both phases ≥ −0.01 and PSNR ≥ −0.2 dB in each phase, in every family. (The
+forty-fifth step passed the pooled rule on validation while its real-anatomy family lost 0.018 prostate r there,
+and then failed that condition on its fresh set.)
+
 Usage: python scripts/judge_candidate.py METRICS_JSON [METRICS_JSON ...] [--candidate model] [--reference shipped]
-       [--min-lesion-gain 0.03]
+       [--min-lesion-gain 0.03] [--by-family]
   (several metrics.json of `dcediff evaluate` pool their patients; the names are methods of their "cases")
 Prints the four measurements (paired means with 95 % bootstrap intervals over patients) and the verdict; exit
 status 0 whether it passes or not (2 on bad input).
@@ -94,6 +100,47 @@ def judge(documents, candidate="model", reference="shipped", min_lesion_gain: fl
     return result
 
 
+def family_of_case(data_dir: Path, case: str) -> str:
+    """"<anatomy family> <domain>" of one phantom patient, from its case.json ("unknown" where it has none)."""
+    path = Path(data_dir) / case / "case.json"
+    if not path.is_file():
+        return "unknown"
+    params = json.loads(path.read_text(encoding="utf-8"))
+    return f"{params.get('anatomy_family', 'procedural')} {params.get('domain', '?')}"
+
+
+def judge_families(documents, families, candidate="model", reference="shipped") -> dict:
+    """The fresh sets' ship condition per family: {family: {"patients", "prostate_r", "psnr_db", "passes"}}.
+
+    ``families``: one list per document, the family of each of its rows (in the order of ``cases[candidate]``)."""
+    grouped: dict = {}
+    for document, row_families in zip(documents, families):
+        cases = document["cases"]
+        for c, r, family in zip(cases[candidate], cases[reference], row_families):
+            pair = grouped.setdefault(family, ([], []))
+            pair[0].append(c)
+            pair[1].append(r)
+    result = {}
+    for family, (cand_rows, ref_rows) in sorted(grouped.items()):
+        prostate = [paired_differences(cand_rows, ref_rows, p, "enhancement", "prostate", "pearson") for p in PHASES]
+        psnr = [paired_differences(cand_rows, ref_rows, p, "whole", "psnr") for p in PHASES]
+        prostate_both = float(np.mean([d.mean() for d in prostate if d.size])) if any(d.size for d in prostate) \
+            else None
+        psnr_means = [float(d.mean()) if d.size else None for d in psnr]
+        passes = (prostate_both is None or prostate_both >= MIN_PROSTATE_R_GAIN) and \
+            all(v is None or v >= MIN_PSNR_DIFFERENCE_DB for v in psnr_means)
+        result[family] = {"patients": len(cand_rows), "prostate_r": prostate_both, "psnr_db": psnr_means,
+                          "passes": passes}
+    return result
+
+
+def _families_of(document) -> list:
+    data = document.get("meta", {}).get("data")
+    if not data:
+        raise ValueError("--by-family needs meta.data (the phantom folder) in every metrics.json")
+    return [family_of_case(Path(data), row["case"]) for row in document["cases"]["model"]]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("metrics", nargs="+", type=Path)
@@ -101,10 +148,14 @@ def main() -> int:
     parser.add_argument("--reference", default="shipped")
     parser.add_argument("--min-lesion-gain", type=float, default=MIN_LESION_R_GAIN,
                         help="bar of the lesion r gain over both phases (default %(default)s)")
+    parser.add_argument("--by-family", action="store_true",
+                        help="also judge each phantom family by the fresh sets' condition (prostate r, PSNR)")
     args = parser.parse_args()
     try:
         documents = [json.loads(p.read_text(encoding="utf-8")) for p in args.metrics]
         result = judge(documents, args.candidate, args.reference, args.min_lesion_gain)
+        by_family = judge_families(documents, [_families_of(d) for d in documents], args.candidate,
+                                   args.reference) if args.by_family else None
     except (OSError, ValueError, KeyError) as error:
         print(f"judge_candidate: {error}", file=sys.stderr)
         return 2
@@ -129,6 +180,14 @@ def main() -> int:
     print(f"  early CNR sign {right[0]} against {right[1]} of {result['lesions_early']} "
           f"({cnr['candidate'] - cnr['reference']:+.3f})  {mark[v['early_cnr_sign']]}")
     print("  passes the rule" if result["passes"] else "  does not pass the rule")
+    if by_family is not None:
+        print("  by family (prostate r over both phases ≥ −0.01, PSNR ≥ −0.2 dB in each phase):")
+        for family, f in by_family.items():
+            prostate = "–" if f["prostate_r"] is None else f"{f['prostate_r']:+.4f}"
+            psnr = " / ".join("–" if v is None else f"{v:+.2f}" for v in f["psnr_db"])
+            print(f"    {family} ({f['patients']}): prostate r {prostate}, PSNR {psnr} dB  {mark[f['passes']]}")
+        every = all(f["passes"] for f in by_family.values())
+        print("  every family passes" if every else "  a family does not pass")
     return 0
 
 
