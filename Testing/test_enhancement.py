@@ -300,3 +300,28 @@ def test_synthetic_is_scaled_with_the_acquired_bounds():
     expected = mae(apply_scale(brighter["early"], (low, high)), apply_scale(acquired["early"], (low, high)))
     assert result["early"]["whole"]["mae"] == pytest.approx(expected)
     assert result["early"]["whole"]["psnr"] < 25
+
+
+def test_a_lesion_of_fewer_voxels_than_the_floor_has_no_lesion_r_and_one_at_the_floor_has_one():
+    """Over 2 voxels r is ±1 whatever is drawn: a tiny lesion gets None and the reason, not a ±1 that moves means."""
+    from DCEDiffLib.evaluation.case_evaluation import MIN_LESION_CORRELATION_VOXELS
+
+    case = small_case(7)
+    rng = np.random.default_rng(3)
+    synthetic = {t: case[t] + rng.normal(0, 20, case[t].shape).astype(np.float32) for t in ("early", "late")}
+    acquired = {"early": case["early"], "late": case["late"]}
+    lesion_voxels = np.argwhere(case["labels"] == 9)
+    assert len(lesion_voxels) > MIN_LESION_CORRELATION_VOXELS   # the constructed lesion is large enough
+    large = evaluate_case(synthetic, acquired, case["t1pre"], case["labels"], LEGEND)
+    assert large["early"]["enhancement"]["lesion"]["pearson"] is not None
+    for keep in (2, MIN_LESION_CORRELATION_VOXELS - 1, MIN_LESION_CORRELATION_VOXELS):
+        labels = case["labels"].copy()
+        for k, j, i in lesion_voxels[keep:]:
+            labels[k, j, i] = 7   # the rest of the lesion becomes peripheral zone
+        result = evaluate_case(synthetic, acquired, case["t1pre"], labels, LEGEND)
+        lesion = result["early"]["enhancement"]["lesion"]
+        if keep < MIN_LESION_CORRELATION_VOXELS:
+            assert lesion["pearson"] is None and f"{keep} lesion voxel" in lesion["pearson_reason"]
+            assert result["early"]["lesions"]["summary"]["n_lesions"] >= 1   # conspicuity is still measured
+        else:
+            assert lesion["pearson"] is not None and "pearson_reason" not in lesion

@@ -26,6 +26,11 @@ from DCEDiffLib.errors import InputError
 # per slice, largest 3D component. A fraction of a high percentile (not Otsu) because the working grid may be all
 # tissue, where Otsu would split the body into two tissue classes.
 BODY_FRACTION = 0.1
+# Lesion enhancement r needs this many lesion voxels: over n voxels two unrelated maps correlate at about ±1/√(n − 1)
+# (±0.23 at 20), and over 2 voxels r is ±1 whatever was drawn. A patient whose lesions are smaller (the phantom's tiny
+# lesions) has no lesion r; the validation of the forty-sixth step (docs/model_quality.md) lost −2.0 on one 2-voxel
+# lesion that the model drew as well as before.
+MIN_LESION_CORRELATION_VOXELS = 20
 BODY_CLOSING_ITERATIONS = 2
 
 PROSTATE_NAMES = {"prostate", "peripheral_zone", "transition_zone", "central_zone", "central_gland",
@@ -211,6 +216,11 @@ def evaluate_case(synthetic: Dict[str, np.ndarray], acquired: Dict[str, np.ndarr
                                                      "pearson_reason": f"no {region} label"}
             else:
                 per_target["enhancement"][region] = compare_enhancement(enh_syn, enh_acq, data_range, mask)
+                if region == "lesion" and 0 < int(mask.sum()) < MIN_LESION_CORRELATION_VOXELS:
+                    per_target["enhancement"][region]["pearson"] = None
+                    per_target["enhancement"][region]["pearson_reason"] = (
+                        f"correlation not reported: {int(mask.sum())} lesion voxel(s), fewer than "
+                        f"{MIN_LESION_CORRELATION_VOXELS} (over n voxels unrelated maps correlate at about ±1/√(n − 1))")
 
         if masks["lesion"] is not None and masks["lesion"].any():
             lesions, lesion_notes = lesion_conspicuity(syn[t], acq[t], enh_syn, enh_acq, masks["lesion"],
