@@ -304,7 +304,7 @@ def test_synthetic_is_scaled_with_the_acquired_bounds():
 
 def test_a_lesion_of_fewer_voxels_than_the_floor_has_no_lesion_r_and_one_at_the_floor_has_one():
     """Over 2 voxels r is ±1 whatever is drawn: a tiny lesion gets None and the reason, not a ±1 that moves means."""
-    from DCEDiffLib.evaluation.case_evaluation import MIN_LESION_CORRELATION_VOXELS
+    from DCEDiffLib.evaluation.enhancement import MIN_LESION_CORRELATION_VOXELS
 
     case = small_case(7)
     rng = np.random.default_rng(3)
@@ -325,3 +325,20 @@ def test_a_lesion_of_fewer_voxels_than_the_floor_has_no_lesion_r_and_one_at_the_
             assert result["early"]["lesions"]["summary"]["n_lesions"] >= 1   # conspicuity is still measured
         else:
             assert lesion["pearson"] is not None and "pearson_reason" not in lesion
+
+
+def test_the_linear_predictor_baselines_keep_the_same_lesion_floor_as_the_model():
+    """A one-input baseline's |r| over a 2-voxel lesion would be 1 by construction, beating any model for nothing."""
+    from DCEDiffLib.evaluation.enhancement import MIN_LESION_CORRELATION_VOXELS
+    from DCEDiffLib.evaluation.protocol import linear_predictor_r
+
+    rng = np.random.default_rng(5)
+    enhancement = rng.normal(size=(2, 8, 8))
+    inputs = {"adc": rng.normal(size=(2, 8, 8))}
+    tiny, large = np.zeros((2, 8, 8), bool), np.zeros((2, 8, 8), bool)
+    tiny[0, 0, :2] = True
+    large.reshape(-1)[:MIN_LESION_CORRELATION_VOXELS] = True
+    out = linear_predictor_r(inputs, enhancement, {"lesion": tiny, "prostate": tiny})
+    assert out["lesion"]["adc"] is None
+    assert out["prostate"]["adc"] == pytest.approx(1.0)   # the floor is the lesion's alone
+    assert linear_predictor_r(inputs, enhancement, {"lesion": large})["lesion"]["adc"] is not None

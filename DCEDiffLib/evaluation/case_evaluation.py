@@ -26,11 +26,6 @@ from DCEDiffLib.errors import InputError
 # per slice, largest 3D component. A fraction of a high percentile (not Otsu) because the working grid may be all
 # tissue, where Otsu would split the body into two tissue classes.
 BODY_FRACTION = 0.1
-# Lesion enhancement r needs this many lesion voxels: over n voxels two unrelated maps correlate at about ±1/√(n − 1)
-# (±0.23 at 20), and over 2 voxels r is ±1 whatever was drawn. A patient whose lesions are smaller (the phantom's tiny
-# lesions) has no lesion r; the validation of the forty-sixth step (docs/model_quality.md) lost −2.0 on one 2-voxel
-# lesion that the model drew as well as before.
-MIN_LESION_CORRELATION_VOXELS = 20
 BODY_CLOSING_ITERATIONS = 2
 
 PROSTATE_NAMES = {"prostate", "peripheral_zone", "transition_zone", "central_zone", "central_gland",
@@ -151,8 +146,8 @@ def evaluate_case(synthetic: Dict[str, np.ndarray], acquired: Dict[str, np.ndarr
     optional, else derived from the first acquired target (:func:`derive_body_mask`); ``spacing``: (k, j, i) mm,
     for the lesion ring width. Inputs are not modified.
     """
-    from DCEDiffLib.evaluation.enhancement import compare_enhancement, enhancement_map, enhancement_range, \
-        fit_target_scale
+    from DCEDiffLib.evaluation.enhancement import MIN_LESION_CORRELATION_VOXELS, compare_enhancement, \
+        enhancement_map, enhancement_range, fit_target_scale
     from DCEDiffLib.evaluation.consistency import through_plane_consistency
     from DCEDiffLib.evaluation.lesions import lesion_conspicuity
     from DCEDiffLib.evaluation.metrics import SSIM_WINDOW, apply_scale, check_mask, check_volume, json_safe, \

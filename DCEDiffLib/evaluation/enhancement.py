@@ -104,6 +104,13 @@ def enhancement_range(acquired_enhancement: np.ndarray, mask: Optional[np.ndarra
     return span if span > 0 else None
 
 
+# Lesion enhancement r needs this many lesion voxels: over n voxels two unrelated maps correlate at about ±1/√(n − 1)
+# (±0.23 at 20), and over 2 voxels r is ±1 whatever was drawn. A patient whose lesions are smaller (the phantom's tiny
+# lesions) has no lesion r; the validation of the forty-sixth step (docs/model_quality.md) lost −2.0 on one 2-voxel
+# lesion that the model drew as well as before.
+MIN_LESION_CORRELATION_VOXELS = 20
+
+
 def pearson(x: np.ndarray, y: np.ndarray, mask: Optional[np.ndarray] = None,
             names: Tuple[str, str] = ("synthetic enhancement", "acquired enhancement")
             ) -> Tuple[Optional[float], Optional[str]]:

@@ -42,11 +42,16 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> Optional[float]:
 
 def linear_predictor_r(inputs: Dict[str, np.ndarray], acquired_enhancement: np.ndarray,
                        masks: Dict[str, Optional[np.ndarray]]) -> Dict[str, Dict[str, Optional[float]]]:
-    """region → input → |r| of that input with the acquired enhancement inside the region (None: empty mask)."""
+    """region → input → |r| of that input with the acquired enhancement inside the region (None: empty mask, or a
+    lesion region under the lesion r's voxel floor, as the model's lesion r)."""
+    from DCEDiffLib.evaluation.enhancement import MIN_LESION_CORRELATION_VOXELS
+
     out: Dict[str, Dict[str, Optional[float]]] = {}
     enhancement = np.asarray(acquired_enhancement, dtype=np.float64)
     for region, mask in masks.items():
-        if mask is None or not np.any(mask):
+        too_small = region == "lesion" and mask is not None and int(np.count_nonzero(mask)) < \
+            MIN_LESION_CORRELATION_VOXELS
+        if mask is None or not np.any(mask) or too_small:
             out[region] = {name: None for name in inputs}
             continue
         selected = np.asarray(mask, bool)
