@@ -134,11 +134,12 @@ def judge_families(documents, families, candidate="model", reference="shipped") 
     return result
 
 
-def _families_of(document) -> list:
+def _families_of(document, candidate="model") -> list:
+    """The family of each of ``candidate``'s rows in one metrics.json (the rows judge_families pairs)."""
     data = document.get("meta", {}).get("data")
     if not data:
         raise ValueError("--by-family needs meta.data (the phantom folder) in every metrics.json")
-    return [family_of_case(Path(data), row["case"]) for row in document["cases"]["model"]]
+    return [family_of_case(Path(data), row["case"]) for row in document["cases"][candidate]]
 
 
 def main() -> int:
@@ -154,7 +155,7 @@ def main() -> int:
     try:
         documents = [json.loads(p.read_text(encoding="utf-8")) for p in args.metrics]
         result = judge(documents, args.candidate, args.reference, args.min_lesion_gain)
-        by_family = judge_families(documents, [_families_of(d) for d in documents], args.candidate,
+        by_family = judge_families(documents, [_families_of(d, args.candidate) for d in documents], args.candidate,
                                    args.reference) if args.by_family else None
     except (OSError, ValueError, KeyError) as error:
         print(f"judge_candidate: {error}", file=sys.stderr)
