@@ -244,3 +244,28 @@ def test_loading_cases_in_the_training_process_keeps_its_torch_threads(tmp_path)
         assert any((tmp_path / "cache").iterdir())  # the case was really preprocessed and cached
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_time_limited_run_stops_early_and_ends_as_a_finished_one(tmp_path):
+    """``run(max_seconds=...)`` (``dcediff train --max-minutes``, for a GPU lent for a fixed time) stops at the first
+    step past the limit, then validates, checkpoints and exports as at the last step, and resumes from there to the
+    same weights an uninterrupted run reaches."""
+    config = tiny_config()
+    summary = make_trainer(tmp_path, config).run(max_seconds=0.0)
+    assert summary["steps"] == 1 and summary["stopped_by_time"]
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    resumed = make_trainer(tmp_path, config)
+    assert resumed.resume() and resumed.step == 1
+    assert not resumed.run()["stopped_by_time"] and resumed.step == config["iterations"]
+    whole = make_trainer(tmp_path, config, name="whole")
+    whole.run()
+    assert_same_training_state(resumed, whole)
+    assert not whole.run(max_seconds=1e6)["stopped_by_time"]  # already at iterations: nothing to stop
+
+
+def test_train_command_refuses_a_non_positive_time_limit(tmp_path, capsys):
+    from DCEDiffLib.cli import main
+
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--max-minutes", "0"]) != 0
+    assert "--max-minutes 0.0: expected a positive number of minutes" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -26,6 +26,9 @@ def register(subparsers) -> None:
                         help="override the config: 'regression' trains the deterministic L1 baseline")
     parser.add_argument("--iterations", type=int, help="override the config's number of iterations")
     parser.add_argument("--max-steps", type=int, help="stop after this many steps in this run (resume later)")
+    parser.add_argument("--max-minutes", type=float, metavar="M",
+                        help="stop at the first step after M minutes of training (validated, checkpointed and "
+                             "exported as at the last step; resume later): for a machine lent for a fixed time")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--workers", type=int, default=1, help="processes for preprocessing raw cases")
     parser.add_argument("--cache", type=Path,
@@ -47,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
         overrides["objective"] = args.objective
     if args.iterations:
         overrides["iterations"] = args.iterations
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        from DCEDiffLib.errors import InputError
+
+        raise InputError(f"--max-minutes {args.max_minutes}: expected a positive number of minutes")
     config = make_config({**config, **overrides})
     check_training_config(config)  # every value, before any case is loaded or any folder made
     _check_data_and_split(args)
@@ -72,7 +79,8 @@ def _train(args: argparse.Namespace, config: dict) -> int:
                   flush=True)
         if not args.fresh:
             trainer.resume()
-        summary = trainer.run(max_steps=args.max_steps)
+        max_seconds = None if args.max_minutes is None else 60.0 * args.max_minutes
+        summary = trainer.run(max_steps=args.max_steps, max_seconds=max_seconds)
     finally:
         trainer.close()
     if trainer.ctx.is_main:

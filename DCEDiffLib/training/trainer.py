@@ -414,12 +414,15 @@ class Trainer:
 
         return score_regression_network(predict, self.lesion_slices, zero)
 
-    def run(self, max_steps: Optional[int] = None) -> dict:
-        """Train until ``iterations`` (or ``max_steps`` more steps); returns a summary dict."""
+    def run(self, max_steps: Optional[int] = None, max_seconds: Optional[float] = None) -> dict:
+        """Train until ``iterations`` (or ``max_steps`` more steps, or the first step that ends after ``max_seconds``
+        of training, whichever comes first); returns a summary dict. A run stopped early ends as at ``iterations``:
+        validated, checkpointed and exported, so it can be resumed or used as is (a lent GPU for a fixed time)."""
         from tqdm import tqdm
 
         config = self.config
         end = config["iterations"] if max_steps is None else min(config["iterations"], self.step + max_steps)
+        planned_end = end
         self._write_static_files()
         log = self._open_log() if self.ctx.is_main else None
         bar = tqdm(total=config["iterations"], initial=self.step, disable=not self.show_progress,
@@ -464,6 +467,8 @@ class Trainer:
             loss_sum += loss.item()
             loss_n += 1
             bar.update(1)
+            if max_seconds is not None and self._out_of_time(started, max_seconds):
+                end = self.step  # the checks below then validate, checkpoint and export as at the last step
             val_loss = None
             region_r = {}
             if self.step % config["validate_every"] == 0 or self.step == end:
@@ -506,13 +511,22 @@ class Trainer:
         bar.close()
         if log is not None:
             self._log_file.close()
-        summary = {"steps": self.step, "best_validation_loss": self.best_val,
+        summary = {"steps": self.step, "stopped_by_time": self.step < min(config["iterations"], planned_end),
+                   "best_validation_loss": self.best_val,
                    "best_validation_lesion_r": self.best_lesion_r if math.isfinite(self.best_lesion_r) else None,
                    "seconds": round(time.perf_counter() - started, 1)}
         if self.ctx.is_main:
             self.export_model(self.out_dir / "model", {"validation_loss": self.validation_loss()})
             write_text_atomic(self.out_dir / "summary.json", json.dumps(summary, indent=2))
         return summary
+
+    def _out_of_time(self, started: float, max_seconds: float) -> bool:
+        """True once ``max_seconds`` have passed since ``started``; under DDP rank 0's clock decides for every rank,
+        so that all of them stop at the same step."""
+        over = torch.tensor([float(time.perf_counter() - started >= max_seconds)], device=self.ctx.device)
+        if self.ctx.distributed:
+            torch.distributed.broadcast(over, src=0)
+        return bool(over.item())
 
     # -- outputs -------------------------------------------------------------------------------------------
     def _write_static_files(self) -> None:
