@@ -23,7 +23,7 @@ OUT=${OUT:?OUT: the folder whose files come back}
 W=${W:-/tmp/w48}
 CASES=${CASES:-18} GROUPS_USED=${GROUPS_USED:-16} DEVICE=${DEVICE:-cuda}
 PY=${PY:-python3}
-export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=1
 exec > >(tee "$OUT/driver.log") 2>&1
 if [ -d .whl ] && ! $PY -c "import SimpleITK" 2>/dev/null; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
