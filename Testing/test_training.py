@@ -269,3 +269,26 @@ def test_train_command_refuses_a_non_positive_time_limit(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--max-minutes", "0"]) != 0
     assert "--max-minutes 0.0: expected a positive number of minutes" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_batches_built_by_worker_processes_train_bit_identically(tmp_path):
+    """``loader_workers`` (training/step_loader.py, for a GPU whose steps outrun one core building crops): worker
+    processes build the same step-addressed batches, so the run ends with the same weights as one without them, and a
+    time-stopped run ends its workers."""
+    plain = make_trainer(tmp_path, tiny_config(), name="plain")
+    plain.run()
+    with_workers = make_trainer(tmp_path, tiny_config(loader_workers=2), name="workers")
+    with_workers.run()
+    assert_same_training_state(plain, with_workers)
+    stopped = make_trainer(tmp_path, tiny_config(loader_workers=2), name="stopped")
+    assert stopped.run(max_seconds=0.0)["steps"] == 1
+    import multiprocessing
+
+    assert not multiprocessing.active_children()
+
+
+def test_step_loader_refuses_an_unknown_batch_kind():
+    from DCEDiffLib.training.step_loader import batch_for_step
+
+    with pytest.raises(ValueError, match="unknown batch kind 'lesions'"):
+        batch_for_step(None, "lesions", 0)

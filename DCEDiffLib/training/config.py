@@ -75,6 +75,7 @@ PAPER_RECIPE = {
     "tensorboard": False,
     "mixed_precision": "auto",             # "auto": bf16 autocast on CUDA, fp32 on CPU; or "bf16"/"fp32"
     "threads": 0,                          # CPU threads (0: torch default)
+    "loader_workers": 0,                   # processes that build batches ahead (step_loader.py; 0: in the trainer)
 }
 
 

@@ -17,7 +17,8 @@ NUMBERS = {
     "iterations": (1, None, True), "batch_size": (1, None, True), "crop_size": (16, 160, True),
     "warmup_steps": (0, None, True), "checkpoint_every": (1, None, True), "validate_every": (1, None, True),
     "validation_slices": (1, None, True), "sample_image_every": (0, None, True), "sample_steps": (1, None, True),
-    "log_every": (1, None, True), "threads": (0, None, True), "seed": (0, None, True), "split_seed": (0, None, True),
+    "log_every": (1, None, True), "threads": (0, None, True), "loader_workers": (0, None, True),
+    "seed": (0, None, True), "split_seed": (0, None, True),
     "lr": (0, None, False), "weight_decay": (0, None, False), "grad_clip": (0, None, False),
     "ema_decay": (0, 1, False),
 }

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from DCEDiffLib.atomic import write_text_atomic
+from DCEDiffLib.training.step_loader import step_batches
 from DCEDiffLib.diffusion.absolute_adc import reads_absolute_adc
 from DCEDiffLib.diffusion.model_files import mean_context_slices
 from DCEDiffLib.errors import InputError
@@ -431,19 +432,18 @@ class Trainer:
         started = time.perf_counter()
         loss_sum, loss_n = 0.0, 0
         self.network.train()
+        kind = "contrast" if self._needs_lesion_masks() else \
+            "segmentation" if self.segmentation_head is not None else "weighted"
+        loader = step_batches(self.batches, kind, self.step, end, config["loader_workers"])
         while self.step < end:
             seed = _step_seed(config["seed"], self.step, self.ctx.rank)
             torch.manual_seed(seed)  # dropout: reproducible per step, so resume is exact
             generator = torch.Generator(device=self.ctx.device).manual_seed(seed)
-            masks = classes = None
-            if self._needs_lesion_masks():
-                cond, target, weights, masks = self.batches.contrast_batch(self.step)
+            cond, target, weights, masks, classes = next(loader)
+            if masks is not None:
                 masks = masks.to(self.ctx.device)
-            elif self.segmentation_head is not None:
-                cond, target, weights, classes = self.batches.segmentation_batch(self.step)
+            if classes is not None:
                 classes = classes.to(self.ctx.device)
-            else:
-                cond, target, weights = self.batches.weighted_batch(self.step)
             cond, target = cond.to(self.ctx.device), target.to(self.ctx.device)
             weights = weights.to(self.ctx.device) if self.config["region_weights"] else None
             lr = learning_rate(config, self.step)
@@ -508,6 +508,7 @@ class Trainer:
                                     {"best_val": self.best_val, "best_lesion_r": self.best_lesion_r,
                                      "config": config}, self.companions)
                 self.ctx.barrier()
+        loader.close()  # a run stopped early (by time) leaves steps unbuilt: end the workers now
         bar.close()
         if log is not None:
             self._log_file.close()
