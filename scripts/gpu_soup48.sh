@@ -12,7 +12,8 @@
 #      (`dcediff train --max-minutes`) so that the whole call ends inside its limit;
 #   4. each run's EMA model split into parts under the 16 MiB a returned file may have (scripts/split_safetensors.py),
 #      with the run's card, log and summary, into $OUT.
-# Usage there: bash scripts/gpu_soup48.sh [SECONDS_FOR_THE_WHOLE_CALL=540]. Here, a rehearsal on the CPU with tiny
+# Before: bash scripts/prepare_gpu_carry.sh here (what the call carries). Usage there: bash scripts/gpu_soup48.sh
+# [SECONDS_FOR_THE_WHOLE_CALL=540]. Here, a rehearsal on the CPU with tiny
 # numbers: CASES=2 GROUPS_USED=2 DEVICE=cpu OUT=/tmp/out bash scripts/gpu_soup48.sh 150
 # Then, here: bash scripts/finish_soup48.sh (joins, soups, averages with the shipped mean, trains the residual).
 set -euo pipefail
