@@ -1,5 +1,6 @@
 """scripts/split_safetensors.py: a model file split under a size limit (what the lent GPU machine may return) and
-joined back bit for bit, on the shipped regression network (real files on disk); a missing or doubled part is refused."""
+joined back bit for bit, on the shipped regression network (real files on disk); a missing or doubled part is
+refused."""
 
 import shutil
 

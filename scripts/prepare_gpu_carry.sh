@@ -9,7 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-for entry in /.whl/ /.gpu/; do grep -qxF "$entry" .git/info/exclude 2>/dev/null || echo "$entry" >> .git/info/exclude; done
+for entry in /.whl/ /.gpu/; do
+  grep -qxF "$entry" .git/info/exclude 2>/dev/null || echo "$entry" >> .git/info/exclude
+done
 mkdir -p .whl .gpu/init
 ls .whl/simpleitk-*.whl >/dev/null 2>&1 || $PY -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
   --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
@@ -29,4 +31,5 @@ EOF
 tracked=$(git ls-files -z -- . ':!Resources/Models/*.safetensors' ':!Resources/SampleData' ':!docs/dcediff-report.png' \
   | xargs -0 du -cb | tail -1 | cut -f1)
 carried=$(du -cb .whl .gpu | tail -1 | cut -f1)
-echo "would travel: $(( (tracked + carried) / 1000000 )) MB of 67 MB (tracked $((tracked / 1000000)) MB, carried $((carried / 1000000)) MB)"
+echo "would travel: $(( (tracked + carried) / 1000000 )) MB of 67 MB (tracked $((tracked / 1000000)) MB, carried" \
+  "$((carried / 1000000)) MB)"
