@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from DCEDiffLib.atomic import write_text_atomic
-from DCEDiffLib.training.step_loader import step_batches
 from DCEDiffLib.diffusion.absolute_adc import reads_absolute_adc
 from DCEDiffLib.diffusion.model_files import mean_context_slices
 from DCEDiffLib.errors import InputError
@@ -32,6 +31,7 @@ from DCEDiffLib.training.checkpoint import load_checkpoint, save_checkpoint
 from DCEDiffLib.training.config import condition_modalities
 from DCEDiffLib.training.ema import EMA
 from DCEDiffLib.training.split import read_split, split_cases, write_split
+from DCEDiffLib.training.step_loader import step_batches
 
 LOG_FIELDS = ["step", "loss", "lr", "val_loss", "val_lesion_r", "val_gland_r", "seconds", "steps_per_second"]
 
@@ -512,7 +512,7 @@ class Trainer:
         bar.close()
         if log is not None:
             self._log_file.close()
-        summary = {"steps": self.step, "stopped_by_time": self.step < min(config["iterations"], planned_end),
+        summary = {"steps": self.step, "stopped_by_time": self.step < planned_end,
                    "best_validation_loss": self.best_val,
                    "best_validation_lesion_r": self.best_lesion_r if math.isfinite(self.best_lesion_r) else None,
                    "seconds": round(time.perf_counter() - started, 1)}
@@ -524,10 +524,12 @@ class Trainer:
     def _out_of_time(self, started: float, max_seconds: float) -> bool:
         """True once ``max_seconds`` have passed since ``started``; under DDP rank 0's clock decides for every rank,
         so that all of them stop at the same step."""
-        over = torch.tensor([float(time.perf_counter() - started >= max_seconds)], device=self.ctx.device)
-        if self.ctx.distributed:
-            torch.distributed.broadcast(over, src=0)
-        return bool(over.item())
+        over = time.perf_counter() - started >= max_seconds
+        if not self.ctx.distributed:
+            return over
+        flag = torch.tensor([float(over)], device=self.ctx.device)
+        torch.distributed.broadcast(flag, src=0)
+        return bool(flag.item())
 
     # -- outputs -------------------------------------------------------------------------------------------
     def _write_static_files(self) -> None:
