@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What a training call on the lent GPU machine carries (docs/training.md, "On the GPU machine"): SimpleITK's wheel for
 # its Python 3.12 in .whl/, and the shipped mean network in half precision with its card in .gpu/init/ (the tracked tree
-# and SimpleITK leave no room for the 19.5 MB float32 file; scripts/gpu_soup48.sh brings it back to float32 there).
+# and SimpleITK leave no room for the 19.5 MB float32 file; scripts/gpu_soup.sh brings it back to float32 there).
 # Both folders are ignored through .git/info/exclude. Then it prints what would travel once the tracked files the call
 # does not need are moved out (the model cards, the sample case, the report image): it must stay under 64 MiB.
 # Usage: bash scripts/prepare_gpu_carry.sh   (then move those files out, call the device tool with carry [".whl",

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# A soup step's second half, here (docs/model_quality.md, forty-eighth step on): the fine-tunes brought back by the
+# device tool (scripts/gpu_soup.sh; their parts and runs$STEP.tar.gz under DEVICE_FILES) joined, averaged with equal
+# weights (the soup: a running average, the k-th run at α 1/k), the soup averaged half and half with the shipped mean
+# they started from (commit SHIPPED), and the residual network +200 steps around it on the 480 patients of
+# scripts/finetune_deep480.sh (RESIDUAL_CONFIG, DATA, SPLIT), as the forty-sixth step did.
+# Usage: [STEP=50 RUN_SEEDS="50 51" SHIPPED=aa1f879] bash scripts/finish_soup.sh [WORK_DIR=runs] DEVICE_FILES
+#   (about 3 min on a 2-core CPU; leaves WORK_DIR/mean${STEP}avg and WORK_DIR/residual$STEP)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+W=${1:-runs} FILES=${2:?DEVICE_FILES: the folder holding mean<seed>.model.part*.safetensors and runs<STEP>.tar.gz}
+STEP=${STEP:-50} RUN_SEEDS=${RUN_SEEDS:-50 51}
+# SHIPPED: the commit whose shipped mean the fine-tunes started from (aa1f879: 19baaa36…, regression 96817a12…)
+SHIPPED=${SHIPPED:-aa1f879}
+INIT_DIR=${INIT_DIR:-$W/init_$SHIPPED}
+RESIDUAL_CONFIG=${RESIDUAL_CONFIG:-configs/cpu_residual_deep480.json} DATA=${DATA:-data_deep480}
+SPLIT=${SPLIT:-deep480/split.json}
+PY=.venv/bin/python
+mkdir -p "$INIT_DIR" "$W/soup$STEP" "$W/gpu$STEP"
+for f in dcediff_cpu_phantom dcediff_cpu_phantom_regression; do
+  for ext in safetensors json; do
+    [ -f "$INIT_DIR/$f.$ext" ] || git show "$SHIPPED:Resources/Models/$f.$ext" > "$INIT_DIR/$f.$ext"
+  done
+done
+T=dcediff_cpu_phantom.error_trees.safetensors
+[ -f "$INIT_DIR/$T" ] || git show "$SHIPPED:Resources/Models/$T" > "$INIT_DIR/$T"
+tar -xzf "$FILES/runs$STEP.tar.gz" -C "$W/gpu$STEP"   # the runs' cards, logs and split
+k=0
+for seed in $RUN_SEEDS; do
+  mkdir -p "$W/mean${seed}gpu"
+  $PY scripts/split_safetensors.py join "$W/mean${seed}gpu/model.safetensors" "$FILES"/mean$seed.model.part*.safetensors
+  cp "$W/gpu$STEP/mean$seed/model.json" "$W/mean${seed}gpu/model.json"   # its weights_sha256 checks the join on load
+  k=$((k + 1))
+  if [ "$k" -eq 1 ]; then
+    cp "$W/mean${seed}gpu/model.safetensors" "$W/soup$STEP/model.safetensors"
+    cp "$W/mean${seed}gpu/model.json" "$W/soup$STEP/model.json"
+  else
+    $PY scripts/average_weights.py "$W/soup$STEP/model.safetensors" "$W/mean${seed}gpu/model.safetensors" \
+      "$W/soup$STEP/model.safetensors" --alpha "$($PY -c "print(1 / $k)")"
+  fi
+done
+exec bash scripts/average_then_residual.sh "$W" "$INIT_DIR/dcediff_cpu_phantom_regression.safetensors" \
+  "$W/soup$STEP/model.safetensors" "mean${STEP}avg" "residual$STEP" "$RESIDUAL_CONFIG" "$DATA" "$SPLIT"

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# A soup step's GPU half (docs/model_quality.md, forty-eighth step on; docs/training.md, "On the GPU machine"): on the
+# machine the `device` tool lends for about 15 minutes, in one call,
+#   1. SimpleITK from the carried wheel (.whl/), the shipped mean network from the carried half-precision copy
+#      (.gpu/init/, brought back to float32: the tracked tree plus SimpleITK leave no room for the float32 original);
+#   2. new training patients in groups of CASES (GROUPS_A procedural A, GROUPS_P real anatomy A, GROUPS_B procedural B,
+#      seeds FIRST_SEED onwards in that order), generated and preprocessed by one process per group
+#      (scripts/generate_cached_groups.py); the last of each group validates;
+#   3. one fine-tune of the shipped mean per seed of RUN_SEEDS, side by side on the one GPU (CONFIG, with
+#      LOADER_WORKERS processes building each run's crops), each stopped by time (`dcediff train --max-minutes`) so
+#      that the whole call ends inside BUDGET seconds; a second call while the machine is warm resumes them;
+#   4. each run's EMA model split into parts under the 16 MiB a returned file may have (scripts/split_safetensors.py),
+#      with the runs' cards, logs and summaries, into $OUT (runs$STEP.tar.gz).
+# Before: bash scripts/prepare_gpu_carry.sh here. Usage there: [STEP=50 RUN_SEEDS="50 51" …] bash
+# scripts/gpu_soup.sh [BUDGET=540]. A rehearsal here on the CPU with tiny numbers: CASES=2 GROUPS_USED=2 DEVICE=cpu
+# OUT=/tmp/out bash scripts/gpu_soup.sh 150. Then, here: bash scripts/finish_soup.sh.
+# The defaults are the next step's plan: the forty-eighth step's recipe (the one GPU step that shipped) on new seeds,
+# with 4 crop-building workers a run (that machine's CPUs, not its GPU, limited it). STEP=48 RUN_SEEDS="48 49"
+# FIRST_SEED=2100 LOADER_WORKERS=0 is what the forty-eighth step ran (scripts/gpu_soup48.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUDGET=${1:-540}
+T0=$(date +%s)
+OUT=${OUT:?OUT: the folder whose files come back}
+STEP=${STEP:-50} RUN_SEEDS=${RUN_SEEDS:-50 51} FIRST_SEED=${FIRST_SEED:-2130}
+GROUPS_A=${GROUPS_A:-6} GROUPS_P=${GROUPS_P:-5} GROUPS_B=${GROUPS_B:-5} CASES=${CASES:-18}
+LOADER_WORKERS=${LOADER_WORKERS:-4} CONFIG=${CONFIG:-configs/gpu_residual_mean_soup48.json}
+W=${W:-/tmp/w$STEP} DEVICE=${DEVICE:-cuda} PY=${PY:-python3}
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=1
+exec > >(tee "$OUT/driver.log") 2>&1
+if [ -d .whl ] && ! $PY -c "import SimpleITK" 2>/dev/null; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:$PWD
+else
+  export PYTHONPATH=$PWD
+fi
+mkdir -p "$W/init"
+$PY - "$W/init" <<'EOF'
+import json, sys
+from pathlib import Path
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+out = Path(sys.argv[1])
+name = "dcediff_cpu_phantom_regression"
+with safe_open(f".gpu/init/{name}.fp16.safetensors", framework="pt") as f:
+    meta = f.metadata()
+    tensors = {k: f.get_tensor(k).to(torch.float32) for k in f.keys()}
+save_file(tensors, str(out / f"{name}.safetensors"), metadata=meta)
+from DCEDiffLib.diffusion.model_files import sha256_of
+card = json.load(open(f".gpu/init/{name}.json"))
+card["weights_sha256"] = sha256_of(out / f"{name}.safetensors")  # the half-precision-rounded weights: a new file
+json.dump(card, open(out / f"{name}.json", "w"), indent=2)
+print(f"init: {len(tensors)} tensors back to float32; torch {torch.__version__}, cuda {torch.cuda.is_available()}")
+if torch.cuda.is_available():
+    print(torch.cuda.get_device_name(0))
+EOF
+SPECS=() seed=$FIRST_SEED
+for family in "a procedural A $GROUPS_A" "p prostatex A $GROUPS_P" "b procedural B $GROUPS_B"; do
+  set -- $family
+  for ((i = 0; i < $4; i++)); do SPECS+=("s$STEP$1$i $seed $CASES $2 $3"); seed=$((seed + 1)); done
+done
+# the rehearsal: the first group of each family, as far as GROUPS_USED goes
+if [ -n "${GROUPS_USED:-}" ] && [ "$GROUPS_USED" -lt "${#SPECS[@]}" ]; then
+  SPECS=("${SPECS[0]}" "${SPECS[$GROUPS_A]}" "${SPECS[$((GROUPS_A + GROUPS_P))]}")
+  SPECS=("${SPECS[@]:0:$GROUPS_USED}")
+fi
+$PY scripts/generate_cached_groups.py "$W" "$W/data" "$W/cache" "$W/split.json" 10 "${SPECS[@]}"
+echo "data ready after $(( $(date +%s) - T0 )) s"
+LEFT=$(( BUDGET - ($(date +%s) - T0) - 50 ))  # 50 s: loading the cases, the last validation, export and split
+[ "$LEFT" -gt 30 ] || { echo "only $LEFT s left for training: stopping"; exit 3; }
+MINUTES=$($PY -c "print(round($LEFT / 60, 2))")
+echo "training for $MINUTES min per run"
+PIDS=()
+for seed in $RUN_SEEDS; do
+  mkdir -p "$W/mean$seed"
+  cp "$W/split.json" "$W/mean$seed/split.json"
+  $PY - "$W" "$seed" "$CONFIG" "$LOADER_WORKERS" <<'EOF'
+import json, sys
+w, seed, config, workers = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+c = json.load(open(config))
+c["init_weights"] = f"{w}/init/dcediff_cpu_phantom_regression.safetensors"
+c["seed"] = seed
+if workers:
+    c["loader_workers"] = workers
+json.dump(c, open(f"{w}/mean{seed}.json", "w"), indent=2)
+EOF
+  $PY -m DCEDiffLib.cli train --config "$W/mean$seed.json" --data "$W/data" --out "$W/mean$seed" --cache "$W/cache" \
+    --device "$DEVICE" --max-minutes "$MINUTES" --quiet > "$W/train$seed.log" 2>&1 &
+  PIDS+=($!)
+done
+status=0
+for pid in "${PIDS[@]}"; do wait "$pid" || status=$?; done  # not a bare wait: it would wait for the tee too
+KEPT=(split.json)
+for seed in $RUN_SEEDS; do
+  tail -3 "$W/train$seed.log"
+  cp "$W/train$seed.log" "$W/mean$seed/train.log"
+  [ -f "$W/mean$seed/model.safetensors" ] || { echo "run $seed left no model"; status=1; continue; }
+  $PY scripts/split_safetensors.py split "$W/mean$seed/model.safetensors" "$OUT/mean$seed.model" --max-mb 15
+  KEPT+=("mean$seed.json" $(cd "$W" && ls -d mean$seed/{model.json,log.csv,summary.json,config.json,train.log} \
+    2>/dev/null))
+done
+tar -czf "$OUT/runs$STEP.tar.gz" -C "$W" "${KEPT[@]}"
+nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null || true
+echo "done after $(( $(date +%s) - T0 )) s, status $status"
+exit $status
