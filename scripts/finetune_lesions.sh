@@ -22,16 +22,7 @@ DATA=${DATA:-data_physiology} SPLIT=${SPLIT:-mean5/split.json}
 WORKERS=${WORKERS:-1}   # processes that preprocess (register and cache) the raw cases before training
 GENERATE_ONLY=1 bash scripts/finetune_physiology.sh "$W"   # data_physiology/ and mean5/split.json
 mkdir -p "$W/$INIT/init" "$W/$MEAN_RUN" "$W/$RESIDUAL_RUN"
-for f in dcediff_cpu_phantom dcediff_cpu_phantom_regression; do
-  for ext in safetensors json; do
-    [ -f "$W/$INIT/init/$f.$ext" ] || git show "$SHIPPED:Resources/Models/$f.$ext" > "$W/$INIT/init/$f.$ext"
-  done
-done
-# A card that names a learned expected-error map needs its tree file beside it (shipped since the twentieth step)
-T=dcediff_cpu_phantom.error_trees.safetensors
-if [ ! -f "$W/$INIT/init/$T" ] && git cat-file -e "$SHIPPED:Resources/Models/$T" 2>/dev/null; then
-  git show "$SHIPPED:Resources/Models/$T" > "$W/$INIT/init/$T"
-fi
+bash scripts/fetch_shipped_init.sh "$W/$INIT/init" "$SHIPPED"
 cp "$W/$SPLIT" "$W/$MEAN_RUN/split.json"
 cp "$W/$SPLIT" "$W/$RESIDUAL_RUN/split.json"
 for run in "$MEAN_RUN:$MEAN_CONFIG" "$RESIDUAL_RUN:$RESIDUAL_CONFIG"; do

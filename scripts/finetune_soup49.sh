@@ -15,12 +15,8 @@ SHIPPED=${SHIPPED:-aa1f879}   # the commit that shipped 19baaa36… (regression 
 MINUTES=${MINUTES:-22}
 PY=.venv/bin/python
 [ -f "$W/deep480/split.json" ] || bash scripts/finetune_deep480.sh "$W"
-mkdir -p "$W/ship48/init" "$W/soup49"
-for f in dcediff_cpu_phantom dcediff_cpu_phantom_regression; do
-  for ext in safetensors json; do
-    [ -f "$W/ship48/init/$f.$ext" ] || git show "$SHIPPED:Resources/Models/$f.$ext" > "$W/ship48/init/$f.$ext"
-  done
-done
+mkdir -p "$W/soup49"
+bash scripts/fetch_shipped_init.sh "$W/ship48/init" "$SHIPPED"
 [ -f "$W/soup49/split.json" ] || OMP_NUM_THREADS=1 $PY scripts/generate_cached_groups.py "$W" "$W/data_soup49" \
   "$W/cache" "$W/soup49/split.json" 91 \
   "s49a0 2120 30 procedural A" "s49a1 2121 30 procedural A" "s49p0 2122 30 prostatex A" \

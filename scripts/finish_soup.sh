@@ -16,14 +16,8 @@ INIT_DIR=${INIT_DIR:-$W/init_$SHIPPED}
 RESIDUAL_CONFIG=${RESIDUAL_CONFIG:-configs/cpu_residual_deep480.json} DATA=${DATA:-data_deep480}
 SPLIT=${SPLIT:-deep480/split.json}
 PY=.venv/bin/python
-mkdir -p "$INIT_DIR" "$W/soup$STEP" "$W/gpu$STEP"
-for f in dcediff_cpu_phantom dcediff_cpu_phantom_regression; do
-  for ext in safetensors json; do
-    [ -f "$INIT_DIR/$f.$ext" ] || git show "$SHIPPED:Resources/Models/$f.$ext" > "$INIT_DIR/$f.$ext"
-  done
-done
-T=dcediff_cpu_phantom.error_trees.safetensors
-[ -f "$INIT_DIR/$T" ] || git show "$SHIPPED:Resources/Models/$T" > "$INIT_DIR/$T"
+mkdir -p "$W/soup$STEP" "$W/gpu$STEP"
+bash scripts/fetch_shipped_init.sh "$INIT_DIR" "$SHIPPED"
 tar -xzf "$FILES/runs$STEP.tar.gz" -C "$W/gpu$STEP"   # the runs' cards, logs and split
 k=0
 for seed in $RUN_SEEDS; do
