@@ -15,7 +15,9 @@ SHIPPED=${SHIPPED:-aa1f879}   # the commit that shipped 19baaa36… (regression 
 MINUTES=${MINUTES:-22}
 PY=.venv/bin/python
 for needed in deep480/split.json soup49/split.json; do
-  [ -f "$W/$needed" ] || { echo "finetune_union50: $W/$needed missing; run scripts/finetune_soup49.sh $W first" >&2; exit 2; }
+  [ -f "$W/$needed" ] && continue
+  echo "finetune_union50: $W/$needed missing; run scripts/finetune_soup49.sh $W first" >&2
+  exit 2
 done
 bash scripts/fetch_shipped_init.sh "$W/ship48/init" "$SHIPPED"
 mkdir -p "$W/data_union50" "$W/soup50"
