@@ -4,12 +4,12 @@
 # weights (the soup: a running average, the k-th run at α 1/k), the soup averaged half and half with the shipped mean
 # they started from (commit SHIPPED), and the residual network +200 steps around it on the 480 patients of
 # scripts/finetune_deep480.sh (RESIDUAL_CONFIG, DATA, SPLIT), as the forty-sixth step did.
-# Usage: [STEP=50 RUN_SEEDS="50 51" SHIPPED=aa1f879] bash scripts/finish_soup.sh [WORK_DIR=runs] DEVICE_FILES
+# Usage: [STEP=51 RUN_SEEDS="51 52" SHIPPED=aa1f879] bash scripts/finish_soup.sh [WORK_DIR=runs] DEVICE_FILES
 #   (about 3 min on a 2-core CPU; leaves WORK_DIR/mean${STEP}avg and WORK_DIR/residual$STEP)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-runs} FILES=${2:?DEVICE_FILES: the folder holding mean<seed>.model.part*.safetensors and runs<STEP>.tar.gz}
-STEP=${STEP:-50} RUN_SEEDS=${RUN_SEEDS:-50 51}
+STEP=${STEP:-51} RUN_SEEDS=${RUN_SEEDS:-51 52}
 # SHIPPED: the commit whose shipped mean the fine-tunes started from (aa1f879: 19baaa36…, regression 96817a12…)
 SHIPPED=${SHIPPED:-aa1f879}
 INIT_DIR=${INIT_DIR:-$W/init_$SHIPPED}

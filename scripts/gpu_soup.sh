@@ -11,7 +11,7 @@
 #      that the whole call ends inside BUDGET seconds; a second call while the machine is warm resumes them;
 #   4. each run's EMA model split into parts under the 16 MiB a returned file may have (scripts/split_safetensors.py),
 #      with the runs' cards, logs and summaries, into $OUT (runs$STEP.tar.gz).
-# Before: bash scripts/prepare_gpu_carry.sh here. Usage there: [STEP=50 RUN_SEEDS="50 51" …] bash
+# Before: bash scripts/prepare_gpu_carry.sh here. Usage there: [STEP=51 RUN_SEEDS="51 52" …] bash
 # scripts/gpu_soup.sh [BUDGET=540]. A rehearsal here on the CPU with tiny numbers: CASES=2 GROUPS_USED=2 DEVICE=cpu
 # OUT=/tmp/out bash scripts/gpu_soup.sh 150. Then, here: bash scripts/finish_soup.sh.
 # The defaults are the next step's plan: the forty-eighth step's recipe (the one GPU step that shipped) on new seeds,
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 BUDGET=${1:-540}
 T0=$(date +%s)
 OUT=${OUT:?OUT: the folder whose files come back}
-STEP=${STEP:-50} RUN_SEEDS=${RUN_SEEDS:-50 51} FIRST_SEED=${FIRST_SEED:-2130}
+STEP=${STEP:-51} RUN_SEEDS=${RUN_SEEDS:-51 52} FIRST_SEED=${FIRST_SEED:-2130}
 GROUPS_A=${GROUPS_A:-6} GROUPS_P=${GROUPS_P:-5} GROUPS_B=${GROUPS_B:-5} CASES=${CASES:-18}
 LOADER_WORKERS=${LOADER_WORKERS:-4} CONFIG=${CONFIG:-configs/gpu_residual_mean_soup48.json}
 W=${W:-/tmp/w$STEP} DEVICE=${DEVICE:-cuda} PY=${PY:-python3}
