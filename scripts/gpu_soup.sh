@@ -26,6 +26,9 @@ STEP=${STEP:-51} RUN_SEEDS=${RUN_SEEDS:-51 52} FIRST_SEED=${FIRST_SEED:-2130}
 GROUPS_A=${GROUPS_A:-6} GROUPS_P=${GROUPS_P:-5} GROUPS_B=${GROUPS_B:-5} CASES=${CASES:-18}
 LOADER_WORKERS=${LOADER_WORKERS:-4} CONFIG=${CONFIG:-configs/gpu_residual_mean_soup48.json}
 W=${W:-/tmp/w$STEP} DEVICE=${DEVICE:-cuda} PY=${PY:-python3}
+# ITERATIONS: a cap on each run's steps (the config's 200000 leaves the time limit to stop it); the schedule is constant
+# after the warm-up, so the cap changes nothing but where a run ends
+ITERATIONS=${ITERATIONS:-}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=1
 exec > >(tee "$OUT/driver.log") 2>&1
 if [ -d .whl ] && ! $PY -c "import SimpleITK" 2>/dev/null; then
@@ -75,14 +78,16 @@ PIDS=()
 for seed in $RUN_SEEDS; do
   mkdir -p "$W/mean$seed"
   cp "$W/split.json" "$W/mean$seed/split.json"
-  $PY - "$W" "$seed" "$CONFIG" "$LOADER_WORKERS" <<'EOF'
+  $PY - "$W" "$seed" "$CONFIG" "$LOADER_WORKERS" "$ITERATIONS" <<'EOF'
 import json, sys
-w, seed, config, workers = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+w, seed, config, workers, iterations = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
 c = json.load(open(config))
 c["init_weights"] = f"{w}/init/dcediff_cpu_phantom_regression.safetensors"
 c["seed"] = seed
 if workers:
     c["loader_workers"] = workers
+if iterations:
+    c["iterations"] = int(iterations)
 json.dump(c, open(f"{w}/mean{seed}.json", "w"), indent=2)
 EOF
   $PY -m DCEDiffLib.cli train --config "$W/mean$seed.json" --data "$W/data" --out "$W/mean$seed" --cache "$W/cache" \
