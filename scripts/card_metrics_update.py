@@ -110,7 +110,7 @@ def fresh_entry(fresh_dir: Path, previous_sha: str, step: str, date: str) -> dic
 
 def write_atomically(path: Path, card: dict) -> None:
     temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    temporary.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     os.replace(temporary, path)
 
 
