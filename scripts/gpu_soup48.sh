@@ -5,4 +5,5 @@
 # Usage there: bash scripts/gpu_soup48.sh [SECONDS_FOR_THE_WHOLE_CALL=540]; then here bash scripts/finish_soup48.sh.
 set -euo pipefail
 STEP=48 RUN_SEEDS="48 49" FIRST_SEED=2100 GROUPS_A=6 GROUPS_P=5 GROUPS_B=5 CASES=${CASES:-18} LOADER_WORKERS=0 \
+  ITERATIONS=200000 \
   CONFIG=configs/gpu_residual_mean_soup48.json W=${W:-/tmp/w48} exec bash "$(dirname "$0")/gpu_soup.sh" "$@"
