@@ -27,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from judge_candidate import judge, paired_differences, bootstrap_interval  # noqa: E402
+from pool_fresh_sets import patient_psnr, patient_r  # noqa: E402
 
 RESIDUAL, MEAN = "dcediff_cpu_phantom", "dcediff_cpu_phantom_regression"
 SETS = (("A", "A_procedural"), ("P", "P_real_anatomy"), ("B", "B_procedural_domain_B"))
@@ -53,22 +54,16 @@ def validation_entry(document: dict, previous_sha: str, patients: str, step: str
     return entry
 
 
-def _medians(rows, phase, *path):
-    values = [row[phase] for row in rows]
-    for key in path:
-        values = [v.get(key) if isinstance(v, dict) else None for v in values]
-    values = [float(v) for v in values if isinstance(v, (int, float)) and np.isfinite(v)]
-    return values
-
-
 def fresh_set_entry(document: dict) -> dict:
     """Medians (PSNR: mean) and paired differences against ``shipped`` for one fresh set."""
     model, shipped = document["cases"]["model"], document["cases"]["shipped"]
-    entry = {"psnr_db": [round(float(np.mean(_medians(model, p, "whole", "psnr"))), 2) for p in PHASES],
-             "r_prostate": [round(float(np.median(_medians(model, p, "enhancement", "prostate", "pearson"))), 2)
-                            for p in PHASES],
-             "r_lesion": [round(float(np.median(_medians(model, p, "enhancement", "lesion", "pearson"))), 2)
-                          for p in PHASES]}
+
+    def median_r(region, phase):
+        return round(float(np.median([r for r in patient_r(document, region, phase) if r is not None])), 2)
+
+    entry = {"psnr_db": [round(float(np.mean(patient_psnr(document, p))), 2) for p in PHASES],
+             "r_prostate": [median_r("prostate", p) for p in PHASES],
+             "r_lesion": [median_r("lesion", p) for p in PHASES]}
     for name, path in (("minus_shipped_psnr_whole", ("whole", "psnr")),
                        ("minus_shipped_r_prostate", ("enhancement", "prostate", "pearson")),
                        ("minus_shipped_r_lesion", ("enhancement", "lesion", "pearson"))):
