@@ -22,19 +22,8 @@ bash scripts/fetch_shipped_init.sh "$W/ship48/init" "$SHIPPED"
   "s49a0 2120 30 procedural A" "s49a1 2121 30 procedural A" "s49p0 2122 30 prostatex A" \
   "s49p1 2123 30 prostatex A" "s49b0 2124 30 procedural B" "s49b1 2125 30 procedural B"
 for seed in 49 50; do
-  [ -f "$W/mean${seed}cpu/model.safetensors" ] && continue
-  mkdir -p "$W/mean${seed}cpu"
-  cp "$W/soup49/split.json" "$W/mean${seed}cpu/split.json"
-  $PY - "$W" "$seed" <<'EOF'
-import json, sys
-w, seed = sys.argv[1], int(sys.argv[2])
-c = json.load(open("configs/cpu_residual_mean_soup49.json"))
-c["init_weights"] = c["init_weights"].replace("runs/", f"{w}/", 1)
-c["seed"] = seed
-json.dump(c, open(f"{w}/mean{seed}cpu.json", "w"), indent=2)
-EOF
-  .venv/bin/dcediff train --config "$W/mean${seed}cpu.json" --data "$W/data_soup49" --out "$W/mean${seed}cpu" \
-    --cache "$W/cache" --max-minutes "$MINUTES" --quiet
+  bash scripts/train_seeded_mean.sh "$W" "mean${seed}cpu" configs/cpu_residual_mean_soup49.json data_soup49 \
+    "$W/soup49/split.json" "$seed" "$MINUTES"
 done
 $PY scripts/average_weights.py "$W/mean49cpu/model.safetensors" "$W/mean50cpu/model.safetensors" \
   "$W/soup49/model.safetensors" --alpha 0.5

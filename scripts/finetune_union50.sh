@@ -24,22 +24,17 @@ mkdir -p "$W/data_union50" "$W/soup50"
 for d in data_deep480 data_soup49; do
   for c in "$W/$d"/case_*; do ln -sfn "$(readlink -f "$c")" "$W/data_union50/$(basename "$c")"; done
 done
-for seed in 49 50; do
-  [ -f "$W/union$seed/model.safetensors" ] && continue
-  mkdir -p "$W/union$seed"
-  $PY - "$W" "$seed" <<'PY'
+# the union's split: every training patient of both sets; the in-run validation the new set's
+[ -f "$W/union50_split.json" ] || $PY - "$W" <<'PY'
 import json, sys
-w, seed = sys.argv[1], int(sys.argv[2])
+w = sys.argv[1]
 known, new = (json.load(open(f"{w}/{name}/split.json")) for name in ("deep480", "soup49"))
 split = {"train": known["train"] + new["train"], "validation": new["validation"], "test": []}
-json.dump(split, open(f"{w}/union{seed}/split.json", "w"), indent=1)
-c = json.load(open("configs/cpu_residual_mean_soup49.json"))
-c["init_weights"] = c["init_weights"].replace("runs/", f"{w}/", 1)
-c["seed"] = seed
-json.dump(c, open(f"{w}/union{seed}.json", "w"), indent=2)
+json.dump(split, open(f"{w}/union50_split.json", "w"), indent=1)
 PY
-  .venv/bin/dcediff train --config "$W/union$seed.json" --data "$W/data_union50" --out "$W/union$seed" \
-    --cache "$W/cache" --max-minutes "$MINUTES" --quiet
+for seed in 49 50; do
+  bash scripts/train_seeded_mean.sh "$W" "union$seed" configs/cpu_residual_mean_soup49.json data_union50 \
+    "$W/union50_split.json" "$seed" "$MINUTES"
 done
 $PY scripts/average_weights.py "$W/union49/model.safetensors" "$W/union50/model.safetensors" \
   "$W/soup50/model.safetensors" --alpha 0.5
