@@ -141,7 +141,8 @@ def test_demo_with_the_shipped_model(tmp_path, capsys):
     # and 1 sample, `python -m DCEDiffLib.cli demo --samples 1`, it measured PSNR 30.88 / 30.59 dB, SSIM 0.892 /
     # 0.880, prostate r 0.82 / 0.89, lesion r 0.82 / 0.90; before it a48f1f00…, the fifty-first step's GPU soup,
     # 30.95 / 30.59 dB, SSIM 0.892 / 0.879, prostate r 0.83 / 0.89, lesion r 0.82 / 0.89, a little below its
-    # predecessor on this one version-1 case; before it 19baaa36…, the forty-eighth step's GPU soup, 31.06 / 30.69 dB, SSIM 0.892 / 0.879,
+    # predecessor on this one version-1 case; before it 19baaa36…, the forty-eighth step's GPU soup, 31.06 / 30.69
+    # dB, SSIM 0.892 / 0.879,
     # prostate r 0.85 / 0.90, lesion r 0.83 / 0.89; before it 8b19f24d…, two runs on 480 patients, 30.82 / 30.53 dB,
     # SSIM 0.891 / 0.878, prostate r 0.85 / 0.91, lesion r 0.83 / 0.90; before it 36d94f0b…, its mean averaged with a 360-patient
     # fine-tune, 30.79 / 30.46 dB, SSIM 0.890 / 0.877, prostate r 0.84 / 0.91, lesion r 0.81 / 0.90; before it

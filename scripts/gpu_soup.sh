@@ -15,10 +15,9 @@
 # scripts/gpu_soup.sh [BUDGET=540]. A rehearsal here on the CPU with tiny numbers: CASES=2 GROUPS_USED=2 DEVICE=cpu
 # OUT=/tmp/out bash scripts/gpu_soup.sh 150. Then, here: bash scripts/finish_soup.sh.
 # The defaults are the next GPU step's plan (53; the fifty-second step was a CPU one): the recipe of the forty-eighth
-# and fifty-first steps (both shipped) on
-# new seeds 2150–2165, 4 crop-building workers a run, at most 2000 steps a run. STEP=48 RUN_SEEDS="48 49"
-# FIRST_SEED=2100 LOADER_WORKERS=0 is what the forty-eighth step ran (scripts/gpu_soup48.sh); STEP=51 RUN_SEEDS="51 52"
-# FIRST_SEED=2130 ITERATIONS=2000 with BUDGET 585 the fifty-first (one call of 565 s).
+# and fifty-first steps (both shipped) on new seeds 2150–2165, 4 crop-building workers a run, at most 2000 steps a run.
+# STEP=48 RUN_SEEDS="48 49" FIRST_SEED=2100 LOADER_WORKERS=0 is what the forty-eighth step ran (scripts/gpu_soup48.sh);
+# STEP=51 RUN_SEEDS="51 52" FIRST_SEED=2130 ITERATIONS=2000 with BUDGET 585 the fifty-first (one call of 565 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUDGET=${1:-540}

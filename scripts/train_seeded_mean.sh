@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 W=$1 RUN=$2 CONFIG=$3 DATA=$4 SPLIT=$5 SEED=$6 MINUTES=$7
 [ -f "$W/$RUN/model.safetensors" ] && exit 0
 mkdir -p "$W/$RUN"
-[ "$(readlink -f "$SPLIT")" = "$(readlink -f "$W/$RUN/split.json")" ] || cp "$SPLIT" "$W/$RUN/split.json"
+cp "$SPLIT" "$W/$RUN/split.json"
 .venv/bin/python - "$W" "$RUN" "$CONFIG" "$SEED" <<'EOF'
 import json, os, sys
 w, run, config, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
