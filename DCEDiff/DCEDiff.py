@@ -142,6 +142,7 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._lastSampler = None
+        self._lastModelFile = None  # None: not yet seen (the steps box holds the engine default)
         self._runStarted = None
 
     def setup(self) -> None:
@@ -197,6 +198,7 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._lastSampler = self._parameterNode.sampler
+            self._lastModelFile = None
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
             self._onParameterNodeModified()
@@ -205,11 +207,14 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         if p is None:
             return
-        if p.sampler != self._lastSampler:
-            previous, self._lastSampler = self._lastSampler, p.sampler
-            steps = stepsAfterSamplerChange(previous, p.sampler, p.steps)
+        if p.sampler != self._lastSampler or p.modelFile != self._lastModelFile:
+            previousDefault = (defaults.DEFAULT_STEPS if self._lastModelFile is None
+                               else modelDefaultSteps(self._lastModelFile, self._lastSampler))
+            previous, self._lastSampler, self._lastModelFile = self._lastSampler, p.sampler, p.modelFile
+            steps = stepsAfterSamplerChange(previous, p.sampler, p.steps, previousDefault,
+                                            modelDefaultSteps(p.modelFile, p.sampler))
             if steps != p.steps:
-                p.steps = steps  # re-enters this method once; the sampler no longer differs
+                p.steps = steps  # re-enters this method once; sampler and model no longer differ
         self.ui.modelInfoLabel.text = describeModel(p.modelFile)
         self.ui.shippedModelButton.enabled = bool(p.modelFile) and not self.logic.isRunning
         self.ui.centerPlaceWidget.setCurrentNode(p.center)
@@ -364,14 +369,30 @@ def enhancementRescaledText(rescaled: dict) -> str:
         level=rescaled.get("gland_level"), minimum=rescaled.get("training_minimum"), factor=rescaled.get("factor"))
 
 
-def stepsAfterSamplerChange(previous: Optional[str], sampler: str, steps: int) -> int:
-    """The paper's ancestral sampler (ddpm) runs 1000 steps; leaving it for a fast sampler goes back to the fast
-    default. Any other steps value the user chose is kept."""
+def stepsAfterSamplerChange(previous: Optional[str], sampler: str, steps: int,
+                            previousDefault: int = defaults.DEFAULT_STEPS,
+                            newDefault: int = defaults.DEFAULT_STEPS) -> int:
+    """The steps box after the sampler or the model changed. The paper's ancestral sampler (ddpm) runs 1000 steps;
+    leaving it for a fast sampler goes to the model's own count (``newDefault``, :func:`modelDefaultSteps`). A box
+    that held the previous setting's own count (``previousDefault``) follows to the new one; any other value the
+    user chose is kept."""
     if sampler == "ddpm" and steps < 1000:
         return 1000
     if previous == "ddpm" and sampler != "ddpm" and steps == 1000:
-        return defaults.DEFAULT_STEPS
+        return newDefault
+    if sampler != "ddpm" and steps == previousDefault:
+        return newDefault
     return steps
+
+
+def modelDefaultSteps(modelFile: Optional[str], sampler: str) -> int:
+    """The steps the model runs with ``sampler`` when nobody chooses (its card's count for a residual model with the
+    default sampler, else the engine default; DCEDiffLib.sampling_steps)."""
+    from DCEDiffSlicerLib import model_cards
+
+    from DCEDiffLib.model_registry import shipped_model_path
+
+    return model_cards.default_steps(Path(modelFile) if modelFile else shipped_model_path(), sampler)
 
 
 def modelOptionalInputs(modelFile: str) -> tuple:
@@ -468,7 +489,7 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         return fill
 
     def process(self, t2w, pd, adc, t1pre, dceEarly=None, dceLate=None, center=None, model: Optional[str] = None,
-                sampler: str = defaults.DEFAULT_SAMPLER, steps: int = defaults.DEFAULT_STEPS,
+                sampler: str = defaults.DEFAULT_SAMPLER, steps: Optional[int] = None,
                 samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0, device: str = "auto",
                 waitForCompletion: bool = True, progressCallback: Optional[Callable] = None,
                 logCallback: Optional[Callable[[str], None]] = None,
@@ -477,8 +498,9 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         """Synthesize early and late DCE for the given volume nodes (inputs are never modified).
 
         ``center``: a markups point list or ROI at the prostate (None: the T2W centre). ``model``: a .safetensors
-        path (None: the shipped model). ``pd`` may be None when the model's card lists it in ``optional_inputs``
-        (trained with augment.drop_pd): the engine then synthesizes without PD and the results say so. Blocking (``waitForCompletion=True``): returns the :class:`DCEDiffResult`
+        path (None: the shipped model); ``steps`` None: the model's own count. ``pd`` may be None when the model's
+        card lists it in ``optional_inputs`` (trained with augment.drop_pd): the engine then synthesizes without PD
+        and the results say so. Blocking (``waitForCompletion=True``): returns the :class:`DCEDiffResult`
         (``cancelled`` set if cancelled) or raises with the engine's message. Non-blocking: returns None at once;
         a QTimer polls the engine and calls ``completedCallback(result or exception)``. Raises ValueError naming
         the input for bad input, before anything runs. ``timeoutSeconds`` (blocking mode): stop the engine after

@@ -2,7 +2,7 @@
 
     Slicer --no-splash --no-main-window --python-script <DCEDiffBatch.py> \
         --t2w T2W.nii.gz --pd PD.nii.gz --adc ADC.nii.gz --t1pre T1PRE.nii.gz \
-        [--dce-early EARLY --dce-late LATE] [--center R,A,S] [--sampler dpmpp --steps 5 --samples 1 --seed 0]
+        [--dce-early EARLY --dce-late LATE] [--center R,A,S] [--sampler dpmpp --steps N --samples 1 --seed 0]
         [--device auto] [--model MODEL.safetensors] [--timeout SECONDS] [--install-dependencies] --out DIR
 
 ``<DCEDiffBatch.py>``: ``DCEDiff/DCEDiffBatch.py`` in a source checkout; in an installed extension it sits next to
@@ -87,7 +87,8 @@ def buildParser() -> argparse.ArgumentParser:
     parser.add_argument("--center", help="prostate centre R,A,S in mm (default: the T2W field-of-view centre)")
     parser.add_argument("--model", help="model .safetensors (with its .json card); default: the shipped model")
     parser.add_argument("--sampler", default=defaults.DEFAULT_SAMPLER, choices=defaults.SAMPLERS)
-    parser.add_argument("--steps", type=int, default=defaults.DEFAULT_STEPS)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="sampler steps (default: the model's own count, from its card)")
     parser.add_argument("--samples", type=int, default=defaults.DEFAULT_SAMPLES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

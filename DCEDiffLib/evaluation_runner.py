@@ -76,7 +76,7 @@ def model_conditions(model, case, missing: Sequence[str] = ()) -> np.ndarray:
     return cond
 
 
-def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed: int, device: str,
+def synthesize_arrays(model, case, sampler: str, steps: Optional[int], samples: int, seed: int, device: str,
                       std_out: Optional[dict] = None, missing: Sequence[str] = (),
                       expected_error_out: Optional[dict] = None) -> Dict[str, np.ndarray]:
     """A model's early/late prediction for one case, on the acquired DCE's intensity scale; the sample std on the
@@ -110,7 +110,7 @@ def synthesize_arrays(model, case, sampler: str, steps: int, samples: int, seed:
 
 def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: Optional[Path] = None,
                     baseline_data: Optional[Path] = None, compare: Optional[Dict[str, str]] = None,
-                    sampler: str = defaults.DEFAULT_SAMPLER, steps: int = defaults.DEFAULT_STEPS,
+                    sampler: str = defaults.DEFAULT_SAMPLER, steps: Optional[int] = None,
                     samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0,
                     device: str = "auto", max_cases: Optional[int] = None, fid: bool = True,
                     overwrite: bool = False, cache_dir: Optional[Path] = None, subset: str = "test",
@@ -119,11 +119,13 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
 
     ``subset``: which cases of ``split_path`` to score — "test" (final numbers, once) or "validation" (tuning).
     ``missing``: inputs every method runs without (only ``pd``; see the module docstring).
+    ``steps`` None: each model samples with its own count (``sampling_steps.resolve_steps``; meta records them).
     """
     from DCEDiffLib.diffusion.model_files import missing_inputs_allowed
 
     from DCEDiffLib.atomic import atomic_directory
     from DCEDiffLib.diffusion.model_files import load_model
+    from DCEDiffLib.sampling_steps import resolve_steps
     from DCEDiffLib.evaluation.baselines import MeanEnhancementBaseline, identity_baseline
     from DCEDiffLib.evaluation.protocol import best_gain_baseline
     from DCEDiffLib.evaluation.case_evaluation import evaluate_case
@@ -202,8 +204,11 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
                           time.perf_counter() - started))
     bar.close()
 
+    steps_by_method = {name: resolve_steps(m.card, sampler, steps) for name, m in models.items()
+                       if m.card.get("objective") != "regression"}
     meta = {"model": str(resolve_model(model_path)), "compare": compare or {}, "sampler": sampler,
-            "steps": steps, "samples": samples, "seed": seed, "cases": [c.name for c in cases],
+            "steps": resolve_steps(models["model"].card, sampler, steps), "steps_by_method": steps_by_method,
+            "samples": samples, "seed": seed, "cases": [c.name for c in cases],
             "data": str(data_dir), "split": str(split_path) if split_path else None,
             "subset": subset if split_path else "all cases",
             "seconds": round(time.perf_counter() - started, 1),

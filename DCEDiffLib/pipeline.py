@@ -91,7 +91,7 @@ def provenance_descrip(provenance: dict, limit: int = 79, warning: Optional[str]
 
 
 def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
-                    sampler: str = defaults.DEFAULT_SAMPLER, steps: int = defaults.DEFAULT_STEPS,
+                    sampler: str = defaults.DEFAULT_SAMPLER, steps: Optional[int] = None,
                     samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0, device: str = "auto",
                     center_lps: Optional[Sequence[float]] = None, register: bool = True,
                     warm_start="auto", precision: str = "auto", progress: Optional[ProgressCallback] = None,
@@ -103,9 +103,11 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     result says it was made without PD); ``dce_early``, ``dce_late`` (acquired, for residuals and metrics),
     ``labels`` and ``prostate_mask`` optional.
     ``precision`` auto/fp32/bf16: :func:`DCEDiffLib.precision.choose_precision` (the choice and why are kept).
+    ``steps`` None: the model's own count (:func:`DCEDiffLib.sampling_steps.resolve_steps`).
     """
     from DCEDiffLib.diffusion.model_files import load_model, missing_input_refusal, missing_inputs_allowed
     from DCEDiffLib.diffusion.synthesis import resolve_device, synthesize_volume
+    from DCEDiffLib.sampling_steps import resolve_steps
     from DCEDiffLib.precision import choose_precision
     from DCEDiffLib.model_registry import resolve_model
     from DCEDiffLib.normalization import denormalize, spread_to_intensity
@@ -116,7 +118,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
 
     if samples < 1:
         raise InputError(f"--samples {samples}: expected 1 or more")
-    if steps < 1:
+    if steps is not None and steps < 1:
         raise InputError(f"--steps {steps}: expected 1 or more")
     choice = choose_precision(precision, resolve_device(device).type)  # a bad value fails before any slow work
     if choice.warning:
@@ -125,6 +127,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     tracker.report("load", 0, 1, "loading the model")
     weights = resolve_model(model_path)
     model = load_model(weights)  # fail early, before any slow work
+    steps = resolve_steps(model.card, sampler, steps)
     conditions_order = model.card["conditions"]
     check_required_inputs(inputs, optional=OPTIONAL_INPUTS)  # T2W, ADC, T1-pre: always (their usual error)
     missing = missing_inputs(inputs)
@@ -157,7 +160,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     provenance = {
         "synthetic": True, "dcediff_version": __version__, "model": weights.stem,
         "model_sha256": model.card.get("weights_sha256"), "sampler": sampler,
-        "steps": steps if model.card.get("objective", "diffusion") == "diffusion" else 1,
+        "steps": steps if model.card.get("objective", "diffusion") != "regression" else 1,
         "seed": seed, "samples": samples, "warm_start": result.warm_start, "nfe": result.nfe,
         "device": result.device,
         "precision": result.precision, "sampling_seconds": round(result.seconds, 2),

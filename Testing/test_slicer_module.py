@@ -7,6 +7,7 @@ Slicer's Qt side cannot run here. These stand-ins replace it, and only it: ``QtS
 modules), ``WidgetStandIn`` (the widgets of Resources/UI/DCEDiff.ui) and ``ParameterNodeStandIn``. MRML, VTK and
 ``slicer.util`` are the real ones from the slicer-core wheel; subprocesses are real."""
 
+import json
 import os
 import subprocess
 import sys
@@ -142,7 +143,7 @@ def test_sampler_change_sets_steps_after_the_parameter_node_holds_the_new_sample
     assert p.steps == 1000
     p.sampler = "dpmpp"
     widget._onParameterNodeModified()
-    assert p.steps == DCEDiff.defaults.DEFAULT_STEPS
+    assert p.steps == DCEDiff.modelDefaultSteps("", "dpmpp")  # leaving ddpm: the shipped model's own count
     p.steps = 50
     p.sampler = "ddim"
     widget._onParameterNodeModified()
@@ -150,6 +151,43 @@ def test_sampler_change_sets_steps_after_the_parameter_node_holds_the_new_sample
     assert DCEDiff.stepsAfterSamplerChange("ddim", "dpmpp", 1000) == 1000  # only leaving ddpm resets 1000
     source = (MODULE_DIR / "DCEDiff.py").read_text(encoding="utf-8")
     assert "samplerComboBox.connect" not in source  # no slot that could run before the wrapper's
+
+
+def test_steps_box_follows_the_models_own_count_and_keeps_a_users_choice(modules, monkeypatch, tmp_path):
+    """A residual model's card may carry its own step count (sampling.residual_steps): the box shows it when the
+    model is chosen, goes back to the engine default for a model without one, and keeps a count the user typed."""
+    DCEDiff, _ = modules
+    widget, p = make_widget(DCEDiff, monkeypatch)
+    imported = tmp_path / "own.safetensors"
+    imported.write_bytes(b"")  # only the card is read here
+    imported.with_suffix(".json").write_text(json.dumps({"objective": "residual", "sampling": {"residual_steps": 3}}),
+                                             encoding="utf-8")
+    plain = tmp_path / "plain.safetensors"
+    plain.write_bytes(b"")
+    plain.with_suffix(".json").write_text(json.dumps({"objective": "diffusion"}), encoding="utf-8")
+    widget._onParameterNodeModified()  # first look at the node: the shipped model's own count
+    assert p.steps == DCEDiff.modelDefaultSteps("", "dpmpp")
+    p.modelFile = str(imported)
+    widget._onParameterNodeModified()
+    assert p.steps == 3
+    p.sampler = "ddim"  # the card's count was measured for dpmpp only: another sampler gets the engine default
+    widget._onParameterNodeModified()
+    assert p.steps == DCEDiff.defaults.DEFAULT_STEPS
+    p.sampler = "dpmpp"
+    widget._onParameterNodeModified()
+    assert p.steps == 3
+    p.steps = 12  # the user's choice
+    p.modelFile = str(plain)
+    widget._onParameterNodeModified()
+    assert p.steps == 12
+    p.steps = 3
+    p.modelFile = str(imported)
+    widget._onParameterNodeModified()
+    p.modelFile = str(plain)
+    widget._onParameterNodeModified()
+    assert p.steps == DCEDiff.defaults.DEFAULT_STEPS
+    # a missing or unreadable card: the engine default (the engine itself then refuses the model with the reason)
+    assert DCEDiff.modelDefaultSteps(str(tmp_path / "nowhere.safetensors"), "dpmpp") == DCEDiff.defaults.DEFAULT_STEPS
 
 
 def test_failed_start_leaves_the_panel_usable_and_says_so(modules, monkeypatch):

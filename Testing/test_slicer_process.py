@@ -46,6 +46,8 @@ def test_command_line_has_every_option_in_the_engines_syntax(tmp_path):
     assert args.sampler == "ddpm" and args.steps == 1000 and args.center == "1.5,-2,30.25" and args.progress_lines
     minimal = pr.build_synthesize_command("py", pr.SynthesisRequest(inputs=INPUTS, out_dir="o"))
     assert "--model" not in minimal and "--center" not in minimal and "--dce-early" not in minimal
+    # no steps chosen: the engine runs the model's own count (its card's), so none is passed
+    assert "--steps" not in minimal and build_parser().parse_args(minimal[3:]).steps is None
 
 
 @pytest.mark.parametrize("change, message", [

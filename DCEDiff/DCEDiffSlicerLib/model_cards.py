@@ -61,3 +61,16 @@ def optional_inputs(weights_path) -> Tuple[str, ...]:
     except (OSError, ValueError):
         return ()
     return missing_inputs_allowed(card) if isinstance(card, dict) else ()
+
+
+def default_steps(weights_path, sampler: str) -> int:
+    """The steps the model runs with ``sampler`` when the user does not choose (the engine's rule,
+    ``DCEDiffLib.sampling_steps.resolve_steps``); the engine default when the card is missing or unreadable."""
+    from DCEDiffLib import defaults
+    from DCEDiffLib.sampling_steps import resolve_steps
+
+    try:
+        card = json.loads(Path(weights_path).with_suffix(".json").read_text(encoding="utf-8"))
+        return resolve_steps(card if isinstance(card, dict) else {}, sampler)
+    except (OSError, ValueError, TypeError):
+        return defaults.DEFAULT_STEPS

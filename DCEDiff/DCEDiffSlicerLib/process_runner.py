@@ -55,7 +55,7 @@ class SynthesisRequest:
     out_dir: str
     model: Optional[str] = None            # None or "": the shipped model
     sampler: str = defaults.DEFAULT_SAMPLER
-    steps: int = defaults.DEFAULT_STEPS
+    steps: Optional[int] = None           # None: the model's own count (its card; the engine decides)
     samples: int = defaults.DEFAULT_SAMPLES
     seed: int = 0
     device: str = "auto"
@@ -77,7 +77,7 @@ class SynthesisRequest:
             raise ValueError(f"sampler {self.sampler!r}: expected one of {', '.join(SAMPLERS)}")
         if self.device not in DEVICES:
             raise ValueError(f"device {self.device!r}: expected one of {', '.join(DEVICES)}")
-        if int(self.steps) < 1:
+        if self.steps is not None and int(self.steps) < 1:
             raise ValueError(f"steps {self.steps}: expected 1 or more")
         if int(self.samples) < 1:
             raise ValueError(f"samples {self.samples}: expected 1 or more")
@@ -120,8 +120,10 @@ def build_synthesize_command(python: str, request: SynthesisRequest) -> List[str
             cmd += [f"--{key.replace('_', '-')}", str(request.inputs[key])]
     if request.model:
         cmd += ["--model", str(request.model)]
-    cmd += ["--sampler", request.sampler, "--steps", str(int(request.steps)), "--samples", str(int(request.samples)),
-            "--seed", str(int(request.seed)), "--device", request.device]
+    cmd += ["--sampler", request.sampler]
+    if request.steps is not None:
+        cmd += ["--steps", str(int(request.steps))]
+    cmd += ["--samples", str(int(request.samples)), "--seed", str(int(request.seed)), "--device", request.device]
     if request.center_lps is not None:
         cmd += ["--center", ",".join(f"{float(v):.6g}" for v in request.center_lps)]
     if request.t2w_grid:

@@ -17,11 +17,11 @@ CASE_FILES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late", "labels")
 
 
 def time_end_to_end(case_dir: Path, out_dir: Path, model_path: Optional[str],
-                    sampler: str = defaults.DEFAULT_SAMPLER, steps: int = defaults.DEFAULT_STEPS,
+                    sampler: str = defaults.DEFAULT_SAMPLER, steps: Optional[int] = None,
                     samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0, device: str = "auto") -> dict:
     """Run ``synthesize_to_folder`` once on ``case_dir`` into ``out_dir`` and time it.
 
-    Returns wall seconds, the sampling seconds the pipeline itself recorded, the rest (load, registration,
+    ``steps`` None: the model's own count. Returns wall seconds, the sampling seconds the pipeline itself recorded, the rest (load, registration,
     writing), network evaluations, device/precision and peak memory.
     """
     from DCEDiffLib.pipeline import synthesize_to_folder
@@ -37,6 +37,6 @@ def time_end_to_end(case_dir: Path, out_dir: Path, model_path: Optional[str],
     sampling = float(provenance.get("sampling_seconds", 0.0))
     return {"seconds": round(seconds, 3), "sampling_seconds": round(sampling, 3),
             "other_seconds": round(seconds - sampling, 3), "nfe": provenance.get("nfe"),
-            "sampler": sampler, "steps": steps, "samples": samples, "device": provenance.get("device"),
+            "sampler": sampler, "steps": provenance.get("steps"), "samples": samples, "device": provenance.get("device"),
             "precision": provenance.get("precision"), "case": Path(case_dir).name, "memory": peak.result(),
             "slices": int(output.synthetic["early"].GetSize()[2]), "extrapolated": False}

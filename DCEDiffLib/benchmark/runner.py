@@ -200,12 +200,12 @@ def _naive(settings: BenchmarkSettings, model, conditions, device: str) -> dict:
 
 
 def _volume_timings(settings: BenchmarkSettings, model, conditions, device: str, log) -> list:
-    default = sweep.default_run()
+    default = sweep.default_run(model.card)
     runs = [sweep.SamplerRun(sweep.DEFAULT_SAMPLER, s) for s in settings.fast_steps]
     if default not in runs:
         runs.append(default)
     runs += [sweep.SamplerRun("x0", 1), sweep.paper_run(), sweep.SamplerRun("ddpm", sweep.PAPER_STEPS, skip=True)]
-    runs += [sweep.SamplerRun(sweep.DEFAULT_SAMPLER, sweep.DEFAULT_STEPS, samples=k)
+    runs += [sweep.SamplerRun(sweep.DEFAULT_SAMPLER, default.steps, samples=k)
              for k in settings.k_values if k > 1]
     rows = []
     for run in runs:
@@ -225,7 +225,8 @@ def _volume_timings(settings: BenchmarkSettings, model, conditions, device: str,
 
 def _quality(settings: BenchmarkSettings, model, cases, device: str, log, baseline=None) -> dict:
     runs = sweep.sweep_runs(settings.fast_steps, settings.k_values, include_skip=settings.quality_skip,
-                            include_ddim=settings.quality_ddim, paper_steps=settings.reference_steps)
+                            include_ddim=settings.quality_ddim, paper_steps=settings.reference_steps,
+                            default=sweep.default_run(model.card))
     k = cases[0][1].num_slices
     n = max(1, min(settings.quality_slices, k))
     slices = list(range(k // 2 - n // 2, k // 2 - n // 2 + n))
@@ -303,25 +304,26 @@ def run_benchmark(settings: BenchmarkSettings, work_dir: Path, log: Optional[Cal
     if settings.end_to_end:
         log("end to end (load, registration, sampling, writing)")
         result["end_to_end"] = time_end_to_end(case_dir, work_dir / "end_to_end", str(model_path),
-                                               sampler=sweep.DEFAULT_SAMPLER, steps=sweep.DEFAULT_STEPS,
+                                               sampler=sweep.DEFAULT_SAMPLER, steps=None,
                                                seed=settings.seed, device=settings.device)
     else:
         result["end_to_end"] = None
-    result.update(headline(result, settings))
+    result.update(headline(result, settings, sweep.default_run(model.card)))
     result["targets"] = evaluate_targets(result)
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     return result
 
 
-def headline(result: dict, settings: BenchmarkSettings) -> dict:
-    """The top-level keys: speed-up, PSNR/SSIM gaps, default NFE, end to end, memory, ratios, extrapolation."""
+def headline(result: dict, settings: BenchmarkSettings, default_run: sweep.SamplerRun) -> dict:
+    """The top-level keys: speed-up, PSNR/SSIM gaps, default NFE, end to end, memory, ratios, extrapolation;
+    ``default_run``: the model's default setting (``sampler_sweep.default_run``)."""
     rows = result["volume_timing"]
-    default = sweep.find_row(rows, sweep.default_run().label)
+    default = sweep.find_row(rows, default_run.label)
     paper = sweep.find_row(rows, sweep.paper_run().label)
     skip = sweep.find_row(rows, sweep.SamplerRun("ddpm", sweep.PAPER_STEPS, skip=True).label)
     naive = result["naive_reference"]
     quality = result["quality"]
-    q_default = sweep.find_row(quality["runs"], sweep.default_run().label)
+    q_default = sweep.find_row(quality["runs"], default_run.label)
     q_reference = quality["reference"]
     end = result.get("end_to_end")
     memories = [default["memory"]["peak_mb"]] + ([end["memory"]["peak_mb"]] if end else [])
@@ -336,7 +338,7 @@ def headline(result: dict, settings: BenchmarkSettings) -> dict:
         "ssim_gap_default_vs_ddpm1000": round(q_reference["vs_acquired"]["ssim"]
                                               - q_default["vs_acquired"]["ssim"], 5),
         "default_psnr_vs_ddpm1000_db": q_default["vs_reference"]["psnr"],
-        "default_sampler": sweep.DEFAULT_SAMPLER, "default_steps": sweep.DEFAULT_STEPS,
+        "default_sampler": sweep.DEFAULT_SAMPLER, "default_steps": default_run.steps,
         "default_nfe": default["nfe"],
         "default_volume_seconds": default["seconds"],
         "ddpm1000_volume_seconds": paper["seconds"],

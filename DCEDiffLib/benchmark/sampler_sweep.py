@@ -29,6 +29,7 @@ from DCEDiffLib.benchmark.memory import PeakMemory
 from DCEDiffLib.benchmark.timing import synchronize
 from DCEDiffLib.modalities import TARGET_MODALITIES
 from DCEDiffLib.normalization import NormParams
+from DCEDiffLib.sampling_steps import resolve_steps
 
 DEFAULT_SAMPLER = defaults.DEFAULT_SAMPLER
 DEFAULT_STEPS = defaults.DEFAULT_STEPS
@@ -71,8 +72,10 @@ class SamplerRun:
         return len(sampler_levels(self.sampler, self.steps, self.skip))
 
 
-def default_run() -> SamplerRun:
-    return SamplerRun(DEFAULT_SAMPLER, DEFAULT_STEPS)
+def default_run(card: Optional[dict] = None) -> SamplerRun:
+    """The default setting for a model with this card: the default sampler with the card's own step count
+    (``sampling_steps.resolve_steps``; ``DEFAULT_STEPS`` without a card)."""
+    return SamplerRun(DEFAULT_SAMPLER, resolve_steps(card or {}, DEFAULT_SAMPLER))
 
 
 def paper_run(steps: int = PAPER_STEPS) -> SamplerRun:
@@ -85,18 +88,20 @@ REGRESSION_RUN = SamplerRun("regression", 1)
 
 def sweep_runs(fast_steps: Sequence[int] = FAST_STEPS, k_values: Sequence[int] = K_VALUES,
                include_skip: bool = True, include_ddim: bool = True, include_x0: bool = True,
-               paper_steps: int = PAPER_STEPS) -> List[SamplerRun]:
-    """The settings the benchmark compares (the 1000-step reference itself is not in the list)."""
+               paper_steps: int = PAPER_STEPS, default: Optional[SamplerRun] = None) -> List[SamplerRun]:
+    """The settings the benchmark compares (the 1000-step reference itself is not in the list); ``default``: the
+    model's default setting (:func:`default_run`), which the K > 1 rows also use."""
+    default = default or default_run()
     runs = [SamplerRun(DEFAULT_SAMPLER, s) for s in fast_steps]
-    if default_run() not in runs:
-        runs.append(default_run())
+    if default not in runs:
+        runs.append(default)
     if include_ddim:
         runs += [SamplerRun("ddim", s) for s in fast_steps]
     if include_x0:
         runs.append(SamplerRun("x0", 1))
     if include_skip:
         runs.append(SamplerRun(PAPER_SAMPLER, paper_steps, skip=True))
-    runs += [SamplerRun(DEFAULT_SAMPLER, DEFAULT_STEPS, samples=k) for k in k_values if k > 1]
+    runs += [SamplerRun(DEFAULT_SAMPLER, default.steps, samples=k) for k in k_values if k > 1]
     return runs
 
 

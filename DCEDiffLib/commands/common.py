@@ -39,9 +39,9 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sampler", default=defaults.DEFAULT_SAMPLER, choices=SAMPLERS,
                        help="dpmpp: DPM-Solver++(2M), the fast default; ddpm: the paper's ancestral sampler "
                             "(use --steps 1000 for the paper's schedule); ddim; x0: one-step prediction")
-    group.add_argument("--steps", type=int, default=defaults.DEFAULT_STEPS,
-                       help=f"network evaluations of the sampler (default {defaults.DEFAULT_STEPS}; use 1000 with "
-                            "--sampler ddpm for the paper)")
+    group.add_argument("--steps", type=int, default=None,
+                       help="sampler steps (default: the model card's own count for a residual model with dpmpp, "
+                            f"else {defaults.DEFAULT_STEPS}; use 1000 with --sampler ddpm for the paper)")
     group.add_argument("--samples", type=int, default=defaults.DEFAULT_SAMPLES,
                        help="average K samples; K > 1 also writes an uncertainty (std) map")
     group.add_argument("--warm-start", default="auto", metavar="GAMMA|auto|none",

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
     parser.add_argument("--case", type=Path, help="another case folder (default: the shipped phantom case)")
     parser.add_argument("--model", help="default: the shipped model")
     parser.add_argument("--samples", type=int, default=defaults.DEMO_SAMPLES, help="samples averaged (≥ 2 gives an uncertainty map)")
-    parser.add_argument("--steps", type=int, default=defaults.DEFAULT_STEPS)
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's own count)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)

@@ -31,7 +31,9 @@ def register(subparsers) -> None:
     parser.add_argument("--no-regression", action="store_true",
                         help="do not add the shipped regression U-Net (the learned baseline) as method 'regression'")
     parser.add_argument("--sampler", default=defaults.DEFAULT_SAMPLER, choices=SAMPLERS)
-    parser.add_argument("--steps", type=int, default=defaults.DEFAULT_STEPS)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="sampler steps for every model (default: each model's own count, its card's for a "
+                             f"residual model with dpmpp, else {defaults.DEFAULT_STEPS})")
     parser.add_argument("--samples", type=int, default=defaults.DEFAULT_SAMPLES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -197,6 +197,10 @@ def _check_residual_fields(card: dict, where: Path) -> None:
     if start is not None and (not isinstance(start, (int, float)) or not 0 < float(start) < 1):
         raise ModelFileError(f"model card {where}: sampling.residual_start {start!r}; expected a noise level in "
                              "(0, 1) or null")
+    steps = sampling.get("residual_steps", 1) if isinstance(sampling, dict) else None
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 1000:
+        raise ModelFileError(f"model card {where}: sampling.residual_steps {steps!r}; expected a whole number of "
+                             "sampler steps, 1 to 1000")
     flip = sampling.get("mean_flip_average", False) if isinstance(sampling, dict) else None
     if not isinstance(flip, bool):
         raise ModelFileError(f"model card {where}: sampling.mean_flip_average {flip!r}; expected true or false")

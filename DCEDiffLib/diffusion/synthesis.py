@@ -25,6 +25,7 @@ from DCEDiffLib.diffusion.slice_context import volume_with_context
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.normalization import NormParams
 from DCEDiffLib.progress import check_cancel
+from DCEDiffLib.sampling_steps import resolve_steps
 from DCEDiffLib.t1pre_level import conditions_gland_level
 
 
@@ -129,7 +130,7 @@ class _ChunkedNetwork:
 
 
 def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: str = defaults.DEFAULT_SAMPLER,
-                      steps: int = defaults.DEFAULT_STEPS, samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0,
+                      steps: Optional[int] = None, samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0,
                       device: str = "auto", batch_size: Optional[int] = None,
                       precision: str = "auto", progress: Optional[Callable[[int, int], None]] = None,
                       should_cancel: Optional[Callable[[], bool]] = None,
@@ -137,6 +138,7 @@ def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: st
                       voxel_corrector: bool = True, adc_norm: Optional[NormParams] = None) -> SynthesisResult:
     """Synthesize early/late for a volume of conditions (C, K, H, W), normalised, in the card's channel order.
 
+    ``steps`` None is the model's own count (``sampling_steps.resolve_steps``).
     ``skip_below_train_min`` (ddpm only) drops the levels of the 1000-step schedule noisier than any level seen
     in training (532 of the 1000; see ``schedules.ancestral_grid``). ``warm_start`` = γs starts the sampler at
     noise level γs from the T1-pre mapped to the targets' scale (zero enhancement) instead of pure noise (see
@@ -154,6 +156,7 @@ def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: st
         raise InputError("conditions contain NaN or Inf values")
     if samples < 1:
         raise InputError(f"samples {samples}: expected 1 or more")
+    steps = resolve_steps(model.card, sampler, steps)
     mean_extra = _absolute_adc_input(model.card, conditions, adc_norm)
     dev = resolve_device(device)
     # A regression needs no sampler; a residual model starts its residual at zero ("the mean is right") noised to the
