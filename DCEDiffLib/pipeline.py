@@ -145,6 +145,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     cond = condition_array(case, conditions_order)
     out_of_distribution = check_out_of_distribution(model.card, case, cond, conditions_order, inputs,
                                                     missing=missing)
+    tracker.report("sample", 0, 1, "sampling")  # the stage starts here, before the first network pass
     result = synthesize_volume(model, cond, sampler=sampler, steps=steps, samples=samples, seed=seed,
                                warm_start=warm_start, precision=choice.used,
                                device=device, progress=tracker.stage_callback("sample"),

@@ -265,3 +265,11 @@ def test_quick_and_full_settings_and_limits():
     assert not settings_from_args(parser.parse_args(["benchmark", "--out", "x", "--no-regression"])).regression
     assert full.mode == "full" and full.batch_sizes == (1, 4, 16) and full.reference_steps == 1000
     assert full.throughput_presets == ("shipped", "paper")
+
+
+def test_stage_seconds_split_the_end_to_end_time_at_each_stage_start():
+    from DCEDiffLib.benchmark.end_to_end import stage_seconds
+
+    starts = {"register": 1.0, "load": 0.0, "write": 10.0, "sample": 4.0}  # in any order
+    assert stage_seconds(starts, 12.5) == {"load": 1.0, "register": 3.0, "sample": 6.0, "write": 2.5}
+    assert stage_seconds({}, 3.0) == {}

@@ -21,17 +21,23 @@ def time_end_to_end(case_dir: Path, out_dir: Path, model_path: Optional[str],
                     samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0, device: str = "auto") -> dict:
     """Run ``synthesize_to_folder`` once on ``case_dir`` into ``out_dir`` and time it.
 
-    ``steps`` None: the model's own count. Returns wall seconds, the sampling seconds the pipeline itself recorded, the rest (load, registration,
-    writing), network evaluations, device/precision and peak memory.
+    ``steps`` None: the model's own count. Returns wall seconds, the sampling seconds the pipeline itself recorded,
+    the rest (load, registration, writing), the seconds of each stage (``stage_seconds``), network evaluations,
+    device/precision and peak memory.
     """
     from DCEDiffLib.pipeline import synthesize_to_folder
     from DCEDiffLib.training.case_data import find_case_inputs
 
     inputs = {k: str(v) for k, v in find_case_inputs(Path(case_dir)).items() if k in CASE_FILES}
+    stage_starts: dict = {}  # stage → seconds since the start when the pipeline first reported it
     with PeakMemory(device if str(device).startswith("cuda") else "cpu") as peak:
         start = time.perf_counter()
+
+        def note_stage(event) -> None:
+            stage_starts.setdefault(event.stage, time.perf_counter() - start)
+
         output = synthesize_to_folder(inputs, Path(out_dir), overwrite=True, model_path=model_path, sampler=sampler,
-                                      steps=steps, samples=samples, seed=seed, device=device)
+                                      steps=steps, samples=samples, seed=seed, device=device, progress=note_stage)
         seconds = time.perf_counter() - start
     provenance = output.provenance
     sampling = float(provenance.get("sampling_seconds", 0.0))
@@ -39,4 +45,14 @@ def time_end_to_end(case_dir: Path, out_dir: Path, model_path: Optional[str],
             "other_seconds": round(seconds - sampling, 3), "nfe": provenance.get("nfe"),
             "sampler": sampler, "steps": provenance.get("steps"), "samples": samples, "device": provenance.get("device"),
             "precision": provenance.get("precision"), "case": Path(case_dir).name, "memory": peak.result(),
-            "slices": int(output.synthetic["early"].GetSize()[2]), "extrapolated": False}
+            "slices": int(output.synthetic["early"].GetSize()[2]), "extrapolated": False,
+            "stage_seconds": stage_seconds(stage_starts, seconds)}
+
+
+def stage_seconds(starts: dict, total: float) -> dict:
+    """Seconds spent in each stage (load, register, sample, write: the pipeline's progress stages), from the time
+    each was first reported to the next stage's start; the last runs to ``total``. Where the time beside sampling
+    goes, which ``other_seconds`` alone does not say."""
+    ordered = sorted(starts.items(), key=lambda item: item[1])
+    ends = [t for _, t in ordered[1:]] + [total]
+    return {name: round(end - begin, 3) for (name, begin), end in zip(ordered, ends)}

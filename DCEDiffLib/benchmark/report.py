@@ -125,6 +125,8 @@ def markdown(result: dict) -> str:
                   f"{end['case']}: {_f(end['seconds'], 4)} s in all ({_f(end['sampling_seconds'], 4)} s sampling, "
                   f"{_f(end['other_seconds'], 4)} s loading/registration/writing), {end['nfe']} NFE, "
                   f"{end['device']}/{end['precision']}, peak {_f(end['memory']['peak_mb'], 4)} MB."
+                  + (" Stages: " + ", ".join(f"{name} {_f(value, 3)} s" for name, value in end["stage_seconds"].items())
+                     + "." if end.get("stage_seconds") else "")
                   + (f" Learned baseline (shipped regression U-Net): {_f(baseline['seconds_per_volume'], 4)} s "
                      "sampling per volume (one network pass; not run end to end)." if baseline else ""), ""]
     if result.get("notes"):
