@@ -139,6 +139,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
         print(f"DCEDiff note: {missing_inputs_note(missing)}", file=sys.stderr, flush=True)
     tracker.report("load", 1, 1)
     check_cancel(should_cancel)
+    tracker.report("register", 0, 1, "reading and registering the series")  # preprocess reports each one's end
     case = preprocess_case(inputs, center_lps=center_lps, register=register, find_prostate=True, self_check=True,
                            progress=tracker.stage_callback("register"), should_cancel=should_cancel,
                            optional=tuple(missing))

@@ -43,7 +43,8 @@ def time_end_to_end(case_dir: Path, out_dir: Path, model_path: Optional[str],
     sampling = float(provenance.get("sampling_seconds", 0.0))
     return {"seconds": round(seconds, 3), "sampling_seconds": round(sampling, 3),
             "other_seconds": round(seconds - sampling, 3), "nfe": provenance.get("nfe"),
-            "sampler": sampler, "steps": provenance.get("steps"), "samples": samples, "device": provenance.get("device"),
+            "sampler": sampler, "steps": provenance.get("steps"), "samples": samples,
+            "device": provenance.get("device"),
             "precision": provenance.get("precision"), "case": Path(case_dir).name, "memory": peak.result(),
             "slices": int(output.synthetic["early"].GetSize()[2]), "extrapolated": False,
             "stage_seconds": stage_seconds(stage_starts, seconds)}
