@@ -69,6 +69,26 @@ def test_many_voxels_and_trees_predict_as_one_voxel_at_a_time():
     np.testing.assert_allclose(together[::97], one_by_one, rtol=0, atol=1e-12)
 
 
+def test_chunks_walked_in_threads_give_the_same_bits_and_pass_a_cycle_on(monkeypatch):
+    """Several threads walk the chunks at once (numpy releases the GIL): the result is bit-identical to one thread,
+    and a path that never ends still raises, whichever thread meets it."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(vc.PREDICT_CHUNK * 5 + 11, 4))
+    x[rng.random(len(x)) < 0.1, 3] = np.nan
+    y = np.cos(2 * x[:, 0]) + x[:, 1] - np.nan_to_num(x[:, 3]) + 0.1 * rng.normal(size=len(x))
+    ensemble = vc.ensemble_from_sklearn(HistGradientBoostingRegressor(max_iter=20, random_state=0).fit(x, y))
+    monkeypatch.setattr(vc, "PREDICT_THREADS", 1)
+    one = ensemble.predict(x)
+    monkeypatch.setattr(vc, "PREDICT_THREADS", 3)
+    assert np.array_equal(ensemble.predict(x), one)
+    looping = _stump(0.0, -1.0, 2.0, True)  # built directly, past the load-time check: the root is its own child
+    looping.left[0] = 0
+    with pytest.raises(ValueError, match="cycle"):
+        looping.predict(np.zeros((vc.PREDICT_CHUNK * 3, 2)))
+
+
 def _volumes(seed=0, k=8, size=48):
     rng = np.random.default_rng(seed)
     conditions = rng.uniform(-1, 1, size=(4, k, size, size)).astype(np.float32)

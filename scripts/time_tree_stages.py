@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Time a card's tree stages on one case, three repeats each, after one synthesis without them: the voxel corrector
-(``VoxelCorrector.correct``) and the learned expected-error map (``LearnedErrorMap.blend``), whichever it has.
+(``VoxelCorrector.correct``) and the learned expected-error map (``LearnedErrorMap.blend``), whichever it has; with
+the SHA-256 of each stage's output, so that runs with different ``--threads`` (threads walking the trees' chunks,
+``voxel_corrector.PREDICT_THREADS``; default: the module's) can be checked for identical results.
 
-    .venv/bin/python scripts/time_tree_stages.py MODEL CASE_DIR [--cache DIR]
+    .venv/bin/python scripts/time_tree_stages.py MODEL CASE_DIR [--cache DIR] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -27,7 +30,12 @@ def main(argv=None) -> int:
     parser.add_argument("model")
     parser.add_argument("case", type=Path)
     parser.add_argument("--cache", type=Path)
+    parser.add_argument("--threads", type=int, help="threads walking the trees' chunks (default: the module's)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        from DCEDiffLib.diffusion import voxel_corrector
+
+        voxel_corrector.PREDICT_THREADS = max(1, args.threads)
     model = load_model(args.model)
     stages = {}
     if model.corrector is not None:
@@ -46,9 +54,10 @@ def main(argv=None) -> int:
         seconds = []
         for _ in range(3):
             started = time.perf_counter()
-            stage(result.mean, ordered, zero, edge)
+            output = stage(result.mean, ordered, zero, edge)
             seconds.append(time.perf_counter() - started)
-        print(f"{args.model}: {name} {', '.join(f'{s:.2f}' for s in seconds)} s")
+        digest = hashlib.sha256(output.tobytes()).hexdigest()[:16]
+        print(f"{args.model}: {name} {', '.join(f'{s:.2f}' for s in seconds)} s, output sha256 {digest}…")
     return 0
 
 

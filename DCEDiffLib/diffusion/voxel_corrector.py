@@ -17,6 +17,8 @@ gives it) makes its features NaN, which the trees route as they learnt with PD l
 from __future__ import annotations
 
 import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -33,6 +35,10 @@ SCALES_PX = (1.0, 3.0, 7.0)  # in-plane Gaussian sigmas
 WINDOW_PX = 5  # local minimum / maximum window
 CHANNELS = ("t2w", "pd", "adc", "t1pre", "enh_early", "enh_late")
 PREDICT_CHUNK = 1024  # voxels a tree-traversal pass takes at a time
+# Threads walking chunks at once: numpy's fancy indexing, comparisons and where release the GIL, so the chunks run on
+# every core the process may use (the networks are done by then; docs/performance.md, "The tree stages on both
+# cores"). Each chunk writes its own rows: the result does not depend on the thread count.
+PREDICT_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 TREE_ARRAYS = ("feature", "threshold", "left", "right", "is_leaf", "missing_left", "value", "roots")
 
 
@@ -148,28 +154,38 @@ class TreeEnsemble:
             raise ValueError(f"TreeEnsemble.predict: (N, F) features with F > {int(self.feature.max(initial=0))} "
                              f"expected, got {features.shape}")
         out = np.empty(features.shape[0])
+        starts = range(0, features.shape[0], PREDICT_CHUNK)
+        threads = min(PREDICT_THREADS, len(starts))
+        if threads > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(lambda start: self._predict_chunk(features, start, out), starts))  # raises an error
+        else:
+            for start in starts:
+                self._predict_chunk(features, start, out)
+        return self.baseline + out
+
+    def _predict_chunk(self, features: np.ndarray, start: int, out: np.ndarray) -> None:
+        """The trees' sum for rows ``start … start + PREDICT_CHUNK`` of ``features``, written into ``out``."""
         trees = len(self.roots)
         # Only the (voxel, tree) pairs still inside a tree take the next step: the average path is far shorter than
         # the deepest (a step for every pair at every level cost 5–7× more, docs/performance.md); voxels go in
         # chunks so the index arrays stay small.
-        for start in range(0, features.shape[0], PREDICT_CHUNK):
-            x = features[start:start + PREDICT_CHUNK]
-            row = np.repeat(np.arange(x.shape[0]), trees)
-            node = np.tile(self.roots, x.shape[0])
-            active = np.flatnonzero(~self.is_leaf[node])
-            for _ in range(len(self.feature)):  # no path is longer than the nodes; a corrupt file must not loop
-                if not active.size:
-                    break
-                current = node[active]
-                value = x[row[active], self.feature[current]]
-                go_left = (value <= self.threshold[current]) | (np.isnan(value) & self.missing_left[current])
-                current = np.where(go_left, self.left[current], self.right[current])
-                node[active] = current
-                active = active[~self.is_leaf[current]]
-            if active.size:
-                raise ValueError("TreeEnsemble.predict: a path through the trees never reaches a leaf (a cycle)")
-            out[start:start + x.shape[0]] = self.value[node].reshape(x.shape[0], trees).sum(axis=1)
-        return self.baseline + out
+        x = features[start:start + PREDICT_CHUNK]
+        row = np.repeat(np.arange(x.shape[0]), trees)
+        node = np.tile(self.roots, x.shape[0])
+        active = np.flatnonzero(~self.is_leaf[node])
+        for _ in range(len(self.feature)):  # no path is longer than the nodes; a corrupt file must not loop
+            if not active.size:
+                break
+            current = node[active]
+            value = x[row[active], self.feature[current]]
+            go_left = (value <= self.threshold[current]) | (np.isnan(value) & self.missing_left[current])
+            current = np.where(go_left, self.left[current], self.right[current])
+            node[active] = current
+            active = active[~self.is_leaf[current]]
+        if active.size:
+            raise ValueError("TreeEnsemble.predict: a path through the trees never reaches a leaf (a cycle)")
+        out[start:start + x.shape[0]] = self.value[node].reshape(x.shape[0], trees).sum(axis=1)
 
     def tensors(self, prefix: str) -> Dict[str, np.ndarray]:
         """The arrays under ``prefix.name`` for a safetensors file."""
