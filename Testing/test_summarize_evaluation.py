@@ -50,3 +50,11 @@ def test_paired_against_takes_a_relative_and_an_absolute_name_of_one_data_folder
     absolute["meta"]["data"] = str(tmp_path / "other")
     with pytest.raises(SystemExit, match="meta.data differs"):
         script.paired_against(relative, absolute, "previous")
+
+
+def test_the_header_names_compared_models_that_ran_another_step_count():
+    script = _load_script()
+    meta = _run({"case_1": 30.0})["meta"]
+    assert script.steps_text(meta) == "5 steps"  # a run from before steps_by_method
+    meta.update(steps=2, steps_by_method={"model": 2, "shipped": 5, "same": 2})
+    assert script.steps_text(meta) == "2 steps (shipped 5)"

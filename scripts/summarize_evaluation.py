@@ -197,6 +197,14 @@ def _fmt(v):
     return "–" if v is None else f"{v:.2f}"
 
 
+def steps_text(meta: dict) -> str:
+    """'2 steps', and the compared models that ran another count (``meta.steps_by_method``: each card has its own
+    count since sampling.residual_steps), e.g. '2 steps (shipped 5)'."""
+    others = {name: n for name, n in (meta.get("steps_by_method") or {}).items()
+              if name != "model" and n != meta["steps"]}
+    return f"{meta['steps']} steps" + (f" ({', '.join(f'{k} {v}' for k, v in others.items())})" if others else "")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("metrics", type=Path, nargs="+")
@@ -212,7 +220,7 @@ def main() -> int:
         meta = document["meta"]
         print(f"### {args.title or path.parent.name}\n")
         print(f"{len(meta['cases'])} patients ({', '.join(meta['cases'])}), data {meta['data']}, sampler "
-              f"{meta['sampler']} {meta['steps']} steps, {meta['samples']} sample(s), seed {meta['seed']}\n")
+              f"{meta['sampler']} {steps_text(meta)}, {meta['samples']} sample(s), seed {meta['seed']}\n")
         print(method_table(document), "\n")
         print("Paired differences, model − method (mean over patients, 95 % bootstrap interval):\n")
         print(paired_table(document), "\n")
