@@ -385,23 +385,26 @@ def stepsAfterSamplerChange(previous: Optional[str], sampler: str, steps: int,
     return steps
 
 
+def modelWeightsPath(modelFile: Optional[str]) -> Path:
+    """The .safetensors that will run: the imported file, or the shipped model when ``modelFile`` is empty."""
+    from DCEDiffLib.model_registry import shipped_model_path
+
+    return Path(modelFile) if modelFile else shipped_model_path()
+
+
 def modelDefaultSteps(modelFile: Optional[str], sampler: str) -> int:
     """The steps the model runs with ``sampler`` when nobody chooses (its card's count for a residual model with the
     default sampler, else the engine default; DCEDiffLib.sampling_steps)."""
     from DCEDiffSlicerLib import model_cards
 
-    from DCEDiffLib.model_registry import shipped_model_path
-
-    return model_cards.default_steps(Path(modelFile) if modelFile else shipped_model_path(), sampler)
+    return model_cards.default_steps(modelWeightsPath(modelFile), sampler)
 
 
 def modelOptionalInputs(modelFile: str) -> tuple:
     """The inputs the model that will run can do without (its card's ``optional_inputs``, e.g. ("pd",))."""
     from DCEDiffSlicerLib import model_cards
 
-    from DCEDiffLib.model_registry import shipped_model_path
-
-    return model_cards.optional_inputs(Path(modelFile) if modelFile else shipped_model_path())
+    return model_cards.optional_inputs(modelWeightsPath(modelFile))
 
 
 def describeModel(modelFile: str) -> str:
@@ -409,11 +412,8 @@ def describeModel(modelFile: str) -> str:
     data and test metrics (see DCEDiffSlicerLib.model_cards)."""
     from DCEDiffSlicerLib import model_cards
 
-    from DCEDiffLib.model_registry import shipped_model_path
-
-    path = Path(modelFile) if modelFile else shipped_model_path()
     prefix = _("Shipped model") if not modelFile else _("Imported model")
-    return f"{prefix}: {model_cards.summary(path)}"
+    return f"{prefix}: {model_cards.summary(modelWeightsPath(modelFile))}"
 
 
 #
