@@ -199,8 +199,8 @@ def _naive(settings: BenchmarkSettings, model, conditions, device: str) -> dict:
     return result
 
 
-def _volume_timings(settings: BenchmarkSettings, model, conditions, device: str, log) -> list:
-    default = sweep.default_run(model.card)
+def _volume_timings(settings: BenchmarkSettings, model, conditions, device: str, log,
+                    default: sweep.SamplerRun) -> list:
     runs = [sweep.SamplerRun(sweep.DEFAULT_SAMPLER, s) for s in settings.fast_steps]
     if default not in runs:
         runs.append(default)
@@ -223,10 +223,11 @@ def _volume_timings(settings: BenchmarkSettings, model, conditions, device: str,
     return rows
 
 
-def _quality(settings: BenchmarkSettings, model, cases, device: str, log, baseline=None) -> dict:
+def _quality(settings: BenchmarkSettings, model, cases, device: str, log, default: sweep.SamplerRun,
+             baseline=None) -> dict:
     runs = sweep.sweep_runs(settings.fast_steps, settings.k_values, include_skip=settings.quality_skip,
                             include_ddim=settings.quality_ddim, paper_steps=settings.reference_steps,
-                            default=sweep.default_run(model.card))
+                            default=default)
     k = cases[0][1].num_slices
     n = max(1, min(settings.quality_slices, k))
     slices = list(range(k // 2 - n // 2, k // 2 - n // 2 + n))
@@ -281,7 +282,8 @@ def run_benchmark(settings: BenchmarkSettings, work_dir: Path, log: Optional[Cal
     log("naive reference loop")
     naive = _naive(settings, model, conditions, device)
     result["naive_reference"] = naive
-    rows = _volume_timings(settings, model, conditions, device, log)
+    default = sweep.default_run(model.card)  # the model's own step count (its card's, or the engine default)
+    rows = _volume_timings(settings, model, conditions, device, log, default)
     for row in rows:
         row["speedup_vs_naive"] = round(naive["seconds"] / row["seconds"], 2) if row["seconds"] > 0 else None
     result["volume_timing"] = rows
@@ -292,7 +294,7 @@ def run_benchmark(settings: BenchmarkSettings, work_dir: Path, log: Optional[Cal
                                               precision=settings.precision)
         regression_timing["speedup_vs_naive"] = (round(naive["seconds"] / regression_timing["seconds"], 2)
                                                  if regression_timing["seconds"] > 0 else None)
-    quality = _quality(settings, model, cases, device, log, baseline=regression)
+    quality = _quality(settings, model, cases, device, log, default, baseline=regression)
     baseline_quality = quality.pop("baseline")
     result["quality"] = quality
     result["regression_baseline"] = None if regression is None else {
@@ -308,7 +310,7 @@ def run_benchmark(settings: BenchmarkSettings, work_dir: Path, log: Optional[Cal
                                                seed=settings.seed, device=settings.device)
     else:
         result["end_to_end"] = None
-    result.update(headline(result, settings, sweep.default_run(model.card)))
+    result.update(headline(result, settings, default))
     result["targets"] = evaluate_targets(result)
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     return result
