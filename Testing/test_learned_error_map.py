@@ -207,3 +207,50 @@ def test_the_fitting_script_writes_a_card_that_loads_and_refuses_samples_of_othe
     assert fit.check_residuals(dict(np.load(samples)), 0, TARGETS, residuals, SAMPLE_CASE_DIR) < 1e-6
     with pytest.raises(SystemExit, match="expected the folder of"):
         fit.recomputed_residuals(model, other, 0, SAMPLE_CASE_DIR.parent, tmp_path / "cache")
+
+
+def test_a_card_with_a_corrector_gets_its_map_fitted_on_the_corrected_output(tmp_path):
+    """scripts/fit_voxel_corrector.py --corrected-samples writes the samples of the output *with* the card's corrector,
+    and scripts/fit_learned_error_map.py fits the map of such a card only from those (marked fitted_with_corrector,
+    so the card loads); samples of the output without the corrector are refused for it."""
+    from safetensors.numpy import save_file
+
+    from DCEDiffLib.training.case_data import load_case
+
+    stem = _copy_of_the_shipped_card(tmp_path, with_trees=False)
+    tensors = {}
+    for target in TARGETS:
+        tensors.update(_constant_tree(0.05).tensors(target))
+    save_file(tensors, str(tmp_path / "m.corrector.safetensors"))
+    card = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+    card["voxel_corrector"] = {"version": vc.CORRECTOR_VERSION, "file": "m.corrector.safetensors",
+                               "sha256": sha256_of(tmp_path / "m.corrector.safetensors"),
+                               "baseline": {t: 0.0 for t in TARGETS}, "features": vc.feature_names()}
+    stem.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / SAMPLE_CASE_DIR.name).symlink_to(SAMPLE_CASE_DIR)
+    cache, samples = tmp_path / "cache", tmp_path / "corrected.npz"
+    assert _script("fit_voxel_corrector").main([str(stem), "--data", str(data), "--cache", str(cache),
+                                                "--corrected-samples", "--samples-file", str(samples),
+                                                "--pd-dropout", "0"]) == 0
+    stored = np.load(samples)
+    assert bool(stored["with_corrector"])
+    # the residual is of the corrected output: the constant +0.05 (tapered at the region's rim) is gone from it
+    plain = _script("fit_voxel_corrector").case_samples(load_model(stem), load_case(SAMPLE_CASE_DIR, cache),
+                                                          leave_out_pd=False)[1]
+    assert 0.02 < float(np.mean(plain[0] - stored["residual_dce_early"])) <= 0.05
+
+    fit = _script("fit_learned_error_map")
+    assert fit.main([str(stem), "--samples", str(samples), "--check-case", str(SAMPLE_CASE_DIR), "--cache", str(cache),
+                     "--out", str(tmp_path / "fitted"), "--iterations", "3"]) == 0
+    fitted_card = json.loads((tmp_path / "fitted.json").read_text(encoding="utf-8"))
+    assert fitted_card["error_model"]["learned"]["fitted_with_corrector"] is True
+    assert load_model(tmp_path / "fitted").learned_error_map is not None
+
+    without = tmp_path / "without.npz"
+    np.savez(without, **{k: stored[k] for k in stored.files if k != "with_corrector"})
+    with pytest.raises(SystemExit, match="without a voxel corrector"):
+        fit.main([str(stem), "--samples", str(without), "--check-case", str(SAMPLE_CASE_DIR), "--cache", str(cache),
+                  "--out", str(tmp_path / "refused")])
+    assert not (tmp_path / "refused.json").exists()

@@ -7,8 +7,10 @@ sample, seed 0, no corrector), keeps the patients whose names start with ``--pat
 of the card saw in training; never validation or test patients), and fits per target one
 ``HistGradientBoostingRegressor`` (squared error) on the absolute residual. The trees are flattened into
 ``OUT.error_trees.safetensors`` and the card copied to ``OUT.json`` with ``error_model.learned`` (the weights are
-copied unchanged). The card must already have an edge-based ``error_model`` (``scripts/fit_error_model.py``) and no
-voxel corrector (the samples are of the output without one).
+copied unchanged). The card must already have an edge-based ``error_model`` (``scripts/fit_error_model.py``). A card
+without a voxel corrector takes the samples of its output as ``fit_voxel_corrector.py`` writes them; a card with one
+takes those of its corrected output (``fit_voxel_corrector.py MODEL --corrected-samples``, on patients its corrector
+was not fitted on), and the map is marked as fitted with the corrector.
 
 Before fitting, ``--check-case`` re-synthesizes one kept patient from its folder and requires the stored residual
 back: samples of another card, or of other data, are refused.
@@ -44,9 +46,16 @@ def patient_block(samples, index: int) -> slice:
     return slice(index * per_patient, (index + 1) * per_patient)
 
 
+def samples_with_corrector(samples) -> bool:
+    """Whether a samples file holds the card's output with its voxel corrector (files written before the flag
+    existed hold the output without one)."""
+    return bool(samples["with_corrector"]) if "with_corrector" in getattr(samples, "files", samples) else False
+
+
 def recomputed_residuals(model, samples, index: int, case_dir: Path, cache) -> list:
     """Patient ``index``'s residual per target, synthesized again from ``case_dir`` as the samples were made (PD
-    left out where the stored PD features are NaN); SystemExit when the folder is not that patient."""
+    left out where the stored PD features are NaN; with the card's corrector when the samples were made with it);
+    SystemExit when the folder is not that patient."""
     from DCEDiffLib.diffusion import voxel_corrector as vc
     from DCEDiffLib.training.case_data import load_case
 
@@ -56,7 +65,8 @@ def recomputed_residuals(model, samples, index: int, case_dir: Path, cache) -> l
     if case_dir.name != name:
         raise SystemExit(f"--check-case {case_dir}: expected the folder of {name}, a patient of the samples")
     pd_values = samples["features"][patient_block(samples, index), vc.feature_names().index("pd_value")]
-    return case_samples(model, load_case(case_dir, cache), bool(np.isnan(pd_values).all()))[1]
+    return case_samples(model, load_case(case_dir, cache), bool(np.isnan(pd_values).all()),
+                        corrected=samples_with_corrector(samples))[1]
 
 
 def check_residuals(samples, index: int, targets, residuals, case_dir: Path) -> float:
@@ -95,11 +105,15 @@ def main(argv=None) -> int:
     started = time.time()
     model = load_model(args.model)
     targets = list(model.card["targets"])
-    if model.card.get("voxel_corrector"):
-        raise SystemExit(f"{args.model}: the card has a voxel corrector; the samples are of the output without one")
     if not model.card.get("error_model"):
         raise SystemExit(f"{args.model}: the card has no edge-based error_model (scripts/fit_error_model.py first)")
     samples, names, patient = read_samples(args.samples)
+    with_corrector = bool(model.card.get("voxel_corrector"))
+    if samples_with_corrector(samples) != with_corrector:
+        made = "with" if samples_with_corrector(samples) else "without"
+        raise SystemExit(f"{args.samples}: samples of the output {made} a voxel corrector, but the card "
+                         f"{'has' if with_corrector else 'has no'} corrector (for a card with one: "
+                         "scripts/fit_voxel_corrector.py MODEL --corrected-samples)")
     kept = kept_patients(names, args.patients_prefix)
     if not kept:
         raise SystemExit(f"{args.samples}: no patient's name starts with {args.patients_prefix}")
@@ -126,7 +140,7 @@ def main(argv=None) -> int:
     card["error_model"]["learned"] = {
         "version": lem.LEARNED_MAP_VERSION, "file": trees_file.name, "sha256": sha256_of(trees_file),
         "baseline": baseline, "features": vc.feature_names(), "region_radius": vc.REGION_RADIUS,
-        "fitted_with_corrector": False,
+        "fitted_with_corrector": with_corrector,
         "fitted_on": {"cases": len(kept), "samples": str(args.samples), "patients_prefix": args.patients_prefix,
                       "check_case": str(args.check_case), "seed": args.seed, "iterations": args.iterations,
                       "voxels": int(len(x)), "target": "|acquired − synthetic|, normalised units",

@@ -8,8 +8,15 @@ are paired with what the synthesis missed (acquired − synthetic, the targets' 
 card copied into OUT with a ``voxel_corrector`` entry (the weights are copied unchanged). Use patients the card's
 networks were not trained on where there are enough, and never validation or test patients.
 
+With ``--corrected-samples`` it fits nothing: it writes the samples of the card's output *with* its own voxel corrector
+(features of the corrected synthesis, acquired − corrected) to ``--samples-file``, which is what
+``scripts/fit_learned_error_map.py`` needs to fit the expected-error map of a card that has a corrector. Use patients
+the corrector was not fitted on.
+
     .venv/bin/python scripts/fit_voxel_corrector.py MODEL --data DIR [DIR ...] --cache DIR --out OUT_STEM
         [--iterations 300] [--pd-dropout 0.2] [--seed 0] [--lesion-weight 0] [--samples-file F.npz]
+    .venv/bin/python scripts/fit_voxel_corrector.py MODEL_WITH_CORRECTOR --data DIR --cache DIR --corrected-samples
+        --samples-file F.npz
 
 Needs scikit-learn (fitting only; synthesis evaluates the stored trees with numpy).
 """
@@ -30,14 +37,15 @@ for _path in (ROOT, ROOT / "scripts"):
         sys.path.insert(0, str(_path))
 
 
-def case_samples(model, case, leave_out_pd: bool):
-    """(features, residual per target, lesion mask) over the corrected region of one case."""
+def case_samples(model, case, leave_out_pd: bool, corrected: bool = False):
+    """(features, residual per target, lesion mask) over the corrected region of one case; of the output without the
+    card's voxel corrector, or with it when ``corrected``."""
     from DCEDiffLib.diffusion import voxel_corrector as vc
     from DCEDiffLib.diffusion.synthesis import synthesize_volume, voxel_corrector_inputs
     from DCEDiffLib.evaluation_runner import model_conditions
 
     cond = model_conditions(model, case, missing=("pd",) if leave_out_pd else ())
-    synthetic = synthesize_volume(model, cond, samples=1, seed=0, device="cpu", voxel_corrector=False,
+    synthetic = synthesize_volume(model, cond, samples=1, seed=0, device="cpu", voxel_corrector=corrected,
                                   adc_norm=case.norm.get("adc")).mean
     ordered, zero = voxel_corrector_inputs(model.card, cond)
     features, region, _ = vc.region_features(synthetic, ordered, zero)
@@ -59,7 +67,7 @@ def main(argv=None) -> int:
     parser.add_argument("model")
     parser.add_argument("--data", type=Path, nargs="+", required=True)
     parser.add_argument("--cache", type=Path)
-    parser.add_argument("--out", type=Path, required=True, help="stem of the new card (OUT.json, OUT.safetensors)")
+    parser.add_argument("--out", type=Path, help="stem of the new card (OUT.json, OUT.safetensors)")
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--pd-dropout", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
@@ -68,9 +76,18 @@ def main(argv=None) -> int:
     parser.add_argument("--samples-file", type=Path,
                         help="an .npz of the per-voxel samples: read when it exists, written otherwise (the "
                              "syntheses take most of the time; a refit with other tree settings needs none)")
+    parser.add_argument("--corrected-samples", action="store_true",
+                        help="write the samples of the card's output with its own voxel corrector to --samples-file "
+                             "(for scripts/fit_learned_error_map.py) and fit nothing")
     args = parser.parse_args(argv)
+    if args.corrected_samples and (args.samples_file is None or args.samples_file.is_file()):
+        parser.error("--corrected-samples writes a new --samples-file: name one that does not exist yet")
+    if not args.corrected_samples and args.out is None:
+        parser.error("--out is required (the stem of the new card)")
 
     model = load_model(args.model)
+    if args.corrected_samples and getattr(model, "corrector", None) is None:
+        raise SystemExit(f"{args.model}: --corrected-samples needs a card with a voxel corrector; this one has none")
     targets = list(model.card["targets"])
     rng = np.random.default_rng(args.seed)
     dirs = [d for folder in args.data for d in list_case_dirs(folder)]
@@ -86,7 +103,7 @@ def main(argv=None) -> int:
         case = load_case(case_dir, args.cache)
         if case.targets is None:
             continue
-        x, ys, lesion = case_samples(model, case, bool(rng.random() < args.pd_dropout))
+        x, ys, lesion = case_samples(model, case, bool(rng.random() < args.pd_dropout), args.corrected_samples)
         features.append(x)
         lesions.append(lesion)
         for t, y in zip(targets, ys):
@@ -97,7 +114,11 @@ def main(argv=None) -> int:
     lesion = np.concatenate(lesions)
     if args.samples_file and not args.samples_file.is_file():
         np.savez(args.samples_file, features=x, lesion=lesion.astype(np.uint8), names=np.array(names),
+                 with_corrector=np.array(args.corrected_samples),
                  **{f"residual_{t}": np.concatenate(residuals[t]) for t in targets})
+    if args.corrected_samples:
+        print(f"wrote {args.samples_file}: {len(names)} patients, {len(x)} voxels of the corrected output")
+        return 0
     sample_weight = 1.0 + args.lesion_weight * lesion
     ensembles, baseline = {}, {}
     for t in targets:
