@@ -254,3 +254,36 @@ def test_a_card_with_a_corrector_gets_its_map_fitted_on_the_corrected_output(tmp
         fit.main([str(stem), "--samples", str(without), "--check-case", str(SAMPLE_CASE_DIR), "--cache", str(cache),
                   "--out", str(tmp_path / "refused")])
     assert not (tmp_path / "refused.json").exists()
+
+
+def test_samples_files_join_and_refuse_a_patient_twice_or_mixed_outputs(tmp_path):
+    """scripts/tree_fitting.read_samples joins several samples files (fit_learned_error_map.py --samples A B)."""
+    read_samples = _script("tree_fitting").read_samples
+    width = len(vc.feature_names())
+
+    def write(name, patients, with_corrector=None, voxels=3):
+        rng = np.random.default_rng(len(name))
+        arrays = {"features": rng.normal(size=(voxels * len(patients), width)).astype(np.float32),
+                  "names": np.array(patients), "lesion": np.zeros(voxels * len(patients), np.uint8),
+                  "residual_dce_early": rng.normal(size=voxels * len(patients)),
+                  "residual_dce_late": rng.normal(size=voxels * len(patients))}
+        if with_corrector is not None:
+            arrays["with_corrector"] = np.array(with_corrector)
+        np.savez(tmp_path / name, **arrays)
+        return tmp_path / name
+
+    a, b = write("a.npz", ["case_100", "case_101"]), write("b.npz", ["case_200"], with_corrector=False)
+    samples, names, patient = read_samples([a, b])
+    assert names == ["case_100", "case_101", "case_200"]
+    assert patient.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert np.array_equal(samples["features"][6:], np.load(b)["features"])
+    assert not bool(samples["with_corrector"])
+    single, single_names, _ = read_samples(a)  # one path, as before
+    assert single_names == ["case_100", "case_101"] and single["features"].shape == (6, width)
+
+    with pytest.raises(SystemExit, match="appears twice"):
+        read_samples([a, write("again.npz", ["case_101"])])
+    with pytest.raises(SystemExit, match="with the voxel corrector, some without"):
+        read_samples([a, write("corrected.npz", ["case_300"], with_corrector=True)])
+    with pytest.raises(SystemExit, match="region sizes"):
+        read_samples([a, write("bigger.npz", ["case_400"], voxels=4)])

@@ -15,8 +15,8 @@ was not fitted on), and the map is marked as fitted with the corrector.
 Before fitting, ``--check-case`` re-synthesizes one kept patient from its folder and requires the stored residual
 back: samples of another card, or of other data, are refused.
 
-    .venv/bin/python scripts/fit_learned_error_map.py MODEL --samples F.npz --check-case DIR/case_700 --out OUT_STEM
-        [--patients-prefix case_7 case_8 case_9] [--cache DIR] [--iterations 600] [--seed 0]
+    .venv/bin/python scripts/fit_learned_error_map.py MODEL --samples F.npz [F2.npz ...] --check-case DIR/case_700
+        --out OUT_STEM [--patients-prefix case_7 case_8 case_9] [--cache DIR] [--iterations 600] [--seed 0]
 
 Needs scikit-learn (fitting only; synthesis evaluates the stored trees with numpy).
 """
@@ -93,7 +93,8 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
-    parser.add_argument("--samples", type=Path, required=True, help="the .npz of scripts/fit_voxel_corrector.py")
+    parser.add_argument("--samples", type=Path, nargs="+", required=True,
+                        help="the .npz of scripts/fit_voxel_corrector.py (several: joined)")
     parser.add_argument("--check-case", type=Path, required=True, help="the folder of one kept patient")
     parser.add_argument("--out", type=Path, required=True, help="stem of the new card (OUT.json, OUT.safetensors)")
     parser.add_argument("--patients-prefix", nargs="+", default=None)
@@ -108,18 +109,19 @@ def main(argv=None) -> int:
     if not model.card.get("error_model"):
         raise SystemExit(f"{args.model}: the card has no edge-based error_model (scripts/fit_error_model.py first)")
     samples, names, patient = read_samples(args.samples)
+    samples_text = ", ".join(map(str, args.samples))
     with_corrector = bool(model.card.get("voxel_corrector"))
     if samples_with_corrector(samples) != with_corrector:
         made = "with" if samples_with_corrector(samples) else "without"
-        raise SystemExit(f"{args.samples}: samples of the output {made} a voxel corrector, but the card "
+        raise SystemExit(f"{samples_text}: samples of the output {made} a voxel corrector, but the card "
                          f"{'has' if with_corrector else 'has no'} corrector (for a card with one: "
                          "scripts/fit_voxel_corrector.py MODEL --corrected-samples)")
     kept = kept_patients(names, args.patients_prefix)
     if not kept:
-        raise SystemExit(f"{args.samples}: no patient's name starts with {args.patients_prefix}")
+        raise SystemExit(f"{samples_text}: no patient's name starts with {args.patients_prefix}")
     check_index = names.index(args.check_case.name) if args.check_case.name in names else -1
     if check_index not in kept:
-        raise SystemExit(f"--check-case {args.check_case}: not one of the kept patients of {args.samples}")
+        raise SystemExit(f"--check-case {args.check_case}: not one of the kept patients of {samples_text}")
     residuals = recomputed_residuals(model, samples, check_index, args.check_case, args.cache)
     gap = check_residuals(samples, check_index, targets, residuals, args.check_case)
     print(f"{args.check_case.name} re-synthesized: stored residual back within {gap:.2e} "
@@ -141,7 +143,8 @@ def main(argv=None) -> int:
         "version": lem.LEARNED_MAP_VERSION, "file": trees_file.name, "sha256": sha256_of(trees_file),
         "baseline": baseline, "features": vc.feature_names(), "region_radius": vc.REGION_RADIUS,
         "fitted_with_corrector": with_corrector,
-        "fitted_on": {"cases": len(kept), "samples": str(args.samples), "patients_prefix": args.patients_prefix,
+        "fitted_on": {"cases": len(kept), "samples": [str(p) for p in args.samples],
+                      "patients_prefix": args.patients_prefix,
                       "check_case": str(args.check_case), "seed": args.seed, "iterations": args.iterations,
                       "voxels": int(len(x)), "target": "|acquired − synthetic|, normalised units",
                       "learner": "sklearn HistGradientBoostingRegressor, squared error, "

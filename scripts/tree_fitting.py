@@ -14,18 +14,39 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 
-def read_samples(path: Path):
-    """(samples, patient names, patient index per row) of a samples file, checked: the voxel corrector's feature
-    count and as many region voxels for every patient (SystemExit otherwise)."""
+def read_samples(paths):
+    """(samples, patient names, patient index per row) of one samples file or of several joined (a path or a list
+    of paths), checked: the voxel corrector's feature count, as many region voxels for every patient, no patient
+    twice, and every file of the same output (with or without the card's voxel corrector); SystemExit otherwise.
+    One file comes back as numpy loaded it; several as a dict of the joined arrays."""
     from DCEDiffLib.diffusion import voxel_corrector as vc
 
-    samples = np.load(path)
+    paths = [Path(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
+    loaded = [np.load(p) for p in paths]
+    for path, one in zip(paths, loaded):
+        features, count = one["features"], len(one["names"])
+        if features.shape[1] != len(vc.feature_names()) or features.shape[0] % count:
+            raise SystemExit(f"{path}: expected {len(vc.feature_names())} features and an equal number of voxels per "
+                             "patient")
+    if len(loaded) == 1:
+        samples = loaded[0]
+    else:
+        flags = {bool(one["with_corrector"]) if "with_corrector" in one.files else False for one in loaded}
+        if len(flags) > 1:
+            raise SystemExit(f"{', '.join(map(str, paths))}: some files hold the output with the voxel corrector, "
+                             "some without; join samples of one output only")
+        per_patient = {one["features"].shape[0] // len(one["names"]) for one in loaded}
+        if len(per_patient) > 1:
+            raise SystemExit(f"{', '.join(map(str, paths))}: the files have different region sizes per patient")
+        keys = set(loaded[0].files) - {"with_corrector"}
+        if any(set(one.files) - {"with_corrector"} != keys for one in loaded):
+            raise SystemExit(f"{', '.join(map(str, paths))}: the files hold different arrays (other targets?)")
+        samples = {k: np.concatenate([one[k] for one in loaded]) for k in keys}
+        samples["with_corrector"] = np.array(flags.pop())
     names = [str(n) for n in samples["names"]]
-    features = samples["features"]
-    if features.shape[1] != len(vc.feature_names()) or features.shape[0] % len(names):
-        raise SystemExit(f"{path}: expected {len(vc.feature_names())} features and an equal number of voxels per "
-                         "patient")
-    return samples, names, np.repeat(np.arange(len(names)), features.shape[0] // len(names))
+    if len(set(names)) != len(names):
+        raise SystemExit(f"{', '.join(map(str, paths))}: a patient appears twice")
+    return samples, names, np.repeat(np.arange(len(names)), samples["features"].shape[0] // len(names))
 
 
 def kept_patients(names, prefixes) -> list:
