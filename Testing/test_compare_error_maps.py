@@ -1,0 +1,63 @@
+"""scripts/compare_error_maps.py: two cards' expected-error maps on the same patients, and the refit rule."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("compare_error_maps", ROOT / "scripts" / "compare_error_maps.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _metrics(tmp_path: Path, name: str, prostate_rho, body_rho=0.2, ratio=1.0, cases=("case_1", "case_2", "case_3"),
+             data="A"):
+    """A metrics.json as `dcediff evaluate` writes its per-patient expected-error calibration."""
+    rows = []
+    for index, case in enumerate(cases):
+        region = {"body": {"spearman": body_rho + 0.01 * index, "ratio": 0.8},
+                  "prostate": {"spearman": prostate_rho + 0.01 * index, "ratio": ratio}}
+        rows.append({"case": case, "expected_error_calibration": {"early": region, "late": region}})
+    folder = tmp_path / name
+    folder.mkdir()
+    metrics = {"meta": {"data": f"runs/{data}", "protocol": {"per_case": rows}}}
+    (folder / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    return str(folder / "metrics.json")
+
+
+def test_a_gain_in_the_gland_passes_and_a_loss_or_a_moved_body_fails(tmp_path, capsys):
+    compare = _script()
+    reference = _metrics(tmp_path, "ref", 0.10)
+    assert compare.main(["--candidate", _metrics(tmp_path, "gain", 0.13), "--reference", reference]) == 0
+    out = capsys.readouterr().out
+    assert "| early | prostate | 0.140 / 0.110 | +0.030" in out and "passes the rule" in out
+
+    result = compare.compare(compare.calibration_rows([_metrics(tmp_path, "small", 0.11)]),
+                             compare.calibration_rows([reference]))
+    assert not result["passes"]  # +0.01 is below the bar of +0.02
+    moved = compare.compare(compare.calibration_rows([_metrics(tmp_path, "body", 0.13, body_rho=0.25)]),
+                            compare.calibration_rows([reference]))
+    assert [ok for _, ok in moved["checks"]] == [True, True, False, True]
+    promising = compare.compare(compare.calibration_rows([_metrics(tmp_path, "ratio", 0.13, ratio=0.5)]),
+                                compare.calibration_rows([reference]))
+    assert [ok for _, ok in promising["checks"]] == [True, True, True, False]
+
+
+def test_several_files_pool_and_other_patients_or_no_map_are_refused(tmp_path, capsys):
+    compare = _script()
+    pooled = compare.calibration_rows([_metrics(tmp_path, "a", 0.1), _metrics(tmp_path, "b", 0.1, cases=("x",),
+                                                                               data="B")])
+    assert [case for case, _ in pooled] == ["runs/A/case_1", "runs/A/case_2", "runs/A/case_3", "runs/B/x"]
+    other = _metrics(tmp_path, "other", 0.1, cases=("case_1", "case_2", "case_9"))
+    assert compare.main(["--candidate", other, "--reference", _metrics(tmp_path, "ref", 0.1)]) == 2
+    assert "different patients" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "metrics.json").write_text(json.dumps({"meta": {"protocol": {"per_case": [
+        {"case": "case_1", "expected_error_calibration": {}}]}}}), encoding="utf-8")
+    assert compare.main(["--candidate", str(empty / "metrics.json"), "--reference", other]) == 2
+    assert "no expected-error calibration" in capsys.readouterr().err

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Compare the expected-error maps of two cards on the same patients (their `dcediff evaluate` runs as ``model``).
+
+The expected-error map does not change the synthesis, so two cards with the same networks and different maps are
+compared on the per-patient calibration rows of ``meta.protocol.per_case`` (Spearman of the expected error with
+|error| and the ratio mean |error| / mean expected, in the body and the prostate, early and late). Several
+metrics.json per side pool their patients (e.g. the A, P and B fresh sets); the two sides must hold the same
+patients in the same order.
+
+    python scripts/compare_error_maps.py --candidate A/metrics.json [...] --reference B/metrics.json [...]
+
+Prints, per phase and region, the medians of both sides and the paired mean difference of the Spearman with a 95 %
+bootstrap interval over patients, then the rule of docs/model_quality.md for a refit map (mean prostate Spearman
+median gain ≥ +0.02, neither phase down by more than 0.02, body Spearman within ±0.01, prostate ratio inside
+0.75 … 1.33). Exit status 0 whether it passes or not (2 on bad input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from judge_candidate import bootstrap_interval  # noqa: E402
+
+PHASES = ("early", "late")
+REGIONS = ("body", "prostate")
+MIN_PROSTATE_GAIN = 0.02
+MAX_PHASE_LOSS = 0.02
+MAX_BODY_CHANGE = 0.01
+RATIO_RANGE = (0.75, 1.33)
+
+
+def calibration_rows(paths) -> list:
+    """The per-patient ``expected_error_calibration`` rows of several metrics.json, in order: (patient, row) pairs,
+    the patient named by its data folder (``meta.data``) and case."""
+    rows = []
+    for index, path in enumerate(paths):
+        metrics = json.loads(Path(path).read_text(encoding="utf-8"))
+        per_case = (metrics.get("meta", {}).get("protocol") or {}).get("per_case") or []
+        found = [(row["case"], row.get("expected_error_calibration") or {}) for row in per_case]
+        if not found or not all(calibration for _, calibration in found):
+            raise SystemExit(f"{path}: no expected-error calibration per patient (a card without an error model?)")
+        source = metrics.get("meta", {}).get("data") or f"file {index + 1}"  # the patients' folder, as evaluated
+        rows.extend((f"{source}/{case}", calibration) for case, calibration in found)
+    return rows
+
+
+def values(rows, phase: str, region: str, key: str) -> np.ndarray:
+    """One calibration number per patient."""
+    return np.asarray([row[phase][region][key] for _, row in rows], dtype=float)
+
+
+def compare(candidate, reference) -> dict:
+    """Medians of both sides and paired Spearman differences per phase and region, and the rule's verdict."""
+    if [case for case, _ in candidate] != [case for case, _ in reference]:
+        raise SystemExit("the two sides hold different patients (or another order)")
+    table, checks = {}, []
+    for phase in PHASES:
+        for region in REGIONS:
+            cand_rho, ref_rho = values(candidate, phase, region, "spearman"), values(reference, phase, region,
+                                                                                      "spearman")
+            table[(phase, region)] = {
+                "spearman": (float(np.median(cand_rho)), float(np.median(ref_rho))),
+                "ratio": (float(np.median(values(candidate, phase, region, "ratio"))),
+                          float(np.median(values(reference, phase, region, "ratio")))),
+                "paired": float(np.mean(cand_rho - ref_rho)), "interval": bootstrap_interval(cand_rho - ref_rho)}
+    gains = [table[(p, "prostate")]["spearman"][0] - table[(p, "prostate")]["spearman"][1] for p in PHASES]
+    checks.append((f"mean prostate Spearman median gain {np.mean(gains):+.3f} (≥ +{MIN_PROSTATE_GAIN})",
+                   bool(np.mean(gains) >= MIN_PROSTATE_GAIN)))
+    checks.append((f"prostate Spearman median change by phase {gains[0]:+.3f} / {gains[1]:+.3f} (none below "
+                   f"−{MAX_PHASE_LOSS})", bool(min(gains) >= -MAX_PHASE_LOSS)))
+    body = [table[(p, "body")]["spearman"][0] - table[(p, "body")]["spearman"][1] for p in PHASES]
+    checks.append((f"body Spearman median change {body[0]:+.3f} / {body[1]:+.3f} (within ±{MAX_BODY_CHANGE})",
+                   bool(max(abs(b) for b in body) < MAX_BODY_CHANGE)))
+    ratios = [table[(p, "prostate")]["ratio"][0] for p in PHASES]
+    checks.append((f"prostate ratio {ratios[0]:.2f} / {ratios[1]:.2f} (inside {RATIO_RANGE[0]} … {RATIO_RANGE[1]})",
+                   bool(all(RATIO_RANGE[0] <= r <= RATIO_RANGE[1] for r in ratios))))
+    return {"table": table, "checks": checks, "passes": all(ok for _, ok in checks), "patients": len(candidate)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--candidate", nargs="+", required=True, help="metrics.json of the candidate card's runs")
+    parser.add_argument("--reference", nargs="+", required=True, help="metrics.json of the reference card's runs")
+    args = parser.parse_args(argv)
+    try:
+        result = compare(calibration_rows(args.candidate), calibration_rows(args.reference))
+    except SystemExit as error:
+        print(f"compare_error_maps: {error}", file=sys.stderr)
+        return 2
+    print(f"expected-error maps, candidate against reference, {result['patients']} patients (medians; paired mean "
+          "of the Spearman difference with its 95 % bootstrap interval)")
+    print("| phase | region | Spearman candidate / reference | paired | ratio candidate / reference |")
+    print("|---|---|---|---|---|")
+    for (phase, region), row in result["table"].items():
+        low, high = row["interval"] or (float("nan"), float("nan"))
+        print(f"| {phase} | {region} | {row['spearman'][0]:.3f} / {row['spearman'][1]:.3f} | {row['paired']:+.3f} "
+              f"[{low:+.3f}, {high:+.3f}] | {row['ratio'][0]:.2f} / {row['ratio'][1]:.2f} |")
+    for text, ok in result["checks"]:
+        print(f"  {text}  {'pass' if ok else 'FAIL'}")
+    print("  passes the rule" if result["passes"] else "  does not pass the rule")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
