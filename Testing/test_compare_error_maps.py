@@ -32,9 +32,13 @@ def _metrics(tmp_path: Path, name: str, prostate_rho, body_rho=0.2, ratio=1.0, c
 def test_a_gain_in_the_gland_passes_and_a_loss_or_a_moved_body_fails(tmp_path, capsys):
     compare = _script()
     reference = _metrics(tmp_path, "ref", 0.10)
-    assert compare.main(["--candidate", _metrics(tmp_path, "gain", 0.13), "--reference", reference]) == 0
+    assert compare.main(["--candidate", _metrics(tmp_path, "gain", 0.13), "--reference", reference, "--json",
+                         str(tmp_path / "out.json")]) == 0
     out = capsys.readouterr().out
     assert "| early | prostate | 0.140 / 0.110 | +0.030" in out and "passes the rule" in out
+    written = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    assert written["passes"] is True and written["patients"] == 3
+    assert written["table"]["late_prostate"]["spearman_median"] == [0.14, 0.11]
 
     result = compare.compare(compare.calibration_rows([_metrics(tmp_path, "small", 0.11)]),
                              compare.calibration_rows([reference]))

@@ -8,6 +8,7 @@ metrics.json per side pool their patients (e.g. the A, P and B fresh sets); the 
 patients in the same order.
 
     python scripts/compare_error_maps.py --candidate A/metrics.json [...] --reference B/metrics.json [...]
+        [--json OUT.json]
 
 Prints, per phase and region, the medians of both sides and the paired mean difference of the Spearman with a 95 %
 bootstrap interval over patients, then the rule of docs/model_quality.md for a refit map (mean prostate Spearman
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from judge_candidate import bootstrap_interval  # noqa: E402
 
 PHASES = ("early", "late")
@@ -83,10 +85,26 @@ def compare(candidate, reference) -> dict:
     return {"table": table, "checks": checks, "passes": all(ok for _, ok in checks), "patients": len(candidate)}
 
 
+def as_json(result: dict, candidate_paths, reference_paths) -> dict:
+    """The comparison as plain JSON: per phase and region the medians (candidate, reference), the paired mean
+    Spearman difference and its interval; the checks; the inputs."""
+    return {
+        "patients": result["patients"], "passes": result["passes"],
+        "candidate": [str(p) for p in candidate_paths], "reference": [str(p) for p in reference_paths],
+        "checks": [{"check": text, "passes": ok} for text, ok in result["checks"]],
+        "table": {f"{phase}_{region}": {"spearman_median": [round(v, 4) for v in row["spearman"]],
+                                        "ratio_median": [round(v, 3) for v in row["ratio"]],
+                                        "spearman_paired": round(row["paired"], 4),
+                                        "spearman_paired_95": [round(v, 4) for v in row["interval"] or []]}
+                  for (phase, region), row in result["table"].items()},
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidate", nargs="+", required=True, help="metrics.json of the candidate card's runs")
     parser.add_argument("--reference", nargs="+", required=True, help="metrics.json of the reference card's runs")
+    parser.add_argument("--json", type=Path, help="also write the table and the verdict here (for a model card)")
     args = parser.parse_args(argv)
     try:
         result = compare(calibration_rows(args.candidate), calibration_rows(args.reference))
@@ -104,6 +122,10 @@ def main(argv=None) -> int:
     for text, ok in result["checks"]:
         print(f"  {text}  {'pass' if ok else 'FAIL'}")
     print("  passes the rule" if result["passes"] else "  does not pass the rule")
+    if args.json is not None:
+        from DCEDiffLib.atomic import write_text_atomic
+
+        write_text_atomic(args.json, json.dumps(as_json(result, args.candidate, args.reference), indent=2))
     return 0
 
 
