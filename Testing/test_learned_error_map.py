@@ -94,6 +94,22 @@ def _copy_of_the_shipped_card(tmp_path: Path, with_trees: bool = True) -> Path:
     return tmp_path / "m"
 
 
+def _with_a_constant_corrector(stem: Path, value: float) -> dict:
+    """Give the card at ``stem`` a voxel corrector of one-leaf trees adding ``value`` (file beside it); its card."""
+    from safetensors.numpy import save_file
+
+    tensors = {}
+    for target in TARGETS:
+        tensors.update(_constant_tree(value).tensors(target))
+    trees = stem.with_name(stem.name + ".corrector.safetensors")
+    save_file(tensors, str(trees))
+    card = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+    card["voxel_corrector"] = {"version": vc.CORRECTOR_VERSION, "file": trees.name, "sha256": sha256_of(trees),
+                               "baseline": {t: 0.0 for t in TARGETS}, "features": vc.feature_names()}
+    stem.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
+    return card
+
+
 def test_a_card_loads_its_trees_and_refuses_altered_missing_or_foreign_ones(tmp_path):
     stem = _copy_of_the_shipped_card(tmp_path)
     assert isinstance(load_model(stem).learned_error_map, lem.LearnedErrorMap)
@@ -118,18 +134,8 @@ def test_a_card_loads_its_trees_and_refuses_altered_missing_or_foreign_ones(tmp_
 
 
 def test_a_card_whose_trees_read_the_output_without_its_corrector_is_refused(tmp_path):
-    from safetensors.numpy import save_file
-
     stem = _copy_of_the_shipped_card(tmp_path)
-    tensors = {}
-    for target in TARGETS:
-        tensors.update(_constant_tree(0.0).tensors(target))
-    save_file(tensors, str(tmp_path / "m.corrector.safetensors"))
-    card = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
-    card["voxel_corrector"] = {"version": vc.CORRECTOR_VERSION, "file": "m.corrector.safetensors",
-                               "sha256": sha256_of(tmp_path / "m.corrector.safetensors"),
-                               "baseline": {t: 0.0 for t in TARGETS}, "features": vc.feature_names()}
-    stem.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
+    card = _with_a_constant_corrector(stem, 0.0)
     with pytest.raises(ModelFileError, match="without the voxel corrector"):
         load_model(stem)
     card["error_model"]["learned"]["fitted_with_corrector"] = True
@@ -213,20 +219,10 @@ def test_a_card_with_a_corrector_gets_its_map_fitted_on_the_corrected_output(tmp
     """scripts/fit_voxel_corrector.py --corrected-samples writes the samples of the output *with* the card's corrector,
     and scripts/fit_learned_error_map.py fits the map of such a card only from those (marked fitted_with_corrector,
     so the card loads); samples of the output without the corrector are refused for it."""
-    from safetensors.numpy import save_file
-
     from DCEDiffLib.training.case_data import load_case
 
     stem = _copy_of_the_shipped_card(tmp_path, with_trees=False)
-    tensors = {}
-    for target in TARGETS:
-        tensors.update(_constant_tree(0.05).tensors(target))
-    save_file(tensors, str(tmp_path / "m.corrector.safetensors"))
-    card = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
-    card["voxel_corrector"] = {"version": vc.CORRECTOR_VERSION, "file": "m.corrector.safetensors",
-                               "sha256": sha256_of(tmp_path / "m.corrector.safetensors"),
-                               "baseline": {t: 0.0 for t in TARGETS}, "features": vc.feature_names()}
-    stem.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
+    _with_a_constant_corrector(stem, 0.05)
     data = tmp_path / "data"
     data.mkdir()
     (data / SAMPLE_CASE_DIR.name).symlink_to(SAMPLE_CASE_DIR)
