@@ -63,7 +63,7 @@ def test_a_gradient_step_raises_the_lesion_r_and_leaves_the_rest_alone():
     before.backward()
     assert float(predicted.grad[..., 0:3, :].abs().sum()) == 0.0   # rows outside the lesion get no gradient
     stepped = (predicted - 5.0 * predicted.grad).detach()
-    assert float(lesion_correlation_loss(stepped, target, lesion)) < float(before) - 0.05
+    assert float(lesion_correlation_loss(stepped, target, lesion)) < float(before.detach()) - 0.05
 
 
 def test_regression_loss_adds_the_weighted_term_on_the_enhancement():
