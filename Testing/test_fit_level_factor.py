@@ -28,3 +28,14 @@ def test_patients_inside_the_gap_or_too_few_on_a_side_are_refused():
         fit.group_factors([0.2, 0.3, 0.35, 0.42, 0.8, 0.9, 0.7], np.ones(7), GAP)
     with pytest.raises(SystemExit, match="at least 3"):
         fit.group_factors([0.2, 0.3, 0.8, 0.9, 0.7], np.ones(5), GAP)
+
+
+def test_a_refit_multiplies_the_factors_the_evaluated_card_applied():
+    """The ratios of a card that already had level factors were measured with them: the refit keeps them and
+    corrects what is left (a card without factors gets the medians themselves)."""
+    levels = [0.2, 0.25, 0.3, 0.35, 0.7, 0.8, 0.9]
+    ratios = [0.5, 0.6, 0.55, 0.58, 1.4, 1.6, 1.5]
+    applied = {"t1pre_level_factor": {"feature": "t1pre.gland_level", "nodes": list(GAP), "factor": [0.5, 2.0]}}
+    factors, before = fit.refit_factors(levels, ratios, GAP, applied)
+    assert before == [0.5, 2.0] and factors == [0.2825, 3.0]
+    assert fit.refit_factors(levels, ratios, GAP, {}) == ([0.565, 1.5], [1.0, 1.0])

@@ -7,7 +7,9 @@ Reads a ``dcediff evaluate`` of the card on validation patients (its per-patient
 expected) and each patient's T1-pre gland level (``t1pre_level.gland_level`` of the model's conditions), splits the
 patients at ``--gap`` (the two ends of the gap between the training exams' levels without and with fat suppression,
 docs/model_quality.md, twenty-second step) and stores, per target, the median body ratio of each side as the factor at
-that node: an exam's edge estimate is then multiplied by the factor interpolated at its level.
+that node: an exam's edge estimate is then multiplied by the factor interpolated at its level. When the evaluated card
+already had level factors, its ratios were measured with them applied, so each side's new factor is the old factor
+there times the median ratio (a refit keeps what the first fit corrected).
 
     .venv/bin/python scripts/fit_level_factor.py MODEL --evaluation EVAL/metrics.json --data DATA_DIR \\
         [--cache DIR] [--gap 0.376 0.472]
@@ -45,6 +47,16 @@ def group_factors(levels, ratios, gap) -> list:
         raise SystemExit(f"{int(low.sum())} patients below and {int(high.sum())} above the gap: at least "
                          f"{MIN_PER_GROUP} each are needed")
     return [round(float(np.median(ratios[low])), 4), round(float(np.median(ratios[high])), 4)]
+
+
+def refit_factors(levels, ratios, gap, applied_table: dict):
+    """(new factors, the factors the evaluated card applied at the two nodes): :func:`group_factors` times what was
+    applied when the ratios were measured (``applied_table``: the evaluated card's table of the target; 1 where it has
+    no level factor), so that a refit corrects what is left, not the whole error again."""
+    from DCEDiffLib.diffusion.error_map import level_factor
+
+    before = [level_factor(applied_table, g) for g in gap]
+    return [round(f * b, 4) for f, b in zip(group_factors(levels, ratios, gap), before)], before
 
 
 def leave_one_out(levels, ratios, gap, band=(0.6, 1.6)) -> dict:
@@ -87,13 +99,16 @@ def main(argv=None) -> int:
                                      model.card["conditions"]) for n in names]
     card = json.loads(json.dumps(model.card))
     block = card["error_model"]
+    applied = (load_model(evaluated).card.get("error_model") or {}).get("targets") or {}
     for target, phase in zip(model.card["targets"], ("early", "late")):
         ratios = [c["expected_error_calibration"][phase]["body"]["ratio"] for c in per_case]
-        factors = group_factors(levels, ratios, args.gap)
+        factors, before = refit_factors(levels, ratios, args.gap, applied.get(target) or {})
         block["targets"][target]["t1pre_level_factor"] = {
             "feature": LEVEL_FEATURE, "nodes": [float(g) for g in args.gap], "factor": factors,
             "fitted_on": f"{len(names)} validation patients of {args.data} ({args.evaluation}): median body ratio "
-                         f"(mean |error| / mean expected) of the exams at or below / at or above the nodes"}
+                         f"(mean |error| / mean expected) of the exams at or below / at or above the nodes"
+                         + (f", times the evaluated card's factors there ({before[0]:g}, {before[1]:g})"
+                            if before != [1.0, 1.0] else "")}
         check = leave_one_out(levels, ratios, args.gap)
         print(f"{target}: factor {factors[0]} at level ≤ {args.gap[0]}, {factors[1]} at ≥ {args.gap[1]}; leave one "
               f"out: body ratio in 0.6–1.6 for {check['inside_before']} → {check['inside_after']} of the patients, "
