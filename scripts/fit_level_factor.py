@@ -12,10 +12,10 @@ already had level factors, its ratios were measured with them applied, so each s
 there times the median ratio (a refit keeps what the first fit corrected).
 
     .venv/bin/python scripts/fit_level_factor.py MODEL --evaluation EVAL/metrics.json --data DATA_DIR \\
-        [--cache DIR] [--gap 0.376 0.472]
+        [--cache DIR] [--gap 0.376 0.472] [--leave-out-gap]
 
-Refuses an evaluation of other weights (the evaluated model's SHA-256), patients whose level lies inside the gap, and
-sides with fewer than 3 patients.
+Refuses an evaluation of other weights (the evaluated model's SHA-256), patients whose level lies inside the gap (unless
+``--leave-out-gap``: then they are left out of the fit), and sides with fewer than 3 patients.
 """
 
 from __future__ import annotations
@@ -85,6 +85,9 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="the evaluated patients' case folders")
     parser.add_argument("--cache", type=Path)
     parser.add_argument("--gap", type=float, nargs=2, default=(0.376, 0.472))
+    parser.add_argument("--leave-out-gap", action="store_true",
+                        help="leave out the patients whose level lies inside the gap (they take interpolated factors "
+                             "and belong to neither protocol) instead of refusing the evaluation")
     args = parser.parse_args(argv)
 
     model = load_model(args.model)
@@ -97,6 +100,12 @@ def main(argv=None) -> int:
     names, per_case = meta["cases"], meta["protocol"]["per_case"]
     levels = [conditions_gland_level(model_conditions(model, load_case(args.data / n, args.cache)),
                                      model.card["conditions"]) for n in names]
+    if args.leave_out_gap:
+        kept = [i for i, level in enumerate(levels) if not args.gap[0] < level < args.gap[1]]
+        if len(kept) < len(names):
+            print(f"left out {len(names) - len(kept)} patients inside the gap: "
+                  f"{[(names[i], round(levels[i], 3)) for i in range(len(names)) if i not in kept]}")
+        names, per_case, levels = [names[i] for i in kept], [per_case[i] for i in kept], [levels[i] for i in kept]
     card = json.loads(json.dumps(model.card))
     block = card["error_model"]
     applied = (load_model(evaluated).card.get("error_model") or {}).get("targets") or {}
