@@ -39,3 +39,10 @@ def test_a_refit_multiplies_the_factors_the_evaluated_card_applied():
     factors, before = fit.refit_factors(levels, ratios, GAP, applied)
     assert before == [0.5, 2.0] and factors == [0.2825, 3.0]
     assert fit.refit_factors(levels, ratios, GAP, {}) == ([0.565, 1.5], [1.0, 1.0])
+
+
+def test_leaving_out_the_gap_keeps_both_sides_and_their_edges():
+    levels = [0.2, 0.376, 0.40, 0.45, 0.472, 0.9]
+    kept = fit.outside_gap(levels, GAP)
+    assert kept == [0, 1, 4, 5]
+    assert fit.group_factors([levels[i] for i in kept] + [0.3, 0.8], [1.0] * 6, GAP) == [1.0, 1.0]

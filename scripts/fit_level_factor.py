@@ -49,6 +49,12 @@ def group_factors(levels, ratios, gap) -> list:
     return [round(float(np.median(ratios[low])), 4), round(float(np.median(ratios[high])), 4)]
 
 
+def outside_gap(levels, gap) -> list:
+    """Indices of the patients whose level is at or below ``gap[0]`` or at or above ``gap[1]`` (the fit's two sides;
+    ``--leave-out-gap`` keeps only these)."""
+    return [i for i, level in enumerate(levels) if not gap[0] < level < gap[1]]
+
+
 def refit_factors(levels, ratios, gap, applied_table: dict):
     """(new factors, the factors the evaluated card applied at the two nodes): :func:`group_factors` times what was
     applied when the ratios were measured (``applied_table``: the evaluated card's table of the target; 1 where it has
@@ -101,7 +107,7 @@ def main(argv=None) -> int:
     levels = [conditions_gland_level(model_conditions(model, load_case(args.data / n, args.cache)),
                                      model.card["conditions"]) for n in names]
     if args.leave_out_gap:
-        kept = [i for i, level in enumerate(levels) if not args.gap[0] < level < args.gap[1]]
+        kept = outside_gap(levels, args.gap)
         if len(kept) < len(names):
             print(f"left out {len(names) - len(kept)} patients inside the gap: "
                   f"{[(names[i], round(levels[i], 3)) for i in range(len(names)) if i not in kept]}")
