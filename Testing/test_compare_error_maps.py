@@ -65,3 +65,20 @@ def test_several_files_pool_and_other_patients_or_no_map_are_refused(tmp_path, c
         {"case": "case_1", "expected_error_calibration": {}}]}}}), encoding="utf-8")
     assert compare.main(["--candidate", str(empty / "metrics.json"), "--reference", other]) == 2
     assert "no expected-error calibration" in capsys.readouterr().err
+
+
+def test_the_size_rule_wants_the_body_ratio_nearer_one_and_the_rankings_kept(tmp_path):
+    compare = _script()
+    reference = compare.calibration_rows([_metrics(tmp_path, "ref", 0.10)])  # body ratio 0.8 in _metrics
+    same_rankings = _metrics(tmp_path, "same", 0.10)
+    rows = json.loads(Path(same_rankings).read_text(encoding="utf-8"))
+    for row in rows["meta"]["protocol"]["per_case"]:
+        for phase in ("early", "late"):
+            row["expected_error_calibration"][phase]["body"]["ratio"] = 1.02
+    Path(same_rankings).write_text(json.dumps(rows), encoding="utf-8")
+    result = compare.compare(compare.calibration_rows([same_rankings]), reference, rule="size")
+    assert result["passes"] and len(result["checks"]) == 4
+    # the trees' rule asks for a gland gain this change does not make
+    assert not compare.compare(compare.calibration_rows([same_rankings]), reference, rule="trees")["passes"]
+    unchanged = compare.compare(reference, reference, rule="size")  # 0.8 is outside 0.85 … 1.18, and no nearer 1
+    assert [ok for _, ok in unchanged["checks"]] == [False, True, True, True]

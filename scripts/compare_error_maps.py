@@ -8,11 +8,13 @@ metrics.json per side pool their patients (e.g. the A, P and B fresh sets); the 
 patients in the same order.
 
     python scripts/compare_error_maps.py --candidate A/metrics.json [...] --reference B/metrics.json [...]
-        [--json OUT.json]
+        [--rule trees|size] [--json OUT.json]
 
 Prints, per phase and region, the medians of both sides and the paired mean difference of the Spearman with a 95 %
-bootstrap interval over patients, then the rule of docs/model_quality.md for a refit map (mean prostate Spearman
-median gain ≥ +0.02, neither phase down by more than 0.02, body Spearman within ±0.01, prostate ratio inside
+bootstrap interval over patients, then one of the rules of docs/model_quality.md (``--rule``): ``trees`` for refitted
+trees (mean prostate Spearman median gain ≥ +0.02, neither phase down by more than 0.02, body Spearman within ±0.01,
+prostate ratio inside 0.75 … 1.33), ``size`` for a new size of the map (body ratio inside 0.85 … 1.18 and nearer
+1 than the reference's, body Spearman within ±0.01, prostate Spearman within ±0.02, prostate ratio inside
 0.75 … 1.33). Exit status 0 whether it passes or not (2 on bad input).
 """
 
@@ -35,6 +37,8 @@ MIN_PROSTATE_GAIN = 0.02
 MAX_PHASE_LOSS = 0.02
 MAX_BODY_CHANGE = 0.01
 RATIO_RANGE = (0.75, 1.33)
+BODY_RATIO_RANGE = (0.85, 1.18)
+MAX_GLAND_CHANGE = 0.02
 
 
 def calibration_rows(paths) -> list:
@@ -57,11 +61,12 @@ def values(rows, phase: str, region: str, key: str) -> np.ndarray:
     return np.asarray([row[phase][region][key] for _, row in rows], dtype=float)
 
 
-def compare(candidate, reference) -> dict:
-    """Medians of both sides and paired Spearman differences per phase and region, and the rule's verdict."""
+def compare(candidate, reference, rule: str = "trees") -> dict:
+    """Medians of both sides and paired Spearman differences per phase and region, and the verdict of ``rule``
+    ("trees": :func:`tree_checks`; "size": :func:`size_checks`)."""
     if [case for case, _ in candidate] != [case for case, _ in reference]:
         raise SystemExit("the two sides hold different patients (or another order)")
-    table, checks = {}, []
+    table = {}
     for phase in PHASES:
         for region in REGIONS:
             cand_rho, ref_rho = values(candidate, phase, region, "spearman"), values(reference, phase, region,
@@ -71,25 +76,52 @@ def compare(candidate, reference) -> dict:
                 "ratio": (float(np.median(values(candidate, phase, region, "ratio"))),
                           float(np.median(values(reference, phase, region, "ratio")))),
                 "paired": float(np.mean(cand_rho - ref_rho)), "interval": bootstrap_interval(cand_rho - ref_rho)}
-    gains = [table[(p, "prostate")]["spearman"][0] - table[(p, "prostate")]["spearman"][1] for p in PHASES]
-    checks.append((f"mean prostate Spearman median gain {np.mean(gains):+.3f} (≥ +{MIN_PROSTATE_GAIN})",
-                   bool(np.mean(gains) >= MIN_PROSTATE_GAIN)))
-    checks.append((f"prostate Spearman median change by phase {gains[0]:+.3f} / {gains[1]:+.3f} (none below "
-                   f"−{MAX_PHASE_LOSS})", bool(min(gains) >= -MAX_PHASE_LOSS)))
-    body = [table[(p, "body")]["spearman"][0] - table[(p, "body")]["spearman"][1] for p in PHASES]
-    checks.append((f"body Spearman median change {body[0]:+.3f} / {body[1]:+.3f} (within ±{MAX_BODY_CHANGE})",
-                   bool(max(abs(b) for b in body) < MAX_BODY_CHANGE)))
-    ratios = [table[(p, "prostate")]["ratio"][0] for p in PHASES]
-    checks.append((f"prostate ratio {ratios[0]:.2f} / {ratios[1]:.2f} (inside {RATIO_RANGE[0]} … {RATIO_RANGE[1]})",
-                   bool(all(RATIO_RANGE[0] <= r <= RATIO_RANGE[1] for r in ratios))))
+    checks = (size_checks if rule == "size" else tree_checks)(table)
     return {"table": table, "checks": checks, "passes": all(ok for _, ok in checks), "patients": len(candidate)}
 
 
-def as_json(result: dict, candidate_paths, reference_paths) -> dict:
+def tree_checks(table: dict) -> list:
+    """The rule for refitted trees (they must rank the gland better): the mean prostate Spearman median gain
+    ≥ +0.02, neither phase down by more than 0.02, the body Spearman within ±0.01, the prostate ratio in range."""
+    gains = [table[(p, "prostate")]["spearman"][0] - table[(p, "prostate")]["spearman"][1] for p in PHASES]
+    body = [table[(p, "body")]["spearman"][0] - table[(p, "body")]["spearman"][1] for p in PHASES]
+    return [(f"mean prostate Spearman median gain {np.mean(gains):+.3f} (≥ +{MIN_PROSTATE_GAIN})",
+             bool(np.mean(gains) >= MIN_PROSTATE_GAIN)),
+            (f"prostate Spearman median change by phase {gains[0]:+.3f} / {gains[1]:+.3f} (none below "
+             f"−{MAX_PHASE_LOSS})", bool(min(gains) >= -MAX_PHASE_LOSS)),
+            (f"body Spearman median change {body[0]:+.3f} / {body[1]:+.3f} (within ±{MAX_BODY_CHANGE})",
+             bool(max(abs(b) for b in body) < MAX_BODY_CHANGE)),
+            _prostate_ratio_check(table)]
+
+
+def size_checks(table: dict) -> list:
+    """The rule for a new size of the map (level factors): the body ratio inside 0.85 … 1.18 and closer to 1 than
+    the reference's in both phases, the body Spearman within ±0.01, the prostate Spearman within ±0.02, the prostate
+    ratio in range."""
+    ratios = [table[(p, "body")]["ratio"] for p in PHASES]
+    body = [table[(p, "body")]["spearman"][0] - table[(p, "body")]["spearman"][1] for p in PHASES]
+    gland = [table[(p, "prostate")]["spearman"][0] - table[(p, "prostate")]["spearman"][1] for p in PHASES]
+    return [(f"body ratio {ratios[0][0]:.2f} / {ratios[1][0]:.2f} against {ratios[0][1]:.2f} / {ratios[1][1]:.2f} "
+             f"(inside {BODY_RATIO_RANGE[0]} … {BODY_RATIO_RANGE[1]} and closer to 1)",
+             all(BODY_RATIO_RANGE[0] <= c <= BODY_RATIO_RANGE[1] and abs(c - 1) < abs(r - 1) for c, r in ratios)),
+            (f"body Spearman median change {body[0]:+.3f} / {body[1]:+.3f} (within ±{MAX_BODY_CHANGE})",
+             bool(max(abs(b) for b in body) < MAX_BODY_CHANGE)),
+            (f"prostate Spearman median change {gland[0]:+.3f} / {gland[1]:+.3f} (within ±{MAX_GLAND_CHANGE})",
+             bool(max(abs(g) for g in gland) <= MAX_GLAND_CHANGE)),
+            _prostate_ratio_check(table)]
+
+
+def _prostate_ratio_check(table: dict) -> tuple:
+    ratios = [table[(p, "prostate")]["ratio"][0] for p in PHASES]
+    return (f"prostate ratio {ratios[0]:.2f} / {ratios[1]:.2f} (inside {RATIO_RANGE[0]} … {RATIO_RANGE[1]})",
+            bool(all(RATIO_RANGE[0] <= r <= RATIO_RANGE[1] for r in ratios)))
+
+
+def as_json(result: dict, candidate_paths, reference_paths, rule: str = "trees") -> dict:
     """The comparison as plain JSON: per phase and region the medians (candidate, reference), the paired mean
     Spearman difference and its interval; the checks; the inputs."""
     return {
-        "patients": result["patients"], "passes": result["passes"],
+        "patients": result["patients"], "rule": rule, "passes": result["passes"],
         "candidate": [str(p) for p in candidate_paths], "reference": [str(p) for p in reference_paths],
         "checks": [{"check": text, "passes": ok} for text, ok in result["checks"]],
         "table": {f"{phase}_{region}": {"spearman_median": [round(v, 4) for v in row["spearman"]],
@@ -104,10 +136,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidate", nargs="+", required=True, help="metrics.json of the candidate card's runs")
     parser.add_argument("--reference", nargs="+", required=True, help="metrics.json of the reference card's runs")
+    parser.add_argument("--rule", choices=("trees", "size"), default="trees",
+                        help="trees: a refit of the learned trees must rank the gland better; size: a new size "
+                             "(level factors) must bring the body ratio nearer 1 and keep the rankings")
     parser.add_argument("--json", type=Path, help="also write the table and the verdict here (for a model card)")
     args = parser.parse_args(argv)
     try:
-        result = compare(calibration_rows(args.candidate), calibration_rows(args.reference))
+        result = compare(calibration_rows(args.candidate), calibration_rows(args.reference), args.rule)
     except SystemExit as error:
         print(f"compare_error_maps: {error}", file=sys.stderr)
         return 2
@@ -125,7 +160,7 @@ def main(argv=None) -> int:
     if args.json is not None:
         from DCEDiffLib.atomic import write_text_atomic
 
-        write_text_atomic(args.json, json.dumps(as_json(result, args.candidate, args.reference), indent=2))
+        write_text_atomic(args.json, json.dumps(as_json(result, args.candidate, args.reference, args.rule), indent=2))
     return 0
 
 
