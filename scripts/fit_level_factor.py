@@ -100,7 +100,8 @@ def main(argv=None) -> int:
     metrics = json.loads(args.evaluation.read_text(encoding="utf-8"))
     meta = metrics["meta"]
     evaluated = Path(meta.get("model", ""))
-    if not evaluated.is_file() or load_model(evaluated).card.get("weights_sha256") != model.card.get("weights_sha256"):
+    evaluated_card = load_model(evaluated).card if evaluated.is_file() else {}
+    if evaluated_card.get("weights_sha256") != model.card.get("weights_sha256"):
         raise SystemExit(f"{args.evaluation}: an evaluation of {evaluated}, whose weights are not those of "
                          f"{args.model}")
     names, per_case = meta["cases"], meta["protocol"]["per_case"]
@@ -114,7 +115,7 @@ def main(argv=None) -> int:
         names, per_case, levels = [names[i] for i in kept], [per_case[i] for i in kept], [levels[i] for i in kept]
     card = json.loads(json.dumps(model.card))
     block = card["error_model"]
-    applied = (load_model(evaluated).card.get("error_model") or {}).get("targets") or {}
+    applied = (evaluated_card.get("error_model") or {}).get("targets") or {}
     for target, phase in zip(model.card["targets"], ("early", "late")):
         ratios = [c["expected_error_calibration"][phase]["body"]["ratio"] for c in per_case]
         factors, before = refit_factors(levels, ratios, args.gap, applied.get(target) or {})

@@ -8,13 +8,14 @@ are paired with what the synthesis missed (acquired − synthetic, the targets' 
 card copied into OUT with a ``voxel_corrector`` entry (the weights are copied unchanged). Use patients the card's
 networks were not trained on where there are enough, and never validation or test patients.
 
-With ``--corrected-samples`` it fits nothing: it writes the samples of the card's output *with* its own voxel corrector
-(features of the corrected synthesis, acquired − corrected) to ``--samples-file``, which is what
-``scripts/fit_learned_error_map.py`` needs to fit the expected-error map of a card that has a corrector. Use patients
-the corrector was not fitted on.
+With ``--samples-only`` it fits nothing and only writes ``--samples-file`` (what ``scripts/fit_learned_error_map.py``
+reads). With ``--corrected-samples`` it does the same for the card's output *with* its own voxel corrector (features of
+the corrected synthesis, acquired − corrected): what the expected-error map of a card that has a corrector is fitted
+on. Use patients the corrector was not fitted on.
 
     .venv/bin/python scripts/fit_voxel_corrector.py MODEL --data DIR [DIR ...] --cache DIR --out OUT_STEM
         [--iterations 300] [--pd-dropout 0.2] [--seed 0] [--lesion-weight 0] [--samples-file F.npz]
+    .venv/bin/python scripts/fit_voxel_corrector.py MODEL --data DIR --cache DIR --samples-only --samples-file F.npz
     .venv/bin/python scripts/fit_voxel_corrector.py MODEL_WITH_CORRECTOR --data DIR --cache DIR --corrected-samples
         --samples-file F.npz
 
@@ -76,13 +77,15 @@ def main(argv=None) -> int:
     parser.add_argument("--samples-file", type=Path,
                         help="an .npz of the per-voxel samples: read when it exists, written otherwise (the "
                              "syntheses take most of the time; a refit with other tree settings needs none)")
+    parser.add_argument("--samples-only", action="store_true",
+                        help="write --samples-file (for scripts/fit_learned_error_map.py) and fit nothing")
     parser.add_argument("--corrected-samples", action="store_true",
-                        help="write the samples of the card's output with its own voxel corrector to --samples-file "
-                             "(for scripts/fit_learned_error_map.py) and fit nothing")
+                        help="as --samples-only, of the card's output with its own voxel corrector")
     args = parser.parse_args(argv)
-    if args.corrected_samples and (args.samples_file is None or args.samples_file.is_file()):
-        parser.error("--corrected-samples writes a new --samples-file: name one that does not exist yet")
-    if not args.corrected_samples and args.out is None:
+    samples_only = args.samples_only or args.corrected_samples
+    if samples_only and (args.samples_file is None or args.samples_file.is_file()):
+        parser.error("--samples-only/--corrected-samples write a new --samples-file: name one that does not exist yet")
+    if not samples_only and args.out is None:
         parser.error("--out is required (the stem of the new card)")
 
     model = load_model(args.model)
@@ -116,8 +119,9 @@ def main(argv=None) -> int:
         np.savez(args.samples_file, features=x, lesion=lesion.astype(np.uint8), names=np.array(names),
                  with_corrector=np.array(args.corrected_samples),
                  **{f"residual_{t}": np.concatenate(residuals[t]) for t in targets})
-    if args.corrected_samples:
-        print(f"wrote {args.samples_file}: {len(names)} patients, {len(x)} voxels of the corrected output")
+    if samples_only:
+        output = "corrected output" if args.corrected_samples else "output without a corrector"
+        print(f"wrote {args.samples_file}: {len(names)} patients, {len(x)} voxels of the {output}")
         return 0
     sample_weight = 1.0 + args.lesion_weight * lesion
     ensembles, baseline = {}, {}
