@@ -83,14 +83,12 @@ def compare(candidate, reference, rule: str = "trees") -> dict:
 def tree_checks(table: dict) -> list:
     """The rule for refitted trees (they must rank the gland better): the mean prostate Spearman median gain
     ≥ +0.02, neither phase down by more than 0.02, the body Spearman within ±0.01, the prostate ratio in range."""
-    gains = [table[(p, "prostate")]["spearman"][0] - table[(p, "prostate")]["spearman"][1] for p in PHASES]
-    body = [table[(p, "body")]["spearman"][0] - table[(p, "body")]["spearman"][1] for p in PHASES]
+    gains = _spearman_changes(table, "prostate")
     return [(f"mean prostate Spearman median gain {np.mean(gains):+.3f} (≥ +{MIN_PROSTATE_GAIN})",
              bool(np.mean(gains) >= MIN_PROSTATE_GAIN)),
             (f"prostate Spearman median change by phase {gains[0]:+.3f} / {gains[1]:+.3f} (none below "
              f"−{MAX_PHASE_LOSS})", bool(min(gains) >= -MAX_PHASE_LOSS)),
-            (f"body Spearman median change {body[0]:+.3f} / {body[1]:+.3f} (within ±{MAX_BODY_CHANGE})",
-             bool(max(abs(b) for b in body) < MAX_BODY_CHANGE)),
+            _body_spearman_check(table),
             _prostate_ratio_check(table)]
 
 
@@ -99,16 +97,25 @@ def size_checks(table: dict) -> list:
     the reference's in both phases, the body Spearman within ±0.01, the prostate Spearman within ±0.02, the prostate
     ratio in range."""
     ratios = [table[(p, "body")]["ratio"] for p in PHASES]
-    body = [table[(p, "body")]["spearman"][0] - table[(p, "body")]["spearman"][1] for p in PHASES]
-    gland = [table[(p, "prostate")]["spearman"][0] - table[(p, "prostate")]["spearman"][1] for p in PHASES]
+    gland = _spearman_changes(table, "prostate")
     return [(f"body ratio {ratios[0][0]:.2f} / {ratios[1][0]:.2f} against {ratios[0][1]:.2f} / {ratios[1][1]:.2f} "
              f"(inside {BODY_RATIO_RANGE[0]} … {BODY_RATIO_RANGE[1]} and closer to 1)",
              all(BODY_RATIO_RANGE[0] <= c <= BODY_RATIO_RANGE[1] and abs(c - 1) < abs(r - 1) for c, r in ratios)),
-            (f"body Spearman median change {body[0]:+.3f} / {body[1]:+.3f} (within ±{MAX_BODY_CHANGE})",
-             bool(max(abs(b) for b in body) < MAX_BODY_CHANGE)),
+            _body_spearman_check(table),
             (f"prostate Spearman median change {gland[0]:+.3f} / {gland[1]:+.3f} (within ±{MAX_GLAND_CHANGE})",
              bool(max(abs(g) for g in gland) <= MAX_GLAND_CHANGE)),
             _prostate_ratio_check(table)]
+
+
+def _spearman_changes(table: dict, region: str) -> list:
+    """Candidate − reference Spearman median of ``region``, per phase."""
+    return [table[(p, region)]["spearman"][0] - table[(p, region)]["spearman"][1] for p in PHASES]
+
+
+def _body_spearman_check(table: dict) -> tuple:
+    body = _spearman_changes(table, "body")
+    return (f"body Spearman median change {body[0]:+.3f} / {body[1]:+.3f} (within ±{MAX_BODY_CHANGE})",
+            bool(max(abs(b) for b in body) < MAX_BODY_CHANGE))
 
 
 def _prostate_ratio_check(table: dict) -> tuple:

@@ -46,12 +46,6 @@ def patient_block(samples, index: int) -> slice:
     return slice(index * per_patient, (index + 1) * per_patient)
 
 
-def samples_with_corrector(samples) -> bool:
-    """Whether a samples file holds the card's output with its voxel corrector (files written before the flag
-    existed hold the output without one)."""
-    return bool(samples["with_corrector"]) if "with_corrector" in getattr(samples, "files", samples) else False
-
-
 def recomputed_residuals(model, samples, index: int, case_dir: Path, cache) -> list:
     """Patient ``index``'s residual per target, synthesized again from ``case_dir`` as the samples were made (PD
     left out where the stored PD features are NaN; with the card's corrector when the samples were made with it);
@@ -60,6 +54,7 @@ def recomputed_residuals(model, samples, index: int, case_dir: Path, cache) -> l
     from DCEDiffLib.training.case_data import load_case
 
     from fit_voxel_corrector import case_samples
+    from tree_fitting import samples_with_corrector
 
     name = str(samples["names"][index])
     if case_dir.name != name:
@@ -89,7 +84,8 @@ def main(argv=None) -> int:
     from DCEDiffLib.diffusion import learned_error_map as lem
     from DCEDiffLib.diffusion import voxel_corrector as vc
     from DCEDiffLib.diffusion.model_files import check_card, load_model, sha256_of
-    from tree_fitting import fit_flattened, kept_patients, read_samples, write_trees_beside_card_copy
+    from tree_fitting import (fit_flattened, kept_patients, read_samples, samples_with_corrector,
+                              write_trees_beside_card_copy)
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
@@ -110,9 +106,9 @@ def main(argv=None) -> int:
         raise SystemExit(f"{args.model}: the card has no edge-based error_model (scripts/fit_error_model.py first)")
     samples, names, patient = read_samples(args.samples)
     samples_text = ", ".join(map(str, args.samples))
-    with_corrector = bool(model.card.get("voxel_corrector"))
-    if samples_with_corrector(samples) != with_corrector:
-        made = "with" if samples_with_corrector(samples) else "without"
+    with_corrector, made_with = bool(model.card.get("voxel_corrector")), samples_with_corrector(samples)
+    if made_with != with_corrector:
+        made = "with" if made_with else "without"
         raise SystemExit(f"{samples_text}: samples of the output {made} a voxel corrector, but the card "
                          f"{'has' if with_corrector else 'has no'} corrector (for a card with one: "
                          "scripts/fit_voxel_corrector.py MODEL --corrected-samples)")

@@ -14,6 +14,12 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 
+def samples_with_corrector(samples) -> bool:
+    """Whether samples (a loaded file or a dict of joined arrays) hold the card's output with its voxel corrector;
+    files written before the flag existed hold the output without one."""
+    return bool(samples["with_corrector"]) if "with_corrector" in getattr(samples, "files", samples) else False
+
+
 def read_samples(paths):
     """(samples, patient names, patient index per row) of one samples file or of several joined (a path or a list
     of paths), checked: the voxel corrector's feature count, as many region voxels for every patient, no patient
@@ -23,6 +29,7 @@ def read_samples(paths):
 
     paths = [Path(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
     loaded = [np.load(p) for p in paths]
+    listed = ", ".join(map(str, paths))
     for path, one in zip(paths, loaded):
         features, count = one["features"], len(one["names"])
         if features.shape[1] != len(vc.feature_names()) or features.shape[0] % count:
@@ -31,21 +38,21 @@ def read_samples(paths):
     if len(loaded) == 1:
         samples = loaded[0]
     else:
-        flags = {bool(one["with_corrector"]) if "with_corrector" in one.files else False for one in loaded}
+        flags = {samples_with_corrector(one) for one in loaded}
         if len(flags) > 1:
-            raise SystemExit(f"{', '.join(map(str, paths))}: some files hold the output with the voxel corrector, "
+            raise SystemExit(f"{listed}: some files hold the output with the voxel corrector, "
                              "some without; join samples of one output only")
         per_patient = {one["features"].shape[0] // len(one["names"]) for one in loaded}
         if len(per_patient) > 1:
-            raise SystemExit(f"{', '.join(map(str, paths))}: the files have different region sizes per patient")
+            raise SystemExit(f"{listed}: the files have different region sizes per patient")
         keys = set(loaded[0].files) - {"with_corrector"}
         if any(set(one.files) - {"with_corrector"} != keys for one in loaded):
-            raise SystemExit(f"{', '.join(map(str, paths))}: the files hold different arrays (other targets?)")
+            raise SystemExit(f"{listed}: the files hold different arrays (other targets?)")
         samples = {k: np.concatenate([one[k] for one in loaded]) for k in keys}
         samples["with_corrector"] = np.array(flags.pop())
     names = [str(n) for n in samples["names"]]
     if len(set(names)) != len(names):
-        raise SystemExit(f"{', '.join(map(str, paths))}: a patient appears twice")
+        raise SystemExit(f"{listed}: a patient appears twice")
     return samples, names, np.repeat(np.arange(len(names)), samples["features"].shape[0] // len(names))
 
 
