@@ -8,12 +8,12 @@
 # soup of the two, averaged half and half with the shipped mean, and the residual network +200 steps around it
 # (from the forty-fourth step's shipped residual, as in every soup step) on the same patients.
 # Usage: bash scripts/finetune_union53.sh [WORK_DIR=runs]   (about 30 min of generation and caching on a 2-core CPU,
-#   2 × MINUTES (default 25) of training, 2 min for the residual; leaves WORK_DIR/mean53avg and WORK_DIR/residual53)
+#   2 × MINUTES (default 18) of training, 2 min for the residual; leaves WORK_DIR/mean53avg and WORK_DIR/residual53)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-runs}
 SHIPPED=${SHIPPED:-b581be8}
-MINUTES=${MINUTES:-25}
+MINUTES=${MINUTES:-18}
 PY=.venv/bin/python
 bash scripts/fetch_shipped_init.sh "$W/init_b581be8" "$SHIPPED"
 bash scripts/fetch_shipped_init.sh "$W/ship44/init" dbdb837   # the residual config starts from this residual
