@@ -19,6 +19,7 @@ def _run_folder(directory: Path, stem: str) -> Path:
     shutil.copyfile(MODELS / f"{stem}.safetensors", directory / "model.safetensors")
     card = json.loads((MODELS / f"{stem}.json").read_text(encoding="utf-8"))
     card.pop("error_model", None)
+    card.get("sampling", {}).pop("residual_steps", None)
     card["description"] = "a run's own description"
     (directory / "model.json").write_text(json.dumps(card), encoding="utf-8")
     return directory
@@ -35,6 +36,9 @@ def test_the_candidate_gets_the_shipped_error_map_and_tree_file_and_loads(tmp_pa
     built = json.loads((out / f"{STEM}.json").read_text(encoding="utf-8"))
     assert built["error_model"] == shipped["error_model"]
     assert built["description"] == shipped["description"]
+    # the run's card has no residual step count; the shipped one's is carried (else synthesis takes the default)
+    assert "residual_steps" not in json.loads((residual / "model.json").read_text(encoding="utf-8")).get("sampling", {})
+    assert built["sampling"]["residual_steps"] == shipped["sampling"]["residual_steps"]
     trees = shipped["error_model"]["learned"]["file"]
     assert (out / trees).read_bytes() == (MODELS / trees).read_bytes()
     assert (out / f"{STEM}_regression.safetensors").read_bytes() == (mean / "model.safetensors").read_bytes()

@@ -2,13 +2,14 @@
 
 Usage: .venv/bin/python scripts/build_candidate_card.py RESIDUAL_RUN MEAN_RUN --shipped Resources/Models --out DIR
 
-RESIDUAL_RUN and MEAN_RUN are training run folders (each holding model.safetensors and model.json, as `dcediff
-train` writes them). DIR gets dcediff_cpu_phantom.* (the residual card, which holds both networks) and
+RESIDUAL_RUN and MEAN_RUN are training run folders (each holding model.safetensors and model.json, as `dcediff train`
+writes them). DIR gets dcediff_cpu_phantom.* (the residual card, which holds both networks) and
 dcediff_cpu_phantom_regression.* (the mean alone), named as the shipped files are, so that DIR can replace
-Resources/Models. The shipped card's ``error_model`` (and the tree file it names) and ``description`` are carried
-over: the learned expected-error map needs the candidate's residuals on patients no network saw to be refitted, which
-a fine-tune on those patients does not leave. The input statistics are not carried over (the training data changed):
-run scripts/add_input_statistics.py on both cards afterwards. Nothing in the run folders or in --shipped is changed.
+Resources/Models. The shipped card's ``error_model`` (and the tree file it names), ``description`` and
+``sampling.residual_steps`` are carried over: the learned expected-error map needs the candidate's residuals on
+patients no network saw to be refitted, which a fine-tune on those patients does not leave. The input statistics are
+not carried over (the training data changed): run scripts/add_input_statistics.py on both cards afterwards. Nothing in
+the run folders or in --shipped is changed.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ STEM = "dcediff_cpu_phantom"
 
 
 def carried_card(candidate: dict, shipped: dict, trees_present: bool) -> dict:
-    """The candidate card with the shipped card's expected-error map and description; refuses a shipped card whose
+    """The candidate card with the shipped card's expected-error map, description and residual step count; refuses a shipped card whose
     error map names a tree file that is not there, or a candidate whose targets differ from the shipped ones."""
     if candidate.get("targets") != shipped.get("targets"):
         raise SystemExit(f"targets differ: candidate {candidate.get('targets')}, shipped {shipped.get('targets')}")
@@ -39,6 +40,12 @@ def carried_card(candidate: dict, shipped: dict, trees_present: bool) -> dict:
         out["error_model"] = shipped["error_model"]
     if "description" in shipped:
         out["description"] = shipped["description"]
+    # The residual step count was chosen on validation for this kind of residual network (each soup step trains it
+    # +200 steps from the same start); a run's own card has none, and without it synthesis would take the default.
+    shipped_sampling = shipped.get("sampling")
+    if isinstance(shipped_sampling, dict) and "residual_steps" in shipped_sampling:
+        carried = {k: v for k, v in shipped_sampling.items() if k.startswith("residual_steps")}
+        out["sampling"] = {**(candidate.get("sampling") or {}), **carried}
     return out
 
 

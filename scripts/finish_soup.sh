@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 W=${1:-runs} FILES=${2:?DEVICE_FILES: the folder holding mean<seed>.model.part*.safetensors and runs<STEP>.tar.gz}
 STEP=${STEP:-53} RUN_SEEDS=${RUN_SEEDS:-53 54}
 # SHIPPED: the commit whose shipped files the candidate starts from (b581be8: 23d307ab…, regression 3a6b6a74…, the
-# card's 1 residual step, which the residual +200 carries over, and the expected-error map refitted on its output
+# card's 1 residual step, which build_candidate_card.py carries over, and the expected-error map refitted on its output
 # (trees and level factors), which the candidate card carries over; 0ee0743: the refitted trees with the older
 # factors; 644efe5: the same weights and card with the older trees and factors; c90d100: the same
 # weights, a 5-step card; b2987bb: a48f1f00…, regression 6e7066d4…;
