@@ -28,8 +28,9 @@ STEM = "dcediff_cpu_phantom"
 
 
 def carried_card(candidate: dict, shipped: dict, trees_present: bool) -> dict:
-    """The candidate card with the shipped card's expected-error map, description and residual step count; refuses a shipped card whose
-    error map names a tree file that is not there, or a candidate whose targets differ from the shipped ones."""
+    """The candidate card with the shipped card's expected-error map, description and residual step count; refuses
+    a shipped card whose error map names a tree file that is not there, or a candidate whose targets differ from the
+    shipped ones."""
     if candidate.get("targets") != shipped.get("targets"):
         raise SystemExit(f"targets differ: candidate {candidate.get('targets')}, shipped {shipped.get('targets')}")
     out = dict(candidate)
