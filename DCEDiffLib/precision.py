@@ -44,10 +44,10 @@ BF16_BOUND = {"mean_abs_diff_fraction": 0.005, "psnr_db": 0.1}
 # bc8581bf… 0.08 %, 0.004 dB; 9019b238… 0.08 %, 0.004 dB; 81a3590f… 0.08 %, 0.001 dB; the ε-prediction model c6ef46f1…
 # 0.13 %, 0.082 dB (those with `scripts/bf16_quality_check.py --rounds 1 --threads 1`).
 BF16_CHECK: Dict[str, object] = {
-    "model_weights_sha256": "23d307abba57da1d8a16ba276027798351399390d66d8da29b1a2347309e00f2",
+    "model_weights_sha256": "929d185b794055c8c01fba9a0717aca69c672c14101fbf03da9689b408d5ef7c",
     "case": "Resources/SampleData/phantom_case",
     "mean_abs_diff_fraction": 0.00082,  # worst of early/late
-    "psnr_diff_db": 0.0152,             # worst |PSNR(bf16) − PSNR(fp32)| of early/late
+    "psnr_diff_db": 0.0219,             # worst |PSNR(bf16) − PSNR(fp32)| of early/late
     "within_bound": True,
 }
 

@@ -4,12 +4,12 @@
 # weights (the soup: a running average, the k-th run at α 1/k), the soup averaged half and half with the shipped mean
 # they started from (commit SHIPPED), and the residual network +200 steps around it on the 480 patients of
 # scripts/finetune_deep480.sh (RESIDUAL_CONFIG, DATA, SPLIT), as the forty-sixth step did.
-# Usage: [STEP=53 RUN_SEEDS="53 54" SHIPPED=b581be8] bash scripts/finish_soup.sh [WORK_DIR=runs] DEVICE_FILES
+# Usage: [STEP=54 RUN_SEEDS="55 56" SHIPPED=b581be8] bash scripts/finish_soup.sh [WORK_DIR=runs] DEVICE_FILES
 #   (about 3 min on a 2-core CPU; leaves WORK_DIR/mean${STEP}avg and WORK_DIR/residual$STEP)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-runs} FILES=${2:?DEVICE_FILES: the folder holding mean<seed>.model.part*.safetensors and runs<STEP>.tar.gz}
-STEP=${STEP:-53} RUN_SEEDS=${RUN_SEEDS:-53 54}
+STEP=${STEP:-54} RUN_SEEDS=${RUN_SEEDS:-55 56}
 # SHIPPED: the commit whose shipped files the candidate starts from (b581be8: 23d307ab…, regression 3a6b6a74…, the
 # card's 1 residual step, which build_candidate_card.py carries over, and the expected-error map refitted on its output
 # (trees and level factors), which the candidate card carries over; 0ee0743: the refitted trees with the older
