@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # The fifty-third step (docs/model_quality.md): the fiftieth step's union soup, started from the shipped mean of
-# commit SHIPPED (b581be8: 23d307ab…, regression 3a6b6a74…). Two batch-16 fine-tunes (seeds 53 and 54,
-# configs/cpu_residual_mean_union53.json, MINUTES each) on 360 version-4 patients: 240 no network has seen (seeds
-# 2150-2155, 40 each: procedural A, real anatomy, procedural B, two groups of each) together with 120 the mean was
-# trained on (seeds 2080-2082 of scripts/finetune_deep480.sh), so that it does not drift towards a small new set
-# (the forty-ninth step's loss, the fiftieth step's cure); the last case of each group validates the runs. Then the
-# soup of the two, averaged half and half with the shipped mean, and the residual network +200 steps around it
-# (from the forty-fourth step's shipped residual, as in every soup step) on the same patients.
+# commit b581be8 (23d307ab…, regression 3a6b6a74…; configs/cpu_residual_mean_union53.json names its folder). Two
+# batch-16 fine-tunes (seeds 53 and 54, configs/cpu_residual_mean_union53.json, MINUTES each) on 360 version-4
+# patients: 240 no network has seen (seeds 2150-2155, 40 each: procedural A, real anatomy, procedural B, two groups of
+# each) together with 120 the mean was trained on (seeds 2080-2082 of scripts/finetune_deep480.sh), so that it does
+# not drift towards a small new set (the forty-ninth step's loss, the fiftieth step's cure); the last case of each
+# group validates the runs. Then the soup of the two, averaged half and half with the shipped mean, and the residual
+# network +200 steps around it (from the forty-fourth step's shipped residual, as in every soup step) on the same
+# patients.
 # Usage: bash scripts/finetune_union53.sh [WORK_DIR=runs]   (about 30 min of generation and caching on a 2-core CPU,
 #   2 × MINUTES (default 22) of training, 2 min for the residual; leaves WORK_DIR/mean53avg and WORK_DIR/residual53)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-runs}
-SHIPPED=${SHIPPED:-b581be8}
 MINUTES=${MINUTES:-22}
 PY=.venv/bin/python
-bash scripts/fetch_shipped_init.sh "$W/init_b581be8" "$SHIPPED"
+bash scripts/fetch_shipped_init.sh "$W/init_b581be8" b581be8
 bash scripts/fetch_shipped_init.sh "$W/ship44/init" dbdb837   # the residual config starts from this residual
 [ -f "$W/union53/split.json" ] || OMP_NUM_THREADS=1 $PY scripts/generate_cached_groups.py "$W" "$W/data_union53" \
   "$W/cache" "$W/union53/split.json" 60 \
