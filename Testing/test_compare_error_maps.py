@@ -82,3 +82,20 @@ def test_the_size_rule_wants_the_body_ratio_nearer_one_and_the_rankings_kept(tmp
     assert not compare.compare(compare.calibration_rows([same_rankings]), reference, rule="trees")["passes"]
     unchanged = compare.compare(reference, reference, rule="size")  # 0.8 is outside 0.85 … 1.18, and no nearer 1
     assert [ok for _, ok in unchanged["checks"]] == [False, True, True, True]
+
+
+def test_the_refit_rule_takes_no_loss_in_the_gland_and_a_body_ratio_in_range(tmp_path):
+    compare = _script()
+    reference = compare.calibration_rows([_metrics(tmp_path, "ref", 0.10)])
+    # the same ranking passes only once the body ratio is in range (0.8 in _metrics is below 0.85)
+    assert [ok for _, ok in compare.compare(reference, reference, rule="refit")["checks"]] == [True, True, True,
+                                                                                               True, False]
+    in_range = _metrics(tmp_path, "same", 0.10)
+    rows = json.loads(Path(in_range).read_text(encoding="utf-8"))
+    for row in rows["meta"]["protocol"]["per_case"]:
+        for phase in ("early", "late"):
+            row["expected_error_calibration"][phase]["body"]["ratio"] = 0.95
+    Path(in_range).write_text(json.dumps(rows), encoding="utf-8")
+    assert compare.compare(compare.calibration_rows([in_range]), reference, rule="refit")["passes"]
+    worse = compare.compare(compare.calibration_rows([_metrics(tmp_path, "worse", 0.09)]), reference, rule="refit")
+    assert [ok for _, ok in worse["checks"]][:2] == [False, True]  # −0.01 on average: worse, though within 0.02

@@ -8,14 +8,17 @@ metrics.json per side pool their patients (e.g. the A, P and B fresh sets); the 
 patients in the same order.
 
     python scripts/compare_error_maps.py --candidate A/metrics.json [...] --reference B/metrics.json [...]
-        [--rule trees|size] [--json OUT.json]
+        [--rule trees|size|refit] [--json OUT.json]
 
 Prints, per phase and region, the medians of both sides and the paired mean difference of the Spearman with a 95 %
 bootstrap interval over patients, then one of the rules of docs/model_quality.md (``--rule``): ``trees`` for refitted
 trees (mean prostate Spearman median gain ≥ +0.02, neither phase down by more than 0.02, body Spearman within ±0.01,
 prostate ratio inside 0.75 … 1.33), ``size`` for a new size of the map (body ratio inside 0.85 … 1.18 and nearer
 1 than the reference's, body Spearman within ±0.01, prostate Spearman within ±0.02, prostate ratio inside
-0.75 … 1.33). Exit status 0 whether it passes or not (2 on bad input).
+0.75 … 1.33), ``refit`` for trees and sizes refitted on new weights' own output, against the map those weights
+carried over (mean prostate Spearman median change ≥ 0, neither phase down by more than 0.02, body Spearman within
+±0.01, prostate ratio inside 0.75 … 1.33, body ratio inside 0.85 … 1.18). Exit status 0 whether it passes or not
+(2 on bad input).
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def compare(candidate, reference, rule: str = "trees") -> dict:
                 "ratio": (float(np.median(values(candidate, phase, region, "ratio"))),
                           float(np.median(values(reference, phase, region, "ratio")))),
                 "paired": float(np.mean(cand_rho - ref_rho)), "interval": bootstrap_interval(cand_rho - ref_rho)}
-    checks = (size_checks if rule == "size" else tree_checks)(table)
+    checks = {"size": size_checks, "refit": refit_checks}.get(rule, tree_checks)(table)
     return {"table": table, "checks": checks, "passes": all(ok for _, ok in checks), "patients": len(candidate)}
 
 
@@ -105,6 +108,21 @@ def size_checks(table: dict) -> list:
             (f"prostate Spearman median change {gland[0]:+.3f} / {gland[1]:+.3f} (within ±{MAX_GLAND_CHANGE})",
              bool(max(abs(g) for g in gland) <= MAX_GLAND_CHANGE)),
             _prostate_ratio_check(table)]
+
+
+def refit_checks(table: dict) -> list:
+    """The rule for a map refitted on new weights' output (trees and level factors together), against the map the
+    weights carried over: it must not rank the gland worse on average (mean prostate Spearman median change ≥ 0),
+    neither phase down by more than 0.02, the body Spearman within ±0.01, both ratios in range."""
+    gains = _spearman_changes(table, "prostate")
+    ratios = [table[(p, "body")]["ratio"][0] for p in PHASES]
+    return [(f"mean prostate Spearman median change {np.mean(gains):+.3f} (≥ 0)", bool(np.mean(gains) >= 0)),
+            (f"prostate Spearman median change by phase {gains[0]:+.3f} / {gains[1]:+.3f} (none below "
+             f"−{MAX_PHASE_LOSS})", bool(min(gains) >= -MAX_PHASE_LOSS)),
+            _body_spearman_check(table),
+            _prostate_ratio_check(table),
+            (f"body ratio {ratios[0]:.2f} / {ratios[1]:.2f} (inside {BODY_RATIO_RANGE[0]} … {BODY_RATIO_RANGE[1]})",
+             all(BODY_RATIO_RANGE[0] <= r <= BODY_RATIO_RANGE[1] for r in ratios))]
 
 
 def _spearman_changes(table: dict, region: str) -> list:
@@ -143,9 +161,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidate", nargs="+", required=True, help="metrics.json of the candidate card's runs")
     parser.add_argument("--reference", nargs="+", required=True, help="metrics.json of the reference card's runs")
-    parser.add_argument("--rule", choices=("trees", "size"), default="trees",
+    parser.add_argument("--rule", choices=("trees", "size", "refit"), default="trees",
                         help="trees: a refit of the learned trees must rank the gland better; size: a new size "
-                             "(level factors) must bring the body ratio nearer 1 and keep the rankings")
+                             "(level factors) must bring the body ratio nearer 1 and keep the rankings; refit: a "
+                             "map refitted on new weights' output must not rank worse and keep its size in range")
     parser.add_argument("--json", type=Path, help="also write the table and the verdict here (for a model card)")
     args = parser.parse_args(argv)
     try:
