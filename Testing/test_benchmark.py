@@ -273,3 +273,16 @@ def test_stage_seconds_split_the_end_to_end_time_at_each_stage_start():
     starts = {"register": 1.0, "load": 0.0, "write": 10.0, "sample": 4.0}  # in any order
     assert stage_seconds(starts, 12.5) == {"load": 1.0, "register": 3.0, "sample": 6.0, "write": 2.5}
     assert stage_seconds({}, 3.0) == {}
+
+
+def test_end_to_end_with_the_four_inputs_only_reads_no_acquired_series(tmp_path):
+    """The radiologist's run (no gadolinium, no labels) is timed on the inputs alone: nothing acquired is read, so
+    no residual is written, and the pipeline finds the prostate itself."""
+    from DCEDiffLib.benchmark.end_to_end import INPUT_FILES, time_end_to_end
+
+    run = time_end_to_end(SAMPLE_CASE_DIR, tmp_path / "inputs_only", None, with_acquired=False)
+    assert run["inputs"] == sorted(INPUT_FILES)
+    written = {p.name for p in (tmp_path / "inputs_only").iterdir()}
+    assert "synthetic_early.nii.gz" in written and not any(name.startswith("residual") for name in written)
+    assert {"register", "sample", "write"} <= set(run["stage_seconds"])
+    assert run["seconds"] > run["sampling_seconds"] > 0

@@ -2,6 +2,9 @@
 
 Loading the model, reading the series, registration, sampling (default sampler), mapping back, and writing every
 output (NIfTI, metrics, report figure) are all inside the timed block, with peak memory measured around it.
+Timed twice: with the acquired DCE and the labels beside the inputs (the evaluation's job: the acquired series are
+registered too, and residuals and metrics written), and with the four non-contrast inputs alone (the radiologist's
+job: no gadolinium, no labels, so the prostate is found by the pipeline itself).
 """
 
 from __future__ import annotations
@@ -14,12 +17,17 @@ from DCEDiffLib import defaults
 from DCEDiffLib.benchmark.memory import PeakMemory
 
 CASE_FILES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late", "labels")
+INPUT_FILES = ("t2w", "pd", "adc", "t1pre")  # what a user without gadolinium has
 
 
 def time_end_to_end(case_dir: Path, out_dir: Path, model_path: Optional[str],
                     sampler: str = defaults.DEFAULT_SAMPLER, steps: Optional[int] = None,
-                    samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0, device: str = "auto") -> dict:
+                    samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0, device: str = "auto",
+                    with_acquired: bool = True) -> dict:
     """Run ``synthesize_to_folder`` once on ``case_dir`` into ``out_dir`` and time it.
+
+    ``with_acquired`` False: the four non-contrast inputs only (:data:`INPUT_FILES`), as a user without gadolinium
+    runs it; True: the acquired DCE and the labels too (:data:`CASE_FILES`).
 
     ``steps`` None: the model's own count. Returns wall seconds, the sampling seconds the pipeline itself recorded,
     the rest (load, registration, writing), the seconds of each stage (``stage_seconds``), network evaluations,
@@ -28,7 +36,8 @@ def time_end_to_end(case_dir: Path, out_dir: Path, model_path: Optional[str],
     from DCEDiffLib.pipeline import synthesize_to_folder
     from DCEDiffLib.training.case_data import find_case_inputs
 
-    inputs = {k: str(v) for k, v in find_case_inputs(Path(case_dir)).items() if k in CASE_FILES}
+    wanted = CASE_FILES if with_acquired else INPUT_FILES
+    inputs = {k: str(v) for k, v in find_case_inputs(Path(case_dir)).items() if k in wanted}
     stage_starts: dict = {}  # stage → seconds since the start when the pipeline first reported it
     with PeakMemory(device if str(device).startswith("cuda") else "cpu") as peak:
         start = time.perf_counter()
@@ -47,6 +56,7 @@ def time_end_to_end(case_dir: Path, out_dir: Path, model_path: Optional[str],
             "device": provenance.get("device"),
             "precision": provenance.get("precision"), "case": Path(case_dir).name, "memory": peak.result(),
             "slices": int(output.synthetic["early"].GetSize()[2]), "extrapolated": False,
+            "inputs": sorted(inputs),
             "stage_seconds": stage_seconds(stage_starts, seconds)}
 
 

@@ -59,7 +59,9 @@ def markdown(result: dict) -> str:
                                                        f"{result.get('default_steps')} steps"],
         ["default_volume_seconds", _f(result.get("default_volume_seconds"), 3, " s"), "sampling only"],
         ["end_to_end_seconds", _f(result.get("end_to_end_seconds"), 3, " s"),
-         "load, registration, sampling, writing"],
+         "load, registration, sampling, writing; with the acquired DCE and labels (residuals, metrics)"],
+        ["end_to_end_inputs_only_seconds", _f(result.get("end_to_end_inputs_only_seconds"), 3, " s"),
+         "the same with the four non-contrast inputs only, as a user without gadolinium runs it"],
         ["regression_volume_seconds", _f(result.get("regression_volume_seconds"), 3, " s"),
          "learned baseline (shipped regression U-Net), one network pass, same volume, sampling only"
          if result.get("regression_baseline") else "learned baseline not measured (see Notes)"],
@@ -121,17 +123,24 @@ def markdown(result: dict) -> str:
                      f"PSNR vs {ref['label']}", "SSIM vs ref", "MAE vs ref", "s/volume"], rows) + [""]
     end = result.get("end_to_end")
     if end:
-        lines += ["## End to end", "",
-                  f"{end['case']}: {_f(end['seconds'], 4)} s in all ({_f(end['sampling_seconds'], 4)} s sampling, "
-                  f"{_f(end['other_seconds'], 4)} s loading/registration/writing), {end['nfe']} NFE, "
-                  f"{end['device']}/{end['precision']}, peak {_f(end['memory']['peak_mb'], 4)} MB."
-                  + (" Stages: " + ", ".join(f"{name} {_f(value, 3)} s" for name, value in end["stage_seconds"].items())
-                     + "." if end.get("stage_seconds") else "")
+        lines += ["## End to end", "", "With the acquired DCE and labels: " + _end_to_end_line(end)
                   + (f" Learned baseline (shipped regression U-Net): {_f(baseline['seconds_per_volume'], 4)} s "
                      "sampling per volume (one network pass; not run end to end)." if baseline else ""), ""]
+        if result.get("end_to_end_inputs_only"):
+            lines += ["The four non-contrast inputs only (no gadolinium, no labels): "
+                      + _end_to_end_line(result["end_to_end_inputs_only"]), ""]
     if result.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in result["notes"]] + [""]
     return "\n".join(lines)
+
+
+def _end_to_end_line(end: dict) -> str:
+    """One end-to-end run in words: seconds, sampling, the rest, NFE, device, peak memory, stages."""
+    return (f"{end['case']}: {_f(end['seconds'], 4)} s in all ({_f(end['sampling_seconds'], 4)} s sampling, "
+            f"{_f(end['other_seconds'], 4)} s loading/registration/writing), {end['nfe']} NFE, "
+            f"{end['device']}/{end['precision']}, peak {_f(end['memory']['peak_mb'], 4)} MB."
+            + (" Stages: " + ", ".join(f"{name} {_f(value, 3)} s" for name, value in end["stage_seconds"].items())
+               + "." if end.get("stage_seconds") else ""))
 
 
 def write_report(result: dict, out_dir: Path) -> Optional[Path]:

@@ -308,8 +308,12 @@ def run_benchmark(settings: BenchmarkSettings, work_dir: Path, log: Optional[Cal
         result["end_to_end"] = time_end_to_end(case_dir, work_dir / "end_to_end", str(model_path),
                                                sampler=sweep.DEFAULT_SAMPLER, steps=None,
                                                seed=settings.seed, device=settings.device)
+        log("end to end, the four non-contrast inputs only (no acquired DCE, no labels)")
+        result["end_to_end_inputs_only"] = time_end_to_end(
+            case_dir, work_dir / "end_to_end_inputs_only", str(model_path), sampler=sweep.DEFAULT_SAMPLER,
+            steps=None, seed=settings.seed, device=settings.device, with_acquired=False)
     else:
-        result["end_to_end"] = None
+        result["end_to_end"] = result["end_to_end_inputs_only"] = None
     result.update(headline(result, settings, default))
     result["targets"] = evaluate_targets(result)
     result["total_seconds"] = round(time.perf_counter() - started, 1)
@@ -327,8 +331,8 @@ def headline(result: dict, settings: BenchmarkSettings, default_run: sweep.Sampl
     quality = result["quality"]
     q_default = sweep.find_row(quality["runs"], default_run.label)
     q_reference = quality["reference"]
-    end = result.get("end_to_end")
-    memories = [default["memory"]["peak_mb"]] + ([end["memory"]["peak_mb"]] if end else [])
+    end, inputs_only = result.get("end_to_end"), result.get("end_to_end_inputs_only")
+    memories = [default["memory"]["peak_mb"]] + [run["memory"]["peak_mb"] for run in (end, inputs_only) if run]
 
     def ratio(a, b):
         return round(a / b, 3) if a and b else None
@@ -346,6 +350,7 @@ def headline(result: dict, settings: BenchmarkSettings, default_run: sweep.Sampl
         "ddpm1000_volume_seconds": paper["seconds"],
         "naive_ddpm1000_volume_seconds": naive["seconds"],
         "end_to_end_seconds": end["seconds"] if end else None,
+        "end_to_end_inputs_only_seconds": inputs_only["seconds"] if inputs_only else None,
         "regression_volume_seconds": (result["regression_baseline"]["seconds_per_volume"]
                                       if result.get("regression_baseline") else None),
         "peak_inference_memory_mb": max(memories),
