@@ -138,10 +138,11 @@ def test_demo_with_the_shipped_model(tmp_path, capsys):
     # (docs/preprocessing.md): with this test's settings bda323aa… measures PSNR 30.20 / 30.09 dB, SSIM 0.883 / 0.872,
     # prostate r 0.83 / 0.89, lesion r 0.87 / 0.91 (each frame registered to the T2W on its own: 25.06 / 25.52 dB);
     # the PSNR floor of 27 dB fails a preprocessing that shifts the frames off the T1-pre again.
-    # Quality floors for the shipped model (929d185b…, the fifty-third step: the union soup of two CPU runs averaged
+    # Quality floors for the shipped model (00136218…, the fifty-fourth step: the union soup of four CPU runs averaged
     # with the mean they started from, 2026-12-05, passes them: on the sample case with the default sampler and 1
-    # sample, `python -m DCEDiffLib.cli demo --samples 1 --precision fp32`, it measured PSNR 30.89 / 30.61 dB, SSIM
-    # 0.892 / 0.880, prostate r 0.81 / 0.88, lesion r 0.83 / 0.90; before it 23d307ab…, the fifty-second step: ¾ of the
+    # sample, `python -m DCEDiffLib.cli demo --samples 1 --precision fp32`, it measured PSNR 30.92 / 30.65 dB, SSIM
+    # 0.892 / 0.880, prostate r 0.81 / 0.88, lesion r 0.83 / 0.89; before it 929d185b…, the fifty-third step, PSNR
+    # 30.89 / 30.61 dB, SSIM 0.892 / 0.880, prostate r 0.81 / 0.88, lesion r 0.83 / 0.90; before it 23d307ab…, the fifty-second step: ¾ of the
     # fifty-first step's two GPU runs and ¼ of the mean they started from, PSNR 30.88 / 30.59 dB, SSIM 0.892 /
     # 0.880, prostate r 0.82 / 0.89, lesion r 0.82 / 0.90; before it a48f1f00…, the fifty-first step's GPU soup,
     # 30.95 / 30.59 dB, SSIM 0.892 / 0.879, prostate r 0.83 / 0.89, lesion r 0.82 / 0.89, a little below its
