@@ -4,20 +4,21 @@
 # weights (the soup: a running average, the k-th run at α 1/k), the soup averaged half and half with the shipped mean
 # they started from (commit SHIPPED), and the residual network +200 steps around it on the 480 patients of
 # scripts/finetune_deep480.sh (RESIDUAL_CONFIG, DATA, SPLIT), as the forty-sixth step did.
-# Usage: [STEP=54 RUN_SEEDS="55 56" SHIPPED=3893a1f] bash scripts/finish_soup.sh [WORK_DIR=runs] DEVICE_FILES
+# Usage: [STEP=55 RUN_SEEDS="55 56" SHIPPED=9f51a1e] bash scripts/finish_soup.sh [WORK_DIR=runs] DEVICE_FILES
 #   (about 3 min on a 2-core CPU; leaves WORK_DIR/mean${STEP}avg and WORK_DIR/residual$STEP)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-runs} FILES=${2:?DEVICE_FILES: the folder holding mean<seed>.model.part*.safetensors and runs<STEP>.tar.gz}
-STEP=${STEP:-54} RUN_SEEDS=${RUN_SEEDS:-55 56}
-# SHIPPED: the commit whose shipped files the candidate starts from (3893a1f: 929d185b…, regression b8121477…, the
-# fifty-third step's CPU union soup, with b581be8's card and expected-error map carried over; b581be8: 23d307ab…,
+STEP=${STEP:-55} RUN_SEEDS=${RUN_SEEDS:-55 56}
+# SHIPPED: the commit whose shipped files the candidate starts from (9f51a1e: 00136218…, regression 5c86e65f…, the
+# fifty-fourth step's CPU union soup of four runs, with b581be8's card and expected-error map carried over; 3893a1f:
+# 929d185b…, regression b8121477…, the fifty-third step's CPU union soup, with b581be8's card and expected-error map carried over; b581be8: 23d307ab…,
 # regression 3a6b6a74…, the card's 1 residual step, which build_candidate_card.py carries over, and the
 # expected-error map refitted on its output (trees and level factors), which the candidate card carries over;
 # 0ee0743: the refitted trees with the older factors; 644efe5: the same weights and card with the older trees and
 # factors; c90d100: the same weights, a 5-step card; b2987bb: a48f1f00…, regression 6e7066d4…; the fifty-first
 # step's runs started from aa1f879: 19baaa36…, regression 96817a12…)
-SHIPPED=${SHIPPED:-3893a1f}
+SHIPPED=${SHIPPED:-9f51a1e}
 INIT_DIR=${INIT_DIR:-$W/init_$SHIPPED}
 RESIDUAL_CONFIG=${RESIDUAL_CONFIG:-configs/cpu_residual_deep480.json} DATA=${DATA:-data_deep480}
 SPLIT=${SPLIT:-deep480/split.json}

@@ -11,11 +11,11 @@
 #      that the whole call ends inside BUDGET seconds; a second call while the machine is warm resumes them;
 #   4. each run's EMA model split into parts under the 16 MiB a returned file may have (scripts/split_safetensors.py),
 #      with the runs' cards, logs and summaries, into $OUT (runs$STEP.tar.gz).
-# Before: bash scripts/prepare_gpu_carry.sh here. Usage there: [STEP=54 RUN_SEEDS="55 56" …] bash
+# Before: bash scripts/prepare_gpu_carry.sh here. Usage there: [STEP=55 RUN_SEEDS="55 56" …] bash
 # scripts/gpu_soup.sh [BUDGET=540]. A rehearsal here on the CPU with tiny numbers: CASES=2 GROUPS_USED=2 DEVICE=cpu
 # OUT=/tmp/out bash scripts/gpu_soup.sh 150. Then, here: bash scripts/finish_soup.sh.
-# The defaults are the next GPU step's plan (54; the fifty-second and fifty-third steps were CPU ones, the fifty-third
-# trained on seeds 2150-2155): the recipe of the forty-eighth and fifty-first steps (both shipped) on new seeds
+# The defaults are the next GPU step's plan (55; the fifty-second to fifty-fourth steps were CPU ones, the fifty-third
+# and fifty-fourth trained on seeds 2150-2155): the recipe of the forty-eighth and fifty-first steps (both shipped) on new seeds
 # 2160–2175, 4 crop-building workers a run, at most 2000 steps a run.
 # STEP=48 RUN_SEEDS="48 49" FIRST_SEED=2100 LOADER_WORKERS=0 is what the forty-eighth step ran (scripts/gpu_soup48.sh);
 # STEP=51 RUN_SEEDS="51 52" FIRST_SEED=2130 ITERATIONS=2000 with BUDGET 585 the fifty-first (one call of 565 s).
@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 BUDGET=${1:-540}
 T0=$(date +%s)
 OUT=${OUT:?OUT: the folder whose files come back}
-STEP=${STEP:-54} RUN_SEEDS=${RUN_SEEDS:-55 56} FIRST_SEED=${FIRST_SEED:-2160}
+STEP=${STEP:-55} RUN_SEEDS=${RUN_SEEDS:-55 56} FIRST_SEED=${FIRST_SEED:-2160}
 GROUPS_A=${GROUPS_A:-6} GROUPS_P=${GROUPS_P:-5} GROUPS_B=${GROUPS_B:-5} CASES=${CASES:-18}
 LOADER_WORKERS=${LOADER_WORKERS:-4} CONFIG=${CONFIG:-configs/gpu_residual_mean_soup48.json}
 W=${W:-/tmp/w$STEP} DEVICE=${DEVICE:-cuda} PY=${PY:-python3}
