@@ -15,11 +15,11 @@ def _script():
 
 
 def _metrics(tmp_path: Path, name: str, prostate_rho, body_rho=0.2, ratio=1.0, cases=("case_1", "case_2", "case_3"),
-             data="A"):
+             data="A", body_ratio=0.8):
     """A metrics.json as `dcediff evaluate` writes its per-patient expected-error calibration."""
     rows = []
     for index, case in enumerate(cases):
-        region = {"body": {"spearman": body_rho + 0.01 * index, "ratio": 0.8},
+        region = {"body": {"spearman": body_rho + 0.01 * index, "ratio": body_ratio},
                   "prostate": {"spearman": prostate_rho + 0.01 * index, "ratio": ratio}}
         rows.append({"case": case, "expected_error_calibration": {"early": region, "late": region}})
     folder = tmp_path / name
@@ -70,12 +70,7 @@ def test_several_files_pool_and_other_patients_or_no_map_are_refused(tmp_path, c
 def test_the_size_rule_wants_the_body_ratio_nearer_one_and_the_rankings_kept(tmp_path):
     compare = _script()
     reference = compare.calibration_rows([_metrics(tmp_path, "ref", 0.10)])  # body ratio 0.8 in _metrics
-    same_rankings = _metrics(tmp_path, "same", 0.10)
-    rows = json.loads(Path(same_rankings).read_text(encoding="utf-8"))
-    for row in rows["meta"]["protocol"]["per_case"]:
-        for phase in ("early", "late"):
-            row["expected_error_calibration"][phase]["body"]["ratio"] = 1.02
-    Path(same_rankings).write_text(json.dumps(rows), encoding="utf-8")
+    same_rankings = _metrics(tmp_path, "same", 0.10, body_ratio=1.02)
     result = compare.compare(compare.calibration_rows([same_rankings]), reference, rule="size")
     assert result["passes"] and len(result["checks"]) == 4
     # the trees' rule asks for a gland gain this change does not make
@@ -90,12 +85,7 @@ def test_the_refit_rule_takes_no_loss_in_the_gland_and_a_body_ratio_in_range(tmp
     # the same ranking passes only once the body ratio is in range (0.8 in _metrics is below 0.85)
     assert [ok for _, ok in compare.compare(reference, reference, rule="refit")["checks"]] == [True, True, True,
                                                                                                True, False]
-    in_range = _metrics(tmp_path, "same", 0.10)
-    rows = json.loads(Path(in_range).read_text(encoding="utf-8"))
-    for row in rows["meta"]["protocol"]["per_case"]:
-        for phase in ("early", "late"):
-            row["expected_error_calibration"][phase]["body"]["ratio"] = 0.95
-    Path(in_range).write_text(json.dumps(rows), encoding="utf-8")
+    in_range = _metrics(tmp_path, "same", 0.10, body_ratio=0.95)
     assert compare.compare(compare.calibration_rows([in_range]), reference, rule="refit")["passes"]
     worse = compare.compare(compare.calibration_rows([_metrics(tmp_path, "worse", 0.09)]), reference, rule="refit")
     assert [ok for _, ok in worse["checks"]][:2] == [False, True]  # −0.01 on average: worse, though within 0.02
