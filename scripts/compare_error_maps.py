@@ -89,8 +89,7 @@ def tree_checks(table: dict) -> list:
     gains = _spearman_changes(table, "prostate")
     return [(f"mean prostate Spearman median gain {np.mean(gains):+.3f} (≥ +{MIN_PROSTATE_GAIN})",
              bool(np.mean(gains) >= MIN_PROSTATE_GAIN)),
-            (f"prostate Spearman median change by phase {gains[0]:+.3f} / {gains[1]:+.3f} (none below "
-             f"−{MAX_PHASE_LOSS})", bool(min(gains) >= -MAX_PHASE_LOSS)),
+            _phase_loss_check(gains),
             _body_spearman_check(table),
             _prostate_ratio_check(table)]
 
@@ -117,8 +116,7 @@ def refit_checks(table: dict) -> list:
     gains = _spearman_changes(table, "prostate")
     ratios = [table[(p, "body")]["ratio"][0] for p in PHASES]
     return [(f"mean prostate Spearman median change {np.mean(gains):+.3f} (≥ 0)", bool(np.mean(gains) >= 0)),
-            (f"prostate Spearman median change by phase {gains[0]:+.3f} / {gains[1]:+.3f} (none below "
-             f"−{MAX_PHASE_LOSS})", bool(min(gains) >= -MAX_PHASE_LOSS)),
+            _phase_loss_check(gains),
             _body_spearman_check(table),
             _prostate_ratio_check(table),
             (f"body ratio {ratios[0]:.2f} / {ratios[1]:.2f} (inside {BODY_RATIO_RANGE[0]} … {BODY_RATIO_RANGE[1]})",
@@ -128,6 +126,12 @@ def refit_checks(table: dict) -> list:
 def _spearman_changes(table: dict, region: str) -> list:
     """Candidate − reference Spearman median of ``region``, per phase."""
     return [table[(p, region)]["spearman"][0] - table[(p, region)]["spearman"][1] for p in PHASES]
+
+
+def _phase_loss_check(gains: list) -> tuple:
+    """Neither phase's prostate Spearman median down by more than MAX_PHASE_LOSS."""
+    return (f"prostate Spearman median change by phase {gains[0]:+.3f} / {gains[1]:+.3f} (none below "
+            f"−{MAX_PHASE_LOSS})", bool(min(gains) >= -MAX_PHASE_LOSS))
 
 
 def _body_spearman_check(table: dict) -> tuple:
