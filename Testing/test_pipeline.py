@@ -138,36 +138,13 @@ def test_demo_with_the_shipped_model(tmp_path, capsys):
     # (docs/preprocessing.md): with this test's settings bda323aa… measures PSNR 30.20 / 30.09 dB, SSIM 0.883 / 0.872,
     # prostate r 0.83 / 0.89, lesion r 0.87 / 0.91 (each frame registered to the T2W on its own: 25.06 / 25.52 dB);
     # the PSNR floor of 27 dB fails a preprocessing that shifts the frames off the T1-pre again.
-    # Quality floors for the shipped model (00136218…, the fifty-fourth step: the union soup of four CPU runs averaged
-    # with the mean they started from, 2026-12-05, passes them: on the sample case with the default sampler and 1
-    # sample, `python -m DCEDiffLib.cli demo --samples 1 --precision fp32`, it measured PSNR 30.92 / 30.65 dB, SSIM
-    # 0.892 / 0.880, prostate r 0.81 / 0.88, lesion r 0.83 / 0.89; before it 929d185b…, the fifty-third step, PSNR
-    # 30.89 / 30.61 dB, SSIM 0.892 / 0.880, prostate r 0.81 / 0.88, lesion r 0.83 / 0.90; before it 23d307ab…, the fifty-second step: ¾ of the
-    # fifty-first step's two GPU runs and ¼ of the mean they started from, PSNR 30.88 / 30.59 dB, SSIM 0.892 /
-    # 0.880, prostate r 0.82 / 0.89, lesion r 0.82 / 0.90; before it a48f1f00…, the fifty-first step's GPU soup,
-    # 30.95 / 30.59 dB, SSIM 0.892 / 0.879, prostate r 0.83 / 0.89, lesion r 0.82 / 0.89, a little below its
-    # predecessor on this one version-1 case; before it 19baaa36…, the forty-eighth step's GPU soup, 31.06 / 30.69
-    # dB, SSIM 0.892 / 0.879,
-    # prostate r 0.85 / 0.90, lesion r 0.83 / 0.89; before it 8b19f24d…, two runs on 480 patients, 30.82 / 30.53 dB,
-    # SSIM 0.891 / 0.878, prostate r 0.85 / 0.91, lesion r 0.83 / 0.90; before it 36d94f0b…, its mean averaged with a 360-patient
-    # fine-tune, 30.79 / 30.46 dB, SSIM 0.890 / 0.877, prostate r 0.84 / 0.91, lesion r 0.81 / 0.90; before it
-    # 88be68ee…, its mean trained on targets over the clipped T1-pre,
-    # 30.85 / 30.45 dB, SSIM 0.888 / 0.875, prostate r 0.84 / 0.91, lesion r 0.82 / 0.90; before it 8bc747b0…, its
-    # mean fine-tuned on phantom version 4, 30.75 / 30.39 dB, SSIM 0.889 /
-    # 0.876, prostate r 0.83 / 0.91, lesion r 0.82 / 0.90; before it df73aafc…, the weight-averaged mean, 30.70 /
-    # 30.67 dB, SSIM 0.893 / 0.880, prostate r 0.84 / 0.91, lesion r 0.82 / 0.90; before it 3032d5ac…, the deeper
-    # mean, 30.82 / 30.75 dB, SSIM 0.892 / 0.880, prostate r 0.85 / 0.91, lesion r 0.79 / 0.89; before it bda323aa…,
-    # the lesion-weighted fine-tune, on the sample case
-    # with the default sampler and 1 sample, `dcediff demo --samples 1`, it measured PSNR 25.04 / 25.50 dB, SSIM
-    # 0.771 / 0.778, prostate r 0.75 / 0.79, lesion r 0.90 / 0.84; with this test's settings 25.06 / 25.52 dB; before
-    # it 7638fb0a… measured PSNR 25.12 / 25.48 dB, SSIM
-    # 0.767 / 0.773, prostate r 0.77 / 0.82, lesion r 0.89 / 0.87 — the sample case is a version-1 phantom; 3d58c39d…
-    # measured 24.72 / 25.15 dB, SSIM 0.768 / 0.772, prostate r 0.76 / 0.81 in fp32, scripts/bf16_quality_check.py),
-    # set below what earlier models measured with these settings (2026-11-30, the
-    # residual model bc8581bf…: PSNR 24.69 / 25.25 dB, SSIM 0.777 / 0.784, prostate enhancement r 0.75 / 0.80,
-    # lesion r 0.89 / 0.86, early / late; earlier models: 9019b238… 25.36 / 25.89, 0.780 / 0.785, 0.77 / 0.83,
-    # 0.89 / 0.87; 81a3590f… 25.12 / 25.60, 0.766 / 0.771, 0.71 / 0.78, 0.64 / 0.67). Copying the T1-pre scores about 20 dB and has no enhancement; the
-    # replaced ε-prediction model scored 21.5 / 20.5 dB and r ≈ 0.4, so these floors fail it and any broken model.
+    # Quality floors for the shipped model. Since that change every shipped card (bda323aa… to 00136218…, the
+    # fifty-fourth step of 2026-12-05) measured on this version-1 sample case PSNR 30.20–31.06 / 30.09–30.75 dB, SSIM ≥
+    # 0.883 / 0.872, prostate r ≥ 0.81 / 0.88, lesion r ≥ 0.79 / 0.89 (early / late; the shipped card, default sampler,
+    # 1 sample, `python -m DCEDiffLib.cli demo --samples 1 --precision fp32`: 30.92 / 30.65 dB, SSIM 0.892 / 0.880,
+    # prostate r 0.81 / 0.88, lesion r 0.83 / 0.89; each card's values: this comment's git history). Copying the T1-pre
+    # scores about 20 dB and has no enhancement; the replaced ε-prediction model scored 21.5 / 20.5 dB and r ≈ 0.4, so
+    # these floors fail it and any broken model.
     for target in ("early", "late"):
         assert metrics[target]["whole"]["psnr"] > 27.0, metrics[target]["whole"]
         assert metrics[target]["whole"]["ssim"] > 0.7, metrics[target]["whole"]
