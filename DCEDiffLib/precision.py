@@ -38,11 +38,9 @@ BF16_BOUND = {"mean_abs_diff_fraction": 0.005, "psnr_db": 0.1}
 # the CPU time of fp32 (10.9 s against 18.7 s, two threads; 8.4 s against 14.3 s on one thread for 8b19f24d…; an
 # Intel Xeon with AMX measured 0.50x for 3032d5ac…); on an AMD EPYC without native bf16 it is emulated (7.7x the
 # CPU time of fp32, measured for bda323aa…) and `auto` stays fp32 there.
-# Re-measured at each model replacement: 929d185b… gave 0.08 %, 0.022 dB; a48f1f00… gave 0.08 %, 0.016 dB; 8b19f24d…
-# gave 0.08 %, 0.010 dB; 36d94f0b… gave mean |Δ| 0.08 %, PSNR Δ 0.005 dB; 88be68ee… 0.08 %, 0.016 dB; 8bc747b0… 0.08 %,
-# 0.006 dB; df73aafc… 0.08 %, 0.006 dB; 3032d5ac… 0.08 %, 0.008 dB; bda323aa… 0.08 %, 0.004 dB; 7638fb0a… 0.08 %, 0.004
-# dB; 3d58c39d… 0.08 %, 0.001 dB; bc8581bf… 0.08 %, 0.004 dB; 9019b238… 0.08 %, 0.004 dB; 81a3590f… 0.08 %, 0.001 dB;
-# the ε-prediction model c6ef46f1… 0.13 %, 0.082 dB (those with `scripts/bf16_quality_check.py --rounds 1 --threads 1`).
+# Re-measured at each model replacement (`scripts/bf16_quality_check.py --rounds 1 --threads 1`; each card's values:
+# this comment's git history): every residual card from 81a3590f… to 929d185b… gave mean |Δ| 0.08 % and a PSNR Δ of
+# 0.001–0.022 dB; the ε-prediction model c6ef46f1… 0.13 %, 0.082 dB.
 BF16_CHECK: Dict[str, object] = {
     "model_weights_sha256": "00136218d421f41cf2e8aaec32e2cfa855ce1f27141774c96a8c3d60c06c68e7",
     "case": "Resources/SampleData/phantom_case",
