@@ -39,9 +39,10 @@ FLATTEN_SIGMA_MM = 15.0          # coil bias flattening: divide by a Gaussian-sm
 FOV_MARGIN_MM = 6.0              # region samples stay this far inside the moving series' field of view
 LEARNING_RATE_MM = 0.5           # largest step of the optimiser (physical shift in mm)
 # The optimiser stops when its step falls below this (mm, as the scales are physical shifts). The T1-pre and the DCE
-# frames, the critical path of an exam's registrations, stop at 0.01 mm: on 32 phantom exams their error against the
-# true motion was unchanged (median 0.24 mm either way) and the T1-pre took 24 % less time, up to 2.6x less on the
-# sample case; the last halvings below 0.01 mm only chased the metric's noise. The PD and the ADC keep 0.001 mm (at
+# frames, the critical path of an exam's registrations, stop at 0.01 mm: on 32 phantom exams the T1-pre's error
+# against the true motion was unchanged (median 0.24 mm either way) and it took 24 % less time, up to 2.6x less on
+# the sample case; the frames stayed on the T1-pre (0.00 mm median on 16). The last halvings below 0.01 mm only chased
+# the metric's noise. The PD and the ADC keep 0.001 mm (at
 # 0.01 the ADC's median error rose by 0.055 mm; docs/performance.md, "The optimiser's stopping step").
 MIN_STEP_MM = 1e-3
 MIN_STEP_BY_SERIES_MM = {"t1pre": 1e-2, "dce_early": 1e-2, "dce_late": 1e-2}
@@ -230,22 +231,19 @@ def correction_size(transform: sitk.Euler3DTransform, center_lps: Sequence[float
     return at_center, angle, shift
 
 
-def min_step(modality: str) -> float:
-    """The optimiser's smallest step (mm) for ``modality``."""
-    return MIN_STEP_BY_SERIES_MM.get(modality, MIN_STEP_MM)
-
-
-def _method(mask: sitk.Image, iterations: int, learning_rate: float, levels: int = 2,
-            min_step_mm: float = MIN_STEP_MM) -> sitk.ImageRegistrationMethod:
-    """The optimiser set-up; ``levels`` = 1 runs only the coarse level (multi-start screening)."""
+def _method(mask: sitk.Image, modality: str, iterations: int, learning_rate: float,
+            levels: int = 2) -> sitk.ImageRegistrationMethod:
+    """The optimiser set-up for ``modality`` (its smallest step: :data:`MIN_STEP_BY_SERIES_MM`); ``levels`` = 1
+    runs only the coarse level (multi-start screening)."""
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=HISTOGRAM_BINS)
     method.SetMetricSamplingStrategy(method.NONE)  # every voxel of the region: a smooth, deterministic metric
     method.SetMetricFixedMask(mask)
     method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(learningRate=learning_rate, minStep=min_step_mm,
-                                                    numberOfIterations=iterations,
-                                                    relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6)
+    method.SetOptimizerAsRegularStepGradientDescent(learningRate=learning_rate,
+                                                    minStep=MIN_STEP_BY_SERIES_MM.get(modality, MIN_STEP_MM),
+                                                    numberOfIterations=iterations, relaxationFactor=0.5,
+                                                    gradientMagnitudeTolerance=1e-6)
     method.SetOptimizerScalesFromPhysicalShift()
     method.SetShrinkFactorsPerLevel(list(SHRINK_FACTORS[:levels]))
     method.SetSmoothingSigmasPerLevel(list(SMOOTHING_SIGMAS_MM[:levels]))
@@ -413,7 +411,7 @@ def _multi_start(fixed32: sitk.Image, moving32: sitk.Image, mask: sitk.Image, mo
         euler = _start_transform(center_lps, start)
         try:
             for weights in ((0.0, 0.0, 0.0, 1.0, 1.0, 1.0), None):  # rotation held first, then everything
-                method = _method(mask, MULTI_START_ITERATIONS, learning_rate, levels=1, min_step_mm=min_step(modality))
+                method = _method(mask, modality, MULTI_START_ITERATIONS, learning_rate, levels=1)
                 if weights is not None:
                     method.SetOptimizerWeights(list(weights))
                 method.SetInitialTransform(euler, inPlace=True)
@@ -426,7 +424,7 @@ def _multi_start(fixed32: sitk.Image, moving32: sitk.Image, mask: sitk.Image, mo
     candidates = []
     for _, _, start, euler in sorted(coarse, key=lambda item: item[:2])[:MULTI_START_REFINED]:
         try:
-            method = _method(mask, iterations, learning_rate, min_step_mm=min_step(modality))
+            method = _method(mask, modality, iterations, learning_rate)
             method.SetInitialTransform(euler, inPlace=True)
             method.Execute(fixed32, moving32)
         except RuntimeError:
@@ -451,11 +449,11 @@ def _guarded_attempt(fixed32: sitk.Image, moving32: sitk.Image, mask: sitk.Image
         # Translation first, then the full rigid transform from there: with low-contrast series (PD reference
         # scans) a rigid optimiser started cold can trade rotation for overlap and drift away.
         shift = sitk.TranslationTransform(3)
-        method = _method(mask, iterations, learning_rate, min_step_mm=min_step(modality))
+        method = _method(mask, modality, iterations, learning_rate)
         method.SetInitialTransform(shift, inPlace=True)
         method.Execute(fixed32, moving32)
         euler.SetTranslation(shift.GetOffset())
-        method = _method(mask, iterations, learning_rate, min_step_mm=min_step(modality))
+        method = _method(mask, modality, iterations, learning_rate)
         method.SetInitialTransform(euler, inPlace=True)  # the optimiser updates ``euler`` itself
         method.Execute(fixed32, moving32)
     except RuntimeError as exc:
