@@ -187,13 +187,8 @@ def test_the_fitting_script_writes_a_card_that_loads_and_refuses_samples_of_othe
     # 0.55 on an older synthesis). The floor 0.42 is the sample case's late 0.449 less the largest change one
     # registration change made on 13 cases (0.023; 0.34–0.80 over them; docs/preprocessing.md, "The floor or the
     # change"). Constant, foreign or mis-shipped trees (Spearman about 0) fail it.
-    from DCEDiffLib.evaluation.protocol import spearman
-
-    for target, residual in zip(TARGETS, residuals):
-        learned = model.learned_error_map.ensembles[target].predict(features)
-        edge = features[:, vc.feature_names().index(f"enh_{target[4:]}_gradient")]
-        rho = spearman(learned, np.abs(residual))
-        assert rho > 0.42 and rho > spearman(edge, np.abs(residual)) + 0.1, (target, rho)
+    for target, (rho, edge_rho) in _script("error_tree_ranking").ranking(model, features, residuals).items():
+        assert rho > 0.42 and rho > edge_rho + 0.1, (target, rho, edge_rho)
 
     fit = _script("fit_learned_error_map")
     assert fit.main([str(_copy_of_the_shipped_card(tmp_path, with_trees=False)), "--samples", str(samples),
