@@ -7,7 +7,7 @@ of doing nothing (the scanner alignment). ``frame − T1-pre`` is how far each D
 T1-pre's: the enhancement (frame − T1-pre) is only as sharp as that. ``--independent`` also registers each DCE frame
 to the T2W on its own (what the preprocessing did before the frames were registered to the T1-pre), for comparison.
 ``--self-check`` runs the perturbation self-check as ``dcediff synthesize`` does and records, per series, its
-disagreement (``<series>_check_mm``; ``<series>_first_check_mm``: the first copy's, where a second attempt ran) and
+disagreement (``<series>_check_mm``; ``<series>_check_region_mm``: over the series' registration sphere) and
 verdict (``<series>_agrees``): a verdict that says DISAGREES on a series registered to within a voxel is a false
 alarm the user sees.
 
@@ -64,8 +64,8 @@ def measure_case(case_dir: Path, independent: bool, self_check: bool = False) ->
             check = case.registration[m].self_check or {}
             row[f"{m}_check_mm"] = float(check.get("mean_disagreement_mm", float("nan")))
             row[f"{m}_agrees"] = check.get("agrees")
-            first = (check.get("attempts") or [{}])[0]  # the copy registered as the series was, when retried
-            row[f"{m}_first_check_mm"] = float(first.get("mean_disagreement_mm", row[f"{m}_check_mm"]))
+            region = check.get("registration_region") or {}  # over the series' registration sphere, if larger
+            row[f"{m}_check_region_mm"] = float(region.get("mean_disagreement_mm", row[f"{m}_check_mm"]))
     for m in FRAMES:
         row[f"{m}_vs_t1pre"] = float(np.linalg.norm(mapped[m] - mapped["t1pre"], axis=1).mean())
         if independent:
