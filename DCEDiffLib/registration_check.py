@@ -131,8 +131,8 @@ def self_check(moving: sitk.Image, center_lps: Sequence[float], reference: sitk.
     agrees = mean <= AGREEMENT_MM
     move = f"a copy moved by a known {described['angle_deg']:g}°/{described['shift_mm']:g} mm"
     if agrees:
-        summary = (f"agrees: {move} was registered to within {mean:.2f} mm (mean over the {CHECK_RADIUS_MM:g} mm sphere; "
-                   f"at most {AGREEMENT_MM:g} mm expected) of this series' correction")
+        summary = (f"agrees: {move} was registered to within {mean:.2f} mm (mean over the {CHECK_RADIUS_MM:g} mm "
+                   f"sphere; at most {AGREEMENT_MM:g} mm expected) of this series' correction")
     else:
         why = "" if found.applied else f" (its registration was not applied: {found.reason})"
         summary = (f"DISAGREES: {move} landed {mean:.2f} mm (mean over the {CHECK_RADIUS_MM:g} mm sphere; largest "
