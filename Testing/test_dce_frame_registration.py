@@ -11,6 +11,7 @@ import pytest
 import SimpleITK as sitk
 
 from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
+from DCEDiffLib.phantom.acquisition import true_series_points
 from DCEDiffLib.preprocess import load_preprocessed, preprocess_case, write_preprocessed
 from DCEDiffLib.registration import REGION_RADIUS_MM, register_rigid, register_through
 from DCEDiffLib.registration_check import perturbed_copy, rotation_matrix, sphere_points, transform_points
@@ -50,9 +51,7 @@ def test_frames_are_as_close_to_the_true_motion_as_the_t1pre(sample):
     """The frames move with the DCE series in the phantom: their error is the T1-pre's (the truth is known)."""
     meta, _, case = sample
     points = _points(meta)
-    motion = meta["series"]["dce"]["motion_relative_to_t2w"]
-    rotation, centre = np.asarray(motion["rotation_matrix"]), np.asarray(motion["centre_lps"])
-    truth = (points - centre) @ rotation.T + centre + np.asarray(motion["translation_mm"])
+    truth = true_series_points(meta, "dce", points)
     error = {m: np.linalg.norm(transform_points(case.registration[m].transform, points) - truth, axis=1).mean()
              for m in ("t1pre",) + FRAMES}
     for frame in FRAMES:

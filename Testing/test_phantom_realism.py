@@ -17,7 +17,8 @@ import pytest
 import SimpleITK as sitk
 
 from DCEDiffLib.phantom import case_seed, generate_case, write_case
-from DCEDiffLib.phantom.realism import collect, measure_case, region_masks
+from DCEDiffLib.phantom.acquisition import true_series_points
+from DCEDiffLib.phantom.realism import _motion_transform, collect, measure_case, region_masks
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "phantom.md"
 
@@ -156,3 +157,20 @@ def test_body_enhancement_t1pre_r_reads_the_sign_of_fat_enhancement():
     assert body_enhancement_t1pre_r(t1pre, no_fat_enhancement) < -0.5
     assert body_enhancement_t1pre_r(t1pre, fat_enhancing) > 0.5
     assert np.isnan(body_enhancement_t1pre_r(t1pre, t1pre))                 # no enhancement anywhere
+
+
+def test_true_series_points_and_the_masks_read_the_recorded_motion_the_same_way(generated):
+    # Registration errors are measured with true_series_points (T2W → series); the region masks carry labels with
+    # _motion_transform (series → T2W). Each must undo the other, for a series with its own motion and for the
+    # T1-pre, which has none of its own and moves with the DCE series.
+    _, case = generated
+    meta = case.params
+    points = np.asarray(meta["anatomy"]["gland_centre_lps"], dtype=float) + np.array(
+        [[0.0, 0.0, 0.0], [30.0, -20.0, 10.0], [-25.0, 15.0, -8.0]])
+    for series, own in (("pd", "pd"), ("t1pre", "dce"), ("dce_early", "dce")):
+        moved = true_series_points(meta, series, points)
+        assert np.linalg.norm(moved - points, axis=1).max() > 0.05, f"{series}: no motion recorded to test"
+        back = _motion_transform(meta["series"][own]["motion_relative_to_t2w"])
+        returned = np.array([back.TransformPoint(tuple(float(v) for v in p)) for p in moved])
+        assert np.allclose(returned, points, atol=1e-6), series
+    assert np.array_equal(true_series_points(meta, "t1pre", points), true_series_points(meta, "dce", points))

@@ -9,6 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
+from DCEDiffLib.phantom.acquisition import true_series_points
 from DCEDiffLib.registration import register_rigid
 from DCEDiffLib.registration_check import (AGREEMENT_MM, CHECK_ANGLE_DEG, CHECK_RADIUS_MM, CHECK_SHIFT_MM,
                                            check_perturbation, perturbed_copy, rotation_matrix, self_check,
@@ -25,16 +26,6 @@ def phantom():
     t2w = read_volume(SAMPLE_CASE_DIR / "t2w.nii.gz", name="t2w")
     pd = read_volume(SAMPLE_CASE_DIR / "pd.nii.gz", name="pd")
     return meta, t2w, pd, field_of_view_center(t2w)
-
-
-def _true_points(meta, series, points):
-    """Where the T2W ``points`` lie in ``series`` by the phantom's true motion (case.json; the T1-pre moves with the
-    DCE series, whose frame 0 it is)."""
-    motion = meta["series"].get(series, {}).get("motion_relative_to_t2w") or \
-        meta["series"]["dce"]["motion_relative_to_t2w"]
-    rotation = np.asarray(motion["rotation_matrix"], dtype=float)
-    c, t = np.asarray(motion["centre_lps"], dtype=float), np.asarray(motion["translation_mm"], dtype=float)
-    return (points - c) @ rotation.T + c + t
 
 
 def test_the_perturbation_is_seeded_and_of_the_stated_size():
@@ -69,7 +60,7 @@ def test_self_check_agrees_on_the_phantom_and_the_correction_matches_its_true_mo
     assert check["agrees"] is True, check["summary"]
     assert check["mean_disagreement_mm"] <= AGREEMENT_MM and check["summary"].startswith("agrees")
     points = sphere_points(meta["anatomy"]["gland_centre_lps"], 40.0)
-    truth = _true_points(meta, "pd", points)
+    truth = true_series_points(meta, "pd", points)
     error = np.linalg.norm(transform_points(result.transform, points) - truth, axis=1).mean()
     before = np.linalg.norm(points - truth, axis=1).mean()
     assert error < 1.1 < before  # the same bound as Testing/test_preprocess_realdata.py
@@ -154,7 +145,7 @@ def test_the_sample_cases_t1pre_registered_within_the_tolerance_raises_no_alarm(
     t1pre = read_volume(SAMPLE_CASE_DIR / "t1pre.nii.gz", name="t1pre")
     result = register_rigid(t2w, t1pre, "t1pre", center, check=True)
     points = sphere_points(meta["anatomy"]["gland_centre_lps"], 40.0)
-    error = np.linalg.norm(transform_points(result.transform, points) - _true_points(meta, "t1pre", points),
+    error = np.linalg.norm(transform_points(result.transform, points) - true_series_points(meta, "t1pre", points),
                            axis=1).mean()
     assert error < AGREEMENT_MM
     assert result.self_check["agrees"] is True, result.self_check["summary"]

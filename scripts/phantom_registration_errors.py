@@ -27,6 +27,7 @@ import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from DCEDiffLib.phantom.acquisition import true_series_points  # noqa: E402
 from DCEDiffLib.preprocess import preprocess_case  # noqa: E402
 from DCEDiffLib.registration import REGION_RADIUS_MM, register_rigid  # noqa: E402
 from DCEDiffLib.registration_check import sphere_points, transform_points  # noqa: E402
@@ -34,16 +35,6 @@ from DCEDiffLib.training.case_data import find_case_inputs  # noqa: E402
 
 SERIES = ("pd", "adc", "t1pre", "dce_early", "dce_late")
 FRAMES = ("dce_early", "dce_late")
-
-
-def true_points(meta: dict, series: str, points: np.ndarray) -> np.ndarray:
-    """Where the T2W points lie in ``series`` by the generator's motion (the T1-pre and the frames move with the
-    DCE series: they are its frames)."""
-    entry = meta["series"].get(series, {}).get("motion_relative_to_t2w") or \
-        meta["series"]["dce"]["motion_relative_to_t2w"]
-    rotation = np.asarray(entry["rotation_matrix"], dtype=float)
-    centre = np.asarray(entry["centre_lps"], dtype=float)
-    return (points - centre) @ rotation.T + centre + np.asarray(entry["translation_mm"], dtype=float)
 
 
 def measure_case(case_dir: Path, independent: bool, self_check: bool = False) -> dict:
@@ -57,7 +48,7 @@ def measure_case(case_dir: Path, independent: bool, self_check: bool = False) ->
     row = {"case": case_dir.name}
     t2w = sitk.ReadImage(str(inputs["t2w"]), sitk.sitkFloat32) if independent else None
     for m in SERIES:
-        truth = true_points(meta, m, points)
+        truth = true_series_points(meta, m, points)
         row[m] = float(np.linalg.norm(mapped[m] - truth, axis=1).mean())
         row[f"{m}_scanner"] = float(np.linalg.norm(points - truth, axis=1).mean())
         if self_check:
@@ -72,7 +63,7 @@ def measure_case(case_dir: Path, independent: bool, self_check: bool = False) ->
             alone = register_rigid(t2w, sitk.ReadImage(str(inputs[m]), sitk.sitkFloat32), m,
                                    case.grid.center_lps)
             alone_points = transform_points(alone.transform, points)
-            row[f"{m}_independent"] = float(np.linalg.norm(alone_points - true_points(meta, m, points), axis=1).mean())
+            row[f"{m}_independent"] = float(np.linalg.norm(alone_points - true_series_points(meta, m, points), axis=1).mean())
             row[f"{m}_independent_vs_t1pre"] = float(np.linalg.norm(alone_points - mapped["t1pre"], axis=1).mean())
     return row
 

@@ -130,6 +130,20 @@ class SeriesPlan:
                               "a T2W point q is found at R (q - c) + c + t in this series"}
 
 
+def true_series_points(case_meta: dict, series: str, points_lps: np.ndarray) -> np.ndarray:
+    """Where T2W points (``points_lps``, (n, 3) LPS mm) lie in ``series`` of a phantom case by its true motion.
+
+    ``case_meta`` is the case's case.json; its ``series.<s>.motion_relative_to_t2w`` follows the convention of
+    :meth:`SeriesPlan.motion_summary`. A series without a motion of its own (the T1-pre, the DCE frames) moves with
+    the DCE series, whose frames they are. The answer registrations are measured against."""
+    motion = case_meta["series"].get(series, {}).get("motion_relative_to_t2w") or \
+        case_meta["series"]["dce"]["motion_relative_to_t2w"]
+    rotation = np.asarray(motion["rotation_matrix"], dtype=float)
+    centre = np.asarray(motion["centre_lps"], dtype=float)
+    points = np.asarray(points_lps, dtype=float)
+    return (points - centre) @ rotation.T + centre + np.asarray(motion["translation_mm"], dtype=float)
+
+
 @dataclasses.dataclass
 class ExamPlan:
     """Everything drawn about one case's acquisition."""
