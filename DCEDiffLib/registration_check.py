@@ -108,9 +108,10 @@ def self_check(moving: sitk.Image, center_lps: Sequence[float], reference: sitk.
                register: Callable[[sitk.Image], object], radius_mm: float,
                seed: int = CHECK_SEED) -> SelfCheck:
     """Register ``moving`` moved by the seeded perturbation with ``register`` (image → RegistrationResult, the
-    same registration the series went through) and compare with ``P∘reference`` over the :data:`CHECK_RADIUS_MM`
-    sphere. ``radius_mm``: the sphere the series is registered in; where it is larger, the distance over it is
-    reported too (``region``), not judged."""
+    same registration the series went through, or a second setup of it: a DCE frame's copy is registered in a
+    larger sphere, ``registration.FRAME_CHECK_RADIUS_MM``) and compare with ``P∘reference`` over the
+    :data:`CHECK_RADIUS_MM` sphere. ``radius_mm``: the sphere the copy is registered in; where it is larger, the
+    distance over it is reported too (``region``), not judged."""
     started = time.perf_counter()
     rotation, shift, described = check_perturbation(seed)
     found = register(perturbed_copy(moving, rotation, shift, center_lps))
