@@ -171,17 +171,34 @@ def _script(name: str):
     return module
 
 
-def test_the_fitting_script_writes_a_card_that_loads_and_refuses_samples_of_other_data(tmp_path):
-    """scripts/fit_learned_error_map.py end to end on the shipped sample case (its samples made as
-    scripts/fit_voxel_corrector.py makes them; a few trees)."""
-    from DCEDiffLib.training.case_data import load_case
+@pytest.fixture(scope="module")
+def plain_samples(tmp_path_factory):
+    """The shipped weights on the sample case: a card copy with a constant voxel corrector (+0.05), the data folder,
+    the preprocessing cache and the samples of its output *without* the corrector, written once by
+    scripts/fit_voxel_corrector.py --samples-only for the two tests that read them (a synthesis on one thread takes
+    about 30 s)."""
+    root = tmp_path_factory.mktemp("plain_samples")
+    stem = _copy_of_the_shipped_card(root, with_trees=False)
+    _with_a_constant_corrector(stem, 0.05)
+    data = root / "data"
+    data.mkdir()
+    (data / SAMPLE_CASE_DIR.name).symlink_to(SAMPLE_CASE_DIR)
+    cache, samples = root / "cache", root / "plain.npz"
+    assert _script("fit_voxel_corrector").main([str(stem), "--data", str(data), "--cache", str(cache),
+                                                "--samples-only", "--samples-file", str(samples),
+                                                "--pd-dropout", "0"]) == 0
+    return stem, data, cache, samples
 
+
+def test_the_fitting_script_writes_a_card_that_loads_and_refuses_samples_of_other_data(tmp_path, plain_samples):
+    """scripts/fit_learned_error_map.py end to end on the shipped sample case (its samples made by
+    scripts/fit_voxel_corrector.py --samples-only: the shipped weights' output; a few trees)."""
+    _, _, cache, samples = plain_samples
     model = load_model(shipped_model_path())
-    features, residuals, lesion = _script("fit_voxel_corrector").case_samples(
-        model, load_case(SAMPLE_CASE_DIR, tmp_path / "cache"), leave_out_pd=False)
-    samples = tmp_path / "samples.npz"
-    np.savez(samples, features=features, lesion=lesion.astype(np.uint8), names=np.array([SAMPLE_CASE_DIR.name]),
-             **{f"residual_{t}": r for t, r in zip(TARGETS, residuals)})
+    stored = np.load(samples)
+    assert not bool(stored["with_corrector"]) and list(stored["names"]) == [SAMPLE_CASE_DIR.name]
+    features = stored["features"]
+    residuals = [stored[f"residual_{t}"] for t in TARGETS]
     # A floor for the shipped trees on the same synthesis (sample case, default settings): around the prostate (the
     # corrected region) they rank its absolute error at Spearman 0.54 / 0.45, the edge feature at 0.33 / 0.33 (0.63 /
     # 0.55 on an older synthesis). The floor 0.42 is the sample case's late 0.449 less the largest change one
@@ -192,7 +209,7 @@ def test_the_fitting_script_writes_a_card_that_loads_and_refuses_samples_of_othe
 
     fit = _script("fit_learned_error_map")
     assert fit.main([str(_copy_of_the_shipped_card(tmp_path, with_trees=False)), "--samples", str(samples),
-                     "--check-case", str(SAMPLE_CASE_DIR), "--cache", str(tmp_path / "cache"), "--out",
+                     "--check-case", str(SAMPLE_CASE_DIR), "--cache", str(cache), "--out",
                      str(tmp_path / "fitted"), "--iterations", "4"]) == 0
     fitted = load_model(tmp_path / "fitted")
     assert len(fitted.learned_error_map.ensembles["dce_late"].roots) == 4
@@ -208,20 +225,16 @@ def test_the_fitting_script_writes_a_card_that_loads_and_refuses_samples_of_othe
         fit.check_residuals(other, 0, TARGETS, residuals, SAMPLE_CASE_DIR)
     assert fit.check_residuals(dict(np.load(samples)), 0, TARGETS, residuals, SAMPLE_CASE_DIR) < 1e-6
     with pytest.raises(SystemExit, match="expected the folder of"):
-        fit.recomputed_residuals(model, other, 0, SAMPLE_CASE_DIR.parent, tmp_path / "cache")
+        fit.recomputed_residuals(model, other, 0, SAMPLE_CASE_DIR.parent, cache)
 
 
-def test_a_card_with_a_corrector_gets_its_map_fitted_on_the_corrected_output(tmp_path):
+def test_a_card_with_a_corrector_gets_its_map_fitted_on_the_corrected_output(tmp_path, plain_samples):
     """scripts/fit_voxel_corrector.py --corrected-samples writes the samples of the output *with* the card's corrector
     (--samples-only those without it), and scripts/fit_learned_error_map.py fits the map of such a card only from
     those (marked fitted_with_corrector, so the card loads); samples of the output without the corrector are refused
     for it."""
-    stem = _copy_of_the_shipped_card(tmp_path, with_trees=False)
-    _with_a_constant_corrector(stem, 0.05)
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / SAMPLE_CASE_DIR.name).symlink_to(SAMPLE_CASE_DIR)
-    cache, samples = tmp_path / "cache", tmp_path / "corrected.npz"
+    stem, data, cache, plain_file = plain_samples  # read only here: the fitted cards go under tmp_path
+    samples = tmp_path / "corrected.npz"
     assert _script("fit_voxel_corrector").main([str(stem), "--data", str(data), "--cache", str(cache),
                                                 "--corrected-samples", "--samples-file", str(samples),
                                                 "--pd-dropout", "0"]) == 0
@@ -229,10 +242,7 @@ def test_a_card_with_a_corrector_gets_its_map_fitted_on_the_corrected_output(tmp
     assert bool(stored["with_corrector"])
     # the residual is of the corrected output: the constant +0.05 (tapered at the region's rim) is gone from it; the
     # output without the corrector comes from --samples-only
-    assert _script("fit_voxel_corrector").main([str(stem), "--data", str(data), "--cache", str(cache),
-                                                "--samples-only", "--samples-file", str(tmp_path / "plain.npz"),
-                                                "--pd-dropout", "0"]) == 0
-    plain = np.load(tmp_path / "plain.npz")
+    plain = np.load(plain_file)
     assert not bool(plain["with_corrector"])
     assert 0.02 < float(np.mean(plain["residual_dce_early"] - stored["residual_dce_early"])) <= 0.05
 
