@@ -233,7 +233,10 @@ def test_a_card_with_a_corrector_gets_its_map_fitted_on_the_corrected_output(tmp
     (--samples-only those without it), and scripts/fit_learned_error_map.py fits the map of such a card only from
     those (marked fitted_with_corrector, so the card loads); samples of the output without the corrector are refused
     for it."""
-    stem, data, cache, plain_file = plain_samples  # read only here: the fitted cards go under tmp_path
+    shared_stem, data, cache, plain_file = plain_samples
+    for part in shared_stem.parent.glob(shared_stem.name + ".*"):  # a fitted card names its files beside it
+        shutil.copyfile(part, tmp_path / part.name)
+    stem = tmp_path / shared_stem.name
     samples = tmp_path / "corrected.npz"
     assert _script("fit_voxel_corrector").main([str(stem), "--data", str(data), "--cache", str(cache),
                                                 "--corrected-samples", "--samples-file", str(samples),
