@@ -353,7 +353,7 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
         copy_limits = (copy_radius, iterations, learning_rate, max_translation_mm + extra_mm,
                        max_rotation_deg + CHECK_ANGLE_DEG)
 
-        def again(copy: sitk.Image, multi: bool) -> RegistrationResult:  # the same registration for the copy
+        def again(copy: sitk.Image, multi: bool) -> RegistrationResult:  # the copy's registration, in its setup
             found, others = _register(fixed, copy, modality, center_lps, *copy_limits, multi_start=multi,
                                       left_out=check_left_out)
             return found if found.applied or not others else others[0]
