@@ -63,7 +63,8 @@ def measure_case(case_dir: Path, independent: bool, self_check: bool = False) ->
             alone = register_rigid(t2w, sitk.ReadImage(str(inputs[m]), sitk.sitkFloat32), m,
                                    case.grid.center_lps)
             alone_points = transform_points(alone.transform, points)
-            row[f"{m}_independent"] = float(np.linalg.norm(alone_points - true_series_points(meta, m, points), axis=1).mean())
+            alone_error = np.linalg.norm(alone_points - true_series_points(meta, m, points), axis=1)
+            row[f"{m}_independent"] = float(alone_error.mean())
             row[f"{m}_independent_vs_t1pre"] = float(np.linalg.norm(alone_points - mapped["t1pre"], axis=1).mean())
     return row
 
