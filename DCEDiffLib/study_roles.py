@@ -4,7 +4,7 @@ Every role has an ordered list of rules; the first rule that some series satisfi
 among the series it matched, and every other series a rule of that role matched is reported as a losing
 candidate. Rules read DICOM attributes (:mod:`DCEDiffLib.dicom_study`), never folder names:
 
-- t2w: axial T2-weighted TSE (of several, the last acquired: a repeat is made when the first is degraded); a
+- t2w: axial T2-weighted TSE, named t2/T2W/T2WI (of several, the last acquired: a repeat is made when the first is degraded); a
   sagittal/coronal T2W only when there is no axial one.
 - adc: ImageType ADC (else "ADC" in the description); axial first, "high b"/calculated maps last, then the most
   slices, the finest pixels, the first acquired.
@@ -56,10 +56,12 @@ _LOCALIZER = re.compile(r"locali[sz]er|scout|survey|" + _word("loc") + "|" + _wo
 _DIFFUSION_TEXT = re.compile(r"diff|dwi|dti|mddw|trace|bval|" + _word("adc") + "|" + _word("fa"))
 _DIFFUSION_TYPES = {"DIFFUSION", "ADC", "TRACEW", "FA", "EADC", "EXP", "CALC_BVALUE"}
 _DCE_TEXT = re.compile(r"dyn|dce|twist|perfusion|" + _word("perf") + "|tricks|disco|4d")
-_T2_TEXT = re.compile(r"(?<![a-z0-9])t2(?![a-z0-9*]|_?star|_?map|\s?\*)")
+# "T2W"/"T2WI"/"sT2W" (Philips, Canon, many sites) name a T2-weighted series as "t2" does; T2*, T2 maps do not.
+_WEIGHTED = r"(?:wi?|-w)?"
+_T2_TEXT = re.compile(r"(?<![a-z0-9])s?t2" + _WEIGHTED + r"(?![a-z0-9*]|_?star|_?map|\s?\*)")
 _TSE_SEQUENCE = re.compile(r"tse|fse|ts2d|ts3d|spc|space|cube|haste|h2d", re.IGNORECASE)
 _PD_TEXT = re.compile(_word("pd") + "|" + _word("pdw") + "|proton")
-_GRE_TEXT = re.compile(r"vibe|flash|fl3d|fl2d|tfl|gre|spgr|lava|thrive|ffe|" + _word("t1"))
+_GRE_TEXT = re.compile(r"vibe|flash|fl3d|fl2d|tfl|gre|spgr|lava|thrive|ffe|" + _word("s?t1" + _WEIGHTED))
 _POST_CONTRAST = re.compile(r"post|" + _word("gd") + r"|gad|contrast|kontrast|\+c|" + _word("ce"))
 _HIGH_B = re.compile(r"high|" + _word("hb") + r"|calc|b1[0-9]{3}|b2000|eadc|exp")
 _TT = re.compile(r"tt\s*=\s*([0-9]+(?:\.[0-9]+)?)\s*s")

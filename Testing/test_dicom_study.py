@@ -9,6 +9,7 @@
 - a missing role, two studies, a corrupt file, an empty folder, bad --series → clear errors, nothing written.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -152,6 +153,50 @@ def test_pd_falls_back_to_the_lowest_flip_vibe(case, tmp_path):
     assert picks["pd"].series.number == expected["pd"] == by_name["fl3d_vibe_pre_flip_2deg_tra_PD"]
     assert picks["t1pre"].series.number == by_name["fl3d_vibe_pre_flip_20deg_tra"]
     assert by_name["fl3d_vibe_pre_flip_5deg_tra"] in numbers(picks["pd"])
+
+
+def test_a_phantom_case_written_as_dicom_is_read_as_a_study(case, tmp_path):
+    """`dcediff phantom --format dicom` writes a case folder that `--study` takes: its 'T2W TSE' and 'T1
+    pre-contrast' descriptions are recognised (they were not until "T2W" counted as a T2 name), the 4D series is
+    the DCE and its frames are the case's early and late frames."""
+    from DCEDiffLib.phantom.generator import write_case
+
+    write_case(case, tmp_path / "case", fmt="dicom")
+    with pytest.warns(UserWarning, match="case.json"):      # case.json and the label map are not DICOM
+        study = scan_study(tmp_path / "case")
+    picks = pick_roles(study).picks
+    by_role = {role: (pick.series.description, pick.frame_index) for role, pick in picks.items()}
+    dce = case.params["dce"]
+    assert by_role == {"t2w": ("PHANTOM T2W TSE (synthetic)", None), "pd": ("PHANTOM PD 3D GRE (synthetic)", None),
+                       "adc": ("PHANTOM ADC (1e-6 mm2/s) (synthetic)", None),
+                       "t1pre": ("PHANTOM T1 pre-contrast (synthetic)", None),
+                       "dce_early": ("PHANTOM DCE dynamic (synthetic)", dce["early_frame"]),
+                       "dce_late": ("PHANTOM DCE dynamic (synthetic)", dce["late_frame"])}
+
+
+@pytest.mark.parametrize("description, t2w", [
+    ("t2_tse_tra", True), ("T2W_TSE_ax", True), ("sT2W_TSE", True), ("Ax T2 FRFSE", True), ("T2WI tra", True),
+    ("T2-weighted TSE", True), ("T2*_fl2d_tra", False), ("T2star_tra", False), ("T2_map", False),
+    ("PD_TSE_tra", False)])
+def test_t2w_names_of_several_vendors(description, t2w):
+    """A long-TE turbo spin echo is T2W by any of the usual names (Siemens, Philips, GE, Canon); T2* and T2
+    maps are not."""
+    from DCEDiffLib.study_roles import is_t2w
+
+    series = dataclasses.replace(fake_series(20, description, 19), sequence_name="", flip_angle=None,
+                                 echo_time=104.0)
+    assert is_t2w(series) is t2w
+
+
+@pytest.mark.parametrize("description, t1", [
+    ("t1_vibe_tra", True), ("T1W_FFE", True), ("T1WI pre", True), ("sT1W_3D", True), ("Ax LAVA", True),
+    ("t2_tse_tra", False), ("T1rho", False)])
+def test_t1_gradient_echo_names_of_several_vendors(description, t1):
+    """A spoiled gradient echo with a flip angle is a T1-pre candidate by the usual names, "T1W" included."""
+    from DCEDiffLib.study_roles import is_gradient_echo_t1
+
+    series = dataclasses.replace(fake_series(21, description, 19), sequence_name="")
+    assert is_gradient_echo_t1(series) is t1
 
 
 def test_series_override_replaces_a_pick(tcia_study):
