@@ -6,7 +6,7 @@ candidate. Rules read DICOM attributes (:mod:`DCEDiffLib.dicom_study`), never fo
 
 - t2w: axial T2-weighted TSE, named t2/T2W/T2WI (of several, the last acquired: a repeat is made when the first is degraded); a
   sagittal/coronal T2W only when there is no axial one.
-- adc: ImageType ADC (else "ADC" in the description); axial first, "high b"/calculated maps last, then the most
+- adc: ImageType ADC (else "ADC", "dADC" or "Apparent Diffusion" in the description); axial first, "high b"/calculated maps last, then the most
   slices, the finest pixels, the first acquired.
 - pd: a PD reference scan (the description names PD, e.g. ``tfl3d PD ref``); else the lowest-flip-angle
   pre-contrast 3D gradient echo (VIBE) at ≤ 6°.
@@ -54,6 +54,8 @@ def _word(pattern: str) -> str:
 
 _LOCALIZER = re.compile(r"locali[sz]er|scout|survey|" + _word("loc") + "|" + _word("aa[a-z]*scout"))
 _DIFFUSION_TEXT = re.compile(r"diff|dwi|dti|mddw|trace|bval|" + _word("adc") + "|" + _word("fa"))
+# an ADC map by name: "ADC", Philips' "dADC", GE's "Apparent Diffusion Coefficient"
+_ADC_TEXT = re.compile(_word("d?adc") + "|apparent diffusion")
 _DIFFUSION_TYPES = {"DIFFUSION", "ADC", "TRACEW", "FA", "EADC", "EXP", "CALC_BVALUE"}
 _DCE_TEXT = re.compile(r"dyn|dce|twist|perfusion|" + _word("perf") + "|tricks|disco|4d")
 # "T2W"/"T2WI"/"sT2W" (Philips, Canon, many sites) name a T2-weighted series as "t2" does; T2*, T2 maps do not.
@@ -213,7 +215,7 @@ def is_adc(s: SeriesInfo) -> bool:
     types = set(s.image_type)
     if "ADC" in types:
         return True
-    return bool(re.search(_word("adc"), s.text)) and not ({"FA", "TRACEW", "EADC", "EXP"} & types) and \
+    return bool(_ADC_TEXT.search(s.text)) and not ({"FA", "TRACEW", "EADC", "EXP"} & types) and \
         not re.search(_word("fa") + "|eadc|exp", s.text)
 
 

@@ -199,6 +199,17 @@ def test_t1_gradient_echo_names_of_several_vendors(description, t1):
     assert is_gradient_echo_t1(series) is t1
 
 
+@pytest.mark.parametrize("description, adc", [
+    ("ep2d_diff_tra_ADC", True), ("dADC_tra", True), ("Apparent Diffusion Coefficient (mm2/s)", True),
+    ("ep2d_diff_tra_EADC", False), ("ep2d_diff_tra_FA", False), ("ep2d_diff_tra_TRACEW", False)])
+def test_adc_names_of_several_vendors(description, adc):
+    """Without ImageType ADC, an ADC map is found by its name as Siemens, Philips and GE write it."""
+    from DCEDiffLib.study_roles import is_adc
+
+    series = dataclasses.replace(fake_series(22, description, 19), sequence_name="", image_type=("DERIVED",))
+    assert is_adc(series) is adc
+
+
 def test_series_override_replaces_a_pick(tcia_study):
     root, expected = tcia_study
     study = scan_study(root)
