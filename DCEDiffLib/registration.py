@@ -30,14 +30,12 @@ REGION_RADIUS_MM = 40.0          # the similarity is measured in this sphere aro
 # ProstateX ADC and T1-weighted stand-ins known perturbations were recovered as well or better (docs/preprocessing.md).
 # The PD keeps 40 mm: at 80 mm ProstateX-0001's PD reference scan drifts by 4 mm.
 REGION_RADIUS_BY_SERIES_MM = {"adc": 80.0, "t1pre": 80.0}
-# A DCE frame's self-check registers its moved copy in the T1-pre's 80 mm sphere, with the frame's strongest
-# enhancement left out of the metric (enhancing_voxels), while the frame itself stays registered in 40 mm. In 40 mm
-# the copy of a real-anatomy frame stopped 2-4 mm short (false alarms on 7 of 36 exams), and registering the frames
-# themselves in 80 mm moved them off their T1-pre (docs/preprocessing.md, "The frames' own checks on real anatomy").
+# A DCE frame's self-check registers its moved copy in the T1-pre's 80 mm sphere, while the frame itself stays
+# registered in 40 mm. In 40 mm the copy of a real-anatomy frame stopped 2-4 mm short (false alarms on 7 of 36 exams),
+# and registering the frames themselves in 80 mm moved them off their T1-pre (docs/preprocessing.md, "The frames' own
+# checks on real anatomy"). Leaving the strongest enhancement out of the copy's metric as well (session 45) pushed two
+# checks towards the tolerance, one over it, and was dropped (docs/preprocessing.md, "Domain B").
 FRAME_CHECK_RADIUS_MM = 80.0
-ENHANCEMENT_LEFT_OUT = 0.8       # a frame's voxels brighter than its reference by this fraction are not compared...
-ENHANCEMENT_SMOOTH_MM = 2.0      # ...measured on copies smoothed this much...
-ENHANCEMENT_DILATION = (2, 2, 1)  # ...and grown by these voxels (i, j, k), so a vessel's rim goes too
 HISTOGRAM_BINS = 32
 SHRINK_FACTORS = (2, 1)          # on the fixed image resampled to the moving series' resolution
 SMOOTHING_SIGMAS_MM = (2.0, 0.0)
@@ -151,9 +149,8 @@ def register_through(reference: sitk.Image, reference_result: RegistrationResult
     centre = reference_result.transform.TransformPoint(tuple(float(c) for c in center_lps))
     # No multi-start: a frame of the reference's own series finds no better similarity than the identity, which the
     # guard counts as a rejection, and 12 starts cost ~6 s a frame for nothing (the self-check still runs).
-    # The check's moved copy: in FRAME_CHECK_RADIUS_MM, without the enhancement the reference has nothing to match.
-    copy_setup = dict(check_radius_mm=FRAME_CHECK_RADIUS_MM, check_left_out=enhancing_voxels(moving, reference)) \
-        if check else {}
+    # The check's moved copy is registered in FRAME_CHECK_RADIUS_MM.
+    copy_setup = dict(check_radius_mm=FRAME_CHECK_RADIUS_MM) if check else {}
     step = register_rigid(reference, moving, modality, centre, check=check, multi_start=False, **copy_setup)
     composite = sitk.CompositeTransform([step.transform, reference_result.transform])  # reference's applied first
     name = DESCRIPTIONS.get(reference_result.modality, reference_result.modality)
@@ -162,11 +159,9 @@ def register_through(reference: sitk.Image, reference_result: RegistrationResult
 
 
 def region_mask(fixed: sitk.Image, center_lps: Sequence[float], radius_mm: float = REGION_RADIUS_MM,
-                moving: Optional[sitk.Image] = None, margin_mm: float = FOV_MARGIN_MM,
-                left_out: Optional[sitk.Image] = None) -> sitk.Image:
+                moving: Optional[sitk.Image] = None, margin_mm: float = FOV_MARGIN_MM) -> sitk.Image:
     """A uint8 mask on the fixed image's grid: 1 inside the sphere of ``radius_mm`` around ``center_lps`` and,
-    if ``moving`` is given, at least ``margin_mm`` inside the moving image's field of view; without the voxels of
-    ``left_out`` (a uint8 mask in the fixed image's physical space, e.g. :func:`enhancing_voxels`).
+    if ``moving`` is given, at least ``margin_mm`` inside the moving image's field of view.
 
     Keeping the samples away from the moving series' edges matters: otherwise a small motion changes which
     samples count, and mutual information can improve by sliding the series out of the region.
@@ -183,32 +178,9 @@ def region_mask(fixed: sitk.Image, center_lps: Sequence[float], radius_mm: float
         margin = margin_mm / np.asarray(moving.GetSpacing(), dtype=float)
         upper = np.asarray(moving.GetSize(), dtype=float) - 1.0 - margin
         inside &= np.all((m_index >= margin) & (m_index <= upper), axis=1)
-    inside = inside.reshape(tuple(reversed(size)))
-    if left_out is not None:
-        on_grid = sitk.Resample(sitk.Cast(left_out, sitk.sitkUInt8), fixed, sitk.Transform(),
-                                sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-        inside &= sitk.GetArrayViewFromImage(on_grid) == 0
-    mask = sitk.GetImageFromArray(inside.astype(np.uint8))
+    mask = sitk.GetImageFromArray(inside.reshape(tuple(reversed(size))).astype(np.uint8))
     mask.CopyInformation(fixed)
     return mask
-
-
-def enhancing_voxels(frame: sitk.Image, reference: sitk.Image) -> sitk.Image:
-    """The voxels of ``reference``'s grid where ``frame`` (at the scanner alignment) is brighter than ``reference``
-    by more than :data:`ENHANCEMENT_LEFT_OUT` of the larger of the reference and its median, after smoothing both
-    by :data:`ENHANCEMENT_SMOOTH_MM`, grown by :data:`ENHANCEMENT_DILATION` (uint8).
-
-    What a frame's self-check leaves out of the metric of its moved copy: the strongest enhancement (vessels, about
-    1 % of a phantom exam), which mutual information would otherwise try to align as if it were anatomy."""
-    on_reference = sitk.Resample(sitk.Cast(frame, sitk.sitkFloat32), reference, sitk.Transform(), sitk.sitkLinear, 0.0,
-                                 sitk.sitkFloat32)
-    smooth = [sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, ENHANCEMENT_SMOOTH_MM))
-              for image in (on_reference, sitk.Cast(reference, sitk.sitkFloat32))]
-    base = np.maximum(smooth[1], float(np.median(smooth[1])))
-    rising = ((smooth[0] - smooth[1]) > ENHANCEMENT_LEFT_OUT * base).astype(np.uint8)
-    mask = sitk.GetImageFromArray(rising)
-    mask.CopyInformation(reference)
-    return sitk.BinaryDilate(mask, list(ENHANCEMENT_DILATION))
 
 
 def flatten_bias(image: sitk.Image, sigma_mm: float = FLATTEN_SIGMA_MM) -> sitk.Image:
@@ -316,8 +288,7 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
                    learning_rate: float = LEARNING_RATE_MM,
                    max_translation_mm: float = MAX_TRANSLATION_MM,
                    max_rotation_deg: float = MAX_ROTATION_DEG, check: bool = False,
-                   multi_start: bool = True, check_radius_mm: Optional[float] = None,
-                   check_left_out: Optional[sitk.Image] = None) -> RegistrationResult:
+                   multi_start: bool = True, check_radius_mm: Optional[float] = None) -> RegistrationResult:
     """Rigidly register ``moving`` to ``fixed`` (the T2W), starting from the scanner alignment.
 
     The T2W is cropped around the gland and brought to the series' resolution; both images are bias-flattened
@@ -333,9 +304,8 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
     :data:`MULTI_STARTS` (a few rotated and shifted starting positions): the candidates that pass the guard are
     tried best metric first, and the first that passes the self-check is applied (a candidate the check cannot
     confirm is never applied). ``multi_start=False`` leaves the multi-start out (the self-check still runs).
-    ``check_radius_mm``, ``check_left_out``: register the check's moved copy in another sphere and without these
-    voxels of the fixed image's space (:func:`region_mask`); by default as the series itself. The check then also
-    asks whether a second setup lands where this one did (``self_check["copy_setup"]`` records it).
+    ``check_radius_mm``: register the check's moved copy in another sphere; by default in the series' own. The check
+    then also asks whether a second setup lands where this one did (``self_check["copy_setup"]`` records it).
     """
     radius_mm = region_radius(modality) if radius_mm is None else float(radius_mm)
     limits = (radius_mm, iterations, learning_rate, max_translation_mm, max_rotation_deg)
@@ -354,17 +324,13 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
                        max_rotation_deg + CHECK_ANGLE_DEG)
 
         def again(copy: sitk.Image, multi: bool) -> RegistrationResult:  # the copy's registration, in its setup
-            found, others = _register(fixed, copy, modality, center_lps, *copy_limits, multi_start=multi,
-                                      left_out=check_left_out)
+            found, others = _register(fixed, copy, modality, center_lps, *copy_limits, multi_start=multi)
             return found if found.applied or not others else others[0]
 
         def checked(outcome) -> dict:
             record = outcome.to_dict()
-            if copy_radius != radius_mm or check_left_out is not None:
-                left = 0 if check_left_out is None else \
-                    int(np.count_nonzero(sitk.GetArrayViewFromImage(check_left_out)))
-                record["copy_setup"] = {"radius_mm": copy_radius, "series_radius_mm": radius_mm,
-                                        "voxels_left_out": left}
+            if copy_radius != radius_mm:
+                record["copy_setup"] = {"radius_mm": copy_radius, "series_radius_mm": radius_mm}
             return record
 
         if result.applied or not candidates:
@@ -407,15 +373,14 @@ def itk_threads(count: int):
 
 def _register(fixed: sitk.Image, moving: sitk.Image, modality: str, center_lps: Sequence[float], radius_mm: float,
               iterations: int, learning_rate: float, max_translation_mm: float,
-              max_rotation_deg: float, multi_start: bool = False,
-              left_out: Optional[sitk.Image] = None) -> tuple:
+              max_rotation_deg: float, multi_start: bool = False) -> tuple:
     """(result, multi-start candidates that passed the guard, best metric first; empty unless ``multi_start`` and
     the scanner-alignment start was rejected)."""
     fixed32 = _match_resolution(_crop_to_region(fixed, center_lps, radius_mm + 2 * FLATTEN_SIGMA_MM), moving)
     moving32 = sitk.Cast(moving, sitk.sitkFloat32)
     if modality not in QUANTITATIVE:  # a shaded series is compared with a flattened T2W; ADC with the T2W as is
         fixed32, moving32 = flatten_bias(fixed32), flatten_bias(moving32)
-    mask = region_mask(fixed32, center_lps, radius_mm, moving32, left_out=left_out)
+    mask = region_mask(fixed32, center_lps, radius_mm, moving32)
     if np.count_nonzero(sitk.GetArrayViewFromImage(mask)) < 1000:
         return identity_result(modality, "the region around the gland centre is outside the T2W; alignment kept"), []
     limits = (radius_mm, iterations, learning_rate, max_translation_mm, max_rotation_deg)
