@@ -4,10 +4,10 @@ Every role has an ordered list of rules; the first rule that some series satisfi
 among the series it matched, and every other series a rule of that role matched is reported as a losing
 candidate. Rules read DICOM attributes (:mod:`DCEDiffLib.dicom_study`), never folder names:
 
-- t2w: axial T2-weighted TSE, named t2/T2W/T2WI (of several, the last acquired: a repeat is made when the first is degraded); a
-  sagittal/coronal T2W only when there is no axial one.
-- adc: ImageType ADC (else "ADC", "dADC" or "Apparent Diffusion" in the description); axial first, "high b"/calculated maps last, then the most
-  slices, the finest pixels, the first acquired.
+- t2w: axial T2-weighted TSE, named t2/T2W/T2WI (of several, the last acquired: a repeat is made when the first
+  is degraded); a sagittal/coronal T2W only when there is no axial one.
+- adc: ImageType ADC (else "ADC", "dADC" or "Apparent Diffusion" in the description); axial first, "high
+  b"/calculated maps last, then the most slices, the finest pixels, the first acquired.
 - pd: a PD reference scan (the description names PD, e.g. ``tfl3d PD ref``); else the lowest-flip-angle
   pre-contrast 3D gradient echo (VIBE) at ≤ 6°.
 - t1pre: the pre-contrast 3D gradient echo (VIBE) with the highest flip angle (≥ 8°, acquired before the DCE);
