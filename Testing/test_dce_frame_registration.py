@@ -110,9 +110,8 @@ def test_a_checked_frame_gets_the_self_check_but_no_multi_start(sample):
     """With the self-check (what dcediff synthesize does), a frame of the T1-pre's own series is checked, and the
     multi-start — which the guard's 'no better than the identity' would otherwise trigger, at ~6 s a frame — is not
     run. The check registers its moved copy in the T1-pre's 80 mm sphere (registration.FRAME_CHECK_RADIUS_MM; in
-    40 mm a real-anatomy frame's copy stopped 2-4 mm short, false alarms),
-    while the frame itself stays registered in 40 mm: its correction is the unchecked one (the fixture's), bit for
-    bit."""
+    40 mm a real-anatomy frame's copy stopped 2-4 mm short, false alarms), while the frame itself stays registered
+    in 40 mm: its correction is the unchecked one (the fixture's), bit for bit."""
     meta, inputs, case = sample
     t1pre = sitk.ReadImage(str(inputs["t1pre"]), sitk.sitkFloat32)
     frame = sitk.ReadImage(str(inputs["dce_early"]), sitk.sitkFloat32)
