@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -133,6 +133,25 @@ def identity_result(modality: str, reason: str) -> RegistrationResult:
     return RegistrationResult(modality, sitk.Euler3DTransform(), False, None, None, 0.0, 0.0, reason)
 
 
+@dataclasses.dataclass
+class StagedRegistration:
+    """A registration whose correction is done and whose self-check may still be to run.
+
+    ``result`` holds the correction that will be applied (final: the check cannot change it) and ``finish()``, when
+    not None, runs the self-check and returns the result with ``self_check`` filled in. The two halves take about
+    the same time, so a schedule that runs them as separate tasks packs an exam's registrations onto the cores better
+    (registration_schedule.py); where the check decides the correction (the multi-start), it has already run and
+    ``finish`` is None.
+    """
+
+    result: RegistrationResult
+    finish: Optional[Callable[[], RegistrationResult]] = None
+
+    def complete(self) -> RegistrationResult:
+        """The result with its self-check run (what :func:`register_rigid` returns)."""
+        return self.result if self.finish is None else self.finish()
+
+
 def register_through(reference: sitk.Image, reference_result: RegistrationResult, moving: sitk.Image, modality: str,
                      center_lps: Sequence[float], check: bool = False) -> RegistrationResult:
     """Register ``moving`` to ``reference`` — a series already registered to the T2W by ``reference_result`` — and
@@ -146,16 +165,27 @@ def register_through(reference: sitk.Image, reference_result: RegistrationResult
     reference. The reported correction (``translation_mm``, ``rotation_deg``, ``applied``, ``self_check``) is the
     step from the reference to ``moving``; ``registered_to`` names the reference.
     """
+    return start_through(reference, reference_result, moving, modality, center_lps, check=check).complete()
+
+
+def start_through(reference: sitk.Image, reference_result: RegistrationResult, moving: sitk.Image, modality: str,
+                  center_lps: Sequence[float], check: bool = False) -> StagedRegistration:
+    """:func:`register_through` with its self-check left to ``finish()`` (:class:`StagedRegistration`)."""
     centre = reference_result.transform.TransformPoint(tuple(float(c) for c in center_lps))
     # No multi-start: a frame of the reference's own series finds no better similarity than the identity, which the
     # guard counts as a rejection, and 12 starts cost ~6 s a frame for nothing (the self-check still runs).
     # The check's moved copy is registered in FRAME_CHECK_RADIUS_MM.
     copy_setup = dict(check_radius_mm=FRAME_CHECK_RADIUS_MM) if check else {}
-    step = register_rigid(reference, moving, modality, centre, check=check, multi_start=False, **copy_setup)
-    composite = sitk.CompositeTransform([step.transform, reference_result.transform])  # reference's applied first
+    staged = start_rigid(reference, moving, modality, centre, check=check, multi_start=False, **copy_setup)
     name = DESCRIPTIONS.get(reference_result.modality, reference_result.modality)
-    reason = f"registered to the {name} (then its registration to the T2W): {step.reason}"
-    return dataclasses.replace(step, transform=composite, reason=reason, registered_to=reference_result.modality)
+
+    def composed(step: RegistrationResult) -> RegistrationResult:
+        composite = sitk.CompositeTransform([step.transform, reference_result.transform])  # reference's applied first
+        reason = f"registered to the {name} (then its registration to the T2W): {step.reason}"
+        return dataclasses.replace(step, transform=composite, reason=reason, registered_to=reference_result.modality)
+
+    finish = None if staged.finish is None else (lambda: composed(staged.finish()))
+    return StagedRegistration(composed(staged.result), finish)
 
 
 def region_mask(fixed: sitk.Image, center_lps: Sequence[float], radius_mm: float = REGION_RADIUS_MM,
@@ -307,13 +337,25 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
     ``check_radius_mm``: register the check's moved copy in another sphere; by default in the series' own. The check
     then also asks whether a second setup lands where this one did (``self_check["copy_setup"]`` records it).
     """
+    return start_rigid(fixed, moving, modality, center_lps, radius_mm, iterations, learning_rate, max_translation_mm,
+                       max_rotation_deg, check, multi_start, check_radius_mm).complete()
+
+
+def start_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_lps: Sequence[float],
+                radius_mm: Optional[float] = None, iterations: int = 100,
+                learning_rate: float = LEARNING_RATE_MM,
+                max_translation_mm: float = MAX_TRANSLATION_MM,
+                max_rotation_deg: float = MAX_ROTATION_DEG, check: bool = False,
+                multi_start: bool = True, check_radius_mm: Optional[float] = None) -> StagedRegistration:
+    """:func:`register_rigid` with its self-check left to ``finish()`` wherever the check cannot change the
+    correction (:class:`StagedRegistration`); the multi-start, whose check picks the correction, runs here whole."""
     radius_mm = region_radius(modality) if radius_mm is None else float(radius_mm)
     limits = (radius_mm, iterations, learning_rate, max_translation_mm, max_rotation_deg)
     with itk_threads(REGISTRATION_THREADS):
         result, candidates = _register(fixed, moving, modality, center_lps, *limits,
                                        multi_start=check and multi_start)
         if not check:
-            return result
+            return StagedRegistration(result)
         from DCEDiffLib.registration_check import CHECK_ANGLE_DEG, CHECK_SHIFT_MM, self_check
 
         # The copy was moved by the known perturbation on top of the series' own motion: its guard allows that much
@@ -334,10 +376,15 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
             return record
 
         if result.applied or not candidates:
-            # the series registered from the scanner alignment: so must its copy (no multi-start, which is cheap)
-            result.self_check = checked(self_check(moving, center_lps, result.transform, lambda c: again(c, False),
-                                                   copy_radius))
-            return result
+            # the series registered from the scanner alignment: so must its copy (no multi-start, which is cheap);
+            # the check only reports, so it can run later, as a task of its own
+            def finish() -> RegistrationResult:
+                with itk_threads(REGISTRATION_THREADS):
+                    result.self_check = checked(self_check(moving, center_lps, result.transform,
+                                                           lambda c: again(c, False), copy_radius))
+                return result
+
+            return StagedRegistration(result, finish)
         tried = []
         for candidate in candidates[:MAX_CHECKED_CANDIDATES]:
             outcome = self_check(moving, center_lps, candidate.transform, lambda c: again(c, True), copy_radius)
@@ -350,14 +397,14 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
                                     f"start was rejected: {result.reason}")
                 candidate.multi_start = {"rejected_default": result.reason, "tried": tried,
                                          "passed_guard": len(candidates), "starts": len(MULTI_STARTS)}
-                return candidate
+                return StagedRegistration(candidate)
             last = outcome
         result.multi_start = {"tried": tried, "passed_guard": len(candidates), "starts": len(MULTI_STARTS)}
         result.reason += (f"; multi-start: {len(candidates)} of {len(MULTI_STARTS)} starts passed the guard, the "
                           f"best did not pass the self-check ({last.mean_mm:.2f} mm)")
         result.self_check = checked(self_check(moving, center_lps, result.transform, lambda c: again(c, False),
                                                copy_radius))
-        return result
+        return StagedRegistration(result)
 
 
 @contextlib.contextmanager

@@ -87,14 +87,14 @@ def test_self_check_reports_a_disagreement_when_the_series_is_noise(phantom):
 def test_preprocess_says_a_disagreement_and_keeps_it_in_preprocess_json(monkeypatch):
     import DCEDiffLib.preprocess as preprocess
     import DCEDiffLib.registration_schedule as registration_schedule
-    from DCEDiffLib.registration import identity_result
+    from DCEDiffLib.registration import StagedRegistration, identity_result
 
     def fake(fixed, moving, modality, center, check=False):
         result = identity_result(modality, "applied")
         result.self_check = {"agrees": modality != "adc", "summary": f"DISAGREES: {modality} test"} if check else None
-        return result
+        return StagedRegistration(result)
 
-    monkeypatch.setattr(registration_schedule, "register_rigid", fake)
+    monkeypatch.setattr(registration_schedule, "start_rigid", fake)
     inputs = {m: SAMPLE_CASE_DIR / f"{m}.nii.gz" for m in ("t2w", "pd", "adc", "t1pre")}
     said = []
     case = preprocess.preprocess_case(inputs, self_check=True, warn=said.append)

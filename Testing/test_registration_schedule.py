@@ -10,7 +10,7 @@ import SimpleITK as sitk
 
 from DCEDiffLib.errors import CancelledError
 from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
-from DCEDiffLib.registration import identity_result
+from DCEDiffLib.registration import StagedRegistration, identity_result
 from DCEDiffLib.registration_schedule import register_series, unregistered
 from DCEDiffLib.working_grid import field_of_view_center
 
@@ -23,23 +23,39 @@ def exam():
     return images, field_of_view_center(images["t2w"])
 
 
-def test_side_by_side_gives_what_one_after_the_other_gives(exam):
+def test_side_by_side_gives_what_one_after_the_other_gives(exam, monkeypatch):
+    """With the self-checks as tasks of their own: the same results, checks included, on one worker and on two; the
+    frame starts from the T1-pre's correction before the T1-pre's check has run."""
+    import DCEDiffLib.registration_schedule as schedule
+
     images, centre = exam
+    checked = ("pd", "t1pre", "dce_early")
     itk_default = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    frame_starts = []
+    start_through = schedule.start_through
+
+    def spy(reference, reference_result, *args, **kwargs):
+        frame_starts.append(reference_result.self_check)  # None while the T1-pre's check has not run
+        return start_through(reference, reference_result, *args, **kwargs)
+
+    monkeypatch.setattr(schedule, "start_through", spy)
     calls = []
     started = time.perf_counter()
-    alone = register_series(images["t2w"], images, MODALITIES, centre, workers=1)
+    alone = register_series(images["t2w"], images, checked, centre, self_check=True, workers=1)
     one_by_one = time.perf_counter() - started
     started = time.perf_counter()
-    together = register_series(images["t2w"], images, MODALITIES, centre, workers=3,
+    together = register_series(images["t2w"], images, checked, centre, self_check=True, workers=2,
                                progress=lambda done, total: calls.append((done, total, threading.current_thread())))
     side_by_side = time.perf_counter() - started
-    assert list(together) == list(MODALITIES)
-    for modality in MODALITIES:
+    assert list(together) == list(checked)
+    for modality in checked:
         assert together[modality].transform.GetParameters() == alone[modality].transform.GetParameters(), modality
-        assert together[modality].to_dict() == alone[modality].to_dict(), modality
-    assert [r.registered_to for r in together.values()] == ["t2w", "t2w", "t2w", "t1pre", "t1pre"]
-    assert [(d, t) for d, t, _ in calls] == [(i, 5) for i in range(1, 6)]
+        first, second = alone[modality].to_dict(), together[modality].to_dict()
+        assert first["self_check"].pop("seconds") > 0 and second["self_check"].pop("seconds") > 0, modality
+        assert first == second, modality
+    assert [r.registered_to for r in together.values()] == ["t2w", "t2w", "t1pre"]
+    assert frame_starts == [None, None]  # one worker or two: the frame did not wait for the T1-pre's check
+    assert [(d, t) for d, t, _ in calls] == [(i, 3) for i in range(1, 4)]
     assert all(thread is threading.main_thread() for _, _, thread in calls)
     assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == itk_default
     print(f"one after the other {one_by_one:.1f} s, side by side {side_by_side:.1f} s")
@@ -54,10 +70,10 @@ def test_a_cancel_stops_waiting_and_drops_what_has_not_started(exam, monkeypatch
     def slow(fixed, moving, modality, center, check=False):
         started.append(modality)
         time.sleep(0.5)
-        return identity_result(modality, "test double: no registration")
+        return StagedRegistration(identity_result(modality, "test double: no registration"))
 
-    monkeypatch.setattr(schedule, "register_rigid", slow)
-    monkeypatch.setattr(schedule, "register_through", lambda *a, **k: slow(None, None, a[3]))
+    monkeypatch.setattr(schedule, "start_rigid", slow)
+    monkeypatch.setattr(schedule, "start_through", lambda *a, **k: slow(None, None, a[3]))
     done = []
     clock = time.perf_counter()
     with pytest.raises(CancelledError):
@@ -76,9 +92,9 @@ def test_an_error_of_one_registration_is_raised(exam, monkeypatch):
     def broken(fixed, moving, modality, center, check=False):
         if modality == "adc":
             raise RuntimeError("adc: test double failure")
-        return identity_result(modality, "test double: no registration")
+        return StagedRegistration(identity_result(modality, "test double: no registration"))
 
-    monkeypatch.setattr(schedule, "register_rigid", broken)
+    monkeypatch.setattr(schedule, "start_rigid", broken)
     with pytest.raises(RuntimeError, match="adc: test double failure"):
         register_series(images["t2w"], images, ("pd", "adc", "t1pre"), centre, workers=2)
 

@@ -330,7 +330,8 @@ def test_bad_input_matrix(case, entry, tmp_path, good_case, tiny_model, capsys, 
             raise AssertionError(f"{case}: slow work started before the bad input was refused")
 
         monkeypatch.setattr(synthesis, "synthesize_volume", too_late)
-        monkeypatch.setattr(registration_schedule, "register_rigid", too_late)
+        monkeypatch.setattr(registration_schedule, "start_rigid", too_late)
+        monkeypatch.setattr(registration_schedule, "start_through", too_late)
     out = spec.get("out", tmp_path / "results" / "out")
     before_inputs = {**digest_tree(good_case), **digest_tree(work)}
     code, message = _run(entry, spec, out, tiny_model, capsys)
