@@ -282,10 +282,12 @@ def _sorted_slice_files(files: List[str], folder: Path, name: str) -> List[str]:
     gaps = np.diff(along)
     distinct = int(np.sum(gaps > SLICE_TOLERANCE_MM)) + 1
     if distinct < len(files):
+        volumes = f", {len(files) // distinct} volumes" if len(files) % distinct == 0 else ""
         raise InputError(f"{name}: DICOM series in {folder} has duplicate slice positions ({len(files)} images at "
-                         f"{distinct} distinct positions), e.g. several b-values, echoes or time points stacked in "
-                         "one series; expected one image per slice position (use a single-volume series such "
-                         "as the ADC map)")
+                         f"{distinct} distinct positions{volumes}), e.g. several b-values, echoes or time points "
+                         "stacked in one series; expected one image per slice position (use a single-volume series "
+                         "such as the ADC map; from a dynamic DCE series the study reader picks the T1-pre, early "
+                         "and late frames: dcediff synthesize --study DIR)")
     spacing = float(np.median(gaps))
     tolerance = max(SLICE_TOLERANCE_MM, SLICE_TOLERANCE_FRACTION * spacing)
     worst = float(np.max(np.abs(gaps - spacing)))

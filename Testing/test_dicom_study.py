@@ -264,6 +264,31 @@ def test_dce_order_without_temporal_position_or_tt():
 
 # ------------------------------------------------------------------------------------------------ errors
 
+def test_a_dynamic_series_given_as_one_input_points_to_the_study_reader(case, tmp_path, capsys):
+    """The whole 4D DCE series folder given as the acquired early DCE (what a user may try): refused before any
+    work, naming the role, the number of volumes, and the reader that picks the frames."""
+    from DCEDiffLib.volume_io import read_volume
+
+    omit = tuple(p for p in SMALL if p != "dce")
+    expected = write_phantom_study(case, tmp_path / "s", omit=omit, dce_layout="temporal")
+    folders = {int(f.name.split(".")[0]): f for f in (tmp_path / "s").iterdir()}
+    dynamic = folders[expected["dce_numbers"][0]]
+    with pytest.raises(InputError) as info:
+        read_volume(dynamic, name="acquired early DCE (dce_early)")
+    message = str(info.value)
+    assert "acquired early DCE (dce_early)" in message and "duplicate slice positions" in message
+    assert f"{expected['dce_frames']} volumes" in message and "--study" in message
+    out = tmp_path / "out"
+    args = ["synthesize", *(a for role in ("t2w", "pd", "adc", "t1pre")
+                            for a in (f"--{role}", str(folders[expected[role]]))),
+            "--dce-early", str(dynamic), "--dce-late", str(tmp_path / "late.nii.gz"), "--out", str(out)]
+    sitk.WriteImage(read_volume(folders[expected["t1pre"]]), str(tmp_path / "late.nii.gz"))  # a volume of its own
+    capsys.readouterr()
+    assert main(args) == 2 and not out.exists()
+    said = capsys.readouterr().err
+    assert "(dce_early)" in said and "duplicate slice positions" in said and "--study" in said, said
+
+
 def test_missing_role_is_one_error_listing_what_was_found(case, tmp_path):
     small_study(case, tmp_path / "s", omit=("adc", "vibe"))
     with pytest.raises(InputError) as info:
