@@ -5,6 +5,7 @@ Used by ``dcediff synthesize``, ``dcediff demo`` and (through the command) the S
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import sys
@@ -293,15 +294,22 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
                for k, v in output.provenance.items()}}
     if warning:
         keys["DCEDiff_out_of_distribution"] = warning
-    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
-        groups = [("synthetic", output.synthetic), ("uncertainty", output.uncertainty),
-                  ("residual", output.residual), ("expected_error", output.expected_error)]
+    groups = [("synthetic", output.synthetic), ("uncertainty", output.uncertainty),
+              ("residual", output.residual), ("expected_error", output.expected_error)]
+
+    def write_volumes(tmp: Path) -> None:
         for prefix, images in groups:
             for short, image in images.items():
                 write_volume(image, tmp / f"{prefix}_{short}.nii.gz", keys)
                 if t2w_grid:
                     write_volume(paste_back(image, output.case.t2w), tmp / "t2w_grid" / f"{prefix}_{short}.nii.gz",
                                  keys)
+
+    with atomic_directory(out_dir, overwrite=overwrite) as tmp, \
+            concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcediff-write") as writer:
+        # The volumes are written on a second thread while the report is drawn: SimpleITK compresses and resamples
+        # without the GIL, matplotlib holds it (docs/performance.md, "The volumes written beside the report").
+        volumes = writer.submit(write_volumes, tmp)
         side = {"provenance": output.provenance, "label": description,
                 "working_grid": output.case.grid.to_dict(), **getattr(output.case, "crop_centre", {}),
                 "registration": {m: r.to_dict() for m, r in output.case.registration.items()},
@@ -318,6 +326,7 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
             (tmp / "metrics.json").write_text(metrics_text, encoding="utf-8")
         if report and extra_available("report"):
             write_case_report(output, tmp / "report.png")
+        volumes.result()  # a failed write is raised here, inside the atomic folder: nothing is left
     return Path(out_dir)
 
 
