@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import importlib
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -18,13 +20,18 @@ import SimpleITK as sitk
 
 from DCEDiffLib import __version__, defaults
 from DCEDiffLib.errors import InputError
-from DCEDiffLib.extras import extra_available
+from DCEDiffLib.extras import extra_available, skip_message
 from DCEDiffLib.intensity_tail import adds_excess_back, clipped_t1pre_excess
 from DCEDiffLib.modalities import DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT_VALUE, TARGET_MODALITIES
 from DCEDiffLib.progress import CancelHook, ProgressCallback, ProgressTracker, check_cancel
 
 SHORT = {"dce_early": "early", "dce_late": "late"}
 STAGES = {"load": 1.0, "register": 4.0, "sample": 12.0, "write": 1.0}
+# What the write stage imports (report.png; the metrics against an acquired DCE): about 1 s in a fresh process on a
+# Zen 1 core, imported on a side thread while the series register (import_write_stage_early).
+WRITE_STAGE_MODULES = {"report": ("matplotlib.figure", "matplotlib.gridspec", "matplotlib.patheffects",
+                                  "matplotlib.backends.backend_agg", "DCEDiffLib.evaluation.report_figure"),
+                       "metrics": ("scipy.ndimage", "skimage.metrics", "DCEDiffLib.evaluation.case_evaluation")}
 
 
 @dataclasses.dataclass
@@ -46,6 +53,25 @@ class SynthesisOutput:
     missing_inputs: Sequence[str] = ()         # inputs the model ran without (its card allows it), e.g. ("pd",)
     # expected |error| per voxel from the card's error model (diffusion/error_map.py); empty when the card has none
     expected_error: Dict[str, sitk.Image] = dataclasses.field(default_factory=dict)
+
+
+def import_write_stage_early(metrics: bool) -> threading.Thread:
+    """Start importing the write stage's optional libraries (:data:`WRITE_STAGE_MODULES`; the metrics' only with
+    ``metrics``) on a daemon thread, so that a fresh process does not pay for them on one core at the end. Missing
+    or broken ones are left alone: the write stage imports them again and says what is skipped."""
+    features = ["report"] + (["metrics"] if metrics else [])
+    names = [name for feature in features if skip_message(feature) is None for name in WRITE_STAGE_MODULES[feature]]
+
+    def run() -> None:
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - said by the write stage, which imports it for real
+                return
+
+    thread = threading.Thread(target=run, name="dcediff-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def provenance_text(provenance: dict) -> str:
@@ -141,6 +167,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     tracker.report("load", 1, 1)
     check_cancel(should_cancel)
     tracker.report("register", 0, 1, "reading and registering the series")  # preprocess reports each one's end
+    import_write_stage_early(metrics=inputs.get("dce_early") is not None)  # while the registrations run
     case = preprocess_case(inputs, center_lps=center_lps, register=register, find_prostate=True, self_check=True,
                            progress=tracker.stage_callback("register"), should_cancel=should_cancel,
                            optional=tuple(missing))

@@ -128,6 +128,20 @@ def test_cancel_stops_within_a_step_and_leaves_nothing(tiny_model, tmp_path):
 
 
 @pytest.mark.skipif(not shipped_model_path().is_file(), reason="shipped model not trained yet")
+def test_the_write_stage_libraries_are_imported_early_in_a_fresh_process():
+    """import_write_stage_early, in a fresh interpreter: matplotlib always, scipy/scikit-image only for the metrics
+    against an acquired DCE, on a thread of their own."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, threading; from DCEDiffLib.pipeline import import_write_stage_early as early; "
+             "seen = lambda: ('matplotlib.figure' in sys.modules, 'skimage.metrics' in sys.modules); "
+             "before = seen(); t = early(False); t.join(); report = seen(); t = early(True); t.join(); "
+             "print(before, report, seen(), t.name, t is not threading.main_thread())")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert " ".join(out) == "(False, False) (True, False) (True, True) dcediff-imports True", out
+
+
 def test_demo_with_the_shipped_model(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--samples", "2"]) == 0  # the card's own step count, two samples
