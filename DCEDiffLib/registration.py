@@ -314,11 +314,7 @@ def region_radius(modality: str) -> float:
 
 
 def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_lps: Sequence[float],
-                   radius_mm: Optional[float] = None, iterations: int = 100,
-                   learning_rate: float = LEARNING_RATE_MM,
-                   max_translation_mm: float = MAX_TRANSLATION_MM,
-                   max_rotation_deg: float = MAX_ROTATION_DEG, check: bool = False,
-                   multi_start: bool = True, check_radius_mm: Optional[float] = None) -> RegistrationResult:
+                   **options) -> RegistrationResult:
     """Rigidly register ``moving`` to ``fixed`` (the T2W), starting from the scanner alignment.
 
     The T2W is cropped around the gland and brought to the series' resolution; both images are bias-flattened
@@ -336,9 +332,10 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_
     confirm is never applied). ``multi_start=False`` leaves the multi-start out (the self-check still runs).
     ``check_radius_mm``: register the check's moved copy in another sphere; by default in the series' own. The check
     then also asks whether a second setup lands where this one did (``self_check["copy_setup"]`` records it).
+    ``options`` are :func:`start_rigid`'s keywords (``radius_mm``, ``iterations``, ``learning_rate``,
+    ``max_translation_mm``, ``max_rotation_deg``, ``check``, ``multi_start``, ``check_radius_mm``).
     """
-    return start_rigid(fixed, moving, modality, center_lps, radius_mm, iterations, learning_rate, max_translation_mm,
-                       max_rotation_deg, check, multi_start, check_radius_mm).complete()
+    return start_rigid(fixed, moving, modality, center_lps, **options).complete()
 
 
 def start_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_lps: Sequence[float],
