@@ -55,19 +55,21 @@ def exponential_convolution(t_s: np.ndarray, cp: np.ndarray, kep_per_min) -> np.
     cp = np.asarray(cp, dtype=np.float64)
     if t.ndim != 1 or t.shape != cp.shape or np.any(np.diff(t) <= 0):
         raise ValueError("exponential_convolution: t and cp must be 1-D of equal length with increasing t")
-    k = np.atleast_1d(np.asarray(kep_per_min, dtype=np.float64)) / 60.0  # 1/s
-    out = np.zeros((k.size, t.size))
-    dt = np.diff(t)
+    k = np.atleast_1d(np.asarray(kep_per_min, dtype=np.float64))[:, None] / 60.0  # 1/s, (M, 1)
+    # Every interval's terms at once (M, T-1); the same operations, in the same order, as one interval at a time
+    # (so the same bits); only the recursion itself stays a loop: a fitted curve of 1321 samples took 69 ms a call.
+    d = np.diff(t)
+    x = k * d
+    decay = np.exp(-x)
+    small = x < 1e-6
+    safe_k = np.where(small, 1.0, k)
+    # A = ∫₀ᵈ e^{−k(d−u)} du, B = ∫₀ᵈ e^{−k(d−u)} u du (series for k → 0)
+    a = np.where(small, d - k * d * d / 2, (1 - decay) / safe_k)
+    b = np.where(small, d * d / 2 - k * d ** 3 / 6, d / safe_k - (1 - decay) / safe_k ** 2)
+    level, slope = cp[:-1] * a, (cp[1:] - cp[:-1]) * b / d
+    out = np.zeros((k.shape[0], t.size))
     for i in range(1, t.size):
-        d = dt[i - 1]
-        x = k * d
-        decay = np.exp(-x)
-        small = x < 1e-6
-        safe_k = np.where(small, 1.0, k)
-        # A = ∫₀ᵈ e^{−k(d−u)} du, B = ∫₀ᵈ e^{−k(d−u)} u du (series for k → 0)
-        a = np.where(small, d - k * d * d / 2, (1 - decay) / safe_k)
-        b = np.where(small, d * d / 2 - k * d ** 3 / 6, d / safe_k - (1 - decay) / safe_k ** 2)
-        out[:, i] = out[:, i - 1] * decay + cp[i - 1] * a + (cp[i] - cp[i - 1]) * b / d
+        out[:, i] = out[:, i - 1] * decay[:, i - 1] + level[:, i - 1] + slope[:, i - 1]
     return out[0] if np.ndim(kep_per_min) == 0 else out
 
 
