@@ -37,3 +37,30 @@ def save_copy_allowing_missing_pd(model: Path, name: str = "dropout") -> Path:
     copy.with_suffix(".json").write_text(card.replace('"format": ', '"optional_inputs": ["pd"], "format": ', 1),
                                          encoding="utf-8")
     return copy
+
+
+def save_narrow_copy_of_the_shipped_card(directory: Path, name: str = "narrow") -> Path:
+    """``directory/<name>.safetensors`` (+ card): the shipped card — its conditions, normalisation, sampling, error
+    tables and flags — with both networks narrowed to 8 channels and seeded random weights; the shipped learned
+    error map is left out (it belongs to the shipped weights). For tests of the fitting scripts, which need a whole
+    residual card but not its trained weights: the sample case goes through it in about a second on one thread,
+    against about 25 s for the shipped networks."""
+    import json
+
+    import torch
+
+    from DCEDiffLib.diffusion.model_files import build_from_card, model_paths, save_model
+    from DCEDiffLib.model_registry import shipped_model_path
+
+    card = json.loads(model_paths(shipped_model_path())[1].read_text(encoding="utf-8"))
+    for part in (card["mean_network"], card["architecture"]):
+        part["config"] = dict(part["config"], inner_channels=8)
+    card.get("error_model", {}).pop("learned", None)
+    torch.manual_seed(0)
+    network = build_from_card(card)
+    with torch.no_grad():
+        for p in network.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    path = Path(directory) / f"{name}.safetensors"
+    save_model(network, card, path)
+    return path

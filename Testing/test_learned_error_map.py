@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from random_model import save_narrow_copy_of_the_shipped_card
 
 from DCEDiffLib import ood
 from DCEDiffLib.diffusion import learned_error_map as lem
@@ -171,14 +172,9 @@ def _script(name: str):
     return module
 
 
-@pytest.fixture(scope="module")
-def plain_samples(tmp_path_factory):
-    """The shipped weights on the sample case: a card copy with a constant voxel corrector (+0.05), the data folder,
-    the preprocessing cache and the samples of its output *without* the corrector, written once by
-    scripts/fit_voxel_corrector.py --samples-only for the two tests that read them (a synthesis on one thread takes
-    about 30 s)."""
-    root = tmp_path_factory.mktemp("plain_samples")
-    stem = _copy_of_the_shipped_card(root, with_trees=False)
+def _samples_without_the_corrector(root: Path, stem: Path):
+    """Give the card at ``stem`` a constant voxel corrector (+0.05) and write the samples of its output *without* the
+    corrector on the sample case (scripts/fit_voxel_corrector.py --samples-only); (stem, data, cache, samples)."""
     _with_a_constant_corrector(stem, 0.05)
     data = root / "data"
     data.mkdir()
@@ -190,10 +186,22 @@ def plain_samples(tmp_path_factory):
     return stem, data, cache, samples
 
 
-def test_the_fitting_script_writes_a_card_that_loads_and_refuses_samples_of_other_data(tmp_path, plain_samples):
-    """scripts/fit_learned_error_map.py end to end on the shipped sample case (its samples made by
-    scripts/fit_voxel_corrector.py --samples-only: the shipped weights' output; a few trees)."""
-    _, _, cache, samples = plain_samples
+def _narrow_card(directory: Path) -> Path:
+    """The shipped card with narrow seeded random networks (the same weights at every call), no learned map."""
+    return save_narrow_copy_of_the_shipped_card(directory).with_suffix("")
+
+
+@pytest.fixture(scope="module")
+def narrow_samples(tmp_path_factory):
+    """The fitting scripts' plumbing on the narrow card (a synthesis in seconds): its samples without a corrector."""
+    root = tmp_path_factory.mktemp("narrow_samples")
+    return _samples_without_the_corrector(root, _narrow_card(root))
+
+
+def test_the_shipped_trees_rank_the_error_of_the_shipped_weights_output_above_a_floor(tmp_path):
+    """The shipped weights on the sample case (their samples written by scripts/fit_voxel_corrector.py
+    --samples-only; a synthesis on one thread takes about 30 s): the shipped trees rank its error."""
+    _, _, _, samples = _samples_without_the_corrector(tmp_path, _copy_of_the_shipped_card(tmp_path, with_trees=False))
     model = load_model(shipped_model_path())
     stored = np.load(samples)
     assert not bool(stored["with_corrector"]) and list(stored["names"]) == [SAMPLE_CASE_DIR.name]
@@ -207,10 +215,19 @@ def test_the_fitting_script_writes_a_card_that_loads_and_refuses_samples_of_othe
     for target, (rho, edge_rho) in _script("error_tree_ranking").ranking(model, features, residuals).items():
         assert rho > 0.42 and rho > edge_rho + 0.1, (target, rho, edge_rho)
 
+
+def test_the_fitting_script_writes_a_card_that_loads_and_refuses_samples_of_other_data(tmp_path, narrow_samples):
+    """scripts/fit_learned_error_map.py end to end on the sample case (a few trees), for the narrow card: its
+    samples made by scripts/fit_voxel_corrector.py --samples-only, checked against a synthesis of the same card."""
+    _, _, cache, samples = narrow_samples
+    stem = _narrow_card(tmp_path)  # the same weights, without the corrector
+    stored = np.load(samples)
+    assert not bool(stored["with_corrector"]) and list(stored["names"]) == [SAMPLE_CASE_DIR.name]
+    residuals = [stored[f"residual_{t}"] for t in TARGETS]
+
     fit = _script("fit_learned_error_map")
-    assert fit.main([str(_copy_of_the_shipped_card(tmp_path, with_trees=False)), "--samples", str(samples),
-                     "--check-case", str(SAMPLE_CASE_DIR), "--cache", str(cache), "--out",
-                     str(tmp_path / "fitted"), "--iterations", "4"]) == 0
+    assert fit.main([str(stem), "--samples", str(samples), "--check-case", str(SAMPLE_CASE_DIR), "--cache", str(cache),
+                     "--out", str(tmp_path / "fitted"), "--iterations", "4"]) == 0
     fitted = load_model(tmp_path / "fitted")
     assert len(fitted.learned_error_map.ensembles["dce_late"].roots) == 4
     card = json.loads((tmp_path / "fitted.json").read_text(encoding="utf-8"))
@@ -225,15 +242,15 @@ def test_the_fitting_script_writes_a_card_that_loads_and_refuses_samples_of_othe
         fit.check_residuals(other, 0, TARGETS, residuals, SAMPLE_CASE_DIR)
     assert fit.check_residuals(dict(np.load(samples)), 0, TARGETS, residuals, SAMPLE_CASE_DIR) < 1e-6
     with pytest.raises(SystemExit, match="expected the folder of"):
-        fit.recomputed_residuals(model, other, 0, SAMPLE_CASE_DIR.parent, cache)
+        fit.recomputed_residuals(load_model(stem), other, 0, SAMPLE_CASE_DIR.parent, cache)
 
 
-def test_a_card_with_a_corrector_gets_its_map_fitted_on_the_corrected_output(tmp_path, plain_samples):
+def test_a_card_with_a_corrector_gets_its_map_fitted_on_the_corrected_output(tmp_path, narrow_samples):
     """scripts/fit_voxel_corrector.py --corrected-samples writes the samples of the output *with* the card's corrector
     (--samples-only those without it), and scripts/fit_learned_error_map.py fits the map of such a card only from
     those (marked fitted_with_corrector, so the card loads); samples of the output without the corrector are refused
-    for it."""
-    shared_stem, data, cache, plain_file = plain_samples
+    for it. On the narrow card: the plumbing, not the shipped weights."""
+    shared_stem, data, cache, plain_file = narrow_samples
     for part in shared_stem.parent.glob(shared_stem.name + ".*"):  # a fitted card names its files beside it
         shutil.copyfile(part, tmp_path / part.name)
     stem = tmp_path / shared_stem.name
