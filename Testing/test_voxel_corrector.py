@@ -232,6 +232,12 @@ def test_the_fitting_script_writes_a_card_that_loads_and_changes_the_synthesis(t
     model = load_model(tmp_path / "fitted")
     assert isinstance(model.corrector, vc.VoxelCorrector)
     assert len(model.corrector.ensembles["dce_early"].roots) == 3
+    from DCEDiffLib.diffusion.synthesis import synthesize_volume
+
+    conditions = np.random.default_rng(0).uniform(-1, 1, size=(4, 4, 64, 64)).astype(np.float32)
+    corrected = synthesize_volume(model, conditions, samples=1, seed=0, device="cpu")
+    plain = synthesize_volume(model, conditions, samples=1, seed=0, device="cpu", voxel_corrector=False)
+    assert np.abs(corrected.mean - plain.mean).max() > 1e-4  # the fitted trees change the synthesis
     card = json.loads((tmp_path / "fitted.json").read_text(encoding="utf-8"))
     assert card["voxel_corrector"]["fitted_on"]["cases"] == 1
     narrow_card = json.loads(narrow.with_suffix(".json").read_text(encoding="utf-8"))
