@@ -125,6 +125,35 @@ def test_phantom_interrupted_leaves_the_folder_as_before_so_the_same_command_run
     generator.check_dataset_request(out, 3, "A", 0, "nifti", False)  # the same command is accepted again
 
 
+def test_a_failed_phantom_write_stops_the_dataset_and_keeps_the_cases_written_before(tmp_path, monkeypatch):
+    """Each case is written on a second thread while the next one is generated: a write that fails is raised once
+    the next case is generated, before anything more is written; the cases written before stay, progress counts
+    written cases only, and no dataset.json claims the unfinished set."""
+    from DCEDiffLib.phantom import generator
+
+    generated, progress = [], []
+
+    def fake_generate(seed, domain, name):
+        generated.append(name)
+        return types.SimpleNamespace(params={"lesions": []})
+
+    def fake_write(case, folder, *args, **kwargs):
+        if folder.name == "case_001":
+            raise OSError("disk full")
+        folder.mkdir(parents=True)
+        (folder / "t2w.nii.gz").write_bytes(b"x")
+        return folder
+
+    monkeypatch.setattr(generator, "generate_case", fake_generate)
+    monkeypatch.setattr(generator, "write_case", fake_write)
+    out = tmp_path / "X"
+    with pytest.raises(OSError, match="disk full"):
+        generator.generate_dataset(out, 4, progress=lambda done, total: progress.append((done, total)))
+    assert generated == ["case_000", "case_001", "case_002"]
+    assert progress == [(1, 4)]
+    assert sorted(p.name for p in out.iterdir()) == ["case_000"]
+
+
 def synthesize_args(out: Path, **roles) -> list:
     paths = {key: str(SAMPLE_CASE_DIR / f"{key}.nii.gz") for key in ("t2w", "pd", "adc", "t1pre")}
     paths.update(roles)

@@ -7,6 +7,7 @@ give identical arrays and identical files.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -340,22 +341,35 @@ def generate_dataset(out_dir, cases: int, domain: str = "A", seed: int = 0, fmt:
     names = [f"case_{first_index + i:03d}" for i in range(cases)]
     written: List[Path] = []
     entries = []
-    for i, name in enumerate(names):
-        check_cancel(should_cancel)
-        s = case_seed(seed, first_index + i)
-        # A procedural dataset calls generate_case exactly as before the anatomy families existed.
-        case = generate_case(s, domain, name, **({} if anatomy == "procedural" else {"anatomy": anatomy}))
-        case.params["dataset"] = {"seed": seed, "index": first_index + i}
-        written.append(write_case(case, out_dir / name, fmt, overwrite=overwrite, include_series=include_series))
-        entry = {"case_id": name, "seed": s, "anatomy_family": case.params.get("anatomy_family", "procedural")}
-        template = case.params.get("anatomy", {}).get("template")
-        if template:
-            entry["anatomy_template"] = template
-        entries.append({**entry,
-                        "lesions": [{"kind": l["kind"], "zone": l["zone"], "diameter_mm": l["diameter_mm"]}
-                                    for l in case.params["lesions"]]})
+    pending = None  # the previous case's write
+
+    def case_written() -> None:
+        written.append(pending.result())  # a failed write is raised here, before the next case is written
         if progress:
-            progress(i + 1, cases)
+            progress(len(written), cases)
+
+    # Each case is written on a second thread while the next one is generated: the writer compresses without the
+    # GIL, the generator is numpy on one core (docs/performance.md, "Phantom cases written while the next one is
+    # generated"). At most one case waits, so two are in memory.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcediff-phantom-write") as writer:
+        for i, name in enumerate(names):
+            check_cancel(should_cancel)
+            s = case_seed(seed, first_index + i)
+            # A procedural dataset calls generate_case exactly as before the anatomy families existed.
+            case = generate_case(s, domain, name, **({} if anatomy == "procedural" else {"anatomy": anatomy}))
+            case.params["dataset"] = {"seed": seed, "index": first_index + i}
+            if pending is not None:
+                case_written()
+            pending = writer.submit(write_case, case, out_dir / name, fmt, overwrite=overwrite,
+                                    include_series=include_series)
+            entry = {"case_id": name, "seed": s, "anatomy_family": case.params.get("anatomy_family", "procedural")}
+            template = case.params.get("anatomy", {}).get("template")
+            if template:
+                entry["anatomy_template"] = template
+            entries.append({**entry,
+                            "lesions": [{"kind": l["kind"], "zone": l["zone"], "diameter_mm": l["diameter_mm"]}
+                                        for l in case.params["lesions"]]})
+        case_written()
     for path in _stale_phantom_cases(out_dir, names):
         shutil.rmtree(path)
     summary = {"generator": GENERATOR_NAME, "generator_version": GENERATOR_VERSION, "synthetic": True,
