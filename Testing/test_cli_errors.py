@@ -95,6 +95,13 @@ def test_train_interrupt_says_the_checkpoint_is_kept(tmp_path):
     assert "checkpoint" in text and "kept" in text and "resume" in text and "no partial output" not in text
 
 
+def _write_a_stand_in_case(case, folder, *args, **kwargs):
+    """Stands in for ``generator.write_case``: a case folder with one file, at once."""
+    folder.mkdir(parents=True)
+    (folder / "t2w.nii.gz").write_bytes(b"x")
+    return folder
+
+
 @pytest.mark.parametrize("existing", ["new", "empty"])
 def test_phantom_interrupted_leaves_the_folder_as_before_so_the_same_command_runs_again(tmp_path, capsys,
                                                                                        monkeypatch, existing):
@@ -108,13 +115,8 @@ def test_phantom_interrupted_leaves_the_folder_as_before_so_the_same_command_run
             raise KeyboardInterrupt
         return types.SimpleNamespace(params={"lesions": []})
 
-    def fake_write(case, folder, *args, **kwargs):
-        folder.mkdir(parents=True)
-        (folder / "t2w.nii.gz").write_bytes(b"x")
-        return folder
-
     monkeypatch.setattr(generator, "generate_case", fake_generate)
-    monkeypatch.setattr(generator, "write_case", fake_write)
+    monkeypatch.setattr(generator, "write_case", _write_a_stand_in_case)
     out = tmp_path / "X"
     if existing == "empty":
         out.mkdir()
@@ -140,9 +142,7 @@ def test_a_failed_phantom_write_stops_the_dataset_and_keeps_the_cases_written_be
     def fake_write(case, folder, *args, **kwargs):
         if folder.name == "case_001":
             raise OSError("disk full")
-        folder.mkdir(parents=True)
-        (folder / "t2w.nii.gz").write_bytes(b"x")
-        return folder
+        return _write_a_stand_in_case(case, folder)
 
     monkeypatch.setattr(generator, "generate_case", fake_generate)
     monkeypatch.setattr(generator, "write_case", fake_write)
