@@ -5,6 +5,17 @@ from pathlib import Path
 CONDITIONS = ["t2w", "pd", "adc", "t1pre"]
 
 
+def _perturbed(network):
+    """``network`` with every weight moved by seeded noise: the zero-initialised output layers would otherwise make
+    every prediction identical."""
+    import torch
+
+    with torch.no_grad():
+        for p in network.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    return network
+
+
 def save_random_model(directory: Path, **config_overrides) -> Path:
     """Write ``directory/tiny.safetensors`` (+ card): the ``tiny`` preset with ``config_overrides``, seeded weights.
 
@@ -18,10 +29,7 @@ def save_random_model(directory: Path, **config_overrides) -> Path:
 
     config = network_config("tiny", in_channels=6, out_channels=2, **config_overrides)
     torch.manual_seed(0)
-    network = build_network(config)
-    with torch.no_grad():
-        for p in network.parameters():
-            p.add_(0.01 * torch.randn_like(p))
+    network = _perturbed(build_network(config))
     path = Path(directory) / "tiny.safetensors"
     save_model(network, make_model_card(config, "diffusion", CONDITIONS, "tiny", {"data": "none (test)"}), path)
     return path
@@ -57,10 +65,7 @@ def save_narrow_copy_of_the_shipped_card(directory: Path, name: str = "narrow") 
         part["config"] = dict(part["config"], inner_channels=8)
     card.get("error_model", {}).pop("learned", None)
     torch.manual_seed(0)
-    network = build_from_card(card)
-    with torch.no_grad():
-        for p in network.parameters():
-            p.add_(0.01 * torch.randn_like(p))
+    network = _perturbed(build_from_card(card))
     path = Path(directory) / f"{name}.safetensors"
     save_model(network, card, path)
     return path
