@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, Mapping, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 PHANTOM_MARK = "DCEDiff phantom (synthetic)"
 PHANTOM = "DCEDiff phantom"
@@ -41,14 +41,21 @@ def _metadata_marked(holder) -> bool:
     return any(holder.HasMetaDataKey(key) and _marked(holder.GetMetaData(key)) for key in _TEXT_KEYS)
 
 
-def _beside_phantom_case_json(path: Path) -> bool:
-    case_json = path.parent / "case.json"
+def phantom_case_params(case_dir: Path) -> Optional[dict]:
+    """The parameters of a DCEDiff phantom case folder (its ``case.json``: ``"synthetic": true``, generator "DCEDiff
+    phantom"), or None for any other folder."""
     try:
-        params = json.loads(case_json.read_text(encoding="utf-8"))
+        params = json.loads((Path(case_dir) / "case.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(params, dict) and params.get("synthetic") is True and \
-        str(params.get("generator", "")).startswith(PHANTOM)
+        return None
+    if isinstance(params, dict) and params.get("synthetic") is True and \
+            str(params.get("generator", "")).startswith(PHANTOM):
+        return params
+    return None
+
+
+def _beside_phantom_case_json(path: Path) -> bool:
+    return phantom_case_params(path.parent) is not None
 
 
 def _file_marked(path: Path) -> bool:

@@ -149,7 +149,7 @@ def test_the_demo_says_what_to_expect_of_the_crop_on_a_procedural_phantom_only(t
     def case(**params) -> Path:
         folder = tmp_path / f"case_{len(list(tmp_path.iterdir()))}"
         folder.mkdir()
-        (folder / "case.json").write_text(json.dumps(params), encoding="utf-8")
+        (folder / "case.json").write_text(json.dumps({"synthetic": True, **params}), encoding="utf-8")
         return folder
 
     assert "does not recognise" in procedural_phantom_note(case(generator=GENERATOR_NAME))  # before the families
@@ -157,6 +157,7 @@ def test_the_demo_says_what_to_expect_of_the_crop_on_a_procedural_phantom_only(t
                                                                 anatomy_family="procedural"))
     assert procedural_phantom_note(case(generator=GENERATOR_NAME, anatomy_family="prostatex")) is None
     assert procedural_phantom_note(case(generator="someone else's simulator")) is None
+    assert procedural_phantom_note(case(generator=GENERATOR_NAME, synthetic=False)) is None
     empty = tmp_path / "no_case_json"
     empty.mkdir()
     assert procedural_phantom_note(empty) is None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -77,13 +76,10 @@ def procedural_phantom_note(case_dir: Path) -> Optional[str]:
     """A line saying what to expect of the crop on a procedural DCEDiff phantom (the shipped case is one): the
     prostate model does not recognise its drawn gland (docs/phantom.md), so the warning about the field-of-view
     centre that follows is expected there. None for any other case."""
-    from DCEDiffLib.phantom.generator import GENERATOR_NAME
+    from DCEDiffLib.data_source import phantom_case_params
 
-    try:
-        params = json.loads((case_dir / "case.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if params.get("generator") != GENERATOR_NAME or params.get("anatomy_family", "procedural") != "procedural":
+    params = phantom_case_params(case_dir)
+    if params is None or params.get("anatomy_family", "procedural") != "procedural":
         return None
     return ("  a procedural phantom: the prostate model does not recognise its drawn gland, so expect the crop to be "
             "centred on the T2W's field of view, where the phantom's gland lies (docs/phantom.md, \"Why TAPS finds "
