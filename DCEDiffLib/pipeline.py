@@ -368,6 +368,8 @@ def write_case_report(output: SynthesisOutput, path: Path) -> None:
            "missing_inputs": list(output.missing_inputs or ())}
     if output.uncertainty:
         row["uncertainty"] = {s: sitk.GetArrayFromImage(i) for s, i in output.uncertainty.items()}
+    if output.expected_error:  # shown in preference to the sample spread (report_figure)
+        row["expected_error"] = {s: sitk.GetArrayFromImage(i) for s, i in output.expected_error.items()}
     write_report_png(path, [row], provenance=provenance_text(output.provenance), warning=ood_warning(output))
 
 

@@ -223,5 +223,8 @@ def test_demo_lists_only_the_files_it_wrote(tmp_path):
     listed = " ".join(written_files(tmp_path))
     assert "synthetic_early/late" in listed and "residual" in listed and "t2w_grid/" in listed
     assert "uncertainty" not in listed and "metrics.json" not in listed and "report.png" not in listed
+    assert "expected_error" not in listed
     (tmp_path / "uncertainty_early.nii.gz").write_bytes(b"")
-    assert "uncertainty" in " ".join(written_files(tmp_path))
+    (tmp_path / "expected_error_late.nii.gz").write_bytes(b"")
+    listed = " ".join(written_files(tmp_path))
+    assert "uncertainty" in listed and "expected_error_early/late" in listed

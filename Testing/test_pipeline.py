@@ -165,11 +165,22 @@ def test_the_demo_says_what_to_expect_of_the_crop_on_a_procedural_phantom_only(t
     assert procedural_phantom_note(empty) is None
 
 
-def test_demo_with_the_shipped_model(tmp_path, capsys):
+def test_demo_with_the_shipped_model(tmp_path, capsys, monkeypatch):
+    from DCEDiffLib.evaluation import report_figure
+
+    drawn = []  # the rows of report.png, recorded on the way through
+    real_write = report_figure.write_report_png
+    def record(path, rows, **options):
+        drawn.extend(rows)
+        return real_write(path, rows, **options)
+
+    monkeypatch.setattr(report_figure, "write_report_png", record)
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--samples", "2"]) == 0  # the card's own step count, two samples
     text = capsys.readouterr().out
     assert "PSNR" in text and (out / "report.png").stat().st_size > 50_000
+    # the spread column shows the card's expected |error| even with two samples (report_figure)
+    assert set(drawn[0]["expected_error"]) == {"early", "late"} and drawn[0]["uncertainty"]
     assert "a procedural phantom: the prostate model does not recognise its drawn gland" in text  # the shipped case
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     # Since 2026-12-01 the DCE frames are registered through the T1-pre and the ADC/T1-pre in an 80 mm sphere

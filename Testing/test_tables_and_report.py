@@ -246,6 +246,26 @@ def test_report_metrics_match_evaluate_case_and_missing_geometry_is_said():
     assert "no acquired DCE: synthetic only, no metrics" in "\n".join(_texts(report_figure([no_dce])))
 
 
+def test_the_spread_column_shows_the_expected_error_before_the_sample_std():
+    """The card's expected |error| has the error's size; the sample std of the shipped card is a tenth of it
+    (docs/model_quality.md, "The curve over K"), so the map takes the column whenever a run has one."""
+    from DCEDiffLib.evaluation.report_figure import report_figure
+
+    row = _report_rows()
+    both = dict(row, expected_error={t: 2.0 * v + 1.0 for t, v in row["uncertainty"].items()})
+    texts = _texts(report_figure([both]))
+    assert "expected |error| early" in texts and "expected |error| late" in texts
+    assert not any("sample std" in t for t in texts)
+    texts = _texts(report_figure([row]))  # a card without an error model, several samples: the sample std
+    assert "uncertainty early (sample std)" in texts and not any("expected |error|" in t for t in texts)
+    one_sample = {k: v for k, v in row.items() if k != "uncertainty"}
+    texts = _texts(report_figure([one_sample, both]))  # the column is there for the row with a map only
+    assert "no error map\n(one sample, no error model)" in texts
+    bad = dict(row, expected_error={"early": row["uncertainty"]["early"][:, :10], "late": row["uncertainty"]["late"]})
+    with pytest.raises(InputError, match="expected_error early has shape"):
+        report_figure([bad])
+
+
 def test_relative_enhancement_and_case_title():
     from DCEDiffLib.evaluation.report_figure import _relative_enhancement, case_title
 

@@ -39,9 +39,10 @@ def _median(values) -> float | None:
 
 
 def _pair(document: dict, reference: dict, target: str, path) -> str:
-    if document.get("meta", {}).get("data") != reference.get("meta", {}).get("data"):
-        raise SystemExit(f"meta.data differs ({document.get('meta', {}).get('data')!r} against "
-                         f"{reference.get('meta', {}).get('data')!r} at K = 1): expected one fresh set scored at each K")
+    mine_data, k1_data = document.get("meta", {}).get("data"), reference.get("meta", {}).get("data")
+    if mine_data != k1_data:
+        raise SystemExit(f"meta.data differs ({mine_data!r} against {k1_data!r} at K = 1): expected one fresh set "
+                         "scored at each K")
     mine = {row["case"]: row for row in document["cases"]["model"]}
     rows = [(mine[r["case"]], r) for r in reference["cases"]["model"] if r["case"] in mine]
     d = paired_bootstrap([case_metric(a, target, path) for a, _ in rows],

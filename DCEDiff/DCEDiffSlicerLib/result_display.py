@@ -3,9 +3,10 @@
 A custom layout (registered with the scene's layout node, so Slicer's layout manager builds the views), one row per
 target (early, late), columns:
 
-    acquired (the acquired DCE; without it the T2W) | synthetic | synthetic + |residual| | synthetic + uncertainty
+    acquired (the acquired DCE; without it the T2W) | synthetic | synthetic + |residual| | synthetic + spread
 
-(the last two only when the run produced them), and a table view with the metrics table below. All slice views are
+(the last two only when the run produced them; the spread is the card's expected |error|, else the sample std of
+several samples), and a table view with the metrics table below. All slice views are
 axial and linked (same slice, pan and zoom). The synthetic image of a row gets the window/level of the acquired DCE
 of that row, so that grey values compare directly. |residual| and uncertainty are non-negative: they get sequential
 colour maps (inferno and viridis: dark = small, bright = large, monotonic in luminance, readable in grey and by
@@ -173,8 +174,9 @@ def plan_views(nodes: Dict[str, object], acquired: Dict[str, object], reference=
         columns = [("acquired", first, None)] if first is not None else (
             [("reference", reference, None)] if reference is not None else [])
         columns.append(("synthetic", synthetic, None))
-        # the last column: the sample spread when several samples ran, else the card's expected-error map
-        spread = "uncertainty" if nodes.get(f"uncertainty_{target}") is not None else "expected_error"
+        # the last column: the card's expected-error map (its size holds), else the sample spread of several samples
+        # (a tenth of the error's size on the shipped card: docs/model_quality.md, "The curve over K")
+        spread = "expected_error" if nodes.get(f"expected_error_{target}") is not None else "uncertainty"
         for kind in ("residual", spread):
             overlay = nodes.get(f"{kind}_{target}")
             if overlay is not None:

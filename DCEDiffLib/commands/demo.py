@@ -18,12 +18,13 @@ def register(subparsers) -> None:
         "demo", help="run the whole pipeline on the shipped phantom case with the shipped model",
         description="Loads the shipped phantom exam (every series on its own grid), registers, synthesizes "
                     "early and late DCE with the shipped model and the default sampler, and writes NIfTI "
-                    "results, residuals against the phantom's acquired DCE, an uncertainty map, metrics.json "
+                    "results, residuals against the phantom's acquired DCE, the expected-error map, metrics.json "
                     "and report.png. Re-running replaces the previous demo output.")
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
     parser.add_argument("--case", type=Path, help="another case folder (default: the shipped phantom case)")
     parser.add_argument("--model", help="default: the shipped model")
-    parser.add_argument("--samples", type=int, default=defaults.DEMO_SAMPLES, help="samples averaged (≥ 2 gives an uncertainty map)")
+    parser.add_argument("--samples", type=int, default=defaults.DEMO_SAMPLES,
+                        help="samples averaged (default 1, as dcediff synthesize; ≥ 2 also writes their spread)")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's own count)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -91,7 +92,9 @@ def written_files(out: Path) -> list:
     names = {p.name for p in out.iterdir()}
     described = []
     for pattern, text in (("synthetic_", "synthetic_early/late.nii.gz (working grid 160x160x16)"),
-                          ("uncertainty_", "uncertainty_early/late.nii.gz"), ("residual_", "residual_early/late.nii.gz")):
+                          ("uncertainty_", "uncertainty_early/late.nii.gz"),
+                          ("residual_", "residual_early/late.nii.gz"),
+                          ("expected_error_", "expected_error_early/late.nii.gz")):
         if any(n.startswith(pattern) for n in names):
             described.append(text)
     if "t2w_grid" in names:

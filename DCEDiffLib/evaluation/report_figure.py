@@ -6,7 +6,8 @@ Per case (three lines, one slice — the middle prostate slice when labels exist
    series' field of view, not a smaller panel); a text panel with the case, the slice, its geometry, the
    orientation convention and, when the acquired DCE is given, PSNR/SSIM and the prostate enhancement correlation
    of each target (``evaluate_case``, the numbers of metrics.json);
-2. early: acquired, SYNTHETIC, |synthetic − acquired|, acquired enhancement, synthetic enhancement (+ uncertainty);
+2. early: acquired, SYNTHETIC, |synthetic − acquired|, acquired enhancement, synthetic enhancement (+ the expected
+   |error| of the card's error model, else the sample spread of several samples);
 3. late: the same.
 
 Windows: each input by its own 1st–99.5th percentile; acquired and synthetic DCE share one window (the acquired
@@ -228,7 +229,7 @@ def _check_row(row: dict, index: int) -> tuple:
     if shape is None or len(shape) != 3:
         raise InputError(f"report row {index}: expected (K, H, W) synthetic volumes")
     groups = [("inputs", row["inputs"]), ("synthetic", row["synthetic"]), ("acquired", row.get("acquired") or {}),
-              ("uncertainty", row.get("uncertainty") or {})]
+              ("uncertainty", row.get("uncertainty") or {}), ("expected_error", row.get("expected_error") or {})]
     for group, volumes in groups:
         for name, volume in volumes.items():
             if np.shape(volume) != shape:
@@ -298,7 +299,9 @@ def report_figure(rows: List[dict], slice_index: Optional[int] = None, provenanc
 
     Each row: ``title`` (the case line); ``inputs`` {t2w, pd, adc, t1pre} (an input named in the row's
     ``missing_inputs``, e.g. ["pd"], may be absent: its panel says it was not given); ``synthetic`` {early, late};
-    ``acquired`` {early, late} or None; optional ``uncertainty`` {early, late}, ``labels`` + ``legend`` (for the
+    ``acquired`` {early, late} or None; optional ``expected_error`` {early, late} (the card's expected |error|) and
+    ``uncertainty`` {early, late} (the sample std; shown only without an expected error: measured at a tenth of the
+    error's size, docs/model_quality.md, "The curve over K"), ``labels`` + ``legend`` (for the
     slice choice and outlines), ``slice_index``, ``grid`` (``direction`` and ``spacing`` of the volumes' grid, e.g.
     ``WorkingGrid.to_dict()``: orientation letters and scale bar) and ``metrics`` (an ``evaluate_case`` result;
     computed here when absent and the acquired DCE is given). All volumes (K, H, W) on one grid.
@@ -313,7 +316,7 @@ def report_figure(rows: List[dict], slice_index: Optional[int] = None, provenanc
     if not rows:
         raise InputError("report: no case to show")
     shapes = [_check_row(row, i) for i, row in enumerate(rows)]
-    with_uncertainty = any(row.get("uncertainty") for row in rows)
+    with_uncertainty = any(row.get("expected_error") or row.get("uncertainty") for row in rows)
     # columns: acquired | synthetic | residual | bar | gap | enh. acquired | enh. synthetic | bar | gap
     #          [| uncertainty | bar]; the gaps keep colour-bar labels off the next image.
     widths = [1, 1, 1, 0.06, 0.28, 1, 1, 0.06, 0.28] + ([1, 0.06] if with_uncertainty else [])
@@ -348,7 +351,9 @@ def report_figure(rows: List[dict], slice_index: Optional[int] = None, provenanc
         inputs = {m: np.asarray(v, dtype=np.float64) for m, v in row["inputs"].items()}
         synthetic = {t: np.asarray(v, dtype=np.float64) for t, v in row["synthetic"].items()}
         acquired = {t: np.asarray(v, dtype=np.float64) for t, v in (row.get("acquired") or {}).items()}
-        uncertainty = {t: np.asarray(v, dtype=np.float64) for t, v in (row.get("uncertainty") or {}).items()}
+        # the spread column: the card's expected |error| (its size holds), else the sample std of several samples
+        spread_kind = "expected_error" if row.get("expected_error") else "uncertainty"
+        uncertainty = {t: np.asarray(v, dtype=np.float64) for t, v in (row.get(spread_kind) or {}).items()}
         masks = None
         if row.get("labels") is not None and row.get("legend"):
             from DCEDiffLib.evaluation.case_evaluation import region_masks
@@ -453,12 +458,13 @@ def report_figure(rows: List[dict], slice_index: Optional[int] = None, provenanc
             _outline(ax, masks, k)
             _colourbar(fig, cell("enh_bar"), art, "enhancement, % of T1-pre")
             if with_uncertainty and target in uncertainty:
-                _, art = _panel(fig, cell("unc"), 100.0 * uncertainty[target][k] / window,
-                                f"uncertainty {name} (sample std)", cmap="viridis", vmin=0, vmax=unc_max,
-                                synthetic=True)
+                title = (f"expected |error| {name}" if spread_kind == "expected_error"
+                         else f"uncertainty {name} (sample std)")
+                _, art = _panel(fig, cell("unc"), 100.0 * uncertainty[target][k] / window, title, cmap="viridis",
+                                vmin=0, vmax=unc_max, synthetic=True)
                 _colourbar(fig, cell("unc_bar"), art, "% of the DCE window")
             elif with_uncertainty:
-                _empty(fig, cell("unc"), "no uncertainty\n(one sample)")
+                _empty(fig, cell("unc"), "no error map\n(one sample, no error model)")
                 _empty(fig, cell("unc_bar"))
 
     return fig
