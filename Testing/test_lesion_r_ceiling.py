@@ -95,3 +95,18 @@ def test_lesion_kinetics_from_inputs_follow_what_the_adc_shows_and_keep_the_pati
     early = [sitk.GetArrayFromImage(c.images["dce_early"]) for c in (expected_case, plain)]
     lesion = sitk.GetArrayFromImage(expected_case.labels) == case_json["label_legend"]["lesion"]
     assert not np.allclose(early[0], early[1]) and lesion.any()
+
+
+def test_a_patient_without_a_lesion_gets_a_prostate_r_line_of_its_own_group():
+    ceiling = load_script("lesion_r_ceiling")
+    no_lesion = {"early": {"enhancement": {"prostate": {"pearson": 0.4}}, "lesions": {"summary": {"n_lesions": 0}}},
+                 "late": {"enhancement": {"prostate": {"pearson": 0.5}}, "lesions": {"summary": {"n_lesions": 0}}}}
+    row = ceiling.ceiling_row("case_004", {"lesions": []}, no_lesion)
+    assert row["group"] == ceiling.NO_LESION and row["lesion_voxels"] == 0
+    assert (row["prostate_r_early"], row["prostate_r_late"]) == (0.4, 0.5)
+    assert row["lesion_r_early"] is None and row["lesions_late"] == []
+    lesion = {"voxels": 30, "cnr_synthetic": 1.0, "cnr_acquired": 1.2}
+    with_one = {t: {"enhancement": {"prostate": {"pearson": 0.9}, "lesion": {"pearson": 0.8}},
+                    "lesions": {"per_lesion": [lesion]}} for t in ("early", "late")}
+    row = ceiling.ceiling_row("case_000", {"lesions": [{"kind": "textbook"}]}, with_one)
+    assert row["group"].startswith("textbook") and row["lesion_voxels"] == 30 and row["lesion_r_late"] == 0.8

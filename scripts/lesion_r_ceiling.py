@@ -26,8 +26,12 @@ their prior 0.7 / 0.3, the zone at its population middle; a nearest-neighbour av
 ``tissues.sample_lesion_tissue``): the r and the lesion CNR of a model that reads the lesion's ADC and T2 exactly and
 draws the best guess of its enhancement — what the inputs allow at best, the kind included.
 
+``--with-lesion-free`` also scores the patients without a lesion (group "no lesion": prostate r only), whom the
+lesion r has no use for but the prostate r's ceiling does: a gland with no lesion and few nodules has little pattern
+to follow.
+
     .venv/bin/python scripts/lesion_r_ceiling.py --data runs/data_physiology --cases case_400 ... [--json OUT]
-        [--without-hidden-texture [--population-kinetics [--lesion-kinetics-from-inputs]]]
+        [--without-hidden-texture [--population-kinetics [--lesion-kinetics-from-inputs]]] [--with-lesion-free]
 """
 
 from __future__ import annotations
@@ -195,9 +199,28 @@ def ceiling_metrics(case_dir: Path, cache: Path | None, hidden_texture: bool = T
                          legend=acquired_case.legend, spacing=_spacing_kji(acquired_case.grid))
 
 
-def main(argv=None) -> int:
+NO_LESION = "no lesion"
+
+
+def ceiling_row(name: str, case_json: dict, metrics: dict) -> dict:
+    """One patient's line of the ceiling: its group (:func:`lesion_r_by_group.group_of`, or :data:`NO_LESION`),
+    lesion voxels, and the noise-free lesion and prostate r and per-lesion CNRs of each target."""
     sys.path.insert(0, str(ROOT / "scripts"))
     from lesion_r_by_group import group_of
+
+    per_lesion = metrics["early"]["lesions"]["per_lesion"] if case_json.get("lesions") else []
+    row = {"case": name, "group": group_of(case_json, per_lesion) if case_json.get("lesions") else NO_LESION,
+           "lesion_voxels": sum(p["voxels"] for p in per_lesion)}
+    for target in ("early", "late"):
+        enhancement = metrics[target]["enhancement"]
+        row[f"lesion_r_{target}"] = (enhancement.get("lesion") or {}).get("pearson")
+        row[f"prostate_r_{target}"] = enhancement["prostate"]["pearson"]
+        row[f"lesions_{target}"] = metrics[target]["lesions"]["per_lesion"] if per_lesion else []
+    return row
+
+
+def main(argv=None) -> int:
+    sys.path.insert(0, str(ROOT / "scripts"))
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="a phantom data folder (NIfTI cases)")
@@ -211,6 +234,8 @@ def main(argv=None) -> int:
     parser.add_argument("--lesion-kinetics-from-inputs", action="store_true",
                         help="with --population-kinetics: each lesion's kinetics at their expectation given its "
                              "ADC and T2 (see above)")
+    parser.add_argument("--with-lesion-free", action="store_true",
+                        help="also score the patients without a lesion (group 'no lesion', prostate r only)")
     args = parser.parse_args(argv)
     if args.population_kinetics and not args.without_hidden_texture:
         parser.error("--population-kinetics goes with --without-hidden-texture")
@@ -223,18 +248,11 @@ def main(argv=None) -> int:
     for name in args.cases:
         case_dir = args.data / name
         case_json = json.loads((case_dir / "case.json").read_text(encoding="utf-8"))
-        if not case_json.get("lesions"):
+        if not case_json.get("lesions") and not args.with_lesion_free:
             continue
         metrics = ceiling_metrics(case_dir, args.cache, not args.without_hidden_texture, not args.population_kinetics,
                                   lesion_table)
-        per_lesion = metrics["early"]["lesions"]["per_lesion"]
-        row = {"case": name, "group": group_of(case_json, per_lesion),
-               "lesion_voxels": sum(p["voxels"] for p in per_lesion)}
-        for target in ("early", "late"):
-            enhancement = metrics[target]["enhancement"]
-            row[f"lesion_r_{target}"] = enhancement["lesion"]["pearson"]
-            row[f"prostate_r_{target}"] = enhancement["prostate"]["pearson"]
-            row[f"lesions_{target}"] = metrics[target]["lesions"]["per_lesion"]
+        row = ceiling_row(name, case_json, metrics)
         rows.append(row)
         shown = {k: "–" if v is None else f"{v:.2f}" for k, v in row.items()
                  if k.startswith(("lesion_r_", "prostate_r_"))}
