@@ -11,8 +11,8 @@ Per case (three lines, one slice — the middle prostate slice when labels exist
 3. late: the same.
 
 Windows: each input by its own 1st–99.5th percentile; acquired and synthetic DCE share one window (the acquired
-early and late volumes' 1st–99.5th percentile, as a viewer keeps one window across a DCE series); residuals and
-uncertainty in % of that window (0–25 %); enhancement is relative to the T1-pre, 100 × (DCE − T1-pre) / T1-pre
+early and late volumes' 1st–99.5th percentile, as a viewer keeps one window across a DCE series); residuals in %
+of that window (0–25 %), the spread in % of it up to its own 99.5th percentile; enhancement is relative to the T1-pre, 100 × (DCE − T1-pre) / T1-pre
 in % (T1-pre on the DCE's scale, as the pipeline's outputs are; blank where the T1-pre is below 5 % of its 99.5th
 percentile, i.e. air), both maps on one colour scale from 0 to the acquired enhancement's 99.5th percentile.
 The prostate (cyan) and lesion (yellow) outlines are drawn on the T2W and on every acquired, synthetic and
@@ -316,10 +316,10 @@ def report_figure(rows: List[dict], slice_index: Optional[int] = None, provenanc
     if not rows:
         raise InputError("report: no case to show")
     shapes = [_check_row(row, i) for i, row in enumerate(rows)]
-    with_uncertainty = any(row.get("expected_error") or row.get("uncertainty") for row in rows)
+    with_spread = any(row.get("expected_error") or row.get("uncertainty") for row in rows)
     # columns: acquired | synthetic | residual | bar | gap | enh. acquired | enh. synthetic | bar | gap
-    #          [| uncertainty | bar]; the gaps keep colour-bar labels off the next image.
-    widths = [1, 1, 1, 0.06, 0.28, 1, 1, 0.06, 0.28] + ([1, 0.06] if with_uncertainty else [])
+    #          [| spread | bar]; the gaps keep colour-bar labels off the next image.
+    widths = [1, 1, 1, 0.06, 0.28, 1, 1, 0.06, 0.28] + ([1, 0.06] if with_spread else [])
     col = {"acq": 0, "syn": 1, "res": 2, "res_bar": 3, "enh_acq": 5, "enh_syn": 6, "enh_bar": 7, "unc": 9,
            "unc_bar": 10}
     lines_per_case = 3
@@ -353,7 +353,7 @@ def report_figure(rows: List[dict], slice_index: Optional[int] = None, provenanc
         acquired = {t: np.asarray(v, dtype=np.float64) for t, v in (row.get("acquired") or {}).items()}
         # the spread column: the card's expected |error| (its size holds), else the sample std of several samples
         spread_kind = "expected_error" if row.get("expected_error") else "uncertainty"
-        uncertainty = {t: np.asarray(v, dtype=np.float64) for t, v in (row.get(spread_kind) or {}).items()}
+        spread = {t: np.asarray(v, dtype=np.float64) for t, v in (row.get(spread_kind) or {}).items()}
         masks = None
         if row.get("labels") is not None and row.get("legend"):
             from DCEDiffLib.evaluation.case_evaluation import region_masks
@@ -414,8 +414,8 @@ def report_figure(rows: List[dict], slice_index: Optional[int] = None, provenanc
         enh_ref = np.concatenate([_relative_enhancement(v, t1pre, floor).ravel() for v in enh_source.values()])
         enh_ref = enh_ref[np.isfinite(enh_ref)]
         enh_max = max(float(np.percentile(enh_ref, 99.5)), 1e-6) if enh_ref.size else 100.0
-        unc_max = max(float(np.percentile(np.concatenate([u.ravel() for u in uncertainty.values()]), 99.5))
-                      * 100.0 / window, 1e-6) if uncertainty else None
+        spread_max = max(float(np.percentile(np.concatenate([u.ravel() for u in spread.values()]), 99.5))
+                         * 100.0 / window, 1e-6) if spread else None
 
         targets = [t for t in ("early", "late") if t in synthetic] + \
                   [t for t in synthetic if t not in ("early", "late")]
@@ -457,13 +457,13 @@ def report_figure(rows: List[dict], slice_index: Optional[int] = None, provenanc
                              synthetic=True)
             _outline(ax, masks, k)
             _colourbar(fig, cell("enh_bar"), art, "enhancement, % of T1-pre")
-            if with_uncertainty and target in uncertainty:
+            if with_spread and target in spread:
                 title = (f"expected |error| {name}" if spread_kind == "expected_error"
                          else f"uncertainty {name} (sample std)")
-                _, art = _panel(fig, cell("unc"), 100.0 * uncertainty[target][k] / window, title, cmap="viridis",
-                                vmin=0, vmax=unc_max, synthetic=True)
+                _, art = _panel(fig, cell("unc"), 100.0 * spread[target][k] / window, title, cmap="viridis",
+                                vmin=0, vmax=spread_max, synthetic=True)
                 _colourbar(fig, cell("unc_bar"), art, "% of the DCE window")
-            elif with_uncertainty:
+            elif with_spread:
                 _empty(fig, cell("unc"), "no error map\n(one sample, no error model)")
                 _empty(fig, cell("unc_bar"))
 
