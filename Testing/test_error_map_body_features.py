@@ -14,7 +14,8 @@ def test_the_enhancement_size_ranks_an_error_that_grows_with_it_and_the_t1pre_do
     error = 0.1 * enhancement                         # an error proportional to the enhancement drawn
     body = np.ones_like(t1pre, dtype=bool)
     maps = script.candidate_maps(synthetic, t1pre, np.full_like(t1pre, 3.0) + rng.normal(0, 1e-3, t1pre.shape), body)
-    assert set(maps) >= {"expected-error map", "|synthetic - T1-pre|", "local std of synthetic"}
+    assert set(maps) >= {"expected-error map", "edge feature (the map's own)", "|synthetic - T1-pre|",
+                         "local std of synthetic"}
     assert all(m.shape == t1pre.shape for m in maps.values())
     half = np.zeros_like(body)
     half[0] = True

@@ -5,7 +5,8 @@ issue 12's calibrated uncertainty (the map's size holds; its ranking is weak: Sp
 For each phantom case of a data folder (with its acquired DCE), the shipped configuration synthesizes the early
 image; then the Spearman correlation of |synthetic − acquired| with each candidate quantity is taken over the
 evaluation's body mask and its prostate (`evaluate`'s own regions), and the medians over patients are printed:
-the expected-error map, the T1-pre, the synthetic image, |synthetic − T1-pre| (the synthetic enhancement's size),
+the expected-error map, the edge feature its table is made from (the synthetic image's in-plane gradient), the
+T1-pre, the synthetic image, |synthetic − T1-pre| (the synthetic enhancement's size),
 the map times the synthetic image (relative to its body median), and the synthetic image's local 5 × 5 std.
 It reads no acquired DCE into any prediction; use validation patients (it is a probe for a next error model).
 
@@ -32,7 +33,10 @@ def candidate_maps(synthetic: np.ndarray, t1pre: np.ndarray, expected: np.ndarra
 
     mean = uniform_filter(synthetic, (1, 5, 5))
     local_std = np.sqrt(np.maximum(uniform_filter(synthetic ** 2, (1, 5, 5)) - mean ** 2, 0.0))
-    return {"expected-error map": expected, "T1-pre": t1pre, "synthetic": synthetic,
+    from DCEDiffLib.diffusion.error_map import edge_feature
+
+    return {"expected-error map": expected, "edge feature (the map's own)": edge_feature(synthetic).astype(np.float64),
+            "T1-pre": t1pre, "synthetic": synthetic,
             "|synthetic - T1-pre|": np.abs(synthetic - t1pre),
             "map x synthetic": expected * synthetic / max(float(np.median(synthetic[body])), 1e-6),
             "local std of synthetic": local_std}
