@@ -4,7 +4,9 @@ The sample spread of the residual diffusion model hardly ranks the error (Spearm
 validation patients, ≈ 0 in the prostate; docs/model_quality.md): the error sits at edges — vessel walls, organ
 borders, lesion rims, where registration, partial volume and a blurred mean all miss — and the sampler's spread at
 the card's low temperature does not. The in-plane gradient magnitude of the synthetic image ranks it far better
-(0.35–0.41 in the body on the same patients, scripts/uncertainty_sources.py). This module turns that feature into
+(0.35–0.41 in the body on the same patients, scripts/uncertainty_sources.py; for the shipped residual card it ranks
+only 0.07–0.15, where the size of the drawn enhancement ranks 0.24–0.40: scripts/error_map_body_features.py,
+docs/model_quality.md, "A lead for the expected-error map's ranking"). This module turns that feature into
 an error estimate in intensity units: a monotone lookup table from the feature's quantile bins to the mean |error|
 seen there on validation patients (fitted by scripts/fit_error_model.py, stored in the model card as
 ``error_model``), so that inside each bin the map says, on average, the error the validation patients had.
