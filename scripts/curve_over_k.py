@@ -39,10 +39,6 @@ def _median(values) -> float | None:
 
 
 def _pair(document: dict, reference: dict, target: str, path) -> str:
-    mine_data, k1_data = document.get("meta", {}).get("data"), reference.get("meta", {}).get("data")
-    if mine_data != k1_data:
-        raise SystemExit(f"meta.data differs ({mine_data!r} against {k1_data!r} at K = 1): expected one fresh set "
-                         "scored at each K")
     mine = {row["case"]: row for row in document["cases"]["model"]}
     rows = [(mine[r["case"]], r) for r in reference["cases"]["model"] if r["case"] in mine]
     d = paired_bootstrap([case_metric(a, target, path) for a, _ in rows],
@@ -86,6 +82,10 @@ def curve_table(found: dict) -> str:
         if 1 not in by_k:
             raise SystemExit(f"{name}: no K = 1 run to pair against")
         for k in sorted(by_k):
+            data, k1_data = by_k[k].get("meta", {}).get("data"), by_k[1].get("meta", {}).get("data")
+            if data != k1_data:
+                raise SystemExit(f"{name}_K{k}: meta.data differs ({data!r} against {k1_data!r} at K = 1): expected "
+                                 "one fresh set scored at each K")
             lines.append("| " + " | ".join([name, str(k)] + row_cells(by_k[k], by_k[1])) + " |")
     return "\n".join(lines)
 

@@ -31,10 +31,10 @@ def candidate_maps(synthetic: np.ndarray, t1pre: np.ndarray, expected: np.ndarra
     """The quantities compared with |error|, each a volume of ``synthetic``'s shape."""
     from scipy.ndimage import uniform_filter
 
-    mean = uniform_filter(synthetic, (1, 5, 5))
-    local_std = np.sqrt(np.maximum(uniform_filter(synthetic ** 2, (1, 5, 5)) - mean ** 2, 0.0))
     from DCEDiffLib.diffusion.error_map import edge_feature
 
+    mean = uniform_filter(synthetic, (1, 5, 5))
+    local_std = np.sqrt(np.maximum(uniform_filter(synthetic ** 2, (1, 5, 5)) - mean ** 2, 0.0))
     return {"expected-error map": expected, "edge feature (the map's own)": edge_feature(synthetic).astype(np.float64),
             "T1-pre": t1pre, "synthetic": synthetic,
             "|synthetic - T1-pre|": np.abs(synthetic - t1pre),

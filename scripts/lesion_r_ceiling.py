@@ -47,8 +47,9 @@ from unittest import mock
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "scripts"):  # the engine, and lesion_r_by_group / summarize_evaluation beside this script
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 
 def visible_textures() -> dict:
@@ -205,7 +206,6 @@ NO_LESION = "no lesion"
 def ceiling_row(name: str, case_json: dict, metrics: dict) -> dict:
     """One patient's line of the ceiling: its group (:func:`lesion_r_by_group.group_of`, or :data:`NO_LESION`),
     lesion voxels, and the noise-free lesion and prostate r and per-lesion CNRs of each target."""
-    sys.path.insert(0, str(ROOT / "scripts"))
     from lesion_r_by_group import group_of
 
     per_lesion = metrics["early"]["lesions"]["per_lesion"] if case_json.get("lesions") else []
@@ -220,8 +220,6 @@ def ceiling_row(name: str, case_json: dict, metrics: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    sys.path.insert(0, str(ROOT / "scripts"))
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="a phantom data folder (NIfTI cases)")
     parser.add_argument("--cases", nargs="+", required=True)
