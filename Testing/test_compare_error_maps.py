@@ -15,7 +15,7 @@ def _script():
 
 
 def _metrics(tmp_path: Path, name: str, prostate_rho, body_rho=0.2, ratio=1.0, cases=("case_1", "case_2", "case_3"),
-             data="A", body_ratio=0.8):
+             data="A", body_ratio=0.8, psnr=None):
     """A metrics.json as `dcediff evaluate` writes its per-patient expected-error calibration."""
     rows = []
     for index, case in enumerate(cases):
@@ -25,6 +25,9 @@ def _metrics(tmp_path: Path, name: str, prostate_rho, body_rho=0.2, ratio=1.0, c
     folder = tmp_path / name
     folder.mkdir()
     metrics = {"meta": {"data": f"runs/{data}", "protocol": {"per_case": rows}}}
+    if psnr is not None:  # the synthesis's own numbers per patient, as `dcediff evaluate` writes them
+        phase = {"whole": {"psnr": psnr}, "enhancement": {"body": {"pearson": 0.8}, "prostate": {"pearson": 0.7}}}
+        metrics["cases"] = {"model": [{"early": phase, "late": phase} for _ in cases]}
     (folder / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
     return str(folder / "metrics.json")
 
@@ -89,3 +92,25 @@ def test_the_refit_rule_takes_no_loss_in_the_gland_and_a_body_ratio_in_range(tmp
     assert compare.compare(compare.calibration_rows([in_range]), reference, rule="refit")["passes"]
     worse = compare.compare(compare.calibration_rows([_metrics(tmp_path, "worse", 0.09)]), reference, rule="refit")
     assert [ok for _, ok in worse["checks"]][:2] == [False, True]  # −0.01 on average: worse, though within 0.02
+
+
+def test_the_body_rule_wants_a_clear_body_gain_the_size_kept_and_the_same_syntheses(tmp_path, capsys):
+    compare = _script()
+    reference = _metrics(tmp_path, "ref", 0.10, body_rho=0.10, body_ratio=1.0, psnr=30.0)
+    better = _metrics(tmp_path, "better", 0.11, body_rho=0.20, body_ratio=1.05, psnr=30.0)
+    assert compare.main(["--candidate", better, "--reference", reference, "--rule", "body"]) == 0
+    assert "passes the rule" in capsys.readouterr().out
+    resynthesized = _metrics(tmp_path, "resynth", 0.11, body_rho=0.20, body_ratio=1.05, psnr=30.5)
+    assert compare.main(["--candidate", resynthesized, "--reference", reference, "--rule", "body"]) == 0
+    out = capsys.readouterr().out
+    assert "does not pass" in out and "same syntheses on both sides (each patient's PSNR and enhancement r)  FAIL" in out
+    rows = compare.calibration_rows([reference])
+    small = compare.compare(compare.calibration_rows([_metrics(tmp_path, "small", 0.10, body_rho=0.13)]), rows,
+                            rule="body")
+    assert [ok for _, ok in small["checks"]] == [False, False, True, True, True]  # +0.03 only; body ratio 0.8
+    gland = compare.compare(compare.calibration_rows([_metrics(tmp_path, "gland", 0.15, body_rho=0.2,
+                                                               body_ratio=1.0)]), rows, rule="body")
+    assert [ok for _, ok in gland["checks"]] == [True, True, False, True, True]  # the gland's ranking moved
+    no_numbers = _metrics(tmp_path, "bare", 0.11, body_rho=0.20)
+    assert compare.main(["--candidate", no_numbers, "--reference", reference, "--rule", "body"]) == 2
+    assert "no per-patient PSNR" in capsys.readouterr().err

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from DCEDiffLib.diffusion.error_map import (ERROR_MODEL_VERSION, LEVEL_FEATURE, edge_feature, error_models_of_card,
-                                            expected_error, fit_error_model, level_factor)
+from DCEDiffLib.diffusion.error_map import (ENHANCEMENT_FEATURE, ERROR_MODEL_VERSION, LEVEL_FEATURE, edge_feature,
+                                            error_models_of_card, expected_error, fit_enhancement_factor,
+                                            fit_error_model, level_factor)
 from DCEDiffLib.errors import ModelFileError
 from DCEDiffLib.evaluation.protocol import expected_error_calibration, spearman
 from Testing.random_model import save_random_model
@@ -219,3 +220,76 @@ def test_synthesis_applies_the_factor_of_the_exams_t1pre_level(tmp_path):
     assert np.array_equal(a.mean, b.mean)  # the synthesis itself is untouched
     factor = float(np.interp(level, [0.376, 0.472], [0.5, 1.5]))
     assert np.allclose(b.expected_error, factor * a.expected_error, rtol=1e-5, atol=1e-7)
+
+
+def enhancement_block(nodes=(0.05, 0.5), factors=(0.5, 3.0)):
+    block = good_block()
+    factor = {"feature": ENHANCEMENT_FEATURE, "nodes": list(nodes), "factor": list(factors)}
+    block["targets"] = {t: dict(table, enhancement_factor=factor) for t, table in block["targets"].items()}
+    return block
+
+
+def test_the_enhancement_factor_fit_recovers_how_the_error_grows_with_the_drawn_enhancement():
+    rng = np.random.default_rng(3)
+    estimate = rng.uniform(0.01, 0.05, 40000)  # an estimate that knows nothing of the enhancement
+    drawn = rng.gamma(2.0, 0.1, estimate.size)
+    error = estimate * (0.5 + 4.0 * drawn) * rng.uniform(0.5, 1.5, estimate.size)  # mean factor 0.5 + 4 d
+    table = fit_enhancement_factor([estimate[:20000], estimate[20000:]], [error[:20000], error[20000:]],
+                                   [drawn[:20000], drawn[20000:]], bins=8)
+    assert table["feature"] == ENHANCEMENT_FEATURE and len(table["nodes"]) == 8
+    for node, factor in zip(table["nodes"], table["factor"]):
+        assert factor == pytest.approx(0.5 + 4.0 * node, rel=0.1)
+    corrected = estimate * np.interp(drawn, table["nodes"], table["factor"])
+    assert spearman(corrected, error) > spearman(estimate, error) + 0.15
+    assert np.mean(error) / np.mean(corrected) == pytest.approx(1.0, abs=0.05)
+    with pytest.raises(ValueError):
+        fit_enhancement_factor([estimate], [error[:10]], [drawn], bins=8)
+    with pytest.raises(ValueError):  # one value only: no two bins
+        fit_enhancement_factor([estimate], [error], [np.zeros_like(drawn)], bins=8)
+
+
+def test_the_enhancement_factor_scales_each_voxel_by_the_enhancement_drawn_there():
+    volume = np.zeros((2, 32, 32), np.float32)
+    volume[:, 8:24, 8:24] = 0.5
+    zero = np.zeros_like(volume)
+    zero[:, :, 16:] = 0.5  # the right half draws no enhancement, the left half's square draws 0.5
+    table = enhancement_block()["targets"]["dce_early"]
+    plain = expected_error(volume, good_block()["targets"]["dce_early"])
+    scaled = expected_error(volume, table, zero_enhancement=zero)
+    drawn = np.abs(volume - zero)
+    np.testing.assert_allclose(scaled, plain * np.interp(drawn, [0.05, 0.5], [0.5, 3.0]), rtol=1e-5)
+    assert np.allclose(scaled[drawn == 0.5], 3.0 * plain[drawn == 0.5])
+    with pytest.raises(ValueError, match="zero_enhancement"):  # fitted with the factor: it cannot be left out
+        expected_error(volume, table)
+    with pytest.raises(ValueError, match="zero_enhancement"):
+        expected_error(volume, table, zero_enhancement=zero[:1])
+
+
+def test_a_malformed_enhancement_factor_is_refused():
+    card = dict(card_with(enhancement_block()), conditions=["t2w", "pd", "adc", "t1pre"])
+    assert error_models_of_card(card, ["dce_early"])["dce_early"]["enhancement_factor"]["factor"] == [0.5, 3.0]
+    with pytest.raises(ModelFileError, match="T1-pre"):  # nothing to measure the drawn enhancement against
+        error_models_of_card(dict(card, conditions=["t2w", "pd", "adc"]), ["dce_early"])
+    for bad in ({"feature": LEVEL_FEATURE, "nodes": [0.05, 0.5], "factor": [0.5, 3.0]},
+                {"feature": ENHANCEMENT_FEATURE, "nodes": [0.5, 0.05], "factor": [0.5, 3.0]},
+                {"feature": ENHANCEMENT_FEATURE, "nodes": [0.05, 0.5], "factor": [float("nan"), 3.0]}):
+        block = good_block()
+        block["targets"]["dce_early"] = dict(block["targets"]["dce_early"], enhancement_factor=bad)
+        with pytest.raises(ModelFileError, match="enhancement_factor"):
+            error_models_of_card(dict(card, error_model=block), ["dce_early"])
+
+
+def test_synthesis_applies_the_enhancement_factor_to_what_it_draws(tmp_path):
+    from DCEDiffLib.diffusion.model_files import load_model
+    from DCEDiffLib.diffusion.synthesis import synthesize_volume, voxel_corrector_inputs
+
+    plain = load_model(with_error_model(save_random_model(tmp_path / "plain"), good_block()))
+    scaled = load_model(with_error_model(save_random_model(tmp_path / "scaled"), enhancement_block()))
+    conditions = np.random.default_rng(0).uniform(-1, 1, (4, 3, 32, 32)).astype(np.float32)
+    a = synthesize_volume(plain, conditions, steps=2, seed=0, device="cpu")
+    b = synthesize_volume(scaled, conditions, steps=2, seed=0, device="cpu")
+    assert np.array_equal(a.mean, b.mean)  # the synthesis itself is untouched
+    _, zero = voxel_corrector_inputs(scaled.card, conditions)
+    factor = np.interp(np.abs(b.mean - zero[None]), [0.05, 0.5], [0.5, 3.0])
+    assert np.allclose(b.expected_error, factor * a.expected_error, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(b.expected_error, a.expected_error)

@@ -8,7 +8,7 @@ metrics.json per side pool their patients (e.g. the A, P and B fresh sets); the 
 patients in the same order.
 
     python scripts/compare_error_maps.py --candidate A/metrics.json [...] --reference B/metrics.json [...]
-        [--rule trees|size|refit] [--json OUT.json]
+        [--rule trees|size|refit|body] [--json OUT.json]
 
 Prints, per phase and region, the medians of both sides and the paired mean difference of the Spearman with a 95 %
 bootstrap interval over patients, then one of the rules of docs/model_quality.md (``--rule``): ``trees`` for refitted
@@ -17,7 +17,10 @@ prostate ratio inside 0.75 … 1.33), ``size`` for a new size of the map (body r
 1 than the reference's, body Spearman within ±0.01, prostate Spearman within ±0.02, prostate ratio inside
 0.75 … 1.33), ``refit`` for trees and sizes refitted on new weights' own output, against the map those weights
 carried over (mean prostate Spearman median change ≥ 0, neither phase down by more than 0.02, body Spearman within
-±0.01, prostate ratio inside 0.75 … 1.33, body ratio inside 0.85 … 1.18). Exit status 0 whether it passes or not
+±0.01, prostate ratio inside 0.75 … 1.33, body ratio inside 0.85 … 1.18), ``body`` for a new ranking of the body's
+error (body Spearman median up by ≥ +0.05 in each phase with the paired 95 % interval above 0, body ratio inside
+0.85 … 1.18, prostate Spearman within ±0.02, prostate ratio inside 0.75 … 1.33, and the same syntheses: each patient's
+PSNR and enhancement r equal on both sides). Exit status 0 whether it passes or not
 (2 on bad input).
 """
 
@@ -42,6 +45,7 @@ MAX_BODY_CHANGE = 0.01
 RATIO_RANGE = (0.75, 1.33)
 BODY_RATIO_RANGE = (0.85, 1.18)
 MAX_GLAND_CHANGE = 0.02
+MIN_BODY_GAIN = 0.05
 
 
 def calibration_rows(paths) -> list:
@@ -59,14 +63,29 @@ def calibration_rows(paths) -> list:
     return rows
 
 
+def synthesis_rows(paths) -> list:
+    """Per patient of several metrics.json (in order), the synthesis's own numbers: whole-grid PSNR and enhancement r
+    in the body and the prostate, early and late (a map cannot change them)."""
+    rows = []
+    for path in paths:
+        try:
+            for entry in json.loads(Path(path).read_text(encoding="utf-8"))["cases"]["model"]:
+                rows.append(tuple(entry[p]["whole"]["psnr"] for p in PHASES)
+                            + tuple(entry[p]["enhancement"][r]["pearson"] for p in PHASES for r in REGIONS))
+        except (KeyError, TypeError) as error:
+            raise SystemExit(f"{path}: no per-patient PSNR and enhancement r of the model ({error!r})") from error
+    return rows
+
+
 def values(rows, phase: str, region: str, key: str) -> np.ndarray:
     """One calibration number per patient."""
     return np.asarray([row[phase][region][key] for _, row in rows], dtype=float)
 
 
-def compare(candidate, reference, rule: str = "trees") -> dict:
+def compare(candidate, reference, rule: str = "trees", same_syntheses: bool = True) -> dict:
     """Medians of both sides and paired Spearman differences per phase and region, and the verdict of ``rule``
-    ("trees": :func:`tree_checks`; "size": :func:`size_checks`)."""
+    ("trees": :func:`tree_checks`; "size": :func:`size_checks`; "refit"; "body": :func:`body_checks`, which also
+    takes ``same_syntheses``)."""
     if [case for case, _ in candidate] != [case for case, _ in reference]:
         raise SystemExit("the two sides hold different patients (or another order)")
     table = {}
@@ -79,7 +98,10 @@ def compare(candidate, reference, rule: str = "trees") -> dict:
                 "ratio": (float(np.median(values(candidate, phase, region, "ratio"))),
                           float(np.median(values(reference, phase, region, "ratio")))),
                 "paired": float(np.mean(cand_rho - ref_rho)), "interval": bootstrap_interval(cand_rho - ref_rho)}
-    checks = {"size": size_checks, "refit": refit_checks}.get(rule, tree_checks)(table)
+    if rule == "body":
+        checks = body_checks(table, same_syntheses)
+    else:
+        checks = {"size": size_checks, "refit": refit_checks}.get(rule, tree_checks)(table)
     return {"table": table, "checks": checks, "passes": all(ok for _, ok in checks), "patients": len(candidate)}
 
 
@@ -121,6 +143,24 @@ def refit_checks(table: dict) -> list:
             _prostate_ratio_check(table),
             (f"body ratio {ratios[0]:.2f} / {ratios[1]:.2f} (inside {BODY_RATIO_RANGE[0]} … {BODY_RATIO_RANGE[1]})",
              all(BODY_RATIO_RANGE[0] <= r <= BODY_RATIO_RANGE[1] for r in ratios))]
+
+
+def body_checks(table: dict, same_syntheses: bool) -> list:
+    """The rule for a new ranking of the body's error (a factor in the drawn enhancement): the body Spearman median
+    up by ≥ MIN_BODY_GAIN in each phase with the paired interval above 0, the body ratio in range, the prostate
+    Spearman within ±0.02, the prostate ratio in range, and the syntheses the same."""
+    body = _spearman_changes(table, "body")
+    lows = [(table[(p, "body")]["interval"] or (float("nan"),))[0] for p in PHASES]
+    ratios = [table[(p, "body")]["ratio"][0] for p in PHASES]
+    gland = _spearman_changes(table, "prostate")
+    return [(f"body Spearman median change {body[0]:+.3f} / {body[1]:+.3f} (≥ +{MIN_BODY_GAIN} each), paired interval "
+             f"lows {lows[0]:+.3f} / {lows[1]:+.3f} (> 0)", bool(min(body) >= MIN_BODY_GAIN and min(lows) > 0)),
+            (f"body ratio {ratios[0]:.2f} / {ratios[1]:.2f} (inside {BODY_RATIO_RANGE[0]} … {BODY_RATIO_RANGE[1]})",
+             all(BODY_RATIO_RANGE[0] <= r <= BODY_RATIO_RANGE[1] for r in ratios)),
+            (f"prostate Spearman median change {gland[0]:+.3f} / {gland[1]:+.3f} (within ±{MAX_GLAND_CHANGE})",
+             bool(max(abs(g) for g in gland) <= MAX_GLAND_CHANGE)),
+            _prostate_ratio_check(table),
+            ("the same syntheses on both sides (each patient's PSNR and enhancement r)", bool(same_syntheses))]
 
 
 def _spearman_changes(table: dict, region: str) -> list:
@@ -165,14 +205,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidate", nargs="+", required=True, help="metrics.json of the candidate card's runs")
     parser.add_argument("--reference", nargs="+", required=True, help="metrics.json of the reference card's runs")
-    parser.add_argument("--rule", choices=("trees", "size", "refit"), default="trees",
+    parser.add_argument("--rule", choices=("trees", "size", "refit", "body"), default="trees",
                         help="trees: a refit of the learned trees must rank the gland better; size: a new size "
                              "(level factors) must bring the body ratio nearer 1 and keep the rankings; refit: a "
-                             "map refitted on new weights' output must not rank worse and keep its size in range")
+                             "map refitted on new weights' output must not rank worse and keep its size in range; "
+                             "body: a new ranking of the body's error must rank it better, keep its size and the "
+                             "syntheses")
     parser.add_argument("--json", type=Path, help="also write the table and the verdict here (for a model card)")
     args = parser.parse_args(argv)
     try:
-        result = compare(calibration_rows(args.candidate), calibration_rows(args.reference), args.rule)
+        same = args.rule != "body" or synthesis_rows(args.candidate) == synthesis_rows(args.reference)
+        result = compare(calibration_rows(args.candidate), calibration_rows(args.reference), args.rule, same)
     except SystemExit as error:
         print(f"compare_error_maps: {error}", file=sys.stderr)
         return 2

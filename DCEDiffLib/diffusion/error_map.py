@@ -22,6 +22,12 @@ step). A table may carry a ``t1pre_level_factor``: the whole edge estimate of an
 interpolated in the T1-pre's central gland level (``t1pre_level.gland_level``), which separates the two protocols
 (low: bright fat on top of the range; high: fat suppressed).
 
+The edge feature ranks the body's error weakly for the residual card (above); the size of the enhancement the model
+draws, |synthetic − T1-pre|, ranks it better (the error grows with the enhancement: kinetics the inputs do not show
+scale it). A table may carry an ``enhancement_factor``: the estimate multiplied at each voxel by a factor
+interpolated in that size (:func:`fit_enhancement_factor`, scripts/fit_enhancement_factor.py); it needs the T1-pre on
+the targets' scale (``residual.zero_enhancement``).
+
 Everything is in the model's normalised units ([-1, 1] targets); callers scale the map as they scale the sample
 std (``(high − low) / 2`` of the target's normalisation).
 """
@@ -37,6 +43,7 @@ from DCEDiffLib.errors import ModelFileError
 FEATURE = "in-plane gradient magnitude of the synthetic image (normalised units per pixel)"
 ERROR_MODEL_VERSION = 1
 LEVEL_FEATURE = "t1pre.gland_level"  # what t1pre_level_factor is interpolated in (t1pre_level.gland_level)
+ENHANCEMENT_FEATURE = "|synthetic - T1-pre| (normalised target units)"  # what enhancement_factor is interpolated in
 
 
 def edge_feature(volume: np.ndarray) -> np.ndarray:
@@ -102,6 +109,46 @@ def fit_radial_factor(estimates: Sequence[np.ndarray], abs_errors: Sequence[np.n
     return {"nodes": nodes, "factor": factors}
 
 
+def fit_enhancement_factor(estimates: Sequence[np.ndarray], abs_errors: Sequence[np.ndarray],
+                           enhancements: Sequence[np.ndarray], bins: int = 10, min_voxels: int = 200) -> dict:
+    """Per quantile bin of the drawn enhancement |synthetic − T1-pre| (``enhancements``): mean |error| / mean
+    estimate, with the bin's median enhancement as its node (bins with fewer than ``min_voxels`` voxels are left
+    out). Multiplying ``estimates`` by the factor interpolated at each voxel makes them right on average in every
+    bin of the fitted voxels."""
+    e = np.concatenate([np.asarray(a, np.float64).ravel() for a in abs_errors])
+    x = np.concatenate([np.asarray(a, np.float64).ravel() for a in estimates])
+    f = np.concatenate([np.asarray(a, np.float64).ravel() for a in enhancements])
+    if not (e.shape == x.shape == f.shape):
+        raise ValueError(f"fit_enhancement_factor: need as many estimates, errors and enhancements, got {x.size}, "
+                         f"{e.size}, {f.size}")
+    edges = np.unique(np.quantile(f, np.linspace(0.0, 1.0, bins + 1))) if f.size else np.zeros(1)
+    which = np.clip(np.searchsorted(edges, f, side="right") - 1, 0, max(len(edges) - 2, 0))
+    nodes, factors = [], []
+    for b in range(len(edges) - 1):
+        selected = which == b
+        if selected.sum() >= min_voxels and x[selected].mean() > 0:
+            nodes.append(float(np.median(f[selected])))
+            factors.append(float(e[selected].mean() / x[selected].mean()))
+    if len(nodes) < 2 or np.any(np.diff(nodes) <= 0):
+        raise ValueError(f"fit_enhancement_factor: fewer than 2 distinct bins with {min_voxels}+ voxels")
+    return {"feature": ENHANCEMENT_FEATURE, "nodes": nodes, "factor": factors}
+
+
+def enhancement_factor(table: dict, volume: np.ndarray, zero_enhancement: Optional[np.ndarray]) -> np.ndarray:
+    """The table's ``enhancement_factor`` at each voxel's drawn enhancement |volume − zero_enhancement| (held
+    constant beyond the nodes); 1 when the table has none. ValueError when it has one and no zero enhancement is
+    given (the factor cannot be left out silently: the table's values were fitted with it)."""
+    block = table.get("enhancement_factor")
+    if not block:
+        return np.ones(np.shape(volume), np.float64)
+    if zero_enhancement is None or np.shape(zero_enhancement) != np.shape(volume):
+        raise ValueError("expected_error: this error model has an enhancement_factor and needs the T1-pre on the "
+                         f"targets' scale (zero_enhancement) of shape {np.shape(volume)}, got "
+                         f"{None if zero_enhancement is None else np.shape(zero_enhancement)}")
+    drawn = np.abs(np.asarray(volume, np.float64) - np.asarray(zero_enhancement, np.float64))
+    return np.interp(drawn, block["nodes"], block["factor"])
+
+
 def level_factor(table: dict, t1pre_level: Optional[float]) -> float:
     """The table's ``t1pre_level_factor`` at an exam's T1-pre gland level (held constant beyond the nodes); 1 when
     the table has none or the level is unknown."""
@@ -112,12 +159,14 @@ def level_factor(table: dict, t1pre_level: Optional[float]) -> float:
 
 
 def expected_error(volume: np.ndarray, table: dict, radius: Optional[np.ndarray] = None,
-                   t1pre_level: Optional[float] = None) -> np.ndarray:
+                   t1pre_level: Optional[float] = None, zero_enhancement: Optional[np.ndarray] = None) -> np.ndarray:
     """The expected |error| map (normalised units) of a (K, H, W) synthetic volume under a fitted ``table``;
     with a ``radial`` factor in the table, scaled by it at each voxel's ``radius`` (default: ``ood.gland_radius``
     of the volume's grid at the working grid's spacing); with a ``t1pre_level_factor``, scaled by it at the exam's
-    ``t1pre_level`` (:func:`level_factor`)."""
+    ``t1pre_level`` (:func:`level_factor`); with an ``enhancement_factor``, scaled by it at each voxel's drawn
+    enhancement against ``zero_enhancement`` (:func:`enhancement_factor`; required then)."""
     estimate = _edge_estimate(volume, table) * level_factor(table, t1pre_level)
+    estimate = estimate * enhancement_factor(table, volume, zero_enhancement)
     radial = table.get("radial")
     if radial:
         if radius is None:
@@ -160,6 +209,12 @@ def error_models_of_card(card: dict, targets: Sequence[str]) -> Optional[Dict[st
             _check_factor_table(table.get("radial"), f"error_model.targets.{t}.radial")
             _check_factor_table(table.get("t1pre_level_factor"), f"error_model.targets.{t}.t1pre_level_factor",
                                 feature=LEVEL_FEATURE)
+            _check_factor_table(table.get("enhancement_factor"), f"error_model.targets.{t}.enhancement_factor",
+                                feature=ENHANCEMENT_FEATURE)
+        if any(table.get("enhancement_factor") for table in tables.values()) and \
+                "t1pre" not in list(card.get("conditions") or []):
+            raise ModelFileError("model card error_model: an enhancement_factor needs the T1-pre among the card's "
+                                 f"conditions, which are {card.get('conditions')}")
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"model card error_model: malformed ({error!r}); expected version, targets.<target>."
                              f"nodes and .mean_abs_error") from error

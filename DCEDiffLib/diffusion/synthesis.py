@@ -182,10 +182,14 @@ def synthesize_volume(model: LoadedModel, conditions: np.ndarray, *, sampler: st
     if tables is not None:
         # the T1 protocol sets the error level (error_map); measured as t1pre_level.rescale_low_t1pre measures it
         level = conditions_gland_level(conditions, model.card["conditions"])
-        result.expected_error = np.stack([expected_error(result.mean[i], tables[t], t1pre_level=level)
+        zero = None  # the T1-pre on the targets' scale, for the drawn enhancement (error_map.enhancement_factor)
+        if any("enhancement_factor" in table for table in tables.values()) or \
+                getattr(model, "learned_error_map", None) is not None:
+            ordered, zero = voxel_corrector_inputs(model.card, conditions)
+        result.expected_error = np.stack([expected_error(result.mean[i], tables[t], t1pre_level=level,
+                                                         zero_enhancement=zero)
                                           for i, t in enumerate(model.card["targets"])])
         if getattr(model, "learned_error_map", None) is not None:  # trees around the prostate, edges elsewhere
-            ordered, zero = voxel_corrector_inputs(model.card, conditions)
             result.expected_error = model.learned_error_map.blend(result.mean, ordered, zero, result.expected_error)
     return result
 
