@@ -121,14 +121,17 @@ def fit_enhancement_factor(estimates: Sequence[np.ndarray], abs_errors: Sequence
     if not (e.shape == x.shape == f.shape):
         raise ValueError(f"fit_enhancement_factor: need as many estimates, errors and enhancements, got {x.size}, "
                          f"{e.size}, {f.size}")
+    order = np.argsort(f, kind="stable")  # sorted once: each bin is a run of the sorted voxels (millions of them)
+    f, e, x = f[order], e[order], x[order]
     edges = np.unique(np.quantile(f, np.linspace(0.0, 1.0, bins + 1))) if f.size else np.zeros(1)
     which = np.clip(np.searchsorted(edges, f, side="right") - 1, 0, max(len(edges) - 2, 0))
+    starts = np.searchsorted(which, np.arange(len(edges) - 1), side="left")
+    stops = np.searchsorted(which, np.arange(len(edges) - 1), side="right")
     nodes, factors = [], []
-    for b in range(len(edges) - 1):
-        selected = which == b
-        if selected.sum() >= min_voxels and x[selected].mean() > 0:
-            nodes.append(float(np.median(f[selected])))
-            factors.append(float(e[selected].mean() / x[selected].mean()))
+    for start, stop in zip(starts, stops):
+        if stop - start >= min_voxels and x[start:stop].mean() > 0:
+            nodes.append(float(np.median(f[start:stop])))
+            factors.append(float(e[start:stop].mean() / x[start:stop].mean()))
     if len(nodes) < 2 or np.any(np.diff(nodes) <= 0):
         raise ValueError(f"fit_enhancement_factor: fewer than 2 distinct bins with {min_voxels}+ voxels")
     return {"feature": ENHANCEMENT_FEATURE, "nodes": nodes, "factor": factors}
