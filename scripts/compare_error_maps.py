@@ -98,10 +98,8 @@ def compare(candidate, reference, rule: str = "trees", same_syntheses: bool = Tr
                 "ratio": (float(np.median(values(candidate, phase, region, "ratio"))),
                           float(np.median(values(reference, phase, region, "ratio")))),
                 "paired": float(np.mean(cand_rho - ref_rho)), "interval": bootstrap_interval(cand_rho - ref_rho)}
-    if rule == "body":
-        checks = body_checks(table, same_syntheses)
-    else:
-        checks = {"size": size_checks, "refit": refit_checks}.get(rule, tree_checks)(table)
+    rules = {"size": size_checks, "refit": refit_checks, "body": lambda t: body_checks(t, same_syntheses)}
+    checks = rules.get(rule, tree_checks)(table)
     return {"table": table, "checks": checks, "passes": all(ok for _, ok in checks), "patients": len(candidate)}
 
 

@@ -36,7 +36,7 @@ std (``(high − low) / 2`` of the target's normalisation).
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 
@@ -139,13 +139,14 @@ def fit_enhancement_factor(estimates: Sequence[np.ndarray], abs_errors: Sequence
     return {"feature": ENHANCEMENT_FEATURE, "nodes": nodes, "factor": factors}
 
 
-def enhancement_factor(table: dict, volume: np.ndarray, zero_enhancement: Optional[np.ndarray]) -> np.ndarray:
+def enhancement_factor(table: dict, volume: np.ndarray,
+                       zero_enhancement: Optional[np.ndarray]) -> Union[np.ndarray, float]:
     """The table's ``enhancement_factor`` at each voxel's drawn enhancement |volume − zero_enhancement| (held
     constant beyond the nodes); 1 when the table has none. ValueError when it has one and no zero enhancement is
     given (the factor cannot be left out silently: the table's values were fitted with it)."""
     block = table.get("enhancement_factor")
     if not block:
-        return np.ones(np.shape(volume), np.float64)
+        return 1.0
     if zero_enhancement is None or np.shape(zero_enhancement) != np.shape(volume):
         raise ValueError("expected_error: this error model has an enhancement_factor and needs the T1-pre on the "
                          f"targets' scale (zero_enhancement) of shape {np.shape(volume)}, got "
