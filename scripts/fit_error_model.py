@@ -6,7 +6,8 @@ in-plane gradient magnitude of the synthetic image (normalised units) is binned 
 voxels of all cases, and each bin gets the mean |synthetic − acquired| seen there (DCEDiffLib/diffusion/error_map.py);
 then the radial factor: mean |error| over the mean edge-based estimate in shells of distance from the grid centre
 (``--no-radial`` leaves it out). The card is rewritten atomically; the weights are not touched. Never run it on test
-patients.
+patients. The card's factors fitted on top of the old table (``t1pre_level_factor``, ``enhancement_factor``) are not
+kept: refit them after it (scripts/fit_level_factor.py, scripts/fit_enhancement_factor.py).
 
 ``--cross-validate K`` first scores the recipe on held-out validation patients (K folds by case; median over the
 held-out patients of Spearman(expected, |error|) and mean |error| / mean expected, in the body and in the prostate
