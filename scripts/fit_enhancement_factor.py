@@ -107,7 +107,8 @@ def case_arrays(model, case, tables: dict) -> dict:
         scale = np.broadcast_to(scale, zero.shape)
         out[target] = {"edge": _edge_estimate(result.mean[i], table)[keep].astype(np.float32),
                        "scale": np.asarray(scale)[keep].astype(np.float32),
-                       "error": np.abs(result.mean[i] - normalize(acquired, case.norm[target]))[keep].astype(np.float32),
+                       "error": np.abs(result.mean[i] - normalize(acquired, case.norm[target]))[keep]
+                       .astype(np.float32),
                        "drawn": np.abs(result.mean[i] - zero)[keep].astype(np.float32)}
     return out
 
@@ -120,7 +121,8 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
-    parser.add_argument("--data", type=Path, required=True, help="phantom cases with acquired DCE (not validation/test)")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="phantom cases with acquired DCE (not validation/test)")
     parser.add_argument("--cache", type=Path)
     parser.add_argument("--cases", type=int, default=0, help="at most this many cases (0: all)")
     parser.add_argument("--bins", type=int, default=10)
@@ -138,7 +140,8 @@ def main(argv=None) -> int:
     folders = sorted(p for p in args.data.iterdir() if p.name.startswith("case_") and p.is_dir())
     folders = folders[:args.cases] if args.cases else folders
     if len(folders) < 2 * args.folds:
-        raise SystemExit(f"{args.data}: {len(folders)} cases; at least {2 * args.folds} are needed for {args.folds} folds")
+        raise SystemExit(f"{args.data}: {len(folders)} cases; at least {2 * args.folds} are needed for "
+                         f"{args.folds} folds")
     cases = {t: [] for t in model.card["targets"]}
     for folder in folders:
         found = case_arrays(model, load_case(folder, args.cache), tables)

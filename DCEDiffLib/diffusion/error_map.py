@@ -27,8 +27,8 @@ draws, |synthetic − T1-pre|, ranks it better (the error grows with the enhance
 scale it). A table may carry an ``enhancement_factor``: the estimate multiplied at each voxel by a factor
 interpolated in that size (:func:`fit_enhancement_factor`, scripts/fit_enhancement_factor.py); it needs the T1-pre on
 the targets' scale (``residual.zero_enhancement``). The shipped card's factor (0.55 where nothing is drawn, about 2
-where most is) lifts the body's ranking from 0.13–0.15 to 0.32 on fresh patients at the same size (docs/model_quality.md,
-"The expected-error map with the drawn enhancement").
+where most is) lifts the body's ranking from 0.13–0.15 to 0.32 on fresh patients at the same size
+(docs/model_quality.md, "The expected-error map with the drawn enhancement").
 
 Everything is in the model's normalised units ([-1, 1] targets); callers scale the map as they scale the sample
 std (``(high − low) / 2`` of the target's normalisation).
