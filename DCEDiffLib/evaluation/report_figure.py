@@ -26,6 +26,7 @@ global pyplot state).
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -41,6 +42,8 @@ TEXT = "white"
 SYNTHETIC_COLOUR = "#ff9f1c"
 WARNING_COLOUR = "#d62828"
 WARNING_INCHES = 0.55  # height of the red warning banner under the header
+HEADER_LINE_INCHES = 0.22  # each line the SYNTHETIC header needs beyond its first (a long provenance is wrapped)
+HEADER_CHARS_PER_INCH = 8.5  # bold 11 pt: conservatively, so a wrapped line never runs past the figure's edges
 PANEL_INCHES = 2.35
 PNG_LEVEL = 1  # zlib level of report.png: level 6 (the default) saves ~10 % of its size for twice the time
 FRAME_COLOUR = "#3a3a3a"
@@ -324,22 +327,23 @@ def report_figure(rows: List[dict], slice_index: Optional[int] = None, provenanc
            "unc_bar": 10}
     lines_per_case = 3
     fig_width = PANEL_INCHES * sum(widths) + 0.6
+    header = provenance if provenance.upper().startswith("SYNTHETIC") else f"SYNTHETIC — {provenance}"
+    # wrapped to the figure's width (a note on a missing input makes it longer than one line); the rest moves down
+    header_lines = textwrap.wrap(header, width=int(fig_width * HEADER_CHARS_PER_INCH)) or [header]
+    below_header = HEADER_LINE_INCHES * (len(header_lines) - 1)
     banner = WARNING_INCHES if warning else 0.0
-    fig_height = PANEL_INCHES * 1.08 * lines_per_case * len(rows) + 0.9 + banner
+    fig_height = PANEL_INCHES * 1.08 * lines_per_case * len(rows) + 0.9 + banner + below_header
     fig = Figure(figsize=(fig_width, fig_height), facecolor=BACKGROUND)
     FigureCanvasAgg(fig)
-    header = provenance if provenance.upper().startswith("SYNTHETIC") else f"SYNTHETIC — {provenance}"
-    fig.text(0.5, 1 - 0.22 / fig_height, header, ha="center", va="top", fontsize=11, fontweight="bold",
-             color="black", bbox={"facecolor": SYNTHETIC_COLOUR, "edgecolor": "none", "pad": 4})
+    fig.text(0.5, 1 - 0.22 / fig_height, "\n".join(header_lines), ha="center", va="top", fontsize=11,
+             fontweight="bold", color="black", bbox={"facecolor": SYNTHETIC_COLOUR, "edgecolor": "none", "pad": 4})
     if warning:
-        import textwrap
-
         lines = textwrap.wrap(f"WARNING: {warning}", width=int(fig_width * 11))
         text = "\n".join(lines[:2]) + (" …" if len(lines) > 2 else "")
-        fig.text(0.5, 1 - 0.62 / fig_height, text, ha="center", va="top", fontsize=9, fontweight="bold",
-                 color="white", bbox={"facecolor": WARNING_COLOUR, "edgecolor": "none", "pad": 4})
-    grid = GridSpec(lines_per_case * len(rows), len(widths), figure=fig, width_ratios=widths,
-                    left=0.02, right=0.97, top=1 - (0.75 + banner) / fig_height, bottom=0.15 / fig_height,
+        fig.text(0.5, 1 - (0.62 + below_header) / fig_height, text, ha="center", va="top", fontsize=9,
+                 fontweight="bold", color="white", bbox={"facecolor": WARNING_COLOUR, "edgecolor": "none", "pad": 4})
+    grid = GridSpec(lines_per_case * len(rows), len(widths), figure=fig, width_ratios=widths, left=0.02, right=0.97,
+                    top=1 - (0.75 + banner + below_header) / fig_height, bottom=0.15 / fig_height,
                     wspace=0.08, hspace=0.22)
 
     for index, (row, shape) in enumerate(zip(rows, shapes)):
