@@ -9,7 +9,6 @@ import concurrent.futures
 import dataclasses
 import importlib
 import json
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from DCEDiffLib.errors import InputError
 from DCEDiffLib.extras import extra_available, skip_message
 from DCEDiffLib.intensity_tail import adds_excess_back, clipped_t1pre_excess
 from DCEDiffLib.modalities import DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT_VALUE, TARGET_MODALITIES
-from DCEDiffLib.progress import CancelHook, ProgressCallback, ProgressTracker, check_cancel
+from DCEDiffLib.progress import CancelHook, ProgressCallback, ProgressTracker, check_cancel, say
 
 SHORT = {"dce_early": "early", "dce_late": "late"}
 STAGES = {"load": 1.0, "register": 4.0, "sample": 12.0, "write": 1.0}
@@ -149,7 +148,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
         raise InputError(f"--steps {steps}: expected 1 or more")
     choice = choose_precision(precision, resolve_device(device).type)  # a bad value fails before any slow work
     if choice.warning:
-        print(f"DCEDiff warning: {choice.warning}", file=sys.stderr, flush=True)
+        say(f"DCEDiff warning: {choice.warning}")
     tracker = ProgressTracker(STAGES, progress)
     tracker.report("load", 0, 1, "loading the model")
     weights = resolve_model(model_path)
@@ -163,7 +162,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
         if modality not in allowed:
             raise InputError(missing_input_refusal(weights.stem, modality))
     if missing:
-        print(f"DCEDiff note: {missing_inputs_note(missing)}", file=sys.stderr, flush=True)
+        say(f"DCEDiff note: {missing_inputs_note(missing)}")
     tracker.report("load", 1, 1)
     check_cancel(should_cancel)
     tracker.report("register", 0, 1, "reading and registering the series")  # preprocess reports each one's end
@@ -183,7 +182,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     # a T1-pre lower on its scale than any training exam: the enhancement scaled down (DCEDiffLib/t1pre_level.py)
     rescaled = rescale_low_t1pre(result, cond, conditions_order, model.card)
     if rescaled is not None:
-        print(f"DCEDiff note: {rescaled['note']}", file=sys.stderr, flush=True)
+        say(f"DCEDiff note: {rescaled['note']}")
     tracker.report("write", 0, 1, "mapping back to the DCE intensity scale")
     tnorm = target_norm_params(case.norm["t1pre"])
     reference = case.grid.reference_image()
@@ -276,12 +275,12 @@ def check_out_of_distribution(card: dict, case, conditions: np.ndarray, names: S
                                                    missing=missing), statistics)
     except InputError as exc:  # a check that cannot run must not stop the synthesis, but must be said
         result = ood.not_checked(str(exc))
-        print(f"DCEDiff warning: {ood.summary_line(result)}", file=sys.stderr, flush=True)
+        say(f"DCEDiff warning: {ood.summary_line(result)}")
         return result
     result["data_domain"] = card.get("data_domain")
     ood.apply_data_domain(result, card.get("data_domain"), input_sources(inputs, names))
     if result["flagged"]:
-        print(f"DCEDiff warning: {ood.summary_line(result)}", file=sys.stderr, flush=True)
+        say(f"DCEDiff warning: {ood.summary_line(result)}")
     return result
 
 

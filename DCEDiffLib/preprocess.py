@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
@@ -23,7 +22,7 @@ from DCEDiffLib.intensity_tail import tame_heavy_tail
 from DCEDiffLib.modalities import (DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT_VALUE, OPTIONAL_INPUTS,
                                    TARGET_MODALITIES)
 from DCEDiffLib.normalization import NormParams, fit_normalization, normalize
-from DCEDiffLib.progress import CancelHook, check_cancel
+from DCEDiffLib.progress import CancelHook, check_cancel, say as progress_say  # `say` is a local name here
 from DCEDiffLib.registration import RegistrationResult
 from DCEDiffLib.registration_schedule import register_series, unregistered
 from DCEDiffLib.volume_io import read_volume, write_volume
@@ -205,7 +204,7 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
     for modality in to_register:
         check = registration[modality].self_check or {}
         if check.get("agrees") is False:  # said for the frames too, whose check is of their step to the T1-pre
-            say = warn or (lambda text: print(f"dcediff: warning: {text}", file=sys.stderr, flush=True))
+            say = warn or (lambda text: progress_say(f"dcediff: warning: {text}"))
             say(f"registration self-check of {_name(modality)}: {check['summary']}")
     check_cancel(should_cancel)
 
@@ -231,7 +230,7 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
             norm[key], note = tame_heavy_tail(values, norm[key], key, mask=inside)
             if note:
                 intensity_notes[key] = note
-                (warn or (lambda text: print(f"dcediff: note: {text}", file=sys.stderr, flush=True)))(note)
+                (warn or (lambda text: progress_say(f"dcediff: note: {text}")))(note)
     sources = {k: str(v) for k, v in inputs.items() if isinstance(v, (str, Path))}
     return PreprocessedCase(grid, t2w, on_grid, norm, registration, coverage, sources, location.to_dict(),
                             intensity_notes)
@@ -250,7 +249,7 @@ def _crop_centre(t2w: sitk.Image, center_lps, find_prostate: bool, should_cancel
         return ProstateLocation(centre if len(centre) == 3 else (float("nan"),) * 3, SOURCE_USER)
     if not find_prostate:
         return ProstateLocation(field_of_view_center(t2w), SOURCE_FOV)
-    say = warn or (lambda text: print(f"dcediff: warning: {text}", file=sys.stderr, flush=True))
+    say = warn or (lambda text: progress_say(f"dcediff: warning: {text}"))
     return locate_prostate(t2w, should_cancel=should_cancel, warn=say)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from typing import Callable, Dict, Optional, Sequence
 
@@ -105,6 +106,18 @@ def parse_progress_line(line: str) -> Optional[ProgressEvent]:
         return ProgressEvent(**data)
     except (ValueError, TypeError):
         return None
+
+
+def say(text: str) -> None:
+    """Print a note or warning on stderr on a line of its own: with a progress bar running, above it (``tqdm.write``
+    clears the bar, prints and draws it again) instead of glued to its end."""
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm is a core dependency; without it there is no bar to keep clear of
+        print(text, file=sys.stderr, flush=True)
+        return
+    tqdm.write(text, file=sys.stderr)
+    sys.stderr.flush()
 
 
 def print_progress_lines(event: ProgressEvent) -> None:

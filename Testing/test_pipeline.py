@@ -199,3 +199,20 @@ def test_demo_with_the_shipped_model(tmp_path, capsys, monkeypatch):
         assert metrics[target]["whole"]["ssim"] > 0.7, metrics[target]["whole"]
         assert metrics[target]["enhancement"]["prostate"]["pearson"] > 0.6, metrics[target]["enhancement"]
         assert metrics[target]["enhancement"]["lesion"]["pearson"] > 0.45, metrics[target]["enhancement"]
+
+
+def test_engine_notes_print_on_a_line_of_their_own_above_a_running_progress_bar(capsys):
+    """A warning printed while the CLI's tqdm bar runs starts a line of its own (the bar is cleared, the note
+    printed, the bar drawn again), instead of being glued to the bar's end."""
+    from DCEDiffLib.progress import ProgressEvent, TqdmProgress, say
+
+    bar = TqdmProgress()
+    bar(ProgressEvent("register", 1, 5, 0.3, 1.0))
+    say("DCEDiff warning: inputs OUT OF the model's training distribution")
+    bar(ProgressEvent("sample", 1, 2, 0.6, 2.0))
+    bar.close()
+    err = capsys.readouterr().err
+    before = err[:err.index("DCEDiff warning")]
+    assert "register 1/5" in before  # the bar was drawn first ...
+    assert before.endswith(("\r", "\n"))  # ... and the note does not continue its line
+    assert "sample 1/2" in err[err.index("DCEDiff warning"):]  # the bar goes on below it
