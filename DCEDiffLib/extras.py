@@ -9,7 +9,6 @@ No torch import here (the Slicer GUI process may import it).
 from __future__ import annotations
 
 import importlib.util
-import sys
 from typing import Callable, Dict, List, Optional, Tuple
 
 # feature → (what is skipped without it, import names it needs, the extra that brings them)
@@ -50,5 +49,7 @@ def extra_available(feature: str, say: Optional[Callable[[str], None]] = None) -
         return True
     if feature not in _said:
         _said.add(feature)
-        (say or (lambda text: print(text, file=sys.stderr)))(message)
+        if say is None:
+            from DCEDiffLib.progress import say  # on a line of its own, above a running progress bar
+        say(message)
     return False
