@@ -120,12 +120,12 @@ def fit_enhancement_factor(estimates: Sequence[np.ndarray], abs_errors: Sequence
     e = np.concatenate([np.asarray(a, np.float64).ravel() for a in abs_errors])
     x = np.concatenate([np.asarray(a, np.float64).ravel() for a in estimates])
     f = np.concatenate([np.asarray(a, np.float64).ravel() for a in enhancements])
-    if not (e.shape == x.shape == f.shape):
-        raise ValueError(f"fit_enhancement_factor: need as many estimates, errors and enhancements, got {x.size}, "
-                         f"{e.size}, {f.size}")
+    if not (e.shape == x.shape == f.shape) or not f.size:
+        raise ValueError(f"fit_enhancement_factor: need as many estimates, errors and enhancements (and some), got "
+                         f"{x.size}, {e.size}, {f.size}")
     order = np.argsort(f, kind="stable")  # sorted once: each bin is a run of the sorted voxels (millions of them)
     f, e, x = f[order], e[order], x[order]
-    edges = np.unique(np.quantile(f, np.linspace(0.0, 1.0, bins + 1))) if f.size else np.zeros(1)
+    edges = np.unique(np.quantile(f, np.linspace(0.0, 1.0, bins + 1)))
     which = np.clip(np.searchsorted(edges, f, side="right") - 1, 0, max(len(edges) - 2, 0))
     starts = np.searchsorted(which, np.arange(len(edges) - 1), side="left")
     stops = np.searchsorted(which, np.arange(len(edges) - 1), side="right")
