@@ -84,7 +84,8 @@ def buildParser() -> argparse.ArgumentParser:
             if name == "pd" else ""))
     parser.add_argument("--dce-early", help="acquired early DCE (optional: residuals and metrics)")
     parser.add_argument("--dce-late", help="acquired late DCE (optional: residuals and metrics)")
-    parser.add_argument("--center", help="prostate centre R,A,S in mm (default: the T2W field-of-view centre)")
+    parser.add_argument("--center", help="prostate centre R,A,S in mm (default: the centre of the gland the TAPS "
+                                         "prostate model finds on the T2W; without it, the T2W field-of-view centre)")
     parser.add_argument("--model", help="model .safetensors (with its .json card); default: the shipped model")
     parser.add_argument("--sampler", default=defaults.DEFAULT_SAMPLER, choices=defaults.SAMPLERS)
     parser.add_argument("--steps", type=int, default=None,
@@ -102,7 +103,9 @@ def buildParser() -> argparse.ArgumentParser:
 
 
 def run(argv) -> int:
-    args = buildParser().parse_args(argv)
+    from DCEDiffLib.cli_argv import join_negative_values  # "--center -12,30,4": a value, not an option
+
+    args = buildParser().parse_args(join_negative_values(argv))
     center = parseCenter(args.center) if args.center else None
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):

@@ -12,6 +12,7 @@ import importlib
 import sys
 from typing import List, Optional
 
+from DCEDiffLib.cli_argv import join_negative_values
 from DCEDiffLib.errors import CancelledError, DCEDiffError
 
 # Order = order in --help.
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``dcediff`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_ERROR

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from DCEDiffLib import cli
 from DCEDiffLib.cli import main
+from DCEDiffLib.cli_argv import join_negative_values
 from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
 
 needs_case = pytest.mark.skipif(not (SAMPLE_CASE_DIR / "t2w.nii.gz").is_file(), reason="shipped phantom case missing")
@@ -228,3 +230,16 @@ def test_demo_lists_only_the_files_it_wrote(tmp_path):
     (tmp_path / "expected_error_late.nii.gz").write_bytes(b"")
     listed = " ".join(written_files(tmp_path))
     assert "uncertainty" in listed and "expected_error_early/late" in listed
+
+
+@pytest.mark.parametrize("center", ["-12.5,30,4", "-0,1,2", "-.5,-1,-2"])
+def test_a_centre_with_a_negative_first_coordinate_is_read_as_a_value(tmp_path, capsys, center):
+    """``--center -12.5,30,4`` (any centre on the patient's right in LPS): argparse alone takes the value for an
+    option and stops with "expected one argument"; the command must read it and go on to the inputs."""
+    missing = str(tmp_path / "missing.nii.gz")
+    argv = ["synthesize", "--t2w", missing, "--pd", missing, "--adc", missing, "--t1pre", missing,
+            "--center", center, "--out", str(tmp_path / "out")]
+    assert cli.main(argv) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "expected one argument" not in err and "missing.nii.gz" in err
+    assert join_negative_values(["--center", center, "--seed", "-1"]) == [f"--center={center}", "--seed", "-1"]

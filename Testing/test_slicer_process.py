@@ -37,7 +37,8 @@ def test_command_line_has_every_option_in_the_engines_syntax(tmp_path):
     assert pairs == {"--t2w": INPUTS["t2w"], "--pd": INPUTS["pd"], "--adc": INPUTS["adc"], "--t1pre": INPUTS["t1pre"],
                      "--dce-early": "/e.nrrd", "--dce-late": "/l.nrrd", "--model": "/m/x.safetensors",
                      "--sampler": "ddpm", "--steps": "1000", "--samples": "4", "--seed": "9", "--device": "cpu",
-                     "--center": "1.5,-2,30.25", "--out": str(tmp_path / "out")}
+                     "--out": str(tmp_path / "out")}
+    assert "--center=1.5,-2,30.25" in cmd
     assert "--progress-lines" in cmd and "--t2w-grid" in cmd
     # the engine's own parser accepts exactly this command line
     from DCEDiffLib.cli import build_parser
@@ -45,9 +46,21 @@ def test_command_line_has_every_option_in_the_engines_syntax(tmp_path):
     args = build_parser().parse_args(cmd[3:])
     assert args.sampler == "ddpm" and args.steps == 1000 and args.center == "1.5,-2,30.25" and args.progress_lines
     minimal = pr.build_synthesize_command("py", pr.SynthesisRequest(inputs=INPUTS, out_dir="o"))
-    assert "--model" not in minimal and "--center" not in minimal and "--dce-early" not in minimal
+    assert "--model" not in minimal and not any(t.startswith("--center") for t in minimal)
+    assert "--dce-early" not in minimal
     # no steps chosen: the engine runs the model's own count (its card's), so none is passed
     assert "--steps" not in minimal and build_parser().parse_args(minimal[3:]).steps is None
+
+
+@pytest.mark.parametrize("center", [(-12.5, 30, 4), (0, -1, -2), (-0.5, 0, 0)])
+def test_a_centre_with_a_negative_first_coordinate_reaches_the_engine(center):
+    """A point right of the midline has a negative L coordinate; as two tokens argparse would read '-12.5,30,4' as
+    an option ("expected one argument") and the run would fail."""
+    from DCEDiffLib.cli import build_parser
+
+    cmd = pr.build_synthesize_command("py", pr.SynthesisRequest(inputs=INPUTS, out_dir="o", center_lps=center))
+    args = build_parser().parse_args(cmd[3:])
+    assert tuple(float(v) for v in args.center.split(",")) == tuple(float(v) for v in center)
 
 
 @pytest.mark.parametrize("change, message", [

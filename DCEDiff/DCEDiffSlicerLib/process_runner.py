@@ -125,7 +125,8 @@ def build_synthesize_command(python: str, request: SynthesisRequest) -> List[str
         cmd += ["--steps", str(int(request.steps))]
     cmd += ["--samples", str(int(request.samples)), "--seed", str(int(request.seed)), "--device", request.device]
     if request.center_lps is not None:
-        cmd += ["--center", ",".join(f"{float(v):.6g}" for v in request.center_lps)]
+        # one token: argparse would take a leading minus sign (any centre right of the midline) for an option
+        cmd.append("--center=" + ",".join(f"{float(v):.6g}" for v in request.center_lps))
     if request.t2w_grid:
         cmd.append("--t2w-grid")
     cmd += ["--progress-lines", "--out", str(request.out_dir)]
