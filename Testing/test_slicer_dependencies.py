@@ -71,11 +71,13 @@ class PackagingStandIn(types.ModuleType):
         self.calls = []
 
     def pip_ensure(self, requirements, constraints=None, skip_packages=None, prompt_install=True, requester=None,
-                   **kwargs):
+                   skip_in_testing=True, **kwargs):
+        # the real one returns at once, installing nothing, when skip_in_testing and Slicer runs with --testing
         self.calls.append({"requirements": [str(r) for r in requirements],
                            "types": {type(r).__name__ for r in requirements},
                            "constraints": Path(constraints).read_text(encoding="utf-8"),
-                           "skip": list(skip_packages or []), "prompt": prompt_install, "requester": requester})
+                           "skip": list(skip_packages or []), "prompt": prompt_install, "requester": requester,
+                           "skip_in_testing": skip_in_testing})
 
 
 def test_slicer_5_12_installs_through_import_slicer_packaging_with_protection(requirements, monkeypatch):
@@ -91,6 +93,9 @@ def test_slicer_5_12_installs_through_import_slicer_packaging_with_protection(re
     assert {"numpy", "simpleitk", "torch"} <= set(call["skip"])
     assert "numpy==" in call["constraints"]
     assert call["prompt"] is False and call["requester"] == "DCEDiff"
+    # asked to install (Apply, --install-dependencies): installed under --testing too, not silently skipped and then
+    # reported as a failed install
+    assert call["skip_in_testing"] is False
 
 
 def test_slicer_5_10_installs_each_package_with_the_constraints_file(requirements, monkeypatch):

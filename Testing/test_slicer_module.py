@@ -285,6 +285,8 @@ def test_shutdown_on_module_reload_kills_the_engine_and_never_calls_the_old_widg
 
 def test_self_test_methods_set_up_what_they_need_in_any_order(modules, monkeypatch):
     DCEDiff, _ = modules
+    from DCEDiffSlicerLib import dependencies
+
     modes = []
     monkeypatch.setattr(DCEDiff.DCEDiffLogic, "setupPythonRequirements",
                         lambda self, parent=None, mode="ask": modes.append(mode))
@@ -293,10 +295,26 @@ def test_self_test_methods_set_up_what_they_need_in_any_order(modules, monkeypat
     monkeypatch.setattr(DCEDiff.DCEDiffTest, "_requirementsReady", False)
     names = unittest.TestLoader().getTestCaseNames(DCEDiff.DCEDiffTest)  # ctest's order: alphabetical
     assert names[0] == "test_DCEDiff_bad_input" and "test_DCEDiff_cancel_leaves_no_nodes" in names
-    DCEDiff.DCEDiffTest("test_DCEDiff_cancel_leaves_no_nodes").setUp()  # first to run a synthesis under ctest
-    assert modes == ["install"]  # packages ready before any synthesis; no dialog under --testing
-    DCEDiff.DCEDiffTest("test_DCEDiff_phantom").setUp()
-    assert modes == ["install"]  # once per session
+    # the method that needs no package runs whatever is installed: setUp installs nothing and needs nothing
+    DCEDiff.DCEDiffTest("test_DCEDiff_bad_input").setUp()
+    assert modes == []
+    # under --testing nothing is installed (Slicer's rule); a method that runs the engine is skipped, with the
+    # command that installs what is missing
+    missing = {"torch": "missing", "torch_version": None, "missing": ["safetensors>=0.4"],
+               "requirements": ["safetensors>=0.4"]}
+    monkeypatch.setattr(dependencies, "plan", lambda path: missing)
+    with pytest.raises(unittest.SkipTest, match=r"PyTorch \(>=2.1\), safetensors>=0.4.*light_the_torch install"):
+        DCEDiff.DCEDiffTest("test_DCEDiff_cancel_leaves_no_nodes")._requirePackages()
+    assert modes == [] and not DCEDiff.DCEDiffTest._requirementsReady
+    monkeypatch.setattr(dependencies, "plan", lambda path: {**missing, "torch": "ok", "missing": []})
+    DCEDiff.DCEDiffTest("test_DCEDiff_cancel_leaves_no_nodes")._requirePackages()
+    assert modes == [] and DCEDiff.DCEDiffTest._requirementsReady
+    # from Reload and Test (no --testing) the usual dialog offers the install, once per session
+    monkeypatch.setattr(DCEDiff.DCEDiffTest, "_requirementsReady", False)
+    monkeypatch.setattr(slicer, "app", types.SimpleNamespace(testingEnabled=lambda: False), raising=False)
+    DCEDiff.DCEDiffTest("test_DCEDiff_phantom")._requirePackages()
+    DCEDiff.DCEDiffTest("test_DCEDiff_cancel_leaves_no_nodes")._requirePackages()
+    assert modes == ["ask"]
 
 
 def test_batch_self_test_class_exists_and_passes(modules):

@@ -114,6 +114,16 @@ def plan(requirements_path) -> dict:
             "requirements": requirements}
 
 
+def missing_text(state: dict) -> str:
+    """What :func:`plan` found missing, in words ("" when nothing is)."""
+    what = []
+    if state["torch"] == "missing":
+        what.append(f"PyTorch ({TORCH_REQUIREMENT})")
+    elif state["torch"] == "too_old":
+        what.append(f"PyTorch {TORCH_REQUIREMENT} (installed: {state['torch_version']})")
+    return ", ".join(what + list(state["missing"]))
+
+
 def ensure_dependencies(requirements_path, parent=None, mode: str = "ask",
                         log: Optional[Callable[[str], None]] = None) -> None:
     """Make a recent torch and the packages of ``requirements_path`` available to the engine.
@@ -126,15 +136,9 @@ def ensure_dependencies(requirements_path, parent=None, mode: str = "ask",
     if state["torch"] == "ok" and not state["missing"]:
         return
     if mode == "never":
-        what = []
-        if state["torch"] == "missing":
-            what.append(f"PyTorch ({TORCH_REQUIREMENT})")
-        elif state["torch"] == "too_old":
-            what.append(f"PyTorch {TORCH_REQUIREMENT} (installed: {state['torch_version']})")
-        what += state["missing"]
         raise DependencyError(
-            f"missing Python packages: {', '.join(what)}. Run the batch script again with --install-dependencies, "
-            f"or install them first: {install_command_hint(state['missing'], state['torch'])}")
+            f"missing Python packages: {missing_text(state)}. Run the batch script again with "
+            f"--install-dependencies, or install them first: {install_command_hint(state['missing'], state['torch'])}")
     import slicer
     import slicer.util
 
@@ -207,8 +211,12 @@ def _install_requirements(slicer, requirements: List[str], missing: List[str], a
             from packaging.requirements import Requirement
 
             try:
+                # skip_in_testing=False: pip_ensure installs nothing under --testing by default, and the check
+                # below would then report a failed install; asking to install (Apply, --install-dependencies) is
+                # consent enough, whatever the mode Slicer runs in
                 slicer_packaging.pip_ensure([Requirement(r) for r in requirements], constraints=constraints,
-                                     skip_packages=list(PROTECTED), prompt_install=ask, requester="DCEDiff")
+                                            skip_packages=list(PROTECTED), prompt_install=ask, requester="DCEDiff",
+                                            skip_in_testing=False)
             except Exception as exc:  # noqa: BLE001  pip or the dialog: one message that says what to do
                 raise DependencyError(f"DCEDiff needs these Python packages: {', '.join(missing)} ({exc})") from exc
         else:  # Slicer 5.10 / 5.11
