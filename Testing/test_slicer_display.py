@@ -93,6 +93,12 @@ def test_comparison_layout_puts_acquired_and_synthetic_side_by_side_with_overlay
             assert composite.GetLinkedControl()
             assert composite.GetForegroundOpacity() == (pytest.approx(rd.OVERLAY_OPACITY) if foreground else 0.0)
             assert summary["views"][name][0] == background.GetID()
+            # the view's bar says what it shows ("AE", "SL", ...) in the phase's colour, on the node itself: the
+            # layout description's "default" properties reach only views Slicer creates, and these exist before
+            label = {"Acquired": "A", "Synthetic": "S", "Residual": "R", "Uncertainty": "U"}[name[7:-len(T)]] + T[0]
+            assert slice_node.GetLayoutLabel() == label
+            assert slice_node.GetLayoutColor() == pytest.approx(
+                tuple(int(rd.VIEW_COLORS[target][i:i + 2], 16) / 255 for i in (1, 3, 5)))
         # the synthetic image is shown with the acquired DCE's window/level
         a, s = acquired[target].GetDisplayNode(), synthetic.GetDisplayNode()
         assert not s.GetAutoWindowLevel()
@@ -100,6 +106,7 @@ def test_comparison_layout_puts_acquired_and_synthetic_side_by_side_with_overlay
         assert a.GetWindow() > 0
     table_view = slicer.mrmlScene.GetNodeByID(summary["table_view"])
     assert table_view.IsA("vtkMRMLTableViewNode") and table_view.GetTableNodeID() == nodes["metrics"].GetID()
+    assert table_view.GetLayoutLabel() == "M"
     # shown again (a second run): the same views are reused, not duplicated
     count = slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSliceNode")
     rd.show_comparison(nodes, acquired, reference=t2w)

@@ -187,12 +187,30 @@ def plan_views(nodes: Dict[str, object], acquired: Dict[str, object], reference=
     return views
 
 
+def view_label(view: dict) -> str:
+    """The letters on a comparison view's bar, e.g. "SE" (synthetic, early)."""
+    return COLUMN_LABELS[view["column"]] + view["target"][0].upper()
+
+
+def _hex_rgb(color: str) -> tuple:
+    return tuple(int(color[i:i + 2], 16) / 255.0 for i in (1, 3, 5))
+
+
+def _label_view(view_node, label: str, color: Optional[str] = None) -> None:
+    """Label (and colour) a view node itself: Slicer's layout logic applies a description's "default" properties
+    only to the views it creates, and these nodes are created here before the layout is shown."""
+    view_node.SetLayoutLabel(label)
+    if color is not None:
+        view_node.SetLayoutColor(*_hex_rgb(color))
+    view_node.SetViewGroup(0)
+
+
 def layout_xml(views: List[dict], with_table: bool) -> str:
     rows = []
     for target in TARGETS:
         items = []
         for view in (v for v in views if v["target"] == target):
-            label = COLUMN_LABELS[view["column"]] + target[0].upper()
+            label = view_label(view)
             items.append(
                 f'<item><view class="vtkMRMLSliceNode" singletontag="{view["name"]}">'
                 '<property name="orientation" action="default">Axial</property>'
@@ -264,6 +282,7 @@ def show_comparison(nodes: Dict[str, object], acquired: Optional[Dict[str, objec
     for view in views:
         slice_node = _view_node(scene, "vtkMRMLSliceNode", view["name"])
         slice_node.SetOrientationToAxial()
+        _label_view(slice_node, view_label(view), VIEW_COLORS[view["target"]])
         composite = _composite_node(scene, slice_node)
         composite.SetBackgroundVolumeID(view["background"].GetID() if view["background"] is not None else None)
         composite.SetForegroundVolumeID(view["foreground"].GetID() if view["foreground"] is not None else None)
@@ -284,6 +303,7 @@ def show_comparison(nodes: Dict[str, object], acquired: Optional[Dict[str, objec
                                  slice_ids.get(overlay.GetID(), []))
     if table is not None:
         table_view = _view_node(scene, "vtkMRMLTableViewNode", TABLE_VIEW)
+        _label_view(table_view, "M")
         table_view.SetTableNodeID(table.GetID())
         summary["table_view"] = table_view.GetID()
     layout.SetViewArrangement(LAYOUT_ID)
