@@ -144,6 +144,7 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._lastSampler = None
         self._lastModelFile = None  # None: not yet seen (the steps box holds the engine default)
         self._runStarted = None
+        self._starting = False  # Apply pressed; packages being checked or installed (minutes for torch)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -228,7 +229,13 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _updateApplyButton(self, caller=None, event=None) -> None:
         running = self.logic.isRunning
-        self._setInputsEnabled(not running)
+        self._setInputsEnabled(not running and not self._starting)
+        if self._starting:
+            # the install's log calls processEvents per line: a second click would start a second install
+            self.ui.applyButton.text = _("Apply")
+            self.ui.applyButton.toolTip = _("Checking or installing the Python packages…")
+            self.ui.applyButton.enabled = False
+            return
         if running:
             self.ui.applyButton.text = _("Cancel")
             self.ui.applyButton.toolTip = _("Stop the synthesis; no result is added to the scene")
@@ -281,6 +288,8 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.cancel()
             self.ui.statusLabel.text = _("Cancelling…")
             return
+        if self._starting:
+            return
         p = self._parameterNode
         self.ui.logTextEdit.clear()
         self.ui.progressBar.value = 0
@@ -288,9 +297,12 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.statusLabel.text = _("Checking the Python packages…")
         self._runStarted = time.monotonic()
         started = False
+        self._starting = True
+        self._updateApplyButton()
         try:
             with slicer.util.tryWithErrorDisplay(_("DCEDiff could not start."), waitCursor=True):
                 self.logic.setupPythonRequirements(parent=slicer.util.mainWindow())
+                self._starting = False
                 self.ui.statusLabel.text = _("Starting…")
                 self.logic.process(p.t2w, p.pd, p.adc, p.t1pre, p.dceEarly, p.dceLate, center=p.center,
                                    model=p.modelFile or None, sampler=p.sampler, steps=p.steps, samples=p.samples,
@@ -299,6 +311,7 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                    completedCallback=self.onCompleted)
                 started = True
         finally:
+            self._starting = False
             if not started:  # the error was shown; leave the panel as it was before Apply
                 self.ui.progressBar.setVisible(False)
                 self.ui.statusLabel.text = _("Not started: see the error message.")

@@ -7,6 +7,7 @@ Slicer's Qt side cannot run here. These stand-ins replace it, and only it: ``QtS
 modules), ``WidgetStandIn`` (the widgets of Resources/UI/DCEDiff.ui) and ``ParameterNodeStandIn``. MRML, VTK and
 ``slicer.util`` are the real ones from the slicer-core wheel; subprocesses are real."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -219,6 +220,32 @@ def test_failed_start_leaves_the_panel_usable_and_says_so(modules, monkeypatch):
     assert widget.ui.progressBar.visible is False
     assert "Starting" not in widget.ui.statusLabel.text and widget.ui.statusLabel.text
     assert widget.ui.applyButton.text == "Apply" and widget.ui.inputsCollapsibleButton.enabled
+
+
+def test_apply_cannot_start_a_second_install_while_the_first_runs(modules, monkeypatch):
+    """Installing torch takes minutes and Slicer's log pump processes events on every line: Apply stays disabled
+    meanwhile, and a click that still arrives starts nothing."""
+    DCEDiff, _ = modules
+    widget, p = make_widget(DCEDiff, monkeypatch)
+    monkeypatch.setattr(slicer.util, "mainWindow", lambda: None)
+    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay",
+                        lambda message, waitCursor=False: contextlib.nullcontext())  # stand-in for the message box
+    calls, seen = [], []
+
+    def installing(self, parent=None, mode="ask"):
+        calls.append(mode)
+        widget._updateApplyButton()  # e.g. a parameter-node event handled during the install
+        seen.append((widget.ui.applyButton.enabled, widget.ui.inputsCollapsibleButton.enabled))
+        widget.onApplyButton()  # a second click that reaches the slot
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(DCEDiff.DCEDiffLogic, "setupPythonRequirements", installing)
+    with pytest.raises(RuntimeError, match="stop here"):
+        widget.onApplyButton()
+    assert calls == ["ask"]  # one install, not two
+    assert seen == [(False, False)]
+    # usable again after: the inputs unlocked, the button back to what the selection allows
+    assert widget.ui.inputsCollapsibleButton.enabled and "installing" not in widget.ui.applyButton.toolTip
 
 
 def test_inputs_are_locked_while_running_and_unlocked_after_failure_or_cancel(modules, monkeypatch):
