@@ -6,8 +6,9 @@ import contextlib
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 
 def current_umask() -> int:
@@ -57,19 +58,53 @@ def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def check_output_folder(final_dir: str | os.PathLike, overwrite: bool = False) -> None:
+# Every folder :func:`atomic_directory` writes carries this file; ``overwrite`` replaces only such a folder (or one
+# with the manifest a DCEDiff command wrote before the marker existed), never a user's folder that holds other files.
+OUTPUT_MARKER = ".dcediff-output"
+LEGACY_MANIFESTS = ("synthesis.json", "preprocess.json", "metrics.json", "case.json")
+
+
+def written_by_dcediff(folder: Path) -> bool:
+    """Whether ``folder`` is an output folder a DCEDiff command wrote (its marker, or an older run's manifest)."""
+    return any((folder / name).is_file() for name in (OUTPUT_MARKER,) + LEGACY_MANIFESTS)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except (ValueError, OSError):
+        return False
+
+
+def check_output_folder(final_dir: str | os.PathLike, overwrite: bool = False,
+                        inputs: Iterable[str | os.PathLike] = ()) -> None:
     """Raise :class:`InputError` if :func:`atomic_directory` would refuse ``final_dir``: an existing file, an
     existing non-empty folder (unless ``overwrite``), or a path whose nearest existing parent is not a folder one
-    may write to. Cheap: call it before any slow work so that a bad output path is refused first."""
+    may write to. ``overwrite`` replaces a folder whole, so it is refused for a folder DCEDiff did not write, for the
+    current folder or one above it, and for a folder that holds one of ``inputs``. Cheap: call it before any slow
+    work so that a bad output path is refused first."""
     from DCEDiffLib.errors import InputError
 
     final = Path(final_dir)
     expected = "expected a writable folder path (its parent must be a folder you may write to)"
     if final.exists() and not final.is_dir():
         raise InputError(f"output folder {final} is an existing file; {expected}")
-    if final.is_dir() and any(final.iterdir()) and not overwrite:
-        raise InputError(f"output folder {final} already exists and is not empty; "
-                         "choose a new folder or pass --overwrite")
+    if final.is_dir() and any(final.iterdir()):
+        if not overwrite:
+            raise InputError(f"output folder {final} already exists and is not empty; "
+                             "choose a new folder or pass --overwrite")
+        if _inside(Path.cwd(), final):
+            raise InputError(f"output folder {final} is the current folder or holds it; --overwrite would delete "
+                             "it whole: choose a new folder")
+        held = [str(p) for p in inputs if p and _inside(Path(p), final)]
+        if held:
+            raise InputError(f"output folder {final} holds an input ({held[0]}); --overwrite would delete it: "
+                             "choose another output folder")
+        if not written_by_dcediff(final):
+            raise InputError(f"output folder {final} holds files DCEDiff did not write; --overwrite replaces only a "
+                             "previous DCEDiff output (a folder with .dcediff-output or synthesis.json): choose a new "
+                             "folder, or empty this one yourself")
     parent = final.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -83,7 +118,8 @@ def check_output_folder(final_dir: str | os.PathLike, overwrite: bool = False) -
 def atomic_directory(final_dir: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary directory; it becomes ``final_dir`` only if the block succeeds.
 
-    Refuses an existing non-empty ``final_dir`` unless ``overwrite`` is true (then it is replaced whole).
+    Refuses an existing non-empty ``final_dir`` unless ``overwrite`` is true (then it is replaced whole, and only if
+    DCEDiff wrote it: :func:`check_output_folder`). The folder gets the marker :data:`OUTPUT_MARKER`.
     """
     from DCEDiffLib.errors import InputError
 
@@ -97,13 +133,29 @@ def atomic_directory(final_dir: str | os.PathLike, overwrite: bool = False) -> I
                          "folder path (its parent must be a folder you may write to)") from exc
     try:
         yield tmp
+        (tmp / OUTPUT_MARKER).write_text("written by DCEDiff; `--overwrite` may replace this folder\n",
+                                         encoding="utf-8")
         _normal_mode(tmp, directory=True)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        _replace_folder(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace_folder(new: Path, final: Path) -> None:
+    """Move ``new`` to ``final``. An existing ``final`` is first moved aside and deleted only once ``new`` is in
+    place, so that an interruption in between leaves the previous result, never neither."""
+    if not final.exists():
+        os.replace(new, final)
+        return
+    aside = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.old"
+    os.replace(final, aside)
+    try:
+        os.replace(new, final)
+    except BaseException:
+        os.replace(aside, final)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from typing import List, Optional
 
 from DCEDiffLib.cli_argv import join_negative_values
@@ -36,6 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a job scheduler, a cancelled Slicer run) raised as an interrupt, so that the atomic writers
+    remove their partial files as they do on Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _terminate_as_interrupt() -> None:
+    if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread only
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``dcediff`` console script."""
     parser = build_parser()
@@ -43,6 +59,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_ERROR
+    previous = signal.getsignal(signal.SIGTERM)
+    _terminate_as_interrupt()
     try:
         return int(args.func(args) or 0)
     except CancelledError as exc:
@@ -51,13 +69,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     except DCEDiffError as exc:
         print(f"dcediff {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         # A command that keeps something on Ctrl-C (train: its checkpoints; phantom: the finished cases) says
         # what through ``interrupted``; the others write atomically, so nothing partial is left.
         explain = getattr(args, "interrupted", None)
         message = explain(args) if explain else "interrupted; no partial output was kept"
         print(f"dcediff {args.command}: {message}", file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

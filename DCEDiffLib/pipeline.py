@@ -9,6 +9,7 @@ import concurrent.futures
 import dataclasses
 import importlib
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -337,6 +338,7 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
         # without the GIL, matplotlib holds it (docs/performance.md, "The volumes written beside the report").
         volumes = writer.submit(write_volumes, tmp)
         side = {"provenance": output.provenance, "label": description,
+                "inputs": dict(getattr(output.case, "sources", {}) or {}),  # the files and folders read, by role
                 "working_grid": output.case.grid.to_dict(), **getattr(output.case, "crop_centre", {}),
                 "registration": {m: r.to_dict() for m, r in output.case.registration.items()},
                 "out_of_distribution": output.out_of_distribution or {"checked": False, "reason": "not computed"},
@@ -379,7 +381,8 @@ def synthesize_to_folder(inputs: Dict[str, object], out_dir: Path, *, t2w_grid: 
     is refused first, before any slow work."""
     from DCEDiffLib.atomic import check_output_folder
 
-    check_output_folder(out_dir, overwrite=overwrite)
+    check_output_folder(out_dir, overwrite=overwrite,
+                        inputs=[v for v in inputs.values() if isinstance(v, (str, os.PathLike))])
     started = time.perf_counter()
     tracker_progress = progress
     output = synthesize_case(inputs, progress=tracker_progress, should_cancel=should_cancel, **options)

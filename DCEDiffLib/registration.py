@@ -541,7 +541,7 @@ def _guard(fixed32: sitk.Image, moving32: sitk.Image, mask: sitk.Image, modality
     after = _metric_value(fixed32, moving32, mask, euler)
     at_center, angle, worst = correction_size(euler, center_lps, radius_mm)
     if worst > max_translation_mm or angle > max_rotation_deg:
-        reason = (f"correction implausibly large ({worst:.1f} mm, {angle:.1f}°; at most {max_translation_mm:g} mm "
+        reason = (f"correction implausibly large ({worst:.1f} mm, {angle:.1f}°; at most {max_translation_mm:.1f} mm "
                   f"and {max_rotation_deg:g}° expected within one exam); scanner alignment kept")
         return RegistrationResult(modality, sitk.Euler3DTransform(), False, before, after, at_center, angle, reason)
     if not (math.isfinite(before) and math.isfinite(after)) or after > before - MIN_IMPROVEMENT:

@@ -135,7 +135,7 @@ def self_check(moving: sitk.Image, center_lps: Sequence[float], reference: sitk.
         summary = (f"agrees: {move} was registered to within {mean:.2f} mm (mean over the {CHECK_RADIUS_MM:g} mm "
                    f"sphere; at most {AGREEMENT_MM:g} mm expected) of this series' correction")
     else:
-        why = "" if found.applied else f" (its registration was not applied: {found.reason})"
+        why = "" if found.applied else f" (the moved copy's own registration was refused: {found.reason})"
         summary = (f"DISAGREES: {move} landed {mean:.2f} mm (mean over the {CHECK_RADIUS_MM:g} mm sphere; largest "
                    f"{worst:.1f} mm) from where this series did{why}; this series' registration cannot be trusted "
                    "— check its alignment with the T2W")

@@ -35,6 +35,7 @@ ROLES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
 REQUIRED_ROLES = ("t2w", "pd", "adc", "t1pre")
 OPTIONAL_ROLES = OPTIONAL_INPUTS    # ("pd",): roles a model trained with modality dropout can do without
 OVERRIDE_ROLES = ROLES + ("dce",)
+LEFT_OUT = "none"           # --series pd=none: the role is left out on purpose
 ROLE_NAMES = {"t2w": "T2W", "pd": "PD", "adc": "ADC", "t1pre": "T1-pre", "dce_early": "DCE early",
               "dce_late": "DCE late", "dce": "DCE"}
 
@@ -355,9 +356,13 @@ def parse_series_overrides(items: Optional[Iterable[str]]) -> Dict[str, object]:
         value = value.strip()
         if role not in OVERRIDE_ROLES or not value:
             raise InputError(f"--series {item!r}: expected ROLE=NUMBER with ROLE one of {', '.join(OVERRIDE_ROLES)} "
-                             "and NUMBER a series number (t1pre=dce: the last DCE frame before contrast arrival)")
+                             "and NUMBER a series number (t1pre=dce: the last DCE frame before contrast arrival; "
+                             "pd=none: no PD)")
         if role == "t1pre" and value.lower() == "dce":
             out[role] = "dce"
+            continue
+        if role in OPTIONAL_ROLES and value.lower() == "none":
+            out[role] = LEFT_OUT  # e.g. pd=none: synthesize without PD (a model trained to do without it)
             continue
         try:
             out[role] = int(value)
@@ -390,8 +395,15 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
     both = sorted(given & set(overrides))
     if both:
         raise InputError(f"--series {', '.join(both)}: these roles are also given as files; give one or the other")
+    left_out = sorted(r for r, v in overrides.items() if v == LEFT_OUT)
+    refused = [r for r in left_out if r not in optional]
+    if refused:
+        raise InputError(f"--series {refused[0]}=none: the model needs {ROLE_NAMES[refused[0]]} (its card does not "
+                         f"list {refused[0]!r} in optional_inputs); name a series instead")
     read = read or read_study_volume
     notes: List[str] = [f"{ROLE_NAMES[r]} given as a file, not taken from the study" for r in ROLES if r in given]
+    notes += [f"{ROLE_NAMES[r]} left out (--series {r}=none): synthesizing without {ROLE_NAMES[r]}, which the model "
+              "was trained to do without" for r in left_out]
     picks: Dict[str, Pick] = {}
     problems: List[str] = []
 
@@ -400,7 +412,7 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
 
     for role, rules in (("t2w", _t2w_rules()), ("adc", _adc_rules()), ("pd", _pd_rules()),
                         ("t1pre", _t1_rules(dce, picks))):
-        if role in given:
+        if role in given or role in left_out:
             continue
         ranked = _apply_rules(study, rules)
         if role in overrides and not (role == "t1pre" and overrides[role] == "dce"):
@@ -433,7 +445,7 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
             picks[role] = _override(study, role, overrides[role], [])
 
     absent = [r for r in REQUIRED_ROLES if r not in picks and r not in given and r in optional]
-    for role in absent:
+    for role in (r for r in absent if r not in left_out):
         notes.append(f"no {ROLE_NAMES[role]} found (expected {ROLE_NEEDS[role]}): synthesizing without "
                      f"{ROLE_NAMES[role]}, which the model was trained to do without")
     missing = [r for r in REQUIRED_ROLES if r not in picks and r not in given and r not in optional]

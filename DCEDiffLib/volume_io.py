@@ -16,6 +16,7 @@ import SimpleITK as sitk
 
 from DCEDiffLib.atomic import atomic_path
 from DCEDiffLib.errors import InputError
+from DCEDiffLib.nifti_nonfinite import count_nonfinite, is_nifti
 
 WRITABLE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 EXPECTED_INPUT = "a DICOM series folder or a NIfTI / NRRD / MHA file"
@@ -159,6 +160,11 @@ def _read_file(path: Path, name: str, expect_3d: bool) -> sitk.Image:
                          ) from exc
     if expect_3d and image.GetDimension() == 4 and image.GetSize()[3] == 1:
         image = sitk.Extract(image, list(image.GetSize()[:3]) + [0], [0, 0, 0, 0])  # 3D stored as 4D
+    if is_nifti(path):  # the NIfTI reader returns NaN/Inf voxels as 0: count them in the file
+        counted = count_nonfinite(path)
+        if counted is not None and counted[0] > 0:
+            raise InputError(f"{name}: {path} has {counted[0]} NaN or infinite voxels (of {counted[1]}) in the file "
+                             "(the NIfTI reader would give them as 0); expected finite intensities everywhere")
     return image
 
 
@@ -231,7 +237,8 @@ def read_dicom_series(folder, series_uid: Optional[str] = None, name: str = "inp
                              f"{_describe_series(series)}")
     elif len(series) > 1:
         raise InputError(f"{name}: folder {folder} holds {len(series)} DICOM series: {_describe_series(series)}; "
-                         "expected one series, or name one (series_uid / --series-uid MODALITY=UID)")
+                         "expected one series per folder: give that series' own folder, or read the folder as a "
+                         "study (dcediff synthesize --study FOLDER --series ROLE=NUMBER)")
     else:
         chosen = series
     image = read_slice_stack(chosen[0]["files"], folder, name)

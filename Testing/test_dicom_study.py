@@ -397,6 +397,29 @@ def test_real_prostatex_study(patient):
 
 @pytest.mark.realdata
 @needs_real
+def test_a_real_study_without_pd_and_with_its_pd_series_as_the_t1pre(tmp_path, capsys):
+    """The exams at hand have no T1-pre; users give the PD reference scan as the T1-pre. From a study that takes
+    --series pd=none (the model may do without PD); the PD series given as the T1-pre file while the study still
+    uses it as PD is refused, as one series in two roles is everywhere else."""
+    root = next((REAL / "ProstateX-0000").iterdir())
+    study = scan_study(root)
+    assert parse_series_overrides(["pd=none", "t2w=4"]) == {"pd": "none", "t2w": 4}
+    with pytest.raises(InputError, match="--series"):
+        parse_series_overrides(["t2w=none"])  # only an optional role can be left out
+    result = pick_roles(study, {"pd": "none"}, given=["t1pre"], optional=["pd"])
+    assert "pd" not in result.picks and result.absent == ["pd"] and not result.missing
+    assert any("PD left out (--series pd=none)" in n for n in result.notes)
+    assert not any(n.startswith("no PD found") for n in result.notes)
+    with pytest.raises(InputError, match="the model needs PD"):
+        pick_roles(study, {"pd": "none"}, given=["t1pre"])  # a model that cannot do without PD
+    pd_folder = next(p for p in root.iterdir() if "PD" in p.name)
+    out = tmp_path / "out"
+    assert main(["synthesize", "--study", str(root), "--t1pre", str(pd_folder), "--out", str(out)]) == 2
+    assert "this is the study's PD series (#9" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.realdata
+@needs_real
 def test_real_root_with_two_patients_is_refused():
     with pytest.raises(InputError, match="holds 2 DICOM studies") as info:
         scan_study(REAL)

@@ -61,6 +61,9 @@ def test_synthesize_writes_labelled_outputs_on_the_working_grid(tiny_model, tmp_
     assert pasted.GetSize() == t2w.GetSize() and np.allclose(pasted.GetDirection(), t2w.GetDirection())
     side = json.loads((out / "synthesis.json").read_text(encoding="utf-8"))
     assert side["provenance"]["synthetic"] is True and side["provenance"]["seed"] == 0
+    # which files were read, by role (provenance a reader can check without the command line)
+    assert side["inputs"] == {k: str(CASE / f"{k}.nii.gz")
+                              for k in ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")}
     precision = side["precision"]  # what ran, what was asked for, and why (DCEDiffLib/precision.py)
     assert precision["used"] == side["provenance"]["precision"] and precision["requested"] == "auto"
     assert precision["reason"].startswith("auto")

@@ -194,6 +194,21 @@ def case_inf_voxels(tmp, good, model):
                 expect=["(t1pre)", "inf.mha", "NaN or infinite"])
 
 
+def case_nan_voxels_nifti(tmp, good, model):
+    # ITK's NIfTI reader gives NaN voxels as 0: only the file itself shows them
+    def poison(a):
+        a[5, 10, 10] = np.nan
+        return a
+    return dict(inputs=_inputs(good, t2w=_with_values("t2w", poison, "nan.nii.gz", tmp)), level="file",
+                expect=["(t2w)", "nan.nii.gz", "NaN or infinite", "expected finite"])
+
+
+def case_all_nan_nifti_float64(tmp, good, model):
+    return dict(inputs=_inputs(good, adc=_with_values("adc", lambda a: np.full_like(a, np.nan), "allnan.nii", tmp,
+                                                      np.float64)), level="file",
+                expect=["(adc)", "allnan.nii", "NaN or infinite"])
+
+
 def case_constant_image(tmp, good, model):
     return dict(inputs=_inputs(good, pd=_with_values("pd", lambda a: np.full_like(a, 7.0), "const.nii.gz", tmp)),
                 level="file", expect=["(pd)", "const.nii.gz", "is constant", "expected an image with contrast"])
@@ -471,6 +486,10 @@ def test_overwrite_replaces_an_existing_folder_whole(synthesis_output, tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("old result", encoding="utf-8")
+    with pytest.raises(InputError, match="holds files DCEDiff did not write"):  # a user's folder is never replaced
+        write_outputs(synthesis_output, out, overwrite=True, report=False)
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    (out / "synthesis.json").write_text("{}", encoding="utf-8")  # an earlier DCEDiff result is
     write_outputs(synthesis_output, out, overwrite=True, report=False)
     names = {p.name for p in out.iterdir()}
     assert "old.txt" not in names and "synthetic_early.nii.gz" in names

@@ -45,8 +45,10 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--samples", type=int, default=defaults.DEFAULT_SAMPLES,
                        help="average K samples; K > 1 also writes an uncertainty (std) map")
     group.add_argument("--warm-start", default="auto", metavar="GAMMA|auto|none",
-                       help="start dpmpp/ddim from the T1-pre noised to this level instead of pure noise (auto: "
-                            "0.02 for dpmpp/ddim, pure noise for ddpm/x0; none: always pure noise)")
+                       help="start dpmpp/ddim from the T1-pre (a residual model: from a zero residual) noised to "
+                            "this level instead of pure noise (auto: a residual model's card level, "
+                            "sampling.residual_start, 0.5 for the shipped model; 0.02 for other models with "
+                            "dpmpp/ddim; pure noise for ddpm/x0; none: always pure noise)")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
@@ -72,14 +74,14 @@ def parse_center(text: Optional[str]):
 def collect_inputs(args: argparse.Namespace) -> Dict[str, str]:
     """The input paths given on the command line, by modality key. A command with ``--out`` also has its output
     folder checked here, so that an unusable one is refused before registration or sampling."""
-    if getattr(args, "out", None) is not None:
-        from DCEDiffLib.atomic import check_output_folder
-
-        check_output_folder(args.out, overwrite=getattr(args, "overwrite", False))
     inputs = {m: getattr(args, m) for m in ("t2w", "pd", "adc", "t1pre") if getattr(args, m)}
     for key, attr in (("dce_early", "dce_early"), ("dce_late", "dce_late"), ("labels", "labels")):
         if getattr(args, attr, None):
             inputs[key] = getattr(args, attr)
+    if getattr(args, "out", None) is not None:
+        from DCEDiffLib.atomic import check_output_folder
+
+        check_output_folder(args.out, overwrite=getattr(args, "overwrite", False), inputs=inputs.values())
     if ("dce_early" in inputs) != ("dce_late" in inputs):
         raise InputError("acquired DCE: give both --dce-early and --dce-late, or neither")
     check_distinct_inputs(inputs)

@@ -43,7 +43,8 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
                             "--t2w/--pd/--adc/--t1pre/--dce-* given as well replace the study's series")
     group.add_argument("--series", action="append", metavar="ROLE=NUMBER",
                        help="with --study: use series NUMBER for ROLE (t2w, pd, adc, t1pre, dce, dce_early, "
-                            "dce_late; t1pre=dce: the last DCE frame before contrast arrival); repeatable")
+                            "dce_late; t1pre=dce: the last DCE frame before contrast arrival; pd=none: no PD, for "
+                            "a model trained to do without it); repeatable")
     group.add_argument("--early-time", type=float, metavar="SECONDS",
                        help="with --study: acquired early DCE = the frame closest to SECONDS after contrast "
                             "arrival (default: the middle time point, as in the paper)")
@@ -131,7 +132,7 @@ def study_inputs(args: argparse.Namespace):
              if getattr(args, m, None)}
     if ("dce_early" in files) != ("dce_late" in files):
         raise InputError("acquired DCE: give both --dce-early and --dce-late, or neither")
-    check_output_folder(args.out, overwrite=args.overwrite)
+    check_output_folder(args.out, overwrite=args.overwrite, inputs=[args.study, *files.values()])
     weights = resolve_model(args.model)
     allowed = missing_inputs_allowed(load_card(weights))  # which roles the study may lack (the card decides)
     overrides = parse_series_overrides(args.series)
@@ -148,11 +149,33 @@ def study_inputs(args: argparse.Namespace):
     print(f"study {study.study_uid} (patient {study.patient_id or '?'}, {len(study.series)} series):", flush=True)
     for line in picks.lines():
         print("  " + line, flush=True)
+    refuse_file_that_is_a_picked_series(files, picks)
     inputs = dict(picks.load_inputs())
     inputs.update(files)
     if args.labels:
         inputs["labels"] = args.labels
     return inputs, picks
+
+
+def refuse_file_that_is_a_picked_series(files: dict, picks) -> None:
+    """A DICOM folder given for one role (``--t1pre FOLDER``) that holds the series the study gave another role
+    (its PD, say) would feed the model one image as two contrasts: refused, as ``--series`` and files given twice
+    are."""
+    from DCEDiffLib.errors import InputError
+    from DCEDiffLib.study_roles import REQUIRED_ROLES, ROLE_NAMES
+    from DCEDiffLib.volume_io import list_dicom_series
+
+    picked = {pick.series.uid: role for role, pick in picks.picks.items() if role in REQUIRED_ROLES}
+    for role, path in files.items():
+        if role not in REQUIRED_ROLES or not Path(path).is_dir():
+            continue
+        for series in list_dicom_series(Path(path)):
+            other = picked.get(series["series_uid"])
+            if other is not None and other != role:
+                raise InputError(f"--{role.replace('_', '-')} {path}: this is the study's {ROLE_NAMES[other]} series "
+                                 f"({picks.picks[other].series.label()}); each role needs its own series. To use it "
+                                 f"as the {ROLE_NAMES[role]}, give the {ROLE_NAMES[other]} another series (--series), "
+                                 "or leave PD out with --series pd=none where the model allows it")
 
 
 def record_picks(out: Path, picks) -> None:

@@ -1,0 +1,115 @@
+"""--overwrite replaces only what DCEDiff wrote (DCEDiffLib/atomic.py): never a user's folder, the current folder or a
+folder that holds an input; a replaced result survives an interruption; SIGTERM cleans up like Ctrl-C."""
+
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from DCEDiffLib import atomic, cli
+from DCEDiffLib.atomic import OUTPUT_MARKER, atomic_directory, check_output_folder
+from DCEDiffLib.errors import InputError
+from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
+
+needs_case = pytest.mark.skipif(not (SAMPLE_CASE_DIR / "t2w.nii.gz").is_file(), reason="shipped phantom case missing")
+
+
+def dcediff_output(folder: Path, text: str = "old") -> Path:
+    with atomic_directory(folder, overwrite=True) as tmp:
+        (tmp / "result.txt").write_text(text)
+    return folder
+
+
+def test_overwrite_replaces_a_previous_output_but_never_a_users_folder(tmp_path):
+    out = dcediff_output(tmp_path / "out")
+    assert (out / OUTPUT_MARKER).is_file()
+    dcediff_output(out, "new")
+    assert (out / "result.txt").read_text() == "new"
+    legacy = tmp_path / "legacy"  # written before the marker existed: recognised by its manifest
+    legacy.mkdir()
+    (legacy / "synthesis.json").write_text("{}")
+    dcediff_output(legacy, "new")
+    assert (legacy / "result.txt").read_text() == "new"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.docx").write_text("important")
+    with pytest.raises(InputError, match="holds files DCEDiff did not write"):
+        dcediff_output(mine)
+    assert (mine / "thesis.docx").read_text() == "important" and len(list(mine.iterdir())) == 1
+    assert not list(tmp_path.glob(".mine*"))  # no temporary folder left beside it
+
+
+def test_overwrite_refuses_the_current_folder_and_a_folder_holding_an_input(tmp_path, monkeypatch):
+    out = dcediff_output(tmp_path / "out")
+    monkeypatch.chdir(out)
+    for name in (".", ""):
+        with pytest.raises(InputError, match="current folder"):
+            check_output_folder(Path(name), overwrite=True)
+    monkeypatch.chdir(tmp_path)
+    (out / "in").mkdir()
+    (out / "in" / "t2w.nrrd").write_text("x")
+    with pytest.raises(InputError, match=r"holds an input \(.*t2w.nrrd\)"):
+        check_output_folder(out, overwrite=True, inputs=[str(tmp_path / "elsewhere.nrrd"), "out/in/t2w.nrrd"])
+    check_output_folder(out, overwrite=True, inputs=[str(tmp_path / "elsewhere.nrrd")])  # nothing of it inside
+
+
+def test_an_interrupted_replacement_keeps_the_previous_result(tmp_path, monkeypatch):
+    out = dcediff_output(tmp_path / "out", "old")
+    real_replace = os.replace
+    calls = []
+
+    def replace_interrupted_after_the_old_one_moved_aside(src, dst):
+        calls.append((Path(src).name, Path(dst).name))
+        if len(calls) == 2:  # the new folder into place
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", replace_interrupted_after_the_old_one_moved_aside)
+    with pytest.raises(KeyboardInterrupt):
+        dcediff_output(out, "new")
+    monkeypatch.setattr(atomic.os, "replace", real_replace)
+    assert (out / "result.txt").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # neither the new nor the moved-aside folder left
+
+
+@needs_case
+@pytest.mark.parametrize("command", ["synthesize", "demo"])
+def test_the_cli_refuses_to_overwrite_a_folder_with_the_inputs_or_a_users_files(tmp_path, capsys, command):
+    exam = tmp_path / "exam"
+    (exam / "in").mkdir(parents=True)
+    for key in ("t2w", "adc", "t1pre"):
+        shutil.copy(SAMPLE_CASE_DIR / f"{key}.nii.gz", exam / "in" / f"{key}.nii.gz")
+    (exam / "notes.txt").write_text("mine")
+    before = sorted(str(p.relative_to(exam)) for p in exam.rglob("*"))
+    if command == "synthesize":
+        argv = ["synthesize", "--t2w", str(exam / "in/t2w.nii.gz"), "--adc", str(exam / "in/adc.nii.gz"),
+                "--t1pre", str(exam / "in/t1pre.nii.gz"), "--out", str(exam), "--overwrite"]
+        expected = "holds an input"
+    else:  # the demo always replaces its output folder: only a previous output, not any folder
+        argv = ["demo", "--out", str(exam)]
+        expected = "holds files DCEDiff did not write"
+    assert cli.main(argv) == cli.EXIT_ERROR
+    assert expected in capsys.readouterr().err
+    assert sorted(str(p.relative_to(exam)) for p in exam.rglob("*")) == before
+
+
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path, monkeypatch, capsys):
+    """A command killed with SIGTERM (kill, a scheduler) leaves no partial folder and exits 143."""
+    from DCEDiffLib.commands import preprocess
+
+    def terminated_while_writing(args):
+        with atomic_directory(args.out):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return 0
+
+    monkeypatch.setattr(preprocess, "run", terminated_while_writing)
+    missing = str(tmp_path / "x.nii.gz")
+    argv = ["preprocess", "--t2w", missing, "--pd", missing, "--adc", missing, "--t1pre", missing,
+            "--out", str(tmp_path / "out")]
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main(argv) == 143
+    assert "no partial output was kept" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is the command's only
