@@ -55,7 +55,8 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_progress_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress-lines", action="store_true",
-                        help="print machine-readable DCEDIFF_PROGRESS lines instead of a progress bar")
+                        help="print machine-readable DCEDIFF_PROGRESS lines instead of a progress bar (stdout then "
+                             "holds only those lines: synthesize leaves out its closing JSON summary)")
 
 
 def parse_center(text: Optional[str]):

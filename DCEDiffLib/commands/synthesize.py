@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         summary["series"] = {role: pick.series.number for role, pick in picks.picks.items()}
     if output.metrics is not None:
         summary["metrics"] = _headline(output.metrics)
-    if not args.progress_lines:
+    if not args.progress_lines:  # a reader of progress lines gets stdout with those lines only (synthesis.json has it)
         print(json.dumps(summary, indent=1, default=str))
     return 0
 
