@@ -58,15 +58,14 @@ def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-# Every folder :func:`atomic_directory` writes carries this file; ``overwrite`` replaces only such a folder (or one
-# with the manifest a DCEDiff command wrote before the marker existed), never a user's folder that holds other files.
-OUTPUT_MARKER = ".dcediff-output"
-LEGACY_MANIFESTS = ("synthesis.json", "preprocess.json", "metrics.json", "case.json")
+# The record every DCEDiff output folder holds (synthesize/demo, preprocess, evaluate, a phantom or dataset case):
+# ``overwrite`` replaces only a folder with one of them, never a user's folder that holds other files.
+OUTPUT_MANIFESTS = ("synthesis.json", "preprocess.json", "metrics.json", "case.json")
 
 
 def written_by_dcediff(folder: Path) -> bool:
-    """Whether ``folder`` is an output folder a DCEDiff command wrote (its marker, or an older run's manifest)."""
-    return any((folder / name).is_file() for name in (OUTPUT_MARKER,) + LEGACY_MANIFESTS)
+    """Whether ``folder`` looks like an output folder a DCEDiff command wrote (it holds one of its records)."""
+    return any((folder / name).is_file() for name in OUTPUT_MANIFESTS)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -103,8 +102,8 @@ def check_output_folder(final_dir: str | os.PathLike, overwrite: bool = False,
                              "choose another output folder")
         if not written_by_dcediff(final):
             raise InputError(f"output folder {final} holds files DCEDiff did not write; --overwrite replaces only a "
-                             "previous DCEDiff output (a folder with .dcediff-output or synthesis.json): choose a new "
-                             "folder, or empty this one yourself")
+                             "previous DCEDiff output (a folder with its synthesis.json, preprocess.json, metrics.json "
+                             "or case.json): choose a new folder, or empty this one yourself")
     parent = final.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -119,7 +118,7 @@ def atomic_directory(final_dir: str | os.PathLike, overwrite: bool = False) -> I
     """Yield a temporary directory; it becomes ``final_dir`` only if the block succeeds.
 
     Refuses an existing non-empty ``final_dir`` unless ``overwrite`` is true (then it is replaced whole, and only if
-    DCEDiff wrote it: :func:`check_output_folder`). The folder gets the marker :data:`OUTPUT_MARKER`.
+    DCEDiff wrote it: :func:`check_output_folder`).
     """
     from DCEDiffLib.errors import InputError
 
@@ -133,8 +132,6 @@ def atomic_directory(final_dir: str | os.PathLike, overwrite: bool = False) -> I
                          "folder path (its parent must be a folder you may write to)") from exc
     try:
         yield tmp
-        (tmp / OUTPUT_MARKER).write_text("written by DCEDiff; `--overwrite` may replace this folder\n",
-                                         encoding="utf-8")
         _normal_mode(tmp, directory=True)
         _replace_folder(tmp, final)
     finally:

@@ -9,29 +9,27 @@ from pathlib import Path
 import pytest
 
 from DCEDiffLib import atomic, cli
-from DCEDiffLib.atomic import OUTPUT_MARKER, atomic_directory, check_output_folder
+from DCEDiffLib.atomic import atomic_directory, check_output_folder
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
 
 needs_case = pytest.mark.skipif(not (SAMPLE_CASE_DIR / "t2w.nii.gz").is_file(), reason="shipped phantom case missing")
 
 
-def dcediff_output(folder: Path, text: str = "old") -> Path:
+def dcediff_output(folder: Path, text: str = "old", record: str = "synthesis.json") -> Path:
+    """A folder as a DCEDiff command writes it: its results and its record (synthesis.json, metrics.json, ...)."""
     with atomic_directory(folder, overwrite=True) as tmp:
         (tmp / "result.txt").write_text(text)
+        (tmp / record).write_text("{}")
     return folder
 
 
-def test_overwrite_replaces_a_previous_output_but_never_a_users_folder(tmp_path):
-    out = dcediff_output(tmp_path / "out")
-    assert (out / OUTPUT_MARKER).is_file()
-    dcediff_output(out, "new")
+@pytest.mark.parametrize("record", ["synthesis.json", "preprocess.json", "metrics.json", "case.json"])
+def test_overwrite_replaces_a_previous_output_but_never_a_users_folder(tmp_path, record):
+    out = dcediff_output(tmp_path / "out", record=record)
+    dcediff_output(out, "new", record=record)
     assert (out / "result.txt").read_text() == "new"
-    legacy = tmp_path / "legacy"  # written before the marker existed: recognised by its manifest
-    legacy.mkdir()
-    (legacy / "synthesis.json").write_text("{}")
-    dcediff_output(legacy, "new")
-    assert (legacy / "result.txt").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "thesis.docx").write_text("important")

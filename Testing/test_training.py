@@ -191,6 +191,47 @@ def test_training_writes_outputs_and_resume_is_exact(tmp_path):
     assert [r.split(",")[0] for r in rows[1:]] == ["3", "6", "9", "12"]
 
 
+def test_resume_with_another_recipe_is_refused_and_run_control_may_change(tmp_path):
+    """A checkpoint continues only the recipe it was trained with: another objective, crop or network would train
+    one model with two recipes while its card names only the second."""
+    config = tiny_config()
+    make_trainer(tmp_path, config).run(max_steps=6)
+    card = json.loads((tmp_path / "run" / "model.json").read_text(encoding="utf-8"))
+    assert card["training"]["processes"] == [1] and card["training"]["global_batch_size"] == 2
+    for change, named in (({"objective": "regression"}, "objective: 'diffusion' there, 'regression' now"),
+                          ({"crop_size": 24}, "crop_size: 16 there, 24 now"),
+                          ({"model": {"preset": "cpu"}}, "model: {'preset': 'tiny'} there"),
+                          ({"without": ["adc"]}, "without: [] there, ['adc'] now")):
+        with pytest.raises(InputError, match="trained with another recipe") as info:
+            make_trainer(tmp_path, tiny_config(**change)).resume()
+        assert named in str(info.value) and "--fresh" in str(info.value)
+    # how long and how often it logs or checkpoints are not the recipe
+    longer = make_trainer(tmp_path, tiny_config(iterations=18, log_every=2, checkpoint_every=9))
+    assert longer.resume() and longer.step == 6
+
+
+def test_a_checkpoint_of_another_network_is_one_clear_error(tmp_path):
+    """A checkpoint saved before its configuration was recorded: the network mismatch is still one line."""
+    from DCEDiffLib.training.checkpoint import load_checkpoint
+
+    make_trainer(tmp_path, tiny_config()).run(max_steps=6)
+    meta_path = tmp_path / "run" / "checkpoints" / "last.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    del meta["config"]
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    other = make_trainer(tmp_path, tiny_config(without=["adc"]), name="other")
+    with pytest.raises(InputError, match="holds another network than this run builds"):
+        load_checkpoint(meta_path.with_suffix(""), other.network, other.ema, other.optimizer)
+
+
+def test_a_region_weight_for_no_label_is_refused():
+    labelled = CaseArrays("a", tiny_case("a", 1).conditions, tiny_case("a", 1).targets,
+                          np.zeros((4, 32, 32), np.int16), {"lesion": 7, "bladder": 4}, tiny_case("a", 1).norm, {})
+    SliceBatches([labelled], 2, 16, seed=0, region_weights={"lesion": 3.0})
+    with pytest.raises(InputError, match=r"region_weights \['lesoin'\]: not a label.*'lesion'.*'urine'"):
+        SliceBatches([labelled], 2, 16, seed=0, region_weights={"lesoin": 30.0})
+
+
 def test_loss_decreases_on_a_learnable_tiny_problem(tmp_path):
     config = tiny_config(iterations=150, lr=2e-3, warmup_steps=10, validate_every=150, checkpoint_every=150,
                          log_every=25, objective="regression")

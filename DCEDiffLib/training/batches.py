@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from DCEDiffLib.diffusion.absolute_adc import absolute_adc_channel, adc_index
+from DCEDiffLib.errors import InputError
 from DCEDiffLib.modalities import INPUT_MODALITIES
 from DCEDiffLib.training.augmentation import augment_slice, check_augmentation
 from DCEDiffLib.training.auxiliary_segmentation import segmentation_class_map
@@ -45,6 +46,7 @@ class SliceBatches:
         self.rank = rank
         self.world_size = world_size
         self._perm_cache = {}
+        check_region_names(region_weights or {}, usable)
         self.weights = [region_weight_map(c, region_weights or {}) for c in usable]
         self.conditions_kept = list(conditions_kept)
         self.context_slices = int(context_slices)  # 2.5D: the neighbours' conditions follow the slice's own
@@ -193,6 +195,17 @@ def lesion_and_ring(case: CaseArrays, ring_px: int) -> np.ndarray:
     ring = binary_dilation(lesion, structure, iterations=ring_px) & gland & ~lesion
     out[0], out[1] = lesion, ring
     return out
+
+
+def check_region_names(region_weights: Dict[str, float], cases: Sequence[CaseArrays]) -> None:
+    """Refuse a ``region_weights`` name that no training case's legend has (a typo would weigh nothing)."""
+    known = {name for c in cases for name in (c.legend or {})}
+    if "bladder" in known:
+        known.add("urine")
+    unknown = sorted(set(region_weights) - known)
+    if unknown:
+        raise InputError(f"training config: region_weights {unknown}: not a label of any training case; expected "
+                         f"one of {sorted(known) or 'none (the cases have no label maps)'}")
 
 
 def region_weight_map(case: CaseArrays, region_weights: Dict[str, float]) -> np.ndarray:

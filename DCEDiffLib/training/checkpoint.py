@@ -57,7 +57,13 @@ def load_checkpoint(path_stem: Path, network: torch.nn.Module, ema: EMA,
         tensors = load_file(str(tensor_path))
     except Exception as exc:  # a corrupt checkpoint must not be silently ignored
         raise InputError(f"checkpoint {tensor_path} cannot be read ({exc}); delete it to start over") from exc
-    network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+    try:
+        network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+    except RuntimeError as exc:  # another network (preset, inputs) than this run builds
+        first = str(exc).strip().splitlines()
+        raise InputError(f"checkpoint {tensor_path} holds another network than this run builds (another preset or "
+                         f"other inputs: {first[1].strip() if len(first) > 1 else first[0]}); resume with the run's "
+                         "own configuration, or use --fresh or a new --out") from None
     saved_names = sorted({k.split("/")[1] for k in tensors if k.startswith("companion/")})
     unexpected = [name for name in saved_names if name not in (companions or {})]
     if unexpected:

@@ -140,6 +140,7 @@ class Trainer:
         self.config = config
         self.out_dir = Path(out_dir)
         self.ctx = ctx
+        self.process_counts = [ctx.world_size]  # per segment of the run (resume may change it)
         if config["threads"]:
             torch.set_num_threads(int(config["threads"]))
         self.show_progress = show_progress and self.ctx.is_main
@@ -379,13 +380,25 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------------------
     def resume(self) -> bool:
-        """Continue from ``checkpoints/last`` if it exists; returns whether it did."""
+        """Continue from ``checkpoints/last`` if it exists and was trained with this recipe; returns whether it did.
+        A checkpoint trained with another recipe is refused (``resume_check``); one written by another number of
+        processes is resumed with a warning (the global batch changes), and the card lists the counts."""
+        from DCEDiffLib.training.resume_check import check_resumable
+
+        check_resumable(self._checkpoint_stem().with_suffix(".json"), self.config, self.out_dir)
         meta = load_checkpoint(self._checkpoint_stem(), self.network, self.ema, self.optimizer, self.companions)
         if meta is None:
             return False
         self.step = int(meta["step"])
         self.best_val = float(meta.get("best_val", math.inf))
         self.best_lesion_r = float(meta.get("best_lesion_r", -math.inf))
+        self.process_counts = [int(n) for n in meta.get("process_counts", [])] or [self.ctx.world_size]
+        if self.process_counts[-1] != self.ctx.world_size:
+            self._say(f"warning: the checkpoint was trained by {self.process_counts[-1]} process(es), this run has "
+                      f"{self.ctx.world_size}: the global batch changes from "
+                      f"{self.process_counts[-1] * self.config['batch_size']} to "
+                      f"{self.ctx.world_size * self.config['batch_size']} slices a step")
+            self.process_counts.append(self.ctx.world_size)
         self._say(f"resumed from step {self.step}")
         return True
 
@@ -522,7 +535,7 @@ class Trainer:
                 if self.ctx.is_main:
                     save_checkpoint(self._checkpoint_stem(), self.step, self.network, self.ema, self.optimizer,
                                     {"best_val": self.best_val, "best_lesion_r": self.best_lesion_r,
-                                     "config": config}, self.companions)
+                                     "config": config, "process_counts": self.process_counts}, self.companions)
                 self.ctx.barrier()
         loader.close()  # a run stopped early (by time) leaves steps unbuilt: end the workers now
         bar.close()
@@ -585,6 +598,10 @@ class Trainer:
             "train_cases": len(self.data["train"]),
             "validation_cases": len(self.data["validation"]),
             "steps": self.step,
+            # DDP: the processes of each segment of the run (resumed with another count: several) and the slices
+            # one step averages over now
+            "processes": list(self.process_counts),
+            "global_batch_size": int(self.config["batch_size"]) * self.ctx.world_size,
             "recipe": {k: self.config[k] for k in ("batch_size", "crop_size", "lr", "lr_schedule", "warmup_steps",
                                                    "ema_decay", "grad_clip", "flip_left_right", "objective", "without",
                                                    "parameterization", "region_weights", "augment",
