@@ -110,7 +110,7 @@ def test_config_checks_and_a_training_run_with_the_term(tmp_path):
     with pytest.raises(InputError, match="lesion_ring_px"):
         make_config({"objective": "regression", "lesion_contrast_weight": 1.0, "lesion_ring_px": 0})
     config = tiny_config(iterations=4, objective="regression", lesion_contrast_weight=1.0, lesion_ring_px=2,
-                         lesion_slice_share=0.5, region_weights={"lesion": 2.0})
+                         lesion_slice_share=0.5)  # the lesion weight is the batches' below (labelled cases)
     trainer = make_trainer(tmp_path, config)
     cases = [_case_with_lesion(f"p{i}", i) for i in range(4)]
     trainer.batches = SliceBatches(cases[:3], 2, 16, seed=0, region_weights={"lesion": 2.0},

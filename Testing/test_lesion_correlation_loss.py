@@ -91,7 +91,7 @@ def test_config_checks_and_a_training_run_with_the_term(tmp_path):
     with pytest.raises(InputError, match="one of them"):
         make_config({"objective": "regression", "lesion_correlation_weight": 1.0, "aux_segmentation_weight": 0.1})
     config = tiny_config(iterations=4, objective="regression", parameterization="enhancement",
-                         lesion_correlation_weight=0.5, lesion_slice_share=0.5, region_weights={"lesion": 2.0})
+                         lesion_correlation_weight=0.5, lesion_slice_share=0.5)
     trainer = make_trainer(tmp_path, config)
     assert trainer.batches.lesion_ring_px > 0        # the trainer asked the batches for lesion masks
     cases = [_case_with_lesion(f"p{i}", i) for i in range(4)]
