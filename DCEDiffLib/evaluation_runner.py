@@ -40,16 +40,40 @@ def _spacing_kji(grid: dict):
 
 def _case_dirs(data_dir: Path, split_path: Optional[Path], key: str) -> List[Path]:
     from DCEDiffLib.training.case_data import list_case_dirs
+    from DCEDiffLib.training.case_identity import check_same_patients
     from DCEDiffLib.training.split import read_split
 
     dirs = list_case_dirs(data_dir)
     if split_path is None:
         return dirs
-    names = set(read_split(split_path)[key])
+    split = read_split(split_path)
+    names = set(split[key])
+    if not names:
+        counts = ", ".join(f"{len(split.get(k, []))} {k}" for k in ("train", "validation", "test"))
+        raise InputError(f"{split_path}: the split has no {key} case ({counts}); "
+                         + ("score its validation cases with --subset validation" if key == "test" else
+                            "use a split with one"))
     chosen = [d for d in dirs if d.name in names]
     if not chosen:
         raise InputError(f"{split_path}: none of its {key} cases is in {data_dir}")
+    check_same_patients(split, {d.name: d for d in chosen}, names, f"--split {split_path} on --data {data_dir}")
     return chosen
+
+
+def training_cases_scored(model_path: Path, eval_dirs: Sequence[Path]) -> List[str]:
+    """The scored cases that trained or validated the model, by patient, when its run folder's split.json says
+    (``dcediff evaluate`` without ``--split`` on the run's own data folder); [] when it cannot tell."""
+    from DCEDiffLib.training.case_identity import case_identity
+    from DCEDiffLib.training.split import read_split
+
+    split_path = Path(model_path).parent / "split.json"
+    try:
+        split = read_split(split_path)
+    except (OSError, ValueError):
+        return []
+    recorded = split.get("identities") or {}
+    seen = {recorded[n] for key in ("train", "validation") for n in split.get(key, []) if n in recorded}
+    return [d.name for d in eval_dirs if case_identity(d) in seen]
 
 
 def check_missing(missing: Sequence[str]) -> List[str]:
@@ -152,6 +176,11 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
     if subset not in ("test", "validation"):
         raise InputError(f"evaluation subset {subset!r}: expected 'test' or 'validation'")
     eval_dirs = _case_dirs(Path(data_dir), split_path, subset)[:max_cases]
+    seen = training_cases_scored(resolve_model(model_path), eval_dirs)
+    if seen:
+        print(f"dcediff evaluate: warning: {len(seen)} of the {len(eval_dirs)} scored cases trained or validated "
+              f"this model ({', '.join(seen[:5])}{', …' if len(seen) > 5 else ''}; its run's split.json): these are "
+              "not test numbers. --split RUN/split.json scores its test cases only", file=sys.stderr, flush=True)
     cases = [c for c in (load_case(d, cache) for d in eval_dirs) if c.targets is not None]
     if not cases:
         raise InputError(f"no evaluation case in {data_dir} has acquired early/late DCE")
@@ -211,6 +240,7 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
             "samples": samples, "seed": seed, "cases": [c.name for c in cases],
             "data": str(data_dir), "split": str(split_path) if split_path else None,
             "subset": subset if split_path else "all cases",
+            "scored_cases_that_trained_the_model": seen,
             "seconds": round(time.perf_counter() - started, 1),
             "missing_inputs": ({"inputs": missing, "value": MISSING_INPUT_VALUE,
                                 "applies_to": "every method (the baselines use only the T1-pre)",

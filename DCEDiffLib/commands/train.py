@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["without"] = sorted(set(args.without), key=INPUT_MODALITIES.index)
     if args.objective:
         overrides["objective"] = args.objective
-    if args.iterations:
+    if args.iterations is not None:
         overrides["iterations"] = args.iterations
     if args.max_minutes is not None and not args.max_minutes > 0:
         from DCEDiffLib.errors import InputError

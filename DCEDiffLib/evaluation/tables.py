@@ -222,9 +222,16 @@ def markdown_text(summary: Dict[str, dict], meta: Optional[dict] = None) -> str:
     cases = {m: agg.get("n_cases", 0) for m, agg in summary.items()}
     lines.append("Cases per method: " + ", ".join(f"{m} {n}" for m, n in cases.items()) + ". Values: mean ± std "
                  "over cases (population std). All images are synthetic except the acquired reference.")
-    for key in ("model", "sampler", "steps", "samples", "seed"):
-        if key in meta:
+    for key in ("model", "sampler", "steps", "samples", "seed", "data", "split", "subset"):
+        if meta.get(key) is not None:
             lines.append(f"- {key}: {meta[key]}")
+    if meta.get("scored_cases_that_trained_the_model"):
+        seen = meta["scored_cases_that_trained_the_model"]
+        lines.append(f"- **not test numbers**: {len(seen)} scored case(s) trained or validated the model "
+                     f"({', '.join(seen[:5])}{', …' if len(seen) > 5 else ''}; its run's split.json)")
+    if "mean_enhancement" not in cases:
+        lines.append("- no mean-enhancement baseline: it is fitted on training cases (--split RUN/split.json, or "
+                     "--baseline-data DIR)")
     missing = meta.get("missing_inputs")
     if isinstance(missing, dict) and missing.get("inputs"):
         without = [name for name, ok in (missing.get("models_trained_without") or {}).items() if not ok]

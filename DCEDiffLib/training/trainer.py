@@ -28,6 +28,7 @@ from DCEDiffLib.precision import NATIVE_BF16_FLAGS, native_bf16_flags
 from DCEDiffLib.training import distributed
 from DCEDiffLib.training.batches import SliceBatches, fixed_slices
 from DCEDiffLib.training.case_data import CaseArrays, list_case_dirs, load_case
+from DCEDiffLib.training.case_identity import check_same_patients, identities
 from DCEDiffLib.training.checkpoint import load_checkpoint, save_checkpoint
 from DCEDiffLib.training.config import condition_modalities
 from DCEDiffLib.training.ema import EMA
@@ -69,8 +70,12 @@ def load_split_cases(data_dir: Path, out_dir: Path, config: dict, ctx, workers: 
         missing = [n for key in ("train", "validation") for n in split[key] if n not in case_dirs]
         if missing:
             raise InputError(f"{split_path} names cases missing from {data_dir}: {', '.join(missing[:5])}")
+        check_same_patients(split, case_dirs, split["train"] + split["validation"], f"--data {data_dir}")
     else:
         split = split_cases(list(case_dirs), tuple(config["split"]), config["split_seed"])
+        # which patients the names stand for: a resumed run or an evaluation checks them (case_identity.py)
+        split["data"] = str(Path(data_dir).resolve())
+        split["identities"] = identities(case_dirs, sorted(case_dirs))
         if ctx.is_main:
             write_split(split_path, split)
     cache = Path(cache_dir) if cache_dir else out_dir / "cache"
@@ -542,7 +547,7 @@ class Trainer:
         if log is not None:
             self._log_file.close()
         summary = {"steps": self.step, "stopped_by_time": self.step < planned_end,
-                   "best_validation_loss": self.best_val,
+                   "best_validation_loss": self.best_val if math.isfinite(self.best_val) else None,
                    "best_validation_lesion_r": self.best_lesion_r if math.isfinite(self.best_lesion_r) else None,
                    "seconds": round(time.perf_counter() - started, 1)}
         if self.ctx.is_main:
