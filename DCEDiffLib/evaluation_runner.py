@@ -397,7 +397,9 @@ def _report(path: Path, rows: list, predictions: list, cases, meta: dict) -> Non
             "synthetic": predictions[index],
             "acquired": {SHORT[t]: case.raw(t) for t in TARGET_MODALITIES},
             "labels": case.labels, "legend": case.legend})
-    write_report_png(path, figure_rows, provenance=f"SYNTHETIC — DCEDiff evaluation, model {Path(meta['model']).stem}, "
-                                                   f"sampler {meta['sampler']}, {meta['steps']} steps, seed {meta['seed']}"
-                                                   + (f", WITHOUT {', '.join(m.upper() for m in missing)}"
-                                                      if missing else ""))
+    from DCEDiffLib.model_registry import model_name
+
+    provenance = (f"SYNTHETIC — DCEDiff evaluation, model {model_name(Path(meta['model']))}, sampler "
+                  f"{meta['sampler']}, {meta['steps']} steps, seed {meta['seed']}"
+                  + (f", WITHOUT {', '.join(m.upper() for m in missing)}" if missing else ""))
+    write_report_png(path, figure_rows, provenance=provenance)

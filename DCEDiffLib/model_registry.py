@@ -36,6 +36,17 @@ def shipped_model_path() -> Path:
     return RESOURCES_DIR / "Models" / f"{SHIPPED_MODEL_NAME}.safetensors"
 
 
+GENERIC_STEMS = ("model", "best")  # what dcediff train names every run's exports
+
+
+def model_name(weights: Path) -> str:
+    """How results name a model: its file stem, with the run folder for the generic names training exports
+    (``run3/model`` rather than ``model``, which every trained model is called)."""
+    weights = Path(weights)
+    return f"{weights.parent.name}/{weights.stem}" if weights.stem in GENERIC_STEMS and weights.parent.name \
+        else weights.stem
+
+
 def resolve_model(model: Optional[str]) -> Path:
     """A model argument (None = the shipped model; a .safetensors/.json path or stem) → weights path."""
     if model is None:

@@ -136,7 +136,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     from DCEDiffLib.diffusion.synthesis import resolve_device, synthesize_volume
     from DCEDiffLib.sampling_steps import resolve_steps
     from DCEDiffLib.precision import choose_precision
-    from DCEDiffLib.model_registry import resolve_model
+    from DCEDiffLib.model_registry import model_name, resolve_model
     from DCEDiffLib.normalization import denormalize, spread_to_intensity
     from DCEDiffLib.modalities import OPTIONAL_INPUTS
     from DCEDiffLib.preprocess import check_required_inputs, missing_inputs, preprocess_case
@@ -188,7 +188,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     tnorm = target_norm_params(case.norm["t1pre"])
     reference = case.grid.reference_image()
     provenance = {
-        "synthetic": True, "dcediff_version": __version__, "model": weights.stem,
+        "synthetic": True, "dcediff_version": __version__, "model": model_name(weights),
         "model_sha256": model.card.get("weights_sha256"), "sampler": sampler,
         "steps": steps if model.card.get("objective", "diffusion") != "regression" else 1,
         "seed": seed, "samples": samples, "warm_start": result.warm_start, "nfe": result.nfe,

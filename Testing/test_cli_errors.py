@@ -84,6 +84,12 @@ def test_a_train_that_fails_before_its_first_checkpoint_leaves_no_run_folder(tmp
     assert code == 2
     assert "t2w" in capsys.readouterr().err.lower()
     assert not out.exists()
+    # an existing folder of the user's: only what the run added goes (split.json, config.json, its cache ...)
+    out.mkdir()
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    code = main(["train", "--config", str(config), "--data", str(data), "--out", str(out), "--fresh", "--quiet"])
+    assert code == 2
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
 
 
 def test_train_interrupt_says_the_checkpoint_is_kept(tmp_path):

@@ -219,3 +219,12 @@ def test_engine_notes_print_on_a_line_of_their_own_above_a_running_progress_bar(
     assert "register 1/5" in before  # the bar was drawn first ...
     assert before.endswith(("\r", "\n"))  # ... and the note does not continue its line
     assert "sample 1/2" in err[err.index("DCEDiff warning"):]  # the bar goes on below it
+
+
+def test_results_name_a_trained_model_by_its_run_folder():
+    """Every model dcediff train exports is called model (or best): results name it with its run folder."""
+    from DCEDiffLib.model_registry import model_name, shipped_model_path
+
+    assert model_name(Path("/runs/run3/model.safetensors")) == "run3/model"
+    assert model_name(Path("/runs/run3/best.safetensors")) == "run3/best"
+    assert model_name(shipped_model_path()) == "dcediff_cpu_phantom"

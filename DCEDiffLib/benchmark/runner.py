@@ -124,8 +124,9 @@ def prepare_model(settings: BenchmarkSettings, work_dir: Path):
 
 def _model_info(path: Path, model) -> dict:
     from DCEDiffLib.benchmark.throughput import parameter_count
+    from DCEDiffLib.model_registry import model_name
 
-    return {"path": str(path), "name": path.stem, "preset": model.card["architecture"].get("preset"),
+    return {"path": str(path), "name": model_name(path), "preset": model.card["architecture"].get("preset"),
             "objective": model.card.get("objective", "diffusion"), "parameters": parameter_count(model.network),
             "sha256": model.card.get("weights_sha256")}
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import Optional
 
 from DCEDiffLib.modalities import INPUT_MODALITIES
 
@@ -56,13 +57,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--max-minutes {args.max_minutes}: expected a positive number of minutes")
     config = make_config({**config, **overrides})
     check_training_config(config)  # every value, before any case is loaded or any folder made
+    out = Path(args.out)
+    before = None if not out.is_dir() else {p.name for p in out.iterdir()}  # a folder of the user's, or a run's
     _check_data_and_split(args)
-    created = not Path(args.out).exists()
     try:
         return _train(args, config)
     except BaseException:
-        if created:
-            _remove_failed_run(Path(args.out))
+        _remove_failed_run(out, before)
         raise
 
 
@@ -121,12 +122,21 @@ def _check_data_and_split(args: argparse.Namespace) -> None:
                          f"{len(cases)} cases); re-run with --fresh to split again")
 
 
-def _remove_failed_run(out: Path) -> None:
-    """A run folder this command created is removed when the run fails before its first checkpoint."""
+def _remove_failed_run(out: Path, before: Optional[set]) -> None:
+    """A run that fails before its first checkpoint leaves nothing: the run folder if this command created it
+    (``before`` None), else only what it added to the existing folder (split.json, config.json, ...)."""
     import shutil
 
-    if _is_main_process() and out.is_dir() and not any((out / "checkpoints").glob("last*")):
+    if not _is_main_process() or not out.is_dir() or any((out / "checkpoints").glob("last*")):
+        return
+    if before is None:
         shutil.rmtree(out, ignore_errors=True)
+        return
+    for added in [p for p in out.iterdir() if p.name not in before]:
+        if added.is_dir() and not added.is_symlink():
+            shutil.rmtree(added, ignore_errors=True)
+        else:
+            added.unlink(missing_ok=True)
 
 
 def interrupted_message(args: argparse.Namespace) -> str:
@@ -135,4 +145,5 @@ def interrupted_message(args: argparse.Namespace) -> str:
     if checkpoints:
         return (f"interrupted; the last checkpoint in {Path(args.out) / 'checkpoints'} is kept (steps after it are "
                 "lost): re-run the same command to resume from it")
-    return "interrupted before the first checkpoint; nothing to resume (a new run folder is removed)"
+    return ("interrupted before the first checkpoint; nothing to resume (a new run folder is removed, and what the "
+            "run added to an existing one)")
