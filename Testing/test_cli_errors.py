@@ -249,3 +249,25 @@ def test_a_centre_with_a_negative_first_coordinate_is_read_as_a_value(tmp_path, 
     err = capsys.readouterr().err
     assert "expected one argument" not in err and "missing.nii.gz" in err
     assert join_negative_values(["--center", center, "--seed", "-1"]) == [f"--center={center}", "--seed", "-1"]
+
+
+REAL_EXAM = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "prostatex" / "ProstateX-0000"
+
+
+@pytest.mark.skipif(not REAL_EXAM.is_dir(), reason="real ProstateX series not found (read-only reference data)")
+def test_swapped_series_folders_are_named_in_a_warning_before_any_work(tmp_path, capsys, monkeypatch):
+    """An ADC map given as the T2W and the T2W as the ADC: their DICOM headers say so, before registration."""
+    import DCEDiffLib.pipeline as pipeline
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt  # the warnings must come before the slow work
+
+    monkeypatch.setattr(pipeline, "synthesize_case", stop)
+    adc, t2w, pd = (str(REAL_EXAM / n) for n in ("7-ep2ddifftraDYNDISTADC", "4-t2tsetra", "9-tfl3d_PD_reftra1.5x1.5t3"))
+    main(["synthesize", "--t2w", adc, "--adc", t2w, "--t1pre", pd, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert "--t2w" in err and "looks like an ADC map" in err and "not like the T2W" in err
+    assert "--adc" in err and "looks like a T2W" in err
+    assert "--t1pre" not in err.split("interrupted")[0]  # the PD scan as a T1-pre stand-in is a choice: no warning
+    main(["synthesize", "--t2w", t2w, "--adc", adc, "--t1pre", pd, "--out", str(tmp_path / "out")])
+    assert "looks like" not in capsys.readouterr().err

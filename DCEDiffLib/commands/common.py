@@ -86,6 +86,10 @@ def collect_inputs(args: argparse.Namespace) -> Dict[str, str]:
     if ("dce_early" in inputs) != ("dce_late" in inputs):
         raise InputError("acquired DCE: give both --dce-early and --dce-late, or neither")
     check_distinct_inputs(inputs)
+    from DCEDiffLib.input_role_check import role_mismatch_warnings
+
+    for warning in role_mismatch_warnings(inputs):  # swapped series folders: said before any slow work
+        print(f"dcediff: warning: {warning}", file=sys.stderr, flush=True)
     if "labels" in inputs and "dce_early" not in inputs:
         print(f"dcediff: note: {labels_without_dce_note(inputs)}", file=sys.stderr)
     return inputs
