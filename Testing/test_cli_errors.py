@@ -271,3 +271,14 @@ def test_swapped_series_folders_are_named_in_a_warning_before_any_work(tmp_path,
     assert "--t1pre" not in err.split("interrupted")[0]  # the PD scan as a T1-pre stand-in is a choice: no warning
     main(["synthesize", "--t2w", t2w, "--adc", adc, "--t1pre", pd, "--out", str(tmp_path / "out")])
     assert "looks like" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, expected", [(["--samples", "0"], "--samples 0: expected 1 or more"),
+                                             (["--steps", "0"], "--steps 0: expected 1 or more"),
+                                             (["--max-cases", "0"], "--max-cases 0: expected 1 or more"),
+                                             (["--subset", "validation"], "only with --split")])
+def test_evaluate_refuses_bad_counts_and_a_subset_without_split_at_once(tmp_path, capsys, extra, expected):
+    code = main(["evaluate", "--model", "m.safetensors", "--data", str(tmp_path / "nowhere"), "--out",
+                 str(tmp_path / "out"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and "%|" not in err  # before any progress bar

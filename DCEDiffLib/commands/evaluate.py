@@ -50,14 +50,20 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from DCEDiffLib.errors import InputError
     from DCEDiffLib.evaluation_runner import evaluate_models
 
+    # counts and choices that need no case: refused before any case is read or the progress bar starts
+    for name, value in (("samples", args.samples), ("steps", args.steps), ("max-cases", args.max_cases)):
+        if value is not None and value < 1:
+            raise InputError(f"--{name} {value}: expected 1 or more")
+    if args.subset != "test" and args.split is None:
+        raise InputError(f"--subset {args.subset}: only with --split RUN/split.json (without it every case in --data "
+                         "is scored)")
     compare = {}
     for item in args.compare:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
-            from DCEDiffLib.errors import InputError
-
             raise InputError(f"--compare {item!r}: expected NAME=MODEL_PATH")
         compare[name] = path
     if "regression" not in compare and not args.no_regression:
@@ -71,5 +77,5 @@ def run(args: argparse.Namespace) -> int:
         samples=args.samples, seed=args.seed, device=args.device, max_cases=args.max_cases,
         fid=not args.no_fid, overwrite=args.overwrite, cache_dir=args.cache,
         subset=args.subset, missing=args.missing)
-    print(json.dumps(summary, indent=1, default=str))
+    print(json.dumps(summary, indent=1, default=str, ensure_ascii=False))  # "27.90 ± 0.00", not "\u00b1"
     return 0
