@@ -40,7 +40,6 @@ def test_versions_and_torch_status_never_import_torch():
     import re
 
     assert not re.search(r"^\s*(import torch|from torch)", source, re.M)
-    assert "installTorch(" not in source  # PyTorchUtilsLogic.installTorch imports torch in the calling process
 
 
 def test_protected_packages_are_dropped_from_requirements_and_pinned_for_pip(requirements):
@@ -120,11 +119,48 @@ def test_slicer_5_10_installs_each_package_with_the_constraints_file(requirement
     assert not Path(args[2]).exists()  # the temporary constraints file is removed
 
 
+class PyTorchUtilsStandIn(types.ModuleType):
+    """Test double of the PyTorch extension's ``PyTorchUtils`` module (not installable outside Slicer): its
+    ``PyTorchUtilsLogic.installTorch`` records the call and "installs" by setting the version the check reads."""
+
+    def __init__(self, versions, accept=True):
+        super().__init__("PyTorchUtils")
+        calls = self.calls = []
+
+        class PyTorchUtilsLogic:
+            def installTorch(self, askConfirmation=False, forceComputationBackend=None, torchVersionRequirement=None,
+                             torchvisionVersionRequirement=None):
+                calls.append({"ask": askConfirmation, "requirement": torchVersionRequirement})
+                if not accept:
+                    return None  # the user declined
+                versions["torch"] = "2.5.1"
+                return types.ModuleType("torch")
+
+        self.PyTorchUtilsLogic = PyTorchUtilsLogic
+
+
+@pytest.mark.parametrize("mode", ["ask", "install"])
+def test_torch_is_installed_through_the_pytorch_extension_when_it_is_there(requirements, monkeypatch, mode):
+    versions = {"torch": None, MISSING.split(">")[0]: "1.0"}
+    monkeypatch.setattr(dep, "installed_version", lambda name: versions.get(name))
+    extension = PyTorchUtilsStandIn(versions)
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", extension)
+    monkeypatch.setattr(dep, "_run_python_module", lambda *a: pytest.fail("light-the-torch run beside the extension"))
+    dep.ensure_dependencies(requirements, mode=mode)
+    assert extension.calls == [{"ask": mode == "ask", "requirement": ">=2.1"}]  # its own prompt, our requirement
+    declined = PyTorchUtilsStandIn({"torch": None}, accept=False)
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", declined)
+    versions["torch"] = None
+    with pytest.raises(dep.DependencyError, match="declined"):
+        dep.ensure_dependencies(requirements, mode="ask")
+
+
 def test_torch_is_installed_in_a_child_process_and_an_old_loaded_torch_asks_for_a_restart(requirements, monkeypatch):
     versions = {"torch": "1.13.1", "light-the-torch": "0.7.5"}
     monkeypatch.setattr(dep, "installed_version", lambda name: versions.get(name) or
                         ("1.0" if name == MISSING.split(">")[0] else None))
     monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))  # loaded by another module
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", None)  # a Slicer without the PyTorch extension
     with pytest.raises(dep.DependencyError, match="restart Slicer"):
         dep.ensure_dependencies(requirements, mode="install")
     monkeypatch.delitem(sys.modules, "torch")

@@ -2,11 +2,13 @@
 ``Resources/requirements.txt``.
 
 Called on Apply only, never at import. Rules:
-- torch is checked by its installed *version* (``importlib.metadata``), never by importing it: torch is not loaded
-  in Slicer's GUI process at all (crashes like Slicer#9275; the engine runs in a ``PythonSlicer`` child). A torch
-  older than :data:`TORCH_REQUIREMENT` (left by another extension) does not pass.
-- torch is installed the way the PyTorch extension does it (light-the-torch picks the CUDA or CPU wheel), but in a
-  ``PythonSlicer`` child, so that it is not imported here (``PyTorchUtilsLogic.installTorch`` imports it).
+- torch is checked by its installed *version* (``importlib.metadata``), never by importing it here: the engine runs
+  torch in a ``PythonSlicer`` child (crashes like Slicer#9275 end the child, not Slicer). A torch older than
+  :data:`TORCH_REQUIREMENT` (left by another extension) does not pass.
+- torch is installed through the PyTorch extension (``PyTorchUtilsLogic.installTorch``: light-the-torch picks the
+  CUDA or CPU wheel), as TotalSegmentator and MONAIAuto3DSeg do; that installer imports torch into Slicer's process
+  once it is installed. Without the extension (a bare Slicer in batch mode) the same light-the-torch install runs in
+  a ``PythonSlicer`` child.
 - SimpleITK, numpy, requests, vtk and torch are never installed or upgraded through pip by DCEDiff, not even as a
   dependency of a requirement: Slicer ≥ 5.12 gets them in ``skip_packages`` and a constraints file; Slicer 5.10 gets
   the constraints file, which pins the installed versions (``pip install -c``).
@@ -174,6 +176,36 @@ def _ensure_torch(slicer, state: dict, ask: bool, parent=None) -> None:
             f"PyTorch {version} is loaded in this Slicer session (by another module) and is older than DCEDiff needs "
             f"({TORCH_REQUIREMENT}). Open the 'PyTorch Util' module, uninstall PyTorch, restart Slicer, then press "
             "Apply again.")
+    extension = _pytorch_extension()
+    if extension is not None:
+        # The PyTorch extension's own installer (light-the-torch in a child, the prompt skipped under --testing), as
+        # TotalSegmentator and MONAIAuto3DSeg use it; it imports torch into this process once installed.
+        if extension.installTorch(askConfirmation=ask, torchVersionRequirement=TORCH_REQUIREMENT) is None:
+            raise DependencyError("PyTorch was not installed (declined). DCEDiff cannot run without it; install it "
+                                  "from the 'PyTorch Util' module.")
+    else:
+        _install_torch_without_the_extension(slicer, status, version, ask, parent)
+    importlib.invalidate_caches()
+    after, new_version = torch_status()
+    if after != "ok":
+        raise DependencyError(f"installing PyTorch {TORCH_REQUIREMENT} failed (found: {new_version or 'none'}); "
+                              "see the Python console, or use the 'PyTorch Util' module")
+
+
+def _pytorch_extension():
+    """``PyTorchUtilsLogic`` of the PyTorch extension (SlicerPyTorch, a declared dependency), or None where it is
+    not installed (a Slicer without it: batch mode on a bare install). Imported here, on Apply, never at import."""
+    try:
+        import PyTorchUtils
+    except ImportError:
+        return None
+    return PyTorchUtils.PyTorchUtilsLogic()
+
+
+def _install_torch_without_the_extension(slicer, status: str, version: Optional[str], ask: bool,
+                                         parent=None) -> None:
+    """What the PyTorch extension does (light-the-torch picks the CUDA build for the driver, else CPU), for a Slicer
+    without it, in a ``PythonSlicer`` child."""
     if ask:
         text = ("DCEDiff needs PyTorch, which is not installed yet." if status == "missing" else
                 f"DCEDiff needs PyTorch {TORCH_REQUIREMENT}; the installed version is {version}.")
@@ -186,11 +218,6 @@ def _ensure_torch(slicer, state: dict, ask: bool, parent=None) -> None:
     if installed_version("light-the-torch") is None:
         slicer.util.pip_install([LIGHT_THE_TORCH])
     _run_python_module(slicer, ["light_the_torch", "install", f"torch{TORCH_REQUIREMENT}"])
-    importlib.invalidate_caches()
-    after, new_version = torch_status()
-    if after != "ok":
-        raise DependencyError(f"installing PyTorch {TORCH_REQUIREMENT} failed (found: {new_version or 'none'}); "
-                              "see the Python console, or use the 'PyTorch Util' module")
 
 
 def _constraints_file() -> str:

@@ -5,7 +5,7 @@ tested with pytest outside Slicer (``Testing/test_slicer_process.py``). Inside S
 ``slicer.util.launchConsoleProcess`` as the ``launch`` function (it starts ``PythonSlicer`` with Slicer's startup
 environment); anywhere else :func:`default_launch` uses :class:`subprocess.Popen`.
 
-Why a subprocess and not a thread: see ``docs/slicer.md``. In short: torch stays out of Slicer's GUI process (crashes
+Why a subprocess and not a thread: see ``docs/slicer.md``. In short: torch never runs in Slicer's GUI process (crashes
 like Slicer#9275, VRAM released on exit), and cancel is a kill of the process tree, which takes effect at once,
 whatever the engine is doing.
 """
