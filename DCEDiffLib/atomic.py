@@ -58,14 +58,13 @@ def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-# The record every DCEDiff output folder holds (synthesize/demo, preprocess, evaluate, a phantom or dataset case):
-# ``overwrite`` replaces only a folder with one of them, never a user's folder that holds other files.
-OUTPUT_MANIFESTS = ("synthesis.json", "preprocess.json", "metrics.json", "case.json")
-
-
-def written_by_dcediff(folder: Path) -> bool:
-    """Whether ``folder`` looks like an output folder a DCEDiff command wrote (it holds one of its records)."""
-    return any((folder / name).is_file() for name in OUTPUT_MANIFESTS)
+# The record each kind of DCEDiff output folder holds: ``overwrite`` replaces only a folder with the record of the
+# command that writes it again, never a user's folder, nor another command's output (a phantom case is data).
+SYNTHESIS_RECORD = "synthesis.json"     # synthesize, demo, the benchmark's runs
+PREPROCESS_RECORD = "preprocess.json"   # preprocess
+EVALUATION_RECORD = "metrics.json"      # evaluate
+CASE_RECORD = "case.json"               # a phantom or dataset case
+OUTPUT_MANIFESTS = (SYNTHESIS_RECORD, PREPROCESS_RECORD, EVALUATION_RECORD, CASE_RECORD)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -76,34 +75,44 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
+def _holds_the_current_folder(folder: Path) -> bool:
+    try:
+        return _inside(Path.cwd(), folder)
+    except OSError:  # the current folder itself was deleted
+        return False
+
+
 def check_output_folder(final_dir: str | os.PathLike, overwrite: bool = False,
-                        inputs: Iterable[str | os.PathLike] = ()) -> None:
+                        inputs: Iterable[str | os.PathLike] = (),
+                        records: Iterable[str] = OUTPUT_MANIFESTS) -> None:
     """Raise :class:`InputError` if :func:`atomic_directory` would refuse ``final_dir``: an existing file, an
     existing non-empty folder (unless ``overwrite``), or a path whose nearest existing parent is not a folder one
-    may write to. ``overwrite`` replaces a folder whole, so it is refused for a folder DCEDiff did not write, for the
-    current folder or one above it, and for a folder that holds one of ``inputs``. Cheap: call it before any slow
-    work so that a bad output path is refused first."""
+    may write to. The current folder or one above it is refused (a result folder replaces its path whole). With
+    ``overwrite`` a non-empty folder is replaced only if the same kind of command wrote it (it holds one of
+    ``records``: ``synthesis.json`` for a synthesis, ...) and it holds none of ``inputs``. Cheap: call it before any
+    slow work so that a bad output path is refused first."""
     from DCEDiffLib.errors import InputError
 
     final = Path(final_dir)
     expected = "expected a writable folder path (its parent must be a folder you may write to)"
     if final.exists() and not final.is_dir():
         raise InputError(f"output folder {final} is an existing file; {expected}")
+    if final.is_dir() and _holds_the_current_folder(final):
+        raise InputError(f"output folder {final} is the current folder or holds it; the result folder takes its "
+                         "place whole: choose a new folder")
     if final.is_dir() and any(final.iterdir()):
         if not overwrite:
             raise InputError(f"output folder {final} already exists and is not empty; "
                              "choose a new folder or pass --overwrite")
-        if _inside(Path.cwd(), final):
-            raise InputError(f"output folder {final} is the current folder or holds it; --overwrite would delete "
-                             "it whole: choose a new folder")
         held = [str(p) for p in inputs if p and _inside(Path(p), final)]
         if held:
             raise InputError(f"output folder {final} holds an input ({held[0]}); --overwrite would delete it: "
                              "choose another output folder")
-        if not written_by_dcediff(final):
-            raise InputError(f"output folder {final} holds files DCEDiff did not write; --overwrite replaces only a "
-                             "previous DCEDiff output (a folder with its synthesis.json, preprocess.json, metrics.json "
-                             "or case.json): choose a new folder, or empty this one yourself")
+        records = tuple(records)
+        if not any((final / name).is_file() for name in records):
+            raise InputError(f"output folder {final} was not written by this kind of DCEDiff command (it has no "
+                             f"{' or '.join(records)}): --overwrite replaces only such a previous output; choose a "
+                             "new folder, or empty this one yourself")
     parent = final.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -114,16 +123,19 @@ def check_output_folder(final_dir: str | os.PathLike, overwrite: bool = False,
 
 
 @contextlib.contextmanager
-def atomic_directory(final_dir: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_directory(final_dir: str | os.PathLike, overwrite: bool = False,
+                     records: Iterable[str] = OUTPUT_MANIFESTS) -> Iterator[Path]:
     """Yield a temporary directory; it becomes ``final_dir`` only if the block succeeds.
 
     Refuses an existing non-empty ``final_dir`` unless ``overwrite`` is true (then it is replaced whole, and only if
-    DCEDiff wrote it: :func:`check_output_folder`).
+    the same kind of command wrote it: :func:`check_output_folder`).
     """
     from DCEDiffLib.errors import InputError
 
     final = Path(final_dir)
-    check_output_folder(final, overwrite=overwrite)
+    check_output_folder(final, overwrite=overwrite, records=records)
+    if final.is_symlink():
+        final = final.resolve()  # replace the folder the link points to; the link stays
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))

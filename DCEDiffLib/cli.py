@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -43,12 +44,21 @@ class Terminated(KeyboardInterrupt):
     remove their partial files as they do on Ctrl-C."""
 
 
+_MAIN_PID = os.getpid()
+
+
 def _raise_terminated(signum, frame):
+    if os.getpid() != _MAIN_PID:  # a forked worker (a process pool) inherited the handler: end as before, quietly
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     raise Terminated()
 
 
 def _terminate_as_interrupt() -> None:
+    global _MAIN_PID
     if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread only
+        _MAIN_PID = os.getpid()
         signal.signal(signal.SIGTERM, _raise_terminated)
 
 
@@ -77,7 +87,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"dcediff {args.command}: {message}", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     finally:
-        if threading.current_thread() is threading.main_thread():
+        # None: a handler installed outside Python (an embedding host), which Python cannot put back
+        if threading.current_thread() is threading.main_thread() and previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 

@@ -25,7 +25,12 @@ def join_negative_values(argv: Optional[Sequence[str]], options: Sequence[str] =
     i = 0
     while i < len(tokens):
         token = tokens[i]
-        if token in options and i + 1 < len(tokens) and _NEGATIVE_NUMBER_START.match(tokens[i + 1]):
+        # argparse also takes an unambiguous abbreviation ("--cent"); "--" ends the options
+        if token == "--":
+            joined.extend(tokens[i:])
+            break
+        option = next((o for o in options if len(token) > 3 and o.startswith(token)), None)
+        if option and i + 1 < len(tokens) and _NEGATIVE_NUMBER_START.match(tokens[i + 1]):
             joined.append(f"{token}={tokens[i + 1]}")
             i += 2
             continue

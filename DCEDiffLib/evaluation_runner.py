@@ -147,7 +147,7 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
     """
     from DCEDiffLib.diffusion.model_files import missing_inputs_allowed
 
-    from DCEDiffLib.atomic import atomic_directory
+    from DCEDiffLib.atomic import EVALUATION_RECORD, atomic_directory, check_output_folder
     from DCEDiffLib.diffusion.model_files import load_model
     from DCEDiffLib.sampling_steps import resolve_steps
     from DCEDiffLib.evaluation.baselines import MeanEnhancementBaseline, identity_baseline
@@ -159,8 +159,10 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
 
     missing = check_missing(missing)
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise InputError(f"output folder {out_dir} already exists and is not empty; pass --overwrite")
+    # before any case is read or sampled (what atomic_directory checks again at the end)
+    check_output_folder(out_dir, overwrite=overwrite, records=(EVALUATION_RECORD,),
+                        inputs=[p for p in (data_dir, split_path, baseline_data, model_path, *(compare or {}).values())
+                                if p])
     cache = Path(cache_dir) if cache_dir else out_dir.parent / f".{out_dir.name}.cache"
     models = {"model": load_model(resolve_model(model_path))}
     for name, path in (compare or {}).items():
@@ -248,7 +250,7 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
     fid_results = fid_of_predictions(predictions, cases) if fid else {"skipped": "disabled with --no-fid"}
     meta["fid"] = fid_results
     meta["protocol"] = _protocol_summary(protocol_rows, results)
-    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+    with atomic_directory(out_dir, overwrite=overwrite, records=(EVALUATION_RECORD,)) as tmp:
         write_metrics(tmp, results, meta)
         _report(tmp / "report.png", results["model"], predictions["model"], cases, meta)
     summary = {name: aggregate(rows) for name, rows in results.items()}

@@ -31,15 +31,15 @@ def _layout(header: bytes) -> Optional[Tuple[str, int, int, str]]:
     """(byte order, datatype, voxel count, data offset) from a NIfTI-1 or NIfTI-2 header, or None."""
     for order in ("<", ">"):
         size = struct.unpack(order + "i", header[:4])[0]
-        if size == 348:
+        if size == 348:  # the data of a single-file NIfTI-1 starts at 352 at the earliest (as niftilib reads it)
             dims = struct.unpack(order + "8h", header[40:56])
             datatype = struct.unpack(order + "h", header[70:72])[0]
-            offset = int(struct.unpack(order + "f", header[108:112])[0])
+            offset = max(int(struct.unpack(order + "f", header[108:112])[0]), 352)
             break
         if size == 540:
             datatype = struct.unpack(order + "h", header[12:14])[0]
             dims = struct.unpack(order + "8q", header[16:80])
-            offset = int(struct.unpack(order + "q", header[168:176])[0])
+            offset = max(int(struct.unpack(order + "q", header[168:176])[0]), 544)
             break
     else:
         return None

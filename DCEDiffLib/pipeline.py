@@ -307,7 +307,7 @@ def _legend(inputs: Dict[str, object]) -> Optional[dict]:
 def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False, overwrite: bool = False,
                   report: bool = True, progress: Optional[ProgressCallback] = None) -> Path:
     """Write every result atomically into ``out_dir`` (all or nothing), each labelled as synthetic."""
-    from DCEDiffLib.atomic import atomic_directory
+    from DCEDiffLib.atomic import SYNTHESIS_RECORD, atomic_directory
     from DCEDiffLib.volume_io import write_volume
     from DCEDiffLib.working_grid import paste_back
 
@@ -332,7 +332,7 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
                     write_volume(paste_back(image, output.case.t2w), tmp / "t2w_grid" / f"{prefix}_{short}.nii.gz",
                                  keys)
 
-    with atomic_directory(out_dir, overwrite=overwrite) as tmp, \
+    with atomic_directory(out_dir, overwrite=overwrite, records=(SYNTHESIS_RECORD,)) as tmp, \
             concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcediff-write") as writer:
         # The volumes are written on a second thread while the report is drawn: SimpleITK compresses and resamples
         # without the GIL, matplotlib holds it (docs/performance.md, "The volumes written beside the report").
@@ -379,9 +379,9 @@ def synthesize_to_folder(inputs: Dict[str, object], out_dir: Path, *, t2w_grid: 
                          should_cancel: Optional[CancelHook] = None, **options) -> SynthesisOutput:
     """:func:`synthesize_case` then :func:`write_outputs`; reports the write stage too. An unusable ``out_dir``
     is refused first, before any slow work."""
-    from DCEDiffLib.atomic import check_output_folder
+    from DCEDiffLib.atomic import SYNTHESIS_RECORD, check_output_folder
 
-    check_output_folder(out_dir, overwrite=overwrite,
+    check_output_folder(out_dir, overwrite=overwrite, records=(SYNTHESIS_RECORD,),
                         inputs=[v for v in inputs.values() if isinstance(v, (str, os.PathLike))])
     started = time.perf_counter()
     tracker_progress = progress

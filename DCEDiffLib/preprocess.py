@@ -256,9 +256,9 @@ def _crop_centre(t2w: sitk.Image, center_lps, find_prostate: bool, should_cancel
 def write_preprocessed(case: PreprocessedCase, out_dir, overwrite: bool = False) -> Path:
     """Write ``<modality>.nii.gz`` (working grid), ``transforms/<modality>.tfm`` and ``preprocess.json``,
     all or nothing."""
-    from DCEDiffLib.atomic import atomic_directory
+    from DCEDiffLib.atomic import PREPROCESS_RECORD, atomic_directory
 
-    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+    with atomic_directory(out_dir, overwrite=overwrite, records=(PREPROCESS_RECORD,)) as tmp:
         for key, image in case.images.items():
             write_volume(image, tmp / f"{key}.nii.gz", {"description": f"DCEDiff working grid: {_name(key)}"})
         (tmp / "transforms").mkdir()

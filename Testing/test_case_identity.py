@@ -36,7 +36,7 @@ def recorded_split(data: Path, run: Path) -> Path:
 
 def test_identity_of_phantom_and_dataset_cases(tmp_path):
     data = phantom_folder(tmp_path / "a", [11, 12])
-    assert case_identity(data / "case_000") == "phantom seed 11 domain A anatomy procedural"
+    assert case_identity(data / "case_000") == "phantom seed 11 anatomy procedural"
     study = tmp_path / "P-1"
     study.mkdir()
     (study / "case.json").write_text(json.dumps({"case_id": "P-1", "dataset": {"study_instance_uid": "1.2.3"}}))

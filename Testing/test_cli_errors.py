@@ -282,3 +282,9 @@ def test_evaluate_refuses_bad_counts_and_a_subset_without_split_at_once(tmp_path
                  str(tmp_path / "out"), *extra])
     err = capsys.readouterr().err
     assert code == 2 and expected in err and "%|" not in err  # before any progress bar
+
+
+def test_negative_values_are_joined_for_abbreviations_and_not_after_the_option_end():
+    assert join_negative_values(["--cent", "-1,2,3"]) == ["--cent=-1,2,3"]
+    assert join_negative_values(["--", "--center", "-1,2,3"]) == ["--", "--center", "-1,2,3"]
+    assert join_negative_values(["--c", "-1"]) == ["--c", "-1"]  # too short to be taken for --center

@@ -33,18 +33,32 @@ def test_overwrite_replaces_a_previous_output_but_never_a_users_folder(tmp_path,
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "thesis.docx").write_text("important")
-    with pytest.raises(InputError, match="holds files DCEDiff did not write"):
+    with pytest.raises(InputError, match="was not written by this kind of DCEDiff command"):
         dcediff_output(mine)
     assert (mine / "thesis.docx").read_text() == "important" and len(list(mine.iterdir())) == 1
     assert not list(tmp_path.glob(".mine*"))  # no temporary folder left beside it
 
 
-def test_overwrite_refuses_the_current_folder_and_a_folder_holding_an_input(tmp_path, monkeypatch):
+def test_a_command_overwrites_only_its_own_kind_of_output(tmp_path):
+    """A synthesis does not replace a phantom case (data, with its case.json) nor an evaluation."""
+    case = dcediff_output(tmp_path / "case_005", record="case.json")
+    with pytest.raises(InputError, match="has no synthesis.json"):
+        check_output_folder(case, overwrite=True, records=("synthesis.json",))
+    check_output_folder(dcediff_output(tmp_path / "synth"), overwrite=True, records=("synthesis.json",))
+
+
+def test_the_current_folder_is_never_an_output_folder_even_empty(tmp_path, monkeypatch):
     out = dcediff_output(tmp_path / "out")
     monkeypatch.chdir(out)
     for name in (".", ""):
         with pytest.raises(InputError, match="current folder"):
             check_output_folder(Path(name), overwrite=True)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    for name in (".", str(empty)):  # the result folder would take its place: refused before any work
+        with pytest.raises(InputError, match="current folder"):
+            check_output_folder(Path(name))
     monkeypatch.chdir(tmp_path)
     (out / "in").mkdir()
     (out / "in" / "t2w.nrrd").write_text("x")
@@ -87,7 +101,7 @@ def test_the_cli_refuses_to_overwrite_a_folder_with_the_inputs_or_a_users_files(
         expected = "holds an input"
     else:  # the demo always replaces its output folder: only a previous output, not any folder
         argv = ["demo", "--out", str(exam)]
-        expected = "holds files DCEDiff did not write"
+        expected = "was not written by this kind of DCEDiff command"
     assert cli.main(argv) == cli.EXIT_ERROR
     assert expected in capsys.readouterr().err
     assert sorted(str(p.relative_to(exam)) for p in exam.rglob("*")) == before
@@ -111,3 +125,12 @@ def test_sigterm_cleans_up_like_ctrl_c(tmp_path, monkeypatch, capsys):
     assert "no partial output was kept" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) == before  # the handler is the command's only
+
+
+def test_an_output_folder_given_as_a_symlink_is_replaced_where_it_points(tmp_path):
+    target = dcediff_output(tmp_path / "target", "old")
+    link = tmp_path / "link"
+    link.symlink_to(target, target_is_directory=True)
+    dcediff_output(link, "new")
+    assert link.is_symlink() and (link / "result.txt").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target"]  # nothing moved aside is left

@@ -205,9 +205,16 @@ def test_resume_with_another_recipe_is_refused_and_run_control_may_change(tmp_pa
         with pytest.raises(InputError, match="trained with another recipe") as info:
             make_trainer(tmp_path, tiny_config(**change)).resume()
         assert named in str(info.value) and "--fresh" in str(info.value)
-    # how long and how often it logs or checkpoints are not the recipe
+    # how long and how often it logs or checkpoints are not the recipe, nor where init_weights points (a resumed run
+    # takes its weights from the checkpoint)
     longer = make_trainer(tmp_path, tiny_config(iterations=18, log_every=2, checkpoint_every=9))
     assert longer.resume() and longer.step == 6
+    # a curriculum's next stage, on purpose: resumed, and the card says what changed at which step
+    staged = make_trainer(tmp_path, tiny_config(crop_size=24, lr=5e-5))
+    assert staged.resume(change_recipe=True) and staged.step == 6
+    staged.run()
+    card = json.loads((tmp_path / "run" / "model.json").read_text(encoding="utf-8"))
+    assert card["training"]["recipe_changes"] == [{"step": 6, "changes": {"crop_size": [16, 24], "lr": [1e-4, 5e-5]}}]
 
 
 def test_a_checkpoint_of_another_network_is_one_clear_error(tmp_path):

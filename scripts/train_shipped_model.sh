@@ -54,9 +54,10 @@ json.dump({"train": sorted(s["train"] + new[:n]), "validation": sorted(s["valida
 EOF
     fi
   done
-  $D train --config "$mean_config" --data "$W/$data" --out "$W/mean$stage" --cache "$W/cache" --quiet
+  $D train --config "$mean_config" --data "$W/$data" --out "$W/mean$stage" --cache "$W/cache" --quiet --change-recipe
   write_residual_config "$residual_config" "$stage"
-  $D train --config "$W/residual$stage.json" --data "$W/$data" --out "$W/residual$stage" --cache "$W/cache" --quiet
+  $D train --config "$W/residual$stage.json" --data "$W/$data" --out "$W/residual$stage" --cache "$W/cache" \
+    --quiet --change-recipe
 }
 
 mkdir -p "$W"
@@ -71,7 +72,9 @@ json.dump(c, open(sys.argv[1] + "/mean_first.json", "w"), indent=2)
 EOF
   $D train --config "$W/mean_first.json" --data "$W/data_A" --out "$W/mean" --cache "$W/cache" --workers 2 --quiet
 fi
-$D train --config configs/cpu_residual_mean.json --data "$W/data_A" --out "$W/mean" --cache "$W/cache" --quiet
+# the mean run's second stage: the lesion weight and the augmentation change (a curriculum, on purpose)
+$D train --config configs/cpu_residual_mean.json --data "$W/data_A" --out "$W/mean" --cache "$W/cache" --quiet \
+  --change-recipe
 write_residual_config configs/cpu_residual.json ""
 $D train --config "$W/residual.json" --data "$W/data_A" --out "$W/residual" --cache "$W/cache" --quiet
 # --- fine-tuning on 116 patients

@@ -80,9 +80,10 @@ def collect_inputs(args: argparse.Namespace) -> Dict[str, str]:
         if getattr(args, attr, None):
             inputs[key] = getattr(args, attr)
     if getattr(args, "out", None) is not None:
-        from DCEDiffLib.atomic import check_output_folder
+        from DCEDiffLib.atomic import OUTPUT_MANIFESTS, check_output_folder
 
-        check_output_folder(args.out, overwrite=getattr(args, "overwrite", False), inputs=inputs.values())
+        check_output_folder(args.out, overwrite=getattr(args, "overwrite", False), inputs=inputs.values(),
+                            records=getattr(args, "output_records", OUTPUT_MANIFESTS))
     if ("dce_early" in inputs) != ("dce_late" in inputs):
         raise InputError("acquired DCE: give both --dce-early and --dce-late, or neither")
     check_distinct_inputs(inputs)

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     parser.add_argument("--no-register", action="store_true", help="trust the scanner alignment (skip registration)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--out", type=Path, required=True, help="output folder (must not exist unless --overwrite)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, output_records=("preprocess.json",))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--out", type=Path, required=True, help="output folder (must not exist unless --overwrite)")
     add_progress_argument(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, output_records=("synthesis.json",))
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
@@ -119,7 +119,7 @@ def study_inputs(args: argparse.Namespace):
     """(inputs, picks) from ``--study``: scan headers, recognise the roles, print every pick, read the chosen
     series; inputs also given as files (--t1pre ...) are used instead of the study's. Errors (no study, several
     studies, a missing role) come before anything is written."""
-    from DCEDiffLib.atomic import check_output_folder
+    from DCEDiffLib.atomic import SYNTHESIS_RECORD, check_output_folder
     from DCEDiffLib.diffusion.model_files import load_card, missing_inputs_allowed
     from DCEDiffLib.dicom_study import scan_study
     from DCEDiffLib.errors import InputError
@@ -132,7 +132,8 @@ def study_inputs(args: argparse.Namespace):
              if getattr(args, m, None)}
     if ("dce_early" in files) != ("dce_late" in files):
         raise InputError("acquired DCE: give both --dce-early and --dce-late, or neither")
-    check_output_folder(args.out, overwrite=args.overwrite, inputs=[args.study, *files.values()])
+    check_output_folder(args.out, overwrite=args.overwrite, inputs=[args.study, *files.values()],
+                        records=(SYNTHESIS_RECORD,))
     weights = resolve_model(args.model)
     allowed = missing_inputs_allowed(load_card(weights))  # which roles the study may lack (the card decides)
     overrides = parse_series_overrides(args.series)

@@ -35,6 +35,10 @@ def register(subparsers) -> None:
     parser.add_argument("--cache", type=Path,
                         help="folder for preprocessed-case caches, shareable between runs (default: OUT/cache)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint (start over)")
+    parser.add_argument("--change-recipe", action="store_true",
+                        help="resume the checkpoint although the config changes what it learns (a curriculum's next "
+                             "stage: other weights, augmentation, learning rate); without it such a resume is "
+                             "refused. The model card records each change and its step")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run, interrupted=interrupted_message)
 
@@ -79,7 +83,7 @@ def _train(args: argparse.Namespace, config: dict) -> int:
             print(f"[dcediff train] {describe_split(trainer.data['split'])}; see {Path(args.out) / 'split.json'}",
                   flush=True)
         if not args.fresh:
-            trainer.resume()
+            trainer.resume(change_recipe=args.change_recipe)
         max_seconds = None if args.max_minutes is None else 60.0 * args.max_minutes
         summary = trainer.run(max_steps=args.max_steps, max_seconds=max_seconds)
     finally:

@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from DCEDiffLib.atomic import atomic_directory, write_text_atomic
+from DCEDiffLib.atomic import CASE_RECORD, atomic_directory, write_text_atomic
 from DCEDiffLib.data_source import PHANTOM_MARK, mark_phantom
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.phantom import acquisition, imaging
@@ -255,7 +255,7 @@ def write_case(case: PhantomCase, out_dir, fmt: str = "nifti", *, overwrite: boo
     total = len(keys) + 2
     params = dict(case.params)
     files: Dict[str, str] = {}
-    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+    with atomic_directory(out_dir, overwrite=overwrite, records=(CASE_RECORD,)) as tmp:
         for step, key in enumerate(keys, start=1):
             image = case.dce_series if key == "dce_series" else case.images[key]
             if fmt == "nifti":

@@ -23,9 +23,9 @@ def case_identity(case_dir: Path) -> Optional[str]:
         return None
     if not isinstance(record, dict):
         return None
-    if record.get("seed") is not None:  # a phantom case: its seed and acquisition domain make the patient
-        return (f"phantom seed {record['seed']} domain {record.get('domain', '?')} "
-                f"anatomy {record.get('anatomy_family', 'procedural')}")
+    if record.get("seed") is not None:  # a phantom case: its seed and anatomy family make the patient (domain B of
+        # the same seed is the same patient at another site, docs/phantom.md)
+        return f"phantom seed {record['seed']} anatomy {record.get('anatomy_family', 'procedural')}"
     study = (record.get("dataset") or {}).get("study_instance_uid") if isinstance(record.get("dataset"), dict) else None
     return f"study {study}" if study else None
 

@@ -146,6 +146,7 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.ctx = ctx
         self.process_counts = [ctx.world_size]  # per segment of the run (resume may change it)
+        self.recipe_changes: list = []  # a curriculum's stages resumed with --change-recipe
         if config["threads"]:
             torch.set_num_threads(int(config["threads"]))
         self.show_progress = show_progress and self.ctx.is_main
@@ -384,16 +385,23 @@ class Trainer:
         return self.out_dir / "checkpoints" / "last"
 
     # -- the loop ------------------------------------------------------------------------------------------
-    def resume(self) -> bool:
+    def resume(self, change_recipe: bool = False) -> bool:
         """Continue from ``checkpoints/last`` if it exists and was trained with this recipe; returns whether it did.
-        A checkpoint trained with another recipe is refused (``resume_check``); one written by another number of
+        A checkpoint trained with another recipe is refused (``resume_check``) unless ``change_recipe`` (a
+        curriculum's next stage: the card's ``recipe_changes`` records it); one written by another number of
         processes is resumed with a warning (the global batch changes), and the card lists the counts."""
-        from DCEDiffLib.training.resume_check import check_resumable
+        from DCEDiffLib.training.resume_check import check_resumable, describe_changes
 
-        check_resumable(self._checkpoint_stem().with_suffix(".json"), self.config, self.out_dir)
+        changes = check_resumable(self._checkpoint_stem().with_suffix(".json"), self.config, self.out_dir,
+                                  change_recipe)
         meta = load_checkpoint(self._checkpoint_stem(), self.network, self.ema, self.optimizer, self.companions)
         if meta is None:
             return False
+        self.recipe_changes = list(meta.get("recipe_changes", []))
+        if changes:
+            self.recipe_changes.append({"step": int(meta["step"]),
+                                        "changes": {key: [old, new] for key, old, new in changes}})
+            self._say(f"the recipe changes at step {int(meta['step'])} (--change-recipe): {describe_changes(changes)}")
         self.step = int(meta["step"])
         self.best_val = float(meta.get("best_val", math.inf))
         self.best_lesion_r = float(meta.get("best_lesion_r", -math.inf))
@@ -540,7 +548,8 @@ class Trainer:
                 if self.ctx.is_main:
                     save_checkpoint(self._checkpoint_stem(), self.step, self.network, self.ema, self.optimizer,
                                     {"best_val": self.best_val, "best_lesion_r": self.best_lesion_r,
-                                     "config": config, "process_counts": self.process_counts}, self.companions)
+                                     "config": config, "process_counts": self.process_counts,
+                                     "recipe_changes": self.recipe_changes}, self.companions)
                 self.ctx.barrier()
         loader.close()  # a run stopped early (by time) leaves steps unbuilt: end the workers now
         bar.close()
@@ -607,6 +616,7 @@ class Trainer:
             # one step averages over now
             "processes": list(self.process_counts),
             "global_batch_size": int(self.config["batch_size"]) * self.ctx.world_size,
+            "recipe_changes": list(self.recipe_changes),  # resumed with --change-recipe: at which step, what
             "recipe": {k: self.config[k] for k in ("batch_size", "crop_size", "lr", "lr_schedule", "warmup_steps",
                                                    "ema_decay", "grad_clip", "flip_left_right", "objective", "without",
                                                    "parameterization", "region_weights", "augment",
