@@ -205,6 +205,7 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
         results["mean_enhancement"] = []
     predictions: Dict[str, list] = {name: [] for name in results}
     protocol_rows: list = []
+    spreads: list = []  # per case, the model's expected |error| (its card's) or else its sample std: report.png
     bar = TqdmProgress("evaluate")
     started = time.perf_counter()
     for index, case in enumerate(cases):
@@ -220,6 +221,7 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
         per_method["identity"] = {"early": identity, "late": identity}
         per_method["t1pre_gain"] = {k: best_gain_baseline(t1pre, acquired[k]) for k in ("early", "late")}
         protocol_rows.append(_protocol_row(case, acquired, t1pre, per_method["model"], std, missing, expected))
+        spreads.append({"expected_error": expected} if expected else {"uncertainty": std} if std else {})
         if baseline is not None:
             early, late = baseline.predict(t1pre)
             per_method["mean_enhancement"] = {"early": early, "late": late}
@@ -252,7 +254,7 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
     meta["protocol"] = _protocol_summary(protocol_rows, results)
     with atomic_directory(out_dir, overwrite=overwrite, records=(EVALUATION_RECORD,)) as tmp:
         write_metrics(tmp, results, meta)
-        _report(tmp / "report.png", results["model"], predictions["model"], cases, meta)
+        _report(tmp / "report.png", results["model"], predictions["model"], cases, meta, spreads)
     summary = {name: aggregate(rows) for name, rows in results.items()}
     return {"out": str(out_dir), "cases": len(cases), "fid": fid_results,
             "headline": _headline(summary)}
@@ -376,8 +378,9 @@ def fid_of_predictions(predictions: Dict[str, list], cases) -> dict:
     return out
 
 
-def _report(path: Path, rows: list, predictions: list, cases, meta: dict) -> None:
-    """Best, median and worst case by early PSNR (whole grid); inputs left out (``--missing``) shown as such."""
+def _report(path: Path, rows: list, predictions: list, cases, meta: dict, spreads: Optional[list] = None) -> None:
+    """Best, median and worst case by early PSNR (whole grid); inputs left out (``--missing``) shown as such;
+    ``spreads`` per case: the model's expected |error| (or sample std) for the spread column."""
     missing = list((meta.get("missing_inputs") or {}).get("inputs") or [])
     from DCEDiffLib.evaluation.report_figure import write_report_png
 
@@ -398,7 +401,7 @@ def _report(path: Path, rows: list, predictions: list, cases, meta: dict) -> Non
             "missing_inputs": missing,
             "synthetic": predictions[index],
             "acquired": {SHORT[t]: case.raw(t) for t in TARGET_MODALITIES},
-            "labels": case.labels, "legend": case.legend})
+            "labels": case.labels, "legend": case.legend, **(spreads[index] if spreads else {})})
     from DCEDiffLib.model_registry import model_name
 
     provenance = (f"SYNTHETIC — DCEDiff evaluation, model {model_name(Path(meta['model']))}, sampler "

@@ -501,8 +501,9 @@ def ood_score(statistics: Mapping, card_statistics: Mapping) -> dict:
             swapped_score = max(r for r, _ in swapped.values())
             # only a clear improvement counts: swapping two series that are both wrong must not be "the" reason
             if swapped_score <= 1.0 or swapped_score < 0.5 * score:
-                reasons.insert(0, f"{_name(a)} and {_name(b)} look swapped: exchanged, the exam fits the training "
-                                  f"data (score {swapped_score:.2f} instead of {score:.2f}); check which series "
+                fits = "fits the training data" if swapped_score <= 1.0 else "comes much closer to the training data"
+                reasons.insert(0, f"{_name(a)} and {_name(b)} look swapped: exchanged, the exam {fits} "
+                                  f"(score {swapped_score:.2f} instead of {score:.2f}); check which series "
                                   "was given for which input")
                 swapped_pair = [a, b]
                 break

@@ -263,7 +263,8 @@ def test_evaluate_missing_accepts_only_pd(tmp_path, capsys):
 
 
 @needs_case
-def test_evaluate_with_pd_missing_runs_every_method_without_it(dropout_model, plain_model, tmp_path, capsys):
+def test_evaluate_with_pd_missing_runs_every_method_without_it(dropout_model, plain_model, tmp_path, capsys,
+                                                               monkeypatch):
     import shutil
 
     from DCEDiffLib.evaluation_runner import model_conditions
@@ -283,9 +284,18 @@ def test_evaluate_with_pd_missing_runs_every_method_without_it(dropout_model, pl
     assert np.all(cond[1] == MISSING_INPUT_VALUE) and np.array_equal(cond[[0, 2, 3]], before[[0, 2, 3]])
     assert np.array_equal(case.conditions, before)  # the case is not modified
     out = tmp_path / "eval"
+    from DCEDiffLib.evaluation import report_figure
+
+    drawn = []
+    real_report = report_figure.write_report_png
+    monkeypatch.setattr(report_figure, "write_report_png", lambda path, rows, **kw: drawn.append(rows) or
+                        real_report(path, rows, **kw))
     assert main(["evaluate", "--model", str(dropout_model), "--data", str(data), "--compare",
-                 f"plain={plain_model}", "--no-regression", "--missing", "pd", "--steps", "1", "--no-fid",
-                 "--out", str(out)]) == 0
+                 f"plain={plain_model}", "--no-regression", "--missing", "pd", "--steps", "1", "--samples", "2",
+                 "--no-fid", "--out", str(out)]) == 0
+    # the report's spread column gets the model's spread (this card has no error model: the std of 2 samples)
+    (rows,) = drawn
+    assert all(set(r["uncertainty"]) == {"early", "late"} and "expected_error" not in r for r in rows)
     assert "plain (tiny) was not trained to do without pd" in capsys.readouterr().err
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     missing = metrics["meta"]["missing_inputs"]
