@@ -178,11 +178,13 @@ def _with_values(key, values_fn, name, tmp, dtype=np.float32):
     return write(out, tmp / name)
 
 
+def _one_nan(a):
+    a[5, 10, 10] = np.nan
+    return a
+
+
 def case_nan_voxels(tmp, good, model):
-    def poison(a):
-        a[5, 10, 10] = np.nan
-        return a
-    return dict(inputs=_inputs(good, adc=_with_values("adc", poison, "nan.nrrd", tmp)), level="file",
+    return dict(inputs=_inputs(good, adc=_with_values("adc", _one_nan, "nan.nrrd", tmp)), level="file",
                 expect=["(adc)", "nan.nrrd", "NaN or infinite", "expected finite"])
 
 
@@ -196,10 +198,7 @@ def case_inf_voxels(tmp, good, model):
 
 def case_nan_voxels_nifti(tmp, good, model):
     # ITK's NIfTI reader gives NaN voxels as 0: only the file itself shows them
-    def poison(a):
-        a[5, 10, 10] = np.nan
-        return a
-    return dict(inputs=_inputs(good, t2w=_with_values("t2w", poison, "nan.nii.gz", tmp)), level="file",
+    return dict(inputs=_inputs(good, t2w=_with_values("t2w", _one_nan, "nan.nii.gz", tmp)), level="file",
                 expect=["(t2w)", "nan.nii.gz", "NaN or infinite", "expected finite"])
 
 
