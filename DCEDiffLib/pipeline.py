@@ -117,6 +117,20 @@ def provenance_descrip(provenance: dict, limit: int = 79, warning: Optional[str]
     return (head + model + tail)[:limit]
 
 
+def check_options(sampler: object, steps: object, samples: object, seed: object) -> None:
+    """Refuse a sampler, step count, sample count or seed that cannot be used, before any slow work."""
+    if sampler not in defaults.SAMPLERS:
+        raise InputError(f"--sampler {sampler!r}: expected one of {', '.join(defaults.SAMPLERS)}")
+    for name, value, low in (("steps", steps, 1), ("samples", samples, 1), ("seed", seed, 0)):
+        if value is None and name == "steps":
+            continue  # the model's own count
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise InputError(f"--{name} {value!r}: expected an integer")
+        if not low <= int(value) < 2 ** 63:
+            raise InputError(f"--{name} {value}: expected {low} or more" + (" (and below 2^63)" if name == "seed"
+                                                                            else ""))
+
+
 def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
                     sampler: str = defaults.DEFAULT_SAMPLER, steps: Optional[int] = None,
                     samples: int = defaults.DEFAULT_SAMPLES, seed: int = 0, device: str = "auto",
@@ -143,10 +157,8 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     from DCEDiffLib.t1pre_level import rescale_low_t1pre
     from DCEDiffLib.target_scale import target_norm_params
 
-    if samples < 1:
-        raise InputError(f"--samples {samples}: expected 1 or more")
-    if steps is not None and steps < 1:
-        raise InputError(f"--steps {steps}: expected 1 or more")
+    check_options(sampler, steps, samples, seed)
+    check_required_inputs(inputs, optional=OPTIONAL_INPUTS)  # T2W, ADC, T1-pre always; before the model loads
     choice = choose_precision(precision, resolve_device(device).type)  # a bad value fails before any slow work
     if choice.warning:
         say(f"DCEDiff warning: {choice.warning}")
@@ -156,7 +168,6 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     model = load_model(weights)  # fail early, before any slow work
     steps = resolve_steps(model.card, sampler, steps)
     conditions_order = model.card["conditions"]
-    check_required_inputs(inputs, optional=OPTIONAL_INPUTS)  # T2W, ADC, T1-pre: always (their usual error)
     missing = missing_inputs(inputs)
     allowed = missing_inputs_allowed(model.card)
     for modality in missing:

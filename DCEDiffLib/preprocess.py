@@ -9,6 +9,7 @@ normalisation parameters and registration results); :func:`write_preprocessed` w
 from __future__ import annotations
 
 import dataclasses
+import os
 import json
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
@@ -132,7 +133,11 @@ def missing_inputs(inputs: Mapping[str, object]) -> List[str]:
 
 
 def check_required_inputs(inputs: Mapping[str, object], optional: Sequence[str] = ()) -> None:
-    """Refuse unknown keys and missing inputs other than ``optional`` ones (those a model can do without)."""
+    """Refuse a non-mapping, unknown keys, values that are neither a path nor a SimpleITK image, and missing inputs
+    other than ``optional`` ones (those a model can do without)."""
+    if not isinstance(inputs, Mapping):
+        raise InputError(f"inputs: expected a mapping of modality → path or SimpleITK image (e.g. {{'t2w': ...}}), "
+                         f"got {type(inputs).__name__}")
     unknown = sorted(set(inputs) - set(INPUT_MODALITIES + TARGET_MODALITIES + LABEL_KEYS))
     if unknown:
         raise InputError(f"unknown input(s) {', '.join(unknown)}; expected "
@@ -141,6 +146,10 @@ def check_required_inputs(inputs: Mapping[str, object], optional: Sequence[str] 
     if missing:
         raise InputError(f"missing input(s): {', '.join(_name(m) for m in missing)}; expected all four "
                          "non-contrast inputs T2W, PD, ADC and T1 pre-contrast")
+    for key, value in inputs.items():
+        if value is not None and not isinstance(value, (str, os.PathLike, sitk.Image)):
+            raise InputError(f"{_name(key)}: expected a path (DICOM series folder, NIfTI/NRRD/MHA file) or a "
+                             f"SimpleITK image, got {type(value).__name__}")
 
 
 def read_inputs(inputs: Mapping[str, object], optional: Sequence[str] = ()) -> Dict[str, sitk.Image]:

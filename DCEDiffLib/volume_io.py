@@ -109,6 +109,9 @@ def read_volume(path, name: str = "input", series_uid: Optional[str] = None, exp
     if isinstance(path, sitk.Image):
         validate_volume(path, name, expect_3d, allow_constant)
         return _without_subnormal_geometry(as_float32(path))
+    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
+        raise InputError(f"{name}: expected {EXPECTED_INPUT} (a path) or a SimpleITK image, got "
+                         f"{type(path).__name__ if str(path) else 'an empty path'}")
     path = Path(path)
     if not path.exists():
         raise InputError(f"{name}: {path} does not exist; expected {EXPECTED_INPUT}")

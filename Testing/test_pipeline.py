@@ -6,6 +6,7 @@ trained; one test runs the real shipped model with a few steps.
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -228,3 +229,41 @@ def test_results_name_a_trained_model_by_its_run_folder():
     assert model_name(Path("/runs/run3/model.safetensors")) == "run3/model"
     assert model_name(Path("/runs/run3/best.safetensors")) == "run3/best"
     assert model_name(shipped_model_path()) == "dcediff_cpu_phantom"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"sampler": "bogus"}, "--sampler 'bogus': expected one of"),
+    ({"seed": "x"}, "--seed 'x': expected an integer"),
+    ({"seed": 2 ** 70}, "below 2^63"),
+    ({"samples": "2"}, "--samples '2': expected an integer"),
+    ({"inputs": "not a mapping"}, "inputs: expected a mapping"),
+    ({"t2w": np.zeros((4, 4, 4))}, "T2-weighted (t2w): expected a path"),
+    ({"t2w": 5}, "expected a path"),
+])
+def test_bad_api_arguments_are_refused_by_name_before_the_model_loads(change, message, monkeypatch):
+    """Through the Python API as through the CLI: one InputError naming the argument, before any slow work."""
+    from DCEDiffLib import pipeline
+    from DCEDiffLib.diffusion import model_files
+    from DCEDiffLib.errors import InputError
+
+    monkeypatch.setattr(model_files, "load_model", lambda *a, **k: pytest.fail("the model loaded first"))
+    inputs = {k: str(CASE / f"{k}.nii.gz") for k in ("t2w", "pd", "adc", "t1pre")}
+    options = {}
+    for key, value in change.items():
+        if key == "inputs":
+            inputs = value
+        elif key in inputs:
+            inputs[key] = value
+        else:
+            options[key] = value
+    with pytest.raises(InputError, match=re.escape(message)):
+        pipeline.synthesize_case(inputs, **options)
+
+
+def test_read_volume_names_a_wrong_type():
+    from DCEDiffLib.errors import InputError
+    from DCEDiffLib.volume_io import read_volume
+
+    for bad in (None, 3, b"x.nii", ""):
+        with pytest.raises(InputError, match="T2W: expected"):
+            read_volume(bad, name="T2W")
