@@ -173,8 +173,6 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     for modality in missing:
         if modality not in allowed:
             raise InputError(missing_input_refusal(weights.stem, modality))
-    if missing:
-        say(f"DCEDiff note: {missing_inputs_note(missing)}")
     tracker.report("load", 1, 1)
     check_cancel(should_cancel)
     tracker.report("register", 0, 1, "reading and registering the series")  # preprocess reports each one's end
@@ -182,6 +180,8 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     case = preprocess_case(inputs, center_lps=center_lps, register=register, find_prostate=True, self_check=True,
                            progress=tracker.stage_callback("register"), should_cancel=should_cancel,
                            optional=tuple(missing))
+    if missing:  # said once the given inputs have been read: an error in one of them comes first
+        say(f"DCEDiff note: {missing_inputs_note(missing)}")
     cond = condition_array(case, conditions_order)
     out_of_distribution = check_out_of_distribution(model.card, case, cond, conditions_order, inputs,
                                                     missing=missing)

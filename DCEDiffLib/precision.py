@@ -89,7 +89,8 @@ def _check_words(check: Dict[str, object]) -> str:
     if check.get("mean_abs_diff_fraction") is None:
         return "bf16 vs fp32 not measured"
     sha = str(check.get("model_weights_sha256") or "?")[:12]
-    return (f"bf16 vs fp32 measured on model {sha} and the sample case: mean |Δ| "
+    # measured once, on the shipped model: a reader of another model's synthesis.json must not take it for its own
+    return (f"bf16 vs fp32 measured on the shipped model {sha} and the sample case: mean |Δ| "
             f"{100 * float(check['mean_abs_diff_fraction']):.2f} % of the range, PSNR Δ "
             f"{float(check['psnr_diff_db']):.3f} dB (bound < {100 * BF16_BOUND['mean_abs_diff_fraction']:g} %, "
             f"< {BF16_BOUND['psnr_db']:g} dB)")

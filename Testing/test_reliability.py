@@ -485,7 +485,8 @@ def test_overwrite_replaces_an_existing_folder_whole(synthesis_output, tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("old result", encoding="utf-8")
-    with pytest.raises(InputError, match="was not written by this kind of DCEDiff command"):  # a user's folder is never replaced
+    # a user's folder is never replaced
+    with pytest.raises(InputError, match="was not written by this kind of DCEDiff command"):
         write_outputs(synthesis_output, out, overwrite=True, report=False)
     assert [p.name for p in out.iterdir()] == ["old.txt"]
     (out / "synthesis.json").write_text("{}", encoding="utf-8")  # an earlier DCEDiff result is
