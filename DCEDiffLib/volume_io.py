@@ -180,6 +180,18 @@ def _itk_reason(exc: Exception) -> str:
 
 # ----------------------------------------------------------------------------------------------- DICOM
 
+def _unread_files_hint(folder: Path, series_files: List[str]) -> str:
+    """Where a slice is missing, the files of ``folder`` that cannot be read as DICOM (a truncated or corrupt slice
+    is dropped by GDCM without a word): named, so that the user finds the broken file. Only on that error path."""
+    taken = {Path(f).name for f in series_files}
+    unread = sorted(p.name for p in Path(folder).iterdir() if p.is_file() and p.name not in taken
+                    and not p.name.startswith(".") and read_header(p) is None)
+    if not unread:
+        return ""
+    return (f"; {len(unread)} file(s) in the folder cannot be read as DICOM, perhaps the missing slice(s): "
+            f"{', '.join(unread[:3])}{', …' if len(unread) > 3 else ''}")
+
+
 def list_dicom_series(folder) -> List[Dict[str, object]]:
     """The DICOM series in ``folder`` (not its sub-folders): one dict per series with ``series_uid``,
     ``description``, ``number``, ``modality``, ``num_files`` and ``files`` (sorted as GDCM returns them)."""
@@ -306,8 +318,8 @@ def _sorted_slice_files(files: List[str], folder: Path, name: str) -> List[str]:
         kind = "missing slices" if np.any(big) and np.all(np.abs(gaps[~big] - spacing) <= tolerance) else \
             "unevenly spaced slices"
         raise InputError(f"{name}: DICOM series in {folder} has {kind} (slice gaps from {gaps.min():.3f} to "
-                         f"{gaps.max():.3f} mm, expected {spacing:.3f} mm everywhere); expected a complete series "
-                         "with regular slice spacing")
+                         f"{gaps.max():.3f} mm, expected {spacing:.3f} mm everywhere){_unread_files_hint(folder, files)}"
+                         "; expected a complete series with regular slice spacing")
     lateral = positions - positions[0] - np.outer(along - along[0], normal)
     if np.max(np.linalg.norm(lateral, axis=1)) > tolerance:
         raise InputError(f"{name}: DICOM series in {folder} is not stacked along the slice normal (sheared or "

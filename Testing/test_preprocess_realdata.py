@@ -89,6 +89,17 @@ def test_every_series_loads_with_the_geometry_of_its_dicom_headers(series):
 
 
 @needs_data
+def test_a_truncated_slice_file_is_named_where_the_series_misses_a_slice(tmp_path):
+    """GDCM drops a truncated slice file without a word: the missing-slice error names it."""
+    folder = tmp_path / "t2w"
+    shutil.copytree(DATA / "ProstateX-0000" / EXAMS["ProstateX-0000"][0], folder)
+    broken = sorted(folder.glob("*.dcm"))[9]
+    broken.write_bytes(broken.read_bytes()[:2000])
+    with pytest.raises(InputError, match=rf"missing slices .*cannot be read as DICOM.*{broken.name}"):
+        read_volume(folder, name="T2W")
+
+
+@needs_data
 def test_a_folder_with_two_series_is_refused_unless_one_is_named(tmp_path):
     t2w, adc = DATA / "ProstateX-0000" / EXAMS["ProstateX-0000"][0], DATA / "ProstateX-0000" / EXAMS["ProstateX-0000"][1]
     folder = tmp_path / "mixed"
