@@ -9,8 +9,8 @@ normalisation parameters and registration results); :func:`write_preprocessed` w
 from __future__ import annotations
 
 import dataclasses
-import os
 import json
+import os
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 

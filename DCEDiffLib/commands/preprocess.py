@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from DCEDiffLib.atomic import PREPROCESS_RECORD
 from DCEDiffLib.commands.common import add_input_arguments, collect_inputs, parse_center
 from DCEDiffLib.modalities import OPTIONAL_INPUTS
 
@@ -26,7 +27,7 @@ def register(subparsers) -> None:
     parser.add_argument("--no-register", action="store_true", help="trust the scanner alignment (skip registration)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--out", type=Path, required=True, help="output folder (must not exist unless --overwrite)")
-    parser.set_defaults(func=run, output_records=("preprocess.json",))
+    parser.set_defaults(func=run, output_records=(PREPROCESS_RECORD,))
 
 
 def run(args: argparse.Namespace) -> int:

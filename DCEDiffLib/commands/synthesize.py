@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from DCEDiffLib.atomic import SYNTHESIS_RECORD
 from DCEDiffLib.commands.common import (add_input_arguments, add_progress_argument, add_sampling_arguments,
                                         collect_inputs, parse_center, progress_callback,
                                         registration_notes)
@@ -31,7 +32,7 @@ def register(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--out", type=Path, required=True, help="output folder (must not exist unless --overwrite)")
     add_progress_argument(parser)
-    parser.set_defaults(func=run, output_records=("synthesis.json",))
+    parser.set_defaults(func=run, output_records=(SYNTHESIS_RECORD,))
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
@@ -119,7 +120,7 @@ def study_inputs(args: argparse.Namespace):
     """(inputs, picks) from ``--study``: scan headers, recognise the roles, print every pick, read the chosen
     series; inputs also given as files (--t1pre ...) are used instead of the study's. Errors (no study, several
     studies, a missing role) come before anything is written."""
-    from DCEDiffLib.atomic import SYNTHESIS_RECORD, check_output_folder
+    from DCEDiffLib.atomic import check_output_folder
     from DCEDiffLib.diffusion.model_files import load_card, missing_inputs_allowed
     from DCEDiffLib.dicom_study import scan_study
     from DCEDiffLib.errors import InputError

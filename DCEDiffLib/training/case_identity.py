@@ -2,8 +2,9 @@
 
 Phantom folders are always named ``case_000``, ``case_001``, ...: a split (``split.json``) that names cases by folder
 name alone fits any phantom folder, and a resumed run or ``dcediff evaluate --split`` on another folder would train on
-or score other patients without a word. A case's identity comes from its ``case.json``: a phantom's generating seed,
-domain and anatomy, or a DICOM dataset case's StudyInstanceUID. Folders without one are not checked.
+or score other patients without a word. A case's identity comes from its ``case.json``: a phantom's generating seed
+and anatomy family (domain B of a seed is the same patient), or a DICOM dataset case's StudyInstanceUID. Folders
+without one are not checked.
 """
 
 from __future__ import annotations
