@@ -48,6 +48,7 @@ class SynthesisOutput:
     acquired: Dict[str, np.ndarray]
     labels: Optional[np.ndarray] = None         # phantom label map on the grid (report outlines)
     legend: Optional[dict] = None
+    labels_source: Optional[str] = None         # where the labels come from when not the case's own label map
     out_of_distribution: Optional[dict] = None  # DCEDiffLib/ood.py result (or {"checked": False, ...})
     precision: Optional[dict] = None            # {"used", "requested", "reason"[, "warning"]} (DCEDiffLib/precision.py)
     missing_inputs: Sequence[str] = ()         # inputs the model ran without (its card allows it), e.g. ("pd",)
@@ -248,6 +249,9 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     legend = _legend(inputs)
     if labels is None and "prostate_mask" in case.images:  # the prostate model's gland: the prostate region
         labels, legend = sitk.GetArrayFromImage(case.images["prostate_mask"]), {"prostate": 1}
+        labels_source = AUTOMATIC_MASK_SOURCE
+    else:
+        labels_source = None
     if len(acquired) == 2 and extra_available("metrics"):
         from DCEDiffLib.evaluation.case_evaluation import evaluate_case
 
@@ -260,10 +264,12 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     if result.precision != choice.used:  # e.g. the GPU ran out of memory and the CPU took over in fp32
         used.update(used=result.precision, reason=f"{choice.reason}; then {'; '.join(result.notes)}")
     return SynthesisOutput(synthetic, uncertainty, residual, metrics, provenance, case, condition_arrays, acquired,
-                           labels, legend, out_of_distribution, precision=used, missing_inputs=tuple(missing),
-                           expected_error=expected_error)
+                           labels, legend, labels_source, out_of_distribution, precision=used,
+                           missing_inputs=tuple(missing), expected_error=expected_error)
 
 
+# the report's outline legend when the gland outline is the prostate model's mask (a real exam: no lesion labels)
+AUTOMATIC_MASK_SOURCE = "the prostate model's automatic mask; lesions are not marked"
 OOD_DESCRIP = "OOD-WARNING"  # in the 79-character NIfTI descrip of every output when the check flags the inputs
 
 
@@ -377,7 +383,7 @@ def write_case_report(output: SynthesisOutput, path: Path) -> None:
            "grid": output.case.grid.to_dict(), "metrics": output.metrics,
            "synthetic": {s: sitk.GetArrayFromImage(i) for s, i in output.synthetic.items()},
            "acquired": output.acquired or None, "labels": output.labels, "legend": output.legend,
-           "missing_inputs": list(output.missing_inputs or ())}
+           "labels_source": output.labels_source, "missing_inputs": list(output.missing_inputs or ())}
     if output.uncertainty:
         row["uncertainty"] = {s: sitk.GetArrayFromImage(i) for s, i in output.uncertainty.items()}
     if output.expected_error:  # shown in preference to the sample spread (report_figure)

@@ -246,6 +246,24 @@ def test_report_metrics_match_evaluate_case_and_missing_geometry_is_said():
     assert "no acquired DCE: synthetic only, no metrics" in "\n".join(_texts(report_figure([no_dce])))
 
 
+def test_the_outline_legend_names_only_the_outlines_drawn():
+    """A real exam's gland outline is the prostate model's mask: no lesion is marked, so the legend must not list
+    one (it did: 'outlines: prostate (cyan), lesion (yellow)' on every real exam)."""
+    from DCEDiffLib.evaluation.report_figure import report_figure
+    from DCEDiffLib.pipeline import AUTOMATIC_MASK_SOURCE
+
+    row = _report_rows()
+    joined = "\n".join(_texts(report_figure([row])))
+    assert "outlines: prostate (cyan), lesion (yellow)" in joined  # the phantom's label map has both
+    gland = (np.asarray(row["labels"]) > 0).astype(np.int16)
+    real = dict(row, acquired=None, labels=gland, legend={"prostate": 1}, labels_source=AUTOMATIC_MASK_SOURCE)
+    joined = "\n".join(_texts(report_figure([real])))
+    assert "outlines: prostate (cyan)" in joined and "lesion (yellow)" not in joined
+    assert AUTOMATIC_MASK_SOURCE in joined
+    unlabelled = dict(row, labels=None, legend=None)
+    assert "outlines:" not in "\n".join(_texts(report_figure([unlabelled])))
+
+
 def test_the_spread_column_shows_the_expected_error_before_the_sample_std():
     """The card's expected |error| has the error's size; the sample std of the shipped card is a tenth of it
     (docs/model_quality.md, "The curve over K"), so the map takes the column whenever a run has one."""

@@ -163,6 +163,16 @@ def _outline(ax, masks: Optional[dict], k: int) -> None:
             ax.contour(masks[name][k].astype(float), levels=[0.5], colors=colour, linewidths=0.8)
 
 
+def outline_words(masks: Optional[dict], source: Optional[str] = None) -> Optional[str]:
+    """The legend of the outlines drawn: only the regions the label map has (a real exam's automatic prostate
+    mask has no lesion), with where the labels come from when that is not the case's own label map."""
+    drawn = [f"{name} ({colour})" for name, colour in (("prostate", "cyan"), ("lesion", "yellow"))
+             if masks and masks.get(name) is not None and masks[name].any()]
+    if not drawn:
+        return None
+    return "outlines: " + ", ".join(drawn) + (f" — {source}" if source else "")
+
+
 def _relative_enhancement(dce: np.ndarray, t1pre: np.ndarray, floor: float) -> np.ndarray:
     """100 × (DCE − T1-pre) / T1-pre, NaN where the T1-pre is below ``floor`` (air: no meaningful ratio)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -305,7 +315,8 @@ def report_figure(rows: List[dict], slice_index: Optional[int] = None, provenanc
     ``acquired`` {early, late} or None; optional ``expected_error`` {early, late} (the card's expected |error|) and
     ``uncertainty`` {early, late} (the sample std; shown only without an expected error: measured at a tenth of the
     error's size, docs/model_quality.md, "The curve over K"), ``labels`` + ``legend`` (for the
-    slice choice and outlines), ``slice_index``, ``grid`` (``direction`` and ``spacing`` of the volumes' grid, e.g.
+    slice choice and outlines; ``labels_source`` says where they come from when not the case's own label map),
+    ``slice_index``, ``grid`` (``direction`` and ``spacing`` of the volumes' grid, e.g.
     ``WorkingGrid.to_dict()``: orientation letters and scale bar) and ``metrics`` (an ``evaluate_case`` result;
     computed here when absent and the acquired DCE is given). All volumes (K, H, W) on one grid.
     ``slice_index`` (argument) overrides every row's choice.
@@ -403,8 +414,9 @@ def report_figure(rows: List[dict], slice_index: Optional[int] = None, provenanc
         elif not acquired:
             lines.append("no acquired DCE: synthetic only, no metrics")
         lines.append("enhancement = (DCE − T1-pre) / T1-pre, in %")
-        if masks is not None:
-            lines.append("outlines: prostate (cyan), lesion (yellow)")
+        outlines = outline_words(masks, row.get("labels_source"))
+        if outlines:
+            lines.append(outlines)
         info.text(0.0, 0.98, "\n".join(lines), color=TEXT, fontsize=8, va="top", ha="left",
                   transform=info.transAxes, linespacing=1.45, wrap=True)
 
