@@ -208,7 +208,27 @@ def test_time_volume_extrapolates_only_when_cut_short():
     assert not full["extrapolated"] and full["measured_nfe"] == 6 and full["nfe"] == 6
     cut = time_volume(model, conditions, run, slices_measured=2, max_evaluations=2, device="cpu")
     assert cut["extrapolated"] and cut["measured_nfe"] == 2 and cut["measured_slices"] == 2
-    assert cut["seconds"] == pytest.approx(cut["measured_s"] * 3 * 2, rel=1e-2)
+    # the first evaluation timed apart, the other 5 of 6 from the second; then 2 slices of 4 → × 2
+    first, measured = cut["measured_first_s"], cut["measured_s"]
+    assert 0 < first <= measured and cut["run_units"] == 6
+    assert cut["seconds"] == pytest.approx((first + (measured - first) * 5) * 2, rel=1e-2)
+
+
+def test_a_residual_cards_mean_pass_counts_once_when_a_timing_is_extrapolated(tmp_path):
+    """A residual card runs its mean network once, then the residual sampler: 1 + NFE progress units. A run cut
+    short after 3 units used to be scaled by NFE / 3, which counted the mean pass NFE / 3 times."""
+    from DCEDiffLib.benchmark.sampler_sweep import SamplerRun, time_volume
+    from DCEDiffLib.diffusion.model_files import load_model
+    from random_model import save_narrow_copy_of_the_shipped_card
+
+    model = load_model(save_narrow_copy_of_the_shipped_card(tmp_path))
+    conditions = np.random.default_rng(0).uniform(-1, 1, (4, 2, 32, 32)).astype(np.float32)
+    cut = time_volume(model, conditions, SamplerRun("dpmpp", 20), max_evaluations=3, device="cpu",
+                      precision="fp32")
+    units = cut["run_units"]
+    assert cut["extrapolated"] and cut["measured_nfe"] == 3 and units >= 2
+    first, measured = cut["measured_first_s"], cut["measured_s"]
+    assert cut["seconds"] == pytest.approx(first + (measured - first) * (units - 1) / 2, rel=1e-2)
 
 
 def test_gpu_paper_logic_runs_on_cpu_with_a_tiny_network(tmp_path):

@@ -120,15 +120,16 @@ def run_synthesis(model, conditions: np.ndarray, run: SamplerRun, *, seed: int =
     ``adc_norm``: the case's ADC normalisation, for a model that reads the ADC in absolute units (timing runs, which
     need only the shapes, get :data:`TIMING_ADC_NORM`).
 
-    Returns (SynthesisResult or None when stopped early, evaluations done).
+    Returns (SynthesisResult or None when stopped early, evaluations done, evaluations in the whole run). The
+    counts are the synthesis' progress units: a residual card's mean pass counts as one (its first).
     """
     from DCEDiffLib.diffusion.synthesis import synthesize_volume
 
-    done = [0]
+    done, total = [0], [0]
 
-    def progress(step: int, total: int) -> None:
-        done[0] = step
-        if max_evaluations is not None and step >= max_evaluations and step < total:
+    def progress(step: int, steps: int) -> None:
+        done[0], total[0] = step, steps
+        if max_evaluations is not None and step >= max_evaluations and step < steps:
             raise _StopTiming()
 
     try:
@@ -136,8 +137,8 @@ def run_synthesis(model, conditions: np.ndarray, run: SamplerRun, *, seed: int =
                                    seed=seed, device=device, precision=precision, progress=progress,
                                    skip_below_train_min=run.skip, adc_norm=adc_norm or TIMING_ADC_NORM)
     except _StopTiming:
-        return None, done[0]
-    return result, done[0]
+        return None, done[0], total[0]
+    return result, done[0], total[0]
 
 
 def time_volume(model, conditions: np.ndarray, run: SamplerRun, *, slices_measured: Optional[int] = None,
@@ -146,8 +147,10 @@ def time_volume(model, conditions: np.ndarray, run: SamplerRun, *, slices_measur
     """Wall time, NFE and peak memory of one volume (conditions (C, K, H, W)) with ``run``.
 
     Only the first ``slices_measured`` slices and ``max_evaluations`` evaluations run when given; the time is then
-    extrapolated linearly to K slices and the full NFE, and ``extrapolated`` is True. Peak memory is that of the
-    measured batch (an underestimate when fewer slices ran; ``memory_slices`` says how many).
+    extrapolated to K slices and the full NFE, and ``extrapolated`` is True. A run cut short in evaluations is
+    extrapolated from two timed runs, one stopped after its first evaluation: what comes before the sampler's
+    steps (a residual card's mean pass, the set-up) counts once, not once per extrapolated chunk. Peak memory is
+    that of the measured batch (an underestimate when fewer slices ran; ``memory_slices`` says how many).
     """
     from DCEDiffLib.diffusion.synthesis import _precision, resolve_device
 
@@ -161,16 +164,26 @@ def time_volume(model, conditions: np.ndarray, run: SamplerRun, *, slices_measur
     run_synthesis(model, part, run, seed=seed, device=device, precision=precision, max_evaluations=1)
     with PeakMemory(device) as peak:
         start = time.perf_counter()
-        result, done = run_synthesis(model, part, run, seed=seed, device=device, precision=precision,
-                                     max_evaluations=limit)
+        result, done, units = run_synthesis(model, part, run, seed=seed, device=device, precision=precision,
+                                            max_evaluations=limit)
         synchronize(device)
         measured = time.perf_counter() - start
+    per_volume, first = measured, None
+    if result is None and done > 1:  # cut short: the first evaluation (and what precedes it) timed apart
+        start = time.perf_counter()
+        run_synthesis(model, part, run, seed=seed, device=device, precision=precision, max_evaluations=1)
+        synchronize(device)
+        first = min(time.perf_counter() - start, measured)
+        per_volume = first + (measured - first) * (units - 1) / (done - 1)
+    elif result is None:
+        per_volume = measured * units / max(done, 1)
     done = nfe if result is not None else max(done, 1)
-    seconds = measured * (nfe / done) * (total_slices / slices)
+    seconds = per_volume * (total_slices / slices)
     return {"label": run.label, "sampler": run.sampler, "steps": run.steps, "samples": run.samples,
             "skip_below_train_min": run.skip, "nfe": nfe, "slices": total_slices,
             "forwards": nfe * total_slices * run.samples,
             "measured_s": round(measured, 4), "measured_slices": slices, "measured_nfe": done,
+            "measured_first_s": None if first is None else round(first, 4), "run_units": units,
             "seconds": round(seconds, 3), "seconds_per_nfe": round(seconds / nfe, 5),
             "extrapolated": bool(slices < total_slices or done < nfe),
             "precision": precision,
@@ -260,8 +273,8 @@ def quality_sweep(model, cases: Sequence, runs: Sequence[SamplerRun], reference:
             if log:
                 log(f"  quality: {case.name} {run.label} ({run.nfe()} NFE × {len(chosen)} slice(s))")
             start = time.perf_counter()
-            result, _ = run_synthesis(job_model, model_conditions(job_model, conditions), run, seed=seed,
-                                      device=device, precision=precision, adc_norm=case.norm.get("adc"))
+            result, _, _ = run_synthesis(job_model, model_conditions(job_model, conditions), run, seed=seed,
+                                         device=device, precision=precision, adc_norm=case.norm.get("adc"))
             per_run[run.label]["seconds"] += time.perf_counter() - start
             acq, ref, unit = score_prediction(case, result.mean, chosen, window, reference_unit)
             if reference_unit is None:
