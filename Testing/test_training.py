@@ -1,5 +1,6 @@
 """Training: patient split, config checks, step-indexed batches, EMA, checkpoints and exact resume."""
 
+import csv
 import json
 
 import numpy as np
@@ -187,8 +188,11 @@ def test_training_writes_outputs_and_resume_is_exact(tmp_path):
     assert card["conditions"] == ["t2w", "pd", "adc", "t1pre"] and card["training"]["steps"] == 12
     # interrupted after 6 steps (checkpoint), resumed in a new trainer: identical weights at the end
     assert_same_training_state(full, resumed_run(lambda: make_trainer(tmp_path, config, "resumed"), 6))
-    rows = (tmp_path / "resumed" / "log.csv").read_text(encoding="utf-8").strip().splitlines()
-    assert [r.split(",")[0] for r in rows[1:]] == ["3", "6", "9", "12"]
+    with open(tmp_path / "resumed" / "log.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["step"] for r in rows] == ["3", "6", "9", "12"]
+    seconds = [float(r["seconds"]) for r in rows]  # the run's training time: it goes on across the resume
+    assert all(later > earlier for earlier, later in zip(seconds, seconds[1:])), seconds
 
 
 def test_resume_with_another_recipe_is_refused_and_run_control_may_change(tmp_path):

@@ -42,6 +42,14 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.default_rng([seed, step, rank, 7]).integers(0, 2**62))
 
 
+def _float_or_zero(value) -> float:
+    """A log.csv cell as a number (an old or hand-edited log may have it blank)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def _blank_if_none(value: Optional[float]):
     return "" if value is None else value
 
@@ -467,6 +475,7 @@ class Trainer:
         end = config["iterations"] if max_steps is None else min(config["iterations"], self.step + max_steps)
         planned_end = end
         self._write_static_files()
+        self._seconds_before = 0.0
         log = self._open_log() if self.ctx.is_main else None
         bar = tqdm(total=config["iterations"], initial=self.step, disable=not self.show_progress,
                    desc="train", unit="step", dynamic_ncols=True)
@@ -535,7 +544,8 @@ class Trainer:
                        "val_loss": _blank_if_none(val_loss),
                        "val_lesion_r": _blank_if_none(region_r.get("lesion_r")),
                        "val_gland_r": _blank_if_none(region_r.get("gland_r")),
-                       "seconds": round(now - started, 2), "steps_per_second": round(speed, 3)}
+                       "seconds": round(self._seconds_before + now - started, 2),
+                       "steps_per_second": round(speed, 3)}
                 loss_sum, loss_n = 0.0, 0
                 log.writerow(row)
                 self._log_file.flush()
@@ -586,6 +596,8 @@ class Trainer:
                 rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= self.step]
         else:
             rows = []
+        # "seconds" counts the whole run's training time across resumes: it goes on from the last row kept
+        self._seconds_before = _float_or_zero(rows[-1].get("seconds")) if rows else 0.0
         self._log_file = open(path, "w", newline="", encoding="utf-8")
         writer = csv.DictWriter(self._log_file, LOG_FIELDS)
         writer.writeheader()
