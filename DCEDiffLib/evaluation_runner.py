@@ -76,6 +76,29 @@ def training_cases_scored(model_path: Path, eval_dirs: Sequence[Path]) -> List[s
     return [d.name for d in eval_dirs if case_identity(d) in seen]
 
 
+def refuse_baseline_fit_on_scored_cases(fit_dirs: Sequence[Path], eval_dirs: Sequence[Path]) -> None:
+    """The mean-enhancement baseline must not be fitted on a patient it is scored on: that flatters it (1.75 dB
+    on one phantom patient). Refuses a fit case that is a scored case's folder or the same patient (case.json's
+    phantom seed and anatomy, or its study UID)."""
+    from DCEDiffLib.training.case_identity import case_identity
+
+    scored_paths = {Path(d).resolve(): Path(d).name for d in eval_dirs}
+    scored_patients = {case_identity(d): Path(d).name for d in eval_dirs}
+    scored_patients.pop(None, None)
+    overlap = []
+    for folder in fit_dirs:
+        name = scored_paths.get(Path(folder).resolve())
+        if name is None:
+            name = scored_patients.get(case_identity(folder))
+        if name is not None:
+            overlap.append(f"{Path(folder).name} (= scored {name})")
+    if overlap:
+        raise InputError(f"the mean-enhancement baseline would be fitted on {len(overlap)} of the scored patients "
+                         f"({', '.join(overlap[:5])}{', …' if len(overlap) > 5 else ''}): expected --baseline-data "
+                         "to be a folder of other patients (e.g. the model's training data), or a --split whose "
+                         "train cases are not its scored cases")
+
+
 def check_missing(missing: Sequence[str]) -> List[str]:
     """The inputs of ``--missing``, checked: only optional inputs (``modalities.OPTIONAL_INPUTS``) can be left out."""
     out = []
@@ -178,6 +201,12 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
     if subset not in ("test", "validation"):
         raise InputError(f"evaluation subset {subset!r}: expected 'test' or 'validation'")
     eval_dirs = _case_dirs(Path(data_dir), split_path, subset)[:max_cases]
+    fit_dirs = None
+    if baseline_data is not None:
+        fit_dirs = _case_dirs(Path(baseline_data), None, "train")
+    elif split_path is not None:
+        fit_dirs = _case_dirs(Path(data_dir), split_path, "train")
+    refuse_baseline_fit_on_scored_cases(fit_dirs or [], eval_dirs)
     seen = training_cases_scored(resolve_model(model_path), eval_dirs)
     if seen:
         print(f"dcediff evaluate: warning: {len(seen)} of the {len(eval_dirs)} scored cases trained or validated "
@@ -188,11 +217,7 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
         raise InputError(f"no evaluation case in {data_dir} has acquired early/late DCE")
 
     baseline = None
-    fit_dirs = None
-    if baseline_data is not None:
-        fit_dirs = _case_dirs(Path(baseline_data), None, "train")
-    elif split_path is not None:
-        fit_dirs = _case_dirs(Path(data_dir), split_path, "train")
+    fit_cases: list = []
     if fit_dirs:
         fit_cases = [c for c in (load_case(d, cache) for d in fit_dirs) if c.targets is not None]
         baseline = MeanEnhancementBaseline().fit(
@@ -245,6 +270,11 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
             "data": str(data_dir), "split": str(split_path) if split_path else None,
             "subset": subset if split_path else "all cases",
             "scored_cases_that_trained_the_model": seen,
+            # what the mean-enhancement baseline was fitted on (never the scored patients: checked above)
+            "mean_enhancement_fit": ({"data": str(baseline_data if baseline_data is not None else data_dir),
+                                      "source": "--baseline-data" if baseline_data is not None else
+                                      "the split's train cases", "cases": len(fit_cases)}
+                                     if baseline is not None else None),
             "seconds": round(time.perf_counter() - started, 1),
             "missing_inputs": ({"inputs": missing, "value": MISSING_INPUT_VALUE,
                                 "applies_to": "every method (the baselines use only the T1-pre)",

@@ -78,3 +78,22 @@ def test_a_split_without_test_cases_says_so(tmp_path):
     write_split(tmp_path / "run" / "split.json", split_cases(list(dirs), (0.8, 0.1, 0.1), 0))
     with pytest.raises(InputError, match=r"no test case \(1 train, 1 validation, 0 test\).*--subset validation"):
         evaluation_runner._case_dirs(data, tmp_path / "run" / "split.json", "test")
+
+
+def test_the_mean_enhancement_baseline_is_never_fitted_on_a_scored_patient(tmp_path):
+    """--baseline-data naming the scored folder, a copy of its patients, or a split whose train cases are its test
+    cases would fit the baseline on the patients it is scored on (1.75 dB better on one phantom patient)."""
+    scored = phantom_folder(tmp_path / "fresh", range(300, 303))
+    training = phantom_folder(tmp_path / "train", range(100, 104))
+    dirs = sorted(scored.iterdir())
+    evaluation_runner.refuse_baseline_fit_on_scored_cases(sorted(training.iterdir()), dirs)  # other patients
+    with pytest.raises(InputError, match=r"fitted on 3 of the scored patients \(case_000 \(= scored case_000\)"):
+        evaluation_runner.refuse_baseline_fit_on_scored_cases(dirs, dirs)  # the same folder
+    copy = phantom_folder(tmp_path / "copy", [999, 301])  # the same patient under another folder and name
+    with pytest.raises(InputError, match=r"case_001 \(= scored case_001\).*--baseline-data"):
+        evaluation_runner.refuse_baseline_fit_on_scored_cases(sorted(copy.iterdir()), dirs)
+    with pytest.raises(InputError, match="fitted on 1 of the scored patients"):  # a hand-made overlapping split
+        split = tmp_path / "split.json"
+        split.write_text(json.dumps({"train": ["case_000", "case_001"], "validation": [], "test": ["case_001"]}))
+        evaluation_runner.refuse_baseline_fit_on_scored_cases(evaluation_runner._case_dirs(scored, split, "train"),
+                                                              evaluation_runner._case_dirs(scored, split, "test"))

@@ -48,6 +48,16 @@ def test_aggregate_mean_std_and_counts_on_known_values():
     assert summary["n_cases"] == 4 and "info" not in summary and "notes" not in summary
     assert format_stat(psnr, 2) == "20.00 ± 8.16 (1 perfect (∞))"
     assert format_stat({"mean": None, "std": None, "n": 0, "n_none": 2, "n_inf": 0}) == "undefined"
+    # one case has no spread: no "± 0.000" that reads as a measured zero
+    assert format_stat({"mean": -0.129, "std": 0.0, "n": 1, "n_none": 3, "n_inf": 0}) == "-0.129 (1 case, 3 undefined)"
+    from DCEDiffLib.evaluation.protocol import format_paired, paired_bootstrap
+
+    one = paired_bootstrap([0.5, None], [0.25, 0.1])
+    assert one == {"mean": 0.25, "ci95": None, "n": 1} and format_paired(one) == "+0.25 (n 1)"
+    two = paired_bootstrap([0.5, 0.3], [0.25, 0.2])
+    low, high = two["ci95"]
+    assert two["n"] == 2 and low < high and format_paired(two, 3) == f"+0.175 [{low:+.3f}, {high:+.3f}]"
+    assert format_paired(paired_bootstrap([None], [1.0])) == "–"
     with pytest.raises(InputError):
         aggregate({"not": "a list"})
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from DCEDiffLib.evaluation.protocol import paired_bootstrap
+from DCEDiffLib.evaluation.protocol import format_paired, paired_bootstrap
 from DCEDiffLib.evaluation_runner import PAIRED_METRICS, case_metric
 
 TARGETS = ("early", "late")
@@ -43,7 +43,7 @@ def _pair(document: dict, reference: dict, target: str, path) -> str:
     rows = [(mine[r["case"]], r) for r in reference["cases"]["model"] if r["case"] in mine]
     d = paired_bootstrap([case_metric(a, target, path) for a, _ in rows],
                          [case_metric(b, target, path) for _, b in rows])
-    return "–" if d["mean"] is None else f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+    return format_paired(d, 3)
 
 
 def _both(values) -> str:

@@ -85,11 +85,7 @@ def paired_table(document: dict) -> str:
     paired = _get(document, "meta", "protocol", "paired_differences") or {}
     lines = ["| model − method | target | PSNR (dB) | SSIM | r body | r prostate | r lesion |", "|---|---|---|---|---|---|---|"]
 
-    def cell(d, digits=2):
-        if not d or d.get("mean") is None:
-            return "–"
-        low, high = d["ci95"]
-        return f"{d['mean']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+    from DCEDiffLib.evaluation.protocol import format_paired as cell
 
     for other, per_target in paired.items():
         for target in ("early", "late"):
@@ -161,7 +157,7 @@ def paired_against(document: dict, other: dict, label: str) -> str:
     For two `dcediff evaluate` runs of different models on the same cases with the same seed, sampler and samples
     (checked): the same numbers ``--compare`` would give, without synthesizing the other model again.
     """
-    from DCEDiffLib.evaluation.protocol import paired_bootstrap
+    from DCEDiffLib.evaluation.protocol import format_paired, paired_bootstrap
     from DCEDiffLib.evaluation_runner import PAIRED_METRICS, case_metric
 
     for key in ("seed", "sampler", "steps", "samples", "data"):
@@ -187,8 +183,7 @@ def paired_against(document: dict, other: dict, label: str) -> str:
         for path in paths.values():
             d = paired_bootstrap([case_metric(a, target, path) for a, _ in pairs],
                                  [case_metric(b, target, path) for _, b in pairs])
-            cells.append("–" if d["mean"] is None else
-                         f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]")
+            cells.append(format_paired(d))
         lines.append(f"| {target} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -128,14 +128,28 @@ def expected_error_calibration(expected: np.ndarray, error: np.ndarray, mask: Op
     return {"spearman": spearman(x, e), "ratio": float(e.mean() / x.mean()), "curve": curve}
 
 
+def format_paired(result: Optional[dict], digits: int = 2) -> str:
+    """'+0.12 [+0.05, +0.20]' for a :func:`paired_bootstrap` result; '+0.12 (n 1)' without an interval; '–' without
+    a mean."""
+    if not result or result.get("mean") is None:
+        return "–"
+    if result.get("ci95") is None:
+        return f"{result['mean']:+.{digits}f} (n {result.get('n', 1)})"
+    low, high = result["ci95"]
+    return f"{result['mean']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
 def paired_bootstrap(a: Sequence[Optional[float]], b: Sequence[Optional[float]],
                      resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
-    """Mean of a − b over patients with both values, and its 95 % bootstrap interval (patients resampled)."""
+    """Mean of a − b over patients with both values, and its 95 % bootstrap interval (patients resampled; None for
+    one patient, whose resamples are all the same)."""
     pairs = [(float(x), float(y)) for x, y in zip(a, b) if x is not None and y is not None
              and np.isfinite(float(x)) and np.isfinite(float(y))]
     if not pairs:
         return {"mean": None, "ci95": None, "n": 0}
     diff = np.array([x - y for x, y in pairs])
+    if len(diff) == 1:
+        return {"mean": float(diff[0]), "ci95": None, "n": 1}
     rng = np.random.default_rng(seed)
     means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
     return {"mean": float(diff.mean()), "ci95": [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))],

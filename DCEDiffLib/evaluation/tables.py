@@ -184,7 +184,11 @@ def format_stat(stat: Optional[dict], digits: int = 3, factor: float = 1.0) -> s
         if stat.get("n_inf") and not stat.get("n_none"):
             return "∞"
         return "undefined" if stat.get("n_none") else "–"
-    text = f"{stat['mean'] * factor:.{digits}f} ± {stat['std'] * factor:.{digits}f}"
+    if stat["n"] == 1:  # one case has no spread: "± 0.000" would read as a measured zero
+        text = f"{stat['mean'] * factor:.{digits}f}"
+        extra.insert(0, "1 case")
+    else:
+        text = f"{stat['mean'] * factor:.{digits}f} ± {stat['std'] * factor:.{digits}f}"
     return text + (f" ({', '.join(extra)})" if extra else "")
 
 
