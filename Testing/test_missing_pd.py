@@ -305,6 +305,12 @@ def test_evaluate_with_pd_missing_runs_every_method_without_it(dropout_model, pl
     assert all("pd" not in r["linear_predictors"]["early"]["body"] for r in rows)
     assert "missing inputs: pd" in (out / "metrics.md").read_text(encoding="utf-8")
     assert (out / "report.png").is_file()
+    assert metrics["meta"]["mean_enhancement_fit"] is None  # no --baseline-data, no split: no baseline
+    # the baseline fitted on the scored folder itself is refused before any case is read
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(dropout_model), "--data", str(data), "--baseline-data", str(data),
+                 "--no-regression", "--no-fid", "--out", str(tmp_path / "leak")]) != 0
+    assert "fitted on 2 of the scored patients" in capsys.readouterr().err and not (tmp_path / "leak").exists()
 
 
 def test_script_adds_optional_inputs_to_a_card_from_its_recipe_only(dropout_model, plain_model, tmp_path, capsys):
