@@ -109,10 +109,15 @@ def check_output_folder(final_dir: str | os.PathLike, overwrite: bool = False,
             raise InputError(f"output folder {final} holds an input ({held[0]}); --overwrite would delete it: "
                              "choose another output folder")
         records = tuple(records)
-        if not any((final / name).is_file() for name in records):
-            raise InputError(f"output folder {final} was not written by this kind of DCEDiff command (it has no "
-                             f"{' or '.join(records)}): --overwrite replaces only such a previous output; choose a "
-                             "new folder, or empty this one yourself")
+        # a folder's kind is its first record in OUTPUT_MANIFESTS' order: a synthesis with the acquired DCE also
+        # writes metrics.json, and must not pass for an evaluation
+        kind = next((name for name in OUTPUT_MANIFESTS + records if (final / name).is_file()), None)
+        if kind not in records:
+            written_by = (f" (it holds {kind}: another command's output)" if kind else
+                          f" (it has no {' or '.join(records)})")
+            raise InputError(f"output folder {final} was not written by this kind of DCEDiff command{written_by}: "
+                             "--overwrite replaces only such a previous output; choose a new folder, or empty this "
+                             "one yourself")
     parent = final.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent

@@ -63,7 +63,7 @@ def _case_dirs(data_dir: Path, split_path: Optional[Path], key: str) -> List[Pat
 def training_cases_scored(model_path: Path, eval_dirs: Sequence[Path]) -> List[str]:
     """The scored cases that trained or validated the model, by patient, when its run folder's split.json says
     (``dcediff evaluate`` without ``--split`` on the run's own data folder); [] when it cannot tell."""
-    from DCEDiffLib.training.case_identity import case_identity
+    from DCEDiffLib.training.case_identity import case_identity, patient_of
     from DCEDiffLib.training.split import read_split
 
     split_path = Path(model_path).parent / "split.json"
@@ -71,9 +71,13 @@ def training_cases_scored(model_path: Path, eval_dirs: Sequence[Path]) -> List[s
         split = read_split(split_path)
     except (OSError, ValueError):
         return []
+    trained = [n for key in ("train", "validation") for n in split.get(key, [])]
     recorded = split.get("identities") or {}
-    seen = {recorded[n] for key in ("train", "validation") for n in split.get(key, []) if n in recorded}
-    return [d.name for d in eval_dirs if case_identity(d) in seen]
+    seen = {recorded[n] for n in trained if n in recorded}
+    patients = split.get("patients") or {}  # another study of a training patient is that patient too
+    seen_patients = {patients[n] for n in trained if n in patients}
+    return [d.name for d in eval_dirs
+            if case_identity(d) in seen or (seen_patients and patient_of(d) in seen_patients)]
 
 
 def refuse_baseline_fit_on_scored_cases(fit_dirs: Sequence[Path], eval_dirs: Sequence[Path]) -> None:
@@ -209,9 +213,12 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
     refuse_baseline_fit_on_scored_cases(fit_dirs or [], eval_dirs)
     seen = training_cases_scored(resolve_model(model_path), eval_dirs)
     if seen:
+        advice = ("--split RUN/split.json scores its test cases only" if split_path is None else
+                  "the split has them (or another study of their patient) in training: a split made before patients "
+                  "were grouped; a new training run splits by patient")
         print(f"dcediff evaluate: warning: {len(seen)} of the {len(eval_dirs)} scored cases trained or validated "
-              f"this model ({', '.join(seen[:5])}{', …' if len(seen) > 5 else ''}; its run's split.json): these are "
-              "not test numbers. --split RUN/split.json scores its test cases only", file=sys.stderr, flush=True)
+              f"this model ({', '.join(seen[:5])}{', …' if len(seen) > 5 else ''}; its run's split.json), by patient: "
+              f"these are not test numbers. {advice}", file=sys.stderr, flush=True)
     cases = [c for c in (load_case(d, cache) for d in eval_dirs) if c.targets is not None]
     if not cases:
         raise InputError(f"no evaluation case in {data_dir} has acquired early/late DCE")

@@ -97,3 +97,55 @@ def test_the_mean_enhancement_baseline_is_never_fitted_on_a_scored_patient(tmp_p
         split.write_text(json.dumps({"train": ["case_000", "case_001"], "validation": [], "test": ["case_001"]}))
         evaluation_runner.refuse_baseline_fit_on_scored_cases(evaluation_runner._case_dirs(scored, split, "train"),
                                                               evaluation_runner._case_dirs(scored, split, "test"))
+
+
+def dataset_folder(root: Path, studies) -> Path:
+    """Case folders as dcediff dataset writes them: (folder name, PatientID, StudyInstanceUID) each."""
+    for name, patient_id, study in studies:
+        case = root / name
+        case.mkdir(parents=True)
+        (case / "t2w.nii.gz").write_bytes(b"")
+        (case / "case.json").write_text(json.dumps({"case_id": name, "made_by": "dcediff dataset", "dataset": {
+            "patient_id": patient_id, "study_instance_uid": study}}), encoding="utf-8")
+    return root
+
+
+def test_two_studies_of_one_patient_and_a_copy_never_straddle_the_split(tmp_path):
+    from DCEDiffLib.training.case_identity import patient_groups
+
+    studies = [(f"PX-{i:04d}", f"PX-{i:04d}", f"1.2.{i}") for i in range(10)]
+    studies += [("PX-0003-followup", "PX-0003", "1.2.3.99"), ("PX-0007-copy", "PX-0007", "1.2.7")]
+    data = dataset_folder(tmp_path / "data", studies)
+    dirs = {p.name: p for p in sorted(data.iterdir())}
+    groups = patient_groups(dirs)
+    assert groups["PX-0003-followup"] == groups["PX-0003"] == "patient PX-0003"
+    for seed in range(20):
+        split = split_cases(list(dirs), (0.6, 0.2, 0.2), seed, groups)
+        where = {name: key for key in ("train", "validation", "test") for name in split[key]}
+        assert sorted(where) == sorted(dirs)
+        assert where["PX-0003-followup"] == where["PX-0003"] and where["PX-0007-copy"] == where["PX-0007"]
+    # every case its own patient (phantoms): the split of the names alone, as before patients were known
+    singles = {name: f"case {name}" for name in dirs}
+    assert split_cases(list(dirs), (0.6, 0.2, 0.2), 3, singles) == split_cases(list(dirs), (0.6, 0.2, 0.2), 3)
+    # an anonymisation that gave everyone one PatientID says nothing: the studies tell the patients apart
+    anonymous = dataset_folder(tmp_path / "anon", [(f"S{i}", "ANON123", f"9.{i}") for i in range(4)])
+    assert len(set(patient_groups({p.name: p for p in anonymous.iterdir()}).values())) == 4
+    placeholder = dataset_folder(tmp_path / "blank", [("A", "", "8.1"), ("B", "anonymous", "8.2")])
+    assert patient_groups({p.name: p for p in placeholder.iterdir()}) == {"A": "study 8.1", "B": "study 8.2"}
+    with pytest.raises(InputError, match="at least 2 patients.*3 cases of one patient"):
+        split_cases(["a", "b", "c"], (0.8, 0.1, 0.1), 0, {"a": "p", "b": "p", "c": "p"})
+
+
+def test_evaluate_warns_when_it_scores_another_study_of_a_training_patient(tmp_path):
+    data = dataset_folder(tmp_path / "data", [("PX-1", "PX-1", "1.1"), ("PX-2", "PX-2", "1.2"),
+                                              ("PX-3", "PX-3", "1.3")])
+    later = dataset_folder(tmp_path / "later", [("PX-1-fu", "PX-1", "1.1.9"), ("PX-9", "PX-9", "1.9")])
+    dirs = {p.name: p for p in sorted(data.iterdir())}
+    from DCEDiffLib.training.case_identity import patient_groups
+
+    split = {"train": ["PX-1", "PX-2"], "validation": ["PX-3"], "test": [], "identities": identities(dirs, dirs),
+             "patients": patient_groups(dirs)}
+    (tmp_path / "run").mkdir()
+    write_split(tmp_path / "run" / "split.json", split)
+    scored = evaluation_runner.training_cases_scored(tmp_path / "run" / "model.safetensors", sorted(later.iterdir()))
+    assert scored == ["PX-1-fu"]

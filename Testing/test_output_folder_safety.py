@@ -42,9 +42,15 @@ def test_overwrite_replaces_a_previous_output_but_never_a_users_folder(tmp_path,
 def test_a_command_overwrites_only_its_own_kind_of_output(tmp_path):
     """A synthesis does not replace a phantom case (data, with its case.json) nor an evaluation."""
     case = dcediff_output(tmp_path / "case_005", record="case.json")
-    with pytest.raises(InputError, match="has no synthesis.json"):
+    with pytest.raises(InputError, match="it holds case.json: another command's output"):
         check_output_folder(case, overwrite=True, records=("synthesis.json",))
-    check_output_folder(dcediff_output(tmp_path / "synth"), overwrite=True, records=("synthesis.json",))
+    synth = dcediff_output(tmp_path / "synth")
+    check_output_folder(synth, overwrite=True, records=("synthesis.json",))
+    # a synthesis with the acquired DCE writes metrics.json too: evaluate --overwrite must not take it for its own
+    (synth / "metrics.json").write_text("{}")
+    with pytest.raises(InputError, match="it holds synthesis.json: another command's output"):
+        check_output_folder(synth, overwrite=True, records=("metrics.json",))
+    check_output_folder(synth, overwrite=True, records=("synthesis.json",))
 
 
 def test_the_current_folder_is_never_an_output_folder_even_empty(tmp_path, monkeypatch):

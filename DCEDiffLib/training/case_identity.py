@@ -31,6 +31,35 @@ def case_identity(case_dir: Path) -> Optional[str]:
     return f"study {study}" if study else None
 
 
+# PatientID values that name no one (anonymisation placeholders): such cases are told apart by their study
+_NO_PATIENT_ID = {"", "anonymous", "anon", "anonymized", "anonymised", "unknown", "none", "0", "n/a"}
+
+
+def patient_of(case_dir: Path) -> Optional[str]:
+    """The person behind ``case_dir``, for a split by patient: a DICOM dataset case's PatientID (two studies of one
+    patient are one patient), else its identity (:func:`case_identity`); None when the case does not say."""
+    try:
+        record = json.loads((Path(case_dir) / "case.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    dataset = record.get("dataset") if isinstance(record, dict) else None
+    if isinstance(dataset, dict):
+        patient_id = str(dataset.get("patient_id") or "").strip()
+        if patient_id.lower() not in _NO_PATIENT_ID:
+            return f"patient {patient_id}"
+    return case_identity(case_dir)
+
+
+def patient_groups(case_dirs: Mapping[str, Path]) -> Dict[str, str]:
+    """{case name: patient} for :func:`DCEDiffLib.training.split.split_cases`; a case that does not say is its own
+    patient. When one PatientID would hold every case (an anonymisation that gave all the same ID), the studies
+    are used instead: a split of one patient is impossible, and such an ID says nothing."""
+    groups = {name: patient_of(path) or f"case {name}" for name, path in case_dirs.items()}
+    if len(groups) >= 2 and len(set(groups.values())) == 1:
+        groups = {name: case_identity(path) or f"case {name}" for name, path in case_dirs.items()}
+    return groups
+
+
 def identities(case_dirs: Mapping[str, Path], names: Iterable[str]) -> Dict[str, str]:
     """{name: identity} for the named cases that have one."""
     out = {}

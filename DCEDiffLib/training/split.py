@@ -4,20 +4,38 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 from DCEDiffLib.errors import InputError
 
 
-def split_cases(names: Sequence[str], fractions=(0.8, 0.1, 0.1), seed: int = 0) -> Dict[str, List[str]]:
+def split_cases(names: Sequence[str], fractions=(0.8, 0.1, 0.1), seed: int = 0,
+                patients: Optional[Mapping[str, str]] = None) -> Dict[str, List[str]]:
     """Split case names into train/validation/test by patient, reproducibly from ``seed``.
 
-    Training always gets at least one case, and so does validation when its fraction is non-zero; the test set
-    gets one (when its fraction is non-zero) only from 3 cases on: 2 cases give 1 training + 1 validation case.
+    ``patients`` ({name: patient}, e.g. :func:`~DCEDiffLib.training.case_identity.patient_groups`): the cases of
+    one patient (two studies, or a copy) always go to the same set, and the counts are counted in patients. Without
+    it, or when every case is its own patient, each case is a patient (the same split as before patients were
+    known).
+    Training always gets at least one patient, and so does validation when its fraction is non-zero; the test set
+    gets one (when its fraction is non-zero) only from 3 patients on: 2 give 1 training + 1 validation patient.
     """
     names = sorted(names)
+    groups: Dict[str, List[str]] = {}
+    for name in names:
+        groups.setdefault((patients or {}).get(name, f"case {name}"), []).append(name)
+    if len(groups) < len(names):
+        units = sorted(groups.values())  # each patient's cases, in the order of its first case name
+        if len(units) < 2:
+            raise InputError(f"need at least 2 patients to split into training and validation, got {len(names)} "
+                             f"cases of one patient ({next(iter(groups))})")
+        split = split_cases([members[0] for members in units], fractions, seed)
+        by_first = {members[0]: members for members in units}
+        for key in ("train", "validation", "test"):
+            split[key] = sorted(n for first in split[key] for n in by_first[first])
+        return split
     if len(names) < 2:
         raise InputError(f"need at least 2 cases to split into training and validation, got {len(names)}")
     fractions = tuple(fractions)

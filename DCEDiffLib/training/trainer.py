@@ -28,7 +28,7 @@ from DCEDiffLib.precision import NATIVE_BF16_FLAGS, native_bf16_flags
 from DCEDiffLib.training import distributed
 from DCEDiffLib.training.batches import SliceBatches, fixed_slices
 from DCEDiffLib.training.case_data import CaseArrays, list_case_dirs, load_case
-from DCEDiffLib.training.case_identity import check_same_patients, identities
+from DCEDiffLib.training.case_identity import check_same_patients, identities, patient_groups
 from DCEDiffLib.training.checkpoint import load_checkpoint, save_checkpoint
 from DCEDiffLib.training.config import condition_modalities
 from DCEDiffLib.training.ema import EMA
@@ -80,10 +80,12 @@ def load_split_cases(data_dir: Path, out_dir: Path, config: dict, ctx, workers: 
             raise InputError(f"{split_path} names cases missing from {data_dir}: {', '.join(missing[:5])}")
         check_same_patients(split, case_dirs, split["train"] + split["validation"], f"--data {data_dir}")
     else:
-        split = split_cases(list(case_dirs), tuple(config["split"]), config["split_seed"])
+        patients = patient_groups(case_dirs)  # two studies (or copies) of one patient go to one set
+        split = split_cases(list(case_dirs), tuple(config["split"]), config["split_seed"], patients)
         # which patients the names stand for: a resumed run or an evaluation checks them (case_identity.py)
         split["data"] = str(Path(data_dir).resolve())
         split["identities"] = identities(case_dirs, sorted(case_dirs))
+        split["patients"] = {name: patients[name] for name in sorted(case_dirs)}
         if ctx.is_main:
             write_split(split_path, split)
     cache = Path(cache_dir) if cache_dir else out_dir / "cache"
