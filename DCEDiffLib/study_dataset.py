@@ -112,6 +112,7 @@ def check_output(out, root) -> None:
         raise InputError(f"--out {out}: {manifest} is not readable JSON ({exc}); expected the manifest of a "
                          "dcediff dataset run (remove the folder to start again)") from exc
     previous_root = previous.get("root")
+    # recorded absolute since 2026-12-06; an older manifest's relative root is read from the current folder
     if previous_root and Path(previous_root).resolve() != resolved_root:
         raise InputError(f"--out {out}: was made from --root {previous_root}, not {root}; expected the same "
                          "--root to resume, or a new --out")
@@ -140,7 +141,10 @@ def finished_record(out, patient: str) -> Optional[dict]:
             except (OSError, ValueError):
                 return None
             if isinstance(record, dict) and record.get("status") == "ok":
-                return dict(record, resumed=True)
+                # a case folder missing one of its images (deleted by hand) is made again
+                if all((case_dir / f"{role}.nii.gz").is_file() for role in record.get("series") or {}):
+                    return dict(record, resumed=True)
+                return None
     return None
 
 
@@ -208,7 +212,8 @@ def _convert(patient: Path, out: Path, record: dict) -> None:
     relative = patient.name if usable else f"{NO_DCE_DIR}/{patient.name}"
     record.update(status="ok", usable_for_training=usable, case_dir=relative,
                   reason="" if usable else "no acquired DCE series: not usable for training")
-    with atomic_directory(out / relative) as tmp:
+    # overwrite: only a case folder an earlier run left incomplete gets here (finished ones are kept, not rewritten)
+    with atomic_directory(out / relative, overwrite=True, records=(CASE_JSON,)) as tmp:
         for role, image in images.items():
             sitk.WriteImage(image, str(tmp / f"{role}.nii.gz"), useCompression=True)
         case = {"case_id": patient.name, "made_by": "dcediff dataset", "source": str(patient),
@@ -244,6 +249,7 @@ def build_dataset(root, out, workers: int = 1,
     root, out = Path(root), Path(out)
     patients = find_patients(root)
     check_output(out, root)
+    refuse_cases_of_patients_gone(out, root, patients)
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     remove_partial_folders(out)
@@ -273,8 +279,41 @@ def build_dataset(root, out, workers: int = 1,
     else:
         _run_parallel(todo, out, min(workers, len(todo)), finish)
     ordered = [records[p.name] for p in patients]
+    drop_copies_of_one_study(out, ordered)
     write_manifest(out, root, ordered)
     return DatasetResult(out, ordered, time.perf_counter() - start)
+
+
+def refuse_cases_of_patients_gone(out, root, patients: Sequence[Path]) -> None:
+    """Refuse to resume into ``out`` while it holds case folders of patients no longer in ``root``: training reads
+    every case folder, so they would train while the manifest no longer lists them."""
+    names = {p.name for p in patients}
+    gone = [str(case.relative_to(out)) for folder in (Path(out), Path(out) / NO_DCE_DIR) if folder.is_dir()
+            for case in sorted(folder.iterdir())
+            if case.is_dir() and (case / CASE_JSON).is_file() and case.name not in names]
+    if gone:
+        raise InputError(f"--out {out}: holds {len(gone)} case folder(s) of patients no longer in --root {root} "
+                         f"({', '.join(gone[:5])}{', …' if len(gone) > 5 else ''}); training would still read them. "
+                         "Expected the patients of an earlier run to still be there: delete those case folders "
+                         "yourself, or write to a new --out")
+
+
+def drop_copies_of_one_study(out, records: Sequence[dict]) -> None:
+    """Keep one case of each DICOM study: a second patient folder holding the same StudyInstanceUID (a copy) would
+    count one patient twice. The later folder (by name) is removed and its row says which it copies."""
+    first: Dict[str, str] = {}
+    for record in records:
+        uid = record.get("study_instance_uid")
+        if record.get("status") != "ok" or not uid:
+            continue
+        if uid not in first:
+            first[uid] = record["patient"]
+            continue
+        if record.get("case_dir"):
+            shutil.rmtree(Path(out) / record["case_dir"], ignore_errors=True)
+        record.update(status="skipped", usable_for_training=False, case_dir=None, resumed=False,
+                      reason=f"the same DICOM study (StudyInstanceUID {uid}) as patient folder {first[uid]}: "
+                             "a copy, kept once")
 
 
 def _worker_init(threads: int) -> None:
@@ -337,7 +376,7 @@ def write_manifest(out, root, records: Sequence[dict]) -> None:
               "ok_usable_for_training": sum(1 for r in records if r["status"] == "ok" and r["usable_for_training"]),
               "ok_no_dce": sum(1 for r in records if r["status"] == "ok" and not r["usable_for_training"]),
               "skipped": sum(1 for r in records if r["status"] != "ok")}
-    manifest = {"version": MANIFEST_VERSION, "made_by": f"dcediff dataset {__version__}", "root": str(Path(root)),
+    manifest = {"version": MANIFEST_VERSION, "made_by": f"dcediff dataset {__version__}", "root": str(Path(root).resolve()),
                 "case_format": "raw case folders (<role>.nii.gz in each series' geometry + case.json); dcediff train "
                                "registers, crops and normalises them as it does phantom cases",
                 "no_dce_policy": NO_DCE_POLICY, "counts": counts, "patients": list(records)}

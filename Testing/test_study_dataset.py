@@ -196,3 +196,34 @@ def test_real_prostatex_studies_are_skipped_for_their_missing_t1pre_with_the_rig
     assert picks == {"ProstateX-0000": (4, 7, 9), "ProstateX-0001": (10, 8, 11)}   # as in test_dicom_study.py
     assert all(r["status"] == "skipped" and r["reason"].startswith("missing T1-pre: no T1-pre found")
                for r in result.records)
+
+
+def test_a_copy_of_a_study_counts_once_and_resuming_checks_what_is_there(root, tmp_path, monkeypatch):
+    """A second patient folder with the same study is dropped; a resume refuses case folders of patients gone from
+    the root, remakes a case missing an image, and does not depend on the current folder."""
+    root_dir, _ = root
+    small = tmp_path / "root"
+    small.mkdir()
+    for name in ("P-D", "P-D-copy"):
+        (small / name).symlink_to(root_dir / "P-D", target_is_directory=True)
+    out = tmp_path / "out"
+    monkeypatch.chdir(tmp_path)
+    result = build_dataset(Path("root"), Path("out"))  # relative paths: the manifest records the root absolute
+    status = {r["patient"]: (r["status"], r["reason"]) for r in result.records}
+    assert status["P-D"][0] == "ok" and status["P-D-copy"][0] == "skipped"
+    assert "the same DICOM study" in status["P-D-copy"][1] and "as patient folder P-D" in status["P-D-copy"][1]
+    assert not (out / "no_dce" / "P-D-copy").exists()
+    assert read_manifest(out)["root"] == str(small.resolve())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    case = out / "no_dce" / "P-D"
+    (case / "adc.nii.gz").unlink()  # deleted by hand: the case is made again, not taken as finished
+    result = build_dataset(small, out)
+    again = {r["patient"]: r for r in result.records}["P-D"]
+    assert again["status"] == "ok" and not again["resumed"] and (case / "adc.nii.gz").is_file()
+    (small / "P-D").unlink()
+    (small / "P-D-copy").unlink()
+    (small / "P-X").symlink_to(root_dir / "P-A", target_is_directory=True)
+    with pytest.raises(InputError, match=r"holds 1 case folder\(s\) of patients no longer in --root .*no_dce/P-D"):
+        build_dataset(small, out)
