@@ -176,6 +176,26 @@ def read_inputs(inputs: Mapping[str, object], optional: Sequence[str] = ()) -> D
     return images
 
 
+def refuse_series_off_the_centre(images: Mapping[str, sitk.Image], centre_lps: Sequence[float], source: str) -> None:
+    """Refuse, before any registration, a series whose field of view does not contain the crop centre: it images
+    another region (e.g. an abdominal T2W picked from a study, or a wrong file), and a registration there has
+    nothing to align (it used to end in an ITK error naming no series)."""
+    off = []
+    for key, image in images.items():
+        if key in LABEL_KEYS:
+            continue
+        index = np.asarray(image.TransformPhysicalPointToContinuousIndex([float(c) for c in centre_lps]))
+        if np.any(index < -0.5) or np.any(index > np.asarray(image.GetSize()) - 0.5):
+            off.append(_name(key))
+    if off:
+        whence = {"prostate model": "the prostate model on the T2W", "user": "--center",
+                  "field-of-view centre": "the T2W's field-of-view centre"}.get(source, source)
+        raise InputError(f"{', '.join(off)}: the field of view does not contain the crop centre "
+                         f"{tuple(round(float(c), 1) for c in centre_lps)} LPS mm (from {whence}); expected series of "
+                         "one exam that all image the prostate. One of them is likely the wrong series (in a study: "
+                         "pick it with --series ROLE=NUMBER), or --center lies outside it")
+
+
 def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[float]] = None,
                     register: bool = True, progress=None, should_cancel: Optional[CancelHook] = None,
                     grid_size: Sequence[int] = GRID_SIZE, grid_spacing: Sequence[float] = GRID_SPACING,
@@ -205,6 +225,7 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
     if location.mask is not None and "prostate_mask" not in images:
         images["prostate_mask"] = sitk.Cast(location.mask, sitk.sitkInt16)
     to_register = [m for m in REGISTERED if m in images]
+    refuse_series_off_the_centre(images, grid.center_lps, location.source)
     if register:  # side by side where the cores allow; the DCE frames through the T1-pre (registration_schedule)
         registration = register_series(t2w, images, to_register, grid.center_lps, self_check=self_check,
                                        should_cancel=should_cancel, progress=progress)

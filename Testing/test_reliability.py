@@ -237,7 +237,16 @@ def case_no_overlap(tmp, good, model):
     image = volume("pd")
     image.SetOrigin(tuple(o + 1000.0 for o in ORIGIN))
     return dict(inputs=_inputs(good, pd=write(image, tmp / "far.nii.gz")), level="case",
-                expect=["(pd)", "working grid", "expected a"])
+                expect=["(pd)", "does not contain the crop centre", "expected series of one exam"])
+
+
+def case_t1pre_off_the_centre(tmp, good, model):
+    # another region (e.g. an abdominal series 150 mm up): refused before registration, which used to end in an
+    # ITK error naming no series (the DCE frames are registered through the T1-pre)
+    image = volume("t1pre")
+    image.SetOrigin(tuple(o + d for o, d in zip(ORIGIN, (0.0, 0.0, 150.0))))
+    return dict(inputs=_inputs(good, t1pre=write(image, tmp / "abdomen.nii.gz")), level="case",
+                expect=["(t1pre)", "does not contain the crop centre", "--series ROLE=NUMBER"])
 
 
 def case_spacing_tiny(tmp, good, model):

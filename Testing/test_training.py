@@ -354,3 +354,27 @@ def test_bf16_training_on_a_cpu_without_native_bf16_is_warned_about():
     assert emulated_bf16_warning(bf16, "cpu", flags=["avx512f", "avx512_bf16"]) is None
     assert emulated_bf16_warning(bf16, "cuda", flags=[]) is None
     assert emulated_bf16_warning(make_config({"mixed_precision": "auto"}), "cpu", flags=[]) is None
+
+
+def test_a_training_case_without_acquired_dce_is_named_before_training(tmp_path):
+    """A case folder without dce_early/dce_late in the data folder used to crash the first validation ('need at
+    least one array to stack'); it is now refused by name, and a case that cannot be read names its folder."""
+    from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
+    from DCEDiffLib.modalities import INPUT_MODALITIES
+    from DCEDiffLib.preprocess import preprocess_case, write_preprocessed
+    from DCEDiffLib.training.trainer import _cache_one, load_split_cases
+
+    inputs = {m: str(SAMPLE_CASE_DIR / f"{m}.nii.gz") for m in INPUT_MODALITIES}
+    data = tmp_path / "data"
+    write_preprocessed(preprocess_case(dict(inputs, dce_early=str(SAMPLE_CASE_DIR / "dce_early.nii.gz"),
+                                            dce_late=str(SAMPLE_CASE_DIR / "dce_late.nii.gz")), register=False),
+                       data / "with_dce")
+    write_preprocessed(preprocess_case(inputs, register=False), data / "without_dce")
+    ctx = distributed.DistContext(0, 1, 0, torch.device("cpu"))
+    with pytest.raises(InputError, match=r"1 case\(s\) have no acquired DCE .*: without_dce; expected training"):
+        load_split_cases(data, tmp_path / "run", {"split": [0.5, 0.5, 0.0], "split_seed": 0}, ctx)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "t2w.nii.gz").write_bytes(b"not an image")
+    with pytest.raises(InputError, match=f"case folder {broken}: "):
+        _cache_one(broken, tmp_path / "cache")

@@ -94,6 +94,12 @@ def load_split_cases(data_dir: Path, out_dir: Path, config: dict, ctx, workers: 
         _load_parallel([case_dirs[n] for n in names], cache, workers, report)
     ctx.barrier()
     loaded = {n: load_case(case_dirs[n], cache) for n in names}
+    without_dce = [n for n in names if loaded[n].targets is None]
+    if without_dce:  # a training or validation case needs what the model learns to draw
+        raise InputError(f"--data {data_dir}: {len(without_dce)} case(s) have no acquired DCE (dce_early and "
+                         f"dce_late): {', '.join(without_dce[:5])}{', …' if len(without_dce) > 5 else ''}; expected "
+                         "training cases with both (dcediff dataset puts cases without DCE in no_dce/, which "
+                         "training does not read): move them out of the data folder")
     return {"split": split, "train": [loaded[n] for n in split["train"]],
             "validation": [loaded[n] for n in split["validation"]]}
 
@@ -129,7 +135,10 @@ def _one_thread_worker() -> None:
 
 def _cache_one(case_dir: Path, cache: Path) -> None:
     # Returns nothing on purpose: a pool worker would otherwise send every case's arrays back to be thrown away
-    load_case(case_dir, cache)
+    try:
+        load_case(case_dir, cache)
+    except InputError as error:  # of a hundred cases, say which one
+        raise InputError(f"case folder {case_dir}: {error}") from error
 
 
 def emulated_bf16_warning(config: dict, device_type: str, flags: Optional[Sequence[str]] = None) -> Optional[str]:
