@@ -16,9 +16,13 @@ needs_case = pytest.mark.skipif(not (SAMPLE_CASE_DIR / "t2w.nii.gz").is_file(), 
 
 
 def two_cases(tmp_path: Path) -> Path:
+    """Two copies of the sample case, told to be two patients (a copy of one patient would be split as one)."""
     data = tmp_path / "data"
-    for name in ("case_a", "case_b"):
+    for index, name in enumerate(("case_a", "case_b")):
         shutil.copytree(SAMPLE_CASE_DIR, data / name)
+        record = json.loads((data / name / "case.json").read_text(encoding="utf-8"))
+        record["seed"] = 900000 + index
+        (data / name / "case.json").write_text(json.dumps(record), encoding="utf-8")
     return data
 
 
@@ -53,7 +57,13 @@ def test_train_refuses_one_case_and_an_old_split_without_training_cases_and_fres
     shutil.rmtree(data / "case_b")
     out = tmp_path / "run"
     assert main(["train", "--data", str(data), "--out", str(out)]) == 2
-    assert "at least 2" in one_error_line(capsys.readouterr().err) and not out.exists()
+    line = one_error_line(capsys.readouterr().err)
+    assert "at least 2" in line and "dcediff dataset --root" in line and not out.exists()
+    for inside in (data, data / "case_a"):  # the run folder among the cases, or in one of them
+        before = sorted(p.relative_to(data) for p in data.rglob("*"))
+        assert main(["train", "--data", str(data), "--out", str(inside / "run")]) == 2
+        assert "lies inside --data" in one_error_line(capsys.readouterr().err)
+        assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
 
     data = two_cases(tmp_path / "two")
     out.mkdir()

@@ -104,10 +104,15 @@ def _check_data_and_split(args: argparse.Namespace) -> None:
     from DCEDiffLib.training.case_data import list_case_dirs
     from DCEDiffLib.training.split import read_split
 
+    out, data = Path(args.out).resolve(), Path(args.data).resolve()
+    if out == data or data in out.parents:  # checkpoints and cache would be written among (or into) the cases
+        raise InputError(f"--out {args.out}: lies inside --data {args.data}; expected a run folder outside the data "
+                         "folder")
     cases = list_case_dirs(args.data)
     if len(cases) < 2:
         raise InputError(f"--data {args.data}: {len(cases)} case; training needs at least 2 (1 for training, 1 for "
-                         "validation), e.g. dcediff phantom --cases 3")
+                         "validation), e.g. dcediff phantom --cases 3; a folder of DICOM studies becomes cases with "
+                         "dcediff dataset --root DIR --out CASES")
     split_path = Path(args.out) / "split.json"
     if not split_path.is_file():
         return
