@@ -56,6 +56,12 @@ def _case_dirs(data_dir: Path, split_path: Optional[Path], key: str) -> List[Pat
     chosen = [d for d in dirs if d.name in names]
     if not chosen:
         raise InputError(f"{split_path}: none of its {key} cases is in {data_dir}")
+    absent = sorted(names - {d.name for d in chosen})
+    if absent:  # scored or fitted on fewer cases than the split names: say so, the numbers are of these cases only
+        print(f"dcediff evaluate: warning: {len(absent)} of the split's {len(names)} {key} cases are not in "
+              f"{data_dir} ({', '.join(absent[:5])}{', …' if len(absent) > 5 else ''}): "
+              f"{'scoring' if key != 'train' else 'fitting the mean-enhancement baseline on'} the other "
+              f"{len(chosen)}", file=sys.stderr, flush=True)
     check_same_patients(split, {d.name: d for d in chosen}, names, f"--split {split_path} on --data {data_dir}")
     return chosen
 

@@ -149,3 +149,15 @@ def test_evaluate_warns_when_it_scores_another_study_of_a_training_patient(tmp_p
     write_split(tmp_path / "run" / "split.json", split)
     scored = evaluation_runner.training_cases_scored(tmp_path / "run" / "model.safetensors", sorted(later.iterdir()))
     assert scored == ["PX-1-fu"]
+
+
+def test_a_split_case_missing_from_the_data_folder_is_said(tmp_path, capsys):
+    data = phantom_folder(tmp_path / "data", range(400, 404))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["case_000", "case_001", "case_009"], "validation": [],
+                                 "test": ["case_002", "case_003"]}))
+    assert [d.name for d in evaluation_runner._case_dirs(data, split, "test")] == ["case_002", "case_003"]
+    assert capsys.readouterr().err == ""
+    assert [d.name for d in evaluation_runner._case_dirs(data, split, "train")] == ["case_000", "case_001"]
+    err = capsys.readouterr().err
+    assert "1 of the split's 3 train cases are not in" in err and "case_009" in err and "baseline on the other 2" in err

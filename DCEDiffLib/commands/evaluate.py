@@ -38,7 +38,8 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--max-cases", type=int, help="evaluate at most this many cases (quick checks)")
-    parser.add_argument("--cache", type=Path, help="folder for preprocessed-case caches (shareable with training)")
+    parser.add_argument("--cache", type=Path, help="folder for preprocessed-case caches (shareable with training; default: "
+                        "the hidden folder .OUT.cache beside --out, kept for a rerun, ~10 MB a case)")
     parser.add_argument("--no-fid", action="store_true", help="skip FID/KID")
     parser.add_argument("--missing", action="append", default=[], metavar="INPUT",
                         help="run every method with INPUT missing (only pd), its channel set as in training's "
@@ -46,7 +47,7 @@ def register(subparsers) -> None:
                              "it and which models were trained to do without it")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--overwrite", action="store_true")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, interrupted=interrupted_message)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,3 +80,13 @@ def run(args: argparse.Namespace) -> int:
         subset=args.subset, missing=args.missing)
     print(json.dumps(summary, indent=1, default=str, ensure_ascii=False))  # "27.90 ± 0.00", not "\u00b1"
     return 0
+
+
+def interrupted_message(args: argparse.Namespace) -> str:
+    """What Ctrl-C leaves behind: no result folder, but the preprocessed cases, kept for the next run."""
+    out = Path(args.out)
+    cache = Path(args.cache) if args.cache else out.parent / f".{out.name}.cache"
+    if cache.is_dir() and any(cache.iterdir()):
+        return (f"interrupted; no partial output was kept. The preprocessed cases in {cache} are kept for a rerun "
+                "(delete the folder to free the space)")
+    return "interrupted; no partial output was kept"
