@@ -284,9 +284,11 @@ def check_out_of_distribution(card: dict, case, conditions: np.ndarray, names: S
     from DCEDiffLib.data_source import input_sources
 
     statistics = card.get("input_statistics")
-    if not statistics:
-        return ood.not_checked("the model card has no input_statistics (scripts/add_input_statistics.py adds "
-                               "them from the training cases)")
+    if not statistics:  # said, not only recorded: nothing then tells the user whether the inputs fit the model
+        result = ood.not_checked("the model card has no input_statistics (scripts/add_input_statistics.py adds "
+                                 "them from the training cases)")
+        say(f"DCEDiff note: inputs not checked against the model's training data: {result['reason']}")
+        return result
     try:
         mask = statistics.get("gland_region") == "prostate mask"  # measure the gland the way training did
         result = ood.ood_score(ood.case_statistics(case, conditions, names, inputs, use_prostate_mask=mask,

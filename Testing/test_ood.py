@@ -322,6 +322,7 @@ def test_pipeline_labels_every_output_when_flagged(model_with_statistics, tmp_pa
     unchecked = check_out_of_distribution({"conditions": list(INPUT_MODALITIES)}, case, conditions,
                                           INPUT_MODALITIES, sample_inputs())
     assert unchecked["checked"] is False and "no input_statistics" in unchecked["reason"]
+    assert "inputs not checked against the model's training data" in capfd.readouterr().err  # said on the console
 
 
 def test_report_has_no_banner_without_warning(tmp_path):
