@@ -227,3 +227,13 @@ def test_a_copy_of_a_study_counts_once_and_resuming_checks_what_is_there(root, t
     (small / "P-X").symlink_to(root_dir / "P-A", target_is_directory=True)
     with pytest.raises(InputError, match=r"holds 1 case folder\(s\) of patients no longer in --root .*no_dce/P-D"):
         build_dataset(small, out)
+
+
+def test_a_root_one_level_too_deep_is_said(root, tmp_path, capsys):
+    """--root at a study folder: every series becomes a 'patient' and is skipped; the warning says why."""
+    root_dir, _ = root
+    study = root_dir / "P-A"  # its sub-folders are the series
+    assert main(["dataset", "--root", str(study), "--out", str(tmp_path / "out"), "--progress-lines"]) == 2
+    printed = capsys.readouterr()
+    assert "hold parts of one DICOM study" in printed.err and "looks one level too deep" in printed.err
+    assert "DCEDiff dataset:" in printed.err and "DCEDiff dataset:" not in printed.out  # stdout: progress lines only

@@ -51,14 +51,34 @@ def run(args: argparse.Namespace) -> int:
             if len(reason) > REASON_CHARS:
                 reason = reason[:REASON_CHARS].rstrip() + " …"
             print(f"dcediff dataset: skipped {record['patient']}: {reason}", file=sys.stderr)
+    hint = root_too_deep_hint(result.records)
+    if hint:
+        print(f"dcediff dataset: warning: {hint}", file=sys.stderr)
     usable = result.count("ok", usable=True)
+    # with --progress-lines stdout holds only the progress lines (what a caller such as Slicer parses)
     print(f"DCEDiff dataset: {usable} case(s) for training in {args.out}/, {result.count('ok', usable=False)} "
           f"without acquired DCE in {args.out}/{NO_DCE_DIR}/, {result.count('skipped')} patient(s) skipped, "
-          f"{result.resumed} finished earlier; {result.seconds:.1f} s. Manifest: {args.out / MANIFEST_CSV}")
+          f"{result.resumed} finished earlier; {result.seconds:.1f} s. Manifest: {args.out / MANIFEST_CSV}",
+          file=sys.stderr if args.progress_lines else sys.stdout)
     if usable == 0:
         raise InputError(f"--root {args.root}: no patient gave a training case (a T2W, PD, ADC, T1-pre and an "
                          f"acquired DCE); the reasons are in {args.out / MANIFEST_CSV}")
     return 0
+
+
+def root_too_deep_hint(records) -> str:
+    """Words for a --root whose 'patients' are the series (or studies) of one patient: several folders hold the
+    same DICOM study. Empty when not."""
+    folders: dict = {}
+    for record in records:
+        if record.get("study_instance_uid"):
+            folders.setdefault(record["study_instance_uid"], []).append(record["patient"])
+    shared = max(folders.values(), key=len, default=[])
+    if len(shared) < 3:  # two can be a copy (kept once); three or more folders of one study are its parts
+        return ""
+    return (f"{len(shared)} folders under --root hold parts of one DICOM study ({', '.join(shared[:3])}, …): --root "
+            "looks one level too deep; expected the folder whose sub-folders are the patients (e.g. the folder "
+            "holding ProstateX-0000/), each with one whole study")
 
 
 def interrupted_message(args: argparse.Namespace) -> str:
