@@ -98,10 +98,26 @@ def _inside_box(image: sitk.Image, points: np.ndarray) -> np.ndarray:
     return np.all((index >= -0.5) & (index <= size - 0.5), axis=1)
 
 
+def closest_to_lps(direction: Sequence[float]) -> Tuple[float, ...]:
+    """``direction`` (a 3×3 direction matrix, row-major) with its axes reordered and their signs flipped so that
+    axis i points closest to patient left, j to posterior and k to superior (LPS): the same physical frame, the
+    obliquity kept, but axial slices stored as the model was trained on. A T2W stored in another axis order
+    (rows reversed, as some converters write it; transposed) or acquired coronal or sagittal gave the model other
+    slices (a coronal T2W: 15.9 dB against 29.8 dB for the same exam, without a warning)."""
+    import itertools
+
+    matrix = np.asarray(direction, dtype=float).reshape(3, 3)
+    # the axis of the T2W that goes with each patient axis (x, y, z): the assignment with the largest alignment
+    order = max(itertools.permutations(range(3)), key=lambda p: sum(abs(matrix[a, p[a]]) for a in range(3)))
+    columns = [matrix[:, order[a]] * (1.0 if matrix[a, order[a]] >= 0 else -1.0) for a in range(3)]
+    return tuple(float(v) for v in np.stack(columns, axis=1).ravel())
+
+
 def make_working_grid(t2w: sitk.Image, center_lps: Optional[Sequence[float]] = None,
                       size: Sequence[int] = GRID_SIZE, spacing: Sequence[float] = GRID_SPACING) -> WorkingGrid:
-    """The working grid oriented like ``t2w`` (its direction matrix), centred on ``center_lps`` (LPS mm) or, by
-    default, on the T2W field-of-view centre.
+    """The working grid oriented like ``t2w`` (its direction matrix, its axes ordered and signed closest to LPS:
+    :func:`closest_to_lps`, so the slices are axial whatever the T2W's storage or plane), centred on
+    ``center_lps`` (LPS mm) or, by default, on the T2W field-of-view centre.
 
     Raises :class:`InputError` if the centre lies outside the T2W field of view or the grid does not overlap
     the T2W at all (a partial overlap is fine; :func:`coverage_fraction` says how much).
@@ -112,7 +128,7 @@ def make_working_grid(t2w: sitk.Image, center_lps: Optional[Sequence[float]] = N
         raise InputError(f"working grid size {size}: expected three positive voxel counts")
     if len(spacing) != 3 or not all(np.isfinite(spacing)) or min(spacing) <= 0:
         raise InputError(f"working grid spacing {spacing}: expected three positive millimetre values")
-    direction = tuple(float(d) for d in t2w.GetDirection())
+    direction = closest_to_lps(t2w.GetDirection())
     if center_lps is None:
         center = np.asarray(field_of_view_center(t2w))
     else:
