@@ -199,7 +199,41 @@ def paste_back(image_on_grid: sitk.Image, reference: Union[sitk.Image, WorkingGr
     if not np.any(coverage_mask(WorkingGrid.from_image(reference), image_on_grid)):
         raise InputError("the working-grid image does not overlap the reference grid it is pasted onto; expected "
                          "a reference of the same exam (e.g. the T2W the grid was made from)")
-    return _resample(image_on_grid, reference, None, interpolator, default_value, antialias)
+    if _lattice_offset(image_on_grid, reference) is not None:
+        return _resample(image_on_grid, reference, None, interpolator, default_value, antialias)
+    # The grid's outer faces often lie exactly on the reference's slice planes (16 × 3 mm slices centred in a T2W
+    # of 3 mm slices): ITK's inside test then turned on rounding at 1e-9 mm, and an edge slice came out partly
+    # filled. Resample from the grid with its edge voxels repeated once, then keep what lies inside its box with a
+    # tolerance: an edge slice is filled or empty, whole.
+    padded = sitk.ZeroFluxNeumannPad(image_on_grid, [1, 1, 1], [1, 1, 1])
+    out = _resample(padded, reference, None, interpolator, default_value, antialias)
+    inside = _inside_lattice(image_on_grid, reference, EDGE_TOLERANCE_VOXELS)
+    if not inside.all():
+        values = sitk.GetArrayFromImage(out)
+        values[~inside] = default_value
+        result = sitk.GetImageFromArray(values)
+        result.CopyInformation(out)
+        return result
+    return out
+
+
+EDGE_TOLERANCE_VOXELS = 1e-3  # a reference voxel this close to the grid's box (in grid voxels) counts as inside
+
+
+def _inside_lattice(image: sitk.Image, reference: sitk.Image, tolerance: float) -> np.ndarray:
+    """(k, j, i) booleans: the voxel centres of ``reference`` inside ``image``'s voxel box (half a voxel beyond its
+    outer centres), ``tolerance`` voxels more. Built axis by axis: the index is affine in the reference's."""
+    to_index = np.linalg.inv(np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+                             @ np.diag(image.GetSpacing()))
+    step = to_index @ np.asarray(reference.GetDirection(), dtype=float).reshape(3, 3) @ np.diag(reference.GetSpacing())
+    start = to_index @ (np.asarray(reference.GetOrigin(), dtype=float) - np.asarray(image.GetOrigin(), dtype=float))
+    i, j, k = (np.arange(n, dtype=float) for n in reference.GetSize())
+    inside = np.ones(tuple(reversed(reference.GetSize())), dtype=bool)
+    for axis in range(3):
+        index = (start[axis] + step[axis, 2] * k[:, None, None] + step[axis, 1] * j[None, :, None]
+                 + step[axis, 0] * i[None, None, :])
+        inside &= (index >= -0.5 - tolerance) & (index <= image.GetSize()[axis] - 0.5 + tolerance)
+    return inside
 
 
 def _is_identity(transform: sitk.Transform) -> bool:

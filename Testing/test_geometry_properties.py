@@ -251,3 +251,22 @@ def test_the_working_grid_is_axial_however_the_t2w_is_stored(order, flips):
     assert grid.direction == closest_to_lps(t2w.GetDirection()) or np.allclose(grid.direction, t2w.GetDirection())
     on_grid = [sitk.GetArrayFromImage(resample_to_grid(image, grid)) for image in (t2w, other)]
     assert np.allclose(on_grid[0], on_grid[1], atol=1e-3)
+
+
+@pytest.mark.parametrize("nudge_mm", [-1e-9, 0.0, 1e-9])
+def test_an_edge_slice_on_the_grids_face_is_pasted_whole_whatever_the_rounding(nudge_mm):
+    """16 × 3 mm grid slices centred in a T2W of 3 mm slices: the grid's outer faces lie on T2W slice planes. Those
+    slices used to come out partly filled, by how 1e-9 mm of geometry noise rounded (NIfTI, NRRD and DICOM copies of
+    one T2W differed)."""
+    from DCEDiffLib.working_grid import WorkingGrid, paste_back
+
+    reference = sitk.Image([40, 40, 19], sitk.sitkFloat32)
+    reference.SetSpacing((0.5, 0.5, 3.0))
+    grid = WorkingGrid((10, 10, 16), (1.5, 1.5, 3.0), (4.75, 4.75, 4.5 + nudge_mm), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    on_grid = grid.reference_image()
+    on_grid = sitk.Add(sitk.Cast(on_grid, sitk.sitkFloat32), 5.0)
+    pasted = sitk.GetArrayFromImage(paste_back(on_grid, reference))
+    filled = [int(np.count_nonzero(pasted[k])) for k in range(19)]
+    # the grid spans z = 3 … 51 mm (faces): T2W planes 1 (3 mm) to 17 (51 mm), each whole; 0 and 18 outside
+    assert filled[0] == filled[18] == 0 and len(set(filled[1:18])) == 1 and filled[1] > 0, filled
+    assert np.allclose(pasted[1:18][pasted[1:18] != 0], 5.0)
