@@ -23,7 +23,8 @@ def is_nifti(path: Path) -> bool:
     return name.endswith(".nii") or name.endswith(".nii.gz")
 
 
-def _open(path: Path):
+def open_nifti(path: Path):
+    """The file opened for reading bytes, through gzip when it is a .gz."""
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
 
 
@@ -55,7 +56,7 @@ def count_nonfinite(path) -> Optional[Tuple[int, int]]:
     parse (the image reader then decides)."""
     path = Path(path)
     try:
-        with _open(path) as handle:
+        with open_nifti(path) as handle:
             header = handle.read(540)
             layout = _layout(header) if len(header) >= 348 else None
             if layout is None or layout[1] not in _FLOAT_TYPES:

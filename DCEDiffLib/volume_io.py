@@ -17,6 +17,8 @@ import SimpleITK as sitk
 from DCEDiffLib.atomic import atomic_path
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.nifti_nonfinite import count_nonfinite, is_nifti
+from DCEDiffLib.nifti_orientation import placement_disagreement
+from DCEDiffLib.progress import say
 
 WRITABLE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 EXPECTED_INPUT = "a DICOM series folder or a NIfTI / NRRD / MHA file"
@@ -168,6 +170,9 @@ def _read_file(path: Path, name: str, expect_3d: bool) -> sitk.Image:
         if counted is not None and counted[0] > 0:
             raise InputError(f"{name}: {path} has {counted[0]} NaN or infinite voxels (of {counted[1]}) in the file "
                              "(the NIfTI reader would give them as 0); expected finite intensities everywhere")
+        disagreement = placement_disagreement(path, image)
+        if disagreement:
+            say(f"dcediff: warning: {name}: {disagreement}")
     return image
 
 
