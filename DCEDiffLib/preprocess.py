@@ -12,7 +12,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -173,7 +173,29 @@ def read_inputs(inputs: Mapping[str, object], optional: Sequence[str] = ()) -> D
         _check_spacing(image, key)
         images[key] = image
     _check_adc(images["adc"])
+    for first, second in same_image_in_two_roles(images):
+        progress_say(f"dcediff: warning: {_name(first)} and {_name(second)} are the same image (identical voxels "
+                     "and geometry): the model expects a different acquisition for each role; a copy of one file "
+                     "was likely given for both")
     return images
+
+
+def same_image_in_two_roles(images: Mapping[str, sitk.Image]) -> List[Tuple[str, str]]:
+    """Pairs of roles (not label maps) whose images are identical: the same series given twice under two paths
+    (a copy, or a DICOM folder and its NIfTI conversion). Geometry is compared first, voxels only when it agrees."""
+    keys = [k for k in images if k not in LABEL_KEYS]
+    pairs = []
+    for index, first in enumerate(keys):
+        for second in keys[index + 1:]:
+            a, b = images[first], images[second]
+            if a.GetSize() != b.GetSize() or not all(
+                    np.allclose(x, y, atol=1e-3) for x, y in ((a.GetSpacing(), b.GetSpacing()),
+                                                              (a.GetOrigin(), b.GetOrigin()),
+                                                              (a.GetDirection(), b.GetDirection()))):
+                continue
+            if np.array_equal(sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b)):
+                pairs.append((first, second))
+    return pairs
 
 
 def refuse_series_off_the_centre(images: Mapping[str, sitk.Image], centre_lps: Sequence[float], source: str) -> None:

@@ -61,3 +61,20 @@ def test_disagreeing_placements_are_said_with_the_one_read(tmp_path, kwargs, use
     read_volume(path, name="T2W (t2w)")  # the reader says it too, naming the input
     err = capsys.readouterr().err
     assert "T2W (t2w): shifted.nii.gz: its NIfTI qform and sform place the volume 30.0 mm apart" in err
+
+
+def test_a_copy_of_one_input_given_for_another_role_is_said(tmp_path, capsys):
+    """The CLI refuses one path in two roles; a copy of the T1-pre given as the PD passed without a word."""
+    import shutil
+
+    from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
+    from DCEDiffLib.preprocess import read_inputs
+
+    copy = tmp_path / "t1copy.nii.gz"
+    shutil.copy(SAMPLE_CASE_DIR / "t1pre.nii.gz", copy)
+    inputs = {m: str(SAMPLE_CASE_DIR / f"{m}.nii.gz") for m in ("t2w", "pd", "adc", "t1pre")}
+    read_inputs(inputs)
+    assert "same image" not in capsys.readouterr().err
+    read_inputs(dict(inputs, pd=str(copy)))
+    err = capsys.readouterr().err
+    assert "(pd) and" in err and "(t1pre) are the same image" in err
