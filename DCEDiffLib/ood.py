@@ -135,13 +135,21 @@ def series_geometry(image) -> Optional[Dict[str, float]]:
         reader = read_header(path)  # header only, no pixel data
         if reader is None:
             return None
-        spacing, size = reader.GetSpacing(), reader.GetSize()
+        spacing, size, direction = reader.GetSpacing(), reader.GetSize(), reader.GetDirection()
     elif isinstance(image, sitk.Image):
-        spacing, size = image.GetSpacing(), image.GetSize()
+        spacing, size, direction = image.GetSpacing(), image.GetSize(), image.GetDirection()
     else:
         return None
     if len(spacing) < 3:
         return None
+    # by patient axis, as the axial working grid sees the series (a T2W stored transposed or with its slice axis
+    # first is the same acquisition; its stored third axis is not its slice thickness)
+    from DCEDiffLib.working_grid import lps_axis_order
+
+    dim = len(spacing)
+    order = lps_axis_order(np.asarray(direction, dtype=float).reshape(dim, dim)[:3, :3].ravel())
+    spacing = [float(spacing[order[a]]) for a in range(3)]
+    size = [int(size[order[a]]) for a in range(3)]
     return {"inplane_mm": float((spacing[0] + spacing[1]) / 2), "slice_mm": float(spacing[2]),
             "fov_mm": float(max(size[0] * spacing[0], size[1] * spacing[1]))}
 

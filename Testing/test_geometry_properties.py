@@ -104,8 +104,13 @@ def interpolated_from(valid: np.ndarray, image_like, reference) -> np.ndarray:
 @given(geometry=geometries)
 def test_geometry_survives_file_round_trip_resampling_and_paste_back(geometry, tmp_path):
     # Volumes spanning less than two grid voxels along an axis may hold no grid voxel centre: nothing to compare.
-    assume(np.all((np.asarray(geometry["size"]) - 1) * geometry["spacing"] >= 2 * np.asarray(geometry["grid_spacing"])))
+    # The grid's axes follow the volume's, reordered closest to LPS (working_grid.lps_axis_order).
+    from DCEDiffLib.working_grid import lps_axis_order
+
     original = linear_volume(geometry)
+    order = list(lps_axis_order(original.GetDirection()))
+    spans = ((np.asarray(geometry["size"]) - 1) * np.asarray(geometry["spacing"]))[order]
+    assume(np.all(spans >= 2 * np.asarray(geometry["grid_spacing"])))
     path = tmp_path / f"volume{geometry['suffix']}"
     sitk.WriteImage(original, str(path))
     loaded = read_volume(path, name="volume")
@@ -270,3 +275,15 @@ def test_an_edge_slice_on_the_grids_face_is_pasted_whole_whatever_the_rounding(n
     # the grid spans z = 3 … 51 mm (faces): T2W planes 1 (3 mm) to 17 (51 mm), each whole; 0 and 18 outside
     assert filled[0] == filled[18] == 0 and len(set(filled[1:18])) == 1 and filled[1] > 0, filled
     assert np.allclose(pasted[1:18][pasted[1:18] != 0], 5.0)
+
+
+def test_the_ood_geometry_of_a_t2w_does_not_depend_on_its_storage():
+    """An axial T2W stored transposed or with its slice axis first was reported as 'slice thickness 0.6 mm'."""
+    from DCEDiffLib.ood import series_geometry
+
+    t2w = linear_volume({"size": (20, 18, 8), "spacing": (0.6, 0.7, 3.0), "origin": (0.0, 0.0, 0.0),
+                         "rotation": (1.0, 0.0, 0.0, 0.0)})
+    expected = series_geometry(t2w)
+    assert expected == {"inplane_mm": pytest.approx(0.65), "slice_mm": 3.0, "fov_mm": pytest.approx(12.6)}
+    for order, flips in (((1, 0, 2), ()), ((2, 0, 1), (0,)), ((0, 2, 1), (1,))):
+        assert series_geometry(_stored_otherwise(t2w, order, flips)) == pytest.approx(expected)
