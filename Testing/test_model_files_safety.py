@@ -45,6 +45,23 @@ def test_a_good_model_loads(saved):
     assert model.card["conditions"] == ["t2w", "pd", "adc", "t1pre"] and not model.network.training
 
 
+def test_a_dotted_model_name_loads_that_model_and_other_files_are_named_for_what_they_are(saved, tmp_path):
+    """'model_v1.5.safetensors' once loaded 'model_v1.safetensors' (Path.with_suffix drops the '.5')."""
+    from DCEDiffLib.diffusion.model_files import model_paths
+
+    weights, card = copy_model(saved, tmp_path, "model_v1.5")
+    assert model_paths(weights) == (weights, card) and model_paths(card) == (weights, card)
+    assert model_paths(tmp_path / "model_v1.5") == (weights, card)  # the stem
+    assert load_model(weights).path == weights
+    pickled = tmp_path / "ckpt.pt"
+    pickled.write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match=r"ckpt.pt: expected a .safetensors model file .*a '.pt' file is not"):
+        load_model(pickled)
+    (tmp_path / "folder.safetensors").mkdir()
+    with pytest.raises(ModelFileError, match="folder.safetensors is a folder, not a file"):
+        load_model(tmp_path / "folder.safetensors")
+
+
 def _truncate(weights, card):
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2])

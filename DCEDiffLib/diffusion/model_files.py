@@ -65,8 +65,9 @@ class LoadedModel:
 def model_paths(path: os.PathLike) -> Tuple[Path, Path]:
     """(weights, card) paths from the .safetensors, the .json or the common stem."""
     path = Path(path)
-    stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
-    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    # only the model suffix comes off: with_suffix would also drop the ".5" of "model_v1.5" (another model)
+    name = path.name[:-len(path.suffix)] if path.suffix in (".safetensors", ".json") else path.name
+    return path.with_name(name + ".safetensors"), path.with_name(name + ".json")
 
 
 def sha256_of(path: Path) -> str:
@@ -260,7 +261,8 @@ def build_from_card(card: dict) -> torch.nn.Module:
 
 def _read_card(card_path: Path) -> dict:
     if not card_path.is_file():
-        raise ModelFileError(f"model card {card_path} is missing; a model is a .safetensors file plus its .json card")
+        what = "is a folder, not a file" if card_path.is_dir() else "is missing"
+        raise ModelFileError(f"model card {card_path} {what}; a model is a .safetensors file plus its .json card")
     try:
         return json.loads(card_path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -274,7 +276,13 @@ def load_model(path: os.PathLike, device: str = "cpu") -> LoadedModel:
 
     weights_path, card_path = model_paths(path)
     if not weights_path.is_file():
-        raise ModelFileError(f"model weights {weights_path} are missing")
+        given = Path(path)
+        if given.is_file() and given.suffix not in (".safetensors", ".json"):
+            raise ModelFileError(f"model {given}: expected a .safetensors model file with its .json card beside it "
+                                 f"(DCEDiff loads no other format; a '{given.suffix}' file is not one)")
+        what = "is a folder, not a file" if weights_path.is_dir() else "are missing"
+        raise ModelFileError(f"model weights {weights_path} {what}; expected a .safetensors file with its .json "
+                             "card beside it")
     with open(weights_path, "rb") as handle:
         head = handle.read(9)
     if looks_pickled(head):
@@ -289,6 +297,8 @@ def load_model(path: os.PathLike, device: str = "cpu") -> LoadedModel:
     try:
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        if "Cannot allocate memory" in str(exc):  # out of memory (mmap): not the file's fault
+            raise ModelFileError(f"model weights {weights_path}: not enough memory to load them ({exc})") from None
         raise ModelFileError(f"model weights {weights_path} are corrupt or truncated ({exc})") from None
     try:
         network = build_from_card(card)
