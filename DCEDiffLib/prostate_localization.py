@@ -372,9 +372,13 @@ def _cached_fast_mask(t2w: sitk.Image, use_cache: bool, should_cancel=None) -> T
     try:  # a cache that cannot be written (read-only home) only costs time
         from DCEDiffLib.atomic import atomic_path
 
+        from DCEDiffLib.nifti_write_check import nifti_written_whole
+
         with atomic_path(path) as tmp:
             sitk.WriteImage(mask, str(tmp), True)
-    except OSError:
+            if not nifti_written_whole(tmp):  # a full disk: ITK's NIfTI writer does not raise
+                raise OSError(f"{tmp}: written incompletely")
+    except (OSError, RuntimeError):
         pass
     return mask, False
 

@@ -174,10 +174,9 @@ def process_patient(patient, out) -> dict:
 
 
 def _convert(patient: Path, out: Path, record: dict) -> None:
-    import SimpleITK as sitk
-
     from DCEDiffLib.atomic import atomic_directory
     from DCEDiffLib.dicom_study import scan_folder
+    from DCEDiffLib.volume_io import write_volume
     from DCEDiffLib.study_roles import ROLE_NAMES, missing_roles_text, pick_roles, study_listing
 
     warnings: List[str] = record["warnings"]
@@ -215,7 +214,7 @@ def _convert(patient: Path, out: Path, record: dict) -> None:
     # overwrite: only a case folder an earlier run left incomplete gets here (finished ones are kept, not rewritten)
     with atomic_directory(out / relative, overwrite=True, records=(CASE_JSON,)) as tmp:
         for role, image in images.items():
-            sitk.WriteImage(image, str(tmp / f"{role}.nii.gz"), useCompression=True)
+            write_volume(image, tmp / f"{role}.nii.gz")  # checked whole: ITK's NIfTI writer ignores a full disk
         case = {"case_id": patient.name, "made_by": "dcediff dataset", "source": str(patient),
                 "dataset": dict(record, seconds=None), **picks.to_dict()}
         (tmp / CASE_JSON).write_text(json.dumps(case, indent=2, default=str), encoding="utf-8")

@@ -18,6 +18,7 @@ from DCEDiffLib.atomic import atomic_path
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.nifti_nonfinite import count_nonfinite, is_nifti
 from DCEDiffLib.nifti_orientation import placement_disagreement
+from DCEDiffLib.nifti_write_check import nifti_written_whole
 from DCEDiffLib.progress import say
 
 WRITABLE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -356,6 +357,17 @@ def write_volume(image: sitk.Image, path: str | os.PathLike,
     try:
         with atomic_path(path) as tmp:
             sitk.WriteImage(image, str(tmp), useCompression=compress)
+            if is_nifti(Path(str(path))) and not nifti_written_whole(tmp):  # ITK's NIfTI writer does not raise
+                raise InputError(f"output file {path}: written incompletely ({_free_space_words(tmp.parent)}); "
+                                 "expected room for the whole file")
     except RuntimeError as exc:
         raise InputError(f"output file {path}: could not be written ({str(exc).strip().splitlines()[-1]})") from exc
     return path
+
+
+def _free_space_words(folder: Path) -> str:
+    try:
+        free = os.statvfs(folder)
+        return f"{free.f_bavail * free.f_frsize / 1e6:.1f} MB free on its disk: likely full"
+    except (OSError, AttributeError):
+        return "the disk is likely full"
