@@ -235,6 +235,21 @@ def test_a_checkpoint_of_another_network_is_one_clear_error(tmp_path):
         load_checkpoint(meta_path.with_suffix(""), other.network, other.ema, other.optimizer)
 
 
+def test_a_crash_between_the_two_checkpoint_writes_resumes_from_the_tensors_own_step(tmp_path):
+    """The tensors are written first, the JSON beside them last: a kill in between left step-12 tensors with the
+    step-6 JSON, and the run resumed as step 6 with step-12 weights. The tensors file now holds its own JSON."""
+    full = make_trainer(tmp_path, tiny_config(), "full")
+    full.run(max_steps=6)
+    meta_path = tmp_path / "full" / "checkpoints" / "last.json"
+    step_six = meta_path.read_text(encoding="utf-8")
+    full.run(max_steps=6)  # the step-12 checkpoint
+    meta_path.write_text(step_six, encoding="utf-8")  # as if killed before the JSON of step 12 was written
+    resumed = make_trainer(tmp_path, tiny_config(), "full")
+    assert resumed.resume() and resumed.step == 12
+    assert json.loads(meta_path.read_text(encoding="utf-8"))["step"] == 12  # the stale JSON is mended
+    assert_same_training_state(full, resumed)
+
+
 def test_a_region_weight_for_no_label_is_refused():
     labelled = CaseArrays("a", tiny_case("a", 1).conditions, tiny_case("a", 1).targets,
                           np.zeros((4, 32, 32), np.int16), {"lesion": 7, "bladder": 4}, tiny_case("a", 1).norm, {})

@@ -21,6 +21,9 @@ def save_checkpoint(path_stem: Path, step: int, network: torch.nn.Module, ema: E
                     optimizer: torch.optim.Optimizer, extra: dict,
                     companions: Optional[Dict[str, torch.nn.Module]] = None) -> None:
     """Write ``<stem>.safetensors`` and ``<stem>.json`` (tensors first, JSON last: the JSON marks completeness).
+    The JSON is also stored inside the safetensors file's metadata: a crash between the two writes (SIGKILL, the
+    OOM killer, power loss) left new tensors beside the previous step's JSON, and the run resumed with step-40
+    weights as step 20; the one file is written atomically, so it always describes its own tensors.
     ``companions``: modules trained beside the network but not part of the model (an auxiliary head), by name."""
     from safetensors.torch import save_file
 
@@ -36,9 +39,22 @@ def save_checkpoint(path_stem: Path, step: int, network: torch.nn.Module, ema: E
     groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in opt_state["param_groups"]]
     meta = {"step": step, "ema_updates": ema.updates, "param_groups": groups, **extra}
     path_stem = Path(path_stem)
+    text = json.dumps(meta, indent=1)
     with atomic_path(path_stem.with_suffix(".safetensors")) as tmp:
-        save_file(tensors, str(tmp))
-    write_text_atomic(path_stem.with_suffix(".json"), json.dumps(meta, indent=1))
+        save_file(tensors, str(tmp), metadata={EMBEDDED_META: text})
+    write_text_atomic(path_stem.with_suffix(".json"), text)
+
+
+EMBEDDED_META = "dcediff_checkpoint"  # the safetensors metadata key that holds the checkpoint's JSON
+
+
+def _embedded_meta(tensor_path: Path) -> Optional[dict]:
+    """The checkpoint JSON stored in the tensors file (None for a checkpoint written before it was)."""
+    from safetensors import safe_open
+
+    with safe_open(str(tensor_path), framework="pt") as handle:
+        text = (handle.metadata() or {}).get(EMBEDDED_META)
+    return None if text is None else json.loads(text)
 
 
 def load_checkpoint(path_stem: Path, network: torch.nn.Module, ema: EMA,
@@ -55,8 +71,12 @@ def load_checkpoint(path_stem: Path, network: torch.nn.Module, ema: EMA,
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         tensors = load_file(str(tensor_path))
+        embedded = _embedded_meta(tensor_path)
     except Exception as exc:  # a corrupt checkpoint must not be silently ignored
         raise InputError(f"checkpoint {tensor_path} cannot be read ({exc}); delete it to start over") from exc
+    if embedded is not None and embedded != meta:  # the JSON beside it is stale (a crash between the writes)
+        meta = embedded
+        write_text_atomic(meta_path, json.dumps(meta, indent=1))
     try:
         network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
     except RuntimeError as exc:  # another network (preset, inputs) than this run builds
