@@ -118,13 +118,30 @@ def check_output_folder(final_dir: str | os.PathLike, overwrite: bool = False,
             raise InputError(f"output folder {final} was not written by this kind of DCEDiff command{written_by}: "
                              "--overwrite replaces only such a previous output; choose a new folder, or empty this "
                              "one yourself")
-    parent = final.parent
+    check_writable_location(final.parent, f"output folder {final}")
+
+
+def check_writable_location(folder: str | os.PathLike, what: str) -> None:
+    """Raise :class:`InputError` (naming ``what``) unless ``folder``, or its nearest existing parent, is a folder
+    this process may write in: a read-only mount or a file in the way is said before any slow work."""
+    from DCEDiffLib.errors import InputError
+
+    expected = "expected a writable folder path (its parent must be a folder you may write to)"
+    parent = Path(folder)
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
-        raise InputError(f"output folder {final}: cannot write there ({parent} is a file, not a folder); {expected}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"output folder {final}: cannot write there (no write permission in {parent}); {expected}")
+        raise InputError(f"{what}: cannot write there ({parent} is a file, not a folder); {expected}")
+    if not os.access(parent, os.W_OK | os.X_OK) or _read_only_mount(parent):
+        raise InputError(f"{what}: cannot write there (no write permission in {parent}); {expected}")
+
+
+def _read_only_mount(folder: Path) -> bool:
+    """A folder on a file system mounted read-only (os.access says yes to root there)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
 
 
 @contextlib.contextmanager

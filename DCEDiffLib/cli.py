@@ -62,6 +62,32 @@ def _terminate_as_interrupt() -> None:
         signal.signal(signal.SIGTERM, _raise_terminated)
 
 
+# what torch, oneDNN and numpy say when an allocation fails (they raise RuntimeError, not MemoryError)
+_OUT_OF_MEMORY_TEXT = ("can't allocate memory", "could not create a primitive", "defaultcpuallocator",
+                       "out of memory", "cannot allocate memory")
+
+
+def resource_failure_words(exc: BaseException) -> Optional[str]:
+    """One line for a failure of the machine rather than of DCEDiff (memory, a full or read-only disk), so that it
+    ends as an error message instead of a traceback; None for anything else."""
+    import errno
+
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError)
+                                        and any(t in str(exc).lower() for t in _OUT_OF_MEMORY_TEXT)):
+        return (f"out of memory ({text[:200]}); expected about 2 GB free for a synthesis (more for training and "
+                "evaluation): close other programs or use a machine with more memory")
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        if exc.errno == errno.ENOSPC:
+            return f"no space left on the disk{where}; nothing partial was kept: free some space and run it again"
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return f"cannot write there{where}: {exc.strerror}; expected a folder you may write to"
+    if "os error 28" in str(exc).lower() or "no space left" in str(exc).lower():  # safetensors' Rust errors
+        return f"no space left on the disk ({text[:200]}); free some space and run it again"
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``dcediff`` console script."""
     parser = build_parser()
@@ -78,6 +104,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_CANCELLED
     except DCEDiffError as exc:
         print(f"dcediff {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - only a resource failure is turned into a message; the rest re-raised
+        words = resource_failure_words(exc)
+        if words is None:  # not a resource failure: a bug, whose traceback is wanted
+            raise
+        print(f"dcediff {args.command}: error: {words}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt as exc:
         # A command that keeps something on Ctrl-C (train: its checkpoints; phantom: the finished cases) says

@@ -180,7 +180,7 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
     """
     from DCEDiffLib.diffusion.model_files import missing_inputs_allowed
 
-    from DCEDiffLib.atomic import EVALUATION_RECORD, atomic_directory, check_output_folder
+    from DCEDiffLib.atomic import EVALUATION_RECORD, atomic_directory, check_output_folder, check_writable_location
     from DCEDiffLib.diffusion.model_files import load_model
     from DCEDiffLib.sampling_steps import resolve_steps
     from DCEDiffLib.evaluation.baselines import MeanEnhancementBaseline, identity_baseline
@@ -197,6 +197,7 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
                         inputs=[p for p in (data_dir, split_path, baseline_data, model_path, *(compare or {}).values())
                                 if p])
     cache = Path(cache_dir) if cache_dir else out_dir.parent / f".{out_dir.name}.cache"
+    check_writable_location(cache, f"case cache {cache}")
     models = {"model": load_model(resolve_model(model_path))}
     for name, path in (compare or {}).items():
         models[name] = load_model(resolve_model(path))

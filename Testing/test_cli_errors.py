@@ -298,3 +298,43 @@ def test_negative_values_are_joined_for_abbreviations_and_not_after_the_option_e
     assert join_negative_values(["--cent", "-1,2,3"]) == ["--cent=-1,2,3"]
     assert join_negative_values(["--", "--center", "-1,2,3"]) == ["--", "--center", "-1,2,3"]
     assert join_negative_values(["--c", "-1"]) == ["--c", "-1"]  # too short to be taken for --center
+
+
+@pytest.mark.parametrize("raised, expected", [
+    (MemoryError(), "out of memory"),
+    (RuntimeError("could not create a primitive"), "out of memory"),
+    (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 123 bytes"), "out of memory"),
+    (OSError(28, "No space left on device", "/full/out.png"), "no space left on the disk (/full/out.png)"),
+    (OSError(30, "Read-only file system", "/ro/run"), "cannot write there (/ro/run): Read-only file system"),
+])
+def test_a_machine_failure_is_one_error_line_not_a_traceback(monkeypatch, capsys, raised, expected):
+    """Out of memory, a full disk, a read-only folder: an error line and exit code 2. Anything else stays a
+    traceback (a bug)."""
+    from DCEDiffLib.commands import phantom
+
+    def fail(args):
+        raise raised
+
+    monkeypatch.setattr(phantom, "run", fail)
+    assert main(["phantom", "--out", "x"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith("dcediff phantom: error: ") and expected in line
+    monkeypatch.setattr(phantom, "run", lambda args: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["phantom", "--out", "x"])
+
+
+def test_a_phantom_run_that_fails_midway_leaves_no_folder(monkeypatch, tmp_path, capsys):
+    """A full disk after the first case left the folder behind, and the same command was then refused."""
+    import DCEDiffLib.phantom as phantom_package
+
+    out = tmp_path / "ph"
+
+    def first_case_then_full_disk(out_dir, *args, **kwargs):
+        (Path(out_dir) / "case_000").mkdir(parents=True)
+        raise OSError(28, "No space left on device", str(Path(out_dir) / "case_001"))
+
+    monkeypatch.setattr(phantom_package, "generate_dataset", first_case_then_full_disk)
+    assert main(["phantom", "--cases", "2", "--out", str(out), "--progress-lines"]) == 2
+    assert "no space left on the disk" in one_error_line(capsys.readouterr().err)
+    assert not out.exists()

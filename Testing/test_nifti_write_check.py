@@ -32,6 +32,15 @@ def test_whole_files_pass_and_cut_ones_do_not(tmp_path, name):
         assert not nifti_written_whole(path)
 
 
+def test_a_small_compressed_volume_is_whole():
+    """Its gzip file is smaller than the NIfTI header it holds."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_volume(sitk.GetImageFromArray(np.zeros((2, 3, 4), np.float32)), Path(folder) / "z.nii.gz")
+        assert path.stat().st_size < 348 and nifti_written_whole(path)
+
+
 def test_a_write_that_the_disk_cut_short_is_an_error_and_leaves_nothing(tmp_path, monkeypatch):
     """What SimpleITK does on a full disk, reproduced: the file is left short and no exception is raised."""
     real_write = sitk.WriteImage

@@ -57,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         args.interrupted_note = _clean_after_interrupt(out, created, was_empty)
         raise
+    except BaseException:  # a full disk, no memory: the same clean-up, so that the same command runs again
+        _clean_after_interrupt(out, created, was_empty)
+        raise
     finally:
         close()
     seconds = time.perf_counter() - start

@@ -104,6 +104,11 @@ def _check_data_and_split(args: argparse.Namespace) -> None:
     from DCEDiffLib.training.case_data import list_case_dirs
     from DCEDiffLib.training.split import read_split
 
+    from DCEDiffLib.atomic import check_writable_location
+
+    check_writable_location(args.out, f"--out {args.out}")  # before the cases load (an hour on a big folder)
+    if args.cache is not None:
+        check_writable_location(args.cache, f"--cache {args.cache}")
     out, data = Path(args.out).resolve(), Path(args.data).resolve()
     if out == data or data in out.parents:  # checkpoints and cache would be written among (or into) the cases
         raise InputError(f"--out {args.out}: lies inside --data {args.data}; expected a run folder outside the data "

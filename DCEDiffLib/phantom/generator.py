@@ -324,6 +324,9 @@ def check_dataset_request(out_dir, cases: int, domain: str, seed: int, fmt: str,
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise InputError(f"output folder {out_dir} already exists and is not empty; "
                          "choose a new folder or pass --overwrite")
+    from DCEDiffLib.atomic import check_writable_location
+
+    check_writable_location(out_dir, f"output folder {out_dir}")
 
 
 def generate_dataset(out_dir, cases: int, domain: str = "A", seed: int = 0, fmt: str = "nifti",
