@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
 import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, List
 
 
 def current_umask() -> int:
@@ -36,6 +38,44 @@ def _normal_mode(path: Path, directory: bool) -> None:
         os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
 
 
+def _partial_prefix(final: Path) -> str:
+    """``.<name>.pid<N>.``: a temporary output names the process writing it, so that a later run can tell a
+    temporary left by a killed process (SIGKILL, the OOM killer) from one another process is still writing."""
+    return f".{final.name}.pid{os.getpid()}."
+
+
+def remove_stale_partials(final: Path) -> List[Path]:
+    """Remove the temporaries of ``final`` (beside it) whose writing process is gone; returns them. Those of a
+    running process, and those without a process id (written before ids were recorded), are left alone."""
+    stale = []
+    try:
+        candidates = list(final.parent.glob(f".{glob.escape(final.name)}.pid*.partial*"))
+    except OSError:
+        return stale
+    for candidate in candidates:
+        match = re.match(rf"^\.{re.escape(final.name)}\.pid(\d+)\.", candidate.name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        try:
+            shutil.rmtree(candidate) if candidate.is_dir() and not candidate.is_symlink() else candidate.unlink()
+            stale.append(candidate)
+        except OSError:
+            pass
+    return stale
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # another user's process, or cannot tell: leave its files
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``final_path``; rename it into place only if the block succeeds.
@@ -46,7 +86,8 @@ def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
     final = Path(final_path)
     final.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(final.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial" + suffix, dir=final.parent)
+    remove_stale_partials(final)
+    fd, tmp = tempfile.mkstemp(prefix=_partial_prefix(final), suffix=".partial" + suffix, dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -160,7 +201,8 @@ def atomic_directory(final_dir: str | os.PathLike, overwrite: bool = False,
         final = final.resolve()  # replace the folder the link points to; the link stays
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+        remove_stale_partials(final)
+        tmp = Path(tempfile.mkdtemp(prefix=_partial_prefix(final), suffix=".partial", dir=final.parent))
     except OSError as exc:
         raise InputError(f"output folder {final}: cannot write there ({exc.strerror or exc}); expected a writable "
                          "folder path (its parent must be a folder you may write to)") from exc

@@ -140,3 +140,24 @@ def test_an_output_folder_given_as_a_symlink_is_replaced_where_it_points(tmp_pat
     dcediff_output(link, "new")
     assert link.is_symlink() and (link / "result.txt").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target"]  # nothing moved aside is left
+
+
+def test_a_killed_runs_temporaries_are_removed_by_the_next_run_and_a_running_ones_kept(tmp_path):
+    """SIGKILL (or the OOM killer) leaves `.NAME.pid<N>.*.partial`; nothing removed it before."""
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    killed = tmp_path / f".out.pid{dead_pid}.abc.partial"
+    killed.mkdir()
+    (killed / "synthetic_early.nii.gz").write_bytes(b"half")
+    killed_file = tmp_path / f".out.pid{dead_pid}.xyz.partial.nii.gz"
+    killed_file.write_bytes(b"half")
+    running = tmp_path / f".out.pid{os.getpid()}.def.partial"  # this process: still writing
+    running.mkdir()
+    older = tmp_path / ".out.k3j4.partial"  # no process id: left alone
+    older.mkdir()
+    dcediff_output(tmp_path / "out")
+    assert not killed.exists() and not killed_file.exists()
+    assert running.exists() and older.exists() and (tmp_path / "out" / "result.txt").is_file()
