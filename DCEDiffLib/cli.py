@@ -13,6 +13,8 @@ import os
 import signal
 import sys
 import threading
+import time
+from pathlib import Path
 from typing import List, Optional
 
 from DCEDiffLib.cli_argv import join_negative_values
@@ -88,6 +90,23 @@ def resource_failure_words(exc: BaseException) -> Optional[str]:
     return None
 
 
+def finished_before_interrupt(args, started: float) -> Optional[str]:
+    """Words for a Ctrl-C that came after the result folder was put in place (its record written during this run),
+    which 'no partial output was kept' would hide: a script would rerun and be refused the existing folder."""
+    from DCEDiffLib.atomic import OUTPUT_MANIFESTS
+
+    out = getattr(args, "out", None)
+    if not out:
+        return None
+    try:
+        records = [Path(out) / name for name in OUTPUT_MANIFESTS if (Path(out) / name).is_file()]
+        if records and max(r.stat().st_mtime for r in records) >= started:
+            return f"interrupted after the result was complete: {out} holds it whole"
+    except OSError:
+        pass
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``dcediff`` console script."""
     parser = build_parser()
@@ -96,6 +115,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return EXIT_ERROR
     previous = signal.getsignal(signal.SIGTERM)
+    started = time.time()
     _terminate_as_interrupt()
     try:
         return int(args.func(args) or 0)
@@ -115,7 +135,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         # A command that keeps something on Ctrl-C (train: its checkpoints; phantom: the finished cases) says
         # what through ``interrupted``; the others write atomically, so nothing partial is left.
         explain = getattr(args, "interrupted", None)
-        message = explain(args) if explain else "interrupted; no partial output was kept"
+        message = explain(args) if explain else (finished_before_interrupt(args, started)
+                                                 or "interrupted; no partial output was kept")
         print(f"dcediff {args.command}: {message}", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     finally:

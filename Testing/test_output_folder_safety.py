@@ -161,3 +161,28 @@ def test_a_killed_runs_temporaries_are_removed_by_the_next_run_and_a_running_one
     dcediff_output(tmp_path / "out")
     assert not killed.exists() and not killed_file.exists()
     assert running.exists() and older.exists() and (tmp_path / "out" / "result.txt").is_file()
+
+
+def test_ctrl_c_after_the_result_is_in_place_says_so(tmp_path, monkeypatch, capsys):
+    """'no partial output was kept' after the folder was complete sent scripts into a refused rerun."""
+    from DCEDiffLib.commands import synthesize
+
+    out = tmp_path / "o"
+
+    def finish_then_interrupt(args):
+        dcediff_output(out)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synthesize, "run", finish_then_interrupt)
+    assert cli.main(["synthesize", "--t2w", "x", "--out", str(out)]) == 130
+    assert f"interrupted after the result was complete: {out} holds it whole" in capsys.readouterr().err
+    old = tmp_path / "old"
+    dcediff_output(old)  # a result of an earlier run: not this one's
+    os.utime(old / "synthesis.json", (1, 1))
+
+    def interrupt(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synthesize, "run", interrupt)
+    assert cli.main(["synthesize", "--t2w", "x", "--out", str(old)]) == 130
+    assert "no partial output was kept" in capsys.readouterr().err
