@@ -161,3 +161,20 @@ def test_a_split_case_missing_from_the_data_folder_is_said(tmp_path, capsys):
     assert [d.name for d in evaluation_runner._case_dirs(data, split, "train")] == ["case_000", "case_001"]
     err = capsys.readouterr().err
     assert "1 of the split's 3 train cases are not in" in err and "case_009" in err and "baseline on the other 2" in err
+
+
+def test_a_resumed_run_says_which_new_cases_it_leaves_out(tmp_path):
+    data = phantom_folder(tmp_path / "data", range(500, 505))
+    recorded_split(data, tmp_path / "run")
+    later = data / "case_009"
+    later.mkdir()
+    (later / "t2w.nii.gz").write_bytes(b"")
+    (later / "case.json").write_text(json.dumps({"seed": 777, "anatomy_family": "procedural"}), encoding="utf-8")
+    import torch
+
+    from DCEDiffLib.training.distributed import DistContext
+
+    said = []
+    with pytest.raises(InputError, match="case folder"):  # the empty stand-in images then fail: the note came first
+        load_split_cases(data, tmp_path / "run", {}, DistContext(0, 1, 0, torch.device("cpu")), report=said.append)
+    assert said and "1 case(s)" in said[0] and "case_009" in said[0] and "--fresh" in said[0]

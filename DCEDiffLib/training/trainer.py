@@ -79,6 +79,11 @@ def load_split_cases(data_dir: Path, out_dir: Path, config: dict, ctx, workers: 
         if missing:
             raise InputError(f"{split_path} names cases missing from {data_dir}: {', '.join(missing[:5])}")
         check_same_patients(split, case_dirs, split["train"] + split["validation"], f"--data {data_dir}")
+        added = sorted(set(case_dirs) - {n for key in ("train", "validation", "test") for n in split.get(key, [])})
+        if added and report:
+            report(f"note: {len(added)} case(s) of {data_dir} are not in this run's split.json ("
+                   f"{', '.join(added[:5])}{', …' if len(added) > 5 else ''}) and are not used; a new run (--fresh, "
+                   "or a new --out) splits them in")
     else:
         patients = patient_groups(case_dirs)  # two studies (or copies) of one patient go to one set
         split = split_cases(list(case_dirs), tuple(config["split"]), config["split_seed"], patients)
@@ -120,7 +125,8 @@ def _load_parallel(dirs: List[Path], cache: Path, workers: int, report) -> None:
             if report and (index + 1) % 10 == 0:
                 report(f"preprocessed {index + 1}/{len(dirs)} cases")
     if report:
-        report(f"{len(dirs)} cases ready in {time.perf_counter() - started:.0f} s")
+        report(f"{len(dirs)} training and validation cases ready (test cases are not loaded) in "
+               f"{time.perf_counter() - started:.0f} s")
 
 
 def _one_thread_worker() -> None:
