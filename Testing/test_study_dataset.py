@@ -237,3 +237,20 @@ def test_a_root_one_level_too_deep_is_said(root, tmp_path, capsys):
     printed = capsys.readouterr()
     assert "hold parts of one DICOM study" in printed.err and "looks one level too deep" in printed.err
     assert "DCEDiff dataset:" in printed.err and "DCEDiff dataset:" not in printed.out  # stdout: progress lines only
+
+
+def test_phantom_writes_whole_studies_that_dataset_reads_back(tmp_path, capsys):
+    """`dcediff phantom --format study`: each case as one DICOM study at the scanner's resolution, for users who
+    want to try --study and dataset without real data; dataset picks the series the exporter says."""
+    root = tmp_path / "studies"
+    assert main(["phantom", "--cases", "1", "--seed", "7", "--format", "study", "--out", str(root)]) == 0
+    case = root / "case_000"
+    assert sorted(p.name for p in case.iterdir()) == ["case.json", "labels.nii.gz", "study"]
+    expected = json.loads((case / "case.json").read_text(encoding="utf-8"))["study_series"]
+    result = build_dataset(root, tmp_path / "cases")
+    (record,) = result.records
+    assert record["status"] == "ok" and record["usable_for_training"], record["reason"]
+    for role in ("t2w", "pd", "adc", "t1pre"):
+        assert record["series"][role]["series_number"] == expected[role], role
+    t2w = sitk.ReadImage(str(tmp_path / "cases" / "case_000" / "t2w.nii.gz"))
+    assert t2w.GetSpacing()[0] < 1.0  # not shrunk: the scanner's in-plane resolution

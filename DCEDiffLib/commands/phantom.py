@@ -28,8 +28,10 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0); case i uses a seed derived "
                                                             "from it, recorded in case.json")
     parser.add_argument("--out", type=Path, required=True, help="output folder (must be new or empty)")
-    parser.add_argument("--format", default="nifti", choices=["nifti", "dicom"],
-                        help="nifti: <modality>.nii.gz (default); dicom: one DICOM series folder per modality")
+    parser.add_argument("--format", default="nifti", choices=["nifti", "dicom", "study"],
+                        help="nifti: <modality>.nii.gz (default); dicom: one DICOM series folder per modality; "
+                             "study: each case as one whole DICOM study in TCIA ProstateX layout (CASE/study/, "
+                             "distractor series included), for dcediff synthesize --study and dcediff dataset")
     parser.add_argument("--no-dce-series", action="store_true",
                         help="leave out the 4D DCE series (dce_early/dce_late/t1pre are still written)")
     parser.add_argument("--overwrite", action="store_true",

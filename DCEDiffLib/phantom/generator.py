@@ -40,7 +40,7 @@ GENERATOR_NAME = "DCEDiff phantom"
 # their zone on T2W as the analytic family's (template_anatomy.lesions_keep_zone_contrast); 4: the lipid protons do not
 # enhance (imaging.dce_series: fat RE ≈ 0, as on real exams; inputs and T1-pre bit-identical to version 3)
 GENERATOR_VERSION = 4
-FORMATS = ("nifti", "dicom")
+FORMATS = ("nifti", "dicom", "study")
 IMAGE_KEYS = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
 FILE_DESCRIPTIONS = {
     "t2w": "T2-weighted TSE", "pd": "proton density (3D GRE)", "adc": "ADC map (1e-6 mm2/s)",
@@ -245,7 +245,10 @@ def write_case(case: PhantomCase, out_dir, fmt: str = "nifti", *, overwrite: boo
     """Write ``case`` into the folder ``out_dir`` (e.g. ``DIR/case_000``), atomically: the folder appears
     complete or not at all. ``fmt`` "nifti" writes ``<modality>.nii.gz``; "dicom" one DICOM series folder per
     modality (``dce_series/`` holds one sub-folder per frame); the label map is NIfTI in both. ``include_series``
-    False leaves out the 4D DCE series. Refuses an existing non-empty folder unless ``overwrite``."""
+    False leaves out the 4D DCE series; "study" writes the case as one whole DICOM study (``study/``: every series a
+    scanner writes, distractors included, TCIA ProstateX layout; what ``dcediff synthesize --study`` and
+    ``dcediff dataset`` read) beside the label map and case.json. Refuses an existing non-empty folder unless
+    ``overwrite``."""
     if fmt not in FORMATS:
         raise InputError(f"phantom format {fmt!r}: expected one of {', '.join(FORMATS)}")
     from DCEDiffLib.volume_io import write_volume
@@ -255,8 +258,20 @@ def write_case(case: PhantomCase, out_dir, fmt: str = "nifti", *, overwrite: boo
     total = len(keys) + 2
     params = dict(case.params)
     files: Dict[str, str] = {}
+    if fmt == "study":
+        keys = ["study"]
+        total = 3
     with atomic_directory(out_dir, overwrite=overwrite, records=(CASE_RECORD,)) as tmp:
         for step, key in enumerate(keys, start=1):
+            if key == "study":  # at the scanner's resolution: the default in-plane shrink is for fast tests
+                from DCEDiffLib.phantom.study_export import write_phantom_study
+
+                picks = write_phantom_study(case, tmp / "study", shrink=1)
+                files["study"] = "study/"
+                params["study_series"] = {k: v for k, v in picks.items() if k != "frame_times_s"}
+                if progress:
+                    progress(step, total)
+                continue
             image = case.dce_series if key == "dce_series" else case.images[key]
             if fmt == "nifti":
                 name = f"{key}.nii.gz"
