@@ -244,6 +244,11 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
         if target in case.images:
             acquired[short] = sitk.GetArrayFromImage(case.images[target]).astype(np.float32)
             residual[short] = to_image(np.abs(values - acquired[short]))
+    if len(acquired) == 2:
+        scale_note = acquired_scale_note(acquired["early"], sitk.GetArrayFromImage(case.images["t1pre"]))
+        if scale_note:
+            provenance["acquired_scale_note"] = scale_note
+            say(f"DCEDiff warning: {scale_note}")
     metrics = None
     labels = sitk.GetArrayFromImage(case.images["labels"]) if "labels" in case.images else None
     legend = _legend(inputs)
@@ -375,6 +380,35 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
             write_case_report(output, tmp / "report.png")
         volumes.result()  # a failed write is raised here, inside the atomic folder: nothing is left
     return Path(out_dir)
+
+
+ACQUIRED_SCALE_RANGE = (0.5, 2.5)  # acquired early DCE / T1-pre in the body, for one sequence and receiver gain
+
+
+def acquired_scale_note(acquired_early: np.ndarray, t1pre: np.ndarray) -> Optional[str]:
+    """Words when the acquired DCE and the T1-pre are on different intensity scales (their body medians more than
+    :data:`ACQUIRED_SCALE_RANGE` apart: another sequence or receiver gain). The synthesis is on the T1-pre's scale,
+    so PSNR and MAE against such an acquired DCE measure the scale, not the synthesis; the correlations do not
+    depend on it. None when they agree."""
+    early = np.asarray(acquired_early, dtype=np.float64)
+    finite = early[np.isfinite(early)]
+    if finite.size == 0:
+        return None
+    body = early > 0.1 * np.percentile(finite, 99.5)
+    if body.sum() < 100:
+        return None
+    t1 = np.asarray(t1pre, dtype=np.float64)[body]
+    below = float(np.median(t1[np.isfinite(t1)])) if np.isfinite(t1).any() else 0.0
+    if below <= 0:
+        return None
+    ratio = float(np.median(early[body])) / below
+    low, high = ACQUIRED_SCALE_RANGE
+    if low <= ratio <= high:
+        return None
+    return (f"the acquired early DCE is {ratio:.2g}× the T1-pre in the body (expected {low:g}–{high:g}× for one "
+            "sequence and receiver gain): they are on different intensity scales, and the synthetic DCE is on the "
+            "T1-pre's, so PSNR and MAE against the acquired DCE are not meaningful here (the enhancement "
+            "correlations are)")
 
 
 def write_case_report(output: SynthesisOutput, path: Path) -> None:

@@ -267,3 +267,20 @@ def test_read_volume_names_a_wrong_type():
     for bad in (None, 3, b"x.nii", ""):
         with pytest.raises(InputError, match="T2W: expected"):
             read_volume(bad, name="T2W")
+
+
+def test_an_acquired_dce_on_another_scale_than_the_t1pre_is_said():
+    """A T1-pre from another sequence or gain (×236 here): the synthesis follows the T1-pre's scale, so PSNR against
+    the acquired DCE measured 2.3 dB without a word."""
+    import SimpleITK as sitk
+
+    from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
+    from DCEDiffLib.pipeline import acquired_scale_note
+
+    early = sitk.ReadImage(str(SAMPLE_CASE_DIR / "dce_early.nii.gz"))
+    t1pre = sitk.Resample(sitk.ReadImage(str(SAMPLE_CASE_DIR / "t1pre.nii.gz")), early)
+    e, t = sitk.GetArrayFromImage(early), sitk.GetArrayFromImage(t1pre)
+    assert acquired_scale_note(e, t) is None
+    note = acquired_scale_note(e, 236.6 * t)
+    assert note is not None and "different intensity scales" in note and "PSNR and MAE" in note
+    assert acquired_scale_note(e, t / 4.0) is not None
