@@ -237,6 +237,10 @@ def test_a_root_one_level_too_deep_is_said(root, tmp_path, capsys):
     printed = capsys.readouterr()
     assert "hold parts of one DICOM study" in printed.err and "looks one level too deep" in printed.err
     assert "DCEDiff dataset:" in printed.err and "DCEDiff dataset:" not in printed.out  # stdout: progress lines only
+    from DCEDiffLib.commands.dataset import root_too_deep_hint  # --root at one patient: its study-date folders
+
+    assert "looks like one patient's folder" in root_too_deep_hint([{"patient": "07-07-2011-NA-MR prostaat"}])
+    assert root_too_deep_hint([{"patient": "ProstateX-0000", "study_instance_uid": "1.2"}]) == ""
 
 
 def test_phantom_writes_whole_studies_that_dataset_reads_back(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -74,6 +75,11 @@ def root_too_deep_hint(records) -> str:
         if record.get("study_instance_uid"):
             folders.setdefault(record["study_instance_uid"], []).append(record["patient"])
     shared = max(folders.values(), key=len, default=[])
+    dated = [r["patient"] for r in records if re.fullmatch(r"\d{2}-\d{2}-\d{4}.*", r["patient"])]
+    if records and len(dated) == len(records):  # TCIA names a study folder by its date: ROOT/<patient>/<date>
+        return (f"every folder under --root is named like a study date ({', '.join(dated[:3])}): --root looks like "
+                "one patient's folder; expected the folder whose sub-folders are the patients (e.g. the folder "
+                "holding ProstateX-0000/), so that each case is named after its patient")
     if len(shared) < 3:  # two can be a copy (kept once); three or more folders of one study are its parts
         return ""
     return (f"{len(shared)} folders under --root hold parts of one DICOM study ({', '.join(shared[:3])}, …): --root "
