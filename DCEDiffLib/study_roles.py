@@ -410,7 +410,7 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
     dce_all = find_dce_series(study)
     dce = _choose_dce(study, dce_all, overrides.get("dce"))
 
-    for role, rules in (("t2w", _t2w_rules()), ("adc", _adc_rules()), ("pd", _pd_rules()),
+    for role, rules in (("t2w", _t2w_rules(study)), ("adc", _adc_rules()), ("pd", _pd_rules()),
                         ("t1pre", _t1_rules(dce, picks))):
         if role in given or role in left_out:
             continue
@@ -478,14 +478,33 @@ def _newest_first(s: SeriesInfo) -> tuple:
     return (s.series_time_s is None, -(s.series_time_s or 0.0), -(s.number or 0))
 
 
-def _t2w_rules() -> List[Rule]:
+def _t2w_rules(study: Optional[Study] = None) -> List[Rule]:
+    centre = _other_series_centre(study) if study is not None else None
+
+    def off_the_others(s: SeriesInfo) -> bool:
+        """Whether the series misses the slab the study's other axial series image (an abdominal T2W, 150 mm up)."""
+        if centre is None:
+            return False
+        heights = [f.position[2] for f in s.files if f.position is not None]
+        return bool(heights) and not (min(heights) - 5.0 <= centre <= max(heights) + 5.0)
+
     return [
-        ("axial T2-weighted TSE (of several: the last acquired, a repeat is made when the first is degraded)",
+        ("axial T2-weighted TSE (of several: the one imaging the other series' region, then the last acquired, a "
+         "repeat is made when the first is degraded)",
          lambda s: is_t2w(s) and s.orientation == "axial" and is_single_volume(s),
-         lambda s: ("DERIVED" in s.image_type,) + _newest_first(s)),
+         lambda s: (off_the_others(s), "DERIVED" in s.image_type) + _newest_first(s)),
         ("T2-weighted TSE, not axial (the study has no axial T2W)",
          lambda s: is_t2w(s) and is_single_volume(s), lambda s: ("DERIVED" in s.image_type,) + _newest_first(s)),
     ]
+
+
+def _other_series_centre(study: Study) -> Optional[float]:
+    """The median height (patient z, mm) of the slices of the study's axial series other than T2W and localizers
+    (diffusion, ADC, DCE, VIBE): where the prostate protocol images; None without such series."""
+    heights = [f.position[2] for s in study.series
+               if s.orientation == "axial" and not is_t2w(s) and not is_localizer(s)
+               for f in s.files if f.position is not None]
+    return float(np.median(heights)) if heights else None
 
 
 def _adc_rank(s: SeriesInfo) -> tuple:

@@ -258,3 +258,43 @@ def test_phantom_writes_whole_studies_that_dataset_reads_back(tmp_path, capsys):
         assert record["series"][role]["series_number"] == expected[role], role
     t2w = sitk.ReadImage(str(tmp_path / "cases" / "case_000" / "t2w.nii.gz"))
     assert t2w.GetSpacing()[0] < 1.0  # not shrunk: the scanner's in-plane resolution
+
+
+def test_an_axial_t2w_of_another_region_acquired_later_is_not_picked(root, tmp_path):
+    """A later abdominal T2W (150 mm up) won 'the last acquired' rule, and registration then failed in ITK; the
+    T2W that images the other series' region now goes first."""
+    import shutil
+
+    from DCEDiffLib.dicom_study import scan_study
+    from DCEDiffLib.study_roles import pick_roles
+
+    root_dir, expected = root
+    study = tmp_path / "P-A"
+    shutil.copytree(root_dir / "P-A", study)
+    source = sorted(p for p in study.iterdir() if p.name.split("-", 1)[0] == f"{expected['P-A']['t2w']}.000000")
+    (t2w_folder,) = source
+    abdomen = study / "60.000000-t2tsetralargeFOVabdomen-11111"
+    abdomen.mkdir()
+    for index, path in enumerate(sorted(t2w_folder.glob("*.dcm"))):
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        image = reader.Execute()
+        for key in reader.GetMetaDataKeys():
+            image.SetMetaData(key, reader.GetMetaData(key))
+        image.SetMetaData("0008|103e", "t2_tse_tra_large_FOV_abdomen")
+        image.SetMetaData("0020|000e", reader.GetMetaData("0020|000e") + ".60")
+        image.SetMetaData("0008|0018", reader.GetMetaData("0008|0018") + ".60")
+        image.SetMetaData("0020|0011", "60")
+        for tag in ("0008|0031", "0008|0032"):
+            image.SetMetaData(tag, "235900.000000")  # acquired last
+        position = [float(v) for v in reader.GetMetaData("0020|0032").split("\\")]
+        position[2] += 150.0
+        image.SetMetaData("0020|0032", "\\".join(f"{v:.6f}" for v in position))
+        writer = sitk.ImageFileWriter()
+        writer.KeepOriginalImageUIDOn()
+        writer.SetFileName(str(abdomen / path.name))
+        writer.Execute(image)
+    picks = pick_roles(scan_study(study), require=False)
+    assert picks.picks["t2w"].series.number == expected["P-A"]["t2w"]
+    assert 60 in [s.number for s, _ in picks.picks["t2w"].lost]
