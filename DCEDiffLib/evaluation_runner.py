@@ -224,8 +224,8 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
                   "the split has them (or another study of their patient) in training: a split made before patients "
                   "were grouped; a new training run splits by patient")
         print(f"dcediff evaluate: warning: {len(seen)} of the {len(eval_dirs)} scored cases trained or validated "
-              f"this model ({', '.join(seen[:5])}{', …' if len(seen) > 5 else ''}; its run's split.json), by patient: "
-              f"these are not test numbers. {advice}", file=sys.stderr, flush=True)
+              f"this model ({', '.join(seen[:5])}{', …' if len(seen) > 5 else ''}; its run's split.json), by "
+              f"patient: these are not test numbers. {advice}", file=sys.stderr, flush=True)
     cases = [c for c in (load_case(d, cache) for d in eval_dirs) if c.targets is not None]
     if not cases:
         raise InputError(f"no evaluation case in {data_dir} has acquired early/late DCE")

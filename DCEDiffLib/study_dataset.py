@@ -375,7 +375,8 @@ def write_manifest(out, root, records: Sequence[dict]) -> None:
               "ok_usable_for_training": sum(1 for r in records if r["status"] == "ok" and r["usable_for_training"]),
               "ok_no_dce": sum(1 for r in records if r["status"] == "ok" and not r["usable_for_training"]),
               "skipped": sum(1 for r in records if r["status"] != "ok")}
-    manifest = {"version": MANIFEST_VERSION, "made_by": f"dcediff dataset {__version__}", "root": str(Path(root).resolve()),
+    manifest = {"version": MANIFEST_VERSION, "made_by": f"dcediff dataset {__version__}",
+                "root": str(Path(root).resolve()),
                 "case_format": "raw case folders (<role>.nii.gz in each series' geometry + case.json); dcediff train "
                                "registers, crops and normalises them as it does phantom cases",
                 "no_dce_policy": NO_DCE_POLICY, "counts": counts, "patients": list(records)}

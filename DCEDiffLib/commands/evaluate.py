@@ -38,8 +38,9 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--max-cases", type=int, help="evaluate at most this many cases (quick checks)")
-    parser.add_argument("--cache", type=Path, help="folder for preprocessed-case caches (shareable with training; default: "
-                        "the hidden folder .OUT.cache beside --out, kept for a rerun, ~10 MB a case)")
+    parser.add_argument("--cache", type=Path,
+                        help="folder for preprocessed-case caches (shareable with training; default: the hidden "
+                             "folder .OUT.cache beside --out, kept for a rerun, ~10 MB a case)")
     parser.add_argument("--no-fid", action="store_true", help="skip FID/KID")
     parser.add_argument("--missing", action="append", default=[], metavar="INPUT",
                         help="run every method with INPUT missing (only pd), its channel set as in training's "
