@@ -93,10 +93,23 @@ def volume_node_to_image(node, name: Optional[str] = None) -> sitk.Image:
     spacing = np.linalg.norm(linear, axis=0)
     if np.any(spacing <= 0):
         raise ValueError(f"{label}: {node.GetName()} has a zero voxel spacing")
+    direction = linear / spacing
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
+        # a parent transform that scales or shears (an affine registration's result): no voxel grid holds the
+        # volume where Slicer shows it, and the engine would refuse it, or misplace the results by millimetres
+        transform = node.GetParentTransformNode()
+        raise ValueError(f"{label}: {node.GetName()} is sheared or scaled unevenly"
+                         + (f" by its parent transform {transform.GetName()}" if transform is not None else "")
+                         + "; expected a volume on a rectangular voxel grid: resample it onto one (Resample Scalar "
+                         "Volume, or harden the transform and resample) and select the result")
+    # the voxel at array index 0 is IJK = the image data's extent start (0 unless cropped by VTK, e.g. vtkExtractVOI)
+    start = np.zeros(4)
+    start[3] = 1.0
+    start[:3] = node.GetImageData().GetExtent()[0::2]
     image = sitk.GetImageFromArray(values)
     image.SetSpacing([float(s) for s in spacing])
-    image.SetDirection([float(v) for v in (linear / spacing).ravel()])
-    image.SetOrigin([float(v) for v in ijk_to_lps[:3, 3]])
+    image.SetDirection([float(v) for v in direction.ravel()])
+    image.SetOrigin([float(v) for v in (ijk_to_lps @ start)[:3]])
     return image
 
 
@@ -276,6 +289,7 @@ def load_results(result_dir, t2w_node, scene=None) -> Dict[str, object]:
     grid_dir = result_dir / "t2w_grid" if (result_dir / "t2w_grid").is_dir() else result_dir
     base = t2w_node.GetName()
     created: Dict[str, object] = {}
+    before = _node_ids(scene)  # a failure removes every node made here: display nodes and colour tables too
     try:
         for kind, pattern in RESULT_KINDS:
             for target in ("early", "late"):
@@ -296,18 +310,42 @@ def load_results(result_dir, t2w_node, scene=None) -> Dict[str, object]:
                 created[f"{kind}_{target}"] = node
         metrics_path = result_dir / "metrics.json"
         if metrics_path.is_file():
-            table = create_metrics_table(json.loads(metrics_path.read_text(encoding="utf-8")), f"{base} DCEDiff metrics", scene)
+            table = create_metrics_table(json.loads(metrics_path.read_text(encoding="utf-8")),
+                                         f"{base} DCEDiff metrics{without}", scene)
             flag_synthetic(table, provenance, "metrics")
+            if missing:  # the table says what the volumes say: it scores a synthesis made without those inputs
+                table.SetAttribute(MISSING_ATTRIBUTE, ",".join(missing))
+            if ood is not None:
+                table.SetAttribute(OOD_ATTRIBUTE, json.dumps(ood))
             place_next_to(table, t2w_node)
             created["metrics"] = table
     except Exception:
         remove_nodes(created.values())
+        remove_nodes(node for node in _nodes(scene) if node.GetID() not in before and not node.GetSingletonTag())
         raise
     return created
 
 
+def _nodes(scene) -> list:
+    return [scene.GetNthNode(index) for index in range(scene.GetNumberOfNodes())]
+
+
+def _node_ids(scene) -> set:
+    return {node.GetID() for node in _nodes(scene)}
+
+
 def remove_nodes(nodes: Iterable) -> None:
-    """Remove nodes (and their display/storage nodes) from their scene."""
+    """Remove nodes and their display and storage nodes from their scene."""
     for node in list(nodes):
-        if node is not None and node.GetScene() is not None:
-            node.GetScene().RemoveNode(node)
+        if node is None or node.GetScene() is None:
+            continue
+        scene = node.GetScene()
+        helpers = []  # a table node has neither
+        if hasattr(node, "GetNumberOfDisplayNodes"):
+            helpers += [node.GetNthDisplayNode(i) for i in range(node.GetNumberOfDisplayNodes())]
+        if hasattr(node, "GetNumberOfStorageNodes"):
+            helpers += [node.GetNthStorageNode(i) for i in range(node.GetNumberOfStorageNodes())]
+        scene.RemoveNode(node)
+        for helper in helpers:
+            if helper is not None and helper.GetScene() is not None:
+                scene.RemoveNode(helper)
