@@ -103,7 +103,7 @@ def test_comparison_layout_puts_acquired_and_synthetic_side_by_side_with_overlay
         a, s = acquired[target].GetDisplayNode(), synthetic.GetDisplayNode()
         assert not s.GetAutoWindowLevel()
         assert (s.GetWindow(), s.GetLevel()) == pytest.approx((a.GetWindow(), a.GetLevel()))
-        assert a.GetWindow() > 0
+        assert a.GetWindow() > 0 and a.GetAutoWindowLevel()  # the acquired DCE is an input: its display untouched
     table_view = slicer.mrmlScene.GetNodeByID(summary["table_view"])
     assert table_view.IsA("vtkMRMLTableViewNode") and table_view.GetTableNodeID() == nodes["metrics"].GetID()
     assert table_view.GetLayoutLabel() == "M"

@@ -125,15 +125,14 @@ def robust_window_level(node, low: float = 0.5, high: float = 99.5) -> Tuple[flo
 
 
 def shared_window_level(acquired, synthetic) -> Tuple[float, float]:
-    """Give ``synthetic`` the window/level of ``acquired``: the user's, if they set one on the acquired DCE (auto
-    window/level off), else a robust one computed from the acquired voxels, applied to both."""
-    acquired_display = _display(acquired)
-    if not acquired_display.GetAutoWindowLevel() and acquired_display.GetWindow() > 0:
+    """Give ``synthetic`` the window/level the acquired DCE is shown with (the user's, or Slicer's automatic one),
+    or, when it has none yet, a robust one computed from its voxels. The acquired DCE is an input: its display is
+    left as it is (it used to be switched to a fixed window)."""
+    acquired_display = acquired.GetDisplayNode()
+    if acquired_display is not None and acquired_display.GetWindow() > 0:
         window, level = acquired_display.GetWindow(), acquired_display.GetLevel()
     else:
         window, level = robust_window_level(acquired)
-        acquired_display.SetAutoWindowLevel(False)
-        acquired_display.SetWindowLevel(window, level)
     synthetic_display = _display(synthetic)
     synthetic_display.SetAutoWindowLevel(False)
     synthetic_display.SetWindowLevel(window, level)
@@ -265,8 +264,7 @@ def show_comparison(nodes: Dict[str, object], acquired: Optional[Dict[str, objec
     """Register and switch to the comparison layout, fill its views and style the overlays.
 
     Returns ``{"layout": id, "views": {view name: (background id, foreground id or None)}, "table_view": id}``.
-    Input nodes keep their data; only the acquired DCE's display window/level may be set (see
-    :func:`shared_window_level`)."""
+    Input nodes are left as they are, their display included (:func:`shared_window_level`)."""
     scene = _scene(scene)
     acquired = {k: v for k, v in (acquired or {}).items() if v is not None}
     views = plan_views(nodes, acquired, reference)
