@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Iterable, Iterator, List
+from typing import Iterable, Iterator, List, Optional
 
 
 def current_umask() -> int:
@@ -39,22 +39,25 @@ def _normal_mode(path: Path, directory: bool) -> None:
 
 
 def _partial_prefix(final: Path) -> str:
-    """``.<name>.pid<N>.``: a temporary output names the process writing it, so that a later run can tell a
-    temporary left by a killed process (SIGKILL, the OOM killer) from one another process is still writing."""
-    return f".{final.name}.pid{os.getpid()}."
+    """``.<name>.pid<N>-<machine>.``: a temporary output names the process writing it and its machine, so that a
+    later run can tell a temporary left by a killed process (SIGKILL, the OOM killer) from one another process is
+    still writing (on a shared file system or in another container a process id alone says nothing)."""
+    from DCEDiffLib.output_lock import machine_tag
+
+    return f".{final.name}.pid{os.getpid()}-{machine_tag()}."
 
 
 def remove_stale_partials(final: Path) -> List[Path]:
-    """Remove the temporaries of ``final`` (beside it) whose writing process is gone; returns them. Those of a
-    running process, and those without a process id (written before ids were recorded), are left alone."""
+    """Remove the temporaries of ``final`` (beside it) whose writing process, on this machine, is gone; returns
+    them. Those of a running process, of another machine or namespace, and those without a process id (written
+    before ids were recorded) are left alone."""
     stale = []
     try:
         candidates = list(final.parent.glob(f".{glob.escape(final.name)}.pid*.partial*"))
     except OSError:
         return stale
     for candidate in candidates:
-        match = re.match(rf"^\.{re.escape(final.name)}\.pid(\d+)\.", candidate.name)
-        if match is None or _process_alive(int(match.group(1))):
+        if not is_stale_partial(candidate.name, final.name):
             continue
         try:
             shutil.rmtree(candidate) if candidate.is_dir() and not candidate.is_symlink() else candidate.unlink()
@@ -64,16 +67,14 @@ def remove_stale_partials(final: Path) -> List[Path]:
     return stale
 
 
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # another user's process, or cannot tell: leave its files
-    return True
+def is_stale_partial(name: str, final_name: Optional[str] = None) -> bool:
+    """Whether ``name`` is a temporary (of ``final_name``, or of any output) left by a process of this machine that
+    is gone."""
+    from DCEDiffLib.output_lock import process_alive
+
+    stem = re.escape(final_name) if final_name is not None else ".+?"
+    match = re.match(rf"^\.{stem}\.pid(\d+)-([0-9a-f]{{8}})\.", name)
+    return match is not None and not process_alive(int(match.group(1)), match.group(2))
 
 
 @contextlib.contextmanager
@@ -209,17 +210,30 @@ def atomic_directory(final_dir: str | os.PathLike, overwrite: bool = False,
     try:
         yield tmp
         _normal_mode(tmp, directory=True)
-        _replace_folder(tmp, final)
+        _replace_folder(tmp, final, overwrite)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _replace_folder(new: Path, final: Path) -> None:
+def _replace_folder(new: Path, final: Path, overwrite: bool = True) -> None:
     """Move ``new`` to ``final``. An existing ``final`` is first moved aside and deleted only once ``new`` is in
-    place, so that an interruption in between leaves the previous result, never neither."""
+    place, so that an interruption in between leaves the previous result, never neither. Without ``overwrite`` a
+    ``final`` that appeared meanwhile (another run finished first) is kept, and this result is refused."""
+    if final.exists() and not overwrite and (not final.is_dir() or any(final.iterdir())):
+        from DCEDiffLib.errors import InputError
+
+        raise InputError(f"output folder {final} appeared while this run was writing it (another run on the same "
+                         "folder?); expected one run per output folder: it is kept, and nothing of this run")
     if not final.exists():
-        os.replace(new, final)
+        try:
+            os.replace(new, final)
+        except OSError as exc:  # another process put a folder there in between (ENOTEMPTY)
+            from DCEDiffLib.errors import InputError
+
+            raise InputError(f"output folder {final} appeared while this run was writing it (another run on the "
+                             "same folder?); expected one run per output folder: nothing of this run was kept"
+                             ) from exc
         return
     aside = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.old"
     os.replace(final, aside)

@@ -118,7 +118,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     started = time.time()
     _terminate_as_interrupt()
     try:
-        return int(args.func(args) or 0)
+        out = getattr(args, "out", None)
+        if not out:
+            return int(args.func(args) or 0)
+        from DCEDiffLib.output_lock import claim_output
+
+        with claim_output(out, args.command):  # one run per output folder (output_lock.py)
+            return int(args.func(args) or 0)
     except CancelledError as exc:
         print(f"dcediff {args.command}: cancelled: {exc}", file=sys.stderr)
         return EXIT_CANCELLED

@@ -121,11 +121,15 @@ def check_output(out, root) -> None:
 def remove_partial_folders(out) -> List[Path]:
     """Remove the temporary case folders (``.<patient>.*.partial``) a killed run left in ``out`` and
     ``out/no_dce``; returns them. Whole cases are never touched."""
+    from DCEDiffLib.atomic import is_stale_partial
+
     removed = []
     for folder in (Path(out), Path(out) / NO_DCE_DIR):
         if folder.is_dir():
             for child in folder.iterdir():
-                if child.is_dir() and _PARTIAL.match(child.name):
+                # only a killed run's: one named for a process that still runs is being written (a second run)
+                if child.is_dir() and _PARTIAL.match(child.name) and (".pid" not in child.name
+                                                                       or is_stale_partial(child.name)):
                     shutil.rmtree(child, ignore_errors=True)
                     removed.append(child)
     return removed

@@ -357,6 +357,9 @@ def write_volume(image: sitk.Image, path: str | os.PathLike,
     try:
         with atomic_path(path) as tmp:
             sitk.WriteImage(image, str(tmp), useCompression=compress)
+            if not tmp.exists():
+                raise InputError(f"output file {path}: its temporary file was removed while it was written "
+                                 "(another process cleaning this folder?)")
             if is_nifti(Path(str(path))) and not nifti_written_whole(tmp):  # ITK's NIfTI writer does not raise
                 raise InputError(f"output file {path}: written incompletely ({_free_space_words(tmp.parent)}); "
                                  "expected room for the whole file")

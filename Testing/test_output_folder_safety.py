@@ -147,20 +147,67 @@ def test_a_killed_runs_temporaries_are_removed_by_the_next_run_and_a_running_one
     import subprocess
     import sys
 
+    from DCEDiffLib.output_lock import machine_tag
+
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_pid = int(gone.stdout)
-    killed = tmp_path / f".out.pid{dead_pid}.abc.partial"
+    dead_pid, here = int(gone.stdout), machine_tag()
+    killed = tmp_path / f".out.pid{dead_pid}-{here}.abc.partial"
     killed.mkdir()
     (killed / "synthetic_early.nii.gz").write_bytes(b"half")
-    killed_file = tmp_path / f".out.pid{dead_pid}.xyz.partial.nii.gz"
+    killed_file = tmp_path / f".out.pid{dead_pid}-{here}.xyz.partial.nii.gz"
     killed_file.write_bytes(b"half")
-    running = tmp_path / f".out.pid{os.getpid()}.def.partial"  # this process: still writing
+    running = tmp_path / f".out.pid{os.getpid()}-{here}.def.partial"  # this process: still writing
     running.mkdir()
+    elsewhere = tmp_path / f".out.pid{dead_pid}-0badc0de.ghi.partial"  # another machine or container: unknowable
+    elsewhere.mkdir()
     older = tmp_path / ".out.k3j4.partial"  # no process id: left alone
     older.mkdir()
     dcediff_output(tmp_path / "out")
     assert not killed.exists() and not killed_file.exists()
-    assert running.exists() and older.exists() and (tmp_path / "out" / "result.txt").is_file()
+    assert running.exists() and elsewhere.exists() and older.exists()
+    assert (tmp_path / "out" / "result.txt").is_file()
+
+
+def test_one_run_per_output_folder(tmp_path, monkeypatch, capsys):
+    """A second run on the same --out is refused at once, naming the first (a refused second phantom run deleted
+    the first one's cases; a second synthesis silently replaced the first's result); a dead run's lock is taken
+    over; the lock is gone after the run."""
+    import json as json_module
+    import subprocess
+    import sys
+
+    from DCEDiffLib.commands import synthesize
+    from DCEDiffLib.output_lock import claim_output, lock_path, machine_tag
+
+    out = tmp_path / "o"
+    seen = []
+    monkeypatch.setattr(synthesize, "run", lambda args: seen.append(lock_path(out).is_file()) or 0)
+    with claim_output(out, "phantom"):  # a first run holds the folder
+        assert cli.main(["synthesize", "--t2w", "x", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"output folder {out} is being written by another DCEDiff run (dcediff phantom, process " in err
+        assert seen == []
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock_path(out).write_text(json_module.dumps({"pid": int(gone.stdout), "machine": machine_tag(),
+                                                 "command": "train"}))  # a run killed with SIGKILL
+    assert cli.main(["synthesize", "--t2w", "x", "--out", str(out)]) == 0
+    assert seen == [True] and not lock_path(out).exists()
+    lock_path(out).write_text(json_module.dumps({"pid": 1, "machine": "0badc0de", "host": "node7",
+                                                 "command": "train"}))  # another machine: cannot be checked
+    assert cli.main(["synthesize", "--t2w", "x", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "on node7" in err and f"delete {lock_path(out)}" in err
+
+
+def test_a_result_that_appeared_meanwhile_is_not_replaced_without_overwrite(tmp_path):
+    """Two runs on one folder started together (before locks): the later one silently replaced the first's."""
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="appeared while this run was writing it"):
+        with atomic_directory(out) as tmp:
+            (tmp / "mine.txt").write_text("second")
+            dcediff_output(out, "first")  # another run finished first
+    assert (out / "result.txt").read_text() == "first" and not (out / "mine.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_ctrl_c_after_the_result_is_in_place_says_so(tmp_path, monkeypatch, capsys):

@@ -250,6 +250,20 @@ def test_a_crash_between_the_two_checkpoint_writes_resumes_from_the_tensors_own_
     assert_same_training_state(full, resumed)
 
 
+def test_a_log_with_a_merged_row_resumes_without_losing_the_good_rows(tmp_path):
+    """Two writers once merged two rows into one; the next resume crashed in csv and had already emptied the log."""
+    make_trainer(tmp_path, tiny_config()).run(max_steps=6)
+    log = tmp_path / "run" / "log.csv"
+    good = log.read_text(encoding="utf-8")
+    log.write_text(good + "135,0.5,0.001,,,,13.79,12.46715150,0.606,,,,15.48,8.88\r\n", encoding="utf-8")
+    resumed = make_trainer(tmp_path, tiny_config())
+    assert resumed.resume() and resumed.step == 6
+    resumed.run()
+    with open(log, encoding="utf-8") as handle:
+        steps = [row["step"] for row in csv.DictReader(handle)]
+    assert steps == ["3", "6", "9", "12"]
+
+
 def test_a_region_weight_for_no_label_is_refused():
     labelled = CaseArrays("a", tiny_case("a", 1).conditions, tiny_case("a", 1).targets,
                           np.zeros((4, 32, 32), np.int16), {"lesion": 7, "bladder": 4}, tiny_case("a", 1).norm, {})

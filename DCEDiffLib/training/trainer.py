@@ -10,6 +10,7 @@ Outputs in the run folder: ``split.json``, ``config.json``, ``log.csv``, ``check
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import time
@@ -608,18 +609,24 @@ class Trainer:
 
     def _open_log(self):
         path = self.out_dir / "log.csv"
-        if path.is_file() and self.step > 0:  # drop rows beyond the resumed step
+        rows = []
+        if path.is_file() and self.step > 0:  # drop rows beyond the resumed step, and any malformed one
             with open(path, encoding="utf-8") as handle:
-                rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= self.step]
-        else:
-            rows = []
+                for row in csv.DictReader(handle):
+                    if None in row or None in row.values() or not str(row.get("step", "")).isdigit():
+                        continue  # a row two writers merged, or cut short: its numbers cannot be trusted
+                    if int(row["step"]) <= self.step:
+                        rows.append(row)
         # "seconds" counts the whole run's training time across resumes: it goes on from the last row kept
         self._seconds_before = _float_or_zero(rows[-1].get("seconds")) if rows else 0.0
-        self._log_file = open(path, "w", newline="", encoding="utf-8")
-        writer = csv.DictWriter(self._log_file, LOG_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-        return writer
+        # rewritten atomically (a crash here used to lose the rows kept), then appended to
+        buffer = io.StringIO()
+        kept = csv.DictWriter(buffer, LOG_FIELDS)
+        kept.writeheader()
+        kept.writerows({key: row.get(key, "") for key in LOG_FIELDS} for row in rows)
+        write_text_atomic(path, buffer.getvalue())
+        self._log_file = open(path, "a", newline="", encoding="utf-8")
+        return csv.DictWriter(self._log_file, LOG_FIELDS)
 
     def _tensorboard(self, row: dict) -> None:
         if not self.config["tensorboard"]:
