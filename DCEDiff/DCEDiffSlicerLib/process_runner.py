@@ -13,6 +13,7 @@ whatever the engine is doing.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import queue
 import re
@@ -225,13 +226,13 @@ def descendant_pids(pid: int) -> List[int]:
     return result
 
 
-def kill_process_tree(pid: int) -> None:
-    """Kill ``pid`` and every process below it. ``Popen.kill()`` alone would stop only the ``PythonSlicer``
-    launcher and leave the real Python (and torch) running."""
+def kill_process_tree(pid: int) -> List[int]:
+    """Kill ``pid`` and every process below it; returns the processes killed. ``Popen.kill()`` alone would stop
+    only the ``PythonSlicer`` launcher and leave the real Python (and torch) running."""
+    targets = [pid] + descendant_pids(pid)  # collect first: children of a killed parent get re-parented
     if os.name == "nt":
         subprocess.run(["taskkill", "/F", "/T", "/PID", str(pid)], capture_output=True)
-        return
-    targets = [pid] + descendant_pids(pid)  # collect first: children of a killed parent get re-parented
+        return targets
     for target in targets:
         try:
             os.kill(target, signal.SIGSTOP)  # freeze the tree so that nothing forks while we kill it
@@ -242,6 +243,22 @@ def kill_process_tree(pid: int) -> None:
             os.kill(target, signal.SIGKILL)
         except OSError:
             pass
+    return targets
+
+
+def release_output_lock(cmd: Sequence[str], killed: Sequence[int]) -> None:
+    """Remove the output-folder lock a killed engine held (DCEDiffLib/output_lock.py): a process killed at once
+    cannot remove its own, and it would stay beside the output folder."""
+    if "--out" not in cmd:
+        return
+    from DCEDiffLib.output_lock import lock_path
+
+    path = lock_path(cmd[list(cmd).index("--out") + 1])
+    try:
+        if json.loads(path.read_text(encoding="utf-8")).get("pid") in set(killed):
+            path.unlink()
+    except (OSError, ValueError, AttributeError, IndexError):
+        pass
 
 
 class ProcessRunner:
@@ -399,7 +416,7 @@ class ProcessRunner:
         """Kill the whole process tree now; the run ends as cancelled."""
         self._cancelled = True
         if self.process is not None and self.process.poll() is None:
-            kill_process_tree(self.process.pid)
+            release_output_lock(self.cmd, kill_process_tree(self.process.pid))
         if self._ended_at is None:
             self._ended_at = time.monotonic()  # start the grace period for the last output
 
