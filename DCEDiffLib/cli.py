@@ -82,9 +82,11 @@ def resource_failure_words(exc: BaseException) -> Optional[str]:
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         if exc.errno == errno.ENOSPC:
-            return f"no space left on the disk{where}; nothing partial was kept: free some space and run it again"
-        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return f"no space left on the disk{where}: free some space and run it again"
+        if exc.errno == errno.EROFS:
             return f"cannot write there{where}: {exc.strerror}; expected a folder you may write to"
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return f"permission denied{where}: {exc.strerror}"
     if "os error 28" in str(exc).lower() or "no space left" in str(exc).lower():  # safetensors' Rust errors
         return f"no space left on the disk ({text[:200]}); free some space and run it again"
     return None
@@ -119,7 +121,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     _terminate_as_interrupt()
     try:
         out = getattr(args, "out", None)
-        if not out:
+        # one run per output folder; under torchrun the ranks are one run, and rank 0 holds its folder
+        if not out or os.environ.get("RANK", "0") != "0":
             return int(args.func(args) or 0)
         from DCEDiffLib.output_lock import claim_output
 

@@ -197,7 +197,8 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
                         inputs=[p for p in (data_dir, split_path, baseline_data, model_path, *(compare or {}).values())
                                 if p])
     cache = Path(cache_dir) if cache_dir else out_dir.parent / f".{out_dir.name}.cache"
-    check_writable_location(cache, f"case cache {cache}")
+    if not cache.is_dir():  # an existing cache may be read-only (a shared, filled one): entries are only read
+        check_writable_location(cache, f"case cache {cache}")
     models = {"model": load_model(resolve_model(model_path))}
     for name, path in (compare or {}).items():
         models[name] = load_model(resolve_model(path))

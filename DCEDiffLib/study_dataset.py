@@ -252,14 +252,15 @@ def build_dataset(root, out, workers: int = 1,
     root, out = Path(root), Path(out)
     patients = find_patients(root)
     check_output(out, root)
+    remove_partial_folders(out)  # first: a killed run's temporary case folder is not a patient gone
     refuse_cases_of_patients_gone(out, root, patients)
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    remove_partial_folders(out)
+    copies = copies_found_earlier(out)
     records: Dict[str, dict] = {}
     todo: List[Path] = []
     for patient in patients:
-        record = finished_record(out, patient.name)
+        record = finished_record(out, patient.name) or copies.get(patient.name)
         if record is not None:
             records[patient.name] = record
         else:
@@ -292,13 +293,28 @@ def refuse_cases_of_patients_gone(out, root, patients: Sequence[Path]) -> None:
     every case folder, so they would train while the manifest no longer lists them."""
     names = {p.name for p in patients}
     gone = [str(case.relative_to(out)) for folder in (Path(out), Path(out) / NO_DCE_DIR) if folder.is_dir()
-            for case in sorted(folder.iterdir())
-            if case.is_dir() and (case / CASE_JSON).is_file() and case.name not in names]
+            for case in sorted(folder.iterdir())  # hidden names: temporaries and replaced folders, not cases
+            if case.is_dir() and not case.name.startswith(".") and (case / CASE_JSON).is_file()
+            and case.name not in names]
     if gone:
         raise InputError(f"--out {out}: holds {len(gone)} case folder(s) of patients no longer in --root {root} "
                          f"({', '.join(gone[:5])}{', …' if len(gone) > 5 else ''}); training would still read them. "
                          "Expected the patients of an earlier run to still be there: delete those case folders "
                          "yourself, or write to a new --out")
+
+
+COPY_REASON = "the same DICOM study"  # how a copy's manifest row begins (drop_copies_of_one_study)
+
+
+def copies_found_earlier(out) -> Dict[str, dict]:
+    """The rows an earlier run of this dataset marked as copies of another patient's study, by patient: taken as
+    finished (the copy is not converted again on every resume only to be dropped again)."""
+    try:
+        rows = json.loads((Path(out) / MANIFEST_JSON).read_text(encoding="utf-8")).get("patients") or []
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {row["patient"]: dict(row, resumed=True) for row in rows
+            if isinstance(row, dict) and str(row.get("reason", "")).startswith(COPY_REASON) and row.get("patient")}
 
 
 def drop_copies_of_one_study(out, records: Sequence[dict]) -> None:
@@ -315,7 +331,7 @@ def drop_copies_of_one_study(out, records: Sequence[dict]) -> None:
         if record.get("case_dir"):
             shutil.rmtree(Path(out) / record["case_dir"], ignore_errors=True)
         record.update(status="skipped", usable_for_training=False, case_dir=None, resumed=False,
-                      reason=f"the same DICOM study (StudyInstanceUID {uid}) as patient folder {first[uid]}: "
+                      reason=f"{COPY_REASON} (StudyInstanceUID {uid}) as patient folder {first[uid]}: "
                              "a copy, kept once")
 
 

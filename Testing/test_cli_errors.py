@@ -306,6 +306,8 @@ def test_negative_values_are_joined_for_abbreviations_and_not_after_the_option_e
     (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 123 bytes"), "out of memory"),
     (OSError(28, "No space left on device", "/full/out.png"), "no space left on the disk (/full/out.png)"),
     (OSError(30, "Read-only file system", "/ro/run"), "cannot write there (/ro/run): Read-only file system"),
+    (PermissionError(13, "Permission denied", "/data/model.safetensors"),
+     "permission denied (/data/model.safetensors): Permission denied"),
 ])
 def test_a_machine_failure_is_one_error_line_not_a_traceback(monkeypatch, capsys, raised, expected):
     """Out of memory, a full disk, a read-only folder: an error line and exit code 2. Anything else stays a

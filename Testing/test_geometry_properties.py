@@ -287,3 +287,14 @@ def test_the_ood_geometry_of_a_t2w_does_not_depend_on_its_storage():
     assert expected == {"inplane_mm": pytest.approx(0.65), "slice_mm": 3.0, "fov_mm": pytest.approx(12.6)}
     for order, flips in (((1, 0, 2), ()), ((2, 0, 1), (0,)), ((0, 2, 1), (1,))):
         assert series_geometry(_stored_otherwise(t2w, order, flips)) == pytest.approx(expected)
+
+
+def test_a_cached_case_on_a_grid_that_is_not_axial_any_more_is_made_again():
+    """Caches made before the grid became axial hold other arrays for a T2W stored in another axis order."""
+    from DCEDiffLib.training.case_data import _axial_grid
+
+    assert _axial_grid({"direction": [1, 0, 0, 0, 1, 0, 0, 0, 1]})
+    assert _axial_grid({"direction": [1, 0, 0, 0, 0.95, -0.31, 0, 0.31, 0.95]})  # oblique ProstateX: kept
+    assert not _axial_grid({"direction": [1, 0, 0, 0, -1, 0, 0, 0, -1]})  # rows reversed
+    assert not _axial_grid({"direction": [1, 0, 0, 0, 0, 1, 0, -1, 0]})  # coronal
+    assert not _axial_grid({})

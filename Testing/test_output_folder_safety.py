@@ -170,33 +170,49 @@ def test_a_killed_runs_temporaries_are_removed_by_the_next_run_and_a_running_one
 
 def test_one_run_per_output_folder(tmp_path, monkeypatch, capsys):
     """A second run on the same --out is refused at once, naming the first (a refused second phantom run deleted
-    the first one's cases; a second synthesis silently replaced the first's result); a dead run's lock is taken
-    over; the lock is gone after the run."""
-    import json as json_module
+    the first one's cases; a second synthesis silently replaced the first's result). The lock is the operating
+    system's: a run killed outright leaves at most the file, which the next run locks again. Under torchrun only
+    rank 0 claims the folder."""
     import subprocess
     import sys
+    import textwrap
 
     from DCEDiffLib.commands import synthesize
-    from DCEDiffLib.output_lock import claim_output, lock_path, machine_tag
+    from DCEDiffLib.output_lock import claim_output, lock_path
 
     out = tmp_path / "o"
     seen = []
     monkeypatch.setattr(synthesize, "run", lambda args: seen.append(lock_path(out).is_file()) or 0)
-    with claim_output(out, "phantom"):  # a first run holds the folder
+    holder = textwrap.dedent(f"""
+        import sys, time
+        from DCEDiffLib.output_lock import claim_output
+        with claim_output({str(out)!r}, "phantom"):
+            print("held", flush=True)
+            time.sleep(60)
+    """)
+    other = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "held"
         assert cli.main(["synthesize", "--t2w", "x", "--out", str(out)]) == 2
         err = capsys.readouterr().err
         assert f"output folder {out} is being written by another DCEDiff run (dcediff phantom, process " in err
         assert seen == []
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    lock_path(out).write_text(json_module.dumps({"pid": int(gone.stdout), "machine": machine_tag(),
-                                                 "command": "train"}))  # a run killed with SIGKILL
-    assert cli.main(["synthesize", "--t2w", "x", "--out", str(out)]) == 0
-    assert seen == [True] and not lock_path(out).exists()
-    lock_path(out).write_text(json_module.dumps({"pid": 1, "machine": "0badc0de", "host": "node7",
-                                                 "command": "train"}))  # another machine: cannot be checked
-    assert cli.main(["synthesize", "--t2w", "x", "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert "on node7" in err and f"delete {lock_path(out)}" in err
+        monkeypatch.setenv("RANK", "1")  # a torchrun rank beside rank 0: not refused
+        assert cli.main(["synthesize", "--t2w", "x", "--out", str(out)]) == 0 and seen == [True]
+        monkeypatch.delenv("RANK")
+    finally:
+        other.kill()  # SIGKILL: no clean-up in the holder; the system releases its lock
+        other.wait()
+    assert lock_path(out).is_file()  # the killed holder's file stays ...
+    assert cli.main(["synthesize", "--t2w", "x", "--out", str(out)]) == 0  # ... and is simply locked again
+    assert seen == [True, True] and not lock_path(out).exists()
+    link = tmp_path / "latest"  # a link to the folder shares its lock
+    link.symlink_to(out, target_is_directory=True) if out.exists() else link.symlink_to(out)
+    assert lock_path(link) == lock_path(out)
+    deep = tmp_path / "runs" / "new" / "a"  # a parent not made yet: made for the lock, removed again if left empty
+    with claim_output(deep, "phantom") as held:
+        assert held == lock_path(deep) and held.is_file()
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_result_that_appeared_meanwhile_is_not_replaced_without_overwrite(tmp_path):

@@ -298,3 +298,23 @@ def test_an_axial_t2w_of_another_region_acquired_later_is_not_picked(root, tmp_p
     picks = pick_roles(scan_study(study), require=False)
     assert picks.picks["t2w"].series.number == expected["P-A"]["t2w"]
     assert 60 in [s.number for s, _ in picks.picks["t2w"].lost]
+
+
+def test_a_killed_runs_temporary_case_is_not_a_patient_gone_and_a_copy_is_not_converted_again(root, tmp_path):
+    root_dir, _ = root
+    small = tmp_path / "root"
+    small.mkdir()
+    for name in ("P-D", "P-D-copy"):
+        (small / name).symlink_to(root_dir / "P-D", target_is_directory=True)
+    out = tmp_path / "out"
+    build_dataset(small, out)
+    killed = out / "no_dce" / ".P-X.pid999999-00000000.abc.partial"  # case.json is written just before the rename
+    killed.mkdir()
+    (killed / "case.json").write_text("{}")
+    replaced = out / ".P-Y.1a2b3c4d.old"
+    replaced.mkdir()
+    (replaced / "case.json").write_text("{}")
+    result = build_dataset(small, out)  # refused before: "holds 2 case folder(s) of patients no longer in --root"
+    copy = {r["patient"]: r for r in result.records}["P-D-copy"]
+    assert copy["resumed"] and copy["reason"].startswith("the same DICOM study")  # taken from the manifest
+    assert not (out / "no_dce" / "P-D-copy").exists()

@@ -107,7 +107,7 @@ def _check_data_and_split(args: argparse.Namespace) -> None:
     from DCEDiffLib.atomic import check_writable_location
 
     check_writable_location(args.out, f"--out {args.out}")  # before the cases load (an hour on a big folder)
-    if args.cache is not None:
+    if args.cache is not None and not Path(args.cache).is_dir():  # an existing shared cache may be read-only
         check_writable_location(args.cache, f"--cache {args.cache}")
     out, data = Path(args.out).resolve(), Path(args.data).resolve()
     if out == data or data in out.parents:  # checkpoints and cache would be written among (or into) the cases

@@ -154,7 +154,11 @@ def load_case(case_dir: Path, cache_dir: Optional[Path] = None, register: bool =
     if cache_dir is not None:
         cache_path = Path(cache_dir) / f"{case_dir.name}-{_fingerprint(case_dir)}.npz"
         if cache_path.is_file():
-            return _read_cache(cache_path, case_dir.name)
+            cached = _read_cache(cache_path, case_dir.name)
+            if _axial_grid(cached.grid):
+                return cached
+            # made before the working grid was made axial (2026-12-06) from a T2W stored in another axis order:
+            # its arrays are not what the engine computes now (an axial LPS-ordered T2W gives the same, bit for bit)
     inputs = find_case_inputs(case_dir)
     missing = [m for m in INPUT_MODALITIES if m not in inputs]
     if missing:
@@ -180,6 +184,14 @@ def _write_cache(path: Path, arrays: CaseArrays) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, **payload)
+
+
+def _axial_grid(grid: dict) -> bool:
+    """Whether a cached case's grid has the axes the engine gives it now (working_grid.closest_to_lps)."""
+    from DCEDiffLib.working_grid import closest_to_lps
+
+    direction = tuple(float(v) for v in (grid or {}).get("direction", ()))
+    return len(direction) == 9 and closest_to_lps(direction) == direction
 
 
 def _read_cache(path: Path, name: str) -> CaseArrays:
