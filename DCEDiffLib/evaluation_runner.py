@@ -87,7 +87,7 @@ def training_cases_scored(model_path: Path, eval_dirs: Sequence[Path]) -> List[s
 
 
 def refuse_baseline_fit_on_scored_cases(fit_dirs: Sequence[Path], eval_dirs: Sequence[Path]) -> None:
-    """The mean-enhancement baseline must not be fitted on a patient it is scored on: that flatters it (1.75 dB
+    """The mean-enhancement baseline must not be fitted on a patient it is scored on: that flatters it (+0.5 dB
     on one phantom patient). Refuses a fit case that is a scored case's folder or the same patient (case.json's
     phantom seed and anatomy, or its study UID)."""
     from DCEDiffLib.training.case_identity import case_identity

@@ -82,7 +82,7 @@ def test_a_split_without_test_cases_says_so(tmp_path):
 
 def test_the_mean_enhancement_baseline_is_never_fitted_on_a_scored_patient(tmp_path):
     """--baseline-data naming the scored folder, a copy of its patients, or a split whose train cases are its test
-    cases would fit the baseline on the patients it is scored on (1.75 dB better on one phantom patient)."""
+    cases would fit the baseline on the patients it is scored on (+0.5 dB on one phantom patient)."""
     scored = phantom_folder(tmp_path / "fresh", range(300, 303))
     training = phantom_folder(tmp_path / "train", range(100, 104))
     dirs = sorted(scored.iterdir())
