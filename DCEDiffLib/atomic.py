@@ -49,17 +49,21 @@ def _partial_prefix(final: Path) -> str:
 
 def remove_stale_partials(final: Path) -> List[Path]:
     """Remove the temporaries of ``final`` (beside it) whose writing process, on this machine, is gone; returns
-    them. Those of a running process, of another machine or namespace, and those without a process id (written
+    them. A previous result it had moved aside (``.old``) is put back instead when ``final`` is missing. Those of a running process, of another machine or namespace, and those without a process id (written
     before ids were recorded) are left alone."""
     stale = []
     try:
-        candidates = list(final.parent.glob(f".{glob.escape(final.name)}.pid*.partial*"))
+        candidates = sorted(final.parent.glob(f".{glob.escape(final.name)}.pid*"))
     except OSError:
         return stale
     for candidate in candidates:
-        if not is_stale_partial(candidate.name, final.name):
+        if not (candidate.name.endswith(".old") or ".partial" in candidate.name) or \
+                not is_stale_partial(candidate.name, final.name):
             continue
         try:
+            if candidate.name.endswith(".old") and not final.exists():
+                os.replace(candidate, final)  # killed between moving the old result aside and putting the new one
+                continue
             shutil.rmtree(candidate) if candidate.is_dir() and not candidate.is_symlink() else candidate.unlink()
             stale.append(candidate)
         except OSError:
@@ -137,6 +141,7 @@ def check_output_folder(final_dir: str | os.PathLike, overwrite: bool = False,
 
     final = Path(final_dir)
     expected = "expected a writable folder path (its parent must be a folder you may write to)"
+    remove_stale_partials(final)  # first: a killed run's leftovers, and its previous result put back where it was
     if final.exists() and not final.is_dir():
         raise InputError(f"output folder {final} is an existing file; {expected}")
     if final.is_dir() and _holds_the_current_folder(final):
@@ -202,7 +207,6 @@ def atomic_directory(final_dir: str | os.PathLike, overwrite: bool = False,
         final = final.resolve()  # replace the folder the link points to; the link stays
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_partials(final)
         tmp = Path(tempfile.mkdtemp(prefix=_partial_prefix(final), suffix=".partial", dir=final.parent))
     except OSError as exc:
         raise InputError(f"output folder {final}: cannot write there ({exc.strerror or exc}); expected a writable "
@@ -235,7 +239,8 @@ def _replace_folder(new: Path, final: Path, overwrite: bool = True) -> None:
                              "same folder?); expected one run per output folder: nothing of this run was kept"
                              ) from exc
         return
-    aside = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.old"
+    # named for this process, so that a run killed between the two renames is repaired by the next one
+    aside = final.parent / f"{_partial_prefix(final)}{uuid.uuid4().hex[:8]}.old"
     os.replace(final, aside)
     try:
         os.replace(new, final)

@@ -3,7 +3,7 @@
 Two runs started on the same ``--out`` (a script run twice, two terminals, a job array) used to interfere: the
 second synthesis silently replaced the first's finished result, a refused second ``phantom`` run deleted the first
 one's cases in its clean-up, and two ``train`` runs on one run folder merged their log rows. Each command that
-writes an output folder now claims it first: an operating-system lock (``flock``; on Windows ``msvcrt.locking``)
+writes an output folder now claims it first: an operating-system lock (``lockf``; on Windows ``msvcrt.locking``)
 on a file beside it, ``.<name>.dcediff-lock``, which also says who holds it. The system releases the lock when its
 process ends, however it ends (SIGKILL, the OOM killer), so a lock is never stale; the file itself may stay and is
 simply locked again by the next run. Processes in other containers on the same machine see the lock, and so do
@@ -54,27 +54,38 @@ def lock_path(out: os.PathLike) -> Path:
     """The lock file of output folder ``out``: beside it, since the folder itself is replaced whole; through a
     symbolic link, beside the folder it points to (the one that is replaced)."""
     final = Path(os.path.realpath(out))
-    return final.parent / f".{final.name}.dcediff-lock"
+    name = final.name if len(final.name) <= 150 else \
+        f"{final.name[:100]}-{hashlib.sha1(final.name.encode()).hexdigest()[:12]}"  # a file name holds 255 bytes
+    return final.parent / f".{name}.dcediff-lock"
+
+
+class LockingUnsupported(Exception):
+    """The file system does not take locks (Lustre without flock, NFS without a lock daemon)."""
 
 
 def _try_lock(handle) -> bool:
-    """Take the system lock of an open file without waiting; False when another process holds it."""
-    if os.name == "nt":
-        import msvcrt
-
-        try:
-            handle.seek(0)
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-            return True
-        except OSError:
-            return False
-    import fcntl
+    """Take the system lock of an open file without waiting; False when another process holds it. A POSIX record
+    lock (``lockf``), not ``flock``: forked children (worker pools, data loaders) do not inherit it, so a main process
+    killed alone (the OOM killer) does not leave its workers holding the folder."""
+    import errno
 
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.name == "nt":
+            import msvcrt
+
+            handle.seek(1 << 30)  # a byte far beyond the content, which a refused run still reads
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            handle.seek(0)
+            return True
+        import fcntl
+
+        fcntl.lockf(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
-    except BlockingIOError:
-        return False
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK, getattr(errno, "EDEADLK", -1)) or \
+                os.name == "nt":
+            return False
+        raise LockingUnsupported(str(exc)) from exc
 
 
 def _missing_parents(folder: Path) -> List[Path]:
@@ -89,23 +100,40 @@ def _missing_parents(folder: Path) -> List[Path]:
 @contextlib.contextmanager
 def claim_output(out: os.PathLike, command: str) -> Iterator[Optional[Path]]:
     """Hold the lock of output folder ``out`` for ``command`` while the block runs; :class:`InputError` when
-    another running process holds it. A missing parent folder is made for the lock (and removed again if the run
-    left it empty). Where no lock file can be made at all (a parent that cannot be written), the block runs without
-    one: the command then fails on that folder with its own, clearer message."""
+    another running process holds it, or when its lock file is in the way (a folder, another user's file). A missing
+    parent folder is made for the lock (and removed again if the run left it empty). Only where the parent folder
+    cannot be made or written, or the file system takes no locks, does the block run without one: the command then
+    fails on that folder with its own, clearer message, or runs as before locks."""
+    from DCEDiffLib.atomic import check_writable_location
+
     path = lock_path(out)
     made = _missing_parents(path.parent)
     handle = None
     try:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError:
+            check_writable_location(path.parent, f"output folder {out}")
+        except (OSError, InputError):
             made = []
-        for _ in range(3):  # again when the file was replaced between opening and locking it
+            yield None  # the command says what is wrong with the folder
+            return
+        for _ in range(100):  # again only when the file was replaced between opening and locking it
             try:
-                candidate = open(path, "a+", encoding="utf-8")
-            except OSError:
-                break
-            if not _try_lock(candidate):
+                candidate = open(path, "a+", encoding="utf-8", errors="replace")
+            except OSError as exc:
+                raise InputError(f"output folder {out}: its lock file {path} cannot be opened ({exc.strerror or exc});"
+                                 " expected a file this run may write: remove it if no DCEDiff run is going") from None
+            try:
+                taken = _try_lock(candidate)
+            except LockingUnsupported as exc:
+                candidate.close()
+                from DCEDiffLib.progress import say
+
+                say(f"dcediff: note: {path.parent} takes no file locks ({exc}): this run does not keep a second "
+                    "run from the same output folder")
+                yield None
+                return
+            if not taken:
                 candidate.seek(0)
                 other = _parse(candidate.read())
                 candidate.close()
@@ -113,11 +141,7 @@ def claim_output(out: os.PathLike, command: str) -> Iterator[Optional[Path]]:
                        f"{other.get('host', '?')}, since {other.get('started', '?')}") if other else "being claimed"
                 raise InputError(f"output folder {out} is being written by another DCEDiff run ({who}); expected "
                                  "one run per output folder: wait for it, or choose another --out")
-            try:
-                same = os.stat(path).st_ino == os.fstat(candidate.fileno()).st_ino
-            except OSError:
-                same = False
-            if not same:  # unlinked by its last holder after we opened it: lock the file now at that path
+            if not _same_file(path, candidate):  # unlinked by its last holder after we opened it: lock the new one
                 candidate.close()
                 continue
             candidate.seek(0)
@@ -127,15 +151,27 @@ def claim_output(out: os.PathLike, command: str) -> Iterator[Optional[Path]]:
             candidate.flush()
             handle = candidate
             break
-        yield path if handle is not None else None
+        else:
+            raise InputError(f"output folder {out}: its lock {path} changed hands too often to be claimed; expected "
+                             "one run per output folder")
+        yield path
     finally:
         if handle is not None:
-            with contextlib.suppress(OSError):
-                path.unlink()  # while still locked: a waiting run then opens a new file, not this one
+            if _same_file(path, handle):  # never another run's file that took its place
+                with contextlib.suppress(OSError):
+                    path.unlink()  # while still locked: a waiting run then opens a new file, not this one
             handle.close()
         for folder in reversed(made):  # made for the lock only, and the run left it empty
             with contextlib.suppress(OSError):
                 folder.rmdir()
+
+
+def _same_file(path: Path, handle) -> bool:
+    try:
+        here, held = os.stat(path), os.fstat(handle.fileno())
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _parse(text: str) -> Optional[dict]:

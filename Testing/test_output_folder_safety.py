@@ -249,3 +249,62 @@ def test_ctrl_c_after_the_result_is_in_place_says_so(tmp_path, monkeypatch, caps
     monkeypatch.setattr(synthesize, "run", interrupt)
     assert cli.main(["synthesize", "--t2w", "x", "--out", str(old)]) == 130
     assert "no partial output was kept" in capsys.readouterr().err
+
+
+def test_the_lock_is_not_kept_by_forked_workers_nor_taken_from_its_next_holder(tmp_path):
+    """A main process killed alone (the OOM killer) left its forked pool workers holding a flock; a finished run
+    deleted the lock file of the run that had taken its place; a lock path that is a folder ran unlocked."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from DCEDiffLib.output_lock import claim_output, lock_path
+
+    out = tmp_path / "run"
+    holder = textwrap.dedent(f"""
+        import multiprocessing, time
+        from DCEDiffLib.output_lock import claim_output
+        with claim_output({str(out)!r}, "train"):
+            worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+            worker.start()
+            print(worker.pid, flush=True)
+            time.sleep(60)
+    """)
+    main_process = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
+    worker = int(main_process.stdout.readline())
+    try:
+        main_process.kill()
+        main_process.wait()
+        with claim_output(out, "train") as held:  # the orphaned worker does not hold it
+            assert held == lock_path(out)
+    finally:
+        os.kill(worker, 9)
+    import contextlib
+
+    first_run, second_run = contextlib.ExitStack(), contextlib.ExitStack()
+    first = first_run.enter_context(claim_output(out, "synthesize"))
+    first.unlink()  # removed by hand while the run goes on, so another run claims the folder ...
+    second = second_run.enter_context(claim_output(out, "synthesize"))
+    first_run.close()  # ... and the first run, finishing, must not delete the second run's lock file
+    assert second.is_file()
+    second_run.close()
+    assert not second.exists()
+    lock_path(out).mkdir()
+    with pytest.raises(InputError, match="its lock file .* cannot be opened"):
+        with claim_output(out, "synthesize"):
+            pass
+
+
+def test_a_run_killed_between_the_two_renames_gets_its_previous_result_back(tmp_path):
+    """--overwrite moves the old result aside, then puts the new one in place: a kill in between left no result."""
+    import subprocess
+    import sys
+
+    from DCEDiffLib.output_lock import machine_tag
+
+    out = dcediff_output(tmp_path / "out", "previous")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    aside = tmp_path / f".out.pid{int(gone.stdout)}-{machine_tag()}.1a2b3c4d.old"
+    os.replace(out, aside)  # the killed run got this far
+    check_output_folder(out, overwrite=True, records=("synthesis.json",))
+    assert (out / "result.txt").read_text() == "previous" and not aside.exists()
