@@ -198,15 +198,20 @@ def test_real_prostatex_studies_are_skipped_for_their_missing_t1pre_with_the_rig
                for r in result.records)
 
 
-def test_a_copy_of_a_study_counts_once_and_resuming_checks_what_is_there(root, tmp_path, monkeypatch):
-    """A second patient folder with the same study is dropped; a resume refuses case folders of patients gone from
-    the root, remakes a case missing an image, and does not depend on the current folder."""
-    root_dir, _ = root
+def root_with_a_copy(root_dir: Path, tmp_path: Path):
+    """(a root holding P-D and a second patient folder with the same study, the dataset folder to write)."""
     small = tmp_path / "root"
     small.mkdir()
     for name in ("P-D", "P-D-copy"):
         (small / name).symlink_to(root_dir / "P-D", target_is_directory=True)
-    out = tmp_path / "out"
+    return small, tmp_path / "out"
+
+
+def test_a_copy_of_a_study_counts_once_and_resuming_checks_what_is_there(root, tmp_path, monkeypatch):
+    """A second patient folder with the same study is dropped; a resume refuses case folders of patients gone from
+    the root, remakes a case missing an image, and does not depend on the current folder."""
+    root_dir, _ = root
+    small, out = root_with_a_copy(root_dir, tmp_path)
     monkeypatch.chdir(tmp_path)
     result = build_dataset(Path("root"), Path("out"))  # relative paths: the manifest records the root absolute
     status = {r["patient"]: (r["status"], r["reason"]) for r in result.records}
@@ -301,12 +306,7 @@ def test_an_axial_t2w_of_another_region_acquired_later_is_not_picked(root, tmp_p
 
 
 def test_a_killed_runs_temporary_case_is_not_a_patient_gone_and_a_copy_is_not_converted_again(root, tmp_path):
-    root_dir, _ = root
-    small = tmp_path / "root"
-    small.mkdir()
-    for name in ("P-D", "P-D-copy"):
-        (small / name).symlink_to(root_dir / "P-D", target_is_directory=True)
-    out = tmp_path / "out"
+    small, out = root_with_a_copy(root[0], tmp_path)
     build_dataset(small, out)
     killed = out / "no_dce" / ".P-X.pid999999-00000000.abc.partial"  # case.json is written just before the rename
     killed.mkdir()
