@@ -316,3 +316,14 @@ def test_a_sheared_input_is_refused_and_a_cropped_extent_keeps_its_place():
     expected_origin = image.TransformIndexToPhysicalPoint((2, 1, 1))
     np.testing.assert_allclose(exported.GetOrigin(), expected_origin, atol=1e-6)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(exported), sitk.GetArrayFromImage(image)[1:6, 1:8, 2:10])
+
+
+def test_a_result_file_cut_short_is_refused_not_loaded_with_zero_slices(tmp_path):
+    image = sitk.GetImageFromArray(np.random.default_rng(0).uniform(1, 9, (6, 20, 20)).astype(np.float32))
+    path = tmp_path / "synthetic_early.nii.gz"
+    sitk.WriteImage(image, str(path))
+    assert scene_io.read_volume_node(path, "whole") is not None
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cut short"):
+        scene_io.read_volume_node(path, "half")

@@ -1,7 +1,7 @@
 """MRML nodes <-> SimpleITK images and files, with exact geometry; the DCEDiff result nodes.
 
 Imports only ``slicer`` and ``slicer.util`` (plus numpy, SimpleITK and the engine's torch-free
-``DCEDiffLib.data_source``), so it runs in Slicer and under the PyPI
+``DCEDiffLib.data_source`` and NIfTI checks), so it runs in Slicer and under the PyPI
 ``slicer-core`` wheel (pytest, ``Testing/test_slicer_scene.py``).
 
 Conventions (``docs/architecture.md``):
@@ -153,7 +153,14 @@ def write_volume_node(node, path, name: Optional[str] = None) -> Path:
 
 
 def read_volume_node(path, name: str, scene=None):
-    """A new node from a volume file (read with SimpleITK, geometry converted to RAS)."""
+    """A new node from a volume file (read with SimpleITK, geometry converted to RAS). A NIfTI file cut short is
+    refused: ITK reads its missing slices as zeros without a word."""
+    from DCEDiffLib.nifti_nonfinite import is_nifti
+    from DCEDiffLib.nifti_write_check import nifti_written_whole
+
+    if is_nifti(Path(path)) and not nifti_written_whole(path):
+        raise ValueError(f"{path}: the file is cut short (fewer bytes than its header says); expected a whole "
+                         "volume (run DCEDiff again)")
     return image_to_volume_node(sitk.ReadImage(str(path), sitk.sitkFloat32), name, scene)
 
 
