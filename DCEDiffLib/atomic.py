@@ -49,8 +49,9 @@ def _partial_prefix(final: Path) -> str:
 
 def remove_stale_partials(final: Path) -> List[Path]:
     """Remove the temporaries of ``final`` (beside it) whose writing process, on this machine, is gone; returns
-    them. A previous result it had moved aside (``.old``) is put back instead when ``final`` is missing. Those of a running process, of another machine or namespace, and those without a process id (written
-    before ids were recorded) are left alone."""
+    them. A previous result it had moved aside (``.old``) is put back instead when ``final`` is missing. Those of a
+    running process, of another machine or namespace, and those without a process id (written before ids were
+    recorded) are left alone."""
     stale = []
     try:
         candidates = sorted(final.parent.glob(f".{glob.escape(final.name)}.pid*"))

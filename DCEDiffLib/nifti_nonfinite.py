@@ -28,22 +28,31 @@ def open_nifti(path: Path):
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
 
 
-def _layout(header: bytes) -> Optional[Tuple[str, int, int, str]]:
-    """(byte order, datatype, voxel count, data offset) from a NIfTI-1 or NIfTI-2 header, or None."""
+def header_kind(header: bytes) -> Optional[Tuple[str, int]]:
+    """(byte order, header size: 348 for NIfTI-1, 540 for NIfTI-2) of a NIfTI header, or None."""
+    if len(header) < 4:
+        return None
     for order in ("<", ">"):
         size = struct.unpack(order + "i", header[:4])[0]
-        if size == 348:  # the data of a single-file NIfTI-1 starts at 352 at the earliest (as niftilib reads it)
-            dims = struct.unpack(order + "8h", header[40:56])
-            datatype = struct.unpack(order + "h", header[70:72])[0]
-            offset = max(int(struct.unpack(order + "f", header[108:112])[0]), 352)
-            break
-        if size == 540:
-            datatype = struct.unpack(order + "h", header[12:14])[0]
-            dims = struct.unpack(order + "8q", header[16:80])
-            offset = max(int(struct.unpack(order + "q", header[168:176])[0]), 544)
-            break
-    else:
+        if size in (348, 540):
+            return order, size
+    return None
+
+
+def header_layout(header: bytes) -> Optional[Tuple[str, int, int, int]]:
+    """(byte order, datatype, voxel count, data offset) from a NIfTI-1 or NIfTI-2 header, or None."""
+    kind = header_kind(header)
+    if kind is None:
         return None
+    order, size = kind
+    if size == 348:  # the data of a single-file NIfTI-1 starts at 352 at the earliest (as niftilib reads it)
+        dims = struct.unpack(order + "8h", header[40:56])
+        datatype = struct.unpack(order + "h", header[70:72])[0]
+        offset = max(int(struct.unpack(order + "f", header[108:112])[0]), 352)
+    else:
+        datatype = struct.unpack(order + "h", header[12:14])[0]
+        dims = struct.unpack(order + "8q", header[16:80])
+        offset = max(int(struct.unpack(order + "q", header[168:176])[0]), 544)
     rank = int(dims[0])
     if not 1 <= rank <= 7:
         return None
@@ -58,7 +67,7 @@ def count_nonfinite(path) -> Optional[Tuple[int, int]]:
     try:
         with open_nifti(path) as handle:
             header = handle.read(540)
-            layout = _layout(header) if len(header) >= 348 else None
+            layout = header_layout(header) if len(header) >= 348 else None
             if layout is None or layout[1] not in _FLOAT_TYPES:
                 return None
             order, datatype, count, offset = layout

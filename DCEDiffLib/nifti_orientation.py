@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
-from DCEDiffLib.nifti_nonfinite import open_nifti
+from DCEDiffLib.nifti_nonfinite import header_kind, open_nifti
 
 DISAGREEMENT_MM = 1.0  # corners further apart than this: the two placements are not the same volume position
 
@@ -70,13 +70,10 @@ def placement_disagreement(path, image: sitk.Image) -> Optional[str]:
             header = handle.read(348)
     except (OSError, EOFError):
         return None
-    if len(header) < 348:
+    kind = header_kind(header)
+    if kind is None or kind[1] != 348 or len(header) < 348:  # NIfTI-1 only
         return None
-    for order in ("<", ">"):
-        if struct.unpack(order + "i", header[:4])[0] == 348:
-            break
-    else:
-        return None
+    order = kind[0]
     qform_code, sform_code = struct.unpack(order + "2h", header[252:256])
     if qform_code <= 0 or sform_code <= 0:
         return None

@@ -12,16 +12,16 @@ import os
 import struct
 from pathlib import Path
 
-from DCEDiffLib.nifti_nonfinite import _layout, open_nifti
+from DCEDiffLib.nifti_nonfinite import header_kind, header_layout, open_nifti
 
 
 def _expected_bytes(header: bytes) -> int:
     """Bytes of the uncompressed file: the data offset plus the voxels (datatype size from bitpix)."""
-    layout = _layout(header)
+    layout = header_layout(header)
     if layout is None:
         raise ValueError("no NIfTI header")
     order, _, count, offset = layout
-    size = struct.unpack(order + "i", header[:4])[0]
+    size = header_kind(header)[1]
     bitpix = struct.unpack(order + "h", header[72:74] if size == 348 else header[14:16])[0]
     return int(offset + count * max(bitpix, 8) // 8)
 

@@ -324,7 +324,8 @@ def _sorted_slice_files(files: List[str], folder: Path, name: str) -> List[str]:
         kind = "missing slices" if np.any(big) and np.all(np.abs(gaps[~big] - spacing) <= tolerance) else \
             "unevenly spaced slices"
         raise InputError(f"{name}: DICOM series in {folder} has {kind} (slice gaps from {gaps.min():.3f} to "
-                         f"{gaps.max():.3f} mm, expected {spacing:.3f} mm everywhere){_unread_files_hint(folder, files)}"
+                         f"{gaps.max():.3f} mm, expected {spacing:.3f} mm everywhere)"
+                         f"{_unread_files_hint(folder, files)}"
                          "; expected a complete series with regular slice spacing")
     lateral = positions - positions[0] - np.outer(along - along[0], normal)
     if np.max(np.linalg.norm(lateral, axis=1)) > tolerance:
