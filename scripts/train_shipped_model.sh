@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Reproduces the shipped model (docs/model_quality.md) on a 2-core CPU in about 3 h; re-running resumes.
+# Reproduces the shipped model's base, 3d58c39d… (the widened fine-tune of 2026-11-30), on a 2-core CPU in about 3 h;
+# re-running resumes. The shipped card came from it through the fine-tunes scripts/finetune_*.sh, in the order
+# docs/model_quality.md records them (the last: scripts/finetune_union54.sh).
 # Usage: scripts/train_shipped_model.sh [WORK_DIR]   (default: runs). Then scripts/evaluate_model_quality.sh.
 #   1. 64 phantom patients of domain A (seed 2026), split by patient 52 / 6 / 6 (split.json of the mean run);
 #   2. the mean: regression U-Net (cpu preset), enhancement parameterization, gland/lesion-weighted L1, 2400 steps
