@@ -59,6 +59,7 @@ class Volume:
     files: List[DicomFile]
     temporal_position: Optional[int] = None
     time_s: Optional[float] = None         # seconds from the series' first volume (None: unknown)
+    ordered_by: Optional[str] = None       # what put a dynamic series' volumes in order, when no time did
 
 
 @dataclasses.dataclass
@@ -116,8 +117,11 @@ class SeriesInfo:
         """The series split into 3D volumes: one per temporal position when slice positions repeat.
 
         Splitting uses the first of TemporalPositionIdentifier, TriggerTime, AcquisitionTime, ContentTime that
-        gives volumes with one file per slice position; otherwise the whole series is one volume (the reader then
-        refuses duplicate positions, e.g. a DWI series with several b-values stacked). Computed once."""
+        gives volumes with one file per slice position. Without any of them (an anonymiser may blank the times) a
+        series whose every position repeats equally often, with one b-value at most, is split by InstanceNumber:
+        the n-th file of each position, in InstanceNumber order, belongs to the n-th volume (``ordered_by``).
+        Otherwise the whole series is one volume (the reader then refuses duplicate positions, e.g. a DWI series
+        with several b-values stacked). Computed once."""
         if self._volumes is None:
             self._volumes = self._split_volumes()
         return list(self._volumes)
@@ -137,7 +141,22 @@ class SeriesInfo:
             sizes = {len({_position_key(f) for f in g}) for g in groups.values()}
             if all(len({_position_key(f) for f in g}) == len(g) for g in groups.values()) and len(sizes) == 1:
                 return _timed_volumes([groups[v] for v in sorted(groups)])
-        return [Volume(list(self.files))]
+        return self._volumes_by_instance_number() or [Volume(list(self.files))]
+
+    def _volumes_by_instance_number(self) -> Optional[List[Volume]]:
+        """Volumes of a repeated-position series with no time tags, by InstanceNumber (None where that cannot
+        be: a position missing, a number missing or repeated, several b-values: a stacked DWI, not a dynamic)."""
+        numbers = [f.instance_number for f in self.files]
+        if len(self.b_values) > 1 or any(n is None for n in numbers) or len(set(numbers)) != len(numbers):
+            return None
+        by_position: Dict[object, List[DicomFile]] = {}
+        for f in sorted(self.files, key=lambda f: f.instance_number):
+            by_position.setdefault(_position_key(f), []).append(f)
+        counts = {len(files) for files in by_position.values()}
+        if None in by_position or len(counts) != 1 or counts.pop() < 2:
+            return None
+        frames = zip(*by_position.values())
+        return [Volume(list(files), ordered_by="InstanceNumber (no time tags)") for files in frames]
 
     def summary(self) -> str:
         """One line for listings: number, description, files, orientation, flip angle, image type."""

@@ -320,6 +320,18 @@ def ood_warning(output: SynthesisOutput) -> Optional[str]:
     return summary_line(result) + (f" (+{more} more reason(s) in synthesis.json)" if more > 0 else "")
 
 
+def registration_warning(registration: Dict[str, object]) -> Optional[str]:
+    """One line naming the series whose registration self-check disagreed (their alignment with the T2W cannot
+    be trusted), or None; ``registration``: modality → ``RegistrationResult``. The console said it as each check
+    ended; the report says it again."""
+    failed = [m for m, r in registration.items() if (r.self_check or {}).get("agrees") is False]
+    if not failed:
+        return None
+    names = ", ".join(DESCRIPTIONS.get(m, m) for m in failed)
+    return (f"registration self-check DISAGREES for {names}: the alignment with the T2W cannot be trusted there "
+            "(check it against the T2W; synthesis.json → registration)")
+
+
 def _legend(inputs: Dict[str, object]) -> Optional[dict]:
     """Label legend from a phantom case's case.json next to the T2W file, if any."""
     from DCEDiffLib.training.case_data import legend_from_case_json
@@ -424,7 +436,8 @@ def write_case_report(output: SynthesisOutput, path: Path) -> None:
         row["uncertainty"] = {s: sitk.GetArrayFromImage(i) for s, i in output.uncertainty.items()}
     if output.expected_error:  # shown in preference to the sample spread (report_figure)
         row["expected_error"] = {s: sitk.GetArrayFromImage(i) for s, i in output.expected_error.items()}
-    write_report_png(path, [row], provenance=provenance_text(output.provenance), warning=ood_warning(output))
+    write_report_png(path, [row], provenance=provenance_text(output.provenance),
+                     warning=[ood_warning(output), registration_warning(output.case.registration or {})])
 
 
 def synthesize_to_folder(inputs: Dict[str, object], out_dir: Path, *, t2w_grid: bool = False,

@@ -104,7 +104,7 @@ class Pick:
         if self.frame_index is not None:
             frame = f" frame {self.frame_index}"
             if self.time_s is not None:
-                frame += f" (t={self.time_s:.1f} s"
+                frame += f" ({self.time_s:.1f} s after the first frame"
                 frame += f", {self.after_arrival_s:+.1f} s after arrival)" if self.after_arrival_s is not None \
                     else ")"
         lost = ""
@@ -271,7 +271,8 @@ def find_dce_series(study: Study) -> List[DceSeries]:
                 known = all(t is not None for t in times)
                 found.append(DceSeries([(s, v) for v in volumes], times if known else None,
                                        f"one series, {len(volumes)} temporal positions",
-                                       "TriggerTime/AcquisitionTime/ContentTime" if known else "none"))
+                                       "TriggerTime/AcquisitionTime/ContentTime" if known
+                                       else volumes[0].ordered_by or "none"))
             continue
         key = (_TT.sub("", s.description.lower()).strip(" _-"), s.sequence_name, s.orientation, s.rows, s.columns,
                s.num_positions)
@@ -422,7 +423,8 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
             picks[role] = Pick(role, series, series.volumes()[0], rule, lost)
 
     if "t1pre" not in picks and "t1pre" not in given:
-        pick, why = _t1_from_dce(dce, read, ranked_lost=_apply_rules(study, _t1_rules(dce, picks)))
+        pick, why = _t1_from_dce(dce, read, ranked_lost=_apply_rules(study, _t1_rules(dce, picks)),
+                                 chosen=overrides.get("t1pre") == "dce")
         if pick is not None:
             picks["t1pre"] = pick
         elif overrides.get("t1pre") == "dce":
@@ -593,8 +595,9 @@ def _choose_dce(study: Study, dce_all: List[DceSeries], number) -> Optional[DceS
                      f"with ≥ {DCE_MIN_FRAMES} time points, or ≥ {DCE_MIN_FRAMES} series of one dynamic protocol)")
 
 
-def _t1_from_dce(dce: Optional[DceSeries], read, ranked_lost) -> Tuple[Optional[Pick], str]:
-    """The last DCE frame before contrast arrival, or (None, why not)."""
+def _t1_from_dce(dce: Optional[DceSeries], read, ranked_lost, chosen: bool = False) -> Tuple[Optional[Pick], str]:
+    """The last DCE frame before contrast arrival, or (None, why not). ``chosen``: asked for with
+    ``--series t1pre=dce`` (the rule then says so, not that the study has no T1-pre series)."""
     if dce is None:
         return None, "the study has no DCE series"
     find_arrival(dce, read)
@@ -603,7 +606,7 @@ def _t1_from_dce(dce: Optional[DceSeries], read, ranked_lost) -> Tuple[Optional[
     index = dce.arrival_index - 1
     series, volume = dce.frames[index]
     rule = (f"last DCE frame before contrast arrival (mean DCE curve rises from frame {dce.arrival_index}; "
-            "no pre-contrast T1 gradient echo series)")
+            + ("chosen with --series t1pre=dce)" if chosen else "no pre-contrast T1 gradient echo series)"))
     pick = Pick("t1pre", series, volume, rule, [(s, r) for s, r in ranked_lost], frame_index=index,
                 time_s=None if dce.times_s is None else dce.times_s[index])
     if dce.times_s is not None:

@@ -218,6 +218,8 @@ def test_series_override_replaces_a_pick(tcia_study):
     assert picks["t2w"].series.number == first_t2w and "--series t2w=" in picks["t2w"].rule
     assert expected["t2w"] in numbers(picks["t2w"])
     assert "before contrast arrival" in picks["t1pre"].rule and picks["t1pre"].frame_index is not None
+    # the study has a T1 gradient echo series (the VIBE lost to the override): the rule says it was chosen
+    assert "--series t1pre=dce" in picks["t1pre"].rule and "no pre-contrast" not in picks["t1pre"].rule
     with pytest.raises(InputError, match="no series number 999"):
         pick_roles(study, {"adc": 999})
     dwi = [s.number for s in study.series if s.description == "ep2d_diff_tra_DYNDIST"][0]
@@ -260,6 +262,37 @@ def test_dce_order_without_temporal_position_or_tt():
     (dce,) = find_dce_series(Study("/none", "1.2", "P", "20000101", frames))
     assert dce.time_source == "AcquisitionTime" and dce.times_s == [0.0, 5.0, 10.0, 15.0, 20.0]
     assert [s.number for s, _ in dce.frames] == [40, 42, 44, 41, 43]
+
+
+def test_a_dynamic_series_without_time_tags_is_split_by_instance_number():
+    from DCEDiffLib.dicom_study import Study
+    from DCEDiffLib.study_roles import find_dce_series
+
+    # an anonymiser blanked every time tag: 5 frames × 4 positions, told apart by InstanceNumber only, numbered
+    # slice by slice within each frame (time-major, as Siemens numbers a TWIST series) and listed shuffled
+    series = fake_series(12, "t1_twist_tra_dyn", 4, tp=[None] * 5)
+    for f in series.files:
+        frame, z = (int(part) for part in f.path.split("/")[-2:])
+        f.instance_number = 1 + frame * 4 + z
+    series.files = [series.files[i] for i in np.random.default_rng(0).permutation(len(series.files))]
+    volumes = series.volumes()
+    assert len(volumes) == 5
+    assert [sorted(int(f.path.split("/")[-2]) for f in v.files) for v in volumes] == [[t] * 4 for t in range(5)]
+    assert all(v.time_s is None and v.ordered_by.startswith("InstanceNumber") for v in volumes)
+    (dce,) = find_dce_series(Study("/none", "1.2", "P", "20000101", [series]))
+    assert dce.times_s is None and dce.time_source.startswith("InstanceNumber") and len(dce.frames) == 5
+    # numbered frame by frame within each position (slice-major) gives the same frames
+    for f in series.files:
+        frame, z = (int(part) for part in f.path.split("/")[-2:])
+        f.instance_number = 1 + z * 5 + frame
+    series._volumes = None
+    assert [sorted(int(f.path.split("/")[-2]) for f in v.files) for v in series.volumes()] == \
+        [[t] * 4 for t in range(5)]
+    # several b-values stacked (a DWI series) are not frames: one volume, which the reader then refuses
+    for f in series.files:
+        f.b_value = 50.0 * int(f.path.split("/")[-2])
+    series.b_values, series._volumes = (0.0, 50.0, 100.0, 150.0, 200.0), None
+    assert len(series.volumes()) == 1
 
 
 # ------------------------------------------------------------------------------------------------ errors

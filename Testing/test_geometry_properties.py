@@ -298,3 +298,31 @@ def test_a_cached_case_on_a_grid_that_is_not_axial_any_more_is_made_again():
     assert not _axial_grid({"direction": [1, 0, 0, 0, -1, 0, 0, 0, -1]})  # rows reversed
     assert not _axial_grid({"direction": [1, 0, 0, 0, 0, 1, 0, -1, 0]})  # coronal
     assert not _axial_grid({})
+
+
+def test_spread_to_intensity_is_the_std_of_the_denormalised_samples():
+    from DCEDiffLib.normalization import NormParams, spread_to_intensity
+
+    params = NormParams(low=120.0, high=980.0)
+    samples = np.random.default_rng(0).normal(0.1, 0.2, size=(8, 50)).astype(np.float32)
+    std_intensity = denormalize(samples, params).astype(np.float64).std(axis=0)
+    assert np.allclose(spread_to_intensity(samples.std(axis=0), params), std_intensity, rtol=1e-4)
+
+
+def test_a_grid_a_fraction_of_a_voxel_off_the_lattice_is_interpolated_not_copied():
+    # a crop around an arbitrary prostate centre sits off the T2W's lattice; linear interpolation of a linear ramp
+    # is exact, so every value follows from the geometry alone
+    size, spacing = (40, 40, 20), (1.5, 1.5, 3.0)
+    _, _, i = np.meshgrid(*(np.arange(n) for n in reversed(size)), indexing="ij")
+    image = sitk.GetImageFromArray((i * spacing[0]).astype(np.float32))  # value = x coordinate in mm
+    image.SetSpacing(spacing)
+    grid = WorkingGrid((10, 10, 4), spacing, (10 * spacing[0] + 0.4 * spacing[0], 15.0, 15.0),
+                       (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    cropped = sitk.GetArrayFromImage(resample_to_grid(image, grid, interpolator="linear"))
+    expected_x = grid.origin[0] + np.arange(10) * spacing[0]
+    assert np.allclose(cropped, expected_x[None, None, :], atol=1e-3)
+    back = sitk.GetArrayFromImage(paste_back(resample_to_grid(image, grid), image))
+    x = i * spacing[0]
+    inside = (back != 0) & (x >= expected_x[0]) & (x <= expected_x[-1])
+    assert inside.sum() > 100
+    assert np.allclose(back[inside], x[inside], atol=1e-3)

@@ -124,3 +124,8 @@ def test_metrics_do_not_modify_inputs():
     a_copy, b_copy = a.copy(), b.copy()
     metrics.psnr(a, b), metrics.ssim(a, b), metrics.mae(a, b), metrics.scale_to_unit(a)
     assert np.array_equal(a, a_copy) and np.array_equal(b, b_copy)
+
+
+def test_mae_averages_absolute_errors_of_both_signs():
+    # errors −1 and +1: the mean absolute error is 1, the absolute mean error 0
+    assert metrics.mae(np.array([[[-1.0, 1.0]]]), np.zeros((1, 1, 2))) == pytest.approx(1.0)

@@ -100,6 +100,10 @@ def _foreign_modality(weights, card):
     edit_card(card, lambda c: c.update(conditions=["t2w", "pd", "adc", "dwi"]))
 
 
+def _one_input_named_twice(weights, card):  # the channel count still matches: PD's channel would get a T2W
+    edit_card(card, lambda c: c.update(conditions=["t2w", "t2w", "adc", "t1pre"]))
+
+
 def _wrong_targets(weights, card):
     edit_card(card, lambda c: c.update(targets=["dce_late", "dce_early"]))
 
@@ -140,6 +144,7 @@ CASES = {
     "card_with_unknown_fields": (_unknown_field, ["m.json", "unknown field", "run_this_code"]),
     "wrong_modality_order": (_wrong_modality_order, ["m.json", "conditions", "in that order"]),
     "foreign_modality": (_foreign_modality, ["m.json", "dwi"]),
+    "one_input_named_twice": (_one_input_named_twice, ["m.json", "conditions"]),
     "wrong_targets": (_wrong_targets, ["m.json", "targets"]),
     "missing_card": (_missing_card, ["m.json", "missing"]),
     "card_not_json": (_card_not_json, ["m.json", "not valid JSON"]),

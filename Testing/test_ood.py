@@ -370,3 +370,24 @@ def test_slicer_result_nodes_carry_the_ood_attribute(tmp_path):
             shutil.rmtree(out)
     finally:
         slicer.mrmlScene.Clear(1)
+
+
+def test_histogram_threshold_is_margin_times_the_leave_one_out_distance():
+    bins = len(ood.HISTOGRAM_BINS) - 1
+    width = float(ood.HISTOGRAM_BINS[1] - ood.HISTOGRAM_BINS[0])
+    a, b = np.zeros(bins), np.zeros(bins)
+    a[5], b[15] = 1.0, 1.0  # all mass moved by 10 bins: earth mover's distance 10 bin widths
+    cases = [{"gland_region": "central ellipsoid", "modalities": {"t2w": {"hist_body": list(h)}}} for h in (a, b)]
+    card = ood.training_statistics(cases)
+    # leave-one-out: each case's reference is the other case, so both distances are 10 widths
+    assert card["features"]["t2w.hist_body"]["threshold"] == pytest.approx(ood.MARGIN * 10 * width, rel=1e-5)
+
+
+def test_an_exam_cleaner_than_every_training_case_is_not_flagged_for_noise():
+    cases = [{"gland_region": "central ellipsoid", "modalities": {"t2w": {"noise": v}}}
+             for v in (0.050, 0.052, 0.055, 0.058, 0.060)]
+    card = ood.training_statistics(cases)
+    clean = ood.ood_score({"gland_region": "central ellipsoid", "modalities": {"t2w": {"noise": 0.005}}}, card)
+    assert clean["features"]["t2w.noise"] == 0.0 and not clean["flagged"]
+    noisy = ood.ood_score({"gland_region": "central ellipsoid", "modalities": {"t2w": {"noise": 0.5}}}, card)
+    assert noisy["flagged"]

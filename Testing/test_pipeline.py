@@ -284,3 +284,15 @@ def test_an_acquired_dce_on_another_scale_than_the_t1pre_is_said():
     note = acquired_scale_note(e, 236.6 * t)
     assert note is not None and "different intensity scales" in note and "PSNR and MAE" in note
     assert acquired_scale_note(e, t / 4.0) is not None
+
+
+def test_the_residual_map_is_the_absolute_difference_of_synthetic_and_acquired(tiny_model):
+    from DCEDiffLib.pipeline import synthesize_case
+
+    inputs = {m: str(CASE / f"{m}.nii.gz") for m in ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")}
+    out = synthesize_case(inputs, model_path=str(tiny_model), steps=2, samples=1, register=False, device="cpu")
+    for short in ("early", "late"):
+        synthetic = sitk.GetArrayFromImage(out.synthetic[short]).astype(np.float64)
+        residual = sitk.GetArrayFromImage(out.residual[short]).astype(np.float64)
+        assert residual.min() >= 0
+        assert np.allclose(residual, np.abs(synthetic - out.acquired[short]), atol=1e-3)

@@ -122,3 +122,15 @@ def test_evaluation_applies_it_as_synthesis_does(tmp_path):
         assert not np.allclose(unscaled[phase], scaled[phase])
         assert np.allclose(scaled[phase] - zero_image, factor * (unscaled[phase] - zero_image),
                            atol=1e-2 * np.abs(unscaled[phase]).max())
+
+
+def test_the_targets_scale_maps_the_t1pre_range_to_its_first_part():
+    from DCEDiffLib.normalization import NormParams, normalize
+    from DCEDiffLib.target_scale import target_norm_params
+
+    # the targets' range starts at the T1-pre's low and spans factor × its range: the T1-pre's own [low, high]
+    # lands on [-1, -1 + 2 / factor] of the targets' scale
+    t1pre, factor = NormParams(low=200.0, high=700.0), 3.0
+    targets = target_norm_params(t1pre, factor)
+    mapped = normalize(np.array([200.0, 700.0, 1700.0]), targets)
+    assert np.allclose(mapped, [-1.0, -1.0 + 2.0 / factor, 1.0])

@@ -329,3 +329,40 @@ def test_a_long_header_is_wrapped_inside_the_figure_and_the_banner_and_panels_mo
     top_panel = max(ax.get_window_extent(renderer).y1 for ax in long.axes)
     assert banner.get_window_extent(renderer).y0 > top_panel  # the panels start below the banner
     assert long.get_size_inches()[1] > short.get_size_inches()[1]  # the extra header line got its own height
+
+
+def test_paired_bootstrap_interval_is_the_2_5_and_97_5_percentiles_of_the_resampled_means():
+    from DCEDiffLib.evaluation.protocol import paired_bootstrap
+
+    # Differences 0, 1, 2: a resample of 3 patients has mean 0 with probability (1/3)^3 = 3.7 % and mean 2 with
+    # 3.7 %, both above 2.5 %, so the 95 % percentile interval is exactly [0, 2] (a 90 % one would be [1/3, 5/3]).
+    result = paired_bootstrap([0.0, 1.0, 2.0], [0.0, 0.0, 0.0])
+    assert result["mean"] == pytest.approx(1.0) and result["n"] == 3
+    assert result["ci95"] == [0.0, 2.0]
+
+
+def test_the_report_banner_says_every_warning_and_a_failed_registration_check_is_one_of_them():
+    import dataclasses
+
+    from DCEDiffLib.evaluation import report_figure
+    from DCEDiffLib.pipeline import registration_warning
+    from DCEDiffLib.registration import identity_result
+
+    agreed = dataclasses.replace(identity_result("adc", "test"), self_check={"agrees": True, "summary": "agrees"})
+    failed = dataclasses.replace(identity_result("pd", "test"), self_check={"agrees": False, "summary": "DISAGREES"})
+    unchecked = identity_result("t1pre", "registration skipped")
+    assert registration_warning({"adc": agreed, "t1pre": unchecked}) is None
+    line = registration_warning({"pd": failed, "adc": agreed, "t1pre": unchecked})
+    assert "proton density" in line and "ADC" not in line and "T1" not in line
+    ood = "inputs OUT of the model's training distribution (score 2.00 > 1): the data domain is phantom only; " \
+          + "a reason; " * 12 + "the exam is not validated"
+    one = report_figure.report_figure([_report_rows()], warning=ood)
+    both = report_figure.report_figure([_report_rows()], warning=[ood, None, line])
+    banner = " ".join(both.texts[1].get_text().split())
+    assert "is not validated" in banner and "proton density" in banner and "…" not in banner  # nothing cut
+    if both.texts[1].get_text().count("\n") + 1 > 2:  # lines beyond two get their own height
+        assert both.get_size_inches()[1] > one.get_size_inches()[1]
+    renderer = both.canvas.get_renderer()
+    top_panel = max(ax.get_window_extent(renderer).y1 for ax in both.axes)
+    assert both.texts[1].get_window_extent(renderer).y0 > top_panel
+
