@@ -4,8 +4,11 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-# A pinned CPU build of torch; an unpinned one would pull a multi-GB CUDA build. Override for a GPU machine.
+# Pinned torch. pip takes the CPU build where its config finds one (the development machines' pip config has
+# find-links to a local torch-2.13.0+cpu wheel); PyPI's own Linux wheel is the multi-GB CUDA build. Elsewhere:
+# make demo TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
 STAMP  := $(VENV)/.dcediff-installed
 OUT    ?= out
 # e.g. make bench BENCH_ARGS=--quick (a few minutes, more extrapolation)
@@ -20,7 +23,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q "$(TORCH_SPEC)" $(TORCH_PIP_ARGS)
 	$(PY) -m pip install -q -e ".[dev,eval,prostate]"
 	# The TAPS prostate model (an ONNX file inside this wheel) for the crop centre; --no-deps: its declared
 	# dependencies pull onnxruntime-gpu and MONAI, which DCEDiff does not use (onnxruntime comes with [prostate]).

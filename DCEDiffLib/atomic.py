@@ -131,13 +131,15 @@ def _holds_the_current_folder(folder: Path) -> bool:
 
 def check_output_folder(final_dir: str | os.PathLike, overwrite: bool = False,
                         inputs: Iterable[str | os.PathLike] = (),
-                        records: Iterable[str] = OUTPUT_MANIFESTS) -> None:
+                        records: Iterable[str] = OUTPUT_MANIFESTS,
+                        replace_rule: str = "--overwrite replaces only such a previous output") -> None:
     """Raise :class:`InputError` if :func:`atomic_directory` would refuse ``final_dir``: an existing file, an
     existing non-empty folder (unless ``overwrite``), or a path whose nearest existing parent is not a folder one
     may write to. The current folder or one above it is refused (a result folder replaces its path whole). With
     ``overwrite`` a non-empty folder is replaced only if the same kind of command wrote it (it holds one of
-    ``records``: ``synthesis.json`` for a synthesis, ...) and it holds none of ``inputs``. Cheap: call it before any
-    slow work so that a bad output path is refused first."""
+    ``records``: ``synthesis.json`` for a synthesis, ...) and it holds none of ``inputs``; ``replace_rule`` says
+    so in the refusal (a command without ``--overwrite``, the demo, words it its own way). Cheap: call it before
+    any slow work so that a bad output path is refused first."""
     from DCEDiffLib.errors import InputError
 
     final = Path(final_dir)
@@ -164,8 +166,7 @@ def check_output_folder(final_dir: str | os.PathLike, overwrite: bool = False,
             written_by = (f" (it holds {kind}: another command's output)" if kind else
                           f" (it has no {' or '.join(records)})")
             raise InputError(f"output folder {final} was not written by this kind of DCEDiff command{written_by}: "
-                             "--overwrite replaces only such a previous output; choose a new folder, or empty this "
-                             "one yourself")
+                             f"{replace_rule}; choose a new folder, or empty this one yourself")
     check_writable_location(final.parent, f"output folder {final}")
 
 

@@ -450,6 +450,6 @@ def _report(path: Path, rows: list, predictions: list, cases, meta: dict, spread
     from DCEDiffLib.model_registry import model_name
 
     provenance = (f"SYNTHETIC — DCEDiff evaluation, model {model_name(Path(meta['model']))}, sampler "
-                  f"{meta['sampler']}, {meta['steps']} steps, seed {meta['seed']}"
+                  f"{meta['sampler']}, {meta['steps']} step{'' if meta['steps'] == 1 else 's'}, seed {meta['seed']}"
                   + (f", WITHOUT {', '.join(m.upper() for m in missing)}" if missing else ""))
     write_report_png(path, figure_rows, provenance=provenance)

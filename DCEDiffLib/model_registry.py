@@ -54,7 +54,10 @@ def resolve_model(model: Optional[str]) -> Path:
         if not path.is_file():
             raise ModelFileError(f"the shipped model {path} is missing; reinstall DCEDiff or pass --model")
         return path
+    from DCEDiffLib.diffusion.model_files import refuse_folder  # here: model_files imports torch
+
     path = Path(model)
+    refuse_folder(path)
     if path.suffix == ".json":
         path = path.with_suffix(".safetensors")
     elif path.suffix != ".safetensors":

@@ -43,6 +43,9 @@ MODEL_VERSION = "1.1.2"
 MODEL_RELATIVE_PATH = ("resources", "model_v1.onnx")
 INSTALL_HINT = (f'pip install "dcediff[prostate]" && pip install --no-deps {MODEL_DISTRIBUTION}=={MODEL_VERSION} '
                 "(make setup does both)")
+HOST_VARIABLE = "DCEDIFF_HOST"  # "slicer" in runs the 3D Slicer module starts
+SLICER_HINT = ("the Slicer extension does not install it: place a point at the prostate with the module's centre "
+               "selector to centre the crop on the gland")
 
 # TAPS's own settings (taps/inference.py 1.1.2)
 NATIVE_SPACING = (0.8, 0.8, 3.0)           # mm, RAS-oriented (i, j, k) = (R, A, S)
@@ -119,7 +122,9 @@ def unavailable_reason() -> Optional[str]:
         missing.append(f"the TAPS model ({MODEL_DISTRIBUTION})")
     if not missing:
         return None
-    return f"the prostate model needs {' and '.join(missing)} ({INSTALL_HINT})"
+    # the Slicer module's engine runs say so (process_runner.ENGINE_ENVIRONMENT): pip advice does not apply there
+    hint = SLICER_HINT if os.environ.get(HOST_VARIABLE) == "slicer" else INSTALL_HINT
+    return f"the prostate model needs {' and '.join(missing)} ({hint})"
 
 
 def available() -> bool:

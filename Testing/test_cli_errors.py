@@ -229,7 +229,8 @@ def test_registration_is_reported_in_words_with_one_size_per_correction():
     words = registration_words(registration)
     assert words["pd"].startswith("corrected by 1.2 mm") or words["pd"].startswith("corrected by 1.3 mm")
     assert words["adc"] == reason and "35.1" not in words["adc"]
-    assert registration_notes(registration) == [f"ADC registration rejected: {reason}"]
+    assert registration_notes(registration) == [f"ADC: registration correction not applied, scanner alignment used: "
+                                                f"{reason}"]
 
 
 def test_demo_lists_only_the_files_it_wrote(tmp_path):
@@ -340,3 +341,49 @@ def test_a_phantom_run_that_fails_midway_leaves_no_folder(monkeypatch, tmp_path,
     assert main(["phantom", "--cases", "2", "--out", str(out), "--progress-lines"]) == 2
     assert "no space left on the disk" in one_error_line(capsys.readouterr().err)
     assert not out.exists()
+
+
+@needs_case
+@pytest.mark.parametrize("mistake, expected", [
+    ("split_folder", "is a folder; expected a split.json file written by dcediff train (this run folder's split is"),
+    ("split_missing", "does not exist; expected a split.json file"),
+    ("split_not_a_split", "expected a JSON object with train/validation/test lists"),
+    ("data_file", "is a file; expected a folder of case folders"),
+    ("model_folder", "is a folder; expected a .safetensors model file"),
+])
+def test_a_path_of_the_wrong_kind_is_one_error_line_naming_it(tmp_path, capsys, mistake, expected):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "split.json").write_text(json.dumps({"train": [], "validation": [], "test": ["case_a"]}),
+                                    encoding="utf-8")
+    (tmp_path / "list.json").write_text("[1, 2]", encoding="utf-8")
+    data, model = two_cases(tmp_path), "Resources/Models/dcediff_cpu_phantom.safetensors"
+    extra = {"split_folder": ["--split", str(run)], "split_missing": ["--split", str(tmp_path / "no.json")],
+             "split_not_a_split": ["--split", str(tmp_path / "list.json")]}.get(mistake, [])
+    if mistake == "data_file":
+        data = SAMPLE_CASE_DIR / "t2w.nii.gz"
+    if mistake == "model_folder":
+        model = str(SAMPLE_CASE_DIR.parents[1] / "Models")
+    out = tmp_path / "out"
+    code = main(["evaluate", "--model", model, "--data", str(data), "--out", str(out), "--no-fid", *extra])
+    line = one_error_line(capsys.readouterr().err.split("\r")[-1])
+    assert code == 2 and expected in line, line
+    assert not out.exists()
+
+
+def test_a_training_config_folder_is_one_error_line(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    assert main(["train", "--config", str(tmp_path), "--data", str(tmp_path / "data"), "--out",
+                 str(tmp_path / "run")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "training config" in line and "is a folder; expected a JSON file" in line, line
+
+
+def test_the_demo_refuses_a_folder_it_did_not_write_without_naming_an_option_it_lacks(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine", encoding="utf-8")
+    assert main(["demo", "--out", str(mine)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "the demo replaces only a previous synthesis output" in line and "--overwrite" not in line, line
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]

@@ -171,3 +171,15 @@ def test_synthesis_json_records_the_crop_centre(tmp_path, monkeypatch, capsys):
     side = json.loads((tmp_path / "user" / "synthesis.json").read_text())
     assert side["crop_centre_source"] == "user" and np.allclose(side["crop_centre_lps"], centre, atol=0.01)
     assert np.allclose(side["working_grid"]["center_lps"], centre, atol=1e-3)
+
+
+def test_without_the_model_the_reason_gives_pip_advice_in_a_terminal_and_a_point_in_slicer(monkeypatch):
+    from DCEDiff.DCEDiffSlicerLib.process_runner import ENGINE_ENVIRONMENT
+
+    monkeypatch.setattr(pl, "MODEL_PACKAGE", "dcediff_no_such_package")  # as if not installed
+    monkeypatch.delenv(pl.HOST_VARIABLE, raising=False)
+    terminal = pl.unavailable_reason()
+    assert "lavlab-taps" in terminal and "pip install" in terminal
+    monkeypatch.setenv(pl.HOST_VARIABLE, ENGINE_ENVIRONMENT[pl.HOST_VARIABLE])
+    in_slicer = pl.unavailable_reason()
+    assert "pip install" not in in_slicer and "place a point at the prostate" in in_slicer

@@ -43,7 +43,9 @@ _ERROR_LINE = re.compile(r"^dcediff \w+: (error|cancelled): (.*)$")
 # Set for every engine run, whatever launches it (launchConsoleProcess passes Slicer's startup environment, which
 # has neither): unbuffered output, so progress lines arrive as they are printed; UTF-8 on the child's stdout/stderr,
 # so a non-ASCII message ("→", a patient name) cannot crash the child on a Windows code page, and is what we decode.
-ENGINE_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", "PYTHONUTF8": "1"}
+# DCEDIFF_HOST: messages meant for a terminal (pip advice) are worded for the module instead.
+ENGINE_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", "PYTHONUTF8": "1",
+                      "DCEDIFF_HOST": "slicer"}
 KILL_GRACE_SECONDS = 10.0  # after a kill or the process's exit: how long to wait for the last output at most
 
 

@@ -154,6 +154,8 @@ def registration_words(registration: dict) -> Dict[str, str]:
 
 
 def registration_notes(registration: dict) -> list:
-    """One line per series whose registration was rejected (not skipped on request), for the console."""
-    return [f"{modality.upper()} registration rejected: {result.reason}" for modality, result in registration.items()
+    """One line per series whose correction was not applied (not skipped on request), for the console: the scanner
+    alignment is then used, which is usually right (a safeguard, not a failure)."""
+    return [f"{modality.upper()}: registration correction not applied, scanner alignment used: {result.reason}"
+            for modality, result in registration.items()
             if not result.applied and not result.reason.startswith("registration skipped")]

@@ -20,7 +20,8 @@ def register(subparsers) -> None:
                     "early and late DCE with the shipped model and the default sampler, and writes NIfTI "
                     "results, residuals against the phantom's acquired DCE, the expected-error map, metrics.json "
                     "and report.png. Re-running replaces the previous demo output.")
-    parser.add_argument("--out", type=Path, default=Path("out/demo"))
+    parser.add_argument("--out", type=Path, default=Path("out/demo"),
+                        help="result folder, replaced at each run (default: out/demo under the current folder)")
     parser.add_argument("--case", type=Path, help="another case folder (default: the shipped phantom case)")
     parser.add_argument("--model", help="default: the shipped model")
     parser.add_argument("--samples", type=int, default=defaults.DEMO_SAMPLES,
@@ -34,11 +35,16 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from DCEDiffLib.atomic import SYNTHESIS_RECORD, check_output_folder
     from DCEDiffLib.errors import InputError
     from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
     from DCEDiffLib.pipeline import synthesize_to_folder
     from DCEDiffLib.training.case_data import find_case_inputs
 
+    # the demo always replaces its previous output (it has no --overwrite); anything else in --out is refused first
+    check_output_folder(args.out, overwrite=True, records=(SYNTHESIS_RECORD,),
+                        replace_rule="the demo replaces only a previous synthesis output (its own, or dcediff "
+                                     "synthesize's)")
     case_dir = args.case or SAMPLE_CASE_DIR
     inputs = {k: str(v) for k, v in find_case_inputs(Path(case_dir)).items() if k in MODALITY_FILES}
     missing = [m for m in ("t2w", "pd", "adc", "t1pre") if m not in inputs]

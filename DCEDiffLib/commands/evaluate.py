@@ -42,7 +42,7 @@ def register(subparsers) -> None:
                         help="folder for preprocessed-case caches (shareable with training; default: the hidden "
                              "folder .OUT.cache beside --out, kept for a rerun, ~10 MB a case)")
     parser.add_argument("--no-fid", action="store_true", help="skip FID/KID")
-    parser.add_argument("--missing", action="append", default=[], metavar="INPUT",
+    parser.add_argument("--missing", action="append", default=[], metavar="INPUT", type=str.lower,
                         help="run every method with INPUT missing (only pd), its channel set as in training's "
                              "modality dropout (augment.drop_pd), to measure what a missing PD costs; meta records "
                              "it and which models were trained to do without it")

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     parser.add_argument("--config", type=Path, help="JSON config (see configs/); default: the paper recipe")
     parser.add_argument("--data", type=Path, required=True, help="folder of case folders")
     parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs, model)")
-    parser.add_argument("--without", action="append", choices=INPUT_MODALITIES, default=None,
+    parser.add_argument("--without", action="append", choices=INPUT_MODALITIES, default=None, type=str.lower,
                         help="drop a condition modality (repeatable), e.g. --without adc for the ADC ablation")
     parser.add_argument("--objective", choices=["diffusion", "regression", "residual"],
                         help="override the config: 'regression' trains the deterministic L1 baseline")

@@ -70,6 +70,15 @@ def model_paths(path: os.PathLike) -> Tuple[Path, Path]:
     return path.with_name(name + ".safetensors"), path.with_name(name + ".json")
 
 
+def refuse_folder(given: Path) -> None:
+    """:class:`ModelFileError` when a model argument is a folder (e.g. ``Resources/Models``), naming the models in
+    it; nothing when it is not a folder."""
+    if given.is_dir():
+        found = sorted(p.name for p in given.glob("*.safetensors") if p.with_suffix(".json").is_file())
+        raise ModelFileError(f"model {given} is a folder; expected a .safetensors model file with its .json card "
+                             "beside it" + (f" (in this folder: {', '.join(found[:4])})" if found else ""))
+
+
 def sha256_of(path: Path) -> str:
     """Hex SHA-256 of a file."""
     digest = hashlib.sha256()
@@ -277,6 +286,7 @@ def load_model(path: os.PathLike, device: str = "cpu") -> LoadedModel:
     weights_path, card_path = model_paths(path)
     if not weights_path.is_file():
         given = Path(path)
+        refuse_folder(given)
         if given.is_file() and given.suffix not in (".safetensors", ".json"):
             raise ModelFileError(f"model {given}: expected a .safetensors model file with its .json card beside it "
                                  f"(DCEDiff loads no other format; a '{given.suffix}' file is not one)")

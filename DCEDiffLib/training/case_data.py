@@ -84,6 +84,8 @@ def find_case_inputs(case_dir: Path) -> Dict[str, Path]:
 def list_case_dirs(data_dir: Path) -> List[Path]:
     """Case folders of a data folder, sorted by name; a folder is a case if it has a T2W or a preprocess.json."""
     data_dir = Path(data_dir)
+    if data_dir.is_file():
+        raise InputError(f"data folder {data_dir} is a file; expected a folder of case folders")
     if not data_dir.is_dir():
         raise InputError(f"data folder {data_dir} does not exist; expected a folder of case folders")
     cases = [p for p in sorted(data_dir.iterdir())

@@ -192,6 +192,8 @@ def load_config(path: Optional[Path]) -> dict:
     if path is None:
         return make_config()
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"training config {path} is a folder; expected a JSON file such as configs/cpu_phantom.json")
     try:
         overrides = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -72,5 +72,20 @@ def write_split(path: Path, split: dict) -> None:
 
 
 def read_split(path: Path) -> dict:
-    """Read a split written by :func:`write_split`."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """Read a split written by :func:`write_split`; :class:`InputError` naming the path when it is a folder (a run
+    folder given for its split.json), missing, not JSON or not a split."""
+    path = Path(path)
+    if path.is_dir():
+        hint = f" (this run folder's split is {path / 'split.json'})" if (path / "split.json").is_file() else ""
+        raise InputError(f"split {path} is a folder; expected a split.json file written by dcediff train{hint}")
+    try:
+        split = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"split {path} does not exist; expected a split.json file written by dcediff train") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"split {path} could not be read as JSON ({exc}); expected a split.json file written by "
+                         "dcediff train") from None
+    if not isinstance(split, dict) or not all(isinstance(split.get(k, []), list)
+                                              for k in ("train", "validation", "test")):
+        raise InputError(f"split {path}: expected a JSON object with train/validation/test lists of case names")
+    return split
