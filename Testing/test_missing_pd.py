@@ -387,3 +387,23 @@ def test_preprocess_still_requires_t2w_adc_and_t1pre(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "the following arguments are required: --adc" in err and "--pd" not in err.split("required:")[1]
     assert not out.exists()
+
+
+def test_the_missing_pd_cost_script_pairs_the_two_evaluations_by_patient(tmp_path):
+    import subprocess
+
+    def case(psnr, prostate_r, lesion_r):
+        enhancement = {"prostate": {"pearson": prostate_r}, "lesion": {"pearson": lesion_r}}
+        return {t: {"whole": {"psnr": psnr}, "enhancement": enhancement} for t in ("early", "late")}
+
+    for name, cases in (("full", [case(30.0, 0.8, 0.5), case(28.0, 0.6, None)]),
+                        ("nopd", [case(29.0, 0.7, 0.3), case(27.0, 0.6, None)])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"cases": {"model": cases}}), encoding="utf-8")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "missing_pd_cost.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "full"), str(tmp_path / "nopd")],
+                         capture_output=True, text=True, check=True).stdout
+    # both patients lose 1 dB: the paired mean is −1 with a zero-width interval; r −0.1 and 0 average to −0.05
+    assert "early PSNR (dB): with PD 29.000, without 28.000; paired mean -1.000 [-1.000, -1.000] (n=2)" in out
+    assert "early prostate r: with PD 0.700, without 0.650; paired mean -0.050" in out
+    assert "early lesion r: with PD 0.500, without 0.300; paired mean -0.200 [-0.200, -0.200] (n=1)" in out
