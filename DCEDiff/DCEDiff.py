@@ -531,6 +531,9 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
                 raise ValueError(process_runner.missing_input_message(key))
         if (dceEarly is None) != (dceLate is None):
             raise ValueError("acquired DCE: select both the early and the late acquired DCE, or neither")
+        same = process_runner.same_volume_message(nodes)
+        if same:
+            raise ValueError(same)
         centerLps = scene_io.center_lps_from_markups(center)
         workDir = Path(tempfile.mkdtemp(prefix="DCEDiff-", dir=slicer.app.temporaryPath))
         try:

@@ -96,6 +96,20 @@ def missing_input_message(key: str) -> str:
     return text
 
 
+def same_volume_message(nodes: Dict[str, object]) -> Optional[str]:
+    """The error for one volume selected for two roles (e.g. the T2W as PD: the engine would synthesize from a
+    T2W where the model expects a PD, without a word), or None. ``nodes``: role key → selected node or None."""
+    seen: Dict[int, str] = {}
+    for key, node in nodes.items():
+        if node is None:
+            continue
+        if id(node) in seen:
+            return (f"{INPUT_LABELS[seen[id(node)]]} and {INPUT_LABELS[key]}: the same volume is selected for both; "
+                    "expected a different series for each")
+        seen[id(node)] = key
+    return None
+
+
 def model_needs_input(key: str) -> str:
     """Why a model needs ``key`` (PD) and which model would not (the Apply error, *Fill from study*'s status)."""
     return (f"the model needs it; a model trained with augment.drop_{key}, whose card lists optional_inputs "
