@@ -349,7 +349,7 @@ def test_a_phantom_run_that_fails_midway_leaves_no_folder(monkeypatch, tmp_path,
     ("split_missing", "does not exist; expected a split.json file"),
     ("split_not_a_split", "expected a JSON object with train/validation/test lists"),
     ("data_file", "is a file; expected a folder of case folders"),
-    ("model_folder", "is a folder; expected a .safetensors model file"),
+    ("model_folder", "is a folder, not a file; expected a .safetensors model file"),
 ])
 def test_a_path_of_the_wrong_kind_is_one_error_line_naming_it(tmp_path, capsys, mistake, expected):
     run = tmp_path / "run"

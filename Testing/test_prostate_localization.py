@@ -13,6 +13,7 @@ Skips with a message when ../shared/data or the extra is absent (``make setup`` 
 """
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -174,7 +175,8 @@ def test_synthesis_json_records_the_crop_centre(tmp_path, monkeypatch, capsys):
 
 
 def test_without_the_model_the_reason_gives_pip_advice_in_a_terminal_and_a_point_in_slicer(monkeypatch):
-    from DCEDiff.DCEDiffSlicerLib.process_runner import ENGINE_ENVIRONMENT
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "DCEDiff"))  # as the Slicer tests import it
+    from DCEDiffSlicerLib.process_runner import ENGINE_ENVIRONMENT
 
     monkeypatch.setattr(pl, "MODEL_PACKAGE", "dcediff_no_such_package")  # as if not installed
     monkeypatch.delenv(pl.HOST_VARIABLE, raising=False)

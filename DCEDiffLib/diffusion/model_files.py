@@ -75,8 +75,8 @@ def refuse_folder(given: Path) -> None:
     it; nothing when it is not a folder."""
     if given.is_dir():
         found = sorted(p.name for p in given.glob("*.safetensors") if p.with_suffix(".json").is_file())
-        raise ModelFileError(f"model {given} is a folder; expected a .safetensors model file with its .json card "
-                             "beside it" + (f" (in this folder: {', '.join(found[:4])})" if found else ""))
+        raise ModelFileError(f"model {given} is a folder, not a file; expected a .safetensors model file with its "
+                             ".json card beside it" + (f" (in this folder: {', '.join(found[:4])})" if found else ""))
 
 
 def sha256_of(path: Path) -> str:
