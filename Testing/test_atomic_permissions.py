@@ -3,7 +3,9 @@
 import os
 import stat
 
+import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from DCEDiffLib.atomic import atomic_directory, atomic_path, current_umask, write_text_atomic
 
@@ -77,3 +79,20 @@ def test_volume_and_png_outputs_are_readable_by_others_with_umask_022(tmp_path):
         os.umask(old)
     assert mode(tmp_path / "result") == 0o755
     assert mode(tmp_path / "result" / "synthetic_early.nii.gz") == 0o644
+
+
+def test_an_atomic_write_replaces_an_existing_file(tmp_path):
+    """atomic.atomic_path: "rename it into place only if the block succeeds" - a second successful write of the
+    same path must leave the new content, never the old result (a re-run writing a new synthesis over an old one)."""
+    from DCEDiffLib.atomic import atomic_path, write_text_atomic
+
+    target = tmp_path / "metrics.json"
+    write_text_atomic(target, "old")
+    write_text_atomic(target, "new")
+    assert target.read_text(encoding="utf-8") == "new"
+    image = tmp_path / "synthetic.nii.gz"
+    for value in (1.0, 2.0):
+        with atomic_path(image) as tmp:
+            sitk.WriteImage(sitk.Image([4, 4, 4], sitk.sitkFloat32) + value, str(tmp))
+    assert sitk.GetArrayFromImage(sitk.ReadImage(str(image))).max() == 2.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "synthetic.nii.gz"]

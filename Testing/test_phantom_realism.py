@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
 from DCEDiffLib.phantom import case_seed, generate_case, write_case
 from DCEDiffLib.phantom.acquisition import true_series_points
 from DCEDiffLib.phantom.realism import _motion_transform, collect, measure_case, region_masks
@@ -174,3 +175,29 @@ def test_true_series_points_and_the_masks_read_the_recorded_motion_the_same_way(
         returned = np.array([back.TransformPoint(tuple(float(v) for v in p)) for p in moved])
         assert np.allclose(returned, points, atol=1e-6), series
     assert np.array_equal(true_series_points(meta, "t1pre", points), true_series_points(meta, "dce", points))
+
+
+@pytest.mark.skipif(not (SAMPLE_CASE_DIR / "case.json").is_file(), reason="shipped phantom case missing")
+def test_measure_case_relative_enhancement_of_known_frames(tmp_path):
+    """realism.measure_case: re_early / re_late = (median of the frame - median of the T1-pre) / median of the
+    T1-pre over a tissue's core voxels. The shipped case copied with its early frame replaced by 2 x T1-pre and its
+    late frame by 3 x T1-pre (same geometry, same series): every measured tissue has re_early = 1 and re_late = 2
+    exactly (the median commutes with a positive scale)."""
+    import shutil
+
+    from DCEDiffLib.phantom.realism import measure_case
+
+    folder = tmp_path / "case"
+    shutil.copytree(SAMPLE_CASE_DIR, folder)
+    t1pre = sitk.ReadImage(str(folder / "t1pre.nii.gz"))
+    array = sitk.GetArrayFromImage(t1pre).astype(np.int16)
+    for name, gain in (("dce_early", 2), ("dce_late", 3)):
+        frame = sitk.GetImageFromArray((array * gain).astype(np.int16))
+        frame.CopyInformation(t1pre)
+        sitk.WriteImage(frame, str(folder / f"{name}.nii.gz"))
+    tissues = measure_case(folder)["tissues"]
+    measured = {n: t for n, t in tissues.items() if np.isfinite(t["re_early"])}
+    assert {"gland", "fat", "muscle"} <= set(measured), sorted(measured)
+    for name, values in measured.items():
+        assert values["re_early"] == pytest.approx(1.0, abs=1e-9), name
+        assert values["re_late"] == pytest.approx(2.0, abs=1e-9), name

@@ -407,3 +407,32 @@ def test_a_training_case_without_acquired_dce_is_named_before_training(tmp_path)
     (broken / "t2w.nii.gz").write_bytes(b"not an image")
     with pytest.raises(InputError, match=f"case folder {broken}: "):
         _cache_one(broken, tmp_path / "cache")
+
+
+def _lesion_case(slices=6, size=32):
+    from DCEDiffLib.training.case_data import CaseArrays
+
+    rng = np.random.default_rng(0)
+    conditions = rng.uniform(-0.5, 0.5, (4, slices, size, size)).astype(np.float32)
+    targets = rng.uniform(-0.9, -0.5, (2, slices, size, size)).astype(np.float32)
+    labels = np.zeros((slices, size, size), np.int16)
+    labels[:, 6:26, 6:26] = 2
+    labels[2, 3:6, 26:29] = 7          # one small lesion on one slice, near a corner of the gland
+    return CaseArrays("lesion_case", conditions, targets, labels, {"peripheral_zone": 2, "lesion": 7}, {}, {})
+
+
+def test_a_lesion_slice_share_of_one_crops_every_item_around_a_lesion():
+    """batches.SliceBatches(lesion_slice_share=s): a share s of the crops is drawn from lesion slices, cropped
+    around a lesion voxel ("foreground oversampling"). With s = 1 every crop contains the lesion (seen through the
+    lesion's extra loss weight); with s = 0 (control) most do not: the lesion fills 9 voxels of one slice in six."""
+    from DCEDiffLib.training.batches import SliceBatches
+
+    case = _lesion_case()
+    always = SliceBatches([case], 4, 16, seed=0, region_weights={"lesion": 3.0}, lesion_slice_share=1.0,
+                          flip_left_right=False)
+    never = SliceBatches([case], 4, 16, seed=0, region_weights={"lesion": 3.0}, lesion_slice_share=0.0,
+                         flip_left_right=False)
+    with_lesion = [bool((w > 1).any()) for step in range(10) for w in always.weighted_batch(step)[2]]
+    without = [bool((w > 1).any()) for step in range(10) for w in never.weighted_batch(step)[2]]
+    assert all(with_lesion)
+    assert sum(without) < len(without) / 2
