@@ -99,14 +99,16 @@ def missing_input_message(key: str) -> str:
 def same_volume_message(nodes: Dict[str, object]) -> Optional[str]:
     """The error for one volume selected for two roles (e.g. the T2W as PD: the engine would synthesize from a
     T2W where the model expects a PD, without a word), or None. ``nodes``: role key → selected node or None."""
-    seen: Dict[int, str] = {}
+    seen: Dict[object, str] = {}
     for key, node in nodes.items():
         if node is None:
             continue
-        if id(node) in seen:
-            return (f"{INPUT_LABELS[seen[id(node)]]} and {INPUT_LABELS[key]}: the same volume is selected for both; "
+        # the scene's node ID where there is one (two Python wrappers of one node are one volume), else the object
+        identity = (node.GetID() if hasattr(node, "GetID") else None) or id(node)
+        if identity in seen:
+            return (f"{INPUT_LABELS[seen[identity]]} and {INPUT_LABELS[key]}: the same volume is selected for both; "
                     "expected a different series for each")
-        seen[id(node)] = key
+        seen[identity] = key
     return None
 
 
