@@ -33,6 +33,8 @@ TAGS = {
     "instance_number": "0020|0013", "rows": "0028|0010", "columns": "0028|0011", "pixel_spacing": "0028|0030",
     "acquisition_type": "0018|0023",
 }
+# a dynamic (DCE) acquisition by its name (Siemens TWIST/"dyn", GE DISCO, Philips 4D-TRAK, "perf", "dce")
+DYNAMIC_TEXT = re.compile(r"dyn|dce|twist|perfusion|(?<![a-z])perf(?![a-z])|tricks|disco|4d")
 SLICE_POSITION_DECIMALS = 2     # positions closer than 0.01 mm are the same slice position
 MAX_LISTED_WARNINGS = 10        # unreadable files named one by one; the rest are counted
 
@@ -104,6 +106,16 @@ class SeriesInfo:
         return self._num_positions
 
     @property
+    def named_dynamic(self) -> bool:
+        """A dynamic acquisition by its headers alone: by name or sequence, or NumberOfTemporalPositions > 1; never
+        a diffusion series (Siemens names its DWI "…DYNDIST", for its dynamic distortion correction)."""
+        if {"DIFFUSION", "ADC", "TRACEW"} & set(self.image_type) or self.b_values or \
+                re.search(r"diff|dwi|ep2d", f"{self.text} {self.sequence_name.lower()}"):
+            return False
+        return bool(DYNAMIC_TEXT.search(self.text)) or "dyn" in self.sequence_name.lower() or \
+            (self.temporal_positions_declared or 0) > 1
+
+    @property
     def text(self) -> str:
         """Description and protocol name in lower case (what name rules search)."""
         return f"{self.description} {self.protocol}".lower()
@@ -118,8 +130,10 @@ class SeriesInfo:
 
         Splitting uses the first of TemporalPositionIdentifier, TriggerTime, AcquisitionTime, ContentTime that
         gives volumes with one file per slice position. Without any of them (an anonymiser may blank the times) a
-        series whose every position repeats equally often, with one b-value at most, is split by InstanceNumber:
-        the n-th file of each position, in InstanceNumber order, belongs to the n-th volume (``ordered_by``).
+        series that is dynamic by its headers (:attr:`named_dynamic`: a multi-echo series repeats its positions too,
+        and is not one) whose every position repeats equally often, with one b-value at most, is split by
+        InstanceNumber: the n-th file of each position, in InstanceNumber order, belongs to the n-th volume
+        (``ordered_by``).
         Otherwise the whole series is one volume (the reader then refuses duplicate positions, e.g. a DWI series
         with several b-values stacked). Computed once."""
         if self._volumes is None:
@@ -147,7 +161,8 @@ class SeriesInfo:
         """Volumes of a repeated-position series with no time tags, by InstanceNumber (None where that cannot
         be: a position missing, a number missing or repeated, several b-values: a stacked DWI, not a dynamic)."""
         numbers = [f.instance_number for f in self.files]
-        if len(self.b_values) > 1 or any(n is None for n in numbers) or len(set(numbers)) != len(numbers):
+        if not self.named_dynamic or len(self.b_values) > 1 or any(n is None for n in numbers) or \
+                len(set(numbers)) != len(numbers):
             return None
         by_position: Dict[object, List[DicomFile]] = {}
         for f in sorted(self.files, key=lambda f: f.instance_number):

@@ -329,8 +329,8 @@ def registration_warning(registration: Dict[str, object]) -> Optional[str]:
     if not failed:
         return None
     names = ", ".join(DESCRIPTIONS.get(m, m) for m in failed)
-    return (f"registration self-check DISAGREES for {names}: the alignment with the T2W cannot be trusted there "
-            "(check it against the T2W; synthesis.json → registration)")
+    return (f"registration self-check DISAGREES for {names}: the alignment with the T2W (for a DCE frame: with the "
+            "T1-pre) cannot be trusted there (check it; synthesis.json → registration)")
 
 
 def _legend(inputs: Dict[str, object]) -> Optional[dict]:

@@ -58,7 +58,6 @@ _DIFFUSION_TEXT = re.compile(r"diff|dwi|dti|mddw|trace|bval|" + _word("adc") + "
 # an ADC map by name: "ADC", Philips' "dADC", GE's "Apparent Diffusion Coefficient"
 _ADC_TEXT = re.compile(_word("d?adc") + "|apparent diffusion")
 _DIFFUSION_TYPES = {"DIFFUSION", "ADC", "TRACEW", "FA", "EADC", "EXP", "CALC_BVALUE"}
-_DCE_TEXT = re.compile(r"dyn|dce|twist|perfusion|" + _word("perf") + "|tricks|disco|4d")
 # "T2W"/"T2WI"/"sT2W" (Philips, Canon, many sites) name a T2-weighted series as "t2" does; T2*, T2 maps do not.
 _WEIGHTED = r"(?:wi?|-w)?"
 _T2_TEXT = re.compile(r"(?<![a-z0-9])s?t2" + _WEIGHTED + r"(?![a-z0-9*]|_?star|_?map|\s?\*)")
@@ -207,8 +206,7 @@ def is_dynamic(s: SeriesInfo) -> bool:
     """A dynamic (DCE) acquisition: by name or sequence, or several temporal positions in the series."""
     if is_diffusion(s) or is_localizer(s):
         return False
-    return bool(_DCE_TEXT.search(s.text)) or "dyn" in s.sequence_name.lower() or \
-        (s.temporal_positions_declared or 0) > 1 or len(s.volumes()) > 1
+    return s.named_dynamic or len(s.volumes()) > 1
 
 
 def is_adc(s: SeriesInfo) -> bool:

@@ -357,7 +357,7 @@ def test_a_path_of_the_wrong_kind_is_one_error_line_naming_it(tmp_path, capsys, 
     (run / "split.json").write_text(json.dumps({"train": [], "validation": [], "test": ["case_a"]}),
                                     encoding="utf-8")
     (tmp_path / "list.json").write_text("[1, 2]", encoding="utf-8")
-    data, model = two_cases(tmp_path), "Resources/Models/dcediff_cpu_phantom.safetensors"
+    data, model = two_cases(tmp_path), str(SAMPLE_CASE_DIR.parents[1] / "Models" / "dcediff_cpu_phantom.safetensors")
     extra = {"split_folder": ["--split", str(run)], "split_missing": ["--split", str(tmp_path / "no.json")],
              "split_not_a_split": ["--split", str(tmp_path / "list.json")]}.get(mistake, [])
     if mistake == "data_file":

@@ -288,6 +288,19 @@ def test_a_dynamic_series_without_time_tags_is_split_by_instance_number():
     series._volumes = None
     assert [sorted(int(f.path.split("/")[-2]) for f in v.files) for v in series.volumes()] == \
         [[t] * 4 for t in range(5)]
+    # a multi-echo series (a T2 map) repeats its positions the same way but is not dynamic by its headers: one
+    # volume, never a DCE (it would take the DCE role from the real one, or make every later VIBE "post-contrast")
+    echoes = fake_series(20, "t2_map_se_mc_tra", 4, tp=[None] * 8, sequence="*se2d8")
+    for f in echoes.files:
+        frame, z = (int(part) for part in f.path.split("/")[-2:])
+        f.instance_number = 1 + frame * 4 + z
+    assert len(echoes.volumes()) == 1 and not find_dce_series(Study("/none", "1.2", "P", "20000101", [echoes]))
+    # nor is a Siemens DWI ("DYNDIST": dynamic distortion correction) whose b-values an anonymiser removed
+    dwi = fake_series(6, "ep2d_diff_tra_DYNDIST", 4, tp=[None] * 3, sequence="*ep_b50t")
+    for f in dwi.files:
+        frame, z = (int(part) for part in f.path.split("/")[-2:])
+        f.instance_number = 1 + frame * 4 + z
+    assert len(dwi.volumes()) == 1
     # several b-values stacked (a DWI series) are not frames: one volume, which the reader then refuses
     for f in series.files:
         f.b_value = 50.0 * int(f.path.split("/")[-2])
