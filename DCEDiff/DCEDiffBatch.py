@@ -143,6 +143,12 @@ def run(argv) -> int:
                            steps=args.steps, samples=args.samples, seed=args.seed, device=args.device,
                            waitForCompletion=True, progressCallback=progress, showResult=False,
                            timeoutSeconds=args.timeout)
+    return finishRun(result, out)
+
+
+def finishRun(result, out: Path) -> int:
+    """The exit code of a finished run, after its notes and, unless it was cancelled, its result files in ``out``:
+    EXIT_CANCELLED writes nothing."""
     if result.cancelled:
         return EXIT_CANCELLED
     if result.outOfDistribution:

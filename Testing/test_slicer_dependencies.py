@@ -174,3 +174,48 @@ def test_torch_is_installed_in_a_child_process_and_an_old_loaded_torch_asks_for_
     dep.ensure_dependencies(requirements, mode="install")
     assert ran == [["light_the_torch", "install", "torch>=2.1"]]
     assert "torch" not in sys.modules
+
+
+SHIPPED_BY_SLICER = ("SimpleITK", "numpy", "requests", "vtk", "torch")  # docs/slicer.md, "Dependencies"
+
+
+def test_every_package_slicer_ships_is_kept_away_from_pip(tmp_path, monkeypatch):
+    """docs/slicer.md and the module docstring: 'SimpleITK, numpy, requests, vtk and torch are never
+    installed or upgraded through pip by DCEDiff'. A requirement naming any of them is dropped, and pip_ensure gets
+    every one of them in skip_packages."""
+    path = tmp_path / "requirements.txt"
+    path.write_text("vtk>=9.2\nrequests>=2\nnumpy\nSimpleITK>=2\ntorch>=2.1\n" + MISSING + "\n", encoding="utf-8")
+    assert dep.read_requirements(path) == [MISSING]
+    stand_in = PackagingStandIn()
+    monkeypatch.setitem(sys.modules, "slicer.packaging", stand_in)
+    monkeypatch.setattr(dep, "torch_status", lambda version=None: ("ok", "2.5.1"))
+    with pytest.raises(dep.DependencyError):
+        dep.ensure_dependencies(path, mode="install")  # the stand-in installs nothing
+    skipped = {name.lower() for name in stand_in.calls[0]["skip"]}
+    assert {name.lower() for name in SHIPPED_BY_SLICER} <= skipped
+
+
+def test_without_the_pytorch_extension_a_declined_prompt_installs_nothing(tmp_path, monkeypatch):
+    """mode "ask" on a Slicer without the PyTorch extension: DCEDiff's own confirmation decides. Declined →
+    DependencyError saying so and no light-the-torch child; accepted → the child runs once."""
+    path = tmp_path / "requirements.txt"
+    path.write_text("# nothing else\n", encoding="utf-8")
+    versions = {"torch": None, "light-the-torch": "0.7.5"}
+    monkeypatch.setattr(dep, "installed_version", lambda name: versions.get(name))
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", None)  # a Slicer without the PyTorch extension
+    ran = []
+
+    def run_stand_in(slicer_module, args):  # test double of the PythonSlicer child (launchConsoleProcess)
+        ran.append(args)
+        versions["torch"] = "2.5.1"
+
+    monkeypatch.setattr(dep, "_run_python_module", run_stand_in)
+    answers = []
+    monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay",  # stand-in for the Qt dialog: the user declines
+                        lambda *a, **k: answers.append(a) or False)
+    with pytest.raises(dep.DependencyError, match="declined"):
+        dep.ensure_dependencies(path, mode="ask")
+    assert len(answers) == 1 and ran == []
+    monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", lambda *a, **k: True)  # the user accepts
+    dep.ensure_dependencies(path, mode="ask")
+    assert ran == [["light_the_torch", "install", "torch>=2.1"]]

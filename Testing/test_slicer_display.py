@@ -189,3 +189,17 @@ def test_colour_tables_are_made_once_per_scene():
     first = rd.sequential_color_table("inferno")
     assert rd.sequential_color_table("inferno") is first
     assert rd.sequential_color_table("viridis") is not first
+
+
+def test_a_second_result_of_another_shape_replaces_the_layout_description():
+    """a run with acquired DCE, then one without: the comparison layout must show the second run's columns
+    (T2W as the reference, no residual, no table), not the first run's."""
+    t2w, nodes, acquired = make_result(with_acquired=True)
+    rd.show_comparison(nodes, acquired, reference=t2w)
+    assert "DCEDiffResidualEarly" in rd.layout_node().GetLayoutDescription(rd.LAYOUT_ID)
+    t2w2, nodes2, acquired2 = make_result(with_acquired=False)
+    rd.show_comparison(nodes2, acquired2, reference=t2w2)
+    description = rd.layout_node().GetLayoutDescription(rd.LAYOUT_ID)
+    assert 'singletontag="DCEDiffReferenceEarly"' in description
+    assert "DCEDiffAcquired" not in description and "DCEDiffResidual" not in description
+    assert "vtkMRMLTableViewNode" not in description

@@ -439,3 +439,71 @@ def test_a_run_whose_enhancement_was_rescaled_says_so(modules, monkeypatch):
     widget.onCompleted(DCEDiff.DCEDiffResult({}, {}, 1.0, enhancementRescaled=rescaled))
     assert "synthetic enhancement was scaled by 0.64" in widget.ui.statusLabel.text
     assert "DCEDiff.Provenance.enhancement_rescaled" in widget.ui.statusLabel.text
+
+
+def _missing_inputs(tmp_path, with_pd=True):
+    missing = str(tmp_path / "missing.nii.gz")
+    args = ["--t2w", missing, "--adc", missing, "--t1pre", missing]
+    return args + (["--pd", missing] if with_pd else [])
+
+
+def test_batch_pd_may_be_left_out_on_the_command_line(modules, tmp_path, capsys):
+    """docs/slicer.md: 'the batch script's --pd follows the same rule' (PD may stay empty for a model trained
+    with augment.drop_pd; the logic decides). Without --pd the script gets past argument parsing to the inputs."""
+    _, DCEDiffBatch = modules
+    args = DCEDiffBatch.buildParser().parse_args(_missing_inputs(tmp_path, with_pd=False) + ["--out", "o"])
+    assert args.pd is None
+    code = DCEDiffBatch.main(_missing_inputs(tmp_path, with_pd=False) + ["--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == DCEDiffBatch.EXIT_ERROR and "T2W (--t2w):" in err and "is not a file" in err, err
+
+
+def test_batch_sampling_defaults_are_the_engines(modules):
+    """the batch script runs what `dcediff synthesize` runs: without --steps the model's own count
+    (steps None, docs/slicer.md), and the same sampler, samples, seed and device defaults as the engine's CLI."""
+    import argparse
+
+    from DCEDiffLib.commands.common import add_sampling_arguments
+
+    _, DCEDiffBatch = modules
+    engine = argparse.ArgumentParser()
+    add_sampling_arguments(engine)
+    engine_defaults = engine.parse_args([])
+    batch = DCEDiffBatch.buildParser().parse_args(["--t2w", "a", "--adc", "b", "--t1pre", "c", "--out", "d"])
+    for name in ("model", "sampler", "steps", "samples", "seed", "device"):
+        assert getattr(batch, name) == getattr(engine_defaults, name), name
+    assert batch.steps is None
+
+
+def test_batch_accepts_a_negative_first_centre_coordinate(modules, tmp_path, capsys):
+    """'--center -12,30,4' is a value (RAS mm are often negative), not an option: the script gets past
+    parsing to the inputs (the T2W, missing here), with no usage error about --center."""
+    _, DCEDiffBatch = modules
+    code = DCEDiffBatch.main(_missing_inputs(tmp_path) + ["--center", "-12,30,4", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == DCEDiffBatch.EXIT_ERROR
+    assert "T2W (--t2w):" in err and "is not a file" in err and "--center" not in err, err
+
+
+def test_batch_accepts_an_existing_empty_output_folder(modules, tmp_path, capsys):
+    """docs/DCEDiffBatch --out: 'output folder (created; must not exist or be empty)': an empty folder is
+    accepted (the script goes on to the inputs); a non-empty one is refused by name."""
+    _, DCEDiffBatch = modules
+    out = tmp_path / "out"
+    out.mkdir()
+    code = DCEDiffBatch.main(_missing_inputs(tmp_path) + ["--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == DCEDiffBatch.EXIT_ERROR and "T2W (--t2w):" in err and "--out" not in err, err
+    (out / "x").write_text("x")
+    assert DCEDiffBatch.main(_missing_inputs(tmp_path) + ["--out", str(out)]) == DCEDiffBatch.EXIT_ERROR
+    assert "--out" in capsys.readouterr().err
+
+
+def test_a_cancelled_batch_run_exits_with_the_cancelled_code_and_writes_nothing(modules, tmp_path):
+    """The batch script's exit codes (docs/slicer.md): 3 when the run was cancelled, and no result file."""
+    DCEDiff, DCEDiffBatch = modules
+    out = tmp_path / "out"
+    cancelled = DCEDiff.DCEDiffResult({}, {}, 1.0, cancelled=True)
+    assert DCEDiffBatch.finishRun(cancelled, out) == DCEDiffBatch.EXIT_CANCELLED
+    assert not out.exists()
+    assert DCEDiffBatch.finishRun(DCEDiff.DCEDiffResult({}, {}, 1.0), out) == DCEDiffBatch.EXIT_OK

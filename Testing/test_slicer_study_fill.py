@@ -294,3 +294,74 @@ def test_fill_from_a_study_without_pd_then_apply_runs_the_engine_without_pd(modu
     synthetic = [n for n in made if n.GetAttribute(scene_io.MISSING_ATTRIBUTE) == "pd"]
     assert synthetic and all("(without PD)" in n.GetName() for n in synthetic)
     assert any("early" in n.GetName() for n in synthetic) and any("late" in n.GetName() for n in synthetic)
+
+
+def _split_node(scene, node):
+    """Slicer's DICOM loader can split one series into several volumes: the node keeps the first half of its
+    instance UIDs, a second node gets the rest. The series (all its files) is then scanned, picked, and loaded
+    as no volume of its own."""
+    uids = node.GetAttribute(study_fill.INSTANCE_UIDS_ATTRIBUTE).split()
+    assert len(uids) >= 2
+    half = len(uids) // 2
+    node.SetAttribute(study_fill.INSTANCE_UIDS_ATTRIBUTE, " ".join(uids[:half]))
+    other = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", node.GetName() + " (part 2)")
+    other.SetAttribute(study_fill.INSTANCE_UIDS_ATTRIBUTE, " ".join(uids[half:]))
+
+
+def test_a_required_series_not_loaded_as_a_volume_of_its_own_is_missing_and_keeps_its_selection(study, scene):
+    """docs/slicer.md: 'a role the study lacks (or whose series or DCE frame is not loaded as a volume of its
+    own) is named and keeps its selection'."""
+    root, expected, database = study
+    nodes = load_as_slicer_does(root, database, scene)
+    _split_node(scene, nodes[expected["adc"]])
+    fill = study_fill.fill_from_study(scene, database.fileForInstance)
+    assert "adc" not in fill.nodes and fill.missing == ["adc"]
+    assert any("not loaded as a volume of its own" in note for note in fill.notes)
+    assert "ADC" not in fill.message().split("Not found")[0]  # not listed as filled
+    p = ParameterNodeStandIn(t2w=None, pd=None, adc="kept", t1pre=None, dceEarly=None, dceLate=None)
+    study_fill.apply_fill(p, fill)
+    assert p.adc == "kept" and p.t2w is nodes[expected["t2w"]]
+
+
+def test_one_acquired_dce_found_alone_clears_both_dce_selectors(study, scene):
+    """docs/slicer.md: 'the acquired DCE selectors are cleared unless both were found' (Apply needs both or
+    neither)."""
+    root, expected, database = study
+    nodes = load_as_slicer_does(root, database, scene)
+    _split_node(scene, nodes[expected["dce_late"][0]])
+    fill = study_fill.fill_from_study(scene, database.fileForInstance)
+    assert "dce_early" in fill.nodes and "dce_late" not in fill.nodes  # the scenario: early found, late not
+    p = ParameterNodeStandIn(t2w=None, pd=None, adc=None, t1pre=None, dceEarly="old early", dceLate="old late")
+    study_fill.apply_fill(p, fill)
+    assert p.dceEarly is None and p.dceLate is None
+
+
+@pytest.fixture(scope="module")
+def other_study(phantom_case, tmp_path_factory):
+    """Another exam (other patient, other UIDs: study_key) of the same phantom, as a second DICOM study."""
+    from DCEDiffLib.phantom.study_export import write_phantom_study
+
+    root = tmp_path_factory.mktemp("other_study") / "P-9"
+    expected = write_phantom_study(phantom_case, root, omit=FEW, patient_id="P-9", study_key="-other")
+    return root, expected, DicomDatabaseStandIn(root)
+
+
+def test_with_two_studies_in_the_scene_the_selected_t2ws_study_is_filled(study, other_study, scene):
+    """docs/slicer.md: 'With volumes of several studies in the scene, the study of the selected T2W is used'
+    (and without one, a ValueError lists the studies)."""
+    root1, expected1, database1 = study
+    root2, expected2, database2 = other_study
+    assert not set(database1.files) & set(database2.files)  # two exams: no shared instance UID
+    nodes1 = load_as_slicer_does(root1, database1, scene)
+    nodes2 = load_as_slicer_does(root2, database2, scene)
+    files = {**database1.files, **database2.files}
+
+    def lookup(uid):
+        return files.get(uid, "")
+
+    with pytest.raises(ValueError, match="2 DICOM studies"):
+        study_fill.fill_from_study(scene, lookup)
+    for nodes, expected, patient in ((nodes1, expected1, "P-1"), (nodes2, expected2, "P-9")):
+        fill = study_fill.fill_from_study(scene, lookup, preferred=nodes[expected["t2w"]])
+        assert fill.study.startswith(f"patient {patient},"), fill.study
+        assert fill.nodes["t2w"] is nodes[expected["t2w"]] and fill.nodes["adc"] is nodes[expected["adc"]]
