@@ -178,3 +178,18 @@ def test_a_resumed_run_says_which_new_cases_it_leaves_out(tmp_path):
     with pytest.raises(InputError, match="case folder"):  # the empty stand-in images then fail: the note came first
         load_split_cases(data, tmp_path / "run", {}, DistContext(0, 1, 0, torch.device("cpu")), report=said.append)
     assert said and "1 case(s)" in said[0] and "case_009" in said[0] and "--fresh" in said[0]
+
+
+def test_a_patient_grouped_split_follows_its_seed():
+    """split_cases with patients: the seed must still choose the split (another seed, another split), and the
+    returned 'seed' must be the one asked for; a split that ignored it would give every seed the seed-0 split."""
+    from DCEDiffLib.training.split import split_cases
+
+    names = [f"PX-{i:04d}" for i in range(12)] + ["PX-0003-followup"]
+    patients = {name: f"patient {name[:7]}" for name in names}
+    splits = {seed: split_cases(names, (0.6, 0.2, 0.2), seed, patients) for seed in range(8)}
+    assert all(split["seed"] == seed for seed, split in splits.items())
+    assert len({tuple(split["train"]) for split in splits.values()}) > 1
+    for split in splits.values():  # still grouped by patient
+        where = {n: key for key in ("train", "validation", "test") for n in split[key]}
+        assert where["PX-0003-followup"] == where["PX-0003"]

@@ -293,3 +293,18 @@ def test_synthesis_applies_the_enhancement_factor_to_what_it_draws(tmp_path):
     factor = np.interp(np.abs(b.mean - zero[None]), [0.05, 0.5], [0.5, 3.0])
     assert np.allclose(b.expected_error, factor * a.expected_error, rtol=1e-5, atol=1e-7)
     assert not np.allclose(b.expected_error, a.expected_error)
+
+
+def test_the_error_lookup_never_predicts_a_smaller_error_for_a_stronger_edge():
+    """fit_error_model's contract: 'values are made non-decreasing in the feature (a running maximum), so a stronger
+    edge never predicts a smaller error'. Errors here are 1.0 on the weak-edge half and 0.2 on the strong-edge
+    half: the lookup must stay at 1.0 (the running maximum) instead of dropping to 0.2."""
+    from DCEDiffLib.diffusion.error_map import fit_error_model
+
+    feature = np.linspace(0.0, 1.0, 4000)
+    error = np.where(feature < 0.5, 1.0, 0.2)
+    table = fit_error_model([feature], [error], bins=10)
+    values = np.asarray(table["mean_abs_error"])
+    assert np.all(np.diff(values) >= 0)
+    assert values[-1] == pytest.approx(1.0)
+    assert np.interp(0.95, table["nodes"], values) >= np.interp(0.05, table["nodes"], values)

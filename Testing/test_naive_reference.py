@@ -2,6 +2,7 @@
 they share no code (own schedule, own update), so agreement on the same network and noise checks both."""
 
 import numpy as np
+import pytest
 import torch
 
 from DCEDiffLib.benchmark.naive_reference import naive_ddpm_volume
@@ -36,3 +37,28 @@ def test_naive_paper_loop_matches_the_ddpm_sampler_over_1000_steps():
     assert naive.shape == project.shape == (2, 1, 8, 8)
     assert np.abs(naive).max() > 0.1  # a real sample, not zeros
     np.testing.assert_allclose(naive, project, atol=1e-4)
+
+
+def test_the_naive_loop_time_per_slice_step_divides_by_every_slice_step_timed():
+    """time_naive_loop times ``iterations`` evaluations on each of ``slices``: the time per slice-step is the
+    measured time over slices × iterations (4 × 3 = 12 evaluations here), so it times the 12 back to the measured
+    time, and the extrapolated total is it times total_slices × total_steps. The network sleeps 5 ms per call, so
+    one slice-step costs at least 5 ms and far less than the 4 slices' 20 ms."""
+    import time
+
+    import torch
+
+    from DCEDiffLib.benchmark.naive_reference import time_naive_loop
+
+    def network(x, gamma):
+        time.sleep(0.005)
+        return torch.zeros((1, 2) + tuple(x.shape[2:]))
+
+    conditions = np.zeros((4, 4, 8, 8), np.float32)  # (C, K, H, W)
+    result = time_naive_loop(network, conditions, slices=[0, 1, 2, 3], iterations=3, total_slices=16,
+                             total_steps=1000)
+    assert result["measured_slices"] == 4 and result["measured_steps"] == 3
+    per = result["seconds_per_slice_step"]
+    assert per * 12 == pytest.approx(result["measured_s"], rel=0.01)
+    assert per >= 0.005  # each call sleeps 5 ms (no upper bound: a loaded machine only makes it slower)
+    assert result["seconds"] == pytest.approx(per * 16 * 1000, rel=0.01)
