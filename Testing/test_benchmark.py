@@ -310,3 +310,13 @@ def test_end_to_end_with_the_four_inputs_only_reads_no_acquired_series(tmp_path)
     assert "synthetic_early.nii.gz" in written and not any(name.startswith("residual") for name in written)
     assert {"register", "sample", "write"} <= set(run["stage_seconds"])
     assert run["seconds"] > run["sampling_seconds"] > 0
+
+
+def test_end_to_end_target_is_at_most_30_seconds_inclusive():
+    """The target is 'one volume end to end in ≤ 30 s': exactly 30.0 s passes; 30.1 s fails."""
+    from DCEDiffLib.benchmark.targets import evaluate_targets
+
+    status = {t["key"]: t["status"] for t in evaluate_targets({"end_to_end_seconds": 30.0})}
+    assert status["end_to_end_seconds"] == "PASS"
+    status = {t["key"]: t["status"] for t in evaluate_targets({"end_to_end_seconds": 30.1})}
+    assert status["end_to_end_seconds"] == "FAIL"

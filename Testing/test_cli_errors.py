@@ -6,6 +6,7 @@ import types
 from pathlib import Path
 
 import pytest
+import SimpleITK as sitk
 
 from DCEDiffLib import cli
 from DCEDiffLib.cli import main
@@ -387,3 +388,41 @@ def test_the_demo_refuses_a_folder_it_did_not_write_without_naming_an_option_it_
     line = one_error_line(capsys.readouterr().err)
     assert "the demo replaces only a previous synthesis output" in line and "--overwrite" not in line, line
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_registration_words_give_the_rotation_of_the_correction():
+    """registration_words: 'the correction applied' in words, with the guard's own numbers: 1.25 mm and 0.5°
+    must read '1.2 mm' (or 1.3) and '0.5°' — not the translation again."""
+    from DCEDiffLib.commands.common import registration_words
+    from DCEDiffLib.registration import RegistrationResult
+
+    result = RegistrationResult("pd", sitk.Euler3DTransform(), True, -0.5, -0.6, 1.25, 0.5, "applied")
+    words = registration_words({"pd": result})["pd"]
+    assert words.endswith(", 0.5°"), words
+
+
+def test_evaluate_subset_validation_scores_the_validation_cases(tmp_path):
+    """`dcediff evaluate --split S --subset validation` scores 'which cases of split_path to score': the validation
+    cases, never the test cases (those are for the final numbers, once)."""
+    import shutil
+    import sys
+
+    from DCEDiffLib.cli import main
+    from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
+
+    from random_model import save_random_model
+
+    data = tmp_path / "data"
+    for index, name in enumerate(("case_a", "case_b", "case_c")):
+        shutil.copytree(SAMPLE_CASE_DIR, data / name)
+        record = json.loads((data / name / "case.json").read_text(encoding="utf-8"))
+        record["seed"] = 910000 + index  # three patients, not three copies of one
+        (data / name / "case.json").write_text(json.dumps(record), encoding="utf-8")
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["case_a"], "validation": ["case_b"], "test": ["case_c"]}), encoding="utf-8")
+    model = save_random_model(tmp_path / "model")
+    out = tmp_path / "out"
+    assert main(["evaluate", "--model", str(model), "--data", str(data), "--split", str(split), "--subset",
+                 "validation", "--steps", "2", "--no-regression", "--no-fid", "--out", str(out)]) == 0
+    meta = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["meta"]
+    assert meta["subset"] == "validation" and meta["cases"] == ["case_b"]

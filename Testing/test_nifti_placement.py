@@ -78,3 +78,22 @@ def test_a_copy_of_one_input_given_for_another_role_is_said(tmp_path, capsys):
     read_inputs(dict(inputs, pd=str(copy)))
     err = capsys.readouterr().err
     assert "(pd) and" in err and "(t1pre) are the same image" in err
+
+
+def test_a_left_handed_volume_whose_placements_agree_says_nothing(tmp_path):
+    """A volume with a left-handed direction (slice axis towards the feet) is stored by ITK with qfac = -1 in
+    pixdim[0]; its qform (quaternion + qfac) and sform then describe the same placement. Nothing to say: reading
+    the qform without qfac would flip the slice axis and report a disagreement of tens of mm that is not there."""
+    from DCEDiffLib.nifti_orientation import placement_disagreement
+
+    image = sitk.GetImageFromArray(np.random.default_rng(0).uniform(0, 100, (6, 12, 10)).astype(np.float32))
+    image.SetSpacing((0.7, 0.7, 3.0))
+    image.SetOrigin((-20.0, 35.0, -60.0))
+    image.SetDirection((1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0))
+    path = tmp_path / "left_handed.nii"
+    sitk.WriteImage(image, str(path))
+    header = bytearray(path.read_bytes())
+    struct.pack_into("<2h", header, 252, 1, 1)  # both placements present (scanner)
+    path.write_bytes(bytes(header))
+    assert struct.unpack_from("<f", header, 76)[0] == -1.0  # ITK stored qfac = -1
+    assert placement_disagreement(path, sitk.ReadImage(str(path))) is None

@@ -296,3 +296,26 @@ def test_the_residual_map_is_the_absolute_difference_of_synthetic_and_acquired(t
         residual = sitk.GetArrayFromImage(out.residual[short]).astype(np.float64)
         assert residual.min() >= 0
         assert np.allclose(residual, np.abs(synthetic - out.acquired[short]), atol=1e-3)
+
+
+def test_a_step_past_the_total_never_reports_more_than_the_stage_share():
+    """ProgressEvent.fraction is 'of the whole job (0..1)' and each stage owns its weight's share. A caller that
+    reports step 5 of 3 (a sampler that counts one extra evaluation) must not push the overall fraction past the
+    end of its stage, let alone past 1 (the Slicer bar and the time-left estimate read it)."""
+    from DCEDiffLib.progress import ProgressTracker
+
+    tracker = ProgressTracker({"register": 1, "sample": 1})
+    assert tracker.report("register", 5, 3).fraction == pytest.approx(0.5)
+    assert tracker.report("sample", 7, 2).fraction == pytest.approx(1.0)
+
+
+def test_a_prefixed_line_that_is_not_an_event_reads_as_none():
+    """parse_progress_line: 'None for any other line'. A line with the prefix and JSON that is not an event (a
+    missing field, an unknown field) is such a line: the Slicer module reads a subprocess's stdout line by line and
+    must not crash on it."""
+    from DCEDiffLib.progress import PROGRESS_PREFIX, parse_progress_line
+
+    assert parse_progress_line(PROGRESS_PREFIX + '{"stage": "sample"}') is None
+    assert parse_progress_line(PROGRESS_PREFIX + '{"stage": "sample", "step": 1, "total": 2, "fraction": 0.5, '
+                               '"elapsed": 1.0, "colour": "red"}') is None
+    assert parse_progress_line(PROGRESS_PREFIX + "[1, 2]") is None

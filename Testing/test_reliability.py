@@ -522,3 +522,49 @@ def test_nifti_label_keeps_model_sampler_steps_and_seed_even_for_a_long_model_na
                                "sampler": "ddpm", "steps": 1000, "seed": 123456})
     assert len(text.encode("utf-8")) <= 79 and text.startswith("SYNTHETIC")
     assert "sampler=ddpm steps=1000 seed=123456" in text and "model=a-very" in text
+
+
+def _dicom_slices(folder: Path, z_positions, spacing=(0.8, 0.8), size=(12, 10), uid="1.2.826.0.1.3680043.2.1.901"):
+    """One DICOM file per slice (MR, int16), axial, at the given z positions (mm)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    rng = np.random.default_rng(0)
+    for k, z in enumerate(z_positions):
+        image = sitk.GetImageFromArray(rng.integers(10, 1000, size=(size[1], size[0])).astype(np.int16))
+        image.SetSpacing(spacing)
+        for tag, value in (("0008|0060", "MR"), ("0020|000e", uid), ("0020|000d", "1.2.826.0.1.3680043.2.1"),
+                           ("0020|0011", "7"), ("0008|103e", "test"), ("0020|0032", f"0\\0\\{z:.6f}"),
+                           ("0020|0037", "1\\0\\0\\0\\1\\0"), ("0028|0030", f"{spacing[1]}\\{spacing[0]}"),
+                           ("0018|0050", "3"), ("0020|0013", str(k + 1)), ("0008|0018", f"{uid}.{k + 1}")):
+            image.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"IM{k + 1:04d}.dcm"))
+        writer.Execute(image)
+    return folder
+
+
+def test_unevenly_spaced_slices_are_not_called_missing(tmp_path):
+    """read_dicom_series names 'missing slices' only when the big gaps are whole multiples of an otherwise regular
+    spacing; one slice moved 0.5 mm (gaps 3, …, 2.5, 3.5, 3) is an uneven stack, and a gap that is too small
+    cannot be a missing slice."""
+    from DCEDiffLib.errors import InputError
+    from DCEDiffLib.volume_io import read_volume
+
+    folder = _dicom_slices(tmp_path / "uneven", [0.0, 3.0, 6.0, 9.0, 12.0, 14.5, 18.0, 21.0])
+    with pytest.raises(InputError, match="unevenly spaced slices"):
+        read_volume(folder, name="ADC")
+    gap = _dicom_slices(tmp_path / "gap", [0.0, 3.0, 6.0, 12.0, 15.0, 18.0])  # one slice (9 mm) missing
+    with pytest.raises(InputError, match="missing slices"):
+        read_volume(gap, name="ADC")
+
+
+def test_a_nifti_description_is_cut_on_a_character_boundary(tmp_path):
+    """write_volume: the NIfTI descrip field holds 79 bytes; a longer UTF-8 description is cut 'on a character
+    boundary'. 78 ASCII characters then 'é' (2 bytes): the field must hold exactly the 78 characters, valid UTF-8,
+    with no replacement character or half a character."""
+    from DCEDiffLib.volume_io import write_volume
+
+    image = sitk.GetImageFromArray(np.arange(24, dtype=np.float32).reshape(2, 3, 4))
+    path = write_volume(image, tmp_path / "d.nii", {"description": "a" * 78 + "é and more"}, compress=False)
+    field = path.read_bytes()[148:228].split(b"\0")[0]
+    assert field.decode("utf-8") == "a" * 78

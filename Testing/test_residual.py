@@ -385,3 +385,34 @@ def test_init_weights_starts_a_run_from_a_trained_model_and_refuses_a_different_
 
     with pytest.raises(InputError, match="init_weights .*objective 'residual'"):
         make_trainer(tmp_path, tiny_config(iterations=3, init_weights=residual_path, **base), "wrong")
+
+
+@pytest.mark.parametrize("start", [0.0, 1.0])
+def test_a_residual_start_at_either_end_of_the_noise_scale_is_refused(tmp_path, start):
+    """sampling.residual_start is 'a noise level in (0, 1) or null': γ = 0 is pure noise (that is what null says;
+    the warm start's log-SNR is then infinite) and γ = 1 is no noise at all (the sampler would return the mean and
+    never sample). Both ends are refused at load time, like the other sampling fields; 0.5 loads."""
+    import torch
+
+    from DCEDiffLib.diffusion.model_files import load_model, save_model
+    from DCEDiffLib.diffusion.presets import network_config
+    from DCEDiffLib.diffusion.residual import ResidualDiffusionModel
+    from DCEDiffLib.errors import ModelFileError
+    from DCEDiffLib.training.model_card import make_model_card
+
+    mean_cfg = network_config("tiny", in_channels=6, out_channels=2)
+    res_cfg = network_config("tiny", in_channels=8, out_channels=2)
+    torch.manual_seed(0)
+    model = ResidualDiffusionModel(mean_cfg, res_cfg, ["t2w", "pd", "adc", "t1pre"], 3.0, 0.2, "enhancement")
+    card = make_model_card(res_cfg, "residual", ["t2w", "pd", "adc", "t1pre"], "tiny", {"data": "none (test)"},
+                           residual={"mean_network": {"preset": "tiny", "config": mean_cfg,
+                                                      "parameterization": "enhancement"}, "residual_scale": 0.2})
+    path = tmp_path / "residual.safetensors"
+    save_model(model, card, path)
+    card_path = path.with_suffix(".json")
+    written = json.loads(card_path.read_text(encoding="utf-8"))
+    card_path.write_text(json.dumps(dict(written, sampling={"residual_start": 0.5})), encoding="utf-8")
+    load_model(path)
+    card_path.write_text(json.dumps(dict(written, sampling={"residual_start": start})), encoding="utf-8")
+    with pytest.raises(ModelFileError, match="residual_start"):
+        load_model(path)

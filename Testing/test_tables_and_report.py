@@ -367,3 +367,37 @@ def test_the_report_banner_says_every_warning_and_a_failed_registration_check_is
     top_panel = max(ax.get_window_extent(renderer).y1 for ax in both.axes)
     assert both.texts[1].get_window_extent(renderer).y0 > top_panel
 
+
+def test_no_finite_value_with_undefined_cases_is_not_called_perfect():
+    """format_stat: '∞' only when every case was perfect; with some cases undefined (None) and the rest perfect
+    there is no mean to show, and the table must not claim a perfect result: 'undefined' (with the counts)."""
+    from DCEDiffLib.evaluation.tables import format_stat, summarize
+
+    stat = summarize([float("inf"), None, float("inf")])
+    assert (stat["n"], stat["n_inf"], stat["n_none"]) == (0, 2, 1)
+    text = format_stat(stat)
+    assert not text.startswith("∞"), text
+    assert text.startswith("undefined")
+    assert format_stat(summarize([float("inf"), float("inf")])) == "∞"
+
+
+def test_scale_bar_uses_the_horizontal_pixel_size(tmp_path):
+    """The scale bar is horizontal, so its length in pixels is mm / (pixel size along i, the displayed x axis).
+    Pixels 0.5 mm wide (i) and 2 mm high (j), 200 wide: a quarter of the width is 25 mm, so the bar is 20 mm,
+    40 pixels long."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from DCEDiffLib.evaluation.report_figure import _annotate, orientation
+
+    fig, ax = plt.subplots()
+    ax.imshow(np.zeros((100, 200)))
+    _annotate(ax, orientation(None), (0.5, 2.0, 3.0), (1, 100, 200))
+    texts = [t.get_text() for t in ax.texts]
+    assert "20 mm" in texts, texts
+    (line,) = ax.lines
+    xs = line.get_xdata()
+    assert abs(xs[1] - xs[0]) == pytest.approx(40.0)
+    plt.close(fig)

@@ -436,3 +436,23 @@ def test_a_lesion_slice_share_of_one_crops_every_item_around_a_lesion():
     without = [bool((w > 1).any()) for step in range(10) for w in never.weighted_batch(step)[2]]
     assert all(with_lesion)
     assert sum(without) < len(without) / 2
+
+
+def test_best_checkpoint_is_the_lowest_logged_validation_loss(tmp_path):
+    """best.safetensors|json is the checkpoint of 'lowest validation loss': its card's validation_loss and the
+    run summary's best_validation_loss are the minimum of the val_loss column of log.csv (and the trainer's
+    best_val, which a resume reads back from the checkpoint)."""
+    import csv
+    import sys
+
+    from test_training import make_trainer, tiny_config
+
+    trainer = make_trainer(tmp_path, tiny_config(iterations=12, validate_every=3, checkpoint_every=6), "run")
+    summary = trainer.run()
+    with open(tmp_path / "run" / "log.csv", encoding="utf-8") as handle:
+        logged = [float(r["val_loss"]) for r in csv.DictReader(handle) if r["val_loss"]]
+    assert len(logged) == 4
+    card = json.loads((tmp_path / "run" / "best.json").read_text(encoding="utf-8"))
+    assert card["metrics"]["validation_loss"] == pytest.approx(min(logged))
+    assert summary["best_validation_loss"] == pytest.approx(min(logged))
+    assert trainer.best_val == pytest.approx(min(logged))
