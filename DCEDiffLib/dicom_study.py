@@ -35,6 +35,10 @@ TAGS = {
 }
 # a dynamic (DCE) acquisition by its name (Siemens TWIST/"dyn", GE DISCO, Philips 4D-TRAK, "perf", "dce")
 DYNAMIC_TEXT = re.compile(r"dyn|dce|twist|perfusion|(?<![a-z])perf(?![a-z])|tricks|disco|4d")
+# DWI and its derived maps, by name, image type or sequence ("adc"/"fa" as words: not "radcliffe", "fat")
+DIFFUSION_TEXT = re.compile(r"diff|dwi|dti|mddw|trace|bval|(?<![a-z])adc(?![a-z])|(?<![a-z])fa(?![a-z])")
+DIFFUSION_TYPES = {"DIFFUSION", "ADC", "TRACEW", "FA", "EADC", "EXP", "CALC_BVALUE"}
+DIFFUSION_SEQUENCE = re.compile(r"ep_b|epse|ep2d|re_b")
 SLICE_POSITION_DECIMALS = 2     # positions closer than 0.01 mm are the same slice position
 MAX_LISTED_WARNINGS = 10        # unreadable files named one by one; the rest are counted
 
@@ -106,11 +110,16 @@ class SeriesInfo:
         return self._num_positions
 
     @property
+    def diffusion(self) -> bool:
+        """DWI and its derived maps (ADC, TRACEW, FA, calculated b-values)."""
+        return bool(DIFFUSION_TYPES & set(self.image_type)) or bool(self.b_values) or \
+            bool(DIFFUSION_TEXT.search(self.text)) or bool(DIFFUSION_SEQUENCE.search(self.sequence_name.lower()))
+
+    @property
     def named_dynamic(self) -> bool:
         """A dynamic acquisition by its headers alone: by name or sequence, or NumberOfTemporalPositions > 1; never
         a diffusion series (Siemens names its DWI "…DYNDIST", for its dynamic distortion correction)."""
-        if {"DIFFUSION", "ADC", "TRACEW"} & set(self.image_type) or self.b_values or \
-                re.search(r"diff|dwi|ep2d", f"{self.text} {self.sequence_name.lower()}"):
+        if self.diffusion:
             return False
         return bool(DYNAMIC_TEXT.search(self.text)) or "dyn" in self.sequence_name.lower() or \
             (self.temporal_positions_declared or 0) > 1

@@ -54,10 +54,8 @@ def _word(pattern: str) -> str:
 
 
 _LOCALIZER = re.compile(r"locali[sz]er|scout|survey|" + _word("loc") + "|" + _word("aa[a-z]*scout"))
-_DIFFUSION_TEXT = re.compile(r"diff|dwi|dti|mddw|trace|bval|" + _word("adc") + "|" + _word("fa"))
 # an ADC map by name: "ADC", Philips' "dADC", GE's "Apparent Diffusion Coefficient"
 _ADC_TEXT = re.compile(_word("d?adc") + "|apparent diffusion")
-_DIFFUSION_TYPES = {"DIFFUSION", "ADC", "TRACEW", "FA", "EADC", "EXP", "CALC_BVALUE"}
 # "T2W"/"T2WI"/"sT2W" (Philips, Canon, many sites) name a T2-weighted series as "t2" does; T2*, T2 maps do not.
 _WEIGHTED = r"(?:wi?|-w)?"
 _T2_TEXT = re.compile(r"(?<![a-z0-9])s?t2" + _WEIGHTED + r"(?![a-z0-9*]|_?star|_?map|\s?\*)")
@@ -197,9 +195,8 @@ def is_localizer(s: SeriesInfo) -> bool:
 
 
 def is_diffusion(s: SeriesInfo) -> bool:
-    """DWI and its derived maps (ADC, TRACEW, FA, calculated b-values)."""
-    return bool(_DIFFUSION_TYPES & set(s.image_type)) or bool(s.b_values) or \
-        bool(_DIFFUSION_TEXT.search(s.text)) or bool(re.search(r"ep_b|epse|ep2d|re_b", s.sequence_name.lower()))
+    """DWI and its derived maps (ADC, TRACEW, FA, calculated b-values): :attr:`SeriesInfo.diffusion`."""
+    return s.diffusion
 
 
 def is_dynamic(s: SeriesInfo) -> bool:
