@@ -112,10 +112,15 @@ def provenance_descrip(provenance: dict, limit: int = 79, warning: Optional[str]
     tail = f" sampler={provenance['sampler']} steps={provenance['steps']} seed={provenance['seed']}"
     head = f"SYNTHETIC {warning} DCEDiff model=" if warning else "SYNTHETIC DCEDiff model="
     model = str(provenance["model"]).encode("ascii", errors="replace").decode("ascii")
-    room = max(limit - len(head) - len(tail), 5)
+    # with two warnings and a long seed the model name's room runs out: shorter words first, then the name itself
+    if limit - len(head) - len(tail) < 5:
+        head = head.replace(" DCEDiff model=", " model=")
+    if limit - len(head) - len(tail) < 5:
+        tail = f" s={provenance['sampler']} n={provenance['steps']} seed={provenance['seed']}"
+    room = max(limit - len(head) - len(tail), 0)
     if len(model) > room:
         keep = room - 3
-        model = model[: (keep + 1) // 2] + "..." + model[len(model) - keep // 2:]
+        model = model[: (keep + 1) // 2] + "..." + model[len(model) - keep // 2:] if keep >= 2 else model[:room]
     return (head + model + tail)[:limit]
 
 

@@ -1,0 +1,84 @@
+"""What the command layer promises (found by a mutation audit, session 53): EPERM is a permission error line, the
+demo's default sample count is synthesize's, `preprocess --no-register` keeps the scanner alignment, the NIfTI label
+keeps sampler, steps and seed within 79 characters whatever the warnings, and a model argument's dotted stem or
+.json card resolves to its weights."""
+
+import errno
+import json
+
+import SimpleITK as sitk
+
+from DCEDiffLib.cli import build_parser, main, resource_failure_words
+from DCEDiffLib.model_registry import SAMPLE_CASE_DIR, resolve_model
+from DCEDiffLib.working_grid import field_of_view_center
+
+CASE = SAMPLE_CASE_DIR
+
+
+# ------------------------------------------------------------------------------------------------
+
+def test_an_operation_not_permitted_is_a_permission_error_line_too():
+    """EPERM (e.g. chmod/rename on a foreign mount) is a machine failure like EACCES, not a traceback."""
+    words = resource_failure_words(PermissionError(errno.EPERM, "Operation not permitted", "/mnt/out"))
+    assert words is not None
+    assert words.startswith("permission denied (/mnt/out)") and "Operation not permitted" in words
+
+
+def test_the_demo_averages_as_many_samples_as_synthesize_by_default():
+    """`dcediff demo --samples` help: 'default 1, as dcediff synthesize'."""
+    parser = build_parser()
+    demo = parser.parse_args(["demo", "--out", "x"])
+    synth = parser.parse_args(["synthesize", "--out", "x"])
+    assert demo.samples == 1 and synth.samples == 1
+
+
+# ------------------------------------------------------------------------------------------------
+
+def test_preprocess_no_register_keeps_the_scanner_alignment(tmp_path, capsys):
+    centre = ",".join(f"{c:.4f}" for c in field_of_view_center(sitk.ReadImage(str(CASE / "t2w.nii.gz"))))
+    out = tmp_path / "pre"
+    argv = ["preprocess", *[x for m in ("t2w", "pd", "adc", "t1pre") for x in (f"--{m}", str(CASE / f"{m}.nii.gz"))],
+            "--no-register", f"--center={centre}", "--out", str(out)]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary["registration"]) >= {"pd", "adc", "t1pre"}
+    for modality, result in summary["registration"].items():
+        assert result["applied"] is False, modality
+        assert "skipped" in result["reason"], (modality, result["reason"])
+
+
+# ------------------------------------------------------------------------------------------------
+
+def test_nifti_label_with_a_warning_still_keeps_seed_within_79_characters():
+    from DCEDiffLib.pipeline import provenance_descrip
+
+    provenance = {"model": "a-very-long-model-name-from-a-hyperparameter-sweep-run-0042-ema",
+                  "sampler": "dpmpp", "steps": 5, "seed": 7}
+    text = provenance_descrip(provenance, warning="OOD-WARNING")
+    assert len(text) <= 79 and text.isascii()
+    assert text.startswith("SYNTHETIC OOD-WARNING ")
+    assert text.endswith(" sampler=dpmpp steps=5 seed=7")
+
+
+# ------------------------------------------------------------------------------------------------
+
+def test_resolve_model_keeps_a_dotted_stem_and_maps_a_card_to_its_weights(tmp_path):
+    weights = tmp_path / "model_v1.5.safetensors"
+    weights.write_bytes(b"x")
+    (tmp_path / "model_v1.5.json").write_text("{}", encoding="utf-8")
+    assert resolve_model(str(tmp_path / "model_v1.5")) == weights          # a stem with a dot
+    assert resolve_model(str(tmp_path / "model_v1.5.json")) == weights     # the card given
+    assert resolve_model(str(weights)) == weights                           # the weights given
+
+
+def test_nifti_label_with_two_warnings_and_the_longest_seed_keeps_every_setting():
+    """The promise holds at its extreme: both warnings, a long model name, steps 1000 and a seed of 2^63 - 1."""
+    from DCEDiffLib.pipeline import provenance_descrip
+
+    seed = 2 ** 63 - 1
+    for warning, seed_value in (("OOD-WARNING NO-PD", 123456), ("OOD-WARNING NO-PD", seed)):
+        label = provenance_descrip({"model": "a" * 64, "sampler": "dpmpp", "steps": 1000, "seed": seed_value},
+                                   warning=warning)
+        assert len(label) <= 79 and label.isascii() and label.startswith(f"SYNTHETIC {warning} ")
+        assert label.endswith(f"seed={seed_value}") and "dpmpp" in label and "1000" in label, label
+
