@@ -5,6 +5,9 @@ INPUT_MODALITIES = ("t2w", "pd", "adc", "t1pre")
 # Target channels: early and late DCE response.
 TARGET_MODALITIES = ("dce_early", "dce_late")
 ALL_MODALITIES = INPUT_MODALITIES + TARGET_MODALITIES
+# The acquired DCE's own pre-contrast frame (optional, with the acquired DCE; never a model input): where the T1-pre
+# is another series (a VIBE), it gives the DCE sequence's intensity scale (pipeline.acquired_scale).
+ACQUIRED_BASELINE = "dce_baseline"
 # Inputs a model trained with modality dropout can do without (many PI-RADS protocols have no PD), and the value
 # (normalised units, mid-range) its channel holds when missing: the same in training and at inference.
 OPTIONAL_INPUTS = ("pd",)
@@ -28,4 +31,5 @@ DESCRIPTIONS = {
     "t1pre": "T1 pre-contrast",
     "dce_early": "early-response DCE",
     "dce_late": "late-response DCE",
+    "dce_baseline": "pre-contrast DCE frame",
 }

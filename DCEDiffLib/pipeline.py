@@ -19,10 +19,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from DCEDiffLib import __version__, defaults
+from DCEDiffLib.acquired_scale import acquired_scale_note, to_t1pre_scale
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.extras import extra_available, skip_message
 from DCEDiffLib.intensity_tail import adds_excess_back, clipped_t1pre_excess
-from DCEDiffLib.modalities import DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT_VALUE, TARGET_MODALITIES
+from DCEDiffLib.modalities import (ACQUIRED_BASELINE, DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT_VALUE,
+                                   TARGET_MODALITIES)
 from DCEDiffLib.progress import CancelHook, ProgressCallback, ProgressTracker, check_cancel, say
 
 SHORT = {"dce_early": "early", "dce_late": "late"}
@@ -149,6 +151,8 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     ``inputs`` maps modality → path or SimpleITK image: ``t2w, pd, adc, t1pre`` required (``pd`` may be left out
     when the model's card lists it in ``optional_inputs``: its channel is then ``MISSING_INPUT_VALUE``, and the
     result says it was made without PD); ``dce_early``, ``dce_late`` (acquired, for residuals and metrics),
+    ``dce_baseline`` (with them: the acquired DCE's own pre-contrast frame, where the T1-pre is another series;
+    the acquired frames are brought onto the T1-pre's intensity scale with it, :mod:`DCEDiffLib.acquired_scale`),
     ``labels`` and ``prostate_mask`` optional.
     ``precision`` auto/fp32/bf16: :func:`DCEDiffLib.precision.choose_precision` (the choice and why are kept).
     ``steps`` None: the model's own count (:func:`DCEDiffLib.sampling_steps.resolve_steps`).
@@ -236,7 +240,16 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
         image.CopyInformation(reference)
         return image
 
-    synthetic, uncertainty, residual, acquired, expected_error = {}, {}, {}, {}, {}
+    acquired = {SHORT[t]: sitk.GetArrayFromImage(case.images[t]).astype(np.float32) for t in TARGET_MODALITIES
+                if t in case.images}
+    if acquired and ACQUIRED_BASELINE in case.images:  # another series than the T1-pre: onto its scale first
+        acquired, provenance["acquired_scale"] = to_t1pre_scale(
+            acquired, sitk.GetArrayFromImage(case.images[ACQUIRED_BASELINE]),
+            sitk.GetArrayFromImage(case.images["t1pre"]))
+        if provenance["acquired_scale"]["applied"]:
+            say(f"DCEDiff note: acquired DCE divided by {provenance['acquired_scale']['gain']:.4g}, the body "
+                "median of its own pre-contrast frame over the T1-pre's: compared on the T1-pre's scale")
+    synthetic, uncertainty, residual, expected_error = {}, {}, {}, {}
     for index, target in enumerate(TARGET_MODALITIES):
         short = SHORT[target]
         values = denormalize(result.mean[index], tnorm)
@@ -247,8 +260,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
             uncertainty[short] = to_image(spread_to_intensity(result.std[index], tnorm))
         if result.expected_error is not None:
             expected_error[short] = to_image(spread_to_intensity(result.expected_error[index], tnorm))
-        if target in case.images:
-            acquired[short] = sitk.GetArrayFromImage(case.images[target]).astype(np.float32)
+        if short in acquired:
             residual[short] = to_image(np.abs(values - acquired[short]))
     if len(acquired) == 2:
         scale_note = acquired_scale_note(acquired["early"], sitk.GetArrayFromImage(case.images["t1pre"]))
@@ -398,35 +410,6 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
             write_case_report(output, tmp / "report.png")
         volumes.result()  # a failed write is raised here, inside the atomic folder: nothing is left
     return Path(out_dir)
-
-
-ACQUIRED_SCALE_RANGE = (0.5, 2.5)  # acquired early DCE / T1-pre in the body, for one sequence and receiver gain
-
-
-def acquired_scale_note(acquired_early: np.ndarray, t1pre: np.ndarray) -> Optional[str]:
-    """Words when the acquired DCE and the T1-pre are on different intensity scales (their body medians more than
-    :data:`ACQUIRED_SCALE_RANGE` apart: another sequence or receiver gain). The synthesis is on the T1-pre's scale,
-    so PSNR and MAE against such an acquired DCE measure the scale, not the synthesis; the correlations do not
-    depend on it. None when they agree."""
-    early = np.asarray(acquired_early, dtype=np.float64)
-    finite = early[np.isfinite(early)]
-    if finite.size == 0:
-        return None
-    body = early > 0.1 * np.percentile(finite, 99.5)
-    if body.sum() < 100:
-        return None
-    t1 = np.asarray(t1pre, dtype=np.float64)[body]
-    below = float(np.median(t1[np.isfinite(t1)])) if np.isfinite(t1).any() else 0.0
-    if below <= 0:
-        return None
-    ratio = float(np.median(early[body])) / below
-    low, high = ACQUIRED_SCALE_RANGE
-    if low <= ratio <= high:
-        return None
-    return (f"the acquired early DCE is {ratio:.2g}× the T1-pre in the body (expected {low:g}–{high:g}× for one "
-            "sequence and receiver gain): they are on different intensity scales, and the synthetic DCE is on the "
-            "T1-pre's, so PSNR and MAE against the acquired DCE are not meaningful here (the enhancement "
-            "correlations are)")
 
 
 def write_case_report(output: SynthesisOutput, path: Path) -> None:

@@ -20,8 +20,8 @@ import SimpleITK as sitk
 from DCEDiffLib import __version__
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.intensity_tail import tame_heavy_tail
-from DCEDiffLib.modalities import (DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT_VALUE, OPTIONAL_INPUTS,
-                                   TARGET_MODALITIES)
+from DCEDiffLib.modalities import (ACQUIRED_BASELINE, DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT_VALUE,
+                                   OPTIONAL_INPUTS, TARGET_MODALITIES)
 from DCEDiffLib.normalization import NormParams, fit_normalization, normalize
 from DCEDiffLib.progress import CancelHook, check_cancel, say as progress_say  # `say` is a local name here
 from DCEDiffLib.registration import RegistrationResult
@@ -35,8 +35,9 @@ LABEL_KEYS = ("labels", "prostate_mask")                   # label maps drawn in
 SPACING_RANGE_MM = (0.05, 20.0)                            # plausible MR voxel sizes
 MIN_COVERAGE = 0.10                                        # of the working grid, per input
 MAX_NEGATIVE_ADC_FRACTION = 0.01                           # ADC is ≥ 0; a few noisy voxels are tolerated
-NAMES = {**{m: DESCRIPTIONS[m] for m in INPUT_MODALITIES + TARGET_MODALITIES},
+NAMES = {**{m: DESCRIPTIONS[m] for m in INPUT_MODALITIES + TARGET_MODALITIES + (ACQUIRED_BASELINE,)},
          "labels": "label map", "prostate_mask": "prostate mask"}
+KNOWN_INPUTS = INPUT_MODALITIES + TARGET_MODALITIES + (ACQUIRED_BASELINE,) + LABEL_KEYS
 PREPROCESS_FORMAT = 1
 
 
@@ -138,10 +139,9 @@ def check_required_inputs(inputs: Mapping[str, object], optional: Sequence[str] 
     if not isinstance(inputs, Mapping):
         raise InputError(f"inputs: expected a mapping of modality → path or SimpleITK image (e.g. {{'t2w': ...}}), "
                          f"got {type(inputs).__name__}")
-    unknown = sorted(set(inputs) - set(INPUT_MODALITIES + TARGET_MODALITIES + LABEL_KEYS))
+    unknown = sorted(set(inputs) - set(KNOWN_INPUTS))
     if unknown:
-        raise InputError(f"unknown input(s) {', '.join(unknown)}; expected "
-                         f"{', '.join(INPUT_MODALITIES + TARGET_MODALITIES + LABEL_KEYS)}")
+        raise InputError(f"unknown input(s) {', '.join(unknown)}; expected {', '.join(KNOWN_INPUTS)}")
     missing = [m for m in missing_inputs(inputs) if m not in optional]
     if missing:
         raise InputError(f"missing input(s): {', '.join(_name(m) for m in missing)}; expected all four "
@@ -162,6 +162,9 @@ def read_inputs(inputs: Mapping[str, object], optional: Sequence[str] = ()) -> D
     check_required_inputs(inputs, optional)
     if (inputs.get("dce_early") is None) != (inputs.get("dce_late") is None):
         raise InputError("acquired DCE: give both the early and the late image, or neither")
+    if inputs.get(ACQUIRED_BASELINE) is not None and inputs.get("dce_early") is None:
+        raise InputError(f"{_name(ACQUIRED_BASELINE)}: given without the acquired DCE; expected it beside the early "
+                         "and late frames (it only puts them on the T1-pre's intensity scale)")
     images = {}
     for key, source in inputs.items():
         if source is None or (isinstance(source, str) and source == ""):
@@ -183,7 +186,8 @@ def read_inputs(inputs: Mapping[str, object], optional: Sequence[str] = ()) -> D
 def same_image_in_two_roles(images: Mapping[str, sitk.Image]) -> List[Tuple[str, str]]:
     """Pairs of roles (not label maps) whose images are identical: the same series given twice under two paths
     (a copy, or a DICOM folder and its NIfTI conversion). Geometry is compared first, voxels only when it agrees."""
-    keys = [k for k in images if k not in LABEL_KEYS]
+    # the DCE's own pre-contrast frame may be the T1-pre itself (one series): that is no mistake
+    keys = [k for k in images if k not in LABEL_KEYS and k != ACQUIRED_BASELINE]
     pairs = []
     for index, first in enumerate(keys):
         for second in keys[index + 1:]:
@@ -265,7 +269,9 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
     norm: Dict[str, NormParams] = {}
     intensity_notes: Dict[str, str] = {}
     for key, image in images.items():
-        transform = registration[key].transform if key in registration else None
+        # the pre-contrast DCE frame follows the early frame of its series (it only gives the DCE's intensity scale)
+        moved_as = "dce_early" if key == ACQUIRED_BASELINE else key
+        transform = registration[moved_as].transform if moved_as in registration else None
         interpolator = "nearest" if key in LABEL_KEYS else "linear"
         on_grid[key] = resample_to_grid(image, grid, transform, interpolator=interpolator, name=_name(key))
         inside = coverage_mask(grid, image, transform)

@@ -162,6 +162,9 @@ class StudyPicks:
     missing: List[str] = dataclasses.field(default_factory=list)   # required roles not found (require=False)
     problem: str = ""                        # the error pick_roles would have raised (require=False), else ""
     absent: List[str] = dataclasses.field(default_factory=list)    # optional roles (``optional``) not found
+    # The acquired DCE's own pre-contrast frame, where the T1-pre is another series: it carries the DCE sequence's
+    # intensity scale, which the evaluation needs (pipeline.acquired_scale); never a model input.
+    baseline: Optional[Pick] = None
 
     def to_dict(self) -> dict:
         """``{"study": ..., "series": role → pick, "dce": ...}`` for synthesis.json."""
@@ -169,17 +172,26 @@ class StudyPicks:
                           "patient_id": self.study.patient_id, "study_date": self.study.study_date,
                           "series_found": len(self.study.series), "files_skipped": len(self.study.skipped)},
                 "series": {role: self.picks[role].to_dict() for role in ROLES if role in self.picks},
-                "dce": None if self.dce is None else self.dce.to_dict(), "notes": list(self.notes)}
+                "dce": None if self.dce is None else self.dce.to_dict(), "notes": list(self.notes),
+                "dce_baseline": None if self.baseline is None else self.baseline.to_dict()}
 
     def lines(self) -> List[str]:
         """Every pick, one line each, then notes (e.g. no acquired DCE)."""
-        return [self.picks[r].line() for r in ROLES if r in self.picks] + [f"note: {n}" for n in self.notes]
+        baseline = [] if self.baseline is None else [self.baseline.line()]
+        return ([self.picks[r].line() for r in ROLES if r in self.picks] + baseline
+                + [f"note: {n}" for n in self.notes])
 
     def load_inputs(self, read: Optional[Callable[[Volume, str], sitk.Image]] = None) -> Dict[str, sitk.Image]:
         """Read the chosen volumes (pixel data of these series only): modality key → float32 image."""
         read = read or read_study_volume
         return {role: read(pick.volume, f"{ROLE_NAMES[role]} {pick.series.label()}")
                 for role, pick in self.picks.items()}
+
+    def load_baseline(self, read: Optional[Callable[[Volume, str], sitk.Image]] = None) -> Optional[sitk.Image]:
+        """The DCE's own pre-contrast frame (:attr:`baseline`) as a float32 image, or None when there is none."""
+        if self.baseline is None:
+            return None
+        return (read or read_study_volume)(self.baseline.volume, f"DCE baseline {self.baseline.series.label()}")
 
 
 # ----------------------------------------------------------------------------------------------- series facts
@@ -450,7 +462,16 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
     if problem and require:
         raise InputError(problem)
     _refuse_shared_volumes(picks)
-    return StudyPicks(study, picks, dce, notes, missing, problem, absent)
+    baseline = None
+    if dce is not None and "dce_early" in picks and picks["dce_early"].series.uid in {s.uid for s in dce.series}:
+        baseline, why = _dce_baseline(dce, picks.get("t1pre"), read)
+        if why:
+            notes.append(why)
+        for role in ("dce_early", "dce_late"):  # the arrival is known now: the frames' time after it too
+            pick = picks.get(role)
+            if pick is not None and pick.after_arrival_s is None and None not in (pick.time_s, dce.arrival_time_s):
+                pick.after_arrival_s = pick.time_s - dce.arrival_time_s
+    return StudyPicks(study, picks, dce, notes, missing, problem, absent, baseline)
 
 
 def _refuse_shared_volumes(picks: Dict[str, Pick]) -> None:
@@ -603,6 +624,28 @@ def _t1_from_dce(dce: Optional[DceSeries], read, ranked_lost, chosen: bool = Fal
     rule = (f"last DCE frame before contrast arrival (mean DCE curve rises from frame {dce.arrival_index}; "
             + ("chosen with --series t1pre=dce)" if chosen else "no pre-contrast T1 gradient echo series)"))
     pick = Pick("t1pre", series, volume, rule, [(s, r) for s, r in ranked_lost], frame_index=index,
+                time_s=None if dce.times_s is None else dce.times_s[index])
+    if dce.times_s is not None:
+        pick.after_arrival_s = pick.time_s - dce.arrival_time_s
+    return pick, ""
+
+
+def _dce_baseline(dce: DceSeries, t1pre: Optional[Pick], read) -> Tuple[Optional[Pick], str]:
+    """The acquired DCE's last frame before contrast arrival, where the T1-pre is not a frame of the DCE series
+    (a VIBE, or a file): (pick or None, a note saying why there is none, or ""). Another sequence or receiver gain
+    puts the DCE on another intensity scale than the T1-pre, and the synthesis is on the T1-pre's; this frame, free
+    of contrast, gives the DCE's scale (pipeline.acquired_scale). Reads every DCE frame once (the mean curve)."""
+    if t1pre is not None and t1pre.series.uid in {s.uid for s in dce.series} and t1pre.frame_index is not None:
+        return None, ""  # the T1-pre is the DCE's own pre-contrast frame: one scale already
+    find_arrival(dce, read)
+    if dce.arrival_index is None or dce.arrival_index < 1:
+        return None, ("no pre-contrast frame of the DCE series found (no contrast arrival on its mean curve): the "
+                      "acquired DCE is compared with the synthesis on its own intensity scale")
+    index = dce.arrival_index - 1
+    series, volume = dce.frames[index]
+    pick = Pick("dce_baseline", series, volume,
+                f"last DCE frame before contrast arrival (mean DCE curve rises from frame {dce.arrival_index}): the "
+                "acquired DCE's intensity scale, for the evaluation only (not a model input)", frame_index=index,
                 time_s=None if dce.times_s is None else dce.times_s[index])
     if dce.times_s is not None:
         pick.after_arrival_s = pick.time_s - dce.arrival_time_s

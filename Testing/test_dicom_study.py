@@ -18,7 +18,7 @@ import pytest
 import SimpleITK as sitk
 
 from DCEDiffLib.cli import main
-from DCEDiffLib.dicom_study import scan_folder, scan_study
+from DCEDiffLib.dicom_study import read_study_volume, scan_folder, scan_study
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.phantom.generator import generate_case
 from DCEDiffLib.phantom.study_export import write_phantom_study
@@ -101,7 +101,30 @@ def test_picks_are_recorded_with_number_description_uid_rule_and_losers(tcia_stu
     assert record["dce"]["layout"] == "one series per time point"
     assert record["dce"]["time_source"].startswith("TT=")
     lines = result.lines()
-    assert len(lines) == 6 and lines[0].startswith("t2w") and "lost:" in lines[0]
+    assert len(lines) == 7 and lines[0].startswith("t2w") and "lost:" in lines[0]
+    assert lines[6].startswith("dce_baseline") and record["dce_baseline"]["frame_index"] == result.baseline.frame_index
+
+
+def test_a_t1pre_of_another_series_brings_the_dce_pre_contrast_frame_for_its_scale(tcia_study, mixed_study):
+    """With a VIBE as T1-pre the acquired DCE may be on another intensity scale: the study gives the DCE's last frame
+    before contrast arrival (the phantom's AIF delay is known) as the baseline of that scale, and the early/late
+    frames their time after the arrival. With the T1-pre taken from the DCE series itself there is none to give."""
+    root, expected = tcia_study
+    result = pick_roles(scan_study(root))
+    times = expected["frame_times_s"]
+    last_pre = max(i for i, t in enumerate(times) if t < expected["arrival_delay_s"])
+    assert result.picks["t1pre"].series.number == expected["t1pre"]
+    assert result.baseline is not None and result.baseline.frame_index == last_pre, result.baseline.line()
+    assert "for the evaluation only" in result.baseline.rule
+    arrival = result.dce.arrival_time_s
+    for role in ("dce_early", "dce_late"):
+        pick = result.picks[role]
+        assert pick.after_arrival_s == pytest.approx(pick.time_s - arrival) and pick.after_arrival_s > 0
+    assert "dce_baseline" not in result.picks  # never a model input (load_inputs reads the picks)
+    early = read_study_volume(result.picks["dce_early"].volume, "DCE early")
+    assert result.load_baseline().GetSize() == early.GetSize()
+    mixed_root, _ = mixed_study
+    assert pick_roles(scan_study(mixed_root)).baseline is None  # no VIBE: the T1-pre is that frame already
 
 
 def test_mixed_file_names_and_one_temporal_dce_series(mixed_study, case):

@@ -26,6 +26,10 @@ def add_input_arguments(parser: argparse.ArgumentParser, required: bool = True,
         group.add_argument(f"--{name}", required=required and name not in optional, help=text)
     group.add_argument("--dce-early", help="acquired early DCE (optional: residuals and metrics)")
     group.add_argument("--dce-late", help="acquired late DCE (optional: residuals and metrics)")
+    group.add_argument("--dce-baseline", help="with --dce-early/--dce-late: the acquired DCE's own pre-contrast frame, "
+                                             "where the T1-pre is another series (a VIBE): puts the acquired DCE "
+                                             "on the T1-pre's intensity scale for the residuals and metrics "
+                                             "(a --study finds it)")
     group.add_argument("--labels", help="label map in T2W space (optional: region metrics)")
     group.add_argument("--center", help="prostate centre x,y,z in LPS mm (default: the centre of the gland the TAPS "
                                         "prostate model finds on the T2W, dcediff[prostate]; without it, or when it "
@@ -76,7 +80,8 @@ def collect_inputs(args: argparse.Namespace) -> Dict[str, str]:
     """The input paths given on the command line, by modality key. A command with ``--out`` also has its output
     folder checked here, so that an unusable one is refused before registration or sampling."""
     inputs = {m: getattr(args, m) for m in ("t2w", "pd", "adc", "t1pre") if getattr(args, m)}
-    for key, attr in (("dce_early", "dce_early"), ("dce_late", "dce_late"), ("labels", "labels")):
+    for key, attr in (("dce_early", "dce_early"), ("dce_late", "dce_late"), ("dce_baseline", "dce_baseline"),
+                      ("labels", "labels")):
         if getattr(args, attr, None):
             inputs[key] = getattr(args, attr)
     if getattr(args, "out", None) is not None:
@@ -86,6 +91,9 @@ def collect_inputs(args: argparse.Namespace) -> Dict[str, str]:
                             records=getattr(args, "output_records", OUTPUT_MANIFESTS))
     if ("dce_early" in inputs) != ("dce_late" in inputs):
         raise InputError("acquired DCE: give both --dce-early and --dce-late, or neither")
+    if "dce_baseline" in inputs and "dce_early" not in inputs:
+        raise InputError("--dce-baseline: only with --dce-early and --dce-late (it puts the acquired DCE on the "
+                         "T1-pre's intensity scale)")
     check_distinct_inputs(inputs)
     from DCEDiffLib.input_role_check import role_mismatch_warnings
 

@@ -129,10 +129,13 @@ def study_inputs(args: argparse.Namespace):
     from DCEDiffLib.study_roles import ROLE_NAMES, parse_series_overrides, pick_roles
 
     # inputs given as files take the place of the study's series (e.g. a T1-pre the study lacks)
-    files = {m: getattr(args, m) for m in ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
+    files = {m: getattr(args, m) for m in ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late", "dce_baseline")
              if getattr(args, m, None)}
     if ("dce_early" in files) != ("dce_late" in files):
         raise InputError("acquired DCE: give both --dce-early and --dce-late, or neither")
+    if "dce_baseline" in files and "dce_early" not in files:
+        raise InputError("--dce-baseline: only with --dce-early and --dce-late as files (a --study finds its DCE's "
+                         "pre-contrast frame itself)")
     check_output_folder(args.out, overwrite=args.overwrite, inputs=[args.study, *files.values()],
                         records=(SYNTHESIS_RECORD,))
     weights = resolve_model(args.model)
@@ -153,6 +156,9 @@ def study_inputs(args: argparse.Namespace):
         print("  " + line, flush=True)
     refuse_file_that_is_a_picked_series(files, picks)
     inputs = dict(picks.load_inputs())
+    baseline = picks.load_baseline()  # the DCE's own pre-contrast frame where the T1-pre is another series
+    if baseline is not None:
+        inputs["dce_baseline"] = baseline
     inputs.update(files)
     if args.labels:
         inputs["labels"] = args.labels
