@@ -120,6 +120,7 @@ class DCEDiffParameterNode:
     t1pre: vtkMRMLScalarVolumeNode
     dceEarly: vtkMRMLScalarVolumeNode
     dceLate: vtkMRMLScalarVolumeNode
+    dceBaseline: vtkMRMLScalarVolumeNode  # the acquired DCE's own pre-contrast frame (optional, with the two frames)
     center: Union[vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsROINode]
     modelFile: str = ""
     sampler: Annotated[str, Choice(list(process_runner.SAMPLERS))] = defaults.DEFAULT_SAMPLER
@@ -245,7 +246,7 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         pdOptional = bool(p) and "pd" in modelOptionalInputs(p.modelFile)
         ready = (bool(p and p.t2w and (p.pd or pdOptional) and p.adc and p.t1pre)
-                 and bool(p.dceEarly) == bool(p.dceLate))
+                 and bool(p.dceEarly) == bool(p.dceLate) and (bool(p.dceEarly) or not p.dceBaseline))
         self.ui.applyButton.enabled = ready
         if ready:
             self.ui.applyButton.toolTip = _("Synthesize early and late DCE") if p.pd else _(
@@ -253,8 +254,9 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         else:
             self.ui.applyButton.toolTip = _(
                 "Select T2W, ADC and T1 pre-contrast, and PD (optional for the selected model) "
-                "(and both acquired DCE volumes, or neither)") if pdOptional else _(
-                "Select T2W, PD, ADC and T1 pre-contrast (and both acquired DCE volumes, or neither)")
+                "(and both acquired DCE volumes, or neither; their pre-contrast frame only with them)") if pdOptional \
+                else _("Select T2W, PD, ADC and T1 pre-contrast (and both acquired DCE volumes, or neither; their "
+                       "pre-contrast frame only with them)")
 
     def onImportModel(self) -> None:
         path = qt.QFileDialog.getOpenFileName(self.parent, _("Import DCEDiff model file"), "",
@@ -304,7 +306,8 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.logic.setupPythonRequirements(parent=slicer.util.mainWindow())
                 self._starting = False
                 self.ui.statusLabel.text = _("Starting…")
-                self.logic.process(p.t2w, p.pd, p.adc, p.t1pre, p.dceEarly, p.dceLate, center=p.center,
+                self.logic.process(p.t2w, p.pd, p.adc, p.t1pre, p.dceEarly, p.dceLate, dceBaseline=p.dceBaseline,
+                                   center=p.center,
                                    model=p.modelFile or None, sampler=p.sampler, steps=p.steps, samples=p.samples,
                                    seed=p.seed, device=p.device, waitForCompletion=False,
                                    progressCallback=self.onProgress, logCallback=self.onLog,
@@ -507,8 +510,12 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
                 waitForCompletion: bool = True, progressCallback: Optional[Callable] = None,
                 logCallback: Optional[Callable[[str], None]] = None,
                 completedCallback: Optional[Callable] = None, showResult: bool = True,
-                timeoutSeconds: Optional[float] = None) -> Optional[DCEDiffResult]:
+                timeoutSeconds: Optional[float] = None, dceBaseline=None) -> Optional[DCEDiffResult]:
         """Synthesize early and late DCE for the given volume nodes (inputs are never modified).
+
+        ``dceBaseline``: optional, with the acquired DCE: its own pre-contrast frame, where the T1-pre is another
+        series (a VIBE): the engine puts the acquired DCE on the T1-pre's intensity scale with it for the residuals
+        and metrics (DCEDiffLib/acquired_scale.py).
 
         ``center``: a markups point list or ROI at the prostate (None: the T2W centre). ``model``: a .safetensors
         path (None: the shipped model); ``steps`` None: the model's own count. ``pd`` may be None when the model's
@@ -524,13 +531,16 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         if self._job is not None:
             raise RuntimeError("DCEDiff is already running; cancel it first")
         labels = process_runner.INPUT_LABELS
-        nodes = {"t2w": t2w, "pd": pd, "adc": adc, "t1pre": t1pre, "dce_early": dceEarly, "dce_late": dceLate}
+        nodes = {"t2w": t2w, "pd": pd, "adc": adc, "t1pre": t1pre, "dce_early": dceEarly, "dce_late": dceLate,
+                 "dce_baseline": dceBaseline}
         allowed = modelOptionalInputs(model or "")  # pd may be None for a model trained without it
         for key in process_runner.REQUIRED_INPUTS:
             if nodes[key] is None and key not in allowed:
                 raise ValueError(process_runner.missing_input_message(key))
         if (dceEarly is None) != (dceLate is None):
             raise ValueError("acquired DCE: select both the early and the late acquired DCE, or neither")
+        if dceBaseline is not None and dceEarly is None:
+            raise ValueError(process_runner.BASELINE_WITHOUT_DCE)
         same = process_runner.same_volume_message(nodes)
         if same:
             raise ValueError(same)

@@ -295,5 +295,9 @@ def test_one_volume_selected_for_two_roles_is_refused_by_name_before_any_work(mo
         widget.logic.process(t2w, t2w, adc, t1pre)
     with pytest.raises(ValueError, match="T1 pre-contrast and acquired early DCE: the same volume"):
         widget.logic.process(t2w, pd, adc, t1pre, dceEarly=t1pre, dceLate=adc)
+    with pytest.raises(ValueError, match="pre-contrast frame: selected without the acquired early and late DCE"):
+        widget.logic.process(t2w, pd, adc, t1pre, dceBaseline=t1pre)
     assert slicer.mrmlScene.GetNumberOfNodes() == count and widget.logic._job is None  # nothing was started
     assert pr.same_volume_message({"t2w": t2w, "pd": None, "adc": adc, "t1pre": t1pre}) is None
+    # the DCE's own pre-contrast frame may be the T1-pre itself (the T1-pre taken from the DCE series)
+    assert pr.same_volume_message({"t2w": t2w, "pd": pd, "adc": adc, "t1pre": t1pre, "dce_baseline": t1pre}) is None

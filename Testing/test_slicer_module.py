@@ -128,9 +128,9 @@ def make_widget(DCEDiff, monkeypatch):
     widget = DCEDiff.DCEDiffWidget()
     widget.ui = UiStandIn()
     widget.logic = DCEDiff.DCEDiffLogic()
-    p = ParameterNodeStandIn(t2w=None, pd=None, adc=None, t1pre=None, dceEarly=None, dceLate=None, center=None,
-                             modelFile="", sampler="dpmpp", steps=DCEDiff.defaults.DEFAULT_STEPS, samples=1, seed=0,
-                             device="cpu")
+    p = ParameterNodeStandIn(t2w=None, pd=None, adc=None, t1pre=None, dceEarly=None, dceLate=None, dceBaseline=None,
+                             center=None, modelFile="", sampler="dpmpp", steps=DCEDiff.defaults.DEFAULT_STEPS,
+                             samples=1, seed=0, device="cpu")
     widget._parameterNode = p
     widget._lastSampler = p.sampler
     return widget, p

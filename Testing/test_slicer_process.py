@@ -27,7 +27,8 @@ def tiny_model(tmp_path_factory):
 
 
 def test_command_line_has_every_option_in_the_engines_syntax(tmp_path):
-    request = pr.SynthesisRequest(inputs={**INPUTS, "dce_early": "/e.nrrd", "dce_late": "/l.nrrd"},
+    request = pr.SynthesisRequest(inputs={**INPUTS, "dce_early": "/e.nrrd", "dce_late": "/l.nrrd",
+                                          "dce_baseline": "/b.nrrd"},
                                   out_dir=str(tmp_path / "out"), model="/m/x.safetensors", sampler="ddpm",
                                   steps=1000, samples=4, seed=9, device="cpu", center_lps=(1.5, -2, 30.25))
     cmd = pr.build_synthesize_command("/opt/Slicer/bin/PythonSlicer", request)
@@ -35,7 +36,8 @@ def test_command_line_has_every_option_in_the_engines_syntax(tmp_path):
     pairs = {cmd[i]: cmd[i + 1] for i in range(4, len(cmd) - 1) if cmd[i].startswith("--")
              and not cmd[i + 1].startswith("--")}
     assert pairs == {"--t2w": INPUTS["t2w"], "--pd": INPUTS["pd"], "--adc": INPUTS["adc"], "--t1pre": INPUTS["t1pre"],
-                     "--dce-early": "/e.nrrd", "--dce-late": "/l.nrrd", "--model": "/m/x.safetensors",
+                     "--dce-early": "/e.nrrd", "--dce-late": "/l.nrrd", "--dce-baseline": "/b.nrrd",
+                     "--model": "/m/x.safetensors",
                      "--sampler": "ddpm", "--steps": "1000", "--samples": "4", "--seed": "9", "--device": "cpu",
                      "--out": str(tmp_path / "out")}
     assert "--center=1.5,-2,30.25" in cmd
@@ -66,6 +68,7 @@ def test_a_centre_with_a_negative_first_coordinate_reaches_the_engine(center):
 @pytest.mark.parametrize("change, message", [
     ({"inputs": {k: v for k, v in INPUTS.items() if k != "adc"}}, "ADC: no input volume selected"),
     ({"inputs": {**INPUTS, "dce_early": "e.nrrd"}}, "acquired DCE: select both"),
+    ({"inputs": {**INPUTS, "dce_baseline": "b.nrrd"}}, "pre-contrast frame: selected without the acquired"),
     ({"sampler": "euler"}, "sampler 'euler'"),
     ({"steps": 0}, "steps 0"),
     ({"samples": 0}, "samples 0"),

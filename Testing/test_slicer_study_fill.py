@@ -146,6 +146,40 @@ def test_fill_picks_every_role_among_the_loaded_volume_nodes(study, scene):
     assert fill.message().startswith("Filled from the study (patient P-1, study 2.25.")
 
 
+@pytest.fixture(scope="module")
+def study_with_vibe(phantom_case, tmp_path_factory):
+    """The same exam with its VIBE series: the T1-pre is then the 20° VIBE, another series than the DCE."""
+    root = tmp_path_factory.mktemp("study_vibe") / "P-3"
+    expected = write_phantom_study(phantom_case, root, omit=tuple(f for f in FEW if f != "vibe"), patient_id="P-3")
+    return root, expected, DicomDatabaseStandIn(root)
+
+
+def test_a_vibe_t1pre_brings_the_dce_pre_contrast_frame_and_none_otherwise(study_with_vibe, study, scene):
+    """With a T1-pre of another series, the fill also selects the DCE's last frame before contrast arrival (the
+    engine's StudyPicks.baseline) for the acquired DCE's intensity scale; with the T1-pre taken from the DCE series
+    there is none, and an earlier selection is cleared."""
+    from DCEDiffLib.study_roles import pick_roles
+
+    root, expected, database = study_with_vibe
+    nodes = load_as_slicer_does(root, database, scene)
+    fill = study_fill.fill_from_study(scene, database.fileForInstance)
+    assert fill.nodes["t1pre"] is nodes[expected["t1pre"]]
+    frame = pick_roles(scan_study(root)).baseline.frame_index
+    assert fill.nodes["dce_baseline"] is nodes[expected["dce_numbers"][frame]]
+    assert any(line.startswith("dce_baseline") for line in fill.lines)
+    p = ParameterNodeStandIn(t2w=None, pd=None, adc=None, t1pre=None, dceEarly=None, dceLate=None, dceBaseline=None)
+    study_fill.apply_fill(p, fill)
+    assert p.dceBaseline is fill.nodes["dce_baseline"] and p.dceEarly is fill.nodes["dce_early"]
+    scene.Clear(1)
+    root, expected, database = study
+    load_as_slicer_does(root, database, scene)
+    fill = study_fill.fill_from_study(scene, database.fileForInstance)
+    assert "dce_baseline" not in fill.nodes
+    p = ParameterNodeStandIn(t2w=None, pd=None, adc=None, t1pre=None, dceEarly=None, dceLate=None, dceBaseline="old")
+    study_fill.apply_fill(p, fill)
+    assert p.dceBaseline is None
+
+
 def test_a_role_that_is_not_loaded_is_named_and_the_rest_is_filled(study, scene):
     root, expected, database = study
     nodes = load_as_slicer_does(root, database, scene, skip=("ep2d_diff_tra_DYNDIST_ADC",))

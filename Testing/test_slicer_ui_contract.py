@@ -72,7 +72,7 @@ def test_widgets_used_by_the_module_exist_with_the_expected_class():
 def test_every_parameter_name_is_a_field_and_every_field_is_bound_to_a_fitting_widget():
     _, widgets = ui_widgets()
     fields = parameter_fields()
-    assert {"t2w", "pd", "adc", "t1pre", "dceEarly", "dceLate", "center", "modelFile", "sampler", "steps",
+    assert {"t2w", "pd", "adc", "t1pre", "dceEarly", "dceLate", "dceBaseline", "center", "modelFile", "sampler", "steps",
             "samples", "seed", "device"} <= set(fields)
     bound = {}
     for name, widget in widgets.items():
@@ -97,7 +97,7 @@ def test_node_selectors_follow_the_scene():
     assert selectors and selectors <= connected
     # PD can be cleared: a model trained with augment.drop_pd (the shipped one) runs without it, and a combo box
     # without "None" keeps whatever volume it first picked
-    optional = {"pdSelector", "dceEarlySelector", "dceLateSelector", "centerSelector"}
+    optional = {"pdSelector", "dceEarlySelector", "dceLateSelector", "dceBaselineSelector", "centerSelector"}
     for name in selectors - {"centerPlaceWidget"}:
         none_enabled = widgets[name].find("property[@name='noneEnabled']/bool").text == "true"
         assert none_enabled == (name in optional), name

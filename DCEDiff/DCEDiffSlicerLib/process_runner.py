@@ -33,10 +33,11 @@ SAMPLERS = defaults.SAMPLERS
 DEVICES = ("auto", "cpu", "cuda")
 EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 2, 3
 REQUIRED_INPUTS = ("t2w", "pd", "adc", "t1pre")
-OPTIONAL_INPUTS = ("dce_early", "dce_late")
+OPTIONAL_INPUTS = ("dce_early", "dce_late", "dce_baseline")  # dce_baseline: only with the two frames
 MODEL_OPTIONAL_INPUTS = ("pd",)  # required unless the model's card allows it (SynthesisRequest.missing_allowed)
 INPUT_LABELS = {"t2w": "T2W", "pd": "PD", "adc": "ADC", "t1pre": "T1 pre-contrast",
-                "dce_early": "acquired early DCE", "dce_late": "acquired late DCE"}
+                "dce_early": "acquired early DCE", "dce_late": "acquired late DCE",
+                "dce_baseline": "acquired DCE pre-contrast frame"}
 STAGE_LABELS = {"load": "Loading the model", "register": "Registration", "sample": "Sampling",
                 "write": "Writing results"}
 _ERROR_LINE = re.compile(r"^dcediff \w+: (error|cancelled): (.*)$")
@@ -52,7 +53,8 @@ KILL_GRACE_SECONDS = 10.0  # after a kill or the process's exit: how long to wai
 @dataclasses.dataclass
 class SynthesisRequest:
     """Everything one ``dcediff synthesize`` run needs. ``inputs`` maps modality key → file path
-    (``t2w, pd, adc, t1pre`` required; ``dce_early`` and ``dce_late`` together or not at all)."""
+    (``t2w, pd, adc, t1pre`` required; ``dce_early`` and ``dce_late`` together or not at all; ``dce_baseline``, the
+    acquired DCE's own pre-contrast frame, only with them)."""
 
     inputs: Dict[str, str]
     out_dir: str
@@ -73,6 +75,8 @@ class SynthesisRequest:
                 raise ValueError(missing_input_message(key))
         if bool(self.inputs.get("dce_early")) != bool(self.inputs.get("dce_late")):
             raise ValueError("acquired DCE: select both the early and the late acquired DCE, or neither")
+        if self.inputs.get("dce_baseline") and not self.inputs.get("dce_early"):
+            raise ValueError(BASELINE_WITHOUT_DCE)
         unknown = set(self.inputs) - set(REQUIRED_INPUTS) - set(OPTIONAL_INPUTS)
         if unknown:
             raise ValueError(f"unknown input(s) {sorted(unknown)}; expected {REQUIRED_INPUTS + OPTIONAL_INPUTS}")
@@ -88,6 +92,10 @@ class SynthesisRequest:
             raise ValueError(f"centre {self.center_lps}: expected three coordinates (LPS mm)")
 
 
+BASELINE_WITHOUT_DCE = ("acquired DCE pre-contrast frame: selected without the acquired early and late DCE; it only "
+                        "puts them on the T1-pre's intensity scale")
+
+
 def missing_input_message(key: str) -> str:
     """The error for an input not selected; for PD it also says which model could do without it."""
     text = f"{INPUT_LABELS[key]}: no input volume selected"
@@ -101,7 +109,7 @@ def same_volume_message(nodes: Dict[str, object]) -> Optional[str]:
     T2W where the model expects a PD, without a word), or None. ``nodes``: role key → selected node or None."""
     seen: Dict[object, str] = {}
     for key, node in nodes.items():
-        if node is None:
+        if node is None or key == "dce_baseline":  # the DCE's own pre-contrast frame may be the T1-pre itself
             continue
         # the scene's node ID where there is one (two Python wrappers of one node are one volume), else the object
         identity = (node.GetID() if hasattr(node, "GetID") else None) or id(node)

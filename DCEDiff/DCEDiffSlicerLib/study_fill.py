@@ -17,9 +17,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 INSTANCE_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"
 # engine role → DCEDiffParameterNode attribute
 PARAMETERS = {"t2w": "t2w", "pd": "pd", "adc": "adc", "t1pre": "t1pre", "dce_early": "dceEarly",
-              "dce_late": "dceLate"}
+              "dce_late": "dceLate", "dce_baseline": "dceBaseline"}
 LABELS = {"t2w": "T2W", "pd": "PD", "adc": "ADC", "t1pre": "T1 pre-contrast", "dce_early": "acquired early DCE",
-          "dce_late": "acquired late DCE"}
+          "dce_late": "acquired late DCE", "dce_baseline": "acquired DCE pre-contrast frame"}
 
 
 @dataclasses.dataclass
@@ -102,7 +102,10 @@ def fill_from_study(scene=None, file_for_instance: Optional[Callable[[str], str]
     by_files = {frozenset(_key(f) for f in files): node for node, files in loaded}
     nodes: Dict[str, object] = {}
     notes = list(picks.notes) + warnings
-    for role, pick in picks.picks.items():
+    # the DCE's own pre-contrast frame, where the T1-pre is another series: it puts the acquired DCE on the T1-pre's
+    # intensity scale (DCEDiffLib/acquired_scale.py)
+    chosen = dict(picks.picks, **({"dce_baseline": picks.baseline} if picks.baseline is not None else {}))
+    for role, pick in chosen.items():
         node = by_files.get(frozenset(_key(f.path) for f in pick.volume.files))
         if node is None:
             where = f" frame {pick.frame_index}" if pick.frame_index is not None else ""
@@ -132,15 +135,15 @@ def apply_fill(parameterNode, fill: StudyFill) -> None:
     """Set the selectors to the filled nodes. Required roles not found keep their selection; an optional role the
     study lacks (``absent``: PD, for a model that can do without it) is cleared, so that no series of another exam
     is used in its place; the acquired DCE selectors are cleared unless both were found (Apply needs both or
-    neither)."""
+    neither), and so is the DCE's pre-contrast frame unless the study gave one."""
     for role in ("t2w", "pd", "adc", "t1pre"):
         if role in fill.nodes:
             setattr(parameterNode, PARAMETERS[role], fill.nodes[role])
         elif role in fill.absent:
             setattr(parameterNode, PARAMETERS[role], None)
     both = "dce_early" in fill.nodes and "dce_late" in fill.nodes
-    for role in ("dce_early", "dce_late"):
-        setattr(parameterNode, PARAMETERS[role], fill.nodes[role] if both else None)
+    for role in ("dce_early", "dce_late", "dce_baseline"):  # the pre-contrast frame only beside both frames
+        setattr(parameterNode, PARAMETERS[role], fill.nodes.get(role) if both else None)
 
 
 def _database_lookup() -> Callable[[str], str]:
