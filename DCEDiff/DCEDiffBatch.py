@@ -2,7 +2,8 @@
 
     Slicer --no-splash --no-main-window --python-script <DCEDiffBatch.py> \
         --t2w T2W.nii.gz --pd PD.nii.gz --adc ADC.nii.gz --t1pre T1PRE.nii.gz \
-        [--dce-early EARLY --dce-late LATE] [--center R,A,S] [--sampler dpmpp --steps N --samples 1 --seed 0]
+        [--dce-early EARLY --dce-late LATE [--dce-baseline FRAME]] [--center R,A,S]
+        [--sampler dpmpp --steps N --samples 1 --seed 0]
         [--device auto] [--model MODEL.safetensors] [--timeout SECONDS] [--install-dependencies] --out DIR
 
 ``<DCEDiffBatch.py>``: ``DCEDiff/DCEDiffBatch.py`` in a source checkout; in an installed extension it sits next to
@@ -84,6 +85,9 @@ def buildParser() -> argparse.ArgumentParser:
             if name == "pd" else ""))
     parser.add_argument("--dce-early", help="acquired early DCE (optional: residuals and metrics)")
     parser.add_argument("--dce-late", help="acquired late DCE (optional: residuals and metrics)")
+    parser.add_argument("--dce-baseline", help="with --dce-early/--dce-late: the acquired DCE's own pre-contrast "
+                                             "frame, where the T1-pre is another series (puts the acquired DCE on "
+                                             "the T1-pre's intensity scale)")
     parser.add_argument("--center", help="prostate centre R,A,S in mm (default: the centre of the gland the TAPS "
                                          "prostate model finds on the T2W; without it, the T2W field-of-view centre)")
     parser.add_argument("--model", help="model .safetensors (with its .json card); default: the shipped model")
@@ -116,14 +120,14 @@ def run(argv) -> int:
     from DCEDiff import DCEDiffLogic
     from DCEDiffSlicerLib import process_runner
 
-    nodes = {}
-    for key in ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late"):
-        path = getattr(args, key)
-        if not path:
-            continue
-        label = process_runner.INPUT_LABELS[key]
+    given = {key: getattr(args, key) for key in ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late", "dce_baseline")
+             if getattr(args, key)}
+    for key, path in given.items():  # every path before any is loaded: a typo costs no loading time
         if not Path(path).is_file():
-            raise ValueError(f"{label} (--{key.replace('_', '-')}): {path} is not a file")
+            raise ValueError(f"{process_runner.INPUT_LABELS[key]} (--{key.replace('_', '-')}): {path} is not a file")
+    nodes = {}
+    for key, path in given.items():
+        label = process_runner.INPUT_LABELS[key]
         try:
             nodes[key] = slicer.util.loadVolume(path, {"name": Path(path).name.split(".")[0], "show": False})
         except RuntimeError as exc:
@@ -142,7 +146,7 @@ def run(argv) -> int:
                            nodes.get("dce_late"), center=centerNode, model=args.model, sampler=args.sampler,
                            steps=args.steps, samples=args.samples, seed=args.seed, device=args.device,
                            waitForCompletion=True, progressCallback=progress, showResult=False,
-                           timeoutSeconds=args.timeout)
+                           timeoutSeconds=args.timeout, dceBaseline=nodes.get("dce_baseline"))
     return finishRun(result, out)
 
 

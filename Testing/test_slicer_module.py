@@ -507,3 +507,18 @@ def test_a_cancelled_batch_run_exits_with_the_cancelled_code_and_writes_nothing(
     assert DCEDiffBatch.finishRun(cancelled, out) == DCEDiffBatch.EXIT_CANCELLED
     assert not out.exists()
     assert DCEDiffBatch.finishRun(DCEDiff.DCEDiffResult({}, {}, 1.0), out) == DCEDiffBatch.EXIT_OK
+
+
+def test_batch_passes_the_dce_pre_contrast_frame_and_names_it_when_missing(modules, tmp_path, capsys):
+    """--dce-baseline (the acquired DCE's own pre-contrast frame) is an input of the batch script like the others: a
+    path that is not a file is named by its label and option before anything runs."""
+    _, DCEDiffBatch = modules
+    files = ["--" + k.replace("_", "-") + "=" + str(CASE / f"{k}.nii.gz")
+             for k in ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")]
+    missing = str(tmp_path / "frame.nii.gz")
+    assert DCEDiffBatch.buildParser().parse_args(files + ["--dce-baseline", missing, "--out", "o"]).dce_baseline \
+        == missing
+    code = DCEDiffBatch.main(files + ["--dce-baseline", missing, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == DCEDiffBatch.EXIT_ERROR
+    assert "acquired DCE pre-contrast frame (--dce-baseline):" in err and "is not a file" in err, err

@@ -72,8 +72,8 @@ def test_widgets_used_by_the_module_exist_with_the_expected_class():
 def test_every_parameter_name_is_a_field_and_every_field_is_bound_to_a_fitting_widget():
     _, widgets = ui_widgets()
     fields = parameter_fields()
-    assert {"t2w", "pd", "adc", "t1pre", "dceEarly", "dceLate", "dceBaseline", "center", "modelFile", "sampler", "steps",
-            "samples", "seed", "device"} <= set(fields)
+    assert {"t2w", "pd", "adc", "t1pre", "dceEarly", "dceLate", "dceBaseline", "center", "modelFile", "sampler",
+            "steps", "samples", "seed", "device"} <= set(fields)
     bound = {}
     for name, widget in widgets.items():
         prop = widget.find("property[@name='SlicerParameterName']")
