@@ -8,6 +8,10 @@ own geometry plus ``case.json`` — the same form as a ``dcediff phantom`` case.
 crops and normalises it exactly as it does phantom cases and as synthesis does at inference
 (:func:`DCEDiffLib.training.case_data.load_case`, cached with ``--cache``).
 
+- Where the T1-pre is another series than the DCE (a VIBE beside a TWIST), the DCE's last frame before contrast
+  arrival is written too (``dce_baseline.nii.gz``): training and evaluation divide the targets by its body median
+  over the T1-pre's, so that they are on the T1-pre's intensity scale as the model assumes
+  (:mod:`DCEDiffLib.acquired_scale`).
 - A patient without an acquired DCE (no DCE series) is written to ``OUT/no_dce/<patient>/`` with
   ``usable_for_training`` false: training (``--data OUT``) does not see it, synthesis can use it.
 - A patient without a required role (T2W, PD, ADC, T1-pre), with no readable DICOM, several studies or an
@@ -211,6 +215,9 @@ def _convert(patient: Path, out: Path, record: dict) -> None:
         raise InputError(f"missing {', '.join(ROLE_NAMES[r] for r in picks.missing) or 'inputs'}: {detail}. "
                          f"Found {len(study.series)} series: {study_listing(study)}")
     images = picks.load_inputs()
+    baseline = picks.load_baseline()  # the DCE's own pre-contrast frame where the T1-pre is another series
+    if baseline is not None:
+        images["dce_baseline"] = baseline  # training and evaluation put the targets on the T1-pre's scale with it
     usable = all(role in images for role in ("dce_early", "dce_late"))
     relative = patient.name if usable else f"{NO_DCE_DIR}/{patient.name}"
     record.update(status="ok", usable_for_training=usable, case_dir=relative,

@@ -121,3 +121,30 @@ def test_a_pre_contrast_frame_without_the_acquired_dce_is_refused():
     inputs = {m: str(CASE / f"{m}.nii.gz") for m in ("t2w", "pd", "adc", "t1pre")}
     with pytest.raises(InputError, match="given without the acquired DCE"):
         read_inputs(dict(inputs, dce_baseline=str(CASE / "t1pre.nii.gz")))
+
+
+def test_training_targets_of_a_case_with_its_pre_contrast_frame_are_on_the_t1pre_scale(tmp_path):
+    """A case folder (what `dcediff dataset` writes for a study whose T1-pre is a VIBE) with the acquired DCE at 0.4×
+    and its pre-contrast frame beside it: load_case gives the targets of the same case at 1× (training and
+    evaluation read these). Without the frame the targets stay at 0.4×, so the test fails if the frame is ignored."""
+    import shutil
+
+    import SimpleITK as sitk
+
+    from DCEDiffLib.training.case_data import load_case
+
+    original = tmp_path / "original"
+    shutil.copytree(CASE, original)
+    other = tmp_path / "other"
+    shutil.copytree(CASE, other)
+    for key in ("dce_early", "dce_late"):
+        frame = sitk.ReadImage(str(CASE / f"{key}.nii.gz"), sitk.sitkFloat32)
+        sitk.WriteImage(frame * 0.4, str(other / f"{key}.nii.gz"))
+    plain = load_case(original, register=False)
+    unscaled = load_case(other, register=False)
+    sitk.WriteImage(sitk.ReadImage(str(CASE / "t1pre.nii.gz"), sitk.sitkFloat32) * 0.4,
+                    str(other / "dce_baseline.nii.gz"))
+    scaled = load_case(other, register=False)
+    assert np.allclose(scaled.targets, plain.targets, atol=1e-4)
+    assert not np.allclose(unscaled.targets, plain.targets, atol=1e-2)
+    assert np.array_equal(scaled.conditions, plain.conditions)  # the model's inputs do not change

@@ -71,8 +71,11 @@ def rows(out):
 def test_cases_manifest_and_skip_reasons(dataset, capsys):
     out, expected, code = dataset
     assert code == 0
-    for name in ("P-A", "P-B"):
-        assert sorted(p.name for p in (out / name).iterdir()) == sorted([f"{r}.nii.gz" for r in ROLES] + ["case.json"])
+    # P-A's T1-pre is its VIBE, another series than the DCE: the DCE's pre-contrast frame comes along (its scale);
+    # P-B's T1-pre is a frame of the DCE itself
+    for name, extra in (("P-A", ["dce_baseline.nii.gz"]), ("P-B", [])):
+        assert sorted(p.name for p in (out / name).iterdir()) == sorted([f"{r}.nii.gz" for r in ROLES] + ["case.json"]
+                                                                        + extra)
     assert sorted(p.name for p in (out / "no_dce" / "P-D").iterdir()) == sorted(
         [f"{r}.nii.gz" for r in ROLES[:4]] + ["case.json"])
     assert not (out / "P-C").exists() and not (out / "P-E").exists()
@@ -106,6 +109,9 @@ def test_cases_manifest_and_skip_reasons(dataset, capsys):
     case_json = json.loads((out / "P-B" / "case.json").read_text())
     assert case_json["series"]["t1pre"]["frame_index"] == int(table["P-B"]["t1pre_frame_index"])
     assert case_json["dataset"]["status"] == "ok"
+    assert case_json["dce_baseline"] is None
+    frame = json.loads((out / "P-A" / "case.json").read_text())["dce_baseline"]
+    assert "last DCE frame before contrast arrival" in frame["rule"] and frame["frame_index"] >= 0
 
 
 def test_second_run_resumes_without_rewriting_finished_cases(dataset, root, capsys):

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from DCEDiffLib.errors import InputError
-from DCEDiffLib.modalities import INPUT_MODALITIES, TARGET_MODALITIES
+from DCEDiffLib.modalities import ACQUIRED_BASELINE, INPUT_MODALITIES, TARGET_MODALITIES
 from DCEDiffLib.normalization import NormParams, normalize
 from DCEDiffLib.target_scale import target_norm_params
 
@@ -69,7 +69,7 @@ class CaseArrays:
 def find_case_inputs(case_dir: Path) -> Dict[str, Path]:
     """Paths of the modalities present in a raw case folder (file ``<mod>.<ext>`` or DICOM folder ``<mod>/``)."""
     found = {}
-    for modality in INPUT_MODALITIES + TARGET_MODALITIES + ("labels", "prostate_mask"):
+    for modality in INPUT_MODALITIES + TARGET_MODALITIES + (ACQUIRED_BASELINE, "labels", "prostate_mask"):
         for suffix in VOLUME_SUFFIXES:
             candidate = case_dir / f"{modality}{suffix}"
             if candidate.is_file():
@@ -134,8 +134,13 @@ def arrays_from_preprocessed(name: str, case, legend: Optional[Dict[str, int]] =
     targets = None
     if all(m in case.images for m in TARGET_MODALITIES):
         tnorm = target_norm_params(case.norm["t1pre"])
-        targets = np.stack([normalize(sitk.GetArrayFromImage(case.images[m]), tnorm)
-                            for m in TARGET_MODALITIES]).astype(np.float32)
+        frames = {m: sitk.GetArrayFromImage(case.images[m]) for m in TARGET_MODALITIES}
+        if ACQUIRED_BASELINE in case.images:  # a DCE of another series than the T1-pre: onto the T1-pre's scale
+            from DCEDiffLib.acquired_scale import to_t1pre_scale
+
+            frames, _ = to_t1pre_scale(frames, sitk.GetArrayFromImage(case.images[ACQUIRED_BASELINE]),
+                                       sitk.GetArrayFromImage(case.images["t1pre"]))
+        targets = np.stack([normalize(frames[m], tnorm) for m in TARGET_MODALITIES]).astype(np.float32)
         norm.update({m: tnorm for m in TARGET_MODALITIES})
     labels = None
     if "labels" in case.images:
