@@ -109,3 +109,32 @@ def test_kid_std_is_not_zero_by_construction_on_small_sets():
     result = fid.kernel_inception_distance(rng.normal(size=(40, 8)), rng.normal(0.3, 1, size=(40, 8)), subsets=20)
     assert result["subset_size"] == 20
     assert result["std"] > 0
+
+
+def test_kid_default_gamma_is_one_over_the_feature_dimension():
+    """Bińkowski et al.'s kernel k(a, b) = (a·b / D + 1)³: the default gamma is 1/D. The 2-D copies (t, t) of the
+    hand example's 1-D points have a·b = 2·(s·t), so with gamma 1/2 they give the 1-D values: MMD² = 297.5."""
+    x, y = np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([[2.0, 2.0], [3.0, 3.0]])
+    assert fid.polynomial_mmd2(x, y) == pytest.approx(297.5)
+    assert fid.kernel_inception_distance(x, y, subsets=1, subset_size=2)["mean"] == pytest.approx(297.5)
+
+
+def test_features_hand_the_network_three_channel_299_pixel_slices_in_minus_one_to_one():
+    """The FID-Inception network takes [-1, 1] at 299×299 with three identical channels (module docstring): a
+    black slice (0 after scaling) must arrive as -1 everywhere, a white one (1) as +1, a mid-grey one as 0."""
+    import torch
+
+    seen = []
+
+    def network(batch):
+        seen.append(batch.detach().cpu().numpy().copy())
+        return torch.zeros((batch.shape[0], fid.FEATURE_DIM, 1, 1))
+
+    slices = np.stack([np.zeros((12, 10)), np.ones((12, 10)), np.full((12, 10), 0.5)])
+    out = fid.features(fid.InceptionFeatures(network), slices, value_range=(0.0, 1.0))
+    assert out.shape == (3, fid.FEATURE_DIM)
+    batch = np.concatenate(seen)
+    assert batch.shape == (3, 3, fid.INPUT_SIZE, fid.INPUT_SIZE)
+    np.testing.assert_allclose(batch[0], -1.0, atol=1e-6)
+    np.testing.assert_allclose(batch[1], 1.0, atol=1e-6)
+    np.testing.assert_allclose(batch[2], 0.0, atol=1e-6)

@@ -129,3 +129,30 @@ def test_metrics_do_not_modify_inputs():
 def test_mae_averages_absolute_errors_of_both_signs():
     # errors −1 and +1: the mean absolute error is 1, the absolute mean error 0
     assert metrics.mae(np.array([[[-1.0, 1.0]]]), np.zeros((1, 1, 2))) == pytest.approx(1.0)
+
+
+def test_ssim_pools_every_masked_voxel_once_across_slices_of_different_mask_sizes():
+    """The docstring: the SSIM map is averaged over every voxel of the mask, pooled across slices (each voxel counts
+    once), so a slice with 4 masked voxels weighs 4/104 and not half. Expected from scikit-image's maps directly."""
+    a = random_volume(11)
+    b = np.clip(a + np.random.default_rng(12).normal(0, 0.15, a.shape), 0, 1)
+    b[1] = np.clip(a[1] + np.random.default_rng(13).normal(0, 0.4, a[1].shape), 0, 1)  # a much worse slice
+    mask = np.zeros(a.shape, bool)
+    mask[0, 5:15, 5:15] = True   # 100 voxels
+    mask[1, 8:10, 8:10] = True   # 4 voxels
+    maps = [structural_similarity(a[k], b[k], data_range=1.0, full=True)[1] for k in range(2)]
+    expected = (maps[0][mask[0]].sum() + maps[1][mask[1]].sum()) / 104
+    per_slice_mean = (maps[0][mask[0]].mean() + maps[1][mask[1]].mean()) / 2
+    assert abs(expected - per_slice_mean) > 0.01  # the two poolings differ on this example
+    assert metrics.ssim(b, a, mask=mask) == pytest.approx(expected, rel=1e-12)
+
+
+def test_ssim_honours_the_data_range_it_is_given():
+    """SSIM's constants are C1 = (K1·L)², C2 = (K2·L)² with L the data range; scaling both images and L by c scales
+    every mean by c and every (co)variance by c², so SSIM(c·x, c·y; L = c) = SSIM(x, y; L = 1) exactly."""
+    a = random_volume(14)
+    b = np.clip(a + np.random.default_rng(15).normal(0, 0.2, a.shape), 0, 1)
+    c = 1000.0
+    assert metrics.ssim(c * b, c * a, data_range=c) == pytest.approx(metrics.ssim(b, a), rel=1e-9)
+    assert metrics.ssim(c * b, c * a, data_range=c, gaussian_weights=True) == pytest.approx(
+        metrics.ssim(b, a, gaussian_weights=True), rel=1e-9)

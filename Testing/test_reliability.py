@@ -524,8 +524,9 @@ def test_nifti_label_keeps_model_sampler_steps_and_seed_even_for_a_long_model_na
     assert "sampler=ddpm steps=1000 seed=123456" in text and "model=a-very" in text
 
 
-def _dicom_slices(folder: Path, z_positions, spacing=(0.8, 0.8), size=(12, 10), uid="1.2.826.0.1.3680043.2.1.901"):
-    """One DICOM file per slice (MR, int16), axial, at the given z positions (mm)."""
+def _dicom_slices(folder: Path, z_positions, spacing=(0.8, 0.8), size=(12, 10), uid="1.2.826.0.1.3680043.2.1.901",
+                  x_positions=None):
+    """One DICOM file per slice (MR, int16), axial, at the given z positions (mm) and x positions (default 0)."""
     folder.mkdir(parents=True, exist_ok=True)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
@@ -534,7 +535,8 @@ def _dicom_slices(folder: Path, z_positions, spacing=(0.8, 0.8), size=(12, 10), 
         image = sitk.GetImageFromArray(rng.integers(10, 1000, size=(size[1], size[0])).astype(np.int16))
         image.SetSpacing(spacing)
         for tag, value in (("0008|0060", "MR"), ("0020|000e", uid), ("0020|000d", "1.2.826.0.1.3680043.2.1"),
-                           ("0020|0011", "7"), ("0008|103e", "test"), ("0020|0032", f"0\\0\\{z:.6f}"),
+                           ("0020|0011", "7"), ("0008|103e", "test"),
+                           ("0020|0032", f"{0.0 if x_positions is None else x_positions[k]:.6f}\\0\\{z:.6f}"),
                            ("0020|0037", "1\\0\\0\\0\\1\\0"), ("0028|0030", f"{spacing[1]}\\{spacing[0]}"),
                            ("0018|0050", "3"), ("0020|0013", str(k + 1)), ("0008|0018", f"{uid}.{k + 1}")):
             image.SetMetaData(tag, value)
@@ -556,6 +558,34 @@ def test_unevenly_spaced_slices_are_not_called_missing(tmp_path):
     gap = _dicom_slices(tmp_path / "gap", [0.0, 3.0, 6.0, 12.0, 15.0, 18.0])  # one slice (9 mm) missing
     with pytest.raises(InputError, match="missing slices"):
         read_volume(gap, name="ADC")
+
+
+def test_a_slice_displaced_beyond_the_rounding_tolerance_is_refused_and_rounding_is_not(tmp_path):
+    """volume_io: slice positions may differ from a regular stack only by the rounding of the position tags, 0.01 mm
+    or 1 % of the slice spacing (0.03 mm for 3 mm slices). A slice 0.1 mm off (gaps 3, 3, 3.1, 2.9, 3) is an uneven
+    stack and refused; 0.005 mm of rounding is read as a regular 3 mm stack."""
+    from DCEDiffLib.errors import InputError
+    from DCEDiffLib.volume_io import read_volume
+
+    folder = _dicom_slices(tmp_path / "shifted", [0.0, 3.0, 6.0, 9.1, 12.0, 15.0])
+    with pytest.raises(InputError, match="unevenly spaced slices"):
+        read_volume(folder, name="ADC")
+    rounded = read_volume(_dicom_slices(tmp_path / "rounded", [0.0, 3.0, 6.005, 9.0, 12.0, 15.0]), name="ADC")
+    assert rounded.GetSize()[2] == 6 and abs(rounded.GetSpacing()[2] - 3.0) < 0.01
+
+
+def test_a_sheared_slice_stack_is_refused(tmp_path):
+    """read_dicom_series refuses 'slices not stacked along their normal': axial slices 3 mm apart whose positions
+    also step 0.5 mm to the side (a tilted or sheared stack) cannot be one regular volume of those axial slices."""
+    from DCEDiffLib.errors import InputError
+    from DCEDiffLib.volume_io import read_volume
+
+    z = [0.0, 3.0, 6.0, 9.0, 12.0]
+    folder = _dicom_slices(tmp_path / "sheared", z, x_positions=[0.5 * k for k in range(5)])
+    with pytest.raises(InputError, match="not stacked along the slice normal"):
+        read_volume(folder, name="ADC")
+    straight = read_volume(_dicom_slices(tmp_path / "straight", z, x_positions=[0.5] * 5), name="ADC")
+    assert straight.GetSize()[2] == 5 and straight.GetOrigin()[0] == pytest.approx(0.5)
 
 
 def test_a_nifti_description_is_cut_on_a_character_boundary(tmp_path):
