@@ -262,3 +262,38 @@ def test_a_resume_compares_the_mean_model_by_its_weights(tmp_path):
     other = dict(saved, mean_model=str(tmp_path / "other.safetensors"))
     assert recipe_changes(saved, moved) == []
     assert [key for key, _, _ in recipe_changes(saved, other)] == ["mean_model"]
+
+
+def test_the_residual_scale_is_measured_on_the_targets_the_loss_diffuses(tmp_path):
+    """A residual run over a clip-consistent mean diffuses (target over the clipped T1-pre − μ) / s; s must be the
+    std of exactly that, so that the residual is of unit scale as the sampler's unit noise assumes. Found by the
+    session-54 audit: s was measured on the unclipped targets (0.19 against a residual std of 0.71 × s here)."""
+    from DCEDiffLib.diffusion.model_files import save_model
+    from DCEDiffLib.diffusion.presets import build_network, network_config
+    from DCEDiffLib.training.batches import fixed_slices
+    from DCEDiffLib.training.model_card import make_model_card
+    from DCEDiffLib.training.trainer import Trainer
+
+    cfg = network_config("tiny", in_channels=6, out_channels=2)
+    torch.manual_seed(0)
+    save_model(build_network(cfg), make_model_card(cfg, "regression", ["t2w", "pd", "adc", "t1pre"], "tiny",
+                                                   {"data": "x"}, parameterization="enhancement"),
+               tmp_path / "mean.safetensors")
+
+    def bright(name, seed):  # T1-pre up to 2: much of it above the clip at 1
+        case = tiny_case(name, seed)
+        cond = case.conditions.copy()
+        cond[3] = cond[3] * 1.5 + 0.5
+        return CaseArrays(name, cond, case.targets, None, None, case.norm, {})
+
+    cases = [bright(f"p{i}", i) for i in range(4)]
+    data = {"split": {"train": ["p0", "p1", "p2"], "validation": ["p3"], "test": []}, "train": cases[:3],
+            "validation": cases[3:]}
+    config = tiny_config(objective="residual", mean_model=str(tmp_path / "mean.safetensors"),
+                         t1pre_clip_consistent=True)
+    trainer = Trainer(config, tmp_path / "run", data, distributed.setup("cpu"), show_progress=False)
+    assert trainer._t1pre_clip_factor() is not None
+    cond, target = fixed_slices(data["train"], 64, trainer.conditions, seed=99,
+                                t1pre_clip_range_factor=trainer._t1pre_clip_factor())
+    residual = (target - trainer._mean_of(cond)) / trainer.residual_scale
+    assert float(residual.std()) == pytest.approx(1.0, abs=0.01)

@@ -367,9 +367,12 @@ class Trainer:
                             card["conditions"], card["normalization"]["target_range_factor"]).clamp(-1, 1)
 
     def _measure_residual_scale(self) -> float:
-        """Std of (target − μ) over fixed training slices: the residual is divided by it to be of unit scale."""
+        """Std of (target − μ) over fixed training slices: the residual is divided by it to be of unit scale. The
+        targets are the ones the loss diffuses (over the clipped T1-pre where the run keeps to it; until session 54
+        the scale was measured on unclipped targets, so such a run's residual was not of unit scale)."""
         cond, target = fixed_slices(self.data["train"], 64, self.conditions, seed=99,
-                                    context_slices=self.context_slices, absolute_adc=self.absolute_adc)
+                                    context_slices=self.context_slices, absolute_adc=self.absolute_adc,
+                                    t1pre_clip_range_factor=self._t1pre_clip_factor())
         residuals = []
         for start in range(0, len(cond), 8):
             c = cond[start:start + 8].to(self.ctx.device)
