@@ -637,7 +637,11 @@ def _dce_baseline(dce: DceSeries, t1pre: Optional[Pick], read) -> Tuple[Optional
     of contrast, gives the DCE's scale (pipeline.acquired_scale). Reads every DCE frame once (the mean curve)."""
     if t1pre is not None and t1pre.series.uid in {s.uid for s in dce.series} and t1pre.frame_index is not None:
         return None, ""  # the T1-pre is the DCE's own pre-contrast frame: one scale already
-    find_arrival(dce, read)
+    try:
+        find_arrival(dce, read)
+    except InputError as exc:  # an unreadable frame the synthesis does not need must not stop it
+        return None, (f"the DCE frames could not all be read to find its pre-contrast frame ({exc}): the acquired "
+                      "DCE is compared with the synthesis on its own intensity scale")
     if dce.arrival_index is None or dce.arrival_index < 1:
         return None, ("no pre-contrast frame of the DCE series found (no contrast arrival on its mean curve): the "
                       "acquired DCE is compared with the synthesis on its own intensity scale")

@@ -113,3 +113,26 @@ def test_sagittal_and_coronal_series_are_named_by_their_slice_normal(tmp_path):
         normal = np.cross(o[:3], o[3:])
         assert int(np.argmax(np.abs(normal))) == axis, (name, normal)
         assert by_name[name].orientation == plane, (name, by_name[name].orientation)
+
+
+def test_an_unreadable_dce_frame_costs_the_pre_contrast_frame_not_the_run():
+    """The DCE's pre-contrast frame is looked for only to put the acquired DCE on the T1-pre's scale. A frame that
+    cannot be read (here the fourth) must not stop a study whose T1-pre is a VIBE: the picks stand, the baseline is
+    None, and a note says why."""
+    from DCEDiffLib.errors import InputError
+    from DCEDiffLib.study_roles import pick_roles
+
+    times = [5000.0 + 10.0 * i for i in range(10)]
+    frames = per_time_point_dce(50, times)
+    vibe = header_series(20, "t1_vibe_tra_20deg", acq_s=[4000.0], flip=20.0)
+    index_of = {s.files[0].path: i for i, s in enumerate(frames)}
+
+    def read(volume, name):
+        if index_of.get(volume.files[0].path) == 3:
+            raise InputError(f"{name}: unreadable")
+        return sitk.Image(8, 8, 4, sitk.sitkFloat32) + 100.0
+
+    result = pick_roles(Study("/none", "1.2", "P", "20000101", frames + [vibe]), read=read, require=False)
+    assert result.picks["t1pre"].series.number == 20 and "dce_early" in result.picks
+    assert result.baseline is None
+    assert any("could not all be read" in note and "unreadable" in note for note in result.notes)
