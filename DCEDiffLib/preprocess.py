@@ -186,11 +186,12 @@ def read_inputs(inputs: Mapping[str, object], optional: Sequence[str] = ()) -> D
 def same_image_in_two_roles(images: Mapping[str, sitk.Image]) -> List[Tuple[str, str]]:
     """Pairs of roles (not label maps) whose images are identical: the same series given twice under two paths
     (a copy, or a DICOM folder and its NIfTI conversion). Geometry is compared first, voxels only when it agrees."""
-    # the DCE's own pre-contrast frame may be the T1-pre itself (one series): that is no mistake
-    keys = [k for k in images if k not in LABEL_KEYS and k != ACQUIRED_BASELINE]
+    keys = [k for k in images if k not in LABEL_KEYS]
     pairs = []
     for index, first in enumerate(keys):
         for second in keys[index + 1:]:
+            if {first, second} == {"t1pre", ACQUIRED_BASELINE}:
+                continue  # the DCE's own pre-contrast frame may be the T1-pre itself (one series): no mistake
             a, b = images[first], images[second]
             if a.GetSize() != b.GetSize() or not all(
                     np.allclose(x, y, atol=1e-3) for x, y in ((a.GetSpacing(), b.GetSpacing()),

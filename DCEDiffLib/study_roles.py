@@ -139,8 +139,8 @@ class DceSeries:
     @property
     def arrival_time_s(self) -> Optional[float]:
         """Contrast arrival: the time of the last frame before it (the end of the baseline)."""
-        if self.arrival_index is None or self.times_s is None:
-            return None
+        if self.arrival_index is None or self.arrival_index < 1 or self.times_s is None:
+            return None  # arrival at frame 0 (e.g. a first frame brighter than the rest): no frame before it
         return self.times_s[self.arrival_index - 1]
 
     def to_dict(self) -> dict:
@@ -463,7 +463,13 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
         raise InputError(problem)
     _refuse_shared_volumes(picks)
     baseline = None
-    if dce is not None and "dce_early" in picks and picks["dce_early"].series.uid in {s.uid for s in dce.series}:
+    dce_uids = set() if dce is None else {s.uid for s in dce.series}
+    from_dce = [r for r in ("dce_early", "dce_late") if r in picks and picks[r].series.uid in dce_uids]
+    if len(from_dce) == 1:  # one acquired frame from the DCE, the other from another series (--series): two scales
+        other = ({"dce_early", "dce_late"} - set(from_dce)).pop()
+        notes.append(f"{ROLE_NAMES[other]} is not a frame of the DCE series {dce.label()}: the acquired frames are "
+                     "on two series' intensity scales; no pre-contrast frame rescales them (compared as given)")
+    if dce is not None and len(from_dce) == 2:
         baseline, why = _dce_baseline(dce, picks.get("t1pre"), read)
         if why:
             notes.append(why)
@@ -619,6 +625,9 @@ def _t1_from_dce(dce: Optional[DceSeries], read, ranked_lost, chosen: bool = Fal
     find_arrival(dce, read)
     if dce.arrival_index is None:
         return None, f"no contrast arrival visible on the mean curve of the DCE series {dce.label()}"
+    if dce.arrival_index < 1:  # index −1 would be the last, most enhanced frame
+        return None, (f"the mean curve of the DCE series {dce.label()} rises from its first frame: no frame before "
+                      "contrast arrival")
     index = dce.arrival_index - 1
     series, volume = dce.frames[index]
     rule = (f"last DCE frame before contrast arrival (mean DCE curve rises from frame {dce.arrival_index}; "
@@ -643,8 +652,10 @@ def _dce_baseline(dce: DceSeries, t1pre: Optional[Pick], read) -> Tuple[Optional
         return None, (f"the DCE frames could not all be read to find its pre-contrast frame ({exc}): the acquired "
                       "DCE is compared with the synthesis on its own intensity scale")
     if dce.arrival_index is None or dce.arrival_index < 1:
-        return None, ("no pre-contrast frame of the DCE series found (no contrast arrival on its mean curve): the "
-                      "acquired DCE is compared with the synthesis on its own intensity scale")
+        why = ("no contrast arrival on its mean curve" if dce.arrival_index is None else
+               "its mean curve rises from the first frame: no frame before it")
+        return None, (f"no pre-contrast frame of the DCE series found ({why}): the acquired DCE is compared with the "
+                      "synthesis on its own intensity scale")
     index = dce.arrival_index - 1
     series, volume = dce.frames[index]
     pick = Pick("dce_baseline", series, volume,

@@ -522,3 +522,25 @@ def test_batch_passes_the_dce_pre_contrast_frame_and_names_it_when_missing(modul
     err = capsys.readouterr().err
     assert code == DCEDiffBatch.EXIT_ERROR
     assert "acquired DCE pre-contrast frame (--dce-baseline):" in err and "is not a file" in err, err
+
+
+def test_batch_hands_the_dce_pre_contrast_frame_to_the_logic_as_its_own_input(modules, tmp_path, monkeypatch):
+    """--dce-baseline FILE reaches DCEDiffLogic.process as dceBaseline, as the volume loaded from that file (not
+    dropped, not given in another role)."""
+    DCEDiff, DCEDiffBatch = modules
+    keys = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
+    files = {k: str(CASE / f"{k}.nii.gz") for k in keys}
+    files["dce_baseline"] = str(CASE / "t1pre.nii.gz")
+    monkeypatch.setattr(slicer.util, "loadVolume", lambda path, properties=None: ("node", path))
+    monkeypatch.setattr(DCEDiff.DCEDiffLogic, "setupPythonRequirements", lambda self, **kwargs: None)
+    seen = {}
+
+    def process(self, t2w, pd, adc, t1pre, dceEarly=None, dceLate=None, **kwargs):
+        seen.update(t1pre=t1pre, dce_early=dceEarly, dce_baseline=kwargs.get("dceBaseline"))
+        return DCEDiff.DCEDiffResult({}, {}, 1.0, cancelled=True)
+
+    monkeypatch.setattr(DCEDiff.DCEDiffLogic, "process", process)
+    argv = [f"--{k.replace('_', '-')}={v}" for k, v in files.items()] + ["--out", str(tmp_path / "out")]
+    assert DCEDiffBatch.main(argv) == DCEDiffBatch.EXIT_CANCELLED
+    assert seen["dce_baseline"] == ("node", files["dce_baseline"])
+    assert seen["dce_early"] == ("node", files["dce_early"])

@@ -109,10 +109,12 @@ def same_volume_message(nodes: Dict[str, object]) -> Optional[str]:
     T2W where the model expects a PD, without a word), or None. ``nodes``: role key → selected node or None."""
     seen: Dict[object, str] = {}
     for key, node in nodes.items():
-        if node is None or key == "dce_baseline":  # the DCE's own pre-contrast frame may be the T1-pre itself
+        if node is None:
             continue
         # the scene's node ID where there is one (two Python wrappers of one node are one volume), else the object
         identity = (node.GetID() if hasattr(node, "GetID") else None) or id(node)
+        if key == "dce_baseline" and seen.get(identity) == "t1pre":
+            continue  # the DCE's own pre-contrast frame may be the T1-pre itself, not another role's volume
         if identity in seen:
             return (f"{INPUT_LABELS[seen[identity]]} and {INPUT_LABELS[key]}: the same volume is selected for both; "
                     "expected a different series for each")

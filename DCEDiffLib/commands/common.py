@@ -119,6 +119,8 @@ def check_distinct_inputs(inputs: Dict[str, str]) -> None:
         if not path.exists():
             continue  # reading it later names it as missing
         identity = str(path.resolve())
+        if key == "dce_baseline" and seen.get(identity) == "t1pre":
+            continue  # the DCE's own pre-contrast frame may be the T1-pre itself (one series): no mistake
         if identity in seen:
             raise InputError(f"{_option(seen[identity])} and {_option(key)} are the same series ({value}); each role "
                              "needs its own series")
