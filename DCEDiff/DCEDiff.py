@@ -632,7 +632,7 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
                           if k.startswith(scene_io.PROVENANCE_PREFIX)}
             if job.showResult:
                 try:
-                    self.showResult(created, job.acquired, job.t2w)
+                    self.showResult(created, job.acquired, job.t2w, provenance)
                 except Exception:  # the nodes are there; a display problem must not lose them
                     logging.exception("DCEDiff: could not set up the comparison layout")
             ood = created["synthetic_early"].GetAttribute(scene_io.OOD_ATTRIBUTE)
@@ -647,15 +647,18 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
             shutil.rmtree(job.workDir, ignore_errors=True)
 
     @staticmethod
-    def showResult(nodes: Dict[str, object], acquired: Optional[Dict[str, object]] = None, reference=None) -> None:
+    def showResult(nodes: Dict[str, object], acquired: Optional[Dict[str, object]] = None, reference=None,
+                   provenance: Optional[Dict[str, str]] = None) -> None:
         """The comparison layout (DCEDiffSlicerLib/result_display.py): acquired and synthetic early/late side by
-        side, linked, with the acquired DCE's window/level; |residual| and uncertainty as overlays with colour
-        legends; the metrics table in a table view. Nothing in batch mode (no layout manager)."""
+        side, linked, with the acquired DCE's window/level (divided by the gain the engine put the acquired DCE on
+        the T1-pre's scale with, from ``provenance``); |residual| and uncertainty as overlays with colour legends;
+        the metrics table in a table view. Nothing in batch mode (no layout manager)."""
         from DCEDiffSlicerLib import result_display
 
         if slicer.app.layoutManager() is None:  # batch mode (--no-main-window)
             return
-        result_display.show_comparison(nodes, acquired or {}, reference=reference)
+        result_display.show_comparison(nodes, acquired or {}, reference=reference,
+                                       acquired_gain=result_display.acquired_gain(provenance or {}))
         slicer.app.processEvents()  # let the layout manager build the views before fitting them
         slicer.util.resetSliceViews()
 

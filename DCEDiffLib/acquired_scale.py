@@ -9,7 +9,8 @@ correlation with the synthetic enhancement is not the model's (docs/real_exams.m
 T1-pre's scale").
 
 The DCE's own last frame before contrast arrival holds that gain and no enhancement. Its body median over the
-T1-pre's, voxel by voxel on the working grid, is ``a``; the acquired frames divided by it are on the T1-pre's scale.
+T1-pre's (the ratio of the two medians over the working-grid voxels where both image the body) is ``a``; the acquired
+frames divided by it are on the T1-pre's scale.
 Only a global gain is taken out: a VIBE at another flip angle also weighs T1 differently per tissue, which no single
 number removes.
 """
@@ -23,6 +24,9 @@ import numpy as np
 ACQUIRED_SCALE_RANGE = (0.5, 2.5)  # acquired early DCE / T1-pre in the body, for one sequence and receiver gain
 BODY_FRACTION = 0.1                # body: above this fraction of the pre-contrast frame's 99.5th percentile
 MIN_BODY_VOXELS = 100
+# A pre-contrast frame this far from the T1-pre's scale is more likely another image (a copy of a late frame, a PD)
+# than a receiver gain: the division is still made, with a warning to check the frame.
+PLAUSIBLE_GAIN = (0.1, 10.0)
 
 
 def baseline_gain(baseline: np.ndarray, t1pre: np.ndarray) -> Tuple[Optional[float], int]:
@@ -49,12 +53,17 @@ def to_t1pre_scale(acquired: Dict[str, np.ndarray], baseline: np.ndarray,
     the record for synthesis.json. Unchanged, with the reason in the record, when the gain cannot be measured."""
     gain, voxels = baseline_gain(baseline, t1pre)
     record = {"method": "the acquired DCE divided by the body median of its own pre-contrast frame over the "
-                        "T1-pre's (voxel by voxel on the working grid): both on the T1-pre's intensity scale",
-              "body_voxels": voxels}
+                        "T1-pre's (medians over the working-grid voxels where both image the body): both on the "
+                        "T1-pre's intensity scale", "body_voxels": voxels}
     if gain is None or not gain > 0:
         record.update(applied=False, gain=gain, reason=f"too few body voxels ({voxels}) or no positive gain")
         return dict(acquired), record
     record.update(applied=True, gain=round(gain, 5))
+    low, high = PLAUSIBLE_GAIN
+    if not low <= gain <= high:
+        record["warning"] = (f"the pre-contrast DCE frame is {gain:.3g}× the T1-pre in the body (a receiver gain is "
+                             f"expected within {low:g}–{high:g}×): check that it is the DCE's own last frame before "
+                             "contrast arrival; the acquired DCE was divided by it")
     return {name: (np.asarray(values, dtype=np.float64) / gain).astype(np.float32)
             for name, values in acquired.items()}, record
 

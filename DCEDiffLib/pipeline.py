@@ -246,9 +246,15 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
         acquired, provenance["acquired_scale"] = to_t1pre_scale(
             acquired, sitk.GetArrayFromImage(case.images[ACQUIRED_BASELINE]),
             sitk.GetArrayFromImage(case.images["t1pre"]))
-        if provenance["acquired_scale"]["applied"]:
-            say(f"DCEDiff note: acquired DCE divided by {provenance['acquired_scale']['gain']:.4g}, the body "
-                "median of its own pre-contrast frame over the T1-pre's: compared on the T1-pre's scale")
+        scale = provenance["acquired_scale"]
+        if scale["applied"]:
+            say(f"DCEDiff note: acquired DCE divided by {scale['gain']:.4g}, the body median of its own "
+                "pre-contrast frame over the T1-pre's: compared on the T1-pre's scale")
+        else:
+            say(f"DCEDiff warning: the pre-contrast DCE frame could not be used ({scale['reason']}): the acquired "
+                "DCE is compared on its own scale")
+        if scale.get("warning"):
+            say(f"DCEDiff warning: {scale['warning']}")
     synthetic, uncertainty, residual, expected_error = {}, {}, {}, {}
     for index, target in enumerate(TARGET_MODALITIES):
         short = SHORT[target]
@@ -262,7 +268,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
             expected_error[short] = to_image(spread_to_intensity(result.expected_error[index], tnorm))
         if short in acquired:
             residual[short] = to_image(np.abs(values - acquired[short]))
-    if len(acquired) == 2:
+    if len(acquired) == 2 and not (provenance.get("acquired_scale") or {}).get("applied"):
         scale_note = acquired_scale_note(acquired["early"], sitk.GetArrayFromImage(case.images["t1pre"]))
         if scale_note:
             provenance["acquired_scale_note"] = scale_note

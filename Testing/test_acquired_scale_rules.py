@@ -228,3 +228,17 @@ def test_the_command_line_takes_the_t1pre_file_as_its_own_pre_contrast_frame_and
     check_distinct_inputs(dict(inputs, dce_baseline=inputs["t1pre"]))
     with pytest.raises(InputError, match="--dce-baseline"):
         check_distinct_inputs(dict(inputs, dce_baseline=inputs["dce_early"]))
+
+
+def test_a_pre_contrast_frame_far_from_any_receiver_gain_is_divided_by_and_questioned():
+    """A 'pre-contrast frame' at 20× the T1-pre is more likely another image than a receiver gain: the division is
+    made (the rule), and the record carries a warning to check the frame; at 2× there is none."""
+    from DCEDiffLib.acquired_scale import PLAUSIBLE_GAIN, to_t1pre_scale
+
+    t1 = anatomy()
+    acquired = {"early": (3.0 * t1).astype(np.float32)}
+    _, far = to_t1pre_scale(acquired, 20.0 * t1, t1)
+    assert far["applied"] and far["gain"] == pytest.approx(20.0) and "check that it is the DCE's own" in far["warning"]
+    _, near = to_t1pre_scale(acquired, 2.0 * t1, t1)
+    assert near["applied"] and "warning" not in near
+    assert PLAUSIBLE_GAIN[0] < 2.0 < PLAUSIBLE_GAIN[1] < 20.0

@@ -124,6 +124,26 @@ def test_user_window_level_of_the_acquired_dce_is_kept_and_copied():
     assert (synthetic.GetWindow(), synthetic.GetLevel()) == (321.0, 123.0)
 
 
+def test_an_acquired_dce_on_another_scale_shows_the_synthesis_at_the_same_signal():
+    """Where the engine divided the acquired DCE by a gain (its own pre-contrast frame over the T1-pre,
+    provenance.acquired_scale), the synthesis is on the T1-pre's scale: its window/level is the acquired one divided
+    by that gain, so one grey value is one signal in both views. The acquired DCE's own display is left alone."""
+    import json
+
+    t2w, nodes, acquired = make_result()
+    display = acquired["early"].GetDisplayNode()
+    display.SetAutoWindowLevel(False)
+    display.SetWindowLevel(300.0, 150.0)
+    provenance = {"acquired_scale": json.dumps({"applied": True, "gain": 0.5})}
+    gain = rd.acquired_gain(provenance)
+    assert gain == 0.5 and rd.acquired_gain({}) == 1.0
+    assert rd.acquired_gain({"acquired_scale": json.dumps({"applied": False, "gain": None})}) == 1.0
+    rd.show_comparison(nodes, acquired, reference=t2w, acquired_gain=gain)
+    assert (display.GetWindow(), display.GetLevel()) == (300.0, 150.0)
+    synthetic = nodes["synthetic_early"].GetDisplayNode()
+    assert (synthetic.GetWindow(), synthetic.GetLevel()) == (600.0, 300.0)
+
+
 def test_without_acquired_dce_the_t2w_is_the_reference_and_uncertainty_the_overlay():
     t2w, nodes, acquired = make_result(with_acquired=False)
     rd.show_comparison(nodes, acquired, reference=t2w)

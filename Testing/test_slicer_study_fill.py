@@ -170,6 +170,12 @@ def test_a_vibe_t1pre_brings_the_dce_pre_contrast_frame_and_none_otherwise(study
     p = ParameterNodeStandIn(t2w=None, pd=None, adc=None, t1pre=None, dceEarly=None, dceLate=None, dceBaseline=None)
     study_fill.apply_fill(p, fill)
     assert p.dceBaseline is fill.nodes["dce_baseline"] and p.dceEarly is fill.nodes["dce_early"]
+    assert "pre-contrast frame is not loaded" not in fill.message()
+    # the frame's series loaded split in two (no volume of its own): the status line says what that costs
+    _split_node(scene, nodes[expected["dce_numbers"][frame]])
+    fill = study_fill.fill_from_study(scene, database.fileForInstance)
+    assert "dce_baseline" not in fill.nodes and "dce_early" in fill.nodes
+    assert "pre-contrast frame is not loaded as a volume of its own" in fill.message()
     scene.Clear(1)
     root, expected, database = study
     load_as_slicer_does(root, database, scene)

@@ -19,6 +19,7 @@ layout description and finds the view nodes made here by their singleton tags).
 
 from __future__ import annotations
 
+import json
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -124,19 +125,33 @@ def robust_window_level(node, low: float = 0.5, high: float = 99.5) -> Tuple[flo
     return hi - lo, (hi + lo) / 2.0
 
 
-def shared_window_level(acquired, synthetic) -> Tuple[float, float]:
+def shared_window_level(acquired, synthetic, gain: float = 1.0) -> Tuple[float, float]:
     """Give ``synthetic`` the window/level the acquired DCE is shown with (the user's, or Slicer's automatic one),
     or, when it has none yet, a robust one computed from its voxels. The acquired DCE is an input: its display is
-    left as it is (it used to be switched to a fixed window)."""
+    left as it is (it used to be switched to a fixed window). ``gain``: the acquired DCE over the T1-pre's intensity
+    scale, where the engine measured one (``provenance.acquired_scale``): the synthesis is on the T1-pre's scale, so
+    its window/level is the acquired one divided by it, and equal grey values mean equal signal."""
     acquired_display = acquired.GetDisplayNode()
     if acquired_display is not None and acquired_display.GetWindow() > 0:
         window, level = acquired_display.GetWindow(), acquired_display.GetLevel()
     else:
         window, level = robust_window_level(acquired)
+    window, level = window / gain, level / gain
     synthetic_display = _display(synthetic)
     synthetic_display.SetAutoWindowLevel(False)
     synthetic_display.SetWindowLevel(window, level)
     return window, level
+
+
+def acquired_gain(provenance: Dict[str, str]) -> float:
+    """The gain the engine divided the acquired DCE by (``acquired_scale`` of a result node's provenance
+    attributes, JSON), or 1 where it applied none."""
+    try:
+        record = json.loads(provenance.get("acquired_scale") or "{}")
+        gain = float(record.get("gain")) if record.get("applied") else 1.0
+    except (TypeError, ValueError):
+        return 1.0
+    return gain if gain > 0 else 1.0
 
 
 def add_color_legend(node, title: str, view_node_ids: List[str]):
@@ -260,8 +275,9 @@ def layout_node(scene=None):
 
 
 def show_comparison(nodes: Dict[str, object], acquired: Optional[Dict[str, object]] = None, reference=None,
-                    scene=None) -> dict:
-    """Register and switch to the comparison layout, fill its views and style the overlays.
+                    scene=None, acquired_gain: float = 1.0) -> dict:
+    """Register and switch to the comparison layout, fill its views and style the overlays. ``acquired_gain``: see
+    :func:`shared_window_level` (:func:`acquired_gain` reads it from a result node).
 
     Returns ``{"layout": id, "views": {view name: (background id, foreground id or None)}, "table_view": id}``.
     Input nodes are left as they are, their display included (:func:`shared_window_level`)."""
@@ -292,7 +308,7 @@ def show_comparison(nodes: Dict[str, object], acquired: Optional[Dict[str, objec
             slice_ids.setdefault(view["foreground"].GetID(), []).append(slice_node.GetID())
     for target in TARGETS:
         if acquired.get(target) is not None and nodes.get(f"synthetic_{target}") is not None:
-            shared_window_level(acquired[target], nodes[f"synthetic_{target}"])
+            shared_window_level(acquired[target], nodes[f"synthetic_{target}"], acquired_gain)
         for kind in ("residual", "uncertainty", "expected_error"):
             overlay = nodes.get(f"{kind}_{target}")
             if overlay is not None:

@@ -33,6 +33,7 @@ class StudyFill:
     study: str                   # "patient P, study UID"
     absent: List[str] = dataclasses.field(default_factory=list)   # optional roles the study lacks (PD), allowed
     optional: Tuple[str, ...] = ()  # the roles the selected model can do without (its card's optional_inputs)
+    not_loaded: List[str] = dataclasses.field(default_factory=list)  # roles picked whose volume is not in the scene
 
     def message(self) -> str:
         """One line for the status label."""
@@ -45,6 +46,10 @@ class StudyFill:
                      "selected model runs without it.")
         if self.missing:
             text += " Not found: " + ", ".join(LABELS[r] for r in self.missing) + " (select by hand)."
+        if "dce_baseline" in self.not_loaded and "dce_early" in self.nodes:
+            text += (" The acquired DCE's pre-contrast frame is not loaded as a volume of its own: the acquired DCE is "
+                     "compared on its own intensity scale (select that frame by hand to compare it on the T1 "
+                     "pre-contrast's).")
         for role in self.missing:  # PD for a model that was not trained without it
             if role in MODEL_OPTIONAL_INPUTS and role not in self.optional:
                 text += f" {LABELS[role]} is required by the selected model ({model_needs_input(role)})."
@@ -101,6 +106,7 @@ def fill_from_study(scene=None, file_for_instance: Optional[Callable[[str], str]
     picks = pick_roles(study, require=False, optional=optional)
     by_files = {frozenset(_key(f) for f in files): node for node, files in loaded}
     nodes: Dict[str, object] = {}
+    not_loaded: List[str] = []
     notes = list(picks.notes) + warnings
     # the DCE's own pre-contrast frame, where the T1-pre is another series: it puts the acquired DCE on the T1-pre's
     # intensity scale (DCEDiffLib/acquired_scale.py)
@@ -110,11 +116,12 @@ def fill_from_study(scene=None, file_for_instance: Optional[Callable[[str], str]
         if node is None:
             where = f" frame {pick.frame_index}" if pick.frame_index is not None else ""
             notes.append(f"{LABELS[role]}: series {pick.series.label()}{where} is not loaded as a volume of its own")
+            not_loaded.append(role)
             continue
         nodes[role] = node
     missing = [r for r in ("t2w", "pd", "adc", "t1pre") if r not in nodes and r not in picks.absent]
     label = f"patient {study.patient_id or '?'}, study {study.study_uid}"
-    return StudyFill(nodes, picks.lines(), missing, notes, label, list(picks.absent), tuple(optional))
+    return StudyFill(nodes, picks.lines(), missing, notes, label, list(picks.absent), tuple(optional), not_loaded)
 
 
 def _choose_study(studies: Sequence, loaded, preferred):

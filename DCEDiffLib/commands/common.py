@@ -29,7 +29,7 @@ def add_input_arguments(parser: argparse.ArgumentParser, required: bool = True,
     group.add_argument("--dce-baseline", help="with --dce-early/--dce-late: the acquired DCE's own pre-contrast frame, "
                                              "where the T1-pre is another series (a VIBE): puts the acquired DCE "
                                              "on the T1-pre's intensity scale for the residuals and metrics "
-                                             "(a --study finds it)")
+                                             "(dcediff synthesize --study finds it)")
     group.add_argument("--labels", help="label map in T2W space (optional: region metrics)")
     group.add_argument("--center", help="prostate centre x,y,z in LPS mm (default: the centre of the gland the TAPS "
                                         "prostate model finds on the T2W, dcediff[prostate]; without it, or when it "
