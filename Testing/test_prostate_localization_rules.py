@@ -1,0 +1,115 @@
+"""Crop-centre rules of prostate_localization at their definitions, with the model replaced by masks made here
+(found by a mutation audit): a gland that reaches the window's in-plane border brings a second window centred on
+it; only the in-plane border counts; a mask outside the plausible volume, too small as well as too large, falls
+back to the field-of-view centre; a cached mask is never reused for the same voxels placed elsewhere."""
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from DCEDiffLib import prostate_localization as pl
+
+SIZE = (161, 161, 41)        # (i, j, k); the field-of-view centre is voxel (80, 80, 20)
+SPACING = (1.0, 1.0, 3.0)    # mm
+
+
+def t2w_and_mask(boxes):
+    """An axial T2W (LPS identity direction) and a mask on its grid with the given (i, j, k) index boxes set."""
+    t2w = sitk.GetImageFromArray(np.random.default_rng(0).uniform(1, 2, SIZE[::-1]).astype(np.float32))
+    t2w.SetSpacing(SPACING)
+    array = np.zeros(SIZE[::-1], np.uint8)
+    for (i0, i1), (j0, j1), (k0, k1) in boxes:
+        array[k0:k1, j0:j1, i0:i1] = 1
+    mask = sitk.GetImageFromArray(array)
+    mask.CopyInformation(t2w)
+    return t2w, mask
+
+
+def test_only_the_in_plane_border_of_the_window_within_its_margin_counts():
+    """_touches_window_border: whether the gland reaches within ``margin_mm`` (4 mm) of the in-plane border of the
+    128 × 128 voxel (0.8 mm: ±51.2 mm) window around the centre. A voxel 49 mm to the side is within the margin
+    (47.2 mm); one 40 mm to the side is not; one 48 mm above the centre (through-plane) is not in-plane at all."""
+    centre = np.asarray(pl._fov_centre(t2w_and_mask([])[0]))
+    half = pl.ROI_SIZE[0] * pl.NATIVE_SPACING[0] / 2.0
+    assert half - 4.0 == pytest.approx(47.2)
+    cases = [(((129, 130), (80, 81), (20, 21)), True),    # 49 mm to the left (i)
+             (((80, 81), (31, 32), (20, 21)), True),      # 49 mm anterior (j)
+             (((120, 121), (80, 81), (20, 21)), False),   # 40 mm to the left
+             (((80, 81), (80, 81), (36, 37)), False)]     # 48 mm through-plane
+    for box, touches in cases:
+        t2w, mask = t2w_and_mask([box])
+        assert pl._touches_window_border(mask, t2w, centre) is touches, box
+    assert pl._touches_window_border(*t2w_and_mask([])[::-1], centre) is False
+
+
+def test_a_gland_at_the_window_border_brings_a_second_window_centred_on_it(monkeypatch):
+    """fast_mask: one window at the field-of-view centre, 'a second one centred on the first gland found when that
+    gland reaches the window's border'; a gland well inside the first window needs no second one."""
+    t2w, at_border = t2w_and_mask([((120, 132), (74, 86), (17, 23))])
+    _, inside = t2w_and_mask([((74, 86), (74, 86), (17, 23))])
+    centres = []
+
+    def segment(image, centre_lps=None, should_cancel=None, **_):
+        centres.append(np.asarray(centre_lps, dtype=float))
+        return answers.pop(0)
+
+    monkeypatch.setattr(pl, "segment_prostate", segment)
+    answers = [at_border, inside]
+    assert pl.fast_mask(t2w) is inside
+    assert len(centres) == 2
+    np.testing.assert_allclose(centres[0], pl._fov_centre(t2w))
+    np.testing.assert_allclose(centres[1], pl.mask_centre(at_border))
+    assert np.linalg.norm(centres[1] - centres[0]) > 40  # moved to the gland (about 45.5 mm to the side)
+    centres.clear()
+    answers = [inside]
+    assert pl.fast_mask(t2w) is inside and len(centres) == 1
+
+
+@pytest.mark.parametrize("boxes, plausible", [
+    ([((78, 82), (78, 82), (19, 21))], False),            # 32 voxels × 3 µL: 0.1 mL, a speck, no gland
+    ([((60, 100), (60, 100), (15, 25))], True),           # 16000 voxels × 3 µL: 48 mL
+    ([((0, 161), (0, 161), (0, 41))], False)])            # the whole field of view: 3.2 L
+def test_a_mask_outside_the_plausible_volume_falls_back_to_the_field_of_view_centre(monkeypatch, boxes, plausible):
+    """locate_prostate: the field-of-view centre 'when the mask is empty or implausible' (outside PLAUSIBLE_ML, 5 to
+    200 mL), with the reason given to ``warn``; a plausible mask gives its centroid."""
+    t2w, mask = t2w_and_mask(boxes)
+    monkeypatch.setattr(pl, "unavailable_reason", lambda: None)
+    monkeypatch.setattr(pl, "_cached_fast_mask", lambda image, use_cache, should_cancel=None: (mask, False))
+    said = []
+    location = pl.locate_prostate(t2w, warn=said.append)
+    volume = pl.mask_volume_ml(mask)
+    assert (pl.PLAUSIBLE_ML[0] <= volume <= pl.PLAUSIBLE_ML[1]) is plausible
+    if plausible:
+        assert location.source == pl.SOURCE_MODEL and not said and location.volume_ml == pytest.approx(volume)
+        np.testing.assert_allclose(location.centre_lps, pl.mask_centre(mask))
+    else:
+        assert location.source == pl.SOURCE_FOV and location.mask is None
+        np.testing.assert_allclose(location.centre_lps, pl._fov_centre(t2w))
+        assert len(said) == 1 and "outside the plausible" in said[0] and said[0] == location.note
+
+
+def test_a_cached_mask_is_never_taken_for_the_same_voxels_placed_elsewhere(monkeypatch, tmp_path):
+    """Masks are cached per T2W content, and the cache key holds the grid's geometry too: the same voxels with
+    another origin (a re-exported series, a registration's output) lie elsewhere in the patient, so their gland
+    centre moves with the origin instead of being the first image's cached centre."""
+    monkeypatch.setenv("DCEDIFF_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(pl, "_memory_cache", {})
+    monkeypatch.setattr(pl, "unavailable_reason", lambda: None)
+    computed = []
+
+    def fast_mask(image, should_cancel=None):
+        computed.append(image.GetOrigin())
+        _, mask = t2w_and_mask([((60, 100), (60, 100), (15, 25))])
+        mask.CopyInformation(image)
+        return mask
+
+    monkeypatch.setattr(pl, "fast_mask", fast_mask)
+    first, _ = t2w_and_mask([])
+    moved = sitk.Image(first)
+    moved.SetOrigin((10.0, -5.0, 30.0))
+    here = pl.locate_prostate(first, warn=pytest.fail)
+    again = pl.locate_prostate(sitk.Image(first), warn=pytest.fail)
+    there = pl.locate_prostate(moved, warn=pytest.fail)
+    assert again.cached and np.allclose(again.centre_lps, here.centre_lps) and len(computed) == 2
+    assert not there.cached
+    np.testing.assert_allclose(np.subtract(there.centre_lps, here.centre_lps), (10.0, -5.0, 30.0), atol=1e-6)
