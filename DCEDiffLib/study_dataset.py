@@ -263,7 +263,9 @@ def build_dataset(root, out, workers: int = 1,
     refuse_cases_of_patients_gone(out, root, patients)
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    copies = copies_found_earlier(out)
+    # a copy stays a copy only while the patient it copies has its case (else it is converted: its study's only one)
+    copies = {name: row for name, row in copies_found_earlier(out).items()
+              if row.get("copy_of") and finished_record(out, row["copy_of"]) is not None}
     records: Dict[str, dict] = {}
     todo: List[Path] = []
     for patient in patients:
@@ -338,6 +340,7 @@ def drop_copies_of_one_study(out, records: Sequence[dict]) -> None:
         if record.get("case_dir"):
             shutil.rmtree(Path(out) / record["case_dir"], ignore_errors=True)
         record.update(status="skipped", usable_for_training=False, case_dir=None, resumed=False,
+                      copy_of=first[uid],
                       reason=f"{COPY_REASON} (StudyInstanceUID {uid}) as patient folder {first[uid]}: "
                              "a copy, kept once")
 

@@ -77,3 +77,30 @@ def test_a_study_is_kept_once_among_the_patients_that_made_a_case(tmp_path):
     assert records[0]["reason"] == "missing ADC" and (tmp_path / "P-B" / "case.json").is_file()
     assert records[2]["reason"].startswith(COPY_REASON) and "as patient folder P-B" in records[2]["reason"]
     assert not (tmp_path / "P-C").exists() and records[2]["case_dir"] is None
+
+
+def test_a_copy_whose_patient_is_gone_is_converted_not_left_as_a_copy(tmp_path):
+    """A patient folder holding the same study as another is kept once: a copy. When the patient it copies is
+    removed (and, as the refusal asks, its case), the next run must convert the copy — its study's only folder now —
+    instead of taking its old 'copy' row as finished and leaving the study out. Found by the session-54 audit."""
+    import shutil
+
+    from DCEDiffLib.phantom.generator import generate_case
+    from DCEDiffLib.phantom.study_export import write_phantom_study
+    from DCEDiffLib.study_dataset import build_dataset
+
+    few = ("localizer", "t2_sag", "t2_cor", "t2_tra_repeat", "dwi", "calc_bval", "mddw", "adc_hb", "t1_post", "dce")
+    source = tmp_path / "source" / "P-D"
+    write_phantom_study(generate_case(3), source, omit=few, study_key="d", patient_id="P-D")
+    root, out = tmp_path / "root", tmp_path / "out"
+    root.mkdir()
+    for name in ("P-D", "P-D-copy"):
+        shutil.copytree(source, root / name)
+    first = {r["patient"]: r for r in build_dataset(root, out).records}
+    assert first["P-D"]["status"] == "ok" and first["P-D-copy"]["reason"].startswith(COPY_REASON)
+    assert first["P-D-copy"]["copy_of"] == "P-D"
+    shutil.rmtree(root / "P-D")
+    shutil.rmtree(out / NO_DCE_DIR / "P-D")
+    again = {r["patient"]: r for r in build_dataset(root, out).records}
+    assert again["P-D-copy"]["status"] == "ok" and not again["P-D-copy"]["resumed"]
+    assert (out / NO_DCE_DIR / "P-D-copy" / "case.json").is_file()
