@@ -525,8 +525,9 @@ def test_nifti_label_keeps_model_sampler_steps_and_seed_even_for_a_long_model_na
 
 
 def _dicom_slices(folder: Path, z_positions, spacing=(0.8, 0.8), size=(12, 10), uid="1.2.826.0.1.3680043.2.1.901",
-                  x_positions=None):
-    """One DICOM file per slice (MR, int16), axial, at the given z positions (mm) and x positions (default 0)."""
+                  x_positions=None, orientations=None):
+    """One DICOM file per slice (MR, int16), axial unless ``orientations`` gives each slice's six
+    ImageOrientationPatient values, at the given z positions (mm) and x positions (default 0)."""
     folder.mkdir(parents=True, exist_ok=True)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
@@ -537,7 +538,9 @@ def _dicom_slices(folder: Path, z_positions, spacing=(0.8, 0.8), size=(12, 10), 
         for tag, value in (("0008|0060", "MR"), ("0020|000e", uid), ("0020|000d", "1.2.826.0.1.3680043.2.1"),
                            ("0020|0011", "7"), ("0008|103e", "test"),
                            ("0020|0032", f"{0.0 if x_positions is None else x_positions[k]:.6f}\\0\\{z:.6f}"),
-                           ("0020|0037", "1\\0\\0\\0\\1\\0"), ("0028|0030", f"{spacing[1]}\\{spacing[0]}"),
+                           ("0020|0037", "1\\0\\0\\0\\1\\0" if orientations is None
+                            else "\\".join(f"{v:.8f}" for v in orientations[k])),
+                           ("0028|0030", f"{spacing[1]}\\{spacing[0]}"),
                            ("0018|0050", "3"), ("0020|0013", str(k + 1)), ("0008|0018", f"{uid}.{k + 1}")):
             image.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"IM{k + 1:04d}.dcm"))

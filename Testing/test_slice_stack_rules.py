@@ -3,7 +3,6 @@ ImageOrientationPatient differs in any of its six values are not one stack."""
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.volume_io import read_volume
@@ -12,22 +11,11 @@ AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
 def dicom_slices(folder, orientations, z_step=3.0, uid="1.2.826.0.1.3680043.2.1.911"):
-    """One DICOM file per slice (MR, int16) at (0, 0, k × z_step) with the given ImageOrientationPatient each."""
-    folder.mkdir(parents=True, exist_ok=True)
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    rng = np.random.default_rng(0)
-    for k, orientation in enumerate(orientations):
-        image = sitk.GetImageFromArray(rng.integers(10, 1000, size=(10, 12)).astype(np.int16))
-        image.SetSpacing((0.8, 0.8))
-        for tag, value in (("0008|0060", "MR"), ("0020|000e", uid), ("0020|000d", "1.2.826.0.1.3680043.2.1"),
-                           ("0020|0011", "7"), ("0008|103e", "test"), ("0020|0032", f"0\\0\\{k * z_step:.6f}"),
-                           ("0020|0037", "\\".join(f"{v:.8f}" for v in orientation)), ("0028|0030", "0.8\\0.8"),
-                           ("0018|0050", "3"), ("0020|0013", str(k + 1)), ("0008|0018", f"{uid}.{k + 1}")):
-            image.SetMetaData(tag, value)
-        writer.SetFileName(str(folder / f"IM{k + 1:04d}.dcm"))
-        writer.Execute(image)
-    return folder
+    """One DICOM file per slice at (0, 0, k × z_step) with the given ImageOrientationPatient each
+    (Testing/test_reliability.py's writer)."""
+    from test_reliability import _dicom_slices
+
+    return _dicom_slices(folder, [k * z_step for k in range(len(orientations))], uid=uid, orientations=orientations)
 
 
 def test_slices_whose_column_direction_differs_are_not_one_stack(tmp_path):
