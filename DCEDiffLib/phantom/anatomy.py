@@ -539,8 +539,10 @@ def place_lesions(rng: np.random.Generator, tissues: Dict[str, Tissue], layers: 
                   lesion_count: Optional[int], gland: Shape, pz_region, tz_region, sampler, *,
                   deform=lambda shape: shape, compression=None, patient_rotation=None,
                   centre_lps=None) -> List[Dict[str, object]]:
-    """Draw 0–3 lesions (mostly one, mostly in the peripheral zone, mostly of the textbook kind) inside ``gland``
-    and append their layers and tissues; shared by every anatomy family so lesions are drawn the same way.
+    """Draw 0–3 lesions (mostly one, mostly in the peripheral zone, mostly of the textbook kind) in ``gland`` and
+    append their layers and tissues; shared by every anatomy family so lesions are drawn the same way. Each lesion is
+    clipped to the gland grown by 0–1.5 mm (``Offset`` with a negative distance), so a peripheral lesion may bulge
+    slightly through the capsule, as such cancers do; its centre always lies in its zone.
 
     ``pz_region(p)`` / ``tz_region(p)`` tell whether a local point may hold a lesion centre of that zone;
     ``sampler()`` draws a candidate centre (local mm); ``deform`` maps a shape to its final form (the endorectal
