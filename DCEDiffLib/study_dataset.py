@@ -214,10 +214,9 @@ def _convert(patient: Path, out: Path, record: dict) -> None:
         detail = missing_roles_text(picks.missing) if picks.missing else picks.problem
         raise InputError(f"missing {', '.join(ROLE_NAMES[r] for r in picks.missing) or 'inputs'}: {detail}. "
                          f"Found {len(study.series)} series: {study_listing(study)}")
+    # the DCE's own pre-contrast frame too, where the T1-pre is another series: training and evaluation put the
+    # targets on the T1-pre's scale with it
     images = picks.load_inputs()
-    baseline = picks.load_baseline()  # the DCE's own pre-contrast frame where the T1-pre is another series
-    if baseline is not None:
-        images["dce_baseline"] = baseline  # training and evaluation put the targets on the T1-pre's scale with it
     usable = all(role in images for role in ("dce_early", "dce_late"))
     relative = patient.name if usable else f"{NO_DCE_DIR}/{patient.name}"
     record.update(status="ok", usable_for_training=usable, case_dir=relative,

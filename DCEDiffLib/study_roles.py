@@ -29,7 +29,7 @@ import SimpleITK as sitk
 
 from DCEDiffLib.dicom_study import SeriesInfo, Study, Volume, read_study_volume
 from DCEDiffLib.errors import InputError
-from DCEDiffLib.modalities import OPTIONAL_INPUTS
+from DCEDiffLib.modalities import ACQUIRED_BASELINE, OPTIONAL_INPUTS
 
 ROLES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
 REQUIRED_ROLES = ("t2w", "pd", "adc", "t1pre")
@@ -182,10 +182,15 @@ class StudyPicks:
                 + [f"note: {n}" for n in self.notes])
 
     def load_inputs(self, read: Optional[Callable[[Volume, str], sitk.Image]] = None) -> Dict[str, sitk.Image]:
-        """Read the chosen volumes (pixel data of these series only): modality key → float32 image."""
+        """Read the chosen volumes (pixel data of these series only): modality key → float32 image, the acquired
+        DCE's pre-contrast frame (:attr:`baseline`) under ``dce_baseline`` where there is one."""
         read = read or read_study_volume
-        return {role: read(pick.volume, f"{ROLE_NAMES[role]} {pick.series.label()}")
-                for role, pick in self.picks.items()}
+        images = {role: read(pick.volume, f"{ROLE_NAMES[role]} {pick.series.label()}")
+                  for role, pick in self.picks.items()}
+        baseline = self.load_baseline(read)
+        if baseline is not None:
+            images[ACQUIRED_BASELINE] = baseline
+        return images
 
     def load_baseline(self, read: Optional[Callable[[Volume, str], sitk.Image]] = None) -> Optional[sitk.Image]:
         """The DCE's own pre-contrast frame (:attr:`baseline`) as a float32 image, or None when there is none."""
@@ -628,15 +633,21 @@ def _t1_from_dce(dce: Optional[DceSeries], read, ranked_lost, chosen: bool = Fal
     if dce.arrival_index < 1:  # index −1 would be the last, most enhanced frame
         return None, (f"the mean curve of the DCE series {dce.label()} rises from its first frame: no frame before "
                       "contrast arrival")
-    index = dce.arrival_index - 1
-    series, volume = dce.frames[index]
     rule = (f"last DCE frame before contrast arrival (mean DCE curve rises from frame {dce.arrival_index}; "
             + ("chosen with --series t1pre=dce)" if chosen else "no pre-contrast T1 gradient echo series)"))
-    pick = Pick("t1pre", series, volume, rule, [(s, r) for s, r in ranked_lost], frame_index=index,
+    return _last_pre_arrival_frame(dce, "t1pre", rule, ranked_lost), ""
+
+
+def _last_pre_arrival_frame(dce: DceSeries, role: str, rule: str, lost=()) -> Pick:
+    """The DCE's last frame before contrast arrival (``dce.arrival_index`` ≥ 1) as the pick of ``role``, with its
+    time and its time after arrival: the T1-pre taken from the DCE, or the acquired DCE's pre-contrast frame."""
+    index = dce.arrival_index - 1
+    series, volume = dce.frames[index]
+    pick = Pick(role, series, volume, rule, list(lost), frame_index=index,
                 time_s=None if dce.times_s is None else dce.times_s[index])
     if dce.times_s is not None:
         pick.after_arrival_s = pick.time_s - dce.arrival_time_s
-    return pick, ""
+    return pick
 
 
 def _dce_baseline(dce: DceSeries, t1pre: Optional[Pick], read) -> Tuple[Optional[Pick], str]:
@@ -656,15 +667,9 @@ def _dce_baseline(dce: DceSeries, t1pre: Optional[Pick], read) -> Tuple[Optional
                "its mean curve rises from the first frame: no frame before it")
         return None, (f"no pre-contrast frame of the DCE series found ({why}): the acquired DCE is compared with the "
                       "synthesis on its own intensity scale")
-    index = dce.arrival_index - 1
-    series, volume = dce.frames[index]
-    pick = Pick("dce_baseline", series, volume,
-                f"last DCE frame before contrast arrival (mean DCE curve rises from frame {dce.arrival_index}): the "
-                "acquired DCE's intensity scale, for the evaluation only (not a model input)", frame_index=index,
-                time_s=None if dce.times_s is None else dce.times_s[index])
-    if dce.times_s is not None:
-        pick.after_arrival_s = pick.time_s - dce.arrival_time_s
-    return pick, ""
+    rule = (f"last DCE frame before contrast arrival (mean DCE curve rises from frame {dce.arrival_index}): the "
+            "acquired DCE's intensity scale, for the evaluation only (not a model input)")
+    return _last_pre_arrival_frame(dce, ACQUIRED_BASELINE, rule), ""
 
 
 def _pick_dce_frames(dce: DceSeries, dce_all: List[DceSeries], picks: Dict[str, Pick], early_time, late_time,

@@ -155,10 +155,7 @@ def study_inputs(args: argparse.Namespace):
     for line in picks.lines():
         print("  " + line, flush=True)
     refuse_file_that_is_a_picked_series(files, picks)
-    inputs = dict(picks.load_inputs())
-    baseline = picks.load_baseline()  # the DCE's own pre-contrast frame where the T1-pre is another series
-    if baseline is not None:
-        inputs["dce_baseline"] = baseline
+    inputs = dict(picks.load_inputs())  # with the DCE's own pre-contrast frame where the T1-pre is another series
     inputs.update(files)
     if args.labels:
         inputs["labels"] = args.labels
