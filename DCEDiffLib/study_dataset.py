@@ -44,12 +44,14 @@ MANIFEST_CSV = "manifest.csv"
 NO_DCE_DIR = "no_dce"
 MANIFEST_VERSION = 1
 CASE_ROLES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
+# the series picks a manifest row lists: the case's roles and the DCE's pre-contrast frame (never a model input)
+MANIFEST_PICKS = CASE_ROLES + ("dce_baseline",)
 NO_DCE_POLICY = (f"patients without an acquired DCE series are written to {NO_DCE_DIR}/<patient>/ with "
                  "usable_for_training false: dcediff train --data OUT does not see them (no target); "
                  "synthesis can use them")
 CSV_COLUMNS = ("patient", "status", "usable_for_training", "case_dir", "reason", "patient_id", "study_instance_uid",
                "series_found", "files_skipped", "dce_frames", "dce_layout", "dce_arrival_time_s", "seconds",
-               "resumed") + tuple(f"{role}_{field}" for role in CASE_ROLES
+               "resumed") + tuple(f"{role}_{field}" for role in MANIFEST_PICKS
                                   for field in ("series_number", "series_description", "series_instance_uid",
                                                 "frame_index", "rule"))
 _PARTIAL = re.compile(r"^\..+\.partial$")
@@ -205,6 +207,8 @@ def _convert(patient: Path, out: Path, record: dict) -> None:
                   files_skipped=len(study.skipped))
     picks = pick_roles(study, require=False)
     record["series"] = {role: pick.to_dict() for role, pick in picks.picks.items()}
+    if picks.baseline is not None:
+        record["series"][picks.baseline.role] = picks.baseline.to_dict()
     for pick in record["series"].values():
         pick.pop("lost", None)   # the manifest keeps the picks; case.json keeps the losers too
     record["dce"] = None if picks.dce is None else {

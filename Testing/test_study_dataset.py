@@ -112,6 +112,11 @@ def test_cases_manifest_and_skip_reasons(dataset, capsys):
     assert case_json["dce_baseline"] is None
     frame = json.loads((out / "P-A" / "case.json").read_text())["dce_baseline"]
     assert "last DCE frame before contrast arrival" in frame["rule"] and frame["frame_index"] >= 0
+    # the manifest lists that frame too (what a user checks before training), and nothing for P-B, whose T1-pre is it
+    assert table["P-A"]["dce_baseline_frame_index"] == str(frame["frame_index"])
+    assert table["P-A"]["dce_baseline_series_instance_uid"] == frame["series_instance_uid"]
+    assert table["P-B"]["dce_baseline_frame_index"] == "" and "dce_baseline" not in manifest["patients"][1]["series"]
+    assert manifest["patients"][0]["series"]["dce_baseline"]["frame_index"] == frame["frame_index"]
 
 
 def test_second_run_resumes_without_rewriting_finished_cases(dataset, root, capsys):
