@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List
 
-from DCEDiffLib.study_roles import ROLE_NAMES, is_adc, is_diffusion, is_t2w
+from DCEDiffLib.series_kinds import is_adc, is_diffusion, is_t2w
+from DCEDiffLib.study_roles import ROLE_NAMES
 
 
 def _kind(series) -> str:

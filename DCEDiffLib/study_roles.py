@@ -2,7 +2,9 @@
 
 Every role has an ordered list of rules; the first rule that some series satisfies decides, a fixed ranking picks
 among the series it matched, and every other series a rule of that role matched is reported as a losing
-candidate. Rules read DICOM attributes (:mod:`DCEDiffLib.dicom_study`), never folder names:
+candidate. Rules read DICOM attributes (:mod:`DCEDiffLib.dicom_study`; what kind a series is:
+:mod:`DCEDiffLib.series_kinds`; the DCE's frames and contrast arrival: :mod:`DCEDiffLib.dce_series`), never folder
+names:
 
 - t2w: axial T2-weighted TSE, named t2/T2W/T2WI (of several, the last acquired: a repeat is made when the first
   is degraded); a sagittal/coronal T2W only when there is no axial one.
@@ -27,9 +29,12 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
+from DCEDiffLib.dce_series import DCE_MIN_FRAMES, DceSeries, find_arrival, find_dce_series
 from DCEDiffLib.dicom_study import SeriesInfo, Study, Volume, read_study_volume
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.modalities import ACQUIRED_BASELINE, OPTIONAL_INPUTS
+from DCEDiffLib.series_kinds import (is_adc, is_gradient_echo_t1, is_localizer, is_pd_named, is_single_volume,
+                                     is_t2w, whole_word)
 
 ROLES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
 REQUIRED_ROLES = ("t2w", "pd", "adc", "t1pre")
@@ -41,30 +46,8 @@ ROLE_NAMES = {"t2w": "T2W", "pd": "PD", "adc": "ADC", "t1pre": "T1-pre", "dce_ea
 
 PD_MAX_FLIP_DEG = 6.0       # a gradient echo at a flip angle this small is proton-density weighted
 T1_MIN_FLIP_DEG = 8.0       # ... and from this one on T1-weighted (VIBE T1 mapping sets: 2/5/10/15/20°)
-T2W_MIN_TE_MS = 60.0        # T2 weighting needs a long echo time (PD/T1 TSE have short ones)
-DCE_MIN_FRAMES = 3
-ARRIVAL_FRACTION = 0.05     # contrast has arrived once the mean curve rose by 5 % of its peak enhancement
-ONSET_FRACTION = 0.005      # ... and its onset is the first frame 0.5 % of it (and 5 noise levels) above baseline
-MIN_ENHANCEMENT = 0.01      # a mean curve rising by less than 1 % of its baseline shows no arrival
-
-
-def _word(pattern: str) -> str:
-    """``pattern`` not glued to other letters ("_adc" and "adc map" match, "radcliffe" does not)."""
-    return rf"(?<![a-z]){pattern}(?![a-z])"
-
-
-_LOCALIZER = re.compile(r"locali[sz]er|scout|survey|" + _word("loc") + "|" + _word("aa[a-z]*scout"))
-# an ADC map by name: "ADC", Philips' "dADC", GE's "Apparent Diffusion Coefficient"
-_ADC_TEXT = re.compile(_word("d?adc") + "|apparent diffusion")
-# "T2W"/"T2WI"/"sT2W" (Philips, Canon, many sites) name a T2-weighted series as "t2" does; T2*, T2 maps do not.
-_WEIGHTED = r"(?:wi?|-w)?"
-_T2_TEXT = re.compile(r"(?<![a-z0-9])s?t2" + _WEIGHTED + r"(?![a-z0-9*]|_?star|_?map|\s?\*)")
-_TSE_SEQUENCE = re.compile(r"tse|fse|ts2d|ts3d|spc|space|cube|haste|h2d", re.IGNORECASE)
-_PD_TEXT = re.compile(_word("pd") + "|" + _word("pdw") + "|proton")
-_GRE_TEXT = re.compile(r"vibe|flash|fl3d|fl2d|tfl|gre|spgr|lava|thrive|ffe|" + _word("s?t1" + _WEIGHTED))
-_POST_CONTRAST = re.compile(r"post|" + _word("gd") + r"|gad|contrast|kontrast|\+c|" + _word("ce"))
-_HIGH_B = re.compile(r"high|" + _word("hb") + r"|calc|b1[0-9]{3}|b2000|eadc|exp")
-_TT = re.compile(r"tt\s*=\s*([0-9]+(?:\.[0-9]+)?)\s*s")
+_POST_CONTRAST = re.compile(r"post|" + whole_word("gd") + r"|gad|contrast|kontrast|\+c|" + whole_word("ce"))
+_HIGH_B = re.compile(r"high|" + whole_word("hb") + r"|calc|b1[0-9]{3}|b2000|eadc|exp")
 
 
 # ----------------------------------------------------------------------------------------------- results
@@ -109,46 +92,6 @@ class Pick:
             names = ", ".join(s.label() for s, _ in self.lost[:6])
             lost = f"; lost: {names}" + (f" and {len(self.lost) - 6} more" if len(self.lost) > 6 else "")
         return f"{self.role:9s} {self.series.label()}{frame} — {self.rule}{lost}"
-
-
-@dataclasses.dataclass
-class DceSeries:
-    """One DCE acquisition: its frames in temporal order (each a series volume) and their times."""
-
-    frames: List[Tuple[SeriesInfo, Volume]]
-    times_s: Optional[List[float]]           # seconds from the first frame; None when the headers give no times
-    layout: str                              # "one series per time point" / "one series, N temporal positions"
-    time_source: str
-    curve: Optional[List[float]] = None      # mean intensity per frame (read when needed)
-    arrival_index: Optional[int] = None      # first frame after contrast arrival
-
-    @property
-    def series(self) -> List[SeriesInfo]:
-        seen: Dict[str, SeriesInfo] = {}
-        for s, _ in self.frames:
-            seen.setdefault(s.uid, s)
-        return list(seen.values())
-
-    def label(self) -> str:
-        first = self.frames[0][0]
-        if len(self.series) == 1:
-            return f"{first.label()} ({len(self.frames)} temporal positions)"
-        last = self.frames[-1][0]
-        return f"{first.label()} … {last.label()} ({len(self.frames)} series, one per time point)"
-
-    @property
-    def arrival_time_s(self) -> Optional[float]:
-        """Contrast arrival: the time of the last frame before it (the end of the baseline)."""
-        if self.arrival_index is None or self.arrival_index < 1 or self.times_s is None:
-            return None  # arrival at frame 0 (e.g. a first frame brighter than the rest): no frame before it
-        return self.times_s[self.arrival_index - 1]
-
-    def to_dict(self) -> dict:
-        return {"layout": self.layout, "frames": len(self.frames), "time_source": self.time_source,
-                "times_s": None if self.times_s is None else [round(t, 2) for t in self.times_s],
-                "series_numbers": [s.number for s in self.series],
-                "arrival_frame_index": self.arrival_index, "arrival_time_s": self.arrival_time_s,
-                "mean_curve": None if self.curve is None else [round(float(v), 4) for v in self.curve]}
 
 
 @dataclasses.dataclass
@@ -201,161 +144,14 @@ class StudyPicks:
 
 # ----------------------------------------------------------------------------------------------- series facts
 
-def is_single_volume(s: SeriesInfo) -> bool:
-    """One image per slice position (not several time points, b-values or echoes stacked in the series)."""
-    return s.num_positions == s.num_files
-
-
-def is_localizer(s: SeriesInfo) -> bool:
-    """A localizer/scout (by name), a series mixing slice planes, or too few slices to be a volume."""
-    return bool(_LOCALIZER.search(s.text)) or s.orientation == "mixed" or s.num_positions < 3
-
-
-def is_diffusion(s: SeriesInfo) -> bool:
-    """DWI and its derived maps (ADC, TRACEW, FA, calculated b-values): :attr:`SeriesInfo.diffusion`."""
-    return s.diffusion
-
-
-def is_dynamic(s: SeriesInfo) -> bool:
-    """A dynamic (DCE) acquisition: by name or sequence, or several temporal positions in the series."""
-    if is_diffusion(s) or is_localizer(s):
-        return False
-    return s.named_dynamic or len(s.volumes()) > 1
-
-
-def is_adc(s: SeriesInfo) -> bool:
-    """An ADC map: ImageType ADC, or "ADC" in the name without FA/TRACEW/exponential image types."""
-    types = set(s.image_type)
-    if "ADC" in types:
-        return True
-    return bool(_ADC_TEXT.search(s.text)) and not ({"FA", "TRACEW", "EADC", "EXP"} & types) and \
-        not re.search(_word("fa") + "|eadc|exp", s.text)
-
-
-def is_t2w(s: SeriesInfo) -> bool:
-    """A T2-weighted turbo spin echo (by name or sequence; long TE when the TE is given)."""
-    if is_localizer(s) or is_diffusion(s) or is_dynamic(s) or s.modality not in ("MR", ""):
-        return False
-    if not (_T2_TEXT.search(s.text) or _TSE_SEQUENCE.search(s.sequence_name)):
-        return False
-    return s.echo_time is None or s.echo_time >= T2W_MIN_TE_MS
-
-
-def is_pd_named(s: SeriesInfo) -> bool:
-    """A proton-density series named so (e.g. ``tfl3d PD ref``, ``vibe_2deg_PD``)."""
-    return bool(_PD_TEXT.search(s.text)) and not (is_localizer(s) or is_diffusion(s) or is_dynamic(s))
-
-
-def is_gradient_echo_t1(s: SeriesInfo) -> bool:
-    """A (3D) spoiled gradient echo with a flip angle: the VIBE/FLASH family used for T1 mapping and T1-pre."""
-    if s.flip_angle is None or is_localizer(s) or is_diffusion(s) or is_dynamic(s) or _T2_TEXT.search(s.text):
-        return False
-    return bool(_GRE_TEXT.search(s.text) or _GRE_TEXT.search(s.sequence_name.lower()))
-
-
 def is_post_contrast(s: SeriesInfo, dce: Optional[DceSeries]) -> bool:
     """Named post-contrast, or acquired after the DCE series started."""
-    if _POST_CONTRAST.search(s.text) and not re.search(_word("pre"), s.text):
+    if _POST_CONTRAST.search(s.text) and not re.search(whole_word("pre"), s.text):
         return True
     if dce is not None and s.series_time_s is not None:
         starts = [f.series_time_s for f in dce.series if f.series_time_s is not None]
         return bool(starts) and s.series_time_s > min(starts)
     return False
-
-
-# ----------------------------------------------------------------------------------------------- DCE
-
-def find_dce_series(study: Study) -> List[DceSeries]:
-    """The DCE acquisitions of the study, the one with most frames first.
-
-    A dynamic series with several temporal positions is one acquisition; single-volume dynamic series of the same
-    protocol, sequence and geometry (one series per time point) are grouped into one. Fewer than 3 frames is
-    not a DCE acquisition."""
-    found: List[DceSeries] = []
-    groups: Dict[tuple, List[SeriesInfo]] = {}
-    for s in study.series:
-        if not is_dynamic(s):
-            continue
-        volumes = s.volumes()
-        if len(volumes) > 1:
-            if len(volumes) >= DCE_MIN_FRAMES:
-                times = [v.time_s for v in volumes]
-                known = all(t is not None for t in times)
-                found.append(DceSeries([(s, v) for v in volumes], times if known else None,
-                                       f"one series, {len(volumes)} temporal positions",
-                                       "TriggerTime/AcquisitionTime/ContentTime" if known
-                                       else volumes[0].ordered_by or "none"))
-            continue
-        key = (_TT.sub("", s.description.lower()).strip(" _-"), s.sequence_name, s.orientation, s.rows, s.columns,
-               s.num_positions)
-        groups.setdefault(key, []).append(s)
-    for members in groups.values():
-        if len(members) >= DCE_MIN_FRAMES:
-            found.append(_per_time_point(members))
-    found.sort(key=lambda d: (-len(d.frames), d.frames[0][0].orientation != "axial", d.frames[0][0].number or 0))
-    return found
-
-
-def _per_time_point(members: List[SeriesInfo]) -> DceSeries:
-    """Frames from one series per time point, ordered by the time in the description (Siemens ``TT=8.0s``),
-    TriggerTime, AcquisitionTime or ContentTime, whichever every series has (else by series number)."""
-    def first_file(s, key):
-        values = [getattr(f, key) for f in s.files if getattr(f, key) is not None]
-        return min(values) if values else None
-
-    sources = (("TT= in the description", lambda s: _tt(s.description)),
-               ("TriggerTime", lambda s: None if first_file(s, "trigger_time_ms") is None
-                else first_file(s, "trigger_time_ms") / 1000.0),
-               ("AcquisitionTime", lambda s: first_file(s, "acquisition_time_s")),
-               ("ContentTime", lambda s: first_file(s, "content_time_s")))
-    for source, get in sources:
-        values = [get(s) for s in members]
-        if all(v is not None for v in values) and len(set(values)) == len(values):
-            order = np.argsort(values, kind="stable")
-            members = [members[i] for i in order]
-            start = values[order[0]]
-            times = [values[i] - start for i in order]
-            return DceSeries([(s, s.volumes()[0]) for s in members], times, "one series per time point", source)
-    members = sorted(members, key=lambda s: (s.number or 0, s.uid))
-    return DceSeries([(s, s.volumes()[0]) for s in members], None, "one series per time point",
-                     "series number (no times in the headers)")
-
-
-def _tt(description: str) -> Optional[float]:
-    match = _TT.search(description.lower())
-    return float(match.group(1)) if match else None
-
-
-def find_arrival(dce: DceSeries, read: Callable[[Volume, str], sitk.Image]) -> DceSeries:
-    """Fill ``dce.curve`` (mean intensity of every frame) and ``dce.arrival_index`` (the first frame whose mean
-    rose above the first frame's by more than 5 % of the peak enhancement). Reads every frame's pixel data."""
-    if dce.curve is None:
-        curve = []
-        for index, (series, volume) in enumerate(dce.frames):
-            image = read(volume, f"DCE frame {index} {series.label()}")
-            curve.append(float(np.mean(sitk.GetArrayViewFromImage(image), dtype=np.float64)))
-        dce.curve = curve
-        dce.arrival_index = arrival_index(curve)
-    return dce
-
-
-def arrival_index(curve: Sequence[float]) -> Optional[int]:
-    """The first frame after contrast arrival on a mean DCE curve, or None when it shows no enhancement.
-
-    Coarse step: the first frame above the first frame's value by 5 % of the peak rise. The frames before it are
-    the baseline (median, noise from the median absolute deviation); arrival is the first frame above that
-    baseline by more than 5 × noise and 0.5 % of the rise: the first arrival frame often holds only a few percent
-    of the enhancement, and the frame before it must be free of contrast (it is the T1-pre candidate)."""
-    values = np.asarray(curve, dtype=np.float64)
-    rise = values.max() - values[0]
-    if not rise > MIN_ENHANCEMENT * abs(values[0]):
-        return None
-    coarse = int(np.nonzero(values - values[0] > ARRIVAL_FRACTION * rise)[0][0])
-    baseline = values[:coarse]
-    level = np.median(baseline)
-    noise = 1.4826 * np.median(np.abs(baseline - level))
-    threshold = max(5.0 * noise, ONSET_FRACTION * rise)
-    return int(np.nonzero(values[:coarse + 1] - level > threshold)[0][0]) if coarse > 0 else coarse
 
 
 # ----------------------------------------------------------------------------------------------- picking

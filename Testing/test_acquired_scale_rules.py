@@ -96,7 +96,8 @@ class _Series:
 
 def test_a_dce_whose_only_pre_contrast_frame_is_its_first_gives_that_frame():
     """Contrast arriving at the second frame leaves frame 0 as the one clean frame: it is the baseline, not 'none'."""
-    from DCEDiffLib.study_roles import DceSeries, _dce_baseline
+    from DCEDiffLib.dce_series import DceSeries
+    from DCEDiffLib.study_roles import _dce_baseline
 
     series = _Series("1.2.3")
     means = [100.0, 160.0, 220.0, 260.0, 280.0, 290.0]
@@ -185,7 +186,8 @@ def test_a_first_frame_brighter_than_the_baseline_is_no_arrival_time_and_no_t1pr
     (index −1 would be the last, most enhanced frame)."""
     import types
 
-    from DCEDiffLib.study_roles import DceSeries, _t1_from_dce, arrival_index
+    from DCEDiffLib.dce_series import DceSeries, arrival_index
+    from DCEDiffLib.study_roles import _t1_from_dce
 
     curve = [110.0, 100.0, 100.0, 100.0, 100.0, 200.0, 300.0]
     assert arrival_index(curve) == 0

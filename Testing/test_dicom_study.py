@@ -22,7 +22,8 @@ from DCEDiffLib.dicom_study import read_study_volume, scan_folder, scan_study
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.phantom.generator import generate_case
 from DCEDiffLib.phantom.study_export import write_phantom_study
-from DCEDiffLib.study_roles import arrival_index, parse_series_overrides, pick_roles
+from DCEDiffLib.dce_series import arrival_index
+from DCEDiffLib.study_roles import parse_series_overrides, pick_roles
 
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "prostatex-studies"
 HAVE_REAL = (REAL / "ProstateX-0000").is_dir()
@@ -204,7 +205,7 @@ def test_a_phantom_case_written_as_dicom_is_read_as_a_study(case, tmp_path):
 def test_t2w_names_of_several_vendors(description, t2w):
     """A long-TE turbo spin echo is T2W by any of the usual names (Siemens, Philips, GE, Canon); T2* and T2
     maps are not."""
-    from DCEDiffLib.study_roles import is_t2w
+    from DCEDiffLib.series_kinds import is_t2w
 
     series = dataclasses.replace(fake_series(20, description, 19), sequence_name="", flip_angle=None,
                                  echo_time=104.0)
@@ -216,7 +217,7 @@ def test_t2w_names_of_several_vendors(description, t2w):
     ("t2_tse_tra", False), ("T1rho", False)])
 def test_t1_gradient_echo_names_of_several_vendors(description, t1):
     """A spoiled gradient echo with a flip angle is a T1-pre candidate by the usual names, "T1W" included."""
-    from DCEDiffLib.study_roles import is_gradient_echo_t1
+    from DCEDiffLib.series_kinds import is_gradient_echo_t1
 
     series = dataclasses.replace(fake_series(21, description, 19), sequence_name="")
     assert is_gradient_echo_t1(series) is t1
@@ -227,7 +228,7 @@ def test_t1_gradient_echo_names_of_several_vendors(description, t1):
     ("ep2d_diff_tra_EADC", False), ("ep2d_diff_tra_FA", False), ("ep2d_diff_tra_TRACEW", False)])
 def test_adc_names_of_several_vendors(description, adc):
     """Without ImageType ADC, an ADC map is found by its name as Siemens, Philips and GE write it."""
-    from DCEDiffLib.study_roles import is_adc
+    from DCEDiffLib.series_kinds import is_adc
 
     series = dataclasses.replace(fake_series(22, description, 19), sequence_name="", image_type=("DERIVED",))
     assert is_adc(series) is adc
@@ -273,7 +274,7 @@ def fake_series(number, description, positions, *, tp=None, trigger_ms=None, acq
 
 def test_dce_order_without_temporal_position_or_tt():
     from DCEDiffLib.dicom_study import Study
-    from DCEDiffLib.study_roles import find_dce_series
+    from DCEDiffLib.dce_series import find_dce_series
 
     # one series, frames told apart by TriggerTime only (no TemporalPositionIdentifier)
     one = fake_series(30, "t1_dyn", 4, trigger_ms=[12000.0, 0.0, 24000.0, 6000.0, 18000.0])
@@ -289,7 +290,7 @@ def test_dce_order_without_temporal_position_or_tt():
 
 def test_a_dynamic_series_without_time_tags_is_split_by_instance_number():
     from DCEDiffLib.dicom_study import Study
-    from DCEDiffLib.study_roles import find_dce_series
+    from DCEDiffLib.dce_series import find_dce_series
 
     # an anonymiser blanked every time tag: 5 frames × 4 positions, told apart by InstanceNumber only, numbered
     # slice by slice within each frame (time-major, as Siemens numbers a TWIST series) and listed shuffled

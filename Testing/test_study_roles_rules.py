@@ -37,7 +37,7 @@ def test_per_time_point_times_count_from_the_earliest_frame_whatever_the_series_
     """DceSeries.times_s are 'seconds from the first frame'. Series numbered out of acquisition order (here the
     lowest-numbered series is the third frame) must still give times 0, 5, 10, 15, 20 in frame order; times
     relative to the lowest-numbered series would start at -10 s."""
-    from DCEDiffLib.study_roles import find_dce_series
+    from DCEDiffLib.dce_series import find_dce_series
 
     frames = per_time_point_dce(40, [36010.0, 36000.0, 36020.0, 36005.0, 36015.0])
     (dce,) = find_dce_series(Study("/none", "1.2", "P", "20000101", frames))
@@ -50,7 +50,8 @@ def test_a_gradient_echo_acquired_between_dce_frames_is_post_contrast():
     """is_post_contrast: 'acquired after the DCE series started'. With the DCE stored one series per time point,
     a VIBE acquired between the 2nd and 3rd frame is after the start (contrast is in the patient) and must not be
     taken as T1-pre; one acquired before the first frame is pre-contrast."""
-    from DCEDiffLib.study_roles import find_dce_series, is_post_contrast
+    from DCEDiffLib.dce_series import find_dce_series
+    from DCEDiffLib.study_roles import is_post_contrast
 
     frames = per_time_point_dce(20, [1000.0, 1010.0, 1020.0, 1030.0, 1040.0])
     during = header_series(30, "fl3d_vibe_tra", acq_s=[1015.0], flip=15.0)
@@ -65,7 +66,7 @@ def test_a_noise_blip_on_the_baseline_is_not_the_contrast_arrival():
     jumps by 40 at frame 6. A +2 fluctuation at frame 1 is noise (far below 5 noise levels), so arrival is frame 6
     and frame 5 is the last pre-contrast frame; taking frame 1 would make frame 0 the T1-pre and call frames 1-5
     'after arrival'."""
-    from DCEDiffLib.study_roles import arrival_index
+    from DCEDiffLib.dce_series import arrival_index
 
     curve = [100.0, 102.0, 98.0, 101.0, 99.0, 103.0, 140.0, 180.0, 200.0]
     assert arrival_index(curve) == 6

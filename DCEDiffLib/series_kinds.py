@@ -1,0 +1,78 @@
+"""What kind of series a DICOM series is, from its header: localizer, diffusion (and ADC), dynamic, T2-weighted
+TSE, PD-named, T1 gradient echo. Facts about one series; which series plays which role is
+:mod:`DCEDiffLib.study_roles`' business."""
+
+from __future__ import annotations
+
+import re
+
+from DCEDiffLib.dicom_study import SeriesInfo
+
+T2W_MIN_TE_MS = 60.0        # T2 weighting needs a long echo time (PD/T1 TSE have short ones)
+
+
+def whole_word(pattern: str) -> str:
+    """``pattern`` not glued to other letters ("_adc" and "adc map" match, "radcliffe" does not)."""
+    return rf"(?<![a-z]){pattern}(?![a-z])"
+
+
+_LOCALIZER = re.compile(r"locali[sz]er|scout|survey|" + whole_word("loc") + "|" + whole_word("aa[a-z]*scout"))
+# an ADC map by name: "ADC", Philips' "dADC", GE's "Apparent Diffusion Coefficient"
+_ADC_TEXT = re.compile(whole_word("d?adc") + "|apparent diffusion")
+# "T2W"/"T2WI"/"sT2W" (Philips, Canon, many sites) name a T2-weighted series as "t2" does; T2*, T2 maps do not.
+_WEIGHTED = r"(?:wi?|-w)?"
+_T2_TEXT = re.compile(r"(?<![a-z0-9])s?t2" + _WEIGHTED + r"(?![a-z0-9*]|_?star|_?map|\s?\*)")
+_TSE_SEQUENCE = re.compile(r"tse|fse|ts2d|ts3d|spc|space|cube|haste|h2d", re.IGNORECASE)
+_PD_TEXT = re.compile(whole_word("pd") + "|" + whole_word("pdw") + "|proton")
+_GRE_TEXT = re.compile(r"vibe|flash|fl3d|fl2d|tfl|gre|spgr|lava|thrive|ffe|" + whole_word("s?t1" + _WEIGHTED))
+
+def is_single_volume(s: SeriesInfo) -> bool:
+    """One image per slice position (not several time points, b-values or echoes stacked in the series)."""
+    return s.num_positions == s.num_files
+
+
+def is_localizer(s: SeriesInfo) -> bool:
+    """A localizer/scout (by name), a series mixing slice planes, or too few slices to be a volume."""
+    return bool(_LOCALIZER.search(s.text)) or s.orientation == "mixed" or s.num_positions < 3
+
+
+def is_diffusion(s: SeriesInfo) -> bool:
+    """DWI and its derived maps (ADC, TRACEW, FA, calculated b-values): :attr:`SeriesInfo.diffusion`."""
+    return s.diffusion
+
+
+def is_dynamic(s: SeriesInfo) -> bool:
+    """A dynamic (DCE) acquisition: by name or sequence, or several temporal positions in the series."""
+    if is_diffusion(s) or is_localizer(s):
+        return False
+    return s.named_dynamic or len(s.volumes()) > 1
+
+
+def is_adc(s: SeriesInfo) -> bool:
+    """An ADC map: ImageType ADC, or "ADC" in the name without FA/TRACEW/exponential image types."""
+    types = set(s.image_type)
+    if "ADC" in types:
+        return True
+    return bool(_ADC_TEXT.search(s.text)) and not ({"FA", "TRACEW", "EADC", "EXP"} & types) and \
+        not re.search(whole_word("fa") + "|eadc|exp", s.text)
+
+
+def is_t2w(s: SeriesInfo) -> bool:
+    """A T2-weighted turbo spin echo (by name or sequence; long TE when the TE is given)."""
+    if is_localizer(s) or is_diffusion(s) or is_dynamic(s) or s.modality not in ("MR", ""):
+        return False
+    if not (_T2_TEXT.search(s.text) or _TSE_SEQUENCE.search(s.sequence_name)):
+        return False
+    return s.echo_time is None or s.echo_time >= T2W_MIN_TE_MS
+
+
+def is_pd_named(s: SeriesInfo) -> bool:
+    """A proton-density series named so (e.g. ``tfl3d PD ref``, ``vibe_2deg_PD``)."""
+    return bool(_PD_TEXT.search(s.text)) and not (is_localizer(s) or is_diffusion(s) or is_dynamic(s))
+
+
+def is_gradient_echo_t1(s: SeriesInfo) -> bool:
+    """A (3D) spoiled gradient echo with a flip angle: the VIBE/FLASH family used for T1 mapping and T1-pre."""
+    if s.flip_angle is None or is_localizer(s) or is_diffusion(s) or is_dynamic(s) or _T2_TEXT.search(s.text):
+        return False
+    return bool(_GRE_TEXT.search(s.text) or _GRE_TEXT.search(s.sequence_name.lower()))
