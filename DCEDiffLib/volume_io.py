@@ -69,7 +69,9 @@ def validate_volume(image: sitk.Image, name: str = "input", expect_3d: bool = Tr
         raise InputError(f"{name}: has invalid voxel spacing {tuple(spacing)}; expected positive millimetres")
     dim = image.GetDimension()
     direction = np.asarray(image.GetDirection(), dtype=float).reshape(dim, dim)
-    if not np.all(np.isfinite(direction)) or abs(abs(np.linalg.det(direction)) - 1.0) > 1e-3:
+    # orthonormal, not only |det| = 1: a stretched or sheared matrix of determinant 1 (kept by ITK's MHA reader and
+    # by images handed over in memory) would give the working grid voxels of other sizes than its spacing says
+    if not np.all(np.isfinite(direction)) or not np.allclose(direction.T @ direction, np.eye(dim), atol=1e-3):
         raise InputError(f"{name}: has an invalid orientation (direction matrix not orthonormal); "
                          "expected a volume with valid geometry")
     if image.GetPixelID() in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
