@@ -67,6 +67,9 @@ def _terminate_as_interrupt() -> None:
 # what torch, oneDNN and numpy say when an allocation fails (they raise RuntimeError, not MemoryError)
 _OUT_OF_MEMORY_TEXT = ("can't allocate memory", "could not create a primitive", "defaultcpuallocator",
                        "out of memory", "cannot allocate memory")
+# what the dynamic loader says when a library cannot be mapped under a memory limit (ulimit -v, a batch system's
+# h_vmem): importing torch then fails with an ImportError
+_LIBRARY_MAP_TEXT = ("failed to map segment from shared object", "cannot allocate memory")
 
 
 def resource_failure_words(exc: BaseException) -> Optional[str]:
@@ -76,7 +79,8 @@ def resource_failure_words(exc: BaseException) -> Optional[str]:
 
     text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError)
-                                        and any(t in str(exc).lower() for t in _OUT_OF_MEMORY_TEXT)):
+                                        and any(t in str(exc).lower() for t in _OUT_OF_MEMORY_TEXT)) or \
+            (isinstance(exc, ImportError) and any(t in str(exc).lower() for t in _LIBRARY_MAP_TEXT)):
         return (f"out of memory ({text[:200]}); expected about 2 GB free for a synthesis (more for training and "
                 "evaluation): close other programs or use a machine with more memory")
     if isinstance(exc, OSError):

@@ -126,10 +126,13 @@ def provenance_descrip(provenance: dict, limit: int = 79, warning: Optional[str]
     return (head + model + tail)[:limit]
 
 
-def check_options(sampler: object, steps: object, samples: object, seed: object) -> None:
-    """Refuse a sampler, step count, sample count or seed that cannot be used, before any slow work."""
+def check_options(sampler: object, steps: object, samples: object, seed: object, warm_start: object = "auto") -> None:
+    """Refuse a sampler, step count, sample count, seed or warm start that cannot be used, before any slow work."""
     if sampler not in defaults.SAMPLERS:
         raise InputError(f"--sampler {sampler!r}: expected one of {', '.join(defaults.SAMPLERS)}")
+    from DCEDiffLib.diffusion.synthesis import resolve_warm_start
+
+    resolve_warm_start(str(sampler), warm_start)  # 'auto', 'none' or a level in (0, 1); the level itself comes later
     for name, value, low in (("steps", steps, 1), ("samples", samples, 1), ("seed", seed, 0)):
         if value is None and name == "steps":
             continue  # the model's own count
@@ -168,7 +171,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     from DCEDiffLib.t1pre_level import rescale_low_t1pre
     from DCEDiffLib.target_scale import target_norm_params
 
-    check_options(sampler, steps, samples, seed)
+    check_options(sampler, steps, samples, seed, warm_start)
     check_required_inputs(inputs, optional=OPTIONAL_INPUTS)  # T2W, ADC, T1-pre always; before the model loads
     choice = choose_precision(precision, resolve_device(device).type)  # a bad value fails before any slow work
     if choice.warning:

@@ -113,7 +113,8 @@ def _check_spacing(image: sitk.Image, key: str) -> None:
     spacing = np.asarray(image.GetSpacing(), dtype=float)
     low, high = SPACING_RANGE_MM
     if np.any(spacing < low) or np.any(spacing > high):
-        raise InputError(f"{_name(key)}: voxel spacing {tuple(round(s, 4) for s in spacing)} mm is outside "
+        shown = tuple(round(float(s), 4) for s in spacing)  # plain floats: numpy 2 would print np.float64(...)
+        raise InputError(f"{_name(key)}: voxel spacing {shown} mm is outside "
                          f"{low:g}–{high:g} mm; expected an MR volume with plausible voxel sizes (check the "
                          "file's header units)")
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -129,11 +130,29 @@ class StudyPicks:
         DCE's pre-contrast frame (:attr:`baseline`) under ``dce_baseline`` where there is one."""
         read = read or read_study_volume
         images = {role: read(pick.volume, f"{ROLE_NAMES[role]} {pick.series.label()}")
-                  for role, pick in self.picks.items()}
+                  for role, pick in self.picks.items()}  # a slice dropped inside a stack: a gap, said there
+        self.refuse_damaged_files()  # one dropped at either end of a stack
         baseline = self.load_baseline(read)
         if baseline is not None:
             images[ACQUIRED_BASELINE] = baseline
         return images
+
+    def refuse_damaged_files(self) -> None:
+        """:class:`InputError` when a file the study scan skipped as unreadable but that starts like DICOM lies in
+        the folder of a chosen series: likely one of its slices, truncated or corrupt, which the series would be
+        read without (unnoticed at either end of the stack)."""
+        from DCEDiffLib.volume_io import looks_like_dicom
+
+        for role, pick in self.picks.items():
+            folders = set(pick.series.folders)
+            damaged = [path for path, _ in self.study.skipped
+                       if str(Path(path).parent) in folders and looks_like_dicom(Path(path))]
+            if damaged:
+                raise InputError(f"{ROLE_NAMES[role]} {pick.series.label()}: {len(damaged)} DICOM file(s) in its "
+                                 f"folder cannot be read (truncated or corrupt): {', '.join(damaged[:3])}"
+                                 f"{', …' if len(damaged) > 3 else ''}; the series would be read without them, a "
+                                 "slice short; expected every file of the series readable (restore the file, or "
+                                 "remove it if it does not belong to the series)")
 
     def load_baseline(self, read: Optional[Callable[[Volume, str], sitk.Image]] = None) -> Optional[sitk.Image]:
         """The DCE's own pre-contrast frame (:attr:`baseline`) as a float32 image, or None when there is none."""
@@ -490,9 +509,9 @@ def _pick_dce_frames(dce: DceSeries, dce_all: List[DceSeries], picks: Dict[str, 
         if wanted is None:
             index, rule = default_index, default_rule
         else:
-            if wanted < 0:
+            if not np.isfinite(wanted) or wanted < 0:  # NaN and inf would pick frame 0, a pre-contrast frame
                 raise InputError(f"--{role.replace('dce_', '')}-time {wanted:g}: expected seconds after contrast "
-                                 "arrival (≥ 0)")
+                                 "arrival (a finite number ≥ 0)")
             after = np.asarray(dce.times_s) - arrival
             index = int(np.argmin(np.abs(after - wanted)))
             rule = (f"DCE frame closest to {wanted:g} s after contrast arrival (arrival at t={arrival:.1f} s on the "

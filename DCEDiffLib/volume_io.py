@@ -66,7 +66,8 @@ def validate_volume(image: sitk.Image, name: str = "input", expect_3d: bool = Tr
                              "expected a single 3D volume")
     spacing = np.asarray(image.GetSpacing(), dtype=float)
     if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
-        raise InputError(f"{name}: has invalid voxel spacing {tuple(spacing)}; expected positive millimetres")
+        raise InputError(f"{name}: has invalid voxel spacing {tuple(float(s) for s in spacing)}; expected positive "
+                         "millimetres")
     dim = image.GetDimension()
     direction = np.asarray(image.GetDirection(), dtype=float).reshape(dim, dim)
     # orthonormal, not only |det| = 1: a stretched or sheared matrix of determinant 1 (kept by ITK's MHA reader and
@@ -200,6 +201,35 @@ def _unread_files_hint(folder: Path, series_files: List[str]) -> str:
             f"{', '.join(unread[:3])}{', …' if len(unread) > 3 else ''}")
 
 
+def looks_like_dicom(path: Path) -> bool:
+    """Whether a file starts like a DICOM Part 10 file (the "DICM" magic after its 128-byte preamble)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+def damaged_dicom_files(folder: Path, taken) -> List[str]:
+    """The files of ``folder`` (not its sub-folders, hidden files left out) that start like DICOM but that GDCM
+    cannot read, other than ``taken``: a truncated or corrupt slice, which GDCM drops without a word. A slice
+    dropped at either end of a stack leaves regular spacing behind, so no gap check notices it."""
+    taken = {Path(f).name for f in taken}
+    return sorted(p.name for p in Path(folder).iterdir()
+                  if p.is_file() and p.name not in taken and not p.name.startswith(".")
+                  and looks_like_dicom(p) and read_header(p) is None)
+
+
+def refuse_damaged_dicom(folder: Path, taken, name: str) -> None:
+    """:class:`InputError` naming the damaged DICOM files of ``folder`` (see :func:`damaged_dicom_files`)."""
+    damaged = damaged_dicom_files(folder, taken)
+    if damaged:
+        raise InputError(f"{name}: {len(damaged)} DICOM file(s) in {folder} cannot be read (truncated or corrupt): "
+                         f"{', '.join(damaged[:3])}{', …' if len(damaged) > 3 else ''}; the series would be read "
+                         "without them, a slice short; expected every file of the series readable (restore the "
+                         "file, or remove it if it does not belong to the series)")
+
+
 def list_dicom_series(folder) -> List[Dict[str, object]]:
     """The DICOM series in ``folder`` (not its sub-folders): one dict per series with ``series_uid``,
     ``description``, ``number``, ``modality``, ``num_files`` and ``files`` (sorted as GDCM returns them)."""
@@ -264,7 +294,8 @@ def read_dicom_series(folder, series_uid: Optional[str] = None, name: str = "inp
                          "study (dcediff synthesize --study FOLDER --series ROLE=NUMBER)")
     else:
         chosen = series
-    image = read_slice_stack(chosen[0]["files"], folder, name)
+    image = read_slice_stack(chosen[0]["files"], folder, name)  # a slice dropped inside the stack: a gap, said there
+    refuse_damaged_dicom(folder, [f for s in series for f in s["files"]], name)  # one dropped at either end
     validate_volume(image, f"{name} ({folder})", expect_3d=True, allow_constant=allow_constant)
     return _without_subnormal_geometry(as_float32(image))
 

@@ -6,6 +6,7 @@ keeps sampler, steps and seed within 79 characters whatever the warnings, and a 
 import errno
 import json
 
+import pytest
 import SimpleITK as sitk
 
 from DCEDiffLib.cli import build_parser, main, resource_failure_words
@@ -22,6 +23,26 @@ def test_an_operation_not_permitted_is_a_permission_error_line_too():
     words = resource_failure_words(PermissionError(errno.EPERM, "Operation not permitted", "/mnt/out"))
     assert words is not None
     assert words.startswith("permission denied (/mnt/out)") and "Operation not permitted" in words
+
+
+def test_a_library_that_cannot_be_mapped_under_a_memory_limit_is_out_of_memory():
+    """Under `ulimit -v` (a batch system's h_vmem) importing torch fails with an ImportError from the loader: said
+    as out of memory, one line; another ImportError stays what it is (a traceback)."""
+    words = resource_failure_words(ImportError("libtorch_cpu.so: failed to map segment from shared object"))
+    assert words is not None and words.startswith("out of memory") and "libtorch_cpu.so" in words
+    assert resource_failure_words(ImportError("No module named 'torch'")) is None
+
+
+def test_a_bad_warm_start_is_refused_before_any_slow_work():
+    """pipeline.check_options refuses what cannot be used 'before any slow work' — the warm start too."""
+    from DCEDiffLib.errors import InputError
+    from DCEDiffLib.pipeline import check_options
+
+    for bad in ("foo", "2", "-0.5"):
+        with pytest.raises(InputError, match="warm start"):
+            check_options("dpmpp", 5, 1, 0, bad)
+    for good in ("auto", "none", "0.5"):
+        check_options("dpmpp", 5, 1, 0, good)
 
 
 def test_the_demo_averages_as_many_samples_as_synthesize_by_default():

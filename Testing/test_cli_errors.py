@@ -212,6 +212,14 @@ def test_labels_without_acquired_dce_say_what_they_still_do(tmp_path, capsys):
                                                      dce_late=SAMPLE_CASE_DIR / "dce_late.nii.gz"))
     collect_inputs(args)
     assert capsys.readouterr().err == ""
+    # with the acquired DCE but no legend beside the T2W: the region metrics stay empty, said on the console too
+    args = build_parser().parse_args(synthesize_args(tmp_path / "out", t2w=lone / "t2w.nii.gz",
+                                                     labels=SAMPLE_CASE_DIR / "labels.nii.gz",
+                                                     dce_early=SAMPLE_CASE_DIR / "dce_early.nii.gz",
+                                                     dce_late=SAMPLE_CASE_DIR / "dce_late.nii.gz"))
+    collect_inputs(args)
+    err = capsys.readouterr().err
+    assert "--labels has no legend" in err and "prostate and lesion metrics stay empty" in err
 
 
 def test_registration_is_reported_in_words_with_one_size_per_correction():
@@ -405,7 +413,6 @@ def test_evaluate_subset_validation_scores_the_validation_cases(tmp_path):
     """`dcediff evaluate --split S --subset validation` scores 'which cases of split_path to score': the validation
     cases, never the test cases (those are for the final numbers, once)."""
     import shutil
-    import sys
 
     from DCEDiffLib.cli import main
     from DCEDiffLib.model_registry import SAMPLE_CASE_DIR

@@ -18,11 +18,11 @@ import pytest
 import SimpleITK as sitk
 
 from DCEDiffLib.cli import main
+from DCEDiffLib.dce_series import arrival_index
 from DCEDiffLib.dicom_study import read_study_volume, scan_folder, scan_study
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.phantom.generator import generate_case
 from DCEDiffLib.phantom.study_export import write_phantom_study
-from DCEDiffLib.dce_series import arrival_index
 from DCEDiffLib.study_roles import parse_series_overrides, pick_roles
 
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "prostatex-studies"
@@ -161,6 +161,11 @@ def test_early_and_late_time_choose_frames_after_the_arrival(mixed_study):
     assert "60 s after contrast arrival" in picks["dce_early"].rule
     with pytest.raises(InputError, match="expected seconds after contrast arrival"):
         pick_roles(scan_study(root), early_time=-5.0)
+    for wanted in (float("nan"), float("inf")):  # would pick frame 0, before the arrival, without a word
+        with pytest.raises(InputError, match="a finite number"):
+            pick_roles(scan_study(root), early_time=wanted)
+        with pytest.raises(InputError, match="--late-time"):
+            pick_roles(scan_study(root), late_time=wanted)
 
 
 def test_arrival_on_a_mean_curve():
@@ -391,6 +396,42 @@ def test_corrupt_and_foreign_files_are_skipped_with_a_warning(case, tmp_path):
     assert "broken.dcm" in messages[0] and "notes.txt" in messages[0]
     picks = pick_roles(study).picks
     assert picks["t2w"].series.number == expected["t2w"]
+
+
+def _slices_in_order(folder: Path):
+    """The DICOM files of a series folder sorted along the slice normal (by ImagePositionPatient)."""
+    def along_normal(path):
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        rows = np.array([float(v) for v in reader.GetMetaData("0020|0037").split("\\")]).reshape(2, 3)
+        return np.array([float(v) for v in reader.GetMetaData("0020|0032").split("\\")]) @ np.cross(*rows)
+    return sorted(folder.glob("*.dcm"), key=along_normal)
+
+
+def test_a_damaged_first_or_last_slice_is_named_not_read_around(case, tmp_path):
+    """A truncated slice file at either end of a stack leaves no gap for the spacing check: GDCM drops it and the
+    series would be read a slice short. Through --study and through the series folder given as a file, the damaged
+    file is named; a slice left out on purpose (the file removed) reads as the shorter series it then is."""
+    from DCEDiffLib.volume_io import read_volume
+
+    root = tmp_path / "s"
+    expected = small_study(case, root, file_layout="tcia")
+    study = scan_study(root)
+    t2w = pick_roles(study).picks["t2w"]
+    assert t2w.series.number == expected["t2w"]
+    folder = Path(sorted(t2w.series.folders)[0])
+    slices = _slices_in_order(folder)
+    for victim in (slices[0], slices[-1]):
+        kept = victim.read_bytes()
+        victim.write_bytes(kept[:len(kept) // 2])
+        with pytest.raises(InputError, match=rf"T2W .*cannot be read \(truncated or corrupt\).*{victim.name}"):
+            pick_roles(scan_study(root, warn=lambda _: None)).load_inputs()
+        with pytest.raises(InputError, match=rf"cannot be read \(truncated or corrupt\): {victim.name}"):
+            read_volume(folder, name="T2W")
+        victim.write_bytes(kept)
+    slices[-1].unlink()
+    assert read_volume(folder, name="T2W").GetSize()[2] == len(slices) - 1
 
 
 def test_empty_or_missing_folder(tmp_path):

@@ -135,6 +135,22 @@ def _nan_weights(weights, card):
     edit_card(card, lambda c: c.update(weights_sha256=sha256_of(weights)))
 
 
+def _normalization_not_an_object(weights, card):
+    edit_card(card, lambda c: c.update(normalization="x"))
+
+
+def _another_target_range_factor(weights, card):  # the outputs would be mapped back with 3: every voxel off
+    edit_card(card, lambda c: c["normalization"].update(target_range_factor=0))
+
+
+def _statistics_not_an_object(weights, card):  # read only after registration: refused when the card loads
+    edit_card(card, lambda c: c.update(input_statistics="x"))
+
+
+def _flag_as_text(weights, card):  # "false" is true in Python: a yes/no field must be JSON true/false
+    edit_card(card, lambda c: c.update(t1pre_excess_added_back="false"))
+
+
 CASES = {
     "truncated": (_truncate, ["m.safetensors", "corrupt or truncated"]),
     "altered_tensor_sha256_mismatch": (_alter_tensor, ["m.safetensors", "SHA-256", "does not match"]),
@@ -150,6 +166,10 @@ CASES = {
     "card_not_json": (_card_not_json, ["m.json", "not valid JSON"]),
     "newer_format": (_newer_format, ["m.json", "format_version 99"]),
     "nan_weights": (_nan_weights, ["m.safetensors", "NaN or Inf"]),
+    "normalization_not_an_object": (_normalization_not_an_object, ["m.json", "normalization 'x'", "an object"]),
+    "another_target_range_factor": (_another_target_range_factor, ["m.json", "target_range_factor 0", "expected 3"]),
+    "statistics_not_an_object": (_statistics_not_an_object, ["m.json", "input_statistics 'x'"]),
+    "flag_as_text": (_flag_as_text, ["m.json", "t1pre_excess_added_back 'false'", "true or false"]),
 }
 
 

@@ -100,6 +100,22 @@ def test_a_truncated_slice_file_is_named_where_the_series_misses_a_slice(tmp_pat
 
 
 @needs_data
+def test_a_truncated_slice_file_at_the_end_of_the_stack_is_refused(tmp_path):
+    """A truncated first or last slice leaves no gap: the folder's damaged DICOM file is named, not read around."""
+    folder = tmp_path / "t2w"
+    shutil.copytree(DATA / "ProstateX-0000" / EXAMS["ProstateX-0000"][0], folder)
+    files = sorted(folder.glob("*.dcm"), key=lambda f: _floats(_header(f).GetMetaData("0020|0032")) @
+                   np.cross(*_floats(_header(f).GetMetaData("0020|0037")).reshape(2, 3)))
+    broken = files[-1]
+    broken.write_bytes(broken.read_bytes()[:150000])
+    with pytest.raises(InputError, match=rf"cannot be read \(truncated or corrupt\): {broken.name}"):
+        read_volume(folder, name="T2W")
+    (folder / "notes.txt").write_text("not DICOM")  # a file that is not DICOM at all is no slice: left alone
+    broken.unlink()
+    assert read_volume(folder, name="T2W").GetSize()[2] == len(files) - 1
+
+
+@needs_data
 def test_a_folder_with_two_series_is_refused_unless_one_is_named(tmp_path):
     t2w, adc = DATA / "ProstateX-0000" / EXAMS["ProstateX-0000"][0], DATA / "ProstateX-0000" / EXAMS["ProstateX-0000"][1]
     folder = tmp_path / "mixed"

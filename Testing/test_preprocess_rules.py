@@ -114,8 +114,9 @@ def test_a_voxel_size_out_of_range_along_one_axis_is_refused(spacing):
     images = {m: volume(m) for m in MODALITIES}
     odd = volume("adc")
     odd.SetSpacing(spacing)
-    with pytest.raises(InputError, match=r"\(adc\): voxel spacing .* is outside 0.05–20 mm"):
+    with pytest.raises(InputError, match=r"\(adc\): voxel spacing .* is outside 0.05–20 mm") as refused:
         read_inputs(dict(images, adc=odd))
+    assert f"voxel spacing {tuple(float(s) for s in spacing)} mm" in str(refused.value)  # plain numbers, no np.float64
 
 
 def test_the_default_crop_is_centred_on_the_middle_of_the_t2w_voxel_box():

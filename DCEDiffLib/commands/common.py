@@ -9,7 +9,7 @@ from typing import Dict, Optional, Sequence
 
 from DCEDiffLib import defaults
 from DCEDiffLib.errors import InputError
-from DCEDiffLib.progress import ProgressCallback, TqdmProgress, print_progress_lines
+from DCEDiffLib.progress import TqdmProgress, print_progress_lines
 
 SAMPLERS = defaults.SAMPLERS
 
@@ -101,6 +101,10 @@ def collect_inputs(args: argparse.Namespace) -> Dict[str, str]:
         print(f"dcediff: warning: {warning}", file=sys.stderr, flush=True)
     if "labels" in inputs and "dce_early" not in inputs:
         print(f"dcediff: note: {labels_without_dce_note(inputs)}", file=sys.stderr)
+    elif "labels" in inputs and _labels_legend(inputs) is None:  # said here, not only in metrics.json's notes
+        print("dcediff: note: --labels has no legend (a case.json next to the T2W names which label value is the "
+              "prostate and which a lesion): the prostate and lesion metrics stay empty (None in metrics.json)",
+              file=sys.stderr)
     return inputs
 
 
@@ -127,14 +131,19 @@ def check_distinct_inputs(inputs: Dict[str, str]) -> None:
         seen[identity] = key
 
 
-def labels_without_dce_note(inputs: Dict[str, str]) -> str:
-    """What --labels does when no acquired DCE is given (no region metrics)."""
+def _labels_legend(inputs: Dict[str, str]):
+    """The label legend of a phantom case.json next to the T2W, or None (what the pipeline's metrics use)."""
     from DCEDiffLib.training.case_data import legend_from_case_json
 
     try:
-        legend = legend_from_case_json(Path(inputs["t2w"]).parent)
+        return legend_from_case_json(Path(inputs["t2w"]).parent) or None
     except (OSError, ValueError):
-        legend = None
+        return None
+
+
+def labels_without_dce_note(inputs: Dict[str, str]) -> str:
+    """What --labels does when no acquired DCE is given (no region metrics)."""
+    legend = _labels_legend(inputs)
     if legend:
         return ("--labels without --dce-early/--dce-late: no region metrics (they need the acquired DCE); the label "
                 "map only outlines the prostate and lesions in report.png")

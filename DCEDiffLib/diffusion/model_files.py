@@ -135,6 +135,12 @@ def check_card(card: dict, where: Path) -> None:
             or conditions != sorted(conditions, key=INPUT_MODALITIES.index)):
         raise ModelFileError(f"model card {where}: conditions {conditions!r}; expected a subset of "
                              f"{list(INPUT_MODALITIES)} in that order")
+    _check_normalization(card, where)
+    for field, kind, words in (("input_statistics", dict, "an object (scripts/add_input_statistics.py)"),
+                               ("data_domain", dict, "an object with 'kind' and 'description'"),
+                               ("sampling", dict, "an object"), ("t1pre_excess_added_back", bool, "true or false")):
+        if field in card and not isinstance(card[field], kind):  # read late (after registration) and by truth
+            raise ModelFileError(f"model card {where}: {field} {card[field]!r}; expected {words}")
     if card["targets"] != list(TARGET_MODALITIES):
         raise ModelFileError(f"model card {where}: targets {card['targets']!r}; expected {list(TARGET_MODALITIES)}")
     _check_optional_inputs(card, where)
@@ -156,6 +162,22 @@ def check_card(card: dict, where: Path) -> None:
         raise ModelFileError(f"model card {where}: network has {config.get('in_channels')} inputs/"
                              f"{config.get('out_channels')} outputs; {len(conditions)} conditions need "
                              f"{expected_in}/{len(TARGET_MODALITIES)}")
+
+
+def _check_normalization(card: dict, where: Path) -> None:
+    """The card's ``normalization`` is an object, and its ``target_range_factor`` the one this DCEDiff maps the
+    synthesis back to intensities with (:data:`DCEDiffLib.target_scale.RANGE_FACTOR`; pipeline.synthesize_case):
+    another factor would give every output a wrong intensity scale without a word."""
+    from DCEDiffLib.target_scale import RANGE_FACTOR
+
+    norm = card["normalization"]
+    if not isinstance(norm, dict):
+        raise ModelFileError(f"model card {where}: normalization {norm!r}; expected an object (method, percentiles, "
+                             "target_range_factor)")
+    factor = norm.get("target_range_factor", RANGE_FACTOR)
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or float(factor) != RANGE_FACTOR:
+        raise ModelFileError(f"model card {where}: normalization.target_range_factor {factor!r}; expected "
+                             f"{RANGE_FACTOR:g}, the factor this DCEDiff maps the synthesis back to intensities with")
 
 
 def _check_optional_inputs(card: dict, where: Path) -> None:
