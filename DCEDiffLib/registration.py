@@ -229,8 +229,9 @@ def flatten_bias(image: sitk.Image, sigma_mm: float = FLATTEN_SIGMA_MM) -> sitk.
 
 
 def _match_resolution(fixed: sitk.Image, moving: sitk.Image) -> sitk.Image:
-    """``fixed`` resampled (Gaussian-smoothed first) to voxels no finer than the moving series': detail the moving
-    image cannot show only adds noise to the metric, and costs time."""
+    """``fixed`` resampled (Gaussian-smoothed first) so that no axis is finer than the moving series' finest voxel
+    size (its in-plane pixel, as a rule; an axis already coarser, e.g. the T2W's slices, stays as it is): detail the
+    moving image cannot show only adds noise to the metric, and costs time."""
     spacing = np.maximum(np.asarray(fixed.GetSpacing(), dtype=float), min(moving.GetSpacing()))
     if np.allclose(spacing, fixed.GetSpacing()):
         return fixed

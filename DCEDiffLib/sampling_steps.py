@@ -7,6 +7,8 @@ other model, and every other sampler, keeps the engine's default ``defaults.DEFA
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Optional
 
 from DCEDiffLib import defaults
@@ -18,7 +20,9 @@ def resolve_steps(card: dict, sampler: str, steps: Optional[int] = None) -> int:
     default sampler, the card's ``sampling.residual_steps``; else ``defaults.DEFAULT_STEPS``. The card's count was
     measured with the default sampler only, so another sampler keeps the engine's default."""
     if steps is not None:
-        if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+        # NaN and inf are no step count (int() of them raises ValueError/OverflowError, not a clear InputError)
+        if (isinstance(steps, bool) or not isinstance(steps, numbers.Real) or not math.isfinite(steps)
+                or int(steps) != steps or steps < 1):
             raise InputError(f"steps {steps!r}: expected 1 or more")
         return int(steps)
     if isinstance(card, dict) and card.get("objective") == "residual" and sampler == defaults.DEFAULT_SAMPLER:

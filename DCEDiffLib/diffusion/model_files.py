@@ -224,9 +224,9 @@ def _check_residual_fields(card: dict, where: Path) -> None:
     sampling = card.get("sampling", {})
     temperature = sampling.get("residual_temperature", 1.0) if isinstance(sampling, dict) else None
     start = sampling.get("residual_start", 0.5) if isinstance(sampling, dict) else None
-    if not isinstance(temperature, (int, float)) or not 0 <= float(temperature) <= 1:
+    if not _is_number(temperature) or not 0 <= float(temperature) <= 1:
         raise ModelFileError(f"model card {where}: sampling.residual_temperature {temperature!r}; expected 0..1")
-    if start is not None and (not isinstance(start, (int, float)) or not 0 < float(start) < 1):
+    if start is not None and (not _is_number(start) or not 0 < float(start) < 1):
         raise ModelFileError(f"model card {where}: sampling.residual_start {start!r}; expected a noise level in "
                              "(0, 1) or null")
     steps = sampling.get("residual_steps", 1) if isinstance(sampling, dict) else None
@@ -237,8 +237,13 @@ def _check_residual_fields(card: dict, where: Path) -> None:
     if not isinstance(flip, bool):
         raise ModelFileError(f"model card {where}: sampling.mean_flip_average {flip!r}; expected true or false")
     scale = card.get("residual_scale")
-    if not isinstance(scale, (int, float)) or not 0 < float(scale) < 10:
+    if not _is_number(scale) or not 0 < float(scale) < 10:
         raise ModelFileError(f"model card {where}: residual_scale {scale!r}; expected a number in (0, 10)")
+
+
+def _is_number(value) -> bool:
+    """A JSON number: ``true``/``false`` are not (Python counts a bool as an int: ``true`` would read as 1)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _checked_context(value, where: Path, prefix: str) -> int:
