@@ -138,15 +138,15 @@ class StudyPicks:
         return images
 
     def refuse_damaged_files(self) -> None:
-        """:class:`InputError` when a file the study scan skipped as unreadable but that starts like DICOM lies in
-        the folder of a chosen series: likely one of its slices, truncated or corrupt, which the series would be
-        read without (unnoticed at either end of the stack)."""
-        from DCEDiffLib.volume_io import looks_like_dicom
+        """:class:`InputError` when a file the study scan skipped as unreadable, but a DICOM file of an image class
+        (:mod:`DCEDiffLib.dicom_part10`), lies in the folder of a chosen series: likely one of its slices, truncated
+        or corrupt, which the series would be read without (unnoticed at either end of the stack)."""
+        from DCEDiffLib.dicom_part10 import looks_like_image_file
 
         for role, pick in self.picks.items():
             folders = set(pick.series.folders)
             damaged = [path for path, _ in self.study.skipped
-                       if str(Path(path).parent) in folders and looks_like_dicom(Path(path))]
+                       if str(Path(path).parent) in folders and looks_like_image_file(Path(path))]
             if damaged:
                 raise InputError(f"{ROLE_NAMES[role]} {pick.series.label()}: {len(damaged)} DICOM file(s) in its "
                                  f"folder cannot be read (truncated or corrupt): {', '.join(damaged[:3])}"

@@ -201,23 +201,17 @@ def _unread_files_hint(folder: Path, series_files: List[str]) -> str:
             f"{', '.join(unread[:3])}{', …' if len(unread) > 3 else ''}")
 
 
-def looks_like_dicom(path: Path) -> bool:
-    """Whether a file starts like a DICOM Part 10 file (the "DICM" magic after its 128-byte preamble)."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(132)[128:132] == b"DICM"
-    except OSError:
-        return False
-
-
 def damaged_dicom_files(folder: Path, taken) -> List[str]:
-    """The files of ``folder`` (not its sub-folders, hidden files left out) that start like DICOM but that GDCM
-    cannot read, other than ``taken``: a truncated or corrupt slice, which GDCM drops without a word. A slice
-    dropped at either end of a stack leaves regular spacing behind, so no gap check notices it."""
+    """The files of ``folder`` (not its sub-folders, hidden files left out) other than ``taken`` that are DICOM files
+    of an image class but that GDCM cannot read: a truncated or corrupt slice, which GDCM drops without a word. A
+    slice dropped at either end of a stack leaves regular spacing behind, so no gap check notices it. A report or
+    presentation state beside the slices is no slice (:mod:`DCEDiffLib.dicom_part10`)."""
+    from DCEDiffLib.dicom_part10 import looks_like_image_file
+
     taken = {Path(f).name for f in taken}
     return sorted(p.name for p in Path(folder).iterdir()
                   if p.is_file() and p.name not in taken and not p.name.startswith(".")
-                  and looks_like_dicom(p) and read_header(p) is None)
+                  and looks_like_image_file(p) and read_header(p) is None)
 
 
 def refuse_damaged_dicom(folder: Path, taken, name: str) -> None:

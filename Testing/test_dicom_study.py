@@ -432,6 +432,51 @@ def test_a_damaged_first_or_last_slice_is_named_not_read_around(case, tmp_path):
         victim.write_bytes(kept)
     slices[-1].unlink()
     assert read_volume(folder, name="T2W").GetSize()[2] == len(slices) - 1
+    # a structured report beside the slices is no slice: GDCM reads no image from it either, and nothing is refused
+    (folder / "report.dcm").write_bytes(dicom_without_pixels(SR_STORAGE))
+    assert read_volume(folder, name="T2W").GetSize()[2] == len(slices) - 1
+    assert pick_roles(scan_study(root, warn=lambda _: None)).load_inputs()["t2w"].GetSize()[2] == len(slices) - 1
+
+
+SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.22"  # Enhanced SR
+
+
+def dicom_without_pixels(storage_class: str) -> bytes:
+    """A minimal DICOM Part 10 file (explicit VR little endian) of ``storage_class`` holding no pixel data."""
+    import struct
+
+    def element(group, number, vr, value: bytes) -> bytes:
+        value += (b"\0" if vr == b"UI" else b" ") * (len(value) % 2)
+        head = struct.pack("<HH", group, number) + vr
+        if vr in (b"OB", b"OW", b"SQ", b"UN", b"UT"):
+            return head + b"\0\0" + struct.pack("<I", len(value)) + value
+        return head + struct.pack("<H", len(value)) + value
+
+    meta = (element(2, 1, b"OB", b"\0\1") + element(2, 2, b"UI", storage_class.encode())
+            + element(2, 3, b"UI", b"2.25.1") + element(2, 0x10, b"UI", b"1.2.840.10008.1.2.1"))
+    meta = element(2, 0, b"UL", struct.pack("<I", len(meta))) + meta
+    data = (element(8, 0x16, b"UI", storage_class.encode()) + element(8, 0x18, b"UI", b"2.25.1")
+            + element(8, 0x60, b"CS", b"SR") + element(0x20, 0xE, b"UI", b"2.25.3"))
+    return b"\0" * 128 + b"DICM" + meta + data
+
+
+def test_the_storage_class_is_read_from_the_file_meta_header(tcia_study, tmp_path):
+    """dicom_part10.media_storage_class reads (0002,0002) from the first bytes: MR Image Storage for an exported
+    slice (so a damaged one counts as an image), the SR's class for a report; a file cut inside its meta header, or
+    no DICOM at all, has none. looks_like_image_file: an image class, or no class to tell (a cut file)."""
+    from DCEDiffLib.dicom_part10 import looks_like_image_file, media_storage_class
+
+    root, _ = tcia_study
+    slice_file = next(root.rglob("*.dcm"))
+    assert media_storage_class(slice_file) == "1.2.840.10008.5.1.4.1.1.4" and looks_like_image_file(slice_file)
+    report = tmp_path / "report.dcm"
+    report.write_bytes(dicom_without_pixels(SR_STORAGE))
+    assert media_storage_class(report) == SR_STORAGE and not looks_like_image_file(report)
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(slice_file.read_bytes()[:140])
+    assert media_storage_class(cut) is None and looks_like_image_file(cut)
+    (tmp_path / "notes.txt").write_text("not DICOM")
+    assert not looks_like_image_file(tmp_path / "notes.txt") and media_storage_class(tmp_path / "notes.txt") is None
 
 
 def test_empty_or_missing_folder(tmp_path):
