@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 from pathlib import Path
+from typing import Optional, Tuple
 
 from DCEDiffLib.nifti_nonfinite import header_kind, header_layout, open_nifti
 
@@ -44,3 +46,46 @@ def nifti_written_whole(path) -> bool:
         return length == expected % (1 << 32)
     except (OSError, EOFError, ValueError, struct.error):
         return False
+
+
+def nifti_shortfall(path) -> Optional[Tuple[int, int]]:
+    """(bytes present, bytes its header describes) of a NIfTI file (.nii or .nii.gz) that holds fewer bytes than its
+    header says: a truncated copy or download, which ITK's reader fills up with zeros without a word. None when the
+    file is whole, or when its header cannot be parsed (the image reader then decides). The gzip trailer is checked
+    first (no decompression); where it disagrees (a multi-member gzip's trailer holds only its last member's
+    length) the stream is decompressed and counted."""
+    path = Path(path)
+    try:
+        with open_nifti(path) as handle:
+            header = handle.read(540)
+        expected = _expected_bytes(header)
+    except (OSError, EOFError, ValueError, struct.error, zlib.error):
+        return None
+    if nifti_written_whole(path):
+        return None
+    try:
+        present = _gzip_length(path) if path.name.lower().endswith(".gz") else os.path.getsize(path)
+    except OSError:
+        return None
+    return None if present >= expected else (present, expected)
+
+
+def _gzip_length(path: Path) -> int:
+    """Bytes a gzip file decompresses to, member after member; for a stream that ends early or is corrupt, the bytes
+    it gave up to there."""
+    total = 0
+    inflater = zlib.decompressobj(31)
+    with open(path, "rb") as handle:
+        try:
+            while True:
+                block = handle.read(1 << 20)
+                if not block:
+                    return total
+                while block:
+                    total += len(inflater.decompress(block))
+                    if not inflater.eof:
+                        break
+                    block = inflater.unused_data  # the next member
+                    inflater = zlib.decompressobj(31)
+        except zlib.error:
+            return total

@@ -18,7 +18,7 @@ from DCEDiffLib.atomic import atomic_path
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.nifti_nonfinite import count_nonfinite, is_nifti
 from DCEDiffLib.nifti_orientation import placement_disagreement
-from DCEDiffLib.nifti_write_check import nifti_written_whole
+from DCEDiffLib.nifti_write_check import nifti_shortfall, nifti_written_whole
 from DCEDiffLib.progress import say
 
 WRITABLE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -162,6 +162,12 @@ def _read_file(path: Path, name: str, expect_3d: bool) -> sitk.Image:
     if expect_3d and reader.GetDimension() == 4 and size[3] > 1:
         raise InputError(f"{name}: {path} is a 4D image with {size[3]} volumes (size {_size_text(size)}); "
                          "expected a single 3D volume (choose one time point or b-value)")
+    if is_nifti(path):  # ITK reads a truncated NIfTI (plain or gzipped) without a word, the rest as zeros
+        short = nifti_shortfall(path)
+        if short is not None:
+            raise InputError(f"{name}: {path} is truncated: it holds {short[0]} bytes of the {short[1]} its header "
+                             "describes (an incomplete copy or download; the NIfTI reader would give the rest as "
+                             "zeros); expected a complete NIfTI file")
     try:
         image = reader.Execute()
     except RuntimeError as exc:

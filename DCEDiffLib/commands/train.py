@@ -55,10 +55,14 @@ def run(args: argparse.Namespace) -> int:
         overrides["objective"] = args.objective
     if args.iterations is not None:
         overrides["iterations"] = args.iterations
-    if args.max_minutes is not None and not args.max_minutes > 0:
-        from DCEDiffLib.errors import InputError
+    from DCEDiffLib.errors import InputError
 
+    if args.max_minutes is not None and not args.max_minutes > 0:
         raise InputError(f"--max-minutes {args.max_minutes}: expected a positive number of minutes")
+    if args.max_steps is not None and args.max_steps < 1:  # 0 or less exported the untrained network as the model
+        raise InputError(f"--max-steps {args.max_steps}: expected a positive number of steps")
+    if args.workers < 1:
+        raise InputError(f"--workers {args.workers}: expected a positive number of processes")
     config = make_config({**config, **overrides})
     check_training_config(config)  # every value, before any case is loaded or any folder made
     out = Path(args.out)

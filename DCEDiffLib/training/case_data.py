@@ -171,7 +171,13 @@ def load_case(case_dir: Path, cache_dir: Optional[Path] = None, register: bool =
     if missing:
         raise InputError(f"case folder {case_dir}: missing {', '.join(missing)}; expected files named "
                          f"{', '.join(m + '.nii.gz' for m in INPUT_MODALITIES)} (or DICOM folders)")
-    arrays = arrays_from_preprocessed(case_dir.name, preprocess_case(inputs, register=register), legend)
+    try:
+        processed = preprocess_case(inputs, register=register)
+    except InputError as error:  # "acquired DCE: give both ..." names no file: of a hundred cases, say which one
+        if str(case_dir) in str(error):
+            raise
+        raise InputError(f"case folder {case_dir}: {error}") from error
+    arrays = arrays_from_preprocessed(case_dir.name, processed, legend)
     if cache_path is not None:
         _write_cache(cache_path, arrays)
     return arrays

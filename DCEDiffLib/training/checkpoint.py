@@ -57,6 +57,17 @@ def _embedded_meta(tensor_path: Path) -> Optional[dict]:
     return None if text is None else json.loads(text)
 
 
+def embedded_meta_or_none(tensor_path: Path) -> Optional[dict]:
+    """The checkpoint JSON stored in ``tensor_path``, or None when the file is absent, unreadable or holds none
+    (load_checkpoint says why, when it is asked to resume)."""
+    if not Path(tensor_path).is_file():
+        return None
+    try:
+        return _embedded_meta(Path(tensor_path))
+    except Exception:  # noqa: BLE001  a corrupt file is load_checkpoint's to report
+        return None
+
+
 def load_checkpoint(path_stem: Path, network: torch.nn.Module, ema: EMA,
                     optimizer: torch.optim.Optimizer,
                     companions: Optional[Dict[str, torch.nn.Module]] = None) -> Optional[dict]:
@@ -66,15 +77,29 @@ def load_checkpoint(path_stem: Path, network: torch.nn.Module, ema: EMA,
 
     path_stem = Path(path_stem)
     meta_path, tensor_path = path_stem.with_suffix(".json"), path_stem.with_suffix(".safetensors")
-    if not meta_path.is_file() or not tensor_path.is_file():
+    if not meta_path.is_file() and not tensor_path.is_file():
         return None
+    if not tensor_path.is_file():  # half a checkpoint must not be silently replaced by a run from step 0
+        raise InputError(f"checkpoint {meta_path} has no tensors file beside it ({tensor_path.name} is missing): "
+                         f"the run cannot resume; restore {tensor_path}, or delete {meta_path} (or pass --fresh) to "
+                         "start over")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         tensors = load_file(str(tensor_path))
         embedded = _embedded_meta(tensor_path)
     except Exception as exc:  # a corrupt checkpoint must not be silently ignored
         raise InputError(f"checkpoint {tensor_path} cannot be read ({exc}); delete it to start over") from exc
-    if embedded is not None and embedded != meta:  # the JSON beside it is stale (a crash between the writes)
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else None
+    except (OSError, ValueError) as exc:
+        if embedded is None:
+            raise InputError(f"checkpoint {meta_path} cannot be read ({exc}); delete it and {tensor_path.name} to "
+                             "start over") from exc
+        meta = None
+    if meta is None and embedded is None:
+        raise InputError(f"checkpoint {tensor_path} has no {meta_path.name} beside it and none stored inside (a "
+                         f"checkpoint of an older version): the run cannot resume; delete {tensor_path} (or pass "
+                         "--fresh) to start over")
+    if embedded is not None and embedded != meta:  # the JSON beside it is stale or missing (a crash between writes)
         meta = embedded
         write_text_atomic(meta_path, json.dumps(meta, indent=1))
     try:

@@ -51,14 +51,19 @@ def recipe_changes(saved: dict, config: dict) -> List[Tuple[str, object, object]
 
 
 def saved_recipe_changes(checkpoint_meta: Path, config: dict) -> List[Tuple[str, object, object]]:
-    """:func:`recipe_changes` against the configuration a checkpoint saved ([] without a checkpoint or one)."""
-    if not checkpoint_meta.is_file():
-        return []
-    try:
-        saved = json.loads(checkpoint_meta.read_text(encoding="utf-8")).get("config")
-    except (OSError, ValueError, AttributeError):
-        return []  # load_checkpoint reports an unreadable checkpoint
-    return recipe_changes(saved, config) if isinstance(saved, dict) else []
+    """:func:`recipe_changes` against the configuration a checkpoint saved ([] without a checkpoint or one): the
+    copy inside its tensors file where there is one, as the resume itself reads it (the JSON beside it may be stale
+    or missing), else the JSON."""
+    from DCEDiffLib.training.checkpoint import embedded_meta_or_none
+
+    saved = embedded_meta_or_none(Path(checkpoint_meta).with_suffix(".safetensors"))
+    if saved is None and Path(checkpoint_meta).is_file():
+        try:
+            saved = json.loads(Path(checkpoint_meta).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []  # load_checkpoint reports an unreadable checkpoint
+    config_saved = saved.get("config") if isinstance(saved, dict) else None
+    return recipe_changes(config_saved, config) if isinstance(config_saved, dict) else []
 
 
 def describe_changes(changes: List[Tuple[str, object, object]]) -> str:

@@ -85,7 +85,9 @@ def read_split(path: Path) -> dict:
     except (OSError, ValueError) as exc:
         raise InputError(f"split {path} could not be read as JSON ({exc}); expected a split.json file written by "
                          "dcediff train") from None
-    if not isinstance(split, dict) or not all(isinstance(split.get(k, []), list)
-                                              for k in ("train", "validation", "test")):
-        raise InputError(f"split {path}: expected a JSON object with train/validation/test lists of case names")
+    if not isinstance(split, dict) or not all(isinstance(split.get(k), list) for k in ("train", "validation", "test")):
+        absent = [k for k in ("train", "validation", "test") if isinstance(split, dict) and k not in split]
+        raise InputError(f"split {path}: expected a JSON object with train/validation/test lists of case names"
+                         + (f" (it has no {', no '.join(absent)}: is it a split.json written by dcediff train?)"
+                            if absent else ""))
     return split

@@ -144,7 +144,9 @@ def _cache_one(case_dir: Path, cache: Path) -> None:
     # Returns nothing on purpose: a pool worker would otherwise send every case's arrays back to be thrown away
     try:
         load_case(case_dir, cache)
-    except InputError as error:  # of a hundred cases, say which one
+    except InputError as error:  # of a hundred cases, say which one (once: load_case names it for most errors)
+        if str(case_dir) in str(error):
+            raise
         raise InputError(f"case folder {case_dir}: {error}") from error
 
 
