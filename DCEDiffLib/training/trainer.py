@@ -28,7 +28,7 @@ from DCEDiffLib.modalities import TARGET_MODALITIES
 from DCEDiffLib.precision import NATIVE_BF16_FLAGS, native_bf16_flags
 from DCEDiffLib.training import distributed
 from DCEDiffLib.training.batches import SliceBatches, fixed_slices
-from DCEDiffLib.training.case_data import CaseArrays, list_case_dirs, load_case
+from DCEDiffLib.training.case_data import list_case_dirs, load_case
 from DCEDiffLib.training.case_identity import check_same_patients, identities, patient_groups
 from DCEDiffLib.training.checkpoint import load_checkpoint, save_checkpoint
 from DCEDiffLib.training.config import condition_modalities
