@@ -109,6 +109,25 @@ def _name(key: str) -> str:
     return f"{NAMES.get(key, key)} ({key})"
 
 
+MAX_LABEL_VALUES = 256   # distinct values of a label map; an MR image rounded to integers has thousands
+
+
+def _as_label_map(image: sitk.Image, key: str) -> sitk.Image:
+    """A label map as integers (a float one rounded to the nearest label), refused when it cannot be one: values
+    beyond int16 (they would wrap around) or more distinct values than any label map has (an image given as one)."""
+    rounded = sitk.Round(image)
+    values = sitk.GetArrayViewFromImage(rounded)
+    low, high = float(values.min()), float(values.max())
+    if low < -32768 or high > 32767:
+        raise InputError(f"{_name(key)}: values {low:g} to {high:g}; expected integer labels within -32768 to 32767 "
+                         "(a label map)")
+    distinct = len(np.unique(values))
+    if distinct > MAX_LABEL_VALUES:
+        raise InputError(f"{_name(key)}: {distinct} distinct values; expected a label map (at most "
+                         f"{MAX_LABEL_VALUES} labels), not an image")
+    return sitk.Cast(rounded, sitk.sitkInt16)
+
+
 def _check_spacing(image: sitk.Image, key: str) -> None:
     spacing = np.asarray(image.GetSpacing(), dtype=float)
     low, high = SPACING_RANGE_MM
@@ -173,7 +192,7 @@ def read_inputs(inputs: Mapping[str, object], optional: Sequence[str] = ()) -> D
         is_label = key in LABEL_KEYS
         image = read_volume(source, name=_name(key), allow_constant=is_label)
         if is_label:
-            image = sitk.Cast(sitk.Round(image), sitk.sitkInt16)
+            image = _as_label_map(image, key)
         _check_spacing(image, key)
         images[key] = image
     _check_adc(images["adc"])

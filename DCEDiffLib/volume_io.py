@@ -99,6 +99,10 @@ def as_float32(image: sitk.Image) -> sitk.Image:
     """A float32 copy of ``image`` with the same geometry (integer DICOM/NIfTI data included)."""
     if image.GetPixelID() == sitk.sitkFloat32:
         return sitk.Image(image)
+    if image.GetDimension() == 4:  # SimpleITK's Cast is not built for 4D integer images
+        converted = sitk.GetImageFromArray(sitk.GetArrayViewFromImage(image).astype(np.float32), isVector=False)
+        converted.CopyInformation(image)
+        return converted
     return sitk.Cast(image, sitk.sitkFloat32)
 
 

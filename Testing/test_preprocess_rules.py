@@ -134,3 +134,21 @@ def test_the_default_crop_is_centred_on_the_middle_of_the_t2w_voxel_box():
     np.testing.assert_allclose(grid.center_lps, (first + last) / 2, atol=1e-9)
     crop = sitk.GetArrayFromImage(resample_to_grid(t2w, grid))
     np.testing.assert_array_equal(crop, sitk.GetArrayViewFromImage(t2w)[3:9, 10:30, 10:30])
+
+
+def test_an_image_given_as_the_label_map_is_refused():
+    """read_inputs: a label map has labels, few and integer-valued; an MR image given for --labels (thousands of
+    distinct values) or values that int16 would wrap around are refused by name, not rounded into 'labels'."""
+    from DCEDiffLib.preprocess import MAX_LABEL_VALUES, read_inputs
+
+    images = {m: volume(m) for m in MODALITIES}
+    as_labels = sitk.Cast(images["t2w"], sitk.sitkFloat32)  # 200-600: an MR image within the int16 range
+    assert len(np.unique(np.round(sitk.GetArrayViewFromImage(as_labels)))) > MAX_LABEL_VALUES
+    with pytest.raises(InputError, match=r"label map.*distinct values; expected a label map"):
+        read_inputs(dict(images, labels=as_labels))
+    huge = np.zeros((12, 40, 40), np.float32)
+    huge[5, 10:20, 10:20] = 40000.0
+    wraps = sitk.GetImageFromArray(huge)
+    wraps.CopyInformation(images["t2w"])
+    with pytest.raises(InputError, match=r"label map.*values 0 to 40000; expected integer labels"):
+        read_inputs(dict(images, labels=wraps))

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 
 import numpy as np
 import pytest
@@ -216,6 +217,8 @@ def test_resume_with_another_recipe_is_refused_and_run_control_may_change(tmp_pa
     # a curriculum's next stage, on purpose: resumed, and the card says what changed at which step
     staged = make_trainer(tmp_path, tiny_config(crop_size=24, lr=5e-5))
     assert staged.resume(change_recipe=True) and staged.step == 6
+    # best.* is the best of the new stage: the first stage's validation loss measured another recipe
+    assert staged.best_val == math.inf and staged.best_lesion_r == -math.inf
     staged.run()
     card = json.loads((tmp_path / "run" / "model.json").read_text(encoding="utf-8"))
     assert card["training"]["recipe_changes"] == [{"step": 6, "changes": {"crop_size": [16, 24], "lr": [1e-4, 5e-5]}}]
@@ -443,7 +446,6 @@ def test_best_checkpoint_is_the_lowest_logged_validation_loss(tmp_path):
     run summary's best_validation_loss are the minimum of the val_loss column of log.csv (and the trainer's
     best_val, which a resume reads back from the checkpoint)."""
     import csv
-    import sys
 
     from test_training import make_trainer, tiny_config
 

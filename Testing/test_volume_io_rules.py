@@ -188,3 +188,18 @@ def test_the_placement_named_as_read_is_the_one_itk_read(tmp_path, mistake):
     np.testing.assert_allclose(_ras_affine(read), ras, atol=1e-4)  # ITK read the qform
     words = placement_disagreement(path, read)
     assert words is not None and "read with the qform" in words
+
+
+def test_a_4d_integer_file_reads_as_float32_where_4d_is_accepted(tmp_path):
+    """read_volume(expect_3d=False) 'accepts 2D and 4D images too' as float32: an int16 4D NIfTI (a DCE series as
+    the phantom writes it) keeps its voxels and geometry (SimpleITK's Cast has no 4D integer path)."""
+    rng = np.random.default_rng(4)
+    voxels = rng.integers(0, 3000, (3, 4, 10, 12)).astype(np.int16)  # (t, k, j, i)
+    image = sitk.GetImageFromArray(voxels, isVector=False)
+    image.SetSpacing((0.8, 0.9, 3.0, 1.0))
+    sitk.WriteImage(image, str(tmp_path / "series.nii.gz"))
+    read = read_volume(tmp_path / "series.nii.gz", name="DCE", expect_3d=False)
+    assert read.GetPixelID() == sitk.sitkFloat32 and read.GetSize() == (12, 10, 4, 3)
+    assert np.array_equal(sitk.GetArrayFromImage(read), voxels.astype(np.float32))
+    assert np.allclose(read.GetSpacing(), (0.8, 0.9, 3.0, 1.0))
+

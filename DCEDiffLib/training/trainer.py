@@ -436,6 +436,10 @@ class Trainer:
         self.step = int(meta["step"])
         self.best_val = float(meta.get("best_val", math.inf))
         self.best_lesion_r = float(meta.get("best_lesion_r", -math.inf))
+        if changes and (math.isfinite(self.best_val) or math.isfinite(self.best_lesion_r)):
+            # a validation loss of one recipe (another objective, norm, input set ...) is no yardstick for another's
+            self.best_val, self.best_lesion_r = math.inf, -math.inf
+            self._say("best.* from here on is the best of this stage: validations of two recipes are not compared")
         self.process_counts = [int(n) for n in meta.get("process_counts", [])] or [self.ctx.world_size]
         if self.process_counts[-1] != self.ctx.world_size:
             self._say(f"warning: the checkpoint was trained by {self.process_counts[-1]} process(es), this run has "
