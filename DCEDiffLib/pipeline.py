@@ -368,8 +368,10 @@ def _legend(inputs: Dict[str, object]) -> Optional[dict]:
 
 
 def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False, overwrite: bool = False,
-                  report: bool = True, progress: Optional[ProgressCallback] = None) -> Path:
-    """Write every result atomically into ``out_dir`` (all or nothing), each labelled as synthetic."""
+                  report: bool = True, progress: Optional[ProgressCallback] = None,
+                  record: Optional[dict] = None) -> Path:
+    """Write every result atomically into ``out_dir`` (all or nothing), each labelled as synthetic; ``record``
+    (e.g. the study's series picks) is added to synthesis.json inside the same atomic write."""
     from DCEDiffLib.atomic import SYNTHESIS_RECORD, atomic_directory
     from DCEDiffLib.volume_io import write_volume
     from DCEDiffLib.working_grid import paste_back
@@ -409,6 +411,7 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
                 "missing_inputs": missing}
         if missing:
             side["missing_inputs_note"] = missing_inputs_note(missing)
+        side.update(record or {})
         (tmp / "synthesis.json").write_text(json.dumps(side, indent=2, default=str), encoding="utf-8")
         if output.metrics is not None:
             from DCEDiffLib.evaluation.metrics import json_safe
@@ -440,9 +443,10 @@ def write_case_report(output: SynthesisOutput, path: Path) -> None:
 
 def synthesize_to_folder(inputs: Dict[str, object], out_dir: Path, *, t2w_grid: bool = False,
                          overwrite: bool = False, progress: Optional[ProgressCallback] = None,
-                         should_cancel: Optional[CancelHook] = None, **options) -> SynthesisOutput:
-    """:func:`synthesize_case` then :func:`write_outputs`; reports the write stage too. An unusable ``out_dir``
-    is refused first, before any slow work."""
+                         should_cancel: Optional[CancelHook] = None, record: Optional[dict] = None,
+                         **options) -> SynthesisOutput:
+    """:func:`synthesize_case` then :func:`write_outputs` (``record``: more for synthesis.json, written with it);
+    reports the write stage too. An unusable ``out_dir`` is refused first, before any slow work."""
     from DCEDiffLib.atomic import SYNTHESIS_RECORD, check_output_folder
 
     check_output_folder(out_dir, overwrite=overwrite, records=(SYNTHESIS_RECORD,),
@@ -451,7 +455,7 @@ def synthesize_to_folder(inputs: Dict[str, object], out_dir: Path, *, t2w_grid: 
     tracker_progress = progress
     output = synthesize_case(inputs, progress=tracker_progress, should_cancel=should_cancel, **options)
     check_cancel(should_cancel)
-    write_outputs(output, out_dir, t2w_grid=t2w_grid, overwrite=overwrite)
+    write_outputs(output, out_dir, t2w_grid=t2w_grid, overwrite=overwrite, record=record)
     output.provenance["total_seconds"] = round(time.perf_counter() - started, 2)
     if progress is not None:
         from DCEDiffLib.progress import ProgressEvent

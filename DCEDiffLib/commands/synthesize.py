@@ -69,13 +69,12 @@ def run(args: argparse.Namespace) -> int:
             inputs, args.out, t2w_grid=args.t2w_grid, overwrite=args.overwrite, progress=callback,
             model_path=args.model, sampler=args.sampler, steps=args.steps, samples=args.samples, seed=args.seed,
             device=args.device, center_lps=parse_center(args.center), register=not args.no_register,
-            warm_start=args.warm_start, precision=args.precision)
+            warm_start=args.warm_start, precision=args.precision,
+            record=None if picks is None else picks.to_dict())  # the study's picks, in the same atomic write
     finally:
         close()
     for note in registration_notes(output.case.registration):  # said in words, not only in synthesis.json
         print(f"dcediff synthesize: note: {note}", file=sys.stderr)
-    if picks is not None:
-        record_picks(args.out, picks)
     summary = {"out": str(args.out), "seconds": output.provenance.get("total_seconds"),
                "nfe": output.provenance["nfe"], "device": output.provenance["device"],
                "precision": output.provenance["precision"]}
@@ -181,15 +180,3 @@ def refuse_file_that_is_a_picked_series(files: dict, picks) -> None:
                                  f"({picks.picks[other].series.label()}); each role needs its own series. To use it "
                                  f"as the {ROLE_NAMES[role]}, give the {ROLE_NAMES[other]} another series (--series), "
                                  "or leave PD out with --series pd=none where the model allows it")
-
-
-def record_picks(out: Path, picks) -> None:
-    """Add the study picks to ``out/synthesis.json`` (``study``, ``series``, ``dce``), replacing it atomically."""
-    from DCEDiffLib.atomic import atomic_path
-
-    path = Path(out) / "synthesis.json"
-    side = json.loads(path.read_text(encoding="utf-8"))
-    side.update(picks.to_dict())
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(side, indent=2, default=str), encoding="utf-8")
-        tmp.chmod(path.stat().st_mode & 0o777)  # keep the mode the result folder gave it
