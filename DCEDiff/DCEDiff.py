@@ -281,7 +281,8 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                              waitCursor=True):
             fill = self.logic.fillFromStudy(self._parameterNode)
             self.ui.logTextEdit.clear()
-            for line in fill.lines + [f"note: {note}" for note in fill.notes]:
+            # the picks' own notes end fill.lines already; fill.notes repeats them beside the module's own
+            for line in fill.lines + [f"note: {note}" for note in fill.notes if f"note: {note}" not in fill.lines]:
                 self.onLog(line)
             self.ui.statusLabel.text = fill.message()
 
@@ -530,6 +531,9 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
 
         if self._job is not None:
             raise RuntimeError("DCEDiff is already running; cancel it first")
+        # the engine runs in the engine's folder, not Slicer's working directory: a relative model path (batch
+        # --model models/mine.safetensors) is made absolute here, where the user meant it
+        model = str(Path(model).absolute()) if model else None
         labels = process_runner.INPUT_LABELS
         nodes = {"t2w": t2w, "pd": pd, "adc": adc, "t1pre": t1pre, "dce_early": dceEarly, "dce_late": dceLate,
                  "dce_baseline": dceBaseline}
@@ -568,7 +572,15 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         self._job = _Job(runner, workDir, t2w, time.monotonic(), showResult, completedCallback,
                          acquired={"early": dceEarly, "late": dceLate})
         if waitForCompletion:
-            return self._finish(runner.wait(timeout=timeoutSeconds))
+            try:
+                result = runner.wait(timeout=timeoutSeconds)
+            except BaseException:
+                # Ctrl-C in batch mode, or a progress/log callback that raised (a closed stdout): the engine must
+                # not go on alone (an orphan holding the CPU or GPU after Slicer exits) and the logic must not stay
+                # "running"; kill its tree and remove the temporary folder, then let the exception through
+                self.shutdown()
+                raise
+            return self._finish(result)
         self._job.timer = qt.QTimer()
         self._job.timer.setInterval(self.POLL_MS)
         self._job.timer.connect("timeout()", self._poll)

@@ -112,8 +112,7 @@ def run(argv) -> int:
     args = buildParser().parse_args(join_negative_values(argv))
     center = parseCenter(args.center) if args.center else None
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise ValueError(f"--out {out}: the folder exists and is not empty; choose a new folder")
+    checkOutputFolder(out)
 
     import slicer
 
@@ -125,6 +124,9 @@ def run(argv) -> int:
     for key, path in given.items():  # every path before any is loaded: a typo costs no loading time
         if not Path(path).is_file():
             raise ValueError(f"{process_runner.INPUT_LABELS[key]} (--{key.replace('_', '-')}): {path} is not a file")
+    from DCEDiffLib.commands.common import check_distinct_inputs
+
+    check_distinct_inputs(given)  # one file in two roles (--pd t2w.nii.gz): refused, as `dcediff synthesize` does
     nodes = {}
     for key, path in given.items():
         label = process_runner.INPUT_LABELS[key]
@@ -150,6 +152,22 @@ def run(argv) -> int:
     return finishRun(result, out)
 
 
+def checkOutputFolder(out: Path) -> None:
+    """Refuse an unusable --out before any work (the synthesis takes minutes, the results are written last): an
+    existing file, a folder that is not empty, or a path whose nearest existing parent is not a folder one may
+    write to."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: an existing file; expected a new or empty folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"--out {out}: the folder exists and is not empty; choose a new folder")
+    parent = out.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: cannot be created ({parent} is not a folder you may write to); expected a "
+                         "new or empty folder in a writable place")
+
+
 def finishRun(result, out: Path) -> int:
     """The exit code of a finished run, after its notes and, unless it was cancelled, its result files in ``out``:
     EXIT_CANCELLED writes nothing."""
@@ -169,13 +187,38 @@ def finishRun(result, out: Path) -> int:
         from DCEDiff import enhancementRescaledText
 
         print(f"DCEDiffBatch: note: {enhancementRescaledText(result.enhancementRescaled)}", flush=True)
+    import slicer.util
+
     out.mkdir(parents=True, exist_ok=True)
+    files = {}
     for role, node in result.nodes.items():
         path = out / (f"{role}.tsv" if node.IsA("vtkMRMLTableNode") else f"{role}.nrrd")
         if not slicer.util.saveNode(node, str(path)):
             raise RuntimeError(f"could not write {path}")
+        files[path.name] = node
         print(f"DCEDiffBatch: wrote {path}", flush=True)
+    writeMarks(files, result, out / MARKS_FILE)
     return EXIT_OK
+
+
+MARKS_FILE = "DCEDiff.json"
+
+
+def writeMarks(files: dict, result, path: Path) -> None:
+    """Beside the result files, what the scene's nodes say of each (their ``DCEDiff.*`` attributes: synthetic, the
+    out-of-distribution verdict, the provenance) and of the run: a .nrrd written by Slicer's storage node carries no
+    node attributes, so without this the files were marked synthetic by their names only."""
+    import json
+
+    def marks(node) -> dict:
+        return {name: node.GetAttribute(name) for name in sorted(node.GetAttributeNames() or ())
+                if name.startswith("DCEDiff.")}
+
+    record = {"synthetic": True, "out_of_distribution": result.outOfDistribution,
+              "missing_inputs": list(result.missingInputs), "provenance": result.provenance,
+              "files": {name: marks(node) for name, node in files.items()}}
+    path.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    print(f"DCEDiffBatch: wrote {path}", flush=True)
 
 
 def main(argv) -> int:

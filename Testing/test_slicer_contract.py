@@ -143,6 +143,7 @@ def test_the_prostate_centre_goes_from_ras_to_lps_in_world_coordinates():
     assert scene_io.center_lps_from_markups(points) == pytest.approx((-11.0, -18.0, 33.0))
     roi = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsROINode", "box")
     roi.SetCenter(-4.0, 7.0, -9.0)
+    roi.SetSize(20.0, 20.0, 20.0)  # an ROI as drawn (SetCenter alone leaves it unplaced: no control point, no size)
     assert scene_io.center_lps_from_markups(roi) == pytest.approx((4.0, -7.0, -9.0))
     # and the command line carries exactly that centre to the engine
     from DCEDiffLib.cli import build_parser

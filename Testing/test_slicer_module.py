@@ -509,6 +509,25 @@ def test_a_cancelled_batch_run_exits_with_the_cancelled_code_and_writes_nothing(
     assert DCEDiffBatch.finishRun(DCEDiff.DCEDiffResult({}, {}, 1.0), out) == DCEDiffBatch.EXIT_OK
 
 
+def test_batch_results_carry_the_synthetic_and_out_of_distribution_marks_beside_them(modules, tmp_path):
+    """A .nrrd saved by Slicer's storage node keeps no node attributes: the batch script writes DCEDiff.json beside
+    the files, with every result node's DCEDiff.* attributes (synthetic, the out-of-distribution verdict) and the
+    run's verdict and provenance, so a file is marked synthetic by more than its name."""
+    DCEDiff, DCEDiffBatch = modules
+    node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "synthetic_early")
+    node.SetAttribute("DCEDiff.Synthetic", "true")
+    node.SetAttribute("DCEDiff.OutOfDistribution", "score 3.1 above 1.5: ADC units")
+    node.SetAttribute("Unrelated", "x")
+    verdict = {"score": 3.1, "threshold": 1.5, "reasons": ["ADC units"]}
+    result = DCEDiff.DCEDiffResult({"synthetic_early": node}, {"model": "m"}, 1.0, outOfDistribution=verdict)
+    DCEDiffBatch.writeMarks({"synthetic_early.nrrd": node}, result, tmp_path / DCEDiffBatch.MARKS_FILE)
+    marks = json.loads((tmp_path / "DCEDiff.json").read_text(encoding="utf-8"))
+    assert marks["synthetic"] is True and marks["out_of_distribution"] == verdict
+    assert marks["provenance"]["model"] == "m"
+    assert marks["files"]["synthetic_early.nrrd"] == {"DCEDiff.OutOfDistribution": "score 3.1 above 1.5: ADC units",
+                                                      "DCEDiff.Synthetic": "true"}
+
+
 def test_batch_passes_the_dce_pre_contrast_frame_and_names_it_when_missing(modules, tmp_path, capsys):
     """--dce-baseline (the acquired DCE's own pre-contrast frame) is an input of the batch script like the others: a
     path that is not a file is named by its label and option before anything runs."""

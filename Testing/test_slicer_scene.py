@@ -195,6 +195,11 @@ def test_bad_inputs_raise_errors_naming_the_input():
     empty = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "empty")
     with pytest.raises(ValueError, match="ADC: empty has no image data"):
         scene_io.volume_node_to_image(empty, "ADC")
+    import vtk
+
+    empty.SetAndObserveImageData(vtk.vtkImageData())  # an image object with no voxels is no image data either
+    with pytest.raises(ValueError, match="ADC: empty has no image data"):
+        scene_io.volume_node_to_image(empty, "ADC")
     bad = slicer.util.addVolumeFromArray(np.full((2, 3, 4), np.nan, dtype=np.float32), name="nans")
     with pytest.raises(ValueError, match="T1 pre-contrast: nans contains NaN"):
         scene_io.volume_node_to_image(bad, "T1 pre-contrast")

@@ -80,7 +80,7 @@ def volume_node_to_image(node, name: Optional[str] = None) -> sitk.Image:
         raise ValueError(f"{label}: no volume selected")
     if not node.IsA("vtkMRMLScalarVolumeNode") or node.IsA("vtkMRMLLabelMapVolumeNode"):
         raise ValueError(f"{label}: {node.GetName()} is a {node.GetClassName()}; expected a scalar volume")
-    if node.GetImageData() is None:
+    if node.GetImageData() is None or node.GetImageData().GetNumberOfPoints() == 0:
         raise ValueError(f"{label}: {node.GetName()} has no image data")
     array = slicer.util.arrayFromVolume(node)
     if array.ndim != 3 or min(array.shape) < 1:
@@ -170,17 +170,23 @@ def point_ras_to_lps(point) -> tuple:
 
 
 def center_lps_from_markups(node) -> Optional[tuple]:
-    """The prostate centre in LPS mm from a markups node: an ROI's centre or a point list's first point
-    (world coordinates). None when ``node`` is None."""
+    """The prostate centre in LPS mm from a markups node: an ROI's centre or a point list's first placed point
+    (world coordinates). None when ``node`` is None. An ROI not placed yet, or a point list whose points are all
+    unplaced (position undefined, or marked missing: "Skip" in the Markups module), is refused: its coordinates are
+    (0, 0, 0) or a position the user cleared, not the prostate."""
     if node is None:
         return None
     position = [0.0, 0.0, 0.0]
+    placed = [i for i in range(node.GetNumberOfControlPoints())
+              if node.GetNthControlPointPositionStatus(i) == node.PositionDefined]
+    if not placed:
+        what = ("is not placed (no control point, no size)" if node.IsA("vtkMRMLMarkupsROINode")
+                else "has no placed point")
+        raise ValueError(f"prostate centre: {node.GetName()} {what}; place one or clear the selection")
     if node.IsA("vtkMRMLMarkupsROINode"):
         node.GetCenterWorld(position)
-    elif node.GetNumberOfControlPoints() > 0:
-        node.GetNthControlPointPositionWorld(0, position)
     else:
-        raise ValueError(f"prostate centre: {node.GetName()} has no point; place one or clear the selection")
+        node.GetNthControlPointPositionWorld(placed[0], position)
     return point_ras_to_lps(position)
 
 

@@ -1,0 +1,67 @@
+"""DCEDiffLogic.process in blocking mode (the batch script, tests) interrupted while it waits for the engine: Ctrl-C
+(KeyboardInterrupt; the batch script then exits 3) or a progress callback that raises (print to a closed pipe).
+The engine must be killed, the logic must not stay "running" and its temporary folder must go; before the fix the
+engine went on alone (after the batch's Slicer had exited: an orphan on the CPU or GPU), ``isRunning`` stayed True
+(every later process() raised "already running") and the inputs' copies stayed in Slicer's temporary folder.
+Qt stand-ins of Testing/test_slicer_module.py; real MRML nodes; a real child process stands in for the engine."""
+
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not installed")
+import slicer.util  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_slicer_module import modules, scene  # noqa: E402,F401  (fixtures)
+
+ENGINE_STAND_IN = ("import json, sys, time\n"
+                   "print('DCEDIFF_PROGRESS ' + json.dumps({'stage': 'load', 'step': 0, 'total': 1, 'fraction': 0.0,"
+                   " 'elapsed': 0.0}), flush=True)\n"
+                   "time.sleep(120)\n")
+
+
+def volume(name, value):
+    node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    slicer.util.updateVolumeFromArray(node, np.full((4, 5, 6), value, dtype=np.float32))
+    return node
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, BrokenPipeError])
+def test_an_interrupted_blocking_run_kills_the_engine_and_leaves_nothing(modules, monkeypatch, tmp_path, interruption):
+    DCEDiff, _ = modules
+    monkeypatch.setattr(slicer, "app", types.SimpleNamespace(temporaryPath=str(tmp_path), slicerHome=""),
+                        raising=False)
+    started = []
+
+    def launch(cmd, cwd=None, env_update=None):  # what slicer.util.launchConsoleProcess returns: a Popen
+        process = subprocess.Popen([sys.executable, "-c", ENGINE_STAND_IN], stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT)
+        started.append(process)
+        return process
+
+    monkeypatch.setattr(DCEDiff, "_launchInSlicer", launch)
+
+    def progress(event):
+        raise interruption()
+
+    logic = DCEDiff.DCEDiffLogic()
+    try:
+        with pytest.raises(interruption):
+            logic.process(volume("t2w", 1), volume("pd", 2), volume("adc", 3), volume("t1pre", 4), device="cpu",
+                          progressCallback=progress)
+        assert not logic.isRunning
+        deadline = time.monotonic() + 15
+        while started[0].poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert started[0].poll() is not None, "the engine is still running"
+        assert list(tmp_path.iterdir()) == [], "the temporary folder with the inputs' copies is left behind"
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
