@@ -2,7 +2,7 @@
 it too, to show the model's own count in its steps box).
 
 A residual model's card may carry ``sampling.residual_steps``: the count chosen on validation patients and scored
-on a fresh set for the default sampler (docs/model_quality.md, "Two residual steps as the card's default"). Every
+on a fresh set for the default sampler (docs/model_quality.md, "One residual step as the card's default"). Every
 other model, and every other sampler, keeps the engine's default ``defaults.DEFAULT_STEPS``."""
 
 from __future__ import annotations
