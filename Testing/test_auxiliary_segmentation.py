@@ -18,7 +18,7 @@ from DCEDiffLib.training.batches import SliceBatches
 from DCEDiffLib.training.case_data import CaseArrays
 from DCEDiffLib.training.trainer import Trainer
 
-from test_training import assert_same_training_state, resumed_run, tiny_case, tiny_config
+from test_training import as_older_checkpoint, assert_same_training_state, resumed_run, tiny_case, tiny_config
 
 LEGEND = {"fat": 1, "peripheral_zone": 2, "transition_zone": 3, "lesion": 4}
 
@@ -172,20 +172,14 @@ def test_training_with_the_head_exports_a_plain_model_and_resumes_exactly(tmp_pa
     with pytest.raises(InputError, match=r"another recipe \(aux_segmentation_weight: 0.0 there, 0.5 now"):
         _trainer(tmp_path, config, "mixed").resume()
     # a checkpoint that did not record its configuration (older versions): the tensors themselves say so
-    meta_path = tmp_path / "mixed" / "checkpoints" / "last.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    del meta["config"]
-    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    as_older_checkpoint(tmp_path / "mixed" / "checkpoints")
     with pytest.raises(InputError, match="has no 'segmentation_head' weights"):
         _trainer(tmp_path, config, "mixed").resume()
     # nor the other way round: a run without the head refuses a checkpoint that trained one
     plain_config = tiny_config(objective="regression", parameterization="enhancement")
     with pytest.raises(InputError, match=r"another recipe \(aux_segmentation_weight: 0.5 there, 0.0 now"):
         _trainer(tmp_path, plain_config, "resumed").resume()
-    meta_path = tmp_path / "resumed" / "checkpoints" / "last.json"  # again as an older checkpoint would be
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    del meta["config"]
-    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    as_older_checkpoint(tmp_path / "resumed" / "checkpoints")  # again as an older checkpoint would be
     with pytest.raises(InputError, match=r"also trains \['segmentation_head'\]"):
         _trainer(tmp_path, plain_config, "resumed").resume()
 

@@ -37,6 +37,18 @@ def tiny_config(**overrides):
     return make_config(base)
 
 
+def as_older_checkpoint(checkpoint_dir):
+    """Make ``checkpoint_dir/last.*`` look as a checkpoint of an older version does: no configuration recorded in
+    its JSON, and no copy of that JSON inside its tensors file (the resume and its recipe check read that copy)."""
+    from safetensors.torch import load_file, save_file
+
+    meta_path, tensor_path = checkpoint_dir / "last.json", checkpoint_dir / "last.safetensors"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    del meta["config"]
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    save_file(load_file(str(tensor_path)), str(tensor_path))  # the same tensors, without the stored JSON
+
+
 def make_trainer(tmp_path, config, name="run"):
     cases = [tiny_case(f"p{i}", i) for i in range(4)]
     data = {"split": {"train": ["p0", "p1", "p2"], "validation": ["p3"], "test": []},
