@@ -1,0 +1,59 @@
+"""The out-of-distribution verdict at its thresholds (found by a mutation audit): an exam is flagged, and a feature
+given a reason, only ABOVE its threshold (ratio 1.0 is the edge of what training showed); a swapped-series guess
+needs the exchanged exam to fit or to score less than half; the data-domain rule flags an exam as soon as one input
+is not a marked phantom. Cards written by hand from the documented fields, with values exact in binary."""
+
+from DCEDiffLib import ood
+from DCEDiffLib.data_source import PHANTOM
+
+NOT_MARKED = "not marked"  # any source other than PHANTOM
+
+
+def _card(centres: dict) -> dict:
+    """A card with one linear feature per modality (left-right ramp), spread 0.25 and threshold 1."""
+    return {"version": ood.STATISTICS_VERSION, "conditions": list(centres), "features": {
+        f"{m}.bias_lr": {"kind": "linear", "centre": c, "scale": 0.25, "threshold": 1.0, "training_range": [c, c]}
+        for m, c in centres.items()}}
+
+
+def _exam(ramps: dict) -> dict:
+    return {"gland_region": "central ellipsoid", "modalities": {m: {"bias_lr": v} for m, v in ramps.items()}}
+
+
+def test_a_ratio_of_exactly_one_is_the_edge_of_the_training_data_not_beyond_it():
+    """ood_score: 'flagged above 1' and 'reasons explain every feature above its threshold': a ramp 0.25 from
+    the centre is 1 spread, ratio 1.0: not flagged, no reason; 0.3125 (ratio 1.25) is flagged with its reason."""
+    card = _card({"t2w": 0.0})
+    edge = ood.ood_score(_exam({"t2w": 0.25}), card)
+    assert edge["score"] == 1.0 and edge["flagged"] is False and edge["reasons"] == []
+    assert "within" in ood.summary_line(edge)
+    beyond = ood.ood_score(_exam({"t2w": 0.3125}), card)
+    assert beyond["score"] == 1.25 and beyond["flagged"] is True and len(beyond["reasons"]) == 1
+
+
+def test_a_swap_is_named_only_when_the_exchanged_exam_scores_less_than_half():
+    """docs/ood.md: 'if the exchanged exam fits (score <= 1 or less than half), the first reason says X and Y look
+    swapped'. Centres T2W 0 and PD 1 (ratio = |value - centre| / 0.25). T2W 1.0 and PD 0.5 score 4; exchanged,
+    2.0: exactly half, not less, so no swap is named. Exchanged to 0.5 (a fit) or from 6 to 2 (below half): named."""
+    card = _card({"t2w": 0.0, "pd": 1.0})
+    half = ood.ood_score(_exam({"t2w": 1.0, "pd": 0.5}), card)
+    assert half["score"] == 4.0 and half["flagged"]
+    assert "swapped" not in half and not any("look swapped" in r for r in half["reasons"])
+    fits = ood.ood_score(_exam({"t2w": 1.0, "pd": 0.125}), card)  # exchanged: t2w 0.125 → 0.5, pd 1.0 → 0
+    assert fits["swapped"] == ["t2w", "pd"] and "look swapped" in fits["reasons"][0]
+    closer = ood.ood_score(_exam({"t2w": 1.5, "pd": 0.5}), card)  # score 6; exchanged: t2w 2.0, pd 2.0 → 2 < 3
+    assert closer["score"] == 6.0 and closer["swapped"] == ["t2w", "pd"]
+    assert "comes much closer" in closer["reasons"][0]
+
+
+def test_one_input_that_is_not_a_marked_phantom_is_enough_for_a_phantom_only_card():
+    """apply_data_domain: a phantom-only model 'flags every exam whose inputs are not all marked as DCEDiff
+    phantoms': a phantom's T2W and PD with a real exam's ADC is flagged, and the reason names the ADC only."""
+    result = ood.ood_score(_exam({"t2w": 0.0}), _card({"t2w": 0.0}))
+    assert not result["flagged"]
+    sources = {"t2w": PHANTOM, "pd": PHANTOM, "adc": NOT_MARKED}
+    ood.apply_data_domain(result, {"kind": "phantom", "description": "DCEDiff phantoms: test"}, sources)
+    assert result["flagged"] and result["score"] == ood.DOMAIN_MISMATCH_RATIO
+    (reason,) = result["reasons"]
+    named = reason.split(": not a DCEDiff phantom")[0]
+    assert "ADC" in named and "T2-weighted" not in named and "proton density" not in named
