@@ -14,13 +14,7 @@ import slicer.util  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "DCEDiff"))
 from DCEDiffSlicerLib import scene_io  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def scene():
-    slicer.mrmlScene = slicer.vtkMRMLScene()
-    yield slicer.mrmlScene
-    slicer.mrmlScene.Clear(1)
+from test_slicer_module import scene  # noqa: E402,F401  (a fresh MRML scene per test, autouse)
 
 
 def test_an_roi_that_was_never_placed_is_refused_not_read_as_the_origin():
