@@ -142,17 +142,15 @@ class StudyPicks:
         (:mod:`DCEDiffLib.dicom_part10`), lies in the folder of a chosen series: likely one of its slices, truncated
         or corrupt, which the series would be read without (unnoticed at either end of the stack)."""
         from DCEDiffLib.dicom_part10 import looks_like_image_file
+        from DCEDiffLib.volume_io import damaged_files_error
 
         for role, pick in self.picks.items():
             folders = set(pick.series.folders)
             damaged = [path for path, _ in self.study.skipped
                        if str(Path(path).parent) in folders and looks_like_image_file(Path(path))]
             if damaged:
-                raise InputError(f"{ROLE_NAMES[role]} {pick.series.label()}: {len(damaged)} DICOM file(s) in its "
-                                 f"folder cannot be read (truncated or corrupt): {', '.join(damaged[:3])}"
-                                 f"{', …' if len(damaged) > 3 else ''}; the series would be read without them, a "
-                                 "slice short; expected every file of the series readable (restore the file, or "
-                                 "remove it if it does not belong to the series)")
+                raise damaged_files_error(f"{ROLE_NAMES[role]} {pick.series.label()}: {len(damaged)} DICOM file(s) "
+                                          "in its folder", damaged)
 
     def load_baseline(self, read: Optional[Callable[[Volume, str], sitk.Image]] = None) -> Optional[sitk.Image]:
         """The DCE's own pre-contrast frame (:attr:`baseline`) as a float32 image, or None when there is none."""

@@ -228,10 +228,15 @@ def refuse_damaged_dicom(folder: Path, taken, name: str) -> None:
     """:class:`InputError` naming the damaged DICOM files of ``folder`` (see :func:`damaged_dicom_files`)."""
     damaged = damaged_dicom_files(folder, taken)
     if damaged:
-        raise InputError(f"{name}: {len(damaged)} DICOM file(s) in {folder} cannot be read (truncated or corrupt): "
-                         f"{', '.join(damaged[:3])}{', …' if len(damaged) > 3 else ''}; the series would be read "
-                         "without them, a slice short; expected every file of the series readable (restore the "
-                         "file, or remove it if it does not belong to the series)")
+        raise damaged_files_error(f"{name}: {len(damaged)} DICOM file(s) in {folder}", damaged)
+
+
+def damaged_files_error(what: str, damaged: List[str]) -> InputError:
+    """The error for slices that cannot be read (a series folder given as a file, or a series of a --study)."""
+    return InputError(f"{what} cannot be read (truncated or corrupt): {', '.join(damaged[:3])}"
+                      f"{', …' if len(damaged) > 3 else ''}; the series would be read without them, a slice short; "
+                      "expected every file of the series readable (restore the file, or remove it if it does not "
+                      "belong to the series)")
 
 
 def list_dicom_series(folder) -> List[Dict[str, object]]:
