@@ -175,7 +175,7 @@ def _check_normalization(card: dict, where: Path) -> None:
         raise ModelFileError(f"model card {where}: normalization {norm!r}; expected an object (method, percentiles, "
                              "target_range_factor)")
     factor = norm.get("target_range_factor", RANGE_FACTOR)
-    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or float(factor) != RANGE_FACTOR:
+    if not _is_number(factor) or float(factor) != RANGE_FACTOR:
         raise ModelFileError(f"model card {where}: normalization.target_range_factor {factor!r}; expected "
                              f"{RANGE_FACTOR:g}, the factor this DCEDiff maps the synthesis back to intensities with")
 
