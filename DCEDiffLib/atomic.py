@@ -122,6 +122,17 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
+def refuse_output_inside_input(out: str | os.PathLike, out_option: str, folder: str | os.PathLike,
+                               folder_option: str, why: str) -> None:
+    """Raise :class:`InputError` if the output folder ``out`` is the input folder ``folder`` or lies inside it
+    (``why``: what would go wrong there, e.g. "it would be read as a patient"); one wording for every command."""
+    from DCEDiffLib.errors import InputError
+
+    if _inside(Path(out), Path(folder)):
+        raise InputError(f"{out_option} {out}: lies inside {folder_option} {folder} ({why}); expected a folder "
+                         f"outside {folder_option}")
+
+
 def _holds_the_current_folder(folder: Path) -> bool:
     try:
         return _inside(Path.cwd(), folder)

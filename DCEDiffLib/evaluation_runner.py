@@ -180,7 +180,8 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
     """
     from DCEDiffLib.diffusion.model_files import missing_inputs_allowed
 
-    from DCEDiffLib.atomic import EVALUATION_RECORD, atomic_directory, check_output_folder, check_writable_location
+    from DCEDiffLib.atomic import (EVALUATION_RECORD, atomic_directory, check_output_folder, check_writable_location,
+                                   refuse_output_inside_input)
     from DCEDiffLib.diffusion.model_files import load_model
     from DCEDiffLib.sampling_steps import resolve_steps
     from DCEDiffLib.evaluation.baselines import MeanEnhancementBaseline, identity_baseline
@@ -194,9 +195,8 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
     out_dir = Path(out_dir)
     for option, folder in (("--data", data_dir), ("--baseline-data", baseline_data)):
         # the results and the default case cache (.OUT.cache beside --out) would be written among the cases
-        if folder is not None and Path(folder).resolve() in out_dir.resolve().parents:
-            raise InputError(f"--out {out_dir}: lies inside {option} {folder}; expected an output folder outside the "
-                             "data folder (evaluation never writes into its inputs)")
+        if folder is not None:
+            refuse_output_inside_input(out_dir, "--out", folder, option, "evaluation never writes into its inputs")
     # before any case is read or sampled (what atomic_directory checks again at the end)
     check_output_folder(out_dir, overwrite=overwrite, records=(EVALUATION_RECORD,),
                         inputs=[p for p in (data_dir, split_path, baseline_data, model_path, *(compare or {}).values())

@@ -99,13 +99,12 @@ def find_patients(root) -> List[Path]:
 def check_output(out, root) -> None:
     """Refuse an output folder that is a file, lies inside ``root`` (it would become a patient), holds something
     other than a ``dcediff dataset`` output, or was made from another root."""
+    from DCEDiffLib.atomic import refuse_output_inside_input
+
     out, root = Path(out), Path(root)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: is an existing file; expected a new folder or one made by dcediff dataset")
-    resolved_out, resolved_root = out.resolve(), root.resolve()
-    if resolved_out == resolved_root or resolved_root in resolved_out.parents:
-        raise InputError(f"--out {out}: lies inside --root {root} (it would be read as a patient); expected a "
-                         "folder outside the DICOM download")
+    refuse_output_inside_input(out, "--out", root, "--root", "it would be read as a patient")
     if not out.is_dir() or not any(out.iterdir()):
         return
     manifest = out / MANIFEST_JSON
@@ -119,7 +118,7 @@ def check_output(out, root) -> None:
                          "dcediff dataset run (remove the folder to start again)") from exc
     previous_root = previous.get("root")
     # recorded absolute since 2026-12-06; an older manifest's relative root is read from the current folder
-    if previous_root and Path(previous_root).resolve() != resolved_root:
+    if previous_root and Path(previous_root).resolve() != root.resolve():
         raise InputError(f"--out {out}: was made from --root {previous_root}, not {root}; expected the same "
                          "--root to resume, or a new --out")
 

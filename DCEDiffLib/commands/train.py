@@ -108,15 +108,13 @@ def _check_data_and_split(args: argparse.Namespace) -> None:
     from DCEDiffLib.training.case_data import list_case_dirs
     from DCEDiffLib.training.split import read_split
 
-    from DCEDiffLib.atomic import check_writable_location
+    from DCEDiffLib.atomic import check_writable_location, refuse_output_inside_input
 
     check_writable_location(args.out, f"--out {args.out}")  # before the cases load (an hour on a big folder)
     if args.cache is not None and not Path(args.cache).is_dir():  # an existing shared cache may be read-only
         check_writable_location(args.cache, f"--cache {args.cache}")
-    out, data = Path(args.out).resolve(), Path(args.data).resolve()
-    if out == data or data in out.parents:  # checkpoints and cache would be written among (or into) the cases
-        raise InputError(f"--out {args.out}: lies inside --data {args.data}; expected a run folder outside the data "
-                         "folder")
+    refuse_output_inside_input(args.out, "--out", args.data, "--data",
+                               "checkpoints and the cache would be written among the cases")
     cases = list_case_dirs(args.data)
     if len(cases) < 2:
         raise InputError(f"--data {args.data}: {len(cases)} case; training needs at least 2 (1 for training, 1 for "
