@@ -8,6 +8,7 @@ A data folder holds one sub-folder per patient/case, in any of the forms users h
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -149,6 +150,18 @@ def arrays_from_preprocessed(name: str, case, legend: Optional[Dict[str, int]] =
                       dict(case.intensity_notes))
 
 
+@contextlib.contextmanager
+def naming_the_case(case_dir: Path):
+    """Re-raise an :class:`InputError` that does not name ``case_dir`` with the case folder in front, so that of a
+    hundred cases the user learns which one; an error that names it already is left as it is (named once)."""
+    try:
+        yield
+    except InputError as error:
+        if str(case_dir) in str(error):
+            raise
+        raise InputError(f"case folder {case_dir}: {error}") from error
+
+
 def load_case(case_dir: Path, cache_dir: Optional[Path] = None, register: bool = True) -> CaseArrays:
     """Load one case folder as :class:`CaseArrays`, preprocessing (and caching) raw cases."""
     from DCEDiffLib.preprocess import load_preprocessed, preprocess_case
@@ -171,12 +184,8 @@ def load_case(case_dir: Path, cache_dir: Optional[Path] = None, register: bool =
     if missing:
         raise InputError(f"case folder {case_dir}: missing {', '.join(missing)}; expected files named "
                          f"{', '.join(m + '.nii.gz' for m in INPUT_MODALITIES)} (or DICOM folders)")
-    try:
+    with naming_the_case(case_dir):  # "acquired DCE: give both ..." names no file: of a hundred cases, say which
         processed = preprocess_case(inputs, register=register)
-    except InputError as error:  # "acquired DCE: give both ..." names no file: of a hundred cases, say which one
-        if str(case_dir) in str(error):
-            raise
-        raise InputError(f"case folder {case_dir}: {error}") from error
     arrays = arrays_from_preprocessed(case_dir.name, processed, legend)
     if cache_path is not None:
         _write_cache(cache_path, arrays)

@@ -28,7 +28,7 @@ from DCEDiffLib.modalities import TARGET_MODALITIES
 from DCEDiffLib.precision import NATIVE_BF16_FLAGS, native_bf16_flags
 from DCEDiffLib.training import distributed
 from DCEDiffLib.training.batches import SliceBatches, fixed_slices
-from DCEDiffLib.training.case_data import list_case_dirs, load_case
+from DCEDiffLib.training.case_data import list_case_dirs, load_case, naming_the_case
 from DCEDiffLib.training.case_identity import check_same_patients, identities, patient_groups
 from DCEDiffLib.training.checkpoint import load_checkpoint, save_checkpoint
 from DCEDiffLib.training.config import condition_modalities
@@ -142,12 +142,8 @@ def _one_thread_worker() -> None:
 
 def _cache_one(case_dir: Path, cache: Path) -> None:
     # Returns nothing on purpose: a pool worker would otherwise send every case's arrays back to be thrown away
-    try:
+    with naming_the_case(case_dir):  # a preprocessed case's errors say "case NAME", not which folder
         load_case(case_dir, cache)
-    except InputError as error:  # of a hundred cases, say which one (once: load_case names it for most errors)
-        if str(case_dir) in str(error):
-            raise
-        raise InputError(f"case folder {case_dir}: {error}") from error
 
 
 def emulated_bf16_warning(config: dict, device_type: str, flags: Optional[Sequence[str]] = None) -> Optional[str]:
