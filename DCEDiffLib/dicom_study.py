@@ -19,6 +19,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
+from DCEDiffLib.dicom_text import decode_tag
 from DCEDiffLib.errors import InputError
 
 # Header tags read from every file (SimpleITK/GDCM "gggg|eeee" keys).
@@ -31,7 +32,7 @@ TAGS = {
     "temporal_position": "0020|0100", "temporal_positions": "0020|0105", "trigger_time": "0018|1060",
     "acquisition_time": "0008|0032", "content_time": "0008|0033", "series_time": "0008|0031",
     "instance_number": "0020|0013", "rows": "0028|0010", "columns": "0028|0011", "pixel_spacing": "0028|0030",
-    "acquisition_type": "0018|0023",
+    "acquisition_type": "0018|0023", "sop_uid": "0008|0018", "frames": "0028|0008", "character_set": "0008|0005",
 }
 # a dynamic (DCE) acquisition by its name (Siemens TWIST/"dyn", GE DISCO, Philips 4D-TRAK, "perf", "dce")
 DYNAMIC_TEXT = re.compile(r"dyn|dce|twist|perfusion|(?<![a-z])perf(?![a-z])|tricks|disco|4d")
@@ -56,6 +57,7 @@ class DicomFile:
     content_time_s: Optional[float]
     b_value: Optional[float]
     instance_number: Optional[int]
+    frames: int = 1                         # NumberOfFrames: > 1 for an enhanced (multi-frame) MR file
 
 
 @dataclasses.dataclass
@@ -108,6 +110,11 @@ class SeriesInfo:
         if self._num_positions is None:
             self._num_positions = len({_position_key(f) for f in self.files})
         return self._num_positions
+
+    @property
+    def multi_frame(self) -> bool:
+        """Stored as multi-frame files (enhanced MR: a whole stack in one file), not one file per slice."""
+        return any(f.frames > 1 for f in self.files)
 
     @property
     def diffusion(self) -> bool:
@@ -185,6 +192,8 @@ class SeriesInfo:
     def summary(self) -> str:
         """One line for listings: number, description, files, orientation, flip angle, image type."""
         parts = [self.label(), f"{self.num_files} files", self.orientation]
+        if self.multi_frame:
+            parts.append(f"multi-frame ({max(f.frames for f in self.files)} frames in a file)")
         if self.flip_angle is not None:
             parts.append(f"flip {self.flip_angle:g}°")
         if self.image_type:
@@ -236,13 +245,27 @@ def _scan(paths: Iterable[Path], root: str, warn: Optional[Callable[[str], None]
     warn = warn or (lambda message: warnings.warn(message, stacklevel=4))
     headers: Dict[str, List[Tuple[DicomFile, sitk.ImageFileReader]]] = {}
     skipped: List[Tuple[str, str]] = []
+    instances: Dict[tuple, str] = {}
+    repeated: List[str] = []
     for path in paths:
         reader, reason = _read_header(path)
         if reader is None:
             skipped.append((str(path), reason))
             continue
         uid = _tag(reader, "series_uid")
-        headers.setdefault(uid, []).append((_file_facts(path, reader), reader))
+        facts = _file_facts(path, reader)
+        # the same instance twice (a series exported twice): same SOPInstanceUID and same slice, read once; a tool
+        # that gives every slice one UID makes no repeats of them (their positions or numbers differ)
+        instance = (uid, _tag(reader, "sop_uid"), *dataclasses.astuple(dataclasses.replace(facts, path="")))
+        if instance[1] and instance in instances:
+            repeated.append(f"{path} (= {instances[instance]})")
+            continue
+        instances[instance] = str(path)
+        headers.setdefault(uid, []).append((facts, reader))
+    if repeated:
+        more = f"; and {len(repeated) - MAX_LISTED_WARNINGS} more" if len(repeated) > MAX_LISTED_WARNINGS else ""
+        warn(f"{name}: {len(repeated)} file(s) repeat an image already found (same SOPInstanceUID, e.g. a series "
+             f"exported twice), each read once: {'; '.join(repeated[:MAX_LISTED_WARNINGS])}{more}")
     if skipped:
         listed = "; ".join(f"{p} ({r})" for p, r in skipped[:MAX_LISTED_WARNINGS])
         more = f"; and {len(skipped) - MAX_LISTED_WARNINGS} more" if len(skipped) > MAX_LISTED_WARNINGS else ""
@@ -299,7 +322,12 @@ def _read_header(path: Path):
 
 def _tag(reader: sitk.ImageFileReader, name: str) -> str:
     key = TAGS[name]
-    return reader.GetMetaData(key).strip().strip("\x00").strip() if reader.HasMetaDataKey(key) else ""
+    if not reader.HasMetaDataKey(key):
+        return ""
+    text = reader.GetMetaData(key)
+    if name != "character_set":  # e.g. a Latin-1 description: printable and JSON-safe only once decoded
+        text = decode_tag(text, _tag(reader, "character_set"))
+    return text.strip().strip("\x00").strip()
 
 
 def _float(text: str) -> Optional[float]:
@@ -334,9 +362,15 @@ def dicom_time_seconds(text: str) -> Optional[float]:
 
 
 def _file_facts(path: Path, reader: sitk.ImageFileReader) -> DicomFile:
+    frames = _int(_tag(reader, "frames")) or 1
+    orientation = _floats(_tag(reader, "orientation"), 6)
+    if orientation is None and frames > 1 and reader.GetDimension() == 3:
+        # enhanced MR keeps its orientation in functional groups, which GDCM turns into the direction matrix
+        direction = np.asarray(reader.GetDirection(), dtype=float).reshape(3, 3)
+        orientation = tuple(float(v) for v in np.concatenate([direction[:, 0], direction[:, 1]]))
     return DicomFile(
-        path=str(path), position=_floats(_tag(reader, "position"), 3),
-        orientation=_floats(_tag(reader, "orientation"), 6),
+        path=str(path), position=_floats(_tag(reader, "position"), 3), frames=max(frames, 1),
+        orientation=orientation,
         temporal_position=_int(_tag(reader, "temporal_position")),
         trigger_time_ms=_float(_tag(reader, "trigger_time")),
         acquisition_time_s=dicom_time_seconds(_tag(reader, "acquisition_time")),

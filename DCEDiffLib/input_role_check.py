@@ -43,10 +43,19 @@ def role_mismatch_warnings(inputs: Dict[str, object]) -> List[str]:
         series = [s for study in studies for s in study.series]
         if len(series) != 1:
             continue
-        kind = _kind(series[0])
-        if kind and kind != {"t2w": "T2W", "adc": "ADC map"}.get(role):
-            article = "an" if kind[0] in "AEIOU" else "a"
-            warnings.append(f"--{role.replace('_', '-')} {path}: series {series[0].label()} looks like {article} "
-                            f"{kind} (its DICOM header), not like the {ROLE_NAMES[role]} it is given as: check that "
-                            "the inputs are not swapped")
+        contradiction = header_contradiction(series[0], role)
+        if contradiction:
+            warnings.append(f"--{role.replace('_', '-')} {path}: series {contradiction}: check that the inputs are "
+                            "not swapped")
     return warnings
+
+
+def header_contradiction(series, role: str) -> str:
+    """``#8 'name' looks like a diffusion series (its DICOM header), not like the ADC it is given as`` where the
+    header clearly says another kind than ``role``, else "" (also for a series named by ``--series ROLE=NUMBER``)."""
+    kind = _kind(series)
+    if not kind or kind == {"t2w": "T2W", "adc": "ADC map"}.get(role):
+        return ""
+    article = "an" if kind[0] in "AEIOU" else "a"
+    return (f"{series.label()} looks like {article} {kind} (its DICOM header), not like the {ROLE_NAMES[role]} it is "
+            "given as")

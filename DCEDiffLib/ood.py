@@ -417,10 +417,15 @@ def _reason(name: str, value, reference: Mapping, distance: float) -> str:
         text = (f"{_name('adc')}: {where} {_fmt(value)}; the training cases had {_range(reference)} "
                 f"(scanner units {ADC_SCANNER_UNITS})")
         centre = 10 ** float(reference["centre"])
-        if float(value) < centre / 100:
-            text += (f" — values about 1000× smaller mean the ADC is in mm²/s: a units error (expected "
-                     f"{ADC_SCANNER_UNITS}, e.g. 800–2500 in the gland)" if float(value) > centre / 1e5 else
-                     " — not an ADC map in the expected units")
+        # a gland ADC of 1.2e-3 mm²/s is 1200 in 10⁻⁶ mm²/s, 1.2 in 10⁻³ mm²/s (µm²/ms) and 0.0012 in mm²/s
+        if centre / 1e5 < float(value) < centre / 100:
+            text += (f" — values about 1000× smaller mean the ADC is in 10⁻³ mm²/s (µm²/ms): a units error (expected "
+                     f"{ADC_SCANNER_UNITS}, e.g. 800–2500 in the gland)")
+        elif centre / 1e8 < float(value) <= centre / 1e5:
+            text += (f" — values about 10⁶× smaller mean the ADC is in mm²/s: a units error (expected "
+                     f"{ADC_SCANNER_UNITS}, e.g. 800–2500 in the gland)")
+        elif float(value) < centre / 100:
+            text += " — not an ADC map in the expected units"
         elif float(value) > centre * 100:
             text += " — values far too large: wrong units or not an ADC map"
         return text

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from DCEDiffLib.dicom_study import SeriesInfo
 
 T2W_MIN_TE_MS = 60.0        # T2 weighting needs a long echo time (PD/T1 TSE have short ones)
@@ -64,6 +66,33 @@ def is_t2w(s: SeriesInfo) -> bool:
     if not (_T2_TEXT.search(s.text) or _TSE_SEQUENCE.search(s.sequence_name)):
         return False
     return s.echo_time is None or s.echo_time >= T2W_MIN_TE_MS
+
+
+def unusable_axial_t2w(s: SeriesInfo) -> str:
+    """Why a series named and timed like an axial T2-weighted TSE is no single axial stack (a slice stored twice, a
+    slice of another plane, enhanced multi-frame files), or "" when it is none such. Such a series must not be
+    passed over for a sagittal or coronal T2W as if the study had no axial one."""
+    if is_t2w(s) and s.orientation == "axial" and is_single_volume(s):
+        return ""   # a usable axial T2W
+    if _LOCALIZER.search(s.text) or s.diffusion or s.named_dynamic or s.modality not in ("MR", ""):
+        return ""
+    if not (_T2_TEXT.search(s.text) or _TSE_SEQUENCE.search(s.sequence_name)) or \
+            (s.echo_time is not None and s.echo_time < T2W_MIN_TE_MS):
+        return ""
+    normals = [np.cross(f.orientation[:3], f.orientation[3:]) for f in s.files if f.orientation is not None]
+    axial = sum(int(np.argmax(np.abs(n))) == 2 for n in normals)
+    if not normals or 2 * axial <= len(normals):
+        return ""   # mostly sagittal or coronal: a T2W of another plane, not a damaged axial one
+    if s.multi_frame:
+        return (f"is stored as {s.num_files} enhanced (multi-frame) MR file(s) of up to "
+                f"{max(f.frames for f in s.files)} frames, which --study does not read; expected one file per slice "
+                "(classic MR Image Storage), or give the file itself as --t2w FILE")
+    if axial < len(normals):
+        return f"mixes slice planes ({len(normals) - axial} of its {len(normals)} images are not axial)"
+    if s.num_positions < s.num_files:
+        return (f"holds {s.num_files} images at {s.num_positions} slice positions (a slice stored twice, or several "
+                "volumes in one series)")
+    return ""
 
 
 def is_pd_named(s: SeriesInfo) -> bool:

@@ -35,7 +35,7 @@ from DCEDiffLib.dicom_study import SeriesInfo, Study, Volume, read_study_volume
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.modalities import ACQUIRED_BASELINE, OPTIONAL_INPUTS
 from DCEDiffLib.series_kinds import (is_adc, is_gradient_echo_t1, is_localizer, is_pd_named, is_single_volume,
-                                     is_t2w, whole_word)
+                                     is_t2w, unusable_axial_t2w, whole_word)
 
 ROLES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
 REQUIRED_ROLES = ("t2w", "pd", "adc", "t1pre")
@@ -247,6 +247,8 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
             (series, rule), lost = ranked[0], ranked[1:]
             picks[role] = Pick(role, series, series.volumes()[0], rule, lost)
 
+    problems += _unusable_axial_t2w_problems(study, picks.get("t2w"), given, overrides)
+
     if "t1pre" not in picks and "t1pre" not in given:
         pick, why = _t1_from_dce(dce, read, ranked_lost=_apply_rules(study, _t1_rules(dce, picks)),
                                  chosen=overrides.get("t1pre") == "dce")
@@ -270,6 +272,7 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
     for role in ("dce_early", "dce_late"):
         if role in overrides:
             picks[role] = _override(study, role, overrides[role], [])
+    notes += _override_contradictions(picks, overrides)
 
     absent = [r for r in REQUIRED_ROLES if r not in picks and r not in given and r in optional]
     for role in (r for r in absent if r not in left_out):
@@ -296,6 +299,32 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
             if pick is not None and pick.after_arrival_s is None and None not in (pick.time_s, dce.arrival_time_s):
                 pick.after_arrival_s = pick.time_s - dce.arrival_time_s
     return StudyPicks(study, picks, dce, notes, missing, problem, absent, baseline)
+
+
+def _unusable_axial_t2w_problems(study: Study, pick: Optional[Pick], given, overrides) -> List[str]:
+    """Where no axial T2W was picked but the study holds one that is no single stack (a slice stored twice, a slice
+    of another plane, an enhanced multi-frame file): the reason, so that a sagittal or coronal T2W is not taken in
+    its place as if the study had no axial one (another plane, another resolution, without a word)."""
+    if "t2w" in given or "t2w" in overrides or (pick is not None and pick.series.orientation == "axial"):
+        return []
+    found = [(s, why) for s in study.series for why in [unusable_axial_t2w(s)] if why]
+    instead = "" if pick is None else f", not replaced by the {pick.series.orientation} T2W {pick.series.label()}"
+    return [f"T2W: the axial T2W {s.label()} cannot be read as one volume: it {why}{instead}; repair or re-export "
+            "the series, or name the T2W with --series t2w=NUMBER" for s, why in found]
+
+
+def _override_contradictions(picks: Dict[str, Pick], overrides) -> List[str]:
+    """A note for every series named with ``--series ROLE=NUMBER`` whose header says it is another kind (a calculated
+    b-value image as the ADC), as the same series given as a folder (``--adc DIR``) gets a warning: a mistyped
+    series number otherwise shows only in the out-of-distribution score."""
+    from DCEDiffLib.input_role_check import header_contradiction
+
+    notes = []
+    for role, pick in picks.items():
+        said = header_contradiction(pick.series, role) if isinstance(overrides.get(role), int) else ""
+        if said:
+            notes.append(f"--series {role}={overrides[role]}: {said}; check the series number")
+    return notes
 
 
 def _refuse_shared_volumes(picks: Dict[str, Pick]) -> None:

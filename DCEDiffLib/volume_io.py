@@ -325,12 +325,18 @@ def _sorted_slice_files(files: List[str], folder: Path, name: str) -> List[str]:
     """The slice files ordered along the slice normal, after checking that they form one regular stack."""
     if len(files) == 1:
         return files  # a single (possibly multi-frame) file: validate_volume checks the result
-    positions, orientations = [], []
+    positions, orientations, sizes = [], [], {}
     for path in files:
         header = read_header(Path(path))
         if header is None or not (header.HasMetaDataKey(_TAG_POSITION) and header.HasMetaDataKey(_TAG_ORIENTATION)):
             raise InputError(f"{name}: DICOM file {path} has no slice position/orientation; expected an image "
                              f"series with geometry in {folder}")
+        sizes.setdefault(tuple(header.GetSize()[:2]), path)
+        if len(sizes) > 1:  # the series reader would fail with a bare "Size: [...]"
+            (first, first_path), (other, other_path) = list(sizes.items())[:2]
+            raise InputError(f"{name}: DICOM series in {folder} mixes slice sizes: {other_path} is "
+                             f"{_size_text(other)} pixels, {first_path} {_size_text(first)}; expected slices of one "
+                             "size (one stack of one acquisition)")
         try:
             positions.append([float(v) for v in header.GetMetaData(_TAG_POSITION).split("\\")])
             orientations.append([float(v) for v in header.GetMetaData(_TAG_ORIENTATION).split("\\")])

@@ -2,8 +2,9 @@
 
 A card is built from 5 freshly generated phantom cases (domain A, as the shipped model's training data); the
 shipped sample phantom case (another patient) is the in-distribution exam and the base of every perturbation:
-ADC in mm²/s (×0.001), T2W and PD given the wrong way round, a heavy left–right bias field on the T2W, and
-non-prostate volumes (smooth random, a brain-like blob). Each must be flagged with the reason that names it.
+ADC in 10⁻³ mm²/s (×0.001) and in mm²/s (×10⁻⁶), T2W and PD given the wrong way round, a heavy left–right bias
+field on the T2W, and non-prostate volumes (smooth random, a brain-like blob). Each must be flagged with the reason
+that names it.
 Then: the card script, the pipeline's outputs (synthesis.json, NIfTI description, report banner, warning line)
 and the Slicer node attribute. Registration is skipped (the phantom's series share one frame): fast.
 """
@@ -93,13 +94,15 @@ def test_training_statistics_hold_references_and_thresholds(card, training):
     json.dumps(card, allow_nan=False)  # the card is JSON
 
 
-def test_adc_in_mm2_per_s_is_a_units_error(card):
+@pytest.mark.parametrize("factor, units", [(1e-3, "in 10⁻³ mm²/s"), (1e-6, "in mm²/s")])
+def test_adc_in_other_units_is_a_units_error_naming_them(card, factor, units):
+    """A gland ADC of 1200 × 10⁻⁶ mm²/s is 1.2 in 10⁻³ mm²/s and 0.0012 in mm²/s: each is named as what it is."""
     inputs = sample_inputs()
-    inputs["adc"] = inputs["adc"] * 0.001
+    inputs["adc"] = inputs["adc"] * factor
     result = score(inputs, card)
     assert result["flagged"] and result["score"] > 3
     assert "ADC" in result["reasons"][0] and "units error" in result["reasons"][0], reasons_text(result)
-    assert "mm²/s" in result["reasons"][0]
+    assert units in result["reasons"][0], reasons_text(result)
 
 
 def test_swapped_t2w_and_pd_are_named(card):
