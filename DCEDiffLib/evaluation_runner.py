@@ -122,6 +122,19 @@ def check_missing(missing: Sequence[str]) -> List[str]:
     return out
 
 
+# The rows every evaluation writes itself: a --compare model of one of these names would replace that row's results
+# (or the model's, while meta still names --model), silently.
+RESERVED_METHODS = ("model", "identity", "t1pre_gain", "mean_enhancement")
+
+
+def check_compare_names(compare: Optional[Dict[str, str]]) -> None:
+    """Refuse a ``--compare`` name that is one of the evaluation's own rows (:data:`RESERVED_METHODS`)."""
+    taken = [name for name in (compare or {}) if name in RESERVED_METHODS]
+    if taken:
+        raise InputError(f"--compare {taken[0]}=...: {taken[0]!r} is the name of a row every evaluation writes "
+                         f"({', '.join(RESERVED_METHODS)}); expected another name, e.g. other_{taken[0]}")
+
+
 def model_conditions(model, case, missing: Sequence[str] = ()) -> np.ndarray:
     """The case's normalised conditions in the model's channel order; ``missing`` inputs are the constant
     ``MISSING_INPUT_VALUE`` (a copy: the case is not modified)."""
@@ -192,6 +205,7 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
     from DCEDiffLib.training.case_data import load_case
 
     missing = check_missing(missing)
+    check_compare_names(compare)
     out_dir = Path(out_dir)
     for option, folder in (("--data", data_dir), ("--baseline-data", baseline_data)):
         # the results and the default case cache (.OUT.cache beside --out) would be written among the cases
@@ -232,9 +246,16 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
         print(f"dcediff evaluate: warning: {len(seen)} of the {len(eval_dirs)} scored cases trained or validated "
               f"this model ({', '.join(seen[:5])}{', …' if len(seen) > 5 else ''}; its run's split.json), by "
               f"patient: these are not test numbers. {advice}", file=sys.stderr, flush=True)
-    cases = [c for c in (load_case(d, cache) for d in eval_dirs) if c.targets is not None]
+    loaded = [load_case(d, cache) for d in eval_dirs]
+    cases = [c for c in loaded if c.targets is not None]
     if not cases:
         raise InputError(f"no evaluation case in {data_dir} has acquired early/late DCE")
+    # a case without acquired DCE cannot be scored: said and recorded, so that n is not silently smaller than --data
+    unscored = [c.name for c in loaded if c.targets is None]
+    if unscored:
+        print(f"dcediff evaluate: warning: {len(unscored)} of the {len(loaded)} cases have no acquired early/late DCE "
+              f"and are not scored ({', '.join(unscored[:5])}{', …' if len(unscored) > 5 else ''}): the numbers are "
+              f"of the other {len(cases)}", file=sys.stderr, flush=True)
 
     baseline = None
     fit_cases: list = []
@@ -290,6 +311,7 @@ def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: 
             "data": str(data_dir), "split": str(split_path) if split_path else None,
             "subset": subset if split_path else "all cases",
             "scored_cases_that_trained_the_model": seen,
+            "cases_without_acquired_dce": unscored,  # in --data (or the split's subset), not scored
             # what the mean-enhancement baseline was fitted on (never the scored patients: checked above)
             "mean_enhancement_fit": ({"data": str(baseline_data if baseline_data is not None else data_dir),
                                       "source": "--baseline-data" if baseline_data is not None else
@@ -327,13 +349,21 @@ def _protocol_row(case, acquired: dict, t1pre: np.ndarray, prediction: dict, std
         if target in std:
             row["calibration"][target] = {
                 region: calibration(std[target], prediction[target] - acquired[target], regions[region])
+                if regions[region] is not None else _no_region(region, ("spearman",))
                 for region in ("body", "prostate")}
         if expected and target in expected:
             row["expected_error_calibration"][target] = {
                 region: expected_error_calibration(expected[target], prediction[target] - acquired[target],
                                                    regions[region])
+                if regions[region] is not None else _no_region(region, ("spearman", "ratio"))
                 for region in ("body", "prostate")}
     return row
+
+
+def _no_region(region: str, keys: Sequence[str]) -> dict:
+    """A calibration result for a region the case has no label for: undefined. (The calibration functions read a
+    mask of None as the whole grid, which would then be reported under the region's name.)"""
+    return {**{key: None for key in keys}, "curve": [], "reason": f"no {region} label in this case"}
 
 
 # The per-case numbers compared pairwise between methods: name → path below a case row's target.

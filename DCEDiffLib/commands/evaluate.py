@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise InputError(f"--compare {item!r}: expected NAME=MODEL_PATH")
+        if name in compare:  # the later one would replace the first without a word
+            raise InputError(f"--compare {name}: given twice ({compare[name]} and {path}); expected one model per name")
         compare[name] = path
     if "regression" not in compare and not args.no_regression:
         from DCEDiffLib.model_registry import shipped_regression_path

@@ -116,10 +116,13 @@ def _image_metrics(syn_unit: np.ndarray, acq_unit: np.ndarray, mask: Optional[np
             "mae": mae(syn_unit, acq_unit, mask)}
 
 
-def _empty_lesions() -> dict:
-    return {"summary": {"n_lesions": 0, "cnr_synthetic": None, "cnr_acquired": None, "cnr_relative_error": None,
-                        "cnr_abs_relative_error": None, "fraction_above_gland_median_synthetic": None,
-                        "fraction_above_gland_median_acquired": None, "above_gland_median_agreement": None},
+def _empty_lesions(n_lesions: Optional[int] = 0) -> dict:
+    """The lesion section of a case without lesions: ``n_lesions`` 0 when the label map has an (empty) lesion label,
+    None when it has none (no label map, or no lesion in its legend), so that metrics.md says undefined, not 0."""
+    return {"summary": {"n_lesions": n_lesions, "cnr_synthetic": None, "cnr_acquired": None,
+                        "cnr_relative_error": None, "cnr_abs_relative_error": None,
+                        "fraction_above_gland_median_synthetic": None, "fraction_above_gland_median_acquired": None,
+                        "above_gland_median_agreement": None},
             "per_lesion": []}
 
 
@@ -222,7 +225,7 @@ def evaluate_case(synthetic: Dict[str, np.ndarray], acquired: Dict[str, np.ndarr
                                                        masks["prostate"], spacing, ring_mm)
             notes.extend(f"{t}: {n}" for n in lesion_notes)
         else:
-            lesions = _empty_lesions()
+            lesions = _empty_lesions(None if masks["lesion"] is None else 0)
         per_target["lesions"] = lesions
         per_target["through_plane"] = through_plane_consistency(syn[t], acq[t], body)  # None values if body empty
         result[t] = per_target

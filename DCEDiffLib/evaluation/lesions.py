@@ -56,10 +56,20 @@ def relative_error(value: Optional[float], reference: Optional[float]) -> Option
 def _rank(lesion_values: np.ndarray, gland_values: np.ndarray) -> Tuple[Optional[bool], Optional[float]]:
     if gland_values.size == 0 or lesion_values.size == 0:
         return None, None
+    if constant_enhancement(lesion_values, gland_values):  # no ranking drawn (the identity baseline): not "below"
+        return None, None
     lesion_median = float(np.median(lesion_values))
     above = bool(lesion_median > float(np.median(gland_values)))
     percentile = float(np.mean(gland_values < lesion_median))
     return above, percentile
+
+
+def constant_enhancement(lesion_values: np.ndarray, gland_values: np.ndarray) -> bool:
+    """Whether the enhancement is one value over the lesion and the gland (within 1e-9 of its magnitude, as
+    ``enhancement.pearson`` decides "constant"): the lesion is then neither above nor below the gland's median."""
+    values = np.concatenate([np.ravel(lesion_values), np.ravel(gland_values)]).astype(np.float64)
+    scale = max(float(np.max(np.abs(values))), np.finfo(np.float64).tiny)
+    return float(np.ptp(values)) <= 1e-9 * scale
 
 
 def _mean(values: List[Optional[float]]) -> Optional[float]:

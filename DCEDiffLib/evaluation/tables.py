@@ -233,6 +233,10 @@ def markdown_text(summary: Dict[str, dict], meta: Optional[dict] = None) -> str:
         seen = meta["scored_cases_that_trained_the_model"]
         lines.append(f"- **not test numbers**: {len(seen)} scored case(s) trained or validated the model "
                      f"({', '.join(seen[:5])}{', …' if len(seen) > 5 else ''}; its run's split.json)")
+    if meta.get("cases_without_acquired_dce"):  # left out by the evaluation: the case count above is smaller
+        left_out = meta["cases_without_acquired_dce"]
+        lines.append(f"- **not scored**: {len(left_out)} case(s) without acquired early/late DCE "
+                     f"({', '.join(left_out[:5])}{', …' if len(left_out) > 5 else ''})")
     if "mean_enhancement" not in cases:
         lines.append("- no mean-enhancement baseline: it is fitted on training cases (--split RUN/split.json, or "
                      "--baseline-data DIR)")
