@@ -91,6 +91,24 @@ def find_dce_series(study: Study) -> List[DceSeries]:
     return found
 
 
+def unusable_dynamic(study: Study, found: Sequence[DceSeries]) -> List[Tuple[SeriesInfo, str]]:
+    """Series dynamic by their headers (name, sequence, NumberOfTemporalPositions) that are part of no DCE in
+    ``found``, each with why its frames cannot be told apart: the user is told a DCE was there, not that none was."""
+    used = {s.uid for dce in found for s in dce.series}
+    out = []
+    for s in study.series:
+        if s.uid in used or not s.named_dynamic or s.modality not in ("MR", ""):
+            continue
+        if s.multi_frame and not s.one_file_stack:
+            out.append((s, f"is stored as {s.num_files} enhanced (multi-frame) MR file(s) of up to "
+                           f"{max(f.frames for f in s.files)} frames, which --study does not split into time points"))
+        elif s.num_positions < s.num_files and len(s.volumes()) == 1:
+            out.append((s, f"holds {s.num_files} images at {s.num_positions} slice positions with no time tags "
+                           "(TemporalPositionIdentifier, TriggerTime, AcquisitionTime, ContentTime) and no distinct "
+                           "InstanceNumbers to order them into time points"))
+    return out
+
+
 def _per_time_point(members: List[SeriesInfo]) -> DceSeries:
     """Frames from one series per time point, ordered by the time in the description (Siemens ``TT=8.0s``),
     TriggerTime, AcquisitionTime or ContentTime, whichever every series has (else by series number)."""

@@ -9,9 +9,10 @@ either, but it is not damaged: only files whose storage class is an image's (or 
 
 from __future__ import annotations
 
+import re
 import struct
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional, Tuple
 
 # storage SOP classes of images: MR (enhanced MR under it), CT, secondary capture, PET; each with its sub-classes
 IMAGE_STORAGE_CLASSES = ("1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.7",
@@ -32,6 +33,15 @@ def starts_like_dicom(path: Path) -> bool:
 def media_storage_class(path: Path) -> Optional[str]:
     """The file meta header's MediaStorageSOPClassUID (0002,0002), or None when the file has no readable meta header
     (group 0002 is explicit VR little endian whatever the data set's transfer syntax)."""
+    return _meta_value(path, 0x0002)
+
+
+def transfer_syntax(path: Path) -> Optional[str]:
+    """The file meta header's TransferSyntaxUID (0002,0010), or None when the file has no readable meta header."""
+    return _meta_value(path, 0x0010)
+
+
+def _meta_value(path: Path, wanted: int) -> Optional[str]:
     try:
         with open(path, "rb") as handle:
             data = handle.read(_META_BYTES)
@@ -51,7 +61,7 @@ def media_storage_class(path: Path) -> Optional[str]:
             (length,), start = struct.unpack_from("<I", data, position + 8), position + 12
         else:
             (length,), start = struct.unpack_from("<H", data, position + 6), position + 8
-        if element == 0x0002:
+        if element == wanted:
             value = data[start:start + length]
             return value.decode("ascii", "replace").strip("\0 ") if len(value) == length else None
         position = start + length
@@ -65,3 +75,74 @@ def looks_like_image_file(path: Path) -> bool:
         return False
     storage = media_storage_class(path)
     return storage is None or any(storage == c or storage.startswith(c + ".") for c in IMAGE_STORAGE_CLASSES)
+
+
+# Transfer syntaxes by name (messages), and those GDCM (as built into SimpleITK) decodes: checked on this build with
+# real files (uncompressed, deflated, RLE, JPEG baseline/lossless, JPEG-LS, JPEG 2000, HTJ2K); MPEG/HEVC video, JPIP
+# and syntaxes newer than GDCM (JPEG XL) it cannot.
+UNCOMPRESSED = {"1.2.840.10008.1.2": "Implicit VR Little Endian", "1.2.840.10008.1.2.1": "Explicit VR Little Endian",
+                "1.2.840.10008.1.2.2": "Explicit VR Big Endian", "1.2.840.10008.1.2.1.99": "Deflated Explicit VR"}
+DECODED = dict(UNCOMPRESSED, **{
+    "1.2.840.10008.1.2.5": "RLE Lossless", "1.2.840.10008.1.2.4.50": "JPEG Baseline",
+    "1.2.840.10008.1.2.4.51": "JPEG Extended", "1.2.840.10008.1.2.4.57": "JPEG Lossless",
+    "1.2.840.10008.1.2.4.70": "JPEG Lossless SV1", "1.2.840.10008.1.2.4.80": "JPEG-LS Lossless",
+    "1.2.840.10008.1.2.4.81": "JPEG-LS Near-Lossless", "1.2.840.10008.1.2.4.90": "JPEG 2000 Lossless",
+    "1.2.840.10008.1.2.4.91": "JPEG 2000", "1.2.840.10008.1.2.4.201": "HTJ2K Lossless",
+    "1.2.840.10008.1.2.4.202": "HTJ2K Lossless RPCL", "1.2.840.10008.1.2.4.203": "HTJ2K"})
+NOT_DECODED = {"1.2.840.10008.1.2.4.94": "JPIP Referenced", "1.2.840.10008.1.2.4.95": "JPIP Referenced Deflate",
+               "1.2.840.10008.1.2.4.100": "MPEG2 Main Profile", "1.2.840.10008.1.2.4.101": "MPEG2 High Profile",
+               "1.2.840.10008.1.2.4.102": "MPEG-4 AVC/H.264", "1.2.840.10008.1.2.4.103": "MPEG-4 AVC/H.264 BD",
+               "1.2.840.10008.1.2.4.107": "HEVC/H.265 Main", "1.2.840.10008.1.2.4.108": "HEVC/H.265 Main 10",
+               "1.2.840.10008.1.2.4.110": "JPEG XL Lossless", "1.2.840.10008.1.2.4.111": "JPEG XL JPEG Recompression",
+               "1.2.840.10008.1.2.4.112": "JPEG XL", "1.2.840.10008.1.2.8.1": "Deflated Image Frame Compression"}
+DECOMPRESS_HINT = ("decompress the files first, e.g. with GDCM `gdcmconv --raw IN OUT` or DCMTK `dcmdjpeg`/`dcmdjpls`/"
+                   "`dcmdrle` (or re-export them uncompressed from the PACS)")
+
+
+def transfer_syntax_text(uid: Optional[str]) -> str:
+    """``1.2.840.10008.1.2.4.110 (JPEG XL Lossless)``: a transfer syntax as messages name it."""
+    if not uid:
+        return "an unreadable transfer syntax"
+    name = DECODED.get(uid) or NOT_DECODED.get(uid) or "unknown to this reader"
+    return f"{uid} ({name})"
+
+
+def compressed(path: Path) -> bool:
+    """Whether the pixel data of a DICOM file are compressed (encapsulated): the files whose decoders print to the
+    console and whose failures need the transfer syntax named. False for uncompressed files and non-DICOM files."""
+    uid = transfer_syntax(path)
+    return uid is not None and uid not in UNCOMPRESSED
+
+
+# ImagePositionPatient (0020,0032) anywhere in the data set: explicit VR "DS" + 2-byte length, or implicit + 4-byte
+_POSITION = re.compile(rb"\x20\x00\x32\x00(?:DS(..)|(....))", re.S)
+_PIXEL_DATA = b"\xe0\x7f\x10\x00"
+_HEADER_CHUNK = 1 << 20
+
+
+def frame_positions(path: Path) -> List[Tuple[float, float, float]]:
+    """The per-frame ImagePositionPatient values of an enhanced (multi-frame) file, in frame order: GDCM turns them
+    into one origin and spacing only, so whether the frames make one regular stack (or repeat positions: several time
+    points in one file) is checked here. Read from the bytes before the pixel data (little endian, as every enhanced
+    MR transfer syntax encodes its data set); [] when none can be read."""
+    data = b""
+    try:
+        with open(path, "rb") as handle:
+            while _PIXEL_DATA not in data:
+                chunk = handle.read(_HEADER_CHUNK)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return []
+    data = data.split(_PIXEL_DATA, 1)[0]
+    positions = []
+    for match in _POSITION.finditer(data):
+        length = struct.unpack("<H", match.group(1))[0] if match.group(1) else struct.unpack("<I", match.group(2))[0]
+        try:
+            values = tuple(float(v) for v in data[match.end():match.end() + length].decode("ascii").split("\\"))
+        except (UnicodeDecodeError, ValueError):
+            continue
+        if len(values) == 3:
+            positions.append(values)
+    return positions

@@ -19,8 +19,11 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
+from DCEDiffLib.dicom_part10 import (DECOMPRESS_HINT, compressed, frame_positions, media_storage_class,
+                                     transfer_syntax, transfer_syntax_text)
 from DCEDiffLib.dicom_text import decode_tag
 from DCEDiffLib.errors import InputError
+from DCEDiffLib.native_stderr import captured_native_stderr
 
 # Header tags read from every file (SimpleITK/GDCM "gggg|eeee" keys).
 TAGS = {
@@ -42,6 +45,7 @@ DIFFUSION_TYPES = {"DIFFUSION", "ADC", "TRACEW", "FA", "EADC", "EXP", "CALC_BVAL
 DIFFUSION_SEQUENCE = re.compile(r"ep_b|epse|ep2d|re_b")
 SLICE_POSITION_DECIMALS = 2     # positions closer than 0.01 mm are the same slice position
 MAX_LISTED_WARNINGS = 10        # unreadable files named one by one; the rest are counted
+MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"   # MR Image Storage; enhanced MR and its other sub-classes under it
 
 
 @dataclasses.dataclass
@@ -58,6 +62,7 @@ class DicomFile:
     b_value: Optional[float]
     instance_number: Optional[int]
     frames: int = 1                         # NumberOfFrames: > 1 for an enhanced (multi-frame) MR file
+    frame_positions: Tuple[Tuple[float, float, float], ...] = ()   # per-frame ImagePositionPatient (multi-frame)
 
 
 @dataclasses.dataclass
@@ -106,10 +111,22 @@ class SeriesInfo:
 
     @property
     def num_positions(self) -> int:
-        """Distinct slice positions (a dynamic or stacked-DWI series has fewer than files). Computed once."""
+        """Distinct slice positions (a dynamic or stacked-DWI series has fewer than files; an enhanced file that holds
+        one stack has one per frame). Computed once."""
         if self._num_positions is None:
-            self._num_positions = len({_position_key(f) for f in self.files})
+            self._num_positions = self.files[0].frames if self.one_file_stack else \
+                len({_position_key(f) for f in self.files})
         return self._num_positions
+
+    @property
+    def one_file_stack(self) -> bool:
+        """One enhanced (multi-frame) file whose frames lie at distinct slice positions: one volume, which GDCM reads
+        with its geometry (a file whose frames repeat positions holds several time points or b-values: not one)."""
+        if len(self.files) != 1 or self.files[0].frames < 2:
+            return False
+        positions = self.files[0].frame_positions
+        return len(positions) == self.files[0].frames and \
+            len({tuple(np.round(p, SLICE_POSITION_DECIMALS)) for p in positions}) == len(positions)
 
     @property
     def multi_frame(self) -> bool:
@@ -157,7 +174,7 @@ class SeriesInfo:
         return list(self._volumes)
 
     def _split_volumes(self) -> List[Volume]:
-        if self.num_positions == self.num_files:
+        if self.num_positions == self.num_files or self.one_file_stack:
             return [Volume(list(self.files))]
         for key in ("temporal_position", "trigger_time_ms", "acquisition_time_s", "content_time_s"):
             values = [getattr(f, key) for f in self.files]
@@ -211,6 +228,8 @@ class Study:
     study_date: str
     series: List[SeriesInfo]
     skipped: List[Tuple[str, str]] = dataclasses.field(default_factory=list)   # (file, reason)
+    # image files GDCM cannot read for their transfer syntax (file, "UID (name)"): series the study cannot see
+    undecodable: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def by_number(self, number: int) -> List[SeriesInfo]:
         return [s for s in self.series if s.number == number]
@@ -245,12 +264,15 @@ def _scan(paths: Iterable[Path], root: str, warn: Optional[Callable[[str], None]
     warn = warn or (lambda message: warnings.warn(message, stacklevel=4))
     headers: Dict[str, List[Tuple[DicomFile, sitk.ImageFileReader]]] = {}
     skipped: List[Tuple[str, str]] = []
+    undecodable: List[Tuple[str, str]] = []
     instances: Dict[tuple, str] = {}
     repeated: List[str] = []
     for path in paths:
         reader, reason = _read_header(path)
         if reader is None:
             skipped.append((str(path), reason))
+            if reason.startswith("transfer syntax") and (media_storage_class(path) or "").startswith(MR_STORAGE):
+                undecodable.append((str(path), transfer_syntax_text(transfer_syntax(path))))
             continue
         uid = _tag(reader, "series_uid")
         facts = _file_facts(path, reader)
@@ -269,14 +291,15 @@ def _scan(paths: Iterable[Path], root: str, warn: Optional[Callable[[str], None]
     if skipped:
         listed = "; ".join(f"{p} ({r})" for p, r in skipped[:MAX_LISTED_WARNINGS])
         more = f"; and {len(skipped) - MAX_LISTED_WARNINGS} more" if len(skipped) > MAX_LISTED_WARNINGS else ""
-        warn(f"{name}: skipped {len(skipped)} file(s) that are not readable DICOM images: {listed}{more}")
+        hint = f"; to read them, {DECOMPRESS_HINT}" if undecodable else ""
+        warn(f"{name}: skipped {len(skipped)} file(s) that are not readable DICOM images: {listed}{more}{hint}")
     studies: Dict[str, Study] = {}
     for uid, entries in headers.items():
         series = _series_info(uid, entries)
         study = studies.get(series.study_uid)
         if study is None:
             study = studies[series.study_uid] = Study(str(root), series.study_uid, series.patient_id,
-                                                      series.study_date, [], skipped)
+                                                      series.study_date, [], skipped, undecodable)
         study.series.append(series)
     for study in studies.values():
         study.series.sort(key=lambda s: (s.number is None, s.number or 0, s.series_time_s or 0.0, s.uid))
@@ -311,9 +334,18 @@ def _read_header(path: Path):
     reader.SetImageIO("GDCMImageIO")    # DICOM only: any file name, no guessing from the extension
     reader.SetFileName(str(path))
     reader.LoadPrivateTagsOn()
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError:
+    packed = compressed(path)
+    # GDCM parses a compressed file's codestream header too: OpenJPEG's complaints must not flood the console
+    with captured_native_stderr(enabled=packed) as said:
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError:
+            reader = None
+    if reader is None:
+        if packed:
+            decoder = f" ({said[0][:120]})" if said else ""
+            return None, (f"transfer syntax {transfer_syntax_text(transfer_syntax(path))}, which this reader "
+                          f"(GDCM) cannot decode{decoder}")
         return None, "not a readable DICOM image"
     if not reader.HasMetaDataKey(TAGS["series_uid"]):
         return None, "no SeriesInstanceUID"
@@ -370,6 +402,7 @@ def _file_facts(path: Path, reader: sitk.ImageFileReader) -> DicomFile:
         orientation = tuple(float(v) for v in np.concatenate([direction[:, 0], direction[:, 1]]))
     return DicomFile(
         path=str(path), position=_floats(_tag(reader, "position"), 3), frames=max(frames, 1),
+        frame_positions=tuple(frame_positions(path)) if frames > 1 else (),
         orientation=orientation,
         temporal_position=_int(_tag(reader, "temporal_position")),
         trigger_time_ms=_float(_tag(reader, "trigger_time")),
@@ -456,7 +489,33 @@ def read_study_volume(volume: Volume, name: str) -> sitk.Image:
 
     paths = [f.path for f in volume.files]
     folder = Path(os.path.commonpath(paths)) if paths else Path(".")
-    image = read_volume(read_slice_stack(paths, folder, name), name=name)
+    image = read_slice_stack(paths, folder, name)
+    if len(volume.files) == 1 and volume.files[0].frames > 1:
+        _check_frame_stack(image, volume.files[0], name)
+    image = read_volume(image, name=name)
     if paths and input_source(paths[0]) == PHANTOM:  # the series reader drops tags: keep the phantom mark
         mark_phantom(image)
     return image
+
+
+def _check_frame_stack(image: sitk.Image, file: DicomFile, name: str) -> None:
+    """An enhanced file read as one volume: GDCM places it by its first frame and one spacing; refused unless its
+    frames' own positions make that stack (every frame, one regular spacing along the slice normal)."""
+    from DCEDiffLib.volume_io import SLICE_TOLERANCE_FRACTION, SLICE_TOLERANCE_MM
+
+    positions = np.asarray(file.frame_positions, dtype=float)
+    normal = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)[:, 2]
+    along = np.sort(positions @ normal) if len(positions) else positions
+    gaps = np.diff(along)
+    spacing = image.GetSpacing()[2]
+    tolerance = max(SLICE_TOLERANCE_MM, SLICE_TOLERANCE_FRACTION * spacing)
+    if image.GetDimension() != 3 or image.GetSize()[2] != len(positions) or len(gaps) == 0 or \
+            np.max(np.abs(gaps - spacing)) > tolerance:
+        raise InputError(f"{name}: the enhanced (multi-frame) file {file.path} is not one regular stack of "
+                         f"{file.frames} frames (frame spacing {_range_text(gaps)} mm, read as "
+                         f"{image.GetSize()[2]} slices {spacing:.3f} mm apart); expected classic MR images (one file "
+                         "per slice): export the series so, or give it as a NIfTI file")
+
+
+def _range_text(values) -> str:
+    return "unknown" if len(values) == 0 else f"{np.min(values):.3f}–{np.max(values):.3f}"

@@ -29,8 +29,9 @@ _PD_TEXT = re.compile(whole_word("pd") + "|" + whole_word("pdw") + "|proton")
 _GRE_TEXT = re.compile(r"vibe|flash|fl3d|fl2d|tfl|gre|spgr|lava|thrive|ffe|" + whole_word("s?t1" + _WEIGHTED))
 
 def is_single_volume(s: SeriesInfo) -> bool:
-    """One image per slice position (not several time points, b-values or echoes stacked in the series)."""
-    return s.num_positions == s.num_files
+    """One image per slice position (not several time points, b-values or echoes stacked in the series), or one
+    enhanced file holding one stack."""
+    return s.one_file_stack or (not s.multi_frame and s.num_positions == s.num_files)
 
 
 def is_localizer(s: SeriesInfo) -> bool:
@@ -85,8 +86,10 @@ def unusable_axial_t2w(s: SeriesInfo) -> str:
         return ""   # mostly sagittal or coronal: a T2W of another plane, not a damaged axial one
     if s.multi_frame:
         return (f"is stored as {s.num_files} enhanced (multi-frame) MR file(s) of up to "
-                f"{max(f.frames for f in s.files)} frames, which --study does not read; expected one file per slice "
-                "(classic MR Image Storage), or give the file itself as --t2w FILE")
+                f"{max(f.frames for f in s.files)} frames that are not one stack of distinct slice positions (several "
+                "volumes in one file, a volume split over files, or frames without positions), which --study does not "
+                "read; expected one file per slice (classic MR Image Storage) or one file per stack, or give one 3D "
+                "volume (NIfTI) as --t2w FILE")
     if axial < len(normals):
         return f"mixes slice planes ({len(normals) - axial} of its {len(normals)} images are not axial)"
     if s.num_positions < s.num_files:

@@ -30,7 +30,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from DCEDiffLib.dce_series import DCE_MIN_FRAMES, DceSeries, find_arrival, find_dce_series
+from DCEDiffLib.dce_series import DCE_MIN_FRAMES, DceSeries, find_arrival, find_dce_series, unusable_dynamic
+from DCEDiffLib.dicom_part10 import DECOMPRESS_HINT
 from DCEDiffLib.dicom_study import SeriesInfo, Study, Volume, read_study_volume
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.modalities import ACQUIRED_BASELINE, OPTIONAL_INPUTS
@@ -235,6 +236,9 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
 
     dce_all = find_dce_series(study)
     dce = _choose_dce(study, dce_all, overrides.get("dce"))
+    untimed = "" if dce is not None else "; ".join(
+        f"the dynamic series {s.label()} {why}" for s, why in unusable_dynamic(study, dce_all))
+    problems += _undecodable_problems(study, given, overrides)
 
     for role, rules in (("t2w", _t2w_rules(study)), ("adc", _adc_rules()), ("pd", _pd_rules()),
                         ("t1pre", _t1_rules(dce, picks))):
@@ -251,7 +255,7 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
 
     if "t1pre" not in picks and "t1pre" not in given:
         pick, why = _t1_from_dce(dce, read, ranked_lost=_apply_rules(study, _t1_rules(dce, picks)),
-                                 chosen=overrides.get("t1pre") == "dce")
+                                 chosen=overrides.get("t1pre") == "dce", untimed=untimed)
         if pick is not None:
             picks["t1pre"] = pick
         elif overrides.get("t1pre") == "dce":
@@ -266,7 +270,11 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
             problems.append(str(exc))
     elif early_time is not None or late_time is not None:
         problems.append("--early-time/--late-time: the study has no DCE series (a dynamic series with several "
-                        "time points, or one series per time point)")
+                        "time points, or one series per time point)" + (f": {untimed}" if untimed else ""))
+    elif untimed:  # a DCE is there but cannot be split into frames: said, not "no DCE"
+        notes.append(f"no acquired DCE read: {untimed}; synthesis only (no residuals or metrics): give the acquired "
+                     "frames as --dce-early/--dce-late files, or re-export the series with its frame times "
+                     "(classic MR images, one file per slice)")
     else:
         notes.append("no acquired DCE series in the study: synthesis only (no residuals or metrics)")
     for role in ("dce_early", "dce_late"):
@@ -279,7 +287,7 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
         notes.append(f"no {ROLE_NAMES[role]} found (expected {ROLE_NEEDS[role]}): synthesizing without "
                      f"{ROLE_NAMES[role]}, which the model was trained to do without")
     missing = [r for r in REQUIRED_ROLES if r not in picks and r not in given and r not in optional]
-    problem = _missing_message(study, missing, problems, dce) if (missing or problems) else ""
+    problem = _missing_message(study, missing, problems, dce, untimed) if (missing or problems) else ""
     if problem and require:
         raise InputError(problem)
     _refuse_shared_volumes(picks)
@@ -299,6 +307,22 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
             if pick is not None and pick.after_arrival_s is None and None not in (pick.time_s, dce.arrival_time_s):
                 pick.after_arrival_s = pick.time_s - dce.arrival_time_s
     return StudyPicks(study, picks, dce, notes, missing, problem, absent, baseline)
+
+
+def _undecodable_problems(study: Study, given, overrides) -> List[str]:
+    """MR image files the scan could not read for their transfer syntax: their series are invisible to the rules,
+    which would pick another series in their place (a coronal T2W for the JPEG XL axial one) without a word; refused
+    unless every required role is given as a file or named with --series."""
+    if not study.undecodable or all(r in given or r in overrides for r in REQUIRED_ROLES):
+        return []
+    by_syntax: Dict[str, List[str]] = {}
+    for path, syntax in study.undecodable:
+        by_syntax.setdefault(syntax, []).append(path)
+    found = "; ".join(f"{len(paths)} file(s) in transfer syntax {syntax} (e.g. {paths[0]})"
+                      for syntax, paths in by_syntax.items())
+    return [f"{len(study.undecodable)} MR image file(s) cannot be decoded by this reader (GDCM): {found}; their "
+            f"series cannot be recognised, so another series could be taken for its role: {DECOMPRESS_HINT}, or "
+            "name every role with --series ROLE=NUMBER or give the inputs as files"]
 
 
 def _unusable_axial_t2w_problems(study: Study, pick: Optional[Pick], given, overrides) -> List[str]:
@@ -464,11 +488,13 @@ def _choose_dce(study: Study, dce_all: List[DceSeries], number) -> Optional[DceS
                      f"with ≥ {DCE_MIN_FRAMES} time points, or ≥ {DCE_MIN_FRAMES} series of one dynamic protocol)")
 
 
-def _t1_from_dce(dce: Optional[DceSeries], read, ranked_lost, chosen: bool = False) -> Tuple[Optional[Pick], str]:
+def _t1_from_dce(dce: Optional[DceSeries], read, ranked_lost, chosen: bool = False,
+                 untimed: str = "") -> Tuple[Optional[Pick], str]:
     """The last DCE frame before contrast arrival, or (None, why not). ``chosen``: asked for with
-    ``--series t1pre=dce`` (the rule then says so, not that the study has no T1-pre series)."""
+    ``--series t1pre=dce`` (the rule then says so, not that the study has no T1-pre series); ``untimed``: why a
+    dynamic series of the study is no usable DCE (:func:`unusable_dynamic`)."""
     if dce is None:
-        return None, "the study has no DCE series"
+        return None, untimed or "the study has no DCE series"
     find_arrival(dce, read)
     if dce.arrival_index is None:
         return None, f"no contrast arrival visible on the mean curve of the DCE series {dce.label()}"
@@ -564,13 +590,14 @@ def missing_roles_text(missing: Sequence[str]) -> str:
     return "no " + "; no ".join(f"{ROLE_NAMES[r]} found (expected {ROLE_NEEDS[r]})" for r in missing)
 
 
-def _missing_message(study: Study, missing: List[str], problems: List[str], dce: Optional[DceSeries]) -> str:
+def _missing_message(study: Study, missing: List[str], problems: List[str], dce: Optional[DceSeries],
+                     untimed: str = "") -> str:
     parts = []
     if missing:
         parts.append(missing_roles_text(missing))
     parts.extend(problems)
     where = f"patient {study.patient_id or '?'}, study {study.study_uid}"
-    dce_text = f"DCE: {dce.label()}" if dce is not None else "DCE: none"
+    dce_text = f"DCE: {dce.label()}" if dce is not None else "DCE: none" + (f" ({untimed})" if untimed else "")
     return (f"--study {study.root}: " + "; ".join(parts) + f" ({where}). Use --series ROLE=NUMBER to name a "
             f"series, or give the inputs as files. Found {len(study.series)} series ({dce_text}): "
             + study_listing(study))

@@ -261,12 +261,16 @@ def list_dicom_series(folder) -> List[Dict[str, object]]:
 
 def read_header(path: Path) -> Optional[sitk.ImageFileReader]:
     """A reader that has read only the header of ``path`` (geometry, tags), or None if it cannot be read."""
+    from DCEDiffLib.dicom_part10 import compressed
+    from DCEDiffLib.native_stderr import captured_native_stderr
+
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError:
-        return None
+    with captured_native_stderr(enabled=compressed(Path(path))):  # a codestream GDCM cannot parse: OpenJPEG prints
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError:
+            return None
     return reader
 
 
@@ -312,13 +316,25 @@ def read_dicom_series(folder, series_uid: Optional[str] = None, name: str = "inp
 def read_slice_stack(files: List[str], folder: Path, name: str) -> sitk.Image:
     """The DICOM files of one series (checked to form one regular stack, read in slice order) as one image,
     unvalidated; ``folder`` and ``name`` name them in errors."""
+    from DCEDiffLib.dicom_part10 import DECOMPRESS_HINT, compressed, transfer_syntax, transfer_syntax_text
+    from DCEDiffLib.native_stderr import captured_native_stderr
+
     ordered = _sorted_slice_files(files, folder, name)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames([str(f) for f in ordered])
-    try:
-        return reader.Execute() if len(ordered) > 1 else sitk.ReadImage(str(ordered[0]))
-    except RuntimeError as exc:
-        raise InputError(f"{name}: DICOM series in {folder} could not be read ({_itk_reason(exc)})") from exc
+    packed = compressed(Path(ordered[0]))
+    # a decoder that fails prints once per file (OpenJPEG: "Invalid marker size"): kept off the console, quoted below
+    with captured_native_stderr(enabled=packed) as said:
+        try:
+            return reader.Execute() if len(ordered) > 1 else sitk.ReadImage(str(ordered[0]))
+        except RuntimeError as exc:
+            failure = exc
+    if not packed:
+        raise InputError(f"{name}: DICOM series in {folder} could not be read ({_itk_reason(failure)})") from failure
+    decoder = f"; the decoder said: {said[0][:120]}" if said else ""
+    raise InputError(f"{name}: DICOM series in {folder} could not be read: its pixel data are compressed in transfer "
+                     f"syntax {transfer_syntax_text(transfer_syntax(Path(ordered[0])))}, which this reader (GDCM) "
+                     f"could not decode ({_itk_reason(failure)}{decoder}); {DECOMPRESS_HINT}") from failure
 
 
 def _sorted_slice_files(files: List[str], folder: Path, name: str) -> List[str]:
