@@ -154,8 +154,8 @@ def synthesize_arrays(model, case, sampler: str, steps: Optional[int], samples: 
     ``expected_error_out`` (when given and the card has one). ``missing``: inputs left out (their channel is
     ``MISSING_INPUT_VALUE``)."""
     from DCEDiffLib.diffusion.synthesis import synthesize_volume
-    from DCEDiffLib.intensity_tail import adds_excess_back, clipped_t1pre_excess
-    from DCEDiffLib.normalization import denormalize, spread_to_intensity
+    from DCEDiffLib.intensity_tail import synthetic_intensity, t1pre_excess_to_add
+    from DCEDiffLib.normalization import spread_to_intensity
     from DCEDiffLib.t1pre_level import rescale_low_t1pre
 
     conditions = model_conditions(model, case, missing)
@@ -167,15 +167,10 @@ def synthesize_arrays(model, case, sampler: str, steps: Optional[int], samples: 
         if out is not None and spread is not None:
             for i, t in enumerate(TARGET_MODALITIES):
                 out[SHORT[t]] = spread_to_intensity(spread[i], case.norm[t])
-    # as synthesis does (pipeline.synthesize_case): a T1-pre whose range was set from the bulk gets the excess of
-    # its clipped voxels back
-    every_clipped_voxel = adds_excess_back(model.card)
-    excess = None
-    if case.intensity_notes or every_clipped_voxel:  # the T1-pre is read only when its excess can be needed
-        excess = clipped_t1pre_excess(case.raw("t1pre"), case.norm["t1pre"], case.intensity_notes,
-                                      always=every_clipped_voxel)
-    return {SHORT[t]: (denormalize(result.mean[i], case.norm[t]) + (0.0 if excess is None else excess))
-            .astype(np.float32) for i, t in enumerate(TARGET_MODALITIES)}
+    # as synthesis does (pipeline.synthesize_case, the same function): the clipped T1-pre's excess added back
+    excess = t1pre_excess_to_add(model.card, case.intensity_notes, case.norm["t1pre"], lambda: case.raw("t1pre"))
+    return {SHORT[t]: synthetic_intensity(result.mean[i], case.norm[t], excess)
+            for i, t in enumerate(TARGET_MODALITIES)}
 
 
 def evaluate_models(model_path: str, data_dir: Path, out_dir: Path, split_path: Optional[Path] = None,

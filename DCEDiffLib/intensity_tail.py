@@ -19,11 +19,11 @@ Measured with ``.venv/bin/python scripts/intensity_tail_statistics.py DATA_DIR``
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
-from DCEDiffLib.normalization import NormParams
+from DCEDiffLib.normalization import NormParams, denormalize
 
 TAIL_LIMITS = {"pd": 2.2, "t1pre": 2.2}     # above the phantom's largest (2.10 PD, 2.02 T1-pre, 114 cases)
 TAIL_TYPICAL = {"pd": 1.26, "t1pre": 1.26}  # the phantom's median spread (both 1.26)
@@ -88,3 +88,23 @@ def clipped_t1pre_excess(t1pre: np.ndarray, params: NormParams, notes, always: b
     if "t1pre" not in (notes or {}) and not always:
         return None
     return np.maximum(np.asarray(t1pre, dtype=np.float32) - np.float32(params.high), 0)
+
+
+def t1pre_excess_to_add(card: dict, notes, params: NormParams,
+                        read_t1pre: Callable[[], np.ndarray]) -> Optional[np.ndarray]:
+    """What synthesis adds back to each synthetic image of a model with ``card``, or None: the T1-pre's excess
+    over its range (:func:`clipped_t1pre_excess`) where the rule set that range (``"t1pre"`` in ``notes``), or at
+    every clipped voxel for a card with :data:`CARD_FIELD`. ``read_t1pre()`` gives the T1-pre on its original scale
+    (the voxels to be scored or written); it is called only when an excess can be needed. The one rule behind
+    ``dcediff synthesize``, ``dcediff evaluate`` and ``dcediff benchmark``."""
+    always = adds_excess_back(card)
+    if "t1pre" not in (notes or {}) and not always:
+        return None  # nothing to add: the T1-pre is not read
+    return clipped_t1pre_excess(read_t1pre(), params, notes, always=always)
+
+
+def synthetic_intensity(prediction: np.ndarray, params: NormParams, excess: Optional[np.ndarray]) -> np.ndarray:
+    """A normalised target prediction on the DCE's intensity scale (``params``, float32) with ``excess``
+    (:func:`t1pre_excess_to_add`, same shape, or None) added back: the synthetic image users get."""
+    values = denormalize(prediction, params)
+    return values if excess is None else (values + excess).astype(np.float32)

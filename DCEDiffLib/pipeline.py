@@ -22,7 +22,7 @@ from DCEDiffLib import __version__, defaults
 from DCEDiffLib.acquired_scale import acquired_scale_note, to_t1pre_scale
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.extras import extra_available, skip_message
-from DCEDiffLib.intensity_tail import adds_excess_back, clipped_t1pre_excess
+from DCEDiffLib.intensity_tail import adds_excess_back, synthetic_intensity, t1pre_excess_to_add
 from DCEDiffLib.modalities import (ACQUIRED_BASELINE, DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT_VALUE,
                                    TARGET_MODALITIES)
 from DCEDiffLib.progress import CancelHook, ProgressCallback, ProgressTracker, check_cancel, say
@@ -165,7 +165,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     from DCEDiffLib.sampling_steps import resolve_steps
     from DCEDiffLib.precision import choose_precision
     from DCEDiffLib.model_registry import model_name, resolve_model
-    from DCEDiffLib.normalization import denormalize, spread_to_intensity
+    from DCEDiffLib.normalization import spread_to_intensity
     from DCEDiffLib.modalities import OPTIONAL_INPUTS
     from DCEDiffLib.preprocess import check_required_inputs, missing_inputs, preprocess_case
     from DCEDiffLib.t1pre_level import rescale_low_t1pre
@@ -225,18 +225,15 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
         provenance["missing_inputs"] = list(missing)
     if rescaled is not None:
         provenance["enhancement_rescaled"] = rescaled
-    t1pre_excess = None
     if case.intensity_notes:
         provenance["intensity_notes"] = dict(case.intensity_notes)
-    every_clipped_voxel = adds_excess_back(model.card)  # its networks drew the enhancement over the clipped T1-pre
-    if every_clipped_voxel:
+    if adds_excess_back(model.card):  # its networks drew the enhancement over the clipped T1-pre
         provenance["t1pre_excess_added_back"] = True
-    if case.intensity_notes or every_clipped_voxel:
-        # A T1-pre whose range was set from the bulk clips its hot spot for the model (and a model trained on
-        # targets over the clipped T1-pre, any clipped voxel); those voxels get their own T1-pre back, plus what
-        # the model drew at the clip level (the T1-pre array is read only here).
-        t1pre_excess = clipped_t1pre_excess(sitk.GetArrayFromImage(case.images["t1pre"]), case.norm["t1pre"],
-                                            case.intensity_notes, always=every_clipped_voxel)
+    # A T1-pre whose range was set from the bulk clips its hot spot for the model (and a model trained on targets
+    # over the clipped T1-pre, any clipped voxel); those voxels get their own T1-pre back, plus what the model drew
+    # at the clip level (the T1-pre array is read only then).
+    t1pre_excess = t1pre_excess_to_add(model.card, case.intensity_notes, case.norm["t1pre"],
+                                       lambda: sitk.GetArrayFromImage(case.images["t1pre"]))
 
     def to_image(array: np.ndarray) -> sitk.Image:
         image = sitk.GetImageFromArray(array.astype(np.float32))
@@ -261,9 +258,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     synthetic, uncertainty, residual, expected_error = {}, {}, {}, {}
     for index, target in enumerate(TARGET_MODALITIES):
         short = SHORT[target]
-        values = denormalize(result.mean[index], tnorm)
-        if t1pre_excess is not None:
-            values = values + t1pre_excess
+        values = synthetic_intensity(result.mean[index], tnorm, t1pre_excess)
         synthetic[short] = to_image(values)
         if result.std is not None:
             uncertainty[short] = to_image(spread_to_intensity(result.std[index], tnorm))

@@ -135,7 +135,7 @@ def test_learned_baseline_row_beside_the_model(bench):
     for row in [result["quality"]["reference"]] + result["quality"]["runs"]:  # the model's rows have r too
         assert "enhancement_r" in row["vs_acquired"], row["label"]
     timing = base["volume_timing"]
-    assert timing["nfe"] == 1 and timing["forwards"] == timing["slices"] == 16 and not timing["extrapolated"]
+    assert timing["nfe"] == 1 and timing["forwards"] == timing["slices"] == 16
     assert 0 < base["seconds_per_volume"] == result["regression_volume_seconds"] == timing["seconds"]
     assert math.isfinite(timing["speedup_vs_naive"])
 
@@ -146,10 +146,13 @@ def test_learned_baseline_row_beside_the_model(bench):
     model = load_model(shipped_regression_path())
     prediction = synthesize_volume(model, case.conditions[:, [k]][..., window, window], device="cpu",
                                    precision=timing["precision"]).mean
+    # scored as synthesis writes it: the card was trained over the clipped T1-pre, whose excess is added back
+    assert model.card["t1pre_excess_added_back"] is True
+    excess = np.maximum(case.raw("t1pre")[[k]][..., window, window] - case.norm["t1pre"].high, 0.0)
     synthetic, acquired, psnrs, maes = {}, {}, [], []
     for index, target in enumerate(("dce_early", "dce_late")):
         bounds = robust_bounds(case.raw(target))
-        synthetic[target] = denormalize(prediction[index], case.norm[target])
+        synthetic[target] = denormalize(prediction[index], case.norm[target]) + excess
         acquired[target] = case.raw(target)[[k]][..., window, window]
         psnrs.append(psnr(apply_scale(synthetic[target], bounds), apply_scale(acquired[target], bounds), 1.0))
         maes.append(mae(apply_scale(synthetic[target], bounds), apply_scale(acquired[target], bounds)))
@@ -163,6 +166,82 @@ def test_learned_baseline_row_beside_the_model(bench):
     rows = [line for line in md.splitlines() if line.startswith("| regression (learned baseline) |")]
     assert len(rows) == 2  # whole-volume timing and quality tables
     assert "regression_volume_seconds" in md
+
+
+def test_rows_side_by_side_are_timed_alike_and_say_how(bench):
+    """The default sampler's volume time and the learned baseline's stand side by side (headline, printed summary):
+    both are timed on the same slices (--fast-slices; quick: 4 of 16), and every row says how it was timed. The
+    baseline used to be timed on all slices while the default was extrapolated from a few."""
+    from DCEDiffLib.benchmark.report import headline_timings
+    from DCEDiffLib.benchmark.runner import full_settings, quick_settings, timing_limits
+    from DCEDiffLib.benchmark.sampler_sweep import REGRESSION_RUN, SamplerRun
+
+    out, result = bench
+    baseline = result["regression_baseline"]["volume_timing"]
+    for row in result["volume_timing"] + [baseline]:
+        assert isinstance(row["extrapolated"], bool) and 1 <= row["measured_slices"] <= row["slices"], row["label"]
+        assert 1 <= row["measured_nfe"] <= row["nfe"], row["label"]
+    default = next(r for r in result["volume_timing"] if r["label"] == DEFAULT)
+    assert baseline["measured_slices"] == default["measured_slices"] == 2  # --fast-slices 2 of 16
+    assert baseline["extrapolated"] == default["extrapolated"] == result["extrapolated"]["regression_volume"]
+    notes = headline_timings(result)
+    assert [label for label, _ in notes] == [DEFAULT, "regression (learned baseline)"]
+    assert {how for _, how in notes} == {"timed on 2 of 16 slices, extrapolated"}
+    md = (out / "benchmark.md").read_text(encoding="utf-8")
+    for key in ("default_volume_seconds", "regression_volume_seconds"):
+        line = next(line for line in md.splitlines() if line.startswith(f"| {key} |"))
+        assert "timed on 2 of 16 slices, extrapolated" in line, line
+    # the settings' own choice, --quick's 4 slices included: the baseline on the default sampler's slices
+    for settings in (quick_settings(), full_settings()):
+        for run in (SamplerRun("dpmpp", 1), SamplerRun("dpmpp", DEFAULT_STEPS)):
+            assert timing_limits(settings, REGRESSION_RUN, run)[0] == timing_limits(settings, run, run)[0]
+    assert timing_limits(quick_settings(), REGRESSION_RUN, SamplerRun("dpmpp", 1)) == (4, None)
+
+
+@pytest.mark.parametrize("route", ["card", "notes"])
+def test_the_quality_sweep_scores_the_image_synthesis_outputs(tmp_path, route):
+    """A T1-pre above its range (clipped for the model): synthesis and evaluation add its excess back to the
+    synthetic images — for a card trained over the clipped T1-pre, or where the heavy-tail rule set the range. The
+    benchmark's quality numbers are those of that very image, for the same sampler and seed."""
+    from DCEDiffLib.benchmark.sampler_sweep import SamplerRun, quality_sweep
+    from DCEDiffLib.diffusion.model_files import load_model
+    from DCEDiffLib.evaluation.metrics import apply_scale, mae, psnr, robust_bounds
+    from DCEDiffLib.evaluation_runner import synthesize_arrays
+    from DCEDiffLib.intensity_tail import CARD_FIELD
+    from DCEDiffLib.normalization import NormParams
+    from DCEDiffLib.training.case_data import CaseArrays
+    from random_model import save_random_model
+
+    path = save_random_model(tmp_path)
+    if route == "card":
+        card = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        path.with_suffix(".json").write_text(json.dumps(dict(card, **{CARD_FIELD: True})), encoding="utf-8")
+    model = load_model(path)
+    rng = np.random.default_rng(5)
+    conditions = rng.uniform(-1, 1, (4, 2, 16, 16)).astype(np.float32)
+    conditions[3, :, :4, :] = 3.0  # a hot band above the T1-pre's range (normalised > 1)
+    targets = rng.uniform(-1, 0.5, (2, 2, 16, 16)).astype(np.float32)
+    norm = {m: NormParams(0.0, 100.0) for m in ("t2w", "pd", "adc", "t1pre")}
+    norm.update({m: NormParams(0.0, 300.0) for m in ("dce_early", "dce_late")})
+    notes = {"t1pre": "t1pre: bright tail"} if route == "notes" else {}
+    case = CaseArrays("c", conditions, targets, None, None, norm, {}, notes)
+
+    run = SamplerRun("ddim", 2)  # every slice, no crop: the benchmark samples the very volume evaluate samples
+    row = quality_sweep(model, [(tmp_path, case)], [], run, slices=[0, 1], device="cpu")["reference"]
+    synthetic = synthesize_arrays(model, case, run.sampler, run.steps, 1, 0, "cpu")
+    excess = np.maximum(case.raw("t1pre") - norm["t1pre"].high, 0.0)
+    assert excess.max() > 50  # the rule: the T1-pre over its range is added back
+
+    def scores(images):
+        units = [(apply_scale(images[t], robust_bounds(case.raw(f"dce_{t}"))),
+                  apply_scale(case.raw(f"dce_{t}"), robust_bounds(case.raw(f"dce_{t}")))) for t in ("early", "late")]
+        return np.mean([psnr(a, b, 1.0) for a, b in units]), np.mean([mae(a, b) for a, b in units])
+
+    value, error = scores(synthetic)
+    assert row["vs_acquired"]["psnr"] == pytest.approx(value, abs=1e-4)
+    assert row["vs_acquired"]["mae"] == pytest.approx(error, abs=1e-5)
+    without = scores({t: synthetic[t] - excess for t in synthetic})  # what the benchmark used to score
+    assert abs(without[0] - value) > 0.1 and abs(without[1] - error) > 1e-3
 
 
 def test_no_regression_omits_the_learned_baseline(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from DCEDiffLib.atomic import write_text_atomic
 
@@ -32,6 +32,30 @@ def _mark(row: dict) -> str:
     return " *(extrapolated)*" if row.get("extrapolated") else ""
 
 
+def timing_note(row: Optional[dict]) -> str:
+    """How a whole-volume timing row was measured, in words: on how many of the volume's slices (and evaluations),
+    and whether its seconds are extrapolated from them. Empty without a row."""
+    if not row:
+        return ""
+    text = f"timed on {row['measured_slices']} of {row['slices']} slices"
+    if row["measured_nfe"] < row["nfe"]:
+        text += f", {row['measured_nfe']} of {row['nfe']} NFE"
+    return text + (", extrapolated" if row.get("extrapolated") else "")
+
+
+def headline_timings(result: dict) -> List[Tuple[str, str]]:
+    """(label, :func:`timing_note`) of the two whole-volume times reported side by side: the default sampler's
+    and the learned baseline's (when measured)."""
+    from DCEDiffLib.benchmark.sampler_sweep import SamplerRun, find_row
+
+    label = SamplerRun(result["default_sampler"], result["default_steps"]).label
+    out = [(label, timing_note(find_row(result["volume_timing"], label)))]
+    baseline = result.get("regression_baseline")
+    if baseline:
+        out.append((baseline["label"], timing_note(baseline["volume_timing"])))
+    return out
+
+
 def markdown(result: dict) -> str:
     """benchmark.md: headline, targets, then one table per measurement."""
     from DCEDiffLib.benchmark.machine import describe
@@ -45,6 +69,7 @@ def markdown(result: dict) -> str:
              "(k, j, i), early + late. Total run time "
              f"{_f(result.get('total_seconds'), 1)} s.", ""]
     ext = result.get("extrapolated", {})
+    timed = [how for _, how in headline_timings(result)]  # default sampler, then the learned baseline if measured
     lines += ["## Headline", ""]
     lines += _table(["key", "value", "note"], [
         ["speedup_vs_naive_ddpm1000", _f(result.get("speedup_vs_naive_ddpm1000"), 3, "×"),
@@ -57,14 +82,15 @@ def markdown(result: dict) -> str:
         ["ssim_gap_default_vs_ddpm1000", _f(result.get("ssim_gap_default_vs_ddpm1000"), 4), "same, SSIM"],
         ["default_nfe", _f(result.get("default_nfe")), f"{result.get('default_sampler')}, "
                                                        f"{result.get('default_steps')} steps"],
-        ["default_volume_seconds", _f(result.get("default_volume_seconds"), 3, " s"), "sampling only"],
+        ["default_volume_seconds", _f(result.get("default_volume_seconds"), 3, " s"),
+         f"sampling only; {timed[0]}"],
         ["end_to_end_seconds", _f(result.get("end_to_end_seconds"), 3, " s"),
          "load, registration, sampling, writing; with the acquired DCE and labels (residuals, metrics)"],
         ["end_to_end_inputs_only_seconds", _f(result.get("end_to_end_inputs_only_seconds"), 3, " s"),
          "the same with the four non-contrast inputs only, as a user without gadolinium runs it"],
         ["regression_volume_seconds", _f(result.get("regression_volume_seconds"), 3, " s"),
-         "learned baseline (shipped regression U-Net), one network pass, same volume, sampling only"
-         if result.get("regression_baseline") else "learned baseline not measured (see Notes)"],
+         "learned baseline (shipped regression U-Net), one network pass, same volume, sampling only; "
+         f"{timed[1]}" if len(timed) > 1 else "learned baseline not measured (see Notes)"],
         ["peak_inference_memory_mb", _f(result.get("peak_inference_memory_mb"), 4, " MB"), "process RSS peak"],
     ])
     lines += ["", "Ratios: " + ", ".join(f"{k} = {_f(v, 3)}" for k, v in result.get("ratios", {}).items()), ""]

@@ -200,6 +200,20 @@ def _naive(settings: BenchmarkSettings, model, conditions, device: str) -> dict:
     return result
 
 
+def timing_limits(settings: BenchmarkSettings, run: sweep.SamplerRun,
+                  default: sweep.SamplerRun) -> Tuple[Optional[int], Optional[int]]:
+    """(slices timed, evaluations timed) of ``run``'s whole-volume timing (None: all); ``default``: the model's
+    default setting. The learned baseline (``sweep.REGRESSION_RUN``) is timed on the default sampler's slices: the
+    two rows stand side by side, so both are measured (or both extrapolated) from the same slices."""
+    if run.sampler == "ddpm":
+        return settings.ddpm_slices, settings.ddpm_steps_measured
+    if run.samples > 1:
+        return settings.fast_slices, settings.k_steps_measured
+    if run == default or run == sweep.REGRESSION_RUN:
+        return settings.fast_slices, None
+    return settings.fast_slices, settings.fast_steps_measured
+
+
 def _volume_timings(settings: BenchmarkSettings, model, conditions, device: str, log,
                     default: sweep.SamplerRun) -> list:
     runs = [sweep.SamplerRun(sweep.DEFAULT_SAMPLER, s) for s in settings.fast_steps]
@@ -210,14 +224,7 @@ def _volume_timings(settings: BenchmarkSettings, model, conditions, device: str,
              for k in settings.k_values if k > 1]
     rows = []
     for run in runs:
-        if run.sampler == "ddpm":
-            slices, limit = settings.ddpm_slices, settings.ddpm_steps_measured
-        elif run.samples > 1:
-            slices, limit = settings.fast_slices, settings.k_steps_measured
-        elif run == default:
-            slices, limit = settings.fast_slices, None
-        else:
-            slices, limit = settings.fast_slices, settings.fast_steps_measured
+        slices, limit = timing_limits(settings, run, default)
         log(f"volume timing: {run.label} ({run.nfe()} NFE)")
         rows.append(sweep.time_volume(model, conditions, run, slices_measured=slices, max_evaluations=limit,
                                       seed=settings.seed, device=device, precision=settings.precision))
@@ -290,9 +297,10 @@ def run_benchmark(settings: BenchmarkSettings, work_dir: Path, log: Optional[Cal
     result["volume_timing"] = rows
     if regression is not None:
         log(f"volume timing: {sweep.REGRESSION_LABEL} (1 network pass)")
+        slices, _ = timing_limits(settings, sweep.REGRESSION_RUN, default)
         regression_timing = sweep.time_volume(regression, sweep.model_conditions(regression, conditions),
-                                              sweep.REGRESSION_RUN, seed=settings.seed, device=device,
-                                              precision=settings.precision)
+                                              sweep.REGRESSION_RUN, slices_measured=slices, seed=settings.seed,
+                                              device=device, precision=settings.precision)
         regression_timing["speedup_vs_naive"] = (round(naive["seconds"] / regression_timing["seconds"], 2)
                                                  if regression_timing["seconds"] > 0 else None)
     quality = _quality(settings, model, cases, device, log, default, baseline=regression)
@@ -366,6 +374,8 @@ def headline(result: dict, settings: BenchmarkSettings, default_run: sweep.Sampl
             "naive_ddpm1000": bool(naive["extrapolated"]),
             "ddpm1000_volume": bool(paper["extrapolated"]),
             "default_volume": bool(default["extrapolated"]),
+            "regression_volume": (bool(result["regression_baseline"]["volume_timing"]["extrapolated"])
+                                  if result.get("regression_baseline") else None),
             "quality_reference_steps": settings.reference_steps,
             "quality_slices_per_case": len(quality["slices"] or []),
             "quality_cases": len(quality["cases"]),

@@ -208,11 +208,12 @@ def _mean_scores(rows: List[Dict[str, Optional[float]]]) -> Dict[str, Optional[f
 
 
 def score_prediction(case, prediction: np.ndarray, slices: Sequence[int], window: slice,
-                     reference_unit: Optional[Dict[str, np.ndarray]] = None):
+                     reference_unit: Optional[Dict[str, np.ndarray]] = None, card: Optional[dict] = None):
     """Scores of one prediction (2, len(slices), h, w; normalised) of ``case``'s ``slices`` (cropped to
-    ``window``): per target vs the acquired DCE (PSNR/SSIM/MAE on [0, 1], and ``enhancement_r``) and vs
-    ``reference_unit`` (default: itself). Every row of the quality table, the learned baseline's included, is
-    scored here.
+    ``window``) by the model with ``card``: per target vs the acquired DCE (PSNR/SSIM/MAE on [0, 1], and
+    ``enhancement_r``) and vs ``reference_unit`` (default: itself). Every row of the quality table, the learned
+    baseline's included, is scored here, on the image synthesis writes: the clipped T1-pre's excess added back as
+    ``dcediff synthesize``/``evaluate`` add it (``intensity_tail.synthetic_intensity``; by the rule of ``card``).
 
     ``enhancement_r``: Pearson r of synthetic and acquired enhancement (target − T1-pre, on the DCE's intensity
     scale, T1-pre mapped as ``dcediff evaluate``'s default ``identity``) inside the body mask derived from the
@@ -224,17 +225,19 @@ def score_prediction(case, prediction: np.ndarray, slices: Sequence[int], window
     from DCEDiffLib.evaluation.case_evaluation import derive_body_mask
     from DCEDiffLib.evaluation.enhancement import compare_enhancement, enhancement_map
     from DCEDiffLib.evaluation.metrics import apply_scale, robust_bounds
-    from DCEDiffLib.normalization import denormalize
+    from DCEDiffLib.intensity_tail import synthetic_intensity, t1pre_excess_to_add
 
     chosen = list(slices)
     t1pre = case.raw("t1pre")[chosen][..., window, window]
+    # the excess is voxel-wise: that of the scored voxels is the scored voxels' T1-pre over the clip
+    excess = t1pre_excess_to_add(card or {}, case.intensity_notes, case.norm["t1pre"], lambda: t1pre)
     body = None
     acq, ref, units = [], [], {}
     for index, target in enumerate(TARGET_MODALITIES):
         acquired_volume = case.raw(target)
         bounds = robust_bounds(acquired_volume)  # the whole acquired volume's scale, not the scored slices'
         acquired = acquired_volume[chosen][..., window, window]
-        synthetic = denormalize(prediction[index], case.norm[target])
+        synthetic = synthetic_intensity(prediction[index], case.norm[target], excess)
         if body is None:
             body = derive_body_mask(acquired)
         units[target] = apply_scale(synthetic, bounds)
@@ -276,7 +279,7 @@ def quality_sweep(model, cases: Sequence, runs: Sequence[SamplerRun], reference:
             result, _, _ = run_synthesis(job_model, model_conditions(job_model, conditions), run, seed=seed,
                                          device=device, precision=precision, adc_norm=case.norm.get("adc"))
             per_run[run.label]["seconds"] += time.perf_counter() - start
-            acq, ref, unit = score_prediction(case, result.mean, chosen, window, reference_unit)
+            acq, ref, unit = score_prediction(case, result.mean, chosen, window, reference_unit, job_model.card)
             if reference_unit is None:
                 reference_unit = unit
             per_run[run.label]["acq"] += acq

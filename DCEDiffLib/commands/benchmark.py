@@ -46,7 +46,9 @@ def register(subparsers) -> None:
                         help="slices timed for the 1000-step sampler (default 16; quick 4), rest extrapolated")
     parser.add_argument("--ddpm-steps", type=_positive,
                         help="steps timed for the 1000-step sampler (default 20; quick 3), rest extrapolated")
-    parser.add_argument("--fast-slices", type=_positive, help="slices timed for the fast samplers (default all)")
+    parser.add_argument("--fast-slices", type=_positive,
+                        help="slices timed for the fast samplers and the learned baseline, alike so that their "
+                             "rows compare (default all; quick 4), rest extrapolated")
     parser.add_argument("--naive-slices", type=_positive, help="slices timed for the naive loop (default 2)")
     parser.add_argument("--naive-steps", type=_positive, help="steps timed for the naive loop (default 20)")
     parser.add_argument("--repeats", type=_positive, help="timed repeats per forward-pass measurement (default 3)")
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                                       compile=args.gpu_compile, measured_steps=None, matmul_n=8192)
         return run_from_args(gpu_args)
 
-    from DCEDiffLib.benchmark.report import write_report
+    from DCEDiffLib.benchmark.report import headline_timings, write_report
     from DCEDiffLib.benchmark.runner import run_benchmark
 
     settings = settings_from_args(args)
@@ -136,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
             "regression_volume_seconds",
             "peak_inference_memory_mb")
     print(json.dumps({k: result.get(k) for k in keys}, indent=1))
+    for label, how in headline_timings(result):  # the rows compared side by side say how each was timed
+        print(f"{label}: {how}")
     for target in result["targets"]:
         print(target["line"])
     print(f"wrote {path} and {path.with_suffix('.md')} ({result['total_seconds']} s)")
