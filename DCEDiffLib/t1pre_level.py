@@ -61,11 +61,15 @@ def enhancement_factor(card: dict, level: float) -> Optional[float]:
     return float(np.clip(level / minimum, FLOOR, 1.0))
 
 
-def rescale_low_t1pre(result, conditions: np.ndarray, names: Sequence[str], card: dict) -> Optional[dict]:
+def rescale_low_t1pre(result, conditions: np.ndarray, names: Sequence[str], card: dict,
+                      level: Optional[float] = None) -> Optional[dict]:
     """Scale ``result``'s synthetic enhancement (a ``synthesis.SynthesisResult``; changed in place) when the
-    T1-pre of ``conditions`` (C, K, H, W, in ``names`` order) lies below the card's training minimum. Returns what
-    was done ({"factor", "gland_level", "training_minimum", "note"}) or None (nothing to do)."""
-    level = conditions_gland_level(conditions, names)
+    T1-pre of ``conditions`` (C, K, H, W, in ``names`` order) lies below the card's training minimum. ``level``: the
+    gland level measured on the whole volume where ``conditions`` hold only some of its slices (the benchmark's
+    scored slices); by default measured on ``conditions``. Returns what was done ({"factor", "gland_level",
+    "training_minimum", "note"}) or None (nothing to do)."""
+    if level is None:
+        level = conditions_gland_level(conditions, names)
     if level is None:
         return None
     t1pre = np.asarray(conditions[list(names).index("t1pre")], dtype=np.float32)

@@ -198,10 +198,11 @@ def test_rows_side_by_side_are_timed_alike_and_say_how(bench):
     assert timing_limits(quick_settings(), REGRESSION_RUN, SamplerRun("dpmpp", 1)) == (4, None)
 
 
-@pytest.mark.parametrize("route", ["card", "notes"])
+@pytest.mark.parametrize("route", ["card", "notes", "low_level"])
 def test_the_quality_sweep_scores_the_image_synthesis_outputs(tmp_path, route):
     """A T1-pre above its range (clipped for the model): synthesis and evaluation add its excess back to the
-    synthetic images — for a card trained over the clipped T1-pre, or where the heavy-tail rule set the range. The
+    synthetic images — for a card trained over the clipped T1-pre, or where the heavy-tail rule set the range; and
+    a T1-pre whose gland lies below every training exam's gets its enhancement scaled down (``low_level``). The
     benchmark's quality numbers are those of that very image, for the same sampler and seed."""
     from DCEDiffLib.benchmark.sampler_sweep import SamplerRun, quality_sweep
     from DCEDiffLib.diffusion.model_files import load_model
@@ -209,13 +210,17 @@ def test_the_quality_sweep_scores_the_image_synthesis_outputs(tmp_path, route):
     from DCEDiffLib.evaluation_runner import synthesize_arrays
     from DCEDiffLib.intensity_tail import CARD_FIELD
     from DCEDiffLib.normalization import NormParams
+    from DCEDiffLib.t1pre_level import FEATURE
     from DCEDiffLib.training.case_data import CaseArrays
     from random_model import save_random_model
 
     path = save_random_model(tmp_path)
+    card = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
     if route == "card":
-        card = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
         path.with_suffix(".json").write_text(json.dumps(dict(card, **{CARD_FIELD: True})), encoding="utf-8")
+    if route == "low_level":  # every training exam's gland above anything this case can have (level ≤ 1)
+        statistics = {"features": {FEATURE: {"minimum": 2.0}}}
+        path.with_suffix(".json").write_text(json.dumps(dict(card, input_statistics=statistics)), encoding="utf-8")
     model = load_model(path)
     rng = np.random.default_rng(5)
     conditions = rng.uniform(-1, 1, (4, 2, 16, 16)).astype(np.float32)
@@ -223,7 +228,7 @@ def test_the_quality_sweep_scores_the_image_synthesis_outputs(tmp_path, route):
     targets = rng.uniform(-1, 0.5, (2, 2, 16, 16)).astype(np.float32)
     norm = {m: NormParams(0.0, 100.0) for m in ("t2w", "pd", "adc", "t1pre")}
     norm.update({m: NormParams(0.0, 300.0) for m in ("dce_early", "dce_late")})
-    notes = {"t1pre": "t1pre: bright tail"} if route == "notes" else {}
+    notes = {"t1pre": "t1pre: bright tail"} if route != "card" else {}
     case = CaseArrays("c", conditions, targets, None, None, norm, {}, notes)
 
     run = SamplerRun("ddim", 2)  # every slice, no crop: the benchmark samples the very volume evaluate samples

@@ -134,3 +134,14 @@ def test_the_targets_scale_maps_the_t1pre_range_to_its_first_part():
     targets = target_norm_params(t1pre, factor)
     mapped = normalize(np.array([200.0, 700.0, 1700.0]), targets)
     assert np.allclose(mapped, [-1.0, -1.0 + 2.0 / factor, 1.0])
+
+
+def test_a_level_given_for_the_whole_volume_decides_not_the_slices_at_hand():
+    """The benchmark scores a few slices: the factor comes from the whole volume's level when it is given, so a
+    high level leaves low slices alone and a low one scales slices whose own level is high."""
+    result = _result()
+    before = result.mean.copy()
+    assert rescale_low_t1pre(result, _volume(0.08), NAMES, _card(0.16), level=0.5) is None
+    assert np.array_equal(result.mean, before)
+    done = rescale_low_t1pre(result, _volume(0.5), NAMES, _card(0.16), level=0.08)
+    assert done["factor"] == pytest.approx(0.5) and done["gland_level"] == pytest.approx(0.08)

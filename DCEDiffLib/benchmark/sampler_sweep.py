@@ -260,6 +260,8 @@ def quality_sweep(model, cases: Sequence, runs: Sequence[SamplerRun], reference:
     each row has ``vs_acquired`` (with ``enhancement_r``) and ``vs_reference`` (means over cases and early/late),
     ``per_case`` and ``seconds``.
     """
+    from DCEDiffLib.t1pre_level import conditions_gland_level, rescale_low_t1pre
+
     all_runs = [reference] + [r for r in runs if r != reference]
     jobs = [(model, r) for r in all_runs] + ([(baseline, REGRESSION_RUN)] if baseline is not None else [])
     per_run: Dict[str, dict] = {r.label: {"acq": [], "ref": [], "seconds": 0.0, "per_case": []} for _, r in jobs}
@@ -276,9 +278,14 @@ def quality_sweep(model, cases: Sequence, runs: Sequence[SamplerRun], reference:
             if log:
                 log(f"  quality: {case.name} {run.label} ({run.nfe()} NFE × {len(chosen)} slice(s))")
             start = time.perf_counter()
-            result, _, _ = run_synthesis(job_model, model_conditions(job_model, conditions), run, seed=seed,
+            scored = model_conditions(job_model, conditions)
+            result, _, _ = run_synthesis(job_model, scored, run, seed=seed,
                                          device=device, precision=precision, adc_norm=case.norm.get("adc"))
             per_run[run.label]["seconds"] += time.perf_counter() - start
+            # as synthesis and evaluation do: a low T1-pre's enhancement scaled down, by the whole volume's level
+            names = job_model.card["conditions"]
+            rescale_low_t1pre(result, scored, names, job_model.card,
+                              level=conditions_gland_level(model_conditions(job_model, case.conditions), names))
             acq, ref, unit = score_prediction(case, result.mean, chosen, window, reference_unit, job_model.card)
             if reference_unit is None:
                 reference_unit = unit
