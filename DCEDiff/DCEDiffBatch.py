@@ -189,6 +189,9 @@ def finishRun(result, out: Path) -> int:
         print(f"DCEDiffBatch: note: {enhancementRescaledText(result.enhancementRescaled)}", flush=True)
     import slicer.util
 
+    # absolute: a storage node resolves a relative file name against the scene's root directory (Slicer sets it to
+    # the default scene folder, e.g. ~/Documents), not the working directory --out was typed in
+    out = Path(out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     files = {}
     for role, node in result.nodes.items():

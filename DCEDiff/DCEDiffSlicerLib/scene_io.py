@@ -82,6 +82,11 @@ def volume_node_to_image(node, name: Optional[str] = None) -> sitk.Image:
         raise ValueError(f"{label}: {node.GetName()} is a {node.GetClassName()}; expected a scalar volume")
     if node.GetImageData() is None or node.GetImageData().GetNumberOfPoints() == 0:
         raise ValueError(f"{label}: {node.GetName()} has no image data")
+    components = node.GetImageData().GetNumberOfScalarComponents()
+    if components != 1 and node.GetClassName() == "vtkMRMLScalarVolumeNode":
+        # RGB voxels in a plain scalar node: arrayFromVolume would fail with numpy's "cannot reshape ..."
+        raise ValueError(f"{label}: {node.GetName()} has {components} components per voxel (e.g. a colour image); "
+                         "expected a 3D scalar volume with one value per voxel")
     array = slicer.util.arrayFromVolume(node)
     if array.ndim != 3 or min(array.shape) < 1:
         raise ValueError(f"{label}: {node.GetName()} has shape {array.shape}; expected a 3D scalar volume")
