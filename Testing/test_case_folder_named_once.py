@@ -10,7 +10,7 @@ import pytest
 
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.training.case_data import load_case
-from DCEDiffLib.training.trainer import _cache_one
+from DCEDiffLib.training.case_loading import _cache_one
 
 SAMPLE = Path(__file__).resolve().parents[1] / "Resources" / "SampleData" / "phantom_case"
 

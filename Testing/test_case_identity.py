@@ -10,8 +10,8 @@ import pytest
 from DCEDiffLib import evaluation_runner
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.training.case_identity import case_identity, identities
+from DCEDiffLib.training.case_loading import load_split_cases
 from DCEDiffLib.training.split import split_cases, write_split
-from DCEDiffLib.training.trainer import load_split_cases
 
 
 def phantom_folder(root: Path, seeds, domain="A") -> Path:

@@ -1,5 +1,5 @@
 """A trained 1-block-per-level U-Net deepened without changing its function (diffusion/network_growth.py), and a
-regression run started from it (training/trainer.py, init_weights)."""
+regression run started from it (training/initial_weights.py, init_weights)."""
 
 import pytest
 import torch

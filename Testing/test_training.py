@@ -15,8 +15,10 @@ from DCEDiffLib.training.batches import SliceBatches
 from DCEDiffLib.training.case_data import CaseArrays
 from DCEDiffLib.training.config import PAPER_RECIPE, condition_modalities, load_config, make_config
 from DCEDiffLib.training.ema import EMA
+from DCEDiffLib.training.emulated_bf16 import emulated_bf16_warning
+from DCEDiffLib.training.lr_schedule import learning_rate
 from DCEDiffLib.training.split import split_cases
-from DCEDiffLib.training.trainer import Trainer, emulated_bf16_warning, learning_rate
+from DCEDiffLib.training.trainer import Trainer
 
 
 def tiny_case(name: str, seed: int, size: int = 32, slices: int = 4) -> CaseArrays:
@@ -330,7 +332,7 @@ def test_loading_cases_in_the_training_process_keeps_its_torch_threads(tmp_path)
     """With one preprocessing worker the cases load in the training process itself; the one-thread limit of the
     worker processes must not stay behind there (it once made every later training step run on one core)."""
     from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
-    from DCEDiffLib.training.trainer import _load_parallel
+    from DCEDiffLib.training.case_loading import _load_parallel
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # the suite runs with OMP_NUM_THREADS=1: a limit to 1 must be visible
@@ -406,7 +408,7 @@ def test_a_training_case_without_acquired_dce_is_named_before_training(tmp_path)
     from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
     from DCEDiffLib.modalities import INPUT_MODALITIES
     from DCEDiffLib.preprocess import preprocess_case, write_preprocessed
-    from DCEDiffLib.training.trainer import _cache_one, load_split_cases
+    from DCEDiffLib.training.case_loading import _cache_one, load_split_cases
 
     inputs = {m: str(SAMPLE_CASE_DIR / f"{m}.nii.gz") for m in INPUT_MODALITIES}
     data = tmp_path / "data"
