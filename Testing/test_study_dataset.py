@@ -22,6 +22,7 @@ from DCEDiffLib.phantom.generator import generate_case
 from DCEDiffLib.phantom.study_export import write_phantom_study
 from DCEDiffLib.study_dataset import build_dataset, read_manifest
 from DCEDiffLib.training.case_data import list_case_dirs, load_case
+from dicom_slice_io import read_slice_with_tags
 
 FEW = ("localizer", "t2_sag", "t2_cor", "t2_tra_repeat", "dwi", "calc_bval", "mddw", "adc_hb", "t1_post")
 ROLES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
@@ -292,19 +293,14 @@ def test_an_axial_t2w_of_another_region_acquired_later_is_not_picked(root, tmp_p
     abdomen = study / "60.000000-t2tsetralargeFOVabdomen-11111"
     abdomen.mkdir()
     for index, path in enumerate(sorted(t2w_folder.glob("*.dcm"))):
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(path))
-        reader.ReadImageInformation()
-        image = reader.Execute()
-        for key in reader.GetMetaDataKeys():
-            image.SetMetaData(key, reader.GetMetaData(key))
+        image = read_slice_with_tags(path)
         image.SetMetaData("0008|103e", "t2_tse_tra_large_FOV_abdomen")
-        image.SetMetaData("0020|000e", reader.GetMetaData("0020|000e") + ".60")
-        image.SetMetaData("0008|0018", reader.GetMetaData("0008|0018") + ".60")
+        image.SetMetaData("0020|000e", image.GetMetaData("0020|000e") + ".60")
+        image.SetMetaData("0008|0018", image.GetMetaData("0008|0018") + ".60")
         image.SetMetaData("0020|0011", "60")
         for tag in ("0008|0031", "0008|0032"):
             image.SetMetaData(tag, "235900.000000")  # acquired last
-        position = [float(v) for v in reader.GetMetaData("0020|0032").split("\\")]
+        position = [float(v) for v in image.GetMetaData("0020|0032").split("\\")]
         position[2] += 150.0
         image.SetMetaData("0020|0032", "\\".join(f"{v:.6f}" for v in position))
         writer = sitk.ImageFileWriter()

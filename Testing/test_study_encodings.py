@@ -16,13 +16,14 @@ import pytest
 import SimpleITK as sitk
 
 from DCEDiffLib.dicom_part10 import frame_positions
-from DCEDiffLib.dicom_study import DicomFile, SeriesInfo, Study, Volume, _check_frame_stack, read_study_volume, \
+from DCEDiffLib.dicom_study import DicomFile, SeriesInfo, Study, _check_frame_stack, read_study_volume, \
     scan_study
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.phantom.generator import generate_case
 from DCEDiffLib.phantom.study_export import write_phantom_study
 from DCEDiffLib.series_kinds import is_single_volume, unusable_axial_t2w
 from DCEDiffLib.study_roles import pick_roles
+from dicom_slice_io import read_slice_with_tags
 
 OMIT = ("localizer", "t2_tra_repeat", "dwi", "calc_bval", "mddw", "adc_hb", "dce", "t1_post")
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -168,12 +169,7 @@ def reencode(folder: Path, syntax: bytes = b"", corrupt: bool = False) -> None:
     """Rewrite the series' slices as JPEG 2000 (SimpleITK's GDCM writer), then relabel their transfer syntax
     (``syntax``, as long as the JPEG 2000 UID) or break each codestream's start marker (``corrupt``)."""
     for path in sorted(folder.iterdir()):
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(path))
-        reader.ReadImageInformation()
-        image = reader.Execute()
-        for key in reader.GetMetaDataKeys():
-            image.SetMetaData(key, reader.GetMetaData(key))
+        image = read_slice_with_tags(path)
         writer = sitk.ImageFileWriter()
         writer.KeepOriginalImageUIDOn()
         writer.UseCompressionOn()

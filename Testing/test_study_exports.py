@@ -26,6 +26,7 @@ from DCEDiffLib.phantom.generator import generate_case
 from DCEDiffLib.phantom.study_export import write_phantom_study
 from DCEDiffLib.study_roles import pick_roles
 from DCEDiffLib.volume_io import read_volume
+from dicom_slice_io import read_slice_with_tags
 
 # one axial T2W (no repeat), a sagittal and a coronal one, ADC, PD, VIBEs: every required role, nothing slow
 OMIT = ("localizer", "t2_tra_repeat", "dwi", "calc_bval", "mddw", "adc_hb", "dce", "t1_post")
@@ -52,12 +53,7 @@ def series_folder(root: Path, number: int) -> Path:
 def rewrite(path: Path, target: Path, **tags) -> None:
     """Write the slice ``path`` to ``target`` with its own UIDs and ``tags`` ("gggg|eeee" → value) changed; a
     ``direction`` keyword sets the slice's orientation (the writer takes it from the image, not the tags)."""
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    reader.ReadImageInformation()
-    image = reader.Execute()
-    for key in reader.GetMetaDataKeys():
-        image.SetMetaData(key, reader.GetMetaData(key))
+    image = read_slice_with_tags(path)
     direction = tags.pop("direction", None)
     if direction is not None:
         image.SetDirection(direction)
