@@ -32,6 +32,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from DCEDiffLib.errors import InputError
+from DCEDiffLib.working_grid import EDGE_TOLERANCE_VOXELS, _inside_lattice
 
 SOURCE_MODEL = "prostate model"
 SOURCE_USER = "user"
@@ -56,7 +57,7 @@ LOGIT_SIGMA_VOXELS = 2.5
 THRESHOLD_LOGIT = float(np.log(0.55 / 0.45))  # sigmoid(logit) > 0.55
 
 PLAUSIBLE_ML = (5.0, 200.0)                # a mask outside this is no gland: field-of-view centre instead
-CACHE_FORMAT = "1"                         # bump when the fast path changes (invalidates cached masks)
+CACHE_FORMAT = "2"                         # bump when the fast path changes (invalidates cached masks)
 _memory_cache: Dict[str, sitk.Image] = {}      # cache key → fast-path mask
 
 
@@ -201,8 +202,14 @@ def _resample_normalized(t2w: sitk.Image, reference: sitk.Image, mean: float, st
         sigma = np.sqrt(np.maximum(spacing_out.max() ** 2 - spacing_in ** 2, 0.0)) / 2.3548
         sigma = np.where(spacing_out > spacing_in * 2.0, np.maximum(sigma, 1e-3), 1e-3)
         smooth = sitk.SmoothingRecursiveGaussian(sitk.Cast(t2w, sitk.sitkFloat32), [float(s) for s in sigma])
-    array = sitk.GetArrayFromImage(sitk.Resample(smooth, reference, sitk.Transform(), sitk.sitkLinear, 0.0,
+    # The window's 3 mm slices often lie exactly on the T2W's outer faces (32 slices centred in a T2W of an odd number
+    # of 3 mm slices): ITK's inside test then turned on 1e-9 mm of rounding, and a DICOM series and its NIfTI copy
+    # (rows stored reversed) gave an edge slice empty or filled, moving the gland centre 0.4 mm. Resample from the
+    # T2W with its edge voxels repeated once, then keep what lies inside its box within a tolerance, as paste_back.
+    padded = sitk.ZeroFluxNeumannPad(smooth, [1, 1, 1], [1, 1, 1])
+    array = sitk.GetArrayFromImage(sitk.Resample(padded, reference, sitk.Transform(), sitk.sitkLinear, 0.0,
                                                  sitk.sitkFloat32))
+    array[~_inside_lattice(t2w, reference, EDGE_TOLERANCE_VOXELS)] = 0.0
     array = np.where(array != 0, (array - mean) / std, 0.0).astype(np.float32)
     return np.ascontiguousarray(array.transpose(2, 1, 0))
 

@@ -16,6 +16,7 @@ import SimpleITK as sitk
 
 from DCEDiffLib.atomic import atomic_path
 from DCEDiffLib.errors import InputError
+from DCEDiffLib.missing_placement import missing_placement
 from DCEDiffLib.nifti_nonfinite import count_nonfinite, is_nifti
 from DCEDiffLib.nifti_orientation import placement_disagreement
 from DCEDiffLib.nifti_write_check import nifti_shortfall, nifti_written_whole
@@ -177,6 +178,9 @@ def _read_file(path: Path, name: str, expect_3d: bool) -> sitk.Image:
     except RuntimeError as exc:
         raise InputError(f"{name}: {path} could not be read ({_itk_reason(exc)}); expected {EXPECTED_INPUT}"
                          ) from exc
+    unplaced = missing_placement(path)  # read at origin 0, identity axes: say so before a misleading refusal
+    if unplaced:
+        say(f"dcediff: warning: {name}: {unplaced}")
     if expect_3d and image.GetDimension() == 4 and image.GetSize()[3] == 1:
         image = sitk.Extract(image, list(image.GetSize()[:3]) + [0], [0, 0, 0, 0])  # 3D stored as 4D
     if is_nifti(path):  # the NIfTI reader returns NaN/Inf voxels as 0: count them in the file

@@ -1,0 +1,64 @@
+"""A NIfTI or NRRD file that stores no placement (no position or orientation in the scanner's frame).
+
+A NIfTI whose qform_code and sform_code are both 0 (nibabel's ``Nifti1Image(data, None)``, some Analyze-era tools)
+or a NRRD without ``space directions`` (a hand-written header, a converter that dropped it) is read by ITK at origin
+0 with identity axes. Such a series lines up with the others only if they were all saved on one grid the same way;
+otherwise it lies metres off, and the run ended in a refusal blaming a wrong series ("the field of view does not
+contain the crop centre") or, with the centre inside by chance, in a registration from a meaningless start. This
+names the file and the missing fields before any work.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Optional
+
+from DCEDiffLib.nifti_nonfinite import header_kind, is_nifti, open_nifti
+
+_NRRD_HEADER_BYTES = 65536  # a NRRD header is text up to its first blank line; real ones hold a few hundred bytes
+
+
+def _nifti_has_no_placement(path: Path) -> bool:
+    try:
+        with open_nifti(path) as handle:
+            header = handle.read(540)
+    except (OSError, EOFError):
+        return False
+    kind = header_kind(header)
+    if kind is None:
+        return False
+    offset = 252 if kind[1] == 348 else 344  # qform_code, sform_code: int16 in NIfTI-1, int32 in NIfTI-2
+    fmt = kind[0] + ("2h" if kind[1] == 348 else "2i")
+    if len(header) < offset + struct.calcsize(fmt):
+        return False
+    qform_code, sform_code = struct.unpack(fmt, header[offset:offset + struct.calcsize(fmt)])
+    return qform_code <= 0 and sform_code <= 0
+
+
+def _nrrd_has_no_placement(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read(_NRRD_HEADER_BYTES)
+    except OSError:
+        return False
+    if not text.startswith(b"NRRD"):
+        return False
+    fields = [line.split(b":", 1)[0].strip().lower() for line in text.split(b"\n\n", 1)[0].splitlines()[1:]]
+    return b"space directions" not in fields
+
+
+def missing_placement(path) -> Optional[str]:
+    """Words for a NIfTI (both transform codes 0) or NRRD (no ``space directions``) file that stores no placement;
+    None for any other file or one that this cannot read."""
+    path = Path(path)
+    if is_nifti(path) and _nifti_has_no_placement(path):
+        what = "its NIfTI qform_code and sform_code are both 0"
+    elif path.name.lower().endswith((".nrrd", ".nhdr")) and _nrrd_has_no_placement(path):
+        what = "its NRRD header has no 'space directions'"
+    else:
+        return None
+    return (f"{path.name} stores no position or orientation ({what}): it is read at origin 0 with identity axes, "
+            "so it lines up with the other series only if they were all saved on one grid the same way. Expected "
+            "the scanner geometry: convert the DICOM series again (dcm2niix, 3D Slicer) or keep its header's "
+            "placement")

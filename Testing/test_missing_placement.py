@@ -1,0 +1,59 @@
+"""A NIfTI or NRRD file without any placement is named when read (DCEDiffLib/missing_placement.py).
+
+Found by a helper session: a ProstateX ADC or PD converted to NIfTI with both transform codes 0, or to NRRD without
+'space directions', was read at origin 0 with identity axes without a word, and the run was refused for a field of
+view "not containing the crop centre", blaming a wrong series instead of the file's missing header fields.
+"""
+
+import struct
+
+import numpy as np
+import SimpleITK as sitk
+
+from DCEDiffLib.volume_io import read_volume
+
+
+def _image() -> sitk.Image:
+    image = sitk.GetImageFromArray(np.random.default_rng(0).uniform(1.0, 100.0, (6, 8, 10)).astype(np.float32))
+    image.SetSpacing((2.0, 2.0, 3.0))
+    image.SetOrigin((-45.7, 128.2, -97.5))
+    image.SetDirection((1.0, 0.0, 0.0, 0.0, 0.95, -0.31224989991991997, 0.0, 0.31224989991991997, 0.95))
+    return image
+
+
+def _nifti_with_codes(tmp_path, qform_code, sform_code):
+    path = tmp_path / f"adc_{qform_code}{sform_code}.nii"
+    sitk.WriteImage(_image(), str(path))
+    data = bytearray(path.read_bytes())
+    data[252:256] = struct.pack("<2h", qform_code, sform_code)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_nifti_with_both_transform_codes_0_is_named(tmp_path, capsys):
+    image = read_volume(_nifti_with_codes(tmp_path, 0, 0), "ADC")
+    assert image.GetOrigin() == (0.0, 0.0, 0.0)
+    err = capsys.readouterr().err
+    assert "ADC: adc_00.nii stores no position or orientation" in err and "sform_code are both 0" in err
+
+
+def test_a_nifti_with_either_placement_reads_without_a_word(tmp_path, capsys):
+    for codes in ((1, 0), (0, 1), (0, 2), (1, 1)):
+        image = read_volume(_nifti_with_codes(tmp_path, *codes), "ADC")
+        assert np.allclose(image.GetOrigin(), (-45.7, 128.2, -97.5), atol=1e-3)
+    assert "no position" not in capsys.readouterr().err
+
+
+def test_a_nrrd_without_space_directions_is_named_and_one_with_them_is_not(tmp_path, capsys):
+    placed = tmp_path / "pd.nrrd"
+    sitk.WriteImage(_image(), str(placed), useCompression=False)
+    read_volume(placed, "PD")
+    assert "no position" not in capsys.readouterr().err
+    head, _, body = placed.read_bytes().partition(b"\n\n")
+    lines = [line for line in head.split(b"\n") if not line.startswith((b"space directions", b"space origin"))]
+    unplaced = tmp_path / "pd_unplaced.nrrd"
+    unplaced.write_bytes(b"\n".join(lines) + b"\n\n" + body)
+    image = read_volume(unplaced, "PD")
+    assert image.GetOrigin() == (0.0, 0.0, 0.0)
+    assert "PD: pd_unplaced.nrrd stores no position or orientation (its NRRD header has no 'space directions')" \
+        in capsys.readouterr().err
