@@ -1,0 +1,92 @@
+"""session-56 mutation audit round 15: rules of DCEDiff/DCEDiffBatch.py (argument handling, finishRun, the marks
+file) that no earlier test could fail. Real MRML nodes from the slicer-core wheel; the Qt side of DCEDiff.py is the
+stand-in of Testing/test_slicer_module.py, reused as that file uses it. Each test names the mutation it kills."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not installed")
+import slicer.util  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "DCEDiff"))
+sys.path.insert(0, str(ROOT / "Testing"))
+from DCEDiffSlicerLib import scene_io  # noqa: E402
+from test_slicer_module import CASE, modules  # noqa: E402,F401  (the Qt stand-ins of the module tests)
+from test_slicer_scene_hunt import CoreIOManagerStandIn  # noqa: E402  (Slicer's saveNodes, as that file uses it)
+
+
+@pytest.fixture(autouse=True)
+def scene():
+    slicer.mrmlScene = slicer.vtkMRMLScene()
+    yield slicer.mrmlScene
+    slicer.mrmlScene.Clear(1)
+
+
+def test_a_centre_needs_exactly_three_coordinates(modules):
+    """parseCenter: 'R,A,S' -> (r, a, s); four numbers are no point. Kills "len(values) != 3" -> "< 3" (B01)."""
+    _, DCEDiffBatch = modules
+    assert DCEDiffBatch.parseCenter("1,-2,3.5") == (1.0, -2.0, 3.5)
+    for text in ("1,2", "1,2,3,4", "a,b,c"):
+        with pytest.raises(ValueError, match="--center"):
+            DCEDiffBatch.parseCenter(text)
+
+
+def test_the_batch_centre_is_ras_as_slicer_shows_it_and_reaches_the_engine_as_lps(modules, tmp_path, monkeypatch):
+    """docs/slicer.md: "--center is the prostate centre in RAS mm (as Slicer shows it)": the markups point handed to
+    the logic sits at R,A,S, so the engine gets LPS (-R, -A, S). Kills placing the point at (-R, -A, S) (B06: the
+    centre mirrored through the scanner axis, the crop on the wrong side)."""
+    DCEDiff, DCEDiffBatch = modules
+    files = {k: str(CASE / f"{k}.nii.gz") for k in ("t2w", "pd", "adc", "t1pre")}
+    monkeypatch.setattr(slicer.util, "loadVolume", lambda path, properties=None: ("node", path))
+    monkeypatch.setattr(DCEDiff.DCEDiffLogic, "setupPythonRequirements", lambda self, **kwargs: None)
+    seen = {}
+
+    def process(self, *args, center=None, **kwargs):
+        seen["center"] = center
+        seen["lps"] = scene_io.center_lps_from_markups(center)
+        return DCEDiff.DCEDiffResult({}, {}, 1.0, cancelled=True)
+
+    monkeypatch.setattr(DCEDiff.DCEDiffLogic, "process", process)
+    argv = [f"--{k}={v}" for k, v in files.items()] + ["--center", "-12,30,4", "--out", str(tmp_path / "out")]
+    assert DCEDiffBatch.main(argv) == DCEDiffBatch.EXIT_CANCELLED
+    position = [0.0, 0.0, 0.0]
+    seen["center"].GetNthControlPointPositionWorld(0, position)
+    assert position == pytest.approx([-12.0, 30.0, 4.0])
+    assert seen["lps"] == pytest.approx((12.0, -30.0, 4.0))
+
+
+def test_the_marks_file_says_which_inputs_the_synthesis_was_made_without(modules, tmp_path):
+    """writeMarks: the run's marks beside the files, "missing_inputs" among them (a synthesis made without PD is
+    another result; the .nrrd files keep no node attribute). Kills writing [] (B07)."""
+    DCEDiff, DCEDiffBatch = modules
+    node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "synthetic_early")
+    node.SetAttribute(scene_io.MISSING_ATTRIBUTE, "pd")
+    result = DCEDiff.DCEDiffResult({"synthetic_early": node}, {"model": "m"}, 1.0, missingInputs=("pd",))
+    DCEDiffBatch.writeMarks({"synthetic_early.nrrd": node}, result, tmp_path / DCEDiffBatch.MARKS_FILE)
+    marks = json.loads((tmp_path / DCEDiffBatch.MARKS_FILE).read_text(encoding="utf-8"))
+    assert marks["missing_inputs"] == ["pd"]
+    assert marks["files"]["synthetic_early.nrrd"] == {scene_io.MISSING_ATTRIBUTE: "pd"}
+
+
+def test_finish_run_writes_volumes_as_nrrd_and_the_metrics_table_as_tsv(modules, tmp_path, monkeypatch):
+    """docs/slicer.md: each result node goes to results/<role>.nrrd "and results/metrics.tsv". Kills saving the
+    table as .nrrd (B04: Slicer cannot write a table there, and the whole batch run fails at its end)."""
+    import types
+
+    import numpy as np
+
+    DCEDiff, DCEDiffBatch = modules
+    monkeypatch.setattr(slicer, "app", types.SimpleNamespace(coreIOManager=CoreIOManagerStandIn), raising=False)
+    volume = slicer.util.addVolumeFromArray(np.ones((3, 4, 5), dtype=np.float32), name="synthetic_early")
+    table = scene_io.create_metrics_table({"early": {"whole": {"psnr": 24.0, "ssim": 0.8, "mae": 0.03}}}, "metrics")
+    result = DCEDiff.DCEDiffResult({"synthetic_early": volume, "metrics": table}, {}, 1.0)
+    out = tmp_path / "results"
+    assert DCEDiffBatch.finishRun(result, out) == DCEDiffBatch.EXIT_OK
+    names = {p.name for p in out.iterdir()}  # (Slicer's table writer adds metrics.schema.tsv beside the table)
+    assert {"DCEDiff.json", "metrics.tsv", "synthetic_early.nrrd"} <= names and "metrics.nrrd" not in names
+    header = (out / "metrics.tsv").read_text(encoding="utf-8").splitlines()[0].split("\t")
+    assert header == list(scene_io.METRIC_COLUMNS)

@@ -1,0 +1,86 @@
+"""session-56 mutation audit round 15: rules of DCEDiff/DCEDiffSlicerLib/process_runner.py (the engine process, its
+output, cancel and time-out) that no earlier test could fail. Real subprocesses of this Python (no engine, no
+../shared data); each test names the mutation it kills."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "DCEDiff"))
+from DCEDiffSlicerLib import process_runner as pr  # noqa: E402
+
+
+def test_time_left_switches_unit_at_the_minute_and_the_hour():
+    """format_seconds: '45 s', '3 min 05 s', '1 h 02 min'. 60 s is one minute, 3600 s one hour. Kills
+    "seconds < 60" -> "seconds <= 60" (P07)."""
+    assert pr.format_seconds(59) == "59 s"
+    assert pr.format_seconds(60) == "1 min 00 s"
+    assert pr.format_seconds(3599) == "59 min 59 s"
+    assert pr.format_seconds(3600) == "1 h 00 min"
+    assert pr.format_seconds(-5) == "0 s"
+
+
+def test_the_log_tail_and_the_error_keep_the_last_lines_of_the_output():
+    """RunResult.log_tail: "the last lines of its output"; an engine that dies without an error line is reported
+    with its last output. Kills keeping the first tail_lines lines instead of the last (P08)."""
+    child = "import sys\nfor i in range(8): print(f'line {i}', flush=True)\nsys.exit(1)"
+    result = pr.ProcessRunner([sys.executable, "-c", child], tail_lines=3).start().wait(timeout=60)
+    assert result.returncode == 1 and not result.ok and not result.cancelled
+    assert result.log_tail == ["line 5", "line 6", "line 7"]
+    assert result.error.startswith("the DCEDiff engine stopped with exit code 1; last output:")
+    assert result.error.endswith("line 7") and "line 0" not in result.error
+
+
+def test_the_dce_pre_contrast_frame_may_be_the_t1pre_itself_but_no_other_roles_volume():
+    """same_volume_message: the DCE's own pre-contrast frame "may be the T1-pre itself, not another role's volume".
+    Kills dropping that exception (P12: the T1-pre picked as the frame, what "Fill from study" does when the T1-pre
+    is the DCE's last frame before contrast, would be refused)."""
+    t1pre, t2w, early, late = object(), object(), object(), object()
+    nodes = {"t2w": t2w, "t1pre": t1pre, "dce_early": early, "dce_late": late}
+    assert pr.same_volume_message({**nodes, "dce_baseline": t1pre}) is None
+    message = pr.same_volume_message({**nodes, "dce_baseline": t2w})
+    assert message is not None and message.startswith("T2W and acquired DCE pre-contrast frame: the same volume")
+
+
+class _StuckHandle:
+    """The launched process as a handle that never reports an end (poll() None, as a launcher whose child will not
+    die): the real child is killed by the tree kill, its pipe ends, but the handle still says running."""
+
+    def __init__(self, real):
+        self.real, self.pid, self.stdout, self.returncode = real, real.pid, real.stdout, None
+
+    def poll(self):
+        return None
+
+
+@pytest.mark.parametrize("how", ["cancel", "timeout"])
+def test_a_tree_that_will_not_die_ends_the_wait_as_cancelled_or_timed_out(how):
+    """wait(): after a cancel the result is cancelled, after the time-out a time-out error, "either way this returns
+    within kill_grace seconds of the kill, even if the process ... does not go away". Kills the give-up path
+    reporting a cancelled run as not cancelled (P18: the module would show a failure for the user's own cancel)."""
+    launched = []
+
+    def launch(cmd, cwd=None, env_update=None):
+        real = subprocess.Popen([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        launched.append(real)
+        return _StuckHandle(real)
+
+    runner = pr.ProcessRunner(["engine"], launch=launch, kill_grace=0.5).start()
+    started = time.monotonic()
+    try:
+        if how == "cancel":
+            result = runner.wait(timeout=30, should_cancel=lambda: time.monotonic() - started > 0.3)
+            assert result.cancelled and not result.timed_out and result.error is None
+        else:
+            result = runner.wait(timeout=0.3)
+            assert result.timed_out and not result.cancelled and "could not be stopped" in result.error
+        assert not result.ok
+        assert time.monotonic() - started < 10
+    finally:
+        launched[0].kill()
+        launched[0].wait()

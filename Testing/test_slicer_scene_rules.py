@@ -1,0 +1,75 @@
+"""session-56 mutation audit round 15: rules of DCEDiff/DCEDiffSlicerLib/scene_io.py that no earlier test could fail.
+
+Real MRML nodes from the slicer-core wheel (no Slicer application, no ../shared data); each test names the mutation
+it kills."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not installed")
+import slicer.util  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "DCEDiff"))
+from DCEDiffSlicerLib import scene_io  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def scene():
+    slicer.mrmlScene = slicer.vtkMRMLScene()
+    yield slicer.mrmlScene
+    slicer.mrmlScene.Clear(1)
+
+
+def translation(name, shift_ras):
+    node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLinearTransformNode", name)
+    matrix = np.eye(4)
+    matrix[:3, 3] = shift_ras
+    node.SetMatrixTransformToParent(slicer.util.vtkMatrixFromArray(matrix))
+    return node
+
+
+def test_the_centre_is_the_first_placed_point_of_a_point_list():
+    """center_lps_from_markups: "a point list's first placed point". Kills placed[0] -> placed[-1] (S09): with two
+    placed points the last one was taken, and with an unplaced first point the second (the first placed) must be."""
+    points = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "centre")
+    points.AddControlPoint(10.0, 20.0, 30.0)
+    points.AddControlPoint(-1.0, -2.0, 3.0)
+    points.AddControlPoint(7.0, 8.0, 9.0)
+    assert scene_io.center_lps_from_markups(points) == pytest.approx((-10.0, -20.0, 30.0))
+    points.UnsetNthControlPointPosition(0)
+    assert scene_io.center_lps_from_markups(points) == pytest.approx((1.0, 2.0, 3.0))
+
+
+def test_an_roi_centre_is_taken_where_slicer_shows_it_under_its_parent_transform():
+    """center_lps_from_markups: "an ROI's centre ... (world coordinates)". Kills GetCenterWorld -> GetCenter (S10):
+    an ROI under a translation is shown shifted by it; the engine must get that centre, in LPS."""
+    roi = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsROINode", "box")
+    roi.SetCenter(-4.0, 7.0, -9.0)
+    roi.SetSize(20.0, 20.0, 20.0)
+    roi.SetAndObserveTransformNodeID(translation("shift", (5.0, -3.0, 2.0)).GetID())
+    # world RAS = (1, 4, -7); LPS = (-R, -A, S)
+    assert scene_io.center_lps_from_markups(roi) == pytest.approx((-1.0, -4.0, -7.0))
+
+
+def test_removing_a_result_node_removes_its_display_and_storage_nodes(tmp_path):
+    """remove_nodes: "Remove nodes and their display and storage nodes from their scene". Kills dropping the helper
+    removal (S21): an orphan display node, storage node and colour-legend node stay in the scene (and in a saved
+    .mrml) after the result is gone."""
+    import SimpleITK as sitk
+
+    path = tmp_path / "synthetic_early.nii.gz"
+    sitk.WriteImage(sitk.Image(6, 5, 4, sitk.sitkFloat32) + 2.0, str(path))
+    before = {slicer.mrmlScene.GetNthNode(i).GetID() for i in range(slicer.mrmlScene.GetNumberOfNodes())}
+    node = scene_io.read_volume_node(path, "T2W synthetic early DCE")
+    node.AddDefaultStorageNode()
+    helpers = [node.GetDisplayNode(), node.GetStorageNode()]
+    assert all(h is not None and h.GetScene() is slicer.mrmlScene for h in helpers)
+    scene_io.remove_nodes([node])
+    assert node.GetScene() is None
+    assert all(h.GetScene() is None for h in helpers)
+    after = {slicer.mrmlScene.GetNthNode(i).GetID() for i in range(slicer.mrmlScene.GetNumberOfNodes())}
+    assert after <= before
