@@ -32,7 +32,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from DCEDiffLib.errors import InputError
-from DCEDiffLib.working_grid import EDGE_TOLERANCE_VOXELS, _inside_lattice
+from DCEDiffLib.working_grid import EDGE_TOLERANCE_VOXELS, inside_lattice
 
 SOURCE_MODEL = "prostate model"
 SOURCE_USER = "user"
@@ -209,7 +209,7 @@ def _resample_normalized(t2w: sitk.Image, reference: sitk.Image, mean: float, st
     padded = sitk.ZeroFluxNeumannPad(smooth, [1, 1, 1], [1, 1, 1])
     array = sitk.GetArrayFromImage(sitk.Resample(padded, reference, sitk.Transform(), sitk.sitkLinear, 0.0,
                                                  sitk.sitkFloat32))
-    array[~_inside_lattice(t2w, reference, EDGE_TOLERANCE_VOXELS)] = 0.0
+    array[~inside_lattice(t2w, reference, EDGE_TOLERANCE_VOXELS)] = 0.0
     array = np.where(array != 0, (array - mean) / std, 0.0).astype(np.float32)
     return np.ascontiguousarray(array.transpose(2, 1, 0))
 

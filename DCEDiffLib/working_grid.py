@@ -213,7 +213,7 @@ def paste_back(image_on_grid: sitk.Image, reference: Union[sitk.Image, WorkingGr
     # tolerance: an edge slice is filled or empty, whole.
     padded = sitk.ZeroFluxNeumannPad(image_on_grid, [1, 1, 1], [1, 1, 1])
     out = _resample(padded, reference, None, interpolator, default_value, antialias)
-    inside = _inside_lattice(image_on_grid, reference, EDGE_TOLERANCE_VOXELS)
+    inside = inside_lattice(image_on_grid, reference, EDGE_TOLERANCE_VOXELS)
     if not inside.all():
         values = sitk.GetArrayFromImage(out)
         values[~inside] = default_value
@@ -226,7 +226,7 @@ def paste_back(image_on_grid: sitk.Image, reference: Union[sitk.Image, WorkingGr
 EDGE_TOLERANCE_VOXELS = 1e-3  # a reference voxel this close to the grid's box (in grid voxels) counts as inside
 
 
-def _inside_lattice(image: sitk.Image, reference: sitk.Image, tolerance: float) -> np.ndarray:
+def inside_lattice(image: sitk.Image, reference: sitk.Image, tolerance: float) -> np.ndarray:
     """(k, j, i) booleans: the voxel centres of ``reference`` inside ``image``'s voxel box (half a voxel beyond its
     outer centres), ``tolerance`` voxels more. Built axis by axis: the index is affine in the reference's."""
     to_index = np.linalg.inv(np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
