@@ -10,11 +10,10 @@ names the file and the missing fields before any work.
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 from typing import Optional
 
-from DCEDiffLib.nifti_nonfinite import header_kind, is_nifti, open_nifti
+from DCEDiffLib.nifti_nonfinite import is_nifti, open_nifti, transform_codes
 
 _NRRD_HEADER_BYTES = 65536  # a NRRD header is text up to its first blank line; real ones hold a few hundred bytes
 
@@ -25,15 +24,8 @@ def _nifti_has_no_placement(path: Path) -> bool:
             header = handle.read(540)
     except (OSError, EOFError):
         return False
-    kind = header_kind(header)
-    if kind is None:
-        return False
-    offset = 252 if kind[1] == 348 else 344  # qform_code, sform_code: int16 in NIfTI-1, int32 in NIfTI-2
-    fmt = kind[0] + ("2h" if kind[1] == 348 else "2i")
-    if len(header) < offset + struct.calcsize(fmt):
-        return False
-    qform_code, sform_code = struct.unpack(fmt, header[offset:offset + struct.calcsize(fmt)])
-    return qform_code <= 0 and sform_code <= 0
+    codes = transform_codes(header)
+    return codes is not None and codes[0] <= 0 and codes[1] <= 0
 
 
 def _nrrd_has_no_placement(path: Path) -> bool:

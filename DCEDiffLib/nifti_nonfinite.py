@@ -60,6 +60,18 @@ def header_layout(header: bytes) -> Optional[Tuple[str, int, int, int]]:
     return order, datatype, count, offset
 
 
+def transform_codes(header: bytes) -> Optional[Tuple[int, int]]:
+    """(qform_code, sform_code) of a NIfTI-1 or NIfTI-2 header (int16 at byte 252 or int32 at 344), or None."""
+    kind = header_kind(header)
+    if kind is None:
+        return None
+    order, size = kind
+    offset, fmt = (252, order + "2h") if size == 348 else (344, order + "2i")
+    if len(header) < offset + struct.calcsize(fmt):
+        return None
+    return struct.unpack(fmt, header[offset:offset + struct.calcsize(fmt)])
+
+
 def count_nonfinite(path) -> Optional[Tuple[int, int]]:
     """(NaN or infinite voxels, all voxels) of a float NIfTI file; None for another data type or a file this cannot
     parse (the image reader then decides)."""

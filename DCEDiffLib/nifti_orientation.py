@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
-from DCEDiffLib.nifti_nonfinite import header_kind, open_nifti
+from DCEDiffLib.nifti_nonfinite import header_kind, open_nifti, transform_codes
 
 DISAGREEMENT_MM = 1.0  # corners further apart than this: the two placements are not the same volume position
 
@@ -74,7 +74,7 @@ def placement_disagreement(path, image: sitk.Image) -> Optional[str]:
     if kind is None or kind[1] != 348 or len(header) < 348:  # NIfTI-1 only
         return None
     order = kind[0]
-    qform_code, sform_code = struct.unpack(order + "2h", header[252:256])
+    qform_code, sform_code = transform_codes(header)
     if qform_code <= 0 or sform_code <= 0:
         return None
     size = [max(1, int(v)) for v in image.GetSize()[:3]] + [1] * max(0, 3 - image.GetDimension())
