@@ -357,7 +357,7 @@ def _tag(reader: sitk.ImageFileReader, name: str) -> str:
     if not reader.HasMetaDataKey(key):
         return ""
     text = reader.GetMetaData(key)
-    if name != "character_set":  # e.g. a Latin-1 description: printable and JSON-safe only once decoded
+    if name != "character_set" and not text.isascii():  # a Latin-1 description: printable once decoded
         text = decode_tag(text, _tag(reader, "character_set"))
     return text.strip().strip("\x00").strip()
 
