@@ -260,6 +260,7 @@ def quality_sweep(model, cases: Sequence, runs: Sequence[SamplerRun], reference:
     each row has ``vs_acquired`` (with ``enhancement_r``) and ``vs_reference`` (means over cases and early/late),
     ``per_case`` and ``seconds``.
     """
+    from DCEDiffLib.modalities import INPUT_MODALITIES
     from DCEDiffLib.t1pre_level import conditions_gland_level, rescale_low_t1pre
 
     all_runs = [reference] + [r for r in runs if r != reference]
@@ -274,6 +275,7 @@ def quality_sweep(model, cases: Sequence, runs: Sequence[SamplerRun], reference:
         window = _crop_window(conditions.shape[-1], crop)
         conditions = conditions[..., window, window]
         reference_unit = None
+        whole_level = conditions_gland_level(case.conditions, INPUT_MODALITIES)  # the volume's, not the slices'
         for job_model, run in jobs:
             if log:
                 log(f"  quality: {case.name} {run.label} ({run.nfe()} NFE × {len(chosen)} slice(s))")
@@ -284,8 +286,7 @@ def quality_sweep(model, cases: Sequence, runs: Sequence[SamplerRun], reference:
             per_run[run.label]["seconds"] += time.perf_counter() - start
             # as synthesis and evaluation do: a low T1-pre's enhancement scaled down, by the whole volume's level
             names = job_model.card["conditions"]
-            rescale_low_t1pre(result, scored, names, job_model.card,
-                              level=conditions_gland_level(model_conditions(job_model, case.conditions), names))
+            rescale_low_t1pre(result, scored, names, job_model.card, level=whole_level if "t1pre" in names else None)
             acq, ref, unit = score_prediction(case, result.mean, chosen, window, reference_unit, job_model.card)
             if reference_unit is None:
                 reference_unit = unit
