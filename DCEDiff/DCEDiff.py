@@ -281,8 +281,7 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                              waitCursor=True):
             fill = self.logic.fillFromStudy(self._parameterNode)
             self.ui.logTextEdit.clear()
-            # the picks' own notes end fill.lines already; fill.notes repeats them beside the module's own
-            for line in fill.lines + [f"note: {note}" for note in fill.notes if f"note: {note}" not in fill.lines]:
+            for line in fill.lines + [f"note: {note}" for note in fill.notes]:
                 self.onLog(line)
             self.ui.statusLabel.text = fill.message()
 

@@ -237,6 +237,8 @@ def test_a_study_without_pd_fills_the_rest_and_leaves_pd_empty_only_for_a_model_
     assert fill.nodes["t2w"] is nodes[expected["t2w"]] and fill.nodes["adc"] is nodes[expected["adc"]]
     assert fill.nodes["t1pre"].GetName().startswith(f"{expected['dce_numbers'][0]}: Twist_dynamic")
     assert any(line.startswith("note: no PD found") and "without PD" in line for line in fill.lines)
+    # the log shows the pick lines, then fill.notes: each note once (the picks' own notes end the pick lines)
+    assert not {f"note: {note}" for note in fill.notes} & set(fill.lines)
     message = fill.message()
     assert "No PD in the study: left empty; the selected model runs without it." in message
     assert "Not found" not in message and "required" not in message

@@ -29,7 +29,7 @@ class StudyFill:
     nodes: Dict[str, object]
     lines: List[str]
     missing: List[str]           # required roles (t2w, pd, adc, t1pre) with no pick or no loaded node
-    notes: List[str]
+    notes: List[str]             # beyond the pick lines' own notes: scan warnings, series not loaded as volumes
     study: str                   # "patient P, study UID"
     absent: List[str] = dataclasses.field(default_factory=list)   # optional roles the study lacks (PD), allowed
     optional: Tuple[str, ...] = ()  # the roles the selected model can do without (its card's optional_inputs)
@@ -107,7 +107,7 @@ def fill_from_study(scene=None, file_for_instance: Optional[Callable[[str], str]
     by_files = {frozenset(_key(f) for f in files): node for node, files in loaded}
     nodes: Dict[str, object] = {}
     not_loaded: List[str] = []
-    notes = list(picks.notes) + warnings
+    notes = list(warnings)  # the picks' own notes end picks.lines() already
     # the DCE's own pre-contrast frame, where the T1-pre is another series: it puts the acquired DCE on the T1-pre's
     # intensity scale (DCEDiffLib/acquired_scale.py)
     chosen = dict(picks.picks, **({"dce_baseline": picks.baseline} if picks.baseline is not None else {}))
