@@ -16,14 +16,8 @@ sys.path.insert(0, str(ROOT / "DCEDiff"))
 sys.path.insert(0, str(ROOT / "Testing"))
 from DCEDiffSlicerLib import scene_io  # noqa: E402
 from test_slicer_module import CASE, modules  # noqa: E402,F401  (the Qt stand-ins of the module tests)
+from test_slicer_scene import scene  # noqa: E402,F401  (a fresh scene per test, autouse)
 from test_slicer_scene_hunt import CoreIOManagerStandIn  # noqa: E402  (Slicer's saveNodes, as that file uses it)
-
-
-@pytest.fixture(autouse=True)
-def scene():
-    slicer.mrmlScene = slicer.vtkMRMLScene()
-    yield slicer.mrmlScene
-    slicer.mrmlScene.Clear(1)
 
 
 def test_a_centre_needs_exactly_three_coordinates(modules):

@@ -16,15 +16,7 @@ import slicer.util  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "DCEDiff"))
 from DCEDiffSlicerLib import result_display as rd  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def scene():
-    slicer.mrmlScene = slicer.vtkMRMLScene()
-    slicer.vtkMRMLSliceNode.AddDefaultSliceOrientationPresets(slicer.mrmlScene)
-    slicer.mrmlScene.RegisterNodeClass(slicer.vtkMRMLColorLegendDisplayNode())
-    yield slicer.mrmlScene
-    slicer.mrmlScene.Clear(1)
+from test_slicer_display import scene  # noqa: E402,F401  (a scene set up as Slicer's start-up does)
 
 
 def bare_volume(name, values):

@@ -15,13 +15,7 @@ import slicer.util  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "DCEDiff"))
 from DCEDiffSlicerLib import scene_io  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def scene():
-    slicer.mrmlScene = slicer.vtkMRMLScene()
-    yield slicer.mrmlScene
-    slicer.mrmlScene.Clear(1)
+from test_slicer_scene import scene  # noqa: E402,F401  (a fresh scene per test, autouse)
 
 
 def translation(name, shift_ras):
