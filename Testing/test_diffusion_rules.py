@@ -203,7 +203,9 @@ def test_each_item_of_a_batch_is_denoised_at_its_own_noise_level():
         both = network(x, gamma)
         alone = torch.cat([network(x[i:i + 1], gamma[i:i + 1]) for i in range(2)])
         other_level = network(x, gamma.flip(0))
-    assert torch.allclose(both, alone, atol=1e-5)
+    # Batched and single convolutions take different kernels on some CPUs (1.4e-5 apart on a Xeon): the tolerance
+    # leaves room for that and stays far below the 0.2 that a level applied to the wrong item makes.
+    assert torch.allclose(both, alone, atol=1e-4)
     assert (both - other_level).abs().amax(dim=(1, 2, 3)).min() > 1e-3
 
 
