@@ -87,6 +87,7 @@ class DCEDiff(ScriptedLoadableModule):
         if icon.is_file() and MODULE_DIR != ENGINE_ROOT:  # installed modules get their icon from Resources/ already
             self.parent.icon = qt.QIcon(str(icon))
         slicer.app.connect("startupCompleted()", registerSampleData)
+        slicer.app.connect("startupCompleted()", registerComparisonLayout)
 
 
 def registerSampleData():
@@ -103,6 +104,18 @@ def registerSampleData():
         fileNames=[f"DCEDiffPhantom_{key}.nii.gz" for key, _label in SAMPLE_FILES],
         nodeNames=[f"DCEDiffPhantom {label}" for _key, label in SAMPLE_FILES],
     )
+
+
+def registerComparisonLayout():
+    """The comparison layout, known from start-up on and again after every scene load (Slicer saves a scene's layout
+    id, not custom layout descriptions): a scene saved while a result was shown reopens with it in a new session."""
+    if slicer.app.layoutManager() is None:  # no main window (batch): no views to lay out
+        return
+    from DCEDiffSlicerLib import result_display
+
+    result_display.register_layout(slicer.mrmlScene)
+    slicer.mrmlScene.AddObserver(slicer.vtkMRMLScene.EndImportEvent,
+                                 lambda scene, _event: result_display.register_layout(scene))
 
 
 #

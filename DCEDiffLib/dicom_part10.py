@@ -9,10 +9,11 @@ either, but it is not damaged: only files whose storage class is an image's (or 
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 # storage SOP classes of images: MR (enhanced MR under it), CT, secondary capture, PET; each with its sub-classes
 IMAGE_STORAGE_CLASSES = ("1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.7",
@@ -118,13 +119,18 @@ def compressed(path: Path) -> bool:
 _POSITION = re.compile(rb"\x20\x00\x32\x00(?:DS(..)|(....))", re.S)
 _PIXEL_DATA = b"\xe0\x7f\x10\x00"
 _HEADER_CHUNK = 1 << 20
+# enhanced MR: the functional groups shared by all frames, then those of each frame (the data set is in tag order)
+_SHARED_GROUPS = b"\x00\x52\x29\x92"     # SharedFunctionalGroupsSequence (5200,9229)
+_PER_FRAME_GROUPS = b"\x00\x52\x30\x92"  # PerFrameFunctionalGroupsSequence (5200,9230)
+# (name, group, element, VR) of the timing an enhanced MR file keeps in its functional groups: FlipAngle and
+# RepetitionTime in the MR Timing and Related Parameters Sequence (0018,9112), EffectiveEchoTime in the MR Echo
+# Sequence (0018,9114); a classic file has them (EchoTime (0018,0081) for the echo) at its top level
+MR_TIMING = (("flip_angle", 0x0018, 0x1314, b"DS"), ("repetition_time", 0x0018, 0x0080, b"DS"),
+             ("echo_time", 0x0018, 0x9082, b"FD"))
 
 
-def frame_positions(path: Path) -> List[Tuple[float, float, float]]:
-    """The per-frame ImagePositionPatient values of an enhanced (multi-frame) file, in frame order: GDCM turns them
-    into one origin and spacing only, so whether the frames make one regular stack (or repeat positions: several time
-    points in one file) is checked here. Read from the bytes before the pixel data (little endian, as every enhanced
-    MR transfer syntax encodes its data set); [] when none can be read."""
+def _header_bytes(path: Path) -> bytes:
+    """The bytes of a file before its pixel data element (b"" when unreadable)."""
     data = b""
     try:
         with open(path, "rb") as handle:
@@ -134,8 +140,16 @@ def frame_positions(path: Path) -> List[Tuple[float, float, float]]:
                     break
                 data += chunk
     except OSError:
-        return []
-    data = data.split(_PIXEL_DATA, 1)[0]
+        return b""
+    return data.split(_PIXEL_DATA, 1)[0]
+
+
+def frame_positions(path: Path) -> List[Tuple[float, float, float]]:
+    """The per-frame ImagePositionPatient values of an enhanced (multi-frame) file, in frame order: GDCM turns them
+    into one origin and spacing only, so whether the frames make one regular stack (or repeat positions: several time
+    points in one file) is checked here. Read from the bytes before the pixel data (little endian, as every enhanced
+    MR transfer syntax encodes its data set); [] when none can be read."""
+    data = _header_bytes(path)
     positions = []
     for match in _POSITION.finditer(data):
         length = struct.unpack("<H", match.group(1))[0] if match.group(1) else struct.unpack("<I", match.group(2))[0]
@@ -146,3 +160,45 @@ def frame_positions(path: Path) -> List[Tuple[float, float, float]]:
         if len(values) == 3:
             positions.append(values)
     return positions
+
+
+def _element_values(data: bytes, group: int, element: int, vr: bytes) -> List[float]:
+    """The first value of every (group, element) in ``data`` (explicit VR ``vr`` + 2-byte length, or implicit VR +
+    4-byte length; little endian): a decimal string (DS) or one 8-byte float (FD). Values that do not decode as
+    such (bytes that only look like the tag) are skipped."""
+    tag = struct.pack("<HH", group, element)
+    pattern = re.compile(re.escape(tag) + rb"(?:" + re.escape(vr) + rb"(..)|(....))", re.S)
+    values = []
+    for match in pattern.finditer(data):
+        length = struct.unpack("<H", match.group(1))[0] if match.group(1) else struct.unpack("<I", match.group(2))[0]
+        raw = data[match.end():match.end() + length]
+        if len(raw) != length or length > 64:
+            continue
+        try:
+            value = struct.unpack("<d", raw[:8])[0] if vr == b"FD" else float(raw.decode("ascii").split("\\")[0])
+        except (struct.error, UnicodeDecodeError, ValueError):
+            continue
+        if math.isfinite(value):
+            values.append(value)
+    return values
+
+
+def functional_group_timing(path: Path) -> Dict[str, float]:
+    """Flip angle (°), repetition time and echo time (ms) of an enhanced MR file, from its shared functional groups,
+    else from its per-frame groups where the frames that carry a value agree on it: GDCM reads the top-level data
+    set only, where an enhanced file has none of them. Keys: ``MR_TIMING``'s names; a value that cannot be read (or
+    differs between frames) is left out, and a classic file (no functional groups) gives {}."""
+    data = _header_bytes(path)
+    shared_start = data.find(_SHARED_GROUPS)
+    per_frame_start = data.find(_PER_FRAME_GROUPS, max(shared_start, 0))
+    shared = data[shared_start:per_frame_start if per_frame_start >= 0 else len(data)] if shared_start >= 0 else b""
+    per_frame = data[per_frame_start:] if per_frame_start >= 0 else b""
+    timing = {}
+    for name, group, element, vr in MR_TIMING:
+        values = _element_values(shared, group, element, vr)
+        if not values:  # in the frames' own groups: one value for the series only when the frames agree
+            values = _element_values(per_frame, group, element, vr)
+            values = values if len(set(values)) == 1 else []
+        if values:
+            timing[name] = values[0]
+    return timing

@@ -19,8 +19,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from DCEDiffLib.dicom_part10 import (DECOMPRESS_HINT, compressed, frame_positions, media_storage_class,
-                                     transfer_syntax, transfer_syntax_text)
+from DCEDiffLib.dicom_part10 import (DECOMPRESS_HINT, compressed, frame_positions, functional_group_timing,
+                                     media_storage_class, transfer_syntax, transfer_syntax_text)
 from DCEDiffLib.dicom_text import decode_tag
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.native_stderr import captured_native_stderr
@@ -418,14 +418,20 @@ def _series_info(uid: str, entries: List[Tuple[DicomFile, sitk.ImageFileReader]]
     times = [t for f, r in entries for t in (f.acquisition_time_s, f.content_time_s,
                                              dicom_time_seconds(_tag(r, "series_time"))) if t is not None]
     spacing = _floats(_tag(first, "pixel_spacing"), 2)
+    timing = {name: _float(_tag(first, name)) for name in ("flip_angle", "repetition_time", "echo_time")}
+    if None in timing.values():
+        # an enhanced MR file keeps them in its functional groups, which GDCM does not read: without its flip angle
+        # an enhanced VIBE is no PD or T1-pre candidate
+        grouped = functional_group_timing(Path(files[0].path))
+        timing = {name: grouped.get(name) if value is None else value for name, value in timing.items()}
     return SeriesInfo(
         uid=uid, number=_int(_tag(first, "series_number")), description=_tag(first, "description"),
         protocol=_tag(first, "protocol"), sequence_name=_tag(first, "sequence_name"),
         image_type=tuple(v.strip().upper() for v in _tag(first, "image_type").split("\\") if v.strip()),
         modality=_tag(first, "modality").upper(), study_uid=_tag(first, "study_uid"),
         patient_id=_tag(first, "patient_id"), study_date=_tag(first, "study_date"),
-        flip_angle=_float(_tag(first, "flip_angle")), repetition_time=_float(_tag(first, "repetition_time")),
-        echo_time=_float(_tag(first, "echo_time")), acquisition_type=_tag(first, "acquisition_type").upper(),
+        flip_angle=timing["flip_angle"], repetition_time=timing["repetition_time"], echo_time=timing["echo_time"],
+        acquisition_type=_tag(first, "acquisition_type").upper(),
         rows=_int(_tag(first, "rows")), columns=_int(_tag(first, "columns")),
         pixel_spacing=spacing, files=files,
         b_values=tuple(sorted({f.b_value for f in files if f.b_value is not None})),

@@ -223,3 +223,72 @@ def test_a_second_result_of_another_shape_replaces_the_layout_description():
     assert 'singletontag="DCEDiffReferenceEarly"' in description
     assert "DCEDiffAcquired" not in description and "DCEDiffResidual" not in description
     assert "vtkMRMLTableViewNode" not in description
+
+
+def saved_scene_xml(scene) -> str:
+    """The .mrml text Slicer writes for ``scene`` (Save scene), in memory."""
+    scene.SetSaveToXMLString(1)
+    scene.Commit()
+    return scene.GetSceneXMLString()
+
+
+def load_scene_xml(scene, text: str) -> None:
+    """Load a saved scene into ``scene`` (File > Load scene: vtkMRMLScene::Import)."""
+    scene.SetLoadFromXMLString(1)
+    scene.SetSceneXMLString(text)
+    scene.Import()
+
+
+def test_a_scene_saved_with_the_comparison_layout_reopens_with_it_in_a_new_session():
+    """Slicer saves a scene's layout id (currentViewArrangement), never a custom layout's description: a scene saved
+    while a result was shown, opened in a new Slicer session, had layout 49137 that no one had registered, an empty
+    view area ("Can't find layout:49137"). The module registers the layout at start-up and, after a scene load,
+    gives it the description the scene was saved with (kept as an attribute of the layout node): the same columns,
+    and the saved views show the saved volumes."""
+    t2w, nodes, acquired = make_result(with_acquired=False)
+    rd.show_comparison(nodes, acquired, reference=t2w)
+    shown = rd.layout_node().GetLayoutDescription(rd.LAYOUT_ID)
+    text = saved_scene_xml(slicer.mrmlScene)
+    for register_at_start_up in (True, False):   # the module's start-up, or a scene loaded before it registered
+        scene = slicer.vtkMRMLScene()            # a new session: Slicer's own layouts only
+        layout = rd.layout_node(scene)
+        assert not layout.IsLayoutDescription(rd.LAYOUT_ID)
+        if register_at_start_up:
+            assert rd.register_layout(scene) == rd.default_layout_xml()
+            assert 'singletontag="DCEDiffResidualLate"' in rd.default_layout_xml()   # a full result's columns
+        load_scene_xml(scene, text)
+        rd.register_layout(scene)                # what the module does after every scene load
+        assert rd.layout_node(scene) is layout and layout.GetViewArrangement() == rd.LAYOUT_ID
+        assert layout.GetCurrentLayoutDescription() == shown   # the saved result's columns: T2W, no residual
+        composites = {scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode").GetLayoutName():
+                      scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
+                      for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode"))}
+        for name, volume_node in (("DCEDiffReferenceEarly", t2w), ("DCEDiffSyntheticLate", nodes["synthetic_late"])):
+            assert scene.GetSingletonNode(name, "vtkMRMLSliceNode") is not None, name
+            shown_node = scene.GetNodeByID(composites[name].GetBackgroundVolumeID())
+            assert shown_node is not None and shown_node.GetName() == volume_node.GetName(), name
+        scene.Clear(1)
+
+
+def test_registering_the_comparison_layout_switches_no_view():
+    """Registering the comparison layout adds a choice and switches no view: a scene shown in another layout keeps
+    it. A scene saved before the layout node kept the description (the layout id only) opens with a full result's
+    columns."""
+    scene = slicer.vtkMRMLScene()
+    layout = rd.layout_node(scene)
+    layout.SetViewArrangement(layout.SlicerLayoutFourUpView)
+    rd.register_layout(scene)
+    assert layout.GetViewArrangement() == layout.SlicerLayoutFourUpView and layout.IsLayoutDescription(rd.LAYOUT_ID)
+    scene.Clear(1)
+    t2w, nodes, acquired = make_result(with_acquired=False)
+    rd.show_comparison(nodes, acquired, reference=t2w)
+    rd.layout_node().RemoveAttribute(rd.LAYOUT_ATTRIBUTE)   # as an earlier DCEDiff saved it
+    text = saved_scene_xml(slicer.mrmlScene)
+    scene = slicer.vtkMRMLScene()
+    rd.register_layout(scene)
+    load_scene_xml(scene, text)
+    rd.register_layout(scene)
+    layout = rd.layout_node(scene)
+    assert layout.GetViewArrangement() == rd.LAYOUT_ID
+    assert layout.GetCurrentLayoutDescription() == rd.default_layout_xml()
+    scene.Clear(1)

@@ -344,6 +344,39 @@ def test_self_test_methods_set_up_what_they_need_in_any_order(modules, monkeypat
     assert modes == ["ask"]
 
 
+def test_the_comparison_layout_is_registered_at_start_up_and_after_every_scene_load(modules, monkeypatch):
+    """Slicer saves a scene's layout id, not the description of a custom layout: the module registers the
+    comparison layout when Slicer's start-up completes and gives it a loaded scene's own description after every
+    scene load (DCEDiffSlicerLib/result_display.register_layout); without a main window it leaves the scene alone."""
+    DCEDiff, _ = modules
+    from DCEDiffSlicerLib import result_display as rd
+
+    connected = []
+    app = types.SimpleNamespace(connect=lambda signal, slot: connected.append((signal, slot)),
+                                layoutManager=lambda: None)   # stand-in for slicer.app without a main window
+    monkeypatch.setattr(slicer, "app", app, raising=False)
+    DCEDiff.DCEDiff(types.SimpleNamespace())
+    assert ("startupCompleted()", DCEDiff.registerComparisonLayout) in connected
+    DCEDiff.registerComparisonLayout()
+    assert slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLLayoutNode") == 0
+    app.layoutManager = lambda: object()   # a main window: Slicer's layout logic has made the layout node
+    layout = rd.layout_node()
+    DCEDiff.registerComparisonLayout()
+    assert layout.IsLayoutDescription(rd.LAYOUT_ID) and layout.GetViewArrangement() != rd.LAYOUT_ID
+    # a scene saved while a result of one view was shown
+    saved = slicer.vtkMRMLScene()
+    description = rd.layout_xml([{"name": "DCEDiffSyntheticEarly", "target": "early", "column": "synthetic"}], False)
+    rd.layout_node(saved).SetAttribute(rd.LAYOUT_ATTRIBUTE, description)
+    rd.register_layout(saved)
+    rd.layout_node(saved).SetViewArrangement(rd.LAYOUT_ID)
+    saved.SetSaveToXMLString(1)
+    saved.Commit()
+    slicer.mrmlScene.SetLoadFromXMLString(1)
+    slicer.mrmlScene.SetSceneXMLString(saved.GetSceneXMLString())
+    slicer.mrmlScene.Import()
+    assert layout.GetViewArrangement() == rd.LAYOUT_ID and layout.GetCurrentLayoutDescription() == description
+
+
 def test_batch_self_test_class_exists_and_passes(modules):
     _, DCEDiffBatch = modules
     suite = unittest.TestLoader().loadTestsFromTestCase(DCEDiffBatch.DCEDiffBatchTest)

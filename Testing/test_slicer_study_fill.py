@@ -204,6 +204,46 @@ def test_no_volume_from_dicom_is_a_clear_error(study, scene):
         study_fill.fill_from_study(scene, database.fileForInstance)
 
 
+def test_a_phantom_loaded_from_dicom_is_still_a_phantom_after_the_scene_is_saved_and_reloaded(study, scene,
+                                                                                                tmp_path, monkeypatch):
+    """A phantom study's files carry the phantom mark (Manufacturer); a saved scene does not: Slicer writes a volume
+    loaded from DICOM again as .nrrd, and after a reload the node's file was that .nrrd, so a phantom case was
+    flagged out of distribution. The node's DICOM.instanceUIDs is saved with the scene: its first file in the DICOM
+    database decides, and the exported input keeps the mark. The node is not modified; a file the database no longer
+    has is not marked (the safe side)."""
+    from DCEDiffLib.data_source import NOT_MARKED, PHANTOM, input_source
+    from DCEDiffLib.dicom_study import read_study_volume
+    from DCEDiffSlicerLib import scene_io
+
+    root, expected, database = study
+    monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
+    (series,) = [s for s in scan_study(root).series if s.number == expected["t2w"]]
+    node = scene_io.image_to_volume_node(read_study_volume(series.volumes()[0], "T2W"), "T2W", scene)
+    uid_of = {path: uid for uid, path in database.files.items()}
+    node.SetAttribute(study_fill.INSTANCE_UIDS_ATTRIBUTE, " ".join(uid_of[f.path] for f in series.files))
+    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(series.files[0].path)      # what Slicer's DICOM loader leaves: the series' files
+    node.SetAndObserveStorageNodeID(storage.GetID())
+    assert scene_io.node_source(node) == PHANTOM
+    storage.SetFileName(str(tmp_path / "T2W.nrrd"))  # Save: the volume written again, without the mark
+    assert storage.WriteData(node) and input_source(tmp_path / "T2W.nrrd") == NOT_MARKED
+    scene.SetRootDirectory(str(tmp_path))
+    scene.SetURL(str(tmp_path / "scene.mrml"))
+    scene.Commit()
+    reopened = slicer.vtkMRMLScene()                 # a new session opens the saved scene
+    reopened.SetURL(str(tmp_path / "scene.mrml"))
+    reopened.Import()
+    loaded = reopened.GetFirstNodeByName("T2W")
+    assert loaded.GetStorageNode().GetFileName() == str(tmp_path / "T2W.nrrd")
+    attributes = {name: loaded.GetAttribute(name) for name in loaded.GetAttributeNames()}
+    assert scene_io.node_source(loaded) == PHANTOM
+    assert input_source(scene_io.write_volume_node(loaded, tmp_path / "input" / "t2w.nrrd", "T2W")) == PHANTOM
+    assert {name: loaded.GetAttribute(name) for name in loaded.GetAttributeNames()} == attributes  # untouched
+    monkeypatch.setattr(slicer, "dicomDatabase", DicomDatabaseStandIn(tmp_path), raising=False)  # files gone
+    assert scene_io.node_source(loaded) == NOT_MARKED
+    reopened.Clear(1)
+
+
 def test_the_button_fills_the_selectors_through_the_logic(modules, study, scene, monkeypatch):
     DCEDiff, _ = modules
     root, expected, database = study

@@ -3,12 +3,15 @@ dce_series.py): found by a user-perspective hunt, rebuilt on a phantom study wri
 
 - an enhanced (multi-frame) MR file holding one stack (T2W, ADC, PD, T1-pre) is read with its geometry; one whose
   frames repeat positions (a DCE in one file) is not one volume, and a dynamic series stored so is named;
+- an enhanced VIBE has its flip angle, TR and TE from its functional groups (shared or per frame), so it is
+  picked as the PD or the T1-pre by flip angle;
 - a dynamic series whose frames carry no time tags and no instance numbers is named as such (not "no DCE");
 - a transfer syntax GDCM cannot decode is named (UID and name) with what to do, and OpenJPEG's complaints stay off
   the console; a series in a syntax GDCM cannot even parse is refused instead of silently replaced.
 """
 
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +149,94 @@ def write_enhanced(pydicom, paths, target: Path, reverse: bool) -> None:
     ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.save_as(target, enforce_file_format=True)
+
+
+def test_an_enhanced_vibe_has_its_flip_angle_and_times_from_its_functional_groups(study, tmp_path):
+    """An enhanced MR file keeps flip angle and TR in its MR Timing and Related Parameters Sequence (0018,9112) and
+    the echo time in its MR Echo Sequence (0018,9114), inside the functional groups (shared, or each frame's), none
+    at the top level that GDCM reads. VIBE series stored so are the PD (lowest flip) and the T1-pre (highest flip),
+    as their classic series are (before: no flip angle, no VIBE: 'T1-pre: none'). Built without pydicom."""
+    root, expected = study
+    exam = tmp_path / "exam"
+    shutil.copytree(root, exam)
+    by_name = {s.description: s.number for s in scan_study(root, warn=lambda m: None).series}
+    vibe = {flip: by_name[f"fl3d_vibe_pre_flip_{flip}deg_tra"] for flip in (5, 10, 20)}
+    shutil.rmtree(series_folder(exam, expected["pd"]))        # no PD reference scan: the PD is chosen by flip angle
+    shutil.rmtree(series_folder(exam, by_name["fl3d_vibe_pre_flip_2deg_tra_PD"]))
+    for flip, number in vibe.items():
+        folder = series_folder(exam, number)
+        write_enhanced_by_hand(sorted(folder.iterdir()), exam / f"vibe{flip}-enhanced.dcm", per_frame=flip == 10)
+        shutil.rmtree(folder)
+    study_read = scan_study(exam, warn=lambda m: None)
+    enhanced_vibes = {s.number: s for s in study_read.series if s.multi_frame}
+    assert sorted(enhanced_vibes) == sorted(vibe.values())
+    for flip, number in vibe.items():   # the phantom's VIBE protocol: TR 5.6 ms, TE 1.6 ms
+        series_read = enhanced_vibes[number]
+        assert (series_read.flip_angle, series_read.repetition_time, series_read.echo_time) == (flip, 5.6, 1.6)
+    picks = pick_roles(study_read, require=False)
+    assert picks.picks["pd"].series.number == vibe[5] and picks.picks["t1pre"].series.number == vibe[20]
+    image = read_study_volume(picks.picks["t1pre"].volume, "T1-pre")
+    assert image.GetSize()[2] == len(frame_positions(exam / "vibe20-enhanced.dcm"))
+
+
+def _element(group: int, number: int, vr: bytes, value: bytes) -> bytes:
+    """One explicit VR little endian data element (value padded to an even length)."""
+    value += (b"\0" if vr in (b"UI", b"OB", b"OW", b"SQ") else b" ") * (len(value) % 2)
+    head = struct.pack("<HH", group, number) + vr
+    if vr in (b"OB", b"OW", b"SQ", b"UN", b"UT"):
+        return head + b"\0\0" + struct.pack("<I", len(value)) + value
+    return head + struct.pack("<H", len(value)) + value
+
+
+def _sequence(group: int, number: int, *items: bytes) -> bytes:
+    """A sequence of defined length whose items (of defined length) hold the given encoded elements."""
+    return _element(group, number, b"SQ", b"".join(b"\xfe\xff\x00\xe0" + struct.pack("<I", len(i)) + i
+                                                    for i in items))
+
+
+def write_enhanced_by_hand(paths, target: Path, per_frame: bool = False) -> None:
+    """The classic slices ``paths`` as one Enhanced MR Image Storage file written byte by byte (explicit VR little
+    endian): the top level keeps no flip angle, TR or TE; they go into the MR Timing and Related Parameters and MR
+    Echo sequences of the shared functional groups, or of every frame's (``per_frame``)."""
+    slices = [read_slice_with_tags(p) for p in paths]
+    slices.sort(key=lambda s: float(s.GetMetaData("0020|0032").split("\\")[2]))
+    first = slices[0]
+
+    def tag(key: str) -> bytes:
+        return first.GetMetaData(key).strip().encode("ascii")
+
+    timing = (_sequence(0x0018, 0x9112, _element(0x0018, 0x0080, b"DS", tag("0018|0080"))
+                        + _element(0x0018, 0x1314, b"DS", tag("0018|1314")))
+              + _sequence(0x0018, 0x9114, _element(0x0018, 0x9082, b"FD", struct.pack("<d", float(tag("0018|0081"))))))
+    shared = (_sequence(0x0020, 0x9116, _element(0x0020, 0x0037, b"DS", tag("0020|0037")))
+              + _sequence(0x0028, 0x9110, _element(0x0018, 0x0050, b"DS", tag("0018|0050"))
+                          + _element(0x0028, 0x0030, b"DS", tag("0028|0030"))))
+    frames = [(timing if per_frame else b"")
+              + _sequence(0x0020, 0x9113, _element(0x0020, 0x0032, b"DS", s.GetMetaData("0020|0032").encode()))
+              for s in slices]
+    storage, instance = b"1.2.840.10008.5.1.4.1.1.4.1", b"2.25.9" + tag("0020|0011")
+    meta = (_element(2, 1, b"OB", b"\0\1") + _element(2, 2, b"UI", storage) + _element(2, 3, b"UI", instance)
+            + _element(2, 0x10, b"UI", b"1.2.840.10008.1.2.1"))
+    meta = _element(2, 0, b"UL", struct.pack("<I", len(meta))) + meta
+    top = [(0x0008, 0x0008, b"CS", tag("0008|0008")), (0x0008, 0x0016, b"UI", storage),
+           (0x0008, 0x0018, b"UI", instance), (0x0008, 0x0020, b"DA", tag("0008|0020")),
+           (0x0008, 0x0031, b"TM", tag("0008|0031")), (0x0008, 0x0060, b"CS", b"MR"),
+           (0x0008, 0x103E, b"LO", tag("0008|103e")), (0x0010, 0x0020, b"LO", tag("0010|0020")),
+           (0x0018, 0x0023, b"CS", tag("0018|0023")), (0x0020, 0x000D, b"UI", tag("0020|000d")),
+           (0x0020, 0x000E, b"UI", tag("0020|000e")), (0x0020, 0x0011, b"IS", tag("0020|0011")),
+           (0x0020, 0x0013, b"IS", b"1"), (0x0020, 0x0052, b"UI", tag("0020|0052")),
+           (0x0028, 0x0002, b"US", struct.pack("<H", 1)), (0x0028, 0x0004, b"CS", b"MONOCHROME2"),
+           (0x0028, 0x0008, b"IS", str(len(slices)).encode()),
+           (0x0028, 0x0010, b"US", struct.pack("<H", first.GetHeight())),
+           (0x0028, 0x0011, b"US", struct.pack("<H", first.GetWidth()))]
+    top += [(0x0028, number, b"US", struct.pack("<H", value))
+            for number, value in ((0x0100, 16), (0x0101, 16), (0x0102, 15), (0x0103, 1))]
+    data = b"".join(_element(*e) for e in top)
+    data += _sequence(0x5200, 0x9229, shared + (b"" if per_frame else timing))
+    data += _sequence(0x5200, 0x9230, *frames)
+    pixels = np.stack([sitk.GetArrayFromImage(s).reshape(s.GetHeight(), s.GetWidth()) for s in slices])
+    data += _element(0x7FE0, 0x0010, b"OW", pixels.astype("<i2").tobytes())
+    target.write_bytes(b"\0" * 128 + b"DICM" + meta + data)
 
 
 # ----------------------------------------------------------------------------------------------- untimed DCE

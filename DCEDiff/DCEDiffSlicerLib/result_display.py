@@ -27,6 +27,9 @@ import slicer
 import slicer.util
 
 LAYOUT_ID = 49137  # a custom layout id (Slicer's own layouts are < 1000)
+# the layout node keeps the description shown last: Slicer saves a scene's layout id, not the descriptions of
+# custom layouts, and the node's attributes are saved in the .mrml (see register_layout)
+LAYOUT_ATTRIBUTE = "DCEDiff.ComparisonLayout"
 VIEW_PREFIX = "DCEDiff"
 TABLE_VIEW = f"{VIEW_PREFIX}Metrics"
 TARGETS = ("early", "late")
@@ -266,12 +269,44 @@ def _composite_node(scene, slice_node):
 
 
 def layout_node(scene=None):
+    """The scene's layout node (a bare scene without a Slicer application gets one, as Slicer's layout logic makes
+    it: a singleton, so that a scene loaded into this one updates it instead of adding another)."""
     scene = _scene(scene)
     node = scene.GetSingletonNode("vtkMRMLLayoutNode", "vtkMRMLLayoutNode") or \
         scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
-    if node is None:  # a bare scene (no Slicer application): make one, as Slicer's layout logic would
-        node = scene.AddNewNodeByClass("vtkMRMLLayoutNode")
+    if node is None:
+        node = scene.CreateNodeByClass("vtkMRMLLayoutNode")
+        node.SetSingletonTag("vtkMRMLLayoutNode")
+        scene.AddNode(node)
+        node.UnRegister(None)
+        node = scene.GetSingletonNode("vtkMRMLLayoutNode", "vtkMRMLLayoutNode")
     return node
+
+
+def default_layout_xml() -> str:
+    """The comparison layout of a full result (acquired DCE, synthetic, |residual| and spread per target, and the
+    metrics table): what :func:`register_layout` gives a scene that does not say which one it was saved with."""
+    present = object()  # plan_views needs to know which results exist, not the nodes themselves
+    nodes = {f"{kind}_{target}": present for kind in ("synthetic", "residual", "uncertainty") for target in TARGETS}
+    return layout_xml(plan_views(nodes, {target: present for target in TARGETS}), with_table=True)
+
+
+def register_layout(scene=None) -> str:
+    """Make the comparison layout (``LAYOUT_ID``) known to the scene's layout node and return its description: the
+    one the scene was saved with (the layout node's ``LAYOUT_ATTRIBUTE``), else the one registered already, else
+    :func:`default_layout_xml`. The module calls it at start-up and after every scene load: Slicer saves a scene's
+    layout id but no custom layout description, so a scene saved while the comparison was shown would open, in a
+    new session, with a layout id Slicer does not know (an empty view area). The views' nodes are in the scene, or
+    are made by the layout manager from the description. The view arrangement is left as it is."""
+    layout = layout_node(scene)
+    saved = layout.GetAttribute(LAYOUT_ATTRIBUTE)
+    if not layout.IsLayoutDescription(LAYOUT_ID):
+        layout.AddLayoutDescription(LAYOUT_ID, saved or default_layout_xml())
+    elif saved:
+        layout.SetLayoutDescription(LAYOUT_ID, saved)
+    if layout.GetViewArrangement() == LAYOUT_ID:  # loaded before the id was known: its current description is empty
+        layout.SetViewArrangement(LAYOUT_ID)
+    return layout.GetLayoutDescription(LAYOUT_ID)
 
 
 def show_comparison(nodes: Dict[str, object], acquired: Optional[Dict[str, object]] = None, reference=None,
@@ -287,6 +322,7 @@ def show_comparison(nodes: Dict[str, object], acquired: Optional[Dict[str, objec
     table = nodes.get("metrics")
     layout = layout_node(scene)
     description = layout_xml(views, table is not None)
+    layout.SetAttribute(LAYOUT_ATTRIBUTE, description)  # saved with the scene: register_layout restores it
     if layout.IsLayoutDescription(LAYOUT_ID):
         layout.SetLayoutDescription(LAYOUT_ID, description)
     else:

@@ -27,6 +27,7 @@ import slicer.util
 
 from DCEDiffLib.data_source import NOT_MARKED, PHANTOM, input_source, mark_phantom
 from DCEDiffSlicerLib import result_display
+from DCEDiffSlicerLib.study_fill import INSTANCE_UIDS_ATTRIBUTE
 
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 SYNTHETIC_ATTRIBUTE = "DCEDiff.Synthetic"
@@ -136,13 +137,26 @@ def image_to_volume_node(image: sitk.Image, name: str, scene=None,
 
 def node_source(node) -> str:
     """Where a volume node's data come from, for the engine's data-domain rule (DCEDiffLib/data_source.py):
-    the node's ``SOURCE_ATTRIBUTE`` if set, else the phantom mark of the file it was loaded from."""
+    the node's ``SOURCE_ATTRIBUTE`` if set, else the phantom mark of the file it was loaded from, else, for a node
+    loaded from DICOM, the mark of its first file in Slicer's DICOM database. The last one outlives a saved scene:
+    Slicer writes a DICOM volume again as .nrrd, without the mark, but saves the node's ``DICOM.instanceUIDs``
+    with it. The node is not modified."""
     attribute = node.GetAttribute(SOURCE_ATTRIBUTE)
     if attribute:
         return attribute
     storage = node.GetStorageNode()
     file_name = storage.GetFileName() if storage is not None else None
-    return input_source(file_name) if file_name else NOT_MARKED
+    if file_name and input_source(file_name) == PHANTOM:
+        return PHANTOM
+    uids = (node.GetAttribute(INSTANCE_UIDS_ATTRIBUTE) or "").split()
+    first = _database_file(uids[0]) if uids else ""
+    return input_source(first) if first else NOT_MARKED
+
+
+def _database_file(uid: str) -> str:
+    """The file of a SOP Instance UID in Slicer's DICOM database; "" without a database or such a file."""
+    database = getattr(slicer, "dicomDatabase", None)
+    return (database.fileForInstance(uid) or "") if database is not None else ""
 
 
 def write_volume_node(node, path, name: Optional[str] = None) -> Path:
