@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 import re
 import struct
+import zlib
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 # storage SOP classes of images: MR (enhanced MR under it), CT, secondary capture, PET; each with its sub-classes
 IMAGE_STORAGE_CLASSES = ("1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.7",
@@ -48,25 +49,33 @@ def _meta_value(path: Path, wanted: int) -> Optional[str]:
             data = handle.read(_META_BYTES)
     except OSError:
         return None
+    for element, value, _ in _meta_elements(data):
+        if element == wanted:
+            return value.decode("ascii", "replace").strip("\0 ")
+    return None
+
+
+def _meta_elements(data: bytes) -> Iterator[Tuple[int, bytes, int]]:
+    """(element, value, end) of each group 0002 element of a Part 10 file's first bytes, in file order; ``end`` of
+    the last one is where the data set starts. Stops at a cut element."""
     if data[128:132] != b"DICM":
-        return None
+        return
     position = 132
     while position + 8 <= len(data):
         group, element = struct.unpack_from("<HH", data, position)
         if group != 0x0002:
-            return None
+            return
         vr = data[position + 4:position + 6]
         if vr in _LONG_LENGTH_VRS:
             if position + 12 > len(data):
-                return None
+                return
             (length,), start = struct.unpack_from("<I", data, position + 8), position + 12
         else:
             (length,), start = struct.unpack_from("<H", data, position + 6), position + 8
-        if element == wanted:
-            value = data[start:start + length]
-            return value.decode("ascii", "replace").strip("\0 ") if len(value) == length else None
+        if start + length > len(data):
+            return
+        yield element, data[start:start + length], start + length
         position = start + length
-    return None
 
 
 def looks_like_image_file(path: Path) -> bool:
@@ -81,8 +90,9 @@ def looks_like_image_file(path: Path) -> bool:
 # Transfer syntaxes by name (messages), and those GDCM (as built into SimpleITK) decodes: checked on this build with
 # real files (uncompressed, deflated, RLE, JPEG baseline/lossless, JPEG-LS, JPEG 2000, HTJ2K); MPEG/HEVC video, JPIP
 # and syntaxes newer than GDCM (JPEG XL) it cannot.
+DEFLATED = "1.2.840.10008.1.2.1.99"
 UNCOMPRESSED = {"1.2.840.10008.1.2": "Implicit VR Little Endian", "1.2.840.10008.1.2.1": "Explicit VR Little Endian",
-                "1.2.840.10008.1.2.2": "Explicit VR Big Endian", "1.2.840.10008.1.2.1.99": "Deflated Explicit VR"}
+                "1.2.840.10008.1.2.2": "Explicit VR Big Endian", DEFLATED: "Deflated Explicit VR"}
 DECODED = dict(UNCOMPRESSED, **{
     "1.2.840.10008.1.2.5": "RLE Lossless", "1.2.840.10008.1.2.4.50": "JPEG Baseline",
     "1.2.840.10008.1.2.4.51": "JPEG Extended", "1.2.840.10008.1.2.4.57": "JPEG Lossless",
@@ -130,16 +140,21 @@ MR_TIMING = (("flip_angle", 0x0018, 0x1314, b"DS"), ("repetition_time", 0x0018, 
 
 
 def _header_bytes(path: Path) -> bytes:
-    """The bytes of a file before its pixel data element (b"" when unreadable)."""
+    """The bytes of a file before its pixel data element (b"" when unreadable). A Deflated Explicit VR Little Endian
+    file (GDCM reads it) keeps its data set, after the file meta header, as one raw deflate stream: inflated."""
     data = b""
     try:
         with open(path, "rb") as handle:
+            inflate = None
+            if transfer_syntax(path) == DEFLATED:  # the data set starts where the file meta header ends
+                handle.seek(list(_meta_elements(handle.read(_META_BYTES)))[-1][2])
+                inflate = zlib.decompressobj(-zlib.MAX_WBITS)
             while _PIXEL_DATA not in data:
                 chunk = handle.read(_HEADER_CHUNK)
                 if not chunk:
                     break
-                data += chunk
-    except OSError:
+                data += inflate.decompress(chunk) if inflate is not None else chunk
+    except (OSError, zlib.error):
         return b""
     return data.split(_PIXEL_DATA, 1)[0]
 
@@ -148,7 +163,7 @@ def frame_positions(path: Path) -> List[Tuple[float, float, float]]:
     """The per-frame ImagePositionPatient values of an enhanced (multi-frame) file, in frame order: GDCM turns them
     into one origin and spacing only, so whether the frames make one regular stack (or repeat positions: several time
     points in one file) is checked here. Read from the bytes before the pixel data (little endian, as every enhanced
-    MR transfer syntax encodes its data set); [] when none can be read."""
+    MR transfer syntax encodes its data set; a deflated one inflated); [] when none can be read."""
     data = _header_bytes(path)
     positions = []
     for match in _POSITION.finditer(data):

@@ -1,11 +1,12 @@
 """Bright-tail rules at their definitions (found by a mutation audit): the spread is measured on finite values only
 and is infinite (no division by zero) when the bulk sits at the range's low end, and a model trained over the
-clipped T1-pre gets the excess back wherever the T1-pre is clipped."""
+clipped T1-pre gets the excess back wherever the T1-pre is clipped (the T1-pre read only when something is added)."""
 
 import numpy as np
 import pytest
 
-from DCEDiffLib.intensity_tail import TAIL_TYPICAL, clipped_t1pre_excess, coverage_values, tame_heavy_tail
+from DCEDiffLib.intensity_tail import (CARD_FIELD, TAIL_TYPICAL, clipped_t1pre_excess, coverage_values,
+                                       t1pre_excess_to_add, tame_heavy_tail)
 from DCEDiffLib.normalization import NormParams, fit_normalization
 
 
@@ -49,3 +50,22 @@ def test_a_bulk_at_the_bottom_of_the_range_has_an_infinite_spread_and_is_left_al
     assert np.percentile(values, 90) == params.low
     assert tail_spread(values, params) == float("inf")
     assert tame_heavy_tail(values, params, "pd") == (params, None)
+
+
+def test_the_synthesis_adds_back_what_its_card_or_the_tail_rule_asks_and_reads_the_t1pre_only_then():
+    """t1pre_excess_to_add, the one rule of synthesize, evaluate and benchmark: a card trained over the clipped
+    T1-pre gets the T1-pre's excess back at every clipped voxel, even where the tail rule left the range alone (no
+    note); without such a card, only after the tail rule set the range; otherwise nothing, and the T1-pre is not
+    read (evaluate would load it from every case's folder for nothing). Audit round 16: kills the card's field
+    ignored (I01, I02) and the T1-pre read before knowing whether it is needed (I06)."""
+    params = NormParams(0.0, 100.0)
+    reads = []
+
+    def read_t1pre():
+        reads.append("t1pre")
+        return np.array([[50.0, 100.0, 130.0]], np.float32)
+
+    assert t1pre_excess_to_add({}, {}, params, read_t1pre) is None and reads == []
+    np.testing.assert_array_equal(t1pre_excess_to_add({CARD_FIELD: True}, {}, params, read_t1pre), [[0.0, 0.0, 30.0]])
+    np.testing.assert_array_equal(t1pre_excess_to_add({}, {"t1pre": "tamed"}, params, read_t1pre), [[0.0, 0.0, 30.0]])
+    assert reads == ["t1pre", "t1pre"]

@@ -6,6 +6,7 @@ it kills."""
 
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -83,3 +84,14 @@ def test_a_label_map_left_in_a_comparison_view_is_cleared_when_a_result_is_shown
     composite.SetLabelVolumeID(label.GetID())
     rd.show_comparison(nodes, {"early": volume("A2", base)})
     assert composite.GetLabelVolumeID() is None
+
+
+def test_the_default_comparison_layout_has_a_full_results_columns_and_its_metrics_table():
+    """default_layout_xml: "acquired DCE, synthetic, |residual| and spread per target, and the metrics table", the
+    layout a scene saved by an earlier DCEDiff (its layout id only) reopens with. Audit round 16: kills the table
+    left out (R05), the spread column left out (R06) and the acquired column left out (R07)."""
+    text = rd.default_layout_xml()
+    views = [(view.get("class"), view.get("singletontag")) for view in ElementTree.fromstring(text).iter("view")]
+    assert views == [("vtkMRMLSliceNode", f"DCEDiff{column}{target}") for target in ("Early", "Late")
+                     for column in ("Acquired", "Synthetic", "Residual", "Uncertainty")] \
+        + [("vtkMRMLTableViewNode", rd.TABLE_VIEW)]

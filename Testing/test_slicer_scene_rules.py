@@ -67,3 +67,42 @@ def test_removing_a_result_node_removes_its_display_and_storage_nodes(tmp_path):
     assert all(h.GetScene() is None for h in helpers)
     after = {slicer.mrmlScene.GetNthNode(i).GetID() for i in range(slicer.mrmlScene.GetNumberOfNodes())}
     assert after <= before
+
+
+def test_a_node_loaded_from_dicom_is_not_marked_where_there_is_no_dicom_database(monkeypatch):
+    """node_source looks a DICOM-loaded node's first file up in Slicer's DICOM database; a Slicer without one (the
+    DICOM module not loaded: no slicer.dicomDatabase, or no database set up: None) leaves the node not marked,
+    as a file the database no longer has does, instead of failing the export of the input. Audit round 16: kills
+    the None check dropped (C03) and slicer.dicomDatabase read without a default (C04)."""
+    from DCEDiffLib.data_source import NOT_MARKED
+    from DCEDiffSlicerLib.study_fill import INSTANCE_UIDS_ATTRIBUTE
+
+    node = slicer.util.addVolumeFromArray(np.ones((4, 5, 6), dtype=np.float32), name="T2W")
+    node.SetAttribute(INSTANCE_UIDS_ATTRIBUTE, "2.25.11 2.25.12")
+    monkeypatch.delattr(slicer, "dicomDatabase", raising=False)
+    assert scene_io.node_source(node) == NOT_MARKED
+    monkeypatch.setattr(slicer, "dicomDatabase", None, raising=False)
+    assert scene_io.node_source(node) == NOT_MARKED
+
+
+def test_a_node_loaded_from_a_patients_dicom_files_is_not_marked(tmp_path, monkeypatch):
+    """node_source: for a node loaded from DICOM, 'the mark of its first file in Slicer's DICOM database'; a file in
+    the database is not a phantom for being there. A patient's slice (no phantom mark) leaves the node not marked,
+    so its result keeps the out-of-distribution checks. Audit round 16: kills any database file taken for a
+    phantom's (C06)."""
+    import SimpleITK as sitk
+
+    from DCEDiffLib.data_source import NOT_MARKED, input_source
+    from DCEDiffSlicerLib.study_fill import INSTANCE_UIDS_ATTRIBUTE
+    from test_slicer_study_fill import DicomDatabaseStandIn
+
+    path = tmp_path / "IM0001.dcm"
+    sitk.WriteImage(sitk.Image(8, 8, sitk.sitkInt16) + 100, str(path))
+    assert input_source(path) == NOT_MARKED
+    database = DicomDatabaseStandIn(tmp_path)
+    (uid,) = database.files
+    assert database.fileForInstance(uid) == str(path)
+    monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
+    node = slicer.util.addVolumeFromArray(np.ones((4, 5, 6), dtype=np.float32), name="T2W")
+    node.SetAttribute(INSTANCE_UIDS_ATTRIBUTE, uid)
+    assert scene_io.node_source(node) == NOT_MARKED

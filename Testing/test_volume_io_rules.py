@@ -2,9 +2,11 @@
 audit): subnormal geometry is zeroed wherever it sits, the caller's image is not modified by a write, a single NaN
 voxel of a NIfTI file is refused (float32 or float64, wherever the header puts the data), a 4D file holding one
 volume is read as 3D, a direction matrix whose determinant is not ±1 and a volume one voxel thick along any axis
-are refused, a NIfTI whose two placements agree says nothing whatever its rotation, and the placement named as read is
-the one ITK read (compared in RAS, the rotation not transposed)."""
+are refused, a NIfTI whose two placements agree says nothing whatever its rotation, the placement named as read is
+the one ITK read (compared in RAS, the rotation not transposed), and a gzipped NIfTI or a detached NRRD header that
+stores no placement is named (NRRD field names in any case)."""
 
+import gzip
 import struct
 
 import numpy as np
@@ -203,3 +205,39 @@ def test_a_4d_integer_file_reads_as_float32_where_4d_is_accepted(tmp_path):
     assert np.array_equal(sitk.GetArrayFromImage(read), voxels.astype(np.float32))
     assert np.allclose(read.GetSpacing(), (0.8, 0.9, 3.0, 1.0))
 
+
+# ----------------------------------------------------------------------------------------------- round 16
+# Mutation audit round 16 (missing_placement): a file that stores no placement is named whatever its flavour
+# (a gzipped NIfTI, a detached NRRD header); each test names the mutation it kills.
+
+def test_a_gzipped_nifti_without_placement_is_named(tmp_path, capsys):
+    """missing_placement reads a .nii.gz through gzip (nibabel's Nifti1Image(data, None) saved as .nii.gz has both
+    codes 0): named like the plain file. Audit round 16: kills the header read from the compressed bytes (M02)."""
+    plain = tmp_path / "pd.nii"
+    sitk.WriteImage(small_volume(), str(plain))
+    data = bytearray(plain.read_bytes())
+    data[252:256] = struct.pack("<2h", 0, 0)
+    (tmp_path / "pd.nii.gz").write_bytes(gzip.compress(bytes(data)))
+    image = read_volume(tmp_path / "pd.nii.gz", "PD")
+    assert image.GetOrigin() == (0.0, 0.0, 0.0)
+    assert "PD: pd.nii.gz stores no position or orientation (its NIfTI qform_code and sform_code are both 0)" \
+        in capsys.readouterr().err
+
+
+def test_a_detached_nrrd_header_without_space_directions_is_named(tmp_path, capsys):
+    """missing_placement: 'a NRRD (no space directions)', a detached header (.nhdr beside its .raw) included; field
+    names are read as the NRRD reader reads them, in any case ('Space Directions' in a hand-written header places
+    the volume, and is not named). Audit round 16: kills the .nhdr suffix dropped (M04) and field names compared
+    case-sensitively (M06)."""
+    header = tmp_path / "t2w.nhdr"
+    sitk.WriteImage(small_volume(), str(header))
+    text = header.read_text(encoding="ascii")
+    header.write_text(text.replace("space directions:", "Space Directions:"), encoding="ascii")
+    assert read_volume(header, "T2W").GetOrigin() == (-10.0, 20.0, -30.0)
+    assert "no position" not in capsys.readouterr().err
+    lines = [line for line in text.split("\n") if not line.startswith(("space directions", "space origin"))]
+    header.write_text("\n".join(lines), encoding="ascii")
+    image = read_volume(header, "T2W")
+    assert image.GetOrigin() == (0.0, 0.0, 0.0)
+    assert "T2W: t2w.nhdr stores no position or orientation (its NRRD header has no 'space directions')" \
+        in capsys.readouterr().err
