@@ -178,8 +178,10 @@ def test_ddim_with_a_clamp_moves_along_the_trajectory_of_the_clamped_estimate(bo
     out = sample(point_mass, (16, 1), sampler="ddim", steps=6, seed=2, clamp=clamp)
     assert torch.allclose(out, torch.ones_like(out))
     directions = [(y - math.sqrt(g)) / math.sqrt(1 - g) for y, g in seen]
+    # y's float32 rounding (~1e-6) grows by 1/√(1−γ) = 100 at the last level: 1.07e-4 there on every CPU tried, which
+    # passed the 1e-4 this had by allclose's rtol alone; an ε left inconsistent with the clamped estimate: 3.3e-3 to 8.5
     for later in directions[1:]:
-        assert torch.allclose(later, directions[0], atol=1e-4)
+        assert torch.allclose(later, directions[0], atol=1e-3)
 
 
 def _randomised_tiny_network(in_channels: int = 3) -> torch.nn.Module:
