@@ -13,18 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from DCEDiffLib.nifti_nonfinite import is_nifti, open_nifti, transform_codes
+from DCEDiffLib.nifti_nonfinite import is_nifti, read_header, transform_codes
 
 _NRRD_HEADER_BYTES = 65536  # a NRRD header is text up to its first blank line; real ones hold a few hundred bytes
 
 
 def _nifti_has_no_placement(path: Path) -> bool:
-    try:
-        with open_nifti(path) as handle:
-            header = handle.read(540)
-    except (OSError, EOFError):
-        return False
-    codes = transform_codes(header)
+    header = read_header(path)
+    codes = transform_codes(header) if header is not None else None
     return codes is not None and codes[0] <= 0 and codes[1] <= 0
 
 

@@ -28,6 +28,16 @@ def open_nifti(path: Path):
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
 
 
+def read_header(path: Path) -> Optional[bytes]:
+    """The first 540 bytes of a NIfTI file (a NIfTI-2 header; a NIfTI-1 one is the first 348), through gzip for a
+    .gz; None when the file cannot be read."""
+    try:
+        with open_nifti(path) as handle:
+            return handle.read(540)
+    except (OSError, EOFError):
+        return None
+
+
 def header_kind(header: bytes) -> Optional[Tuple[str, int]]:
     """(byte order, header size: 348 for NIfTI-1, 540 for NIfTI-2) of a NIfTI header, or None."""
     if len(header) < 4:

@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
-from DCEDiffLib.nifti_nonfinite import header_kind, open_nifti, transform_codes
+from DCEDiffLib.nifti_nonfinite import header_kind, read_header, transform_codes
 
 DISAGREEMENT_MM = 1.0  # corners further apart than this: the two placements are not the same volume position
 
@@ -65,12 +65,8 @@ def placement_disagreement(path, image: sitk.Image) -> Optional[str]:
     :data:`DISAGREEMENT_MM` at its corners, naming the placement ``image`` was read with; None otherwise (one or no
     placement, NIfTI-2, a header this cannot parse)."""
     path = Path(path)
-    try:
-        with open_nifti(path) as handle:
-            header = handle.read(348)
-    except (OSError, EOFError):
-        return None
-    kind = header_kind(header)
+    header = read_header(path)
+    kind = header_kind(header) if header is not None else None
     if kind is None or kind[1] != 348 or len(header) < 348:  # NIfTI-1 only
         return None
     order = kind[0]
