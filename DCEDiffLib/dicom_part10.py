@@ -49,7 +49,12 @@ def _meta_value(path: Path, wanted: int) -> Optional[str]:
             data = handle.read(_META_BYTES)
     except OSError:
         return None
-    for element, value, _ in _meta_elements(data):
+    return _meta_text(list(_meta_elements(data)), wanted)
+
+
+def _meta_text(elements: List[Tuple[int, bytes, int]], wanted: int) -> Optional[str]:
+    """The text of group 0002 element ``wanted`` among :func:`_meta_elements`' results, or None."""
+    for element, value, _ in elements:
         if element == wanted:
             return value.decode("ascii", "replace").strip("\0 ")
     return None
@@ -145,10 +150,12 @@ def _header_bytes(path: Path) -> bytes:
     data = b""
     try:
         with open(path, "rb") as handle:
-            inflate = None
-            if transfer_syntax(path) == DEFLATED:  # the data set starts where the file meta header ends
-                handle.seek(list(_meta_elements(handle.read(_META_BYTES)))[-1][2])
+            meta, inflate = list(_meta_elements(handle.read(_META_BYTES))), None
+            if _meta_text(meta, 0x0010) == DEFLATED:  # the data set starts where the file meta header ends
+                handle.seek(meta[-1][2])
                 inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+            else:
+                handle.seek(0)
             while _PIXEL_DATA not in data:
                 chunk = handle.read(_HEADER_CHUNK)
                 if not chunk:
