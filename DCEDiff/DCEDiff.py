@@ -6,6 +6,7 @@ heavy is imported when Slicer loads the module: no torch, no SimpleITK, no depen
 """
 
 import dataclasses
+import hashlib
 import json
 import logging
 import shutil
@@ -91,19 +92,39 @@ class DCEDiff(ScriptedLoadableModule):
 
 
 def registerSampleData():
-    """The shipped phantom exam as a Sample Data entry (local files; nothing is downloaded)."""
+    """The shipped phantom exam as a Sample Data entry (local files; nothing is downloaded). Its button runs
+    :func:`loadSamplePhantom`, which marks the nodes as a phantom. ``SampleData.downloadSample`` from Python takes
+    the files through Slicer's cache instead (the checksums keep a copy of an older version from being loaded) and
+    leaves the nodes unmarked: that exam is flagged out of distribution (docs/slicer.md)."""
     import SampleData
 
     if not (SAMPLE_CASE / "t2w.nii.gz").is_file():
         return
+    paths = [SAMPLE_CASE / f"{key}.nii.gz" for key, _label in SAMPLE_FILES]
     SampleData.SampleDataLogic.registerCustomSampleDataSource(
         category="DCEDiff",
         sampleName="DCEDiffPhantom",
         thumbnailFileName=str(resourceFile("Icons/DCEDiff.png")),
-        uris=[(SAMPLE_CASE / f"{key}.nii.gz").as_uri() for key, _label in SAMPLE_FILES],
+        uris=[path.as_uri() for path in paths],
         fileNames=[f"DCEDiffPhantom_{key}.nii.gz" for key, _label in SAMPLE_FILES],
         nodeNames=[f"DCEDiffPhantom {label}" for _key, label in SAMPLE_FILES],
+        checksums=[f"SHA256:{hashlib.sha256(path.read_bytes()).hexdigest()}" for path in paths],
+        customDownloader=loadSamplePhantom,
     )
+
+
+def loadSamplePhantom(source=None):
+    """Sample Data's loader of the shipped phantom exam (``source``: the Sample Data entry, unused): one node a
+    series, marked as a DCEDiff phantom on the node (``scene_io.load_phantom_volume``), so that the exam is not
+    flagged out of distribution, now or after the scene is saved and reopened. Shows the T2W. Returns the nodes."""
+    from DCEDiffSlicerLib import scene_io
+
+    nodes = [scene_io.load_phantom_volume(SAMPLE_CASE / f"{key}.nii.gz", f"DCEDiffPhantom {label}")
+             for key, label in SAMPLE_FILES]
+    app = getattr(slicer, "app", None)
+    if app is not None and app.layoutManager() is not None:  # batch mode has no slice views
+        slicer.util.setSliceViewerLayers(background=nodes[0], fit=True)
+    return nodes
 
 
 def registerComparisonLayout():

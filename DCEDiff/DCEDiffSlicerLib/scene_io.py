@@ -183,6 +183,21 @@ def read_volume_node(path, name: str, scene=None):
     return image_to_volume_node(sitk.ReadImage(str(path), sitk.sitkFloat32), name, scene)
 
 
+def load_phantom_volume(path, name: str, scene=None):
+    """A new node from a DCEDiff phantom file, marked on the node as a phantom (``SOURCE_ATTRIBUTE``): the loader of
+    the module's own Sample Data entry. Slicer's Sample Data loader removes the storage node of every volume it
+    loads (its files sit in a cache folder), so the node would not know the marked file it came from and the shipped
+    phantom was flagged out of distribution; a saved scene also writes the volume again without the file's mark,
+    while the attribute is saved with the node. A file without the phantom mark is refused: the attribute is only
+    ever the file's own word."""
+    if input_source(Path(path)) != PHANTOM:
+        raise ValueError(f"{path}: not a DCEDiff phantom file (no phantom mark); expected a volume of the shipped "
+                         "sample case")
+    node = read_volume_node(path, name, scene)
+    node.SetAttribute(SOURCE_ATTRIBUTE, PHANTOM)
+    return node
+
+
 def point_ras_to_lps(point) -> tuple:
     """(x, y, z) RAS → LPS."""
     return (-float(point[0]), -float(point[1]), float(point[2]))
