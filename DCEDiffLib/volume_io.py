@@ -15,6 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from DCEDiffLib.atomic import atomic_path
+from DCEDiffLib.compressed_integrity import data_damage
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.missing_placement import missing_placement
 from DCEDiffLib.nifti_nonfinite import count_nonfinite, is_nifti
@@ -157,6 +158,9 @@ def _read_file(path: Path, name: str, expect_3d: bool) -> sitk.Image:
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:
+        damage = data_damage(path)  # a corrupt stream can already garble the header: say so, not "no reader"
+        if damage:
+            raise _damaged(name, path, damage) from exc
         raise InputError(f"{name}: {path} is not a readable image ({_itk_reason(exc)}); expected {EXPECTED_INPUT}"
                          ) from exc
     size = tuple(reader.GetSize())
@@ -173,6 +177,9 @@ def _read_file(path: Path, name: str, expect_3d: bool) -> sitk.Image:
             raise InputError(f"{name}: {path} is truncated: it holds {short[0]} bytes of the {short[1]} its header "
                              "describes (an incomplete copy or download; the NIfTI reader would give the rest as "
                              "zeros); expected a complete NIfTI file")
+    damage = data_damage(path)  # ITK reads a corrupt compressed stream as noise, and a short .mha as "no such file"
+    if damage:
+        raise _damaged(name, path, damage)
     try:
         image = reader.Execute()
     except RuntimeError as exc:
@@ -192,6 +199,10 @@ def _read_file(path: Path, name: str, expect_3d: bool) -> sitk.Image:
         if disagreement:
             say(f"dcediff: warning: {name}: {disagreement}")
     return image
+
+
+def _damaged(name: str, path: Path, damage: str) -> InputError:
+    return InputError(f"{name}: {path} is damaged: {damage}; expected an intact file (copy or download it again)")
 
 
 def _itk_reason(exc: Exception) -> str:
