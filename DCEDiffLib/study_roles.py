@@ -566,6 +566,11 @@ def _pick_dce_frames(dce: DceSeries, dce_all: List[DceSeries], picks: Dict[str, 
                 raise InputError(f"--{role.replace('dce_', '')}-time {wanted:g}: expected seconds after contrast "
                                  "arrival (a finite number ≥ 0)")
             after = np.asarray(dce.times_s) - arrival
+            step = float(np.median(np.diff(dce.times_s))) if n > 1 else 0.0
+            if wanted > after[-1] + step:  # the last frame would stand in for a time never acquired
+                raise InputError(f"--{role.replace('dce_', '')}-time {wanted:g}: the DCE series {dce.label()} ends "
+                                 f"{after[-1]:.0f} s after contrast arrival; expected seconds within 0–"
+                                 f"{after[-1]:.0f}")
             index = int(np.argmin(np.abs(after - wanted)))
             rule = (f"DCE frame closest to {wanted:g} s after contrast arrival (arrival at t={arrival:.1f} s on the "
                     "mean curve)")
