@@ -155,7 +155,9 @@ class DCEDiffParameterNode:
     dceEarly: vtkMRMLScalarVolumeNode
     dceLate: vtkMRMLScalarVolumeNode
     dceBaseline: vtkMRMLScalarVolumeNode  # the acquired DCE's own pre-contrast frame (optional, with the two frames)
-    center: Union[vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsROINode]
+    # Optional: Slicer's parameterNodeWrapper writes a union only through a member type that holds the value, and it
+    # writes the default (None) when it wraps a new parameter node; without None that raised TypeError
+    center: Optional[Union[vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsROINode]]
     modelFile: str = ""
     sampler: Annotated[str, Choice(list(process_runner.SAMPLERS))] = defaults.DEFAULT_SAMPLER
     steps: Annotated[int, WithinRange(1, 1000)] = defaults.DEFAULT_STEPS

@@ -70,13 +70,16 @@ class PackagingStandIn(types.ModuleType):
         self.calls = []
 
     def pip_ensure(self, requirements, constraints=None, skip_packages=None, prompt_install=True, requester=None,
-                   skip_in_testing=True, **kwargs):
-        # the real one returns at once, installing nothing, when skip_in_testing and Slicer runs with --testing
+                   skip_in_testing=True, prompt_restart=True, show_progress=True):
+        # the real one returns at once, installing nothing, when skip_in_testing and Slicer runs with --testing;
+        # its defaults (Slicer 5.12 packaging.py): a progress dialog, and after an install that updated a package
+        # already imported, a modal confirmYesNoDisplay "restart now?" (not under --testing)
         self.calls.append({"requirements": [str(r) for r in requirements],
                            "types": {type(r).__name__ for r in requirements},
                            "constraints": Path(constraints).read_text(encoding="utf-8"),
                            "skip": list(skip_packages or []), "prompt": prompt_install, "requester": requester,
-                           "skip_in_testing": skip_in_testing})
+                           "skip_in_testing": skip_in_testing, "prompt_restart": prompt_restart,
+                           "show_progress": show_progress})
 
 
 def test_slicer_5_12_installs_through_import_slicer_packaging_with_protection(requirements, monkeypatch):
@@ -95,6 +98,21 @@ def test_slicer_5_12_installs_through_import_slicer_packaging_with_protection(re
     # asked to install (Apply, --install-dependencies): installed under --testing too, not silently skipped and then
     # reported as a failed install
     assert call["skip_in_testing"] is False
+
+
+@pytest.mark.parametrize("mode", ["install", "ask"])
+def test_slicer_5_12_install_mode_opens_no_dialog_of_pip_ensure(requirements, monkeypatch, mode):
+    """Batch --install-dependencies ("install") promises no dialog: Slicer's pip_ensure would otherwise show its
+    progress dialog and, when pip updated a package that is already imported, a modal restart question that a headless
+    batch Slicer waits on for ever (pip_ensure skips it only under --testing). The GUI ("ask") keeps both."""
+    stand_in = PackagingStandIn()
+    monkeypatch.setitem(sys.modules, "slicer.packaging", stand_in)
+    monkeypatch.delattr(slicer, "packaging", raising=False)
+    monkeypatch.setattr(dep, "torch_status", lambda version=None: ("ok", "2.5.1"))
+    with pytest.raises(dep.DependencyError):
+        dep.ensure_dependencies(requirements, mode=mode)  # the stand-in installs nothing
+    call = stand_in.calls[0]
+    assert call["prompt_restart"] is (mode == "ask") and call["show_progress"] is (mode == "ask")
 
 
 def test_slicer_5_10_installs_each_package_with_the_constraints_file(requirements, monkeypatch):

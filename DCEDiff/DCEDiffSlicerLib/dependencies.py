@@ -240,10 +240,13 @@ def _install_requirements(slicer, requirements: List[str], missing: List[str], a
             try:
                 # skip_in_testing=False: pip_ensure installs nothing under --testing by default, and the check
                 # below would then report a failed install; asking to install (Apply, --install-dependencies) is
-                # consent enough, whatever the mode Slicer runs in
+                # consent enough, whatever the mode Slicer runs in. prompt_restart and show_progress follow ``ask``:
+                # by default pip_ensure opens a progress dialog and, when pip updated a package already imported,
+                # a modal "restart now?" question (skipped only under --testing), which nobody answers in batch mode
+                # (--install-dependencies); the engine runs in a new PythonSlicer process, so no restart is needed
                 slicer_packaging.pip_ensure([Requirement(r) for r in requirements], constraints=constraints,
                                             skip_packages=list(PROTECTED), prompt_install=ask, requester="DCEDiff",
-                                            skip_in_testing=False)
+                                            skip_in_testing=False, prompt_restart=ask, show_progress=ask)
             except Exception as exc:  # noqa: BLE001  pip or the dialog: one message that says what to do
                 raise DependencyError(f"DCEDiff needs these Python packages: {', '.join(missing)} ({exc})") from exc
         else:  # Slicer 5.10 / 5.11
