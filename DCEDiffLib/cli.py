@@ -72,9 +72,10 @@ _OUT_OF_MEMORY_TEXT = ("can't allocate memory", "could not create a primitive", 
 _LIBRARY_MAP_TEXT = ("failed to map segment from shared object", "cannot allocate memory")
 
 
-def resource_failure_words(exc: BaseException) -> Optional[str]:
+def resource_failure_words(exc: BaseException, out=None) -> Optional[str]:
     """One line for a failure of the machine rather than of DCEDiff (memory, a full or read-only disk), so that it
-    ends as an error message instead of a traceback; None for anything else."""
+    ends as an error message instead of a traceback; None for anything else. ``out``: the command's output folder,
+    named where the error itself names no file (a full disk hit inside a write names none)."""
     import errno
 
     text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
@@ -84,7 +85,7 @@ def resource_failure_words(exc: BaseException) -> Optional[str]:
         return (f"out of memory ({text[:200]}); expected about 2 GB free for a synthesis (more for training and "
                 "evaluation): close other programs or use a machine with more memory")
     if isinstance(exc, OSError):
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else f" (writing {out})" if out else ""
         if exc.errno == errno.ENOSPC:
             return f"no space left on the disk{where}: free some space and run it again"
         if exc.errno == errno.EROFS:
@@ -139,7 +140,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"dcediff {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:  # noqa: BLE001 - only a resource failure is turned into a message; the rest re-raised
-        words = resource_failure_words(exc)
+        words = resource_failure_words(exc, getattr(args, "out", None))
         if words is None:  # not a resource failure: a bug, whose traceback is wanted
             raise
         print(f"dcediff {args.command}: error: {words}", file=sys.stderr)

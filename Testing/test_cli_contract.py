@@ -25,6 +25,17 @@ def test_an_operation_not_permitted_is_a_permission_error_line_too():
     assert words.startswith("permission denied (/mnt/out)") and "Operation not permitted" in words
 
 
+def test_a_full_disk_without_a_file_name_names_the_output_folder():
+    """A full disk hit inside a write raises ENOSPC without a file name: the line said only 'no space left on the
+    disk' (found by a fresh-user audit); it now names the command's output folder, and a file name where it has one."""
+    bare = OSError(errno.ENOSPC, "No space left on device")
+    words = resource_failure_words(bare, "/mnt/small/out")
+    assert words.startswith("no space left on the disk (writing /mnt/small/out)")
+    named = OSError(errno.ENOSPC, "No space left on device", "/mnt/small/out/early.nii.gz")
+    assert resource_failure_words(named, "/mnt/small/out").startswith("no space left on the disk (/mnt/small/out/early")
+    assert resource_failure_words(bare).startswith("no space left on the disk:")
+
+
 def test_a_library_that_cannot_be_mapped_under_a_memory_limit_is_out_of_memory():
     """Under `ulimit -v` (a batch system's h_vmem) importing torch fails with an ImportError from the loader: said
     as out of memory, one line; another ImportError stays what it is (a traceback)."""
