@@ -430,7 +430,10 @@ def _reason(name: str, value, reference: Mapping, distance: float) -> str:
             text += " — values far too large: wrong units or not an ADC map"
         return text
     if parts[0] == "geometry":
-        what = {"inplane_mm": "in-plane voxel size", "slice_mm": "slice thickness", "fov_mm": "field of view"}
+        # by patient axis (series_geometry): a sagittal series' head–foot size is its in-plane pixel, not a slice
+        what = {"inplane_mm": "voxel size across the body (in-plane for an axial series)",
+                "slice_mm": "voxel size head–foot (the slice spacing of an axial series)",
+                "fov_mm": "field of view across the body"}
         return (f"{_name(parts[1])} series: {what[parts[2]]} {_fmt(value)} mm; the training cases had "
                 f"{_range(reference)} mm")
     modality, feature = parts

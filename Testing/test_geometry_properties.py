@@ -326,3 +326,14 @@ def test_a_grid_a_fraction_of_a_voxel_off_the_lattice_is_interpolated_not_copied
     inside = (back != 0) & (x >= expected_x[0]) & (x <= expected_x[-1])
     assert inside.sum() > 100
     assert np.allclose(back[inside], x[inside], atol=1e-3)
+
+
+def test_the_ood_geometry_reason_names_the_patient_axis_not_a_slice_thickness():
+    """The geometry is read by patient axis, so a sagittal T2W's head–foot size is its in-plane pixel (0.56 mm);
+    the reason called it 'slice thickness 0.56 mm' for a series of 3 mm slices (found by a fresh-user audit)."""
+    from DCEDiffLib.ood import _reason
+
+    reference = {"training_range": [3.0, 3.0]}
+    text = _reason("geometry.t2w.slice_mm", 0.56, reference, 5.0)
+    assert "voxel size head–foot" in text and "0.56 mm" in text and "slice thickness" not in text
+    assert "voxel size across the body" in _reason("geometry.t2w.inplane_mm", 1.5, {"training_range": [0.5, 0.8]}, 2)
