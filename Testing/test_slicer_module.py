@@ -90,6 +90,18 @@ def scene():
     yield slicer.mrmlScene
 
 
+def save_and_reopen(scene, folder: Path):
+    """Save ``scene`` as ``folder``/scene.mrml (its volumes already written by their storage nodes) and open it in a
+    new scene, as a new Slicer session does; returns the new scene."""
+    scene.SetRootDirectory(str(folder))
+    scene.SetURL(str(folder / "scene.mrml"))
+    scene.Commit()
+    reopened = slicer.vtkMRMLScene()
+    reopened.SetURL(str(folder / "scene.mrml"))
+    reopened.Import()
+    return reopened
+
+
 class WidgetStandIn:
     """Test double of a Qt widget of DCEDiff.ui: the properties and slots the module uses."""
 

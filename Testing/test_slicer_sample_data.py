@@ -21,7 +21,7 @@ slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-c
 import slicer.util  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_slicer_module import CASE, modules, scene  # noqa: E402,F401  (fixtures: Qt stand-ins, a fresh scene)
+from test_slicer_module import CASE, modules, save_and_reopen, scene  # noqa: E402,F401  (fixtures)
 
 
 @pytest.fixture
@@ -70,12 +70,7 @@ def test_the_sample_phantom_is_a_phantom_for_the_engine_before_and_after_a_saved
         node.AddDefaultStorageNode()
         node.GetStorageNode().SetFileName(str(tmp_path / f"{node.GetName()}.nrrd"))
         assert node.GetStorageNode().WriteData(node)
-    scene.SetRootDirectory(str(tmp_path))
-    scene.SetURL(str(tmp_path / "scene.mrml"))
-    scene.Commit()
-    reopened = slicer.vtkMRMLScene()  # a new session opens the saved scene
-    reopened.SetURL(str(tmp_path / "scene.mrml"))
-    reopened.Import()
+    reopened = save_and_reopen(scene, tmp_path)  # a new session opens the saved scene
     t2w = reopened.GetFirstNodeByName("DCEDiffPhantom T2W")
     assert input_source(t2w.GetStorageNode().GetFileName()) == NOT_MARKED
     assert scene_io.node_source(t2w) == PHANTOM

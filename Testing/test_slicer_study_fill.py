@@ -30,7 +30,7 @@ from DCEDiffLib.dicom_study import scan_study  # noqa: E402
 from DCEDiffLib.errors import InputError  # noqa: E402
 from DCEDiffLib.phantom.generator import generate_case  # noqa: E402
 from DCEDiffLib.phantom.study_export import write_phantom_study  # noqa: E402
-from test_slicer_module import ParameterNodeStandIn, make_widget, modules  # noqa: E402,F401  (fixture)
+from test_slicer_module import ParameterNodeStandIn, make_widget, modules, save_and_reopen  # noqa: E402,F401
 
 FEW = ("localizer", "t2_sag", "t2_cor", "t2_tra_repeat", "dwi", "calc_bval", "mddw", "adc_hb", "vibe")
 
@@ -227,12 +227,7 @@ def test_a_phantom_loaded_from_dicom_is_still_a_phantom_after_the_scene_is_saved
     assert scene_io.node_source(node) == PHANTOM
     storage.SetFileName(str(tmp_path / "T2W.nrrd"))  # Save: the volume written again, without the mark
     assert storage.WriteData(node) and input_source(tmp_path / "T2W.nrrd") == NOT_MARKED
-    scene.SetRootDirectory(str(tmp_path))
-    scene.SetURL(str(tmp_path / "scene.mrml"))
-    scene.Commit()
-    reopened = slicer.vtkMRMLScene()                 # a new session opens the saved scene
-    reopened.SetURL(str(tmp_path / "scene.mrml"))
-    reopened.Import()
+    reopened = save_and_reopen(scene, tmp_path)      # a new session opens the saved scene
     loaded = reopened.GetFirstNodeByName("T2W")
     assert loaded.GetStorageNode().GetFileName() == str(tmp_path / "T2W.nrrd")
     attributes = {name: loaded.GetAttribute(name) for name in loaded.GetAttributeNames()}
