@@ -130,13 +130,9 @@ def compressed(path: Path) -> bool:
     return uid is not None and uid not in UNCOMPRESSED
 
 
-# ImagePositionPatient (0020,0032) anywhere in the data set: explicit VR "DS" + 2-byte length, or implicit + 4-byte
-_POSITION = re.compile(rb"\x20\x00\x32\x00(?:DS(..)|(....))", re.S)
-_PIXEL_DATA = b"\xe0\x7f\x10\x00"
+# Explicit VR Big Endian (retired, still in old archives): the one syntax whose data set is not little endian
+BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _HEADER_CHUNK = 1 << 20
-# enhanced MR: the functional groups shared by all frames, then those of each frame (the data set is in tag order)
-_SHARED_GROUPS = b"\x00\x52\x29\x92"     # SharedFunctionalGroupsSequence (5200,9229)
-_PER_FRAME_GROUPS = b"\x00\x52\x30\x92"  # PerFrameFunctionalGroupsSequence (5200,9230)
 # (name, group, element, VR) of the timing an enhanced MR file keeps in its functional groups: FlipAngle and
 # RepetitionTime in the MR Timing and Related Parameters Sequence (0018,9112), EffectiveEchoTime in the MR Echo
 # Sequence (0018,9114); a classic file has them (EchoTime (0018,0081) for the echo) at its top level
@@ -144,39 +140,57 @@ MR_TIMING = (("flip_angle", 0x0018, 0x1314, b"DS"), ("repetition_time", 0x0018, 
              ("echo_time", 0x0018, 0x9082, b"FD"))
 
 
-def _header_bytes(path: Path) -> bytes:
-    """The bytes of a file before its pixel data element (b"" when unreadable). A Deflated Explicit VR Little Endian
-    file (GDCM reads it) keeps its data set, after the file meta header, as one raw deflate stream: inflated."""
-    data = b""
+def _tag_bytes(group: int, element: int, order: str) -> bytes:
+    """A tag as the data set spells it: ``order`` "<" (little endian) or ">" (Explicit VR Big Endian)."""
+    return struct.pack(order + "HH", group, element)
+
+
+def _header_bytes(path: Path) -> Tuple[bytes, str]:
+    """The bytes of a file before its pixel data element (b"" when unreadable), and the byte order of its data set
+    (">" for Explicit VR Big Endian, else "<"; the file meta header is little endian whatever the syntax). A
+    Deflated Explicit VR Little Endian file (GDCM reads it) keeps its data set, after the file meta header, as one
+    raw deflate stream: inflated."""
+    data, order = b"", "<"
     try:
         with open(path, "rb") as handle:
             meta, inflate = list(_meta_elements(handle.read(_META_BYTES))), None
-            if _meta_text(meta, 0x0010) == DEFLATED:  # the data set starts where the file meta header ends
+            syntax = _meta_text(meta, 0x0010)
+            order = ">" if syntax == BIG_ENDIAN else "<"
+            pixel_data = _tag_bytes(0x7FE0, 0x0010, order)
+            if syntax == DEFLATED:  # the data set starts where the file meta header ends
                 handle.seek(meta[-1][2])
                 inflate = zlib.decompressobj(-zlib.MAX_WBITS)
             else:
                 handle.seek(0)
-            while _PIXEL_DATA not in data:
+            while pixel_data not in data:
                 chunk = handle.read(_HEADER_CHUNK)
                 if not chunk:
                     break
                 data += inflate.decompress(chunk) if inflate is not None else chunk
     except (OSError, zlib.error):
-        return b""
-    return data.split(_PIXEL_DATA, 1)[0]
+        return b"", order
+    return data.split(pixel_data, 1)[0], order
 
 
-def frame_positions(path: Path) -> List[Tuple[float, float, float]]:
-    """The per-frame ImagePositionPatient values of an enhanced (multi-frame) file, in frame order: GDCM turns them
-    into one origin and spacing only, so whether the frames make one regular stack (or repeat positions: several time
-    points in one file) is checked here. Read from the bytes before the pixel data (little endian, as every enhanced
-    MR transfer syntax encodes its data set; a deflated one inflated); [] when none can be read."""
-    data = _header_bytes(path)
+def _raw_values(data: bytes, group: int, element: int, vr: bytes, order: str) -> Iterator[bytes]:
+    """The value bytes of every (group, element) in ``data``: explicit VR ``vr`` + 2-byte length, or implicit VR +
+    4-byte length, tag and length in byte order ``order``. Values cut by the end of ``data`` are left out."""
+    pattern = re.compile(re.escape(_tag_bytes(group, element, order)) + rb"(?:" + re.escape(vr) + rb"(..)|(....))",
+                         re.S)
+    for match in pattern.finditer(data):
+        short, long = match.groups()
+        length = struct.unpack(order + "H", short)[0] if short else struct.unpack(order + "I", long)[0]
+        raw = data[match.end():match.end() + length]
+        if len(raw) == length:
+            yield raw
+
+
+def _frame_positions(data: bytes, order: str) -> List[Tuple[float, float, float]]:
+    """Every ImagePositionPatient (0020,0032) in a header's bytes that decodes as three numbers, in file order."""
     positions = []
-    for match in _POSITION.finditer(data):
-        length = struct.unpack("<H", match.group(1))[0] if match.group(1) else struct.unpack("<I", match.group(2))[0]
+    for raw in _raw_values(data, 0x0020, 0x0032, b"DS", order):
         try:
-            values = tuple(float(v) for v in data[match.end():match.end() + length].decode("ascii").split("\\"))
+            values = tuple(float(v) for v in raw.decode("ascii").split("\\"))
         except (UnicodeDecodeError, ValueError):
             continue
         if len(values) == 3:
@@ -184,20 +198,24 @@ def frame_positions(path: Path) -> List[Tuple[float, float, float]]:
     return positions
 
 
-def _element_values(data: bytes, group: int, element: int, vr: bytes) -> List[float]:
+def frame_positions(path: Path) -> List[Tuple[float, float, float]]:
+    """The per-frame ImagePositionPatient values of an enhanced (multi-frame) file, in frame order: GDCM turns them
+    into one origin and spacing only, so whether the frames make one regular stack (or repeat positions: several time
+    points in one file) is checked here. Read from the bytes before the pixel data (little endian, or big endian in
+    the retired Explicit VR Big Endian syntax; a deflated data set inflated); [] when none can be read."""
+    return _frame_positions(*_header_bytes(path))
+
+
+def _element_values(data: bytes, group: int, element: int, vr: bytes, order: str = "<") -> List[float]:
     """The first value of every (group, element) in ``data`` (explicit VR ``vr`` + 2-byte length, or implicit VR +
-    4-byte length; little endian): a decimal string (DS) or one 8-byte float (FD). Values that do not decode as
-    such (bytes that only look like the tag) are skipped."""
-    tag = struct.pack("<HH", group, element)
-    pattern = re.compile(re.escape(tag) + rb"(?:" + re.escape(vr) + rb"(..)|(....))", re.S)
+    4-byte length; byte order ``order``): a decimal string (DS) or one 8-byte float (FD). Values that do not decode
+    as such (bytes that only look like the tag) are skipped."""
     values = []
-    for match in pattern.finditer(data):
-        length = struct.unpack("<H", match.group(1))[0] if match.group(1) else struct.unpack("<I", match.group(2))[0]
-        raw = data[match.end():match.end() + length]
-        if len(raw) != length or length > 64:
+    for raw in _raw_values(data, group, element, vr, order):
+        if len(raw) > 64:
             continue
         try:
-            value = struct.unpack("<d", raw[:8])[0] if vr == b"FD" else float(raw.decode("ascii").split("\\")[0])
+            value = struct.unpack(order + "d", raw[:8])[0] if vr == b"FD" else float(raw.decode("ascii").split("\\")[0])
         except (struct.error, UnicodeDecodeError, ValueError):
             continue
         if math.isfinite(value):
@@ -205,22 +223,39 @@ def _element_values(data: bytes, group: int, element: int, vr: bytes) -> List[fl
     return values
 
 
+def _functional_group_timing(data: bytes, order: str) -> Dict[str, float]:
+    """:func:`functional_group_timing` of a header's bytes (the data set is in tag order: the functional groups
+    shared by all frames (5200,9229), then those of each frame (5200,9230))."""
+    shared_start = data.find(_tag_bytes(0x5200, 0x9229, order))
+    per_frame_start = data.find(_tag_bytes(0x5200, 0x9230, order), max(shared_start, 0))
+    shared = data[shared_start:per_frame_start if per_frame_start >= 0 else len(data)] if shared_start >= 0 else b""
+    per_frame = data[per_frame_start:] if per_frame_start >= 0 else b""
+    timing = {}
+    for name, group, element, vr in MR_TIMING:
+        values = _element_values(shared, group, element, vr, order)
+        if not values:  # in the frames' own groups: one value for the series only when the frames agree
+            values = _element_values(per_frame, group, element, vr, order)
+            values = values if len(set(values)) == 1 else []
+        if values:
+            timing[name] = values[0]
+    return timing
+
+
 def functional_group_timing(path: Path) -> Dict[str, float]:
     """Flip angle (°), repetition time and echo time (ms) of an enhanced MR file, from its shared functional groups,
     else from its per-frame groups where the frames that carry a value agree on it: GDCM reads the top-level data
     set only, where an enhanced file has none of them. Keys: ``MR_TIMING``'s names; a value that cannot be read (or
     differs between frames) is left out, and a classic file (no functional groups) gives {}."""
-    data = _header_bytes(path)
-    shared_start = data.find(_SHARED_GROUPS)
-    per_frame_start = data.find(_PER_FRAME_GROUPS, max(shared_start, 0))
-    shared = data[shared_start:per_frame_start if per_frame_start >= 0 else len(data)] if shared_start >= 0 else b""
-    per_frame = data[per_frame_start:] if per_frame_start >= 0 else b""
-    timing = {}
-    for name, group, element, vr in MR_TIMING:
-        values = _element_values(shared, group, element, vr)
-        if not values:  # in the frames' own groups: one value for the series only when the frames agree
-            values = _element_values(per_frame, group, element, vr)
-            values = values if len(set(values)) == 1 else []
-        if values:
-            timing[name] = values[0]
-    return timing
+    return _functional_group_timing(*_header_bytes(path))
+
+
+def multi_frame_header(path: Path, positions: bool = True,
+                       timing: bool = True) -> Tuple[List[Tuple[float, float, float]], Dict[str, float]]:
+    """:func:`frame_positions` and :func:`functional_group_timing` of one file from one read of its header (a
+    study scan needs both of an enhanced file; the header of a few thousand frames is megabytes); what is not
+    asked for comes back empty, and nothing is read when neither is."""
+    if not positions and not timing:
+        return [], {}
+    data, order = _header_bytes(path)
+    return (_frame_positions(data, order) if positions else [],
+            _functional_group_timing(data, order) if timing else {})

@@ -19,8 +19,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from DCEDiffLib.dicom_part10 import (DECOMPRESS_HINT, compressed, frame_positions, functional_group_timing,
-                                     media_storage_class, transfer_syntax, transfer_syntax_text)
+from DCEDiffLib.dicom_part10 import (DECOMPRESS_HINT, compressed, media_storage_class, multi_frame_header,
+                                     transfer_syntax, transfer_syntax_text)
 from DCEDiffLib.dicom_text import decode_tag
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.native_stderr import captured_native_stderr
@@ -46,6 +46,7 @@ DIFFUSION_SEQUENCE = re.compile(r"ep_b|epse|ep2d|re_b")
 SLICE_POSITION_DECIMALS = 2     # positions closer than 0.01 mm are the same slice position
 MAX_LISTED_WARNINGS = 10        # unreadable files named one by one; the rest are counted
 MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"   # MR Image Storage; enhanced MR and its other sub-classes under it
+TIMING = ("flip_angle", "repetition_time", "echo_time")   # TAGS at a classic file's top level, MR_TIMING's names
 
 
 @dataclasses.dataclass
@@ -63,6 +64,9 @@ class DicomFile:
     instance_number: Optional[int]
     frames: int = 1                         # NumberOfFrames: > 1 for an enhanced (multi-frame) MR file
     frame_positions: Tuple[Tuple[float, float, float], ...] = ()   # per-frame ImagePositionPatient (multi-frame)
+    # (name, value) of the flip angle, TR and TE a multi-frame file keeps in its functional groups, where its top
+    # level lacks one of them (dicom_part10.functional_group_timing)
+    functional_timing: Tuple[Tuple[str, float], ...] = ()
 
 
 @dataclasses.dataclass
@@ -357,7 +361,8 @@ def _tag(reader: sitk.ImageFileReader, name: str) -> str:
     if not reader.HasMetaDataKey(key):
         return ""
     text = reader.GetMetaData(key)
-    if name != "character_set" and not text.isascii():  # a Latin-1 description: printable once decoded
+    # a Latin-1 description, or Japanese in 7-bit ISO 2022 (ASCII bytes and escapes): printable once decoded
+    if name != "character_set" and (not text.isascii() or "\x1b" in text):
         text = decode_tag(text, _tag(reader, "character_set"))
     return text.strip().strip("\x00").strip()
 
@@ -394,15 +399,20 @@ def dicom_time_seconds(text: str) -> Optional[float]:
 
 
 def _file_facts(path: Path, reader: sitk.ImageFileReader) -> DicomFile:
-    frames = _int(_tag(reader, "frames")) or 1
+    declared_frames = _tag(reader, "frames")
+    frames = _int(declared_frames) or 1
     orientation = _floats(_tag(reader, "orientation"), 6)
     if orientation is None and frames > 1 and reader.GetDimension() == 3:
         # enhanced MR keeps its orientation in functional groups, which GDCM turns into the direction matrix
         direction = np.asarray(reader.GetDirection(), dtype=float).reshape(3, 3)
         orientation = tuple(float(v) for v in np.concatenate([direction[:, 0], direction[:, 1]]))
+    # functional groups come with NumberOfFrames (the multi-frame functional groups module requires it): a classic
+    # file is not read again; a multi-frame one once, for its frames' positions and the timing its top level lacks
+    lacks_timing = bool(declared_frames) and any(_float(_tag(reader, name)) is None for name in TIMING)
+    positions, timing = multi_frame_header(path, positions=frames > 1, timing=lacks_timing)
     return DicomFile(
         path=str(path), position=_floats(_tag(reader, "position"), 3), frames=max(frames, 1),
-        frame_positions=tuple(frame_positions(path)) if frames > 1 else (),
+        frame_positions=tuple(positions), functional_timing=tuple(sorted(timing.items())),
         orientation=orientation,
         temporal_position=_int(_tag(reader, "temporal_position")),
         trigger_time_ms=_float(_tag(reader, "trigger_time")),
@@ -418,12 +428,11 @@ def _series_info(uid: str, entries: List[Tuple[DicomFile, sitk.ImageFileReader]]
     times = [t for f, r in entries for t in (f.acquisition_time_s, f.content_time_s,
                                              dicom_time_seconds(_tag(r, "series_time"))) if t is not None]
     spacing = _floats(_tag(first, "pixel_spacing"), 2)
-    timing = {name: _float(_tag(first, name)) for name in ("flip_angle", "repetition_time", "echo_time")}
-    if None in timing.values():
-        # an enhanced MR file keeps them in its functional groups, which GDCM does not read: without its flip angle
-        # an enhanced VIBE is no PD or T1-pre candidate
-        grouped = functional_group_timing(Path(files[0].path))
-        timing = {name: grouped.get(name) if value is None else value for name, value in timing.items()}
+    # an enhanced MR file keeps them in its functional groups, which GDCM does not read (read with the file's frame
+    # positions by _file_facts): without its flip angle an enhanced VIBE is no PD or T1-pre candidate
+    grouped = dict(files[0].functional_timing)
+    timing = {name: _float(_tag(first, name)) for name in TIMING}
+    timing = {name: grouped.get(name) if value is None else value for name, value in timing.items()}
     return SeriesInfo(
         uid=uid, number=_int(_tag(first, "series_number")), description=_tag(first, "description"),
         protocol=_tag(first, "protocol"), sequence_name=_tag(first, "sequence_name"),

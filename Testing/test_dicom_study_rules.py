@@ -2,9 +2,10 @@
 is split only into whole volumes, frame times come from a tag whose values tell the frames apart, every b-value
 counts (b = 0 included), a series' time is its earliest, DICOM TM times keep their fraction of a second, the
 skipped-file warning counts what it does not name, a DICOMDIR index and hidden folders are not scanned. Enhanced MR
-files written byte by byte: frame positions and functional-group timing in implicit VR, deflated, behind a long
-private element, a look-alike tag or no Pixel Data element; frames that disagree on a timing value; descriptions
-decoded with their character set; the decoders' stderr captured inside its block only."""
+files written byte by byte: frame positions and functional-group timing in implicit VR, deflated, big endian,
+behind a long private element, a look-alike tag or no Pixel Data element; frames that disagree on a timing value;
+descriptions decoded with their character set (ISO 2022 code extensions too); the decoders' stderr captured inside
+its block only."""
 
 import dataclasses
 import os
@@ -159,64 +160,76 @@ def test_hidden_folders_are_not_scanned(tmp_path):
 # Mutation audit round 16 (dicom_part10, dicom_study, dicom_text, native_stderr): enhanced MR files written byte by
 # byte, as a scanner or PACS stores them; each test names the mutations it kills.
 
-def _data_element(group: int, number: int, vr: bytes, value: bytes, implicit: bool = False) -> bytes:
-    """One little endian data element, explicit VR (``vr`` + its length field) or implicit (4-byte length); the
-    value padded to an even length."""
+def _data_element(group: int, number: int, vr: bytes, value: bytes, implicit: bool = False,
+                  order: str = "<") -> bytes:
+    """One data element, explicit VR (``vr`` + its length field) or implicit (4-byte length), tag and length in
+    byte order ``order`` ("<" little endian, ">" big endian); the value padded to an even length."""
     value += (b"\0" if vr in (b"UI", b"OB", b"OW", b"SQ") else b" ") * (len(value) % 2)
-    tag = struct.pack("<HH", group, number)
+    tag = struct.pack(order + "HH", group, number)
     if implicit:
-        return tag + struct.pack("<I", len(value)) + value
+        return tag + struct.pack(order + "I", len(value)) + value
     if vr in (b"OB", b"OW", b"OF", b"SQ", b"UN", b"UT"):
-        return tag + vr + b"\0\0" + struct.pack("<I", len(value)) + value
-    return tag + vr + struct.pack("<H", len(value)) + value
+        return tag + vr + b"\0\0" + struct.pack(order + "I", len(value)) + value
+    return tag + vr + struct.pack(order + "H", len(value)) + value
 
 
-def _sequence_of(group: int, number: int, items, implicit: bool = False) -> bytes:
+def _sequence_of(group: int, number: int, items, implicit: bool = False, order: str = "<") -> bytes:
     """A sequence of defined length whose items (of defined length) hold the given encoded elements."""
-    return _data_element(group, number, b"SQ", b"".join(b"\xfe\xff\x00\xe0" + struct.pack("<I", len(i)) + i
-                                                        for i in items), implicit)
+    item = struct.pack(order + "HH", 0xFFFE, 0xE000)
+    return _data_element(group, number, b"SQ", b"".join(item + struct.pack(order + "I", len(i)) + i for i in items),
+                         implicit, order)
 
 
 def enhanced_mr_file(path, positions, timing=None, frame_timing=None, implicit=False, deflated=False,
-                     before_groups=b"", pixel_element=(0x7FE0, 0x0010, b"OW")) -> None:
+                     before_groups=b"", pixel_element=(0x7FE0, 0x0010, b"OW"), big_endian=False,
+                     description=b"fl3d_vibe_tra", character_set=None) -> None:
     """An Enhanced MR Image Storage file: per-frame ImagePositionPatient (0020,0032) in the Plane Position Sequence
     of each frame's functional groups; flip angle, TR (DS) and echo time (FD) in the MR Timing and MR Echo sequences
     of the shared groups (``timing``: (flip, TR, TE)) or of each frame (``frame_timing``: one such triple per
     frame). ``implicit``: the data set in implicit VR little endian; ``deflated``: in Deflated Explicit VR Little
     Endian (one raw deflate stream after the file meta header); ``before_groups``: encoded elements that come before
-    the functional groups (a private element); ``pixel_element``: tag and VR of the pixel data."""
+    the functional groups (a private element); ``pixel_element``: tag and VR of the pixel data; ``big_endian``: the
+    data set in Explicit VR Big Endian (the file meta header stays little endian); ``description``: the
+    SeriesDescription's bytes, ``character_set``: a SpecificCharacterSet (0008,0005) to declare."""
+    order = ">" if big_endian else "<"
+
     def element(group, number, vr, value):
-        return _data_element(group, number, vr, value, implicit)
+        return _data_element(group, number, vr, value, implicit, order)
+
+    def sequence(group, number, items):
+        return _sequence_of(group, number, items, implicit, order)
 
     def us(value):
-        return struct.pack("<H", value)
+        return struct.pack(order + "H", value)
 
     def timing_of(flip, tr, te):
-        return (_sequence_of(0x0018, 0x9112, [element(0x0018, 0x0080, b"DS", f"{tr:g}".encode())
-                                              + element(0x0018, 0x1314, b"DS", f"{flip:g}".encode())], implicit)
-                + _sequence_of(0x0018, 0x9114, [element(0x0018, 0x9082, b"FD", struct.pack("<d", te))], implicit))
+        return (sequence(0x0018, 0x9112, [element(0x0018, 0x0080, b"DS", f"{tr:g}".encode())
+                                          + element(0x0018, 0x1314, b"DS", f"{flip:g}".encode())])
+                + sequence(0x0018, 0x9114, [element(0x0018, 0x9082, b"FD", struct.pack(order + "d", te))]))
 
     shared = ((timing_of(*timing) if timing is not None else b"")
-              + _sequence_of(0x0020, 0x9116, [element(0x0020, 0x0037, b"DS", b"1\\0\\0\\0\\1\\0")], implicit)
-              + _sequence_of(0x0028, 0x9110, [element(0x0018, 0x0050, b"DS", b"3")
-                                              + element(0x0028, 0x0030, b"DS", b"2\\2")], implicit))
+              + sequence(0x0020, 0x9116, [element(0x0020, 0x0037, b"DS", b"1\\0\\0\\0\\1\\0")])
+              + sequence(0x0028, 0x9110, [element(0x0018, 0x0050, b"DS", b"3")
+                                          + element(0x0028, 0x0030, b"DS", b"2\\2")]))
     frames = [(timing_of(*frame_timing[n]) if frame_timing else b"")
-              + _sequence_of(0x0020, 0x9113, [element(0x0020, 0x0032, b"DS", "\\".join(f"{v:g}" for v in p).encode())],
-                             implicit) for n, p in enumerate(positions)]
-    syntax = b"1.2.840.10008.1.2" if implicit else b"1.2.840.10008.1.2.1.99" if deflated else b"1.2.840.10008.1.2.1"
+              + sequence(0x0020, 0x9113, [element(0x0020, 0x0032, b"DS", "\\".join(f"{v:g}" for v in p).encode())])
+              for n, p in enumerate(positions)]
+    syntax = (b"1.2.840.10008.1.2" if implicit else b"1.2.840.10008.1.2.1.99" if deflated
+              else b"1.2.840.10008.1.2.2" if big_endian else b"1.2.840.10008.1.2.1")
     meta = (_data_element(2, 1, b"OB", b"\0\1") + _data_element(2, 2, b"UI", b"1.2.840.10008.5.1.4.1.1.4.1")
             + _data_element(2, 3, b"UI", b"2.25.16") + _data_element(2, 0x10, b"UI", syntax))
     meta = _data_element(2, 0, b"UL", struct.pack("<I", len(meta))) + meta
-    top = [(0x0008, 0x0016, b"UI", b"1.2.840.10008.5.1.4.1.1.4.1"), (0x0008, 0x0018, b"UI", b"2.25.16"),
-           (0x0008, 0x0060, b"CS", b"MR"), (0x0008, 0x103E, b"LO", b"fl3d_vibe_tra"),
-           (0x0020, 0x000D, b"UI", b"2.25.1"), (0x0020, 0x000E, b"UI", b"2.25.2"), (0x0020, 0x0011, b"IS", b"7"),
-           (0x0028, 0x0002, b"US", us(1)),
-           (0x0028, 0x0004, b"CS", b"MONOCHROME2"), (0x0028, 0x0008, b"IS", str(len(positions)).encode()),
-           (0x0028, 0x0010, b"US", us(4)), (0x0028, 0x0011, b"US", us(4)), (0x0028, 0x0100, b"US", us(16)),
-           (0x0028, 0x0101, b"US", us(16)), (0x0028, 0x0102, b"US", us(15)), (0x0028, 0x0103, b"US", us(1))]
+    top = [(0x0008, 0x0005, b"CS", character_set)] if character_set is not None else []
+    top += [(0x0008, 0x0016, b"UI", b"1.2.840.10008.5.1.4.1.1.4.1"), (0x0008, 0x0018, b"UI", b"2.25.16"),
+            (0x0008, 0x0060, b"CS", b"MR"), (0x0008, 0x103E, b"LO", description),
+            (0x0020, 0x000D, b"UI", b"2.25.1"), (0x0020, 0x000E, b"UI", b"2.25.2"), (0x0020, 0x0011, b"IS", b"7"),
+            (0x0028, 0x0002, b"US", us(1)),
+            (0x0028, 0x0004, b"CS", b"MONOCHROME2"), (0x0028, 0x0008, b"IS", str(len(positions)).encode()),
+            (0x0028, 0x0010, b"US", us(4)), (0x0028, 0x0011, b"US", us(4)), (0x0028, 0x0100, b"US", us(16)),
+            (0x0028, 0x0101, b"US", us(16)), (0x0028, 0x0102, b"US", us(15)), (0x0028, 0x0103, b"US", us(1))]
     data = (b"".join(element(*e) for e in top) + before_groups
-            + _sequence_of(0x5200, 0x9229, [shared], implicit) + _sequence_of(0x5200, 0x9230, frames, implicit))
-    data += element(*pixel_element, np.arange(len(positions) * 16, dtype="<i2").tobytes())
+            + sequence(0x5200, 0x9229, [shared]) + sequence(0x5200, 0x9230, frames))
+    data += element(*pixel_element, np.arange(len(positions) * 16, dtype=order + "i2").tobytes())
     if deflated:
         deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
         data = deflate.compress(data) + deflate.flush()
@@ -269,9 +282,8 @@ def test_a_header_longer_than_one_read_is_read_up_to_its_pixel_data(tmp_path):
 @pytest.mark.timeout(60)
 def test_a_file_whose_pixels_are_no_pixel_data_element_is_read_to_its_end(tmp_path):
     """_header_bytes reads up to the Pixel Data (7FE0,0010) element, and to the end of a file that has none (Float
-    Pixel Data (7FE0,0008) here; a data set in the retired big endian syntax spells the tag otherwise): the frames'
-    positions are read from the whole file instead of the reading going on forever. Audit round 16: kills the
-    end-of-file check dropped (P03)."""
+    Pixel Data (7FE0,0008) here): the frames' positions are read from the whole file instead of the reading going
+    on forever. Audit round 16: kills the end-of-file check dropped (P03)."""
     path = tmp_path / "adc.dcm"
     enhanced_mr_file(path, [(0.0, 0.0, 3.0 * k) for k in range(4)], pixel_element=(0x7FE0, 0x0008, b"OF"))
     assert frame_positions(path) == [(0.0, 0.0, 3.0 * k) for k in range(4)]
@@ -334,6 +346,43 @@ def test_a_description_is_decoded_with_its_declared_character_set_and_never_fail
     assert decode_tag(as_read, "ISO_IR 6") == decode_tag(as_read, "") == "t2_tse_tra M\ufffdnchen"
 
 
+
+# ISO 2022 code extensions (PS3.5 6.1.2.5): (SpecificCharacterSet, a description's bytes, the text they are)
+ISO_2022_DESCRIPTIONS = [
+    ("ISO 2022 IR 6\\ISO 2022 IR 100", b"t2_tse_tra \x1b-AM\xfcnchen", "t2_tse_tra München"),   # ESC - A: Latin-1 G1
+    ("ISO 2022 IR 6\\ISO 2022 IR 100", b"t2_tse_tra M\xfcnchen", "t2_tse_tra München"),  # Latin-1, its escape left out
+    ("ISO 2022 IR 6\\ISO 2022 IR 144", b"t2 \x1b-L\xbf\xe0\xde\xe1\xe2\xd0\xe2\xd0", "t2 Простата"),   # Cyrillic
+    ("\\ISO 2022 IR 87", b"t2_tse_tra \x1b$B;3ED\x1b(B", "t2_tse_tra 山田"),            # JIS X 0208 in G0, 7-bit
+    ("\\ISO 2022 IR 149", b"t2_tse_tra \x1b$)C" + "전립선".encode("euc_kr"), "t2_tse_tra 전립선"),  # KS X 1001 in G1
+]
+
+
+@pytest.mark.parametrize("character_set, raw, text", ISO_2022_DESCRIPTIONS)
+def test_a_description_with_iso_2022_code_extensions_is_decoded_set_by_set(tmp_path, character_set, raw, text):
+    """A SpecificCharacterSet with ISO 2022 code extensions: the description's escape sequences switch its G0 or
+    G1 set, and the bytes are decoded set by set, read from a real file through the study scan. Before: decoded
+    with the first term only (ASCII): 'M\ufffdnchen' with the escape sequence left in, and a 7-bit Japanese text
+    (ASCII bytes with escapes) not decoded at all."""
+    enhanced_mr_file(tmp_path / "t2w.dcm", [(0.0, 0.0, 3.0 * k) for k in range(2)], description=raw,
+                     character_set=character_set.encode("ascii"))
+    (study,) = scan_folder(tmp_path, warn=lambda message: None)
+    assert study.series[0].description == text
+
+
+def test_iso_2022_values_of_the_standard_decode_and_bad_bytes_never_raise():
+    """dicom_text.decode_bytes on PS3.5 Annex H and I's own examples (Japanese with half-width katakana in G1 and
+    kanji/hiragana in G0; Korean with KS X 1001 in G1, designated before each part), and on bytes no set decodes
+    (an unknown escape, a lone lead byte, an escape cut at the end): U+FFFD, never an exception."""
+    from DCEDiffLib.dicom_text import decode_bytes, decode_tag
+
+    japanese = (b"\xd4\xcf\xc0\xde^\xc0\xdb\xb3=\x1b$B;3ED\x1b(J^\x1b$BB@O:\x1b(J=\x1b$B$d$^$@\x1b(J^"
+                b"\x1b$B$?$m$&\x1b(J")
+    assert decode_bytes(japanese, "ISO 2022 IR 13\\ISO 2022 IR 87") == "ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎=やまだ^たろう"
+    korean = b"Hong^Gildong=\x1b$)C\xfb\xf3^\x1b$)C\xd1\xce\xd4\xd7=\x1b$)C\xc8\xab^\x1b$)C\xb1\xe6\xb5\xbf"
+    assert decode_tag(korean.decode("utf-8", "surrogateescape"), "\\ISO 2022 IR 149") == "Hong^Gildong=洪^吉洞=홍^길동"
+    assert decode_bytes(b"\x1b$)A\xb5\xda\x1b%G\xb5\x1b", "\\ISO 2022 IR 58") == "第\ufffd%G\ufffd\ufffd"
+    assert decode_bytes(b"M\xfcnchen", "ISO 2022 IR 6") == "M\ufffdnchen"    # no G1 set declared: not guessed
+
 def test_a_file_that_is_no_dicom_is_not_called_compressed(tmp_path):
     """dicom_part10.compressed: 'False for uncompressed files and non-DICOM files'. A text file beside the slices is
     skipped as 'not a readable DICOM image', not as an image in a transfer syntax GDCM cannot decode (which would
@@ -380,6 +429,87 @@ def test_an_enhanced_file_in_the_deflated_syntax_is_one_stack_with_its_timing(tm
     image = read_study_volume(series.volumes()[0], "T1-pre")
     assert image.GetSize() == (4, 4, 4) and image.GetSpacing() == (2.0, 2.0, 3.0)
 
+
+
+def test_an_enhanced_file_in_the_big_endian_syntax_is_one_stack_with_its_timing(tmp_path):
+    """GDCM reads the retired Explicit VR Big Endian syntax (dicom_part10.UNCOMPRESSED; old archives still hold it),
+    whose data set spells every tag, length and binary value big endian (the file meta header stays little
+    endian): an enhanced VIBE stored so is one stack of 4 frames, read as such, with its flip angle, TR and the
+    FD echo time. Before: its header was searched as little endian, no position or timing was found, and the file
+    was one 'position' without a flip angle (no PD or T1-pre candidate), and refused when read as a volume."""
+    import SimpleITK as sitk
+
+    from DCEDiffLib.dicom_study import read_study_volume
+
+    path = tmp_path / "vibe.dcm"
+    enhanced_mr_file(path, [(0.0, 0.0, 3.0 * k) for k in range(4)], timing=(20.0, 5.6, 1.6), big_endian=True)
+    assert frame_positions(path) == [(0.0, 0.0, 3.0 * k) for k in range(4)]
+    (study,) = scan_folder(tmp_path, warn=lambda message: None)
+    (series,) = study.series
+    assert series.one_file_stack and series.num_positions == 4
+    assert (series.flip_angle, series.repetition_time, series.echo_time) == (20.0, 5.6, 1.6)
+    image = read_study_volume(series.volumes()[0], "T1-pre")
+    assert image.GetSize() == (4, 4, 4) and image.GetSpacing() == (2.0, 2.0, 3.0)
+    assert sitk.GetArrayFromImage(image).ravel().tolist() == list(range(64))   # GDCM swaps the pixels
+
+
+def test_big_endian_per_frame_timing_is_read_where_the_frames_agree(tmp_path):
+    """functional_group_timing in the big endian syntax from each frame's groups: the FD echo time unpacked big
+    endian (read little endian it is a denormal or another number, and the frames' values are no timing)."""
+    path = tmp_path / "vibe.dcm"
+    enhanced_mr_file(path, [(0.0, 0.0, 3.0 * k) for k in range(2)], frame_timing=[(15.0, 5.6, 1.6)] * 2,
+                     big_endian=True)
+    assert functional_group_timing(path) == {"flip_angle": 15.0, "repetition_time": 5.6, "echo_time": 1.6}
+
+
+def classic_mr_file(path, z: float, flip: float = 20.0, tr: float = 5.6) -> None:
+    """A classic MR Image Storage file (one slice, no NumberOfFrames, no functional groups) at z = ``z``, explicit
+    VR little endian, with a flip angle and TR and no EchoTime (an anonymiser's or converter's choice)."""
+    storage, instance = b"1.2.840.10008.5.1.4.1.1.4", f"2.25.17{int(z)}".encode()
+    meta = (_data_element(2, 1, b"OB", b"\0\1") + _data_element(2, 2, b"UI", storage)
+            + _data_element(2, 3, b"UI", instance) + _data_element(2, 0x10, b"UI", b"1.2.840.10008.1.2.1"))
+    meta = _data_element(2, 0, b"UL", struct.pack("<I", len(meta))) + meta
+    top = [(0x0008, 0x0016, b"UI", storage), (0x0008, 0x0018, b"UI", instance), (0x0008, 0x0060, b"CS", b"MR"),
+           (0x0008, 0x103E, b"LO", b"fl3d_vibe_tra"), (0x0018, 0x0080, b"DS", f"{tr:g}".encode()),
+           (0x0018, 0x1314, b"DS", f"{flip:g}".encode()), (0x0020, 0x000D, b"UI", b"2.25.1"),
+           (0x0020, 0x000E, b"UI", b"2.25.3"), (0x0020, 0x0011, b"IS", b"8"),
+           (0x0020, 0x0013, b"IS", str(int(z) + 1).encode()), (0x0020, 0x0032, b"DS", f"0\\0\\{z:g}".encode()),
+           (0x0020, 0x0037, b"DS", b"1\\0\\0\\0\\1\\0"), (0x0028, 0x0002, b"US", struct.pack("<H", 1)),
+           (0x0028, 0x0004, b"CS", b"MONOCHROME2"), (0x0028, 0x0010, b"US", struct.pack("<H", 4)),
+           (0x0028, 0x0011, b"US", struct.pack("<H", 4)), (0x0028, 0x0030, b"DS", b"2\\2")]
+    top += [(0x0028, number, b"US", struct.pack("<H", value))
+            for number, value in ((0x0100, 16), (0x0101, 16), (0x0102, 15), (0x0103, 1))]
+    data = b"".join(_data_element(*e) for e in top) + _data_element(0x7FE0, 0x0010, b"OW", bytes(32))
+    Path(path).write_bytes(b"\0" * 128 + b"DICM" + meta + data)
+
+
+def test_a_file_header_is_read_once_per_scan_and_a_classic_one_not_again(tmp_path, monkeypatch):
+    """The scan reads a multi-frame file's header (the bytes before its pixel data) once, for its frames'
+    positions and the timing its functional groups hold, and a classic file's not at all beyond GDCM's read (it
+    declares no NumberOfFrames, so it has no functional groups); an enhanced file of one frame still has its timing
+    from its groups. Counted on the real reader, wrapped. Before: an enhanced file's header was read twice (frame
+    positions in the file scan, timing in _series_info), and a classic series without EchoTime's first file once
+    more (in vain)."""
+    from DCEDiffLib import dicom_part10
+
+    reads = []
+    header_bytes = dicom_part10._header_bytes
+    monkeypatch.setattr(dicom_part10, "_header_bytes", lambda path: reads.append(Path(path).name) or header_bytes(path))
+    for name in ("enhanced", "single", "classic"):
+        (tmp_path / name).mkdir()
+    enhanced_mr_file(tmp_path / "enhanced" / "vibe.dcm", [(0.0, 0.0, 3.0 * k) for k in range(4)],
+                     frame_timing=[(15.0, 5.6, 1.6)] * 4)
+    enhanced_mr_file(tmp_path / "single" / "one.dcm", [(0.0, 0.0, 0.0)], timing=(5.0, 5.6, 1.6))
+    for z in range(3):
+        classic_mr_file(tmp_path / "classic" / f"{z}.dcm", 3.0 * z)
+    expected = {"enhanced": ((15.0, 5.6, 1.6), ["vibe.dcm"]), "single": ((5.0, 5.6, 1.6), ["one.dcm"]),
+                "classic": ((20.0, 5.6, None), [])}
+    for name, (timing, read) in expected.items():
+        reads.clear()
+        (study,) = scan_folder(tmp_path / name, warn=lambda message: None)
+        (series,) = study.series
+        assert (series.flip_angle, series.repetition_time, series.echo_time) == timing and reads == read, name
+    assert series.num_positions == 3 and not series.multi_frame   # the classic files: one slice each
 
 def test_an_enhanced_file_whose_positions_do_not_match_its_frames_is_no_stack():
     """An enhanced file is one stack only with a position read for every frame, and is read only where GDCM's
