@@ -56,6 +56,7 @@ SAMPLE_CASE = resourceFile("SampleData/phantom_case")
 SAMPLE_FILES = (("t2w", "T2W"), ("pd", "PD"), ("adc", "ADC"), ("t1pre", "T1pre"), ("dce_early", "DCE early"),
                 ("dce_late", "DCE late"))
 DOCS_URL = "https://github.com/dcediff/SlicerDCEDiff/blob/main/docs/slicer.md"
+MAX_STEPS = 1000  # the steps box's top (the paper's ancestral sampler, ddpm, runs 1000)
 PAPER = ('"DCE-diff: Diffusion Model for Synthesis of Early and Late Dynamic Contrast-Enhanced MR Images from '
          'Non-Contrast Multimodal Inputs", CVPR Workshops 2024, doi:10.1109/CVPRW63382.2024.00525')
 
@@ -160,7 +161,7 @@ class DCEDiffParameterNode:
     center: Optional[Union[vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsROINode]]
     modelFile: str = ""
     sampler: Annotated[str, Choice(list(process_runner.SAMPLERS))] = defaults.DEFAULT_SAMPLER
-    steps: Annotated[int, WithinRange(1, 1000)] = defaults.DEFAULT_STEPS
+    steps: Annotated[int, WithinRange(1, MAX_STEPS)] = defaults.DEFAULT_STEPS
     samples: Annotated[int, WithinRange(1, 16)] = defaults.DEFAULT_SAMPLES
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0
     device: Annotated[str, Choice(list(process_runner.DEVICES))] = "auto"
@@ -179,7 +180,7 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._lastSampler = None
-        self._lastModelFile = None  # None: not yet seen (the steps box holds the engine default)
+        self._lastModelFile = None  # None: no parameter node seen yet (the steps box holds the engine default)
         self._runStarted = None
         self._starting = False  # Apply pressed; packages being checked or installed (minutes for torch)
 
@@ -204,18 +205,30 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self) -> None:
         """Module reload or application exit: stop the engine and detach every callback into this widget, so
-        that no timer calls a deleted widget."""
+        that no timer calls a deleted widget. The panel is disconnected from the parameter node too: Slicer's
+        reloadScriptedModule calls cleanup(), not exit(), and the singleton parameter node outlives the widget (a
+        connected wrapper would keep writing into the old, hidden panel, one more after every reload)."""
         if self.logic is not None:
             self.logic.shutdown()
+        self.setParameterNode(None)
         self.removeObservers()
 
     def enter(self) -> None:
         self.initializeParameterNode()
 
     def exit(self) -> None:
-        if self._parameterNode:
+        self._detachParameterNode()
+
+    def _detachParameterNode(self) -> None:
+        """Disconnect the panel from the parameter node and stop observing it, once: exit() and then
+        setParameterNode() (the next enter()) both come here, and a second removeObserver warns "does not have
+        observer" on Slicer's console."""
+        if not self._parameterNode:
+            return
+        if self._parameterNodeGuiTag is not None:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
+        if self.hasObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
 
     def onSceneStartClose(self, caller, event) -> None:
@@ -230,13 +243,13 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(self.logic.getParameterNode())
 
     def setParameterNode(self, inputParameterNode: Optional[DCEDiffParameterNode]) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+        self._detachParameterNode()
         self._parameterNode = inputParameterNode
         if self._parameterNode:
+            # what the node holds is what was chosen (the user's, a saved scene's; a new node got the model's own
+            # count from the logic): the steps rule runs on a change of sampler or model, not on every enter()
             self._lastSampler = self._parameterNode.sampler
-            self._lastModelFile = None
+            self._lastModelFile = self._parameterNode.modelFile
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
             self._onParameterNodeModified()
@@ -245,12 +258,20 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         if p is None:
             return
+        scene = slicer.mrmlScene
+        if scene is not None and (scene.IsImporting() or scene.IsRestoring()):
+            # a scene being loaded (or a scene view restored) sets the saved sampler, model and steps together:
+            # nobody changed the sampler, the saved count stays
+            self._lastSampler, self._lastModelFile = p.sampler, p.modelFile
         if p.sampler != self._lastSampler or p.modelFile != self._lastModelFile:
             previousDefault = (defaults.DEFAULT_STEPS if self._lastModelFile is None
                                else modelDefaultSteps(self._lastModelFile, self._lastSampler))
             previous, self._lastSampler, self._lastModelFile = self._lastSampler, p.sampler, p.modelFile
             steps = stepsAfterSamplerChange(previous, p.sampler, p.steps, previousDefault,
                                             modelDefaultSteps(p.modelFile, p.sampler))
+            # an imported card's count outside the box: the wrapper's WithinRange refuses it (ValueError in this
+            # observer, the panel left stale)
+            steps = min(max(steps, 1), MAX_STEPS)
             if steps != p.steps:
                 p.steps = steps  # re-enters this method once; sampler and model no longer differ
         self.ui.modelInfoLabel.text = describeModel(p.modelFile)
@@ -512,8 +533,23 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         ScriptedLoadableModuleLogic.__init__(self)
         self._job: Optional[_Job] = None
 
+    # set on the parameter node once its steps hold the model's own count (saved with the scene; a scene close
+    # resets it with the node)
+    STEPS_SET_ATTRIBUTE = "DCEDiff.StepsSet"
+
     def getParameterNode(self):
-        return DCEDiffParameterNode(super().getParameterNode())
+        """The module's parameter node (Slicer's singleton), wrapped. A new one (a new or closed scene) starts at
+        the model's own step count for its sampler (:func:`modelDefaultSteps`), not the wrapper's default: the
+        widget applies its steps rule only when the sampler or the model changes. Marked by an attribute, not by
+        a missing parameter: the wrappers Slicer's VTKObservationMixin keeps alive write every field's default back
+        into a node that a scene close has reset."""
+        node = super().getParameterNode()
+        parameterNode = DCEDiffParameterNode(node)
+        if node.GetAttribute(self.STEPS_SET_ATTRIBUTE) is None:
+            parameterNode.steps = min(max(modelDefaultSteps(parameterNode.modelFile, parameterNode.sampler), 1),
+                                      MAX_STEPS)
+            node.SetAttribute(self.STEPS_SET_ATTRIBUTE, "true")
+        return parameterNode
 
     @property
     def isRunning(self) -> bool:
