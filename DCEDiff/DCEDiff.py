@@ -618,6 +618,13 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
             raise ValueError(process_runner.BASELINE_WITHOUT_DCE)
         same = process_runner.same_volume_message(nodes)
         if same:
+            ids = [n.GetID() for n in nodes.values() if n is not None]
+            twice = [n for n in nodes.values() if n is not None and ids.count(n.GetID()) > 1]
+            sequence = next(filter(None, map(scene_io.sequence_of_proxy, twice)), None)
+            if sequence:  # two frames of one DCE series: the proxy node is one volume, the browser's current item
+                same += (f"; {twice[0].GetName()} is the proxy node of the volume sequence {sequence!r} (it holds "
+                         "the item the browser shows): Fill from study copies the frames it picks into volumes of "
+                         "their own, or clone the item shown (Data module → right-click → Clone) and select the copy")
             raise ValueError(same)
         centerLps = scene_io.center_lps_from_markups(center)
         workDir = Path(tempfile.mkdtemp(prefix="DCEDiff-", dir=slicer.app.temporaryPath))

@@ -64,12 +64,31 @@ def node_ijk_to_ras(node, world: bool = True) -> np.ndarray:
     transform = node.GetParentTransformNode() if world else None
     if transform is not None:
         if not transform.IsTransformToWorldLinear():
+            # e.g. the grid transform Slicer's DICOM scalar volume plugin adds to a series with uneven slice spacing
+            # or tilted slices ("<series> acquisition transform", DICOM setting "Acquisition geometry regularization")
             raise ValueError(f"{node.GetName()}: its parent transform is not linear; harden it first "
-                             "(Data module → right-click → Harden transform)")
+                             "(Data module → right-click → Harden transform)"
+                             f" ({transform.GetName()}; a DICOM series' acquisition transform is hardened at loading "
+                             "with Application settings → DICOM → Acquisition geometry regularization: harden "
+                             "regularization transform)")
         to_world = slicer.util.vtkMatrixFromArray(np.eye(4))
         transform.GetMatrixTransformToWorld(to_world)
         ijk_to_ras = slicer.util.arrayFromVTKMatrix(to_world) @ ijk_to_ras
     return ijk_to_ras
+
+
+def sequence_of_proxy(node) -> Optional[str]:
+    """The name of the sequence whose browser shows ``node`` as its proxy node (a DCE series loaded by Slicer's
+    DICOM module as a volume sequence: the proxy holds whichever item the browser is on), else None."""
+    scene = node.GetScene() if node is not None else None
+    if scene is None:
+        return None
+    for index in range(scene.GetNumberOfNodesByClass("vtkMRMLSequenceBrowserNode")):
+        browser = scene.GetNthNodeByClass(index, "vtkMRMLSequenceBrowserNode")
+        if browser.IsProxyNodeID(node.GetID()):
+            sequence = browser.GetSequenceNode(node)
+            return (sequence if sequence is not None else browser).GetName()
+    return None
 
 
 def volume_node_to_image(node, name: Optional[str] = None) -> sitk.Image:

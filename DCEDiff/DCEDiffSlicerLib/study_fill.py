@@ -6,6 +6,12 @@ files in the attribute ``DICOM.instanceUIDs``; the DICOM database gives each UID
 files' headers (SimpleITK, no pixel data except the DCE frames when the T1-pre is the last frame before contrast
 arrival) and picks a series (and frame) per role; each pick is mapped back to the volume node loaded from exactly
 those files. Imports ``slicer`` only for the default scene; runs under the PyPI ``slicer-core`` wheel.
+
+A DCE series with several temporal positions is loaded by Slicer's DICOM module, by default, as a volume sequence
+(MultiVolumeImporterPlugin: a ``vtkMRMLSequenceNode`` whose items carry their frame's ``DICOM.instanceUIDs``, a
+browser, and one proxy scalar volume node holding, attributes included, whatever item the browser shows). Every item
+is scanned, so the engine sees the whole series; a proxy node is never picked (its content follows the browser);
+a picked frame becomes a scalar volume node of its own, a copy of that item (found again by the next fill).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ class StudyFill:
     absent: List[str] = dataclasses.field(default_factory=list)   # optional roles the study lacks (PD), allowed
     optional: Tuple[str, ...] = ()  # the roles the selected model can do without (its card's optional_inputs)
     not_loaded: List[str] = dataclasses.field(default_factory=list)  # roles picked whose volume is not in the scene
+    copied: List[str] = dataclasses.field(default_factory=list)  # roles whose frame was copied out of a sequence
 
     def message(self) -> str:
         """One line for the status label."""
@@ -41,6 +48,9 @@ class StudyFill:
 
         filled = ", ".join(LABELS[r] for r in PARAMETERS if r in self.nodes) or "nothing"
         text = f"Filled from the study ({self.study}): {filled}."
+        if self.copied:
+            text += (" Copied out of the loaded volume sequence as volumes of their own: "
+                     + ", ".join(LABELS[r] for r in self.copied) + ".")
         if self.absent:
             text += (" No " + " or ".join(LABELS[r] for r in self.absent) + " in the study: left empty; the "
                      "selected model runs without it.")
@@ -56,17 +66,66 @@ class StudyFill:
         return text
 
 
+def _dicom_files(node, file_for_instance: Callable[[str], str]) -> List[str]:
+    uids = (node.GetAttribute(INSTANCE_UIDS_ATTRIBUTE) or "").split()
+    return [f for f in (file_for_instance(uid) for uid in uids) if f]
+
+
+def _browsers(scene) -> list:
+    return [scene.GetNthNodeByClass(i, "vtkMRMLSequenceBrowserNode")
+            for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSequenceBrowserNode"))]
+
+
 def dicom_volume_nodes(scene, file_for_instance: Callable[[str], str]) -> List[Tuple[object, List[str]]]:
     """(volume node, its DICOM files) for every scalar volume node of ``scene`` loaded from DICOM. UIDs the
-    database has no file for are left out; a node with no file left is skipped."""
+    database has no file for are left out; a node with no file left is skipped, and so is the proxy node of a
+    sequence browser: it holds (with its ``DICOM.instanceUIDs``) whichever item the browser shows, no fixed volume
+    (:func:`dicom_sequence_frames` gives the items)."""
+    browsers = _browsers(scene)
     found = []
     for index in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
         node = scene.GetNthNodeByClass(index, "vtkMRMLScalarVolumeNode")
-        uids = (node.GetAttribute(INSTANCE_UIDS_ATTRIBUTE) or "").split()
-        files = [f for f in (file_for_instance(uid) for uid in uids) if f]
+        if any(browser.IsProxyNodeID(node.GetID()) for browser in browsers):
+            continue
+        files = _dicom_files(node, file_for_instance)
         if files:
             found.append((node, files))
     return found
+
+
+def dicom_sequence_frames(scene, file_for_instance: Callable[[str], str]) -> List[Tuple[object, int, List[str]]]:
+    """(sequence node, item number, its DICOM files) for every scalar volume item of the scene's sequence nodes
+    that carries ``DICOM.instanceUIDs``: a DCE series loaded by Slicer's DICOM module as a volume sequence (the
+    MultiVolumeImporterPlugin default), one item a temporal position."""
+    found = []
+    for index in range(scene.GetNumberOfNodesByClass("vtkMRMLSequenceNode")):
+        sequence = scene.GetNthNodeByClass(index, "vtkMRMLSequenceNode")
+        for item in range(sequence.GetNumberOfDataNodes()):
+            data = sequence.GetNthDataNode(item)
+            if data is None or not data.IsA("vtkMRMLScalarVolumeNode") or data.IsA("vtkMRMLLabelMapVolumeNode"):
+                continue
+            files = _dicom_files(data, file_for_instance)
+            if files:
+                found.append((sequence, item, files))
+    return found
+
+
+def frame_volume(scene, sequence, item: int):
+    """A new scalar volume node holding a deep copy of item ``item`` of ``sequence`` (voxels, geometry, and the
+    attributes, ``DICOM.instanceUIDs`` included), named ``<sequence> frame <index value>``, under the parent
+    transform of the sequence's proxy node and next to it in the subject hierarchy."""
+    from DCEDiffSlicerLib.scene_io import place_next_to
+
+    data = sequence.GetNthDataNode(item)
+    name = f"{sequence.GetName()} frame {sequence.GetNthIndexValue(item)}"
+    node = scene.AddNewNodeByClass(data.GetClassName(), scene.GenerateUniqueName(name))
+    node.CopyContent(data, True)
+    node.CreateDefaultDisplayNodes()
+    proxy = next((p for p in (b.GetProxyNode(sequence) for b in _browsers(scene)) if p is not None), None)
+    if proxy is not None:
+        node.SetAndObserveTransformNodeID(proxy.GetTransformNodeID())
+        place_next_to(node, proxy)
+    return node
 
 
 def _key(path: str) -> str:
@@ -93,11 +152,13 @@ def fill_from_study(scene=None, file_for_instance: Optional[Callable[[str], str]
     if file_for_instance is None:
         file_for_instance = _database_lookup()
     loaded = dicom_volume_nodes(scene, file_for_instance)
-    if not loaded:
+    frames = dicom_sequence_frames(scene, file_for_instance)
+    if not loaded and not frames:
         raise ValueError("Fill from study: no volume in the scene was loaded from DICOM (attribute "
                          f"{INSTANCE_UIDS_ATTRIBUTE}); expected a study loaded with the DICOM module")
     warnings: List[str] = []
-    studies = scan_files(sorted({f for _, files in loaded for f in files}), "the loaded DICOM volumes",
+    every = [files for _, files in loaded] + [files for _, _, files in frames]
+    studies = scan_files(sorted({f for files in every for f in files}), "the loaded DICOM volumes",
                          warn=warnings.append)
     if not studies:
         raise ValueError("Fill from study: the files of the loaded DICOM volumes are not readable DICOM images "
@@ -105,14 +166,24 @@ def fill_from_study(scene=None, file_for_instance: Optional[Callable[[str], str]
     study = _choose_study(studies, loaded, preferred)
     picks = pick_roles(study, require=False, optional=optional)
     by_files = {frozenset(_key(f) for f in files): node for node, files in loaded}
+    frame_of = {frozenset(_key(f) for f in files): (sequence, item) for sequence, item, files in frames}
     nodes: Dict[str, object] = {}
     not_loaded: List[str] = []
+    copied: List[str] = []
     notes = list(warnings)  # the picks' own notes end picks.lines() already
     # the DCE's own pre-contrast frame, where the T1-pre is another series: it puts the acquired DCE on the T1-pre's
     # intensity scale (DCEDiffLib/acquired_scale.py)
     chosen = dict(picks.picks, **({"dce_baseline": picks.baseline} if picks.baseline is not None else {}))
     for role, pick in chosen.items():
-        node = by_files.get(frozenset(_key(f.path) for f in pick.volume.files))
+        key = frozenset(_key(f.path) for f in pick.volume.files)
+        node = by_files.get(key)
+        if node is None and key in frame_of:  # a frame of a volume sequence: a volume of its own, found next time
+            sequence, item = frame_of[key]
+            node = by_files[key] = frame_volume(scene, sequence, item)
+            copied.append(role)
+            notes.append(f"{LABELS[role]}: series {pick.series.label()} frame {pick.frame_index} is item "
+                         f"{sequence.GetNthIndexValue(item)} of the volume sequence {sequence.GetName()!r}; copied "
+                         f"into the volume {node.GetName()!r} (the sequence's proxy shows whichever item is browsed)")
         if node is None:
             where = f" frame {pick.frame_index}" if pick.frame_index is not None else ""
             notes.append(f"{LABELS[role]}: series {pick.series.label()}{where} is not loaded as a volume of its own")
@@ -121,7 +192,8 @@ def fill_from_study(scene=None, file_for_instance: Optional[Callable[[str], str]
         nodes[role] = node
     missing = [r for r in ("t2w", "pd", "adc", "t1pre") if r not in nodes and r not in picks.absent]
     label = f"patient {study.patient_id or '?'}, study {study.study_uid}"
-    return StudyFill(nodes, picks.lines(), missing, notes, label, list(picks.absent), tuple(optional), not_loaded)
+    return StudyFill(nodes, picks.lines(), missing, notes, label, list(picks.absent), tuple(optional), not_loaded,
+                     copied)
 
 
 def _choose_study(studies: Sequence, loaded, preferred):
