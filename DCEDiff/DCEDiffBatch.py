@@ -15,7 +15,9 @@ every result node as ``DIR/<role>.nrrd`` (``synthetic_early``, ``residual_late``
 ``DIR/metrics.tsv``, prints progress lines. Always exits (a headless Slicer must never be left running): 0, 2 with
 ``DCEDiffBatch: error: <message>`` on bad input or any failure, 3 if cancelled or interrupted. Missing Python
 packages are installed only with ``--install-dependencies`` (no dialog); otherwise the script stops at once with
-the command to run. Argument names avoid those Slicer parses itself (``--testing``, ``--version``, ...).
+the command to run. Argument names avoid those Slicer parses itself (``--testing``, ``--version``, ...), but
+``-h``/``--help`` are Slicer's: ``Slicer --no-main-window --python-script <DCEDiffBatch.py> -- --help`` prints the
+script's options (Slicer hands everything after ``--`` to the script; ``--help`` alone prints Slicer's help).
 
 The file is also a hidden Slicer module (class ``DCEDiffBatch``, self-test ``DCEDiffBatchTest``) because Slicer
 treats every ``.py`` file in ``qt-scripted-modules/`` as a module; the batch job runs only when it is executed as a
@@ -24,6 +26,7 @@ script.
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -242,6 +245,39 @@ def main(argv) -> int:
         return EXIT_ERROR
 
 
+def interruptOnSignals() -> dict:
+    """Make Ctrl-C (SIGINT) and SIGTERM raise KeyboardInterrupt in the script; returns the handlers replaced.
+
+    Slicer resets SIGINT to the default action once Python has started (CTK ``ctkAbstractPythonManager::
+    initPythonQt`` and Slicer's ``qSlicerAbstractModuleFactoryManager::instantiateModules``: ``signal(SIGINT,
+    SIG_DFL)``), and SIGTERM has no Python handler: without this either signal ended Slicer at once, the engine
+    signalled apart from Slicer ran on alone and the copies of the inputs stayed in Slicer's temporary folder. With
+    it the blocking run kills the engine's tree and removes that folder, and the script exits EXIT_CANCELLED."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    replaced = {}
+    for name in ("SIGINT", "SIGTERM"):
+        number = getattr(signal, name, None)
+        if number is None:
+            continue
+        try:
+            replaced[number] = signal.signal(number, interrupt)
+        except (ValueError, OSError):  # not the main thread, or not settable here: keep Slicer's
+            pass
+    return replaced
+
+
+def restoreSignals(replaced: dict) -> None:
+    """Put back the handlers :func:`interruptOnSignals` replaced (a signal after the run ends Slicer at once)."""
+    for number, handler in replaced.items():
+        try:
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+        except (ValueError, OSError, TypeError):
+            pass
+
+
 def exitSlicer(code: int) -> None:
     """Leave Slicer with ``code``, whatever state it is in (``slicer.util.exit`` keeps the code; if even that
     fails, end the process)."""
@@ -289,7 +325,10 @@ class DCEDiffBatchTest(ScriptedLoadableModuleTest):
 
 if __name__ == "__main__":
     exitCode = EXIT_ERROR
+    replacedHandlers = {}
     try:
+        replacedHandlers = interruptOnSignals()
         exitCode = main(sys.argv[1:])
     finally:
+        restoreSignals(replacedHandlers)
         exitSlicer(exitCode)

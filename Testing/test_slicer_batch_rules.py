@@ -84,3 +84,32 @@ def test_finish_run_writes_volumes_as_nrrd_and_the_metrics_table_as_tsv(modules,
     assert {"DCEDiff.json", "metrics.tsv", "synthetic_early.nrrd"} <= names and "metrics.nrrd" not in names
     header = (out / "metrics.tsv").read_text(encoding="utf-8").splitlines()[0].split("\t")
     assert header == list(scene_io.METRIC_COLUMNS)
+
+
+# Every option Slicer's own parser takes (long and short names, without prefix), as listed in
+# Base/QTCore/qSlicerCoreCommandOptions.cxx and Base/QTGUI/qSlicerCommandOptions.cxx (addArguments; prefixes "--" and
+# "-", qSlicerCoreCommandOptions.cxx:67 `setArgumentPrefix("--", "-")`). ctkCommandLineParser hands the script only
+# the arguments it does not know (qSlicerCoreApplication::handleCommandLineArguments: sys.argv = the script and
+# unparsedArguments()); after "--" (the "ignore-rest" option, short name "-") everything goes to the script.
+SLICER_OPTIONS = {
+    "ignore-rest", "-", "help", "h", "testing", "disable-python", "python-script", "python-code", "c",
+    "ignore-slicerrc", "additional-module-path", "additional-module-paths", "modules-to-ignore", "disable-modules",
+    "disable-builtin-modules", "disable-cli-modules", "disable-builtin-cli-modules", "disable-loadable-modules",
+    "disable-builtin-loadable-modules", "disable-scripted-loadable-modules",
+    "disable-builtin-scripted-loadable-modules", "version", "program-path", "home", "settings-path", "temporary-path",
+    "application-information", "verbose-module-discovery", "disable-settings", "keep-temporary-settings",
+    "disable-message-handlers", "disable-terminal-outputs", "disable-tooltips", "no-splash", "no-main-window",
+    "show-python-console", "show-python-interactor", "qt-testing", "exit-after-startup", "report-startup-timing"}
+
+
+def test_no_batch_option_is_one_slicer_takes_and_its_help_is_reached_after_a_double_dash(modules):
+    """Slicer parses the whole command line before the script runs: an option of the script that Slicer also knows
+    never reaches it. ``-h``/``--help`` (argparse's) are Slicer's own: ``Slicer --python-script DCEDiffBatch.py
+    --help`` prints Slicer's help and exits; the batch help needs ``-- --help``, which the usage text and
+    docs/slicer.md must say."""
+    _, DCEDiffBatch = modules
+    parser = DCEDiffBatch.buildParser()
+    names = {s.lstrip("-") for action in parser._actions for s in action.option_strings}
+    assert names & SLICER_OPTIONS == {"h", "help"}
+    docs = (ROOT / "docs" / "slicer.md").read_text(encoding="utf-8")
+    assert "-- --help" in docs and "-- --help" in (DCEDiffBatch.__doc__ or "")
