@@ -124,7 +124,9 @@ def loadSamplePhantom(source=None):
              for key, label in SAMPLE_FILES]
     app = getattr(slicer, "app", None)
     if app is not None and app.layoutManager() is not None:  # batch mode has no slice views
-        slicer.util.setSliceViewerLayers(background=nodes[0], fit=True)
+        # as Slicer's own volume loader does (PropagateVolumeSelection: every layer set): keeping the foreground
+        # left an earlier result's |residual| or uncertainty overlay over the new T2W in the comparison views
+        slicer.util.setSliceViewerLayers(background=nodes[0], foreground=None, label=None, fit=True)
     return nodes
 
 

@@ -223,6 +223,10 @@ def _label_view(view_node, label: str, color: Optional[str] = None) -> None:
 
 
 def layout_xml(views: List[dict], with_table: bool) -> str:
+    """The comparison layout description: one horizontal row of slice views per target; with the metrics table,
+    the rows and the table in a vertical splitter (``split="true"``, as Slicer's own table layouts): CTK's layout
+    manager reads an item's ``splitSize`` only under a split layout (a plain vertical layout is a QVBoxLayout that
+    gives the table an equal, fixed share), and a splitter gives an item without a ``splitSize`` no height."""
     rows = []
     for target in TARGETS:
         items = []
@@ -236,10 +240,12 @@ def layout_xml(views: List[dict], with_table: bool) -> str:
                 '<property name="viewgroup" action="default">0</property></view></item>')
         if items:
             rows.append(f'<item><layout type="horizontal">{"".join(items)}</layout></item>')
-    if with_table:
-        rows.append(f'<item splitSize="250"><view class="vtkMRMLTableViewNode" singletontag="{TABLE_VIEW}">'
-                    '<property name="viewlabel" action="default">M</property></view></item>')
-    return f'<layout type="vertical">{"".join(rows)}</layout>'
+    images = f'<layout type="vertical">{"".join(rows)}</layout>'
+    if not with_table:
+        return images
+    return (f'<layout type="vertical" split="true"><item splitSize="750">{images}</item>'
+            f'<item splitSize="250"><view class="vtkMRMLTableViewNode" singletontag="{TABLE_VIEW}">'
+            '<property name="viewlabel" action="default">M</property></view></item></layout>')
 
 
 def _view_node(scene, class_name: str, tag: str):
