@@ -630,6 +630,7 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
             raise ValueError(same)
         centerLps = scene_io.center_lps_from_markups(center)
         workDir = Path(tempfile.mkdtemp(prefix="DCEDiff-", dir=slicer.app.temporaryPath))
+        runner = None
         try:
             inputs = {}
             for key, node in nodes.items():
@@ -646,7 +647,9 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
             runner = process_runner.ProcessRunner(command, cwd=str(ENGINE_ROOT), launch=_launchInSlicer,
                                                   on_progress=progressCallback, on_log=logCallback or _logLine)
             runner.start()
-        except Exception:
+        except BaseException:  # Ctrl-C/SIGTERM in batch mode too: no copy of the inputs stays behind, no engine
+            if runner is not None and runner.process is not None:
+                runner.cancel()
             shutil.rmtree(workDir, ignore_errors=True)
             raise
         self._job = _Job(runner, workDir, t2w, time.monotonic(), showResult, completedCallback,
@@ -711,7 +714,9 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
     def _finish(self, result: process_runner.RunResult) -> DCEDiffResult:
         from DCEDiffSlicerLib import scene_io
 
-        job, self._job = self._job, None
+        # the run stays the logic's (isRunning) until its results are in the scene: showResult processes events, and
+        # a click on the button still labelled Cancel would otherwise start the engine again on the same inputs
+        job = self._job
         seconds = time.monotonic() - job.started
         try:
             if result.cancelled:
@@ -736,6 +741,8 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
                                  intensityNotes=json.loads(notes) if notes else {},
                                  enhancementRescaled=json.loads(rescaled) if rescaled else None)
         finally:
+            if self._job is job:  # shutdown() (a module reload from those events) may have let go of it already
+                self._job = None
             shutil.rmtree(job.workDir, ignore_errors=True)
 
     @staticmethod

@@ -65,3 +65,30 @@ def test_an_interrupted_blocking_run_kills_the_engine_and_leaves_nothing(modules
         for process in started:
             if process.poll() is None:
                 process.kill()
+
+
+def test_an_interrupt_while_the_inputs_are_copied_leaves_no_copies(modules, monkeypatch, tmp_path):
+    """Ctrl-C (or the batch script's SIGTERM, turned into KeyboardInterrupt) while process() writes the inputs'
+    copies, seconds for a large series, before the engine starts: the clean-up caught Exception only, so the
+    copies of the patient's volumes written so far stayed in Slicer's temporary folder (Slicer never empties it).
+    Stand-in: the second copy's write raises KeyboardInterrupt (the signal arriving then)."""
+    DCEDiff, _ = modules
+    from DCEDiffSlicerLib import scene_io
+
+    monkeypatch.setattr(slicer, "app", types.SimpleNamespace(temporaryPath=str(tmp_path), slicerHome=""),
+                        raising=False)
+    write = scene_io.write_volume_node
+    written = []
+
+    def interrupted_write(node, path, name=None):
+        if written:
+            raise KeyboardInterrupt()
+        written.append(write(node, path, name))
+        return written[-1]
+
+    monkeypatch.setattr(scene_io, "write_volume_node", interrupted_write)
+    logic = DCEDiff.DCEDiffLogic()
+    with pytest.raises(KeyboardInterrupt):
+        logic.process(volume("t2w", 1), volume("pd", 2), volume("adc", 3), volume("t1pre", 4), device="cpu")
+    assert len(written) == 1 and not logic.isRunning
+    assert list(tmp_path.iterdir()) == [], "the copies of the inputs written before the interrupt are left behind"

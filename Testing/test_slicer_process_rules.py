@@ -84,3 +84,49 @@ def test_a_tree_that_will_not_die_ends_the_wait_as_cancelled_or_timed_out(how):
     finally:
         launched[0].kill()
         launched[0].wait()
+
+
+def test_polling_after_a_cancel_whose_tree_will_not_die_ends_the_run_as_cancelled():
+    """poll() is the module's path (a QTimer calls DCEDiffLogic._poll every 200 ms, nothing calls wait()): after
+    Cancel, or the cancel of a scene close, a process that does not go away (a launcher whose child hangs in a GPU
+    driver call) kept poll() returning None for good; the panel said "Cancelling…" with its inputs locked until
+    Slicer was restarted. The same give-up as wait(): a cancelled result within kill_grace seconds of the kill."""
+    launched = []
+
+    def launch(cmd, cwd=None, env_update=None):
+        real = subprocess.Popen([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        launched.append(real)
+        return _StuckHandle(real)
+
+    runner = pr.ProcessRunner(["engine"], launch=launch, kill_grace=0.5).start()
+    try:
+        runner.cancel()
+        cancelled = time.monotonic()
+        result = None
+        while result is None and time.monotonic() - cancelled < 10:
+            result = runner.poll()
+            time.sleep(0.05)
+        assert result is not None, "poll() still reports a running engine 10 s after the cancel"
+        assert result.cancelled and not result.timed_out and result.error is None and not result.ok
+        assert not runner.running
+    finally:
+        launched[0].kill()
+        launched[0].wait()
+
+
+def test_the_windows_tree_kill_opens_no_console_window(monkeypatch):
+    """kill_process_tree on Windows runs taskkill.exe, a console program, from Slicer, a GUI program: without
+    CREATE_NO_WINDOW Windows gives it a new console window, which flashed on every Cancel, scene close or module
+    reload mid-run (Slicer's launchConsoleProcess hides the window of every process it starts, util.py: "Hide
+    console window (only needed on Windows)"; default_launch passes CREATE_NO_WINDOW). Stand-ins, as this runs on
+    Linux: ``os.name`` "nt", ``subprocess.run`` recording the call, no process listing (descendant_pids)."""
+    calls = []
+    monkeypatch.setattr(pr, "descendant_pids", lambda pid: [])
+    monkeypatch.setattr(pr.subprocess, "run", lambda args, **kwargs: calls.append((args, kwargs)))
+    monkeypatch.setattr(pr.os, "name", "nt")
+    killed = pr.kill_process_tree(4321)
+    monkeypatch.undo()
+    assert killed == [4321]
+    assert [args for args, _ in calls] == [["taskkill", "/F", "/T", "/PID", "4321"]]
+    assert calls[0][1].get("creationflags", 0) & 0x08000000, "taskkill is started with a console window"

@@ -259,7 +259,10 @@ def kill_process_tree(pid: int) -> List[int]:
     only the ``PythonSlicer`` launcher and leave the real Python (and torch) running."""
     targets = [pid] + descendant_pids(pid)  # collect first: children of a killed parent get re-parented
     if os.name == "nt":
-        subprocess.run(["taskkill", "/F", "/T", "/PID", str(pid)], capture_output=True)
+        # no console window: Slicer is a GUI program, and a console program it starts gets a new, visible console
+        # (the window default_launch and launchConsoleProcess hide for the engine) that flashed on every cancel
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(pid)], capture_output=True,
+                       creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000))
         return targets
     for target in targets:
         try:
@@ -307,6 +310,7 @@ class ProcessRunner:
         self.env_update = {**ENGINE_ENVIRONMENT, **(env_update or {})}
         self.kill_grace = kill_grace
         self._ended_at: Optional[float] = None  # when the process was first seen ended (or killed)
+        self._killed_at: Optional[float] = None  # when cancel() killed a running tree
         self._timed_out: Optional[float] = None
         self._launch = launch
         self.on_progress = on_progress
@@ -379,6 +383,8 @@ class ProcessRunner:
         ended = self.process.poll() is not None
         if ended and self._ended_at is None:
             self._ended_at = time.monotonic()
+        if not ended and self._killed_at is not None and time.monotonic() - self._killed_at > self.kill_grace:
+            return self._give_up()  # killed, but the tree will not die: the GUI's timer polls, nothing else ends it
         # The output ends when the reader reaches end of file; if a stray grandchild keeps the pipe open after the
         # engine has ended (or was killed), stop waiting for it after ``kill_grace`` seconds.
         drained = self._reader_done or (self._ended_at is not None
@@ -432,19 +438,24 @@ class ProcessRunner:
                     self.cancel()
                     killed_at = now
             elif now - killed_at > self.kill_grace:  # the tree would not die: give up waiting for it
-                code = self.process.poll()
-                self.result = RunResult(code, self._timed_out is None, None if self._timed_out is None else
-                                        f"the DCEDiff engine did not finish within {format_seconds(timeout)} "
-                                        "and could not be stopped", list(self._tail),
-                                        timed_out=self._timed_out is not None)
-                return self.result
+                return self._give_up()
             time.sleep(interval)
+
+    def _give_up(self) -> RunResult:
+        """The end of a run whose process tree was killed but does not go away: cancelled, or the time-out error."""
+        timed_out = self._timed_out is not None
+        self.result = RunResult(self.process.poll(), not timed_out, None if not timed_out else
+                                f"the DCEDiff engine did not finish within {format_seconds(self._timed_out)} "
+                                "and could not be stopped", list(self._tail), timed_out=timed_out)
+        return self.result
 
     def cancel(self) -> None:
         """Kill the whole process tree now; the run ends as cancelled."""
         self._cancelled = True
         if self.process is not None and self.process.poll() is None:
             release_output_lock(self.cmd, kill_process_tree(self.process.pid))
+            if self._killed_at is None:
+                self._killed_at = time.monotonic()
         if self._ended_at is None:
             self._ended_at = time.monotonic()  # start the grace period for the last output
 
