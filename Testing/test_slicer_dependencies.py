@@ -62,6 +62,26 @@ def test_never_mode_fails_at_once_with_the_command_to_run(requirements, monkeypa
     assert "light_the_torch install 'torch>=2.1'" in message
 
 
+def test_a_package_older_than_the_requirement_counts_as_missing(tmp_path, monkeypatch):
+    """requirements.txt's bounds (scikit-image>=0.21, scipy>=1.9) are met, not only the names installed: a scipy
+    1.5 left in Slicer's Python by another extension used to pass the check, so pip never ran (pip_ensure's own
+    version check and ``pip install 'scipy>=1.9'`` only run on what the check found) and the engine got the old one.
+    The real ``packaging`` (which Slicer ships) reads the bounds; installed versions are replaced (a stand-in)."""
+    path = tmp_path / "requirements.txt"
+    path.write_text("scipy>=1.9\ntqdm>=4.60\nnot-here>=1\nwinonly>=1 ; sys_platform == 'no-such-os'\n",
+                    encoding="utf-8")
+    versions = {"scipy": "1.5.4", "tqdm": "4.66.1", "torch": "2.5.1"}
+    monkeypatch.setattr(dep, "installed_version", lambda name: versions.get(name))
+    state = dep.plan(path)
+    assert state["missing"] == ["scipy>=1.9", "not-here>=1"]
+    assert "scipy>=1.9 (installed: 1.5.4)" in dep.missing_text(state)
+    with pytest.raises(dep.DependencyError, match=r"scipy>=1\.9 \(installed: 1\.5\.4\)"):
+        dep.ensure_dependencies(path, mode="never")
+    versions["scipy"], versions["not-here"] = "1.11.4", "1.0"
+    assert dep.plan(path)["missing"] == []
+    dep.ensure_dependencies(path, mode="never")  # all met: nothing to do, no error
+
+
 class PackagingStandIn(types.ModuleType):
     """Test double of Slicer >= 5.12's ``slicer.packaging`` (pip_ensure records its arguments, installs nothing)."""
 
@@ -237,3 +257,29 @@ def test_without_the_pytorch_extension_a_declined_prompt_installs_nothing(tmp_pa
     monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", lambda *a, **k: True)  # the user accepts
     dep.ensure_dependencies(path, mode="ask")
     assert ran == [["light_the_torch", "install", "torch>=2.1"]]
+
+
+def test_torch_messages_name_only_what_this_slicer_has_and_never_ask_to_uninstall_a_loaded_torch(tmp_path,
+                                                                                                  monkeypatch):
+    """Rules read from the PyTorch extension (fepegar/SlicerPyTorch, PyTorchUtils/PyTorchUtils.py): its module is
+    titled "PyTorch Utils" (line 16), and its Uninstall of a torch that is loaded fails, "Probably PyTorch is already
+    in use. Please restart the application and try again." (line 84; on Windows pip cannot delete loaded libraries
+    and may leave torch half removed). The old-torch message asked for exactly that (uninstall, then restart), and a
+    Slicer without the extension was told to decline-then-use a 'PyTorch Util' module it does not have."""
+    path = tmp_path / "requirements.txt"
+    path.write_text("# nothing else\n", encoding="utf-8")
+    versions = {"torch": "1.13.1", "light-the-torch": "0.7.5"}
+    monkeypatch.setattr(dep, "installed_version", lambda name: versions.get(name))
+    monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))  # loaded by another module
+    with pytest.raises(dep.DependencyError) as loaded:
+        dep.ensure_dependencies(path, mode="ask")
+    message = str(loaded.value)
+    assert "restart Slicer" in message and "uninstall" not in message.lower()
+    monkeypatch.delitem(sys.modules, "torch")
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", None)  # a Slicer without the PyTorch extension
+    monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", lambda *a, **k: False)  # the user declines
+    with pytest.raises(dep.DependencyError, match="declined") as declined:
+        dep.ensure_dependencies(path, mode="ask")
+    assert "PyTorch Util" not in str(declined.value) and "PyTorch extension" in str(declined.value)
+    source = (ROOT / "DCEDiff" / "DCEDiffSlicerLib" / "dependencies.py").read_text(encoding="utf-8")
+    assert "'PyTorch Util'" not in source  # the module's title is "PyTorch Utils"

@@ -26,15 +26,17 @@ def translation(name, shift_ras):
     return node
 
 
-def test_the_centre_is_the_first_placed_point_of_a_point_list():
-    """center_lps_from_markups: "a point list's first placed point". Kills placed[0] -> placed[-1] (S09): with two
-    placed points the last one was taken, and with an unplaced first point the second (the first placed) must be."""
+def test_the_centre_is_the_last_placed_point_of_a_point_list():
+    """center_lps_from_markups: "a point list's last placed point". Kills placed[-1] -> placed[0] (S09; the rule was
+    the first placed point until placing the centre again was found to add a point, see
+    Testing/test_slicer_centre_placed.py): with three placed points the last one is taken, and an unplaced last
+    point is skipped for the last placed one."""
     points = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "centre")
     points.AddControlPoint(10.0, 20.0, 30.0)
     points.AddControlPoint(-1.0, -2.0, 3.0)
     points.AddControlPoint(7.0, 8.0, 9.0)
-    assert scene_io.center_lps_from_markups(points) == pytest.approx((-10.0, -20.0, 30.0))
-    points.UnsetNthControlPointPosition(0)
+    assert scene_io.center_lps_from_markups(points) == pytest.approx((-7.0, -8.0, 9.0))
+    points.UnsetNthControlPointPosition(2)
     assert scene_io.center_lps_from_markups(points) == pytest.approx((1.0, 2.0, 3.0))
 
 

@@ -62,9 +62,45 @@ def installed_version(name: str) -> Optional[str]:
         return None
 
 
+def _met(requirement: str, version: str) -> bool:
+    """Whether an installed ``version`` meets ``requirement``'s bounds (``scipy>=1.9``); True where ``packaging``
+    (shipped with Slicer) cannot read the requirement or the version: pip then decides."""
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+        from packaging.version import InvalidVersion
+    except ImportError:
+        return True
+    try:
+        return Requirement(requirement).specifier.contains(version, prereleases=True)
+    except (InvalidRequirement, InvalidVersion):
+        return True
+
+
+def _applies(requirement: str) -> bool:
+    """Whether ``requirement`` applies to this Python (its environment marker, e.g. ``; sys_platform == 'win32'``)."""
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:
+        return True
+    try:
+        marker = Requirement(requirement).marker
+    except InvalidRequirement:
+        return True
+    return marker is None or marker.evaluate()
+
+
 def missing_requirements(requirements: List[str]) -> List[str]:
-    """The requirements whose distribution is not installed at all (version bounds are left to pip)."""
-    return [r for r in requirements if installed_version(_name(r)) is None]
+    """The requirements not met: the distribution is not installed, or its installed version is outside the bounds
+    (``scikit-image>=0.21`` with 0.19 left by another extension). Only a requirement found here is installed, so a
+    too old version left in place would reach the engine; pip upgrades it when asked (``pip install 'x>=v'``)."""
+    missing = []
+    for requirement in requirements:
+        if not _applies(requirement):
+            continue
+        version = installed_version(_name(requirement))
+        if version is None or not _met(requirement, version):
+            missing.append(requirement)
+    return missing
 
 
 def version_tuple(version: str) -> Tuple[int, ...]:
@@ -123,7 +159,10 @@ def missing_text(state: dict) -> str:
         what.append(f"PyTorch ({TORCH_REQUIREMENT})")
     elif state["torch"] == "too_old":
         what.append(f"PyTorch {TORCH_REQUIREMENT} (installed: {state['torch_version']})")
-    return ", ".join(what + list(state["missing"]))
+    for requirement in state["missing"]:
+        version = installed_version(_name(requirement))
+        what.append(requirement if version is None else f"{requirement} (installed: {version})")
+    return ", ".join(what)
 
 
 def ensure_dependencies(requirements_path, parent=None, mode: str = "ask",
@@ -172,24 +211,27 @@ def _run_python_module(slicer, args: List[str]) -> None:
 def _ensure_torch(slicer, state: dict, ask: bool, parent=None) -> None:
     status, version = state["torch"], state["torch_version"]
     if status == "too_old" and "torch" in sys.modules:
+        # not "uninstall it first": pip cannot remove a loaded torch's libraries on Windows, and a half-removed torch
+        # is broken for every module (the PyTorch extension's uninstall says "Probably PyTorch is already in use")
         raise DependencyError(
             f"PyTorch {version} is loaded in this Slicer session (by another module) and is older than DCEDiff needs "
-            f"({TORCH_REQUIREMENT}). Open the 'PyTorch Util' module, uninstall PyTorch, restart Slicer, then press "
-            "Apply again.")
+            f"({TORCH_REQUIREMENT}); a loaded PyTorch cannot be replaced. Please restart Slicer, then press Apply in "
+            f"DCEDiff before opening the module that loads PyTorch: DCEDiff then installs PyTorch {TORCH_REQUIREMENT} "
+            "in its place, after asking.")
     extension = _pytorch_extension()
     if extension is not None:
         # The PyTorch extension's own installer (light-the-torch in a child, the prompt skipped under --testing), as
         # TotalSegmentator and MONAIAuto3DSeg use it; it imports torch into this process once installed.
         if extension.installTorch(askConfirmation=ask, torchVersionRequirement=TORCH_REQUIREMENT) is None:
-            raise DependencyError("PyTorch was not installed (declined). DCEDiff cannot run without it; install it "
-                                  "from the 'PyTorch Util' module.")
+            raise DependencyError("PyTorch was not installed (declined). DCEDiff cannot run without it; press Apply "
+                                  "again, or install it from the 'PyTorch Utils' module.")
     else:
         _install_torch_without_the_extension(slicer, status, version, ask, parent)
     importlib.invalidate_caches()
     after, new_version = torch_status()
     if after != "ok":
         raise DependencyError(f"installing PyTorch {TORCH_REQUIREMENT} failed (found: {new_version or 'none'}); "
-                              "see the Python console, or use the 'PyTorch Util' module")
+                              "see the Python console, or use the 'PyTorch Utils' module of the PyTorch extension")
 
 
 def _pytorch_extension():
@@ -213,8 +255,10 @@ def _install_torch_without_the_extension(slicer, status: str, version: Optional[
                 text + " Install it now? This downloads about 1-3 GB and takes a few minutes (light-the-torch picks "
                 "the CUDA build that fits your GPU driver, else the CPU build).", "DCEDiff: install PyTorch",
                 parent=parent):
-            raise DependencyError("PyTorch was not installed (declined). DCEDiff cannot run without it; install it "
-                                  "from the 'PyTorch Util' module.")
+            # no 'PyTorch Utils' module to point to here: this Slicer has no PyTorch extension
+            raise DependencyError("PyTorch was not installed (declined). DCEDiff cannot run without it; press Apply "
+                                  "again, or install the PyTorch extension (Extensions Manager), restart Slicer and "
+                                  "press Apply.")
     if installed_version("light-the-torch") is None:
         slicer.util.pip_install([LIGHT_THE_TORCH])
     _run_python_module(slicer, ["light_the_torch", "install", f"torch{TORCH_REQUIREMENT}"])

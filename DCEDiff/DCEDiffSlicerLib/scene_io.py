@@ -223,10 +223,14 @@ def point_ras_to_lps(point) -> tuple:
 
 
 def center_lps_from_markups(node) -> Optional[tuple]:
-    """The prostate centre in LPS mm from a markups node: an ROI's centre or a point list's first placed point
+    """The prostate centre in LPS mm from a markups node: an ROI's centre or a point list's last placed point
     (world coordinates). None when ``node`` is None. An ROI not placed yet, or a point list whose points are all
     unplaced (position undefined, or marked missing: "Skip" in the Markups module), is refused: its coordinates are
-    (0, 0, 0) or a position the user cleared, not the prostate."""
+    (0, 0, 0) or a position the user cleared, not the prostate.
+
+    The last placed point, not the first: placing the centre again with the place button next to the selector adds
+    a control point after the ones already placed (Slicer's vtkMRMLMarkupsDisplayNode::UpdateActiveControlPointWorld
+    appends a point unless one is unplaced), so the first placed point is the one the user meant to replace."""
     if node is None:
         return None
     position = [0.0, 0.0, 0.0]
@@ -239,7 +243,7 @@ def center_lps_from_markups(node) -> Optional[tuple]:
     if node.IsA("vtkMRMLMarkupsROINode"):
         node.GetCenterWorld(position)
     else:
-        node.GetNthControlPointPositionWorld(placed[0], position)
+        node.GetNthControlPointPositionWorld(placed[-1], position)
     return point_ras_to_lps(position)
 
 
