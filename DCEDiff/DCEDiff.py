@@ -628,6 +628,9 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
                          "the item the browser shows): Fill from study copies the frames it picks into volumes of "
                          "their own, or clone the item shown (Data module → right-click → Clone) and select the copy")
             raise ValueError(same)
+        synthetic = scene_io.synthetic_input_message(nodes, labels)  # a result, fresh or from a reopened scene
+        if synthetic:
+            raise ValueError(synthetic)
         centerLps = scene_io.center_lps_from_markups(center)
         workDir = Path(tempfile.mkdtemp(prefix="DCEDiff-", dir=slicer.app.temporaryPath))
         runner = None

@@ -270,6 +270,23 @@ def flag_synthetic(node, provenance: Dict[str, object], role: str) -> None:
         node.SetAttribute(PROVENANCE_PREFIX + str(key), text)
 
 
+def synthetic_input_message(nodes: Dict[str, object], labels: Dict[str, str]) -> Optional[str]:
+    """The error for a DCEDiff result selected as an input (a synthetic early DCE as the acquired early DCE: the
+    residual is then zero and the metrics perfect, a synthesis scored against itself), or None. ``nodes``: role key
+    → selected node or None; ``labels``: role key → the input's name. A result node is known by its
+    ``SYNTHETIC_ATTRIBUTE``, which a saved and reopened scene (and a cloned node) keeps; the .nrrd Slicer writes for
+    it does not (vtkMRMLVolumeArchetypeStorageNode writes no node attribute), so the same volume loaded on its own
+    from that file is not recognised."""
+    for key, node in nodes.items():
+        get = getattr(node, "GetAttribute", None)
+        if get is None or (get(SYNTHETIC_ATTRIBUTE) or "").lower() != "true":
+            continue
+        role = get(ROLE_ATTRIBUTE)
+        return (f"{labels.get(key, key)}: {node.GetName()} is a DCEDiff result (synthetic"
+                + (f", {role}" if role else "") + "), not an acquired image; expected an acquired series")
+    return None
+
+
 def out_of_distribution(side: dict) -> Optional[dict]:
     """The engine's out-of-distribution verdict from a synthesis.json dict when it flagged the inputs
     ({"score", "threshold", "reasons"}), else None (not flagged, or not checked)."""
