@@ -27,6 +27,20 @@ _MANUFACTURER = "0008|0070"
 _TEXT_KEYS = (SOURCE_KEY, "descrip", "ITK_FileNotes", "description", _MANUFACTURER)
 
 
+SYNTHETIC_KEY = "DCEDiff_synthetic"  # "true" in every volume DCEDiff writes as a result (pipeline.write_outputs)
+RESULT_DESCRIP = "SYNTHETIC"  # how a result's NIfTI descrip starts (pipeline.provenance_descrip)
+
+
+def is_dcediff_result(image) -> bool:
+    """Whether a SimpleITK image (with the metadata read from its file) is a volume DCEDiff wrote as a result: the
+    key ``SYNTHETIC_KEY`` (NRRD/MHA), or a NIfTI ``descrip`` of ``pipeline.provenance_descrip``'s form
+    ("SYNTHETIC ... seed=N"). A phantom's files are marked otherwise (``PHANTOM_MARK``) and are not results."""
+    if image.HasMetaDataKey(SYNTHETIC_KEY) and image.GetMetaData(SYNTHETIC_KEY).strip().lower() == "true":
+        return True
+    text = image.GetMetaData("descrip").strip() if image.HasMetaDataKey("descrip") else ""
+    return text.startswith(RESULT_DESCRIP + " ") and " seed=" in text
+
+
 def _marked(text: str) -> bool:
     return str(text).strip().startswith(PHANTOM_MARK)
 

@@ -20,6 +20,7 @@ import SimpleITK as sitk
 
 from DCEDiffLib import __version__, defaults
 from DCEDiffLib.acquired_scale import acquired_scale_note, to_t1pre_scale
+from DCEDiffLib.data_source import RESULT_DESCRIP, SYNTHETIC_KEY
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.extras import extra_available, skip_message
 from DCEDiffLib.intensity_tail import adds_excess_back, synthetic_intensity, t1pre_excess_to_add
@@ -112,7 +113,7 @@ def provenance_descrip(provenance: dict, limit: int = 79, warning: Optional[str]
     steps and seed always fit; a long model name is shortened in the middle. ``warning`` (short, ASCII) goes
     right after SYNTHETIC, e.g. the out-of-distribution flag."""
     tail = f" sampler={provenance['sampler']} steps={provenance['steps']} seed={provenance['seed']}"
-    head = f"SYNTHETIC {warning} DCEDiff model=" if warning else "SYNTHETIC DCEDiff model="
+    head = f"{RESULT_DESCRIP} {warning} DCEDiff model=" if warning else f"{RESULT_DESCRIP} DCEDiff model="
     model = str(provenance["model"]).encode("ascii", errors="replace").decode("ascii")
     # with two warnings and a long seed the model name's room runs out: shorter words first, then the name itself
     if limit - len(head) - len(tail) < 5:
@@ -376,7 +377,7 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
     description = provenance_text(output.provenance) + (f". WARNING: {warning}" if warning else "")
     flags = " ".join(([OOD_DESCRIP] if warning else []) + ([missing_descrip(missing)] if missing else []))
     keys = {"description": provenance_descrip(output.provenance, warning=flags or None),
-            "DCEDiff_synthetic": "true", "DCEDiff_label": description,
+            SYNTHETIC_KEY: "true", "DCEDiff_label": description,
             **{f"DCEDiff_{k}": ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
                for k, v in output.provenance.items()}}
     if warning:

@@ -18,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from DCEDiffLib import __version__
+from DCEDiffLib.data_source import is_dcediff_result
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.intensity_tail import tame_heavy_tail
 from DCEDiffLib.modalities import (ACQUIRED_BASELINE, DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT_VALUE,
@@ -191,6 +192,10 @@ def read_inputs(inputs: Mapping[str, object], optional: Sequence[str] = ()) -> D
             continue
         is_label = key in LABEL_KEYS
         image = read_volume(source, name=_name(key), allow_constant=is_label)
+        if not is_label and is_dcediff_result(image):  # scored against itself, a synthesis has no error at all
+            raise InputError(f"{_name(key)}: {source if isinstance(source, (str, Path)) else 'the image'} is a "
+                             "DCEDiff result (synthetic; its header says so), not an acquired image; expected an "
+                             "acquired series")
         if is_label:
             image = _as_label_map(image, key)
         _check_spacing(image, key)
