@@ -430,7 +430,6 @@ def test_an_enhanced_file_in_the_deflated_syntax_is_one_stack_with_its_timing(tm
     assert image.GetSize() == (4, 4, 4) and image.GetSpacing() == (2.0, 2.0, 3.0)
 
 
-
 def test_an_enhanced_file_in_the_big_endian_syntax_is_one_stack_with_its_timing(tmp_path):
     """GDCM reads the retired Explicit VR Big Endian syntax (dicom_part10.UNCOMPRESSED; old archives still hold it),
     whose data set spells every tag, length and binary value big endian (the file meta header stays little

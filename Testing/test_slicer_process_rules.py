@@ -57,12 +57,9 @@ class _StuckHandle:
         return None
 
 
-@pytest.mark.parametrize("how", ["cancel", "timeout"])
-def test_a_tree_that_will_not_die_ends_the_wait_as_cancelled_or_timed_out(how):
-    """wait(): after a cancel the result is cancelled, after the time-out a time-out error, "either way this returns
-    within kill_grace seconds of the kill, even if the process ... does not go away". Kills the give-up path
-    reporting a cancelled run as not cancelled (P18: the module would show a failure for the user's own cancel)."""
-    launched = []
+def _stuck_launcher(launched: list):
+    """A launch function whose process (a real sleeping Python, appended to ``launched``) cannot be killed through
+    its handle (``_StuckHandle``): a tree that will not die."""
 
     def launch(cmd, cwd=None, env_update=None):
         real = subprocess.Popen([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
@@ -70,6 +67,16 @@ def test_a_tree_that_will_not_die_ends_the_wait_as_cancelled_or_timed_out(how):
         launched.append(real)
         return _StuckHandle(real)
 
+    return launch
+
+
+@pytest.mark.parametrize("how", ["cancel", "timeout"])
+def test_a_tree_that_will_not_die_ends_the_wait_as_cancelled_or_timed_out(how):
+    """wait(): after a cancel the result is cancelled, after the time-out a time-out error, "either way this returns
+    within kill_grace seconds of the kill, even if the process ... does not go away". Kills the give-up path
+    reporting a cancelled run as not cancelled (P18: the module would show a failure for the user's own cancel)."""
+    launched = []
+    launch = _stuck_launcher(launched)
     runner = pr.ProcessRunner(["engine"], launch=launch, kill_grace=0.5).start()
     started = time.monotonic()
     try:
@@ -92,13 +99,7 @@ def test_polling_after_a_cancel_whose_tree_will_not_die_ends_the_run_as_cancelle
     driver call) kept poll() returning None for good; the panel said "Cancelling…" with its inputs locked until
     Slicer was restarted. The same give-up as wait(): a cancelled result within kill_grace seconds of the kill."""
     launched = []
-
-    def launch(cmd, cwd=None, env_update=None):
-        real = subprocess.Popen([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        launched.append(real)
-        return _StuckHandle(real)
-
+    launch = _stuck_launcher(launched)
     runner = pr.ProcessRunner(["engine"], launch=launch, kill_grace=0.5).start()
     try:
         runner.cancel()

@@ -35,6 +35,9 @@ slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-c
 import slicer.util  # noqa: E402
 import vtk  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_slicer_module import WidgetStandIn as ModuleWidgetStandIn  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 MODULE_DIR = ROOT / "DCEDiff"
 WIDGETS = []  # made by make_widget; their observers are removed before the scene is released
@@ -172,23 +175,11 @@ class ScriptedLoadableModuleWidget:
         """Slicer's adds the developer section; nothing here."""
 
 
-class WidgetStandIn:
-    """Test double of a Qt widget of DCEDiff.ui: the properties and slots the module uses."""
+class WidgetStandIn(ModuleWidgetStandIn):
+    """Test double of a Qt widget of DCEDiff.ui (test_slicer_module's), which setup() also connects signals of."""
 
-    def __init__(self):
-        self.text, self.toolTip, self.enabled, self.value, self.visible, self.lines = "", "", True, 0, True, []
-
-    def setVisible(self, visible):
-        self.visible = visible
-
-    def clear(self):
-        self.lines = []
-
-    def appendPlainText(self, line):
-        self.lines.append(line)
-
-    def setCurrentNode(self, node):
-        self.currentNode = node
+    def __init__(self, name=""):
+        super().__init__(name)
 
     def connect(self, signal, slot):
         pass
