@@ -36,6 +36,21 @@ def test_a_full_disk_without_a_file_name_names_the_output_folder():
     assert resource_failure_words(bare).startswith("no space left on the disk:")
 
 
+def test_a_command_that_fills_the_disk_names_its_output_folder(tmp_path, monkeypatch, capsys):
+    """main() hands the command's --out to resource_failure_words: `dcediff phantom` whose write hits a full disk
+    (ENOSPC without a file name) ends with 'no space left on the disk (writing OUT)'. Stand-in for the full disk:
+    the dataset writer raises that OSError. Mutation audit: kills the output folder not passed by main()."""
+    import DCEDiffLib.phantom
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(DCEDiffLib.phantom, "generate_dataset", full_disk)
+    out = tmp_path / "cases"
+    assert main(["phantom", "--out", str(out)]) == 2
+    assert f"no space left on the disk (writing {out})" in capsys.readouterr().err
+
+
 def test_a_library_that_cannot_be_mapped_under_a_memory_limit_is_out_of_memory():
     """Under `ulimit -v` (a batch system's h_vmem) importing torch fails with an ImportError from the loader: said
     as out of memory, one line; another ImportError stays what it is (a traceback)."""

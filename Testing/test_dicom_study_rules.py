@@ -182,7 +182,7 @@ def _sequence_of(group: int, number: int, items, implicit: bool = False, order: 
 
 def enhanced_mr_file(path, positions, timing=None, frame_timing=None, implicit=False, deflated=False,
                      before_groups=b"", pixel_element=(0x7FE0, 0x0010, b"OW"), big_endian=False,
-                     description=b"fl3d_vibe_tra", character_set=None) -> None:
+                     description=b"fl3d_vibe_tra", character_set=None, top_extra=(), pixels=None) -> None:
     """An Enhanced MR Image Storage file: per-frame ImagePositionPatient (0020,0032) in the Plane Position Sequence
     of each frame's functional groups; flip angle, TR (DS) and echo time (FD) in the MR Timing and MR Echo sequences
     of the shared groups (``timing``: (flip, TR, TE)) or of each frame (``frame_timing``: one such triple per
@@ -190,7 +190,9 @@ def enhanced_mr_file(path, positions, timing=None, frame_timing=None, implicit=F
     Endian (one raw deflate stream after the file meta header); ``before_groups``: encoded elements that come before
     the functional groups (a private element); ``pixel_element``: tag and VR of the pixel data; ``big_endian``: the
     data set in Explicit VR Big Endian (the file meta header stays little endian); ``description``: the
-    SeriesDescription's bytes, ``character_set``: a SpecificCharacterSet (0008,0005) to declare."""
+    SeriesDescription's bytes, ``character_set``: a SpecificCharacterSet (0008,0005) to declare; ``top_extra``:
+    (group, element, VR, value) elements of the top level (put in tag order); ``pixels``: the pixel data's bytes
+    (zero-padded to the frames' size)."""
     order = ">" if big_endian else "<"
 
     def element(group, number, vr, value):
@@ -227,9 +229,12 @@ def enhanced_mr_file(path, positions, timing=None, frame_timing=None, implicit=F
             (0x0028, 0x0004, b"CS", b"MONOCHROME2"), (0x0028, 0x0008, b"IS", str(len(positions)).encode()),
             (0x0028, 0x0010, b"US", us(4)), (0x0028, 0x0011, b"US", us(4)), (0x0028, 0x0100, b"US", us(16)),
             (0x0028, 0x0101, b"US", us(16)), (0x0028, 0x0102, b"US", us(15)), (0x0028, 0x0103, b"US", us(1))]
+    top = sorted(top + list(top_extra), key=lambda e: (e[0], e[1]))
     data = (b"".join(element(*e) for e in top) + before_groups
             + sequence(0x5200, 0x9229, [shared]) + sequence(0x5200, 0x9230, frames))
-    data += element(*pixel_element, np.arange(len(positions) * 16, dtype=order + "i2").tobytes())
+    size = len(positions) * 32
+    data += element(*pixel_element, np.arange(len(positions) * 16, dtype=order + "i2").tobytes() if pixels is None
+                    else pixels.ljust(size, b"\0")[:size])
     if deflated:
         deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
         data = deflate.compress(data) + deflate.flush()
@@ -563,3 +568,107 @@ def test_only_mr_images_that_cannot_be_decoded_hold_the_picks_back(tmp_path):
     (study,) = scan_folder(tmp_path, warn=said.append)
     assert [Path(path).name for path, _ in study.undecodable] == ["mr.dcm"]
     assert "skipped 2 file(s)" in said[0] and "ct.dcm (transfer syntax 1.2.840.10008.1.2.4.99" in said[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# Mutation audit of the session's header reading (big endian, _raw_values, multi_frame_header, ISO 2022 decoding,
+# functional timing from one read): each test names the mutation it kills.
+
+STACK = [(0.0, 0.0, 3.0 * k) for k in range(4)]
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_the_header_ends_at_the_pixel_data_in_either_byte_order(tmp_path, big_endian):
+    """frame_positions reads 'the bytes before the pixel data': pixel values that happen to spell an
+    ImagePositionPatient element (in the file's byte order) are no frame's position. Kills the pixel data tag
+    searched little endian only (a big endian header then runs to the end of the file), and the header not cut at
+    the pixel data."""
+    order = ">" if big_endian else "<"
+    look_alike = _data_element(0x0020, 0x0032, b"DS", b"9\\9\\9", order=order)
+    path = tmp_path / "vibe.dcm"
+    enhanced_mr_file(path, STACK, big_endian=big_endian, pixels=look_alike)
+    assert look_alike in path.read_bytes()
+    assert frame_positions(path) == STACK
+
+
+def test_a_position_cut_by_the_end_of_a_truncated_file_is_left_out(tmp_path):
+    """_raw_values: 'values cut by the end of data are left out': a file truncated inside its last frame's
+    position (an incomplete copy; no pixel data reached) gives the positions read whole, not a shortened number.
+    Kills the length check dropped (the cut '9.1' of '9.125' taken as a position)."""
+    path = tmp_path / "vibe.dcm"
+    enhanced_mr_file(path, STACK[:3] + [(0.0, 0.0, 9.125)])
+    data = path.read_bytes()
+    path.write_bytes(data[: data.index(b"9.125") + 3])
+    assert frame_positions(path) == STACK[:3]
+
+
+def test_a_position_of_two_numbers_is_no_frame_position(tmp_path):
+    """_frame_positions keeps 'every ImagePositionPatient ... that decodes as three numbers': a frame whose value has
+    two is left out. Kills the count check widened to two or more."""
+    path = tmp_path / "vibe.dcm"
+    enhanced_mr_file(path, [STACK[0], (0.0, 3.0), STACK[2]])
+    assert frame_positions(path) == [STACK[0], STACK[2]]
+
+
+def test_a_shared_timing_value_that_is_not_finite_gives_way_to_the_frames(tmp_path):
+    """_element_values keeps finite values only: a shared FlipAngle written as 'inf' is no flip angle, and the one
+    the frames agree on is taken. Kills the finiteness check dropped."""
+    path = tmp_path / "vibe.dcm"
+    enhanced_mr_file(path, STACK[:2], timing=(float("inf"), 5.6, 1.6), frame_timing=[(15.0, 5.6, 1.6)] * 2)
+    assert functional_group_timing(path) == {"flip_angle": 15.0, "repetition_time": 5.6, "echo_time": 1.6}
+
+
+def test_the_frames_groups_are_searched_after_the_shared_groups(tmp_path):
+    """The data set is in tag order: the per-frame groups (5200,9230) come after the shared ones (5200,9229), so
+    bytes that spell the per-frame tag earlier (in a vendor's private element) do not hide the shared timing.
+    Kills the per-frame tag searched from the start of the header."""
+    private = _data_element(0x0029, 0x1010, b"OB", b"CSA2" + struct.pack("<HH", 0x5200, 0x9230) + b"\0" * 8)
+    path = tmp_path / "vibe.dcm"
+    enhanced_mr_file(path, STACK[:2], timing=(20.0, 5.6, 1.6), frame_timing=[(10.0, 5.6, 1.6), (15.0, 5.6, 1.6)],
+                     before_groups=private)
+    assert functional_group_timing(path) == {"flip_angle": 20.0, "repetition_time": 5.6, "echo_time": 1.6}
+
+
+def test_multi_frame_header_gives_back_only_what_is_asked_for(tmp_path):
+    """multi_frame_header: 'what is not asked for comes back empty' (the scan asks for positions only where a file
+    has more than one frame). Kills the positions read although not asked for."""
+    from DCEDiffLib.dicom_part10 import multi_frame_header
+
+    path = tmp_path / "vibe.dcm"
+    enhanced_mr_file(path, STACK, timing=(20.0, 5.6, 1.6))
+    assert multi_frame_header(path, positions=False, timing=True) == (
+        [], {"flip_angle": 20.0, "repetition_time": 5.6, "echo_time": 1.6})
+    assert multi_frame_header(path, positions=True, timing=False) == (STACK, {})
+
+
+def test_a_flip_angle_only_in_the_groups_is_read_and_the_top_levels_timing_kept(tmp_path):
+    """_file_facts reads the functional groups where the top level lacks any of flip angle, TR and TE, and
+    _series_info keeps what the top level holds: an enhanced file with TR 7 and TE 2 at its top level (a converter's
+    copy) but its flip angle only in the shared groups (which say TR 5.6, TE 1.6) is flip 12°, TR 7, TE 2. Kills the
+    groups read only when all three are missing, and the groups' values put over the top level's."""
+    path = tmp_path / "vibe.dcm"
+    enhanced_mr_file(path, STACK, timing=(12.0, 5.6, 1.6),
+                     top_extra=[(0x0018, 0x0080, b"DS", b"7"), (0x0018, 0x0081, b"DS", b"2")])
+    (study,) = scan_folder(tmp_path, warn=lambda message: None)
+    (series,) = study.series
+    assert (series.flip_angle, series.repetition_time, series.echo_time) == (12.0, 7.0, 2.0)
+
+
+@pytest.mark.parametrize("character_set, raw, text", [
+    # one ISO 2022 term: its escapes are decoded, not printed (kills the ISO 2022 path taken only with two terms)
+    ("ISO 2022 IR 100", b"\x1b-A\xe9t\xe9", "été"),
+    # defined terms in lower case are the same terms (kills the terms not upper-cased)
+    ("iso 2022 ir 6\\iso 2022 ir 100", b"caf\xe9", "café"),
+    # a G0 escape (to kanji and back) leaves the G1 set as it was (kills a G0 escape resetting G1)
+    ("ISO 2022 IR 100\\ISO 2022 IR 87", b"\xe9 \x1b$B;3\x1b(B \xe9", "é 山 é"),
+    # the first term's own G1 set comes before a later term's (kills the later term's set put first)
+    ("ISO 2022 IR 100\\ISO 2022 IR 144", b"\xe9", "é"),
+    # 0x80 is the first byte of the G1 half (kills the split at 0x81)
+    ("ISO 2022 IR 100", b"\x80\xe9", "\x80é"),
+])
+def test_iso_2022_sets_are_switched_as_the_standard_says(character_set, raw, text):
+    """dicom_text.decode_bytes under ISO 2022 code extensions (PS3.5 6.1.2.5): the first term's sets active at the
+    start, escape sequences switching the G0 or the G1 set only, bytes 0x80 and up decoded with the G1 set."""
+    from DCEDiffLib.dicom_text import decode_bytes
+
+    assert decode_bytes(raw, character_set) == text

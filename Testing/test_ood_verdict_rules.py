@@ -57,3 +57,18 @@ def test_one_input_that_is_not_a_marked_phantom_is_enough_for_a_phantom_only_car
     (reason,) = result["reasons"]
     named = reason.split(": not a DCEDiff phantom")[0]
     assert "ADC" in named and "T2-weighted" not in named and "proton density" not in named
+
+
+def test_geometry_reasons_name_the_patient_axis_not_the_slice():
+    """_reason for geometry features (series_geometry measures by patient axis, so a sagittal series' head–foot size
+    is its in-plane pixel): the words say 'voxel size across the body', 'voxel size head–foot' and 'field of view
+    across the body', not 'slice thickness'. Mutation audit: kills the old wording put back."""
+    card = {"version": ood.STATISTICS_VERSION, "conditions": ["t2w"], "features": {
+        f"geometry.t2w.{key}": {"kind": "log", "centre": 0.0, "scale": 0.05, "threshold": 1.0,
+                                "training_range": [1.0, 1.0]} for key in ("inplane_mm", "slice_mm", "fov_mm")}}
+    exam = {"gland_region": "central ellipsoid", "geometry": {"t2w": {"inplane_mm": 4.0, "slice_mm": 8.0,
+                                                                     "fov_mm": 16.0}}}
+    reasons = "\n".join(ood.ood_score(exam, card)["reasons"])
+    assert "voxel size across the body (in-plane for an axial series) 4" in reasons
+    assert "voxel size head–foot (the slice spacing of an axial series) 8" in reasons
+    assert "field of view across the body 16" in reasons and "slice thickness" not in reasons

@@ -28,7 +28,7 @@ pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is n
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_slicer_module import MODULE_DIR, STAND_INS  # noqa: E402
+from test_slicer_module import MODULE_DIR, STAND_INS, modules  # noqa: E402,F401  (modules: fixture)
 
 BOOTSTRAP = STAND_INS + r'''
 import os, signal, subprocess, sys, types
@@ -116,3 +116,42 @@ def test_a_signal_during_the_run_stops_the_engine_removes_the_inputs_copies_and_
             batch.kill()
         if engine is not None and _alive(engine):
             os.kill(engine, signal.SIGKILL)
+
+
+def test_the_handlers_are_put_back_before_slicer_exits(tmp_path):
+    """DCEDiffBatch's __main__ block restores the signal handlers it replaced before exitSlicer (a signal after the
+    run ends Slicer at once, as before): run with no inputs (exit 2), ``slicer.util.exit`` sees SIGINT and SIGTERM
+    at SIG_DFL again. Stand-in for Slicer's exit: ``slicer.util.exit`` prints the handlers and ends the process.
+    Mutation audit: kills restoreSignals left out of the __main__ block."""
+    recording_exit = ("def _exit(code):\n"
+                      "    print('at exit:', signal.getsignal(signal.SIGINT) is signal.SIG_DFL,"
+                      " signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, flush=True)\n"
+                      "    os._exit(code)\n"
+                      "slicer.util.exit = _exit\n")
+    bootstrap = BOOTSTRAP.replace("exec(open(batch).read(), _globals)",
+                                  recording_exit + "exec(open(batch).read(), _globals)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(TEST_TEMPORARY=str(tmp_path), TEST_ENGINE_PID=str(tmp_path / "engine.pid"), OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", bootstrap, str(MODULE_DIR / "DCEDiffBatch.py")],
+                          capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "at exit: True True" in done.stdout, done.stdout + done.stderr
+
+
+def test_restoring_puts_back_a_python_handler_that_was_there(modules):
+    """restoreSignals puts back 'the handlers interruptOnSignals replaced': a Python handler that was installed
+    before the run is the handler again afterwards (not SIG_DFL). Mutation audit: kills every handler restored as
+    SIG_DFL."""
+    _, batch = modules
+
+    def before(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, before)
+    try:
+        replaced = batch.interruptOnSignals()
+        assert signal.getsignal(signal.SIGTERM) is not before
+        batch.restoreSignals(replaced)
+        assert signal.getsignal(signal.SIGTERM) is before
+    finally:
+        signal.signal(signal.SIGTERM, previous)

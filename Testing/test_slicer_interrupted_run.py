@@ -92,3 +92,45 @@ def test_an_interrupt_while_the_inputs_are_copied_leaves_no_copies(modules, monk
         logic.process(volume("t2w", 1), volume("pd", 2), volume("adc", 3), volume("t1pre", 4), device="cpu")
     assert len(written) == 1 and not logic.isRunning
     assert list(tmp_path.iterdir()) == [], "the copies of the inputs written before the interrupt are left behind"
+
+
+def test_an_interrupt_right_after_the_engine_started_kills_it_and_leaves_no_copies(modules, monkeypatch, tmp_path):
+    """Ctrl-C (or the batch script's SIGTERM) that arrives inside ProcessRunner.start(), after the engine was
+    launched and before process() holds the job: the clean-up kills the engine's tree too, not only the copies.
+    Stand-ins: a real child process for the engine; the output reader's thread start raises KeyboardInterrupt (the
+    signal arriving then). Mutation audit: kills the started runner not cancelled in process()'s clean-up."""
+    import threading
+
+    DCEDiff, _ = modules
+    monkeypatch.setattr(slicer, "app", types.SimpleNamespace(temporaryPath=str(tmp_path), slicerHome=""),
+                        raising=False)
+    started = []
+
+    def launch(cmd, cwd=None, env_update=None):
+        started.append(subprocess.Popen([sys.executable, "-c", ENGINE_STAND_IN], stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT))
+        return started[-1]
+
+    monkeypatch.setattr(DCEDiff, "_launchInSlicer", launch)
+    real_start = threading.Thread.start
+
+    def start(thread):
+        if thread.name == "DCEDiff-output-reader":
+            raise KeyboardInterrupt()
+        return real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    logic = DCEDiff.DCEDiffLogic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            logic.process(volume("t2w", 1), volume("pd", 2), volume("adc", 3), volume("t1pre", 4), device="cpu")
+        assert len(started) == 1 and not logic.isRunning
+        deadline = time.monotonic() + 15
+        while started[0].poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert started[0].poll() is not None, "the engine is still running"
+        assert list(tmp_path.iterdir()) == [], "the temporary folder with the inputs' copies is left behind"
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()

@@ -2,6 +2,7 @@
 output, cancel and time-out) that no earlier test could fail. Real subprocesses of this Python (no engine, no
 ../shared data); each test names the mutation it kills."""
 
+import os
 import subprocess
 import sys
 import time
@@ -131,3 +132,80 @@ def test_the_windows_tree_kill_opens_no_console_window(monkeypatch):
     assert killed == [4321]
     assert [args for args, _ in calls] == [["taskkill", "/F", "/T", "/PID", "4321"]]
     assert calls[0][1].get("creationflags", 0) & 0x08000000, "taskkill is started with a console window"
+
+
+ESCAPED_HOLDER = r"""
+import os, sys, time
+if os.fork() == 0:             # a child that forks a grandchild and exits: the grandchild is re-parented, out of
+    if os.fork() == 0:         # the engine's tree, and keeps the output pipe open
+        os.setsid()
+        print(f"grandchild {os.getpid()}", flush=True)
+        time.sleep(60)
+    os._exit(0)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="os.fork")
+def test_a_timed_out_engine_that_died_is_stopped_not_undying_while_a_stray_holds_its_output():
+    """poll() gives up on a killed tree only while the process has not ended: an engine killed at its time-out that
+    did end, whose output pipe a stray process outside its tree keeps open, ends as 'was stopped' (with the advice
+    to run fewer steps) once the output grace has passed, not as 'could not be stopped'. Mutation audit: kills the
+    'not ended' condition dropped from poll()'s give-up."""
+    runner = pr.ProcessRunner([sys.executable, "-c", ESCAPED_HOLDER], kill_grace=0.5)
+    try:
+        runner.start()
+        deadline = time.monotonic() + 10
+        while not any(line.startswith("grandchild ") for line in runner._tail) and time.monotonic() < deadline:
+            runner.poll()
+            time.sleep(0.05)
+        result = runner.wait(timeout=0.5)
+        assert result.timed_out and not result.cancelled and not result.ok
+        assert "was stopped" in result.error and "could not be stopped" not in result.error
+    finally:
+        for line in runner._tail:
+            if line.startswith("grandchild "):
+                try:
+                    os.kill(int(line.split()[1]), 9)
+                except OSError:
+                    pass
+
+
+def _stuck_runner(launched):
+    return pr.ProcessRunner(["engine"], launch=_stuck_launcher(launched), kill_grace=0.5).start()
+
+
+def test_cancelling_again_does_not_restart_the_wait_for_a_tree_that_will_not_die():
+    """cancel() notes when it first killed a running tree: the GUI's further cancels (a second click, the scene
+    close's cancel) do not postpone poll()'s give-up, which comes kill_grace seconds after the first kill. Stand-in:
+    a launcher handle that never reports an end (_StuckHandle). Mutation audit: kills the kill time reset by every
+    cancel()."""
+    launched = []
+    runner = _stuck_runner(launched)
+    try:
+        runner.cancel()
+        first = time.monotonic()
+        result = None
+        while result is None and time.monotonic() - first < 5:
+            time.sleep(0.1)
+            runner.cancel()
+            result = runner.poll()
+        assert result is not None and result.cancelled, "poll() kept waiting while cancel() was called again"
+        assert time.monotonic() - first < 2
+    finally:
+        launched[0].kill()
+        launched[0].wait()
+
+
+def test_poll_does_not_give_up_on_a_tree_killed_a_moment_ago():
+    """poll() gives up on a killed tree only after kill_grace seconds: right after cancel(), a process that still
+    says running is waited for (None), as it may yet end with its exit status and last output. Stand-in: the
+    never-ending handle (_StuckHandle). Mutation audit: kills the give-up made at once after the kill."""
+    launched = []
+    runner = _stuck_runner(launched)
+    try:
+        runner.cancel()
+        assert runner.poll() is None
+    finally:
+        launched[0].kill()
+        launched[0].wait()

@@ -63,11 +63,13 @@ def scene():
     slicer.mrmlScene.Clear(1)
 
 
-def load_dce_as_volume_sequence(root, database, scene):
+def load_dce_as_volume_sequence(root, database, scene, index_value=str):
     """Every series as Slicer's DICOM module loads it by default: one scalar volume node per series with its
     ``DICOM.instanceUIDs``, and the multi-frame DCE as MultiVolumeImporterPlugin.load(loadAsVolumeSequence) makes
     it: a sequence node whose item k holds frame k (voxels = k + 1, attributes of that frame's scalar volume), a
-    browser, and its proxy node. Returns (series number → node, sequence node, browser node, sequences logic)."""
+    browser, and its proxy node (``index_value``: item number → the item's index value; MultiVolumeImporterPlugin
+    writes the frames' labels, e.g. trigger times). Returns (series number → node, sequence node, browser node,
+    sequences logic)."""
     uid_of = {path: uid for uid, path in database.files.items()}
     logic = slicer.vtkSlicerSequencesLogic()
     logic.SetMRMLScene(scene)
@@ -88,9 +90,9 @@ def load_dce_as_volume_sequence(root, database, scene):
             slicer.util.updateVolumeFromArray(frame, np.full((3, 4, 5), index + 1, dtype=np.int16))
             frame.SetAttribute(study_fill.INSTANCE_UIDS_ATTRIBUTE, " ".join(uid_of[f.path] for f in volume.files))
             empty = scene.AddNewNodeByClass(frame.GetClassName())
-            sequence.SetDataNodeAtValue(empty, str(index))
+            sequence.SetDataNodeAtValue(empty, index_value(index))
             scene.RemoveNode(empty)
-            sequence.UpdateDataNodeAtValue(frame, str(index), True)
+            sequence.UpdateDataNodeAtValue(frame, index_value(index), True)
             scene.RemoveNode(frame)
         browser = scene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", name + " browser")
         browser.SetAndObserveMasterSequenceNodeID(sequence.GetID())
@@ -222,3 +224,84 @@ def test_an_acquisition_grid_transform_is_refused_with_the_dicom_setting(scene):
         scene_io.volume_node_to_image(node, "T2W")
     assert "3: t2_tse_tra acquisition transform" in str(error.value)
     assert "Acquisition geometry regularization" in str(error.value)
+
+
+
+# ------------------------------------------------------------------------------------------------
+# Mutation audit of dicom_sequence_frames / frame_volume / fill_from_study's frame copies and the proxy refusal
+
+def test_a_copied_frame_is_a_deep_copy_placed_and_named_as_the_proxy_and_its_index(temporal_study, scene):
+    """frame_volume: 'a deep copy of item ``item`` ... named ``<sequence> frame <index value>``, under the parent
+    transform of the sequence's proxy node and next to it in the subject hierarchy', and a name no other node has;
+    the fill lists the copied roles and says so. Index values as MultiVolumeImporterPlugin writes them (trigger
+    times, not item numbers); the proxy under a linear transform and in a study folder; a node already holding the
+    first copy's name. Kills: a shallow copy, the proxy's transform or subject-hierarchy place not given, the item
+    number in the name, the name not made unique, the copied roles not listed."""
+    root, expected, database = temporal_study
+    nodes, sequence, browser, logic = load_dce_as_volume_sequence(root, database, scene,
+                                                                  index_value=lambda i: f"{12.5 * i:g}")
+    proxy = browser.GetProxyNode(sequence)
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "registration")
+    proxy.SetAndObserveTransformNodeID(transform.GetID())
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    study_item = sh.CreateFolderItem(sh.GetSceneItemID(), "study")
+    proxy_item = sh.GetItemByDataNode(proxy) or sh.CreateItem(sh.GetSceneItemID(), proxy)
+    sh.SetItemParent(proxy_item, study_item)
+    late = expected["dce_late"][1]
+    taken = f"{sequence.GetName()} frame {12.5 * late:g}"
+    scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", taken)
+    fill = study_fill.fill_from_study(scene, database.fileForInstance)
+    assert sorted(fill.copied) == ["dce_early", "dce_late", "t1pre"]
+    assert "Copied out of the loaded volume sequence" in fill.message()
+    for role in fill.copied:
+        node = fill.nodes[role]
+        assert node.GetTransformNodeID() == transform.GetID(), role
+        assert sh.GetItemParent(sh.GetItemByDataNode(node)) == study_item, role
+    early = expected["dce_early"][1]
+    assert fill.nodes["dce_early"].GetName() == f"{sequence.GetName()} frame {12.5 * early:g}"
+    assert fill.nodes["dce_late"].GetName() != taken and fill.nodes["dce_late"].GetName().startswith(taken)
+    voxels = slicer.util.arrayFromVolume(fill.nodes["dce_early"])
+    voxels[:] = 99
+    slicer.util.arrayFromVolumeModified(fill.nodes["dce_early"])
+    assert (slicer.util.arrayFromVolume(sequence.GetNthDataNode(early)) == early + 1).all()
+
+
+def test_a_scene_with_only_the_dce_sequence_is_filled_from_its_frames(temporal_study, scene):
+    """fill_from_study refuses a scene with nothing loaded from DICOM only: a scene holding the DCE as a volume
+    sequence alone fills the DCE roles from its frames (the other series are missing, not an error). Kills the
+    refusal made when no plain volume came from DICOM."""
+    root, expected, database = temporal_study
+    nodes, sequence, browser, logic = load_dce_as_volume_sequence(root, database, scene)
+    proxy = browser.GetProxyNode(sequence)
+    for node in list(nodes.values()):
+        if node is not proxy:
+            scene.RemoveNode(node)
+    fill = study_fill.fill_from_study(scene, database.fileForInstance)
+    assert {"dce_early", "dce_late"} <= set(fill.nodes) and "t2w" in fill.missing
+
+
+def test_label_map_items_of_a_sequence_are_no_frames(temporal_study, scene):
+    """dicom_sequence_frames gives scalar volume items only: a sequence of label maps that carry DICOM.instanceUIDs
+    (a segmentation loaded per time point) is no DCE to scan. Kills the label map exclusion dropped."""
+    root, expected, database = temporal_study
+    uid = next(iter(database.files))
+    labels = scene.AddNewNodeByClass("vtkMRMLSequenceNode", "labels")
+    item = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "label")
+    item.SetAttribute(study_fill.INSTANCE_UIDS_ATTRIBUTE, uid)
+    labels.SetDataNodeAtValue(item, "0")
+    assert study_fill.dicom_sequence_frames(scene, database.fileForInstance) == []
+
+
+def test_the_proxy_hint_is_given_only_for_the_node_selected_twice(modules, temporal_study, scene, monkeypatch):
+    """The 'same volume' refusal names a volume sequence's proxy only when the node given twice is that proxy: T2W
+    given as PD too, with the proxy as the T1-pre (once), is refused as before, without the proxy hint. Kills the
+    proxy looked for among every selected node. Qt widgets: the stand-ins of Testing/test_slicer_module.py."""
+    from test_slicer_module import make_widget
+
+    DCEDiff, _ = modules
+    root, expected, database = temporal_study
+    nodes, sequence, browser, logic = load_dce_as_volume_sequence(root, database, scene)
+    widget, _p = make_widget(DCEDiff, monkeypatch)
+    t2w, adc = nodes[expected["t2w"]], nodes[expected["adc"]]
+    with pytest.raises(ValueError, match="T2W and PD: the same volume .* a different series for each$"):
+        widget.logic.process(t2w, t2w, adc, browser.GetProxyNode(sequence))

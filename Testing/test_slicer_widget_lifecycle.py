@@ -348,3 +348,31 @@ def test_an_imported_cards_count_beyond_the_steps_box_is_clamped_and_the_panel_u
     widget._parameterNode.modelFile = str(model)
     assert widget._parameterNode.steps == 1000  # the box's top (MAX_STEPS)
     assert widget.ui.modelInfoLabel.text.startswith("Imported model: long")
+
+
+def test_an_imported_cards_count_below_one_is_raised_to_the_boxs_bottom(DCEDiff, tmp_path):
+    """The clamp to the steps box works at both ends: an imported card's ``sampling.residual_steps`` of 0 sets 1
+    step (WithinRange(1, MAX_STEPS) refuses 0). Mutation audit: kills the lower bound of the clamp dropped."""
+    model = tmp_path / "none.safetensors"
+    model.write_bytes(b"")
+    model.with_suffix(".json").write_text(json.dumps({"objective": "residual", "sampling": {"residual_steps": 0}}),
+                                          encoding="utf-8")
+    widget = make_widget(DCEDiff)
+    widget._parameterNode.modelFile = str(model)
+    assert widget._parameterNode.steps == 1
+    assert widget.ui.modelInfoLabel.text.startswith("Imported model: none")
+
+
+def test_leaving_the_module_stops_observing_the_parameter_node(DCEDiff):
+    """exit() (Slicer calls it when another module is shown) disconnects the panel and stops observing the parameter
+    node: a change made meanwhile (a script, another module) is not written into the hidden panel, and enter() shows
+    it. Mutation audit: kills the observer's removal dropped from _detachParameterNode."""
+    widget = make_widget(DCEDiff)
+    widget.exit()
+    assert not widget.hasObserver(widget._parameterNode, vtk.vtkCommand.ModifiedEvent,
+                                  widget._onParameterNodeModified)
+    widget.ui.modelInfoLabel.text = "hidden panel"
+    widget.logic.getParameterNode().modelFile = "/elsewhere/other.safetensors"
+    assert widget.ui.modelInfoLabel.text == "hidden panel"
+    widget.enter()
+    assert widget.ui.modelInfoLabel.text.startswith("Imported model: other")

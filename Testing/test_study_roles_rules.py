@@ -161,3 +161,26 @@ def test_a_time_past_the_last_frame_is_refused_with_the_series_span():
     with pytest.raises(InputError, match=r"--late-time 81: .* ends 70 s after"):
         pick_roles(study, late_time=81.0, read=read)
     assert pick_roles(study, late_time=79.0, read=read, require=False).picks["dce_late"].frame_index == 9
+    # one frame interval past the last frame is still the last frame (mutation audit: kills > made >=)
+    assert pick_roles(study, late_time=80.0, read=read, require=False).picks["dce_late"].frame_index == 9
+
+
+def test_the_interval_past_the_last_frame_is_the_series_usual_one():
+    """The allowance past the last frame is the series' usual (median) frame interval, not its longest gap: frames
+    every 10 s and a last one 40 s later (ends 100 s after arrival) refuse --late-time 115. Mutation audit: kills the
+    median replaced by the largest interval."""
+    from DCEDiffLib.errors import InputError
+    from DCEDiffLib.study_roles import pick_roles
+
+    times = [5000.0 + 10.0 * i for i in range(9)] + [5120.0]
+    frames = per_time_point_dce(50, times)
+    curve = [100.0, 100.0, 100.0, 150.0, 170.0, 180.0, 185.0, 188.0, 190.0, 191.0]
+    index_of = {s.files[0].path: i for i, s in enumerate(frames)}
+
+    def read(volume, name):
+        return sitk.Image(8, 8, 4, sitk.sitkFloat32) + curve[index_of[volume.files[0].path]]
+
+    study = Study("/none", "1.2", "P", "20000101", frames)
+    with pytest.raises(InputError, match=r"--late-time 115: .* ends 100 s after"):
+        pick_roles(study, late_time=115.0, read=read)
+    assert pick_roles(study, late_time=105.0, read=read, require=False).picks["dce_late"].frame_index == 9
