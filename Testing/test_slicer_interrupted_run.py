@@ -32,6 +32,21 @@ def volume(name, value):
     return node
 
 
+def assert_engine_ended_and_nothing_left(engine, temporary) -> None:
+    """The engine process ends within 15 s, and Slicer's temporary folder holds no copy of the inputs."""
+    deadline = time.monotonic() + 15
+    while engine.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert engine.poll() is not None, "the engine is still running"
+    assert list(temporary.iterdir()) == [], "the temporary folder with the inputs' copies is left behind"
+
+
+def kill_left_running(processes) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+
+
 @pytest.mark.parametrize("interruption", [KeyboardInterrupt, BrokenPipeError])
 def test_an_interrupted_blocking_run_kills_the_engine_and_leaves_nothing(modules, monkeypatch, tmp_path, interruption):
     DCEDiff, _ = modules
@@ -56,15 +71,9 @@ def test_an_interrupted_blocking_run_kills_the_engine_and_leaves_nothing(modules
             logic.process(volume("t2w", 1), volume("pd", 2), volume("adc", 3), volume("t1pre", 4), device="cpu",
                           progressCallback=progress)
         assert not logic.isRunning
-        deadline = time.monotonic() + 15
-        while started[0].poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert started[0].poll() is not None, "the engine is still running"
-        assert list(tmp_path.iterdir()) == [], "the temporary folder with the inputs' copies is left behind"
+        assert_engine_ended_and_nothing_left(started[0], tmp_path)
     finally:
-        for process in started:
-            if process.poll() is None:
-                process.kill()
+        kill_left_running(started)
 
 
 def test_an_interrupt_while_the_inputs_are_copied_leaves_no_copies(modules, monkeypatch, tmp_path):
@@ -125,12 +134,6 @@ def test_an_interrupt_right_after_the_engine_started_kills_it_and_leaves_no_copi
         with pytest.raises(KeyboardInterrupt):
             logic.process(volume("t2w", 1), volume("pd", 2), volume("adc", 3), volume("t1pre", 4), device="cpu")
         assert len(started) == 1 and not logic.isRunning
-        deadline = time.monotonic() + 15
-        while started[0].poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert started[0].poll() is not None, "the engine is still running"
-        assert list(tmp_path.iterdir()) == [], "the temporary folder with the inputs' copies is left behind"
+        assert_engine_ended_and_nothing_left(started[0], tmp_path)
     finally:
-        for process in started:
-            if process.poll() is None:
-                process.kill()
+        kill_left_running(started)

@@ -254,13 +254,18 @@ def test_run_ends_even_if_a_stray_process_keeps_the_output_pipe_open():
         assert time.monotonic() - started < 20, "waited for the stray process instead of the engine"
         assert result.ok and "engine done" in result.log_tail
     finally:
-        for line in runner._tail:
-            if line.startswith("grandchild "):
-                try:
-                    os.kill(int(line.split()[1]), 9)
-                except OSError:
-                    pass
+        kill_reported_grandchildren(runner)
 
+
+def kill_reported_grandchildren(runner) -> None:
+    """Kill the re-parented grandchildren a stand-in engine reported ("grandchild PID" in its output): they left the
+    process tree, so no tree kill reaches them."""
+    for line in runner._tail:
+        if line.startswith("grandchild "):
+            try:
+                os.kill(int(line.split()[1]), 9)
+            except OSError:
+                pass
 
 def test_pd_may_be_left_out_only_when_the_model_allows_it(tmp_path):
     from DCEDiffSlicerLib import model_cards

@@ -13,6 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "DCEDiff"))
 from DCEDiffSlicerLib import process_runner as pr  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_slicer_process import kill_reported_grandchildren  # noqa: E402
 
 
 def test_time_left_switches_unit_at_the_minute_and_the_hour():
@@ -163,12 +165,7 @@ def test_a_timed_out_engine_that_died_is_stopped_not_undying_while_a_stray_holds
         assert result.timed_out and not result.cancelled and not result.ok
         assert "was stopped" in result.error and "could not be stopped" not in result.error
     finally:
-        for line in runner._tail:
-            if line.startswith("grandchild "):
-                try:
-                    os.kill(int(line.split()[1]), 9)
-                except OSError:
-                    pass
+        kill_reported_grandchildren(runner)
 
 
 def _stuck_runner(launched):

@@ -337,30 +337,21 @@ def test_cleanup_disconnects_the_panel_from_the_parameter_node(DCEDiff):
     assert reloaded.ui.modelInfoLabel.text.startswith("Imported model: other")
 
 
-def test_an_imported_cards_count_beyond_the_steps_box_is_clamped_and_the_panel_updated(DCEDiff, tmp_path):
+@pytest.mark.parametrize("card_steps,box_steps", [(2000, 1000), (0, 1)])
+def test_an_imported_cards_count_outside_the_steps_box_is_clamped_and_the_panel_updated(DCEDiff, tmp_path,
+                                                                                         card_steps, box_steps):
     """An imported card's ``sampling.residual_steps`` above the box's 1000: Slicer's WithinRange refused the write
-    with ValueError inside the parameter node's observer, which left the panel naming the previous model."""
-    model = tmp_path / "long.safetensors"
+    with ValueError inside the parameter node's observer, which left the panel naming the previous model. The clamp
+    works at both ends: a count of 0 sets 1 step (WithinRange(1, MAX_STEPS) refuses 0; mutation audit: kills the
+    lower bound of the clamp dropped)."""
+    model = tmp_path / f"card{card_steps}.safetensors"
     model.write_bytes(b"")
-    model.with_suffix(".json").write_text(json.dumps({"objective": "residual", "sampling": {"residual_steps": 2000}}),
-                                          encoding="utf-8")
+    model.with_suffix(".json").write_text(
+        json.dumps({"objective": "residual", "sampling": {"residual_steps": card_steps}}), encoding="utf-8")
     widget = make_widget(DCEDiff)
     widget._parameterNode.modelFile = str(model)
-    assert widget._parameterNode.steps == 1000  # the box's top (MAX_STEPS)
-    assert widget.ui.modelInfoLabel.text.startswith("Imported model: long")
-
-
-def test_an_imported_cards_count_below_one_is_raised_to_the_boxs_bottom(DCEDiff, tmp_path):
-    """The clamp to the steps box works at both ends: an imported card's ``sampling.residual_steps`` of 0 sets 1
-    step (WithinRange(1, MAX_STEPS) refuses 0). Mutation audit: kills the lower bound of the clamp dropped."""
-    model = tmp_path / "none.safetensors"
-    model.write_bytes(b"")
-    model.with_suffix(".json").write_text(json.dumps({"objective": "residual", "sampling": {"residual_steps": 0}}),
-                                          encoding="utf-8")
-    widget = make_widget(DCEDiff)
-    widget._parameterNode.modelFile = str(model)
-    assert widget._parameterNode.steps == 1
-    assert widget.ui.modelInfoLabel.text.startswith("Imported model: none")
+    assert widget._parameterNode.steps == box_steps  # the box's top or bottom (1, MAX_STEPS)
+    assert widget.ui.modelInfoLabel.text.startswith(f"Imported model: card{card_steps}")
 
 
 def test_leaving_the_module_stops_observing_the_parameter_node(DCEDiff):

@@ -27,7 +27,7 @@ import slicer.util
 
 from DCEDiffLib.data_source import NOT_MARKED, PHANTOM, input_source, mark_phantom
 from DCEDiffSlicerLib import result_display
-from DCEDiffSlicerLib.study_fill import INSTANCE_UIDS_ATTRIBUTE
+from DCEDiffSlicerLib.study_fill import INSTANCE_UIDS_ATTRIBUTE, sequence_browsers
 
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 SYNTHETIC_ATTRIBUTE = "DCEDiff.Synthetic"
@@ -83,8 +83,7 @@ def sequence_of_proxy(node) -> Optional[str]:
     scene = node.GetScene() if node is not None else None
     if scene is None:
         return None
-    for index in range(scene.GetNumberOfNodesByClass("vtkMRMLSequenceBrowserNode")):
-        browser = scene.GetNthNodeByClass(index, "vtkMRMLSequenceBrowserNode")
+    for browser in sequence_browsers(scene):
         if browser.IsProxyNodeID(node.GetID()):
             sequence = browser.GetSequenceNode(node)
             return (sequence if sequence is not None else browser).GetName()

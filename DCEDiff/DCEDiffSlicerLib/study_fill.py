@@ -71,7 +71,8 @@ def _dicom_files(node, file_for_instance: Callable[[str], str]) -> List[str]:
     return [f for f in (file_for_instance(uid) for uid in uids) if f]
 
 
-def _browsers(scene) -> list:
+def sequence_browsers(scene) -> list:
+    """Every sequence browser node of ``scene``."""
     return [scene.GetNthNodeByClass(i, "vtkMRMLSequenceBrowserNode")
             for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSequenceBrowserNode"))]
 
@@ -81,7 +82,7 @@ def dicom_volume_nodes(scene, file_for_instance: Callable[[str], str]) -> List[T
     database has no file for are left out; a node with no file left is skipped, and so is the proxy node of a
     sequence browser: it holds (with its ``DICOM.instanceUIDs``) whichever item the browser shows, no fixed volume
     (:func:`dicom_sequence_frames` gives the items)."""
-    browsers = _browsers(scene)
+    browsers = sequence_browsers(scene)
     found = []
     for index in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
         node = scene.GetNthNodeByClass(index, "vtkMRMLScalarVolumeNode")
@@ -121,7 +122,7 @@ def frame_volume(scene, sequence, item: int):
     node = scene.AddNewNodeByClass(data.GetClassName(), scene.GenerateUniqueName(name))
     node.CopyContent(data, True)
     node.CreateDefaultDisplayNodes()
-    proxy = next((p for p in (b.GetProxyNode(sequence) for b in _browsers(scene)) if p is not None), None)
+    proxy = next((p for p in (b.GetProxyNode(sequence) for b in sequence_browsers(scene)) if p is not None), None)
     if proxy is not None:
         node.SetAndObserveTransformNodeID(proxy.GetTransformNodeID())
         place_next_to(node, proxy)
