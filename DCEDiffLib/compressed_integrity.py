@@ -14,6 +14,8 @@ import zlib
 from pathlib import Path
 from typing import Iterable, Optional
 
+from DCEDiffLib.nrrd_header import read_nrrd_header
+
 _CHUNK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 _META_TYPE_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
@@ -91,27 +93,13 @@ def _metaimage_damage(path: Path) -> Optional[str]:
 
 
 def _nrrd_damage(path: Path) -> Optional[str]:
-    fields, offset = {}, 0
-    with open(path, "rb") as handle:
-        if not handle.read(4) == b"NRRD":
-            return None
-        handle.seek(0)
-        for raw in handle:
-            offset += len(raw)
-            line = raw.decode("latin-1").strip()
-            if not line:
-                break
-            key, sep, value = line.partition(":")
-            if sep and not line.startswith("#"):
-                fields[key.strip().lower()] = value.strip()
-            if offset > 1 << 16:
-                return None
-        else:
-            return None
-    if "data file" in fields or "datafile" in fields:
+    header = read_nrrd_header(path)
+    if header is None or header.data_offset is None:
+        return None  # no NRRD, or no blank line before data: not a file whose stream this can find
+    if header.data_file is not None:
         return None  # a detached header: ITK names a missing data file itself
-    if fields.get("encoding", "").lower() in ("gzip", "gz"):
-        return _stream_damage(_chunks(path, offset), gzip_members=True)
+    if header.fields.get("encoding", "").lower() in ("gzip", "gz"):
+        return _stream_damage(_chunks(path, header.data_offset), gzip_members=True)
     return None
 
 

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from DCEDiffLib.nifti_nonfinite import is_nifti, read_header, transform_codes
-
-_NRRD_HEADER_BYTES = 65536  # a NRRD header is text up to its first blank line; real ones hold a few hundred bytes
+from DCEDiffLib.nrrd_header import read_nrrd_header
 
 
 def _nifti_has_no_placement(path: Path) -> bool:
@@ -26,14 +25,10 @@ def _nifti_has_no_placement(path: Path) -> bool:
 
 def _nrrd_has_no_placement(path: Path) -> bool:
     try:
-        with open(path, "rb") as handle:
-            text = handle.read(_NRRD_HEADER_BYTES)
+        header = read_nrrd_header(path)
     except OSError:
         return False
-    if not text.startswith(b"NRRD"):
-        return False
-    fields = [line.split(b":", 1)[0].strip().lower() for line in text.split(b"\n\n", 1)[0].splitlines()[1:]]
-    return b"space directions" not in fields
+    return header is not None and "space directions" not in header.fields
 
 
 def missing_placement(path) -> Optional[str]:

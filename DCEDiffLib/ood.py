@@ -13,7 +13,9 @@ working grid), so that what is compared is what the network sees:
    leave-one-out distances).
 3. :func:`ood_score` compares an exam with the card: every feature's distance divided by its threshold; the score
    is the largest of these ratios, flagged above 1, with one human-readable reason per feature beyond its
-   threshold (and a guess at swapped series when exchanging two inputs makes the exam fit).
+   threshold (and a guess at swapped series when exchanging two inputs makes the exam fit). An input whose raw
+   intensities are negated (a sign-flipped export, DCEDiffLib/intensity_sign.py) is flagged, named first, and
+   left out of the swap guesses: exchanging files does not undo a sign flip.
 4. :func:`apply_data_domain` adds the rule statistics cannot promise: a phantom-only model flags every exam whose
    inputs are not marked as DCEDiff phantoms (DCEDiffLib/data_source.py).
 
@@ -28,6 +30,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from DCEDiffLib.errors import InputError
+from DCEDiffLib.intensity_sign import looks_negated, negated_reason, sign_measure
 from DCEDiffLib.modalities import DESCRIPTIONS, INPUT_MODALITIES
 
 STATISTICS_VERSION = 1
@@ -157,7 +160,8 @@ def series_geometry(image) -> Optional[Dict[str, float]]:
 def input_statistics(conditions: np.ndarray, condition_names: Sequence[str] = INPUT_MODALITIES, *,
                      adc_raw: Optional[np.ndarray] = None, geometry: Optional[Mapping[str, Mapping]] = None,
                      prostate_mask: Optional[np.ndarray] = None,
-                     spacing_mm: Sequence[float] = DEFAULT_SPACING_MM, missing: Sequence[str] = ()) -> dict:
+                     spacing_mm: Sequence[float] = DEFAULT_SPACING_MM, missing: Sequence[str] = (),
+                     raw_intensities: Optional[Mapping[str, np.ndarray]] = None) -> dict:
     """Statistics of one exam as the model sees it.
 
     ``conditions``: (C, K, H, W) normalised condition volumes in ``condition_names`` order (the model's input);
@@ -165,7 +169,9 @@ def input_statistics(conditions: np.ndarray, condition_names: Sequence[str] = IN
     of the original series; ``prostate_mask``: (K, H, W) gland mask on the grid (default: the central
     ellipsoid, :func:`gland_region`); ``spacing_mm``: the grid spacing (i, j, k); ``missing``: inputs that were
     not given (their channel is a constant stand-in): left out of every statistic (histograms, noise, shading,
-    correlations, the body mask, geometry) and listed in ``missing_inputs``. Returns a JSON-safe dict.
+    correlations, the body mask, geometry) and listed in ``missing_inputs``; ``raw_intensities``: modality →
+    its intensities on the original scale (any shape), whose sign is kept as ``sign`` (:func:`sign_measure`).
+    Returns a JSON-safe dict.
     """
     conditions = np.asarray(conditions)
     names = list(condition_names)
@@ -224,6 +230,8 @@ def input_statistics(conditions: np.ndarray, condition_names: Sequence[str] = IN
            "body_fraction": round(float(body.mean()), 4), "modalities": modalities,
            "correlations": correlations, "adc": adc,
            "geometry": {m: dict(g) for m, g in (geometry or {}).items() if g and m not in missing}}
+    if raw_intensities is not None:
+        out["sign"] = {m: sign_measure(v) for m, v in raw_intensities.items() if m not in missing}
     if missing:
         out["missing_inputs"] = missing
     return out
@@ -245,8 +253,10 @@ def case_statistics(case, conditions: np.ndarray, condition_names: Sequence[str]
     if use_prostate_mask and "prostate_mask" in case.images:
         mask = sitk.GetArrayFromImage(case.images["prostate_mask"])
     adc = sitk.GetArrayFromImage(case.images["adc"]) if "adc" in case.images else None
+    raw = {m: sitk.GetArrayViewFromImage(case.images[m]) for m in condition_names
+           if m in case.images and m not in missing}
     return input_statistics(conditions, condition_names, adc_raw=adc, geometry=geometry, prostate_mask=mask,
-                            spacing_mm=case.grid.spacing, missing=missing)
+                            spacing_mm=case.grid.spacing, missing=missing, raw_intensities=raw)
 
 
 # ------------------------------------------------------------------------------------------------ features
@@ -478,6 +488,20 @@ def _swapped(statistics: Mapping, a: str, b: str) -> dict:
             "correlations": correlations, "geometry": {k: v for k, v in geometry.items() if v}}
 
 
+NEGATED_RATIO = 2.0   # a negated input: flagged whatever the statistics say (twice the threshold, as the data domain)
+
+
+def negated_inputs(statistics: Mapping) -> List[str]:
+    """The inputs whose raw intensities look negated (:func:`DCEDiffLib.intensity_sign.looks_negated`)."""
+    return [m for m, measure in (statistics.get("sign") or {}).items() if looks_negated(measure)]
+
+
+def _negated_reason(modality: str, measure: Mapping) -> str:
+    expected = ("an ADC map (apparent diffusion coefficient ≥ 0)" if modality == "adc" else
+                "a magnitude image with intensities ≥ 0")
+    return negated_reason(_name(modality), measure, expected)
+
+
 def check_card_statistics(card_statistics: Mapping, where: str = "model card") -> None:
     """Refuse card statistics this version cannot use, naming what was expected."""
     if not isinstance(card_statistics, Mapping) or not isinstance(card_statistics.get("features"), Mapping):
@@ -494,7 +518,9 @@ def ood_score(statistics: Mapping, card_statistics: Mapping) -> dict:
     Returns ``{"checked": True, "score", "threshold": 1.0, "flagged", "reasons": [...], "features": {name:
     ratio}, "not_checked": [...]}``: ``score`` is the largest feature distance divided by its threshold (1.0 =
     the edge of what the training cases showed, with margin); ``reasons`` explain every feature above its
-    threshold, worst first, plus a swapped-series guess when exchanging two inputs makes the exam fit.
+    threshold, worst first, plus a swapped-series guess when exchanging two inputs makes the exam fit. An input
+    whose raw intensities look negated (``statistics["sign"]``) is named first, listed in ``negated``, flagged at
+    ``NEGATED_RATIO`` (feature ``sign.MODALITY``) and never part of a swap guess (a sign flip explains the misfit).
     """
     check_card_statistics(card_statistics)
     card_features = card_statistics["features"]
@@ -507,9 +533,11 @@ def ood_score(statistics: Mapping, card_statistics: Mapping) -> dict:
     score = worst[0][1][0]
     reasons = [_reason(name, features[name][1], card_features[name], distance)
                for name, (ratio, distance) in worst if ratio > 1.0]
+    negated = negated_inputs(statistics)
+    reasons[:0] = [_negated_reason(m, statistics["sign"][m]) for m in negated]   # what is wrong comes first
     swapped_pair = None
     if score > 1.0:
-        present = set((statistics.get("modalities") or {}))
+        present = set((statistics.get("modalities") or {})) - set(negated)
         for a, b in SWAP_CANDIDATES:
             if a not in present or b not in present:
                 continue
@@ -518,17 +546,22 @@ def ood_score(statistics: Mapping, card_statistics: Mapping) -> dict:
             # only a clear improvement counts: swapping two series that are both wrong must not be "the" reason
             if swapped_score <= 1.0 or swapped_score < 0.5 * score:
                 fits = "fits the training data" if swapped_score <= 1.0 else "comes much closer to the training data"
-                reasons.insert(0, f"{_name(a)} and {_name(b)} look swapped: exchanged, the exam {fits} "
+                reasons.insert(len(negated), f"{_name(a)} and {_name(b)} look swapped: exchanged, the exam {fits} "
                                   f"(score {swapped_score:.2f} instead of {score:.2f}); check which series "
                                   "was given for which input")
                 swapped_pair = [a, b]
                 break
+    ranked = [(f"sign.{m}", NEGATED_RATIO) for m in negated] + [(name, r) for name, (r, _) in worst]
+    ranked.sort(key=lambda item: -item[1])
+    score = max([score] + [NEGATED_RATIO for _ in negated])
     result = {"checked": True, "score": round(float(score), 3), "threshold": 1.0, "flagged": bool(score > 1.0),
-              "reasons": reasons, "features": {name: round(float(r), 3) for name, (r, _) in worst},
+              "reasons": reasons, "features": {name: round(float(r), 3) for name, r in ranked},
               "not_checked": sorted(set(card_features) - set(ratios)),
               "gland_region": statistics.get("gland_region")}
     if swapped_pair:
         result["swapped"] = swapped_pair
+    if negated:
+        result["negated"] = negated
     missing = list(statistics.get("missing_inputs") or ())
     if missing:
         result["skipped_inputs"] = missing
@@ -547,8 +580,8 @@ def apply_data_domain(result: dict, data_domain: Optional[Mapping], sources: Map
     :func:`DCEDiffLib.data_source.input_source`). The statistics cannot promise this on their own: a real exam
     can fall inside the thresholds (docs/ood.md). Adds ``input_sources`` and, on a mismatch, the feature
     ``DOMAIN_FEATURE`` (ratio ``DOMAIN_MISMATCH_RATIO``) and its reason, placed among the others by its ratio
-    (a swapped-series guess stays first); the statistical score is kept as ``statistical_score``. ``result`` is
-    a :func:`ood_score` result, changed in place and returned."""
+    (a negated input and a swapped-series guess stay first); the statistical score is kept as
+    ``statistical_score``. ``result`` is a :func:`ood_score` result, changed in place and returned."""
     from DCEDiffLib.data_source import PHANTOM
 
     if not result.get("checked"):
@@ -565,8 +598,10 @@ def apply_data_domain(result: dict, data_domain: Optional[Mapping], sources: Map
               f"phantoms only ({description.split(':')[0]}) and has never seen a real exam: its synthesis of a "
               "real exam is not validated")
     features = dict(result.get("features") or {})
-    # worst first, like the statistical reasons (a swapped-series guess stays first)
-    position = sum(1 for ratio in features.values() if ratio > DOMAIN_MISMATCH_RATIO) + bool(result.get("swapped"))
+    # worst first, like the statistical reasons (a negated input and a swapped-series guess stay first; a negated
+    # input's own feature sits at DOMAIN_MISMATCH_RATIO, so it is not counted twice)
+    position = (sum(1 for ratio in features.values() if ratio > DOMAIN_MISMATCH_RATIO) + bool(result.get("swapped"))
+                + len(result.get("negated") or ()))
     reasons = list(result.get("reasons") or [])
     result["reasons"] = reasons[:position] + [reason] + reasons[position:]
     features[DOMAIN_FEATURE] = DOMAIN_MISMATCH_RATIO

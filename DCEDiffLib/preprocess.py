@@ -20,6 +20,7 @@ import SimpleITK as sitk
 from DCEDiffLib import __version__
 from DCEDiffLib.data_source import is_dcediff_result
 from DCEDiffLib.errors import InputError
+from DCEDiffLib.intensity_sign import looks_negated, negated_reason, sign_measure
 from DCEDiffLib.intensity_tail import tame_heavy_tail
 from DCEDiffLib.modalities import (ACQUIRED_BASELINE, DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT_VALUE,
                                    OPTIONAL_INPUTS, TARGET_MODALITIES)
@@ -143,6 +144,10 @@ def _check_adc(image: sitk.Image) -> None:
     values = sitk.GetArrayViewFromImage(image)
     negative = float(np.mean(values < 0))
     if negative > MAX_NEGATIVE_ADC_FRACTION:
+        measure = sign_measure(values)
+        if looks_negated(measure):  # a sign-flipped export: say so, not "a DWI or a difference image"
+            raise InputError(negated_reason(_name("adc"), measure, "an ADC map (apparent diffusion coefficient ≥ 0, "
+                                                                   "e.g. in 10⁻⁶ mm²/s)"))
         raise InputError(f"{_name('adc')}: {negative:.1%} of the voxels are negative; expected an ADC map "
                          "(apparent diffusion coefficient ≥ 0, e.g. in 10⁻⁶ mm²/s), not a DWI or a difference "
                          "image")

@@ -3,8 +3,8 @@
 A card is built from 5 freshly generated phantom cases (domain A, as the shipped model's training data); the
 shipped sample phantom case (another patient) is the in-distribution exam and the base of every perturbation:
 ADC in 10⁻³ mm²/s (×0.001) and in mm²/s (×10⁻⁶), T2W and PD given the wrong way round, a heavy left–right bias
-field on the T2W, and non-prostate volumes (smooth random, a brain-like blob). Each must be flagged with the reason
-that names it.
+field on the T2W, a negated (sign-flipped) T2W, PD, T1-pre or ADC, and non-prostate volumes (smooth random, a
+brain-like blob). Each must be flagged (the ADC refused) with the reason that names it.
 Then: the card script, the pipeline's outputs (synthesis.json, NIfTI description, report banner, warning line)
 and the Slicer node attribute. Registration is skipped (the phantom's series share one frame): fast.
 """
@@ -111,6 +111,32 @@ def test_swapped_t2w_and_pd_are_named(card):
     result = score(inputs, card)
     assert result["flagged"], result["features"]
     assert "T2-weighted (t2w) and proton density (pd) look swapped" in result["reasons"][0], reasons_text(result)
+
+
+@pytest.mark.parametrize("modality", ["t2w", "pd", "t1pre"])
+def test_a_negated_magnitude_input_is_named_as_negated_not_as_swapped(card, modality):
+    """A sign-flipped export (every voxel <= 0) of a magnitude image: the first reason says its intensities look
+    negated and what was expected; no swap guess comes first (a negated T1-pre once read "PD and T1-pre look
+    swapped", and exchanging the files does nothing for a sign flip)."""
+    inputs = sample_inputs()
+    inputs[modality] = inputs[modality] * -1.0
+    result = score(inputs, card)
+    assert result["flagged"] and result["negated"] == [modality], result
+    first = result["reasons"][0]
+    assert f"({modality}): every nonzero voxel is negative" in first and "negated" in first, reasons_text(result)
+    assert "expected a magnitude image with intensities ≥ 0" in first, reasons_text(result)
+    assert "swapped" not in result and not any("look swapped" in r for r in result["reasons"]), reasons_text(result)
+    plain = score(sample_inputs(), card)
+    assert "negated" not in plain and not any("negated" in r for r in plain["reasons"])   # the control
+
+
+def test_a_negated_adc_is_refused_as_negated(card):
+    """The ADC is refused below zero anyway (preprocess.MAX_NEGATIVE_ADC_FRACTION); negated, the message says so
+    (the shipped ADC is 0 outside the body, so only a third of its voxels turn negative)."""
+    inputs = sample_inputs()
+    inputs["adc"] = inputs["adc"] * -1.0
+    with pytest.raises(InputError, match=r"\(adc\): every nonzero voxel is negative .*negated.*expected an ADC map"):
+        exam_statistics(inputs)
 
 
 def _left_right_bias(image: sitk.Image, strength: float) -> sitk.Image:

@@ -72,3 +72,28 @@ def test_geometry_reasons_name_the_patient_axis_not_the_slice():
     assert "voxel size across the body (in-plane for an axial series) 4" in reasons
     assert "voxel size head–foot (the slice spacing of an axial series) 8" in reasons
     assert "field of view across the body 16" in reasons and "slice thickness" not in reasons
+
+
+def test_a_negated_input_is_flagged_first_and_kept_out_of_the_swap_guess():
+    """ood_score with ``statistics["sign"]`` (intensity_sign.NEGATED_SHARE: 99 % of the nonzero voxels below zero
+    is negated, 98 % is not): a negated input is flagged at NEGATED_RATIO even inside every threshold, its reason
+    comes first, and an exchange that would make the exam fit is not offered for it (a sign flip explains the misfit,
+    a swap of files would not undo it); the data-domain reason goes after it."""
+    card = _card({"t2w": 0.0, "pd": 1.0})
+    share = {"negative_share": 0.99, "min": -500.0, "max": 2.0}
+    inside = ood.ood_score({**_exam({"t2w": 0.0, "pd": 1.0}), "sign": {"pd": share}}, card)
+    assert inside["flagged"] and inside["score"] == ood.NEGATED_RATIO and inside["negated"] == ["pd"]
+    assert inside["reasons"][0].startswith("proton density (pd): 99.0% of the nonzero voxels are negative (-500 to 2)")
+    assert list(inside["features"])[0] == "sign.pd"
+    not_quite = ood.ood_score({**_exam({"t2w": 0.0, "pd": 1.0}), "sign": {"pd": {**share, "negative_share": 0.98}}},
+                              card)
+    assert not not_quite["flagged"] and "negated" not in not_quite and not_quite["reasons"] == []
+    # exchanged, this exam fits (test above): with the PD negated no swap is named, and the PD reason leads
+    fits = ood.ood_score({**_exam({"t2w": 1.0, "pd": 0.125}), "sign": {"pd": {**share, "negative_share": 1.0}}},
+                         card)
+    assert "swapped" not in fits and not any("look swapped" in r for r in fits["reasons"]), fits["reasons"]
+    assert fits["reasons"][0].startswith("proton density (pd): every nonzero voxel is negative")
+    ood.apply_data_domain(fits, {"kind": "phantom", "description": "DCEDiff phantoms: test"}, {"t2w": NOT_MARKED})
+    assert "every nonzero voxel is negative" in fits["reasons"][0]
+    # after the negated PD and the two ramps beyond ratio 2 (T2W 4, PD 3.5)
+    assert "not a DCEDiff phantom" in fits["reasons"][3] and len(fits["reasons"]) == 4, fits["reasons"]

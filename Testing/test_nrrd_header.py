@@ -1,0 +1,50 @@
+"""The shared NRRD header reader (DCEDiffLib/nrrd_header.py) on files ITK writes, for what the tests of its two users
+(test_missing_placement.py, test_compressed_integrity_rules.py, test_volume_io_rules.py) do not look at: the data
+offset of an attached .nrrd, a detached .nhdr that ends without a blank line (as ITK writes it), Windows line ends,
+comment lines, and a header that never ends."""
+
+import gzip
+
+import numpy as np
+import SimpleITK as sitk
+
+from DCEDiffLib.nrrd_header import HEADER_LIMIT, read_nrrd_header
+
+
+def _volume() -> sitk.Image:
+    return sitk.GetImageFromArray(np.arange(24, dtype=np.float32).reshape(2, 3, 4))
+
+
+def test_an_attached_nrrd_has_its_data_at_the_offset_and_a_detached_header_names_its_file(tmp_path):
+    """ITK's gzip .nrrd: the gzip stream starts at ``data_offset`` and inflates to the voxels; fields are lower case,
+    comment lines (the format-specification line ITK writes) are no field. ITK's .nhdr ends at its ``data file``
+    line without a blank line: its fields are read all the same, with no data offset."""
+    attached = tmp_path / "t2.nrrd"
+    sitk.WriteImage(_volume(), str(attached), True)
+    header = read_nrrd_header(attached)
+    data = attached.read_bytes()[header.data_offset:]
+    assert np.array_equal(np.frombuffer(gzip.decompress(data), "<f4"), np.arange(24, dtype=np.float32))
+    assert header.fields["encoding"] == "gzip" and header.fields["sizes"] == "4 3 2" and header.data_file is None
+    assert not any(key.startswith("#") for key in header.fields)
+    detached = tmp_path / "t2.nhdr"
+    sitk.WriteImage(_volume(), str(detached), True)
+    assert not detached.read_bytes().endswith(b"\n\n")   # as ITK writes it: no blank line, the file just ends
+    header = read_nrrd_header(detached)
+    assert header.data_offset is None and header.data_file == "t2.raw.gz"
+    assert "space directions" in header.fields
+
+
+def test_windows_line_ends_a_header_past_the_limit_and_no_nrrd(tmp_path):
+    """A header saved with CRLF line ends ends at its blank line ``\\r\\n``; a header longer than HEADER_LIMIT
+    without a blank line has no data offset (its bytes are not taken for pixel data); a file without the NRRD
+    magic is no header at all."""
+    crlf = tmp_path / "crlf.nrrd"
+    crlf.write_bytes(b"NRRD0004\r\nType: float\r\n# space directions: (1,0,0)\r\nencoding: raw\r\n\r\n\x00\x00\x80?")
+    header = read_nrrd_header(crlf)
+    assert header.fields == {"type": "float", "encoding": "raw"} and header.data_offset == len(crlf.read_bytes()) - 4
+    endless = tmp_path / "endless.nrrd"
+    endless.write_bytes(b"NRRD0004\n" + b"# a comment line\n" * (HEADER_LIMIT // 17 + 1) + b"encoding: gzip\n\nx")
+    assert read_nrrd_header(endless).data_offset is None
+    other = tmp_path / "other.nrrd"
+    other.write_bytes(b"encoding: gzip\n\n")
+    assert read_nrrd_header(other) is None
