@@ -356,15 +356,20 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.progressBar.value = 0
         self.ui.progressBar.setVisible(True)
         self.ui.statusLabel.text = _("Checking the Python packages…")
-        self._runStarted = time.monotonic()
         started = False
         self._starting = True
         self._updateApplyButton()
         try:
             with slicer.util.tryWithErrorDisplay(_("DCEDiff could not start."), waitCursor=True):
-                self.logic.setupPythonRequirements(parent=slicer.util.mainWindow())
+                checked = time.monotonic()
+                installed = self.logic.setupPythonRequirements(parent=slicer.util.mainWindow())
                 self._starting = False
+                # the run's elapsed time starts here: installing PyTorch (minutes) is reported apart, not in it
+                self._runStarted = time.monotonic()
                 self.ui.statusLabel.text = _("Starting…")
+                if installed:
+                    self.onLog(_("Python packages installed in {seconds}.").format(
+                        seconds=process_runner.format_seconds(self._runStarted - checked)))
                 self.logic.process(p.t2w, p.pd, p.adc, p.t1pre, p.dceEarly, p.dceLate, dceBaseline=p.dceBaseline,
                                    center=p.center,
                                    model=p.modelFile or None, sampler=p.sampler, steps=p.steps, samples=p.samples,
@@ -415,6 +420,8 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.statusLabel.text += " " + intensityNotesText(outcome.intensityNotes)
             if outcome.enhancementRescaled:
                 self.ui.statusLabel.text += " " + enhancementRescaledText(outcome.enhancementRescaled)
+            if outcome.inputFrames:
+                self.ui.statusLabel.text += " " + inputFramesText(outcome.inputFrames)
         self._onParameterNodeModified()
 
 
@@ -442,6 +449,20 @@ def enhancementRescaledText(rescaled: dict) -> str:
              "{minimum}): the synthetic enhancement was scaled by {factor} (see the node attribute "
              "DCEDiff.Provenance.enhancement_rescaled).").format(
         level=rescaled.get("gland_level"), minimum=rescaled.get("training_minimum"), factor=rescaled.get("factor"))
+
+
+def inputFramesText(frames: Dict[str, dict]) -> str:
+    """One line for the status when inputs were proxy nodes of a volume sequence: the frame each one showed at
+    Apply, and the volume the acquired DCE frames were copied into (node attribute DCEDiff.InputFrames)."""
+    parts = []
+    for role, frame in frames.items():
+        text = _("{input}: item {item} ({value}) of {sequence}").format(
+            input=process_runner.INPUT_LABELS.get(role, role), item=frame.get("item"),
+            value=frame.get("index_value"), sequence=frame.get("sequence"))
+        if frame.get("volume"):
+            text += _(", copied into {volume}").format(volume=frame["volume"])
+        parts.append(text)
+    return _("Frames shown at Apply: {frames}.").format(frames="; ".join(parts))
 
 
 def stepsAfterSamplerChange(previous: Optional[str], sampler: str, steps: int,
@@ -512,6 +533,9 @@ class DCEDiffResult:
     # {"factor", "gland_level", "training_minimum", "note"} when the engine scaled the synthetic enhancement down
     # for a T1-pre lower on its scale than any training exam (engine's t1pre_level.py), else None
     enhancementRescaled: Optional[dict] = None
+    # input role → the volume-sequence frame a proxy node showed at Apply (DCEDiffSlicerLib/shown_frame.py), for
+    # every input selected as a proxy; also the result nodes' attribute DCEDiff.InputFrames
+    inputFrames: Dict[str, dict] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -524,6 +548,8 @@ class _Job:
     completedCallback: Optional[Callable] = None
     timer: Optional[object] = None
     acquired: Optional[Dict[str, object]] = None
+    inputFrames: Dict[str, dict] = dataclasses.field(default_factory=dict)
+    frameCopies: list = dataclasses.field(default_factory=list)  # removed again unless the run adds its results
 
 
 class DCEDiffLogic(ScriptedLoadableModuleLogic):
@@ -557,13 +583,14 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
     def isRunning(self) -> bool:
         return self._job is not None
 
-    def setupPythonRequirements(self, parent=None, mode: str = "ask") -> None:
+    def setupPythonRequirements(self, parent=None, mode: str = "ask") -> bool:
         """A recent torch and Resources/requirements.txt. ``mode``: "ask" (a dialog first; the GUI), "install"
         (no dialog; batch --install-dependencies, self-tests), "never" (raise with the command to run). Call on
-        Apply, never at import; torch is not imported here (DCEDiffSlicerLib/dependencies.py)."""
+        Apply, never at import; torch is not imported here (DCEDiffSlicerLib/dependencies.py). True when something
+        was installed."""
         from DCEDiffSlicerLib import dependencies
 
-        dependencies.ensure_dependencies(resourceFile("requirements.txt"), parent=parent, mode=mode)
+        return dependencies.ensure_dependencies(resourceFile("requirements.txt"), parent=parent, mode=mode)
 
     def fillFromStudy(self, parameterNode, fileForInstance: Optional[Callable[[str], str]] = None):
         """Set the input nodes of ``parameterNode`` from the volumes loaded with the DICOM module, picked by the
@@ -634,7 +661,10 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         centerLps = scene_io.center_lps_from_markups(center)
         workDir = Path(tempfile.mkdtemp(prefix="DCEDiff-", dir=slicer.app.temporaryPath))
         runner = None
+        frames, copies = {}, []
         try:
+            frames, copies = self._keepShownFrames(nodes)
+            dceEarly, dceLate = nodes["dce_early"], nodes["dce_late"]
             inputs = {}
             for key, node in nodes.items():
                 if node is not None:
@@ -654,9 +684,10 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
             if runner is not None and runner.process is not None:
                 runner.cancel()
             shutil.rmtree(workDir, ignore_errors=True)
+            scene_io.remove_nodes(copies)
             raise
         self._job = _Job(runner, workDir, t2w, time.monotonic(), showResult, completedCallback,
-                         acquired={"early": dceEarly, "late": dceLate})
+                         acquired={"early": dceEarly, "late": dceLate}, inputFrames=frames, frameCopies=copies)
         if waitForCompletion:
             try:
                 result = runner.wait(timeout=timeoutSeconds)
@@ -672,6 +703,33 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         self._job.timer.connect("timeout()", self._poll)
         self._job.timer.start()
         return None
+
+    @staticmethod
+    def _keepShownFrames(nodes: Dict[str, object]):
+        """``(frames, copies)`` for the inputs that are proxy nodes of a volume sequence: ``frames`` (role → the
+        frame shown now, DCEDiffSlicerLib/shown_frame.py) for every such input; the acquired early and late DCE are
+        also copied into volumes of their own (``copies``), which replace them in ``nodes``: they are exported and
+        shown in the comparison, which would otherwise follow the browser when the user scrubs it."""
+        from DCEDiffSlicerLib import shown_frame
+
+        frames, copies = {}, []
+        try:
+            for key, node in nodes.items():
+                if key in ("dce_early", "dce_late"):
+                    copy, frame = shown_frame.copy_shown_frame(node)
+                    if copy is not None:
+                        copies.append(copy)
+                        nodes[key] = copy
+                else:
+                    frame = shown_frame.shown_frame(node)
+                if frame is not None:
+                    frames[key] = frame
+        except BaseException:
+            from DCEDiffSlicerLib import scene_io
+
+            scene_io.remove_nodes(copies)
+            raise
+        return frames, copies
 
     def cancel(self) -> None:
         """Stop a running synthesis now (kills the engine's process tree); nothing is added to the scene."""
@@ -695,6 +753,7 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         finally:
             self._job = None
             shutil.rmtree(job.workDir, ignore_errors=True)
+            _removeNodes(job.frameCopies)
 
     def _poll(self) -> None:
         job = self._job
@@ -721,12 +780,17 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         # a click on the button still labelled Cancel would otherwise start the engine again on the same inputs
         job = self._job
         seconds = time.monotonic() - job.started
+        kept = False
         try:
             if result.cancelled:
                 return DCEDiffResult({}, {}, seconds, cancelled=True)
             if not result.ok:
                 raise RuntimeError(result.error)
             created = scene_io.load_results(job.workDir / "out", job.t2w)
+            kept = True
+            if job.inputFrames:  # which frame of which sequence each proxy input was: saved with the scene
+                for node in created.values():
+                    node.SetAttribute(scene_io.INPUT_FRAMES_ATTRIBUTE, json.dumps(job.inputFrames))
             provenance = {k[len(scene_io.PROVENANCE_PREFIX):]: created["synthetic_early"].GetAttribute(k)
                           for k in created["synthetic_early"].GetAttributeNames()
                           if k.startswith(scene_io.PROVENANCE_PREFIX)}
@@ -742,11 +806,14 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
             return DCEDiffResult(created, provenance, seconds, outOfDistribution=json.loads(ood) if ood else None,
                                  missingInputs=tuple(missing.split(",")) if missing else (),
                                  intensityNotes=json.loads(notes) if notes else {},
-                                 enhancementRescaled=json.loads(rescaled) if rescaled else None)
+                                 enhancementRescaled=json.loads(rescaled) if rescaled else None,
+                                 inputFrames=dict(job.inputFrames))
         finally:
             if self._job is job:  # shutdown() (a module reload from those events) may have let go of it already
                 self._job = None
             shutil.rmtree(job.workDir, ignore_errors=True)
+            if not kept:  # cancelled or failed: the run adds nothing to the scene, its frame copies neither
+                _removeNodes(job.frameCopies)
 
     @staticmethod
     def showResult(nodes: Dict[str, object], acquired: Optional[Dict[str, object]] = None, reference=None,
@@ -763,6 +830,12 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
                                        acquired_gain=result_display.acquired_gain(provenance or {}))
         slicer.app.processEvents()  # let the layout manager build the views before fitting them
         slicer.util.resetSliceViews()
+
+
+def _removeNodes(nodes) -> None:
+    from DCEDiffSlicerLib import scene_io
+
+    scene_io.remove_nodes(nodes)
 
 
 def _launchInSlicer(cmd, cwd=None, env_update=None):

@@ -28,6 +28,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -142,7 +143,13 @@ def run(argv) -> int:
         centerNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "DCEDiffBatch centre")
         centerNode.AddControlPoint(*center)
     logic = DCEDiffLogic()
-    logic.setupPythonRequirements(mode="install" if args.install_dependencies else "never")
+    checked = time.monotonic()
+    installSeconds = None
+    if logic.setupPythonRequirements(mode="install" if args.install_dependencies else "never"):
+        # reported apart: installing PyTorch takes minutes and is no part of the synthesis time
+        installSeconds = time.monotonic() - checked
+        print(f"DCEDiffBatch: Python packages installed in {process_runner.format_seconds(installSeconds)}",
+              flush=True)
 
     def progress(event):
         print(f"DCEDiffBatch: {process_runner.describe_event(event)}", flush=True)
@@ -152,7 +159,7 @@ def run(argv) -> int:
                            steps=args.steps, samples=args.samples, seed=args.seed, device=args.device,
                            waitForCompletion=True, progressCallback=progress, showResult=False,
                            timeoutSeconds=args.timeout, dceBaseline=nodes.get("dce_baseline"))
-    return finishRun(result, out)
+    return finishRun(result, out, installSeconds)
 
 
 def checkOutputFolder(out: Path) -> None:
@@ -171,11 +178,17 @@ def checkOutputFolder(out: Path) -> None:
                          "new or empty folder in a writable place")
 
 
-def finishRun(result, out: Path) -> int:
+def finishRun(result, out: Path, installSeconds=None) -> int:
     """The exit code of a finished run, after its notes and, unless it was cancelled, its result files in ``out``:
-    EXIT_CANCELLED writes nothing."""
+    EXIT_CANCELLED writes nothing. ``installSeconds``: the time spent installing Python packages first (None: none
+    were installed), reported apart from the synthesis time (``result.seconds``, from the engine's start)."""
     if result.cancelled:
         return EXIT_CANCELLED
+    from DCEDiffSlicerLib.process_runner import format_seconds
+
+    print(f"DCEDiffBatch: synthesis done in {format_seconds(result.seconds)}"
+          + (f" (Python packages installed before it in {format_seconds(installSeconds)}, not counted)"
+             if installSeconds is not None else ""), flush=True)
     if result.outOfDistribution:
         from DCEDiff import outOfDistributionText
 
@@ -203,16 +216,17 @@ def finishRun(result, out: Path) -> int:
             raise RuntimeError(f"could not write {path}")
         files[path.name] = node
         print(f"DCEDiffBatch: wrote {path}", flush=True)
-    writeMarks(files, result, out / MARKS_FILE)
+    writeMarks(files, result, out / MARKS_FILE, installSeconds)
     return EXIT_OK
 
 
 MARKS_FILE = "DCEDiff.json"
 
 
-def writeMarks(files: dict, result, path: Path) -> None:
+def writeMarks(files: dict, result, path: Path, installSeconds=None) -> None:
     """Beside the result files, what the scene's nodes say of each (their ``DCEDiff.*`` attributes: synthetic, the
-    out-of-distribution verdict, the provenance) and of the run: a .nrrd written by Slicer's storage node carries no
+    out-of-distribution verdict, the provenance) and of the run (its synthesis time, and apart from it the time
+    spent installing Python packages first, or None): a .nrrd written by Slicer's storage node carries no
     node attributes, so without this the files were marked synthetic by their names only."""
     import json
 
@@ -222,6 +236,7 @@ def writeMarks(files: dict, result, path: Path) -> None:
 
     record = {"synthetic": True, "out_of_distribution": result.outOfDistribution,
               "missing_inputs": list(result.missingInputs), "provenance": result.provenance,
+              "synthesis_seconds": result.seconds, "install_seconds": installSeconds,
               "files": {name: marks(node) for name, node in files.items()}}
     path.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
     print(f"DCEDiffBatch: wrote {path}", flush=True)

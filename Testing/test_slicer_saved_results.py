@@ -132,3 +132,21 @@ def test_a_result_given_back_as_an_input_is_refused_by_name_before_any_work(modu
     with pytest.raises(ValueError, match="^T1 pre-contrast: T2W residual .* is a DCEDiff result"):
         logic.process(t2w, pd, adc, residual)
     assert list(work.iterdir()) == [] and logic._job is None  # nothing copied, nothing started
+
+
+def test_the_saved_metrics_table_keeps_six_significant_digits_and_stays_numeric(scene, tmp_path):
+    """What docs/slicer.md says of the saved metrics table, checked on slicer-core's real vtkMRMLTableStorageNode:
+    Slicer writes a double column with 6 significant digits (VTK's vtkDelimitedTextWriter; no precision setting on
+    the storage node) and reads it back as double; metrics.json keeps every digit. Writing the values as strings
+    would keep the digits but the column would read back as text (the schema's type is the column's own), losing
+    numeric sorting in the table view and the table's use in plots: the module keeps double columns."""
+    metrics = {"early": {"whole": {"psnr": 24.123456789, "ssim": 0.812345678, "mae": 0.0312345678}}}
+    table = scene_io.create_metrics_table(metrics, "metrics")
+    storage = scene.AddNewNodeByClass("vtkMRMLTableStorageNode")
+    storage.SetFileName(str(tmp_path / "metrics.tsv"))
+    assert storage.WriteData(table)
+    again = scene.AddNewNodeByClass("vtkMRMLTableNode")
+    assert storage.ReadData(again)
+    (row,) = scene_io.table_to_rows(again)
+    assert [again.GetTable().GetColumn(c).GetDataTypeAsString() for c in range(2, 6)] == ["double"] * 4
+    assert row[2:5] == (24.1235, 0.812346, 0.0312346)

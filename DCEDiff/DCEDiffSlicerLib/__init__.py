@@ -7,6 +7,8 @@
   process-tree kill. No Slicer import at all.
 - ``study_fill``: "Fill from study": the engine's DICOM role rules on the volume nodes loaded with the DICOM module
   (their ``DICOM.instanceUIDs`` → files → headers) → the input selectors. Runs under ``slicer-core``.
+- ``shown_frame``: the frame a volume sequence's proxy node shows, recorded and copied into a volume of its own for a
+  run (runs under ``slicer-core``).
 - ``dependencies``: torch through PyTorchUtils and the other packages of ``Resources/requirements.txt``, only when
   the user agrees (imports Slicer lazily, inside functions).
 """

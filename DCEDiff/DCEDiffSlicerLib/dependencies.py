@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import inspect
 import re
 import sys
 import tempfile
@@ -166,8 +167,9 @@ def missing_text(state: dict) -> str:
 
 
 def ensure_dependencies(requirements_path, parent=None, mode: str = "ask",
-                        log: Optional[Callable[[str], None]] = None) -> None:
-    """Make a recent torch and the packages of ``requirements_path`` available to the engine.
+                        log: Optional[Callable[[str], None]] = None) -> bool:
+    """Make a recent torch and the packages of ``requirements_path`` available to the engine; True when something
+    was installed (the caller times the install apart from the synthesis), False when all was there.
 
     ``mode``: "ask" (confirm in a dialog first), "install" (no dialog), "never" (raise with the command to run).
     Raises :class:`DependencyError` with a message that says what to do."""
@@ -175,7 +177,7 @@ def ensure_dependencies(requirements_path, parent=None, mode: str = "ask",
         raise ValueError(f"mode {mode!r}: expected one of {MODES}")
     state = plan(requirements_path)
     if state["torch"] == "ok" and not state["missing"]:
-        return
+        return False
     if mode == "never":
         raise DependencyError(
             f"missing Python packages: {missing_text(state)}. Run the batch script again with "
@@ -187,6 +189,48 @@ def ensure_dependencies(requirements_path, parent=None, mode: str = "ask",
         _ensure_torch(slicer, state, ask=(mode == "ask"), parent=parent)
     if state["missing"]:
         _install_requirements(slicer, state["requirements"], state["missing"], ask=(mode == "ask"), parent=parent)
+    return True
+
+
+def _takes(function, name: str) -> bool:
+    """Whether ``function`` has a parameter ``name`` that can be passed by keyword."""
+    try:
+        parameter = inspect.signature(function).parameters.get(name)
+    except (TypeError, ValueError):  # no signature to read: pass nothing it might refuse
+        return False
+    return parameter is not None and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+
+
+def pip_install_takes(slicer, name: str) -> bool:
+    """Whether the running Slicer's ``slicer.util.pip_install`` accepts the keyword ``name``: Slicer 5.10's is
+    ``pip_install(requirements)``; from 5.12 it is ``pip_install(requirements, **kwargs)``, which hands the keywords
+    to ``slicer.packaging.pip_install`` (``show_progress``, ``requester``, ...), so that one's signature decides."""
+    function = getattr(slicer.util, "pip_install", None)
+    if function is None:
+        return False
+    if _takes(function, name):
+        return True
+    try:
+        forwards = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if not forwards:
+        return False
+    try:
+        import slicer.packaging as slicer_packaging
+    except ImportError:
+        return False
+    return _takes(getattr(slicer_packaging, "pip_install", None), name)
+
+
+def _pip_install(slicer, args: List[str], ask: bool) -> None:
+    """``slicer.util.pip_install(args)``; without ``ask`` (batch --install-dependencies) with
+    ``show_progress=False`` where this Slicer's pip_install takes it: from 5.12 it shows a modal progress dialog by
+    default, which a headless Slicer (--no-main-window) may wait on; 5.10's takes no keyword and shows none."""
+    if not ask and pip_install_takes(slicer, "show_progress"):
+        slicer.util.pip_install(args, show_progress=False)
+    else:
+        slicer.util.pip_install(args)
 
 
 def _python_slicer(slicer) -> str:
@@ -260,7 +304,7 @@ def _install_torch_without_the_extension(slicer, status: str, version: Optional[
                                   "again, or install the PyTorch extension (Extensions Manager), restart Slicer and "
                                   "press Apply.")
     if installed_version("light-the-torch") is None:
-        slicer.util.pip_install([LIGHT_THE_TORCH])
+        _pip_install(slicer, [LIGHT_THE_TORCH], ask)
     _run_python_module(slicer, ["light_the_torch", "install", f"torch{TORCH_REQUIREMENT}"])
 
 
@@ -302,7 +346,7 @@ def _install_requirements(slicer, requirements: List[str], missing: List[str], a
                     f"DCEDiff needs these Python packages, which were not installed: {', '.join(missing)}")
             for requirement in missing:  # one by one, so that the log shows which one failed
                 try:
-                    slicer.util.pip_install([requirement, "-c", constraints])
+                    _pip_install(slicer, [requirement, "-c", constraints], ask)
                 except Exception as exc:  # noqa: BLE001
                     raise DependencyError(f"installing {requirement} failed ({exc}); see the Python console for "
                                           "pip's output") from exc

@@ -36,6 +36,8 @@ ROLE_ATTRIBUTE = "DCEDiff.Role"
 OOD_ATTRIBUTE = "DCEDiff.OutOfDistribution"  # JSON {"score", "threshold", "reasons"}; only on flagged results
 SOURCE_ATTRIBUTE = "DCEDiff.Source"  # "DCEDiff phantom" on a node holding a phantom volume (else: its file decides)
 MISSING_ATTRIBUTE = "DCEDiff.MissingInputs"  # e.g. "pd": the engine synthesized without these inputs
+# JSON {role: frame} where an input was a volume sequence's proxy node: the frame it showed at Apply
+INPUT_FRAMES_ATTRIBUTE = "DCEDiff.InputFrames"
 VTK_DOUBLE = 11  # vtkType.h
 METRIC_COLUMNS = ("Target", "Region", "PSNR (dB)", "SSIM", "MAE", "Pearson r")
 

@@ -1,0 +1,183 @@
+"""A volume sequence's proxy node selected by hand as the acquired early DCE (DCEDiff/DCEDiffSlicerLib/shown_frame.py).
+
+The proxy holds whichever item the sequence browser shows. Before the fix the run exported the frame on show at
+Apply but recorded nothing of it, and the comparison's acquired column showed the proxy itself: scrubbing the
+browser afterwards (or during the run) put another frame beside the synthesis the residuals and metrics were computed
+against. Now the frame on show at Apply is copied into a volume of its own (exported, and shown in the comparison) and
+the result nodes carry which sequence, item and index value each proxy input was (``DCEDiff.InputFrames``).
+
+Real parts: slicer-core's vtkMRMLSequenceNode, vtkMRMLSequenceBrowserNode and vtkSlicerSequencesLogic (the proxy is
+updated as in Slicer), Slicer's own DCEDiffLogic, scene_io and result_display (the comparison's real slice composite
+nodes), real files and a real subprocess. Stand-ins, for what slicer-core has no Qt or Slicer application for: the Qt
+stand-ins of Testing/test_slicer_module.py, ``AppStandIn`` (``slicer.app``: a layout manager, the temporary folder,
+``processEvents``), ``slicer.util.resetSliceViews`` (needs slice widgets), and the engine stand-in ``ENGINE`` (a
+Python child that writes an engine-like output folder and keeps the input files the module wrote for it)."""
+
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not installed")
+import slicer.util  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "DCEDiff"))
+sys.path.insert(0, str(ROOT / "Testing"))
+from DCEDiffSlicerLib import scene_io, shown_frame  # noqa: E402
+from test_slicer_contract import result_folder  # noqa: E402
+from test_slicer_display import composite_of, scene  # noqa: E402,F401  (the scene as Slicer's start-up sets it up)
+from test_slicer_module import modules  # noqa: E402,F401  (the Qt stand-ins)
+
+# the engine stand-in: argv = prepared result folder, --out, the module's inputs folder, where to keep the inputs
+ENGINE = ("import shutil, sys; shutil.copytree(sys.argv[3], sys.argv[4]); shutil.copytree(sys.argv[1], sys.argv[2]); "
+          "print('engine stand-in: done', flush=True)")
+FRAMES = 5
+
+
+def dce_sequence(scene, selected: int):
+    """A DCE loaded as a volume sequence: item k holds voxels 100·(k+1) and DICOM.instanceUIDs "1.2.<k>", index
+    values 12.5·k s; a browser on item ``selected`` and its proxy. Returns (sequence, browser, proxy, logic)."""
+    slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)  # Slicer's scene has one from start-up
+    logic = slicer.vtkSlicerSequencesLogic()
+    logic.SetMRMLScene(scene)
+    sequence = scene.AddNewNodeByClass("vtkMRMLSequenceNode", "10: DCE")
+    sequence.SetIndexName("time")
+    sequence.SetIndexUnit("s")
+    for k in range(FRAMES):
+        frame = slicer.util.addVolumeFromArray(np.full((4, 8, 8), 100.0 * (k + 1), dtype=np.float32))
+        frame.SetAttribute("DICOM.instanceUIDs", f"1.2.{k}")
+        sequence.SetDataNodeAtValue(frame, f"{12.5 * k:g}")
+        scene.RemoveNode(frame)
+    browser = scene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", "10: DCE browser")
+    browser.SetAndObserveMasterSequenceNodeID(sequence.GetID())
+    browser.SetSaveChanges(sequence, True)
+    browse(browser, logic, selected)
+    return sequence, browser, browser.GetProxyNode(sequence), logic
+
+
+def browse(browser, logic, item):
+    browser.SetSelectedItemNumber(item)
+    logic.UpdateProxyNodesFromSequences(browser)
+
+
+@pytest.fixture
+def run_setup(modules, monkeypatch, tmp_path):
+    """(DCEDiff module, inputs, launched commands, kept inputs folder): T2W/PD/ADC/T1 volumes, the engine stand-in
+    as ``_launchInSlicer``, ``slicer.app`` with a layout manager (the comparison is set up)."""
+    DCEDiff, _ = modules
+    prepared = tmp_path / "prepared"
+    t2w = result_folder(prepared)
+    others = [scene_io.image_to_volume_node(scene_io.volume_node_to_image(t2w), name) for name in ("PD", "ADC", "T1")]
+    kept = tmp_path / "kept_inputs"
+    launched = []
+
+    def launch(cmd, cwd=None, env_update=None):
+        out = Path(cmd[cmd.index("--out") + 1])
+        launched.append(list(cmd))
+        return subprocess.Popen([sys.executable, "-c", ENGINE, str(prepared), str(out), str(out.parent / "inputs"),
+                                 str(kept)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    monkeypatch.setattr(DCEDiff, "_launchInSlicer", launch)
+    monkeypatch.setattr(slicer.util, "resetSliceViews", lambda: None)
+    (tmp_path / "tmp").mkdir()
+    AppStandIn = types.SimpleNamespace(layoutManager=lambda: object(), processEvents=lambda: None,
+                                       temporaryPath=str(tmp_path / "tmp"), slicerHome="")
+    monkeypatch.setattr(slicer, "app", AppStandIn, raising=False)
+    return DCEDiff, [t2w, *others], launched, kept
+
+
+def test_a_proxy_as_the_acquired_early_dce_is_kept_at_the_frame_shown_at_apply(run_setup, scene):
+    """The early DCE is the proxy on item 2; the user scrubs to item 4 while the engine runs. The input file, the
+    comparison's acquired column and the record all stay on item 2; the proxy itself is left as it is."""
+    DCEDiff, (t2w, pd, adc, t1), launched, kept = run_setup
+    sequence, browser, proxy, logic = dce_sequence(scene, selected=2)
+    late = slicer.util.addVolumeFromArray(np.full((4, 8, 8), 700.0, dtype=np.float32), name="late DCE")
+    proxy.CreateDefaultDisplayNodes()
+    proxy.GetDisplayNode().SetAutoWindowLevel(False)
+    proxy.GetDisplayNode().SetWindowLevel(123.0, 45.0)  # the user's window/level on the proxy
+    before = scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+
+    def scrub(line):  # the user browses the sequence while the engine runs
+        browse(browser, logic, 4)
+
+    result = DCEDiff.DCEDiffLogic().process(t2w, pd, adc, t1, dceEarly=proxy, dceLate=late, device="cpu",
+                                            logCallback=scrub)
+    assert (slicer.util.arrayFromVolume(proxy) == 500.0).all(), "the browser did not move: the test checks nothing"
+    # the engine got item 2
+    assert (sitk.GetArrayFromImage(sitk.ReadImage(str(kept / "dce_early.nrrd"))) == 300.0).all()
+    # the comparison shows a volume of its own holding item 2, not the proxy
+    _, composite = composite_of("DCEDiffAcquiredEarly")
+    shown = scene.GetNodeByID(composite.GetBackgroundVolumeID())
+    assert shown is not proxy and shown.GetName() == "10: DCE frame 25"
+    assert (slicer.util.arrayFromVolume(shown) == 300.0).all()
+    assert shown.GetAttribute("DICOM.instanceUIDs") == "1.2.2"
+    assert (shown.GetDisplayNode().GetWindow(), shown.GetDisplayNode().GetLevel()) == (123.0, 45.0)
+    assert scene.GetNodeByID(composite_of("DCEDiffAcquiredLate")[1].GetBackgroundVolumeID()) is late
+    volumes = [n for n in result.nodes.values() if n.IsA("vtkMRMLScalarVolumeNode")]
+    assert scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == before + len(volumes) + 1  # one copy
+    # which frame it was: on the result nodes (saved with the scene), the run's result, and the copy
+    expected = {"sequence": "10: DCE", "browser": "10: DCE browser", "proxy": proxy.GetName(), "item": 2,
+                "index_value": "25", "index_name": "time", "index_unit": "s", "volume": "10: DCE frame 25"}
+    assert result.inputFrames == {"dce_early": expected}
+    for role, node in result.nodes.items():
+        assert json.loads(node.GetAttribute(scene_io.INPUT_FRAMES_ATTRIBUTE)) == {"dce_early": expected}, role
+    assert json.loads(shown.GetAttribute(shown_frame.FRAME_ATTRIBUTE)) == expected
+    assert "item 2 (25) of 10: DCE, copied into 10: DCE frame 25" in DCEDiff.inputFramesText(result.inputFrames)
+    # the proxy is still the browser's, on the item now browsed
+    assert browser.IsProxyNodeID(proxy.GetID()) and proxy.GetAttribute("DICOM.instanceUIDs") == "1.2.4"
+
+
+def test_a_proxy_t1pre_is_recorded_and_not_copied(run_setup, scene):
+    """A proxy as another input (the T1-pre: the DCE's pre-contrast frame) is exported as the frame on show and
+    recorded; it is not shown in the comparison, so no copy is made."""
+    DCEDiff, (t2w, pd, adc, _t1), launched, kept = run_setup
+    sequence, browser, proxy, logic = dce_sequence(scene, selected=0)
+    before = scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+    result = DCEDiff.DCEDiffLogic().process(t2w, pd, adc, proxy, device="cpu", showResult=False)
+    assert result.inputFrames["t1pre"]["item"] == 0 and result.inputFrames["t1pre"]["index_value"] == "0"
+    assert "volume" not in result.inputFrames["t1pre"]
+    assert scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == before + len(
+        [n for n in result.nodes.values() if n.IsA("vtkMRMLScalarVolumeNode")])
+
+
+def test_a_failed_run_removes_the_frame_copy(run_setup, scene, monkeypatch):
+    """The run adds nothing to the scene when the engine fails: its copy of the frame neither."""
+    DCEDiff, (t2w, pd, adc, t1), launched, kept = run_setup
+    sequence, browser, proxy, logic = dce_sequence(scene, selected=1)
+    late = slicer.util.addVolumeFromArray(np.full((4, 8, 8), 700.0, dtype=np.float32), name="late DCE")
+    before = {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
+
+    def failing(cmd, cwd=None, env_update=None):
+        engine = "import sys; print('dcediff synthesize: error: stand-in failure'); sys.exit(2)"
+        return subprocess.Popen([sys.executable, "-c", engine], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    monkeypatch.setattr(DCEDiff, "_launchInSlicer", failing)
+    with pytest.raises(RuntimeError, match="stand-in failure"):
+        DCEDiff.DCEDiffLogic().process(t2w, pd, adc, t1, dceEarly=proxy, dceLate=late, device="cpu")
+    after = {scene.GetNthNode(i).GetID(): scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())}
+    assert [n.GetClassName() for i, n in after.items() if i not in before] == []
+    assert scene.GetFirstNodeByName("10: DCE frame 12.5") is None
+
+
+def test_shown_frame_follows_the_master_sequence_to_a_synchronized_sequence(scene):
+    """A proxy of a synchronized (non-master) sequence: its item is the one at the master's index value, or the
+    one before it where that sequence has no item there (what UpdateProxyNodesFromSequences shows)."""
+    sequence, browser, proxy, logic = dce_sequence(scene, selected=3)
+    other = scene.AddNewNodeByClass("vtkMRMLSequenceNode", "other")
+    for value in ("0", "25"):
+        node = slicer.util.addVolumeFromArray(np.zeros((2, 2, 2), dtype=np.float32))
+        other.SetDataNodeAtValue(node, value)
+        scene.RemoveNode(node)
+    browser.AddSynchronizedSequenceNodeID(other.GetID())
+    logic.UpdateProxyNodesFromSequences(browser)
+    frame = shown_frame.shown_frame(browser.GetProxyNode(other))
+    assert (frame["sequence"], frame["index_value"], frame["item"]) == ("other", "37.5", 1)
+    assert shown_frame.shown_frame(proxy)["item"] == 3
+    assert shown_frame.shown_frame(slicer.util.addVolumeFromArray(np.zeros((2, 2, 2)))) is None
+    assert shown_frame.copy_shown_frame(None) == (None, None)
