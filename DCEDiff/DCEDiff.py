@@ -132,14 +132,14 @@ def loadSamplePhantom(source=None):
 
 def registerComparisonLayout():
     """The comparison layout, known from start-up on and again after every scene load (Slicer saves a scene's layout
-    id, not custom layout descriptions): a scene saved while a result was shown reopens with it in a new session."""
+    id, not custom layout descriptions): a scene saved while a result was shown reopens with it in a new session,
+    with its own views only, and File > Close Scene leaves it (``result_display.watch_scene``)."""
     if slicer.app.layoutManager() is None:  # no main window (batch): no views to lay out
         return
     from DCEDiffSlicerLib import result_display
 
     result_display.register_layout(slicer.mrmlScene)
-    slicer.mrmlScene.AddObserver(slicer.vtkMRMLScene.EndImportEvent,
-                                 lambda scene, _event: result_display.register_layout(scene))
+    result_display.watch_scene(slicer.mrmlScene)
 
 
 #

@@ -90,13 +90,16 @@ def scene():
     yield slicer.mrmlScene
 
 
-def save_and_reopen(scene, folder: Path):
+def save_and_reopen(scene, folder: Path, new_session=None):
     """Save ``scene`` as ``folder``/scene.mrml (its volumes already written by their storage nodes) and open it in a
-    new scene, as a new Slicer session does; returns the new scene."""
+    new scene, as a new Slicer session does; returns the new scene. ``new_session``: called with the new scene
+    before the load, to set it up as Slicer's start-up does (its layout logic, the module's start-up)."""
     scene.SetRootDirectory(str(folder))
     scene.SetURL(str(folder / "scene.mrml"))
     scene.Commit()
     reopened = slicer.vtkMRMLScene()
+    if new_session is not None:
+        new_session(reopened)
     reopened.SetURL(str(folder / "scene.mrml"))
     reopened.Import()
     return reopened
@@ -359,7 +362,8 @@ def test_self_test_methods_set_up_what_they_need_in_any_order(modules, monkeypat
 def test_the_comparison_layout_is_registered_at_start_up_and_after_every_scene_load(modules, monkeypatch):
     """Slicer saves a scene's layout id, not the description of a custom layout: the module registers the
     comparison layout when Slicer's start-up completes and gives it a loaded scene's own description after every
-    scene load (DCEDiffSlicerLib/result_display.register_layout); without a main window it leaves the scene alone."""
+    scene load (DCEDiffSlicerLib/result_display.register_layout), and leaves it when the scene is closed
+    (result_display.watch_scene); without a main window it leaves the scene alone."""
     DCEDiff, _ = modules
     from DCEDiffSlicerLib import result_display as rd
 
@@ -387,6 +391,8 @@ def test_the_comparison_layout_is_registered_at_start_up_and_after_every_scene_l
     slicer.mrmlScene.SetSceneXMLString(saved.GetSceneXMLString())
     slicer.mrmlScene.Import()
     assert layout.GetViewArrangement() == rd.LAYOUT_ID and layout.GetCurrentLayoutDescription() == description
+    slicer.mrmlScene.Clear(0)   # File > Close Scene: the comparison is left (result_display.watch_scene)
+    assert layout.GetViewArrangement() == rd.CLOSED_SCENE_LAYOUT
 
 
 def test_batch_self_test_class_exists_and_passes(modules):

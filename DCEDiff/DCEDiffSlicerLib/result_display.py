@@ -6,11 +6,13 @@ target (early, late), columns:
     acquired (the acquired DCE; without it the T2W) | synthetic | synthetic + |residual| | synthetic + spread
 
 (the last two only when the run produced them; the spread is the card's expected |error|, else the sample std of
-several samples), and a table view with the metrics table below. All slice views are
-axial and linked (same slice, pan and zoom). The synthetic image of a row gets the window/level of the acquired DCE
-of that row, so that grey values compare directly. |residual| and uncertainty are non-negative: they get sequential
-colour maps (inferno and viridis: dark = small, bright = large, monotonic in luminance, readable in grey and by
-colour-blind readers), a 0..99th-percentile window, near-zero values transparent, and a colour legend in their views.
+several samples), and a table view with the metrics table below. All slice views are axial and linked with
+Slicer's link (view group 0): slice, pan and zoom, and also a volume picked in one view's controller, which
+vtkMRMLSliceLinkLogic puts in every slice view of the group (Testing/test_slicer_display_links.py). The synthetic
+image of a row gets the window/level of the acquired DCE of that row, so that grey values compare directly.
+|residual| and uncertainty are non-negative: they get sequential colour maps (inferno and viridis: dark = small,
+bright = large, monotonic in luminance, readable in grey and by colour-blind readers), a 0..99th-percentile window,
+near-zero values transparent, and a colour legend in their views.
 
 Imports only ``slicer`` and ``slicer.util`` (plus numpy), so it runs under the slicer-core wheel in pytest
 (``Testing/test_slicer_display.py``); the view *widgets* are Slicer's (the layout manager creates them from the
@@ -20,6 +22,7 @@ layout description and finds the view nodes made here by their singleton tags).
 from __future__ import annotations
 
 import json
+import weakref
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -30,6 +33,12 @@ LAYOUT_ID = 49137  # a custom layout id (Slicer's own layouts are < 1000)
 # the layout node keeps the description shown last: Slicer saves a scene's layout id, not the descriptions of
 # custom layouts, and the node's attributes are saved in the .mrml (see register_layout)
 LAYOUT_ATTRIBUTE = "DCEDiff.ComparisonLayout"
+# the layout node's observer that gives the comparison layout its saved description runs before Slicer's layout
+# logic, which observes the node with priority 10 and at once makes the views of the current description
+LAYOUT_OBSERVER_PRIORITY = 100.0
+# after File > Close Scene: what Slicer's layout logic gives a new layout node (Four-Up)
+CLOSED_SCENE_LAYOUT = slicer.vtkMRMLLayoutNode.SlicerLayoutInitialView
+_WATCHED = weakref.WeakKeyDictionary()  # scene -> its layout node, observed by watch_scene
 VIEW_PREFIX = "DCEDiff"
 TABLE_VIEW = f"{VIEW_PREFIX}Metrics"
 TARGETS = ("early", "late")
@@ -305,14 +314,65 @@ def register_layout(scene=None) -> str:
     new session, with a layout id Slicer does not know (an empty view area). The views' nodes are in the scene, or
     are made by the layout manager from the description. The view arrangement is left as it is."""
     layout = layout_node(scene)
-    saved = layout.GetAttribute(LAYOUT_ATTRIBUTE)
     if not layout.IsLayoutDescription(LAYOUT_ID):
-        layout.AddLayoutDescription(LAYOUT_ID, saved or default_layout_xml())
-    elif saved:
-        layout.SetLayoutDescription(LAYOUT_ID, saved)
+        layout.AddLayoutDescription(LAYOUT_ID, layout.GetAttribute(LAYOUT_ATTRIBUTE) or default_layout_xml())
+    apply_saved_description(layout)
     if layout.GetViewArrangement() == LAYOUT_ID:  # loaded before the id was known: its current description is empty
         layout.SetViewArrangement(LAYOUT_ID)
     return layout.GetLayoutDescription(LAYOUT_ID)
+
+
+def apply_saved_description(layout) -> None:
+    """Give the registered comparison layout the description the layout node carries (``LAYOUT_ATTRIBUTE``, read
+    from a loaded scene), where they differ; nothing without one or before the layout is registered."""
+    saved = layout.GetAttribute(LAYOUT_ATTRIBUTE)
+    if saved and layout.IsLayoutDescription(LAYOUT_ID) and layout.GetLayoutDescription(LAYOUT_ID) != saved:
+        layout.SetLayoutDescription(LAYOUT_ID, saved)  # also re-parses the current one when the layout is shown
+
+
+def watch_scene(scene=None) -> None:
+    """What the module keeps up from start-up on (once per scene; the layout node is observed again if replaced):
+
+    - on the layout node, before Slicer's layout logic (``LAYOUT_OBSERVER_PRIORITY``): a scene being loaded copies
+      its layout id and ``LAYOUT_ATTRIBUTE`` into the layout node in one change, and the layout logic makes the
+      views of the description registered at that moment. With the start-up (full result's) description, a scene
+      saved with fewer columns got the missing views as extra, empty view nodes; the saved description is given
+      first (:func:`apply_saved_description`).
+    - after a scene load: :func:`register_layout` (a scene saved by an earlier DCEDiff carries no description).
+    - File > Close Scene clears the layout node's attributes but Slicer's layout logic puts the last layout back:
+      the comparison stayed on screen with nothing to show, and a scene saved then had its id without its
+      description. After a close, the comparison layout's description is the start-up one again and, where it was
+      shown, the views go back to ``CLOSED_SCENE_LAYOUT``."""
+    scene = _scene(scene)
+    layout = layout_node(scene)
+    if _WATCHED.get(scene) is layout:
+        return
+    layout.AddObserver("ModifiedEvent", lambda node, _event: apply_saved_description(node), LAYOUT_OBSERVER_PRIORITY)
+    if scene not in _WATCHED:
+        closing = {"shown": False}
+
+        def start_close(closed_scene, _event):
+            node = closed_scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
+            closing["shown"] = node is not None and node.GetViewArrangement() == LAYOUT_ID
+
+        def end_close(closed_scene, _event):
+            node = closed_scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
+            if node is None:  # cleared with its singletons (not Slicer's Close Scene): no layout to go back from
+                return
+            if node.IsLayoutDescription(LAYOUT_ID):
+                node.SetLayoutDescription(LAYOUT_ID, default_layout_xml())
+            if closing["shown"]:
+                node.SetViewArrangement(CLOSED_SCENE_LAYOUT)
+            watch_scene(closed_scene)
+
+        def end_import(loaded_scene, _event):
+            register_layout(loaded_scene)
+            watch_scene(loaded_scene)
+
+        scene.AddObserver(slicer.vtkMRMLScene.StartCloseEvent, start_close)
+        scene.AddObserver(slicer.vtkMRMLScene.EndCloseEvent, end_close)
+        scene.AddObserver(slicer.vtkMRMLScene.EndImportEvent, end_import)
+    _WATCHED[scene] = layout
 
 
 def show_comparison(nodes: Dict[str, object], acquired: Optional[Dict[str, object]] = None, reference=None,

@@ -1,0 +1,99 @@
+"""The comparison layout (DCEDiff/DCEDiffSlicerLib/result_display.py) across a saved scene's reload and File > Close
+Scene, under Slicer's own ``vtkMRMLLayoutLogic`` (real, from the slicer-core wheel: the logic Slicer's layout
+manager owns, which makes the view nodes of the shown layout). Scenes are saved to and loaded from real .mrml
+files (``save_and_reopen``); the views' Qt widgets cannot run here."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not installed")
+import slicer.util  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "DCEDiff"))
+sys.path.insert(0, str(ROOT / "Testing"))
+from DCEDiffSlicerLib import result_display as rd  # noqa: E402
+from test_slicer_display import make_result, saved_scene_xml, scene  # noqa: E402,F401  (Slicer's start-up scene)
+from test_slicer_module import save_and_reopen  # noqa: E402
+
+
+def start_session(scene_):
+    """What a Slicer session with DCEDiff sets up before any scene is loaded: the layout manager's layout logic
+    (Slicer's four-up views) and the module's start-up (DCEDiff.registerComparisonLayout). Returns the logic."""
+    logic = slicer.vtkMRMLLayoutLogic()
+    logic.SetMRMLScene(scene_)
+    rd.register_layout(scene_)
+    rd.watch_scene(scene_)
+    return logic
+
+
+def view_names(scene_, class_name="vtkMRMLSliceNode"):
+    return sorted(scene_.GetNthNodeByClass(i, class_name).GetName()
+                  for i in range(scene_.GetNumberOfNodesByClass(class_name)))
+
+
+def shown_views(logic):
+    views = logic.GetViewNodes()
+    return [views.GetItemAsObject(i).GetName() for i in range(views.GetNumberOfItems())]
+
+
+def test_a_reopened_scene_has_the_saved_comparison_views_and_no_others(tmp_path):
+    """A new session registers the comparison layout with a full result's description (acquired | synthetic |
+    residual | spread, and the table). A scene saved with a result without acquired DCE (T2W | synthetic |
+    uncertainty) was loaded with that description in place: Slicer's layout logic made the acquired and residual
+    views the moment the layout node took the saved layout id, before the module gave it the saved description,
+    and the reopened scene had 4 extra, empty slice views (and widgets) that a later save kept."""
+    logic = start_session(slicer.mrmlScene)
+    reopened_logic = []
+    try:
+        t2w, nodes, acquired = make_result(with_acquired=False)
+        summary = rd.show_comparison(nodes, acquired, reference=t2w)
+        saved_views = view_names(slicer.mrmlScene)
+        assert shown_views(logic) == list(summary["views"])
+        shown = rd.layout_node().GetLayoutDescription(rd.LAYOUT_ID)
+        reopened = save_and_reopen(slicer.mrmlScene, tmp_path,
+                                   new_session=lambda new: reopened_logic.append(start_session(new)))
+        layout = rd.layout_node(reopened)
+        assert layout.GetViewArrangement() == rd.LAYOUT_ID and layout.GetCurrentLayoutDescription() == shown
+        assert view_names(reopened) == saved_views   # Red, Yellow, Green and the saved comparison views only
+        assert not [name for name in view_names(reopened) if "Acquired" in name or "Residual" in name]
+        assert view_names(reopened, "vtkMRMLTableViewNode") == []   # no metrics table was shown
+        assert shown_views(reopened_logic[0]) == list(summary["views"])
+        reopened.Clear(1)
+    finally:
+        for each in [logic] + reopened_logic:
+            each.SetMRMLScene(None)
+
+
+def test_closing_the_scene_puts_slicers_default_layout_back():
+    """File > Close Scene (vtkMRMLScene::Clear(0)) resets the layout node, its attributes included, and Slicer's
+    layout logic then shows the last layout again: the comparison stayed on screen, its views emptied, and a scene
+    saved afterwards had the comparison's id without its description. After a close the views are Slicer's
+    default layout (what a new session shows), the comparison layout's description is the start-up one, and the
+    next scene saved with a comparison reopens with it. A close from another layout keeps it, as Slicer does."""
+    logic = start_session(slicer.mrmlScene)
+    try:
+        t2w, nodes, acquired = make_result(with_acquired=False)
+        rd.show_comparison(nodes, acquired, reference=t2w)
+        shown = rd.layout_node().GetLayoutDescription(rd.LAYOUT_ID)
+        text = saved_scene_xml(slicer.mrmlScene)
+        slicer.mrmlScene.Clear(0)
+        layout = rd.layout_node()
+        assert layout.GetViewArrangement() == rd.CLOSED_SCENE_LAYOUT == slicer.vtkMRMLLayoutNode.SlicerLayoutInitialView
+        assert layout.GetAttribute(rd.LAYOUT_ATTRIBUTE) is None
+        assert layout.GetLayoutDescription(rd.LAYOUT_ID) == rd.default_layout_xml()
+        assert not [name for name in shown_views(logic) if name.startswith(rd.VIEW_PREFIX)]
+        assert 'currentViewArrangement="0"' in saved_scene_xml(slicer.mrmlScene)
+        # the next scene loaded (File > Load Scene: close, then load) shows its comparison again
+        slicer.mrmlScene.SetLoadFromXMLString(1)
+        slicer.mrmlScene.SetSceneXMLString(text)
+        slicer.mrmlScene.Connect()
+        assert layout.GetViewArrangement() == rd.LAYOUT_ID and layout.GetCurrentLayoutDescription() == shown
+        # Slicer's own layouts are left as Slicer leaves them after a close
+        layout.SetViewArrangement(layout.SlicerLayoutConventionalView)
+        slicer.mrmlScene.Clear(0)
+        assert layout.GetViewArrangement() == layout.SlicerLayoutConventionalView
+    finally:
+        logic.SetMRMLScene(None)
