@@ -47,6 +47,20 @@ from DCEDiffLib import defaults  # noqa: E402  (plain constants, no torch)
 from DCEDiffSlicerLib import process_runner  # noqa: E402  (plain Python; imports DCEDiffLib.progress only)
 
 
+# The module's helper packages, imported into Slicer's process. Slicer's Reload re-executes DCEDiff.py only;
+# forgetHelperModules() makes it import these from their files again too.
+HELPER_PACKAGES = ("DCEDiffSlicerLib", "DCEDiffLib")
+
+
+def forgetHelperModules() -> list:
+    """Drop the helper packages (:data:`HELPER_PACKAGES`) and their submodules from ``sys.modules``, so that the
+    next import reads them from their files; returns the names dropped."""
+    names = [name for name in list(sys.modules) if name.split(".", 1)[0] in HELPER_PACKAGES]
+    for name in names:
+        del sys.modules[name]
+    return names
+
+
 def resourceFile(relativePath: str) -> Path:
     """A file under Resources/ (installed: next to DCEDiff.py; source checkout: the repository root)."""
     return ENGINE_ROOT / "Resources" / relativePath
@@ -214,6 +228,14 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.shutdown()
         self.setParameterNode(None)
         self.removeObservers()
+
+    def onReload(self) -> None:
+        """Reload (and Reload and Test): Slicer's reloadScriptedModule executes DCEDiff.py again, nothing else; the
+        helper packages stayed cached, so the reloaded module (and its self-test) ran their old code after an edit.
+        They are forgotten first and imported from their files again (Slicer's WebServer module reloads its
+        WebServerLib the same way)."""
+        forgetHelperModules()
+        ScriptedLoadableModuleWidget.onReload(self)
 
     def enter(self) -> None:
         self.initializeParameterNode()

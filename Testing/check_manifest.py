@@ -7,6 +7,8 @@ Run by ``make test``. Exits non-zero, listing each problem:
 - a listed file that does not exist (the CMake configure would fail);
 - a listed file whose install destination falls outside ``qt-scripted-modules/`` (e.g. ``../DCEDiffLib/x.py`` in
   the module folder's CMakeLists.txt), or two files landing on the same destination;
+- an install that would not put the build tree's ``qt-scripted-modules/`` as it is into the package's (no
+  ``NO_INSTALL_SUBDIR`` or another ``INSTALL_DIR`` in the top level, ``WITH_SUBDIR`` for the module);
 - a missing anchor: ``DCEDiff.py``, ``DCEDiffLib/__init__.py``, ``Resources/UI/DCEDiff.ui``,
   ``Resources/Icons/DCEDiff.png`` and ``Resources/requirements.txt`` must land at those paths.
 
@@ -33,6 +35,17 @@ LISTS = (
     ("DCEDiff/CMakeLists.txt", ("MODULE_PYTHON_SCRIPTS", "MODULE_PYTHON_RESOURCES"),
      ("SCRIPTS ${MODULE_PYTHON_SCRIPTS}", "RESOURCES ${MODULE_PYTHON_RESOURCES}", "slicerMacroBuildScriptedModule(")),
 )
+# (CMakeLists.txt, macro, words its call must hold, words it must not hold): where the build tree's
+# qt-scripted-modules/ is installed. CTK's ctkMacroCompilePythonScript installs the folder itself without
+# NO_INSTALL_SUBDIR, i.e. into qt-scripted-modules/qt-scripted-modules/ (CTK CMake/ctkMacroCompilePythonScript.cmake
+# lines 99-107, commontk/CTK 868d56c); slicerMacroBuildScriptedModule's WITH_SUBDIR puts the module one folder down,
+# where Slicer's non-recursive module scan does not see it (Slicer CMake/SlicerMacroBuildScriptedModule.cmake lines
+# 92-106). The build tree is right in both cases, so only the package would break.
+INSTALL_LAYOUT = (
+    ("CMakeLists.txt", "ctkMacroCompilePythonScript",
+     ("NO_INSTALL_SUBDIR", "INSTALL_DIR ${Slicer_INSTALL_QTSCRIPTEDMODULES_LIB_DIR}"), ()),
+    ("DCEDiff/CMakeLists.txt", "slicerMacroBuildScriptedModule", (), ("WITH_SUBDIR",)),
+)
 PACKAGED_DIRS = ("DCEDiff", "DCEDiffLib", "Resources")
 NOT_PACKAGED = {"DCEDiff/CMakeLists.txt"}
 ANCHORS = ("DCEDiff.py", "DCEDiffLib/__init__.py", "Resources/UI/DCEDiff.ui", "Resources/Icons/DCEDiff.png",
@@ -49,6 +62,34 @@ def parse_set(text: str, variable: str) -> List[str]:
     if match is None:
         raise KeyError(variable)
     return [item.strip('"') for item in match.group(1).split()]
+
+
+def call_arguments(text: str, macro: str) -> List[str]:
+    """The argument text of each ``macro(...)`` call in a CMake file (comments removed)."""
+    return re.findall(r"\b" + re.escape(macro) + r"\((.*?)\)", _strip_comments(text), re.S)
+
+
+def install_layout_problems(root: Path) -> List[str]:
+    """Problems with where the CMake calls install qt-scripted-modules/ (see :data:`INSTALL_LAYOUT`)."""
+    problems = []
+    for cmake_rel, macro, required, forbidden in INSTALL_LAYOUT:
+        cmake = root / cmake_rel
+        if not cmake.is_file():
+            continue  # reported by check()
+        calls = call_arguments(cmake.read_text(encoding="utf-8"), macro)
+        if not calls:
+            problems.append(f"{cmake_rel}: no {macro}(...) call")
+        for arguments in calls:
+            words = " ".join(arguments.split())
+            for word in required:
+                if word not in words:
+                    problems.append(f"{cmake_rel}: {macro}(...) lacks '{word}': the installed package would not "
+                                    "hold DCEDiffLib/ and Resources/ next to DCEDiff.py in qt-scripted-modules/")
+            for word in forbidden:
+                if re.search(r"(^|\s)" + re.escape(word) + r"(\s|$)", words):
+                    problems.append(f"{cmake_rel}: {macro}(...) has '{word}': the module would land in a subfolder "
+                                    "of qt-scripted-modules/, where Slicer does not look for modules")
+    return problems
 
 
 def files_on_disk(root: Path) -> List[str]:
@@ -114,6 +155,7 @@ def check(root: Path) -> Tuple[List[str], Dict[str, str]]:
         if rel not in listed:
             where = "CMakeLists.txt" if not rel.startswith("DCEDiff/") else "DCEDiff/CMakeLists.txt"
             problems.append(f"{rel}: not listed in {where}; it would be missing from the extension package")
+    problems.extend(install_layout_problems(root))
     for anchor in ANCHORS:
         if anchor not in destinations:
             problems.append(f"nothing lands on qt-scripted-modules/{anchor}")

@@ -359,6 +359,46 @@ def test_self_test_methods_set_up_what_they_need_in_any_order(modules, monkeypat
     assert modes == ["ask"]
 
 
+def _reload_scripted_module_stand_in(widget):
+    """Stand-in for Slicer's ScriptedLoadableModuleWidget.onReload → slicer.util.reloadScriptedModule: DCEDiff.py is
+    executed again from its file with importlib and replaces sys.modules["DCEDiff"], nothing else is reloaded
+    (Base/Python/slicer/util.py, reloadScriptedModule, lines 1718-1722 at Slicer 583e9b3; the same in 5.6-5.12)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("DCEDiff", MODULE_DIR / "DCEDiff.py")
+    reloaded = importlib.util.module_from_spec(spec)
+    sys.modules["DCEDiff"] = reloaded
+    spec.loader.exec_module(reloaded)
+
+
+def test_reload_and_test_runs_the_helper_packages_code_as_it_is_now(modules, monkeypatch):
+    """Reload (and Reload and Test) re-executes DCEDiff.py only: DCEDiffSlicerLib and DCEDiffLib stayed cached, and
+    the reloaded module and its self-test ran the old code of a helper edited since. The widget forgets them first.
+    The re-execution is a stand-in (the real one needs Slicer's module manager); the imports are Python's own."""
+    DCEDiff, _ = modules
+    helpers = ("DCEDiff", "DCEDiffSlicerLib", "DCEDiffLib")
+    saved = {name: module for name, module in sys.modules.items() if name.split(".", 1)[0] in helpers}
+    base = sys.modules["slicer.ScriptedLoadableModule"].ScriptedLoadableModuleWidget
+    monkeypatch.setattr(base, "onReload", _reload_scripted_module_stand_in, raising=False)
+    old_runner, old_defaults = DCEDiff.process_runner, DCEDiff.defaults
+    assert sys.modules["DCEDiffSlicerLib.process_runner"] is old_runner
+    try:
+        DCEDiff.DCEDiffWidget().onReload()
+        reloaded = sys.modules["DCEDiff"]
+        assert reloaded is not DCEDiff
+        assert reloaded.process_runner is not old_runner, "the reloaded module kept the cached DCEDiffSlicerLib"
+        assert reloaded.defaults is not old_defaults, "the reloaded module kept the cached DCEDiffLib"
+        assert Path(reloaded.process_runner.__file__) == Path(old_runner.__file__)  # read again from its file
+        # what the reloaded module imports later (inside functions) is the new code too
+        assert sys.modules["DCEDiffSlicerLib.process_runner"] is reloaded.process_runner
+        stale = [name for name, module in sys.modules.items() if saved.get(name) is module]
+        assert stale == [], f"still the modules cached before the reload: {stale}"
+    finally:  # the other tests hold the modules imported before: put them back
+        for name in [name for name in sys.modules if name.split(".", 1)[0] in helpers]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
 def test_the_comparison_layout_is_registered_at_start_up_and_after_every_scene_load(modules, monkeypatch):
     """Slicer saves a scene's layout id, not the description of a custom layout: the module registers the
     comparison layout when Slicer's start-up completes and gives it a loaded scene's own description after every

@@ -24,6 +24,55 @@ CONNECTABLE = {
     "qMRMLNodeComboBox": {"node"}, "QSpinBox": {"int"}, "QDoubleSpinBox": {"float"}, "ctkSliderWidget": {"float"},
     "QComboBox": {"choice"}, "QLineEdit": {"str"}, "QCheckBox": {"bool"}, "ctkPathLineEdit": {"Path"},
 }
+# What Slicer's QUiLoader can build and set, verified in the real sources (Slicer v5.6.0 and v5.12.3 tags, the same
+# lines in both; CTK 868d56c). No Slicer source is at hand in CI, so the facts are written down here.
+# Slicer/CTK designer-plugin classes → the properties this .ui may set on them (their own Q_PROPERTYs):
+PLUGIN_PROPERTIES = {
+    # Libs/MRML/Widgets/DesignerPlugins/qMRMLWidgetPlugin.h
+    "qMRMLWidget": set(),
+    # Libs/MRML/Widgets/DesignerPlugins/qMRMLNodeComboBoxPlugin.h; Q_PROPERTYs in Libs/MRML/Widgets/
+    # qMRMLNodeComboBox.h lines 61-93 (nodeTypes 61, showChildNodeTypes 63, noneEnabled 73, addEnabled 74,
+    # removeEnabled 75, noneDisplay 91)
+    "qMRMLNodeComboBox": {"nodeTypes", "showHidden", "showChildNodeTypes", "hideChildNodeTypes", "baseName",
+                          "noneEnabled", "addEnabled", "removeEnabled", "editEnabled", "renameEnabled",
+                          "interactionNodeSingletonTag", "selectNodeUponCreation", "noneDisplay", "sizeAdjustPolicy"},
+    # Modules/Loadable/Markups/Widgets/DesignerPlugins/qSlicerMarkupsPlaceWidgetPlugin.h; Q_PROPERTYs in
+    # Modules/Loadable/Markups/Widgets/qSlicerMarkupsPlaceWidget.h lines 43-55 (v5.12.3)
+    "qSlicerMarkupsPlaceWidget": {"buttonsVisible", "deleteAllControlPointsOptionVisible",
+                                  "unsetLastControlPointOptionVisible", "unsetAllControlPointsOptionVisible",
+                                  "placeMultipleMarkups", "nodeColor", "defaultNodeColor", "currentNodeActive",
+                                  "placeModeEnabled", "placeModePersistency"},
+    # CTK Libs/Widgets/Plugins/ctkCollapsibleButtonPlugin.h; Q_PROPERTYs in Libs/Widgets/ctkCollapsibleButton.h
+    # lines 48-66 (collapsed 48); text is QAbstractButton's (ctkCollapsibleButton derives from it, line 45)
+    "ctkCollapsibleButton": {"collapsed", "collapsedHeight", "flat", "contentsFrameShape", "contentsFrameShadow",
+                             "contentsLineWidth", "contentsMidLineWidth", "buttonTextAlignment", "indicatorAlignment",
+                             "text", "checkable", "checked"},
+}
+# Qt's own widgets (Q_PROPERTYs of the class and its bases in Qt 5.15 and 6, the ones a .ui of this kind sets)
+QWIDGET_PROPERTIES = {"geometry", "toolTip", "enabled", "visible", "minimumSize", "maximumSize", "sizePolicy",
+                      "statusTip", "whatsThis", "font"}
+QT_PROPERTIES = {
+    "QWidget": set(),
+    "QLabel": {"text", "wordWrap", "alignment", "textFormat", "openExternalLinks", "buddy"},
+    "QPushButton": {"text", "checkable", "checked", "icon", "flat", "autoDefault", "default"},
+    "QLineEdit": {"text", "readOnly", "placeholderText", "maxLength", "clearButtonEnabled"},
+    "QComboBox": {"editable", "currentIndex", "maxVisibleItems", "sizeAdjustPolicy"},
+    "QSpinBox": {"minimum", "maximum", "value", "singleStep", "suffix", "prefix", "readOnly"},
+    "QProgressBar": {"minimum", "maximum", "value", "format", "textVisible", "orientation"},
+    "QPlainTextEdit": {"readOnly", "maximumBlockCount", "plainText", "placeholderText", "lineWrapMode"},
+}
+# dynamic properties (stdset="0") Slicer reads: the parameter-node GUI connection (Base/Python/slicer/
+# parameterNodeWrapper/wrapper.py line 28, SlicerParameterNamePropertyName, v5.6.0)
+DYNAMIC_PROPERTIES = {"SlicerParameterName"}
+# connections: (class, signature) of the signals and slots that exist. qMRMLWidget's signal
+# mrmlSceneChanged(vtkMRMLScene*) (Libs/MRML/Widgets/qMRMLWidget.h line 66 v5.6.0, 71 v5.12.3); the setMRMLScene
+# slot of qMRMLNodeComboBox (qMRMLNodeComboBox.h line 275/272) and of qSlicerWidget (Base/QTGUI/qSlicerWidget.h
+# line 55/57), the base of qSlicerMarkupsPlaceWidget (setMRMLScene override, qSlicerMarkupsPlaceWidget.h 134/132)
+SIGNALS = {("qMRMLWidget", "mrmlSceneChanged(vtkMRMLScene*)")}
+SLOTS = {("qMRMLNodeComboBox", "setMRMLScene(vtkMRMLScene*)"),
+         ("qSlicerMarkupsPlaceWidget", "setMRMLScene(vtkMRMLScene*)")}
+SPACER_PROPERTIES = {"orientation", "sizeHint", "sizeType"}
+ENUMS = {"Qt::Vertical", "Qt::Horizontal"}
 EXPECTED_USED = {"applyButton": "QPushButton", "importModelButton": "QPushButton", "shippedModelButton": "QPushButton",
                  "modelInfoLabel": "QLabel", "progressBar": "QProgressBar", "statusLabel": "QLabel",
                  "logTextEdit": "QPlainTextEdit", "centerPlaceWidget": "qSlicerMarkupsPlaceWidget",
@@ -56,6 +105,74 @@ def parameter_fields():
                 kind = re.sub(r"^Annotated\[(\w+),.*$", r"\1", text)
             fields[stmt.target.id] = kind
     return fields
+
+
+def ui_problems(root) -> list:
+    """What a real Slicer's QUiLoader would not build or set in the .ui tree ``root``: unknown widget classes, a
+    property the class does not have (Qt only warns and skips it), a dynamic property Slicer does not read, a
+    custom widget undeclared or with another header, an enum Qt does not know, a connection to a missing signal or
+    slot."""
+    problems = []
+    declared = {c.findtext("class"): c for c in root.iter("customwidget")}
+    used = set()
+    for widget in root.iter("widget"):
+        cls, name = widget.get("class"), widget.get("name")
+        used.add(cls)
+        allowed = PLUGIN_PROPERTIES.get(cls, QT_PROPERTIES.get(cls))
+        if allowed is None:
+            problems.append(f"{name}: class {cls} is neither a Qt widget nor a Slicer/CTK designer-plugin class")
+            continue
+        for prop in widget.findall("property"):
+            key = prop.get("name")
+            if prop.get("stdset") == "0":
+                if key not in DYNAMIC_PROPERTIES:
+                    problems.append(f"{name}: dynamic property {key!r} is not one Slicer reads")
+            elif key not in allowed | QWIDGET_PROPERTIES:
+                problems.append(f"{name}: {cls} has no property {key!r}")
+    for spacer in root.iter("spacer"):
+        for prop in spacer.findall("property"):
+            if prop.get("name") not in SPACER_PROPERTIES:
+                problems.append(f"{spacer.get('name')}: a spacer has no property {prop.get('name')!r}")
+    for cls in sorted(used & set(PLUGIN_PROPERTIES)):
+        if cls not in declared:
+            problems.append(f"{cls}: used but not declared in <customwidgets>")
+        elif declared[cls].findtext("header") != f"{cls}.h":
+            problems.append(f"{cls}: <customwidget> header {declared[cls].findtext('header')!r}, expected '{cls}.h'")
+    for enum in root.iter("enum"):
+        if enum.text not in ENUMS:
+            problems.append(f"enum {enum.text!r} is not spelled as Qt expects")
+    classes = {w.get("name"): w.get("class") for w in root.iter("widget")}
+    for connection in root.iter("connection"):
+        sender, receiver = connection.findtext("sender"), connection.findtext("receiver")
+        if (classes.get(sender), connection.findtext("signal")) not in SIGNALS:
+            problems.append(f"{sender}: no signal {connection.findtext('signal')}")
+        if (classes.get(receiver), connection.findtext("slot")) not in SLOTS:
+            problems.append(f"{receiver}: no slot {connection.findtext('slot')}")
+    return problems
+
+
+def test_the_ui_sets_only_what_the_real_classes_have():
+    tree, widgets = ui_widgets()
+    assert ui_problems(tree.getroot()) == []
+    text = UI.read_text(encoding="utf-8")
+    # each kind of mistake is caught (a misspelt property is only a warning in Slicer's log: the widget keeps its
+    # default, e.g. a "None" entry that was meant to be hidden)
+    cases = {'name="noneDisplay"': ('name="noneText"', "pdSelector: qMRMLNodeComboBox has no property 'noneText'"),
+             '<enum>Qt::Vertical</enum>': ('<enum>Vertical</enum>', "enum 'Vertical' is not spelled as Qt expects"),
+             '<header>qMRMLNodeComboBox.h</header>': ('<header>qMRMLNodeComboBox</header>',
+                                                      "qMRMLNodeComboBox: <customwidget> header 'qMRMLNodeComboBox'"),
+             'name="SlicerParameterName" stdset="0"><string>t2w': (
+                 'name="ParameterName" stdset="0"><string>t2w',
+                 "t2wSelector: dynamic property 'ParameterName' is not one Slicer reads"),
+             'class="qSlicerMarkupsPlaceWidget"': ('class="qSlicerMarkupsPlacementWidget"',
+                                                    "class qSlicerMarkupsPlacementWidget is neither"),
+             '<slot>setMRMLScene(vtkMRMLScene*)</slot></connection>\n </connections>': (
+                 '<slot>setMRMLScene(vtkMRMLScene)</slot></connection>\n </connections>',
+                 "centerPlaceWidget: no slot setMRMLScene(vtkMRMLScene)")}
+    for before, (after, expected) in cases.items():
+        assert text.count(before) >= 1, before
+        problems = ui_problems(ET.fromstring(text.replace(before, after, 1).encode("utf-8")))
+        assert any(expected in p for p in problems), (expected, problems)
 
 
 def test_widgets_used_by_the_module_exist_with_the_expected_class():
@@ -135,6 +252,34 @@ def test_manifest_check_passes_here_and_catches_gaps(tmp_path):
     assert "DCEDiff/DCEDiffSlicerLib/dependencies.py does not exist" in text
     assert "'../DCEDiffLib/x.py' would be installed outside qt-scripted-modules" in text
     assert any("phantom_case" in p and "does not exist" in p for p in problems)  # the .nii.gz left out of the copy
+
+
+def test_manifest_check_catches_an_install_that_would_not_keep_the_layout(tmp_path):
+    """The build tree is right either way (ctest passes); only the installed package would lack DCEDiffLib/ and
+    Resources/ next to DCEDiff.py (CTK installs the folder itself without NO_INSTALL_SUBDIR) or hide the module
+    one folder down (WITH_SUBDIR)."""
+    check_manifest = _load_check_manifest()
+    assert check_manifest.install_layout_problems(ROOT) == []
+    top = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    module = (ROOT / "DCEDiff" / "CMakeLists.txt").read_text(encoding="utf-8")
+    (tmp_path / "DCEDiff").mkdir()
+
+    def problems(top_text, module_text):
+        (tmp_path / "CMakeLists.txt").write_text(top_text, encoding="utf-8")
+        (tmp_path / "DCEDiff" / "CMakeLists.txt").write_text(module_text, encoding="utf-8")
+        return "\n".join(check_manifest.install_layout_problems(tmp_path))
+
+    assert "  NO_INSTALL_SUBDIR\n" in top and "  WITH_GENERIC_TESTS\n" in module
+    # the option only in a comment does not count
+    text = problems(top.replace("  NO_INSTALL_SUBDIR\n", "  # NO_INSTALL_SUBDIR\n"), module)
+    assert "ctkMacroCompilePythonScript(...) lacks 'NO_INSTALL_SUBDIR'" in text
+    text = problems(top.replace("INSTALL_DIR ${Slicer_INSTALL_QTSCRIPTEDMODULES_LIB_DIR}",
+                                "INSTALL_DIR ${Slicer_INSTALL_QTLOADABLEMODULES_LIB_DIR}"), module)
+    assert "lacks 'INSTALL_DIR ${Slicer_INSTALL_QTSCRIPTEDMODULES_LIB_DIR}'" in text
+    text = problems(top, module.replace("  WITH_GENERIC_TESTS\n", "  WITH_GENERIC_TESTS\n  WITH_SUBDIR\n"))
+    assert "slicerMacroBuildScriptedModule(...) has 'WITH_SUBDIR'" in text
+    text = problems(top.replace("ctkMacroCompilePythonScript(", "message("), module)
+    assert "CMakeLists.txt: no ctkMacroCompilePythonScript(...) call" in text
 
 
 def test_extension_metadata_agrees():
