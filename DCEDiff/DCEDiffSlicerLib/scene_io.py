@@ -25,7 +25,7 @@ import SimpleITK as sitk
 import slicer
 import slicer.util
 
-from DCEDiffLib.data_source import NOT_MARKED, PHANTOM, input_source, mark_phantom
+from DCEDiffLib.data_source import NOT_MARKED, PHANTOM, RESULT_DESCRIP, input_source, mark_phantom
 from DCEDiffSlicerLib import result_display
 from DCEDiffSlicerLib.study_fill import INSTANCE_UIDS_ATTRIBUTE, sequence_browsers
 
@@ -271,6 +271,45 @@ def flag_synthetic(node, provenance: Dict[str, object], role: str) -> None:
         node.SetAttribute(PROVENANCE_PREFIX + str(key), text)
 
 
+# What Slicer's DICOM export writes for a scalar volume, read in Slicer's source (Slicer main 583e9b3, 2026-08-21;
+# paths under Modules/):
+# - Scripted/DICOMPlugins/DICOMScalarVolumePlugin.py:653-667 (examineForExport): the series tags' defaults,
+#   SeriesDescription "No series description", Modality "CT", Manufacturer "Unknown manufacturer", Model "Unknown
+#   model", ...;
+# - Scripted/DICOMLib/Widgets/qSlicerDICOMTagEditorWidget.cxx:498-528 replaces each of those tags by the series
+#   item's attribute "DICOM.<tag>" where the item has one (a tag the exportable does not define is never read), and
+#   :379-473 takes the patient and study tags (PatientID, StudyInstanceUID, ...) from the parent study item and its
+#   parent patient item (DICOMScalarVolumePlugin.py:695-706 refuses a series without them);
+# - CLI/CreateDICOMSeries/CreateDICOMSeries.cxx:137-193 writes ImageType ORIGINAL\PRIMARY\... for every modality
+#   (MR: ORIGINAL\PRIMARY\MPR, "so that we simulate real image acquisitions"), and
+#   Scripted/DICOMLib/DICOMExportScalarVolume.py:106-151 passes it no ImageType, DerivationDescription or
+#   ImageComments: no attribute can make the exported series DERIVED (docs/slicer.md says so).
+DICOM_EXPORT_MANUFACTURER = "DCEDiff (SYNTHETIC image, not acquired)"
+DICOM_LO_LENGTH = 64  # SeriesDescription, Manufacturer, ManufacturerModelName are LO: at most 64 characters
+DICOM_EXPORT_WHAT = {"synthetic": "{target} DCE", "residual": "residual {target} DCE",
+                     "uncertainty": "uncertainty {target} DCE", "expected_error": "expected error {target} DCE"}
+
+
+def tag_for_dicom_export(node, role: str, provenance: Dict[str, object], flags: Iterable[str] = ()) -> None:
+    """Set the ``DICOM.<tag>`` attributes of a result's subject-hierarchy item that Slicer's DICOM export reads, so
+    that a result exported to DICOM (to PACS) says it is synthetic: SeriesDescription "SYNTHETIC <flags> early DCE
+    (DCEDiff)", Modality MR (the export's default is CT), Manufacturer "DCEDiff (SYNTHETIC ...)" and the
+    model as Manufacturer's Model Name. ``role``: e.g. "synthetic_early"; ``flags``: short warnings ("OOD-WARNING",
+    "NO-PD"). The study and patient tags come from the study the node is placed in (:func:`place_next_to`)."""
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(node.GetScene())
+    item = sh.GetItemByDataNode(node) if sh is not None else 0
+    if not item:
+        return
+    kind, target = role.rsplit("_", 1)
+    what = DICOM_EXPORT_WHAT[kind].format(target=target)
+    description = " ".join([RESULT_DESCRIP, *flags, what, "(DCEDiff)"])
+    values = {"SeriesDescription": description, "Modality": "MR", "Manufacturer": DICOM_EXPORT_MANUFACTURER,
+              "Model": f"DCEDiff model {provenance.get('model', 'unknown')}"}
+    prefix = slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMAttributePrefix()
+    for tag, value in values.items():
+        sh.SetItemAttribute(item, prefix + tag, value[:DICOM_LO_LENGTH])
+
+
 def synthetic_input_message(nodes: Dict[str, object], labels: Dict[str, str]) -> Optional[str]:
     """The error for a DCEDiff result selected as an input (a synthetic early DCE as the acquired early DCE: the
     residual is then zero and the metrics perfect, a synthesis scored against itself), or None. ``nodes``: role key
@@ -374,6 +413,9 @@ def load_results(result_dir, t2w_node, scene=None) -> Dict[str, object]:
     ood = out_of_distribution(side)
     missing = [str(m) for m in side.get("missing_inputs") or ()]
     without = f" (without {', '.join(m.upper() for m in missing)})" if missing else ""
+    # the engine's NIfTI descrip flags (pipeline.OOD_DESCRIP, pipeline.missing_descrip), for the DICOM series
+    flags = (["OOD-WARNING"] if ood is not None else []) + (["NO-" + "-".join(m.upper() for m in missing)]
+                                                             if missing else [])
     grid_dir = result_dir / "t2w_grid" if (result_dir / "t2w_grid").is_dir() else result_dir
     base = t2w_node.GetName()
     created: Dict[str, object] = {}
@@ -395,6 +437,7 @@ def load_results(result_dir, t2w_node, scene=None) -> Dict[str, object]:
                 if kind in result_display.OVERLAY_MAPS:  # sequential colour map, 0..p99 window, zero transparent
                     result_display.style_overlay(node, kind)
                 place_next_to(node, t2w_node)
+                tag_for_dicom_export(node, f"{kind}_{target}", provenance, flags)
                 created[f"{kind}_{target}"] = node
         metrics_path = result_dir / "metrics.json"
         if metrics_path.is_file():
