@@ -15,3 +15,8 @@ class ModelFileError(DCEDiffError):
 
 class CancelledError(DCEDiffError):
     """The user (or a cancel hook) stopped a running job; nothing was written."""
+
+
+class MissingExtraError(DCEDiffError):
+    """A command or option needs a package of an optional pip extra that is not installed; the message names the
+    packages and the extra."""

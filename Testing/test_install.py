@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -85,21 +86,26 @@ def test_wheel_ships_the_model_and_sample_case_and_an_installed_copy_finds_them(
     assert {"t2w", "pd", "adc", "t1pre", "dce_early", "dce_late"} <= set(found["case"]), found["case"]
 
 
-CORE_PROBE = r'''
+BLOCK_EXTRAS = r'''
+import importlib.machinery
 import sys
 
 
-class Block:
+class Block(importlib.machinery.PathFinder):
     """What the core install lacks (3D Slicer's install: no scipy, scikit-image, matplotlib, onnxruntime or the
-    TAPS prostate model)."""
+    TAPS prostate model): the path finder finds none of them, so importlib.util.find_spec gives None and an import
+    raises ModuleNotFoundError, as where they are not installed."""
 
-    def find_spec(self, name, path=None, target=None):
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
         if name.split(".")[0] in ("scipy", "skimage", "matplotlib", "onnxruntime", "taps"):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
+            return None
+        return super().find_spec(name, path, target)
 
 
-sys.meta_path.insert(0, Block())
+sys.meta_path[:] = [Block if finder is importlib.machinery.PathFinder else finder for finder in sys.meta_path]
+'''
+CORE_PROBE = BLOCK_EXTRAS + r'''
 from DCEDiffLib.cli import main
 
 sys.exit(main(sys.argv[1:]))
@@ -132,3 +138,77 @@ def test_core_install_synthesizes_with_acquired_dce_and_names_the_extra_for_what
     # no prostate model: the crop is centred on the field-of-view centre, said once, naming the extra
     assert any("field-of-view centre" in line and "dcediff[prostate]" in line for line in done.stderr.splitlines())
     assert json.loads((out / "synthesis.json").read_text())["crop_centre_source"] == "field-of-view centre"
+
+
+def run_core(args: list, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``dcediff ARGS`` in a fresh process whose imports of the extras' packages fail, as on a core install (the
+    BLOCK_EXTRAS finder is a named stand-in: this venv has the extras, uninstalling them would break other tests)."""
+    return subprocess.run([sys.executable, "-c", CORE_PROBE, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+@pytest.mark.parametrize("command", ["evaluate", "benchmark"])
+def test_core_install_refuses_evaluate_and_benchmark_up_front_naming_the_extra(tmp_path, command):
+    """Found installing the wheel without extras: dcediff evaluate synthesized a case, then died with a scipy
+    ModuleNotFoundError traceback (benchmark the same after minutes of timing). Both need [eval]: refused before
+    any work, one line naming the packages and the extra, nothing written. (Stand-in: BLOCK_EXTRAS, see run_core.)"""
+    from random_model import save_random_model
+    from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
+
+    if not (SAMPLE_CASE_DIR / "t2w.nii.gz").is_file():
+        pytest.skip("shipped phantom case missing")
+    out = tmp_path / "out"
+    if command == "evaluate":
+        model = save_random_model(tmp_path, inner_channels=8, channel_mults=[1, 1, 1, 1])
+        args = ["evaluate", "--model", str(model), "--data", str(SAMPLE_CASE_DIR.parent), "--steps", "1",
+                "--no-regression", "--no-fid", "--cache", str(tmp_path / "cache"), "--out", str(out)]
+    else:  # the tiny settings of test_benchmark.py's fixture: without the refusal it reaches its quality part fast
+        args = ["benchmark", "--quick", "--random-preset", "tiny", "--data", str(SAMPLE_CASE_DIR.parent),
+                "--no-register", "--crop", "16", "--throughput-size", "16", "--throughput-presets", "shipped",
+                "--reference-steps", "4", "--fast-steps", "2", "--k-values", "1", "--no-end-to-end",
+                "--no-regression", "--ddpm-slices", "1", "--fast-slices", "1", "--naive-steps", "2", "--out", str(out)]
+    started = time.monotonic()
+    done = run_core(args, tmp_path)
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.returncode == 2, (done.returncode, done.stderr[-3000:])
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"dcediff {command}: error: dcediff {command} ("), lines
+    assert "needs scipy, scikit-image" in lines[0] and 'pip install "dcediff[eval]"' in lines[0], lines
+    assert not out.exists() and not (tmp_path / "cache").exists()
+    assert time.monotonic() - started < 60  # before any case is read (a process start and the imports)
+
+
+TRAIN_PROBE = BLOCK_EXTRAS + r'''
+import json
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from test_training import make_trainer, tiny_config
+from DCEDiffLib.errors import DCEDiffError
+
+tmp = Path(sys.argv[2])
+trainer = make_trainer(tmp, tiny_config(iterations=4, sample_image_every=2, checkpoint_every=4, validate_every=4))
+trainer.run()
+try:
+    make_trainer(tmp, tiny_config(objective="regression", lesion_contrast_weight=1.0), name="contrast")
+    refused = None
+except DCEDiffError as exc:
+    refused = str(exc)
+print(json.dumps({"step": trainer.step, "refused": refused}))
+'''
+
+
+def test_core_install_trains_without_sample_images_and_refuses_the_mask_losses_naming_the_extra(tmp_path):
+    """Found the same way: the default recipe's sample image (every 5000 steps) imported matplotlib and killed the
+    run with a traceback. Without matplotlib it is skipped, said once naming [eval]; a loss whose masks need scipy
+    is refused when the trainer is built, naming it. (Stand-in: BLOCK_EXTRAS, see run_core.)"""
+    done = subprocess.run([sys.executable, "-c", TRAIN_PROBE, str(ROOT / "Testing"), str(tmp_path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["step"] == 4
+    skipped = [line for line in done.stderr.splitlines() if "skipped" in line]
+    assert skipped == ['dcediff: the training sample image (samples/step_*.png) skipped: needs matplotlib '
+                       '(pip install "dcediff[eval]")'], done.stderr
+    assert not (tmp_path / "run" / "samples").exists()
+    assert result["refused"] and "lesion contrast/correlation loss" in result["refused"], result
+    assert "needs scipy" in result["refused"] and 'pip install "dcediff[eval]"' in result["refused"], result

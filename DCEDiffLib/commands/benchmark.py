@@ -128,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
 
     from DCEDiffLib.benchmark.report import headline_timings, write_report
     from DCEDiffLib.benchmark.runner import run_benchmark
+    from DCEDiffLib.extras import require_extra
+
+    require_extra("benchmark")  # its quality part, reached after minutes of timing; --gpu-paper needs neither
 
     settings = settings_from_args(args)
     out = Path(args.out)

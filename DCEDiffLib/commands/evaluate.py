@@ -54,7 +54,9 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from DCEDiffLib.errors import InputError
     from DCEDiffLib.evaluation_runner import evaluate_models
+    from DCEDiffLib.extras import require_extra
 
+    require_extra("evaluate")  # a core install: refused here, not by a traceback after the first case's synthesis
     # counts and choices that need no case: refused before any case is read or the progress bar starts
     for name, value in (("samples", args.samples), ("steps", args.steps), ("max-cases", args.max_cases)):
         if value is not None and value < 1:

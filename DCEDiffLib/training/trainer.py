@@ -22,6 +22,7 @@ from DCEDiffLib.atomic import write_text_atomic
 from DCEDiffLib.diffusion.absolute_adc import reads_absolute_adc
 from DCEDiffLib.diffusion.model_files import mean_context_slices
 from DCEDiffLib.errors import InputError
+from DCEDiffLib.extras import extra_available, require_extra
 from DCEDiffLib.modalities import TARGET_MODALITIES
 from DCEDiffLib.training import distributed
 from DCEDiffLib.training.batches import SliceBatches, fixed_slices
@@ -110,6 +111,8 @@ class Trainer(InitialWeights, TrainingLoss, EMAValidation, RunLog, ModelExport, 
         self.optimizer = torch.optim.Adam(parameters, lr=config["lr"],
                                           betas=tuple(config["adam_betas"]), weight_decay=config["weight_decay"])
         t1pre_clip_factor = self._t1pre_clip_factor()
+        if self._needs_lesion_masks() or "urine" in config["region_weights"]:
+            require_extra("lesion_masks")  # their masks are dilated and eroded with scipy
         self.batches = SliceBatches(self.data["train"], config["batch_size"], config["crop_size"], config["seed"],
                                     self.conditions, config["flip_left_right"], self.ctx.rank, self.ctx.world_size,
                                     config["region_weights"], config["augment"], config["lesion_slice_share"],
@@ -290,7 +293,8 @@ class Trainer(InitialWeights, TrainingLoss, EMAValidation, RunLog, ModelExport, 
                 self._tensorboard(row)
                 bar.set_postfix(loss=f"{row['loss']:.4f}",  # "-" until the first validation, not "inf"
                                 val=f"{self.best_val:.4f}" if math.isfinite(self.best_val) else "-")
-            if config["sample_image_every"] and self.step % config["sample_image_every"] == 0 and self.ctx.is_main:
+            if config["sample_image_every"] and self.step % config["sample_image_every"] == 0 and self.ctx.is_main \
+                    and extra_available("sample_image"):  # without matplotlib: skipped, said once (extras.py)
                 self.write_sample_image()
             if self.step % config["checkpoint_every"] == 0 or self.step == end:
                 if self.ctx.is_main:
