@@ -44,7 +44,7 @@ if str(ENGINE_ROOT) not in sys.path:
     sys.path.append(str(ENGINE_ROOT))
 
 from DCEDiffLib import defaults  # noqa: E402  (plain constants, no torch)
-from DCEDiffSlicerLib import process_runner  # noqa: E402  (plain Python; imports DCEDiffLib.progress only)
+from DCEDiffSlicerLib import model_import, process_runner  # noqa: E402  (plain Python; no torch)
 
 
 # The module's helper packages, imported into Slicer's process. Slicer's Reload re-executes DCEDiff.py only;
@@ -298,7 +298,7 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             steps = min(max(steps, 1), MAX_STEPS)
             if steps != p.steps:
                 p.steps = steps  # re-enters this method once; sampler and model no longer differ
-        self.ui.modelInfoLabel.text = describeModel(p.modelFile)
+        self.ui.modelInfoLabel.text = describeModel(p.modelFile, importedModelRecord(p))
         self.ui.shippedModelButton.enabled = bool(p.modelFile) and not self.logic.isRunning
         self.ui.centerPlaceWidget.setCurrentNode(p.center)
         self._updateApplyButton()
@@ -340,18 +340,23 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                        "pre-contrast frame only with them)")
 
     def onImportModel(self) -> None:
+        """Check the chosen model with the engine and keep a copy in Slicer's cache folder; the copy is what runs
+        (DCEDiffSlicerLib/model_import.py)."""
         path = qt.QFileDialog.getOpenFileName(self.parent, _("Import DCEDiff model file"), "",
                                               _("DCEDiff model (*.safetensors)"))
-        if path:
-            if not Path(path).with_suffix(".json").is_file():
-                slicer.util.errorDisplay(_("The model card {card} is missing: a model is a .safetensors file with "
-                                           "its .json card next to it.").format(card=Path(path).with_suffix(".json")))
-                return
-            self._parameterNode.modelFile = path
+        if not path or self._parameterNode is None:
+            return
+        with slicer.util.tryWithErrorDisplay(_("The model was not imported."), waitCursor=True):
+            # the engine's loader checks the model, in the engine's process: it needs PyTorch
+            self.logic.setupPythonRequirements(parent=slicer.util.mainWindow())
+            imported = self.logic.importModel(path, self._parameterNode)
+            self.ui.statusLabel.text = (_("Model {name} imported (already in the cache).") if imported.reused
+                                        else _("Model {name} imported.")).format(name=imported.name)
 
     def onUseShippedModel(self) -> None:
-        """Back to the shipped model (an imported model is only remembered as a path)."""
+        """Back to the shipped model."""
         if self._parameterNode:
+            self._parameterNode.parameterNode.RemoveAttribute(model_import.RECORD_ATTRIBUTE)
             self._parameterNode.modelFile = ""
 
     def onFillFromStudy(self) -> None:
@@ -383,6 +388,9 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._updateApplyButton()
         try:
             with slicer.util.tryWithErrorDisplay(_("DCEDiff could not start."), waitCursor=True):
+                missing = model_import.missing_model_message(p.modelFile, importedModelRecord(p))
+                if missing:  # before installing anything: the engine would only say "weights are missing"
+                    raise ValueError(missing)
                 checked = time.monotonic()
                 installed = self.logic.setupPythonRequirements(parent=slicer.util.mainWindow())
                 self._starting = False
@@ -525,13 +533,25 @@ def modelOptionalInputs(modelFile: str) -> tuple:
     return model_cards.optional_inputs(modelWeightsPath(modelFile))
 
 
-def describeModel(modelFile: str) -> str:
+def describeModel(modelFile: str, record: Optional[dict] = None) -> str:
     """One line about the model that will run: the shipped one or an imported file, with its card's training
-    data and test metrics (see DCEDiffSlicerLib.model_cards)."""
+    data and test metrics (see DCEDiffSlicerLib.model_cards); for an imported model whose file is missing, its
+    name and SHA-256 (``record``, :func:`importedModelRecord`) and to import it again."""
     from DCEDiffSlicerLib import model_cards
 
+    missing = model_import.missing_model_message(modelFile, record)
+    if missing:
+        return missing
     prefix = _("Shipped model") if not modelFile else _("Imported model")
     return f"{prefix}: {model_cards.summary(modelWeightsPath(modelFile))}"
+
+
+
+def importedModelRecord(parameterNode) -> Optional[dict]:
+    """The imported model's name and SHA-256 stored on the parameter node (saved with the scene), when they
+    describe its ``modelFile``; else None."""
+    node = parameterNode.parameterNode
+    return model_import.read_record(node.GetAttribute(model_import.RECORD_ATTRIBUTE), parameterNode.modelFile)
 
 
 #
@@ -613,6 +633,20 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         from DCEDiffSlicerLib import dependencies
 
         return dependencies.ensure_dependencies(resourceFile("requirements.txt"), parent=parent, mode=mode)
+
+    def importModel(self, path: str, parameterNode=None):
+        """Check the model file at ``path`` with the engine and copy it (its card and the files the card names)
+        into ``<slicer.app.cachePath>/DCEDiff/models/<name>-<SHA-256 prefix>/``; an identical copy there is reused.
+        With ``parameterNode`` the copy becomes its ``modelFile`` and its name and SHA-256 are stored beside it.
+        Returns the ``ImportedModel``; raises ``ModelImportError`` with the engine's reason (nothing is kept)."""
+        python = process_runner.python_slicer_executable(slicer.app.slicerHome)
+        imported = model_import.import_model(path, model_import.cache_root(slicer.app.cachePath), python,
+                                             launch=_launchInSlicer)
+        if parameterNode is not None:
+            # the record first: the model change's observer reads it with the new modelFile
+            parameterNode.parameterNode.SetAttribute(model_import.RECORD_ATTRIBUTE, imported.record())
+            parameterNode.modelFile = imported.path
+        return imported
 
     def fillFromStudy(self, parameterNode, fileForInstance: Optional[Callable[[str], str]] = None):
         """Set the input nodes of ``parameterNode`` from the volumes loaded with the DICOM module, picked by the

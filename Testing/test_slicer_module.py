@@ -145,7 +145,7 @@ def make_widget(DCEDiff, monkeypatch):
     widget.logic = DCEDiff.DCEDiffLogic()
     p = ParameterNodeStandIn(t2w=None, pd=None, adc=None, t1pre=None, dceEarly=None, dceLate=None, dceBaseline=None,
                              center=None, modelFile="", sampler="dpmpp", steps=DCEDiff.defaults.DEFAULT_STEPS,
-                             samples=1, seed=0, device="cpu")
+                             samples=1, seed=0, device="cpu", parameterNode=slicer.vtkMRMLScriptedModuleNode())
     widget._parameterNode = p
     widget._lastSampler = p.sampler
     return widget, p
@@ -288,7 +288,8 @@ def test_back_to_the_shipped_model_and_the_model_card_is_shown(modules, monkeypa
     assert not widget.ui.shippedModelButton.enabled
     p.modelFile = str(tmp_path / "mine.safetensors")
     widget._onParameterNodeModified()
-    assert widget.ui.modelInfoLabel.text.startswith("Imported model: mine.safetensors (model card mine.json missing")
+    # a path with no file and no recorded name (a scene of an older DCEDiff): the file is named, and what to do
+    assert widget.ui.modelInfoLabel.text.startswith(f"The imported model file {p.modelFile} is missing. Import")
     assert widget.ui.shippedModelButton.enabled
     widget.onUseShippedModel()
     assert p.modelFile == ""

@@ -334,7 +334,7 @@ def test_cleanup_disconnects_the_panel_from_the_parameter_node(DCEDiff):
     assert reloaded._parameterNode.guiObservers
     reloaded._parameterNode.modelFile = "/elsewhere/other.safetensors"
     assert widget.ui.modelInfoLabel.text == "old panel"
-    assert reloaded.ui.modelInfoLabel.text.startswith("Imported model: other")
+    assert reloaded.ui.modelInfoLabel.text.startswith("The imported model file /elsewhere/other.safetensors is missing")
 
 
 @pytest.mark.parametrize("card_steps,box_steps", [(2000, 1000), (0, 1)])
@@ -366,4 +366,4 @@ def test_leaving_the_module_stops_observing_the_parameter_node(DCEDiff):
     widget.logic.getParameterNode().modelFile = "/elsewhere/other.safetensors"
     assert widget.ui.modelInfoLabel.text == "hidden panel"
     widget.enter()
-    assert widget.ui.modelInfoLabel.text.startswith("Imported model: other")
+    assert widget.ui.modelInfoLabel.text.startswith("The imported model file /elsewhere/other.safetensors is missing")
