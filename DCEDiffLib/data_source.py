@@ -29,6 +29,9 @@ _TEXT_KEYS = (SOURCE_KEY, "descrip", "ITK_FileNotes", "description", _MANUFACTUR
 
 SYNTHETIC_KEY = "DCEDiff_synthetic"  # "true" in every volume DCEDiff writes as a result (pipeline.write_outputs)
 RESULT_DESCRIP = "SYNTHETIC"  # how a result's NIfTI descrip starts (pipeline.provenance_descrip)
+# how the Slicer module tags a result for Slicer's DICOM export (DCEDiffSlicerLib.scene_io.tag_for_dicom_export):
+# SeriesDescription "SYNTHETIC ... (DCEDiff)", Manufacturer "DCEDiff (SYNTHETIC image, not acquired)"
+RESULT_MANUFACTURER = "DCEDiff"
 
 
 def is_dcediff_result(image) -> bool:
@@ -39,6 +42,19 @@ def is_dcediff_result(image) -> bool:
         return True
     text = image.GetMetaData("descrip").strip() if image.HasMetaDataKey("descrip") else ""
     return text.startswith(RESULT_DESCRIP + " ") and " seed=" in text
+
+
+def dicom_result_mark(description: str, manufacturer: str) -> str:
+    """Which tag marks a DICOM series as a DCEDiff result, e.g. ``SeriesDescription 'SYNTHETIC early DCE (DCEDiff)'``,
+    or "" for any other series: a SeriesDescription starting with "SYNTHETIC" or a Manufacturer starting with
+    "DCEDiff" (case-insensitive), as a result exported through Slicer's DICOM module says (and may come back from a
+    PACS with its study). The phantom's Manufacturer (``PHANTOM_MARK``) is no such mark: a phantom is an input."""
+    description, manufacturer = str(description or "").strip(), str(manufacturer or "").strip()
+    if description.upper().startswith(RESULT_DESCRIP):
+        return f"SeriesDescription {description!r}"
+    if manufacturer.lower().startswith(RESULT_MANUFACTURER.lower()) and not _marked(manufacturer):
+        return f"Manufacturer {manufacturer!r}"
+    return ""
 
 
 def _marked(text: str) -> bool:

@@ -36,6 +36,7 @@ TAGS = {
     "acquisition_time": "0008|0032", "content_time": "0008|0033", "series_time": "0008|0031",
     "instance_number": "0020|0013", "rows": "0028|0010", "columns": "0028|0011", "pixel_spacing": "0028|0030",
     "acquisition_type": "0018|0023", "sop_uid": "0008|0018", "frames": "0028|0008", "character_set": "0008|0005",
+    "manufacturer": "0008|0070",
 }
 # a dynamic (DCE) acquisition by its name (Siemens TWIST/"dyn", GE DISCO, Philips 4D-TRAK, "perf", "dce")
 DYNAMIC_TEXT = re.compile(r"dyn|dce|twist|perfusion|(?<![a-z])perf(?![a-z])|tricks|disco|4d")
@@ -106,6 +107,7 @@ class SeriesInfo:
     series_time_s: Optional[float] = None   # earliest AcquisitionTime/ContentTime/SeriesTime of the series
     orientation: str = "unknown"            # "axial" / "coronal" / "sagittal" / "mixed" / "unknown"
     folders: Tuple[str, ...] = ()
+    manufacturer: str = ""                  # a DCEDiff result exported to DICOM says so here (data_source)
     _volumes: Optional[List[Volume]] = dataclasses.field(default=None, repr=False, compare=False)
     _num_positions: Optional[int] = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -446,7 +448,7 @@ def _series_info(uid: str, entries: List[Tuple[DicomFile, sitk.ImageFileReader]]
         b_values=tuple(sorted({f.b_value for f in files if f.b_value is not None})),
         temporal_positions_declared=_int(_tag(first, "temporal_positions")),
         series_time_s=min(times) if times else None, orientation=_orientation_label(files),
-        folders=tuple(sorted({str(Path(f.path).parent) for f in files})))
+        folders=tuple(sorted({str(Path(f.path).parent) for f in files})), manufacturer=_tag(first, "manufacturer"))
 
 
 def _orientation_label(files: Sequence[DicomFile]) -> str:

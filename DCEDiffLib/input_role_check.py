@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List
 
-from DCEDiffLib.series_kinds import is_adc, is_diffusion, is_t2w
+from DCEDiffLib.series_kinds import dcediff_result, is_adc, is_diffusion, is_t2w
 from DCEDiffLib.study_roles import ROLE_NAMES
 
 
@@ -41,8 +41,8 @@ def role_mismatch_warnings(inputs: Dict[str, object]) -> List[str]:
         except Exception:  # noqa: BLE001  reading the volume itself reports an unreadable folder
             continue
         series = [s for study in studies for s in study.series]
-        if len(series) != 1:
-            continue
+        if len(series) != 1 or dcediff_result(series[0]):
+            continue  # a DCEDiff result is refused by name when read (volume_io.read_dicom_series), not guessed at
         contradiction = header_contradiction(series[0], role)
         if contradiction:
             warnings.append(f"--{role.replace('_', '-')} {path}: series {contradiction}: check that the inputs are "

@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 
+from DCEDiffLib.data_source import dicom_result_mark
 from DCEDiffLib.dicom_study import SeriesInfo
 
 T2W_MIN_TE_MS = 60.0        # T2 weighting needs a long echo time (PD/T1 TSE have short ones)
@@ -27,6 +28,13 @@ _T2_TEXT = re.compile(r"(?<![a-z0-9])s?t2" + _WEIGHTED + r"(?![a-z0-9*]|_?star|_
 _TSE_SEQUENCE = re.compile(r"tse|fse|ts2d|ts3d|spc|space|cube|haste|h2d", re.IGNORECASE)
 _PD_TEXT = re.compile(whole_word("pd") + "|" + whole_word("pdw") + "|proton")
 _GRE_TEXT = re.compile(r"vibe|flash|fl3d|fl2d|tfl|gre|spgr|lava|thrive|ffe|" + whole_word("s?t1" + _WEIGHTED))
+
+def dcediff_result(s: SeriesInfo) -> str:
+    """Why the series is a synthetic DCEDiff result by its header (:func:`DCEDiffLib.data_source.dicom_result_mark`:
+    a result exported through Slicer's DICOM module and downloaded again with the study), or "" when it is none."""
+    mark = dicom_result_mark(s.description, s.manufacturer)
+    return f"a synthetic DCEDiff result (its {mark}), not an acquired image" if mark else ""
+
 
 def is_single_volume(s: SeriesInfo) -> bool:
     """One image per slice position (not several time points, b-values or echoes stacked in the series), or one

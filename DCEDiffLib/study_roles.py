@@ -18,6 +18,9 @@ names:
   or the frames closest to ``early_time``/``late_time`` seconds after contrast arrival. The DCE is either one
   series per time point (TCIA ProstateX: ``Twist_dynamic_..._TT=8.0s``) or one series with many temporal
   positions.
+
+A DCEDiff result exported to DICOM (:func:`DCEDiffLib.series_kinds.dcediff_result`) is no candidate for any role:
+it is listed in ``StudyPicks.skipped_series`` with why.
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ from DCEDiffLib.dicom_part10 import DECOMPRESS_HINT
 from DCEDiffLib.dicom_study import SeriesInfo, Study, Volume, read_study_volume
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.modalities import ACQUIRED_BASELINE, OPTIONAL_INPUTS
-from DCEDiffLib.series_kinds import (is_adc, is_gradient_echo_t1, is_localizer, is_pd_named, is_single_volume,
-                                     is_t2w, unusable_axial_t2w, whole_word)
+from DCEDiffLib.series_kinds import (dcediff_result, is_adc, is_gradient_echo_t1, is_localizer, is_pd_named,
+                                     is_single_volume, is_t2w, unusable_axial_t2w, whole_word)
 
 ROLES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
 REQUIRED_ROLES = ("t2w", "pd", "adc", "t1pre")
@@ -110,6 +113,8 @@ class StudyPicks:
     # The acquired DCE's own pre-contrast frame, where the T1-pre is another series: it carries the DCE sequence's
     # intensity scale, which the evaluation needs (pipeline.acquired_scale); never a model input.
     baseline: Optional[Pick] = None
+    # series never considered for any role, with why: a DCEDiff result exported to DICOM (series_kinds.dcediff_result)
+    skipped_series: List[Tuple[SeriesInfo, str]] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict:
         """``{"study": ..., "series": role → pick, "dce": ...}`` for synthesis.json."""
@@ -118,12 +123,15 @@ class StudyPicks:
                           "series_found": len(self.study.series), "files_skipped": len(self.study.skipped)},
                 "series": {role: self.picks[role].to_dict() for role in ROLES if role in self.picks},
                 "dce": None if self.dce is None else self.dce.to_dict(), "notes": list(self.notes),
-                "dce_baseline": None if self.baseline is None else self.baseline.to_dict()}
+                "dce_baseline": None if self.baseline is None else self.baseline.to_dict(),
+                "skipped_series": [{"series_number": s.number, "series_description": s.description,
+                                    "series_instance_uid": s.uid, "reason": why} for s, why in self.skipped_series]}
 
     def lines(self) -> List[str]:
-        """Every pick, one line each, then notes (e.g. no acquired DCE)."""
+        """Every pick, one line each, then the series skipped (never picked), then notes (e.g. no acquired DCE)."""
         baseline = [] if self.baseline is None else [self.baseline.line()]
-        return ([self.picks[r].line() for r in ROLES if r in self.picks] + baseline
+        skipped = [f"{'skipped':9s} {s.label()} — {why}: never picked for any role" for s, why in self.skipped_series]
+        return ([self.picks[r].line() for r in ROLES if r in self.picks] + baseline + skipped
                 + [f"note: {n}" for n in self.notes])
 
     def load_inputs(self, read: Optional[Callable[[Volume, str], sitk.Image]] = None) -> Dict[str, sitk.Image]:
@@ -228,6 +236,10 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
         raise InputError(f"--series {refused[0]}=none: the model needs {ROLE_NAMES[refused[0]]} (its card does not "
                          f"list {refused[0]!r} in optional_inputs); name a series instead")
     read = read or read_study_volume
+    # a DCEDiff result exported to DICOM and downloaded again with the study: as the acquired DCE it would score a
+    # synthesis against itself, as an input it is no acquired image; the rules below never see it
+    whole = study
+    study, skipped_series = _without_dcediff_results(whole, overrides)
     notes: List[str] = [f"{ROLE_NAMES[r]} given as a file, not taken from the study" for r in ROLES if r in given]
     notes += [f"{ROLE_NAMES[r]} left out (--series {r}=none): synthesizing without {ROLE_NAMES[r]}, which the model "
               "was trained to do without" for r in left_out]
@@ -287,7 +299,7 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
         notes.append(f"no {ROLE_NAMES[role]} found (expected {ROLE_NEEDS[role]}): synthesizing without "
                      f"{ROLE_NAMES[role]}, which the model was trained to do without")
     missing = [r for r in REQUIRED_ROLES if r not in picks and r not in given and r not in optional]
-    problem = _missing_message(study, missing, problems, dce, untimed) if (missing or problems) else ""
+    problem = _missing_message(study, missing, problems, dce, untimed, skipped_series) if (missing or problems) else ""
     if problem and require:
         raise InputError(problem)
     _refuse_shared_volumes(picks)
@@ -306,7 +318,23 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
             pick = picks.get(role)
             if pick is not None and pick.after_arrival_s is None and None not in (pick.time_s, dce.arrival_time_s):
                 pick.after_arrival_s = pick.time_s - dce.arrival_time_s
-    return StudyPicks(study, picks, dce, notes, missing, problem, absent, baseline)
+    return StudyPicks(whole, picks, dce, notes, missing, problem, absent, baseline, skipped_series)
+
+
+def _without_dcediff_results(study: Study, overrides) -> Tuple[Study, List[Tuple[SeriesInfo, str]]]:
+    """The study without its series that are DCEDiff results (:func:`dcediff_result`), and those series with why.
+    :class:`InputError` for ``--series ROLE=NUMBER`` naming such a series (and no acquired series of that number)."""
+    skipped = [(s, why) for s in study.series for why in [dcediff_result(s)] if why]
+    if not skipped:
+        return study, []
+    kept = [s for s in study.series if not any(s is other for other, _ in skipped)]
+    for role, number in overrides.items():
+        named = [(s, why) for s, why in skipped if isinstance(number, int) and s.number == number]
+        if named and not any(s.number == number for s in kept):
+            series, why = named[0]
+            raise InputError(f"--series {role}={number}: {series.label()} is {why}; expected an acquired series "
+                             "(a DCEDiff result is never an input)")
+    return dataclasses.replace(study, series=kept), skipped
 
 
 def _undecodable_problems(study: Study, given, overrides) -> List[str]:
@@ -596,7 +624,7 @@ def missing_roles_text(missing: Sequence[str]) -> str:
 
 
 def _missing_message(study: Study, missing: List[str], problems: List[str], dce: Optional[DceSeries],
-                     untimed: str = "") -> str:
+                     untimed: str = "", skipped_series: Sequence[Tuple[SeriesInfo, str]] = ()) -> str:
     parts = []
     if missing:
         parts.append(missing_roles_text(missing))
@@ -605,7 +633,7 @@ def _missing_message(study: Study, missing: List[str], problems: List[str], dce:
     dce_text = f"DCE: {dce.label()}" if dce is not None else "DCE: none" + (f" ({untimed})" if untimed else "")
     return (f"--study {study.root}: " + "; ".join(parts) + f" ({where}). Use --series ROLE=NUMBER to name a "
             f"series, or give the inputs as files. Found {len(study.series)} series ({dce_text}): "
-            + study_listing(study))
+            + study_listing(study) + "".join(f"; skipped {s.label()}: {why}" for s, why in skipped_series))
 
 
 def study_listing(study: Study) -> str:

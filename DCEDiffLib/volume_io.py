@@ -35,6 +35,7 @@ _TAG_SERIES_UID = "0020|000e"
 _TAG_SERIES_DESCRIPTION = "0008|103e"
 _TAG_SERIES_NUMBER = "0020|0011"
 _TAG_MODALITY = "0008|0060"
+_TAG_MANUFACTURER = "0008|0070"
 _TAG_POSITION = "0020|0032"
 _TAG_ORIENTATION = "0020|0037"
 
@@ -256,18 +257,19 @@ def damaged_files_error(what: str, damaged: List[str]) -> InputError:
 
 def list_dicom_series(folder) -> List[Dict[str, object]]:
     """The DICOM series in ``folder`` (not its sub-folders): one dict per series with ``series_uid``,
-    ``description``, ``number``, ``modality``, ``num_files`` and ``files`` (sorted as GDCM returns them)."""
+    ``description``, ``number``, ``modality``, ``manufacturer``, ``num_files`` and ``files`` (sorted as GDCM returns
+    them)."""
     folder = Path(folder)
     series = []
     for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)):
         files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
-        info = {"series_uid": uid, "description": "", "number": "", "modality": "", "num_files": len(files),
-                "files": files}
+        info = {"series_uid": uid, "description": "", "number": "", "modality": "", "manufacturer": "",
+                "num_files": len(files), "files": files}
         if files:
             header = read_header(Path(files[0]))
             if header is not None:
                 for key, tag in (("description", _TAG_SERIES_DESCRIPTION), ("number", _TAG_SERIES_NUMBER),
-                                 ("modality", _TAG_MODALITY)):
+                                 ("modality", _TAG_MODALITY), ("manufacturer", _TAG_MANUFACTURER)):
                     if header.HasMetaDataKey(tag):
                         info[key] = header.GetMetaData(tag).strip()
         series.append(info)
@@ -300,7 +302,8 @@ def read_dicom_series(folder, series_uid: Optional[str] = None, name: str = "inp
 
     Refused with :class:`InputError`: a folder without DICOM, several series when ``series_uid`` does not name
     one, slices with different orientations, duplicate slice positions (e.g. DWI with several b-values stacked in
-    one series), missing or unevenly spaced slices, and slices not stacked along their normal.
+    one series), missing or unevenly spaced slices, slices not stacked along their normal, and a series DCEDiff
+    wrote as a result (exported to DICOM by the Slicer module: :func:`DCEDiffLib.data_source.dicom_result_mark`).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -322,10 +325,24 @@ def read_dicom_series(folder, series_uid: Optional[str] = None, name: str = "inp
                          "study (dcediff synthesize --study FOLDER --series ROLE=NUMBER)")
     else:
         chosen = series
+    _refuse_dcediff_result(chosen[0], folder, name)
     image = read_slice_stack(chosen[0]["files"], folder, name)  # a slice dropped inside the stack: a gap, said there
     refuse_damaged_dicom(folder, [f for s in series for f in s["files"]], name)  # one dropped at either end
     validate_volume(image, f"{name} ({folder})", expect_3d=True, allow_constant=allow_constant)
     return _without_subnormal_geometry(as_float32(image))
+
+
+def _refuse_dcediff_result(series: Dict[str, object], folder: Path, name: str) -> None:
+    """:class:`InputError` before any pixel is read when the series (a :func:`list_dicom_series` entry) is a DCEDiff
+    result by its header: as the acquired DCE a synthesis would be scored against itself (a zero residual, perfect
+    metrics), as an input it is no acquired image (the NIfTI/NRRD results are refused by their own mark)."""
+    from DCEDiffLib.data_source import dicom_result_mark
+
+    mark = dicom_result_mark(str(series["description"]), str(series["manufacturer"]))
+    if mark:
+        raise InputError(f"{name}: the DICOM series in {folder} (#{series['number'] or '?'} "
+                         f"'{series['description']}') is a DCEDiff result (synthetic: its {mark}), not an acquired "
+                         "image; expected an acquired series")
 
 
 def read_slice_stack(files: List[str], folder: Path, name: str) -> sitk.Image:

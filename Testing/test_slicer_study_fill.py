@@ -7,12 +7,14 @@ volume node carrying ``DICOM.instanceUIDs`` as Slicer's DICOM module sets it. Te
 from their headers) and, for the button, the Qt widget stand-ins of Testing/test_slicer_module.py. A study without a
 PD series is filled for a model that needs PD and for one that does not, and then run through Apply: the real
 engine in a subprocess, started by the real ``slicer.util.launchConsoleProcess`` with ``SlicerAppStandIn`` (test
-double of ``slicer.app``, a Qt object) and ``ProcessEnvironmentStandIn`` (of QProcessEnvironment).
+double of ``slicer.app``, a Qt object) and ``ProcessEnvironmentStandIn`` (of QProcessEnvironment). DCE frames
+exported back from Slicer as DCEDiff results (re-tagged copies, real DICOM files) are never filled in.
 """
 
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -31,6 +33,7 @@ from DCEDiffLib.errors import InputError  # noqa: E402
 from DCEDiffLib.phantom.generator import generate_case  # noqa: E402
 from DCEDiffLib.phantom.study_export import write_phantom_study  # noqa: E402
 from test_slicer_module import ParameterNodeStandIn, make_widget, modules, save_and_reopen  # noqa: E402,F401
+from dicom_slice_io import SLICER_EXPORT_TAGS, write_retagged_series  # noqa: E402
 
 FEW = ("localizer", "t2_sag", "t2_cor", "t2_tra_repeat", "dwi", "calc_bval", "mddw", "adc_hb", "vibe")
 
@@ -184,6 +187,36 @@ def test_a_vibe_t1pre_brings_the_dce_pre_contrast_frame_and_none_otherwise(study
     p = ParameterNodeStandIn(t2w=None, pd=None, adc=None, t1pre=None, dceEarly=None, dceLate=None, dceBaseline="old")
     study_fill.apply_fill(p, fill)
     assert p.dceBaseline is None
+
+
+@pytest.fixture(scope="module")
+def study_with_exported_dce(study, tmp_path_factory):
+    """The exam plus its DCE frames exported back from Slicer as DCEDiff results into the same study (Manufacturer
+    "DCEDiff (SYNTHETIC image, not acquired)", #301, the description edited to "early DCE" in the export dialog),
+    written as real DICOM files with their own UIDs (Testing/dicom_slice_io.py)."""
+    root, expected, _ = study
+    copy = tmp_path_factory.mktemp("exported") / "P-1"
+    shutil.copytree(root, copy)
+    for number in expected["dce_numbers"]:
+        (folder,) = [p for p in copy.iterdir() if p.name.split(".", 1)[0] == str(number)]
+        write_retagged_series(folder.iterdir(), copy / f"exported-{number}",
+                              dict(SLICER_EXPORT_TAGS, **{"0008|103e": "early DCE"}))
+    return copy, expected, DicomDatabaseStandIn(copy)
+
+
+def test_a_dcediff_result_exported_to_dicom_and_loaded_back_is_never_filled_in(study_with_exported_dce, scene):
+    """T2W, PD, ADC and the exported copies of the DCE are loaded, not the acquired frames (nor the post-contrast
+    T1): before, the copies were filled in as the acquired early and late DCE (a synthesis scored against itself) and
+    their pre-arrival frame as the T1-pre; now they are skipped and named, and the T1-pre is not found."""
+    root, expected, database = study_with_exported_dce
+    acquired = [s.description for s in scan_study(root).series if s.description.startswith(("Twist_dynamic", "t1_"))]
+    nodes = load_as_slicer_does(root, database, scene, skip=acquired)
+    fill = study_fill.fill_from_study(scene, database.fileForInstance)
+    assert not {"dce_early", "dce_late"} & set(fill.nodes)
+    assert fill.missing == ["t1pre"] and fill.nodes["t2w"] is nodes[expected["t2w"]]
+    skipped = [line for line in fill.lines if line.startswith("skipped   #301 'early DCE'")]
+    assert len(skipped) == len(expected["dce_numbers"]) and "synthetic DCEDiff result" in skipped[0]
+    assert "Skipped, as synthetic DCEDiff results (never an input): #301 'early DCE'" in fill.message()
 
 
 def test_a_role_that_is_not_loaded_is_named_and_the_rest_is_filled(study, scene):

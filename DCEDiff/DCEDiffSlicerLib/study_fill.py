@@ -5,7 +5,9 @@ only connects them to the scene: a volume node loaded by Slicer's DICOM module c
 files in the attribute ``DICOM.instanceUIDs``; the DICOM database gives each UID's file; the engine scans those
 files' headers (SimpleITK, no pixel data except the DCE frames when the T1-pre is the last frame before contrast
 arrival) and picks a series (and frame) per role; each pick is mapped back to the volume node loaded from exactly
-those files. Imports ``slicer`` only for the default scene; runs under the PyPI ``slicer-core`` wheel.
+those files. A DCEDiff result exported to DICOM and loaded back (SeriesDescription "SYNTHETIC ...", Manufacturer
+"DCEDiff ...") is skipped by the engine's rules, named in the lines and the status line. Imports ``slicer`` only
+for the default scene; runs under the PyPI ``slicer-core`` wheel.
 
 A DCE series with several temporal positions is loaded by Slicer's DICOM module, by default, as a volume sequence
 (MultiVolumeImporterPlugin: a ``vtkMRMLSequenceNode`` whose items carry their frame's ``DICOM.instanceUIDs``, a
@@ -41,6 +43,8 @@ class StudyFill:
     optional: Tuple[str, ...] = ()  # the roles the selected model can do without (its card's optional_inputs)
     not_loaded: List[str] = dataclasses.field(default_factory=list)  # roles picked whose volume is not in the scene
     copied: List[str] = dataclasses.field(default_factory=list)  # roles whose frame was copied out of a sequence
+    # loaded series that are DCEDiff results (exported to DICOM, read back from the database): never filled in
+    skipped: List[str] = dataclasses.field(default_factory=list)
 
     def message(self) -> str:
         """One line for the status label."""
@@ -51,6 +55,8 @@ class StudyFill:
         if self.copied:
             text += (" Copied out of the loaded volume sequence as volumes of their own: "
                      + ", ".join(LABELS[r] for r in self.copied) + ".")
+        if self.skipped:
+            text += (" Skipped, as synthetic DCEDiff results (never an input): " + ", ".join(self.skipped) + ".")
         if self.absent:
             text += (" No " + " or ".join(LABELS[r] for r in self.absent) + " in the study: left empty; the "
                      "selected model runs without it.")
@@ -194,7 +200,7 @@ def fill_from_study(scene=None, file_for_instance: Optional[Callable[[str], str]
     missing = [r for r in ("t2w", "pd", "adc", "t1pre") if r not in nodes and r not in picks.absent]
     label = f"patient {study.patient_id or '?'}, study {study.study_uid}"
     return StudyFill(nodes, picks.lines(), missing, notes, label, list(picks.absent), tuple(optional), not_loaded,
-                     copied)
+                     copied, [s.label() for s, _ in picks.skipped_series])
 
 
 def _choose_study(studies: Sequence, loaded, preferred):
