@@ -162,3 +162,15 @@ def test_a_metaimage_of_several_data_files_is_left_to_itk(tmp_path, data_file):
     header.write_text("ObjectType = Image\nNDims = 3\nDimSize = 10 12 4\nElementType = MET_FLOAT\n"
                       f"ElementDataFile = {data_file}\n{names}")
     assert data_damage(header) is None
+
+
+def test_a_gzip_nrrd_whose_header_never_ends_is_not_checked(tmp_path):
+    """Round-18 mutation audit. A gzip NRRD whose header has no blank line within nrrd_header.HEADER_LIMIT has no
+    data offset: 'not a file whose stream this can find', so data_damage says nothing (None) rather than failing or
+    reading the header as a stream."""
+    from DCEDiffLib.nrrd_header import HEADER_LIMIT
+
+    path = tmp_path / "endless.nrrd"
+    path.write_bytes(_nrrd_header(path, "gzip")[:-1] + b"# a comment line\n" * (HEADER_LIMIT // 17 + 1)
+                     + b"\n" + gzip.compress(b"\x00" * 64)[:10])
+    assert data_damage(path) is None

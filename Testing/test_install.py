@@ -212,3 +212,44 @@ def test_core_install_trains_without_sample_images_and_refuses_the_mask_losses_n
     assert not (tmp_path / "run" / "samples").exists()
     assert result["refused"] and "lesion contrast/correlation loss" in result["refused"], result
     assert "needs scipy" in result["refused"] and 'pip install "dcediff[eval]"' in result["refused"], result
+
+
+def test_evaluate_is_refused_without_matplotlib_alone(tmp_path):
+    """Round-18 mutation audit. extras.REQUIRED: dcediff evaluate (its report.png among what it writes) needs scipy,
+    scikit-image AND matplotlib: with only matplotlib missing it is refused up front naming matplotlib, not after a
+    case's synthesis. (Stand-in: BLOCK_EXTRAS restricted to matplotlib, see run_core.)"""
+    probe = CORE_PROBE.replace('("scipy", "skimage", "matplotlib", "onnxruntime", "taps")', '("matplotlib",)')
+    assert probe != CORE_PROBE
+    out = tmp_path / "out"
+    args = ["evaluate", "--model", "no-such-model.safetensors", "--data", str(tmp_path), "--out", str(out)]
+    done = subprocess.run([sys.executable, "-c", probe, *args], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "dcediff evaluate (" in done.stderr and "needs matplotlib, not installed here" in done.stderr, done.stderr
+    assert not out.exists()
+
+
+URINE_PROBE = BLOCK_EXTRAS + r'''
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from test_training import make_trainer, tiny_config
+from DCEDiffLib.errors import DCEDiffError
+
+try:
+    make_trainer(Path(sys.argv[2]), tiny_config(region_weights={"urine": 2.0}))
+    print("built")
+except DCEDiffError as exc:
+    print("refused:", exc)
+'''
+
+
+def test_core_install_refuses_the_urine_region_weight_naming_the_extra(tmp_path):
+    """Round-18 mutation audit. extras.REQUIRED["lesion_masks"]: 'training with the urine region weight or a lesion
+    contrast/correlation loss' needs scipy: the urine weight alone (no lesion loss) is refused when the trainer is
+    built, naming scipy and the extra. (Stand-in: BLOCK_EXTRAS, see run_core.)"""
+    done = subprocess.run([sys.executable, "-c", URINE_PROBE, str(ROOT / "Testing"), str(tmp_path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = done.stdout.strip().splitlines()[-1]
+    assert line.startswith("refused:") and "urine region weight" in line and "needs scipy" in line, line
+    assert 'pip install "dcediff[eval]"' in line, line

@@ -57,3 +57,19 @@ def test_a_nrrd_without_space_directions_is_named_and_one_with_them_is_not(tmp_p
     assert image.GetOrigin() == (0.0, 0.0, 0.0)
     assert "PD: pd_unplaced.nrrd stores no position or orientation (its NRRD header has no 'space directions')" \
         in capsys.readouterr().err
+
+
+def test_a_nrrd_name_that_is_no_nrrd_or_cannot_be_read_is_not_named(tmp_path):
+    """Round-18 mutation audit. missing_placement: 'None for any other file or one that this cannot read': a text
+    file named .nrrd (no NRRD magic) and a folder named .nrrd (open fails) are not called unplaced; ITK's own error
+    says what is wrong with them."""
+    from DCEDiffLib.missing_placement import missing_placement
+
+    text = tmp_path / "notes.nrrd"
+    text.write_text("sizes: 4 4 4\n\n", encoding="utf-8")
+    folder = tmp_path / "folder.nrrd"
+    folder.mkdir()
+    assert missing_placement(text) is None and missing_placement(folder) is None
+    unplaced = tmp_path / "unplaced.nrrd"   # the control: a NRRD without space directions is named
+    unplaced.write_bytes(b"NRRD0004\ntype: float\ndimension: 1\nsizes: 1\nencoding: raw\n\n\x00\x00\x00\x00")
+    assert "unplaced.nrrd stores no position" in missing_placement(unplaced)

@@ -48,3 +48,22 @@ def test_windows_line_ends_a_header_past_the_limit_and_no_nrrd(tmp_path):
     other = tmp_path / "other.nrrd"
     other.write_bytes(b"encoding: gzip\n\n")
     assert read_nrrd_header(other) is None
+
+
+def test_a_long_header_within_the_limit_is_read_and_a_value_may_hold_colons(tmp_path):
+    """Round-18 mutation audit. 'Lines are read up to the blank line ... or HEADER_LIMIT bytes': a header of many
+    key/value lines (Slicer keeps DICOM fields there) still under HEADER_LIMIT is read whole, its data offset
+    right after the blank line; a field's value is everything after the first colon (a Windows path in ``data
+    file``, a description with colons); a file whose first four bytes are not ``NRRD`` is no header."""
+    lines = [f"DICOM_{index:05d}:=a value of a few words" for index in range(1600)]
+    text = "NRRD0004\n" + "\n".join(lines) + "\ncontent: T2W: axial, 3 mm\ndata file: C:\\data\\t2.raw\n\n"
+    assert 50_000 < len(text) < 64 * 1024 == HEADER_LIMIT   # 64 KiB: the module's documented limit
+    long = tmp_path / "long.nhdr"
+    long.write_bytes(text.encode())
+    header = read_nrrd_header(long)
+    assert header.data_offset == len(text)
+    assert header.fields["content"] == "T2W: axial, 3 mm" and header.data_file == "C:\\data\\t2.raw"
+    assert header.fields["dicom_00000"] == "=a value of a few words"   # key:=value pairs: the key before ':'
+    almost = tmp_path / "almost.nrrd"
+    almost.write_bytes(b"NRRX0004\nencoding: raw\n\n")
+    assert read_nrrd_header(almost) is None

@@ -130,6 +130,19 @@ def test_a_negated_magnitude_input_is_named_as_negated_not_as_swapped(card, moda
     assert "negated" not in plain and not any("negated" in r for r in plain["reasons"])   # the control
 
 
+def test_a_dropped_input_is_not_measured_for_its_sign():
+    """case_statistics with ``missing``: an input left out (evaluate's run without PD keeps the case's PD file) is
+    'left out of every statistic': its sign neither, so a negated PD that the model never sees flags nothing."""
+    inputs = sample_inputs()
+    inputs["pd"] = inputs["pd"] * -1.0
+    case = preprocess_case(inputs, register=False)
+    conditions = np.stack([case.normalized(m) for m in INPUT_MODALITIES])
+    given = ood.case_statistics(case, conditions, INPUT_MODALITIES, inputs)
+    assert ood.negated_inputs(given) == ["pd"]   # the control: measured when it is an input
+    dropped = ood.case_statistics(case, conditions, INPUT_MODALITIES, inputs, missing=["pd"])
+    assert set(dropped["sign"]) == {"t2w", "adc", "t1pre"} and ood.negated_inputs(dropped) == []
+
+
 def test_a_negated_adc_is_refused_as_negated(card):
     """The ADC is refused below zero anyway (preprocess.MAX_NEGATIVE_ADC_FRACTION); negated, the message says so
     (the shipped ADC is 0 outside the body, so only a third of its voxels turn negative)."""

@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not installed")
@@ -96,3 +97,16 @@ def test_the_export_tags_outlive_a_saved_and_reopened_scene(scene, tmp_path):
     tags = exported_series_tags(sh, sh.GetItemByDataNode(by_name(reopened, name)))
     assert tags["SeriesDescription"] == "SYNTHETIC OOD-WARNING late DCE (DCEDiff)"
     assert (tags["Modality"], tags["Manufacturer"]) == ("MR", "DCEDiff (SYNTHETIC image, not acquired)")
+
+
+def test_a_long_model_name_is_cut_at_the_dicom_lo_length(scene):
+    """Round-18 mutation audit. tag_for_dicom_export: SeriesDescription, Manufacturer and Model are VR LO, 'at most 64
+    characters': a model name of 100 characters is cut to exactly 64, keeping its start; a short one is whole."""
+    node = slicer.util.addVolumeFromArray(np.zeros((2, 2, 2), dtype=np.float32), name="result")
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    item = sh.GetItemByDataNode(node) or sh.CreateItem(sh.GetSceneItemID(), node)
+    scene_io.tag_for_dicom_export(node, "synthetic_early", {"model": "m" * 100}, ["OOD-WARNING"])
+    model = sh.GetItemAttribute(item, PREFIX + "Model")
+    assert len(model) == 64 and model == ("DCEDiff model " + "m" * 100)[:64]
+    scene_io.tag_for_dicom_export(node, "synthetic_early", {"model": "m" * 50}, ["OOD-WARNING"])
+    assert sh.GetItemAttribute(item, PREFIX + "Model") == "DCEDiff model " + "m" * 50   # 64 characters: whole

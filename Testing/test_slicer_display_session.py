@@ -97,3 +97,58 @@ def test_closing_the_scene_puts_slicers_default_layout_back():
         assert layout.GetViewArrangement() == layout.SlicerLayoutConventionalView
     finally:
         logic.SetMRMLScene(None)
+
+
+# ---------------------------------------------------------------- round-18 mutation audit: the documented rules
+def test_the_saved_description_comes_first_whichever_observed_the_layout_node_first(tmp_path):
+    """watch_scene: 'on the layout node, before Slicer's layout logic (LAYOUT_OBSERVER_PRIORITY)': by priority,
+    not by who observed first: a layout logic set up after the module (as when Slicer's layout manager re-observes
+    a layout node) still builds only the saved comparison views."""
+    def module_first(scene_):
+        rd.register_layout(scene_)
+        rd.watch_scene(scene_)
+        logic = slicer.vtkMRMLLayoutLogic()
+        logic.SetMRMLScene(scene_)
+        return logic
+
+    logic = start_session(slicer.mrmlScene)
+    reopened_logic = []
+    try:
+        t2w, nodes, acquired = make_result(with_acquired=False)
+        summary = rd.show_comparison(nodes, acquired, reference=t2w)
+        saved_views = view_names(slicer.mrmlScene)
+        reopened = save_and_reopen(slicer.mrmlScene, tmp_path,
+                                   new_session=lambda new: reopened_logic.append(module_first(new)))
+        assert view_names(reopened) == saved_views
+        assert shown_views(reopened_logic[0]) == list(summary["views"])
+        reopened.Clear(1)
+    finally:
+        for each in [logic] + reopened_logic:
+            each.SetMRMLScene(None)
+
+
+def test_the_layout_node_is_observed_once_however_often_scenes_are_closed_and_loaded(monkeypatch, capfd):
+    """watch_scene: 'once per scene': after closes and loads, one change of the layout node gives its saved
+    description once (not once per close or load). A scene cleared with its singletons (Clear(1), no layout
+    node left) is no error either. The calls are counted by a wrapper that calls the real function."""
+    logic = start_session(slicer.mrmlScene)
+    try:
+        t2w, nodes, acquired = make_result(with_acquired=False)
+        rd.show_comparison(nodes, acquired, reference=t2w)
+        text = saved_scene_xml(slicer.mrmlScene)
+        for _ in range(3):
+            slicer.mrmlScene.Clear(0)
+            slicer.mrmlScene.SetLoadFromXMLString(1)
+            slicer.mrmlScene.SetSceneXMLString(text)
+            slicer.mrmlScene.Connect()
+        calls = []
+        real = rd.apply_saved_description
+        monkeypatch.setattr(rd, "apply_saved_description", lambda node: calls.append(node) or real(node))
+        rd.layout_node().Modified()
+        assert len(calls) == 1, calls
+        capfd.readouterr()
+        slicer.mrmlScene.Clear(1)
+        err = capfd.readouterr().err
+        assert "Traceback" not in err and "Error" not in err, err
+    finally:
+        logic.SetMRMLScene(None)

@@ -148,3 +148,47 @@ def test_the_batch_reports_the_install_time_apart_from_the_synthesis(modules, mo
 
     marks = json.loads((tmp_path / "out" / DCEDiffBatch.MARKS_FILE).read_text(encoding="utf-8"))
     assert marks["synthesis_seconds"] == 3.0 and 0.05 <= marks["install_seconds"] < 30
+
+
+# ---------------------------------------------------------------- round-18 mutation audit: the documented rules
+def test_pip_install_takes_reads_the_keyword_from_the_signature_that_decides(monkeypatch):
+    """pip_install_takes: a pip_install that names the keyword takes it (whatever slicer.packaging says); one
+    without ``**kwargs`` (5.10) is decided by its own signature, even beside a slicer.packaging that takes it; one
+    that forwards ``**kwargs`` takes nothing where slicer.packaging cannot be imported; a parameter that cannot be
+    passed by keyword, or a function whose signature cannot be read, is no."""
+    stand_in = PackagingPipInstallStandIn()
+
+    def own_keyword(requirements, show_progress=True):  # test double: a pip_install naming the keyword itself
+        pass
+
+    monkeypatch.setitem(sys.modules, "slicer.packaging", None)   # import slicer.packaging raises ImportError
+    monkeypatch.setattr(slicer.util, "pip_install", own_keyword)
+    assert dep.pip_install_takes(slicer, "show_progress")
+    monkeypatch.setattr(slicer.util, "pip_install", lambda requirements, **kwargs: None)
+    assert not dep.pip_install_takes(slicer, "show_progress")
+    monkeypatch.setitem(sys.modules, "slicer.packaging", stand_in)
+    assert dep.pip_install_takes(slicer, "show_progress")   # the control: forwarded to one that takes it
+    monkeypatch.setattr(slicer.util, "pip_install", pip_install_5_10)
+    assert not dep.pip_install_takes(slicer, "show_progress")
+    monkeypatch.setattr(slicer.util, "pip_install", lambda requirements, show_progress, /: None)
+    assert not dep.pip_install_takes(slicer, "show_progress")
+    monkeypatch.setattr(slicer.util, "pip_install", max)   # a builtin whose signature inspect cannot read
+    assert not dep.pip_install_takes(slicer, "show_progress")
+
+
+def test_the_gui_logs_no_install_when_nothing_was_installed_and_the_install_time_when_one_was(modules, monkeypatch):
+    """onApplyButton: 'Python packages installed in <time>' only when setupPythonRequirements installed something
+    (it returns ensure_dependencies' True/False), and the time is the install's (here well under a second)."""
+    DCEDiff, _ = modules
+    assert DCEDiff.DCEDiffLogic().setupPythonRequirements(mode="never") is False   # this venv has them all
+    widget, p = make_widget(DCEDiff, monkeypatch)
+    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", lambda message, waitCursor=False: contextlib.nullcontext())
+    monkeypatch.setattr(slicer.util, "mainWindow", lambda: None)
+    monkeypatch.setattr(DCEDiff.DCEDiffLogic, "process", lambda self, *a, **k: None)
+    for installed in (False, True):
+        monkeypatch.setattr(DCEDiff.DCEDiffLogic, "setupPythonRequirements",
+                            lambda self, parent=None, mode="ask", installed=installed: installed)
+        widget.ui.logTextEdit.lines.clear()
+        widget.onApplyButton()
+        logged = [line for line in widget.ui.logTextEdit.lines if line.startswith("Python packages installed")]
+        assert logged == (["Python packages installed in 0 s."] if installed else []), logged

@@ -400,6 +400,23 @@ def test_reload_and_test_runs_the_helper_packages_code_as_it_is_now(modules, mon
         sys.modules.update(saved)
 
 
+def test_forget_helper_modules_drops_the_helper_packages_and_nothing_else(modules):
+    """Round-18 mutation audit. forgetHelperModules: 'the helper packages and their submodules' leave sys.modules;
+    a module whose name only starts with the same letters, and DCEDiff itself, stay."""
+    DCEDiff, _ = modules
+    saved = dict(sys.modules)
+    try:
+        sys.modules["DCEDiffLibrary"] = types.ModuleType("DCEDiffLibrary")   # another package's module
+        names = DCEDiff.forgetHelperModules()
+        assert {"DCEDiffLib", "DCEDiffLib.defaults", "DCEDiffSlicerLib.process_runner"} <= set(names)
+        assert "DCEDiffLibrary" in sys.modules and "DCEDiff" in sys.modules and "DCEDiffLibrary" not in names
+        assert [name for name in sys.modules if name.split(".", 1)[0] in DCEDiff.HELPER_PACKAGES] == []
+    finally:  # the other tests hold the modules imported before: put them back
+        for name in [name for name in sys.modules if name not in saved]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
 def test_the_comparison_layout_is_registered_at_start_up_and_after_every_scene_load(modules, monkeypatch):
     """Slicer saves a scene's layout id, not the description of a custom layout: the module registers the
     comparison layout when Slicer's start-up completes and gives it a loaded scene's own description after every

@@ -181,3 +181,101 @@ def test_shown_frame_follows_the_master_sequence_to_a_synchronized_sequence(scen
     assert shown_frame.shown_frame(proxy)["item"] == 3
     assert shown_frame.shown_frame(slicer.util.addVolumeFromArray(np.zeros((2, 2, 2)))) is None
     assert shown_frame.copy_shown_frame(None) == (None, None)
+
+
+# ---------------------------------------------------------------- round-18 mutation audit: the documented rules
+def test_shown_frame_has_no_item_where_there_is_none_to_show(scene):
+    """shown_frame: 'item: ... None where the sequence has no item at the browser's index value': a text-indexed
+    synchronized sequence without the master's value, and a browser on no item of its master (none selected, or
+    one past the end) have neither item nor index value."""
+    sequence, browser, proxy, logic = dce_sequence(scene, selected=2)
+    labels = scene.AddNewNodeByClass("vtkMRMLSequenceNode", "labels")
+    labels.SetIndexType(labels.TextIndex)
+    node = slicer.util.addVolumeFromArray(np.zeros((2, 2, 2), dtype=np.float32))
+    labels.SetDataNodeAtValue(node, "25")   # the master's value of item 2 only
+    scene.RemoveNode(node)
+    browser.AddSynchronizedSequenceNodeID(labels.GetID())
+    logic.UpdateProxyNodesFromSequences(browser)
+    other = browser.GetProxyNode(labels)
+    assert shown_frame.shown_frame(other)["item"] == 0   # the control
+    browse(browser, logic, 3)
+    assert shown_frame.shown_frame(other)["item"] is None and shown_frame.shown_frame(proxy)["item"] == 3
+    for selected in (-1, FRAMES):
+        browser.SetSelectedItemNumber(selected)
+        frame = shown_frame.shown_frame(proxy)
+        assert (frame["item"], frame["index_value"]) == (None, None), selected
+
+
+def test_the_copy_is_a_deep_copy_under_the_proxys_transform_and_in_its_folder(scene):
+    """copy_shown_frame: 'a deep copy of what the proxy shows now ... under the proxy's parent transform and next to
+    it in the subject hierarchy': the proxy's voxels changed in place afterwards leave the copy as it was."""
+    sequence, browser, proxy, logic = dce_sequence(scene, selected=1)
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "registration")
+    proxy.SetAndObserveTransformNodeID(transform.GetID())
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    study = sh.CreateStudyItem(sh.CreateSubjectItem(sh.GetSceneItemID(), "patient"), "study")
+    sh.SetItemParent(sh.GetItemByDataNode(proxy) or sh.CreateItem(study, proxy), study)
+    copy, frame = shown_frame.copy_shown_frame(proxy)
+    assert copy.GetTransformNodeID() == transform.GetID()
+    assert sh.GetItemParent(sh.GetItemByDataNode(copy)) == study
+    voxels = slicer.util.arrayFromVolume(proxy)
+    voxels[:] = -1.0
+    slicer.util.arrayFromVolumeModified(proxy)
+    assert (slicer.util.arrayFromVolume(copy) == 200.0).all()
+
+
+def test_a_proxy_as_the_acquired_late_dce_is_copied_too(run_setup, scene):
+    """_keepShownFrames: 'the acquired early and late DCE are also copied into volumes of their own': the late
+    column shows the copy of the frame on show at Apply, and inputFramesText names a recorded input that was not
+    copied (the T1-pre) without a copy."""
+    DCEDiff, (t2w, pd, adc, t1), launched, kept = run_setup
+    sequence, browser, proxy, logic = dce_sequence(scene, selected=3)
+    early = slicer.util.addVolumeFromArray(np.full((4, 8, 8), 300.0, dtype=np.float32), name="early DCE")
+    result = DCEDiff.DCEDiffLogic().process(t2w, pd, adc, t1, dceEarly=early, dceLate=proxy, device="cpu")
+    shown = scene.GetNodeByID(composite_of("DCEDiffAcquiredLate")[1].GetBackgroundVolumeID())
+    assert shown is not proxy and shown.GetName() == "10: DCE frame 37.5"
+    assert result.inputFrames["dce_late"]["volume"] == "10: DCE frame 37.5"
+    text = DCEDiff.inputFramesText({"t1pre": {"item": 0, "index_value": "0", "sequence": "10: DCE"}})
+    assert "item 0 (0) of 10: DCE" in text and "copied" not in text
+
+
+def test_a_run_that_cannot_start_or_is_shut_down_removes_the_frame_copy(run_setup, scene, monkeypatch):
+    """'The run adds nothing to the scene' when it fails: also when the engine cannot even be started (its launch
+    raises), and when the module is reloaded during the run (shutdown). Stand-ins: ``cannot_launch`` for
+    ``_launchInSlicer`` when PythonSlicer cannot start, test_slicer_module's TimerStandIn for the QTimer."""
+    DCEDiff, (t2w, pd, adc, t1), launched, kept = run_setup
+    sequence, browser, proxy, logic = dce_sequence(scene, selected=1)
+    late = slicer.util.addVolumeFromArray(np.full((4, 8, 8), 700.0, dtype=np.float32), name="late DCE")
+
+    def cannot_launch(cmd, cwd=None, env_update=None):
+        raise OSError("PythonSlicer not found")
+
+    monkeypatch.setattr(DCEDiff, "_launchInSlicer", cannot_launch)
+    with pytest.raises(OSError, match="PythonSlicer"):
+        DCEDiff.DCEDiffLogic().process(t2w, pd, adc, t1, dceEarly=proxy, dceLate=late, device="cpu")
+    assert scene.GetFirstNodeByName("10: DCE frame 12.5") is None
+    from DCEDiffSlicerLib import process_runner
+    from test_slicer_module import TimerStandIn
+
+    logic_ = DCEDiff.DCEDiffLogic()
+    copy, _ = shown_frame.copy_shown_frame(proxy)
+    runner = process_runner.ProcessRunner([sys.executable, "-c", "import time; time.sleep(60)"]).start()
+    work = Path(slicer.app.temporaryPath) / "DCEDiff-work"
+    work.mkdir()
+    logic_._job = DCEDiff._Job(runner, work, t2w, 0.0, False, None, TimerStandIn(), frameCopies=[copy])
+    logic_.shutdown()
+    assert scene.GetFirstNodeByName("10: DCE frame 12.5") is None and copy.GetScene() is None
+
+
+def test_the_status_line_says_which_frames_were_used(modules, monkeypatch):
+    """The widget's status after a run whose inputs were proxies: 'Frames shown at Apply: ...'; nothing without."""
+    DCEDiff, _ = modules
+    from test_slicer_module import make_widget
+
+    widget, _ = make_widget(DCEDiff, monkeypatch)
+    widget.onCompleted(DCEDiff.DCEDiffResult({}, {}, 1.0))
+    assert "Frames shown at Apply" not in widget.ui.statusLabel.text
+    frames = {"dce_early": {"item": 2, "index_value": "25", "sequence": "10: DCE", "volume": "10: DCE frame 25"}}
+    widget.onCompleted(DCEDiff.DCEDiffResult({}, {}, 1.0, inputFrames=frames))
+    assert "Frames shown at Apply: " in widget.ui.statusLabel.text
+    assert "item 2 (25) of 10: DCE, copied into 10: DCE frame 25" in widget.ui.statusLabel.text

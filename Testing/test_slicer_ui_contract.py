@@ -316,3 +316,31 @@ def test_extension_metadata_agrees():
     for url in screenshots:
         with Image.open(ROOT / url[len(raw):]) as image:
             assert min(image.size) >= 400, "a screenshot should be readable in the catalog"
+
+
+def test_the_manifest_check_reports_the_install_layout_and_reads_cmake_words_across_lines(tmp_path):
+    """Round-18 mutation audit. check_manifest.check (what ``make test`` runs) lists the install-layout problems
+    among the others; a call's words are CMake's, whitespace-separated: INSTALL_DIR and its value on two lines are
+    the same argument pair."""
+    check_manifest = _load_check_manifest()
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    for part in ("CMakeLists.txt", "DCEDiff", "DCEDiffLib", "Resources"):
+        src = ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, copy / part, ignore=shutil.ignore_patterns("__pycache__", "*.nii.gz"))
+        else:
+            shutil.copy(src, copy / part)
+    module = copy / "DCEDiff" / "CMakeLists.txt"
+    module.write_text(module.read_text(encoding="utf-8").replace("  WITH_GENERIC_TESTS\n",
+                                                                 "  WITH_GENERIC_TESTS\n  WITH_SUBDIR\n"))
+    problems, _ = check_manifest.check(copy)
+    assert any("slicerMacroBuildScriptedModule(...) has 'WITH_SUBDIR'" in p for p in problems), problems
+    top = copy / "CMakeLists.txt"
+    text = top.read_text(encoding="utf-8")
+    split = text.replace("INSTALL_DIR ${Slicer_INSTALL_QTSCRIPTEDMODULES_LIB_DIR}",
+                         "INSTALL_DIR\n    ${Slicer_INSTALL_QTSCRIPTEDMODULES_LIB_DIR}")
+    assert split != text
+    top.write_text(split, encoding="utf-8")
+    module.write_text((ROOT / "DCEDiff" / "CMakeLists.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    assert check_manifest.install_layout_problems(copy) == []
