@@ -115,6 +115,8 @@ class StudyPicks:
     baseline: Optional[Pick] = None
     # series never considered for any role, with why: a DCEDiff result exported to DICOM (series_kinds.dcediff_result)
     skipped_series: List[Tuple[SeriesInfo, str]] = dataclasses.field(default_factory=list)
+    # picks to check by eye, one line each (the CLI prints them as warnings): a T1-pre VIBE no DCE series could date
+    warnings: List[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict:
         """``{"study": ..., "series": role → pick, "dce": ...}`` for synthesis.json."""
@@ -178,6 +180,19 @@ def is_post_contrast(s: SeriesInfo, dce: Optional[DceSeries]) -> bool:
         starts = [f.series_time_s for f in dce.series if f.series_time_s is not None]
         return bool(starts) and s.series_time_s > min(starts)
     return False
+
+
+def _undated_t1pre(s: SeriesInfo, dce: Optional[DceSeries]) -> str:
+    """Why the pre-contrast T1 gradient echo ``s`` is taken as pre-contrast by its name alone (no DCE series, or no
+    SeriesTime on it or the DCE's, to date it by: :func:`is_post_contrast`), or "" when its time dated it."""
+    if dce is None:
+        why = "no DCE series in the study to date it by"
+    elif s.series_time_s is None or all(f.series_time_s is None for f in dce.series):
+        why = f"no SeriesTime on it or on the DCE series {dce.label()} to date it by"
+    else:
+        return ""
+    return (f"not dated: {why}, taken as pre-contrast by its name/description only (a post-contrast one with a "
+            "neutral name would be taken too: check it was acquired before contrast)")
 
 
 # ----------------------------------------------------------------------------------------------- picking
@@ -264,6 +279,12 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
             picks[role] = Pick(role, series, series.volumes()[0], rule, lost)
 
     problems += _unusable_axial_t2w_problems(study, picks.get("t2w"), given, overrides)
+    warnings: List[str] = []
+    if "t1pre" in picks and "t1pre" not in overrides:  # a series named with --series is the user's call
+        undated = _undated_t1pre(picks["t1pre"].series, dce)
+        if undated:  # the pick stays; the line, synthesis.json and the CLI's warning say on what it rests
+            picks["t1pre"].rule += f"; {undated}"
+            warnings.append(f"{ROLE_NAMES['t1pre']} {picks['t1pre'].series.label()}: {undated}")
 
     if "t1pre" not in picks and "t1pre" not in given:
         pick, why = _t1_from_dce(dce, read, ranked_lost=_apply_rules(study, _t1_rules(dce, picks)),
@@ -318,7 +339,7 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
             pick = picks.get(role)
             if pick is not None and pick.after_arrival_s is None and None not in (pick.time_s, dce.arrival_time_s):
                 pick.after_arrival_s = pick.time_s - dce.arrival_time_s
-    return StudyPicks(whole, picks, dce, notes, missing, problem, absent, baseline, skipped_series)
+    return StudyPicks(whole, picks, dce, notes, missing, problem, absent, baseline, skipped_series, warnings)
 
 
 def _without_dcediff_results(study: Study, overrides) -> Tuple[Study, List[Tuple[SeriesInfo, str]]]:

@@ -169,6 +169,8 @@ def _read_file(path: Path, name: str, expect_3d: bool) -> sitk.Image:
     if is_dicom and reader.GetDimension() == 3 and size[2] == 1:
         raise InputError(f"{name}: {path} is a single DICOM slice; expected the folder that holds the whole "
                          f"series ({path.parent})")
+    if is_dicom:  # a multi-frame (enhanced) file read as a volume: refused as a marked series folder is
+        _refuse_dcediff_result(_header_series(reader), f"the DICOM file {path}", name)
     if expect_3d and reader.GetDimension() == 4 and size[3] > 1:
         raise InputError(f"{name}: {path} is a 4D image with {size[3]} volumes (size {_size_text(size)}); "
                          "expected a single 3D volume (choose one time point or b-value)")
@@ -325,24 +327,32 @@ def read_dicom_series(folder, series_uid: Optional[str] = None, name: str = "inp
                          "study (dcediff synthesize --study FOLDER --series ROLE=NUMBER)")
     else:
         chosen = series
-    _refuse_dcediff_result(chosen[0], folder, name)
+    _refuse_dcediff_result(chosen[0], f"the DICOM series in {folder}", name)
     image = read_slice_stack(chosen[0]["files"], folder, name)  # a slice dropped inside the stack: a gap, said there
     refuse_damaged_dicom(folder, [f for s in series for f in s["files"]], name)  # one dropped at either end
     validate_volume(image, f"{name} ({folder})", expect_3d=True, allow_constant=allow_constant)
     return _without_subnormal_geometry(as_float32(image))
 
 
-def _refuse_dcediff_result(series: Dict[str, object], folder: Path, name: str) -> None:
-    """:class:`InputError` before any pixel is read when the series (a :func:`list_dicom_series` entry) is a DCEDiff
-    result by its header: as the acquired DCE a synthesis would be scored against itself (a zero residual, perfect
-    metrics), as an input it is no acquired image (the NIfTI/NRRD results are refused by their own mark)."""
+def _refuse_dcediff_result(series: Dict[str, object], what: str, name: str) -> None:
+    """:class:`InputError` before any pixel is read when the series (a :func:`list_dicom_series` entry, or the
+    same keys from one file's header) is a DCEDiff result by its header: as the acquired DCE a synthesis would be
+    scored against itself (a zero residual, perfect metrics), as an input it is no acquired image (the NIfTI/NRRD
+    results are refused by their own mark). ``what`` names where it was found ("the DICOM series in FOLDER")."""
     from DCEDiffLib.data_source import dicom_result_mark
 
     mark = dicom_result_mark(str(series["description"]), str(series["manufacturer"]))
     if mark:
-        raise InputError(f"{name}: the DICOM series in {folder} (#{series['number'] or '?'} "
+        raise InputError(f"{name}: {what} (#{series['number'] or '?'} "
                          f"'{series['description']}') is a DCEDiff result (synthetic: its {mark}), not an acquired "
                          "image; expected an acquired series")
+
+
+def _header_series(reader: sitk.ImageFileReader) -> Dict[str, object]:
+    """The :func:`list_dicom_series` keys a DICOM file's header gives (description, number, manufacturer)."""
+    return {key: reader.GetMetaData(tag).strip() if reader.HasMetaDataKey(tag) else ""
+            for key, tag in (("description", _TAG_SERIES_DESCRIPTION), ("number", _TAG_SERIES_NUMBER),
+                             ("manufacturer", _TAG_MANUFACTURER))}
 
 
 def read_slice_stack(files: List[str], folder: Path, name: str) -> sitk.Image:

@@ -189,6 +189,28 @@ def test_a_vibe_t1pre_brings_the_dce_pre_contrast_frame_and_none_otherwise(study
     assert p.dceBaseline is None
 
 
+def test_without_a_loaded_dce_the_vibe_t1pre_is_filled_as_before_and_the_status_says_it_is_undated(
+        study_with_vibe, scene):
+    """With the DCE frames not loaded, nothing dates the VIBEs against the DCE: the neutral-named one acquired after it
+    ('t1_vibe_fs_tra', 25°) is still filled in as the T1-pre (the engine's pick), but its line and the status line
+    now say that it is pre-contrast by its name only; with the DCE loaded nothing is said."""
+    root, expected, database = study_with_vibe
+    dce = [s.description for s in scan_study(root).series if s.description.startswith("Twist_dynamic")]
+    nodes = load_as_slicer_does(root, database, scene, skip=dce)
+    fill = study_fill.fill_from_study(scene, database.fileForInstance)
+    neutral = next(s.number for s in scan_study(root).series if s.description == "t1_vibe_fs_tra")
+    assert fill.nodes["t1pre"] is nodes[neutral]
+    (line,) = [line for line in fill.lines if line.startswith("t1pre")]
+    assert "not dated: no DCE series in the study to date it by" in line
+    assert (f"Check: T1-pre #{neutral} 't1_vibe_fs_tra': not dated: no DCE series in the study to date it by, taken "
+            "as pre-contrast by its name/description only") in fill.message()
+    scene.Clear(1)
+    load_as_slicer_does(root, database, scene)
+    fill = study_fill.fill_from_study(scene, database.fileForInstance)
+    assert fill.nodes["t1pre"].GetName().startswith(f"{expected['t1pre']}: ") and fill.warnings == []
+    assert "not dated" not in fill.message() and "Check:" not in fill.message()
+
+
 @pytest.fixture(scope="module")
 def study_with_exported_dce(study, tmp_path_factory):
     """The exam plus its DCE frames exported back from Slicer as DCEDiff results into the same study (Manufacturer

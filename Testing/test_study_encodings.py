@@ -197,7 +197,8 @@ def _sequence(group: int, number: int, *items: bytes) -> bytes:
 def write_enhanced_by_hand(paths, target: Path, per_frame: bool = False) -> None:
     """The classic slices ``paths`` as one Enhanced MR Image Storage file written byte by byte (explicit VR little
     endian): the top level keeps no flip angle, TR or TE; they go into the MR Timing and Related Parameters and MR
-    Echo sequences of the shared functional groups, or of every frame's (``per_frame``)."""
+    Echo sequences of the shared functional groups, or of every frame's (``per_frame``). The Manufacturer is kept
+    where the slices have one."""
     slices = [read_slice_with_tags(p) for p in paths]
     slices.sort(key=lambda s: float(s.GetMetaData("0020|0032").split("\\")[2]))
     first = slices[0]
@@ -220,8 +221,9 @@ def write_enhanced_by_hand(paths, target: Path, per_frame: bool = False) -> None
     meta = _element(2, 0, b"UL", struct.pack("<I", len(meta))) + meta
     top = [(0x0008, 0x0008, b"CS", tag("0008|0008")), (0x0008, 0x0016, b"UI", storage),
            (0x0008, 0x0018, b"UI", instance), (0x0008, 0x0020, b"DA", tag("0008|0020")),
-           (0x0008, 0x0031, b"TM", tag("0008|0031")), (0x0008, 0x0060, b"CS", b"MR"),
-           (0x0008, 0x103E, b"LO", tag("0008|103e")), (0x0010, 0x0020, b"LO", tag("0010|0020")),
+           (0x0008, 0x0031, b"TM", tag("0008|0031")), (0x0008, 0x0060, b"CS", b"MR")]
+    top += [(0x0008, 0x0070, b"LO", tag("0008|0070"))] if first.HasMetaDataKey("0008|0070") else []
+    top += [(0x0008, 0x103E, b"LO", tag("0008|103e")), (0x0010, 0x0020, b"LO", tag("0010|0020")),
            (0x0018, 0x0023, b"CS", tag("0018|0023")), (0x0020, 0x000D, b"UI", tag("0020|000d")),
            (0x0020, 0x000E, b"UI", tag("0020|000e")), (0x0020, 0x0011, b"IS", tag("0020|0011")),
            (0x0020, 0x0013, b"IS", b"1"), (0x0020, 0x0052, b"UI", tag("0020|0052")),

@@ -12,7 +12,9 @@ as that export tags it (new SeriesInstanceUID and SOPInstanceUIDs, Testing/dicom
   synthesis.json ``skipped_series``, the missing-role error); ``--series ROLE=NUMBER`` naming it is refused;
 - the phantom's own Manufacturer ("DCEDiff phantom (synthetic)") is no such mark: the phantom study reads as before;
 - such a series given as a DICOM folder (``--dce-early DIR``, ``--t1pre DIR``) is refused by name before it is read,
-  as the NIfTI/NRRD result files are (Testing/test_result_as_input.py), without a role-mismatch warning beside it.
+  as the NIfTI/NRRD result files are (Testing/test_result_as_input.py), without a role-mismatch warning beside it;
+  so is such a series given as one enhanced (multi-frame) MR file (``--dce-early FILE``), read as a volume by
+  ``volume_io.read_volume``.
 """
 
 import dataclasses
@@ -32,6 +34,7 @@ from DCEDiffLib.phantom.study_export import write_phantom_study
 from DCEDiffLib.preprocess import read_inputs
 from DCEDiffLib.study_roles import parse_series_overrides, pick_roles
 from dicom_slice_io import SLICER_EXPORT_TAGS, write_retagged_series
+from test_study_encodings import write_enhanced_by_hand
 
 CASE = Path(__file__).resolve().parents[1] / "Resources" / "SampleData" / "phantom_case"
 # T2W, ADC, PD and the DCE (one series with temporal positions); no VIBE: the T1-pre is the DCE's pre-arrival frame
@@ -159,4 +162,24 @@ def test_a_dicom_folder_marked_as_a_dcediff_result_given_as_an_input_is_refused_
 def test_the_same_dicom_folder_without_the_marks_reads(exam, tmp_path):
     folder = one_frame(exam, tmp_path / "acquired", {})
     images = read_inputs(case_inputs(dce_early=str(folder)))
+    assert images["dce_early"].GetSize()[2] == len(list(folder.iterdir()))
+
+
+@pytest.mark.parametrize("marks", list(MARKS), ids=list(MARKS))
+def test_an_enhanced_dicom_file_marked_as_a_dcediff_result_given_as_an_input_is_refused_naming_it(exam, tmp_path,
+                                                                                                marks):
+    """One enhanced MR file (the frame's slices in one file, written byte by byte) is read as a volume by the file
+    reader, not the folder reader: its marks were not checked (before: read and scored as the acquired DCE)."""
+    folder = one_frame(exam, tmp_path / "exported", MARKS[marks])
+    write_enhanced_by_hand(sorted(folder.iterdir()), tmp_path / "exported.dcm")
+    with pytest.raises(InputError, match=r"\(dce_early\): the DICOM file .*exported\.dcm \(#301 .*\) is a DCEDiff "
+                                         r"result \(synthetic: its (SeriesDescription|Manufacturer) .*expected an "
+                                         "acquired series"):
+        read_inputs(case_inputs(dce_early=str(tmp_path / "exported.dcm")))
+
+
+def test_the_same_enhanced_dicom_file_without_the_marks_reads(exam, tmp_path):
+    folder = one_frame(exam, tmp_path / "acquired", {})
+    write_enhanced_by_hand(sorted(folder.iterdir()), tmp_path / "acquired.dcm")
+    images = read_inputs(case_inputs(dce_early=str(tmp_path / "acquired.dcm")))
     assert images["dce_early"].GetSize()[2] == len(list(folder.iterdir()))

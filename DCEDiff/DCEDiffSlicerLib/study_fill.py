@@ -45,6 +45,8 @@ class StudyFill:
     copied: List[str] = dataclasses.field(default_factory=list)  # roles whose frame was copied out of a sequence
     # loaded series that are DCEDiff results (exported to DICOM, read back from the database): never filled in
     skipped: List[str] = dataclasses.field(default_factory=list)
+    # picks to check by eye (the engine's StudyPicks.warnings): a T1-pre no loaded DCE series could date
+    warnings: List[str] = dataclasses.field(default_factory=list)
 
     def message(self) -> str:
         """One line for the status label."""
@@ -57,6 +59,7 @@ class StudyFill:
                      + ", ".join(LABELS[r] for r in self.copied) + ".")
         if self.skipped:
             text += (" Skipped, as synthetic DCEDiff results (never an input): " + ", ".join(self.skipped) + ".")
+        text += "".join(f" Check: {warning}." for warning in self.warnings)
         if self.absent:
             text += (" No " + " or ".join(LABELS[r] for r in self.absent) + " in the study: left empty; the "
                      "selected model runs without it.")
@@ -200,7 +203,7 @@ def fill_from_study(scene=None, file_for_instance: Optional[Callable[[str], str]
     missing = [r for r in ("t2w", "pd", "adc", "t1pre") if r not in nodes and r not in picks.absent]
     label = f"patient {study.patient_id or '?'}, study {study.study_uid}"
     return StudyFill(nodes, picks.lines(), missing, notes, label, list(picks.absent), tuple(optional), not_loaded,
-                     copied, [s.label() for s, _ in picks.skipped_series])
+                     copied, [s.label() for s, _ in picks.skipped_series], list(picks.warnings))
 
 
 def _choose_study(studies: Sequence, loaded, preferred):

@@ -153,6 +153,8 @@ def study_inputs(args: argparse.Namespace):
     print(f"study {study.study_uid} (patient {study.patient_id or '?'}, {len(study.series)} series):", flush=True)
     for line in picks.lines():
         print("  " + line, flush=True)
+    for warning in picks.warnings:  # e.g. a T1-pre no DCE series could date: pre-contrast by its name only
+        print(f"dcediff synthesize: warning: {warning}", file=sys.stderr, flush=True)
     refuse_file_that_is_a_picked_series(files, picks)
     inputs = dict(picks.load_inputs())  # with the DCE's own pre-contrast frame where the T1-pre is another series
     inputs.update(files)
