@@ -161,8 +161,9 @@ def finished_record(out, patient: str) -> Optional[dict]:
 
 def _base_record(patient: Path) -> dict:
     return {"patient": patient.name, "source": str(patient), "status": "skipped", "usable_for_training": False,
-            "case_dir": None, "reason": "", "warnings": [], "patient_id": None, "study_instance_uid": None,
-            "series_found": 0, "files_skipped": 0, "series": {}, "dce": None, "seconds": 0.0, "resumed": False}
+            "case_dir": None, "reason": "", "warnings": [], "pick_warnings": [], "patient_id": None,
+            "study_instance_uid": None, "series_found": 0, "files_skipped": 0, "series": {}, "dce": None,
+            "seconds": 0.0, "resumed": False}
 
 
 def process_patient(patient, out) -> dict:
@@ -205,6 +206,7 @@ def _convert(patient: Path, out: Path, record: dict) -> None:
     record.update(patient_id=study.patient_id, study_instance_uid=study.study_uid, series_found=len(study.series),
                   files_skipped=len(study.skipped))
     picks = pick_roles(study, require=False)
+    record["pick_warnings"] = list(picks.warnings)  # picks to check by eye (a T1-pre dated by its name only)
     record["series"] = {role: pick.to_dict() for role, pick in picks.picks.items()}
     if picks.baseline is not None:
         record["series"][picks.baseline.role] = picks.baseline.to_dict()

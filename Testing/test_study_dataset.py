@@ -138,6 +138,14 @@ def test_second_run_resumes_without_rewriting_finished_cases(dataset, root, caps
     assert {p: table[p]["resumed"] for p in table} == {"P-A": "True", "P-B": "True", "P-C": "False", "P-D": "True",
                                                        "P-E": "False"}
     assert table["P-C"]["status"] == "skipped"                 # skipped patients are retried, and still skipped
+    # P-D has a VIBE but no DCE series to date it by: its T1-pre pick is said, one line, as synthesize --study says
+    # it (StudyPicks.warnings), also for a case resumed from its case.json; P-C is skipped, its reason says enough
+    warned = [line for line in printed.err.splitlines() if "not dated" in line]
+    assert len(warned) == 1 and warned[0].startswith("dcediff dataset: warning: P-D: T1-pre #"), printed.err
+    assert "by its name/description only" in warned[0]
+    by_patient = {row["patient"]: row for row in read_manifest(out)["patients"]}
+    assert by_patient["P-D"]["pick_warnings"] == [warned[0].split("P-D: ", 1)[1]]
+    assert by_patient["P-A"]["pick_warnings"] == [] and by_patient["P-B"]["pick_warnings"] == []
 
 
 def test_written_cases_load_for_training(dataset):

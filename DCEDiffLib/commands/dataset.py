@@ -52,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
             if len(reason) > REASON_CHARS:
                 reason = reason[:REASON_CHARS].rstrip() + " …"
             print(f"dcediff dataset: skipped {record['patient']}: {reason}", file=sys.stderr)
+    # picks of a written case to check by eye (a T1-pre dated by its name only), one line each, as 'dcediff
+    # synthesize --study' prints them; a skipped patient's reason says enough; a row of an older run has none
+    for record in result.records:
+        for warning in (record.get("pick_warnings") or ()) if record["status"] == "ok" else ():
+            print(f"dcediff dataset: warning: {record['patient']}: {warning}", file=sys.stderr)
     hint = root_too_deep_hint(result.records)
     if hint:
         print(f"dcediff dataset: warning: {hint}", file=sys.stderr)
