@@ -39,12 +39,25 @@ def shown_views(logic):
     return [views.GetItemAsObject(i).GetName() for i in range(views.GetNumberOfItems())]
 
 
-def test_a_reopened_scene_has_the_saved_comparison_views_and_no_others(tmp_path):
+def module_first(scene_):
+    """:func:`start_session` with the module's start-up before the layout logic observes the scene (as when Slicer's
+    layout manager re-observes a layout node): the order must not matter, the observer's priority decides."""
+    rd.register_layout(scene_)
+    rd.watch_scene(scene_)
+    logic = slicer.vtkMRMLLayoutLogic()
+    logic.SetMRMLScene(scene_)
+    return logic
+
+
+@pytest.mark.parametrize("new_session", [start_session, module_first], ids=["logic first", "module first"])
+def test_a_reopened_scene_has_the_saved_comparison_views_and_no_others(tmp_path, new_session):
     """A new session registers the comparison layout with a full result's description (acquired | synthetic |
     residual | spread, and the table). A scene saved with a result without acquired DCE (T2W | synthetic |
     uncertainty) was loaded with that description in place: Slicer's layout logic made the acquired and residual
     views the moment the layout node took the saved layout id, before the module gave it the saved description,
-    and the reopened scene had 4 extra, empty slice views (and widgets) that a later save kept."""
+    and the reopened scene had 4 extra, empty slice views (and widgets) that a later save kept. watch_scene: 'on the
+    layout node, before Slicer's layout logic (LAYOUT_OBSERVER_PRIORITY)': by priority, not by who observed first
+    (round-18 mutation audit)."""
     logic = start_session(slicer.mrmlScene)
     reopened_logic = []
     try:
@@ -54,7 +67,7 @@ def test_a_reopened_scene_has_the_saved_comparison_views_and_no_others(tmp_path)
         assert shown_views(logic) == list(summary["views"])
         shown = rd.layout_node().GetLayoutDescription(rd.LAYOUT_ID)
         reopened = save_and_reopen(slicer.mrmlScene, tmp_path,
-                                   new_session=lambda new: reopened_logic.append(start_session(new)))
+                                   new_session=lambda new: reopened_logic.append(new_session(new)))
         layout = rd.layout_node(reopened)
         assert layout.GetViewArrangement() == rd.LAYOUT_ID and layout.GetCurrentLayoutDescription() == shown
         assert view_names(reopened) == saved_views   # Red, Yellow, Green and the saved comparison views only
@@ -100,33 +113,6 @@ def test_closing_the_scene_puts_slicers_default_layout_back():
 
 
 # ---------------------------------------------------------------- round-18 mutation audit: the documented rules
-def test_the_saved_description_comes_first_whichever_observed_the_layout_node_first(tmp_path):
-    """watch_scene: 'on the layout node, before Slicer's layout logic (LAYOUT_OBSERVER_PRIORITY)': by priority,
-    not by who observed first: a layout logic set up after the module (as when Slicer's layout manager re-observes
-    a layout node) still builds only the saved comparison views."""
-    def module_first(scene_):
-        rd.register_layout(scene_)
-        rd.watch_scene(scene_)
-        logic = slicer.vtkMRMLLayoutLogic()
-        logic.SetMRMLScene(scene_)
-        return logic
-
-    logic = start_session(slicer.mrmlScene)
-    reopened_logic = []
-    try:
-        t2w, nodes, acquired = make_result(with_acquired=False)
-        summary = rd.show_comparison(nodes, acquired, reference=t2w)
-        saved_views = view_names(slicer.mrmlScene)
-        reopened = save_and_reopen(slicer.mrmlScene, tmp_path,
-                                   new_session=lambda new: reopened_logic.append(module_first(new)))
-        assert view_names(reopened) == saved_views
-        assert shown_views(reopened_logic[0]) == list(summary["views"])
-        reopened.Clear(1)
-    finally:
-        for each in [logic] + reopened_logic:
-            each.SetMRMLScene(None)
-
-
 def test_the_layout_node_is_observed_once_however_often_scenes_are_closed_and_loaded(monkeypatch, capfd):
     """watch_scene: 'once per scene': after closes and loads, one change of the layout node gives its saved
     description once (not once per close or load). A scene cleared with its singletons (Clear(1), no layout
