@@ -10,7 +10,6 @@ frames are the DCE series' and the T1-pre is another series.
 
 import argparse
 import dataclasses
-import json
 import types
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 import SimpleITK as sitk
 
 from DCEDiffLib.acquired_scale import baseline_gain
+from phantom_frames import fewer_frames
 
 CASE = Path(__file__).resolve().parents[1] / "Resources" / "SampleData" / "phantom_case"
 
@@ -119,11 +119,7 @@ def vibe_study(tmp_path_factory):
     from DCEDiffLib.phantom.study_export import write_phantom_study
 
     case = generate_case(3)
-    keep = list(range(0, len(case.params["dce"]["frame_times_s"]), 8))  # 5 DCE frames: fewer files
-    params = json.loads(json.dumps(case.params))
-    params["dce"]["frame_times_s"] = [case.params["dce"]["frame_times_s"][i] for i in keep]
-    case = dataclasses.replace(case, params=params,
-                               dce_series=sitk.JoinSeries([case.dce_series[:, :, :, i] for i in keep]))
+    case = fewer_frames(case)
     root = tmp_path_factory.mktemp("vibe_study") / "P-7"
     omit = ("localizer", "t2_sag", "t2_cor", "t2_tra_repeat", "dwi", "calc_bval", "mddw", "adc_hb")
     write_phantom_study(case, root, omit=omit, patient_id="P-7")

@@ -11,8 +11,6 @@ double of ``slicer.app``, a Qt object) and ``ProcessEnvironmentStandIn`` (of QPr
 exported back from Slicer as DCEDiff results (re-tagged copies, real DICOM files) are never filled in.
 """
 
-import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -34,6 +32,7 @@ from DCEDiffLib.phantom.generator import generate_case  # noqa: E402
 from DCEDiffLib.phantom.study_export import write_phantom_study  # noqa: E402
 from test_slicer_module import ParameterNodeStandIn, make_widget, modules, save_and_reopen  # noqa: E402,F401
 from dicom_slice_io import SLICER_EXPORT_TAGS, write_retagged_series  # noqa: E402
+from phantom_frames import fewer_frames  # noqa: E402
 
 FEW = ("localizer", "t2_sag", "t2_cor", "t2_tra_repeat", "dwi", "calc_bval", "mddw", "adc_hb", "vibe")
 
@@ -69,11 +68,7 @@ class TryWithErrorDisplayStandIn:
 @pytest.fixture(scope="module")
 def phantom_case():
     case = generate_case(3)
-    keep = list(range(0, len(case.params["dce"]["frame_times_s"]), 8))      # 5 DCE frames: fewer files
-    params = json.loads(json.dumps(case.params))
-    params["dce"]["frame_times_s"] = [case.params["dce"]["frame_times_s"][i] for i in keep]
-    return dataclasses.replace(case, params=params,
-                               dce_series=sitk.JoinSeries([case.dce_series[:, :, :, i] for i in keep]))
+    return fewer_frames(case)
 
 
 @pytest.fixture(scope="module")

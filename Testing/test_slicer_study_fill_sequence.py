@@ -18,14 +18,11 @@ Also here: the refusal of a proxy selected for two roles, and of the grid transf
 plugin puts over a series with irregular geometry (both name what to do).
 """
 
-import dataclasses
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not installed")
 import slicer.util  # noqa: E402
@@ -39,6 +36,7 @@ from DCEDiffLib.phantom.generator import generate_case  # noqa: E402
 from DCEDiffLib.phantom.study_export import write_phantom_study  # noqa: E402
 from test_slicer_module import modules  # noqa: E402,F401  (the Qt stand-ins of the module tests)
 from test_slicer_study_fill import FEW, DicomDatabaseStandIn  # noqa: E402
+from phantom_frames import fewer_frames  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +44,7 @@ def temporal_study(tmp_path_factory):
     """A phantom exam whose DCE is one series with TemporalPositionIdentifier 1…5 (dce_layout "temporal"), with
     the post-contrast VIBEs acquired after the DCE (one of them with a neutral name)."""
     case = generate_case(3)
-    keep = list(range(0, len(case.params["dce"]["frame_times_s"]), 8))      # 5 DCE frames: fewer files
-    params = json.loads(json.dumps(case.params))
-    params["dce"]["frame_times_s"] = [case.params["dce"]["frame_times_s"][i] for i in keep]
-    case = dataclasses.replace(case, params=params,
-                               dce_series=sitk.JoinSeries([case.dce_series[:, :, :, i] for i in keep]))
+    case = fewer_frames(case)
     root = tmp_path_factory.mktemp("temporal") / "P-5"
     expected = write_phantom_study(case, root, dce_layout="temporal", omit=FEW, patient_id="P-5")
     return root, expected, DicomDatabaseStandIn(root)

@@ -9,7 +9,6 @@ policy, resuming (finished cases not rewritten, a killed run's temporary folder 
 """
 
 import csv
-import dataclasses
 import json
 from pathlib import Path
 
@@ -23,18 +22,10 @@ from DCEDiffLib.phantom.study_export import write_phantom_study
 from DCEDiffLib.study_dataset import build_dataset, read_manifest
 from DCEDiffLib.training.case_data import list_case_dirs, load_case
 from dicom_slice_io import read_slice_with_tags
+from phantom_frames import fewer_frames
 
 FEW = ("localizer", "t2_sag", "t2_cor", "t2_tra_repeat", "dwi", "calc_bval", "mddw", "adc_hb", "t1_post")
 ROLES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
-
-
-def fewer_frames(case, step=8):
-    """The case with every ``step``-th DCE frame only (fewer files to write and scan)."""
-    keep = list(range(0, len(case.params["dce"]["frame_times_s"]), step))
-    params = json.loads(json.dumps(case.params))
-    params["dce"]["frame_times_s"] = [case.params["dce"]["frame_times_s"][i] for i in keep]
-    return dataclasses.replace(case, params=params,
-                               dce_series=sitk.JoinSeries([case.dce_series[:, :, :, i] for i in keep]))
 
 
 @pytest.fixture(scope="module")

@@ -139,6 +139,19 @@ def test_an_unreadable_dce_frame_costs_the_pre_contrast_frame_not_the_run():
     assert any("could not all be read" in note and "unreadable" in note for note in result.notes)
 
 
+def ten_frame_study(times):
+    """A study of one DCE series per time point at ``times`` (10 frames; contrast arrives at the fourth) and a
+    reader giving each frame its level of a rising curve."""
+    frames = per_time_point_dce(50, times)
+    curve = [100.0, 100.0, 100.0, 150.0, 170.0, 180.0, 185.0, 188.0, 190.0, 191.0]
+    index_of = {s.files[0].path: i for i, s in enumerate(frames)}
+
+    def read(volume, name):
+        return sitk.Image(8, 8, 4, sitk.sitkFloat32) + curve[index_of[volume.files[0].path]]
+
+    return Study("/none", "1.2", "P", "20000101", frames), read
+
+
 def test_a_time_past_the_last_frame_is_refused_with_the_series_span():
     """--early-time 9999 on a DCE that ends 70 s after arrival took the last frame for both phases, and the run
     warned that 'a copy of one file was likely given for both' (found by a fresh-user audit). A time more than one
@@ -147,14 +160,7 @@ def test_a_time_past_the_last_frame_is_refused_with_the_series_span():
     from DCEDiffLib.study_roles import pick_roles
 
     times = [5000.0 + 10.0 * i for i in range(10)]
-    frames = per_time_point_dce(50, times)
-    curve = [100.0, 100.0, 100.0, 150.0, 170.0, 180.0, 185.0, 188.0, 190.0, 191.0]
-    index_of = {s.files[0].path: i for i, s in enumerate(frames)}
-
-    def read(volume, name):
-        return sitk.Image(8, 8, 4, sitk.sitkFloat32) + curve[index_of[volume.files[0].path]]
-
-    study = Study("/none", "1.2", "P", "20000101", frames)
+    study, read = ten_frame_study(times)
     far = pick_roles(study, early_time=9999.0, read=read, require=False)  # the problem is listed, not picked
     assert "--early-time 9999: the DCE series" in far.problem and "ends 70 s after contrast arrival" in far.problem
     assert "dce_early" not in far.picks
@@ -173,14 +179,7 @@ def test_the_interval_past_the_last_frame_is_the_series_usual_one():
     from DCEDiffLib.study_roles import pick_roles
 
     times = [5000.0 + 10.0 * i for i in range(9)] + [5120.0]
-    frames = per_time_point_dce(50, times)
-    curve = [100.0, 100.0, 100.0, 150.0, 170.0, 180.0, 185.0, 188.0, 190.0, 191.0]
-    index_of = {s.files[0].path: i for i, s in enumerate(frames)}
-
-    def read(volume, name):
-        return sitk.Image(8, 8, 4, sitk.sitkFloat32) + curve[index_of[volume.files[0].path]]
-
-    study = Study("/none", "1.2", "P", "20000101", frames)
+    study, read = ten_frame_study(times)
     with pytest.raises(InputError, match=r"--late-time 115: .* ends 100 s after"):
         pick_roles(study, late_time=115.0, read=read)
     assert pick_roles(study, late_time=105.0, read=read, require=False).picks["dce_late"].frame_index == 9

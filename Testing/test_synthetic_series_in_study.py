@@ -17,13 +17,11 @@ as that export tags it (new SeriesInstanceUID and SOPInstanceUIDs, Testing/dicom
   ``volume_io.read_volume``.
 """
 
-import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import pytest
-import SimpleITK as sitk
 
 from DCEDiffLib.data_source import PHANTOM_MARK, dicom_result_mark
 from DCEDiffLib.dicom_study import scan_study
@@ -35,6 +33,7 @@ from DCEDiffLib.preprocess import read_inputs
 from DCEDiffLib.study_roles import parse_series_overrides, pick_roles
 from dicom_slice_io import SLICER_EXPORT_TAGS, write_retagged_series
 from test_study_encodings import write_enhanced_by_hand
+from phantom_frames import fewer_frames
 
 CASE = Path(__file__).resolve().parents[1] / "Resources" / "SampleData" / "phantom_case"
 # T2W, ADC, PD and the DCE (one series with temporal positions); no VIBE: the T1-pre is the DCE's pre-arrival frame
@@ -53,11 +52,7 @@ MARKS = {
 def exam(tmp_path_factory):
     """A phantom study with 5 DCE frames (fewer files), and what a reader should pick."""
     case = generate_case(3)
-    keep = list(range(0, len(case.params["dce"]["frame_times_s"]), 8))
-    params = json.loads(json.dumps(case.params))
-    params["dce"]["frame_times_s"] = [case.params["dce"]["frame_times_s"][i] for i in keep]
-    case = dataclasses.replace(case, params=params,
-                               dce_series=sitk.JoinSeries([case.dce_series[:, :, :, i] for i in keep]))
+    case = fewer_frames(case)
     root = tmp_path_factory.mktemp("exam") / "PHANTOM-3"
     return root, write_phantom_study(case, root, dce_layout="temporal", omit=FEW)
 
