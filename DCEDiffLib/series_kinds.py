@@ -29,6 +29,7 @@ _TSE_SEQUENCE = re.compile(r"tse|fse|ts2d|ts3d|spc|space|cube|haste|h2d", re.IGN
 _PD_TEXT = re.compile(whole_word("pd") + "|" + whole_word("pdw") + "|proton")
 _GRE_TEXT = re.compile(r"vibe|flash|fl3d|fl2d|tfl|gre|spgr|lava|thrive|ffe|" + whole_word("s?t1" + _WEIGHTED))
 
+
 def dcediff_result(s: SeriesInfo) -> str:
     """Why the series is a synthetic DCEDiff result by its header (:func:`DCEDiffLib.data_source.dicom_result_mark`:
     a result exported through Slicer's DICOM module and downloaded again with the study), or "" when it is none."""

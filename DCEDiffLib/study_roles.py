@@ -176,10 +176,14 @@ def is_post_contrast(s: SeriesInfo, dce: Optional[DceSeries]) -> bool:
     """Named post-contrast, or acquired after the DCE series started."""
     if _POST_CONTRAST.search(s.text) and not re.search(whole_word("pre"), s.text):
         return True
-    if dce is not None and s.series_time_s is not None:
-        starts = [f.series_time_s for f in dce.series if f.series_time_s is not None]
-        return bool(starts) and s.series_time_s > min(starts)
-    return False
+    start = _dce_start(dce)
+    return start is not None and s.series_time_s is not None and s.series_time_s > start
+
+
+def _dce_start(dce: Optional[DceSeries]) -> Optional[float]:
+    """The earliest SeriesTime of the DCE series (seconds), or None: no DCE, or none of its series says when."""
+    starts = [f.series_time_s for f in dce.series if f.series_time_s is not None] if dce is not None else []
+    return min(starts) if starts else None
 
 
 def _undated_t1pre(s: SeriesInfo, dce: Optional[DceSeries]) -> str:
@@ -187,7 +191,7 @@ def _undated_t1pre(s: SeriesInfo, dce: Optional[DceSeries]) -> str:
     SeriesTime on it or the DCE's, to date it by: :func:`is_post_contrast`), or "" when its time dated it."""
     if dce is None:
         why = "no DCE series in the study to date it by"
-    elif s.series_time_s is None or all(f.series_time_s is None for f in dce.series):
+    elif s.series_time_s is None or _dce_start(dce) is None:
         why = f"no SeriesTime on it or on the DCE series {dce.label()} to date it by"
     else:
         return ""
