@@ -489,7 +489,9 @@ def inputFramesText(frames: Dict[str, dict]) -> str:
         text = _("{input}: item {item} ({value}) of {sequence}").format(
             input=process_runner.INPUT_LABELS.get(role, role), item=frame.get("item"),
             value=frame.get("index_value"), sequence=frame.get("sequence"))
-        if frame.get("volume"):
+        if frame.get("reused"):
+            text += _(", in {volume} (copied at an earlier Apply)").format(volume=frame["volume"])
+        elif frame.get("volume"):
             text += _(", copied into {volume}").format(volume=frame["volume"])
         parts.append(text)
     return _("Frames shown at Apply: {frames}.").format(frames="; ".join(parts))
@@ -764,8 +766,11 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
     def _keepShownFrames(nodes: Dict[str, object]):
         """``(frames, copies)`` for the inputs that are proxy nodes of a volume sequence: ``frames`` (role → the
         frame shown now, DCEDiffSlicerLib/shown_frame.py) for every such input; the acquired early and late DCE are
-        also copied into volumes of their own (``copies``), which replace them in ``nodes``: they are exported and
-        shown in the comparison, which would otherwise follow the browser when the user scrubs it."""
+        also copied into volumes of their own, which replace them in ``nodes``: they are exported and shown in the
+        comparison, which would otherwise follow the browser when the user scrubs it. ``copies``: the copies made
+        now, removed again when the run adds nothing; the copy of an earlier Apply that still holds the frame is
+        reused (frame ``"reused"``) and never removed. All or nothing: where one frame cannot be copied, the copies
+        made before it are removed and the error goes on."""
         from DCEDiffSlicerLib import shown_frame
 
         frames, copies = {}, []
@@ -774,7 +779,8 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
                 if key in ("dce_early", "dce_late"):
                     copy, frame = shown_frame.copy_shown_frame(node)
                     if copy is not None:
-                        copies.append(copy)
+                        if not frame.get("reused"):  # the scene's before this Apply: not the run's to remove
+                            copies.append(copy)
                         nodes[key] = copy
                 else:
                     frame = shown_frame.shown_frame(node)

@@ -85,7 +85,8 @@ def test_closing_the_scene_puts_slicers_default_layout_back():
     layout logic then shows the last layout again: the comparison stayed on screen, its views emptied, and a scene
     saved afterwards had the comparison's id without its description. After a close the views are Slicer's
     default layout (what a new session shows), the comparison layout's description is the start-up one, and the
-    next scene saved with a comparison reopens with it. A close from another layout keeps it, as Slicer does."""
+    next scene saved with a comparison reopens with it (the default layout is also the one shown before the
+    comparison here). A close from another layout keeps it, as Slicer does."""
     logic = start_session(slicer.mrmlScene)
     try:
         t2w, nodes, acquired = make_result(with_acquired=False)
@@ -108,6 +109,37 @@ def test_closing_the_scene_puts_slicers_default_layout_back():
         layout.SetViewArrangement(layout.SlicerLayoutConventionalView)
         slicer.mrmlScene.Clear(0)
         assert layout.GetViewArrangement() == layout.SlicerLayoutConventionalView
+    finally:
+        logic.SetMRMLScene(None)
+
+
+def test_closing_the_scene_goes_back_to_the_layout_shown_before_the_comparison():
+    """The user works in Red slice only; Apply (twice) shows the comparison; File > Close Scene. Before the fix
+    the views went to Four-Up whatever the user had; now they go back to Red slice only (recorded on the layout
+    node when the comparison was first shown, not the comparison itself on the second Apply; read at the close's
+    start, as the close clears the attributes). Where nothing fit is recorded (a scene from an earlier DCEDiff, a
+    layout no longer registered, the comparison itself), Four-Up as before."""
+    logic = start_session(slicer.mrmlScene)
+    try:
+        layout = rd.layout_node()
+        layout.SetViewArrangement(layout.SlicerLayoutOneUpRedSliceView)
+        t2w, nodes, acquired = make_result(with_acquired=False)
+        rd.show_comparison(nodes, acquired, reference=t2w)
+        rd.show_comparison(nodes, acquired, reference=t2w)   # Apply again: the comparison is on screen already
+        assert layout.GetAttribute(rd.PREVIOUS_LAYOUT_ATTRIBUTE) == str(layout.SlicerLayoutOneUpRedSliceView)
+        text = saved_scene_xml(slicer.mrmlScene)   # saved with the scene
+        assert f'{rd.PREVIOUS_LAYOUT_ATTRIBUTE}:{layout.SlicerLayoutOneUpRedSliceView}' in text
+        slicer.mrmlScene.Clear(0)
+        assert layout.GetViewArrangement() == layout.SlicerLayoutOneUpRedSliceView
+        assert shown_views(logic) == ["Red"]
+        assert layout.GetAttribute(rd.PREVIOUS_LAYOUT_ATTRIBUTE) is None   # cleared with the scene, as Slicer does
+        for recorded in (None, "49999", str(rd.LAYOUT_ID), "Red"):   # none, unregistered, the comparison, not an id
+            layout.SetViewArrangement(layout.SlicerLayoutConventionalView)
+            t2w, nodes, acquired = make_result(with_acquired=False)   # the close removed the earlier result
+            rd.show_comparison(nodes, acquired, reference=t2w)
+            layout.SetAttribute(rd.PREVIOUS_LAYOUT_ATTRIBUTE, recorded)
+            slicer.mrmlScene.Clear(0)
+            assert layout.GetViewArrangement() == rd.CLOSED_SCENE_LAYOUT, recorded
     finally:
         logic.SetMRMLScene(None)
 

@@ -14,6 +14,7 @@ stand-ins of Testing/test_slicer_module.py, ``AppStandIn`` (``slicer.app``: a la
 Python child that writes an engine-like output folder and keeps the input files the module wrote for it)."""
 
 import json
+import shutil
 import subprocess
 import sys
 import types
@@ -40,13 +41,14 @@ ENGINE = ("import shutil, sys; shutil.copytree(sys.argv[3], sys.argv[4]); shutil
 FRAMES = 5
 
 
-def dce_sequence(scene, selected: int):
-    """A DCE loaded as a volume sequence: item k holds voxels 100·(k+1) and DICOM.instanceUIDs "1.2.<k>", index
-    values 12.5·k s; a browser on item ``selected`` and its proxy. Returns (sequence, browser, proxy, logic)."""
+def dce_sequence(scene, selected: int, name: str = "10: DCE"):
+    """A DCE loaded as a volume sequence ``name``: item k holds voxels 100·(k+1) and DICOM.instanceUIDs "1.2.<k>",
+    index values 12.5·k s; a browser ``<name> browser`` on item ``selected`` and its proxy. Returns (sequence,
+    browser, proxy, logic)."""
     slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)  # Slicer's scene has one from start-up
     logic = slicer.vtkSlicerSequencesLogic()
     logic.SetMRMLScene(scene)
-    sequence = scene.AddNewNodeByClass("vtkMRMLSequenceNode", "10: DCE")
+    sequence = scene.AddNewNodeByClass("vtkMRMLSequenceNode", name)
     sequence.SetIndexName("time")
     sequence.SetIndexUnit("s")
     for k in range(FRAMES):
@@ -54,7 +56,7 @@ def dce_sequence(scene, selected: int):
         frame.SetAttribute("DICOM.instanceUIDs", f"1.2.{k}")
         sequence.SetDataNodeAtValue(frame, f"{12.5 * k:g}")
         scene.RemoveNode(frame)
-    browser = scene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", "10: DCE browser")
+    browser = scene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", f"{name} browser")
     browser.SetAndObserveMasterSequenceNodeID(sequence.GetID())
     browser.SetSaveChanges(sequence, True)
     browse(browser, logic, selected)
@@ -279,3 +281,145 @@ def test_the_status_line_says_which_frames_were_used(modules, monkeypatch):
     widget.onCompleted(DCEDiff.DCEDiffResult({}, {}, 1.0, inputFrames=frames))
     assert "Frames shown at Apply: " in widget.ui.statusLabel.text
     assert "item 2 (25) of 10: DCE, copied into 10: DCE frame 25" in widget.ui.statusLabel.text
+
+
+# ---------------------------------------------------------------- Apply again: the copy of the frame is reused
+def frame_copies(scene, sequence="10: DCE"):
+    """The names of the scalar volumes named as copies of ``sequence``'s frames, in scene order."""
+    names = [scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode").GetName()
+             for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]
+    return [name for name in names if name.startswith(f"{sequence} frame ")]
+
+
+def node_ids(scene):
+    return {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
+
+
+def test_apply_again_on_the_same_frame_reuses_its_copy(run_setup, scene):
+    """Before the fix every Apply copied the proxy's frame again: three Applies left three identical
+    "10: DCE frame 25" volumes. Now the second Apply shows and exports the first one's copy (recorded as reused);
+    after the user edits the proxy's voxels the copy no longer holds what the proxy shows, and a new one is made."""
+    DCEDiff, (t2w, pd, adc, t1), launched, kept = run_setup
+    sequence, browser, proxy, logic = dce_sequence(scene, selected=2)
+    late = slicer.util.addVolumeFromArray(np.full((4, 8, 8), 700.0, dtype=np.float32), name="late DCE")
+
+    def apply():
+        shutil.rmtree(kept, ignore_errors=True)   # the engine stand-in keeps each run's inputs there
+        result = DCEDiff.DCEDiffLogic().process(t2w, pd, adc, t1, dceEarly=proxy, dceLate=late, device="cpu")
+        return result, scene.GetNodeByID(composite_of("DCEDiffAcquiredEarly")[1].GetBackgroundVolumeID())
+
+    first, shown = apply()
+    assert frame_copies(scene) == ["10: DCE frame 25"] and "reused" not in first.inputFrames["dce_early"]
+    second, shown_again = apply()
+    assert frame_copies(scene) == ["10: DCE frame 25"]
+    assert shown_again is shown and second.inputFrames["dce_early"] == dict(first.inputFrames["dce_early"],
+                                                                             reused=True)
+    assert "in 10: DCE frame 25 (copied at an earlier Apply)" in DCEDiff.inputFramesText(second.inputFrames)
+    assert (sitk.GetArrayFromImage(sitk.ReadImage(str(kept / "dce_early.nrrd"))) == 300.0).all()
+    voxels = slicer.util.arrayFromVolume(proxy)   # the user edits the proxy (e.g. Volumes → threshold in place)
+    voxels[0] = 0.0
+    slicer.util.arrayFromVolumeModified(proxy)
+    third, shown_third = apply()
+    assert frame_copies(scene) == ["10: DCE frame 25", "10: DCE frame 25_1"] and shown_third is not shown
+    assert "reused" not in third.inputFrames["dce_early"]
+    assert (slicer.util.arrayFromVolume(shown_third)[0] == 0.0).all()
+    assert (slicer.util.arrayFromVolume(shown) == 300.0).all()   # the earlier copy is left as it was
+
+
+def test_a_copy_is_reused_only_while_it_is_the_frame_shown_in_the_scene_under_its_name(scene):
+    """earlier_copy: the copy must record the frame shown now (same sequence, item, index value), hold what the
+    proxy shows (voxels, geometry, parent transform), be in the scene and keep the name it was given; the newest
+    fitting copy is taken. Every check is undone before the next, so each one alone decides."""
+    sequence, browser, proxy, logic = dce_sequence(scene, selected=2)
+    first, frame = shown_frame.copy_shown_frame(proxy)
+    assert "reused" not in frame
+
+    def again():
+        """copy_shown_frame once more: the copy it returns, whether reused; a new copy is removed again."""
+        copy, frame = shown_frame.copy_shown_frame(proxy)
+        if not frame.get("reused"):
+            scene_io.remove_nodes([copy])
+        return copy if frame.get("reused") else None
+
+    assert again() is first   # the control: the same frame, nothing changed
+    browse(browser, logic, 3)   # another frame
+    assert again() is None
+    browse(browser, logic, 2)
+    assert again() is first
+    proxy.SetSpacing(2.0, 1.0, 1.0)   # the proxy's geometry edited
+    assert again() is None
+    proxy.SetSpacing(1.0, 1.0, 1.0)
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+    proxy.SetAndObserveTransformNodeID(transform.GetID())   # placed under a registration
+    assert again() is None
+    proxy.SetAndObserveTransformNodeID(None)
+    copied = slicer.util.arrayFromVolume(first)   # the user paints on the copy itself
+    copied[1, 2, 3] = -1.0
+    slicer.util.arrayFromVolumeModified(first)
+    assert again() is None
+    copied[1, 2, 3] = 300.0
+    slicer.util.arrayFromVolumeModified(first)
+    assert again() is first
+    first.SetName("my early")   # renamed: the user's volume now, even with the attribute
+    assert again() is None
+    first.SetName("10: DCE frame 25")
+    text = first.GetAttribute(shown_frame.FRAME_ATTRIBUTE)
+    first.SetAttribute(shown_frame.FRAME_ATTRIBUTE, text[:-1])   # not JSON any more
+    assert again() is None
+    first.SetAttribute(shown_frame.FRAME_ATTRIBUTE, text)
+    assert again() is first
+    newest = shown_frame.copy_shown_frame(proxy)[0]
+    assert newest is first
+    scene.RemoveNode(first)   # deleted by the user: a new copy
+    copy, frame = shown_frame.copy_shown_frame(proxy)
+    assert copy is not first and "reused" not in frame and copy.GetName().startswith("10: DCE frame 25")
+
+
+def test_a_failure_copying_the_late_frame_leaves_nothing_behind(run_setup, scene, monkeypatch):
+    """Early and late DCE are proxies of two sequences; copying the late one's frame fails half-way (no memory
+    for its voxels, or Ctrl-C). Before the fix the late copy stayed in the scene, half-made (no attribute, no
+    place in the subject hierarchy). Now Apply is all or nothing: the early copy made by this Apply is removed,
+    the late one too; an early copy reused from an earlier Apply stays (the scene's before). Stand-in:
+    ``scene_io.place_next_to`` raising MemoryError for the late proxy's copy (the copy's last step but one), as no
+    real step of a copy can be made to fail here."""
+    DCEDiff, (t2w, pd, adc, t1), launched, kept = run_setup
+    _, _, early, _ = dce_sequence(scene, selected=2)
+    _, _, late, _ = dce_sequence(scene, selected=4, name="11: DCE late")
+    real = scene_io.place_next_to
+
+    def place_next_to(node, reference):
+        if reference is late:
+            raise MemoryError("stand-in: no memory for the late frame")
+        real(node, reference)
+
+    monkeypatch.setattr(scene_io, "place_next_to", place_next_to)
+    before = node_ids(scene)
+    with pytest.raises(MemoryError, match="stand-in"):
+        DCEDiff.DCEDiffLogic().process(t2w, pd, adc, t1, dceEarly=early, dceLate=late, device="cpu")
+    added = [scene.GetNodeByID(i).GetName() for i in node_ids(scene) - before]
+    assert added == [] and frame_copies(scene) == [] and frame_copies(scene, "11: DCE late") == []
+    assert launched == []
+    reused, _ = shown_frame.copy_shown_frame(early)   # an earlier Apply's copy of the early frame
+    before = node_ids(scene)
+    with pytest.raises(MemoryError, match="stand-in"):
+        DCEDiff.DCEDiffLogic().process(t2w, pd, adc, t1, dceEarly=early, dceLate=late, device="cpu")
+    assert node_ids(scene) == before and reused.GetScene() is scene
+
+
+def test_a_failed_run_keeps_the_copy_it_reused(run_setup, scene, monkeypatch):
+    """A failed run removes the frame copies it made, not the one an earlier Apply made and it reused: that one is
+    the earlier result's acquired column."""
+    DCEDiff, (t2w, pd, adc, t1), launched, kept = run_setup
+    sequence, browser, proxy, logic = dce_sequence(scene, selected=1)
+    late = slicer.util.addVolumeFromArray(np.full((4, 8, 8), 700.0, dtype=np.float32), name="late DCE")
+    DCEDiff.DCEDiffLogic().process(t2w, pd, adc, t1, dceEarly=proxy, dceLate=late, device="cpu")
+    copy = scene.GetFirstNodeByName("10: DCE frame 12.5")
+
+    def failing(cmd, cwd=None, env_update=None):
+        engine = "import sys; print('dcediff synthesize: error: stand-in failure'); sys.exit(2)"
+        return subprocess.Popen([sys.executable, "-c", engine], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    monkeypatch.setattr(DCEDiff, "_launchInSlicer", failing)
+    with pytest.raises(RuntimeError, match="stand-in failure"):
+        DCEDiff.DCEDiffLogic().process(t2w, pd, adc, t1, dceEarly=proxy, dceLate=late, device="cpu")
+    assert copy is not None and copy.GetScene() is scene and frame_copies(scene) == ["10: DCE frame 12.5"]

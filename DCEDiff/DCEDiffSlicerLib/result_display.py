@@ -36,7 +36,11 @@ LAYOUT_ATTRIBUTE = "DCEDiff.ComparisonLayout"
 # the layout node's observer that gives the comparison layout its saved description runs before Slicer's layout
 # logic, which observes the node with priority 10 and at once makes the views of the current description
 LAYOUT_OBSERVER_PRIORITY = 100.0
-# after File > Close Scene: what Slicer's layout logic gives a new layout node (Four-Up)
+# on the layout node: the view arrangement shown before show_comparison switched to the comparison, which File >
+# Close Scene goes back to
+PREVIOUS_LAYOUT_ATTRIBUTE = "DCEDiff.LayoutBeforeComparison"
+# after File > Close Scene where no earlier layout was recorded: what Slicer's layout logic gives a new layout node
+# (Four-Up)
 CLOSED_SCENE_LAYOUT = slicer.vtkMRMLLayoutNode.SlicerLayoutInitialView
 _WATCHED = weakref.WeakKeyDictionary()  # scene -> its layout node, observed by watch_scene
 VIEW_PREFIX = "DCEDiff"
@@ -330,6 +334,19 @@ def apply_saved_description(layout) -> None:
         layout.SetLayoutDescription(LAYOUT_ID, saved)  # also re-parses the current one when the layout is shown
 
 
+def layout_before_comparison(layout) -> int:
+    """The view arrangement to show when the comparison goes: the one recorded when it was shown
+    (``PREVIOUS_LAYOUT_ATTRIBUTE``) where that is a layout the node knows other than the comparison, else
+    ``CLOSED_SCENE_LAYOUT``."""
+    try:
+        previous = int(layout.GetAttribute(PREVIOUS_LAYOUT_ATTRIBUTE) or "")
+    except ValueError:  # none recorded (a scene from an earlier DCEDiff), or edited by hand
+        return CLOSED_SCENE_LAYOUT
+    if previous == LAYOUT_ID or not layout.IsLayoutDescription(previous):  # e.g. another module's, unregistered since
+        return CLOSED_SCENE_LAYOUT
+    return previous
+
+
 def watch_scene(scene=None) -> None:
     """What the module keeps up from start-up on (once per scene; the layout node is observed again if replaced):
 
@@ -342,18 +359,21 @@ def watch_scene(scene=None) -> None:
     - File > Close Scene clears the layout node's attributes but Slicer's layout logic puts the last layout back:
       the comparison stayed on screen with nothing to show, and a scene saved then had its id without its
       description. After a close, the comparison layout's description is the start-up one again and, where it was
-      shown, the views go back to ``CLOSED_SCENE_LAYOUT``."""
+      shown, the views go back to the layout shown before it (:func:`layout_before_comparison`, read before the
+      close clears the attributes)."""
     scene = _scene(scene)
     layout = layout_node(scene)
     if _WATCHED.get(scene) is layout:
         return
     layout.AddObserver("ModifiedEvent", lambda node, _event: apply_saved_description(node), LAYOUT_OBSERVER_PRIORITY)
     if scene not in _WATCHED:
-        closing = {"shown": False}
+        closing = {"shown": False, "back_to": CLOSED_SCENE_LAYOUT}
 
         def start_close(closed_scene, _event):
             node = closed_scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
             closing["shown"] = node is not None and node.GetViewArrangement() == LAYOUT_ID
+            if closing["shown"]:  # the layout node's attributes are cleared before end_close
+                closing["back_to"] = layout_before_comparison(node)
 
         def end_close(closed_scene, _event):
             node = closed_scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
@@ -362,7 +382,7 @@ def watch_scene(scene=None) -> None:
             if node.IsLayoutDescription(LAYOUT_ID):
                 node.SetLayoutDescription(LAYOUT_ID, default_layout_xml())
             if closing["shown"]:
-                node.SetViewArrangement(CLOSED_SCENE_LAYOUT)
+                node.SetViewArrangement(closing["back_to"])
             watch_scene(closed_scene)
 
         def end_import(loaded_scene, _event):
@@ -380,7 +400,9 @@ def show_comparison(nodes: Dict[str, object], acquired: Optional[Dict[str, objec
     """Register and switch to the comparison layout, fill its views and style the overlays. ``acquired_gain``: see
     :func:`shared_window_level` (:func:`acquired_gain` reads it from a result node).
 
-    Returns ``{"layout": id, "views": {view name: (background id, foreground id or None)}, "table_view": id}``.
+    The view arrangement shown before is recorded on the layout node (``PREVIOUS_LAYOUT_ATTRIBUTE``, saved with the
+    scene) unless it is the comparison already. Returns ``{"layout": id, "views": {view name: (background id,
+    foreground id or None)}, "table_view": id}``.
     Input nodes are left as they are, their display included (:func:`shared_window_level`)."""
     scene = _scene(scene)
     acquired = {k: v for k, v in (acquired or {}).items() if v is not None}
@@ -422,5 +444,7 @@ def show_comparison(nodes: Dict[str, object], acquired: Optional[Dict[str, objec
         _label_view(table_view, "M")
         table_view.SetTableNodeID(table.GetID())
         summary["table_view"] = table_view.GetID()
+    if layout.GetViewArrangement() != LAYOUT_ID:  # the user's layout, for File > Close Scene to go back to
+        layout.SetAttribute(PREVIOUS_LAYOUT_ATTRIBUTE, str(layout.GetViewArrangement()))
     layout.SetViewArrangement(LAYOUT_ID)
     return summary
