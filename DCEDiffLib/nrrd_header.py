@@ -19,10 +19,12 @@ HEADER_LIMIT = 1 << 16  # a header runs to its first blank line; real ones hold 
 class NrrdHeader:
     """``fields``: field name (lower case, as the NRRD reader compares them) → value, comment lines left out;
     ``data_offset``: the byte where the data start after the blank line, None when the header ends at the end of the
-    file or runs past ``HEADER_LIMIT`` without one."""
+    file or runs past ``HEADER_LIMIT`` without one; ``cut``: True when it ran past ``HEADER_LIMIT`` (the lines after
+    it were not read, so a field missing from ``fields`` may still be in the file)."""
 
     fields: Dict[str, str]
     data_offset: Optional[int]
+    cut: bool = False
 
     @property
     def data_file(self) -> Optional[str]:
@@ -32,8 +34,9 @@ class NrrdHeader:
 
 def read_nrrd_header(path) -> Optional[NrrdHeader]:
     """The header of the NRRD file ``path``; None when the file does not start with the NRRD magic. Lines are read
-    up to the blank line, the end of the file or ``HEADER_LIMIT`` bytes (no pixel data is read as a header line).
-    An unreadable file raises OSError: the callers decide what that means."""
+    up to the blank line, the end of the file or ``HEADER_LIMIT`` bytes (no pixel data is read as a header line):
+    the lines before the blank line may hold ``HEADER_LIMIT`` bytes, magic included; one byte more and the header is
+    ``cut``. An unreadable file raises OSError: the callers decide what that means."""
     fields: Dict[str, str] = {}
     offset = 0
     with open(Path(path), "rb") as handle:
@@ -51,4 +54,4 @@ def read_nrrd_header(path) -> Optional[NrrdHeader]:
             key, sep, value = line.partition(":")
             if sep and not line.startswith("#"):
                 fields[key.strip().lower()] = value.strip()
-    return NrrdHeader(fields, None)
+    return NrrdHeader(fields, None, cut=True)

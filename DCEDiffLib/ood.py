@@ -518,7 +518,8 @@ def ood_score(statistics: Mapping, card_statistics: Mapping) -> dict:
     Returns ``{"checked": True, "score", "threshold": 1.0, "flagged", "reasons": [...], "features": {name:
     ratio}, "not_checked": [...]}``: ``score`` is the largest feature distance divided by its threshold (1.0 =
     the edge of what the training cases showed, with margin); ``reasons`` explain every feature above its
-    threshold, worst first, plus a swapped-series guess when exchanging two inputs makes the exam fit. An input
+    threshold, worst first, plus a swapped-series guess when exchanging two inputs makes the exam fit; ``features``
+    are listed worst first too (the order synthesis.json shows; :func:`apply_data_domain` keeps it). An input
     whose raw intensities look negated (``statistics["sign"]``) is named first, listed in ``negated``, flagged at
     ``NEGATED_RATIO`` (feature ``sign.MODALITY``) and never part of a swap guess (a sign flip explains the misfit).
     """

@@ -73,3 +73,23 @@ def test_a_nrrd_name_that_is_no_nrrd_or_cannot_be_read_is_not_named(tmp_path):
     unplaced = tmp_path / "unplaced.nrrd"   # the control: a NRRD without space directions is named
     unplaced.write_bytes(b"NRRD0004\ntype: float\ndimension: 1\nsizes: 1\nencoding: raw\n\n\x00\x00\x00\x00")
     assert "unplaced.nrrd stores no position" in missing_placement(unplaced)
+
+
+def test_a_nrrd_whose_placement_lies_past_the_header_limit_is_not_called_unplaced(tmp_path, capsys):
+    """Found by the round-18 boundary test of the header limit: ITK reads a header of any length, the header reader
+    stops at HEADER_LIMIT. An ITK-written NRRD given 2 000 key/value lines (NRRD's ``key:=value``, as Slicer keeps
+    extra fields) before its ``space directions`` is read in place by ITK; it used to get the warning 'stores no
+    position or orientation' all the same. A cut header now says nothing about placement."""
+    from DCEDiffLib.nrrd_header import HEADER_LIMIT, read_nrrd_header
+
+    itk = tmp_path / "itk.nrrd"
+    sitk.WriteImage(_image(), str(itk), useCompression=False)
+    head, _, body = itk.read_bytes().partition(b"\n\n")
+    magic, rest = head.split(b"\n", 1)
+    extra = b"".join(b"DICOM_%05d:=a value of a few words\n" % index for index in range(2000))
+    long = tmp_path / "pd_long_header.nrrd"
+    long.write_bytes(magic + b"\n" + extra + rest + b"\n\n" + body)
+    assert len(extra) > HEADER_LIMIT and read_nrrd_header(long).cut   # the control: past the limit
+    image = read_volume(long, "PD")
+    assert image.GetOrigin() == _image().GetOrigin() != (0.0, 0.0, 0.0)   # ITK found the placement
+    assert "no position" not in capsys.readouterr().err

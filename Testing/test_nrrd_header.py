@@ -67,3 +67,32 @@ def test_a_long_header_within_the_limit_is_read_and_a_value_may_hold_colons(tmp_
     almost = tmp_path / "almost.nrrd"
     almost.write_bytes(b"NRRX0004\nencoding: raw\n\n")
     assert read_nrrd_header(almost) is None
+
+
+
+def _header_of(size: int, last_line: bytes) -> bytes:
+    """A NRRD header whose lines before the blank line hold exactly ``size`` bytes (magic included), ``last_line``
+    last, then the blank line and four bytes of data."""
+    magic, filler = b"NRRD0004\n", b"# a comment line of a long header\n"
+    count = (size - len(magic) - len(last_line)) // len(filler) - 1
+    pad = size - len(magic) - len(last_line) - count * len(filler)   # one comment line of the bytes left over
+    header = magic + filler * count + b"#" + b" " * (pad - 2) + b"\n" + last_line
+    assert len(header) == size   # the test's own arithmetic
+    return header + b"\n" + b"\x00\x00\x80?"
+
+
+def test_a_header_of_exactly_header_limit_bytes_is_read_and_one_byte_more_is_cut(tmp_path):
+    """Round-18 mutation audit (the limit's exact byte). read_nrrd_header: 'the lines before the blank line may hold
+    HEADER_LIMIT bytes, magic included; one byte more and the header is cut': at HEADER_LIMIT bytes every field is
+    read and the data start right after the blank line (byte HEADER_LIMIT + 1); at HEADER_LIMIT + 1 bytes the blank
+    line is not looked for: no data offset (its data are not searched), and the header says it was cut."""
+    last = b"space directions: (2,0,0) (0,2,0) (0,0,3)\n"
+    at_limit = tmp_path / "at_limit.nrrd"
+    at_limit.write_bytes(_header_of(HEADER_LIMIT, last))
+    header = read_nrrd_header(at_limit)
+    assert header.data_offset == HEADER_LIMIT + 1 and header.cut is False
+    assert header.fields == {"space directions": "(2,0,0) (0,2,0) (0,0,3)"}
+    over = tmp_path / "over.nrrd"
+    over.write_bytes(_header_of(HEADER_LIMIT + 1, last))
+    header = read_nrrd_header(over)
+    assert header.data_offset is None and header.cut is True

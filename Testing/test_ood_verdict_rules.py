@@ -97,3 +97,19 @@ def test_a_negated_input_is_flagged_first_and_kept_out_of_the_swap_guess():
     assert "every nonzero voxel is negative" in fits["reasons"][0]
     # after the negated PD and the two ramps beyond ratio 2 (T2W 4, PD 3.5)
     assert "not a DCEDiff phantom" in fits["reasons"][3] and len(fits["reasons"]) == 4, fits["reasons"]
+
+
+def test_features_are_listed_worst_first_with_a_negated_input_among_them_by_its_ratio():
+    """ood_score: ``features`` worst first, as the reasons (docs/ood.md; the order synthesis.json shows), whatever
+    added them: a negated PD (sign.pd at NEGATED_RATIO 2) goes after the ramps beyond 2 (T2W 4, PD 3.5) and before
+    those under it; apply_data_domain keeps the same order (data_domain at 2 after sign.pd, which was there first).
+    Round-18 mutation audit: kills the ratios listed without that sort (the negated input first)."""
+    card = _card({"t2w": 0.0, "pd": 1.0, "t1pre": 0.0})
+    exam = {**_exam({"t2w": 1.0, "pd": 0.125, "t1pre": 0.25}), "sign": {"pd": {"negative_share": 1.0, "min": -9.0,
+                                                                             "max": 0.0}}}
+    result = ood.ood_score(exam, card)
+    assert result["negated"] == ["pd"]   # the control: the negated input is there
+    assert result["features"] == {"t2w.bias_lr": 4.0, "pd.bias_lr": 3.5, "sign.pd": 2.0, "t1pre.bias_lr": 1.0}
+    assert list(result["features"]) == ["t2w.bias_lr", "pd.bias_lr", "sign.pd", "t1pre.bias_lr"]
+    ood.apply_data_domain(result, {"kind": "phantom", "description": "DCEDiff phantoms: test"}, {"t2w": NOT_MARKED})
+    assert list(result["features"]) == ["t2w.bias_lr", "pd.bias_lr", "sign.pd", "data_domain", "t1pre.bias_lr"]

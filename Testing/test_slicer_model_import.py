@@ -10,9 +10,9 @@ Real parts: the shipped model (copied to a temporary folder), the engine's impor
 a real ``vtkMRMLScriptedModuleNode`` saved and reopened in a real scene. Stand-ins, for what the slicer-core wheel
 has no Qt for: those of Testing/test_slicer_widget_lifecycle.py (``qt``, the parameter node wrapper, the panel's
 widgets), ``SlicerAppStandIn`` (``slicer.app``: a temporary ``cachePath`` and ``temporaryPath``, this process's
-startup environment), ``FileDialogStandIn`` (the file picked in ``qt.QFileDialog``), ``ErrorBoxStandIn``
-(``slicer.util.tryWithErrorDisplay``'s message box) and ``setupPythonRequirements`` (the packages are installed here;
-its dialog cannot run)."""
+startup environment), ``FileDialogStandIn`` (the file picked in ``qt.QFileDialog``), ``ErrorDisplayStandIn``
+(``slicer.util.tryWithErrorDisplay``'s message box, Testing/slicer_stand_ins.py) and ``setupPythonRequirements``
+(the packages are installed here; its dialog cannot run)."""
 
 import hashlib
 import pickle
@@ -26,6 +26,7 @@ slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-c
 import slicer.util  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from slicer_stand_ins import ErrorDisplayStandIn  # noqa: E402
 from test_slicer_study_fill import SlicerAppStandIn  # noqa: E402
 from test_slicer_widget_lifecycle import DCEDiff, _load, make_widget  # noqa: E402,F401  (fixture)
 
@@ -36,45 +37,28 @@ SHIPPED = "dcediff_cpu_phantom"
 SHIPPED_FILES = (f"{SHIPPED}.safetensors", f"{SHIPPED}.json", f"{SHIPPED}.error_trees.safetensors")
 
 
-class ErrorBoxStandIn:
-    """Test double of ``slicer.util.tryWithErrorDisplay`` (a Qt message box): records the error, swallows it."""
-
-    shown = []
-
-    def __init__(self, message, waitCursor=False):
-        self.message = message
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        if exc is not None:
-            ErrorBoxStandIn.shown.append(f"{self.message} {exc}")
-        return exc is not None and not isinstance(exc, AssertionError)
-
-
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture
 def panel(DCEDiff, monkeypatch, tmp_path):  # noqa: F811  (the fixture of test_slicer_widget_lifecycle)
-    """(module, widget, cache root, pick): the panel with Slicer's cache in ``tmp_path``; ``pick(path)`` sets the
-    file the next *Import model…* dialog returns."""
+    """(module, widget, cache root, pick, box): the panel with Slicer's cache in ``tmp_path``; ``pick(path)`` sets
+    the file the next *Import model…* dialog returns; ``box.shown``: the error messages shown."""
     app = SlicerAppStandIn(tmp_path / "temporary")
     app.cachePath = str(tmp_path / "SlicerIO")  # qSlicerCoreApplication::cachePath creates it when read
     (tmp_path / "temporary").mkdir()
     (tmp_path / "SlicerIO").mkdir()
     monkeypatch.setattr(slicer, "app", app, raising=False)
     monkeypatch.setattr(slicer.util, "mainWindow", lambda: None)
-    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", ErrorBoxStandIn)
-    ErrorBoxStandIn.shown = []
+    box = ErrorDisplayStandIn()
+    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", box)
     monkeypatch.setattr(DCEDiff.DCEDiffLogic, "setupPythonRequirements", lambda self, parent=None, mode="ask": False)
     picked = []
     # FileDialogStandIn: qt.QFileDialog.getOpenFileName returns the file the test picked
     monkeypatch.setattr(DCEDiff.qt.QFileDialog, "getOpenFileName", lambda *args: picked[-1], raising=False)
     widget = make_widget(DCEDiff)
-    return DCEDiff, widget, tmp_path / "SlicerIO" / "DCEDiff" / "models", picked.append
+    return DCEDiff, widget, tmp_path / "SlicerIO" / "DCEDiff" / "models", picked.append, box
 
 
 def user_copy(folder: Path) -> Path:
@@ -92,12 +76,12 @@ def entries(root: Path) -> list:
 
 @pytest.mark.slow  # a real engine run (registration, one sampling step) in a child Python
 def test_an_imported_model_still_runs_after_the_picked_file_is_deleted(panel, tmp_path):
-    _, widget, root, pick = panel
+    _, widget, root, pick, box = panel
     weights = user_copy(tmp_path / "Downloads")
     before = {name: sha256(weights.parent / name) for name in SHIPPED_FILES}
     pick(str(weights))
     widget.onImportModel()
-    assert ErrorBoxStandIn.shown == []
+    assert box.shown == []
     p = widget._parameterNode
     digest = before[SHIPPED_FILES[0]]
     entry = root / f"{SHIPPED}-{digest[:16]}"
@@ -118,13 +102,13 @@ def test_an_imported_model_still_runs_after_the_picked_file_is_deleted(panel, tm
 
 
 def test_a_second_import_of_the_same_model_reuses_its_cache_entry(panel, tmp_path):
-    _, widget, root, pick = panel
+    _, widget, root, pick, box = panel
     pick(str(user_copy(tmp_path / "Downloads")))
     widget.onImportModel()
     cached = Path(widget._parameterNode.modelFile)
     inode = cached.stat().st_ino
     widget.onImportModel()  # the same file again
-    assert ErrorBoxStandIn.shown == []
+    assert box.shown == []
     assert Path(widget._parameterNode.modelFile) == cached and cached.stat().st_ino == inode  # not copied again
     assert widget.ui.statusLabel.text == f"Model {SHIPPED} imported (already in the cache)."
     assert entries(root) == [cached.parent.name]
@@ -132,15 +116,16 @@ def test_a_second_import_of_the_same_model_reuses_its_cache_entry(panel, tmp_pat
 
 @pytest.mark.parametrize("damage", ["truncated", "pickled"])
 def test_a_corrupt_model_is_refused_and_leaves_nothing_in_the_cache(panel, tmp_path, damage):
-    _, widget, root, pick = panel
+    module, widget, root, pick, box = panel
     weights = user_copy(tmp_path / "Downloads")
     data = weights.read_bytes()
     # pickled: what torch.save writes without zip (pickle protocol 4); never unpickled, refused by its first bytes
     weights.write_bytes(data[:len(data) // 2] if damage == "truncated" else pickle.dumps({"state_dict": [0.5] * 64}))
     pick(str(weights))
-    widget.onImportModel()
-    (shown,) = ErrorBoxStandIn.shown
     expected = "does not match the card" if damage == "truncated" else "looks like a pickled PyTorch checkpoint"
+    with pytest.raises(module.model_import.ModelImportError, match=expected):
+        widget.onImportModel()  # shown, then raised again (Slicer's Qt slot logs the traceback)
+    (shown,) = box.shown
     assert shown.startswith("The model was not imported.") and str(weights) in shown and expected in shown
     assert widget._parameterNode.modelFile == ""  # still the shipped model
     assert entries(root) == []  # no entry, no half-written folder
@@ -149,7 +134,7 @@ def test_a_corrupt_model_is_refused_and_leaves_nothing_in_the_cache(panel, tmp_p
 def test_a_reopened_scene_whose_cached_model_is_missing_names_the_model_and_its_checksum(panel, tmp_path):
     """The scene is saved, and opened where the cached copy is not (another computer, or Slicer's cache cleared):
     the panel and Apply name the model and its SHA-256 and say to import it again."""
-    _, widget, root, pick = panel
+    _, widget, root, pick, box = panel
     pick(str(user_copy(tmp_path / "Downloads")))
     widget.onImportModel()
     digest = sha256(MODELS / SHIPPED_FILES[0])
@@ -161,8 +146,9 @@ def test_a_reopened_scene_whose_cached_model_is_missing_names_the_model_and_its_
     label = widget.ui.modelInfoLabel.text
     assert f"imported model {SHIPPED} (SHA-256 {digest})" in label and "is not on this computer" in label
     assert "Import the model file again" in label and "card" not in label
-    widget.onApplyButton()
-    (shown,) = ErrorBoxStandIn.shown
+    with pytest.raises(ValueError, match="Import the model file again"):
+        widget.onApplyButton()
+    (shown,) = box.shown
     assert shown.startswith("DCEDiff could not start.") and digest in shown and "Import the model file again" in shown
     widget.onUseShippedModel()  # and the way back works
     assert widget._parameterNode.modelFile == "" and widget.ui.modelInfoLabel.text.startswith("Shipped model:")

@@ -4,10 +4,10 @@ self-test set-up in any method order, and the batch script's exit codes.
 
 Slicer's Qt side cannot run here. These stand-ins replace it, and only it: ``QtStandIn`` (the ``qt`` module),
 ``ScriptedLoadableModuleStandIn`` / ``ParameterNodeWrapperStandIn`` / ``I18nStandIn`` (Slicer's GUI-side Python
-modules), ``WidgetStandIn`` (the widgets of Resources/UI/DCEDiff.ui) and ``ParameterNodeStandIn``. MRML, VTK and
+modules), ``WidgetStandIn`` (the widgets of Resources/UI/DCEDiff.ui), ``ParameterNodeStandIn`` and
+``ErrorDisplayStandIn`` (``slicer.util.tryWithErrorDisplay``'s message box; Testing/slicer_stand_ins.py). MRML, VTK and
 ``slicer.util`` are the real ones from the slicer-core wheel; subprocesses are real."""
 
-import contextlib
 import json
 import os
 import subprocess
@@ -21,6 +21,9 @@ import pytest
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not installed")
 import slicer.util  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from slicer_stand_ins import ErrorDisplayStandIn, modules_restored  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE_DIR = ROOT / "DCEDiff"
@@ -68,20 +71,17 @@ sys.modules.update({"qt": QtStandIn, "slicer.ScriptedLoadableModule": ScriptedLo
 
 @pytest.fixture(scope="module")
 def modules():
-    saved = {k: sys.modules.get(k) for k in ("qt", "slicer.ScriptedLoadableModule", "slicer.parameterNodeWrapper",
-                                              "slicer.i18n", "DCEDiff", "DCEDiffBatch")}
-    exec(STAND_INS, {})
-    sys.path.insert(0, str(MODULE_DIR))
-    import DCEDiff
-    import DCEDiffBatch
+    with modules_restored(("qt", "slicer.ScriptedLoadableModule", "slicer.parameterNodeWrapper", "slicer.i18n",
+                           "DCEDiff", "DCEDiffBatch")):
+        exec(STAND_INS, {})
+        sys.path.insert(0, str(MODULE_DIR))
+        try:
+            import DCEDiff
+            import DCEDiffBatch
 
-    yield DCEDiff, DCEDiffBatch
-    sys.path.remove(str(MODULE_DIR))
-    for key, value in saved.items():
-        if value is None:
-            sys.modules.pop(key, None)
-        else:
-            sys.modules[key] = value
+            yield DCEDiff, DCEDiffBatch
+        finally:
+            sys.path.remove(str(MODULE_DIR))
 
 
 @pytest.fixture(autouse=True)
@@ -209,29 +209,17 @@ def test_steps_box_follows_the_models_own_count_and_keeps_a_users_choice(modules
 def test_failed_start_leaves_the_panel_usable_and_says_so(modules, monkeypatch):
     DCEDiff, _ = modules
     widget, p = make_widget(DCEDiff, monkeypatch)
-    shown = []
-
-    class TryWithErrorDisplayStandIn:  # test double of slicer.util.tryWithErrorDisplay (a Qt message box)
-        def __init__(self, message, waitCursor=False):
-            self.message = message
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, kind, exc, tb):
-            if exc is not None:
-                shown.append((self.message, str(exc)))
-            return True
-
-    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", TryWithErrorDisplayStandIn)
+    box = ErrorDisplayStandIn()
+    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", box)
     monkeypatch.setattr(slicer.util, "mainWindow", lambda: None)
 
     def refuse(self, parent=None, mode="ask"):
         raise RuntimeError("PyTorch was not installed (declined)")
 
     monkeypatch.setattr(DCEDiff.DCEDiffLogic, "setupPythonRequirements", refuse)
-    widget.onApplyButton()
-    assert shown == [("DCEDiff could not start.", "PyTorch was not installed (declined)")]
+    with pytest.raises(RuntimeError, match=r"^PyTorch was not installed \(declined\)$"):
+        widget.onApplyButton()  # shown, then raised again (Slicer's Qt slot logs the traceback)
+    assert box.shown == ["DCEDiff could not start.\n\nPyTorch was not installed (declined)"]
     assert widget.ui.progressBar.visible is False
     assert "Starting" not in widget.ui.statusLabel.text and widget.ui.statusLabel.text
     assert widget.ui.applyButton.text == "Apply" and widget.ui.inputsCollapsibleButton.enabled
@@ -243,8 +231,8 @@ def test_apply_cannot_start_a_second_install_while_the_first_runs(modules, monke
     DCEDiff, _ = modules
     widget, p = make_widget(DCEDiff, monkeypatch)
     monkeypatch.setattr(slicer.util, "mainWindow", lambda: None)
-    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay",
-                        lambda message, waitCursor=False: contextlib.nullcontext())  # stand-in for the message box
+    box = ErrorDisplayStandIn()
+    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", box)
     calls, seen = [], []
 
     def installing(self, parent=None, mode="ask"):
@@ -258,6 +246,7 @@ def test_apply_cannot_start_a_second_install_while_the_first_runs(modules, monke
     with pytest.raises(RuntimeError, match="stop here"):
         widget.onApplyButton()
     assert calls == ["ask"]  # one install, not two
+    assert box.shown == ["DCEDiff could not start.\n\nstop here"]  # the first click's error; the second shows none
     assert seen == [(False, False)]
     # usable again after: the inputs unlocked, the button back to what the selection allows
     assert widget.ui.inputsCollapsibleButton.enabled and "installing" not in widget.ui.applyButton.toolTip

@@ -4,7 +4,8 @@ A phantom exam is exported as a DICOM study (DCEDiffLib/phantom/study_export.py:
 no VIBE, so the T1-pre is the last DCE frame before contrast arrival), and every series becomes a real MRML scalar
 volume node carrying ``DICOM.instanceUIDs`` as Slicer's DICOM module sets it. Test doubles, named as such:
 ``DicomDatabaseStandIn`` for ctkDICOMDatabase (a Qt object; it maps SOP Instance UIDs to the exported files, read
-from their headers) and, for the button, the Qt widget stand-ins of Testing/test_slicer_module.py. A study without a
+from their headers) and, for the button, the Qt widget stand-ins of Testing/test_slicer_module.py and
+``ErrorDisplayStandIn`` (``slicer.util.tryWithErrorDisplay``'s message box). A study without a
 PD series is filled for a model that needs PD and for one that does not, and then run through Apply: the real
 engine in a subprocess, started by the real ``slicer.util.launchConsoleProcess`` with ``SlicerAppStandIn`` (test
 double of ``slicer.app``, a Qt object) and ``ProcessEnvironmentStandIn`` (of QProcessEnvironment). DCE frames
@@ -32,6 +33,7 @@ from DCEDiffLib.phantom.generator import generate_case  # noqa: E402
 from DCEDiffLib.phantom.study_export import write_phantom_study  # noqa: E402
 from test_slicer_module import ParameterNodeStandIn, make_widget, modules, save_and_reopen  # noqa: E402,F401
 from dicom_slice_io import SLICER_EXPORT_TAGS, write_retagged_series  # noqa: E402
+from slicer_stand_ins import ErrorDisplayStandIn  # noqa: E402
 from phantom_frames import fewer_frames  # noqa: E402
 
 FEW = ("localizer", "t2_sag", "t2_cor", "t2_tra_repeat", "dwi", "calc_bval", "mddw", "adc_hb", "vibe")
@@ -50,19 +52,6 @@ class DicomDatabaseStandIn:
 
     def fileForInstance(self, uid):
         return self.files.get(uid, "")
-
-
-class TryWithErrorDisplayStandIn:
-    """Test double of slicer.util.tryWithErrorDisplay (a Qt message box and wait cursor): lets errors through."""
-
-    def __init__(self, message, waitCursor=False):
-        self.message = message
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -294,7 +283,7 @@ def test_the_button_fills_the_selectors_through_the_logic(modules, study, scene,
     root, expected, database = study
     nodes = load_as_slicer_does(root, database, scene)
     monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
-    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", TryWithErrorDisplayStandIn)
+    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", ErrorDisplayStandIn())
     widget, p = make_widget(DCEDiff, monkeypatch)
     widget.onFillFromStudy()
     assert p.t2w is nodes[expected["t2w"]] and p.adc is nodes[expected["adc"]]
@@ -375,7 +364,7 @@ def test_fill_from_a_study_without_pd_then_apply_runs_the_engine_without_pd(modu
     root, expected, database = study_without_pd
     nodes = load_as_slicer_does(root, database, scene, pixels=True)
     monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
-    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", TryWithErrorDisplayStandIn)
+    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", ErrorDisplayStandIn())
     errors = []
     monkeypatch.setattr(slicer.util, "errorDisplay", lambda text, *a, **k: errors.append(text))  # Qt message box
     widget, p = make_widget(DCEDiff, monkeypatch)

@@ -36,6 +36,7 @@ import slicer.util  # noqa: E402
 import vtk  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from slicer_stand_ins import modules_restored  # noqa: E402
 from test_slicer_module import WidgetStandIn as ModuleWidgetStandIn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -201,43 +202,39 @@ class UiStandIn:
 
 @pytest.fixture
 def DCEDiff(monkeypatch):
-    saved = {key: sys.modules.get(key) for key in STANDIN_KEYS}
-    QtStandIn = types.ModuleType("qt")
-    for name in ("QIcon", "QTimer", "QFileDialog", "QWidget"):
-        setattr(QtStandIn, name, type(name, (_Any,), {}))
-    I18nStandIn = types.ModuleType("slicer.i18n")
-    I18nStandIn.tr = lambda text: text
-    I18nStandIn.translate = lambda context, text: text
-    ScriptedLoadableModuleStandIn = types.ModuleType("slicer.ScriptedLoadableModule")
-    ScriptedLoadableModuleStandIn.ScriptedLoadableModule = type("ScriptedLoadableModule", (), {})
-    ScriptedLoadableModuleStandIn.ScriptedLoadableModuleLogic = ScriptedLoadableModuleLogic
-    ScriptedLoadableModuleStandIn.ScriptedLoadableModuleWidget = ScriptedLoadableModuleWidget
-    ScriptedLoadableModuleStandIn.ScriptedLoadableModuleTest = type("ScriptedLoadableModuleTest", (), {})
-    ParameterNodeWrapperStandIn = types.ModuleType("slicer.parameterNodeWrapper")
-    ParameterNodeWrapperStandIn.parameterNodeWrapper = parameterNodeWrapper
-    ParameterNodeWrapperStandIn.Choice, ParameterNodeWrapperStandIn.WithinRange = Choice, WithinRange
-    sys.modules.update({"qt": QtStandIn, "slicer.i18n": I18nStandIn,
-                        "slicer.ScriptedLoadableModule": ScriptedLoadableModuleStandIn,
-                        "slicer.parameterNodeWrapper": ParameterNodeWrapperStandIn})
-    sys.modules.pop("DCEDiff", None)
-    sys.path.insert(0, str(MODULE_DIR))
-    monkeypatch.setattr(slicer, "mrmlScene", slicer.vtkMRMLScene(), raising=False)
-    monkeypatch.setattr(slicer.util, "loadUI", lambda path: WidgetStandIn())
-    monkeypatch.setattr(slicer.util, "childWidgetVariables", lambda widget: UiStandIn())
-    try:
-        import DCEDiff
+    """DCEDiff.py imported anew under the stand-ins of the module docstring; sys.modules as it was afterwards."""
+    with modules_restored(STANDIN_KEYS):
+        QtStandIn = types.ModuleType("qt")
+        for name in ("QIcon", "QTimer", "QFileDialog", "QWidget"):
+            setattr(QtStandIn, name, type(name, (_Any,), {}))
+        I18nStandIn = types.ModuleType("slicer.i18n")
+        I18nStandIn.tr = lambda text: text
+        I18nStandIn.translate = lambda context, text: text
+        ScriptedLoadableModuleStandIn = types.ModuleType("slicer.ScriptedLoadableModule")
+        ScriptedLoadableModuleStandIn.ScriptedLoadableModule = type("ScriptedLoadableModule", (), {})
+        ScriptedLoadableModuleStandIn.ScriptedLoadableModuleLogic = ScriptedLoadableModuleLogic
+        ScriptedLoadableModuleStandIn.ScriptedLoadableModuleWidget = ScriptedLoadableModuleWidget
+        ScriptedLoadableModuleStandIn.ScriptedLoadableModuleTest = type("ScriptedLoadableModuleTest", (), {})
+        ParameterNodeWrapperStandIn = types.ModuleType("slicer.parameterNodeWrapper")
+        ParameterNodeWrapperStandIn.parameterNodeWrapper = parameterNodeWrapper
+        ParameterNodeWrapperStandIn.Choice, ParameterNodeWrapperStandIn.WithinRange = Choice, WithinRange
+        sys.modules.update({"qt": QtStandIn, "slicer.i18n": I18nStandIn,
+                            "slicer.ScriptedLoadableModule": ScriptedLoadableModuleStandIn,
+                            "slicer.parameterNodeWrapper": ParameterNodeWrapperStandIn})
+        sys.modules.pop("DCEDiff", None)
+        sys.path.insert(0, str(MODULE_DIR))
+        monkeypatch.setattr(slicer, "mrmlScene", slicer.vtkMRMLScene(), raising=False)
+        monkeypatch.setattr(slicer.util, "loadUI", lambda path: WidgetStandIn())
+        monkeypatch.setattr(slicer.util, "childWidgetVariables", lambda widget: UiStandIn())
+        try:
+            import DCEDiff
 
-        yield DCEDiff
-    finally:
-        for widget in WIDGETS:  # no scene event may reach a widget being garbage-collected
-            widget.removeObservers()
-        WIDGETS.clear()
-        sys.path.remove(str(MODULE_DIR))
-        for key, value in saved.items():
-            if value is None:
-                sys.modules.pop(key, None)
-            else:
-                sys.modules[key] = value
+            yield DCEDiff
+        finally:
+            for widget in WIDGETS:  # no scene event may reach a widget being garbage-collected
+                widget.removeObservers()
+            WIDGETS.clear()
+            sys.path.remove(str(MODULE_DIR))
 
 
 def make_widget(DCEDiff):

@@ -1,0 +1,50 @@
+"""Stand-ins shared by the Slicer module tests for what the slicer-core wheel cannot run (Qt), and the one way they
+are put into ``sys.modules`` and taken out again.
+
+``ErrorDisplayStandIn`` replaces ``slicer.util.tryWithErrorDisplay`` and follows Slicer's own
+(``Base/Python/slicer/util.py``): an ``Exception`` raised in the ``with`` block is shown in a message box as
+"<message>\\n\\n<error>" (the error alone when there is no message; nothing with ``show=False``) and then raised
+again; a ``BaseException`` that is no ``Exception`` (KeyboardInterrupt, pytest's failures) passes unshown. What it
+leaves out is Qt's: the message box (its text is recorded in ``shown`` instead), the wait cursor, and Slicer's
+testing mode (``slicer.app.testingEnabled()``), in which the real one shows nothing.
+"""
+
+import contextlib
+import sys
+from typing import Iterable, List
+
+_ABSENT = object()  # a name not in sys.modules (sys.modules may hold None for a name: "import fails")
+
+
+class ErrorDisplayStandIn:
+    """Test double of ``slicer.util.tryWithErrorDisplay`` (its Qt message box cannot run here): records the text
+    of every message box in ``shown`` and re-raises, as Slicer's does (module docstring). Install it with
+    ``monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", box)``; each instance has its own ``shown``."""
+
+    def __init__(self):
+        self.shown: List[str] = []
+
+    @contextlib.contextmanager
+    def __call__(self, message=None, show=True, waitCursor=False):
+        try:
+            yield
+        except Exception as exc:
+            if show:
+                self.shown.append(str(exc) if message is None else f"{message}\n\n{exc}")
+            raise
+
+
+@contextlib.contextmanager
+def modules_restored(names: Iterable[str]):
+    """On exit, the ``sys.modules`` entries ``names`` as they were on entry: the stand-in modules a fixture put
+    there, and the module it imported with them, are taken out again (a name absent on entry is removed, even when
+    the block raised)."""
+    saved = {name: sys.modules.get(name, _ABSENT) for name in names}
+    try:
+        yield
+    finally:
+        for name, module in saved.items():
+            if module is _ABSENT:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
