@@ -113,3 +113,41 @@ def test_a_cached_mask_is_never_taken_for_the_same_voxels_placed_elsewhere(monke
     assert again.cached and np.allclose(again.centre_lps, here.centre_lps) and len(computed) == 2
     assert not there.cached
     np.testing.assert_allclose(np.subtract(there.centre_lps, here.centre_lps), (10.0, -5.0, 30.0), atol=1e-6)
+
+
+def test_inside_computed_afresh_the_caches_are_neither_read_nor_written(monkeypatch, tmp_path):
+    """computed_afresh (what the benchmark times end to end): a first look at an exam, so a mask cached in memory or
+    on disk by an earlier run is not taken, and the look leaves nothing in either cache; outside it, the cache
+    answers again. The location says whether the mask came from the cache and how long the model took, in
+    synthesis.json too, also when the model found no gland."""
+    monkeypatch.setenv("DCEDIFF_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(pl, "_memory_cache", {})
+    monkeypatch.setattr(pl, "unavailable_reason", lambda: None)
+    computed = []
+
+    def fast_mask(image, should_cancel=None):
+        computed.append(1)
+        _, mask = t2w_and_mask([((60, 100), (60, 100), (15, 25))])
+        mask.CopyInformation(image)
+        return mask
+
+    monkeypatch.setattr(pl, "fast_mask", fast_mask)
+    t2w, _ = t2w_and_mask([])
+    first = pl.locate_prostate(t2w, warn=pytest.fail)  # fills both caches
+    assert not first.cached and len(computed) == 1 and len(list(pl.cache_dir().iterdir())) == 1
+    pl._memory_cache.clear()  # a new process: the disk entry alone would answer
+    with pl.computed_afresh():
+        fresh = pl.locate_prostate(t2w, warn=pytest.fail)
+    assert not fresh.cached and len(computed) == 2 and not pl._memory_cache
+    assert fresh.to_dict()["prostate_mask_cached"] is False and fresh.to_dict()["prostate_seconds"] >= 0
+    again = pl.locate_prostate(t2w, warn=pytest.fail)
+    assert again.cached and len(computed) == 2 and again.to_dict()["prostate_mask_cached"] is True
+
+    monkeypatch.setattr(pl, "fast_mask", lambda image, should_cancel=None: (computed.append(1), sitk.Image(
+        image.GetSize(), sitk.sitkUInt8))[1])  # the model finds nothing
+    with pl.computed_afresh():
+        nothing = pl.locate_prostate(t2w, warn=lambda note: None)
+    assert nothing.source == pl.SOURCE_FOV and len(computed) == 3
+    recorded = nothing.to_dict()
+    assert recorded["prostate_mask_cached"] is False and "prostate_seconds" in recorded
+    assert "no gland" in recorded["crop_centre_note"]

@@ -166,7 +166,9 @@ def _end_to_end_line(end: dict) -> str:
             f"{_f(end['other_seconds'], 4)} s loading/registration/writing), {end['nfe']} NFE, "
             f"{end['device']}/{end['precision']}, peak {_f(end['memory']['peak_mb'], 4)} MB."
             + (" Stages: " + ", ".join(f"{name} {_f(value, 3)} s" for name, value in end["stage_seconds"].items())
-               + "." if end.get("stage_seconds") else ""))
+               + "." if end.get("stage_seconds") else "")
+            + (f" The prostate model's mask, computed afresh: {_f(end['prostate_seconds'], 3)} s of the register stage."
+               if end.get("prostate_seconds") is not None else ""))
 
 
 def write_report(result: dict, out_dir: Path) -> Optional[Path]:
