@@ -13,7 +13,6 @@ included. Stand-ins (Slicer's pip helpers cannot run here): ``PackagingPipInstal
 the 5.12 ``pip_install`` signature, recording), ``pip_install_5_10`` (5.10's ``slicer.util.pip_install``
 signature), the PythonSlicer child (``_run_python_module``), and the Qt stand-ins of Testing/test_slicer_module.py."""
 
-import contextlib
 import sys
 import time
 import types
@@ -28,6 +27,7 @@ from DCEDiffSlicerLib import dependencies as dep  # noqa: E402
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not installed")
 import slicer.util  # noqa: E402
+from slicer_stand_ins import ErrorDisplayStandIn  # noqa: E402
 from test_slicer_module import make_widget, modules  # noqa: E402,F401  (the Qt stand-ins)
 
 
@@ -112,7 +112,7 @@ def test_the_gui_run_clock_starts_after_the_install_and_the_install_time_is_logg
     (minutes) is logged apart."""
     DCEDiff, _ = modules
     widget, p = make_widget(DCEDiff, monkeypatch)
-    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", lambda message, waitCursor=False: contextlib.nullcontext())
+    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", ErrorDisplayStandIn())
     monkeypatch.setattr(slicer.util, "mainWindow", lambda: None)
     done = []
 
@@ -182,7 +182,7 @@ def test_the_gui_logs_no_install_when_nothing_was_installed_and_the_install_time
     DCEDiff, _ = modules
     assert DCEDiff.DCEDiffLogic().setupPythonRequirements(mode="never") is False   # this venv has them all
     widget, p = make_widget(DCEDiff, monkeypatch)
-    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", lambda message, waitCursor=False: contextlib.nullcontext())
+    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", ErrorDisplayStandIn())
     monkeypatch.setattr(slicer.util, "mainWindow", lambda: None)
     monkeypatch.setattr(DCEDiff.DCEDiffLogic, "process", lambda self, *a, **k: None)
     for installed in (False, True):

@@ -14,7 +14,6 @@ widgets and the parameter node), ``TimerStandIn`` (qt.QTimer), ``AppStandIn`` (`
 the temporary folder, and ``processEvents`` delivering the queued click), ``slicer.util.resetSliceViews`` (needs the
 slice widgets) and ``slicer.util.tryWithErrorDisplay`` (a message box)."""
 
-import contextlib
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT / "DCEDiff"))
 sys.path.insert(0, str(ROOT / "Testing"))
 from DCEDiffSlicerLib import process_runner as pr  # noqa: E402
 from DCEDiffSlicerLib import scene_io  # noqa: E402
+from slicer_stand_ins import ErrorDisplayStandIn  # noqa: E402
 from test_slicer_contract import result_folder  # noqa: E402
 from test_slicer_display import scene  # noqa: E402,F401  (the scene as Slicer's start-up sets it up)
 from test_slicer_module import TimerStandIn, make_widget, modules  # noqa: E402,F401  (the Qt stand-ins)
@@ -53,7 +53,7 @@ def test_a_click_on_cancel_delivered_while_the_results_are_shown_starts_no_secon
     monkeypatch.setattr(DCEDiff, "_launchInSlicer", launch)
     monkeypatch.setattr(DCEDiff.DCEDiffLogic, "setupPythonRequirements", lambda self, parent=None, mode="ask": None)
     monkeypatch.setattr(slicer.util, "mainWindow", lambda: None)
-    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", lambda message, waitCursor=False: contextlib.nullcontext())
+    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", ErrorDisplayStandIn())
     monkeypatch.setattr(slicer.util, "resetSliceViews", lambda: None)
     clicks = []
 
