@@ -358,15 +358,26 @@ def _read_header(path: Path):
     return reader, ""
 
 
-def _tag(reader: sitk.ImageFileReader, name: str) -> str:
-    key = TAGS[name]
+def read_dicom_header(path) -> Optional[sitk.ImageFileReader]:
+    """A reader that has read the header of the DICOM image file ``path`` (any file name), or None when it is no
+    readable DICOM image with a SeriesInstanceUID."""
+    return _read_header(Path(path))[0]
+
+
+def tag_text(reader: sitk.ImageFileReader, key: str) -> str:
+    """The text of the tag ``key`` ("gggg|eeee") as Unicode, decoded with the file's SpecificCharacterSet and
+    stripped; "" when absent."""
     if not reader.HasMetaDataKey(key):
         return ""
     text = reader.GetMetaData(key)
     # a Latin-1 description, or Japanese in 7-bit ISO 2022 (ASCII bytes and escapes): printable once decoded
-    if name != "character_set" and (not text.isascii() or "\x1b" in text):
-        text = decode_tag(text, _tag(reader, "character_set"))
+    if key != TAGS["character_set"] and (not text.isascii() or "\x1b" in text):
+        text = decode_tag(text, tag_text(reader, TAGS["character_set"]))
     return text.strip().strip("\x00").strip()
+
+
+def _tag(reader: sitk.ImageFileReader, name: str) -> str:
+    return tag_text(reader, TAGS[name])
 
 
 def _float(text: str) -> Optional[float]:

@@ -365,9 +365,11 @@ def _legend(inputs: Dict[str, object]) -> Optional[dict]:
 
 def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False, overwrite: bool = False,
                   report: bool = True, progress: Optional[ProgressCallback] = None,
-                  record: Optional[dict] = None) -> Path:
+                  record: Optional[dict] = None, dicom=None) -> Path:
     """Write every result atomically into ``out_dir`` (all or nothing), each labelled as synthetic; ``record``
-    (e.g. the study's series picks) is added to synthesis.json inside the same atomic write."""
+    (e.g. the study's series picks) is added to synthesis.json inside the same atomic write. ``dicom``: a
+    :class:`DCEDiffLib.dicom_results.DicomTarget`: the synthetic early/late DCE also as DICOM series on the T2W
+    grid in the T2W's study (``dicom/synthetic_early/``, ``dicom/synthetic_late/``), in the same atomic write."""
     from DCEDiffLib.atomic import SYNTHESIS_RECORD, atomic_directory
     from DCEDiffLib.volume_io import write_volume
     from DCEDiffLib.working_grid import paste_back
@@ -386,12 +388,23 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
               ("residual", output.residual), ("expected_error", output.expected_error)]
 
     def write_volumes(tmp: Path) -> None:
+        on_t2w_grid = {}  # the synthetic early/late pasted back, for the DICOM series
         for prefix, images in groups:
             for short, image in images.items():
                 write_volume(image, tmp / f"{prefix}_{short}.nii.gz", keys)
-                if t2w_grid:
-                    write_volume(paste_back(image, output.case.t2w), tmp / "t2w_grid" / f"{prefix}_{short}.nii.gz",
-                                 keys)
+                wanted_as_dicom = dicom is not None and prefix == "synthetic"
+                if t2w_grid or wanted_as_dicom:
+                    pasted = paste_back(image, output.case.t2w)
+                    if t2w_grid:
+                        write_volume(pasted, tmp / "t2w_grid" / f"{prefix}_{short}.nii.gz", keys)
+                    if wanted_as_dicom:
+                        on_t2w_grid[short] = pasted
+        if dicom is not None:
+            from DCEDiffLib.dicom_results import write_dicom_results
+
+            dicom_flags = ([OOD_DESCRIP] if warning else []) + ([missing_descrip(missing)] if missing else [])
+            write_dicom_results(on_t2w_grid, tmp, dicom, description, dicom_flags, output.provenance,
+                                shown_as=str(out_dir))
 
     with atomic_directory(out_dir, overwrite=overwrite, records=(SYNTHESIS_RECORD,)) as tmp, \
             concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcediff-write") as writer:
@@ -408,6 +421,8 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
         if missing:
             side["missing_inputs_note"] = missing_inputs_note(missing)
         side.update(record or {})
+        if dicom is not None:  # the UIDs were drawn before the write: recorded while the series are written
+            side["dicom"] = dicom.to_dict()
         (tmp / "synthesis.json").write_text(json.dumps(side, indent=2, default=str), encoding="utf-8")
         if output.metrics is not None:
             from DCEDiffLib.evaluation.metrics import json_safe
@@ -440,9 +455,10 @@ def write_case_report(output: SynthesisOutput, path: Path) -> None:
 def synthesize_to_folder(inputs: Dict[str, object], out_dir: Path, *, t2w_grid: bool = False,
                          overwrite: bool = False, progress: Optional[ProgressCallback] = None,
                          should_cancel: Optional[CancelHook] = None, record: Optional[dict] = None,
-                         **options) -> SynthesisOutput:
-    """:func:`synthesize_case` then :func:`write_outputs` (``record``: more for synthesis.json, written with it);
-    reports the write stage too. An unusable ``out_dir`` is refused first, before any slow work."""
+                         dicom=None, **options) -> SynthesisOutput:
+    """:func:`synthesize_case` then :func:`write_outputs` (``record``: more for synthesis.json, written with it;
+    ``dicom``: a ``DicomTarget`` for the DICOM series); reports the write stage too. An unusable ``out_dir`` is
+    refused first, before any slow work."""
     from DCEDiffLib.atomic import SYNTHESIS_RECORD, check_output_folder
 
     check_output_folder(out_dir, overwrite=overwrite, records=(SYNTHESIS_RECORD,),
@@ -451,7 +467,7 @@ def synthesize_to_folder(inputs: Dict[str, object], out_dir: Path, *, t2w_grid: 
     tracker_progress = progress
     output = synthesize_case(inputs, progress=tracker_progress, should_cancel=should_cancel, **options)
     check_cancel(should_cancel)
-    write_outputs(output, out_dir, t2w_grid=t2w_grid, overwrite=overwrite, record=record)
+    write_outputs(output, out_dir, t2w_grid=t2w_grid, overwrite=overwrite, record=record, dicom=dicom)
     output.provenance["total_seconds"] = round(time.perf_counter() - started, 2)
     if progress is not None:
         from DCEDiffLib.progress import ProgressEvent

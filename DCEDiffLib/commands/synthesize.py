@@ -28,6 +28,10 @@ def register(subparsers) -> None:
     add_sampling_arguments(parser)
     parser.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     parser.add_argument("--t2w-grid", action="store_true", help="also write the results resampled onto the T2W grid")
+    parser.add_argument("--dicom", action="store_true",
+                        help="also write the synthetic early/late DCE as DICOM MR series on the T2W grid, in the "
+                             "T2W's study (dicom/synthetic_early/, dicom/synthetic_late/; marked SYNTHETIC and "
+                             "DERIVED, never read back as an input); needs a DICOM T2W (--study or --t2w FOLDER)")
     parser.add_argument("--no-register", action="store_true", help="trust the scanner alignment (skip registration)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--out", type=Path, required=True, help="output folder (must not exist unless --overwrite)")
@@ -58,11 +62,13 @@ def run(args: argparse.Namespace) -> int:
     from DCEDiffLib.pipeline import synthesize_to_folder
 
     picks = None
+    t2w_dicom = _t2w_dicom_files(args)  # a T2W file with --dicom: refused before any slow work
     if args.study is not None:
         inputs, picks = study_inputs(args)
     else:
         _check_file_inputs(args)
         inputs = collect_inputs(args)
+    dicom = _dicom_target(args, t2w_dicom, picks) if args.dicom else None
     callback, close = progress_callback(args, "synthesize")
     try:
         output = synthesize_to_folder(
@@ -70,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
             model_path=args.model, sampler=args.sampler, steps=args.steps, samples=args.samples, seed=args.seed,
             device=args.device, center_lps=parse_center(args.center), register=not args.no_register,
             warm_start=args.warm_start, precision=args.precision,
-            record=None if picks is None else picks.to_dict())  # the study's picks, in the same atomic write
+            record=None if picks is None else picks.to_dict(),  # the study's picks, in the same atomic write
+            dicom=dicom)
     finally:
         close()
     for note in registration_notes(output.case.registration):  # said in words, not only in synthesis.json
@@ -80,6 +87,11 @@ def run(args: argparse.Namespace) -> int:
                "precision": output.provenance["precision"]}
     if picks is not None:
         summary["series"] = {role: pick.series.number for role, pick in picks.picks.items()}
+    if dicom is not None:
+        written = dicom.to_dict()
+        summary["dicom"] = {"folder": str(Path(args.out) / "dicom"),
+                            "study_instance_uid": written["study_instance_uid"],
+                            "series": {name: info["series_number"] for name, info in written["series"].items()}}
     if output.metrics is not None:
         summary["metrics"] = _headline(output.metrics)
     if not args.progress_lines:  # a reader of progress lines gets stdout with those lines only (synthesis.json has it)
@@ -95,6 +107,35 @@ def _headline(metrics: dict) -> dict:
         if isinstance(whole, dict):
             out[target] = {k: whole.get(k) for k in ("psnr", "ssim", "mae")}
     return out
+
+
+# ----------------------------------------------------------------------------------------------- --dicom
+
+def _t2w_dicom_files(args: argparse.Namespace):
+    """With --dicom and a --t2w given: (its DICOM files, its series number); a T2W that is no DICOM series (a NIfTI
+    file has no study to join) is refused here, before any slow work. None otherwise (a --study's T2W comes from
+    its picks)."""
+    if not args.dicom or not args.t2w:
+        return None
+    from DCEDiffLib.dicom_results import t2w_dicom_files
+
+    return t2w_dicom_files(args.t2w, "--t2w")
+
+
+def _dicom_target(args: argparse.Namespace, t2w_dicom, picks):
+    """The DicomTarget for --dicom: the T2W's header, and series numbers the study does not use."""
+    from DCEDiffLib.dicom_results import dicom_target
+
+    if t2w_dicom is not None:
+        files, numbers = t2w_dicom
+        name = f"--t2w {args.t2w}"
+    else:
+        pick = picks.picks["t2w"]
+        files, numbers = [f.path for f in pick.volume.files], []
+        name = f"T2W {pick.series.label()}"
+    if picks is not None:
+        numbers = numbers + [s.number for s in picks.study.series if s.number is not None]
+    return dicom_target(files, numbers, name)
 
 
 # ----------------------------------------------------------------------------------------------- --study

@@ -15,12 +15,12 @@ import hashlib
 from pathlib import Path
 from typing import Dict, Optional
 
-import numpy as np
 import SimpleITK as sitk
 
 from DCEDiffLib.data_source import PHANTOM_MARK
+from DCEDiffLib.dicom_slices import MR_IMAGE_STORAGE, write_slice
+from DCEDiffLib.dicom_slices import ds as _ds
 
-MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 SERIES_NUMBERS = {"t2w": 1, "pd": 2, "adc": 3, "t1pre": 4, "dce_series": 5, "dce_early": 6, "dce_late": 7}
 SERIES_SOURCE = {"t2w": "t2w", "pd": "pd", "adc": "adc", "t1pre": "dce", "dce_early": "dce", "dce_late": "dce",
                  "dce_series": "dce"}
@@ -31,11 +31,6 @@ def phantom_uid(*parts: object) -> str:
     """A deterministic DICOM UID (2.25.<128-bit integer>) from the given parts."""
     digest = hashlib.sha256("|".join(str(p) for p in ("DCEDiff phantom",) + parts).encode()).digest()
     return "2.25." + str(int.from_bytes(digest[:16], "big"))
-
-
-def _ds(value: float, digits: int = 6) -> str:
-    text = f"{value:.{digits}f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
 
 
 def _series_tags(case, key: str, frame: Optional[int] = None) -> Dict[str, str]:
@@ -91,26 +86,11 @@ def _write_volume_as_series(image: sitk.Image, folder: Path, tags: Dict[str, str
     folder.mkdir(parents=True, exist_ok=True)
     if image.GetPixelID() != sitk.sitkInt16:
         image = sitk.Cast(image, sitk.sitkInt16)
-    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
-    orientation = "\\".join(_ds(v, 8) for v in np.r_[direction[:, 0], direction[:, 1]])
-    spacing = image.GetSpacing()
     writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
     for k in range(image.GetSize()[2]):
-        slice_image = image[:, :, k]
-        for tag, value in tags.items():
-            slice_image.SetMetaData(tag, value)
-        position = image.TransformIndexToPhysicalPoint((0, 0, k))
-        slice_image.SetMetaData("0020|0032", "\\".join(_ds(v, 6) for v in position))
-        slice_image.SetMetaData("0020|0037", orientation)
-        slice_image.SetMetaData("0020|1041", _ds(float(np.dot(position, direction[:, 2])), 6))
-        slice_image.SetMetaData("0028|0030", f"{_ds(spacing[1], 6)}\\{_ds(spacing[0], 6)}")
-        slice_image.SetMetaData("0018|0050", _ds(spacing[2], 6))
-        slice_image.SetMetaData("0018|0088", _ds(spacing[2], 6))
-        slice_image.SetMetaData("0020|0013", str(instance_offset + k + 1))
-        slice_image.SetMetaData("0008|0018", phantom_uid(*uid_parts, "instance", k))
-        writer.SetFileName(str(folder / f"IM{k + 1:04d}.dcm"))
-        writer.Execute(slice_image)
+        slice_tags = dict(tags, **{"0020|0013": str(instance_offset + k + 1),
+                                   "0008|0018": phantom_uid(*uid_parts, "instance", k)})
+        write_slice(image, k, slice_tags, folder / f"IM{k + 1:04d}.dcm", writer)
 
 
 def write_dicom_modality(image: sitk.Image, folder: Path, key: str, case) -> Path:

@@ -24,7 +24,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from DCEDiffLib.data_source import PHANTOM_MARK
-from DCEDiffLib.phantom.dicom_export import MR_IMAGE_STORAGE, _ds, phantom_uid
+from DCEDiffLib.dicom_slices import MR_IMAGE_STORAGE, write_slice
+from DCEDiffLib.dicom_slices import ds as _ds
+from DCEDiffLib.phantom.dicom_export import phantom_uid
 
 DCE_LAYOUTS = ("per_time_point", "temporal")
 FILE_LAYOUTS = ("tcia", "mixed")
@@ -251,22 +253,4 @@ def _write_slice(image: sitk.Image, k: int, tags: Dict[str, str], sop_uid: str, 
     path.parent.mkdir(parents=True, exist_ok=True)
     if image.GetPixelID() != sitk.sitkInt16:
         image = sitk.Cast(image, sitk.sitkInt16)
-    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
-    spacing = image.GetSpacing()
-    position = image.TransformIndexToPhysicalPoint((0, 0, k))
-    slice_image = image[:, :, k]
-    for tag, value in tags.items():
-        slice_image.SetMetaData(tag, value)
-    slice_image.SetMetaData("0020|0032", "\\".join(_ds(v, 6) for v in position))
-    slice_image.SetMetaData("0020|0037", "\\".join(_ds(v, 8) for v in np.r_[direction[:, 0], direction[:, 1]]))
-    slice_image.SetMetaData("0020|1041", _ds(float(np.dot(position, direction[:, 2])), 6))
-    slice_image.SetMetaData("0028|0030", f"{_ds(spacing[1], 6)}\\{_ds(spacing[0], 6)}")
-    slice_image.SetMetaData("0018|0050", _ds(spacing[2], 6))
-    slice_image.SetMetaData("0018|0088", _ds(spacing[2], 6))
-    slice_image.SetMetaData("0020|0013", str(instance))
-    slice_image.SetMetaData("0008|0018", sop_uid)
-    writer = sitk.ImageFileWriter()
-    writer.SetImageIO("GDCMImageIO")   # the "mixed" layout's file names have no extension
-    writer.KeepOriginalImageUIDOn()
-    writer.SetFileName(str(path))
-    writer.Execute(slice_image)
+    write_slice(image, k, dict(tags, **{"0020|0013": str(instance), "0008|0018": sop_uid}), path)
