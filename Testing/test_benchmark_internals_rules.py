@@ -456,3 +456,22 @@ def test_the_report_names_the_naive_loops_whole_volume_and_marks_extrapolated_ro
     rows = {line.split("|")[1].strip(): line for line in section.splitlines() if line.startswith("| d")}
     assert "*(extrapolated)*" in rows["ddpm-1000"]
     assert "*(extrapolated)*" not in rows["dpm-10"]
+
+
+def test_the_end_to_end_lines_give_the_prostate_models_seconds_where_it_ran():
+    """benchmark.md's end-to-end lines: each run 'reports the model's seconds (prostate_seconds ...), and
+    benchmark.md says it' (docs/performance.md), as part of the register stage; a run where the model did not run
+    (``prostate_seconds`` None) says nothing of it."""
+    from DCEDiffLib.benchmark.report import markdown
+
+    run = {"case": "case_000", "seconds": 11.9, "sampling_seconds": 3.2, "other_seconds": 8.7, "nfe": 10,
+           "device": "cpu", "precision": "fp32", "memory": {"peak_mb": 2100.0},
+           "stage_seconds": {"load": 0.9, "register": 6.38, "sample": 3.2, "write": 1.42}}
+    result = dict(_minimal_result(), end_to_end=dict(run, prostate_seconds=2.71),
+                  end_to_end_inputs_only=dict(run, prostate_seconds=None))
+    lines = [line for line in markdown(result).splitlines() if "case_000: 11.9 s in all" in line]
+    assert len(lines) == 2   # the control: both runs are reported
+    with_dce, inputs_only = lines
+    assert "The prostate model's mask, computed afresh: 2.71 s of the register stage." in with_dce
+    assert "register 6.38 s" in with_dce   # the stage it is part of, given apart
+    assert "prostate" not in inputs_only

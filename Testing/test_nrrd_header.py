@@ -96,3 +96,17 @@ def test_a_header_of_exactly_header_limit_bytes_is_read_and_one_byte_more_is_cut
     over.write_bytes(_header_of(HEADER_LIMIT + 1, last))
     header = read_nrrd_header(over)
     assert header.data_offset is None and header.cut is True
+
+
+def test_a_header_that_ends_with_its_file_within_the_limit_is_not_cut(tmp_path):
+    """NrrdHeader.cut: 'True when it ran past HEADER_LIMIT'. A detached header as ITK writes it ends with its file,
+    without a blank line, well within the limit: every line was read, so it is not cut (a field missing from it is
+    missing from the file); a header without a blank line that runs past the limit is."""
+    detached = tmp_path / "t2.nhdr"
+    sitk.WriteImage(_volume(), str(detached), True)
+    header = read_nrrd_header(detached)
+    assert header.data_offset is None and header.data_file == "t2.raw.gz"   # the control: it ended with the file
+    assert header.cut is False
+    endless = tmp_path / "endless.nrrd"
+    endless.write_bytes(b"NRRD0004\n" + b"# a comment line\n" * (HEADER_LIMIT // 17 + 1) + b"encoding: gzip\n")
+    assert read_nrrd_header(endless).cut is True

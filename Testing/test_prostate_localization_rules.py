@@ -151,3 +151,73 @@ def test_inside_computed_afresh_the_caches_are_neither_read_nor_written(monkeypa
     recorded = nothing.to_dict()
     assert recorded["prostate_mask_cached"] is False and "prostate_seconds" in recorded
     assert "no gland" in recorded["crop_centre_note"]
+
+
+# ---------------------------------------------------------------- round-19 mutation audit: the documented rules
+def _counting_model(monkeypatch, tmp_path, boxes):
+    """The prostate model replaced by one that finds ``boxes`` (t2w_and_mask's index boxes) and counts its looks;
+    empty caches in ``tmp_path``. Returns (T2W, the list of looks)."""
+    monkeypatch.setenv("DCEDIFF_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(pl, "_memory_cache", {})
+    monkeypatch.setattr(pl, "unavailable_reason", lambda: None)
+    looks = []
+
+    def fast_mask(image, should_cancel=None):
+        looks.append(1)
+        _, mask = t2w_and_mask(boxes)
+        mask.CopyInformation(image)
+        return mask
+
+    monkeypatch.setattr(pl, "fast_mask", fast_mask)
+    return t2w_and_mask([])[0], looks
+
+
+def test_computed_afresh_ends_with_its_block_also_on_an_error_and_holds_for_a_nested_block(monkeypatch, tmp_path):
+    """computed_afresh: 'Inside, every gland mask is computed by the model': inside an inner block and still inside
+    the outer one after the inner ends; outside (also after an error inside, such as a cancelled run) the cache
+    answers again."""
+    t2w, looks = _counting_model(monkeypatch, tmp_path, [((60, 100), (60, 100), (15, 25))])
+    pl.locate_prostate(t2w, warn=pytest.fail)   # cached now
+    with pl.computed_afresh():
+        with pl.computed_afresh():
+            assert not pl.locate_prostate(t2w, warn=pytest.fail).cached
+        assert not pl.locate_prostate(t2w, warn=pytest.fail).cached and len(looks) == 3
+    with pytest.raises(RuntimeError, match="cancelled"):
+        with pl.computed_afresh():
+            raise RuntimeError("cancelled")
+    assert pl.locate_prostate(t2w, warn=pytest.fail).cached and len(looks) == 3
+
+
+def test_every_look_of_the_model_is_recorded_and_none_where_it_did_not_look(monkeypatch, tmp_path):
+    """docs/preprocessing.md: 'wherever the model looked (also when it found no gland), prostate_seconds (0 for a
+    cached mask) and prostate_mask_cached'. A gland outside the plausible volume (one voxel, 0.003 mL) falls back to
+    the field-of-view centre with the model's seconds and, on the next run, its cached mask is recorded as cached
+    with 0 s; so is a cached mask in which the model found no gland. Where the model did not look (the extra
+    missing, a user's centre, the prostate search off) nothing of it is recorded."""
+    t2w, looks = _counting_model(monkeypatch, tmp_path, [((80, 81), (80, 81), (20, 21))])   # 1 mm × 1 mm × 3 mm
+    tiny = pl.locate_prostate(t2w, warn=lambda note: None)
+    assert tiny.source == pl.SOURCE_FOV and "outside the plausible" in tiny.note and not tiny.cached
+    recorded = tiny.to_dict()
+    assert recorded["prostate_mask_cached"] is False and recorded["prostate_seconds"] == round(tiny.seconds, 2)
+    assert tiny.seconds > 0   # the model's look took time
+    again = pl.locate_prostate(t2w, warn=lambda note: None).to_dict()
+    assert len(looks) == 1 and "outside the plausible" in again["crop_centre_note"]
+    assert again["prostate_mask_cached"] is True and again["prostate_seconds"] == 0
+    t2w, looks = _counting_model(monkeypatch, tmp_path / "none", [])
+    pl.locate_prostate(t2w, warn=lambda note: None)
+    nothing = pl.locate_prostate(t2w, warn=lambda note: None).to_dict()
+    assert len(looks) == 1 and "no gland" in nothing["crop_centre_note"]
+    assert nothing["prostate_mask_cached"] is True and nothing["prostate_seconds"] == 0
+    monkeypatch.setattr(pl, "unavailable_reason", lambda: "the prostate extra is not installed")
+    unavailable = pl.locate_prostate(t2w, warn=lambda note: None).to_dict()
+    assert "not installed" in unavailable["crop_centre_note"] and len(looks) == 1   # the control: it did not look
+    for location in (unavailable, pl.ProstateLocation((1.0, 2.0, 3.0), pl.SOURCE_USER).to_dict(),
+                     pl.ProstateLocation((1.0, 2.0, 3.0), pl.SOURCE_FOV).to_dict()):
+        assert not any(key.startswith("prostate_") for key in location), location
+
+
+def test_the_models_seconds_are_recorded_to_the_hundredth():
+    """ProstateLocation.to_dict records ``seconds``, 'the model's time' (docs/performance.md compares windows of
+    2.4–2.6 s): 2.44 s is written as 2.44 s, not rounded to whole seconds."""
+    location = pl.ProstateLocation((0.0, 0.0, 0.0), pl.SOURCE_MODEL, volume_ml=30.0, seconds=2.44)
+    assert location.to_dict()["prostate_seconds"] == pytest.approx(2.44, abs=0.005)

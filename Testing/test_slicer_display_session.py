@@ -170,3 +170,24 @@ def test_the_layout_node_is_observed_once_however_often_scenes_are_closed_and_lo
         assert "Traceback" not in err and "Error" not in err, err
     finally:
         logic.SetMRMLScene(None)
+
+
+# ---------------------------------------------------------------- round-19 mutation audit: the documented rules
+def test_the_layout_recorded_is_the_one_shown_at_the_last_switch_to_the_comparison():
+    """show_comparison: 'The view arrangement shown before is recorded ... unless it is the comparison already':
+    recorded at every switch, not only the first. The user works in Red slice only, Apply, goes to Conventional,
+    Apply again: File > Close Scene goes back to Conventional, the layout left last for the comparison."""
+    logic = start_session(slicer.mrmlScene)
+    try:
+        layout = rd.layout_node()
+        layout.SetViewArrangement(layout.SlicerLayoutOneUpRedSliceView)
+        t2w, nodes, acquired = make_result(with_acquired=False)
+        rd.show_comparison(nodes, acquired, reference=t2w)
+        assert layout.GetAttribute(rd.PREVIOUS_LAYOUT_ATTRIBUTE) == str(layout.SlicerLayoutOneUpRedSliceView)
+        layout.SetViewArrangement(layout.SlicerLayoutConventionalView)
+        rd.show_comparison(nodes, acquired, reference=t2w)
+        assert layout.GetViewArrangement() == rd.LAYOUT_ID
+        slicer.mrmlScene.Clear(0)
+        assert layout.GetViewArrangement() == layout.SlicerLayoutConventionalView
+    finally:
+        logic.SetMRMLScene(None)

@@ -423,3 +423,148 @@ def test_a_failed_run_keeps_the_copy_it_reused(run_setup, scene, monkeypatch):
     with pytest.raises(RuntimeError, match="stand-in failure"):
         DCEDiff.DCEDiffLogic().process(t2w, pd, adc, t1, dceEarly=proxy, dceLate=late, device="cpu")
     assert copy is not None and copy.GetScene() is scene and frame_copies(scene) == ["10: DCE frame 12.5"]
+
+
+# ---------------------------------------------------------------- round-19 mutation audit: the documented rules
+def test_same_content_is_false_for_a_volume_without_voxels(scene):
+    """same_content: 'the same voxels': a volume node without image data (one just added, a proxy of an item
+    without voxels) holds no voxels that could be the same as another's, either way round, and says so without an
+    error."""
+    sequence, browser, proxy, logic = dce_sequence(scene, selected=2)
+    copy, _ = shown_frame.copy_shown_frame(proxy)
+    empty = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "no voxels")
+    assert shown_frame.same_content(copy, proxy)   # the control
+    assert shown_frame.same_content(empty, proxy) is False and shown_frame.same_content(copy, empty) is False
+
+
+def test_a_copy_holds_the_same_voxels_bit_for_bit_nan_included_scalar_type_and_geometry_too(scene):
+    """same_content: 'the same voxels (values, shape and scalar type), the same IJK-to-RAS geometry', and 'a NaN
+    voxel equals itself here'. The copy reused is what the engine is given instead of the proxy, so nothing may
+    differ: a NaN voxel in both does not stop the reuse; the proxy cast to float64 with the same values, or its
+    spacing edited by 1e-6 mm, does (each alone: the newest copy fits everything else)."""
+    sequence, browser, proxy, logic = dce_sequence(scene, selected=2)
+    voxels = slicer.util.arrayFromVolume(proxy)
+    voxels[1, 2, 3] = np.nan
+    slicer.util.arrayFromVolumeModified(proxy)
+    first, _ = shown_frame.copy_shown_frame(proxy)
+    again, frame = shown_frame.copy_shown_frame(proxy)
+    assert again is first and frame["reused"] is True
+    slicer.util.updateVolumeFromArray(proxy, slicer.util.arrayFromVolume(proxy).astype(np.float64))
+    cast, frame = shown_frame.copy_shown_frame(proxy)
+    assert cast is not first and "reused" not in frame
+    assert slicer.util.arrayFromVolume(cast).dtype == np.float64   # the control: the cast took
+    assert shown_frame.copy_shown_frame(proxy)[0] is cast   # the control: nothing else differs now
+    proxy.SetSpacing(1.000001, 1.0, 1.0)
+    stretched, frame = shown_frame.copy_shown_frame(proxy)
+    assert stretched not in (first, cast) and "reused" not in frame
+
+
+def test_of_two_copies_that_fit_the_newest_is_reused(scene):
+    """earlier_copy: 'The newest fitting copy where there are several': the user paints on the first copy, Apply
+    makes a second one, the user undoes the painting; both hold the frame now, the second is taken."""
+    sequence, browser, proxy, logic = dce_sequence(scene, selected=2)
+    first, _ = shown_frame.copy_shown_frame(proxy)
+    painted = slicer.util.arrayFromVolume(first)
+    painted[0, 0, 0] = -1.0
+    slicer.util.arrayFromVolumeModified(first)
+    second, frame = shown_frame.copy_shown_frame(proxy)
+    assert second is not first and "reused" not in frame
+    painted[0, 0, 0] = 300.0
+    slicer.util.arrayFromVolumeModified(first)
+    assert shown_frame.same_content(first, proxy) and shown_frame.same_content(second, proxy)   # both fit
+    assert shown_frame.copy_shown_frame(proxy)[0] is second
+
+
+def test_a_frame_with_the_same_voxels_as_another_gets_a_copy_of_its_own(scene):
+    """earlier_copy: the copy must 'record that frame': two items of a sequence with the same voxels (two
+    pre-contrast frames) are two frames; the copy of the first is not reused for the second, whose copy records the
+    second item and its own DICOM instance, and neither for the same item of another sequence with those voxels."""
+    slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    logic = slicer.vtkSlicerSequencesLogic()
+    logic.SetMRMLScene(scene)
+    proxies = []
+    for name in ("baseline", "baseline again"):
+        sequence = scene.AddNewNodeByClass("vtkMRMLSequenceNode", name)
+        for k in range(2):
+            frame = slicer.util.addVolumeFromArray(np.full((4, 8, 8), 300.0, dtype=np.float32))
+            frame.SetAttribute("DICOM.instanceUIDs", f"1.3.{k}")
+            sequence.SetDataNodeAtValue(frame, f"{12.5 * k:g}")
+            scene.RemoveNode(frame)
+        browser = scene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", f"{name} browser")
+        browser.SetAndObserveMasterSequenceNodeID(sequence.GetID())
+        browse(browser, logic, 0)
+        proxies.append((browser, browser.GetProxyNode(sequence)))
+    (browser, proxy), (_, other_proxy) = proxies
+    first, _ = shown_frame.copy_shown_frame(proxy)
+    assert shown_frame.copy_shown_frame(proxy)[0] is first   # the control
+    browse(browser, logic, 1)
+    assert shown_frame.same_content(first, proxy)   # the same voxels: only the record tells the frames apart
+    second, frame = shown_frame.copy_shown_frame(proxy)
+    assert second is not first and "reused" not in frame and frame["item"] == 1
+    assert second.GetAttribute("DICOM.instanceUIDs") == "1.3.1"
+    other, frame = shown_frame.copy_shown_frame(other_proxy)
+    assert other not in (first, second) and "reused" not in frame and frame["sequence"] == "baseline again"
+
+
+def test_only_a_scalar_volume_of_the_proxys_class_other_than_the_proxy_is_reused(scene):
+    """copy_shown_frame returns 'a scalar volume node' holding the frame, 'of its own' so that the comparison does
+    not follow the browser (module docstring); earlier_copy reads a record 'edited by hand' as no copy to reuse. So
+    a label map named and marked as the copy, holding its voxels, is not taken (the comparison's acquired column
+    would show a label map); nor is the proxy when it carries a record naming itself; nor a copy whose record is
+    JSON but no object (no error either)."""
+    sequence, browser, proxy, logic = dce_sequence(scene, selected=2)
+    frame = shown_frame.shown_frame(proxy)
+    proxy.SetAttribute(shown_frame.FRAME_ATTRIBUTE, json.dumps(dict(frame, volume=proxy.GetName())))
+    copy, recorded = shown_frame.copy_shown_frame(proxy)
+    assert copy is not proxy and "reused" not in recorded
+    proxy.RemoveAttribute(shown_frame.FRAME_ATTRIBUTE)
+    text = copy.GetAttribute(shown_frame.FRAME_ATTRIBUTE)
+    assert shown_frame.copy_shown_frame(proxy)[0] is copy   # the control
+    copy.SetAttribute(shown_frame.FRAME_ATTRIBUTE, json.dumps([text]))
+    listed, recorded = shown_frame.copy_shown_frame(proxy)
+    assert listed is not copy and "reused" not in recorded
+    scene_io.remove_nodes([listed, copy])
+    matrix = slicer.util.vtkMatrixFromArray(np.eye(4))
+    proxy.GetIJKToRASMatrix(matrix)
+    label = slicer.util.addVolumeFromArray(slicer.util.arrayFromVolume(proxy).copy(),
+                                           ijkToRAS=slicer.util.arrayFromVTKMatrix(matrix),
+                                           name=json.loads(text)["volume"],
+                                           nodeClassName="vtkMRMLLabelMapVolumeNode")
+    label.SetAttribute(shown_frame.FRAME_ATTRIBUTE, text)
+    assert shown_frame.same_content(label, proxy)   # the control: all but the class fits
+    copy, recorded = shown_frame.copy_shown_frame(proxy)
+    assert copy is not label and copy.GetClassName() == proxy.GetClassName() and "reused" not in recorded
+
+
+def test_ctrl_c_while_copying_the_late_frame_leaves_nothing_behind(run_setup, scene, monkeypatch):
+    """copy_shown_frame's and _keepShownFrames' cleanup is for 'Ctrl-C or no memory': a KeyboardInterrupt (no
+    Exception) while the late frame is copied removes the half-made late copy and the early copy this Apply made,
+    as a MemoryError does. Stand-in: ``scene_io.place_next_to`` raising KeyboardInterrupt for the late proxy's copy,
+    as in test_a_failure_copying_the_late_frame_leaves_nothing_behind."""
+    DCEDiff, (t2w, pd, adc, t1), launched, kept = run_setup
+    _, _, early, _ = dce_sequence(scene, selected=2)
+    _, _, late, _ = dce_sequence(scene, selected=4, name="11: DCE late")
+    real = scene_io.place_next_to
+
+    def place_next_to(node, reference):
+        if reference is late:
+            raise KeyboardInterrupt
+        real(node, reference)
+
+    monkeypatch.setattr(scene_io, "place_next_to", place_next_to)
+    before = node_ids(scene)
+    with pytest.raises(KeyboardInterrupt):
+        DCEDiff.DCEDiffLogic().process(t2w, pd, adc, t1, dceEarly=early, dceLate=late, device="cpu")
+    assert node_ids(scene) == before and launched == []
+    assert frame_copies(scene) == [] and frame_copies(scene, "11: DCE late") == []
+
+
+def test_the_status_line_does_not_say_a_reused_copy_was_copied_now(modules):
+    """inputFramesText: a reused copy is named as 'copied at an earlier Apply' (docs/slicer.md), not as copied into
+    at this Apply; a copy made now is 'copied into' it and nothing about an earlier Apply."""
+    DCEDiff, _ = modules
+    frame = {"item": 2, "index_value": "25", "sequence": "10: DCE", "volume": "10: DCE frame 25"}
+    reused = DCEDiff.inputFramesText({"dce_early": dict(frame, reused=True)})
+    assert "in 10: DCE frame 25 (copied at an earlier Apply)" in reused and "copied into" not in reused
+    made = DCEDiff.inputFramesText({"dce_early": frame})
+    assert "copied into 10: DCE frame 25" in made and "earlier Apply" not in made
