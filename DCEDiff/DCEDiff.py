@@ -199,6 +199,7 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._lastModelFile = None  # None: no parameter node seen yet (the steps box holds the engine default)
         self._runStarted = None
         self._starting = False  # Apply pressed; packages being checked or installed (minutes for torch)
+        self._lastResult = None  # the last run's DCEDiffResult: what "Send results to DICOM database" writes
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -213,6 +214,7 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.importModelButton.connect("clicked(bool)", self.onImportModel)
         self.ui.shippedModelButton.connect("clicked(bool)", self.onUseShippedModel)
         self.ui.fillFromStudyButton.connect("clicked(bool)", self.onFillFromStudy)
+        self.ui.sendToDicomButton.connect("clicked(bool)", self.onSendToDicom)
         # No slot on the sampler combo box: the steps rule runs on the parameter node's ModifiedEvent
         # (_onParameterNodeModified), after the wrapper has stored the new sampler, whatever the connection order.
         self.ui.progressBar.setVisible(False)
@@ -257,6 +259,7 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event) -> None:
         self.logic.cancel()
+        self._lastResult = None
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -311,6 +314,7 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _updateApplyButton(self, caller=None, event=None) -> None:
         running = self.logic.isRunning
+        self._updateSendButton()
         self._setInputsEnabled(not running and not self._starting)
         if self._starting:
             # the install's log calls processEvents per line: a second click would start a second install
@@ -338,6 +342,23 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 "(and both acquired DCE volumes, or neither; their pre-contrast frame only with them)") if pdOptional \
                 else _("Select T2W, PD, ADC and T1 pre-contrast (and both acquired DCE volumes, or neither; their "
                        "pre-contrast frame only with them)")
+
+    def _updateSendButton(self) -> None:
+        """Enabled while the last run's synthetic early/late DCE are in the scene and no run is starting or on."""
+        from DCEDiffSlicerLib import dicom_export
+
+        nodes = self._lastResult.nodes if self._lastResult is not None else {}
+        self.ui.sendToDicomButton.enabled = (not self.logic.isRunning and not self._starting
+                                             and bool(dicom_export.synthetic_series_nodes(nodes)))
+
+    def onSendToDicom(self) -> None:
+        """The last run's synthetic early/late DCE as DERIVED DICOM series in the T2W's study, into the DICOM
+        database (DCEDiffSlicerLib/dicom_export.py; the engine writes them)."""
+        if self._lastResult is None or self.logic.isRunning:
+            return
+        with slicer.util.tryWithErrorDisplay(_("The results were not sent to the DICOM database."), waitCursor=True):
+            sent = self.logic.sendResultsToDicom(self._lastResult.nodes, self._lastResult.t2w)
+            self.ui.statusLabel.text = sent.message()
 
     def onImportModel(self) -> None:
         """Check the chosen model with the engine and keep a copy in Slicer's cache folder; the copy is what runs
@@ -434,6 +455,7 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         elif outcome is None or outcome.cancelled:
             self.ui.statusLabel.text = _("Cancelled; nothing was added to the scene.")
         else:
+            self._lastResult = outcome
             self.ui.statusLabel.text = _("Done in {seconds}. Results are labelled as synthetic.").format(
                 seconds=process_runner.format_seconds(outcome.seconds))
             if outcome.outOfDistribution:
@@ -580,6 +602,7 @@ class DCEDiffResult:
     # input role → the volume-sequence frame a proxy node showed at Apply (DCEDiffSlicerLib/shown_frame.py), for
     # every input selected as a proxy; also the result nodes' attribute DCEDiff.InputFrames
     inputFrames: Dict[str, dict] = dataclasses.field(default_factory=dict)
+    t2w: object = None  # the T2W node the results were made from (their DICOM series join its study)
 
 
 @dataclasses.dataclass
@@ -662,6 +685,17 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
                                           optional=modelOptionalInputs(parameterNode.modelFile))
         study_fill.apply_fill(parameterNode, fill)
         return fill
+
+    @staticmethod
+    def sendResultsToDicom(nodes, t2w, outDir=None, database=None, importFolder=None):
+        """A run's synthetic early/late DCE (``nodes``) as DERIVED, SYNTHETIC-marked DICOM series in the study of
+        ``t2w`` (loaded from DICOM), added to the DICOM database (default ``slicer.dicomDatabase``, imported with
+        ``DICOMLib.DICOMUtils.importDicom``); returns the :class:`dicom_export.DicomExport`. ValueError naming what
+        is missing, nothing written (DCEDiffSlicerLib/dicom_export.py)."""
+        from DCEDiffSlicerLib import dicom_export
+
+        return dicom_export.export_results_to_dicom(nodes, t2w, out_dir=outDir, database=database,
+                                                    import_folder=importFolder)
 
     def process(self, t2w, pd, adc, t1pre, dceEarly=None, dceLate=None, center=None, model: Optional[str] = None,
                 sampler: str = defaults.DEFAULT_SAMPLER, steps: Optional[int] = None,
@@ -869,7 +903,7 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
                                  missingInputs=tuple(missing.split(",")) if missing else (),
                                  intensityNotes=json.loads(notes) if notes else {},
                                  enhancementRescaled=json.loads(rescaled) if rescaled else None,
-                                 inputFrames=dict(job.inputFrames))
+                                 inputFrames=dict(job.inputFrames), t2w=job.t2w)
         finally:
             if self._job is job:  # shutdown() (a module reload from those events) may have let go of it already
                 self._job = None

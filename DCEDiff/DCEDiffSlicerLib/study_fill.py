@@ -75,7 +75,9 @@ class StudyFill:
         return text
 
 
-def _dicom_files(node, file_for_instance: Callable[[str], str]) -> List[str]:
+def dicom_files(node, file_for_instance: Callable[[str], str]) -> List[str]:
+    """The files of ``node``'s ``DICOM.instanceUIDs`` that ``file_for_instance`` (uid → file, "" if unknown) finds;
+    [] for a node not loaded from DICOM."""
     uids = (node.GetAttribute(INSTANCE_UIDS_ATTRIBUTE) or "").split()
     return [f for f in (file_for_instance(uid) for uid in uids) if f]
 
@@ -97,7 +99,7 @@ def dicom_volume_nodes(scene, file_for_instance: Callable[[str], str]) -> List[T
         node = scene.GetNthNodeByClass(index, "vtkMRMLScalarVolumeNode")
         if any(browser.IsProxyNodeID(node.GetID()) for browser in browsers):
             continue
-        files = _dicom_files(node, file_for_instance)
+        files = dicom_files(node, file_for_instance)
         if files:
             found.append((node, files))
     return found
@@ -114,7 +116,7 @@ def dicom_sequence_frames(scene, file_for_instance: Callable[[str], str]) -> Lis
             data = sequence.GetNthDataNode(item)
             if data is None or not data.IsA("vtkMRMLScalarVolumeNode") or data.IsA("vtkMRMLLabelMapVolumeNode"):
                 continue
-            files = _dicom_files(data, file_for_instance)
+            files = dicom_files(data, file_for_instance)
             if files:
                 found.append((sequence, item, files))
     return found
