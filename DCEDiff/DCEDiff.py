@@ -215,10 +215,12 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.shippedModelButton.connect("clicked(bool)", self.onUseShippedModel)
         self.ui.fillFromStudyButton.connect("clicked(bool)", self.onFillFromStudy)
         self.ui.sendToDicomButton.connect("clicked(bool)", self.onSendToDicom)
+        self.ui.installProstateFinderButton.connect("clicked(bool)", self.onInstallProstateFinder)
         # No slot on the sampler combo box: the steps rule runs on the parameter node's ModifiedEvent
         # (_onParameterNodeModified), after the wrapper has stored the new sampler, whatever the connection order.
         self.ui.progressBar.setVisible(False)
         self.ui.statusLabel.text = ""
+        self._updateProstateFinderState()
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -359,6 +361,47 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("The results were not sent to the DICOM database."), waitCursor=True):
             sent = self.logic.sendResultsToDicom(self._lastResult.nodes, self._lastResult.t2w)
             self.ui.statusLabel.text = sent.message()
+
+    def _updateProstateFinderState(self) -> bool:
+        """The prostate finder's line in Settings: "installed" (the button hidden) or what it would change and the
+        button that installs it; True when installed. Checked without importing onnxruntime into Slicer."""
+        from DCEDiffSlicerLib import dependencies
+
+        installed = not dependencies.prostate_finder_missing()
+        self.ui.installProstateFinderButton.setVisible(not installed)
+        self.ui.prostateFinderStatusLabel.text = (
+            _("installed: the crop is centred on the gland TAPS finds on the T2W") if installed else
+            _("not installed: the crop is centred on the T2W's centre unless a point is placed"))
+        return installed
+
+    def onInstallProstateFinder(self) -> None:
+        """Install the optional prostate finder (onnxruntime and the TAPS model, about 160 MB) after a confirmation
+        naming its size (DCEDiffSlicerLib/dependencies.py); Apply and the settings are locked meanwhile."""
+        from DCEDiffSlicerLib import dependencies
+
+        if self.logic.isRunning or self._starting:
+            return
+        self._starting = True
+        self._updateApplyButton()
+        try:
+            with slicer.util.tryWithErrorDisplay(_("The prostate finder was not installed."), waitCursor=True):
+                started = time.monotonic()
+                outcome = self.logic.installProstateFinder(parent=slicer.util.mainWindow())
+                if outcome == dependencies.PROSTATE_DECLINED:
+                    self.ui.statusLabel.text = dependencies.PROSTATE_DECLINED_TEXT
+                elif outcome == dependencies.PROSTATE_INSTALLED:
+                    self.ui.statusLabel.text = _("Prostate finder installed in {seconds}: the next runs centre the "
+                                                 "crop on the gland it finds.").format(
+                        seconds=process_runner.format_seconds(time.monotonic() - started))
+                else:
+                    self.ui.statusLabel.text = _("The prostate finder is already installed.")
+        except Exception:  # shown in the message box; re-raised, as every slot's error
+            self.ui.statusLabel.text = _("Prostate finder not installed: see the error message.")
+            raise
+        finally:
+            self._starting = False
+            self._updateProstateFinderState()
+            self._updateApplyButton()
 
     def onImportModel(self) -> None:
         """Check the chosen model with the engine and keep a copy in Slicer's cache folder; the copy is what runs
@@ -658,6 +701,15 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         from DCEDiffSlicerLib import dependencies
 
         return dependencies.ensure_dependencies(resourceFile("requirements.txt"), parent=parent, mode=mode)
+
+    @staticmethod
+    def installProstateFinder(parent=None, mode: str = "ask") -> str:
+        """The optional TAPS prostate finder (onnxruntime and lavlab-taps, about 160 MB) for the crop centre:
+        "ask" (a confirmation naming the size; the GUI's button) or "install" (batch --install-prostate-finder).
+        Returns dependencies.PROSTATE_INSTALLED, PROSTATE_PRESENT (no dialog) or PROSTATE_DECLINED."""
+        from DCEDiffSlicerLib import dependencies
+
+        return dependencies.install_prostate_finder(parent=parent, mode=mode)
 
     def importModel(self, path: str, parameterNode=None):
         """Check the model file at ``path`` with the engine and copy it (its card and the files the card names)

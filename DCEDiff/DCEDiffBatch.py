@@ -4,7 +4,8 @@
         --t2w T2W.nii.gz --pd PD.nii.gz --adc ADC.nii.gz --t1pre T1PRE.nii.gz \
         [--dce-early EARLY --dce-late LATE [--dce-baseline FRAME]] [--center R,A,S]
         [--sampler dpmpp --steps N --samples 1 --seed 0]
-        [--device auto] [--model MODEL.safetensors] [--timeout SECONDS] [--install-dependencies] --out DIR
+        [--device auto] [--model MODEL.safetensors] [--timeout SECONDS] [--install-dependencies]
+        [--install-prostate-finder] --out DIR
 
 ``<DCEDiffBatch.py>``: ``DCEDiff/DCEDiffBatch.py`` in a source checkout; in an installed extension it sits next to
 ``DCEDiff.py`` in the extension's ``qt-scripted-modules`` folder, which Slicer prints with
@@ -15,9 +16,12 @@ every result node as ``DIR/<role>.nrrd`` (``synthetic_early``, ``residual_late``
 ``DIR/metrics.tsv``, prints progress lines. Always exits (a headless Slicer must never be left running): 0, 2 with
 ``DCEDiffBatch: error: <message>`` on bad input or any failure, 3 if cancelled or interrupted. Missing Python
 packages are installed only with ``--install-dependencies`` (no dialog); otherwise the script stops at once with
-the command to run. Argument names avoid those Slicer parses itself (``--testing``, ``--version``, ...), but
-``-h``/``--help`` are Slicer's: ``Slicer --no-main-window --python-script <DCEDiffBatch.py> -- --help`` prints the
-script's options (Slicer hands everything after ``--`` to the script; ``--help`` alone prints Slicer's help).
+the command to run. ``--install-prostate-finder`` installs the optional TAPS prostate finder (onnxruntime and
+lavlab-taps, about 160 MB; the crop is then centred on the gland rather than the T2W's field-of-view centre) where
+it is missing, also without a dialog; both installs are timed apart from the synthesis. Argument names avoid
+those Slicer parses itself (``--testing``, ``--version``, ...), but ``-h``/``--help`` are Slicer's:
+``Slicer --no-main-window --python-script <DCEDiffBatch.py> -- --help`` prints the script's options (Slicer hands
+everything after ``--`` to the script; ``--help`` alone prints Slicer's help).
 
 The file is also a hidden Slicer module (class ``DCEDiffBatch``, self-test ``DCEDiffBatchTest``) because Slicer
 treats every ``.py`` file in ``qt-scripted-modules/`` as a module; the batch job runs only when it is executed as a
@@ -106,6 +110,9 @@ def buildParser() -> argparse.ArgumentParser:
     parser.add_argument("--install-dependencies", action="store_true",
                         help="install missing Python packages (torch, requirements.txt) without asking; without "
                              "it the script stops with the command to run")
+    parser.add_argument("--install-prostate-finder", action="store_true",
+                        help="install the optional TAPS prostate finder (onnxruntime and lavlab-taps, about 160 MB) "
+                             "without asking where it is missing: the crop is then centred on the gland it finds")
     parser.add_argument("--out", required=True, help="output folder (created; must not exist or be empty)")
     return parser
 
@@ -150,6 +157,17 @@ def run(argv) -> int:
         installSeconds = time.monotonic() - checked
         print(f"DCEDiffBatch: Python packages installed in {process_runner.format_seconds(installSeconds)}",
               flush=True)
+    if args.install_prostate_finder:
+        from DCEDiffSlicerLib import dependencies
+
+        finderStarted = time.monotonic()
+        if logic.installProstateFinder(mode="install") == dependencies.PROSTATE_INSTALLED:
+            finderSeconds = time.monotonic() - finderStarted
+            installSeconds = (installSeconds or 0.0) + finderSeconds  # reported apart from the synthesis, too
+            print(f"DCEDiffBatch: prostate finder installed in {process_runner.format_seconds(finderSeconds)}",
+                  flush=True)
+        else:
+            print("DCEDiffBatch: prostate finder already installed", flush=True)
 
     def progress(event):
         print(f"DCEDiffBatch: {process_runner.describe_event(event)}", flush=True)

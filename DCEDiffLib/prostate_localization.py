@@ -41,14 +41,16 @@ SOURCE_USER = "user"
 SOURCE_FOV = "field-of-view centre"
 
 MODEL_PACKAGE = "taps"                     # import name of the lavlab-taps wheel (located, never imported)
+RUNTIME_PACKAGE = "onnxruntime"            # located by missing_parts(), imported only to run the model
 MODEL_DISTRIBUTION = "lavlab-taps"
 MODEL_VERSION = "1.1.2"
 MODEL_RELATIVE_PATH = ("resources", "model_v1.onnx")
 INSTALL_HINT = (f'pip install "dcediff[prostate]" && pip install --no-deps {MODEL_DISTRIBUTION}=={MODEL_VERSION} '
                 "(make setup does both)")
 HOST_VARIABLE = "DCEDIFF_HOST"  # "slicer" in runs the 3D Slicer module starts
-SLICER_HINT = ("the Slicer extension does not install it: place a point at the prostate with the module's centre "
-               "selector to centre the crop on the gland")
+SLICER_HINT = ("install it with the DCEDiff module's 'Install prostate finder' button under Settings, about 160 MB, "
+               "or DCEDiffBatch.py --install-prostate-finder; or place a point at the prostate with the module's "
+               "centre selector to centre the crop on the gland")
 
 # TAPS's own settings (taps/inference.py 1.1.2)
 NATIVE_SPACING = (0.8, 0.8, 3.0)           # mm, RAS-oriented (i, j, k) = (R, A, S)
@@ -115,17 +117,26 @@ def model_path() -> Optional[Path]:
     return None
 
 
-def unavailable_reason() -> Optional[str]:
-    """Why the model cannot run here (one line naming what to install), or None when it can."""
+def missing_parts() -> List[str]:
+    """What the model lacks here: ``"onnxruntime"`` and/or ``"lavlab-taps"`` (its ONNX file); [] when it can run.
+    Found with ``importlib.util.find_spec``, nothing is imported: the Slicer module asks this in Slicer's own
+    process (DCEDiffSlicerLib/dependencies.py), where onnxruntime is never loaded."""
     missing = []
     try:
-        has_ort = importlib.util.find_spec("onnxruntime") is not None
+        has_ort = importlib.util.find_spec(RUNTIME_PACKAGE) is not None
     except (ImportError, ValueError):
         has_ort = False
     if not has_ort:
-        missing.append("onnxruntime")
+        missing.append("onnxruntime")  # the distribution's name, whatever the import name checked
     if model_path() is None:
-        missing.append(f"the TAPS model ({MODEL_DISTRIBUTION})")
+        missing.append(MODEL_DISTRIBUTION)
+    return missing
+
+
+def unavailable_reason() -> Optional[str]:
+    """Why the model cannot run here (one line naming what to install), or None when it can."""
+    missing = [part if part != MODEL_DISTRIBUTION else f"the TAPS model ({MODEL_DISTRIBUTION})"
+               for part in missing_parts()]
     if not missing:
         return None
     # the Slicer module's engine runs say so (process_runner.ENGINE_ENVIRONMENT): pip advice does not apply there

@@ -185,3 +185,5 @@ def test_without_the_model_the_reason_gives_pip_advice_in_a_terminal_and_a_point
     monkeypatch.setenv(pl.HOST_VARIABLE, ENGINE_ENVIRONMENT[pl.HOST_VARIABLE])
     in_slicer = pl.unavailable_reason()
     assert "pip install" not in in_slicer and "place a point at the prostate" in in_slicer
+    # the module's button and the batch option install it (Testing/test_slicer_prostate_finder.py)
+    assert "'Install prostate finder' button" in in_slicer and "--install-prostate-finder" in in_slicer

@@ -76,7 +76,8 @@ ENUMS = {"Qt::Vertical", "Qt::Horizontal"}
 EXPECTED_USED = {"applyButton": "QPushButton", "importModelButton": "QPushButton", "shippedModelButton": "QPushButton",
                  "modelInfoLabel": "QLabel", "progressBar": "QProgressBar", "statusLabel": "QLabel",
                  "logTextEdit": "QPlainTextEdit", "centerPlaceWidget": "qSlicerMarkupsPlaceWidget",
-                 "inputsCollapsibleButton": "ctkCollapsibleButton", "settingsCollapsibleButton": "ctkCollapsibleButton"}
+                 "inputsCollapsibleButton": "ctkCollapsibleButton", "settingsCollapsibleButton": "ctkCollapsibleButton",
+                 "installProstateFinderButton": "QPushButton", "prostateFinderStatusLabel": "QLabel"}
 
 
 def ui_widgets():

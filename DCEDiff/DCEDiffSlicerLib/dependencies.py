@@ -15,6 +15,10 @@ Called on Apply only, never at import. Rules:
 - Three modes: ``ask`` (the GUI: a confirmation first), ``install`` without asking (batch mode with
   ``--install-dependencies``), and ``never`` (batch mode by default: fail at once with the command to run; no dialog
   can block a headless Slicer).
+- The prostate finder (TAPS: onnxruntime and the lavlab-taps wheel, about 160 MB) is optional and installed only on
+  request (:func:`install_prostate_finder`: the module's button, after a confirmation naming its size, or batch
+  ``--install-prostate-finder``), never on Apply; whether it is there is the engine's own check, which imports
+  nothing into Slicer's process.
 
 Slicer is imported inside the functions; everything above :func:`ensure_dependencies` is plain Python, tested in
 ``Testing/test_slicer_dependencies.py``.
@@ -356,3 +360,73 @@ def _install_requirements(slicer, requirements: List[str], missing: List[str], a
     still = missing_requirements(requirements)
     if still:
         raise DependencyError(f"installing {', '.join(still)} failed; see the Python console for pip's output")
+
+
+# ------------------------------------------------------------------ the prostate finder (optional, on request only)
+# TAPS (DCEDiffLib/prostate_localization.py) centres the crop on the gland; without it the crop is centred on the
+# T2W's field of view unless a point is placed. onnxruntime first (its numpy pinned by the constraints file), then the
+# TAPS wheel with --no-deps: its declared dependencies would pull onnxruntime-gpu (which clashes with onnxruntime) and
+# MONAI. Sizes measured installed (site-packages folders of onnxruntime 1.32.0 and lavlab-taps 1.1.2, docs/slicer.md).
+PROSTATE_RUNTIME = "onnxruntime>=1.16"     # pyproject.toml's "prostate" extra
+PROSTATE_MODEL = "lavlab-taps==1.1.2"      # prostate_localization.MODEL_DISTRIBUTION == MODEL_VERSION
+PROSTATE_FINDER_SIZE = "about 160 MB"      # onnxruntime 80 MB + the TAPS model 80 MB
+PROSTATE_INSTALLED, PROSTATE_PRESENT, PROSTATE_DECLINED = "installed", "already installed", "declined"
+PROSTATE_DECLINED_TEXT = ("The prostate finder was not installed (declined); nothing was changed. The crop is centred "
+                          "on the T2W's field-of-view centre unless you place a point at the prostate with the centre "
+                          "selector.")
+
+
+def prostate_finder_missing() -> List[str]:
+    """What the prostate finder lacks in this Python (``["onnxruntime", "lavlab-taps"]``, [] when installed), by the
+    engine's own check (``prostate_localization.missing_parts``: ``importlib.util.find_spec``, which imports neither
+    onnxruntime nor taps into Slicer's process)."""
+    importlib.invalidate_caches()  # a package pip just installed is found
+    from DCEDiffLib import prostate_localization
+
+    return prostate_localization.missing_parts()
+
+
+def prostate_finder_question() -> str:
+    """The confirmation dialog's text: what the finder does, what is installed and its size."""
+    return (f"Install the prostate finder ({PROSTATE_FINDER_SIZE})? DCEDiff then centres its crop on the prostate "
+            "that the TAPS segmentation model finds on the T2W, instead of the T2W's field-of-view centre, which can "
+            "be centimetres off the gland. This downloads and installs into Slicer's Python onnxruntime (about 80 MB) "
+            f"and the TAPS model {PROSTATE_MODEL} (about 80 MB, without its dependencies); the model adds a few "
+            "seconds to each run (about 2.5 s on a 2-core CPU).")
+
+
+def install_prostate_finder(parent=None, mode: str = "ask") -> str:
+    """Install the prostate finder where it is missing: :data:`PROSTATE_PRESENT` (nothing done, no dialog),
+    :data:`PROSTATE_DECLINED` (the user said no in the dialog; nothing installed) or :data:`PROSTATE_INSTALLED`.
+    ``mode``: "ask" (the GUI button: a confirmation naming the size first) or "install" (batch
+    --install-prostate-finder: no dialog, no progress dialog). Raises :class:`DependencyError` when pip fails."""
+    if mode not in ("ask", "install"):
+        raise ValueError(f"mode {mode!r}: expected 'ask' or 'install'")
+    missing = prostate_finder_missing()
+    if not missing:
+        return PROSTATE_PRESENT
+    import slicer
+    import slicer.util
+
+    ask = mode == "ask"
+    if ask and not slicer.util.confirmOkCancelDisplay(
+            prostate_finder_question(), "DCEDiff: install the prostate finder", parent=parent,
+            detailedText="pip install " + PROSTATE_RUNTIME + "\npip install --no-deps " + PROSTATE_MODEL):
+        return PROSTATE_DECLINED
+    constraints = _constraints_file()  # pins numpy & co.: onnxruntime's dependencies cannot move them
+    steps = ([[PROSTATE_RUNTIME, "-c", constraints]] if "onnxruntime" in missing else []) + (
+        [["--no-deps", PROSTATE_MODEL]] if "lavlab-taps" in missing else [])
+    try:
+        for args in steps:
+            try:
+                _pip_install(slicer, args, ask)
+            except Exception as exc:  # noqa: BLE001  pip's failure: one message that says what to do
+                raise DependencyError(f"installing the prostate finder failed at 'pip install {' '.join(args)}' "
+                                      f"({exc}); see the Python console for pip's output") from exc
+    finally:
+        Path(constraints).unlink(missing_ok=True)
+    still = prostate_finder_missing()
+    if still:
+        raise DependencyError(f"installing the prostate finder failed: {', '.join(still)} still not found; see the "
+                              "Python console for pip's output")
+    return PROSTATE_INSTALLED
