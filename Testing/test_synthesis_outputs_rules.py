@@ -213,3 +213,20 @@ def test_a_divided_acquired_dce_gets_no_note_that_nothing_brought_the_scales_tog
     early = sitk.GetArrayFromImage(result.case.images["dce_early"]).astype(np.float64)
     assert np.allclose(result.acquired["early"], early / scale["gain"], rtol=1e-5)  # divided, not multiplied
     assert "acquired_scale_note" not in result.provenance
+
+
+def test_a_flagged_exams_dicom_series_say_so_first_in_their_description(output, tmp_path):
+    """docs/preprocessing.md, --dicom: SeriesDescription 'SYNTHETIC [OOD-WARNING] [NO-PD] early DCE (DCEDiff)' and
+    the provenance line with the out-of-distribution warning, as the NIfTI's (mutation audit round 20)."""
+    from DCEDiffLib.dicom_results import dicom_target
+    from DCEDiffLib.pipeline import write_outputs
+    from test_dicom_results_rules import header, t2w_series, tag
+
+    flagged = _noise_card_and_exam(0.5, 0.4)
+    target = dicom_target(t2w_series(tmp_path / "t2w"))
+    out = write_outputs(dataclasses.replace(output, out_of_distribution=flagged), tmp_path / "out", report=False,
+                        dicom=target)
+    for short in ("early", "late"):
+        first = header(sorted((out / "dicom" / f"synthetic_{short}").iterdir())[0])
+        assert tag(first, "0008|103e") == f"SYNTHETIC OOD-WARNING {short} DCE (DCEDiff)"
+        assert "WARNING: " + ood.summary_line(flagged) in tag(first, "0020|4000")
