@@ -1,5 +1,6 @@
-"""A test helper: one DICOM slice read with every header tag kept on the image, so that a test can change a few
-tags (or the pixels) and write the slice again as a variant of a real export."""
+"""Test helpers: one DICOM slice read with every header tag kept on the image, so that a test can change a few
+tags (or the pixels) and write the slice again as a variant of a real export; a header, a tag and a series read
+back (the tests of the results written as DICOM)."""
 from pathlib import Path
 
 import SimpleITK as sitk
@@ -42,3 +43,24 @@ def write_retagged_series(paths, folder: Path, tags) -> Path:
         writer.SetFileName(str(folder / f"{index:04d}.dcm"))
         writer.Execute(image)
     return folder
+
+
+def header(path) -> sitk.ImageFileReader:
+    """The header of the DICOM file ``path`` read by GDCM (no pixels)."""
+    reader = sitk.ImageFileReader()
+    reader.SetImageIO("GDCMImageIO")
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    return reader
+
+
+def tag(reader: sitk.ImageFileReader, key: str) -> str:
+    """The tag ``key`` ("gggg|eeee") of a header read by :func:`header`, stripped; "" when absent."""
+    return reader.GetMetaData(key).strip() if reader.HasMetaDataKey(key) else ""
+
+
+def read_series(folder: Path) -> sitk.Image:
+    """The DICOM series in ``folder`` read back with SimpleITK's series reader (its own slice order)."""
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder)))
+    return reader.Execute()

@@ -41,7 +41,7 @@ from DCEDiffLib.study_roles import pick_roles
 from DCEDiffLib.volume_io import read_volume
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dicom_slice_io import read_slice_with_tags  # noqa: E402
+from dicom_slice_io import header, read_series, read_slice_with_tags, tag  # noqa: E402
 from phantom_frames import fewer_frames  # noqa: E402
 from random_model import save_copy_allowing_missing_pd, save_random_model  # noqa: E402
 
@@ -53,24 +53,6 @@ NAME = "PHANTOM^Müller"
 def series_folder(root: Path, number: int) -> Path:
     (folder,) = [p for p in root.iterdir() if p.name.split(".", 1)[0] == str(number)]
     return folder
-
-
-def header(path) -> sitk.ImageFileReader:
-    reader = sitk.ImageFileReader()
-    reader.SetImageIO("GDCMImageIO")
-    reader.SetFileName(str(path))
-    reader.ReadImageInformation()
-    return reader
-
-
-def tag(reader: sitk.ImageFileReader, key: str) -> str:
-    return reader.GetMetaData(key).strip() if reader.HasMetaDataKey(key) else ""
-
-
-def read_series(folder: Path) -> sitk.Image:
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder)))
-    return reader.Execute()
 
 
 def latin1_name(folder: Path) -> None:

@@ -21,6 +21,7 @@ from DCEDiffLib.dicom_slices import MR_IMAGE_STORAGE, slice_geometry_tags, write
 from DCEDiffLib.errors import InputError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dicom_slice_io import header, read_series, tag  # noqa: E402
 
 STUDY_UID, FRAME_UID = "1.2.826.0.1.3680043.2.1125.7.1", "1.2.826.0.1.3680043.2.1125.7.2"
 # the Patient and General Study modules' tags (DICOM PS3.3 C.7.1.1, C.7.2.1), the frame of reference and the
@@ -47,24 +48,6 @@ def t2w_series(folder: Path, number: int = 5, study=None, size=(6, 5, 3), spacin
         write_slice(image, k, dict(tags, **{"0020|0013": str(k + 1), "0008|0018": new_uid()}), path)
         paths.append(str(path))
     return paths
-
-
-def header(path) -> sitk.ImageFileReader:
-    reader = sitk.ImageFileReader()
-    reader.SetImageIO("GDCMImageIO")
-    reader.SetFileName(str(path))
-    reader.ReadImageInformation()
-    return reader
-
-
-def tag(reader, key: str) -> str:
-    return reader.GetMetaData(key).strip() if reader.HasMetaDataKey(key) else ""
-
-
-def read_series(folder: Path) -> sitk.Image:
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder)))
-    return reader.Execute()
 
 
 def on_grid(values: np.ndarray, spacing=(0.5, 0.7, 3.0)) -> sitk.Image:
