@@ -345,21 +345,35 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 else _("Select T2W, PD, ADC and T1 pre-contrast (and both acquired DCE volumes, or neither; their "
                        "pre-contrast frame only with them)")
 
-    def _updateSendButton(self) -> None:
-        """Enabled while the last run's synthetic early/late DCE are in the scene and no run is starting or on."""
+    def _resultsToSend(self):
+        """(result nodes, T2W) for "Send results to DICOM database": the last run of this session; without one (a
+        scene saved and reopened, Slicer restarted), the newest run in the scene made from the T2W selected in the
+        inputs (the parameter node's, restored with the scene; dicom_export.newest_run_for_t2w)."""
         from DCEDiffSlicerLib import dicom_export
 
-        nodes = self._lastResult.nodes if self._lastResult is not None else {}
-        self.ui.sendToDicomButton.enabled = (not self.logic.isRunning and not self._starting
-                                             and bool(dicom_export.synthetic_series_nodes(nodes)))
+        if self._lastResult is not None:
+            return self._lastResult.nodes, self._lastResult.t2w
+        t2w = self._parameterNode.t2w if self._parameterNode else None
+        return dicom_export.newest_run_for_t2w(t2w), t2w
+
+    def _updateSendButton(self) -> None:
+        """Enabled while the results to send (_resultsToSend) have a synthetic early/late DCE in the scene and no
+        run is starting or on."""
+        from DCEDiffSlicerLib import dicom_export
+
+        busy = self.logic.isRunning or self._starting
+        self.ui.sendToDicomButton.enabled = (not busy
+                                             and bool(dicom_export.synthetic_series_nodes(self._resultsToSend()[0])))
 
     def onSendToDicom(self) -> None:
-        """The last run's synthetic early/late DCE as DERIVED DICOM series in the T2W's study, into the DICOM
-        database (DCEDiffSlicerLib/dicom_export.py; the engine writes them)."""
-        if self._lastResult is None or self.logic.isRunning:
+        """The synthetic early/late DCE of the last run (or of the newest run in the scene made from the selected
+        T2W) as DERIVED DICOM series in the T2W's study, into the DICOM database (DCEDiffSlicerLib/dicom_export.py;
+        the engine writes them)."""
+        nodes, t2w = self._resultsToSend()
+        if not nodes or self.logic.isRunning:
             return
         with slicer.util.tryWithErrorDisplay(_("The results were not sent to the DICOM database."), waitCursor=True):
-            sent = self.logic.sendResultsToDicom(self._lastResult.nodes, self._lastResult.t2w)
+            sent = self.logic.sendResultsToDicom(nodes, t2w)
             self.ui.statusLabel.text = sent.message()
 
     def _updateProstateFinderState(self) -> bool:

@@ -11,7 +11,8 @@ files on disk; the study's series and their series numbers), ``ImportStandIn`` f
 ``DICOMLib.DICOMUtils.importDicom`` (records the folder, then indexes its files into the database stand-in, as
 ctkDICOMIndexer does), put in ``sys.modules`` as ``DICOMLib.DICOMUtils`` for the button; for the button, the Qt
 widget stand-ins of Testing/test_slicer_module.py and ``ErrorDisplayStandIn`` (the message box of
-``slicer.util.tryWithErrorDisplay``).
+``slicer.util.tryWithErrorDisplay``). In a reopened scene the parameter node's T2W, which Slicer's
+parameterNodeWrapper restores from the scene, is set on ``ParameterNodeStandIn`` by the test.
 """
 
 import json
@@ -36,7 +37,7 @@ from DCEDiffLib.phantom.generator import generate_case  # noqa: E402
 from DCEDiffLib.phantom.study_export import PARTS, write_phantom_study  # noqa: E402
 from phantom_frames import fewer_frames  # noqa: E402
 from slicer_stand_ins import ErrorDisplayStandIn  # noqa: E402
-from test_slicer_module import make_widget, modules  # noqa: E402,F401
+from test_slicer_module import make_widget, modules, save_and_reopen  # noqa: E402,F401
 
 KEEP = ("t2_tra", "adc", "pd_ref")  # a few series: the study's series numbers; fewer files to write
 PROVENANCE = {"model": "tiny-model", "model_sha256": "ab" * 32, "sampler": "dpmpp", "steps": 1, "seed": 7,
@@ -338,3 +339,85 @@ def test_a_failed_import_names_the_folder_it_keeps(study, database, scene, tmp_p
 
     assert str(tmp_path / "picked") in str(raised.value)
     assert len(list((tmp_path / "picked").rglob("*.dcm"))) == 2 * len(t2w_series(study).files)
+
+
+def saved_and_reopened(scene, folder: Path):
+    """The scene saved as ``folder``/scene.mrml by the scene's own writer (each volume written to a .nrrd by its
+    storage node first, as Save does) and read back into a new scene, as a new Slicer session opens it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, node in enumerate(list(scene.GetNodesByClass("vtkMRMLScalarVolumeNode"))):
+        if node.GetStorageNode() is None:
+            node.AddDefaultStorageNode()
+        node.GetStorageNode().SetFileName(str(folder / f"volume{index}.nrrd"))
+        assert node.GetStorageNode().WriteData(node)
+    return save_and_reopen(scene, folder)
+
+
+def test_two_runs_give_the_newest_runs_pair_never_mixed_and_a_t2w_without_results_none(study, database, scene,
+                                                                                       tmp_path):
+    """newest_run_for_t2w: the run added last to the scene; a run that lost one of its pair gives nothing (neither
+    the other run's node in its place nor the older run); another T2W's results never count."""
+    t2w = load_t2w(study, database, scene)
+    other = load_t2w(study, database, scene)
+    first = run_results(t2w, tmp_path / "run1", scene)
+    second = run_results(t2w, tmp_path / "run2", scene, flagged=False)
+    run_results(other, tmp_path / "other", scene)  # newest in the scene, but of another T2W
+    pair = ("synthetic_early", "synthetic_late")
+
+    assert dicom_export.newest_run_for_t2w(t2w) == {key: second[key] for key in pair}
+    assert first["synthetic_early"].GetNodeReference(scene_io.T2W_REFERENCE_ROLE) is t2w
+    assert first["residual_late"].GetNodeReferenceID(scene_io.T2W_REFERENCE_ROLE) == t2w.GetID()  # every result
+    scene.RemoveNode(second["synthetic_late"])
+    assert dicom_export.newest_run_for_t2w(t2w) == {}  # not second's early with first's late, nor first's pair
+    scene.RemoveNode(second["synthetic_early"])
+    assert dicom_export.newest_run_for_t2w(t2w) == {key: first[key] for key in pair}
+    fresh = load_t2w(study, database, scene)
+    assert dicom_export.newest_run_for_t2w(fresh) == {} and dicom_export.newest_run_for_t2w(None) == {}
+
+
+def test_a_reopened_scene_keeps_the_t2w_reference_and_the_button_sends_the_newest_pair(modules, study, database,
+                                                                                       scene, tmp_path, monkeypatch):
+    """After a scene with two runs is saved and reopened (no last run in the session), the button serves the T2W
+    selected in the inputs: enabled, it sends the newer run's early and late; a T2W without results disables it.
+    Stand-ins as in the module docstring."""
+    DCEDiff, _ = modules
+    importer = ImportStandIn()
+    monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
+    monkeypatch.setitem(sys.modules, "DICOMLib", types.SimpleNamespace(
+        DICOMUtils=types.SimpleNamespace(importDicom=importer)))
+    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", ErrorDisplayStandIn())
+    t2w = load_t2w(study, database, scene)
+    first = run_results(t2w, tmp_path / "run1", scene)  # flagged: its series would say OOD-WARNING
+    second = run_results(t2w, tmp_path / "run2", scene, flagged=False)
+    ids = {key: node.GetID() for key, node in second.items()}
+
+    reopened = saved_and_reopened(scene, tmp_path / "saved")
+    monkeypatch.setattr(slicer, "mrmlScene", reopened)
+    try:
+        t2w_again = reopened.GetNodeByID(t2w.GetID())
+        early = reopened.GetNodeByID(ids["synthetic_early"])
+        assert early.GetNodeReference(scene_io.T2W_REFERENCE_ROLE) is t2w_again
+        assert early.GetAttribute(scene_io.RUN_ATTRIBUTE) == second["synthetic_early"].GetAttribute(
+            scene_io.RUN_ATTRIBUTE) != first["synthetic_early"].GetAttribute(scene_io.RUN_ATTRIBUTE)
+        widget, p = make_widget(DCEDiff, monkeypatch)
+        p.t2w = t2w_again  # what the parameter node restores with the scene
+        widget._updateApplyButton()
+        assert widget._lastResult is None and widget.ui.sendToDicomButton.enabled is True
+
+        widget.onSendToDicom()
+
+        assert len(importer.calls) == 1
+        assert ("#9001 SYNTHETIC NO-PD early DCE (DCEDiff); #9002 SYNTHETIC NO-PD late DCE"
+                in widget.ui.statusLabel.text)  # the newer run (not flagged), both of it
+        image, _reader = read_series(Path(importer.calls[0][0]) / "dicom" / "synthetic_late")
+        late = slicer.util.arrayFromVolume(reopened.GetNodeByID(ids["synthetic_late"]))
+        np.testing.assert_allclose(sitk.GetArrayFromImage(image), late, atol=float(_reader.GetMetaData(
+            0, "0028|1053")) / 2 + 1e-3)
+
+        p.t2w = load_t2w(study, database, reopened)  # a T2W with no results
+        widget._updateApplyButton()
+        assert widget.ui.sendToDicomButton.enabled is False
+        widget.onSendToDicom()
+        assert len(importer.calls) == 1
+    finally:
+        reopened.Clear(1)

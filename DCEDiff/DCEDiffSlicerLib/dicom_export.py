@@ -67,6 +67,34 @@ def synthetic_series_nodes(nodes) -> Dict[str, object]:
     return found
 
 
+def newest_run_for_t2w(t2w, scene=None) -> Dict[str, object]:
+    """The newest run's ``{"synthetic_early": node, "synthetic_late": node}`` in the scene made from ``t2w`` (result
+    nodes whose node reference ``scene_io.T2W_REFERENCE_ROLE`` is the T2W, as ``scene_io.load_results`` sets it and
+    a saved scene keeps), or ``{}`` when there is none. A run is the nodes sharing one ``DCEDiff.Run`` id; the newest
+    is the run whose synthetic early/late node comes last in the scene's node order, which is the order the nodes
+    were added and the order a saved .mrml is written and read back in (no clock is involved). Early and late
+    always come from that one run: where it lacks one of them (deleted), the answer is ``{}``, never the other from
+    an older run, nor an older run in its place. Only strings are compared: cheap enough for a button's state."""
+    from DCEDiffSlicerLib.scene_io import ROLE_ATTRIBUTE, RUN_ATTRIBUTE, SYNTHETIC_ATTRIBUTE, T2W_REFERENCE_ROLE
+
+    t2w_id = t2w.GetID() if hasattr(t2w, "GetID") else None  # None: nothing selected
+    scene = scene if scene is not None else (t2w.GetScene() if t2w_id else None)
+    if scene is None or not t2w_id:
+        return {}
+    runs: Dict[str, Dict[str, object]] = {}
+    newest = None
+    for node in scene.GetNodes():  # one pass over the collection, in order
+        role = node.GetAttribute(ROLE_ATTRIBUTE)
+        run = node.GetAttribute(RUN_ATTRIBUTE)
+        if (role not in SERIES_ROLES or not run or (node.GetAttribute(SYNTHETIC_ATTRIBUTE) or "").lower() != "true"
+                or node.GetNodeReferenceID(T2W_REFERENCE_ROLE) != t2w_id):
+            continue
+        runs.setdefault(run, {})[role] = node  # a copy of a result later in the scene stands for it
+        newest = run
+    found = runs.get(newest, {})
+    return found if len(found) == len(SERIES_ROLES) else {}
+
+
 def t2w_dicom_files(t2w, file_for_instance: Callable[[str], str]) -> List[str]:
     """The DICOM files of the T2W node, through its ``DICOM.instanceUIDs`` and the database; ValueError naming what
     is missing when it was not loaded from DICOM or its files are no longer in the database."""

@@ -17,6 +17,7 @@ Conventions (``docs/architecture.md``):
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Dict, Iterable, Optional
 
@@ -38,6 +39,10 @@ SOURCE_ATTRIBUTE = "DCEDiff.Source"  # "DCEDiff phantom" on a node holding a pha
 MISSING_ATTRIBUTE = "DCEDiff.MissingInputs"  # e.g. "pd": the engine synthesized without these inputs
 # JSON {role: frame} where an input was a volume sequence's proxy node: the frame it showed at Apply
 INPUT_FRAMES_ATTRIBUTE = "DCEDiff.InputFrames"
+# MRML node reference from every result node to the T2W it was made from: saved in the .mrml ("references") and
+# restored on load, so a reopened scene can still send a run's series into the T2W's study (dicom_export)
+T2W_REFERENCE_ROLE = "DCEDiffT2W"
+RUN_ATTRIBUTE = "DCEDiff.Run"  # one id per load_results call: which result nodes belong to the same run
 VTK_DOUBLE = 11  # vtkType.h
 METRIC_COLUMNS = ("Target", "Region", "PSNR (dB)", "SSIM", "MAE", "Pearson r")
 
@@ -271,6 +276,13 @@ def flag_synthetic(node, provenance: Dict[str, object], role: str) -> None:
         node.SetAttribute(PROVENANCE_PREFIX + str(key), text)
 
 
+def link_to_run(node, t2w_node, run: str) -> None:
+    """Record on a result node the T2W it was made from (an MRML node reference, which the scene saves and restores,
+    following the T2W's ID when a loaded scene renames it) and the run it belongs to."""
+    node.SetNodeReferenceID(T2W_REFERENCE_ROLE, t2w_node.GetID())
+    node.SetAttribute(RUN_ATTRIBUTE, run)
+
+
 # What Slicer's DICOM export writes for a scalar volume, read in Slicer's source (Slicer main 583e9b3, 2026-08-21;
 # paths under Modules/):
 # - Scripted/DICOMPlugins/DICOMScalarVolumePlugin.py:653-667 (examineForExport): the series tags' defaults,
@@ -405,7 +417,9 @@ def load_results(result_dir, t2w_node, scene=None) -> Dict[str, object]:
     ``{"synthetic_early": node, ..., "metrics": table node or absent}``. Named ``<T2W name> synthetic early DCE``
     etc. (``... (without PD)`` and ``DCEDiff.MissingInputs`` when the engine ran without an input), flagged
     synthetic with provenance (and ``DCEDiff.OutOfDistribution`` when the engine flagged the inputs), placed next to
-    the T2W. On any failure the nodes created so far are removed again and the error is raised."""
+    the T2W; each refers to the T2W (node reference ``T2W_REFERENCE_ROLE``) and carries the run's id
+    (``RUN_ATTRIBUTE``, the same on every node of this call). On any failure the nodes created so far are removed
+    again and the error is raised."""
     scene = _scene(scene)
     result_dir = Path(result_dir)
     side = json.loads((result_dir / "synthesis.json").read_text(encoding="utf-8"))
@@ -418,6 +432,7 @@ def load_results(result_dir, t2w_node, scene=None) -> Dict[str, object]:
                                                              if missing else [])
     grid_dir = result_dir / "t2w_grid" if (result_dir / "t2w_grid").is_dir() else result_dir
     base = t2w_node.GetName()
+    run = uuid.uuid4().hex
     created: Dict[str, object] = {}
     before = _node_ids(scene)  # a failure removes every node made here: display nodes and colour tables too
     try:
@@ -430,6 +445,7 @@ def load_results(result_dir, t2w_node, scene=None) -> Dict[str, object]:
                     continue
                 node = read_volume_node(path, f"{base} {pattern.format(target=target)}{without}", scene)
                 flag_synthetic(node, provenance, f"{kind}_{target}")
+                link_to_run(node, t2w_node, run)
                 if missing:
                     node.SetAttribute(MISSING_ATTRIBUTE, ",".join(missing))
                 if ood is not None:
@@ -444,6 +460,7 @@ def load_results(result_dir, t2w_node, scene=None) -> Dict[str, object]:
             table = create_metrics_table(json.loads(metrics_path.read_text(encoding="utf-8")),
                                          f"{base} DCEDiff metrics{without}", scene)
             flag_synthetic(table, provenance, "metrics")
+            link_to_run(table, t2w_node, run)
             if missing:  # the table says what the volumes say: it scores a synthesis made without those inputs
                 table.SetAttribute(MISSING_ATTRIBUTE, ",".join(missing))
             if ood is not None:
