@@ -346,13 +346,14 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                        "pre-contrast frame only with them)")
 
     def _resultsToSend(self):
-        """(result nodes, T2W) for "Send results to DICOM database": the last run of this session; without one (a
-        scene saved and reopened, Slicer restarted), the newest run in the scene made from the T2W selected in the
-        inputs (the parameter node's, restored with the scene; dicom_export.newest_run_for_t2w)."""
+        """(result nodes, T2W) for "Send results to DICOM database": the last run of this session while its synthetic
+        early/late DCE are in the scene; otherwise (a scene saved and reopened, Slicer restarted, those nodes deleted)
+        the newest run in the scene made from the T2W selected in the inputs (the parameter node's, restored with the
+        scene; dicom_export.newest_run_for_t2w)."""
         from DCEDiffSlicerLib import dicom_export
 
-        if self._lastResult is not None:
-            return self._lastResult.nodes, self._lastResult.t2w
+        if self._lastResult is not None and dicom_export.synthetic_series_nodes(self._lastResult.nodes):
+            return self._lastResult.nodes, self._lastResult.t2w  # (its nodes deleted: the scene's newest run below)
         t2w = self._parameterNode.t2w if self._parameterNode else None
         return dicom_export.newest_run_for_t2w(t2w), t2w
 

@@ -421,3 +421,31 @@ def test_a_reopened_scene_keeps_the_t2w_reference_and_the_button_sends_the_newes
         assert len(importer.calls) == 1
     finally:
         reopened.Clear(1)
+
+
+def test_a_last_run_whose_results_were_deleted_gives_way_to_the_newest_run_in_the_scene(modules, study, database,
+                                                                                          scene, tmp_path, monkeypatch):
+    """The last run of the session is what the button sends only while its synthetic early/late DCE are in the
+    scene: the user deleted them, so the newest remaining run of the selected T2W is offered (and sent) instead of a
+    button that stays on for nothing or off while results are there. Stand-ins as in the module docstring."""
+    DCEDiff, _ = modules
+    importer = ImportStandIn()
+    monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
+    monkeypatch.setitem(sys.modules, "DICOMLib", types.SimpleNamespace(
+        DICOMUtils=types.SimpleNamespace(importDicom=importer)))
+    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", ErrorDisplayStandIn())
+    t2w = load_t2w(study, database, scene)
+    earlier = run_results(t2w, tmp_path / "run1", scene, flagged=False)
+    last = run_results(t2w, tmp_path / "run2", scene)  # flagged: its series would say OOD-WARNING
+    widget, p = make_widget(DCEDiff, monkeypatch)
+    p.t2w = t2w
+    widget._lastResult = types.SimpleNamespace(nodes=last, t2w=t2w)
+    assert widget._resultsToSend()[0] is last
+    for node in last.values():
+        scene.RemoveNode(node)
+    widget._updateApplyButton()
+    assert widget.ui.sendToDicomButton.enabled is True
+    nodes, chosen = widget._resultsToSend()
+    assert chosen is t2w and {nodes[k].GetID() for k in nodes} == {earlier[k].GetID() for k in nodes}
+    widget.onSendToDicom()
+    assert len(importer.calls) == 1 and "OOD-WARNING" not in widget.ui.statusLabel.text
