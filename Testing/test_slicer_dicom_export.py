@@ -90,6 +90,16 @@ class ImportStandIn:
         return True
 
 
+def slicer_dicom_stand_ins(monkeypatch, database) -> "ImportStandIn":
+    """Put ``database`` in as ``slicer.dicomDatabase`` and an :class:`ImportStandIn` as
+    ``DICOMLib.DICOMUtils.importDicom`` (what the widget's button reaches through Slicer); returns the importer."""
+    importer = ImportStandIn()
+    monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
+    monkeypatch.setitem(sys.modules, "DICOMLib", types.SimpleNamespace(
+        DICOMUtils=types.SimpleNamespace(importDicom=importer)))
+    return importer
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("study") / "P-7"
@@ -292,10 +302,7 @@ def test_the_button_sends_the_last_runs_results_and_shows_a_refusal(modules, stu
     from DCEDiffSlicerLib import process_runner
 
     DCEDiff, _ = modules
-    importer = ImportStandIn()
-    monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
-    monkeypatch.setitem(sys.modules, "DICOMLib", types.SimpleNamespace(
-        DICOMUtils=types.SimpleNamespace(importDicom=importer)))
+    importer = slicer_dicom_stand_ins(monkeypatch, database)
     box = ErrorDisplayStandIn()
     monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", box)
     t2w = load_t2w(study, database, scene)
@@ -381,10 +388,7 @@ def test_a_reopened_scene_keeps_the_t2w_reference_and_the_button_sends_the_newes
     selected in the inputs: enabled, it sends the newer run's early and late; a T2W without results disables it.
     Stand-ins as in the module docstring."""
     DCEDiff, _ = modules
-    importer = ImportStandIn()
-    monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
-    monkeypatch.setitem(sys.modules, "DICOMLib", types.SimpleNamespace(
-        DICOMUtils=types.SimpleNamespace(importDicom=importer)))
+    importer = slicer_dicom_stand_ins(monkeypatch, database)
     monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", ErrorDisplayStandIn())
     t2w = load_t2w(study, database, scene)
     first = run_results(t2w, tmp_path / "run1", scene)  # flagged: its series would say OOD-WARNING
@@ -429,10 +433,7 @@ def test_a_last_run_whose_results_were_deleted_gives_way_to_the_newest_run_in_th
     scene: the user deleted them, so the newest remaining run of the selected T2W is offered (and sent) instead of a
     button that stays on for nothing or off while results are there. Stand-ins as in the module docstring."""
     DCEDiff, _ = modules
-    importer = ImportStandIn()
-    monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
-    monkeypatch.setitem(sys.modules, "DICOMLib", types.SimpleNamespace(
-        DICOMUtils=types.SimpleNamespace(importDicom=importer)))
+    importer = slicer_dicom_stand_ins(monkeypatch, database)
     monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", ErrorDisplayStandIn())
     t2w = load_t2w(study, database, scene)
     earlier = run_results(t2w, tmp_path / "run1", scene, flagged=False)

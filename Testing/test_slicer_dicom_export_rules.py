@@ -12,7 +12,6 @@ import datetime
 import json
 import sys
 import time
-import types
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,8 @@ from DCEDiffLib.dicom_study import scan_study  # noqa: E402
 from dicom_slice_io import write_retagged_series  # noqa: E402
 from slicer_stand_ins import ErrorDisplayStandIn  # noqa: E402
 from test_slicer_dicom_export import (DicomDatabaseStandIn, ImportStandIn, database, engine_output,  # noqa: E402,F401
-                                      load_t2w, read_series, run_results, scene, study, t2w_series)
+                                      load_t2w, read_series, run_results, scene, slicer_dicom_stand_ins, study,
+                                      t2w_series)
 from test_slicer_module import make_widget, modules  # noqa: E402,F401
 
 
@@ -137,10 +137,7 @@ def test_the_button_is_off_and_does_nothing_while_a_run_starts_or_runs(modules, 
     from DCEDiffSlicerLib import process_runner
 
     DCEDiff, _ = modules
-    importer = ImportStandIn()
-    monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
-    monkeypatch.setitem(sys.modules, "DICOMLib", types.SimpleNamespace(
-        DICOMUtils=types.SimpleNamespace(importDicom=importer)))
+    importer = slicer_dicom_stand_ins(monkeypatch, database)
     monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", ErrorDisplayStandIn())
     t2w = load_t2w(study, database, scene)
     widget, _p = make_widget(DCEDiff, monkeypatch)
