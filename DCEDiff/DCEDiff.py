@@ -292,6 +292,8 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             # a scene being loaded (or a scene view restored) sets the saved sampler, model and steps together:
             # nobody changed the sampler, the saved count stays
             self._lastSampler, self._lastModelFile = p.sampler, p.modelFile
+        if self._useStoredCopyOfImportedModel(p):
+            return  # the modelFile change ran this method again, with the copy
         if p.sampler != self._lastSampler or p.modelFile != self._lastModelFile:
             previousDefault = (defaults.DEFAULT_STEPS if self._lastModelFile is None
                                else modelDefaultSteps(self._lastModelFile, self._lastSampler))
@@ -307,6 +309,18 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.shippedModelButton.enabled = bool(p.modelFile) and not self.logic.isRunning
         self.ui.centerPlaceWidget.setCurrentNode(p.center)
         self._updateApplyButton()
+
+    def _useStoredCopyOfImportedModel(self, p) -> bool:
+        """Where the imported model's recorded copy is missing (a scene from another computer, a copy an earlier
+        DCEDiff kept in Slicer's cache, since cleared), point the parameter node at the same model (SHA-256) found in
+        the model folder; True when it did."""
+        found = self.logic.storedCopyOfImportedModel(p)
+        if found is None:
+            return False
+        if self._lastModelFile == p.modelFile:
+            self._lastModelFile = found.path  # the same model, found elsewhere: no model change for the steps rule
+        self.logic.setImportedModel(p, found)
+        return True
 
     def _setInputsEnabled(self, enabled: bool) -> None:
         """Inputs and settings are locked while the engine runs (it works on copies made at Apply; a change would
@@ -419,8 +433,8 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._updateApplyButton()
 
     def onImportModel(self) -> None:
-        """Check the chosen model with the engine and keep a copy in Slicer's cache folder; the copy is what runs
-        (DCEDiffSlicerLib/model_import.py)."""
+        """Check the chosen model with the engine and keep a copy in DCEDiff's model folder (not Slicer's cache,
+        which *Clear cache* deletes); the copy is what runs (DCEDiffSlicerLib/model_import.py)."""
         path = qt.QFileDialog.getOpenFileName(self.parent, _("Import DCEDiff model file"), "",
                                               _("DCEDiff model (*.safetensors)"))
         if not path or self._parameterNode is None:
@@ -429,7 +443,7 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             # the engine's loader checks the model, in the engine's process: it needs PyTorch
             self.logic.setupPythonRequirements(parent=slicer.util.mainWindow())
             imported = self.logic.importModel(path, self._parameterNode)
-            self.ui.statusLabel.text = (_("Model {name} imported (already in the cache).") if imported.reused
+            self.ui.statusLabel.text = (_("Model {name} imported (already in the model folder).") if imported.reused
                                         else _("Model {name} imported.")).format(name=imported.name)
 
     def onUseShippedModel(self) -> None:
@@ -467,7 +481,8 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._updateApplyButton()
         try:
             with slicer.util.tryWithErrorDisplay(_("DCEDiff could not start."), waitCursor=True):
-                missing = model_import.missing_model_message(p.modelFile, importedModelRecord(p))
+                self._useStoredCopyOfImportedModel(p)
+                missing = missingModelMessage(p.modelFile, importedModelRecord(p))
                 if missing:  # before installing anything: the engine would only say "weights are missing"
                     raise ValueError(missing)
                 checked = time.monotonic()
@@ -621,12 +636,20 @@ def describeModel(modelFile: str, record: Optional[dict] = None) -> str:
     name and SHA-256 (``record``, :func:`importedModelRecord`) and to import it again."""
     from DCEDiffSlicerLib import model_cards
 
-    missing = model_import.missing_model_message(modelFile, record)
+    missing = missingModelMessage(modelFile, record)
     if missing:
         return missing
     prefix = _("Shipped model") if not modelFile else _("Imported model")
     return f"{prefix}: {model_cards.summary(modelWeightsPath(modelFile))}"
 
+
+
+def missingModelMessage(modelFile: str, record: Optional[dict]) -> Optional[str]:
+    """model_import.missing_model_message, naming the folders searched for the recorded model; None when the
+    model is there (Slicer's folders are only asked for when it is not)."""
+    if not modelFile or Path(modelFile).is_file():
+        return None
+    return model_import.missing_model_message(modelFile, record, DCEDiffLogic.modelRoots() if record else ())
 
 
 def importedModelRecord(parameterNode) -> Optional[dict]:
@@ -726,19 +749,41 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
 
         return dependencies.install_prostate_finder(parent=parent, mode=mode)
 
+    @staticmethod
+    def modelRoots() -> list:
+        """Where imported models are looked for, in order: DCEDiff's model folder (``$DCEDIFF_MODEL_DIR``, else
+        ``DCEDiff/models`` beside Slicer's user settings, shared by Slicer versions; what *Import model…* writes)
+        and the folder in Slicer's cache where earlier DCEDiff versions kept them (model_import.legacy_cache_root)."""
+        return [model_import.model_root(slicer.app.slicerUserSettingsFilePath),
+                model_import.legacy_cache_root(slicer.app.cachePath)]
+
     def importModel(self, path: str, parameterNode=None):
         """Check the model file at ``path`` with the engine and copy it (its card and the files the card names)
-        into ``<slicer.app.cachePath>/DCEDiff/models/<name>-<SHA-256 prefix>/``; an identical copy there is reused.
-        With ``parameterNode`` the copy becomes its ``modelFile`` and its name and SHA-256 are stored beside it.
-        Returns the ``ImportedModel``; raises ``ModelImportError`` with the engine's reason (nothing is kept)."""
+        into ``<model folder>/<name>-<SHA-256 prefix>/`` (the first of :meth:`modelRoots`, not Slicer's cache: its
+        *Clear cache* deletes the cache folder whole); an identical copy there is reused. With ``parameterNode`` the
+        copy becomes its ``modelFile`` and its name and SHA-256 are stored beside it. Returns the
+        ``ImportedModel``; raises ``ModelImportError`` with the engine's reason (nothing is kept)."""
         python = process_runner.python_slicer_executable(slicer.app.slicerHome)
-        imported = model_import.import_model(path, model_import.cache_root(slicer.app.cachePath), python,
-                                             launch=_launchInSlicer)
+        imported = model_import.import_model(path, self.modelRoots()[0], python, launch=_launchInSlicer)
         if parameterNode is not None:
-            # the record first: the model change's observer reads it with the new modelFile
-            parameterNode.parameterNode.SetAttribute(model_import.RECORD_ATTRIBUTE, imported.record())
-            parameterNode.modelFile = imported.path
+            self.setImportedModel(parameterNode, imported)
         return imported
+
+    @staticmethod
+    def setImportedModel(parameterNode, imported) -> None:
+        """Make the copy ``imported`` (an ``ImportedModel``) the ``modelFile`` of ``parameterNode``, its name and
+        SHA-256 stored beside it (saved with the scene)."""
+        # the record first: the model change's observer reads it with the new modelFile
+        parameterNode.parameterNode.SetAttribute(model_import.RECORD_ATTRIBUTE, imported.record())
+        parameterNode.modelFile = imported.path
+
+    def storedCopyOfImportedModel(self, parameterNode):
+        """The same model (name and SHA-256 of the stored record) in one of :meth:`modelRoots` when the imported
+        ``modelFile`` of ``parameterNode`` is missing, as an ``ImportedModel``; else None."""
+        record = importedModelRecord(parameterNode)
+        if record is None or Path(parameterNode.modelFile).is_file():
+            return None  # no search, no settings read: the common case, on every parameter change
+        return model_import.find_stored_copy(parameterNode.modelFile, record, self.modelRoots())
 
     def fillFromStudy(self, parameterNode, fileForInstance: Optional[Callable[[str], str]] = None):
         """Set the input nodes of ``parameterNode`` from the volumes loaded with the DICOM module, picked by the

@@ -1,13 +1,14 @@
-"""An imported model's own copy in a cache folder, so that it outlives the file the user picked.
+"""An imported model's own copy in a model folder, so that it outlives the file the user picked.
 
-The Slicer module's *Import model…* runs this (``python -m DCEDiffLib.model_store WEIGHTS CACHE_ROOT``, in the
+The Slicer module's *Import model…* runs this (``python -m DCEDiffLib.model_store WEIGHTS STORE_ROOT``, in the
 engine's process: torch never runs in Slicer's own). The model is checked with the engine's loader
 (:func:`DCEDiffLib.diffusion.model_files.load_model`: safetensors and its JSON card, nothing unpickled, the SHA-256s
 of the weights and of the files the card names), then the weights, the card and those files are copied into
-``CACHE_ROOT/<name>-<first 16 hex digits of the weights' SHA-256>/`` under their own names (the card names its
+``STORE_ROOT/<name>-<first 16 hex digits of the weights' SHA-256>/`` under their own names (the card names its
 files relative to its folder). The folder is written beside its final place and renamed into it, so a cancelled or
 refused import leaves no half-written entry. An entry already holding this model is reused; the user's files are
-only read.
+only read. The module's STORE_ROOT is a per-user folder beside Slicer's settings, not Slicer's cache folder (whose
+*Clear cache* deletes it whole): DCEDiff/DCEDiffSlicerLib/model_import.py.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def sidecar_files(card: dict, card_path: Path) -> List[str]:
 
 
 def entry_name(weights: Path, digest: str) -> str:
-    """The cache folder of a model: its name (``model_registry.model_name``, characters other than letters, digits,
+    """The folder of a model's copy: its name (``model_registry.model_name``, characters other than letters, digits,
     ``.``, ``_``, ``-`` made ``_``) and the first :data:`SHA_PREFIX` hex digits of its weights' SHA-256."""
     from DCEDiffLib.model_registry import model_name
 
@@ -71,11 +72,12 @@ def _same_copy(folder: Path, files: Dict[str, Path], card_bytes: bytes, digests:
     return True
 
 
-def store_model(weights, cache_root) -> dict:
+def store_model(weights, store_root) -> dict:
     """Check the model at ``weights`` (its .safetensors, .json or stem) with the engine's loader and copy it into
-    ``cache_root``; returns ``{"path", "name", "sha256", "reused"}``: the cached weights, the model's name, its
-    weights' SHA-256, and whether an identical cached copy was used. Raises :class:`ModelFileError` (naming the
-    file and what was expected) for a model the engine would refuse; nothing is then left in ``cache_root``."""
+    ``store_root`` (created when missing); returns ``{"path", "name", "sha256", "reused"}``: the copied weights, the
+    model's name, its weights' SHA-256, and whether an identical copy was used. Raises :class:`ModelFileError`
+    (naming the file and what was expected) for a model the engine would refuse; nothing is then left in
+    ``store_root``."""
     from DCEDiffLib.atomic import atomic_directory
     from DCEDiffLib.diffusion.model_files import load_model, model_paths, sha256_of
     from DCEDiffLib.errors import InputError
@@ -97,32 +99,32 @@ def store_model(weights, cache_root) -> dict:
     for name in sidecar_files(card, card_path):
         files[name] = card_path.parent / name
         digests[name] = sha256_of(files[name])  # load_model checked it against the card's
-    final = Path(cache_root) / entry_name(weights_path, digest)
+    final = Path(store_root) / entry_name(weights_path, digest)
     result = {"path": str(final / weights_path.name), "name": model_name(weights_path), "sha256": digest}
     if _same_copy(final, files, card_bytes, digests):
         return dict(result, reused=True)
     try:
-        # records: the card marks a folder as a cached model, so only a damaged copy of one is replaced whole
+        # records: the card marks a folder as a stored model, so only a damaged copy of one is replaced whole
         with atomic_directory(final, overwrite=True, records=(card_path.name,)) as partial:
             for name, source in files.items():
                 (partial / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, partial / name)  # contents only: a read-only original stays the user's
             if not _same_copy(partial, files, card_bytes, digests):  # a file changed between the check and the copy
                 raise ModelFileError(f"model {weights_path} changed while it was being imported; import it again")
-    except InputError as exc:  # the cache folder cannot be written, or is taken by something else
+    except InputError as exc:  # the model folder cannot be written, or is taken by something else
         raise ModelFileError(f"cannot keep a copy of model {weights_path} in {final}: {exc}") from None
     except OSError as exc:
         raise ModelFileError(f"cannot keep a copy of model {weights_path} in {final} "
-                             f"({exc.strerror or exc}); expected a writable cache folder") from None
+                             f"({exc.strerror or exc}); expected a writable model folder") from None
     return dict(result, reused=False)
 
 
 def main(argv=None) -> int:
-    """``python -m DCEDiffLib.model_store WEIGHTS CACHE_ROOT``: the stored model as one JSON line on stdout (exit
+    """``python -m DCEDiffLib.model_store WEIGHTS STORE_ROOT``: the stored model as one JSON line on stdout (exit
     0), or ``dcediff import: error: <why>`` (exit 2)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if len(argv) != 2:
-        print(f"dcediff {COMMAND}: error: expected two arguments, WEIGHTS (.safetensors) and CACHE_ROOT (a folder)")
+        print(f"dcediff {COMMAND}: error: expected two arguments, WEIGHTS (.safetensors) and STORE_ROOT (a folder)")
         return 2
     try:
         print(json.dumps(store_model(argv[0], argv[1])))

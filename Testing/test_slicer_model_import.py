@@ -1,20 +1,25 @@
 """*Import model…* keeps its own copy of the model: the engine checks the chosen file, and the file, its card and the
-files the card names are copied into ``<slicer.app.cachePath>/DCEDiff/models/<name>-<SHA-256 prefix>/``; that copy
-is the parameter node's ``modelFile``, with the model's name and SHA-256 in its ``DCEDiff.ImportedModel`` attribute.
+files the card names are copied into ``<model folder>/<name>-<SHA-256 prefix>/``, the model folder being
+``DCEDiff/models`` beside Slicer's user settings (``slicer.app.slicerUserSettingsFilePath``) or ``$DCEDIFF_MODEL_DIR``;
+that copy is the parameter node's ``modelFile``, with the model's name and SHA-256 in its ``DCEDiff.ImportedModel``
+attribute.
 
 Before, only the chosen file's path was remembered: a model moved or deleted after the import, or a scene opened on
-another computer, gave "model card … missing" in the panel and a failed run.
+another computer, gave "model card … missing" in the panel and a failed run. Then the copies were kept in Slicer's
+cache folder (``slicer.app.cachePath``), which Slicer's *Clear cache* deletes whole: the imported model was gone.
 
 Real parts: the shipped model (copied to a temporary folder), the engine's import in a child Python
 (``python -m DCEDiffLib.model_store``, started by the real ``slicer.util.launchConsoleProcess``), a real engine run,
 a real ``vtkMRMLScriptedModuleNode`` saved and reopened in a real scene. Stand-ins, for what the slicer-core wheel
 has no Qt for: those of Testing/test_slicer_widget_lifecycle.py (``qt``, the parameter node wrapper, the panel's
-widgets), ``SlicerAppStandIn`` (``slicer.app``: a temporary ``cachePath`` and ``temporaryPath``, this process's
-startup environment), ``FileDialogStandIn`` (the file picked in ``qt.QFileDialog``), ``ErrorDisplayStandIn``
-(``slicer.util.tryWithErrorDisplay``'s message box, Testing/slicer_stand_ins.py) and ``setupPythonRequirements``
-(the packages are installed here; its dialog cannot run)."""
+widgets), ``SlicerAppStandIn`` (``slicer.app``: a temporary ``cachePath``, ``slicerUserSettingsFilePath`` and
+``temporaryPath``, this process's startup environment), ``FileDialogStandIn`` (the file picked in
+``qt.QFileDialog``), ``ErrorDisplayStandIn`` (``slicer.util.tryWithErrorDisplay``'s message box,
+Testing/slicer_stand_ins.py) and ``setupPythonRequirements`` (the packages are installed here; its dialog cannot
+run). *Clear cache* is done as Slicer's ``vtkCacheManager::ClearCache`` does it, on the real folder."""
 
 import hashlib
+import json
 import pickle
 import shutil
 import sys
@@ -43,12 +48,16 @@ def sha256(path: Path) -> str:
 
 @pytest.fixture
 def panel(DCEDiff, monkeypatch, tmp_path):  # noqa: F811  (the fixture of test_slicer_widget_lifecycle)
-    """(module, widget, cache root, pick, box): the panel with Slicer's cache in ``tmp_path``; ``pick(path)`` sets
-    the file the next *Import model…* dialog returns; ``box.shown``: the error messages shown."""
+    """(module, widget, model folder, pick, box): the panel with Slicer's cache (``tmp_path/SlicerIO``) and user
+    settings (``tmp_path/settings/slicer.org/Slicer.ini``) in ``tmp_path``; ``pick(path)`` sets the file the next
+    *Import model…* dialog returns; ``box.shown``: the error messages shown."""
     app = SlicerAppStandIn(tmp_path / "temporary")
     app.cachePath = str(tmp_path / "SlicerIO")  # qSlicerCoreApplication::cachePath creates it when read
+    app.slicerUserSettingsFilePath = str(tmp_path / "settings" / "slicer.org" / "Slicer.ini")
     (tmp_path / "temporary").mkdir()
     (tmp_path / "SlicerIO").mkdir()
+    (tmp_path / "settings" / "slicer.org").mkdir(parents=True)
+    monkeypatch.delenv("DCEDIFF_MODEL_DIR", raising=False)
     monkeypatch.setattr(slicer, "app", app, raising=False)
     monkeypatch.setattr(slicer.util, "mainWindow", lambda: None)
     box = ErrorDisplayStandIn()
@@ -58,7 +67,7 @@ def panel(DCEDiff, monkeypatch, tmp_path):  # noqa: F811  (the fixture of test_s
     # FileDialogStandIn: qt.QFileDialog.getOpenFileName returns the file the test picked
     monkeypatch.setattr(DCEDiff.qt.QFileDialog, "getOpenFileName", lambda *args: picked[-1], raising=False)
     widget = make_widget(DCEDiff)
-    return DCEDiff, widget, tmp_path / "SlicerIO" / "DCEDiff" / "models", picked.append, box
+    return DCEDiff, widget, tmp_path / "settings" / "slicer.org" / "DCEDiff" / "models", picked.append, box
 
 
 def user_copy(folder: Path) -> Path:
@@ -101,7 +110,7 @@ def test_an_imported_model_still_runs_after_the_picked_file_is_deleted(panel, tm
     assert result.provenance["model"] == SHIPPED
 
 
-def test_a_second_import_of_the_same_model_reuses_its_cache_entry(panel, tmp_path):
+def test_a_second_import_of_the_same_model_reuses_its_copy(panel, tmp_path):
     _, widget, root, pick, box = panel
     pick(str(user_copy(tmp_path / "Downloads")))
     widget.onImportModel()
@@ -110,12 +119,12 @@ def test_a_second_import_of_the_same_model_reuses_its_cache_entry(panel, tmp_pat
     widget.onImportModel()  # the same file again
     assert box.shown == []
     assert Path(widget._parameterNode.modelFile) == cached and cached.stat().st_ino == inode  # not copied again
-    assert widget.ui.statusLabel.text == f"Model {SHIPPED} imported (already in the cache)."
+    assert widget.ui.statusLabel.text == f"Model {SHIPPED} imported (already in the model folder)."
     assert entries(root) == [cached.parent.name]
 
 
 @pytest.mark.parametrize("damage", ["truncated", "pickled"])
-def test_a_corrupt_model_is_refused_and_leaves_nothing_in_the_cache(panel, tmp_path, damage):
+def test_a_corrupt_model_is_refused_and_leaves_nothing_in_the_model_folder(panel, tmp_path, damage):
     module, widget, root, pick, box = panel
     weights = user_copy(tmp_path / "Downloads")
     data = weights.read_bytes()
@@ -152,3 +161,129 @@ def test_a_reopened_scene_whose_cached_model_is_missing_names_the_model_and_its_
     assert shown.startswith("DCEDiff could not start.") and digest in shown and "Import the model file again" in shown
     widget.onUseShippedModel()  # and the way back works
     assert widget._parameterNode.modelFile == "" and widget.ui.modelInfoLabel.text.startswith("Shipped model:")
+
+
+def reopen_scene() -> None:
+    """File > Save scene, then File > Load scene of the saved file (the scene is closed first, as Slicer does)."""
+    slicer.mrmlScene.SetSaveToXMLString(1)
+    slicer.mrmlScene.Commit()
+    _load(slicer.mrmlScene.GetSceneXMLString())
+
+
+def clear_cache(cache: Path) -> None:
+    """What Slicer's Settings > Cache > Clear cache does (vtkCacheManager::ClearCache): the cache folder is removed
+    with everything in it, then made again, empty."""
+    shutil.rmtree(cache)
+    cache.mkdir()
+
+
+def apply_starts_with(widget, model: Path, caplog) -> None:
+    """Apply with the phantom case: the model check passes and the engine starts with ``model`` (then stopped)."""
+    import logging
+
+    from DCEDiffSlicerLib import scene_io
+
+    p = widget._parameterNode
+    p.t2w, p.pd, p.adc, p.t1pre = (scene_io.load_phantom_volume(CASE / f"{key}.nii.gz", key)
+                                   for key in ("t2w", "pd", "adc", "t1pre"))
+    try:
+        with caplog.at_level(logging.INFO):
+            widget.onApplyButton()
+        assert widget.logic.isRunning, widget.ui.statusLabel.text
+    finally:
+        widget.logic.shutdown()  # the run itself: test_an_imported_model_still_runs_after_the_picked_file_is_deleted
+    (command,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("DCEDiff: running ")]
+    assert f"--model {model} " in command
+
+
+def old_cache_copy(cache: Path, source: Path) -> Path:
+    """A copy where DCEDiff kept imported models before (``<cachePath>/DCEDiff/models``), made by the engine."""
+    from DCEDiffLib import model_store
+
+    return Path(model_store.store_model(source, cache / "DCEDiff" / "models")["path"])
+
+
+def set_record(widget, path: str) -> None:
+    """The parameter node as a scene of an earlier DCEDiff left it: ``modelFile`` and its record naming ``path``."""
+    p = widget._parameterNode
+    record = f'{{"path": {json.dumps(path)}, "name": "{SHIPPED}", "sha256": "{sha256(MODELS / SHIPPED_FILES[0])}"}}'
+    p.parameterNode.SetAttribute("DCEDiff.ImportedModel", record)
+    p.modelFile = path
+
+
+def test_an_imported_model_survives_slicers_clear_cache(panel, tmp_path, caplog):
+    """Slicer's *Clear cache* deletes the whole cache folder: the copy is kept outside it, beside Slicer's user
+    settings, so the reopened scene still runs the imported model."""
+    _, widget, root, pick, box = panel
+    pick(str(user_copy(tmp_path / "Downloads")))
+    widget.onImportModel()
+    copy = Path(widget._parameterNode.modelFile)
+    clear_cache(tmp_path / "SlicerIO")
+    reopen_scene()
+    assert Path(widget._parameterNode.modelFile) == copy and copy.is_file()
+    assert widget.ui.modelInfoLabel.text.startswith(f"Imported model: {SHIPPED}; trained on")
+    apply_starts_with(widget, copy, caplog)
+    assert box.shown == []
+    assert copy.parent.parent == root and tmp_path / "SlicerIO" not in copy.parents
+
+
+def test_a_scene_naming_a_copy_in_slicers_cache_still_runs_it(panel, tmp_path, caplog):
+    """A scene saved by an earlier DCEDiff names its copy in Slicer's cache folder: where that copy is still there,
+    it runs as before (nothing is copied or moved)."""
+    _, widget, root, _, box = panel
+    copy = old_cache_copy(tmp_path / "SlicerIO", user_copy(tmp_path / "Downloads"))
+    set_record(widget, str(copy))
+    reopen_scene()
+    assert Path(widget._parameterNode.modelFile) == copy
+    assert widget.ui.modelInfoLabel.text.startswith(f"Imported model: {SHIPPED}; trained on")
+    apply_starts_with(widget, copy, caplog)
+    assert box.shown == [] and entries(root) == []
+
+
+@pytest.mark.parametrize("recorded", ["slicer cache, since cleared", "another computer (Windows)"])
+def test_a_missing_copy_is_found_by_its_checksum_in_the_model_folder(panel, tmp_path, caplog, recorded):
+    """The scene names a copy that is gone (kept in Slicer's cache by an earlier DCEDiff and cleared, or saved on
+    another computer) while the same model was imported here: the panel finds it by name and SHA-256 and uses it."""
+    _, widget, root, pick, box = panel
+    pick(str(user_copy(tmp_path / "Downloads")))
+    widget.onImportModel()
+    copy = Path(widget._parameterNode.modelFile)
+    if recorded.startswith("slicer cache"):
+        old = str(old_cache_copy(tmp_path / "SlicerIO", tmp_path / "Downloads" / SHIPPED_FILES[0]))
+        clear_cache(tmp_path / "SlicerIO")
+    else:
+        old = f"C:\\Users\\someone\\AppData\\Roaming\\slicer.org\\DCEDiff\\models\\x\\{SHIPPED_FILES[0]}"
+    set_record(widget, old)
+    reopen_scene()
+    p = widget._parameterNode
+    assert Path(p.modelFile) == copy
+    assert json.loads(p.parameterNode.GetAttribute("DCEDiff.ImportedModel"))["path"] == str(copy)  # saved so
+    assert widget.ui.modelInfoLabel.text.startswith(f"Imported model: {SHIPPED}; trained on")
+    apply_starts_with(widget, copy, caplog)
+    assert box.shown == []
+
+
+def test_a_copy_whose_checksum_differs_is_not_taken_for_the_recorded_model(panel, tmp_path):
+    """A folder of the right name holding other weights (altered by hand) is not the recorded model."""
+    _, widget, root, _, box = panel
+    digest = sha256(MODELS / SHIPPED_FILES[0])
+    folder = root / f"{SHIPPED}-{digest[:16]}"
+    user_copy(folder)
+    data = bytearray((folder / SHIPPED_FILES[0]).read_bytes())
+    data[-1] ^= 1
+    (folder / SHIPPED_FILES[0]).write_bytes(bytes(data))
+    gone = str(tmp_path / "SlicerIO" / "DCEDiff" / "models" / folder.name / SHIPPED_FILES[0])
+    set_record(widget, gone)
+    assert widget._parameterNode.modelFile == gone
+    label = widget.ui.modelInfoLabel.text
+    assert "is not on this computer" in label and f"no copy with this SHA-256 is in {root}" in label
+
+
+def test_the_model_folder_can_be_set_with_DCEDIFF_MODEL_DIR(panel, tmp_path, monkeypatch):
+    _, widget, root, pick, box = panel
+    monkeypatch.setenv("DCEDIFF_MODEL_DIR", str(tmp_path / "shared models"))
+    pick(str(user_copy(tmp_path / "Downloads")))
+    widget.onImportModel()
+    copy = Path(widget._parameterNode.modelFile)
+    assert copy.parent.parent == tmp_path / "shared models" and copy.is_file()
+    assert box.shown == [] and entries(root) == []

@@ -1,25 +1,33 @@
 """*Import model…* (plain Python, no Slicer import): the model the user picks is checked by the engine and copied
-into Slicer's cache folder (``DCEDiffLib/model_store.py``, run in the engine's process: torch never runs in Slicer's
+into DCEDiff's model folder (``DCEDiffLib/model_store.py``, run in the engine's process: torch never runs in Slicer's
 own), and the module remembers the copy, with the model's name and SHA-256 for when the copy is not there (a scene
-opened on another computer, Slicer's cache cleared).
+opened on another computer): the same model is then looked for by its SHA-256 (:func:`find_stored_copy`).
 
-The cache root is ``<slicer.app.cachePath>/DCEDiff/models``: Slicer's per-user cache folder (the same for every
-Slicer version: ``Cache/Path`` of the user settings, default ``<user cache>/slicer.org/SlicerIO``), which
-``qSlicerCoreApplication::cachePath`` creates when it is missing (Slicer 5.6 to 5.12 and main).
+The model folder (:func:`model_root`) is ``$DCEDIFF_MODEL_DIR`` when set, else ``<settings folder>/DCEDiff/models``,
+the settings folder being the one of ``slicer.app.slicerUserSettingsFilePath`` (``Slicer.ini``: per user, for all
+Slicer versions; ``~/.config/slicer.org`` on Linux and macOS, ``%APPDATA%/slicer.org`` on Windows, the application
+home in a portable install), where Slicer keeps its own downloads (ScreenCapture's ffmpeg, user terminologies).
+It is not Slicer's cache folder (``slicer.app.cachePath``, where DCEDiff up to now kept its copies): *Clear cache* in
+Slicer's settings (``vtkCacheManager::ClearCache``) deletes that folder whole, and imported models are kept for months.
+Copies an earlier DCEDiff left in the cache (:func:`legacy_cache_root`) still run and are still found by SHA-256.
 """
-
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
+import re
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterable, Mapping, Optional
 
 from DCEDiffSlicerLib import process_runner
 
 # set on the module's parameter node (saved with the scene) beside its modelFile: {"path", "name", "sha256"}
 RECORD_ATTRIBUTE = "DCEDiff.ImportedModel"
 IMPORT_TIMEOUT_SECONDS = 600.0  # reading and hashing a large model on a slow disk; a hung child is killed after it
+MODEL_DIR_VARIABLE = "DCEDIFF_MODEL_DIR"  # the model folder, instead of the one beside Slicer's user settings
+SHA_PREFIX = 16  # hex digits of the SHA-256 in a copy's folder name (DCEDiffLib.model_store.SHA_PREFIX)
 
 
 class ModelImportError(RuntimeError):
@@ -28,8 +36,8 @@ class ModelImportError(RuntimeError):
 
 @dataclasses.dataclass
 class ImportedModel:
-    """The cached copy that runs (``path``, its .safetensors), the model's ``name`` and weights' ``sha256``, and
-    whether an identical copy was already in the cache (``reused``)."""
+    """The copy that runs (``path``, its .safetensors), the model's ``name`` and weights' ``sha256``, and whether an
+    identical copy was already in the model folder (``reused``)."""
 
     path: str
     name: str
@@ -41,8 +49,21 @@ class ImportedModel:
         return json.dumps({"path": self.path, "name": self.name, "sha256": self.sha256})
 
 
-def cache_root(slicer_cache_path: str) -> Path:
-    """Where imported models are kept: ``<slicer_cache_path>/DCEDiff/models``."""
+def model_root(user_settings_file: str, environ: Optional[Mapping[str, str]] = None) -> Path:
+    """Where imported models are kept: ``$DCEDIFF_MODEL_DIR`` (``environ``, default ``os.environ``) when set, else
+    ``<folder of user_settings_file>/DCEDiff/models`` (pass ``slicer.app.slicerUserSettingsFilePath``)."""
+    override = (os.environ if environ is None else environ).get(MODEL_DIR_VARIABLE, "").strip()
+    if override:
+        return Path(override).expanduser().absolute()
+    if not user_settings_file:
+        raise ModelImportError(f"no folder for imported models: Slicer named no user settings file; set "
+                               f"{MODEL_DIR_VARIABLE} to a writable folder")
+    return Path(user_settings_file).absolute().parent / "DCEDiff" / "models"
+
+
+def legacy_cache_root(slicer_cache_path: str) -> Path:
+    """Where DCEDiff kept imported models before (``<slicer_cache_path>/DCEDiff/models``): only searched, never
+    written, since Slicer's *Clear cache* deletes it."""
     return Path(slicer_cache_path) / "DCEDiff" / "models"
 
 
@@ -69,6 +90,40 @@ def import_model(weights: str, root: Path, python: str, launch: Callable = proce
                            + " | ".join(result.log_tail[-5:]))
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_stored_copy(model_file: str, record: Optional[dict], roots: Iterable[Path]) -> Optional[ImportedModel]:
+    """The same imported model elsewhere when its recorded copy ``model_file`` is missing: the weights file of that
+    name in a ``<name>-<SHA-256 prefix>`` folder of one of ``roots`` (in order) whose SHA-256 is the record's
+    (:func:`read_record`). None when ``model_file`` is there, when there is no record, or no such copy."""
+    if not model_file or Path(model_file).is_file() or not record:
+        return None
+    digest = str(record.get("sha256") or "").lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        return None
+    weights_name = re.split(r"[\\/]", model_file)[-1]  # a scene saved on Windows names it with backslashes
+    for root in roots:
+        try:
+            folders = sorted(Path(root).glob(f"*-{digest[:SHA_PREFIX]}"))  # hidden partial folders end .partial
+        except OSError:
+            continue
+        for folder in folders:
+            candidate = folder / weights_name
+            try:
+                if candidate.is_file() and _sha256(candidate) == digest:
+                    return ImportedModel(str(candidate), str(record.get("name") or weights_name), digest,
+                                         reused=True)
+            except OSError:  # unreadable: not this copy
+                continue
+    return None
+
+
 def read_record(text: Optional[str], model_file: str) -> Optional[dict]:
     """The stored record (:data:`RECORD_ATTRIBUTE`) when it describes ``model_file``; None otherwise (no record, a
     scene of an older DCEDiff, or a model path set some other way since)."""
@@ -81,14 +136,17 @@ def read_record(text: Optional[str], model_file: str) -> Optional[dict]:
     return record
 
 
-def missing_model_message(model_file: str, record: Optional[dict]) -> Optional[str]:
+def missing_model_message(model_file: str, record: Optional[dict], searched: Iterable[Path] = ()) -> Optional[str]:
     """What to tell the user when the imported model's weights are not at ``model_file`` (None when they are, or
-    for the shipped model): the model's name and SHA-256 when the scene recorded them, and to import it again."""
+    for the shipped model): the model's name and SHA-256 when the scene recorded them, the folders ``searched``
+    for it (:func:`find_stored_copy`), and to import it again."""
     if not model_file or Path(model_file).is_file():
         return None
     if record:
+        where = ", ".join(str(root) for root in searched)
         return (f"The imported model {record.get('name')} (SHA-256 {record.get('sha256')}) is not on this computer: "
-                f"{model_file} is missing (a scene from another computer, or Slicer's cache was cleared). Import the "
-                "model file again with Import model…, or use the shipped model.")
+                f"{model_file} is missing (a scene from another computer, or the copy was deleted)"
+                + (f" and no copy with this SHA-256 is in {where}" if where else "")
+                + ". Import the model file again with Import model…, or use the shipped model.")
     return (f"The imported model file {model_file} is missing. Import the model file again with Import model…, or "
             "use the shipped model.")
