@@ -7,11 +7,15 @@ are put into ``sys.modules`` and taken out again.
 again; a ``BaseException`` that is no ``Exception`` (KeyboardInterrupt, pytest's failures) passes unshown. What it
 leaves out is Qt's: the message box (its text is recorded in ``shown`` instead), the wait cursor, and Slicer's
 testing mode (``slicer.app.testingEnabled()``), in which the real one shows nothing.
+
+``engine_launcher`` replaces ``DCEDiff._launchInSlicer`` (``slicer.util.launchConsoleProcess`` runs PythonSlicer,
+which the wheel has not): the engine is a real child Python process running a given script.
 """
 
 import contextlib
+import subprocess
 import sys
-from typing import Iterable, List
+from typing import Iterable, List, Optional
 
 _ABSENT = object()  # a name not in sys.modules (sys.modules may hold None for a name: "import fails")
 
@@ -32,6 +36,20 @@ class ErrorDisplayStandIn:
             if show:
                 self.shown.append(str(exc) if message is None else f"{message}\n\n{exc}")
             raise
+
+
+def engine_launcher(script: str, started: Optional[List[subprocess.Popen]] = None):
+    """Test double of ``DCEDiff._launchInSlicer`` (module docstring): a launcher that ignores the engine's command
+    line, starts ``python -c script`` with its output piped as Slicer's launchConsoleProcess does, appends the
+    ``Popen`` to ``started`` (when given, so that a test can wait for it or kill it) and returns it."""
+
+    def launch(cmd, cwd=None, env_update=None):  # what slicer.util.launchConsoleProcess returns: a Popen
+        process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if started is not None:
+            started.append(process)
+        return process
+
+    return launch
 
 
 @contextlib.contextmanager

@@ -417,22 +417,30 @@ def test_a_classic_series_without_an_echo_time_keeps_its_flip_angle_and_tr():
     assert (info.flip_angle, info.repetition_time, info.echo_time) == (20.0, 5.6, None)
 
 
+def read_as_one_stack_of_four_with_timing(folder):
+    """Scans ``folder``, which holds one enhanced MR file (``enhanced_mr_file``: 4 frames 3 mm apart, flip angle
+    20°, TR 5.6, TE 1.6), checks that its one series is one stack of 4 positions with that timing, and returns the
+    series read as the T1-pre: a 4 × 4 × 4 volume of 2 × 2 × 3 mm voxels (checked too)."""
+    from DCEDiffLib.dicom_study import read_study_volume
+
+    (study,) = scan_folder(folder, warn=lambda message: None)
+    (series,) = study.series
+    assert series.one_file_stack and series.num_positions == 4
+    assert (series.flip_angle, series.repetition_time, series.echo_time) == (20.0, 5.6, 1.6)
+    image = read_study_volume(series.volumes()[0], "T1-pre")
+    assert image.GetSize() == (4, 4, 4) and image.GetSpacing() == (2.0, 2.0, 3.0)
+    return image
+
+
 def test_an_enhanced_file_in_the_deflated_syntax_is_one_stack_with_its_timing(tmp_path):
     """GDCM reads Deflated Explicit VR Little Endian (dicom_part10.DECODED), whose data set is one deflate stream:
     the frames' positions and the timing in the functional groups are read from the inflated data set, so an
     enhanced VIBE stored so is one stack of 4 frames, read as such, with its flip angle, TR and TE. Audit round 16
     (a bug: the compressed bytes were searched, no position or timing was found, and the file was one 'position',
     unusable, without a word)."""
-    from DCEDiffLib.dicom_study import read_study_volume
-
     enhanced_mr_file(tmp_path / "vibe.dcm", [(0.0, 0.0, 3.0 * k) for k in range(4)], timing=(20.0, 5.6, 1.6),
                      deflated=True)
-    (study,) = scan_folder(tmp_path, warn=lambda message: None)
-    (series,) = study.series
-    assert series.one_file_stack and series.num_positions == 4
-    assert (series.flip_angle, series.repetition_time, series.echo_time) == (20.0, 5.6, 1.6)
-    image = read_study_volume(series.volumes()[0], "T1-pre")
-    assert image.GetSize() == (4, 4, 4) and image.GetSpacing() == (2.0, 2.0, 3.0)
+    read_as_one_stack_of_four_with_timing(tmp_path)
 
 
 def test_an_enhanced_file_in_the_big_endian_syntax_is_one_stack_with_its_timing(tmp_path):
@@ -443,17 +451,10 @@ def test_an_enhanced_file_in_the_big_endian_syntax_is_one_stack_with_its_timing(
     was one 'position' without a flip angle (no PD or T1-pre candidate), and refused when read as a volume."""
     import SimpleITK as sitk
 
-    from DCEDiffLib.dicom_study import read_study_volume
-
     path = tmp_path / "vibe.dcm"
     enhanced_mr_file(path, [(0.0, 0.0, 3.0 * k) for k in range(4)], timing=(20.0, 5.6, 1.6), big_endian=True)
     assert frame_positions(path) == [(0.0, 0.0, 3.0 * k) for k in range(4)]
-    (study,) = scan_folder(tmp_path, warn=lambda message: None)
-    (series,) = study.series
-    assert series.one_file_stack and series.num_positions == 4
-    assert (series.flip_angle, series.repetition_time, series.echo_time) == (20.0, 5.6, 1.6)
-    image = read_study_volume(series.volumes()[0], "T1-pre")
-    assert image.GetSize() == (4, 4, 4) and image.GetSpacing() == (2.0, 2.0, 3.0)
+    image = read_as_one_stack_of_four_with_timing(tmp_path)
     assert sitk.GetArrayFromImage(image).ravel().tolist() == list(range(64))   # GDCM swaps the pixels
 
 

@@ -19,6 +19,7 @@ from DCEDiffLib.diffusion.schedules import (GAMMA_MAX, GAMMA_MIN_TRAIN, INFERENC
 from DCEDiffLib.diffusion.unet import AttentionBlock, ResBlock
 
 from test_diffusion import MU, SIGMA, gaussian_eps
+from test_residual import ConstantNetwork
 
 
 class ExactNoise(torch.nn.Module):
@@ -229,19 +230,6 @@ def test_a_new_attention_block_is_the_identity():
         assert torch.equal(block(x), x)
 
 
-class ConstantMean(torch.nn.Module):
-    """A regression network whose output is a constant far outside the image range."""
-
-    out_channels = 2
-
-    def __init__(self, value: float):
-        super().__init__()
-        self.value = value
-
-    def forward(self, x, gamma):
-        return torch.full((x.shape[0], 2) + tuple(x.shape[2:]), self.value)
-
-
 @pytest.mark.parametrize("value", [5.0, -5.0])
 def test_the_residual_models_mean_and_output_stay_in_the_image_range(value):
     """μ and μ + s·r are images on the targets' scale: clamped to [-1, 1] whatever the networks say."""
@@ -250,7 +238,7 @@ def test_the_residual_models_mean_and_output_stay_in_the_image_range(value):
     tiny = network_config("tiny", in_channels=6, out_channels=2)
     model = ResidualDiffusionModel(tiny, network_config("tiny", in_channels=8, out_channels=2),
                                    ["t2w", "pd", "adc", "t1pre"], 3.0, 0.2, "image")
-    model.mean_network = ConstantMean(value)
+    model.mean_network = ConstantNetwork(value)   # a mean far outside the image range
     cond = torch.rand(2, 4, 8, 8) * 2 - 1
     with torch.no_grad():
         mean = model.mean(cond)

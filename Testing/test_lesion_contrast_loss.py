@@ -84,6 +84,17 @@ def _case_with_lesion(name, seed):
     return CaseArrays(name, case.conditions, case.targets, labels, dict(LEGEND), case.norm, {})
 
 
+def run_on_cases_with_a_lesion(trainer, tmp_path, lesion_ring_px, **batch_options):
+    """Runs ``trainer`` (``make_trainer(tmp_path, ...)``) on three cases with a lesion (p0, p1, p2), in batches of 2
+    crops of 16 with lesion masks (half the crops on a lesion slice; ``batch_options``: SliceBatches' others).
+    Returns the training recipe on the model card the run wrote."""
+    cases = [_case_with_lesion(f"p{i}", i) for i in range(3)]
+    trainer.batches = SliceBatches(cases, 2, 16, seed=0, lesion_slice_share=0.5, lesion_ring_px=lesion_ring_px,
+                                   **batch_options)
+    trainer.run()
+    return json.loads((tmp_path / "run" / "model.json").read_text(encoding="utf-8"))["training"]["recipe"]
+
+
 def test_ring_is_gland_around_the_lesion_in_plane_and_masks_follow_the_crops():
     case = _case_with_lesion("a", 1)
     masks = lesion_and_ring(case, 2)
@@ -111,11 +122,7 @@ def test_config_checks_and_a_training_run_with_the_term(tmp_path):
         make_config({"objective": "regression", "lesion_contrast_weight": 1.0, "lesion_ring_px": 0})
     config = tiny_config(iterations=4, objective="regression", lesion_contrast_weight=1.0, lesion_ring_px=2,
                          lesion_slice_share=0.5)  # the lesion weight is the batches' below (labelled cases)
-    trainer = make_trainer(tmp_path, config)
-    cases = [_case_with_lesion(f"p{i}", i) for i in range(4)]
-    trainer.batches = SliceBatches(cases[:3], 2, 16, seed=0, region_weights={"lesion": 2.0},
-                                   lesion_slice_share=0.5, lesion_ring_px=2)
-    trainer.run()
-    card = json.loads((tmp_path / "run" / "model.json").read_text(encoding="utf-8"))
-    assert card["training"]["recipe"]["lesion_contrast_weight"] == 1.0
-    assert card["training"]["recipe"]["lesion_ring_px"] == 2
+    recipe = run_on_cases_with_a_lesion(make_trainer(tmp_path, config), tmp_path, lesion_ring_px=2,
+                                        region_weights={"lesion": 2.0})
+    assert recipe["lesion_contrast_weight"] == 1.0
+    assert recipe["lesion_ring_px"] == 2

@@ -1,18 +1,15 @@
 """The lesion-correlation loss (regression objective): 1 − Pearson r of the enhancement inside the lesion, checked
 against numpy on analytic maps, its gradient, the regression loss that adds it, its config and a training run."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
 
 from DCEDiffLib.diffusion.objectives import lesion_correlation_loss, masked_correlation, regression_loss
 from DCEDiffLib.errors import InputError
-from DCEDiffLib.training.batches import SliceBatches
 from DCEDiffLib.training.config import make_config
 
-from test_lesion_contrast_loss import ConstantNetwork, _case_with_lesion
+from test_lesion_contrast_loss import ConstantNetwork, run_on_cases_with_a_lesion
 from test_training import make_trainer, tiny_config
 
 
@@ -94,12 +91,8 @@ def test_config_checks_and_a_training_run_with_the_term(tmp_path):
                          lesion_correlation_weight=0.5, lesion_slice_share=0.5)
     trainer = make_trainer(tmp_path, config)
     assert trainer.batches.lesion_ring_px > 0        # the trainer asked the batches for lesion masks
-    cases = [_case_with_lesion(f"p{i}", i) for i in range(4)]
-    trainer.batches = SliceBatches(cases[:3], 2, 16, seed=0, region_weights={"lesion": 2.0},
-                                   lesion_slice_share=0.5, lesion_ring_px=3)
-    trainer.run()
-    card = json.loads((tmp_path / "run" / "model.json").read_text(encoding="utf-8"))
-    assert card["training"]["recipe"]["lesion_correlation_weight"] == 0.5
+    recipe = run_on_cases_with_a_lesion(trainer, tmp_path, lesion_ring_px=3, region_weights={"lesion": 2.0})
+    assert recipe["lesion_correlation_weight"] == 0.5
 
 
 def test_the_lesion_and_ring_region_prices_the_lesion_level_against_its_ring():
@@ -139,9 +132,5 @@ def test_the_region_is_checked_in_the_config_and_recorded_on_the_card(tmp_path):
     config = tiny_config(iterations=2, objective="regression", parameterization="enhancement",
                          lesion_correlation_weight=0.5, lesion_correlation_region="lesion_and_ring",
                          lesion_slice_share=0.5)
-    trainer = make_trainer(tmp_path, config)
-    trainer.batches = SliceBatches([_case_with_lesion(f"p{i}", i) for i in range(3)], 2, 16, seed=0,
-                                   lesion_slice_share=0.5, lesion_ring_px=3)
-    trainer.run()
-    card = json.loads((tmp_path / "run" / "model.json").read_text(encoding="utf-8"))
-    assert card["training"]["recipe"]["lesion_correlation_region"] == "lesion_and_ring"
+    recipe = run_on_cases_with_a_lesion(make_trainer(tmp_path, config), tmp_path, lesion_ring_px=3)
+    assert recipe["lesion_correlation_region"] == "lesion_and_ring"

@@ -115,24 +115,30 @@ def test_a_cached_mask_is_never_taken_for_the_same_voxels_placed_elsewhere(monke
     np.testing.assert_allclose(np.subtract(there.centre_lps, here.centre_lps), (10.0, -5.0, 30.0), atol=1e-6)
 
 
+def _counting_model(monkeypatch, tmp_path, boxes):
+    """The prostate model replaced by one that finds ``boxes`` (t2w_and_mask's index boxes) and counts its looks;
+    empty caches in ``tmp_path``. Returns (T2W, the list of looks)."""
+    monkeypatch.setenv("DCEDIFF_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(pl, "_memory_cache", {})
+    monkeypatch.setattr(pl, "unavailable_reason", lambda: None)
+    looks = []
+
+    def fast_mask(image, should_cancel=None):
+        looks.append(1)
+        _, mask = t2w_and_mask(boxes)
+        mask.CopyInformation(image)
+        return mask
+
+    monkeypatch.setattr(pl, "fast_mask", fast_mask)
+    return t2w_and_mask([])[0], looks
+
+
 def test_inside_computed_afresh_the_caches_are_neither_read_nor_written(monkeypatch, tmp_path):
     """computed_afresh (what the benchmark times end to end): a first look at an exam, so a mask cached in memory or
     on disk by an earlier run is not taken, and the look leaves nothing in either cache; outside it, the cache
     answers again. The location says whether the mask came from the cache and how long the model took, in
     synthesis.json too, also when the model found no gland."""
-    monkeypatch.setenv("DCEDIFF_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(pl, "_memory_cache", {})
-    monkeypatch.setattr(pl, "unavailable_reason", lambda: None)
-    computed = []
-
-    def fast_mask(image, should_cancel=None):
-        computed.append(1)
-        _, mask = t2w_and_mask([((60, 100), (60, 100), (15, 25))])
-        mask.CopyInformation(image)
-        return mask
-
-    monkeypatch.setattr(pl, "fast_mask", fast_mask)
-    t2w, _ = t2w_and_mask([])
+    t2w, computed = _counting_model(monkeypatch, tmp_path, [((60, 100), (60, 100), (15, 25))])
     first = pl.locate_prostate(t2w, warn=pytest.fail)  # fills both caches
     assert not first.cached and len(computed) == 1 and len(list(pl.cache_dir().iterdir())) == 1
     pl._memory_cache.clear()  # a new process: the disk entry alone would answer
@@ -154,24 +160,6 @@ def test_inside_computed_afresh_the_caches_are_neither_read_nor_written(monkeypa
 
 
 # ---------------------------------------------------------------- round-19 mutation audit: the documented rules
-def _counting_model(monkeypatch, tmp_path, boxes):
-    """The prostate model replaced by one that finds ``boxes`` (t2w_and_mask's index boxes) and counts its looks;
-    empty caches in ``tmp_path``. Returns (T2W, the list of looks)."""
-    monkeypatch.setenv("DCEDIFF_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(pl, "_memory_cache", {})
-    monkeypatch.setattr(pl, "unavailable_reason", lambda: None)
-    looks = []
-
-    def fast_mask(image, should_cancel=None):
-        looks.append(1)
-        _, mask = t2w_and_mask(boxes)
-        mask.CopyInformation(image)
-        return mask
-
-    monkeypatch.setattr(pl, "fast_mask", fast_mask)
-    return t2w_and_mask([])[0], looks
-
-
 def test_computed_afresh_ends_with_its_block_also_on_an_error_and_holds_for_a_nested_block(monkeypatch, tmp_path):
     """computed_afresh: 'Inside, every gland mask is computed by the model': inside an inner block and still inside
     the outer one after the inner ends; outside (also after an error inside, such as a cancelled run) the cache

@@ -28,6 +28,7 @@ from DCEDiffSlicerLib import process_runner as pr  # noqa: E402
 from DCEDiffSlicerLib import result_display as rd  # noqa: E402
 from DCEDiffSlicerLib import scene_io  # noqa: E402
 from test_slicer_module import make_widget, modules  # noqa: E402,F401  (the Qt stand-ins of the module tests)
+from test_slicer_scene import oblique_image  # noqa: E402
 
 FLAGGED = {"checked": True, "flagged": True, "score": 3.2, "threshold": 1.0, "reasons": ["ADC map (adc): units error"]}
 METRICS = {"early": {"whole": {"psnr": 24.5, "ssim": 0.81, "mae": 0.031},
@@ -40,17 +41,6 @@ def scene():
     slicer.mrmlScene = slicer.vtkMRMLScene()
     yield slicer.mrmlScene
     slicer.mrmlScene.Clear(1)
-
-
-def oblique_image():
-    """An oblique LPS image (20° about z), distinct spacings, distinct voxel values."""
-    image = sitk.GetImageFromArray(np.arange(6 * 8 * 10, dtype=np.float32).reshape(6, 8, 10))
-    image.SetSpacing((0.5, 0.7, 3.0))
-    a = np.deg2rad(20)
-    rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
-    image.SetDirection(rot.ravel().tolist())
-    image.SetOrigin((100.0, 50.0, -20.0))
-    return image
 
 
 def translation(scene, name, shift_ras):

@@ -39,6 +39,16 @@ def shown_views(logic):
     return [views.GetItemAsObject(i).GetName() for i in range(views.GetNumberOfItems())]
 
 
+def comparison_shown_over(arrangement):
+    """The user works in Slicer's layout ``arrangement``, then Apply shows a result without acquired DCE as the
+    comparison. Returns (the layout node, T2W, result nodes, acquired nodes)."""
+    layout = rd.layout_node()
+    layout.SetViewArrangement(arrangement)
+    t2w, nodes, acquired = make_result(with_acquired=False)
+    rd.show_comparison(nodes, acquired, reference=t2w)
+    return layout, t2w, nodes, acquired
+
+
 def module_first(scene_):
     """:func:`start_session` with the module's start-up before the layout logic observes the scene (as when Slicer's
     layout manager re-observes a layout node): the order must not matter, the observer's priority decides."""
@@ -121,10 +131,7 @@ def test_closing_the_scene_goes_back_to_the_layout_shown_before_the_comparison()
     layout no longer registered, the comparison itself), Four-Up as before."""
     logic = start_session(slicer.mrmlScene)
     try:
-        layout = rd.layout_node()
-        layout.SetViewArrangement(layout.SlicerLayoutOneUpRedSliceView)
-        t2w, nodes, acquired = make_result(with_acquired=False)
-        rd.show_comparison(nodes, acquired, reference=t2w)
+        layout, t2w, nodes, acquired = comparison_shown_over(slicer.vtkMRMLLayoutNode.SlicerLayoutOneUpRedSliceView)
         rd.show_comparison(nodes, acquired, reference=t2w)   # Apply again: the comparison is on screen already
         assert layout.GetAttribute(rd.PREVIOUS_LAYOUT_ATTRIBUTE) == str(layout.SlicerLayoutOneUpRedSliceView)
         text = saved_scene_xml(slicer.mrmlScene)   # saved with the scene
@@ -179,10 +186,7 @@ def test_the_layout_recorded_is_the_one_shown_at_the_last_switch_to_the_comparis
     Apply again: File > Close Scene goes back to Conventional, the layout left last for the comparison."""
     logic = start_session(slicer.mrmlScene)
     try:
-        layout = rd.layout_node()
-        layout.SetViewArrangement(layout.SlicerLayoutOneUpRedSliceView)
-        t2w, nodes, acquired = make_result(with_acquired=False)
-        rd.show_comparison(nodes, acquired, reference=t2w)
+        layout, t2w, nodes, acquired = comparison_shown_over(slicer.vtkMRMLLayoutNode.SlicerLayoutOneUpRedSliceView)
         assert layout.GetAttribute(rd.PREVIOUS_LAYOUT_ATTRIBUTE) == str(layout.SlicerLayoutOneUpRedSliceView)
         layout.SetViewArrangement(layout.SlicerLayoutConventionalView)
         rd.show_comparison(nodes, acquired, reference=t2w)

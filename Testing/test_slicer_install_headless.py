@@ -27,8 +27,7 @@ from DCEDiffSlicerLib import dependencies as dep  # noqa: E402
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not installed")
 import slicer.util  # noqa: E402
-from slicer_stand_ins import ErrorDisplayStandIn  # noqa: E402
-from test_slicer_module import make_widget, modules  # noqa: E402,F401  (the Qt stand-ins)
+from test_slicer_module import batch_argv, make_widget_with_error_box, modules  # noqa: E402,F401  (Qt stand-ins)
 
 
 class PackagingPipInstallStandIn(types.ModuleType):
@@ -111,9 +110,7 @@ def test_the_gui_run_clock_starts_after_the_install_and_the_install_time_is_logg
     """The progress line's "elapsed" counts from the engine's start, not from the click: installing PyTorch
     (minutes) is logged apart."""
     DCEDiff, _ = modules
-    widget, p = make_widget(DCEDiff, monkeypatch)
-    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", ErrorDisplayStandIn())
-    monkeypatch.setattr(slicer.util, "mainWindow", lambda: None)
+    widget, p, _box = make_widget_with_error_box(DCEDiff, monkeypatch)
     done = []
 
     def install(self, parent=None, mode="ask"):  # the install, as long as it takes
@@ -134,13 +131,7 @@ def test_the_batch_reports_the_install_time_apart_from_the_synthesis(modules, mo
     monkeypatch.setattr(DCEDiff.DCEDiffLogic, "setupPythonRequirements",
                         lambda self, **kwargs: time.sleep(0.05) or True)  # an install, as long as it takes
     monkeypatch.setattr(DCEDiff.DCEDiffLogic, "process", lambda self, *a, **k: DCEDiff.DCEDiffResult({}, {}, 3.0))
-    case = tmp_path / "case"
-    case.mkdir()
-    argv = ["--out", str(tmp_path / "out")]
-    for key in ("t2w", "pd", "adc", "t1pre"):
-        (case / f"{key}.nii.gz").write_bytes(key.encode())
-        argv += [f"--{key}", str(case / f"{key}.nii.gz")]
-    assert DCEDiffBatch.main(argv) == DCEDiffBatch.EXIT_OK
+    assert DCEDiffBatch.main(batch_argv(tmp_path)) == DCEDiffBatch.EXIT_OK
     out = capsys.readouterr().out
     assert "DCEDiffBatch: Python packages installed in 0 s" in out
     assert "DCEDiffBatch: synthesis done in 3 s (Python packages installed before it in 0 s, not counted)" in out
@@ -181,9 +172,7 @@ def test_the_gui_logs_no_install_when_nothing_was_installed_and_the_install_time
     (it returns ensure_dependencies' True/False), and the time is the install's (here well under a second)."""
     DCEDiff, _ = modules
     assert DCEDiff.DCEDiffLogic().setupPythonRequirements(mode="never") is False   # this venv has them all
-    widget, p = make_widget(DCEDiff, monkeypatch)
-    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", ErrorDisplayStandIn())
-    monkeypatch.setattr(slicer.util, "mainWindow", lambda: None)
+    widget, p, _box = make_widget_with_error_box(DCEDiff, monkeypatch)
     monkeypatch.setattr(DCEDiff.DCEDiffLogic, "process", lambda self, *a, **k: None)
     for installed in (False, True):
         monkeypatch.setattr(DCEDiff.DCEDiffLogic, "setupPythonRequirements",

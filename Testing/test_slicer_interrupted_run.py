@@ -5,7 +5,6 @@ engine went on alone (after the batch's Slicer had exited: an orphan on the CPU 
 (every later process() raised "already running") and the inputs' copies stayed in Slicer's temporary folder.
 Qt stand-ins of Testing/test_slicer_module.py; real MRML nodes; a real child process stands in for the engine."""
 
-import subprocess
 import sys
 import time
 import types
@@ -18,6 +17,7 @@ slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-c
 import slicer.util  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from slicer_stand_ins import engine_launcher  # noqa: E402
 from test_slicer_module import modules, scene  # noqa: E402,F401  (fixtures)
 
 ENGINE_STAND_IN = ("import json, sys, time\n"
@@ -53,14 +53,7 @@ def test_an_interrupted_blocking_run_kills_the_engine_and_leaves_nothing(modules
     monkeypatch.setattr(slicer, "app", types.SimpleNamespace(temporaryPath=str(tmp_path), slicerHome=""),
                         raising=False)
     started = []
-
-    def launch(cmd, cwd=None, env_update=None):  # what slicer.util.launchConsoleProcess returns: a Popen
-        process = subprocess.Popen([sys.executable, "-c", ENGINE_STAND_IN], stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT)
-        started.append(process)
-        return process
-
-    monkeypatch.setattr(DCEDiff, "_launchInSlicer", launch)
+    monkeypatch.setattr(DCEDiff, "_launchInSlicer", engine_launcher(ENGINE_STAND_IN, started))
 
     def progress(event):
         raise interruption()
@@ -114,13 +107,7 @@ def test_an_interrupt_right_after_the_engine_started_kills_it_and_leaves_no_copi
     monkeypatch.setattr(slicer, "app", types.SimpleNamespace(temporaryPath=str(tmp_path), slicerHome=""),
                         raising=False)
     started = []
-
-    def launch(cmd, cwd=None, env_update=None):
-        started.append(subprocess.Popen([sys.executable, "-c", ENGINE_STAND_IN], stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT))
-        return started[-1]
-
-    monkeypatch.setattr(DCEDiff, "_launchInSlicer", launch)
+    monkeypatch.setattr(DCEDiff, "_launchInSlicer", engine_launcher(ENGINE_STAND_IN, started))
     real_start = threading.Thread.start
 
     def start(thread):

@@ -151,6 +151,16 @@ def make_widget(DCEDiff, monkeypatch):
     return widget, p
 
 
+def make_widget_with_error_box(DCEDiff, monkeypatch):
+    """:func:`make_widget` with ``ErrorDisplayStandIn`` as ``slicer.util.tryWithErrorDisplay`` and no main window
+    (``slicer.util.mainWindow`` returns None, as headless). Returns (widget, parameter node, the message box)."""
+    widget, p = make_widget(DCEDiff, monkeypatch)
+    box = ErrorDisplayStandIn()
+    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", box)
+    monkeypatch.setattr(slicer.util, "mainWindow", lambda: None)
+    return widget, p, box
+
+
 def test_sampler_change_sets_steps_after_the_parameter_node_holds_the_new_sampler(modules, monkeypatch):
     DCEDiff, _ = modules
     widget, p = make_widget(DCEDiff, monkeypatch)
@@ -208,10 +218,7 @@ def test_steps_box_follows_the_models_own_count_and_keeps_a_users_choice(modules
 
 def test_failed_start_leaves_the_panel_usable_and_says_so(modules, monkeypatch):
     DCEDiff, _ = modules
-    widget, p = make_widget(DCEDiff, monkeypatch)
-    box = ErrorDisplayStandIn()
-    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", box)
-    monkeypatch.setattr(slicer.util, "mainWindow", lambda: None)
+    widget, p, box = make_widget_with_error_box(DCEDiff, monkeypatch)
 
     def refuse(self, parent=None, mode="ask"):
         raise RuntimeError("PyTorch was not installed (declined)")
@@ -229,10 +236,7 @@ def test_apply_cannot_start_a_second_install_while_the_first_runs(modules, monke
     """Installing torch takes minutes and Slicer's log pump processes events on every line: Apply stays disabled
     meanwhile, and a click that still arrives starts nothing."""
     DCEDiff, _ = modules
-    widget, p = make_widget(DCEDiff, monkeypatch)
-    monkeypatch.setattr(slicer.util, "mainWindow", lambda: None)
-    box = ErrorDisplayStandIn()
-    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", box)
+    widget, p, box = make_widget_with_error_box(DCEDiff, monkeypatch)
     calls, seen = [], []
 
     def installing(self, parent=None, mode="ask"):
@@ -517,26 +521,34 @@ def test_pd_may_stay_empty_only_for_a_model_trained_without_it(modules, monkeypa
     assert "Made without PD" in widget.ui.statusLabel.text
 
 
-def test_a_run_whose_intensity_range_was_set_from_the_bulk_says_so(modules, monkeypatch):
+@pytest.mark.parametrize("field, value, unsaid, said", [
+    ("intensityNotes", {"t1pre": "t1pre: bright tail 3.1×", "pd": "pd: bright tail 2.4×"}, "intensity range",
+     ["intensity range of PD, T1PRE was set from the bulk", "DCEDiff.Provenance.intensity_notes"]),
+    ("enhancementRescaled", {"factor": 0.64, "gland_level": 0.1, "training_minimum": 0.153946, "note": "…"},
+     "scaled by", ["synthetic enhancement was scaled by 0.64", "DCEDiff.Provenance.enhancement_rescaled"]),
+], ids=["intensity range set from the bulk", "enhancement rescaled"])
+def test_a_run_whose_inputs_or_result_were_adjusted_says_so(modules, monkeypatch, field, value, unsaid, said):
+    """The status line after a run says nothing of an adjustment the run did not make; after one that made it, what
+    was adjusted and the provenance attribute that records it."""
     DCEDiff, _ = modules
     widget, _ = make_widget(DCEDiff, monkeypatch)
     widget.onCompleted(DCEDiff.DCEDiffResult({}, {}, 1.0))
-    assert "intensity range" not in widget.ui.statusLabel.text
-    widget.onCompleted(DCEDiff.DCEDiffResult({}, {}, 1.0, intensityNotes={"t1pre": "t1pre: bright tail 3.1×",
-                                                                           "pd": "pd: bright tail 2.4×"}))
-    assert "intensity range of PD, T1PRE was set from the bulk" in widget.ui.statusLabel.text
-    assert "DCEDiff.Provenance.intensity_notes" in widget.ui.statusLabel.text
+    assert unsaid not in widget.ui.statusLabel.text
+    widget.onCompleted(DCEDiff.DCEDiffResult({}, {}, 1.0, **{field: value}))
+    for text in said:
+        assert text in widget.ui.statusLabel.text
 
 
-def test_a_run_whose_enhancement_was_rescaled_says_so(modules, monkeypatch):
-    DCEDiff, _ = modules
-    widget, _ = make_widget(DCEDiff, monkeypatch)
-    widget.onCompleted(DCEDiff.DCEDiffResult({}, {}, 1.0))
-    assert "scaled by" not in widget.ui.statusLabel.text
-    rescaled = {"factor": 0.64, "gland_level": 0.1, "training_minimum": 0.153946, "note": "…"}
-    widget.onCompleted(DCEDiff.DCEDiffResult({}, {}, 1.0, enhancementRescaled=rescaled))
-    assert "synthetic enhancement was scaled by 0.64" in widget.ui.statusLabel.text
-    assert "DCEDiff.Provenance.enhancement_rescaled" in widget.ui.statusLabel.text
+def batch_argv(tmp_path):
+    """The batch script's four required inputs as placeholder files in ``tmp_path``/case (their bytes are the role
+    names: for a test that replaces ``slicer.util.loadVolume``) and ``--out`` ``tmp_path``/out."""
+    case = tmp_path / "case"
+    case.mkdir()
+    argv = ["--out", str(tmp_path / "out")]
+    for key in ("t2w", "pd", "adc", "t1pre"):
+        (case / f"{key}.nii.gz").write_bytes(key.encode())
+        argv += [f"--{key}", str(case / f"{key}.nii.gz")]
+    return argv
 
 
 def _missing_inputs(tmp_path, with_pd=True):

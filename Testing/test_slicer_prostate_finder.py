@@ -34,8 +34,7 @@ from DCEDiffSlicerLib import dependencies as dep  # noqa: E402
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not installed")
 import slicer.util  # noqa: E402
-from slicer_stand_ins import ErrorDisplayStandIn  # noqa: E402
-from test_slicer_module import make_widget, modules  # noqa: E402,F401  (the Qt stand-ins)
+from test_slicer_module import batch_argv, make_widget_with_error_box, modules  # noqa: E402,F401  (Qt stand-ins)
 
 if pl.missing_parts():
     pytest.skip(f"this venv lacks the prostate finder ({pl.unavailable_reason()}); make setup installs it",
@@ -205,11 +204,7 @@ def test_the_check_is_the_engines_and_imports_nothing_into_slicers_process(monke
 
 
 def gui(modules, monkeypatch):
-    DCEDiff, _ = modules
-    widget, _p = make_widget(DCEDiff, monkeypatch)
-    box = ErrorDisplayStandIn()
-    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", box)
-    monkeypatch.setattr(slicer.util, "mainWindow", lambda: None)
+    widget, _p, box = make_widget_with_error_box(modules[0], monkeypatch)
     return widget, box
 
 
@@ -255,16 +250,6 @@ def test_already_installed_the_button_is_hidden_and_no_dialog_opens(modules, mon
     assert widget._updateProstateFinderState() is True and not widget.ui.installProstateFinderButton.visible
     widget.onInstallProstateFinder()
     assert packaging.calls == [] and widget.ui.statusLabel.text == "The prostate finder is already installed."
-
-
-def batch_argv(tmp_path):
-    case = tmp_path / "case"
-    case.mkdir()
-    argv = ["--out", str(tmp_path / "out")]
-    for key in ("t2w", "pd", "adc", "t1pre"):
-        (case / f"{key}.nii.gz").write_bytes(key.encode())
-        argv += [f"--{key}", str(case / f"{key}.nii.gz")]
-    return argv
 
 
 @pytest.mark.parametrize("flag", [True, False])

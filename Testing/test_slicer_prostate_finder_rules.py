@@ -27,9 +27,8 @@ from DCEDiffSlicerLib import dependencies as dep  # noqa: E402
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not installed")
 import slicer.util  # noqa: E402
-from test_slicer_module import make_widget, modules  # noqa: E402,F401
-from test_slicer_prostate_finder import (ConfirmStandIn, PackagingStandIn, batch_argv, packaging,  # noqa: E402,F401
-                                         without_finder)
+from test_slicer_module import batch_argv, make_widget, modules  # noqa: E402,F401
+from test_slicer_prostate_finder import ConfirmStandIn, PackagingStandIn, packaging, without_finder  # noqa: E402,F401
 
 
 def test_a_package_installed_within_the_same_second_is_found(monkeypatch, tmp_path):

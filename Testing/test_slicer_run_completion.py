@@ -14,7 +14,6 @@ widgets and the parameter node), ``TimerStandIn`` (qt.QTimer), ``AppStandIn`` (`
 the temporary folder, and ``processEvents`` delivering the queued click), ``slicer.util.resetSliceViews`` (needs the
 slice widgets) and ``slicer.util.tryWithErrorDisplay`` (a message box)."""
 
-import subprocess
 import sys
 import time
 import types
@@ -30,7 +29,7 @@ sys.path.insert(0, str(ROOT / "DCEDiff"))
 sys.path.insert(0, str(ROOT / "Testing"))
 from DCEDiffSlicerLib import process_runner as pr  # noqa: E402
 from DCEDiffSlicerLib import scene_io  # noqa: E402
-from slicer_stand_ins import ErrorDisplayStandIn  # noqa: E402
+from slicer_stand_ins import ErrorDisplayStandIn, engine_launcher  # noqa: E402
 from test_slicer_contract import result_folder  # noqa: E402
 from test_slicer_display import scene  # noqa: E402,F401  (the scene as Slicer's start-up sets it up)
 from test_slicer_module import TimerStandIn, make_widget, modules  # noqa: E402,F401  (the Qt stand-ins)
@@ -43,14 +42,7 @@ def test_a_click_on_cancel_delivered_while_the_results_are_shown_starts_no_secon
     DCEDiff, _ = modules
     widget, p = make_widget(DCEDiff, monkeypatch)
     launched = []
-
-    def launch(cmd, cwd=None, env_update=None):  # what slicer.util.launchConsoleProcess returns: a Popen
-        process = subprocess.Popen([sys.executable, "-c", SLEEPING_ENGINE], stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT)
-        launched.append(process)
-        return process
-
-    monkeypatch.setattr(DCEDiff, "_launchInSlicer", launch)
+    monkeypatch.setattr(DCEDiff, "_launchInSlicer", engine_launcher(SLEEPING_ENGINE, launched))
     monkeypatch.setattr(DCEDiff.DCEDiffLogic, "setupPythonRequirements", lambda self, parent=None, mode="ask": None)
     monkeypatch.setattr(slicer.util, "mainWindow", lambda: None)
     monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", ErrorDisplayStandIn())

@@ -25,6 +25,20 @@ needs_data = pytest.mark.skipif(not T2W_DIR.is_dir() or not ADC_DIR.is_dir(),
                                 reason=f"ProstateX data not found at {PROSTATEX} (../shared/data is absent)")
 
 
+_ANGLE = np.deg2rad(20)
+OBLIQUE_DIRECTION = np.array([[np.cos(_ANGLE), -np.sin(_ANGLE), 0], [np.sin(_ANGLE), np.cos(_ANGLE), 0], [0, 0, 1]])
+
+
+def oblique_image(shape=(6, 8, 10)):
+    """An oblique LPS image (``OBLIQUE_DIRECTION``: 20° about z) of ``shape`` (z, y, x), spacings 0.5, 0.7, 3.0 mm,
+    origin (100, 50, -20), voxel values 0, 1, 2 ... in array order (each distinct)."""
+    image = sitk.GetImageFromArray(np.arange(np.prod(shape), dtype=np.float32).reshape(shape))
+    image.SetSpacing((0.5, 0.7, 3.0))
+    image.SetDirection(OBLIQUE_DIRECTION.ravel().tolist())
+    image.SetOrigin((100.0, 50.0, -20.0))
+    return image
+
+
 @pytest.fixture(autouse=True)
 def scene():
     slicer.mrmlScene = slicer.vtkMRMLScene()
@@ -211,19 +225,15 @@ def test_bad_inputs_raise_errors_naming_the_input():
 
 def test_small_synthetic_geometry_matches_slicer_conventions():
     # independent of ../shared/data: an oblique LPS image with distinct spacings and a known voxel
-    image = sitk.GetImageFromArray(np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4))
-    image.SetSpacing((0.5, 0.7, 3.0))
-    angle = np.deg2rad(20)
-    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
-    image.SetDirection(rot.ravel().tolist())
-    image.SetOrigin((100.0, 50.0, -20.0))
+    image = oblique_image((2, 3, 4))
     node = scene_io.image_to_volume_node(image, "small")
     ijk_to_ras = slicer.util.arrayFromVTKMatrix(node.GetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(np.eye(4)))
                                                 or _ijk_to_ras(node))
     assert node.GetImageData().GetDimensions() == (4, 3, 2)
     assert slicer.util.arrayFromVolume(node)[1, 2, 3] == node.GetImageData().GetScalarComponentAsDouble(3, 2, 1, 0)
     np.testing.assert_allclose(ijk_to_ras[:3, 3], (-100.0, -50.0, -20.0))
-    np.testing.assert_allclose(ijk_to_ras[:3, :3], np.diag([-1, -1, 1]) @ rot @ np.diag((0.5, 0.7, 3.0)), atol=1e-9)
+    np.testing.assert_allclose(ijk_to_ras[:3, :3], np.diag([-1, -1, 1]) @ OBLIQUE_DIRECTION @ np.diag((0.5, 0.7, 3.0)),
+                               atol=1e-9)
 
 
 def _ijk_to_ras(node):

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "DCEDiff"))
 sys.path.insert(0, str(ROOT / "Testing"))
 from DCEDiffSlicerLib import scene_io, shown_frame  # noqa: E402
+from slicer_stand_ins import engine_launcher  # noqa: E402
 from test_slicer_contract import result_folder  # noqa: E402
 from test_slicer_display import composite_of, scene  # noqa: E402,F401  (the scene as Slicer's start-up sets it up)
 from test_slicer_module import modules  # noqa: E402,F401  (the Qt stand-ins)
@@ -38,6 +39,7 @@ from test_slicer_module import modules  # noqa: E402,F401  (the Qt stand-ins)
 # the engine stand-in: argv = prepared result folder, --out, the module's inputs folder, where to keep the inputs
 ENGINE = ("import shutil, sys; shutil.copytree(sys.argv[3], sys.argv[4]); shutil.copytree(sys.argv[1], sys.argv[2]); "
           "print('engine stand-in: done', flush=True)")
+FAILING_ENGINE = "import sys; print('dcediff synthesize: error: stand-in failure'); sys.exit(2)"
 FRAMES = 5
 
 
@@ -154,12 +156,7 @@ def test_a_failed_run_removes_the_frame_copy(run_setup, scene, monkeypatch):
     sequence, browser, proxy, logic = dce_sequence(scene, selected=1)
     late = slicer.util.addVolumeFromArray(np.full((4, 8, 8), 700.0, dtype=np.float32), name="late DCE")
     before = {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
-
-    def failing(cmd, cwd=None, env_update=None):
-        engine = "import sys; print('dcediff synthesize: error: stand-in failure'); sys.exit(2)"
-        return subprocess.Popen([sys.executable, "-c", engine], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-    monkeypatch.setattr(DCEDiff, "_launchInSlicer", failing)
+    monkeypatch.setattr(DCEDiff, "_launchInSlicer", engine_launcher(FAILING_ENGINE))
     with pytest.raises(RuntimeError, match="stand-in failure"):
         DCEDiff.DCEDiffLogic().process(t2w, pd, adc, t1, dceEarly=proxy, dceLate=late, device="cpu")
     after = {scene.GetNthNode(i).GetID(): scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())}
@@ -416,12 +413,7 @@ def test_a_failed_run_keeps_the_copy_it_reused(run_setup, scene, monkeypatch):
     late = slicer.util.addVolumeFromArray(np.full((4, 8, 8), 700.0, dtype=np.float32), name="late DCE")
     DCEDiff.DCEDiffLogic().process(t2w, pd, adc, t1, dceEarly=proxy, dceLate=late, device="cpu")
     copy = scene.GetFirstNodeByName("10: DCE frame 12.5")
-
-    def failing(cmd, cwd=None, env_update=None):
-        engine = "import sys; print('dcediff synthesize: error: stand-in failure'); sys.exit(2)"
-        return subprocess.Popen([sys.executable, "-c", engine], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-    monkeypatch.setattr(DCEDiff, "_launchInSlicer", failing)
+    monkeypatch.setattr(DCEDiff, "_launchInSlicer", engine_launcher(FAILING_ENGINE))
     with pytest.raises(RuntimeError, match="stand-in failure"):
         DCEDiff.DCEDiffLogic().process(t2w, pd, adc, t1, dceEarly=proxy, dceLate=late, device="cpu")
     assert copy is not None and copy.GetScene() is scene and frame_copies(scene) == ["10: DCE frame 12.5"]
