@@ -12,7 +12,7 @@ import pytest
 
 from DCEDiffLib.acquired_scale import acquired_scale_note, baseline_gain, to_t1pre_scale
 
-CASE = Path(__file__).resolve().parents[1] / "Resources" / "SampleData" / "phantom_case"
+from fixture_cases import VERSION1_PROCEDURAL_CASE as CASE  # its T1-pre is its DCE's pre-contrast frame
 
 
 @pytest.fixture(scope="module")

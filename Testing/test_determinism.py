@@ -32,7 +32,9 @@ def run_synthesize(model: Path, out: Path, seed: int = 5) -> None:
     for key in ("t2w", "pd", "adc", "t1pre"):
         args += [f"--{key}", str(SAMPLE_CASE_DIR / f"{key}.nii.gz")]
     env = dict(os.environ, PYTHONHASHSEED="random", OMP_NUM_THREADS="1")
-    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    # the engine writes UTF-8 (°, –) whatever the locale: decode as such, not with an ASCII locale
+    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, encoding="utf-8", errors="replace",
+                          timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
 
 

@@ -13,10 +13,11 @@ import SimpleITK as sitk
 
 import DCEDiffLib.intensity_tail as intensity_tail
 from DCEDiffLib.intensity_tail import TAIL_LIMITS, TAIL_TYPICAL, tail_spread, tame_heavy_tail
-from DCEDiffLib.model_registry import SAMPLE_CASE_DIR, shipped_regression_path
+from DCEDiffLib.model_registry import shipped_regression_path
 from DCEDiffLib.normalization import fit_normalization
+from fixture_cases import VERSION1_PROCEDURAL_CASE
 
-CASE = SAMPLE_CASE_DIR
+CASE = VERSION1_PROCEDURAL_CASE  # the band's effect was measured on this exam
 
 
 def _bulk(rng, hot_share=0.0, hot_gain=6.0):
@@ -69,7 +70,7 @@ def _hot_anterior_band(image: sitk.Image, gain: float) -> sitk.Image:
     return result
 
 
-@pytest.mark.skipif(not (CASE / "t2w.nii.gz").is_file(), reason="shipped phantom case missing")
+@pytest.mark.skipif(not (CASE / "t2w.nii.gz").is_file(), reason="version-1 phantom test case missing (Testing/data)")
 def test_shipped_model_keeps_the_gland_enhancement_under_a_hot_coil_band(monkeypatch):
     from DCEDiffLib.pipeline import synthesize_case
 

@@ -14,7 +14,8 @@ from DCEDiffLib.diffusion import learned_error_map as lem
 from DCEDiffLib.diffusion import voxel_corrector as vc
 from DCEDiffLib.diffusion.model_files import load_model, model_paths, sha256_of
 from DCEDiffLib.errors import ModelFileError
-from DCEDiffLib.model_registry import SAMPLE_CASE_DIR, shipped_model_path
+from DCEDiffLib.model_registry import shipped_model_path
+from fixture_cases import VERSION1_PROCEDURAL_CASE as PHANTOM_CASE  # the floors below were measured on this exam
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ("dce_early", "dce_late")
@@ -178,7 +179,7 @@ def _samples_without_the_corrector(root: Path, stem: Path):
     _with_a_constant_corrector(stem, 0.05)
     data = root / "data"
     data.mkdir()
-    (data / SAMPLE_CASE_DIR.name).symlink_to(SAMPLE_CASE_DIR)
+    (data / PHANTOM_CASE.name).symlink_to(PHANTOM_CASE)
     cache, samples = root / "cache", root / "plain.npz"
     assert _script("fit_voxel_corrector").main([str(stem), "--data", str(data), "--cache", str(cache),
                                                 "--samples-only", "--samples-file", str(samples),
@@ -204,7 +205,7 @@ def test_the_shipped_trees_rank_the_error_of_the_shipped_weights_output_above_a_
     _, _, _, samples = _samples_without_the_corrector(tmp_path, _copy_of_the_shipped_card(tmp_path, with_trees=False))
     model = load_model(shipped_model_path())
     stored = np.load(samples)
-    assert not bool(stored["with_corrector"]) and list(stored["names"]) == [SAMPLE_CASE_DIR.name]
+    assert not bool(stored["with_corrector"]) and list(stored["names"]) == [PHANTOM_CASE.name]
     features = stored["features"]
     residuals = [stored[f"residual_{t}"] for t in TARGETS]
     # A floor for the shipped trees on the same synthesis (sample case, default settings): around the prostate (the
@@ -222,11 +223,11 @@ def test_the_fitting_script_writes_a_card_that_loads_and_refuses_samples_of_othe
     _, _, cache, samples = narrow_samples
     stem = _narrow_card(tmp_path)  # the same weights, without the corrector
     stored = np.load(samples)
-    assert not bool(stored["with_corrector"]) and list(stored["names"]) == [SAMPLE_CASE_DIR.name]
+    assert not bool(stored["with_corrector"]) and list(stored["names"]) == [PHANTOM_CASE.name]
     residuals = [stored[f"residual_{t}"] for t in TARGETS]
 
     fit = _script("fit_learned_error_map")
-    assert fit.main([str(stem), "--samples", str(samples), "--check-case", str(SAMPLE_CASE_DIR), "--cache", str(cache),
+    assert fit.main([str(stem), "--samples", str(samples), "--check-case", str(PHANTOM_CASE), "--cache", str(cache),
                      "--out", str(tmp_path / "fitted"), "--iterations", "4"]) == 0
     fitted = load_model(tmp_path / "fitted")
     assert len(fitted.learned_error_map.ensembles["dce_late"].roots) == 4
@@ -239,10 +240,10 @@ def test_the_fitting_script_writes_a_card_that_loads_and_refuses_samples_of_othe
     other = dict(np.load(samples))
     other["residual_dce_early"] = other["residual_dce_early"] + 0.05
     with pytest.raises(SystemExit, match="another card or other data"):
-        fit.check_residuals(other, 0, TARGETS, residuals, SAMPLE_CASE_DIR)
-    assert fit.check_residuals(dict(np.load(samples)), 0, TARGETS, residuals, SAMPLE_CASE_DIR) < 1e-6
+        fit.check_residuals(other, 0, TARGETS, residuals, PHANTOM_CASE)
+    assert fit.check_residuals(dict(np.load(samples)), 0, TARGETS, residuals, PHANTOM_CASE) < 1e-6
     with pytest.raises(SystemExit, match="expected the folder of"):
-        fit.recomputed_residuals(load_model(stem), other, 0, SAMPLE_CASE_DIR.parent, cache)
+        fit.recomputed_residuals(load_model(stem), other, 0, PHANTOM_CASE.parent, cache)
 
 
 def test_a_card_with_a_corrector_gets_its_map_fitted_on_the_corrected_output(tmp_path, narrow_samples):
@@ -267,7 +268,7 @@ def test_a_card_with_a_corrector_gets_its_map_fitted_on_the_corrected_output(tmp
     assert 0.02 < float(np.mean(plain["residual_dce_early"] - stored["residual_dce_early"])) <= 0.05
 
     fit = _script("fit_learned_error_map")
-    assert fit.main([str(stem), "--samples", str(samples), "--check-case", str(SAMPLE_CASE_DIR), "--cache", str(cache),
+    assert fit.main([str(stem), "--samples", str(samples), "--check-case", str(PHANTOM_CASE), "--cache", str(cache),
                      "--out", str(tmp_path / "fitted"), "--iterations", "3"]) == 0
     fitted_card = json.loads((tmp_path / "fitted.json").read_text(encoding="utf-8"))
     assert fitted_card["error_model"]["learned"]["fitted_with_corrector"] is True
@@ -276,7 +277,7 @@ def test_a_card_with_a_corrector_gets_its_map_fitted_on_the_corrected_output(tmp
     without = tmp_path / "without.npz"
     np.savez(without, **{k: stored[k] for k in stored.files if k != "with_corrector"})
     with pytest.raises(SystemExit, match="without a voxel corrector"):
-        fit.main([str(stem), "--samples", str(without), "--check-case", str(SAMPLE_CASE_DIR), "--cache", str(cache),
+        fit.main([str(stem), "--samples", str(without), "--check-case", str(PHANTOM_CASE), "--cache", str(cache),
                   "--out", str(tmp_path / "refused")])
     assert not (tmp_path / "refused.json").exists()
 

@@ -1,7 +1,8 @@
 """Out-of-distribution check (DCEDiffLib/ood.py, issue 17 "never silently wrong").
 
-A card is built from 5 freshly generated phantom cases (domain A, as the shipped model's training data); the
-shipped sample phantom case (another patient) is the in-distribution exam and the base of every perturbation:
+A card is built from 5 freshly generated procedural phantom cases (domain A, as the shipped model's training
+data); the version-1 procedural phantom of `Testing/fixture_cases.py` (another patient; the sample case shipped
+until 2026-12-07) is the in-distribution exam and the base of every perturbation:
 ADC in 10⁻³ mm²/s (×0.001) and in mm²/s (×10⁻⁶), T2W and PD given the wrong way round, a heavy left–right bias
 field on the T2W, a negated (sign-flipped) T2W, PD, T1-pre or ADC, and non-prostate volumes (smooth random, a
 brain-like blob). Each must be flagged (the ADC refused) with the reason that names it.
@@ -20,13 +21,13 @@ import SimpleITK as sitk
 
 from DCEDiffLib import ood
 from DCEDiffLib.errors import InputError
-from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
 from DCEDiffLib.modalities import INPUT_MODALITIES
 from DCEDiffLib.preprocess import preprocess_case, write_preprocessed
+from fixture_cases import VERSION1_PROCEDURAL_CASE as BASE_CASE  # procedural, as the card's cases
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAINING_CASES = 5
-pytestmark = pytest.mark.skipif(not (SAMPLE_CASE_DIR / "t2w.nii.gz").is_file(), reason="shipped phantom case missing")
+pytestmark = pytest.mark.skipif(not (BASE_CASE / "t2w.nii.gz").is_file(), reason="version-1 phantom test case missing (Testing/data)")
 
 
 def exam_statistics(inputs: dict) -> dict:
@@ -37,7 +38,7 @@ def exam_statistics(inputs: dict) -> dict:
 
 
 def sample_inputs() -> dict:
-    return {m: sitk.ReadImage(str(SAMPLE_CASE_DIR / f"{m}.nii.gz"), sitk.sitkFloat32) for m in INPUT_MODALITIES}
+    return {m: sitk.ReadImage(str(BASE_CASE / f"{m}.nii.gz"), sitk.sitkFloat32) for m in INPUT_MODALITIES}
 
 
 @pytest.fixture(scope="module")
@@ -178,9 +179,9 @@ def test_a_gland_low_on_the_t1pre_is_named_with_what_it_does_to_the_enhancement(
     """Fat made as bright as on a real non-fat-suppressed VIBE (12× the shipped case's suppressed fat) puts the
     gland below every training case's level on the normalised T1-pre: flagged, naming the T1-pre and the consequence."""
     inputs = sample_inputs()
-    legend = json.loads((SAMPLE_CASE_DIR / "case.json").read_text(encoding="utf-8"))["label_legend"]
+    legend = json.loads((BASE_CASE / "case.json").read_text(encoding="utf-8"))["label_legend"]
     t1pre = inputs["t1pre"]
-    labels = sitk.Resample(sitk.ReadImage(str(SAMPLE_CASE_DIR / "labels.nii.gz")), t1pre, sitk.Transform(),
+    labels = sitk.Resample(sitk.ReadImage(str(BASE_CASE / "labels.nii.gz")), t1pre, sitk.Transform(),
                            sitk.sitkNearestNeighbor)
     array = sitk.GetArrayFromImage(t1pre)
     array[sitk.GetArrayFromImage(labels) == legend["fat"]] *= 12.0
@@ -232,7 +233,7 @@ def _brain_like_blob(reference: sitk.Image, seed: int) -> dict:
 
 @pytest.mark.parametrize("make", [_smooth_random, _brain_like_blob], ids=["smooth_random", "brain_like_blob"])
 def test_non_prostate_volume_is_flagged(card, make):
-    reference = sitk.ReadImage(str(SAMPLE_CASE_DIR / "t2w.nii.gz"), sitk.sitkFloat32)
+    reference = sitk.ReadImage(str(BASE_CASE / "t2w.nii.gz"), sitk.sitkFloat32)
     result = score(make(reference, 3), card)
     assert result["flagged"] and result["score"] > 1.5, result["features"]
     # the reasons are about image content (histograms, contrast relations), not only units or geometry

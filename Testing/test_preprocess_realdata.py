@@ -19,11 +19,11 @@ import pytest
 import SimpleITK as sitk
 
 from DCEDiffLib.errors import InputError
-from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
 from DCEDiffLib.phantom.acquisition import true_series_points
 from DCEDiffLib.registration import REGION_RADIUS_MM, register_rigid
 from DCEDiffLib.volume_io import read_volume
 from DCEDiffLib.working_grid import field_of_view_center
+from fixture_cases import VERSION1_PROCEDURAL_CASE as PHANTOM_CASE  # its true motions and bounds below
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "prostatex"
 HAVE_DATA = (DATA / "ProstateX-0000").is_dir()
@@ -244,10 +244,10 @@ def test_registration_recovers_known_rigid_perturbations(exams, unperturbed, pat
 
 @pytest.fixture(scope="module")
 def phantom_case():
-    if not (SAMPLE_CASE_DIR / "case.json").is_file():
-        pytest.skip(f"shipped phantom case missing in {SAMPLE_CASE_DIR}")
-    meta = json.loads((SAMPLE_CASE_DIR / "case.json").read_text(encoding="utf-8"))
-    images = {m: read_volume(SAMPLE_CASE_DIR / f"{m}.nii.gz", name=m) for m in ("t2w", "pd", "adc", "t1pre")}
+    if not (PHANTOM_CASE / "case.json").is_file():
+        pytest.skip(f"version-1 phantom test case missing in {PHANTOM_CASE}")
+    meta = json.loads((PHANTOM_CASE / "case.json").read_text(encoding="utf-8"))
+    images = {m: read_volume(PHANTOM_CASE / f"{m}.nii.gz", name=m) for m in ("t2w", "pd", "adc", "t1pre")}
     return meta, images
 
 

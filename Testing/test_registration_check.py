@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
+from fixture_cases import VERSION1_PROCEDURAL_CASE as PHANTOM_CASE  # its true motions and bounds below
 from DCEDiffLib.phantom.acquisition import true_series_points
 from DCEDiffLib.registration import register_rigid
 from DCEDiffLib.registration_check import (AGREEMENT_MM, CHECK_ANGLE_DEG, CHECK_RADIUS_MM, CHECK_SHIFT_MM,
@@ -17,14 +17,14 @@ from DCEDiffLib.registration_check import (AGREEMENT_MM, CHECK_ANGLE_DEG, CHECK_
 from DCEDiffLib.volume_io import read_volume
 from DCEDiffLib.working_grid import field_of_view_center
 
-pytestmark = pytest.mark.skipif(not (SAMPLE_CASE_DIR / "case.json").is_file(), reason="shipped phantom case missing")
+pytestmark = pytest.mark.skipif(not (PHANTOM_CASE / "case.json").is_file(), reason="version-1 phantom test case missing (Testing/data)")
 
 
 @pytest.fixture(scope="module")
 def phantom():
-    meta = json.loads((SAMPLE_CASE_DIR / "case.json").read_text(encoding="utf-8"))
-    t2w = read_volume(SAMPLE_CASE_DIR / "t2w.nii.gz", name="t2w")
-    pd = read_volume(SAMPLE_CASE_DIR / "pd.nii.gz", name="pd")
+    meta = json.loads((PHANTOM_CASE / "case.json").read_text(encoding="utf-8"))
+    t2w = read_volume(PHANTOM_CASE / "t2w.nii.gz", name="t2w")
+    pd = read_volume(PHANTOM_CASE / "pd.nii.gz", name="pd")
     return meta, t2w, pd, field_of_view_center(t2w)
 
 
@@ -95,7 +95,7 @@ def test_preprocess_says_a_disagreement_and_keeps_it_in_preprocess_json(monkeypa
         return StagedRegistration(result)
 
     monkeypatch.setattr(registration_schedule, "start_rigid", fake)
-    inputs = {m: SAMPLE_CASE_DIR / f"{m}.nii.gz" for m in ("t2w", "pd", "adc", "t1pre")}
+    inputs = {m: PHANTOM_CASE / f"{m}.nii.gz" for m in ("t2w", "pd", "adc", "t1pre")}
     said = []
     case = preprocess.preprocess_case(inputs, self_check=True, warn=said.append)
     assert said == ["registration self-check of " + preprocess._name("adc") + ": DISAGREES: adc test"]
@@ -142,7 +142,7 @@ def test_the_sample_cases_t1pre_registered_within_the_tolerance_raises_no_alarm(
     """The shipped case's T1-pre lands 1.1 mm from its true motion; its check must not call that untrustworthy
     (measured over the 80 mm sphere it said DISAGREES, 2.60 mm, on every demo run)."""
     meta, t2w, _, center = phantom
-    t1pre = read_volume(SAMPLE_CASE_DIR / "t1pre.nii.gz", name="t1pre")
+    t1pre = read_volume(PHANTOM_CASE / "t1pre.nii.gz", name="t1pre")
     result = register_rigid(t2w, t1pre, "t1pre", center, check=True)
     points = sphere_points(meta["anatomy"]["gland_centre_lps"], 40.0)
     error = np.linalg.norm(transform_points(result.transform, points) - true_series_points(meta, "t1pre", points),

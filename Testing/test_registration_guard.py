@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
+from fixture_cases import VERSION1_PROCEDURAL_CASE as PHANTOM_CASE  # its true motions and bounds below
 
 # ---------------------------------------------------------------- registration on the shipped phantom case
 @pytest.fixture(scope="module")
 def sample_images():
-    if not (SAMPLE_CASE_DIR / "case.json").is_file():
-        pytest.skip("shipped phantom case missing")
-    meta = json.loads((SAMPLE_CASE_DIR / "case.json").read_text(encoding="utf-8"))
-    t2w = sitk.ReadImage(str(SAMPLE_CASE_DIR / "t2w.nii.gz"), sitk.sitkFloat32)
-    t1pre = sitk.ReadImage(str(SAMPLE_CASE_DIR / "t1pre.nii.gz"), sitk.sitkFloat32)
+    if not (PHANTOM_CASE / "case.json").is_file():
+        pytest.skip("version-1 phantom test case missing (Testing/data)")
+    meta = json.loads((PHANTOM_CASE / "case.json").read_text(encoding="utf-8"))
+    t2w = sitk.ReadImage(str(PHANTOM_CASE / "t2w.nii.gz"), sitk.sitkFloat32)
+    t1pre = sitk.ReadImage(str(PHANTOM_CASE / "t1pre.nii.gz"), sitk.sitkFloat32)
     return meta, t2w, t1pre, np.asarray(meta["anatomy"]["gland_centre_lps"], dtype=float)
 
 

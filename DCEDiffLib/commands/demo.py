@@ -80,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def procedural_phantom_note(case_dir: Path) -> Optional[str]:
-    """A line saying what to expect of the crop on a procedural DCEDiff phantom (the shipped case is one): the
-    prostate model does not recognise its drawn gland (docs/phantom.md), so the warning about the field-of-view
-    centre that follows is expected there. None for any other case."""
+    """A line saying what to expect of the crop on a procedural DCEDiff phantom (the shipped case was one until
+    2026-12-07): the prostate model does not recognise its drawn gland (docs/phantom.md), so the warning about the
+    field-of-view centre that follows is expected there. None for any other case."""
     from DCEDiffLib.data_source import phantom_case_params
 
     params = phantom_case_params(case_dir)
