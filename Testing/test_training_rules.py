@@ -188,9 +188,9 @@ def test_a_residual_run_diffuses_the_residual_divided_by_its_scale(tmp_path):
         assumed = trainer._loss(ExactResidualNoise(target, 1 / scale), cond, target, torch.Generator().manual_seed(0))
     assert float(loss) < 1e-3 and float(assumed) > 0.01
     # μ is clamped to the targets' range, as ResidualDiffusionModel.mean clamps it at synthesis
-    from test_diffusion_rules import ConstantMean
+    from test_residual import ConstantNetwork
 
-    trainer.mean_model.network = ConstantMean(5.0)
+    trainer.mean_model.network = ConstantNetwork(5.0)
     assert torch.equal(trainer._mean_of(cond), torch.ones(len(cond), 2, 16, 16))
 
 
