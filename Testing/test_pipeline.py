@@ -7,7 +7,6 @@ trained; one test runs the real shipped model with a few steps.
 import hashlib
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np

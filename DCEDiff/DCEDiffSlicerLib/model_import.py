@@ -14,7 +14,6 @@ Copies an earlier DCEDiff left in the cache (:func:`legacy_cache_root`) still ru
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -90,20 +89,14 @@ def import_model(weights: str, root: Path, python: str, launch: Callable = proce
                            + " | ".join(result.log_tail[-5:]))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def find_stored_copy(model_file: str, record: Optional[dict], roots: Iterable[Path]) -> Optional[ImportedModel]:
     """The same imported model elsewhere when its recorded copy ``model_file`` is missing: the weights file of that
     name in a ``<name>-<SHA-256 prefix>`` folder of one of ``roots`` (in order) whose SHA-256 is the record's
     (:func:`read_record`). None when ``model_file`` is there, when there is no record, or no such copy."""
     if not model_file or Path(model_file).is_file() or not record:
         return None
+    from DCEDiffLib.file_digest import file_digest  # plain hashlib: fine in Slicer's process
+
     digest = str(record.get("sha256") or "").lower()
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
         return None
@@ -116,7 +109,7 @@ def find_stored_copy(model_file: str, record: Optional[dict], roots: Iterable[Pa
         for folder in folders:
             candidate = folder / weights_name
             try:
-                if candidate.is_file() and _sha256(candidate) == digest:
+                if candidate.is_file() and file_digest(candidate, "sha256") == digest:
                     return ImportedModel(str(candidate), str(record.get("name") or weights_name), digest,
                                          reused=True)
             except OSError:  # unreadable: not this copy

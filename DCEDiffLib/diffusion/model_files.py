@@ -12,7 +12,6 @@ condition is required. :func:`missing_inputs_allowed` is what the pipeline asks.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -25,6 +24,7 @@ from DCEDiffLib.diffusion.absolute_adc import check_card_field, reads_absolute_a
 from DCEDiffLib.diffusion.error_map import error_models_of_card
 from DCEDiffLib.diffusion.residual import PARAMETERIZATIONS
 from DCEDiffLib.errors import ModelFileError
+from DCEDiffLib.file_digest import file_digest
 from DCEDiffLib.modalities import (DESCRIPTIONS, INPUT_MODALITIES, OPTIONAL_INPUTS, TARGET_MODALITIES,
                                    missing_inputs_allowed)  # noqa: F401  (re-exported: the card's rule)
 
@@ -81,11 +81,7 @@ def refuse_folder(given: Path) -> None:
 
 def sha256_of(path: Path) -> str:
     """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def save_model(network: torch.nn.Module, card: dict, path: os.PathLike) -> Tuple[Path, Path]:

