@@ -168,6 +168,16 @@ def test_the_demo_says_what_to_expect_of_the_crop_on_a_procedural_phantom_only(t
     assert procedural_phantom_note(empty) is None
 
 
+def assert_demo_floors(metrics: dict, psnr: float, ssim: float, prostate_r: float, lesion_r: float) -> None:
+    """metrics.json of a demo above the floors, early and late: whole-grid PSNR and SSIM, enhancement r in the
+    prostate and the lesions."""
+    for target in ("early", "late"):
+        assert metrics[target]["whole"]["psnr"] > psnr, metrics[target]["whole"]
+        assert metrics[target]["whole"]["ssim"] > ssim, metrics[target]["whole"]
+        assert metrics[target]["enhancement"]["prostate"]["pearson"] > prostate_r, metrics[target]["enhancement"]
+        assert metrics[target]["enhancement"]["lesion"]["pearson"] > lesion_r, metrics[target]["enhancement"]
+
+
 def test_demo_with_the_shipped_model(tmp_path, capsys, monkeypatch):
     from DCEDiffLib.evaluation import report_figure
 
@@ -196,11 +206,7 @@ def test_demo_with_the_shipped_model(tmp_path, capsys, monkeypatch):
     # 0.40 / 0.38 in fp32 (bf16: 32.84 / 34.32, 0.960 / 0.966, 0.32 / 0.56, 0.41 / 0.39); the real-anatomy family is
     # where the model is weakest (docs/model_quality.md). A copy of the T1-pre draws no enhancement (r undefined)
     # and scores about 20 dB; the stricter floors on the version-1 case below fail a weaker model.
-    for target in ("early", "late"):
-        assert metrics[target]["whole"]["psnr"] > 30.0, metrics[target]["whole"]
-        assert metrics[target]["whole"]["ssim"] > 0.85, metrics[target]["whole"]
-        assert metrics[target]["enhancement"]["prostate"]["pearson"] > 0.2, metrics[target]["enhancement"]
-        assert metrics[target]["enhancement"]["lesion"]["pearson"] > 0.25, metrics[target]["enhancement"]
+    assert_demo_floors(metrics, psnr=30.0, ssim=0.85, prostate_r=0.2, lesion_r=0.25)
 
 
 def test_demo_floors_on_the_version_1_procedural_case(tmp_path, capsys):
@@ -223,11 +229,7 @@ def test_demo_floors_on_the_version_1_procedural_case(tmp_path, capsys):
     # prostate r 0.81 / 0.88, lesion r 0.83 / 0.89; each card's values: this comment's git history). Copying the T1-pre
     # scores about 20 dB and has no enhancement; the replaced ε-prediction model scored 21.5 / 20.5 dB and r ≈ 0.4, so
     # these floors fail it and any broken model.
-    for target in ("early", "late"):
-        assert metrics[target]["whole"]["psnr"] > 27.0, metrics[target]["whole"]
-        assert metrics[target]["whole"]["ssim"] > 0.7, metrics[target]["whole"]
-        assert metrics[target]["enhancement"]["prostate"]["pearson"] > 0.6, metrics[target]["enhancement"]
-        assert metrics[target]["enhancement"]["lesion"]["pearson"] > 0.45, metrics[target]["enhancement"]
+    assert_demo_floors(metrics, psnr=27.0, ssim=0.7, prostate_r=0.6, lesion_r=0.45)
 
 
 def test_engine_notes_print_on_a_line_of_their_own_above_a_running_progress_bar(capsys):
