@@ -773,9 +773,16 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
     def setImportedModel(parameterNode, imported) -> None:
         """Make the copy ``imported`` (an ``ImportedModel``) the ``modelFile`` of ``parameterNode``, its name and
         SHA-256 stored beside it (saved with the scene)."""
-        # the record first: the model change's observer reads it with the new modelFile
-        parameterNode.parameterNode.SetAttribute(model_import.RECORD_ATTRIBUTE, imported.record())
-        parameterNode.modelFile = imported.path
+        node = parameterNode.parameterNode
+        # one ModifiedEvent for both: between two, the observer would see the record without its modelFile, take the
+        # old path for the model shown and run the steps rule for a model change (the same model found elsewhere
+        # moved the steps box)
+        wasModifying = node.StartModify()
+        try:
+            node.SetAttribute(model_import.RECORD_ATTRIBUTE, imported.record())
+            parameterNode.modelFile = imported.path
+        finally:
+            node.EndModify(wasModifying)
 
     def storedCopyOfImportedModel(self, parameterNode):
         """The same model (name and SHA-256 of the stored record) in one of :meth:`modelRoots` when the imported
