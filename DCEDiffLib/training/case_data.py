@@ -23,13 +23,14 @@ from DCEDiffLib.normalization import NormParams, normalize
 from DCEDiffLib.target_scale import target_norm_params
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
-CACHE_VERSION = 7  # 2: the heavy-tail rule of intensity_tail.py (a case it fires on is normalised differently)
+CACHE_VERSION = 8  # 2: the heavy-tail rule of intensity_tail.py (a case it fires on is normalised differently)
 # 3: the DCE frames registered to the T1-pre (registration.register_through), not each to the T2W
 # 4: the ADC and the T1-pre registered in an 80 mm sphere (registration.REGION_RADIUS_BY_SERIES_MM)
 # 5: the T1-pre and the DCE frames stop at a 0.01 mm step (registration.MIN_STEP_BY_SERIES_MM)
 # 6: the T1-pre registered without the translation-only stage (registration.RIGID_FROM_THE_START)
 # 7: the prostate window's edge slices filled by one rule (prostate_localization._resample_normalized): crop centres
 #    of some T2Ws moved by up to 0.4 mm
+# 8: the PD registered in a 60 mm sphere (registration.REGION_RADIUS_BY_SERIES_MM)
 
 
 @dataclasses.dataclass
