@@ -44,7 +44,8 @@ BF16_BOUND = {"mean_abs_diff_fraction": 0.005, "psnr_db": 0.1}
 BF16_CHECK: Dict[str, object] = {
     "model_weights_sha256": "00136218d421f41cf2e8aaec32e2cfa855ce1f27141774c96a8c3d60c06c68e7",
     "case": "Resources/SampleData/phantom_case",
-    # re-measured on the real-anatomy sample case shipped since 2026-12-07, PD in 60 mm (version-1 case: 0.00082, 0.0049 dB)
+    # re-measured on the real-anatomy sample case shipped since 2026-12-07, PD in 60 mm
+    # (on the version-1 case: 0.00082, 0.0049 dB)
     "mean_abs_diff_fraction": 0.00184,  # worst of early/late
     "psnr_diff_db": 0.0409,             # worst |PSNR(bf16) − PSNR(fp32)| of early/late
     "within_bound": True,
