@@ -27,7 +27,8 @@ from fixture_cases import VERSION1_PROCEDURAL_CASE as BASE_CASE  # procedural, a
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAINING_CASES = 5
-pytestmark = pytest.mark.skipif(not (BASE_CASE / "t2w.nii.gz").is_file(), reason="version-1 phantom test case missing (Testing/data)")
+pytestmark = pytest.mark.skipif(not (BASE_CASE / "t2w.nii.gz").is_file(),
+                                reason="version-1 phantom test case missing (Testing/data)")
 
 
 def exam_statistics(inputs: dict) -> dict:

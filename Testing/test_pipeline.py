@@ -203,7 +203,8 @@ def test_demo_with_the_shipped_model(tmp_path, capsys, monkeypatch):
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     # Floors for the shipped model on the shipped case (docs/phantom.md, "The shipped sample case"): 00136218… with
     # this test's settings measured PSNR 32.98 / 34.45 dB, SSIM 0.962 / 0.968, prostate r 0.32 / 0.56, lesion r
-    # 0.39 / 0.38 in fp32 (bf16: 32.93 / 34.39, 0.961 / 0.967, 0.31 / 0.55, 0.39 / 0.38; the PD in a 60 mm sphere); the real-anatomy family is
+    # 0.39 / 0.38 in fp32 (bf16: 32.93 / 34.39, 0.961 / 0.967, 0.31 / 0.55, 0.39 / 0.38; the PD in a 60 mm
+    # sphere); the real-anatomy family is
     # where the model is weakest (docs/model_quality.md). A copy of the T1-pre draws no enhancement (r undefined)
     # and scores about 20 dB; the stricter floors on the version-1 case below fail a weaker model.
     assert_demo_floors(metrics, psnr=30.0, ssim=0.85, prostate_r=0.2, lesion_r=0.25)

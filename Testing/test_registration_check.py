@@ -17,7 +17,8 @@ from DCEDiffLib.registration_check import (AGREEMENT_MM, CHECK_ANGLE_DEG, CHECK_
 from DCEDiffLib.volume_io import read_volume
 from DCEDiffLib.working_grid import field_of_view_center
 
-pytestmark = pytest.mark.skipif(not (PHANTOM_CASE / "case.json").is_file(), reason="version-1 phantom test case missing (Testing/data)")
+pytestmark = pytest.mark.skipif(not (PHANTOM_CASE / "case.json").is_file(),
+                                reason="version-1 phantom test case missing (Testing/data)")
 
 
 @pytest.fixture(scope="module")

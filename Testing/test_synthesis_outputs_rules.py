@@ -19,7 +19,8 @@ from DCEDiffLib import ood
 from fixture_cases import VERSION1_PROCEDURAL_CASE as CASE  # one exam whose DCE and T1-pre share a scale
 from random_model import CONDITIONS, save_random_model
 
-pytestmark = pytest.mark.skipif(not (CASE / "t2w.nii.gz").is_file(), reason="version-1 phantom test case missing (Testing/data)")
+pytestmark = pytest.mark.skipif(not (CASE / "t2w.nii.gz").is_file(),
+                                reason="version-1 phantom test case missing (Testing/data)")
 INPUTS = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
 OPTIONS = dict(steps=3, samples=2, seed=5, register=False, device="cpu")
 
