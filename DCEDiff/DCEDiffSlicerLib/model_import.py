@@ -26,7 +26,6 @@ from DCEDiffSlicerLib import process_runner
 RECORD_ATTRIBUTE = "DCEDiff.ImportedModel"
 IMPORT_TIMEOUT_SECONDS = 600.0  # reading and hashing a large model on a slow disk; a hung child is killed after it
 MODEL_DIR_VARIABLE = "DCEDIFF_MODEL_DIR"  # the model folder, instead of the one beside Slicer's user settings
-SHA_PREFIX = 16  # hex digits of the SHA-256 in a copy's folder name (DCEDiffLib.model_store.SHA_PREFIX)
 
 
 class ModelImportError(RuntimeError):
@@ -96,6 +95,7 @@ def find_stored_copy(model_file: str, record: Optional[dict], roots: Iterable[Pa
     if not model_file or Path(model_file).is_file() or not record:
         return None
     from DCEDiffLib.file_digest import file_digest  # plain hashlib: fine in Slicer's process
+    from DCEDiffLib.model_store import SHA_PREFIX  # the folder names the engine writes (no torch at import)
 
     digest = str(record.get("sha256") or "").lower()
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
