@@ -384,16 +384,22 @@ def test_stage_seconds_split_the_end_to_end_time_at_each_stage_start():
     assert stage_seconds({}, 3.0) == {}
 
 
-def test_end_to_end_with_the_four_inputs_only_reads_no_acquired_series(tmp_path):
+def test_end_to_end_with_the_four_inputs_only_reads_no_acquired_series(tmp_path, monkeypatch):
     """The radiologist's run (no gadolinium, no labels) is timed on the inputs alone: nothing acquired is read, so
-    no residual is written, and the pipeline finds the prostate itself."""
+    no residual is written, and the pipeline finds the prostate itself. The benchmark times it in a fresh process
+    (a first look, as a user's command): this process's warmed state, here a broken ``time_end_to_end``, does not
+    reach it."""
     from random_model import save_random_model
 
-    from DCEDiffLib.benchmark.end_to_end import INPUT_FILES, time_end_to_end
+    from DCEDiffLib.benchmark import end_to_end
+    from DCEDiffLib.benchmark.end_to_end import INPUT_FILES, time_end_to_end_in_fresh_process
 
     # a tiny network: what is read and written does not depend on the model (the shipped one took ~30 s here)
     model = save_random_model(tmp_path)
-    run = time_end_to_end(SAMPLE_CASE_DIR, tmp_path / "inputs_only", str(model), steps=1, with_acquired=False)
+    monkeypatch.setattr(end_to_end, "time_end_to_end", lambda *a, **k: pytest.fail("ran in the benchmark's process"))
+    run = time_end_to_end_in_fresh_process(SAMPLE_CASE_DIR, tmp_path / "inputs_only", str(model), steps=1,
+                                           with_acquired=False, case_source="the shipped sample case")
+    assert run["fresh_process"] and run["case_source"] == "the shipped sample case"
     assert run["inputs"] == sorted(INPUT_FILES)
     written = {p.name for p in (tmp_path / "inputs_only").iterdir()}
     assert "synthetic_early.nii.gz" in written and not any(name.startswith("residual") for name in written)

@@ -112,3 +112,42 @@ def test_report_numbers_have_significant_digits_and_large_numbers_in_full():
     assert _f(999.4, 3) == "999"
     assert _f(0.012345, 3) == "0.0123"
     assert _f(None) == "–" and _f(True) == "yes" and _f(7, 3, "×") == "7×"
+
+
+# ---------------------------------------------------------------- runner.py: which exam is timed end to end
+def test_the_end_to_end_times_the_shipped_sample_case_unless_the_user_names_cases(tmp_path, monkeypatch):
+    """The end to end is the first look a user gets: on the shipped sample case (a real-anatomy phantom whose gland
+    the prostate model finds), not on the procedural held-out case generated for the quality rows; the user's own
+    ``--data`` case or ``--end-to-end-case`` wins; without an installed sample case, the held-out case."""
+    from DCEDiffLib import model_registry
+    from DCEDiffLib.benchmark.runner import end_to_end_case, quick_settings
+
+    held_out = tmp_path / "holdout" / "case_000"
+    timed, source = end_to_end_case(quick_settings(), held_out)
+    assert timed == model_registry.SAMPLE_CASE_DIR and "sample case" in source
+    assert (timed / "case.json").is_file()
+    assert end_to_end_case(quick_settings(data=tmp_path / "mine"), held_out) == (held_out, "the first case of --data")
+    named = tmp_path / "named"
+    assert end_to_end_case(quick_settings(data=tmp_path / "mine", end_to_end_case=named), held_out)[0] == named
+    monkeypatch.setattr(model_registry, "SAMPLE_CASE_DIR", tmp_path / "not_installed")
+    timed, source = end_to_end_case(quick_settings(), held_out)
+    assert timed == held_out and "not installed" in source
+
+
+def test_the_end_to_end_case_option_reaches_the_settings_and_the_report_names_the_source():
+    import argparse
+
+    from DCEDiffLib.benchmark.report import _end_to_end_line
+    from DCEDiffLib.commands import benchmark as command
+
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    args = parser.parse_args(["benchmark", "--out", "o", "--quick", "--end-to-end-case", "some/case"])
+    assert str(command.settings_from_args(args).end_to_end_case) == "some/case"
+    args = parser.parse_args(["benchmark", "--out", "o", "--quick"])
+    assert command.settings_from_args(args).end_to_end_case is None
+    run = {"case": "phantom_case", "case_source": "the shipped sample case", "seconds": 18.0,
+           "sampling_seconds": 3.6, "other_seconds": 14.4, "nfe": 1, "device": "cpu", "precision": "bf16",
+           "memory": {"peak_mb": 2500.0}}
+    assert _end_to_end_line(run).startswith("phantom_case (the shipped sample case): 18")
+    assert _end_to_end_line(dict(run, case_source=None)).startswith("phantom_case: 18")

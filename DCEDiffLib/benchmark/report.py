@@ -162,7 +162,8 @@ def markdown(result: dict) -> str:
 
 def _end_to_end_line(end: dict) -> str:
     """One end-to-end run in words: seconds, sampling, the rest, NFE, device, peak memory, stages."""
-    return (f"{end['case']}: {_f(end['seconds'], 4)} s in all ({_f(end['sampling_seconds'], 4)} s sampling, "
+    source = f" ({end['case_source']})" if end.get("case_source") else ""
+    return (f"{end['case']}{source}: {_f(end['seconds'], 4)} s in all ({_f(end['sampling_seconds'], 4)} s sampling, "
             f"{_f(end['other_seconds'], 4)} s loading/registration/writing), {end['nfe']} NFE, "
             f"{end['device']}/{end['precision']}, peak {_f(end['memory']['peak_mb'], 4)} MB."
             + (" Stages: " + ", ".join(f"{name} {_f(value, 3)} s" for name, value in end["stage_seconds"].items())

@@ -53,6 +53,7 @@ class BenchmarkSettings:
     variants_batch: int = 4
     variants: bool = True
     end_to_end: bool = True
+    end_to_end_case: Optional[Path] = None  # None: the shipped sample case (the first case of ``data`` if given)
     fast_steps: Tuple[int, ...] = sweep.FAST_STEPS
     k_values: Tuple[int, ...] = sweep.K_VALUES
     quality_ddim: bool = True
@@ -246,7 +247,7 @@ def _quality(settings: BenchmarkSettings, model, cases, device: str, log, defaul
 
 def run_benchmark(settings: BenchmarkSettings, work_dir: Path, log: Optional[Callable[[str], None]] = None) -> dict:
     """Every measurement (module docstring); returns the benchmark.json dict (targets included)."""
-    from DCEDiffLib.benchmark.end_to_end import time_end_to_end
+    from DCEDiffLib.benchmark.end_to_end import time_end_to_end_in_fresh_process
     from DCEDiffLib.benchmark.holdout import holdout_cases
     from DCEDiffLib.benchmark.machine import machine_info
     from DCEDiffLib.benchmark.targets import evaluate_targets
@@ -313,20 +314,40 @@ def run_benchmark(settings: BenchmarkSettings, work_dir: Path, log: Optional[Cal
         "description": "the shipped regression U-Net (objective regression): one network pass per slice batch, no "
                        "sampler; the same volume, precision, held-out slices and scoring as the model's rows"}
     if settings.end_to_end:
-        log("end to end (load, registration, sampling, writing)")
-        result["end_to_end"] = time_end_to_end(case_dir, work_dir / "end_to_end", str(model_path),
-                                               sampler=sweep.DEFAULT_SAMPLER, steps=None,
-                                               seed=settings.seed, device=settings.device)
+        timed_dir, source = end_to_end_case(settings, case_dir)
+        log(f"end to end (load, registration, sampling, writing) on {source}")
+        result["end_to_end"] = time_end_to_end_in_fresh_process(
+            timed_dir, work_dir / "end_to_end", str(model_path), sampler=sweep.DEFAULT_SAMPLER, steps=None,
+            seed=settings.seed, device=settings.device, case_source=source)
         log("end to end, the four non-contrast inputs only (no acquired DCE, no labels)")
-        result["end_to_end_inputs_only"] = time_end_to_end(
-            case_dir, work_dir / "end_to_end_inputs_only", str(model_path), sampler=sweep.DEFAULT_SAMPLER,
-            steps=None, seed=settings.seed, device=settings.device, with_acquired=False)
+        result["end_to_end_inputs_only"] = time_end_to_end_in_fresh_process(
+            timed_dir, work_dir / "end_to_end_inputs_only", str(model_path), sampler=sweep.DEFAULT_SAMPLER,
+            steps=None, seed=settings.seed, device=settings.device, with_acquired=False, case_source=source)
     else:
         result["end_to_end"] = result["end_to_end_inputs_only"] = None
     result.update(headline(result, settings, default))
     result["targets"] = evaluate_targets(result)
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def end_to_end_case(settings: BenchmarkSettings, held_out_dir: Path) -> Tuple[Path, str]:
+    """The case folder timed end to end, and where it comes from in words.
+
+    ``settings.end_to_end_case`` if given; else the first case of the user's ``--data`` (``held_out_dir``); else the
+    shipped sample case, the exam a user runs first (``make demo``, Slicer's Sample Data): a real-anatomy phantom on
+    which the prostate model finds a gland, where the generated held-out case is procedural and has none for it to
+    find; the generated case only where the sample case is not installed.
+    """
+    from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
+
+    if settings.end_to_end_case is not None:
+        return Path(settings.end_to_end_case), "the case given by --end-to-end-case"
+    if settings.data is not None:
+        return Path(held_out_dir), "the first case of --data"
+    if (SAMPLE_CASE_DIR / "case.json").is_file():
+        return SAMPLE_CASE_DIR, "the shipped sample case"
+    return Path(held_out_dir), "the generated held-out case (the shipped sample case is not installed)"
 
 
 def headline(result: dict, settings: BenchmarkSettings, default_run: sweep.SamplerRun) -> dict:

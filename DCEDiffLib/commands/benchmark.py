@@ -53,6 +53,9 @@ def register(subparsers) -> None:
     parser.add_argument("--naive-steps", type=_positive, help="steps timed for the naive loop (default 20)")
     parser.add_argument("--repeats", type=_positive, help="timed repeats per forward-pass measurement (default 3)")
     parser.add_argument("--no-end-to-end", action="store_true", help="skip the end-to-end volume")
+    parser.add_argument("--end-to-end-case", type=Path, metavar="DIR",
+                        help="case folder timed end to end (default: the first case of --data, else the shipped "
+                             "sample case)")
     parser.add_argument("--no-regression", action="store_true",
                         help="do not measure the shipped regression U-Net (the learned baseline) beside the model "
                              "(as `dcediff evaluate --no-regression`)")
@@ -95,6 +98,8 @@ def settings_from_args(args: argparse.Namespace):
         value = getattr(args, option)
         if value is not None:
             overrides[field] = value
+    if args.end_to_end_case is not None:
+        overrides["end_to_end_case"] = args.end_to_end_case
     if args.no_end_to_end:
         overrides["end_to_end"] = False
     if args.no_regression:
