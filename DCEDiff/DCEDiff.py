@@ -487,13 +487,20 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     raise ValueError(missing)
                 checked = time.monotonic()
                 installed = self.logic.setupPythonRequirements(parent=slicer.util.mainWindow())
+                installSeconds = time.monotonic() - checked
+                # a copy an earlier DCEDiff kept in Slicer's cache goes into the model folder (the engine's import:
+                # it needs the packages just checked); a failed move is told and the cache's copy runs
+                moved = self.logic.moveImportedModelOutOfCache(p)
                 self._starting = False
                 # the run's elapsed time starts here: installing PyTorch (minutes) is reported apart, not in it
                 self._runStarted = time.monotonic()
                 self.ui.statusLabel.text = _("Starting…")
                 if installed:
                     self.onLog(_("Python packages installed in {seconds}.").format(
-                        seconds=process_runner.format_seconds(self._runStarted - checked)))
+                        seconds=process_runner.format_seconds(installSeconds)))
+                if moved:
+                    logging.info("DCEDiff: %s", moved)
+                    self.ui.logTextEdit.appendPlainText(moved)
                 self.logic.process(p.t2w, p.pd, p.adc, p.t1pre, p.dceEarly, p.dceLate, dceBaseline=p.dceBaseline,
                                    center=p.center,
                                    model=p.modelFile or None, sampler=p.sampler, steps=p.steps, samples=p.samples,
@@ -708,6 +715,7 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
         self._job: Optional[_Job] = None
+        self._legacyMovesFailed: set = set()  # copies in Slicer's cache whose move failed (moveImportedModelOutOfCache)
 
     # set on the parameter node once its steps hold the model's own count (saved with the scene; a scene close
     # resets it with the node)
@@ -783,6 +791,26 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
             parameterNode.modelFile = imported.path
         finally:
             node.EndModify(wasModifying)
+
+    def moveImportedModelOutOfCache(self, parameterNode) -> Optional[str]:
+        """Where the ``modelFile`` of ``parameterNode`` is a copy an earlier DCEDiff kept in Slicer's cache (which
+        *Clear cache* deletes), copy it into the model folder with the engine's import (it needs the engine's
+        packages) and make that copy the ``modelFile`` (:meth:`setImportedModel`); the cache's copy is kept. Returns
+        what to tell the user, or None when there was nothing to move. Never raises: a failed move leaves the
+        cache's copy in use and is not tried again in this session (model_import.move_legacy_copy)."""
+        if not parameterNode.modelFile:
+            return None  # the shipped model: nothing to move, no settings read
+        moved = model_import.move_legacy_copy(
+            parameterNode.modelFile, model_import.legacy_cache_root(slicer.app.cachePath),
+            slicer.app.slicerUserSettingsFilePath, process_runner.python_slicer_executable(slicer.app.slicerHome),
+            importedModelRecord(parameterNode), tried=self._legacyMovesFailed, launch=_launchInSlicer)
+        if moved is None:
+            return None
+        if moved.imported is None:
+            self._legacyMovesFailed.add(parameterNode.modelFile)  # told once; each try costs an engine start
+        else:
+            self.setImportedModel(parameterNode, moved.imported)
+        return moved.message
 
     def storedCopyOfImportedModel(self, parameterNode):
         """The same model (name and SHA-256 of the stored record) in one of :meth:`modelRoots` when the imported

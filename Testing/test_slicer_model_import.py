@@ -229,14 +229,75 @@ def test_an_imported_model_survives_slicers_clear_cache(panel, tmp_path, caplog)
 
 def test_a_scene_naming_a_copy_in_slicers_cache_still_runs_it(panel, tmp_path, caplog):
     """A scene saved by an earlier DCEDiff names its copy in Slicer's cache folder: where that copy is still there,
-    it runs as before (nothing is copied or moved)."""
+    the panel uses it as it is, and Apply runs it (the old DCEDiff's rule), moved first into the model folder."""
     _, widget, root, _, box = panel
     copy = old_cache_copy(tmp_path / "SlicerIO", user_copy(tmp_path / "Downloads"))
     set_record(widget, str(copy))
     reopen_scene()
-    assert Path(widget._parameterNode.modelFile) == copy
+    assert Path(widget._parameterNode.modelFile) == copy and entries(root) == []  # nothing copied before Apply
     assert widget.ui.modelInfoLabel.text.startswith(f"Imported model: {SHIPPED}; trained on")
-    apply_starts_with(widget, copy, caplog)
+    apply_starts_with(widget, root / copy.parent.name / copy.name, caplog)
+    assert box.shown == []
+
+
+def moved_message(widget) -> list:
+    """The lines of the panel's log that tell of the imported model's move out of Slicer's cache."""
+    return [line for line in widget.ui.logTextEdit.lines if "Slicer's cache" in line]
+
+
+def test_apply_moves_a_copy_in_slicers_cache_into_the_model_folder(panel, tmp_path, caplog):
+    """Before, a copy an earlier DCEDiff kept in Slicer's cache stayed there, used until the next *Clear cache*
+    deleted it. Apply copies it into the model folder by the engine's import and the scene names that copy, with
+    the steps typed kept (the same model); the cache's copy is left for another Slicer version's scenes."""
+    _, widget, root, _, box = panel
+    old = old_cache_copy(tmp_path / "SlicerIO", user_copy(tmp_path / "Downloads"))
+    set_record(widget, str(old))
+    reopen_scene()
+    p = widget._parameterNode
+    p.steps = 5
+    moved = root / old.parent.name / old.name
+    apply_starts_with(widget, moved, caplog)
+    assert box.shown == [] and p.steps == 5
+    assert Path(p.modelFile) == moved and sha256(moved) == sha256(old) and old.is_file()
+    assert json.loads(p.parameterNode.GetAttribute("DCEDiff.ImportedModel")) == \
+        {"path": str(moved), "name": SHIPPED, "sha256": sha256(old)}
+    assert sorted(f.name for f in moved.parent.iterdir()) == sorted(SHIPPED_FILES)  # its card and error map too
+    (told,) = moved_message(widget)
+    assert told.startswith(f"Moved the imported model {SHIPPED} out of Slicer's cache into {moved.parent}, where "
+                           "Clear cache does not delete it") and str(old) in told
+    clear_cache(tmp_path / "SlicerIO")
+    reopen_scene()
+    assert Path(widget._parameterNode.modelFile) == moved  # outlives Clear cache
+
+
+def test_a_move_that_fails_is_told_once_and_the_cache_copy_runs(panel, tmp_path, caplog, monkeypatch):
+    """The model folder cannot be made (``DCEDIFF_MODEL_DIR`` names a file): Apply runs the copy in the cache as
+    before and the log says why it was not moved; the next Apply neither tries again nor says it again."""
+    _, widget, root, _, box = panel
+    blocker = tmp_path / "not a folder"
+    blocker.write_text("a file where the model folder would be", encoding="utf-8")
+    monkeypatch.setenv("DCEDIFF_MODEL_DIR", str(blocker))
+    old = old_cache_copy(tmp_path / "SlicerIO", user_copy(tmp_path / "Downloads"))
+    set_record(widget, str(old))
+    apply_starts_with(widget, old, caplog)
+    assert box.shown == [] and widget._parameterNode.modelFile == str(old) and old.is_file()
+    (told,) = moved_message(widget)
+    assert told.startswith(f"The imported model {SHIPPED} is still used from Slicer's cache ({old}): it could not "
+                           f"be copied into the model folder {blocker} (") and "DCEDIFF_MODEL_DIR" in told
+    assert blocker.read_text(encoding="utf-8") == "a file where the model folder would be"
+    caplog.clear()
+    apply_starts_with(widget, old, caplog)
+    assert moved_message(widget) == [] and box.shown == []
+
+
+def test_a_model_outside_slicers_cache_is_not_moved(panel, tmp_path, caplog):
+    """An imported model elsewhere (here a folder named like the cache's, beside it) runs where it is: nothing is
+    copied into the model folder and nothing is said."""
+    _, widget, root, _, box = panel
+    elsewhere = old_cache_copy(tmp_path / "SlicerIO-other", user_copy(tmp_path / "Downloads"))
+    set_record(widget, str(elsewhere))
+    apply_starts_with(widget, elsewhere, caplog)
+    assert widget._parameterNode.modelFile == str(elsewhere) and moved_message(widget) == []
     assert box.shown == [] and entries(root) == []
 
 

@@ -4,7 +4,8 @@ settings file, and never relative to the engine's working folder; a scene whose 
 same model (same SHA-256, the weights file of the recorded name in a ``<name>-<SHA-256 prefix>`` folder) from the
 model folder first, then from the folder in Slicer's cache where earlier DCEDiff versions kept their copies, with
 the parameter node's record updated to the copy used; a copy that is still there is used as it is; where none is
-found, the panel names both folders searched.
+found, the panel names both folders searched. At Apply, a copy in that old folder is copied into the model folder
+(only one in that folder, not one beside it, nor one already in the model folder set inside the cache).
 
 Each test asserts what the rule says, so that the bug it was written for (named in its docstring) fails it.
 
@@ -128,8 +129,9 @@ def test_a_copy_left_in_slicers_cache_is_found_when_the_scene_names_another_plac
     assert Path(widget._parameterNode.modelFile) == old
     assert record_of(widget) == {"path": str(old), "name": SHIPPED, "sha256": DIGEST}
     assert widget.ui.modelInfoLabel.text.startswith(f"Imported model: {SHIPPED}; trained on")
-    apply_starts_with(widget, old, caplog)
-    assert box.shown == []
+    models = tmp_path / model_dir if model_dir else root
+    apply_starts_with(widget, models / old.parent.name / old.name, caplog)  # moved out of the cache at Apply
+    assert box.shown == [] and old.is_file()
 
 
 def test_the_model_folder_is_searched_before_slicers_cache(panel, tmp_path):  # noqa: F811
@@ -284,3 +286,43 @@ def test_a_model_that_came_after_the_scene_is_found_by_apply_with_the_steps_show
     command = apply_command(widget, caplog)
     assert f"--model {copy} " in command and "--steps 5 " in command
     assert box.shown == [] and p.steps == 5 and record_of(widget)["path"] == str(copy)
+
+
+# -- a copy in Slicer's cache, moved at Apply -----------------------------------------------------------------------
+
+def test_only_a_copy_inside_slicers_cache_is_moved(DCEDiff, tmp_path):  # noqa: F811
+    """``legacy_copy_to_move`` takes an existing file inside the old folder only (bugs: a folder whose name merely
+    starts like it, ``models-backup``, taken by a string prefix; a missing file moved; the shipped model's empty
+    path read as the working folder; a failed move tried again)."""
+    model_import = DCEDiff.model_import
+    legacy, models = tmp_path / "SlicerIO" / "DCEDiff" / "models", tmp_path / "settings" / "DCEDiff" / "models"
+    source = user_copy(tmp_path / "Downloads")
+    old = old_cache_copy(tmp_path / "SlicerIO", source)
+    beside = model_folder_copy(tmp_path / "SlicerIO" / "DCEDiff" / "models-backup", source)
+    assert model_import.legacy_copy_to_move(str(old), legacy, models) == old
+    assert model_import.legacy_copy_to_move(str(old), legacy, None) == old  # no model folder: still to be told
+    for path in (str(beside), str(old.parent / "gone.safetensors"), "", str(source)):
+        assert model_import.legacy_copy_to_move(path, legacy, models) is None, path
+    assert model_import.legacy_copy_to_move(str(old), legacy, models, tried=[str(old)]) is None
+
+
+def test_a_model_folder_set_inside_slicers_cache_moves_nothing(DCEDiff, tmp_path):  # noqa: F811
+    """``DCEDIFF_MODEL_DIR`` naming the old folder itself (or one in it): the copy is already in the model folder,
+    nothing is imported and nothing said (bug: the engine run to copy the model onto itself, "moved" told)."""
+    legacy = tmp_path / "SlicerIO" / "DCEDiff" / "models"
+    old = old_cache_copy(tmp_path / "SlicerIO", user_copy(tmp_path / "Downloads"))
+    for model_dir in (legacy, legacy.parent):
+        assert DCEDiff.model_import.move_legacy_copy(str(old), legacy, str(tmp_path / "Slicer.ini"), sys.executable,
+                                                     environ={"DCEDIFF_MODEL_DIR": str(model_dir)}) is None
+
+
+def test_without_a_model_folder_the_copy_stays_and_the_user_is_told(DCEDiff, tmp_path):  # noqa: F811
+    """No settings file and no ``DCEDIFF_MODEL_DIR``: no move, the reason told, nothing raised (bug: the model
+    folder's error stopping Apply)."""
+    legacy = tmp_path / "SlicerIO" / "DCEDiff" / "models"
+    old = old_cache_copy(tmp_path / "SlicerIO", user_copy(tmp_path / "Downloads"))
+    moved = DCEDiff.model_import.move_legacy_copy(str(old), legacy, "", sys.executable,
+                                                  {"name": "prostate", "sha256": DIGEST}, environ={})
+    assert moved is not None and moved.imported is None
+    assert moved.message.startswith(f"The imported model prostate is still used from Slicer's cache ({old}): it "
+                                    "could not be copied into a model folder (no folder for imported models")

@@ -340,10 +340,13 @@ class ProcessEnvironmentStandIn:
 class SlicerAppStandIn:
     """Test double of slicer.app (qSlicerApplication, a Qt object): a temporary folder, no Slicer home (the engine
     then runs in this Python), no layout manager (as in batch mode), the startup environment for the real
-    slicer.util.launchConsoleProcess."""
+    slicer.util.launchConsoleProcess; Slicer's cache folder and user settings file named in the temporary folder
+    (not made: nothing is kept there unless a test does)."""
 
     def __init__(self, temporary):
         self.temporaryPath, self.slicerHome = str(temporary), ""
+        self.cachePath = str(Path(temporary) / "SlicerCache")
+        self.slicerUserSettingsFilePath = str(Path(temporary) / "settings" / "Slicer.ini")
 
     def layoutManager(self):
         return None

@@ -9,7 +9,8 @@ Slicer versions; ``~/.config/slicer.org`` on Linux and macOS, ``%APPDATA%/slicer
 home in a portable install), where Slicer keeps its own downloads (ScreenCapture's ffmpeg, user terminologies).
 It is not Slicer's cache folder (``slicer.app.cachePath``, where DCEDiff up to now kept its copies): *Clear cache* in
 Slicer's settings (``vtkCacheManager::ClearCache``) deletes that folder whole, and imported models are kept for months.
-Copies an earlier DCEDiff left in the cache (:func:`legacy_cache_root`) still run and are still found by SHA-256.
+Copies an earlier DCEDiff left in the cache (:func:`legacy_cache_root`) still run and are still found by SHA-256;
+one that a parameter node names is copied into the model folder at Apply (:func:`move_legacy_copy`).
 """
 from __future__ import annotations
 
@@ -143,3 +144,76 @@ def missing_model_message(model_file: str, record: Optional[dict], searched: Ite
                 + ". Import the model file again with Import model…, or use the shipped model.")
     return (f"The imported model file {model_file} is missing. Import the model file again with Import model…, or "
             "use the shipped model.")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or inside it, links resolved (a cache reached through a link is the cache)."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def legacy_copy_to_move(model_file: str, legacy_root: Path, root: Optional[Path],
+                        tried: Iterable[str] = ()) -> Optional[Path]:
+    """The copy to move into the model folder ``root`` at Apply: ``model_file`` when it is an existing file in the
+    folder of Slicer's cache where earlier DCEDiff versions kept imported models (``legacy_root``,
+    :func:`legacy_cache_root`), which *Clear cache* deletes. None for the shipped model (empty), a missing file, a
+    file elsewhere, a file already in ``root`` (``$DCEDIFF_MODEL_DIR`` set inside that cache folder: nowhere else to
+    go) or one in ``tried`` (its move failed before: the user was told, once). ``root`` None: no model folder."""
+    if not model_file or model_file in set(tried):
+        return None
+    path = Path(model_file)
+    if not path.is_file() or not _inside(path, Path(legacy_root)) or (root is not None and _inside(path, root)):
+        return None
+    return path
+
+
+@dataclasses.dataclass
+class LegacyMove:
+    """What became of a copy in Slicer's cache at Apply: ``imported``, the copy in the model folder to use (None
+    when the move failed and the copy in the cache still runs), and ``message``, what to tell the user."""
+
+    imported: Optional[ImportedModel]
+    message: str
+
+
+def move_failed_message(name: str, legacy: Path, root: Optional[Path], error: object) -> str:
+    """What to tell the user once when the copy ``legacy`` of the model ``name`` could not go into ``root``."""
+    folder = f"the model folder {root}" if root is not None else "a model folder"
+    return (f"The imported model {name} is still used from Slicer's cache ({legacy}): it could not be copied into "
+            f"{folder} ({error}). Slicer's Clear cache would delete it: make the folder writable, or set "
+            f"{MODEL_DIR_VARIABLE} to a writable folder, and restart Slicer (its next Apply tries again), "
+            "or import the model again with Import model….")
+
+
+def move_legacy_copy(model_file: str, legacy_root: Path, user_settings_file: str, python: str,
+                     record: Optional[dict] = None, tried: Iterable[str] = (),
+                     launch: Callable = process_runner.default_launch, timeout: float = IMPORT_TIMEOUT_SECONDS,
+                     environ: Optional[Mapping[str, str]] = None) -> Optional[LegacyMove]:
+    """Copy the imported model ``model_file`` into the model folder (:func:`model_root` of ``user_settings_file``
+    and ``environ``) by the engine's import run with ``python`` (:func:`import_model`: checked, an identical copy
+    reused) when it is a copy in Slicer's cache (:func:`legacy_copy_to_move`); None when it is not. The copy in the
+    cache is kept: another Slicer version's scene may name it. Never raises: the move must not stop a run, so a
+    failure (no model folder, one not writable, the engine's refusal) is a message saying why, naming ``record``'s
+    model (:func:`read_record`)."""
+    try:
+        root: Optional[Path] = model_root(user_settings_file, environ)
+        no_root = None
+    except ModelImportError as error:
+        root, no_root = None, error
+    legacy = legacy_copy_to_move(model_file, legacy_root, root, tried)
+    if legacy is None:
+        return None
+    name = str((record or {}).get("name") or legacy.stem)
+    if root is None:
+        return LegacyMove(None, move_failed_message(name, legacy, root, no_root))
+    try:
+        imported = import_model(str(legacy), root, python, launch=launch, timeout=timeout)
+    except Exception as error:  # any reason: the run goes on with the copy in the cache, the user is told why
+        return LegacyMove(None, move_failed_message(name, legacy, root, error))
+    already = " (the same model was already there)" if imported.reused else ""
+    return LegacyMove(imported, f"Moved the imported model {imported.name} out of Slicer's cache into "
+                                f"{Path(imported.path).parent}{already}, where Clear cache does not delete it; "
+                                f"the copy in the cache ({legacy}) is left for other Slicer versions.")
