@@ -55,3 +55,37 @@ def test_acquired_and_synthetic_panels_share_the_acquired_dces_window():
     for target in ("early", "late"):
         for title in (f"acquired {target}", f"SYNTHETIC {target}"):
             assert np.allclose(_axes(fig, title).images[0].get_clim(), (lo, hi)), title
+
+
+def test_the_enhancement_scale_reaches_the_glands_enhancement_so_its_lesions_are_not_saturated():
+    """The enhancement maps' scale tops at the 99.5th percentile over the grid or inside the prostate, whichever is
+    higher: a gland enhancing far above the body (as a real gland does on a T1-pre without fat suppression) is not
+    drawn at the saturated top, where a lesion brighter still would vanish (the shipped sample case's report)."""
+    from DCEDiffLib.evaluation.report_figure import enhancement_window_top, report_figure
+
+    row = _row()
+    shape = row["inputs"]["t1pre"].shape
+    row["inputs"]["t1pre"] = np.full(shape, 200.0, np.float32)
+    labels = np.zeros(shape, np.int16)
+    labels[:, 8:16, 8:16] = 1  # the gland: 11 % of the grid, enhancing 150 %, a lesion in it 250 %
+    labels[:, 10, 10] = 2  # 0.17 % of the grid, 1.6 % of the gland
+    for target in ("early", "late"):
+        body = np.full(shape, 240.0, np.float32)  # the body enhances 20 %
+        body[labels == 1] = 500.0
+        body[labels == 2] = 700.0
+        row["acquired"][target] = body
+    row["labels"], row["legend"] = labels, {"transition_zone": 1, "lesion": 2}
+    fig = report_figure([row], slice_index=SLICE)
+    top = _axes(fig, "acquired enhancement early").images[0].get_clim()[1]
+    assert top == pytest.approx(250.0, abs=1.0)  # the lesion's 250 % reaches the top; the grid's 99.5th is 150 %
+    assert _axes(fig, "SYNTHETIC enhancement late").images[0].get_clim()[1] == top
+    # the rule itself: the higher of the two percentiles; the grid's alone without a gland or a finite value in it
+    values = np.arange(1000, dtype=np.float64).reshape(10, 100)
+    gland = np.zeros_like(values, bool)
+    assert enhancement_window_top(values) == pytest.approx(np.percentile(values, 99.5))
+    assert enhancement_window_top(values, gland) == pytest.approx(np.percentile(values, 99.5))
+    gland[0, :5] = True  # the lowest values: the grid's percentile stays the higher
+    assert enhancement_window_top(values, gland) == pytest.approx(np.percentile(values, 99.5))
+    values[gland] = 5000.0
+    assert enhancement_window_top(values, gland) == pytest.approx(5000.0)
+    assert enhancement_window_top(np.full((3, 3), np.nan)) == 100.0

@@ -14,7 +14,9 @@ Windows: each input by its own 1st–99.5th percentile; acquired and synthetic D
 early and late volumes' 1st–99.5th percentile, as a viewer keeps one window across a DCE series); residuals in %
 of that window (0–25 %), the spread in % of it up to its own 99.5th percentile; enhancement is relative to the T1-pre, 100 × (DCE − T1-pre) / T1-pre
 in % (T1-pre on the DCE's scale, as the pipeline's outputs are; blank where the T1-pre is below 5 % of its 99.5th
-percentile, i.e. air), both maps on one colour scale from 0 to the acquired enhancement's 99.5th percentile.
+percentile, i.e. air), both maps on one colour scale from 0 to the acquired enhancement's 99.5th percentile, over the
+grid or inside the prostate, whichever is higher (:func:`enhancement_window_top`: the gland enhances above most of
+the body, and a scale that saturates it hides its lesions).
 The prostate (cyan) and lesion (yellow) outlines are drawn on the T2W and on every acquired, synthetic and
 enhancement panel. The first image of each line carries orientation letters and a millimetre scale bar: the
 letters come from the grid's direction (row ``grid``: LPS direction matrix and spacing, e.g.
@@ -181,6 +183,23 @@ def _relative_enhancement(dce: np.ndarray, t1pre: np.ndarray, floor: float) -> n
         out = 100.0 * (dce - t1pre) / t1pre
     out[~(t1pre > floor)] = np.nan
     return out
+
+
+def enhancement_window_top(enhancement: np.ndarray, gland: Optional[np.ndarray] = None) -> float:
+    """Top of the enhancement maps' colour scale: the 99.5th percentile of the finite ``enhancement`` values (%), or
+    of those inside ``gland`` (a boolean mask of the same shape) where that is higher, so that the prostate, which
+    enhances more than most of the body (realism targets: relative enhancement about 100 % late), is not drawn at the
+    scale's saturated top with its lesions invisible in it. 100 where there is no finite value."""
+    values = np.asarray(enhancement, dtype=np.float64)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return 100.0
+    top = float(np.percentile(values[finite], 99.5))
+    if gland is not None:
+        inside = finite & np.asarray(gland, dtype=bool)
+        if inside.any():
+            top = max(top, float(np.percentile(values[inside], 99.5)))
+    return max(top, 1e-6)
 
 
 def case_metrics(row: dict) -> Optional[dict]:
@@ -437,9 +456,10 @@ def report_figure(rows: List[dict], slice_index: Optional[int] = None, provenanc
         t1pre = inputs["t1pre"]
         floor = T1_FLOOR * max(float(np.percentile(t1pre, 99.5)), 1e-6)
         enh_source = acquired or synthetic
-        enh_ref = np.concatenate([_relative_enhancement(v, t1pre, floor).ravel() for v in enh_source.values()])
-        enh_ref = enh_ref[np.isfinite(enh_ref)]
-        enh_max = max(float(np.percentile(enh_ref, 99.5)), 1e-6) if enh_ref.size else 100.0
+        gland = masks.get("prostate") if masks else None
+        enh_max = enhancement_window_top(
+            np.stack([_relative_enhancement(v, t1pre, floor) for v in enh_source.values()]),
+            None if gland is None else np.broadcast_to(gland, (len(enh_source),) + np.shape(gland)))
         spread_max = max(float(np.percentile(np.concatenate([u.ravel() for u in spread.values()]), 99.5))
                          * 100.0 / window, 1e-6) if spread else None
 
