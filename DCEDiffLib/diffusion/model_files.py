@@ -15,7 +15,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import Optional, Tuple
 
 from DCEDiffLib.atomic import atomic_path, write_text_atomic
 from DCEDiffLib.diffusion.absolute_adc import check_card_field, reads_absolute_adc
@@ -25,9 +25,6 @@ from DCEDiffLib.errors import ModelFileError
 from DCEDiffLib.file_digest import file_digest
 from DCEDiffLib.modalities import (DESCRIPTIONS, INPUT_MODALITIES, OPTIONAL_INPUTS, TARGET_MODALITIES,
                                    missing_inputs_allowed)  # noqa: F401  (re-exported: the card's rule)
-
-if TYPE_CHECKING:  # annotations only: torch is imported where a network is built or loaded
-    import torch
 
 FORMAT_NAME = "dcediff-model"
 FORMAT_VERSION = 1

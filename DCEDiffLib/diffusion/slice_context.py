@@ -14,16 +14,12 @@ network's function and learns only how much the neighbours add.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
 # torch is imported in the functions that use it: a model card's context_slices is checked before torch is imported
 # (model_files.precheck_model)
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
-
 MAX_CONTEXT_SLICES = 2
 
 
