@@ -21,7 +21,7 @@ import SimpleITK as sitk
 from DCEDiffLib import __version__, defaults
 from DCEDiffLib.acquired_scale import acquired_scale_note, to_t1pre_scale
 from DCEDiffLib.data_source import RESULT_DESCRIP, SYNTHETIC_KEY
-from DCEDiffLib.errors import CancelledError, InputError
+from DCEDiffLib.errors import InputError
 from DCEDiffLib.extras import extra_available, skip_message
 from DCEDiffLib.intensity_tail import adds_excess_back, synthetic_intensity, t1pre_excess_to_add
 from DCEDiffLib.modalities import (ACQUIRED_BASELINE, DESCRIPTIONS, INPUT_MODALITIES, MISSING_INPUT_VALUE,
@@ -161,11 +161,10 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     ``precision`` auto/fp32/bf16: :func:`DCEDiffLib.precision.choose_precision` (the choice and why are kept).
     ``steps`` None: the model's own count (:func:`DCEDiffLib.sampling_steps.resolve_steps`).
     """
-    # no torch imported here: it is imported, and the model loaded, while the series are read (model_loading.py)
-    from DCEDiffLib.diffusion.model_files import missing_input_refusal, missing_inputs_allowed, precheck_model
-    from DCEDiffLib.model_loading import BackgroundModel
+    from DCEDiffLib.diffusion.model_files import load_model, missing_input_refusal, missing_inputs_allowed
+    from DCEDiffLib.diffusion.synthesis import resolve_device, synthesize_volume
     from DCEDiffLib.sampling_steps import resolve_steps
-    from DCEDiffLib.precision import check_words
+    from DCEDiffLib.precision import choose_precision
     from DCEDiffLib.model_registry import model_name, resolve_model
     from DCEDiffLib.normalization import spread_to_intensity
     from DCEDiffLib.modalities import OPTIONAL_INPUTS
@@ -175,41 +174,33 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
 
     check_options(sampler, steps, samples, seed, warm_start)
     check_required_inputs(inputs, optional=OPTIONAL_INPUTS)  # T2W, ADC, T1-pre always; before the model loads
-    check_words(device, precision)  # a bad value fails before any slow work
+    choice = choose_precision(precision, resolve_device(device).type)  # a bad value fails before any slow work
+    if choice.warning:
+        say(f"DCEDiff warning: {choice.warning}")
     tracker = ProgressTracker(STAGES, progress)
     tracker.report("load", 0, 1, "loading the model")
     weights = resolve_model(model_path)
-    _, _, card = precheck_model(weights)  # a missing, pickled, foreign or altered model fails here, before slow work
-    steps = resolve_steps(card, sampler, steps)
-    conditions_order = card["conditions"]
+    model = load_model(weights)  # fail early, before any slow work
+    steps = resolve_steps(model.card, sampler, steps)
+    conditions_order = model.card["conditions"]
     missing = missing_inputs(inputs)
-    allowed = missing_inputs_allowed(card)
+    allowed = missing_inputs_allowed(model.card)
     for modality in missing:
         if modality not in allowed:
             raise InputError(missing_input_refusal(weights.stem, modality))
-    check_cancel(should_cancel)
-    loading = BackgroundModel(weights, device, precision)  # torch, the device and the weights, while the series load
     tracker.report("load", 1, 1)
+    check_cancel(should_cancel)
     tracker.report("register", 0, 1, "reading and registering the series")  # preprocess reports each one's end
     import_write_stage_early(metrics=inputs.get("dce_early") is not None)  # while the registrations run
-    try:
-        case = preprocess_case(inputs, center_lps=center_lps, register=register, find_prostate=True, self_check=True,
-                               progress=tracker.stage_callback("register"),
-                               should_cancel=loading.cancel_hook(should_cancel), optional=tuple(missing))
-    except CancelledError:
-        loading.raise_if_failed()  # stopped because the model cannot run: its error, not a cancel
-        raise
-    model, choice = loading.result()
-    if choice.warning:
-        say(f"DCEDiff warning: {choice.warning}")
+    case = preprocess_case(inputs, center_lps=center_lps, register=register, find_prostate=True, self_check=True,
+                           progress=tracker.stage_callback("register"), should_cancel=should_cancel,
+                           optional=tuple(missing))
     if missing:  # said once the given inputs have been read: an error in one of them comes first
         say(f"DCEDiff note: {missing_inputs_note(missing)}")
     cond = condition_array(case, conditions_order)
     out_of_distribution = check_out_of_distribution(model.card, case, cond, conditions_order, inputs,
                                                     missing=missing)
     tracker.report("sample", 0, 1, "sampling")  # the stage starts here, before the first network pass
-    from DCEDiffLib.diffusion.synthesis import synthesize_volume  # imported with the model by now
-
     result = synthesize_volume(model, cond, sampler=sampler, steps=steps, samples=samples, seed=seed,
                                warm_start=warm_start, precision=choice.used,
                                device=device, progress=tracker.stage_callback("sample"),

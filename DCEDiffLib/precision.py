@@ -18,7 +18,6 @@ import dataclasses
 from typing import Dict, List, Optional, Sequence
 
 PRECISIONS = ("auto", "fp32", "bf16")
-DEVICES = ("auto", "cpu", "cuda")
 PRECISION_HELP = ("arithmetic of the network: auto (default) = bf16 on a CUDA GPU and on a CPU with native bf16 "
                   "(avx512_bf16/amx_bf16), fp32 elsewhere; fp32; bf16 (emulated and slow on a CPU without native "
                   "bf16). The choice and why are recorded in synthesis.json")
@@ -99,23 +98,15 @@ def _check_words(check: Dict[str, object]) -> str:
             f"< {BF16_BOUND['psnr_db']:g} dB)")
 
 
-def check_words(device: str, precision: str) -> None:
-    """:class:`InputError` for a device other than auto/cpu/cuda or a precision other than auto/fp32/bf16: a bad
-    word is refused before any slow work, before torch is imported (whether CUDA is there is asked later)."""
-    from DCEDiffLib.errors import InputError
-
-    if device not in DEVICES:
-        raise InputError(f"device {device!r}: expected auto, cpu or cuda")
-    if str(precision).lower() not in PRECISIONS:
-        raise InputError(f"precision {str(precision).lower()!r}: expected auto, fp32 or bf16")
-
-
 def choose_precision(requested: str, device_type: str, flags: Optional[Sequence[str]] = None,
                      check: Optional[Dict[str, object]] = None) -> PrecisionChoice:
     """The precision for ``requested`` (auto/fp32/bf16) on ``device_type`` ("cpu"/"cuda"); ``flags`` default to
     this CPU's, ``check`` to :data:`BF16_CHECK`. Raises :class:`InputError` for an unknown ``requested``."""
-    check_words("auto", requested)
+    from DCEDiffLib.errors import InputError
+
     requested = str(requested).lower()
+    if requested not in PRECISIONS:
+        raise InputError(f"precision {requested!r}: expected auto, fp32 or bf16")
     check = BF16_CHECK if check is None else check
     if device_type == "cuda":
         used = "fp32" if requested == "fp32" else "bf16"

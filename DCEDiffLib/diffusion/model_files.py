@@ -17,10 +17,12 @@ import os
 from pathlib import Path
 from typing import Optional, Tuple
 
+import torch
+
 from DCEDiffLib.atomic import atomic_path, write_text_atomic
 from DCEDiffLib.diffusion.absolute_adc import check_card_field, reads_absolute_adc
 from DCEDiffLib.diffusion.error_map import error_models_of_card
-from DCEDiffLib.diffusion.parameterizations import PARAMETERIZATIONS
+from DCEDiffLib.diffusion.residual import PARAMETERIZATIONS
 from DCEDiffLib.errors import ModelFileError
 from DCEDiffLib.file_digest import file_digest
 from DCEDiffLib.modalities import (DESCRIPTIONS, INPUT_MODALITIES, OPTIONAL_INPUTS, TARGET_MODALITIES,
@@ -299,11 +301,11 @@ def _read_card(card_path: Path) -> dict:
         raise ModelFileError(f"model card {card_path} is not valid JSON ({exc})") from None
 
 
-def precheck_model(path: os.PathLike) -> Tuple[Path, Path, dict]:
-    """(weights path, card path, card) after the checks that need no torch: the weights file is there and is no
-    pickle, the card is valid JSON and a DCEDiff card of this version, and the weights' SHA-256 is the card's. A
-    missing, pickled, foreign or altered model file is refused here, before any slow work (:func:`load_model` runs
-    these checks first; the pipeline runs them before it loads the weights in the background)."""
+def load_model(path: os.PathLike, device: str = "cpu") -> LoadedModel:
+    """Load and check a model (path: the .safetensors, the .json or the stem); returns it in eval mode."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     weights_path, card_path = model_paths(path)
     if not weights_path.is_file():
         given = Path(path)
@@ -325,16 +327,6 @@ def precheck_model(path: os.PathLike) -> Tuple[Path, Path, dict]:
     if digest != card["weights_sha256"]:
         raise ModelFileError(f"model weights {weights_path}: SHA-256 {digest[:16]}… does not match the card's "
                              f"{str(card['weights_sha256'])[:16]}…; the file was altered or belongs to another card")
-    return weights_path, card_path, card
-
-
-def load_model(path: os.PathLike, device: str = "cpu") -> LoadedModel:
-    """Load and check a model (path: the .safetensors, the .json or the stem); returns it in eval mode."""
-    import torch  # here, not at the module's top: the pipeline checks a model file before torch is imported
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    weights_path, card_path, card = precheck_model(path)
     try:
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:

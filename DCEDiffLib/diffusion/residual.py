@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from DCEDiffLib.diffusion.objectives import predict_regression
-from DCEDiffLib.diffusion.parameterizations import PARAMETERIZATIONS
 
+PARAMETERIZATIONS = ("image", "enhancement", "relative")
 # The relative parameterization's constants (targets' units, where zero signal is 0 after "+ 1"): the floor keeps
 # dark tissue able to enhance; the reference (a typical gland's T1-pre level) makes the scale 1 there, so a network
 # trained under the enhancement parameterization is a sensible start for fine-tuning under this one.

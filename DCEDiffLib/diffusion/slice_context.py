@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import List, Optional, Sequence
 
 import numpy as np
+import torch
+from torch import nn
 
-# torch is imported in the functions that use it: a model card's context_slices is checked before torch is imported
-# (model_files.precheck_model)
 MAX_CONTEXT_SLICES = 2
 
 
@@ -51,8 +51,6 @@ def slice_with_context(volume: np.ndarray, k: int, context_slices: int,
 
 def volume_with_context(slices: torch.Tensor, context_slices: int) -> torch.Tensor:
     """Every slice of a volume (K, C, H, W), in order, with its neighbours: (K, C·(2n+1), H, W)."""
-    import torch
-
     if not context_slices:
         return slices
     index = torch.arange(slices.shape[0], device=slices.device)
@@ -62,20 +60,17 @@ def volume_with_context(slices: torch.Tensor, context_slices: int) -> torch.Tens
 
 def first_convolution(network: nn.Module) -> nn.Conv2d:
     """The convolution that reads a U-Net's input (the first Conv2d of its first input block)."""
-    from torch import nn
-
     for module in network.input_blocks[0].modules():
         if isinstance(module, nn.Conv2d):
             return module
     raise ValueError("the network has no input convolution")
 
 
+@torch.no_grad()
 def widen_first_convolution(source: nn.Module, target: nn.Module, conditions: int, context_slices: int) -> None:
     """Load a 2D network's weights (``source``, input [C conditions, T targets]) into a network built for
     ``context_slices`` (``target``, input [C·(2n+1) conditions, T targets]) so that it computes the same function:
     every tensor is copied, the input convolution's weights for the neighbours' channels are zero."""
-    import torch
-
     from DCEDiffLib.diffusion.network_growth import insert_zero_input_channels
 
     old = first_convolution(source)
@@ -85,5 +80,5 @@ def widen_first_convolution(source: nn.Module, target: nn.Module, conditions: in
         raise ValueError(f"the widened network reads {new.in_channels} channels; {conditions} conditions with "
                          f"{context_slices} context slices and {old.in_channels - conditions} target channels need "
                          f"{expected}")
-    with torch.no_grad():  # the neighbours' channels go between the slice's own conditions and the target channels
-        insert_zero_input_channels(source, target, position=conditions, count=conditions * 2 * context_slices)
+    # the neighbours' channels go between the slice's own conditions and the target channels
+    insert_zero_input_channels(source, target, position=conditions, count=conditions * 2 * context_slices)

@@ -80,13 +80,12 @@ class SynthesisResult:
 
 def resolve_device(device: str) -> torch.device:
     """'auto' → CUDA when available, else CPU; 'cuda' without a GPU is an error."""
-    from DCEDiffLib.precision import check_words
-
-    check_words(device, "auto")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise InputError("device cuda requested, but torch sees no CUDA GPU; use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"device {device!r}: expected auto, cpu or cuda")
     return torch.device(device)
 
 
