@@ -8,8 +8,8 @@ job: no gadolinium, no labels, so the prostate is found by the pipeline itself).
 the prostate model's gland mask is computed afresh (:func:`~DCEDiffLib.prostate_localization.computed_afresh`), as
 on a user's first run, not taken from the cache an earlier run of the same case left (a cached mask took the model's
 2.5–5 s out of the timings until 2026-12-07). The benchmark runs each in a fresh process
-(:func:`time_end_to_end_in_fresh_process`), as a user's command runs: in the benchmark's own process, warmed by its
-forward passes and its held-out case's prostate model, the sample case ran 1.8 s faster (docs/performance.md).
+(:func:`time_end_to_end_in_fresh_process`), as a user's command runs: in a process that had run it before, the
+sample case ran 1.8 s faster (torch imported, kernels and the prostate model's session warm; docs/performance.md).
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def stage_seconds(starts: dict, total: float) -> dict:
 def time_end_to_end_in_fresh_process(case_dir: Path, out_dir: Path, model_path: Optional[str], **options) -> dict:
     """:func:`time_end_to_end` in a new Python process (``spawn``), so that no kernel, model session or cache that
     this process has warmed shortens the run: a first look, as ``dcediff synthesize`` or Slicer's first Apply gets
-    it. The child's imports happen before its timed block, as in :func:`time_end_to_end`. Errors are raised here."""
+    it: the pipeline's module is imported before the timed block, torch and what else it imports lazily inside it,
+    as on a user's first run. Errors are raised here."""
     import concurrent.futures
     import multiprocessing
 
