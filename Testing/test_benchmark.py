@@ -384,29 +384,6 @@ def test_stage_seconds_split_the_end_to_end_time_at_each_stage_start():
     assert stage_seconds({}, 3.0) == {}
 
 
-def test_end_to_end_with_the_four_inputs_only_reads_no_acquired_series(tmp_path, monkeypatch):
-    """The radiologist's run (no gadolinium, no labels) is timed on the inputs alone: nothing acquired is read, so
-    no residual is written, and the pipeline finds the prostate itself. The benchmark times it in a fresh process
-    (a first look, as a user's command): this process's warmed state, here a broken ``time_end_to_end``, does not
-    reach it."""
-    from random_model import save_random_model
-
-    from DCEDiffLib.benchmark import end_to_end
-    from DCEDiffLib.benchmark.end_to_end import INPUT_FILES, time_end_to_end_in_fresh_process
-
-    # a tiny network: what is read and written does not depend on the model (the shipped one took ~30 s here)
-    model = save_random_model(tmp_path)
-    monkeypatch.setattr(end_to_end, "time_end_to_end", lambda *a, **k: pytest.fail("ran in the benchmark's process"))
-    run = time_end_to_end_in_fresh_process(SAMPLE_CASE_DIR, tmp_path / "inputs_only", str(model), steps=1,
-                                           with_acquired=False, case_source="the shipped sample case")
-    assert run["fresh_process"] and run["case_source"] == "the shipped sample case"
-    assert run["inputs"] == sorted(INPUT_FILES)
-    written = {p.name for p in (tmp_path / "inputs_only").iterdir()}
-    assert "synthetic_early.nii.gz" in written and not any(name.startswith("residual") for name in written)
-    assert {"register", "sample", "write"} <= set(run["stage_seconds"])
-    assert run["seconds"] > run["sampling_seconds"] > 0
-
-
 def test_end_to_end_times_the_prostate_model_afresh_after_a_cached_run(tmp_path, monkeypatch):
     """Each end-to-end run is a first look at the exam: the prostate model's mask is computed again although an
     earlier run of the same case cached it (memory and disk), and its seconds are reported inside the register
@@ -440,3 +417,35 @@ def test_end_to_end_target_is_at_most_30_seconds_inclusive():
     assert status["end_to_end_seconds"] == "PASS"
     status = {t["key"]: t["status"] for t in evaluate_targets({"end_to_end_seconds": 30.1})}
     assert status["end_to_end_seconds"] == "FAIL"
+
+
+def test_end_to_end_runs_time_the_chosen_case_with_and_then_without_the_acquired_series(tmp_path, monkeypatch):
+    """The benchmark's two end-to-end runs are on the case ``end_to_end_case`` picks (here the shipped sample case,
+    the held-out folder not existing) and differ in what is read: the first with the acquired DCE and labels, the
+    second, the radiologist's run, with the four non-contrast inputs alone (nothing acquired is read, so no residual
+    is written, and the pipeline finds the prostate itself). Each runs in a fresh process (a first look, as a user's
+    command): this process's state, here a broken ``time_end_to_end``, does not reach it (found by a mutation audit:
+    the held-out case timed instead, or both runs reading the acquired series, passed)."""
+    from random_model import save_random_model
+
+    from DCEDiffLib.benchmark import end_to_end
+    from DCEDiffLib.benchmark.end_to_end import INPUT_FILES
+    from DCEDiffLib.benchmark.runner import end_to_end_runs, quick_settings
+
+    # a tiny network: what is read and written does not depend on the model (the shipped one took ~30 s here)
+    model = save_random_model(tmp_path)
+    monkeypatch.setattr(end_to_end, "time_end_to_end", lambda *a, **k: pytest.fail("ran in the benchmark's process"))
+    held_out = tmp_path / "holdout" / "case_000"  # not generated: timing it would fail
+    runs = end_to_end_runs(quick_settings(), held_out, tmp_path / "work", model, log=lambda message: None)
+    with_acquired, inputs_only = runs["end_to_end"], runs["end_to_end_inputs_only"]
+    for run in (with_acquired, inputs_only):
+        assert run["case"] == SAMPLE_CASE_DIR.name and "sample case" in run["case_source"] and run["fresh_process"]
+        assert {"register", "sample", "write"} <= set(run["stage_seconds"])
+        assert run["seconds"] > run["sampling_seconds"] > 0
+    assert inputs_only["inputs"] == sorted(INPUT_FILES)
+    written = {p.name for p in (tmp_path / "work" / "end_to_end_inputs_only").iterdir()}
+    assert "synthetic_early.nii.gz" in written and not any(name.startswith("residual") for name in written)
+    assert any(name.startswith("residual") for name in (p.name for p in (tmp_path / "work" / "end_to_end").iterdir()))
+    assert set(INPUT_FILES) < set(with_acquired["inputs"]) and {"dce_early", "dce_late"} <= set(with_acquired["inputs"])
+    assert end_to_end_runs(quick_settings(end_to_end=False), held_out, tmp_path / "off", model) == \
+        {"end_to_end": None, "end_to_end_inputs_only": None}

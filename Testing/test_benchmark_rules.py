@@ -151,3 +151,15 @@ def test_the_end_to_end_case_option_reaches_the_settings_and_the_report_names_th
            "memory": {"peak_mb": 2500.0}}
     assert _end_to_end_line(run).startswith("phantom_case (the shipped sample case): 18")
     assert _end_to_end_line(dict(run, case_source=None)).startswith("phantom_case: 18")
+
+
+def test_a_case_given_by_end_to_end_case_is_named_as_that_even_with_data(tmp_path):
+    """The report names where the timed case comes from: the folder of ``--end-to-end-case`` is named by that
+    option, with or without ``--data`` (found by a mutation audit: naming it 'the first case of --data' passed)."""
+    from DCEDiffLib.benchmark.runner import end_to_end_case, quick_settings
+
+    named, held_out = tmp_path / "named", tmp_path / "holdout" / "case_000"
+    for settings in (quick_settings(end_to_end_case=named),
+                     quick_settings(data=tmp_path / "mine", end_to_end_case=named)):
+        timed, source = end_to_end_case(settings, held_out)
+        assert timed == named and "--end-to-end-case" in source and "--data" not in source

@@ -89,3 +89,38 @@ def test_the_enhancement_scale_reaches_the_glands_enhancement_so_its_lesions_are
     values[gland] = 5000.0
     assert enhancement_window_top(values, gland) == pytest.approx(5000.0)
     assert enhancement_window_top(np.full((3, 3), np.nan)) == 100.0
+
+
+def test_the_enhancement_scale_is_the_glands_995th_percentile_of_finite_values_not_its_brightest_voxel():
+    """The scale's top is the 99.5th percentile of the finite values inside the prostate (found by a mutation audit:
+    the 99th percentile, a blank voxel in the gland making its percentile NaN and so dropped, or the lesion's mask
+    taken for the gland's, all passed the tests before)."""
+    from DCEDiffLib.evaluation.report_figure import enhancement_window_top, report_figure
+
+    values = np.zeros((10, 100))
+    gland = np.zeros_like(values, bool)
+    gland[:2] = True  # 20 % of the grid, so the grid's 99.5th falls among the gland's values, below the gland's own
+    values[gland] = np.arange(1000.0, 1200.0)
+    values[0, 0] = np.nan  # a blank voxel (T1-pre below its floor) inside the gland
+    inside = values[gland & np.isfinite(values)]
+    assert np.nanpercentile(values, 99.5) < np.percentile(inside, 99.5) != np.percentile(inside, 99.0)
+    assert enhancement_window_top(values, gland) == pytest.approx(np.percentile(inside, 99.5))
+
+    # in the report: one lesion voxel, 1/256 of the gland, brighter than the gland's 99.5th: the gland sets the scale
+    row = _row()
+    shape = row["inputs"]["t1pre"].shape
+    row["inputs"]["t1pre"] = np.full(shape, 200.0, np.float32)
+    labels = np.zeros(shape, np.int16)
+    labels[:, 8:16, 8:16] = 1  # 256 voxels enhancing 150 %
+    labels[SLICE, 10, 10] = 2  # the lesion, 250 %
+    for target in ("early", "late"):
+        body = np.full(shape, 240.0, np.float32)
+        body[labels == 1] = 500.0
+        body[labels == 2] = 700.0
+        row["acquired"][target] = body
+    row["labels"], row["legend"] = labels, {"transition_zone": 1, "lesion": 2}
+    enhancement = 100.0 * (row["acquired"]["early"].astype(np.float64) - 200.0) / 200.0
+    gland_top = np.percentile(enhancement[labels > 0], 99.5)
+    assert gland_top < 250.0  # the lesion's value is not the gland's 99.5th
+    fig = report_figure([row], slice_index=SLICE)
+    assert _axes(fig, "acquired enhancement late").images[0].get_clim()[1] == pytest.approx(gland_top, abs=1.0)

@@ -326,3 +326,33 @@ def test_without_a_model_folder_the_copy_stays_and_the_user_is_told(DCEDiff, tmp
     assert moved is not None and moved.imported is None
     assert moved.message.startswith(f"The imported model prostate is still used from Slicer's cache ({old}): it "
                                     "could not be copied into a model folder (no folder for imported models")
+
+
+def test_a_move_whose_engine_cannot_start_is_told_not_raised(DCEDiff, tmp_path):  # noqa: F811
+    """The engine's Python missing (a broken install): the launch itself fails (an ``OSError``, not the engine's
+    refusal), and still the copy stays, nothing is raised and the user is told why, with the model folder named
+    (found by a mutation audit: catching only ``ModelImportError`` passed the tests, and such a failure stopped
+    Apply)."""
+    legacy = tmp_path / "SlicerIO" / "DCEDiff" / "models"
+    old = old_cache_copy(tmp_path / "SlicerIO", user_copy(tmp_path / "Downloads"))
+    root = tmp_path / "models"
+    moved = DCEDiff.model_import.move_legacy_copy(str(old), legacy, "", str(tmp_path / "no such python"),
+                                                  {"name": "prostate", "sha256": DIGEST},
+                                                  environ={"DCEDIFF_MODEL_DIR": str(root)})
+    assert moved is not None and moved.imported is None and old.is_file()
+    assert moved.message.startswith(f"The imported model prostate is still used from Slicer's cache ({old}): it "
+                                    f"could not be copied into the model folder {root} (")
+    assert "no such python" in moved.message  # the reason: the missing program
+
+
+def test_a_move_onto_an_identical_copy_says_it_was_already_there(DCEDiff, tmp_path):  # noqa: F811
+    """The engine reuses an identical copy already in the model folder, and the message says so; a first move does
+    not (found by a mutation audit: dropping the 'already there' words passed the tests)."""
+    legacy = tmp_path / "SlicerIO" / "DCEDiff" / "models"
+    old = old_cache_copy(tmp_path / "SlicerIO", user_copy(tmp_path / "Downloads"))
+    environ = {"DCEDIFF_MODEL_DIR": str(tmp_path / "models")}
+    first = DCEDiff.model_import.move_legacy_copy(str(old), legacy, "", sys.executable, environ=environ)
+    again = DCEDiff.model_import.move_legacy_copy(str(old), legacy, "", sys.executable, environ=environ)
+    assert first.imported is not None and not first.imported.reused and "already there" not in first.message
+    assert again.imported is not None and again.imported.reused and again.imported.path == first.imported.path
+    assert "(the same model was already there)" in again.message

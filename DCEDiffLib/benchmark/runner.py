@@ -247,7 +247,6 @@ def _quality(settings: BenchmarkSettings, model, cases, device: str, log, defaul
 
 def run_benchmark(settings: BenchmarkSettings, work_dir: Path, log: Optional[Callable[[str], None]] = None) -> dict:
     """Every measurement (module docstring); returns the benchmark.json dict (targets included)."""
-    from DCEDiffLib.benchmark.end_to_end import time_end_to_end_in_fresh_process
     from DCEDiffLib.benchmark.holdout import holdout_cases
     from DCEDiffLib.benchmark.machine import machine_info
     from DCEDiffLib.benchmark.targets import evaluate_targets
@@ -313,22 +312,33 @@ def run_benchmark(settings: BenchmarkSettings, work_dir: Path, log: Optional[Cal
         "quality": baseline_quality,
         "description": "the shipped regression U-Net (objective regression): one network pass per slice batch, no "
                        "sampler; the same volume, precision, held-out slices and scoring as the model's rows"}
-    if settings.end_to_end:
-        timed_dir, source = end_to_end_case(settings, case_dir)
-        log(f"end to end (load, registration, sampling, writing) on {source}")
-        result["end_to_end"] = time_end_to_end_in_fresh_process(
-            timed_dir, work_dir / "end_to_end", str(model_path), sampler=sweep.DEFAULT_SAMPLER, steps=None,
-            seed=settings.seed, device=settings.device, case_source=source)
-        log("end to end, the four non-contrast inputs only (no acquired DCE, no labels)")
-        result["end_to_end_inputs_only"] = time_end_to_end_in_fresh_process(
-            timed_dir, work_dir / "end_to_end_inputs_only", str(model_path), sampler=sweep.DEFAULT_SAMPLER,
-            steps=None, seed=settings.seed, device=settings.device, with_acquired=False, case_source=source)
-    else:
-        result["end_to_end"] = result["end_to_end_inputs_only"] = None
+    result.update(end_to_end_runs(settings, case_dir, work_dir, model_path, log))
     result.update(headline(result, settings, default))
     result["targets"] = evaluate_targets(result)
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def end_to_end_runs(settings: BenchmarkSettings, held_out_dir: Path, work_dir: Path, model_path,
+                    log: Callable[[str], None] = _log_default) -> dict:
+    """The two end-to-end runs of :func:`end_to_end_case`'s case, each in a fresh process: ``end_to_end`` with the
+    acquired DCE and labels, ``end_to_end_inputs_only`` with the four non-contrast inputs alone (both None when
+    ``settings.end_to_end`` is off); outputs under ``work_dir``."""
+    from DCEDiffLib.benchmark.end_to_end import time_end_to_end_in_fresh_process
+
+    if not settings.end_to_end:
+        return {"end_to_end": None, "end_to_end_inputs_only": None}
+    timed_dir, source = end_to_end_case(settings, held_out_dir)
+    runs = {}
+    log(f"end to end (load, registration, sampling, writing) on {source}")
+    runs["end_to_end"] = time_end_to_end_in_fresh_process(
+        timed_dir, Path(work_dir) / "end_to_end", str(model_path), sampler=sweep.DEFAULT_SAMPLER, steps=None,
+        seed=settings.seed, device=settings.device, case_source=source)
+    log("end to end, the four non-contrast inputs only (no acquired DCE, no labels)")
+    runs["end_to_end_inputs_only"] = time_end_to_end_in_fresh_process(
+        timed_dir, Path(work_dir) / "end_to_end_inputs_only", str(model_path), sampler=sweep.DEFAULT_SAMPLER,
+        steps=None, seed=settings.seed, device=settings.device, with_acquired=False, case_source=source)
+    return runs
 
 
 def end_to_end_case(settings: BenchmarkSettings, held_out_dir: Path) -> Tuple[Path, str]:
