@@ -114,7 +114,8 @@ CASE_RECORD = "case.json"               # a phantom or dataset case
 OUTPUT_MANIFESTS = (SYNTHESIS_RECORD, PREPROCESS_RECORD, EVALUATION_RECORD, CASE_RECORD)
 
 
-def _inside(path: Path, folder: Path) -> bool:
+def path_inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it, links resolved (False where either cannot be resolved)."""
     try:
         path.resolve().relative_to(folder.resolve())
         return True
@@ -128,14 +129,14 @@ def refuse_output_inside_input(out: str | os.PathLike, out_option: str, folder: 
     (``why``: what would go wrong there, e.g. "it would be read as a patient"); one wording for every command."""
     from DCEDiffLib.errors import InputError
 
-    if _inside(Path(out), Path(folder)):
+    if path_inside(Path(out), Path(folder)):
         raise InputError(f"{out_option} {out}: lies inside {folder_option} {folder} ({why}); expected a folder "
                          f"outside {folder_option}")
 
 
 def _holds_the_current_folder(folder: Path) -> bool:
     try:
-        return _inside(Path.cwd(), folder)
+        return path_inside(Path.cwd(), folder)
     except OSError:  # the current folder itself was deleted
         return False
 
@@ -165,7 +166,7 @@ def check_output_folder(final_dir: str | os.PathLike, overwrite: bool = False,
         if not overwrite:
             raise InputError(f"output folder {final} already exists and is not empty; "
                              "choose a new folder or pass --overwrite")
-        held = [str(p) for p in inputs if p and _inside(Path(p), final)]
+        held = [str(p) for p in inputs if p and path_inside(Path(p), final)]
         if held:
             raise InputError(f"output folder {final} holds an input ({held[0]}); --overwrite would delete it: "
                              "choose another output folder")

@@ -146,15 +146,6 @@ def missing_model_message(model_file: str, record: Optional[dict], searched: Ite
             "use the shipped model.")
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    """Whether ``path`` is ``folder`` or inside it, links resolved (a cache reached through a link is the cache)."""
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
-
-
 def legacy_copy_to_move(model_file: str, legacy_root: Path, root: Optional[Path],
                         tried: Iterable[str] = ()) -> Optional[Path]:
     """The copy to move into the model folder ``root`` at Apply: ``model_file`` when it is an existing file in the
@@ -162,10 +153,13 @@ def legacy_copy_to_move(model_file: str, legacy_root: Path, root: Optional[Path]
     :func:`legacy_cache_root`), which *Clear cache* deletes. None for the shipped model (empty), a missing file, a
     file elsewhere, a file already in ``root`` (``$DCEDIFF_MODEL_DIR`` set inside that cache folder: nowhere else to
     go) or one in ``tried`` (its move failed before: the user was told, once). ``root`` None: no model folder."""
+    from DCEDiffLib.atomic import path_inside  # links resolved: a cache reached through a link is the cache
+
     if not model_file or model_file in set(tried):
         return None
     path = Path(model_file)
-    if not path.is_file() or not _inside(path, Path(legacy_root)) or (root is not None and _inside(path, root)):
+    if (not path.is_file() or not path_inside(path, Path(legacy_root))
+            or (root is not None and path_inside(path, root))):
         return None
     return path
 
