@@ -705,6 +705,8 @@ class _Job:
     acquired: Optional[Dict[str, object]] = None
     inputFrames: Dict[str, dict] = dataclasses.field(default_factory=dict)
     frameCopies: list = dataclasses.field(default_factory=list)  # removed again unless the run adds its results
+    # the temporary copy of each input → its node's name: the engine's errors name the copy, the user knows the node
+    inputNames: Dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class DCEDiffLogic(ScriptedLoadableModuleLogic):
@@ -904,11 +906,12 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         try:
             frames, copies = self._keepShownFrames(nodes)
             dceEarly, dceLate = nodes["dce_early"], nodes["dce_late"]
-            inputs = {}
+            inputs, inputNames = {}, {}
             for key, node in nodes.items():
                 if node is not None:
                     inputs[key] = str(scene_io.write_volume_node(node, workDir / "inputs" / f"{key}.nrrd",
                                                                  labels[key]))
+                    inputNames[inputs[key]] = node.GetName()
             request = process_runner.SynthesisRequest(
                 inputs=inputs, out_dir=str(workDir / "out"), model=model or None, sampler=sampler, steps=steps,
                 samples=samples, seed=seed, device=device, center_lps=centerLps, t2w_grid=True,
@@ -926,7 +929,8 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
             scene_io.remove_nodes(copies)
             raise
         self._job = _Job(runner, workDir, t2w, time.monotonic(), showResult, completedCallback,
-                         acquired={"early": dceEarly, "late": dceLate}, inputFrames=frames, frameCopies=copies)
+                         acquired={"early": dceEarly, "late": dceLate}, inputFrames=frames, frameCopies=copies,
+                         inputNames=inputNames)
         if waitForCompletion:
             try:
                 result = runner.wait(timeout=timeoutSeconds)
@@ -1028,7 +1032,13 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
             if result.cancelled:
                 return DCEDiffResult({}, {}, seconds, cancelled=True)
             if not result.ok:
-                raise RuntimeError(result.error)
+                raise RuntimeError(_namedInputs(result.error, job.inputNames))
+            if job.t2w is not None and job.t2w.GetScene() is None:
+                # deleted in the Data module while the engine ran (the selectors are locked, the scene is not): the
+                # results would be named after, placed next to and refer to a node no longer in the scene
+                raise RuntimeError(f"T2W: {job.t2w.GetName()!r} was removed from the scene while DCEDiff ran; "
+                                   "expected it in the scene until the run ends (the results are placed next to it "
+                                   "and refer to it): nothing was added; load it again and Apply")
             created = scene_io.load_results(job.workDir / "out", job.t2w)
             kept = True
             if job.inputFrames:  # which frame of which sequence each proxy input was: saved with the scene
@@ -1038,8 +1048,10 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
                           for k in created["synthetic_early"].GetAttributeNames()
                           if k.startswith(scene_io.PROVENANCE_PREFIX)}
             if job.showResult:
+                # an acquired DCE deleted during the run is not shown: its column falls back to the T2W
+                acquired = {k: v for k, v in (job.acquired or {}).items() if v is not None and v.GetScene() is not None}
                 try:
-                    self.showResult(created, job.acquired, job.t2w, provenance)
+                    self.showResult(created, acquired, job.t2w, provenance)
                 except Exception:  # the nodes are there; a display problem must not lose them
                     logging.exception("DCEDiff: could not set up the comparison layout")
             ood = created["synthetic_early"].GetAttribute(scene_io.OOD_ATTRIBUTE)
@@ -1073,6 +1085,16 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
                                        acquired_gain=result_display.acquired_gain(provenance or {}))
         slicer.app.processEvents()  # let the layout manager build the views before fitting them
         slicer.util.resetSliceViews()
+
+
+def _namedInputs(error: Optional[str], inputNames: Dict[str, str]) -> Optional[str]:
+    """The engine's error with each temporary input copy it names (``<temp>/DCEDiff-…/inputs/t2w.nrrd``, deleted
+    when the run ends) replaced by the volume node it was made from, e.g. ``volume 'T2 AX'``."""
+    for path, name in (inputNames or {}).items():
+        if error:
+            for shown in dict.fromkeys((path, str(Path(path).resolve()))):  # the engine may print it resolved
+                error = error.replace(shown, f"volume {name!r}")
+    return error
 
 
 def _removeNodes(nodes) -> None:

@@ -106,8 +106,11 @@ def volume_node_to_image(node, name: Optional[str] = None) -> sitk.Image:
         raise ValueError(f"{label}: no volume selected")
     if not node.IsA("vtkMRMLScalarVolumeNode") or node.IsA("vtkMRMLLabelMapVolumeNode"):
         raise ValueError(f"{label}: {node.GetName()} is a {node.GetClassName()}; expected a scalar volume")
-    if node.GetImageData() is None or node.GetImageData().GetNumberOfPoints() == 0:
-        raise ValueError(f"{label}: {node.GetName()} has no image data")
+    data = node.GetImageData()
+    # dimensions without a voxel array (image data never allocated): slicer.util.arrayFromVolume fails on None
+    if (data is None or data.GetNumberOfPoints() == 0
+            or (data.GetPointData().GetScalars() is None and data.GetPointData().GetTensors() is None)):
+        raise ValueError(f"{label}: {node.GetName()} has no image data (no voxel values)")
     components = node.GetImageData().GetNumberOfScalarComponents()
     if components != 1 and node.GetClassName() == "vtkMRMLScalarVolumeNode":
         # RGB voxels in a plain scalar node: arrayFromVolume would fail with numpy's "cannot reshape ..."
