@@ -84,3 +84,31 @@ def placement_disagreement(path, image: sitk.Image) -> Optional[str]:
             f"{sform_code}); it was read with the {which}, as ITK does. Viewers that use the other (nibabel and "
             "FSL prefer the sform) show it elsewhere: check that the synthesis lies where you expect, or fix the "
             "header so both agree")
+
+
+def placement_not_read(path, image: sitk.Image) -> Optional[str]:
+    """Words for a NIfTI-1 file that ``image`` (as ITK read it) lies more than :data:`DISAGREEMENT_MM` from at its
+    corners by every placement the header sets (qform, sform): e.g. pixdim 0 or NaN beside a valid sform, where ITK
+    takes a 1 mm voxel with the sform's axes, or a NaN quaternion. Such a volume is misplaced and mis-sized, and its
+    refusal used to blame a wrong series. None when a placement matches, or none is set (``missing_placement``)."""
+    path = Path(path)
+    header = read_header(path)
+    kind = header_kind(header) if header is not None else None
+    if kind is None or kind[1] != 348 or len(header) < 348 or image.GetDimension() < 3:  # NIfTI-1 volumes only
+        return None
+    order = kind[0]
+    qform_code, sform_code = transform_codes(header)
+    size = [max(1, int(v)) for v in image.GetSize()[:3]]
+    used = _image_affine(image)
+    apart = {name: _corner_distance(used, affine, size) for name, code, affine in
+             (("sform", sform_code, _sform(header, order)), ("qform", qform_code, _qform(header, order)))
+             if code > 0}
+    if not apart or any(distance <= DISAGREEMENT_MM for distance in apart.values()):  # NaN: no match
+        return None
+    pixdim = tuple(round(float(v), 4) for v in struct.unpack(order + "3f", header[80:92]))
+    read = tuple(round(float(v), 4) for v in image.GetSpacing()[:3])
+    distances = " and ".join(f"{d:.1f} mm from its {name}'s placement" if np.isfinite(d) else
+                             f"off its {name}'s placement (the {name} holds NaN)" for name, d in apart.items())
+    return (f"{path.name}: its NIfTI header is inconsistent (pixdim 0 or NaN, or a damaged quaternion): the volume "
+            f"as read (voxel size {read} mm; header pixdim {pixdim}) lies {distances}; expected pixel sizes and "
+            "placements that agree (re-export the file)")

@@ -36,6 +36,7 @@ REGISTERED = ("pd", "adc", "t1pre") + TARGET_MODALITIES   # all but the T2W; the
 LABEL_KEYS = ("labels", "prostate_mask")                   # label maps drawn in T2W space: no registration
 SPACING_RANGE_MM = (0.05, 20.0)                            # plausible MR voxel sizes
 MIN_COVERAGE = 0.10                                        # of the working grid, per input
+MIN_VOXELS_PER_AXIS = 4                                    # ITK's recursive Gaussian (registration) needs 4
 MAX_NEGATIVE_ADC_FRACTION = 0.01                           # ADC is ≥ 0; a few noisy voxels are tolerated
 NAMES = {**{m: DESCRIPTIONS[m] for m in INPUT_MODALITIES + TARGET_MODALITIES + (ACQUIRED_BASELINE,)},
          "labels": "label map", "prostate_mask": "prostate mask"}
@@ -140,6 +141,16 @@ def _check_spacing(image: sitk.Image, key: str) -> None:
                          "file's header units)")
 
 
+def _check_extent(image: sitk.Image, key: str) -> None:
+    """Refuse a series with fewer than :data:`MIN_VOXELS_PER_AXIS` voxels along an axis (e.g. 2 or 3 slices):
+    registration smooths every axis and ended in an ITK traceback naming no series."""
+    size = tuple(int(n) for n in image.GetSize())
+    if min(size) < MIN_VOXELS_PER_AXIS:
+        raise InputError(f"{_name(key)}: size {'×'.join(map(str, size))} voxels has fewer than "
+                         f"{MIN_VOXELS_PER_AXIS} along an axis; expected a volume with at least "
+                         f"{MIN_VOXELS_PER_AXIS} voxels (slices) along every axis")
+
+
 def _check_adc(image: sitk.Image) -> None:
     values = sitk.GetArrayViewFromImage(image)
     negative = float(np.mean(values < 0))
@@ -203,6 +214,8 @@ def read_inputs(inputs: Mapping[str, object], optional: Sequence[str] = ()) -> D
                              "acquired series")
         if is_label:
             image = _as_label_map(image, key)
+        else:  # label maps are resampled only, never registered
+            _check_extent(image, key)
         _check_spacing(image, key)
         images[key] = image
     _check_adc(images["adc"])

@@ -18,8 +18,9 @@ from DCEDiffLib.atomic import atomic_path
 from DCEDiffLib.compressed_integrity import data_damage
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.missing_placement import missing_placement
+from DCEDiffLib.native_stderr import captured_native_stderr
 from DCEDiffLib.nifti_nonfinite import count_nonfinite, is_nifti
-from DCEDiffLib.nifti_orientation import placement_disagreement
+from DCEDiffLib.nifti_orientation import placement_disagreement, placement_not_read
 from DCEDiffLib.nifti_write_check import nifti_shortfall, nifti_written_whole
 from DCEDiffLib.progress import say
 
@@ -198,6 +199,9 @@ def _read_file(path: Path, name: str, expect_3d: bool) -> sitk.Image:
         if counted is not None and counted[0] > 0:
             raise InputError(f"{name}: {path} has {counted[0]} NaN or infinite voxels (of {counted[1]}) in the file "
                              "(the NIfTI reader would give them as 0); expected finite intensities everywhere")
+        misplaced = placement_not_read(path, image)  # ITK fills a bad pixdim with 1 mm without a word of ours
+        if misplaced:
+            raise InputError(f"{name}: {misplaced}")
         disagreement = placement_disagreement(path, image)
         if disagreement:
             say(f"dcediff: warning: {name}: {disagreement}")
@@ -263,7 +267,9 @@ def list_dicom_series(folder) -> List[Dict[str, object]]:
     them)."""
     folder = Path(folder)
     series = []
-    for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)):
+    with captured_native_stderr():  # ITK prints a two-line "No Series were found" warning above our own error
+        uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    for uid in uids:
         files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
         info = {"series_uid": uid, "description": "", "number": "", "modality": "", "manufacturer": "",
                 "num_files": len(files), "files": files}
@@ -281,8 +287,6 @@ def list_dicom_series(folder) -> List[Dict[str, object]]:
 def read_header(path: Path) -> Optional[sitk.ImageFileReader]:
     """A reader that has read only the header of ``path`` (geometry, tags), or None if it cannot be read."""
     from DCEDiffLib.dicom_part10 import compressed
-    from DCEDiffLib.native_stderr import captured_native_stderr
-
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     with captured_native_stderr(enabled=compressed(Path(path))):  # a codestream GDCM cannot parse: OpenJPEG prints
@@ -359,8 +363,6 @@ def read_slice_stack(files: List[str], folder: Path, name: str) -> sitk.Image:
     """The DICOM files of one series (checked to form one regular stack, read in slice order) as one image,
     unvalidated; ``folder`` and ``name`` name them in errors."""
     from DCEDiffLib.dicom_part10 import DECOMPRESS_HINT, compressed, transfer_syntax, transfer_syntax_text
-    from DCEDiffLib.native_stderr import captured_native_stderr
-
     ordered = _sorted_slice_files(files, folder, name)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames([str(f) for f in ordered])

@@ -102,3 +102,17 @@ def test_a_tail_moderately_above_every_training_case_is_tamed():
     p90 = np.percentile(values, 90)
     assert note is not None and "t1pre" in note
     assert tamed.high == pytest.approx(params.low + TAIL_TYPICAL["t1pre"] * (p90 - params.low))
+
+
+@pytest.mark.parametrize("cut", ["slices", "columns"])
+def test_a_series_with_three_voxels_along_an_axis_is_refused_before_registration(tmp_path, cut):
+    """preprocess.MIN_VOXELS_PER_AXIS: a PD of 3 slices (or 3 columns) ended, once registered, in an ITK traceback
+    naming no series ("SmoothingRecursiveGaussianImageFilter ... less than 4"), in synthesize, preprocess and
+    evaluate alike (found by a bad-input audit, session 63). Without registration 3 slices of 4 mm still cover
+    25 % of the grid and went through: it must be refused while reading, naming the series."""
+    from DCEDiffLib.preprocess import preprocess_case
+
+    pd = volume("pd")
+    thin = pd[:, :, 5:8] if cut == "slices" else pd[22:25, :, :]
+    with pytest.raises(InputError, match=r"\(pd\): size .* voxels has fewer than 4 along an axis"):
+        preprocess_case(exam(tmp_path, pd=thin), register=False)

@@ -97,3 +97,23 @@ def test_a_left_handed_volume_whose_placements_agree_says_nothing(tmp_path):
     path.write_bytes(bytes(header))
     assert struct.unpack_from("<f", header, 76)[0] == -1.0  # ITK stored qfac = -1
     assert placement_disagreement(path, sitk.ReadImage(str(path))) is None
+
+
+@pytest.mark.parametrize("damage", ["pixdim_zero", "pixdim_nan", "quaternion_nan"])
+def test_a_header_that_places_the_volume_by_neither_placement_is_refused(tmp_path, damage):
+    """pixdim[1] = 0 or NaN beside a valid sform: ITK reads a 1 mm voxel with the sform's axes, so the volume lies
+    by neither placement (tens of mm off at its corners) and the synthesis went ahead with a mis-sized series, the
+    warning above saying "read with the sform". A NaN quaternion (qform only) gave flipped axes and a refusal that
+    blamed a wrong series. Refused, naming the input and the header (found by a bad-input audit, session 63)."""
+    from DCEDiffLib.errors import InputError
+
+    path = nifti_with(tmp_path, damage, sform_code=0 if damage == "quaternion_nan" else 1)
+    with gzip.open(path) as handle:
+        data = bytearray(handle.read())
+    offset, value = {"pixdim_zero": (80, 0.0), "pixdim_nan": (80, float("nan")),
+                     "quaternion_nan": (256, float("nan"))}[damage]
+    struct.pack_into("<f", data, offset, value)
+    with gzip.open(path, "wb") as handle:
+        handle.write(bytes(data))
+    with pytest.raises(InputError, match=rf"T2W \(t2w\): {damage}\.nii\.gz: its NIfTI header is inconsistent"):
+        read_volume(path, name="T2W (t2w)")

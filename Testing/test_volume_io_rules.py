@@ -241,3 +241,14 @@ def test_a_detached_nrrd_header_without_space_directions_is_named(tmp_path, caps
     assert image.GetOrigin() == (0.0, 0.0, 0.0)
     assert "T2W: t2w.nhdr stores no position or orientation (its NRRD header has no 'space directions')" \
         in capsys.readouterr().err
+
+
+def test_a_folder_without_dicom_is_one_error_without_itk_warning_lines(tmp_path, capfd):
+    """A folder of text files given as a series: ITK's GDCMSeriesFileNames printed "WARNING: In .../
+    itkGDCMSeriesFileNames.cxx, line 101" and "No Series were found" on the process' stderr above the error (found by
+    a bad-input audit, session 63). The error alone says it, naming the input."""
+    (tmp_path / "notes.txt").write_text("not an image", encoding="utf-8")
+    with pytest.raises(InputError, match=r"T2W \(t2w\): folder .* contains no DICOM series"):
+        read_volume(tmp_path, name="T2W (t2w)")
+    err = capfd.readouterr().err
+    assert "No Series were found" not in err and "WARNING" not in err, err
