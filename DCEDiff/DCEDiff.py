@@ -671,6 +671,19 @@ def importedModelRecord(parameterNode) -> Optional[dict]:
 #
 
 
+def _newWorkFolder(temporaryPath: str) -> Path:
+    """A new folder for one run's input copies and engine output in Slicer's temporary folder ``temporaryPath``.
+    RuntimeError naming that folder and the setting to change where it cannot be made (missing and not creatable,
+    a file in the way, read-only, full): mkdtemp's bare OSError said neither. Nothing is created then."""
+    try:
+        return Path(tempfile.mkdtemp(prefix="DCEDiff-", dir=temporaryPath))
+    except OSError as exc:
+        raise RuntimeError(
+            f"Slicer's temporary folder {temporaryPath}: cannot create DCEDiff's working folder there "
+            f"({exc.strerror or exc}); expected an existing folder you may write to: choose one in Edit → "
+            "Application Settings → Modules → Temporary directory (Slicer's TemporaryPath setting)") from exc
+
+
 @dataclasses.dataclass
 class DCEDiffResult:
     """What one run added to the scene: ``nodes`` by role (``synthetic_early``, ``residual_late``,
@@ -900,7 +913,7 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
         if synthetic:
             raise ValueError(synthetic)
         centerLps = scene_io.center_lps_from_markups(center)
-        workDir = Path(tempfile.mkdtemp(prefix="DCEDiff-", dir=slicer.app.temporaryPath))
+        workDir = _newWorkFolder(slicer.app.temporaryPath)
         runner = None
         frames, copies = {}, []
         try:

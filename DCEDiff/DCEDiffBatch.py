@@ -221,21 +221,34 @@ def finishRun(result, out: Path, installSeconds=None) -> int:
         from DCEDiff import enhancementRescaledText
 
         print(f"DCEDiffBatch: note: {enhancementRescaledText(result.enhancementRescaled)}", flush=True)
+    writeResults(result, out, installSeconds)
+    return EXIT_OK
+
+
+def writeResults(result, out: Path, installSeconds=None) -> None:
+    """Write every result node (``<role>.nrrd``, tables ``<role>.tsv``) and the marks file into ``out``, whole or
+    not at all: into a temporary folder beside it that becomes ``out`` only once all are written
+    (``DCEDiffLib.atomic.atomic_directory``, as ``dcediff synthesize`` writes its --out). A write that fails (a
+    full disk, an unwritable file) leaves no .nrrd without the DCEDiff.json that marks it synthetic, and ``out``
+    as it was (absent, or the empty folder given)."""
     import slicer.util
+
+    from DCEDiffLib.atomic import atomic_directory
 
     # absolute: a storage node resolves a relative file name against the scene's root directory (Slicer sets it to
     # the default scene folder, e.g. ~/Documents), not the working directory --out was typed in
     out = Path(out).absolute()
-    out.mkdir(parents=True, exist_ok=True)
     files = {}
-    for role, node in result.nodes.items():
-        path = out / (f"{role}.tsv" if node.IsA("vtkMRMLTableNode") else f"{role}.nrrd")
-        if not slicer.util.saveNode(node, str(path)):
-            raise RuntimeError(f"could not write {path}")
-        files[path.name] = node
-        print(f"DCEDiffBatch: wrote {path}", flush=True)
-    writeMarks(files, result, out / MARKS_FILE, installSeconds)
-    return EXIT_OK
+    with atomic_directory(out) as partial:
+        for role, node in result.nodes.items():
+            name = f"{role}.tsv" if node.IsA("vtkMRMLTableNode") else f"{role}.nrrd"
+            if not slicer.util.saveNode(node, str(partial / name)):
+                raise RuntimeError(f"could not write {out / name} (node {node.GetName()!r}); nothing was written "
+                                   f"to --out {out}")
+            files[name] = node
+        writeMarks(files, result, partial / MARKS_FILE, installSeconds)
+    for name in list(files) + [MARKS_FILE]:
+        print(f"DCEDiffBatch: wrote {out / name}", flush=True)
 
 
 MARKS_FILE = "DCEDiff.json"
@@ -257,7 +270,6 @@ def writeMarks(files: dict, result, path: Path, installSeconds=None) -> None:
               "synthesis_seconds": result.seconds, "install_seconds": installSeconds,
               "files": {name: marks(node) for name, node in files.items()}}
     path.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-    print(f"DCEDiffBatch: wrote {path}", flush=True)
 
 
 def main(argv) -> int:

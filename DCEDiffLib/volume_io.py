@@ -48,8 +48,9 @@ def validate_volume(image: sitk.Image, name: str = "input", expect_3d: bool = Tr
     """Raise :class:`InputError` naming ``name`` unless ``image`` is a usable scalar volume.
 
     Checks: one component per voxel; 3D with at least two voxels along every axis (``expect_3d``); more than one
-    voxel; positive finite spacing and an invertible direction; no NaN/Inf voxels; not constant (unless
-    ``allow_constant``, e.g. for a label map: a constant intensity image cannot be normalised).
+    voxel; positive finite spacing and an invertible direction; no NaN/Inf voxels, nor doubles beyond float32's
+    range (the precision every later step uses); not constant (unless ``allow_constant``, e.g. for a label map: a
+    constant intensity image cannot be normalised).
     """
     if not isinstance(image, sitk.Image):
         raise InputError(f"{name}: expected a SimpleITK image, got {type(image).__name__}")
@@ -88,6 +89,14 @@ def validate_volume(image: sitk.Image, name: str = "input", expect_3d: bool = Tr
             bad = int(array.size - np.count_nonzero(finite))
             raise InputError(f"{name}: has {bad} NaN or infinite voxels (of {array.size}); expected finite "
                              "intensities everywhere")
+        if array.dtype.itemsize > 4:  # doubles beyond float32's range: as_float32 would make them infinite
+            low, high = float(array.min()), float(array.max())
+            limit = float(np.finfo(np.float32).max)
+            if max(-low, high) > limit:
+                largest = high if high >= -low else low
+                raise InputError(f"{name}: has values beyond the float32 range (largest {largest:.4g}; float32 "
+                                 f"holds up to ±{limit:.4g}), the precision DCEDiff computes in; expected "
+                                 "intensities within it (rescale the volume)")
     if not allow_constant:
         low, high = float(array.min()), float(array.max())
         if low == high:

@@ -119,9 +119,10 @@ def volume_node_to_image(node, name: Optional[str] = None) -> sitk.Image:
     array = slicer.util.arrayFromVolume(node)
     if array.ndim != 3 or min(array.shape) < 1:
         raise ValueError(f"{label}: {node.GetName()} has shape {array.shape}; expected a 3D scalar volume")
-    values = np.array(array, dtype=np.float32, copy=True)  # a copy: the node's memory is never shared or changed
+    with np.errstate(over="ignore"):  # a double beyond float32's range becomes inf: told below, by name
+        values = np.array(array, dtype=np.float32, copy=True)  # a copy: the node's memory is never shared or changed
     if not np.isfinite(values).all():
-        raise ValueError(f"{label}: {node.GetName()} contains NaN or infinite values")
+        raise ValueError(nonfinite_message(array, f"{label}: {node.GetName()}"))
     ijk_to_lps = LPS_FROM_RAS @ node_ijk_to_ras(node)
     linear = ijk_to_lps[:3, :3]
     spacing = np.linalg.norm(linear, axis=0)
@@ -145,6 +146,22 @@ def volume_node_to_image(node, name: Optional[str] = None) -> sitk.Image:
     image.SetDirection([float(v) for v in direction.ravel()])
     image.SetOrigin([float(v) for v in (ijk_to_lps @ start)[:3]])
     return image
+
+
+def nonfinite_message(array: np.ndarray, what: str) -> str:
+    """Why ``array`` (a volume's voxels, in the node's own type; ``what`` names it) has no finite float32 copy:
+    NaN or infinite voxels, or finite doubles beyond float32's range (the engine computes in float32), which the
+    cast made infinite and were reported as NaN or infinite before."""
+    finite = np.isfinite(array)
+    if finite.all():
+        largest = float(array.flat[np.argmax(np.abs(array))])
+        limit = float(np.finfo(np.float32).max)
+        return (f"{what} has values beyond the float32 range (largest {largest:.4g}; float32 holds up to "
+                f"±{limit:.4g}), the precision DCEDiff computes in; expected intensities within it (rescale the "
+                "volume, e.g. with Simple Filters → RescaleIntensityImageFilter)")
+    bad = int(array.size - np.count_nonzero(finite))
+    return (f"{what} contains NaN or infinite values ({bad} of {array.size} voxels); expected finite intensities "
+            "everywhere")
 
 
 def image_to_volume_node(image: sitk.Image, name: str, scene=None,
