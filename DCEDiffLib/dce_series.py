@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections import Counter
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
 
-from DCEDiffLib.dicom_study import SeriesInfo, Study, Volume
+from DCEDiffLib.dicom_study import SLICE_POSITION_DECIMALS, SeriesInfo, Study, Volume
 from DCEDiffLib.series_kinds import is_dynamic
 
 DCE_MIN_FRAMES = 3
@@ -102,11 +103,26 @@ def unusable_dynamic(study: Study, found: Sequence[DceSeries]) -> List[Tuple[Ser
         if s.multi_frame and not s.one_file_stack:
             out.append((s, f"is stored as {s.num_files} enhanced (multi-frame) MR file(s) of up to "
                            f"{max(f.frames for f in s.files)} frames, which --study does not split into time points"))
+        elif s.num_positions < s.num_files and len(s.volumes()) == 1 and _uneven_positions(s):
+            low, high = _uneven_positions(s)
+            out.append((s, f"holds {s.num_files} images at {s.num_positions} slice positions, some positions "
+                           f"{low} times and others {high} (a time point missing slices, or a slice stored twice), "
+                           "so it cannot be split into whole time points; expected every time point to hold every "
+                           "slice"))
         elif s.num_positions < s.num_files and len(s.volumes()) == 1:
             out.append((s, f"holds {s.num_files} images at {s.num_positions} slice positions with no time tags "
                            "(TemporalPositionIdentifier, TriggerTime, AcquisitionTime, ContentTime) and no distinct "
                            "InstanceNumbers to order them into time points"))
     return out
+
+
+def _uneven_positions(s: SeriesInfo) -> Optional[Tuple[int, int]]:
+    """(fewest, most) images at one slice position of the series where positions repeat unequally often, else
+    None."""
+    counts = Counter(None if f.position is None else tuple(np.round(f.position, SLICE_POSITION_DECIMALS))
+                     for f in s.files)
+    low, high = min(counts.values()), max(counts.values())
+    return (low, high) if low != high else None
 
 
 def _per_time_point(members: List[SeriesInfo]) -> DceSeries:

@@ -46,6 +46,7 @@ DIFFUSION_TYPES = {"DIFFUSION", "ADC", "TRACEW", "FA", "EADC", "EXP", "CALC_BVAL
 DIFFUSION_SEQUENCE = re.compile(r"ep_b|epse|ep2d|re_b")
 SLICE_POSITION_DECIMALS = 2     # positions closer than 0.01 mm are the same slice position
 MAX_LISTED_WARNINGS = 10        # unreadable files named one by one; the rest are counted
+DAY_S = 86400.0
 MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"   # MR Image Storage; enhanced MR and its other sub-classes under it
 TIMING = ("flip_angle", "repetition_time", "echo_time")   # TAGS at a classic file's top level, MR_TIMING's names
 
@@ -168,11 +169,11 @@ class SeriesInfo:
         """The series split into 3D volumes: one per temporal position when slice positions repeat.
 
         Splitting uses the first of TemporalPositionIdentifier, TriggerTime, AcquisitionTime, ContentTime that
-        gives volumes with one file per slice position. Without any of them (an anonymiser may blank the times) a
-        series that is dynamic by its headers (:attr:`named_dynamic`: a multi-echo series repeats its positions too,
-        and is not one) whose every position repeats equally often, with one b-value at most, is split by
-        InstanceNumber: the n-th file of each position, in InstanceNumber order, belongs to the n-th volume
-        (``ordered_by``).
+        gives volumes with one file at every slice position of the series (never a part of a frame). Without any of
+        them (an anonymiser may blank the times) a series that is dynamic by its headers (:attr:`named_dynamic`: a
+        multi-echo series repeats its positions too, and is not one) whose every position repeats equally often, with
+        one b-value at most, is split by InstanceNumber: the n-th file of each position, in InstanceNumber order,
+        belongs to the n-th volume (``ordered_by``).
         Otherwise the whole series is one volume (the reader then refuses duplicate positions, e.g. a DWI series
         with several b-values stacked). Computed once."""
         if self._volumes is None:
@@ -191,8 +192,9 @@ class SeriesInfo:
                 groups.setdefault(v, []).append(f)
             if len(groups) < 2:
                 continue
-            sizes = {len({_position_key(f) for f in g}) for g in groups.values()}
-            if all(len({_position_key(f) for f in g}) == len(g) for g in groups.values()) and len(sizes) == 1:
+            # every volume holds every slice position once: a tag that differs from slice to slice (ContentTime, a
+            # 2D acquisition's AcquisitionTime) would otherwise cut each frame into one-slice "volumes"
+            if all(len(g) == self.num_positions == len({_position_key(f) for f in g}) for g in groups.values()):
                 return _timed_volumes([groups[v] for v in sorted(groups)])
         return self._volumes_by_instance_number() or [Volume(list(self.files))]
 
@@ -300,8 +302,11 @@ def _scan(paths: Iterable[Path], root: str, warn: Optional[Callable[[str], None]
         hint = f"; to read them, {DECOMPRESS_HINT}" if undecodable else ""
         warn(f"{name}: skipped {len(skipped)} file(s) that are not readable DICOM images: {listed}{more}{hint}")
     studies: Dict[str, Study] = {}
+    midnight = _midnight_in_studies(headers)
     for uid, entries in headers.items():
-        series = _series_info(uid, entries)
+        cut = midnight.get(_tag(entries[0][1], "study_uid"))
+        series = _series_info(uid, [(_after_midnight(f, cut), r) for f, r in entries] if cut is not None else entries,
+                              cut)
         study = studies.get(series.study_uid)
         if study is None:
             study = studies[series.study_uid] = Study(str(root), series.study_uid, series.patient_id,
@@ -434,12 +439,49 @@ def _file_facts(path: Path, reader: sitk.ImageFileReader) -> DicomFile:
         b_value=_float(_tag(reader, "b_value")), instance_number=_int(_tag(reader, "instance_number")))
 
 
-def _series_info(uid: str, entries: List[Tuple[DicomFile, sitk.ImageFileReader]]) -> SeriesInfo:
+def _midnight_in_studies(headers: Dict[str, List[Tuple[DicomFile, sitk.ImageFileReader]]]) -> Dict[str, float]:
+    """StudyInstanceUID → the time of day (s) before which its times belong to the next day, for each study that went
+    over midnight (23:58 → 00:03): its times (AcquisitionTime, ContentTime, SeriesTime) on the 24-hour clock leave
+    their longest pause somewhere else than across midnight."""
+    times: Dict[str, set] = {}
+    for entries in headers.values():
+        times.setdefault(_tag(entries[0][1], "study_uid"), set()).update(
+            t for f, r in entries for t in (f.acquisition_time_s, f.content_time_s,
+                                            dicom_time_seconds(_tag(r, "series_time"))) if t is not None)
+    cuts = {}
+    for uid, values in times.items():
+        values = np.sort(np.fromiter(values, dtype=float))
+        if len(values) < 2:
+            continue
+        gaps = np.diff(values)
+        if gaps.max() > values[0] + DAY_S - values[-1]:  # the exam's pause is not the night: it ran over midnight
+            cuts[uid] = float(values[int(np.argmax(gaps)) + 1])
+    return cuts
+
+
+def _next_day(seconds: Optional[float], cut: Optional[float]) -> Optional[float]:
+    """A time of day of an exam that went over midnight (before ``cut``: after midnight) in seconds from the midnight
+    before it started."""
+    return seconds + DAY_S if seconds is not None and cut is not None and seconds < cut else seconds
+
+
+def _after_midnight(f: DicomFile, cut: float) -> DicomFile:
+    return dataclasses.replace(f, acquisition_time_s=_next_day(f.acquisition_time_s, cut),
+                               content_time_s=_next_day(f.content_time_s, cut))
+
+
+def _series_info(uid: str, entries: List[Tuple[DicomFile, sitk.ImageFileReader]],
+                 midnight: Optional[float] = None) -> SeriesInfo:
+    """The series ``uid`` from its files' facts and headers. ``midnight``: its study went over midnight, times of day
+    before this one are the next day's (:func:`_midnight_in_studies`); the facts' times are counted on already
+    (:func:`_after_midnight`), its SeriesTime here: a frame of 00:00:01 must not sort before one of 23:59:58, nor a
+    series started then before the DCE."""
     entries = sorted(entries, key=lambda e: (e[0].instance_number is None, e[0].instance_number or 0, e[0].path))
     first = entries[0][1]
     files = [f for f, _ in entries]
     times = [t for f, r in entries for t in (f.acquisition_time_s, f.content_time_s,
-                                             dicom_time_seconds(_tag(r, "series_time"))) if t is not None]
+                                             _next_day(dicom_time_seconds(_tag(r, "series_time")), midnight))
+             if t is not None]
     spacing = _floats(_tag(first, "pixel_spacing"), 2)
     # an enhanced MR file keeps them in its functional groups, which GDCM does not read (read with the file's frame
     # positions by _file_facts): without its flip angle an enhanced VIBE is no PD or T1-pre candidate

@@ -67,6 +67,25 @@ def test_frame_times_skip_a_tag_that_does_not_tell_the_frames_apart():
     assert [sorted({frame_of(f) for f in v.files}) for v in volumes] == [[1], [2], [0], [4], [3]]
 
 
+def test_a_time_tag_that_differs_from_slice_to_slice_does_not_cut_frames_into_slices():
+    """volumes(): a tag splits a series only into volumes holding every slice position. A one-series TWIST whose
+    AcquisitionTime is missing on some frames leaves ContentTime, which Siemens writes per slice (the time each image
+    was made): grouping by it gave 20 one-slice "volumes", and the run ended in "DCE frame 0 … is a 2D image". The
+    series is dynamic by name: its frames come by InstanceNumber instead, 5 whole volumes in time order."""
+    series = header_series(4, tp=[None] * 5)
+    for f in series.files:
+        frame, z = frame_of(f), int(f.path.split("/")[-1])
+        f.content_time_s = 36000.0 + 3.5 * frame + 30.0 + 0.016 * z
+        f.instance_number = 1 + frame * 4 + z
+    volumes = series.volumes()
+    assert [len(v.files) for v in volumes] == [4] * 5
+    assert [sorted({frame_of(f) for f in v.files}) for v in volumes] == [[t] for t in range(5)]
+    # not named dynamic (a multi-echo series): one volume, never a stack of single slices
+    series.description = series.protocol = series.sequence_name = "t2_map_se_mc_tra"
+    series._volumes = None
+    assert len(series.volumes()) == 1
+
+
 class _Header:
     """The header of one file as the scanner reads it (what ``_tag`` asks of a SimpleITK reader)."""
 
@@ -673,3 +692,50 @@ def test_iso_2022_sets_are_switched_as_the_standard_says(character_set, raw, tex
     from DCEDiffLib.dicom_text import decode_bytes
 
     assert decode_bytes(raw, character_set) == text
+
+
+def write_timed_series(folder: Path, uid: str, number: int, description: str, frames, flip: float, value=lambda t: t):
+    """A small classic MR series written by SimpleITK (GDCM): one 4×4×3 stack per (AcquisitionTime "hhmmss.ff",
+    SeriesTime) in ``frames``, pixels ``value(frame index)``, no TemporalPositionIdentifier or TriggerTime."""
+    import SimpleITK as sitk
+
+    from DCEDiffLib.dicom_slices import MR_IMAGE_STORAGE, write_slice
+
+    folder.mkdir(parents=True)
+    for t, (acquired, started) in enumerate(frames):
+        image = sitk.Image([4, 4, 3], sitk.sitkInt16) + int(value(t))
+        image.SetSpacing((2.0, 2.0, 3.0))
+        for k in range(3):
+            instance = 1 + t * 3 + k
+            tags = {"0008|0016": MR_IMAGE_STORAGE, "0008|0018": f"{uid}.{instance}", "0008|0060": "MR",
+                    "0008|103e": description, "0018|0024": "*fl3d1", "0018|1314": f"{flip:g}", "0018|0023": "3D",
+                    "0020|000d": "2.25.500", "0020|000e": uid, "0020|0011": str(number),
+                    "0020|0013": str(instance), "0008|0031": started, "0008|0032": acquired,
+                    "0008|0033": acquired}
+            write_slice(image, k, tags, folder / f"IM{instance:04d}")
+
+
+def test_an_exam_over_midnight_keeps_its_frames_and_series_in_time_order(tmp_path):
+    """Times of day are read as seconds after midnight. A DCE acquired 23:59:52 → 00:00:08 (frames 4 s apart) sorted
+    its frames of 00:00 before those of 23:59: the middle and last frames, the arrival and the pre-contrast frame were
+    wrong without a word, the times a day long. A VIBE started at 00:05, after the DCE, passed as pre-contrast. The
+    study's times lie on the 24-hour clock with their longest pause not across midnight: after midnight is the next
+    day."""
+    from DCEDiffLib.dce_series import find_dce_series
+    from DCEDiffLib.study_roles import is_post_contrast
+
+    acquired = ["235952.00", "235956.00", "000000.00", "000004.00", "000008.00"]
+    write_timed_series(tmp_path / "dyn", "2.25.501", 20, "t1_twist_tra_dyn", [(a, "235950.00") for a in acquired],
+                       12.0, value=lambda t: 100 + t)
+    write_timed_series(tmp_path / "vibe", "2.25.502", 30, "t1_vibe_tra", [("000500.00", "000500.00")], 15.0)
+    study = scan_folder(tmp_path)[0]
+    (dce,) = find_dce_series(study)
+    assert dce.times_s == [0.0, 4.0, 8.0, 12.0, 16.0]
+    # frame n holds the files of the n-th acquisition (written with InstanceNumbers 3n+1 … 3n+3)
+    assert [sorted((f.instance_number - 1) // 3 for f in volume.files) for _, volume in dce.frames] == \
+        [[t] * 3 for t in range(5)]
+    vibe = next(s for s in study.series if s.number == 30)
+    assert is_post_contrast(vibe, dce)
+    # the files' times are counted on from the midnight before the exam (23:59:52 → 00:00:08 = 86408 s)
+    for f in dce.series[0].files:
+        assert 86340.0 < f.acquisition_time_s < 86400.0 + 10.0

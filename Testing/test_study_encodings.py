@@ -256,6 +256,21 @@ def test_a_dynamic_series_without_times_or_instance_numbers_is_named():
     assert "DCE: none (the dynamic series #10" in picks.problem
 
 
+def test_a_dynamic_series_with_a_time_point_missing_slices_is_named_so():
+    """A one-series DCE of 6 time points × 5 slices, TemporalPositionIdentifier and InstanceNumber on every file, one
+    slice of time point 3 missing (lost in transfer): no tag splits it into whole volumes. The note said it had 'no
+    time tags … and no distinct InstanceNumbers', which sends the user after tags that are there; it names the
+    uneven slice counts instead."""
+    files = [DicomFile(f"/none/{k}-{t}.dcm", (0.0, 0.0, 3.0 * k), AXIAL, t + 1, None, None, None, None, 1 + t * 5 + k)
+             for t in range(6) for k in range(5) if (t, k) != (3, 4)]
+    dce = series(files, "t1_twist_tra_dyn", 10, sequence="*fldyn3d1")
+    picks = pick_roles(Study("/none", "1.2", "P", "20000101", [dce]), require=False)
+    (note,) = [n for n in picks.notes if "DCE" in n]
+    assert "#10 't1_twist_tra_dyn' holds 29 images at 5 slice positions, some positions 5 times and others 6 " \
+        "(a time point missing slices" in note
+    assert "no time tags" not in note and "--dce-early/--dce-late files" in note
+
+
 # ----------------------------------------------------------------------------------------------- transfer syntaxes
 
 def reencode(folder: Path, syntax: bytes = b"", corrupt: bool = False) -> None:
