@@ -40,6 +40,14 @@ def one_error_line(err: str) -> str:
     ({"lr": 0}, "lr 0"),
     ({"split": [1.0, 0.0, 0.0]}, "split"),
     ({"iterations": 2.5}, "iterations 2.5"),
+    ({"crop_size": "abc"}, "crop_size 'abc'"),  # these four were tracebacks
+    ({"crop_size": None}, "crop_size None"),
+    ({"without": 5}, "without 5"),
+    ({"without": "adc"}, "without 'adc'"),  # was read letter by letter: "cannot drop ['a', 'd', 'c']"
+    ({"ema_decay": float("nan")}, "ema_decay nan"),  # trained, and exported a model of NaN weights with exit 0
+    ({"lr": float("inf")}, "lr inf"),
+    ({"region_weights": {"lesion": float("nan")}}, "region_weights"),
+    ({"lesion_ring_px": True}, "lesion_ring_px True"),
 ])
 def test_bad_training_configs_are_refused_up_front_in_one_line(tmp_path, capsys, config, expected):
     path = tmp_path / "config.json"
@@ -101,6 +109,34 @@ def test_a_train_that_fails_before_its_first_checkpoint_leaves_no_run_folder(tmp
     code = main(["train", "--config", str(config), "--data", str(data), "--out", str(out), "--fresh", "--quiet"])
     assert code == 2
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+@needs_case
+def test_a_case_json_that_is_not_json_is_one_error_line_naming_it(tmp_path, capsys):
+    """It was a JSONDecodeError traceback when the case loaded (train, evaluate, synthesize)."""
+    data = two_cases(tmp_path)
+    for case in data.iterdir():
+        (case / "case.json").write_text('{"seed": ', encoding="utf-8")
+    before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    out = tmp_path / "run"
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"model": {"preset": "tiny"}}), encoding="utf-8")
+    assert main(["train", "--config", str(config), "--data", str(data), "--out", str(out), "--quiet"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "case.json cannot be read" in line and str(data) in line and "expected the JSON object" in line, line
+    assert not out.exists() and {p: p.read_bytes() for p in data.rglob("*") if p.is_file()} == before
+
+
+def test_a_case_json_legend_value_that_is_not_a_whole_number_is_refused_by_name(tmp_path):
+    from DCEDiffLib.errors import InputError
+    from DCEDiffLib.training.case_data import legend_from_case_json
+
+    for value in (2.7, "x"):  # 2.7 was read as label 2 without a word; "x" was a traceback
+        (tmp_path / "case.json").write_text(json.dumps({"label_legend": {"lesion": value}}), encoding="utf-8")
+        with pytest.raises(InputError, match=r"case\.json cannot be read \(label value .* is not a whole number"):
+            legend_from_case_json(tmp_path)
+    (tmp_path / "case.json").write_text(json.dumps({"label_legend": {"lesion": 9.0}}), encoding="utf-8")
+    assert legend_from_case_json(tmp_path) == {"lesion": 9}
 
 
 def test_train_interrupt_says_the_checkpoint_is_kept(tmp_path):

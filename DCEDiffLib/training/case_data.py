@@ -101,15 +101,28 @@ def list_case_dirs(data_dir: Path) -> List[Path]:
 
 
 def legend_from_case_json(case_dir: Path) -> Optional[Dict[str, int]]:
-    """The label legend (name → value) of a phantom case folder's case.json, or None."""
+    """The label legend (name → value) of a phantom case folder's case.json, or None. A case.json that is not a
+    JSON object, or whose legend values are not whole numbers, is an :class:`InputError` naming the file."""
     path = case_dir / "case.json"
     if not path.is_file():
         return None
-    meta = json.loads(path.read_text(encoding="utf-8"))
-    for key in ("label_legend", "labels_legend", "legend"):
-        if isinstance(meta.get(key), dict):
-            return {str(k): int(v) for k, v in meta[key].items()}
+    try:  # a broken case.json was a JSONDecodeError traceback in train, evaluate and synthesize
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError(f"a JSON {type(meta).__name__}")
+        for key in ("label_legend", "labels_legend", "legend"):
+            if isinstance(meta.get(key), dict):
+                return {str(k): _label_value(v) for k, v in meta[key].items()}
+    except ValueError as exc:
+        raise InputError(f"{path} cannot be read ({exc}); expected the JSON object dcediff phantom or dcediff "
+                         "dataset writes (fix or remove it)") from None
     return None
+
+
+def _label_value(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+        raise ValueError(f"label value {value!r} is not a whole number")  # int(2.7) was 2; int("x") a traceback
+    return int(value)
 
 
 def _fingerprint(case_dir: Path) -> str:

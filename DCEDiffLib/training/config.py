@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -102,6 +103,8 @@ def _regression_only(config: dict, key: str, why: str = "") -> None:
 def make_config(overrides: Optional[dict] = None) -> dict:
     """The paper recipe with ``overrides`` applied and checked."""
     config = _merge(PAPER_RECIPE, overrides or {}, "")
+    if not isinstance(config["without"], list):  # a bare "adc" was read letter by letter; 5 was a traceback
+        raise InputError(f"training config: without {config['without']!r}; expected a list such as [\"adc\"]")
     bad = [m for m in config["without"] if m not in INPUT_MODALITIES]
     if bad:
         raise InputError(f"training config: cannot drop {bad}; expected a subset of {list(INPUT_MODALITIES)}")
@@ -122,7 +125,8 @@ def make_config(overrides: Optional[dict] = None) -> dict:
     except ValueError as exc:
         raise InputError(f"training config: {exc}") from None
     weights = config["region_weights"]
-    if not isinstance(weights, dict) or any(not isinstance(v, (int, float)) or v < 0 for v in weights.values()):
+    if not isinstance(weights, dict) or any(not isinstance(v, (int, float)) or not 0 <= v < math.inf
+                                            for v in weights.values()):  # NaN compares false: refused here too
         raise InputError(f"training config: region_weights {weights!r}; expected {{label name: extra weight ≥ 0}}")
     share = config["lesion_slice_share"]
     if not isinstance(share, (int, float)) or not 0 <= float(share) <= 0.9:
@@ -180,10 +184,11 @@ def make_config(overrides: Optional[dict] = None) -> dict:
         raise InputError("training config: t1pre_clip_consistent with the T1-pre among 'without'; expected the T1-pre "
                          "as a condition")
     ring = config["lesion_ring_px"]
-    if not isinstance(ring, int) or not 1 <= ring <= 16:
+    if not isinstance(ring, int) or isinstance(ring, bool) or not 1 <= ring <= 16:  # true is not 1 pixel
         raise InputError(f"training config: lesion_ring_px {ring!r}; expected an integer in 1..16")
-    if not 16 <= int(config["crop_size"]) <= 160:
-        raise InputError(f"training config: crop_size {config['crop_size']}; expected 16..160")
+    crop = config["crop_size"]  # a string or null was a traceback here; check_training_config wants an integer
+    if not isinstance(crop, (int, float)) or isinstance(crop, bool) or not 16 <= crop <= 160:
+        raise InputError(f"training config: crop_size {crop!r}; expected an integer in 16..160")
     return config
 
 

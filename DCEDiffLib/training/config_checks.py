@@ -8,6 +8,7 @@ was expected, so ``dcediff train`` ends with one error line and exit code 2.
 
 from __future__ import annotations
 
+import math
 import numbers
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.model_registry import resolve_model
@@ -29,7 +30,8 @@ def _number(config: dict, key: str) -> None:
     low, high, integer = NUMBERS[key]
     value = config[key]
     kind = "an integer" if integer else "a number"
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    # NaN passes every comparison below: an ema_decay of NaN exported a model of NaN weights with exit code 0
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if ok and integer:
         ok = float(value).is_integer()
     if not ok:
