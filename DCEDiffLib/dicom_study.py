@@ -36,7 +36,7 @@ TAGS = {
     "acquisition_time": "0008|0032", "content_time": "0008|0033", "series_time": "0008|0031",
     "instance_number": "0020|0013", "rows": "0028|0010", "columns": "0028|0011", "pixel_spacing": "0028|0030",
     "acquisition_type": "0018|0023", "sop_uid": "0008|0018", "frames": "0028|0008", "character_set": "0008|0005",
-    "manufacturer": "0008|0070",
+    "manufacturer": "0008|0070", "frame_of_reference": "0020|0052",
 }
 # a dynamic (DCE) acquisition by its name (Siemens TWIST/"dyn", GE DISCO, Philips 4D-TRAK, "perf", "dce")
 DYNAMIC_TEXT = re.compile(r"dyn|dce|twist|perfusion|(?<![a-z])perf(?![a-z])|tricks|disco|4d")
@@ -44,7 +44,11 @@ DYNAMIC_TEXT = re.compile(r"dyn|dce|twist|perfusion|(?<![a-z])perf(?![a-z])|tric
 DIFFUSION_TEXT = re.compile(r"diff|dwi|dti|mddw|trace|bval|(?<![a-z])adc(?![a-z])|(?<![a-z])fa(?![a-z])")
 DIFFUSION_TYPES = {"DIFFUSION", "ADC", "TRACEW", "FA", "EADC", "EXP", "CALC_BVALUE"}
 DIFFUSION_SEQUENCE = re.compile(r"ep_b|epse|ep2d|re_b")
-SLICE_POSITION_DECIMALS = 2     # positions closer than 0.01 mm are the same slice position
+SLICE_POSITION_DECIMALS = 2     # frames of one enhanced file closer than 0.01 mm are at the same slice position
+# files of a series whose positions agree within 0.1 mm (at most a tenth of the slice spacing) are at one slice
+# position: an export's rounding or a little table drift between the frames of a DCE must not make new positions
+POSITION_TOLERANCE_MM = 0.1
+POSITION_TOLERANCE_FRACTION = 0.1
 MAX_LISTED_WARNINGS = 10        # unreadable files named one by one; the rest are counted
 DAY_S = 86400.0
 MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"   # MR Image Storage; enhanced MR and its other sub-classes under it
@@ -109,8 +113,11 @@ class SeriesInfo:
     orientation: str = "unknown"            # "axial" / "coronal" / "sagittal" / "mixed" / "unknown"
     folders: Tuple[str, ...] = ()
     manufacturer: str = ""                  # a DCEDiff result exported to DICOM says so here (data_source)
+    frame_of_reference: str = ""            # FrameOfReferenceUID: series that share one share scanner coordinates
     _volumes: Optional[List[Volume]] = dataclasses.field(default=None, repr=False, compare=False)
     _num_positions: Optional[int] = dataclasses.field(default=None, repr=False, compare=False)
+    _position_ids: Optional[Dict[str, Optional[int]]] = dataclasses.field(default=None, repr=False, compare=False)
+    _position_tolerance: float = dataclasses.field(default=POSITION_TOLERANCE_MM, repr=False, compare=False)
 
     @property
     def num_files(self) -> int:
@@ -122,8 +129,22 @@ class SeriesInfo:
         one stack has one per frame). Computed once."""
         if self._num_positions is None:
             self._num_positions = self.files[0].frames if self.one_file_stack else \
-                len({_position_key(f) for f in self.files})
+                len({self.position_key(f) for f in self.files})
         return self._num_positions
+
+    def position_key(self, f: DicomFile) -> Optional[int]:
+        """Which slice position of the series the file ``f`` is at (None: it has no ImagePositionPatient): files
+        whose positions agree within :attr:`position_tolerance` share one (:func:`_slice_position_ids`)."""
+        if self._position_ids is None:
+            self._position_ids, self._position_tolerance = _slice_position_ids(self.files)
+        return self._position_ids[f.path]
+
+    @property
+    def position_tolerance(self) -> float:
+        """How close (mm) two files' positions are to be one slice position: 0.1 mm, at most a tenth of the slice
+        spacing."""
+        self.position_key(self.files[0])
+        return self._position_tolerance
 
     @property
     def one_file_stack(self) -> bool:
@@ -194,7 +215,7 @@ class SeriesInfo:
                 continue
             # every volume holds every slice position once: a tag that differs from slice to slice (ContentTime, a
             # 2D acquisition's AcquisitionTime) would otherwise cut each frame into one-slice "volumes"
-            if all(len(g) == self.num_positions == len({_position_key(f) for f in g}) for g in groups.values()):
+            if all(len(g) == self.num_positions == len({self.position_key(f) for f in g}) for g in groups.values()):
                 return _timed_volumes([groups[v] for v in sorted(groups)])
         return self._volumes_by_instance_number() or [Volume(list(self.files))]
 
@@ -207,7 +228,7 @@ class SeriesInfo:
             return None
         by_position: Dict[object, List[DicomFile]] = {}
         for f in sorted(self.files, key=lambda f: f.instance_number):
-            by_position.setdefault(_position_key(f), []).append(f)
+            by_position.setdefault(self.position_key(f), []).append(f)
         counts = {len(files) for files in by_position.values()}
         if None in by_position or len(counts) != 1 or counts.pop() < 2:
             return None
@@ -501,7 +522,8 @@ def _series_info(uid: str, entries: List[Tuple[DicomFile, sitk.ImageFileReader]]
         b_values=tuple(sorted({f.b_value for f in files if f.b_value is not None})),
         temporal_positions_declared=_int(_tag(first, "temporal_positions")),
         series_time_s=min(times) if times else None, orientation=_orientation_label(files),
-        folders=tuple(sorted({str(Path(f.path).parent) for f in files})), manufacturer=_tag(first, "manufacturer"))
+        folders=tuple(sorted({str(Path(f.path).parent) for f in files})), manufacturer=_tag(first, "manufacturer"),
+        frame_of_reference=_tag(first, "frame_of_reference"))
 
 
 def _orientation_label(files: Sequence[DicomFile]) -> str:
@@ -516,8 +538,47 @@ def _orientation_label(files: Sequence[DicomFile]) -> str:
     return labels.pop() if len(labels) == 1 else "mixed"
 
 
-def _position_key(f: DicomFile):
-    return None if f.position is None else tuple(np.round(f.position, SLICE_POSITION_DECIMALS))
+def slice_normal(files: Sequence[DicomFile]) -> np.ndarray:
+    """The unit slice normal of the first file with an ImageOrientationPatient (patient z without one)."""
+    for f in files:
+        if f.orientation is not None:
+            normal = np.cross(np.asarray(f.orientation[:3], float), np.asarray(f.orientation[3:], float))
+            if np.linalg.norm(normal) > 0:
+                return normal / np.linalg.norm(normal)
+    return np.array([0.0, 0.0, 1.0])
+
+
+def _slice_position_ids(files: Sequence[DicomFile]) -> Tuple[Dict[str, Optional[int]], float]:
+    """(file path → slice position id, the tolerance used): files whose ImagePositionPatient lie within the
+    tolerance of the first file of a position (in order along the slice normal) share its id; files without a
+    position get None. Tolerance: POSITION_TOLERANCE_MM, at most POSITION_TOLERANCE_FRACTION of the slice spacing
+    (the median gap between positions farther apart than POSITION_TOLERANCE_MM). Each position stays within the
+    tolerance of its first file: a drift that adds up from frame to frame makes new positions, not one long one."""
+    ids: Dict[str, Optional[int]] = {f.path: None for f in files}
+    placed = [f for f in files if f.position is not None]
+    if not placed:
+        return ids, POSITION_TOLERANCE_MM
+    points = np.asarray([f.position for f in placed], dtype=float)
+    along = points @ slice_normal(files)
+    order = np.argsort(along, kind="stable")
+    gaps = np.diff(along[order])
+    gaps = gaps[gaps > POSITION_TOLERANCE_MM]
+    tolerance = min(POSITION_TOLERANCE_MM, POSITION_TOLERANCE_FRACTION * float(np.median(gaps))) if len(gaps) \
+        else POSITION_TOLERANCE_MM
+    anchors: List[int] = []         # the first file of every position, by index into ``placed``
+    for i in order:
+        match = None
+        for k in range(len(anchors) - 1, -1, -1):   # anchors in order along the normal: the latest first
+            if along[i] - along[anchors[k]] > tolerance:
+                break
+            if np.linalg.norm(points[i] - points[anchors[k]]) <= tolerance:
+                match = k
+                break
+        if match is None:
+            anchors.append(int(i))
+            match = len(anchors) - 1
+        ids[placed[i].path] = match
+    return ids, tolerance
 
 
 def _timed_volumes(groups: List[List[DicomFile]]) -> List[Volume]:

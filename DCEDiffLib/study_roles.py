@@ -49,6 +49,8 @@ LEFT_OUT = "none"           # --series pd=none: the role is left out on purpose
 ROLE_NAMES = {"t2w": "T2W", "pd": "PD", "adc": "ADC", "t1pre": "T1-pre", "dce_early": "DCE early",
               "dce_late": "DCE late", "dce": "DCE"}
 
+INCOMPLETE_HINT = ("expected every slice of the frames the run needs: restore the missing files, choose other frames "
+                   "with --early-time/--late-time S, or give the acquired frames as --dce-early/--dce-late files")
 PD_MAX_FLIP_DEG = 6.0       # a gradient echo at a flip angle this small is proton-density weighted
 T1_MIN_FLIP_DEG = 8.0       # ... and from this one on T1-weighted (VIBE T1 mapping sets: 2/5/10/15/20°)
 _POST_CONTRAST = re.compile(r"post|" + whole_word("gd") + r"|gad|contrast|kontrast|\+c|" + whole_word("ce"))
@@ -115,7 +117,8 @@ class StudyPicks:
     baseline: Optional[Pick] = None
     # series never considered for any role, with why: a DCEDiff result exported to DICOM (series_kinds.dcediff_result)
     skipped_series: List[Tuple[SeriesInfo, str]] = dataclasses.field(default_factory=list)
-    # picks to check by eye, one line each (the CLI prints them as warnings): a T1-pre VIBE no DCE series could date
+    # picks to check by eye, one line each (the CLI prints them, synthesis.json records them): a T1-pre VIBE no DCE
+    # series could date, a DCE time point missing slices, a series not in the T2W's frame of reference
     warnings: List[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -126,6 +129,7 @@ class StudyPicks:
                 "series": {role: self.picks[role].to_dict() for role in ROLES if role in self.picks},
                 "dce": None if self.dce is None else self.dce.to_dict(), "notes": list(self.notes),
                 "dce_baseline": None if self.baseline is None else self.baseline.to_dict(),
+                "warnings": list(self.warnings),
                 "skipped_series": [{"series_number": s.number, "series_description": s.description,
                                     "series_instance_uid": s.uid, "reason": why} for s, why in self.skipped_series]}
 
@@ -284,6 +288,9 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
 
     problems += _unusable_axial_t2w_problems(study, picks.get("t2w"), given, overrides)
     warnings: List[str] = []
+    if dce is not None:  # kept at its time, never picked: the run goes on where the frames it needs are whole
+        warnings += [f"{dce.incomplete_text(i)}: left out of the DCE's mean curve and never picked (the other "
+                     "frames keep their times and indices)" for i in sorted(dce.incomplete)]
     if "t1pre" in picks and "t1pre" not in overrides:  # a series named with --series is the user's call
         undated = _undated_t1pre(picks["t1pre"].series, dce)
         if undated:  # the pick stays; the line, synthesis.json and the CLI's warning say on what it rests
@@ -297,6 +304,8 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
             picks["t1pre"] = pick
         elif overrides.get("t1pre") == "dce":
             problems.append(f"T1-pre (--series t1pre=dce): {why}")
+        elif dce is not None and (dce.arrival_index or 0) - 1 in dce.incomplete:  # there but broken: said so
+            problems.append(f"T1-pre: {why}")
 
     if {"dce_early", "dce_late"} & given:
         pass                                  # the acquired DCE comes from files
@@ -336,14 +345,41 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
         notes.append(f"{ROLE_NAMES[other]} is not a frame of the DCE series {dce.label()}: the acquired frames are "
                      "on two series' intensity scales; no pre-contrast frame rescales them (compared as given)")
     if dce is not None and len(from_dce) == 2:
-        baseline, why = _dce_baseline(dce, picks.get("t1pre"), read)
+        try:
+            baseline, why = _dce_baseline(dce, picks.get("t1pre"), read)
+        except InputError as exc:
+            problem = _missing_message(study, missing, problems + [str(exc)], dce, untimed, skipped_series)
+            if require:
+                raise InputError(problem) from None
+            baseline, why = None, ""
         if why:
             notes.append(why)
         for role in ("dce_early", "dce_late"):  # the arrival is known now: the frames' time after it too
             pick = picks.get(role)
             if pick is not None and pick.after_arrival_s is None and None not in (pick.time_s, dce.arrival_time_s):
                 pick.after_arrival_s = pick.time_s - dce.arrival_time_s
+    warnings += _frame_of_reference_warning(picks, baseline)
     return StudyPicks(whole, picks, dce, notes, missing, problem, absent, baseline, skipped_series, warnings)
+
+
+def _frame_of_reference_warning(picks: Dict[str, Pick], baseline: Optional[Pick]) -> List[str]:
+    """One line naming the picked series whose FrameOfReferenceUID differs from the T2W's (both have one): their
+    scanner coordinates are not tied to the T2W's, yet registration starts from them. One line for all: an anonymiser
+    that rewrites the UID per series makes every series differ."""
+    t2w = picks.get("t2w")
+    if t2w is None or not t2w.series.frame_of_reference:
+        return []
+    named, seen = [], {t2w.series.uid}
+    for pick in [picks[r] for r in ROLES if r in picks] + ([baseline] if baseline is not None else []):
+        s = pick.series
+        if s.uid not in seen and s.frame_of_reference and s.frame_of_reference != t2w.series.frame_of_reference:
+            named.append(f"{ROLE_NAMES.get(pick.role, 'DCE baseline')} {s.label()}")
+        seen.add(s.uid)
+    if not named:
+        return []
+    return [f"{', '.join(named)}: FrameOfReferenceUID differs from the T2W {t2w.series.label()}'s, so their scanner "
+            "coordinates are not tied to the T2W's (or an anonymiser rewrote the UIDs per series); registration "
+            "starts from them anyway: check the alignment"]
 
 
 def _without_dcediff_results(study: Study, overrides) -> Tuple[Study, List[Tuple[SeriesInfo, str]]]:
@@ -554,6 +590,10 @@ def _t1_from_dce(dce: Optional[DceSeries], read, ranked_lost, chosen: bool = Fal
     if dce.arrival_index < 1:  # index −1 would be the last, most enhanced frame
         return None, (f"the mean curve of the DCE series {dce.label()} rises from its first frame: no frame before "
                       "contrast arrival")
+    if dce.arrival_index - 1 in dce.incomplete:
+        return None, (f"the DCE's last frame before contrast arrival is incomplete: "
+                      f"{dce.incomplete_text(dce.arrival_index - 1)}; expected it whole: restore the missing files, or "
+                      "give the T1-pre as --t1pre FILE")
     rule = (f"last DCE frame before contrast arrival (mean DCE curve rises from frame {dce.arrival_index}; "
             + ("chosen with --series t1pre=dce)" if chosen else "no pre-contrast T1 gradient echo series)"))
     return _last_pre_arrival_frame(dce, "t1pre", rule, ranked_lost), ""
@@ -575,7 +615,8 @@ def _dce_baseline(dce: DceSeries, t1pre: Optional[Pick], read) -> Tuple[Optional
     """The acquired DCE's last frame before contrast arrival, where the T1-pre is not a frame of the DCE series
     (a VIBE, or a file): (pick or None, a note saying why there is none, or ""). Another sequence or receiver gain
     puts the DCE on another intensity scale than the T1-pre, and the synthesis is on the T1-pre's; this frame, free
-    of contrast, gives the DCE's scale (pipeline.acquired_scale). Reads every DCE frame once (the mean curve)."""
+    of contrast, gives the DCE's scale (pipeline.acquired_scale). Reads every DCE frame once (the mean curve).
+    :class:`InputError` where that frame is incomplete (:attr:`DceSeries.incomplete`): the evaluation needs it."""
     if t1pre is not None and t1pre.series.uid in {s.uid for s in dce.series} and t1pre.frame_index is not None:
         return None, ""  # the T1-pre is the DCE's own pre-contrast frame: one scale already
     try:
@@ -588,6 +629,12 @@ def _dce_baseline(dce: DceSeries, t1pre: Optional[Pick], read) -> Tuple[Optional
                "its mean curve rises from the first frame: no frame before it")
         return None, (f"no pre-contrast frame of the DCE series found ({why}): the acquired DCE is compared with the "
                       "synthesis on its own intensity scale")
+    if dce.arrival_index - 1 in dce.incomplete:  # the evaluation needs it: refused, not replaced by another frame
+        raise InputError(f"DCE baseline: the acquired DCE's last frame before contrast arrival, which puts it on the "
+                         f"T1-pre's intensity scale for the evaluation, is incomplete: "
+                         f"{dce.incomplete_text(dce.arrival_index - 1)}; expected it whole: restore the missing "
+                         "files, or give the acquired frames as --dce-early/--dce-late files (compared on their own "
+                         "intensity scale)")
     rule = (f"last DCE frame before contrast arrival (mean DCE curve rises from frame {dce.arrival_index}): the "
             "acquired DCE's intensity scale, for the evaluation only (not a model input)")
     return _last_pre_arrival_frame(dce, ACQUIRED_BASELINE, rule), ""
@@ -627,6 +674,8 @@ def _pick_dce_frames(dce: DceSeries, dce_all: List[DceSeries], picks: Dict[str, 
             index = int(np.argmin(np.abs(after - wanted)))
             rule = (f"DCE frame closest to {wanted:g} s after contrast arrival (arrival at t={arrival:.1f} s on the "
                     "mean curve)")
+        if index in dce.incomplete:
+            raise InputError(f"{ROLE_NAMES[role]} ({rule}): {dce.incomplete_text(index)}; {INCOMPLETE_HINT}")
         series, volume = dce.frames[index]
         time_s = None if dce.times_s is None else dce.times_s[index]
         picks[role] = Pick(role, series, volume, rule, list(lost), frame_index=index, time_s=time_s,
