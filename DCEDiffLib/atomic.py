@@ -213,7 +213,7 @@ def atomic_directory(final_dir: str | os.PathLike, overwrite: bool = False,
     Refuses an existing non-empty ``final_dir`` unless ``overwrite`` is true (then it is replaced whole, and only if
     the same kind of command wrote it: :func:`check_output_folder`).
     """
-    from DCEDiffLib.errors import InputError
+    from DCEDiffLib.errors import DCEDiffError, InputError
 
     final = Path(final_dir)
     check_output_folder(final, overwrite=overwrite, records=records)
@@ -229,9 +229,25 @@ def atomic_directory(final_dir: str | os.PathLike, overwrite: bool = False,
         yield tmp
         _normal_mode(tmp, directory=True)
         _replace_folder(tmp, final, overwrite)
+    except (DCEDiffError, OSError) as exc:
+        _name_the_final_folder(exc, tmp, final)
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _name_the_final_folder(exc: BaseException, tmp: Path, final: Path) -> None:
+    """Say ``final`` where the error names a file in the temporary folder ``tmp``: that hidden folder is deleted
+    before the user reads the message (a full disk said '.out.pid12-ab12cd34.x1y2.partial/early.nii.gz')."""
+    def named(value):
+        return value.replace(str(tmp), str(final)) if isinstance(value, str) else value
+
+    exc.args = tuple(named(arg) for arg in exc.args)
+    if isinstance(exc, OSError) and exc.filename is not None:
+        exc.filename = named(exc.filename)
+    if isinstance(exc, OSError) and exc.filename2 is not None:  # set to None, str() would say "-> None"
+        exc.filename2 = named(exc.filename2)
 
 
 def _replace_folder(new: Path, final: Path, overwrite: bool = True) -> None:

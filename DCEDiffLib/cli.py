@@ -64,9 +64,10 @@ def _terminate_as_interrupt() -> None:
         signal.signal(signal.SIGTERM, _raise_terminated)
 
 
-# what torch, oneDNN and numpy say when an allocation fails (they raise RuntimeError, not MemoryError)
+# what torch, oneDNN, ITK and onnxruntime (the gland model) say when an allocation fails (they raise RuntimeError
+# or onnxruntime's own exceptions, not MemoryError)
 _OUT_OF_MEMORY_TEXT = ("can't allocate memory", "could not create a primitive", "defaultcpuallocator",
-                       "out of memory", "cannot allocate memory")
+                       "out of memory", "cannot allocate memory", "failed to allocate memory", "bad_alloc")
 # what the dynamic loader says when a library cannot be mapped under a memory limit (ulimit -v, a batch system's
 # h_vmem): importing torch then fails with an ImportError
 _LIBRARY_MAP_TEXT = ("failed to map segment from shared object", "cannot allocate memory")
@@ -79,10 +80,12 @@ def resource_failure_words(exc: BaseException, out=None) -> Optional[str]:
     import errno
 
     text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError)
-                                        and any(t in str(exc).lower() for t in _OUT_OF_MEMORY_TEXT)) or \
+    # onnxruntime's Fail/RuntimeException derive from Exception only
+    native = isinstance(exc, RuntimeError) or type(exc).__module__.startswith("onnxruntime")
+    if isinstance(exc, MemoryError) or (native and any(t in str(exc).lower() for t in _OUT_OF_MEMORY_TEXT)) or \
             (isinstance(exc, ImportError) and any(t in str(exc).lower() for t in _LIBRARY_MAP_TEXT)):
-        return (f"out of memory ({text[:200]}); expected about 2 GB free for a synthesis (more for training and "
+        said = text if len(text) <= 200 else "..." + text[-200:]  # an allocator says what failed at the end
+        return (f"out of memory ({said}); expected about 2 GB free for a synthesis (more for training and "
                 "evaluation): close other programs or use a machine with more memory")
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else f" (writing {out})" if out else ""

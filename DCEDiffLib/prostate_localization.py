@@ -160,7 +160,7 @@ def _get_session():
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # fatal only: an error is raised as well, and said once by the command
         _session = ort.InferenceSession(str(model_path()), sess_options=options, providers=["CPUExecutionProvider"])
     return _session
 

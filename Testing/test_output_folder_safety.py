@@ -308,3 +308,37 @@ def test_a_run_killed_between_the_two_renames_gets_its_previous_result_back(tmp_
     os.replace(out, aside)  # the killed run got this far
     check_output_folder(out, overwrite=True, records=("synthesis.json",))
     assert (out / "result.txt").read_text() == "previous" and not aside.exists()
+
+
+_WRITE_UNDER_A_FILE_SIZE_LIMIT = """
+import resource, signal, sys
+import numpy as np
+import SimpleITK as sitk
+from DCEDiffLib.atomic import atomic_directory
+from DCEDiffLib.volume_io import write_volume
+image = sitk.GetImageFromArray(np.random.default_rng(0).random((16, 160, 160), dtype=np.float32))
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails (EFBIG) instead of killing
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+try:
+    with atomic_directory(sys.argv[1]) as tmp:
+        write_volume(image, tmp / "synthetic_early.nii.gz")
+except Exception as exc:
+    print("ERROR", exc)
+"""
+
+
+@pytest.mark.skipif(os.name == "nt", reason="RLIMIT_FSIZE and SIGXFSZ: POSIX")
+def test_a_failed_write_names_the_output_folder_not_its_deleted_temporary(tmp_path):
+    """A full disk in `dcediff synthesize --out /small/out` said 'output file /small/.out.pid12-....partial/
+    expected_error_late.nii.gz: written incompletely': a hidden folder deleted before the message was read. Real
+    writer, real failure: a file-size limit (as a full disk, the NIfTI writer stops short without raising)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", _WRITE_UNDER_A_FILE_SIZE_LIMIT, str(out)], capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert "ERROR" in done.stdout, done.stdout + done.stderr[-2000:]
+    assert f"output file {out / 'synthetic_early.nii.gz'}: written incompletely" in done.stdout
+    assert ".partial" not in done.stdout
+    assert not out.exists() and os.listdir(tmp_path) == []  # nothing half-written
