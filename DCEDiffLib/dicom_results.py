@@ -3,7 +3,7 @@ PACS next to the exam.
 
 Each series lies on the T2W's own grid (the result pasted back, ``working_grid.paste_back``), one file per slice,
 and joins the T2W's study: patient, study and frame-of-reference tags are copied from the T2W's DICOM header. It
-says it is synthetic wherever a viewer or a reader looks: ImageType ``DERIVED\\SECONDARY``, SeriesDescription
+says it is synthetic wherever a viewer or a reader looks: ImageType ``DERIVED\\SECONDARY\\OTHER``, SeriesDescription
 ``SYNTHETIC [OOD-WARNING] [NO-PD] early DCE (DCEDiff)`` (the form of the Slicer module's export), Manufacturer
 ``DCEDiff (SYNTHETIC image, not acquired)``, DerivationDescription and ImageComments with the provenance line,
 BurnedInAnnotation NO. Those marks make :func:`DCEDiffLib.data_source.dicom_result_mark` refuse the series as an
@@ -38,6 +38,14 @@ STUDY_TAGS = {
     "0008|0050": "AccessionNumber", "0008|0090": "ReferringPhysicianName", "0008|1030": "StudyDescription",
     "0020|0052": "FrameOfReferenceUID", "0018|5100": "PatientPosition",
 }
+# the T2W's own, kept because the series lie on its slices: the nominal thickness (a T2W with a gap between its
+# slices has a thickness below their spacing), the anatomy, the frame of reference's position reference
+T2W_TAGS = {"0018|0050": "SliceThickness", "0018|0015": "BodyPartExamined", "0020|1040": "PositionReferenceIndicator"}
+# Type 2 attributes (DICOM PS3.3 C.8.3.1, C.7.4.1) present and empty: no acquisition made these images (ScanOptions,
+# MRAcquisitionType, RepetitionTime, EchoTime, EchoTrainLength), and a T2W without a PositionReferenceIndicator;
+# without them a validator (dciodvfy) calls every file non-conformant
+EMPTY_TYPE2_TAGS = ("0018|0022", "0018|0023", "0018|0080", "0018|0081", "0018|0091", "0020|1040")
+IMAGE_TYPE = "DERIVED\\SECONDARY\\OTHER"   # an MR image needs value 3 (C.8.3.1.1.1); OTHER: not an MPR, map, ...
 LO_LENGTH, ST_LENGTH, LT_LENGTH = 64, 1024, 10240   # SeriesDescription, DerivationDescription, ImageComments
 NOT_DICOM_HINT = ("expected a DICOM T2W (--t2w DICOM_SERIES_FOLDER, or --study EXAM_DIR), or leave --dicom out "
                   "(the NIfTI results are written either way)")
@@ -51,11 +59,13 @@ def new_uid() -> str:
 @dataclasses.dataclass
 class DicomTarget:
     """Where the DICOM results go: the T2W header they copy (``study``: tag → decoded text) and, per result
-    ("early"/"late"), the new series' folder (relative to the output folder), SeriesInstanceUID and number."""
+    ("early"/"late"), the new series' folder (relative to the output folder), SeriesInstanceUID and number;
+    ``t2w``: the T2W's own tags the series keep (:data:`T2W_TAGS`; one absent or empty is left to the writer)."""
 
     t2w_file: str
     study: Dict[str, str]
     series: Dict[str, Dict[str, object]]
+    t2w: Dict[str, str] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The synthesis.json record ``dicom``: what was written, and into which study."""
@@ -110,7 +120,7 @@ def dicom_target(t2w_files: Sequence[str], used_numbers: Iterable[int] = (), nam
     series = {short: {"folder": f"{DICOM_FOLDER}/{folder}", "series_instance_uid": new_uid(),
                       "series_number": number}
               for (short, folder), number in zip(SERIES_FOLDERS.items(), numbers)}
-    return DicomTarget(str(source), study, series)
+    return DicomTarget(str(source), study, series, {tag: tag_text(header, tag) for tag in T2W_TAGS})
 
 
 def series_numbers(used: Iterable[int]) -> Tuple[int, int]:
@@ -165,7 +175,7 @@ def write_dicom_results(images: Dict[str, sitk.Image], out_dir: Path, target: Di
         tags = {tag: value for tag, value in target.study.items() if value}
         tags.update({
             "0008|0005": "ISO_IR 192",   # UTF-8: the copied names decoded, the provenance line as it is
-            "0008|0008": "DERIVED\\SECONDARY", "0008|0016": MR_IMAGE_STORAGE, "0008|0060": "MR",
+            "0008|0008": IMAGE_TYPE, "0008|0016": MR_IMAGE_STORAGE, "0008|0060": "MR",
             "0008|0070": MANUFACTURER, "0008|1090": f"DCEDiff model {model}"[:LO_LENGTH],
             "0018|1020": f"DCEDiff {__version__}"[:LO_LENGTH],
             "0008|103e": series_description(short, flags), "0008|2111": label[:ST_LENGTH],
@@ -177,6 +187,9 @@ def write_dicom_results(images: Dict[str, sitk.Image], out_dir: Path, target: Di
             "0028|0100": "16", "0028|0101": "16", "0028|0102": "15", "0028|0103": "1" if signed else "0",
             "0028|1052": "0", "0028|1053": slope, "0028|1054": "US",
         })
+        tags.update({tag: "" for tag in EMPTY_TYPE2_TAGS})
+        kept = {tag: value for tag, value in target.t2w.items() if value}
+        tags.update(kept)
         folder = Path(out_dir) / str(info["folder"])
         writer = sitk.ImageFileWriter()
         for k in range(quantised.GetSize()[2]):
@@ -184,7 +197,7 @@ def write_dicom_results(images: Dict[str, sitk.Image], out_dir: Path, target: Di
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 write_slice(quantised, k, dict(tags, **{"0020|0013": str(k + 1), "0008|0018": new_uid()}), path,
-                            writer, slice_spacing=True)
+                            writer, slice_spacing=True, slice_thickness=kept.get("0018|0050"))
             except (OSError, RuntimeError) as exc:
                 reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
                 shown = Path(shown_as) / str(info["folder"]) / path.name if shown_as else path

@@ -39,17 +39,21 @@ def slice_geometry_tags(image: sitk.Image, k: int) -> Dict[str, str]:
 
 
 def write_slice(image: sitk.Image, k: int, tags: Dict[str, str], path: Path,
-                writer: Optional[sitk.ImageFileWriter] = None, slice_spacing: bool = False) -> None:
+                writer: Optional[sitk.ImageFileWriter] = None, slice_spacing: bool = False,
+                slice_thickness: Optional[str] = None) -> None:
     """Write slice ``k`` of the 3D ``image`` (its pixel type as it is) to ``path`` with ``tags`` ("gggg|eeee" →
     value; the UIDs in them are kept) and :func:`slice_geometry_tags`. Any file name: the DICOM writer is named.
 
     ``slice_spacing``: the slice goes to GDCM as a one-slice volume, so that SpacingBetweenSlices is the stack's;
-    given a 2D slice GDCM writes "1" over the tag (the phantom's files say 1, and stay as they are)."""
+    given a 2D slice GDCM writes "1" over the tag (the phantom's files say 1, and stay as they are).
+    ``slice_thickness``: SliceThickness as given (a source series' nominal thickness) instead of the spacing."""
     slice_image = image[:, :, k:k + 1] if slice_spacing else image[:, :, k]
     for tag, value in tags.items():
         slice_image.SetMetaData(tag, value)
     for tag, value in slice_geometry_tags(image, k).items():
         slice_image.SetMetaData(tag, value)
+    if slice_thickness:
+        slice_image.SetMetaData("0018|0050", slice_thickness)
     if writer is None:
         writer = sitk.ImageFileWriter()
     writer.SetImageIO("GDCMImageIO")   # a file name without the .dcm extension is DICOM too

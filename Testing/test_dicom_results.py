@@ -7,8 +7,9 @@ goes through ``dcediff synthesize --study ... --dicom --t2w-grid`` with a tiny r
 - one file per T2W slice, read back onto the T2W's grid (corners within 1e-3 mm) with the values of the
   ``t2w_grid/`` NIfTI within half a RescaleSlope;
 - the T2W's patient/study/frame-of-reference tags copied (the Latin-1 name decoded, written as UTF-8), new UIDs,
-  MR Image Storage (not the Enhanced MR GDCM turns a rescaled MR into unless its reader ran first), DERIVED\\SECONDARY,
-  SYNTHETIC description, DCEDiff manufacturer, provenance line, series numbers the study does not use;
+  MR Image Storage (not the Enhanced MR GDCM turns a rescaled MR into unless its reader ran first),
+  DERIVED\\SECONDARY\\OTHER, SYNTHETIC description, DCEDiff manufacturer, provenance line, series numbers the study
+  does not use;
 - synthesis.json and the console summary say what was written;
 - put back into the study, the series are skipped by the study reader and refused as inputs;
 - ``--dicom`` with a NIfTI T2W is refused before any slow work (before the model or the study is read);
@@ -112,7 +113,7 @@ def test_each_series_reads_back_onto_the_t2w_grid_with_the_t2w_grid_values(study
         nifti = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "t2w_grid" / f"synthetic_{short}.nii.gz")))
         first = header(sorted(folder.iterdir())[0])
         slope = float(tag(first, "0028|1053"))
-        for key in ("0018|0088", "0018|0050"):  # SpacingBetweenSlices, SliceThickness: the stack's spacing
+        for key in ("0018|0088", "0018|0050"):  # SpacingBetweenSlices; SliceThickness: the T2W's, here its spacing
             assert abs(float(tag(first, key)) - t2w.GetSpacing()[2]) < 1e-3
         assert nifti.max() > 100 * slope  # values that the slope resolves, not a blank image
         assert np.max(np.abs(sitk.GetArrayFromImage(back) - nifti)) <= slope / 2 + 1e-6 * nifti.max()
@@ -134,7 +135,7 @@ def test_each_file_joins_the_t2w_study_and_says_it_is_synthetic(study, run):
                 assert tag(reader, key) == tag(t2w, key) if key != "0010|0010" else tag(reader, key) == NAME
             assert tag(reader, "0008|0005") == "ISO_IR 192"
             assert tag(reader, "0008|0016") == MR_IMAGE_STORAGE and tag(reader, "0008|0060") == "MR"
-            assert tag(reader, "0008|0008") == "DERIVED\\SECONDARY" and tag(reader, "0028|0301") == "NO"
+            assert tag(reader, "0008|0008") == "DERIVED\\SECONDARY\\OTHER" and tag(reader, "0028|0301") == "NO"
             description, manufacturer = tag(reader, "0008|103e"), tag(reader, "0008|0070")
             assert description == f"SYNTHETIC {name.split('_')[1]} DCE (DCEDiff)"
             assert manufacturer.startswith("DCEDiff") and dicom_result_mark(description, manufacturer)

@@ -227,6 +227,47 @@ def test_no_acquisition_is_claimed_and_a_long_model_name_is_cut(tmp_path):
     assert tag(written, "0008|1090") == ("DCEDiff model " + "m" * 100)[:64]
 
 
+def retag(paths, tags) -> None:
+    """Rewrite the T2W files ``paths`` with ``tags`` set (UIDs and everything else kept): a scanner's header."""
+    from dicom_slice_io import read_slice_with_tags
+
+    for path in paths:
+        image = read_slice_with_tags(Path(path))
+        for key, value in tags.items():
+            image.SetMetaData(key, value)
+        writer = sitk.ImageFileWriter()
+        writer.KeepOriginalImageUIDOn()
+        writer.SetFileName(str(path))
+        writer.Execute(image)
+
+
+def test_a_t2w_with_a_gap_between_its_slices_keeps_its_slice_thickness(tmp_path):
+    """The series lie on the T2W's slices, so they say its SliceThickness: a T2W of 2.5 mm slices 3 mm apart (a
+    sagittal ProstateX T2W has 3 mm slices 3.6 mm apart) gave files saying 3 mm thick. SpacingBetweenSlices stays
+    the stack's; BodyPartExamined and PositionReferenceIndicator are the T2W's too."""
+    paths = t2w_series(tmp_path / "t2w")
+    retag(paths, {"0018|0050": "2.5", "0018|0015": "PROSTATE", "0020|1040": "IC"})
+    assert tag(header(paths[0]), "0018|0050") == "2.5"   # the T2W as a scanner wrote it
+    target = dicom_target(paths)
+    write_dicom_results({"early": on_grid(np.full((3, 5, 6), 10.0))}, tmp_path / "out", target, "SYNTHETIC")
+    for path in sorted((tmp_path / "out" / "dicom" / "synthetic_early").iterdir()):
+        written = header(path)
+        assert tag(written, "0018|0050") == "2.5" and float(tag(written, "0018|0088")) == 3.0
+        assert tag(written, "0018|0015") == "PROSTATE" and tag(written, "0020|1040") == "IC"
+
+
+def test_the_files_hold_what_the_mr_image_iod_requires(tmp_path):
+    """ImageType has the value 3 an MR image needs (OTHER), and the Type 2 attributes no acquisition filled are
+    present, empty (ScanOptions, MRAcquisitionType, RepetitionTime, EchoTime, EchoTrainLength,
+    PositionReferenceIndicator): dciodvfy called every file of a ProstateX run non-conformant without them."""
+    target = dicom_target(t2w_series(tmp_path / "t2w"))
+    write_dicom_results({"early": on_grid(np.full((3, 5, 6), 10.0))}, tmp_path / "out", target, "SYNTHETIC")
+    written = header(next((tmp_path / "out").rglob("*.dcm")))
+    assert tag(written, "0008|0008").split("\\") == ["DERIVED", "SECONDARY", "OTHER"]
+    for key in ("0018|0022", "0018|0023", "0018|0080", "0018|0081", "0018|0091", "0020|1040"):
+        assert written.HasMetaDataKey(key) and tag(written, key) == "", key
+
+
 def test_instance_numbers_count_the_slices_from_one(tmp_path):
     """InstanceNumber (IS) numbers the files of a series 1, 2, 3 ... in slice order, as the file names IM0001..."""
     target = dicom_target(t2w_series(tmp_path / "t2w"))

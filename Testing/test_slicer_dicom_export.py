@@ -204,7 +204,7 @@ def test_the_synthetic_dce_become_derived_series_of_the_t2ws_study_in_the_databa
         np.testing.assert_allclose(sitk.GetArrayFromImage(image), before[f"synthetic_{short}"],
                                    atol=slope / 2 + 1e-3)
         tags = {key: reader.GetMetaData(0, key).strip() for key in reader.GetMetaDataKeys(0)}
-        assert tags["0008|0008"] == "DERIVED\\SECONDARY"
+        assert tags["0008|0008"] == "DERIVED\\SECONDARY\\OTHER"
         assert tags["0008|103e"] == f"SYNTHETIC OOD-WARNING NO-PD {short} DCE (DCEDiff)" == info["description"]
         assert tags["0008|0070"] == "DCEDiff (SYNTHETIC image, not acquired)"
         assert tags["0008|1090"] == "DCEDiff model tiny-model"

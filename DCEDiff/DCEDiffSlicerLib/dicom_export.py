@@ -2,7 +2,7 @@
 Slicer's DICOM database, from where the DICOM module sends them to PACS (*Send results to DICOM database*).
 
 Scene code only: the series are written by the engine's writer, the one ``dcediff synthesize --dicom`` uses
-(:mod:`DCEDiffLib.dicom_results`: ImageType ``DERIVED\\SECONDARY``, SeriesDescription ``SYNTHETIC [OOD-WARNING]
+(:mod:`DCEDiffLib.dicom_results`: ImageType ``DERIVED\\SECONDARY\\OTHER``, SeriesDescription ``SYNTHETIC [OOD-WARNING]
 [NO-PD] early DCE (DCEDiff)``, Manufacturer ``DCEDiff (SYNTHETIC image, not acquired)``, the provenance line in
 DerivationDescription and ImageComments, new UIDs, the T2W's patient, study and frame of reference). This file finds
 what it needs in the scene: the result nodes (``DCEDiff.Synthetic`` and ``DCEDiff.Role`` ``synthetic_early`` /
