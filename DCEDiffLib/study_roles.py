@@ -477,7 +477,8 @@ def _t2w_rules(study: Optional[Study] = None) -> List[Rule]:
          "repeat is made when the first is degraded)",
          lambda s: is_t2w(s) and s.orientation == "axial" and is_single_volume(s),
          lambda s: (off_the_others(s), "DERIVED" in s.image_type) + _newest_first(s)),
-        ("T2-weighted TSE, not axial (the study has no axial T2W)",
+        # also the rule a losing sagittal/coronal T2W is listed with, beside an axial winner: say when it applies
+        ("T2-weighted TSE in another plane (taken only when the study has no usable axial T2W)",
          lambda s: is_t2w(s) and is_single_volume(s), lambda s: ("DERIVED" in s.image_type,) + _newest_first(s)),
     ]
 

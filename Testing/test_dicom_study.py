@@ -99,6 +99,9 @@ def test_picks_are_recorded_with_number_description_uid_rule_and_losers(tcia_stu
     assert t2w["series_number"] == expected["t2w"] and t2w["series_description"] == "t2_tse_tra"
     assert t2w["series_instance_uid"].startswith("2.25.") and t2w["rule"]
     assert {"series_number", "series_description", "series_instance_uid", "rule"} <= set(t2w["lost"][0])
+    # a sagittal T2W that lost to the axial one is listed with its rule, which must not say the study has no axial
+    sagittal = [lost["rule"] for lost in t2w["lost"] if lost["series_description"] == "t2_tse_sag"]
+    assert sagittal and "no usable axial T2W" in sagittal[0] and "has no axial" not in sagittal[0]
     assert record["dce"]["layout"] == "one series per time point"
     assert record["dce"]["time_source"].startswith("TT=")
     lines = result.lines()
