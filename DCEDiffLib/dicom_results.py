@@ -66,6 +66,8 @@ class DicomTarget:
     study: Dict[str, str]
     series: Dict[str, Dict[str, object]]
     t2w: Dict[str, str] = dataclasses.field(default_factory=dict)
+    # the patient direction (LPS) in which the T2W's InstanceNumbers grow; None: unknown (numbered along the grid)
+    instance_axis: Optional[Tuple[float, float, float]] = None
 
     def to_dict(self) -> dict:
         """The synthesis.json record ``dicom``: what was written, and into which study."""
@@ -120,7 +122,47 @@ def dicom_target(t2w_files: Sequence[str], used_numbers: Iterable[int] = (), nam
     series = {short: {"folder": f"{DICOM_FOLDER}/{folder}", "series_instance_uid": new_uid(),
                       "series_number": number}
               for (short, folder), number in zip(SERIES_FOLDERS.items(), numbers)}
-    return DicomTarget(str(source), study, series, {tag: tag_text(header, tag) for tag in T2W_TAGS})
+    return DicomTarget(str(source), study, series, {tag: tag_text(header, tag) for tag in T2W_TAGS},
+                       instance_axis(t2w_files))
+
+
+def instance_axis(t2w_files: Sequence[str]) -> Optional[Tuple[float, float, float]]:
+    """The slice normal (LPS), signed so that the T2W's InstanceNumbers grow along it, from its files' headers: the
+    synthetic series are numbered the same way, so that a viewer listing both by number shows the same slice order
+    (the usual T2W is numbered head to feet, against its grid). None with fewer than two numbered, placed files."""
+    from DCEDiffLib.dicom_study import read_dicom_header, tag_text
+
+    placed = []
+    for path in t2w_files:
+        header = read_dicom_header(path)
+        if header is None:
+            continue
+        try:
+            number = int(tag_text(header, "0020|0013"))
+            position = np.array([float(v) for v in tag_text(header, "0020|0032").split("\\")])
+            orientation = np.array([float(v) for v in tag_text(header, "0020|0037").split("\\")])
+        except ValueError:
+            continue
+        if position.shape == (3,) and orientation.shape == (6,):
+            placed.append((number, position, np.cross(orientation[:3], orientation[3:])))
+    if len(placed) < 2:
+        return None
+    placed.sort(key=lambda item: item[0])
+    normal = placed[0][2] / (np.linalg.norm(placed[0][2]) or 1.0)
+    step = float(np.dot(placed[-1][1] - placed[0][1], normal))
+    if step == 0.0:
+        return None
+    return tuple(float(v) for v in (normal if step > 0 else -normal))
+
+
+def instance_numbers(image: sitk.Image, axis: Optional[Sequence[float]]) -> List[int]:
+    """InstanceNumber of each slice k of ``image``: 1..N along its grid, or N..1 where its slice axis runs against
+    ``axis`` (:func:`instance_axis`)."""
+    count = image.GetSize()[2]
+    slice_axis = np.array(image.GetDirection()).reshape(3, 3)[:, 2]
+    if axis is not None and float(np.dot(slice_axis, axis)) < 0:
+        return [count - k for k in range(count)]
+    return [k + 1 for k in range(count)]
 
 
 def series_numbers(used: Iterable[int]) -> Tuple[int, int]:
@@ -192,11 +234,11 @@ def write_dicom_results(images: Dict[str, sitk.Image], out_dir: Path, target: Di
         tags.update(kept)
         folder = Path(out_dir) / str(info["folder"])
         writer = sitk.ImageFileWriter()
-        for k in range(quantised.GetSize()[2]):
-            path = folder / f"IM{k + 1:04d}.dcm"
+        for k, number in enumerate(instance_numbers(quantised, target.instance_axis)):
+            path = folder / f"IM{number:04d}.dcm"
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                write_slice(quantised, k, dict(tags, **{"0020|0013": str(k + 1), "0008|0018": new_uid()}), path,
+                write_slice(quantised, k, dict(tags, **{"0020|0013": str(number), "0008|0018": new_uid()}), path,
                             writer, slice_spacing=True, slice_thickness=kept.get("0018|0050"))
             except (OSError, RuntimeError) as exc:
                 reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__

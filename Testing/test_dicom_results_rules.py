@@ -277,6 +277,24 @@ def test_instance_numbers_count_the_slices_from_one(tmp_path):
     assert [p.name for p in files] == ["IM0001.dcm", "IM0002.dcm", "IM0003.dcm"]
 
 
+def test_instance_numbers_follow_the_t2ws_order_when_it_counts_against_its_grid(tmp_path):
+    """A T2W numbered head to feet (ProstateX: InstanceNumber 1 at the top, its grid's last slice) gets synthetic
+    series numbered the same way, so the file of a number lies where the T2W's file of that number lies: they were
+    numbered 1..N along the grid, the reverse of the T2W's order in a viewer that lists by number."""
+    paths = t2w_series(tmp_path / "t2w")
+    for k, path in enumerate(paths):   # slice k (z = -30 + 3k) becomes InstanceNumber 3 - k
+        retag([path], {"0020|0013": str(len(paths) - k)})
+    t2w_by_number = {tag(header(p), "0020|0013"): tag(header(p), "0020|0032") for p in paths}
+    target = dicom_target(paths)
+    write_dicom_results({"early": on_grid(np.full((3, 5, 6), 10.0))}, tmp_path / "out", target, "SYNTHETIC")
+    files = sorted((tmp_path / "out" / "dicom" / "synthetic_early").iterdir())
+    written_by_number = {tag(header(p), "0020|0013"): tag(header(p), "0020|0032") for p in files}
+    assert sorted(written_by_number) == ["1", "2", "3"]
+    for number, position in written_by_number.items():
+        assert np.allclose([float(v) for v in position.split("\\")],
+                           [float(v) for v in t2w_by_number[number].split("\\")], atol=1e-3), number
+
+
 def test_slice_location_is_the_position_along_the_slice_normal():
     """SliceLocation: the slice's position projected on the normal of its plane (the third direction column), so a
     reader that sorts on it stacks an oblique series in the right order."""
