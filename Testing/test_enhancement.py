@@ -212,6 +212,29 @@ def test_identity_baseline_with_a_gain_mapping_is_still_exactly_zero_enhancement
     assert result["early"]["enhancement"]["body"]["pearson"] is None
 
 
+def test_a_float64_t1pre_as_the_prediction_has_undefined_enhancement_correlation():
+    """A float64 T1-pre whose values float32 cannot hold, passed as the prediction (the identity baseline built by
+    hand) and through identity_baseline with a gain mapping: its enhancement is exactly 0, so r and the lesion rank
+    are undefined (the T1-pre used to be rounded to float32 first, leaving noise that correlated at r ≈ 0.01)."""
+    case = small_case(5)
+    t1 = case["t1pre"].astype(np.float64) + np.random.default_rng(5).uniform(0.0, 1.0, case["t1pre"].shape)
+    acquired = {"early": case["early"].astype(np.float64), "late": case["late"].astype(np.float64)}
+    result = evaluate_case({"early": t1, "late": t1}, acquired, t1, case["labels"], LEGEND)
+    for target in ("early", "late"):
+        for region in ("whole", "body", "prostate", "lesion"):
+            entry = result[target]["enhancement"][region]
+            assert entry["pearson"] is None, (target, region, entry)
+            assert "no enhancement predicted" in entry["pearson_reason"]
+        assert result[target]["lesions"]["summary"]["fraction_above_gland_median_synthetic"] is None
+    body = derive_body_mask(acquired["early"])
+    gain = identity_baseline(t1, 2.5 * acquired["early"], method="body_median", body_mask=body)
+    assert gain.dtype == np.float64
+    result = evaluate_case({"early": gain, "late": gain}, {k: 2.5 * v for k, v in acquired.items()}, t1,
+                           case["labels"], LEGEND, body_mask=body, enhancement_method="body_median")
+    assert result["early"]["enhancement"]["body"]["pearson"] is None
+    assert identity_baseline(case["t1pre"], case["early"]).dtype == np.float32  # float32 stays float32
+
+
 def test_perfect_prediction_scores_inf_one_zero_and_serialises():
     case = small_case(4)
     acquired = {"early": case["early"], "late": case["late"]}

@@ -28,7 +28,8 @@ MAX_EDGE_SAMPLES = 2_000_000  # voxels used to place the quantile bin edges (all
 def identity_baseline(t1pre: np.ndarray, target_scale_reference: Optional[np.ndarray] = None,
                       method: str = "identity", body_mask: Optional[np.ndarray] = None,
                       tissue_mask: Optional[np.ndarray] = None) -> np.ndarray:
-    """T1-pre mapped onto the target's intensity scale (float32): a prediction with exactly zero enhancement.
+    """T1-pre mapped onto the target's intensity scale (float32; float64 for a float64 T1-pre): a prediction with
+    exactly zero enhancement.
 
     ``target_scale_reference`` is the acquired target whose scale is matched (the early one: least enhanced); it is
     only read by the data-driven mappings. Use the same ``method`` (and masks) as the evaluation, so the evaluation's

@@ -186,7 +186,8 @@ def evaluate_case(synthetic: Dict[str, np.ndarray], acquired: Dict[str, np.ndarr
 
     mapping = fit_target_scale(t1, acq[targets[0]], enhancement_method, body_mask=body,
                                tissue_mask=masks["reference_tissue"])
-    t1_mapped = mapping.apply(t1)
+    # mapped in the T1-pre's own precision, as identity_baseline maps it, so its enhancement is exactly 0
+    t1_mapped = mapping.apply(np.asarray(t1pre))
 
     result: dict = {}
     scaling: dict = {}

@@ -39,11 +39,15 @@ class TargetScaleMapping:
     offset: float = 0.0
 
     def apply(self, t1pre: np.ndarray) -> np.ndarray:
-        """T1-pre on the target's scale, float32 (the identity mapping returns the values unchanged, as a copy)."""
+        """T1-pre on the target's scale: float32, or float64 for a float64 T1-pre (the identity mapping returns the
+        values unchanged, as a copy)."""
         t1pre = np.asarray(t1pre)
+        # float64 kept: rounding a float64 T1-pre to float32 left ~1e-5 noise in an identity prediction's
+        # "zero" enhancement, which then correlated (r ≈ 0.01) instead of being undefined
+        dtype = np.result_type(t1pre.dtype, np.float32)
         if self.scale == 1.0 and self.offset == 0.0:
-            return t1pre.astype(np.float32, copy=True)
-        return (self.scale * t1pre.astype(np.float64) + self.offset).astype(np.float32)
+            return t1pre.astype(dtype, copy=True)
+        return (self.scale * t1pre.astype(np.float64) + self.offset).astype(dtype)
 
     def to_dict(self) -> dict:
         return {"method": self.method, "scale": float(self.scale), "offset": float(self.offset)}
