@@ -79,6 +79,22 @@ def test_the_demo_averages_as_many_samples_as_synthesize_by_default():
     assert demo.samples == 1 and synth.samples == 1
 
 
+@pytest.mark.parametrize("command", [
+    ["phantom", "--cases", "1", "--no-dce-series"],
+    ["demo", "--precision", "fp32"],
+], ids=["phantom", "demo"])
+def test_with_progress_lines_stdout_holds_only_progress_lines(tmp_path, capsys, command):
+    """--progress-lines help: 'stdout then holds only those lines'. `dcediff phantom` and `dcediff demo` printed
+    their closing summary on stdout too (found by a fresh-user audit); it now goes to stderr, as `dataset`'s does."""
+    from DCEDiffLib.progress import parse_progress_line
+
+    assert main(command + ["--out", str(tmp_path / "out"), "--progress-lines"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines and all(parse_progress_line(line) is not None for line in lines), lines
+    assert f"DCEDiff {command[0]}" in captured.err          # the summary is still printed, on stderr
+
+
 # ------------------------------------------------------------------------------------------------
 
 def test_preprocess_no_register_keeps_the_scanner_alignment(tmp_path, capsys):

@@ -63,6 +63,12 @@ def add_progress_argument(parser: argparse.ArgumentParser) -> None:
                              "holds only those lines: synthesize leaves out its closing JSON summary)")
 
 
+def summary_stream(args: argparse.Namespace):
+    """Where a command prints its human-readable lines: stderr with --progress-lines, whose stdout then holds only
+    the progress lines a caller (Slicer, a scheduler) parses, as the option's help says; stdout otherwise."""
+    return sys.stderr if getattr(args, "progress_lines", False) else sys.stdout
+
+
 def parse_center(text: Optional[str]):
     """'x,y,z' → a tuple of three floats (LPS mm)."""
     if not text:

@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from DCEDiffLib.commands.common import add_progress_argument, progress_callback
+from DCEDiffLib.commands.common import add_progress_argument, progress_callback, summary_stream
 
 REASON_CHARS = 240   # skip reasons on the console are cut here; manifest.csv/json hold them in full
 
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"DCEDiff dataset: {usable} case(s) for training in {args.out}/, {result.count('ok', usable=False)} "
           f"without acquired DCE in {args.out}/{NO_DCE_DIR}/, {result.count('skipped')} patient(s) skipped, "
           f"{result.resumed} finished earlier; {result.seconds:.1f} s. Manifest: {args.out / MANIFEST_CSV}",
-          file=sys.stderr if args.progress_lines else sys.stdout)
+          file=summary_stream(args))
     if usable == 0:
         raise InputError(f"--root {args.root}: no patient gave a training case (a T2W, PD, ADC, T1-pre and an "
                          f"acquired DCE); the reasons are in {args.out / MANIFEST_CSV}")

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 from DCEDiffLib import defaults
-from DCEDiffLib.commands.common import add_progress_argument, progress_callback, registration_words
+from DCEDiffLib.commands.common import (add_progress_argument, progress_callback, registration_words,
+                                         summary_stream)
 from DCEDiffLib.precision import PRECISION_HELP, PRECISIONS
 
 MODALITY_FILES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late", "labels")
@@ -18,8 +19,9 @@ def register(subparsers) -> None:
         "demo", help="run the whole pipeline on the shipped phantom case with the shipped model",
         description="Loads the shipped phantom exam (every series on its own grid), registers, synthesizes "
                     "early and late DCE with the shipped model and the default sampler, and writes NIfTI "
-                    "results, residuals against the phantom's acquired DCE, the expected-error map, metrics.json "
-                    "and report.png. Re-running replaces the previous demo output.")
+                    "results (working grid, and the T2W grid in t2w_grid/), residuals against the phantom's "
+                    "acquired DCE, the expected-error map, metrics.json, report.png, synthesis.json and "
+                    "demo_summary.txt. Re-running replaces the previous demo output.")
     parser.add_argument("--out", type=Path, default=Path("out/demo"),
                         help="result folder, replaced at each run (default: out/demo under the current folder)")
     parser.add_argument("--case", type=Path, help="another case folder (default: the shipped phantom case)")
@@ -50,10 +52,11 @@ def run(args: argparse.Namespace) -> int:
     missing = [m for m in ("t2w", "pd", "adc", "t1pre") if m not in inputs]
     if missing:
         raise InputError(f"demo case {case_dir}: missing {', '.join(missing)}")
-    print(f"DCEDiff demo: case {case_dir}\n  inputs: {', '.join(sorted(inputs))}")
+    stream = summary_stream(args)
+    print(f"DCEDiff demo: case {case_dir}\n  inputs: {', '.join(sorted(inputs))}", file=stream)
     note = procedural_phantom_note(Path(case_dir))
     if note:
-        print(note)
+        print(note, file=stream)
     callback, close = progress_callback(args, "demo")
     try:
         output = synthesize_to_folder(inputs, args.out, overwrite=True, t2w_grid=True, progress=callback,
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             whole = output.metrics.get(target, {}).get("whole", {})
             lines.append(f"  {target}: PSNR {_fmt(whole.get('psnr'))} dB, SSIM {_fmt(whole.get('ssim'), 3)}, "
                          f"MAE {_fmt(whole.get('mae'), 3)} (whole grid, intensities scaled to [0, 1])")
-    print("\n".join(lines))
+    print("\n".join(lines), file=stream)
     (Path(args.out) / "demo_summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return 0
 

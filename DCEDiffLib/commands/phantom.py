@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from DCEDiffLib.commands.common import add_progress_argument, progress_callback
+from DCEDiffLib.commands.common import add_progress_argument, progress_callback, summary_stream
 
 
 def register(subparsers) -> None:
@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     print(f"DCEDiff phantom: wrote {len(written)} case(s), domain {args.domain}, anatomy {args.anatomy}, "
           f"seed {args.seed}, "
-          f"format {args.format}, to {args.out}/ in {seconds:.1f} s ({seconds / len(written):.2f} s per case)")
+          f"format {args.format}, to {args.out}/ in {seconds:.1f} s ({seconds / len(written):.2f} s per case)",
+          file=summary_stream(args))
     return 0
 
 

@@ -25,7 +25,9 @@ def register(subparsers) -> None:
                     "'dcediff train'/'evaluate' need it.")
     add_input_arguments(parser, optional=OPTIONAL_INPUTS)
     parser.add_argument("--no-register", action="store_true", help="trust the scanner alignment (skip registration)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier dcediff preprocess output in --out (a folder without its "
+                             "preprocess.json, or one holding an input, is refused)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (must not exist unless --overwrite)")
     parser.set_defaults(func=run, output_records=(PREPROCESS_RECORD,))
 

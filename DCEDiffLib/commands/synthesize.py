@@ -33,7 +33,9 @@ def register(subparsers) -> None:
                              "T2W's study (dicom/synthetic_early/, dicom/synthetic_late/; marked SYNTHETIC and "
                              "DERIVED, never read back as an input); needs a DICOM T2W (--study or --t2w FOLDER)")
     parser.add_argument("--no-register", action="store_true", help="trust the scanner alignment (skip registration)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier dcediff synthesize output in --out (a folder without its "
+                             "synthesis.json, or one holding an input, is refused)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (must not exist unless --overwrite)")
     add_progress_argument(parser)
     parser.set_defaults(func=run, output_records=(SYNTHESIS_RECORD,))
