@@ -8,7 +8,6 @@ import sys
 import types
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not installed")
@@ -16,12 +15,7 @@ import slicer.util  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_slicer_module import modules, scene  # noqa: E402,F401  (fixtures)
-
-
-def volume(name, value):
-    node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
-    slicer.util.updateVolumeFromArray(node, np.full((4, 5, 6), value, dtype=np.float32))
-    return node
+from test_slicer_relative_model import volume  # noqa: E402  (a small constant volume node)
 
 
 def test_an_unusable_temporary_folder_is_named_with_the_setting_to_change(modules, monkeypatch, tmp_path):
