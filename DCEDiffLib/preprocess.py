@@ -260,10 +260,17 @@ def refuse_series_off_the_centre(images: Mapping[str, sitk.Image], centre_lps: S
     if off:
         whence = {"prostate model": "the prostate model on the T2W", "user": "--center",
                   "field-of-view centre": "the T2W's field-of-view centre"}.get(source, source)
+        hint = ("One of them is likely the wrong series (in a study: pick it with --series ROLE=NUMBER), or --center "
+                "lies outside it")
+        others = [k for k in images if k not in LABEL_KEYS and k != "t2w"]
+        if source != "user" and len(others) > 1 and len(off) == len(others):
+            # the centre comes from the T2W: when no other series reaches it, the T2W is the one out of place
+            hint = (f"None of the {len(others)} other series reaches it, so the T2W (--t2w) is the likely odd one "
+                    "out: another region, or a header that places it elsewhere (an origin or orientation changed "
+                    "by an export)")
         raise InputError(f"{', '.join(off)}: the field of view does not contain the crop centre "
                          f"{tuple(round(float(c), 1) for c in centre_lps)} LPS mm (from {whence}); expected series of "
-                         "one exam that all image the prostate. One of them is likely the wrong series (in a study: "
-                         "pick it with --series ROLE=NUMBER), or --center lies outside it")
+                         f"one exam that all image the prostate. {hint}")
 
 
 def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[float]] = None,

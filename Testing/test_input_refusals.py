@@ -85,6 +85,23 @@ def test_a_series_off_the_centre_is_refused_on_either_side(tmp_path, dz):
         preprocess_case(exam(tmp_path, t1pre=moved), register=False)
 
 
+def test_a_t2w_off_every_other_series_is_named_as_the_odd_one(tmp_path):
+    """refuse_series_off_the_centre: a T2W moved 150 mm head-ward in its header (the audit of session 63: the user
+    was told that the PD, ADC and T1-pre were likely the wrong series) sets the crop centre where no other series
+    reaches; the refusal names the T2W as the likely odd one out. One series off still gets the usual hint."""
+    from DCEDiffLib.preprocess import preprocess_case
+
+    moved = volume("t2w")
+    moved.SetOrigin(tuple(o + d for o, d in zip(ORIGIN, (0.0, 0.0, 150.0))))
+    with pytest.raises(InputError, match=r"\(t1pre\): the field of view .* None of the 3 other series reaches it, "
+                                         r"so the T2W \(--t2w\) is the likely odd one out"):
+        preprocess_case(exam(tmp_path, t2w=moved), register=False)
+    moved = volume("t1pre")
+    moved.SetOrigin(tuple(o + d for o, d in zip(ORIGIN, (0.0, 0.0, 150.0))))
+    with pytest.raises(InputError, match=r"One of them is likely the wrong series"):
+        preprocess_case(exam(tmp_path, t1pre=moved), register=False)
+
+
 # ---------------------------------------------------------------- intensity tail rule
 def test_a_tail_moderately_above_every_training_case_is_tamed():
     """intensity_tail.tame_heavy_tail: the rule applies as soon as the spread exceeds TAIL_LIMITS (the largest
