@@ -71,11 +71,14 @@ class DCEDiffBatch(ScriptedLoadableModule):
 
 def parseCenter(text: str):
     """'R,A,S' (mm, Slicer's RAS, as the slice views show it) → (r, a, s)."""
+    import math
+
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != 3:
+    # "nan"/"inf" parse as floats: refused here by name, not later by the engine in LPS ("centre (nan, -0.0, 0.0)")
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
         raise ValueError(f"--center {text!r}: expected three numbers R,A,S in mm (RAS, as Slicer shows them)")
     return values
 
@@ -122,6 +125,8 @@ def run(argv) -> int:
 
     args = buildParser().parse_args(join_negative_values(argv))
     center = parseCenter(args.center) if args.center else None
+    if args.timeout is not None and not args.timeout > 0:  # 0, negative or nan: the engine started, stopped at once
+        raise ValueError(f"--timeout {args.timeout:g}: expected a positive number of seconds")
     out = Path(args.out)
     checkOutputFolder(out)
 
@@ -135,6 +140,7 @@ def run(argv) -> int:
     for key, path in given.items():  # every path before any is loaded: a typo costs no loading time
         if not Path(path).is_file():
             raise ValueError(f"{process_runner.INPUT_LABELS[key]} (--{key.replace('_', '-')}): {path} is not a file")
+        checkFinite(key, path)
     from DCEDiffLib.commands.common import check_distinct_inputs
 
     check_distinct_inputs(given)  # one file in two roles (--pd t2w.nii.gz): refused, as `dcediff synthesize` does
@@ -147,6 +153,7 @@ def run(argv) -> int:
             raise ValueError(f"{label} (--{key.replace('_', '-')}): cannot load {path}: {exc}") from exc
     centerNode = None
     if center is not None:
+        checkCenterInside(center, nodes["t2w"], given["t2w"])
         centerNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "DCEDiffBatch centre")
         centerNode.AddControlPoint(*center)
     logic = DCEDiffLogic()
@@ -178,6 +185,41 @@ def run(argv) -> int:
                            waitForCompletion=True, progressCallback=progress, showResult=False,
                            timeoutSeconds=args.timeout, dceBaseline=nodes.get("dce_baseline"))
     return finishRun(result, out, installSeconds)
+
+
+def checkFinite(key: str, path: str) -> None:
+    """Refuse a NIfTI input with NaN or infinite voxels, as ``dcediff synthesize`` does: Slicer's reader (ITK's NIfTI
+    reader) loads them as 0, so no check on the loaded node can see them and the run went on with them as dark
+    voxels (``DCEDiffLib.nifti_nonfinite``)."""
+    from DCEDiffLib.nifti_nonfinite import count_nonfinite, is_nifti
+    from DCEDiffSlicerLib import process_runner
+
+    counted = count_nonfinite(path) if is_nifti(Path(path)) else None
+    if counted is not None and counted[0] > 0:
+        raise ValueError(f"{process_runner.INPUT_LABELS[key]} (--{key.replace('_', '-')}): {path} has {counted[0]} "
+                         f"NaN or infinite voxels (of {counted[1]}; Slicer would load them as 0); expected finite "
+                         "intensities everywhere")
+
+
+def checkCenterInside(center, t2w, path: str) -> None:
+    """Refuse a --center (RAS mm) outside the loaded T2W's voxel box (half a voxel beyond the outer centres, as the
+    engine's ``working_grid`` test), before the engine starts: the engine's refusal names no option and gives the
+    point in LPS, the signs of R and A flipped from what was typed."""
+    import vtk
+
+    toIjk = vtk.vtkMatrix4x4()
+    t2w.GetRASToIJKMatrix(toIjk)
+    ijk = toIjk.MultiplyPoint((*center, 1.0))[:3]
+    dimensions = t2w.GetImageData().GetDimensions()
+    if all(-0.5 <= v <= n - 0.5 for v, n in zip(ijk, dimensions)):
+        return
+    # the centre, not RAS bounds: an oblique T2W's bounding box holds points outside its voxel box
+    toRas = vtk.vtkMatrix4x4()
+    t2w.GetIJKToRASMatrix(toRas)
+    middle = toRas.MultiplyPoint(tuple((n - 1) / 2.0 for n in dimensions) + (1.0,))[:3]
+    raise ValueError(f"--center {','.join(f'{v:g}' for v in center)}: outside the T2W {path} (its voxel box is "
+                     f"centred at R,A,S {','.join(f'{v:.1f}' for v in middle)} mm); expected the prostate centre "
+                     "inside it, in RAS as Slicer shows it (not LPS)")
 
 
 def checkOutputFolder(out: Path) -> None:

@@ -35,7 +35,10 @@ def test_the_batch_centre_is_ras_as_slicer_shows_it_and_reaches_the_engine_as_lp
     centre mirrored through the scanner axis, the crop on the wrong side)."""
     DCEDiff, DCEDiffBatch = modules
     files = {k: str(CASE / f"{k}.nii.gz") for k in ("t2w", "pd", "adc", "t1pre")}
-    monkeypatch.setattr(slicer.util, "loadVolume", lambda path, properties=None: ("node", path))
+    # stand-in for Slicer's IO manager (not in the wheel): the module's own reader, real nodes (--center is checked
+    # against the T2W's voxel box)
+    monkeypatch.setattr(slicer.util, "loadVolume",
+                        lambda path, properties=None: scene_io.read_volume_node(path, properties["name"]))
     monkeypatch.setattr(DCEDiff.DCEDiffLogic, "setupPythonRequirements", lambda self, **kwargs: None)
     seen = {}
 
@@ -45,12 +48,12 @@ def test_the_batch_centre_is_ras_as_slicer_shows_it_and_reaches_the_engine_as_lp
         return DCEDiff.DCEDiffResult({}, {}, 1.0, cancelled=True)
 
     monkeypatch.setattr(DCEDiff.DCEDiffLogic, "process", process)
-    argv = [f"--{k}={v}" for k, v in files.items()] + ["--center", "-12,30,4", "--out", str(tmp_path / "out")]
+    argv = [f"--{k}={v}" for k, v in files.items()] + ["--center", "-12,-10,30", "--out", str(tmp_path / "out")]
     assert DCEDiffBatch.main(argv) == DCEDiffBatch.EXIT_CANCELLED
     position = [0.0, 0.0, 0.0]
     seen["center"].GetNthControlPointPositionWorld(0, position)
-    assert position == pytest.approx([-12.0, 30.0, 4.0])
-    assert seen["lps"] == pytest.approx((12.0, -30.0, 4.0))
+    assert position == pytest.approx([-12.0, -10.0, 30.0])
+    assert seen["lps"] == pytest.approx((12.0, 10.0, 30.0))
 
 
 def test_the_marks_file_says_which_inputs_the_synthesis_was_made_without(modules, tmp_path):
