@@ -27,6 +27,10 @@ MIN_BODY_VOXELS = 100
 # A pre-contrast frame this far from the T1-pre's scale is more likely another image (a copy of a late frame, a PD)
 # than a receiver gain: the division is still made, with a warning to check the frame.
 PLAUSIBLE_GAIN = (0.1, 10.0)
+# The gland's relative enhancement (frame / T1-pre − 1, medians) of a real DCE is ~0.6 early and ~1.2 late, a slow
+# cancer's 0.3 early (../shared/reference/realism-targets.md); both frames below this, the T1-pre looks post-contrast
+# (or the DCE pre-contrast): a wide margin, so that a weakly enhancing exam is not flagged.
+MIN_GLAND_ENHANCEMENT = 0.15
 
 
 def baseline_gain(baseline: np.ndarray, t1pre: np.ndarray) -> Tuple[Optional[float], int]:
@@ -92,3 +96,32 @@ def acquired_scale_note(acquired_early: np.ndarray, t1pre: np.ndarray) -> Option
             "T1-pre's, so PSNR and MAE against the acquired DCE measure the scale, and its enhancement (acquired − "
             "T1-pre) carries a multiple of the T1-pre; give the DCE's own pre-contrast frame (--dce-baseline; a "
             "--study finds it) to bring the acquired DCE onto the T1-pre's scale")
+
+
+def gland_enhancement(acquired: Dict[str, np.ndarray], t1pre: np.ndarray,
+                      gland: np.ndarray) -> Dict[str, Optional[float]]:
+    """Relative enhancement of each acquired frame over the T1-pre in the gland: the frame's median over the T1-pre's
+    (both over the gland voxels where both are finite and the T1-pre above 0) minus 1, on one grid and scale; None
+    for a frame with fewer than :data:`MIN_BODY_VOXELS` such voxels."""
+    t1 = np.asarray(t1pre, dtype=np.float64)
+    out: Dict[str, Optional[float]] = {}
+    for name, values in acquired.items():
+        frame = np.asarray(values, dtype=np.float64)
+        inside = np.asarray(gland, dtype=bool) & np.isfinite(frame) & np.isfinite(t1) & (t1 > 0)
+        below = float(np.median(t1[inside])) if inside.sum() >= MIN_BODY_VOXELS else 0.0
+        out[name] = round(float(np.median(frame[inside])) / below - 1.0, 4) if below > 0 else None
+    return out
+
+
+def post_contrast_t1pre_note(enhancement: Dict[str, Optional[float]]) -> Optional[str]:
+    """Words when no acquired frame is brighter than the T1-pre in the gland by :data:`MIN_GLAND_ENHANCEMENT`
+    (``enhancement``: :func:`gland_enhancement`, on the T1-pre's scale): the T1-pre looks post-contrast, or the DCE
+    pre-contrast. None when a frame enhances or none could be measured."""
+    measured = {name: value for name, value in enhancement.items() if value is not None}
+    if not measured or max(measured.values()) >= MIN_GLAND_ENHANCEMENT:
+        return None
+    said = ", ".join(f"{name} {value:+.2f}" for name, value in measured.items())
+    return (f"the acquired DCE is hardly brighter than the T1-pre in the gland (relative enhancement {said}; a real "
+            f"DCE gives about +0.6 early and +1.2 late, flagged below +{MIN_GLAND_ENHANCEMENT:g}): the T1-pre looks "
+            "post-contrast (or the DCE frames pre-contrast); a post-contrast T1-pre makes the synthetic enhancement "
+            "wrong (about twice too bright): check that the T1-pre is the pre-contrast image")

@@ -36,7 +36,7 @@ TAGS = {
     "acquisition_time": "0008|0032", "content_time": "0008|0033", "series_time": "0008|0031",
     "instance_number": "0020|0013", "rows": "0028|0010", "columns": "0028|0011", "pixel_spacing": "0028|0030",
     "acquisition_type": "0018|0023", "sop_uid": "0008|0018", "frames": "0028|0008", "character_set": "0008|0005",
-    "manufacturer": "0008|0070", "frame_of_reference": "0020|0052",
+    "manufacturer": "0008|0070", "frame_of_reference": "0020|0052", "contrast_agent": "0018|0010",
 }
 # a dynamic (DCE) acquisition by its name (Siemens TWIST/"dyn", GE DISCO, Philips 4D-TRAK, "perf", "dce")
 DYNAMIC_TEXT = re.compile(r"dyn|dce|twist|perfusion|(?<![a-z])perf(?![a-z])|tricks|disco|4d")
@@ -114,6 +114,7 @@ class SeriesInfo:
     folders: Tuple[str, ...] = ()
     manufacturer: str = ""                  # a DCEDiff result exported to DICOM says so here (data_source)
     frame_of_reference: str = ""            # FrameOfReferenceUID: series that share one share scanner coordinates
+    contrast_agent: str = ""                # ContrastBolusAgent (0018,0010): set when contrast had been given
     _volumes: Optional[List[Volume]] = dataclasses.field(default=None, repr=False, compare=False)
     _num_positions: Optional[int] = dataclasses.field(default=None, repr=False, compare=False)
     _position_ids: Optional[Dict[str, Optional[int]]] = dataclasses.field(default=None, repr=False, compare=False)
@@ -523,7 +524,7 @@ def _series_info(uid: str, entries: List[Tuple[DicomFile, sitk.ImageFileReader]]
         temporal_positions_declared=_int(_tag(first, "temporal_positions")),
         series_time_s=min(times) if times else None, orientation=_orientation_label(files),
         folders=tuple(sorted({str(Path(f.path).parent) for f in files})), manufacturer=_tag(first, "manufacturer"),
-        frame_of_reference=_tag(first, "frame_of_reference"))
+        frame_of_reference=_tag(first, "frame_of_reference"), contrast_agent=_tag(first, "contrast_agent"))
 
 
 def _orientation_label(files: Sequence[DicomFile]) -> str:

@@ -5,6 +5,10 @@ would run to the end, caught only by the out-of-distribution score. The series h
 rules (:mod:`DCEDiffLib.study_roles`) recognise a T2-weighted TSE, an ADC map and a diffusion series. Only a clear
 contradiction is reported, and only as a warning: a stand-in (the PD reference scan as the T1-pre of an exam without
 one) is a choice, not a mistake.
+
+A T1-pre whose header says contrast had been given (ContrastBolusAgent set, or a post-contrast description by the
+study reader's rule) is warned about too: a post-contrast T1-pre makes the synthetic gland about twice too bright and
+no image statistic catches it across patients (docs/ood.md).
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List
 
-from DCEDiffLib.series_kinds import dcediff_result, is_adc, is_diffusion, is_t2w
-from DCEDiffLib.study_roles import ROLE_NAMES
+from DCEDiffLib.series_kinds import dcediff_result, is_adc, is_diffusion, is_dynamic, is_t2w
+from DCEDiffLib.study_roles import ROLE_NAMES, is_post_contrast
 
 
 def _kind(series) -> str:
@@ -59,3 +63,45 @@ def header_contradiction(series, role: str) -> str:
     article = "an" if kind[0] in "AEIOU" else "a"
     return (f"{series.label()} looks like {article} {kind} (its DICOM header), not like the {ROLE_NAMES[role]} it is "
             "given as")
+
+
+def post_contrast_evidence(series, dce=None) -> str:
+    """``ContrastBolusAgent (0018,0010) 'Gadovist'``, ``description 't1_vibe_tra_post' (a post-contrast name)`` or
+    (``dce``: the study's DCE series) ``acquired after the DCE series started`` where the header of a series given as
+    the T1-pre says contrast had been given, else "". A dynamic series is left out: its pre-arrival frames are the
+    T1-pre by design, though its header names the agent."""
+    if is_dynamic(series):
+        return ""
+    if series.contrast_agent:
+        return f"ContrastBolusAgent (0018,0010) {series.contrast_agent!r}"
+    if is_post_contrast(series, None):  # the study reader's name rule ("post", "gd", "+c" ... without "pre")
+        return f"description {(series.description + ' ' + series.protocol).strip()!r} (a post-contrast name)"
+    if dce is not None and is_post_contrast(series, dce):
+        return f"acquired after the DCE series {dce.label()} started"
+    return ""
+
+
+def t1pre_contrast_warning(path) -> str:
+    """A sentence when the T1-pre given as a DICOM folder or file has a header that says contrast had been given
+    (:func:`post_contrast_evidence`), else "" (also for a NIfTI/NRRD file, an image object or an unreadable path)."""
+    from DCEDiffLib.dicom_study import read_dicom_header, scan_files, scan_folder
+
+    if not isinstance(path, (str, Path)) or not Path(path).exists():
+        return ""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            studies = scan_folder(path, warn=lambda message: None, name="--t1pre")
+        elif read_dicom_header(path) is not None:
+            studies = scan_files([path], "--t1pre", warn=lambda message: None)
+        else:
+            return ""  # not DICOM: no header to read
+    except Exception:  # noqa: BLE001  reading the volume itself reports an unreadable input
+        return ""
+    said = [f"{s.label()}: {evidence}" for study in studies for s in study.series
+            if not dcediff_result(s) for evidence in [post_contrast_evidence(s)] if evidence]
+    if not said:
+        return ""
+    return (f"--t1pre {path}: its DICOM header says contrast had been given ({'; '.join(said)}): a post-contrast "
+            "T1-pre makes the synthetic enhancement wrong (about twice too bright); give the pre-contrast T1 (or the "
+            "DCE's last frame before contrast arrival)")

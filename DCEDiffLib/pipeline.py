@@ -19,7 +19,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from DCEDiffLib import __version__, defaults
-from DCEDiffLib.acquired_scale import acquired_scale_note, to_t1pre_scale
+from DCEDiffLib.acquired_scale import (acquired_scale_note, gland_enhancement, post_contrast_t1pre_note,
+                                       to_t1pre_scale)
 from DCEDiffLib.data_source import RESULT_DESCRIP, SYNTHETIC_KEY
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.extras import extra_available, skip_message
@@ -171,9 +172,14 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     from DCEDiffLib.preprocess import check_required_inputs, missing_inputs, preprocess_case
     from DCEDiffLib.t1pre_level import rescale_low_t1pre
     from DCEDiffLib.target_scale import target_norm_params
+    from DCEDiffLib.input_role_check import t1pre_contrast_warning
 
     check_options(sampler, steps, samples, seed, warm_start)
     check_required_inputs(inputs, optional=OPTIONAL_INPUTS)  # T2W, ADC, T1-pre always; before the model loads
+    # a T1-pre whose DICOM header says contrast had been given: said now, recorded in the provenance
+    t1pre_contrast = [said for said in [t1pre_contrast_warning(inputs.get("t1pre"))] if said]
+    for said in t1pre_contrast:
+        say(f"DCEDiff warning: {said}")
     choice = choose_precision(precision, resolve_device(device).type)  # a bad value fails before any slow work
     if choice.warning:
         say(f"DCEDiff warning: {choice.warning}")
@@ -272,6 +278,14 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
         if scale_note:
             provenance["acquired_scale_note"] = scale_note
             say(f"DCEDiff warning: {scale_note}")
+    if len(acquired) == 2 and "acquired_scale_note" not in provenance:  # both on the T1-pre's scale
+        enhancement_note = post_contrast_t1pre_note(
+            gland_enhancement(acquired, sitk.GetArrayFromImage(case.images["t1pre"]), _gland(case)))
+        if enhancement_note:
+            say(f"DCEDiff warning: {enhancement_note}")
+            t1pre_contrast.append(enhancement_note)
+    if t1pre_contrast:  # synthesis.json's provenance, every output's attributes and the report
+        provenance["t1pre_contrast_warning"] = "; ".join(t1pre_contrast)
     metrics = None
     labels = sitk.GetArrayFromImage(case.images["labels"]) if "labels" in case.images else None
     legend = _legend(inputs)
@@ -294,6 +308,15 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     return SynthesisOutput(synthetic, uncertainty, residual, metrics, provenance, case, condition_arrays, acquired,
                            labels, legend, labels_source, out_of_distribution, precision=used,
                            missing_inputs=tuple(missing), expected_error=expected_error)
+
+
+def _gland(case) -> np.ndarray:
+    """The gland on the working grid: the prostate model's mask where it found one, else the central ellipsoid."""
+    from DCEDiffLib.ood import gland_region
+
+    if "prostate_mask" in case.images:
+        return sitk.GetArrayFromImage(case.images["prostate_mask"]) > 0
+    return gland_region(sitk.GetArrayViewFromImage(case.images["t1pre"]).shape, case.grid.spacing)
 
 
 # the report's outline legend when the gland outline is the prostate model's mask (a real exam: no lesion labels)
@@ -449,7 +472,8 @@ def write_case_report(output: SynthesisOutput, path: Path) -> None:
     if output.expected_error:  # shown in preference to the sample spread (report_figure)
         row["expected_error"] = {s: sitk.GetArrayFromImage(i) for s, i in output.expected_error.items()}
     write_report_png(path, [row], provenance=provenance_text(output.provenance),
-                     warning=[ood_warning(output), registration_warning(output.case.registration or {})])
+                     warning=[ood_warning(output), registration_warning(output.case.registration or {}),
+                              output.provenance.get("t1pre_contrast_warning")])
 
 
 def synthesize_to_folder(inputs: Dict[str, object], out_dir: Path, *, t2w_grid: bool = False,

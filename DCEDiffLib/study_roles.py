@@ -296,6 +296,14 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
         if undated:  # the pick stays; the line, synthesis.json and the CLI's warning say on what it rests
             picks["t1pre"].rule += f"; {undated}"
             warnings.append(f"{ROLE_NAMES['t1pre']} {picks['t1pre'].series.label()}: {undated}")
+    if "t1pre" in picks and "t1pre" not in given:  # a T1-pre file given instead is checked by the pipeline
+        from DCEDiffLib.input_role_check import post_contrast_evidence
+
+        evidence = post_contrast_evidence(picks["t1pre"].series, dce)
+        if evidence:  # e.g. --series t1pre=N with N a post-contrast VIBE: the enhancement comes out wrong
+            warnings.append(f"{ROLE_NAMES['t1pre']} {picks['t1pre'].series.label()}: its DICOM header says contrast "
+                            f"had been given ({evidence}): a post-contrast T1-pre makes the synthetic enhancement "
+                            "wrong; name the pre-contrast T1 with --series t1pre=NUMBER")
 
     if "t1pre" not in picks and "t1pre" not in given:
         pick, why = _t1_from_dce(dce, read, ranked_lost=_apply_rules(study, _t1_rules(dce, picks)),

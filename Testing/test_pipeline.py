@@ -61,6 +61,7 @@ def test_synthesize_writes_labelled_outputs_on_the_working_grid(tiny_model, tmp_
     assert pasted.GetSize() == t2w.GetSize() and np.allclose(pasted.GetDirection(), t2w.GetDirection())
     side = json.loads((out / "synthesis.json").read_text(encoding="utf-8"))
     assert side["provenance"]["synthetic"] is True and side["provenance"]["seed"] == 0
+    assert "t1pre_contrast_warning" not in side["provenance"]  # the right T1-pre: its gland enhances (+1.25 late)
     # which files were read, by role (provenance a reader can check without the command line)
     assert side["inputs"] == {k: str(CASE / f"{k}.nii.gz")
                               for k in ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")}
