@@ -20,6 +20,7 @@ import slicer.util  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_slicer_module import CASE, modules, scene  # noqa: E402,F401  (fixtures)
+from test_slicer_batch_before_work import inputs  # noqa: E402  (the four sample-case inputs as options)
 
 pytestmark = pytest.mark.skipif(not (CASE / "t2w.nii.gz").is_file(), reason="shipped phantom case missing")
 
@@ -41,12 +42,6 @@ def recorded(modules, monkeypatch):
     monkeypatch.setattr(DCEDiff.DCEDiffLogic, "process", lambda self, *a, **k: calls.append("process")
                         or DCEDiff.DCEDiffResult({}, {}, 1.0, cancelled=True))
     return DCEDiffBatch, calls
-
-
-def inputs(**replace):
-    files = {k: str(CASE / f"{k}.nii.gz") for k in ("t2w", "pd", "adc", "t1pre")}
-    files.update(replace)
-    return [f"--{k}={v}" for k, v in files.items()]
 
 
 def test_a_nifti_input_with_nan_voxels_is_refused_by_name_before_anything_is_loaded(recorded, tmp_path, capsys):
