@@ -139,7 +139,12 @@ def run(argv) -> int:
              if getattr(args, key)}
     for key, path in given.items():  # every path before any is loaded: a typo costs no loading time
         if not Path(path).is_file():
-            raise ValueError(f"{process_runner.INPUT_LABELS[key]} (--{key.replace('_', '-')}): {path} is not a file")
+            # a DICOM series folder is the likeliest folder here: say what takes one
+            hint = (" (a folder: batch mode reads volume files; for a DICOM series run the engine's `dcediff "
+                    "synthesize`, which takes series folders and --study EXAM_DIR, or convert it to NIfTI/NRRD)"
+                    if Path(path).is_dir() else "")
+            raise ValueError(f"{process_runner.INPUT_LABELS[key]} (--{key.replace('_', '-')}): {path} is not a "
+                             f"file{hint}; expected a NIfTI/NRRD/MHA volume file")
         checkFinite(key, path)
     from DCEDiffLib.commands.common import check_distinct_inputs
 

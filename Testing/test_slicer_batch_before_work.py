@@ -59,3 +59,16 @@ def test_an_output_folder_that_cannot_be_created_is_refused_before_the_run(recor
         assert code == DCEDiffBatch.EXIT_ERROR and calls == [], (out, calls, err)
         assert f"--out {out}:" in err, err
     assert DCEDiffBatch.main(inputs() + ["--out", str(tmp_path / "new" / "out")]) == DCEDiffBatch.EXIT_CANCELLED
+
+
+def test_a_dicom_series_folder_as_an_input_says_what_takes_one(recorded, tmp_path, capsys):
+    """A folder (a DICOM series, the likeliest) given as an input was refused as 'is not a file' only; the refusal
+    now says batch mode reads volume files and names the engine command that reads series folders and studies."""
+    DCEDiffBatch, calls = recorded
+    folder = tmp_path / "T2W_DICOM"
+    folder.mkdir()
+    code = DCEDiffBatch.main(inputs(t2w=str(folder)) + ["--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == DCEDiffBatch.EXIT_ERROR and calls == [], (calls, err)
+    assert f"(--t2w): {folder} is not a file" in err and "dcediff synthesize" in err and "--study" in err, err
+    assert not (tmp_path / "out").exists()
