@@ -43,6 +43,21 @@ _TAG_ORIENTATION = "0020|0037"
 
 # ----------------------------------------------------------------------------------------------- validation
 
+def beyond_float32(array: np.ndarray) -> Optional[str]:
+    """``has values beyond the float32 range (largest …; float32 holds up to ±…), the precision DCEDiff computes in``
+    for finite voxels (doubles, wide integers) a float32 copy would make infinite, else None. The engine's input check
+    and the Slicer module's node check both say it so."""
+    if array.dtype.itemsize <= 4 or array.size == 0:
+        return None
+    low, high = float(np.nanmin(array)), float(np.nanmax(array))
+    limit = float(np.finfo(np.float32).max)
+    if not max(-low, high) > limit:
+        return None
+    largest = high if high >= -low else low
+    return (f"has values beyond the float32 range (largest {largest:.4g}; float32 holds up to ±{limit:.4g}), the "
+            "precision DCEDiff computes in")
+
+
 def validate_volume(image: sitk.Image, name: str = "input", expect_3d: bool = True,
                     allow_constant: bool = False) -> None:
     """Raise :class:`InputError` naming ``name`` unless ``image`` is a usable scalar volume.
@@ -89,14 +104,9 @@ def validate_volume(image: sitk.Image, name: str = "input", expect_3d: bool = Tr
             bad = int(array.size - np.count_nonzero(finite))
             raise InputError(f"{name}: has {bad} NaN or infinite voxels (of {array.size}); expected finite "
                              "intensities everywhere")
-        if array.dtype.itemsize > 4:  # doubles beyond float32's range: as_float32 would make them infinite
-            low, high = float(array.min()), float(array.max())
-            limit = float(np.finfo(np.float32).max)
-            if max(-low, high) > limit:
-                largest = high if high >= -low else low
-                raise InputError(f"{name}: has values beyond the float32 range (largest {largest:.4g}; float32 "
-                                 f"holds up to ±{limit:.4g}), the precision DCEDiff computes in; expected "
-                                 "intensities within it (rescale the volume)")
+        beyond = beyond_float32(array)  # doubles as_float32 would make infinite
+        if beyond:
+            raise InputError(f"{name}: {beyond}; expected intensities within it (rescale the volume)")
     if not allow_constant:
         low, high = float(array.min()), float(array.max())
         if low == high:

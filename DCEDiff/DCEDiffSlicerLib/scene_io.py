@@ -152,13 +152,13 @@ def nonfinite_message(array: np.ndarray, what: str) -> str:
     """Why ``array`` (a volume's voxels, in the node's own type; ``what`` names it) has no finite float32 copy:
     NaN or infinite voxels, or finite doubles beyond float32's range (the engine computes in float32), which the
     cast made infinite and were reported as NaN or infinite before."""
+    from DCEDiffLib.volume_io import beyond_float32
+
     finite = np.isfinite(array)
-    if finite.all():
-        largest = float(array.flat[np.argmax(np.abs(array))])
-        limit = float(np.finfo(np.float32).max)
-        return (f"{what} has values beyond the float32 range (largest {largest:.4g}; float32 holds up to "
-                f"±{limit:.4g}), the precision DCEDiff computes in; expected intensities within it (rescale the "
-                "volume, e.g. with Simple Filters → RescaleIntensityImageFilter)")
+    beyond = beyond_float32(array) if finite.all() else None
+    if beyond:
+        return (f"{what} {beyond}; expected intensities within it (rescale the volume, e.g. with Simple Filters → "
+                "RescaleIntensityImageFilter)")
     bad = int(array.size - np.count_nonzero(finite))
     return (f"{what} contains NaN or infinite values ({bad} of {array.size} voxels); expected finite intensities "
             "everywhere")
