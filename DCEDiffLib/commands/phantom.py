@@ -27,7 +27,8 @@ def register(subparsers) -> None:
                              "randomly warped per case) or mixed (each case draws one of the two from its seed)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0); case i uses a seed derived "
                                                             "from it, recorded in case.json")
-    parser.add_argument("--out", type=Path, required=True, help="output folder (must be new or empty)")
+    parser.add_argument("--out", type=Path, required=True, help="dataset folder (new or empty; not a case folder: "
+                                                                   "case_000 holds one case)")
     parser.add_argument("--format", default="nifti", choices=["nifti", "dicom", "study"],
                         help="nifti: <modality>.nii.gz (default); dicom: one DICOM series folder per modality; "
                              "study: each case as one whole DICOM study in TCIA ProstateX layout (CASE/study/, "
@@ -35,7 +36,8 @@ def register(subparsers) -> None:
     parser.add_argument("--no-dce-series", action="store_true",
                         help="leave out the 4D DCE series (dce_early/dce_late/t1pre are still written)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="allow a non-empty output folder: its phantom cases are replaced")
+                        help="write into a phantom dataset folder an earlier dcediff phantom wrote: its cases "
+                             "are replaced (a user's folder, or a case_NNN folder no phantom wrote, is refused)")
     add_progress_argument(parser)
     parser.set_defaults(func=run, interrupted=interrupted_message)
 

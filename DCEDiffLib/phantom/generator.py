@@ -321,9 +321,14 @@ def _stale_phantom_cases(out_dir: Path, keep: List[str]) -> List[Path]:
     return stale
 
 
+def _case_names(first_index: int, cases: int) -> List[str]:
+    return [f"case_{first_index + i:03d}" for i in range(cases)]
+
+
 def check_dataset_request(out_dir, cases: int, domain: str, seed: int, fmt: str, overwrite: bool,
-                          anatomy: str = "procedural") -> None:
-    """Raise InputError (naming the option) for a request :func:`generate_dataset` would refuse."""
+                          anatomy: str = "procedural", first_index: int = 0) -> None:
+    """Raise InputError (naming the option) for a request :func:`generate_dataset` would refuse (the output folder:
+    :func:`~DCEDiffLib.phantom.output_folder.check_phantom_output_folder`)."""
     check_anatomy(anatomy, "--anatomy")
     if isinstance(cases, bool) or not isinstance(cases, (int, np.integer)) or cases < 1:
         raise InputError(f"--cases {cases!r}: expected a positive integer")
@@ -336,9 +341,9 @@ def check_dataset_request(out_dir, cases: int, domain: str, seed: int, fmt: str,
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output folder {out_dir} is a file; expected a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise InputError(f"output folder {out_dir} already exists and is not empty; "
-                         "choose a new folder or pass --overwrite")
+    from DCEDiffLib.phantom.output_folder import check_phantom_output_folder
+
+    check_phantom_output_folder(out_dir, _case_names(first_index, cases), overwrite, GENERATOR_NAME)
     from DCEDiffLib.atomic import check_writable_location
 
     check_writable_location(out_dir, f"output folder {out_dir}")
@@ -353,10 +358,10 @@ def generate_dataset(out_dir, cases: int, domain: str = "A", seed: int = 0, fmt:
     unless ``overwrite`` (then its phantom cases are replaced and stale ones removed). ``progress(done, total)``
     is called after each case; ``should_cancel`` is checked before each case (cases already written stay).
     ``anatomy``: the anatomy family of every case ("procedural", "prostatex") or "mixed" (per case, by its seed)."""
-    check_dataset_request(out_dir, cases, domain, seed, fmt, overwrite, anatomy)
+    check_dataset_request(out_dir, cases, domain, seed, fmt, overwrite, anatomy, first_index)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = [f"case_{first_index + i:03d}" for i in range(cases)]
+    names = _case_names(first_index, cases)
     written: List[Path] = []
     entries = []
     pending = None  # the previous case's write
