@@ -8,13 +8,14 @@ one) is a choice, not a mistake.
 
 A T1-pre whose header says contrast had been given (ContrastBolusAgent set, or a post-contrast description by the
 study reader's rule) is warned about too: a post-contrast T1-pre makes the synthetic gland about twice too bright and
-no image statistic catches it across patients (docs/ood.md).
+no image statistic catches it across patients (docs/ood.md). The agent counts only where it sets the T1-pre apart
+from the T2W: some scanners fill the tag study-wide once the agent is entered at registration.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, Iterable, List
 
 from DCEDiffLib.series_kinds import dcediff_result, is_adc, is_diffusion, is_dynamic, is_t2w
 from DCEDiffLib.study_roles import ROLE_NAMES, is_post_contrast
@@ -65,14 +66,26 @@ def header_contradiction(series, role: str) -> str:
             "given as")
 
 
-def post_contrast_evidence(series, dce=None) -> str:
+def agent_on_every_reference(series, references: Iterable) -> bool:
+    """Whether ``series``' ContrastBolusAgent is also on every one of ``references`` (the series acquired before
+    contrast: the T2W; at least one). Some scanners write the tag on every series of the exam once the agent was
+    entered at registration; then it does not set a T1-pre apart as post-contrast."""
+    def agent(s) -> str:
+        return " ".join(str(s.contrast_agent or "").split()).casefold()
+
+    references = [r for r in references if r is not series]
+    return bool(agent(series)) and bool(references) and all(agent(r) == agent(series) for r in references)
+
+
+def post_contrast_evidence(series, dce=None, references: Iterable = ()) -> str:
     """``ContrastBolusAgent (0018,0010) 'Gadovist'``, ``description 't1_vibe_tra_post' (a post-contrast name)`` or
     (``dce``: the study's DCE series) ``acquired after the DCE series started`` where the header of a series given as
     the T1-pre says contrast had been given, else "". A dynamic series is left out: its pre-arrival frames are the
-    T1-pre by design, though its header names the agent."""
+    T1-pre by design, though its header names the agent. The agent is no evidence where every one of
+    ``references`` (the T2W) carries it too (:func:`agent_on_every_reference`); the other evidence still counts."""
     if is_dynamic(series):
         return ""
-    if series.contrast_agent:
+    if series.contrast_agent and not agent_on_every_reference(series, references):
         return f"ContrastBolusAgent (0018,0010) {series.contrast_agent!r}"
     if is_post_contrast(series, None):  # the study reader's name rule ("post", "gd", "+c" ... without "pre")
         return f"description {(series.description + ' ' + series.protocol).strip()!r} (a post-contrast name)"
@@ -81,25 +94,36 @@ def post_contrast_evidence(series, dce=None) -> str:
     return ""
 
 
-def t1pre_contrast_warning(path) -> str:
-    """A sentence when the T1-pre given as a DICOM folder or file has a header that says contrast had been given
-    (:func:`post_contrast_evidence`), else "" (also for a NIfTI/NRRD file, an image object or an unreadable path)."""
+def _dicom_series(path, option: str) -> list:
+    """The series of a DICOM folder or file ``path`` (DCEDiff results left out), or [] (not DICOM, unreadable, an
+    image object, missing)."""
     from DCEDiffLib.dicom_study import read_dicom_header, scan_files, scan_folder
 
     if not isinstance(path, (str, Path)) or not Path(path).exists():
-        return ""
+        return []
     path = Path(path)
     try:
         if path.is_dir():
-            studies = scan_folder(path, warn=lambda message: None, name="--t1pre")
+            studies = scan_folder(path, warn=lambda message: None, name=option)
         elif read_dicom_header(path) is not None:
-            studies = scan_files([path], "--t1pre", warn=lambda message: None)
+            studies = scan_files([path], option, warn=lambda message: None)
         else:
-            return ""  # not DICOM: no header to read
+            return []  # not DICOM: no header to read
     except Exception:  # noqa: BLE001  reading the volume itself reports an unreadable input
-        return ""
-    said = [f"{s.label()}: {evidence}" for study in studies for s in study.series
-            if not dcediff_result(s) for evidence in [post_contrast_evidence(s)] if evidence]
+        return []
+    return [s for study in studies for s in study.series if not dcediff_result(s)]
+
+
+def t1pre_contrast_warning(path, t2w=None) -> str:
+    """A sentence when the T1-pre given as a DICOM folder or file has a header that says contrast had been given
+    (:func:`post_contrast_evidence`), else "" (also for a NIfTI/NRRD file, an image object or an unreadable path).
+    ``t2w``: the T2W input; where it is DICOM with the same ContrastBolusAgent, the tag was filled study-wide and
+    is no evidence."""
+    path = Path(path) if isinstance(path, (str, Path)) else path
+    series = _dicom_series(path, "--t1pre")
+    references = _dicom_series(t2w, "--t2w") if series else []
+    said = [f"{s.label()}: {evidence}" for s in series for evidence in [post_contrast_evidence(s, None, references)]
+            if evidence]
     if not said:
         return ""
     return (f"--t1pre {path}: its DICOM header says contrast had been given ({'; '.join(said)}): a post-contrast "

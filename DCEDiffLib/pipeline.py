@@ -177,7 +177,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     check_options(sampler, steps, samples, seed, warm_start)
     check_required_inputs(inputs, optional=OPTIONAL_INPUTS)  # T2W, ADC, T1-pre always; before the model loads
     # a T1-pre whose DICOM header says contrast had been given: said now, recorded in the provenance
-    t1pre_contrast = [said for said in [t1pre_contrast_warning(inputs.get("t1pre"))] if said]
+    t1pre_contrast = [said for said in [t1pre_contrast_warning(inputs.get("t1pre"), inputs.get("t2w"))] if said]
     for said in t1pre_contrast:
         say(f"DCEDiff warning: {said}")
     choice = choose_precision(precision, resolve_device(device).type)  # a bad value fails before any slow work

@@ -38,8 +38,8 @@ from DCEDiffLib.dicom_part10 import DECOMPRESS_HINT
 from DCEDiffLib.dicom_study import SeriesInfo, Study, Volume, read_study_volume
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.modalities import ACQUIRED_BASELINE, OPTIONAL_INPUTS
-from DCEDiffLib.series_kinds import (dcediff_result, is_adc, is_gradient_echo_t1, is_localizer, is_pd_named,
-                                     is_single_volume, is_t2w, unusable_axial_t2w, whole_word)
+from DCEDiffLib.series_kinds import (dcediff_result, is_adc, is_dynamic, is_gradient_echo_t1, is_localizer,
+                                     is_pd_named, is_single_volume, is_t2w, unusable_axial_t2w, whole_word)
 
 ROLES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
 REQUIRED_ROLES = ("t2w", "pd", "adc", "t1pre")
@@ -190,6 +190,14 @@ def _dce_start(dce: Optional[DceSeries]) -> Optional[float]:
     return min(starts) if starts else None
 
 
+def _pre_contrast_references(study: Study, picks: Dict[str, Pick]) -> List[SeriesInfo]:
+    """The series a T1-pre's ContrastBolusAgent is compared with: the T2W pick, else every T2W-like series of the
+    study, else every other series that is not dynamic (all acquired before contrast in a prostate protocol)."""
+    if "t2w" in picks:
+        return [picks["t2w"].series]
+    return [s for s in study.series if is_t2w(s)] or [s for s in study.series if not is_dynamic(s)]
+
+
 def _undated_t1pre(s: SeriesInfo, dce: Optional[DceSeries]) -> str:
     """Why the pre-contrast T1 gradient echo ``s`` is taken as pre-contrast by its name alone (no DCE series, or no
     SeriesTime on it or the DCE's, to date it by: :func:`is_post_contrast`), or "" when its time dated it."""
@@ -299,7 +307,8 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
     if "t1pre" in picks and "t1pre" not in given:  # a T1-pre file given instead is checked by the pipeline
         from DCEDiffLib.input_role_check import post_contrast_evidence
 
-        evidence = post_contrast_evidence(picks["t1pre"].series, dce)
+        # the agent tag counts only where the T2W lacks it (some scanners fill it study-wide)
+        evidence = post_contrast_evidence(picks["t1pre"].series, dce, _pre_contrast_references(study, picks))
         if evidence:  # e.g. --series t1pre=N with N a post-contrast VIBE: the enhancement comes out wrong
             warnings.append(f"{ROLE_NAMES['t1pre']} {picks['t1pre'].series.label()}: its DICOM header says contrast "
                             f"had been given ({evidence}): a post-contrast T1-pre makes the synthetic enhancement "

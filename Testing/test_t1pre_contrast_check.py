@@ -6,7 +6,9 @@
 - the acquired DCE is no brighter than the T1-pre in the gland: a full ``dcediff synthesize`` of the shipped sample
   case with a noisy copy of its late DCE as the T1-pre (a small random-weight model, two steps).
 
-The right inputs give no warning (here, and in test_pipeline.py's synthesis of the sample case).
+The right inputs give no warning (here, and in test_pipeline.py's synthesis of the sample case). Nor does an agent
+some scanners write on every series of the exam (the T2W carries the same one): real ProstateX series copied with
+the tag set (SimpleITK, as ``dicom_slice_io`` rewrites real slices; pydicom is no dependency).
 """
 
 import json
@@ -24,9 +26,14 @@ from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
 from DCEDiffLib.phantom.generator import generate_case
 from DCEDiffLib.phantom.study_export import write_phantom_study
 from DCEDiffLib.study_roles import pick_roles
+from dicom_slice_io import read_slice_with_tags
 from random_model import save_random_model
 
 CASE = SAMPLE_CASE_DIR
+PROSTATEX = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "prostatex" / "ProstateX-0000"
+REAL = {"t2w": "4-t2tsetra", "adc": "7-ep2ddifftraDYNDISTADC", "pd": "9-tfl3d_PD_reftra1.5x1.5t3"}
+needs_prostatex = pytest.mark.skipif(not (PROSTATEX / REAL["pd"]).is_dir(),
+                                     reason=f"ProstateX data not found at {PROSTATEX} (../shared/data is absent)")
 
 
 def write_series(folder: Path, description: str, agent: str = "") -> Path:
@@ -122,3 +129,58 @@ def test_a_late_dce_given_as_the_t1pre_is_warned_about_and_recorded(tmp_path, ca
     recorded = json.loads((out / "synthesis.json").read_text(encoding="utf-8"))["provenance"]
     assert "T1-pre looks post-contrast" in recorded["t1pre_contrast_warning"]
     assert "late +0.0" in recorded["t1pre_contrast_warning"] or "late -0.0" in recorded["t1pre_contrast_warning"]
+
+
+def copy_real_series(name: str, exam: Path, **tags) -> Path:
+    """The real ProstateX-0000 series ``name`` copied into ``exam`` (UIDs kept: one study), with ``tags``
+    ("gggg|eeee" → value) set on every file."""
+    folder = exam / name
+    folder.mkdir(parents=True)
+    for path in sorted((PROSTATEX / name).iterdir()):
+        image = read_slice_with_tags(path)
+        for key, value in tags.items():
+            image.SetMetaData(key, value)
+        writer = sitk.ImageFileWriter()
+        writer.KeepOriginalImageUIDOn()
+        writer.SetFileName(str(folder / path.name))
+        writer.Execute(image)
+    return folder
+
+
+AGENT = {"0018|0010": "Gadovist"}
+
+
+@needs_prostatex
+def test_an_agent_on_the_t2w_too_is_no_evidence_but_one_on_the_t1pre_alone_is(tmp_path, capsys):
+    """The exam's PD reference scan (a pre-contrast 3D gradient echo, given as the T1-pre as users do) with the agent
+    written study-wide, as some scanners do once it is entered at registration: it was warned of."""
+    wide = {role: copy_real_series(REAL[role], tmp_path / "wide", **AGENT) for role in REAL}
+    t1pre = wide["pd"]
+    assert t1pre_contrast_warning(t1pre, t2w=wide["t2w"]) == ""
+    said = t1pre_contrast_warning(t1pre, t2w=PROSTATEX / REAL["t2w"])  # the real T2W has no agent: kept
+    assert "ContrastBolusAgent (0018,0010) 'Gadovist'" in said, said
+    assert "ContrastBolusAgent" in t1pre_contrast_warning(t1pre)  # no T2W to compare with (a NIfTI T2W): kept
+    named = copy_real_series(REAL["pd"], tmp_path / "named", **AGENT, **{"0008|103e": "t1_vibe_tra_post"})
+    said = t1pre_contrast_warning(named, t2w=wide["t2w"])  # the other evidence still counts
+    assert "(a post-contrast name)" in said and "ContrastBolusAgent" not in said, said
+    # the synthesis says it (or not) before the model loads: here none, so it stops there
+    for t2w, warned in ((wide["t2w"], False), (PROSTATEX / REAL["t2w"], True)):
+        assert main(["synthesize", "--t2w", str(t2w), "--adc", str(wide["adc"]), "--t1pre", str(t1pre),
+                     "--model", str(tmp_path / "none"), "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert ("DCEDiff warning: --t1pre" in err and "contrast had been given" in err) is warned, err
+
+
+@needs_prostatex
+@pytest.mark.parametrize("t2w_agent, warned", [(True, False), (False, True)])
+def test_a_study_t1pre_pick_is_warned_of_for_an_agent_only_where_the_t2w_lacks_it(tmp_path, t2w_agent, warned):
+    exam = tmp_path / "exam"
+    copy_real_series(REAL["t2w"], exam, **(AGENT if t2w_agent else {}))
+    copy_real_series(REAL["adc"], exam, **AGENT)
+    copy_real_series(REAL["pd"], exam, **AGENT)
+    result = pick_roles(scan_study(exam), {"pd": "none", "t1pre": 9}, optional=["pd"], require=False)
+    assert result.picks["t1pre"].series.number == 9 and result.picks["t2w"].series.number == 4
+    said = [w for w in result.warnings if "contrast had been given" in w]
+    assert bool(said) is warned, result.warnings
+    if warned:
+        assert "ContrastBolusAgent (0018,0010) 'Gadovist'" in said[0] and said[0].startswith("T1-pre #9"), said

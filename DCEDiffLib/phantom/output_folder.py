@@ -46,8 +46,8 @@ def check_phantom_output_folder(out_dir: Path, case_names: Iterable[str], overwr
     if case is not None:
         where = "is a case folder" if case == out_dir else f"lies inside the case folder {case}"
         raise InputError(f"--out {out_dir} {where} (it holds {CASE_RECORD}); expected a dataset folder (new, empty, "
-                         f"or with --overwrite one holding {DATASET_RECORD}): give --out {case.absolute().parent} --overwrite "
-                         "to write that dataset again, or a new folder")
+                         f"or with --overwrite one holding {DATASET_RECORD}): give --out {case.absolute().parent} "
+                         "--overwrite to write that dataset again, or a new folder")
     if not out_dir.is_dir() or not any(out_dir.iterdir()):
         return
     if not overwrite:
