@@ -5,6 +5,7 @@
 # they started from (commit SHIPPED), and the residual network +200 steps around it on the 480 patients of
 # scripts/finetune_deep480.sh (RESIDUAL_CONFIG, DATA, SPLIT), as the forty-sixth step did.
 # Usage: [STEP=55 RUN_SEEDS="55 56" SHIPPED=9f51a1e] bash scripts/finish_soup.sh [WORK_DIR=runs] DEVICE_FILES
+#   (a rehearsal on tiny data: RESIDUAL_CONFIG, DATA and SPLIT pointed at it; Testing/test_gpu_scripts.py does so)
 #   (about 3 min on a 2-core CPU; leaves WORK_DIR/mean${STEP}avg and WORK_DIR/residual$STEP)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,9 @@ SPLIT=${SPLIT:-deep480/split.json}
 PY=.venv/bin/python
 mkdir -p "$W/soup$STEP" "$W/gpu$STEP"
 bash scripts/fetch_shipped_init.sh "$INIT_DIR" "$SHIPPED"
+# the residual config's init_weights (runs/ship44/init/…, "runs/" read as WORK_DIR): dbdb837's residual, as the
+# fifty-third and fifty-fourth steps fetched it; a work dir without it (a fresh checkout, runs4 now) failed after the soup
+bash scripts/fetch_shipped_init.sh "$W/ship44/init" "${RESIDUAL_INIT_COMMIT:-dbdb837}"
 tar -xzf "$FILES/runs$STEP.tar.gz" -C "$W/gpu$STEP"   # the runs' cards, logs and split
 k=0
 for seed in $RUN_SEEDS; do

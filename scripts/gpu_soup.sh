@@ -10,7 +10,9 @@
 #      LOADER_WORKERS processes building each run's crops), each stopped by time (`dcediff train --max-minutes`) so
 #      that the whole call ends inside BUDGET seconds; a second call while the machine is warm resumes them;
 #   4. each run's EMA model split into parts under the 16 MiB a returned file may have (scripts/split_safetensors.py),
-#      with the runs' cards, logs and summaries, into $OUT (runs$STEP.tar.gz).
+#      with the runs' cards, logs and summaries, into $OUT (runs$STEP.tar.gz); also every PROGRESS_SECONDS during
+#      training, from the run's best.* until its model.* exists, so that a call killed at its time limit still brings
+#      back each run's last validated weights (the driver.log line "packaged ... from best.*" says which).
 # Before: bash scripts/prepare_gpu_carry.sh here. Usage there: [STEP=55 RUN_SEEDS="55 56" …] bash
 # scripts/gpu_soup.sh [BUDGET=540]. A rehearsal here on the CPU with tiny numbers: CASES=2 GROUPS_USED=2 DEVICE=cpu
 # OUT=/tmp/out bash scripts/gpu_soup.sh 150. Then, here: bash scripts/finish_soup.sh.
@@ -27,15 +29,16 @@ OUT=${OUT:?OUT: the folder whose files come back}
 STEP=${STEP:-55} RUN_SEEDS=${RUN_SEEDS:-55 56} FIRST_SEED=${FIRST_SEED:-2160}
 GROUPS_A=${GROUPS_A:-6} GROUPS_P=${GROUPS_P:-5} GROUPS_B=${GROUPS_B:-5} CASES=${CASES:-18}
 LOADER_WORKERS=${LOADER_WORKERS:-4} CONFIG=${CONFIG:-configs/gpu_residual_mean_soup48.json}
-W=${W:-/tmp/w$STEP} DEVICE=${DEVICE:-cuda} PY=${PY:-python3}
+W=${W:-/tmp/w$STEP} DEVICE=${DEVICE:-cuda} PY=${PY:-python3} PROGRESS_SECONDS=${PROGRESS_SECONDS:-60}
+SITE=${SITE:-/tmp/site}  # where the carried SimpleITK wheel is installed (a rehearsal here: a folder of its own)
 # ITERATIONS: a cap on each run's steps (the config's 200000 leaves the time limit to stop it); the schedule is constant
 # after the warm-up, so the cap changes nothing but where a run ends
 ITERATIONS=${ITERATIONS:-2000}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=1
 exec > >(tee "$OUT/driver.log") 2>&1
 if [ -d .whl ] && ! $PY -c "import SimpleITK" 2>/dev/null; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl
+  export PYTHONPATH=$SITE:$PWD
 else
   export PYTHONPATH=$PWD
 fi
@@ -96,18 +99,45 @@ EOF
     --device "$DEVICE" --max-minutes "$MINUTES" --quiet > "$W/train$seed.log" 2>&1 &
   PIDS+=($!)
 done
+# package: each run's model.* (else its best.*, the last validated weights of a run still going) into $OUT, staged in
+# $W/pack and moved, so that a call killed mid-write leaves the previous complete files (the card's hash checks a join)
+package() {
+  local seed from kept=(split.json)
+  rm -rf "$W/pack" && mkdir -p "$W/pack" && cp "$W/split.json" "$W/pack/"
+  for seed in $RUN_SEEDS; do
+    from=model
+    [ -f "$W/mean$seed/model.safetensors" ] || from=best
+    [ -f "$W/mean$seed/$from.safetensors" ] || { echo "run $seed has no model yet"; continue; }
+    mkdir -p "$W/pack/mean$seed"
+    cp "$W/mean$seed/$from.json" "$W/pack/mean$seed/model.json"
+    cp "$W/train$seed.log" "$W/pack/mean$seed/train.log"
+    for f in log.csv summary.json config.json; do
+      [ ! -f "$W/mean$seed/$f" ] || cp "$W/mean$seed/$f" "$W/pack/mean$seed/"
+    done
+    $PY scripts/split_safetensors.py split "$W/mean$seed/$from.safetensors" "$W/pack/mean$seed.model" --max-mb 15 \
+      >/dev/null
+    kept+=("mean$seed" "mean$seed.json")
+    cp "$W/mean$seed.json" "$W/pack/"
+    echo "packaged run $seed from $from.* after $(( $(date +%s) - T0 )) s"
+  done
+  tar -czf "$W/pack/runs$STEP.tar.gz" -C "$W/pack" "${kept[@]}"
+  mv "$W/pack"/*.part*.safetensors "$W/pack/runs$STEP.tar.gz" "$OUT/" 2>/dev/null || true
+}
+# the packer stops at the stop file, not by a signal, which would leave a half-done package writing beside the last one
+rm -f "$W/pack.stop"
+( tick=0; while [ ! -f "$W/pack.stop" ]; do
+    sleep 1; tick=$((tick + 1)); [ $((tick % PROGRESS_SECONDS)) -ne 0 ] || package || true
+  done ) &
+PACKER=$!
 status=0
 for pid in "${PIDS[@]}"; do wait "$pid" || status=$?; done  # not a bare wait: it would wait for the tee too
-KEPT=(split.json)
+touch "$W/pack.stop"
+wait "$PACKER" || true
 for seed in $RUN_SEEDS; do
   tail -3 "$W/train$seed.log"
-  cp "$W/train$seed.log" "$W/mean$seed/train.log"
-  [ -f "$W/mean$seed/model.safetensors" ] || { echo "run $seed left no model"; status=1; continue; }
-  $PY scripts/split_safetensors.py split "$W/mean$seed/model.safetensors" "$OUT/mean$seed.model" --max-mb 15
-  KEPT+=("mean$seed.json" $(cd "$W" && ls -d mean$seed/{model.json,log.csv,summary.json,config.json,train.log} \
-    2>/dev/null))
+  [ -f "$W/mean$seed/model.safetensors" ] || { echo "run $seed left no model"; status=1; }
 done
-tar -czf "$OUT/runs$STEP.tar.gz" -C "$W" "${KEPT[@]}"
+package
 nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null || true
 echo "done after $(( $(date +%s) - T0 )) s, status $status"
 exit $status

@@ -39,7 +39,9 @@ shutil.copy(f"Resources/Models/{name}.json", f".gpu/init/{name}.json")
 EOF
 EXCLUDE=()
 for path in "${NOT_NEEDED[@]}"; do EXCLUDE+=(":!$path"); done
-tracked=$(git ls-files -z -- . "${EXCLUDE[@]}" | xargs -0 du -cb | tail -1 | cut -f1)
+# untracked files that git does not ignore travel too (a scratch file in the checkout counts against the 64 MiB)
+tracked=$(git ls-files -z --cached --others --exclude-standard -- . "${EXCLUDE[@]}" | xargs -0 du -cb | tail -1 \
+  | cut -f1)
 carried=$(du -cb .whl .gpu | tail -1 | cut -f1)
 echo "would travel: $(( (tracked + carried) / 1000000 )) MB of $(( LIMIT_BYTES / 1000000 )) MB (tracked" \
   "$((tracked / 1000000)) MB without ${NOT_NEEDED[*]}, carried $((carried / 1000000)) MB)"
