@@ -12,13 +12,16 @@ Transforms follow the SimpleITK convention: they map a point of T2W (fixed) spac
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import math
+import threading
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
+from DCEDiffLib.errors import CancelledError
 from DCEDiffLib.modalities import DESCRIPTIONS
 
 # Within one exam the patient moves a few millimetres and degrees; more than this is a failed registration.
@@ -406,6 +409,52 @@ def start_rigid(fixed: sitk.Image, moving: sitk.Image, modality: str, center_lps
         return StagedRegistration(result)
 
 
+# The stop request of the registrations running in this thread (set by stop_when, for registration_schedule's tasks)
+_stop_request: contextvars.ContextVar[Optional[threading.Event]] = contextvars.ContextVar("dcediff_registration_stop",
+                                                                                           default=None)
+
+
+@contextlib.contextmanager
+def stop_when(request: threading.Event):
+    """Registrations run inside, in this thread, end soon after ``request`` is set: the running optimiser stops at
+    its next iteration and :class:`~DCEDiffLib.errors.CancelledError` is raised instead of a result. Unset, nothing
+    changes: the iteration command only reads the flag, so results are bit-identical."""
+    token = _stop_request.set(request)
+    try:
+        yield
+    finally:
+        _stop_request.reset(token)
+
+
+def _execute(method: sitk.ImageRegistrationMethod, fixed: sitk.Image, moving: sitk.Image) -> None:
+    """``method.Execute(fixed, moving)``, stopped early (and CancelledError raised) on the stop request of
+    :func:`stop_when`. ``Abort()`` does not stop a registration in SimpleITK 2.5; ``StopRegistration()`` ends the
+    current level only, so it is asked at every iteration (the next level then stops at its first)."""
+    request = _stop_request.get()
+    if request is None:
+        method.Execute(fixed, moving)
+        return
+    _raise_if_stopped()
+
+    def stop_if_asked():
+        if request.is_set():
+            method.StopRegistration()
+
+    method.AddCommand(sitk.sitkIterationEvent, stop_if_asked)
+    try:
+        method.Execute(fixed, moving)
+    finally:
+        method.RemoveAllCommands()  # the command refers to the method: no cycle left behind
+    _raise_if_stopped()  # the result of a stopped optimiser is not a registration
+
+
+def _raise_if_stopped() -> None:
+    """CancelledError when the stop request of :func:`stop_when` is set (between the steps of a registration)."""
+    request = _stop_request.get()
+    if request is not None and request.is_set():
+        raise CancelledError("registration stopped: the run was cancelled")
+
+
 @contextlib.contextmanager
 def itk_threads(count: int):
     """ITK filters created inside use ``count`` threads; the previous default is restored afterwards."""
@@ -427,6 +476,7 @@ def _register(fixed: sitk.Image, moving: sitk.Image, modality: str, center_lps: 
     if modality not in QUANTITATIVE:  # a shaded series is compared with a flattened T2W; ADC with the T2W as is
         fixed32, moving32 = flatten_bias(fixed32), flatten_bias(moving32)
     mask = region_mask(fixed32, center_lps, radius_mm, moving32)
+    _raise_if_stopped()  # the preparation above takes a few tenths of a second
     if np.count_nonzero(sitk.GetArrayViewFromImage(mask)) < 1000:
         return identity_result(modality, "the region around the gland centre is outside the T2W; alignment kept"), []
     limits = (radius_mm, iterations, learning_rate, max_translation_mm, max_rotation_deg)
@@ -483,7 +533,7 @@ def _multi_start(fixed32: sitk.Image, moving32: sitk.Image, mask: sitk.Image, mo
                 if weights is not None:
                     method.SetOptimizerWeights(list(weights))
                 method.SetInitialTransform(euler, inPlace=True)
-                method.Execute(fixed32, moving32)
+                _execute(method, fixed32, moving32)
         except RuntimeError:
             continue
         value = _metric_value(fixed32, moving32, mask, euler)
@@ -494,7 +544,7 @@ def _multi_start(fixed32: sitk.Image, moving32: sitk.Image, mask: sitk.Image, mo
         try:
             method = _method(mask, modality, iterations, learning_rate)
             method.SetInitialTransform(euler, inPlace=True)
-            method.Execute(fixed32, moving32)
+            _execute(method, fixed32, moving32)
         except RuntimeError:
             continue
         result = _guard(fixed32, moving32, mask, modality, center_lps, euler, before, radius_mm,
@@ -522,11 +572,11 @@ def _guarded_attempt(fixed32: sitk.Image, moving32: sitk.Image, mask: sitk.Image
             shift = sitk.TranslationTransform(3)
             method = _method(mask, modality, iterations, learning_rate)
             method.SetInitialTransform(shift, inPlace=True)
-            method.Execute(fixed32, moving32)
+            _execute(method, fixed32, moving32)
             euler.SetTranslation(shift.GetOffset())
         method = _method(mask, modality, iterations, learning_rate)
         method.SetInitialTransform(euler, inPlace=True)  # the optimiser updates ``euler`` itself
-        method.Execute(fixed32, moving32)
+        _execute(method, fixed32, moving32)
     except RuntimeError as exc:
         result = identity_result(modality, f"registration failed ({str(exc).strip().splitlines()[-1][:160]}); "
                                            "scanner alignment kept")

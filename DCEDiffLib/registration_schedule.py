@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import threading
 from typing import Callable, Dict, Mapping, Optional, Sequence
 
 import SimpleITK as sitk
@@ -20,7 +21,7 @@ import SimpleITK as sitk
 from DCEDiffLib.modalities import TARGET_MODALITIES
 from DCEDiffLib.progress import CancelHook, check_cancel
 from DCEDiffLib.registration import (REGISTRATION_THREADS, RegistrationResult, StagedRegistration, identity_result,
-                                     itk_threads, start_rigid, start_through)
+                                     itk_threads, start_rigid, start_through, stop_when)
 
 POLL_SECONDS = 0.2  # how often a cancel request is looked at while registrations run
 _process_limit: Optional[int] = None  # set by limit_workers() in worker processes that share the cores
@@ -60,8 +61,10 @@ def register_series(t2w: sitk.Image, images: Mapping[str, sitk.Image], modalitie
     ``workers``: tasks at a time (default: the cores available; 1 runs them one after the other).
     ``progress(done, total)`` is called in the calling thread as each series is done (its check included);
     ``should_cancel`` is looked at every :data:`POLL_SECONDS` (a cancel stops waiting at once, raises
-    ``CancelledError`` and drops the tasks not yet started; one already running finishes in the background and is
-    discarded). An error raised by a task is raised here, and the tasks not yet started are dropped.
+    ``CancelledError`` and drops the tasks not yet started; those running are stopped at their optimiser's next
+    iteration, :func:`~DCEDiffLib.registration.stop_when`, and end in the background within a fraction of a second).
+    A Ctrl-C (KeyboardInterrupt) while waiting stops them the same way. An error raised by a task is raised here,
+    and the tasks not yet started are dropped.
     """
     modalities = list(modalities)
     through_t1pre = [m for m in modalities if m in TARGET_MODALITIES and "t1pre" in modalities]
@@ -73,6 +76,11 @@ def register_series(t2w: sitk.Image, images: Mapping[str, sitk.Image], modalitie
     staged: Dict[str, StagedRegistration] = {}
     results: Dict[str, RegistrationResult] = {}
     finished_cleanly = False
+    stop = threading.Event()  # set when the schedule ends early: the running registrations stop too
+
+    def submit(task, *args, **kwargs) -> concurrent.futures.Future:
+        return pool.submit(_stoppable, stop, task, *args, **kwargs)
+
     # Set for the whole schedule (not by each registration in turn), so that concurrent registrations never restore
     # each other's setting.
     with itk_threads(REGISTRATION_THREADS):
@@ -83,13 +91,13 @@ def register_series(t2w: sitk.Image, images: Mapping[str, sitk.Image], modalitie
                 while ready and len(running) < count:
                     _, modality, kind = ready.pop(0)
                     if kind == "check":
-                        future = pool.submit(staged[modality].finish)
+                        future = submit(staged[modality].finish)
                     elif modality in through_t1pre:
-                        future = pool.submit(start_through, images["t1pre"], staged["t1pre"].result,
-                                             images[modality], modality, center_lps, check=self_check)
+                        future = submit(start_through, images["t1pre"], staged["t1pre"].result,
+                                        images[modality], modality, center_lps, check=self_check)
                     else:
-                        future = pool.submit(start_rigid, t2w, images[modality], modality, center_lps,
-                                             check=self_check)
+                        future = submit(start_rigid, t2w, images[modality], modality, center_lps,
+                                        check=self_check)
                     running[future] = (modality, kind)
                 if not running:  # nothing runs and nothing can start: a task was lost (a bug, not an input error)
                     raise RuntimeError(f"registration schedule stalled with {sorted(set(modalities) - set(results))} "
@@ -116,8 +124,16 @@ def register_series(t2w: sitk.Image, images: Mapping[str, sitk.Image], modalitie
                         progress(len(results), len(modalities))
             finished_cleanly = True
         finally:
+            if not finished_cleanly:  # a cancel, a Ctrl-C or an error: the running registrations stop as well
+                stop.set()
             pool.shutdown(wait=finished_cleanly, cancel_futures=True)
     return {m: results[m] for m in modalities}
+
+
+def _stoppable(stop: threading.Event, task, *args, **kwargs):
+    """``task(*args, **kwargs)`` in a pool thread, its registrations stopped once ``stop`` is set."""
+    with stop_when(stop):
+        return task(*args, **kwargs)
 
 
 def _priority(modality: str, kind: str, through_t1pre: Sequence[str]) -> tuple:
