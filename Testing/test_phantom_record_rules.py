@@ -22,6 +22,8 @@ a value copied from the current output. Per test, the mutation it kills:
 - ``test_urine_is_the_bladder_deeper_than_six_mm_on_an_anisotropic_grid``: the label grid's spacing in (x, y, z) order.
 - ``test_a_lesions_ring_is_its_own_zone_two_to_eight_mm_from_it``: the ring taken from any label, not the lesion's
   zone.
+- ``test_case_json_grids_are_the_written_files_geometry_with_the_direction_listed_by_axis``: case.json's grid
+  direction written row by row (session-64 audit).
 """
 
 from __future__ import annotations
@@ -217,3 +219,25 @@ def test_a_lesions_ring_is_its_own_zone_two_to_eight_mm_from_it(both_domains):
         assert np.all(labels[ring] == LABEL_LEGEND[info["zone"]])
         distance = ndimage.distance_transform_edt(~lesion, sampling=spacing)[ring]
         assert distance.min() > RING_MM[0] and distance.max() <= RING_MM[1] + 1e-9
+
+
+def test_case_json_grids_are_the_written_files_geometry_with_the_direction_listed_by_axis(tmp_path):
+    """case.json's ``series.<name>.grid`` is the geometry of the file written for that series; its ``direction`` lists
+    the three axis vectors (column by column), i.e. the transpose of SimpleITK's row-major ``GetDirection()``.
+
+    From the session-64 audit (throwaway seed 777392): a reader comparing the two without the transpose finds every
+    oblique series "different". Locks the documented convention (docs/phantom.md); no code was changed."""
+    out = tmp_path / "data"
+    generate_dataset(out, 1, "B", seed=777392, include_series=False, anatomy="mixed")
+    case_dir = out / "case_000"
+    params = json.loads((case_dir / "case.json").read_text())
+    files = {"t2w": "t2w", "pd": "pd", "adc": "adc", "dce": "dce_early", "labels": "labels"}
+    for series, name in files.items():
+        grid = params["series"]["t2w" if series == "labels" else series]["grid"]
+        image = sitk.ReadImage(str(case_dir / f"{name}.nii.gz"))
+        rows = np.asarray(image.GetDirection()).reshape(3, 3)
+        assert list(image.GetSize()) == grid["size"], series
+        assert np.allclose(image.GetSpacing(), grid["spacing"], atol=1e-5), series
+        assert np.allclose(image.GetOrigin(), grid["origin"], atol=1e-4), series
+        assert np.allclose(rows.ravel(order="F"), grid["direction"], atol=1e-6), series
+        assert not np.allclose(rows, rows.T, atol=1e-3), series  # oblique: the order of the listing matters
