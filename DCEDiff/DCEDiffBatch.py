@@ -13,7 +13,8 @@
 
 Loads the inputs as volume nodes, runs ``DCEDiffLogic.process`` (blocking: the same code path as Apply), saves
 every result node as ``DIR/<role>.nrrd`` (``synthetic_early``, ``residual_late``, ...) and the metrics table as
-``DIR/metrics.tsv``, prints progress lines. Always exits (a headless Slicer must never be left running): 0, 2 with
+``DIR/metrics.tsv`` (metrics.md's digits) with ``DIR/metrics.json`` (every digit), prints progress lines. Always
+exits (a headless Slicer must never be left running): 0, 2 with
 ``DCEDiffBatch: error: <message>`` on bad input or any failure, 3 if cancelled or interrupted. Missing Python
 packages are installed only with ``--install-dependencies`` (no dialog); otherwise the script stops at once with
 the command to run. ``--install-prostate-finder`` installs the optional TAPS prostate finder (onnxruntime and
@@ -273,12 +274,16 @@ def finishRun(result, out: Path, installSeconds=None) -> int:
 
 
 def writeResults(result, out: Path, installSeconds=None) -> None:
-    """Write every result node (``<role>.nrrd``, tables ``<role>.tsv``) and the marks file into ``out``, whole or
+    """Write every result node (``<role>.nrrd``, tables ``<role>.tsv``; beside the metrics table's text, the
+    engine's full-precision values it was made from, ``metrics.json``) and the marks file into ``out``, whole or
     not at all: into a temporary folder beside it that becomes ``out`` only once all are written
     (``DCEDiffLib.atomic.atomic_directory``, as ``dcediff synthesize`` writes its --out). A write that fails (a
     full disk, an unwritable file) leaves no .nrrd without the DCEDiff.json that marks it synthetic, and ``out``
     as it was (absent, or the empty folder given)."""
+    import json
+
     import slicer.util
+    from DCEDiffSlicerLib import scene_io
 
     from DCEDiffLib.atomic import atomic_directory
 
@@ -293,8 +298,14 @@ def writeResults(result, out: Path, installSeconds=None) -> None:
                 raise RuntimeError(f"could not write {out / name} (node {node.GetName()!r}); nothing was written "
                                    f"to --out {out}")
             files[name] = node
+        values = []
+        for role, node in result.nodes.items():  # the table's text has metrics.md's digits, its metrics.json all
+            metrics = scene_io.table_metrics(node) if node.IsA("vtkMRMLTableNode") else None
+            if metrics is not None:
+                (partial / f"{role}.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+                values.append(f"{role}.json")
         writeMarks(files, result, partial / MARKS_FILE, installSeconds)
-    for name in list(files) + [MARKS_FILE]:
+    for name in list(files) + values + [MARKS_FILE]:
         print(f"DCEDiffBatch: wrote {out / name}", flush=True)
 
 

@@ -89,6 +89,25 @@ def test_finish_run_writes_volumes_as_nrrd_and_the_metrics_table_as_tsv(modules,
     assert header == list(scene_io.METRIC_COLUMNS)
 
 
+def test_finish_run_writes_the_metrics_every_digit_beside_the_table_s_rounded_text(modules, tmp_path, monkeypatch):
+    """docs/slicer.md: metrics.tsv holds the table's text (metrics.md's digits, "undefined" where a metric has no
+    value) and results/metrics.json the engine's values, every digit, as the table node keeps them (attribute
+    DCEDiff.Metrics). Without it a batch run kept only the rounded text."""
+    import types
+
+    DCEDiff, DCEDiffBatch = modules
+    monkeypatch.setattr(slicer, "app", types.SimpleNamespace(coreIOManager=CoreIOManagerStandIn), raising=False)
+    metrics = {"early": {"whole": {"psnr": 24.123456789, "ssim": 0.812345678, "mae": 0.0312345678},
+                         "enhancement": {"lesion": {"mae": None, "psnr": None, "pearson": None}}}}
+    table = scene_io.create_metrics_table(metrics, "metrics")
+    out = tmp_path / "results"
+    assert DCEDiffBatch.finishRun(DCEDiff.DCEDiffResult({"metrics": table}, {}, 1.0), out) == DCEDiffBatch.EXIT_OK
+    lines = [line.split("\t") for line in (out / "metrics.tsv").read_text(encoding="utf-8").splitlines()]
+    assert lines[1:] == [["early", "whole", "24.12", "0.812", "0.0312", "–"],
+                         ["early", "enhancement: lesion", "undefined", "–", "undefined", "undefined"]]
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8")) == metrics
+
+
 # Every option Slicer's own parser takes (long and short names, without prefix), as listed in
 # Base/QTCore/qSlicerCoreCommandOptions.cxx and Base/QTGUI/qSlicerCommandOptions.cxx (addArguments; prefixes "--" and
 # "-", qSlicerCoreCommandOptions.cxx:67 `setArgumentPrefix("--", "-")`). ctkCommandLineParser hands the script only

@@ -191,18 +191,18 @@ def test_the_metrics_table_of_a_flagged_run_carries_the_ood_attribute(tmp_path):
 
 
 def test_enhancement_rows_put_each_metric_in_its_named_column():
-    """read by column name: the enhancement MAE under "MAE", no SSIM for enhancement maps (NaN)."""
+    """read by column name: the enhancement MAE under "MAE", no SSIM for enhancement maps ("–")."""
     table = scene_io.create_metrics_table(METRICS, "metrics")
     names = [table.GetColumnName(c) for c in range(table.GetNumberOfColumns())]
     rows = [dict(zip(names, row)) for row in scene_io.table_to_rows(table)]
     (row,) = [r for r in rows if r["Target"] == "early" and r["Region"] == "enhancement: whole"]
-    assert row["MAE"] == pytest.approx(0.1)
-    assert row["PSNR (dB)"] == pytest.approx(18.0)
-    assert row["Pearson r"] == pytest.approx(0.66)
-    assert np.isnan(row["SSIM"])
+    assert row["MAE"] == "0.1000"
+    assert row["PSNR (dB)"] == "18.00"
+    assert row["Pearson r"] == "0.660"
+    assert row["SSIM"] == scene_io.NOT_APPLICABLE
     (image_row,) = [r for r in rows if r["Target"] == "early" and r["Region"] == "whole"]
-    assert (image_row["PSNR (dB)"], image_row["SSIM"], image_row["MAE"]) == pytest.approx((24.5, 0.81, 0.031))
-    assert np.isnan(image_row["Pearson r"])
+    assert (image_row["PSNR (dB)"], image_row["SSIM"], image_row["MAE"]) == ("24.50", "0.810", "0.0310")
+    assert image_row["Pearson r"] == scene_io.NOT_APPLICABLE
 
 
 @pytest.mark.parametrize("kind", ["residual", "uncertainty", "expected_error"])

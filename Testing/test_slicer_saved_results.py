@@ -4,7 +4,7 @@ file names from node names, percent-encoded and clamped to 50 characters) and ``
 
 What survives (audit of the saved scene, 2026-12-07): the voxels (float32, gzip NRRD, bit for bit), every
 ``DCEDiff.*`` attribute (JSON with ';', ':', '%3B', quotes, newlines and non-ASCII text, exactly), the overlays'
-colour tables and their references (a second run reuses them), the metrics table's columns and number types. What
+colour tables and their references (a second run reuses them), the metrics table's columns and text. What
 does not: the synthetic mark in the .nrrd file itself (Slicer's volume writer writes no node attribute; the .mrml
 keeps it). A result, fresh or reopened, given back to the module as an input is refused by name: until this audit
 a reopened synthetic early DCE selected as the acquired early DCE ran, and the synthesis was scored against itself.
@@ -91,8 +91,9 @@ def test_a_result_saved_as_a_bundle_reopens_with_its_voxels_attributes_colours_a
         if key == "metrics":
             table = again.GetTable()
             assert [table.GetColumnName(c) for c in range(table.GetNumberOfColumns())] == list(scene_io.METRIC_COLUMNS)
-            assert [table.GetColumn(c).GetDataTypeAsString() for c in range(2, 6)] == ["double"] * 4
-            assert np.isinf(scene_io.table_to_rows(again)[1][2]) and scene_io.table_to_rows(again)[0][2] == 20.5
+            assert scene_io.table_to_rows(again) == scene_io.table_to_rows(node)  # "∞", "–" survive the writer
+            assert scene_io.table_to_rows(again)[1][2:4] == ("∞", "undefined")
+            assert scene_io.table_metrics(again) == METRICS  # every digit, in the .mrml
             continue
         values = slicer.util.arrayFromVolume(again)
         assert values.dtype == np.float32 and values.tobytes() == slicer.util.arrayFromVolume(node).tobytes(), key
@@ -134,19 +135,22 @@ def test_a_result_given_back_as_an_input_is_refused_by_name_before_any_work(modu
     assert list(work.iterdir()) == [] and logic._job is None  # nothing copied, nothing started
 
 
-def test_the_saved_metrics_table_keeps_six_significant_digits_and_stays_numeric(scene, tmp_path):
+def test_the_saved_metrics_table_keeps_what_it_shows_and_its_node_keeps_every_digit(scene, tmp_path):
     """What docs/slicer.md says of the saved metrics table, checked on slicer-core's real vtkMRMLTableStorageNode:
-    Slicer writes a double column with 6 significant digits (VTK's vtkDelimitedTextWriter; no precision setting on
-    the storage node) and reads it back as double; metrics.json keeps every digit. Writing the values as strings
-    would keep the digits but the column would read back as text (the schema's type is the column's own), losing
-    numeric sorting in the table view and the table's use in plots: the module keeps double columns."""
-    metrics = {"early": {"whole": {"psnr": 24.123456789, "ssim": 0.812345678, "mae": 0.0312345678}}}
+    the cells are text as metrics.md writes it (Slicer's table view shows a double column's 6 significant digits and
+    NaN as "nan", with no display format the module could set), written and read back as that text (the schema
+    keeps the string type; "undefined" stays a word); the full-precision values are the engine's metrics.json on
+    the node (attribute DCEDiff.Metrics; batch mode writes it as results/metrics.json)."""
+    metrics = {"early": {"whole": {"psnr": 24.123456789, "ssim": 0.812345678, "mae": 0.0312345678},
+                         "enhancement": {"lesion": {"mae": None, "psnr": None, "pearson": None}}}}
     table = scene_io.create_metrics_table(metrics, "metrics")
     storage = scene.AddNewNodeByClass("vtkMRMLTableStorageNode")
     storage.SetFileName(str(tmp_path / "metrics.tsv"))
     assert storage.WriteData(table)
     again = scene.AddNewNodeByClass("vtkMRMLTableNode")
     assert storage.ReadData(again)
-    (row,) = scene_io.table_to_rows(again)
-    assert [again.GetTable().GetColumn(c).GetDataTypeAsString() for c in range(2, 6)] == ["double"] * 4
-    assert row[2:5] == (24.1235, 0.812346, 0.0312346)
+    whole, lesion = scene_io.table_to_rows(again)
+    assert [again.GetTable().GetColumn(c).GetDataTypeAsString() for c in range(2, 6)] == ["string"] * 4
+    assert whole[2:] == ("24.12", "0.812", "0.0312", "–") and lesion[2:] == ("undefined", "–", "undefined",
+                                                                               "undefined")
+    assert scene_io.table_metrics(table)["early"]["whole"]["psnr"] == 24.123456789

@@ -3,6 +3,7 @@ no Slicer application. Geometry round trips use the real, oblique ProstateX-0000
 
 import hashlib
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -260,13 +261,37 @@ def test_metrics_table_holds_psnr_ssim_mae_and_enhancement_rows():
     rows = scene_io.table_to_rows(table)
     assert len(rows) == 3 + 2 + 3
     by_key = {(r[0], r[1]): r[2:] for r in rows}
-    assert by_key[("early", "whole")][:3] == pytest.approx((24.5, 0.81, 0.031))
-    assert all(np.isnan(v) for v in by_key[("early", "prostate")])  # None → NaN, not 0
-    assert by_key[("early", "enhancement: whole")][0] == pytest.approx(18.0)
-    assert by_key[("early", "enhancement: whole")][3] == pytest.approx(0.66)
-    assert np.isinf(by_key[("late", "whole")][0])
+    assert by_key[("early", "whole")] == ("24.50", "0.810", "0.0310", "–")
+    assert by_key[("early", "prostate")] == ("undefined",) * 3 + ("–",)  # None → undefined, not 0
+    assert by_key[("early", "enhancement: whole")] == ("18.00", "–", "0.1000", "0.660")
+    assert by_key[("late", "whole")][0] == "∞"
     with pytest.raises(ValueError, match="metrics"):
         scene_io.create_metrics_table({"info": {}}, "empty")
+
+
+def test_metrics_table_shows_what_metrics_md_shows_and_keeps_every_digit_on_the_node():
+    """A radiologist read PSNR 27.1235 and r 0.834512 (Slicer's table view shows a double column's 6 significant
+    digits; it has no display format) and "nan" for a lesion r on a case without lesions. The cells are now the
+    engine's format_value text (metrics.md's digits), undefined reads "undefined", a metric the row lacks "–"; the
+    engine's metrics.json, every digit, stays on the node (DCEDiff.Metrics)."""
+    from DCEDiffLib.evaluation.tables import format_value
+
+    metrics = {"early": {"whole": {"psnr": 27.123456, "ssim": 0.8345121, "mae": 0.03123456},
+                         "enhancement": {"prostate": {"mae": 0.0812345, "psnr": 21.98765, "pearson": 0.834512},
+                                         "lesion": {"mae": None, "psnr": None, "pearson": float("nan"),
+                                                    "pearson_reason": "no lesion label"}}}}
+    table = scene_io.create_metrics_table(metrics, "case metrics")
+    names = [table.GetColumnName(c) for c in range(table.GetNumberOfColumns())]
+    rows = {r[1]: dict(zip(names, r)) for r in scene_io.table_to_rows(table)}
+    assert [rows["whole"][n] for n in names[2:]] == ["27.12", "0.835", "0.0312", "–"]
+    assert [rows["enhancement: prostate"][n] for n in names[2:]] == ["21.99", "–", "0.0812", "0.835"]
+    assert rows["enhancement: lesion"]["Pearson r"] == "undefined"
+    assert rows["whole"]["PSNR (dB)"] == format_value(27.123456, "psnr")  # the engine's text, not a second one
+    assert not any("nan" in str(cell).lower() for row in rows.values() for cell in row.values())
+    kept = scene_io.table_metrics(table)
+    assert kept["early"]["whole"] == metrics["early"]["whole"]  # every digit
+    assert kept["early"]["enhancement"]["prostate"]["pearson"] == 0.834512
+    assert math.isnan(kept["early"]["enhancement"]["lesion"]["pearson"])
 
 
 def test_results_made_without_pd_say_so_in_name_and_attribute(tmp_path):

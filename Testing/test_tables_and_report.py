@@ -401,3 +401,29 @@ def test_scale_bar_uses_the_horizontal_pixel_size(tmp_path):
     xs = line.get_xdata()
     assert abs(xs[1] - xs[0]) == pytest.approx(40.0)
     plt.close(fig)
+
+
+def test_format_value_writes_one_value_with_metrics_md_digits_and_names_what_it_cannot_write():
+    """format_value (the Slicer metrics table's text): metrics.md's digits per metric, the same text a one-case
+    metrics.md cell starts with; '∞' for a perfect PSNR (float or JSON "inf"); 'undefined' for None and NaN, never
+    'nan'; a metric without a precision or a value that is no number is refused by name."""
+    from DCEDiffLib.evaluation.tables import format_value, markdown_text, summarize
+
+    assert [format_value(v, m) for v, m in ((27.123456, "psnr"), (0.8345121, "ssim"), (0.03123456, "mae"),
+                                            (0.834512, "pearson"), (-1.5, "cnr"))] == \
+        ["27.12", "0.835", "0.0312", "0.835", "-1.50"]
+    assert format_value(float("inf"), "psnr") == format_value("inf", "psnr") == "∞"
+    assert format_value("-inf", "psnr") == "-∞"
+    assert format_value(None, "pearson") == format_value(float("nan"), "pearson") == "undefined"
+    assert format_value(np.float32(0.5), "ssim") == "0.500"
+    summary = {"model": {"n_cases": 1, "early": {"whole": {m: summarize([v]) for m, v in
+                                                           (("psnr", 27.123456), ("ssim", 0.8345121),
+                                                            ("mae", 0.03123456))}}}}
+    md = markdown_text(summary)
+    assert "| model | 27.12 (1 case) | 0.835 (1 case) | 0.0312 (1 case) |" in md
+    with pytest.raises(InputError, match="'fid' has no display precision; expected one of cnr, mae"):
+        format_value(1.0, "fid")
+    with pytest.raises(InputError, match="ssim value 'high' is not a number"):
+        format_value("high", "ssim")
+    with pytest.raises(InputError, match="psnr value True is not a number"):
+        format_value(True, "psnr")

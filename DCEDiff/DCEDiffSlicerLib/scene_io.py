@@ -27,6 +27,7 @@ import slicer
 import slicer.util
 
 from DCEDiffLib.data_source import NOT_MARKED, PHANTOM, RESULT_DESCRIP, input_source, mark_phantom
+from DCEDiffLib.evaluation.tables import format_value
 from DCEDiffSlicerLib import result_display
 from DCEDiffSlicerLib.study_fill import INSTANCE_UIDS_ATTRIBUTE, sequence_browsers
 
@@ -42,8 +43,8 @@ INPUT_FRAMES_ATTRIBUTE = "DCEDiff.InputFrames"
 # MRML node reference from every result node to the T2W it was made from: saved in the .mrml ("references") and
 # restored on load, so a reopened scene can still send a run's series into the T2W's study (dicom_export)
 T2W_REFERENCE_ROLE = "DCEDiffT2W"
+METRICS_ATTRIBUTE = "DCEDiff.Metrics"  # on the metrics table: the engine's metrics.json, every digit (JSON)
 RUN_ATTRIBUTE = "DCEDiff.Run"  # one id per load_results call: which result nodes belong to the same run
-VTK_DOUBLE = 11  # vtkType.h
 METRIC_COLUMNS = ("Target", "Region", "PSNR (dB)", "SSIM", "MAE", "Pearson r")
 
 
@@ -369,17 +370,17 @@ def out_of_distribution(side: dict) -> Optional[dict]:
             "reasons": list(result.get("reasons") or [])}
 
 
-def _number(value) -> float:
-    if value is None:
-        return float("nan")
-    if isinstance(value, str):
-        return float("inf") if value.lower() in ("inf", "infinity") else float("nan")
-    return float(value)
+NOT_APPLICABLE = "–"  # a metric the row does not have (SSIM of an enhancement map), as metrics.md marks it
 
 
 def metrics_rows(metrics: dict) -> list:
     """Rows (target, region, psnr, ssim, mae, pearson) from a ``metrics.json`` dict: image metrics for whole,
-    body and prostate; enhancement metrics (MAE/PSNR/Pearson of the enhancement maps) as "enhancement: <region>"."""
+    body and prostate; enhancement metrics (MAE/PSNR/Pearson of the enhancement maps) as "enhancement: <region>".
+    Values are text as metrics.md writes them (the engine's ``format_value``: PSNR 2 decimals, SSIM and r 3, MAE
+    4; "undefined" for None/NaN, "∞" for a perfect PSNR); ``NOT_APPLICABLE`` where the row has no such metric."""
+    def cells(values: dict, names) -> tuple:
+        return tuple(format_value(values.get(name), name) if name else NOT_APPLICABLE for name in names)
+
     rows = []
     for target in ("early", "late"):
         per_target = metrics.get(target)
@@ -388,41 +389,48 @@ def metrics_rows(metrics: dict) -> list:
         for region in ("whole", "body", "prostate"):
             values = per_target.get(region)
             if isinstance(values, dict):
-                rows.append((target, region, _number(values.get("psnr")), _number(values.get("ssim")),
-                             _number(values.get("mae")), float("nan")))
+                rows.append((target, region) + cells(values, ("psnr", "ssim", "mae", None)))
         enhancement = per_target.get("enhancement")
         if isinstance(enhancement, dict):
             for region, values in enhancement.items():
                 if isinstance(values, dict):
-                    rows.append((target, f"enhancement: {region}", _number(values.get("psnr")), float("nan"),
-                                 _number(values.get("mae")), _number(values.get("pearson"))))
+                    rows.append((target, f"enhancement: {region}") + cells(values, ("psnr", None, "mae", "pearson")))
     return rows
 
 
 def create_metrics_table(metrics: dict, name: str, scene=None):
-    """A table node with one row per target and region: PSNR (dB), SSIM, MAE, Pearson r (NaN = not defined)."""
+    """A table node with one row per target and region: PSNR (dB), SSIM, MAE, Pearson r, as metrics.md writes
+    them (:func:`metrics_rows`; string columns: Slicer's table view shows a double column with 6 significant
+    digits and NaN as "nan", with no display format to set). The full-precision values stay on the node: attribute
+    ``METRICS_ATTRIBUTE`` holds the engine's ``metrics.json`` (:func:`table_metrics` reads it back)."""
     scene = _scene(scene)
     rows = metrics_rows(metrics)
     if not rows:
         raise ValueError("metrics: no early/late entries; expected the layout of metrics.json")
     table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
-    for index, title in enumerate(METRIC_COLUMNS):
-        column = table_node.AddColumn()  # a string column
-        column.SetName(title)
-        if index >= 2:
-            table_node.SetColumnType(title, VTK_DOUBLE)
+    for title in METRIC_COLUMNS:
+        table_node.AddColumn().SetName(title)  # string columns
     table = table_node.GetTable()
     table.SetNumberOfRows(len(rows))
     for c in range(len(METRIC_COLUMNS)):
         column = table.GetColumn(c)
         for r, row in enumerate(rows):
             column.SetValue(r, row[c])
+    table_node.SetAttribute(METRICS_ATTRIBUTE, json.dumps(metrics))
     table_node.Modified()
     return table_node
 
 
+def table_metrics(table_node) -> Optional[dict]:
+    """The full-precision ``metrics.json`` dict a metrics table was made from (``METRICS_ATTRIBUTE``), or None for
+    a table without it (one made by an earlier DCEDiff, whose double columns hold the values themselves)."""
+    text = table_node.GetAttribute(METRICS_ATTRIBUTE)
+    return json.loads(text) if text else None
+
+
 def table_to_rows(table_node) -> list:
-    """The table's content as a list of tuples (strings, floats), for checks."""
+    """The table's content as a list of tuples (strings; doubles in a table made by an earlier DCEDiff), for
+    checks."""
     table = table_node.GetTable()
     return [tuple(table.GetColumn(c).GetValue(r) for c in range(table.GetNumberOfColumns()))
             for r in range(table.GetNumberOfRows())]

@@ -4,6 +4,7 @@
 values enter the mean and the standard deviation (population std, ddof = 0, std = 0 for one case); ``n`` counts
 them, ``n_none`` counts cases where the value is undefined (None) or absent, ``n_inf`` cases with an infinite value
 (the PSNR of a perfect prediction). Sections ``info``, ``notes``, ``case`` and per-lesion lists are not aggregated.
+:func:`format_value` writes one value with metrics.md's digits, for every other place that shows one (Slicer).
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ def format_stat(stat: Optional[dict], digits: int = 3, factor: float = 1.0) -> s
     if stat["n"] == 0:
         if stat.get("n_inf") and not stat.get("n_none"):
             return "∞"
-        return "undefined" if stat.get("n_none") else "–"
+        return UNDEFINED if stat.get("n_none") else "–"
     if stat["n"] == 1:  # one case has no spread: "± 0.000" would read as a measured zero
         text = f"{stat['mean'] * factor:.{digits}f}"
         extra.insert(0, "1 case")
@@ -216,6 +217,26 @@ def _table(header: List[str], rows: List[List[str]]) -> List[str]:
 
 
 DIGITS = {"psnr": 2, "ssim": 3, "mae": 4, "pearson": 3, "cnr": 2}
+UNDEFINED = "undefined"  # what metrics.md writes where a metric has no value
+
+
+def format_value(value, metric: str) -> str:
+    """One metric value as metrics.md writes it, for every reader that shows one (the Slicer metrics table):
+    ``DIGITS[metric]`` decimals (PSNR 2, SSIM 3, MAE 4, r 3); '∞' / '-∞' for an infinite value (float or the JSON
+    "inf" of :func:`~DCEDiffLib.evaluation.metrics.encode_value`); 'undefined' for None or NaN (empty region, no
+    lesion, zero variance). More digits than these are noise at the scale the metrics are read."""
+    if metric not in DIGITS:
+        raise InputError(f"format_value: metric {metric!r} has no display precision; expected one of "
+                         f"{', '.join(sorted(DIGITS))}")
+    kind, number = _numeric(value)
+    if kind == "finite":
+        return f"{number:.{DIGITS[metric]}f}"
+    if kind == "inf":
+        return "∞" if number > 0 else "-∞"
+    if kind == "none":
+        return UNDEFINED
+    raise InputError(f"format_value: {metric} value {value!r} is not a number; expected a number, 'inf', '-inf', "
+                     "None or NaN")
 
 
 def markdown_text(summary: Dict[str, dict], meta: Optional[dict] = None) -> str:
