@@ -121,7 +121,8 @@ def t1pre_contrast_warning(path, t2w=None) -> str:
     is no evidence."""
     path = Path(path) if isinstance(path, (str, Path)) else path
     series = _dicom_series(path, "--t1pre")
-    references = _dicom_series(t2w, "--t2w") if series else []
+    # the T2W's headers are read only where the agent tag is there to compare
+    references = _dicom_series(t2w, "--t2w") if any(s.contrast_agent for s in series) else []
     said = [f"{s.label()}: {evidence}" for s in series for evidence in [post_contrast_evidence(s, None, references)]
             if evidence]
     if not said:
