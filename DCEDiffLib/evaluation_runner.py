@@ -414,11 +414,12 @@ def _protocol_summary(rows: list, results: Dict[str, list]) -> dict:
 
 
 def _headline(summary: dict) -> dict:
-    from DCEDiffLib.evaluation.tables import format_stat
+    from DCEDiffLib.evaluation.tables import DIGITS, format_stat
 
-    out = {}
+    out = {}  # metrics.md's digits per metric (PSNR 2, SSIM 3, MAE 4)
     for name, agg in summary.items():
-        out[name] = {f"{target}_{metric}": format_stat(agg.get(target, {}).get("whole", {}).get(metric))
+        out[name] = {f"{target}_{metric}": format_stat(agg.get(target, {}).get("whole", {}).get(metric),
+                                                       DIGITS[metric])
                      for target in ("early", "late") for metric in ("psnr", "ssim", "mae")}
     return out
 
@@ -460,6 +461,7 @@ def _report(path: Path, rows: list, predictions: list, cases, meta: dict, spread
     from DCEDiffLib.evaluation.report_figure import write_report_png
 
     from DCEDiffLib.evaluation.metrics import decode_value
+    from DCEDiffLib.evaluation.tables import format_with_unit
 
     scores = []
     for row in rows:
@@ -471,7 +473,8 @@ def _report(path: Path, rows: list, predictions: list, cases, meta: dict, spread
     for label, index in picks:
         case = cases[index]
         figure_rows.append({
-            "title": f"{label}: {case.name} (early PSNR {scores[index]:.2f} dB)",
+            "title": f"{label}: {case.name} (early PSNR "
+                     f"{format_with_unit(rows[index].get('early', {}).get('whole', {}).get('psnr'), 'psnr')})",
             "inputs": {m: case.raw(m) for m in INPUT_MODALITIES if m not in missing},
             "missing_inputs": missing,
             "synthetic": predictions[index],

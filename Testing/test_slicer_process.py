@@ -284,3 +284,21 @@ def test_pd_may_be_left_out_only_when_the_model_allows_it(tmp_path):
     assert model_cards.optional_inputs(model) == ()
     assert model_cards.optional_inputs(save_copy_allowing_missing_pd(model)) == ("pd",)
     assert model_cards.optional_inputs(tmp_path / "absent.safetensors") == ()
+
+
+def test_the_model_card_line_shows_the_test_metrics_with_metrics_md_digits(tmp_path):
+    """The line under the model field writes a card's test PSNR / SSIM as metrics.md, report.png and the metrics
+    table do (the engine's ``format_value``): 27.12 dB / 0.835, not 27.1 / 0.83; '∞' for the JSON "inf"."""
+    import json
+
+    from DCEDiffLib.evaluation.tables import format_value
+    from DCEDiffSlicerLib import model_cards
+
+    weights = tmp_path / "m.safetensors"
+    card = {"training": {"data": "phantoms"},
+            "metrics": {"test_set": {"samples_1": {"early": {"psnr_db": 27.123456, "ssim": 0.8345121},
+                                                   "late": {"psnr_db": "inf"}}}}}
+    weights.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
+    assert model_cards.summary(weights) == (f"m; trained on phantoms; test set: early PSNR "
+                                            f"{format_value(27.123456, 'psnr')} dB, SSIM 0.835; late PSNR ∞ dB")
+    assert "27.12 dB" in model_cards.summary(weights)

@@ -245,8 +245,8 @@ def test_report_metrics_match_evaluate_case_and_missing_geometry_is_said():
     assert words.startswith(f"PSNR {expected['early']['whole']['psnr']:.2f} dB · SSIM")
     given = {"early": {"whole": {"psnr": "inf", "ssim": 1.0}, "enhancement": {}},
              "late": {"whole": {"psnr": 20.0, "ssim": None}}}
-    assert metric_words(given, "early") == "PSNR inf dB · SSIM 1.000"
-    assert metric_words(given, "late") == "PSNR 20.00 dB · SSIM n/a" and metric_words(given, "x") is None
+    assert metric_words(given, "early") == "PSNR ∞ dB · SSIM 1.000"
+    assert metric_words(given, "late") == "PSNR 20.00 dB · SSIM undefined" and metric_words(given, "x") is None
     texts = _texts(report_figure([row]))
     joined = "\n".join(texts)
     assert "ASSUMED" in joined and "pixel size unknown" in joined
@@ -427,3 +427,32 @@ def test_format_value_writes_one_value_with_metrics_md_digits_and_names_what_it_
         format_value("high", "ssim")
     with pytest.raises(InputError, match="psnr value True is not a number"):
         format_value(True, "psnr")
+
+
+def test_report_words_demo_line_and_model_card_show_the_value_as_metrics_md_and_the_slicer_table_do():
+    """One value, one text: the prostate r 0.8267 that metrics.md and the Slicer metrics table write as 0.827
+    (``format_value``) is 0.827 in report.png's words too (was 0.83), the demo's MAE 0.03123 is 0.0312 (was 0.031),
+    a model card's PSNR 27.123 / SSIM 0.8345 read 27.12 dB / 0.835 under the model field (were 27.1 / 0.83), and
+    evaluate's and synthesize's console summaries have metrics.md's digits per metric (were 3 decimals for all and
+    full floats). The model card line: test_slicer_process."""
+    from DCEDiffLib.commands.demo import metric_line
+    from DCEDiffLib.commands.synthesize import _headline as synthesize_headline
+    from DCEDiffLib.evaluation.report_figure import metric_words
+    from DCEDiffLib.evaluation.tables import format_value, markdown_text, summarize
+    from DCEDiffLib.evaluation_runner import _headline
+
+    whole = {"psnr": 27.123456, "ssim": 0.8345121, "mae": 0.03123456}
+    metrics = {"early": {"whole": whole, "enhancement": {"prostate": {"pearson": 0.8267}}}}
+    summary = {"model": {"n_cases": 1, "early": {"whole": {m: summarize([v]) for m, v in whole.items()},
+                                                 "enhancement": {"prostate": {"pearson": summarize([0.8267])}}}}}
+    md = markdown_text(summary)
+    assert "| model | 27.12 (1 case) | 0.835 (1 case) | 0.0312 (1 case) |" in md
+    assert md.count("0.827 (1 case)") == 1  # metrics.md's enh. r (prostate) cell
+    assert metric_words(metrics, "early") == (f"PSNR {format_value(27.123456, 'psnr')} dB · SSIM 0.835 · "
+                                              f"prostate enh. r {format_value(0.8267, 'pearson')}")
+    assert metric_words(metrics, "early").endswith("prostate enh. r 0.827")
+    assert metric_line(whole) == "PSNR 27.12 dB, SSIM 0.835, MAE 0.0312"
+    assert metric_line({"psnr": "inf", "ssim": None}) == "PSNR ∞ dB, SSIM undefined, MAE undefined"
+    assert _headline(summary)["model"]["early_psnr"] == "27.12 (1 case)"
+    assert _headline(summary)["model"]["early_mae"] == "0.0312 (1 case)"
+    assert synthesize_headline(metrics) == {"early": {"psnr": "27.12", "ssim": "0.835", "mae": "0.0312"}}

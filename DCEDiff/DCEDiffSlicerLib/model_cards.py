@@ -10,6 +10,9 @@ from typing import Optional, Tuple
 
 
 def _first_test_metrics(metrics: dict) -> Optional[str]:
+    # the engine's digits (metrics.md, the metrics table, report.png): a card's 27.9 dB reads as evaluate wrote it
+    from DCEDiffLib.evaluation.tables import format_value, format_with_unit
+
     for key, block in metrics.items():
         if not (isinstance(block, dict) and key.startswith("test")):
             continue
@@ -18,9 +21,9 @@ def _first_test_metrics(metrics: dict) -> Optional[str]:
         for target in ("early", "late"):
             values = scores.get(target) if isinstance(scores, dict) else None
             if isinstance(values, dict) and values.get("psnr_db") is not None:
-                part = f"{target} PSNR {float(values['psnr_db']):.1f} dB"
+                part = f"{target} PSNR {format_with_unit(values['psnr_db'], 'psnr')}"
                 if values.get("ssim") is not None:
-                    part += f", SSIM {float(values['ssim']):.2f}"
+                    part += f", SSIM {format_value(values['ssim'], 'ssim')}"
                 parts.append(part)
         if parts:
             return f"{key.replace('_', ' ')}: " + "; ".join(parts)

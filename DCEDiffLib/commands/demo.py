@@ -75,8 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if output.metrics:
         for target in ("early", "late"):
             whole = output.metrics.get(target, {}).get("whole", {})
-            lines.append(f"  {target}: PSNR {_fmt(whole.get('psnr'))} dB, SSIM {_fmt(whole.get('ssim'), 3)}, "
-                         f"MAE {_fmt(whole.get('mae'), 3)} (whole grid, intensities scaled to [0, 1])")
+            lines.append(f"  {target}: {metric_line(whole)} (whole grid, intensities scaled to [0, 1])")
     print("\n".join(lines), file=stream)
     (Path(args.out) / "demo_summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return 0
@@ -112,5 +111,10 @@ def written_files(out: Path) -> list:
     return described
 
 
-def _fmt(value, digits: int = 2) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else str(value)
+def metric_line(whole: dict) -> str:
+    """'PSNR 30.92 dB, SSIM 0.892, MAE 0.0231' from one target's whole-grid metrics, each value as metrics.md and
+    report.png write it (``tables.format_value``)."""
+    from DCEDiffLib.evaluation.tables import format_value, format_with_unit
+
+    return (f"PSNR {format_with_unit(whole.get('psnr'), 'psnr')}, SSIM {format_value(whole.get('ssim'), 'ssim')}, "
+            f"MAE {format_value(whole.get('mae'), 'mae')}")

@@ -222,19 +222,19 @@ def case_metrics(row: dict) -> Optional[dict]:
 
 
 def metric_words(metrics: Optional[dict], target: str) -> Optional[str]:
-    """'PSNR 22.67 dB · SSIM 0.712 · prostate enh. r 0.81' for one target of an evaluate_case result."""
-    from DCEDiffLib.evaluation.metrics import decode_value
+    """'PSNR 22.67 dB · SSIM 0.712 · prostate enh. r 0.812' for one target of an evaluate_case result: each value as
+    metrics.md and the Slicer metrics table write it (``tables.format_value``: '∞', 'undefined'); the r is left out
+    where it is undefined (no prostate label, or a constant enhancement)."""
+    from DCEDiffLib.evaluation.tables import UNDEFINED, format_value, format_with_unit
 
     values = (metrics or {}).get(target)
     if not isinstance(values, dict):
         return None
     whole = values.get("whole", {})
-    psnr, ssim = decode_value(whole.get("psnr")), decode_value(whole.get("ssim"))
-    r = decode_value(values.get("enhancement", {}).get("prostate", {}).get("pearson"))
-    parts = [f"PSNR {psnr:.2f} dB" if psnr is not None else "PSNR n/a",
-             f"SSIM {ssim:.3f}" if ssim is not None else "SSIM n/a"]
-    if r is not None:
-        parts.append(f"prostate enh. r {r:.2f}")
+    r = format_value(values.get("enhancement", {}).get("prostate", {}).get("pearson"), "pearson")
+    parts = [f"PSNR {format_with_unit(whole.get('psnr'), 'psnr')}", f"SSIM {format_value(whole.get('ssim'), 'ssim')}"]
+    if r != UNDEFINED:
+        parts.append(f"prostate enh. r {r}")
     return " · ".join(parts)
 
 

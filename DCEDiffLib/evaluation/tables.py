@@ -4,7 +4,8 @@
 values enter the mean and the standard deviation (population std, ddof = 0, std = 0 for one case); ``n`` counts
 them, ``n_none`` counts cases where the value is undefined (None) or absent, ``n_inf`` cases with an infinite value
 (the PSNR of a perfect prediction). Sections ``info``, ``notes``, ``case`` and per-lesion lists are not aggregated.
-:func:`format_value` writes one value with metrics.md's digits, for every other place that shows one (Slicer).
+:func:`format_value` writes one value with metrics.md's digits, for every other place that shows one (the Slicer
+metrics table, report.png's words, the demo's and synthesize's console summaries, the model card line).
 """
 
 from __future__ import annotations
@@ -237,6 +238,16 @@ def format_value(value, metric: str) -> str:
         return UNDEFINED
     raise InputError(f"format_value: {metric} value {value!r} is not a number; expected a number, 'inf', '-inf', "
                      "None or NaN")
+
+
+UNITS = {"psnr": " dB"}
+
+
+def format_with_unit(value, metric: str) -> str:
+    """:func:`format_value` followed by the metric's unit ('27.12 dB', '∞ dB'), none after 'undefined': the words
+    the console summaries and report.png write around one value."""
+    text = format_value(value, metric)
+    return text if text == UNDEFINED else text + UNITS.get(metric, "")
 
 
 def markdown_text(summary: Dict[str, dict], meta: Optional[dict] = None) -> str:
