@@ -433,10 +433,9 @@ def test_report_words_demo_line_and_model_card_show_the_value_as_metrics_md_and_
     """One value, one text: the prostate r 0.8267 that metrics.md and the Slicer metrics table write as 0.827
     (``format_value``) is 0.827 in report.png's words too (was 0.83), the demo's MAE 0.03123 is 0.0312 (was 0.031),
     a model card's PSNR 27.123 / SSIM 0.8345 read 27.12 dB / 0.835 under the model field (were 27.1 / 0.83), and
-    evaluate's and synthesize's console summaries have metrics.md's digits per metric (were 3 decimals for all and
-    full floats). The model card line: test_slicer_process."""
+    evaluate's console summary has metrics.md's digits per metric (were 3 decimals for all). synthesize's printed
+    JSON keeps numbers (a script may read it). The model card line: test_slicer_process."""
     from DCEDiffLib.commands.demo import metric_line
-    from DCEDiffLib.commands.synthesize import _headline as synthesize_headline
     from DCEDiffLib.evaluation.report_figure import metric_words
     from DCEDiffLib.evaluation.tables import format_value, markdown_text, summarize
     from DCEDiffLib.evaluation_runner import _headline
@@ -455,4 +454,3 @@ def test_report_words_demo_line_and_model_card_show_the_value_as_metrics_md_and_
     assert metric_line({"psnr": "inf", "ssim": None}) == "PSNR ∞ dB, SSIM undefined, MAE undefined"
     assert _headline(summary)["model"]["early_psnr"] == "27.12 (1 case)"
     assert _headline(summary)["model"]["early_mae"] == "0.0312 (1 case)"
-    assert synthesize_headline(metrics) == {"early": {"psnr": "27.12", "ssim": "0.835", "mae": "0.0312"}}

@@ -97,20 +97,17 @@ def run(args: argparse.Namespace) -> int:
     if output.metrics is not None:
         summary["metrics"] = _headline(output.metrics)
     if not args.progress_lines:  # a reader of progress lines gets stdout with those lines only (synthesis.json has it)
-        print(json.dumps(summary, indent=1, default=str, ensure_ascii=False))  # "∞", not "\u221e"
+        print(json.dumps(summary, indent=1, default=str))
     return 0
 
 
 def _headline(metrics: dict) -> dict:
-    """PSNR/SSIM/MAE on the whole grid, per target, for the console: text as metrics.md and report.png write it
-    (``tables.format_value``: '30.92', '∞', 'undefined'); metrics.json beside it keeps the full values."""
-    from DCEDiffLib.evaluation.tables import format_value
-
+    """PSNR/SSIM/MAE on the whole grid, per target, for the console."""
     out = {}
     for target, values in metrics.items():
         whole = values.get("whole") if isinstance(values, dict) else None
         if isinstance(whole, dict):
-            out[target] = {k: format_value(whole.get(k), k) for k in ("psnr", "ssim", "mae")}
+            out[target] = {k: whole.get(k) for k in ("psnr", "ssim", "mae")}
     return out
 
 
