@@ -27,7 +27,8 @@ PY=.venv/bin/python
 mkdir -p "$W/soup$STEP" "$W/gpu$STEP"
 bash scripts/fetch_shipped_init.sh "$INIT_DIR" "$SHIPPED"
 # the residual config's init_weights (runs/ship44/init/…, "runs/" read as WORK_DIR): dbdb837's residual, as the
-# fifty-third and fifty-fourth steps fetched it; a work dir without it (a fresh checkout, runs4 now) failed after the soup
+# fifty-third and fifty-fourth steps fetched it; a work dir without it (a fresh checkout, runs4 now) failed after
+# the soup
 bash scripts/fetch_shipped_init.sh "$W/ship44/init" "${RESIDUAL_INIT_COMMIT:-dbdb837}"
 tar -xzf "$FILES/runs$STEP.tar.gz" -C "$W/gpu$STEP"   # the runs' cards, logs and split
 k=0
