@@ -85,3 +85,46 @@ def test_overwrite_still_rewrites_a_phantom_dataset(dataset, capsys):
     assert (dataset / "case_000").stat().st_ino != old
     assert '"seed": 3' in (dataset / "dataset.json").read_text()
     assert sorted(os.listdir(dataset)) == ["case_000", "dataset.json"]
+
+
+@pytest.mark.parametrize("out", ["..", "dataset"])
+def test_running_inside_a_case_folder_is_refused_before_any_case_is_rewritten(tmp_path, capsys, monkeypatch, out):
+    """``cd X/case_001; dcediff phantom --cases 2 --out .. --overwrite``: case_000 was rewritten, then the case
+    writer refused case_001 (the current folder) and dataset.json still described the old dataset; ``--out ..`` was
+    moreover called "inside the case folder" and --out X advised, the same folder."""
+    dataset = tmp_path / "X"
+    generate_dataset(dataset, 2, include_series=False)
+    before = tree(dataset)
+    monkeypatch.chdir(dataset / "case_001")
+    given = ".." if out == ".." else str(dataset)
+    line = refused(["--cases", "2", "--seed", "4", "--out", given, "--overwrite"], capsys)
+    assert (f"--out {given}: the current folder {dataset / 'case_001'} is {dataset / 'case_001'} or inside it, and "
+            f"--overwrite replaces that case folder whole: run the command from outside it (e.g. from {dataset})"
+            in line), line
+    assert tree(dataset) == before
+    monkeypatch.chdir(dataset)  # from the dataset folder itself: rewritten
+    assert main(["phantom", "--no-dce-series", "--cases", "2", "--seed", "4", "--out", ".", "--overwrite"]) == 0
+    assert '"seed": 4' in (dataset / "dataset.json").read_text()
+
+
+def test_a_symlink_to_a_case_folder_is_refused_naming_the_real_dataset_folder(dataset, tmp_path, capsys):
+    """The advice named the symlink's own folder (``--out <folder of the link> --overwrite``), not the dataset."""
+    link = tmp_path / "elsewhere" / "shortcut"
+    link.parent.mkdir()
+    link.symlink_to(dataset / "case_000")
+    before = tree(dataset)
+    line = refused(["--out", str(link) + "/", "--overwrite"], capsys)
+    assert f"--out {link} is a case folder" in line and f"give --out {dataset.resolve()} --overwrite" in line, line
+    assert tree(dataset) == before and [p.name for p in link.parent.iterdir()] == ["shortcut"]
+
+
+def test_a_damaged_dataset_record_is_said_to_be_unreadable_not_foreign(dataset, capsys):
+    """A truncated dataset.json of a phantom dataset was reported as "not written by dcediff phantom"."""
+    (dataset / "dataset.json").write_text('{"generator": "dcediff-pha')
+    before = tree(dataset)
+    line = refused(["--out", str(dataset), "--overwrite"], capsys)
+    assert f"--out {dataset}: its dataset.json cannot be read as a JSON object (damaged?)" in line, line
+    assert f"remove {dataset / 'dataset.json'} if this is a phantom dataset" in line, line
+    assert tree(dataset) == before
+    (dataset / "dataset.json").unlink()  # as the message says: the phantom cases are then rewritten
+    assert main(["phantom", "--no-dce-series", "--out", str(dataset), "--overwrite"]) == 0
