@@ -66,12 +66,24 @@ def header_contradiction(series, role: str) -> str:
             "given as")
 
 
+# What sites write into ContrastBolusAgent when no agent was given (English, German, Dutch; casefolded, no spaces)
+NO_AGENT_WORDS = frozenset({"none", "no", "n/a", "na", "nil", "-", "--", "0", "noagent", "noncontrast", "nocontrast",
+                            "notapplicable", "kein", "keine", "ohne", "geen", "nvt"})
+
+
+def agent_given(series) -> str:
+    """The series' ContrastBolusAgent (0018,0010) as written, or "" where it is empty or says that none was given
+    ("NONE", "N/A", "kein" ...: a value some sites enter for a pre-contrast series)."""
+    text = " ".join(str(series.contrast_agent or "").split())
+    return "" if "".join(text.split()).casefold() in NO_AGENT_WORDS else text
+
+
 def agent_on_every_reference(series, references: Iterable) -> bool:
     """Whether ``series``' ContrastBolusAgent is also on every one of ``references`` (the series acquired before
     contrast: the T2W; at least one). Some scanners write the tag on every series of the exam once the agent was
     entered at registration; then it does not set a T1-pre apart as post-contrast."""
     def agent(s) -> str:
-        return " ".join(str(s.contrast_agent or "").split()).casefold()
+        return agent_given(s).casefold()
 
     references = [r for r in references if r is not series]
     return bool(agent(series)) and bool(references) and all(agent(r) == agent(series) for r in references)
@@ -85,8 +97,8 @@ def post_contrast_evidence(series, dce=None, references: Iterable = ()) -> str:
     ``references`` (the T2W) carries it too (:func:`agent_on_every_reference`); the other evidence still counts."""
     if is_dynamic(series):
         return ""
-    if series.contrast_agent and not agent_on_every_reference(series, references):
-        return f"ContrastBolusAgent (0018,0010) {series.contrast_agent!r}"
+    if agent_given(series) and not agent_on_every_reference(series, references):
+        return f"ContrastBolusAgent (0018,0010) {agent_given(series)!r}"
     if is_post_contrast(series, None):  # the study reader's name rule ("post", "gd", "+c" ... without "pre")
         return f"description {(series.description + ' ' + series.protocol).strip()!r} (a post-contrast name)"
     if dce is not None and is_post_contrast(series, dce):
@@ -122,7 +134,7 @@ def t1pre_contrast_warning(path, t2w=None) -> str:
     path = Path(path) if isinstance(path, (str, Path)) else path
     series = _dicom_series(path, "--t1pre")
     # the T2W's headers are read only where the agent tag is there to compare
-    references = _dicom_series(t2w, "--t2w") if any(s.contrast_agent for s in series) else []
+    references = _dicom_series(t2w, "--t2w") if any(agent_given(s) for s in series) else []
     said = [f"{s.label()}: {evidence}" for s in series for evidence in [post_contrast_evidence(s, None, references)]
             if evidence]
     if not said:

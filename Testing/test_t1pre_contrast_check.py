@@ -67,6 +67,15 @@ def test_a_t1pre_series_whose_header_names_a_contrast_agent_is_warned_about(tmp_
     assert "ContrastBolusAgent (0018,0010) 'Gadovist'" in t1pre_contrast_warning(one_file)
 
 
+@pytest.mark.parametrize("placeholder", ["NONE", "None", "n/a", " no ", "Kein", "geen"])
+def test_an_agent_tag_that_says_none_was_given_is_no_evidence(tmp_path, placeholder):
+    """Some sites fill ContrastBolusAgent with a word for 'none' on pre-contrast series; it was taken as an agent."""
+    folder = write_series(tmp_path / "vibe", "t1_vibe_tra", agent=placeholder)
+    assert t1pre_contrast_warning(folder) == ""
+    agent = write_series(tmp_path / "vibe_gd", "t1_vibe_tra", agent="Gadovist")  # a real agent still counts
+    assert "ContrastBolusAgent (0018,0010) 'Gadovist'" in t1pre_contrast_warning(agent)
+
+
 def test_a_pre_contrast_series_a_nifti_file_and_an_image_get_no_warning(tmp_path):
     assert t1pre_contrast_warning(write_series(tmp_path / "vibe", "t1_vibe_tra")) == ""
     assert t1pre_contrast_warning(write_series(tmp_path / "vibe_pre", "t1_vibe_tra_pre_gd")) == ""  # "pre" wins
