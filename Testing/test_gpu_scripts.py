@@ -58,3 +58,19 @@ def test_finish_soup_turns_the_returned_files_into_a_model_that_loads(tmp_path):
     loaded = load_model(work / "residual55" / "model.safetensors")
     assert loaded.card["objective"] == "residual"
     assert json.loads((work / "residual55" / "summary.json").read_text())["steps"] == 2
+
+
+def test_the_packer_pairs_a_card_only_with_its_own_weights(tmp_path):
+    """scripts/card_matches_weights.py, which gpu_soup.sh's packer runs on the copied best.json/best.safetensors: the
+    shipped regression card matches its weights; paired with the shipped diffusion model's weights (as a new best.*
+    written between the two copies would pair them), or with a damaged card, it does not."""
+    script = [sys.executable, str(ROOT / "scripts" / "card_matches_weights.py")]
+    card = MODELS / "dcediff_cpu_phantom_regression.json"
+    damaged = tmp_path / "card.json"
+    damaged.write_text("{")
+    for weights, card_path, code in ((MODELS / "dcediff_cpu_phantom_regression.safetensors", card, 0),
+                                     (MODELS / "dcediff_cpu_phantom.safetensors", card, 1),
+                                     (MODELS / "dcediff_cpu_phantom_regression.safetensors", damaged, 1)):
+        done = subprocess.run(script + [str(card_path), str(weights)], capture_output=True, text=True)
+        assert done.returncode == code, (weights, card_path, done.stderr)
+        assert ("does not name the SHA-256" in done.stderr) is bool(code)

@@ -109,13 +109,23 @@ package() {
     [ -f "$W/mean$seed/model.safetensors" ] || from=best
     [ -f "$W/mean$seed/$from.safetensors" ] || { echo "run $seed has no model yet"; continue; }
     mkdir -p "$W/pack/mean$seed"
-    cp "$W/mean$seed/$from.json" "$W/pack/mean$seed/model.json"
+    # card and weights copied together and checked against each other: a new best.* written between the two copies
+    # would pair one validation's card with another's weights (finish_soup's hash check would refuse them)
+    # (copied again, up to 3 times, until they match: best.* is rewritten at a validation, seconds apart at most)
+    local try=0
+    until cp "$W/mean$seed/$from.json" "$W/pack/mean$seed/model.json" \
+        && cp "$W/mean$seed/$from.safetensors" "$W/pack/weights.safetensors" \
+        && $PY scripts/card_matches_weights.py "$W/pack/mean$seed/model.json" "$W/pack/weights.safetensors"; do
+      try=$((try + 1)); [ "$try" -lt 3 ] || { echo "run $seed: $from.* kept changing while copied"; return 1; }
+      sleep 2
+    done
     cp "$W/train$seed.log" "$W/pack/mean$seed/train.log"
     for f in log.csv summary.json config.json; do
       [ ! -f "$W/mean$seed/$f" ] || cp "$W/mean$seed/$f" "$W/pack/mean$seed/"
     done
-    $PY scripts/split_safetensors.py split "$W/mean$seed/$from.safetensors" "$W/pack/mean$seed.model" --max-mb 15 \
+    $PY scripts/split_safetensors.py split "$W/pack/weights.safetensors" "$W/pack/mean$seed.model" --max-mb 15 \
       >/dev/null
+    rm -f "$W/pack/weights.safetensors"
     kept+=("mean$seed" "mean$seed.json")
     cp "$W/mean$seed.json" "$W/pack/"
     echo "packaged run $seed from $from.* after $(( $(date +%s) - T0 )) s"
