@@ -185,7 +185,10 @@ def start_through(reference: sitk.Image, reference_result: RegistrationResult, m
 
     def composed(step: RegistrationResult) -> RegistrationResult:
         composite = sitk.CompositeTransform([step.transform, reference_result.transform])  # reference's applied first
-        reason = f"registered to the {name} (then its registration to the T2W): {step.reason}"
+        # a refused step leaves the series on the reference as acquired, which follows the reference's registration:
+        # not the scanner's alignment, as the guard's own words (written for a registration to the T2W) would say
+        step_reason = step.reason.replace("; scanner alignment kept", f"; kept on the {name} as acquired")
+        reason = f"registered to the {name} (then its registration to the T2W): {step_reason}"
         return dataclasses.replace(step, transform=composite, reason=reason, registered_to=reference_result.modality)
 
     finish = None if staged.finish is None else (lambda: composed(staged.finish()))
