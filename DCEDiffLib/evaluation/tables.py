@@ -5,7 +5,7 @@ values enter the mean and the standard deviation (population std, ddof = 0, std 
 them, ``n_none`` counts cases where the value is undefined (None) or absent, ``n_inf`` cases with an infinite value
 (the PSNR of a perfect prediction). Sections ``info``, ``notes``, ``case`` and per-lesion lists are not aggregated.
 :func:`format_value` writes one value with metrics.md's digits, for every other place that shows one (the Slicer
-metrics table, report.png's words, the demo's and synthesize's console summaries, the model card line).
+metrics table, report.png's words, the demo's and evaluate's console summaries, the model card line).
 """
 
 from __future__ import annotations
