@@ -18,7 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from DCEDiffLib import __version__
-from DCEDiffLib.data_source import is_dcediff_result
+from DCEDiffLib.data_source import PHANTOM, input_source, is_dcediff_result
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.intensity_sign import looks_negated, negated_reason, sign_measure
 from DCEDiffLib.intensity_tail import tame_heavy_tail
@@ -296,7 +296,8 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
     """
     images = read_inputs(inputs, optional)
     t2w = images["t2w"]
-    location = _crop_centre(t2w, center_lps, find_prostate, should_cancel, warn)
+    phantom = find_prostate and center_lps is None and input_source(inputs["t2w"]) == PHANTOM
+    location = _crop_centre(t2w, center_lps, find_prostate, should_cancel, warn, phantom)
     grid = make_working_grid(t2w, center_lps if center_lps is not None else location.centre_lps,
                              size=grid_size, spacing=grid_spacing)
     if location.mask is not None and "prostate_mask" not in images:
@@ -345,8 +346,9 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
                             intensity_notes)
 
 
-def _crop_centre(t2w: sitk.Image, center_lps, find_prostate: bool, should_cancel, warn):
-    """The :class:`~DCEDiffLib.prostate_localization.ProstateLocation` the crop is centred on."""
+def _crop_centre(t2w: sitk.Image, center_lps, find_prostate: bool, should_cancel, warn, phantom: bool = False):
+    """The :class:`~DCEDiffLib.prostate_localization.ProstateLocation` the crop is centred on (``phantom``: the T2W
+    input carries the DCEDiff phantom mark, said with a missing gland)."""
     from DCEDiffLib.prostate_localization import SOURCE_FOV, SOURCE_USER, ProstateLocation, locate_prostate
     from DCEDiffLib.working_grid import field_of_view_center
 
@@ -359,7 +361,7 @@ def _crop_centre(t2w: sitk.Image, center_lps, find_prostate: bool, should_cancel
     if not find_prostate:
         return ProstateLocation(field_of_view_center(t2w), SOURCE_FOV)
     say = warn or (lambda text: progress_say(f"dcediff: warning: {text}"))
-    return locate_prostate(t2w, should_cancel=should_cancel, warn=say)
+    return locate_prostate(t2w, should_cancel=should_cancel, warn=say, phantom=phantom)
 
 
 def write_preprocessed(case: PreprocessedCase, out_dir, overwrite: bool = False) -> Path:

@@ -434,11 +434,18 @@ def _cached_fast_mask(t2w: sitk.Image, use_cache: bool, should_cancel=None) -> T
     return mask, False
 
 
+# Said after a missing or implausible gland on a T2W marked as a DCEDiff phantom: the procedural family's analytic
+# anatomy is no prostate MRI to the model (docs/phantom.md), so there the fallback is the expected outcome
+PHANTOM_HINT = ("; expected on a procedural DCEDiff phantom, whose analytic anatomy the prostate model does not "
+                "recognise (docs/phantom.md)")
+
+
 def locate_prostate(t2w: sitk.Image, *, use_cache: bool = True, should_cancel=None,
-                    warn: Optional[Callable[[str], None]] = None) -> ProstateLocation:
+                    warn: Optional[Callable[[str], None]] = None, phantom: bool = False) -> ProstateLocation:
     """The crop centre for ``t2w``: the centroid of the TAPS gland mask (fast path, cached), or the T2W
     field-of-view centre when the ``prostate`` extra is missing or the mask is empty or implausible (``warn``
-    is then called with the reason, which is also in ``note``)."""
+    is then called with the reason, which is also in ``note``). ``phantom``: the T2W carries the DCEDiff phantom
+    mark; a missing or implausible gland is then said to be expected there (``PHANTOM_HINT``)."""
     if not isinstance(t2w, sitk.Image) or t2w.GetDimension() != 3:
         raise InputError("T2W: expected a 3D SimpleITK image to find the prostate on")
     fov = _fov_centre(t2w)
@@ -460,11 +467,11 @@ def locate_prostate(t2w: sitk.Image, *, use_cache: bool = True, should_cancel=No
     centre = mask_centre(mask)
     if centre is None:
         return fallback("crop centred on the T2W field-of-view centre: the prostate model found no gland on the "
-                        "T2W (check the crop, or give --center)", seconds, cached)
+                        "T2W (check the crop, or give --center)" + (PHANTOM_HINT if phantom else ""), seconds, cached)
     volume = mask_volume_ml(mask)
     low, high = PLAUSIBLE_ML
     if not low <= volume <= high:
         return fallback(f"crop centred on the T2W field-of-view centre: the prostate model's gland is "
                         f"{volume:.1f} mL, outside the plausible {low:g}–{high:g} mL (check the crop, or give "
-                        "--center)", seconds, cached)
+                        "--center)" + (PHANTOM_HINT if phantom else ""), seconds, cached)
     return ProstateLocation(centre, SOURCE_MODEL, mask=mask, volume_ml=volume, seconds=seconds, cached=cached)
