@@ -97,8 +97,9 @@ def post_contrast_evidence(series, dce=None, references: Iterable = ()) -> str:
     ``references`` (the T2W) carries it too (:func:`agent_on_every_reference`); the other evidence still counts."""
     if is_dynamic(series):
         return ""
-    if agent_given(series) and not agent_on_every_reference(series, references):
-        return f"ContrastBolusAgent (0018,0010) {agent_given(series)!r}"
+    agent = agent_given(series)
+    if agent and not agent_on_every_reference(series, references):
+        return f"ContrastBolusAgent (0018,0010) {agent!r}"
     if is_post_contrast(series, None):  # the study reader's name rule ("post", "gd", "+c" ... without "pre")
         return f"description {(series.description + ' ' + series.protocol).strip()!r} (a post-contrast name)"
     if dce is not None and is_post_contrast(series, dce):

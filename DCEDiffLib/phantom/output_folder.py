@@ -22,21 +22,18 @@ from DCEDiffLib.errors import InputError
 DATASET_RECORD = "dataset.json"
 
 
-def _generator(record: Path) -> Optional[str]:
-    """The ``generator`` a JSON record names, or None (missing, unreadable, not a JSON object)."""
+def _json_object(record: Path) -> Optional[dict]:
+    """The JSON object in ``record``, or None (missing, unreadable, not a JSON object)."""
     try:
         value = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return value.get("generator") if isinstance(value, dict) else None
+    return value if isinstance(value, dict) else None
 
 
-def _readable(record: Path) -> bool:
-    """Whether ``record`` is a JSON object."""
-    try:
-        return isinstance(json.loads(record.read_text(encoding="utf-8")), dict)
-    except (OSError, ValueError):
-        return False
+def _generator(record: Path) -> Optional[str]:
+    """The ``generator`` a JSON record names, or None (missing, unreadable, not a JSON object)."""
+    return (_json_object(record) or {}).get("generator")
 
 
 def _enclosing_case_folder(out_dir: Path) -> Optional[Path]:
@@ -70,8 +67,9 @@ def check_phantom_output_folder(out_dir: Path, case_names: Iterable[str], overwr
         raise InputError(f"output folder {out_dir} already exists and is not empty; "
                          "choose a new folder or pass --overwrite")
     record = out_dir / DATASET_RECORD
-    if record.exists() and _generator(record) != generator_name:
-        if _readable(record):
+    dataset = _json_object(record) if record.exists() else None
+    if record.exists() and (dataset or {}).get("generator") != generator_name:
+        if dataset is not None:
             raise InputError(f"--out {out_dir}: its {DATASET_RECORD} was not written by dcediff phantom; --overwrite "
                              "replaces only a phantom dataset: choose a new folder")
         # a phantom writes it atomically: damaged since; whose it was cannot be told, so it is not replaced
