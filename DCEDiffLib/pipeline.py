@@ -173,6 +173,7 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
     from DCEDiffLib.t1pre_level import rescale_low_t1pre
     from DCEDiffLib.target_scale import target_norm_params
     from DCEDiffLib.input_role_check import t1pre_contrast_warning
+    from DCEDiffLib.t1pre_coverage import t1pre_coverage
 
     check_options(sampler, steps, samples, seed, warm_start)
     check_required_inputs(inputs, optional=OPTIONAL_INPUTS)  # T2W, ADC, T1-pre always; before the model loads
@@ -203,6 +204,11 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
                            optional=tuple(missing))
     if missing:  # said once the given inputs have been read: an error in one of them comes first
         say(f"DCEDiff note: {missing_inputs_note(missing)}")
+    # where the T1-pre does not reach, the synthetic values rest on no T1-pre: said and recorded (t1pre_coverage.py)
+    masks = case.coverage_masks
+    t1pre_reach = t1pre_coverage(masks["t1pre"], masks["t2w"]) if {"t1pre", "t2w"} <= set(masks) else None
+    if t1pre_reach and t1pre_reach.get("note"):
+        say(f"DCEDiff note: {t1pre_reach['note']}")
     cond = condition_array(case, conditions_order)
     out_of_distribution = check_out_of_distribution(model.card, case, cond, conditions_order, inputs,
                                                     missing=missing)
@@ -234,6 +240,8 @@ def synthesize_case(inputs: Dict[str, object], model_path: Optional[str] = None,
         provenance["enhancement_rescaled"] = rescaled
     if case.intensity_notes:
         provenance["intensity_notes"] = dict(case.intensity_notes)
+    if t1pre_reach is not None:
+        provenance["t1pre_coverage"] = t1pre_reach
     if adds_excess_back(model.card):  # its networks drew the enhancement over the clipped T1-pre
         provenance["t1pre_excess_added_back"] = True
     # A T1-pre whose range was set from the bulk clips its hot spot for the model (and a model trained on targets

@@ -64,6 +64,9 @@ class PreprocessedCase:
     crop_centre: dict = dataclasses.field(default_factory=dict)  # crop_centre_lps, crop_centre_source, ...
     # modality → why its intensity range was set from the bulk (intensity_tail.py); empty for phantom-like exams
     intensity_notes: Dict[str, str] = dataclasses.field(default_factory=dict)
+    # input modality → (k, j, i) booleans: the grid inside that series' field of view; kept in memory only (a case
+    # read back from disk has none), for synthesis's T1-pre coverage record (t1pre_coverage.py)
+    coverage_masks: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def normalized(self, modality: str) -> np.ndarray:
         """A condition modality normalised to [-1, 1] (float32 (k, j, i), not clipped)."""
@@ -320,6 +323,7 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
     coverage: Dict[str, float] = {}
     norm: Dict[str, NormParams] = {}
     intensity_notes: Dict[str, str] = {}
+    masks: Dict[str, np.ndarray] = {}
     for key, image in images.items():
         # the pre-contrast DCE frame follows the early frame of its series (it only gives the DCE's intensity scale)
         moved_as = "dce_early" if key == ACQUIRED_BASELINE else key
@@ -335,6 +339,7 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
                              f"centre {tuple(round(c, 1) for c in grid.center_lps)} LPS mm; expected a series of "
                              f"the same exam covering the prostate (at least {MIN_COVERAGE:.0%})")
         if key in INPUT_MODALITIES:
+            masks[key] = np.asarray(inside, dtype=bool)
             values = sitk.GetArrayViewFromImage(on_grid[key])
             norm[key] = fit_normalization(values, mask=inside, name=_name(key))
             norm[key], note = tame_heavy_tail(values, norm[key], key, mask=inside)
@@ -343,7 +348,7 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
                 (warn or (lambda text: progress_say(f"dcediff: note: {text}")))(note)
     sources = {k: str(v) for k, v in inputs.items() if isinstance(v, (str, Path))}
     return PreprocessedCase(grid, t2w, on_grid, norm, registration, coverage, sources, location.to_dict(),
-                            intensity_notes)
+                            intensity_notes, coverage_masks=masks)
 
 
 def _crop_centre(t2w: sitk.Image, center_lps, find_prostate: bool, should_cancel, warn, phantom: bool = False):
