@@ -260,7 +260,8 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
     given = set(given)
     both = sorted(given & set(overrides))
     if both:
-        raise InputError(f"--series {', '.join(both)}: these roles are also given as files; give one or the other")
+        raise InputError(f"--series {', '.join(both)}: these roles are also given with their own options "
+                         f"({', '.join('--' + r.replace('_', '-') for r in both)}); give one or the other")
     left_out = sorted(r for r, v in overrides.items() if v == LEFT_OUT)
     refused = [r for r in left_out if r not in optional]
     if refused:
@@ -271,7 +272,9 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
     # synthesis against itself, as an input it is no acquired image; the rules below never see it
     whole = study
     study, skipped_series = _without_dcediff_results(whole, overrides)
-    notes: List[str] = [f"{ROLE_NAMES[r]} given as a file, not taken from the study" for r in ROLES if r in given]
+    # the option takes a file or a series folder: name the option, not the kind of path
+    notes: List[str] = [f"{ROLE_NAMES[r]} given with --{r.replace('_', '-')}, not taken from the study"
+                        for r in ROLES if r in given]
     notes += [f"{ROLE_NAMES[r]} left out (--series {r}=none): synthesizing without {ROLE_NAMES[r]}, which the model "
               "was trained to do without" for r in left_out]
     picks: Dict[str, Pick] = {}

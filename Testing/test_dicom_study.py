@@ -498,7 +498,7 @@ def test_command_errors_write_nothing(case, tmp_path, capsys):
     assert "error:" in err and "no ADC found" in err and "Traceback" not in err
     assert main(["synthesize", "--study", str(tmp_path / "s"), "--adc", "x.nii.gz", "--series", "adc=3",
                  "--out", str(out)]) == 2
-    assert "also given as files" in capsys.readouterr().err
+    assert "also given with their own options (--adc)" in capsys.readouterr().err
     assert main(["synthesize", "--series", "t2w=3", "--out", str(out)]) == 2
     assert "missing inputs --t2w, --pd, --adc, --t1pre" in capsys.readouterr().err
     assert main(["synthesize", "--study", str(tmp_path / "empty"), "--out", str(out)]) == 2
@@ -546,7 +546,7 @@ def test_real_prostatex_study(patient):
     picks = result.picks
     assert (picks["t2w"].series.number, picks["adc"].series.number, picks["pd"].series.number) == (t2w, adc, pd)
     assert "t1pre" not in picks and "dce_early" not in picks
-    assert any("T1-pre given as a file" in n for n in result.notes)
+    assert any("T1-pre given with --t1pre, not taken from the study" in n for n in result.notes)
     assert any("no acquired DCE" in n for n in result.notes)
     with pytest.raises(InputError, match="PD and T1-pre are the same series"):
         pick_roles(study, {"t1pre": pd})
