@@ -294,8 +294,8 @@ def pick_roles(study: Study, overrides: Optional[Dict[str, object]] = None, earl
         if role in overrides and not (role == "t1pre" and overrides[role] == "dce"):
             picks[role] = _override(study, role, overrides[role], ranked)
         elif ranked and not (role == "t1pre" and overrides.get(role) == "dce"):
-            (series, rule), lost = ranked[0], ranked[1:]
-            picks[role] = Pick(role, series, series.volumes()[0], rule, lost)
+            series, lost = ranked[0][0], ranked[1:]
+            picks[role] = Pick(role, series, series.volumes()[0], _winner_rule(ranked, rules), lost)
 
     problems += _unusable_axial_t2w_problems(study, picks.get("t2w"), given, overrides)
     warnings: List[str] = []
@@ -475,7 +475,13 @@ def _refuse_shared_volumes(picks: Dict[str, Pick]) -> None:
         seen.setdefault(key, role)
 
 
-Rule = Tuple[str, Callable[[SeriesInfo], bool], Callable[[SeriesInfo], tuple]]
+# (rule text, which series it matches, their ranking key, what each position of that key means): the last names the
+# criterion that put the winner ahead of the runner-up, as "chosen over #6 as the later acquisition"
+Rule = Tuple[str, Callable[[SeriesInfo], bool], Callable[[SeriesInfo], tuple], Tuple[str, ...]]
+
+# the criteria of _newest_first's three positions
+_NEWEST_FIRST_CRITERIA = ("as the one with an acquisition time", "as the later acquisition",
+                          "by its higher series number")
 
 
 def _newest_first(s: SeriesInfo) -> tuple:
@@ -496,10 +502,13 @@ def _t2w_rules(study: Optional[Study] = None) -> List[Rule]:
         ("axial T2-weighted TSE (of several: the one imaging the other series' region, then the last acquired, a "
          "repeat is made when the first is degraded)",
          lambda s: is_t2w(s) and s.orientation == "axial" and is_single_volume(s),
-         lambda s: (off_the_others(s), "DERIVED" in s.image_type) + _newest_first(s)),
+         lambda s: (off_the_others(s), "DERIVED" in s.image_type) + _newest_first(s),
+         ("as the one imaging the other series' region", "as an original, not derived, image")
+         + _NEWEST_FIRST_CRITERIA),
         # also the rule a losing sagittal/coronal T2W is listed with, beside an axial winner: say when it applies
         ("T2-weighted TSE in another plane (taken only when the study has no usable axial T2W)",
-         lambda s: is_t2w(s) and is_single_volume(s), lambda s: ("DERIVED" in s.image_type,) + _newest_first(s)),
+         lambda s: is_t2w(s) and is_single_volume(s), lambda s: ("DERIVED" in s.image_type,) + _newest_first(s),
+         ("as an original, not derived, image",) + _NEWEST_FIRST_CRITERIA),
     ]
 
 
@@ -519,9 +528,13 @@ def _adc_rank(s: SeriesInfo) -> tuple:
 
 def _adc_rules() -> List[Rule]:
     tail = " (of several: axial, not high-b/calculated, most slices, finest pixels, first acquired)"
+    criteria = ("as axial", "as no high-b or calculated image", "for its more slices", "for its finer pixels",
+                "by its lower series number")
     return [
-        ("ADC map: ImageType ADC" + tail, lambda s: "ADC" in s.image_type and is_single_volume(s), _adc_rank),
-        ("ADC map: 'ADC' in the description" + tail, lambda s: is_adc(s) and is_single_volume(s), _adc_rank),
+        ("ADC map: ImageType ADC" + tail, lambda s: "ADC" in s.image_type and is_single_volume(s), _adc_rank,
+         criteria),
+        ("ADC map: 'ADC' in the description" + tail, lambda s: is_adc(s) and is_single_volume(s), _adc_rank,
+         criteria),
     ]
 
 
@@ -529,11 +542,13 @@ def _pd_rules() -> List[Rule]:
     return [
         ("PD reference scan: PD in the description, e.g. 'tfl3d PD ref' (of several: axial, 'ref', lowest flip)",
          lambda s: is_pd_named(s) and is_single_volume(s),
-         lambda s: (s.orientation != "axial", "ref" not in s.text, s.flip_angle or 0.0, s.number or 0)),
+         lambda s: (s.orientation != "axial", "ref" not in s.text, s.flip_angle or 0.0, s.number or 0),
+         ("as axial", "for 'ref' in its description", "for its lower flip angle", "by its lower series number")),
         (f"lowest-flip-angle pre-contrast 3D gradient echo (VIBE, flip ≤ {PD_MAX_FLIP_DEG:g}°)",
          lambda s: is_gradient_echo_t1(s) and s.flip_angle <= PD_MAX_FLIP_DEG and is_single_volume(s)
          and not _POST_CONTRAST.search(s.text),
-         lambda s: (s.flip_angle, s.orientation != "axial", s.number or 0)),
+         lambda s: (s.flip_angle, s.orientation != "axial", s.number or 0),
+         ("for its lower flip angle", "as axial", "by its lower series number")),
     ]
 
 
@@ -547,14 +562,15 @@ def _t1_rules(dce: Optional[DceSeries], picks: Dict[str, Pick]) -> List[Rule]:
 
     return [(f"pre-contrast 3D gradient echo (VIBE) with the highest flip angle (≥ {T1_MIN_FLIP_DEG:g}°, "
              "acquired before the DCE)", candidate,
-             lambda s: (-s.flip_angle, s.orientation != "axial") + _newest_first(s))]
+             lambda s: (-s.flip_angle, s.orientation != "axial") + _newest_first(s),
+             ("for its higher flip angle", "as axial") + _NEWEST_FIRST_CRITERIA)]
 
 
 def _apply_rules(study: Study, rules: Sequence[Rule]) -> List[Tuple[SeriesInfo, str]]:
     """Every series some rule matched, best first: by rule order, then the rule's ranking."""
     ranked: List[Tuple[SeriesInfo, str]] = []
     seen = set()
-    for name, match, rank in rules:
+    for name, match, rank, _ in rules:
         matched = sorted((s for s in study.series if s.uid not in seen and match(s)), key=rank)
         if len(matched) == 1:
             name = re.sub(r" \(of several:[^)]*\)", "", name)   # no tie to break
@@ -562,6 +578,24 @@ def _apply_rules(study: Study, rules: Sequence[Rule]) -> List[Tuple[SeriesInfo, 
             ranked.append((s, name))
             seen.add(s.uid)
     return ranked
+
+
+def _winner_rule(ranked: List[Tuple[SeriesInfo, str]], rules: Sequence[Rule]) -> str:
+    """The rule text of ``ranked[0]``, with the criterion that put it ahead of ``ranked[1]`` where one rule matched
+    both (a winner by rule order alone needs no more words)."""
+    (first, said), runner_up = ranked[0], ranked[1:2]
+    for name, _, rank, criteria in rules:
+        if runner_up and name == said == runner_up[0][1]:
+            return f"{said}; {_deciding_criterion(first, runner_up[0][0], rank, criteria)}"
+    return said
+
+
+def _deciding_criterion(first: SeriesInfo, second: SeriesInfo, rank, criteria: Sequence[str]) -> str:
+    """'chosen over #6 as the later acquisition': the first position of the ranking key where the two differ."""
+    for criterion, a, b in zip(criteria, rank(first), rank(second)):
+        if a != b:
+            return f"chosen over {second.label()} {criterion}"
+    return f"chosen over {second.label()}, which ranks the same (the first found)"
 
 
 def _find_number(study: Study, role: str, number: int) -> SeriesInfo:

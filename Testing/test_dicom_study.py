@@ -80,6 +80,13 @@ def test_tcia_layout_with_every_distractor_gives_the_right_picks(tcia_study):
                                           expected["t2w"] - 1}
     assert by_name["t2_localizer"] not in numbers(picks["t2w"])
     assert "axial" in picks["t2w"].rule
+    # each line says which criterion put the pick ahead of the runner-up (a repeat looked arbitrary without it)
+    runner_up = {role: picks[role].lost[0][0].label() for role in ("t2w", "adc", "pd", "t1pre")}
+    assert f"chosen over {runner_up['t2w']} as the later acquisition" in picks["t2w"].rule
+    assert f"chosen over {runner_up['adc']} for its more slices" in picks["adc"].rule
+    assert f"chosen over {runner_up['pd']} for 'ref' in its description" in picks["pd"].rule
+    assert f"chosen over {runner_up['t1pre']} for its higher flip angle" in picks["t1pre"].rule
+    assert all("chosen over" not in rule for pick in picks.values() for _, rule in pick.lost)  # the winner's only
     assert set(numbers(picks["adc"])) == {by_name["diff_mddw_12_tra_ADC"], by_name["ep2d_diff_tra_b1400_high_b_ADC"]}
     assert "PD reference" in picks["pd"].rule
     assert by_name["fl3d_vibe_pre_flip_2deg_tra_PD"] in numbers(picks["pd"])
@@ -552,6 +559,10 @@ def test_real_prostatex_study(patient):
         pick_roles(study, {"t1pre": pd})
     if patient == "ProstateX-0001":
         assert 6 in numbers(picks["t2w"])               # the first axial T2W lost to the repeat
+        # both image the same region: the line says which criterion decided (the audit found it did not)
+        assert "chosen over #6 't2_tse_tra' as the later acquisition" in picks["t2w"].rule
+    else:
+        assert "chosen over" not in picks["t2w"].rule    # one axial T2W: nothing was decided between two
 
 
 @pytest.mark.realdata
