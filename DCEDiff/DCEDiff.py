@@ -552,6 +552,8 @@ class DCEDiffWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.statusLabel.text += " " + intensityNotesText(outcome.intensityNotes)
             if outcome.enhancementRescaled:
                 self.ui.statusLabel.text += " " + enhancementRescaledText(outcome.enhancementRescaled)
+            if outcome.t1preCoverage:
+                self.ui.statusLabel.text += " " + t1preCoverageText(outcome.t1preCoverage)
             if outcome.inputFrames:
                 self.ui.statusLabel.text += " " + inputFramesText(outcome.inputFrames)
         self._onParameterNodeModified()
@@ -581,6 +583,19 @@ def enhancementRescaledText(rescaled: dict) -> str:
              "{minimum}): the synthetic enhancement was scaled by {factor} (see the node attribute "
              "DCEDiff.Provenance.enhancement_rescaled).").format(
         level=rescaled.get("gland_level"), minimum=rescaled.get("training_minimum"), factor=rescaled.get("factor"))
+
+
+def t1preCoverageText(coverage: dict) -> str:
+    """One line for the status (GUI) or the log (batch) when the T1-pre does not cover part of the synthesized region
+    (the engine's t1pre_coverage.py; node attribute DCEDiff.Provenance.t1pre_coverage): there the synthetic values
+    rest on no T1-pre."""
+    share = coverage.get("uncovered_share")
+    slices = coverage.get("slices_mostly_uncovered") or []
+    return _("The T1-pre does not cover {share} of the synthesized region{where}: the synthetic values there rest on "
+             "no T1-pre (see the node attribute DCEDiff.Provenance.t1pre_coverage).").format(
+        share=f"{share:.1%}" if isinstance(share, (int, float)) else share,
+        where=_(" (most of working-grid slice(s) {slices})").format(slices=", ".join(map(str, slices)))
+        if slices else "")
 
 
 def inputFramesText(frames: Dict[str, dict]) -> str:
@@ -700,6 +715,8 @@ class DCEDiffResult:
     # {"factor", "gland_level", "training_minimum", "note"} when the engine scaled the synthetic enhancement down
     # for a T1-pre lower on its scale than any training exam (engine's t1pre_level.py), else None
     enhancementRescaled: Optional[dict] = None
+    # the engine's t1pre_coverage record when it carries a note (the T1-pre misses part of the synthesized region)
+    t1preCoverage: Optional[dict] = None
     # input role → the volume-sequence frame a proxy node showed at Apply (DCEDiffSlicerLib/shown_frame.py), for
     # every input selected as a proxy; also the result nodes' attribute DCEDiff.InputFrames
     inputFrames: Dict[str, dict] = dataclasses.field(default_factory=dict)
@@ -1071,10 +1088,12 @@ class DCEDiffLogic(ScriptedLoadableModuleLogic):
             missing = created["synthetic_early"].GetAttribute(scene_io.MISSING_ATTRIBUTE)
             notes = provenance.get("intensity_notes")
             rescaled = provenance.get("enhancement_rescaled")
+            coverage = json.loads(provenance.get("t1pre_coverage") or "null")
             return DCEDiffResult(created, provenance, seconds, outOfDistribution=json.loads(ood) if ood else None,
                                  missingInputs=tuple(missing.split(",")) if missing else (),
                                  intensityNotes=json.loads(notes) if notes else {},
                                  enhancementRescaled=json.loads(rescaled) if rescaled else None,
+                                 t1preCoverage=coverage if coverage and coverage.get("note") else None,
                                  inputFrames=dict(job.inputFrames), t2w=job.t2w)
         finally:
             if self._job is job:  # shutdown() (a module reload from those events) may have let go of it already

@@ -269,6 +269,10 @@ def finishRun(result, out: Path, installSeconds=None) -> int:
         from DCEDiff import enhancementRescaledText
 
         print(f"DCEDiffBatch: note: {enhancementRescaledText(result.enhancementRescaled)}", flush=True)
+    if result.t1preCoverage:
+        from DCEDiff import t1preCoverageText
+
+        print(f"DCEDiffBatch: note: {t1preCoverageText(result.t1preCoverage)}", flush=True)
     writeResults(result, out, installSeconds)
     return EXIT_OK
 

@@ -526,7 +526,11 @@ def test_pd_may_stay_empty_only_for_a_model_trained_without_it(modules, monkeypa
      ["intensity range of PD, T1PRE was set from the bulk", "DCEDiff.Provenance.intensity_notes"]),
     ("enhancementRescaled", {"factor": 0.64, "gland_level": 0.1, "training_minimum": 0.153946, "note": "…"},
      "scaled by", ["synthetic enhancement was scaled by 0.64", "DCEDiff.Provenance.enhancement_rescaled"]),
-], ids=["intensity range set from the bulk", "enhancement rescaled"])
+    ("t1preCoverage", {"covered_share": 0.913, "uncovered_share": 0.087, "slices_mostly_uncovered": [16],
+                       "note": "…"},
+     "does not cover", ["T1-pre does not cover 8.7% of the synthesized region (most of working-grid slice(s) 16)",
+                        "DCEDiff.Provenance.t1pre_coverage"]),
+], ids=["intensity range set from the bulk", "enhancement rescaled", "T1-pre short of the region"])
 def test_a_run_whose_inputs_or_result_were_adjusted_says_so(modules, monkeypatch, field, value, unsaid, said):
     """The status line after a run says nothing of an adjustment the run did not make; after one that made it, what
     was adjusted and the provenance attribute that records it."""
