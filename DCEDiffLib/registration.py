@@ -119,13 +119,37 @@ class RegistrationResult:
                                   "rotation_deg": round(float(applied_deg), 3),
                                   "meaning": "the applied correction (0 when the scanner alignment was kept): "
                                              "displacement at the gland centre and rotation angle"},
-                   "parameters": [float(p) for p in self.transform.GetParameters()],
+                   # the correction's own parameters (a DCE frame's: its step from the T1-pre, as translation_mm)
+                   "parameters": [float(p) for p in _correction(self.transform).GetParameters()],
+                   "transform": transform_record(self.transform),  # all it takes to rebuild it
                    "registered_to": self.registered_to}
         if self.self_check is not None:
             summary["self_check"] = self.self_check
         if self.multi_start is not None:
             summary["multi_start"] = self.multi_start
         return summary
+
+
+def _correction(transform: sitk.Transform) -> sitk.Transform:
+    """The transform a result reports: a DCE frame's composite (step, then the reference's registration applied
+    first) reports its step; SimpleITK's ``GetParameters`` of the composite would give the reference's."""
+    return transform.GetNthTransform(0) if transform.GetName() == "CompositeTransform" else transform
+
+
+def transform_record(transform: sitk.Transform) -> dict:
+    """A JSON record that rebuilds ``transform`` (T2W point, LPS mm → series point): its kind, parameters and fixed
+    parameters (the centre of rotation), a composite as its components. The same transform is written as
+    ``transforms/<series>.tfm`` where the command writes transforms."""
+    if transform.GetName() == "CompositeTransform":
+        return {"kind": "CompositeTransform",
+                "components": [transform_record(transform.GetNthTransform(i))
+                               for i in range(transform.GetNumberOfTransforms())],
+                "meaning": "applied from the last component to the first: the reference series' registration to "
+                           "the T2W, then the step from the reference to this series"}
+    return {"kind": transform.GetName(), "parameters": [float(p) for p in transform.GetParameters()],
+            "fixed_parameters": [float(p) for p in transform.GetFixedParameters()],
+            "meaning": "ITK's order (Euler3DTransform: rotations about x, y, z in radians, then the translation in "
+                       "mm); fixed parameters: the centre of rotation (LPS mm)"}
 
 
 def _round(value: Optional[float]) -> Optional[float]:

@@ -10,7 +10,7 @@ import SimpleITK as sitk
 
 from fixture_cases import VERSION1_PROCEDURAL_CASE as PHANTOM_CASE  # its true motions and bounds below
 from DCEDiffLib.phantom.acquisition import true_series_points
-from DCEDiffLib.registration import register_rigid
+from DCEDiffLib.registration import register_rigid, register_through
 from DCEDiffLib.registration_check import (AGREEMENT_MM, CHECK_ANGLE_DEG, CHECK_RADIUS_MM, CHECK_SHIFT_MM,
                                            check_perturbation, perturbed_copy, rotation_matrix, self_check,
                                            sphere_points, transform_points)
@@ -69,7 +69,37 @@ def test_self_check_agrees_on_the_phantom_and_the_correction_matches_its_true_mo
     assert summary["self_check"]["agrees"] is True and summary["self_check"]["perturbation"]["seed"] == 15
     assert summary["correction"]["at_gland_centre_mm"] == pytest.approx(result.translation_mm, abs=1e-3)
     assert summary["metric_after"] < summary["metric_before"]
+    # the record alone rebuilds the transform: kind, parameters and the centre they turn about
+    np.testing.assert_allclose(transform_points(rebuild(summary["transform"]), points),
+                               transform_points(result.transform, points), atol=1e-9)
     json.dumps(summary)
+
+
+def rebuild(record: dict) -> sitk.Transform:
+    """A transform from its synthesis.json / preprocess.json record, with nothing else (kinds the pipeline writes)."""
+    if record["kind"] == "CompositeTransform":
+        return sitk.CompositeTransform([rebuild(part) for part in record["components"]])
+    assert record["kind"] == "Euler3DTransform", record["kind"]
+    transform = sitk.Euler3DTransform()
+    transform.SetFixedParameters(record["fixed_parameters"])
+    transform.SetParameters(record["parameters"])
+    return transform
+
+
+def test_a_dce_frame_record_rebuilds_its_composite_and_reports_its_own_step(phantom):
+    """A DCE frame's transform is a composite (its step from the T1-pre after the T1-pre's registration). Its record
+    used to give the composite's GetParameters, which SimpleITK answers with the T1-pre's, beside the step's size."""
+    meta, t2w, pd, center = phantom
+    reference = register_rigid(t2w, pd, "pd", center)
+    moved = sitk.Resample(pd, sitk.Euler3DTransform(tuple(center), 0.0, 0.0, 0.02, (1.0, 0.0, 0.0)))
+    frame = register_through(pd, reference, moved, "dce_early", center)
+    summary = frame.to_dict()
+    assert summary["registered_to"] == "pd" and summary["transform"]["kind"] == "CompositeTransform"
+    points = sphere_points(meta["anatomy"]["gland_centre_lps"], 40.0)
+    np.testing.assert_allclose(transform_points(rebuild(summary["transform"]), points),
+                               transform_points(frame.transform, points), atol=1e-9)
+    step = summary["transform"]["components"][0]["parameters"]
+    assert summary["parameters"] == step != reference.to_dict()["parameters"]
 
 
 def test_self_check_reports_a_disagreement_when_the_series_is_noise(phantom):
