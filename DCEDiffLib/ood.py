@@ -241,13 +241,17 @@ def case_statistics(case, conditions: np.ndarray, condition_names: Sequence[str]
                     inputs: Optional[Mapping[str, object]] = None, use_prostate_mask: bool = False,
                     missing: Sequence[str] = ()) -> dict:
     """:func:`input_statistics` of a ``PreprocessedCase`` (the pipeline's view): raw ADC and grid spacing from
-    the case, geometry from the original T2W and the other inputs' files/images where they are cheap to read.
+    the case, geometry from the original T2W and the other inputs as preprocessing read them (``case.input_geometry``;
+    a case read back from disk has none: then their files' headers, where cheap to read).
     ``missing``: inputs not given, skipped (see :func:`input_statistics`)."""
     import SimpleITK as sitk
 
     geometry = {"t2w": series_geometry(case.t2w)}
+    read = getattr(case, "input_geometry", None) or {}  # the series as preprocessing read them (DICOM included)
     for m in condition_names:
-        if m != "t2w" and m not in missing and inputs is not None and inputs.get(m) is not None:
+        if m != "t2w" and m not in missing and m in read:
+            geometry[m] = read[m]
+        elif m != "t2w" and m not in missing and inputs is not None and inputs.get(m) is not None:
             geometry[m] = series_geometry(inputs[m])
     mask = None
     if use_prostate_mask and "prostate_mask" in case.images:

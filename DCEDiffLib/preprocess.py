@@ -67,6 +67,9 @@ class PreprocessedCase:
     # input modality → (k, j, i) booleans: the grid inside that series' field of view; kept in memory only (a case
     # read back from disk has none), for synthesis's T1-pre coverage record (t1pre_coverage.py)
     coverage_masks: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    # input modality → voxel size and field of view of the series as read (ood.series_geometry), kept in memory only:
+    # the out-of-distribution check's geometry, whatever the input was (a file, a DICOM folder, a study's series)
+    input_geometry: Dict[str, dict] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def normalized(self, modality: str) -> np.ndarray:
         """A condition modality normalised to [-1, 1] (float32 (k, j, i), not clipped)."""
@@ -297,8 +300,11 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
     for a model trained to do without them): a missing one is not registered, resampled nor normalised
     (``PreprocessedCase.missing_inputs`` lists it); the caller fills its channel (``pipeline.condition_array``).
     """
+    from DCEDiffLib.ood import series_geometry
+
     images = read_inputs(inputs, optional)
     t2w = images["t2w"]
+    geometry = {k: series_geometry(images[k]) for k in INPUT_MODALITIES if k in images}
     phantom = find_prostate and center_lps is None and input_source(inputs["t2w"]) == PHANTOM
     location = _crop_centre(t2w, center_lps, find_prostate, should_cancel, warn, phantom)
     grid = make_working_grid(t2w, center_lps if center_lps is not None else location.centre_lps,
@@ -348,7 +354,8 @@ def preprocess_case(inputs: Mapping[str, object], center_lps: Optional[Sequence[
                 (warn or (lambda text: progress_say(f"dcediff: note: {text}")))(note)
     sources = {k: str(v) for k, v in inputs.items() if isinstance(v, (str, Path))}
     return PreprocessedCase(grid, t2w, on_grid, norm, registration, coverage, sources, location.to_dict(),
-                            intensity_notes, coverage_masks=masks)
+                            intensity_notes, coverage_masks=masks,
+                            input_geometry={k: g for k, g in geometry.items() if g is not None})
 
 
 def _crop_centre(t2w: sitk.Image, center_lps, find_prostate: bool, should_cancel, warn, phantom: bool = False):
