@@ -468,20 +468,33 @@ def write_outputs(output: SynthesisOutput, out_dir: Path, t2w_grid: bool = False
 
 def write_case_report(output: SynthesisOutput, path: Path) -> None:
     """The PNG a radiologist looks at: inputs, synthetic and acquired early/late, residuals, enhancement."""
-    from DCEDiffLib.evaluation.report_figure import case_title, write_report_png
+    from DCEDiffLib.evaluation.report_figure import write_report_png
+
+    write_report_png(path, [report_row(output)], provenance=provenance_text(output.provenance),
+                     warning=[ood_warning(output), registration_warning(output.case.registration or {}),
+                              output.provenance.get("t1pre_contrast_warning")])
+
+
+def report_row(output: SynthesisOutput) -> dict:
+    """The report's row of one synthesis (``report_figure.report_figure`` says what each key holds)."""
+    from DCEDiffLib.evaluation.report_figure import case_title
 
     row = {"title": case_title(getattr(output.case, "sources", None)), "inputs": output.condition_arrays,
            "grid": output.case.grid.to_dict(), "metrics": output.metrics,
            "synthetic": {s: sitk.GetArrayFromImage(i) for s, i in output.synthetic.items()},
            "acquired": output.acquired or None, "labels": output.labels, "legend": output.legend,
            "labels_source": output.labels_source, "missing_inputs": list(output.missing_inputs or ())}
+    reach = output.provenance.get("t1pre_coverage") or {}
+    if reach.get("note"):  # the synthetic slab without T1-pre behind it, said where the images are looked at
+        slices = reach.get("slices_mostly_uncovered") or []
+        row["notes"] = [f"T1-pre covers {reach['covered_share']:.1%} of the region"
+                        + (f"; slice(s) {', '.join(map(str, slices))} mostly outside it" if slices else "")
+                        + ": synthetic values there rest on no T1-pre"]
     if output.uncertainty:
         row["uncertainty"] = {s: sitk.GetArrayFromImage(i) for s, i in output.uncertainty.items()}
     if output.expected_error:  # shown in preference to the sample spread (report_figure)
         row["expected_error"] = {s: sitk.GetArrayFromImage(i) for s, i in output.expected_error.items()}
-    write_report_png(path, [row], provenance=provenance_text(output.provenance),
-                     warning=[ood_warning(output), registration_warning(output.case.registration or {}),
-                              output.provenance.get("t1pre_contrast_warning")])
+    return row
 
 
 def synthesize_to_folder(inputs: Dict[str, object], out_dir: Path, *, t2w_grid: bool = False,

@@ -338,6 +338,7 @@ def report_figure(rows: List[dict], slice_index: Optional[int] = None, provenanc
     ``uncertainty`` {early, late} (the sample std; shown only without an expected error: measured at a tenth of the
     error's size, docs/model_quality.md, "The curve over K"), ``labels`` + ``legend`` (for the
     slice choice and outlines; ``labels_source`` says where they come from when not the case's own label map),
+    ``notes`` (lines added to the case's text panel, e.g. where the T1-pre does not reach),
     ``slice_index``, ``grid`` (``direction`` and ``spacing`` of the volumes' grid, e.g.
     ``WorkingGrid.to_dict()``: orientation letters and scale bar) and ``metrics`` (an ``evaluate_case`` result;
     computed here when absent and the acquired DCE is given). All volumes (K, H, W) on one grid.
@@ -434,6 +435,7 @@ def report_figure(rows: List[dict], slice_index: Optional[int] = None, provenanc
             given = dict(INPUT_TITLES)
             lines.append("made WITHOUT " + " and ".join(given.get(m, m) for m in row["missing_inputs"])
                          + " (the model was trained to do without it)")
+        lines += list(row.get("notes") or ())  # e.g. where the T1-pre does not reach (pipeline.write_case_report)
         for target in synthetic:
             words = metric_words(metrics, target)
             if words:
