@@ -115,10 +115,10 @@ def test_a_dce_whose_only_pre_contrast_frame_is_its_first_gives_that_frame():
 @pytest.fixture(scope="module")
 def vibe_study(tmp_path_factory):
     """A phantom study whose T1-pre is its VIBE (another series than the DCE), with post-contrast VIBEs beside."""
-    from DCEDiffLib.phantom.generator import generate_case
+    from shared_phantom_case import generated_case
     from DCEDiffLib.phantom.study_export import write_phantom_study
 
-    case = generate_case(3)
+    case = generated_case(3)
     case = fewer_frames(case)
     root = tmp_path_factory.mktemp("vibe_study") / "P-7"
     omit = ("localizer", "t2_sag", "t2_cor", "t2_tra_repeat", "dwi", "calc_bval", "mddw", "adc_hb")

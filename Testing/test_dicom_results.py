@@ -36,7 +36,7 @@ from DCEDiffLib.dicom_results import rescale, series_description, series_numbers
 from DCEDiffLib.dicom_slices import MR_IMAGE_STORAGE
 from DCEDiffLib.dicom_study import scan_study
 from DCEDiffLib.errors import InputError
-from DCEDiffLib.phantom.generator import generate_case
+from shared_phantom_case import generated_case
 from DCEDiffLib.phantom.study_export import write_phantom_study
 from DCEDiffLib.study_roles import pick_roles
 from DCEDiffLib.volume_io import read_volume
@@ -78,7 +78,7 @@ def model(tmp_path_factory):
 def study(tmp_path_factory):
     """A phantom study (T2W, ADC, PD, one DCE series with 5 frames) and the series numbers it holds."""
     root = tmp_path_factory.mktemp("exam") / "PHANTOM-3"
-    expected = write_phantom_study(fewer_frames(generate_case(3)), root, dce_layout="temporal", omit=FEW)
+    expected = write_phantom_study(fewer_frames(generated_case(3)), root, dce_layout="temporal", omit=FEW)
     latin1_name(series_folder(root, expected["t2w"]))
     return root, expected
 

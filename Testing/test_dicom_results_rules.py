@@ -320,14 +320,14 @@ def test_a_study_already_holding_9001_gets_numbers_after_its_highest(tmp_path):
 
     from DCEDiffLib.commands.synthesize import _dicom_target
     from DCEDiffLib.dicom_study import scan_study
-    from DCEDiffLib.phantom.generator import generate_case
+    from shared_phantom_case import generated_case
     from DCEDiffLib.phantom.study_export import PARTS, write_phantom_study
     from DCEDiffLib.study_roles import pick_roles
     from dicom_slice_io import write_retagged_series
 
     root = tmp_path / "exam"
     keep = ("localizer", "t2_tra", "adc", "pd_ref", "vibe")
-    expected = write_phantom_study(generate_case(3), root, omit=[p for p in PARTS if p not in keep])
+    expected = write_phantom_study(generated_case(3), root, omit=[p for p in PARTS if p not in keep])
     localizer = next(s for s in scan_study(root).series if s.number not in expected.values())
     write_retagged_series([f.path for f in localizer.files], root / "from_pacs", {"0020|0011": "9001"})
     picks = pick_roles(scan_study(root))

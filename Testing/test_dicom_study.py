@@ -21,7 +21,7 @@ from DCEDiffLib.cli import main
 from DCEDiffLib.dce_series import arrival_index
 from DCEDiffLib.dicom_study import read_study_volume, scan_folder, scan_study
 from DCEDiffLib.errors import InputError
-from DCEDiffLib.phantom.generator import generate_case
+from shared_phantom_case import generated_case
 from DCEDiffLib.phantom.study_export import write_phantom_study
 from DCEDiffLib.study_roles import parse_series_overrides, pick_roles
 
@@ -36,7 +36,7 @@ SMALL = ("localizer", "t2_sag", "t2_cor", "dwi", "calc_bval", "mddw", "adc_hb", 
 
 @pytest.fixture(scope="module")
 def case():
-    return generate_case(3)
+    return generated_case(3)
 
 
 @pytest.fixture(scope="module")

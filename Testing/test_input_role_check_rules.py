@@ -7,7 +7,7 @@ import pytest
 
 from DCEDiffLib.dicom_study import scan_study
 from DCEDiffLib.input_role_check import role_mismatch_warnings
-from DCEDiffLib.phantom.generator import generate_case
+from shared_phantom_case import generated_case
 from DCEDiffLib.phantom.study_export import write_phantom_study
 from DCEDiffLib.series_kinds import is_adc
 from DCEDiffLib.study_roles import pick_roles
@@ -17,7 +17,7 @@ from DCEDiffLib.study_roles import pick_roles
 def folders(tmp_path_factory):
     """The one-series folders of a phantom study in the TCIA layout: the picked T2W, ADC and PD, and a DWI."""
     root = tmp_path_factory.mktemp("roles") / "exam"
-    write_phantom_study(generate_case(3), root, file_layout="tcia",
+    write_phantom_study(generated_case(3), root, file_layout="tcia",
                         omit=("localizer", "t2_sag", "t2_cor", "calc_bval", "mddw", "adc_hb", "dce", "t1_post"))
     study = scan_study(root)
     picks = pick_roles(study, require=False).picks

@@ -215,12 +215,12 @@ def test_ood_check_skips_the_missing_pd_and_says_so():
 def test_study_without_pd_proceeds_for_a_dropout_model_and_is_refused_otherwise(dropout_model, plain_model,
                                                                                  tmp_path, capsys):
     from DCEDiffLib.dicom_study import scan_study
-    from DCEDiffLib.phantom import generate_case
+    from shared_phantom_case import generated_case
     from DCEDiffLib.phantom.study_export import write_phantom_study
     from DCEDiffLib.study_roles import pick_roles
 
     root = tmp_path / "study"
-    write_phantom_study(generate_case(3), root, dce_layout="temporal", file_layout="mixed",
+    write_phantom_study(generated_case(3), root, dce_layout="temporal", file_layout="mixed",
                         omit=("pd_ref", "vibe", "localizer", "t2_sag", "t2_cor", "dwi", "calc_bval", "mddw",
                               "adc_hb", "t1_post"))
     study = scan_study(root)

@@ -10,14 +10,14 @@ import SimpleITK as sitk
 
 from DCEDiffLib.phantom.anatomy import _inside, build_anatomy
 from DCEDiffLib.phantom.dicom_export import write_dicom_modality
-from DCEDiffLib.phantom.generator import generate_case
+from shared_phantom_case import generated_case
 from DCEDiffLib.phantom.rasterize import Grid, local_mapping
 from DCEDiffLib.phantom.tissues import sample_tissues
 
 
 @pytest.fixture(scope="module")
 def dicom_case():
-    return generate_case(3)
+    return generated_case(3)
 
 
 def _read_series(folder: Path) -> sitk.Image:

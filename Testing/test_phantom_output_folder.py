@@ -25,6 +25,14 @@ def dataset(written, tmp_path) -> Path:
     return Path(shutil.copytree(written, tmp_path / "X"))
 
 
+@pytest.fixture(scope="module")
+def written_two(tmp_path_factory) -> Path:
+    """A phantom dataset of two cases (no 4D series), written once and copied by each test that rewrites it."""
+    out = tmp_path_factory.mktemp("written_two") / "X"
+    generate_dataset(out, 2, include_series=False)
+    return out
+
+
 def tree(folder: Path) -> dict:
     """Every path under ``folder`` with its inode (and a file's modification time): a case replaced, even by
     identical bytes, gets a new folder (atomic write) and new files. A folder's time is left out: the run's lock
@@ -88,12 +96,12 @@ def test_overwrite_still_rewrites_a_phantom_dataset(dataset, capsys):
 
 
 @pytest.mark.parametrize("out", ["..", "dataset"])
-def test_running_inside_a_case_folder_is_refused_before_any_case_is_rewritten(tmp_path, capsys, monkeypatch, out):
+def test_running_inside_a_case_folder_is_refused_before_any_case_is_rewritten(written_two, tmp_path, capsys,
+                                                                             monkeypatch, out):
     """``cd X/case_001; dcediff phantom --cases 2 --out .. --overwrite``: case_000 was rewritten, then the case
     writer refused case_001 (the current folder) and dataset.json still described the old dataset; ``--out ..`` was
     moreover called "inside the case folder" and --out X advised, the same folder."""
-    dataset = tmp_path / "X"
-    generate_dataset(dataset, 2, include_series=False)
+    dataset = Path(shutil.copytree(written_two, tmp_path / "X"))
     before = tree(dataset)
     monkeypatch.chdir(dataset / "case_001")
     given = ".." if out == ".." else str(dataset)

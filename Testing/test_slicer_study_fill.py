@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "DCEDiff"))
 from DCEDiffSlicerLib import study_fill  # noqa: E402
 from DCEDiffLib.dicom_study import scan_study  # noqa: E402
 from DCEDiffLib.errors import InputError  # noqa: E402
-from DCEDiffLib.phantom.generator import generate_case  # noqa: E402
+from shared_phantom_case import generated_case  # noqa: E402
 from DCEDiffLib.phantom.study_export import write_phantom_study  # noqa: E402
 from test_slicer_module import ParameterNodeStandIn, make_widget, modules, save_and_reopen  # noqa: E402,F401
 from dicom_slice_io import SLICER_EXPORT_TAGS, write_retagged_series  # noqa: E402
@@ -56,7 +56,7 @@ class DicomDatabaseStandIn:
 
 @pytest.fixture(scope="module")
 def phantom_case():
-    case = generate_case(3)
+    case = generated_case(3)
     return fewer_frames(case)
 
 

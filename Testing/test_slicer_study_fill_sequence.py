@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "DCEDiff"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from DCEDiffSlicerLib import study_fill  # noqa: E402
 from DCEDiffLib.dicom_study import scan_study  # noqa: E402
-from DCEDiffLib.phantom.generator import generate_case  # noqa: E402
+from shared_phantom_case import generated_case  # noqa: E402
 from DCEDiffLib.phantom.study_export import write_phantom_study  # noqa: E402
 from test_slicer_module import modules  # noqa: E402,F401  (the Qt stand-ins of the module tests)
 from test_slicer_study_fill import FEW, DicomDatabaseStandIn  # noqa: E402
@@ -43,7 +43,7 @@ from phantom_frames import fewer_frames  # noqa: E402
 def temporal_study(tmp_path_factory):
     """A phantom exam whose DCE is one series with TemporalPositionIdentifier 1…5 (dce_layout "temporal"), with
     the post-contrast VIBEs acquired after the DCE (one of them with a neutral name)."""
-    case = generate_case(3)
+    case = generated_case(3)
     case = fewer_frames(case)
     root = tmp_path_factory.mktemp("temporal") / "P-5"
     expected = write_phantom_study(case, root, dce_layout="temporal", omit=FEW, patient_id="P-5")

@@ -17,7 +17,7 @@ import SimpleITK as sitk
 
 from DCEDiffLib.cli import main
 from DCEDiffLib.errors import InputError
-from DCEDiffLib.phantom.generator import generate_case
+from shared_phantom_case import generated_case
 from DCEDiffLib.phantom.study_export import write_phantom_study
 from DCEDiffLib.study_dataset import build_dataset, read_manifest
 from DCEDiffLib.training.case_data import list_case_dirs, load_case
@@ -30,7 +30,7 @@ ROLES = ("t2w", "pd", "adc", "t1pre", "dce_early", "dce_late")
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    case = fewer_frames(generate_case(3))
+    case = fewer_frames(generated_case(3))
     root = tmp_path_factory.mktemp("download") / "PROSTATEx"
     expected = {
         "P-A": write_phantom_study(case, root / "P-A", omit=FEW, study_key="a", patient_id="P-A"),

@@ -85,13 +85,13 @@ def test_a_copy_whose_patient_is_gone_is_converted_not_left_as_a_copy(tmp_path):
     instead of taking its old 'copy' row as finished and leaving the study out. Found by the session-54 audit."""
     import shutil
 
-    from DCEDiffLib.phantom.generator import generate_case
+    from shared_phantom_case import generated_case
     from DCEDiffLib.phantom.study_export import write_phantom_study
     from DCEDiffLib.study_dataset import build_dataset
 
     few = ("localizer", "t2_sag", "t2_cor", "t2_tra_repeat", "dwi", "calc_bval", "mddw", "adc_hb", "t1_post", "dce")
     source = tmp_path / "source" / "P-D"
-    write_phantom_study(generate_case(3), source, omit=few, study_key="d", patient_id="P-D")
+    write_phantom_study(generated_case(3), source, omit=few, study_key="d", patient_id="P-D")
     root, out = tmp_path / "root", tmp_path / "out"
     root.mkdir()
     for name in ("P-D", "P-D-copy"):

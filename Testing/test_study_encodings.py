@@ -22,7 +22,7 @@ from DCEDiffLib.dicom_part10 import frame_positions
 from DCEDiffLib.dicom_study import DicomFile, SeriesInfo, Study, _check_frame_stack, read_study_volume, \
     scan_study
 from DCEDiffLib.errors import InputError
-from DCEDiffLib.phantom.generator import generate_case
+from shared_phantom_case import generated_case
 from DCEDiffLib.phantom.study_export import write_phantom_study
 from DCEDiffLib.series_kinds import is_single_volume, unusable_axial_t2w
 from DCEDiffLib.study_roles import pick_roles
@@ -35,7 +35,7 @@ AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("study") / "exam"
-    expected = write_phantom_study(generate_case(3), root, omit=OMIT)
+    expected = write_phantom_study(generated_case(3), root, omit=OMIT)
     return root, expected
 
 

@@ -22,7 +22,7 @@ import SimpleITK as sitk
 
 from DCEDiffLib.dicom_study import DicomFile, SeriesInfo, read_study_volume, scan_study
 from DCEDiffLib.errors import InputError
-from DCEDiffLib.phantom.generator import generate_case
+from shared_phantom_case import generated_case
 from DCEDiffLib.phantom.study_export import write_phantom_study
 from DCEDiffLib.study_roles import pick_roles
 from DCEDiffLib.volume_io import read_volume
@@ -35,7 +35,7 @@ OMIT = ("localizer", "t2_tra_repeat", "dwi", "calc_bval", "mddw", "adc_hb", "dce
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("study") / "exam"
-    expected = write_phantom_study(generate_case(3), root, omit=OMIT)
+    expected = write_phantom_study(generated_case(3), root, omit=OMIT)
     return root, expected
 
 

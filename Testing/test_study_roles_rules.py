@@ -101,12 +101,12 @@ def test_sagittal_and_coronal_series_are_named_by_their_slice_normal(tmp_path):
     resampled in those planes (study_export._plane), so their labels (shown in every listing a user reads to choose
     --series) must say so; the slice normal of the files read back is checked here too."""
     from DCEDiffLib.dicom_study import scan_study
-    from DCEDiffLib.phantom.generator import generate_case
+    from shared_phantom_case import generated_case
     from DCEDiffLib.phantom.study_export import PARTS, write_phantom_study
 
     root = tmp_path / "exam"
     keep = {"t2_sag", "t2_cor", "t2_tra"}
-    write_phantom_study(generate_case(3), root, omit=tuple(p for p in PARTS if p not in keep))
+    write_phantom_study(generated_case(3), root, omit=tuple(p for p in PARTS if p not in keep))
     study = scan_study(root)
     by_name = {s.description: s for s in study.series}
     for name, axis, plane in (("t2_tse_sag", 0, "sagittal"), ("t2_tse_cor", 1, "coronal"), ("t2_tse_tra", 2, "axial")):

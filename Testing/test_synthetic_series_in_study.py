@@ -27,7 +27,7 @@ from DCEDiffLib.data_source import PHANTOM_MARK, dicom_result_mark
 from DCEDiffLib.dicom_study import scan_study
 from DCEDiffLib.errors import InputError
 from DCEDiffLib.input_role_check import role_mismatch_warnings
-from DCEDiffLib.phantom.generator import generate_case
+from shared_phantom_case import generated_case
 from DCEDiffLib.phantom.study_export import write_phantom_study
 from DCEDiffLib.preprocess import read_inputs
 from DCEDiffLib.study_roles import parse_series_overrides, pick_roles
@@ -51,7 +51,7 @@ MARKS = {
 @pytest.fixture(scope="module")
 def exam(tmp_path_factory):
     """A phantom study with 5 DCE frames (fewer files), and what a reader should pick."""
-    case = generate_case(3)
+    case = generated_case(3)
     case = fewer_frames(case)
     root = tmp_path_factory.mktemp("exam") / "PHANTOM-3"
     return root, write_phantom_study(case, root, dce_layout="temporal", omit=FEW)

@@ -23,7 +23,7 @@ from DCEDiffLib.cli import main
 from DCEDiffLib.dicom_study import scan_study
 from DCEDiffLib.input_role_check import t1pre_contrast_warning
 from DCEDiffLib.model_registry import SAMPLE_CASE_DIR
-from DCEDiffLib.phantom.generator import generate_case
+from shared_phantom_case import generated_case
 from DCEDiffLib.phantom.study_export import write_phantom_study
 from DCEDiffLib.study_roles import pick_roles
 from dicom_slice_io import read_slice_with_tags
@@ -87,7 +87,7 @@ def test_a_pre_contrast_series_a_nifti_file_and_an_image_get_no_warning(tmp_path
 def study(tmp_path_factory):
     """A phantom study with its post-contrast VIBEs (one named so, one only acquired after the DCE)."""
     root = tmp_path_factory.mktemp("contrast") / "exam"
-    write_phantom_study(generate_case(3), root, file_layout="tcia",
+    write_phantom_study(generated_case(3), root, file_layout="tcia",
                         omit=("localizer", "t2_sag", "t2_cor", "calc_bval", "mddw", "adc_hb"))
     return scan_study(root)
 

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 
 from DCEDiffLib.cli import main
 from DCEDiffLib.dicom_study import Study, scan_study
-from DCEDiffLib.phantom.generator import generate_case
+from shared_phantom_case import generated_case
 from DCEDiffLib.phantom.study_export import write_phantom_study
 from DCEDiffLib.study_roles import parse_series_overrides, pick_roles
 
@@ -33,7 +33,7 @@ UNDATED = "not dated: no DCE series in the study to date it by, taken as pre-con
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory):
     """(root without the DCE series, root with it, the writer's expected picks with it)."""
-    case = generate_case(3)
+    case = generated_case(3)
     without = tmp_path_factory.mktemp("no_dce") / "exam"
     write_phantom_study(case, without, omit=FEW + ("dce",))
     with_dce = tmp_path_factory.mktemp("dce") / "exam"
