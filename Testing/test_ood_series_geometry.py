@@ -10,15 +10,15 @@ import SimpleITK as sitk
 from DCEDiffLib import ood
 from DCEDiffLib.modalities import INPUT_MODALITIES
 from DCEDiffLib.phantom.dicom_export import write_dicom_modality
-from DCEDiffLib.phantom.generator import generate_case
 from DCEDiffLib.pipeline import condition_array
 from DCEDiffLib.preprocess import preprocess_case
+from shared_phantom_case import generated_case
 
 
 @pytest.fixture(scope="module")
 def exam(tmp_path_factory):
     """A phantom exam: T2W as NIfTI, PD, ADC and T1-pre as DICOM series folders (as a study's series arrive)."""
-    case = generate_case(3)
+    case = generated_case(3)
     root = tmp_path_factory.mktemp("exam")
     inputs = {"t2w": root / "t2w.nii.gz"}
     sitk.WriteImage(case.images["t2w"], str(inputs["t2w"]))
