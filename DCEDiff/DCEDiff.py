@@ -594,7 +594,9 @@ def t1preCoverageText(coverage: dict) -> str:
     return _("The T1-pre does not cover {share} of the synthesized region{where}: the synthetic values there rest on "
              "no T1-pre (see the node attribute DCEDiff.Provenance.t1pre_coverage).").format(
         share=f"{share:.1%}" if isinstance(share, (int, float)) else share,
-        where=_(" (most of working-grid slice(s) {slices})").format(slices=", ".join(map(str, slices)))
+        # the engine's 3 mm working grid, not the T2W-grid copies shown here: its numbers are no T2W slice numbers
+        where=_(" (most of working-grid slice(s) {slices}, counted from the inferior end of the engine's 3 mm grid, "
+                "not the T2W's slice numbers)").format(slices=", ".join(map(str, slices)))
         if slices else "")
 
 

@@ -487,7 +487,7 @@ def report_row(output: SynthesisOutput) -> dict:
     reach = output.provenance.get("t1pre_coverage") or {}
     if reach.get("note"):  # the synthetic slab without T1-pre behind it, said where the images are looked at
         slices = reach.get("slices_mostly_uncovered") or []
-        row["notes"] = [f"T1-pre covers {reach['covered_share']:.1%} of the region"
+        row["notes"] = [f"T1-pre covers {reach['covered_share']:.1%} of the synthesized region"
                         + (f"; slice(s) {', '.join(map(str, slices))} mostly outside it" if slices else "")
                         + ": synthetic values there rest on no T1-pre"]
     if output.uncertainty:

@@ -148,8 +148,10 @@ def transform_record(transform: sitk.Transform) -> dict:
                            "the T2W, then the step from the reference to this series"}
     return {"kind": transform.GetName(), "parameters": [float(p) for p in transform.GetParameters()],
             "fixed_parameters": [float(p) for p in transform.GetFixedParameters()],
-            "meaning": "ITK's order (Euler3DTransform: rotations about x, y, z in radians, then the translation in "
-                       "mm); fixed parameters: the centre of rotation (LPS mm)"}
+            # Euler3D's fixed parameters are four: the centre, then ITK's ComputeZYX flag (which rotation order)
+            "meaning": "ITK's order (Euler3DTransform: the angles about x, y, z in radians, then the translation in "
+                       "mm); fixed parameters: the centre of rotation (LPS mm), then ITK's ComputeZYX flag (0: the "
+                       "rotation is Rz·Rx·Ry)"}
 
 
 def _round(value: Optional[float]) -> Optional[float]:

@@ -528,7 +528,8 @@ def test_pd_may_stay_empty_only_for_a_model_trained_without_it(modules, monkeypa
      "scaled by", ["synthetic enhancement was scaled by 0.64", "DCEDiff.Provenance.enhancement_rescaled"]),
     ("t1preCoverage", {"covered_share": 0.913, "uncovered_share": 0.087, "slices_mostly_uncovered": [16],
                        "note": "…"},
-     "does not cover", ["T1-pre does not cover 8.7% of the synthesized region (most of working-grid slice(s) 16)",
+     "does not cover", ["T1-pre does not cover 8.7% of the synthesized region (most of working-grid slice(s) 16, "
+                        "counted from the inferior end of the engine's 3 mm grid, not the T2W's slice numbers)",
                         "DCEDiff.Provenance.t1pre_coverage"]),
 ], ids=["intensity range set from the bulk", "enhancement rescaled", "T1-pre short of the region"])
 def test_a_run_whose_inputs_or_result_were_adjusted_says_so(modules, monkeypatch, field, value, unsaid, said):

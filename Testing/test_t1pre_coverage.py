@@ -60,7 +60,8 @@ def test_synthesis_records_and_says_where_the_t1pre_does_not_reach():
     # report.png's text panel says it too; the whole exam's has no such line
     from DCEDiffLib.pipeline import report_row
 
-    assert report_row(cut_run)["notes"][0].startswith(f"T1-pre covers {record['covered_share']:.1%} of the region")
+    covered = f"T1-pre covers {record['covered_share']:.1%} of the synthesized region"
+    assert report_row(cut_run)["notes"][0].startswith(covered)
     assert f"slice(s) {', '.join(map(str, record['slices_mostly_uncovered']))} mostly outside it" in \
         report_row(cut_run)["notes"][0]
     assert "notes" not in report_row(whole)
