@@ -249,9 +249,11 @@ def case_statistics(case, conditions: np.ndarray, condition_names: Sequence[str]
     geometry = {"t2w": series_geometry(case.t2w)}
     read = getattr(case, "input_geometry", None) or {}  # the series as preprocessing read them (DICOM included)
     for m in condition_names:
-        if m != "t2w" and m not in missing and m in read:
+        if m == "t2w" or m in missing:
+            continue
+        if m in read:
             geometry[m] = read[m]
-        elif m != "t2w" and m not in missing and inputs is not None and inputs.get(m) is not None:
+        elif inputs is not None and inputs.get(m) is not None:
             geometry[m] = series_geometry(inputs[m])
     mask = None
     if use_prostate_mask and "prostate_mask" in case.images:
