@@ -57,7 +57,7 @@ def test_a_correction_that_does_not_lower_the_metric_is_not_applied(sample_image
     mask = region_mask(t2w, centre, 40.0, moving=t1pre)
     identity = sitk.Euler3DTransform()
     identity.SetCenter(tuple(float(c) for c in centre))
-    before = _metric_value(t2w, t1pre, mask, identity)
+    before = _metric_value(t2w, t1pre, mask, identity, "dce_late")
     assert np.isfinite(before) and MIN_IMPROVEMENT > 0
     result = _guard(t2w, t1pre, mask, "dce_late", centre, sitk.Euler3DTransform(identity), before, 40.0, 15.0, 10.0)
     assert result.metric_after == before
