@@ -204,7 +204,9 @@ PD_0001_LIMITATION = pytest.mark.xfail(
     reason="known limitation: the PD reference scan of ProstateX-0001 (tfl3d, strong coil shading, almost no gland "
            "contrast) drifts under intensity MI; the guard rejects that and the edge (gradient-magnitude) retry "
            "corrects it by 3.9 mm / 1.3°, beyond this test's 3 mm bound for an unperturbed series (whether that is "
-           "the scan's true motion is unknown; see docs/preprocessing.md)", strict=False)
+           "the scan's true motion is unknown; see docs/preprocessing.md). Since the PD's metric takes the exact "
+           "gradient on a seeded random sample it lands 2.87 mm from the scanner alignment, inside the bound by "
+           "0.13 mm only, so the mark stays (not strict)", strict=False)
 CASES = [(p, m) for p in sorted(EXAMS) for m in ("adc", "pd")]
 UNPERTURBED_CASES = [pytest.param(p, m, marks=PD_0001_LIMITATION if (p, m) == ("ProstateX-0001", "pd") else ())
                      for p, m in CASES]
@@ -219,6 +221,25 @@ def test_unperturbed_series_stay_near_the_scanner_alignment(exams, unperturbed, 
     RESULTS[f"{patient} {modality} unperturbed: mean |T0 - identity|"] = float(displacement.mean())
     assert displacement.mean() < 3.0, (result.reason, displacement.mean())
     assert result.applied or "implausibly" not in result.reason, result.reason
+
+
+# Where the prostate model finds each gland (Testing/test_prostate_localization.py's reference centres): the centre
+# dcediff synthesize registers about.
+GLAND_CENTRES = {"ProstateX-0000": (38.00, 21.32, -31.04), "ProstateX-0001": (-22.51, 40.71, -12.64)}
+
+
+@needs_data
+@pytest.mark.parametrize("patient", sorted(GLAND_CENTRES))
+def test_the_real_pds_self_check_agrees_at_the_gland_centre(exams, patient):
+    """The PD as dcediff synthesize registers it (gland centre, self-check on) must pass its own self-check.
+    ProstateX-0001's PD reference scan (coil shading, no gland contrast) disagreed by 2.45 mm (tolerance 1.5 mm)
+    until the PD's metric took the exact gradient on a seeded random sample (0.67 mm since; ProstateX-0000 0.34 ->
+    0.06 mm; docs/preprocessing.md, "The PD on the same set-up")."""
+    exam = exams[patient]
+    result = register_rigid(exam["t2w"], exam["pd"], "pd", GLAND_CENTRES[patient], check=True)
+    RESULTS[f"{patient} pd at the gland centre: self-check disagreement"] = result.self_check["mean_disagreement_mm"]
+    assert result.applied, result.reason
+    assert result.self_check["agrees"] is True, result.self_check
 
 
 @needs_data

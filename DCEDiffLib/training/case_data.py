@@ -23,7 +23,7 @@ from DCEDiffLib.normalization import NormParams, normalize
 from DCEDiffLib.target_scale import target_norm_params
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
-CACHE_VERSION = 10  # 2: the heavy-tail rule of intensity_tail.py (a case it fires on is normalised differently)
+CACHE_VERSION = 11  # 2: the heavy-tail rule of intensity_tail.py (a case it fires on is normalised differently)
 # 3: the DCE frames registered to the T1-pre (registration.register_through), not each to the T2W
 # 4: the ADC and the T1-pre registered in an 80 mm sphere (registration.REGION_RADIUS_BY_SERIES_MM)
 # 5: the T1-pre and the DCE frames stop at a 0.01 mm step (registration.MIN_STEP_BY_SERIES_MM)
@@ -33,6 +33,7 @@ CACHE_VERSION = 10  # 2: the heavy-tail rule of intensity_tail.py (a case it fir
 # 8: the PD registered in a 60 mm sphere (registration.REGION_RADIUS_BY_SERIES_MM)
 # 9: the ADC's metric on the exact gradient of a seeded random sample (registration.SAMPLED_EXACT_GRADIENT_SERIES)
 # 10: the T1-pre's metric likewise (every T1-pre and, through it, every DCE frame moves)
+# 11: the PD's metric likewise
 
 
 @dataclasses.dataclass
