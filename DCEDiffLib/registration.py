@@ -331,12 +331,7 @@ def _method(mask: sitk.Image, modality: str, iterations: int, learning_rate: flo
     """The optimiser set-up for ``modality`` (its smallest step: :data:`MIN_STEP_BY_SERIES_MM`); ``levels`` = 1
     runs only the coarse level (multi-start screening)."""
     method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=HISTOGRAM_BINS)
-    _set_sampling(method, modality)
-    if modality in SAMPLED_EXACT_GRADIENT_SERIES:
-        method.MetricUseMovingImageGradientFilterOff()
-    method.SetMetricFixedMask(mask)
-    method.SetInterpolator(sitk.sitkLinear)
+    _set_metric(method, mask, modality)
     method.SetOptimizerAsRegularStepGradientDescent(learningRate=learning_rate,
                                                     minStep=MIN_STEP_BY_SERIES_MM.get(modality, MIN_STEP_MM),
                                                     numberOfIterations=iterations, relaxationFactor=0.5,
@@ -348,14 +343,19 @@ def _method(mask: sitk.Image, modality: str, iterations: int, learning_rate: flo
     return method
 
 
-def _set_sampling(method: sitk.ImageRegistrationMethod, modality: str) -> None:
-    """Every voxel of the region (a smooth, deterministic metric), or the seeded random sample of
-    :data:`SAMPLED_EXACT_GRADIENT_SERIES`."""
+def _set_metric(method: sitk.ImageRegistrationMethod, mask: sitk.Image, modality: str) -> None:
+    """``modality``'s metric, one for the optimiser and for :func:`_metric_value`: Mattes MI over ``mask`` with linear
+    interpolation, on every voxel of the region (a smooth, deterministic metric) with ITK's moving-image gradient, or
+    for :data:`SAMPLED_EXACT_GRADIENT_SERIES` on the seeded random sample with the exact gradient."""
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=HISTOGRAM_BINS)
     if modality in SAMPLED_EXACT_GRADIENT_SERIES:
         method.SetMetricSamplingStrategy(method.RANDOM)
         method.SetMetricSamplingPercentage(SAMPLED_SHARE, SAMPLING_SEED)
+        method.MetricUseMovingImageGradientFilterOff()
     else:
         method.SetMetricSamplingStrategy(method.NONE)
+    method.SetMetricFixedMask(mask)
+    method.SetInterpolator(sitk.sitkLinear)
 
 
 def _metric_value(fixed: sitk.Image, moving: sitk.Image, mask: sitk.Image, transform: sitk.Transform,
@@ -363,10 +363,7 @@ def _metric_value(fixed: sitk.Image, moving: sitk.Image, mask: sitk.Image, trans
     """Mattes MI at full resolution over the region, sampled as the optimiser of ``modality`` samples it (the same
     sample at every call, so before/after compare fairly and the guard judges the metric that was optimised)."""
     method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=HISTOGRAM_BINS)
-    _set_sampling(method, modality)
-    method.SetMetricFixedMask(mask)
-    method.SetInterpolator(sitk.sitkLinear)
+    _set_metric(method, mask, modality)
     method.SetInitialTransform(sitk.Euler3DTransform(transform), inPlace=False)
     try:
         return float(method.MetricEvaluate(fixed, moving))
