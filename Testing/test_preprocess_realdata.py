@@ -24,6 +24,7 @@ from DCEDiffLib.registration import REGION_RADIUS_MM, register_rigid
 from DCEDiffLib.volume_io import read_volume
 from DCEDiffLib.working_grid import field_of_view_center
 from fixture_cases import VERSION1_PROCEDURAL_CASE as PHANTOM_CASE  # its true motions and bounds below
+from prostatex_reference import TAPS_REFERENCE
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "prostatex"
 HAVE_DATA = (DATA / "ProstateX-0000").is_dir()
@@ -224,9 +225,8 @@ def test_unperturbed_series_stay_near_the_scanner_alignment(exams, unperturbed, 
     assert result.applied or "implausibly" not in result.reason, result.reason
 
 
-# Where the prostate model finds each gland (Testing/test_prostate_localization.py's reference centres): the centre
-# dcediff synthesize registers about.
-GLAND_CENTRES = {"ProstateX-0000": (38.00, 21.32, -31.04), "ProstateX-0001": (-22.51, 40.71, -12.64)}
+# Where the prostate model finds each gland: the centre dcediff synthesize registers about.
+GLAND_CENTRES = {patient: centre for patient, (_, centre, _) in TAPS_REFERENCE.items()}
 
 
 @needs_data

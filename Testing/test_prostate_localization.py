@@ -23,15 +23,10 @@ import SimpleITK as sitk
 
 from DCEDiffLib import prostate_localization as pl
 from DCEDiffLib.errors import InputError
+from prostatex_reference import TAPS_REFERENCE as REFERENCE  # T2W series, TAPS centroid (LPS mm), volume (mL)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data" / "prostatex"
-# Reference: centroid (LPS mm) and volume (mL) of the mask TAPS's own full-resolution pipeline writes
-# (taps.segment, lavlab-taps 1.1.2, every window at 0.8 x 0.8 x 3 mm) for the T2W series below.
-REFERENCE = {
-    "ProstateX-0000": ("4-t2tsetra", (38.00, 21.32, -31.04), 40.1),
-    "ProstateX-0001": ("10-t2tsetra", (-22.51, 40.71, -12.64), 24.4),
-}
 FAST_TOLERANCE_MM = 3.0        # fast path vs the full-resolution reference (measured 1.6 and 0.5 mm)
 PLAUSIBLE_ML = (10.0, 100.0)
 
