@@ -129,7 +129,7 @@ def run_exam(case_dir: Path, out_dir: Path, model: Optional[str], cache: Path) -
         command += ["--model", model]
     env = dict(os.environ, DCEDIFF_CACHE_DIR=str(cache))
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, encoding="utf-8", errors="replace")
     row = {"exam": str(case_dir), "family": meta.get("anatomy_family"), "domain": meta.get("domain"),
            "fat_suppressed": (meta.get("dce") or {}).get("t1_fat_suppressed"), "returncode": done.returncode,
            "seconds": round(time.perf_counter() - started, 1)}
