@@ -157,23 +157,21 @@ def summary(rows: List[dict]) -> str:
         text = f"{np.median(scores):.2f} ({scores.min():.2f}–{scores.max():.2f})" if scores.size else "–"
         out.append(f"| {family}, {domain} | {len(members)} | {sum(r['returncode'] != 0 for r in members)} | {text} | "
                    f"{sum(bool(r.get('ood_flagged')) for r in members)} |")
-    out += ["", "Exams with each kind of console line:", ""]
-    kinds = sorted({s["kind"] for r in rows for s in r["said"]})
-    names = [f"{f}, {d}" for f, d in sorted(groups)]
-    out += ["| line | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for kind in kinds:
-        counts = [sum(any(s["kind"] == kind for s in r["said"]) for r in groups[g]) for g in sorted(groups)]
-        out.append(f"| {kind} | " + " | ".join(f"{c} of {len(groups[g])}" for c, g in zip(counts, sorted(groups)))
-                   + " |")
-    out += ["", f"Registration self-checks against the true motion (wrong: beyond {ALARM_MM} mm over the 40 mm sphere):",
-            "", "| series | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    order = sorted(groups)
+    names = [f"{f}, {d}" for f, d in order]
+    out += ["", "Exams with each kind of console line:", "", "| line | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names)]
+    for kind in sorted({s["kind"] for r in rows for s in r["said"]}):
+        counts = [sum(any(s["kind"] == kind for s in r["said"]) for r in groups[g]) for g in order]
+        out.append(f"| {kind} | " + " | ".join(f"{c} of {len(groups[g])}" for c, g in zip(counts, order)) + " |")
+    out += ["", f"Registration self-checks against the true motion (wrong: beyond {ALARM_MM} mm over the 40 mm "
+            "sphere):", "", "| series | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for series in SERIES:
         cells = []
-        for g in sorted(groups):
-            verdicts = Counter(alarm_verdict(r["registration"][series]) for r in groups[g]
-                               if series in (r.get("registration") or {}))
-            errors = [r["registration"][series]["error_mm"] for r in groups[g] if series in (r.get("registration") or {})]
-            median = f"{np.median(errors):.2f} mm" if errors else "–"
+        for g in order:
+            judged = [r["registration"][series] for r in groups[g] if series in (r.get("registration") or {})]
+            verdicts = Counter(alarm_verdict(j) for j in judged)
+            median = f"{np.median([j['error_mm'] for j in judged]):.2f} mm" if judged else "–"
             cells.append(f"{median}; true {verdicts['true alarm']}, false {verdicts['false alarm']}, "
                          f"missed {verdicts['silent miss']}")
         out.append(f"| {series} | " + " | ".join(cells) + " |")
